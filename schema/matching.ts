@@ -1,0 +1,153 @@
+/**
+ * Matching rules (RFC 4517 §4.2) reduced to one normaliser per rule: two values
+ * match under a rule exactly when their normal forms are equal. The same
+ * normal forms are what storage/ indexes, so an indexed lookup and the
+ * in-code filter evaluation always agree.
+ *
+ * String preparation follows RFC 4518 in simplified form: Unicode NFKC,
+ * insignificant space handling (trim, collapse runs of spaces) and case
+ * folding for the caseIgnore rules.
+ */
+import type { MatchingRuleName, SyntaxName } from './types';
+
+/** Returns the normal form, or undefined when the value is not valid for the rule. */
+export type Normalizer = (value: string) => string | undefined;
+
+const SPACES = /[\s\u00a0]+/g;
+
+/** RFC 4518 §2.6.1 insignificant space handling, simplified: trim and collapse. */
+function squeeze(v: string): string {
+  return v.normalize('NFKC').replace(SPACES, ' ').trim();
+}
+
+function caseIgnore(v: string): string {
+  return squeeze(v).toLowerCase();
+}
+
+function isIA5(v: string): boolean {
+  // eslint-disable-next-line no-control-regex
+  return /^[\x00-\x7f]*$/.test(v);
+}
+
+function integer(v: string): string | undefined {
+  const t = v.trim();
+  if (!/^-?\d+$/.test(t)) return undefined;
+  const neg = t.startsWith('-');
+  const digits = (neg ? t.slice(1) : t).replace(/^0+(?=\d)/, '');
+  return digits === '0' ? '0' : (neg ? '-' : '') + digits;
+}
+
+/** RFC 4517 §3.3.13 GeneralizedTime, normalised to YYYYMMDDHHMMSS(.fff)Z in UTC. */
+function generalizedTime(v: string): string | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?([.,]\d+)?(Z|[+-]\d{2}(\d{2})?)$/.exec(v.trim());
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi = '00', s = '00', frac = '', tz] = m;
+  let t = Date.UTC(+y, +mo - 1, +d, +h, +mi, +s);
+  if (Number.isNaN(t)) return undefined;
+  if (tz !== 'Z') {
+    const sign = tz[0] === '-' ? -1 : 1;
+    const off = (+tz.slice(1, 3) * 60 + (tz.length > 3 ? +tz.slice(3, 5) : 0)) * 60000;
+    t -= sign * off;
+  }
+  const iso = new Date(t).toISOString(); // 2024-01-02T03:04:05.000Z
+  const base = iso.slice(0, 4) + iso.slice(5, 7) + iso.slice(8, 10) + iso.slice(11, 13) + iso.slice(14, 16) + iso.slice(17, 19);
+  const f = frac.replace(',', '.').replace(/0+$/, '');
+  return base + (f.length > 1 ? f : '') + 'Z';
+}
+
+const NORMALIZERS: Record<MatchingRuleName, Normalizer> = {
+  caseIgnoreMatch: caseIgnore,
+  caseExactMatch: squeeze,
+  caseIgnoreIA5Match: (v) => (isIA5(v) ? v.replace(SPACES, ' ').trim().toLowerCase() : undefined),
+  caseExactIA5Match: (v) => (isIA5(v) ? v.replace(SPACES, ' ').trim() : undefined),
+  // DN values are normalised by the registry, which knows the attribute types
+  // inside the RDNs; this fallback only folds case and spaces.
+  distinguishedNameMatch: caseIgnore,
+  integerMatch: integer,
+  booleanMatch: (v) => {
+    const u = v.trim().toUpperCase();
+    return u === 'TRUE' || u === 'FALSE' ? u : undefined;
+  },
+  octetStringMatch: (v) => v,
+  telephoneNumberMatch: (v) => caseIgnore(v).replace(/[ -]/g, ''),
+  generalizedTimeMatch: generalizedTime,
+  objectIdentifierMatch: (v) => {
+    const t = v.trim().toLowerCase();
+    return /^([0-9]+(\.[0-9]+)+|[a-z][a-z0-9-]*)$/.test(t) ? t : undefined;
+  },
+  numericStringMatch: (v) => (/^[0-9 ]*$/.test(v) ? v.replace(/ /g, '') : undefined),
+  uuidMatch: (v) => {
+    const t = v.trim().toLowerCase();
+    return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(t) ? t : undefined;
+  },
+};
+
+/** The normaliser of a matching rule. */
+export function normalizerFor(rule: MatchingRuleName): Normalizer {
+  return NORMALIZERS[rule];
+}
+
+/** All rules we implement, with their RFC 4517 OIDs, for cn=Subschema. */
+export const MATCHING_RULES: { name: MatchingRuleName; oid: string; syntax: string }[] = [
+  { name: 'objectIdentifierMatch', oid: '2.5.13.0', syntax: '1.3.6.1.4.1.1466.115.121.1.38' },
+  { name: 'distinguishedNameMatch', oid: '2.5.13.1', syntax: '1.3.6.1.4.1.1466.115.121.1.12' },
+  { name: 'caseIgnoreMatch', oid: '2.5.13.2', syntax: '1.3.6.1.4.1.1466.115.121.1.15' },
+  { name: 'caseExactMatch', oid: '2.5.13.5', syntax: '1.3.6.1.4.1.1466.115.121.1.15' },
+  { name: 'numericStringMatch', oid: '2.5.13.8', syntax: '1.3.6.1.4.1.1466.115.121.1.36' },
+  { name: 'booleanMatch', oid: '2.5.13.13', syntax: '1.3.6.1.4.1.1466.115.121.1.7' },
+  { name: 'integerMatch', oid: '2.5.13.14', syntax: '1.3.6.1.4.1.1466.115.121.1.27' },
+  { name: 'octetStringMatch', oid: '2.5.13.17', syntax: '1.3.6.1.4.1.1466.115.121.1.40' },
+  { name: 'telephoneNumberMatch', oid: '2.5.13.20', syntax: '1.3.6.1.4.1.1466.115.121.1.50' },
+  { name: 'generalizedTimeMatch', oid: '2.5.13.27', syntax: '1.3.6.1.4.1.1466.115.121.1.24' },
+  { name: 'uuidMatch', oid: '1.3.6.1.1.16.2', syntax: '1.3.6.1.1.16.1' },
+  { name: 'caseExactIA5Match', oid: '1.3.6.1.4.1.1466.109.114.1', syntax: '1.3.6.1.4.1.1466.115.121.1.26' },
+  { name: 'caseIgnoreIA5Match', oid: '1.3.6.1.4.1.1466.109.114.2', syntax: '1.3.6.1.4.1.1466.115.121.1.26' },
+];
+
+/** RFC 4517 §3.3 syntax OIDs and descriptions for the syntaxes we check. */
+export const SYNTAXES: Record<SyntaxName, { oid: string; desc: string }> = {
+  boolean: { oid: '1.3.6.1.4.1.1466.115.121.1.7', desc: 'Boolean' },
+  dn: { oid: '1.3.6.1.4.1.1466.115.121.1.12', desc: 'DN' },
+  directoryString: { oid: '1.3.6.1.4.1.1466.115.121.1.15', desc: 'Directory String' },
+  generalizedTime: { oid: '1.3.6.1.4.1.1466.115.121.1.24', desc: 'Generalized Time' },
+  ia5String: { oid: '1.3.6.1.4.1.1466.115.121.1.26', desc: 'IA5 String' },
+  integer: { oid: '1.3.6.1.4.1.1466.115.121.1.27', desc: 'INTEGER' },
+  numericString: { oid: '1.3.6.1.4.1.1466.115.121.1.36', desc: 'Numeric String' },
+  oid: { oid: '1.3.6.1.4.1.1466.115.121.1.38', desc: 'OID' },
+  octetString: { oid: '1.3.6.1.4.1.1466.115.121.1.40', desc: 'Octet String' },
+  printableString: { oid: '1.3.6.1.4.1.1466.115.121.1.44', desc: 'Printable String' },
+  telephoneNumber: { oid: '1.3.6.1.4.1.1466.115.121.1.50', desc: 'Telephone Number' },
+  uuid: { oid: '1.3.6.1.1.16.1', desc: 'UUID' },
+};
+
+/**
+ * Syntax check of one value (RFC 4517 §3.3). DN syntax is checked by the
+ * registry with the DN parser; here it only has to be a string.
+ */
+export function checkSyntax(syntax: SyntaxName, v: string): boolean {
+  switch (syntax) {
+    case 'directoryString':
+      return v.length > 0; // RFC 4517 §3.3.6: a Directory String is never empty
+    case 'ia5String':
+      return isIA5(v);
+    case 'printableString':
+      return /^[A-Za-z0-9'()+,\-./:? =]+$/.test(v);
+    case 'integer':
+      return /^-?(0|[1-9]\d*)$/.test(v);
+    case 'boolean':
+      return v === 'TRUE' || v === 'FALSE';
+    case 'telephoneNumber':
+      return /^[\x20-\x7e]+$/.test(v);
+    case 'generalizedTime':
+      return generalizedTime(v) !== undefined;
+    case 'oid':
+      return /^([0-9]+(\.[0-9]+)+|[A-Za-z][A-Za-z0-9-]*)$/.test(v);
+    case 'numericString':
+      return /^[0-9 ]+$/.test(v);
+    case 'uuid':
+      return NORMALIZERS.uuidMatch(v) !== undefined;
+    case 'dn':
+    case 'octetString':
+      return true;
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * Wires the appliance: one store, one directory, and the endpoints that are
+ * views of it. Used by main.ts and by tests that run the appliance in-process.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as crypto from 'node:crypto';
+import type { Config } from './config';
+import type { Logger } from './log';
+import type { Directory } from './directory/directory';
+import { openDirectory } from './directory/open';
+import { startLdapServer, type LdapEndpoint } from './ldap/server';
+import { startHttpServer, type HttpEndpoint } from './admin/http';
+
+/** A running appliance. */
+export interface Appliance {
+  directory: Directory;
+  ports: { ldap: number; http: number };
+  close(): Promise<void>;
+}
+
+/** Path of the SQLite store in the data dir. */
+export function storePath(dataDir: string): string {
+  return path.join(dataDir, 'dcmx.sqlite');
+}
+
+/**
+ * The administrator password: DCMX_ADMIN_PASSWORD when set; otherwise the
+ * one kept (mode 0600) in the data dir, generated and announced on first boot.
+ */
+export function resolveAdminPassword(config: Config, announce: (msg: string) => void): string {
+  if (config.adminPassword) return config.adminPassword;
+  const file = path.join(config.dataDir, 'admin-password');
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const pw = crypto.randomBytes(18).toString('base64url');
+  fs.writeFileSync(file, pw + '\n', { mode: 0o600, flag: 'wx' });
+  announce(`dcmx: generated the administrator password for ${config.adminDN}: ${pw} (kept in ${file})`);
+  return pw;
+}
+
+/** Opens the store and starts every endpoint. */
+export async function startAppliance(config: Config, log: Logger, announce: (msg: string) => void = console.log): Promise<Appliance> {
+  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const directory = openDirectory({
+    file: storePath(config.dataDir),
+    suffix: config.suffix,
+    adminDN: config.adminDN,
+    extraIndexes: config.ldap.extraIndexes,
+    sizeLimit: config.ldap.sizeLimit,
+    timeLimit: config.ldap.timeLimit,
+  });
+  const started: { close(): Promise<void> }[] = [];
+  try {
+    await directory.bootstrap(resolveAdminPassword(config, announce));
+    const ldap: LdapEndpoint = await startLdapServer(directory, {
+      host: config.listen, port: config.ldap.port, maxPdu: config.ldap.maxPdu, maxDepth: config.ldap.maxDepth,
+      idleTimeout: config.ldap.idleTimeout,
+    }, log.child({ ep: 'ldap' }));
+    started.push(ldap);
+    const http: HttpEndpoint = await startHttpServer(directory, { host: config.listen, port: config.http.port }, log.child({ ep: 'http' }));
+    started.push(http);
+    return {
+      directory,
+      ports: { ldap: ldap.port, http: http.port },
+      async close() {
+        for (const s of started.reverse()) await s.close();
+        directory.store.close();
+      },
+    };
+  } catch (e) {
+    for (const s of started.reverse()) await s.close().catch(() => undefined);
+    directory.store.close();
+    throw e;
+  }
+}

@@ -1,0 +1,230 @@
+/**
+ * Configuration: read once from the environment at start, validated, frozen.
+ *
+ * The variables and defaults are the configuration contract of ARCHITECTURE.md;
+ * every one is optional. A bad value throws a ConfigError naming the variable,
+ * and start-up stops with that message.
+ */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as net from 'node:net';
+
+/** A host and port, as given in the `host:port` lists (`[v6]:port` for IPv6). */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export type ProvisioningPolicy = 'off' | 'allowlist' | 'mx';
+
+/** The whole validated configuration. Each endpoint receives its slice. */
+export interface Config {
+  dataDir: string;
+  listen: string;
+  hostname: string;
+  suffix: string;
+  adminDN: string;
+  /** Undefined when the password is to be generated (or read back) from the data dir. */
+  adminPassword: string | undefined;
+  ldap: {
+    port: number;
+    /** Largest LDAP PDU accepted, in bytes (our framing in front of ldapjs). */
+    maxPdu: number;
+    /** Deepest BER nesting accepted (filters nest; RFC 4511 sets no limit). */
+    maxDepth: number;
+    /** Default and ceiling for search size limits (entries). */
+    sizeLimit: number;
+    /** Default and ceiling for search time limits (seconds). */
+    timeLimit: number;
+    /** Seconds an idle connection is kept. */
+    idleTimeout: number;
+    /** Extra attribute names to index besides the built-in set. */
+    extraIndexes: string[];
+  };
+  dns: {
+    port: number;
+    axfrAllow: string[];
+    notify: HostPort[];
+  };
+  smtp: {
+    port: number;
+    relayNetworks: string[];
+  };
+  http: {
+    port: number;
+  };
+  provisioning: ProvisioningPolicy;
+  provisionAllow: string[];
+  upstreamDns: HostPort[];
+  selfAddresses: string[];
+}
+
+/** Thrown for a bad configuration value; the message names the variable. */
+export class ConfigError extends Error {
+  constructor(readonly variable: string, problem: string) {
+    super(`${variable}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string, fallback: string): string {
+  const v = env[name];
+  if (v === undefined || v === '') return fallback;
+  return v;
+}
+
+function port(env: Env, name: string, fallback: number): number {
+  const v = env[name];
+  if (v === undefined || v === '') return fallback;
+  if (!/^\d+$/.test(v) || Number(v) > 65535) {
+    throw new ConfigError(name, `'${v}' is not a port number (0-65535)`);
+  }
+  return Number(v);
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const v = env[name];
+  if (v === undefined || v === '') return fallback;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+    throw new ConfigError(name, `'${v}' is not an integer between ${min} and ${max}`);
+  }
+  return Number(v);
+}
+
+function list(env: Env, name: string): string[] {
+  const v = env[name];
+  if (!v) return [];
+  return v.split(/[\s,]+/).filter(Boolean);
+}
+
+/** Parses `host:port`, `[v6]:port`, or a bare host with a default port. */
+export function parseHostPort(s: string, defaultPort: number): HostPort | undefined {
+  let host: string;
+  let p: string | undefined;
+  const m6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
+  if (m6) {
+    host = m6[1];
+    p = m6[2];
+  } else if (net.isIPv6(s)) {
+    host = s;
+  } else {
+    const i = s.lastIndexOf(':');
+    if (i >= 0) {
+      host = s.slice(0, i);
+      p = s.slice(i + 1);
+    } else {
+      host = s;
+    }
+  }
+  if (!host) return undefined;
+  if (p !== undefined && (!/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 65535)) return undefined;
+  return { host, port: p === undefined ? defaultPort : Number(p) };
+}
+
+function hostPorts(env: Env, name: string, defaultPort: number): HostPort[] {
+  return list(env, name).map((s) => {
+    const hp = parseHostPort(s, defaultPort);
+    if (!hp) throw new ConfigError(name, `'${s}' is not host:port`);
+    return hp;
+  });
+}
+
+/** True when `s` is an address or an address/prefix CIDR (v4 or v6). */
+export function isCidr(s: string): boolean {
+  const [addr, bits, ...rest] = s.split('/');
+  if (rest.length) return false;
+  const fam = net.isIP(addr);
+  if (!fam) return false;
+  if (bits === undefined) return true;
+  if (!/^\d+$/.test(bits)) return false;
+  return Number(bits) <= (fam === 4 ? 32 : 128);
+}
+
+function cidrs(env: Env, name: string): string[] {
+  const l = list(env, name);
+  for (const c of l) if (!isCidr(c)) throw new ConfigError(name, `'${c}' is not an address or CIDR`);
+  return l;
+}
+
+const DN_SHAPE = /^[A-Za-z][\w.-]*=[^,]+(,[A-Za-z][\w.-]*=[^,]+)*$/;
+const HOST_SHAPE = /^(?=.{1,253}\.?$)([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/** Reads and validates the configuration from `env` (default: process.env). */
+export function loadConfig(env: Env = process.env): Readonly<Config> {
+  const dataDir = path.resolve(str(env, 'DCMX_DATA_DIR', './data'));
+  const listen = str(env, 'DCMX_LISTEN', '0.0.0.0');
+  if (!net.isIP(listen)) throw new ConfigError('DCMX_LISTEN', `'${listen}' is not an IP address`);
+
+  const hostname = str(env, 'DCMX_HOSTNAME', os.hostname()).replace(/\.$/, '').toLowerCase();
+  if (!HOST_SHAPE.test(hostname)) throw new ConfigError('DCMX_HOSTNAME', `'${hostname}' is not a host name`);
+
+  const suffix = str(env, 'DCMX_SUFFIX', 'o=internet');
+  if (!DN_SHAPE.test(suffix)) throw new ConfigError('DCMX_SUFFIX', `'${suffix}' is not a DN`);
+  const adminDN = str(env, 'DCMX_ADMIN_DN', `cn=admin,${suffix}`);
+  if (!DN_SHAPE.test(adminDN)) throw new ConfigError('DCMX_ADMIN_DN', `'${adminDN}' is not a DN`);
+
+  const adminPassword = env.DCMX_ADMIN_PASSWORD || undefined;
+  if (adminPassword !== undefined && adminPassword.length < 8) {
+    throw new ConfigError('DCMX_ADMIN_PASSWORD', 'must be at least 8 characters');
+  }
+
+  const provisioning = str(env, 'DCMX_PROVISIONING', 'mx');
+  if (provisioning !== 'off' && provisioning !== 'allowlist' && provisioning !== 'mx') {
+    throw new ConfigError('DCMX_PROVISIONING', `'${provisioning}' is not one of off, allowlist, mx`);
+  }
+  const provisionAllow = list(env, 'DCMX_PROVISION_ALLOW').map((s) => s.replace(/^\.|\.$/g, '').toLowerCase());
+  for (const s of provisionAllow) {
+    if (!HOST_SHAPE.test(s)) throw new ConfigError('DCMX_PROVISION_ALLOW', `'${s}' is not a domain name`);
+  }
+  const selfAddresses = list(env, 'DCMX_SELF_ADDRESSES');
+  for (const a of selfAddresses) {
+    if (!net.isIP(a)) throw new ConfigError('DCMX_SELF_ADDRESSES', `'${a}' is not an IP address`);
+  }
+  const extraIndexes = list(env, 'DCMX_LDAP_INDEXES');
+  for (const a of extraIndexes) {
+    if (!/^[A-Za-z][A-Za-z0-9-]*$/.test(a)) throw new ConfigError('DCMX_LDAP_INDEXES', `'${a}' is not an attribute name`);
+  }
+
+  const config: Config = {
+    dataDir,
+    listen,
+    hostname,
+    suffix,
+    adminDN,
+    adminPassword,
+    ldap: {
+      port: port(env, 'DCMX_LDAP_PORT', 1389),
+      maxPdu: int(env, 'DCMX_LDAP_MAX_PDU', 1024 * 1024, 1024, 256 * 1024 * 1024),
+      maxDepth: int(env, 'DCMX_LDAP_MAX_DEPTH', 64, 8, 1000),
+      sizeLimit: int(env, 'DCMX_LDAP_SIZE_LIMIT', 10000, 1, 100_000_000),
+      timeLimit: int(env, 'DCMX_LDAP_TIME_LIMIT', 60, 1, 86400),
+      idleTimeout: int(env, 'DCMX_LDAP_IDLE_TIMEOUT', 900, 1, 86400),
+      extraIndexes,
+    },
+    dns: {
+      port: port(env, 'DCMX_DNS_PORT', 1053),
+      axfrAllow: cidrs(env, 'DCMX_AXFR_ALLOW'),
+      notify: hostPorts(env, 'DCMX_NOTIFY', 53),
+    },
+    smtp: {
+      port: port(env, 'DCMX_SMTP_PORT', 2525),
+      relayNetworks: cidrs(env, 'DCMX_RELAY_NETWORKS'),
+    },
+    http: { port: port(env, 'DCMX_HTTP_PORT', 8080) },
+    provisioning,
+    provisionAllow,
+    upstreamDns: hostPorts(env, 'DCMX_UPSTREAM_DNS', 53),
+    selfAddresses,
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(o: T): Readonly<T> {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

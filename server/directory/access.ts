@@ -1,0 +1,84 @@
+/**
+ * Access control, one policy for every door:
+ * - the administrator may do everything;
+ * - anonymous may read the root DSE, the schema, the suffix entry and the
+ *   DC tree's domain entries, never `userPassword`;
+ * - an authenticated user may read the directory (not others' passwords, not
+ *   the change log) and change its own password;
+ * - anything else is insufficientAccessRights (50).
+ */
+import type { AttributeType, Schema } from '../../schema/registry';
+import type { DirEntry } from './entry';
+
+/** Who is asking. `ndn` is the normalised bind DN ('' for anonymous). */
+export interface Identity {
+  readonly dn: string;
+  readonly ndn: string;
+  readonly anonymous: boolean;
+  readonly admin: boolean;
+}
+
+/** The anonymous identity. */
+export const ANONYMOUS: Identity = Object.freeze({ dn: '', ndn: '', anonymous: true, admin: false });
+
+/** Decides reads and writes. Built once per directory. */
+export class AccessPolicy {
+  private readonly userPassword: AttributeType;
+  private readonly hiddenPassword: ReadonlySet<AttributeType>;
+  private readonly domainClasses = new Set(['domain', 'dcobject']);
+
+  constructor(
+    private readonly schema: Schema,
+    private readonly suffixNdn: string,
+    private readonly changelogNdn: string,
+  ) {
+    this.userPassword = schema.attr('userPassword')!;
+    this.hiddenPassword = new Set([this.userPassword]);
+  }
+
+  /** May `who` see this entry at all? */
+  canRead(who: Identity, e: DirEntry): boolean {
+    if (who.admin) return true;
+    if (e.id < 0) {
+      // virtual entries: root DSE and subschema for all; the change log for the admin only
+      return !(e.ndn === this.changelogNdn || e.ndn.endsWith(',' + this.changelogNdn));
+    }
+    if (!who.anonymous) return true;
+    if (e.ndn === this.suffixNdn) return true;
+    const classes = e.attrs.objectClass ?? [];
+    return classes.some((c) => {
+      const oc = this.schema.objectClass(c);
+      if (!oc) return false;
+      for (const a of oc.ancestors) if (this.domainClasses.has(a.lname)) return true;
+      return false;
+    });
+  }
+
+  /** Attributes of a readable entry that `who` may not see (nor test in filters). */
+  hiddenAttributes(who: Identity, e: DirEntry): ReadonlySet<AttributeType> | undefined {
+    if (who.admin) return undefined;
+    if (!who.anonymous && who.ndn === e.ndn) return undefined;
+    return this.hiddenPassword;
+  }
+
+  /** May `who` add, delete or rename entries? */
+  canWriteTree(who: Identity): boolean {
+    return who.admin;
+  }
+
+  /**
+   * May `who` apply a modify with these attribute types to entry `ndn`? Users
+   * may change only their own userPassword.
+   */
+  canModify(who: Identity, ndn: string, types: AttributeType[]): boolean {
+    if (who.admin) return true;
+    if (who.anonymous || who.ndn !== ndn) return false;
+    return types.every((t) => t === this.userPassword);
+  }
+
+  /** May `who` compare this attribute? Passwords are compared by the admin only. */
+  canCompare(who: Identity, e: DirEntry, at: AttributeType): boolean {
+    if (!this.canRead(who, e)) return false;
+    return !this.hiddenAttributes(who, e)?.has(at);
+  }
+}

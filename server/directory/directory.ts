@@ -1,0 +1,815 @@
+/**
+ * The directory: reads with access control, and the ONE write path.
+ *
+ * Every write (LDAP add/modify/delete/modifyDN, provisioning, CLI, LDIF
+ * import) runs `write`, which in one SQLite transaction validates against the
+ * schema, stores the entry and its index rows, appends the change log row and
+ * runs the write hooks (zone serials); after the commit it notifies the
+ * listeners with the change numbers. A read issued after a write's promise
+ * resolves sees the write.
+ */
+import { randomUUID } from 'node:crypto';
+import type { AttributeType, Schema, TypedAttrs } from '../../schema/registry';
+import { SchemaError } from '../../schema/registry';
+import { DnSyntaxError, formatDn, formatRdn, parseDn, type Dn, type Rdn } from '../../schema/dn';
+import { RPATH_SEP, type ChangeRecord, type Scope, type StoredEntry, type Store } from '../../storage/store';
+import { formatLdifAttributes, formatLdifModifications } from '../admin/ldif';
+import { AccessPolicy, ANONYMOUS, type Identity } from './access';
+import {
+  indexRows, matchTarget, normalizedValues, parseSelection, selected, storedFromTyped, typedAttrs, typedFromStored,
+  type AttrInput, type AttrSelection, type DirEntry, type ResultAttr,
+} from './entry';
+import {
+  AlreadyExistsError, DirectoryError, InsufficientAccessError, InvalidCredentialsError, NoSuchObjectError,
+  NotAllowedOnNonLeafError, SizeLimitError, TimeLimitError, UnwillingError,
+} from './errors';
+import { compileFilter, FilterError, matches, type Filter, type FilterInput } from './filter';
+import { hashPassword, hashPasswordSync, isHashed, verifyPassword } from './password';
+import {
+  CHANGELOG_DN, changeEntry, changelogContainer, rootDse, SUBSCHEMA_DN, subschemaEntry, type RootDseFeatures,
+} from './virtual';
+
+/** Attributes indexed by default (lower-case canonical names). */
+export const DEFAULT_INDEXES = [
+  'objectclass', 'dc', 'mail', 'mailalternateaddress', 'uid', 'cn', 'associateddomain', 'member', 'uniquemember',
+];
+
+export interface DirectoryOptions {
+  suffix: string;
+  adminDN: string;
+  /** Server-side ceilings applied to everyone but the administrator (0 = none). */
+  sizeLimit?: number;
+  timeLimit?: number;
+}
+
+/** One modification of a modify request (RFC 4511 §4.6, RFC 4525 increment). */
+export interface Modification {
+  op: 'add' | 'delete' | 'replace' | 'increment';
+  type: string;
+  values: string[];
+}
+
+/** A committed change, as write hooks and listeners see it. */
+export interface AppliedChange {
+  changeNumber: number;
+  type: ChangeRecord['changeType'];
+  /** The entry before the change (absent for add). */
+  before?: DirEntry;
+  /** The entry after the change (absent for delete). */
+  after?: DirEntry;
+  /** For modrdn of a non-leaf: descendants that moved with it, before and after. */
+  moved?: { before: DirEntry; after: DirEntry }[];
+}
+
+/** Called inside the write transaction; may write more (e.g. bump zone serials). */
+export type WriteHook = (change: AppliedChange) => void;
+/** Called after commit, once per transaction, with its changes in order. */
+export type ChangeListener = (changes: AppliedChange[]) => void;
+
+/** A search (RFC 4511 §4.5.1) in directory terms. */
+export interface SearchRequest {
+  base: string;
+  scope: Scope;
+  filter: FilterInput;
+  attributes: readonly string[];
+  typesOnly: boolean;
+  /** Client limits; 0 = no limit requested. */
+  sizeLimit: number;
+  timeLimit: number;
+  /** Simple paged results (RFC 2696): at most `size` entries after `cursor`. */
+  page?: { size: number; cursor?: number };
+}
+
+/** An entry as a search returns it. */
+export interface SearchEntry {
+  dn: string;
+  attrs: ResultAttr[];
+}
+
+/** How a search ended (limits are thrown as errors after the entries were delivered). */
+export interface SearchOutcome {
+  count: number;
+  /** Set when paging and more entries remain: the cursor for the next page. */
+  nextCursor?: number;
+}
+
+/** Options of the internal write operations. */
+export interface WriteOptions {
+  /** Allow NO-USER-MODIFICATION attributes (import, server-internal writes). */
+  relax?: boolean;
+}
+
+/** Current time as GeneralizedTime (RFC 4517 §3.3.13), seconds precision. */
+export function generalizedTimeNow(d = new Date()): string {
+  return d.toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z');
+}
+
+export class Directory {
+  readonly access: AccessPolicy;
+  readonly suffix: string;
+  readonly suffixNdn: string;
+  readonly adminNdn: string;
+  /** The administrator's DN in RFC 4514 form. */
+  readonly adminDN: string;
+  readonly subschemaNdn: string;
+  readonly changelogNdn: string;
+  private readonly suffixDn: Dn;
+  private readonly hooks: WriteHook[] = [];
+  private readonly listeners: ChangeListener[] = [];
+  private pending: AppliedChange[] = [];
+  private features: RootDseFeatures = { supportedControl: [], supportedExtension: [], supportedFeatures: [] };
+  private readonly sizeLimit: number;
+  private readonly timeLimit: number;
+  private readonly userPassword: AttributeType;
+
+  constructor(readonly store: Store, readonly schema: Schema, opts: DirectoryOptions) {
+    this.suffixDn = parseDn(opts.suffix);
+    this.suffix = formatDn(this.suffixDn);
+    this.suffixNdn = schema.normalizeDn(this.suffixDn);
+    this.adminDN = formatDn(parseDn(opts.adminDN));
+    this.adminNdn = schema.normalizeDn(opts.adminDN);
+    this.subschemaNdn = schema.normalizeDn(SUBSCHEMA_DN);
+    this.changelogNdn = schema.normalizeDn(CHANGELOG_DN);
+    this.access = new AccessPolicy(schema, this.suffixNdn, this.changelogNdn);
+    this.sizeLimit = opts.sizeLimit ?? 0;
+    this.timeLimit = opts.timeLimit ?? 0;
+    this.userPassword = schema.attr('userPassword')!;
+  }
+
+  // ---------------------------------------------------------------- set-up
+
+  /** Announces a front end's controls/extensions/features in the root DSE. */
+  announce(f: Partial<RootDseFeatures>): void {
+    const merge = (a: string[], b: string[] | undefined) => [...new Set([...a, ...(b ?? [])])];
+    this.features = {
+      supportedControl: merge(this.features.supportedControl, f.supportedControl),
+      supportedExtension: merge(this.features.supportedExtension, f.supportedExtension),
+      supportedFeatures: merge(this.features.supportedFeatures, f.supportedFeatures),
+      supportedSASLMechanisms: merge(this.features.supportedSASLMechanisms ?? [], f.supportedSASLMechanisms),
+    };
+  }
+
+  /** Registers a hook run inside every write transaction. */
+  addWriteHook(h: WriteHook): void {
+    this.hooks.push(h);
+  }
+
+  /** Registers a listener called after each committed transaction. Returns an unsubscribe function. */
+  onChange(l: ChangeListener): () => void {
+    this.listeners.push(l);
+    return () => {
+      const i = this.listeners.indexOf(l);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+
+  /**
+   * First boot: creates the suffix entry and the administrator entry when
+   * missing, and (re)sets the administrator's password when `adminPassword`
+   * does not verify against the stored one.
+   */
+  async bootstrap(adminPassword: string): Promise<void> {
+    const admin = this.store.getByNdn(this.adminNdn);
+    let current = false;
+    for (const h of admin?.attrs.userPassword ?? []) if (await verifyPassword(adminPassword, h)) current = true;
+    const hash = current ? undefined : await hashPassword(adminPassword);
+    this.write(() => {
+      if (!this.store.getByNdn(this.suffixNdn)) this.addTyped(ANONYMOUS, this.suffix, this.suffixEntryAttrs(), { relax: true });
+      const adminDn = parseDn(this.adminDN);
+      if (!this.store.getByNdn(this.adminNdn)) {
+        const rdn = adminDn[0];
+        if (rdn.length !== 1 || this.schema.attr(rdn[0].type)?.lname !== 'cn') {
+          throw new DirectoryError('namingViolation', 'the administrator DN must be named by cn');
+        }
+        const attrs = typedAttrs(this.schema, [
+          { type: 'objectClass', values: ['top', 'organizationalRole', 'simpleSecurityObject'] },
+          { type: 'cn', values: [rdn[0].value] },
+          { type: 'description', values: ['dcmx directory administrator'] },
+          { type: 'userPassword', values: [hash!] },
+        ]);
+        this.addTyped(ANONYMOUS, formatDn(adminDn), attrs, { relax: true });
+      } else if (hash) {
+        this.modifyTyped(this.systemIdentity(), this.adminDN, [{ op: 'replace', type: 'userPassword', values: [hash] }], {
+          relax: true,
+        });
+      }
+    });
+  }
+
+  /** The identity of server-internal writes (CLI, provisioning): the administrator. */
+  systemIdentity(): Identity {
+    return { dn: this.adminDN, ndn: this.adminNdn, anonymous: false, admin: true };
+  }
+
+  private suffixEntryAttrs(): TypedAttrs {
+    const rdn = this.suffixDn[0];
+    if (rdn.length !== 1) throw new DirectoryError('namingViolation', 'multi-valued suffix RDN');
+    const at = this.schema.attr(rdn[0].type);
+    const v = rdn[0].value;
+    switch (at?.lname) {
+      case 'o':
+        return typedAttrs(this.schema, [{ type: 'objectClass', values: ['top', 'organization'] }, { type: 'o', values: [v] }]);
+      case 'dc':
+        return typedAttrs(this.schema, [{ type: 'objectClass', values: ['top', 'domain'] }, { type: 'dc', values: [v] }]);
+      case 'ou':
+        return typedAttrs(this.schema, [{ type: 'objectClass', values: ['top', 'organizationalUnit'] }, { type: 'ou', values: [v] }]);
+      case 'c':
+        return typedAttrs(this.schema, [{ type: 'objectClass', values: ['top', 'country'] }, { type: 'c', values: [v] }]);
+      default:
+        throw new DirectoryError('namingViolation', `suffix naming attribute ${rdn[0].type} is not one of o, dc, ou, c`);
+    }
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** Normalises a DN string; throws invalidDNSyntax (34). */
+  normalize(dn: string): string {
+    try {
+      return this.schema.normalizeDn(dn);
+    } catch (e) {
+      if (e instanceof DnSyntaxError) throw new DirectoryError('invalidDNSyntax', e.message);
+      throw e;
+    }
+  }
+
+  private parse(dn: string): Dn {
+    try {
+      return parseDn(dn);
+    } catch (e) {
+      if (e instanceof DnSyntaxError) throw new DirectoryError('invalidDNSyntax', e.message);
+      throw e;
+    }
+  }
+
+  /** Simple bind (RFC 4513 §5.1). Unknown DN and wrong password both give invalidCredentials (49). */
+  async bind(dn: string, password: string): Promise<Identity> {
+    if (dn === '' && password === '') return ANONYMOUS;
+    // RFC 4513 §5.1.2: an unauthenticated bind (name, no password) is refused.
+    if (password === '') throw new UnwillingError('unauthenticated bind (DN with no password) disallowed');
+    let ndn: string;
+    try {
+      ndn = this.schema.normalizeDn(dn);
+    } catch {
+      throw new InvalidCredentialsError();
+    }
+    const e = this.store.getByNdn(ndn);
+    let ok = false;
+    for (const h of e?.attrs.userPassword ?? []) {
+      if (await verifyPassword(password, h)) {
+        ok = true;
+        break;
+      }
+    }
+    if (!e || !ok) throw new InvalidCredentialsError();
+    return { dn: e.dn, ndn, anonymous: false, admin: ndn === this.adminNdn };
+  }
+
+  /** The entry at `dn` if `who` may read it. */
+  get(who: Identity, dn: string): DirEntry | undefined {
+    const ndn = this.normalize(dn);
+    const e = this.virtual(ndn) ?? this.store.getByNdn(ndn);
+    if (!e || !this.access.canRead(who, e)) return undefined;
+    return e;
+  }
+
+  /** Looks a stored entry up by normalised DN, without access control (for domain logic). */
+  getByNdn(ndn: string): StoredEntry | undefined {
+    return this.store.getByNdn(ndn);
+  }
+
+  private virtual(ndn: string): DirEntry | undefined {
+    if (ndn === '') return rootDse(this.suffix, this.features, this.store.changeRange());
+    if (ndn === this.subschemaNdn) return subschemaEntry(this.schema, ndn);
+    if (ndn === this.changelogNdn) return changelogContainer(ndn);
+    const m = /^changenumber=(\d+),(.*)$/.exec(ndn);
+    if (m && m[2] === this.changelogNdn) {
+      const n = Number(m[1]);
+      for (const c of this.store.changes(n, n)) return changeEntry(c, this.changelogNdn);
+    }
+    return undefined;
+  }
+
+  /** The DN of the deepest existing ancestor of `dn` (RFC 4511 §4.1.9 matchedDN). */
+  matchedDN(dn: Dn): string {
+    for (let k = 1; k < dn.length; k++) {
+      const e = this.store.getByNdn(this.schema.normalizeDn(dn.slice(k)));
+      if (e) return e.dn;
+    }
+    return '';
+  }
+
+  /**
+   * Runs a search, calling `onEntry` for each result in order. Throws
+   * SizeLimitError / TimeLimitError after delivering the entries within the
+   * limit, and noSuchObject when the base does not exist or is not visible.
+   */
+  search(who: Identity, req: SearchRequest, onEntry: (e: SearchEntry) => void): SearchOutcome {
+    const started = Date.now();
+    const baseDn = this.parse(req.base);
+    const baseNdn = this.normalize(req.base);
+    let filter: Filter;
+    try {
+      filter = compileFilter(this.schema, req.filter);
+    } catch (e) {
+      if (e instanceof FilterError) throw new DirectoryError('inappropriateMatching', e.message);
+      throw e;
+    }
+    const sel = parseSelection(this.schema, req.attributes);
+    const noAttrs = req.attributes.length > 0 && req.attributes.every((a) => a === '1.1');
+    const limit = this.effectiveLimit(who, req.sizeLimit, this.sizeLimit);
+    const timeLimitMs = this.effectiveLimit(who, req.timeLimit, this.timeLimit) * 1000;
+    let count = 0;
+    const pageSize = req.page?.size ?? 0;
+
+    const consider = (e: DirEntry): boolean => {
+      if (!this.access.canRead(who, e)) return false;
+      const hidden = this.access.hiddenAttributes(who, e);
+      if (!matches(filter, matchTarget(this.schema, e, hidden))) return false;
+      return true;
+    };
+    const deliver = (e: DirEntry) => {
+      if (limit && count >= limit) throw new SizeLimitError();
+      count++;
+      onEntry({ dn: e.dn, attrs: noAttrs ? [] : this.select(who, e, sel, req.typesOnly) });
+    };
+    const checkTime = () => {
+      if (timeLimitMs && Date.now() - started > timeLimitMs) throw new TimeLimitError();
+    };
+
+    // Virtual bases.
+    if (baseNdn === '' && req.scope === 'base') {
+      const dse = this.virtual('')!;
+      if (consider(dse)) deliver(dse);
+      return { count };
+    }
+    if (baseNdn === this.subschemaNdn) {
+      const ss = this.virtual(baseNdn)!;
+      if (req.scope === 'base' && consider(ss)) deliver(ss);
+      return { count };
+    }
+    if (baseNdn === this.changelogNdn || baseNdn.endsWith(',' + this.changelogNdn)) {
+      return this.searchChangelog(who, baseNdn, req.scope, consider, deliver, checkTime, baseDn);
+    }
+
+    let base: StoredEntry | undefined;
+    let scope = req.scope;
+    if (baseNdn === '') {
+      // One level under the root DSE is the naming context; a subtree is all of it.
+      base = this.store.getByNdn(this.suffixNdn);
+      if (!base) return { count };
+      if (scope === 'one') scope = 'base';
+    } else {
+      base = this.store.getByNdn(baseNdn);
+    }
+    if (!base || !this.access.canRead(who, base)) {
+      throw new NoSuchObjectError(req.base, base ? '' : this.visibleMatchedDN(who, baseDn));
+    }
+    const afterId = req.page?.cursor;
+    let rows = 0;
+    let lastId = 0;
+    for (const e of this.store.candidates({ base, scope, filter, afterId })) {
+      if ((++rows & 63) === 0) checkTime();
+      if (!consider(e)) continue;
+      if (pageSize && count >= pageSize) return { count, nextCursor: lastId };
+      deliver(e);
+      lastId = e.id;
+    }
+    checkTime();
+    return { count };
+  }
+
+  private visibleMatchedDN(who: Identity, dn: Dn): string {
+    const m = this.matchedDN(dn);
+    if (!m) return '';
+    const e = this.store.getByNdn(this.schema.normalizeDn(m));
+    return e && this.access.canRead(who, e) ? m : '';
+  }
+
+  private effectiveLimit(who: Identity, requested: number, server: number): number {
+    if (who.admin || !server) return requested;
+    return requested ? Math.min(requested, server) : server;
+  }
+
+  private searchChangelog(
+    who: Identity, baseNdn: string, scope: Scope, consider: (e: DirEntry) => boolean, deliver: (e: DirEntry) => void,
+    checkTime: () => void, baseDn: Dn,
+  ): SearchOutcome {
+    let count = 0;
+    const counting = (e: DirEntry) => {
+      deliver(e);
+      count++;
+    };
+    const container = changelogContainer(this.changelogNdn);
+    if (baseNdn !== this.changelogNdn) {
+      const one = this.virtual(baseNdn);
+      if (!one || !this.access.canRead(who, one)) throw new NoSuchObjectError(formatDn(baseDn), '');
+      if (scope === 'base' && consider(one)) counting(one);
+      return { count };
+    }
+    if (!this.access.canRead(who, container)) throw new NoSuchObjectError(formatDn(baseDn), '');
+    if (scope !== 'one' && consider(container)) counting(container);
+    if (scope === 'base') return { count };
+    let rows = 0;
+    for (const c of this.store.changes(0)) {
+      if ((++rows & 63) === 0) checkTime();
+      const e = changeEntry(c, this.changelogNdn);
+      if (consider(e)) counting(e);
+    }
+    return { count };
+  }
+
+  /** Selects and computes the attributes of one result entry. */
+  private select(who: Identity, e: DirEntry, sel: AttrSelection, typesOnly: boolean): ResultAttr[] {
+    const hidden = this.access.hiddenAttributes(who, e);
+    const out: ResultAttr[] = [];
+    for (const name of Object.keys(e.attrs)) {
+      const at = this.schema.attr(name);
+      if (!at || hidden?.has(at) || !selected(sel, at)) continue;
+      out.push([at.name, typesOnly ? [] : e.attrs[name]]);
+    }
+    if (e.id > 0) {
+      const op = (name: string, value: () => string) => {
+        const at = this.schema.attr(name);
+        if (at && selected(sel, at)) out.push([at.name, typesOnly ? [] : [value()]]);
+      };
+      op('hasSubordinates', () => (this.store.hasChildren(e.id) ? 'TRUE' : 'FALSE'));
+      op('entryDN', () => e.dn);
+      op('subschemaSubentry', () => SUBSCHEMA_DN);
+      op('structuralObjectClass', () => this.structuralClass(e.attrs.objectClass ?? []));
+    }
+    return out;
+  }
+
+  private structuralClass(values: string[]): string {
+    let best: { name: string; depth: number } | undefined;
+    for (const v of values) {
+      const oc = this.schema.objectClass(v);
+      if (oc?.kind === 'structural' && (!best || oc.ancestors.size > best.depth)) best = { name: oc.name, depth: oc.ancestors.size };
+    }
+    return best?.name ?? 'top';
+  }
+
+  /** Compare (RFC 4511 §4.10). Returns the match; throws noSuchObject / noSuchAttribute / insufficientAccess. */
+  compare(who: Identity, dn: string, type: string, value: string): boolean {
+    const parsed = this.parse(dn);
+    const ndn = this.normalize(dn);
+    const e = this.virtual(ndn) ?? this.store.getByNdn(ndn);
+    if (!e || !this.access.canRead(who, e)) throw new NoSuchObjectError(dn, this.visibleMatchedDN(who, parsed));
+    const at = this.schema.attr(type);
+    if (!at) throw new DirectoryError('undefinedAttributeType', `${type}: attribute type undefined`);
+    if (!this.access.canCompare(who, e, at)) throw new InsufficientAccessError();
+    if (!at.equality) throw new DirectoryError('inappropriateMatching', `${at.name} has no equality matching rule`);
+    const target = matchTarget(this.schema, e);
+    const have = [at, ...at.subtypes].some((t) => target.values(t) !== undefined);
+    if (!have) throw new DirectoryError('noSuchAttribute', `${at.name}: no such attribute`);
+    const f = compileFilter(this.schema, { type: 'equal', attr: type, value });
+    return matches(f, target);
+  }
+
+  // ---------------------------------------------------------------- the write path
+
+  /**
+   * Runs `fn` in one transaction of the write path and notifies listeners
+   * after the outermost commit. Nested calls join the outer transaction.
+   */
+  write<T>(fn: () => T): T {
+    const outer = !this.store.db.inTransaction;
+    const mark = this.pending.length;
+    let result: T;
+    try {
+      result = this.store.transaction(fn);
+    } catch (e) {
+      this.pending.length = mark;
+      throw translate(e);
+    }
+    if (outer) {
+      const done = this.pending;
+      this.pending = [];
+      if (done.length) for (const l of this.listeners) l(done);
+    }
+    return result;
+  }
+
+  private record(c: AppliedChange): void {
+    for (const h of this.hooks) h(c);
+    this.pending.push(c);
+  }
+
+  /** Hashes clear-text userPassword values (RFC 3062 practice); hashed values pass through. */
+  private async hashValues(attrs: AttrInput[]): Promise<AttrInput[]> {
+    const out: AttrInput[] = [];
+    for (const a of attrs) {
+      if (this.schema.attr(a.type) === this.userPassword) {
+        out.push({ type: a.type, values: await Promise.all(a.values.map((v) => (isHashed(v) ? v : hashPassword(v)))) });
+      } else out.push(a);
+    }
+    return out;
+  }
+
+  /** LDAP-style add (RFC 4511 §4.7). Resolves with the change number. */
+  async add(who: Identity, dn: string, attrs: AttrInput[], opts: WriteOptions = {}): Promise<number> {
+    if (!this.access.canWriteTree(who)) throw new InsufficientAccessError();
+    const hashed = await this.hashValues(attrs);
+    return this.write(() => this.addTyped(who, dn, typedAttrs(this.schema, hashed), opts));
+  }
+
+  /** Synchronous add for server-internal writes; clear-text passwords are hashed synchronously. */
+  addSync(who: Identity, dn: string, attrs: AttrInput[], opts: WriteOptions = {}): number {
+    if (!this.access.canWriteTree(who)) throw new InsufficientAccessError();
+    const hashed = attrs.map((a) =>
+      this.schema.attr(a.type) === this.userPassword ? { type: a.type, values: a.values.map((v) => (isHashed(v) ? v : hashPasswordSync(v))) } : a);
+    return this.write(() => this.addTyped(who, dn, typedAttrs(this.schema, hashed), opts));
+  }
+
+  private addTyped(who: Identity, dn: string, attrs: TypedAttrs, opts: WriteOptions): number {
+    const parsed = this.parse(dn);
+    if (parsed.length === 0) throw new UnwillingError('cannot add the root DSE');
+    const ndn = this.normalize(dn);
+    if (ndn === this.subschemaNdn || ndn === this.changelogNdn || ndn.endsWith(',' + this.changelogNdn)) {
+      throw new UnwillingError(`${dn} is maintained by the server`);
+    }
+    if (this.store.getByNdn(ndn)) throw new AlreadyExistsError(dn);
+    const rdnNorm = this.schema.normalizeRdn(parsed[0]);
+    let parent: StoredEntry | undefined;
+    let rpath: string;
+    if (ndn === this.suffixNdn) {
+      rpath = this.suffixDn.slice().reverse().map((r) => this.schema.normalizeRdn(r) + RPATH_SEP).join('');
+    } else {
+      parent = this.store.getByNdn(this.schema.normalizeDn(parsed.slice(1)));
+      if (!parent) throw new NoSuchObjectError(dn, this.matchedDN(parsed));
+      rpath = parent.rpath + rdnNorm + RPATH_SEP;
+    }
+    this.validate(attrs, parsed[0], opts);
+    const now = generalizedTimeNow();
+    const typed = new Map(attrs);
+    const put = (name: string, v: string) => {
+      const at = this.schema.attr(name)!;
+      if (!typed.has(at)) typed.set(at, [v]);
+    };
+    put('entryUUID', randomUUID());
+    put('createTimestamp', now);
+    put('modifyTimestamp', now);
+    put('creatorsName', who.dn);
+    put('modifiersName', who.dn);
+    const stored = storedFromTyped(typed);
+    const formatted = formatDn(parsed);
+    const id = this.store.insert(
+      { dn: formatted, ndn, rpath, parentId: parent ? parent.id : null, attrs: stored },
+      indexRows(this.schema, stored, this.store.indexedAttributes),
+    );
+    const changeNumber = this.store.appendChange({
+      changeTime: now, targetDN: formatted, targetNdn: ndn, changeType: 'add',
+      changes: formatLdifAttributes(this.userAttrs(stored)), newRDN: null, deleteOldRDN: null, newSuperior: null,
+      newNdn: null, actor: who.dn,
+    });
+    this.record({ changeNumber, type: 'add', after: { id, dn: formatted, ndn, attrs: stored } });
+    return changeNumber;
+  }
+
+  private userAttrs(attrs: Record<string, string[]>): [string, string[]][] {
+    return Object.entries(attrs).filter(([k]) => !this.schema.attr(k)?.operational);
+  }
+
+  private validate(attrs: TypedAttrs, rdn: Rdn, opts: WriteOptions): void {
+    try {
+      this.schema.validate(attrs, rdn, { relax: opts.relax });
+    } catch (e) {
+      throw translate(e);
+    }
+  }
+
+  /** LDAP-style modify (RFC 4511 §4.6). Resolves with the change number. */
+  async modify(who: Identity, dn: string, mods: Modification[], opts: WriteOptions = {}): Promise<number> {
+    const hashed: Modification[] = [];
+    for (const m of mods) {
+      if (this.schema.attr(m.type) === this.userPassword && (m.op === 'add' || m.op === 'replace')) {
+        hashed.push({ ...m, values: (await this.hashValues([{ type: m.type, values: m.values }]))[0].values });
+      } else hashed.push(m);
+    }
+    return this.write(() => this.modifyTyped(who, dn, hashed, opts));
+  }
+
+  /** Synchronous modify for server-internal writes (values must already be hashed). */
+  modifySync(who: Identity, dn: string, mods: Modification[], opts: WriteOptions = {}): number {
+    return this.write(() => this.modifyTyped(who, dn, mods, opts));
+  }
+
+  private modifyTyped(who: Identity, dn: string, mods: Modification[], opts: WriteOptions): number {
+    const parsed = this.parse(dn);
+    const ndn = this.normalize(dn);
+    const cur = this.store.getByNdn(ndn);
+    if (!cur) {
+      if (this.virtual(ndn)) throw new UnwillingError(`${dn} is maintained by the server`);
+      throw new NoSuchObjectError(dn, this.matchedDN(parsed));
+    }
+    const types = mods.map((m) => {
+      const at = this.schema.attr(m.type);
+      if (!at) throw new DirectoryError('undefinedAttributeType', `${m.type}: attribute type undefined`);
+      return at;
+    });
+    if (!this.access.canModify(who, ndn, types)) throw new InsufficientAccessError();
+    const attrs = typedFromStored(this.schema, cur.attrs);
+    const ocBefore = this.structuralClass(cur.attrs.objectClass ?? []);
+    mods.forEach((m, i) => this.applyMod(attrs, types[i], m, opts));
+    // RFC 4511 §4.6: the RDN's values cannot be removed by modify.
+    for (const ava of parsed[0]) {
+      const at = this.schema.attr(ava.type)!;
+      const norm = at.normalize(ava.value);
+      if (!(attrs.get(at) ?? []).some((v) => at.normalize(v) === norm)) {
+        throw new DirectoryError('notAllowedOnRDN', `cannot remove the RDN value of ${at.name}`);
+      }
+    }
+    const ocAfter = this.structuralClass(attrs.get(this.schema.objectClassType) ?? []);
+    if (ocAfter !== ocBefore) throw new DirectoryError('objectClassModsProhibited', 'structural object class modification prohibited');
+    const forValidation = new Map([...attrs].filter(([at]) => !at.noUserModification));
+    this.validate(forValidation, parsed[0], opts);
+    const now = generalizedTimeNow();
+    attrs.set(this.schema.attr('modifyTimestamp')!, [now]);
+    attrs.set(this.schema.attr('modifiersName')!, [who.dn]);
+    const stored = storedFromTyped(attrs);
+    this.store.updateAttrs(cur.id, stored, indexRows(this.schema, stored, this.store.indexedAttributes));
+    const changeNumber = this.store.appendChange({
+      changeTime: now, targetDN: cur.dn, targetNdn: ndn, changeType: 'modify',
+      changes: formatLdifModifications(mods.map((m, i) => ({ op: m.op, attr: types[i].name, values: m.values }))),
+      newRDN: null, deleteOldRDN: null, newSuperior: null, newNdn: null, actor: who.dn,
+    });
+    this.record({
+      changeNumber, type: 'modify', before: cur, after: { id: cur.id, dn: cur.dn, ndn, attrs: stored },
+    });
+    return changeNumber;
+  }
+
+  private applyMod(attrs: TypedAttrs, at: AttributeType, m: Modification, opts: WriteOptions): void {
+    if (at.noUserModification && !opts.relax) {
+      throw new DirectoryError('constraintViolation', `${at.name}: no user modification allowed`);
+    }
+    const have = attrs.get(at) ?? [];
+    const norm = (v: string) => normalizedValues(this.schema, at, [v])[0] ?? v;
+    switch (m.op) {
+      case 'add': {
+        if (m.values.length === 0) throw new DirectoryError('protocolError', `${at.name}: add without values`);
+        const present = new Set(have.map(norm));
+        for (const v of m.values) {
+          const n = at.normalize(v);
+          if (n === undefined) throw new DirectoryError('invalidAttributeSyntax', `${at.name}: value invalid per syntax`);
+          if (present.has(norm(v))) throw new DirectoryError('attributeOrValueExists', `${at.name}: value #0 already exists`);
+          present.add(norm(v));
+        }
+        attrs.set(at, [...have, ...m.values]);
+        break;
+      }
+      case 'delete': {
+        if (!attrs.has(at)) throw new DirectoryError('noSuchAttribute', `${at.name}: no such attribute`);
+        if (m.values.length === 0) {
+          attrs.delete(at);
+          break;
+        }
+        let rest = have;
+        for (const v of m.values) {
+          const n = norm(v);
+          const i = rest.findIndex((x) => norm(x) === n);
+          if (i < 0) throw new DirectoryError('noSuchAttribute', `${at.name}: no such value`);
+          rest = rest.filter((_, j) => j !== i);
+        }
+        if (rest.length) attrs.set(at, rest);
+        else attrs.delete(at);
+        break;
+      }
+      case 'replace':
+        if (m.values.length) attrs.set(at, [...m.values]);
+        else attrs.delete(at);
+        break;
+      case 'increment': {
+        // RFC 4525 §3
+        if (at.equality !== 'integerMatch') throw new DirectoryError('constraintViolation', `${at.name}: not an integer attribute`);
+        if (!have.length) throw new DirectoryError('noSuchAttribute', `${at.name}: no such attribute`);
+        if (m.values.length !== 1 || !/^-?\d+$/.test(m.values[0])) throw new DirectoryError('protocolError', 'increment needs one integer value');
+        const by = BigInt(m.values[0]);
+        attrs.set(at, have.map((v) => String(BigInt(v) + by)));
+        break;
+      }
+    }
+  }
+
+  /** Delete (RFC 4511 §4.8). Resolves with the change number. */
+  delete(who: Identity, dn: string): number {
+    if (!this.access.canWriteTree(who)) throw new InsufficientAccessError();
+    return this.write(() => {
+      const parsed = this.parse(dn);
+      const ndn = this.normalize(dn);
+      const cur = this.store.getByNdn(ndn);
+      if (!cur) {
+        if (this.virtual(ndn)) throw new UnwillingError(`${dn} is maintained by the server`);
+        throw new NoSuchObjectError(dn, this.matchedDN(parsed));
+      }
+      if (this.store.hasChildren(cur.id)) throw new NotAllowedOnNonLeafError(dn);
+      if (ndn === this.adminNdn) throw new UnwillingError('the administrator entry cannot be deleted');
+      this.store.delete(cur.id);
+      const changeNumber = this.store.appendChange({
+        changeTime: generalizedTimeNow(), targetDN: cur.dn, targetNdn: ndn, changeType: 'delete', changes: null,
+        newRDN: null, deleteOldRDN: null, newSuperior: null, newNdn: null, actor: who.dn,
+      });
+      this.record({ changeNumber, type: 'delete', before: cur });
+      return changeNumber;
+    });
+  }
+
+  /** ModifyDN (RFC 4511 §4.9), moving the subtree. Resolves with the change number. */
+  modifyDN(who: Identity, dn: string, newRdnStr: string, deleteOldRdn: boolean, newSuperior?: string): number {
+    if (!this.access.canWriteTree(who)) throw new InsufficientAccessError();
+    return this.write(() => {
+      const parsed = this.parse(dn);
+      const ndn = this.normalize(dn);
+      const cur = this.store.getByNdn(ndn);
+      if (!cur) {
+        if (this.virtual(ndn)) throw new UnwillingError(`${dn} is maintained by the server`);
+        throw new NoSuchObjectError(dn, this.matchedDN(parsed));
+      }
+      if (ndn === this.suffixNdn) throw new UnwillingError('cannot rename the suffix entry');
+      const newRdnDn = this.parse(newRdnStr);
+      if (newRdnDn.length !== 1) throw new DirectoryError('invalidDNSyntax', `new RDN '${newRdnStr}' is not a single RDN`);
+      const newRdn = newRdnDn[0];
+      let parentDn = parsed.slice(1);
+      let parent = cur.parentId === null ? undefined : this.store.getById(cur.parentId);
+      if (newSuperior !== undefined) {
+        parentDn = this.parse(newSuperior);
+        const pn = this.normalize(newSuperior);
+        parent = this.store.getByNdn(pn);
+        if (!parent) throw new NoSuchObjectError(newSuperior, this.matchedDN(parentDn));
+        if (pn === ndn || pn.endsWith(',' + ndn)) throw new UnwillingError('cannot move an entry below itself');
+      }
+      if (!parent) throw new UnwillingError('cannot move outside the naming context');
+      const newDnParsed = [newRdn, ...parseDn(parent.dn)];
+      const newNdn = this.schema.normalizeDn(newDnParsed);
+      if (newNdn !== ndn && this.store.getByNdn(newNdn)) throw new AlreadyExistsError(formatDn(newDnParsed));
+
+      // New attribute values: add the new RDN's values, drop the old ones if asked.
+      const attrs = typedFromStored(this.schema, cur.attrs);
+      const addValue = (ava: { type: string; value: string }) => {
+        const at = this.schema.attr(ava.type);
+        if (!at) throw new DirectoryError('undefinedAttributeType', `${ava.type}: attribute type undefined`);
+        const have = attrs.get(at) ?? [];
+        const n = at.normalize(ava.value);
+        if (!have.some((v) => at.normalize(v) === n)) attrs.set(at, [...have, ava.value]);
+      };
+      for (const ava of newRdn) addValue(ava);
+      if (deleteOldRdn) {
+        const keep = new Set(newRdn.map((a) => `${this.schema.attr(a.type)?.lname}=${this.schema.attr(a.type)?.normalize(a.value)}`));
+        for (const ava of parsed[0]) {
+          const at = this.schema.attr(ava.type)!;
+          const n = at.normalize(ava.value);
+          if (keep.has(`${at.lname}=${n}`)) continue;
+          const rest = (attrs.get(at) ?? []).filter((v) => at.normalize(v) !== n);
+          if (rest.length) attrs.set(at, rest);
+          else attrs.delete(at);
+        }
+      }
+      this.validate(new Map([...attrs].filter(([at]) => !at.noUserModification)), newRdn, {});
+      const now = generalizedTimeNow();
+      attrs.set(this.schema.attr('modifyTimestamp')!, [now]);
+      attrs.set(this.schema.attr('modifiersName')!, [who.dn]);
+      const stored = storedFromTyped(attrs);
+      const newDn = formatDn(newDnParsed);
+      const newRpath = parent.rpath + this.schema.normalizeRdn(newRdn) + RPATH_SEP;
+      const descendants = this.store.descendants(cur.rpath);
+      this.store.rename(cur.id, newDn, newNdn, newRpath, parent.id);
+      this.store.updateAttrs(cur.id, stored, indexRows(this.schema, stored, this.store.indexedAttributes));
+      const moved: { before: DirEntry; after: DirEntry }[] = [];
+      for (const d of descendants) {
+        // Swap the old suffix of each descendant's DN, path and normalised DN for the new one.
+        const dDn = formatDn([...parseDn(d.dn).slice(0, parseDn(d.dn).length - parsed.length), ...newDnParsed]);
+        const dNdn = d.ndn.slice(0, d.ndn.length - ndn.length) + newNdn;
+        const dRpath = newRpath + d.rpath.slice(cur.rpath.length);
+        this.store.rename(d.id, dDn, dNdn, dRpath, d.parentId);
+        moved.push({ before: d, after: { id: d.id, dn: dDn, ndn: dNdn, attrs: d.attrs } });
+      }
+      const changeNumber = this.store.appendChange({
+        changeTime: now, targetDN: cur.dn, targetNdn: ndn, changeType: 'modrdn', changes: null,
+        newRDN: formatRdn(newRdn), deleteOldRDN: deleteOldRdn, newSuperior: newSuperior === undefined ? null : formatDn(parentDn),
+        newNdn, actor: who.dn,
+      });
+      this.record({
+        changeNumber, type: 'modrdn', before: cur, after: { id: cur.id, dn: newDn, ndn: newNdn, attrs: stored },
+        moved: moved.length ? moved : undefined,
+      });
+      return changeNumber;
+    });
+  }
+
+  /** Change log rows from `from` on (for caches and secondaries). */
+  changesSince(from: number): Generator<ChangeRecord> {
+    return this.store.changes(from);
+  }
+
+  /** First and last change numbers. */
+  changeRange(): { first: number; last: number } {
+    return this.store.changeRange();
+  }
+}
+
+/** Maps schema and syntax errors from below to directory errors. */
+function translate(e: unknown): unknown {
+  if (e instanceof SchemaError) return new DirectoryError(e.kind, e.message);
+  if (e instanceof DnSyntaxError) return new DirectoryError('invalidDNSyntax', e.message);
+  return e;
+}

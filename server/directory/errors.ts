@@ -1,0 +1,90 @@
+/**
+ * The directory's typed errors, declared in one place. Each carries the
+ * LDAP result name it corresponds to (RFC 4511 Appendix A); endpoints convert
+ * them to their wire codes in one place each (server/ldap/results.ts, the SMTP
+ * and HTTP edges).
+ */
+
+/** LDAP result names the directory can produce. */
+export type ResultName =
+  | 'operationsError'
+  | 'protocolError'
+  | 'timeLimitExceeded'
+  | 'sizeLimitExceeded'
+  | 'authMethodNotSupported'
+  | 'unavailableCriticalExtension'
+  | 'noSuchAttribute'
+  | 'undefinedAttributeType'
+  | 'inappropriateMatching'
+  | 'constraintViolation'
+  | 'attributeOrValueExists'
+  | 'invalidAttributeSyntax'
+  | 'noSuchObject'
+  | 'invalidDNSyntax'
+  | 'invalidCredentials'
+  | 'insufficientAccessRights'
+  | 'unwillingToPerform'
+  | 'namingViolation'
+  | 'objectClassViolation'
+  | 'notAllowedOnNonLeaf'
+  | 'notAllowedOnRDN'
+  | 'entryAlreadyExists'
+  | 'objectClassModsProhibited'
+  | 'affectsMultipleDSAs'
+  | 'other';
+
+/** Base class of every error the directory throws on purpose. */
+export class DirectoryError extends Error {
+  constructor(readonly result: ResultName, message: string, readonly matchedDN = '') {
+    super(message);
+    this.name = 'DirectoryError';
+  }
+}
+
+export class NoSuchObjectError extends DirectoryError {
+  constructor(dn: string, matchedDN = '') {
+    super('noSuchObject', `no such entry: ${dn}`, matchedDN);
+  }
+}
+
+export class AlreadyExistsError extends DirectoryError {
+  constructor(dn: string) {
+    super('entryAlreadyExists', `entry already exists: ${dn}`);
+  }
+}
+
+export class InsufficientAccessError extends DirectoryError {
+  constructor(message = 'insufficient access') {
+    super('insufficientAccessRights', message);
+  }
+}
+
+export class InvalidCredentialsError extends DirectoryError {
+  constructor() {
+    super('invalidCredentials', 'invalid credentials');
+  }
+}
+
+export class NotAllowedOnNonLeafError extends DirectoryError {
+  constructor(dn: string) {
+    super('notAllowedOnNonLeaf', `entry has subordinates: ${dn}`);
+  }
+}
+
+export class UnwillingError extends DirectoryError {
+  constructor(message: string) {
+    super('unwillingToPerform', message);
+  }
+}
+
+export class SizeLimitError extends DirectoryError {
+  constructor() {
+    super('sizeLimitExceeded', 'size limit exceeded');
+  }
+}
+
+export class TimeLimitError extends DirectoryError {
+  constructor() {
+    super('timeLimitExceeded', 'time limit exceeded');
+  }
+}

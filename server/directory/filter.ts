@@ -1,0 +1,253 @@
+/**
+ * The directory's own search filter: a small discriminated union, already
+ * resolved against the schema (attribute types looked up, assertion values
+ * normalised by the matching rule), flattened and with constants folded.
+ *
+ * Protocol layers build a `FilterInput` (names and raw values, e.g. from an
+ * ldapjs filter) and call `compileFilter`; storage/ turns the result into SQL;
+ * `matches` evaluates it in code with the same normal forms.
+ */
+import type { AttributeType, Schema } from '../../schema/registry';
+import { normalizerFor, type Normalizer } from '../../schema/matching';
+import type { MatchingRuleName } from '../../schema/types';
+
+/** A filter as a protocol hands it over: attribute names and raw values (RFC 4511 §4.5.1.7). */
+export type FilterInput =
+  | { type: 'and'; filters: FilterInput[] }
+  | { type: 'or'; filters: FilterInput[] }
+  | { type: 'not'; filter: FilterInput }
+  | { type: 'equal' | 'approx' | 'ge' | 'le'; attr: string; value: string }
+  | { type: 'present'; attr: string }
+  | { type: 'substrings'; attr: string; initial?: string; any: string[]; final?: string }
+  | { type: 'extensible'; attr?: string; rule?: string; dnAttributes: boolean; value: string };
+
+/** A compiled filter. Values are in normal form. */
+export type Filter =
+  | { type: 'and'; filters: Filter[] }
+  | { type: 'or'; filters: Filter[] }
+  | { type: 'not'; filter: Filter }
+  | { type: 'eq'; attr: AttributeType; norm: string }
+  | { type: 'present'; attr: AttributeType }
+  | { type: 'sub'; attr: AttributeType; initial?: string; any: string[]; final?: string }
+  | { type: 'ge' | 'le'; attr: AttributeType; norm: string }
+  | { type: 'ext'; attr?: AttributeType; normalize: Normalizer; norm: string; dnAttributes: boolean }
+  | { type: 'const'; value: boolean };
+
+const TRUE: Filter = { type: 'const', value: true };
+const FALSE: Filter = { type: 'const', value: false };
+
+/** Thrown for a filter that cannot be evaluated at all (an unknown matching rule in an extensible match). */
+export class FilterError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FilterError';
+  }
+}
+
+/**
+ * Compiles a protocol filter against the schema. An unknown attribute, or an
+ * assertion value invalid for the attribute's rule, makes that item `false`
+ * (RFC 4511 §4.5.1.7: Undefined, which never matches). Throws FilterError for
+ * an unknown matching rule, which RFC 4511 §4.5.1.7.7 says is an error.
+ */
+export function compileFilter(schema: Schema, f: FilterInput): Filter {
+  switch (f.type) {
+    case 'and':
+    case 'or': {
+      const isAnd = f.type === 'and';
+      const out: Filter[] = [];
+      for (const sub of f.filters) {
+        const c = compileFilter(schema, sub);
+        if (c.type === 'const') {
+          if (c.value === isAnd) continue; // identity element
+          return c; // absorbing element
+        }
+        if (c.type === f.type) out.push(...c.filters);
+        else out.push(c);
+      }
+      // RFC 4526: the empty AND is true, the empty OR is false.
+      if (out.length === 0) return isAnd ? TRUE : FALSE;
+      if (out.length === 1) return out[0];
+      return { type: f.type, filters: out };
+    }
+    case 'not': {
+      const c = compileFilter(schema, f.filter);
+      if (c.type === 'const') return c.value ? FALSE : TRUE;
+      if (c.type === 'not') return c.filter;
+      return { type: 'not', filter: c };
+    }
+    case 'present': {
+      const attr = schema.attr(f.attr);
+      if (!attr) return FALSE;
+      if (attr === schema.objectClassType) return TRUE;
+      return { type: 'present', attr };
+    }
+    case 'equal':
+    case 'approx': {
+      const attr = schema.attr(f.attr);
+      if (!attr || !attr.equality) return FALSE;
+      const norm = normalizeAssertion(schema, attr, f.value);
+      return norm === undefined ? FALSE : { type: 'eq', attr, norm };
+    }
+    case 'ge':
+    case 'le': {
+      const attr = schema.attr(f.attr);
+      if (!attr || !attr.equality) return FALSE;
+      const norm = attr.normalize(f.value);
+      return norm === undefined ? FALSE : { type: f.type, attr, norm };
+    }
+    case 'substrings': {
+      const attr = schema.attr(f.attr);
+      if (!attr || !attr.equality) return FALSE;
+      const piece = (s: string | undefined) => (s === undefined ? undefined : substringNormalize(attr, s));
+      const initial = piece(f.initial);
+      const final = piece(f.final);
+      const any = f.any.map((a) => piece(a)!).filter((a) => a !== '');
+      return { type: 'sub', attr, initial: initial || undefined, any, final: final || undefined };
+    }
+    case 'extensible': {
+      let attr: AttributeType | undefined;
+      if (f.attr) {
+        attr = schema.attr(f.attr);
+        if (!attr) return FALSE;
+      }
+      let normalize: Normalizer;
+      if (f.rule) {
+        const rule = ruleByName(f.rule);
+        if (!rule) throw new FilterError(`unknown matching rule '${f.rule}'`);
+        normalize = normalizerFor(rule);
+      } else if (attr && attr.equality) {
+        normalize = attr.normalize;
+      } else {
+        throw new FilterError('extensible match needs a matching rule or an attribute with equality');
+      }
+      const norm = normalize(f.value);
+      if (norm === undefined) return FALSE;
+      return { type: 'ext', attr, normalize, norm, dnAttributes: f.dnAttributes };
+    }
+  }
+}
+
+const RULES: Record<string, MatchingRuleName> = {};
+for (const r of [
+  'caseIgnoreMatch', 'caseExactMatch', 'caseIgnoreIA5Match', 'caseExactIA5Match', 'distinguishedNameMatch',
+  'integerMatch', 'booleanMatch', 'octetStringMatch', 'telephoneNumberMatch', 'generalizedTimeMatch',
+  'objectIdentifierMatch', 'numericStringMatch', 'uuidMatch',
+] as MatchingRuleName[]) RULES[r.toLowerCase()] = r;
+const RULE_OIDS: Record<string, MatchingRuleName> = {
+  '2.5.13.0': 'objectIdentifierMatch', '2.5.13.1': 'distinguishedNameMatch', '2.5.13.2': 'caseIgnoreMatch',
+  '2.5.13.5': 'caseExactMatch', '2.5.13.8': 'numericStringMatch', '2.5.13.13': 'booleanMatch',
+  '2.5.13.14': 'integerMatch', '2.5.13.17': 'octetStringMatch', '2.5.13.20': 'telephoneNumberMatch',
+  '2.5.13.27': 'generalizedTimeMatch', '1.3.6.1.1.16.2': 'uuidMatch',
+  '1.3.6.1.4.1.1466.109.114.1': 'caseExactIA5Match', '1.3.6.1.4.1.1466.109.114.2': 'caseIgnoreIA5Match',
+};
+
+function ruleByName(name: string): MatchingRuleName | undefined {
+  return RULES[name.toLowerCase()] ?? RULE_OIDS[name];
+}
+
+/** Normal form of an assertion value; objectClass names map to their class (so OIDs and aliases match). */
+function normalizeAssertion(schema: Schema, attr: AttributeType, value: string): string | undefined {
+  if (attr === schema.objectClassType) {
+    const oc = schema.objectClass(value.trim());
+    return oc ? oc.lname : value.trim().toLowerCase();
+  }
+  return attr.normalize(value);
+}
+
+/**
+ * Substring pieces are normalised without trimming their edges, since the
+ * spaces at a piece's edge are significant inside the value (RFC 4518 §2.6.1
+ * handles them specially; we fold case and collapse runs only).
+ */
+function substringNormalize(attr: AttributeType, s: string): string {
+  const caseless = attr.equality === 'caseIgnoreMatch' || attr.equality === 'caseIgnoreIA5Match' ||
+    attr.equality === 'distinguishedNameMatch' || attr.equality === 'telephoneNumberMatch';
+  let v = s.normalize('NFKC').replace(/[\s\u00a0]+/g, ' ');
+  if (caseless) v = v.toLowerCase();
+  if (attr.equality === 'telephoneNumberMatch') v = v.replace(/[ -]/g, '');
+  return v;
+}
+
+/** Matching view of an entry: normalised values per attribute type (see `entryMatchValues`). */
+export interface MatchTarget {
+  /** Normalised values of exactly this attribute type (not subtypes). */
+  values(attr: AttributeType): readonly string[] | undefined;
+  /** The entry's normalised DN RDN values, for extensible `:dn:` matching. */
+  dnValues(): { attr: AttributeType | undefined; value: string }[];
+}
+
+/** Evaluates a compiled filter against an entry (RFC 4511 §4.5.1.7). */
+export function matches(f: Filter, e: MatchTarget): boolean {
+  switch (f.type) {
+    case 'const':
+      return f.value;
+    case 'and':
+      for (const s of f.filters) if (!matches(s, e)) return false;
+      return true;
+    case 'or':
+      for (const s of f.filters) if (matches(s, e)) return true;
+      return false;
+    case 'not':
+      return !matches(f.filter, e);
+    case 'present':
+      return anyValue(f.attr, e, () => true);
+    case 'eq':
+      return anyValue(f.attr, e, (v) => v === f.norm);
+    case 'ge':
+      return anyValue(f.attr, e, (v) => compareOrdered(f.attr, v, f.norm) >= 0);
+    case 'le':
+      return anyValue(f.attr, e, (v) => compareOrdered(f.attr, v, f.norm) <= 0);
+    case 'sub':
+      return anyValue(f.attr, e, (v) => substringMatch(v, f.initial, f.any, f.final));
+    case 'ext': {
+      if (f.attr && anyValue(f.attr, e, (v) => v === f.norm)) return true;
+      if (f.dnAttributes) {
+        for (const d of e.dnValues()) {
+          if (f.attr && d.attr !== f.attr) continue;
+          if (f.normalize(d.value) === f.norm) return true;
+        }
+      }
+      return false;
+    }
+  }
+}
+
+function anyValue(attr: AttributeType, e: MatchTarget, test: (v: string) => boolean): boolean {
+  const own = e.values(attr);
+  if (own) for (const v of own) if (test(v)) return true;
+  for (const sub of attr.subtypes) {
+    const vs = e.values(sub);
+    if (vs) for (const v of vs) if (test(v)) return true;
+  }
+  return false;
+}
+
+function compareOrdered(attr: AttributeType, a: string, b: string): number {
+  if (attr.equality === 'integerMatch') {
+    const x = BigInt(a);
+    const y = BigInt(b);
+    return x < y ? -1 : x > y ? 1 : 0;
+  }
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** RFC 4517 §4.2.6 style substring match on normal forms. */
+export function substringMatch(v: string, initial: string | undefined, any: string[], final: string | undefined): boolean {
+  let pos = 0;
+  if (initial !== undefined) {
+    if (!v.startsWith(initial)) return false;
+    pos = initial.length;
+  }
+  let end = v.length;
+  if (final !== undefined) {
+    if (v.length - pos < final.length || !v.endsWith(final)) return false;
+    end = v.length - final.length;
+  }
+  for (const a of any) {
+    const i = v.indexOf(a, pos);
+    if (i < 0 || i + a.length > end) return false;
+    pos = i + a.length;
+  }
+  return true;
+}

@@ -1,0 +1,42 @@
+/**
+ * Opens the directory over a store file: loads the schema, opens SQLite with
+ * the configured indexes (rebuilding the index when the set changed).
+ */
+import { Schema } from '../../schema/registry';
+import { allModules } from '../../schema/definitions';
+import { Store } from '../../storage/store';
+import { DEFAULT_INDEXES, Directory, type DirectoryOptions } from './directory';
+import { indexRows } from './entry';
+
+let schemaSingleton: Schema | undefined;
+
+/** The linked schema (built once per process). */
+export function loadSchema(): Schema {
+  schemaSingleton ??= new Schema(allModules);
+  return schemaSingleton;
+}
+
+export interface OpenDirectoryOptions extends DirectoryOptions {
+  /** SQLite file, or ':memory:'. */
+  file: string;
+  /** Attribute names indexed besides DEFAULT_INDEXES. */
+  extraIndexes?: readonly string[];
+}
+
+/** Opens the store and returns the directory over it (not yet bootstrapped). */
+export function openDirectory(opts: OpenDirectoryOptions): Directory {
+  const schema = loadSchema();
+  const indexed = new Set(DEFAULT_INDEXES);
+  for (const a of opts.extraIndexes ?? []) {
+    const at = schema.attr(a);
+    if (!at) throw new Error(`unknown attribute '${a}' in the index list`);
+    indexed.add(at.lname);
+  }
+  const store = Store.open(opts.file, indexed);
+  const key = [...indexed].sort().join(',');
+  if (store.getMeta('indexed') !== key) {
+    store.reindex((e) => indexRows(schema, e.attrs, indexed));
+    store.setMeta('indexed', key);
+  }
+  return new Directory(store, schema, opts);
+}

@@ -1,0 +1,94 @@
+/**
+ * Entries the directory computes rather than stores: the root DSE
+ * (RFC 4512 §5.1), the subschema subentry (RFC 4512 §4.2) and the change log
+ * (draft-good-ldap-changelog §3) at `cn=changelog`.
+ */
+import type { Schema } from '../../schema/registry';
+import type { ChangeRecord } from '../../storage/store';
+import type { DirEntry } from './entry';
+
+export const ROOT_DSE_ID = -1;
+export const SUBSCHEMA_ID = -2;
+export const CHANGELOG_ID = -3;
+export const SUBSCHEMA_DN = 'cn=Subschema';
+export const CHANGELOG_DN = 'cn=changelog';
+
+/** Protocol features a front end announces in the root DSE. */
+export interface RootDseFeatures {
+  supportedControl: string[];
+  supportedExtension: string[];
+  supportedFeatures: string[];
+  supportedSASLMechanisms?: string[];
+}
+
+/** The vendor strings of RFC 3045. */
+export const VENDOR_NAME = 'dcmx';
+export const VENDOR_VERSION = 'dcmx 0.1.0';
+
+/** Builds the root DSE. */
+export function rootDse(suffix: string, features: RootDseFeatures, changes: { first: number; last: number }): DirEntry {
+  return {
+    id: ROOT_DSE_ID,
+    dn: '',
+    ndn: '',
+    attrs: {
+      objectClass: ['top', 'extensibleObject'],
+      namingContexts: [suffix],
+      subschemaSubentry: [SUBSCHEMA_DN],
+      supportedLDAPVersion: ['3'],
+      supportedControl: features.supportedControl,
+      supportedExtension: features.supportedExtension,
+      supportedFeatures: features.supportedFeatures,
+      ...(features.supportedSASLMechanisms?.length ? { supportedSASLMechanisms: features.supportedSASLMechanisms } : {}),
+      vendorName: [VENDOR_NAME],
+      vendorVersion: [VENDOR_VERSION],
+      changelog: [CHANGELOG_DN],
+      firstChangeNumber: [String(changes.first)],
+      lastChangeNumber: [String(changes.last)],
+    },
+  };
+}
+
+/** Builds the subschema subentry from the registry. */
+export function subschemaEntry(schema: Schema, ndn: string): DirEntry {
+  const d = schema.descriptions();
+  return {
+    id: SUBSCHEMA_ID,
+    dn: SUBSCHEMA_DN,
+    ndn,
+    attrs: {
+      objectClass: ['top', 'subschema', 'extensibleObject'],
+      cn: ['Subschema'],
+      attributeTypes: d.attributeTypes,
+      objectClasses: d.objectClasses,
+      matchingRules: d.matchingRules,
+      ldapSyntaxes: d.ldapSyntaxes,
+    },
+  };
+}
+
+/** The `cn=changelog` container. */
+export function changelogContainer(ndn: string): DirEntry {
+  return { id: CHANGELOG_ID, dn: CHANGELOG_DN, ndn, attrs: { objectClass: ['top', 'extensibleObject'], cn: ['changelog'] } };
+}
+
+/** One change log row as an entry `changeNumber=N,cn=changelog`. Ids are -(1000 + N) so they never meet stored ids. */
+export function changeEntry(c: ChangeRecord, changelogNdn: string): DirEntry {
+  const attrs: Record<string, string[]> = {
+    objectClass: ['top', 'changeLogEntry'],
+    changeNumber: [String(c.changeNumber)],
+    changeTime: [c.changeTime],
+    changeType: [c.changeType],
+    targetDN: [c.targetDN],
+  };
+  if (c.changes !== null) attrs.changes = [c.changes];
+  if (c.newRDN !== null) attrs.newRDN = [c.newRDN];
+  if (c.deleteOldRDN !== null) attrs.deleteOldRDN = [c.deleteOldRDN ? 'TRUE' : 'FALSE'];
+  if (c.newSuperior !== null) attrs.newSuperior = [c.newSuperior];
+  return {
+    id: -(1000 + c.changeNumber),
+    dn: `changeNumber=${c.changeNumber},${CHANGELOG_DN}`,
+    ndn: `changenumber=${c.changeNumber},${changelogNdn}`,
+    attrs,
+  };
+}

@@ -1,0 +1,30 @@
+/** Bind (RFC 4511 §4.2): simple and anonymous; SASL is not offered. */
+import type { Handler, LdapContext } from './context';
+import { sessionOf } from './session';
+import { endWithError, RESULT_CODES } from './results';
+import { ANONYMOUS } from '../directory/access';
+
+export function bindHandler(ctx: LdapContext): Handler {
+  return (req, res) => {
+    const session = sessionOf(req);
+    // RFC 4511 §4.2.1: a failed or new bind leaves the session anonymous.
+    session.identity = ANONYMOUS;
+    if (req.version !== 3) {
+      res.diagnosticMessage = 'only LDAP version 3 is supported';
+      res.end(RESULT_CODES.protocolError);
+      return;
+    }
+    // ldapjs parses only simple binds; a SASL BindRequest fails in its parser
+    // and is answered with protocolError before it gets here.
+    const dn = String(req.name ?? req.dn ?? '');
+    const password = String(req.credentials ?? '');
+    ctx.directory.bind(dn, password).then(
+      (identity) => {
+        session.identity = identity;
+        session.log.debug({ dn: identity.dn }, 'bind');
+        res.end(RESULT_CODES.success);
+      },
+      (err) => endWithError(res, err, session.log),
+    );
+  };
+}

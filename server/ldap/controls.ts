@@ -1,0 +1,48 @@
+/**
+ * Request controls (RFC 4511 §4.1.11): which we support, the critical-control
+ * check every operation passes first, and the simple paged results control
+ * (RFC 2696).
+ */
+import type { Handler } from './context';
+import { RESULT_CODES } from './results';
+
+export const PAGED_RESULTS_OID = '1.2.840.113556.1.4.319';
+export const MANAGE_DSA_IT_OID = '2.16.840.1.113730.3.4.2';
+
+/** Controls we honour, announced in the root DSE. */
+export const SUPPORTED_CONTROLS = [PAGED_RESULTS_OID, MANAGE_DSA_IT_OID];
+
+/** Controls each operation understands; any other critical control fails with 12. */
+const BY_OPERATION: Record<string, string[]> = {
+  SearchRequest: [PAGED_RESULTS_OID, MANAGE_DSA_IT_OID],
+  AddRequest: [MANAGE_DSA_IT_OID],
+  ModifyRequest: [MANAGE_DSA_IT_OID],
+  DeleteRequest: [MANAGE_DSA_IT_OID],
+  ModifyDnRequest: [MANAGE_DSA_IT_OID],
+  CompareRequest: [MANAGE_DSA_IT_OID],
+};
+
+/**
+ * RFC 4511 §4.1.11: a critical control the server does not recognise, or
+ * that is inappropriate for the operation, fails the operation with
+ * unavailableCriticalExtension (12). Non-critical unknown controls are ignored.
+ */
+export const criticalControls: Handler = (req, res, next) => {
+  const known = BY_OPERATION[req.type] ?? [];
+  for (const c of (req.controls ?? []) as { type: string; criticality: boolean }[]) {
+    if (c.criticality && !known.includes(c.type)) {
+      res.diagnosticMessage = `critical control ${c.type} is not supported`;
+      res.end(RESULT_CODES.unavailableCriticalExtension);
+      return;
+    }
+  }
+  next();
+};
+
+/** The paged-results request of a search, if any. */
+export function pagedRequest(req: { controls?: { type: string; value?: unknown }[] }): { size: number; cookie: Buffer } | undefined {
+  const c = req.controls?.find((x) => x.type === PAGED_RESULTS_OID);
+  if (!c) return undefined;
+  const v = c.value as { size?: number; cookie?: Buffer } | undefined;
+  return { size: v?.size ?? 0, cookie: v?.cookie ?? Buffer.alloc(0) };
+}

@@ -1,0 +1,60 @@
+/**
+ * The one place where directory errors become LDAP results (RFC 4511 §4.1.9,
+ * Appendix A). Anything that is not a DirectoryError is an operationsError
+ * (1) whose detail is logged, not sent.
+ */
+import { DirectoryError, type ResultName } from '../directory/errors';
+import type { Logger } from '../log';
+
+/** RFC 4511 Appendix A.1 result codes. */
+export const RESULT_CODES: Record<ResultName | 'success' | 'compareFalse' | 'compareTrue', number> = {
+  success: 0,
+  operationsError: 1,
+  protocolError: 2,
+  timeLimitExceeded: 3,
+  sizeLimitExceeded: 4,
+  compareFalse: 5,
+  compareTrue: 6,
+  authMethodNotSupported: 7,
+  unavailableCriticalExtension: 12,
+  noSuchAttribute: 16,
+  undefinedAttributeType: 17,
+  inappropriateMatching: 18,
+  constraintViolation: 19,
+  attributeOrValueExists: 20,
+  invalidAttributeSyntax: 21,
+  noSuchObject: 32,
+  invalidDNSyntax: 34,
+  invalidCredentials: 49,
+  insufficientAccessRights: 50,
+  unwillingToPerform: 53,
+  namingViolation: 64,
+  objectClassViolation: 65,
+  notAllowedOnNonLeaf: 66,
+  notAllowedOnRDN: 67,
+  entryAlreadyExists: 68,
+  objectClassModsProhibited: 69,
+  affectsMultipleDSAs: 71,
+  other: 80,
+};
+
+/** What an ldapjs response object needs for an error result. */
+export interface ResultTarget {
+  matchedDN: string;
+  diagnosticMessage: string;
+  end(status?: number): unknown;
+}
+
+/** Ends `res` with the result for `err`. */
+export function endWithError(res: ResultTarget, err: unknown, log: Logger): void {
+  if (err instanceof DirectoryError) {
+    res.matchedDN = err.matchedDN;
+    res.diagnosticMessage = err.message;
+    res.end(RESULT_CODES[err.result]);
+    return;
+  }
+  log.error({ err }, 'ldap operation failed');
+  res.matchedDN = '';
+  res.diagnosticMessage = 'internal error';
+  res.end(RESULT_CODES.operationsError);
+}

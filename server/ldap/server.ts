@@ -1,0 +1,153 @@
+/**
+ * The LDAP endpoint: ldapjs 3.0.7 behind our own framing.
+ *
+ * ldapjs is unmaintained and unsafe on hostile input, so each connection's
+ * bytes pass through `PduFramer` (size and nesting limits, structural BER
+ * validation) and only whole, valid LDAPMessages reach its parser. A framing
+ * error ends the connection with a Notice of Disconnection (RFC 4511
+ * §4.4.1). This folder is the only one that knows ldapjs exists.
+ */
+import * as net from 'node:net';
+import ldap from 'ldapjs';
+import type { Directory } from '../directory/directory';
+import type { Logger } from '../log';
+import { FramingError, noticeOfDisconnection, PduFramer } from './framing';
+import { attachSession, type LdapConnection } from './session';
+import type { LdapContext } from './context';
+import { criticalControls, SUPPORTED_CONTROLS } from './controls';
+import { bindHandler } from './bind';
+import { searchHandler } from './search';
+import { addHandler } from './add';
+import { modifyHandler } from './modify';
+import { deleteHandler } from './delete';
+import { modifyDnHandler } from './modifydn';
+import { compareHandler } from './compare';
+import { PASSWORD_MODIFY_OID, passwordModifyHandler, WHOAMI_OID, whoAmIHandler } from './extended';
+import { RESULT_CODES } from './results';
+import { ANONYMOUS } from '../directory/access';
+
+export interface LdapServerOptions {
+  host: string;
+  port: number;
+  maxPdu: number;
+  maxDepth: number;
+  /** Seconds of inactivity before a connection is closed. */
+  idleTimeout: number;
+}
+
+/** A running LDAP endpoint. */
+export interface LdapEndpoint {
+  /** The bound port (useful with port 0). */
+  port: number;
+  /** Stops accepting, closes every connection. */
+  close(): Promise<void>;
+}
+
+/** RFC 3673 all operational attributes, RFC 4526 absolute true/false, RFC 4529 objectClass lists. */
+const SUPPORTED_FEATURES = ['1.3.6.1.4.1.4203.1.5.1', '1.3.6.1.4.1.4203.1.5.3', '1.3.6.1.4.1.4203.1.5.2'];
+
+/** Adapts pino to the printf-style logger ldapjs expects; ldapjs's own chatter goes to trace. */
+function ldapjsLogger(log: Logger): unknown {
+  const l = {
+    trace: () => undefined,
+    debug: () => undefined,
+    info: () => undefined,
+    warn: (...args: unknown[]) => log.debug({ ldapjs: args.map(String) }, 'ldapjs warning'),
+    error: (...args: unknown[]) => log.warn({ ldapjs: args.map(String) }, 'ldapjs error'),
+    fatal: (...args: unknown[]) => log.error({ ldapjs: args.map(String) }, 'ldapjs fatal'),
+    child: () => l,
+  };
+  return l;
+}
+
+/** Starts the LDAP endpoint on `opts.host:opts.port`. */
+export async function startLdapServer(directory: Directory, opts: LdapServerOptions, log: Logger): Promise<LdapEndpoint> {
+  const ctx: LdapContext = { directory, log };
+  const sockets = new Set<net.Socket>();
+  const limits = { maxPdu: opts.maxPdu, maxDepth: opts.maxDepth };
+
+  // eslint-disable-next-line prefer-const
+  let server: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const connectionRouter = (sock: net.Socket & LdapConnection & { parser?: { write(b: Buffer): void } }) => {
+    sock.setNoDelay(true); // without it every search waits for the peer's delayed ACK (~40 ms)
+    sock.setTimeout(opts.idleTimeout * 1000);
+    sockets.add(sock);
+    sock.once('close', () => sockets.delete(sock));
+    const session = attachSession(sock, log);
+    server.newConnection(sock);
+    // ldapjs answers an anonymous bind itself, without calling our bind
+    // handler; every BindRequest must first reset the session (RFC 4511 §4.2.1).
+    (sock.parser as unknown as NodeJS.EventEmitter).prependListener('message', (req: { protocolOp: number }) => {
+      if (req.protocolOp === 0x60) session.identity = ANONYMOUS;
+    });
+    // Replace ldapjs's raw 'data' listener by our framing.
+    sock.removeAllListeners('data');
+    const framer = new PduFramer(limits);
+    const disconnect = (reason: string) => {
+      session.log.info({ reason, remote: sock.remoteAddress }, 'ldap connection dropped');
+      sock.removeAllListeners('data');
+      if (!sock.destroyed) sock.end(noticeOfDisconnection(RESULT_CODES.protocolError, reason));
+      setTimeout(() => sock.destroy(), 1000).unref();
+    };
+    sock.on('data', (chunk: Buffer) => {
+      let pdus: Buffer[];
+      try {
+        pdus = framer.push(chunk);
+      } catch (e) {
+        disconnect(e instanceof FramingError ? e.message : 'framing failure');
+        return;
+      }
+      for (const pdu of pdus) {
+        try {
+          sock.parser!.write(pdu);
+        } catch (e) {
+          session.log.warn({ err: e }, 'ldapjs parser threw');
+          disconnect('malformed request');
+          return;
+        }
+      }
+    });
+  };
+
+  server = ldap.createServer({ log: ldapjsLogger(log), connectionRouter });
+  // ldapjs re-emits parser errors on the server; without a listener they would crash the process.
+  server.on('error', (err: Error) => log.debug({ err: err.message }, 'ldap protocol error'));
+  server.on('clientError', (err: Error) => log.debug({ err: err.message }, 'ldap client error'));
+
+  directory.announce({
+    supportedControl: SUPPORTED_CONTROLS,
+    supportedExtension: [WHOAMI_OID, PASSWORD_MODIFY_OID],
+    supportedFeatures: SUPPORTED_FEATURES,
+  });
+
+  // Middleware first: _mount copies the chain at mount time.
+  server.use(criticalControls);
+  server.bind('', bindHandler(ctx));
+  server.search('', searchHandler(ctx));
+  server.add('', addHandler(ctx));
+  server.modify('', modifyHandler(ctx));
+  server.del('', deleteHandler(ctx));
+  server.modifyDN('', modifyDnHandler(ctx));
+  server.compare('', compareHandler(ctx));
+  server.exop(WHOAMI_OID, whoAmIHandler());
+  server.exop(PASSWORD_MODIFY_OID, passwordModifyHandler(ctx));
+
+  await new Promise<void>((resolve, reject) => {
+    server.server.once('error', reject);
+    server.listen(opts.port, opts.host, () => {
+      server.server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  log.info({ port }, 'ldap listening');
+
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      }),
+  };
+}

@@ -1,0 +1,49 @@
+/**
+ * `npm start`: runs the appliance in the foreground. Prints one line with
+ * `dcmx ready` and the bound ports when every listener is up, tells pm2 with
+ * process.send('ready'), and shuts down cleanly on SIGINT/SIGTERM.
+ */
+import { ConfigError, loadConfig } from './config';
+import { createLogger } from './log';
+import { startAppliance } from './appliance';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`dcmx: bad configuration: ${e.message}`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const log = createLogger();
+  const app = await startAppliance(config, log);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    app.close().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  // Only now announce readiness: a supervisor may signal us the moment it reads the line.
+  const p = app.ports;
+  console.log(`dcmx ready ldap=${p.ldap} http=${p.http} listen=${config.listen} data=${config.dataDir}`);
+  if (process.send) process.send('ready');
+}
+
+main().catch((err) => {
+  console.error('dcmx: failed to start:', err instanceof Error ? err.message : err);
+  process.exit(1);
+});

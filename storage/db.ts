@@ -1,0 +1,68 @@
+/**
+ * Opening the SQLite file: WAL, synchronous=FULL (checked on every open, since
+ * better-sqlite3 reopens WAL databases at NORMAL), and the numbered migrations
+ * of `storage/migrations/NNN-name.sql`, each applied in its own transaction
+ * that bumps `user_version`.
+ *
+ * This folder is the only place that imports better-sqlite3.
+ */
+import Database from 'better-sqlite3';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export type Db = Database.Database;
+
+/** Where the .sql migrations live (they are not compiled, so found from the source tree). */
+const MIGRATIONS_DIR = path.resolve(__dirname, '..', '..', 'storage', 'migrations');
+
+/** Thrown when the database cannot be opened with the durability we require. */
+export class StorageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StorageError';
+  }
+}
+
+/**
+ * Opens (creating if needed) the database at `file` (':memory:' for tests),
+ * applies pending migrations and verifies the pragmas. Throws StorageError.
+ */
+export function openDatabase(file: string): Db {
+  const db = new Database(file);
+  try {
+    if (file !== ':memory:') {
+      const mode = db.pragma('journal_mode = WAL', { simple: true });
+      if (String(mode).toLowerCase() !== 'wal') throw new StorageError(`journal_mode is ${mode}, expected wal`);
+    }
+    db.pragma('synchronous = FULL');
+    const sync = db.pragma('synchronous', { simple: true });
+    // 2 = FULL (https://sqlite.org/pragma.html#pragma_synchronous)
+    if (sync !== 2) throw new StorageError(`synchronous is ${sync}, expected 2 (FULL)`);
+    db.pragma('busy_timeout = 5000');
+    db.pragma('foreign_keys = OFF');
+    db.pragma('cache_size = -65536'); // 64 MiB page cache
+    migrate(db);
+    return db;
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+}
+
+/** Applies every migration whose number is above `user_version`, in order. */
+function migrate(db: Db): void {
+  const files = fs
+    .readdirSync(MIGRATIONS_DIR)
+    .filter((f) => /^\d{3}-[\w-]+\.sql$/.test(f))
+    .sort();
+  const current = db.pragma('user_version', { simple: true }) as number;
+  for (const f of files) {
+    const n = Number(f.slice(0, 3));
+    if (n <= current) continue;
+    const sql = fs.readFileSync(path.join(MIGRATIONS_DIR, f), 'utf8');
+    db.transaction(() => {
+      db.exec(sql);
+      db.pragma(`user_version = ${n}`);
+    }).immediate();
+  }
+}

@@ -1,0 +1,294 @@
+/**
+ * The entry store: rows of `entries`, `attr_index`, `changelog` and `meta`.
+ *
+ * It stores what the directory computed (normalised DN, path, index rows,
+ * LDIF change text) and knows nothing of LDAP semantics. Every write runs
+ * inside `transaction`, which the directory's one write path opens.
+ */
+import type { Statement } from 'better-sqlite3';
+import { openDatabase, type Db } from './db';
+import { filterToSql } from './filter-sql';
+import type { Filter } from '../server/directory/filter';
+
+/** Attribute values by canonical attribute name, as stored. */
+export type AttrMap = Record<string, string[]>;
+
+/** One entry row. */
+export interface StoredEntry {
+  id: number;
+  dn: string;
+  ndn: string;
+  rpath: string;
+  parentId: number | null;
+  attrs: AttrMap;
+}
+
+/** One attribute-index row of an entry: lower-case attribute name and normalised value. */
+export interface IndexRow {
+  attr: string;
+  norm: string;
+}
+
+/** A change log row (draft-good-ldap-changelog §3). */
+export interface ChangeRecord {
+  changeNumber: number;
+  changeTime: string;
+  targetDN: string;
+  targetNdn: string;
+  changeType: 'add' | 'delete' | 'modify' | 'modrdn';
+  changes: string | null;
+  newRDN: string | null;
+  deleteOldRDN: boolean | null;
+  newSuperior: string | null;
+  /** For modrdn, the normalised DN after the change. */
+  newNdn: string | null;
+  actor: string | null;
+}
+
+/** Search scope, RFC 4511 §4.5.1.2. */
+export type Scope = 'base' | 'one' | 'sub';
+
+export interface EntryQuery {
+  /** The base entry (must exist). */
+  base: { id: number; rpath: string };
+  scope: Scope;
+  filter: Filter;
+  /** Only entries with an id above this (paging cursor). */
+  afterId?: number;
+}
+
+interface EntryRow {
+  id: number;
+  dn: string;
+  ndn: string;
+  rpath: string;
+  parent_id: number | null;
+  attrs: string;
+}
+
+interface ChangeRow {
+  change_number: number;
+  change_time: string;
+  target_dn: string;
+  target_ndn: string;
+  change_type: ChangeRecord['changeType'];
+  changes: string | null;
+  new_rdn: string | null;
+  delete_old_rdn: number | null;
+  new_superior: string | null;
+  new_ndn: string | null;
+  actor: string | null;
+}
+
+/** Separator after each RDN in `rpath`; the subtree upper bound uses the next code point. */
+export const RPATH_SEP = '\u0001';
+const RPATH_END = '\u0002';
+
+const STATEMENT_CACHE = 256;
+
+/** The SQLite-backed store. One per process; not shared across threads. */
+export class Store {
+  private readonly stmts = new Map<string, Statement>();
+  private readonly indexed: Set<string>;
+
+  private constructor(readonly db: Db, indexed: Iterable<string>) {
+    this.indexed = new Set([...indexed].map((a) => a.toLowerCase()));
+  }
+
+  /**
+   * Opens the store at `file` (':memory:' for tests). `indexed` is the set of
+   * attribute names (lower-case canonical) to index; when it differs from the
+   * set the file was indexed with, the caller must `reindex`.
+   */
+  static open(file: string, indexed: Iterable<string>): Store {
+    return new Store(openDatabase(file), indexed);
+  }
+
+  /** The indexed attribute names (lower-case). */
+  get indexedAttributes(): ReadonlySet<string> {
+    return this.indexed;
+  }
+
+  close(): void {
+    this.stmts.clear();
+    if (this.db.open) this.db.close();
+  }
+
+  private stmt(sql: string): Statement {
+    let s = this.stmts.get(sql);
+    if (!s) {
+      if (this.stmts.size >= STATEMENT_CACHE) this.stmts.delete(this.stmts.keys().next().value!);
+      s = this.db.prepare(sql);
+      this.stmts.set(sql, s);
+    }
+    return s;
+  }
+
+  /** Runs `fn` in one IMMEDIATE transaction (nested calls become savepoints). */
+  transaction<T>(fn: () => T): T {
+    if (this.db.inTransaction) return this.db.transaction(fn)();
+    return this.db.transaction(fn).immediate();
+  }
+
+  private static toEntry(r: EntryRow): StoredEntry {
+    return { id: r.id, dn: r.dn, ndn: r.ndn, rpath: r.rpath, parentId: r.parent_id, attrs: JSON.parse(r.attrs) as AttrMap };
+  }
+
+  /** The entry with this normalised DN. */
+  getByNdn(ndn: string): StoredEntry | undefined {
+    const r = this.stmt('SELECT id, dn, ndn, rpath, parent_id, attrs FROM entries WHERE ndn = ?').get(ndn) as EntryRow | undefined;
+    return r && Store.toEntry(r);
+  }
+
+  getById(id: number): StoredEntry | undefined {
+    const r = this.stmt('SELECT id, dn, ndn, rpath, parent_id, attrs FROM entries WHERE id = ?').get(id) as EntryRow | undefined;
+    return r && Store.toEntry(r);
+  }
+
+  /** True when the entry has at least one child. */
+  hasChildren(id: number): boolean {
+    return this.stmt('SELECT 1 FROM entries WHERE parent_id = ? LIMIT 1').get(id) !== undefined;
+  }
+
+  /** Number of entries in the store. */
+  count(): number {
+    return (this.stmt('SELECT count(*) AS n FROM entries').get() as { n: number }).n;
+  }
+
+  /** Inserts an entry with its index rows; returns its id. */
+  insert(e: Omit<StoredEntry, 'id'>, index: IndexRow[]): number {
+    const info = this.stmt('INSERT INTO entries (dn, ndn, rpath, parent_id, attrs) VALUES (?, ?, ?, ?, ?)').run(
+      e.dn, e.ndn, e.rpath, e.parentId, JSON.stringify(e.attrs));
+    const id = Number(info.lastInsertRowid);
+    this.writeIndex(id, index);
+    return id;
+  }
+
+  /** Replaces an entry's attributes and index rows. */
+  updateAttrs(id: number, attrs: AttrMap, index: IndexRow[]): void {
+    this.stmt('UPDATE entries SET attrs = ? WHERE id = ?').run(JSON.stringify(attrs), id);
+    this.stmt('DELETE FROM attr_index WHERE entry_id = ?').run(id);
+    this.writeIndex(id, index);
+  }
+
+  /** Moves or renames one entry (its descendants are moved with `moveSubtree`). */
+  rename(id: number, dn: string, ndn: string, rpath: string, parentId: number | null): void {
+    this.stmt('UPDATE entries SET dn = ?, ndn = ?, rpath = ?, parent_id = ? WHERE id = ?').run(dn, ndn, rpath, parentId, id);
+  }
+
+  /** Descendants of an entry (not the entry itself), parents before children. */
+  descendants(rpath: string): StoredEntry[] {
+    const rows = this.stmt(
+      'SELECT id, dn, ndn, rpath, parent_id, attrs FROM entries WHERE rpath > ? AND rpath < ? ORDER BY rpath',
+    ).all(rpath, subtreeEnd(rpath)) as EntryRow[];
+    return rows.map(Store.toEntry);
+  }
+
+  /** Deletes an entry and its index rows. */
+  delete(id: number): void {
+    this.stmt('DELETE FROM attr_index WHERE entry_id = ?').run(id);
+    this.stmt('DELETE FROM entries WHERE id = ?').run(id);
+  }
+
+  private writeIndex(id: number, index: IndexRow[]): void {
+    const ins = this.stmt('INSERT OR IGNORE INTO attr_index (attr, norm, entry_id) VALUES (?, ?, ?)');
+    for (const r of index) if (this.indexed.has(r.attr)) ins.run(r.attr, r.norm, id);
+  }
+
+  /**
+   * Candidate entries for a search, in id order: the scope condition and the
+   * SQL-compilable part of the filter. The caller evaluates the full filter.
+   */
+  *candidates(q: EntryQuery): Generator<StoredEntry> {
+    const cond = filterToSql(q.filter, this.indexed);
+    let scopeSql: string;
+    let params: (string | number)[];
+    switch (q.scope) {
+      case 'base':
+        scopeSql = 'e.id = ?';
+        params = [q.base.id];
+        break;
+      case 'one':
+        scopeSql = 'e.parent_id = ?';
+        params = [q.base.id];
+        break;
+      case 'sub':
+        scopeSql = 'e.rpath >= ? AND e.rpath < ?';
+        params = [q.base.rpath, subtreeEnd(q.base.rpath)];
+        break;
+    }
+    let sql = `SELECT e.id, e.dn, e.ndn, e.rpath, e.parent_id, e.attrs FROM entries e WHERE ${scopeSql}`;
+    if (cond.sql !== '1') sql += ` AND (${cond.sql})`;
+    params.push(...cond.params);
+    if (q.afterId !== undefined) {
+      sql += ' AND e.id > ?';
+      params.push(q.afterId);
+    }
+    sql += ' ORDER BY e.id';
+    for (const r of this.stmt(sql).iterate(...params) as IterableIterator<EntryRow>) yield Store.toEntry(r);
+  }
+
+  /** Appends a change log row; returns its change number. */
+  appendChange(c: Omit<ChangeRecord, 'changeNumber'>): number {
+    const info = this.stmt(
+      `INSERT INTO changelog (change_time, target_dn, target_ndn, change_type, changes, new_rdn, delete_old_rdn, new_superior, new_ndn, actor)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(c.changeTime, c.targetDN, c.targetNdn, c.changeType, c.changes, c.newRDN,
+      c.deleteOldRDN === null ? null : c.deleteOldRDN ? 1 : 0, c.newSuperior, c.newNdn, c.actor);
+    return Number(info.lastInsertRowid);
+  }
+
+  /** First and last change numbers held (0, 0 when the log is empty). */
+  changeRange(): { first: number; last: number } {
+    const r = this.stmt('SELECT min(change_number) AS first, max(change_number) AS last FROM changelog').get() as {
+      first: number | null; last: number | null;
+    };
+    return { first: r.first ?? 0, last: r.last ?? 0 };
+  }
+
+  /** Change log rows with `from <= changeNumber <= to`, ascending. */
+  *changes(from: number, to = Number.MAX_SAFE_INTEGER): Generator<ChangeRecord> {
+    const rows = this.stmt('SELECT * FROM changelog WHERE change_number >= ? AND change_number <= ? ORDER BY change_number')
+      .iterate(from, to) as IterableIterator<ChangeRow>;
+    for (const r of rows) {
+      yield {
+        changeNumber: r.change_number,
+        changeTime: r.change_time,
+        targetDN: r.target_dn,
+        targetNdn: r.target_ndn,
+        changeType: r.change_type,
+        changes: r.changes,
+        newRDN: r.new_rdn,
+        deleteOldRDN: r.delete_old_rdn === null ? null : r.delete_old_rdn === 1,
+        newSuperior: r.new_superior,
+        newNdn: r.new_ndn,
+        actor: r.actor,
+      };
+    }
+  }
+
+  getMeta(key: string): string | undefined {
+    return (this.stmt('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.stmt('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  /**
+   * Rebuilds the attribute index with `rowsOf` for every entry, in one
+   * transaction. Used when the indexed set changes.
+   */
+  reindex(rowsOf: (e: StoredEntry) => IndexRow[]): void {
+    this.transaction(() => {
+      this.db.exec('DELETE FROM attr_index');
+      const all = (this.stmt('SELECT id, dn, ndn, rpath, parent_id, attrs FROM entries').all() as EntryRow[]).map(Store.toEntry);
+      for (const e of all) this.writeIndex(e.id, rowsOf(e));
+    });
+  }
+}
+
+/** Exclusive upper bound of the rpath range of a subtree. */
+export function subtreeEnd(rpath: string): string {
+  return rpath.slice(0, -1) + RPATH_END;
+}

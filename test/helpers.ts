@@ -1,0 +1,116 @@
+/**
+ * Test fixtures: an appliance on ephemeral loopback ports over a temporary
+ * data dir, and runners for the real command-line clients.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { loadConfig, type Config } from '../server/config';
+import { silentLogger } from '../server/log';
+import { startAppliance, type Appliance } from '../server/appliance';
+
+// Keep password hashing cheap in tests (production default is 100,000).
+process.env.DCMX_PBKDF2_ITERATIONS ??= '1000';
+
+export const ADMIN_PASSWORD = 'admin-secret-1';
+
+/** A fresh temporary directory, removed by the returned cleanup. */
+export function tempDir(prefix = 'dcmx-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface TestAppliance {
+  app: Appliance;
+  config: Config;
+  dataDir: string;
+  ldapUrl: string;
+  adminDN: string;
+  close(): Promise<void>;
+}
+
+/** Base environment for an appliance on loopback with ephemeral ports. */
+export function testEnv(dataDir: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    DCMX_DATA_DIR: dataDir,
+    DCMX_LISTEN: '127.0.0.1',
+    DCMX_LDAP_PORT: '0',
+    DCMX_DNS_PORT: '0',
+    DCMX_SMTP_PORT: '0',
+    DCMX_HTTP_PORT: '0',
+    DCMX_HOSTNAME: 'mx.dcmx.test',
+    DCMX_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    DCMX_PBKDF2_ITERATIONS: '1000',
+    ...extra,
+  };
+}
+
+/** Starts the appliance in-process. */
+export async function startTestAppliance(extra: Record<string, string> = {}, dataDir = tempDir()): Promise<TestAppliance> {
+  const config = loadConfig(testEnv(dataDir, extra));
+  const app = await startAppliance(config, silentLogger(), () => undefined);
+  return {
+    app,
+    config,
+    dataDir,
+    ldapUrl: `ldap://127.0.0.1:${app.ports.ldap}`,
+    adminDN: config.adminDN,
+    async close() {
+      await app.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command without blocking the event loop (the server may be in this process). */
+export function run(cmd: string, args: string[], input?: string, timeoutMs = 20_000): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === 'number' ? (err as unknown as { code: number }).code : 1) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+    });
+    if (input !== undefined) child.stdin!.end(input);
+  });
+}
+
+/** Admin bind arguments for the OpenLDAP clients. */
+export function adminArgs(t: TestAppliance): string[] {
+  return ['-x', '-H', t.ldapUrl, '-D', t.adminDN, '-w', ADMIN_PASSWORD];
+}
+
+/** Spawns the built appliance (dist/server/main.js) and resolves when it prints `dcmx ready`. */
+export function spawnAppliance(env: Record<string, string>): Promise<{ child: ChildProcess; ready: string; output: () => string }> {
+  const main = path.resolve(__dirname, '..', 'server', 'main.js');
+  const child = spawn(process.execPath, [main], { env: { ...process.env, ...env, DCMX_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`appliance did not start:\n${out}`)), 20_000);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.includes('dcmx ready'));
+      if (line) {
+        clearTimeout(timer);
+        resolve({ child, ready: line, output: () => out });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`appliance exited with ${code}:\n${out}`));
+    });
+  });
+}
+
+/** Parses `port=N` fields of the ready line. */
+export function readyPorts(line: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of line.matchAll(/(\w+)=(\d+)/g)) out[m[1]] = Number(m[2]);
+  return out;
+}

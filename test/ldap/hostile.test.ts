@@ -1,0 +1,143 @@
+/**
+ * Hostile input against the running LDAP endpoint: the PDUs that kill or hang
+ * stock ldapjs, truncated and random bytes, deep filters, huge declared
+ * lengths, mid-PDU disconnects. After each, another connection must still get
+ * a search answered.
+ */
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as net from 'node:net';
+import { adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
+
+let t: TestAppliance;
+before(async () => {
+  t = await startTestAppliance();
+});
+after(async () => {
+  await t.close();
+});
+
+/** Sends bytes on a fresh connection; resolves with what came back when the server closes or after `waitMs`. */
+function send(bytes: Buffer | Buffer[], waitMs = 300, closeAfter = false): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const sock = net.connect(t.app.ports.ldap, '127.0.0.1');
+    const got: Buffer[] = [];
+    const done = () => {
+      sock.destroy();
+      resolve(Buffer.concat(got));
+    };
+    sock.on('data', (d) => got.push(d));
+    sock.on('error', done);
+    sock.on('close', done);
+    sock.on('connect', () => {
+      for (const b of Array.isArray(bytes) ? bytes : [bytes]) sock.write(b);
+      if (closeAfter) sock.destroy();
+      setTimeout(done, waitMs);
+    });
+  });
+}
+
+/** A search from another connection still works, promptly. */
+async function stillAnswers(): Promise<void> {
+  const started = Date.now();
+  const r = await run('ldapsearch', [...adminArgs(t), '-LLL', '-b', 'o=internet', '-s', 'base', 'dn'], undefined, 5000);
+  assert.equal(r.code, 0, `server stopped answering: ${r.stderr}`);
+  assert.match(r.stdout, /^dn: o=internet$/m);
+  assert.ok(Date.now() - started < 5000);
+}
+
+function berLen(n: number): Buffer {
+  if (n < 0x80) return Buffer.from([n]);
+  const bytes: number[] = [];
+  while (n > 0) {
+    bytes.unshift(n & 0xff);
+    n = Math.floor(n / 256);
+  }
+  return Buffer.from([0x80 | bytes.length, ...bytes]);
+}
+function tlv(tag: number, content: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([tag]), berLen(content.length), content]);
+}
+function str(tag: number, s: string): Buffer {
+  return tlv(tag, Buffer.from(s));
+}
+/** A SearchRequest PDU with the given filter bytes. */
+function searchPdu(filter: Buffer, id = 2): Buffer {
+  const op = tlv(0x63, Buffer.concat([
+    str(0x04, 'o=internet'), tlv(0x0a, Buffer.from([0])), tlv(0x0a, Buffer.from([0])),
+    tlv(0x02, Buffer.from([0])), tlv(0x02, Buffer.from([0])), tlv(0x01, Buffer.from([0])),
+    filter, tlv(0x30, Buffer.alloc(0)),
+  ]));
+  return tlv(0x30, Buffer.concat([tlv(0x02, Buffer.from([id])), op]));
+}
+
+test('the 6-byte PDU 30 84 ff ff ff ff', async () => {
+  const reply = await send(Buffer.from('3084ffffffff', 'hex'));
+  assert.ok(reply.length > 0, 'a notice of disconnection is sent');
+  assert.equal(reply[0], 0x30);
+  await stillAnswers();
+});
+
+test('a declared 2 GiB PDU and a length above the limit', async () => {
+  await send(Buffer.concat([Buffer.from([0x30, 0x84, 0x80, 0x00, 0x00, 0x00]), Buffer.alloc(64 * 1024, 0x41)]));
+  await send(Buffer.concat([Buffer.from([0x30, 0x83, 0x20, 0x00, 0x00]), Buffer.alloc(1000, 0x41)]));
+  await stillAnswers();
+});
+
+test('a malformed SearchRequest whose attribute list overruns (the ldapjs infinite loop)', async () => {
+  const good = searchPdu(str(0x87, 'objectClass'));
+  // Make the attribute SEQUENCE claim more bytes than remain.
+  const bad = Buffer.from(good);
+  bad[bad.length - 1] = 0x10;
+  bad[bad.length - 2] = 0x30;
+  await send(bad);
+  // a SearchRequest whose inner lengths disagree with the outer one
+  const seventySix = Buffer.from(
+    '304a020102634504000a01020a0100020100020100010100a02ea30f0403756964040861646d696e6973' +
+    'a31b040b6f626a656374436c617373040c696e65744f7267506572736f6e3040', 'hex');
+  await send(seventySix);
+  await stillAnswers();
+});
+
+test('a 5,000-deep filter', async () => {
+  let f = tlv(0x87, Buffer.from('cn'));
+  for (let i = 0; i < 5000; i++) f = tlv(0xa0, f);
+  const reply = await send(searchPdu(f));
+  assert.ok(reply.length > 0);
+  await stillAnswers();
+});
+
+test('truncated PDUs, then a disconnect mid-PDU', async () => {
+  const pdu = searchPdu(str(0x87, 'objectClass'));
+  for (const cut of [1, 2, 5, 10, pdu.length - 1]) await send(pdu.subarray(0, cut), 50, true);
+  await stillAnswers();
+});
+
+test('random bytes on many connections', async () => {
+  let seed = 12345;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
+  const jobs: Promise<Buffer>[] = [];
+  for (let i = 0; i < 200; i++) {
+    const b = Buffer.alloc(1 + (rnd() % 200));
+    for (let j = 0; j < b.length; j++) b[j] = rnd();
+    if (i % 2 === 0) b[0] = 0x30; // half of them look like a SEQUENCE
+    jobs.push(send(b, 100));
+  }
+  await Promise.all(jobs);
+  await stillAnswers();
+});
+
+test('a valid request split into single bytes is answered', async () => {
+  const pdu = searchPdu(str(0x87, 'objectClass'), 7);
+  const reply = await send([...pdu].map((b) => Buffer.from([b])), 500);
+  // SearchResultEntry (0x64) then SearchResultDone (0x65) for messageID 7
+  assert.ok(reply.includes(Buffer.from([0x02, 0x01, 0x07, 0x65])), 'search done received');
+  await stillAnswers();
+});
+
+test('an unbind ends the connection; garbage after a valid request closes it', async () => {
+  const unbind = tlv(0x30, Buffer.concat([tlv(0x02, Buffer.from([1])), Buffer.from([0x42, 0x00])]));
+  await send(unbind, 200);
+  await send(Buffer.concat([searchPdu(str(0x87, 'objectClass')), Buffer.from('GET / HTTP/1.1\r\n\r\n')]), 200);
+  await stillAnswers();
+});

@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+// `npm test` after tsc: runs every compiled *.test.js under dist/test with node:test,
+// two files at a time (the machine has 2 cores). Extra arguments filter by path substring.
+'use strict';
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+function find(dir) {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((d) => {
+    const p = path.join(dir, d.name);
+    return d.isDirectory() ? find(p) : d.name.endsWith('.test.js') ? [p] : [];
+  });
+}
+const filters = process.argv.slice(2);
+const files = find(path.join(__dirname, '..', 'dist', 'test')).filter((f) => filters.length === 0 || filters.some((s) => f.includes(s))).sort();
+if (files.length === 0) {
+  console.error('no test files found');
+  process.exit(1);
+}
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=300000', ...files], { stdio: 'inherit' });
+process.exit(r.status ?? 1);
