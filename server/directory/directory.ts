@@ -17,7 +17,7 @@ import { formatLdifAttributes, formatLdifModifications } from '../admin/ldif';
 import { AccessPolicy, ANONYMOUS, type Identity } from './access';
 import {
   indexRows, matchTarget, normalizedValues, parseSelection, selected, storedFromTyped, typedAttrs, typedFromStored,
-  type AttrInput, type AttrSelection, type DirEntry, type ResultAttr,
+  valueToBytes, type AttrInput, type AttrSelection, type DirEntry, type ResultAttr,
 } from './entry';
 import {
   AlreadyExistsError, DirectoryError, InsufficientAccessError, InvalidCredentialsError, NoSuchObjectError,
@@ -495,8 +495,12 @@ export class Directory {
     this.pending.push(c);
   }
 
-  /** Hashes clear-text userPassword values (RFC 3062 practice); hashed values pass through. */
-  private async hashValues(attrs: AttrInput[]): Promise<AttrInput[]> {
+  /**
+   * Hashes clear-text userPassword values off the event loop; values that
+   * already carry a scheme pass through. add() and modify() call it; bulk
+   * loaders call it before addSync() in a batch.
+   */
+  async hashPasswords(attrs: AttrInput[]): Promise<AttrInput[]> {
     const out: AttrInput[] = [];
     for (const a of attrs) {
       if (this.schema.attr(a.type) === this.userPassword) {
@@ -509,7 +513,7 @@ export class Directory {
   /** LDAP-style add (RFC 4511 §4.7). Resolves with the change number. */
   async add(who: Identity, dn: string, attrs: AttrInput[], opts: WriteOptions = {}): Promise<number> {
     if (!this.access.canWriteTree(who)) throw new InsufficientAccessError();
-    const hashed = await this.hashValues(attrs);
+    const hashed = await this.hashPasswords(attrs);
     return this.write(() => this.addTyped(who, dn, typedAttrs(this.schema, hashed), opts));
   }
 
@@ -559,7 +563,7 @@ export class Directory {
     );
     const changeNumber = this.store.appendChange({
       changeTime: now, targetDN: formatted, targetNdn: ndn, changeType: 'add',
-      changes: formatLdifAttributes(this.userAttrs(stored)), newRDN: null, deleteOldRDN: null, newSuperior: null,
+      changes: formatLdifAttributes(this.userAttrs(stored).map(([k, vs]) => [k, vs.map(valueToBytes)])), newRDN: null, deleteOldRDN: null, newSuperior: null,
       newNdn: null, actor: who.dn,
     });
     this.record({ changeNumber, type: 'add', after: { id, dn: formatted, ndn, attrs: stored } });
@@ -583,7 +587,7 @@ export class Directory {
     const hashed: Modification[] = [];
     for (const m of mods) {
       if (this.schema.attr(m.type) === this.userPassword && (m.op === 'add' || m.op === 'replace')) {
-        hashed.push({ ...m, values: (await this.hashValues([{ type: m.type, values: m.values }]))[0].values });
+        hashed.push({ ...m, values: (await this.hashPasswords([{ type: m.type, values: m.values }]))[0].values });
       } else hashed.push(m);
     }
     return this.write(() => this.modifyTyped(who, dn, hashed, opts));
@@ -630,7 +634,7 @@ export class Directory {
     this.store.updateAttrs(cur.id, stored, indexRows(this.schema, stored, this.store.indexedAttributes));
     const changeNumber = this.store.appendChange({
       changeTime: now, targetDN: cur.dn, targetNdn: ndn, changeType: 'modify',
-      changes: formatLdifModifications(mods.map((m, i) => ({ op: m.op, attr: types[i].name, values: m.values }))),
+      changes: formatLdifModifications(mods.map((m, i) => ({ op: m.op, attr: types[i].name, values: m.values.map(valueToBytes) }))),
       newRDN: null, deleteOldRDN: null, newSuperior: null, newNdn: null, actor: who.dn,
     });
     this.record({

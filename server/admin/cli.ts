@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+/**
+ * `dcmx`: the operator's command line. It opens the same store as the
+ * running appliance (SQLite allows it) and writes through the same write
+ * path, so every change is validated, indexed and logged in the change log.
+ *
+ *   dcmx ldif import FILE [--continue] [--skip-existing]
+ *   dcmx ldif export [--base DN] [--no-operational]
+ */
+import { ConfigError, loadConfig, type Config } from '../config';
+import { openDirectory } from '../directory/open';
+import { storePath } from '../appliance';
+import type { Directory } from '../directory/directory';
+import { exportLdif, importLdif, type ImportProgress } from './ldif-io';
+
+const USAGE = `usage:
+  dcmx ldif import FILE [--continue] [--skip-existing]
+  dcmx ldif export [--base DN] [--no-operational]`;
+
+/** Thrown for a usage error: printed with the usage text, exit status 64 (EX_USAGE). */
+class UsageError extends Error {}
+
+function openFor(config: Config): Directory {
+  return openDirectory({
+    file: storePath(config.dataDir),
+    suffix: config.suffix,
+    adminDN: config.adminDN,
+    extraIndexes: config.ldap.extraIndexes,
+  });
+}
+
+/** A one-line progress bar on stderr when it is a terminal; a final summary line always. */
+function progressPrinter(): (p: ImportProgress) => void {
+  const tty = process.stderr.isTTY;
+  const started = Date.now();
+  return (p) => {
+    if (!tty) return;
+    const frac = p.totalBytes ? Math.min(1, p.bytes / p.totalBytes) : 1;
+    const width = 30;
+    const filled = Math.round(frac * width);
+    const rate = Math.round(p.records / Math.max(0.001, (Date.now() - started) / 1000));
+    process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}%  ${p.records} records  ${rate}/s${p.failed ? `  ${p.failed} failed` : ''}  `);
+  };
+}
+
+function flag(args: string[], name: string): boolean {
+  const i = args.indexOf(name);
+  if (i < 0) return false;
+  args.splice(i, 1);
+  return true;
+}
+
+function option(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  const v = args[i + 1];
+  if (v === undefined) throw new UsageError(`${name} needs a value`);
+  args.splice(i, 2);
+  return v;
+}
+
+/** Runs one CLI invocation; resolves with the exit status. */
+export async function runCli(argv: string[], config: Config = loadConfig()): Promise<number> {
+  const args = [...argv];
+  const [group, cmd] = [args.shift(), args.shift()];
+  if (group === 'ldif' && cmd === 'import') {
+    const continueOnError = flag(args, '--continue') || flag(args, '-c');
+    const skipExisting = flag(args, '--skip-existing');
+    const file = args.shift();
+    if (!file || args.length) throw new UsageError('ldif import takes one FILE');
+    const dir = openFor(config);
+    try {
+      const r = await importLdif(dir, file, {
+        continueOnError,
+        skipExisting,
+        onProgress: progressPrinter(),
+        onError: (line, dn, err) => process.stderr.write(`\nline ${line}: ${dn}: ${err.message}\n`),
+      });
+      if (process.stderr.isTTY) process.stderr.write('\n');
+      console.error(`imported ${r.records} records${r.skipped ? `, skipped ${r.skipped} existing` : ''}${r.failed ? `, ${r.failed} failed` : ''}`);
+      return r.failed ? 1 : 0;
+    } finally {
+      dir.store.close();
+    }
+  }
+  if (group === 'ldif' && cmd === 'export') {
+    const base = option(args, '--base');
+    const operational = !flag(args, '--no-operational');
+    if (args.length) throw new UsageError(`unexpected argument ${args[0]}`);
+    const dir = openFor(config);
+    try {
+      let buf = '';
+      const n = exportLdif(dir, (s) => {
+        buf += s;
+        if (buf.length > 1 << 16) {
+          process.stdout.write(buf);
+          buf = '';
+        }
+      }, { base, operational });
+      process.stdout.write(buf);
+      console.error(`exported ${n} entries`);
+      return 0;
+    } finally {
+      dir.store.close();
+    }
+  }
+  throw new UsageError(group ? `unknown command '${[group, cmd].filter(Boolean).join(' ')}'` : 'no command');
+}
+
+if (require.main === module) {
+  runCli(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err) => {
+      if (err instanceof UsageError) {
+        console.error(`dcmx: ${err.message}\n${USAGE}`);
+        process.exitCode = 64;
+      } else if (err instanceof ConfigError) {
+        console.error(`dcmx: bad configuration: ${err.message}`);
+        process.exitCode = 2;
+      } else {
+        console.error(`dcmx: ${err instanceof Error ? err.message : err}`);
+        process.exitCode = 1;
+      }
+    },
+  );
+}
