@@ -7,20 +7,40 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
+import * as fs from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { ADMIN_PASSWORD, readyPorts, run, spawnAppliance, tempDir, testEnv } from '../helpers';
 
-let t: TestAppliance;
+// The appliance runs in its own process, so that a crash shows as a dead
+// process here instead of an exception swallowed by the test runner.
+let child: ChildProcess;
+let port = 0;
+let dataDir = '';
 before(async () => {
-  t = await startTestAppliance();
+  dataDir = tempDir();
+  const a = await spawnAppliance(testEnv(dataDir));
+  child = a.child;
+  port = readyPorts(a.ready).ldap;
 });
 after(async () => {
-  await t.close();
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+  fs.rmSync(dataDir, { recursive: true, force: true });
 });
+
+const NOTICE_OID = Buffer.from('1.3.6.1.4.1.1466.20036');
+
+/** The reply is a Notice of Disconnection (RFC 4511 §4.4.1) with protocolError (2). */
+function assertNotice(reply: Buffer): void {
+  assert.ok(reply.includes(NOTICE_OID), `expected a notice of disconnection, got ${reply.toString('hex')}`);
+  assert.ok(reply.includes(Buffer.from([0x0a, 0x01, 0x02])), 'resultCode protocolError');
+}
 
 /** Sends bytes on a fresh connection; resolves with what came back when the server closes or after `waitMs`. */
 function send(bytes: Buffer | Buffer[], waitMs = 300, closeAfter = false): Promise<Buffer> {
   return new Promise((resolve) => {
-    const sock = net.connect(t.app.ports.ldap, '127.0.0.1');
+    const sock = net.connect(port, '127.0.0.1');
     const got: Buffer[] = [];
     const done = () => {
       sock.destroy();
@@ -39,8 +59,10 @@ function send(bytes: Buffer | Buffer[], waitMs = 300, closeAfter = false): Promi
 
 /** A search from another connection still works, promptly. */
 async function stillAnswers(): Promise<void> {
+  assert.equal(child.exitCode, null, 'the appliance is still running');
   const started = Date.now();
-  const r = await run('ldapsearch', [...adminArgs(t), '-LLL', '-b', 'o=internet', '-s', 'base', 'dn'], undefined, 5000);
+  const auth = ['-x', '-H', `ldap://127.0.0.1:${port}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD];
+  const r = await run('ldapsearch', [...auth, '-LLL', '-b', 'o=internet', '-s', 'base', 'dn'], undefined, 5000);
   assert.equal(r.code, 0, `server stopped answering: ${r.stderr}`);
   assert.match(r.stdout, /^dn: o=internet$/m);
   assert.ok(Date.now() - started < 5000);
@@ -72,15 +94,13 @@ function searchPdu(filter: Buffer, id = 2): Buffer {
 }
 
 test('the 6-byte PDU 30 84 ff ff ff ff', async () => {
-  const reply = await send(Buffer.from('3084ffffffff', 'hex'));
-  assert.ok(reply.length > 0, 'a notice of disconnection is sent');
-  assert.equal(reply[0], 0x30);
+  assertNotice(await send(Buffer.from('3084ffffffff', 'hex')));
   await stillAnswers();
 });
 
 test('a declared 2 GiB PDU and a length above the limit', async () => {
-  await send(Buffer.concat([Buffer.from([0x30, 0x84, 0x80, 0x00, 0x00, 0x00]), Buffer.alloc(64 * 1024, 0x41)]));
-  await send(Buffer.concat([Buffer.from([0x30, 0x83, 0x20, 0x00, 0x00]), Buffer.alloc(1000, 0x41)]));
+  assertNotice(await send(Buffer.concat([Buffer.from([0x30, 0x84, 0x80, 0x00, 0x00, 0x00]), Buffer.alloc(64 * 1024, 0x41)])));
+  assertNotice(await send(Buffer.concat([Buffer.from([0x30, 0x83, 0x20, 0x00, 0x00]), Buffer.alloc(1000, 0x41)])));
   await stillAnswers();
 });
 
@@ -90,20 +110,32 @@ test('a malformed SearchRequest whose attribute list overruns (the ldapjs infini
   const bad = Buffer.from(good);
   bad[bad.length - 1] = 0x10;
   bad[bad.length - 2] = 0x30;
-  await send(bad);
+  assertNotice(await send(bad));
   // a SearchRequest whose inner lengths disagree with the outer one
   const seventySix = Buffer.from(
-    '304a020102634504000a01020a0100020100020100010100a02ea30f0403756964040861646d696e6973' +
+    '3048020102634504000a01020a0100020100020100010100a02ea30f0403756964040861646d696e6973' +
     'a31b040b6f626a656374436c617373040c696e65744f7267506572736f6e3040', 'hex');
-  await send(seventySix);
+  assertNotice(await send(seventySix));
+  await stillAnswers();
+});
+
+test('valid BER that makes stock ldapjs loop: attribute list as an OCTET STRING, an UnbindRequest with content', async () => {
+  // SearchRequest whose attribute "SEQUENCE" is a primitive OCTET STRING holding 04 7f:
+  // structurally valid BER, but @ldapjs/messages steps into it and loops forever.
+  const good = searchPdu(str(0x87, 'objectClass'));
+  const looping = Buffer.concat([good.subarray(0, good.length - 2), Buffer.from([0x04, 0x02, 0x04, 0x7f])]);
+  looping[1] += 2;
+  looping[looping.indexOf(0x63, 4) + 1] += 2;
+  assertNotice(await send(looping));
+  const unbindWithContent = tlv(0x30, Buffer.concat([tlv(0x02, Buffer.from([1])), tlv(0x42, Buffer.from([0x04, 0x7f]))]));
+  assertNotice(await send(unbindWithContent));
   await stillAnswers();
 });
 
 test('a 5,000-deep filter', async () => {
   let f = tlv(0x87, Buffer.from('cn'));
   for (let i = 0; i < 5000; i++) f = tlv(0xa0, f);
-  const reply = await send(searchPdu(f));
-  assert.ok(reply.length > 0);
+  assertNotice(await send(searchPdu(f)));
   await stillAnswers();
 });
 
@@ -138,6 +170,7 @@ test('a valid request split into single bytes is answered', async () => {
 test('an unbind ends the connection; garbage after a valid request closes it', async () => {
   const unbind = tlv(0x30, Buffer.concat([tlv(0x02, Buffer.from([1])), Buffer.from([0x42, 0x00])]));
   await send(unbind, 200);
-  await send(Buffer.concat([searchPdu(str(0x87, 'objectClass')), Buffer.from('GET / HTTP/1.1\r\n\r\n')]), 200);
+  const mixed = await send(Buffer.concat([searchPdu(str(0x87, 'objectClass')), Buffer.from('GET / HTTP/1.1\r\n\r\n')]), 200);
+  assertNotice(mixed);
   await stillAnswers();
 });

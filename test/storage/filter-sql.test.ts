@@ -1,0 +1,253 @@
+/**
+ * storage/filter-sql.ts and the store's candidate query: user values only
+ * ever travel as bound parameters, exactness flags are right (a widened
+ * condition is never claimed exact), GLOB metacharacters in substring pieces
+ * match literally, hostile filters and base DNs against a real in-memory
+ * directory find nothing and change nothing, and an indexed equality search
+ * is answered through the attr_index primary key.
+ */
+import { describe, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { filterToSql, type SqlCondition } from '../../storage/filter-sql';
+import { compileFilter, type Filter, type FilterInput } from '../../server/directory/filter';
+import { loadSchema } from '../../server/directory/open';
+import { DEFAULT_INDEXES, type Directory, type SearchRequest } from '../../server/directory/directory';
+import { DirectoryError } from '../../server/directory/errors';
+import { ANONYMOUS, type Identity } from '../../server/directory/access';
+import { attrs, memoryDirectory } from '../directory/fixture';
+
+const schema = loadSchema();
+const INDEXED: ReadonlySet<string> = new Set(DEFAULT_INDEXES);
+
+const HOSTILE = [
+  "x') OR 1=1 --",
+  "'; DROP TABLE entries; --",
+  "' OR ''='",
+  '" OR ""="',
+  "x'/*",
+  "*/ OR 1=1",
+  "1); DELETE FROM attr_index WHERE (1",
+  "\\'; SELECT sqlite_version(); --",
+  "a\u0000b' --",
+];
+
+const compile = (f: FilterInput): Filter => compileFilter(schema, f);
+const sql = (f: FilterInput, indexed = INDEXED): SqlCondition => filterToSql(compile(f), indexed);
+const eq = (attr: string, value: string): FilterInput => ({ type: 'equal', attr, value });
+const sub = (attr: string, initial: string | undefined, any: string[], final?: string): FilterInput =>
+  ({ type: 'substrings', attr, initial, any, final });
+
+/** The SQL text carries no literal at all: no quotes, no statement separator, no comment. */
+function assertNoLiterals(c: SqlCondition): void {
+  assert.doesNotMatch(c.sql, /['";]|--|\/\*/, `SQL carries a literal: ${c.sql}`);
+  assert.equal((c.sql.match(/\?/g) ?? []).length, c.params.length, 'one placeholder per parameter');
+}
+
+describe('filterToSql', () => {
+  test('every user value is a parameter, never SQL text', () => {
+    for (const v of HOSTILE) {
+      const norm = schema.attr('mail')!.normalize(v) ?? v;
+      for (const f of [
+        eq('mail', v), eq('cn', v), eq('uid', v),
+        sub('cn', v, [v], v), sub('mail', undefined, [v]),
+        { type: 'or', filters: [eq('mail', v), eq('cn', v)] } as FilterInput,
+        { type: 'and', filters: [eq('objectClass', 'inetOrgPerson'), { type: 'not', filter: eq('uid', v) }] } as FilterInput,
+      ]) {
+        const c = sql(f);
+        assertNoLiterals(c);
+        assert.ok(!c.sql.includes(v) && !c.sql.includes(norm), `value leaked into SQL: ${c.sql}`);
+        // Substring patterns carry GLOB-escaped pieces ([*], [?], [[]): compare unescaped.
+        const sent = c.params.map((p) => p.replace(/\[([*?[])\]/g, '$1'));
+        assert.ok(sent.some((p) => p.includes(norm.trim())), `value missing from params: ${JSON.stringify(c.params)}`);
+      }
+    }
+  });
+
+  test('attribute names are parameters too', () => {
+    const c = sql(eq('mail', 'a@b'));
+    assert.ok(!/mail/i.test(c.sql), c.sql);
+    assert.deepEqual(c.params, ['mail', 'a@b']);
+    const p = sql({ type: 'present', attr: 'uid' });
+    assert.deepEqual(p.params, ['uid']);
+    assertNoLiterals(p);
+  });
+
+  test('exactness: NOT over an unindexed attribute widens to 1, NOT over an indexed one is exact', () => {
+    let c = sql({ type: 'not', filter: eq('description', 'x') });
+    assert.deepEqual(c, { sql: '1', params: [], exact: false });
+    c = sql({ type: 'not', filter: eq('mail', 'a@b') });
+    assert.equal(c.exact, true);
+    assert.match(c.sql, /^NOT \(/);
+    assert.deepEqual(c.params, ['mail', 'a@b']);
+    // NOT over a substring (never exact) must widen too, or NOT would drop true matches.
+    c = sql({ type: 'not', filter: sub('cn', 'a', []) });
+    assert.deepEqual(c, { sql: '1', params: [], exact: false });
+  });
+
+  test('exactness: OR with an unindexed branch widens; AND keeps the indexed branch but is not exact', () => {
+    let c = sql({ type: 'or', filters: [eq('mail', 'a@b'), eq('description', 'x')] });
+    assert.deepEqual(c, { sql: '1', params: [], exact: false });
+    c = sql({ type: 'or', filters: [eq('mail', 'a@b'), eq('uid', 'a')] });
+    assert.equal(c.exact, true);
+    assert.deepEqual(c.params, ['mail', 'a@b', 'uid', 'a']);
+    c = sql({ type: 'and', filters: [eq('mail', 'a@b'), eq('description', 'x')] });
+    assert.equal(c.exact, false);
+    assert.deepEqual(c.params, ['mail', 'a@b']);
+    c = sql({ type: 'and', filters: [eq('mail', 'a@b'), eq('uid', 'a')] });
+    assert.equal(c.exact, true);
+    // Indexes configured differently change the answer.
+    c = sql(eq('description', 'x'), new Set([...INDEXED, 'description']));
+    assert.equal(c.exact, true);
+  });
+
+  test('exactness of the other clause types', () => {
+    assert.deepEqual(sql(sub('cn', 'a', [])).exact, false);
+    assert.deepEqual(sql({ type: 'ge', attr: 'uid', value: 'a' }), { sql: '1', params: [], exact: false });
+    assert.deepEqual(filterToSql({ type: 'const', value: false }, INDEXED), { sql: '0', params: [], exact: true });
+    assert.deepEqual(filterToSql({ type: 'const', value: true }, INDEXED), { sql: '1', params: [], exact: true });
+    // An unknown attribute compiles to false: nothing to send to SQLite.
+    assert.deepEqual(sql(eq('noSuchAttr', "x' OR 1=1")), { sql: '0', params: [], exact: true });
+    // `name` has unindexed subtypes (sn, ...): not answerable from the index.
+    assert.deepEqual(sql(eq('name', 'x')), { sql: '1', params: [], exact: false });
+  });
+
+  test('GLOB metacharacters in substring pieces are escaped', () => {
+    const c = sql(sub('cn', undefined, ['[a]']));
+    assert.deepEqual(c.params, ['cn', '*[[]a]*']);
+    assert.deepEqual(sql(sub('cn', 'a?', [], '*z')).params, ['cn', 'a[?]*[*]z']);
+  });
+});
+
+function collect(dir: Directory, who: Identity, req: Partial<SearchRequest>): string[] {
+  const out: string[] = [];
+  dir.search(who, {
+    base: 'o=internet', scope: 'sub', filter: { type: 'present', attr: 'objectClass' }, attributes: ['1.1'], typesOnly: false,
+    sizeLimit: 0, timeLimit: 0, ...req,
+  }, (e) => out.push(e.dn.toLowerCase()));
+  return out.sort();
+}
+
+/** The DNs the store's SQL returns as candidates (before the filter is checked in code). */
+function candidates(dir: Directory, f: FilterInput): string[] {
+  const base = dir.getByNdn('o=internet')!;
+  return [...dir.store.candidates({ base, scope: 'sub', filter: compile(f) })].map((e) => e.dn.toLowerCase()).sort();
+}
+
+function result(fn: () => unknown): string {
+  try {
+    fn();
+    return 'success';
+  } catch (e) {
+    if (e instanceof DirectoryError) return e.result;
+    throw e;
+  }
+}
+
+async function populated(): Promise<{ dir: Directory; admin: Identity }> {
+  const { dir, admin } = await memoryDirectory();
+  for (const cn of ['a', '[a]', 'x[a]y', '[', 'a?c', 'abc', 'x*y', 'xzy']) {
+    await dir.add(admin, `cn=${cn.replace(/[*]/g, '\\2a')},o=internet`, attrs({ objectClass: 'organizationalRole', cn }));
+  }
+  for (let i = 0; i < 5; i++) {
+    await dir.add(admin, `uid=u${i},o=internet`, attrs({
+      objectClass: 'inetOrgPerson', uid: `u${i}`, cn: `U ${i}`, sn: 'U', mail: `u${i}@example.org`, description: `user ${i}`,
+    }));
+  }
+  return { dir, admin };
+}
+
+describe('the store and the directory', () => {
+  test('a search for cn=*[a]* does not match cn=a, in SQL and in the result', async () => {
+    const { dir, admin } = await populated();
+    const f = sub('cn', undefined, ['[a]']);
+    assert.deepEqual(candidates(dir, f), ['cn=[a],o=internet', 'cn=x[a]y,o=internet']);
+    assert.deepEqual(collect(dir, admin, { filter: f }), ['cn=[a],o=internet', 'cn=x[a]y,o=internet']);
+    // No false negatives either: an unbalanced '[' and a literal '?' or '*' still match.
+    assert.deepEqual(candidates(dir, sub('cn', '[', [])), ['cn=[,o=internet', 'cn=[a],o=internet']);
+    assert.deepEqual(candidates(dir, sub('cn', 'a?', [])), ['cn=a?c,o=internet']);
+    assert.deepEqual(candidates(dir, sub('cn', 'x*', [])), ['cn=x*y,o=internet']);
+  });
+
+  test('hostile filter values find nothing and leave the tables intact', async () => {
+    const { dir, admin } = await populated();
+    const before = dir.store.count();
+    const all = collect(dir, admin, {});
+    for (const v of HOSTILE) {
+      for (const who of [admin, ANONYMOUS]) {
+        for (const f of [
+          eq('mail', v), eq('cn', v), eq('description', v), eq('objectClass', v),
+          sub('cn', undefined, [v]), sub('description', v, []),
+          { type: 'or', filters: [eq('mail', v), eq('uid', v), sub('mail', undefined, [v])] } as FilterInput,
+          { type: 'extensible', attr: 'cn', dnAttributes: true, value: v } as FilterInput,
+        ]) assert.deepEqual(collect(dir, who, { filter: f }), [], `${JSON.stringify(f)} found something`);
+      }
+      // Negated, the hostile value is a plain literal that matches nothing: everything comes back.
+      assert.deepEqual(collect(dir, admin, { filter: { type: 'not', filter: eq('mail', v) } }), all);
+    }
+    assert.equal(dir.store.count(), before);
+    const tables = (dir.store.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name);
+    for (const t of ['entries', 'attr_index', 'changelog', 'meta']) assert.ok(tables.includes(t), `${t} still exists`);
+    assert.deepEqual(collect(dir, admin, {}), all);
+  });
+
+  test('a value that looks like SQL is stored and found as a literal', async () => {
+    const { dir, admin } = await populated();
+    const v = "x') OR 1=1 --";
+    await dir.add(admin, 'cn=hostile,o=internet', attrs({ objectClass: 'inetOrgPerson', cn: 'hostile', sn: v, mail: `${v}@example.org` }));
+    assert.deepEqual(collect(dir, admin, { filter: eq('mail', `${v}@example.org`) }), ['cn=hostile,o=internet']);
+    assert.deepEqual(collect(dir, admin, { filter: eq('sn', v) }), ['cn=hostile,o=internet']);
+    assert.deepEqual(collect(dir, admin, { filter: sub('mail', "x') or 1", []) }), ['cn=hostile,o=internet']);
+  });
+
+  test('hostile base DNs give noSuchObject (or invalidDNSyntax) and change nothing', async () => {
+    const { dir, admin } = await populated();
+    const before = dir.store.count();
+    for (const base of [
+      "o=internet' OR 1=1 --",
+      "cn=x') OR 1=1 --,o=internet",
+      "cn=x\\27\\3b DROP TABLE entries\\3b --,o=internet",
+      "cn=*,o=internet",
+      "cn=%,o=internet",
+    ]) {
+      for (const who of [admin, ANONYMOUS]) {
+        for (const scope of ['base', 'one', 'sub'] as const) {
+          assert.equal(result(() => collect(dir, who, { base, scope })), 'noSuchObject', base);
+        }
+      }
+    }
+    assert.ok(['noSuchObject', 'invalidDNSyntax'].includes(result(() => collect(dir, admin, { base: "cn=x'); DROP TABLE entries; --,o=internet" }))));
+    assert.equal(dir.store.count(), before);
+  });
+
+  test('an equality search on mail under the suffix goes through the attr_index primary key', async () => {
+    const { dir, admin } = await populated();
+    // Capture the statement the store really prepares and the parameters it binds.
+    const db = dir.store.db as unknown as { prepare(sql: string): unknown };
+    const prepare = db.prepare.bind(db);
+    let captured: { sql: string; params: unknown[] } | undefined;
+    db.prepare = (text: string) => {
+      const stmt = prepare(text) as { iterate(...a: unknown[]): unknown };
+      if (text.includes('FROM entries e')) {
+        const iterate = stmt.iterate.bind(stmt);
+        stmt.iterate = (...params: unknown[]) => {
+          captured = { sql: text, params };
+          return iterate(...params);
+        };
+      }
+      return stmt;
+    };
+    try {
+      assert.deepEqual(collect(dir, admin, { filter: eq('mail', 'u3@example.org') }), ['uid=u3,o=internet']);
+    } finally {
+      delete (db as { prepare?: unknown }).prepare; // back to the prototype's method
+    }
+    assert.ok(captured, 'the candidate query was prepared during the search');
+    const plan = (dir.store.db.prepare(`EXPLAIN QUERY PLAN ${captured.sql}`).all(...captured.params) as { detail: string }[])
+      .map((r) => r.detail);
+    const text = plan.join('\n');
+    assert.ok(plan.some((d) => /^SEARCH attr_index USING PRIMARY KEY \(attr=\? AND norm=\?\)/.test(d)), `attr_index PK not used:\n${text}`);
+    assert.ok(plan.some((d) => /^SEARCH e USING INTEGER PRIMARY KEY/.test(d)), `entries not fetched by id:\n${text}`);
+    assert.ok(!plan.some((d) => /^SCAN (e|entries)\b/.test(d)), `entries scanned:\n${text}`);
+    assert.ok(!plan.some((d) => /^SEARCH e USING INDEX .*rpath/.test(d)), `entries range-scanned by rpath:\n${text}`);
+  });
+});
