@@ -9,12 +9,14 @@ import type { Config } from './config';
 import type { Logger } from './log';
 import type { Directory } from './directory/directory';
 import { openDirectory } from './directory/open';
+import type { Zones } from './directory/zones';
 import { startLdapServer, type LdapEndpoint } from './ldap/server';
 import { startHttpServer, type HttpEndpoint } from './admin/http';
 
 /** A running appliance. */
 export interface Appliance {
   directory: Directory;
+  zones: Zones;
   ports: { ldap: number; http: number };
   close(): Promise<void>;
 }
@@ -45,7 +47,7 @@ export function resolveAdminPassword(config: Config, announce: (msg: string) => 
 /** Opens the store and starts every endpoint. */
 export async function startAppliance(config: Config, log: Logger, announce: (msg: string) => void = console.log): Promise<Appliance> {
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const directory = openDirectory({
+  const { directory, zones } = openDirectory({
     file: storePath(config.dataDir),
     suffix: config.suffix,
     adminDN: config.adminDN,
@@ -65,6 +67,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     started.push(http);
     return {
       directory,
+      zones,
       ports: { ldap: ldap.port, http: http.port },
       async close() {
         for (const s of started.reverse()) await s.close();

@@ -94,3 +94,35 @@ function attrIn(names: string[]): string {
 function globEscape(s: string): string {
   return s.replace(/[*?[]/g, (c) => `[${c}]`);
 }
+
+/** An indexed equality that can drive a search from the index (`mail=x`, or one term of an AND). */
+export interface IndexDriver {
+  /** Index names of the attribute and its subtypes. */
+  names: string[];
+  norm: string;
+  /** What remains of the filter besides the driver (undefined: nothing). */
+  rest: Filter | undefined;
+}
+
+/**
+ * Picks an indexed equality at the top of the filter (alone, or the first
+ * such term of an AND) to drive the query from attr_index: one index probe
+ * then the entry by rowid, instead of an IN-subquery over entries.
+ */
+export function indexDriver(f: Filter, indexed: ReadonlySet<string>): IndexDriver | undefined {
+  if (f.type === 'eq') {
+    const names = indexedNames(f.attr, indexed);
+    return names && { names, norm: f.norm, rest: undefined };
+  }
+  if (f.type === 'and') {
+    for (let i = 0; i < f.filters.length; i++) {
+      const c = f.filters[i];
+      if (c.type !== 'eq') continue;
+      const names = indexedNames(c.attr, indexed);
+      if (!names) continue;
+      const others = f.filters.filter((_, j) => j !== i);
+      return { names, norm: c.norm, rest: others.length === 1 ? others[0] : { type: 'and', filters: others } };
+    }
+  }
+  return undefined;
+}

@@ -7,7 +7,7 @@
  */
 import type { Statement } from 'better-sqlite3';
 import { openDatabase, type Db } from './db';
-import { filterToSql } from './filter-sql';
+import { filterToSql, indexDriver } from './filter-sql';
 import type { Filter } from '../server/directory/filter';
 
 /** Attribute values by canonical attribute name, as stored. */
@@ -43,6 +43,17 @@ export interface ChangeRecord {
   /** For modrdn, the normalised DN after the change. */
   newNdn: string | null;
   actor: string | null;
+}
+
+/** One zone journal row: the records one serial change removed and added. */
+export interface JournalRow {
+  id: number;
+  zone: string;
+  serialFrom: number;
+  serialTo: number;
+  removed: string[];
+  added: string[];
+  changeNumber: number;
 }
 
 /** Search scope, RFC 4511 §4.5.1.2. */
@@ -200,7 +211,8 @@ export class Store {
    * SQL-compilable part of the filter. The caller evaluates the full filter.
    */
   *candidates(q: EntryQuery): Generator<StoredEntry> {
-    const cond = filterToSql(q.filter, this.indexed);
+    const driver = indexDriver(q.filter, this.indexed);
+    const cond = filterToSql(driver ? driver.rest ?? { type: 'const', value: true } : q.filter, this.indexed);
     let scopeSql: string;
     let params: (string | number)[];
     switch (q.scope) {
@@ -217,7 +229,15 @@ export class Store {
         params = [q.base.rpath, subtreeEnd(q.base.rpath)];
         break;
     }
-    let sql = `SELECT e.id, e.dn, e.ndn, e.rpath, e.parent_id, e.attrs FROM entries e WHERE ${scopeSql}`;
+    let sql: string;
+    if (driver) {
+      const attrIn = driver.names.length === 1 ? 'a.attr = ?' : `a.attr IN (${driver.names.map(() => '?').join(',')})`;
+      sql = `SELECT e.id, e.dn, e.ndn, e.rpath, e.parent_id, e.attrs FROM attr_index a JOIN entries e ON e.id = a.entry_id
+        WHERE ${attrIn} AND a.norm = ? AND ${scopeSql}`;
+      params = [...driver.names, driver.norm, ...params];
+    } else {
+      sql = `SELECT e.id, e.dn, e.ndn, e.rpath, e.parent_id, e.attrs FROM entries e WHERE ${scopeSql}`;
+    }
     if (cond.sql !== '1') sql += ` AND (${cond.sql})`;
     params.push(...cond.params);
     if (q.afterId !== undefined) {
@@ -265,6 +285,35 @@ export class Store {
         actor: r.actor,
       };
     }
+  }
+
+  /** Appends a zone journal row (see migration 002). */
+  appendJournal(j: Omit<JournalRow, 'id'>): void {
+    this.stmt('INSERT INTO zone_journal (zone, serial_from, serial_to, removed, added, change_number) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(j.zone, j.serialFrom, j.serialTo, JSON.stringify(j.removed), JSON.stringify(j.added), j.changeNumber);
+  }
+
+  /** Journal rows of a zone, oldest first. */
+  journal(zone: string): JournalRow[] {
+    const rows = this.stmt('SELECT id, serial_from, serial_to, removed, added, change_number FROM zone_journal WHERE zone = ? ORDER BY id')
+      .all(zone) as { id: number; serial_from: number; serial_to: number; removed: string; added: string; change_number: number }[];
+    return rows.map((r) => ({
+      id: r.id, zone, serialFrom: r.serial_from, serialTo: r.serial_to, removed: JSON.parse(r.removed) as string[],
+      added: JSON.parse(r.added) as string[], changeNumber: r.change_number,
+    }));
+  }
+
+  /** Forgets a zone's journal (the zone was created, removed or rebuilt: only full transfers make sense). */
+  dropJournal(zone: string): void {
+    this.stmt('DELETE FROM zone_journal WHERE zone = ?').run(zone);
+  }
+
+  /**
+   * A counter that changes whenever ANOTHER connection (another process, e.g.
+   * the CLI) commits to the file (https://sqlite.org/pragma.html#pragma_data_version).
+   */
+  dataVersion(): number {
+    return this.stmt('PRAGMA data_version').pluck().get() as number;
   }
 
   getMeta(key: string): string | undefined {

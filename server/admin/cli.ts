@@ -8,9 +8,8 @@
  *   dcmx ldif export [--base DN] [--no-operational]
  */
 import { ConfigError, loadConfig, type Config } from '../config';
-import { openDirectory } from '../directory/open';
+import { openDirectory, type Services } from '../directory/open';
 import { storePath } from '../appliance';
-import type { Directory } from '../directory/directory';
 import { exportLdif, importLdif, type ImportProgress } from './ldif-io';
 
 const USAGE = `usage:
@@ -20,7 +19,7 @@ const USAGE = `usage:
 /** Thrown for a usage error: printed with the usage text, exit status 64 (EX_USAGE). */
 class UsageError extends Error {}
 
-function openFor(config: Config): Directory {
+function openFor(config: Config): Services {
   return openDirectory({
     file: storePath(config.dataDir),
     suffix: config.suffix,
@@ -68,7 +67,7 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
     const skipExisting = flag(args, '--skip-existing');
     const file = args.shift();
     if (!file || args.length) throw new UsageError('ldif import takes one FILE');
-    const dir = openFor(config);
+    const { directory: dir } = openFor(config);
     try {
       const r = await importLdif(dir, file, {
         continueOnError,
@@ -87,7 +86,7 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
     const base = option(args, '--base');
     const operational = !flag(args, '--no-operational');
     if (args.length) throw new UsageError(`unexpected argument ${args[0]}`);
-    const dir = openFor(config);
+    const { directory: dir } = openFor(config);
     try {
       let buf = '';
       const n = exportLdif(dir, (s) => {

@@ -61,8 +61,13 @@ export interface AppliedChange {
   moved?: { before: DirEntry; after: DirEntry }[];
 }
 
-/** Called inside the write transaction; may write more (e.g. bump zone serials). */
+/** Called inside the write transaction for each change; may refuse it by throwing (e.g. bad record syntax). */
 export type WriteHook = (change: AppliedChange) => void;
+/**
+ * Called once per outermost transaction, inside it, just before commit, with
+ * all of its changes; may write more (e.g. bump zone serials once per zone).
+ */
+export type CommitHook = (changes: readonly AppliedChange[]) => void;
 /** Called after commit, once per transaction, with its changes in order. */
 export type ChangeListener = (changes: AppliedChange[]) => void;
 
@@ -115,6 +120,7 @@ export class Directory {
   readonly changelogNdn: string;
   private readonly suffixDn: Dn;
   private readonly hooks: WriteHook[] = [];
+  private readonly commitHooks: CommitHook[] = [];
   private readonly listeners: ChangeListener[] = [];
   private pending: AppliedChange[] = [];
   private features: RootDseFeatures = { supportedControl: [], supportedExtension: [], supportedFeatures: [] };
@@ -152,6 +158,11 @@ export class Directory {
   /** Registers a hook run inside every write transaction. */
   addWriteHook(h: WriteHook): void {
     this.hooks.push(h);
+  }
+
+  /** Registers a hook run once per transaction just before commit. */
+  addCommitHook(h: CommitHook): void {
+    this.commitHooks.push(h);
   }
 
   /** Registers a listener called after each committed transaction. Returns an unsubscribe function. */
@@ -224,6 +235,15 @@ export class Directory {
 
   /** Normalises a DN string; throws invalidDNSyntax (34). */
   normalize(dn: string): string {
+    try {
+      return this.schema.normalizeDn(dn);
+    } catch (e) {
+      if (e instanceof DnSyntaxError) throw new DirectoryError('invalidDNSyntax', e.message);
+      throw e;
+    }
+  }
+
+  private normalizeParsed(dn: Dn): string {
     try {
       return this.schema.normalizeDn(dn);
     } catch (e) {
@@ -306,7 +326,7 @@ export class Directory {
   search(who: Identity, req: SearchRequest, onEntry: (e: SearchEntry) => void): SearchOutcome {
     const started = Date.now();
     const baseDn = this.parse(req.base);
-    const baseNdn = this.normalize(req.base);
+    const baseNdn = this.normalizeParsed(baseDn);
     let filter: Filter;
     try {
       filter = compileFilter(this.schema, req.filter);
@@ -477,7 +497,11 @@ export class Directory {
     const mark = this.pending.length;
     let result: T;
     try {
-      result = this.store.transaction(fn);
+      result = this.store.transaction(() => {
+        const r = fn();
+        if (outer && this.pending.length) for (const h of this.commitHooks) h(this.pending);
+        return r;
+      });
     } catch (e) {
       this.pending.length = mark;
       throw translate(e);

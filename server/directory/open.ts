@@ -7,6 +7,7 @@ import { allModules } from '../../schema/definitions';
 import { Store } from '../../storage/store';
 import { DEFAULT_INDEXES, Directory, type DirectoryOptions } from './directory';
 import { indexRows } from './entry';
+import { attachZones, type Zones } from './zones';
 
 let schemaSingleton: Schema | undefined;
 
@@ -23,8 +24,18 @@ export interface OpenDirectoryOptions extends DirectoryOptions {
   extraIndexes?: readonly string[];
 }
 
-/** Opens the store and returns the directory over it (not yet bootstrapped). */
-export function openDirectory(opts: OpenDirectoryOptions): Directory {
+/** The directory and the domain views whose hooks ride on its write path. */
+export interface Services {
+  directory: Directory;
+  zones: Zones;
+}
+
+/**
+ * Opens the store and returns the directory over it (not yet bootstrapped),
+ * with every write-path hook registered, so the CLI and the server apply the
+ * same rules.
+ */
+export function openDirectory(opts: OpenDirectoryOptions): Services {
   const schema = loadSchema();
   const indexed = new Set(DEFAULT_INDEXES);
   for (const a of opts.extraIndexes ?? []) {
@@ -38,5 +49,6 @@ export function openDirectory(opts: OpenDirectoryOptions): Directory {
     store.reindex((e) => indexRows(schema, e.attrs, indexed));
     store.setMeta('indexed', key);
   }
-  return new Directory(store, schema, opts);
+  const directory = new Directory(store, schema, opts);
+  return { directory, zones: attachZones(directory) };
 }

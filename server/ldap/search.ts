@@ -22,6 +22,8 @@ export function searchHandler(ctx: LdapContext): Handler {
   return (req, res) => {
     const session = sessionOf(req);
     const conn = req.connection;
+    // The entries and the SearchResultDone leave in one write (one syscall, one segment for small results).
+    conn.cork();
     try {
       const scope = SCOPES[req.scope];
       if (!scope) {
@@ -71,6 +73,8 @@ export function searchHandler(ctx: LdapContext): Handler {
       res.end(RESULT_CODES.success);
     } catch (err) {
       endWithError(res, err, session.log);
+    } finally {
+      conn.uncork();
     }
   };
 }

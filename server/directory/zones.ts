@@ -1,0 +1,360 @@
+/**
+ * The DNS view of the directory (domain logic; wire format lives in server/dns).
+ *
+ * Names map to entries through the DC tree: `www.example.com` is
+ * `dc=www,dc=example,dc=com,<suffix>`. An entry with an `sOARecord` is a
+ * zone apex; an `nSRecord` below an apex is a delegation. Records come from
+ * the record attributes in master-file syntax (records.ts).
+ *
+ * Hooks on the write path (registered by `attachZones`):
+ * - every record value is checked as it is written (invalidAttributeSyntax);
+ * - once per transaction, each zone touched gets its SOA serial bumped
+ *   (RFC 1982 arithmetic, never decreasing) and a journal row with the
+ *   records removed and added, for IXFR (RFC 1995).
+ */
+import type { Schema } from '../../schema/registry';
+import { escapeDnValue, parseDn } from '../../schema/dn';
+import type { StoredEntry } from '../../storage/store';
+import type { AppliedChange, Directory } from './directory';
+import type { DirEntry } from './entry';
+import { indexRows } from './entry';
+import { DirectoryError } from './errors';
+import { formatRR, parseRData, RDataError, RECORD_ATTRIBUTES, RRTYPE, type RData, type RR } from './records';
+
+/** TTL when neither the entry nor the zone apex sets dNSTTL. */
+export const DEFAULT_TTL = 3600;
+
+/** A node of the DNS tree: the entry at a name and its records, grouped by type. */
+export interface ZoneNode {
+  name: string;
+  rrsets: Map<number, RR[]>;
+}
+
+/** A zone: its apex name and SOA record. */
+export interface Zone {
+  name: string;
+  soa: RR & { rdata: Extract<RData, { type: 6 }> };
+}
+
+/** What `lookup` needs from the directory: read-only, current as of the call. */
+export interface ZoneView {
+  /** The closest zone apex at or above `name`, if any. */
+  zoneOf(name: string): Zone | undefined;
+  /** The node at `name`, if an entry spells it. */
+  node(name: string): ZoneNode | undefined;
+}
+
+/** Serial arithmetic (RFC 1982 §3.1, SERIAL_BITS = 32): s + 1. */
+export function serialNext(s: number): number {
+  return (s + 1) % 0x100000000;
+}
+
+/** RFC 1982 §3.2: is a greater than b? */
+export function serialGreater(a: number, b: number): boolean {
+  return (a < b && b - a > 0x80000000) || (a > b && a - b < 0x80000000);
+}
+
+/** Maps names to DC-tree DNs and back. */
+export class DnsNames {
+  constructor(private readonly suffixNdn: string) {}
+
+  /** Normalised DN of the entry that spells `name` (lower case, no trailing dot). */
+  toNdn(name: string): string | undefined {
+    if (name === '') return undefined;
+    let out = '';
+    for (const label of name.split('.')) {
+      // eslint-disable-next-line no-control-regex
+      if (label === '' || !/^[\x21-\x7e]+$/.test(label)) return undefined;
+      out += 'dc=' + escapeDnValue(label.toLowerCase()) + ',';
+    }
+    return out + this.suffixNdn;
+  }
+
+  /** The name an entry spells, when its DN below the suffix is a pure dc chain. */
+  fromDn(dn: string, ndn: string): string | undefined {
+    if (!ndn.endsWith(',' + this.suffixNdn)) return undefined;
+    if (!ndn.startsWith('dc=')) return undefined;
+    try {
+      const rdns = parseDn(dn);
+      const below = rdns.length - parseDn(this.suffixNdn).length;
+      const labels: string[] = [];
+      for (let i = 0; i < below; i++) {
+        const r = rdns[i];
+        if (r.length !== 1 || r[0].type.toLowerCase() !== 'dc' && r[0].type.toLowerCase() !== 'domaincomponent' &&
+          r[0].type !== '0.9.2342.19200300.100.1.25') return undefined;
+        labels.push(r[0].value.toLowerCase());
+      }
+      return labels.join('.');
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** Parses the record attributes of an entry into RRs. Bad values are skipped (they are refused on write). */
+export function recordsOf(schema: Schema, name: string, attrs: Record<string, string[]>, defaultTtl: number): RR[] {
+  const ttlValue = attrs.dNSTTL?.[0];
+  const ttl = ttlValue !== undefined && /^\d+$/.test(ttlValue) ? Math.min(Number(ttlValue), 0x7fffffff) : defaultTtl;
+  const out: RR[] = [];
+  for (const k of Object.keys(attrs)) {
+    const type = RECORD_ATTRIBUTES[k.toLowerCase()];
+    if (type === undefined) continue;
+    for (const v of attrs[k]) {
+      try {
+        out.push({ name, ttl, rdata: parseRData(type, v) });
+      } catch {
+        /* refused on write; old data is ignored rather than served broken */
+      }
+    }
+  }
+  return out;
+}
+
+function groupByType(rrs: RR[]): Map<number, RR[]> {
+  const m = new Map<number, RR[]>();
+  for (const rr of rrs) {
+    const l = m.get(rr.rdata.type);
+    if (l) l.push(rr);
+    else m.set(rr.rdata.type, [rr]);
+  }
+  return m;
+}
+
+/** Default TTL of a zone: the apex's dNSTTL, else DEFAULT_TTL. */
+function zoneTtl(apexAttrs: Record<string, string[]>): number {
+  const v = apexAttrs.dNSTTL?.[0];
+  return v !== undefined && /^\d+$/.test(v) ? Number(v) : DEFAULT_TTL;
+}
+
+/**
+ * The zones of a directory: the read view for DNS, the write-path hooks, and
+ * serial-change notification for NOTIFY and answer caches.
+ */
+export class Zones implements ZoneView {
+  readonly names: DnsNames;
+  private readonly listeners: ((zones: { name: string; serial: number }[]) => void)[] = [];
+  private bumped: { name: string; serial: number }[] = [];
+
+  constructor(readonly directory: Directory) {
+    this.names = new DnsNames(directory.suffixNdn);
+  }
+
+  private get schema(): Schema {
+    return this.directory.schema;
+  }
+
+  // ------------------------------------------------------------ read view
+
+  private entryAt(name: string): StoredEntry | undefined {
+    const ndn = this.names.toNdn(name);
+    return ndn === undefined ? undefined : this.directory.getByNdn(ndn);
+  }
+
+  /** The closest apex at or above `name`. */
+  zoneOf(name: string): Zone | undefined {
+    let n = name;
+    for (;;) {
+      const e = this.entryAt(n);
+      if (e?.attrs.sOARecord?.length) return this.zoneFromEntry(n, e);
+      const dot = n.indexOf('.');
+      if (dot < 0) return undefined;
+      n = n.slice(dot + 1);
+    }
+  }
+
+  private zoneFromEntry(name: string, e: StoredEntry): Zone | undefined {
+    const ttl = zoneTtl(e.attrs);
+    const soa = recordsOf(this.schema, name, { sOARecord: e.attrs.sOARecord, ...(e.attrs.dNSTTL ? { dNSTTL: e.attrs.dNSTTL } : {}) }, ttl)
+      .find((r) => r.rdata.type === RRTYPE.SOA);
+    return soa ? { name, soa: soa as Zone['soa'] } : undefined;
+  }
+
+  /** The node at `name` with its records (TTL default from its zone). */
+  node(name: string): ZoneNode | undefined {
+    const e = this.entryAt(name);
+    if (!e) return undefined;
+    const zone = this.zoneOf(name);
+    const ttl = zone ? zoneTtl(this.entryAt(zone.name)!.attrs) : DEFAULT_TTL;
+    return { name, rrsets: groupByType(recordsOf(this.schema, name, e.attrs, ttl)) };
+  }
+
+  /** Every RR of a zone, apex SOA first, not descending into delegations' children (for AXFR and export). */
+  zoneRecords(zoneName: string): RR[] | undefined {
+    const apex = this.entryAt(zoneName);
+    const zone = apex && this.zoneFromEntry(zoneName, apex);
+    if (!apex || !zone) return undefined;
+    const ttl = zoneTtl(apex.attrs);
+    const out: RR[] = [zone.soa];
+    const apexRRs = recordsOf(this.schema, zoneName, apex.attrs, ttl).filter((r) => r.rdata.type !== RRTYPE.SOA);
+    out.push(...apexRRs);
+    const cuts: string[] = [];
+    for (const e of this.directory.store.descendants(apex.rpath)) {
+      const name = this.names.fromDn(e.dn, e.ndn);
+      if (name === undefined) continue;
+      if (e.attrs.sOARecord?.length) {
+        cuts.push(name); // a child zone: not ours to transfer
+        continue;
+      }
+      if (cuts.some((c) => name.endsWith('.' + c))) continue;
+      const rrs = recordsOf(this.schema, name, e.attrs, ttl);
+      if (e.attrs.nSRecord?.length) {
+        // A delegation: its NS and glue only; nothing below is authoritative here.
+        cuts.push(name);
+        out.push(...rrs.filter((r) => r.rdata.type === RRTYPE.NS || r.rdata.type === RRTYPE.A || r.rdata.type === RRTYPE.AAAA));
+        continue;
+      }
+      out.push(...rrs);
+    }
+    // Glue below delegation points (A/AAAA of names under a cut) stays in a transfer (RFC 5936 §3.1).
+    return out;
+  }
+
+  /** Names of all zone apexes, sorted. */
+  zoneNames(): string[] {
+    const out: string[] = [];
+    const base = this.directory.getByNdn(this.directory.suffixNdn);
+    if (!base) return out;
+    for (const e of this.directory.store.candidates({ base, scope: 'sub', filter: { type: 'present', attr: this.schema.attr('sOARecord')! } })) {
+      if (!e.attrs.sOARecord?.length) continue;
+      const n = this.names.fromDn(e.dn, e.ndn);
+      if (n !== undefined) out.push(n);
+    }
+    return out.sort();
+  }
+
+  /** Listens for serial changes (after commit). */
+  onSerialChange(l: (zones: { name: string; serial: number }[]) => void): void {
+    this.listeners.push(l);
+  }
+
+  // ------------------------------------------------------------ write hooks
+
+  /** Refuses record values that do not parse (invalidAttributeSyntax, 21) and CNAME next to other data (RFC 1034 §3.6.2). */
+  checkRecords = (c: AppliedChange): void => {
+    const e = c.after;
+    if (!e) return;
+    let hasCname = false;
+    let other = false;
+    for (const k of Object.keys(e.attrs)) {
+      const type = RECORD_ATTRIBUTES[k.toLowerCase()];
+      if (type === undefined) continue;
+      if (type === RRTYPE.CNAME) hasCname = true;
+      else other = true;
+      for (const v of e.attrs[k]) {
+        try {
+          parseRData(type, v);
+        } catch (err) {
+          if (err instanceof RDataError) throw new DirectoryError('invalidAttributeSyntax', `${k}: ${err.message}`);
+          throw err;
+        }
+      }
+    }
+    if (hasCname && e.attrs.cNAMERecord.length > 1) throw new DirectoryError('constraintViolation', 'cNAMERecord: a name has at most one CNAME');
+    if (hasCname && other) throw new DirectoryError('constraintViolation', 'cNAMERecord: a CNAME cannot coexist with other records (RFC 1034 §3.6.2)');
+  };
+
+  /** Bumps the serial of every zone the transaction touched, once, and journals the record changes. */
+  bumpSerials = (changes: readonly AppliedChange[]): void => {
+    const touched = new Map<string, { removed: Set<string>; added: Set<string>; rebuilt: boolean; oldSerial?: number }>();
+    const zoneState = (zone: string) => {
+      let z = touched.get(zone);
+      if (!z) touched.set(zone, (z = { removed: new Set(), added: new Set(), rebuilt: false }));
+      return z;
+    };
+    const lastChange = changes[changes.length - 1].changeNumber;
+    const side = (e: DirEntry | undefined, into: 'removed' | 'added', c: AppliedChange) => {
+      if (!e) return;
+      const name = this.names.fromDn(e.dn, e.ndn);
+      if (name === undefined) return;
+      const isApex = !!e.attrs.sOARecord?.length;
+      // The zone that holds this name: the entry itself if it is an apex, else the closest apex above.
+      const zoneName = isApex ? name : this.zoneAbove(name, c);
+      if (zoneName === undefined) return;
+      const z = zoneState(zoneName);
+      if (isApex && into === 'removed' && z.oldSerial === undefined) {
+        const soa = recordsOf(this.schema, name, { sOARecord: e.attrs.sOARecord }, 0)[0];
+        if (soa?.rdata.type === RRTYPE.SOA) z.oldSerial = soa.rdata.serial;
+      }
+      const ttl = DEFAULT_TTL; // journal lines carry the TTL the records had
+      for (const rr of recordsOf(this.schema, name, e.attrs, e.attrs.dNSTTL ? 0 : ttl)) {
+        if (rr.rdata.type === RRTYPE.SOA) continue;
+        z[into].add(formatRR(rr));
+      }
+    };
+    for (const c of changes) {
+      const apexBefore = !!c.before?.attrs.sOARecord?.length;
+      const apexAfter = !!c.after?.attrs.sOARecord?.length;
+      if (apexBefore !== apexAfter || c.type === 'modrdn' && (apexBefore || c.moved)) {
+        // A zone appears, disappears or moves: IXFR history no longer applies.
+        for (const e of [c.before, c.after]) {
+          const n = e && this.names.fromDn(e.dn, e.ndn);
+          if (n !== undefined) {
+            const z = this.zoneAbove(n, c) ?? n;
+            zoneState(apexAfter && e === c.after ? n : z).rebuilt = true;
+          }
+        }
+      }
+      side(c.before, 'removed', c);
+      side(c.after, 'added', c);
+      for (const m of c.moved ?? []) {
+        side(m.before, 'removed', c);
+        side(m.after, 'added', c);
+      }
+    }
+    const store = this.directory.store;
+    this.bumped = [];
+    for (const [zoneName, z] of touched) {
+      const ndn = this.names.toNdn(zoneName);
+      const apex = ndn === undefined ? undefined : store.getByNdn(ndn);
+      const soaValue = apex?.attrs.sOARecord?.[0];
+      if (!apex || soaValue === undefined) {
+        store.dropJournal(zoneName);
+        continue;
+      }
+      let soa: Extract<RData, { type: 6 }>;
+      try {
+        soa = parseRData(RRTYPE.SOA, soaValue) as Extract<RData, { type: 6 }>;
+      } catch {
+        continue;
+      }
+      const from = z.oldSerial ?? soa.serial;
+      // A serial the writer raised stays; otherwise one more than before (RFC 1982: never decrease).
+      const serial = serialGreater(soa.serial, from) ? soa.serial : serialNext(from) || 1;
+      if (serial !== soa.serial) {
+        const next = { ...soa, serial };
+        const value = `${next.mname}. ${next.rname}. ${serial} ${next.refresh} ${next.retry} ${next.expire} ${next.minimum}`;
+        const attrs = { ...apex.attrs, sOARecord: [value, ...apex.attrs.sOARecord.slice(1)] };
+        store.updateAttrs(apex.id, attrs, indexRows(this.schema, attrs, store.indexedAttributes));
+      }
+      const removed = [...z.removed].filter((l) => !z.added.has(l));
+      const added = [...z.added].filter((l) => !z.removed.has(l));
+      if (z.rebuilt) store.dropJournal(zoneName);
+      else store.appendJournal({ zone: zoneName, serialFrom: from, serialTo: serial, removed, added, changeNumber: lastChange });
+      this.bumped.push({ name: zoneName, serial });
+    }
+  };
+
+  /** After commit: tells listeners which zones have a new serial. */
+  notifyCommitted = (): void => {
+    if (!this.bumped.length) return;
+    const done = this.bumped;
+    this.bumped = [];
+    for (const l of this.listeners) l(done);
+  };
+
+  /** The closest apex strictly above `name` (as the store stands inside the transaction). */
+  private zoneAbove(name: string, _c: AppliedChange): string | undefined {
+    const dot = name.indexOf('.');
+    if (dot < 0) return undefined;
+    return this.zoneOf(name.slice(dot + 1))?.name;
+  }
+}
+
+/** Creates the zones of a directory and registers its hooks on the write path. */
+export function attachZones(directory: Directory): Zones {
+  const zones = new Zones(directory);
+  directory.addWriteHook(zones.checkRecords);
+  directory.addCommitHook(zones.bumpSerials);
+  directory.onChange(zones.notifyCommitted);
+  return zones;
+}

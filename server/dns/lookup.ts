@@ -1,0 +1,174 @@
+/**
+ * The authoritative answer as a pure function of the zone view and the
+ * question, after NSD's answer_query (answer_authoritative → answer_domain |
+ * answer_nodata | answer_nxdomain | answer_delegation) and CoreDNS's
+ * Zone.Lookup. The server maps `result` to RCODE and AA; one encoder writes
+ * the sections.
+ */
+import type { ZoneNode, ZoneView, Zone } from '../directory/zones';
+import { RRTYPE, type RR } from '../directory/records';
+
+export type LookupResult = 'success' | 'nodata' | 'nxdomain' | 'delegation' | 'refused';
+
+export interface Answer {
+  result: LookupResult;
+  /** Authoritative: false for referrals and refusals. */
+  aa: boolean;
+  answer: RR[];
+  authority: RR[];
+  additional: RR[];
+  /** The zone that answered, when there is one. */
+  zone?: string;
+}
+
+/** A question in lookup terms: a lower-case name without trailing dot, a type, a class. */
+export interface LookupQuestion {
+  name: string;
+  type: number;
+  class: number;
+}
+
+const CLASS_IN = 1;
+const CLASS_ANY = 255;
+/** CNAME chains followed inside the zone before giving up (loops included). */
+const MAX_CNAME_CHAIN = 8;
+
+const REFUSED: Answer = { result: 'refused', aa: false, answer: [], authority: [], additional: [] };
+
+/** The labels of `name` strictly below `zone`, from the zone down: a.b.example.org in example.org → [b.example.org, a.b.example.org]. */
+function pathBelow(zone: string, name: string): string[] {
+  if (name === zone) return [];
+  const below = name.slice(0, name.length - zone.length - 1).split('.');
+  const out: string[] = [];
+  let cur = zone;
+  for (let i = below.length - 1; i >= 0; i--) {
+    cur = `${below[i]}.${cur}`;
+    out.push(cur);
+  }
+  return out;
+}
+
+/** RFC 2308 §5: negative answers carry the SOA with TTL min(SOA TTL, SOA minimum). */
+function negativeSoa(zone: Zone): RR {
+  return { ...zone.soa, ttl: Math.min(zone.soa.ttl, zone.soa.rdata.minimum) };
+}
+
+/** A/AAAA of `targets` that lie in `zone` (and not below a delegation we skip), for the additional section. */
+function addressesFor(view: ZoneView, zone: Zone, targets: string[], seen: Set<string>): RR[] {
+  const out: RR[] = [];
+  for (const t of targets) {
+    if (seen.has(t)) continue;
+    seen.add(t);
+    if (t !== zone.name && !t.endsWith('.' + zone.name)) continue;
+    const n = view.node(t);
+    if (!n) continue;
+    out.push(...(n.rrsets.get(RRTYPE.A) ?? []), ...(n.rrsets.get(RRTYPE.AAAA) ?? []));
+  }
+  return out;
+}
+
+/** Names an RRset points at, whose addresses belong in the additional section (RFC 1035 §3.3.9, §3.3.11; RFC 2782). */
+function targetsOf(rrs: RR[]): string[] {
+  const out: string[] = [];
+  for (const rr of rrs) {
+    const d = rr.rdata;
+    if (d.type === RRTYPE.MX) out.push(d.exchange);
+    else if (d.type === RRTYPE.NS) out.push(d.target);
+    else if (d.type === RRTYPE.SRV) out.push(d.target);
+  }
+  return out;
+}
+
+/** Re-owns synthesized wildcard records (RFC 4592 §3.3.1). */
+function withOwner(rrs: RR[], name: string): RR[] {
+  return rrs.map((rr) => ({ ...rr, name }));
+}
+
+/**
+ * Answers one question from the zone view. Never throws for a view that
+ * behaves; the server wraps it in one try/catch that answers SERVFAIL.
+ */
+export function lookup(view: ZoneView, q: LookupQuestion): Answer {
+  if (q.class !== CLASS_IN && q.class !== CLASS_ANY) return REFUSED;
+  const zone = view.zoneOf(q.name);
+  if (!zone) return REFUSED;
+  const answer: RR[] = [];
+  const seenTargets = new Set<string>();
+  let qname = q.name;
+
+  for (let hop = 0; hop <= MAX_CNAME_CHAIN; hop++) {
+    // Delegations: an NS set strictly below the apex, at or above the name (RFC 1034 §4.3.2 step 3b).
+    for (const name of pathBelow(zone.name, qname)) {
+      const n = view.node(name);
+      if (!n) break;
+      const ns = n.rrsets.get(RRTYPE.NS);
+      if (ns && !(name === qname && q.type === RRTYPE.DS)) {
+        if (hop > 0) return { result: 'success', aa: true, answer, authority: [], additional: [], zone: zone.name };
+        const glue: RR[] = [];
+        for (const t of targetsOf(ns)) {
+          // Glue: addresses of name servers at or below the cut (RFC 1034 §4.2.1).
+          if (t === name || t.endsWith('.' + name) || t.endsWith('.' + zone.name)) {
+            const g = view.node(t);
+            if (g) glue.push(...(g.rrsets.get(RRTYPE.A) ?? []), ...(g.rrsets.get(RRTYPE.AAAA) ?? []));
+          }
+        }
+        return { result: 'delegation', aa: false, answer: [], authority: ns, additional: glue, zone: zone.name };
+      }
+    }
+
+    let node: ZoneNode | undefined = view.node(qname);
+    let synthesized = false;
+    if (!node) {
+      // RFC 4592 §3.3.1: the closest encloser's wildcard child, if any.
+      let encloser = qname;
+      do {
+        encloser = encloser.slice(encloser.indexOf('.') + 1);
+      } while (encloser !== zone.name && !view.node(encloser));
+      const wild = view.node(`*.${encloser}`);
+      if (wild) {
+        node = wild;
+        synthesized = true;
+      } else if (hop > 0) {
+        // A CNAME into a name that does not exist: the chain so far, with NXDOMAIN (RFC 6604).
+        return { result: 'nxdomain', aa: true, answer, authority: [negativeSoa(zone)], additional: [], zone: zone.name };
+      } else {
+        return { result: 'nxdomain', aa: true, answer: [], authority: [negativeSoa(zone)], additional: [], zone: zone.name };
+      }
+    }
+
+    const own = (rrs: RR[]) => (synthesized ? withOwner(rrs, qname) : rrs);
+    const cname = node.rrsets.get(RRTYPE.CNAME);
+    if (cname && q.type !== RRTYPE.CNAME) {
+      answer.push(...own(cname));
+      const target = cname[0].rdata.type === RRTYPE.CNAME ? cname[0].rdata.target : '';
+      // Follow the chain only inside this zone (RFC 1034 §4.3.2 step 3a).
+      if (target !== zone.name && !target.endsWith('.' + zone.name)) {
+        return { result: 'success', aa: true, answer, authority: [], additional: [], zone: zone.name };
+      }
+      if (answer.some((rr, i) => i < answer.length - 1 && rr.name === target)) break; // loop
+      qname = target;
+      continue;
+    }
+
+    if (q.type === RRTYPE.ANY) {
+      // RFC 8482 §4.1: answer ANY with one RRset rather than all of them.
+      const first = node.rrsets.values().next().value as RR[] | undefined;
+      if (!first) return nodata(zone, answer);
+      answer.push(...own(first));
+      return { result: 'success', aa: true, answer, authority: [], additional: [], zone: zone.name };
+    }
+
+    const rrs = node.rrsets.get(q.type);
+    if (!rrs || rrs.length === 0) return nodata(zone, answer);
+    answer.push(...own(rrs));
+    const additional = addressesFor(view, zone, targetsOf(rrs), seenTargets);
+    return { result: 'success', aa: true, answer, authority: [], additional, zone: zone.name };
+  }
+  // CNAME chain too long or looping: what we have, as a success (RFC 1034 §3.6.2 leaves it to the resolver).
+  return { result: 'success', aa: true, answer, authority: [], additional: [], zone: zone.name };
+}
+
+function nodata(zone: Zone, answer: RR[]): Answer {
+  // RFC 2308 §2.2: NODATA is NOERROR with the SOA in authority; after a CNAME the chain stays in the answer.
+  return { result: answer.length ? 'success' : 'nodata', aa: true, answer, authority: [negativeSoa(zone)], additional: [], zone: zone.name };
+}

@@ -1,0 +1,108 @@
+/**
+ * lookup() as a table (CoreDNS style): zone in the directory, question,
+ * expected sections in master-file form.
+ */
+import { before, describe, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { memoryDirectory, attrs } from '../directory/fixture';
+import { lookup, type Answer } from '../../server/dns/lookup';
+import { formatRR, RRTYPE } from '../../server/directory/records';
+import type { Zones } from '../../server/directory/zones';
+
+let zones: Zones;
+const S = 'o=internet';
+
+before(async () => {
+  const m = await memoryDirectory();
+  zones = m.zones;
+  const { dir, admin } = m;
+  const add = (dn: string, a: Record<string, string | string[]>) =>
+    dir.addSync(admin, `${dn},${S}`, attrs(a));
+  add('dc=org', { objectClass: 'domain', dc: 'org' });
+  add('dc=example,dc=org', {
+    objectClass: ['dNSDomain2', 'domain'], dc: 'example', dNSTTL: '300',
+    sOARecord: 'ns1.example.org. hostmaster.example.org. 2024010101 3600 900 604800 60',
+    nSRecord: ['ns1.example.org.', 'ns.elsewhere.net.'], mXRecord: ['10 mx.example.org.', '20 mx.elsewhere.net.'],
+    tXTRecord: '"v=spf1 mx -all"', aRecord: '192.0.2.1',
+  });
+  add('dc=ns1,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'ns1', aRecord: '192.0.2.53' });
+  add('dc=mx,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'mx', aRecord: '192.0.2.25', aAAARecord: '2001:db8::25' });
+  add('dc=www,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'www', cNAMERecord: 'web.example.org.' });
+  add('dc=web,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'web', aRecord: ['192.0.2.80', '192.0.2.81'] });
+  add('dc=ext,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'ext', cNAMERecord: 'www.elsewhere.net.' });
+  add('dc=loop1,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'loop1', cNAMERecord: 'loop2.example.org.' });
+  add('dc=loop2,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'loop2', cNAMERecord: 'loop1.example.org.' });
+  add('dc=dangling,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'dangling', cNAMERecord: 'nothere.example.org.' });
+  add('dc=empty,dc=example,dc=org', { objectClass: ['domain'], dc: 'empty' });
+  add('dc=host,dc=empty,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'host', aRecord: '192.0.2.9' });
+  add('dc=wild,dc=example,dc=org', { objectClass: ['domain'], dc: 'wild' });
+  add('dc=*,dc=wild,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: '*', aRecord: '192.0.2.99', tXTRecord: '"wild"' });
+  add('dc=sub,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'sub', nSRecord: ['ns.sub.example.org.', 'ns.other.net.'] });
+  add('dc=ns,dc=sub,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'ns', aRecord: '192.0.2.200' });
+  add('dc=deep,dc=ns,dc=sub,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'deep', aRecord: '192.0.2.201' });
+  add('dc=srv,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'srv', sRVRecord: '10 5 5060 mx.example.org.', cAARecord: '0 issue "letsencrypt.org"' });
+  add('dc=net', { objectClass: 'domain', dc: 'net' }); // no SOA: not ours
+});
+
+interface Case {
+  name: string;
+  q: [string, keyof typeof RRTYPE | number, number?];
+  result: Answer['result'];
+  answer?: string[];
+  authority?: string[];
+  additional?: string[];
+  aa?: boolean;
+}
+
+const lines = (rrs: { name: string; ttl: number; rdata: unknown }[]) => rrs.map((r) => formatRR(r as never).replace(/\t/g, ' '));
+
+const CASES: Case[] = [
+  { name: 'A at apex', q: ['example.org', 'A'], result: 'success', answer: ['example.org. 300 IN A 192.0.2.1'] },
+  {
+    name: 'MX with in-zone additional', q: ['example.org', 'MX'], result: 'success',
+    answer: ['example.org. 300 IN MX 10 mx.example.org.', 'example.org. 300 IN MX 20 mx.elsewhere.net.'],
+    additional: ['mx.example.org. 300 IN A 192.0.2.25', 'mx.example.org. 300 IN AAAA 2001:db8::25'],
+  },
+  { name: 'NS at apex with glue', q: ['example.org', 'NS'], result: 'success', answer: ['example.org. 300 IN NS ns1.example.org.', 'example.org. 300 IN NS ns.elsewhere.net.'], additional: ['ns1.example.org. 300 IN A 192.0.2.53'] },
+  { name: 'TXT', q: ['example.org', 'TXT'], result: 'success', answer: ['example.org. 300 IN TXT "v=spf1 mx -all"'] },
+  { name: 'SOA', q: ['example.org', 'SOA'], result: 'success' },
+  // 17 writes in the zone (the apex and 16 names) each bumped the serial once: 2024010101 + 17.
+  { name: 'NODATA carries SOA with negative TTL min(300, 60)', q: ['example.org', 'AAAA'], result: 'nodata', answer: [], authority: ['example.org. 60 IN SOA ns1.example.org. hostmaster.example.org. 2024010118 3600 900 604800 60'] },
+  { name: 'NXDOMAIN carries SOA', q: ['nope.example.org', 'A'], result: 'nxdomain', answer: [] },
+  { name: 'CNAME followed in zone', q: ['www.example.org', 'A'], result: 'success', answer: ['www.example.org. 300 IN CNAME web.example.org.', 'web.example.org. 300 IN A 192.0.2.80', 'web.example.org. 300 IN A 192.0.2.81'] },
+  { name: 'CNAME asked for itself', q: ['www.example.org', 'CNAME'], result: 'success', answer: ['www.example.org. 300 IN CNAME web.example.org.'] },
+  { name: 'CNAME out of zone not followed', q: ['ext.example.org', 'A'], result: 'success', answer: ['ext.example.org. 300 IN CNAME www.elsewhere.net.'] },
+  { name: 'CNAME loop stops', q: ['loop1.example.org', 'A'], result: 'success' },
+  { name: 'CNAME to a missing name: NXDOMAIN with the chain', q: ['dangling.example.org', 'A'], result: 'nxdomain', answer: ['dangling.example.org. 300 IN CNAME nothere.example.org.'] },
+  { name: 'entry without records: NODATA, not NXDOMAIN', q: ['empty.example.org', 'A'], result: 'nodata' },
+  { name: 'wildcard synthesis (RFC 4592)', q: ['anything.wild.example.org', 'A'], result: 'success', answer: ['anything.wild.example.org. 300 IN A 192.0.2.99'] },
+  { name: 'wildcard below a wildcard match', q: ['a.b.wild.example.org', 'TXT'], result: 'success', answer: ['a.b.wild.example.org. 300 IN TXT "wild"'] },
+  { name: 'wildcard NODATA', q: ['x.wild.example.org', 'MX'], result: 'nodata' },
+  {
+    name: 'referral with glue below the cut', q: ['www.sub.example.org', 'A'], result: 'delegation', aa: false,
+    authority: ['sub.example.org. 300 IN NS ns.sub.example.org.', 'sub.example.org. 300 IN NS ns.other.net.'], additional: ['ns.sub.example.org. 300 IN A 192.0.2.200'],
+  },
+  { name: 'referral at the cut itself', q: ['sub.example.org', 'A'], result: 'delegation', aa: false },
+  { name: 'names below the cut are referrals too', q: ['deep.ns.sub.example.org', 'A'], result: 'delegation', aa: false },
+  { name: 'SRV with target address', q: ['srv.example.org', 'SRV'], result: 'success', answer: ['srv.example.org. 300 IN SRV 10 5 5060 mx.example.org.'], additional: ['mx.example.org. 300 IN A 192.0.2.25', 'mx.example.org. 300 IN AAAA 2001:db8::25'] },
+  { name: 'CAA', q: ['srv.example.org', 'CAA'], result: 'success', answer: ['srv.example.org. 300 IN CAA 0 issue "letsencrypt.org"'] },
+  { name: 'ANY is minimal (RFC 8482): one RRset', q: ['web.example.org', 'ANY'], result: 'success', answer: ['web.example.org. 300 IN A 192.0.2.80', 'web.example.org. 300 IN A 192.0.2.81'] },
+  { name: 'outside our zones: refused', q: ['example.net', 'A'], result: 'refused', aa: false },
+  { name: 'a domain entry without SOA above: refused', q: ['net', 'A'], result: 'refused', aa: false },
+  { name: 'CHAOS class: refused', q: ['example.org', 'A', 3], result: 'refused', aa: false },
+];
+
+describe('lookup', () => {
+  for (const c of CASES) {
+    test(c.name, () => {
+      const type = typeof c.q[1] === 'number' ? c.q[1] : RRTYPE[c.q[1]];
+      const a = lookup(zones, { name: c.q[0], type, class: c.q[2] ?? 1 });
+      assert.equal(a.result, c.result);
+      assert.equal(a.aa, c.aa ?? (c.result !== 'refused' && c.result !== 'delegation'));
+      if (c.answer) assert.deepEqual(lines(a.answer), c.answer);
+      if (c.authority) assert.deepEqual(lines(a.authority), c.authority);
+      if (c.additional) assert.deepEqual(lines(a.additional), c.additional);
+      if (c.result === 'nxdomain' || c.result === 'nodata') assert.equal(a.authority[0]?.rdata.type, RRTYPE.SOA);
+    });
+  }
+});
