@@ -12,12 +12,14 @@ import { openDirectory } from './directory/open';
 import type { Zones } from './directory/zones';
 import { startLdapServer, type LdapEndpoint } from './ldap/server';
 import { startHttpServer, type HttpEndpoint } from './admin/http';
+import { startDnsServer, type DnsEndpoint } from './dns/server';
 
 /** A running appliance. */
 export interface Appliance {
   directory: Directory;
   zones: Zones;
-  ports: { ldap: number; http: number };
+  ports: { ldap: number; dns: number; http: number };
+  dns: DnsEndpoint;
   close(): Promise<void>;
 }
 
@@ -63,12 +65,17 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       idleTimeout: config.ldap.idleTimeout,
     }, log.child({ ep: 'ldap' }));
     started.push(ldap);
+    const dns = await startDnsServer(zones, {
+      host: config.listen, port: config.dns.port, axfrAllow: config.dns.axfrAllow, notify: config.dns.notify,
+    }, log.child({ ep: 'dns' }));
+    started.push(dns);
     const http: HttpEndpoint = await startHttpServer(directory, { host: config.listen, port: config.http.port }, log.child({ ep: 'http' }));
     started.push(http);
     return {
       directory,
       zones,
-      ports: { ldap: ldap.port, http: http.port },
+      dns,
+      ports: { ldap: ldap.port, dns: dns.port, http: http.port },
       async close() {
         for (const s of started.reverse()) await s.close();
         directory.store.close();

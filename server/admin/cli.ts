@@ -6,15 +6,20 @@
  *
  *   dcmx ldif import FILE [--continue] [--skip-existing]
  *   dcmx ldif export [--base DN] [--no-operational]
+ *   dcmx zone export ZONE      RFC 1035 master file of a zone
+ *   dcmx zone list             the zones served, with their serials
  */
 import { ConfigError, loadConfig, type Config } from '../config';
 import { openDirectory, type Services } from '../directory/open';
 import { storePath } from '../appliance';
 import { exportLdif, importLdif, type ImportProgress } from './ldif-io';
+import { zoneMasterFile } from './zone-file';
 
 const USAGE = `usage:
   dcmx ldif import FILE [--continue] [--skip-existing]
-  dcmx ldif export [--base DN] [--no-operational]`;
+  dcmx ldif export [--base DN] [--no-operational]
+  dcmx zone export ZONE
+  dcmx zone list`;
 
 /** Thrown for a usage error: printed with the usage text, exit status 64 (EX_USAGE). */
 class UsageError extends Error {}
@@ -101,6 +106,34 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
       return 0;
     } finally {
       dir.store.close();
+    }
+  }
+  if (group === 'zone' && cmd === 'export') {
+    const zone = args.shift();
+    if (!zone || args.length) throw new UsageError('zone export takes one ZONE');
+    const { directory, zones } = openFor(config);
+    try {
+      const text = zoneMasterFile(zones, zone.replace(/\.$/, '').toLowerCase());
+      if (text === undefined) {
+        console.error(`dcmx: no zone ${zone}`);
+        return 1;
+      }
+      process.stdout.write(text);
+      return 0;
+    } finally {
+      directory.store.close();
+    }
+  }
+  if (group === 'zone' && cmd === 'list') {
+    const { directory, zones } = openFor(config);
+    try {
+      for (const name of zones.zoneNames()) {
+        const z = zones.zoneOf(name);
+        console.log(`${name}.\t${z?.soa.rdata.serial ?? '-'}`);
+      }
+      return 0;
+    } finally {
+      directory.store.close();
     }
   }
   throw new UsageError(group ? `unknown command '${[group, cmd].filter(Boolean).join(' ')}'` : 'no command');

@@ -132,8 +132,12 @@ export function splitFields(s: string): { text: string; quoted: boolean; bytes: 
   return out;
 }
 
+/** Largest RDATA we accept: well under the 65,535-byte RDLENGTH, so every record fits a message (RFC 1035 §3.2.1). */
+export const MAX_RDATA_TEXT = 16 * 1024;
+
 /** Parses one attribute value into RDATA for `type`. Throws RDataError. */
 export function parseRData(type: number, value: string): RData {
+  if (value.length > MAX_RDATA_TEXT) throw new RDataError(`value longer than ${MAX_RDATA_TEXT} characters`);
   const f = splitFields(value);
   const t = f.map((x) => x.text);
   const need = (n: number) => {
@@ -146,7 +150,7 @@ export function parseRData(type: number, value: string): RData {
       return { type: 1, address: t[0] };
     case RRTYPE.AAAA:
       need(1);
-      if (!net.isIPv6(t[0])) throw new RDataError(`not an IPv6 address: ${t[0]}`);
+      if (!net.isIPv6(t[0]) || t[0].includes('%')) throw new RDataError(`not an IPv6 address: ${t[0]}`);
       return { type: 28, address: t[0] };
     case RRTYPE.NS:
     case RRTYPE.CNAME:
@@ -184,6 +188,7 @@ export function parseRData(type: number, value: string): RData {
       };
     case RRTYPE.HINFO:
       need(2);
+      if (f[0].bytes.length > 255 || f[1].bytes.length > 255) throw new RDataError('HINFO strings are at most 255 bytes');
       return { type: 13, cpu: f[0].bytes, os: f[1].bytes };
     case RRTYPE.SSHFP:
       need(3);
@@ -245,4 +250,18 @@ export function formatRData(r: RData): string {
 /** One line of a master file: `name. ttl IN TYPE rdata`. */
 export function formatRR(rr: RR): string {
   return `${fqdn(rr.name)}\t${rr.ttl}\tIN\t${RRTYPE_NAME[rr.rdata.type]}\t${formatRData(rr.rdata)}`;
+}
+
+/** Type code for a presentation name ('MX' → 15), or undefined. */
+export function typeCode(name: string): number | undefined {
+  return (RRTYPE as Record<string, number>)[name.toUpperCase()];
+}
+
+/** Parses a line produced by formatRR back into an RR. Throws RDataError. */
+export function parseRRLine(line: string): RR {
+  const m = /^(\S+)\t(\d+)\tIN\t(\S+)\t(.*)$/.exec(line);
+  if (!m) throw new RDataError(`not an RR line: ${line}`);
+  const type = typeCode(m[3]);
+  if (type === undefined) throw new RDataError(`unknown type ${m[3]}`);
+  return { name: normalizeName(m[1]), ttl: Number(m[2]), rdata: parseRData(type, m[4]) };
 }

@@ -275,8 +275,8 @@ export class Zones implements ZoneView {
         const soa = recordsOf(this.schema, name, { sOARecord: e.attrs.sOARecord }, 0)[0];
         if (soa?.rdata.type === RRTYPE.SOA) z.oldSerial = soa.rdata.serial;
       }
-      const ttl = DEFAULT_TTL; // journal lines carry the TTL the records had
-      for (const rr of recordsOf(this.schema, name, e.attrs, e.attrs.dNSTTL ? 0 : ttl)) {
+      const apex = isApex ? e : this.entryAt(zoneName);
+      for (const rr of recordsOf(this.schema, name, e.attrs, apex ? zoneTtl(apex.attrs) : DEFAULT_TTL)) {
         if (rr.rdata.type === RRTYPE.SOA) continue;
         z[into].add(formatRR(rr));
       }

@@ -1,0 +1,186 @@
+/**
+ * From a screened packet to the reply bytes, for one transport: the named
+ * outcomes at the door (STYLE.md), the lookup, the RCODE/AA mapping, EDNS
+ * and the size limit, and a cache of ready wire answers.
+ *
+ * The cache keeps encoded answers keyed by (name, type, class, EDNS, limit)
+ * and is dropped whenever a zone serial changes in this process or another
+ * process commits to the store (SQLite data_version), so a query issued after
+ * a write's response always sees the write.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Zones } from '../directory/zones';
+import { lookup, type Answer } from './lookup';
+import { encodeResponse, screen, type Query, type Response } from './wire';
+import type { Logger } from '../log';
+
+/** DNS RCODEs (RFC 1035 §4.1.1, RFC 6891 §9). */
+export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5, BADVERS: 16 } as const;
+
+/** Opcodes (RFC 1035 §4.1.1, RFC 1996). */
+export const OPCODE = { QUERY: 0, NOTIFY: 4 } as const;
+
+/** The UDP payload size we advertise and use at most (DNS flag day 2020: no fragmentation). */
+export const OUR_UDP_SIZE = 1232;
+
+const TYPE_AXFR = 252;
+const TYPE_IXFR = 251;
+
+/** Where a query came from and over what. */
+export interface Transport {
+  tcp: boolean;
+  remote: string;
+}
+
+/** A zone transfer request, handed to the transfer module by the TCP transport. */
+export interface TransferRequest {
+  query: Query;
+  zone: string;
+  kind: 'axfr' | 'ixfr';
+}
+
+/** What answering a packet produced. */
+export type Outcome =
+  | { kind: 'none' }
+  | { kind: 'reply'; bytes: Buffer }
+  | { kind: 'transfer'; request: TransferRequest };
+
+function rcodeOf(a: Answer): number {
+  switch (a.result) {
+    case 'nxdomain':
+      return RCODE.NXDOMAIN;
+    case 'refused':
+      return RCODE.REFUSED;
+    default:
+      return RCODE.NOERROR;
+  }
+}
+
+/** The reply size limit: RFC 1035 §4.2.1 512 bytes over UDP without EDNS; the client's EDNS size (RFC 6891 §6.2.5) capped at ours; 65535 over TCP. */
+export function sizeLimit(q: Pick<Query, 'edns'>, tcp: boolean): number {
+  if (tcp) return 65535;
+  if (!q.edns) return 512;
+  return Math.max(512, Math.min(q.edns.udpSize, OUR_UDP_SIZE));
+}
+
+/** Answers packets for one store's zones. */
+export class Answerer {
+  private readonly cache: LRUCache<string, Buffer>;
+  private dataVersion = -1;
+  /** Counters for the admin API and benchmarks. */
+  readonly stats = { queries: 0, cacheHits: 0, dropped: 0, formerr: 0, servfail: 0 };
+
+  constructor(
+    private readonly zones: Zones,
+    private readonly log: Logger,
+    opts: { cacheEntries?: number } = {},
+  ) {
+    this.cache = new LRUCache({ max: opts.cacheEntries ?? 20_000 });
+    zones.onSerialChange(() => this.cache.clear());
+  }
+
+  /** Drops the cache if another process committed to the store. */
+  private checkExternalWrites(): void {
+    const v = this.zones.directory.store.dataVersion();
+    if (v !== this.dataVersion) {
+      this.dataVersion = v;
+      this.cache.clear();
+    }
+  }
+
+  /** Answers one packet. Never throws: anything unexpected becomes SERVFAIL (one try/catch per packet). */
+  answer(buf: Buffer, t: Transport): Outcome {
+    this.stats.queries++;
+    const s = screen(buf);
+    switch (s.kind) {
+      case 'drop':
+        this.stats.dropped++;
+        return { kind: 'none' };
+      case 'formerr':
+        this.stats.formerr++;
+        return this.reply({ id: s.id, opcode: s.opcode, aa: false, rd: s.rd, cd: false, rcode: RCODE.FORMERR, question: s.question, questionWire: s.questionWire, answer: [], authority: [], additional: [] }, 512);
+      case 'notimp':
+        return this.reply({ id: s.id, opcode: s.opcode, aa: false, rd: s.rd, cd: false, rcode: RCODE.NOTIMP, question: s.question, questionWire: s.questionWire, answer: [], authority: [], additional: [] }, 512);
+      case 'badvers':
+        // RFC 6891 §6.1.3: BADVERS, with an OPT of the highest version we support (0).
+        return this.reply({
+          id: s.id, opcode: s.opcode, aa: false, rd: s.rd, cd: false, rcode: RCODE.BADVERS, question: s.question,
+          questionWire: s.questionWire, answer: [], authority: [], additional: [], edns: { udpSize: OUR_UDP_SIZE },
+        }, sizeLimit({ edns: s.edns }, t.tcp));
+    }
+    const q = s.query;
+    try {
+      return this.answerQuery(q, t);
+    } catch (err) {
+      this.stats.servfail++;
+      this.log.error({ err, qname: q.question.name, qtype: q.question.type }, 'dns query failed');
+      return this.reply(this.base(q, RCODE.SERVFAIL, false), sizeLimit(q, t.tcp));
+    }
+  }
+
+  private base(q: Query, rcode: number, aa: boolean): Response {
+    return {
+      id: q.id, opcode: q.opcode, aa, rd: q.rd, cd: q.cd, rcode, question: q.question, questionWire: q.questionWire,
+      answer: [], authority: [], additional: [], edns: q.edns ? { udpSize: OUR_UDP_SIZE } : undefined,
+    };
+  }
+
+  private reply(r: Response, limit: number): Outcome {
+    return { kind: 'reply', bytes: encodeResponse(r, limit) };
+  }
+
+  private answerQuery(q: Query, t: Transport): Outcome {
+    if (q.opcode !== OPCODE.QUERY) {
+      // We are a primary: NOTIFY sent to us is not something we act on (RFC 1996 §3.7 concerns secondaries).
+      return this.reply(this.base(q, RCODE.NOTIMP, false), 512);
+    }
+    const name = q.question.name.toLowerCase();
+    const type = q.question.type;
+    if (type === TYPE_AXFR || type === TYPE_IXFR) {
+      const zone = this.zones.zoneOf(name);
+      if (!zone || zone.name !== name || q.question.class !== 1) return this.reply(this.base(q, RCODE.REFUSED, false), sizeLimit(q, t.tcp));
+      if (!t.tcp) {
+        if (type === TYPE_IXFR) {
+          // RFC 1995 §2: over UDP, a reply with only the current SOA tells the client to try TCP.
+          const r = this.base(q, RCODE.NOERROR, true);
+          r.answer = [zone.soa];
+          return this.reply(r, sizeLimit(q, false));
+        }
+        // RFC 5936 §4.2: AXFR is TCP only.
+        return this.reply(this.base(q, RCODE.REFUSED, false), sizeLimit(q, false));
+      }
+      return { kind: 'transfer', request: { query: q, zone: zone.name, kind: type === TYPE_AXFR ? 'axfr' : 'ixfr' } };
+    }
+
+    this.checkExternalWrites();
+    const limit = sizeLimit(q, t.tcp);
+    const key = `${name}\u0000${type}\u0000${q.question.class}\u0000${q.edns ? 1 : 0}\u0000${q.edns?.do ? 1 : 0}\u0000${limit}`;
+    const cached = this.cache.get(key);
+    if (cached) {
+      this.stats.cacheHits++;
+      return { kind: 'reply', bytes: personalize(cached, q) };
+    }
+    const a = lookup(this.zones, { name, type, class: q.question.class });
+    const r = this.base(q, rcodeOf(a), a.aa);
+    r.answer = a.answer;
+    r.authority = a.authority;
+    r.additional = a.additional;
+    const bytes = encodeResponse(r, limit);
+    this.cache.set(key, Buffer.from(bytes));
+    return { kind: 'reply', bytes };
+  }
+}
+
+/**
+ * A cached answer for another query of the same key: copy, then set the
+ * message id, the RD and CD bits and the question bytes (same length, case
+ * as the client sent it, RFC 4343 §4.1).
+ */
+function personalize(cached: Buffer, q: Query): Buffer {
+  const b = Buffer.from(cached);
+  b.writeUInt16BE(q.id, 0);
+  b[2] = (b[2] & ~0x01) | (q.rd ? 0x01 : 0);
+  b[3] = (b[3] & ~0x10) | (q.cd ? 0x10 : 0);
+  q.questionWire.copy(b, 12);
+  return b;
+}

@@ -1,0 +1,113 @@
+/**
+ * NOTIFY (RFC 1996) to the secondaries in DCMX_NOTIFY when a zone's serial
+ * changes, retried with back-off until each acknowledges (§3.6: "the master
+ * SHOULD retry"), superseded when a newer serial of the same zone is
+ * announced. Sent from its own UDP socket so replies never mix with queries.
+ */
+import * as dgram from 'node:dgram';
+import { randomInt } from 'node:crypto';
+import { isIPv6 } from 'node:net';
+import type { HostPort } from '../config';
+import type { Logger } from '../log';
+import { encodeNotify, parseNotifyReply } from './wire';
+
+interface Pending {
+  zone: string;
+  serial: number;
+  target: HostPort;
+  id: number;
+  tries: number;
+  timer?: NodeJS.Timeout;
+}
+
+/** First retry after this many ms, doubling, at most MAX_TRIES sends. */
+const FIRST_RETRY_MS = 1000;
+const MAX_TRIES = 8;
+
+export class Notifier {
+  private readonly sockets: { v4?: dgram.Socket; v6?: dgram.Socket } = {};
+  private readonly pending = new Map<string, Pending>(); // key: zone|host|port
+  private readonly byId = new Map<number, Pending>();
+  private closed = false;
+  /** Acknowledged NOTIFYs, for tests and the admin API. */
+  readonly acked: { zone: string; serial: number; target: HostPort }[] = [];
+
+  constructor(private readonly targets: readonly HostPort[], private readonly log: Logger) {}
+
+  private socket(host: string): dgram.Socket {
+    const v6 = isIPv6(host);
+    const key = v6 ? 'v6' : 'v4';
+    let s = this.sockets[key];
+    if (!s) {
+      s = dgram.createSocket(v6 ? 'udp6' : 'udp4');
+      s.on('message', (msg) => this.onReply(msg));
+      s.on('error', (err) => this.log.warn({ err: err.message }, 'notify socket error'));
+      s.unref();
+      this.sockets[key] = s;
+    }
+    return s;
+  }
+
+  /** Announces a new serial of `zone` to every target. */
+  announce(zone: string, serial: number): void {
+    if (this.closed) return;
+    for (const target of this.targets) {
+      const key = `${zone}|${target.host}|${target.port}`;
+      const old = this.pending.get(key);
+      if (old) this.forget(key, old);
+      const p: Pending = { zone, serial, target, id: this.freshId(), tries: 0 };
+      this.pending.set(key, p);
+      this.byId.set(p.id, p);
+      this.send(key, p);
+    }
+  }
+
+  private freshId(): number {
+    let id: number;
+    do id = randomInt(0, 0x10000);
+    while (this.byId.has(id));
+    return id;
+  }
+
+  private send(key: string, p: Pending): void {
+    if (this.closed) return;
+    p.tries++;
+    const msg = encodeNotify(p.id, p.zone);
+    this.socket(p.target.host).send(msg, p.target.port, p.target.host, (err) => {
+      if (err) this.log.debug({ err: err.message, zone: p.zone }, 'notify send failed');
+    });
+    if (p.tries >= MAX_TRIES) {
+      p.timer = setTimeout(() => {
+        this.log.warn({ zone: p.zone, target: `${p.target.host}:${p.target.port}` }, 'notify not acknowledged, giving up');
+        this.forget(key, p);
+      }, FIRST_RETRY_MS * 2 ** p.tries);
+    } else {
+      p.timer = setTimeout(() => this.send(key, p), FIRST_RETRY_MS * 2 ** (p.tries - 1));
+    }
+    p.timer.unref();
+  }
+
+  private forget(key: string, p: Pending): void {
+    if (p.timer) clearTimeout(p.timer);
+    this.pending.delete(key);
+    this.byId.delete(p.id);
+  }
+
+  private onReply(msg: Buffer): void {
+    const r = parseNotifyReply(msg);
+    if (!r) return;
+    const p = this.byId.get(r.id);
+    if (!p) return;
+    this.forget(`${p.zone}|${p.target.host}|${p.target.port}`, p);
+    this.acked.push({ zone: p.zone, serial: p.serial, target: p.target });
+    if (this.acked.length > 1000) this.acked.splice(0, this.acked.length - 1000);
+    this.log.info({ zone: p.zone, serial: p.serial, target: `${p.target.host}:${p.target.port}`, rcode: r.rcode }, 'notify acknowledged');
+  }
+
+  /** Stops retrying and closes the sockets. */
+  close(): void {
+    this.closed = true;
+    for (const [key, p] of this.pending) this.forget(key, p);
+    for (const s of Object.values(this.sockets)) s?.close();
+  }
+}

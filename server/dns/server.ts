@@ -1,0 +1,148 @@
+/**
+ * The DNS endpoint: UDP and TCP on one port, answers from the directory's
+ * zones (answers.ts), transfers over TCP (transfer.ts), NOTIFY to
+ * secondaries (notify.ts).
+ *
+ * TCP follows RFC 7766: several queries per connection, pipelined and
+ * answered in order, messages split across segments (even one byte at a
+ * time), an idle timeout, and a bound on how long one message may take to
+ * arrive so a slow-drip client cannot hold a connection forever.
+ */
+import * as dgram from 'node:dgram';
+import * as net from 'node:net';
+import type { HostPort } from '../config';
+import type { Zones } from '../directory/zones';
+import type { Logger } from '../log';
+import { Answerer } from './answers';
+import { Notifier } from './notify';
+import { allowList, transferMessages } from './transfer';
+
+export interface DnsServerOptions {
+  host: string;
+  port: number;
+  axfrAllow: readonly string[];
+  notify: readonly HostPort[];
+  /** Close a TCP connection idle this long (RFC 7766 §6.2.3 suggests seconds). */
+  tcpIdleMs?: number;
+  /** Close a TCP connection whose current message is not complete after this long. */
+  tcpMessageMs?: number;
+  /** Concurrent TCP connections accepted. */
+  maxTcpConnections?: number;
+  /** Answer cache size (0 disables it). */
+  cacheEntries?: number;
+}
+
+export interface DnsEndpoint {
+  port: number;
+  answerer: Answerer;
+  notifier: Notifier;
+  close(): Promise<void>;
+}
+
+/** Starts UDP and TCP listeners on the same port (the TCP port is chosen first when 0). */
+export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: Logger): Promise<DnsEndpoint> {
+  const answerer = new Answerer(zones, log, { cacheEntries: opts.cacheEntries });
+  const allow = allowList(opts.axfrAllow);
+  const notifier = new Notifier(opts.notify, log);
+  zones.onSerialChange((changed) => {
+    for (const z of changed) notifier.announce(z.name, z.serial);
+  });
+  const idleMs = opts.tcpIdleMs ?? 10_000;
+  const messageMs = opts.tcpMessageMs ?? 5_000;
+  const maxConns = opts.maxTcpConnections ?? 256;
+
+  // ---- TCP
+  const sockets = new Set<net.Socket>();
+  const tcp = net.createServer((sock) => {
+    if (sockets.size >= maxConns) {
+      sock.destroy();
+      return;
+    }
+    sockets.add(sock);
+    sock.setNoDelay(true);
+    sock.setTimeout(idleMs, () => sock.destroy());
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => sock.destroy());
+    const remote = sock.remoteAddress ?? '';
+    let buf = Buffer.alloc(0);
+    let messageTimer: NodeJS.Timeout | undefined;
+    sock.on('data', (chunk) => {
+      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      sock.cork();
+      try {
+        while (buf.length >= 2) {
+          const len = buf.readUInt16BE(0);
+          if (buf.length < 2 + len) break;
+          const msg = buf.subarray(2, 2 + len);
+          buf = buf.subarray(2 + len);
+          if (len === 0) continue;
+          const out = answerer.answer(msg, { tcp: true, remote });
+          const replies = out.kind === 'reply' ? [out.bytes]
+            : out.kind === 'transfer' ? transferMessages(zones, allow, remote, out.request) : [];
+          for (const r of replies) {
+            const prefix = Buffer.allocUnsafe(2);
+            prefix.writeUInt16BE(r.length, 0);
+            sock.write(prefix);
+            sock.write(r);
+          }
+        }
+      } finally {
+        sock.uncork();
+      }
+      // A partial message must complete in time (slow-drip defence).
+      if (buf.length > 0 && !messageTimer) {
+        messageTimer = setTimeout(() => sock.destroy(), messageMs);
+        messageTimer.unref();
+      } else if (buf.length === 0 && messageTimer) {
+        clearTimeout(messageTimer);
+        messageTimer = undefined;
+      }
+    });
+    sock.on('close', () => messageTimer && clearTimeout(messageTimer));
+  });
+  tcp.on('error', (err) => log.error({ err }, 'dns tcp server error'));
+
+  await new Promise<void>((resolve, reject) => {
+    tcp.once('error', reject);
+    tcp.listen(opts.port, opts.host, () => {
+      tcp.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (tcp.address() as net.AddressInfo).port;
+
+  // ---- UDP
+  const udp = dgram.createSocket({ type: net.isIPv6(opts.host) ? 'udp6' : 'udp4', reuseAddr: false });
+  udp.on('message', (msg, rinfo) => {
+    const out = answerer.answer(msg, { tcp: false, remote: rinfo.address });
+    if (out.kind === 'reply') udp.send(out.bytes, rinfo.port, rinfo.address);
+  });
+  udp.on('error', (err) => log.error({ err }, 'dns udp socket error'));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(port, opts.host, () => {
+        udp.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (e) {
+    tcp.close();
+    throw e;
+  }
+  log.info({ port }, 'dns listening');
+
+  return {
+    port,
+    answerer,
+    notifier,
+    close: async () => {
+      notifier.close();
+      await new Promise<void>((resolve) => {
+        tcp.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      });
+      await new Promise<void>((resolve) => udp.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,77 @@
+/**
+ * Zone transfers over TCP: AXFR (RFC 5936) and IXFR (RFC 1995), to clients
+ * in DCMX_AXFR_ALLOW only.
+ *
+ * AXFR sends the SOA, every record, and the SOA again. IXFR is answered from
+ * the zone journal when it covers the client's serial (deltas: old SOA,
+ * removed records, new SOA, added records), with the single current SOA when
+ * the client is up to date, and otherwise with the whole zone in AXFR form,
+ * which RFC 1995 §4 allows.
+ */
+import { BlockList, isIPv6 } from 'node:net';
+import type { Zones } from '../directory/zones';
+import { parseRRLine, type RR } from '../directory/records';
+import { encodeResponse, encodeTransfer } from './wire';
+import { OUR_UDP_SIZE, RCODE, type TransferRequest } from './answers';
+
+/** Builds the allow list from CIDR strings (validated by config). */
+export function allowList(cidrs: readonly string[]): BlockList {
+  const bl = new BlockList();
+  for (const c of cidrs) {
+    const [addr, bits] = c.split('/');
+    const type = isIPv6(addr) ? 'ipv6' : 'ipv4';
+    if (bits === undefined) bl.addAddress(addr, type);
+    else bl.addSubnet(addr, Number(bits), type);
+  }
+  return bl;
+}
+
+/** True when `remote` may transfer zones. IPv4-mapped IPv6 addresses are checked as IPv4. */
+export function mayTransfer(allow: BlockList, remote: string): boolean {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(remote);
+  if (m) return allow.check(m[1], 'ipv4');
+  return allow.check(remote, isIPv6(remote) ? 'ipv6' : 'ipv4');
+}
+
+/** The messages that answer a transfer request (bodies, without TCP length prefixes). */
+export function transferMessages(zones: Zones, allow: BlockList, remote: string, req: TransferRequest): Buffer[] {
+  const q = req.query;
+  const refuse = () => [encodeResponse({
+    id: q.id, opcode: q.opcode, aa: false, rd: q.rd, cd: q.cd, rcode: RCODE.REFUSED, question: q.question,
+    questionWire: q.questionWire, answer: [], authority: [], additional: [], edns: q.edns ? { udpSize: OUR_UDP_SIZE } : undefined,
+  }, 65535)];
+  if (!mayTransfer(allow, remote)) return refuse();
+  const all = zones.zoneRecords(req.zone);
+  if (!all) return refuse();
+  const soa = all[0];
+  const current = soa.rdata.type === 6 ? soa.rdata.serial : 0;
+  let rrs: RR[];
+  if (req.kind === 'ixfr' && q.authoritySoaSerial !== undefined) {
+    if (q.authoritySoaSerial === current) {
+      rrs = [soa]; // RFC 1995 §4: the client is current
+    } else {
+      rrs = incremental(zones, req.zone, soa, q.authoritySoaSerial) ?? [...all, soa];
+    }
+  } else {
+    rrs = [...all, soa];
+  }
+  return encodeTransfer(q.id, q.question, q.questionWire, rrs);
+}
+
+/** The IXFR answer from the journal, or undefined when the journal does not reach back to `from`. */
+function incremental(zones: Zones, zone: string, soa: RR, from: number): RR[] | undefined {
+  if (soa.rdata.type !== 6) return undefined;
+  const rows = zones.directory.store.journal(zone);
+  const start = rows.findIndex((r) => r.serialFrom === from);
+  if (start < 0) return undefined;
+  const chain = rows.slice(start);
+  for (let i = 1; i < chain.length; i++) if (chain[i].serialFrom !== chain[i - 1].serialTo) return undefined;
+  if (chain[chain.length - 1].serialTo !== soa.rdata.serial) return undefined;
+  const soaAt = (serial: number): RR => ({ ...soa, rdata: { ...(soa.rdata as Extract<RR['rdata'], { type: 6 }>), serial } });
+  const out: RR[] = [soa];
+  for (const r of chain) {
+    out.push(soaAt(r.serialFrom), ...r.removed.map(parseRRLine), soaAt(r.serialTo), ...r.added.map(parseRRLine));
+  }
+  out.push(soa);
+  return out;
+}
