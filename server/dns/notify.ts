@@ -10,10 +10,13 @@ import { isIPv6 } from 'node:net';
 import type { HostPort } from '../config';
 import type { Logger } from '../log';
 import { encodeNotify, parseNotifyReply } from './wire';
+import type { RR } from '../directory/records';
 
 interface Pending {
   zone: string;
   serial: number;
+  /** Sent in the answer section so the secondary learns the new serial at once (RFC 1996 §3.7). */
+  soa?: RR;
   target: HostPort;
   id: number;
   tries: number;
@@ -49,13 +52,13 @@ export class Notifier {
   }
 
   /** Announces a new serial of `zone` to every target. */
-  announce(zone: string, serial: number): void {
+  announce(zone: string, serial: number, soa?: RR): void {
     if (this.closed) return;
     for (const target of this.targets) {
       const key = `${zone}|${target.host}|${target.port}`;
       const old = this.pending.get(key);
       if (old) this.forget(key, old);
-      const p: Pending = { zone, serial, target, id: this.freshId(), tries: 0 };
+      const p: Pending = { zone, serial, soa, target, id: this.freshId(), tries: 0 };
       this.pending.set(key, p);
       this.byId.set(p.id, p);
       this.send(key, p);
@@ -72,7 +75,7 @@ export class Notifier {
   private send(key: string, p: Pending): void {
     if (this.closed) return;
     p.tries++;
-    const msg = encodeNotify(p.id, p.zone);
+    const msg = encodeNotify(p.id, p.zone, p.soa);
     this.socket(p.target.host).send(msg, p.target.port, p.target.host, (err) => {
       if (err) this.log.debug({ err: err.message, zone: p.zone }, 'notify send failed');
     });
@@ -99,6 +102,11 @@ export class Notifier {
     const p = this.byId.get(r.id);
     if (!p) return;
     this.forget(`${p.zone}|${p.target.host}|${p.target.port}`, p);
+    if (r.rcode !== 0) {
+      // NOTAUTH, REFUSED...: the secondary will not take it; retrying would not help.
+      this.log.warn({ zone: p.zone, target: `${p.target.host}:${p.target.port}`, rcode: r.rcode }, 'notify refused by secondary');
+      return;
+    }
     this.acked.push({ zone: p.zone, serial: p.serial, target: p.target });
     if (this.acked.length > 1000) this.acked.splice(0, this.acked.length - 1000);
     this.log.info({ zone: p.zone, serial: p.serial, target: `${p.target.host}:${p.target.port}`, rcode: r.rcode }, 'notify acknowledged');

@@ -45,7 +45,7 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
   const allow = allowList(opts.axfrAllow);
   const notifier = new Notifier(opts.notify, log);
   zones.onSerialChange((changed) => {
-    for (const z of changed) notifier.announce(z.name, z.serial);
+    for (const z of changed) notifier.announce(z.name, z.serial, zones.zoneOf(z.name)?.soa);
   });
   const idleMs = opts.tcpIdleMs ?? 10_000;
   const messageMs = opts.tcpMessageMs ?? 5_000;

@@ -1,0 +1,436 @@
+/**
+ * Interop with a REAL secondary: Knot DNS (knotd) transfers a zone that dcmx
+ * serves, is kept current by dcmx's NOTIFY, and ends up with the same data
+ * after single changes and after a burst of changes.
+ *
+ * knotd runs unprivileged-style (as whoever runs the tests, no `user:`), on
+ * loopback, with every file it writes (zone file, journal, timers, control
+ * socket) in a temporary directory that is removed at the end. It is killed
+ * at the end and on failure. If knotd cannot run here, the suite fails with
+ * a message saying why (it is never skipped).
+ */
+import { after, before, describe, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as dgram from 'node:dgram';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { adminArgs, run, startTestAppliance, tempDir, type TestAppliance } from '../helpers';
+
+const ZONE_NAME = 'example.org';
+
+const ZONE = `dn: dc=org,o=internet
+objectClass: domain
+dc: org
+
+dn: dc=example,dc=org,o=internet
+objectClass: dNSDomain2
+objectClass: domain
+dc: example
+dNSTTL: 300
+sOARecord: ns1.example.org. hostmaster.example.org. 100 3600 900 604800 60
+nSRecord: ns1.example.org.
+mXRecord: 10 mx.example.org.
+aRecord: 192.0.2.1
+tXTRecord: "v=spf1 mx -all"
+
+dn: dc=ns1,dc=example,dc=org,o=internet
+objectClass: dNSDomain2
+dc: ns1
+aRecord: 192.0.2.53
+
+dn: dc=mx,dc=example,dc=org,o=internet
+objectClass: dNSDomain2
+dc: mx
+aRecord: 192.0.2.25
+
+dn: dc=www,dc=example,dc=org,o=internet
+objectClass: dNSDomain2
+dc: www
+cNAMERecord: mx.example.org.
+
+dn: dc=txt,dc=example,dc=org,o=internet
+objectClass: dNSDomain2
+dc: txt
+tXTRecord: "hello world"
+tXTRecord: "second string" "in one record"
+
+dn: dc=caa,dc=example,dc=org,o=internet
+objectClass: dNSDomain2
+dc: caa
+cAARecord: 0 issue "letsencrypt.org"
+sRVRecord: 10 5 5060 mx.example.org.
+aAAARecord: 2001:db8::1
+`;
+
+// ------------------------------------------------------------------ fixtures
+
+let t: TestAppliance;
+let dnsPort = 0;
+let knotPort = 0;
+let knotDir = '';
+let knot: ChildProcess | undefined;
+let knotExited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+let knotLog = '';
+let confFile = '';
+
+/** A loopback port free on both TCP and UDP right now. */
+async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const srv = net.createServer();
+    const port = await new Promise<number>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => resolve((srv.address() as net.AddressInfo).port));
+    });
+    const udp = dgram.createSocket('udp4');
+    const udpOk = await new Promise<boolean>((resolve) => {
+      udp.once('error', () => resolve(false));
+      udp.bind(port, '127.0.0.1', () => resolve(true));
+    });
+    await new Promise<void>((r) => srv.close(() => r()));
+    if (udpOk) {
+      await new Promise<void>((r) => udp.close(() => r()));
+      return port;
+    }
+    try {
+      udp.close();
+    } catch {
+      /* not bound */
+    }
+  }
+  throw new Error('no free loopback port for knotd');
+}
+
+function knotConfig(dir: string): string {
+  return `# dcmx interop test: Knot as a secondary of dcmx
+server:
+    rundir: "${dir}/run"
+    listen: 127.0.0.1@${knotPort}
+    # no "user:": knotd keeps the identity of whoever runs the test
+
+control:
+    listen: "${dir}/run/knot.sock"
+
+database:
+    storage: "${dir}/db"
+    journal-db: "${dir}/db/journal"
+    timer-db: "${dir}/db/timers"
+    kasp-db: "${dir}/db/keys"
+    catalog-db: "${dir}/db/catalog"
+
+log:
+  - target: stderr
+    any: debug
+
+remote:
+  - id: dcmx
+    address: 127.0.0.1@${dnsPort}
+
+acl:
+  - id: notify_from_dcmx
+    address: 127.0.0.1
+    action: notify
+  - id: transfer_to_test
+    address: 127.0.0.1
+    action: transfer
+
+template:
+  - id: default
+    storage: "${dir}/zones"
+
+zone:
+  - domain: ${ZONE_NAME}
+    master: dcmx
+    acl: [ notify_from_dcmx, transfer_to_test ]
+    file: "${dir}/zones/${ZONE_NAME}.zone"
+`;
+}
+
+/** Starts knotd in the foreground; rejects with a clear message if it cannot run. */
+async function startKnot(): Promise<void> {
+  knotDir = tempDir('dcmx-knot-');
+  for (const d of ['run', 'db', 'zones']) fs.mkdirSync(path.join(knotDir, d), { recursive: true });
+  confFile = path.join(knotDir, 'knot.conf');
+  fs.writeFileSync(confFile, knotConfig(knotDir));
+
+  const check = await run('knotc', ['-c', confFile, 'conf-check']);
+  if (check.code !== 0) {
+    throw new Error(`knotd cannot run here: "knotc -c ${confFile} conf-check" failed (code ${check.code}; are knotc/knotd of the "knot" package in PATH?):\n${check.stdout}${check.stderr}\nconfig:\n${fs.readFileSync(confFile, 'utf8')}`);
+  }
+
+  const child = spawn('knotd', ['-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  knot = child;
+  child.stdout!.on('data', (d: Buffer) => (knotLog += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (knotLog += d.toString()));
+  const spawned = await new Promise<Error | undefined>((resolve) => {
+    child.once('spawn', () => resolve(undefined));
+    child.once('error', (err) => resolve(err));
+  });
+  if (spawned) {
+    knot = undefined;
+    throw new Error(`knotd cannot run here: spawning "knotd" failed: ${spawned.message} (is the "knot" package installed?)`);
+  }
+  child.once('exit', (code, signal) => (knotExited = { code, signal }));
+
+  // Ready when it answers on its port (SERVFAIL for a zone it has not loaded yet is fine).
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (knotExited) throw new Error(`knotd cannot run here: it exited (code ${knotExited.code}, signal ${knotExited.signal}) at start-up; its log:\n${knotLog}`);
+    const r = await kdigKnot(ZONE_NAME, 'SOA');
+    if (/status: \w+/.test(r.stdout)) return;
+    if (Date.now() > deadline) throw new Error(`knotd cannot run here: no answer on 127.0.0.1@${knotPort} within 15 s; its log:\n${knotLog}`);
+    await sleep(200);
+  }
+}
+
+async function stopKnot(): Promise<void> {
+  const child = knot;
+  knot = undefined;
+  if (!child || knotExited) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+// Last resort if the test process dies with knotd still running.
+process.once('exit', () => {
+  if (knot && !knotExited) knot.kill('SIGKILL');
+});
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// ------------------------------------------------------------------ queries
+
+const kdigAt = (port: number, ...args: string[]) => run('kdig', ['@127.0.0.1', '-p', String(port), '+norec', '+time=2', '+retry=0', ...args]);
+const kdigKnot = (...args: string[]) => kdigAt(knotPort, ...args);
+const kdigDcmx = (...args: string[]) => kdigAt(dnsPort, ...args);
+
+function status(out: string): string {
+  return /status: (\w+)/.exec(out)?.[1] ?? 'none';
+}
+function section(out: string, name: 'ANSWER' | 'AUTHORITY' | 'ADDITIONAL'): string[] {
+  const m = new RegExp(`;; ${name} SECTION:\\n([\\s\\S]*?)(\\n\\n|\\n;;|$)`).exec(out);
+  return m ? m[1].split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.replace(/\s+/g, ' ').trim()) : [];
+}
+function soaSerial(out: string): number {
+  const m = /\bSOA\s+\S+\s+\S+\s+(\d+)/.exec(out);
+  return m ? Number(m[1]) : -1;
+}
+
+async function serialOf(port: number): Promise<number> {
+  const r = await kdigAt(port, ZONE_NAME, 'SOA');
+  return status(r.stdout) === 'NOERROR' ? soaSerial(section(r.stdout, 'ANSWER').join('\n')) : -1;
+}
+
+/** The answer of a server to name/type: status plus the sorted ANSWER section. */
+async function answer(port: number, name: string, type: string): Promise<string> {
+  const r = await kdigAt(port, name, type);
+  return `${status(r.stdout)}\n${section(r.stdout, 'ANSWER').sort().join('\n')}`;
+}
+
+/** The whole zone by AXFR, as a sorted list of normalised records (trailing SOA dropped). */
+async function axfr(port: number): Promise<string[]> {
+  const r = await kdigAt(port, '+tcp', ZONE_NAME, 'AXFR');
+  const lines = r.stdout.split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.replace(/\s+/g, ' ').trim());
+  assert.ok(lines.length >= 2, `AXFR from port ${port} returned nothing:\n${r.stdout}${r.stderr}`);
+  assert.match(lines[0], / SOA /);
+  assert.match(lines[lines.length - 1], / SOA /);
+  return lines.slice(0, -1).sort();
+}
+
+/** Polls until `check` returns undefined (done) or the deadline passes; returns the last complaint. */
+async function until(ms: number, check: () => Promise<string | undefined>): Promise<{ failure?: string; elapsed: number }> {
+  const start = Date.now();
+  let failure: string | undefined;
+  for (;;) {
+    if (knotExited) return { failure: `knotd exited (code ${knotExited.code}, signal ${knotExited.signal})`, elapsed: Date.now() - start };
+    failure = await check();
+    if (failure === undefined || Date.now() - start > ms) return { failure, elapsed: Date.now() - start };
+    await sleep(100);
+  }
+}
+
+/** Lines of knot's log about our zone, from offset `from`. */
+function zoneLog(from: number): string[] {
+  return knotLog.slice(from).split('\n').filter((l) => l.includes(`[${ZONE_NAME}.]`));
+}
+
+/** Which transfer kinds knot logged as incoming, from offset `from`. */
+function transfersSince(from: number): { kinds: string[]; fallback: boolean; lines: string[] } {
+  const lines = zoneLog(from).filter((l) => /\b(AXFR|IXFR)\b, incoming/.test(l) || /refresh, remote/.test(l) || /fallback|AXFR-style/i.test(l));
+  const kinds = lines.filter((l) => /\b(AXFR|IXFR), incoming, .*finished/.test(l)).map((l) => /\b(AXFR|IXFR), incoming/.exec(l)![1]);
+  // An IXFR request answered with the whole zone is logged by knot as "receiving AXFR-style IXFR".
+  const axfrStyle = lines.some((l) => /AXFR-style/i.test(l));
+  return { kinds: axfrStyle ? kinds.map((k) => (k === 'IXFR' ? 'IXFR (AXFR-style, whole zone)' : k)) : kinds, fallback: lines.some((l) => /fallback/i.test(l)), lines };
+}
+
+/** Warnings and errors knot logged about our zone since `from`. */
+function problemsSince(from: number): string[] {
+  return zoneLog(from).filter((l) => /\b(warning|error|critical):/.test(l));
+}
+
+const ldapmodify = async (ldif: string) => {
+  const r = await run('ldapmodify', adminArgs(t), ldif);
+  assert.equal(r.code, 0, `ldapmodify failed:\n${r.stderr}`);
+};
+
+// ------------------------------------------------------------------ set-up
+
+before(async () => {
+  knotPort = await freePort();
+  t = await startTestAppliance({ DCMX_AXFR_ALLOW: '127.0.0.1/32', DCMX_NOTIFY: `127.0.0.1:${knotPort}` });
+  dnsPort = t.app.ports.dns;
+  const r = await run('ldapadd', adminArgs(t), ZONE);
+  assert.equal(r.code, 0, r.stderr);
+  await startKnot();
+});
+
+after(async () => {
+  await stopKnot();
+  if (process.env.DCMX_KNOT_LOG) fs.writeFileSync(process.env.DCMX_KNOT_LOG, knotLog);
+  if (knotDir) fs.rmSync(knotDir, { recursive: true, force: true });
+  await t?.close();
+});
+
+// ------------------------------------------------------------------ the tests
+
+describe('Knot as a secondary of dcmx (AXFR/IXFR + NOTIFY)', () => {
+  const names: [string, string][] = [
+    [ZONE_NAME, 'SOA'], [ZONE_NAME, 'NS'], [ZONE_NAME, 'A'], [ZONE_NAME, 'MX'], [ZONE_NAME, 'TXT'],
+    ['mx.example.org', 'A'], ['ns1.example.org', 'A'], ['www.example.org', 'A'], ['www.example.org', 'CNAME'],
+    ['txt.example.org', 'TXT'], ['caa.example.org', 'CAA'], ['caa.example.org', 'SRV'], ['caa.example.org', 'AAAA'],
+    ['nothere.example.org', 'A'],
+  ];
+
+  async function sameAnswers(extra: [string, string][] = []): Promise<void> {
+    for (const [n, ty] of [...names, ...extra]) {
+      assert.equal(await answer(knotPort, n, ty), await answer(dnsPort, n, ty), `knot and dcmx disagree on ${n} ${ty}`);
+    }
+    assert.deepEqual(await axfr(knotPort), await axfr(dnsPort), 'the zone on knot (AXFR from knot) equals the zone on dcmx');
+  }
+
+  test('1. knot transfers the zone; its answers and its AXFR equal ours', async (ctx) => {
+    const want = await serialOf(dnsPort);
+    assert.ok(want > 100, `dcmx serial ${want}`);
+    const res = await until(20_000, async () => {
+      const got = await serialOf(knotPort);
+      return got === want ? undefined : `knot serves serial ${got}, dcmx ${want}`;
+    });
+    assert.equal(res.failure, undefined, `${res.failure}\nknot log:\n${zoneLog(0).join('\n')}`);
+    ctx.diagnostic(`initial transfer of serial ${want} done after ${res.elapsed} ms; knot: ${transfersSince(0).lines.join(' | ')}`);
+    await sameAnswers();
+    assert.equal((await answer(knotPort, 'caa.example.org', 'CAA')).split('\n')[1], 'caa.example.org. 300 IN CAA 0 issue "letsencrypt.org"');
+    assert.equal((await answer(knotPort, ZONE_NAME, 'MX')).split('\n')[1], 'example.org. 300 IN MX 10 mx.example.org.');
+    assert.equal((await answer(knotPort, 'nothere.example.org', 'A')).split('\n')[0], 'NXDOMAIN');
+    // Knot stores what it transferred in our temporary directory, nowhere else.
+    const res2 = await until(5_000, async () => (fs.existsSync(path.join(knotDir, 'zones', `${ZONE_NAME}.zone`)) ? undefined : 'no zone file yet'));
+    assert.equal(res2.failure, undefined, 'knot wrote its zone file into the temporary directory');
+  });
+
+  let secondTransferLog = 0;
+
+  test('2. a change over LDAP reaches knot by NOTIFY, long before its refresh timer', async (ctx) => {
+    const before = await serialOf(dnsPort);
+    secondTransferLog = knotLog.length;
+    await ldapmodify(`dn: dc=mx,dc=example,dc=org,o=internet
+changetype: modify
+replace: aRecord
+aRecord: 198.51.100.7
+
+dn: dc=new,dc=example,dc=org,o=internet
+changetype: add
+objectClass: dNSDomain2
+dc: new
+aRecord: 192.0.2.77
+tXTRecord: "added over LDAP"
+`);
+    const want = await serialOf(dnsPort);
+    assert.equal(want, before + 2, 'two writes, two bumps');
+    assert.deepEqual(section((await kdigDcmx('new.example.org', 'A')).stdout, 'ANSWER'), ['new.example.org. 300 IN A 192.0.2.77']);
+
+    const res = await until(15_000, async () => {
+      const got = await serialOf(knotPort);
+      if (got !== want) return `knot serves serial ${got}, dcmx ${want}`;
+      const mx = section((await kdigKnot('mx.example.org', 'A')).stdout, 'ANSWER');
+      if (mx.join() !== 'mx.example.org. 300 IN A 198.51.100.7') return `knot mx.example.org A: ${mx.join()}`;
+      const nw = section((await kdigKnot('new.example.org', 'A')).stdout, 'ANSWER');
+      if (nw.join() !== 'new.example.org. 300 IN A 192.0.2.77') return `knot new.example.org A: ${nw.join()}`;
+      return undefined;
+    });
+    assert.equal(res.failure, undefined, `${res.failure}\nknot log since the change:\n${zoneLog(secondTransferLog).join('\n')}`);
+    ctx.diagnostic(`knot had serial ${want} ${res.elapsed} ms after the LDAP write (SOA refresh is 3600 s)`);
+    assert.ok(zoneLog(secondTransferLog).some((l) => /notify, incoming/i.test(l)), `knot logged no incoming NOTIFY:\n${zoneLog(secondTransferLog).join('\n')}`);
+    await sameAnswers([['new.example.org', 'A'], ['new.example.org', 'TXT']]);
+
+    // The notifier recorded knot's acknowledgement of the final serial.
+    const acked = await until(5_000, async () =>
+      t.app.dns.notifier.acked.some((a) => a.zone.replace(/\.$/, '') === ZONE_NAME && a.serial === want && a.target.port === knotPort)
+        ? undefined : `acked: ${JSON.stringify(t.app.dns.notifier.acked)}`);
+    assert.equal(acked.failure, undefined, acked.failure);
+  });
+
+  test('3. the second transfer: IXFR or AXFR, with the right records either way', async (ctx) => {
+    const tr = transfersSince(secondTransferLog);
+    assert.ok(tr.kinds.length > 0, `knot logged no finished incoming transfer:\n${zoneLog(secondTransferLog).join('\n')}`);
+    ctx.diagnostic(`incoming transfers after the change: ${tr.kinds.join(', ')}${tr.fallback ? ' (knot fell back from IXFR to AXFR)' : ''}`);
+    for (const l of tr.lines) ctx.diagnostic(`knot: ${l.replace(/^\S+\s+/, '')}`);
+    const problems = problemsSince(secondTransferLog);
+    for (const p of problems) ctx.diagnostic(`knot problem: ${p}`);
+    // Records are right either way (checked in 2 and again here).
+    assert.deepEqual(await axfr(knotPort), await axfr(dnsPort));
+  });
+
+  test('4. a burst of 20 changes ends with knot serving the final serial and records', async (ctx) => {
+    const from = knotLog.length;
+    const before = await serialOf(dnsPort);
+    const ops: string[] = [];
+    const hosts: string[] = [];
+    let lastMx = '';
+    for (let i = 0; i < 20; i++) {
+      if (i === 10) {
+        ops.push('dn: dc=new,dc=example,dc=org,o=internet\nchangetype: delete\n');
+      } else if (i % 5 === 4) {
+        hosts.push(`h${i}`);
+        ops.push(`dn: dc=h${i},dc=example,dc=org,o=internet\nchangetype: add\nobjectClass: dNSDomain2\ndc: h${i}\naRecord: 203.0.113.${i}\n`);
+      } else if (i === 7) {
+        ops.push('dn: dc=txt,dc=example,dc=org,o=internet\nchangetype: modify\ndelete: tXTRecord\ntXTRecord: "hello world"\n-\nadd: tXTRecord\ntXTRecord: "goodbye world"\n');
+      } else {
+        lastMx = `198.51.100.${100 + i}`;
+        ops.push(`dn: dc=mx,dc=example,dc=org,o=internet\nchangetype: modify\nreplace: aRecord\naRecord: ${lastMx}\n`);
+      }
+    }
+    await ldapmodify(ops.join('\n'));
+    const want = await serialOf(dnsPort);
+    assert.equal(want, before + 20, 'twenty writes, twenty bumps');
+
+    const res = await until(20_000, async () => {
+      const got = await serialOf(knotPort);
+      return got === want ? undefined : `knot serves serial ${got}, dcmx ${want}`;
+    });
+    assert.equal(res.failure, undefined, `${res.failure}\nknot log since the burst:\n${zoneLog(from).join('\n')}`);
+    ctx.diagnostic(`knot had the final serial ${want} ${res.elapsed} ms after the burst`);
+    const tr = transfersSince(from);
+    ctx.diagnostic(`incoming transfers during the burst: ${tr.kinds.join(', ') || 'none logged'}${tr.fallback ? ' (with fallback to AXFR)' : ''}`);
+    for (const l of tr.lines) ctx.diagnostic(`knot: ${l.replace(/^\S+\s+/, '')}`);
+    for (const p of problemsSince(from)) ctx.diagnostic(`knot problem: ${p}`);
+
+    assert.deepEqual(section((await kdigKnot('mx.example.org', 'A')).stdout, 'ANSWER'), [`mx.example.org. 300 IN A ${lastMx}`]);
+    for (const h of hosts) {
+      const n = Number(h.slice(1));
+      assert.deepEqual(section((await kdigKnot(`${h}.example.org`, 'A')).stdout, 'ANSWER'), [`${h}.example.org. 300 IN A 203.0.113.${n}`]);
+    }
+    assert.equal(status((await kdigKnot('new.example.org', 'A')).stdout), 'NXDOMAIN');
+    assert.deepEqual(section((await kdigKnot('txt.example.org', 'TXT')).stdout, 'ANSWER').sort(),
+      ['txt.example.org. 300 IN TXT "goodbye world"', 'txt.example.org. 300 IN TXT "second string" "in one record"']);
+    await sameAnswers([['new.example.org', 'A'], ...hosts.map((h): [string, string] => [`${h}.example.org`, 'A'])]);
+
+    const acked = await until(5_000, async () =>
+      t.app.dns.notifier.acked.some((a) => a.zone.replace(/\.$/, '') === ZONE_NAME && a.serial === want) ? undefined : 'final serial not acknowledged');
+    assert.equal(acked.failure, undefined, `${acked.failure}: ${JSON.stringify(t.app.dns.notifier.acked.slice(-5))}`);
+  });
+});
