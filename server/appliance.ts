@@ -13,13 +13,15 @@ import type { Zones } from './directory/zones';
 import { startLdapServer, type LdapEndpoint } from './ldap/server';
 import { startHttpServer, type HttpEndpoint } from './admin/http';
 import { startDnsServer, type DnsEndpoint } from './dns/server';
+import { startMta, type MtaEndpoint } from './mta';
 
 /** A running appliance. */
 export interface Appliance {
   directory: Directory;
   zones: Zones;
-  ports: { ldap: number; dns: number; http: number };
+  ports: { ldap: number; dns: number; smtp: number; http: number };
   dns: DnsEndpoint;
+  mta: MtaEndpoint;
   close(): Promise<void>;
 }
 
@@ -69,13 +71,16 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       host: config.listen, port: config.dns.port, axfrAllow: config.dns.axfrAllow, notify: config.dns.notify,
     }, log.child({ ep: 'dns' }));
     started.push(dns);
+    const mta = await startMta(directory, zones, config, log.child({ ep: 'smtp' }));
+    started.push(mta);
     const http: HttpEndpoint = await startHttpServer(directory, { host: config.listen, port: config.http.port }, log.child({ ep: 'http' }));
     started.push(http);
     return {
       directory,
       zones,
       dns,
-      ports: { ldap: ldap.port, dns: dns.port, http: http.port },
+      mta,
+      ports: { ldap: ldap.port, dns: dns.port, smtp: mta.port, http: http.port },
       async close() {
         for (const s of started.reverse()) await s.close();
         directory.store.close();

@@ -49,6 +49,34 @@ export interface Config {
   smtp: {
     port: number;
     relayNetworks: string[];
+    /** Largest message accepted (SIZE, RFC 1870), bytes. */
+    maxSize: number;
+    /** Recipients per message (RFC 5321 §4.5.3.1.8 requires at least 100). */
+    maxRecipients: number;
+    /** Concurrent SMTP clients. */
+    maxClients: number;
+    /** Idle seconds before a session is closed (RFC 5321 §4.5.3.2 suggests 5 min). */
+    socketTimeout: number;
+    /** Early-talker delay before the greeting, ms, for non-loopback clients (loopback gets none). */
+    greetingDelay: number;
+    /** PEM certificate and key for STARTTLS; when unset, a self-signed pair is generated once in the data dir. */
+    tlsCert: string | undefined;
+    tlsKey: string | undefined;
+  };
+  mta: {
+    /** Entries in the transfer unit's directory cache. */
+    cacheSize: number;
+    /** Milliseconds between change log checks for writes made by other processes. */
+    changePollMs: number;
+    /** Seconds a message may stay queued before it bounces (RFC 5321 §4.5.4.1: 4-5 days). */
+    queueLifetime: number;
+    /** First retry after this many seconds, doubling up to retryMax. */
+    retryBase: number;
+    retryMax: number;
+    /** Messages delivered at once. */
+    concurrency: number;
+    /** Port of outbound SMTP next hops (25; tests point it at a loopback sink). */
+    relayPort: number;
   };
   http: {
     port: number;
@@ -123,10 +151,12 @@ export function parseHostPort(s: string, defaultPort: number): HostPort | undefi
   return { host, port: p === undefined ? defaultPort : Number(p) };
 }
 
+/** A list of address:port pairs; addresses must be IP literals (no lookups at start-up). */
 function hostPorts(env: Env, name: string, defaultPort: number): HostPort[] {
   return list(env, name).map((s) => {
     const hp = parseHostPort(s, defaultPort);
-    if (!hp) throw new ConfigError(name, `'${s}' is not host:port`);
+    if (!hp) throw new ConfigError(name, `'${s}' is not address:port`);
+    if (!net.isIP(hp.host)) throw new ConfigError(name, `'${hp.host}' is not an IP address`);
     return hp;
   });
 }
@@ -187,6 +217,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     if (!/^[A-Za-z][A-Za-z0-9-]*$/.test(a)) throw new ConfigError('DCMX_LDAP_INDEXES', `'${a}' is not an attribute name`);
   }
 
+  if (!!env.DCMX_TLS_CERT !== !!env.DCMX_TLS_KEY) {
+    throw new ConfigError(env.DCMX_TLS_CERT ? 'DCMX_TLS_KEY' : 'DCMX_TLS_CERT', 'DCMX_TLS_CERT and DCMX_TLS_KEY are set together');
+  }
   const config: Config = {
     dataDir,
     listen,
@@ -211,6 +244,22 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     smtp: {
       port: port(env, 'DCMX_SMTP_PORT', 2525),
       relayNetworks: cidrs(env, 'DCMX_RELAY_NETWORKS'),
+      maxSize: int(env, 'DCMX_SMTP_MAX_SIZE', 25 * 1024 * 1024, 1024, 2 * 1024 * 1024 * 1024),
+      maxRecipients: int(env, 'DCMX_SMTP_MAX_RECIPIENTS', 100, 1, 100_000),
+      maxClients: int(env, 'DCMX_SMTP_MAX_CLIENTS', 200, 1, 100_000),
+      socketTimeout: int(env, 'DCMX_SMTP_TIMEOUT', 300, 1, 3600),
+      greetingDelay: int(env, 'DCMX_SMTP_GREETING_DELAY', 100, 0, 60_000),
+      tlsCert: env.DCMX_TLS_CERT || undefined,
+      tlsKey: env.DCMX_TLS_KEY || undefined,
+    },
+    mta: {
+      cacheSize: int(env, 'DCMX_CACHE_SIZE', 10_000, 10, 10_000_000),
+      changePollMs: int(env, 'DCMX_CHANGE_POLL_MS', 2000, 10, 3_600_000),
+      queueLifetime: int(env, 'DCMX_QUEUE_LIFETIME', 5 * 86400, 1, 365 * 86400),
+      retryBase: int(env, 'DCMX_QUEUE_RETRY_BASE', 300, 1, 86400),
+      retryMax: int(env, 'DCMX_QUEUE_RETRY_MAX', 4 * 3600, 1, 7 * 86400),
+      concurrency: int(env, 'DCMX_DELIVERY_CONCURRENCY', 16, 1, 1000),
+      relayPort: port(env, 'DCMX_SMTP_RELAY_PORT', 25),
     },
     http: { port: port(env, 'DCMX_HTTP_PORT', 8080) },
     provisioning,

@@ -41,6 +41,10 @@ export function testEnv(dataDir: string, extra: Record<string, string> = {}): Re
     DCMX_HOSTNAME: 'mx.dcmx.test',
     DCMX_ADMIN_PASSWORD: ADMIN_PASSWORD,
     DCMX_PBKDF2_ITERATIONS: '1000',
+    // Every outside lookup goes to loopback, never to the machine's resolver:
+    // port 9 (discard) has no listener, so lookups fail fast unless a test sets its own stub.
+    DCMX_UPSTREAM_DNS: '127.0.0.1:9',
+    DCMX_QUEUE_RETRY_BASE: '1',
     ...extra,
   };
 }

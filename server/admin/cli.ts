@@ -8,18 +8,22 @@
  *   dcmx ldif export [--base DN] [--no-operational]
  *   dcmx zone export ZONE      RFC 1035 master file of a zone
  *   dcmx zone list             the zones served, with their serials
+ *   dcmx routes                the routing table, with the change number it reflects
  */
 import { ConfigError, loadConfig, type Config } from '../config';
 import { openDirectory, type Services } from '../directory/open';
 import { storePath } from '../appliance';
 import { exportLdif, importLdif, type ImportProgress } from './ldif-io';
 import { zoneMasterFile } from './zone-file';
+import { MailDirectory } from '../directory/mail';
+import { describeRoute, RoutingTable } from '../directory/routing';
 
 const USAGE = `usage:
   dcmx ldif import FILE [--continue] [--skip-existing]
   dcmx ldif export [--base DN] [--no-operational]
   dcmx zone export ZONE
-  dcmx zone list`;
+  dcmx zone list
+  dcmx routes`;
 
 /** Thrown for a usage error: printed with the usage text, exit status 64 (EX_USAGE). */
 class UsageError extends Error {}
@@ -131,6 +135,19 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
         const z = zones.zoneOf(name);
         console.log(`${name}.\t${z?.soa.rdata.serial ?? '-'}`);
       }
+      return 0;
+    } finally {
+      directory.store.close();
+    }
+  }
+  if (group === 'routes' && cmd === undefined) {
+    const { directory, zones } = openFor(config);
+    try {
+      const table = new RoutingTable(new MailDirectory(directory, zones.names), config.hostname);
+      table.build(directory);
+      console.log(`# routing table at change ${table.version}`);
+      for (const [domain, route] of table.entries()) console.log(`${domain}\t${describeRoute(route)}`);
+      console.log('*\tsmtp (MX, relaying clients only)');
       return 0;
     } finally {
       directory.store.close();

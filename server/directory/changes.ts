@@ -1,0 +1,56 @@
+/**
+ * Following the change log (draft-good-ldap-changelog) from a known change
+ * number: what keeps derived views — the routing table, the transfer unit's
+ * cache — in step with the directory.
+ *
+ * In-process writes are delivered at once (the directory's after-commit
+ * listener); a periodic check of the last change number catches writes made
+ * by other processes (the CLI, another appliance process). If the log no
+ * longer holds the rows after our position (trimmed), `onGap` is called and
+ * the follower jumps to the end: the view must rebuild or flush.
+ */
+import type { ChangeRecord } from '../../storage/store';
+import type { Directory } from './directory';
+
+export interface ChangeSink {
+  /** Rows after the follower's position, in order. */
+  onChanges(rows: ChangeRecord[]): void;
+  /** The rows after our position are gone: rebuild everything. */
+  onGap(): void;
+}
+
+export class ChangeFollower {
+  /** The last change number applied. */
+  position: number;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly directory: Directory, private readonly sink: ChangeSink, opts: { pollMs?: number; from?: number } = {}) {
+    this.position = opts.from ?? directory.changeRange().last;
+    this.unsubscribe = directory.onChange(() => this.catchUp());
+    if (opts.pollMs) {
+      this.timer = setInterval(() => this.catchUp(), opts.pollMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Applies every change committed since our position. Cheap when there is none. */
+  catchUp(): void {
+    const { first, last } = this.directory.changeRange();
+    if (last <= this.position) return;
+    if (first > this.position + 1) {
+      this.position = last;
+      this.sink.onGap();
+      return;
+    }
+    const rows = [...this.directory.changesSince(this.position + 1)];
+    if (rows.length === 0) return;
+    this.position = rows[rows.length - 1].changeNumber;
+    this.sink.onChanges(rows);
+  }
+
+  stop(): void {
+    this.unsubscribe();
+    if (this.timer) clearInterval(this.timer);
+  }
+}

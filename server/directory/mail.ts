@@ -1,0 +1,158 @@
+/**
+ * Who is who for mail (domain logic, read side):
+ * - a hosted mail domain is a DC-tree domain entry with the `mailDomain`
+ *   class; its status comes from `mailDomainStatus`, else
+ *   `inetDomainStatus` (absent = active); `associatedDomain` values other
+ *   than its own name are aliases of it;
+ * - a recipient is an entry below the domain whose `mail` or
+ *   `mailAlternateAddress` equals the address (the domain part compared
+ *   case-insensitively; the local part too, as Postfix and Sun do for
+ *   directory lookups).
+ */
+import type { StoredEntry } from '../../storage/store';
+import type { Directory } from './directory';
+import type { DnsNames } from './zones';
+import type { Identity } from './access';
+
+/** Domain status as routing sees it. */
+export type DomainStatus = 'active' | 'hold' | 'disabled';
+
+/** A hosted mail domain. */
+export interface MailDomain {
+  /** Lower-case name, no trailing dot. */
+  name: string;
+  dn: string;
+  ndn: string;
+  status: DomainStatus;
+  /** mailRoutingHosts: hosts responsible for the domain's mail. */
+  routingHosts: string[];
+  /** mailRoutingSmartHost: where mail for the domain is relayed. */
+  smartHost: string | undefined;
+  /** mailDomainCatchallAddress: the address that takes mail for unknown local parts. */
+  catchall: string | undefined;
+  /** Other names of this domain (associatedDomain). */
+  aliases: string[];
+}
+
+/** A local recipient. */
+export interface Recipient {
+  /** The primary address (`mail`), which names the mailbox. */
+  address: string;
+  dn: string;
+  ndn: string;
+  /** Every address the entry answers to, lower case. */
+  addresses: string[];
+}
+
+/** Splits an address at its last '@'; the domain lower-cased without trailing dot. */
+export function splitAddress(address: string): { local: string; domain: string } | undefined {
+  const at = address.lastIndexOf('@');
+  if (at <= 0 || at === address.length - 1) return undefined;
+  return { local: address.slice(0, at), domain: address.slice(at + 1).toLowerCase().replace(/\.$/, '') };
+}
+
+/** Normal form of an address for lookups and cache keys. */
+export function normalizeAddress(address: string): string {
+  return address.trim().toLowerCase();
+}
+
+function statusOf(attrs: Record<string, string[]>): DomainStatus {
+  const v = (attrs.mailDomainStatus?.[0] ?? attrs.inetDomainStatus?.[0] ?? 'active').trim().toLowerCase();
+  if (v === 'active') return 'active';
+  if (v === 'hold') return 'hold';
+  return 'disabled'; // inactive, deleted, removed, disabled: mail refused
+}
+
+/** Reads mail domains and recipients from the directory (no caching here; see server/mta/cache.ts). */
+export class MailDirectory {
+  constructor(readonly directory: Directory, readonly names: DnsNames) {}
+
+  private isMailDomain(e: StoredEntry): boolean {
+    return (e.attrs.objectClass ?? []).some((c) => c.toLowerCase() === 'maildomain');
+  }
+
+  /** The mail domain entry for `e`, if it is one. */
+  domainFromEntry(e: StoredEntry): MailDomain | undefined {
+    if (!this.isMailDomain(e)) return undefined;
+    const name = this.names.fromDn(e.dn, e.ndn);
+    if (name === undefined) return undefined;
+    const aliases = (e.attrs.associatedDomain ?? []).map((a) => a.toLowerCase().replace(/\.$/, '')).filter((a) => a !== name);
+    return {
+      name,
+      dn: e.dn,
+      ndn: e.ndn,
+      status: statusOf(e.attrs),
+      routingHosts: (e.attrs.mailRoutingHosts ?? []).map((h) => h.toLowerCase()),
+      smartHost: e.attrs.mailRoutingSmartHost?.[0]?.toLowerCase(),
+      catchall: e.attrs.mailDomainCatchallAddress?.[0],
+      aliases: [...new Set(aliases)],
+    };
+  }
+
+  /** The hosted mail domain named `name` (not via aliases). */
+  domain(name: string): MailDomain | undefined {
+    const ndn = this.names.toNdn(name.toLowerCase().replace(/\.$/, ''));
+    const e = ndn === undefined ? undefined : this.directory.getByNdn(ndn);
+    return e && this.domainFromEntry(e);
+  }
+
+  /** Every hosted mail domain (for building the routing table). */
+  *domains(): Generator<MailDomain> {
+    const base = this.directory.getByNdn(this.directory.suffixNdn);
+    if (!base) return;
+    const oc = this.directory.schema.objectClassType;
+    for (const e of this.directory.store.candidates({ base, scope: 'sub', filter: { type: 'eq', attr: oc, norm: 'maildomain' } })) {
+      const d = this.domainFromEntry(e);
+      if (d) yield d;
+    }
+  }
+
+  /** The recipient entry below `domain` answering to `address`, if any. */
+  recipient(domain: MailDomain, address: string): Recipient | undefined {
+    const base = this.directory.getByNdn(domain.ndn);
+    if (!base) return undefined;
+    const a = normalizeAddress(address);
+    const s = this.directory.schema;
+    const filter = {
+      type: 'or' as const,
+      filters: [
+        { type: 'eq' as const, attr: s.attr('mail')!, norm: a },
+        { type: 'eq' as const, attr: s.attr('mailAlternateAddress')!, norm: a },
+      ],
+    };
+    for (const e of this.directory.store.candidates({ base, scope: 'sub', filter })) {
+      const addresses = [...(e.attrs.mail ?? []), ...(e.attrs.mailAlternateAddress ?? [])].map(normalizeAddress);
+      if (!addresses.includes(a)) continue;
+      return { address: normalizeAddress(e.attrs.mail?.[0] ?? a), dn: e.dn, ndn: e.ndn, addresses };
+    }
+    return undefined;
+  }
+
+  /**
+   * SMTP AUTH (RFC 4954): the user is found by `mail` or `uid`, then bound
+   * with the password. Resolves with the identity, or undefined when the
+   * user or the password is wrong (one answer for both).
+   */
+  async authenticate(username: string, password: string): Promise<Identity | undefined> {
+    if (!username || !password) return undefined;
+    const s = this.directory.schema;
+    const u = username.trim().toLowerCase();
+    const base = this.directory.getByNdn(this.directory.suffixNdn);
+    if (!base) return undefined;
+    const filter = { type: 'or' as const, filters: [
+      { type: 'eq' as const, attr: s.attr('mail')!, norm: u },
+      { type: 'eq' as const, attr: s.attr('uid')!, norm: u },
+    ] };
+    const matches: StoredEntry[] = [];
+    for (const e of this.directory.store.candidates({ base, scope: 'sub', filter })) {
+      matches.push(e);
+      if (matches.length > 1) return undefined; // ambiguous login name
+    }
+    if (matches.length !== 1) return undefined;
+    try {
+      return await this.directory.bind(matches[0].dn, password);
+    } catch {
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * The routing table: each hosted mail domain mapped to a route, generated
+ * from the directory's mail-domain entries and versioned by the change
+ * number it reflects. It is updated from the change log — only the domains a
+ * change names are re-read — never rebuilt by a timer.
+ *
+ * Routes: `local` (mailboxes here), `relay` (to the domain's routing hosts /
+ * smart host), `alias` (to a canonical domain, from associatedDomain),
+ * `hold` / `reject` (from the domain status). A domain not in the table goes
+ * out over SMTP to its MX (`smtp`), for clients allowed to relay.
+ */
+import type { ChangeRecord } from '../../storage/store';
+import type { Directory } from './directory';
+import { ChangeFollower } from './changes';
+import type { MailDirectory, MailDomain } from './mail';
+
+export type Route =
+  | { kind: 'local' }
+  | { kind: 'relay'; hosts: string[] }
+  | { kind: 'alias'; target: string }
+  | { kind: 'hold' }
+  | { kind: 'reject' }
+  | { kind: 'smtp' };
+
+/** The route a hosted domain's entry calls for; `self` is this appliance's host name. */
+export function routeOf(d: MailDomain, self: string): Route {
+  if (d.status === 'hold') return { kind: 'hold' };
+  if (d.status === 'disabled') return { kind: 'reject' };
+  if (d.smartHost && d.smartHost !== self) return { kind: 'relay', hosts: [d.smartHost] };
+  const others = d.routingHosts.filter((h) => h !== self);
+  if (d.routingHosts.length && !d.routingHosts.includes(self)) return { kind: 'relay', hosts: others };
+  return { kind: 'local' };
+}
+
+/** Formats a route for `dcmx routes`. */
+export function describeRoute(r: Route): string {
+  switch (r.kind) {
+    case 'relay':
+      return `relay:${r.hosts.join(',')}`;
+    case 'alias':
+      return `alias:${r.target}`;
+    default:
+      return r.kind;
+  }
+}
+
+export class RoutingTable {
+  private readonly routes = new Map<string, Route>();
+  /** Aliases each canonical domain contributed, so a change can withdraw them. */
+  private readonly aliasesOf = new Map<string, string[]>();
+  /** The change number the table reflects. */
+  version = 0;
+  private follower: ChangeFollower | undefined;
+  /** Counters: full builds and domains re-read from changes. */
+  readonly stats = { builds: 0, domainReads: 0 };
+  private readonly listeners: (() => void)[] = [];
+
+  /** Called after the table changed (a build, or changes applied). */
+  onUpdate(l: () => void): void {
+    this.listeners.push(l);
+  }
+
+  constructor(private readonly mail: MailDirectory, private readonly self: string) {}
+
+  /** Builds the table from every mail domain, then follows the change log. */
+  start(directory: Directory, pollMs?: number): void {
+    this.build(directory);
+    this.follower = new ChangeFollower(directory, {
+      onChanges: (rows) => this.apply(rows),
+      onGap: () => this.build(directory),
+    }, { pollMs, from: this.version });
+  }
+
+  stop(): void {
+    this.follower?.stop();
+  }
+
+  /** Full build (start-up, or after a change log gap). */
+  build(directory: Directory): void {
+    this.routes.clear();
+    this.aliasesOf.clear();
+    this.version = directory.changeRange().last;
+    for (const d of this.mail.domains()) this.put(d);
+    this.stats.builds++;
+    for (const l of this.listeners) l();
+  }
+
+  private put(d: MailDomain): void {
+    this.routes.set(d.name, routeOf(d, this.self));
+    for (const a of d.aliases) if (!this.routes.has(a) || this.routes.get(a)!.kind === 'alias') this.routes.set(a, { kind: 'alias', target: d.name });
+    this.aliasesOf.set(d.name, d.aliases);
+  }
+
+  private remove(name: string): void {
+    if (this.routes.get(name)?.kind !== 'alias') this.routes.delete(name);
+    for (const a of this.aliasesOf.get(name) ?? []) {
+      const r = this.routes.get(a);
+      if (r?.kind === 'alias' && r.target === name) this.routes.delete(a);
+    }
+    this.aliasesOf.delete(name);
+  }
+
+  /** Re-reads the domains the changes name (target and new DN). */
+  apply(rows: ChangeRecord[]): void {
+    const touched = new Set<string>();
+    for (const r of rows) {
+      for (const [dn, ndn] of [[r.targetDN, r.targetNdn], [r.newNdn ?? '', r.newNdn ?? '']]) {
+        if (!ndn) continue;
+        const name = this.mail.names.fromDn(dn, ndn);
+        if (name !== undefined) touched.add(name);
+      }
+      this.version = r.changeNumber;
+    }
+    for (const name of touched) {
+      this.remove(name);
+      this.stats.domainReads++;
+      const d = this.mail.domain(name);
+      if (d) this.put(d);
+    }
+    if (touched.size) for (const l of this.listeners) l();
+  }
+
+  /** The route for a domain (aliases not followed). undefined: not hosted here. */
+  lookup(domain: string): Route | undefined {
+    return this.routes.get(domain.toLowerCase().replace(/\.$/, ''));
+  }
+
+  /** Follows aliases (at most a few hops) to the canonical domain and its route. */
+  resolve(domain: string): { domain: string; route: Route } | undefined {
+    let name = domain.toLowerCase().replace(/\.$/, '');
+    for (let i = 0; i < 5; i++) {
+      const r = this.routes.get(name);
+      if (!r) return undefined;
+      if (r.kind !== 'alias') return { domain: name, route: r };
+      name = r.target;
+    }
+    return undefined;
+  }
+
+  /** Every entry, sorted by domain, for `dcmx routes` and the admin API. */
+  entries(): [string, Route][] {
+    return [...this.routes].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+}

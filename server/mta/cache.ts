@@ -1,0 +1,146 @@
+/**
+ * The transfer unit's directory cache: the most recently used domain and
+ * recipient records, and negative answers, in a bounded LRU. The transfer
+ * unit reads the directory only through it.
+ *
+ * It stays in step through the change log (ChangeFollower): each change
+ * invalidates exactly the keys it affects — the keys cached from the changed
+ * entry (old addresses, a domain and its aliases) and the addresses and
+ * domain names the change introduces (which may be cached as negative) —
+ * and a gap it cannot read flushes everything.
+ */
+import { LRUCache } from 'lru-cache';
+import type { ChangeRecord } from '../../storage/store';
+import type { Directory } from '../directory/directory';
+import { ChangeFollower } from '../directory/changes';
+import { normalizeAddress, type MailDirectory, type MailDomain, type Recipient } from '../directory/mail';
+
+/** What the cache counts (for tests, the admin API and benchmarks). */
+export interface CacheStats {
+  hits: number;
+  misses: number;
+  negativeHits: number;
+  invalidations: number;
+  directoryReads: number;
+  flushes: number;
+}
+
+type Cached = { value: MailDomain | Recipient | null };
+
+/** Attributes whose values name cache keys (addresses and domain names). */
+const KEY_ATTRIBUTES = /^(mail|mailalternateaddress|associateddomain|maildomaincatchalladdress)::? ?(.*)$/i;
+
+export class DirectoryCache {
+  private readonly lru: LRUCache<string, Cached>;
+  /** ndn of a directory entry → the keys cached from it. */
+  private readonly byEntry = new Map<string, Set<string>>();
+  readonly stats: CacheStats = { hits: 0, misses: 0, negativeHits: 0, invalidations: 0, directoryReads: 0, flushes: 0 };
+  private follower: ChangeFollower | undefined;
+
+  constructor(private readonly mail: MailDirectory, opts: { max: number }) {
+    this.lru = new LRUCache<string, Cached>({
+      max: opts.max,
+      dispose: (v, key) => this.unlink(key, v.value),
+    });
+  }
+
+  /** Starts following the change log. */
+  start(directory: Directory, pollMs: number): void {
+    this.follower = new ChangeFollower(directory, { onChanges: (rows) => this.invalidate(rows), onGap: () => this.flush() }, { pollMs });
+  }
+
+  stop(): void {
+    this.follower?.stop();
+  }
+
+  /** Catches up with the change log now (before answering a client, say). */
+  sync(): void {
+    this.follower?.catchUp();
+  }
+
+  private get<T extends MailDomain | Recipient>(key: string, load: () => T | undefined, entryNdn: (v: T) => string[]): T | undefined {
+    const hit = this.lru.get(key);
+    if (hit) {
+      if (hit.value === null) {
+        this.stats.negativeHits++;
+        return undefined;
+      }
+      this.stats.hits++;
+      return hit.value as T;
+    }
+    this.stats.misses++;
+    this.stats.directoryReads++;
+    const v = load();
+    this.lru.set(key, { value: v ?? null });
+    if (v) {
+      for (const ndn of entryNdn(v)) {
+        let keys = this.byEntry.get(ndn);
+        if (!keys) this.byEntry.set(ndn, (keys = new Set()));
+        keys.add(key);
+      }
+    }
+    return v;
+  }
+
+  private unlink(key: string, v: MailDomain | Recipient | null): void {
+    if (!v) return;
+    const keys = this.byEntry.get(v.ndn);
+    if (keys) {
+      keys.delete(key);
+      if (keys.size === 0) this.byEntry.delete(v.ndn);
+    }
+  }
+
+  /** The hosted mail domain `name`, or undefined (cached either way). */
+  domain(name: string): MailDomain | undefined {
+    const n = name.toLowerCase().replace(/\.$/, '');
+    return this.get(`d:${n}`, () => this.mail.domain(n), (d) => [d.ndn]);
+  }
+
+  /** The recipient `address` of hosted domain `domain`, or undefined (cached either way). */
+  recipient(domain: MailDomain, address: string): Recipient | undefined {
+    const a = normalizeAddress(address);
+    return this.get(`r:${a}`, () => this.mail.recipient(domain, a), (r) => [r.ndn]);
+  }
+
+  private drop(key: string): void {
+    if (this.lru.delete(key)) this.stats.invalidations++;
+  }
+
+  /** Invalidates the keys the change log rows affect. */
+  invalidate(rows: ChangeRecord[]): void {
+    for (const r of rows) {
+      for (const ndn of [r.targetNdn, r.newNdn]) {
+        if (!ndn) continue;
+        for (const key of [...(this.byEntry.get(ndn) ?? [])]) this.drop(key);
+      }
+      for (const [dn, ndn] of [[r.targetDN, r.targetNdn], [r.newNdn ?? '', r.newNdn ?? '']]) {
+        if (!ndn) continue;
+        const name = this.mail.names.fromDn(dn, ndn);
+        if (name !== undefined) this.drop(`d:${name}`);
+      }
+      // Values the change introduces: they may be cached as negative answers.
+      for (const line of (r.changes ?? '').split('\n')) {
+        const m = KEY_ATTRIBUTES.exec(line);
+        if (!m) continue;
+        let v = m[2].trim();
+        if (line.includes('::')) v = Buffer.from(v, 'base64').toString('utf8');
+        const attr = m[1].toLowerCase();
+        if (attr === 'associateddomain') this.drop(`d:${v.toLowerCase().replace(/\.$/, '')}`);
+        else this.drop(`r:${normalizeAddress(v)}`);
+      }
+    }
+  }
+
+  /** Forgets everything (a change log gap). */
+  flush(): void {
+    this.lru.clear();
+    this.byEntry.clear();
+    this.stats.flushes++;
+  }
+
+  /** Number of cached records. */
+  get size(): number {
+    return this.lru.size;
+  }
+}

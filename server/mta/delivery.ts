@@ -1,0 +1,291 @@
+/**
+ * Delivery workers: take due recipients from the durable queue, route each
+ * through the routing table and the directory cache, and open the channel
+ * the route names — Maildir for `local`, SMTP for `relay` and `smtp`, none
+ * for `hold`. Temporary failures retry with exponential back-off up to the
+ * queue lifetime; permanent failures and expiry bounce with a DSN (RFC 3464)
+ * to the sender, never for a bounce. Work resumes after a restart because
+ * the queue is the state.
+ */
+import { Readable } from 'node:stream';
+import type { Logger } from '../log';
+import type { QueueRecipientRow, QueueStore } from '../../storage/queue';
+import type { RoutingTable } from '../directory/routing';
+import { splitAddress } from '../directory/mail';
+import type { DirectoryCache } from './cache';
+import type { Spool } from './spool';
+import { newQueueId } from './spool';
+import type { DeliveryResult, QueuedMessage } from './types';
+import { deliverToMaildir, mailboxPath } from './maildir';
+import { buildDsn, type FailedRecipient } from './dsn';
+import type { Outbound } from './outbound';
+
+export interface DeliveryOptions {
+  hostname: string;
+  /** The data dir; Maildirs live under <dataDir>/mail (see maildir.ts mailboxPath). */
+  dataDir: string;
+  concurrency: number;
+  /** Seconds: first retry delay, doubling up to retryMax. */
+  retryBase: number;
+  retryMax: number;
+  /** Seconds a message may stay queued. */
+  lifetime: number;
+}
+
+export interface DeliveryDeps {
+  queue: QueueStore;
+  spool: Spool;
+  routing: RoutingTable;
+  cache: DirectoryCache;
+  outbound: Outbound;
+  log: Logger;
+}
+
+/** Where one recipient goes on this attempt. */
+type Target =
+  | { kind: 'local'; mailbox: string }
+  | { kind: 'smtp'; domain: string }
+  | { kind: 'relay'; hosts: string[] }
+  | { kind: 'hold'; why: string }
+  | { kind: 'fail'; result: Extract<DeliveryResult, { ok: false }> };
+
+export class Delivery {
+  private readonly inflight = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private again = false;
+  private stopped = false;
+  private active = 0;
+  /** Counters for tests, the admin API and benchmarks. */
+  readonly stats = { delivered: 0, deferred: 0, bounced: 0, held: 0, attempts: 0 };
+  /** Resolves waiters when the queue has nothing due and nothing in flight. */
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly opts: DeliveryOptions, private readonly deps: DeliveryDeps) {}
+
+  /** Starts working the queue (what a previous run left included). */
+  start(): void {
+    this.kick();
+  }
+
+  /** Looks for due work now (after intake queued a message). */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    setImmediate(() => void this.pass());
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  /** Resolves once nothing is due or in flight (tests, benchmarks). */
+  whenIdle(): Promise<void> {
+    if (!this.running && this.active === 0 && !this.hasDue()) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  private hasDue(): boolean {
+    const t = this.deps.queue.nextDue();
+    return t !== undefined && t <= Date.now();
+  }
+
+  private async pass(): Promise<void> {
+    if (this.running || this.stopped) return;
+    this.running = true;
+    try {
+      do {
+        this.again = false;
+        const due = this.deps.queue.due(Date.now(), 1000);
+        const byMessage = new Map<string, QueueRecipientRow[]>();
+        for (const r of due) {
+          if (this.inflight.has(r.messageId)) continue;
+          const l = byMessage.get(r.messageId);
+          if (l) l.push(r);
+          else byMessage.set(r.messageId, [r]);
+        }
+        const jobs = [...byMessage];
+        await new Promise<void>((resolve) => {
+          let next = 0;
+          const launch = () => {
+            while (this.active < this.opts.concurrency && next < jobs.length) {
+              const [id, rows] = jobs[next++];
+              this.inflight.add(id);
+              this.active++;
+              this.deliverMessage(id, rows)
+                .catch((err) => this.deps.log.error({ err, id }, 'delivery failed unexpectedly'))
+                .finally(() => {
+                  this.inflight.delete(id);
+                  this.active--;
+                  if (next < jobs.length) launch();
+                  else if (this.active === 0) resolve();
+                });
+            }
+            if (jobs.length === 0) resolve();
+          };
+          launch();
+        });
+        if (due.length >= 1000) this.again = true;
+      } while (this.again && !this.stopped);
+    } finally {
+      this.running = false;
+    }
+    this.schedule();
+    if (this.active === 0 && !this.hasDue()) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const r of w) r();
+    }
+  }
+
+  /** Sets the timer for the next due retry. */
+  private schedule(): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    const t = this.deps.queue.nextDue();
+    if (t === undefined) return;
+    this.timer = setTimeout(() => this.kick(), Math.max(0, Math.min(t - Date.now(), 60_000)));
+    this.timer.unref();
+  }
+
+  private target(rcpt: string): Target {
+    const lower = rcpt.toLowerCase();
+    if (lower === 'postmaster') return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, `postmaster@${this.opts.hostname}`) };
+    const parts = splitAddress(rcpt);
+    if (!parts) return { kind: 'fail', result: { ok: false, permanent: true, status: '5.1.3', diagnostic: 'x-local; bad address syntax' } };
+    this.deps.cache.sync();
+    const routed = this.deps.routing.resolve(parts.domain);
+    if (!routed) return { kind: 'smtp', domain: parts.domain };
+    const r = routed.route;
+    switch (r.kind) {
+      case 'hold':
+        return { kind: 'hold', why: `domain ${routed.domain} is on hold` };
+      case 'reject':
+        return { kind: 'fail', result: { ok: false, permanent: true, status: '5.7.1', diagnostic: `x-local; mail for ${routed.domain} is not accepted` } };
+      case 'relay':
+        return { kind: 'relay', hosts: r.hosts };
+      case 'smtp':
+        return { kind: 'smtp', domain: routed.domain };
+      case 'alias':
+        return { kind: 'fail', result: { ok: false, permanent: true, status: '5.4.6', diagnostic: 'x-local; alias loop' } };
+      case 'local': {
+        const domain = this.deps.cache.domain(routed.domain);
+        if (!domain) return { kind: 'fail', result: { ok: false, permanent: false, status: '4.3.0', diagnostic: 'x-local; domain lookup failed' } };
+        const address = `${parts.local}@${routed.domain}`;
+        const user = this.deps.cache.recipient(domain, address);
+        if (user) return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, user.address) };
+        if (domain.catchall) {
+          const c = splitAddress(domain.catchall);
+          const cDomain = c && this.deps.cache.domain(c.domain);
+          const cUser = cDomain && this.deps.cache.recipient(cDomain, domain.catchall);
+          return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, cUser ? cUser.address : domain.catchall) };
+        }
+        const lp = parts.local.toLowerCase();
+        if (lp === 'postmaster' || lp === 'abuse') return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, `${lp}@${routed.domain}`) };
+        return { kind: 'fail', result: { ok: false, permanent: true, status: '5.1.1', diagnostic: `x-local; <${address}>: user unknown` } };
+      }
+    }
+  }
+
+  private async deliverMessage(id: string, rows: QueueRecipientRow[]): Promise<void> {
+    const row = this.deps.queue.message(id);
+    if (!row) return;
+    const message: QueuedMessage = { id, sender: row.sender, receivedAt: new Date(row.receivedAt), spoolPath: row.spool, size: row.size };
+    const results = new Map<string, DeliveryResult>();
+    const hold: { rcpt: string; why: string }[] = [];
+    const smtp = new Map<string, string[]>();
+    const relay = new Map<string, { hosts: string[]; rcpts: string[] }>();
+    const local: Promise<void>[] = [];
+    for (const r of rows) {
+      const t = this.target(r.rcpt);
+      switch (t.kind) {
+        case 'local':
+          local.push(deliverToMaildir({ message, recipient: r.rcpt, mailbox: t.mailbox }, { hostname: this.opts.hostname }).then((res) => {
+            results.set(r.rcpt, res);
+          }));
+          break;
+        case 'smtp': {
+          const l = smtp.get(t.domain);
+          if (l) l.push(r.rcpt);
+          else smtp.set(t.domain, [r.rcpt]);
+          break;
+        }
+        case 'relay': {
+          const key = t.hosts.join(',');
+          const g = relay.get(key);
+          if (g) g.rcpts.push(r.rcpt);
+          else relay.set(key, { hosts: t.hosts, rcpts: [r.rcpt] });
+          break;
+        }
+        case 'hold':
+          hold.push({ rcpt: r.rcpt, why: t.why });
+          break;
+        case 'fail':
+          results.set(r.rcpt, t.result);
+          break;
+      }
+    }
+    const remote: Promise<void>[] = [];
+    for (const [domain, rcpts] of smtp) {
+      remote.push(this.deps.outbound.deliver({ message, recipients: rcpts, route: { kind: 'smtp', domain } }).then((m) => {
+        for (const [k, v] of m) results.set(k, v);
+      }));
+    }
+    for (const g of relay.values()) {
+      remote.push(this.deps.outbound.deliver({ message, recipients: g.rcpts, route: { kind: 'relay', hosts: g.hosts } }).then((m) => {
+        for (const [k, v] of m) results.set(k, v);
+      }));
+    }
+    await Promise.all([...local, ...remote]);
+    this.stats.attempts++;
+
+    const now = Date.now();
+    const done: string[] = [];
+    const retry: { rcpt: string; at: number; error: string }[] = [];
+    const failed: FailedRecipient[] = [];
+    const expired = now - row.receivedAt > this.opts.lifetime * 1000;
+    for (const r of rows) {
+      const res = results.get(r.rcpt);
+      if (!res) continue; // held
+      if (res.ok) {
+        done.push(r.rcpt);
+        this.stats.delivered++;
+      } else if (res.permanent || expired) {
+        done.push(r.rcpt);
+        failed.push({
+          recipient: r.rcpt, action: 'failed', status: res.permanent ? res.status : '4.4.7',
+          diagnostic: res.permanent ? res.diagnostic : `${res.diagnostic} (message expired after ${this.opts.lifetime} s)`, remoteMta: res.remoteMta,
+        });
+        this.stats.bounced++;
+      } else {
+        const delay = Math.min(this.opts.retryBase * 2 ** r.attempts, this.opts.retryMax) * 1000;
+        retry.push({ rcpt: r.rcpt, at: now + delay, error: `${res.status} ${res.diagnostic}` });
+        this.stats.deferred++;
+      }
+    }
+    this.stats.held += hold.length;
+    // The bounce is queued before the failed recipients leave the queue, so a crash in between repeats a bounce rather than losing it.
+    if (failed.length) await this.bounce(message, failed);
+    const empty = this.deps.queue.settle(id, { done, retry, hold });
+    if (empty) await this.deps.spool.remove(row.spool);
+  }
+
+  /** Queues a DSN to the sender (buildDsn declines for null senders and auto-replies). */
+  private async bounce(message: QueuedMessage, failed: FailedRecipient[]): Promise<void> {
+    const dsn = await buildDsn(message, failed, { hostname: this.opts.hostname });
+    if (!dsn) {
+      this.deps.log.info({ id: message.id, failed: failed.map((f) => f.recipient) }, 'undeliverable, no bounce sent (null sender or auto-reply)');
+      return;
+    }
+    const id = newQueueId();
+    const now = Date.now();
+    const size = await this.deps.spool.write(id, '', Readable.from([dsn.raw]));
+    this.deps.queue.enqueue({ id, receivedAt: now, sender: '', size, spool: this.deps.spool.pathOf(id) }, dsn.to.map((rcpt) => ({ rcpt, held: false })), now);
+    this.deps.log.info({ id: message.id, dsn: id, to: dsn.to }, 'bounce queued');
+    this.kick();
+  }
+}

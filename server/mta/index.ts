@@ -1,0 +1,77 @@
+/**
+ * The transfer unit, wired: directory cache and routing table following the
+ * change log, the durable queue and spool, SMTP intake, delivery workers
+ * and their channels.
+ */
+import * as path from 'node:path';
+import type { Config } from '../config';
+import type { Logger } from '../log';
+import type { Directory } from '../directory/directory';
+import type { Zones } from '../directory/zones';
+import { MailDirectory } from '../directory/mail';
+import { RoutingTable } from '../directory/routing';
+import { QueueStore } from '../../storage/queue';
+import { DirectoryCache } from './cache';
+import { Spool } from './spool';
+import { MailResolver } from './resolver';
+import { Outbound } from './outbound';
+import { Delivery } from './delivery';
+import { Intake, type UnknownDomainHook } from './intake';
+import { loadTls } from './tls';
+
+export interface MtaEndpoint {
+  port: number;
+  cache: DirectoryCache;
+  routing: RoutingTable;
+  queue: QueueStore;
+  delivery: Delivery;
+  intake: Intake;
+  resolver: MailResolver;
+  mail: MailDirectory;
+  close(): Promise<void>;
+}
+
+/** Starts the transfer unit. `unknownDomain` is the provisioning policy's hook, when there is one. */
+export async function startMta(
+  directory: Directory, zones: Zones, config: Config, log: Logger, unknownDomain?: UnknownDomainHook,
+): Promise<MtaEndpoint> {
+  const mail = new MailDirectory(directory, zones.names);
+  const routing = new RoutingTable(mail, config.hostname);
+  routing.start(directory, config.mta.changePollMs);
+  const cache = new DirectoryCache(mail, { max: config.mta.cacheSize });
+  cache.start(directory, config.mta.changePollMs);
+  const queue = new QueueStore(directory.store);
+  const spool = new Spool(path.join(config.dataDir, 'spool'));
+  // Spool files with no queue row were written by a run that crashed before its commit: never acknowledged, safe to drop.
+  const orphans = await spool.sweep(queue.spoolPaths());
+  if (orphans) log.info({ orphans }, 'removed unacknowledged spool files');
+  const resolver = new MailResolver({ upstream: config.upstreamDns, zones });
+  const outbound = new Outbound({ hostname: config.hostname, resolver, portOverride: config.mta.relayPort === 25 ? undefined : config.mta.relayPort });
+  const delivery = new Delivery({
+    hostname: config.hostname, dataDir: config.dataDir, concurrency: config.mta.concurrency,
+    retryBase: config.mta.retryBase, retryMax: config.mta.retryMax, lifetime: config.mta.queueLifetime,
+  }, { queue, spool, routing, cache, outbound, log: log.child({ part: 'delivery' }) });
+  routing.onUpdate(() => {
+    // A domain may have left hold: give its messages another go.
+    if (queue.releaseHeld(Date.now())) delivery.kick();
+  });
+  const tls = await loadTls({ dataDir: config.dataDir, hostname: config.hostname, cert: config.smtp.tlsCert, key: config.smtp.tlsKey });
+  const intake = new Intake({
+    host: config.listen, port: config.smtp.port, hostname: config.hostname, maxSize: config.smtp.maxSize,
+    maxRecipients: config.smtp.maxRecipients, maxClients: config.smtp.maxClients, socketTimeoutMs: config.smtp.socketTimeout * 1000,
+    greetingDelayMs: config.smtp.greetingDelay, relayNetworks: config.smtp.relayNetworks, tls,
+  }, { mail, cache, routing, queue, spool, resolver, log: log.child({ part: 'intake' }), onQueued: () => delivery.kick(), unknownDomain });
+  const port = await intake.listen();
+  delivery.start();
+  log.info({ port }, 'smtp listening');
+  return {
+    port, cache, routing, queue, delivery, intake, resolver, mail,
+    async close() {
+      await intake.close();
+      delivery.stop();
+      outbound.close();
+      cache.stop();
+      routing.stop();
+    },
+  };
+}

@@ -1,0 +1,272 @@
+/**
+ * SMTP intake: smtp-server owns the protocol (command order, limits, syntax
+ * errors); dcmx gives it thin hooks that ask the directory cache and the
+ * routing table and answer with a reply code and an enhanced status code
+ * (STYLE.md). Never writes to the socket itself.
+ *
+ * RFC 5321 and Postfix behaviour: `<postmaster>` without a domain accepted
+ * (§4.5.1); '%', '!', quoted '@' and source-routed addresses refused (no
+ * relay tricks); unknown MAIL/RCPT parameters 555 (§4.1.1.11); relaying to
+ * domains not hosted here only for authenticated clients or
+ * DCMX_RELAY_NETWORKS (550 5.7.1 otherwise); unknown local users 550 5.1.1 at
+ * RCPT. A message gets its 250 only after spool file and queue row are on disk.
+ */
+import { BlockList, isIPv6 } from 'node:net';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
+import type { Readable } from 'node:stream';
+import type { Logger } from '../log';
+import type { MailDirectory } from '../directory/mail';
+import { splitAddress } from '../directory/mail';
+import type { RoutingTable } from '../directory/routing';
+import type { DirectoryCache } from './cache';
+import type { MailResolver } from './resolver';
+import type { TlsPair } from './tls';
+import { newQueueId, type Spool } from './spool';
+import type { QueueStore } from '../../storage/queue';
+
+/** An SMTP reply for a refused command. */
+export class SmtpReply extends Error {
+  constructor(readonly responseCode: number, readonly enhancedCode: string, message: string) {
+    super(message);
+  }
+}
+
+/** What may decide an address not hosted here (the provisioning policy of a later issue plugs in here). */
+export type UnknownDomainHook = (domain: string, session: SMTPServerSession) => Promise<'accept' | 'relay-check'>;
+
+export interface IntakeOptions {
+  host: string;
+  port: number;
+  hostname: string;
+  maxSize: number;
+  maxRecipients: number;
+  maxClients: number;
+  socketTimeoutMs: number;
+  greetingDelayMs: number;
+  relayNetworks: readonly string[];
+  tls: TlsPair;
+}
+
+export interface IntakeDeps {
+  mail: MailDirectory;
+  cache: DirectoryCache;
+  routing: RoutingTable;
+  queue: QueueStore;
+  spool: Spool;
+  resolver: MailResolver;
+  log: Logger;
+  /** Called after each message is queued. */
+  onQueued: () => void;
+  /** Decides domains that are not hosted (default: only relaying clients). */
+  unknownDomain?: UnknownDomainHook;
+}
+
+/** MAIL FROM parameters we support (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8). */
+const MAIL_PARAMS = new Set(['SIZE', 'BODY', 'SMTPUTF8']);
+/** RCPT TO parameters we support: none (DSN is not offered). */
+const RCPT_PARAMS = new Set<string>();
+
+function isLoopback(ip: string): boolean {
+  return ip === '::1' || ip.startsWith('127.') || ip.startsWith('::ffff:127.');
+}
+
+function relayList(cidrs: readonly string[]): BlockList {
+  const bl = new BlockList();
+  for (const c of cidrs) {
+    const [addr, bits] = c.split('/');
+    const type = isIPv6(addr) ? 'ipv6' : 'ipv4';
+    if (bits === undefined) bl.addAddress(addr, type);
+    else bl.addSubnet(addr, Number(bits), type);
+  }
+  return bl;
+}
+
+function inList(bl: BlockList, ip: string): boolean {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (m) return bl.check(m[1], 'ipv4');
+  return bl.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4');
+}
+
+/** RFC 5322 date-time for Received: headers. */
+function rfc5322Date(d: Date): string {
+  return d.toUTCString().replace(/GMT$/, '+0000');
+}
+
+export class Intake {
+  readonly server: SMTPServer;
+  private readonly relay: BlockList;
+  /** Counters for tests and the admin API. */
+  readonly stats = { accepted: 0, rejectedRcpt: 0, messages: 0, bytes: 0 };
+
+  constructor(private readonly opts: IntakeOptions, private readonly deps: IntakeDeps) {
+    this.relay = relayList(opts.relayNetworks);
+    this.server = new SMTPServer({
+      name: opts.hostname,
+      banner: 'dcmx ESMTP',
+      size: opts.maxSize,
+      maxClients: opts.maxClients,
+      socketTimeout: opts.socketTimeoutMs,
+      closeTimeout: 5000,
+      authMethods: ['PLAIN', 'LOGIN'],
+      authOptional: true,
+      allowInsecureAuth: false, // AUTH only after STARTTLS (RFC 4954 §4)
+      key: opts.tls.key,
+      cert: opts.tls.cert,
+      hideDSN: true,
+      hideENHANCEDSTATUSCODES: false, // RFC 2034
+      // Reverse lookups go through the configured upstream, never the machine's resolver;
+      // loopback clients are not looked up at all.
+      resolver: {
+        reverse: (ip: string, cb: (err: Error | null, hostnames?: string[]) => void) =>
+          isLoopback(ip) ? cb(null, ['localhost']) : deps.resolver.reverse(ip, cb),
+      },
+      logger: false,
+      // @ts-expect-error greetingDelay comes from our smtp-server patch (patches/smtp-server+3.21.6.patch)
+      greetingDelay: (ip: string) => (isLoopback(ip) ? 0 : opts.greetingDelayMs),
+      maxRecipients: opts.maxRecipients,
+      onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
+      onMailFrom: (address, session, cb) => this.guard(cb, () => this.onMailFrom(address)),
+      onRcptTo: (address, session, cb) => this.guard(cb, () => this.onRcptTo(address, session)),
+      onData: (stream, session, cb) => this.onData(stream, session, cb),
+    });
+    this.server.on('error', (err) => deps.log.debug({ err: err.message }, 'smtp session error'));
+  }
+
+  /** Runs a hook body, turning SmtpReply/unexpected errors into smtp-server callbacks (451 4.3.0 for the unexpected). */
+  private guard(cb: (err?: Error | null) => void, body: () => Promise<void> | void): void {
+    Promise.resolve()
+      .then(body)
+      .then(
+        () => cb(),
+        (err) => {
+          if (err instanceof SmtpReply) return cb(err);
+          this.deps.log.error({ err }, 'smtp hook failed');
+          cb(new SmtpReply(451, '4.3.0', 'Temporary local problem, please try again'));
+        },
+      );
+  }
+
+  private onAuth(auth: SMTPServerAuthentication, _session: SMTPServerSession, cb: (err: Error | null | undefined, res?: { user: unknown }) => void): void {
+    this.deps.mail.authenticate(auth.username ?? '', auth.password ?? '').then(
+      (id) => (id ? cb(null, { user: id.dn }) : cb(new SmtpReply(535, '5.7.8', 'Authentication credentials invalid'))),
+      () => cb(new SmtpReply(454, '4.7.0', 'Temporary authentication failure')),
+    );
+  }
+
+  private checkParams(args: unknown, allowed: Set<string>): void {
+    if (!args || typeof args !== 'object') return;
+    for (const k of Object.keys(args as object)) {
+      if (!allowed.has(k.toUpperCase())) throw new SmtpReply(555, '5.5.4', `Unsupported parameter ${k}`);
+    }
+  }
+
+  private onMailFrom(address: SMTPServerAddress): void {
+    this.checkParams(address.args, MAIL_PARAMS);
+  }
+
+  private mayRelay(session: SMTPServerSession): boolean {
+    return !!session.user || inList(this.relay, session.remoteAddress);
+  }
+
+  private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
+    this.checkParams(address.args, RCPT_PARAMS);
+    const rcpt = address.address;
+    // RFC 5321 §4.5.1: "postmaster" without a domain must be accepted.
+    if (rcpt.toLowerCase() === 'postmaster') return;
+    const parts = splitAddress(rcpt);
+    if (!parts) throw new SmtpReply(501, '5.1.3', 'Bad recipient address syntax');
+    // Relay tricks: user%host@us, host!user@us, "user@host"@us, @route:user@host.
+    if (/[%!@:,]/.test(parts.local)) {
+      this.stats.rejectedRcpt++;
+      throw new SmtpReply(550, '5.7.1', `<${rcpt}>: Relay access denied`);
+    }
+    this.deps.cache.sync();
+    const routed = this.deps.routing.resolve(parts.domain);
+    if (!routed) {
+      const decision = this.deps.unknownDomain ? await this.deps.unknownDomain(parts.domain, session) : 'relay-check';
+      if (decision === 'accept') return;
+      if (this.mayRelay(session)) return;
+      this.stats.rejectedRcpt++;
+      throw new SmtpReply(550, '5.7.1', `<${rcpt}>: Relay access denied`);
+    }
+    switch (routed.route.kind) {
+      case 'reject':
+        this.stats.rejectedRcpt++;
+        throw new SmtpReply(550, '5.7.1', `<${rcpt}>: Mail for ${parts.domain} is not accepted`);
+      case 'hold':
+      case 'relay':
+        return; // the next hop (or the operator) knows the users
+      case 'local': {
+        const domain = this.deps.cache.domain(routed.domain);
+        if (!domain) throw new SmtpReply(451, '4.3.0', 'Temporary lookup failure');
+        const address = `${parts.local}@${routed.domain}`;
+        if (this.deps.cache.recipient(domain, address)) return;
+        const lp = parts.local.toLowerCase();
+        if (domain.catchall || lp === 'postmaster' || lp === 'abuse') return; // RFC 2142 role addresses always reach someone
+        this.stats.rejectedRcpt++;
+        throw new SmtpReply(550, '5.1.1', `<${rcpt}>: Recipient address rejected: User unknown`);
+      }
+      default:
+        return;
+    }
+  }
+
+  private receivedHeader(session: SMTPServerSession, id: string, now: Date): string {
+    const helo = (session.hostNameAppearsAs || 'unknown').replace(/[^\x21-\x7e]/g, '');
+    const rdns = session.clientHostname && session.clientHostname !== `[${session.remoteAddress}]` ? session.clientHostname : 'unknown';
+    // RFC 3848: ESMTP with S for TLS, A for AUTH.
+    const proto = `ESMTP${session.secure ? 'S' : ''}${session.user ? 'A' : ''}`;
+    const rcpts = session.envelope.rcptTo;
+    const forClause = rcpts.length === 1 ? `\r\n\tfor <${rcpts[0].address}>` : '';
+    return `Received: from ${helo} (${rdns} [${session.remoteAddress}])\r\n\tby ${this.opts.hostname} (dcmx) with ${proto} id ${id}${forClause};\r\n\t${rfc5322Date(now)}\r\n`;
+  }
+
+  private onData(stream: Readable & { sizeExceeded?: boolean }, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void): void {
+    const id = newQueueId();
+    const now = new Date();
+    const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+    (async () => {
+      const size = await this.deps.spool.write(id, this.receivedHeader(session, id, now), stream);
+      if (stream.sizeExceeded) {
+        await this.deps.spool.remove(this.deps.spool.pathOf(id));
+        throw new SmtpReply(552, '5.3.4', `Message size exceeds fixed limit of ${this.opts.maxSize} bytes`);
+      }
+      this.deps.queue.enqueue(
+        { id, receivedAt: now.getTime(), sender, size, spool: this.deps.spool.pathOf(id) },
+        session.envelope.rcptTo.map((r) => ({ rcpt: r.address, held: false })),
+        now.getTime(),
+      );
+      this.stats.messages++;
+      this.stats.bytes += size;
+    })().then(
+      () => {
+        cb(null, `Ok: queued as ${id}`);
+        this.deps.onQueued();
+      },
+      (err) => {
+        // Drain what is left so smtp-server can send our reply.
+        stream.resume();
+        if (err instanceof SmtpReply) return cb(err);
+        this.deps.log.error({ err }, 'could not queue a message');
+        cb(new SmtpReply(451, '4.3.0', 'Could not queue the message, please try again'));
+      },
+    );
+  }
+
+  /** Starts listening. Resolves with the bound port. */
+  listen(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.opts.port, this.opts.host, () => {
+        this.server.off('error', reject);
+        this.server.on('error', (err) => this.deps.log.debug({ err: err.message }, 'smtp server error'));
+        const addr = this.server.server.address();
+        resolve(typeof addr === 'object' && addr ? addr.port : this.opts.port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,305 @@
+/**
+ * The local delivery channel: one message into one Maildir.
+ *
+ * Layout is the qmail/Dovecot Maildir (`<box>/{tmp,new,cur}`) so Dovecot,
+ * mutt or any Maildir reader can open the mailboxes directly. A delivery
+ * writes `tmp/`, fsyncs, renames into `new/` and fsyncs `new/`: once it
+ * returns ok the message survives a crash (ARCHITECTURE: "on disk first").
+ *
+ * File names are deterministic for (queue id, recipient) instead of the
+ * usual time.pid.host, so that a delivery the queue repeats after a crash
+ * (it cannot know whether the rename happened before the power went) is
+ * recognised and not written twice.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { domainToASCII } from 'node:url';
+import type { DeliveryResult, QueuedMessage } from './types';
+
+/** Thrown by mailboxPath for an address that cannot name a mailbox. */
+export class InvalidMailboxError extends Error {
+  constructor(readonly address: string, reason: string) {
+    super(`invalid mailbox address ${JSON.stringify(address)}: ${reason}`);
+    this.name = 'InvalidMailboxError';
+  }
+}
+
+/** Bytes kept literally in a path component; everything else (including '%') is %XX of its UTF-8 bytes. */
+const SAFE_BYTE = /^[a-z0-9._+=-]$/;
+/** Longest file name most file systems accept (ext4, xfs, btrfs: 255 bytes). */
+const NAME_MAX = 255;
+
+function encodeComponent(address: string, part: string, what: string): string {
+  if (part === '' || part === '.' || part === '..') {
+    throw new InvalidMailboxError(address, `${what} is ${part === '' ? 'empty' : JSON.stringify(part)}`);
+  }
+  let out = '';
+  for (const byte of Buffer.from(part, 'utf8')) {
+    const ch = String.fromCharCode(byte);
+    out += byte < 0x80 && SAFE_BYTE.test(ch) ? ch : '%' + byte.toString(16).toUpperCase().padStart(2, '0');
+  }
+  if (out.length > NAME_MAX) throw new InvalidMailboxError(address, `${what} is too long`);
+  return out;
+}
+
+/**
+ * Where a recipient's mailbox lives: `<root>/mail/<domain>/<localpart>`,
+ * where `root` is the data directory (DCMX_DATA_DIR).
+ *
+ * - The address is split at its last '@'; both parts are folded to lower
+ *   case (Unicode NFC, then toLowerCase). A domain in Unicode is converted
+ *   to its A-label form (UTS #46, node:url domainToASCII) so `bücher.example`
+ *   and `xn--bcher-kva.example` share a mailbox; a trailing dot is dropped.
+ * - Every byte outside `[a-z0-9._+=-]` is percent-encoded (`%2F`, `%C3%A9`),
+ *   '%' included, so the mapping is injective and no component can contain
+ *   a path separator or escape the root.
+ * - Throws InvalidMailboxError for an address without '@', an empty part,
+ *   a part that is '.' or '..', or a component longer than 255 bytes.
+ *
+ * The result is always strictly inside `path.resolve(root, 'mail')`.
+ */
+export function mailboxPath(root: string, address: string): string {
+  const at = address.lastIndexOf('@');
+  if (at < 0) throw new InvalidMailboxError(address, "no '@'");
+  const local = address.slice(0, at).normalize('NFC').toLowerCase();
+  let domain = address.slice(at + 1).normalize('NFC').toLowerCase();
+  if (domain.endsWith('.') && domain !== '.' && domain !== '..') domain = domain.slice(0, -1);
+  if (domain !== '' && domain !== '.' && domain !== '..' && !domain.startsWith('[')) {
+    // domainToASCII parses like a URL host ('b/c.org' would become 'b'), so
+    // only letters, digits, '-', '_', '.' and non-ASCII go in, and only an
+    // LDH name (A-labels included) may come out.
+    const ascii = /^(?:[a-z0-9._-]|[^\x00-\x7f])+$/.test(domain) ? domainToASCII(domain) : '';
+    if (!/^[a-z0-9._-]+$/.test(ascii)) throw new InvalidMailboxError(address, 'the domain is not a valid host name');
+    domain = ascii;
+  }
+  const base = path.resolve(root, 'mail');
+  const box = path.join(base, encodeComponent(address, domain, 'the domain'), encodeComponent(address, local, 'the local part'));
+  // Belt and braces: the encoding already makes this impossible.
+  if (path.dirname(path.dirname(box)) !== base) throw new InvalidMailboxError(address, 'path escapes the mail root');
+  return box;
+}
+
+/** One local delivery: a queued message for one envelope recipient into one mailbox. */
+export interface LocalDelivery {
+  message: QueuedMessage;
+  /** The envelope recipient (RFC 5321 forward-path), written as Delivered-To. */
+  recipient: string;
+  /** The Maildir to deliver into, normally mailboxPath(dataDir, recipient). */
+  mailbox: string;
+}
+
+/** Maildir file name characters that would break readers: '/' is the path separator, ':' starts the info part. */
+function encodeHostname(hostname: string): string {
+  return hostname.replace(/\//g, '\\057').replace(/:/g, '\\072');
+}
+
+/**
+ * The deterministic Maildir base name of a delivery:
+ * `<receivedAt seconds>.<queue id>_<8 hex of sha256(recipient)>.<hostname>`
+ * with '/' and ':' in the hostname written as `\057` and `\072`
+ * (the Dovecot/qmail convention). Throws TypeError for a queue id that is
+ * not letters and digits (QueuedMessage guarantees it).
+ */
+export function maildirName(message: QueuedMessage, recipient: string, hostname: string): string {
+  if (!/^[A-Za-z0-9]+$/.test(message.id)) throw new TypeError(`queue id ${JSON.stringify(message.id)} is not letters and digits`);
+  const seconds = Math.floor(message.receivedAt.getTime() / 1000);
+  const tag = crypto.createHash('sha256').update(recipient, 'utf8').digest('hex').slice(0, 8);
+  return `${seconds}.${message.id}_${tag}.${encodeHostname(hostname)}`;
+}
+
+/** Removes characters that would end or split a header line. */
+function headerSafe(s: string): string {
+  return s.replace(/[\r\n\0]/g, '');
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.promises.lstat(p);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/** True when `dir` holds `base` itself or `base` followed by an info (':2,FLAGS') or Dovecot ',S=...' suffix. */
+async function dirHasBase(dir: string, base: string): Promise<boolean> {
+  if (await exists(path.join(dir, base))) return true;
+  let handle: fs.Dir;
+  try {
+    handle = await fs.promises.opendir(dir, { bufferSize: 256 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+  // A scan: a reader may have renamed new/<base> to cur/<base>:2,S at any time.
+  for await (const entry of handle) {
+    const name = entry.name;
+    if (name.length > base.length && name.startsWith(base) && (name[base.length] === ':' || name[base.length] === ',')) {
+      return true; // leaving the loop early closes the directory handle
+    }
+  }
+  return false;
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fs.promises.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Creates `<box>/{tmp,new,cur}` (0700) when missing; makes new directory entries durable. */
+async function ensureMaildir(box: string): Promise<void> {
+  const firstCreated = await fs.promises.mkdir(box, { recursive: true, mode: 0o700 });
+  let created = firstCreated !== undefined;
+  for (const sub of ['tmp', 'new', 'cur']) {
+    try {
+      await fs.promises.mkdir(path.join(box, sub), { mode: 0o700 });
+      created = true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // Exists, but must be a directory (a file there is a broken mailbox).
+      const st = await fs.promises.stat(path.join(box, sub));
+      if (!st.isDirectory()) {
+        const e = new Error(`${path.join(box, sub)} is not a directory`) as NodeJS.ErrnoException;
+        e.code = 'ENOTDIR';
+        throw e;
+      }
+    }
+  }
+  if (!created) return;
+  // A new directory is only durable once its parent's entry is: fsync the
+  // box (holding tmp/new/cur) and every parent up to the first one created.
+  await fsyncDir(box);
+  if (firstCreated !== undefined) {
+    let dir = box;
+    const stop = path.dirname(path.resolve(firstCreated));
+    while (dir !== stop && dir !== path.dirname(dir)) {
+      dir = path.dirname(dir);
+      await fsyncDir(dir);
+    }
+  }
+}
+
+const EDQUOT = os.constants.errno.EDQUOT;
+const ENOSPC = os.constants.errno.ENOSPC;
+
+/** Maps an I/O error to a temporary failure with an RFC 3463 status. */
+function ioFailure(err: unknown, doing: string): DeliveryResult {
+  const e = err as NodeJS.ErrnoException;
+  const code = e && typeof e === 'object' ? e.code : undefined;
+  const errno = e && typeof e === 'object' ? e.errno : undefined;
+  // Only the error code: the diagnostic may end up in a bounce to a stranger, so no local paths.
+  const reason = typeof code === 'string' ? code : e instanceof Error ? e.name : 'error';
+  if (code === 'EDQUOT' || (EDQUOT !== undefined && errno === -EDQUOT)) {
+    // RFC 3463 §3.3: X.2.2 mailbox full (the user's quota).
+    return { ok: false, permanent: false, status: '4.2.2', diagnostic: `x-local; mailbox full (quota exceeded) while ${doing}` };
+  }
+  if (code === 'ENOSPC' || (ENOSPC !== undefined && errno === -ENOSPC)) {
+    // RFC 3463 §3.5: X.3.1 mail system full (the file system, not the user).
+    return { ok: false, permanent: false, status: '4.3.1', diagnostic: `x-local; mail system full (no space left on device) while ${doing}` };
+  }
+  return { ok: false, permanent: false, status: '4.3.0', diagnostic: `x-local; error while ${doing} (${headerSafe(reason)})` };
+}
+
+const COPY_CHUNK = 1 << 20;
+
+/**
+ * Delivers one message into one Maildir, exactly once.
+ *
+ * - Creates `<mailbox>/{tmp,new,cur}` when missing (directories mode 0700).
+ * - The file name is maildirName(message, recipient, hostname). If a file
+ *   with that base name is already in new/, or in cur/ with an info suffix
+ *   (`<base>:2,<flags>`), the call returns ok without writing: a delivery
+ *   repeated after a crash lands once.
+ * - Otherwise writes `tmp/<name>.<random>` (O_EXCL, mode 0600) with
+ *   `Return-Path: <sender>` (RFC 5321 §4.4: the reverse-path, `<>` for the
+ *   null sender) and `Delivered-To: <recipient address>` prepended to the
+ *   spool file's bytes, which are streamed in 1 MiB chunks and copied
+ *   byte for byte; the two added lines end in CRLF when the spool file's
+ *   first line does, LF otherwise. Then fsyncs the file, renames it to
+ *   `new/<name>` and fsyncs `new/` so the rename is durable.
+ * - Concurrent deliveries to one mailbox do not interfere (distinct names,
+ *   distinct tmp files).
+ * - Never throws for I/O errors: returns a temporary failure — 4.3.0 (spool
+ *   file missing, a mailbox component that is a file, any other error),
+ *   4.2.2 (quota, EDQUOT) or 4.3.1 (file system full, ENOSPC) — with a
+ *   Diagnostic-Code `x-local; ...` naming the step and the errno code (never
+ *   a local path: it may reach a stranger in a bounce). A leftover tmp file
+ *   is removed.
+ *   Throws TypeError only for a malformed queue id (a caller bug).
+ */
+export async function deliverToMaildir(d: LocalDelivery, opts: { hostname: string }): Promise<DeliveryResult> {
+  const name = maildirName(d.message, d.recipient, opts.hostname);
+  const box = d.mailbox;
+  const newDir = path.join(box, 'new');
+
+  let spool: fs.promises.FileHandle;
+  try {
+    spool = await fs.promises.open(d.message.spoolPath, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      return { ok: false, permanent: false, status: '4.3.0', diagnostic: `x-local; spool file of message ${d.message.id} is missing` };
+    }
+    return ioFailure(err, `opening the spool file of message ${d.message.id}`);
+  }
+
+  let tmpPath: string | undefined;
+  try {
+    try {
+      await ensureMaildir(box);
+    } catch (err) {
+      return ioFailure(err, 'creating the mailbox directories');
+    }
+    try {
+      if ((await dirHasBase(newDir, name)) || (await dirHasBase(path.join(box, 'cur'), name))) {
+        return { ok: true, detail: `already delivered as ${name}` };
+      }
+    } catch (err) {
+      return ioFailure(err, 'reading the mailbox');
+    }
+
+    tmpPath = path.join(box, 'tmp', `${name}.${process.pid}_${crypto.randomBytes(4).toString('hex')}`);
+    try {
+      const buf = Buffer.allocUnsafe(COPY_CHUNK);
+      let { bytesRead } = await spool.read(buf, 0, COPY_CHUNK, 0);
+      let position = bytesRead;
+      const firstLf = buf.subarray(0, bytesRead).indexOf(0x0a);
+      const eol = firstLf > 0 && buf[firstLf - 1] === 0x0d ? '\r\n' : '\n';
+      const sender = headerSafe(d.message.sender);
+      const prefix = Buffer.from(`Return-Path: <${sender}>${eol}Delivered-To: ${headerSafe(d.recipient)}${eol}`, 'utf8');
+
+      const out = await fs.promises.open(tmpPath, 'wx', 0o600);
+      try {
+        await out.write(prefix);
+        while (bytesRead > 0) {
+          await out.write(buf, 0, bytesRead);
+          ({ bytesRead } = await spool.read(buf, 0, COPY_CHUNK, position));
+          position += bytesRead;
+        }
+        await out.sync();
+      } finally {
+        await out.close();
+      }
+    } catch (err) {
+      return ioFailure(err, 'writing the message into the mailbox');
+    }
+
+    try {
+      await fs.promises.rename(tmpPath, path.join(newDir, name));
+      tmpPath = undefined;
+      await fsyncDir(newDir);
+    } catch (err) {
+      return ioFailure(err, 'moving the message into new/');
+    }
+    return { ok: true, detail: `delivered as new/${name}` };
+  } finally {
+    await spool.close().catch(() => undefined);
+    if (tmpPath !== undefined) await fs.promises.unlink(tmpPath).catch(() => undefined);
+  }
+}

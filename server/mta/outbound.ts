@@ -1,0 +1,510 @@
+/**
+ * The smtp/relay channel: delivers a queued message over SMTP to the MX hosts
+ * of a domain (RFC 5321 §5.1) or to configured relay hosts, with nodemailer's
+ * pooled SMTP transport as the client (one pool per next hop), opportunistic
+ * STARTTLS without certificate checks (RFC 7435), and a per-recipient result
+ * in the terms the queue and the DSN writer need (RFC 3463/3464).
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { domainToASCII } from 'node:url';
+import nodemailer from 'nodemailer';
+import type Mail from 'nodemailer/lib/mailer';
+import type SMTPPool from 'nodemailer/lib/smtp-pool';
+import { MailResolveError, type MailResolver } from './resolver';
+import type { DeliveryResult, QueuedMessage } from './types';
+
+/** How the channel connects and what it says. */
+export interface OutboundOptions {
+  /** Our EHLO name. */
+  hostname: string;
+  resolver: MailResolver;
+  /** TCP connect timeout per address (default 30 s). */
+  connectTimeoutMs?: number;
+  /** Simultaneous connections per next hop (default 2). */
+  maxConnectionsPerHost?: number;
+  /** Messages per connection before it is replaced (default 100). */
+  maxMessagesPerConnection?: number;
+  /** Port of every next hop that does not name one (default 25; tests point it elsewhere). */
+  portOverride?: number;
+}
+
+/** One message for recipients that share a route. */
+export interface OutboundJob {
+  message: QueuedMessage;
+  /** Same domain, or same relay host. */
+  recipients: string[];
+  route:
+    | { kind: 'smtp'; domain: string }
+    /** Tried in order; `host`, `host:port`, `[host]`, `[host]:port`, IP literals. Names are looked up as hosts (A/AAAA), not as mail domains. */
+    | { kind: 'relay'; hosts: string[] };
+}
+
+/** A next hop: the name we know it by (Remote-MTA, TLS SNI) and where to connect. */
+interface Hop {
+  name: string;
+  address: string;
+  port: number;
+}
+
+/** A nodemailer error as its SMTP client builds them. */
+interface SmtpError extends Error {
+  code?: string;
+  command?: string;
+  response?: string;
+  responseCode?: number;
+  recipient?: string;
+  rejectedErrors?: SmtpError[];
+}
+
+interface PoolEntry {
+  transport: Mail<SMTPPool.SentMessageInfo>;
+  busy: number;
+  timer?: NodeJS.Timeout;
+}
+
+/** Pools idle this long are closed (their connections with them). */
+const POOL_IDLE_MS = 30_000;
+/** After a failed TLS handshake with an address, talk to it in plain text this long (RFC 7435 §4). */
+const NO_TLS_MS = 3600_000;
+/** At most this many addresses are tried per delivery (Postfix smtp_mx_address_limit has 5). */
+const MAX_ADDRESSES = 10;
+/** RFC 5321 §4.5.3.2.1: wait up to 5 minutes for the greeting. */
+const GREETING_TIMEOUT_MS = 300_000;
+/** RFC 5321 §4.5.3.2.6: up to 10 minutes for the reply to the final dot; also idle socket limit. */
+const SOCKET_TIMEOUT_MS = 600_000;
+
+/** The SMTP channel. Holds one pooled transport per next hop until idle or `close()`. */
+export class Outbound {
+  private readonly pools = new Map<string, PoolEntry>();
+  private readonly noTls = new Map<string, number>();
+
+  constructor(private readonly opts: OutboundOptions) {}
+
+  /**
+   * Delivers one message to several recipients over SMTP: resolves the next
+   * hops (MX for 'smtp', the given hosts for 'relay') and tries them in order
+   * until every recipient is accepted or refused permanently; recipients that
+   * got a temporary answer are offered to the next hop. Returns a result per
+   * recipient: ok, or temporary/permanent with an enhanced status, a
+   * Diagnostic-Code ('smtp; <code> <text>' when a server replied, 'X-dcmx; ...'
+   * for network and lookup failures) and Remote-MTA. Never throws.
+   */
+  async deliver(job: OutboundJob): Promise<Map<string, DeliveryResult>> {
+    const results = new Map<string, DeliveryResult>();
+    try {
+      await this.deliverInto(job, results);
+    } catch (err) {
+      const r = fail(false, '4.3.0', `X-dcmx; internal error: ${(err as Error).message}`);
+      for (const rcpt of job.recipients) if (!results.has(rcpt)) results.set(rcpt, r);
+    }
+    return results;
+  }
+
+  /** Closes all pooled connections. */
+  close(): void {
+    for (const p of this.pools.values()) {
+      clearTimeout(p.timer);
+      p.transport.close();
+    }
+    this.pools.clear();
+  }
+
+  // ---------------------------------------------------------------- delivery
+
+  private async deliverInto(job: OutboundJob, results: Map<string, DeliveryResult>): Promise<void> {
+    const sender = job.message.sender;
+    let pending: string[] = [];
+    for (const r of new Set(job.recipients)) {
+      if (!validMailbox(r)) results.set(r, fail(true, '5.1.3', `X-dcmx; bad recipient address syntax: ${JSON.stringify(r)}`));
+      else pending.push(r);
+    }
+    if (!pending.length) return;
+    if (sender !== '' && !validMailbox(sender)) {
+      for (const r of pending) results.set(r, fail(true, '5.1.7', `X-dcmx; bad sender address syntax: ${JSON.stringify(sender)}`));
+      return;
+    }
+
+    let body: SpoolInfo;
+    try {
+      body = await inspectSpool(job.message.spoolPath);
+    } catch (err) {
+      for (const r of pending) results.set(r, fail(false, '4.3.0', `X-dcmx; cannot read spool file: ${(err as Error).message}`));
+      return;
+    }
+
+    const last = new Map<string, DeliveryResult>();
+    const tried = new Set<string>();
+    for await (const hop of this.hops(job)) {
+      if ('failure' in hop) {
+        for (const r of pending) last.set(r, hop.failure);
+        if (hop.failure.ok === false && hop.failure.permanent) break;
+        continue;
+      }
+      const key = `${hop.address}|${hop.port}`;
+      if (tried.has(key)) continue;
+      if (tried.size >= MAX_ADDRESSES) break;
+      tried.add(key);
+      const got = await this.attempt(hop, sender, pending, body);
+      const still: string[] = [];
+      for (const r of pending) {
+        const res = got.get(r)!;
+        if (res.ok || res.permanent) results.set(r, res);
+        else {
+          last.set(r, res);
+          still.push(r);
+        }
+      }
+      pending = still;
+      if (!pending.length) break;
+    }
+    for (const r of pending) {
+      results.set(r, last.get(r) ?? fail(false, '4.4.4', 'X-dcmx; no next hop to try'));
+    }
+  }
+
+  /** The next hops of a job, in order; a lookup failure comes as `{failure}` in their place. */
+  private async *hops(job: OutboundJob): AsyncGenerator<Hop | { failure: DeliveryResult }> {
+    const defaultPort = this.opts.portOverride ?? 25;
+    if (job.route.kind === 'smtp') {
+      const domain = job.route.domain;
+      const literal = addressLiteral(domain);
+      if (literal) {
+        yield { name: `[${literal}]`, address: literal, port: defaultPort };
+        return;
+      }
+      try {
+        const targets = await this.opts.resolver.resolveMx(domain);
+        for (const t of targets) for (const a of t.addresses) yield { name: t.host, address: a, port: defaultPort };
+      } catch (err) {
+        yield { failure: resolveFailure(err, domain, 'MX') };
+      }
+      return;
+    }
+    for (const spec of job.route.hosts) {
+      const hp = parseRelayHost(spec, defaultPort);
+      if (!hp) {
+        yield { failure: fail(false, '4.4.4', `X-dcmx; bad relay host ${JSON.stringify(spec)}`) };
+        continue;
+      }
+      if (net.isIP(hp.host)) {
+        yield { name: net.isIPv6(hp.host) ? `[IPv6:${hp.host}]` : `[${hp.host}]`, address: hp.host, port: hp.port };
+        continue;
+      }
+      try {
+        for (const a of await this.opts.resolver.lookupHost(hp.host)) yield { name: hp.host, address: a, port: hp.port };
+      } catch (err) {
+        // A relay host is the operator's configuration: a lookup failure defers rather than bounces.
+        const f = resolveFailure(err, hp.host, 'A/AAAA');
+        yield { failure: f.ok ? f : { ...f, permanent: false, status: '4.4.4' } };
+      }
+    }
+  }
+
+  /** One SMTP transaction with one next hop; a result for every recipient given. */
+  private async attempt(hop: Hop, sender: string, recipients: string[], body: SpoolInfo): Promise<Map<string, DeliveryResult>> {
+    const tlsKey = `${hop.address}|${hop.port}`;
+    const until = this.noTls.get(tlsKey);
+    const useTls = until === undefined || until < Date.now();
+    if (until !== undefined && useTls) this.noTls.delete(tlsKey);
+    let out = await this.transaction(hop, sender, recipients, body, useTls);
+    if (out.tlsFailed && useTls) {
+      // RFC 7435: opportunistic security falls back to cleartext when the handshake fails.
+      this.noTls.set(tlsKey, Date.now() + NO_TLS_MS);
+      out = await this.transaction(hop, sender, recipients, body, false);
+    }
+    return out.results;
+  }
+
+  private async transaction(
+    hop: Hop,
+    sender: string,
+    recipients: string[],
+    body: SpoolInfo,
+    tls: boolean,
+  ): Promise<{ results: Map<string, DeliveryResult>; tlsFailed: boolean }> {
+    // nodemailer lower-cases and punycodes the domain of each address; send that form and map back.
+    const sent = new Map<string, string[]>();
+    for (const r of recipients) {
+      const s = clientForm(r);
+      const l = sent.get(s);
+      if (l) l.push(r);
+      else sent.set(s, [r]);
+    }
+    const remoteMta = `dns; ${hop.name}`;
+    const where = `${hop.name}[${hop.address}]:${hop.port}`;
+    const results = new Map<string, DeliveryResult>();
+    const setFor = (addr: string, res: DeliveryResult) => {
+      for (const r of sent.get(addr) ?? []) results.set(r, res);
+    };
+    const setAll = (res: DeliveryResult) => {
+      for (const r of recipients) if (!results.has(r)) results.set(r, res);
+    };
+
+    const pool = this.acquire(hop, tls);
+    try {
+      const envelope = {
+        // An empty `from` makes nodemailer send MAIL FROM:<> (RFC 5321 §4.5.5); objects skip its address parser.
+        from: sender === '' ? '' : { name: '', address: clientForm(sender) },
+        to: [...sent.keys()].map((address) => ({ name: '', address })),
+        // RFC 6152: BODY=8BITMIME when the peer offers it and the content needs it; SIZE= (RFC 1870) when offered.
+        use8BitMime: body.eightBit,
+        size: body.size,
+      };
+      // `raw` with a path: the spool file is streamed as is (nodemailer only dot-stuffs and ends it with CRLF).
+      const info = await pool.transport.sendMail({ envelope: envelope as unknown as Mail.Envelope, raw: { path: body.spoolPath } });
+      const okDetail = `${where}: smtp; ${oneLine(info.response)}`;
+      for (const e of (info.rejectedErrors ?? []) as SmtpError[]) {
+        if (e.recipient !== undefined) setFor(e.recipient, replyFailure(e, remoteMta, where));
+      }
+      for (const a of (info.accepted ?? []) as (string | { address: string })[]) setFor(typeof a === 'string' ? a : a.address, { ok: true, detail: okDetail });
+      // Anything not reported either way was taken with the message (nodemailer reported no rejection for it).
+      if (!(info.rejected ?? []).length) setAll({ ok: true, detail: okDetail });
+      setAll(fail(false, '4.0.0', `X-dcmx; ${where}: no reply reported for this recipient`, remoteMta));
+      return { results, tlsFailed: false };
+    } catch (e) {
+      const err = e as SmtpError;
+      if (tls && isTlsFailure(err)) return { results, tlsFailed: true };
+      if (err.rejectedErrors?.length) {
+        // All recipients refused at RCPT (nodemailer fails the whole send): each gets its own reply.
+        for (const r of err.rejectedErrors) if (r.recipient !== undefined) setFor(r.recipient, replyFailure(r, remoteMta, where));
+      }
+      setAll(errorResult(err, remoteMta, where));
+      return { results, tlsFailed: false };
+    } finally {
+      this.release(hop, tls);
+    }
+  }
+
+  // ---------------------------------------------------------------- pools
+
+  private poolKey(hop: Hop, tls: boolean): string {
+    return `${tls ? 'tls' : 'plain'}|${hop.name}|${hop.address}|${hop.port}`;
+  }
+
+  private acquire(hop: Hop, tls: boolean): PoolEntry {
+    const key = this.poolKey(hop, tls);
+    let p = this.pools.get(key);
+    if (!p) {
+      const options: SMTPPool.Options & { maxRequeues: number } = {
+        pool: true,
+        host: hop.address,
+        port: hop.port,
+        secure: false,
+        name: this.opts.hostname,
+        ignoreTLS: !tls,
+        opportunisticTLS: true,
+        ...(net.isIP(hop.name.replace(/^\[(?:IPv6:)?|\]$/g, '')) ? {} : { servername: hop.name }),
+        // RFC 7435: MX certificates are not checked; any TLS beats none.
+        tls: { rejectUnauthorized: false },
+        connectionTimeout: this.opts.connectTimeoutMs ?? 30_000,
+        greetingTimeout: GREETING_TIMEOUT_MS,
+        socketTimeout: SOCKET_TIMEOUT_MS,
+        maxConnections: this.opts.maxConnectionsPerHost ?? 2,
+        maxMessages: this.opts.maxMessagesPerConnection ?? 100,
+        // The pool re-queues a message whose connection closed mid-send, forever by default.
+        maxRequeues: 1,
+        logger: false,
+        debug: false,
+        disableUrlAccess: true,
+      };
+      const transport = nodemailer.createTransport(options);
+      transport.on('error', () => undefined);
+      p = { transport, busy: 0 };
+      this.pools.set(key, p);
+    }
+    clearTimeout(p.timer);
+    p.timer = undefined;
+    p.busy++;
+    return p;
+  }
+
+  private release(hop: Hop, tls: boolean): void {
+    const key = this.poolKey(hop, tls);
+    const p = this.pools.get(key);
+    if (!p) return;
+    p.busy--;
+    if (p.busy > 0) return;
+    p.timer = setTimeout(() => {
+      if (this.pools.get(key) === p && p.busy === 0) {
+        this.pools.delete(key);
+        p.transport.close();
+      }
+    }, POOL_IDLE_MS);
+    p.timer.unref();
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+
+/** The spool file as the channel sends it. */
+interface SpoolInfo {
+  spoolPath: string;
+  size: number;
+  /** Any octet over 127 (RFC 6152: needs BODY=8BITMIME). */
+  eightBit: boolean;
+}
+
+/** Size and 8-bit content of a spool file (read once; stops at the first 8-bit octet). */
+async function inspectSpool(spoolPath: string): Promise<SpoolInfo> {
+  const { size } = await fs.promises.stat(spoolPath);
+  let eightBit = false;
+  const stream = fs.createReadStream(spoolPath);
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      for (let i = 0; i < chunk.length; i++) {
+        if (chunk[i] > 0x7f) {
+          eightBit = true;
+          break;
+        }
+      }
+      if (eightBit) break;
+    }
+  } finally {
+    stream.destroy();
+  }
+  return { spoolPath, size, eightBit };
+}
+
+function fail(permanent: boolean, status: string, diagnostic: string, remoteMta?: string): DeliveryResult {
+  return remoteMta === undefined ? { ok: false, permanent, status, diagnostic } : { ok: false, permanent, status, diagnostic, remoteMta };
+}
+
+/** An address we can put in MAIL FROM/RCPT TO: local@domain, no CR, LF, angle brackets or controls. */
+function validMailbox(s: string): boolean {
+  // eslint-disable-next-line no-control-regex
+  if (s.length > 512 || /[\x00-\x1f\x7f<>]/.test(s)) return false;
+  const at = s.lastIndexOf('@');
+  return at > 0 && at < s.length - 1;
+}
+
+/**
+ * The form nodemailer sends an address in: its domain lower-cased and in
+ * A-labels (nodemailer's `_normalizeAddress`), a local part with spaces quoted.
+ * Sending this form keeps its accepted/rejected lists equal to ours.
+ */
+function clientForm(addr: string): string {
+  const at = addr.lastIndexOf('@');
+  let user = addr.slice(0, at);
+  const domain = addr.slice(at + 1).toLowerCase();
+  const ascii = /^[\x21-\x7e]*$/.test(domain) ? domain : domainToASCII(domain) || domain;
+  if (user.includes(' ')) {
+    if (!user.startsWith('"')) user = '"' + user;
+    if (!user.endsWith('"')) user += '"';
+  }
+  return `${user}@${ascii}`;
+}
+
+/** An SMTP reply on one line for a Diagnostic-Code: continuation lines joined, their codes dropped. */
+function oneLine(reply: string | undefined): string {
+  return (reply ?? '').trim().replace(/\r?\n(?:\d{3}[ -])?/g, ' ');
+}
+
+/** The reply code of an SMTP error, if the server answered. */
+function replyCode(err: SmtpError): number | undefined {
+  if (typeof err.responseCode === 'number' && err.responseCode >= 200 && err.responseCode <= 599) return err.responseCode;
+  const m = /^([2-5]\d\d)(?:[ -]|$)/.exec(err.response ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * The enhanced status for a reply (RFC 3463): the server's own when it gave
+ * one (its class forced to `cls`), else `cls`.0.0 (RFC 3463 §3.1 "other").
+ */
+function enhancedStatus(reply: string | undefined, cls: 4 | 5): string {
+  const m = /^\d{3}[ -]([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)/.exec(reply ?? '');
+  return m ? `${cls}.${m[2]}.${m[3]}` : `${cls}.0.0`;
+}
+
+/** A reply to one recipient (RCPT): 5xx permanent, anything else temporary. */
+function replyFailure(err: SmtpError, remoteMta: string, where: string): DeliveryResult {
+  const code = replyCode(err);
+  if (code === undefined) return errorResult(err, remoteMta, where);
+  const permanent = code >= 500;
+  return fail(permanent, enhancedStatus(err.response, permanent ? 5 : 4), `smtp; ${oneLine(err.response)}`, remoteMta);
+}
+
+/** Commands where a 5xx refuses the message itself (RFC 5321 §4.2.1); 5xx elsewhere (greeting, EHLO) only refuses the session. */
+const MESSAGE_COMMANDS = new Set(['MAIL FROM', 'RCPT TO', 'DATA']);
+
+/** Messages of nodemailer errors raised before a session was established. */
+const CONNECT_FAILURE = /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL|EADDRINUSE|Connection timeout|Greeting never received/i;
+
+/** Maps a failed nodemailer send to the result of every recipient it concerned. */
+function errorResult(err: SmtpError, remoteMta: string, where: string): DeliveryResult {
+  const code = replyCode(err);
+  if (code !== undefined && err.response) {
+    const permanent = code >= 500 && MESSAGE_COMMANDS.has(err.command ?? '');
+    return fail(permanent, enhancedStatus(err.response, permanent ? 5 : 4), `smtp; ${oneLine(err.response)}`, remoteMta);
+  }
+  const msg = (err.message || String(err)).replace(/\s+/g, ' ');
+  switch (err.code) {
+    case 'EMESSAGE':
+      // nodemailer refuses locally when SIZE= exceeds the peer's advertised limit (RFC 1870 §6.2).
+      if (err.command === 'MAIL FROM') return fail(true, '5.3.4', `X-dcmx; ${where}: ${msg}`, remoteMta);
+      break;
+    case 'EENVELOPE':
+      if (err.command === 'API') return fail(true, '5.1.3', `X-dcmx; ${msg}`, remoteMta);
+      break;
+    case 'ESTREAM':
+      return fail(false, '4.3.0', `X-dcmx; cannot read spool file: ${msg}`);
+    case 'ETLS':
+      return fail(false, '4.7.0', `X-dcmx; TLS with ${where} failed: ${msg}`, remoteMta);
+  }
+  if (CONNECT_FAILURE.test(msg)) return fail(false, '4.4.1', `X-dcmx; connect to ${where}: ${msg}`, remoteMta);
+  return fail(false, '4.4.2', `X-dcmx; lost connection with ${where}: ${msg}`, remoteMta);
+}
+
+/**
+ * A failed STARTTLS handshake. nodemailer says ETLS when it sees the failure
+ * itself, but an alert from the peer arrives as a socket error (code
+ * overwritten to ESOCKET): OpenSSL errors carry `library`/`reason`.
+ */
+function isTlsFailure(err: SmtpError & { library?: unknown; reason?: unknown }): boolean {
+  if (err.code === 'ETLS') return true;
+  if (err.response) return false;
+  return typeof err.library === 'string' || /\b(?:SSL|TLS)\b|ssl3?_|tlsv1/i.test(err.message ?? '');
+}
+
+/** The address inside a domain literal (`[192.0.2.1]`, `[IPv6:2001:db8::1]`, RFC 5321 §4.1.3), if `domain` is one. */
+function addressLiteral(domain: string): string | undefined {
+  const m = /^\[(?:IPv6:)?([^\]]+)\]$/i.exec(domain.trim());
+  return m && net.isIP(m[1]) ? m[1] : undefined;
+}
+
+/** `host`, `host:port`, `[host]`, `[host]:port`, `[IPv6:addr]`, or a bare IPv6 address. */
+function parseRelayHost(spec: string, defaultPort: number): { host: string; port: number } | undefined {
+  const s = spec.trim();
+  let host: string;
+  let port: string | undefined;
+  const br = /^\[(?:IPv6:)?([^\]]+)\](?::(\d+))?$/i.exec(s);
+  if (br) {
+    host = br[1];
+    port = br[2];
+  } else if (net.isIPv6(s)) {
+    host = s;
+  } else {
+    const m = /^([^\s:[\]]+)(?::(\d+))?$/.exec(s);
+    if (!m) return undefined;
+    host = m[1];
+    port = m[2];
+  }
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) return undefined;
+  return { host: host.replace(/\.$/, ''), port: port === undefined ? defaultPort : Number(port) };
+}
+
+/** The result for every recipient when the route could not be looked up. */
+function resolveFailure(err: unknown, name: string, type: string): DeliveryResult {
+  if (err instanceof MailResolveError) {
+    switch (err.kind) {
+      case 'nullmx':
+        // RFC 7505 §4.2: 5.1.10 "Recipient address has null MX".
+        return fail(true, '5.1.10', `X-dcmx; ${name} does not accept mail (null MX, RFC 7505)`);
+      case 'nxdomain':
+        return fail(true, '5.1.2', `X-dcmx; Host or domain name not found. Name service error for name=${name} type=${type}: ${err.message}`);
+      case 'temporary':
+        return fail(false, '4.4.3', `X-dcmx; Host or domain name lookup failed for name=${name} type=${type}: ${err.message}`);
+    }
+  }
+  return fail(false, '4.4.3', `X-dcmx; lookup of ${name} failed: ${(err as Error)?.message ?? String(err)}`);
+}

@@ -1,0 +1,321 @@
+/**
+ * Mail routing lookups (RFC 5321 §5.1): MX targets with their addresses,
+ * implicit MX, null MX (RFC 7505), and a reverse lookup for smtp-server.
+ *
+ * Names inside zones this appliance serves are answered from our own view
+ * (the same data the DNS endpoint serves), never asked upstream; everything
+ * else goes to DCMX_UPSTREAM_DNS (or the system resolvers when that is empty)
+ * through a node:dns Resolver of our own, so a lookup never hangs longer than
+ * the configured timeout and tries.
+ */
+import { promises as dnsPromises } from 'node:dns';
+import * as net from 'node:net';
+import { domainToASCII } from 'node:url';
+import type { HostPort } from '../config';
+import { RRTYPE, type RR } from '../directory/records';
+import type { Zone, ZoneNode } from '../directory/zones';
+
+/** One next hop for a domain: an MX host, its preference and its addresses (IPv4 first). */
+export interface MxTarget {
+  host: string;
+  preference: number;
+  addresses: string[];
+}
+
+/** What the resolver needs of our own authoritative data (a subset of `Zones`). */
+export interface ZonesLike {
+  /** The closest zone apex at or above `name`, if we serve one. */
+  zoneOf(name: string): Zone | undefined;
+  /** The node at `name`, if an entry spells it. */
+  node(name: string): ZoneNode | undefined;
+}
+
+/** Why a mail domain cannot be routed. */
+export type MailResolveErrorKind = 'nxdomain' | 'nullmx' | 'temporary';
+
+/**
+ * A routing lookup failed. `nxdomain` (the domain, or every MX host, does not
+ * exist, or the domain has neither MX nor address) and `nullmx` (RFC 7505)
+ * are permanent; `temporary` (timeout, SERVFAIL, refused, unreachable
+ * resolver) is worth retrying later.
+ */
+export class MailResolveError extends Error {
+  readonly permanent: boolean;
+  constructor(readonly kind: MailResolveErrorKind, message: string) {
+    super(message);
+    this.name = 'MailResolveError';
+    this.permanent = kind !== 'temporary';
+  }
+}
+
+/** Outcome of one question: records (possibly none, NODATA) or NXDOMAIN. */
+type Answer<T> = { kind: 'records'; records: T[] } | { kind: 'nxdomain' };
+
+/** Longest CNAME chain we follow inside our own zones. */
+const MAX_CNAME = 8;
+
+/** Normalises a mail domain or host name: IDNA A-labels, lower case, no trailing dot. */
+function normalizeDomain(name: string): string {
+  let n = name.trim();
+  if (n.endsWith('.')) n = n.slice(0, -1);
+  const ascii = /^[\x21-\x7e]*$/.test(n) ? n : domainToASCII(n);
+  return (ascii || n).toLowerCase();
+}
+
+/** A server address for Resolver.setServers: `ip:port` or `[v6]:port`. */
+function serverString(hp: HostPort): string {
+  if (net.isIPv6(hp.host)) return `[${hp.host}]:${hp.port}`;
+  if (net.isIPv4(hp.host)) return `${hp.host}:${hp.port}`;
+  throw new TypeError(`upstream DNS server '${hp.host}' is not an IP address`);
+}
+
+/** The in-addr.arpa / ip6.arpa name of an address (RFC 1035 §3.5, RFC 3596 §2.5). */
+function reverseName(ip: string): string | undefined {
+  if (net.isIPv4(ip)) return ip.split('.').reverse().join('.') + '.in-addr.arpa';
+  let addr = ip.replace(/%.*$/, ''); // a zone index is not part of the address
+  if (!net.isIPv6(addr)) return undefined;
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(addr);
+  if (v4) {
+    // Embedded IPv4 (::ffff:192.0.2.1): as two hex groups.
+    const o = v4[1].split('.').map(Number);
+    addr = addr.slice(0, -v4[1].length) + ((o[0] << 8) | o[1]).toString(16) + ':' + ((o[2] << 8) | o[3]).toString(16);
+  }
+  const [head, tail] = addr.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail === undefined ? [] : tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  return groups.map((g) => g.padStart(4, '0')).join('').toLowerCase().split('').reverse().join('.') + '.ip6.arpa';
+}
+
+function shuffle<T>(a: T[]): T[] {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}
+
+/**
+ * Resolves mail domains to next hops. Every outside lookup goes through one
+ * `node:dns` Resolver bound to the configured upstream; names in our own
+ * zones are answered from `zones`.
+ */
+export class MailResolver {
+  private readonly upstream: dnsPromises.Resolver;
+  private readonly zones?: ZonesLike;
+
+  /**
+   * `upstream` = DCMX_UPSTREAM_DNS (empty: the system resolvers; entries must
+   * be IP addresses); `zones` = our own authoritative view, consulted first for
+   * names inside zones we serve (never asked upstream); `timeoutMs` per query
+   * (default 5000), two tries.
+   */
+  constructor(opts: { upstream: readonly HostPort[]; zones?: ZonesLike; timeoutMs?: number }) {
+    this.upstream = new dnsPromises.Resolver({ timeout: opts.timeoutMs ?? 5000, tries: 2 });
+    if (opts.upstream.length) this.upstream.setServers(opts.upstream.map(serverString));
+    this.zones = opts.zones;
+    // smtp-server calls `resolver.reverse(...)`; keep it usable detached too.
+    this.reverse = this.reverse.bind(this);
+  }
+
+  /**
+   * MX targets of a domain sorted by preference (ties shuffled, RFC 5321
+   * §5.1), each with its A/AAAA addresses (IPv4 first); targets without any
+   * address are left out. No MX → the domain itself as implicit MX with
+   * preference 0 (§5.1), if it has an address. Throws MailResolveError:
+   * 'nullmx' for a null MX (RFC 7505), 'nxdomain' for a domain that does not
+   * exist, has neither MX nor address, or whose MX hosts all do not exist;
+   * 'temporary' for timeouts, SERVFAIL and the like.
+   */
+  async resolveMx(domain: string): Promise<MxTarget[]> {
+    const name = normalizeDomain(domain);
+    const mx = await this.mxRecords(name);
+    if (mx.length === 0) {
+      // RFC 5321 §5.1: no MX RRs → the domain is its own (implicit) MX, preference 0.
+      const addrs = await this.addresses(name);
+      if (addrs.kind === 'nxdomain' || addrs.records.length === 0) {
+        throw new MailResolveError('nxdomain', `${name}: no MX and no address records`);
+      }
+      return [{ host: name, preference: 0, addresses: addrs.records }];
+    }
+    // Group by preference, shuffle within a group (§5.1: equal preferences are tried in random order).
+    const byPref = new Map<number, { exchange: string; preference: number }[]>();
+    for (const r of mx) {
+      const g = byPref.get(r.preference);
+      if (g) g.push(r);
+      else byPref.set(r.preference, [r]);
+    }
+    const ordered = [...byPref.keys()].sort((a, b) => a - b).flatMap((p) => shuffle(byPref.get(p)!));
+    const targets = await this.withAddresses(ordered);
+    const usable = targets.filter((t) => t.addresses.length > 0);
+    if (usable.length) return usable.map(({ host, preference, addresses }) => ({ host, preference, addresses }));
+    if (targets.some((t) => t.temporary)) throw new MailResolveError('temporary', `${name}: MX host addresses could not be resolved now`);
+    throw new MailResolveError('nxdomain', `${name}: no MX host has an address`);
+  }
+
+  /**
+   * The explicit MX records of a domain (no implicit MX): hosts sorted by
+   * preference then name, each with its addresses (possibly none), for the
+   * provisioning check "does an MX point at this appliance?". An empty array
+   * means the domain exists but has no MX. Same errors as `resolveMx`
+   * ('nxdomain' only when the domain does not exist).
+   */
+  async lookupMx(domain: string): Promise<MxTarget[]> {
+    const name = normalizeDomain(domain);
+    const mx = await this.mxRecords(name);
+    mx.sort((a, b) => a.preference - b.preference || (a.exchange < b.exchange ? -1 : a.exchange > b.exchange ? 1 : 0));
+    const targets = await this.withAddresses(mx);
+    return targets.map(({ host, preference, addresses }) => ({ host, preference, addresses }));
+  }
+
+  /**
+   * The addresses of one host (IPv4 first), for relay hosts given by name.
+   * Throws MailResolveError 'nxdomain' when the name does not exist or has no
+   * address, 'temporary' otherwise.
+   */
+  async lookupHost(host: string): Promise<string[]> {
+    const name = normalizeDomain(host);
+    const r = await this.addresses(name);
+    if (r.kind === 'nxdomain' || r.records.length === 0) throw new MailResolveError('nxdomain', `${name}: no address records`);
+    return r.records;
+  }
+
+  /**
+   * A reverse lookup for smtp-server's `resolver` option (callback style like
+   * dns.reverse), through the upstream only, with the timeout.
+   */
+  reverse(ip: string, cb: (err: Error | null, hostnames?: string[]) => void): void {
+    // A PTR query of our own: Resolver.reverse() would answer from /etc/hosts first (c-ares "fb" lookups).
+    const name = reverseName(ip);
+    if (name === undefined) {
+      const err: NodeJS.ErrnoException = new Error(`reverse ${ip}: not an IP address`);
+      err.code = 'EINVAL';
+      setImmediate(() => cb(err));
+      return;
+    }
+    this.upstream.resolvePtr(name).then(
+      (names) => cb(null, names),
+      (err: Error) => cb(err),
+    );
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  /** The MX RRset of `name` (CNAMEs followed): [] for NODATA; throws nxdomain/nullmx/temporary. */
+  private async mxRecords(name: string): Promise<{ exchange: string; preference: number }[]> {
+    const ans = await this.query(name, RRTYPE.MX);
+    if (ans.kind === 'nxdomain') throw new MailResolveError('nxdomain', `${name}: no such domain (NXDOMAIN)`);
+    const mx = ans.records as { exchange: string; preference: number }[];
+    // RFC 7505 §3: a null MX is a single "0 ." record; we honour it alone, and
+    // ignore a stray "." among real exchanges rather than refusing the domain.
+    const real = mx.filter((r) => normalizeDomain(r.exchange) !== '');
+    if (mx.length > 0 && real.length === 0) throw new MailResolveError('nullmx', `${name}: domain does not accept mail (null MX, RFC 7505)`);
+    return real.map((r) => ({ exchange: normalizeDomain(r.exchange), preference: r.preference }));
+  }
+
+  /** Looks up the addresses of each exchange in parallel, keeping order. */
+  private async withAddresses(mx: { exchange: string; preference: number }[]): Promise<(MxTarget & { temporary: boolean })[]> {
+    return Promise.all(
+      mx.map(async (r) => {
+        try {
+          const a = await this.addresses(r.exchange);
+          return { host: r.exchange, preference: r.preference, addresses: a.kind === 'records' ? a.records : [], temporary: false };
+        } catch (err) {
+          if (err instanceof MailResolveError && err.kind === 'temporary') {
+            return { host: r.exchange, preference: r.preference, addresses: [], temporary: true };
+          }
+          throw err;
+        }
+      }),
+    );
+  }
+
+  /** A and AAAA of `name` (IPv4 first); an IP literal is its own address. */
+  private async addresses(name: string): Promise<Answer<string>> {
+    if (net.isIP(name)) return { kind: 'records', records: [name] };
+    const [v4, v6] = await Promise.allSettled([this.query(name, RRTYPE.A), this.query(name, RRTYPE.AAAA)]);
+    if (v4.status === 'rejected' && v6.status === 'rejected') throw v4.reason;
+    const records: string[] = [];
+    let nx = true;
+    for (const r of [v4, v6]) {
+      if (r.status !== 'fulfilled') continue;
+      if (r.value.kind === 'records') {
+        nx = false;
+        records.push(...(r.value.records as string[]));
+      }
+    }
+    // One family failing temporarily while the other has nothing is still temporary.
+    if (records.length === 0 && (v4.status === 'rejected' || v6.status === 'rejected')) {
+      throw (v4.status === 'rejected' ? v4.reason : (v6 as PromiseRejectedResult).reason);
+    }
+    return nx && records.length === 0 ? { kind: 'nxdomain' } : { kind: 'records', records };
+  }
+
+  /** One question, from our own zones when `name` is in one we serve, else upstream. */
+  private async query(name: string, type: 1 | 28 | 15): Promise<Answer<string | { exchange: string; preference: number }>> {
+    let qname = name;
+    for (let hops = 0; hops <= MAX_CNAME; hops++) {
+      const local = this.localLookup(qname, type);
+      if (local === undefined) return this.upstreamQuery(qname, type);
+      if (local.kind !== 'cname') return local;
+      qname = local.target;
+    }
+    throw new MailResolveError('temporary', `${name}: CNAME chain too long`);
+  }
+
+  /**
+   * Answers from our own authoritative data, or undefined when `name` is not
+   * in a zone we serve or sits at or below a delegation (then upstream).
+   */
+  private localLookup(name: string, type: number): Answer<string | { exchange: string; preference: number }> | { kind: 'cname'; target: string } | undefined {
+    const zones = this.zones;
+    if (!zones) return undefined;
+    const zone = zones.zoneOf(name);
+    if (!zone) return undefined;
+    // A delegation (NS below the apex) between the zone and the name: not ours to answer.
+    for (let n = name; n !== zone.name; ) {
+      if (zones.node(n)?.rrsets.get(RRTYPE.NS)?.length) return undefined;
+      const dot = n.indexOf('.');
+      if (dot < 0) break;
+      n = n.slice(dot + 1);
+    }
+    let node = zones.node(name);
+    if (!node) {
+      // RFC 4592: a wildcard at the closest encloser (every ancestor with descendants is an entry in the DC tree).
+      let ce = name;
+      do {
+        ce = ce.slice(ce.indexOf('.') + 1);
+      } while (ce !== zone.name && ce.includes('.') && !zones.node(ce));
+      node = zones.node('*.' + ce);
+      if (!node) return { kind: 'nxdomain' };
+    }
+    const cname = node.rrsets.get(RRTYPE.CNAME)?.[0];
+    if (cname && cname.rdata.type === RRTYPE.CNAME) return { kind: 'cname', target: cname.rdata.target };
+    const rrs: RR[] = node.rrsets.get(type) ?? [];
+    const records: (string | { exchange: string; preference: number })[] = [];
+    for (const rr of rrs) {
+      const d = rr.rdata;
+      if (d.type === RRTYPE.A || d.type === RRTYPE.AAAA) records.push(d.address);
+      else if (d.type === RRTYPE.MX) records.push({ exchange: d.exchange, preference: d.preference });
+    }
+    return { kind: 'records', records };
+  }
+
+  /** One upstream question, with c-ares error codes mapped to our outcomes. */
+  private async upstreamQuery(name: string, type: 1 | 28 | 15): Promise<Answer<string | { exchange: string; preference: number }>> {
+    try {
+      if (type === RRTYPE.MX) return { kind: 'records', records: (await this.upstream.resolveMx(name)).map((r) => ({ exchange: r.exchange, preference: r.priority })) };
+      if (type === RRTYPE.A) return { kind: 'records', records: await this.upstream.resolve4(name) };
+      return { kind: 'records', records: await this.upstream.resolve6(name) };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // ENODATA: the name exists, no records of this type (NODATA).
+      if (code === 'ENODATA') return { kind: 'records', records: [] };
+      // ENOTFOUND: NXDOMAIN (rcode 3).
+      if (code === 'ENOTFOUND') return { kind: 'nxdomain' };
+      // ESERVFAIL, ETIMEOUT, ECONNREFUSED, EREFUSED, EBADRESP, ... : try again later.
+      const what = type === RRTYPE.MX ? 'MX' : type === RRTYPE.A ? 'A' : 'AAAA';
+      throw new MailResolveError('temporary', `${name} ${what}: ${code ?? (err as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * Types the transfer unit's parts share: a queued message as channels see
+ * it, and the outcome of one delivery attempt.
+ */
+
+/** A message in the durable queue. The spool file holds the full message, our Received: header first. */
+export interface QueuedMessage {
+  /** Queue id: letters and digits only, unique, safe in file names. */
+  id: string;
+  /** Envelope sender (RFC 5321 reverse-path); '' for the null sender of bounces. */
+  sender: string;
+  receivedAt: Date;
+  /** Absolute path of the spool file. */
+  spoolPath: string;
+  size: number;
+}
+
+/** Outcome of one attempt for one recipient (RFC 3463 enhanced status codes). */
+export type DeliveryResult =
+  | { ok: true; detail?: string }
+  | {
+      ok: false;
+      /** Permanent (5xx: bounce now) or temporary (4xx, network: retry later). */
+      permanent: boolean;
+      /** Enhanced status code, e.g. '5.1.1' or '4.4.1'. */
+      status: string;
+      /** RFC 3464 Diagnostic-Code value, e.g. 'smtp; 550 5.1.1 <a@b>: no such user'. */
+      diagnostic: string;
+      /** The MTA that answered, for DSN Remote-MTA (e.g. 'dns; mx.example.org'). */
+      remoteMta?: string;
+    };

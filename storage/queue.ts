@@ -1,0 +1,123 @@
+/**
+ * The durable mail queue's rows (migration 003). Delivered and bounced
+ * recipients are removed; a message row goes when its last recipient does.
+ * Commits are fsynced (synchronous=FULL), so a message acknowledged with 250
+ * after `enqueue` returns survives a crash.
+ */
+import type { Statement } from 'better-sqlite3';
+import type { Store } from './store';
+
+export interface QueueMessageRow {
+  id: string;
+  receivedAt: number;
+  sender: string;
+  size: number;
+  spool: string;
+}
+
+export interface QueueRecipientRow {
+  messageId: string;
+  rcpt: string;
+  state: 'queued' | 'held';
+  attempts: number;
+  nextAttempt: number;
+  lastError: string | null;
+}
+
+export class QueueStore {
+  private readonly s: Record<string, Statement>;
+
+  constructor(private readonly store: Store) {
+    const db = store.db;
+    this.s = {
+      insMsg: db.prepare('INSERT INTO queue_messages (id, received_at, sender, size, spool) VALUES (?, ?, ?, ?, ?)'),
+      insRcpt: db.prepare('INSERT INTO queue_recipients (message_id, rcpt, state, attempts, next_attempt) VALUES (?, ?, ?, 0, ?)'),
+      due: db.prepare(`SELECT message_id, rcpt, state, attempts, next_attempt, last_error FROM queue_recipients
+        WHERE state = 'queued' AND next_attempt <= ? ORDER BY next_attempt LIMIT ?`),
+      nextDue: db.prepare(`SELECT min(next_attempt) AS t FROM queue_recipients WHERE state = 'queued'`),
+      msg: db.prepare('SELECT id, received_at, sender, size, spool FROM queue_messages WHERE id = ?'),
+      rcpts: db.prepare('SELECT message_id, rcpt, state, attempts, next_attempt, last_error FROM queue_recipients WHERE message_id = ?'),
+      done: db.prepare('DELETE FROM queue_recipients WHERE message_id = ? AND rcpt = ?'),
+      retry: db.prepare('UPDATE queue_recipients SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE message_id = ? AND rcpt = ?'),
+      hold: db.prepare(`UPDATE queue_recipients SET state = 'held', last_error = ? WHERE message_id = ? AND rcpt = ?`),
+      release: db.prepare(`UPDATE queue_recipients SET state = 'queued', next_attempt = ? WHERE state = 'held'`),
+      left: db.prepare('SELECT count(*) AS n FROM queue_recipients WHERE message_id = ?'),
+      delMsg: db.prepare('DELETE FROM queue_messages WHERE id = ?'),
+      counts: db.prepare(`SELECT state, count(*) AS n FROM queue_recipients GROUP BY state`),
+      msgCount: db.prepare('SELECT count(*) AS n FROM queue_messages'),
+      spools: db.prepare('SELECT spool FROM queue_messages'),
+    };
+  }
+
+  /** Records an accepted message and its recipients in one fsynced transaction. */
+  enqueue(m: QueueMessageRow, rcpts: { rcpt: string; held: boolean }[], now: number): void {
+    this.store.transaction(() => {
+      this.s.insMsg.run(m.id, m.receivedAt, m.sender, m.size, m.spool);
+      for (const r of rcpts) this.s.insRcpt.run(m.id, r.rcpt, r.held ? 'held' : 'queued', now);
+    });
+  }
+
+  /** Queued recipients whose next attempt is due, oldest first. */
+  due(now: number, limit: number): QueueRecipientRow[] {
+    return (this.s.due.all(now, limit) as Record<string, unknown>[]).map(toRcpt);
+  }
+
+  /** When the earliest queued recipient is due (ms), or undefined when none is queued. */
+  nextDue(): number | undefined {
+    const r = this.s.nextDue.get() as { t: number | null };
+    return r.t ?? undefined;
+  }
+
+  message(id: string): QueueMessageRow | undefined {
+    const r = this.s.msg.get(id) as { id: string; received_at: number; sender: string; size: number; spool: string } | undefined;
+    return r && { id: r.id, receivedAt: r.received_at, sender: r.sender, size: r.size, spool: r.spool };
+  }
+
+  recipients(id: string): QueueRecipientRow[] {
+    return (this.s.rcpts.all(id) as Record<string, unknown>[]).map(toRcpt);
+  }
+
+  /**
+   * Applies the outcome of one attempt in one transaction: recipients done
+   * (delivered or bounced) are removed, the others rescheduled or held.
+   * Returns true when the message has no recipient left (its spool file may go).
+   */
+  settle(id: string, outcome: { done: string[]; retry: { rcpt: string; at: number; error: string }[]; hold: { rcpt: string; why: string }[] }): boolean {
+    return this.store.transaction(() => {
+      for (const r of outcome.done) this.s.done.run(id, r);
+      for (const r of outcome.retry) this.s.retry.run(r.at, r.error, id, r.rcpt);
+      for (const r of outcome.hold) this.s.hold.run(r.why, id, r.rcpt);
+      const left = (this.s.left.get(id) as { n: number }).n;
+      if (left === 0) this.s.delMsg.run(id);
+      return left === 0;
+    });
+  }
+
+  /** Puts every held recipient back in the queue (after a domain leaves hold). */
+  releaseHeld(now: number): number {
+    return this.s.release.run(now).changes;
+  }
+
+  /** Recipient counts by state, and messages. */
+  counts(): { queued: number; held: number; messages: number } {
+    const out = { queued: 0, held: 0, messages: (this.s.msgCount.get() as { n: number }).n };
+    for (const r of this.s.counts.all() as { state: 'queued' | 'held'; n: number }[]) out[r.state] = r.n;
+    return out;
+  }
+
+  /** Spool paths of every queued message (for start-up clean-up of orphan files). */
+  spoolPaths(): Set<string> {
+    return new Set((this.s.spools.all() as { spool: string }[]).map((r) => r.spool));
+  }
+}
+
+function toRcpt(r: Record<string, unknown>): QueueRecipientRow {
+  return {
+    messageId: r.message_id as string,
+    rcpt: r.rcpt as string,
+    state: r.state as 'queued' | 'held',
+    attempts: r.attempts as number,
+    nextAttempt: r.next_attempt as number,
+    lastError: (r.last_error as string | null) ?? null,
+  };
+}

@@ -1,0 +1,262 @@
+/**
+ * MailResolver against a loopback stub DNS server (never the machine's own
+ * resolver): MX ordering and addresses, implicit MX, null MX, NXDOMAIN,
+ * SERVFAIL and silence, and names in our own zones answered without asking.
+ */
+import { after, before, describe, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as dgram from 'node:dgram';
+import type { AddressInfo } from 'node:net';
+import { encodeResponse, screen } from '../../server/dns/wire';
+import { RRTYPE, type RData, type RR } from '../../server/directory/records';
+import type { Zone, ZoneNode } from '../../server/directory/zones';
+import { MailResolveError, MailResolver, type ZonesLike } from '../../server/mta/resolver';
+
+/** A UDP DNS stub on 127.0.0.1 answering from a table; unknown names get NXDOMAIN. */
+class StubDns {
+  readonly queries: { name: string; type: number }[] = [];
+  private readonly records = new Map<string, RR[]>();
+  private readonly names = new Set<string>();
+  readonly servfail = new Set<string>();
+  readonly silent = new Set<string>();
+  private readonly sock = dgram.createSocket('udp4');
+
+  add(name: string, rdata: RData): this {
+    const key = `${name}|${rdata.type}`;
+    const l = this.records.get(key) ?? [];
+    l.push({ name, ttl: 0, rdata });
+    this.records.set(key, l);
+    this.names.add(name);
+    return this;
+  }
+
+  /** A name that exists with no records of its own (NODATA for every type). */
+  exists(name: string): this {
+    this.names.add(name);
+    return this;
+  }
+
+  async start(): Promise<number> {
+    this.sock.on('message', (buf, rinfo) => {
+      const s = screen(buf);
+      if (s.kind !== 'query') return;
+      const q = s.query;
+      const name = q.question.name.toLowerCase();
+      this.queries.push({ name, type: q.question.type });
+      if (this.silent.has(name)) return;
+      const rcode = this.servfail.has(name) ? 2 : this.names.has(name) ? 0 : 3;
+      const answer = rcode === 0 ? this.records.get(`${name}|${q.question.type}`) ?? [] : [];
+      const limit = q.edns ? Math.max(512, Math.min(q.edns.udpSize, 1232)) : 512;
+      const out = encodeResponse(
+        {
+          id: q.id, opcode: 0, aa: true, rd: q.rd, cd: q.cd, rcode,
+          questionWire: q.questionWire, answer, authority: [], additional: [],
+          ...(q.edns ? { edns: { udpSize: 1232 } } : {}),
+        },
+        limit,
+      );
+      this.sock.send(out, rinfo.port, rinfo.address);
+    });
+    await new Promise<void>((resolve) => this.sock.bind(0, '127.0.0.1', resolve));
+    return (this.sock.address() as AddressInfo).port;
+  }
+
+  close(): void {
+    this.sock.close();
+  }
+}
+
+const mx = (preference: number, exchange: string): RData => ({ type: RRTYPE.MX, preference, exchange });
+const a = (address: string): RData => ({ type: RRTYPE.A, address });
+const aaaa = (address: string): RData => ({ type: RRTYPE.AAAA, address });
+
+async function rejectsWith(p: Promise<unknown>, kind: string, permanent: boolean): Promise<void> {
+  await assert.rejects(p, (err: unknown) => {
+    assert.ok(err instanceof MailResolveError, `not a MailResolveError: ${String(err)}`);
+    assert.equal(err.kind, kind);
+    assert.equal(err.permanent, permanent);
+    return true;
+  });
+}
+
+/** A fake of our own authoritative view: zone `ours.test`, with a delegation at `sub.ours.test`. */
+function fakeZones(): ZonesLike {
+  const soa: Zone['soa'] = {
+    name: 'ours.test', ttl: 3600,
+    rdata: { type: 6, mname: 'ns.ours.test', rname: 'hostmaster.ours.test', serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum: 300 },
+  };
+  const nodes = new Map<string, RR[]>();
+  const put = (name: string, rdata: RData) => nodes.set(name, [...(nodes.get(name) ?? []), { name, ttl: 300, rdata }]);
+  put('ours.test', soa.rdata);
+  put('ours.test', mx(20, 'backup.elsewhere.test'));
+  put('ours.test', mx(10, 'mail.ours.test'));
+  put('mail.ours.test', a('192.0.2.1'));
+  put('mail.ours.test', aaaa('2001:db8::1'));
+  put('nomail.ours.test', { type: RRTYPE.TXT, strings: [Buffer.from('x')] });
+  put('alias.ours.test', { type: RRTYPE.CNAME, target: 'mail.ours.test' });
+  put('sub.ours.test', { type: RRTYPE.NS, target: 'ns.elsewhere.test' });
+  put('*.wild.ours.test', mx(5, 'mail.ours.test'));
+  put('wild.ours.test', a('192.0.2.9'));
+  return {
+    zoneOf(name: string) {
+      return name === 'ours.test' || name.endsWith('.ours.test') ? { name: 'ours.test', soa } : undefined;
+    },
+    node(name: string): ZoneNode | undefined {
+      const rrs = nodes.get(name);
+      if (!rrs) return undefined;
+      const rrsets = new Map<number, RR[]>();
+      for (const rr of rrs) rrsets.set(rr.rdata.type, [...(rrsets.get(rr.rdata.type) ?? []), rr]);
+      return { name, rrsets };
+    },
+  };
+}
+
+describe('MailResolver', () => {
+  const dns = new StubDns();
+  let resolver: MailResolver;
+
+  before(async () => {
+    dns
+      .add('example.test', mx(20, 'mx2.example.test'))
+      .add('example.test', mx(10, 'mx1a.example.test'))
+      .add('example.test', mx(10, 'mx1b.example.test'))
+      .add('mx1a.example.test', a('127.0.0.1'))
+      .add('mx1a.example.test', aaaa('::1'))
+      .add('mx1b.example.test', aaaa('::3'))
+      .add('mx1b.example.test', a('127.0.0.3'))
+      .add('mx2.example.test', a('127.0.0.2'))
+      .add('implicit.test', a('127.0.0.5'))
+      .add('nullmx.test', mx(0, ''))
+      .add('dangling.test', mx(10, 'gone.dangling.test'))
+      .add('slowmx.test', mx(10, 'slow.slowmx.test'))
+      .add('halfgood.test', mx(10, 'slow.slowmx.test'))
+      .add('halfgood.test', mx(20, 'mx2.example.test'))
+      .add('1.0.0.127.in-addr.arpa', { type: RRTYPE.PTR, target: 'host.example.test' })
+      .add('1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa', { type: RRTYPE.PTR, target: 'v6.example.test' })
+      .add('5.0.0.0.0.a.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa', { type: RRTYPE.PTR, target: 'v6b.example.test' })
+      .add('sub.ours.test', mx(10, 'mx2.example.test'))
+      .exists('noaddr.test');
+    dns.servfail.add('broken.test');
+    dns.silent.add('silent.test');
+    dns.silent.add('slow.slowmx.test');
+    const port = await dns.start();
+    resolver = new MailResolver({ upstream: [{ host: '127.0.0.1', port }], zones: fakeZones(), timeoutMs: 300 });
+  });
+  after(() => dns.close());
+
+  test('MX targets sorted by preference, ties shuffled, IPv4 addresses first', async () => {
+    const firsts = new Set<string>();
+    for (let i = 0; i < 24; i++) {
+      const t = await resolver.resolveMx('example.test');
+      assert.deepEqual(t.map((x) => x.preference), [10, 10, 20]);
+      assert.deepEqual(new Set(t.slice(0, 2).map((x) => x.host)), new Set(['mx1a.example.test', 'mx1b.example.test']));
+      assert.equal(t[2].host, 'mx2.example.test');
+      const byHost = Object.fromEntries(t.map((x) => [x.host, x.addresses]));
+      assert.deepEqual(byHost['mx1a.example.test'], ['127.0.0.1', '::1']);
+      assert.deepEqual(byHost['mx1b.example.test'], ['127.0.0.3', '::3']);
+      assert.deepEqual(byHost['mx2.example.test'], ['127.0.0.2']);
+      firsts.add(t[0].host);
+    }
+    assert.equal(firsts.size, 2, 'equal preferences come in both orders');
+  });
+
+  test('names are normalised (case, trailing dot)', async () => {
+    const t = await resolver.resolveMx('Example.TEST.');
+    assert.equal(t.length, 3);
+  });
+
+  test('lookupMx: explicit MX only, in a stable order', async () => {
+    const t = await resolver.lookupMx('example.test');
+    assert.deepEqual(t.map((x) => [x.host, x.preference]), [['mx1a.example.test', 10], ['mx1b.example.test', 10], ['mx2.example.test', 20]]);
+    assert.deepEqual(await resolver.lookupMx('implicit.test'), []);
+  });
+
+  test('no MX: the domain itself is the implicit MX with preference 0', async () => {
+    assert.deepEqual(await resolver.resolveMx('implicit.test'), [{ host: 'implicit.test', preference: 0, addresses: ['127.0.0.5'] }]);
+  });
+
+  test('no MX and no address: permanent', async () => {
+    await rejectsWith(resolver.resolveMx('noaddr.test'), 'nxdomain', true);
+  });
+
+  test('null MX (RFC 7505): nullmx, permanent', async () => {
+    await rejectsWith(resolver.resolveMx('nullmx.test'), 'nullmx', true);
+    await rejectsWith(resolver.lookupMx('nullmx.test'), 'nullmx', true);
+  });
+
+  test('NXDOMAIN: nxdomain, permanent', async () => {
+    await rejectsWith(resolver.resolveMx('nope.test'), 'nxdomain', true);
+  });
+
+  test('MX whose hosts do not exist: permanent', async () => {
+    await rejectsWith(resolver.resolveMx('dangling.test'), 'nxdomain', true);
+    const t = await resolver.lookupMx('dangling.test');
+    assert.deepEqual(t, [{ host: 'gone.dangling.test', preference: 10, addresses: [] }]);
+  });
+
+  test('SERVFAIL: temporary', async () => {
+    await rejectsWith(resolver.resolveMx('broken.test'), 'temporary', false);
+  });
+
+  test('no answer: temporary, within the timeout', async () => {
+    const t0 = Date.now();
+    await rejectsWith(resolver.resolveMx('silent.test'), 'temporary', false);
+    assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+  });
+
+  test('an MX host that does not answer: temporary when no other MX has an address', async () => {
+    await rejectsWith(resolver.resolveMx('slowmx.test'), 'temporary', false);
+    const t = await resolver.resolveMx('halfgood.test');
+    assert.deepEqual(t, [{ host: 'mx2.example.test', preference: 20, addresses: ['127.0.0.2'] }]);
+  });
+
+  test('lookupHost: addresses of a relay host', async () => {
+    assert.deepEqual(await resolver.lookupHost('mx1a.example.test'), ['127.0.0.1', '::1']);
+    assert.deepEqual(await resolver.lookupHost('192.0.2.7'), ['192.0.2.7']);
+    await rejectsWith(resolver.lookupHost('nope.test'), 'nxdomain', true);
+  });
+
+  test('names in our own zones are answered from our view, never asked upstream', async () => {
+    const before = dns.queries.length;
+    const t = await resolver.resolveMx('ours.test');
+    assert.equal(t[0].host, 'mail.ours.test');
+    assert.deepEqual(t[0].addresses, ['192.0.2.1', '2001:db8::1']);
+    // backup.elsewhere.test is outside our zones: asked upstream, NXDOMAIN there, so left out.
+    assert.equal(t.length, 1);
+    const upstreamNames = dns.queries.slice(before).map((q) => q.name);
+    assert.ok(upstreamNames.every((n) => n === 'backup.elsewhere.test'), `asked upstream: ${upstreamNames.join(', ')}`);
+
+    const mark = dns.queries.length;
+    await rejectsWith(resolver.resolveMx('missing.ours.test'), 'nxdomain', true);
+    assert.deepEqual(await resolver.resolveMx('Alias.Ours.Test'), [{ host: 'alias.ours.test', preference: 0, addresses: ['192.0.2.1', '2001:db8::1'] }]);
+    await rejectsWith(resolver.resolveMx('nomail.ours.test'), 'nxdomain', true);
+    assert.deepEqual((await resolver.resolveMx('x.wild.ours.test')).map((x) => [x.host, x.preference]), [['mail.ours.test', 5]]);
+    assert.deepEqual(await resolver.lookupMx('wild.ours.test'), []);
+    assert.equal(dns.queries.length, mark, 'the stub saw no query');
+  });
+
+  test('a delegation below our zone goes upstream', async () => {
+    const mark = dns.queries.length;
+    const t = await resolver.resolveMx('sub.ours.test');
+    assert.deepEqual(t, [{ host: 'mx2.example.test', preference: 10, addresses: ['127.0.0.2'] }]);
+    assert.ok(dns.queries.slice(mark).some((q) => q.name === 'sub.ours.test' && q.type === RRTYPE.MX));
+  });
+
+  test('reverse: callback style through the upstream', async () => {
+    const names = await new Promise<string[] | undefined>((resolve, reject) =>
+      resolver.reverse('127.0.0.1', (err, hostnames) => (err ? reject(err) : resolve(hostnames))),
+    );
+    assert.deepEqual(names, ['host.example.test']);
+    const ptr = (ip: string) => new Promise<string[] | undefined>((resolve, reject) => resolver.reverse(ip, (err, h) => (err ? reject(err) : resolve(h))));
+    assert.deepEqual(await ptr('2001:db8::1'), ['v6.example.test']);
+    assert.deepEqual(await ptr('2001:DB8:0:0:0:0:fa0:5'), ['v6b.example.test']);
+    await assert.rejects(ptr('not-an-ip'));
+    const detached = resolver.reverse;
+    const err = await new Promise<Error | null>((resolve) => detached('127.0.0.9', (e) => resolve(e)));
+    assert.ok(err, 'no PTR is an error');
+  });
+
+  test('an upstream given by name is refused', () => {
+    assert.throws(() => new MailResolver({ upstream: [{ host: 'dns.example', port: 53 }] }), /not an IP address/);
+  });
+});
