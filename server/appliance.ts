@@ -14,6 +14,7 @@ import { startLdapServer, type LdapEndpoint } from './ldap/server';
 import { startHttpServer, type HttpEndpoint } from './admin/http';
 import { startDnsServer, type DnsEndpoint } from './dns/server';
 import { startMta, type MtaEndpoint } from './mta';
+import { Provisioner } from './directory/provision';
 
 /** A running appliance. */
 export interface Appliance {
@@ -22,6 +23,7 @@ export interface Appliance {
   ports: { ldap: number; dns: number; smtp: number; http: number };
   dns: DnsEndpoint;
   mta: MtaEndpoint;
+  provisioner: Provisioner;
   close(): Promise<void>;
 }
 
@@ -62,16 +64,17 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
   const started: { close(): Promise<void> }[] = [];
   try {
     await directory.bootstrap(resolveAdminPassword(config, announce));
+    const provisioner = new Provisioner(directory, zones, { hostname: config.hostname, ...config.newDomain });
     const ldap: LdapEndpoint = await startLdapServer(directory, {
       host: config.listen, port: config.ldap.port, maxPdu: config.ldap.maxPdu, maxDepth: config.ldap.maxDepth,
-      idleTimeout: config.ldap.idleTimeout,
+      idleTimeout: config.ldap.idleTimeout, provisioner,
     }, log.child({ ep: 'ldap' }));
     started.push(ldap);
     const dns = await startDnsServer(zones, {
       host: config.listen, port: config.dns.port, axfrAllow: config.dns.axfrAllow, notify: config.dns.notify,
     }, log.child({ ep: 'dns' }));
     started.push(dns);
-    const mta = await startMta(directory, zones, config, log.child({ ep: 'smtp' }));
+    const mta = await startMta(directory, zones, config, log.child({ ep: 'smtp' }), provisioner);
     started.push(mta);
     const http: HttpEndpoint = await startHttpServer(directory, { host: config.listen, port: config.http.port }, log.child({ ep: 'http' }));
     started.push(http);
@@ -80,6 +83,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       zones,
       dns,
       mta,
+      provisioner,
       ports: { ldap: ldap.port, dns: dns.port, smtp: mta.port, http: http.port },
       async close() {
         for (const s of started.reverse()) await s.close();

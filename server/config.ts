@@ -83,6 +83,15 @@ export interface Config {
   };
   provisioning: ProvisioningPolicy;
   provisionAllow: string[];
+  /** What a new domain gets (Mail-in-a-Box style defaults). */
+  newDomain: {
+    /** Accept any local part into the domain's catch-all mailbox. */
+    catchall: boolean;
+    /** SPF TXT at the domain ('' for none). */
+    spf: string;
+    /** DMARC TXT at _dmarc.<domain> ('' for none). */
+    dmarc: string;
+  };
   upstreamDns: HostPort[];
   selfAddresses: string[];
 }
@@ -119,6 +128,14 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
     throw new ConfigError(name, `'${v}' is not an integer between ${min} and ${max}`);
   }
   return Number(v);
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const v = env[name];
+  if (v === undefined || v === '') return fallback;
+  if (/^(1|true|on|yes)$/i.test(v)) return true;
+  if (/^(0|false|off|no)$/i.test(v)) return false;
+  throw new ConfigError(name, `'${v}' is not on or off`);
 }
 
 function list(env: Env, name: string): string[] {
@@ -264,6 +281,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     http: { port: port(env, 'DCMX_HTTP_PORT', 8080) },
     provisioning,
     provisionAllow,
+    newDomain: {
+      catchall: bool(env, 'DCMX_NEW_DOMAIN_CATCHALL', true),
+      spf: env.DCMX_NEW_DOMAIN_SPF ?? 'v=spf1 mx -all',
+      dmarc: env.DCMX_NEW_DOMAIN_DMARC ?? 'v=DMARC1; p=quarantine',
+    },
     upstreamDns: hostPorts(env, 'DCMX_UPSTREAM_DNS', 53),
     selfAddresses,
   };

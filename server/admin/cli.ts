@@ -9,26 +9,35 @@
  *   dcmx zone export ZONE      RFC 1035 master file of a zone
  *   dcmx zone list             the zones served, with their serials
  *   dcmx routes                the routing table, with the change number it reflects
+ *   dcmx domain add NAME       provision a mail domain (entries, DNS records, one transaction)
+ *   dcmx domain remove NAME    refuse its mail and withdraw its DNS records, keeping mailboxes
+ *   dcmx domain list           hosted mail domains and their status
  */
+import * as fs from 'node:fs';
 import { ConfigError, loadConfig, type Config } from '../config';
 import { openDirectory, type Services } from '../directory/open';
-import { storePath } from '../appliance';
+import { resolveAdminPassword, storePath } from '../appliance';
 import { exportLdif, importLdif, type ImportProgress } from './ldif-io';
 import { zoneMasterFile } from './zone-file';
 import { MailDirectory } from '../directory/mail';
 import { describeRoute, RoutingTable } from '../directory/routing';
+import { Provisioner } from '../directory/provision';
 
 const USAGE = `usage:
   dcmx ldif import FILE [--continue] [--skip-existing]
   dcmx ldif export [--base DN] [--no-operational]
   dcmx zone export ZONE
   dcmx zone list
-  dcmx routes`;
+  dcmx routes
+  dcmx domain add NAME
+  dcmx domain remove NAME
+  dcmx domain list`;
 
 /** Thrown for a usage error: printed with the usage text, exit status 64 (EX_USAGE). */
 class UsageError extends Error {}
 
 function openFor(config: Config): Services {
+  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   return openDirectory({
     file: storePath(config.dataDir),
     suffix: config.suffix,
@@ -138,6 +147,35 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
       return 0;
     } finally {
       directory.store.close();
+    }
+  }
+  if (group === 'domain' && (cmd === 'add' || cmd === 'remove' || cmd === 'list')) {
+    const services = openFor(config);
+    try {
+      // A fresh data dir gets its suffix and administrator, as on the server's first boot.
+      await services.directory.bootstrap(resolveAdminPassword(config, (m) => console.error(m)));
+      const p = new Provisioner(services.directory, services.zones, { hostname: config.hostname, ...config.newDomain });
+      if (cmd === 'list') {
+        if (args.length) throw new UsageError('domain list takes no argument');
+        for (const d of p.listDomains()) console.log(`${d.name}\t${d.status}\tzone ${d.zone || '-'}`);
+        return 0;
+      }
+      const name = args.shift();
+      if (!name || args.length) throw new UsageError(`domain ${cmd} takes one NAME`);
+      if (cmd === 'remove') {
+        p.removeDomain(name);
+        console.log(`removed ${name}: mail refused, DNS records withdrawn, mailboxes kept`);
+        return 0;
+      }
+      const r = p.provisionDomain(name);
+      if (r.existed) console.log(`${r.name} exists already (zone ${r.zone}, serial ${r.serial})`);
+      else {
+        for (const dn of r.created) console.log(`created ${dn}`);
+        console.log(`${r.name} provisioned in zone ${r.zone}, serial ${r.serial}`);
+      }
+      return 0;
+    } finally {
+      services.directory.store.close();
     }
   }
   if (group === 'routes' && cmd === undefined) {

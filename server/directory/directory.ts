@@ -460,6 +460,13 @@ export class Directory {
     return out;
   }
 
+  /** True when structural class `a` is a subclass of `b` (server-internal writes may refine, e.g. domain -> dNSDomain2). */
+  private refines(a: string, b: string): boolean {
+    const ca = this.schema.objectClass(a);
+    const cb = this.schema.objectClass(b);
+    return !!ca && !!cb && ca.ancestors.has(cb);
+  }
+
   private structuralClass(values: string[]): string {
     let best: { name: string; depth: number } | undefined;
     for (const v of values) {
@@ -648,7 +655,9 @@ export class Directory {
       }
     }
     const ocAfter = this.structuralClass(attrs.get(this.schema.objectClassType) ?? []);
-    if (ocAfter !== ocBefore) throw new DirectoryError('objectClassModsProhibited', 'structural object class modification prohibited');
+    if (ocAfter !== ocBefore && !(opts.relax && this.refines(ocAfter, ocBefore))) {
+      throw new DirectoryError('objectClassModsProhibited', 'structural object class modification prohibited');
+    }
     const forValidation = new Map([...attrs].filter(([at]) => !at.noUserModification));
     this.validate(forValidation, parsed[0], opts);
     const now = generalizedTimeNow();
@@ -672,7 +681,10 @@ export class Directory {
       throw new DirectoryError('constraintViolation', `${at.name}: no user modification allowed`);
     }
     const have = attrs.get(at) ?? [];
-    const norm = (v: string) => normalizedValues(this.schema, at, [v])[0] ?? v;
+    // Values compare under the attribute's equality rule; objectClass values by class (an OID or alias names the same class).
+    const norm = at === this.schema.objectClassType
+      ? (v: string) => this.schema.objectClass(v)?.lname ?? v.trim().toLowerCase()
+      : (v: string) => at.normalize(v) ?? v;
     switch (m.op) {
       case 'add': {
         if (m.values.length === 0) throw new DirectoryError('protocolError', `${at.name}: add without values`);

@@ -22,7 +22,10 @@ import { modifyHandler } from './modify';
 import { deleteHandler } from './delete';
 import { modifyDnHandler } from './modifydn';
 import { compareHandler } from './compare';
-import { PASSWORD_MODIFY_OID, passwordModifyHandler, WHOAMI_OID, whoAmIHandler } from './extended';
+import {
+  PASSWORD_MODIFY_OID, passwordModifyHandler, PROVISION_DOMAIN_OID, provisionHandler, WHOAMI_OID, whoAmIHandler,
+} from './extended';
+import type { Provisioner } from '../directory/provision';
 import { RESULT_CODES } from './results';
 import { ANONYMOUS } from '../directory/access';
 
@@ -33,6 +36,8 @@ export interface LdapServerOptions {
   maxDepth: number;
   /** Seconds of inactivity before a connection is closed. */
   idleTimeout: number;
+  /** Serves the provisioning extended operation when given. */
+  provisioner?: Provisioner;
 }
 
 /** A running LDAP endpoint. */
@@ -116,7 +121,7 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
 
   directory.announce({
     supportedControl: SUPPORTED_CONTROLS,
-    supportedExtension: [WHOAMI_OID, PASSWORD_MODIFY_OID],
+    supportedExtension: [WHOAMI_OID, PASSWORD_MODIFY_OID, ...(opts.provisioner ? [PROVISION_DOMAIN_OID] : [])],
     supportedFeatures: SUPPORTED_FEATURES,
   });
 
@@ -131,6 +136,7 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
   server.compare('', compareHandler(ctx));
   server.exop(WHOAMI_OID, whoAmIHandler());
   server.exop(PASSWORD_MODIFY_OID, passwordModifyHandler(ctx));
+  if (opts.provisioner) server.exop(PROVISION_DOMAIN_OID, provisionHandler(opts.provisioner));
 
   await new Promise<void>((resolve, reject) => {
     server.server.once('error', reject);

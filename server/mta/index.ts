@@ -16,7 +16,9 @@ import { Spool } from './spool';
 import { MailResolver } from './resolver';
 import { Outbound } from './outbound';
 import { Delivery } from './delivery';
-import { Intake, type UnknownDomainHook } from './intake';
+import { Intake } from './intake';
+import { provisioningPolicy, type PolicyStats } from './policy';
+import type { Provisioner } from '../directory/provision';
 import { loadTls } from './tls';
 
 export interface MtaEndpoint {
@@ -28,12 +30,14 @@ export interface MtaEndpoint {
   intake: Intake;
   resolver: MailResolver;
   mail: MailDirectory;
+  /** Provisioning policy counters (undefined without a provisioner). */
+  policy: PolicyStats | undefined;
   close(): Promise<void>;
 }
 
-/** Starts the transfer unit. `unknownDomain` is the provisioning policy's hook, when there is one. */
+/** Starts the transfer unit; with a provisioner, unknown domains go through the provisioning policy. */
 export async function startMta(
-  directory: Directory, zones: Zones, config: Config, log: Logger, unknownDomain?: UnknownDomainHook,
+  directory: Directory, zones: Zones, config: Config, log: Logger, provisioner?: Provisioner,
 ): Promise<MtaEndpoint> {
   const mail = new MailDirectory(directory, zones.names);
   const routing = new RoutingTable(mail, config.hostname);
@@ -46,6 +50,7 @@ export async function startMta(
   const orphans = await spool.sweep(queue.spoolPaths());
   if (orphans) log.info({ orphans }, 'removed unacknowledged spool files');
   const resolver = new MailResolver({ upstream: config.upstreamDns, zones });
+  const policy = provisioner ? provisioningPolicy(config, provisioner, resolver, log.child({ part: 'policy' })) : undefined;
   const outbound = new Outbound({ hostname: config.hostname, resolver, portOverride: config.mta.relayPort === 25 ? undefined : config.mta.relayPort });
   const delivery = new Delivery({
     hostname: config.hostname, dataDir: config.dataDir, concurrency: config.mta.concurrency,
@@ -60,12 +65,12 @@ export async function startMta(
     host: config.listen, port: config.smtp.port, hostname: config.hostname, maxSize: config.smtp.maxSize,
     maxRecipients: config.smtp.maxRecipients, maxClients: config.smtp.maxClients, socketTimeoutMs: config.smtp.socketTimeout * 1000,
     greetingDelayMs: config.smtp.greetingDelay, relayNetworks: config.smtp.relayNetworks, tls,
-  }, { mail, cache, routing, queue, spool, resolver, log: log.child({ part: 'intake' }), onQueued: () => delivery.kick(), unknownDomain });
+  }, { mail, cache, routing, queue, spool, resolver, log: log.child({ part: 'intake' }), onQueued: () => delivery.kick(), unknownDomain: policy });
   const port = await intake.listen();
   delivery.start();
   log.info({ port }, 'smtp listening');
   return {
-    port, cache, routing, queue, delivery, intake, resolver, mail,
+    port, cache, routing, queue, delivery, intake, resolver, mail, policy: policy?.stats,
     async close() {
       await intake.close();
       delivery.stop();

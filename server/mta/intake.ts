@@ -31,8 +31,12 @@ export class SmtpReply extends Error {
   }
 }
 
-/** What may decide an address not hosted here (the provisioning policy of a later issue plugs in here). */
-export type UnknownDomainHook = (domain: string, session: SMTPServerSession) => Promise<'accept' | 'relay-check'>;
+/**
+ * Decides a domain that is not hosted here (the provisioning policy): 'accept'
+ * once it is hosted, 'relay-check' to fall back to relay permission; throws
+ * SmtpReply to refuse. `relaying` tells whether the client may relay.
+ */
+export type UnknownDomainHook = (domain: string, session: SMTPServerSession, relaying: boolean) => Promise<'accept' | 'relay-check'>;
 
 export interface IntakeOptions {
   host: string;
@@ -168,7 +172,7 @@ export class Intake {
     return !!session.user || inList(this.relay, session.remoteAddress);
   }
 
-  private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
+  private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, provisioned = false): Promise<void> {
     this.checkParams(address.args, RCPT_PARAMS);
     const rcpt = address.address;
     // RFC 5321 §4.5.1: "postmaster" without a domain must be accepted.
@@ -183,9 +187,11 @@ export class Intake {
     this.deps.cache.sync();
     const routed = this.deps.routing.resolve(parts.domain);
     if (!routed) {
-      const decision = this.deps.unknownDomain ? await this.deps.unknownDomain(parts.domain, session) : 'relay-check';
-      if (decision === 'accept') return;
-      if (this.mayRelay(session)) return;
+      if (provisioned) throw new SmtpReply(451, '4.3.0', 'The new domain is not routable yet, try again');
+      const relaying = this.mayRelay(session);
+      const decision = this.deps.unknownDomain ? await this.deps.unknownDomain(parts.domain, session, relaying) : 'relay-check';
+      if (decision === 'accept') return this.onRcptTo(address, session, true); // now hosted: check the recipient like any other
+      if (relaying) return;
       this.stats.rejectedRcpt++;
       throw new SmtpReply(550, '5.7.1', `<${rcpt}>: Relay access denied`);
     }

@@ -1,0 +1,205 @@
+/**
+ * Provisioning a mail domain: one operation, in one transaction of the one
+ * write path, for every door (CLI, LDAP extended operation, SMTP at RCPT).
+ *
+ * `provisionDomain('mail.sales.example.org')`:
+ * 1. normalises the name (IDNA A-labels, lower case, no trailing dot, label
+ *    and length rules, RFC 1035 §2.3.4 / RFC 5890) — a bad name is refused
+ *    and nothing is written;
+ * 2. creates every missing component under the suffix (`dc=org`,
+ *    `dc=example,dc=org`, ... as plain `domain` entries);
+ * 3. gives the leaf the mail-domain classes (active, `ou=people` beneath it)
+ *    and its DNS records: inside a zone we serve, the records go into that
+ *    zone; otherwise the leaf becomes a zone apex with SOA (mname
+ *    DCMX_HOSTNAME, rname hostmaster) and NS. Either way MX -> this
+ *    appliance, SPF TXT and a `_dmarc` TXT (configurable);
+ * 4. the zone hooks bump the serial and the change log gets the rows, all in
+ *    the same commit, so DNS, the routing table and the transfer unit's cache
+ *    follow from it.
+ * It is idempotent: a domain that is already a mail domain is returned as it is.
+ */
+import { domainToASCII } from 'node:url';
+import type { Directory } from './directory';
+import type { Identity } from './access';
+import { DirectoryError } from './errors';
+import type { Zones } from './zones';
+
+/** A name that cannot be a mail domain. */
+export class InvalidDomainError extends DirectoryError {
+  constructor(input: string, why: string) {
+    super('unwillingToPerform', `invalid domain name '${input.length > 100 ? input.slice(0, 100) + '…' : input}': ${why}`);
+    this.name = 'InvalidDomainError';
+  }
+}
+
+export interface ProvisionOptions {
+  /** This appliance's name: MX target, SOA mname, NS. */
+  hostname: string;
+  /** Give new domains a catch-all mailbox (catchall@<domain>). */
+  catchall: boolean;
+  /** SPF TXT value ('' for none). */
+  spf: string;
+  /** DMARC TXT value at _dmarc ('' for none). */
+  dmarc: string;
+}
+
+export interface ProvisionResult {
+  /** The normalised name. */
+  name: string;
+  /** DNs of the entries created, parents first (empty when it existed). */
+  created: string[];
+  /** True when the domain was already a mail domain. */
+  existed: boolean;
+  /** The zone that holds the domain's records, and its serial after the commit. */
+  zone: string;
+  serial: number;
+}
+
+const LDH = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+/**
+ * Normalises a domain name for provisioning: IDNA to A-labels, lower case,
+ * no trailing dot, at least two labels, each 1–63 letters/digits/hyphens not
+ * starting or ending with a hyphen, 253 octets at most. Throws InvalidDomainError.
+ */
+export function normalizeDomainName(input: string): string {
+  let s = input.trim();
+  if (s.endsWith('.')) s = s.slice(0, -1);
+  if (s === '') throw new InvalidDomainError(input, 'empty');
+  if (/[\s@/\\,;:"<>[\]]/.test(s)) throw new InvalidDomainError(input, 'forbidden character');
+  const ascii = domainToASCII(s);
+  if (!ascii) throw new InvalidDomainError(input, 'not a valid IDNA name');
+  const name = ascii.toLowerCase();
+  if (name.length > 253) throw new InvalidDomainError(input, 'longer than 253 octets');
+  const labels = name.split('.');
+  if (labels.length < 2) throw new InvalidDomainError(input, 'a mail domain needs at least two labels');
+  for (const l of labels) {
+    if (!LDH.test(l)) throw new InvalidDomainError(input, `bad label '${l}'`);
+  }
+  if (/^\d+$/.test(labels[labels.length - 1])) throw new InvalidDomainError(input, 'numeric top-level label');
+  return name;
+}
+
+/** Initial serial of a new zone: YYYYMMDD01 (the commit hook then bumps it). */
+function initialSerial(d = new Date()): number {
+  return Number(d.toISOString().slice(0, 10).replace(/-/g, '')) * 100 + 1;
+}
+
+export class Provisioner {
+  constructor(
+    private readonly directory: Directory,
+    private readonly zones: Zones,
+    private readonly opts: ProvisionOptions,
+  ) {}
+
+  private get admin(): Identity {
+    return this.directory.systemIdentity();
+  }
+
+  /** Provisions `input` (see the module comment). Throws InvalidDomainError or DirectoryError. */
+  provisionDomain(input: string): ProvisionResult {
+    const name = normalizeDomainName(input);
+    const dir = this.directory;
+    const suffix = dir.suffix;
+    const created: string[] = [];
+    let existed = false;
+    dir.write(() => {
+      const labels = name.split('.');
+      // 1) missing components, top-level label first, as plain domain entries
+      let dn = suffix;
+      for (let i = labels.length - 1; i >= 0; i--) {
+        dn = `dc=${labels[i]},${dn}`;
+        if (!dir.getByNdn(dir.normalize(dn))) {
+          dir.addSync(this.admin, dn, [{ type: 'objectClass', values: ['top', 'domain'] }, { type: 'dc', values: [labels[i]] }], { relax: true });
+          created.push(dn);
+        }
+      }
+      const leaf = dir.getByNdn(dir.normalize(dn))!;
+      if ((leaf.attrs.objectClass ?? []).some((c) => c.toLowerCase() === 'maildomain')) {
+        existed = true;
+        return;
+      }
+      // 2) DNS: inside a zone we serve (other than the name itself) the records join it; otherwise a new apex.
+      const above = labels.length > 1 ? this.zones.zoneOf(labels.slice(1).join('.')) : undefined;
+      const zoneAttrs: { type: string; values: string[] }[] = [];
+      if (!above) {
+        zoneAttrs.push(
+          { type: 'sOARecord', values: [`${this.opts.hostname}. hostmaster.${name}. ${initialSerial()} 3600 900 1209600 300`] },
+          { type: 'nSRecord', values: [`${this.opts.hostname}.`] },
+        );
+      }
+      const mods = [
+        { op: 'add' as const, type: 'objectClass', values: ['dNSDomain2', 'mailDomain', 'inetDomain'].filter((c) => !(leaf.attrs.objectClass ?? []).some((x) => x.toLowerCase() === c.toLowerCase())) },
+        { op: 'replace' as const, type: 'mailDomainStatus', values: ['active'] },
+        { op: 'replace' as const, type: 'inetDomainStatus', values: ['active'] },
+        { op: 'replace' as const, type: 'mXRecord', values: [`10 ${this.opts.hostname}.`] },
+        ...(this.opts.spf ? [{ op: 'replace' as const, type: 'tXTRecord', values: [quoteTxt(this.opts.spf)] }] : []),
+        ...(this.opts.catchall ? [{ op: 'replace' as const, type: 'mailDomainCatchallAddress', values: [`catchall@${name}`] }] : []),
+        ...zoneAttrs.map((a) => ({ op: 'replace' as const, ...a })),
+      ];
+      dir.modifySync(this.admin, dn, mods, { relax: true });
+      // 3) ou=people for the domain's users, and the DMARC policy.
+      const people = `ou=people,${dn}`;
+      if (!dir.getByNdn(dir.normalize(people))) {
+        dir.addSync(this.admin, people, [{ type: 'objectClass', values: ['top', 'organizationalUnit'] }, { type: 'ou', values: ['people'] }], { relax: true });
+        created.push(people);
+      }
+      if (this.opts.dmarc) {
+        const dmarc = `dc=_dmarc,${dn}`;
+        if (!dir.getByNdn(dir.normalize(dmarc))) {
+          dir.addSync(this.admin, dmarc, [
+            { type: 'objectClass', values: ['top', 'dNSDomain2'] }, { type: 'dc', values: ['_dmarc'] }, { type: 'tXTRecord', values: [quoteTxt(this.opts.dmarc)] },
+          ], { relax: true });
+          created.push(dmarc);
+        }
+      }
+    });
+    const zone = this.zones.zoneOf(name);
+    return { name, created, existed, zone: zone?.name ?? '', serial: zone?.soa.rdata.serial ?? 0 };
+  }
+
+  /**
+   * Removes a domain from service: its status becomes 'deleted' (mail is
+   * refused at RCPT) and its DNS records are withdrawn (MX, TXT, the DMARC
+   * entry's record, and SOA/NS when it was a zone apex). Entries and mailbox
+   * data stay. Throws noSuchObject when it is not a mail domain.
+   */
+  removeDomain(input: string): void {
+    const name = normalizeDomainName(input);
+    const dir = this.directory;
+    const ndn = this.zones.names.toNdn(name)!;
+    const e = dir.getByNdn(ndn);
+    if (!e || !(e.attrs.objectClass ?? []).some((c) => c.toLowerCase() === 'maildomain')) {
+      throw new DirectoryError('noSuchObject', `${name} is not a mail domain here`);
+    }
+    dir.write(() => {
+      const withdraw = ['mXRecord', 'tXTRecord', 'sOARecord', 'nSRecord'].filter((a) => e.attrs[a]?.length);
+      dir.modifySync(this.admin, e.dn, [
+        { op: 'replace', type: 'mailDomainStatus', values: ['deleted'] },
+        { op: 'replace', type: 'inetDomainStatus', values: ['deleted'] },
+        ...withdraw.map((type) => ({ op: 'delete' as const, type, values: [] })),
+      ], { relax: true });
+      const dmarc = dir.getByNdn(dir.normalize(`dc=_dmarc,${e.dn}`));
+      if (dmarc?.attrs.tXTRecord?.length) dir.modifySync(this.admin, dmarc.dn, [{ op: 'delete', type: 'tXTRecord', values: [] }], { relax: true });
+    });
+  }
+
+  /** Hosted mail domains and their status, sorted. */
+  listDomains(): { name: string; status: string; zone: string }[] {
+    const out: { name: string; status: string; zone: string }[] = [];
+    const base = this.directory.getByNdn(this.directory.suffixNdn);
+    if (!base) return out;
+    const oc = this.directory.schema.objectClassType;
+    for (const e of this.directory.store.candidates({ base, scope: 'sub', filter: { type: 'eq', attr: oc, norm: 'maildomain' } })) {
+      const name = this.zones.names.fromDn(e.dn, e.ndn);
+      if (name === undefined) continue;
+      out.push({ name, status: e.attrs.mailDomainStatus?.[0] ?? e.attrs.inetDomainStatus?.[0] ?? 'active', zone: this.zones.zoneOf(name)?.name ?? '' });
+    }
+    return out.sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+}
+
+/** A TXT value in master-file form, quoted (records.ts splits it into 255-byte strings). */
+function quoteTxt(v: string): string {
+  return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
