@@ -13,9 +13,10 @@ module.exports = {
       kill_timeout: 12000,
       autorestart: true,
       max_restarts: 10,
+      // The DCMX_* variables of the environment pm2 is started from apply (see README);
+      // unset, the data lives in ./data next to this file.
       env: {
         NODE_ENV: 'production',
-        DCMX_DATA_DIR: './data',
       },
     },
   ],

@@ -1,0 +1,41 @@
+/**
+ * The operator's boot: pm2 starts the appliance from ecosystem.config.js,
+ * waits for its ready signal (wait_ready), and the endpoints answer.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ADMIN_PASSWORD, run, tempDir, testEnv } from './helpers';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const PM2 = path.join(ROOT, 'node_modules', '.bin', 'pm2');
+
+test('pm2 boots the appliance and waits for it to be ready', async () => {
+  const dataDir = tempDir();
+  const home = tempDir('dcmx-pm2-');
+  const env = { ...process.env, ...testEnv(dataDir), PM2_HOME: home };
+  const pm2 = (...args: string[]) => new Promise<{ code: number; out: string }>((resolve) => {
+    require('node:child_process').execFile(PM2, args, { env, cwd: ROOT, timeout: 60_000 }, (err: { code?: number } | null, stdout: string, stderr: string) =>
+      resolve({ code: err ? (err.code ?? 1) : 0, out: stdout + stderr }));
+  });
+  try {
+    const start = await pm2('start', 'ecosystem.config.js', '--update-env');
+    assert.equal(start.code, 0, start.out);
+    const list = await pm2('jlist');
+    const apps = JSON.parse(list.out.slice(list.out.indexOf('['))) as { name: string; pm2_env: { status: string } }[];
+    assert.equal(apps.find((a) => a.name === 'dcmx')?.pm2_env.status, 'online');
+    // pm2 waited for process.send('ready'): the ready line is already in its log, with the bound ports.
+    const logFile = fs.readdirSync(path.join(home, 'logs')).find((f) => f.startsWith('dcmx-out'))!;
+    const ready = fs.readFileSync(path.join(home, 'logs', logFile), 'utf8').split('\n').find((l) => l.includes('dcmx ready'));
+    assert.ok(ready, 'ready line logged');
+    assert.ok(ready!.includes(`data=${dataDir}`), 'the environment pm2 was started from applies');
+    const ldap = Number(/ldap=(\d+)/.exec(ready!)![1]);
+    const who = await run('ldapwhoami', ['-x', '-H', `ldap://127.0.0.1:${ldap}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD]);
+    assert.equal(who.code, 0, who.stderr);
+  } finally {
+    await pm2('kill');
+    fs.rmSync(home, { recursive: true, force: true });
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
