@@ -1,10 +1,19 @@
 /**
- * The admin HTTP endpoint: read-only status for operators and probes.
- * GET /health → {"status":"ok","lastChangeNumber":N}.
+ * The admin HTTP endpoint: read-only JSON for operators and probes.
+ *   GET /health  {"status":"ok","lastChangeNumber":N}
+ *   GET /routes  the routing table and the change number it reflects
+ *   GET /zones   the zones served and their serials
+ *   GET /stats   cache, queue, delivery, DNS and provisioning counters
+ * It changes nothing, so it needs no credentials; bind DCMX_LISTEN to a
+ * management address when that matters.
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Directory } from '../directory/directory';
+import type { Zones } from '../directory/zones';
+import { describeRoute } from '../directory/routing';
+import type { MtaEndpoint } from '../mta';
+import type { DnsEndpoint } from '../dns/server';
 import type { Logger } from '../log';
 
 export interface HttpEndpoint {
@@ -12,18 +21,50 @@ export interface HttpEndpoint {
   close(): Promise<void>;
 }
 
-export async function startHttpServer(directory: Directory, opts: { host: string; port: number }, log: Logger): Promise<HttpEndpoint> {
+export interface AdminViews {
+  directory: Directory;
+  zones: Zones;
+  mta: MtaEndpoint;
+  dns: DnsEndpoint;
+}
+
+function body(v: AdminViews, url: string): unknown {
+  switch (url) {
+    case '/health':
+      return { status: 'ok', lastChangeNumber: v.directory.changeRange().last };
+    case '/routes':
+      return {
+        version: v.mta.routing.version,
+        routes: v.mta.routing.entries().map(([domain, route]) => ({ domain, route: describeRoute(route) })),
+      };
+    case '/zones':
+      return v.zones.zoneNames().map((name) => ({ name, serial: v.zones.zoneOf(name)?.soa.rdata.serial }));
+    case '/stats':
+      return {
+        cache: { ...v.mta.cache.stats, size: v.mta.cache.size },
+        queue: v.mta.queue.counts(),
+        delivery: v.mta.delivery.stats,
+        intake: v.mta.intake.stats,
+        routing: { ...v.mta.routing.stats, version: v.mta.routing.version },
+        provisioning: v.mta.policy ?? null,
+        dns: v.dns.answerer.stats,
+      };
+    default:
+      return undefined;
+  }
+}
+
+export async function startHttpServer(views: AdminViews, opts: { host: string; port: number }, log: Logger): Promise<HttpEndpoint> {
   const server = http.createServer((req, res) => {
-    const send = (code: number, body: unknown) => {
+    const send = (code: number, payload: unknown) => {
       res.writeHead(code, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body) + '\n');
+      res.end(JSON.stringify(payload) + '\n');
     };
     try {
-      if (req.method === 'GET' && req.url === '/health') {
-        send(200, { status: 'ok', lastChangeNumber: directory.changeRange().last });
-      } else {
-        send(404, { error: 'not found' });
-      }
+      if (req.method !== 'GET') return send(405, { error: 'method not allowed' });
+      const payload = body(views, (req.url ?? '').split('?')[0]);
+      if (payload === undefined) return send(404, { error: 'not found' });
+      send(200, payload);
     } catch (err) {
       log.error({ err }, 'http request failed');
       send(500, { error: 'internal error' });
