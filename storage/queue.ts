@@ -41,6 +41,8 @@ export class QueueStore {
       retry: db.prepare('UPDATE queue_recipients SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE message_id = ? AND rcpt = ?'),
       hold: db.prepare(`UPDATE queue_recipients SET state = 'held', last_error = ? WHERE message_id = ? AND rcpt = ?`),
       release: db.prepare(`UPDATE queue_recipients SET state = 'queued', next_attempt = ? WHERE state = 'held'`),
+      releaseDomain: db.prepare(`UPDATE queue_recipients SET state = 'queued', next_attempt = ?
+        WHERE state = 'held' AND lower(rcpt) LIKE ? ESCAPE '\\'`),
       left: db.prepare('SELECT count(*) AS n FROM queue_recipients WHERE message_id = ?'),
       delMsg: db.prepare('DELETE FROM queue_messages WHERE id = ?'),
       counts: db.prepare(`SELECT state, count(*) AS n FROM queue_recipients GROUP BY state`),
@@ -93,9 +95,12 @@ export class QueueStore {
     });
   }
 
-  /** Puts every held recipient back in the queue (after a domain leaves hold). */
-  releaseHeld(now: number): number {
-    return this.s.release.run(now).changes;
+  /** Puts held recipients back in the queue: all of them, or those of the given domains (after they leave hold). */
+  releaseHeld(now: number, domains?: readonly string[]): number {
+    if (!domains) return this.s.release.run(now).changes;
+    let n = 0;
+    for (const d of domains) n += this.s.releaseDomain.run(now, '%@' + d.toLowerCase().replace(/[\\%_]/g, (c) => '\\' + c)).changes;
+    return n;
   }
 
   /** Recipient counts by state, and messages. */

@@ -44,11 +44,17 @@ export interface Recipient {
   addresses: string[];
 }
 
-/** Splits an address at its last '@'; the domain lower-cased without trailing dot. */
+/**
+ * Splits an address at its last '@'; the domain lower-cased without trailing
+ * dot. A quoted local part is unquoted (RFC 5321 §4.1.2: "alice"@x and
+ * alice@x are the same mailbox), so what it hides is judged in the clear.
+ */
 export function splitAddress(address: string): { local: string; domain: string } | undefined {
   const at = address.lastIndexOf('@');
   if (at <= 0 || at === address.length - 1) return undefined;
-  return { local: address.slice(0, at), domain: address.slice(at + 1).toLowerCase().replace(/\.$/, '') };
+  let local = address.slice(0, at);
+  if (local.length >= 2 && local.startsWith('"') && local.endsWith('"')) local = local.slice(1, -1).replace(/\\(.)/g, '$1');
+  return { local, domain: address.slice(at + 1).toLowerCase().replace(/\.$/, '') };
 }
 
 /** Normal form of an address for lookups and cache keys. */

@@ -53,10 +53,10 @@ export class RoutingTable {
   private follower: ChangeFollower | undefined;
   /** Counters: full builds and domains re-read from changes. */
   readonly stats = { builds: 0, domainReads: 0 };
-  private readonly listeners: (() => void)[] = [];
+  private readonly listeners: ((touched: string[] | undefined) => void)[] = [];
 
-  /** Called after the table changed (a build, or changes applied). */
-  onUpdate(l: () => void): void {
+  /** Called after the table changed: with the domains re-read, or undefined after a full build. */
+  onUpdate(l: (touched: string[] | undefined) => void): void {
     this.listeners.push(l);
   }
 
@@ -82,7 +82,7 @@ export class RoutingTable {
     this.version = directory.changeRange().last;
     for (const d of this.mail.domains()) this.put(d);
     this.stats.builds++;
-    for (const l of this.listeners) l();
+    for (const l of this.listeners) l(undefined);
   }
 
   private put(d: MailDomain): void {
@@ -117,7 +117,7 @@ export class RoutingTable {
       const d = this.mail.domain(name);
       if (d) this.put(d);
     }
-    if (touched.size) for (const l of this.listeners) l();
+    if (touched.size) for (const l of this.listeners) l([...touched]);
   }
 
   /** The route for a domain (aliases not followed). undefined: not hosted here. */

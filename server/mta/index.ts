@@ -56,9 +56,12 @@ export async function startMta(
     hostname: config.hostname, dataDir: config.dataDir, concurrency: config.mta.concurrency,
     retryBase: config.mta.retryBase, retryMax: config.mta.retryMax, lifetime: config.mta.queueLifetime,
   }, { queue, spool, routing, cache, outbound, log: log.child({ part: 'delivery' }) });
-  routing.onUpdate(() => {
-    // A domain may have left hold: give its messages another go.
-    if (queue.releaseHeld(Date.now())) delivery.kick();
+  routing.onUpdate((touched) => {
+    // Domains that left hold: give their messages another go.
+    const released = touched
+      ? queue.releaseHeld(Date.now(), touched.filter((d) => routing.lookup(d)?.kind !== 'hold'))
+      : queue.releaseHeld(Date.now());
+    if (released) delivery.kick();
   });
   const tls = await loadTls({ dataDir: config.dataDir, hostname: config.hostname, cert: config.smtp.tlsCert, key: config.smtp.tlsKey });
   const intake = new Intake({

@@ -5,8 +5,10 @@
  * (STYLE.md). Never writes to the socket itself.
  *
  * RFC 5321 and Postfix behaviour: `<postmaster>` without a domain accepted
- * (§4.5.1); '%', '!', quoted '@' and source-routed addresses refused (no
- * relay tricks); unknown MAIL/RCPT parameters 555 (§4.1.1.11); relaying to
+ * (§4.5.1); '%', '!' and quoted '@' in local parts refused (no relay
+ * tricks); a source route (`@a,@b:user@c`) is stripped by smtp-server and
+ * ignored, as §4.1.2 and Appendix C require, so only `user@c` is judged;
+ * unknown MAIL/RCPT parameters 555 (§4.1.1.11); relaying to
  * domains not hosted here only for authenticated clients or
  * DCMX_RELAY_NETWORKS (550 5.7.1 otherwise); unknown local users 550 5.1.1 at
  * RCPT. A message gets its 250 only after spool file and queue row are on disk.
@@ -232,7 +234,7 @@ export class Intake {
     const now = new Date();
     const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
     (async () => {
-      const size = await this.deps.spool.write(id, this.receivedHeader(session, id, now), stream);
+      const size = await this.deps.spool.write(id, this.receivedHeader(session, id, now), stream, this.opts.maxSize);
       if (stream.sizeExceeded) {
         await this.deps.spool.remove(this.deps.spool.pathOf(id));
         throw new SmtpReply(552, '5.3.4', `Message size exceeds fixed limit of ${this.opts.maxSize} bytes`);

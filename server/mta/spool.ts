@@ -36,12 +36,14 @@ export class Spool {
   /**
    * Writes `header` then the stream into a new spool file and fsyncs it and
    * the directory. Resolves with the byte count; on failure the partial file
-   * is removed and the error rethrown.
+   * is removed and the error rethrown. Past `maxBytes` of body the rest is
+   * read and discarded, so an oversized message never fills the disk.
    */
-  async write(id: string, header: string, body: Readable): Promise<number> {
+  async write(id: string, header: string, body: Readable, maxBytes = Infinity): Promise<number> {
     const file = this.pathOf(id);
     const h = await fsp.open(file, 'wx', 0o600);
     let size = 0;
+    let seen = 0;
     try {
       const head = Buffer.from(header, 'utf8');
       await h.write(head);
@@ -50,6 +52,8 @@ export class Spool {
       let pending: Buffer[] = [];
       let pendingLen = 0;
       for await (const chunk of body as AsyncIterable<Buffer>) {
+        seen += chunk.length;
+        if (seen > maxBytes) continue; // over the limit: drain, never write (the caller refuses with 552)
         pending.push(chunk);
         pendingLen += chunk.length;
         if (pendingLen >= 256 * 1024) {

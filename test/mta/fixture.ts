@@ -1,0 +1,278 @@
+/**
+ * Fixtures for the transfer unit end to end: a raw SMTP client for the
+ * commands real clients will not send, a swaks runner that returns the
+ * transcript, a next-hop SMTP server on loopback that records what it is
+ * given, and Maildir readers. Everything stays on 127.0.0.1.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+import { run } from '../helpers';
+
+/** One SMTP reply: code, and the text of every line (codes stripped). */
+export interface SmtpReply {
+  code: number;
+  lines: string[];
+  /** All lines as received, joined with '\n'. */
+  raw: string;
+}
+
+/** A line-at-a-time SMTP client over a raw socket (no PIPELINING, no parsing of our own commands). */
+export class RawSmtp {
+  private buf = '';
+  private lines: string[] = [];
+  private waiter: (() => void) | undefined;
+  private closed = false;
+
+  private constructor(private readonly sock: net.Socket) {
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      this.buf += d;
+      let i: number;
+      while ((i = this.buf.indexOf('\n')) >= 0) {
+        this.lines.push(this.buf.slice(0, i).replace(/\r$/, ''));
+        this.buf = this.buf.slice(i + 1);
+      }
+      this.wake();
+    });
+    sock.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+    sock.on('error', () => undefined);
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  /** Connects and reads the greeting. */
+  static async connect(port: number, timeoutMs = 10_000): Promise<{ client: RawSmtp; greeting: SmtpReply }> {
+    const sock = net.connect(port, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => {
+      sock.once('connect', resolve);
+      sock.once('error', reject);
+    });
+    const client = new RawSmtp(sock);
+    const greeting = await client.reply(timeoutMs);
+    return { client, greeting };
+  }
+
+  /** Reads one (possibly multi-line) reply. */
+  async reply(timeoutMs = 10_000): Promise<SmtpReply> {
+    const deadline = Date.now() + timeoutMs;
+    const got: string[] = [];
+    for (;;) {
+      while (this.lines.length) {
+        const l = this.lines.shift()!;
+        got.push(l);
+        if (/^\d{3}(?: |$)/.test(l)) {
+          return { code: Number(l.slice(0, 3)), lines: got.map((x) => x.slice(4)), raw: got.join('\n') };
+        }
+      }
+      if (this.closed) throw new Error(`connection closed while waiting for a reply (got ${JSON.stringify(got)})`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no reply within ${timeoutMs} ms (got ${JSON.stringify(got)})`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiter = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+
+  /** Sends one command line (CRLF added) and reads its reply. */
+  async cmd(line: string, timeoutMs = 10_000): Promise<SmtpReply> {
+    this.sock.write(line + '\r\n');
+    return this.reply(timeoutMs);
+  }
+
+  /** QUIT, then closes the socket. */
+  async quit(): Promise<void> {
+    if (!this.closed) {
+      try {
+        await this.cmd('QUIT', 2000);
+      } catch {
+        // closed already
+      }
+    }
+    this.sock.destroy();
+  }
+}
+
+/** What swaks printed, and the reply the server gave to a command. */
+export interface SwaksResult {
+  code: number;
+  out: string;
+  /** The first line of the server's reply to the first command starting with `verb`, e.g. 'RCPT TO' → '550 5.1.1 ...'. */
+  replyTo(verb: string): string | undefined;
+}
+
+export interface SwaksOptions {
+  to: string;
+  /** Envelope sender; '' for the null sender (swaks spells it '<>'). Default sender@client.test. */
+  from?: string;
+  subject?: string;
+  body?: string;
+  /** swaks --quit-after (e.g. 'RCPT'). */
+  quitAfter?: string;
+  extra?: string[];
+}
+
+/** Runs swaks against 127.0.0.1:port with an explicit EHLO name (so swaks never asks a resolver). */
+export async function swaks(port: number, o: SwaksOptions): Promise<SwaksResult> {
+  const args = [
+    '--server', '127.0.0.1', '--port', String(port), '--ehlo', 'client.test', '--timeout', '15',
+    '--to', o.to, '--from', o.from === '' ? '<>' : o.from ?? 'sender@client.test',
+  ];
+  if (o.quitAfter) args.push('--quit-after', o.quitAfter);
+  if (o.subject !== undefined) args.push('--header', `Subject: ${o.subject}`);
+  if (o.body !== undefined) args.push('--body', o.body);
+  args.push(...(o.extra ?? []));
+  // stdin closed: swaks never waits at a prompt.
+  const r = await run('swaks', args, '', 30_000);
+  const out = r.stdout + r.stderr;
+  const transcript = out.split('\n');
+  return {
+    code: r.code,
+    out,
+    replyTo(verb: string) {
+      const i = transcript.findIndex((l) => /^ *-> /.test(l) && l.replace(/^ *-> /, '').toUpperCase().startsWith(verb.toUpperCase()));
+      if (i < 0) return undefined;
+      for (let j = i + 1; j < transcript.length; j++) {
+        const m = /^ *<(?:-|~|\*\*) +(\d{3}.*)$/.exec(transcript[j]);
+        if (m) return m[1];
+      }
+      return undefined;
+    },
+  };
+}
+
+/** A message as the next hop received it. */
+export interface HopMessage {
+  mailFrom: string;
+  rcptTo: string[];
+  body: string;
+}
+
+/** A next-hop SMTP server on 127.0.0.1 that records envelopes and bodies. */
+export interface NextHop {
+  port: number;
+  received: HopMessage[];
+  /** RCPT TO attempts per address (lower case). */
+  rcptAttempts: Map<string, number>;
+  /** Decides a recipient's reply: undefined accepts; `attempt` counts from 1. */
+  rcpt: (address: string, attempt: number) => { code: number; text: string } | undefined;
+  close(): Promise<void>;
+}
+
+/** Starts the next hop (authOptional, no reverse lookups). */
+export async function startNextHop(): Promise<NextHop> {
+  const hop: NextHop = {
+    port: 0,
+    received: [],
+    rcptAttempts: new Map(),
+    rcpt: () => undefined,
+    close: async () => undefined,
+  };
+  const server = new SMTPServer({
+    authOptional: true,
+    disableReverseLookup: true,
+    logger: false,
+    onRcptTo(address, _session, cb) {
+      const a = address.address.toLowerCase();
+      const n = (hop.rcptAttempts.get(a) ?? 0) + 1;
+      hop.rcptAttempts.set(a, n);
+      const r = hop.rcpt(a, n);
+      if (!r) return cb();
+      const e = new Error(r.text) as Error & { responseCode: number };
+      e.responseCode = r.code;
+      cb(e);
+    },
+    onData(stream, session: SMTPServerSession, cb) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        hop.received.push({
+          mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          rcptTo: session.envelope.rcptTo.map((r) => r.address),
+          body: Buffer.concat(chunks).toString('utf8'),
+        });
+        cb(null);
+      });
+    },
+  });
+  server.on('error', () => undefined);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  hop.port = (server.server.address() as AddressInfo).port;
+  hop.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  return hop;
+}
+
+/** `<dataDir>/mail/<domain>/<localpart>/new` of an address (lower case, as the contract says). */
+export function newDir(dataDir: string, address: string): string {
+  const at = address.lastIndexOf('@');
+  return path.join(dataDir, 'mail', address.slice(at + 1).toLowerCase(), address.slice(0, at).toLowerCase(), 'new');
+}
+
+/** The messages in an address's new/ (empty when the Maildir does not exist). */
+export function mailbox(dataDir: string, address: string): string[] {
+  const dir = newDir(dataDir, address);
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).sort();
+  } catch {
+    return [];
+  }
+  return names.map((n) => fs.readFileSync(path.join(dir, n), 'utf8'));
+}
+
+/** Every message file under <dataDir>/mail (tmp/ excluded). */
+export function allMail(dataDir: string): { file: string; text: string }[] {
+  const root = path.join(dataDir, 'mail');
+  const out: { file: string; text: string }[] = [];
+  const walk = (dir: string) => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) {
+        if (e.name !== 'tmp') walk(p);
+      } else out.push({ file: p, text: fs.readFileSync(p, 'utf8') });
+    }
+  };
+  walk(root);
+  return out;
+}
+
+/** Polls `check` until it returns a truthy value or the deadline passes (then throws naming `what`). */
+export async function waitFor<T>(what: string, check: () => T | undefined | false | null, timeoutMs = 10_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Resolves `p`, or rejects after `ms` naming `what` (so a stuck wait fails the test instead of hanging it). */
+export function within<T>(what: string, p: Promise<T>, ms = 15_000): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+    }),
+  ]);
+}

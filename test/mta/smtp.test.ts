@@ -1,0 +1,395 @@
+/**
+ * The transfer unit end to end with real clients: a mail domain written over
+ * LDAP (ldapadd/ldapmodify/ldapdelete), mail sent with swaks, nodemailer and
+ * a raw socket, delivered into Maildirs under the data dir or relayed to a
+ * next-hop smtp-server on loopback. Covers local delivery and its headers,
+ * STARTTLS + AUTH, directory changes seen on the very next RCPT, open-relay
+ * refusals, the relay channel with retry and DSN, domain status, aliases and
+ * catch-all, and the directory cache's read savings.
+ */
+import { after, before, describe, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import nodemailer from 'nodemailer';
+import { adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
+import { allMail, mailbox, RawSmtp, startNextHop, swaks, waitFor, within, type NextHop } from './fixture';
+
+let t: TestAppliance;
+let hop: NextHop;
+let port = 0;
+let S = '';
+
+const ALICE_PW = 'alice-pw-1';
+
+function user(uid: string, domain: string, mail: string, alternates: string[] = [], password = `${uid}-pw-1`): string {
+  return [
+    `dn: uid=${uid},ou=people,${domain}`,
+    'objectClass: inetOrgPerson',
+    'objectClass: inetMailUser',
+    `uid: ${uid}`,
+    `cn: ${uid}`,
+    `sn: ${uid}`,
+    `mail: ${mail}`,
+    ...alternates.map((a) => `mailAlternateAddress: ${a}`),
+    `userPassword: ${password}`,
+    '',
+  ].join('\n');
+}
+
+function base(): string {
+  const ex = `dc=example,dc=org,${S}`;
+  const pa = `dc=paused,dc=org,${S}`;
+  return `dn: dc=org,${S}
+objectClass: domain
+dc: org
+
+dn: ${ex}
+objectClass: dNSDomain2
+objectClass: mailDomain
+dc: example
+sOARecord: mx.dcmx.test. hostmaster.example.org. 1 3600 900 604800 60
+nSRecord: mx.dcmx.test.
+mXRecord: 10 mx.dcmx.test.
+
+dn: ou=people,${ex}
+objectClass: organizationalUnit
+ou: people
+
+${user('alice', ex, 'alice@example.org', ['alice.smith@example.org'], ALICE_PW)}
+${user('bob', ex, 'bob@example.org')}
+${user('carol', ex, 'carol@example.org', ['c.c@example.org'])}
+dn: dc=relayed,dc=org,${S}
+objectClass: domain
+objectClass: mailDomain
+dc: relayed
+mailRoutingSmartHost: 127.0.0.1
+
+dn: ${pa}
+objectClass: dNSDomain2
+objectClass: mailDomain
+dc: paused
+sOARecord: mx.dcmx.test. hostmaster.paused.org. 1 3600 900 604800 60
+mXRecord: 10 mx.dcmx.test.
+
+dn: ou=people,${pa}
+objectClass: organizationalUnit
+ou: people
+
+${user('dave', pa, 'dave@paused.org')}`;
+}
+
+async function ldap(tool: 'ldapadd' | 'ldapmodify' | 'ldapdelete', input: string): Promise<void> {
+  const r = tool === 'ldapdelete' ? await run(tool, [...adminArgs(t), input]) : await run(tool, adminArgs(t), input);
+  assert.equal(r.code, 0, `${tool} failed: ${r.stderr}`);
+}
+
+const idle = () => within('delivery.whenIdle()', t.app.mta.delivery.whenIdle());
+
+/** The RCPT reply swaks saw for `to` (quitting after RCPT). */
+async function rcptReply(to: string, from = 'sender@client.test'): Promise<string> {
+  const r = await swaks(port, { to, from, quitAfter: 'RCPT' });
+  const reply = r.replyTo('RCPT TO');
+  assert.ok(reply, `no RCPT reply in swaks output:\n${r.out}`);
+  return reply;
+}
+
+/** Sends one message with swaks and asserts the 250 after DATA. */
+async function send(to: string, marker: string, from = 'sender@client.test'): Promise<void> {
+  const r = await swaks(port, { to, from, subject: marker, body: `body of ${marker}` });
+  assert.equal(r.code, 0, `swaks to ${to} failed:\n${r.out}`);
+  assert.match(r.replyTo('RCPT TO') ?? '', /^250/, r.out);
+}
+
+before(async () => {
+  hop = await startNextHop();
+  // Provisioning off: unknown domains are a relay question here, not an MX check (policy.ts has its own tests).
+  t = await startTestAppliance({ DCMX_SMTP_RELAY_PORT: String(hop.port), DCMX_PROVISIONING: 'off' });
+  port = t.app.ports.smtp;
+  S = t.config.suffix;
+  await ldap('ldapadd', base());
+});
+
+after(async () => {
+  await t?.close();
+  await hop?.close();
+});
+
+describe('SMTP intake and local delivery', { timeout: 60_000 }, () => {
+  test('swaks to alice: 250, Maildir has Return-Path, Delivered-To, our Received:, the body; the alternate address lands there too', async () => {
+    await send('alice@example.org', 'first-message', 'sender@client.test');
+    await idle();
+    const box = mailbox(t.dataDir, 'alice@example.org');
+    const msg = box.find((m) => m.includes('Subject: first-message'));
+    assert.ok(msg, `message not in alice's Maildir (${box.length} files)`);
+    const lines = msg.split(/\r?\n/);
+    assert.equal(lines[0], 'Return-Path: <sender@client.test>');
+    assert.equal(lines[1], 'Delivered-To: alice@example.org');
+    assert.match(msg, /^Received: from client\.test \(.*\[127\.0\.0\.1\]\)\r?\n\s+by mx\.dcmx\.test \(dcmx\) with ESMTP id [A-Z0-9]+/m);
+    assert.match(msg, /for <alice@example\.org>;/);
+    assert.match(msg, /\r?\n\r?\nbody of first-message/);
+
+    await send('alice.smith@example.org', 'to-alternate');
+    await idle();
+    const alt = mailbox(t.dataDir, 'alice@example.org').find((m) => m.includes('Subject: to-alternate'));
+    assert.ok(alt, 'mail to the mailAlternateAddress is in alice@example.org\'s Maildir');
+    assert.match(alt, /^Delivered-To: alice\.smith@example\.org$/m);
+    assert.deepEqual(mailbox(t.dataDir, 'alice.smith@example.org'), [], 'no separate Maildir for the alternate address');
+  });
+
+  test('nodemailer: STARTTLS + AUTH PLAIN as alice delivers to bob; AUTH before STARTTLS refused; wrong password 535', async () => {
+    const transport = nodemailer.createTransport({
+      host: '127.0.0.1', port, secure: false, requireTLS: true, name: 'client.test',
+      tls: { rejectUnauthorized: false },
+      auth: { user: 'alice@example.org', pass: ALICE_PW }, authMethod: 'PLAIN',
+      connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 10_000,
+    });
+    try {
+      const info = await transport.sendMail({ from: 'alice@example.org', to: 'bob@example.org', subject: 'nodemailer-tls', text: 'sent over TLS' });
+      assert.deepEqual(info.accepted, ['bob@example.org']);
+    } finally {
+      transport.close();
+    }
+    await idle();
+    const msg = mailbox(t.dataDir, 'bob@example.org').find((m) => m.includes('Subject: nodemailer-tls'));
+    assert.ok(msg, 'delivered to bob');
+    assert.match(msg, /^Return-Path: <alice@example\.org>/);
+    assert.match(msg, /with ESMTPSA id/, 'RFC 3848: TLS and AUTH in the Received: protocol');
+    assert.match(msg, /sent over TLS/);
+
+    // AUTH in clear text: refused (RFC 4954 §4) and not advertised.
+    const { client } = await RawSmtp.connect(port);
+    try {
+      const ehlo = await client.cmd('EHLO client.test');
+      assert.equal(ehlo.code, 250);
+      const auth = await client.cmd(`AUTH PLAIN ${Buffer.from(`\0alice@example.org\0${ALICE_PW}`).toString('base64')}`);
+      assert.ok(auth.code >= 500 && auth.code < 600, `AUTH before STARTTLS: ${auth.raw}`);
+    } finally {
+      await client.quit();
+    }
+
+    const wrong = nodemailer.createTransport({
+      host: '127.0.0.1', port, secure: false, requireTLS: true, name: 'client.test',
+      tls: { rejectUnauthorized: false }, auth: { user: 'alice@example.org', pass: 'not-her-password' }, authMethod: 'PLAIN',
+      connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 10_000,
+    });
+    try {
+      await assert.rejects(
+        wrong.sendMail({ from: 'alice@example.org', to: 'bob@example.org', subject: 'x', text: 'x' }),
+        (err: Error & { responseCode?: number }) => {
+          assert.equal(err.responseCode, 535, err.message);
+          return true;
+        },
+      );
+    } finally {
+      wrong.close();
+    }
+  });
+
+  test('a user added with ldapadd is accepted on the very next RCPT; deleted with ldapdelete, refused 550 5.1.1 on the next', async () => {
+    // Cached as unknown first, so the change must invalidate a negative answer.
+    assert.match(await rcptReply('erin@example.org'), /^550 5\.1\.1/);
+    await ldap('ldapadd', user('erin', `dc=example,dc=org,${S}`, 'erin@example.org'));
+    assert.match(await rcptReply('erin@example.org'), /^250/);
+    await ldap('ldapdelete', `uid=erin,ou=people,dc=example,dc=org,${S}`);
+    assert.match(await rcptReply('erin@example.org'), /^550 5\.1\.1/);
+  });
+});
+
+describe('open relay refusals and EHLO', { timeout: 60_000 }, () => {
+  test('EHLO advertises ENHANCEDSTATUSCODES, PIPELINING, 8BITMIME, SMTPUTF8, SIZE', async () => {
+    const { client, greeting } = await RawSmtp.connect(port);
+    try {
+      assert.equal(greeting.code, 220);
+      const ehlo = await client.cmd('EHLO client.test');
+      assert.equal(ehlo.code, 250);
+      const kw = ehlo.lines.map((l) => l.split(' ')[0].toUpperCase());
+      for (const k of ['ENHANCEDSTATUSCODES', 'PIPELINING', '8BITMIME', 'SMTPUTF8', 'SIZE']) assert.ok(kw.includes(k), `${k} in ${JSON.stringify(ehlo.lines)}`);
+    } finally {
+      await client.quit();
+    }
+  });
+
+  test('relaying refused for unauthenticated clients; relay tricks refused and never queued', async () => {
+    assert.match(await rcptReply('someone@elsewhere.test'), /^550 5\.7\.1/);
+
+    const before = { ...t.app.mta.queue.counts() };
+    const messages = t.app.mta.intake.stats.messages;
+    const { client } = await RawSmtp.connect(port);
+    try {
+      assert.equal((await client.cmd('EHLO client.test')).code, 250);
+      assert.equal((await client.cmd('MAIL FROM:<sender@client.test>')).code, 250);
+      for (const rcpt of ['user%elsewhere.test@example.org', 'elsewhere.test!user@example.org', '"user@elsewhere.test"@example.org', '@elsewhere.test:user@example.org']) {
+        const r = await client.cmd(`RCPT TO:<${rcpt}>`);
+        assert.ok(r.code >= 500 && r.code < 600, `RCPT TO:<${rcpt}> → ${r.raw}`);
+      }
+      // No recipient was taken, so there is nothing to send.
+      const data = await client.cmd('DATA');
+      assert.ok(data.code >= 500, `DATA without recipients → ${data.raw}`);
+    } finally {
+      await client.quit();
+    }
+    assert.equal(t.app.mta.intake.stats.messages, messages, 'nothing queued');
+    assert.deepEqual(t.app.mta.queue.counts(), before, 'queue unchanged');
+  });
+
+  test('unknown MAIL/RCPT parameter 555; <postmaster>, postmaster@ and abuse@ accepted without such users', async () => {
+    const { client } = await RawSmtp.connect(port);
+    try {
+      assert.equal((await client.cmd('EHLO client.test')).code, 250);
+      const bad = await client.cmd('MAIL FROM:<a@b> FOO=BAR');
+      assert.equal(bad.code, 555, bad.raw);
+      // The parameters of what EHLO advertised are taken (RFC 6152, RFC 6531); RCPT has none (DSN is not offered).
+      const ok = await client.cmd('MAIL FROM:<a@b> BODY=8BITMIME SMTPUTF8');
+      assert.equal(ok.code, 250, ok.raw);
+      const badRcpt = await client.cmd('RCPT TO:<postmaster@example.org> FOO=BAR');
+      assert.equal(badRcpt.code, 555, badRcpt.raw);
+      for (const rcpt of ['postmaster', 'postmaster@example.org', 'abuse@example.org']) {
+        const r = await client.cmd(`RCPT TO:<${rcpt}>`);
+        assert.equal(r.code, 250, `RCPT TO:<${rcpt}> → ${r.raw}`);
+      }
+      assert.equal((await client.cmd('RSET')).code, 250);
+    } finally {
+      await client.quit();
+    }
+  });
+});
+
+describe('relay domain over SMTP to the smart host', { timeout: 60_000 }, () => {
+  test('mail to x@relayed.org arrives at the next hop with its envelope and body', async () => {
+    await send('x@relayed.org', 'relayed-1', 'alice@example.org');
+    const got = await waitFor('the next hop to receive relayed-1', () => hop.received.find((m) => m.body.includes('Subject: relayed-1')));
+    assert.equal(got.mailFrom, 'alice@example.org');
+    assert.deepEqual(got.rcptTo, ['x@relayed.org']);
+    assert.match(got.body, /by mx\.dcmx\.test \(dcmx\)/, 'our Received: header travels');
+    assert.match(got.body, /body of relayed-1/);
+    await idle();
+    assert.equal(t.app.mta.queue.counts().messages, 0);
+  });
+
+  test('451 on the first attempt, accepted on the second: delivered after a retry', async () => {
+    const deferred = t.app.mta.delivery.stats.deferred;
+    hop.rcpt = (a, n) => (a === 'retry@relayed.org' && n === 1 ? { code: 451, text: 'Try again later' } : undefined);
+    const started = Date.now();
+    await send('retry@relayed.org', 'relayed-retry', 'alice@example.org');
+    const got = await waitFor('delivery after a retry', () => hop.received.find((m) => m.body.includes('Subject: relayed-retry')), 15_000);
+    assert.deepEqual(got.rcptTo, ['retry@relayed.org']);
+    assert.equal(hop.rcptAttempts.get('retry@relayed.org'), 2);
+    assert.ok(t.app.mta.delivery.stats.deferred > deferred, 'the first attempt was deferred');
+    assert.ok(Date.now() - started >= 900, 'retried after about DCMX_QUEUE_RETRY_BASE=1 s');
+  });
+
+  test('550 at the next hop: a DSN lands in the local sender\'s Maildir; none for the null sender', async () => {
+    hop.rcpt = (a) => (a.startsWith('gone') ? { code: 550, text: 'No such user here' } : undefined);
+    await send('gone@relayed.org', 'relayed-bounce', 'alice@example.org');
+    const dsn = await waitFor('a DSN in alice\'s Maildir', () =>
+      mailbox(t.dataDir, 'alice@example.org').find((m) => /report-type="?delivery-status/i.test(m) && m.includes('gone@relayed.org')), 15_000);
+    assert.match(dsn, /^Return-Path: <>/, 'a DSN has the null sender (RFC 3464 §2, RFC 5321 §4.5.5)');
+    assert.match(dsn, /Content-Type: multipart\/report;[\s\S]*report-type="?delivery-status/i);
+    assert.match(dsn, /^Final-Recipient: rfc822; ?gone@relayed\.org/mi);
+    assert.match(dsn, /^Action: failed/mi);
+    assert.match(dsn, /^Status: 5\.\d{1,3}\.\d{1,3}/m);
+    assert.match(dsn, /Subject: relayed-bounce/, 'the original headers are returned');
+    await idle();
+
+    const mailBefore = allMail(t.dataDir).length;
+    const bounced = t.app.mta.delivery.stats.bounced;
+    const r = await swaks(port, { to: 'gone2@relayed.org', from: '', subject: 'null-sender', body: 'no bounce for me' });
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /MAIL FROM:<>/, 'swaks sent the null sender');
+    await waitFor('the failed attempt for the null sender', () => t.app.mta.delivery.stats.bounced > bounced, 15_000);
+    await idle();
+    await new Promise((res) => setTimeout(res, 300));
+    await idle();
+    const after = allMail(t.dataDir);
+    assert.equal(after.length, mailBefore, 'no bounce delivered anywhere');
+    assert.ok(!after.some((m) => m.text.includes('gone2@relayed.org')));
+    assert.equal(t.app.mta.queue.counts().messages, 0, 'no bounce queued');
+    hop.rcpt = () => undefined;
+  });
+});
+
+describe('domain status', { timeout: 60_000 }, () => {
+  test('hold: accepted and kept queued; active again over LDAP: delivered without a restart; inactive: RCPT 550', async () => {
+    const dn = `dc=paused,dc=org,${S}`;
+    await ldap('ldapmodify', `dn: ${dn}\nchangetype: modify\nreplace: mailDomainStatus\nmailDomainStatus: hold\n`);
+    await send('dave@paused.org', 'held-message');
+    await waitFor('the message to be held', () => t.app.mta.queue.counts().held >= 1);
+    await idle();
+    assert.equal(t.app.mta.queue.counts().held, 1);
+    assert.deepEqual(mailbox(t.dataDir, 'dave@paused.org'), [], 'not delivered while on hold');
+
+    await ldap('ldapmodify', `dn: ${dn}\nchangetype: modify\nreplace: mailDomainStatus\nmailDomainStatus: active\n`);
+    await waitFor('delivery after the domain left hold', () => mailbox(t.dataDir, 'dave@paused.org').find((m) => m.includes('Subject: held-message')));
+    await idle();
+    assert.equal(t.app.mta.queue.counts().held, 0);
+
+    await ldap('ldapmodify', `dn: ${dn}\nchangetype: modify\nreplace: mailDomainStatus\nmailDomainStatus: inactive\n`);
+    assert.match(await rcptReply('dave@paused.org'), /^550/);
+    await ldap('ldapmodify', `dn: ${dn}\nchangetype: modify\nreplace: mailDomainStatus\nmailDomainStatus: active\n`);
+    assert.match(await rcptReply('dave@paused.org'), /^250/);
+  });
+});
+
+describe('aliases and catch-all', { timeout: 60_000 }, () => {
+  test('associatedDomain example.net: alice@example.net lands in alice@example.org\'s Maildir', async () => {
+    assert.match(await rcptReply('alice@example.net'), /^550 5\.7\.1/, 'not hosted yet');
+    await ldap('ldapmodify', `dn: dc=example,dc=org,${S}\nchangetype: modify\nadd: objectClass\nobjectClass: domainRelatedObject\n-\nadd: associatedDomain\nassociatedDomain: example.net\n`);
+    await send('alice@example.net', 'via-alias');
+    await idle();
+    const msg = mailbox(t.dataDir, 'alice@example.org').find((m) => m.includes('Subject: via-alias'));
+    assert.ok(msg, 'delivered to alice@example.org');
+    assert.match(msg, /^Delivered-To: alice@example\.net$/m);
+    assert.deepEqual(mailbox(t.dataDir, 'alice@example.net'), [], 'no Maildir for the alias domain');
+  });
+
+  test('mailDomainCatchallAddress: nobody@example.org accepted and delivered to alice', async () => {
+    const dn = `dc=example,dc=org,${S}`;
+    assert.match(await rcptReply('nobody@example.org'), /^550 5\.1\.1/);
+    await ldap('ldapmodify', `dn: ${dn}\nchangetype: modify\nadd: mailDomainCatchallAddress\nmailDomainCatchallAddress: alice@example.org\n`);
+    try {
+      await send('nobody@example.org', 'to-catchall');
+      await idle();
+      const msg = mailbox(t.dataDir, 'alice@example.org').find((m) => m.includes('Subject: to-catchall'));
+      assert.ok(msg, 'delivered to the catch-all address');
+      assert.match(msg, /^Delivered-To: nobody@example\.org$/m);
+      assert.deepEqual(mailbox(t.dataDir, 'nobody@example.org'), []);
+    } finally {
+      await ldap('ldapmodify', `dn: ${dn}\nchangetype: modify\ndelete: mailDomainCatchallAddress\n`);
+    }
+    assert.match(await rcptReply('nobody@example.org'), /^550 5\.1\.1/, 'catch-all removed: refused again');
+  });
+});
+
+describe('directory cache', { timeout: 60_000 }, () => {
+  test('100 messages to carol after a warm-up cost at most one directory read; a change is seen at once', async () => {
+    const transport = nodemailer.createTransport({
+      pool: true, maxConnections: 1, maxMessages: 1000,
+      host: '127.0.0.1', port, secure: false, ignoreTLS: true, name: 'client.test',
+      connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 10_000,
+    });
+    try {
+      const mail = (i: number) => ({ envelope: { from: 'sender@client.test', to: ['carol@example.org'] }, raw: `Subject: cache-${i}\r\n\r\nmessage ${i}\r\n` });
+      await transport.sendMail(mail(0));
+      await idle();
+      const reads = t.app.mta.cache.stats.directoryReads;
+      const started = Date.now();
+      for (let i = 1; i <= 100; i++) {
+        const info = await transport.sendMail(mail(i));
+        assert.deepEqual(info.accepted, ['carol@example.org']);
+      }
+      await idle();
+      const grew = t.app.mta.cache.stats.directoryReads - reads;
+      assert.ok(grew <= 1, `directoryReads grew by ${grew} for 100 messages`);
+      assert.equal(mailbox(t.dataDir, 'carol@example.org').filter((m) => /Subject: cache-\d+/.test(m)).length, 101);
+      assert.ok(Date.now() - started < 20_000, 'sent and delivered within 20 s');
+    } finally {
+      transport.close();
+    }
+
+    // A negative answer is cached first; the change must reach it at once.
+    assert.match(await rcptReply('carol.new@example.org'), /^550 5\.1\.1/);
+    const invalidations = t.app.mta.cache.stats.invalidations;
+    await ldap('ldapmodify', `dn: uid=carol,ou=people,dc=example,dc=org,${S}\nchangetype: modify\nadd: mailAlternateAddress\nmailAlternateAddress: carol.new@example.org\n`);
+    assert.match(await rcptReply('carol.new@example.org'), /^250/);
+    assert.ok(t.app.mta.cache.stats.invalidations > invalidations, 'the change invalidated cached keys');
+  });
+});
