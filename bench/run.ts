@@ -4,9 +4,11 @@
  */
 import { formatTable, type Benchmark } from './report';
 import { ldapBenchmark } from './ldap';
+import { dnsBenchmark } from './dns';
+import { smtpBenchmark } from './smtp';
 
 /** The benchmark modules, in the order they run. */
-const BENCHMARKS: Benchmark[] = [ldapBenchmark];
+const BENCHMARKS: Benchmark[] = [ldapBenchmark, dnsBenchmark, smtpBenchmark];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

@@ -50,6 +50,8 @@ type Target =
   | { kind: 'fail'; result: Extract<DeliveryResult, { ok: false }> };
 
 export class Delivery {
+  /** Messages received before this instant may have been delivered by a previous run. */
+  private readonly startedAt = Date.now();
   private readonly inflight = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private running = false;
@@ -204,7 +206,9 @@ export class Delivery {
       const t = this.target(r.rcpt);
       switch (t.kind) {
         case 'local':
-          local.push(deliverToMaildir({ message, recipient: r.rcpt, mailbox: t.mailbox }, { hostname: this.opts.hostname }).then((res) => {
+          local.push(deliverToMaildir({
+            message, recipient: r.rcpt, mailbox: t.mailbox, checkExisting: r.attempts > 0 || row.receivedAt < this.startedAt,
+          }, { hostname: this.opts.hostname }).then((res) => {
             results.set(r.rcpt, res);
           }));
           break;

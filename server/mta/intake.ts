@@ -108,7 +108,7 @@ export class Intake {
     this.relay = relayList(opts.relayNetworks);
     this.server = new SMTPServer({
       name: opts.hostname,
-      banner: 'dcmx ESMTP',
+      banner: 'dcmx', // smtp-server writes '<name> ESMTP <banner>'
       size: opts.maxSize,
       maxClients: opts.maxClients,
       socketTimeout: opts.socketTimeoutMs,
@@ -255,6 +255,10 @@ export class Intake {
         // Drain what is left so smtp-server can send our reply.
         stream.resume();
         if (err instanceof SmtpReply) return cb(err);
+        if ((err as { code?: string }).code === 'ECONNECTION' || (err as { code?: string }).code === 'ECONNRESET') {
+          this.deps.log.debug({ err: (err as Error).message }, 'client left during DATA');
+          return cb(new SmtpReply(451, '4.3.0', 'Message incomplete'));
+        }
         this.deps.log.error({ err }, 'could not queue a message');
         cb(new SmtpReply(451, '4.3.0', 'Could not queue the message, please try again'));
       },

@@ -88,6 +88,14 @@ export interface LocalDelivery {
   recipient: string;
   /** The Maildir to deliver into, normally mailboxPath(dataDir, recipient). */
   mailbox: string;
+  /**
+   * Look for an earlier delivery of this (message, recipient) first. Needed
+   * only when one may have happened: a retry, or a message queued before the
+   * current process started (a crash between Maildir rename and queue
+   * commit). A first attempt skips the scan of new/ and cur/, which would
+   * otherwise grow with the mailbox. Default true.
+   */
+  checkExisting?: boolean;
 }
 
 /** Maildir file name characters that would break readers: '/' is the path separator, ':' starts the info part. */
@@ -257,7 +265,7 @@ export async function deliverToMaildir(d: LocalDelivery, opts: { hostname: strin
       return ioFailure(err, 'creating the mailbox directories');
     }
     try {
-      if ((await dirHasBase(newDir, name)) || (await dirHasBase(path.join(box, 'cur'), name))) {
+      if (d.checkExisting !== false && ((await dirHasBase(newDir, name)) || (await dirHasBase(path.join(box, 'cur'), name)))) {
         return { ok: true, detail: `already delivered as ${name}` };
       }
     } catch (err) {

@@ -1,0 +1,361 @@
+/**
+ * No loss across kill -9 (RFC 5321 §6.1; ARCHITECTURE: "Mail accepted with a
+ * 250 reply is on disk first. A crash never loses it; it is delivered after
+ * restart"). The appliance runs as a child process on one data dir:
+ *
+ * 1. 500 messages, each with a unique Message-ID, go in over 4 parallel
+ *    SMTP sessions; the appliance gets SIGKILL once ~200 were acknowledged
+ *    (kill during intake). After a restart on the same data dir, every
+ *    message that got its 250 is in the Maildir exactly once.
+ * 2. 500 more; SIGKILL once ~150 of them are in the Maildir while the queue
+ *    still holds work (kill during delivery). After a restart, every
+ *    acknowledged message of both rounds is in the Maildir exactly once.
+ * Messages that were never acknowledged may or may not be there, but never twice.
+ */
+import { after, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { ADMIN_PASSWORD, readyPorts, run, spawnAppliance, tempDir, testEnv } from '../helpers';
+
+const DOMAIN = `dn: dc=org,o=internet
+objectClass: domain
+dc: org
+
+dn: dc=example,dc=org,o=internet
+objectClass: dNSDomain2
+objectClass: mailDomain
+dc: example
+mXRecord: 10 mx.dcmx.test.
+
+dn: ou=people,dc=example,dc=org,o=internet
+objectClass: organizationalUnit
+ou: people
+
+dn: uid=user,ou=people,dc=example,dc=org,o=internet
+objectClass: inetOrgPerson
+objectClass: inetMailUser
+uid: user
+cn: Test User
+sn: User
+mail: user@example.org
+`;
+
+const RCPT = 'user@example.org';
+const MESSAGES = 500;
+const SESSIONS = 4;
+
+// ------------------------------------------------------------------ a minimal SMTP client
+
+interface Reply {
+  code: number;
+  text: string;
+}
+
+/** One SMTP session: line-oriented replies (multi-line aware), commands one at a time. */
+class SmtpSession {
+  private buf = '';
+  private lines: string[] = [];
+  private readonly ready: Reply[] = [];
+  private waiter: { resolve: (r: Reply) => void; reject: (e: Error) => void } | undefined;
+  private dead: Error | undefined;
+
+  private constructor(readonly sock: net.Socket) {
+    sock.setEncoding('latin1');
+    sock.setNoDelay(true);
+    sock.on('data', (d: string) => this.onData(d));
+    sock.on('error', (e) => this.fail(e));
+    sock.on('close', () => this.fail(new Error('connection closed')));
+  }
+
+  static open(port: number): Promise<SmtpSession> {
+    return new Promise((resolve, reject) => {
+      const sock = net.connect(port, '127.0.0.1');
+      const s = new SmtpSession(sock);
+      sock.once('connect', () => {
+        s.reply().then((greeting) => (greeting.code === 220 ? resolve(s) : reject(new Error(`greeting ${greeting.text}`))), reject);
+      });
+      sock.once('error', reject);
+    });
+  }
+
+  private onData(d: string): void {
+    this.buf += d;
+    let i: number;
+    while ((i = this.buf.indexOf('\n')) >= 0) {
+      const line = this.buf.slice(0, i).replace(/\r$/, '');
+      this.buf = this.buf.slice(i + 1);
+      this.lines.push(line);
+      if (/^\d{3}-/.test(line)) continue;
+      const r = { code: Number(line.slice(0, 3)) || 0, text: this.lines.join('\n') };
+      this.lines = [];
+      if (this.waiter) {
+        const w = this.waiter;
+        this.waiter = undefined;
+        w.resolve(r);
+      } else this.ready.push(r);
+    }
+  }
+
+  private fail(e: Error): void {
+    this.dead ??= e;
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = undefined;
+      w.reject(e);
+    }
+  }
+
+  reply(timeoutMs = 15_000): Promise<Reply> {
+    const r = this.ready.shift();
+    if (r) return Promise.resolve(r);
+    if (this.dead) return Promise.reject(this.dead);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        reject(new Error('reply timeout'));
+      }, timeoutMs);
+      this.waiter = {
+        resolve: (x) => (clearTimeout(timer), resolve(x)),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      };
+    });
+  }
+
+  async cmd(line: string, expect: number): Promise<Reply> {
+    this.sock.write(`${line}\r\n`);
+    const r = await this.reply();
+    if (r.code !== expect) throw new Error(`${line.slice(0, 40)}: expected ${expect}, got ${r.text}`);
+    return r;
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+/** A message whose Message-ID is `<id@durability.test>` and whose last line names it. */
+function message(id: string): string {
+  const filler = Array.from({ length: 14 }, (_, i) => `${id} line ${String(i).padStart(2, '0')} ${'x'.repeat(50)}`).join('\r\n');
+  return `From: <sender@elsewhere.test>\r\nTo: <${RCPT}>\r\nSubject: durability ${id}\r\nMessage-ID: <${id}@durability.test>\r\n` +
+    `Date: ${new Date().toUTCString()}\r\n\r\n${filler}\r\nend of ${id}\r\n`;
+}
+
+/**
+ * Sends `ids` over `sessions` parallel sessions (each reusing its connection).
+ * Every id that got a 250 after its DATA goes into `acked` (and `onAck` is called).
+ * A session stops at its first failure (the appliance died); ids it did not send are not acked.
+ */
+async function sendAll(port: number, ids: string[], acked: Set<string>, onAck: () => void): Promise<{ failures: string[] }> {
+  let next = 0;
+  const failures: string[] = [];
+  const worker = async () => {
+    let s: SmtpSession | undefined;
+    try {
+      s = await SmtpSession.open(port);
+      await s.cmd('EHLO durability.test', 250);
+      while (next < ids.length) {
+        const id = ids[next++];
+        await s.cmd('MAIL FROM:<sender@elsewhere.test>', 250);
+        await s.cmd(`RCPT TO:<${RCPT}>`, 250);
+        await s.cmd('DATA', 354);
+        s.sock.write(`${message(id)}.\r\n`);
+        const r = await s.reply();
+        if (r.code !== 250) throw new Error(`DATA for ${id}: ${r.text}`);
+        acked.add(id);
+        onAck();
+      }
+    } catch (e) {
+      failures.push((e as Error).message);
+    } finally {
+      s?.close();
+    }
+  };
+  await Promise.all(Array.from({ length: SESSIONS }, worker));
+  return { failures };
+}
+
+// ------------------------------------------------------------------ the appliance and its disk
+
+interface Running {
+  child: ChildProcess;
+  ports: Record<string, number>;
+  output: () => string;
+}
+
+const dataDir = tempDir('dcmx-durability-');
+let current: Running | undefined;
+
+after(async () => {
+  if (current && current.child.exitCode === null && current.child.signalCode === null) {
+    const exited = new Promise((r) => current!.child.once('exit', r));
+    current.child.kill('SIGKILL');
+    await exited;
+  }
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function start(): Promise<Running> {
+  const a = await spawnAppliance(testEnv(dataDir));
+  current = { child: a.child, ports: readyPorts(a.ready), output: a.output };
+  return current;
+}
+
+async function kill9(r: Running): Promise<void> {
+  if (r.child.exitCode !== null || r.child.signalCode !== null) return;
+  const exited = new Promise((res) => r.child.once('exit', res));
+  r.child.kill('SIGKILL');
+  await exited;
+}
+
+async function stop(r: Running): Promise<number | null> {
+  const exited = new Promise<number | null>((res) => r.child.once('exit', (code) => res(code)));
+  r.child.kill('SIGTERM');
+  return exited;
+}
+
+const mailbox = path.join(dataDir, 'mail', 'example.org', 'user');
+const spoolDir = path.join(dataDir, 'spool');
+
+function ls(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+}
+
+/** How many files new/ and cur/ hold (cheap: no reads). */
+function maildirCount(): number {
+  return ls(path.join(mailbox, 'new')).length + ls(path.join(mailbox, 'cur')).length;
+}
+
+/** Message-ID -> how many Maildir files carry it; and files whose body is not intact. */
+function maildirIds(): { ids: Map<string, number>; broken: string[] } {
+  const ids = new Map<string, number>();
+  const broken: string[] = [];
+  for (const sub of ['new', 'cur']) {
+    for (const f of ls(path.join(mailbox, sub))) {
+      const text = fs.readFileSync(path.join(mailbox, sub, f), 'latin1');
+      const m = /^Message-ID: <([^@>]+)@durability\.test>/im.exec(text);
+      if (!m) {
+        broken.push(`${sub}/${f}: no Message-ID`);
+        continue;
+      }
+      ids.set(m[1], (ids.get(m[1]) ?? 0) + 1);
+      if (!text.includes(`\r\nend of ${m[1]}\r\n`)) broken.push(`${sub}/${f}: body of ${m[1]} is not intact`);
+    }
+  }
+  return { ids, broken };
+}
+
+function spoolFiles(): string[] {
+  return ls(spoolDir).filter((f) => f.endsWith('.eml'));
+}
+
+/** Waits until the queue is drained (no spool file left) and every acked id is in the Maildir, and the count is stable. */
+async function waitDrained(acked: Set<string>, r: Running, timeoutMs = 90_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  let lastCount = -1;
+  for (;;) {
+    assert.equal(r.child.exitCode, null, `the appliance exited:\n${r.output()}`);
+    const count = maildirCount();
+    if (spoolFiles().length === 0 && count === lastCount && count >= acked.size) {
+      const { ids } = maildirIds();
+      if ([...acked].every((id) => ids.has(id))) return;
+    }
+    lastCount = count;
+    if (Date.now() > until) {
+      const { ids } = maildirIds();
+      const missing = [...acked].filter((id) => !ids.has(id));
+      assert.fail(`queue not drained after ${timeoutMs} ms: ${spoolFiles().length} spool files, ${count} in the Maildir, ` +
+        `${missing.length} acknowledged missing (e.g. ${missing.slice(0, 5).join(', ')})\n${r.output()}`);
+    }
+    await new Promise((res) => setTimeout(res, 250));
+  }
+}
+
+/** Every acked id exactly once, no id at all twice, every body intact. */
+function assertExactlyOnce(acked: Set<string>, label: string): { present: number; unackedPresent: number } {
+  const { ids, broken } = maildirIds();
+  assert.deepEqual(broken, [], `${label}: damaged Maildir files`);
+  const missing = [...acked].filter((id) => !ids.has(id));
+  assert.deepEqual(missing, [], `${label}: ${missing.length} acknowledged message(s) lost`);
+  const dups = [...ids].filter(([, n]) => n > 1).map(([id, n]) => `${id} x${n}`);
+  assert.deepEqual(dups, [], `${label}: duplicate deliveries`);
+  return { present: ids.size, unackedPresent: [...ids.keys()].filter((id) => !acked.has(id)).length };
+}
+
+// ------------------------------------------------------------------ the test
+
+test('kill -9 during intake and during delivery loses no acknowledged message and duplicates none', { timeout: 240_000 }, async (t) => {
+  let app = await start();
+  const auth = ['-x', '-H', `ldap://127.0.0.1:${app.ports.ldap}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD];
+  const added = await run('ldapadd', auth, DOMAIN);
+  assert.equal(added.code, 0, added.stderr);
+
+  const acked = new Set<string>();
+
+  // ---- round 1: kill during intake, after ~200 acknowledgements
+  const round1 = Array.from({ length: MESSAGES }, (_, i) => `r1-${String(i).padStart(3, '0')}`);
+  let killed1: Promise<void> | undefined;
+  const victim1 = app;
+  const sent1 = await sendAll(app.ports.smtp, round1, acked, () => {
+    if (!killed1 && acked.size >= 200) killed1 = kill9(victim1);
+  });
+  assert.ok(killed1, `the appliance was not killed: only ${acked.size} acknowledged, failures: ${sent1.failures.join(' | ')}`);
+  await killed1;
+  const acked1 = acked.size;
+  const spoolAtKill1 = spoolFiles().length;
+  assert.ok(acked1 < MESSAGES, 'the kill landed during intake');
+  t.diagnostic(`round 1: ${acked1}/${MESSAGES} acknowledged before SIGKILL; ${maildirCount()} in the Maildir, ${spoolAtKill1} spool files at the kill`);
+
+  app = await start();
+  await waitDrained(acked, app);
+  const r1 = assertExactlyOnce(acked, 'after kill during intake');
+  t.diagnostic(`round 1 after restart: ${r1.present} distinct messages in the Maildir, ${r1.unackedPresent} of them never acknowledged`);
+  assert.deepEqual(spoolFiles(), [], 'no spool file left after the queue drained');
+
+  // ---- round 2: kill during delivery, once ~150 of this round are in the Maildir
+  const round2 = Array.from({ length: MESSAGES }, (_, i) => `r2-${String(i).padStart(3, '0')}`);
+  const base = maildirCount();
+  const victim2 = app;
+  let killed2: Promise<void> | undefined;
+  let spoolAtKill2 = -1;
+  let ackedAtKill2 = -1;
+  const watcher = setInterval(() => {
+    if (killed2) return;
+    if (maildirCount() - base >= 150) {
+      ackedAtKill2 = acked.size - acked1;
+      killed2 = kill9(victim2).then(() => {
+        spoolAtKill2 = spoolFiles().length;
+      });
+    }
+  }, 5);
+  const sent2 = await sendAll(app.ports.smtp, round2, acked, () => undefined);
+  // Intake may have finished before delivery reached 150: wait for the watcher.
+  const until = Date.now() + 30_000;
+  while (!killed2 && Date.now() < until) await new Promise((res) => setTimeout(res, 10));
+  clearInterval(watcher);
+  assert.ok(killed2, `delivery never reached 150 messages of round 2 (${maildirCount() - base}); failures: ${sent2.failures.join(' | ')}`);
+  await killed2;
+  const delivered2 = maildirCount() - base;
+  t.diagnostic(`round 2: killed with ${ackedAtKill2} acknowledged, ${delivered2} delivered, ${spoolAtKill2} spool files (queued work) at the kill; ` +
+    `${acked.size - acked1} acknowledged in all`);
+  assert.ok(spoolAtKill2 > 0, 'the kill landed while the queue still held messages (kill during delivery)');
+
+  app = await start();
+  await waitDrained(acked, app);
+  const r2 = assertExactlyOnce(acked, 'after kill during delivery');
+  t.diagnostic(`round 2 after restart: ${r2.present} distinct messages in the Maildir, ${r2.unackedPresent} never acknowledged`);
+  assert.deepEqual(spoolFiles(), [], 'no spool file left after the queue drained');
+  const tmpLeft = ls(path.join(mailbox, 'tmp')).length;
+  if (tmpLeft) t.diagnostic(`${tmpLeft} file(s) left in the Maildir's tmp/ by the killed deliveries (readers ignore tmp/)`);
+
+  // A clean stop still works on the recovered data dir.
+  assert.equal(await stop(app), 0, `clean shutdown after recovery:\n${app.output()}`);
+  current = undefined;
+});

@@ -1,0 +1,618 @@
+/**
+ * Hostile input against the running SMTP endpoint. The appliance runs in its
+ * own process (a crash shows as a dead process, not as a swallowed
+ * exception), with DCMX_SMTP_MAX_SIZE = 64 KiB. After every case the process
+ * is alive and a normal swaks delivery to the local user gets its 250
+ * promptly; at the end every such check message is in the Maildir exactly
+ * once and nothing a hostile case sent without a 250 is.
+ */
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import * as tls from 'node:tls';
+import type { ChildProcess } from 'node:child_process';
+import { ADMIN_PASSWORD, readyPorts, run, spawnAppliance, tempDir, testEnv } from '../helpers';
+
+const DOMAIN = `dn: dc=org,o=internet
+objectClass: domain
+dc: org
+
+dn: dc=example,dc=org,o=internet
+objectClass: dNSDomain2
+objectClass: mailDomain
+dc: example
+mXRecord: 10 mx.dcmx.test.
+
+dn: ou=people,dc=example,dc=org,o=internet
+objectClass: organizationalUnit
+ou: people
+
+dn: uid=user,ou=people,dc=example,dc=org,o=internet
+objectClass: inetOrgPerson
+objectClass: inetMailUser
+uid: user
+cn: Test User
+sn: User
+mail: user@example.org
+`;
+
+const RCPT = 'user@example.org';
+const MAX_SIZE = 64 * 1024;
+const MAX_CLIENTS = 200; // the default of DCMX_SMTP_MAX_CLIENTS
+
+let child: ChildProcess;
+let output: () => string;
+/** The output of every appliance process of this file (there is a restart). */
+const outputs: (() => string)[] = [];
+let port = 0;
+let ldapPort = 0;
+let dataDir = '';
+const mailbox = () => path.join(dataDir, 'mail', 'example.org', 'user');
+const spoolDir = () => path.join(dataDir, 'spool');
+
+async function start(): Promise<void> {
+  const a = await spawnAppliance(testEnv(dataDir, { DCMX_SMTP_MAX_SIZE: String(MAX_SIZE) }));
+  child = a.child;
+  output = a.output;
+  outputs.push(a.output);
+  const ports = readyPorts(a.ready);
+  port = ports.smtp;
+  ldapPort = ports.ldap;
+}
+
+async function stop(): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  child.kill('SIGTERM');
+  return exited;
+}
+
+before(async () => {
+  dataDir = tempDir('dcmx-smtp-hostile-');
+  await start();
+  const ldap = `ldap://127.0.0.1:${ldapPort}`;
+  const r = await run('ldapadd', ['-x', '-H', ldap, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD], DOMAIN);
+  assert.equal(r.code, 0, r.stderr);
+});
+after(async () => {
+  await stop();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+// ------------------------------------------------------------------ helpers
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function ls(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+}
+
+/** Message-ID (left part) -> number of Maildir files whose header carries it. */
+function maildirIds(): Map<string, number> {
+  const ids = new Map<string, number>();
+  for (const sub of ['new', 'cur']) {
+    for (const f of ls(path.join(mailbox(), sub))) {
+      const text = fs.readFileSync(path.join(mailbox(), sub, f), 'latin1');
+      const end = text.search(/\r?\n\r?\n/);
+      const head = end < 0 ? text : text.slice(0, end);
+      for (const m of head.matchAll(/^Message-ID:\s*<([^@>]+)@[^>]*>/gim)) ids.set(m[1], (ids.get(m[1]) ?? 0) + 1);
+    }
+  }
+  return ids;
+}
+
+const spoolFiles = () => ls(spoolDir());
+
+/** Waits until the queue is empty (no spool file left), up to `ms`. */
+async function drained(ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (spoolFiles().length && Date.now() < until) await sleep(50);
+}
+
+/** Check messages sent by stillDelivers, all of which got 250. */
+const checks: string[] = [];
+/** Message-IDs of hostile messages that never got a 250: must never be delivered. */
+const mustNotArrive: string[] = [];
+
+/** The appliance is alive and a normal swaks delivery gets 250 within 5 s. */
+async function stillDelivers(label: string, extra: string[] = []): Promise<void> {
+  assert.equal(child.exitCode, null, `the appliance died after ${label}:\n${output()}`);
+  assert.equal(child.signalCode, null, `the appliance was killed after ${label}:\n${output()}`);
+  const id = `check-${checks.length}-${label.replace(/[^a-z0-9]+/gi, '-')}`;
+  const started = Date.now();
+  const r = await run('swaks', [
+    '--server', `127.0.0.1:${port}`, '--to', RCPT, '--from', 'checker@elsewhere.test', '--helo', 'checker.test',
+    '--header', `Message-ID: <${id}@hostile.test>`, '--timeout', '5', ...extra,
+  ], undefined, 10_000);
+  const took = Date.now() - started;
+  assert.equal(r.code, 0, `swaks after ${label} failed (${took} ms):\n${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /<~?-\s+250 [^\n]*queued as/, `no 250 for the message after ${label}:\n${r.stdout}`);
+  assert.ok(took < 5000, `the delivery after ${label} took ${took} ms`);
+  checks.push(id);
+}
+
+interface Reply {
+  code: number;
+  text: string;
+}
+
+/** A raw SMTP connection: collects everything, parses replies, reports closing. */
+class Raw {
+  readonly sock: net.Socket;
+  data = '';
+  closed = false;
+  error: string | undefined;
+  private readonly connected: Promise<boolean>;
+  private waiters: (() => void)[] = [];
+
+  constructor(opts: { noDelay?: boolean } = {}) {
+    this.sock = net.connect(port, '127.0.0.1');
+    this.sock.setNoDelay(opts.noDelay ?? true);
+    this.sock.setEncoding('latin1');
+    this.sock.on('data', (d: string) => {
+      this.data += d;
+      this.wake();
+    });
+    this.sock.on('error', (e: NodeJS.ErrnoException) => {
+      this.error = e.code ?? e.message;
+      this.wake();
+    });
+    this.sock.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+    this.connected = new Promise((resolve) => {
+      this.sock.once('connect', () => resolve(true));
+      this.sock.once('error', () => resolve(false));
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Complete replies received so far. */
+  replies(): Reply[] {
+    const out: Reply[] = [];
+    let lines: string[] = [];
+    for (const line of this.data.split('\n').slice(0, -1).map((l) => l.replace(/\r$/, ''))) {
+      lines.push(line);
+      if (/^\d{3}-/.test(line)) continue;
+      out.push({ code: Number(line.slice(0, 3)) || 0, text: lines.join('\n') });
+      lines = [];
+    }
+    return out;
+  }
+
+  /** Resolves when `n` replies are in, the connection closed, or after `ms` (then false). */
+  async waitReplies(n: number, ms = 5000): Promise<boolean> {
+    const until = Date.now() + ms;
+    while (this.replies().length < n) {
+      if (this.closed || Date.now() >= until) return this.replies().length >= n;
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.max(1, until - Date.now()));
+        this.waiters.push(() => (clearTimeout(t), r()));
+      });
+    }
+    return true;
+  }
+
+  async waitClosed(ms = 5000): Promise<boolean> {
+    const until = Date.now() + ms;
+    while (!this.closed && Date.now() < until) {
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.max(1, until - Date.now()));
+        this.waiters.push(() => (clearTimeout(t), r()));
+      });
+    }
+    return this.closed;
+  }
+
+  async open(): Promise<boolean> {
+    return this.connected;
+  }
+
+  write(s: string | Buffer): void {
+    if (!this.sock.destroyed) this.sock.write(s);
+  }
+
+  /** Sends `line` and waits for the next reply. */
+  async cmd(line: string, ms = 5000): Promise<Reply | undefined> {
+    const n = this.replies().length;
+    this.write(`${line}\r\n`);
+    await this.waitReplies(n + 1, ms);
+    return this.replies()[n];
+  }
+
+  destroy(): void {
+    this.sock.destroy();
+  }
+}
+
+/** Opens a session through EHLO. */
+async function session(): Promise<Raw> {
+  const c = new Raw();
+  assert.ok(await c.waitReplies(1), `no greeting: ${c.data} ${c.error ?? ''}`);
+  assert.equal(c.replies()[0].code, 220, c.data);
+  const r = await c.cmd('EHLO hostile.test');
+  assert.equal(r?.code, 250, c.data);
+  return c;
+}
+
+function msg(id: string, body = 'hello\r\n'): string {
+  return `From: <sender@elsewhere.test>\r\nTo: <${RCPT}>\r\nSubject: ${id}\r\nMessage-ID: <${id}@hostile.test>\r\n\r\n${body}`;
+}
+
+/** One full transaction on a fresh connection; resolves with the reply to the final dot. */
+async function transaction(id: string): Promise<Reply | undefined> {
+  const c = await session();
+  try {
+    assert.equal((await c.cmd('MAIL FROM:<sender@elsewhere.test>'))?.code, 250, c.data);
+    assert.equal((await c.cmd(`RCPT TO:<${RCPT}>`))?.code, 250, c.data);
+    assert.equal((await c.cmd('DATA'))?.code, 354, c.data);
+    const r = await c.cmd(`${msg(id)}.`, 10_000);
+    c.write('QUIT\r\n');
+    return r;
+  } finally {
+    c.destroy();
+  }
+}
+
+/** STARTTLS (RFC 3207) upgrades a session and EHLO is answered inside TLS (swaks here lacks Net::SSLeay). */
+async function starttlsWorks(): Promise<void> {
+  const c = await session();
+  const r = await c.cmd('STARTTLS');
+  assert.equal(r?.code, 220, `STARTTLS: ${r?.text}`);
+  const reply = await new Promise<string>((resolve, reject) => {
+    const s = tls.connect({ socket: c.sock, servername: 'mx.dcmx.test', rejectUnauthorized: false });
+    let got = '';
+    const timer = setTimeout(() => (s.destroy(), reject(new Error(`no EHLO reply inside TLS: ${got}`))), 5000);
+    s.once('secureConnect', () => s.write('EHLO tls.test\r\n'));
+    s.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      if (/^250 /m.test(got)) {
+        clearTimeout(timer);
+        s.end('QUIT\r\n');
+        s.destroy();
+        resolve(got);
+      }
+    });
+    s.once('error', (e) => (clearTimeout(timer), reject(e)));
+  });
+  assert.match(reply, /^250[ -]/m);
+  assert.doesNotMatch(reply, /STARTTLS/, 'STARTTLS is not offered again inside TLS');
+  c.destroy();
+}
+
+// ------------------------------------------------------------------ the cases
+
+test('a normal delivery works before anything hostile', async () => {
+  await stillDelivers('start');
+  await starttlsWorks();
+});
+
+test('garbage bytes get protocol errors or a close, never a crash', async () => {
+  let seed = 4242;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
+  const conns: Raw[] = [];
+  for (let i = 0; i < 40; i++) {
+    const b = Buffer.alloc(1 + (rnd() % 600));
+    for (let j = 0; j < b.length; j++) b[j] = rnd();
+    if (i % 3 === 0) b[b.length - 1] = 0x0a; // some end in a line feed
+    const c = new Raw();
+    conns.push(c);
+    await c.open();
+    c.write(b);
+  }
+  // NULs, high bytes, CR without LF, a lone dot, a command word followed by binary.
+  const fixed = [
+    Buffer.from([0, 0, 0, 0x0d, 0x0a]), Buffer.from('\xff\xfe\xfd\r\n', 'latin1'), Buffer.from('EHLO \x00\x01\x02\r\n', 'latin1'),
+    Buffer.from('\r\r\r\r\r\r\r\r'), Buffer.from('.\r\n'), Buffer.from('MAIL FROM:<\x00@x>\r\nRCPT TO:<\xff>\r\n', 'latin1'),
+  ];
+  for (const b of fixed) {
+    const c = new Raw();
+    conns.push(c);
+    await c.open();
+    c.write(b);
+  }
+  await sleep(500);
+  for (const c of conns) {
+    // Whatever came back is SMTP replies: the greeting, then 4xx/5xx.
+    for (const r of c.replies()) assert.ok(r.code === 220 || (r.code >= 400 && r.code < 600), `unexpected reply ${JSON.stringify(r.text)}`);
+    c.destroy();
+  }
+  await stillDelivers('garbage');
+});
+
+test('a 100 kB command line gets an error reply and/or a close', async () => {
+  for (const line of [
+    `MAIL FROM:<${'a'.repeat(100_000)}@elsewhere.test>\r\n`,
+    `RCPT TO:<${'b'.repeat(100_000)}@example.org>\r\n`,
+    'x'.repeat(100_000), // no line end at all
+    `EHLO ${'h'.repeat(1_000_000)}`, // 1 MB, unterminated
+  ]) {
+    const c = await session();
+    c.write(line);
+    c.write('NOOP\r\n');
+    const closed = await c.waitClosed(3000);
+    const after = c.replies().slice(2); // greeting and EHLO
+    // Observed: 421 4.4.2 "Error: Command line too long" and a close.
+    assert.ok(closed || after.some((r) => r.code >= 500), `neither a close nor a 5xx for a ${line.length}-byte line: ${JSON.stringify(after)}`);
+    if (after.length) assert.ok(after[0].code >= 400, `the long line was accepted: ${after[0].text}`);
+    c.destroy();
+  }
+  await stillDelivers('long-line');
+});
+
+test('bare LF line endings: commands, DATA, and no SMTP smuggling', async (t) => {
+  // Commands ending in bare LF (RFC 5321 §2.3.8 says clients MUST send CRLF).
+  const c = new Raw();
+  await c.waitReplies(1);
+  c.write('EHLO lf.test\n');
+  await c.waitReplies(2, 3000);
+  c.write('MAIL FROM:<sender@elsewhere.test>\n');
+  await c.waitReplies(3, 3000);
+  c.write(`RCPT TO:<${RCPT}>\n`);
+  await c.waitReplies(4, 3000);
+  c.write('DATA\n');
+  await c.waitReplies(5, 3000);
+  const codes = c.replies().map((r) => r.code);
+  t.diagnostic(`commands ending in bare LF: replies ${codes.join(' ')}`);
+  assert.equal(codes.length, 5, `every bare-LF command got a reply: ${c.data}`);
+  // A DATA body with bare LF line ends and a bare-LF "\n.\n": must not end DATA.
+  c.write('Subject: bare lf\nMessage-ID: <bare-lf-1@hostile.test>\n\nline one\n.\n');
+  const ended = await c.waitReplies(6, 1500);
+  t.diagnostic(`"\\n.\\n" ends DATA: ${ended} ${ended ? c.replies()[5].text : '(the server waits for CRLF.CRLF, RFC 5321 §4.1.1.4)'}`);
+  if (!ended) mustNotArrive.push('bare-lf-1');
+  c.destroy();
+  await stillDelivers('bare-lf');
+
+  // Smuggling (CVE-2023-51764 family): a non-CRLF end-of-data lookalike followed by a second transaction.
+  for (const [k, fake] of ['\n.\n', '\n.\r\n', '\r\n.\n', '\r.\r\n', '\r\n.\r'].entries()) {
+    const s = await session();
+    assert.equal((await s.cmd('MAIL FROM:<sender@elsewhere.test>'))?.code, 250);
+    assert.equal((await s.cmd(`RCPT TO:<${RCPT}>`))?.code, 250);
+    assert.equal((await s.cmd('DATA'))?.code, 354);
+    const before = s.replies().length;
+    s.write(msg(`smuggle-outer-${k}`, 'outer text') + fake +
+      `MAIL FROM:<smuggler@elsewhere.test>\r\nRCPT TO:<${RCPT}>\r\nDATA\r\n` +
+      `Subject: smuggled\r\nMessage-ID: <smuggle-inner-${k}@hostile.test>\r\n\r\ninner text\r\n.\r\n`);
+    await s.waitReplies(before + 1, 5000);
+    await sleep(300); // any further replies of a smuggled transaction
+    const got = s.replies().slice(before);
+    assert.equal(got.length, 1, `${JSON.stringify(fake)} split the message: ${JSON.stringify(got.map((r) => r.text))}`);
+    assert.equal(got[0].code, 250, got[0].text);
+    mustNotArrive.push(`smuggle-inner-${k}`);
+    s.write('QUIT\r\n');
+    s.destroy();
+  }
+  await stillDelivers('smuggling');
+});
+
+test('a TLS ClientHello on the plain port fails fast, STARTTLS still works', async () => {
+  const started = Date.now();
+  const outcome = await new Promise<string>((resolve) => {
+    const s = tls.connect({ port, host: '127.0.0.1', servername: 'mx.dcmx.test', rejectUnauthorized: false });
+    const timer = setTimeout(() => (s.destroy(), resolve('timeout')), 5000);
+    s.once('secureConnect', () => (clearTimeout(timer), s.destroy(), resolve('handshake completed')));
+    s.once('error', (e: NodeJS.ErrnoException) => (clearTimeout(timer), s.destroy(), resolve(`error ${e.code}`)));
+    s.once('close', () => (clearTimeout(timer), resolve('closed')));
+  });
+  assert.notEqual(outcome, 'timeout', 'the ClientHello hung');
+  assert.notEqual(outcome, 'handshake completed');
+  assert.ok(Date.now() - started < 5000);
+  // A raw ClientHello-looking record followed by more binary, on several connections at once.
+  const hello = Buffer.concat([Buffer.from('16030100f4010000f00303', 'hex'), Buffer.alloc(240, 0x2a)]);
+  const raws = Array.from({ length: 10 }, () => new Raw());
+  for (const r of raws) {
+    await r.open();
+    r.write(hello);
+  }
+  await sleep(300);
+  for (const r of raws) r.destroy();
+  await stillDelivers('tls-hello');
+  await starttlsWorks();
+});
+
+test('50 concurrent connections each complete a transaction with 250', async () => {
+  const ids = Array.from({ length: 50 }, (_, i) => `concurrent-${i}`);
+  const replies = await Promise.all(ids.map((id) => transaction(id)));
+  const bad = replies.map((r, i) => [ids[i], r]).filter(([, r]) => (r as Reply | undefined)?.code !== 250);
+  assert.deepEqual(bad, [], 'every transaction got 250');
+  checks.push(...ids);
+  await stillDelivers('concurrent');
+});
+
+test(`300 connections at once: at most ${MAX_CLIENTS} served, the rest 421 or refused, and all freed after the drop`, async (t) => {
+  const conns = Array.from({ length: 300 }, () => new Raw());
+  await Promise.all(conns.map((c) => c.waitReplies(1, 5000)));
+  const kinds = new Map<string, number>();
+  for (const c of conns) {
+    const first = c.replies()[0];
+    const k = first ? String(first.code) : c.error ? `error ${c.error}` : c.closed ? 'closed' : 'silent';
+    kinds.set(k, (kinds.get(k) ?? 0) + 1);
+  }
+  t.diagnostic(`300 at once: ${[...kinds].map(([k, n]) => `${k}: ${n}`).join(', ')}`);
+  assert.ok((kinds.get('220') ?? 0) <= MAX_CLIENTS, 'no more than maxClients greeted');
+  assert.ok((kinds.get('220') ?? 0) >= MAX_CLIENTS - 5, 'about maxClients greeted');
+  for (const [k, n] of kinds) if (k !== '220') assert.ok(k === '421' || k.startsWith('error') || k === 'closed', `${n} connections got ${k}`);
+  for (const c of conns) c.destroy();
+  // Every slot comes back: MAX_CLIENTS - 1 new connections (and swaks) are all greeted with 220.
+  const until = Date.now() + 5000;
+  let greeted = 0;
+  for (;;) {
+    const again = Array.from({ length: MAX_CLIENTS - 1 }, () => new Raw());
+    await Promise.all(again.map((c) => c.waitReplies(1, 3000)));
+    greeted = again.filter((c) => c.replies()[0]?.code === 220).length;
+    for (const c of again) c.destroy();
+    if (greeted === MAX_CLIENTS - 1 || Date.now() > until) break;
+    await sleep(200);
+  }
+  assert.equal(greeted, MAX_CLIENTS - 1, 'the slots of the dropped connections were freed');
+  await sleep(100);
+  await stillDelivers('300-connections');
+});
+
+test('a client that disconnects in the middle of DATA: nothing delivered, no spool file left (also after a restart)', async () => {
+  const cases: [string, (c: Raw) => void][] = [
+    ['mid-data-headers', (c) => c.write('Subject: half\r\nMessage-ID: <mid-data-headers@hostile.test>\r\n')],
+    ['mid-data-body', (c) => c.write(msg('mid-data-body', 'first line\r\nsecond line\r\n'))],
+    ['mid-data-large', (c) => c.write(msg('mid-data-large', `${'y'.repeat(998)}\r\n`.repeat(50)))],
+    ['mid-data-dot', (c) => c.write(`${msg('mid-data-dot', 'almost done')}\r\n.`)], // the final CRLF never comes
+    ['mid-data-reset', (c) => {
+      c.write(msg('mid-data-reset', 'z\r\n'.repeat(1000)));
+      c.sock.resetAndDestroy();
+    }],
+  ];
+  for (const [id, send] of cases) {
+    const c = await session();
+    assert.equal((await c.cmd('MAIL FROM:<sender@elsewhere.test>'))?.code, 250);
+    assert.equal((await c.cmd(`RCPT TO:<${RCPT}>`))?.code, 250);
+    assert.equal((await c.cmd('DATA'))?.code, 354);
+    send(c);
+    await sleep(100);
+    c.destroy();
+    mustNotArrive.push(id);
+  }
+  await sleep(500);
+  await drained();
+  assert.deepEqual(spoolFiles(), [], 'the half messages left spool files behind');
+  const ids = maildirIds();
+  for (const [id] of cases) assert.ok(!ids.has(id), `${id} was delivered although it never got a 250`);
+  await stillDelivers('mid-data');
+
+  // Restart on the same data dir: still nothing stray, nothing delivered.
+  assert.equal(await stop(), 0, `clean shutdown:\n${output()}`);
+  await start();
+  await drained();
+  assert.deepEqual(spoolFiles(), [], 'spool files after the restart');
+  const ids2 = maildirIds();
+  for (const [id] of cases) assert.ok(!ids2.has(id), `${id} was delivered after the restart`);
+  await stillDelivers('mid-data-restart');
+});
+
+test(`DATA larger than DCMX_SMTP_MAX_SIZE (${MAX_SIZE}) gets 552 and nothing is queued`, async () => {
+  // Declared too big in MAIL FROM (RFC 1870 §6.1).
+  const c = await session();
+  const declared = await c.cmd(`MAIL FROM:<sender@elsewhere.test> SIZE=${MAX_SIZE * 2}`);
+  assert.equal(declared?.code, 552, `SIZE above the limit: ${declared?.text}`);
+  // Not declared: the whole message is sent, refused at the final dot.
+  assert.equal((await c.cmd('MAIL FROM:<sender@elsewhere.test>'))?.code, 250, c.data);
+  assert.equal((await c.cmd(`RCPT TO:<${RCPT}>`))?.code, 250);
+  assert.equal((await c.cmd('DATA'))?.code, 354);
+  const big = msg('oversize-1', `${'o'.repeat(998)}\r\n`.repeat(Math.ceil((MAX_SIZE * 1.6) / 1000)));
+  const r = await c.cmd(`${big}.`, 10_000);
+  assert.equal(r?.code, 552, `oversized DATA: ${r?.text}`);
+  mustNotArrive.push('oversize-1');
+  // The session goes on: a small message on the same connection is accepted.
+  assert.equal((await c.cmd('MAIL FROM:<sender@elsewhere.test>'))?.code, 250, c.data);
+  assert.equal((await c.cmd(`RCPT TO:<${RCPT}>`))?.code, 250);
+  assert.equal((await c.cmd('DATA'))?.code, 354);
+  assert.equal((await c.cmd(`${msg('after-oversize')}.`))?.code, 250, c.data);
+  checks.push('after-oversize');
+  c.write('QUIT\r\n');
+  c.destroy();
+  await drained();
+  assert.deepEqual(spoolFiles(), [], 'the oversized message left a spool file');
+  assert.ok(!maildirIds().has('oversize-1'), 'the oversized message was delivered');
+  await stillDelivers('oversize');
+});
+
+test('an oversized DATA is not written to disk beyond the limit while it streams in', async () => {
+  // 8 MiB against a 64 KiB limit: the spool must not grow to the size of what the client sends.
+  const c = await session();
+  assert.equal((await c.cmd('MAIL FROM:<sender@elsewhere.test>'))?.code, 250);
+  assert.equal((await c.cmd(`RCPT TO:<${RCPT}>`))?.code, 250);
+  assert.equal((await c.cmd('DATA'))?.code, 354);
+  const before = c.replies().length;
+  c.write(msg('oversize-stream', ''));
+  const line = `${'s'.repeat(1022)}\r\n`;
+  let peak = 0;
+  const sample = () => {
+    for (const f of spoolFiles()) {
+      try {
+        peak = Math.max(peak, fs.statSync(path.join(spoolDir(), f)).size);
+      } catch {
+        /* removed meanwhile */
+      }
+    }
+  };
+  const sampler = setInterval(sample, 5);
+  const chunk = line.repeat(64); // 64 KiB
+  try {
+    for (let i = 0; i < 128; i++) {
+      if (!c.sock.write(chunk)) await new Promise((r) => c.sock.once('drain', r));
+    }
+    c.write('.\r\n');
+    await c.waitReplies(before + 1, 15_000);
+  } finally {
+    clearInterval(sampler);
+  }
+  assert.equal(c.replies()[before]?.code, 552, c.replies()[before]?.text);
+  mustNotArrive.push('oversize-stream');
+  c.destroy();
+  await drained();
+  assert.deepEqual(spoolFiles(), []);
+  assert.ok(peak <= 4 * MAX_SIZE, `the spool file of an oversized message grew to ${peak} bytes (limit ${MAX_SIZE}): ` +
+    'a client can fill the disk with one DATA');
+  await stillDelivers('oversize-stream');
+});
+
+test('a client trickling a command one byte per 100 ms does not block others', async () => {
+  const slow = await session();
+  const line = 'MAIL FROM:<slow@elsewhere.test>\r\n';
+  let sent = 0;
+  const trickle = (async () => {
+    for (const ch of line) {
+      slow.write(ch);
+      sent++;
+      await sleep(100);
+    }
+  })();
+  await sleep(350); // the trickle is under way
+  const t0 = Date.now();
+  assert.equal((await transaction('during-trickle'))?.code, 250);
+  const took = Date.now() - t0;
+  checks.push('during-trickle');
+  assert.ok(sent < line.length, 'the other transaction ran while the trickle was under way');
+  assert.ok(took < 1500, `a transaction took ${took} ms while another client trickled`);
+  await stillDelivers('during-trickle');
+  await trickle;
+  assert.ok(await slow.waitReplies(3, 3000), `the trickled command got no reply: ${slow.data}`);
+  assert.equal(slow.replies()[2].code, 250, slow.replies()[2].text);
+  slow.write('QUIT\r\n');
+  slow.destroy();
+  await stillDelivers('trickle');
+});
+
+test('every acknowledged message arrived exactly once, and none of the hostile ones', async (t) => {
+  const until = Date.now() + 20_000;
+  let ids = maildirIds();
+  while (checks.some((id) => !ids.has(id)) && Date.now() < until) {
+    await sleep(200);
+    ids = maildirIds();
+  }
+  const missing = checks.filter((id) => !ids.has(id));
+  assert.deepEqual(missing, [], 'acknowledged messages missing from the Maildir');
+  const dups = [...ids].filter(([, n]) => n > 1);
+  assert.deepEqual(dups, [], 'duplicates');
+  const leaked = mustNotArrive.filter((id) => ids.has(id));
+  assert.deepEqual(leaked, [], 'messages that never got a 250 were delivered');
+  assert.equal(child.exitCode, null);
+  // What the appliance logged at warn and above during the hostile cases (for the record).
+  const logged = new Map<string, number>();
+  for (const l of outputs.map((o) => o()).join('\n').split('\n')) {
+    const m = /"level":(\d+).*"msg":"([^"]*)"/.exec(l);
+    if (m) logged.set(`level ${m[1]}: ${m[2]}`, (logged.get(`level ${m[1]}: ${m[2]}`) ?? 0) + 1);
+  }
+  for (const [k, n] of logged) t.diagnostic(`appliance logged ${n} x ${k}`);
+});
