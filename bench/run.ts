@@ -6,9 +6,10 @@ import { formatTable, type Benchmark } from './report';
 import { ldapBenchmark } from './ldap';
 import { dnsBenchmark } from './dns';
 import { smtpBenchmark } from './smtp';
+import { provisionBenchmark } from './provision';
 
 /** The benchmark modules, in the order they run. */
-const BENCHMARKS: Benchmark[] = [ldapBenchmark, dnsBenchmark, smtpBenchmark];
+const BENCHMARKS: Benchmark[] = [ldapBenchmark, dnsBenchmark, smtpBenchmark, provisionBenchmark];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

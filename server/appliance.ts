@@ -72,6 +72,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     started.push(ldap);
     const dns = await startDnsServer(zones, {
       host: config.listen, port: config.dns.port, axfrAllow: config.dns.axfrAllow, notify: config.dns.notify,
+      cacheEntries: config.dns.cacheEntries,
     }, log.child({ ep: 'dns' }));
     started.push(dns);
     const mta = await startMta(directory, zones, config, log.child({ ep: 'smtp' }), provisioner);

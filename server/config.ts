@@ -45,6 +45,8 @@ export interface Config {
     port: number;
     axfrAllow: string[];
     notify: HostPort[];
+    /** Ready wire answers kept (0 disables the cache). */
+    cacheEntries: number;
   };
   smtp: {
     port: number;
@@ -257,6 +259,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       port: port(env, 'DCMX_DNS_PORT', 1053),
       axfrAllow: cidrs(env, 'DCMX_AXFR_ALLOW'),
       notify: hostPorts(env, 'DCMX_NOTIFY', 53),
+      cacheEntries: int(env, 'DCMX_DNS_CACHE_ENTRIES', 20_000, 0, 10_000_000),
     },
     smtp: {
       port: port(env, 'DCMX_SMTP_PORT', 2525),

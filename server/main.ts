@@ -8,6 +8,10 @@ import { createLogger } from './log';
 import { startAppliance } from './appliance';
 
 async function main(): Promise<void> {
+  // File I/O (spool, Maildir, fsync) runs on libuv's thread pool; 4 threads
+  // queue fsyncs behind each other under concurrent SMTP sessions. The pool
+  // is created on first use, which is after this line.
+  process.env.UV_THREADPOOL_SIZE ??= '16';
   let config;
   try {
     config = loadConfig();

@@ -571,7 +571,7 @@ export class Directory {
       rpath = this.suffixDn.slice().reverse().map((r) => this.schema.normalizeRdn(r) + RPATH_SEP).join('');
     } else {
       parent = this.store.getByNdn(this.schema.normalizeDn(parsed.slice(1)));
-      if (!parent) throw new NoSuchObjectError(dn, this.matchedDN(parsed));
+      if (!parent) throw new DirectoryError('noSuchObject', `parent of ${dn} does not exist`, this.matchedDN(parsed));
       rpath = parent.rpath + rdnNorm + RPATH_SEP;
     }
     this.validate(attrs, parsed[0], opts);

@@ -9,7 +9,7 @@
  * a write's response always sees the write.
  */
 import { LRUCache } from 'lru-cache';
-import type { Zones } from '../directory/zones';
+import type { Zone, ZoneNode, ZoneView, Zones } from '../directory/zones';
 import { lookup, type Answer } from './lookup';
 import { encodeResponse, screen, type Query, type Response } from './wire';
 import type { Logger } from '../log';
@@ -65,7 +65,7 @@ export function sizeLimit(q: Pick<Query, 'edns'>, tcp: boolean): number {
 
 /** Answers packets for one store's zones. */
 export class Answerer {
-  private readonly cache: LRUCache<string, Buffer>;
+  private readonly cache: LRUCache<string, Buffer> | undefined;
   private dataVersion = -1;
   /** Counters for the admin API and benchmarks. */
   readonly stats = { queries: 0, cacheHits: 0, dropped: 0, formerr: 0, servfail: 0 };
@@ -75,8 +75,9 @@ export class Answerer {
     private readonly log: Logger,
     opts: { cacheEntries?: number } = {},
   ) {
-    this.cache = new LRUCache({ max: opts.cacheEntries ?? 20_000 });
-    zones.onSerialChange(() => this.cache.clear());
+    const max = opts.cacheEntries ?? 20_000;
+    this.cache = max > 0 ? new LRUCache({ max }) : undefined; // 0 disables the cache
+    zones.onSerialChange(() => this.cache?.clear());
   }
 
   /** Drops the cache if another process committed to the store. */
@@ -84,7 +85,7 @@ export class Answerer {
     const v = this.zones.directory.store.dataVersion();
     if (v !== this.dataVersion) {
       this.dataVersion = v;
-      this.cache.clear();
+      this.cache?.clear();
     }
   }
 
@@ -155,18 +156,18 @@ export class Answerer {
     this.checkExternalWrites();
     const limit = sizeLimit(q, t.tcp);
     const key = `${name}\u0000${type}\u0000${q.question.class}\u0000${q.edns ? 1 : 0}\u0000${q.edns?.do ? 1 : 0}\u0000${limit}`;
-    const cached = this.cache.get(key);
+    const cached = this.cache?.get(key);
     if (cached) {
       this.stats.cacheHits++;
       return { kind: 'reply', bytes: personalize(cached, q) };
     }
-    const a = lookup(this.zones, { name, type, class: q.question.class });
+    const a = lookup(memoView(this.zones), { name, type, class: q.question.class });
     const r = this.base(q, rcodeOf(a), a.aa);
     r.answer = a.answer;
     r.authority = a.authority;
     r.additional = a.additional;
     const bytes = encodeResponse(r, limit);
-    this.cache.set(key, Buffer.from(bytes));
+    this.cache?.set(key, Buffer.from(bytes));
     return { kind: 'reply', bytes };
   }
 }
@@ -183,4 +184,24 @@ function personalize(cached: Buffer, q: Query): Buffer {
   b[3] = (b[3] & ~0x10) | (q.cd ? 0x10 : 0);
   q.questionWire.copy(b, 12);
   return b;
+}
+
+/**
+ * The zone view for one lookup, remembering what it read: a lookup asks for
+ * the same apex and nodes several times (delegation walk, wildcard search,
+ * additional section), each a store read and RDATA parse otherwise.
+ */
+function memoView(view: ZoneView): ZoneView {
+  const zones = new Map<string, Zone | undefined>();
+  const nodes = new Map<string, ZoneNode | undefined>();
+  return {
+    zoneOf(name) {
+      if (!zones.has(name)) zones.set(name, view.zoneOf(name));
+      return zones.get(name);
+    },
+    node(name) {
+      if (!nodes.has(name)) nodes.set(name, view.node(name));
+      return nodes.get(name);
+    },
+  };
 }

@@ -60,7 +60,9 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
     }
     sockets.add(sock);
     sock.setNoDelay(true);
-    sock.setTimeout(idleMs, () => sock.destroy());
+    // RFC 7766 §6.2.3: under load, idle connections get a much shorter timeout so new clients are not shut out.
+    const idleTimeout = () => (sockets.size > maxConns * 0.75 ? Math.min(idleMs, 1000) : idleMs);
+    sock.setTimeout(idleTimeout(), () => sock.destroy());
     sock.on('close', () => sockets.delete(sock));
     sock.on('error', () => sock.destroy());
     const remote = sock.remoteAddress ?? '';
@@ -88,6 +90,7 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
         }
       } finally {
         sock.uncork();
+        sock.setTimeout(idleTimeout());
       }
       // A partial message must complete in time (slow-drip defence).
       if (buf.length > 0 && !messageTimer) {
@@ -112,12 +115,14 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
   const port = (tcp.address() as net.AddressInfo).port;
 
   // ---- UDP
-  const udp = dgram.createSocket({ type: net.isIPv6(opts.host) ? 'udp6' : 'udp4', reuseAddr: false });
+  // A 4 MiB receive buffer absorbs bursts (the 208 KiB default drops good queries behind a few large datagrams).
+  const udp = dgram.createSocket({ type: net.isIPv6(opts.host) ? 'udp6' : 'udp4', reuseAddr: false, recvBufferSize: 4 * 1024 * 1024 });
   udp.on('message', (msg, rinfo) => {
     const out = answerer.answer(msg, { tcp: false, remote: rinfo.address });
     if (out.kind === 'reply') udp.send(out.bytes, rinfo.port, rinfo.address);
   });
   udp.on('error', (err) => log.error({ err }, 'dns udp socket error'));
+
   try {
     await new Promise<void>((resolve, reject) => {
       udp.once('error', reject);

@@ -162,7 +162,21 @@ async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** Creates `<box>/{tmp,new,cur}` (0700) when missing; makes new directory entries durable. */
+/**
+ * Maildirs known to exist with tmp/new/cur, so a busy mailbox does not pay
+ * three mkdir calls per message. A mailbox removed behind our back shows up
+ * as an ENOENT on the next delivery, which forgets it and fails temporarily.
+ */
+const knownBoxes = new Set<string>();
+
 async function ensureMaildir(box: string): Promise<void> {
+  if (knownBoxes.has(box)) return;
+  await createMaildir(box);
+  if (knownBoxes.size > 100_000) knownBoxes.clear();
+  knownBoxes.add(box);
+}
+
+async function createMaildir(box: string): Promise<void> {
   const firstCreated = await fs.promises.mkdir(box, { recursive: true, mode: 0o700 });
   let created = firstCreated !== undefined;
   for (const sub of ['tmp', 'new', 'cur']) {
