@@ -9,6 +9,7 @@
  *   case-insensitively; the local part too, as Postfix and Sun do for
  *   directory lookups).
  */
+import { domainToASCII } from 'node:url';
 import type { StoredEntry } from '../../storage/store';
 import type { Directory } from './directory';
 import type { DnsNames } from './zones';
@@ -54,7 +55,10 @@ export function splitAddress(address: string): { local: string; domain: string }
   if (at <= 0 || at === address.length - 1) return undefined;
   let local = address.slice(0, at);
   if (local.length >= 2 && local.startsWith('"') && local.endsWith('"')) local = local.slice(1, -1).replace(/\\(.)/g, '$1');
-  return { local, domain: address.slice(at + 1).toLowerCase().replace(/\.$/, '') };
+  // Domains are compared in A-label form (RFC 5890): smtp-server hands over U-labels.
+  const raw = address.slice(at + 1).toLowerCase().replace(/\.$/, '');
+  const domain = /[^\x00-\x7f]/.test(raw) ? domainToASCII(raw) || raw : raw;
+  return { local, domain };
 }
 
 /** Normal form of an address for lookups and cache keys. */

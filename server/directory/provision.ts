@@ -115,10 +115,13 @@ export class Provisioner {
         }
       }
       const leaf = dir.getByNdn(dir.normalize(dn))!;
-      if ((leaf.attrs.objectClass ?? []).some((c) => c.toLowerCase() === 'maildomain')) {
+      const isMailDomain = (leaf.attrs.objectClass ?? []).some((c) => c.toLowerCase() === 'maildomain');
+      const status = (leaf.attrs.mailDomainStatus?.[0] ?? leaf.attrs.inetDomainStatus?.[0] ?? 'active').toLowerCase();
+      if (isMailDomain && status === 'active' && leaf.attrs.mXRecord?.length) {
         existed = true;
         return;
       }
+      // New, or removed earlier (status deleted, records withdrawn): (re)activate it.
       // 2) DNS: inside a zone we serve (other than the name itself) the records join it; otherwise a new apex.
       const above = labels.length > 1 ? this.zones.zoneOf(labels.slice(1).join('.')) : undefined;
       const zoneAttrs: { type: string; values: string[] }[] = [];
@@ -128,8 +131,9 @@ export class Provisioner {
           { type: 'nSRecord', values: [`${this.opts.hostname}.`] },
         );
       }
+      const missingClasses = ['dNSDomain2', 'mailDomain', 'inetDomain'].filter((c) => !(leaf.attrs.objectClass ?? []).some((x) => x.toLowerCase() === c.toLowerCase()));
       const mods = [
-        { op: 'add' as const, type: 'objectClass', values: ['dNSDomain2', 'mailDomain', 'inetDomain'].filter((c) => !(leaf.attrs.objectClass ?? []).some((x) => x.toLowerCase() === c.toLowerCase())) },
+        ...(missingClasses.length ? [{ op: 'add' as const, type: 'objectClass', values: missingClasses }] : []),
         { op: 'replace' as const, type: 'mailDomainStatus', values: ['active'] },
         { op: 'replace' as const, type: 'inetDomainStatus', values: ['active'] },
         { op: 'replace' as const, type: 'mXRecord', values: [`10 ${this.opts.hostname}.`] },

@@ -75,6 +75,11 @@ export class RoutingTable {
     this.follower?.stop();
   }
 
+  /** Catches up with the change log now (writes by other processes included). */
+  sync(): void {
+    this.follower?.catchUp();
+  }
+
   /** Full build (start-up, or after a change log gap). */
   build(directory: Directory): void {
     this.routes.clear();

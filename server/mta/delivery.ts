@@ -160,6 +160,7 @@ export class Delivery {
     const parts = splitAddress(rcpt);
     if (!parts) return { kind: 'fail', result: { ok: false, permanent: true, status: '5.1.3', diagnostic: 'x-local; bad address syntax' } };
     this.deps.cache.sync();
+    this.deps.routing.sync();
     const routed = this.deps.routing.resolve(parts.domain);
     if (!routed) return { kind: 'smtp', domain: parts.domain };
     const r = routed.route;

@@ -187,6 +187,7 @@ export class Intake {
       throw new SmtpReply(550, '5.7.1', `<${rcpt}>: Relay access denied`);
     }
     this.deps.cache.sync();
+    this.deps.routing.sync();
     const routed = this.deps.routing.resolve(parts.domain);
     if (!routed) {
       if (provisioned) throw new SmtpReply(451, '4.3.0', 'The new domain is not routable yet, try again');
