@@ -24,10 +24,55 @@ export interface QueueRecipientRow {
   lastError: string | null;
 }
 
+/**
+ * Group commit: operations submitted while the event loop is busy run in one
+ * transaction (one fsync) on the next turn, and each caller's promise settles
+ * only after that commit. If the batch fails, its operations are retried one
+ * by one so one bad operation cannot fail the others.
+ */
+class GroupCommit {
+  private ops: { run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = [];
+  private scheduled = false;
+
+  constructor(private readonly store: Store) {}
+
+  submit<T>(run: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.ops.push({ run, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const ops = this.ops;
+    this.ops = [];
+    let results: unknown[];
+    try {
+      results = this.store.transaction(() => ops.map((o) => o.run()));
+    } catch {
+      for (const o of ops) {
+        try {
+          o.resolve(this.store.transaction(o.run));
+        } catch (e) {
+          o.reject(e);
+        }
+      }
+      return;
+    }
+    ops.forEach((o, i) => o.resolve(results[i]));
+  }
+}
+
 export class QueueStore {
   private readonly s: Record<string, Statement>;
+  private readonly group: GroupCommit;
 
   constructor(private readonly store: Store) {
+    this.group = new GroupCommit(store);
     const db = store.db;
     this.s = {
       insMsg: db.prepare('INSERT INTO queue_messages (id, received_at, sender, size, spool) VALUES (?, ?, ?, ?, ?)'),
@@ -57,6 +102,19 @@ export class QueueStore {
       this.s.insMsg.run(m.id, m.receivedAt, m.sender, m.size, m.spool);
       for (const r of rcpts) this.s.insRcpt.run(m.id, r.rcpt, r.held ? 'held' : 'queued', now);
     });
+  }
+
+  /**
+   * Like enqueue, committed together with the other writes of this event-loop
+   * turn; resolves once the commit is on disk (then, and only then, 250).
+   */
+  enqueueSoon(m: QueueMessageRow, rcpts: { rcpt: string; held: boolean }[], now: number): Promise<void> {
+    return this.group.submit(() => this.enqueue(m, rcpts, now));
+  }
+
+  /** Like settle, group-committed (see enqueueSoon). */
+  settleSoon(id: string, outcome: Parameters<QueueStore['settle']>[1]): Promise<boolean> {
+    return this.group.submit(() => this.settle(id, outcome));
   }
 
   /** Queued recipients whose next attempt is due, oldest first. */

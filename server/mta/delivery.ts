@@ -275,7 +275,7 @@ export class Delivery {
     this.stats.held += hold.length;
     // The bounce is queued before the failed recipients leave the queue, so a crash in between repeats a bounce rather than losing it.
     if (failed.length) await this.bounce(message, failed);
-    const empty = this.deps.queue.settle(id, { done, retry, hold });
+    const empty = await this.deps.queue.settleSoon(id, { done, retry, hold });
     if (empty) await this.deps.spool.remove(row.spool);
   }
 

@@ -240,7 +240,7 @@ export class Intake {
         await this.deps.spool.remove(this.deps.spool.pathOf(id));
         throw new SmtpReply(552, '5.3.4', `Message size exceeds fixed limit of ${this.opts.maxSize} bytes`);
       }
-      this.deps.queue.enqueue(
+      await this.deps.queue.enqueueSoon(
         { id, receivedAt: now.getTime(), sender, size, spool: this.deps.spool.pathOf(id) },
         session.envelope.rcptTo.map((r) => ({ rcpt: r.address, held: false })),
         now.getTime(),
