@@ -12,7 +12,10 @@ export interface QueueMessageRow {
   receivedAt: number;
   sender: string;
   size: number;
+  /** Spool file path, or '' when the bytes are inline. */
   spool: string;
+  /** The message bytes, for small messages kept in the row. */
+  body?: Buffer | null;
 }
 
 export interface QueueRecipientRow {
@@ -75,12 +78,12 @@ export class QueueStore {
     this.group = new GroupCommit(store);
     const db = store.db;
     this.s = {
-      insMsg: db.prepare('INSERT INTO queue_messages (id, received_at, sender, size, spool) VALUES (?, ?, ?, ?, ?)'),
+      insMsg: db.prepare('INSERT INTO queue_messages (id, received_at, sender, size, spool, body) VALUES (?, ?, ?, ?, ?, ?)'),
       insRcpt: db.prepare('INSERT INTO queue_recipients (message_id, rcpt, state, attempts, next_attempt) VALUES (?, ?, ?, 0, ?)'),
       due: db.prepare(`SELECT message_id, rcpt, state, attempts, next_attempt, last_error FROM queue_recipients
         WHERE state = 'queued' AND next_attempt <= ? ORDER BY next_attempt LIMIT ?`),
       nextDue: db.prepare(`SELECT min(next_attempt) AS t FROM queue_recipients WHERE state = 'queued'`),
-      msg: db.prepare('SELECT id, received_at, sender, size, spool FROM queue_messages WHERE id = ?'),
+      msg: db.prepare('SELECT id, received_at, sender, size, spool, body FROM queue_messages WHERE id = ?'),
       rcpts: db.prepare('SELECT message_id, rcpt, state, attempts, next_attempt, last_error FROM queue_recipients WHERE message_id = ?'),
       done: db.prepare('DELETE FROM queue_recipients WHERE message_id = ? AND rcpt = ?'),
       retry: db.prepare('UPDATE queue_recipients SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE message_id = ? AND rcpt = ?'),
@@ -92,14 +95,14 @@ export class QueueStore {
       delMsg: db.prepare('DELETE FROM queue_messages WHERE id = ?'),
       counts: db.prepare(`SELECT state, count(*) AS n FROM queue_recipients GROUP BY state`),
       msgCount: db.prepare('SELECT count(*) AS n FROM queue_messages'),
-      spools: db.prepare('SELECT spool FROM queue_messages'),
+      spools: db.prepare(`SELECT spool FROM queue_messages WHERE spool != ''`),
     };
   }
 
   /** Records an accepted message and its recipients in one fsynced transaction. */
   enqueue(m: QueueMessageRow, rcpts: { rcpt: string; held: boolean }[], now: number): void {
     this.store.transaction(() => {
-      this.s.insMsg.run(m.id, m.receivedAt, m.sender, m.size, m.spool);
+      this.s.insMsg.run(m.id, m.receivedAt, m.sender, m.size, m.spool, m.body ?? null);
       for (const r of rcpts) this.s.insRcpt.run(m.id, r.rcpt, r.held ? 'held' : 'queued', now);
     });
   }
@@ -129,8 +132,8 @@ export class QueueStore {
   }
 
   message(id: string): QueueMessageRow | undefined {
-    const r = this.s.msg.get(id) as { id: string; received_at: number; sender: string; size: number; spool: string } | undefined;
-    return r && { id: r.id, receivedAt: r.received_at, sender: r.sender, size: r.size, spool: r.spool };
+    const r = this.s.msg.get(id) as { id: string; received_at: number; sender: string; size: number; spool: string; body: Buffer | null } | undefined;
+    return r && { id: r.id, receivedAt: r.received_at, sender: r.sender, size: r.size, spool: r.spool, body: r.body };
   }
 
   recipients(id: string): QueueRecipientRow[] {

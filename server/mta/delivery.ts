@@ -197,7 +197,9 @@ export class Delivery {
   private async deliverMessage(id: string, rows: QueueRecipientRow[]): Promise<void> {
     const row = this.deps.queue.message(id);
     if (!row) return;
-    const message: QueuedMessage = { id, sender: row.sender, receivedAt: new Date(row.receivedAt), spoolPath: row.spool, size: row.size };
+    const message: QueuedMessage = {
+      id, sender: row.sender, receivedAt: new Date(row.receivedAt), spoolPath: row.spool, size: row.size, body: row.body ?? undefined,
+    };
     const results = new Map<string, DeliveryResult>();
     const hold: { rcpt: string; why: string }[] = [];
     const smtp = new Map<string, string[]>();
@@ -276,7 +278,7 @@ export class Delivery {
     // The bounce is queued before the failed recipients leave the queue, so a crash in between repeats a bounce rather than losing it.
     if (failed.length) await this.bounce(message, failed);
     const empty = await this.deps.queue.settleSoon(id, { done, retry, hold });
-    if (empty) await this.deps.spool.remove(row.spool);
+    if (empty && row.spool) await this.deps.spool.remove(row.spool);
   }
 
   /** Queues a DSN to the sender (buildDsn declines for null senders and auto-replies). */
@@ -288,8 +290,8 @@ export class Delivery {
     }
     const id = newQueueId();
     const now = Date.now();
-    const size = await this.deps.spool.write(id, '', Readable.from([dsn.raw]));
-    this.deps.queue.enqueue({ id, receivedAt: now, sender: '', size, spool: this.deps.spool.pathOf(id) }, dsn.to.map((rcpt) => ({ rcpt, held: false })), now);
+    const got = await this.deps.spool.receive(id, '', Readable.from([dsn.raw]), Number.MAX_SAFE_INTEGER);
+    this.deps.queue.enqueue({ id, receivedAt: now, sender: '', size: got.size, spool: got.file ?? '', body: got.inline }, dsn.to.map((rcpt) => ({ rcpt, held: false })), now);
     this.deps.log.info({ id: message.id, dsn: id, to: dsn.to }, 'bounce queued');
     this.kick();
   }

@@ -27,6 +27,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import MimeNode = require('nodemailer/lib/mime-node');
 import type { QueuedMessage } from './types';
+import { openMessage } from './spool';
 
 /** One recipient a DSN reports on. */
 export interface FailedRecipient {
@@ -56,10 +57,10 @@ interface OriginalHeaders {
 }
 
 /** Reads the header section of a spool file (up to the first empty line), capped at MAX_RETURNED_HEADERS. */
-async function readOriginalHeaders(spoolPath: string): Promise<OriginalHeaders> {
+async function readOriginalHeaders(message: QueuedMessage): Promise<OriginalHeaders> {
   let data: Buffer;
   try {
-    const fh = await fs.promises.open(spoolPath, 'r');
+    const fh = await openMessage(message);
     try {
       const buf = Buffer.alloc(MAX_RETURNED_HEADERS + 4);
       let filled = 0;
@@ -298,7 +299,7 @@ export async function buildDsn(
   opts: { hostname: string; now?: Date },
 ): Promise<{ from: ''; to: string[]; raw: Buffer } | undefined> {
   if (message.sender === '' || failed.length === 0) return undefined;
-  const original = await readOriginalHeaders(message.spoolPath);
+  const original = await readOriginalHeaders(message);
   if (original.isDsn || original.autoSubmitted) return undefined;
 
   const now = opts.now ?? new Date();

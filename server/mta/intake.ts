@@ -235,13 +235,14 @@ export class Intake {
     const now = new Date();
     const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
     (async () => {
-      const size = await this.deps.spool.write(id, this.receivedHeader(session, id, now), stream, this.opts.maxSize);
-      if (stream.sizeExceeded) {
-        await this.deps.spool.remove(this.deps.spool.pathOf(id));
+      const got = await this.deps.spool.receive(id, this.receivedHeader(session, id, now), stream, this.opts.maxSize);
+      if (got.exceeded || stream.sizeExceeded) {
+        if (got.file) await this.deps.spool.remove(got.file);
         throw new SmtpReply(552, '5.3.4', `Message size exceeds fixed limit of ${this.opts.maxSize} bytes`);
       }
+      const size = got.size;
       await this.deps.queue.enqueueSoon(
-        { id, receivedAt: now.getTime(), sender, size, spool: this.deps.spool.pathOf(id) },
+        { id, receivedAt: now.getTime(), sender, size, spool: got.file ?? '', body: got.inline },
         session.envelope.rcptTo.map((r) => ({ rcpt: r.address, held: false })),
         now.getTime(),
       );

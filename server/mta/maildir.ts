@@ -17,6 +17,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { domainToASCII } from 'node:url';
 import type { DeliveryResult, QueuedMessage } from './types';
+import { openMessage, syncDir, type MessageBytes } from './spool';
 
 /** Thrown by mailboxPath for an address that cannot name a mailbox. */
 export class InvalidMailboxError extends Error {
@@ -261,9 +262,9 @@ export async function deliverToMaildir(d: LocalDelivery, opts: { hostname: strin
   const box = d.mailbox;
   const newDir = path.join(box, 'new');
 
-  let spool: fs.promises.FileHandle;
+  let spool: MessageBytes;
   try {
-    spool = await fs.promises.open(d.message.spoolPath, 'r');
+    spool = await openMessage(d.message);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       return { ok: false, permanent: false, status: '4.3.0', diagnostic: `x-local; spool file of message ${d.message.id} is missing` };
@@ -315,7 +316,7 @@ export async function deliverToMaildir(d: LocalDelivery, opts: { hostname: strin
     try {
       await fs.promises.rename(tmpPath, path.join(newDir, name));
       tmpPath = undefined;
-      await fsyncDir(newDir);
+      await syncDir(newDir);
     } catch (err) {
       return ioFailure(err, 'moving the message into new/');
     }

@@ -127,7 +127,7 @@ export class Outbound {
 
     let body: SpoolInfo;
     try {
-      body = await inspectSpool(job.message.spoolPath);
+      body = await inspectSpool(job.message);
     } catch (err) {
       for (const r of pending) results.set(r, fail(false, '4.3.0', `X-dcmx; cannot read spool file: ${(err as Error).message}`));
       return;
@@ -252,7 +252,7 @@ export class Outbound {
         size: body.size,
       };
       // `raw` with a path: the spool file is streamed as is (nodemailer only dot-stuffs and ends it with CRLF).
-      const info = await pool.transport.sendMail({ envelope: envelope as unknown as Mail.Envelope, raw: { path: body.spoolPath } });
+      const info = await pool.transport.sendMail({ envelope: envelope as unknown as Mail.Envelope, raw: body.inline ?? { path: body.spoolPath } });
       const okDetail = `${where}: smtp; ${oneLine(info.response)}`;
       for (const e of (info.rejectedErrors ?? []) as SmtpError[]) {
         if (e.recipient !== undefined) setFor(e.recipient, replyFailure(e, remoteMta, where));
@@ -337,16 +337,30 @@ export class Outbound {
 
 // ---------------------------------------------------------------- helpers
 
-/** The spool file as the channel sends it. */
+/** The message as the channel sends it. */
 interface SpoolInfo {
   spoolPath: string;
+  /** The bytes, when the message is inline in its queue row. */
+  inline?: Buffer;
   size: number;
   /** Any octet over 127 (RFC 6152: needs BODY=8BITMIME). */
   eightBit: boolean;
 }
 
 /** Size and 8-bit content of a spool file (read once; stops at the first 8-bit octet). */
-async function inspectSpool(spoolPath: string): Promise<SpoolInfo> {
+async function inspectSpool(message: QueuedMessage): Promise<SpoolInfo> {
+  const spoolPath = message.spoolPath;
+  if (message.body) {
+    const b = message.body;
+    let eightBit = false;
+    for (let i = 0; i < b.length; i++) {
+      if (b[i] > 0x7f) {
+        eightBit = true;
+        break;
+      }
+    }
+    return { spoolPath, inline: b, size: b.length, eightBit };
+  }
   const { size } = await fs.promises.stat(spoolPath);
   let eightBit = false;
   const stream = fs.createReadStream(spoolPath);

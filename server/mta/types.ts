@@ -10,8 +10,10 @@ export interface QueuedMessage {
   /** Envelope sender (RFC 5321 reverse-path); '' for the null sender of bounces. */
   sender: string;
   receivedAt: Date;
-  /** Absolute path of the spool file. */
+  /** Absolute path of the spool file ('' when the bytes are inline in `body`). */
   spoolPath: string;
+  /** The whole message, when small enough to live in the queue row (see spool.ts INLINE_MAX). */
+  body?: Buffer;
   size: number;
 }
 
