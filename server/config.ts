@@ -9,11 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as net from 'node:net';
 
-/** A host and port, as given in the `host:port` lists (`[v6]:port` for IPv6). */
-export interface HostPort {
-  host: string;
-  port: number;
-}
+export type { HostPort } from './net';
+import { parseHostPort, type HostPort } from './net';
 
 export type ProvisioningPolicy = 'off' | 'allowlist' | 'mx';
 
@@ -144,30 +141,6 @@ function list(env: Env, name: string): string[] {
   const v = env[name];
   if (!v) return [];
   return v.split(/[\s,]+/).filter(Boolean);
-}
-
-/** Parses `host:port`, `[v6]:port`, or a bare host with a default port. */
-export function parseHostPort(s: string, defaultPort: number): HostPort | undefined {
-  let host: string;
-  let p: string | undefined;
-  const m6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
-  if (m6) {
-    host = m6[1];
-    p = m6[2];
-  } else if (net.isIPv6(s)) {
-    host = s;
-  } else {
-    const i = s.lastIndexOf(':');
-    if (i >= 0) {
-      host = s.slice(0, i);
-      p = s.slice(i + 1);
-    } else {
-      host = s;
-    }
-  }
-  if (!host) return undefined;
-  if (p !== undefined && (!/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 65535)) return undefined;
-  return { host, port: p === undefined ? defaultPort : Number(p) };
 }
 
 /** A list of address:port pairs; addresses must be IP literals (no lookups at start-up). */

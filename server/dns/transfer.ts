@@ -8,30 +8,18 @@
  * the client is up to date, and otherwise with the whole zone in AXFR form,
  * which RFC 1995 §4 allows.
  */
-import { BlockList, isIPv6 } from 'node:net';
+import type { BlockList } from 'node:net';
+import { cidrList, inCidrList } from '../net';
 import type { Zones } from '../directory/zones';
 import { parseRRLine, type RR } from '../directory/records';
 import { encodeResponse, encodeTransfer } from './wire';
 import { OUR_UDP_SIZE, RCODE, type TransferRequest } from './answers';
 
-/** Builds the allow list from CIDR strings (validated by config). */
-export function allowList(cidrs: readonly string[]): BlockList {
-  const bl = new BlockList();
-  for (const c of cidrs) {
-    const [addr, bits] = c.split('/');
-    const type = isIPv6(addr) ? 'ipv6' : 'ipv4';
-    if (bits === undefined) bl.addAddress(addr, type);
-    else bl.addSubnet(addr, Number(bits), type);
-  }
-  return bl;
-}
+/** Builds the transfer allow list (DCMX_AXFR_ALLOW). */
+export const allowList = cidrList;
 
-/** True when `remote` may transfer zones. IPv4-mapped IPv6 addresses are checked as IPv4. */
-export function mayTransfer(allow: BlockList, remote: string): boolean {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(remote);
-  if (m) return allow.check(m[1], 'ipv4');
-  return allow.check(remote, isIPv6(remote) ? 'ipv6' : 'ipv4');
-}
+/** True when `remote` may transfer zones. */
+export const mayTransfer = inCidrList;
 
 /** The messages that answer a transfer request (bodies, without TCP length prefixes). */
 export function transferMessages(zones: Zones, allow: BlockList, remote: string, req: TransferRequest): Buffer[] {

@@ -13,7 +13,8 @@
  * DCMX_RELAY_NETWORKS (550 5.7.1 otherwise); unknown local users 550 5.1.1 at
  * RCPT. A message gets its 250 only after spool file and queue row are on disk.
  */
-import { BlockList, isIPv6 } from 'node:net';
+import type { BlockList } from 'node:net';
+import { cidrList, inCidrList, isLoopback } from '../net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../log';
@@ -72,27 +73,6 @@ const MAIL_PARAMS = new Set(['SIZE', 'BODY', 'SMTPUTF8']);
 /** RCPT TO parameters we support: none (DSN is not offered). */
 const RCPT_PARAMS = new Set<string>();
 
-function isLoopback(ip: string): boolean {
-  return ip === '::1' || ip.startsWith('127.') || ip.startsWith('::ffff:127.');
-}
-
-function relayList(cidrs: readonly string[]): BlockList {
-  const bl = new BlockList();
-  for (const c of cidrs) {
-    const [addr, bits] = c.split('/');
-    const type = isIPv6(addr) ? 'ipv6' : 'ipv4';
-    if (bits === undefined) bl.addAddress(addr, type);
-    else bl.addSubnet(addr, Number(bits), type);
-  }
-  return bl;
-}
-
-function inList(bl: BlockList, ip: string): boolean {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (m) return bl.check(m[1], 'ipv4');
-  return bl.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4');
-}
-
 /** RFC 5322 date-time for Received: headers. */
 function rfc5322Date(d: Date): string {
   return d.toUTCString().replace(/GMT$/, '+0000');
@@ -105,7 +85,7 @@ export class Intake {
   readonly stats = { accepted: 0, rejectedRcpt: 0, messages: 0, bytes: 0 };
 
   constructor(private readonly opts: IntakeOptions, private readonly deps: IntakeDeps) {
-    this.relay = relayList(opts.relayNetworks);
+    this.relay = cidrList(opts.relayNetworks);
     this.server = new SMTPServer({
       name: opts.hostname,
       banner: 'dcmx', // smtp-server writes '<name> ESMTP <banner>'
@@ -171,7 +151,7 @@ export class Intake {
   }
 
   private mayRelay(session: SMTPServerSession): boolean {
-    return !!session.user || inList(this.relay, session.remoteAddress);
+    return !!session.user || inCidrList(this.relay, session.remoteAddress);
   }
 
   private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, provisioned = false): Promise<void> {

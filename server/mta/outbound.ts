@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { domainToASCII } from 'node:url';
+import { parseHostPort } from '../net';
 import nodemailer from 'nodemailer';
 import type Mail from 'nodemailer/lib/mailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
@@ -182,7 +183,7 @@ export class Outbound {
       return;
     }
     for (const spec of job.route.hosts) {
-      const hp = parseRelayHost(spec, defaultPort);
+      const hp = parseHostPort(spec, defaultPort);
       if (!hp) {
         yield { failure: fail(false, '4.4.4', `X-dcmx; bad relay host ${JSON.stringify(spec)}`) };
         continue;
@@ -484,27 +485,6 @@ function isTlsFailure(err: SmtpError & { library?: unknown; reason?: unknown }):
 function addressLiteral(domain: string): string | undefined {
   const m = /^\[(?:IPv6:)?([^\]]+)\]$/i.exec(domain.trim());
   return m && net.isIP(m[1]) ? m[1] : undefined;
-}
-
-/** `host`, `host:port`, `[host]`, `[host]:port`, `[IPv6:addr]`, or a bare IPv6 address. */
-function parseRelayHost(spec: string, defaultPort: number): { host: string; port: number } | undefined {
-  const s = spec.trim();
-  let host: string;
-  let port: string | undefined;
-  const br = /^\[(?:IPv6:)?([^\]]+)\](?::(\d+))?$/i.exec(s);
-  if (br) {
-    host = br[1];
-    port = br[2];
-  } else if (net.isIPv6(s)) {
-    host = s;
-  } else {
-    const m = /^([^\s:[\]]+)(?::(\d+))?$/.exec(s);
-    if (!m) return undefined;
-    host = m[1];
-    port = m[2];
-  }
-  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) return undefined;
-  return { host: host.replace(/\.$/, ''), port: port === undefined ? defaultPort : Number(port) };
 }
 
 /** The result for every recipient when the route could not be looked up. */

@@ -1,0 +1,61 @@
+/**
+ * Small address helpers every endpoint shares: CIDR lists (DCMX_AXFR_ALLOW,
+ * DCMX_RELAY_NETWORKS), loopback detection, and `host:port` parsing.
+ */
+import { BlockList, isIP, isIPv6 } from 'node:net';
+
+/** A BlockList of the given addresses and CIDRs (validated by config). */
+export function cidrList(cidrs: readonly string[]): BlockList {
+  const bl = new BlockList();
+  for (const c of cidrs) {
+    const [addr, bits] = c.split('/');
+    const type = isIPv6(addr) ? 'ipv6' : 'ipv4';
+    if (bits === undefined) bl.addAddress(addr, type);
+    else bl.addSubnet(addr, Number(bits), type);
+  }
+  return bl;
+}
+
+/** True when `ip` is in the list; IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are checked as IPv4. */
+export function inCidrList(bl: BlockList, ip: string): boolean {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (m) return bl.check(m[1], 'ipv4');
+  if (!isIP(ip)) return false;
+  return bl.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4');
+}
+
+/** True for 127.0.0.0/8 and ::1, plain or IPv4-mapped. */
+export function isLoopback(ip: string): boolean {
+  return ip === '::1' || ip.startsWith('127.') || ip.startsWith('::ffff:127.');
+}
+
+/** A host and port. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/**
+ * Parses `host`, `host:port`, `[host]`, `[host]:port`, `[IPv6:addr]` (the
+ * SMTP address literal, RFC 5321 §4.1.3) or a bare IPv6 address; a trailing
+ * dot on a name is dropped. undefined when it is none of those.
+ */
+export function parseHostPort(spec: string, defaultPort: number): HostPort | undefined {
+  const s = spec.trim();
+  let host: string;
+  let port: string | undefined;
+  const br = /^\[(?:IPv6:)?([^\]]+)\](?::(\d+))?$/i.exec(s);
+  if (br) {
+    host = br[1];
+    port = br[2];
+  } else if (isIPv6(s)) {
+    host = s;
+  } else {
+    const m = /^([^\s:[\]]+)(?::(\d+))?$/.exec(s);
+    if (!m) return undefined;
+    host = m[1];
+    port = m[2];
+  }
+  if (port !== undefined && (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535)) return undefined;
+  return { host: host.replace(/\.$/, ''), port: port === undefined ? defaultPort : Number(port) };
+}
