@@ -267,3 +267,23 @@ test('userPassword values in {SSHA} import verify', async () => {
   await dir.bind('cn=imp,o=internet', 'secret');
   assert.equal(await acode(dir.bind('cn=imp,o=internet', 'Secret')), 'invalidCredentials');
 });
+
+test('time limit: a search that runs past it ends with timeLimitExceeded after the entries found so far', async () => {
+  const { dir, admin } = await memoryDirectory();
+  dir.write(() => {
+    for (let i = 0; i < 300; i++) dir.addSync(admin, `cn=t${i},o=internet`, attrs({ objectClass: ['organizationalRole'], cn: `t${i}` }));
+  });
+  const realNow = Date.now;
+  let fake = realNow();
+  // Each reading of the clock moves it 400 ms (the directory reads it every 64 candidates): the 1 s limit passes part-way.
+  Date.now = () => (fake += 400);
+  const got: SearchEntry[] = [];
+  try {
+    assert.throws(() => dir.search(admin, {
+      base: 'o=internet', scope: 'one', filter: { type: 'present', attr: 'cn' }, attributes: ['1.1'], typesOnly: false, sizeLimit: 0, timeLimit: 1,
+    }, (e) => got.push(e)), (e: unknown) => e instanceof DirectoryError && e.result === 'timeLimitExceeded');
+  } finally {
+    Date.now = realNow;
+  }
+  assert.ok(got.length > 0 && got.length < 301, `${got.length} entries before the limit`);
+});
