@@ -16,7 +16,7 @@ import { RPATH_SEP, type ChangeRecord, type Scope, type StoredEntry, type Store 
 import { formatLdifAttributes, formatLdifModifications } from '../admin/ldif';
 import { AccessPolicy, ANONYMOUS, type Identity } from './access';
 import {
-  indexRows, matchTarget, normalizedValues, parseSelection, selected, storedFromTyped, typedAttrs, typedFromStored,
+  indexRows, matchTarget, parseSelection, selected, storedFromTyped, typedAttrs, typedFromStored,
   valueToBytes, type AttrInput, type AttrSelection, type DirEntry, type ResultAttr,
 } from './entry';
 import {

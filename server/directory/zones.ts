@@ -92,7 +92,7 @@ export class DnsNames {
 }
 
 /** Parses the record attributes of an entry into RRs. Bad values are skipped (they are refused on write). */
-export function recordsOf(schema: Schema, name: string, attrs: Record<string, string[]>, defaultTtl: number): RR[] {
+export function recordsOf(name: string, attrs: Record<string, string[]>, defaultTtl: number): RR[] {
   const ttlValue = attrs.dNSTTL?.[0];
   const ttl = ttlValue !== undefined && /^\d+$/.test(ttlValue) ? Math.min(Number(ttlValue), 0x7fffffff) : defaultTtl;
   const out: RR[] = [];
@@ -164,7 +164,7 @@ export class Zones implements ZoneView {
 
   private zoneFromEntry(name: string, e: StoredEntry): Zone | undefined {
     const ttl = zoneTtl(e.attrs);
-    const soa = recordsOf(this.schema, name, { sOARecord: e.attrs.sOARecord, ...(e.attrs.dNSTTL ? { dNSTTL: e.attrs.dNSTTL } : {}) }, ttl)
+    const soa = recordsOf(name, { sOARecord: e.attrs.sOARecord, ...(e.attrs.dNSTTL ? { dNSTTL: e.attrs.dNSTTL } : {}) }, ttl)
       .find((r) => r.rdata.type === RRTYPE.SOA);
     return soa ? { name, soa: soa as Zone['soa'] } : undefined;
   }
@@ -175,7 +175,7 @@ export class Zones implements ZoneView {
     if (!e) return undefined;
     const zone = this.zoneOf(name);
     const ttl = zone ? zoneTtl(this.entryAt(zone.name)!.attrs) : DEFAULT_TTL;
-    return { name, rrsets: groupByType(recordsOf(this.schema, name, e.attrs, ttl)) };
+    return { name, rrsets: groupByType(recordsOf(name, e.attrs, ttl)) };
   }
 
   /** Every RR of a zone, apex SOA first, not descending into delegations' children (for AXFR and export). */
@@ -185,7 +185,7 @@ export class Zones implements ZoneView {
     if (!apex || !zone) return undefined;
     const ttl = zoneTtl(apex.attrs);
     const out: RR[] = [zone.soa];
-    const apexRRs = recordsOf(this.schema, zoneName, apex.attrs, ttl).filter((r) => r.rdata.type !== RRTYPE.SOA);
+    const apexRRs = recordsOf(zoneName, apex.attrs, ttl).filter((r) => r.rdata.type !== RRTYPE.SOA);
     out.push(...apexRRs);
     const cuts: string[] = [];
     for (const e of this.directory.store.descendants(apex.rpath)) {
@@ -196,7 +196,7 @@ export class Zones implements ZoneView {
         continue;
       }
       if (cuts.some((c) => name.endsWith('.' + c))) continue;
-      const rrs = recordsOf(this.schema, name, e.attrs, ttl);
+      const rrs = recordsOf(name, e.attrs, ttl);
       if (e.attrs.nSRecord?.length) {
         // A delegation: its NS and glue only; nothing below is authoritative here.
         cuts.push(name);
@@ -262,21 +262,21 @@ export class Zones implements ZoneView {
       return z;
     };
     const lastChange = changes[changes.length - 1].changeNumber;
-    const side = (e: DirEntry | undefined, into: 'removed' | 'added', c: AppliedChange) => {
+    const side = (e: DirEntry | undefined, into: 'removed' | 'added') => {
       if (!e) return;
       const name = this.names.fromDn(e.dn, e.ndn);
       if (name === undefined) return;
       const isApex = !!e.attrs.sOARecord?.length;
       // The zone that holds this name: the entry itself if it is an apex, else the closest apex above.
-      const zoneName = isApex ? name : this.zoneAbove(name, c);
+      const zoneName = isApex ? name : this.zoneAbove(name);
       if (zoneName === undefined) return;
       const z = zoneState(zoneName);
       if (isApex && into === 'removed' && z.oldSerial === undefined) {
-        const soa = recordsOf(this.schema, name, { sOARecord: e.attrs.sOARecord }, 0)[0];
+        const soa = recordsOf(name, { sOARecord: e.attrs.sOARecord }, 0)[0];
         if (soa?.rdata.type === RRTYPE.SOA) z.oldSerial = soa.rdata.serial;
       }
       const apex = isApex ? e : this.entryAt(zoneName);
-      for (const rr of recordsOf(this.schema, name, e.attrs, apex ? zoneTtl(apex.attrs) : DEFAULT_TTL)) {
+      for (const rr of recordsOf(name, e.attrs, apex ? zoneTtl(apex.attrs) : DEFAULT_TTL)) {
         if (rr.rdata.type === RRTYPE.SOA) continue;
         z[into].add(formatRR(rr));
       }
@@ -289,16 +289,16 @@ export class Zones implements ZoneView {
         for (const e of [c.before, c.after]) {
           const n = e && this.names.fromDn(e.dn, e.ndn);
           if (n !== undefined) {
-            const z = this.zoneAbove(n, c) ?? n;
+            const z = this.zoneAbove(n) ?? n;
             zoneState(apexAfter && e === c.after ? n : z).rebuilt = true;
           }
         }
       }
-      side(c.before, 'removed', c);
-      side(c.after, 'added', c);
+      side(c.before, 'removed');
+      side(c.after, 'added');
       for (const m of c.moved ?? []) {
-        side(m.before, 'removed', c);
-        side(m.after, 'added', c);
+        side(m.before, 'removed');
+        side(m.after, 'added');
       }
     }
     const store = this.directory.store;
@@ -343,7 +343,7 @@ export class Zones implements ZoneView {
   };
 
   /** The closest apex strictly above `name` (as the store stands inside the transaction). */
-  private zoneAbove(name: string, _c: AppliedChange): string | undefined {
+  private zoneAbove(name: string): string | undefined {
     const dot = name.indexOf('.');
     if (dot < 0) return undefined;
     return this.zoneOf(name.slice(dot + 1))?.name;

@@ -24,7 +24,6 @@
  * header syntax), so it travels 7bit as RFC 2046 §5.2 requires of message/*.
  */
 import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
 import MimeNode = require('nodemailer/lib/mime-node');
 import type { QueuedMessage } from './types';
 import { openMessage } from './spool';

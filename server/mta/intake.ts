@@ -111,7 +111,7 @@ export class Intake {
       greetingDelay: (ip: string) => (isLoopback(ip) ? 0 : opts.greetingDelayMs),
       maxRecipients: opts.maxRecipients,
       onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
-      onMailFrom: (address, session, cb) => this.guard(cb, () => this.onMailFrom(address)),
+      onMailFrom: (address, _session, cb) => this.guard(cb, () => this.onMailFrom(address)),
       onRcptTo: (address, session, cb) => this.guard(cb, () => this.onRcptTo(address, session)),
       onData: (stream, session, cb) => this.onData(stream, session, cb),
     });
