@@ -260,7 +260,8 @@ export class Store {
 
   /** First and last change numbers held (0, 0 when the log is empty). */
   changeRange(): { first: number; last: number } {
-    const r = this.stmt('SELECT min(change_number) AS first, max(change_number) AS last FROM changelog').get() as {
+    // Two subqueries: SQLite answers a lone min() or max() from the primary key, but scans for both in one SELECT.
+    const r = this.stmt('SELECT (SELECT min(change_number) FROM changelog) AS first, (SELECT max(change_number) FROM changelog) AS last').get() as {
       first: number | null; last: number | null;
     };
     return { first: r.first ?? 0, last: r.last ?? 0 };

@@ -54,6 +54,8 @@ const SUPPORTED_FEATURES = ['1.3.6.1.4.1.4203.1.5.1', '1.3.6.1.4.1.4203.1.5.3', 
 /** Adapts pino to the printf-style logger ldapjs expects; ldapjs's own chatter goes to trace. */
 function ldapjsLogger(log: Logger): unknown {
   const l = {
+    // Read by our ldapjs patch: ldapjs builds a message's pojo for its debug line only when this says so.
+    isDebug: () => false,
     trace: () => undefined,
     debug: () => undefined,
     info: () => undefined,
