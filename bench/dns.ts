@@ -24,23 +24,15 @@
  * 200), DCMX_BENCH_DNS_MISS=0 to skip the cache-miss runs.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as dgram from 'node:dgram';
-import { execFile } from 'node:child_process';
 import type { Benchmark, Report, Table } from './report';
 import { fmt } from './report';
 import {
-  canPin, cpuSeconds, duBytes, GENERATOR_CORE, pinSelf, SERVER_CORE, spawnPinned, stop, waitForLine, which, type Child,
+  benchTmp, cpuSeconds, duBytes, execNode, GENERATOR_CORE, pinGenerator, SERVER_CORE, spawnPinned, stopDcmx, waitForLine, which, type Child,
 } from './proc';
-
-function envInt(name: string, fallback: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: '${v}' is not a positive integer`);
-  return n;
-}
+import { DCMX_CLI, DCMX_MAIN, dcmxEnv, envInt, envOn } from './env';
+import { prng } from '../test/prng';
 
 interface Settings {
   names: number;
@@ -60,7 +52,7 @@ function settings(): Settings {
     clients: envInt('DCMX_BENCH_DNS_CLIENTS', 16),
     udpOutstanding: envInt('DCMX_BENCH_DNS_UDP_OUTSTANDING', 100),
     tcpOutstanding: envInt('DCMX_BENCH_DNS_TCP_OUTSTANDING', 200),
-    miss: process.env.DCMX_BENCH_DNS_MISS !== '0',
+    miss: envOn('DCMX_BENCH_DNS_MISS'),
   };
 }
 
@@ -68,26 +60,6 @@ const ZONE = 'bench.test';
 const SUFFIX = 'o=internet';
 const ADMIN_DN = `cn=admin,${SUFFIX}`;
 const ADMIN_PASSWORD = 'bench-admin-secret';
-const MAIN = path.resolve(__dirname, '..', 'server', 'main.js');
-const CLI = path.resolve(__dirname, '..', 'server', 'admin', 'cli.js');
-
-/** The environment of both the CLI import and the appliance: same data dir, same suffix. */
-function dcmxEnv(dataDir: string): NodeJS.ProcessEnv {
-  return {
-    ...process.env,
-    DCMX_DATA_DIR: dataDir,
-    DCMX_LISTEN: '127.0.0.1',
-    DCMX_LDAP_PORT: '0',
-    DCMX_DNS_PORT: '0',
-    DCMX_SMTP_PORT: '0',
-    DCMX_HTTP_PORT: '0',
-    DCMX_HOSTNAME: `mx.${ZONE}`,
-    DCMX_ADMIN_DN: ADMIN_DN,
-    DCMX_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    DCMX_SUFFIX: SUFFIX,
-    DCMX_LOG_LEVEL: 'warn',
-  };
-}
 
 const ipOf = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
 
@@ -108,18 +80,6 @@ function zoneLdif(names: number): string {
     parts.push(`dn: dc=h${i},dc=bench,dc=test,${SUFFIX}\nobjectClass: dNSDomain2\ndc: h${i}\naRecord: ${ipOf(i)}\nmXRecord: 10 mx.${ZONE}.\n`);
   }
   return parts.join('\n');
-}
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function shuffle<T>(a: T[], seed: number): T[] {
@@ -147,14 +107,6 @@ function writeQueries(file: string, count: number, line: (i: number) => string):
   } finally {
     fs.closeSync(fd);
   }
-}
-
-function execNode(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, args, { env, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout, stderr });
-    });
-  });
 }
 
 /** One UDP query; resolves with the reply, or undefined after 2 s. */
@@ -307,15 +259,8 @@ async function run(log: (msg: string) => void): Promise<Report> {
     notes.push('skipped: dnsperf is not installed (Debian package dnsperf)');
     return { tables: [table], text: [] };
   }
-  const pinned = pinSelf(GENERATOR_CORE);
-  notes.push(
-    pinned
-      ? `dcmx pinned to core ${SERVER_CORE}, dnsperf (and this process) to core ${GENERATOR_CORE} (taskset)`
-      : `no pinning (taskset missing or fewer than 2 CPUs: ${canPin()})`,
-  );
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dcmx-bench-dns-'));
-  const cleanup = () => fs.rmSync(tmp, { recursive: true, force: true });
-  process.on('exit', cleanup);
+  notes.push(pinGenerator('dcmx', 'dnsperf (and this process)'));
+  const { dir: tmp, remove: cleanup } = benchTmp('dcmx-bench-dns-');
   let child: Child | undefined;
   try {
     // ---------------------------------------------------------------- load
@@ -323,10 +268,11 @@ async function run(log: (msg: string) => void): Promise<Report> {
     fs.mkdirSync(dataDir, { mode: 0o700 });
     const ldif = path.join(tmp, 'zone.ldif');
     fs.writeFileSync(ldif, zoneLdif(s.names));
-    const env = dcmxEnv(dataDir);
+    // The environment of both the CLI import and the appliance: same data dir, same suffix.
+    const env = dcmxEnv(dataDir, { DCMX_HOSTNAME: `mx.${ZONE}`, DCMX_ADMIN_DN: ADMIN_DN, DCMX_ADMIN_PASSWORD: ADMIN_PASSWORD, DCMX_SUFFIX: SUFFIX });
     log(`dns: dcmx ldif import of ${fmt.int(s.names + 5)} entries`);
     const t0 = Date.now();
-    const imp = await execNode([CLI, 'ldif', 'import', ldif], env);
+    const imp = await execNode([DCMX_CLI, 'ldif', 'import', ldif], env);
     const importSeconds = (Date.now() - t0) / 1000;
     if (imp.code !== 0) throw new Error(`dcmx ldif import failed (${imp.code}):\n${imp.stderr.slice(-2000)}`);
     notes.push(
@@ -348,8 +294,8 @@ async function run(log: (msg: string) => void): Promise<Report> {
     writeQueries(distinctFile, distinctCount, (i) => `u${i}.h${i % s.names}.${ZONE} ${i & 1 ? 'MX' : 'A'}`);
 
     // ---------------------------------------------------------------- dcmx
-    log(`dns: starting dcmx (${MAIN})`);
-    child = spawnPinned(process.execPath, [MAIN], SERVER_CORE, env);
+    log(`dns: starting dcmx (${DCMX_MAIN})`);
+    child = spawnPinned(process.execPath, [DCMX_MAIN], SERVER_CORE, env);
     const m = await waitForLine(child, /dcmx ready .*\bdns=(\d+)/);
     const port = Number(m[1]);
     await sanityCheck(port);
@@ -412,14 +358,8 @@ async function run(log: (msg: string) => void): Promise<Report> {
       }
     }
   } finally {
-    if (child) {
-      const code = await stop(child);
-      if (code !== 0) notes.push(`dcmx exited with ${code}`);
-      const logged = child.output().split('\n').filter((l) => l.trim() && !l.includes('dcmx ready'));
-      if (logged.length) notes.push(`dcmx logged ${logged.length} line(s), first: ${logged[0].slice(0, 300)}`);
-    }
+    if (child) await stopDcmx(child, notes);
     cleanup();
-    process.off('exit', cleanup);
   }
   return { tables: [table], text: [] };
 }

@@ -20,26 +20,18 @@
  * the null-server calibration.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Benchmark, Report, Table } from './report';
 import { fmt } from './report';
 import {
-  canPin, duBytes, GENERATOR_CORE, pinSelf, SERVER_CORE, spawnPinned, stop, waitForLine, type Child,
+  benchTmp, duBytes, pinGenerator, SERVER_CORE, spawnPinned, stop, stopDcmx, waitForLine, type Child,
 } from './proc';
+import { DCMX_MAIN, dcmxEnv, envInt, envOn } from './env';
 import { ADMIN_DN, ADMIN_PASSWORD, ditPhases, mailOf, SUFFIX } from './dit';
 import { connectAll, percentile, pipelinedAdds, searchLoad, type AddResult, type SearchResult } from './ldapload';
 import { slapdUnavailable, startSlapd } from './slapd';
 import { summariseFile } from './profile';
 import type { WireConn } from './wire';
-
-function envInt(name: string, fallback: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: '${v}' is not a positive integer`);
-  return n;
-}
 
 interface Settings {
   domains: number;
@@ -64,8 +56,8 @@ function settings(): Settings {
     clients: envInt('DCMX_BENCH_CLIENTS', 16),
     depth: envInt('DCMX_BENCH_DEPTH', 4),
     profile,
-    slapd: process.env.DCMX_BENCH_SLAPD !== '0',
-    nullServer: process.env.DCMX_BENCH_NULL !== '0',
+    slapd: envOn('DCMX_BENCH_SLAPD'),
+    nullServer: envOn('DCMX_BENCH_NULL'),
   };
 }
 
@@ -91,37 +83,13 @@ function closeAll(conns: WireConn[]): void {
   for (const c of conns) c.close();
 }
 
-/** The dcmx entry point in this build. */
-const MAIN = path.resolve(__dirname, '..', 'server', 'main.js');
-
 /** Starts dist/server/main.js on ephemeral loopback ports; resolves with its LDAP port. */
 async function startDcmx(dataDir: string, profileDir?: string): Promise<{ child: Child; port: number }> {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DCMX_DATA_DIR: dataDir,
-    DCMX_LISTEN: '127.0.0.1',
-    DCMX_LDAP_PORT: '0',
-    DCMX_DNS_PORT: '0',
-    DCMX_SMTP_PORT: '0',
-    DCMX_HTTP_PORT: '0',
-    DCMX_HOSTNAME: 'mx.bench.test',
-    DCMX_ADMIN_DN: ADMIN_DN,
-    DCMX_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    DCMX_SUFFIX: SUFFIX,
-    DCMX_LOG_LEVEL: 'warn',
-  };
-  const args = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, MAIN] : [MAIN];
+  const env = dcmxEnv(dataDir, { DCMX_HOSTNAME: 'mx.bench.test', DCMX_ADMIN_DN: ADMIN_DN, DCMX_ADMIN_PASSWORD: ADMIN_PASSWORD, DCMX_SUFFIX: SUFFIX });
+  const args = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, DCMX_MAIN] : [DCMX_MAIN];
   const child = spawnPinned(process.execPath, args, SERVER_CORE, env);
   const m = await waitForLine(child, /dcmx ready .*\bldap=(\d+)/);
   return { child, port: Number(m[1]) };
-}
-
-/** Stops dcmx and complains about a non-zero exit or anything it logged at warn or above. */
-async function stopDcmx(child: Child, notes: string[], label: string): Promise<void> {
-  const code = await stop(child);
-  if (code !== 0) notes.push(`${label}: dcmx exited with ${code}`);
-  const logged = child.output().split('\n').filter((l) => l.trim() && !l.includes('dcmx ready'));
-  if (logged.length) notes.push(`${label}: dcmx logged ${logged.length} line(s), first: ${logged[0].slice(0, 300)}`);
 }
 
 async function load(port: number, pid: number, s: Settings, withSuffix: boolean): Promise<AddResult> {
@@ -172,19 +140,27 @@ function findProfile(dir: string): string {
 
 async function run(log: (msg: string) => void): Promise<Report> {
   const s = settings();
-  const pinned = pinSelf(GENERATOR_CORE);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dcmx-bench-ldap-'));
-  const cleanup = () => fs.rmSync(tmp, { recursive: true, force: true });
-  process.on('exit', cleanup);
+  const pinNote = pinGenerator('servers', 'load generator (this process)');
+  const { dir: tmp, remove: cleanup } = benchTmp('dcmx-bench-ldap-');
   const rows: string[][] = [];
   const notes: string[] = [];
   const text: string[] = [];
   const users = s.domains;
-  notes.push(
-    pinned
-      ? `servers pinned to core ${SERVER_CORE}, load generator (this process) to core ${GENERATOR_CORE} (taskset)`
-      : `no pinning (taskset missing or fewer than 2 CPUs: ${canPin()})`,
-  );
+  notes.push(pinNote);
+  /** Loads the DIT into `server`: its row (labelled `row`) and notes. */
+  const measureLoad = async (server: string, port: number, pid: number, withSuffix: boolean, row = server): Promise<void> => {
+    const added = await load(port, pid, s, withSuffix);
+    rows.push(addRow(row, added));
+    notes.push(phaseNote(server, added));
+    errorNotes(`${server} add`, added, notes);
+  };
+  /** The search load against `server`: its row and notes. */
+  const measureSearch = async (server: string, port: number, pid: number): Promise<void> => {
+    const found = await search(port, pid, s);
+    rows.push(searchRow(server, found));
+    notes.push(genNote(`${server} search`, found));
+    errorNotes(`${server} search`, found, notes);
+  };
   notes.push(
     `DIT: ${fmt.int(s.domains)} domains + ${fmt.int(s.domains)} ou=people + ${fmt.int(users)} users; ` +
       `adds over ${s.clients} connections x ${s.depth} outstanding; searches: ${s.clients} clients, 1 outstanding each, ` +
@@ -194,21 +170,15 @@ async function run(log: (msg: string) => void): Promise<Report> {
     // ---------------------------------------------------------------- dcmx
     const dcmxData = path.join(tmp, 'dcmx');
     {
-      log(`ldap: starting dcmx (${MAIN})`);
+      log(`ldap: starting dcmx (${DCMX_MAIN})`);
       const profileDir = s.profile.has('load') ? path.join(tmp, 'prof-load') : undefined;
       const { child, port } = await startDcmx(dcmxData, profileDir);
       try {
         log(`ldap: dcmx pid ${child.pid} on port ${port}; loading ${fmt.int(s.domains * 3 + 1)} entries`);
-        const added = await load(port, child.pid, s, false);
-        rows.push(addRow(profileDir ? 'dcmx --cpu-prof' : 'dcmx', added));
-        notes.push(phaseNote('dcmx', added));
-        errorNotes('dcmx add', added, notes);
+        await measureLoad('dcmx', port, child.pid, false, profileDir ? 'dcmx --cpu-prof' : 'dcmx');
         if (!profileDir) {
           log(`ldap: dcmx searches for ${s.seconds} s`);
-          const found = await search(port, child.pid, s);
-          rows.push(searchRow('dcmx', found));
-          notes.push(genNote('dcmx search', found));
-          errorNotes('dcmx search', found, notes);
+          await measureSearch('dcmx', port, child.pid);
         }
       } finally {
         await stopDcmx(child, notes, 'dcmx');
@@ -221,10 +191,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
       const { child, port } = await startDcmx(dcmxData);
       try {
         log(`ldap: dcmx (restarted) searches for ${s.seconds} s`);
-        const found = await search(port, child.pid, s);
-        rows.push(searchRow('dcmx', found));
-        notes.push(genNote('dcmx search', found));
-        errorNotes('dcmx search', found, notes);
+        await measureSearch('dcmx', port, child.pid);
       } finally {
         await stopDcmx(child, notes, 'dcmx');
       }
@@ -269,15 +236,9 @@ async function run(log: (msg: string) => void): Promise<Report> {
       const slapd = await startSlapd(path.join(tmp, 'slapd'));
       try {
         log(`ldap: slapd pid ${slapd.child.pid} on port ${slapd.port}; loading`);
-        const added = await load(slapd.port, slapd.child.pid, s, true);
-        rows.push(addRow('slapd', added));
-        notes.push(phaseNote('slapd', added));
-        errorNotes('slapd add', added, notes);
+        await measureLoad('slapd', slapd.port, slapd.child.pid, true);
         log(`ldap: slapd searches for ${s.seconds} s`);
-        const found = await search(slapd.port, slapd.child.pid, s);
-        rows.push(searchRow('slapd', found));
-        notes.push(genNote('slapd search', found));
-        errorNotes('slapd search', found, notes);
+        await measureSearch('slapd', slapd.port, slapd.child.pid);
       } finally {
         const code = await stop(slapd.child);
         if (code !== 0) notes.push(`slapd exited with ${code}: ${slapd.child.output().slice(-500)}`);
@@ -290,7 +251,6 @@ async function run(log: (msg: string) => void): Promise<Report> {
     }
   } finally {
     cleanup();
-    process.off('exit', cleanup);
   }
   const table: Table = { title: 'LDAP', columns: COLUMNS, rows, notes };
   return { tables: [table], text };

@@ -5,7 +5,8 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 
 /** The core the servers get, and the one the load generator gets. */
 export const SERVER_CORE = 0;
@@ -26,6 +27,16 @@ export function canPin(): boolean {
 export function pinSelf(core: number): boolean {
   if (!canPin()) return false;
   return spawnSync('taskset', ['-a', '-cp', String(core), String(process.pid)], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * Pins this process to the generator core; returns the note that says who
+ * runs where (`server` on the server core, `generator` on the other).
+ */
+export function pinGenerator(server: string, generator: string): string {
+  return pinSelf(GENERATOR_CORE)
+    ? `${server} pinned to core ${SERVER_CORE}, ${generator} to core ${GENERATOR_CORE} (taskset)`
+    : `no pinning (taskset missing or fewer than 2 CPUs: ${canPin()})`;
 }
 
 /** Whether a command is on the PATH (or an absolute path that exists). */
@@ -133,6 +144,46 @@ export function waitForLine(child: Child, re: RegExp, timeoutMs = 60_000): Promi
     child.proc.once('exit', onExit);
     check();
   });
+}
+
+/**
+ * Stops a dcmx child and notes a non-zero exit and anything it logged (at
+ * warn or above: see dcmxEnv), each note prefixed with `label: ` when given.
+ */
+export async function stopDcmx(child: Child, notes: string[], label?: string): Promise<void> {
+  const code = await stop(child);
+  const prefix = label ? `${label}: ` : '';
+  if (code !== 0) notes.push(`${prefix}dcmx exited with ${code}`);
+  const logged = child.output().split('\n').filter((l) => l.trim() && !l.includes('dcmx ready'));
+  if (logged.length) notes.push(`${prefix}dcmx logged ${logged.length} line(s), first: ${logged[0].slice(0, 300)}`);
+}
+
+/** Runs node with `args` to its end (never rejects): exit code (1 when it could not run or timed out) and output. */
+export function execNode(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  opts: { maxBuffer?: number; timeout?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const options = { env, maxBuffer: opts.maxBuffer ?? 64 * 1024 * 1024, ...(opts.timeout ? { timeout: opts.timeout } : {}) };
+    execFile(process.execPath, args, options, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as unknown as { code: number }).code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** A temporary directory of a benchmark run: removed by remove(), or at the latest when this process exits. */
+export function benchTmp(prefix: string): { dir: string; remove(): void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const cleanup = () => fs.rmSync(dir, { recursive: true, force: true });
+  process.on('exit', cleanup);
+  return {
+    dir,
+    remove() {
+      cleanup();
+      process.off('exit', cleanup);
+    },
+  };
 }
 
 /** Resolves once a TCP connect to 127.0.0.1:port succeeds. */

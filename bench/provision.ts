@@ -33,46 +33,14 @@
 import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { execFile } from 'node:child_process';
 import type { Benchmark, Report, Table } from './report';
 import { fmt } from './report';
-import { canPin, cpuSeconds, duBytes, GENERATOR_CORE, pinSelf, SERVER_CORE, spawnPinned, stop, waitForLine, type Child } from './proc';
+import { benchTmp, cpuSeconds, duBytes, execNode, pinGenerator, SERVER_CORE, spawnPinned, stopDcmx, waitForLine, type Child } from './proc';
+import { DCMX_CLI, DCMX_MAIN, dcmxEnv, envInt } from './env';
 
 const ZONE = 'bench.test';
 const HOST = `mx.${ZONE}`;
-const MAIN = path.resolve(__dirname, '..', 'server', 'main.js');
-const CLI = path.resolve(__dirname, '..', 'server', 'admin', 'cli.js');
-
-function envInt(name: string, fallback: number, min = 1): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name}: '${v}' is not an integer >= ${min}`);
-  return n;
-}
-
-function dcmxEnv(dataDir: string): NodeJS.ProcessEnv {
-  return {
-    ...process.env,
-    DCMX_DATA_DIR: dataDir,
-    DCMX_LISTEN: '127.0.0.1',
-    DCMX_LDAP_PORT: '0',
-    DCMX_DNS_PORT: '0',
-    DCMX_SMTP_PORT: '0',
-    DCMX_HTTP_PORT: '0',
-    DCMX_HOSTNAME: HOST,
-    DCMX_ADMIN_PASSWORD: 'bench-admin-secret',
-    DCMX_PBKDF2_ITERATIONS: '1000',
-    DCMX_PROVISIONING: 'allowlist',
-    DCMX_PROVISION_ALLOW: ZONE,
-    DCMX_UPSTREAM_DNS: '127.0.0.1:9',
-    DCMX_SMTP_MAX_CLIENTS: '1000',
-    DCMX_LOG_LEVEL: 'warn',
-  };
-}
-
 const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 // ------------------------------------------------------------------ SMTP
@@ -284,14 +252,6 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
-function execNode(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, args, { env, maxBuffer: 256 * 1024 * 1024, timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as unknown as { code: number }).code : 1) : 0, stdout, stderr });
-    });
-  });
-}
-
 const COLUMNS = ['phase', 'domains', 'failed', 'domains/s', 'measure', 'p50 ms', 'p99 ms', 'max ms', 'server CPU', 'gen CPU'];
 
 function rows(p: Phase): string[][] {
@@ -315,20 +275,23 @@ async function run(log: (msg: string) => void): Promise<Report> {
   const concurrency = envInt('DCMX_BENCH_PROVISION_CONCURRENCY', 16, 0);
   const notes: string[] = [];
   const table: Table = { title: 'Provisioning at RCPT (new domain -> DNS and routing)', columns: COLUMNS, rows: [], notes };
-  const pinned = pinSelf(GENERATOR_CORE);
-  notes.push(pinned
-    ? `dcmx pinned to core ${SERVER_CORE}, the generator (this process) to core ${GENERATOR_CORE} (taskset)`
-    : `no pinning (taskset missing or fewer than 2 CPUs: ${canPin()})`);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dcmx-bench-prov-'));
-  const cleanup = () => fs.rmSync(tmp, { recursive: true, force: true });
-  process.on('exit', cleanup);
+  notes.push(pinGenerator('dcmx', 'the generator (this process)'));
+  const { dir: tmp, remove: cleanup } = benchTmp('dcmx-bench-prov-');
   let child: Child | undefined;
   try {
     const dataDir = path.join(tmp, 'data');
     fs.mkdirSync(dataDir, { mode: 0o700 });
-    const env = dcmxEnv(dataDir);
-    log(`provision: starting dcmx (${MAIN})`);
-    child = spawnPinned(process.execPath, [MAIN], SERVER_CORE, env);
+    const env = dcmxEnv(dataDir, {
+      DCMX_HOSTNAME: HOST,
+      DCMX_ADMIN_PASSWORD: 'bench-admin-secret',
+      DCMX_PBKDF2_ITERATIONS: '1000',
+      DCMX_PROVISIONING: 'allowlist',
+      DCMX_PROVISION_ALLOW: ZONE,
+      DCMX_UPSTREAM_DNS: '127.0.0.1:9',
+      DCMX_SMTP_MAX_CLIENTS: '1000',
+    });
+    log(`provision: starting dcmx (${DCMX_MAIN})`);
+    child = spawnPinned(process.execPath, [DCMX_MAIN], SERVER_CORE, env);
     const m = await waitForLine(child, /dcmx ready .*\bdns=(\d+) smtp=(\d+)/);
     const dnsPort = Number(m[1]);
     const smtpPort = Number(m[2]);
@@ -356,7 +319,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
 
     // Every domain in the routing table and the zone list, as the CLI sees them.
     log('provision: checking `dcmx routes`');
-    const routes = await execNode([CLI, 'routes'], env);
+    const routes = await execNode([DCMX_CLI, 'routes'], env, { maxBuffer: 256 * 1024 * 1024, timeout: 120_000 });
     const local = routes.stdout.split('\n').filter((l) => /\.bench\.test\tlocal$/.test(l)).length;
     const expected = 20 + domains * phases.length;
     notes.push(`\`dcmx routes\` at the end: ${fmt.int(local)} local routes under ${ZONE} (expected ${fmt.int(expected)})${routes.code ? `; exit ${routes.code}: ${routes.stderr.slice(0, 200)}` : ''}`);
@@ -367,14 +330,8 @@ async function run(log: (msg: string) => void): Promise<Report> {
       'transaction (synchronous=FULL) and the routing table / cache update; the MX poll and the second RCPT start together ' +
       'right after the 250, both timed from the first RCPT; CPU is per cent of one core over the phase');
   } finally {
-    if (child) {
-      const code = await stop(child);
-      if (code !== 0) notes.push(`dcmx exited with ${code}`);
-      const logged = child.output().split('\n').filter((l) => l.trim() && !l.includes('dcmx ready'));
-      if (logged.length) notes.push(`dcmx logged ${logged.length} line(s), first: ${logged[0].slice(0, 300)}`);
-    }
+    if (child) await stopDcmx(child, notes);
     cleanup();
-    process.off('exit', cleanup);
   }
   return { tables: [table], text: [] };
 }

@@ -30,8 +30,9 @@ import * as path from 'node:path';
 import type { Benchmark, Report, Table } from './report';
 import { fmt } from './report';
 import {
-  canPin, cpuSeconds, freePort, GENERATOR_CORE, pinSelf, SERVER_CORE, spawnPinned, stop, waitForLine, waitForPort, which, type Child,
+  benchTmp, cpuSeconds, freePort, GENERATOR_CORE, pinGenerator, SERVER_CORE, spawnPinned, stop, stopDcmx, waitForLine, waitForPort, which, type Child,
 } from './proc';
+import { DCMX_MAIN, dcmxEnv, envInt, envOn } from './env';
 import { addRequestOp, message, OP, resultText, WireConn, type AddEntry } from './wire';
 
 /** The issue's figures for Postfix on one core of this machine. */
@@ -41,14 +42,6 @@ const ADMIN_DN = 'cn=admin,o=internet';
 const ADMIN_PASSWORD = 'bench-admin-secret';
 const DOMAIN = 'bench.test';
 const USER = `user@${DOMAIN}`;
-
-function envInt(name: string, fallback: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: '${v}' is not a positive integer`);
-  return n;
-}
 
 interface Settings {
   messages: number;
@@ -62,12 +55,9 @@ function settings(): Settings {
     messages: envInt('DCMX_BENCH_SMTP_MESSAGES', 2000),
     sessions: envInt('DCMX_BENCH_SMTP_SESSIONS', 16),
     size: envInt('DCMX_BENCH_SMTP_SIZE', 4096),
-    sink: process.env.DCMX_BENCH_SMTP_SINK !== '0',
+    sink: envOn('DCMX_BENCH_SMTP_SINK'),
   };
 }
-
-/** The dcmx entry point in this build. */
-const MAIN = path.resolve(__dirname, '..', 'server', 'main.js');
 
 /** The DC-tree entries of the benchmark's mail domain and its one user. */
 const ENTRIES: AddEntry[] = [
@@ -116,33 +106,17 @@ interface Dcmx {
 
 /** Starts dist/server/main.js pinned to the server core over `dataDir`, and provisions the domain. */
 async function startDcmx(dataDir: string): Promise<Dcmx> {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DCMX_DATA_DIR: dataDir,
-    DCMX_LISTEN: '127.0.0.1',
-    DCMX_LDAP_PORT: '0',
-    DCMX_DNS_PORT: '0',
-    DCMX_SMTP_PORT: '0',
-    DCMX_HTTP_PORT: '0',
+  const env = dcmxEnv(dataDir, {
     DCMX_HOSTNAME: 'mx.bench.test',
     DCMX_ADMIN_DN: ADMIN_DN,
     DCMX_ADMIN_PASSWORD: ADMIN_PASSWORD,
     // Nothing here looks outside; a dead loopback port keeps it so.
     DCMX_UPSTREAM_DNS: '127.0.0.1:9',
-    DCMX_LOG_LEVEL: 'warn',
-  };
-  const child = spawnPinned(process.execPath, [MAIN], SERVER_CORE, env);
+  });
+  const child = spawnPinned(process.execPath, [DCMX_MAIN], SERVER_CORE, env);
   const m = await waitForLine(child, /dcmx ready .*\bldap=(\d+).*\bsmtp=(\d+)/);
   await provision(Number(m[1]));
   return { child, smtp: Number(m[2]), dataDir };
-}
-
-/** Stops dcmx and notes a non-zero exit or anything it logged at warn or above. */
-async function stopDcmx(d: Dcmx, notes: string[], label: string): Promise<void> {
-  const code = await stop(d.child);
-  if (code !== 0) notes.push(`${label}: dcmx exited with ${code}`);
-  const logged = d.child.output().split('\n').filter((l) => l.trim() && !l.includes('dcmx ready'));
-  if (logged.length) notes.push(`${label}: dcmx logged ${logged.length} line(s), first: ${logged[0].slice(0, 300)}`);
 }
 
 /** Files delivered into the user's Maildir (new/ and cur/). */
@@ -220,7 +194,7 @@ async function measure(bin: string, s: Settings, reuse: boolean, tmp: string, la
     await source;
     return { acceptSeconds, deliverSeconds, serverCpu, delivered: n - base };
   } finally {
-    await stopDcmx(d, notes, label);
+    await stopDcmx(d.child, notes, label);
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 }
@@ -244,17 +218,11 @@ async function run(log: (msg: string) => void): Promise<Report> {
   const s = settings();
   const source = which('smtp-source');
   if (!source) throw new Error('smtp-source not found (Debian package postfix)');
-  const pinned = pinSelf(GENERATOR_CORE);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dcmx-bench-smtp-'));
-  const cleanup = () => fs.rmSync(tmp, { recursive: true, force: true });
-  process.on('exit', cleanup);
+  const pinNote = pinGenerator('servers', 'smtp-source');
+  const { dir: tmp, remove: cleanup } = benchTmp('dcmx-bench-smtp-');
   const rows: string[][] = [];
   const notes: string[] = [];
-  notes.push(
-    pinned
-      ? `servers pinned to core ${SERVER_CORE}, smtp-source to core ${GENERATOR_CORE} (taskset)`
-      : `no pinning (taskset missing or fewer than 2 CPUs: ${canPin()})`,
-  );
+  notes.push(pinNote);
   notes.push(
     `smtp-source -s ${s.sessions} -m ${s.messages} -l ${s.size} to one local user (${USER}); ` +
       `reuse = -d (next message on the same connection); fresh data dir and appliance per run, after one warm-up message; ` +
@@ -291,7 +259,6 @@ async function run(log: (msg: string) => void): Promise<Report> {
     }
   } finally {
     cleanup();
-    process.off('exit', cleanup);
   }
   const table: Table = { title: 'SMTP', columns: COLUMNS, rows, notes };
   return { tables: [table], text: [] };

@@ -2,6 +2,7 @@
  * Test fixtures: an appliance on ephemeral loopback ports over a temporary
  * data dir, and runners for the real command-line clients.
  */
+import { after } from 'node:test';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -9,15 +10,29 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { loadConfig, type Config } from '../server/config';
 import { silentLogger } from '../server/log';
 import { startAppliance, type Appliance } from '../server/appliance';
+import { loopbackEnv } from './env';
 
 // Keep password hashing cheap in tests (production default is 100,000).
 process.env.DCMX_PBKDF2_ITERATIONS ??= '1000';
 
 export const ADMIN_PASSWORD = 'admin-secret-1';
 
-/** A fresh temporary directory, removed by the returned cleanup. */
+/** A fresh temporary directory (the caller removes it). */
 export function tempDir(prefix = 'dcmx-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** A maker of fresh temporary directories, every one removed after the calling file's tests. */
+export function tempDirs(prefix: string): () => string {
+  const dirs: string[] = [];
+  after(() => {
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  });
+  return () => {
+    const d = tempDir(prefix);
+    dirs.push(d);
+    return d;
+  };
 }
 
 export interface TestAppliance {
@@ -32,12 +47,7 @@ export interface TestAppliance {
 /** Base environment for an appliance on loopback with ephemeral ports. */
 export function testEnv(dataDir: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
-    DCMX_DATA_DIR: dataDir,
-    DCMX_LISTEN: '127.0.0.1',
-    DCMX_LDAP_PORT: '0',
-    DCMX_DNS_PORT: '0',
-    DCMX_SMTP_PORT: '0',
-    DCMX_HTTP_PORT: '0',
+    ...loopbackEnv(dataDir),
     DCMX_HOSTNAME: 'mx.dcmx.test',
     DCMX_ADMIN_PASSWORD: ADMIN_PASSWORD,
     DCMX_PBKDF2_ITERATIONS: '1000',
@@ -119,4 +129,34 @@ export function readyPorts(line: string): Record<string, number> {
   const out: Record<string, number> = {};
   for (const m of line.matchAll(/(\w+)=(\d+)/g)) out[m[1]] = Number(m[2]);
   return out;
+}
+
+/** An appliance in its own process (a crash shows as a dead process), with the ports of its ready line. */
+export interface SpawnedAppliance {
+  child: ChildProcess;
+  /** The `dcmx ready` line. */
+  ready: string;
+  /** Its ports by name (ldap, dns, smtp, http). */
+  ports: Record<string, number>;
+  /** Everything it printed so far. */
+  output: () => string;
+}
+
+/** Spawns the built appliance over `dataDir` with testEnv (plus `extra`). */
+export async function startSpawned(dataDir: string, extra: Record<string, string> = {}): Promise<SpawnedAppliance> {
+  const a = await spawnAppliance(testEnv(dataDir, extra));
+  return { child: a.child, ready: a.ready, ports: readyPorts(a.ready), output: a.output };
+}
+
+/** Sends `signal` to a child process unless it has exited already; resolves with its exit code. */
+export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  child.kill(signal);
+  return exited;
+}
+
+/** ldapadd as the administrator (cn=admin,o=internet) against the LDAP port of a spawned appliance. */
+export function ldapaddAt(ldapPort: number, ldif: string): Promise<RunResult> {
+  return run('ldapadd', ['-x', '-H', `ldap://127.0.0.1:${ldapPort}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD], ldif);
 }

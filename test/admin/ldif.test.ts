@@ -14,6 +14,7 @@ import {
   formatLdifModifications,
   parseLdif,
 } from '../../server/admin/ldif';
+import { prng } from '../prng';
 
 async function parseAll(
   input: string | Iterable<string> | AsyncIterable<string>,
@@ -667,18 +668,6 @@ describe('errors carry the offending line', () => {
 });
 
 // ---------------------------------------------------------------------------
-
-/** mulberry32. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const COUNT = 50_000;
 

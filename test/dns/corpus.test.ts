@@ -6,38 +6,10 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { decodeMessage, encodeResponse, screen, type Screened } from '../../server/dns/wire';
-
-const CORPUS = '/work/shared/corpus/dns-packets';
-const ISSUE18 = Buffer.from('000001000001000000000000c00c00010001', 'hex');
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-class Tally {
-  readonly counts = new Map<string, number>();
-  add(key: string): void {
-    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
-  }
-  get(key: string): number {
-    return this.counts.get(key) ?? 0;
-  }
-  toString(): string {
-    return [...this.counts.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}=${v}`).join(' ');
-  }
-}
+import { prng } from '../prng';
+import { corpusFiles, corpusPacket, corpusSkip, ISSUE18, Tally } from './fixture';
 
 function keyOf(s: Screened): string {
   return s.kind === 'drop' || s.kind === 'formerr' ? `${s.kind}:${s.reason}` : s.kind;
@@ -75,10 +47,10 @@ function exercise(buf: Buffer, tally: Tally): string {
 }
 
 describe('DNS packet corpus', () => {
-  const files = fs.existsSync(CORPUS) ? fs.readdirSync(CORPUS).sort() : [];
+  const files = corpusFiles();
 
-  test('every corpus packet, as is and mutated, screens without throwing or hanging', { skip: files.length === 0 ? `no corpus at ${CORPUS}` : false }, () => {
-    const packets = files.map((f) => fs.readFileSync(path.join(CORPUS, f)));
+  test('every corpus packet, as is and mutated, screens without throwing or hanging', { skip: corpusSkip(files.length) }, () => {
+    const packets = files.map(corpusPacket);
     assert.ok(packets.length > 9000, `${packets.length} packets`);
     const rand = prng(0x5eed);
     const asIs = new Tally();
@@ -154,12 +126,12 @@ describe('DNS packet corpus', () => {
     assert.ok(elapsed < 30_000, `random packets took ${elapsed} ms`);
   });
 
-  test('corpus packets with random bytes flipped', { skip: files.length === 0 ? `no corpus at ${CORPUS}` : false }, () => {
+  test('corpus packets with random bytes flipped', { skip: corpusSkip(files.length) }, () => {
     const rand = prng(77);
     const tally = new Tally();
     const t0 = Date.now();
     for (let i = 0; i < 50_000; i++) {
-      const src = fs.readFileSync(path.join(CORPUS, files[Math.floor(rand() * files.length)]));
+      const src = corpusPacket(files[Math.floor(rand() * files.length)]);
       const m = Buffer.from(src);
       if (m.length >= 4) m[2] &= 0x07;
       const flips = 1 + Math.floor(rand() * 4);

@@ -24,15 +24,13 @@ import * as assert from 'node:assert/strict';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ChildProcess } from 'node:child_process';
-import { ADMIN_PASSWORD, readyPorts, run, spawnAppliance, tempDir, testEnv } from '../helpers';
+import { ldapaddAt, startSpawned, stopChild, tempDir } from '../helpers';
+import { prng } from '../prng';
 import { decodeMessage, screen, type Screened } from '../../server/dns/wire';
+import { corpusFiles, corpusPacket, corpusSkip, digRunner, exampleOrgZone, ISSUE18, section, Tally } from './fixture';
 
-const CORPUS = '/work/shared/corpus/dns-packets';
-/** The 18-byte packet of native-dns-packet issue #18: the question name is a pointer to itself. */
-const ISSUE18 = Buffer.from('000001000001000000000000c00c00010001', 'hex');
 /** The watcher's bound on any one reply, and its query interval. */
 const WATCH_LIMIT_MS = 1000;
 const WATCH_INTERVAL_MS = 20;
@@ -42,35 +40,7 @@ const MAX_UDP = 65507;
 const BIG_DATAGRAM = 8192;
 const PROBE_NAME = 'probe.example.org';
 
-const ZONE = `dn: dc=org,o=internet
-objectClass: domain
-dc: org
-
-dn: dc=example,dc=org,o=internet
-objectClass: dNSDomain2
-objectClass: domain
-dc: example
-dNSTTL: 300
-sOARecord: ns1.example.org. hostmaster.example.org. 100 3600 900 604800 60
-nSRecord: ns1.example.org.
-mXRecord: 10 mx.example.org.
-aRecord: 192.0.2.1
-
-dn: dc=ns1,dc=example,dc=org,o=internet
-objectClass: dNSDomain2
-dc: ns1
-aRecord: 192.0.2.53
-
-dn: dc=mx,dc=example,dc=org,o=internet
-objectClass: dNSDomain2
-dc: mx
-aRecord: 192.0.2.25
-
-dn: dc=www,dc=example,dc=org,o=internet
-objectClass: dNSDomain2
-dc: www
-cNAMERecord: mx.example.org.
-`;
+const ZONE = exampleOrgZone({ spf: false });
 
 let child: ChildProcess;
 let output: () => string = () => '';
@@ -107,18 +77,6 @@ const probe = (id: number): Buffer => query(PROBE_NAME, 16, id);
 function isProbeReply(m: Buffer, id?: number): boolean {
   return m.length >= 12 + PROBE_QUESTION.length && (m[2] & 0x80) !== 0 && m.readUInt16BE(4) === 1 &&
     m.subarray(12, 12 + PROBE_QUESTION.length).equals(PROBE_QUESTION) && (id === undefined || m.readUInt16BE(0) === id);
-}
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Random packets: half pure noise, half behind a plausible QUERY header (QR=0, opcode 0, QDCOUNT 1). */
@@ -295,19 +253,6 @@ async function replayTcp(packets: Buffer[], perConn = 40, parallel = 8, seed = 7
 
 const RCODE_NAME: Record<number, string> = { 0: 'NOERROR', 1: 'FORMERR', 2: 'SERVFAIL', 3: 'NXDOMAIN', 4: 'NOTIMP', 5: 'REFUSED', 16: 'BADVERS' };
 
-class Tally {
-  readonly counts = new Map<string, number>();
-  add(key: string): void {
-    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
-  }
-  get(key: string): number {
-    return this.counts.get(key) ?? 0;
-  }
-  toString(): string {
-    return [...this.counts.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}=${v}`).join(' ');
-  }
-}
-
 const describeScreen = (s: Screened): string => (s.kind === 'drop' || s.kind === 'formerr' ? `${s.kind}:${s.reason}` : s.kind);
 
 /**
@@ -438,12 +383,7 @@ function watcherReport(): Promise<WatchStats> {
   });
 }
 
-const dig = (...args: string[]) => run('dig', ['@127.0.0.1', '-p', String(port), '+norec', '+time=2', '+tries=1', ...args], undefined, 10_000);
-
-function section(out: string, name: 'ANSWER' | 'ADDITIONAL'): string[] {
-  const m = new RegExp(`;; ${name} SECTION:\\n([\\s\\S]*?)(\\n\\n|$)`).exec(out);
-  return m ? m[1].split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.replace(/\s+/g, ' ').trim()) : [];
-}
+const dig = digRunner(() => port, 10_000);
 
 /** Good queries from dig still get correct answers, over UDP and TCP. */
 async function digChecks(label: string, transports: ('udp' | 'tcp')[] = ['udp', 'tcp']): Promise<void> {
@@ -487,16 +427,15 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 before(async () => {
   dataDir = tempDir();
-  const a = await spawnAppliance(testEnv(dataDir));
+  const a = await startSpawned(dataDir);
   child = a.child;
   output = a.output;
   // spawnAppliance only drains stdout until ready; keep draining so a full pipe never stalls the server.
   child.stdout!.resume();
-  const ports = readyPorts(a.ready);
-  port = ports.dns;
-  ldapPort = ports.ldap;
+  port = a.ports.dns;
+  ldapPort = a.ports.ldap;
   assert.ok(port > 0, `no dns= in the ready line: ${a.ready}`);
-  const r = await run('ldapadd', ['-x', '-H', `ldap://127.0.0.1:${ldapPort}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD], ZONE);
+  const r = await ldapaddAt(ldapPort, ZONE);
   assert.equal(r.code, 0, r.stderr);
   await digChecks('zone loaded');
   watcher = new Worker(WATCHER_SOURCE, {
@@ -511,18 +450,12 @@ after(async () => {
   console.log(`watcher worst latency over all groups: ${worstOverall.toFixed(1)} ms`);
   watcher?.postMessage('stop');
   await watcher?.terminate();
-  if (child && child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await exited;
-  }
+  if (child) await stopChild(child);
   if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-const corpus: Buffer[] = fs.existsSync(CORPUS)
-  ? fs.readdirSync(CORPUS).sort().map((f) => fs.readFileSync(path.join(CORPUS, f)))
-  : [];
-const noCorpus = corpus.length === 0 ? `no corpus at ${CORPUS}` : false;
+const corpus: Buffer[] = corpusFiles().map(corpusPacket);
+const noCorpus = corpusSkip(corpus.length);
 
 test('the Knot DNS seed corpus over UDP, 50 in flight', { skip: noCorpus }, async () => {
   const t0 = Date.now();

@@ -11,194 +11,31 @@
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { adminArgs, run, startTestAppliance, tempDir, type TestAppliance } from '../helpers';
+import { adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
+import { CAA_ENTRY, exampleOrgZone, kdigRunner, section, soaSerial, status } from './fixture';
+import { freeDualPort, startKnot, type Knot } from './knot';
 
 const ZONE_NAME = 'example.org';
 
-const ZONE = `dn: dc=org,o=internet
-objectClass: domain
-dc: org
-
-dn: dc=example,dc=org,o=internet
-objectClass: dNSDomain2
-objectClass: domain
-dc: example
-dNSTTL: 300
-sOARecord: ns1.example.org. hostmaster.example.org. 100 3600 900 604800 60
-nSRecord: ns1.example.org.
-mXRecord: 10 mx.example.org.
-aRecord: 192.0.2.1
-tXTRecord: "v=spf1 mx -all"
-
-dn: dc=ns1,dc=example,dc=org,o=internet
-objectClass: dNSDomain2
-dc: ns1
-aRecord: 192.0.2.53
-
-dn: dc=mx,dc=example,dc=org,o=internet
-objectClass: dNSDomain2
-dc: mx
-aRecord: 192.0.2.25
-
-dn: dc=www,dc=example,dc=org,o=internet
-objectClass: dNSDomain2
-dc: www
-cNAMERecord: mx.example.org.
-
-dn: dc=txt,dc=example,dc=org,o=internet
+const TXT = `dn: dc=txt,dc=example,dc=org,o=internet
 objectClass: dNSDomain2
 dc: txt
 tXTRecord: "hello world"
 tXTRecord: "second string" "in one record"
-
-dn: dc=caa,dc=example,dc=org,o=internet
-objectClass: dNSDomain2
-dc: caa
-cAARecord: 0 issue "letsencrypt.org"
-sRVRecord: 10 5 5060 mx.example.org.
-aAAARecord: 2001:db8::1
 `;
+
+const ZONE = exampleOrgZone({ extra: [TXT, CAA_ENTRY] });
 
 // ------------------------------------------------------------------ fixtures
 
 let t: TestAppliance;
 let dnsPort = 0;
 let knotPort = 0;
-let knotDir = '';
-let knot: ChildProcess | undefined;
-let knotExited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-let knotLog = '';
-let confFile = '';
-
-/** A loopback port free on both TCP and UDP right now. */
-async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const srv = net.createServer();
-    const port = await new Promise<number>((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => resolve((srv.address() as net.AddressInfo).port));
-    });
-    const udp = dgram.createSocket('udp4');
-    const udpOk = await new Promise<boolean>((resolve) => {
-      udp.once('error', () => resolve(false));
-      udp.bind(port, '127.0.0.1', () => resolve(true));
-    });
-    await new Promise<void>((r) => srv.close(() => r()));
-    if (udpOk) {
-      await new Promise<void>((r) => udp.close(() => r()));
-      return port;
-    }
-    try {
-      udp.close();
-    } catch {
-      /* not bound */
-    }
-  }
-  throw new Error('no free loopback port for knotd');
-}
-
-function knotConfig(dir: string): string {
-  return `# dcmx interop test: Knot as a secondary of dcmx
-server:
-    rundir: "${dir}/run"
-    listen: 127.0.0.1@${knotPort}
-    # no "user:": knotd keeps the identity of whoever runs the test
-
-control:
-    listen: "${dir}/run/knot.sock"
-
-database:
-    storage: "${dir}/db"
-    journal-db: "${dir}/db/journal"
-    timer-db: "${dir}/db/timers"
-    kasp-db: "${dir}/db/keys"
-    catalog-db: "${dir}/db/catalog"
-
-log:
-  - target: stderr
-    any: debug
-
-remote:
-  - id: dcmx
-    address: 127.0.0.1@${dnsPort}
-
-acl:
-  - id: notify_from_dcmx
-    address: 127.0.0.1
-    action: notify
-  - id: transfer_to_test
-    address: 127.0.0.1
-    action: transfer
-
-template:
-  - id: default
-    storage: "${dir}/zones"
-
-zone:
-  - domain: ${ZONE_NAME}
-    master: dcmx
-    acl: [ notify_from_dcmx, transfer_to_test ]
-    file: "${dir}/zones/${ZONE_NAME}.zone"
-`;
-}
-
-/** Starts knotd in the foreground; rejects with a clear message if it cannot run. */
-async function startKnot(): Promise<void> {
-  knotDir = tempDir('dcmx-knot-');
-  for (const d of ['run', 'db', 'zones']) fs.mkdirSync(path.join(knotDir, d), { recursive: true });
-  confFile = path.join(knotDir, 'knot.conf');
-  fs.writeFileSync(confFile, knotConfig(knotDir));
-
-  const check = await run('knotc', ['-c', confFile, 'conf-check']);
-  if (check.code !== 0) {
-    throw new Error(`knotd cannot run here: "knotc -c ${confFile} conf-check" failed (code ${check.code}; are knotc/knotd of the "knot" package in PATH?):\n${check.stdout}${check.stderr}\nconfig:\n${fs.readFileSync(confFile, 'utf8')}`);
-  }
-
-  const child = spawn('knotd', ['-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  knot = child;
-  child.stdout!.on('data', (d: Buffer) => (knotLog += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (knotLog += d.toString()));
-  const spawned = await new Promise<Error | undefined>((resolve) => {
-    child.once('spawn', () => resolve(undefined));
-    child.once('error', (err) => resolve(err));
-  });
-  if (spawned) {
-    knot = undefined;
-    throw new Error(`knotd cannot run here: spawning "knotd" failed: ${spawned.message} (is the "knot" package installed?)`);
-  }
-  child.once('exit', (code, signal) => (knotExited = { code, signal }));
-
-  // Ready when it answers on its port (SERVFAIL for a zone it has not loaded yet is fine).
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (knotExited) throw new Error(`knotd cannot run here: it exited (code ${knotExited.code}, signal ${knotExited.signal}) at start-up; its log:\n${knotLog}`);
-    const r = await kdigKnot(ZONE_NAME, 'SOA');
-    if (/status: \w+/.test(r.stdout)) return;
-    if (Date.now() > deadline) throw new Error(`knotd cannot run here: no answer on 127.0.0.1@${knotPort} within 15 s; its log:\n${knotLog}`);
-    await sleep(200);
-  }
-}
-
-async function stopKnot(): Promise<void> {
-  const child = knot;
-  knot = undefined;
-  if (!child || knotExited) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-// Last resort if the test process dies with knotd still running.
-process.once('exit', () => {
-  if (knot && !knotExited) knot.kill('SIGKILL');
-});
+let knot: Knot | undefined;
+/** Everything knotd has logged so far. */
+const knotLog = (): string => knot?.log ?? '';
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -206,21 +43,9 @@ function sleep(ms: number): Promise<void> {
 
 // ------------------------------------------------------------------ queries
 
-const kdigAt = (port: number, ...args: string[]) => run('kdig', ['@127.0.0.1', '-p', String(port), '+norec', '+time=2', '+retry=0', ...args]);
-const kdigKnot = (...args: string[]) => kdigAt(knotPort, ...args);
-const kdigDcmx = (...args: string[]) => kdigAt(dnsPort, ...args);
-
-function status(out: string): string {
-  return /status: (\w+)/.exec(out)?.[1] ?? 'none';
-}
-function section(out: string, name: 'ANSWER' | 'AUTHORITY' | 'ADDITIONAL'): string[] {
-  const m = new RegExp(`;; ${name} SECTION:\\n([\\s\\S]*?)(\\n\\n|\\n;;|$)`).exec(out);
-  return m ? m[1].split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.replace(/\s+/g, ' ').trim()) : [];
-}
-function soaSerial(out: string): number {
-  const m = /\bSOA\s+\S+\s+\S+\s+(\d+)/.exec(out);
-  return m ? Number(m[1]) : -1;
-}
+const kdigAt = (port: number, ...args: string[]) => kdigRunner(port)(...args);
+const kdigKnot = kdigRunner(() => knotPort);
+const kdigDcmx = kdigRunner(() => dnsPort);
 
 async function serialOf(port: number): Promise<number> {
   const r = await kdigAt(port, ZONE_NAME, 'SOA');
@@ -248,7 +73,8 @@ async function until(ms: number, check: () => Promise<string | undefined>): Prom
   const start = Date.now();
   let failure: string | undefined;
   for (;;) {
-    if (knotExited) return { failure: `knotd exited (code ${knotExited.code}, signal ${knotExited.signal})`, elapsed: Date.now() - start };
+    const exited = knot?.exited;
+    if (exited) return { failure: `knotd exited (code ${exited.code}, signal ${exited.signal})`, elapsed: Date.now() - start };
     failure = await check();
     if (failure === undefined || Date.now() - start > ms) return { failure, elapsed: Date.now() - start };
     await sleep(100);
@@ -257,7 +83,7 @@ async function until(ms: number, check: () => Promise<string | undefined>): Prom
 
 /** Lines of knot's log about our zone, from offset `from`. */
 function zoneLog(from: number): string[] {
-  return knotLog.slice(from).split('\n').filter((l) => l.includes(`[${ZONE_NAME}.]`));
+  return knotLog().slice(from).split('\n').filter((l) => l.includes(`[${ZONE_NAME}.]`));
 }
 
 /** Which transfer kinds knot logged as incoming, from offset `from`. */
@@ -282,18 +108,20 @@ const ldapmodify = async (ldif: string) => {
 // ------------------------------------------------------------------ set-up
 
 before(async () => {
-  knotPort = await freePort();
+  knotPort = await freeDualPort();
   t = await startTestAppliance({ DCMX_AXFR_ALLOW: '127.0.0.1/32', DCMX_NOTIFY: `127.0.0.1:${knotPort}` });
   dnsPort = t.app.ports.dns;
   const r = await run('ldapadd', adminArgs(t), ZONE);
   assert.equal(r.code, 0, r.stderr);
-  await startKnot();
+  knot = await startKnot({ port: knotPort, primaryPort: dnsPort, zone: ZONE_NAME, logLevel: 'debug', allowTransfer: true });
+  // Ready when it answers on its port (SERVFAIL for a zone it has not loaded yet is fine).
+  await knot.waitReady(15_000, async () =>
+    /status: \w+/.test((await kdigKnot(ZONE_NAME, 'SOA')).stdout) ? undefined : `no answer on 127.0.0.1@${knotPort}`);
 });
 
 after(async () => {
-  await stopKnot();
-  if (process.env.DCMX_KNOT_LOG) fs.writeFileSync(process.env.DCMX_KNOT_LOG, knotLog);
-  if (knotDir) fs.rmSync(knotDir, { recursive: true, force: true });
+  await knot?.stop();
+  if (process.env.DCMX_KNOT_LOG) fs.writeFileSync(process.env.DCMX_KNOT_LOG, knotLog());
   await t?.close();
 });
 
@@ -328,7 +156,7 @@ describe('Knot as a secondary of dcmx (AXFR/IXFR + NOTIFY)', () => {
     assert.equal((await answer(knotPort, ZONE_NAME, 'MX')).split('\n')[1], 'example.org. 300 IN MX 10 mx.example.org.');
     assert.equal((await answer(knotPort, 'nothere.example.org', 'A')).split('\n')[0], 'NXDOMAIN');
     // Knot stores what it transferred in our temporary directory, nowhere else.
-    const res2 = await until(5_000, async () => (fs.existsSync(path.join(knotDir, 'zones', `${ZONE_NAME}.zone`)) ? undefined : 'no zone file yet'));
+    const res2 = await until(5_000, async () => (fs.existsSync(path.join(knot!.dir, 'zones', `${ZONE_NAME}.zone`)) ? undefined : 'no zone file yet'));
     assert.equal(res2.failure, undefined, 'knot wrote its zone file into the temporary directory');
   });
 
@@ -336,7 +164,7 @@ describe('Knot as a secondary of dcmx (AXFR/IXFR + NOTIFY)', () => {
 
   test('2. a change over LDAP reaches knot by NOTIFY, long before its refresh timer', async (ctx) => {
     const before = await serialOf(dnsPort);
-    secondTransferLog = knotLog.length;
+    secondTransferLog = knotLog().length;
     await ldapmodify(`dn: dc=mx,dc=example,dc=org,o=internet
 changetype: modify
 replace: aRecord
@@ -386,7 +214,7 @@ tXTRecord: "added over LDAP"
   });
 
   test('4. a burst of 20 changes ends with knot serving the final serial and records', async (ctx) => {
-    const from = knotLog.length;
+    const from = knotLog().length;
     const before = await serialOf(dnsPort);
     const ops: string[] = [];
     const hosts: string[] = [];

@@ -9,52 +9,18 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { adminArgs, run, startTestAppliance, testEnv, type TestAppliance } from '../helpers';
+import { CAA_ENTRY, digRunner, exampleOrgZone, flags, kdigRunner, section, soaSerial, status } from './fixture';
 
 let t: TestAppliance;
 let port = 0;
 
-const ZONE = `dn: dc=org,o=internet
-objectClass: domain
-dc: org
-
-dn: dc=example,dc=org,o=internet
-objectClass: dNSDomain2
-objectClass: domain
-dc: example
-dNSTTL: 300
-sOARecord: ns1.example.org. hostmaster.example.org. 100 3600 900 604800 60
-nSRecord: ns1.example.org.
-mXRecord: 10 mx.example.org.
-aRecord: 192.0.2.1
-tXTRecord: "v=spf1 mx -all"
-
-dn: dc=ns1,dc=example,dc=org,o=internet
-objectClass: dNSDomain2
-dc: ns1
-aRecord: 192.0.2.53
-
-dn: dc=mx,dc=example,dc=org,o=internet
-objectClass: dNSDomain2
-dc: mx
-aRecord: 192.0.2.25
-
-dn: dc=www,dc=example,dc=org,o=internet
-objectClass: dNSDomain2
-dc: www
-cNAMERecord: mx.example.org.
-
-dn: dc=big,dc=example,dc=org,o=internet
+const BIG = `dn: dc=big,dc=example,dc=org,o=internet
 objectClass: dNSDomain2
 dc: big
 ${Array.from({ length: 30 }, (_, i) => `tXTRecord: "${String(i).padStart(2, '0')}${'x'.repeat(90)}"`).join('\n')}
-
-dn: dc=caa,dc=example,dc=org,o=internet
-objectClass: dNSDomain2
-dc: caa
-cAARecord: 0 issue "letsencrypt.org"
-sRVRecord: 10 5 5060 mx.example.org.
-aAAARecord: 2001:db8::1
 `;
+
+const ZONE = exampleOrgZone({ extra: [BIG, CAA_ENTRY] });
 
 before(async () => {
   t = await startTestAppliance({ DCMX_AXFR_ALLOW: '127.0.0.1/32' });
@@ -66,23 +32,8 @@ after(async () => {
   await t.close();
 });
 
-const dig = (...args: string[]) => run('dig', ['@127.0.0.1', '-p', String(port), '+norec', '+time=2', '+tries=1', ...args]);
-const kdig = (...args: string[]) => run('kdig', ['@127.0.0.1', '-p', String(port), '+norec', '+time=2', '+retry=0', ...args]);
-
-function status(out: string): string {
-  return /status: (\w+)/.exec(out)?.[1] ?? 'none';
-}
-function flags(out: string): string[] {
-  return (/flags: ([a-z ]+);/.exec(out)?.[1] ?? '').trim().split(/\s+/);
-}
-function section(out: string, name: 'ANSWER' | 'AUTHORITY' | 'ADDITIONAL'): string[] {
-  const m = new RegExp(`;; ${name} SECTION:\\n([\\s\\S]*?)(\\n\\n|$)`).exec(out);
-  return m ? m[1].split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.replace(/\s+/g, ' ').trim()) : [];
-}
-function soaSerial(out: string): number {
-  const m = /SOA\s+\S+\s+\S+\s+(\d+)/.exec(out);
-  return m ? Number(m[1]) : -1;
-}
+const dig = digRunner(() => port);
+const kdig = kdigRunner(() => port);
 
 describe('dig against the DNS port', () => {
   test('A, MX with additional, TXT, CAA, SRV, AAAA; AA set, RA clear, RD copied', async () => {

@@ -10,6 +10,7 @@ import {
   validateBer,
   validateLdapMessage,
 } from '../../server/ldap/framing';
+import { prng } from '../prng';
 
 /* eslint-disable @typescript-eslint/no-var-requires */
 const { LdapMessage } = require('@ldapjs/messages');
@@ -448,18 +449,6 @@ describe('PduFramer: rejections', () => {
 
 // ---------------------------------------------------------------------------
 // Fuzzing.
-
-/** mulberry32: small, seeded, good enough for fuzzing. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const INTERESTING = [0x00, 0x01, 0x02, 0x04, 0x0a, 0x30, 0x31, 0x7f, 0x80, 0x81, 0x82, 0x84, 0x85, 0x87, 0xa0, 0xa3, 0xff];
 

@@ -9,7 +9,7 @@ import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import * as fs from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
-import { ADMIN_PASSWORD, readyPorts, run, spawnAppliance, tempDir, testEnv } from '../helpers';
+import { ADMIN_PASSWORD, run, startSpawned, stopChild, tempDir } from '../helpers';
 
 // The appliance runs in its own process, so that a crash shows as a dead
 // process here instead of an exception swallowed by the test runner.
@@ -18,14 +18,12 @@ let port = 0;
 let dataDir = '';
 before(async () => {
   dataDir = tempDir();
-  const a = await spawnAppliance(testEnv(dataDir));
+  const a = await startSpawned(dataDir);
   child = a.child;
-  port = readyPorts(a.ready).ldap;
+  port = a.ports.ldap;
 });
 after(async () => {
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
+  await stopChild(child);
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 

@@ -7,24 +7,16 @@
  * exactly, the null-sender envelope back to the sender; the delayed variant;
  * 7bit-clean output with CRLF line ends and folded fields.
  */
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildDsn, MAX_RETURNED_HEADERS, type FailedRecipient } from '../../server/mta/dsn';
 import type { QueuedMessage } from '../../server/mta/types';
+import { tempDirs } from '../helpers';
 
-const dirs: string[] = [];
-function tmp(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'dcmx-dsn-'));
-  dirs.push(d);
-  return d;
-}
-after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs('dcmx-dsn-');
 
 const HOST = 'mx.dcmx.test';
 const NOW = new Date(Date.UTC(2024, 2, 5, 12, 30, 45));

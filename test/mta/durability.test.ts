@@ -17,33 +17,9 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
-import { ADMIN_PASSWORD, readyPorts, run, spawnAppliance, tempDir, testEnv } from '../helpers';
+import { startSpawned, stopChild, tempDir, type SpawnedAppliance } from '../helpers';
+import { addUser, ls, maildir, USER as RCPT } from './fixture';
 
-const DOMAIN = `dn: dc=org,o=internet
-objectClass: domain
-dc: org
-
-dn: dc=example,dc=org,o=internet
-objectClass: dNSDomain2
-objectClass: mailDomain
-dc: example
-mXRecord: 10 mx.dcmx.test.
-
-dn: ou=people,dc=example,dc=org,o=internet
-objectClass: organizationalUnit
-ou: people
-
-dn: uid=user,ou=people,dc=example,dc=org,o=internet
-objectClass: inetOrgPerson
-objectClass: inetMailUser
-uid: user
-cn: Test User
-sn: User
-mail: user@example.org
-`;
-
-const RCPT = 'user@example.org';
 const MESSAGES = 500;
 const SESSIONS = 4;
 
@@ -179,54 +155,31 @@ async function sendAll(port: number, ids: string[], acked: Set<string>, onAck: (
 
 // ------------------------------------------------------------------ the appliance and its disk
 
-interface Running {
-  child: ChildProcess;
-  ports: Record<string, number>;
-  output: () => string;
-}
+type Running = SpawnedAppliance;
 
 const dataDir = tempDir('dcmx-durability-');
 let current: Running | undefined;
 
 after(async () => {
-  if (current && current.child.exitCode === null && current.child.signalCode === null) {
-    const exited = new Promise((r) => current!.child.once('exit', r));
-    current.child.kill('SIGKILL');
-    await exited;
-  }
+  if (current) await stopChild(current.child, 'SIGKILL');
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
 async function start(): Promise<Running> {
-  const a = await spawnAppliance(testEnv(dataDir));
-  current = { child: a.child, ports: readyPorts(a.ready), output: a.output };
+  current = await startSpawned(dataDir);
   return current;
 }
 
 async function kill9(r: Running): Promise<void> {
-  if (r.child.exitCode !== null || r.child.signalCode !== null) return;
-  const exited = new Promise((res) => r.child.once('exit', res));
-  r.child.kill('SIGKILL');
-  await exited;
+  await stopChild(r.child, 'SIGKILL');
 }
 
-async function stop(r: Running): Promise<number | null> {
-  const exited = new Promise<number | null>((res) => r.child.once('exit', (code) => res(code)));
-  r.child.kill('SIGTERM');
-  return exited;
+function stop(r: Running): Promise<number | null> {
+  return stopChild(r.child);
 }
 
-const mailbox = path.join(dataDir, 'mail', 'example.org', 'user');
+const mailbox = maildir(dataDir, RCPT);
 const spoolDir = path.join(dataDir, 'spool');
-
-function ls(dir: string): string[] {
-  try {
-    return fs.readdirSync(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw e;
-  }
-}
 
 /** How many files new/ and cur/ hold (cheap: no reads). */
 function maildirCount(): number {
@@ -293,9 +246,7 @@ function assertExactlyOnce(acked: Set<string>, label: string): { present: number
 
 test('kill -9 during intake and during delivery loses no acknowledged message and duplicates none', { timeout: 240_000 }, async (t) => {
   let app = await start();
-  const auth = ['-x', '-H', `ldap://127.0.0.1:${app.ports.ldap}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD];
-  const added = await run('ldapadd', auth, DOMAIN);
-  assert.equal(added.code, 0, added.stderr);
+  await addUser(app.ports.ldap);
 
   const acked = new Set<string>();
 

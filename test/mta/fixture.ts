@@ -1,15 +1,62 @@
 /**
- * Fixtures for the transfer unit end to end: a raw SMTP client for the
- * commands real clients will not send, a swaks runner that returns the
- * transcript, a next-hop SMTP server on loopback that records what it is
- * given, and Maildir readers. Everything stays on 127.0.0.1.
+ * Fixtures for the transfer unit end to end: the one mail domain and user
+ * most tests deliver to, a raw SMTP client for the commands real clients
+ * will not send, a swaks runner that returns the transcript, a next-hop SMTP
+ * server on loopback that records what it is given, and Maildir readers.
+ * Everything stays on 127.0.0.1.
  */
+import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
-import { run } from '../helpers';
+import { ldapaddAt, run } from '../helpers';
+
+// ------------------------------------------------------------------ one mail domain, one user
+
+/** The one local user of USER_LDIF. */
+export const USER = 'user@example.org';
+
+/** The mail domain example.org (MX mx.dcmx.test) with one user, USER, as LDIF for ldapadd. */
+export const USER_LDIF = `dn: dc=org,o=internet
+objectClass: domain
+dc: org
+
+dn: dc=example,dc=org,o=internet
+objectClass: dNSDomain2
+objectClass: mailDomain
+dc: example
+mXRecord: 10 mx.dcmx.test.
+
+dn: ou=people,dc=example,dc=org,o=internet
+objectClass: organizationalUnit
+ou: people
+
+dn: uid=user,ou=people,dc=example,dc=org,o=internet
+objectClass: inetOrgPerson
+objectClass: inetMailUser
+uid: user
+cn: Test User
+sn: User
+mail: user@example.org
+`;
+
+/** Adds USER_LDIF as the administrator over the LDAP port of a spawned appliance; ldapadd must succeed. */
+export async function addUser(ldapPort: number): Promise<void> {
+  const r = await ldapaddAt(ldapPort, USER_LDIF);
+  assert.equal(r.code, 0, r.stderr);
+}
+
+/** The names in `dir`; none when it does not exist. */
+export function ls(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+}
 
 /** One SMTP reply: code, and the text of every line (codes stripped). */
 export interface SmtpReply {
@@ -215,10 +262,15 @@ export async function startNextHop(): Promise<NextHop> {
   return hop;
 }
 
-/** `<dataDir>/mail/<domain>/<localpart>/new` of an address (lower case, as the contract says). */
-export function newDir(dataDir: string, address: string): string {
+/** `<dataDir>/mail/<domain>/<localpart>`, the Maildir of an address (lower case, as the contract says). */
+export function maildir(dataDir: string, address: string): string {
   const at = address.lastIndexOf('@');
-  return path.join(dataDir, 'mail', address.slice(at + 1).toLowerCase(), address.slice(0, at).toLowerCase(), 'new');
+  return path.join(dataDir, 'mail', address.slice(at + 1).toLowerCase(), address.slice(0, at).toLowerCase());
+}
+
+/** `<dataDir>/mail/<domain>/<localpart>/new` of an address. */
+export function newDir(dataDir: string, address: string): string {
+  return path.join(maildir(dataDir, address), 'new');
 }
 
 /** The messages in an address's new/ (empty when the Maildir does not exist). */

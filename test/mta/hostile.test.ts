@@ -13,32 +13,9 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
 import type { ChildProcess } from 'node:child_process';
-import { ADMIN_PASSWORD, readyPorts, run, spawnAppliance, tempDir, testEnv } from '../helpers';
+import { run, startSpawned, stopChild, tempDir } from '../helpers';
+import { addUser, ls, maildir, USER as RCPT } from './fixture';
 
-const DOMAIN = `dn: dc=org,o=internet
-objectClass: domain
-dc: org
-
-dn: dc=example,dc=org,o=internet
-objectClass: dNSDomain2
-objectClass: mailDomain
-dc: example
-mXRecord: 10 mx.dcmx.test.
-
-dn: ou=people,dc=example,dc=org,o=internet
-objectClass: organizationalUnit
-ou: people
-
-dn: uid=user,ou=people,dc=example,dc=org,o=internet
-objectClass: inetOrgPerson
-objectClass: inetMailUser
-uid: user
-cn: Test User
-sn: User
-mail: user@example.org
-`;
-
-const RCPT = 'user@example.org';
 const MAX_SIZE = 64 * 1024;
 const MAX_CLIENTS = 200; // the default of DCMX_SMTP_MAX_CLIENTS
 
@@ -49,32 +26,26 @@ const outputs: (() => string)[] = [];
 let port = 0;
 let ldapPort = 0;
 let dataDir = '';
-const mailbox = () => path.join(dataDir, 'mail', 'example.org', 'user');
+const mailbox = () => maildir(dataDir, RCPT);
 const spoolDir = () => path.join(dataDir, 'spool');
 
 async function start(): Promise<void> {
-  const a = await spawnAppliance(testEnv(dataDir, { DCMX_SMTP_MAX_SIZE: String(MAX_SIZE) }));
+  const a = await startSpawned(dataDir, { DCMX_SMTP_MAX_SIZE: String(MAX_SIZE) });
   child = a.child;
   output = a.output;
   outputs.push(a.output);
-  const ports = readyPorts(a.ready);
-  port = ports.smtp;
-  ldapPort = ports.ldap;
+  port = a.ports.smtp;
+  ldapPort = a.ports.ldap;
 }
 
-async function stop(): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  child.kill('SIGTERM');
-  return exited;
+function stop(): Promise<number | null> {
+  return stopChild(child);
 }
 
 before(async () => {
   dataDir = tempDir('dcmx-smtp-hostile-');
   await start();
-  const ldap = `ldap://127.0.0.1:${ldapPort}`;
-  const r = await run('ldapadd', ['-x', '-H', ldap, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD], DOMAIN);
-  assert.equal(r.code, 0, r.stderr);
+  await addUser(ldapPort);
 });
 after(async () => {
   await stop();
@@ -84,15 +55,6 @@ after(async () => {
 // ------------------------------------------------------------------ helpers
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function ls(dir: string): string[] {
-  try {
-    return fs.readdirSync(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw e;
-  }
-}
 
 /** Message-ID (left part) -> number of Maildir files whose header carries it. */
 function maildirIds(): Map<string, number> {

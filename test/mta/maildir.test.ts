@@ -6,25 +6,17 @@
  * temporary results, not exceptions; concurrent deliveries coexist; names
  * and modes are what Dovecot and mutt expect.
  */
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { deliverToMaildir, InvalidMailboxError, mailboxPath, maildirName } from '../../server/mta/maildir';
 import type { QueuedMessage } from '../../server/mta/types';
+import { tempDirs } from '../helpers';
 
-const dirs: string[] = [];
-function tmp(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'dcmx-maildir-'));
-  dirs.push(d);
-  return d;
-}
-after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs('dcmx-maildir-');
 
 const HOST = 'mx.dcmx.test';
 let seq = 0;

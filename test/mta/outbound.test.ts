@@ -7,61 +7,17 @@
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
-import { encodeResponse, screen } from '../../server/dns/wire';
-import { RRTYPE, type RData, type RR } from '../../server/directory/records';
+import { RRTYPE, type RData } from '../../server/directory/records';
 import { MailResolver } from '../../server/mta/resolver';
 import { Outbound, type OutboundJob } from '../../server/mta/outbound';
 import type { DeliveryResult, QueuedMessage } from '../../server/mta/types';
-
-// ------------------------------------------------------------ stub DNS
-
-/** A UDP DNS stub on 127.0.0.1 answering from a table; unknown names get NXDOMAIN. */
-class StubDns {
-  private readonly records = new Map<string, RR[]>();
-  private readonly names = new Set<string>();
-  readonly servfail = new Set<string>();
-  private readonly sock = dgram.createSocket('udp4');
-
-  add(name: string, rdata: RData): this {
-    const key = `${name}|${rdata.type}`;
-    this.records.set(key, [...(this.records.get(key) ?? []), { name, ttl: 0, rdata }]);
-    this.names.add(name);
-    return this;
-  }
-
-  async start(): Promise<number> {
-    this.sock.on('message', (buf, rinfo) => {
-      const s = screen(buf);
-      if (s.kind !== 'query') return;
-      const q = s.query;
-      const name = q.question.name.toLowerCase();
-      const rcode = this.servfail.has(name) ? 2 : this.names.has(name) ? 0 : 3;
-      const answer = rcode === 0 ? this.records.get(`${name}|${q.question.type}`) ?? [] : [];
-      const out = encodeResponse(
-        {
-          id: q.id, opcode: 0, aa: true, rd: q.rd, cd: q.cd, rcode,
-          questionWire: q.questionWire, answer, authority: [], additional: [],
-          ...(q.edns ? { edns: { udpSize: 1232 } } : {}),
-        },
-        q.edns ? 1232 : 512,
-      );
-      this.sock.send(out, rinfo.port, rinfo.address);
-    });
-    await new Promise<void>((resolve) => this.sock.bind(0, '127.0.0.1', resolve));
-    return (this.sock.address() as AddressInfo).port;
-  }
-
-  close(): void {
-    this.sock.close();
-  }
-}
+import { StubDns } from './stub-dns';
 
 // ------------------------------------------------------------ test SMTP servers
 
@@ -191,7 +147,7 @@ function failed(r: DeliveryResult | undefined, permanent: boolean): Extract<Deli
 // ------------------------------------------------------------ tests
 
 describe('Outbound', () => {
-  const dns = new StubDns();
+  let dns: StubDns;
   let resolver: MailResolver;
   const open: Outbound[] = [];
   const servers: TestServer[] = [];
@@ -209,6 +165,7 @@ describe('Outbound', () => {
   const job = (message: QueuedMessage, recipients: string[], domain = 'a.test'): OutboundJob => ({ message, recipients, route: { kind: 'smtp', domain } });
 
   before(async () => {
+    dns = await StubDns.start();
     dns
       .add('a.test', mx(10, 'mx.a.test'))
       .add('mx.a.test', a('127.0.0.1'))
@@ -221,14 +178,13 @@ describe('Outbound', () => {
       .add('nullmx.test', mx(0, ''))
       .add('relay.test', a('127.0.0.1'));
     dns.servfail.add('broken.test');
-    const port = await dns.start();
-    resolver = new MailResolver({ upstream: [{ host: '127.0.0.1', port }], timeoutMs: 300 });
+    resolver = new MailResolver({ upstream: [{ host: '127.0.0.1', port: dns.port }], timeoutMs: 300 });
   });
 
   after(async () => {
     for (const o of open) o.close();
     await Promise.all(servers.map((s) => s.close()));
-    dns.close();
+    await dns?.close();
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 

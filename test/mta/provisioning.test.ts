@@ -19,12 +19,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as dgram from 'node:dgram';
-import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { ADMIN_PASSWORD, adminArgs, run, startTestAppliance, tempDir, testEnv, type RunResult, type TestAppliance } from '../helpers';
+import { spawn } from 'node:child_process';
+import { ADMIN_PASSWORD, adminArgs, run, startTestAppliance, testEnv, type RunResult, type TestAppliance } from '../helpers';
+import { digRunner, kdigRunner, section } from '../dns/fixture';
+import { freeDualPort, startKnot, type Knot } from '../dns/knot';
 import { mailbox, newDir, RawSmtp, swaks, waitFor, type SmtpReply } from './fixture';
 import { StubDns } from './stub-dns';
 import { RRTYPE } from '../../server/directory/records';
@@ -127,16 +126,11 @@ interface Dig {
   raw: string;
 }
 
-function digSection(out: string, name: string): string[] {
-  const m = new RegExp(`;; ${name} SECTION:\\n([\\s\\S]*?)(\\n\\n|\\n;;|$)`).exec(out);
-  return m ? m[1].split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.replace(/\s+/g, ' ').trim()) : [];
-}
-
-/** `dig @127.0.0.1 -p port name type` (no recursion, one try). */
-async function dig(port: number, name: string, type: string, prog = 'dig'): Promise<Dig> {
-  const r = await run(prog, [`@127.0.0.1`, '-p', String(port), '+norec', prog === 'dig' ? '+tries=1' : '+retry=0', '+time=2', name, type]);
+/** `dig @127.0.0.1 -p port name type` (no recursion, one try), or the same with kdig. */
+async function dig(port: number, name: string, type: string, prog: 'dig' | 'kdig' = 'dig'): Promise<Dig> {
+  const r = await (prog === 'dig' ? digRunner(port) : kdigRunner(port))(name, type);
   const flags = /;; flags: ([^;]*);/.exec(r.stdout)?.[1].trim().split(/\s+/) ?? [];
-  return { status: /status: (\w+)/.exec(r.stdout)?.[1] ?? `none (${r.code}: ${r.stderr.trim()})`, flags, answer: digSection(r.stdout, 'ANSWER'), authority: digSection(r.stdout, 'AUTHORITY'), raw: r.stdout };
+  return { status: /status: (\w+)/.exec(r.stdout)?.[1] ?? `none (${r.code}: ${r.stderr.trim()})`, flags, answer: section(r.stdout, 'ANSWER'), authority: section(r.stdout, 'AUTHORITY'), raw: r.stdout };
 }
 
 function soaSerial(lines: string[]): number {
@@ -575,50 +569,18 @@ describe('provisioning with DCMX_NEW_DOMAIN_CATCHALL=off', () => {
 
 // ------------------------------------------------------------------ f: Knot as a secondary
 
-/** A loopback port free on both TCP and UDP right now. */
-async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const srv = net.createServer();
-    const port = await new Promise<number>((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => resolve((srv.address() as net.AddressInfo).port));
-    });
-    const udp = dgram.createSocket('udp4');
-    const udpOk = await new Promise<boolean>((resolve) => {
-      udp.once('error', () => resolve(false));
-      udp.bind(port, '127.0.0.1', () => resolve(true));
-    });
-    await new Promise<void>((r) => srv.close(() => r()));
-    if (udpOk) {
-      await new Promise<void>((r) => udp.close(() => r()));
-      return port;
-    }
-    try {
-      udp.close();
-    } catch {
-      /* not bound */
-    }
-  }
-  throw new Error('no free loopback port for knotd');
-}
-
 describe('f. a new domain inside a zone reaches a Knot secondary by NOTIFY', () => {
   const ZONE = 'example.org';
   let t: TestAppliance;
   let dns: StubDns;
   let knotPort = 0;
-  let knotDir = '';
-  let knot: ChildProcess | undefined;
-  let knotExited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  let knotLog = '';
-  const killKnot = () => {
-    if (knot && !knotExited) knot.kill('SIGKILL');
-  };
+  let knot: Knot | undefined;
+  /** Everything knotd has logged so far. */
+  const knotLog = (): string => knot?.log ?? '';
 
   before(async () => {
-    process.once('exit', killKnot);
     dns = await StubDns.start();
-    knotPort = await freePort();
+    knotPort = await freeDualPort();
     t = await startTestAppliance({
       DCMX_PROVISIONING: 'allowlist', DCMX_PROVISION_ALLOW: ZONE, DCMX_UPSTREAM_DNS: dns.address,
       DCMX_AXFR_ALLOW: '127.0.0.1/32', DCMX_NOTIFY: `127.0.0.1:${knotPort}`,
@@ -627,74 +589,17 @@ describe('f. a new domain inside a zone reaches a Knot secondary by NOTIFY', () 
     const x = await run('ldapexop', ['-x', '-H', t.ldapUrl, '-D', t.adminDN, '-w', ADMIN_PASSWORD, `${PROVISION_OID}:${ZONE}`]);
     assert.equal(x.code, 0, x.stderr);
 
-    knotDir = tempDir('dcmx-knot-prov-');
-    for (const d of ['run', 'db', 'zones']) fs.mkdirSync(path.join(knotDir, d), { recursive: true });
-    const conf = path.join(knotDir, 'knot.conf');
-    fs.writeFileSync(conf, `server:
-    rundir: "${knotDir}/run"
-    listen: 127.0.0.1@${knotPort}
-control:
-    listen: "${knotDir}/run/knot.sock"
-database:
-    storage: "${knotDir}/db"
-    journal-db: "${knotDir}/db/journal"
-    timer-db: "${knotDir}/db/timers"
-    kasp-db: "${knotDir}/db/keys"
-    catalog-db: "${knotDir}/db/catalog"
-log:
-  - target: stderr
-    any: info
-remote:
-  - id: dcmx
-    address: 127.0.0.1@${t.app.ports.dns}
-acl:
-  - id: notify_from_dcmx
-    address: 127.0.0.1
-    action: notify
-template:
-  - id: default
-    storage: "${knotDir}/zones"
-zone:
-  - domain: ${ZONE}
-    master: dcmx
-    acl: [ notify_from_dcmx ]
-    file: "${knotDir}/zones/${ZONE}.zone"
-`);
-    const check = await run('knotc', ['-c', conf, 'conf-check']);
-    assert.equal(check.code, 0, `knotc conf-check failed: ${check.stdout}${check.stderr}`);
-    const child = spawn('knotd', ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
-    knot = child;
-    child.stdout!.on('data', (d: Buffer) => (knotLog += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (knotLog += d.toString()));
-    child.once('exit', (code, signal) => (knotExited = { code, signal }));
-    const spawnErr = await new Promise<Error | undefined>((resolve) => {
-      child.once('spawn', () => resolve(undefined));
-      child.once('error', (err) => resolve(err));
-    });
-    if (spawnErr) throw new Error(`knotd cannot run here: ${spawnErr.message}`);
+    knot = await startKnot({ port: knotPort, primaryPort: t.app.ports.dns, zone: ZONE, dirPrefix: 'dcmx-knot-prov-' });
     // Ready once knot serves our serial.
     const want = t.app.zones.zoneOf(ZONE)!.soa.rdata.serial;
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      if (knotExited) throw new Error(`knotd exited at start-up:\n${knotLog}`);
+    await knot.waitReady(20_000, async () => {
       const soa = await dig(knotPort, ZONE, 'SOA', 'kdig');
-      if (soa.status === 'NOERROR' && soaSerial(soa.answer) === want) break;
-      if (Date.now() > deadline) throw new Error(`knot never served ${ZONE} serial ${want}; last ${soa.status} ${soa.answer.join(' ')}\n${knotLog}`);
-      await sleep(200);
-    }
+      return soa.status === 'NOERROR' && soaSerial(soa.answer) === want ? undefined : `knot never served ${ZONE} serial ${want}; last ${soa.status} ${soa.answer.join(' ')}`;
+    });
   });
 
   after(async () => {
-    const child = knot;
-    if (child && !knotExited) {
-      const exited = new Promise<void>((r) => child.once('exit', () => r()));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    process.off('exit', killKnot);
-    if (knotDir) fs.rmSync(knotDir, { recursive: true, force: true });
+    await knot?.stop();
     await t?.close();
     await dns?.close();
   });
@@ -702,7 +607,7 @@ zone:
   test('f. RCPT for sub.example.org: one serial bump, NOTIFY, Knot serves its MX within seconds', async (ctx) => {
     const serialBefore = t.app.zones.zoneOf(ZONE)!.soa.rdata.serial;
     assert.equal((await dig(knotPort, 'sub.example.org', 'MX', 'kdig')).status, 'NXDOMAIN');
-    const logFrom = knotLog.length;
+    const logFrom = knotLog().length;
     const t0 = Date.now();
     const r = await rcpt(t.app.ports.smtp, 'someone@sub.example.org');
     assert.equal(r.code, 250, r.raw);
@@ -713,16 +618,16 @@ zone:
     assert.equal(t.app.zones.zoneOf('sub.example.org')?.name, ZONE, 'the records joined the existing zone');
     let last: Dig | undefined;
     for (;;) {
-      if (knotExited) throw new Error(`knotd exited:\n${knotLog}`);
+      if (knot!.exited) throw new Error(`knotd exited:\n${knotLog()}`);
       last = await dig(knotPort, 'sub.example.org', 'MX', 'kdig');
       if (last.status === 'NOERROR' && last.answer.length) break;
       if (Date.now() - t0 > 10_000) break;
       await sleep(100);
     }
     const elapsed = Date.now() - t0;
-    ctx.diagnostic(`knot served sub.example.org MX ${elapsed} ms after the RCPT; knot log: ${knotLog.slice(logFrom).split('\n').filter((l) => l.includes(ZONE)).map((l) => l.replace(/^\S+\s+/, '')).join(' | ')}`);
-    assert.deepEqual(last.answer.map((l) => l.replace(/ \d+ IN /, ' IN ')), [`sub.example.org. IN MX 10 ${HOST}.`], `knot after ${elapsed} ms: ${last.raw}\n${knotLog.slice(logFrom)}`);
-    assert.ok(/notify, incoming/i.test(knotLog.slice(logFrom)), `knot logged our NOTIFY:\n${knotLog.slice(logFrom)}`);
+    ctx.diagnostic(`knot served sub.example.org MX ${elapsed} ms after the RCPT; knot log: ${knotLog().slice(logFrom).split('\n').filter((l) => l.includes(ZONE)).map((l) => l.replace(/^\S+\s+/, '')).join(' | ')}`);
+    assert.deepEqual(last.answer.map((l) => l.replace(/ \d+ IN /, ' IN ')), [`sub.example.org. IN MX 10 ${HOST}.`], `knot after ${elapsed} ms: ${last.raw}\n${knotLog().slice(logFrom)}`);
+    assert.ok(/notify, incoming/i.test(knotLog().slice(logFrom)), `knot logged our NOTIFY:\n${knotLog().slice(logFrom)}`);
     const ksoa = await dig(knotPort, ZONE, 'SOA', 'kdig');
     assert.equal(soaSerial(ksoa.answer), serialAfter);
     // And the _dmarc TXT came along.

@@ -5,66 +5,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as dgram from 'node:dgram';
-import type { AddressInfo } from 'node:net';
-import { encodeResponse, screen } from '../../server/dns/wire';
 import { RRTYPE, type RData, type RR } from '../../server/directory/records';
 import type { Zone, ZoneNode } from '../../server/directory/zones';
 import { MailResolveError, MailResolver, type ZonesLike } from '../../server/mta/resolver';
-
-/** A UDP DNS stub on 127.0.0.1 answering from a table; unknown names get NXDOMAIN. */
-class StubDns {
-  readonly queries: { name: string; type: number }[] = [];
-  private readonly records = new Map<string, RR[]>();
-  private readonly names = new Set<string>();
-  readonly servfail = new Set<string>();
-  readonly silent = new Set<string>();
-  private readonly sock = dgram.createSocket('udp4');
-
-  add(name: string, rdata: RData): this {
-    const key = `${name}|${rdata.type}`;
-    const l = this.records.get(key) ?? [];
-    l.push({ name, ttl: 0, rdata });
-    this.records.set(key, l);
-    this.names.add(name);
-    return this;
-  }
-
-  /** A name that exists with no records of its own (NODATA for every type). */
-  exists(name: string): this {
-    this.names.add(name);
-    return this;
-  }
-
-  async start(): Promise<number> {
-    this.sock.on('message', (buf, rinfo) => {
-      const s = screen(buf);
-      if (s.kind !== 'query') return;
-      const q = s.query;
-      const name = q.question.name.toLowerCase();
-      this.queries.push({ name, type: q.question.type });
-      if (this.silent.has(name)) return;
-      const rcode = this.servfail.has(name) ? 2 : this.names.has(name) ? 0 : 3;
-      const answer = rcode === 0 ? this.records.get(`${name}|${q.question.type}`) ?? [] : [];
-      const limit = q.edns ? Math.max(512, Math.min(q.edns.udpSize, 1232)) : 512;
-      const out = encodeResponse(
-        {
-          id: q.id, opcode: 0, aa: true, rd: q.rd, cd: q.cd, rcode,
-          questionWire: q.questionWire, answer, authority: [], additional: [],
-          ...(q.edns ? { edns: { udpSize: 1232 } } : {}),
-        },
-        limit,
-      );
-      this.sock.send(out, rinfo.port, rinfo.address);
-    });
-    await new Promise<void>((resolve) => this.sock.bind(0, '127.0.0.1', resolve));
-    return (this.sock.address() as AddressInfo).port;
-  }
-
-  close(): void {
-    this.sock.close();
-  }
-}
+import { StubDns } from './stub-dns';
 
 const mx = (preference: number, exchange: string): RData => ({ type: RRTYPE.MX, preference, exchange });
 const a = (address: string): RData => ({ type: RRTYPE.A, address });
@@ -112,10 +56,11 @@ function fakeZones(): ZonesLike {
 }
 
 describe('MailResolver', () => {
-  const dns = new StubDns();
+  let dns: StubDns;
   let resolver: MailResolver;
 
   before(async () => {
+    dns = await StubDns.start();
     dns
       .add('example.test', mx(20, 'mx2.example.test'))
       .add('example.test', mx(10, 'mx1a.example.test'))
@@ -139,10 +84,9 @@ describe('MailResolver', () => {
     dns.servfail.add('broken.test');
     dns.silent.add('silent.test');
     dns.silent.add('slow.slowmx.test');
-    const port = await dns.start();
-    resolver = new MailResolver({ upstream: [{ host: '127.0.0.1', port }], zones: fakeZones(), timeoutMs: 300 });
+    resolver = new MailResolver({ upstream: [{ host: '127.0.0.1', port: dns.port }], zones: fakeZones(), timeoutMs: 300 });
   });
-  after(() => dns.close());
+  after(() => dns?.close());
 
   test('MX targets sorted by preference, ties shuffled, IPv4 addresses first', async () => {
     const firsts = new Set<string>();

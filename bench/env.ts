@@ -1,0 +1,34 @@
+/**
+ * The environment side of the benchmarks: knobs read from this process's
+ * environment, and the environment and entry points of a dcmx child.
+ */
+import * as path from 'node:path';
+import { loopbackEnv } from '../test/env';
+
+/** A whole-number knob: `fallback` when unset or empty, else at least `min` (default 1) or an error. */
+export function envInt(name: string, fallback: number, min = 1): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name}: '${v}' is not ${min === 1 ? 'a positive integer' : `an integer >= ${min}`}`);
+  return n;
+}
+
+/** An on/off knob: on unless set to '0'. */
+export function envOn(name: string): boolean {
+  return process.env[name] !== '0';
+}
+
+/** The dcmx entry point in this build. */
+export const DCMX_MAIN = path.resolve(__dirname, '..', 'server', 'main.js');
+/** The dcmx command-line tool in this build. */
+export const DCMX_CLI = path.resolve(__dirname, '..', 'server', 'admin', 'cli.js');
+
+/**
+ * The environment of a dcmx child (the appliance or the CLI): this
+ * process's, then `dataDir` on loopback with ephemeral ports, then `extra`,
+ * and log level warn (so whatever it logs is worth a note).
+ */
+export function dcmxEnv(dataDir: string, extra: Record<string, string>): NodeJS.ProcessEnv {
+  return { ...process.env, ...loopbackEnv(dataDir), ...extra, DCMX_LOG_LEVEL: 'warn' };
+}

@@ -1,0 +1,124 @@
+/**
+ * Fixtures for the DNS endpoint tests: the example.org test zone as LDIF,
+ * dig/kdig runners against a loopback port, parsers of their output, the
+ * Knot DNS fuzzing seed corpus, and a tally of outcomes.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { run, type RunResult } from '../helpers';
+
+// ------------------------------------------------------------------ the zone
+
+/**
+ * The example.org zone as LDIF for ldapadd: `dc=org`, the apex (SOA serial
+ * 100, NS ns1, MX 10 mx, A 192.0.2.1 and, unless `spf` is false, the TXT
+ * "v=spf1 mx -all"), ns1 (A 192.0.2.53), mx (A 192.0.2.25) and www (CNAME
+ * mx), then the `extra` entries in order.
+ */
+export function exampleOrgZone(opts: { spf?: boolean; extra?: string[] } = {}): string {
+  const apex = `dn: dc=example,dc=org,o=internet
+objectClass: dNSDomain2
+objectClass: domain
+dc: example
+dNSTTL: 300
+sOARecord: ns1.example.org. hostmaster.example.org. 100 3600 900 604800 60
+nSRecord: ns1.example.org.
+mXRecord: 10 mx.example.org.
+aRecord: 192.0.2.1
+${opts.spf === false ? '' : 'tXTRecord: "v=spf1 mx -all"\n'}`;
+  return [
+    'dn: dc=org,o=internet\nobjectClass: domain\ndc: org\n',
+    apex,
+    'dn: dc=ns1,dc=example,dc=org,o=internet\nobjectClass: dNSDomain2\ndc: ns1\naRecord: 192.0.2.53\n',
+    'dn: dc=mx,dc=example,dc=org,o=internet\nobjectClass: dNSDomain2\ndc: mx\naRecord: 192.0.2.25\n',
+    'dn: dc=www,dc=example,dc=org,o=internet\nobjectClass: dNSDomain2\ndc: www\ncNAMERecord: mx.example.org.\n',
+    ...(opts.extra ?? []),
+  ].join('\n');
+}
+
+/** caa.example.org: a CAA, an SRV and an AAAA record. */
+export const CAA_ENTRY = `dn: dc=caa,dc=example,dc=org,o=internet
+objectClass: dNSDomain2
+dc: caa
+cAARecord: 0 issue "letsencrypt.org"
+sRVRecord: 10 5 5060 mx.example.org.
+aAAARecord: 2001:db8::1
+`;
+
+// ------------------------------------------------------------------ dig and kdig
+
+/** A dig or kdig bound to one server: the arguments are the query's. */
+export type DigRunner = (...args: string[]) => Promise<RunResult>;
+
+/** A port, or a getter for one assigned later (in a `before` hook). */
+type PortOf = number | (() => number);
+const portOf = (p: PortOf): string => String(typeof p === 'number' ? p : p());
+
+/** `dig @127.0.0.1 -p <port> +norec +time=2 +tries=1 <args>`; `timeoutMs` bounds the process (run's default when omitted). */
+export function digRunner(port: PortOf, timeoutMs?: number): DigRunner {
+  return (...args) => run('dig', ['@127.0.0.1', '-p', portOf(port), '+norec', '+time=2', '+tries=1', ...args], undefined, timeoutMs);
+}
+
+/** `kdig @127.0.0.1 -p <port> +norec +time=2 +retry=0 <args>`. */
+export function kdigRunner(port: PortOf, timeoutMs?: number): DigRunner {
+  return (...args) => run('kdig', ['@127.0.0.1', '-p', portOf(port), '+norec', '+time=2', '+retry=0', ...args], undefined, timeoutMs);
+}
+
+/** The RCODE name of dig/kdig output (`status: NOERROR`), or 'none'. */
+export function status(out: string): string {
+  return /status: (\w+)/.exec(out)?.[1] ?? 'none';
+}
+
+/** The header flags of dig output (`flags: qr aa;`). */
+export function flags(out: string): string[] {
+  return (/flags: ([a-z ]+);/.exec(out)?.[1] ?? '').trim().split(/\s+/);
+}
+
+/** The records of one section of dig/kdig output, white space folded. */
+export function section(out: string, name: 'ANSWER' | 'AUTHORITY' | 'ADDITIONAL'): string[] {
+  const m = new RegExp(`;; ${name} SECTION:\\n([\\s\\S]*?)(\\n\\n|\\n;;|$)`).exec(out);
+  return m ? m[1].split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.replace(/\s+/g, ' ').trim()) : [];
+}
+
+/** The serial of the first SOA record in `out`, or -1. */
+export function soaSerial(out: string): number {
+  const m = /\bSOA\s+\S+\s+\S+\s+(\d+)/.exec(out);
+  return m ? Number(m[1]) : -1;
+}
+
+// ------------------------------------------------------------------ the corpus
+
+/** The Knot DNS fuzzing seed corpus (9,774 packets), one file per packet. */
+export const CORPUS = '/work/shared/corpus/dns-packets';
+
+/** The corpus's file names, sorted; none when it is not on this machine. */
+export function corpusFiles(): string[] {
+  return fs.existsSync(CORPUS) ? fs.readdirSync(CORPUS).sort() : [];
+}
+
+/** One corpus packet by file name. */
+export function corpusPacket(file: string): Buffer {
+  return fs.readFileSync(path.join(CORPUS, file));
+}
+
+/** A test's `skip` option: false, or why there is nothing to replay. */
+export function corpusSkip(count: number): string | false {
+  return count === 0 ? `no corpus at ${CORPUS}` : false;
+}
+
+/** The 18-byte packet of native-dns-packet issue #18: the question name is a pointer to itself. */
+export const ISSUE18 = Buffer.from('000001000001000000000000c00c00010001', 'hex');
+
+/** Counts of outcomes by key, printed most frequent first. */
+export class Tally {
+  readonly counts = new Map<string, number>();
+  add(key: string): void {
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  }
+  get(key: string): number {
+    return this.counts.get(key) ?? 0;
+  }
+  toString(): string {
+    return [...this.counts.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}=${v}`).join(' ');
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * Knot DNS (knotd) as a real secondary of a dcmx appliance, for the interop
+ * tests: it runs as whoever runs the tests (no `user:`), on loopback, with
+ * every file it writes (zone file, journal, timers, control socket) in a
+ * temporary directory that stop() removes. It is killed at the end, on
+ * failure, and when the test process exits with it still running.
+ *
+ *   const port = await freeDualPort();                 // before the appliance: DCMX_NOTIFY needs it
+ *   const knot = await startKnot({ port, primaryPort: t.app.ports.dns, zone: 'example.org' });
+ *   await knot.waitReady(15_000, async () => ...);     // undefined once ready, else what is missing
+ *   ...
+ *   await knot.stop();
+ */
+import * as dgram from 'node:dgram';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { run, tempDir } from '../helpers';
+
+/** A loopback port free on both TCP and UDP right now. */
+export async function freeDualPort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const srv = net.createServer();
+    const port = await new Promise<number>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => resolve((srv.address() as net.AddressInfo).port));
+    });
+    const udp = dgram.createSocket('udp4');
+    const udpOk = await new Promise<boolean>((resolve) => {
+      udp.once('error', () => resolve(false));
+      udp.bind(port, '127.0.0.1', () => resolve(true));
+    });
+    await new Promise<void>((r) => srv.close(() => r()));
+    if (udpOk) {
+      await new Promise<void>((r) => udp.close(() => r()));
+      return port;
+    }
+    try {
+      udp.close();
+    } catch {
+      /* not bound */
+    }
+  }
+  throw new Error('no free loopback port for knotd');
+}
+
+export interface KnotOptions {
+  /** knotd's own port on 127.0.0.1 (see freeDualPort). */
+  port: number;
+  /** The primary: dcmx's DNS port on 127.0.0.1. */
+  primaryPort: number;
+  /** The zone knotd is a secondary for. */
+  zone: string;
+  /** Log level of its stderr log (kept in `log`). Default info. */
+  logLevel?: 'info' | 'debug';
+  /** Whether 127.0.0.1 may transfer the zone from knotd too (to compare its AXFR). Default false. */
+  allowTransfer?: boolean;
+  /** Prefix of the temporary directory. */
+  dirPrefix?: string;
+}
+
+function knotConfig(dir: string, o: KnotOptions): string {
+  const acls = ['notify_from_dcmx', ...(o.allowTransfer ? ['transfer_to_test'] : [])];
+  return `# dcmx interop test: Knot as a secondary of dcmx
+server:
+    rundir: "${dir}/run"
+    listen: 127.0.0.1@${o.port}
+    # no "user:": knotd keeps the identity of whoever runs the test
+
+control:
+    listen: "${dir}/run/knot.sock"
+
+database:
+    storage: "${dir}/db"
+    journal-db: "${dir}/db/journal"
+    timer-db: "${dir}/db/timers"
+    kasp-db: "${dir}/db/keys"
+    catalog-db: "${dir}/db/catalog"
+
+log:
+  - target: stderr
+    any: ${o.logLevel ?? 'info'}
+
+remote:
+  - id: dcmx
+    address: 127.0.0.1@${o.primaryPort}
+
+acl:
+  - id: notify_from_dcmx
+    address: 127.0.0.1
+    action: notify
+${o.allowTransfer ? '  - id: transfer_to_test\n    address: 127.0.0.1\n    action: transfer\n' : ''}
+template:
+  - id: default
+    storage: "${dir}/zones"
+
+zone:
+  - domain: ${o.zone}
+    master: dcmx
+    acl: [ ${acls.join(', ')} ]
+    file: "${dir}/zones/${o.zone}.zone"
+`;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A running knotd. */
+export class Knot {
+  /** Everything knotd printed (stdout and stderr). */
+  log = '';
+  /** Set once knotd has exited. */
+  exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private child: ChildProcess | undefined;
+  private readonly killOnExit = () => {
+    if (this.child && !this.exited) this.child.kill('SIGKILL');
+  };
+
+  constructor(
+    /** knotd's port on 127.0.0.1. */
+    readonly port: number,
+    /** The temporary directory holding its configuration and every file it writes. */
+    readonly dir: string,
+  ) {}
+
+  /** Spawns knotd in the foreground; rejects with a clear message if it cannot run. */
+  async spawn(confFile: string): Promise<void> {
+    const child = spawn('knotd', ['-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
+    child.once('exit', (code, signal) => (this.exited = { code, signal }));
+    const spawned = await new Promise<Error | undefined>((resolve) => {
+      child.once('spawn', () => resolve(undefined));
+      child.once('error', (err) => resolve(err));
+    });
+    if (spawned) {
+      this.child = undefined;
+      throw new Error(`knotd cannot run here: spawning "knotd" failed: ${spawned.message} (is the "knot" package installed?)`);
+    }
+    // Last resort if the test process dies with knotd still running.
+    process.once('exit', this.killOnExit);
+  }
+
+  /**
+   * Polls `check` every 200 ms until it returns undefined (ready); throws if
+   * knotd exits first or after `timeoutMs`, with `check`'s last complaint and the log.
+   */
+  async waitReady(timeoutMs: number, check: () => Promise<string | undefined>): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.exited) throw new Error(`knotd cannot run here: it exited (code ${this.exited.code}, signal ${this.exited.signal}) at start-up; its log:\n${this.log}`);
+      const complaint = await check();
+      if (complaint === undefined) return;
+      if (Date.now() > deadline) throw new Error(`knotd not ready within ${timeoutMs / 1000} s: ${complaint}; its log:\n${this.log}`);
+      await sleep(200);
+    }
+  }
+
+  /** SIGTERM (SIGKILL after 5 s), then removes its directory. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (child && !this.exited) {
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    process.off('exit', this.killOnExit);
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Writes knotd's configuration into a fresh temporary directory, checks it with knotc, and starts knotd. */
+export async function startKnot(o: KnotOptions): Promise<Knot> {
+  const dir = tempDir(o.dirPrefix ?? 'dcmx-knot-');
+  for (const d of ['run', 'db', 'zones']) fs.mkdirSync(path.join(dir, d), { recursive: true });
+  const confFile = path.join(dir, 'knot.conf');
+  fs.writeFileSync(confFile, knotConfig(dir, o));
+  const knot = new Knot(o.port, dir);
+  try {
+    const check = await run('knotc', ['-c', confFile, 'conf-check']);
+    if (check.code !== 0) {
+      throw new Error(`knotd cannot run here: "knotc -c ${confFile} conf-check" failed (code ${check.code}; are knotc/knotd of the "knot" package in PATH?):\n${check.stdout}${check.stderr}\nconfig:\n${fs.readFileSync(confFile, 'utf8')}`);
+    }
+    await knot.spawn(confFile);
+  } catch (e) {
+    await knot.stop();
+    throw e;
+  }
+  return knot;
+}
