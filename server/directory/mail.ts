@@ -31,6 +31,8 @@ export interface MailDomain {
   smartHost: string | undefined;
   /** mailDomainCatchallAddress: the address that takes mail for unknown local parts. */
   catchall: string | undefined;
+  /** The MX targets of the domain's own DNS record (mXRecord), lowest preference first. */
+  mx: string[];
   /** Other names of this domain (associatedDomain). */
   aliases: string[];
 }
@@ -59,6 +61,15 @@ export function splitAddress(address: string): { local: string; domain: string }
   const raw = address.slice(at + 1).toLowerCase().replace(/\.$/, '');
   const domain = /[^\x00-\x7f]/.test(raw) ? domainToASCII(raw) || raw : raw;
   return { local, domain };
+}
+
+/** MX targets from mXRecord values ('10 mx.example.org.'), by preference; malformed values are skipped. */
+function mxTargets(values: string[]): string[] {
+  return values
+    .map((v) => /^\s*(\d+)\s+(\S+?)\.?\s*$/.exec(v))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .sort((a, b) => Number(a[1]) - Number(b[1]))
+    .map((m) => m[2].toLowerCase());
 }
 
 /** Normal form of an address for lookups and cache keys. */
@@ -95,6 +106,7 @@ export class MailDirectory {
       routingHosts: (e.attrs.mailRoutingHosts ?? []).map((h) => h.toLowerCase()),
       smartHost: e.attrs.mailRoutingSmartHost?.[0]?.toLowerCase(),
       catchall: e.attrs.mailDomainCatchallAddress?.[0],
+      mx: mxTargets(e.attrs.mXRecord ?? []),
       aliases: [...new Set(aliases)],
     };
   }

@@ -22,13 +22,19 @@ export type Route =
   | { kind: 'reject' }
   | { kind: 'smtp' };
 
-/** The route a hosted domain's entry calls for; `self` is this appliance's host name. */
+/**
+ * The route a hosted domain's entry calls for; `self` is this appliance's
+ * host name. The status decides hold/reject; an explicit smart host or
+ * routing hosts elsewhere make it `relay`; otherwise the domain's own MX
+ * record identifies it: pointing here (or absent) it is `local`, pointing
+ * elsewhere it is relayed to those hosts (we are a backup MX).
+ */
 export function routeOf(d: MailDomain, self: string): Route {
   if (d.status === 'hold') return { kind: 'hold' };
   if (d.status === 'disabled') return { kind: 'reject' };
   if (d.smartHost && d.smartHost !== self) return { kind: 'relay', hosts: [d.smartHost] };
-  const others = d.routingHosts.filter((h) => h !== self);
-  if (d.routingHosts.length && !d.routingHosts.includes(self)) return { kind: 'relay', hosts: others };
+  if (d.routingHosts.length && !d.routingHosts.includes(self)) return { kind: 'relay', hosts: d.routingHosts };
+  if (d.routingHosts.length === 0 && d.mx.length && !d.mx.includes(self)) return { kind: 'relay', hosts: d.mx };
   return { kind: 'local' };
 }
 
