@@ -108,3 +108,96 @@ export function encodeSearchEntry(messageId: number, dn: string, attrs: readonly
   }
   return w.buf;
 }
+
+// ---------------------------------------------------------------- results and controls
+
+function tlv(tag: number, content: Buffer): Buffer {
+  const len = content.length;
+  const head = Buffer.allocUnsafe(1 + lenOfLen(len));
+  const w = new Writer(head);
+  w.header(tag, len);
+  return Buffer.concat([head, content]);
+}
+
+function octets(tag: number, v: Value): Buffer {
+  return tlv(tag, typeof v === 'string' ? Buffer.from(v, 'utf8') : v);
+}
+
+function integerContent(n: number): Buffer {
+  const len = intContentLen(n);
+  const b = Buffer.allocUnsafe(len);
+  for (let i = len - 1, j = 0; i >= 0; i--, j++) b[j] = i >= 4 ? 0 : (n >>> (8 * i)) & 0xff;
+  return b;
+}
+
+/** A Control (RFC 4511 §4.1.11) with an optional value. */
+export function encodeControl(type: string, critical: boolean, value?: Buffer): Buffer {
+  const parts = [octets(TAG_OCTET_STRING, type)];
+  if (critical) parts.push(Buffer.from([0x01, 0x01, 0xff]));
+  if (value) parts.push(octets(TAG_OCTET_STRING, value));
+  return tlv(TAG_SEQUENCE, Buffer.concat(parts));
+}
+
+/** The value of a paged results control (RFC 2696 §2): realSearchControlValue ::= SEQUENCE { size INTEGER, cookie OCTET STRING }. */
+export function encodePagedValue(size: number, cookie: Buffer): Buffer {
+  return tlv(TAG_SEQUENCE, Buffer.concat([tlv(TAG_INTEGER, integerContent(size)), octets(TAG_OCTET_STRING, cookie)]));
+}
+
+/**
+ * An LDAPMessage carrying an LDAPResult (RFC 4511 §4.1.9) under application
+ * tag `opTag` (0x65 SearchResultDone, ...), with response controls.
+ */
+export function encodeLdapResult(messageId: number, opTag: number, code: number, matchedDN: string, diagnostic: string, controls: Buffer[] = []): Buffer {
+  const result = tlv(opTag, Buffer.concat([tlv(0x0a, integerContent(code)), octets(TAG_OCTET_STRING, matchedDN), octets(TAG_OCTET_STRING, diagnostic)]));
+  const parts = [tlv(TAG_INTEGER, integerContent(messageId)), result];
+  if (controls.length) parts.push(tlv(0xa0, Buffer.concat(controls)));
+  return tlv(TAG_SEQUENCE, Buffer.concat(parts));
+}
+
+// ---------------------------------------------------------------- reading (validated PDUs only)
+
+/** One element of a BER buffer: tag and the content's bounds. */
+export interface Tlv {
+  tag: number;
+  start: number;
+  end: number;
+}
+
+/**
+ * Reads the element at `off`. Meant for PDUs that framing.ts already
+ * validated (lengths consistent, definite, at most 4 length octets); it still
+ * throws RangeError rather than read past `limit`.
+ */
+export function readTlv(buf: Buffer, off: number, limit = buf.length): Tlv {
+  if (off + 2 > limit) throw new RangeError('truncated element');
+  const tag = buf[off];
+  let len = buf[off + 1];
+  let start = off + 2;
+  if (len & 0x80) {
+    const k = len & 0x7f;
+    if (k === 0 || k > 4 || start + k > limit) throw new RangeError('bad length');
+    len = 0;
+    for (let i = 0; i < k; i++) len = len * 256 + buf[start + i];
+    start += k;
+  }
+  if (start + len > limit) throw new RangeError('element overruns its parent');
+  return { tag, start, end: start + len };
+}
+
+/** The children of a constructed element. */
+export function children(buf: Buffer, t: Tlv): Tlv[] {
+  const out: Tlv[] = [];
+  for (let off = t.start; off < t.end;) {
+    const c = readTlv(buf, off, t.end);
+    out.push(c);
+    off = c.end;
+  }
+  return out;
+}
+
+/** An INTEGER or ENUMERATED content as a number (two's complement, at most 6 octets). */
+export function readInt(buf: Buffer, t: Tlv): number {
+  const n = t.end - t.start;
+  if (n < 1 || n > 6) throw new RangeError('bad integer');
+  return buf.readIntBE(t.start, n);
+}

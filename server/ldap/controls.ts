@@ -28,16 +28,20 @@ const BY_OPERATION: Record<string, string[]> = {
  * unavailableCriticalExtension (12). Non-critical unknown controls are ignored.
  */
 export const criticalControls: Handler = (req, res, next) => {
-  const known = BY_OPERATION[req.type] ?? [];
-  for (const c of (req.controls ?? []) as { type: string; criticality: boolean }[]) {
-    if (c.criticality && !known.includes(c.type)) {
-      res.diagnosticMessage = `critical control ${c.type} is not supported`;
-      res.end(RESULT_CODES.unavailableCriticalExtension);
-      return;
-    }
+  const bad = unsupportedCritical(req.type, ((req.controls ?? []) as { type: string; criticality: boolean }[]).map((c) => ({ type: c.type, critical: c.criticality })));
+  if (bad) {
+    res.diagnosticMessage = `critical control ${bad} is not supported`;
+    res.end(RESULT_CODES.unavailableCriticalExtension);
+    return;
   }
   next();
 };
+
+/** The first critical control the operation does not support, if any. */
+export function unsupportedCritical(operation: string, controls: { type: string; critical: boolean }[]): string | undefined {
+  const known = BY_OPERATION[operation] ?? [];
+  return controls.find((c) => c.critical && !known.includes(c.type))?.type;
+}
 
 /** The paged-results request of a search, if any. */
 export function pagedRequest(req: { controls?: { type: string; value?: unknown }[] }): { size: number; cookie: Buffer } | undefined {

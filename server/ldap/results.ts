@@ -45,16 +45,24 @@ export interface ResultTarget {
   end(status?: number): unknown;
 }
 
+/** An LDAP result's three fields. */
+export interface ResultFields {
+  code: number;
+  matchedDN: string;
+  diagnostic: string;
+}
+
+/** The result for `err` (unexpected errors are logged and become operationsError). */
+export function resultOf(err: unknown, log: Logger): ResultFields {
+  if (err instanceof DirectoryError) return { code: RESULT_CODES[err.result], matchedDN: err.matchedDN, diagnostic: err.message };
+  log.error({ err }, 'ldap operation failed');
+  return { code: RESULT_CODES.operationsError, matchedDN: '', diagnostic: 'internal error' };
+}
+
 /** Ends `res` with the result for `err`. */
 export function endWithError(res: ResultTarget, err: unknown, log: Logger): void {
-  if (err instanceof DirectoryError) {
-    res.matchedDN = err.matchedDN;
-    res.diagnosticMessage = err.message;
-    res.end(RESULT_CODES[err.result]);
-    return;
-  }
-  log.error({ err }, 'ldap operation failed');
-  res.matchedDN = '';
-  res.diagnosticMessage = 'internal error';
-  res.end(RESULT_CODES.operationsError);
+  const r = resultOf(err, log);
+  res.matchedDN = r.matchedDN;
+  res.diagnosticMessage = r.diagnostic;
+  res.end(r.code);
 }

@@ -1,15 +1,22 @@
-/** Search (RFC 4511 §4.5), with simple paged results (RFC 2696). */
-import { PagedResultsControl } from 'ldapjs';
+/**
+ * Search (RFC 4511 §4.5), with simple paged results (RFC 2696).
+ *
+ * `runSearch` does the work for both ways a search arrives: the fast path
+ * (our own decoder, server.ts) and ldapjs's handler chain (searchHandler,
+ * for what the fast path declines). Entries and the SearchResultDone are
+ * written with our encoder, in one write per search (cork).
+ */
 import type { Handler, LdapContext } from './context';
-import { sessionOf } from './session';
-import { endWithError, RESULT_CODES } from './results';
-import { encodeSearchEntry } from './ber';
+import { sessionOf, type Session } from './session';
+import { RESULT_CODES, resultOf, type ResultFields } from './results';
+import { encodeControl, encodeLdapResult, encodePagedValue, encodeSearchEntry } from './ber';
 import { fromLdapjsFilter } from './filter';
-import { pagedRequest } from './controls';
+import { PAGED_RESULTS_OID, unsupportedCritical } from './controls';
+import { decodePagedValue, type SearchCall } from './search-decode';
 import { valueToBytes } from '../directory/entry';
 import type { Scope } from '../../storage/store';
 
-const SCOPES: Record<number | string, Scope> = { 0: 'base', 1: 'one', 2: 'sub', base: 'base', one: 'one', sub: 'sub' };
+const SCOPES: Record<number, Scope> = { 0: 'base', 1: 'one', 2: 'sub' };
 
 /** The paging cookie is the id of the last entry sent, as decimal text. */
 function decodeCookie(c: Buffer): number | undefined {
@@ -18,63 +25,82 @@ function decodeCookie(c: Buffer): number | undefined {
   return /^\d{1,15}$/.test(s) ? Number(s) : NaN;
 }
 
+/** The result of a search and, when paging was asked for, the cookie to return. */
+export interface SearchOutcomeFields extends ResultFields {
+  pagedCookie?: Buffer;
+}
+
+/** Runs a search, handing each encoded SearchResultEntry to `send`. Never throws. */
+export function runSearch(ctx: LdapContext, session: Session, call: SearchCall, send: (b: Buffer) => void): SearchOutcomeFields {
+  const fail = (code: number, diagnostic: string): SearchOutcomeFields => ({ code, matchedDN: '', diagnostic });
+  const bad = unsupportedCritical('SearchRequest', call.controls);
+  if (bad) return fail(RESULT_CODES.unavailableCriticalExtension, `critical control ${bad} is not supported`);
+  const scope = SCOPES[call.scope];
+  if (!scope) return fail(RESULT_CODES.protocolError, `bad scope ${call.scope}`);
+  let page: { size: number; cursor?: number } | undefined;
+  const pagedControl = call.controls.find((c) => c.type === PAGED_RESULTS_OID);
+  if (pagedControl) {
+    const paged = decodePagedValue(pagedControl.value);
+    if (!paged) return fail(RESULT_CODES.protocolError, 'malformed paged results control');
+    const cursor = decodeCookie(paged.cookie);
+    if (Number.isNaN(cursor)) return fail(RESULT_CODES.unwillingToPerform, 'invalid paged results cookie');
+    // RFC 2696 §3: size 0 abandons the paged search.
+    if (paged.size === 0) return { code: RESULT_CODES.success, matchedDN: '', diagnostic: '', pagedCookie: Buffer.alloc(0) };
+    page = { size: paged.size, cursor };
+  }
+  try {
+    const outcome = ctx.directory.search(session.identity, {
+      base: call.base, scope, filter: call.filter, attributes: call.attributes, typesOnly: call.typesOnly,
+      sizeLimit: call.sizeLimit, timeLimit: call.timeLimit, page,
+    }, (e) => send(encodeSearchEntry(call.messageId, e.dn, e.attrs.map(([n, vs]) => [n, vs.map(valueToBytes)] as const))));
+    const done: SearchOutcomeFields = { code: RESULT_CODES.success, matchedDN: '', diagnostic: '' };
+    if (page) done.pagedCookie = outcome.nextCursor === undefined ? Buffer.alloc(0) : Buffer.from(String(outcome.nextCursor));
+    return done;
+  } catch (err) {
+    const r: SearchOutcomeFields = resultOf(err, session.log);
+    if (page) r.pagedCookie = Buffer.alloc(0);
+    return r;
+  }
+}
+
+/** Encodes the SearchResultDone for an outcome (with the paged results response control when paging). */
+export function searchDone(messageId: number, r: SearchOutcomeFields): Buffer {
+  const controls = r.pagedCookie ? [encodeControl(PAGED_RESULTS_OID, false, encodePagedValue(0, r.pagedCookie))] : [];
+  return encodeLdapResult(messageId, 0x65, r.code, r.matchedDN, r.diagnostic, controls);
+}
+
+/** The search fast path: a decoded request answered without ldapjs. */
+export function answerSearch(ctx: LdapContext, session: Session, call: SearchCall, conn: { cork(): void; uncork(): void; write(b: Buffer): unknown }): void {
+  conn.cork();
+  try {
+    const r = runSearch(ctx, session, call, (b) => conn.write(b));
+    conn.write(searchDone(call.messageId, r));
+  } finally {
+    conn.uncork();
+  }
+}
+
+/** ldapjs's handler, for searches the fast path declined to decode. */
 export function searchHandler(ctx: LdapContext): Handler {
   return (req, res) => {
     const session = sessionOf(req);
     const conn = req.connection;
-    // The entries and the SearchResultDone leave in one write (one syscall, one segment for small results).
-    conn.cork();
-    try {
-      const scope = SCOPES[req.scope];
-      if (!scope) {
-        res.diagnosticMessage = `bad scope ${req.scope}`;
-        res.end(RESULT_CODES.protocolError);
-        return;
-      }
-      const paged = pagedRequest(req);
-      let page: { size: number; cursor?: number } | undefined;
-      if (paged) {
-        const cursor = decodeCookie(paged.cookie);
-        if (Number.isNaN(cursor)) {
-          res.diagnosticMessage = 'invalid paged results cookie';
-          res.end(RESULT_CODES.unwillingToPerform);
-          return;
-        }
-        if (paged.size === 0) {
-          // RFC 2696 §3: size 0 abandons the paged search.
-          res.addControl(new PagedResultsControl({ value: { size: 0, cookie: Buffer.alloc(0) } }));
-          res.end(RESULT_CODES.success);
-          return;
-        }
-        page = { size: paged.size, cursor };
-      }
-      const attributes = ((req.attributes ?? []) as string[]).map((a) => a.toLowerCase());
-      const messageId: number = req.messageId;
-      const outcome = ctx.directory.search(
-        session.identity,
-        {
-          base: String(req.baseObject ?? ''),
-          scope,
-          filter: fromLdapjsFilter(req.filter),
-          attributes,
-          typesOnly: !!req.typesOnly,
-          sizeLimit: req.sizeLimit ?? 0,
-          timeLimit: req.timeLimit ?? 0,
-          page,
-        },
-        (e) => {
-          conn.write(encodeSearchEntry(messageId, e.dn, e.attrs.map(([n, vs]) => [n, vs.map(valueToBytes)] as const)));
-        },
-      );
-      if (paged) {
-        const cookie = outcome.nextCursor === undefined ? Buffer.alloc(0) : Buffer.from(String(outcome.nextCursor));
-        res.addControl(new PagedResultsControl({ value: { size: 0, cookie } }));
-      }
-      res.end(RESULT_CODES.success);
-    } catch (err) {
-      endWithError(res, err, session.log);
-    } finally {
-      conn.uncork();
-    }
+    const controls = ((req.controls ?? []) as { type: string; criticality: boolean; value?: { size?: number; cookie?: Buffer } }[]).map((c) => ({
+      type: c.type,
+      critical: !!c.criticality,
+      value: c.type === PAGED_RESULTS_OID ? encodePagedValue(c.value?.size ?? 0, c.value?.cookie ?? Buffer.alloc(0)) : undefined,
+    }));
+    const call: SearchCall = {
+      messageId: req.messageId,
+      base: String(req.baseObject ?? ''),
+      scope: typeof req.scope === 'number' ? req.scope : ({ base: 0, one: 1, sub: 2 } as Record<string, number>)[req.scope] ?? -1,
+      sizeLimit: req.sizeLimit ?? 0,
+      timeLimit: req.timeLimit ?? 0,
+      typesOnly: !!req.typesOnly,
+      filter: fromLdapjsFilter(req.filter),
+      attributes: ((req.attributes ?? []) as string[]).map((a) => a.toLowerCase()),
+      controls,
+    };
+    answerSearch(ctx, session, call, conn);
   };
 }

@@ -5,7 +5,9 @@
  * bytes pass through `PduFramer` (size and nesting limits, structural BER
  * validation) and only whole, valid LDAPMessages reach its parser. A framing
  * error ends the connection with a Notice of Disconnection (RFC 4511
- * §4.4.1). This folder is the only one that knows ldapjs exists.
+ * §4.4.1). Searches, most of the traffic, are decoded and answered by our
+ * own code (search-decode.ts, search.ts); every other operation goes through
+ * ldapjs. This folder is the only one that knows ldapjs exists.
  */
 import * as net from 'node:net';
 import ldap from 'ldapjs';
@@ -16,7 +18,8 @@ import { attachSession, type LdapConnection } from './session';
 import type { LdapContext } from './context';
 import { criticalControls, SUPPORTED_CONTROLS } from './controls';
 import { bindHandler } from './bind';
-import { searchHandler } from './search';
+import { answerSearch, searchHandler } from './search';
+import { decodeSearchRequest } from './search-decode';
 import { addHandler } from './add';
 import { modifyHandler } from './modify';
 import { deleteHandler } from './delete';
@@ -105,6 +108,12 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
         return;
       }
       for (const pdu of pdus) {
+        // The search fast path (search-decode.ts): most traffic, decoded and answered without ldapjs.
+        const call = decodeSearchRequest(pdu);
+        if (call) {
+          answerSearch(ctx, session, call, sock);
+          continue;
+        }
         try {
           sock.parser!.write(pdu);
         } catch (e) {
