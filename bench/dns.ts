@@ -333,20 +333,18 @@ async function run(log: (msg: string) => void): Promise<Report> {
       measured.push(['UDP cycle', cyc]);
       rows.push(row('UDP', `A/MX/AAAA/TXT cycle of ${fmt.int(cyclePairs.length)} (misses)`, cyc));
       notes.push(
-        'cache misses: the answer cache is an LRU of 20,000 encoded answers with no off switch. "distinct": every name new ' +
+        'cache misses: the answer cache is an LRU of 20,000 encoded answers (DCMX_DNS_CACHE_ENTRIES). "distinct": every name new ' +
           `(u<i>.h<j>.${ZONE}, dnsperf -n 1), all NXDOMAIN lookups. "cycle": ${fmt.int(cyclePairs.length)} (name, type) pairs ` +
           `shuffled once and replayed in the same order, so each key comes back only after ${fmt.int(cyclePairs.length - 1)} ` +
           'others and has been evicted: every query misses; A/MX answer, AAAA/TXT are NODATA. Both still pay for inserting ' +
-          'into the cache. A switch (e.g. DCMX_DNS_CACHE_ENTRIES=0; startDnsServer already takes cacheEntries) would measure ' +
-          'the A+MX set itself uncached',
+          'into the cache',
       );
       notes.push(`UDP: cached ${fmt.int(hitUdp.qps)} q/s vs uncached ${fmt.int(dis.qps)} q/s (distinct) and ${fmt.int(cyc.qps)} q/s (cycle): ` +
         `${(hitUdp.qps / dis.qps).toFixed(1)}x and ${(hitUdp.qps / cyc.qps).toFixed(1)}x`);
     }
     notes.push(
       `dnsperf ${s.seconds} s per run after a ${s.warmup} s warm-up, -c ${s.clients} clients, -q ${s.udpOutstanding} outstanding over UDP and ` +
-        `-q ${s.tcpOutstanding} over TCP (over UDP, 200 and more outstanding overflow dcmx's socket receive buffer, 208 KiB by ` +
-        `default, and the kernel drops queries), -t 2 s timeout, no EDNS (replies <= 512 octets). Latencies are dnsperf's (average, max, stddev); ` +
+        `-q ${s.tcpOutstanding} over TCP (the UDP socket asks for a 4 MiB receive buffer, capped by net.core.rmem_max), -t 2 s timeout, no EDNS (replies <= 512 octets). Latencies are dnsperf's (average, max, stddev); ` +
         'CPU is per cent of one core over the run time, from /proc (a loopback UDP send also charges part of the receive path to the sender); ' +
         '"softirq" is interrupt and softirq time on both cores (where loopback packets are processed, charged to no process); ' +
         '"other CPU" is every other process meanwhile: when it is high, someone else was using the machine and the figures are disturbed',
