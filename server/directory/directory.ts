@@ -516,7 +516,16 @@ export class Directory {
     if (outer) {
       const done = this.pending;
       this.pending = [];
-      if (done.length) for (const l of this.listeners) l(done);
+      // The commit stands whatever a listener does: a failing view must not turn a durable write into an error.
+      if (done.length) {
+        for (const l of this.listeners) {
+          try {
+            l(done);
+          } catch (err) {
+            process.emitWarning(`dcmx: a change listener failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+          }
+        }
+      }
     }
     return result;
   }
