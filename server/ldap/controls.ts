@@ -42,11 +42,3 @@ export function unsupportedCritical(operation: string, controls: { type: string;
   const known = BY_OPERATION[operation] ?? [];
   return controls.find((c) => c.critical && !known.includes(c.type))?.type;
 }
-
-/** The paged-results request of a search, if any. */
-export function pagedRequest(req: { controls?: { type: string; value?: unknown }[] }): { size: number; cookie: Buffer } | undefined {
-  const c = req.controls?.find((x) => x.type === PAGED_RESULTS_OID);
-  if (!c) return undefined;
-  const v = c.value as { size?: number; cookie?: Buffer } | undefined;
-  return { size: v?.size ?? 0, cookie: v?.cookie ?? Buffer.alloc(0) };
-}
