@@ -89,7 +89,15 @@ export function soaSerial(out: string): number {
 // ------------------------------------------------------------------ the corpus
 
 /** The Knot DNS fuzzing seed corpus (9,774 packets), one file per packet. */
-export const CORPUS = '/work/shared/corpus/dns-packets';
+/**
+ * The Knot DNS fuzzing seed corpus (outside the project): DCMX_DNS_CORPUS, or
+ * ../shared/corpus/dns-packets beside the checkout, or the workplace's copy.
+ */
+export const CORPUS = [
+  process.env.DCMX_DNS_CORPUS,
+  path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'corpus', 'dns-packets'),
+  '/work/shared/corpus/dns-packets',
+].find((p): p is string => !!p && fs.existsSync(p)) ?? '/work/shared/corpus/dns-packets';
 
 /** The corpus's file names, sorted; none when it is not on this machine. */
 export function corpusFiles(): string[] {
