@@ -137,3 +137,21 @@ export function decodePagedValue(v: Buffer | undefined): { size: number; cookie:
     return undefined;
   }
 }
+
+/**
+ * The message id of a BindRequest that asks for SASL (RFC 4511 §4.2:
+ * AuthenticationChoice sasl [3]), which we do not offer: the server answers
+ * it with authMethodNotSupported (7) itself, since ldapjs's parser rejects
+ * SASL binds as malformed. undefined for anything else.
+ */
+export function saslBindId(pdu: Buffer): number | undefined {
+  try {
+    const msg = readTlv(pdu, 0);
+    const [id, op] = children(pdu, msg);
+    if (!id || !op || op.tag !== 0x60 || id.tag !== 0x02) return undefined;
+    const [, , auth] = children(pdu, op);
+    return auth?.tag === 0xa3 ? readInt(pdu, id) : undefined;
+  } catch {
+    return undefined;
+  }
+}

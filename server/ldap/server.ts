@@ -19,7 +19,8 @@ import type { LdapContext } from './context';
 import { criticalControls, SUPPORTED_CONTROLS } from './controls';
 import { bindHandler } from './bind';
 import { answerSearch, searchHandler } from './search';
-import { decodeSearchRequest } from './search-decode';
+import { decodeSearchRequest, saslBindId } from './search-decode';
+import { encodeLdapResult } from './ber';
 import { addHandler } from './add';
 import { modifyHandler } from './modify';
 import { deleteHandler } from './delete';
@@ -112,6 +113,12 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
         const call = decodeSearchRequest(pdu);
         if (call) {
           answerSearch(ctx, session, call, sock);
+          continue;
+        }
+        const sasl = saslBindId(pdu);
+        if (sasl !== undefined) {
+          session.identity = ANONYMOUS; // RFC 4511 §4.2.1: a bind, even a failed one, resets the session
+          sock.write(encodeLdapResult(sasl, 0x61, RESULT_CODES.authMethodNotSupported, '', 'SASL is not offered; use a simple bind'));
           continue;
         }
         try {
