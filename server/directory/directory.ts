@@ -235,12 +235,7 @@ export class Directory {
 
   /** Normalises a DN string; throws invalidDNSyntax (34). */
   normalize(dn: string): string {
-    try {
-      return this.schema.normalizeDn(dn);
-    } catch (e) {
-      if (e instanceof DnSyntaxError) throw new DirectoryError('invalidDNSyntax', e.message);
-      throw e;
-    }
+    return this.normalizeParsed(this.parse(dn));
   }
 
   private normalizeParsed(dn: Dn): string {

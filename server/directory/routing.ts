@@ -11,7 +11,6 @@
  */
 import type { ChangeRecord } from '../../storage/store';
 import type { Directory } from './directory';
-import { ChangeFollower } from './changes';
 import type { MailDirectory, MailDomain } from './mail';
 
 export type Route =
@@ -56,7 +55,6 @@ export class RoutingTable {
   private readonly aliasesOf = new Map<string, string[]>();
   /** The change number the table reflects. */
   version = 0;
-  private follower: ChangeFollower | undefined;
   /** Counters: full builds and domains re-read from changes. */
   readonly stats = { builds: 0, domainReads: 0 };
   private readonly listeners: ((touched: string[] | undefined) => void)[] = [];
@@ -67,24 +65,6 @@ export class RoutingTable {
   }
 
   constructor(private readonly mail: MailDirectory, private readonly self: string) {}
-
-  /** Builds the table from every mail domain, then follows the change log. */
-  start(directory: Directory, pollMs?: number): void {
-    this.build(directory);
-    this.follower = new ChangeFollower(directory, {
-      onChanges: (rows) => this.apply(rows),
-      onGap: () => this.build(directory),
-    }, { pollMs, from: this.version });
-  }
-
-  stop(): void {
-    this.follower?.stop();
-  }
-
-  /** Catches up with the change log now (writes by other processes included). */
-  sync(): void {
-    this.follower?.catchUp();
-  }
 
   /** Full build (start-up, or after a change log gap). */
   build(directory: Directory): void {

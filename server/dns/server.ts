@@ -15,7 +15,8 @@ import type { Zones } from '../directory/zones';
 import type { Logger } from '../log';
 import { Answerer } from './answers';
 import { Notifier } from './notify';
-import { allowList, transferMessages } from './transfer';
+import { transferMessages } from './transfer';
+import { cidrList } from '../net';
 
 export interface DnsServerOptions {
   host: string;
@@ -42,7 +43,7 @@ export interface DnsEndpoint {
 /** Starts UDP and TCP listeners on the same port (the TCP port is chosen first when 0). */
 export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: Logger): Promise<DnsEndpoint> {
   const answerer = new Answerer(zones, log, { cacheEntries: opts.cacheEntries });
-  const allow = allowList(opts.axfrAllow);
+  const allow = cidrList(opts.axfrAllow);
   const notifier = new Notifier(opts.notify, log);
   zones.onSerialChange((changed) => {
     for (const z of changed) notifier.announce(z.name, z.serial, zones.zoneOf(z.name)?.soa);

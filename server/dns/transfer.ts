@@ -9,17 +9,11 @@
  * which RFC 1995 §4 allows.
  */
 import type { BlockList } from 'node:net';
-import { cidrList, inCidrList } from '../net';
+import { inCidrList } from '../net';
 import type { Zones } from '../directory/zones';
 import { parseRRLine, type RR } from '../directory/records';
 import { encodeResponse, encodeTransfer } from './wire';
 import { OUR_UDP_SIZE, RCODE, type TransferRequest } from './answers';
-
-/** Builds the transfer allow list (DCMX_AXFR_ALLOW). */
-export const allowList = cidrList;
-
-/** True when `remote` may transfer zones. */
-export const mayTransfer = inCidrList;
 
 /** The messages that answer a transfer request (bodies, without TCP length prefixes). */
 export function transferMessages(zones: Zones, allow: BlockList, remote: string, req: TransferRequest): Buffer[] {
@@ -28,7 +22,7 @@ export function transferMessages(zones: Zones, allow: BlockList, remote: string,
     id: q.id, opcode: q.opcode, aa: false, rd: q.rd, cd: q.cd, rcode: RCODE.REFUSED, question: q.question,
     questionWire: q.questionWire, answer: [], authority: [], additional: [], edns: q.edns ? { udpSize: OUR_UDP_SIZE } : undefined,
   }, 65535)];
-  if (!mayTransfer(allow, remote)) return refuse();
+  if (!inCidrList(allow, remote)) return refuse();
   const all = zones.zoneRecords(req.zone);
   if (!all) return refuse();
   const soa = all[0];

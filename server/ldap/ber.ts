@@ -111,7 +111,8 @@ export function encodeSearchEntry(messageId: number, dn: string, attrs: readonly
 
 // ---------------------------------------------------------------- results and controls
 
-function tlv(tag: number, content: Buffer): Buffer {
+/** One definite-length TLV with a minimal length encoding (X.690 §8.1.3). */
+export function tlv(tag: number, content: Buffer): Buffer {
   const len = content.length;
   const head = Buffer.allocUnsafe(1 + lenOfLen(len));
   const w = new Writer(head);
@@ -123,7 +124,8 @@ function octets(tag: number, v: Value): Buffer {
   return tlv(tag, typeof v === 'string' ? Buffer.from(v, 'utf8') : v);
 }
 
-function integerContent(n: number): Buffer {
+/** Minimal two's-complement content octets of a non-negative integer below 2^32 (X.690 §8.3.2). */
+export function integerContent(n: number): Buffer {
   const len = intContentLen(n);
   const b = Buffer.allocUnsafe(len);
   for (let i = len - 1, j = 0; i >= 0; i--, j++) b[j] = i >= 4 ? 0 : (n >>> (8 * i)) & 0xff;

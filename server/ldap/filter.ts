@@ -14,7 +14,7 @@ export function unescapeFilterValue(v: unknown): string {
   const bytes: number[] = [];
   for (let i = 0; i < s.length; i++) {
     const c = s[i];
-    if (c === '\\' && i + 2 < s.length + 0 && /^[0-9a-fA-F]{2}$/.test(s.slice(i + 1, i + 3))) {
+    if (c === '\\' && i + 2 < s.length && /^[0-9a-fA-F]{2}$/.test(s.slice(i + 1, i + 3))) {
       bytes.push(parseInt(s.slice(i + 1, i + 3), 16));
       i += 2;
     } else {

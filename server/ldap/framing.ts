@@ -25,6 +25,8 @@
  * and closes the socket (RFC 4511 §4.4.1, §5.3).
  */
 
+import { integerContent, tlv } from './ber';
+
 /** Limits applied by the framer; both come from the `ldap` config section. */
 export interface FramingLimits {
   /** Largest PDU accepted, in bytes, counting the outer tag and length octets. */
@@ -861,27 +863,4 @@ export function noticeOfDisconnection(resultCode: number, message: string): Buff
     tlv(0x8a, Buffer.from(NOTICE_OF_DISCONNECTION_OID, 'latin1')), // responseName [10] LDAPOID
   ]);
   return tlv(TAG_SEQUENCE, Buffer.concat([tlv(TAG_INTEGER, Buffer.from([0])), tlv(0x78, body)]));
-}
-
-/** Minimal two's-complement content octets of a non-negative integer. */
-function integerContent(v: number): Buffer {
-  const bytes: number[] = [];
-  do {
-    bytes.unshift(v & 0xff);
-    v = Math.floor(v / 256);
-  } while (v > 0);
-  if (bytes[0] & 0x80) bytes.unshift(0);
-  return Buffer.from(bytes);
-}
-
-/** One definite-length TLV with a minimal length encoding. */
-function tlv(tag: number, content: Buffer): Buffer {
-  const n = content.length;
-  let header: number[];
-  if (n < 0x80) header = [tag, n];
-  else if (n < 0x100) header = [tag, 0x81, n];
-  else if (n < 0x10000) header = [tag, 0x82, n >>> 8, n & 0xff];
-  else if (n < 0x1000000) header = [tag, 0x83, n >>> 16, (n >>> 8) & 0xff, n & 0xff];
-  else header = [tag, 0x84, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
-  return Buffer.concat([Buffer.from(header), content]);
 }

@@ -3,7 +3,8 @@
  * recipient records, and negative answers, in a bounded LRU. The transfer
  * unit reads the directory only through it.
  *
- * It stays in step through the change log (ChangeFollower): each change
+ * It stays in step through the change log (the transfer unit's
+ * ChangeFollower calls `invalidate` and `flush`): each change
  * invalidates exactly the keys it affects — the keys cached from the changed
  * entry (old addresses, a domain and its aliases) and the addresses and
  * domain names the change introduces (which may be cached as negative) —
@@ -11,8 +12,6 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { ChangeRecord } from '../../storage/store';
-import type { Directory } from '../directory/directory';
-import { ChangeFollower } from '../directory/changes';
 import { normalizeAddress, type MailDirectory, type MailDomain, type Recipient } from '../directory/mail';
 
 /** What the cache counts (for tests, the admin API and benchmarks). */
@@ -35,27 +34,12 @@ export class DirectoryCache {
   /** ndn of a directory entry → the keys cached from it. */
   private readonly byEntry = new Map<string, Set<string>>();
   readonly stats: CacheStats = { hits: 0, misses: 0, negativeHits: 0, invalidations: 0, directoryReads: 0, flushes: 0 };
-  private follower: ChangeFollower | undefined;
 
   constructor(private readonly mail: MailDirectory, opts: { max: number }) {
     this.lru = new LRUCache<string, Cached>({
       max: opts.max,
       dispose: (v, key) => this.unlink(key, v.value),
     });
-  }
-
-  /** Starts following the change log. */
-  start(directory: Directory, pollMs: number): void {
-    this.follower = new ChangeFollower(directory, { onChanges: (rows) => this.invalidate(rows), onGap: () => this.flush() }, { pollMs });
-  }
-
-  stop(): void {
-    this.follower?.stop();
-  }
-
-  /** Catches up with the change log now (before answering a client, say). */
-  sync(): void {
-    this.follower?.catchUp();
   }
 
   private get<T extends MailDomain | Recipient>(key: string, load: () => T | undefined, entryNdn: (v: T) => string[]): T | undefined {

@@ -38,6 +38,8 @@ export interface DeliveryDeps {
   routing: RoutingTable;
   cache: DirectoryCache;
   outbound: Outbound;
+  /** Catches the cache and routing table up with the change log. */
+  sync: () => void;
   log: Logger;
 }
 
@@ -159,8 +161,7 @@ export class Delivery {
     if (lower === 'postmaster') return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, `postmaster@${this.opts.hostname}`) };
     const parts = splitAddress(rcpt);
     if (!parts) return { kind: 'fail', result: { ok: false, permanent: true, status: '5.1.3', diagnostic: 'x-local; bad address syntax' } };
-    this.deps.cache.sync();
-    this.deps.routing.sync();
+    this.deps.sync();
     const routed = this.deps.routing.resolve(parts.domain);
     if (!routed) return { kind: 'smtp', domain: parts.domain };
     const r = routed.route;

@@ -10,6 +10,7 @@ import type { Directory } from '../directory/directory';
 import type { Zones } from '../directory/zones';
 import { MailDirectory } from '../directory/mail';
 import { RoutingTable } from '../directory/routing';
+import { ChangeFollower } from '../directory/changes';
 import { QueueStore } from '../../storage/queue';
 import { DirectoryCache } from './cache';
 import { Spool } from './spool';
@@ -41,9 +42,20 @@ export async function startMta(
 ): Promise<MtaEndpoint> {
   const mail = new MailDirectory(directory, zones.names);
   const routing = new RoutingTable(mail, config.hostname);
-  routing.start(directory, config.mta.changePollMs);
+  routing.build(directory);
   const cache = new DirectoryCache(mail, { max: config.mta.cacheSize });
-  cache.start(directory, config.mta.changePollMs);
+  // One reader of the change log for both views: each commit is read once.
+  const follower = new ChangeFollower(directory, {
+    onChanges: (rows) => {
+      routing.apply(rows);
+      cache.invalidate(rows);
+    },
+    onGap: () => {
+      routing.build(directory);
+      cache.flush();
+    },
+  }, { pollMs: config.mta.changePollMs, from: routing.version });
+  const sync = () => follower.catchUp();
   const queue = new QueueStore(directory.store);
   const spool = new Spool(path.join(config.dataDir, 'spool'));
   // Spool files with no queue row were written by a run that crashed before its commit: never acknowledged, safe to drop.
@@ -55,7 +67,7 @@ export async function startMta(
   const delivery = new Delivery({
     hostname: config.hostname, dataDir: config.dataDir, concurrency: config.mta.concurrency,
     retryBase: config.mta.retryBase, retryMax: config.mta.retryMax, lifetime: config.mta.queueLifetime,
-  }, { queue, spool, routing, cache, outbound, log: log.child({ part: 'delivery' }) });
+  }, { queue, spool, routing, cache, outbound, sync, log: log.child({ part: 'delivery' }) });
   routing.onUpdate((touched) => {
     // Domains that left hold: give their messages another go.
     const released = touched
@@ -68,7 +80,7 @@ export async function startMta(
     host: config.listen, port: config.smtp.port, hostname: config.hostname, maxSize: config.smtp.maxSize,
     maxRecipients: config.smtp.maxRecipients, maxClients: config.smtp.maxClients, socketTimeoutMs: config.smtp.socketTimeout * 1000,
     greetingDelayMs: config.smtp.greetingDelay, relayNetworks: config.smtp.relayNetworks, tls,
-  }, { mail, cache, routing, queue, spool, resolver, log: log.child({ part: 'intake' }), onQueued: () => delivery.kick(), unknownDomain: policy });
+  }, { mail, cache, routing, queue, spool, resolver, sync, log: log.child({ part: 'intake' }), onQueued: () => delivery.kick(), unknownDomain: policy });
   const port = await intake.listen();
   delivery.start();
   log.info({ port }, 'smtp listening');
@@ -78,8 +90,7 @@ export async function startMta(
       await intake.close();
       delivery.stop();
       outbound.close();
-      cache.stop();
-      routing.stop();
+      follower.stop();
     },
   };
 }

@@ -62,6 +62,8 @@ export interface IntakeDeps {
   spool: Spool;
   resolver: MailResolver;
   log: Logger;
+  /** Catches the cache and routing table up with the change log (writes by other processes included). */
+  sync: () => void;
   /** Called after each message is queued. */
   onQueued: () => void;
   /** Decides domains that are not hosted (default: only relaying clients). */
@@ -166,8 +168,7 @@ export class Intake {
       this.stats.rejectedRcpt++;
       throw new SmtpReply(550, '5.7.1', `<${rcpt}>: Relay access denied`);
     }
-    this.deps.cache.sync();
-    this.deps.routing.sync();
+    this.deps.sync();
     const routed = this.deps.routing.resolve(parts.domain);
     if (!routed) {
       if (provisioned) throw new SmtpReply(451, '4.3.0', 'The new domain is not routable yet, try again');
