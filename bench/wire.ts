@@ -9,6 +9,7 @@
  * responses in place, so the generator costs a few microseconds per search.
  */
 import * as net from 'node:net';
+import { integerContent, tlv as berTlv } from '../server/ldap/ber';
 
 /** protocolOp tags of the responses we look at (RFC 4511 §4.2-§4.12). */
 export const OP = {
@@ -24,34 +25,12 @@ const RESULT_OPS = new Set([0x61, 0x65, 0x67, 0x69, 0x6b, 0x6d, 0x6f, 0x78]);
 
 // ------------------------------------------------------------------ encoding
 
-function lenBytes(n: number): number[] {
-  if (n < 0x80) return [n];
-  const out: number[] = [];
-  while (n > 0) {
-    out.unshift(n & 0xff);
-    n = Math.floor(n / 256);
-  }
-  return [0x80 | out.length, ...out];
-}
-
-/** One TLV with definite length (X.690 §8.1.3). */
+/** One TLV with definite length (X.690 §8.1.3): the server's encoder, with the content given in parts. */
 export function tlv(tag: number, ...content: Buffer[]): Buffer {
-  const body = content.length === 1 ? content[0] : Buffer.concat(content);
-  return Buffer.concat([Buffer.from([tag, ...lenBytes(body.length)]), body]);
+  return berTlv(tag, content.length === 1 ? content[0] : Buffer.concat(content));
 }
 
-/** Minimal two's-complement INTEGER content (X.690 §8.3.2). */
-function intContent(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    out.unshift(n & 0xff);
-    n = Math.floor(n / 256);
-  } while (n > 0);
-  if (out[0] & 0x80) out.unshift(0);
-  return Buffer.from(out);
-}
-
-export const int = (n: number, tag = 0x02): Buffer => tlv(tag, intContent(n));
+export const int = (n: number, tag = 0x02): Buffer => tlv(tag, integerContent(n));
 export const octets = (s: string | Buffer, tag = 0x04): Buffer => tlv(tag, typeof s === 'string' ? Buffer.from(s, 'utf8') : s);
 
 /** LDAPMessage envelope (RFC 4511 §4.1.1). */
