@@ -15,7 +15,8 @@
 import type { Schema } from '../../schema/registry';
 import { escapeDnValue, parseDn } from '../../schema/dn';
 import type { StoredEntry } from '../../storage/store';
-import type { AppliedChange, Directory } from './directory';
+import { formatLdifModifications } from '../admin/ldif';
+import { generalizedTimeNow, type AppliedChange, type Directory } from './directory';
 import type { DirEntry } from './entry';
 import { indexRows } from './entry';
 import { DirectoryError } from './errors';
@@ -323,8 +324,17 @@ export class Zones implements ZoneView {
       if (serial !== soa.serial) {
         const next = { ...soa, serial };
         const value = `${next.mname}. ${next.rname}. ${serial} ${next.refresh} ${next.retry} ${next.expire} ${next.minimum}`;
-        const attrs = { ...apex.attrs, sOARecord: [value, ...apex.attrs.sOARecord.slice(1)] };
+        const now = generalizedTimeNow();
+        const actor = this.directory.systemIdentity().dn;
+        const attrs = { ...apex.attrs, sOARecord: [value, ...apex.attrs.sOARecord.slice(1)], modifyTimestamp: [now], modifiersName: [actor] };
         store.updateAttrs(apex.id, attrs, indexRows(this.schema, attrs, store.indexedAttributes));
+        // The serial is directory data like any other: a change-log row of its own, so that a
+        // consumer of the log (a replica, a PowerDNS LDAP backend's cache) sees the new SOA.
+        store.appendChange({
+          changeTime: now, targetDN: apex.dn, targetNdn: apex.ndn, changeType: 'modify',
+          changes: formatLdifModifications([{ op: 'replace', attr: 'sOARecord', values: attrs.sOARecord }]),
+          newRDN: null, deleteOldRDN: null, newSuperior: null, newNdn: null, actor,
+        });
       }
       const removed = [...z.removed].filter((l) => !z.added.has(l));
       const added = [...z.added].filter((l) => !z.removed.has(l));

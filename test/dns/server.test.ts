@@ -120,6 +120,14 @@ describe('dig against the DNS port', () => {
       const serial = soaSerial((await dig('example.org', 'SOA')).stdout);
       assert.equal(serial, before + i + 1, 'one bump per write');
     }
+    // The bump is a change of the apex like any other: the change log's last row says so.
+    const last = await run('ldapsearch', [...adminArgs(t), '-LLL', '-b', '', '-s', 'base', '(objectClass=*)', 'lastChangeNumber']);
+    const n = /lastChangeNumber: (\d+)/.exec(last.stdout)?.[1];
+    assert.ok(n, last.stdout);
+    const row = await run('ldapsearch', [...adminArgs(t), '-LLL', '-o', 'ldif-wrap=no', '-b', `changeNumber=${n},cn=changelog`, '-s', 'base', '(objectClass=*)', 'targetDN', 'changes']);
+    assert.match(row.stdout, /targetDN: dc=example,dc=org,o=internet/);
+    const changes = Buffer.from(/changes:: (\S+)/.exec(row.stdout)?.[1] ?? '', 'base64').toString() || /changes: (.*)/.exec(row.stdout)?.[1] || '';
+    assert.match(changes, new RegExp(`replace: sOARecord\\nsOARecord: \\S+ \\S+ ${before + 5} `));
     const add = await run('ldapadd', adminArgs(t), 'dn: dc=new,dc=example,dc=org,o=internet\nobjectClass: dNSDomain2\ndc: new\naRecord: 192.0.2.77\n');
     assert.equal(add.code, 0);
     assert.deepEqual(section((await dig('new.example.org', 'A')).stdout, 'ANSWER'), ['new.example.org. 300 IN A 192.0.2.77']);
