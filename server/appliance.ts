@@ -77,7 +77,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     started.push(dns);
     const mta = await startMta(directory, zones, config, log.child({ ep: 'smtp' }), provisioner);
     started.push(mta);
-    const http: HttpEndpoint = await startHttpServer({ directory, zones, mta, dns }, { host: config.listen, port: config.http.port }, log.child({ ep: 'http' }));
+    const http: HttpEndpoint = await startHttpServer({ directory, zones, mta, dns }, { host: config.listen, port: config.http.port, allow: config.http.allow }, log.child({ ep: 'http' }));
     started.push(http);
     return {
       directory,

@@ -79,6 +79,8 @@ export interface Config {
   };
   http: {
     port: number;
+    /** CIDRs that may read everything but /health (routes, zones, stats). */
+    allow: string[];
   };
   provisioning: ProvisioningPolicy;
   provisionAllow: string[];
@@ -254,7 +256,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       concurrency: int(env, 'DCMX_DELIVERY_CONCURRENCY', 16, 1, 1000),
       relayPort: port(env, 'DCMX_SMTP_RELAY_PORT', 25),
     },
-    http: { port: port(env, 'DCMX_HTTP_PORT', 8080) },
+    http: {
+      port: port(env, 'DCMX_HTTP_PORT', 8080),
+      allow: env.DCMX_HTTP_ALLOW === undefined ? ['127.0.0.0/8', '::1/128'] : cidrs(env, 'DCMX_HTTP_ALLOW'),
+    },
     provisioning,
     provisionAllow,
     newDomain: {

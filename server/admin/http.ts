@@ -4,11 +4,14 @@
  *   GET /routes  the routing table and the change number it reflects
  *   GET /zones   the zones served and their serials
  *   GET /stats   cache, queue, delivery, DNS and provisioning counters
- * It changes nothing, so it needs no credentials; bind DCMX_LISTEN to a
- * management address when that matters.
+ * It changes nothing. /health answers anyone (load balancers, pm2 probes);
+ * the rest names relay hosts, hosted domains and traffic figures, so it
+ * answers only clients in DCMX_HTTP_ALLOW (default: loopback) and gives
+ * everyone else 403.
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { cidrList, inCidrList } from '../net';
 import type { Directory } from '../directory/directory';
 import type { Zones } from '../directory/zones';
 import { describeRoute } from '../directory/routing';
@@ -54,7 +57,8 @@ function body(v: AdminViews, url: string): unknown {
   }
 }
 
-export async function startHttpServer(views: AdminViews, opts: { host: string; port: number }, log: Logger): Promise<HttpEndpoint> {
+export async function startHttpServer(views: AdminViews, opts: { host: string; port: number; allow: readonly string[] }, log: Logger): Promise<HttpEndpoint> {
+  const allowed = cidrList(opts.allow);
   const server = http.createServer((req, res) => {
     const send = (code: number, payload: unknown) => {
       res.writeHead(code, { 'content-type': 'application/json' });
@@ -62,7 +66,9 @@ export async function startHttpServer(views: AdminViews, opts: { host: string; p
     };
     try {
       if (req.method !== 'GET') return send(405, { error: 'method not allowed' });
-      const payload = body(views, (req.url ?? '').split('?')[0]);
+      const url = (req.url ?? '').split('?')[0];
+      if (url !== '/health' && !inCidrList(allowed, req.socket.remoteAddress ?? '')) return send(403, { error: 'forbidden' });
+      const payload = body(views, url);
       if (payload === undefined) return send(404, { error: 'not found' });
       send(200, payload);
     } catch (err) {

@@ -1,11 +1,12 @@
 /** The admin HTTP endpoint answers JSON for health, routes, zones and stats. */
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as http from 'node:http';
 import { startTestAppliance, type TestAppliance } from '../helpers';
 
 let t: TestAppliance;
 before(async () => {
-  t = await startTestAppliance();
+  t = await startTestAppliance({ DCMX_HTTP_ALLOW: '127.0.0.1/32' });
   t.app.provisioner.provisionDomain('routed.example');
 });
 after(async () => t.close());
@@ -29,4 +30,23 @@ test('health, routes, zones, stats; 404 and 405', async () => {
   assert.equal((await get('/nope')).status, 404);
   const post = await fetch(`http://127.0.0.1:${t.app.ports.http}/health`, { method: 'POST' });
   assert.equal(post.status, 405);
+});
+
+/** GET from a chosen loopback source address. */
+function getFrom(localAddress: string, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port: t.app.ports.http, path, localAddress }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+  });
+}
+
+test('outside DCMX_HTTP_ALLOW only /health answers; the rest is 403', async () => {
+  assert.equal(await getFrom('127.0.0.2', '/health'), 200);
+  for (const p of ['/routes', '/zones', '/stats']) {
+    assert.equal(await getFrom('127.0.0.2', p), 403, p);
+    assert.equal(await getFrom('127.0.0.1', p), 200, p);
+  }
 });
