@@ -10,7 +10,7 @@
  *   dcmx zone list             the zones served, with their serials
  *   dcmx routes                the routing table, with the change number it reflects
  *   dcmx domain add NAME       provision a mail domain (entries, DNS records, one transaction)
- *   dcmx domain remove NAME    refuse its mail and withdraw its DNS records, keeping mailboxes
+ *   dcmx domain remove NAME    refuse its mail and withdraw its mail DNS records (MX, SPF, DMARC), keeping mailboxes and the zone
  *   dcmx domain list           hosted mail domains and their status
  */
 import * as fs from 'node:fs';
@@ -164,7 +164,7 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
       if (!name || args.length) throw new UsageError(`domain ${cmd} takes one NAME`);
       if (cmd === 'remove') {
         p.removeDomain(name);
-        console.log(`removed ${name}: mail refused, DNS records withdrawn, mailboxes kept`);
+        console.log(`removed ${name}: mail refused, MX/SPF/DMARC records withdrawn, mailboxes and zone kept`);
         return 0;
       }
       const r = p.provisionDomain(name);

@@ -115,32 +115,41 @@ export class Provisioner {
         }
       }
       const leaf = dir.getByNdn(dir.normalize(dn))!;
-      const isMailDomain = (leaf.attrs.objectClass ?? []).some((c) => c.toLowerCase() === 'maildomain');
+      const has = (attr: string, pred: (v: string) => boolean) => (leaf.attrs[attr] ?? []).some(pred);
+      const isMailDomain = has('objectClass', (c) => c.toLowerCase() === 'maildomain');
       const status = (leaf.attrs.mailDomainStatus?.[0] ?? leaf.attrs.inetDomainStatus?.[0] ?? 'active').toLowerCase();
-      if (isMailDomain && status === 'active' && leaf.attrs.mXRecord?.length) {
+      // A mail domain in any state but 'deleted' is the operator's: hold, disabled and
+      // hand-made records stay as they are. Only a removed domain is brought back.
+      if (isMailDomain && status !== 'deleted') {
         existed = true;
         return;
       }
-      // New, or removed earlier (status deleted, records withdrawn): (re)activate it.
       // 2) DNS: inside a zone we serve (other than the name itself) the records join it; otherwise a new apex.
       const above = labels.length > 1 ? this.zones.zoneOf(labels.slice(1).join('.')) : undefined;
-      const zoneAttrs: { type: string; values: string[] }[] = [];
-      if (!above) {
-        zoneAttrs.push(
-          { type: 'sOARecord', values: [`${this.opts.hostname}. hostmaster.${name}. ${initialSerial()} 3600 900 1209600 300`] },
-          { type: 'nSRecord', values: [`${this.opts.hostname}.`] },
-        );
+      const self = this.opts.hostname.toLowerCase();
+      const pointsHere = (v: string) => v.trim().toLowerCase().replace(/\.$/, '').endsWith(' ' + self) || v.trim().toLowerCase().replace(/\.$/, '') === self;
+      const cut = above ? this.delegationAtOrAbove(name, above.name) : undefined;
+      if (cut !== undefined && !(cut === name && has('nSRecord', pointsHere))) {
+        // Records below a zone cut are not authoritative here (RFC 1034 §4.2.1): nobody would see them.
+        throw new DirectoryError('unwillingToPerform', `${name} lies in ${cut}, which ${above!.name} delegates to other name servers`);
       }
-      const missingClasses = ['dNSDomain2', 'mailDomain', 'inetDomain'].filter((c) => !(leaf.attrs.objectClass ?? []).some((x) => x.toLowerCase() === c.toLowerCase()));
-      const mods = [
-        ...(missingClasses.length ? [{ op: 'add' as const, type: 'objectClass', values: missingClasses }] : []),
-        { op: 'replace' as const, type: 'mailDomainStatus', values: ['active'] },
-        { op: 'replace' as const, type: 'inetDomainStatus', values: ['active'] },
-        { op: 'replace' as const, type: 'mXRecord', values: [`10 ${this.opts.hostname}.`] },
-        ...(this.opts.spf ? [{ op: 'replace' as const, type: 'tXTRecord', values: [quoteTxt(this.opts.spf)] }] : []),
-        ...(this.opts.catchall ? [{ op: 'replace' as const, type: 'mailDomainCatchallAddress', values: [`catchall@${name}`] }] : []),
-        ...zoneAttrs.map((a) => ({ op: 'replace' as const, ...a })),
-      ];
+      const mods: { op: 'add' | 'replace'; type: string; values: string[] }[] = [];
+      const missingClasses = ['dNSDomain2', 'mailDomain', 'inetDomain'].filter((c) => !has('objectClass', (x) => x.toLowerCase() === c.toLowerCase()));
+      if (missingClasses.length) mods.push({ op: 'add', type: 'objectClass', values: missingClasses });
+      mods.push({ op: 'replace', type: 'mailDomainStatus', values: ['active'] }, { op: 'replace', type: 'inetDomainStatus', values: ['active'] });
+      // Records already there (a site-verification TXT, a backup MX) stay; ours are added beside them.
+      if (!has('mXRecord', pointsHere)) mods.push({ op: 'add', type: 'mXRecord', values: [`10 ${this.opts.hostname}.`] });
+      // One SPF record per name (RFC 7208 §3.2): an existing one is the operator's.
+      if (this.opts.spf && !has('tXTRecord', isSpf)) mods.push({ op: 'add', type: 'tXTRecord', values: [quoteTxt(this.opts.spf)] });
+      if (this.opts.catchall && !leaf.attrs.mailDomainCatchallAddress?.length) {
+        mods.push({ op: 'replace', type: 'mailDomainCatchallAddress', values: [`catchall@${name}`] });
+      }
+      // A new apex, or a cut whose NS already name us. An apex that exists keeps its SOA, so its
+      // serial only ever grows (RFC 1982) — also across a remove and a re-add.
+      if ((!above || cut === name) && !leaf.attrs.sOARecord?.length) {
+        mods.push({ op: 'replace', type: 'sOARecord', values: [`${this.opts.hostname}. hostmaster.${name}. ${initialSerial()} 3600 900 1209600 300`] });
+        if (!has('nSRecord', pointsHere)) mods.push({ op: 'add', type: 'nSRecord', values: [`${this.opts.hostname}.`] });
+      }
       dir.modifySync(this.admin, dn, mods, { relax: true });
       // 3) ou=people for the domain's users, and the DMARC policy.
       const people = `ou=people,${dn}`;
@@ -149,12 +158,20 @@ export class Provisioner {
         created.push(people);
       }
       if (this.opts.dmarc) {
-        const dmarc = `dc=_dmarc,${dn}`;
-        if (!dir.getByNdn(dir.normalize(dmarc))) {
-          dir.addSync(this.admin, dmarc, [
+        const dmarcDn = `dc=_dmarc,${dn}`;
+        const dmarc = dir.getByNdn(dir.normalize(dmarcDn));
+        if (!dmarc) {
+          dir.addSync(this.admin, dmarcDn, [
             { type: 'objectClass', values: ['top', 'dNSDomain2'] }, { type: 'dc', values: ['_dmarc'] }, { type: 'tXTRecord', values: [quoteTxt(this.opts.dmarc)] },
           ], { relax: true });
-          created.push(dmarc);
+          created.push(dmarcDn);
+        } else if (!(dmarc.attrs.tXTRecord ?? []).some(isDmarc)) {
+          // Left by an earlier removal (its record withdrawn): the policy comes back with the domain.
+          const classes = (dmarc.attrs.objectClass ?? []).some((c) => /^(dnsdomain2|dnsdomain)$/i.test(c)) ? [] : ['dNSDomain2'];
+          dir.modifySync(this.admin, dmarc.dn, [
+            ...(classes.length ? [{ op: 'add' as const, type: 'objectClass', values: classes }] : []),
+            { op: 'add', type: 'tXTRecord', values: [quoteTxt(this.opts.dmarc)] },
+          ], { relax: true });
         }
       }
     });
@@ -164,9 +181,12 @@ export class Provisioner {
 
   /**
    * Removes a domain from service: its status becomes 'deleted' (mail is
-   * refused at RCPT) and its DNS records are withdrawn (MX, TXT, the DMARC
-   * entry's record, and SOA/NS when it was a zone apex). Entries and mailbox
-   * data stay. Throws noSuchObject when it is not a mail domain.
+   * refused at RCPT) and its mail records are withdrawn: the MX that point
+   * here, the SPF TXT and the `_dmarc` policy. Entries, mailbox data and any
+   * other record stay; so does the SOA/NS of a zone apex, because other names
+   * may live in the zone and its serial must never go back (RFC 1982) — delete
+   * the entry over LDAP to drop a zone. Throws noSuchObject when it is not a
+   * mail domain.
    */
   removeDomain(input: string): void {
     const name = normalizeDomainName(input);
@@ -176,16 +196,33 @@ export class Provisioner {
     if (!e || !(e.attrs.objectClass ?? []).some((c) => c.toLowerCase() === 'maildomain')) {
       throw new DirectoryError('noSuchObject', `${name} is not a mail domain here`);
     }
+    const self = this.opts.hostname.toLowerCase();
     dir.write(() => {
-      const withdraw = ['mXRecord', 'tXTRecord', 'sOARecord', 'nSRecord'].filter((a) => e.attrs[a]?.length);
+      const mx = (e.attrs.mXRecord ?? []).filter((v) => v.trim().toLowerCase().replace(/\.$/, '').endsWith(' ' + self));
+      const spf = (e.attrs.tXTRecord ?? []).filter(isSpf);
       dir.modifySync(this.admin, e.dn, [
         { op: 'replace', type: 'mailDomainStatus', values: ['deleted'] },
         { op: 'replace', type: 'inetDomainStatus', values: ['deleted'] },
-        ...withdraw.map((type) => ({ op: 'delete' as const, type, values: [] })),
+        ...(mx.length ? [{ op: 'delete' as const, type: 'mXRecord', values: mx }] : []),
+        ...(spf.length ? [{ op: 'delete' as const, type: 'tXTRecord', values: spf }] : []),
       ], { relax: true });
       const dmarc = dir.getByNdn(dir.normalize(`dc=_dmarc,${e.dn}`));
-      if (dmarc?.attrs.tXTRecord?.length) dir.modifySync(this.admin, dmarc.dn, [{ op: 'delete', type: 'tXTRecord', values: [] }], { relax: true });
+      const policy = (dmarc?.attrs.tXTRecord ?? []).filter(isDmarc);
+      if (dmarc && policy.length) dir.modifySync(this.admin, dmarc.dn, [{ op: 'delete', type: 'tXTRecord', values: policy }], { relax: true });
     });
+  }
+
+  /**
+   * The closest name strictly below `zone` and at or above `name` whose entry
+   * holds NS records (a zone cut, RFC 1034 §4.2.1), if any.
+   */
+  private delegationAtOrAbove(name: string, zone: string): string | undefined {
+    let cut: string | undefined;
+    for (let n = name; n !== zone && n.endsWith('.' + zone); n = n.slice(n.indexOf('.') + 1)) {
+      const ndn = this.zones.names.toNdn(n);
+      if (ndn !== undefined && this.directory.getByNdn(ndn)?.attrs.nSRecord?.length) cut = n;
+    }
+    return cut;
   }
 
   /** Hosted mail domains and their status, sorted. */
@@ -201,6 +238,16 @@ export class Provisioner {
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : 1));
   }
+}
+
+/** An SPF policy record (RFC 7208 §4.5), in master-file form. */
+function isSpf(v: string): boolean {
+  return /^"?v=spf1(\s|"|$)/i.test(v.trim());
+}
+
+/** A DMARC policy record (RFC 7489 §6.3), in master-file form. */
+function isDmarc(v: string): boolean {
+  return /^"?v=DMARC1\s*(;|"|$)/i.test(v.trim());
 }
 
 /** A TXT value in master-file form, quoted (records.ts splits it into 255-byte strings). */

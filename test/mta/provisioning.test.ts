@@ -412,6 +412,7 @@ describe('provisioning at RCPT under DCMX_PROVISIONING=mx', () => {
     assert.equal(r.code, 250, `RCPT right after the CLI's add: ${r.raw}`);
   });
 
+  let soaAtRemoval = 0;
   test('e. the CLI: domain remove refuses RCPT and withdraws the MX, the Maildir stays', async (ctx) => {
     // A message in the domain's catch-all first. (If the routing table has not caught up with the
     // CLI's add — the bug the previous test reports — make it, so this test checks removal only.)
@@ -426,6 +427,8 @@ describe('provisioning at RCPT under DCMX_PROVISIONING=mx', () => {
     assert.ok(soaBefore > 0);
 
     const rm = await dcmx(t, ['domain', 'remove', 'cli.example.org']);
+    soaAtRemoval = soaSerial((await dig(dnsPort, 'cli.example.org', 'SOA')).answer);
+    assert.ok(soaAtRemoval > soaBefore, `the zone stays, its serial bumped: ${soaAtRemoval} > ${soaBefore}`);
     assert.equal(rm.code, 0, rm.stderr);
     ctx.diagnostic(`dcmx domain remove: ${rm.stdout.trim()}`);
     const mx = await dig(dnsPort, 'cli.example.org', 'MX');
@@ -450,6 +453,10 @@ describe('provisioning at RCPT under DCMX_PROVISIONING=mx', () => {
     assert.match(list.stdout, /^cli\.example\.org\tactive\t/m, `active again: ${list.stdout}`);
     const mx = await dig(dnsPort, 'cli.example.org', 'MX');
     assert.deepEqual(mx.answer.map((l) => l.replace(/ \d+ IN /, ' IN ')), [`cli.example.org. IN MX 10 ${HOST}.`], `MX back: ${mx.raw}`);
+    const dmarc = await dig(dnsPort, '_dmarc.cli.example.org', 'TXT');
+    assert.match(dmarc.answer.join('\n'), /"v=DMARC1; p=quarantine"/, `DMARC back: ${dmarc.raw}`);
+    // The zone stayed through the removal, and its serial only went up (RFC 1982).
+    assert.ok(soaSerial((await dig(dnsPort, 'cli.example.org', 'SOA')).answer) > soaAtRemoval, 'serial grew across remove + add');
   });
 
   test('a. an IDN domain (A-labels in RCPT) is provisioned and its mail accepted and delivered', async (ctx) => {
