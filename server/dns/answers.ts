@@ -119,6 +119,16 @@ export class Answerer {
     }
   }
 
+  /**
+   * SERVFAIL for a screened query whose answer could not be built or
+   * encoded (a transfer, say), counted in stats: the one reply for that
+   * query (RFC 5936 §2.2.1: a transfer that fails says so with an RCODE).
+   */
+  failure(q: Query, tcp: boolean): Buffer {
+    this.stats.servfail++;
+    return encodeResponse(this.base(q, RCODE.SERVFAIL, false), sizeLimit(q, tcp));
+  }
+
   private base(q: Query, rcode: number, aa: boolean): Response {
     return {
       id: q.id, opcode: q.opcode, aa, rd: q.rd, cd: q.cd, rcode, question: q.question, questionWire: q.questionWire,

@@ -11,20 +11,28 @@
 import type { BlockList } from 'node:net';
 import { inCidrList } from '../net';
 import type { Zones } from '../directory/zones';
-import { parseRRLine, type RR } from '../directory/records';
+import type { Logger } from '../log';
+import { parseRRLine, RDataError, type RR } from '../directory/records';
 import { encodeResponse, encodeTransfer } from './wire';
 import { OUR_UDP_SIZE, RCODE, type TransferRequest } from './answers';
 
-/** The messages that answer a transfer request (bodies, without TCP length prefixes). */
-export function transferMessages(zones: Zones, allow: BlockList, remote: string, req: TransferRequest): Buffer[] {
+/**
+ * The messages that answer a transfer request (bodies, without TCP length
+ * prefixes). Entries whose dc chain is not a DNS name (old data) are left
+ * out and logged. Throws if the zone cannot be encoded; the transport
+ * answers SERVFAIL then.
+ */
+export function transferMessages(zones: Zones, allow: BlockList, remote: string, req: TransferRequest, log?: Logger): Buffer[] {
   const q = req.query;
   const refuse = () => [encodeResponse({
     id: q.id, opcode: q.opcode, aa: false, rd: q.rd, cd: q.cd, rcode: RCODE.REFUSED, question: q.question,
     questionWire: q.questionWire, answer: [], authority: [], additional: [], edns: q.edns ? { udpSize: OUR_UDP_SIZE } : undefined,
   }, 65535)];
   if (!inCidrList(allow, remote)) return refuse();
-  const all = zones.zoneRecords(req.zone);
-  if (!all) return refuse();
+  const contents = zones.zoneContents(req.zone);
+  if (!contents) return refuse();
+  const all = contents.rrs;
+  for (const s of contents.skipped) log?.warn({ zone: req.zone, dn: s.dn, problem: s.problem }, 'dns transfer: entry left out, not a DNS name');
   const soa = all[0];
   const current = soa.rdata.type === 6 ? soa.rdata.serial : 0;
   let rrs: RR[];
@@ -51,8 +59,13 @@ function incremental(zones: Zones, zone: string, soa: RR, from: number): RR[] | 
   if (chain[chain.length - 1].serialTo !== soa.rdata.serial) return undefined;
   const soaAt = (serial: number): RR => ({ ...soa, rdata: { ...(soa.rdata as Extract<RR['rdata'], { type: 6 }>), serial } });
   const out: RR[] = [soa];
-  for (const r of chain) {
-    out.push(soaAt(r.serialFrom), ...r.removed.map(parseRRLine), soaAt(r.serialTo), ...r.added.map(parseRRLine));
+  try {
+    for (const r of chain) {
+      out.push(soaAt(r.serialFrom), ...r.removed.map(parseRRLine), soaAt(r.serialTo), ...r.added.map(parseRRLine));
+    }
+  } catch (err) {
+    if (err instanceof RDataError) return undefined; // a journal line we cannot read: the whole zone (RFC 1995 §4)
+    throw err;
   }
   out.push(soa);
   return out;

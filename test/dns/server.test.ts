@@ -141,6 +141,20 @@ describe('dig against the DNS port', () => {
     assert.match(r.stderr, /\(21\)/);
   });
 
+  test('a dc that is not a DNS label is refused over LDAP (64); _dmarc and * are fine; AXFR goes on', async () => {
+    const entry = (dc: string) => `dn: dc=${dc},dc=example,dc=org,o=internet\nobjectClass: dNSDomain2\ndc: ${dc}\naRecord: 192.0.2.70\n`;
+    for (const dc of ['a'.repeat(70), 'a.b', 'sp ace']) {
+      const r = await run('ldapadd', adminArgs(t), entry(dc));
+      assert.notEqual(r.code, 0, dc);
+      assert.match(r.stderr, /\(64\)/, dc);
+    }
+    for (const dc of ['_dmarc', '*']) assert.equal((await run('ldapadd', adminArgs(t), entry(dc))).code, 0, dc);
+    const r = await dig('example.org', 'AXFR');
+    assert.ok(r.stdout.split('\n').some((l) => /^_dmarc\.example\.org\.\s+300\s+IN\s+A\s+192\.0\.2\.70$/.test(l)), r.stdout);
+    assert.equal(status((await dig('example.org', 'A')).stdout), 'NOERROR', 'still serving');
+    for (const dc of ['_dmarc', '\\2a']) assert.equal((await run('ldapdelete', [...adminArgs(t), `dc=${dc},dc=example,dc=org,o=internet`])).code, 0, dc);
+  });
+
   test('AXFR from an allowed address starts and ends with the SOA; others are refused', async () => {
     const r = await dig('example.org', 'AXFR');
     const lines = r.stdout.split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.replace(/\s+/g, ' '));
