@@ -237,31 +237,40 @@ export class Zones implements ZoneView {
     const skipped: { dn: string; problem: string }[] = [];
     const apexRRs = recordsOf(zoneName, apex.attrs, ttl).filter((r) => r.rdata.type !== RRTYPE.SOA);
     out.push(...apexRRs);
-    const cuts: string[] = [];
+    const childZones: string[] = []; // apexes of zones below this one: their data is theirs to transfer
+    const delegations: string[] = []; // cuts in this zone (nSRecord below the apex)
     for (const e of this.directory.store.descendants(apex.rpath)) {
       const labels = this.names.labelsOf(e.dn, e.ndn);
       if (labels === undefined) continue;
+      const name = labels.join('.').toLowerCase();
+      const below = (cuts: string[]) => cuts.some((c) => name.endsWith('.' + c));
+      if (below(childZones)) continue;
       const problem = dnsNameProblem(labels);
       if (problem) {
         skipped.push({ dn: e.dn, problem });
         continue;
       }
-      const name = labels.join('.').toLowerCase();
       if (e.attrs.sOARecord?.length) {
-        cuts.push(name); // a child zone: not ours to transfer
+        childZones.push(name);
         continue;
       }
-      if (cuts.some((c) => name.endsWith('.' + c))) continue;
       const rrs = recordsOf(name, e.attrs, ttl);
+      const addresses = rrs.filter((r) => r.rdata.type === RRTYPE.A || r.rdata.type === RRTYPE.AAAA);
+      if (below(delegations)) {
+        // RFC 5936 §3.1: what lies below a cut (glue, occluded data) is part of the zone's contents and
+        // goes into the transfer, as BIND and NSD send it. Only addresses can be glue (RFC 1034 §4.2.1),
+        // and only they are kept here: nothing else below a cut is this zone's to serve.
+        out.push(...addresses);
+        continue;
+      }
       if (e.attrs.nSRecord?.length) {
-        // A delegation: its NS and glue only; nothing below is authoritative here.
-        cuts.push(name);
-        out.push(...rrs.filter((r) => r.rdata.type === RRTYPE.NS || r.rdata.type === RRTYPE.A || r.rdata.type === RRTYPE.AAAA));
+        // A delegation: its NS, and addresses at the cut (glue when the cut names itself as server).
+        delegations.push(name);
+        out.push(...rrs.filter((r) => r.rdata.type === RRTYPE.NS), ...addresses);
         continue;
       }
       out.push(...rrs);
     }
-    // Glue below delegation points (A/AAAA of names under a cut) stays in a transfer (RFC 5936 §3.1).
     return { rrs: out, skipped };
   }
 

@@ -149,3 +149,29 @@ describe('names the DNS cannot carry', () => {
     assert.doesNotMatch(text, /192\.0\.2\.6[67]/);
   });
 });
+
+describe('delegations', () => {
+  test('AXFR and the master file carry the glue below a cut (RFC 5936 §3.1); named-checkzone finds it', async () => {
+    const add = (dn: string, a: Record<string, string | string[]>) => dir.addSync(admin, `${dn},dc=example,dc=com,${SUFFIX}`, attrs(a));
+    add('dc=sub2', { objectClass: ['dNSDomain2', 'domain'], dc: 'sub2', nSRecord: ['ns.sub2.example.com.', 'ns1.example.com.'] });
+    add('dc=ns,dc=sub2', { objectClass: ['dNSDomain2', 'domain'], dc: 'ns', aRecord: '192.0.2.201', aAAARecord: '2001:db8::201' });
+    add('dc=www,dc=sub2', { objectClass: ['dNSDomain2', 'domain'], dc: 'www', aRecord: '192.0.2.202', tXTRecord: '"occluded"' });
+    const r = await dig('sub2.example.com', 'NS');
+    assert.ok(section(r.stdout, 'ADDITIONAL').includes('ns.sub2.example.com. 300 IN A 192.0.2.201'), r.stdout);
+
+    const rrs = records((await dig('example.com', 'AXFR')).stdout);
+    for (const rr of ['sub2.example.com. 300 IN NS ns.sub2.example.com.', 'ns.sub2.example.com. 300 IN A 192.0.2.201', 'ns.sub2.example.com. 300 IN AAAA 2001:db8::201']) {
+      assert.ok(rrs.includes(rr), `${rr} in\n${rrs.join('\n')}`);
+    }
+    assert.ok(!rrs.some((l) => l.includes('occluded')), 'only addresses below the cut');
+
+    const text = zoneMasterFile(zones, 'example.com')!;
+    assert.match(text, /^ns\.sub2\.example\.com\.\t300\tIN\tA\t192\.0\.2\.201$/m);
+    const file = path.join(tmp, 'glue.zone');
+    fs.writeFileSync(file, text);
+    const chk = await run('named-checkzone', ['example.com', file]);
+    assert.equal(chk.code, 0, chk.stdout + chk.stderr);
+    assert.doesNotMatch(chk.stdout + chk.stderr, /GLUE/i);
+    assert.equal(status((await dig('www.sub2.example.com', 'A')).stdout), 'NOERROR', 'a referral, as before');
+  });
+});
