@@ -106,7 +106,7 @@ export class Answerer {
         // RFC 6891 §6.1.3: BADVERS, with an OPT of the highest version we support (0).
         return this.reply({
           id: s.id, opcode: s.opcode, aa: false, rd: s.rd, cd: false, rcode: RCODE.BADVERS, question: s.question,
-          questionWire: s.questionWire, answer: [], authority: [], additional: [], edns: { udpSize: OUR_UDP_SIZE },
+          questionWire: s.questionWire, answer: [], authority: [], additional: [], edns: { udpSize: OUR_UDP_SIZE, do: s.edns.do },
         }, sizeLimit({ edns: s.edns }, t.tcp));
     }
     const q = s.query;
@@ -132,7 +132,8 @@ export class Answerer {
   private base(q: Query, rcode: number, aa: boolean): Response {
     return {
       id: q.id, opcode: q.opcode, aa, rd: q.rd, cd: q.cd, rcode, question: q.question, questionWire: q.questionWire,
-      answer: [], authority: [], additional: [], edns: q.edns ? { udpSize: OUR_UDP_SIZE } : undefined,
+      // RFC 3225 §3: the DO bit of the query is copied into the response's OPT.
+      answer: [], authority: [], additional: [], edns: q.edns ? { udpSize: OUR_UDP_SIZE, do: q.edns.do } : undefined,
     };
   }
 

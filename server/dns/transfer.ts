@@ -26,7 +26,7 @@ export function transferMessages(zones: Zones, allow: BlockList, remote: string,
   const q = req.query;
   const refuse = () => [encodeResponse({
     id: q.id, opcode: q.opcode, aa: false, rd: q.rd, cd: q.cd, rcode: RCODE.REFUSED, question: q.question,
-    questionWire: q.questionWire, answer: [], authority: [], additional: [], edns: q.edns ? { udpSize: OUR_UDP_SIZE } : undefined,
+    questionWire: q.questionWire, answer: [], authority: [], additional: [], edns: q.edns ? { udpSize: OUR_UDP_SIZE, do: q.edns.do } : undefined,
   }, 65535)];
   if (!inCidrList(allow, remote)) return refuse();
   const contents = zones.zoneContents(req.zone);

@@ -95,6 +95,20 @@ describe('dig against the DNS port', () => {
     assert.match(r.stdout, /; EDNS: version: 0, flags:; udp: 1232/);
   });
 
+  test('the DO bit is echoed (RFC 3225 §3), cached answers included', async () => {
+    // Each name asked both ways, in both orders, so a cached answer of one variant never serves the other.
+    for (const [name, first] of [['mx.example.org', true], ['ns1.example.org', false]] as const) {
+      for (const dnssec of [first, !first, first, !first]) {
+        const r = await dig(dnssec ? '+dnssec' : '+nodnssec', name, 'A');
+        assert.equal(status(r.stdout), 'NOERROR');
+        assert.match(r.stdout, dnssec ? /; EDNS: version: 0, flags: do; udp: 1232/ : /; EDNS: version: 0, flags:; udp: 1232/, `${name} +${dnssec ? '' : 'no'}dnssec`);
+      }
+    }
+    const r = await dig('+dnssec', '+edns=1', '+noednsnegotiation', 'example.org', 'A');
+    assert.equal(status(r.stdout), 'BADVERS');
+    assert.match(r.stdout, /; EDNS: version: 0, flags: do;/);
+  });
+
   test('EDNS version 1 gets BADVERS with an OPT of version 0', async () => {
     const r = await dig('+edns=1', '+noednsnegotiation', 'example.org', 'A');
     assert.equal(status(r.stdout), 'BADVERS');
