@@ -20,7 +20,7 @@ import type { Identity } from '../../server/directory/access';
 import { startDnsServer, type DnsEndpoint } from '../../server/dns/server';
 import { zoneMasterFile } from '../../server/admin/zone-file';
 import { silentLogger } from '../../server/log';
-import { digRunner, section, soaSerial, status } from './fixture';
+import { digRunner, flags, section, soaSerial, status } from './fixture';
 
 let zones: Zones;
 let dir: Directory;
@@ -173,5 +173,17 @@ describe('delegations', () => {
     assert.equal(chk.code, 0, chk.stdout + chk.stderr);
     assert.doesNotMatch(chk.stdout + chk.stderr, /GLUE/i);
     assert.equal(status((await dig('www.sub2.example.com', 'A')).stdout), 'NOERROR', 'a referral, as before');
+  });
+
+  test('a CNAME into the delegation continues into the referral, with AA (RFC 1034 §4.3.2 step 3b)', async () => {
+    dir.addSync(admin, `dc=alias,dc=example,dc=com,${SUFFIX}`, attrs({ objectClass: ['dNSDomain2', 'domain'], dc: 'alias', cNAMERecord: 'www.sub2.example.com.' }));
+    const r = await dig('alias.example.com', 'A');
+    assert.equal(status(r.stdout), 'NOERROR');
+    assert.ok(flags(r.stdout).includes('aa'), r.stdout);
+    assert.deepEqual(section(r.stdout, 'ANSWER'), ['alias.example.com. 300 IN CNAME www.sub2.example.com.']);
+    assert.deepEqual(section(r.stdout, 'AUTHORITY').sort(), ['sub2.example.com. 300 IN NS ns.sub2.example.com.', 'sub2.example.com. 300 IN NS ns1.example.com.']);
+    assert.deepEqual(section(r.stdout, 'ADDITIONAL').sort(), [
+      'ns.sub2.example.com. 300 IN A 192.0.2.201', 'ns.sub2.example.com. 300 IN AAAA 2001:db8::201', 'ns1.example.com. 300 IN A 192.0.2.53',
+    ]);
   });
 });
