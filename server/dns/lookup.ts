@@ -29,7 +29,6 @@ export interface LookupQuestion {
 }
 
 const CLASS_IN = 1;
-const CLASS_ANY = 255;
 /** CNAME chains followed inside the zone before giving up (loops included). */
 const MAX_CNAME_CHAIN = 8;
 
@@ -120,7 +119,10 @@ function withOwner(rrs: RR[], name: string): RR[] {
  * behaves; the server wraps it in one try/catch that answers SERVFAIL.
  */
 export function lookup(view: ZoneView, q: LookupQuestion): Answer {
-  if (q.class !== CLASS_IN && q.class !== CLASS_ANY) return REFUSED;
+  // We serve class IN only: other classes, and QCLASS * (255, RFC 1035 §3.2.5) too, are REFUSED. An answer to
+  // QCLASS * could never be authoritative (RFC 6895 §3.2) and nothing obliges a server to give one; the places
+  // where RFCs use class ANY (RFC 2136 UPDATE prerequisites and deletions) belong to an opcode we answer NOTIMP.
+  if (q.class !== CLASS_IN) return REFUSED;
   const zone = view.zoneOf(q.name);
   if (!zone) return REFUSED;
   const answer: RR[] = [];

@@ -105,6 +105,7 @@ const CASES: Case[] = [
   { name: 'outside our zones: refused', q: ['example.net', 'A'], result: 'refused', aa: false },
   { name: 'a domain entry without SOA above: refused', q: ['net', 'A'], result: 'refused', aa: false },
   { name: 'CHAOS class: refused', q: ['example.org', 'A', 3], result: 'refused', aa: false },
+  { name: 'QCLASS ANY: refused, not answered with IN data', q: ['example.org', 'A', 255], result: 'refused', aa: false, answer: [] },
 ];
 
 describe('lookup', () => {

@@ -78,6 +78,10 @@ describe('dig against the DNS port', () => {
   test('REFUSED outside our zones and for class CH; minimal ANY', async () => {
     assert.equal(status((await dig('example.net', 'A')).stdout), 'REFUSED');
     assert.equal(status((await dig('-c', 'CH', 'example.org', 'TXT')).stdout), 'REFUSED');
+    const anyClass = await dig('-c', 'ANY', 'example.org', 'A');
+    assert.equal(status(anyClass.stdout), 'REFUSED', 'QCLASS * (255) too');
+    assert.ok(!flags(anyClass.stdout).includes('aa'));
+    assert.deepEqual(section(anyClass.stdout, 'ANSWER'), []);
     const any = await dig('caa.example.org', 'ANY');
     assert.equal(status(any.stdout), 'NOERROR');
     const types = new Set(section(any.stdout, 'ANSWER').map((l) => l.split(' ')[3]));
