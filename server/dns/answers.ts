@@ -151,6 +151,11 @@ export class Answerer {
     if (type === TYPE_AXFR || type === TYPE_IXFR) {
       const zone = this.zones.zoneOf(name);
       if (!zone || zone.name !== name || q.question.class !== 1) return this.reply(this.base(q, RCODE.REFUSED, false), sizeLimit(q, t.tcp));
+      if (type === TYPE_IXFR && q.authoritySoaSerial === undefined) {
+        // RFC 1995 §3: an IXFR query carries the client's SOA of the zone in the authority section. Without
+        // exactly one such SOA it is malformed, over UDP or TCP (BIND and Knot answer FORMERR too).
+        return this.reply(this.base(q, RCODE.FORMERR, false), sizeLimit(q, t.tcp));
+      }
       if (!t.tcp) {
         if (type === TYPE_IXFR) {
           // RFC 1995 §2: over UDP, a reply with only the current SOA tells the client to try TCP.

@@ -5,12 +5,13 @@
  * AXFR sends the SOA, every record, and the SOA again. IXFR is answered from
  * the zone journal when it covers the client's serial (deltas: old SOA,
  * removed records, new SOA, added records), with the single current SOA when
- * the client is up to date, and otherwise with the whole zone in AXFR form,
- * which RFC 1995 §4 allows.
+ * the client is up to date or newer (RFC 1995 §2), and otherwise with the
+ * whole zone in AXFR form, which RFC 1995 §4 allows. An IXFR without the
+ * client's SOA never gets here: answers.ts answers it FORMERR (RFC 1995 §3).
  */
 import type { BlockList } from 'node:net';
 import { inCidrList } from '../net';
-import type { Zones } from '../directory/zones';
+import { serialGreater, type Zones } from '../directory/zones';
 import type { Logger } from '../log';
 import { parseRRLine, RDataError, type RR } from '../directory/records';
 import { encodeResponse, encodeTransfer } from './wire';
@@ -37,8 +38,9 @@ export function transferMessages(zones: Zones, allow: BlockList, remote: string,
   const current = soa.rdata.type === 6 ? soa.rdata.serial : 0;
   let rrs: RR[];
   if (req.kind === 'ixfr' && q.authoritySoaSerial !== undefined) {
-    if (q.authoritySoaSerial === current) {
-      rrs = [soa]; // RFC 1995 §4: the client is current
+    if (q.authoritySoaSerial === current || serialGreater(q.authoritySoaSerial, current)) {
+      // RFC 1995 §2: a client at the same or a newer version (RFC 1982 order) gets the single current SOA.
+      rrs = [soa];
     } else {
       rrs = incremental(zones, req.zone, soa, q.authoritySoaSerial) ?? [...all, soa];
     }

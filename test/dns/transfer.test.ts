@@ -8,6 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { attrs, memoryDirectory, ADMIN, SUFFIX } from '../directory/fixture';
@@ -185,5 +186,46 @@ describe('delegations', () => {
     assert.deepEqual(section(r.stdout, 'ADDITIONAL').sort(), [
       'ns.sub2.example.com. 300 IN A 192.0.2.201', 'ns.sub2.example.com. 300 IN AAAA 2001:db8::201', 'ns1.example.com. 300 IN A 192.0.2.53',
     ]);
+  });
+});
+
+describe('IXFR edge cases (RFC 1995)', () => {
+  /** One UDP query, its reply or undefined after `waitMs`. */
+  function udpQuery(packet: Buffer, waitMs = 1000): Promise<Buffer | undefined> {
+    return new Promise((resolve) => {
+      const s = dgram.createSocket('udp4');
+      const timer = setTimeout(() => {
+        s.close();
+        resolve(undefined);
+      }, waitMs);
+      s.on('message', (m) => {
+        clearTimeout(timer);
+        s.close();
+        resolve(m);
+      });
+      s.send(packet, dns.port, '127.0.0.1');
+    });
+  }
+
+  test('IXFR without the client SOA in authority is FORMERR, over UDP and TCP (§3)', async () => {
+    const udp = await udpQuery(query(7, 'example.com', 251));
+    assert.ok(udp, 'a reply');
+    assert.equal(udp.readUInt16BE(0), 7);
+    assert.equal(udp[3] & 0x0f, 1, 'FORMERR over UDP');
+    const [tcp] = await tcpExchange([query(8, 'example.com', 251)], 1);
+    assert.equal(tcp.readUInt16BE(0), 8);
+    assert.equal(tcp[3] & 0x0f, 1, 'FORMERR over TCP');
+  });
+
+  test('a client newer than us (RFC 1982 order) gets the single current SOA (§2); an older unknown serial the whole zone', async () => {
+    const current = soaSerial((await dig('example.com', 'SOA')).stdout);
+    for (const ahead of [1, 5, 0x7fffffff]) {
+      const r = records((await dig('example.com', `IXFR=${(current + ahead) % 0x100000000}`)).stdout);
+      assert.equal(r.length, 1, `${ahead} ahead: ${r.join('\n')}`);
+      assert.equal(soaSerial(r[0]), current);
+    }
+    // 2^31 + 1 ahead is behind in RFC 1982 arithmetic: the journal does not have it, so the whole zone.
+    const behind = records((await dig('example.com', `IXFR=${(current + 0x80000001) % 0x100000000}`)).stdout);
+    assert.ok(behind.length > 3 && behind.includes('ns1.example.com. 300 IN A 192.0.2.53'), behind.join('\n'));
   });
 });
