@@ -217,7 +217,10 @@ export class Zones implements ZoneView {
     return { name, rrsets: groupByType(recordsOf(name, e.attrs, ttl)) };
   }
 
-  /** Every RR of a zone, apex SOA first, not descending into delegations' children (for AXFR and export). */
+  /**
+   * Every RR of a zone, apex SOA first (for AXFR and export): below a
+   * delegation only the addresses (glue), nothing of child zones hosted here.
+   */
   zoneRecords(zoneName: string): RR[] | undefined {
     return this.zoneContents(zoneName)?.rrs;
   }
