@@ -126,12 +126,14 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
     if (!zone || args.length) throw new UsageError('zone export takes one ZONE');
     const { directory, zones } = openFor(config);
     try {
-      const text = zoneMasterFile(zones, zone.replace(/\.$/, '').toLowerCase());
+      const skipped: string[] = [];
+      const text = zoneMasterFile(zones, zone.replace(/\.$/, '').toLowerCase(), skipped);
       if (text === undefined) {
         console.error(`dcmx: no zone ${zone}`);
         return 1;
       }
       process.stdout.write(text);
+      for (const s of skipped) console.error(`dcmx: warning: ${s}`);
       return 0;
     } finally {
       directory.store.close();

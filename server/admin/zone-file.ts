@@ -6,16 +6,28 @@
 import type { Zones } from '../directory/zones';
 import { fqdn, formatRR } from '../directory/records';
 
-/** The master file of `zone`, or undefined when it is not a zone we serve. */
-export function zoneMasterFile(zones: Zones, zone: string): string | undefined {
-  const rrs = zones.zoneRecords(zone);
-  if (!rrs) return undefined;
+/**
+ * The master file of `zone`, or undefined when it is not a zone we serve.
+ * Entries whose dc chain is not a DNS name (data written before the write
+ * path refused such names) are left out, each named on a comment line
+ * (RFC 1035 §5.1 `;`) and in `skipped`.
+ */
+export function zoneMasterFile(zones: Zones, zone: string, skipped: string[] = []): string | undefined {
+  const contents = zones.zoneContents(zone);
+  if (!contents) return undefined;
+  const { rrs } = contents;
   const soa = rrs[0];
   const lines = [
     `; zone ${fqdn(zone)} exported by dcmx`,
     `$ORIGIN ${fqdn(zone)}`,
     `$TTL ${soa.ttl}`,
-    ...rrs.map(formatRR),
   ];
+  for (const s of contents.skipped) {
+    // JSON quoting keeps a DN or label with line breaks or control characters on its comment line.
+    const note = `skipped ${JSON.stringify(s.dn)}: ${s.problem}`;
+    skipped.push(note);
+    lines.push(`; ${note}`);
+  }
+  lines.push(...rrs.map(formatRR));
   return lines.join('\n') + '\n';
 }

@@ -263,5 +263,9 @@ export function parseRRLine(line: string): RR {
   if (!m) throw new RDataError(`not an RR line: ${line}`);
   const type = typeCode(m[3]);
   if (type === undefined) throw new RDataError(`unknown type ${m[3]}`);
-  return { name: normalizeName(m[1]), ttl: Number(m[2]), rdata: parseRData(type, m[4]) };
+  // Owners are directory names (any label zones.ts accepts, e.g. 'a+b'), not just host names as in RDATA.
+  const owner = m[1] === '.' ? '' : m[1].toLowerCase().replace(/\.$/, '');
+  const badLabel = owner !== '' && owner.split('.').some((l) => l === '' || l.length > 63);
+  if (owner.length > 253 || badLabel) throw new RDataError(`bad owner ${m[1]}`);
+  return { name: owner, ttl: Number(m[2]), rdata: parseRData(type, m[4]) };
 }

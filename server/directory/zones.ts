@@ -73,6 +73,11 @@ export class DnsNames {
 
   /** The name an entry spells, when its DN below the suffix is a pure dc chain. */
   fromDn(dn: string, ndn: string): string | undefined {
+    return this.labelsOf(dn, ndn)?.map((l) => l.toLowerCase()).join('.');
+  }
+
+  /** The dc values of an entry's DN below the suffix, leaf first, as written (case kept), when it is a pure dc chain. */
+  labelsOf(dn: string, ndn: string): string[] | undefined {
     if (!ndn.endsWith(',' + this.suffixNdn)) return undefined;
     if (!ndn.startsWith('dc=')) return undefined;
     try {
@@ -83,13 +88,46 @@ export class DnsNames {
         const r = rdns[i];
         if (r.length !== 1 || r[0].type.toLowerCase() !== 'dc' && r[0].type.toLowerCase() !== 'domaincomponent' &&
           r[0].type !== '0.9.2342.19200300.100.1.25') return undefined;
-        labels.push(r[0].value.toLowerCase());
+        labels.push(r[0].value);
       }
-      return labels.join('.');
+      return labels;
     } catch {
       return undefined;
     }
   }
+}
+
+/** Longest name in presentation form without the trailing dot: 255 octets on the wire (RFC 1035 §3.1). */
+export const MAX_NAME_TEXT = 253;
+
+/**
+ * Why `label` (a dc value) cannot be a label of a DNS name, or undefined when
+ * it can. RFC 1035 §2.3.4: 1–63 octets. RFC 2181 §11 allows any octet on the
+ * wire, but names travel through dcmx (lookups, the encoder, master files,
+ * the IXFR journal) in presentation form (RFC 1035 §5.1), so a label must be
+ * its own presentation form: printable ASCII (0x21–0x7E), and none of the
+ * characters that form escapes ('.', '\', '"', '(', ')', ';', '@', '$').
+ * '_' (RFC 8552 underscored labels such as `_dmarc`) and '*' (the RFC 4592
+ * wildcard label) are fine.
+ */
+export function dnsLabelProblem(label: string): string | undefined {
+  if (label.length === 0) return 'an empty label';
+  // eslint-disable-next-line no-control-regex
+  if (!/^[\x21-\x7e]*$/.test(label)) return `label ${JSON.stringify(label)} has white space, control or non-ASCII characters`;
+  if (/[.\\"();@$]/.test(label)) return `label ${JSON.stringify(label)} has a character DNS names escape (. \\ " ( ) ; @ $)`;
+  if (label.length > 63) return `label of ${label.length} octets (at most 63, RFC 1035 §2.3.4)`;
+  return undefined;
+}
+
+/** Why `labels` cannot spell a DNS name (a bad label, or over 255 octets on the wire), or undefined. */
+export function dnsNameProblem(labels: readonly string[]): string | undefined {
+  for (const l of labels) {
+    const p = dnsLabelProblem(l);
+    if (p) return p;
+  }
+  const text = labels.join('.').length;
+  if (text > MAX_NAME_TEXT) return `name of ${text + 2} octets (at most 255, RFC 1035 §3.1)`;
+  return undefined;
 }
 
 /** Parses the record attributes of an entry into RRs. Bad values are skipped (they are refused on write). */
@@ -179,35 +217,64 @@ export class Zones implements ZoneView {
     return { name, rrsets: groupByType(recordsOf(name, e.attrs, ttl)) };
   }
 
-  /** Every RR of a zone, apex SOA first, not descending into delegations' children (for AXFR and export). */
+  /**
+   * Every RR of a zone, apex SOA first (for AXFR and export): below a
+   * delegation only the addresses (glue), nothing of child zones hosted here.
+   */
   zoneRecords(zoneName: string): RR[] | undefined {
+    return this.zoneContents(zoneName)?.rrs;
+  }
+
+  /**
+   * {@link zoneRecords}, and the DNs of entries left out because their dc
+   * chain is not a DNS name ({@link dnsNameProblem}): data written before
+   * the write path refused such names. No query can reach them, and no
+   * encoder or master file can hold them.
+   */
+  zoneContents(zoneName: string): { rrs: RR[]; skipped: { dn: string; problem: string }[] } | undefined {
     const apex = this.entryAt(zoneName);
     const zone = apex && this.zoneFromEntry(zoneName, apex);
     if (!apex || !zone) return undefined;
     const ttl = zoneTtl(apex.attrs);
     const out: RR[] = [zone.soa];
+    const skipped: { dn: string; problem: string }[] = [];
     const apexRRs = recordsOf(zoneName, apex.attrs, ttl).filter((r) => r.rdata.type !== RRTYPE.SOA);
     out.push(...apexRRs);
-    const cuts: string[] = [];
+    const childZones: string[] = []; // apexes of zones below this one: their data is theirs to transfer
+    const delegations: string[] = []; // cuts in this zone (nSRecord below the apex)
     for (const e of this.directory.store.descendants(apex.rpath)) {
-      const name = this.names.fromDn(e.dn, e.ndn);
-      if (name === undefined) continue;
-      if (e.attrs.sOARecord?.length) {
-        cuts.push(name); // a child zone: not ours to transfer
+      const labels = this.names.labelsOf(e.dn, e.ndn);
+      if (labels === undefined) continue;
+      const name = labels.join('.').toLowerCase();
+      const below = (cuts: string[]) => cuts.some((c) => name.endsWith('.' + c));
+      if (below(childZones)) continue;
+      const problem = dnsNameProblem(labels);
+      if (problem) {
+        skipped.push({ dn: e.dn, problem });
         continue;
       }
-      if (cuts.some((c) => name.endsWith('.' + c))) continue;
+      if (e.attrs.sOARecord?.length) {
+        childZones.push(name);
+        continue;
+      }
       const rrs = recordsOf(name, e.attrs, ttl);
+      const addresses = rrs.filter((r) => r.rdata.type === RRTYPE.A || r.rdata.type === RRTYPE.AAAA);
+      if (below(delegations)) {
+        // RFC 5936 §3.1: what lies below a cut (glue, occluded data) is part of the zone's contents and
+        // goes into the transfer, as BIND and NSD send it. Only addresses can be glue (RFC 1034 §4.2.1),
+        // and only they are kept here: nothing else below a cut is this zone's to serve.
+        out.push(...addresses);
+        continue;
+      }
       if (e.attrs.nSRecord?.length) {
-        // A delegation: its NS and glue only; nothing below is authoritative here.
-        cuts.push(name);
-        out.push(...rrs.filter((r) => r.rdata.type === RRTYPE.NS || r.rdata.type === RRTYPE.A || r.rdata.type === RRTYPE.AAAA));
+        // A delegation: its NS, and addresses at the cut (glue when the cut names itself as server).
+        delegations.push(name);
+        out.push(...rrs.filter((r) => r.rdata.type === RRTYPE.NS), ...addresses);
         continue;
       }
       out.push(...rrs);
     }
-    // Glue below delegation points (A/AAAA of names under a cut) stays in a transfer (RFC 5936 §3.1).
-    return out;
+    return { rrs: out, skipped };
   }
 
   /** Names of all zone apexes, sorted. */
@@ -230,10 +297,24 @@ export class Zones implements ZoneView {
 
   // ------------------------------------------------------------ write hooks
 
-  /** Refuses record values that do not parse (invalidAttributeSyntax, 21) and CNAME next to other data (RFC 1034 §3.6.2). */
+  /**
+   * Refuses, under the DC-tree suffix, a dc-chain entry added or renamed
+   * (moved descendants included) whose name is not a DNS name
+   * ({@link dnsNameProblem}; namingViolation, 64); record values that do not
+   * parse (invalidAttributeSyntax, 21); and CNAME next to other data
+   * (RFC 1034 §3.6.2). A modify leaves the name alone, so old entries with a
+   * bad name can still be cleaned up.
+   */
   checkRecords = (c: AppliedChange): void => {
     const e = c.after;
     if (!e) return;
+    if (c.type === 'add' || c.type === 'modrdn') {
+      for (const n of [e, ...(c.moved ?? []).map((m) => m.after)]) {
+        const labels = this.names.labelsOf(n.dn, n.ndn);
+        const problem = labels && dnsNameProblem(labels);
+        if (problem) throw new DirectoryError('namingViolation', `${n.dn}: not a DNS name: ${problem}`);
+      }
+    }
     let hasCname = false;
     let other = false;
     for (const k of Object.keys(e.attrs)) {
@@ -276,6 +357,8 @@ export class Zones implements ZoneView {
         const soa = recordsOf(name, { sOARecord: e.attrs.sOARecord }, 0)[0];
         if (soa?.rdata.type === RRTYPE.SOA) z.oldSerial = soa.rdata.serial;
       }
+      // A name that is not a DNS name (old data) is in no transfer: keep it out of the journal too.
+      if (dnsNameProblem(this.names.labelsOf(e.dn, e.ndn) ?? [])) return;
       const apex = isApex ? e : this.entryAt(zoneName);
       for (const rr of recordsOf(name, e.attrs, apex ? zoneTtl(apex.attrs) : DEFAULT_TTL)) {
         if (rr.rdata.type === RRTYPE.SOA) continue;

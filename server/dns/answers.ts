@@ -106,7 +106,7 @@ export class Answerer {
         // RFC 6891 §6.1.3: BADVERS, with an OPT of the highest version we support (0).
         return this.reply({
           id: s.id, opcode: s.opcode, aa: false, rd: s.rd, cd: false, rcode: RCODE.BADVERS, question: s.question,
-          questionWire: s.questionWire, answer: [], authority: [], additional: [], edns: { udpSize: OUR_UDP_SIZE },
+          questionWire: s.questionWire, answer: [], authority: [], additional: [], edns: { udpSize: OUR_UDP_SIZE, do: s.edns.do },
         }, sizeLimit({ edns: s.edns }, t.tcp));
     }
     const q = s.query;
@@ -119,10 +119,21 @@ export class Answerer {
     }
   }
 
+  /**
+   * SERVFAIL for a screened query whose answer could not be built or
+   * encoded (a transfer, say), counted in stats: the one reply for that
+   * query (RFC 5936 §2.2.1: a transfer that fails says so with an RCODE).
+   */
+  failure(q: Query, tcp: boolean): Buffer {
+    this.stats.servfail++;
+    return encodeResponse(this.base(q, RCODE.SERVFAIL, false), sizeLimit(q, tcp));
+  }
+
   private base(q: Query, rcode: number, aa: boolean): Response {
     return {
       id: q.id, opcode: q.opcode, aa, rd: q.rd, cd: q.cd, rcode, question: q.question, questionWire: q.questionWire,
-      answer: [], authority: [], additional: [], edns: q.edns ? { udpSize: OUR_UDP_SIZE } : undefined,
+      // RFC 3225 §3: the DO bit of the query is copied into the response's OPT.
+      answer: [], authority: [], additional: [], edns: q.edns ? { udpSize: OUR_UDP_SIZE, do: q.edns.do } : undefined,
     };
   }
 
@@ -140,6 +151,11 @@ export class Answerer {
     if (type === TYPE_AXFR || type === TYPE_IXFR) {
       const zone = this.zones.zoneOf(name);
       if (!zone || zone.name !== name || q.question.class !== 1) return this.reply(this.base(q, RCODE.REFUSED, false), sizeLimit(q, t.tcp));
+      if (type === TYPE_IXFR && q.authoritySoaSerial === undefined) {
+        // RFC 1995 §3: an IXFR query carries the client's SOA of the zone in the authority section. Without
+        // exactly one such SOA it is malformed, over UDP or TCP (BIND and Knot answer FORMERR too).
+        return this.reply(this.base(q, RCODE.FORMERR, false), sizeLimit(q, t.tcp));
+      }
       if (!t.tcp) {
         if (type === TYPE_IXFR) {
           // RFC 1995 §2: over UDP, a reply with only the current SOA tells the client to try TCP.

@@ -12,7 +12,7 @@ export type LookupResult = 'success' | 'nodata' | 'nxdomain' | 'delegation' | 'r
 
 export interface Answer {
   result: LookupResult;
-  /** Authoritative: false for referrals and refusals. */
+  /** Authoritative: false for refusals and plain referrals; true for a referral reached through a CNAME of ours. */
   aa: boolean;
   answer: RR[];
   authority: RR[];
@@ -29,7 +29,6 @@ export interface LookupQuestion {
 }
 
 const CLASS_IN = 1;
-const CLASS_ANY = 255;
 /** CNAME chains followed inside the zone before giving up (loops included). */
 const MAX_CNAME_CHAIN = 8;
 
@@ -53,18 +52,49 @@ function negativeSoa(zone: Zone): RR {
   return { ...zone.soa, ttl: Math.min(zone.soa.ttl, zone.soa.rdata.minimum) };
 }
 
-/** A/AAAA of `targets` that lie in `zone` (and not below a delegation we skip), for the additional section. */
+/**
+ * RFC 4592 §3.3.1: for a name strictly below the apex that has no node, the
+ * wildcard child of its closest encloser, if there is one.
+ */
+function wildcardFor(view: ZoneView, zone: Zone, name: string): ZoneNode | undefined {
+  if (name === zone.name || !name.endsWith('.' + zone.name)) return undefined;
+  let encloser = name;
+  do {
+    encloser = encloser.slice(encloser.indexOf('.') + 1);
+  } while (encloser !== zone.name && !view.node(encloser));
+  return view.node(`*.${encloser}`);
+}
+
+/**
+ * A/AAAA of `targets` that lie in `zone`, for the additional section; a
+ * target with no node of its own gets the addresses a wildcard synthesizes
+ * for it (RFC 4592 §3.3.1), owned by the target.
+ */
 function addressesFor(view: ZoneView, zone: Zone, targets: string[], seen: Set<string>): RR[] {
   const out: RR[] = [];
   for (const t of targets) {
     if (seen.has(t)) continue;
     seen.add(t);
     if (t !== zone.name && !t.endsWith('.' + zone.name)) continue;
-    const n = view.node(t);
+    const own = view.node(t);
+    const n = own ?? wildcardFor(view, zone, t);
     if (!n) continue;
-    out.push(...(n.rrsets.get(RRTYPE.A) ?? []), ...(n.rrsets.get(RRTYPE.AAAA) ?? []));
+    const rrs = [...(n.rrsets.get(RRTYPE.A) ?? []), ...(n.rrsets.get(RRTYPE.AAAA) ?? [])];
+    out.push(...(own ? rrs : withOwner(rrs, t)));
   }
   return out;
+}
+
+/** Glue for a referral at `cut`: addresses of its name servers in the zone (RFC 1034 §4.2.1, §4.3.2 step 3b). */
+function glueFor(view: ZoneView, zone: Zone, cut: string, ns: RR[]): RR[] {
+  const glue: RR[] = [];
+  for (const t of targetsOf(ns)) {
+    if (t === cut || t.endsWith('.' + cut) || t.endsWith('.' + zone.name)) {
+      const g = view.node(t);
+      if (g) glue.push(...(g.rrsets.get(RRTYPE.A) ?? []), ...(g.rrsets.get(RRTYPE.AAAA) ?? []));
+    }
+  }
+  return glue;
 }
 
 /** Names an RRset points at, whose addresses belong in the additional section (RFC 1035 §3.3.9, §3.3.11; RFC 2782). */
@@ -89,7 +119,10 @@ function withOwner(rrs: RR[], name: string): RR[] {
  * behaves; the server wraps it in one try/catch that answers SERVFAIL.
  */
 export function lookup(view: ZoneView, q: LookupQuestion): Answer {
-  if (q.class !== CLASS_IN && q.class !== CLASS_ANY) return REFUSED;
+  // We serve class IN only: other classes, and QCLASS * (255, RFC 1035 §3.2.5) too, are REFUSED. An answer to
+  // QCLASS * could never be authoritative (RFC 6895 §3.2) and nothing obliges a server to give one; the places
+  // where RFCs use class ANY (RFC 2136 UPDATE prerequisites and deletions) belong to an opcode we answer NOTIMP.
+  if (q.class !== CLASS_IN) return REFUSED;
   const zone = view.zoneOf(q.name);
   if (!zone) return REFUSED;
   const answer: RR[] = [];
@@ -103,16 +136,9 @@ export function lookup(view: ZoneView, q: LookupQuestion): Answer {
       if (!n) break;
       const ns = n.rrsets.get(RRTYPE.NS);
       if (ns && !(name === qname && q.type === RRTYPE.DS)) {
-        if (hop > 0) return { result: 'success', aa: true, answer, authority: [], additional: [], zone: zone.name };
-        const glue: RR[] = [];
-        for (const t of targetsOf(ns)) {
-          // Glue: addresses of name servers at or below the cut (RFC 1034 §4.2.1).
-          if (t === name || t.endsWith('.' + name) || t.endsWith('.' + zone.name)) {
-            const g = view.node(t);
-            if (g) glue.push(...(g.rrsets.get(RRTYPE.A) ?? []), ...(g.rrsets.get(RRTYPE.AAAA) ?? []));
-          }
-        }
-        return { result: 'delegation', aa: false, answer: [], authority: ns, additional: glue, zone: zone.name };
+        // After a CNAME (RFC 1034 §4.3.2 step 3a, then 3b) the chain stays in the answer ahead of the referral,
+        // and AA stays set: it speaks for the question name, which is ours (RFC 1035 §4.1.1).
+        return { result: 'delegation', aa: hop > 0, answer, authority: ns, additional: glueFor(view, zone, name, ns), zone: zone.name };
       }
     }
 
@@ -120,11 +146,7 @@ export function lookup(view: ZoneView, q: LookupQuestion): Answer {
     let synthesized = false;
     if (!node) {
       // RFC 4592 §3.3.1: the closest encloser's wildcard child, if any.
-      let encloser = qname;
-      do {
-        encloser = encloser.slice(encloser.indexOf('.') + 1);
-      } while (encloser !== zone.name && !view.node(encloser));
-      const wild = view.node(`*.${encloser}`);
+      const wild = wildcardFor(view, zone, qname);
       if (wild) {
         node = wild;
         synthesized = true;

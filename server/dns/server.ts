@@ -52,6 +52,30 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
   const messageMs = opts.tcpMessageMs ?? 5_000;
   const maxConns = opts.maxTcpConnections ?? 256;
 
+  /**
+   * The replies to one TCP message. A transfer that cannot be built or
+   * encoded gets SERVFAIL and the connection goes on; anything else thrown
+   * (answer() itself never throws) closes this connection only (undefined).
+   * Either way it is logged, and no other client notices.
+   */
+  const tcpReplies = (msg: Buffer, remote: string): Buffer[] | undefined => {
+    try {
+      const out = answerer.answer(msg, { tcp: true, remote });
+      if (out.kind === 'reply') return [out.bytes];
+      if (out.kind === 'none') return [];
+      const req = out.request;
+      try {
+        return transferMessages(zones, allow, remote, req, log);
+      } catch (err) {
+        log.error({ err, zone: req.zone, kind: req.kind, remote }, 'dns zone transfer failed');
+        return [answerer.failure(req.query, true)];
+      }
+    } catch (err) {
+      log.error({ err, remote }, 'dns tcp message failed; closing the connection');
+      return undefined;
+    }
+  };
+
   // ---- TCP
   const sockets = new Set<net.Socket>();
   const tcp = net.createServer((sock) => {
@@ -79,9 +103,11 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
           const msg = buf.subarray(2, 2 + len);
           buf = buf.subarray(2 + len);
           if (len === 0) continue;
-          const out = answerer.answer(msg, { tcp: true, remote });
-          const replies = out.kind === 'reply' ? [out.bytes]
-            : out.kind === 'transfer' ? transferMessages(zones, allow, remote, out.request) : [];
+          const replies = tcpReplies(msg, remote);
+          if (!replies) {
+            sock.destroy();
+            return;
+          }
           for (const r of replies) {
             const prefix = Buffer.allocUnsafe(2);
             prefix.writeUInt16BE(r.length, 0);
@@ -119,8 +145,13 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
   // A 4 MiB receive buffer absorbs bursts (the 208 KiB default drops good queries behind a few large datagrams).
   const udp = dgram.createSocket({ type: net.isIPv6(opts.host) ? 'udp6' : 'udp4', reuseAddr: false, recvBufferSize: 4 * 1024 * 1024 });
   udp.on('message', (msg, rinfo) => {
-    const out = answerer.answer(msg, { tcp: false, remote: rinfo.address });
-    if (out.kind === 'reply') udp.send(out.bytes, rinfo.port, rinfo.address);
+    try {
+      const out = answerer.answer(msg, { tcp: false, remote: rinfo.address });
+      if (out.kind === 'reply') udp.send(out.bytes, rinfo.port, rinfo.address);
+    } catch (err) {
+      // answer() never throws; should it, this datagram goes unanswered and the socket keeps serving.
+      log.error({ err, remote: rinfo.address }, 'dns udp message failed');
+    }
   });
   udp.on('error', (err) => log.error({ err }, 'dns udp socket error'));
 

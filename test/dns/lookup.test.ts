@@ -41,6 +41,8 @@ before(async () => {
   add('dc=ns,dc=sub,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'ns', aRecord: '192.0.2.200' });
   add('dc=deep,dc=ns,dc=sub,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'deep', aRecord: '192.0.2.201' });
   add('dc=srv,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'srv', sRVRecord: '10 5 5060 mx.example.org.', cAARecord: '0 issue "letsencrypt.org"' });
+  add('dc=tosub,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'tosub', cNAMERecord: 'www.sub.example.org.' });
+  add('dc=mxwild,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'mxwild', mXRecord: '10 host.wild.example.org.', sRVRecord: '0 0 25 smtp.wild.example.org.' });
   add('dc=net', { objectClass: 'domain', dc: 'net' }); // no SOA: not ours
 });
 
@@ -66,8 +68,8 @@ const CASES: Case[] = [
   { name: 'NS at apex with glue', q: ['example.org', 'NS'], result: 'success', answer: ['example.org. 300 IN NS ns1.example.org.', 'example.org. 300 IN NS ns.elsewhere.net.'], additional: ['ns1.example.org. 300 IN A 192.0.2.53'] },
   { name: 'TXT', q: ['example.org', 'TXT'], result: 'success', answer: ['example.org. 300 IN TXT "v=spf1 mx -all"'] },
   { name: 'SOA', q: ['example.org', 'SOA'], result: 'success' },
-  // 17 writes in the zone (the apex and 16 names) each bumped the serial once: 2024010101 + 17.
-  { name: 'NODATA carries SOA with negative TTL min(300, 60)', q: ['example.org', 'AAAA'], result: 'nodata', answer: [], authority: ['example.org. 60 IN SOA ns1.example.org. hostmaster.example.org. 2024010118 3600 900 604800 60'] },
+  // 19 writes in the zone (the apex and 18 names) each bumped the serial once: 2024010101 + 19.
+  { name: 'NODATA carries SOA with negative TTL min(300, 60)', q: ['example.org', 'AAAA'], result: 'nodata', answer: [], authority: ['example.org. 60 IN SOA ns1.example.org. hostmaster.example.org. 2024010120 3600 900 604800 60'] },
   { name: 'NXDOMAIN carries SOA', q: ['nope.example.org', 'A'], result: 'nxdomain', answer: [] },
   { name: 'CNAME followed in zone', q: ['www.example.org', 'A'], result: 'success', answer: ['www.example.org. 300 IN CNAME web.example.org.', 'web.example.org. 300 IN A 192.0.2.80', 'web.example.org. 300 IN A 192.0.2.81'] },
   { name: 'CNAME asked for itself', q: ['www.example.org', 'CNAME'], result: 'success', answer: ['www.example.org. 300 IN CNAME web.example.org.'] },
@@ -84,12 +86,26 @@ const CASES: Case[] = [
   },
   { name: 'referral at the cut itself', q: ['sub.example.org', 'A'], result: 'delegation', aa: false },
   { name: 'names below the cut are referrals too', q: ['deep.ns.sub.example.org', 'A'], result: 'delegation', aa: false },
+  {
+    name: 'CNAME into a delegation of the zone: the chain, then the referral (RFC 1034 §4.3.2 step 3b)', q: ['tosub.example.org', 'A'], result: 'delegation', aa: true,
+    answer: ['tosub.example.org. 300 IN CNAME www.sub.example.org.'],
+    authority: ['sub.example.org. 300 IN NS ns.sub.example.org.', 'sub.example.org. 300 IN NS ns.other.net.'], additional: ['ns.sub.example.org. 300 IN A 192.0.2.200'],
+  },
+  {
+    name: 'MX target covered by a wildcard: synthesized address in additional (RFC 4592 §3.3.1)', q: ['mxwild.example.org', 'MX'], result: 'success',
+    answer: ['mxwild.example.org. 300 IN MX 10 host.wild.example.org.'], additional: ['host.wild.example.org. 300 IN A 192.0.2.99'],
+  },
+  {
+    name: 'SRV target covered by a wildcard: synthesized address in additional', q: ['mxwild.example.org', 'SRV'], result: 'success',
+    answer: ['mxwild.example.org. 300 IN SRV 0 0 25 smtp.wild.example.org.'], additional: ['smtp.wild.example.org. 300 IN A 192.0.2.99'],
+  },
   { name: 'SRV with target address', q: ['srv.example.org', 'SRV'], result: 'success', answer: ['srv.example.org. 300 IN SRV 10 5 5060 mx.example.org.'], additional: ['mx.example.org. 300 IN A 192.0.2.25', 'mx.example.org. 300 IN AAAA 2001:db8::25'] },
   { name: 'CAA', q: ['srv.example.org', 'CAA'], result: 'success', answer: ['srv.example.org. 300 IN CAA 0 issue "letsencrypt.org"'] },
   { name: 'ANY is minimal (RFC 8482): one RRset', q: ['web.example.org', 'ANY'], result: 'success', answer: ['web.example.org. 300 IN A 192.0.2.80', 'web.example.org. 300 IN A 192.0.2.81'] },
   { name: 'outside our zones: refused', q: ['example.net', 'A'], result: 'refused', aa: false },
   { name: 'a domain entry without SOA above: refused', q: ['net', 'A'], result: 'refused', aa: false },
   { name: 'CHAOS class: refused', q: ['example.org', 'A', 3], result: 'refused', aa: false },
+  { name: 'QCLASS ANY: refused, not answered with IN data', q: ['example.org', 'A', 255], result: 'refused', aa: false, answer: [] },
 ];
 
 describe('lookup', () => {

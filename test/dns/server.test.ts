@@ -78,6 +78,10 @@ describe('dig against the DNS port', () => {
   test('REFUSED outside our zones and for class CH; minimal ANY', async () => {
     assert.equal(status((await dig('example.net', 'A')).stdout), 'REFUSED');
     assert.equal(status((await dig('-c', 'CH', 'example.org', 'TXT')).stdout), 'REFUSED');
+    const anyClass = await dig('-c', 'ANY', 'example.org', 'A');
+    assert.equal(status(anyClass.stdout), 'REFUSED', 'QCLASS * (255) too');
+    assert.ok(!flags(anyClass.stdout).includes('aa'));
+    assert.deepEqual(section(anyClass.stdout, 'ANSWER'), []);
     const any = await dig('caa.example.org', 'ANY');
     assert.equal(status(any.stdout), 'NOERROR');
     const types = new Set(section(any.stdout, 'ANSWER').map((l) => l.split(' ')[3]));
@@ -93,6 +97,20 @@ describe('dig against the DNS port', () => {
     assert.ok(flags(r.stdout).includes('tc'), 'still over our 1232-byte UDP size');
     r = await dig('+bufsize=1232', 'example.org', 'TXT');
     assert.match(r.stdout, /; EDNS: version: 0, flags:; udp: 1232/);
+  });
+
+  test('the DO bit is echoed (RFC 3225 §3), cached answers included', async () => {
+    // Each name asked both ways, in both orders, so a cached answer of one variant never serves the other.
+    for (const [name, first] of [['mx.example.org', true], ['ns1.example.org', false]] as const) {
+      for (const dnssec of [first, !first, first, !first]) {
+        const r = await dig(dnssec ? '+dnssec' : '+nodnssec', name, 'A');
+        assert.equal(status(r.stdout), 'NOERROR');
+        assert.match(r.stdout, dnssec ? /; EDNS: version: 0, flags: do; udp: 1232/ : /; EDNS: version: 0, flags:; udp: 1232/, `${name} +${dnssec ? '' : 'no'}dnssec`);
+      }
+    }
+    const r = await dig('+dnssec', '+edns=1', '+noednsnegotiation', 'example.org', 'A');
+    assert.equal(status(r.stdout), 'BADVERS');
+    assert.match(r.stdout, /; EDNS: version: 0, flags: do;/);
   });
 
   test('EDNS version 1 gets BADVERS with an OPT of version 0', async () => {
@@ -139,6 +157,20 @@ describe('dig against the DNS port', () => {
   test('bad record values are refused over LDAP (21)', async () => {
     const r = await run('ldapmodify', adminArgs(t), 'dn: dc=mx,dc=example,dc=org,o=internet\nchangetype: modify\nadd: mXRecord\nmXRecord: ten mx.example.org.\n');
     assert.match(r.stderr, /\(21\)/);
+  });
+
+  test('a dc that is not a DNS label is refused over LDAP (64); _dmarc and * are fine; AXFR goes on', async () => {
+    const entry = (dc: string) => `dn: dc=${dc},dc=example,dc=org,o=internet\nobjectClass: dNSDomain2\ndc: ${dc}\naRecord: 192.0.2.70\n`;
+    for (const dc of ['a'.repeat(70), 'a.b', 'sp ace']) {
+      const r = await run('ldapadd', adminArgs(t), entry(dc));
+      assert.notEqual(r.code, 0, dc);
+      assert.match(r.stderr, /\(64\)/, dc);
+    }
+    for (const dc of ['_dmarc', '*']) assert.equal((await run('ldapadd', adminArgs(t), entry(dc))).code, 0, dc);
+    const r = await dig('example.org', 'AXFR');
+    assert.ok(r.stdout.split('\n').some((l) => /^_dmarc\.example\.org\.\s+300\s+IN\s+A\s+192\.0\.2\.70$/.test(l)), r.stdout);
+    assert.equal(status((await dig('example.org', 'A')).stdout), 'NOERROR', 'still serving');
+    for (const dc of ['_dmarc', '\\2a']) assert.equal((await run('ldapdelete', [...adminArgs(t), `dc=${dc},dc=example,dc=org,o=internet`])).code, 0, dc);
   });
 
   test('AXFR from an allowed address starts and ends with the SOA; others are refused', async () => {

@@ -1,0 +1,231 @@
+/**
+ * Zone transfers against a DNS server over an in-memory directory: names the
+ * DNS cannot carry never reach the wire nor crash the process, glue below a
+ * delegation is transferred, IXFR edge cases of RFC 1995. Entries written
+ * "before the write path checked names" go through a second Directory over
+ * the same store without the zone hooks.
+ */
+import { after, before, describe, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as dgram from 'node:dgram';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { attrs, memoryDirectory, ADMIN, SUFFIX } from '../directory/fixture';
+import { run, tempDir } from '../helpers';
+import { escapeDnValue } from '../../schema/dn';
+import { Directory } from '../../server/directory/directory';
+import { loadSchema } from '../../server/directory/open';
+import type { Zones } from '../../server/directory/zones';
+import type { Identity } from '../../server/directory/access';
+import { startDnsServer, type DnsEndpoint } from '../../server/dns/server';
+import { zoneMasterFile } from '../../server/admin/zone-file';
+import { silentLogger } from '../../server/log';
+import { digRunner, flags, section, soaSerial, status } from './fixture';
+
+let zones: Zones;
+let dir: Directory;
+let admin: Identity;
+let dns: DnsEndpoint;
+const tmp = tempDir('dcmx-transfer-');
+const dig = digRunner(() => dns.port);
+
+const LONG = 'a'.repeat(70);
+
+before(async () => {
+  const m = await memoryDirectory();
+  ({ zones, dir, admin } = m);
+  const add = (dn: string, a: Record<string, string | string[]>) => dir.addSync(admin, `${dn},${SUFFIX}`, attrs(a));
+  add('dc=com', { objectClass: 'domain', dc: 'com' });
+  add('dc=example,dc=com', {
+    objectClass: ['dNSDomain2', 'domain'], dc: 'example', dNSTTL: '300',
+    sOARecord: 'ns1.example.com. hostmaster.example.com. 100 3600 900 604800 60', nSRecord: 'ns1.example.com.', aRecord: '192.0.2.1',
+  });
+  add('dc=ns1,dc=example,dc=com', { objectClass: ['dNSDomain2', 'domain'], dc: 'ns1', aRecord: '192.0.2.53' });
+  add('dc=www,dc=example,dc=com', { objectClass: ['dNSDomain2', 'domain'], dc: 'www', aRecord: '192.0.2.80' });
+  dns = await startDnsServer(zones, { host: '127.0.0.1', port: 0, axfrAllow: ['127.0.0.1/32'], notify: [] }, silentLogger());
+});
+after(async () => {
+  await dns.close();
+  dir.store.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+/** The records of a dig AXFR/IXFR, white space folded. */
+const records = (out: string) => out.split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.replace(/\s+/g, ' '));
+
+/** A query in wire form: header, one question, `extra` after it. */
+function query(id: number, name: string, type: number, extra = Buffer.alloc(0), nscount = 0): Buffer {
+  const h = Buffer.alloc(12);
+  h.writeUInt16BE(id, 0);
+  h.writeUInt16BE(1, 4);
+  h.writeUInt16BE(nscount, 8);
+  const labels = name.split('.').flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]);
+  return Buffer.concat([h, ...labels, Buffer.from([0, type >> 8, type & 255, 0, 1]), extra]);
+}
+
+/** Sends framed messages on one TCP connection and collects `n` replies. */
+function tcpExchange(messages: Buffer[], n: number): Promise<Buffer[]> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(dns.port, '127.0.0.1');
+    let acc = Buffer.alloc(0);
+    const got: Buffer[] = [];
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`only ${got.length} of ${n} replies`));
+    }, 3000);
+    sock.on('data', (d) => {
+      acc = Buffer.concat([acc, d]);
+      while (acc.length >= 2 && acc.length >= 2 + acc.readUInt16BE(0)) {
+        got.push(acc.subarray(2, 2 + acc.readUInt16BE(0)));
+        acc = acc.subarray(2 + acc.readUInt16BE(0));
+      }
+      if (got.length >= n) {
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(got);
+      }
+    });
+    sock.on('error', reject);
+    sock.on('connect', () => {
+      for (const m of messages) sock.write(Buffer.concat([Buffer.from([m.length >> 8, m.length & 255]), m]));
+    });
+  });
+}
+
+describe('names the DNS cannot carry', () => {
+  test('a transfer that cannot be encoded is SERVFAIL for that query; the connection and the server go on', async () => {
+    const real = zones.zoneContents.bind(zones);
+    // An RR the encoder refuses (a 70-octet label), as if the store held one.
+    zones.zoneContents = (z) => {
+      const c = real(z);
+      return c && { ...c, rrs: [...c.rrs, { name: `${LONG}.example.com`, ttl: 300, rdata: { type: 1, address: '192.0.2.9' } }] };
+    };
+    try {
+      const [axfr, a] = await tcpExchange([query(1, 'example.com', 252), query(2, 'www.example.com', 1)], 2);
+      assert.equal(axfr.readUInt16BE(0), 1);
+      assert.equal(axfr[3] & 0x0f, 2, 'SERVFAIL for the transfer');
+      assert.equal(a.readUInt16BE(0), 2);
+      assert.equal(a[3] & 0x0f, 0, 'the next query on the same connection is answered');
+      const r = await dig('www.example.com', 'A');
+      assert.deepEqual(section(r.stdout, 'ANSWER'), ['www.example.com. 300 IN A 192.0.2.80']);
+    } finally {
+      zones.zoneContents = real;
+    }
+  });
+
+  test('old entries whose dc is not a DNS label are left out of AXFR, IXFR and the master file', async () => {
+    // A directory without the zone hooks over the same store: data from before names were checked.
+    const legacy = new Directory(dir.store, loadSchema(), { suffix: SUFFIX, adminDN: ADMIN });
+    const put = (dc: string, parent = 'dc=example,dc=com') =>
+      legacy.addSync(admin, `dc=${escapeDnValue(dc)},${parent},${SUFFIX}`,
+        attrs({ objectClass: ['dNSDomain2', 'domain'], dc, aRecord: '192.0.2.66' }));
+    put(LONG);
+    put('a.b');
+    put('sp ace');
+    put('x', 'dc=sp ace,dc=example,dc=com');
+    const before = soaSerial((await dig('example.com', 'SOA')).stdout);
+
+    const axfr = await dig('example.com', 'AXFR');
+    const rrs = records(axfr.stdout);
+    assert.match(rrs[0], /^example\.com\. 300 IN SOA /, axfr.stdout + axfr.stderr);
+    assert.match(rrs[rrs.length - 1], /^example\.com\. 300 IN SOA /);
+    assert.ok(rrs.includes('www.example.com. 300 IN A 192.0.2.80'));
+    assert.ok(!rrs.some((l) => l.includes('192.0.2.66')), 'no record of a bad name');
+
+    // A write next to the old data: the journal holds only names it can read back.
+    dir.modifySync(admin, `dc=www,dc=example,dc=com,${SUFFIX}`, [{ op: 'replace', type: 'aRecord', values: ['192.0.2.81'] }]);
+    dir.modifySync(admin, `dc=a.b,dc=example,dc=com,${SUFFIX}`, [{ op: 'replace', type: 'aRecord', values: ['192.0.2.67'] }]);
+    const ixfr = records((await dig('example.com', `IXFR=${before}`)).stdout);
+    assert.deepEqual(ixfr.map((l) => l.split(' ')[3]), ['SOA', 'SOA', 'A', 'SOA', 'A', 'SOA', 'SOA', 'SOA'], ixfr.join('\n'));
+
+    const skipped: string[] = [];
+    const text = zoneMasterFile(zones, 'example.com', skipped)!;
+    assert.equal(skipped.length, 4, skipped.join('\n'));
+    assert.equal(text.split('\n').filter((l) => l.startsWith('; skipped ')).length, 4);
+    const file = path.join(tmp, 'example.com.zone');
+    fs.writeFileSync(file, text);
+    const chk = await run('named-checkzone', ['example.com', file]);
+    assert.equal(chk.code, 0, chk.stdout + chk.stderr + text);
+    assert.doesNotMatch(text, /192\.0\.2\.6[67]/);
+  });
+});
+
+describe('delegations', () => {
+  test('AXFR and the master file carry the glue below a cut (RFC 5936 §3.1); named-checkzone finds it', async () => {
+    const add = (dn: string, a: Record<string, string | string[]>) => dir.addSync(admin, `${dn},dc=example,dc=com,${SUFFIX}`, attrs(a));
+    add('dc=sub2', { objectClass: ['dNSDomain2', 'domain'], dc: 'sub2', nSRecord: ['ns.sub2.example.com.', 'ns1.example.com.'] });
+    add('dc=ns,dc=sub2', { objectClass: ['dNSDomain2', 'domain'], dc: 'ns', aRecord: '192.0.2.201', aAAARecord: '2001:db8::201' });
+    add('dc=www,dc=sub2', { objectClass: ['dNSDomain2', 'domain'], dc: 'www', aRecord: '192.0.2.202', tXTRecord: '"occluded"' });
+    const r = await dig('sub2.example.com', 'NS');
+    assert.ok(section(r.stdout, 'ADDITIONAL').includes('ns.sub2.example.com. 300 IN A 192.0.2.201'), r.stdout);
+
+    const rrs = records((await dig('example.com', 'AXFR')).stdout);
+    for (const rr of ['sub2.example.com. 300 IN NS ns.sub2.example.com.', 'ns.sub2.example.com. 300 IN A 192.0.2.201', 'ns.sub2.example.com. 300 IN AAAA 2001:db8::201']) {
+      assert.ok(rrs.includes(rr), `${rr} in\n${rrs.join('\n')}`);
+    }
+    assert.ok(!rrs.some((l) => l.includes('occluded')), 'only addresses below the cut');
+
+    const text = zoneMasterFile(zones, 'example.com')!;
+    assert.match(text, /^ns\.sub2\.example\.com\.\t300\tIN\tA\t192\.0\.2\.201$/m);
+    const file = path.join(tmp, 'glue.zone');
+    fs.writeFileSync(file, text);
+    const chk = await run('named-checkzone', ['example.com', file]);
+    assert.equal(chk.code, 0, chk.stdout + chk.stderr);
+    assert.doesNotMatch(chk.stdout + chk.stderr, /GLUE/i);
+    assert.equal(status((await dig('www.sub2.example.com', 'A')).stdout), 'NOERROR', 'a referral, as before');
+  });
+
+  test('a CNAME into the delegation continues into the referral, with AA (RFC 1034 §4.3.2 step 3b)', async () => {
+    dir.addSync(admin, `dc=alias,dc=example,dc=com,${SUFFIX}`, attrs({ objectClass: ['dNSDomain2', 'domain'], dc: 'alias', cNAMERecord: 'www.sub2.example.com.' }));
+    const r = await dig('alias.example.com', 'A');
+    assert.equal(status(r.stdout), 'NOERROR');
+    assert.ok(flags(r.stdout).includes('aa'), r.stdout);
+    assert.deepEqual(section(r.stdout, 'ANSWER'), ['alias.example.com. 300 IN CNAME www.sub2.example.com.']);
+    assert.deepEqual(section(r.stdout, 'AUTHORITY').sort(), ['sub2.example.com. 300 IN NS ns.sub2.example.com.', 'sub2.example.com. 300 IN NS ns1.example.com.']);
+    assert.deepEqual(section(r.stdout, 'ADDITIONAL').sort(), [
+      'ns.sub2.example.com. 300 IN A 192.0.2.201', 'ns.sub2.example.com. 300 IN AAAA 2001:db8::201', 'ns1.example.com. 300 IN A 192.0.2.53',
+    ]);
+  });
+});
+
+describe('IXFR edge cases (RFC 1995)', () => {
+  /** One UDP query, its reply or undefined after `waitMs`. */
+  function udpQuery(packet: Buffer, waitMs = 1000): Promise<Buffer | undefined> {
+    return new Promise((resolve) => {
+      const s = dgram.createSocket('udp4');
+      const timer = setTimeout(() => {
+        s.close();
+        resolve(undefined);
+      }, waitMs);
+      s.on('message', (m) => {
+        clearTimeout(timer);
+        s.close();
+        resolve(m);
+      });
+      s.send(packet, dns.port, '127.0.0.1');
+    });
+  }
+
+  test('IXFR without the client SOA in authority is FORMERR, over UDP and TCP (§3)', async () => {
+    const udp = await udpQuery(query(7, 'example.com', 251));
+    assert.ok(udp, 'a reply');
+    assert.equal(udp.readUInt16BE(0), 7);
+    assert.equal(udp[3] & 0x0f, 1, 'FORMERR over UDP');
+    const [tcp] = await tcpExchange([query(8, 'example.com', 251)], 1);
+    assert.equal(tcp.readUInt16BE(0), 8);
+    assert.equal(tcp[3] & 0x0f, 1, 'FORMERR over TCP');
+  });
+
+  test('a client newer than us (RFC 1982 order) gets the single current SOA (§2); an older unknown serial the whole zone', async () => {
+    const current = soaSerial((await dig('example.com', 'SOA')).stdout);
+    for (const ahead of [1, 5, 0x7fffffff]) {
+      const r = records((await dig('example.com', `IXFR=${(current + ahead) % 0x100000000}`)).stdout);
+      assert.equal(r.length, 1, `${ahead} ahead: ${r.join('\n')}`);
+      assert.equal(soaSerial(r[0]), current);
+    }
+    // 2^31 + 1 ahead is behind in RFC 1982 arithmetic: the journal does not have it, so the whole zone.
+    const behind = records((await dig('example.com', `IXFR=${(current + 0x80000001) % 0x100000000}`)).stdout);
+    assert.ok(behind.length > 3 && behind.includes('ns1.example.com. 300 IN A 192.0.2.53'), behind.join('\n'));
+  });
+});
