@@ -40,11 +40,19 @@ export class SmtpReply extends Error {
 }
 
 /**
- * Decides a domain that is not hosted here (the provisioning policy): 'accept'
- * once it is hosted, 'relay-check' to fall back to relay permission; throws
- * SmtpReply to refuse. `relaying` tells whether the client may relay.
+ * What the provisioning policy says about a domain that is not hosted here:
+ * `accept` once it is hosted (provisioned), `foreign` when it is served
+ * elsewhere, so only a client allowed to relay may send to it (`why` is the
+ * policy's reason, added to the 550 5.7.1 text).
  */
-export type UnknownDomainHook = (domain: string, session: SMTPServerSession, relaying: boolean) => Promise<'accept' | 'relay-check'>;
+export type UnknownDomainDecision = { kind: 'accept' } | { kind: 'foreign'; why?: string };
+
+/**
+ * Decides a domain that is not hosted here (the provisioning policy); throws
+ * SmtpReply to refuse outright (a name that cannot take mail, or 4xx when it
+ * cannot tell now). `relaying` tells whether the client may relay.
+ */
+export type UnknownDomainHook = (domain: string, session: SMTPServerSession, relaying: boolean) => Promise<UnknownDomainDecision>;
 
 export interface IntakeOptions {
   host: string;
@@ -212,10 +220,10 @@ export class Intake {
     if (!routed) {
       if (provisioned) throw new SmtpReply(451, '4.3.0', 'The new domain is not routable yet, try again');
       const relaying = this.mayRelay(session);
-      const decision = this.deps.unknownDomain ? await this.deps.unknownDomain(parts.domain, session, relaying) : 'relay-check';
-      if (decision === 'accept') return this.onRcptTo(address, session, true); // now hosted: check the recipient like any other
+      const decision: UnknownDomainDecision = this.deps.unknownDomain ? await this.deps.unknownDomain(parts.domain, session, relaying) : { kind: 'foreign' };
+      if (decision.kind === 'accept') return this.onRcptTo(address, session, true); // now hosted: check the recipient like any other
       if (relaying) return;
-      throw new SmtpReply(550, '5.7.1', `<${rcpt}>: Relay access denied`);
+      throw new SmtpReply(550, '5.7.1', `<${rcpt}>: Relay access denied${decision.why ? ` (${decision.why})` : ''}`);
     }
     switch (routed.route.kind) {
       case 'reject':
