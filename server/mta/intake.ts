@@ -280,7 +280,10 @@ export class Intake {
       }
       const size = got.size;
       await this.deps.queue.enqueueSoon(
-        { id, receivedAt: now.getTime(), sender, size, spool: got.file ?? '', body: got.inline },
+        {
+          id, receivedAt: now.getTime(), sender, size, spool: got.file ?? '', body: got.inline,
+          smtpUtf8: session.envelope.smtpUtf8 === true, eightBitMime: session.envelope.bodyType === '8bitmime',
+        },
         session.envelope.rcptTo.map((r) => ({ rcpt: r.address, held: false })),
         now.getTime(),
       );
