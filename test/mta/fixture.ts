@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { StringDecoder } from 'node:string_decoder';
 import type { AddressInfo } from 'node:net';
-import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { ldapaddAt, run } from '../helpers';
 
 // ------------------------------------------------------------------ one mail domain, one user
@@ -226,6 +226,8 @@ export async function swaks(port: number, o: SwaksOptions): Promise<SwaksResult>
 /** A message as the next hop received it. */
 export interface HopMessage {
   mailFrom: string;
+  /** MAIL FROM parameters (e.g. {BODY: '8BITMIME', SMTPUTF8: true}). */
+  mailArgs: Record<string, unknown>;
   rcptTo: string[];
   body: string;
 }
@@ -241,8 +243,8 @@ export interface NextHop {
   close(): Promise<void>;
 }
 
-/** Starts the next hop (authOptional, no reverse lookups). */
-export async function startNextHop(): Promise<NextHop> {
+/** Starts the next hop (authOptional, no reverse lookups); `options` change what it offers (e.g. hide8BITMIME). */
+export async function startNextHop(options: Partial<SMTPServerOptions> = {}): Promise<NextHop> {
   const hop: NextHop = {
     port: 0,
     received: [],
@@ -270,12 +272,14 @@ export async function startNextHop(): Promise<NextHop> {
       stream.on('end', () => {
         hop.received.push({
           mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          mailArgs: (session.envelope.mailFrom ? (session.envelope.mailFrom.args as Record<string, unknown>) : {}) || {},
           rcptTo: session.envelope.rcptTo.map((r) => r.address),
           body: Buffer.concat(chunks).toString('utf8'),
         });
         cb(null);
       });
     },
+    ...options,
   });
   server.on('error', () => undefined);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

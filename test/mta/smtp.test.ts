@@ -373,6 +373,55 @@ describe('relay domain over SMTP to the smart host', { timeout: 60_000 }, () => 
   });
 });
 
+describe('SMTPUTF8 and BODY=8BITMIME kept in the queue, honoured on relay', { timeout: 60_000 }, () => {
+  let plain: NextHop;
+
+  before(async () => {
+    plain = await startNextHop({ hideSMTPUTF8: true, hide8BITMIME: true });
+    await ldap('ldapadd', `dn: dc=plainhop,dc=org,${S}\nobjectClass: domain\nobjectClass: mailDomain\ndc: plainhop\nmailRoutingSmartHost: 127.0.0.1:${plain.port}\n`);
+  });
+  after(async () => plain?.close());
+
+  /** One message over a raw session; the reply to the final dot. */
+  async function raw(mailFrom: string, rcpt: string, message: string): Promise<string> {
+    const { client } = await RawSmtp.connect(port);
+    try {
+      assert.equal((await client.cmd('EHLO client.test')).code, 250);
+      const m = await client.cmd(mailFrom);
+      assert.equal(m.code, 250, m.raw);
+      const r = await client.cmd(`RCPT TO:<${rcpt}>`);
+      assert.equal(r.code, 250, r.raw);
+      assert.equal((await client.cmd('DATA')).code, 354);
+      return (await client.cmd(`${message}\r\n.`)).raw;
+    } finally {
+      await client.quit();
+    }
+  }
+
+  test('to a next hop offering both, the parameters travel on', async () => {
+    const sent = await raw('MAIL FROM:<alice@example.org> SMTPUTF8 BODY=8BITMIME', 'zoë@relayed.org', 'Subject: utf8-both\r\n\r\nGrüße');
+    assert.match(sent, /^250 /);
+    const got = await waitFor('the next hop to receive utf8-both', () => hop.received.find((m) => m.body.includes('Subject: utf8-both')), 15_000);
+    assert.deepEqual(got.rcptTo, ['zoë@relayed.org']);
+    assert.equal(got.mailArgs.SMTPUTF8, true, JSON.stringify(got.mailArgs));
+    assert.equal(got.mailArgs.BODY, '8BITMIME', JSON.stringify(got.mailArgs));
+    assert.match(got.body, /Grüße/);
+  });
+
+  test('to a next hop offering neither: BODY=8BITMIME content bounces 5.6.3, SMTPUTF8 header fields bounce 5.6.7, nothing sent raw', async () => {
+    assert.match(await raw('MAIL FROM:<alice@example.org> BODY=8BITMIME', 'x@plainhop.org', 'Subject: eight-bit\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGrüße'), /^250 /);
+    assert.match(await raw('MAIL FROM:<alice@example.org> SMTPUTF8', 'y@plainhop.org', 'Subject: Grüße utf8-header\r\n\r\nhello'), /^250 /);
+    const dsnFor = (rcpt: string) => () => mailbox(t.dataDir, 'alice@example.org').find((m) => /report-type="?delivery-status/i.test(m) && m.includes(`Final-Recipient: rfc822; ${rcpt}`));
+    const eight = await waitFor('a 5.6.3 DSN for x@plainhop.org', dsnFor('x@plainhop.org'), 15_000);
+    assert.match(eight, /^Action: failed/m);
+    assert.match(eight, /^Status: 5\.6\.3$/m);
+    const utf8 = await waitFor('a 5.6.7 DSN for y@plainhop.org', dsnFor('y@plainhop.org'), 15_000);
+    assert.match(utf8, /^Status: 5\.6\.7$/m);
+    assert.equal(plain.received.length, 0, 'nothing was sent to the next hop without the extensions');
+    await idle();
+  });
+});
+
 describe('domain status', { timeout: 60_000 }, () => {
   test('hold: accepted and kept queued; active again over LDAP: delivered without a restart; inactive: RCPT 550', async () => {
     const dn = `dc=paused,dc=org,${S}`;
