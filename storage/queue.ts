@@ -1,5 +1,5 @@
 /**
- * The durable mail queue's rows (migration 003). Delivered and bounced
+ * The durable mail queue's rows (migrations 003-005). Delivered and bounced
  * recipients are removed; a message row goes when its last recipient does.
  * Commits are fsynced (synchronous=FULL), so a message acknowledged with 250
  * after `enqueue` returns survives a crash.
@@ -16,6 +16,10 @@ export interface QueueMessageRow {
   spool: string;
   /** The message bytes, for small messages kept in the row. */
   body?: Buffer | null;
+  /** MAIL FROM carried SMTPUTF8 (RFC 6531); absent = false (migration 005). */
+  smtpUtf8?: boolean;
+  /** MAIL FROM carried BODY=8BITMIME (RFC 6152); absent = false (migration 005). */
+  eightBitMime?: boolean;
 }
 
 export interface QueueRecipientRow {
@@ -78,12 +82,12 @@ export class QueueStore {
     this.group = new GroupCommit(store);
     const db = store.db;
     this.s = {
-      insMsg: db.prepare('INSERT INTO queue_messages (id, received_at, sender, size, spool, body) VALUES (?, ?, ?, ?, ?, ?)'),
+      insMsg: db.prepare('INSERT INTO queue_messages (id, received_at, sender, size, spool, body, smtputf8, body_8bitmime) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       insRcpt: db.prepare('INSERT INTO queue_recipients (message_id, rcpt, state, attempts, next_attempt) VALUES (?, ?, ?, 0, ?)'),
       due: db.prepare(`SELECT message_id, rcpt, state, attempts, next_attempt, last_error FROM queue_recipients
         WHERE state = 'queued' AND next_attempt <= ? ORDER BY next_attempt LIMIT ?`),
       nextDue: db.prepare(`SELECT min(next_attempt) AS t FROM queue_recipients WHERE state = 'queued'`),
-      msg: db.prepare('SELECT id, received_at, sender, size, spool, body FROM queue_messages WHERE id = ?'),
+      msg: db.prepare('SELECT id, received_at, sender, size, spool, body, smtputf8, body_8bitmime FROM queue_messages WHERE id = ?'),
       rcpts: db.prepare('SELECT message_id, rcpt, state, attempts, next_attempt, last_error FROM queue_recipients WHERE message_id = ?'),
       done: db.prepare('DELETE FROM queue_recipients WHERE message_id = ? AND rcpt = ?'),
       retry: db.prepare('UPDATE queue_recipients SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE message_id = ? AND rcpt = ?'),
@@ -102,7 +106,7 @@ export class QueueStore {
   /** Records an accepted message and its recipients in one fsynced transaction. */
   enqueue(m: QueueMessageRow, rcpts: { rcpt: string; held: boolean }[], now: number): void {
     this.store.transaction(() => {
-      this.s.insMsg.run(m.id, m.receivedAt, m.sender, m.size, m.spool, m.body ?? null);
+      this.s.insMsg.run(m.id, m.receivedAt, m.sender, m.size, m.spool, m.body ?? null, m.smtpUtf8 ? 1 : 0, m.eightBitMime ? 1 : 0);
       for (const r of rcpts) this.s.insRcpt.run(m.id, r.rcpt, r.held ? 'held' : 'queued', now);
     });
   }
@@ -132,8 +136,13 @@ export class QueueStore {
   }
 
   message(id: string): QueueMessageRow | undefined {
-    const r = this.s.msg.get(id) as { id: string; received_at: number; sender: string; size: number; spool: string; body: Buffer | null } | undefined;
-    return r && { id: r.id, receivedAt: r.received_at, sender: r.sender, size: r.size, spool: r.spool, body: r.body };
+    const r = this.s.msg.get(id) as
+      | { id: string; received_at: number; sender: string; size: number; spool: string; body: Buffer | null; smtputf8: number; body_8bitmime: number }
+      | undefined;
+    return r && {
+      id: r.id, receivedAt: r.received_at, sender: r.sender, size: r.size, spool: r.spool, body: r.body,
+      smtpUtf8: r.smtputf8 === 1, eightBitMime: r.body_8bitmime === 1,
+    };
   }
 
   recipients(id: string): QueueRecipientRow[] {

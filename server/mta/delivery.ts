@@ -200,6 +200,7 @@ export class Delivery {
     if (!row) return;
     const message: QueuedMessage = {
       id, sender: row.sender, receivedAt: new Date(row.receivedAt), spoolPath: row.spool, size: row.size, body: row.body ?? undefined,
+      smtpUtf8: row.smtpUtf8 === true, eightBitMime: row.eightBitMime === true,
     };
     const results = new Map<string, DeliveryResult>();
     const hold: { rcpt: string; why: string }[] = [];

@@ -32,7 +32,7 @@ import { openMessage } from './spool';
 export interface FailedRecipient {
   /** Envelope recipient address (Final-Recipient). */
   recipient: string;
-  /** RFC 3463 enhanced status code: 5.x.x for 'failed', 4.x.x for 'delayed' (RFC 3464 §2.3.4). */
+  /** RFC 3463 enhanced status code: 5.x.x (or 4.4.7 when the message expired) for 'failed', 4.x.x for 'delayed' (RFC 3464 §2.3.4). */
   status: string;
   /** RFC 3464 §2.3.6 Diagnostic-Code value, `type; text`, e.g. 'smtp; 550 5.1.1 no such user'. */
   diagnostic: string;
@@ -183,8 +183,17 @@ function typedValue(value: string, defaultType: string): string {
   return /^[A-Za-z0-9-]+\s*;/.test(v) ? v : `${defaultType}; ${v}`;
 }
 
-/** A valid RFC 3463 status for the action: a malformed or contradictory one becomes X.0.0 of the right class. */
+/** RFC 3463 §3.5 X.4.7 "Delivery time expired": a transient status that is final once the queue lifetime is over. */
+const EXPIRED = '4.4.7';
+
+/**
+ * A valid RFC 3463 status for the action: a malformed or contradictory one
+ * becomes X.0.0 of the right class. The one 4.x.x status a failure keeps is
+ * 4.4.7: an expired message fails with it (RFC 3463 §3.5 "useful only as a
+ * persistent transient error"; RFC 3464 §2.3.4 reports the status as is).
+ */
 function statusFor(r: FailedRecipient): string {
+  if (r.action === 'failed' && r.status === EXPIRED) return EXPIRED;
   const cls = r.action === 'delayed' ? '4' : '5';
   return /^[245]\.\d{1,3}\.\d{1,3}$/.test(r.status) && r.status[0] === cls ? r.status : `${cls}.0.0`;
 }

@@ -11,7 +11,12 @@
  * unknown MAIL/RCPT parameters 555 (§4.1.1.11); relaying to
  * domains not hosted here only for authenticated clients or
  * DCMX_RELAY_NETWORKS (550 5.7.1 otherwise); unknown local users 550 5.1.1 at
- * RCPT. A message gets its 250 only after spool file and queue row are on disk.
+ * RCPT, for `local` domains and for `hold` domains whose mail will be local
+ * once released (no backscatter later); a non-ASCII mailbox without the
+ * SMTPUTF8 parameter 553 5.6.7 (RFC 6531 §3.4). A message gets its 250 only
+ * after spool file and queue row are on disk, with the SMTPUTF8 flag and the
+ * BODY type it was sent with (the smtp channel needs both, RFC 6531 §3.2,
+ * RFC 6152 §3).
  */
 import type { BlockList } from 'node:net';
 import { cidrList, inCidrList, isLoopback } from '../net';
@@ -20,7 +25,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from '../log';
 import type { MailDirectory } from '../directory/mail';
 import { splitAddress } from '../directory/mail';
-import type { RoutingTable } from '../directory/routing';
+import { routeOf, type RoutingTable } from '../directory/routing';
 import type { DirectoryCache } from './cache';
 import type { MailResolver } from './resolver';
 import type { TlsPair } from './tls';
@@ -35,11 +40,19 @@ export class SmtpReply extends Error {
 }
 
 /**
- * Decides a domain that is not hosted here (the provisioning policy): 'accept'
- * once it is hosted, 'relay-check' to fall back to relay permission; throws
- * SmtpReply to refuse. `relaying` tells whether the client may relay.
+ * What the provisioning policy says about a domain that is not hosted here:
+ * `accept` once it is hosted (provisioned), `foreign` when it is served
+ * elsewhere, so only a client allowed to relay may send to it (`why` is the
+ * policy's reason, added to the 550 5.7.1 text).
  */
-export type UnknownDomainHook = (domain: string, session: SMTPServerSession, relaying: boolean) => Promise<'accept' | 'relay-check'>;
+export type UnknownDomainDecision = { kind: 'accept' } | { kind: 'foreign'; why?: string };
+
+/**
+ * Decides a domain that is not hosted here (the provisioning policy); throws
+ * SmtpReply to refuse outright (a name that cannot take mail, or 4xx when it
+ * cannot tell now). `relaying` tells whether the client may relay.
+ */
+export type UnknownDomainHook = (domain: string, session: SMTPServerSession, relaying: boolean) => Promise<UnknownDomainDecision>;
 
 export interface IntakeOptions {
   host: string;
@@ -70,8 +83,8 @@ export interface IntakeDeps {
   unknownDomain?: UnknownDomainHook;
 }
 
-/** MAIL FROM parameters we support (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8). */
-const MAIL_PARAMS = new Set(['SIZE', 'BODY', 'SMTPUTF8']);
+/** MAIL FROM parameters we support (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8, RFC 4954 §5 AUTH). */
+const MAIL_PARAMS = new Set(['SIZE', 'BODY', 'SMTPUTF8', 'AUTH']);
 /** RCPT TO parameters we support: none (DSN is not offered). */
 const RCPT_PARAMS = new Set<string>();
 
@@ -83,7 +96,10 @@ function rfc5322Date(d: Date): string {
 export class Intake {
   readonly server: SMTPServer;
   private readonly relay: BlockList;
-  /** Counters for tests and the admin API. */
+  /**
+   * Counters for tests and the admin API (GET /stats): recipients accepted
+   * and refused at RCPT, messages queued and their bytes.
+   */
   readonly stats = { accepted: 0, rejectedRcpt: 0, messages: 0, bytes: 0 };
 
   constructor(private readonly opts: IntakeOptions, private readonly deps: IntakeDeps) {
@@ -113,8 +129,16 @@ export class Intake {
       greetingDelay: (ip: string) => (isLoopback(ip) ? 0 : opts.greetingDelayMs),
       maxRecipients: opts.maxRecipients,
       onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
-      onMailFrom: (address, _session, cb) => this.guard(cb, () => this.onMailFrom(address)),
-      onRcptTo: (address, session, cb) => this.guard(cb, () => this.onRcptTo(address, session)),
+      onMailFrom: (address, session, cb) => this.guard(cb, () => this.onMailFrom(address, session)),
+      onRcptTo: (address, session, cb) => this.guard(cb, async () => {
+        try {
+          await this.onRcptTo(address, session);
+        } catch (err) {
+          if (err instanceof SmtpReply && err.responseCode >= 500) this.stats.rejectedRcpt++;
+          throw err;
+        }
+        this.stats.accepted++;
+      }),
       onData: (stream, session, cb) => this.onData(stream, session, cb),
     });
     this.server.on('error', (err) => deps.log.debug({ err: err.message }, 'smtp session error'));
@@ -148,8 +172,31 @@ export class Intake {
     }
   }
 
-  private onMailFrom(address: SMTPServerAddress): void {
+  private onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): void {
     this.checkParams(address.args, MAIL_PARAMS);
+    const args = (address.args || {}) as Record<string, string | boolean>;
+    // RFC 4954 §5: a server that offers AUTH accepts AUTH=<mailbox> (xtext, decoded by
+    // smtp-server) or AUTH=<>. We do not pass it on, which §5 allows; a value is required.
+    if ('AUTH' in args && (typeof args.AUTH !== 'string' || !(args.AUTH === '<>' || /^[^\s<>]+@[^\s<>]+$/.test(args.AUTH)))) {
+      throw new SmtpReply(501, '5.5.4', 'Bad AUTH parameter syntax');
+    }
+    this.checkUtf8(address.address, session);
+  }
+
+  /**
+   * RFC 6531 §3.4: a mailbox with non-ASCII characters needs SMTPUTF8 on MAIL
+   * FROM; without it, 553 5.6.7 (as Postfix answers). smtp-server hands the
+   * domain over in U-labels whether the client sent U-labels or A-labels
+   * (which need no SMTPUTF8), so only the local part tells raw UTF-8 apart.
+   */
+  private checkUtf8(address: string, session: SMTPServerSession): void {
+    if (session.envelope.smtpUtf8) return;
+    const at = address.lastIndexOf('@');
+    const local = at < 0 ? address : address.slice(0, at);
+    // eslint-disable-next-line no-control-regex
+    if (/[^\x00-\x7f]/.test(local)) {
+      throw new SmtpReply(553, '5.6.7', `<${address}>: Must declare SMTPUTF8 to send a non-ASCII address`);
+    }
   }
 
   private mayRelay(session: SMTPServerSession): boolean {
@@ -159,13 +206,13 @@ export class Intake {
   private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, provisioned = false): Promise<void> {
     this.checkParams(address.args, RCPT_PARAMS);
     const rcpt = address.address;
+    if (!provisioned) this.checkUtf8(rcpt, session);
     // RFC 5321 §4.5.1: "postmaster" without a domain must be accepted.
     if (rcpt.toLowerCase() === 'postmaster') return;
     const parts = splitAddress(rcpt);
     if (!parts) throw new SmtpReply(501, '5.1.3', 'Bad recipient address syntax');
     // Relay tricks: user%host@us, host!user@us, "user@host"@us, @route:user@host.
     if (/[%!@:,]/.test(parts.local)) {
-      this.stats.rejectedRcpt++;
       throw new SmtpReply(550, '5.7.1', `<${rcpt}>: Relay access denied`);
     }
     this.deps.sync();
@@ -173,32 +220,42 @@ export class Intake {
     if (!routed) {
       if (provisioned) throw new SmtpReply(451, '4.3.0', 'The new domain is not routable yet, try again');
       const relaying = this.mayRelay(session);
-      const decision = this.deps.unknownDomain ? await this.deps.unknownDomain(parts.domain, session, relaying) : 'relay-check';
-      if (decision === 'accept') return this.onRcptTo(address, session, true); // now hosted: check the recipient like any other
+      const decision: UnknownDomainDecision = this.deps.unknownDomain ? await this.deps.unknownDomain(parts.domain, session, relaying) : { kind: 'foreign' };
+      if (decision.kind === 'accept') return this.onRcptTo(address, session, true); // now hosted: check the recipient like any other
       if (relaying) return;
-      this.stats.rejectedRcpt++;
-      throw new SmtpReply(550, '5.7.1', `<${rcpt}>: Relay access denied`);
+      throw new SmtpReply(550, '5.7.1', `<${rcpt}>: Relay access denied${decision.why ? ` (${decision.why})` : ''}`);
     }
     switch (routed.route.kind) {
       case 'reject':
-        this.stats.rejectedRcpt++;
-        throw new SmtpReply(550, '5.7.1', `<${rcpt}>: Mail for ${parts.domain} is not accepted`);
-      case 'hold':
+          throw new SmtpReply(550, '5.7.1', `<${rcpt}>: Mail for ${parts.domain} is not accepted`);
       case 'relay':
-        return; // the next hop (or the operator) knows the users
-      case 'local': {
+        // The next hop knows the users: the directory need not list a relayed
+        // domain's mailboxes (like Postfix relay_domains without relay_recipient_maps).
+        return;
+      case 'hold': {
+        // Held mail is delivered by the route the domain has once released:
+        // judge the recipient by that route now, so an unknown user is refused
+        // here rather than bounced (backscatter) when the hold ends.
         const domain = this.deps.cache.domain(routed.domain);
         if (!domain) throw new SmtpReply(451, '4.3.0', 'Temporary lookup failure');
-        const address = `${parts.local}@${routed.domain}`;
-        if (this.deps.cache.recipient(domain, address)) return;
-        const lp = parts.local.toLowerCase();
-        if (domain.catchall || lp === 'postmaster' || lp === 'abuse') return; // RFC 2142 role addresses always reach someone
-        this.stats.rejectedRcpt++;
-        throw new SmtpReply(550, '5.1.1', `<${rcpt}>: Recipient address rejected: User unknown`);
+        if (routeOf({ ...domain, status: 'active' }, this.opts.hostname).kind !== 'local') return;
+        return this.checkLocalRecipient(rcpt, parts.local, routed.domain);
       }
+      case 'local':
+        return this.checkLocalRecipient(rcpt, parts.local, routed.domain);
       default:
         return;
     }
+  }
+
+  /** A recipient of a domain delivered here: a directory user, the catch-all, or an RFC 2142 role address; else 550 5.1.1. */
+  private checkLocalRecipient(rcpt: string, local: string, domainName: string): void {
+    const domain = this.deps.cache.domain(domainName);
+    if (!domain) throw new SmtpReply(451, '4.3.0', 'Temporary lookup failure');
+    if (this.deps.cache.recipient(domain, `${local}@${domainName}`)) return;
+    const lp = local.toLowerCase();
+    if (domain.catchall || lp === 'postmaster' || lp === 'abuse') return; // RFC 2142 role addresses always reach someone
+    throw new SmtpReply(550, '5.1.1', `<${rcpt}>: Recipient address rejected: User unknown`);
   }
 
   private receivedHeader(session: SMTPServerSession, id: string, now: Date): string {
@@ -223,7 +280,10 @@ export class Intake {
       }
       const size = got.size;
       await this.deps.queue.enqueueSoon(
-        { id, receivedAt: now.getTime(), sender, size, spool: got.file ?? '', body: got.inline },
+        {
+          id, receivedAt: now.getTime(), sender, size, spool: got.file ?? '', body: got.inline,
+          smtpUtf8: session.envelope.smtpUtf8 === true, eightBitMime: session.envelope.bodyType === '8bitmime',
+        },
         session.envelope.rcptTo.map((r) => ({ rcpt: r.address, held: false })),
         now.getTime(),
       );

@@ -4,6 +4,16 @@
  * pooled SMTP transport as the client (one pool per next hop), opportunistic
  * STARTTLS without certificate checks (RFC 7435), and a per-recipient result
  * in the terms the queue and the DSN writer need (RFC 3463/3464).
+ *
+ * What the client declared on MAIL FROM travels with the message: a message
+ * that needs SMTPUTF8 (a non-ASCII local part in the envelope, or UTF-8
+ * header fields of a message sent with SMTPUTF8) goes only to a next hop
+ * that offers SMTPUTF8, else those recipients fail with 5.6.7 (RFC 6531
+ * §3.2); 8-bit content declared BODY=8BITMIME goes only to a next hop that
+ * offers 8BITMIME, else they fail with 5.6.3 (RFC 6152 §3: we do not
+ * convert to 7bit). Such messages go over a connection of their own, whose
+ * EHLO reply is read before MAIL FROM; the rest share the pooled ones.
+ * Undeclared 8-bit content is passed on as received (as Postfix does).
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -12,6 +22,7 @@ import { parseHostPort } from '../net';
 import nodemailer from 'nodemailer';
 import type Mail from 'nodemailer/lib/mailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
+import SMTPConnection = require('nodemailer/lib/smtp-connection');
 import { MailResolveError, type MailResolver } from './resolver';
 import type { DeliveryResult, QueuedMessage } from './types';
 
@@ -241,19 +252,15 @@ export class Outbound {
     const setAll = (res: DeliveryResult) => {
       for (const r of recipients) if (!results.has(r)) results.set(r, res);
     };
-
-    const pool = this.acquire(hop, tls);
-    try {
-      const envelope = {
-        // An empty `from` makes nodemailer send MAIL FROM:<> (RFC 5321 §4.5.5); objects skip its address parser.
-        from: sender === '' ? '' : { name: '', address: clientForm(sender) },
-        to: [...sent.keys()].map((address) => ({ name: '', address })),
-        // RFC 6152: BODY=8BITMIME when the peer offers it and the content needs it; SIZE= (RFC 1870) when offered.
-        use8BitMime: body.eightBit,
-        size: body.size,
-      };
-      // `raw` with a path: the spool file is streamed as is (nodemailer only dot-stuffs and ends it with CRLF).
-      const info = await pool.transport.sendMail({ envelope: envelope as unknown as Mail.Envelope, raw: body.inline ?? { path: body.spoolPath } });
+    const envelope = (to: string[]) => ({
+      // An empty `from` makes nodemailer send MAIL FROM:<> (RFC 5321 §4.5.5); objects skip its address parser.
+      from: sender === '' ? '' : { name: '', address: clientForm(sender) },
+      to: to.map((address) => ({ name: '', address })),
+      // RFC 6152: BODY=8BITMIME when the peer offers it and the content needs it; SIZE= (RFC 1870) when offered.
+      use8BitMime: body.eightBit,
+      size: body.size,
+    });
+    const record = (info: SMTPConnection.SentMessageInfo) => {
       const okDetail = `${where}: smtp; ${oneLine(info.response)}`;
       for (const e of (info.rejectedErrors ?? []) as SmtpError[]) {
         if (e.recipient !== undefined) setFor(e.recipient, replyFailure(e, remoteMta, where));
@@ -263,7 +270,8 @@ export class Outbound {
       if (!(info.rejected ?? []).length) setAll({ ok: true, detail: okDetail });
       setAll(fail(false, '4.0.0', `X-dcmx; ${where}: no reply reported for this recipient`, remoteMta));
       return { results, tlsFailed: false };
-    } catch (e) {
+    };
+    const recordError = (e: unknown) => {
       const err = e as SmtpError;
       if (tls && isTlsFailure(err)) return { results, tlsFailed: true };
       if (err.rejectedErrors?.length) {
@@ -272,8 +280,92 @@ export class Outbound {
       }
       setAll(errorResult(err, remoteMta, where));
       return { results, tlsFailed: false };
+    };
+
+    const needs = new Map<string, 'SMTPUTF8' | '8BITMIME'>();
+    for (const addr of sent.keys()) {
+      const need = extensionNeeded(sender === '' ? '' : clientForm(sender), addr, body);
+      if (need) needs.set(addr, need);
+    }
+    if (needs.size) return this.ownConnection(hop, tls, body, [...sent.keys()], needs, { envelope, record, recordError, setFor, results, remoteMta, where });
+
+    const pool = this.acquire(hop, tls);
+    try {
+      // `raw` with a path: the spool file is streamed as is (nodemailer only dot-stuffs and ends it with CRLF).
+      const info = await pool.transport.sendMail({ envelope: envelope([...sent.keys()]) as unknown as Mail.Envelope, raw: body.inline ?? { path: body.spoolPath } });
+      return record(info);
+    } catch (e) {
+      return recordError(e);
     } finally {
       this.release(hop, tls);
+    }
+  }
+
+  /**
+   * A transaction for a message that needs SMTPUTF8 or 8BITMIME, on a
+   * connection of its own (nodemailer's SMTPConnection): its EHLO reply
+   * (`lastServerResponse` once connected) says what the next hop offers
+   * before MAIL FROM is sent. Recipients whose need is not offered fail
+   * permanently here (5.6.7 / 5.6.3); the others get the message.
+   */
+  private async ownConnection(
+    hop: Hop,
+    tls: boolean,
+    body: SpoolInfo,
+    to: string[],
+    needs: Map<string, 'SMTPUTF8' | '8BITMIME'>,
+    h: {
+      envelope: (to: string[]) => object;
+      record: (info: SMTPConnection.SentMessageInfo) => { results: Map<string, DeliveryResult>; tlsFailed: boolean };
+      recordError: (e: unknown) => { results: Map<string, DeliveryResult>; tlsFailed: boolean };
+      setFor: (addr: string, res: DeliveryResult) => void;
+      results: Map<string, DeliveryResult>;
+      remoteMta: string;
+      where: string;
+    },
+  ): Promise<{ results: Map<string, DeliveryResult>; tlsFailed: boolean }> {
+    const conn = new SMTPConnection(this.connectionOptions(hop, tls));
+    // nodemailer reports socket errors, timeouts and an early close as 'error' events, not through callbacks.
+    const broken = new Promise<never>((_, reject) => {
+      conn.on('error', reject);
+      conn.once('end', () => reject(Object.assign(new Error('Connection closed unexpectedly'), { code: 'ECONNECTION' })));
+    });
+    broken.catch(() => undefined);
+    let connected = false;
+    try {
+      await Promise.race([new Promise<void>((resolve) => conn.connect(() => resolve())), broken]);
+      connected = true;
+      const ehlo = conn.lastServerResponse || '';
+      // The keyword test nodemailer applies to the same reply.
+      const offered = (ext: string) => new RegExp(`[ -]${ext}\\b`, 'im').test(ehlo);
+      const go: string[] = [];
+      for (const addr of to) {
+        const need = needs.get(addr);
+        if (need === 'SMTPUTF8' && !offered('SMTPUTF8')) {
+          h.setFor(addr, fail(true, '5.6.7', `X-dcmx; ${h.where} does not offer SMTPUTF8, which this message needs (RFC 6531 §3.2)`, h.remoteMta));
+        } else if ((need === 'SMTPUTF8' && body.eightBit && !offered('8BITMIME')) || (need === '8BITMIME' && !offered('8BITMIME'))) {
+          h.setFor(addr, fail(true, '5.6.3', `X-dcmx; ${h.where} does not offer 8BITMIME and the message has 8-bit content (RFC 6152 §3)`, h.remoteMta));
+        } else {
+          go.push(addr);
+        }
+      }
+      if (!go.length) return { results: h.results, tlsFailed: false };
+      const message = body.inline ?? fs.createReadStream(body.spoolPath);
+      const info = await Promise.race([
+        new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) =>
+          conn.send(h.envelope(go) as unknown as SMTPConnection.Envelope, message, (err, got) => (err ? reject(err) : resolve(got)))),
+        broken,
+      ]);
+      return h.record(info);
+    } catch (e) {
+      return h.recordError(e);
+    } finally {
+      if (connected) {
+        conn.quit();
+        setTimeout(() => conn.close(), 5000).unref(); // in case the QUIT reply never comes
+      } else {
+        conn.close();
+      }
     }
   }
 
@@ -283,30 +375,37 @@ export class Outbound {
     return `${tls ? 'tls' : 'plain'}|${hop.name}|${hop.address}|${hop.port}`;
   }
 
+  /** How every connection to `hop` is made: opportunistic STARTTLS unless `tls` is off, RFC 5321 §4.5.3.2 timeouts. */
+  private connectionOptions(hop: Hop, tls: boolean): SMTPConnection.Options {
+    return {
+      host: hop.address,
+      port: hop.port,
+      secure: false,
+      name: this.opts.hostname,
+      ignoreTLS: !tls,
+      opportunisticTLS: true,
+      ...(net.isIP(hop.name.replace(/^\[(?:IPv6:)?|\]$/g, '')) ? {} : { servername: hop.name }),
+      // RFC 7435: MX certificates are not checked; any TLS beats none.
+      tls: { rejectUnauthorized: false },
+      connectionTimeout: this.opts.connectTimeoutMs ?? 30_000,
+      greetingTimeout: GREETING_TIMEOUT_MS,
+      socketTimeout: SOCKET_TIMEOUT_MS,
+      logger: false,
+      debug: false,
+    };
+  }
+
   private acquire(hop: Hop, tls: boolean): PoolEntry {
     const key = this.poolKey(hop, tls);
     let p = this.pools.get(key);
     if (!p) {
       const options: SMTPPool.Options & { maxRequeues: number } = {
+        ...this.connectionOptions(hop, tls),
         pool: true,
-        host: hop.address,
-        port: hop.port,
-        secure: false,
-        name: this.opts.hostname,
-        ignoreTLS: !tls,
-        opportunisticTLS: true,
-        ...(net.isIP(hop.name.replace(/^\[(?:IPv6:)?|\]$/g, '')) ? {} : { servername: hop.name }),
-        // RFC 7435: MX certificates are not checked; any TLS beats none.
-        tls: { rejectUnauthorized: false },
-        connectionTimeout: this.opts.connectTimeoutMs ?? 30_000,
-        greetingTimeout: GREETING_TIMEOUT_MS,
-        socketTimeout: SOCKET_TIMEOUT_MS,
         maxConnections: this.opts.maxConnectionsPerHost ?? 2,
         maxMessages: this.opts.maxMessagesPerConnection ?? 100,
         // The pool re-queues a message whose connection closed mid-send, forever by default.
         maxRequeues: 1,
-        logger: false,
-        debug: false,
         disableUrlAccess: true,
       };
       const transport = nodemailer.createTransport(options);
@@ -346,39 +445,78 @@ interface SpoolInfo {
   size: number;
   /** Any octet over 127 (RFC 6152: needs BODY=8BITMIME). */
   eightBit: boolean;
+  /** An octet over 127 in the header section (RFC 6532 UTF-8 header fields). */
+  eightBitHeaders: boolean;
+  /** Received with SMTPUTF8 (RFC 6531). */
+  smtpUtf8: boolean;
+  /** Received with BODY=8BITMIME (RFC 6152). */
+  eightBitMime: boolean;
 }
 
-/** Size and 8-bit content of a spool file (read once; stops at the first 8-bit octet). */
+/** Finds 8-bit octets, and whether one is in the header section (ended by the first empty line, CRLF or LF). */
+class EightBitScan {
+  eightBit = false;
+  eightBitHeaders = false;
+  private inHeaders = true;
+  private lineLength = 0;
+
+  /** Scans a chunk; false once nothing more can be learned. */
+  feed(chunk: Buffer): boolean {
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i];
+      if (b > 0x7f) {
+        this.eightBit = true;
+        if (this.inHeaders) this.eightBitHeaders = true;
+      }
+      if (this.inHeaders) {
+        if (b === 0x0a) {
+          if (this.lineLength === 0) this.inHeaders = false;
+          this.lineLength = 0;
+        } else if (b !== 0x0d) {
+          this.lineLength++;
+        }
+      }
+      if (this.eightBit && (this.eightBitHeaders || !this.inHeaders)) return false;
+    }
+    return true;
+  }
+}
+
+/** Size and 8-bit content of a spool file (read once; stops as soon as the answer is known). */
 async function inspectSpool(message: QueuedMessage): Promise<SpoolInfo> {
   const spoolPath = message.spoolPath;
+  const flags = { smtpUtf8: message.smtpUtf8 === true, eightBitMime: message.eightBitMime === true };
+  const scan = new EightBitScan();
   if (message.body) {
     const b = message.body;
-    let eightBit = false;
-    for (let i = 0; i < b.length; i++) {
-      if (b[i] > 0x7f) {
-        eightBit = true;
-        break;
-      }
-    }
-    return { spoolPath, inline: b, size: b.length, eightBit };
+    scan.feed(b);
+    return { spoolPath, inline: b, size: b.length, eightBit: scan.eightBit, eightBitHeaders: scan.eightBitHeaders, ...flags };
   }
   const { size } = await fs.promises.stat(spoolPath);
-  let eightBit = false;
   const stream = fs.createReadStream(spoolPath);
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
-      for (let i = 0; i < chunk.length; i++) {
-        if (chunk[i] > 0x7f) {
-          eightBit = true;
-          break;
-        }
-      }
-      if (eightBit) break;
+      if (!scan.feed(chunk)) break;
     }
   } finally {
     stream.destroy();
   }
-  return { spoolPath, size, eightBit };
+  return { spoolPath, size, eightBit: scan.eightBit, eightBitHeaders: scan.eightBitHeaders, ...flags };
+}
+
+/**
+ * The extension one recipient's copy needs from the next hop, if any:
+ * SMTPUTF8 for a non-ASCII local part in MAIL FROM or this RCPT TO (domains
+ * go in A-labels), or for UTF-8 header fields of a message received with
+ * SMTPUTF8 (RFC 6531 §3.2); 8BITMIME for 8-bit content received with
+ * BODY=8BITMIME or SMTPUTF8 (RFC 6152 §3). `sender` and `rcpt` are in the
+ * form sent (clientForm).
+ */
+function extensionNeeded(sender: string, rcpt: string, body: SpoolInfo): 'SMTPUTF8' | '8BITMIME' | undefined {
+  const nonAscii = (a: string) => /[^\x00-\x7f]/.test(a);
+  if (nonAscii(sender) || nonAscii(rcpt) || (body.smtpUtf8 && body.eightBitHeaders)) return 'SMTPUTF8';
+  if (body.eightBit && (body.eightBitMime || body.smtpUtf8)) return '8BITMIME';
+  return undefined;
 }
 
 function fail(permanent: boolean, status: string, diagnostic: string, remoteMta?: string): DeliveryResult {

@@ -5,16 +5,28 @@
  * - `mx` (default): the domain's MX, looked up through DCMX_UPSTREAM_DNS, must
  *   name this appliance (DCMX_HOSTNAME, or an address in DCMX_SELF_ADDRESSES).
  * When the check fails, a client allowed to relay still relays (its mail is
- * outbound); anyone else gets 550 5.1.2 and nothing is written. An upstream
- * timeout gives 450 4.4.3 so the sender retries. Concurrent RCPTs for one
- * new domain share one check and create the domain once.
+ * outbound). Anyone else is refused and nothing is written; the reply says
+ * what the policy found about the name (RFC 3463):
+ * - 550 5.1.2 "Bad destination system address" when the name cannot be a
+ *   mail destination at all: not a valid domain name, NXDOMAIN, or a null MX
+ *   (RFC 7505). This is issue 5's "the check fails" reply.
+ * - 550 5.7.1 "Relay access denied" when the name is a mail domain served
+ *   elsewhere: its MX (or, without MX, its implicit MX) points to another
+ *   host, or it is outside the allow-list. Taking it would be relaying for a
+ *   client not allowed to relay, so it gets the reply issue 4 prescribes (and
+ *   Postfix gives, which operators and fail2ban look for), with the
+ *   provisioning reason in the text.
+ * Any temporary upstream failure that leaves the answer open — the MX
+ * lookup, or the address of an MX target when no other target is this
+ * appliance — gives 450 4.4.3 so the sender retries. Concurrent RCPTs for
+ * one new domain share one check and create the domain once.
  */
 import type { SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config';
 import type { Logger } from '../log';
 import { InvalidDomainError, normalizeDomainName, type Provisioner } from '../directory/provision';
 import { MailResolveError, type MailResolver } from './resolver';
-import { SmtpReply, type UnknownDomainHook } from './intake';
+import { SmtpReply, type UnknownDomainDecision, type UnknownDomainHook } from './intake';
 
 export interface PolicyStats {
   provisioned: number;
@@ -30,48 +42,61 @@ export function provisioningPolicy(
   log: Logger,
   stats: PolicyStats = { provisioned: 0, refused: 0, deferred: 0 },
 ): UnknownDomainHook & { stats: PolicyStats } {
-  const inflight = new Map<string, Promise<'accept' | 'relay-check'>>();
+  const inflight = new Map<string, Promise<UnknownDomainDecision>>();
   const self = new Set([config.hostname.toLowerCase(), ...config.selfAddresses]);
 
-  const refuse = (domain: string, why: string): never => {
+  /** The name cannot take mail: 550 5.1.2 (relaying clients relay it, and learn from the next hop). */
+  const bad = (domain: string, why: string, relaying: boolean): UnknownDomainDecision => {
+    if (relaying) return { kind: 'foreign' };
     stats.refused++;
     throw new SmtpReply(550, '5.1.2', `Domain ${domain} is not served here: ${why}`);
   };
+  /** A mail domain served elsewhere: a relay question, which intake answers (550 5.7.1 unless the client may relay). */
+  const elsewhere = (domain: string, why: string, relaying: boolean): UnknownDomainDecision => {
+    if (!relaying) stats.refused++;
+    return { kind: 'foreign', why: `${domain} is not served here: ${why}` };
+  };
+  const defer = (name: string, relaying: boolean): UnknownDomainDecision => {
+    if (relaying) return { kind: 'foreign' };
+    stats.deferred++;
+    throw new SmtpReply(450, '4.4.3', `Cannot check the MX of ${name} right now, try again later`);
+  };
 
-  async function check(name: string, session: SMTPServerSession, relaying: boolean): Promise<'accept' | 'relay-check'> {
+  async function check(name: string, session: SMTPServerSession, relaying: boolean): Promise<UnknownDomainDecision> {
     if (config.provisioning === 'allowlist') {
       const ok = config.provisionAllow.some((s) => name === s || name.endsWith('.' + s));
-      if (!ok) return relaying ? 'relay-check' : refuse(name, 'not in the provisioning allow-list');
+      if (!ok) return elsewhere(name, 'not in the provisioning allow-list', relaying);
     } else {
       let targets;
       try {
         targets = await resolver.lookupMx(name);
       } catch (e) {
-        if (e instanceof MailResolveError && !e.permanent) {
-          if (relaying) return 'relay-check';
-          stats.deferred++;
-          throw new SmtpReply(450, '4.4.3', `Cannot check the MX of ${name} right now, try again later`);
-        }
-        return relaying ? 'relay-check' : refuse(name, e instanceof MailResolveError ? e.kind : 'MX lookup failed');
+        if (e instanceof MailResolveError && !e.permanent) return defer(name, relaying);
+        if (e instanceof MailResolveError && e.kind === 'nullmx') return bad(name, 'it does not accept mail (null MX)', relaying);
+        return bad(name, e instanceof MailResolveError ? 'no such domain' : 'MX lookup failed', relaying);
       }
       const here = targets.some((t) => self.has(t.host.toLowerCase()) || t.addresses.some((a) => self.has(a)));
-      if (!here) return relaying ? 'relay-check' : refuse(name, targets.length ? 'its MX does not point to this server' : 'it has no MX record');
+      if (!here) {
+        // A target whose address we could not learn may be us: no answer yet, not a "no".
+        if (targets.some((t) => t.temporary)) return defer(name, relaying);
+        return elsewhere(name, targets.length ? 'its MX does not point to this server' : 'it has no MX record', relaying);
+      }
     }
     const r = provisioner.provisionDomain(name);
     if (!r.existed) {
       stats.provisioned++;
       log.info({ domain: name, created: r.created.length, zone: r.zone, serial: r.serial, remote: session.remoteAddress }, 'domain provisioned at RCPT');
     }
-    return 'accept';
+    return { kind: 'accept' };
   }
 
-  const hook = async (domain: string, session: SMTPServerSession, relaying = false): Promise<'accept' | 'relay-check'> => {
-    if (config.provisioning === 'off') return 'relay-check';
+  const hook = async (domain: string, session: SMTPServerSession, relaying = false): Promise<UnknownDomainDecision> => {
+    if (config.provisioning === 'off') return { kind: 'foreign' };
     let name: string;
     try {
       name = normalizeDomainName(domain);
     } catch (e) {
-      if (e instanceof InvalidDomainError) return relaying ? 'relay-check' : refuse(domain, 'not a valid domain name');
+      if (e instanceof InvalidDomainError) return bad(domain, 'not a valid domain name', relaying);
       throw e;
     }
     const key = `${name}|${relaying ? 1 : 0}`;

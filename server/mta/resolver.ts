@@ -156,16 +156,17 @@ export class MailResolver {
   /**
    * The explicit MX records of a domain (no implicit MX): hosts sorted by
    * preference then name, each with its addresses (possibly none), for the
-   * provisioning check "does an MX point at this appliance?". An empty array
-   * means the domain exists but has no MX. Same errors as `resolveMx`
-   * ('nxdomain' only when the domain does not exist).
+   * provisioning check "does an MX point at this appliance?". A target whose
+   * address lookup failed temporarily has no addresses and `temporary` set,
+   * so the caller can tell "points elsewhere" from "could not tell now". An
+   * empty array means the domain exists but has no MX. Same errors as
+   * `resolveMx` ('nxdomain' only when the domain does not exist).
    */
-  async lookupMx(domain: string): Promise<MxTarget[]> {
+  async lookupMx(domain: string): Promise<(MxTarget & { temporary: boolean })[]> {
     const name = normalizeDomain(domain);
     const mx = await this.mxRecords(name);
     mx.sort((a, b) => a.preference - b.preference || (a.exchange < b.exchange ? -1 : a.exchange > b.exchange ? 1 : 0));
-    const targets = await this.withAddresses(mx);
-    return targets.map(({ host, preference, addresses }) => ({ host, preference, addresses }));
+    return this.withAddresses(mx);
   }
 
   /**

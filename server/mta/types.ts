@@ -15,6 +15,10 @@ export interface QueuedMessage {
   /** The whole message, when small enough to live in the queue row (see spool.ts INLINE_MAX). */
   body?: Buffer;
   size: number;
+  /** Sent with SMTPUTF8 (RFC 6531): UTF-8 addresses or header fields may go only to a next hop that offers it. */
+  smtpUtf8?: boolean;
+  /** Sent with BODY=8BITMIME (RFC 6152): 8-bit content may go only to a next hop that offers 8BITMIME. */
+  eightBitMime?: boolean;
 }
 
 /** Outcome of one attempt for one recipient (RFC 3463 enhanced status codes). */

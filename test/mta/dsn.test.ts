@@ -251,6 +251,22 @@ describe('buildDsn: the report', () => {
     assert.equal(splitEntity(dsn.raw.toString('latin1')).headers.get('subject'), 'Undelivered Mail Returned to Sender');
   });
 
+  test('an expired message fails with Status: 4.4.7 (RFC 3463 §3.5), not 5.0.0', async () => {
+    const dsn = await buildDsn(
+      message(`${HEADERS}\r\nx\r\n`),
+      [{ recipient: 'a@b.org', status: '4.4.7', diagnostic: 'smtp; 451 4.7.1 try later (message expired after 432000 s)', remoteMta: 'mx.b.org', action: 'failed' }],
+      { hostname: HOST, now: NOW },
+    );
+    assert.ok(dsn);
+    const top = splitEntity(dsn.raw.toString('latin1'));
+    assert.equal(top.headers.get('subject'), 'Undelivered Mail Returned to Sender');
+    const [human, status] = splitMultipart(top);
+    const groups = statusGroups(status.body);
+    assert.equal(groups[1].get('action'), 'failed');
+    assert.equal(groups[1].get('status'), '4.4.7');
+    assert.match(human.body, /delivery failed, status 4\.4\.7/);
+  });
+
   test('non-ASCII recipient and diagnostic stay 7bit (RFC 6533 utf-8 address type)', async () => {
     const dsn = await buildDsn(
       message(`${HEADERS}\r\nx\r\n`),

@@ -9,8 +9,10 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import * as tls from 'node:tls';
+import { StringDecoder } from 'node:string_decoder';
 import type { AddressInfo } from 'node:net';
-import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { ldapaddAt, run } from '../helpers';
 
 // ------------------------------------------------------------------ one mail domain, one user
@@ -73,10 +75,14 @@ export class RawSmtp {
   private waiter: (() => void) | undefined;
   private closed = false;
 
-  private constructor(private readonly sock: net.Socket) {
-    sock.setEncoding('utf8');
-    sock.on('data', (d: string) => {
-      this.buf += d;
+  private constructor(private sock: net.Socket) {
+    this.attach(sock);
+  }
+
+  private attach(sock: net.Socket): void {
+    const decoder = new StringDecoder('utf8');
+    sock.on('data', (d: Buffer) => {
+      this.buf += decoder.write(d);
       let i: number;
       while ((i = this.buf.indexOf('\n')) >= 0) {
         this.lines.push(this.buf.slice(0, i).replace(/\r$/, ''));
@@ -89,6 +95,22 @@ export class RawSmtp {
       this.wake();
     });
     sock.on('error', () => undefined);
+  }
+
+  /** STARTTLS (RFC 3207): expects 220, then goes on over TLS (certificate not checked). */
+  async starttls(servername = 'mx.dcmx.test'): Promise<void> {
+    const r = await this.cmd('STARTTLS');
+    if (r.code !== 220) throw new Error(`STARTTLS refused: ${r.raw}`);
+    const plain = this.sock;
+    plain.removeAllListeners('data');
+    plain.removeAllListeners('close');
+    const secure = tls.connect({ socket: plain, rejectUnauthorized: false, servername });
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', resolve);
+      secure.once('error', reject);
+    });
+    this.sock = secure;
+    this.attach(secure);
   }
 
   private wake(): void {
@@ -204,6 +226,8 @@ export async function swaks(port: number, o: SwaksOptions): Promise<SwaksResult>
 /** A message as the next hop received it. */
 export interface HopMessage {
   mailFrom: string;
+  /** MAIL FROM parameters (e.g. {BODY: '8BITMIME', SMTPUTF8: true}). */
+  mailArgs: Record<string, unknown>;
   rcptTo: string[];
   body: string;
 }
@@ -219,8 +243,8 @@ export interface NextHop {
   close(): Promise<void>;
 }
 
-/** Starts the next hop (authOptional, no reverse lookups). */
-export async function startNextHop(): Promise<NextHop> {
+/** Starts the next hop (authOptional, no reverse lookups); `options` change what it offers (e.g. hide8BITMIME). */
+export async function startNextHop(options: Partial<SMTPServerOptions> = {}): Promise<NextHop> {
   const hop: NextHop = {
     port: 0,
     received: [],
@@ -248,12 +272,14 @@ export async function startNextHop(): Promise<NextHop> {
       stream.on('end', () => {
         hop.received.push({
           mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          mailArgs: (session.envelope.mailFrom ? (session.envelope.mailFrom.args as Record<string, unknown>) : {}) || {},
           rcptTo: session.envelope.rcptTo.map((r) => r.address),
           body: Buffer.concat(chunks).toString('utf8'),
         });
         cb(null);
       });
     },
+    ...options,
   });
   server.on('error', () => undefined);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -232,6 +232,59 @@ describe('Outbound', () => {
     assert.ok(s.received[0].body.equals(body));
   });
 
+  test('SMTPUTF8 (RFC 6531 §3.2): a UTF-8 local part goes with SMTPUTF8 to a next hop that offers it', async () => {
+    const s = await server();
+    const msg = { ...spool(Buffer.from('From: jöhn@origin.test\r\nSubject: Grüße\r\n\r\nHallo\r\n', 'utf8'), 'jöhn@origin.test'), smtpUtf8: true };
+    const res = await outbound(s.port).deliver(job(msg, ['zoë@a.test']));
+    okResult(res.get('zoë@a.test'));
+    assert.equal(s.received.length, 1);
+    assert.equal(s.received[0].mailArgs.SMTPUTF8, true, `MAIL FROM args ${JSON.stringify(s.received[0].mailArgs)}`);
+    assert.equal(s.received[0].mailFrom, 'jöhn@origin.test');
+    assert.deepEqual(s.received[0].rcptTo, ['zoë@a.test']);
+  });
+
+  test('SMTPUTF8 not offered: UTF-8 recipients fail 5.6.7, never sent raw; an ASCII recipient of the same message still goes', async () => {
+    const s = await server({ server: { hideSMTPUTF8: true } });
+    const msg = { ...spool(MESSAGE), smtpUtf8: true };
+    const res = await outbound(s.port).deliver(job(msg, ['zoë@a.test', 'bob@a.test']));
+    const r = failed(res.get('zoë@a.test'), true);
+    assert.equal(r.status, '5.6.7');
+    assert.match(r.diagnostic, /SMTPUTF8/);
+    assert.equal(r.remoteMta, 'dns; mx.a.test');
+    okResult(res.get('bob@a.test'));
+    assert.equal(s.received.length, 1);
+    assert.deepEqual(s.received[0].rcptTo, ['bob@a.test'], 'the UTF-8 address never reached the next hop');
+
+    // A UTF-8 sender: nobody can get it. UTF-8 header fields of an SMTPUTF8 message: likewise.
+    const fromUtf8 = await outbound(s.port).deliver(job({ ...spool(MESSAGE, 'jöhn@origin.test'), smtpUtf8: true }, ['bob@a.test']));
+    assert.equal(failed(fromUtf8.get('bob@a.test'), true).status, '5.6.7');
+    const utf8Headers = { ...spool(Buffer.from('From: alice@origin.test\r\nSubject: Grüße\r\n\r\nhi\r\n', 'utf8')), smtpUtf8: true };
+    assert.equal(failed((await outbound(s.port).deliver(job(utf8Headers, ['bob@a.test']))).get('bob@a.test'), true).status, '5.6.7');
+    assert.equal(s.received.length, 1, 'nothing more was sent');
+  });
+
+  test('BODY=8BITMIME not offered (RFC 6152 §3): declared 8-bit content fails 5.6.3 and is not sent; 7-bit content declared 8BITMIME goes', async () => {
+    const s = await server({ server: { hide8BITMIME: true } });
+    const eight = Buffer.from('Subject: x\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGrüße\r\n', 'utf8');
+    const res = await outbound(s.port).deliver(job({ ...spool(eight), eightBitMime: true }, ['bob@a.test']));
+    const r = failed(res.get('bob@a.test'), true);
+    assert.equal(r.status, '5.6.3');
+    assert.match(r.diagnostic, /8BITMIME/);
+    assert.equal(s.received.length, 0, 'not sent raw');
+    okResult((await outbound(s.port).deliver(job({ ...spool(MESSAGE), eightBitMime: true }, ['bob@a.test']))).get('bob@a.test'));
+    assert.equal(s.received.length, 1);
+    assert.equal(s.received[0].mailArgs.BODY, undefined);
+  });
+
+  test('BODY=8BITMIME offered: declared 8-bit content goes with BODY=8BITMIME, bytes intact', async () => {
+    const s = await server();
+    const eight = Buffer.from('Subject: x\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGrüße\r\n', 'utf8');
+    const msg = { ...spool(eight), eightBitMime: true };
+    okResult((await outbound(s.port).deliver(job(msg, ['bob@a.test']))).get('bob@a.test'));
+    assert.equal(s.received[0].mailArgs.BODY, '8BITMIME');
+    assert.ok(s.received[0].body.equals(eight));
+  });
+
   test('451 at RCPT: temporary for that recipient', async () => {
     const s = await server({ rcpt: (a) => (a.startsWith('grey') ? { code: 451, text: '4.7.1 Greylisted, try later' } : undefined) });
     const o = outbound(s.port);

@@ -194,6 +194,11 @@ describe('provisioning at RCPT under DCMX_PROVISIONING=mx', () => {
     dns.mx('nullmx.example.com', 0, '');
     dns.silent.add('slow.example.com');
     dns.servfail.add('broken.example.com');
+    // The MX lookup answers, the address of its target does not (or SERVFAILs): still no answer.
+    dns.mx('slowtarget.example.com', 10, 'mx.slowtarget.test');
+    dns.silent.add('mx.slowtarget.test');
+    dns.mx('brokentarget.example.com', 10, 'mx.brokentarget.test').mx('brokentarget.example.com', 20, 'mx.elsewhere.test');
+    dns.servfail.add('mx.brokentarget.test');
     // The change-log poll (for writes by other processes) is set far out so that what the next
     // RCPT sees never depends on a timer's luck: the views must be current when a client asks.
     t = await startTestAppliance({
@@ -305,10 +310,20 @@ describe('provisioning at RCPT under DCMX_PROVISIONING=mx', () => {
     assert.equal(t.app.mta.routing.resolve('viaaddr.example.org')?.route.kind, 'local');
   });
 
-  test('b. refused by the policy with 550 5.1.2 (MX elsewhere, no MX, null MX, bad names) and nothing written', async (ctx) => {
+  test('b. refused by the policy and nothing written: MX elsewhere or no MX is relay access denied (550 5.7.1); null MX, NXDOMAIN and bad names 550 5.1.2', async (ctx) => {
     const before = await snapshot(t);
     const queriesBefore = dns.queries.length;
-    for (const domain of ['elsewhere.example.com', 'mixed.example.com', 'nomx.example.com', 'nullmx.example.com', 'nxdomain.example.com']) {
+    // Mail domains served elsewhere: for a client that may not relay, a relay attempt (issue 4), with the policy's reason.
+    for (const [domain, why] of [['elsewhere.example.com', /its MX does not point to this server/], ['mixed.example.com', /its MX does not point to this server/], ['nomx.example.com', /it has no MX record/]] as const) {
+      const r = await rcpt(smtp, `someone@${domain}`);
+      ctx.diagnostic(`${domain}: ${r.raw}`);
+      assert.equal(r.code, 550, `${domain}: ${r.raw}`);
+      assert.match(r.lines[0], /^5\.7\.1 <someone@[^>]+>: Relay access denied \(/, `${domain}: ${r.raw}`);
+      assert.match(r.lines[0], why, `${domain}: ${r.raw}`);
+      assert.equal(t.app.mta.routing.resolve(domain), undefined);
+    }
+    // Names that cannot take mail at all: the check fails (issue 5), 5.1.2 "bad destination system address".
+    for (const domain of ['nullmx.example.com', 'nxdomain.example.com']) {
       const r = await rcpt(smtp, `someone@${domain}`);
       ctx.diagnostic(`${domain}: ${r.raw}`);
       assert.equal(r.code, 550, `${domain}: ${r.raw}`);
@@ -340,6 +355,19 @@ describe('provisioning at RCPT under DCMX_PROVISIONING=mx', () => {
     ctx.diagnostic(`SERVFAIL upstream: ${s.raw}`);
     assert.equal(s.code, 450, s.raw);
     assert.match(s.lines[0], /^4\.4\.3 /, s.raw);
+    assert.deepEqual(await snapshot(t), before, 'nothing written');
+  });
+
+  test('b. the address of an MX target times out (or SERVFAILs) and no other target is here: 450 4.4.3, nothing written', async (ctx) => {
+    const before = await snapshot(t);
+    const t0 = Date.now();
+    const [slow, broken] = await Promise.all([rcpt(smtp, 'someone@slowtarget.example.com', 60_000), rcpt(smtp, 'someone@brokentarget.example.com', 60_000)]);
+    ctx.diagnostic(`target timeout: ${slow.raw}; target SERVFAIL: ${broken.raw}; after ${Date.now() - t0} ms`);
+    for (const r of [slow, broken]) {
+      assert.equal(r.code, 450, r.raw);
+      assert.match(r.lines[0], /^4\.4\.3 /, r.raw);
+    }
+    assert.ok(dns.count('mx.slowtarget.test', RRTYPE.A) >= 1, 'the target address was asked');
     assert.deepEqual(await snapshot(t), before, 'nothing written');
   });
 
@@ -492,9 +520,14 @@ describe('provisioning under DCMX_PROVISIONING=allowlist', () => {
     await dns?.close();
   });
 
-  test('b. a name outside the allow-list gets 550 5.1.2 and nothing is written', async () => {
+  test('b. a name outside the allow-list is relay access denied (550 5.7.1), a bad name 550 5.1.2; nothing is written', async () => {
     const before = await snapshot(t);
-    for (const domain of ['other.test', 'evilallowed.test', 'allowed.test.evil.org', '-x.allowed.test', `${'a'.repeat(64)}.allowed.test`]) {
+    for (const domain of ['other.test', 'evilallowed.test', 'allowed.test.evil.org']) {
+      const r = await rcpt(smtp, `someone@${domain}`);
+      assert.equal(r.code, 550, `${domain}: ${r.raw}`);
+      assert.match(r.lines[0], /^5\.7\.1 .*Relay access denied \(.*not in the provisioning allow-list\)/, `${domain}: ${r.raw}`);
+    }
+    for (const domain of ['-x.allowed.test', `${'a'.repeat(64)}.allowed.test`]) {
       const r = await rcpt(smtp, `someone@${domain}`);
       assert.equal(r.code, 550, `${domain}: ${r.raw}`);
       assert.match(r.lines[0], /^5\.1\.2 /, `${domain}: ${r.raw}`);

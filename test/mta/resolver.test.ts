@@ -135,7 +135,13 @@ describe('MailResolver', () => {
   test('MX whose hosts do not exist: permanent', async () => {
     await rejectsWith(resolver.resolveMx('dangling.test'), 'nxdomain', true);
     const t = await resolver.lookupMx('dangling.test');
-    assert.deepEqual(t, [{ host: 'gone.dangling.test', preference: 10, addresses: [] }]);
+    assert.deepEqual(t, [{ host: 'gone.dangling.test', preference: 10, addresses: [], temporary: false }]);
+  });
+
+  test('lookupMx: a target whose address lookup times out is marked temporary, not just address-less', async () => {
+    assert.deepEqual(await resolver.lookupMx('slowmx.test'), [{ host: 'slow.slowmx.test', preference: 10, addresses: [], temporary: true }]);
+    const half = await resolver.lookupMx('halfgood.test');
+    assert.deepEqual(half.map((x) => [x.host, x.addresses, x.temporary]), [['slow.slowmx.test', [], true], ['mx2.example.test', ['127.0.0.2'], false]]);
   });
 
   test('SERVFAIL: temporary', async () => {

@@ -253,6 +253,72 @@ describe('open relay refusals and EHLO', { timeout: 60_000 }, () => {
   });
 });
 
+describe('MAIL FROM parameters, SMTPUTF8 and counters', { timeout: 60_000 }, () => {
+  test('RFC 4954 §5: after AUTH, MAIL FROM with AUTH=<> or AUTH=xtext mailbox is 250; a bare AUTH 501; unknown parameters still 555', async () => {
+    const { client } = await RawSmtp.connect(port);
+    try {
+      assert.equal((await client.cmd('EHLO client.test')).code, 250);
+      await client.starttls();
+      assert.match((await client.cmd('EHLO client.test')).raw, /AUTH PLAIN/);
+      const auth = await client.cmd(`AUTH PLAIN ${Buffer.from(`\0alice@example.org\0${ALICE_PW}`).toString('base64')}`);
+      assert.equal(auth.code, 235, auth.raw);
+      const empty = await client.cmd('MAIL FROM:<alice@example.org> AUTH=<>');
+      assert.equal(empty.code, 250, empty.raw);
+      assert.equal((await client.cmd('RSET')).code, 250);
+      const mailbox = await client.cmd('MAIL FROM:<alice@example.org> AUTH=alice+2Bx@example.org');
+      assert.equal(mailbox.code, 250, mailbox.raw);
+      assert.equal((await client.cmd('RSET')).code, 250);
+      const bare = await client.cmd('MAIL FROM:<alice@example.org> AUTH');
+      assert.equal(bare.code, 501, bare.raw);
+      const unknown = await client.cmd('MAIL FROM:<alice@example.org> AUTH=<> FOO=BAR');
+      assert.equal(unknown.code, 555, unknown.raw);
+      assert.match(unknown.lines[0], /^5\.5\.4 /, unknown.raw);
+    } finally {
+      await client.quit();
+    }
+  });
+
+  test('RFC 6531 §3.4: a non-ASCII mailbox without SMTPUTF8 is 553 5.6.7 at MAIL and at RCPT; with SMTPUTF8 or in A-labels it is taken', async () => {
+    const { client } = await RawSmtp.connect(port);
+    try {
+      assert.equal((await client.cmd('EHLO client.test')).code, 250);
+      const from = await client.cmd('MAIL FROM:<jöhn@client.test>');
+      assert.equal(from.code, 553, from.raw);
+      assert.match(from.lines[0], /^5\.6\.7 /, from.raw);
+      // A-labels need no SMTPUTF8 (smtp-server shows the domain in U-labels: that must not count).
+      const alabel = await client.cmd('MAIL FROM:<sender@xn--bcher-kva.example>');
+      assert.equal(alabel.code, 250, alabel.raw);
+      const rcpt = await client.cmd('RCPT TO:<jöhn@example.org>');
+      assert.equal(rcpt.code, 553, rcpt.raw);
+      assert.match(rcpt.lines[0], /^5\.6\.7 /, rcpt.raw);
+      assert.equal((await client.cmd('RSET')).code, 250);
+      const utf8 = await client.cmd('MAIL FROM:<jöhn@client.test> SMTPUTF8');
+      assert.equal(utf8.code, 250, utf8.raw);
+      // Past the SMTPUTF8 check, an unknown user is what it is.
+      const unknown = await client.cmd('RCPT TO:<jöhn@example.org>');
+      assert.equal(unknown.code, 550, unknown.raw);
+      assert.match(unknown.lines[0], /^5\.1\.1 /, unknown.raw);
+    } finally {
+      await client.quit();
+    }
+  });
+
+  test('GET /stats counts recipients accepted and refused at RCPT', async () => {
+    const stats = async () => {
+      const r = await fetch(`http://127.0.0.1:${t.app.ports.http}/stats`);
+      assert.equal(r.status, 200);
+      return ((await r.json()) as { intake: { accepted: number; rejectedRcpt: number; messages: number } }).intake;
+    };
+    const before = await stats();
+    await send('bob@example.org', 'counted');
+    assert.match(await rcptReply('nobody-at-all@example.org'), /^550 5\.1\.1/);
+    const after = await stats();
+    assert.equal(after.accepted - before.accepted, 1, `accepted ${before.accepted} → ${after.accepted}`);
+    assert.equal(after.rejectedRcpt - before.rejectedRcpt, 1, `rejectedRcpt ${before.rejectedRcpt} → ${after.rejectedRcpt}`);
+    assert.equal(after.messages - before.messages, 1);
+  });
+});
+
 describe('relay domain over SMTP to the smart host', { timeout: 60_000 }, () => {
   test('mail to x@relayed.org arrives at the next hop with its envelope and body', async () => {
     await send('x@relayed.org', 'relayed-1', 'alice@example.org');
@@ -307,6 +373,55 @@ describe('relay domain over SMTP to the smart host', { timeout: 60_000 }, () => 
   });
 });
 
+describe('SMTPUTF8 and BODY=8BITMIME kept in the queue, honoured on relay', { timeout: 60_000 }, () => {
+  let plain: NextHop;
+
+  before(async () => {
+    plain = await startNextHop({ hideSMTPUTF8: true, hide8BITMIME: true });
+    await ldap('ldapadd', `dn: dc=plainhop,dc=org,${S}\nobjectClass: domain\nobjectClass: mailDomain\ndc: plainhop\nmailRoutingSmartHost: 127.0.0.1:${plain.port}\n`);
+  });
+  after(async () => plain?.close());
+
+  /** One message over a raw session; the reply to the final dot. */
+  async function raw(mailFrom: string, rcpt: string, message: string): Promise<string> {
+    const { client } = await RawSmtp.connect(port);
+    try {
+      assert.equal((await client.cmd('EHLO client.test')).code, 250);
+      const m = await client.cmd(mailFrom);
+      assert.equal(m.code, 250, m.raw);
+      const r = await client.cmd(`RCPT TO:<${rcpt}>`);
+      assert.equal(r.code, 250, r.raw);
+      assert.equal((await client.cmd('DATA')).code, 354);
+      return (await client.cmd(`${message}\r\n.`)).raw;
+    } finally {
+      await client.quit();
+    }
+  }
+
+  test('to a next hop offering both, the parameters travel on', async () => {
+    const sent = await raw('MAIL FROM:<alice@example.org> SMTPUTF8 BODY=8BITMIME', 'zoë@relayed.org', 'Subject: utf8-both\r\n\r\nGrüße');
+    assert.match(sent, /^250 /);
+    const got = await waitFor('the next hop to receive utf8-both', () => hop.received.find((m) => m.body.includes('Subject: utf8-both')), 15_000);
+    assert.deepEqual(got.rcptTo, ['zoë@relayed.org']);
+    assert.equal(got.mailArgs.SMTPUTF8, true, JSON.stringify(got.mailArgs));
+    assert.equal(got.mailArgs.BODY, '8BITMIME', JSON.stringify(got.mailArgs));
+    assert.match(got.body, /Grüße/);
+  });
+
+  test('to a next hop offering neither: BODY=8BITMIME content bounces 5.6.3, SMTPUTF8 header fields bounce 5.6.7, nothing sent raw', async () => {
+    assert.match(await raw('MAIL FROM:<alice@example.org> BODY=8BITMIME', 'x@plainhop.org', 'Subject: eight-bit\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGrüße'), /^250 /);
+    assert.match(await raw('MAIL FROM:<alice@example.org> SMTPUTF8', 'y@plainhop.org', 'Subject: Grüße utf8-header\r\n\r\nhello'), /^250 /);
+    const dsnFor = (rcpt: string) => () => mailbox(t.dataDir, 'alice@example.org').find((m) => /report-type="?delivery-status/i.test(m) && m.includes(`Final-Recipient: rfc822; ${rcpt}`));
+    const eight = await waitFor('a 5.6.3 DSN for x@plainhop.org', dsnFor('x@plainhop.org'), 15_000);
+    assert.match(eight, /^Action: failed/m);
+    assert.match(eight, /^Status: 5\.6\.3$/m);
+    const utf8 = await waitFor('a 5.6.7 DSN for y@plainhop.org', dsnFor('y@plainhop.org'), 15_000);
+    assert.match(utf8, /^Status: 5\.6\.7$/m);
+    assert.equal(plain.received.length, 0, 'nothing was sent to the next hop without the extensions');
+    await idle();
+  });
+});
+
 describe('domain status', { timeout: 60_000 }, () => {
   test('hold: accepted and kept queued; active again over LDAP: delivered without a restart; inactive: RCPT 550', async () => {
     const dn = `dc=paused,dc=org,${S}`;
@@ -316,6 +431,12 @@ describe('domain status', { timeout: 60_000 }, () => {
     await idle();
     assert.equal(t.app.mta.queue.counts().held, 1);
     assert.deepEqual(mailbox(t.dataDir, 'dave@paused.org'), [], 'not delivered while on hold');
+    // Held mail will be delivered here: recipients are judged now (no backscatter when the hold ends).
+    assert.match(await rcptReply('nobody@paused.org'), /^550 5\.1\.1/);
+    assert.match(await rcptReply('postmaster@paused.org'), /^250/);
+    await ldap('ldapmodify', `dn: ${dn}\nchangetype: modify\nadd: mailDomainCatchallAddress\nmailDomainCatchallAddress: dave@paused.org\n`);
+    assert.match(await rcptReply('nobody@paused.org'), /^250/, 'the catch-all takes unknown local parts');
+    await ldap('ldapmodify', `dn: ${dn}\nchangetype: modify\ndelete: mailDomainCatchallAddress\n`);
 
     await ldap('ldapmodify', `dn: ${dn}\nchangetype: modify\nreplace: mailDomainStatus\nmailDomainStatus: active\n`);
     await waitFor('delivery after the domain left hold', () => mailbox(t.dataDir, 'dave@paused.org').find((m) => m.includes('Subject: held-message')));
@@ -326,6 +447,20 @@ describe('domain status', { timeout: 60_000 }, () => {
     assert.match(await rcptReply('dave@paused.org'), /^550/);
     await ldap('ldapmodify', `dn: ${dn}\nchangetype: modify\nreplace: mailDomainStatus\nmailDomainStatus: active\n`);
     assert.match(await rcptReply('dave@paused.org'), /^250/);
+  });
+});
+
+describe('relay domain on hold', { timeout: 60_000 }, () => {
+  test('a held relay domain still takes any local part: its users live at the next hop', async () => {
+    const dn = `dc=relayed,dc=org,${S}`;
+    await ldap('ldapmodify', `dn: ${dn}\nchangetype: modify\nadd: mailDomainStatus\nmailDomainStatus: hold\n`);
+    try {
+      assert.equal(t.app.mta.routing.resolve('relayed.org')?.route.kind, 'hold');
+      assert.match(await rcptReply('anyone@relayed.org'), /^250/);
+    } finally {
+      await ldap('ldapmodify', `dn: ${dn}\nchangetype: modify\ndelete: mailDomainStatus\n`);
+    }
+    assert.equal(t.app.mta.routing.resolve('relayed.org')?.route.kind, 'relay');
   });
 });
 
