@@ -15,19 +15,21 @@ import type { Directory } from '../directory/directory';
 import type { Logger } from '../log';
 import { FramingError, noticeOfDisconnection, PduFramer } from './framing';
 import { attachSession, type LdapConnection } from './session';
-import type { LdapContext } from './context';
-import { criticalControls, SUPPORTED_CONTROLS } from './controls';
+import type { LdapContext, Reply } from './context';
+import type { Session } from './session';
+import { criticalControls, SUPPORTED_CONTROLS, unsupportedCritical } from './controls';
 import { bindHandler } from './bind';
 import { answerSearch, searchHandler } from './search';
 import { decodeSearchRequest, saslBindId } from './search-decode';
 import { encodeLdapResult } from './ber';
-import { addHandler } from './add';
+import { answerAdd } from './add';
 import { modifyHandler } from './modify';
-import { deleteHandler } from './delete';
-import { modifyDnHandler } from './modifydn';
-import { compareHandler } from './compare';
+import { answerDelete } from './delete';
+import { answerModifyDn } from './modifydn';
+import { answerCompare } from './compare';
+import { decodeUpdateRequest, OPERATIONS, type UpdateCall } from './request-decode';
 import {
-  PASSWORD_MODIFY_OID, passwordModifyHandler, PROVISION_DOMAIN_OID, provisionHandler, WHOAMI_OID, whoAmIHandler,
+  answerPasswordModify, PASSWORD_MODIFY_OID, PROVISION_DOMAIN_OID, provisionHandler, WHOAMI_OID, whoAmIHandler,
 } from './extended';
 import type { Provisioner } from '../directory/provision';
 import { RESULT_CODES } from './results';
@@ -54,6 +56,27 @@ export interface LdapEndpoint {
 
 /** RFC 3673 all operational attributes, RFC 4526 absolute true/false, RFC 4529 objectClass lists. */
 const SUPPORTED_FEATURES = ['1.3.6.1.4.1.4203.1.5.1', '1.3.6.1.4.1.4203.1.5.3', '1.3.6.1.4.1.4203.1.5.2'];
+
+/** Dispatches a request decoded by request-decode.ts, after the critical-control check (RFC 4511 §4.1.11). */
+function answerUpdate(ctx: LdapContext, session: Session, call: UpdateCall, reply: Reply): void {
+  const bad = unsupportedCritical(OPERATIONS[call.op].name, call.controls);
+  if (bad) {
+    reply(encodeLdapResult(call.messageId, OPERATIONS[call.op].responseTag, RESULT_CODES.unavailableCriticalExtension, '', `critical control ${bad} is not supported`));
+    return;
+  }
+  switch (call.op) {
+    case 'add':
+      return answerAdd(ctx, session, call, reply);
+    case 'delete':
+      return answerDelete(ctx, session, call, reply);
+    case 'modifyDN':
+      return answerModifyDn(ctx, session, call, reply);
+    case 'compare':
+      return answerCompare(ctx, session, call, reply);
+    case 'passwordModify':
+      return answerPasswordModify(ctx, session, call, reply);
+  }
+}
 
 /** Adapts pino to the printf-style logger ldapjs expects; ldapjs's own chatter goes to trace. */
 function ldapjsLogger(log: Logger): unknown {
@@ -115,6 +138,15 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
           answerSearch(ctx, session, call, sock);
           continue;
         }
+        // Add, delete, modifyDN and compare: decoded here so that their DNs reach
+        // the directory as sent (request-decode.ts says what ldapjs gets wrong).
+        const update = decodeUpdateRequest(pdu);
+        if (update) {
+          answerUpdate(ctx, session, update, (b) => {
+            if (!sock.destroyed) sock.write(b);
+          });
+          continue;
+        }
         const sasl = saslBindId(pdu);
         if (sasl !== undefined) {
           session.identity = ANONYMOUS; // RFC 4511 §4.2.1: a bind, even a failed one, resets the session
@@ -147,13 +179,8 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
   server.use(criticalControls);
   server.bind('', bindHandler(ctx));
   server.search('', searchHandler(ctx));
-  server.add('', addHandler(ctx));
   server.modify('', modifyHandler(ctx));
-  server.del('', deleteHandler(ctx));
-  server.modifyDN('', modifyDnHandler(ctx));
-  server.compare('', compareHandler(ctx));
   server.exop(WHOAMI_OID, whoAmIHandler());
-  server.exop(PASSWORD_MODIFY_OID, passwordModifyHandler(ctx));
   if (opts.provisioner) server.exop(PROVISION_DOMAIN_OID, provisionHandler(opts.provisioner));
 
   await new Promise<void>((resolve, reject) => {
