@@ -82,7 +82,17 @@ export interface SearchRequest {
   sizeLimit: number;
   timeLimit: number;
   /** Simple paged results (RFC 2696): at most `size` entries after `cursor`. */
-  page?: { size: number; cursor?: number };
+  page?: { size: number; cursor?: PageCursor };
+}
+
+/**
+ * Where a paged search stands between pages: the id of the last entry sent
+ * and how many entries the whole search has returned so far, so that the
+ * size limit counts across pages (RFC 2696 §3, RFC 4511 §4.5.1.5).
+ */
+export interface PageCursor {
+  afterId: number;
+  sent: number;
 }
 
 /** An entry as a search returns it. */
@@ -95,7 +105,7 @@ export interface SearchEntry {
 export interface SearchOutcome {
   count: number;
   /** Set when paging and more entries remain: the cursor for the next page. */
-  nextCursor?: number;
+  nextCursor?: PageCursor;
 }
 
 /** Options of the internal write operations. */
@@ -334,6 +344,9 @@ export class Directory {
     const limit = this.effectiveLimit(who, req.sizeLimit, this.sizeLimit);
     const timeLimitMs = this.effectiveLimit(who, req.timeLimit, this.timeLimit) * 1000;
     let count = 0;
+    // RFC 2696 §3: the size limit applies to the whole paged search, so the
+    // entries of earlier pages count (the cursor carries them).
+    const sentBefore = req.page?.cursor?.sent ?? 0;
     const pageSize = req.page?.size ?? 0;
 
     const consider = (e: DirEntry): boolean => {
@@ -343,7 +356,7 @@ export class Directory {
       return true;
     };
     const deliver = (e: DirEntry) => {
-      if (limit && count >= limit) throw new SizeLimitError();
+      if (limit && sentBefore + count >= limit) throw new SizeLimitError();
       count++;
       onEntry({ dn: e.dn, attrs: noAttrs ? [] : this.select(who, e, sel, req.typesOnly) });
     };
@@ -379,13 +392,15 @@ export class Directory {
     if (!base || !this.access.canRead(who, base)) {
       throw new NoSuchObjectError(req.base, base ? '' : this.visibleMatchedDN(who, baseDn));
     }
-    const afterId = req.page?.cursor;
+    const afterId = req.page?.cursor?.afterId;
     let rows = 0;
     let lastId = 0;
     for (const e of this.store.candidates({ base, scope, filter, afterId })) {
       if ((++rows & 63) === 0) checkTime();
       if (!consider(e)) continue;
-      if (pageSize && count >= pageSize) return { count, nextCursor: lastId };
+      // One more entry than the limit allows ends the search with sizeLimitExceeded, even at a page boundary.
+      if (limit && sentBefore + count >= limit) throw new SizeLimitError();
+      if (pageSize && count >= pageSize) return { count, nextCursor: { afterId: lastId, sent: sentBefore + count } };
       deliver(e);
       lastId = e.id;
     }

@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import { memoryDirectory, attrs } from './fixture';
 import { DirectoryError } from '../../server/directory/errors';
 import { ANONYMOUS } from '../../server/directory/access';
-import type { SearchEntry, SearchRequest } from '../../server/directory/directory';
+import type { PageCursor, SearchEntry, SearchRequest } from '../../server/directory/directory';
 
 function code(fn: () => unknown): string {
   try {
@@ -165,7 +165,7 @@ test('paging returns every entry once across pages', async () => {
   const { dir, admin } = await memoryDirectory();
   for (let i = 0; i < 23; i++) await dir.add(admin, `cn=r${i},o=internet`, attrs({ objectClass: ['organizationalRole'], cn: `r${i}` }));
   const seen: string[] = [];
-  let cursor: number | undefined;
+  let cursor: PageCursor | undefined;
   let pages = 0;
   do {
     const out = dir.search(admin, {
