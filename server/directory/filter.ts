@@ -31,10 +31,13 @@ export type Filter =
   | { type: 'sub'; attr: AttributeType; initial?: string; any: string[]; final?: string }
   | { type: 'ge' | 'le'; attr: AttributeType; norm: string }
   | { type: 'ext'; attr?: AttributeType; normalize: Normalizer; norm: string; dnAttributes: boolean }
-  | { type: 'const'; value: boolean };
+  | { type: 'const'; value: boolean }
+  /** RFC 4511 §4.5.1.7: an item the server cannot evaluate (unknown attribute, invalid assertion value). */
+  | { type: 'undefined' };
 
 const TRUE: Filter = { type: 'const', value: true };
 const FALSE: Filter = { type: 'const', value: false };
+const UNDEFINED: Filter = { type: 'undefined' };
 
 /** Thrown for a filter that cannot be evaluated at all (an unknown matching rule in an extensible match). */
 export class FilterError extends Error {
@@ -45,10 +48,13 @@ export class FilterError extends Error {
 }
 
 /**
- * Compiles a protocol filter against the schema. An unknown attribute, or an
- * assertion value invalid for the attribute's rule, makes that item `false`
- * (RFC 4511 §4.5.1.7: Undefined, which never matches). Throws FilterError for
- * an unknown matching rule, which RFC 4511 §4.5.1.7.7 says is an error.
+ * Compiles a protocol filter against the schema. An unknown attribute, an
+ * attribute without the matching rule the item needs, or an assertion value
+ * invalid for the rule makes that item Undefined (RFC 4511 §4.5.1.7), and
+ * Undefined propagates by its three-valued logic: NOT Undefined is Undefined,
+ * an AND holding one is FALSE or Undefined, an OR holding one is TRUE or
+ * Undefined; only TRUE selects an entry. Throws FilterError for an unknown
+ * matching rule, which RFC 4511 §4.5.1.7.7 says is an error.
  */
 export function compileFilter(schema: Schema, f: FilterInput): Filter {
   switch (f.type) {
@@ -56,49 +62,54 @@ export function compileFilter(schema: Schema, f: FilterInput): Filter {
     case 'or': {
       const isAnd = f.type === 'and';
       const out: Filter[] = [];
+      let undef = false;
       for (const sub of f.filters) {
         const c = compileFilter(schema, sub);
         if (c.type === 'const') {
           if (c.value === isAnd) continue; // identity element
           return c; // absorbing element
         }
-        if (c.type === f.type) out.push(...c.filters);
+        if (c.type === 'undefined') undef = true;
+        else if (c.type === f.type) out.push(...c.filters);
         else out.push(c);
       }
       // RFC 4526: the empty AND is true, the empty OR is false.
-      if (out.length === 0) return isAnd ? TRUE : FALSE;
+      if (out.length === 0) return undef ? UNDEFINED : isAnd ? TRUE : FALSE;
+      // RFC 4511 §4.5.1.7: AND(x, Undefined) is FALSE where x is, else Undefined; OR likewise with TRUE.
+      if (undef) out.push(UNDEFINED);
       if (out.length === 1) return out[0];
       return { type: f.type, filters: out };
     }
     case 'not': {
       const c = compileFilter(schema, f.filter);
       if (c.type === 'const') return c.value ? FALSE : TRUE;
+      if (c.type === 'undefined') return c;
       if (c.type === 'not') return c.filter;
       return { type: 'not', filter: c };
     }
     case 'present': {
       const attr = schema.attr(f.attr);
-      if (!attr) return FALSE;
+      if (!attr) return UNDEFINED;
       if (attr === schema.objectClassType) return TRUE;
       return { type: 'present', attr };
     }
     case 'equal':
     case 'approx': {
       const attr = schema.attr(f.attr);
-      if (!attr || !attr.equality) return FALSE;
+      if (!attr || !attr.equality) return UNDEFINED;
       const norm = normalizeAssertion(schema, attr, f.value);
-      return norm === undefined ? FALSE : { type: 'eq', attr, norm };
+      return norm === undefined ? UNDEFINED : { type: 'eq', attr, norm };
     }
     case 'ge':
     case 'le': {
       const attr = schema.attr(f.attr);
-      if (!attr || !attr.equality) return FALSE;
+      if (!attr || !attr.equality) return UNDEFINED;
       const norm = attr.normalize(f.value);
-      return norm === undefined ? FALSE : { type: f.type, attr, norm };
+      return norm === undefined ? UNDEFINED : { type: f.type, attr, norm };
     }
     case 'substrings': {
       const attr = schema.attr(f.attr);
-      if (!attr || !attr.equality) return FALSE;
+      if (!attr || !attr.equality) return UNDEFINED;
       const piece = (s: string | undefined) => (s === undefined ? undefined : substringNormalize(attr, s));
       const initial = piece(f.initial);
       const final = piece(f.final);
@@ -109,7 +120,7 @@ export function compileFilter(schema: Schema, f: FilterInput): Filter {
       let attr: AttributeType | undefined;
       if (f.attr) {
         attr = schema.attr(f.attr);
-        if (!attr) return FALSE;
+        if (!attr) return UNDEFINED;
       }
       let normalize: Normalizer;
       if (f.rule) {
@@ -122,7 +133,7 @@ export function compileFilter(schema: Schema, f: FilterInput): Filter {
         throw new FilterError('extensible match needs a matching rule or an attribute with equality');
       }
       const norm = normalize(f.value);
-      if (norm === undefined) return FALSE;
+      if (norm === undefined) return UNDEFINED;
       return { type: 'ext', attr, normalize, norm, dnAttributes: f.dnAttributes };
     }
   }
@@ -177,19 +188,40 @@ export interface MatchTarget {
   dnValues(): { attr: AttributeType | undefined; value: string }[];
 }
 
-/** Evaluates a compiled filter against an entry (RFC 4511 §4.5.1.7). */
+/** True when the filter is TRUE for the entry (RFC 4511 §4.5.1.7: FALSE and Undefined do not match). */
 export function matches(f: Filter, e: MatchTarget): boolean {
+  return evaluate(f, e) === true;
+}
+
+/** Three-valued evaluation (RFC 4511 §4.5.1.7): TRUE, FALSE or Undefined (undefined). */
+export function evaluate(f: Filter, e: MatchTarget): boolean | undefined {
   switch (f.type) {
     case 'const':
       return f.value;
-    case 'and':
-      for (const s of f.filters) if (!matches(s, e)) return false;
-      return true;
-    case 'or':
-      for (const s of f.filters) if (matches(s, e)) return true;
-      return false;
-    case 'not':
-      return !matches(f.filter, e);
+    case 'undefined':
+      return undefined;
+    case 'and': {
+      let r: boolean | undefined = true;
+      for (const s of f.filters) {
+        const v = evaluate(s, e);
+        if (v === false) return false;
+        if (v === undefined) r = undefined;
+      }
+      return r;
+    }
+    case 'or': {
+      let r: boolean | undefined = false;
+      for (const s of f.filters) {
+        const v = evaluate(s, e);
+        if (v === true) return true;
+        if (v === undefined) r = undefined;
+      }
+      return r;
+    }
+    case 'not': {
+      const v = evaluate(f.filter, e);
+      return v === undefined ? undefined : !v;
+    }
     case 'present':
       return anyValue(f.attr, e, () => true);
     case 'eq':

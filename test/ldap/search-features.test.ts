@@ -73,3 +73,15 @@ describe('size limit and paged results (RFC 2696 §3, RFC 4511 §4.5.1.5)', () =
     assert.equal(decodeCookie(session, call, Buffer.from('40')), null);
   });
 });
+
+describe('filters (RFC 4511 §4.5.1.7)', () => {
+  test('NOT of an unknown attribute is Undefined and matches nothing', async () => {
+    let r = await search(['-b', 'o=internet', '(!(fooBar=x))', '1.1']);
+    assert.equal(r.code, 0, r.out);
+    assert.deepEqual(r.dns, []);
+    r = await search(['-b', 'o=internet', '(|(fooBar=x)(uid=alice))', '1.1']);
+    assert.deepEqual(r.dns, [USER]);
+    r = await search(['-b', PEOPLE, '(!(&(fooBar=x)(uid=alice)))', '1.1']);
+    assert.deepEqual(r.dns, [PEOPLE], 'NOT(FALSE AND Undefined) is TRUE for the other entry');
+  });
+});
