@@ -17,7 +17,7 @@ import { formatLdifAttributes, formatLdifModifications } from '../admin/ldif';
 import { AccessPolicy, ANONYMOUS, type Identity } from './access';
 import {
   indexRows, matchTarget, parseSelection, selected, storedFromTyped, typedAttrs, typedFromStored,
-  valueToBytes, type AttrInput, type AttrSelection, type DirEntry, type ResultAttr,
+  valueToBytes, type AttrInput, type ComputedValues, type AttrSelection, type DirEntry, type ResultAttr,
 } from './entry';
 import {
   AlreadyExistsError, DirectoryError, InsufficientAccessError, InvalidCredentialsError, NoSuchObjectError,
@@ -137,6 +137,7 @@ export class Directory {
   private readonly sizeLimit: number;
   private readonly timeLimit: number;
   private readonly userPassword: AttributeType;
+  private readonly computedTypes: AttributeType[];
 
   constructor(readonly store: Store, readonly schema: Schema, opts: DirectoryOptions) {
     this.suffixDn = parseDn(opts.suffix);
@@ -150,6 +151,7 @@ export class Directory {
     this.sizeLimit = opts.sizeLimit ?? 0;
     this.timeLimit = opts.timeLimit ?? 0;
     this.userPassword = schema.attr('userPassword')!;
+    this.computedTypes = ['hasSubordinates', 'entryDN', 'subschemaSubentry', 'structuralObjectClass'].map((n) => schema.attr(n)!);
   }
 
   // ---------------------------------------------------------------- set-up
@@ -352,7 +354,7 @@ export class Directory {
     const consider = (e: DirEntry): boolean => {
       if (!this.access.canRead(who, e)) return false;
       const hidden = this.access.hiddenAttributes(who, e);
-      if (!matches(filter, matchTarget(this.schema, e, hidden))) return false;
+      if (!matches(filter, matchTarget(this.schema, e, hidden, this.computedValues(e)))) return false;
       return true;
     };
     const deliver = (e: DirEntry) => {
@@ -458,16 +460,35 @@ export class Directory {
       out.push([at.name, typesOnly ? [] : e.attrs[name]]);
     }
     if (e.id > 0) {
-      const op = (name: string, value: () => string) => {
-        const at = this.schema.attr(name);
-        if (at && selected(sel, at)) out.push([at.name, typesOnly ? [] : [value()]]);
-      };
-      op('hasSubordinates', () => (this.store.hasChildren(e.id) ? 'TRUE' : 'FALSE'));
-      op('entryDN', () => e.dn);
-      op('subschemaSubentry', () => SUBSCHEMA_DN);
-      op('structuralObjectClass', () => this.structuralClass(e.attrs.objectClass ?? []));
+      const computed = this.computedValues(e);
+      for (const at of this.computedTypes) {
+        if (selected(sel, at)) out.push([at.name, typesOnly ? [] : computed(at)!]);
+      }
     }
     return out;
+  }
+
+  /**
+   * The operational attributes computed for a stored entry, for results and
+   * filters alike: hasSubordinates (X.501), entryDN (RFC 5020),
+   * subschemaSubentry (RFC 4512 §4.2) and structuralObjectClass (RFC 4512 §3.4).
+   */
+  private computedValues(e: DirEntry): ComputedValues {
+    if (e.id <= 0) return () => undefined;
+    return (at) => {
+      switch (at.lname) {
+        case 'hassubordinates':
+          return [this.store.hasChildren(e.id) ? 'TRUE' : 'FALSE'];
+        case 'entrydn':
+          return [e.dn];
+        case 'subschemasubentry':
+          return [SUBSCHEMA_DN];
+        case 'structuralobjectclass':
+          return [this.structuralClass(e.attrs.objectClass ?? [])];
+        default:
+          return undefined;
+      }
+    };
   }
 
   /** True when structural class `a` is a subclass of `b` (server-internal writes may refine, e.g. domain -> dNSDomain2). */
@@ -496,7 +517,7 @@ export class Directory {
     if (!at) throw new DirectoryError('undefinedAttributeType', `${type}: attribute type undefined`);
     if (!this.access.canCompare(who, e, at)) throw new InsufficientAccessError();
     if (!at.equality) throw new DirectoryError('inappropriateMatching', `${at.name} has no equality matching rule`);
-    const target = matchTarget(this.schema, e);
+    const target = matchTarget(this.schema, e, undefined, this.computedValues(e));
     const have = [at, ...at.subtypes].some((t) => target.values(t) !== undefined);
     if (!have) throw new DirectoryError('noSuchAttribute', `${at.name}: no such attribute`);
     const f = compileFilter(this.schema, { type: 'equal', attr: type, value });

@@ -8,7 +8,7 @@
  * `matches` evaluates it in code with the same normal forms.
  */
 import type { AttributeType, Schema } from '../../schema/registry';
-import { normalizerFor, type Normalizer } from '../../schema/matching';
+import { MATCHING_RULES, normalizerFor, SYNTAXES, type Normalizer } from '../../schema/matching';
 import type { MatchingRuleName } from '../../schema/types';
 
 /** A filter as a protocol hands it over: attribute names and raw values (RFC 4511 §4.5.1.7). */
@@ -30,7 +30,12 @@ export type Filter =
   | { type: 'present'; attr: AttributeType }
   | { type: 'sub'; attr: AttributeType; initial?: string; any: string[]; final?: string }
   | { type: 'ge' | 'le'; attr: AttributeType; norm: string }
-  | { type: 'ext'; attr?: AttributeType; normalize: Normalizer; norm: string; dnAttributes: boolean }
+  /**
+   * Extensible match: stored values are normalised by `normalize` (the
+   * requested rule's, so caseExactMatch sees the case); without `attr`, every
+   * attribute for which `applies` holds is tried (RFC 4511 §4.5.1.7.7).
+   */
+  | { type: 'ext'; attr?: AttributeType; normalize: Normalizer; norm: string; dnAttributes: boolean; applies: (at: AttributeType) => boolean }
   | { type: 'const'; value: boolean }
   /** RFC 4511 §4.5.1.7: an item the server cannot evaluate (unknown attribute, invalid assertion value). */
   | { type: 'undefined' };
@@ -123,18 +128,21 @@ export function compileFilter(schema: Schema, f: FilterInput): Filter {
         if (!attr) return UNDEFINED;
       }
       let normalize: Normalizer;
+      let applies: (at: AttributeType) => boolean;
       if (f.rule) {
         const rule = ruleByName(f.rule);
         if (!rule) throw new FilterError(`unknown matching rule '${f.rule}'`);
-        normalize = normalizerFor(rule);
+        normalize = rule === 'distinguishedNameMatch' ? (v) => schema.normalizeDnValue(v) : normalizerFor(rule);
+        applies = ruleApplies(rule);
       } else if (attr && attr.equality) {
         normalize = attr.normalize;
+        applies = (at) => at === attr;
       } else {
         throw new FilterError('extensible match needs a matching rule or an attribute with equality');
       }
       const norm = normalize(f.value);
       if (norm === undefined) return UNDEFINED;
-      return { type: 'ext', attr, normalize, norm, dnAttributes: f.dnAttributes };
+      return { type: 'ext', attr, normalize, norm, dnAttributes: f.dnAttributes, applies };
     }
   }
 }
@@ -155,6 +163,17 @@ const RULE_OIDS: Record<string, MatchingRuleName> = {
 
 function ruleByName(name: string): MatchingRuleName | undefined {
   return RULES[name.toLowerCase()] ?? RULE_OIDS[name];
+}
+
+/**
+ * The attribute types a rule can be applied to when an extensible match names
+ * no type (RFC 4511 §4.5.1.7.7 "all attributes in an entry that support that
+ * matchingRule", RFC 4512 §4.1.4 matchingRuleUse): those whose equality rule
+ * it is, and those of the rule's assertion syntax.
+ */
+function ruleApplies(rule: MatchingRuleName): (at: AttributeType) => boolean {
+  const syntaxOid = MATCHING_RULES.find((r) => r.name === rule)?.syntax;
+  return (at) => at.equality === rule || SYNTAXES[at.syntax].oid === syntaxOid;
 }
 
 /** Normal form of an assertion value; objectClass names map to their class (so OIDs and aliases match). */
@@ -180,10 +199,14 @@ function substringNormalize(attr: AttributeType, s: string): string {
   return v;
 }
 
-/** Matching view of an entry: normalised values per attribute type (see `entryMatchValues`). */
+/** Matching view of an entry: values per attribute type (see `matchTarget` in entry.ts). */
 export interface MatchTarget {
-  /** Normalised values of exactly this attribute type (not subtypes). */
+  /** Normalised values of exactly this attribute type (not subtypes), under its equality rule. */
   values(attr: AttributeType): readonly string[] | undefined;
+  /** Values of exactly this attribute type as stored (for rules other than its equality). */
+  raw(attr: AttributeType): readonly string[] | undefined;
+  /** The attribute types the entry holds (that the reader may see). */
+  types(): Iterable<AttributeType>;
   /** The entry's normalised DN RDN values, for extensible `:dn:` matching. */
   dnValues(): { attr: AttributeType | undefined; value: string }[];
 }
@@ -233,11 +256,17 @@ export function evaluate(f: Filter, e: MatchTarget): boolean | undefined {
     case 'sub':
       return anyValue(f.attr, e, (v) => substringMatch(v, f.initial, f.any, f.final));
     case 'ext': {
-      if (f.attr && anyValue(f.attr, e, (v) => v === f.norm)) return true;
+      // RFC 4511 §4.5.1.7.7: the stored values are compared under the requested rule.
+      const test = (v: string) => f.normalize(v) === f.norm;
+      if (f.attr) {
+        if (anyRaw(f.attr, e, test)) return true;
+      } else {
+        for (const at of e.types()) if (f.applies(at) && e.raw(at)!.some(test)) return true;
+      }
       if (f.dnAttributes) {
         for (const d of e.dnValues()) {
-          if (f.attr && d.attr !== f.attr) continue;
-          if (f.normalize(d.value) === f.norm) return true;
+          if (!d.attr || (f.attr ? d.attr !== f.attr && !f.attr.subtypes.includes(d.attr) : !f.applies(d.attr))) continue;
+          if (test(d.value)) return true;
         }
       }
       return false;
@@ -250,6 +279,14 @@ function anyValue(attr: AttributeType, e: MatchTarget, test: (v: string) => bool
   if (own) for (const v of own) if (test(v)) return true;
   for (const sub of attr.subtypes) {
     const vs = e.values(sub);
+    if (vs) for (const v of vs) if (test(v)) return true;
+  }
+  return false;
+}
+
+function anyRaw(attr: AttributeType, e: MatchTarget, test: (v: string) => boolean): boolean {
+  for (const t of [attr, ...attr.subtypes]) {
+    const vs = e.raw(t);
     if (vs) for (const v of vs) if (test(v)) return true;
   }
   return false;

@@ -84,4 +84,36 @@ describe('filters (RFC 4511 §4.5.1.7)', () => {
     r = await search(['-b', PEOPLE, '(!(&(fooBar=x)(uid=alice)))', '1.1']);
     assert.deepEqual(r.dns, [PEOPLE], 'NOT(FALSE AND Undefined) is TRUE for the other entry');
   });
+
+  test('extensible match compares under the requested rule (RFC 4511 §4.5.1.7.7)', async () => {
+    for (const [f, want] of [
+      ['(cn:caseExactMatch:=Smith, John)', [USER]],
+      ['(cn:caseExactMatch:=smith, john)', []],
+      ['(cn:2.5.13.5:=Smith, John)', [USER]],
+      ['(cn:2.5.13.5:=SMITH, JOHN)', []],
+      ['(cn:caseIgnoreMatch:=SMITH, JOHN)', [USER]],
+      // No attribute type: every attribute that supports the rule.
+      ['(:caseIgnoreMatch:=ALICE)', [USER]],
+      ['(:caseExactMatch:=Alice)', []],
+      ['(:caseExactMatch:=John)', [USER]],
+      ['(&(objectClass=organizationalUnit)(:dn:2.5.13.5:=people))', [PEOPLE]],
+      ['(&(objectClass=organizationalUnit)(:dn:2.5.13.5:=People))', []],
+    ] as [string, string[]][]) {
+      const r = await search(['-b', 'o=internet', f, '1.1']);
+      assert.equal(r.code, 0, r.out);
+      assert.deepEqual(r.dns, want, f);
+    }
+  });
+
+  test('operational attributes the server computes are usable in filters', async () => {
+    const one = (f: string) => search(['-b', PEOPLE, f, '1.1']).then((r) => r.dns);
+    assert.deepEqual(await one('(hasSubordinates=FALSE)'), [USER]);
+    assert.deepEqual(await one('(hasSubordinates=TRUE)'), [PEOPLE]);
+    assert.deepEqual(await one('(hasSubordinates=*)'), [PEOPLE, USER]);
+    assert.deepEqual(await one('(structuralObjectClass=inetOrgPerson)'), [USER]);
+    assert.deepEqual(await one('(entryDN=UID=Alice, OU=People, O=Internet)'), [USER]);
+    assert.deepEqual(await one('(&(subschemaSubentry=cn=subschema)(!(hasSubordinates=TRUE)))'), [USER]);
+    const c = await run('ldapcompare', [...adminArgs(t), USER, 'hasSubordinates:FALSE']);
+    assert.equal(c.code, 6, c.stdout + c.stderr);
+  });
 });
