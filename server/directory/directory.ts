@@ -384,10 +384,11 @@ export class Directory {
     let base: StoredEntry | undefined;
     let scope = req.scope;
     if (baseNdn === '') {
-      // One level under the root DSE is the naming context; a subtree is all of it.
+      // One level under the root DSE is the naming context; a subtree is all of it, and so are its children.
       base = this.store.getByNdn(this.suffixNdn);
       if (!base) return { count };
       if (scope === 'one') scope = 'base';
+      else if (scope === 'children') scope = 'sub';
     } else {
       base = this.store.getByNdn(baseNdn);
     }
@@ -439,7 +440,7 @@ export class Directory {
       return { count };
     }
     if (!this.access.canRead(who, container)) throw new NoSuchObjectError(formatDn(baseDn), '');
-    if (scope !== 'one' && consider(container)) counting(container);
+    if ((scope === 'base' || scope === 'sub') && consider(container)) counting(container);
     if (scope === 'base') return { count };
     let rows = 0;
     for (const c of this.store.changes(0)) {

@@ -18,7 +18,8 @@ import type { Scope } from '../../storage/store';
 import type { PageCursor } from '../directory/directory';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
-const SCOPES: Record<number, Scope> = { 0: 'base', 1: 'one', 2: 'sub' };
+/** RFC 4511 §4.5.1.2, and 3: subordinateSubtree (draft-sermersheim-ldap-subordinate-scope, OpenLDAP's "children"). */
+const SCOPES: Record<number, Scope> = { 0: 'base', 1: 'one', 2: 'sub', 3: 'children' };
 
 /** Per-process key of the paging cookies' MAC: cookies are valid for the life of the process. */
 const COOKIE_KEY = randomBytes(32);
@@ -121,7 +122,7 @@ export function searchHandler(ctx: LdapContext): Handler {
     const call: SearchCall = {
       messageId: req.messageId,
       base: String(req.baseObject ?? ''),
-      scope: typeof req.scope === 'number' ? req.scope : ({ base: 0, one: 1, sub: 2 } as Record<string, number>)[req.scope] ?? -1,
+      scope: typeof req.scope === 'number' ? req.scope : ({ base: 0, one: 1, sub: 2, children: 3 } as Record<string, number>)[req.scope] ?? -1,
       sizeLimit: req.sizeLimit ?? 0,
       timeLimit: req.timeLimit ?? 0,
       typesOnly: !!req.typesOnly,

@@ -54,8 +54,15 @@ export interface LdapEndpoint {
   close(): Promise<void>;
 }
 
-/** RFC 3673 all operational attributes, RFC 4526 absolute true/false, RFC 4529 objectClass lists. */
-const SUPPORTED_FEATURES = ['1.3.6.1.4.1.4203.1.5.1', '1.3.6.1.4.1.4203.1.5.3', '1.3.6.1.4.1.4203.1.5.2'];
+/**
+ * RFC 4512 §5.1 supportedFeatures: RFC 3673 all operational attributes, RFC 4526
+ * absolute true/false, RFC 4529 objectClass lists, RFC 4525 §5 Modify-Increment,
+ * and the subordinate ("children") search scope under the OID OpenLDAP
+ * announces it with (LDAP_FEATURE_SUBORDINATE_SCOPE; the draft assigns none).
+ */
+export const SUPPORTED_FEATURES = [
+  '1.3.6.1.4.1.4203.1.5.1', '1.3.6.1.4.1.4203.1.5.3', '1.3.6.1.4.1.4203.1.5.2', '1.3.6.1.1.14', '1.3.6.1.4.1.4203.666.8.1',
+];
 
 /** Dispatches a request decoded by request-decode.ts, after the critical-control check (RFC 4511 §4.1.11). */
 function answerUpdate(ctx: LdapContext, session: Session, call: UpdateCall, reply: Reply): void {

@@ -117,3 +117,22 @@ describe('filters (RFC 4511 §4.5.1.7)', () => {
     assert.equal(c.code, 6, c.stdout + c.stderr);
   });
 });
+
+describe('subordinate ("children") scope', () => {
+  test('-s children returns the subtree without its base, and is announced in the root DSE', async () => {
+    let r = await search(['-b', PEOPLE, '-s', 'children', '(objectClass=*)', '1.1']);
+    assert.equal(r.code, 0, r.out);
+    assert.deepEqual(r.dns, [USER]);
+    const sub = await search(['-b', 'o=internet', '-s', 'sub', '(objectClass=*)', '1.1']);
+    r = await search(['-b', 'o=internet', '-s', 'children', '(objectClass=*)', '1.1']);
+    assert.deepEqual(r.dns, sub.dns.filter((d) => d !== 'o=internet'));
+    r = await search(['-b', '', '-s', 'children', '(objectClass=organizationalUnit)', '1.1']);
+    assert.deepEqual(r.dns, [PEOPLE], 'the naming context is a child of the root DSE');
+    r = await search(['-b', USER, '-s', 'children', '(objectClass=*)', '1.1']);
+    assert.deepEqual(r.dns, []);
+    assert.equal(r.code, 0);
+    const dse = await search(['-b', '', '-s', 'base', '(objectClass=*)', 'supportedFeatures']);
+    assert.match(dse.out, /^supportedFeatures: 1\.3\.6\.1\.4\.1\.4203\.666\.8\.1$/m);
+    assert.match(dse.out, /^supportedFeatures: 1\.3\.6\.1\.1\.14$/m, 'RFC 4525 §5 Modify-Increment');
+  });
+});
