@@ -146,7 +146,7 @@ export function matchTarget(schema: Schema, e: DirEntry, hidden?: ReadonlySet<At
   };
 }
 
-/** What a search asked for, parsed once per request (RFC 4511 §4.5.1.8, RFC 3673). */
+/** What a search asked for, parsed once per request (RFC 4511 §4.5.1.8, RFC 3673, RFC 4529). */
 export interface AttrSelection {
   allUser: boolean;
   allOperational: boolean;
@@ -165,7 +165,15 @@ export function parseSelection(schema: Schema, requested: readonly string[]): At
     if (r === '*') sel.allUser = true;
     else if (r === '+') sel.allOperational = true;
     else if (r === '1.1') continue; // RFC 4511 §4.5.1.8: no attributes (ignored alongside others)
-    else {
+    else if (r.startsWith('@')) {
+      // RFC 4529 §2: "@class" asks for every attribute type the class (with its superclasses) allows; unknown classes are ignored.
+      const oc = schema.objectClass(r.slice(1));
+      if (!oc) continue;
+      for (const at of [...oc.must, ...oc.may]) {
+        sel.types.add(at);
+        for (const s of at.subtypes) sel.types.add(s);
+      }
+    } else {
       const at = schema.attr(r);
       if (!at) continue;
       sel.types.add(at);

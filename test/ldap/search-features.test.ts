@@ -136,3 +136,18 @@ describe('subordinate ("children") scope', () => {
     assert.match(dse.out, /^supportedFeatures: 1\.3\.6\.1\.1\.14$/m, 'RFC 4525 §5 Modify-Increment');
   });
 });
+
+describe('@objectClass in the attribute list (RFC 4529)', () => {
+  test('@inetOrgPerson returns the attributes the class allows, and nothing else', async () => {
+    const attrNames = (out: string) => [...new Set([...out.matchAll(/^(\w+):/gm)].map((m) => m[1]))].filter((n) => n !== 'dn').sort();
+    let r = await search(['-b', USER, '-s', 'base', '(objectClass=*)', '@inetOrgPerson']);
+    assert.equal(r.code, 0, r.out);
+    assert.deepEqual(attrNames(r.out), ['cn', 'givenName', 'mail', 'objectClass', 'sn', 'uid', 'userPassword']);
+    r = await search(['-b', USER, '-s', 'base', '(objectClass=*)', '@person'], ['-x', '-H', t.ldapUrl]);
+    assert.deepEqual(attrNames(r.out), [], 'anonymous cannot read the user at all');
+    r = await search(['-b', USER, '-s', 'base', '(objectClass=*)', '@organizationalRole', 'mail']);
+    assert.deepEqual(attrNames(r.out), ['cn', 'mail', 'objectClass'], 'only what the class allows and the entry has');
+    r = await search(['-b', USER, '-s', 'base', '(objectClass=*)', '@noSuchClass']);
+    assert.deepEqual(attrNames(r.out), [], 'an unknown class selects nothing');
+  });
+});
