@@ -687,6 +687,10 @@ export class Directory {
     const attrs = typedFromStored(this.schema, cur.attrs);
     const ocBefore = this.structuralClass(cur.attrs.objectClass ?? []);
     mods.forEach((m, i) => this.applyMod(attrs, types[i], m, opts));
+    // Users may change their own password, not remove it and lock themselves out; the admin may.
+    if (cur.attrs.userPassword?.length && !attrs.get(this.userPassword)?.length && !this.access.mayRemovePassword(who)) {
+      throw new InsufficientAccessError('a user may replace its password but not remove it');
+    }
     // RFC 4511 §4.6: the RDN's values cannot be removed by modify.
     for (const ava of parsed[0]) {
       const at = this.schema.attr(ava.type)!;

@@ -47,3 +47,24 @@ describe('Password Modify without newPasswd (RFC 3062 §2)', () => {
     assert.equal(back.code, 0, back.stderr);
   });
 });
+
+describe('self-service cannot remove the password', () => {
+  test('delete: userPassword by the user is refused (50), replace and add+delete are allowed', async () => {
+    const mod = (auth: string[], ldif: string) => run('ldapmodify', auth, `dn: ${USER}\nchangetype: modify\n${ldif}`);
+    let r = await mod(as(USER, 'pat-pw'), 'delete: userPassword\n');
+    assert.equal(resultCode(r), 50, r.stderr);
+    r = await mod(as(USER, 'pat-pw'), 'replace: userPassword\n');
+    assert.equal(resultCode(r), 50, 'replace with no values removes it too');
+    assert.equal((await whoami(USER, 'pat-pw')).code, 0, 'still able to bind');
+    r = await mod(as(USER, 'pat-pw'), 'replace: userPassword\nuserPassword: pat-pw2\n');
+    assert.equal(r.code, 0, r.stderr);
+    const search = await run('ldapsearch', [...as(USER, 'pat-pw2'), '-LLL', '-o', 'ldif-wrap=no', '-b', USER, '-s', 'base', 'userPassword']);
+    const hash = Buffer.from(/^userPassword:: (.*)$/m.exec(search.stdout)![1], 'base64').toString();
+    r = await mod(as(USER, 'pat-pw2'), `delete: userPassword\nuserPassword: ${hash}\n-\nadd: userPassword\nuserPassword: pat-pw\n`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await whoami(USER, 'pat-pw')).code, 0);
+    r = await mod(adminArgs(t), 'delete: userPassword\n');
+    assert.equal(r.code, 0, 'the admin may remove it');
+    assert.equal(resultCode(await whoami(USER, 'pat-pw')), 49);
+  });
+});
