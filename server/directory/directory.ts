@@ -196,8 +196,10 @@ export class Directory {
     let current = false;
     for (const h of admin?.attrs.userPassword ?? []) if (await verifyPassword(adminPassword, h)) current = true;
     const hash = current ? undefined : await hashPassword(adminPassword);
+    // The entries of the first boot are the administrator's: creatorsName and modifiersName name it (RFC 4512 §3.4.1).
+    const sys = this.systemIdentity();
     this.write(() => {
-      if (!this.store.getByNdn(this.suffixNdn)) this.addTyped(ANONYMOUS, this.suffix, this.suffixEntryAttrs(), { relax: true });
+      if (!this.store.getByNdn(this.suffixNdn)) this.addTyped(sys, this.suffix, this.suffixEntryAttrs(), { relax: true });
       const adminDn = parseDn(this.adminDN);
       if (!this.store.getByNdn(this.adminNdn)) {
         const rdn = adminDn[0];
@@ -210,11 +212,18 @@ export class Directory {
           { type: 'description', values: ['dcmx directory administrator'] },
           { type: 'userPassword', values: [hash!] },
         ]);
-        this.addTyped(ANONYMOUS, formatDn(adminDn), attrs, { relax: true });
+        this.addTyped(sys, formatDn(adminDn), attrs, { relax: true });
       } else if (hash) {
-        this.modifyTyped(this.systemIdentity(), this.adminDN, [{ op: 'replace', type: 'userPassword', values: [hash] }], {
+        this.modifyTyped(sys, this.adminDN, [{ op: 'replace', type: 'userPassword', values: [hash] }], {
           relax: true,
         });
+      }
+      // Stores booted before this was fixed hold an empty creatorsName on these two entries: repair it once.
+      for (const ndn of [this.suffixNdn, this.adminNdn]) {
+        const e = this.store.getByNdn(ndn);
+        if (e && !e.attrs.creatorsName?.[0]) {
+          this.modifyTyped(sys, e.dn, [{ op: 'replace', type: 'creatorsName', values: [this.adminDN] }], { relax: true });
+        }
       }
     });
   }

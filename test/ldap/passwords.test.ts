@@ -7,6 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
+import { memoryDirectory } from '../directory/fixture';
 
 const USER = 'uid=pat,o=internet';
 
@@ -66,5 +67,27 @@ describe('self-service cannot remove the password', () => {
     r = await mod(adminArgs(t), 'delete: userPassword\n');
     assert.equal(r.code, 0, 'the admin may remove it');
     assert.equal(resultCode(await whoami(USER, 'pat-pw')), 49);
+  });
+});
+
+describe('first boot', () => {
+  test('the suffix and the admin entry name the administrator as creator and modifier', async () => {
+    const r = await run('ldapsearch', [...adminArgs(t), '-LLL', '-b', 'o=internet', '-s', 'base', '(objectClass=*)', 'creatorsName', 'modifiersName']);
+    assert.match(r.stdout, /^creatorsName: cn=admin,o=internet$/m, r.stdout);
+    assert.match(r.stdout, /^modifiersName: cn=admin,o=internet$/m);
+    const a = await run('ldapsearch', [...adminArgs(t), '-LLL', '-b', t.adminDN, '-s', 'base', '(objectClass=*)', 'creatorsName', 'modifiersName']);
+    assert.match(a.stdout, /^creatorsName: cn=admin,o=internet$/m, a.stdout);
+    assert.match(a.stdout, /^modifiersName: cn=admin,o=internet$/m);
+  });
+
+  test('bootstrap repairs an empty creatorsName left by earlier versions', async () => {
+    const { dir } = await memoryDirectory();
+    const admin = dir.getByNdn(dir.adminNdn)!;
+    dir.store.updateAttrs(admin.id, { ...admin.attrs, creatorsName: [''], modifiersName: [''] }, []);
+    await dir.bootstrap('secret-admin');
+    const fixed = dir.getByNdn(dir.adminNdn)!;
+    assert.deepEqual(fixed.attrs.creatorsName, ['cn=admin,o=internet']);
+    assert.deepEqual(fixed.attrs.modifiersName, ['cn=admin,o=internet']);
+    assert.deepEqual(dir.getByNdn(dir.suffixNdn)!.attrs.creatorsName, ['cn=admin,o=internet']);
   });
 });
