@@ -80,6 +80,7 @@ export function filterToSql(f: Filter, indexed: ReadonlySet<string>): SqlConditi
     case 'ge':
     case 'le':
     case 'ext':
+    case 'approx':
       return ANY;
   }
 }

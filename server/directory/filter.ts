@@ -8,7 +8,7 @@
  * `matches` evaluates it in code with the same normal forms.
  */
 import type { AttributeType, Schema } from '../../schema/registry';
-import { MATCHING_RULES, normalizerFor, SYNTAXES, type Normalizer } from '../../schema/matching';
+import { approximateKeys, approximateMatch, MATCHING_RULES, normalizerFor, SYNTAXES, type Normalizer } from '../../schema/matching';
 import type { MatchingRuleName } from '../../schema/types';
 
 /** A filter as a protocol hands it over: attribute names and raw values (RFC 4511 §4.5.1.7). */
@@ -28,6 +28,8 @@ export type Filter =
   | { type: 'not'; filter: Filter }
   | { type: 'eq'; attr: AttributeType; norm: string }
   | { type: 'present'; attr: AttributeType }
+  /** approxMatch (RFC 4511 §4.5.1.7.6) on a string attribute: assertion keys of schema/matching.ts approximateKeys. */
+  | { type: 'approx'; attr: AttributeType; keys: string[] }
   | { type: 'sub'; attr: AttributeType; initial?: string; any: string[]; final?: string }
   | { type: 'ge' | 'le'; attr: AttributeType; norm: string }
   /**
@@ -98,8 +100,18 @@ export function compileFilter(schema: Schema, f: FilterInput): Filter {
       if (attr === schema.objectClassType) return TRUE;
       return { type: 'present', attr };
     }
-    case 'equal':
     case 'approx': {
+      const attr = schema.attr(f.attr);
+      if (!attr || !attr.equality) return UNDEFINED;
+      // String attributes get the approximate rule; for the others (numbers, DNs, times ...) it is their equality.
+      if (APPROX_RULES.has(attr.equality) && attr !== schema.objectClassType) {
+        const keys = approximateKeys(f.value);
+        return keys.length ? { type: 'approx', attr, keys } : UNDEFINED;
+      }
+      const norm = normalizeAssertion(schema, attr, f.value);
+      return norm === undefined ? UNDEFINED : { type: 'eq', attr, norm };
+    }
+    case 'equal': {
       const attr = schema.attr(f.attr);
       if (!attr || !attr.equality) return UNDEFINED;
       const norm = normalizeAssertion(schema, attr, f.value);
@@ -146,6 +158,9 @@ export function compileFilter(schema: Schema, f: FilterInput): Filter {
     }
   }
 }
+
+/** Equality rules of the attributes approxMatch treats as text. */
+const APPROX_RULES = new Set<MatchingRuleName>(['caseIgnoreMatch', 'caseExactMatch', 'caseIgnoreIA5Match', 'caseExactIA5Match']);
 
 const RULES: Record<string, MatchingRuleName> = {};
 for (const r of [
@@ -249,6 +264,8 @@ export function evaluate(f: Filter, e: MatchTarget): boolean | undefined {
       return anyValue(f.attr, e, () => true);
     case 'eq':
       return anyValue(f.attr, e, (v) => v === f.norm);
+    case 'approx':
+      return anyRaw(f.attr, e, (v) => approximateMatch(approximateKeys(v), f.keys));
     case 'ge':
       return anyValue(f.attr, e, (v) => compareOrdered(f.attr, v, f.norm) >= 0);
     case 'le':

@@ -105,6 +105,21 @@ describe('filters (RFC 4511 §4.5.1.7)', () => {
     }
   });
 
+  test('approximate match is phonetic, not equality (RFC 4511 §4.5.1.7.6)', async () => {
+    for (const [f, want] of [
+      ['(cn~=smyth, jon)', [USER]],
+      ['(sn~=SMYTHE)', [USER]],
+      ['(givenName~=Jön)', [USER]],
+      ['(cn~=jon smyth)', []],
+      ['(sn~=Jones)', []],
+      ['(!(sn~=Smyth))', [PEOPLE]],
+    ] as [string, string[]][]) {
+      const r = await search(['-b', PEOPLE, f, '1.1']);
+      assert.equal(r.code, 0, r.out);
+      assert.deepEqual(r.dns, want, f);
+    }
+  });
+
   test('operational attributes the server computes are usable in filters', async () => {
     const one = (f: string) => search(['-b', PEOPLE, f, '1.1']).then((r) => r.dns);
     assert.deepEqual(await one('(hasSubordinates=FALSE)'), [USER]);
