@@ -108,6 +108,26 @@ export function decodeUpdateRequest(pdu: Buffer): UpdateCall | undefined {
   }
 }
 
+/** Protocol op tags of the requests above that are never handed to ldapjs (Password Modify shares 0x77 with other extended ops). */
+const OWN_TAGS: Record<number, UpdateCall['op']> = { 0x68: 'add', 0x4a: 'delete', 0x6c: 'modifyDN', 0x6e: 'compare' };
+
+/**
+ * For a PDU decodeUpdateRequest declined: when it is nevertheless an add,
+ * delete, modifyDN or compare, its message id and operation, to be answered
+ * with protocolError (RFC 4511 §4.1.1) rather than by ldapjs.
+ */
+export function undecodedUpdate(pdu: Buffer): { messageId: number; op: UpdateCall['op'] } | undefined {
+  try {
+    const [id, op] = children(pdu, readTlv(pdu, 0));
+    const kind = op && OWN_TAGS[op.tag];
+    const n = id ? id.end - id.start : 0;
+    if (!kind || id.tag !== 0x02 || n < 1 || n > 4) return undefined;
+    return { messageId: pdu.readIntBE(id.start, n), op: kind };
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * RFC 3062 §2: PasswdModifyRequestValue ::= SEQUENCE { userIdentity [0]
  * OPTIONAL, oldPasswd [1] OPTIONAL, newPasswd [2] OPTIONAL }; the value

@@ -6,8 +6,10 @@
  * validation) and only whole, valid LDAPMessages reach its parser. A framing
  * error ends the connection with a Notice of Disconnection (RFC 4511
  * §4.4.1). Searches, most of the traffic, are decoded and answered by our
- * own code (search-decode.ts, search.ts); every other operation goes through
- * ldapjs. This folder is the only one that knows ldapjs exists.
+ * own code (search-decode.ts, search.ts), and so are add, delete, modifyDN,
+ * compare and Password Modify (request-decode.ts), whose DNs ldapjs misparses;
+ * the other operations go through ldapjs. This folder is the only one that
+ * knows ldapjs exists.
  */
 import * as net from 'node:net';
 import ldap from 'ldapjs';
@@ -27,7 +29,7 @@ import { modifyHandler } from './modify';
 import { answerDelete } from './delete';
 import { answerModifyDn } from './modifydn';
 import { answerCompare } from './compare';
-import { decodeUpdateRequest, OPERATIONS, type UpdateCall } from './request-decode';
+import { decodeUpdateRequest, OPERATIONS, undecodedUpdate, type UpdateCall } from './request-decode';
 import {
   answerPasswordModify, PASSWORD_MODIFY_OID, PROVISION_DOMAIN_OID, provisionHandler, WHOAMI_OID, whoAmIHandler,
 } from './extended';
@@ -152,6 +154,11 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
           answerUpdate(ctx, session, update, (b) => {
             if (!sock.destroyed) sock.write(b);
           });
+          continue;
+        }
+        const odd = undecodedUpdate(pdu);
+        if (odd) {
+          sock.write(encodeLdapResult(odd.messageId, OPERATIONS[odd.op].responseTag, RESULT_CODES.protocolError, '', 'malformed request'));
           continue;
         }
         const sasl = saslBindId(pdu);
