@@ -151,3 +151,45 @@ export function checkSyntax(syntax: SyntaxName, v: string): boolean {
       return true;
   }
 }
+
+/** American Soundex of a word of letters a-z (Knuth, TAOCP vol. 3 §6): first letter and three digits. */
+function soundex(w: string): string {
+  const codes: Record<string, string> = {
+    b: '1', f: '1', p: '1', v: '1', c: '2', g: '2', j: '2', k: '2', q: '2', s: '2', x: '2', z: '2',
+    d: '3', t: '3', l: '4', m: '5', n: '5', r: '6',
+  };
+  let out = w[0];
+  let prev = codes[w[0]] ?? '';
+  for (let i = 1; i < w.length && out.length < 4; i++) {
+    const c = w[i];
+    if (c === 'h' || c === 'w') continue; // do not separate equal codes
+    const code = codes[c] ?? '';
+    if (code && code !== prev) out += code;
+    prev = code; // a vowel separates equal codes
+  }
+  return out.padEnd(4, '0');
+}
+
+/**
+ * Keys of the approximate matching rule (RFC 4511 §4.5.1.7.6 leaves the rule
+ * to the server): the value is folded (NFKD without combining marks, case)
+ * and cut into words; a word of letters a-z is keyed by its Soundex code,
+ * any other word by itself. An assertion matches a value when its keys occur
+ * among the value's keys in order, in the manner of OpenLDAP's approx.c
+ * (there with its own phonetic code).
+ */
+export function approximateKeys(v: string): string[] {
+  const folded = v.normalize('NFKD').replace(/\p{M}/gu, '').toLowerCase();
+  return folded.split(/[^\p{L}\p{N}]+/u).filter(Boolean).map((w) => (/^[a-z]+$/.test(w) ? soundex(w) : w));
+}
+
+/** True when the assertion's keys occur, in order, among the value's (see approximateKeys). */
+export function approximateMatch(valueKeys: readonly string[], assertionKeys: readonly string[]): boolean {
+  let i = 0;
+  for (const k of assertionKeys) {
+    while (i < valueKeys.length && valueKeys[i] !== k) i++;
+    if (i === valueKeys.length) return false;
+    i++;
+  }
+  return true;
+}

@@ -213,6 +213,11 @@ export class Schema {
     return parts.join('+');
   }
 
+  /** The normal form of a DN-syntax value under distinguishedNameMatch, undefined when it is not a DN. */
+  normalizeDnValue(v: string): string | undefined {
+    return this.tryNormalizeDn(v);
+  }
+
   private tryNormalizeDn(v: string): string | undefined {
     try {
       return this.normalizeDn(v);

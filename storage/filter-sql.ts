@@ -25,6 +25,10 @@ export function filterToSql(f: Filter, indexed: ReadonlySet<string>): SqlConditi
   switch (f.type) {
     case 'const':
       return f.value ? { sql: '1', params: [], exact: true } : { sql: '0', params: [], exact: true };
+    case 'undefined':
+      // SQL's NULL follows the same three-valued logic as RFC 4511 §4.5.1.7
+      // (NOT NULL is NULL, NULL AND 0 is 0, NULL OR 1 is 1) and WHERE keeps only true rows.
+      return { sql: 'NULL', params: [], exact: true };
     case 'and': {
       const parts = f.filters.map((s) => filterToSql(s, indexed));
       const narrowing = parts.filter((p) => p.sql !== '1');
@@ -76,6 +80,7 @@ export function filterToSql(f: Filter, indexed: ReadonlySet<string>): SqlConditi
     case 'ge':
     case 'le':
     case 'ext':
+    case 'approx':
       return ANY;
   }
 }

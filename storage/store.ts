@@ -56,8 +56,11 @@ export interface JournalRow {
   changeNumber: number;
 }
 
-/** Search scope, RFC 4511 §4.5.1.2. */
-export type Scope = 'base' | 'one' | 'sub';
+/**
+ * Search scope, RFC 4511 §4.5.1.2, plus `children`: the subtree without its
+ * base (draft-sermersheim-ldap-subordinate-scope, scope value 3).
+ */
+export type Scope = 'base' | 'one' | 'sub' | 'children';
 
 export interface EntryQuery {
   /** The base entry (must exist). */
@@ -226,6 +229,10 @@ export class Store {
         break;
       case 'sub':
         scopeSql = 'e.rpath >= ? AND e.rpath < ?';
+        params = [q.base.rpath, subtreeEnd(q.base.rpath)];
+        break;
+      case 'children':
+        scopeSql = 'e.rpath > ? AND e.rpath < ?';
         params = [q.base.rpath, subtreeEnd(q.base.rpath)];
         break;
     }

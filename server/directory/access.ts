@@ -4,7 +4,7 @@
  * - anonymous may read the root DSE, the schema, the suffix entry and the
  *   DC tree's domain entries, never `userPassword`;
  * - an authenticated user may read the directory (not others' passwords, not
- *   the change log) and change its own password;
+ *   the change log) and change its own password, but not remove it;
  * - anything else is insufficientAccessRights (50).
  */
 import type { AttributeType, Schema } from '../../schema/registry';
@@ -74,6 +74,11 @@ export class AccessPolicy {
     if (who.admin) return true;
     if (who.anonymous || who.ndn !== ndn) return false;
     return types.every((t) => t === this.userPassword);
+  }
+
+  /** May `who` leave an entry that had a userPassword without one? Only the administrator. */
+  mayRemovePassword(who: Identity): boolean {
+    return who.admin;
   }
 
   /** May `who` compare this attribute? Passwords are compared by the admin only. */

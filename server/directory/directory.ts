@@ -17,7 +17,7 @@ import { formatLdifAttributes, formatLdifModifications } from '../admin/ldif';
 import { AccessPolicy, ANONYMOUS, type Identity } from './access';
 import {
   indexRows, matchTarget, parseSelection, selected, storedFromTyped, typedAttrs, typedFromStored,
-  valueToBytes, type AttrInput, type AttrSelection, type DirEntry, type ResultAttr,
+  valueToBytes, type AttrInput, type ComputedValues, type AttrSelection, type DirEntry, type ResultAttr,
 } from './entry';
 import {
   AlreadyExistsError, DirectoryError, InsufficientAccessError, InvalidCredentialsError, NoSuchObjectError,
@@ -82,7 +82,17 @@ export interface SearchRequest {
   sizeLimit: number;
   timeLimit: number;
   /** Simple paged results (RFC 2696): at most `size` entries after `cursor`. */
-  page?: { size: number; cursor?: number };
+  page?: { size: number; cursor?: PageCursor };
+}
+
+/**
+ * Where a paged search stands between pages: the id of the last entry sent
+ * and how many entries the whole search has returned so far, so that the
+ * size limit counts across pages (RFC 2696 §3, RFC 4511 §4.5.1.5).
+ */
+export interface PageCursor {
+  afterId: number;
+  sent: number;
 }
 
 /** An entry as a search returns it. */
@@ -95,7 +105,7 @@ export interface SearchEntry {
 export interface SearchOutcome {
   count: number;
   /** Set when paging and more entries remain: the cursor for the next page. */
-  nextCursor?: number;
+  nextCursor?: PageCursor;
 }
 
 /** Options of the internal write operations. */
@@ -127,6 +137,7 @@ export class Directory {
   private readonly sizeLimit: number;
   private readonly timeLimit: number;
   private readonly userPassword: AttributeType;
+  private readonly computedTypes: AttributeType[];
 
   constructor(readonly store: Store, readonly schema: Schema, opts: DirectoryOptions) {
     this.suffixDn = parseDn(opts.suffix);
@@ -140,6 +151,7 @@ export class Directory {
     this.sizeLimit = opts.sizeLimit ?? 0;
     this.timeLimit = opts.timeLimit ?? 0;
     this.userPassword = schema.attr('userPassword')!;
+    this.computedTypes = ['hasSubordinates', 'entryDN', 'subschemaSubentry', 'structuralObjectClass'].map((n) => schema.attr(n)!);
   }
 
   // ---------------------------------------------------------------- set-up
@@ -184,8 +196,10 @@ export class Directory {
     let current = false;
     for (const h of admin?.attrs.userPassword ?? []) if (await verifyPassword(adminPassword, h)) current = true;
     const hash = current ? undefined : await hashPassword(adminPassword);
+    // The entries of the first boot are the administrator's: creatorsName and modifiersName name it (RFC 4512 §3.4.1).
+    const sys = this.systemIdentity();
     this.write(() => {
-      if (!this.store.getByNdn(this.suffixNdn)) this.addTyped(ANONYMOUS, this.suffix, this.suffixEntryAttrs(), { relax: true });
+      if (!this.store.getByNdn(this.suffixNdn)) this.addTyped(sys, this.suffix, this.suffixEntryAttrs(), { relax: true });
       const adminDn = parseDn(this.adminDN);
       if (!this.store.getByNdn(this.adminNdn)) {
         const rdn = adminDn[0];
@@ -198,11 +212,18 @@ export class Directory {
           { type: 'description', values: ['dcmx directory administrator'] },
           { type: 'userPassword', values: [hash!] },
         ]);
-        this.addTyped(ANONYMOUS, formatDn(adminDn), attrs, { relax: true });
+        this.addTyped(sys, formatDn(adminDn), attrs, { relax: true });
       } else if (hash) {
-        this.modifyTyped(this.systemIdentity(), this.adminDN, [{ op: 'replace', type: 'userPassword', values: [hash] }], {
+        this.modifyTyped(sys, this.adminDN, [{ op: 'replace', type: 'userPassword', values: [hash] }], {
           relax: true,
         });
+      }
+      // Stores booted before this was fixed hold an empty creatorsName on these two entries: repair it once.
+      for (const ndn of [this.suffixNdn, this.adminNdn]) {
+        const e = this.store.getByNdn(ndn);
+        if (e && !e.attrs.creatorsName?.[0]) {
+          this.modifyTyped(sys, e.dn, [{ op: 'replace', type: 'creatorsName', values: [this.adminDN] }], { relax: true });
+        }
       }
     });
   }
@@ -334,16 +355,19 @@ export class Directory {
     const limit = this.effectiveLimit(who, req.sizeLimit, this.sizeLimit);
     const timeLimitMs = this.effectiveLimit(who, req.timeLimit, this.timeLimit) * 1000;
     let count = 0;
+    // RFC 2696 §3: the size limit applies to the whole paged search, so the
+    // entries of earlier pages count (the cursor carries them).
+    const sentBefore = req.page?.cursor?.sent ?? 0;
     const pageSize = req.page?.size ?? 0;
 
     const consider = (e: DirEntry): boolean => {
       if (!this.access.canRead(who, e)) return false;
       const hidden = this.access.hiddenAttributes(who, e);
-      if (!matches(filter, matchTarget(this.schema, e, hidden))) return false;
+      if (!matches(filter, matchTarget(this.schema, e, hidden, this.computedValues(e)))) return false;
       return true;
     };
     const deliver = (e: DirEntry) => {
-      if (limit && count >= limit) throw new SizeLimitError();
+      if (limit && sentBefore + count >= limit) throw new SizeLimitError();
       count++;
       onEntry({ dn: e.dn, attrs: noAttrs ? [] : this.select(who, e, sel, req.typesOnly) });
     };
@@ -369,23 +393,26 @@ export class Directory {
     let base: StoredEntry | undefined;
     let scope = req.scope;
     if (baseNdn === '') {
-      // One level under the root DSE is the naming context; a subtree is all of it.
+      // One level under the root DSE is the naming context; a subtree is all of it, and so are its children.
       base = this.store.getByNdn(this.suffixNdn);
       if (!base) return { count };
       if (scope === 'one') scope = 'base';
+      else if (scope === 'children') scope = 'sub';
     } else {
       base = this.store.getByNdn(baseNdn);
     }
     if (!base || !this.access.canRead(who, base)) {
       throw new NoSuchObjectError(req.base, base ? '' : this.visibleMatchedDN(who, baseDn));
     }
-    const afterId = req.page?.cursor;
+    const afterId = req.page?.cursor?.afterId;
     let rows = 0;
     let lastId = 0;
     for (const e of this.store.candidates({ base, scope, filter, afterId })) {
       if ((++rows & 63) === 0) checkTime();
       if (!consider(e)) continue;
-      if (pageSize && count >= pageSize) return { count, nextCursor: lastId };
+      // One more entry than the limit allows ends the search with sizeLimitExceeded, even at a page boundary.
+      if (limit && sentBefore + count >= limit) throw new SizeLimitError();
+      if (pageSize && count >= pageSize) return { count, nextCursor: { afterId: lastId, sent: sentBefore + count } };
       deliver(e);
       lastId = e.id;
     }
@@ -422,7 +449,7 @@ export class Directory {
       return { count };
     }
     if (!this.access.canRead(who, container)) throw new NoSuchObjectError(formatDn(baseDn), '');
-    if (scope !== 'one' && consider(container)) counting(container);
+    if ((scope === 'base' || scope === 'sub') && consider(container)) counting(container);
     if (scope === 'base') return { count };
     let rows = 0;
     for (const c of this.store.changes(0)) {
@@ -443,16 +470,35 @@ export class Directory {
       out.push([at.name, typesOnly ? [] : e.attrs[name]]);
     }
     if (e.id > 0) {
-      const op = (name: string, value: () => string) => {
-        const at = this.schema.attr(name);
-        if (at && selected(sel, at)) out.push([at.name, typesOnly ? [] : [value()]]);
-      };
-      op('hasSubordinates', () => (this.store.hasChildren(e.id) ? 'TRUE' : 'FALSE'));
-      op('entryDN', () => e.dn);
-      op('subschemaSubentry', () => SUBSCHEMA_DN);
-      op('structuralObjectClass', () => this.structuralClass(e.attrs.objectClass ?? []));
+      const computed = this.computedValues(e);
+      for (const at of this.computedTypes) {
+        if (selected(sel, at)) out.push([at.name, typesOnly ? [] : computed(at)!]);
+      }
     }
     return out;
+  }
+
+  /**
+   * The operational attributes computed for a stored entry, for results and
+   * filters alike: hasSubordinates (X.501), entryDN (RFC 5020),
+   * subschemaSubentry (RFC 4512 §4.2) and structuralObjectClass (RFC 4512 §3.4).
+   */
+  private computedValues(e: DirEntry): ComputedValues {
+    if (e.id <= 0) return () => undefined;
+    return (at) => {
+      switch (at.lname) {
+        case 'hassubordinates':
+          return [this.store.hasChildren(e.id) ? 'TRUE' : 'FALSE'];
+        case 'entrydn':
+          return [e.dn];
+        case 'subschemasubentry':
+          return [SUBSCHEMA_DN];
+        case 'structuralobjectclass':
+          return [this.structuralClass(e.attrs.objectClass ?? [])];
+        default:
+          return undefined;
+      }
+    };
   }
 
   /** True when structural class `a` is a subclass of `b` (server-internal writes may refine, e.g. domain -> dNSDomain2). */
@@ -481,7 +527,7 @@ export class Directory {
     if (!at) throw new DirectoryError('undefinedAttributeType', `${type}: attribute type undefined`);
     if (!this.access.canCompare(who, e, at)) throw new InsufficientAccessError();
     if (!at.equality) throw new DirectoryError('inappropriateMatching', `${at.name} has no equality matching rule`);
-    const target = matchTarget(this.schema, e);
+    const target = matchTarget(this.schema, e, undefined, this.computedValues(e));
     const have = [at, ...at.subtypes].some((t) => target.values(t) !== undefined);
     if (!have) throw new DirectoryError('noSuchAttribute', `${at.name}: no such attribute`);
     const f = compileFilter(this.schema, { type: 'equal', attr: type, value });
@@ -650,6 +696,10 @@ export class Directory {
     const attrs = typedFromStored(this.schema, cur.attrs);
     const ocBefore = this.structuralClass(cur.attrs.objectClass ?? []);
     mods.forEach((m, i) => this.applyMod(attrs, types[i], m, opts));
+    // Users may change their own password, not remove it and lock themselves out; the admin may.
+    if (cur.attrs.userPassword?.length && !attrs.get(this.userPassword)?.length && !this.access.mayRemovePassword(who)) {
+      throw new InsufficientAccessError('a user may replace its password but not remove it');
+    }
     // RFC 4511 §4.6: the RDN's values cannot be removed by modify.
     for (const ava of parsed[0]) {
       const at = this.schema.attr(ava.type)!;

@@ -96,28 +96,43 @@ export function indexRows(schema: Schema, attrs: AttrMap, indexed: ReadonlySet<s
 }
 
 /**
+ * Values an entry does not store but the server computes (RFC 4512 §3.4
+ * operational attributes such as hasSubordinates or entryDN), by type.
+ */
+export type ComputedValues = (at: AttributeType) => string[] | undefined;
+
+/**
  * The matching view of an entry. `hidden` lists attributes the reader may not
  * see; they are absent for filter evaluation too, so a filter cannot probe
- * what a search would not return.
+ * what a search would not return. `computed` supplies the operational
+ * attributes the server computes, so filters can test them as a search
+ * returns them.
  */
-export function matchTarget(schema: Schema, e: DirEntry, hidden?: ReadonlySet<AttributeType>): MatchTarget {
+export function matchTarget(schema: Schema, e: DirEntry, hidden?: ReadonlySet<AttributeType>, computed?: ComputedValues): MatchTarget {
   const cache = new Map<AttributeType, string[] | undefined>();
   let byType: Map<AttributeType, string[]> | undefined;
-  return {
-    values(at) {
-      if (hidden?.has(at)) return undefined;
-      if (cache.has(at)) return cache.get(at);
-      if (!byType) {
-        byType = new Map();
-        for (const k of Object.keys(e.attrs)) {
-          const t = schema.attr(k);
-          if (t) byType.set(t, e.attrs[k]);
-        }
+  const stored = () => {
+    if (!byType) {
+      byType = new Map();
+      for (const k of Object.keys(e.attrs)) {
+        const t = schema.attr(k);
+        if (t && !hidden?.has(t)) byType.set(t, e.attrs[k]);
       }
-      const raw = byType.get(at);
-      const v = raw && normalizedValues(schema, at, raw);
+    }
+    return byType;
+  };
+  const raw = (at: AttributeType) => (hidden?.has(at) ? undefined : stored().get(at) ?? computed?.(at));
+  return {
+    raw,
+    values(at) {
+      if (cache.has(at)) return cache.get(at);
+      const r = raw(at);
+      const v = r && normalizedValues(schema, at, r);
       cache.set(at, v);
       return v;
+    },
+    types() {
+      return stored().keys();
     },
     dnValues() {
       const out: { attr: AttributeType | undefined; value: string }[] = [];
@@ -131,7 +146,7 @@ export function matchTarget(schema: Schema, e: DirEntry, hidden?: ReadonlySet<At
   };
 }
 
-/** What a search asked for, parsed once per request (RFC 4511 §4.5.1.8, RFC 3673). */
+/** What a search asked for, parsed once per request (RFC 4511 §4.5.1.8, RFC 3673, RFC 4529). */
 export interface AttrSelection {
   allUser: boolean;
   allOperational: boolean;
@@ -150,7 +165,15 @@ export function parseSelection(schema: Schema, requested: readonly string[]): At
     if (r === '*') sel.allUser = true;
     else if (r === '+') sel.allOperational = true;
     else if (r === '1.1') continue; // RFC 4511 §4.5.1.8: no attributes (ignored alongside others)
-    else {
+    else if (r.startsWith('@')) {
+      // RFC 4529 §2: "@class" asks for every attribute type the class (with its superclasses) allows; unknown classes are ignored.
+      const oc = schema.objectClass(r.slice(1));
+      if (!oc) continue;
+      for (const at of [...oc.must, ...oc.may]) {
+        sel.types.add(at);
+        for (const s of at.subtypes) sel.types.add(s);
+      }
+    } else {
       const at = schema.attr(r);
       if (!at) continue;
       sel.types.add(at);

@@ -8,7 +8,7 @@
  * `matches` evaluates it in code with the same normal forms.
  */
 import type { AttributeType, Schema } from '../../schema/registry';
-import { normalizerFor, type Normalizer } from '../../schema/matching';
+import { approximateKeys, approximateMatch, MATCHING_RULES, normalizerFor, SYNTAXES, type Normalizer } from '../../schema/matching';
 import type { MatchingRuleName } from '../../schema/types';
 
 /** A filter as a protocol hands it over: attribute names and raw values (RFC 4511 §4.5.1.7). */
@@ -28,13 +28,23 @@ export type Filter =
   | { type: 'not'; filter: Filter }
   | { type: 'eq'; attr: AttributeType; norm: string }
   | { type: 'present'; attr: AttributeType }
+  /** approxMatch (RFC 4511 §4.5.1.7.6) on a string attribute: assertion keys of schema/matching.ts approximateKeys. */
+  | { type: 'approx'; attr: AttributeType; keys: string[] }
   | { type: 'sub'; attr: AttributeType; initial?: string; any: string[]; final?: string }
   | { type: 'ge' | 'le'; attr: AttributeType; norm: string }
-  | { type: 'ext'; attr?: AttributeType; normalize: Normalizer; norm: string; dnAttributes: boolean }
-  | { type: 'const'; value: boolean };
+  /**
+   * Extensible match: stored values are normalised by `normalize` (the
+   * requested rule's, so caseExactMatch sees the case); without `attr`, every
+   * attribute for which `applies` holds is tried (RFC 4511 §4.5.1.7.7).
+   */
+  | { type: 'ext'; attr?: AttributeType; normalize: Normalizer; norm: string; dnAttributes: boolean; applies: (at: AttributeType) => boolean }
+  | { type: 'const'; value: boolean }
+  /** RFC 4511 §4.5.1.7: an item the server cannot evaluate (unknown attribute, invalid assertion value). */
+  | { type: 'undefined' };
 
 const TRUE: Filter = { type: 'const', value: true };
 const FALSE: Filter = { type: 'const', value: false };
+const UNDEFINED: Filter = { type: 'undefined' };
 
 /** Thrown for a filter that cannot be evaluated at all (an unknown matching rule in an extensible match). */
 export class FilterError extends Error {
@@ -45,10 +55,13 @@ export class FilterError extends Error {
 }
 
 /**
- * Compiles a protocol filter against the schema. An unknown attribute, or an
- * assertion value invalid for the attribute's rule, makes that item `false`
- * (RFC 4511 §4.5.1.7: Undefined, which never matches). Throws FilterError for
- * an unknown matching rule, which RFC 4511 §4.5.1.7.7 says is an error.
+ * Compiles a protocol filter against the schema. An unknown attribute, an
+ * attribute without the matching rule the item needs, or an assertion value
+ * invalid for the rule makes that item Undefined (RFC 4511 §4.5.1.7), and
+ * Undefined propagates by its three-valued logic: NOT Undefined is Undefined,
+ * an AND holding one is FALSE or Undefined, an OR holding one is TRUE or
+ * Undefined; only TRUE selects an entry. Throws FilterError for an unknown
+ * matching rule, which RFC 4511 §4.5.1.7.7 says is an error.
  */
 export function compileFilter(schema: Schema, f: FilterInput): Filter {
   switch (f.type) {
@@ -56,49 +69,64 @@ export function compileFilter(schema: Schema, f: FilterInput): Filter {
     case 'or': {
       const isAnd = f.type === 'and';
       const out: Filter[] = [];
+      let undef = false;
       for (const sub of f.filters) {
         const c = compileFilter(schema, sub);
         if (c.type === 'const') {
           if (c.value === isAnd) continue; // identity element
           return c; // absorbing element
         }
-        if (c.type === f.type) out.push(...c.filters);
+        if (c.type === 'undefined') undef = true;
+        else if (c.type === f.type) out.push(...c.filters);
         else out.push(c);
       }
       // RFC 4526: the empty AND is true, the empty OR is false.
-      if (out.length === 0) return isAnd ? TRUE : FALSE;
+      if (out.length === 0) return undef ? UNDEFINED : isAnd ? TRUE : FALSE;
+      // RFC 4511 §4.5.1.7: AND(x, Undefined) is FALSE where x is, else Undefined; OR likewise with TRUE.
+      if (undef) out.push(UNDEFINED);
       if (out.length === 1) return out[0];
       return { type: f.type, filters: out };
     }
     case 'not': {
       const c = compileFilter(schema, f.filter);
       if (c.type === 'const') return c.value ? FALSE : TRUE;
+      if (c.type === 'undefined') return c;
       if (c.type === 'not') return c.filter;
       return { type: 'not', filter: c };
     }
     case 'present': {
       const attr = schema.attr(f.attr);
-      if (!attr) return FALSE;
+      if (!attr) return UNDEFINED;
       if (attr === schema.objectClassType) return TRUE;
       return { type: 'present', attr };
     }
-    case 'equal':
     case 'approx': {
       const attr = schema.attr(f.attr);
-      if (!attr || !attr.equality) return FALSE;
+      if (!attr || !attr.equality) return UNDEFINED;
+      // String attributes get the approximate rule; for the others (numbers, DNs, times ...) it is their equality.
+      if (APPROX_RULES.has(attr.equality) && attr !== schema.objectClassType) {
+        const keys = approximateKeys(f.value);
+        return keys.length ? { type: 'approx', attr, keys } : UNDEFINED;
+      }
       const norm = normalizeAssertion(schema, attr, f.value);
-      return norm === undefined ? FALSE : { type: 'eq', attr, norm };
+      return norm === undefined ? UNDEFINED : { type: 'eq', attr, norm };
+    }
+    case 'equal': {
+      const attr = schema.attr(f.attr);
+      if (!attr || !attr.equality) return UNDEFINED;
+      const norm = normalizeAssertion(schema, attr, f.value);
+      return norm === undefined ? UNDEFINED : { type: 'eq', attr, norm };
     }
     case 'ge':
     case 'le': {
       const attr = schema.attr(f.attr);
-      if (!attr || !attr.equality) return FALSE;
+      if (!attr || !attr.equality) return UNDEFINED;
       const norm = attr.normalize(f.value);
-      return norm === undefined ? FALSE : { type: f.type, attr, norm };
+      return norm === undefined ? UNDEFINED : { type: f.type, attr, norm };
     }
     case 'substrings': {
       const attr = schema.attr(f.attr);
-      if (!attr || !attr.equality) return FALSE;
+      if (!attr || !attr.equality) return UNDEFINED;
       const piece = (s: string | undefined) => (s === undefined ? undefined : substringNormalize(attr, s));
       const initial = piece(f.initial);
       const final = piece(f.final);
@@ -109,24 +137,30 @@ export function compileFilter(schema: Schema, f: FilterInput): Filter {
       let attr: AttributeType | undefined;
       if (f.attr) {
         attr = schema.attr(f.attr);
-        if (!attr) return FALSE;
+        if (!attr) return UNDEFINED;
       }
       let normalize: Normalizer;
+      let applies: (at: AttributeType) => boolean;
       if (f.rule) {
         const rule = ruleByName(f.rule);
         if (!rule) throw new FilterError(`unknown matching rule '${f.rule}'`);
-        normalize = normalizerFor(rule);
+        normalize = rule === 'distinguishedNameMatch' ? (v) => schema.normalizeDnValue(v) : normalizerFor(rule);
+        applies = ruleApplies(rule);
       } else if (attr && attr.equality) {
         normalize = attr.normalize;
+        applies = (at) => at === attr;
       } else {
         throw new FilterError('extensible match needs a matching rule or an attribute with equality');
       }
       const norm = normalize(f.value);
-      if (norm === undefined) return FALSE;
-      return { type: 'ext', attr, normalize, norm, dnAttributes: f.dnAttributes };
+      if (norm === undefined) return UNDEFINED;
+      return { type: 'ext', attr, normalize, norm, dnAttributes: f.dnAttributes, applies };
     }
   }
 }
+
+/** Equality rules of the attributes approxMatch treats as text. */
+const APPROX_RULES = new Set<MatchingRuleName>(['caseIgnoreMatch', 'caseExactMatch', 'caseIgnoreIA5Match', 'caseExactIA5Match']);
 
 const RULES: Record<string, MatchingRuleName> = {};
 for (const r of [
@@ -144,6 +178,17 @@ const RULE_OIDS: Record<string, MatchingRuleName> = {
 
 function ruleByName(name: string): MatchingRuleName | undefined {
   return RULES[name.toLowerCase()] ?? RULE_OIDS[name];
+}
+
+/**
+ * The attribute types a rule can be applied to when an extensible match names
+ * no type (RFC 4511 §4.5.1.7.7 "all attributes in an entry that support that
+ * matchingRule", RFC 4512 §4.1.4 matchingRuleUse): those whose equality rule
+ * it is, and those of the rule's assertion syntax.
+ */
+function ruleApplies(rule: MatchingRuleName): (at: AttributeType) => boolean {
+  const syntaxOid = MATCHING_RULES.find((r) => r.name === rule)?.syntax;
+  return (at) => at.equality === rule || SYNTAXES[at.syntax].oid === syntaxOid;
 }
 
 /** Normal form of an assertion value; objectClass names map to their class (so OIDs and aliases match). */
@@ -169,31 +214,58 @@ function substringNormalize(attr: AttributeType, s: string): string {
   return v;
 }
 
-/** Matching view of an entry: normalised values per attribute type (see `entryMatchValues`). */
+/** Matching view of an entry: values per attribute type (see `matchTarget` in entry.ts). */
 export interface MatchTarget {
-  /** Normalised values of exactly this attribute type (not subtypes). */
+  /** Normalised values of exactly this attribute type (not subtypes), under its equality rule. */
   values(attr: AttributeType): readonly string[] | undefined;
+  /** Values of exactly this attribute type as stored (for rules other than its equality). */
+  raw(attr: AttributeType): readonly string[] | undefined;
+  /** The attribute types the entry holds (that the reader may see). */
+  types(): Iterable<AttributeType>;
   /** The entry's normalised DN RDN values, for extensible `:dn:` matching. */
   dnValues(): { attr: AttributeType | undefined; value: string }[];
 }
 
-/** Evaluates a compiled filter against an entry (RFC 4511 §4.5.1.7). */
+/** True when the filter is TRUE for the entry (RFC 4511 §4.5.1.7: FALSE and Undefined do not match). */
 export function matches(f: Filter, e: MatchTarget): boolean {
+  return evaluate(f, e) === true;
+}
+
+/** Three-valued evaluation (RFC 4511 §4.5.1.7): TRUE, FALSE or Undefined (undefined). */
+export function evaluate(f: Filter, e: MatchTarget): boolean | undefined {
   switch (f.type) {
     case 'const':
       return f.value;
-    case 'and':
-      for (const s of f.filters) if (!matches(s, e)) return false;
-      return true;
-    case 'or':
-      for (const s of f.filters) if (matches(s, e)) return true;
-      return false;
-    case 'not':
-      return !matches(f.filter, e);
+    case 'undefined':
+      return undefined;
+    case 'and': {
+      let r: boolean | undefined = true;
+      for (const s of f.filters) {
+        const v = evaluate(s, e);
+        if (v === false) return false;
+        if (v === undefined) r = undefined;
+      }
+      return r;
+    }
+    case 'or': {
+      let r: boolean | undefined = false;
+      for (const s of f.filters) {
+        const v = evaluate(s, e);
+        if (v === true) return true;
+        if (v === undefined) r = undefined;
+      }
+      return r;
+    }
+    case 'not': {
+      const v = evaluate(f.filter, e);
+      return v === undefined ? undefined : !v;
+    }
     case 'present':
       return anyValue(f.attr, e, () => true);
     case 'eq':
       return anyValue(f.attr, e, (v) => v === f.norm);
+    case 'approx':
+      return anyRaw(f.attr, e, (v) => approximateMatch(approximateKeys(v), f.keys));
     case 'ge':
       return anyValue(f.attr, e, (v) => compareOrdered(f.attr, v, f.norm) >= 0);
     case 'le':
@@ -201,11 +273,17 @@ export function matches(f: Filter, e: MatchTarget): boolean {
     case 'sub':
       return anyValue(f.attr, e, (v) => substringMatch(v, f.initial, f.any, f.final));
     case 'ext': {
-      if (f.attr && anyValue(f.attr, e, (v) => v === f.norm)) return true;
+      // RFC 4511 §4.5.1.7.7: the stored values are compared under the requested rule.
+      const test = (v: string) => f.normalize(v) === f.norm;
+      if (f.attr) {
+        if (anyRaw(f.attr, e, test)) return true;
+      } else {
+        for (const at of e.types()) if (f.applies(at) && e.raw(at)!.some(test)) return true;
+      }
       if (f.dnAttributes) {
         for (const d of e.dnValues()) {
-          if (f.attr && d.attr !== f.attr) continue;
-          if (f.normalize(d.value) === f.norm) return true;
+          if (!d.attr || (f.attr ? d.attr !== f.attr && !f.attr.subtypes.includes(d.attr) : !f.applies(d.attr))) continue;
+          if (test(d.value)) return true;
         }
       }
       return false;
@@ -218,6 +296,14 @@ function anyValue(attr: AttributeType, e: MatchTarget, test: (v: string) => bool
   if (own) for (const v of own) if (test(v)) return true;
   for (const sub of attr.subtypes) {
     const vs = e.values(sub);
+    if (vs) for (const v of vs) if (test(v)) return true;
+  }
+  return false;
+}
+
+function anyRaw(attr: AttributeType, e: MatchTarget, test: (v: string) => boolean): boolean {
+  for (const t of [attr, ...attr.subtypes]) {
+    const vs = e.raw(t);
     if (vs) for (const v of vs) if (test(v)) return true;
   }
   return false;

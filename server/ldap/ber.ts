@@ -156,6 +156,17 @@ export function encodeLdapResult(messageId: number, opTag: number, code: number,
   return tlv(TAG_SEQUENCE, Buffer.concat(parts));
 }
 
+/**
+ * An ExtendedResponse (RFC 4511 §4.12): the LDAPResult components, then
+ * responseName [10] and responseValue [11] when given.
+ */
+export function encodeExtendedResponse(messageId: number, code: number, diagnostic: string, name?: string, value?: Buffer): Buffer {
+  const parts = [tlv(0x0a, integerContent(code)), octets(TAG_OCTET_STRING, ''), octets(TAG_OCTET_STRING, diagnostic)];
+  if (name !== undefined) parts.push(octets(0x8a, name));
+  if (value !== undefined) parts.push(octets(0x8b, value));
+  return tlv(TAG_SEQUENCE, Buffer.concat([tlv(TAG_INTEGER, integerContent(messageId)), tlv(0x78, Buffer.concat(parts))]));
+}
+
 // ---------------------------------------------------------------- reading (validated PDUs only)
 
 /** One element of a BER buffer: tag and the content's bounds. */

@@ -1,16 +1,16 @@
 /** Compare (RFC 4511 §4.10): compareTrue (6) or compareFalse (5). */
-import type { Handler, LdapContext } from './context';
-import { sessionOf } from './session';
-import { endWithError, RESULT_CODES } from './results';
+import type { LdapContext, Reply } from './context';
+import type { Session } from './session';
+import { replyResult, RESULT_CODES } from './results';
+import { valueFromBytes } from '../directory/entry';
+import type { UpdateCall } from './request-decode';
 
-export function compareHandler(ctx: LdapContext): Handler {
-  return (req, res) => {
-    const session = sessionOf(req);
-    try {
-      const ok = ctx.directory.compare(session.identity, String(req.entry), String(req.attribute), String(req.value ?? ''));
-      res.end(ok ? RESULT_CODES.compareTrue : RESULT_CODES.compareFalse);
-    } catch (err) {
-      endWithError(res, err, session.log);
-    }
-  };
+/** Answers a decoded CompareRequest. */
+export function answerCompare(ctx: LdapContext, session: Session, call: Extract<UpdateCall, { op: 'compare' }>, reply: Reply): void {
+  try {
+    const ok = ctx.directory.compare(session.identity, call.entry, call.attribute, valueFromBytes(call.value));
+    replyResult(reply, call, ok ? RESULT_CODES.compareTrue : RESULT_CODES.compareFalse);
+  } catch (err) {
+    replyResult(reply, call, err, session.log);
+  }
 }

@@ -13,3 +13,6 @@ export type LdapReq = any;
 export type LdapRes = any;
 export type Next = (err?: unknown) => void;
 export type Handler = (req: LdapReq, res: LdapRes, next: Next) => void;
+
+/** Writes one response PDU to the requesting connection (dropped if it has closed). */
+export type Reply = (pdu: Buffer) => void;

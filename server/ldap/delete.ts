@@ -1,16 +1,15 @@
 /** Delete (RFC 4511 §4.8). */
-import type { Handler, LdapContext } from './context';
-import { sessionOf } from './session';
-import { endWithError, RESULT_CODES } from './results';
+import type { LdapContext, Reply } from './context';
+import type { Session } from './session';
+import { replyResult, RESULT_CODES } from './results';
+import type { UpdateCall } from './request-decode';
 
-export function deleteHandler(ctx: LdapContext): Handler {
-  return (req, res) => {
-    const session = sessionOf(req);
-    try {
-      ctx.directory.delete(session.identity, String(req.entry));
-      res.end(RESULT_CODES.success);
-    } catch (err) {
-      endWithError(res, err, session.log);
-    }
-  };
+/** Answers a decoded DelRequest. */
+export function answerDelete(ctx: LdapContext, session: Session, call: Extract<UpdateCall, { op: 'delete' }>, reply: Reply): void {
+  try {
+    ctx.directory.delete(session.identity, call.entry);
+    replyResult(reply, call, RESULT_CODES.success);
+  } catch (err) {
+    replyResult(reply, call, err, session.log);
+  }
 }

@@ -1,16 +1,19 @@
 /**
  * Extended operations (RFC 4511 §4.12): Who am I? (RFC 4532) and Password
- * Modify (RFC 3062). Unknown request names get protocolError (2) from
+ * Modify (RFC 3062, answered without ldapjs: request-decode.ts). Unknown request names get protocolError (2) from
  * ldapjs's fallback, as §4.12 requires.
  */
-import type { Handler, LdapContext } from './context';
-import { sessionOf } from './session';
-import { endWithError, RESULT_CODES } from './results';
+import type { Handler, LdapContext, Reply } from './context';
+import { sessionOf, type Session } from './session';
+import { endWithError, resultOf, RESULT_CODES } from './results';
+import { encodeExtendedResponse, tlv } from './ber';
+import { randomInt } from 'node:crypto';
+import { PASSWORD_MODIFY_OID, type UpdateCall } from './request-decode';
 import { DCMX_EXT } from '../../schema/definitions/dcmx';
 import type { Provisioner } from '../directory/provision';
 
 export const WHOAMI_OID = '1.3.6.1.4.1.4203.1.11.3';
-export const PASSWORD_MODIFY_OID = '1.3.6.1.4.1.4203.1.11.1';
+export { PASSWORD_MODIFY_OID };
 /** dcmx: provision a mail domain (request value: the domain name, UTF-8). */
 export const PROVISION_DOMAIN_OID = `${DCMX_EXT}.1`;
 
@@ -23,35 +26,41 @@ export function whoAmIHandler(): Handler {
   };
 }
 
+/** Characters of generated passwords (no look-alikes: 0/O, 1/l/I). */
+const GEN_ALPHABET = 'abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789';
+
+/** A random password of 16 characters (about 93 bits). */
+export function generatePassword(): string {
+  let out = '';
+  for (let i = 0; i < 16; i++) out += GEN_ALPHABET[randomInt(GEN_ALPHABET.length)];
+  return out;
+}
+
 /**
  * RFC 3062: changes the password of the bound user (or, for the admin, of
- * userIdentity). The old password, when given, must verify. A request
- * without newPasswd is refused (we do not generate passwords).
+ * userIdentity). The old password, when given, must verify. Without
+ * newPasswd the server generates one and returns it in genPasswd (§2).
  */
-export function passwordModifyHandler(ctx: LdapContext): Handler {
-  return (req, res) => {
-    const session = sessionOf(req);
-    const v = (req.requestValue ?? {}) as { userIdentity?: string; oldPassword?: string; newPassword?: string };
-    const who = session.identity;
-    if (who.anonymous) {
-      res.diagnosticMessage = 'password modify requires a bound user';
-      res.end(RESULT_CODES.insufficientAccessRights);
-      return;
-    }
-    if (!v.newPassword) {
-      res.diagnosticMessage = 'newPasswd is required';
-      res.end(RESULT_CODES.unwillingToPerform);
-      return;
-    }
-    const target = v.userIdentity ? v.userIdentity.replace(/^dn:/, '') : who.dn;
-    (async () => {
-      if (v.oldPassword !== undefined) await ctx.directory.bind(target, v.oldPassword);
-      await ctx.directory.modify(who, target, [{ op: 'replace', type: 'userPassword', values: [v.newPassword!] }]);
-    })().then(
-      () => res.end(RESULT_CODES.success),
-      (err) => endWithError(res, err, session.log),
-    );
-  };
+export function answerPasswordModify(ctx: LdapContext, session: Session, call: Extract<UpdateCall, { op: 'passwordModify' }>, reply: Reply): void {
+  const done = (code: number, diagnostic = '', value?: Buffer) => reply(encodeExtendedResponse(call.messageId, code, diagnostic, undefined, value));
+  if (call.malformed) return done(RESULT_CODES.protocolError, 'malformed PasswdModifyRequestValue');
+  const who = session.identity;
+  if (who.anonymous) return done(RESULT_CODES.insufficientAccessRights, 'password modify requires a bound user');
+  const generated = call.newPassword === undefined ? generatePassword() : undefined;
+  const newPassword = generated ?? call.newPassword!.toString('utf8');
+  if (newPassword === '') return done(RESULT_CODES.unwillingToPerform, 'newPasswd is empty');
+  const target = call.userIdentity ? call.userIdentity.replace(/^dn:/, '') : who.dn;
+  (async () => {
+    if (call.oldPassword !== undefined) await ctx.directory.bind(target, call.oldPassword.toString('utf8'));
+    await ctx.directory.modify(who, target, [{ op: 'replace', type: 'userPassword', values: [newPassword] }]);
+  })().then(
+    // RFC 3062 §2: PasswdModifyResponseValue ::= SEQUENCE { genPasswd [0] OCTET STRING OPTIONAL }; no responseName.
+    () => done(RESULT_CODES.success, '', generated === undefined ? undefined : tlv(0x30, tlv(0x80, Buffer.from(generated, 'utf8')))),
+    (err) => {
+      const r = resultOf(err, session.log);
+      done(r.code, r.diagnostic);
+    },
+  );
 }
 
 /**

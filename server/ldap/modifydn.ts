@@ -1,20 +1,15 @@
 /** Modify DN (RFC 4511 §4.9), with newSuperior. */
-import type { Handler, LdapContext } from './context';
-import { sessionOf } from './session';
-import { endWithError, RESULT_CODES } from './results';
+import type { LdapContext, Reply } from './context';
+import type { Session } from './session';
+import { replyResult, RESULT_CODES } from './results';
+import type { UpdateCall } from './request-decode';
 
-export function modifyDnHandler(ctx: LdapContext): Handler {
-  return (req, res) => {
-    const session = sessionOf(req);
-    try {
-      const sup = req.newSuperior;
-      ctx.directory.modifyDN(
-        session.identity, String(req.entry), String(req.newRdn), !!req.deleteOldRdn,
-        sup === undefined || sup === null ? undefined : String(sup),
-      );
-      res.end(RESULT_CODES.success);
-    } catch (err) {
-      endWithError(res, err, session.log);
-    }
-  };
+/** Answers a decoded ModifyDNRequest; entry, newrdn and newSuperior are parsed by the directory. */
+export function answerModifyDn(ctx: LdapContext, session: Session, call: Extract<UpdateCall, { op: 'modifyDN' }>, reply: Reply): void {
+  try {
+    ctx.directory.modifyDN(session.identity, call.entry, call.newRdn, call.deleteOldRdn, call.newSuperior);
+    replyResult(reply, call, RESULT_CODES.success);
+  } catch (err) {
+    replyResult(reply, call, err, session.log);
+  }
 }

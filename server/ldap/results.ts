@@ -5,6 +5,8 @@
  */
 import { DirectoryError, type ResultName } from '../directory/errors';
 import type { Logger } from '../log';
+import { encodeLdapResult } from './ber';
+import { OPERATIONS, type UpdateCall } from './request-decode';
 
 /** RFC 4511 Appendix A.1 result codes. */
 export const RESULT_CODES: Record<ResultName | 'success' | 'compareFalse' | 'compareTrue', number> = {
@@ -65,4 +67,13 @@ export function endWithError(res: ResultTarget, err: unknown, log: Logger): void
   res.matchedDN = r.matchedDN;
   res.diagnosticMessage = r.diagnostic;
   res.end(r.code);
+}
+
+/**
+ * Writes the response to a request decoded by request-decode.ts: `outcome`
+ * is a result code, or an error converted by resultOf (then `log` is needed).
+ */
+export function replyResult(reply: (pdu: Buffer) => void, call: Pick<UpdateCall, 'messageId' | 'op'>, outcome: unknown, log?: Logger): void {
+  const r: ResultFields = typeof outcome === 'number' ? { code: outcome, matchedDN: '', diagnostic: '' } : resultOf(outcome, log!);
+  reply(encodeLdapResult(call.messageId, OPERATIONS[call.op].responseTag, r.code, r.matchedDN, r.diagnostic));
 }

@@ -22,7 +22,7 @@ export interface SearchCall {
   /** Requested attributes, lower-cased. */
   attributes: string[];
   /** Request controls. */
-  controls: { type: string; critical: boolean; value?: Buffer }[];
+  controls: RequestControl[];
 }
 
 const utf8 = (buf: Buffer, t: Tlv) => buf.toString('utf8', t.start, t.end);
@@ -93,22 +93,8 @@ export function decodeSearchRequest(pdu: Buffer): SearchCall | undefined {
     const f = children(pdu, op);
     if (f.length !== 8) return undefined;
     const [base, scope, , size, time, typesOnly, filter, attrs] = f;
-    const controls: SearchCall['controls'] = [];
-    if (ctl) {
-      if (ctl.tag !== 0xa0) return undefined;
-      for (const c of children(pdu, ctl)) {
-        const parts = children(pdu, c);
-        if (!parts.length || parts[0].tag !== 0x04) return undefined;
-        let critical = false;
-        let value: Buffer | undefined;
-        for (const p of parts.slice(1)) {
-          if (p.tag === 0x01) critical = pdu[p.start] !== 0;
-          else if (p.tag === 0x04) value = pdu.subarray(p.start, p.end);
-          else return undefined;
-        }
-        controls.push({ type: utf8(pdu, parts[0]), critical, value });
-      }
-    }
+    const controls = decodeControls(pdu, ctl);
+    if (!controls) return undefined;
     return {
       messageId: readInt(pdu, id),
       base: utf8(pdu, base),
@@ -123,6 +109,29 @@ export function decodeSearchRequest(pdu: Buffer): SearchCall | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A request control (RFC 4511 §4.1.11). */
+export type RequestControl = { type: string; critical: boolean; value?: Buffer };
+
+/** The Controls of an LDAPMessage ([0] after the protocolOp), or undefined when malformed. */
+export function decodeControls(pdu: Buffer, ctl: Tlv | undefined): RequestControl[] | undefined {
+  const controls: RequestControl[] = [];
+  if (!ctl) return controls;
+  if (ctl.tag !== 0xa0) return undefined;
+  for (const c of children(pdu, ctl)) {
+    const parts = children(pdu, c);
+    if (!parts.length || parts[0].tag !== 0x04) return undefined;
+    let critical = false;
+    let value: Buffer | undefined;
+    for (const p of parts.slice(1)) {
+      if (p.tag === 0x01) critical = pdu[p.start] !== 0;
+      else if (p.tag === 0x04) value = pdu.subarray(p.start, p.end);
+      else return undefined;
+    }
+    controls.push({ type: utf8(pdu, parts[0]), critical, value });
+  }
+  return controls;
 }
 
 /** RFC 2696: the value of a paged results request control. */

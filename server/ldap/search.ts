@@ -15,14 +15,43 @@ import { PAGED_RESULTS_OID, unsupportedCritical } from './controls';
 import { decodePagedValue, type SearchCall } from './search-decode';
 import { valueToBytes } from '../directory/entry';
 import type { Scope } from '../../storage/store';
+import type { PageCursor } from '../directory/directory';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
-const SCOPES: Record<number, Scope> = { 0: 'base', 1: 'one', 2: 'sub' };
+/** RFC 4511 §4.5.1.2, and 3: subordinateSubtree (draft-sermersheim-ldap-subordinate-scope, OpenLDAP's "children"). */
+const SCOPES: Record<number, Scope> = { 0: 'base', 1: 'one', 2: 'sub', 3: 'children' };
 
-/** The paging cookie is the id of the last entry sent, as decimal text. */
-function decodeCookie(c: Buffer): number | undefined {
-  if (c.length === 0) return undefined;
-  const s = c.toString('latin1');
-  return /^\d{1,15}$/.test(s) ? Number(s) : NaN;
+/** Per-process key of the paging cookies' MAC: cookies are valid for the life of the process. */
+const COOKIE_KEY = randomBytes(32);
+
+/** What a cookie is bound to: who searches, and the search (RFC 2696 §3: later pages repeat the request). */
+function cookieScope(session: Session, call: SearchCall): string {
+  return JSON.stringify([session.identity.ndn, call.base, call.scope, call.filter]);
+}
+
+function cookieMac(scope: string, payload: string): string {
+  return createHmac('sha256', COOKIE_KEY).update(scope).update('\0').update(payload).digest('base64url').slice(0, 22);
+}
+
+/**
+ * The paging cookie (opaque to the client, RFC 2696 §2): the id of the last
+ * entry sent and the count sent so far, under a MAC so that a client can
+ * neither reset the count (the size limit spans the whole search) nor skip
+ * ahead.
+ */
+export function encodeCookie(session: Session, call: SearchCall, c: PageCursor): Buffer {
+  const payload = `${c.afterId}.${c.sent}`;
+  return Buffer.from(`${payload}.${cookieMac(cookieScope(session, call), payload)}`, 'latin1');
+}
+
+/** The cursor of a cookie; undefined for the empty cookie (first page), null when forged or foreign. */
+export function decodeCookie(session: Session, call: SearchCall, cookie: Buffer): PageCursor | undefined | null {
+  if (cookie.length === 0) return undefined;
+  const m = /^(\d{1,15})\.(\d{1,15})\.([A-Za-z0-9_-]{22})$/.exec(cookie.toString('latin1'));
+  if (!m) return null;
+  const mac = Buffer.from(cookieMac(cookieScope(session, call), `${m[1]}.${m[2]}`));
+  if (!timingSafeEqual(mac, Buffer.from(m[3]))) return null;
+  return { afterId: Number(m[1]), sent: Number(m[2]) };
 }
 
 /** The result of a search and, when paging was asked for, the cookie to return. */
@@ -37,13 +66,13 @@ export function runSearch(ctx: LdapContext, session: Session, call: SearchCall, 
   if (bad) return fail(RESULT_CODES.unavailableCriticalExtension, `critical control ${bad} is not supported`);
   const scope = SCOPES[call.scope];
   if (!scope) return fail(RESULT_CODES.protocolError, `bad scope ${call.scope}`);
-  let page: { size: number; cursor?: number } | undefined;
+  let page: { size: number; cursor?: PageCursor } | undefined;
   const pagedControl = call.controls.find((c) => c.type === PAGED_RESULTS_OID);
   if (pagedControl) {
     const paged = decodePagedValue(pagedControl.value);
     if (!paged) return fail(RESULT_CODES.protocolError, 'malformed paged results control');
-    const cursor = decodeCookie(paged.cookie);
-    if (Number.isNaN(cursor)) return fail(RESULT_CODES.unwillingToPerform, 'invalid paged results cookie');
+    const cursor = decodeCookie(session, call, paged.cookie);
+    if (cursor === null) return fail(RESULT_CODES.unwillingToPerform, 'invalid paged results cookie');
     // RFC 2696 §3: size 0 abandons the paged search.
     if (paged.size === 0) return { code: RESULT_CODES.success, matchedDN: '', diagnostic: '', pagedCookie: Buffer.alloc(0) };
     page = { size: paged.size, cursor };
@@ -54,7 +83,7 @@ export function runSearch(ctx: LdapContext, session: Session, call: SearchCall, 
       sizeLimit: call.sizeLimit, timeLimit: call.timeLimit, page,
     }, (e) => send(encodeSearchEntry(call.messageId, e.dn, e.attrs.map(([n, vs]) => [n, vs.map(valueToBytes)] as const))));
     const done: SearchOutcomeFields = { code: RESULT_CODES.success, matchedDN: '', diagnostic: '' };
-    if (page) done.pagedCookie = outcome.nextCursor === undefined ? Buffer.alloc(0) : Buffer.from(String(outcome.nextCursor));
+    if (page) done.pagedCookie = outcome.nextCursor === undefined ? Buffer.alloc(0) : encodeCookie(session, call, outcome.nextCursor);
     return done;
   } catch (err) {
     const r: SearchOutcomeFields = resultOf(err, session.log);
@@ -93,7 +122,7 @@ export function searchHandler(ctx: LdapContext): Handler {
     const call: SearchCall = {
       messageId: req.messageId,
       base: String(req.baseObject ?? ''),
-      scope: typeof req.scope === 'number' ? req.scope : ({ base: 0, one: 1, sub: 2 } as Record<string, number>)[req.scope] ?? -1,
+      scope: typeof req.scope === 'number' ? req.scope : ({ base: 0, one: 1, sub: 2, children: 3 } as Record<string, number>)[req.scope] ?? -1,
       sizeLimit: req.sizeLimit ?? 0,
       timeLimit: req.timeLimit ?? 0,
       typesOnly: !!req.typesOnly,

@@ -6,8 +6,10 @@
  * validation) and only whole, valid LDAPMessages reach its parser. A framing
  * error ends the connection with a Notice of Disconnection (RFC 4511
  * §4.4.1). Searches, most of the traffic, are decoded and answered by our
- * own code (search-decode.ts, search.ts); every other operation goes through
- * ldapjs. This folder is the only one that knows ldapjs exists.
+ * own code (search-decode.ts, search.ts), and so are add, delete, modifyDN,
+ * compare and Password Modify (request-decode.ts), whose DNs ldapjs misparses;
+ * the other operations go through ldapjs. This folder is the only one that
+ * knows ldapjs exists.
  */
 import * as net from 'node:net';
 import ldap from 'ldapjs';
@@ -15,19 +17,21 @@ import type { Directory } from '../directory/directory';
 import type { Logger } from '../log';
 import { FramingError, noticeOfDisconnection, PduFramer } from './framing';
 import { attachSession, type LdapConnection } from './session';
-import type { LdapContext } from './context';
-import { criticalControls, SUPPORTED_CONTROLS } from './controls';
+import type { LdapContext, Reply } from './context';
+import type { Session } from './session';
+import { criticalControls, SUPPORTED_CONTROLS, unsupportedCritical } from './controls';
 import { bindHandler } from './bind';
 import { answerSearch, searchHandler } from './search';
 import { decodeSearchRequest, saslBindId } from './search-decode';
 import { encodeLdapResult } from './ber';
-import { addHandler } from './add';
+import { answerAdd } from './add';
 import { modifyHandler } from './modify';
-import { deleteHandler } from './delete';
-import { modifyDnHandler } from './modifydn';
-import { compareHandler } from './compare';
+import { answerDelete } from './delete';
+import { answerModifyDn } from './modifydn';
+import { answerCompare } from './compare';
+import { decodeUpdateRequest, OPERATIONS, undecodedUpdate, type UpdateCall } from './request-decode';
 import {
-  PASSWORD_MODIFY_OID, passwordModifyHandler, PROVISION_DOMAIN_OID, provisionHandler, WHOAMI_OID, whoAmIHandler,
+  answerPasswordModify, PASSWORD_MODIFY_OID, PROVISION_DOMAIN_OID, provisionHandler, WHOAMI_OID, whoAmIHandler,
 } from './extended';
 import type { Provisioner } from '../directory/provision';
 import { RESULT_CODES } from './results';
@@ -52,8 +56,36 @@ export interface LdapEndpoint {
   close(): Promise<void>;
 }
 
-/** RFC 3673 all operational attributes, RFC 4526 absolute true/false, RFC 4529 objectClass lists. */
-const SUPPORTED_FEATURES = ['1.3.6.1.4.1.4203.1.5.1', '1.3.6.1.4.1.4203.1.5.3', '1.3.6.1.4.1.4203.1.5.2'];
+/**
+ * RFC 4512 §5.1 supportedFeatures: RFC 3673 all operational attributes, RFC 4526
+ * absolute true/false, RFC 4529 objectClass lists, RFC 4525 §5 Modify-Increment,
+ * and the subordinate ("children") search scope under the OID OpenLDAP
+ * announces it with (LDAP_FEATURE_SUBORDINATE_SCOPE; the draft assigns none).
+ */
+export const SUPPORTED_FEATURES = [
+  '1.3.6.1.4.1.4203.1.5.1', '1.3.6.1.4.1.4203.1.5.3', '1.3.6.1.4.1.4203.1.5.2', '1.3.6.1.1.14', '1.3.6.1.4.1.4203.666.8.1',
+];
+
+/** Dispatches a request decoded by request-decode.ts, after the critical-control check (RFC 4511 §4.1.11). */
+function answerUpdate(ctx: LdapContext, session: Session, call: UpdateCall, reply: Reply): void {
+  const bad = unsupportedCritical(OPERATIONS[call.op].name, call.controls);
+  if (bad) {
+    reply(encodeLdapResult(call.messageId, OPERATIONS[call.op].responseTag, RESULT_CODES.unavailableCriticalExtension, '', `critical control ${bad} is not supported`));
+    return;
+  }
+  switch (call.op) {
+    case 'add':
+      return answerAdd(ctx, session, call, reply);
+    case 'delete':
+      return answerDelete(ctx, session, call, reply);
+    case 'modifyDN':
+      return answerModifyDn(ctx, session, call, reply);
+    case 'compare':
+      return answerCompare(ctx, session, call, reply);
+    case 'passwordModify':
+      return answerPasswordModify(ctx, session, call, reply);
+  }
+}
 
 /** Adapts pino to the printf-style logger ldapjs expects; ldapjs's own chatter goes to trace. */
 function ldapjsLogger(log: Logger): unknown {
@@ -115,6 +147,20 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
           answerSearch(ctx, session, call, sock);
           continue;
         }
+        // Add, delete, modifyDN and compare: decoded here so that their DNs reach
+        // the directory as sent (request-decode.ts says what ldapjs gets wrong).
+        const update = decodeUpdateRequest(pdu);
+        if (update) {
+          answerUpdate(ctx, session, update, (b) => {
+            if (!sock.destroyed) sock.write(b);
+          });
+          continue;
+        }
+        const odd = undecodedUpdate(pdu);
+        if (odd) {
+          sock.write(encodeLdapResult(odd.messageId, OPERATIONS[odd.op].responseTag, RESULT_CODES.protocolError, '', 'malformed request'));
+          continue;
+        }
         const sasl = saslBindId(pdu);
         if (sasl !== undefined) {
           session.identity = ANONYMOUS; // RFC 4511 §4.2.1: a bind, even a failed one, resets the session
@@ -147,13 +193,8 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
   server.use(criticalControls);
   server.bind('', bindHandler(ctx));
   server.search('', searchHandler(ctx));
-  server.add('', addHandler(ctx));
   server.modify('', modifyHandler(ctx));
-  server.del('', deleteHandler(ctx));
-  server.modifyDN('', modifyDnHandler(ctx));
-  server.compare('', compareHandler(ctx));
   server.exop(WHOAMI_OID, whoAmIHandler());
-  server.exop(PASSWORD_MODIFY_OID, passwordModifyHandler(ctx));
   if (opts.provisioner) server.exop(PROVISION_DOMAIN_OID, provisionHandler(opts.provisioner));
 
   await new Promise<void>((resolve, reject) => {

@@ -3,7 +3,8 @@ import * as assert from 'node:assert/strict';
 import { memoryDirectory, attrs } from './fixture';
 import { DirectoryError } from '../../server/directory/errors';
 import { ANONYMOUS } from '../../server/directory/access';
-import type { SearchEntry, SearchRequest } from '../../server/directory/directory';
+import type { PageCursor, SearchEntry, SearchRequest } from '../../server/directory/directory';
+import type { FilterInput } from '../../server/directory/filter';
 
 function code(fn: () => unknown): string {
   try {
@@ -165,7 +166,7 @@ test('paging returns every entry once across pages', async () => {
   const { dir, admin } = await memoryDirectory();
   for (let i = 0; i < 23; i++) await dir.add(admin, `cn=r${i},o=internet`, attrs({ objectClass: ['organizationalRole'], cn: `r${i}` }));
   const seen: string[] = [];
-  let cursor: number | undefined;
+  let cursor: PageCursor | undefined;
   let pages = 0;
   do {
     const out = dir.search(admin, {
@@ -286,4 +287,30 @@ test('time limit: a search that runs past it ends with timeLimitExceeded after t
     Date.now = realNow;
   }
   assert.ok(got.length > 0 && got.length < 301, `${got.length} entries before the limit`);
+});
+
+test('Undefined filter items follow three-valued logic (RFC 4511 §4.5.1.7), in SQL and in code alike', async () => {
+  const { dir, admin } = await memoryDirectory();
+  for (let i = 0; i < 3; i++) {
+    await dir.add(admin, `uid=u${i},o=internet`, attrs({ objectClass: ['inetOrgPerson'], uid: `u${i}`, cn: `U${i}`, sn: 'S', description: `d${i}` }));
+  }
+  const unknown: FilterInput = { type: 'equal', attr: 'fooBar', value: 'x' };
+  const invalid: FilterInput = { type: 'equal', attr: 'createTimestamp', value: 'not a time' };
+  const not = (filter: FilterInput): FilterInput => ({ type: 'not', filter });
+  const and = (...filters: FilterInput[]): FilterInput => ({ type: 'and', filters });
+  const or = (...filters: FilterInput[]): FilterInput => ({ type: 'or', filters });
+  const uids = (filter: FilterInput) => search(dir, admin, { filter }).map((e) => e.dn.split(',')[0]).filter((r) => r.startsWith('uid=')).sort();
+  // uid is indexed (answered by SQL), description is not (evaluated in code).
+  for (const attr of ['uid', 'description']) {
+    const u1: FilterInput = { type: 'equal', attr, value: attr === 'uid' ? 'u1' : 'd1' };
+    assert.deepEqual(uids(not(unknown)), [], 'NOT Undefined is Undefined');
+    assert.deepEqual(uids(not(invalid)), [], 'an invalid assertion value is Undefined too');
+    assert.deepEqual(uids(not({ type: 'present', attr: 'fooBar' })), []);
+    assert.deepEqual(uids(or(unknown, u1)), ['uid=u1'], 'TRUE OR Undefined is TRUE');
+    assert.deepEqual(uids(and(unknown, u1)), [], 'TRUE AND Undefined is Undefined');
+    assert.deepEqual(uids(not(and(unknown, u1))), ['uid=u0', 'uid=u2'], `NOT(FALSE AND Undefined) is TRUE (${attr})`);
+    assert.deepEqual(uids(not(or(unknown, u1))), [], `NOT(FALSE OR Undefined) is Undefined (${attr})`);
+    assert.deepEqual(uids(not(not(and(unknown, not(u1))))), [], 'double negation keeps Undefined');
+  }
+  assert.deepEqual(uids(and()).length, 3, 'RFC 4526 absolute true still holds');
 });

@@ -105,8 +105,9 @@ describe('filterToSql', () => {
     assert.deepEqual(sql({ type: 'ge', attr: 'uid', value: 'a' }), { sql: '1', params: [], exact: false });
     assert.deepEqual(filterToSql({ type: 'const', value: false }, INDEXED), { sql: '0', params: [], exact: true });
     assert.deepEqual(filterToSql({ type: 'const', value: true }, INDEXED), { sql: '1', params: [], exact: true });
-    // An unknown attribute compiles to false: nothing to send to SQLite.
-    assert.deepEqual(sql(eq('noSuchAttr', "x' OR 1=1")), { sql: '0', params: [], exact: true });
+    // An unknown attribute compiles to Undefined (RFC 4511 §4.5.1.7), SQL's NULL: nothing user-supplied to send to SQLite.
+    assert.deepEqual(sql(eq('noSuchAttr', "x' OR 1=1")), { sql: 'NULL', params: [], exact: true });
+    assert.deepEqual(sql({ type: 'not', filter: eq('noSuchAttr', 'x') }), { sql: 'NULL', params: [], exact: true }, 'NOT Undefined is Undefined');
     // `name` has unindexed subtypes (sn, ...): not answerable from the index.
     assert.deepEqual(sql(eq('name', 'x')), { sql: '1', params: [], exact: false });
   });
