@@ -73,6 +73,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     const dns = await startDnsServer(zones, {
       host: config.listen, port: config.dns.port, axfrAllow: config.dns.axfrAllow, notify: config.dns.notify,
       cacheEntries: config.dns.cacheEntries,
+      rrl: config.dns.rrlRate > 0 ? { rate: config.dns.rrlRate, slip: config.dns.rrlSlip } : undefined,
     }, log.child({ ep: 'dns' }));
     started.push(dns);
     const mta = await startMta(directory, zones, config, log.child({ ep: 'smtp' }), provisioner);

@@ -44,6 +44,10 @@ export interface Config {
     notify: HostPort[];
     /** Ready wire answers kept (0 disables the cache). */
     cacheEntries: number;
+    /** UDP response rate limit per client network and response, per second (0 = off). */
+    rrlRate: number;
+    /** Every slip-th limited response goes out truncated (0 = drop all). */
+    rrlSlip: number;
   };
   smtp: {
     port: number;
@@ -235,6 +239,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       axfrAllow: cidrs(env, 'DCMX_AXFR_ALLOW'),
       notify: hostPorts(env, 'DCMX_NOTIFY', 53),
       cacheEntries: int(env, 'DCMX_DNS_CACHE_ENTRIES', 20_000, 0, 10_000_000),
+      rrlRate: int(env, 'DCMX_DNS_RRL', 0, 0, 1_000_000),
+      rrlSlip: int(env, 'DCMX_DNS_RRL_SLIP', 2, 0, 10),
     },
     smtp: {
       port: port(env, 'DCMX_SMTP_PORT', 2525),

@@ -50,7 +50,7 @@ function body(v: AdminViews, url: string): unknown {
         intake: v.mta.intake.stats,
         routing: { ...v.mta.routing.stats, version: v.mta.routing.version },
         provisioning: v.mta.policy ?? null,
-        dns: v.dns.answerer.stats,
+        dns: { ...v.dns.answerer.stats, rrl: v.dns.rrl?.stats ?? null },
       };
     default:
       return undefined;

@@ -8,6 +8,7 @@
  * time), an idle timeout, and a bound on how long one message may take to
  * arrive so a slow-drip client cannot hold a connection forever.
  */
+import { ResponseRateLimiter, truncatedReply, type RrlOptions } from './rrl';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import type { HostPort } from '../config';
@@ -31,18 +32,23 @@ export interface DnsServerOptions {
   maxTcpConnections?: number;
   /** Answer cache size (0 disables it). */
   cacheEntries?: number;
+  /** UDP response rate limiting (rrl.ts); absent = off. */
+  rrl?: RrlOptions;
 }
 
 export interface DnsEndpoint {
   port: number;
   answerer: Answerer;
   notifier: Notifier;
+  /** The UDP response rate limiter, when configured. */
+  rrl: ResponseRateLimiter | undefined;
   close(): Promise<void>;
 }
 
 /** Starts UDP and TCP listeners on the same port (the TCP port is chosen first when 0). */
 export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: Logger): Promise<DnsEndpoint> {
   const answerer = new Answerer(zones, log, { cacheEntries: opts.cacheEntries });
+  const rrl = opts.rrl ? new ResponseRateLimiter(opts.rrl) : undefined;
   const allow = cidrList(opts.axfrAllow);
   const notifier = new Notifier(opts.notify, log);
   zones.onSerialChange((changed) => {
@@ -147,7 +153,10 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
   udp.on('message', (msg, rinfo) => {
     try {
       const out = answerer.answer(msg, { tcp: false, remote: rinfo.address });
-      if (out.kind === 'reply') udp.send(out.bytes, rinfo.port, rinfo.address);
+      if (out.kind !== 'reply') return;
+      const verdict = rrl ? rrl.check(rinfo.address, out.bytes) : 'send';
+      if (verdict === 'send') udp.send(out.bytes, rinfo.port, rinfo.address);
+      else if (verdict === 'slip') udp.send(truncatedReply(out.bytes), rinfo.port, rinfo.address);
     } catch (err) {
       // answer() never throws; should it, this datagram goes unanswered and the socket keeps serving.
       log.error({ err, remote: rinfo.address }, 'dns udp message failed');
@@ -173,6 +182,7 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
     port,
     answerer,
     notifier,
+    rrl,
     close: async () => {
       notifier.close();
       await new Promise<void>((resolve) => {
