@@ -165,6 +165,22 @@ function zoneTtl(apexAttrs: Record<string, string[]>): number {
   return v !== undefined && /^\d+$/.test(v) ? Number(v) : DEFAULT_TTL;
 }
 
+/** The NS RRset of a child zone's apex entry as its parent holds it at the cut: the child's own records, with its TTL. */
+function cutNs(apexName: string, apexAttrs: Record<string, string[]>): RR[] {
+  return recordsOf(apexName, { nSRecord: apexAttrs.nSRecord ?? [], ...(apexAttrs.dNSTTL ? { dNSTTL: apexAttrs.dNSTTL } : {}) }, zoneTtl(apexAttrs));
+}
+
+/** Targets of a cut's NS RRset at or below the cut: those the parent needs glue for (RFC 1034 §4.2.1). */
+function glueTargets(cut: string, ns: RR[]): string[] {
+  const out: string[] = [];
+  for (const rr of ns) {
+    if (rr.rdata.type !== RRTYPE.NS) continue;
+    const t = rr.rdata.target;
+    if (t === cut || t.endsWith('.' + cut)) out.push(t);
+  }
+  return out;
+}
+
 /**
  * The zones of a directory: the read view for DNS, the write-path hooks, and
  * serial-change notification for NOTIFY and answer caches.
@@ -218,8 +234,13 @@ export class Zones implements ZoneView {
   }
 
   /**
-   * Every RR of a zone, apex SOA first (for AXFR and export): below a
-   * delegation only the addresses (glue), nothing of child zones hosted here.
+   * Every RR of a zone, apex SOA first (for AXFR and export). Below a
+   * delegation: only the addresses (glue). At the apex of a child zone hosted
+   * here: the child's NS RRset (the parent's copy at the cut, with the
+   * child's TTL), and the addresses of those of its name servers that lie at
+   * or below the cut (glue, taken from the zone that holds them); nothing
+   * else of the child zone. A child apex without NS makes no cut (there is
+   * nothing to delegate with) and its names are left out.
    */
   zoneRecords(zoneName: string): RR[] | undefined {
     return this.zoneContents(zoneName)?.rrs;
@@ -242,6 +263,7 @@ export class Zones implements ZoneView {
     out.push(...apexRRs);
     const childZones: string[] = []; // apexes of zones below this one: their data is theirs to transfer
     const delegations: string[] = []; // cuts in this zone (nSRecord below the apex)
+    const glue = new Set<string>(); // name servers of child zones at or below their cut
     for (const e of this.directory.store.descendants(apex.rpath)) {
       const labels = this.names.labelsOf(e.dn, e.ndn);
       if (labels === undefined) continue;
@@ -255,6 +277,12 @@ export class Zones implements ZoneView {
       }
       if (e.attrs.sOARecord?.length) {
         childZones.push(name);
+        if (below(delegations)) continue; // inside a delegation of ours: the cut above is the one we hold
+        // RFC 1034 §4.2.1/§4.2.2: the parent zone holds the NS RRset at the cut, even when the child zone
+        // is served here too; a secondary of the parent alone must be able to refer to the child.
+        const ns = cutNs(name, e.attrs);
+        out.push(...ns);
+        for (const t of glueTargets(name, ns)) glue.add(t);
         continue;
       }
       const rrs = recordsOf(name, e.attrs, ttl);
@@ -273,6 +301,11 @@ export class Zones implements ZoneView {
         continue;
       }
       out.push(...rrs);
+    }
+    // RFC 1034 §4.2.1: glue for the child cuts, from the node that holds it (the child zone, or one below it).
+    for (const t of [...glue].sort()) {
+      const n = this.node(t);
+      if (n) out.push(...(n.rrsets.get(RRTYPE.A) ?? []), ...(n.rrsets.get(RRTYPE.AAAA) ?? []));
     }
     return { rrs: out, skipped };
   }
