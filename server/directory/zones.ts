@@ -10,7 +10,9 @@
  * - every record value is checked as it is written (invalidAttributeSyntax);
  * - once per transaction, each zone touched gets its SOA serial bumped
  *   (RFC 1982 arithmetic, never decreasing) and a journal row with the
- *   records removed and added, for IXFR (RFC 1995).
+ *   records removed and added, for IXFR (RFC 1995). A zone above a child
+ *   zone hosted here is touched when its copy of the cut (the child's NS,
+ *   their glue) changes; its journal is dropped then.
  */
 import type { Schema } from '../../schema/registry';
 import { escapeDnValue, parseDn } from '../../schema/dn';
@@ -417,6 +419,23 @@ export class Zones implements ZoneView {
         side(m.before, 'removed');
         side(m.after, 'added');
       }
+      for (const [b, a] of [[c.before, c.after], ...(c.moved ?? []).map((m) => [m.before, m.after])]) {
+        // RFC 1034 §4.2.1: a zone above a child cut holds the child's NS and their glue (zoneContents), so a change
+        // to them is a new version of that zone too. Its journal is dropped rather than written: which addresses
+        // are glue depends on NS sets that may change in the same transaction, and an IXFR delta that removes a
+        // record the client never had breaks its copy. The next IXFR of that zone gets the whole zone (RFC 1995 §4),
+        // as when a zone appears or disappears.
+        const was = this.parentSide(b);
+        const is = this.parentSide(a);
+        for (const k of [...[...was].filter((x) => !is.has(x)), ...[...is].filter((x) => !was.has(x))]) {
+          zoneState(k.slice(0, k.indexOf('\t'))).rebuilt = true;
+        }
+        if (b?.attrs.sOARecord?.length && a?.attrs.sOARecord?.length && b.attrs.dNSTTL?.[0] !== a.attrs.dNSTTL?.[0]) {
+          // The apex's dNSTTL is the default TTL of every record of the zone (and of glue taken from it above a cut):
+          // more changed than the entry's own records, which is all the journal would hold.
+          for (let z = this.names.fromDn(a.dn, a.ndn); z !== undefined; z = this.cutParent(z)) zoneState(z).rebuilt = true;
+        }
+      }
     }
     const store = this.directory.store;
     this.bumped = [];
@@ -467,6 +486,49 @@ export class Zones implements ZoneView {
     this.bumped = [];
     for (const l of this.listeners) l(done);
   };
+
+  /**
+   * The zone that holds the cut at child apex `apexName` (see zoneContents): the closest apex above, unless the
+   * child lies inside a delegation of that zone (then the cut it holds is the delegation's).
+   */
+  private cutParent(apexName: string): string | undefined {
+    const p = this.zoneAbove(apexName);
+    if (p === undefined) return undefined;
+    for (let n = apexName.slice(apexName.indexOf('.') + 1); n !== p; n = n.slice(n.indexOf('.') + 1)) {
+      if (this.entryAt(n)?.attrs.nSRecord?.length) return undefined;
+    }
+    return p;
+  }
+
+  /**
+   * What an entry image contributes to zones above a child cut, as `zone TAB record` keys (the store as it stands
+   * inside the transaction): as a child apex, its NS RRset to the parent; as a name server at or below a child
+   * cut (that cut's NS naming it), its addresses, as glue to the zone holding that cut.
+   */
+  private parentSide(e: DirEntry | undefined): Set<string> {
+    const out = new Set<string>();
+    if (!e) return out;
+    const isApex = !!e.attrs.sOARecord?.length;
+    const hasAddress = !!(e.attrs.aRecord?.length || e.attrs.aAAARecord?.length);
+    if (!isApex && !hasAddress) return out;
+    const name = this.names.fromDn(e.dn, e.ndn);
+    if (name === undefined || dnsNameProblem(this.names.labelsOf(e.dn, e.ndn) ?? [])) return out;
+    if (isApex) {
+      const p = this.cutParent(name);
+      if (p !== undefined) for (const rr of cutNs(name, e.attrs)) out.add(`${p}\t${formatRR(rr)}`);
+    }
+    if (!hasAddress) return out;
+    const zone = isApex ? name : this.zoneAbove(name);
+    if (zone === undefined) return out;
+    const ttl = zoneTtl(isApex ? e.attrs : this.entryAt(zone)?.attrs ?? {});
+    const addresses = recordsOf(name, e.attrs, ttl).filter((r) => r.rdata.type === RRTYPE.A || r.rdata.type === RRTYPE.AAAA);
+    for (let x: string | undefined = zone; x !== undefined; x = this.zoneAbove(x)) {
+      const p = this.cutParent(x);
+      const cut = p === undefined ? undefined : this.entryAt(x);
+      if (cut && glueTargets(x, cutNs(x, cut.attrs)).includes(name)) for (const rr of addresses) out.add(`${p}\t${formatRR(rr)}`);
+    }
+    return out;
+  }
 
   /** The closest apex strictly above `name` (as the store stands inside the transaction). */
   private zoneAbove(name: string): string | undefined {
