@@ -104,7 +104,7 @@ describe('a parent zone provisioned after its child holds the cut', () => {
     assert.match(bad.stdout + bad.stderr, /'ns1\.new\.example\.org' has no REQUIRED GLUE/);
   });
 
-  test('queries to dcmx are answered by the closest apex, the child, with AA', async () => {
+  test('queries to dcmx are answered by the closest apex, the child, with AA; DS at the cut by the parent', async () => {
     for (const [name, type, want] of [
       ['www.new.example.org', 'A', 'www.new.example.org. 3600 IN A 192.0.2.62'],
       ['new.example.org', 'MX', 'new.example.org. 3600 IN MX 10 mx.dcmx.test.'],
@@ -117,6 +117,12 @@ describe('a parent zone provisioned after its child holds the cut', () => {
     const soa = await dig('nothere.new.example.org', 'A');
     assert.equal(status(soa.stdout), 'NXDOMAIN');
     assert.match(section(soa.stdout, 'AUTHORITY')[0], /^new\.example\.org\. \d+ IN SOA /, 'the child\'s SOA (RFC 2308 §3)');
+    // RFC 4035 §3.1.4.1: DS is parent-side data; serving both zones, dcmx answers it from the parent, as its secondaries do.
+    const ds = await dig('new.example.org', 'DS');
+    assert.equal(status(ds.stdout), 'NOERROR', ds.stdout);
+    assert.ok(flags(ds.stdout).includes('aa'), ds.stdout);
+    assert.deepEqual(section(ds.stdout, 'ANSWER'), []);
+    assert.match(section(ds.stdout, 'AUTHORITY')[0], /^example\.org\. \d+ IN SOA /, ds.stdout);
   });
 
   test('a change of the child NS bumps the parent serial too and shows in its AXFR', async () => {
