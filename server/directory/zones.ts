@@ -10,7 +10,9 @@
  * - every record value is checked as it is written (invalidAttributeSyntax);
  * - once per transaction, each zone touched gets its SOA serial bumped
  *   (RFC 1982 arithmetic, never decreasing) and a journal row with the
- *   records removed and added, for IXFR (RFC 1995).
+ *   records removed and added, for IXFR (RFC 1995). A zone above a child
+ *   zone hosted here is touched when its copy of the cut (the child's NS,
+ *   their glue) changes; its journal is dropped then.
  */
 import type { Schema } from '../../schema/registry';
 import { escapeDnValue, parseDn } from '../../schema/dn';
@@ -165,6 +167,22 @@ function zoneTtl(apexAttrs: Record<string, string[]>): number {
   return v !== undefined && /^\d+$/.test(v) ? Number(v) : DEFAULT_TTL;
 }
 
+/** The NS RRset of a child zone's apex entry as its parent holds it at the cut: the child's own records, with its TTL. */
+function cutNs(apexName: string, apexAttrs: Record<string, string[]>): RR[] {
+  return recordsOf(apexName, { nSRecord: apexAttrs.nSRecord ?? [], ...(apexAttrs.dNSTTL ? { dNSTTL: apexAttrs.dNSTTL } : {}) }, zoneTtl(apexAttrs));
+}
+
+/** Targets of a cut's NS RRset at or below the cut: those the parent needs glue for (RFC 1034 §4.2.1). */
+function glueTargets(cut: string, ns: RR[]): string[] {
+  const out: string[] = [];
+  for (const rr of ns) {
+    if (rr.rdata.type !== RRTYPE.NS) continue;
+    const t = rr.rdata.target;
+    if (t === cut || t.endsWith('.' + cut)) out.push(t);
+  }
+  return out;
+}
+
 /**
  * The zones of a directory: the read view for DNS, the write-path hooks, and
  * serial-change notification for NOTIFY and answer caches.
@@ -218,8 +236,13 @@ export class Zones implements ZoneView {
   }
 
   /**
-   * Every RR of a zone, apex SOA first (for AXFR and export): below a
-   * delegation only the addresses (glue), nothing of child zones hosted here.
+   * Every RR of a zone, apex SOA first (for AXFR and export). Below a
+   * delegation: only the addresses (glue). At the apex of a child zone hosted
+   * here: the child's NS RRset (the parent's copy at the cut, with the
+   * child's TTL), and the addresses of those of its name servers that lie at
+   * or below the cut (glue, taken from the zone that holds them); nothing
+   * else of the child zone. A child apex without NS makes no cut (there is
+   * nothing to delegate with) and its names are left out.
    */
   zoneRecords(zoneName: string): RR[] | undefined {
     return this.zoneContents(zoneName)?.rrs;
@@ -242,6 +265,7 @@ export class Zones implements ZoneView {
     out.push(...apexRRs);
     const childZones: string[] = []; // apexes of zones below this one: their data is theirs to transfer
     const delegations: string[] = []; // cuts in this zone (nSRecord below the apex)
+    const glue = new Set<string>(); // name servers of child zones at or below their cut
     for (const e of this.directory.store.descendants(apex.rpath)) {
       const labels = this.names.labelsOf(e.dn, e.ndn);
       if (labels === undefined) continue;
@@ -255,6 +279,12 @@ export class Zones implements ZoneView {
       }
       if (e.attrs.sOARecord?.length) {
         childZones.push(name);
+        if (below(delegations)) continue; // inside a delegation of ours: the cut above is the one we hold
+        // RFC 1034 §4.2.1/§4.2.2: the parent zone holds the NS RRset at the cut, even when the child zone
+        // is served here too; a secondary of the parent alone must be able to refer to the child.
+        const ns = cutNs(name, e.attrs);
+        out.push(...ns);
+        for (const t of glueTargets(name, ns)) glue.add(t);
         continue;
       }
       const rrs = recordsOf(name, e.attrs, ttl);
@@ -273,6 +303,11 @@ export class Zones implements ZoneView {
         continue;
       }
       out.push(...rrs);
+    }
+    // RFC 1034 §4.2.1: glue for the child cuts, from the node that holds it (the child zone, or one below it).
+    for (const t of [...glue].sort()) {
+      const n = this.node(t);
+      if (n) out.push(...(n.rrsets.get(RRTYPE.A) ?? []), ...(n.rrsets.get(RRTYPE.AAAA) ?? []));
     }
     return { rrs: out, skipped };
   }
@@ -384,6 +419,23 @@ export class Zones implements ZoneView {
         side(m.before, 'removed');
         side(m.after, 'added');
       }
+      for (const [b, a] of [[c.before, c.after], ...(c.moved ?? []).map((m) => [m.before, m.after])]) {
+        // RFC 1034 §4.2.1: a zone above a child cut holds the child's NS and their glue (zoneContents), so a change
+        // to them is a new version of that zone too. Its journal is dropped rather than written: which addresses
+        // are glue depends on NS sets that may change in the same transaction, and an IXFR delta that removes a
+        // record the client never had breaks its copy. The next IXFR of that zone gets the whole zone (RFC 1995 §4),
+        // as when a zone appears or disappears.
+        const was = this.parentSide(b);
+        const is = this.parentSide(a);
+        for (const k of [...[...was].filter((x) => !is.has(x)), ...[...is].filter((x) => !was.has(x))]) {
+          zoneState(k.slice(0, k.indexOf('\t'))).rebuilt = true;
+        }
+        if (b?.attrs.sOARecord?.length && a?.attrs.sOARecord?.length && b.attrs.dNSTTL?.[0] !== a.attrs.dNSTTL?.[0]) {
+          // The apex's dNSTTL is the default TTL of every record of the zone (and of glue taken from it above a cut):
+          // more changed than the entry's own records, which is all the journal would hold.
+          for (let z = this.names.fromDn(a.dn, a.ndn); z !== undefined; z = this.cutParent(z)) zoneState(z).rebuilt = true;
+        }
+      }
     }
     const store = this.directory.store;
     this.bumped = [];
@@ -434,6 +486,49 @@ export class Zones implements ZoneView {
     this.bumped = [];
     for (const l of this.listeners) l(done);
   };
+
+  /**
+   * The zone that holds the cut at child apex `apexName` (see zoneContents): the closest apex above, unless the
+   * child lies inside a delegation of that zone (then the cut it holds is the delegation's).
+   */
+  private cutParent(apexName: string): string | undefined {
+    const p = this.zoneAbove(apexName);
+    if (p === undefined) return undefined;
+    for (let n = apexName.slice(apexName.indexOf('.') + 1); n !== p; n = n.slice(n.indexOf('.') + 1)) {
+      if (this.entryAt(n)?.attrs.nSRecord?.length) return undefined;
+    }
+    return p;
+  }
+
+  /**
+   * What an entry image contributes to zones above a child cut, as `zone TAB record` keys (the store as it stands
+   * inside the transaction): as a child apex, its NS RRset to the parent; as a name server at or below a child
+   * cut (that cut's NS naming it), its addresses, as glue to the zone holding that cut.
+   */
+  private parentSide(e: DirEntry | undefined): Set<string> {
+    const out = new Set<string>();
+    if (!e) return out;
+    const isApex = !!e.attrs.sOARecord?.length;
+    const hasAddress = !!(e.attrs.aRecord?.length || e.attrs.aAAARecord?.length);
+    if (!isApex && !hasAddress) return out;
+    const name = this.names.fromDn(e.dn, e.ndn);
+    if (name === undefined || dnsNameProblem(this.names.labelsOf(e.dn, e.ndn) ?? [])) return out;
+    if (isApex) {
+      const p = this.cutParent(name);
+      if (p !== undefined) for (const rr of cutNs(name, e.attrs)) out.add(`${p}\t${formatRR(rr)}`);
+    }
+    if (!hasAddress) return out;
+    const zone = isApex ? name : this.zoneAbove(name);
+    if (zone === undefined) return out;
+    const ttl = zoneTtl(isApex ? e.attrs : this.entryAt(zone)?.attrs ?? {});
+    const addresses = recordsOf(name, e.attrs, ttl).filter((r) => r.rdata.type === RRTYPE.A || r.rdata.type === RRTYPE.AAAA);
+    for (let x: string | undefined = zone; x !== undefined; x = this.zoneAbove(x)) {
+      const p = this.cutParent(x);
+      const cut = p === undefined ? undefined : this.entryAt(x);
+      if (cut && glueTargets(x, cutNs(x, cut.attrs)).includes(name)) for (const rr of addresses) out.add(`${p}\t${formatRR(rr)}`);
+    }
+    return out;
+  }
 
   /** The closest apex strictly above `name` (as the store stands inside the transaction). */
   private zoneAbove(name: string): string | undefined {

@@ -115,6 +115,20 @@ function withOwner(rrs: RR[], name: string): RR[] {
 }
 
 /**
+ * The zone that answers DS at `name`. RFC 4035 §3.1.4.1: DS lives on the
+ * parent side of a cut, so at the apex of a child zone whose parent zone we
+ * serve too, and whose cut that parent holds (no delegation of it in
+ * between), the parent answers; everywhere else the closest apex does.
+ */
+function dsZone(view: ZoneView, closest: Zone, name: string): Zone {
+  if (name !== closest.name || name.indexOf('.') < 0) return closest;
+  const parent = view.zoneOf(name.slice(name.indexOf('.') + 1));
+  if (!parent) return closest;
+  const between = pathBelow(parent.name, name).slice(0, -1);
+  return between.some((n) => view.node(n)?.rrsets.has(RRTYPE.NS)) ? closest : parent;
+}
+
+/**
  * Answers one question from the zone view. Never throws for a view that
  * behaves; the server wraps it in one try/catch that answers SERVFAIL.
  */
@@ -123,8 +137,9 @@ export function lookup(view: ZoneView, q: LookupQuestion): Answer {
   // QCLASS * could never be authoritative (RFC 6895 §3.2) and nothing obliges a server to give one; the places
   // where RFCs use class ANY (RFC 2136 UPDATE prerequisites and deletions) belong to an opcode we answer NOTIMP.
   if (q.class !== CLASS_IN) return REFUSED;
-  const zone = view.zoneOf(q.name);
-  if (!zone) return REFUSED;
+  const closest = view.zoneOf(q.name);
+  if (!closest) return REFUSED;
+  const zone = q.type === RRTYPE.DS ? dsZone(view, closest, q.name) : closest;
   const answer: RR[] = [];
   const seenTargets = new Set<string>();
   let qname = q.name;

@@ -122,3 +122,43 @@ describe('lookup', () => {
     });
   }
 });
+
+describe('a child zone served here too: the closest apex answers, except DS at the cut (RFC 4035 §3.1.4.1)', () => {
+  let view: Zones;
+  before(async () => {
+    const m = await memoryDirectory();
+    view = m.zones;
+    const add = (dn: string, a: Record<string, string | string[]>) =>
+      m.dir.addSync(m.admin, `${dn}${dn ? ',' : ''}dc=example,dc=com,${S}`, attrs({ objectClass: ['dNSDomain2', 'domain'], ...a }));
+    const soa = (zone: string) => `ns1.${zone}. hostmaster.${zone}. 1 3600 900 604800 60`;
+    m.dir.addSync(m.admin, `dc=com,${S}`, attrs({ objectClass: 'domain', dc: 'com' }));
+    add('', { dc: 'example', dNSTTL: '300', sOARecord: soa('example.com'), nSRecord: 'ns1.example.com.' });
+    add('dc=kid', { dc: 'kid', dNSTTL: '600', sOARecord: soa('kid.example.com'), nSRecord: 'ns1.kid.example.com.' });
+    add('dc=ns1,dc=kid', { dc: 'ns1', aRecord: '192.0.2.61' });
+    add('dc=www,dc=kid', { dc: 'www', aRecord: '192.0.2.62' });
+    add('dc=sub', { dc: 'sub', nSRecord: 'ns.elsewhere.net.' });
+    add('dc=deep,dc=sub', { dc: 'deep', sOARecord: soa('deep.sub.example.com'), nSRecord: 'ns.elsewhere.net.' });
+  });
+
+  const soaOf = (a: Answer) => (a.authority[0]?.rdata.type === RRTYPE.SOA ? a.authority[0].name : undefined);
+  const TABLE: { name: string; q: [string, keyof typeof RRTYPE]; result: Answer['result']; zone: string; answer?: string[] }[] = [
+    { name: 'DS at the child apex: the parent answers, NODATA with its SOA', q: ['kid.example.com', 'DS'], result: 'nodata', zone: 'example.com' },
+    { name: 'NS at the child apex: the child answers', q: ['kid.example.com', 'NS'], result: 'success', zone: 'kid.example.com', answer: ['kid.example.com. 600 IN NS ns1.kid.example.com.'] },
+    { name: 'SOA at the child apex: the child answers', q: ['kid.example.com', 'SOA'], result: 'success', zone: 'kid.example.com' },
+    { name: 'a name in the child: the child answers', q: ['www.kid.example.com', 'A'], result: 'success', zone: 'kid.example.com', answer: ['www.kid.example.com. 600 IN A 192.0.2.62'] },
+    { name: 'DS below the child apex: no cut, the child answers', q: ['www.kid.example.com', 'DS'], result: 'nodata', zone: 'kid.example.com' },
+    { name: 'DS at a delegation of the parent: the parent answers, as before', q: ['sub.example.com', 'DS'], result: 'nodata', zone: 'example.com' },
+    { name: 'DS at a child apex inside a delegation: its parent (sub) is not ours, the child answers', q: ['deep.sub.example.com', 'DS'], result: 'nodata', zone: 'deep.sub.example.com' },
+    { name: 'DS at the top apex: no parent here, the zone answers', q: ['example.com', 'DS'], result: 'nodata', zone: 'example.com' },
+  ];
+  for (const c of TABLE) {
+    test(c.name, () => {
+      const a = lookup(view, { name: c.q[0], type: RRTYPE[c.q[1]], class: 1 });
+      assert.equal(a.result, c.result);
+      assert.equal(a.aa, true);
+      assert.equal(a.zone, c.zone);
+      if (c.answer) assert.deepEqual(lines(a.answer), c.answer);
+      if (c.result === 'nodata') assert.equal(soaOf(a), c.zone, 'RFC 2308 §2.2: the SOA of the zone that answers');
+    });
+  }
+});

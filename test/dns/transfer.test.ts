@@ -145,7 +145,7 @@ describe('names the DNS cannot carry', () => {
     assert.equal(text.split('\n').filter((l) => l.startsWith('; skipped ')).length, 4);
     const file = path.join(tmp, 'example.com.zone');
     fs.writeFileSync(file, text);
-    const chk = await run('named-checkzone', ['example.com', file]);
+    const chk = await run('named-checkzone', ['-i', 'local', 'example.com', file]);
     assert.equal(chk.code, 0, chk.stdout + chk.stderr + text);
     assert.doesNotMatch(text, /192\.0\.2\.6[67]/);
   });
@@ -170,7 +170,7 @@ describe('delegations', () => {
     assert.match(text, /^ns\.sub2\.example\.com\.\t300\tIN\tA\t192\.0\.2\.201$/m);
     const file = path.join(tmp, 'glue.zone');
     fs.writeFileSync(file, text);
-    const chk = await run('named-checkzone', ['example.com', file]);
+    const chk = await run('named-checkzone', ['-i', 'local', 'example.com', file]);
     assert.equal(chk.code, 0, chk.stdout + chk.stderr);
     assert.doesNotMatch(chk.stdout + chk.stderr, /GLUE/i);
     assert.equal(status((await dig('www.sub2.example.com', 'A')).stdout), 'NOERROR', 'a referral, as before');
