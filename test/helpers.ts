@@ -160,3 +160,12 @@ export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'S
 export function ldapaddAt(ldapPort: number, ldif: string): Promise<RunResult> {
   return run('ldapadd', ['-x', '-H', `ldap://127.0.0.1:${ldapPort}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD], ldif);
 }
+
+/**
+ * The LDAP result code an OpenLDAP client reported: "... (34)" on stderr,
+ * "result: 4 ..." or "(6)" on stdout; else the process exit code.
+ */
+export function ldapResultCode(r: { code: number; stderr: string; stdout: string }): number {
+  const m = /\((\d+)\)/.exec(r.stderr) ?? /result: (\d+)/.exec(r.stdout) ?? /\((\d+)\)/.exec(r.stdout);
+  return m ? Number(m[1]) : r.code;
+}

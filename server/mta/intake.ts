@@ -42,10 +42,10 @@ export class SmtpReply extends Error {
 /**
  * What the provisioning policy says about a domain that is not hosted here:
  * `accept` once it is hosted (provisioned), `foreign` when it is served
- * elsewhere, so only a client allowed to relay may send to it (`why` is the
- * policy's reason, added to the 550 5.7.1 text).
+ * elsewhere, so only a client allowed to relay may send to it (others get
+ * 550 5.7.1). A policy that refuses outright throws its own SmtpReply.
  */
-export type UnknownDomainDecision = { kind: 'accept' } | { kind: 'foreign'; why?: string };
+export type UnknownDomainDecision = { kind: 'accept' } | { kind: 'foreign' };
 
 /**
  * Decides a domain that is not hosted here (the provisioning policy); throws
@@ -223,7 +223,7 @@ export class Intake {
       const decision: UnknownDomainDecision = this.deps.unknownDomain ? await this.deps.unknownDomain(parts.domain, session, relaying) : { kind: 'foreign' };
       if (decision.kind === 'accept') return this.onRcptTo(address, session, true); // now hosted: check the recipient like any other
       if (relaying) return;
-      throw new SmtpReply(550, '5.7.1', `<${rcpt}>: Relay access denied${decision.why ? ` (${decision.why})` : ''}`);
+      throw new SmtpReply(550, '5.7.1', `<${rcpt}>: Relay access denied`);
     }
     switch (routed.route.kind) {
       case 'reject':

@@ -5,17 +5,12 @@
  * - `mx` (default): the domain's MX, looked up through DCMX_UPSTREAM_DNS, must
  *   name this appliance (DCMX_HOSTNAME, or an address in DCMX_SELF_ADDRESSES).
  * When the check fails, a client allowed to relay still relays (its mail is
- * outbound). Anyone else is refused and nothing is written; the reply says
- * what the policy found about the name (RFC 3463):
- * - 550 5.1.2 "Bad destination system address" when the name cannot be a
- *   mail destination at all: not a valid domain name, NXDOMAIN, or a null MX
- *   (RFC 7505). This is issue 5's "the check fails" reply.
- * - 550 5.7.1 "Relay access denied" when the name is a mail domain served
- *   elsewhere: its MX (or, without MX, its implicit MX) points to another
- *   host, or it is outside the allow-list. Taking it would be relaying for a
- *   client not allowed to relay, so it gets the reply issue 4 prescribes (and
- *   Postfix gives, which operators and fail2ban look for), with the
- *   provisioning reason in the text.
+ * outbound). Anyone else gets 550 5.1.2 (RFC 3463 "bad destination system
+ * address", issue 5's reply for a failed check) with the policy's reason in
+ * the text: not a valid domain name, no such domain, a null MX (RFC 7505),
+ * an MX (or implicit MX) that is not this appliance, outside the allow-list.
+ * Nothing is written. With provisioning `off` there is no policy to consult,
+ * and a non-hosted domain is a plain relay attempt: 550 5.7.1 from intake.
  * Any temporary upstream failure that leaves the answer open — the MX
  * lookup, or the address of an MX target when no other target is this
  * appliance — gives 450 4.4.3 so the sender retries. Concurrent RCPTs for
@@ -45,16 +40,11 @@ export function provisioningPolicy(
   const inflight = new Map<string, Promise<UnknownDomainDecision>>();
   const self = new Set([config.hostname.toLowerCase(), ...config.selfAddresses]);
 
-  /** The name cannot take mail: 550 5.1.2 (relaying clients relay it, and learn from the next hop). */
+  /** The check failed: 550 5.1.2 with the reason (relaying clients relay it, and learn from the next hop). */
   const bad = (domain: string, why: string, relaying: boolean): UnknownDomainDecision => {
     if (relaying) return { kind: 'foreign' };
     stats.refused++;
     throw new SmtpReply(550, '5.1.2', `Domain ${domain} is not served here: ${why}`);
-  };
-  /** A mail domain served elsewhere: a relay question, which intake answers (550 5.7.1 unless the client may relay). */
-  const elsewhere = (domain: string, why: string, relaying: boolean): UnknownDomainDecision => {
-    if (!relaying) stats.refused++;
-    return { kind: 'foreign', why: `${domain} is not served here: ${why}` };
   };
   const defer = (name: string, relaying: boolean): UnknownDomainDecision => {
     if (relaying) return { kind: 'foreign' };
@@ -65,7 +55,7 @@ export function provisioningPolicy(
   async function check(name: string, session: SMTPServerSession, relaying: boolean): Promise<UnknownDomainDecision> {
     if (config.provisioning === 'allowlist') {
       const ok = config.provisionAllow.some((s) => name === s || name.endsWith('.' + s));
-      if (!ok) return elsewhere(name, 'not in the provisioning allow-list', relaying);
+      if (!ok) return bad(name, 'not in the provisioning allow-list', relaying);
     } else {
       let targets;
       try {
@@ -79,7 +69,7 @@ export function provisioningPolicy(
       if (!here) {
         // A target whose address we could not learn may be us: no answer yet, not a "no".
         if (targets.some((t) => t.temporary)) return defer(name, relaying);
-        return elsewhere(name, targets.length ? 'its MX does not point to this server' : 'it has no MX record', relaying);
+        return bad(name, targets.length ? 'its MX does not point to this server' : 'it has no MX record', relaying);
       }
     }
     const r = provisioner.provisionDomain(name);

@@ -3,6 +3,7 @@
  * dig/kdig runners against a loopback port, parsers of their output, the
  * Knot DNS fuzzing seed corpus, and a tally of outcomes.
  */
+import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { run, type RunResult } from '../helpers';
@@ -129,4 +130,21 @@ export class Tally {
   toString(): string {
     return [...this.counts.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}=${v}`).join(' ');
   }
+}
+
+/** Sends one UDP packet to 127.0.0.1:`port`; resolves with the first reply, or undefined after `waitMs`. */
+export function udpQuery(port: number, packet: Buffer, waitMs = 1000): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    const timer = setTimeout(() => {
+      s.close();
+      resolve(undefined);
+    }, waitMs);
+    s.on('message', (m) => {
+      clearTimeout(timer);
+      s.close();
+      resolve(m);
+    });
+    s.send(packet, port, '127.0.0.1');
+  });
 }

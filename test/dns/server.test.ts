@@ -4,12 +4,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { adminArgs, run, startTestAppliance, testEnv, type TestAppliance } from '../helpers';
-import { CAA_ENTRY, digRunner, exampleOrgZone, flags, kdigRunner, section, soaSerial, status } from './fixture';
+import { CAA_ENTRY, digRunner, exampleOrgZone, flags, kdigRunner, section, soaSerial, status, udpQuery } from './fixture';
 
 let t: TestAppliance;
 let port = 0;
@@ -215,21 +214,6 @@ describe('dig against the DNS port', () => {
 });
 
 describe('raw packets', () => {
-  function udpQuery(packet: Buffer, waitMs = 500): Promise<Buffer | undefined> {
-    return new Promise((resolve) => {
-      const s = dgram.createSocket('udp4');
-      const timer = setTimeout(() => {
-        s.close();
-        resolve(undefined);
-      }, waitMs);
-      s.on('message', (m) => {
-        clearTimeout(timer);
-        s.close();
-        resolve(m);
-      });
-      s.send(packet, port, '127.0.0.1');
-    });
-  }
   function query(name: string, type: number, opts: { id?: number; flags?: number; qdcount?: number; extra?: Buffer; arcount?: number } = {}): Buffer {
     const header = Buffer.alloc(12);
     header.writeUInt16BE(opts.id ?? 0x1234, 0);
@@ -243,16 +227,16 @@ describe('raw packets', () => {
   const OPT = Buffer.from([0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
 
   test('QR=1 gets no reply; QDCOUNT 2 and two OPTs get FORMERR; opcode STATUS gets NOTIMP', async () => {
-    assert.equal(await udpQuery(query('example.org', 1, { flags: 0x8000 })), undefined);
-    let r = await udpQuery(query('example.org', 1, { qdcount: 2 }));
+    assert.equal(await udpQuery(port, query('example.org', 1, { flags: 0x8000 }), 500), undefined);
+    let r = await udpQuery(port, query('example.org', 1, { qdcount: 2 }));
     assert.equal(r![3] & 0x0f, 1);
-    r = await udpQuery(query('example.org', 1, { arcount: 2, extra: Buffer.concat([OPT, OPT]) }));
+    r = await udpQuery(port, query('example.org', 1, { arcount: 2, extra: Buffer.concat([OPT, OPT]) }));
     assert.equal(r![3] & 0x0f, 1);
-    r = await udpQuery(query('example.org', 1, { flags: 2 << 11 }));
+    r = await udpQuery(port, query('example.org', 1, { flags: 2 << 11 }));
     assert.equal(r![3] & 0x0f, 4);
-    r = await udpQuery(query('example.org', 1, { arcount: 1, extra: Buffer.from([0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 8, 0xfe, 0xed, 0, 4, 1, 2, 3, 4]) }));
+    r = await udpQuery(port, query('example.org', 1, { arcount: 1, extra: Buffer.from([0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 8, 0xfe, 0xed, 0, 4, 1, 2, 3, 4]) }));
     assert.equal(r![3] & 0x0f, 0, 'unknown EDNS option ignored');
-    r = await udpQuery(query('example.org', 252));
+    r = await udpQuery(port, query('example.org', 252));
     assert.equal(r![3] & 0x0f, 5, 'AXFR over UDP is refused (RFC 5936 §4.2)');
   });
 

@@ -8,7 +8,6 @@
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { attrs, memoryDirectory, ADMIN, SUFFIX } from '../directory/fixture';
@@ -21,7 +20,7 @@ import type { Identity } from '../../server/directory/access';
 import { startDnsServer, type DnsEndpoint } from '../../server/dns/server';
 import { zoneMasterFile } from '../../server/admin/zone-file';
 import { silentLogger } from '../../server/log';
-import { digRunner, flags, section, soaSerial, status } from './fixture';
+import { digRunner, flags, section, soaSerial, status, udpQuery } from './fixture';
 
 let zones: Zones;
 let dir: Directory;
@@ -190,25 +189,9 @@ describe('delegations', () => {
 });
 
 describe('IXFR edge cases (RFC 1995)', () => {
-  /** One UDP query, its reply or undefined after `waitMs`. */
-  function udpQuery(packet: Buffer, waitMs = 1000): Promise<Buffer | undefined> {
-    return new Promise((resolve) => {
-      const s = dgram.createSocket('udp4');
-      const timer = setTimeout(() => {
-        s.close();
-        resolve(undefined);
-      }, waitMs);
-      s.on('message', (m) => {
-        clearTimeout(timer);
-        s.close();
-        resolve(m);
-      });
-      s.send(packet, dns.port, '127.0.0.1');
-    });
-  }
 
   test('IXFR without the client SOA in authority is FORMERR, over UDP and TCP (§3)', async () => {
-    const udp = await udpQuery(query(7, 'example.com', 251));
+    const udp = await udpQuery(dns.port, query(7, 'example.com', 251));
     assert.ok(udp, 'a reply');
     assert.equal(udp.readUInt16BE(0), 7);
     assert.equal(udp[3] & 0x0f, 1, 'FORMERR over UDP');

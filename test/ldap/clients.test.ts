@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { ADMIN_PASSWORD, adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
+import { ADMIN_PASSWORD, adminArgs, run, startTestAppliance, ldapResultCode as resultCode, type TestAppliance } from '../helpers';
 
 let t: TestAppliance;
 before(async () => {
@@ -15,11 +15,6 @@ after(async () => {
   await t.close();
 });
 
-/** The "result: N" code ldapadd/ldapmodify print, or the process exit code. */
-function resultCode(r: { code: number; stderr: string; stdout: string }): number {
-  const m = /\((\d+)\)/.exec(r.stderr) ?? /result: (\d+)/.exec(r.stdout);
-  return m ? Number(m[1]) : r.code;
-}
 
 const ldapadd = (ldif: string, auth = adminArgs(t)) => run('ldapadd', [...auth], ldif);
 const ldapmodify = (ldif: string, auth = adminArgs(t)) => run('ldapmodify', [...auth], ldif);

@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
+import { adminArgs, run, startTestAppliance, ldapResultCode as resultCode, type TestAppliance } from '../helpers';
 
 let t: TestAppliance;
 before(async () => {
@@ -17,11 +17,6 @@ after(async () => {
   await t.close();
 });
 
-/** The LDAP result code a client printed ("... (34)"), or its exit code. */
-function resultCode(r: { code: number; stderr: string; stdout: string }): number {
-  const m = /\((\d+)\)/.exec(r.stderr) ?? /\((\d+)\)/.exec(r.stdout);
-  return m ? Number(m[1]) : r.code;
-}
 
 const ldapadd = (ldif: string) => run('ldapadd', adminArgs(t), ldif);
 

@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
+import { adminArgs, run, startTestAppliance, ldapResultCode as resultCode, type TestAppliance } from '../helpers';
 import { memoryDirectory } from '../directory/fixture';
 
 const USER = 'uid=pat,o=internet';
@@ -21,11 +21,6 @@ after(async () => {
   await t.close();
 });
 
-/** The LDAP result code a client printed ("... (50)"), or its exit code. */
-function resultCode(r: { code: number; stderr: string; stdout: string }): number {
-  const m = /\((\d+)\)/.exec(r.stderr) ?? /\((\d+)\)/.exec(r.stdout);
-  return m ? Number(m[1]) : r.code;
-}
 
 const as = (dn: string, pw: string) => ['-x', '-H', t.ldapUrl, '-D', dn, '-w', pw];
 const whoami = (dn: string, pw: string) => run('ldapwhoami', as(dn, pw));
