@@ -180,22 +180,20 @@ export class Intake {
     if ('AUTH' in args && (typeof args.AUTH !== 'string' || !(args.AUTH === '<>' || /^[^\s<>]+@[^\s<>]+$/.test(args.AUTH)))) {
       throw new SmtpReply(501, '5.5.4', 'Bad AUTH parameter syntax');
     }
-    this.checkUtf8(address.address, session);
+    this.checkUtf8(address, session);
   }
 
   /**
    * RFC 6531 §3.4: a mailbox with non-ASCII characters needs SMTPUTF8 on MAIL
    * FROM; without it, 553 5.6.7 (as Postfix answers). smtp-server hands the
    * domain over in U-labels whether the client sent U-labels or A-labels
-   * (which need no SMTPUTF8), so only the local part tells raw UTF-8 apart.
+   * (which need no SMTPUTF8); our patch of it (patches/smtp-server+*.patch)
+   * says whether the address arrived with raw UTF-8.
    */
-  private checkUtf8(address: string, session: SMTPServerSession): void {
+  private checkUtf8(address: SMTPServerAddress, session: SMTPServerSession): void {
     if (session.envelope.smtpUtf8) return;
-    const at = address.lastIndexOf('@');
-    const local = at < 0 ? address : address.slice(0, at);
-    // eslint-disable-next-line no-control-regex
-    if (/[^\x00-\x7f]/.test(local)) {
-      throw new SmtpReply(553, '5.6.7', `<${address}>: Must declare SMTPUTF8 to send a non-ASCII address`);
+    if ((address as SMTPServerAddress & { rawUtf8?: boolean }).rawUtf8) {
+      throw new SmtpReply(553, '5.6.7', `<${address.address}>: Must declare SMTPUTF8 to send a non-ASCII address`);
     }
   }
 
@@ -206,7 +204,7 @@ export class Intake {
   private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, provisioned = false): Promise<void> {
     this.checkParams(address.args, RCPT_PARAMS);
     const rcpt = address.address;
-    if (!provisioned) this.checkUtf8(rcpt, session);
+    if (!provisioned) this.checkUtf8(address, session);
     // RFC 5321 §4.5.1: "postmaster" without a domain must be accepted.
     if (rcpt.toLowerCase() === 'postmaster') return;
     const parts = splitAddress(rcpt);

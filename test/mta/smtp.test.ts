@@ -278,7 +278,7 @@ describe('MAIL FROM parameters, SMTPUTF8 and counters', { timeout: 60_000 }, () 
     }
   });
 
-  test('RFC 6531 §3.4: a non-ASCII mailbox without SMTPUTF8 is 553 5.6.7 at MAIL and at RCPT; with SMTPUTF8 or in A-labels it is taken', async () => {
+  test('RFC 6531 §3.4: a non-ASCII mailbox (local part or domain) without SMTPUTF8 is 553 5.6.7 at MAIL and at RCPT; with SMTPUTF8 or in A-labels it is taken', async () => {
     const { client } = await RawSmtp.connect(port);
     try {
       assert.equal((await client.cmd('EHLO client.test')).code, 250);
@@ -291,6 +291,10 @@ describe('MAIL FROM parameters, SMTPUTF8 and counters', { timeout: 60_000 }, () 
       const rcpt = await client.cmd('RCPT TO:<jöhn@example.org>');
       assert.equal(rcpt.code, 553, rcpt.raw);
       assert.match(rcpt.lines[0], /^5\.6\.7 /, rcpt.raw);
+      // A raw UTF-8 domain needs SMTPUTF8 too, even with an ASCII local part.
+      const udomain = await client.cmd('RCPT TO:<john@bücher.example>');
+      assert.equal(udomain.code, 553, udomain.raw);
+      assert.match(udomain.lines[0], /^5\.6\.7 /, udomain.raw);
       assert.equal((await client.cmd('RSET')).code, 250);
       const utf8 = await client.cmd('MAIL FROM:<jöhn@client.test> SMTPUTF8');
       assert.equal(utf8.code, 250, utf8.raw);
