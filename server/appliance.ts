@@ -15,6 +15,7 @@ import { startHttpServer, type HttpEndpoint } from './admin/http';
 import { startDnsServer, type DnsEndpoint } from './dns/server';
 import { startMta, type MtaEndpoint } from './mta';
 import { Provisioner } from './directory/provision';
+import { startRetention, type Retention } from './directory/retention';
 
 /** A running appliance. */
 export interface Appliance {
@@ -24,6 +25,7 @@ export interface Appliance {
   dns: DnsEndpoint;
   mta: MtaEndpoint;
   provisioner: Provisioner;
+  retention: Retention;
   close(): Promise<void>;
 }
 
@@ -65,6 +67,9 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
   try {
     await directory.bootstrap(resolveAdminPassword(config, announce));
     const provisioner = new Provisioner(directory, zones, { hostname: config.hostname, ...config.newDomain });
+    const retention = startRetention(directory, config.retention, log.child({ ep: 'retention' }));
+    started.push({ close: async () => retention.stop() });
+    void retention.run(); // a backlog left by an older version or a larger setting
     const ldap: LdapEndpoint = await startLdapServer(directory, {
       host: config.listen, port: config.ldap.port, maxPdu: config.ldap.maxPdu, maxDepth: config.ldap.maxDepth,
       idleTimeout: config.ldap.idleTimeout, provisioner,
@@ -78,7 +83,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     started.push(dns);
     const mta = await startMta(directory, zones, config, log.child({ ep: 'smtp' }), provisioner);
     started.push(mta);
-    const http: HttpEndpoint = await startHttpServer({ directory, zones, mta, dns }, { host: config.listen, port: config.http.port, allow: config.http.allow }, log.child({ ep: 'http' }));
+    const http: HttpEndpoint = await startHttpServer({ directory, zones, mta, dns, retention }, { host: config.listen, port: config.http.port, allow: config.http.allow }, log.child({ ep: 'http' }));
     started.push(http);
     return {
       directory,
@@ -86,6 +91,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       dns,
       mta,
       provisioner,
+      retention,
       ports: { ldap: ldap.port, dns: dns.port, smtp: mta.port, http: http.port },
       async close() {
         for (const s of started.reverse()) await s.close();

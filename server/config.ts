@@ -86,6 +86,11 @@ export interface Config {
     /** CIDRs that may read everything but /health (routes, zones, stats). */
     allow: string[];
   };
+  /** History kept in the store (server/directory/retention.ts); 0 = everything. */
+  retention: {
+    changelogKeep: number;
+    journalKeep: number;
+  };
   provisioning: ProvisioningPolicy;
   provisionAllow: string[];
   /** What a new domain gets (Mail-in-a-Box style defaults). */
@@ -265,6 +270,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     http: {
       port: port(env, 'DCMX_HTTP_PORT', 8080),
       allow: env.DCMX_HTTP_ALLOW === undefined ? ['127.0.0.0/8', '::1/128'] : cidrs(env, 'DCMX_HTTP_ALLOW'),
+    },
+    retention: {
+      changelogKeep: int(env, 'DCMX_CHANGELOG_KEEP', 100_000, 0, 1_000_000_000),
+      journalKeep: int(env, 'DCMX_ZONE_JOURNAL_KEEP', 1000, 0, 1_000_000_000),
     },
     provisioning,
     provisionAllow,

@@ -311,6 +311,34 @@ export class Store {
     }));
   }
 
+  /**
+   * Deletes the oldest change-log rows so that the newest `keep` remain, at
+   * most `batch` rows per call (one short transaction). Returns how many went.
+   * AUTOINCREMENT keeps numbers from being reused (migration 001).
+   */
+  trimChangelog(keep: number, batch = 10_000): number {
+    const { last } = this.changeRange();
+    return this.transaction(() => this.stmt(
+      'DELETE FROM changelog WHERE change_number IN (SELECT change_number FROM changelog WHERE change_number <= ? ORDER BY change_number LIMIT ?)',
+    ).run(last - keep, batch).changes);
+  }
+
+  /**
+   * Keeps the newest `keep` journal rows of each zone (an IXFR from further
+   * back gets the whole zone, RFC 1995 §4), at most `batch` rows per call.
+   */
+  trimJournal(keep: number, batch = 10_000): number {
+    return this.transaction(() => this.stmt(
+      `DELETE FROM zone_journal WHERE id IN (
+         SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY zone ORDER BY id DESC) AS rn FROM zone_journal) WHERE rn > ? LIMIT ?)`,
+    ).run(keep, batch).changes);
+  }
+
+  /** Number of journal rows held (all zones). */
+  journalSize(): number {
+    return this.stmt('SELECT count(*) FROM zone_journal').pluck().get() as number;
+  }
+
   /** Forgets a zone's journal (the zone was created, removed or rebuilt: only full transfers make sense). */
   dropJournal(zone: string): void {
     this.stmt('DELETE FROM zone_journal WHERE zone = ?').run(zone);

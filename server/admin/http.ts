@@ -18,6 +18,7 @@ import { describeRoute } from '../directory/routing';
 import type { MtaEndpoint } from '../mta';
 import type { DnsEndpoint } from '../dns/server';
 import type { Logger } from '../log';
+import type { Retention } from '../directory/retention';
 
 export interface HttpEndpoint {
   port: number;
@@ -29,6 +30,7 @@ export interface AdminViews {
   zones: Zones;
   mta: MtaEndpoint;
   dns: DnsEndpoint;
+  retention: Retention;
 }
 
 function body(v: AdminViews, url: string): unknown {
@@ -51,6 +53,7 @@ function body(v: AdminViews, url: string): unknown {
         routing: { ...v.mta.routing.stats, version: v.mta.routing.version },
         provisioning: v.mta.policy ?? null,
         dns: { ...v.dns.answerer.stats, rrl: v.dns.rrl?.stats ?? null },
+        history: { ...v.directory.changeRange(), journalRows: v.directory.store.journalSize(), ...v.retention.stats },
       };
     default:
       return undefined;

@@ -1,0 +1,81 @@
+/**
+ * Retention of the store's history: the change log (draft-good-ldap-changelog
+ * leaves trimming to the server, as OpenLDAP's accesslog `logpurge` does) and
+ * the zones' IXFR journal. Without it both grow with every write forever.
+ *
+ * - The change log keeps its newest DCMX_CHANGELOG_KEEP rows. Followers in
+ *   this process are always past the trimmed rows; one that falls behind
+ *   (another process, a consumer over LDAP) sees firstChangeNumber move past
+ *   its position and must resynchronise, which `ChangeFollower` does (onGap).
+ * - The journal keeps the newest DCMX_ZONE_JOURNAL_KEEP rows per zone; an
+ *   IXFR from an older serial gets the whole zone (RFC 1995 §4).
+ *
+ * Trimming runs after commits, once every `keep / 10` of them, in batches
+ * of short transactions spread over event-loop turns, so a large backlog
+ * (a store upgraded from a version without retention) never stalls a client.
+ */
+import type { Directory } from './directory';
+import type { Logger } from '../log';
+
+export interface RetentionOptions {
+  /** Change-log rows kept (0 = keep everything). */
+  changelogKeep: number;
+  /** Journal rows kept per zone (0 = keep everything). */
+  journalKeep: number;
+}
+
+export interface Retention {
+  /** Rows deleted so far: change log and journal. */
+  readonly stats: { changelogTrimmed: number; journalTrimmed: number; runs: number };
+  /** Trims now; resolves when the backlog is gone. */
+  run(): Promise<void>;
+  stop(): void;
+}
+
+const BATCH = 5_000;
+
+export function startRetention(directory: Directory, opts: RetentionOptions, log: Logger): Retention {
+  const store = directory.store;
+  const stats = { changelogTrimmed: 0, journalTrimmed: 0, runs: 0 };
+  const every = Math.max(1, Math.floor(Math.min(...[opts.changelogKeep, opts.journalKeep].filter((k) => k > 0), 1_000_000) / 10));
+  let commits = 0;
+  let running: Promise<void> | undefined;
+  let stopped = false;
+
+  const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+  async function trim(): Promise<void> {
+    stats.runs++;
+    if (opts.changelogKeep > 0) {
+      for (let n = BATCH; n === BATCH && !stopped; await turn()) {
+        n = store.trimChangelog(opts.changelogKeep, BATCH);
+        stats.changelogTrimmed += n;
+      }
+    }
+    if (opts.journalKeep > 0) {
+      for (let n = BATCH; n === BATCH && !stopped; await turn()) {
+        n = store.trimJournal(opts.journalKeep, BATCH);
+        stats.journalTrimmed += n;
+      }
+    }
+  }
+  const run = (): Promise<void> => {
+    running ??= trim()
+      .catch((err) => log.error({ err }, 'trimming the change log failed'))
+      .finally(() => (running = undefined));
+    return running;
+  };
+  const unsubscribe = opts.changelogKeep > 0 || opts.journalKeep > 0
+    ? directory.onChange(() => {
+      // After this commit's other listeners (the followers read the new rows first).
+      if (++commits % every === 0) setImmediate(() => void run());
+    })
+    : () => undefined;
+  return {
+    stats,
+    run,
+    stop() {
+      stopped = true;
+      unsubscribe();
+    },
+  };
+}
