@@ -16,6 +16,7 @@ import { startDnsServer, type DnsEndpoint } from './dns/server';
 import { startMta, type MtaEndpoint } from './mta';
 import { Provisioner } from './directory/provision';
 import { startRetention, type Retention } from './directory/retention';
+import { loadTls } from './tls';
 
 /** A running appliance. */
 export interface Appliance {
@@ -70,9 +71,11 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     const retention = startRetention(directory, config.retention, log.child({ ep: 'retention' }));
     started.push({ close: async () => retention.stop() });
     void retention.run(); // a backlog left by an older version or a larger setting
+    // One certificate for SMTP STARTTLS and LDAP StartTLS.
+    const tls = await loadTls({ dataDir: config.dataDir, hostname: config.hostname, cert: config.smtp.tlsCert, key: config.smtp.tlsKey });
     const ldap: LdapEndpoint = await startLdapServer(directory, {
       host: config.listen, port: config.ldap.port, maxPdu: config.ldap.maxPdu, maxDepth: config.ldap.maxDepth,
-      idleTimeout: config.ldap.idleTimeout, provisioner,
+      idleTimeout: config.ldap.idleTimeout, provisioner, tls,
     }, log.child({ ep: 'ldap' }));
     started.push(ldap);
     const dns = await startDnsServer(zones, {
@@ -81,7 +84,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       rrl: config.dns.rrlRate > 0 ? { rate: config.dns.rrlRate, slip: config.dns.rrlSlip } : undefined,
     }, log.child({ ep: 'dns' }));
     started.push(dns);
-    const mta = await startMta(directory, zones, config, log.child({ ep: 'smtp' }), provisioner);
+    const mta = await startMta(directory, zones, config, log.child({ ep: 'smtp' }), tls, provisioner);
     started.push(mta);
     const http: HttpEndpoint = await startHttpServer({ directory, zones, mta, dns, retention }, { host: config.listen, port: config.http.port, allow: config.http.allow }, log.child({ ep: 'http' }));
     started.push(http);

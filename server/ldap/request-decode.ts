@@ -18,6 +18,9 @@ import { decodeControls, type RequestControl } from './search-decode';
 /** RFC 3062 §2. */
 export const PASSWORD_MODIFY_OID = '1.3.6.1.4.1.4203.1.11.1';
 
+/** RFC 4511 §4.14.1. */
+export const START_TLS_OID = '1.3.6.1.4.1.1466.20037';
+
 interface Common {
   messageId: number;
   controls: RequestControl[];
@@ -31,6 +34,8 @@ export type UpdateCall = Common & (
   | { op: 'compare'; entry: string; attribute: string; value: Buffer }
   /** `malformed` is set when the request value is not a PasswdModifyRequestValue (protocolError). */
   | { op: 'passwordModify'; userIdentity?: string; oldPassword?: Buffer; newPassword?: Buffer; malformed?: boolean }
+  /** The connection layer answers it (it changes the transport); a request value is a protocolError (§4.14.1). */
+  | { op: 'startTLS'; malformed: boolean }
 );
 
 /** Operation names as controls.ts knows them, and the response tag of each (RFC 4511 §4.2 ff.). */
@@ -40,6 +45,7 @@ export const OPERATIONS: Record<UpdateCall['op'], { name: string; responseTag: n
   modifyDN: { name: 'ModifyDnRequest', responseTag: 0x6d },
   compare: { name: 'CompareRequest', responseTag: 0x6f },
   passwordModify: { name: 'ExtendedRequest', responseTag: 0x78 },
+  startTLS: { name: 'ExtendedRequest', responseTag: 0x78 },
 };
 
 const utf8 = (buf: Buffer, t: Tlv) => buf.toString('utf8', t.start, t.end);
@@ -97,7 +103,10 @@ export function decodeUpdateRequest(pdu: Buffer): UpdateCall | undefined {
       case 0x77: {
         // ExtendedRequest ::= [APPLICATION 23] SEQUENCE { requestName [0], requestValue [1] OPTIONAL }
         const [name, value] = children(pdu, op);
-        if (!name || name.tag !== 0x80 || utf8(pdu, name) !== PASSWORD_MODIFY_OID) return undefined;
+        if (!name || name.tag !== 0x80) return undefined;
+        const oid = utf8(pdu, name);
+        if (oid === START_TLS_OID) return { ...common, op: 'startTLS', malformed: value !== undefined };
+        if (oid !== PASSWORD_MODIFY_OID) return undefined;
         return { ...common, op: 'passwordModify', ...decodePasswdModifyValue(pdu, value) };
       }
       default:

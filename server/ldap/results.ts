@@ -9,7 +9,7 @@ import { encodeLdapResult } from './ber';
 import { OPERATIONS, type UpdateCall } from './request-decode';
 
 /** RFC 4511 Appendix A.1 result codes. */
-export const RESULT_CODES: Record<ResultName | 'success' | 'compareFalse' | 'compareTrue', number> = {
+export const RESULT_CODES: Record<ResultName | 'success' | 'compareFalse' | 'compareTrue' | 'unavailable', number> = {
   success: 0,
   operationsError: 1,
   protocolError: 2,
@@ -29,6 +29,7 @@ export const RESULT_CODES: Record<ResultName | 'success' | 'compareFalse' | 'com
   invalidDNSyntax: 34,
   invalidCredentials: 49,
   insufficientAccessRights: 50,
+  unavailable: 52,
   unwillingToPerform: 53,
   namingViolation: 64,
   objectClassViolation: 65,

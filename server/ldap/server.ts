@@ -23,18 +23,21 @@ import { criticalControls, SUPPORTED_CONTROLS, unsupportedCritical } from './con
 import { bindHandler } from './bind';
 import { answerSearch, searchHandler } from './search';
 import { decodeSearchRequest, saslBindId } from './search-decode';
-import { encodeLdapResult } from './ber';
+import { encodeExtendedResponse, encodeLdapResult } from './ber';
 import { answerAdd } from './add';
 import { modifyHandler } from './modify';
 import { answerDelete } from './delete';
 import { answerModifyDn } from './modifydn';
 import { answerCompare } from './compare';
-import { decodeUpdateRequest, OPERATIONS, undecodedUpdate, type UpdateCall } from './request-decode';
+import { decodeUpdateRequest, OPERATIONS, START_TLS_OID, undecodedUpdate, type UpdateCall } from './request-decode';
 import {
   answerPasswordModify, PASSWORD_MODIFY_OID, PROVISION_DOMAIN_OID, provisionHandler, WHOAMI_OID, whoAmIHandler,
 } from './extended';
 import type { Provisioner } from '../directory/provision';
 import { RESULT_CODES } from './results';
+import type { TlsPair } from '../tls';
+import { startTlsVerdict, upgradeToTls } from './starttls';
+import * as tls from 'node:tls';
 import { ANONYMOUS } from '../directory/access';
 
 export interface LdapServerOptions {
@@ -46,6 +49,8 @@ export interface LdapServerOptions {
   idleTimeout: number;
   /** Serves the provisioning extended operation when given. */
   provisioner?: Provisioner;
+  /** The certificate for StartTLS (RFC 4513 §3); without it StartTLS is unavailable (52). */
+  tls?: TlsPair;
 }
 
 /** A running LDAP endpoint. */
@@ -84,6 +89,8 @@ function answerUpdate(ctx: LdapContext, session: Session, call: UpdateCall, repl
       return answerCompare(ctx, session, call, reply);
     case 'passwordModify':
       return answerPasswordModify(ctx, session, call, reply);
+    case 'startTLS':
+      throw new Error('StartTLS is answered by the connection (starttls.ts)');
   }
 }
 
@@ -108,6 +115,7 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
   const ctx: LdapContext = { directory, log };
   const sockets = new Set<net.Socket>();
   const limits = { maxPdu: opts.maxPdu, maxDepth: opts.maxDepth };
+  const secureContext = opts.tls ? tls.createSecureContext({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }) : undefined;
 
   // eslint-disable-next-line prefer-const
   let server: any; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -132,7 +140,8 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
       if (!sock.destroyed) sock.end(noticeOfDisconnection(RESULT_CODES.protocolError, reason));
       setTimeout(() => sock.destroy(), 1000).unref();
     };
-    sock.on('data', (chunk: Buffer) => {
+    let secure = false;
+    const onData = (chunk: Buffer) => {
       let pdus: Buffer[];
       try {
         pdus = framer.push(chunk);
@@ -140,7 +149,8 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
         disconnect(e instanceof FramingError ? e.message : 'framing failure');
         return;
       }
-      for (const pdu of pdus) {
+      for (let i = 0; i < pdus.length; i++) {
+        const pdu = pdus[i];
         // The search fast path (search-decode.ts): most traffic, decoded and answered without ldapjs.
         const call = decodeSearchRequest(pdu);
         if (call) {
@@ -150,6 +160,18 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
         // Add, delete, modifyDN and compare: decoded here so that their DNs reach
         // the directory as sent (request-decode.ts says what ldapjs gets wrong).
         const update = decodeUpdateRequest(pdu);
+        if (update?.op === 'startTLS') {
+          // RFC 4511 §4.14: answered in the clear, then TLS begins on this socket.
+          const verdict = startTlsVerdict({ secure, malformed: update.malformed, pipelined: i < pdus.length - 1, context: secureContext });
+          if (!verdict.ok) {
+            sock.write(encodeExtendedResponse(update.messageId, RESULT_CODES[verdict.code], verdict.message, START_TLS_OID));
+            continue;
+          }
+          sock.write(encodeExtendedResponse(update.messageId, RESULT_CODES.success, '', START_TLS_OID));
+          upgradeToTls(sock, secureContext!, opts.idleTimeout * 1000, onData, session.log);
+          secure = true;
+          return;
+        }
         if (update) {
           answerUpdate(ctx, session, update, (b) => {
             if (!sock.destroyed) sock.write(b);
@@ -175,7 +197,8 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
           return;
         }
       }
-    });
+    };
+    sock.on('data', onData);
   };
 
   server = ldap.createServer({ log: ldapjsLogger(log), connectionRouter });
@@ -185,7 +208,7 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
 
   directory.announce({
     supportedControl: SUPPORTED_CONTROLS,
-    supportedExtension: [WHOAMI_OID, PASSWORD_MODIFY_OID, ...(opts.provisioner ? [PROVISION_DOMAIN_OID] : [])],
+    supportedExtension: [WHOAMI_OID, PASSWORD_MODIFY_OID, ...(secureContext ? [START_TLS_OID] : []), ...(opts.provisioner ? [PROVISION_DOMAIN_OID] : [])],
     supportedFeatures: SUPPORTED_FEATURES,
   });
 

@@ -20,7 +20,7 @@ import { Delivery } from './delivery';
 import { Intake } from './intake';
 import { provisioningPolicy, type PolicyStats } from './policy';
 import type { Provisioner } from '../directory/provision';
-import { loadTls } from './tls';
+import type { TlsPair } from '../tls';
 
 export interface MtaEndpoint {
   port: number;
@@ -36,9 +36,12 @@ export interface MtaEndpoint {
   close(): Promise<void>;
 }
 
-/** Starts the transfer unit; with a provisioner, unknown domains go through the provisioning policy. */
+/**
+ * Starts the transfer unit with the appliance's certificate for STARTTLS; with
+ * a provisioner, unknown domains go through the provisioning policy.
+ */
 export async function startMta(
-  directory: Directory, zones: Zones, config: Config, log: Logger, provisioner?: Provisioner,
+  directory: Directory, zones: Zones, config: Config, log: Logger, tls: TlsPair, provisioner?: Provisioner,
 ): Promise<MtaEndpoint> {
   const mail = new MailDirectory(directory, zones.names);
   const routing = new RoutingTable(mail, config.hostname);
@@ -75,7 +78,6 @@ export async function startMta(
       : queue.releaseHeld(Date.now());
     if (released) delivery.kick();
   });
-  const tls = await loadTls({ dataDir: config.dataDir, hostname: config.hostname, cert: config.smtp.tlsCert, key: config.smtp.tlsKey });
   const intake = new Intake({
     host: config.listen, port: config.smtp.port, hostname: config.hostname, maxSize: config.smtp.maxSize,
     maxRecipients: config.smtp.maxRecipients, maxClients: config.smtp.maxClients, socketTimeoutMs: config.smtp.socketTimeout * 1000,

@@ -28,7 +28,7 @@ import { splitAddress } from '../directory/mail';
 import { routeOf, type RoutingTable } from '../directory/routing';
 import type { DirectoryCache } from './cache';
 import type { MailResolver } from './resolver';
-import type { TlsPair } from './tls';
+import type { TlsPair } from '../tls';
 import { newQueueId, type Spool } from './spool';
 import type { QueueStore } from '../../storage/queue';
 
