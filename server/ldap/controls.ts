@@ -5,6 +5,8 @@
  */
 import type { Handler } from './context';
 import { RESULT_CODES } from './results';
+import { children, encodeLdapResult, readTlv, tlv } from './ber';
+import { decodeControls } from './search-decode';
 
 export const PAGED_RESULTS_OID = '1.2.840.113556.1.4.319';
 export const MANAGE_DSA_IT_OID = '2.16.840.1.113730.3.4.2';
@@ -41,4 +43,56 @@ export const criticalControls: Handler = (req, res, next) => {
 export function unsupportedCritical(operation: string, controls: { type: string; critical: boolean }[]): string | undefined {
   const known = BY_OPERATION[operation] ?? [];
   return controls.find((c) => c.critical && !known.includes(c.type))?.type;
+}
+
+/** Operations by protocolOp tag: name (as BY_OPERATION knows it) and response tag (none for unbind, abandon). */
+const OPS: Record<number, { name: string; responseTag?: number }> = {
+  0x60: { name: 'BindRequest', responseTag: 0x61 },
+  0x42: { name: 'UnbindRequest' },
+  0x63: { name: 'SearchRequest', responseTag: 0x65 },
+  0x66: { name: 'ModifyRequest', responseTag: 0x67 },
+  0x68: { name: 'AddRequest', responseTag: 0x69 },
+  0x4a: { name: 'DeleteRequest', responseTag: 0x6b },
+  0x6c: { name: 'ModifyDnRequest', responseTag: 0x6d },
+  0x6e: { name: 'CompareRequest', responseTag: 0x6f },
+  0x50: { name: 'AbandonRequest' },
+  0x77: { name: 'ExtendedRequest', responseTag: 0x78 },
+};
+
+/**
+ * Screens the controls of a PDU bound for ldapjs (RFC 4511 §4.1.11): an
+ * unsupported critical control gets unavailableCriticalExtension (12) here;
+ * unsupported non-critical ones are removed, since the server ignores them
+ * anyway and ldapjs's control parsers throw on some of them (a password
+ * policy request control without a value, as SSSD and nslcd send with every
+ * bind, dropped the connection). A PDU whose controls are all known comes
+ * back as it was; a malformed one too (ldapjs refuses it as before).
+ */
+export function screenControls(pdu: Buffer): { pdu: Buffer } | { reply: Buffer } {
+  try {
+    const msg = readTlv(pdu, 0);
+    const [id, op, ctl] = children(pdu, msg);
+    if (!ctl || !op || id?.tag !== 0x02) return { pdu };
+    const controls = decodeControls(pdu, ctl);
+    const kind = OPS[op.tag];
+    if (!controls || !kind) return { pdu };
+    const known = BY_OPERATION[kind.name] ?? [];
+    const bad = kind.responseTag === undefined ? undefined : unsupportedCritical(kind.name, controls);
+    if (bad) {
+      const n = id.end - id.start;
+      return { reply: encodeLdapResult(pdu.readIntBE(id.start, n), kind.responseTag!, RESULT_CODES.unavailableCriticalExtension, '', `critical control ${bad} is not supported`) };
+    }
+    if (controls.every((c) => known.includes(c.type))) return { pdu };
+    const kept: Buffer[] = [];
+    let from = ctl.start;
+    children(pdu, ctl).forEach((c, i) => {
+      if (known.includes(controls[i].type)) kept.push(pdu.subarray(from, c.end));
+      from = c.end;
+    });
+    const body = [pdu.subarray(msg.start, op.end)];
+    if (kept.length) body.push(tlv(0xa0, Buffer.concat(kept)));
+    return { pdu: tlv(0x30, Buffer.concat(body)) };
+  } catch {
+    return { pdu };
+  }
 }

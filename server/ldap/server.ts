@@ -19,7 +19,7 @@ import { FramingError, noticeOfDisconnection, PduFramer } from './framing';
 import { attachSession, type LdapConnection } from './session';
 import type { LdapContext, Reply } from './context';
 import type { Session } from './session';
-import { criticalControls, SUPPORTED_CONTROLS, unsupportedCritical } from './controls';
+import { criticalControls, screenControls, SUPPORTED_CONTROLS, unsupportedCritical } from './controls';
 import { bindHandler } from './bind';
 import { answerSearch, searchHandler } from './search';
 import { decodeSearchRequest, saslBindId } from './search-decode';
@@ -189,8 +189,14 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
           sock.write(encodeLdapResult(sasl, 0x61, RESULT_CODES.authMethodNotSupported, '', 'SASL is not offered; use a simple bind'));
           continue;
         }
+        // Controls ldapjs would choke on, or answer wrongly, are settled first (controls.ts).
+        const screened = screenControls(pdu);
+        if ('reply' in screened) {
+          sock.write(screened.reply);
+          continue;
+        }
         try {
-          sock.parser!.write(pdu);
+          sock.parser!.write(screened.pdu);
         } catch (e) {
           session.log.warn({ err: e }, 'ldapjs parser threw');
           disconnect('malformed request');
