@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { loadConfig, type Config } from '../server/config';
-import { silentLogger } from '../server/log';
+import { silentLogger, type Logger } from '../server/log';
 import { startAppliance, type Appliance } from '../server/appliance';
 import { loopbackEnv } from './env';
 
@@ -62,9 +62,9 @@ export function testEnv(dataDir: string, extra: Record<string, string> = {}): Re
 }
 
 /** Starts the appliance in-process. */
-export async function startTestAppliance(extra: Record<string, string> = {}, dataDir = tempDir()): Promise<TestAppliance> {
+export async function startTestAppliance(extra: Record<string, string> = {}, dataDir = tempDir(), log: Logger = silentLogger()): Promise<TestAppliance> {
   const config = loadConfig(testEnv(dataDir, extra));
-  const app = await startAppliance(config, silentLogger(), () => undefined);
+  const app = await startAppliance(config, log, () => undefined);
   return {
     app,
     config,

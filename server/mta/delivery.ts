@@ -257,13 +257,18 @@ export class Delivery {
     const retry: { rcpt: string; at: number; error: string }[] = [];
     const failed: FailedRecipient[] = [];
     const expired = now - row.receivedAt > this.opts.lifetime * 1000;
+    // One line per recipient and attempt, as an operator greps Postfix's log for status=sent/deferred/bounced.
+    const delay = (now - row.receivedAt) / 1000;
+    const log = this.deps.log;
     for (const r of rows) {
       const res = results.get(r.rcpt);
       if (!res) continue; // held
       if (res.ok) {
         done.push(r.rcpt);
         this.stats.delivered++;
+        log.info({ id, to: r.rcpt, delay, status: 'sent', detail: res.detail }, 'delivered');
       } else if (res.permanent || expired) {
+        log.info({ id, to: r.rcpt, delay, status: 'bounced', dsn: res.permanent ? res.status : '4.4.7', relay: res.remoteMta, reason: res.diagnostic }, 'undeliverable');
         done.push(r.rcpt);
         failed.push({
           recipient: r.rcpt, action: 'failed', status: res.permanent ? res.status : '4.4.7',
@@ -271,12 +276,14 @@ export class Delivery {
         });
         this.stats.bounced++;
       } else {
-        const delay = Math.min(this.opts.retryBase * 2 ** r.attempts, this.opts.retryMax) * 1000;
-        retry.push({ rcpt: r.rcpt, at: now + delay, error: `${res.status} ${res.diagnostic}` });
+        const wait = Math.min(this.opts.retryBase * 2 ** r.attempts, this.opts.retryMax) * 1000;
+        retry.push({ rcpt: r.rcpt, at: now + wait, error: `${res.status} ${res.diagnostic}` });
         this.stats.deferred++;
+        log.info({ id, to: r.rcpt, delay, status: 'deferred', dsn: res.status, relay: res.remoteMta, reason: res.diagnostic, retryIn: wait / 1000 }, 'deferred');
       }
     }
     this.stats.held += hold.length;
+    for (const h of hold) log.info({ id, to: h.rcpt, delay, status: 'held', reason: h.why }, 'held');
     // The bounce is queued before the failed recipients leave the queue, so a crash in between repeats a bounce rather than losing it.
     if (failed.length) await this.bounce(message, failed);
     const empty = await this.deps.queue.settleSoon(id, { done, retry, hold });

@@ -6,16 +6,20 @@
  */
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
+import pino from 'pino';
+import { adminArgs, run, startTestAppliance, tempDir, type TestAppliance } from '../helpers';
 import { mailbox, startNextHop, swaks, USER, USER_LDIF, waitFor, type NextHop } from './fixture';
 
 let t: TestAppliance;
 let hop: NextHop;
+/** The appliance's log lines at info level, parsed. */
+const lines: Record<string, unknown>[] = [];
 
 before(async () => {
   hop = await startNextHop();
   hop.rcpt = () => ({ code: 451, text: '4.7.1 Try again later' });
-  t = await startTestAppliance({ DCMX_SMTP_RELAY_PORT: String(hop.port), DCMX_QUEUE_LIFETIME: '1', DCMX_QUEUE_RETRY_BASE: '1' });
+  const log = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
+  t = await startTestAppliance({ DCMX_SMTP_RELAY_PORT: String(hop.port), DCMX_QUEUE_LIFETIME: '1', DCMX_QUEUE_RETRY_BASE: '1' }, tempDir(), log);
   const ldif = `${USER_LDIF}
 dn: dc=relayed,dc=org,${t.config.suffix}
 objectClass: domain
@@ -43,4 +47,20 @@ test('a message still deferred after DCMX_QUEUE_LIFETIME bounces with Action: fa
   assert.match(dsn, /expired after 1 s/);
   assert.match(dsn, /Subject: will-expire/, 'the original headers are returned');
   assert.equal(t.app.mta.queue.counts().messages, 0, 'nothing left queued');
+});
+
+test('the log has one line per recipient and attempt: deferred, then bounced, then the DSN sent', () => {
+  const status = (to: string) => lines.filter((l) => l.to === to && typeof l.status === 'string');
+  const x = status('x@relayed.org');
+  assert.ok(x.length >= 2, JSON.stringify(x));
+  assert.equal(x[0].status, 'deferred');
+  assert.equal(x[0].dsn, '4.7.1');
+  assert.match(String(x[0].reason), /451/);
+  assert.equal(x[x.length - 1].status, 'bounced');
+  assert.equal(x[x.length - 1].dsn, '4.4.7');
+  const dsn = status(USER);
+  assert.equal(dsn.length, 1, JSON.stringify(dsn));
+  assert.equal(dsn[0].status, 'sent');
+  assert.match(String(dsn[0].detail), /delivered as new\//);
+  for (const l of [...x, ...dsn]) assert.equal(typeof l.delay, 'number');
 });
