@@ -259,8 +259,8 @@ export class Intake {
   private receivedHeader(session: SMTPServerSession, id: string, now: Date): string {
     const helo = (session.hostNameAppearsAs || 'unknown').replace(/[^\x21-\x7e]/g, '');
     const rdns = session.clientHostname && session.clientHostname !== `[${session.remoteAddress}]` ? session.clientHostname : 'unknown';
-    // RFC 3848: ESMTP with S for TLS, A for AUTH.
-    const proto = `ESMTP${session.secure ? 'S' : ''}${session.user ? 'A' : ''}`;
+    // RFC 3848: ESMTP with S for TLS, A for AUTH; RFC 6531 §3.7.3: UTF8SMTP for a session that used SMTPUTF8.
+    const proto = `${session.envelope.smtpUtf8 ? 'UTF8SMTP' : 'ESMTP'}${session.secure ? 'S' : ''}${session.user ? 'A' : ''}`;
     const rcpts = session.envelope.rcptTo;
     const forClause = rcpts.length === 1 ? `\r\n\tfor <${rcpts[0].address}>` : '';
     return `Received: from ${helo} (${rdns} [${session.remoteAddress}])\r\n\tby ${this.opts.hostname} (dcmx) with ${proto} id ${id}${forClause};\r\n\t${rfc5322Date(now)}\r\n`;

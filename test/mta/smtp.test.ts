@@ -302,6 +302,12 @@ describe('MAIL FROM parameters, SMTPUTF8 and counters', { timeout: 60_000 }, () 
       const unknown = await client.cmd('RCPT TO:<jöhn@example.org>');
       assert.equal(unknown.code, 550, unknown.raw);
       assert.match(unknown.lines[0], /^5\.1\.1 /, unknown.raw);
+      // Delivered, the message says how it came (RFC 6531 §3.7.3: UTF8SMTP in the Received: protocol).
+      assert.equal((await client.cmd('RCPT TO:<alice@example.org>')).code, 250);
+      assert.equal((await client.cmd('DATA')).code, 354);
+      assert.equal((await client.cmd('Subject: utf8-received\r\n\r\nhej\r\n.')).code, 250);
+      const msg = await waitFor('the SMTPUTF8 message in alice\'s Maildir', () => mailbox(t.dataDir, 'alice@example.org').find((m) => m.includes('Subject: utf8-received')));
+      assert.match(msg, /^\s+by mx\.dcmx\.test \(dcmx\) with UTF8SMTP id /m);
     } finally {
       await client.quit();
     }
