@@ -104,6 +104,31 @@ export const MATCHING_RULES: { name: MatchingRuleName; oid: string; syntax: stri
   { name: 'caseIgnoreIA5Match', oid: '1.3.6.1.4.1.1466.109.114.2', syntax: '1.3.6.1.4.1.1466.115.121.1.26' },
 ];
 
+/**
+ * Ordering and substrings rules that attribute types name (RFC 4517 §4.2,
+ * RFC 4530 §3.2): published in cn=Subschema so that every rule an attribute
+ * type references is described there (schema browsers check). Substring and
+ * ordering comparisons themselves use the attribute's equality normaliser.
+ */
+export const DESCRIBED_RULES: { name: string; oid: string; syntax: string }[] = [
+  { name: 'caseIgnoreOrderingMatch', oid: '2.5.13.3', syntax: '1.3.6.1.4.1.1466.115.121.1.15' },
+  { name: 'caseIgnoreSubstringsMatch', oid: '2.5.13.4', syntax: '1.3.6.1.4.1.1466.115.121.1.58' },
+  { name: 'caseExactOrderingMatch', oid: '2.5.13.6', syntax: '1.3.6.1.4.1.1466.115.121.1.15' },
+  { name: 'caseExactSubstringsMatch', oid: '2.5.13.7', syntax: '1.3.6.1.4.1.1466.115.121.1.58' },
+  { name: 'numericStringOrderingMatch', oid: '2.5.13.9', syntax: '1.3.6.1.4.1.1466.115.121.1.36' },
+  { name: 'numericStringSubstringsMatch', oid: '2.5.13.10', syntax: '1.3.6.1.4.1.1466.115.121.1.58' },
+  { name: 'caseIgnoreListSubstringsMatch', oid: '2.5.13.12', syntax: '1.3.6.1.4.1.1466.115.121.1.58' },
+  { name: 'integerOrderingMatch', oid: '2.5.13.15', syntax: '1.3.6.1.4.1.1466.115.121.1.27' },
+  { name: 'octetStringOrderingMatch', oid: '2.5.13.18', syntax: '1.3.6.1.4.1.1466.115.121.1.40' },
+  { name: 'telephoneNumberSubstringsMatch', oid: '2.5.13.21', syntax: '1.3.6.1.4.1.1466.115.121.1.58' },
+  { name: 'generalizedTimeOrderingMatch', oid: '2.5.13.28', syntax: '1.3.6.1.4.1.1466.115.121.1.24' },
+  { name: 'caseIgnoreIA5SubstringsMatch', oid: '1.3.6.1.4.1.1466.109.114.3', syntax: '1.3.6.1.4.1.1466.115.121.1.58' },
+  { name: 'uuidOrderingMatch', oid: '1.3.6.1.1.16.3', syntax: '1.3.6.1.1.16.1' },
+];
+
+/** Syntaxes only matching rules use (assertion syntaxes), for cn=Subschema: RFC 4517 §3.3.30. */
+export const ASSERTION_SYNTAXES = [{ oid: '1.3.6.1.4.1.1466.115.121.1.58', desc: 'Substring Assertion' }];
+
 /** RFC 4517 §3.3 syntax OIDs and descriptions for the syntaxes we check. */
 export const SYNTAXES: Record<SyntaxName, { oid: string; desc: string }> = {
   boolean: { oid: '1.3.6.1.4.1.1466.115.121.1.7', desc: 'Boolean' },

@@ -5,7 +5,7 @@
  * descriptions, §4.1 definitions).
  */
 import type { AttributeTypeDef, MatchingRuleName, ObjectClassDef, SchemaModule, SyntaxName } from './types';
-import { checkSyntax, MATCHING_RULES, normalizerFor, SYNTAXES, type Normalizer } from './matching';
+import { ASSERTION_SYNTAXES, checkSyntax, DESCRIBED_RULES, MATCHING_RULES, normalizerFor, SYNTAXES, type Normalizer } from './matching';
 import { DnSyntaxError, escapeDnValue, parseDn, type Dn, type Rdn } from './dn';
 
 /** A resolved attribute type. */
@@ -298,7 +298,6 @@ export class Schema {
     const qd = (s: string) => `'${s.replace(/\\/g, '\\5C').replace(/'/g, '\\27')}'`;
     const qdescrs = (names: string[]) => (names.length === 1 ? qd(names[0]) : `( ${names.map(qd).join(' ')} )`);
     const oids = (xs: string[]) => (xs.length === 1 ? xs[0] : `( ${xs.join(' $ ')} )`);
-    const ruleOid = new Map(MATCHING_RULES.map((r) => [r.name, r.oid]));
     const attributeTypes = this.attributeTypes.map((a) => {
       const d = a.def;
       let s = `( ${d.oid} NAME ${qdescrs(d.names)}`;
@@ -325,8 +324,8 @@ export class Schema {
       if (d.may && d.may.length) s += ` MAY ${oids(d.may)}`;
       return s + ' )';
     });
-    const matchingRules = MATCHING_RULES.map((r) => `( ${ruleOid.get(r.name)} NAME '${r.name}' SYNTAX ${r.syntax} )`);
-    const ldapSyntaxes = Object.values(SYNTAXES).map((s) => `( ${s.oid} DESC '${s.desc}' )`);
+    const matchingRules = [...MATCHING_RULES, ...DESCRIBED_RULES].map((r) => `( ${r.oid} NAME '${r.name}' SYNTAX ${r.syntax} )`);
+    const ldapSyntaxes = [...Object.values(SYNTAXES), ...ASSERTION_SYNTAXES].map((s) => `( ${s.oid} DESC '${s.desc}' )`);
     return { attributeTypes, objectClasses, matchingRules, ldapSyntaxes };
   }
 }

@@ -18,6 +18,7 @@ import { AccessPolicy, ANONYMOUS, type Identity } from './access';
 import {
   indexRows, matchTarget, parseSelection, selected, storedFromTyped, typedAttrs, typedFromStored,
   valueToBytes, type AttrInput, type ComputedValues, type AttrSelection, type DirEntry, type ResultAttr,
+  generalizedTimeNow,
 } from './entry';
 import {
   AlreadyExistsError, DirectoryError, InsufficientAccessError, InvalidCredentialsError, NoSuchObjectError,
@@ -114,10 +115,7 @@ export interface WriteOptions {
   relax?: boolean;
 }
 
-/** Current time as GeneralizedTime (RFC 4517 §3.3.13), seconds precision. */
-export function generalizedTimeNow(d = new Date()): string {
-  return d.toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z');
-}
+export { generalizedTimeNow } from './entry';
 
 export class Directory {
   readonly access: AccessPolicy;

@@ -205,3 +205,8 @@ export function valueFromBytes(b: Buffer): string {
 export function valueToBytes(v: string): string | Buffer {
   return v.startsWith(BINARY_PREFIX) ? Buffer.from(v.slice(BINARY_PREFIX.length), 'base64') : v;
 }
+
+/** Current time as GeneralizedTime (RFC 4517 §3.3.13), seconds precision. */
+export function generalizedTimeNow(d = new Date()): string {
+  return d.toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z');
+}

@@ -5,7 +5,7 @@
  */
 import type { Schema } from '../../schema/registry';
 import type { ChangeRecord } from '../../storage/store';
-import type { DirEntry } from './entry';
+import { generalizedTimeNow, type DirEntry } from './entry';
 
 export const ROOT_DSE_ID = -1;
 export const SUBSCHEMA_ID = -2;
@@ -49,7 +49,13 @@ export function rootDse(suffix: string, features: RootDseFeatures, changes: { fi
   };
 }
 
-/** Builds the subschema subentry from the registry. */
+/** When this process loaded the schema: the subentry's timestamps (the schema changes only with the software). */
+const SCHEMA_LOADED = generalizedTimeNow();
+
+/**
+ * Builds the subschema subentry from the registry, with createTimestamp and
+ * modifyTimestamp (RFC 4512 §4.2: clients cache the schema by them).
+ */
 export function subschemaEntry(schema: Schema, ndn: string): DirEntry {
   const d = schema.descriptions();
   return {
@@ -63,6 +69,8 @@ export function subschemaEntry(schema: Schema, ndn: string): DirEntry {
       objectClasses: d.objectClasses,
       matchingRules: d.matchingRules,
       ldapSyntaxes: d.ldapSyntaxes,
+      createTimestamp: [SCHEMA_LOADED],
+      modifyTimestamp: [SCHEMA_LOADED],
     },
   };
 }

@@ -161,6 +161,25 @@ cn: a*b (c)\\
     assert.match(ss.stdout, /NAME 'aAAARecord'/);
   });
 
+  test('cn=Subschema describes every matching rule and syntax it references, and carries its timestamps', async () => {
+    const r = await run('ldapsearch', ['-x', '-H', t.ldapUrl, '-LLL', '-o', 'ldif-wrap=no', '-b', 'cn=Subschema', '-s', 'base', '(objectClass=subschema)',
+      'attributeTypes', 'matchingRules', 'ldapSyntaxes', 'createTimestamp', 'modifyTimestamp']);
+    assert.equal(r.code, 0, r.stderr);
+    const values = (attr: string) => [...r.stdout.matchAll(new RegExp(`^${attr}: (.*)$`, 'gm'))].map((m) => m[1]);
+    const rules = new Set(values('matchingRules').map((v) => /NAME '([^']+)'/.exec(v)![1]));
+    const syntaxes = new Set(values('ldapSyntaxes').map((v) => /^\( (\S+)/.exec(v)![1]));
+    const types = values('attributeTypes');
+    assert.ok(types.length > 100 && rules.size > 20, `${types.length} types, ${rules.size} rules`);
+    for (const a of types) {
+      for (const m of a.matchAll(/(?:EQUALITY|ORDERING|SUBSTR) (\S+)/g)) assert.ok(rules.has(m[1]), `${m[1]} (in ${a.slice(0, 60)}) is described`);
+      const syn = /SYNTAX ([\d.]+)/.exec(a)?.[1];
+      if (syn) assert.ok(syntaxes.has(syn), `syntax ${syn} is described`);
+    }
+    for (const m of values('matchingRules')) assert.ok(syntaxes.has(/SYNTAX (\S+)/.exec(m)![1]), m);
+    assert.match(values('createTimestamp')[0] ?? '', /^\d{14}Z$/);
+    assert.match(values('modifyTimestamp')[0] ?? '', /^\d{14}Z$/);
+  });
+
   test('size limit gives 4 with the entries; paging with -E pr returns everything', async () => {
     const people = Array.from({ length: 30 }, (_, i) =>
       `dn: uid=p${i},ou=people,dc=example,dc=org,o=internet\nobjectClass: inetOrgPerson\nuid: p${i}\ncn: P ${i}\nsn: P\n`).join('\n');
