@@ -15,57 +15,134 @@ export interface SqlCondition {
   exact: boolean;
 }
 
-const ANY: SqlCondition = { sql: '1', params: [], exact: false };
+/**
+ * Bound parameters a condition may carry. SQLite refuses a statement with
+ * more than SQLITE_MAX_VARIABLE_NUMBER (32766 since 3.32); the scope and the
+ * paging cursor of the candidate query need a few more.
+ */
+export const MAX_SQL_PARAMS = 30_000;
+
+/**
+ * Nesting a condition may reach, in expression-tree levels. SQLite refuses
+ * trees deeper than SQLITE_MAX_EXPR_DEPTH (1000); this keeps well clear of
+ * it whatever the estimate below misses.
+ */
+export const MAX_SQL_DEPTH = 200;
+
+/** A condition being built, with its estimated expression-tree depth. */
+interface Part extends SqlCondition {
+  depth: number;
+}
+
+const ANY: Part = { sql: '1', params: [], exact: false, depth: 1 };
+const TRUE_SQL: Part = { sql: '1', params: [], exact: true, depth: 1 };
+const FALSE_SQL: Part = { sql: '0', params: [], exact: true, depth: 1 };
+// SQL's NULL follows the same three-valued logic as RFC 4511 §4.5.1.7
+// (NOT NULL is NULL, NULL AND 0 is 0, NULL OR 1 is 1) and WHERE keeps only true rows.
+const NULL_SQL: Part = { sql: 'NULL', params: [], exact: true, depth: 1 };
+
+/** Depth of `e.id IN (SELECT entry_id FROM attr_index WHERE attr ... AND norm ...)`. */
+const LEAF_DEPTH = 5;
+
+/** Longest `norm IN (?, ?, ...)` list; longer ones are one JSON array parameter read with json_each. */
+const IN_LIST_MAX = 256;
+
+/** Up to this many terms are joined flat (`a OR b OR c`, which SQLite nests left-deep); more are split in halves. */
+const FLAT_JOIN = 8;
 
 /**
  * Compiles `f` for the given set of indexed attribute names (lower-case).
- * Returns a condition that is true for at least every matching entry.
+ * Returns a condition that is true for at least every matching entry, with
+ * at most MAX_SQL_PARAMS parameters and a tree SQLite accepts: an OR of
+ * equalities on one attribute becomes one `norm IN (...)` probe, longer
+ * AND/OR chains are joined as balanced trees, and what is still too deep or
+ * too large widens (to "any entry" inside an OR or NOT, to nothing inside an
+ * AND), for the caller to evaluate in code.
  */
 export function filterToSql(f: Filter, indexed: ReadonlySet<string>): SqlCondition {
+  const { sql, params, exact } = compile(f, indexed, MAX_SQL_PARAMS);
+  return { sql, params, exact };
+}
+
+/** `filterToSql` for a parameter budget: the result never carries more than `budget` parameters. */
+function compile(f: Filter, indexed: ReadonlySet<string>, budget: number): Part {
+  const p = compileNode(f, indexed, budget);
+  return p.depth > MAX_SQL_DEPTH || p.params.length > budget ? ANY : p;
+}
+
+function compileNode(f: Filter, indexed: ReadonlySet<string>, budget: number): Part {
   switch (f.type) {
     case 'const':
-      return f.value ? { sql: '1', params: [], exact: true } : { sql: '0', params: [], exact: true };
+      return f.value ? TRUE_SQL : FALSE_SQL;
     case 'undefined':
-      // SQL's NULL follows the same three-valued logic as RFC 4511 §4.5.1.7
-      // (NOT NULL is NULL, NULL AND 0 is 0, NULL OR 1 is 1) and WHERE keeps only true rows.
-      return { sql: 'NULL', params: [], exact: true };
+      return NULL_SQL;
     case 'and': {
-      const parts = f.filters.map((s) => filterToSql(s, indexed));
-      const narrowing = parts.filter((p) => p.sql !== '1');
-      if (narrowing.length === 0) return { sql: '1', params: [], exact: parts.every((p) => p.exact) };
-      return {
-        sql: narrowing.map((p) => `(${p.sql})`).join(' AND '),
-        params: narrowing.flatMap((p) => p.params),
-        exact: parts.every((p) => p.exact),
-      };
+      // Every term that does not fit (too deep, too many parameters) is left to the code.
+      let exact = true;
+      let left = budget;
+      const narrowing: Part[] = [];
+      for (const s of f.filters) {
+        const p = compile(s, indexed, left);
+        exact &&= p.exact;
+        if (p.sql === '1') continue;
+        narrowing.push(p);
+        left -= p.params.length;
+      }
+      if (narrowing.length === 0) return exact ? TRUE_SQL : ANY;
+      return { ...join(narrowing, 'AND'), exact };
     }
     case 'or': {
-      const parts = f.filters.map((s) => filterToSql(s, indexed));
-      if (parts.some((p) => p.sql === '1')) return ANY;
-      return {
-        sql: parts.map((p) => `(${p.sql})`).join(' OR '),
-        params: parts.flatMap((p) => p.params),
-        exact: parts.every((p) => p.exact),
-      };
+      // The equalities on one indexed attribute (and its subtypes) become one
+      // index probe per value: `attr = ? AND norm IN (?, ?, ...)`.
+      const groups = new Map<AttributeType, { names: string[]; norms: Set<string>; at: number } | undefined>();
+      const rest: { f: Filter; at: number }[] = [];
+      f.filters.forEach((s, at) => {
+        if (s.type === 'eq') {
+          let g = groups.get(s.attr);
+          if (!groups.has(s.attr)) {
+            const names = indexedNames(s.attr, indexed);
+            groups.set(s.attr, (g = names && { names, norms: new Set(), at }));
+          }
+          if (g) {
+            g.norms.add(s.norm);
+            return;
+          }
+        }
+        rest.push({ f: s, at });
+      });
+      const terms: { p: Part; at: number }[] = [];
+      let left = budget;
+      for (const g of groups.values()) {
+        if (!g) continue;
+        const p = indexProbe(g.names, [...g.norms]);
+        if (p.params.length > left) return ANY;
+        left -= p.params.length;
+        terms.push({ p, at: g.at });
+      }
+      for (const r of rest) {
+        const p = compile(r.f, indexed, left);
+        if (p.sql === '1') return ANY; // TRUE or widened: the whole OR is
+        left -= p.params.length;
+        terms.push({ p, at: r.at });
+      }
+      terms.sort((a, b) => a.at - b.at); // keep the filter's order
+      const parts = terms.map((t) => t.p);
+      return { ...join(parts, 'OR'), exact: parts.every((p) => p.exact) };
     }
     case 'not': {
-      const inner = filterToSql(f.filter, indexed);
+      const inner = compile(f.filter, indexed, budget);
       if (!inner.exact) return ANY;
-      return { sql: `NOT (${inner.sql})`, params: inner.params, exact: true };
+      return { sql: `NOT (${inner.sql})`, params: inner.params, exact: true, depth: inner.depth + 1 };
     }
     case 'eq': {
       const names = indexedNames(f.attr, indexed);
       if (!names) return ANY;
-      return {
-        sql: `e.id IN (SELECT entry_id FROM attr_index WHERE ${attrIn(names)} AND norm = ?)`,
-        params: [...names, f.norm],
-        exact: true,
-      };
+      return indexProbe(names, [f.norm]);
     }
     case 'present': {
       const names = indexedNames(f.attr, indexed);
       if (!names) return ANY;
-      return { sql: `e.id IN (SELECT entry_id FROM attr_index WHERE ${attrIn(names)})`, params: names, exact: true };
+      return { sql: `e.id IN (SELECT entry_id FROM attr_index WHERE ${attrIn(names)})`, params: names, exact: true, depth: LEAF_DEPTH };
     }
     case 'sub': {
       const names = indexedNames(f.attr, indexed);
@@ -75,6 +152,7 @@ export function filterToSql(f: Filter, indexed: ReadonlySet<string>): SqlConditi
         sql: `e.id IN (SELECT entry_id FROM attr_index WHERE ${attrIn(names)} AND norm GLOB ?)`,
         params: [...names, pattern],
         exact: false, // GLOB may match overlapping pieces that substringMatch rejects
+        depth: LEAF_DEPTH,
       };
     }
     case 'ge':
@@ -85,6 +163,49 @@ export function filterToSql(f: Filter, indexed: ReadonlySet<string>): SqlConditi
   }
 }
 
+/**
+ * Entries holding one of `norms` in one of the attributes `names`: one
+ * primary-key probe per value. A long list travels as one JSON array
+ * parameter, so its size does not count against the parameter limit.
+ */
+function indexProbe(names: string[], norms: string[]): Part {
+  const long = norms.length > IN_LIST_MAX;
+  const normIn = norms.length === 1 ? 'norm = ?'
+    : long ? 'norm IN (SELECT value FROM json_each(?))' : `norm IN (${placeholders(norms.length)})`;
+  return {
+    sql: `e.id IN (SELECT entry_id FROM attr_index WHERE ${attrIn(names)} AND ${normIn})`,
+    params: long ? [...names, JSON.stringify(norms)] : [...names, ...norms],
+    exact: true,
+    depth: LEAF_DEPTH,
+  };
+}
+
+/**
+ * Joins conditions with AND or OR (associative in SQL's three-valued logic
+ * as in RFC 4511's). SQLite parses `a OR b OR c` left-deep, one tree level
+ * per term, so long chains are split into halves: the depth grows with the
+ * logarithm of the number of terms.
+ */
+function join(parts: Part[], op: 'AND' | 'OR'): Part {
+  if (parts.length === 1) return parts[0];
+  if (parts.length > FLAT_JOIN) {
+    const mid = parts.length >>> 1;
+    return join([join(parts.slice(0, mid), op), join(parts.slice(mid), op)], op);
+  }
+  const params: string[] = [];
+  for (const p of parts) for (const v of p.params) params.push(v);
+  return {
+    sql: parts.map((p) => `(${p.sql})`).join(` ${op} `),
+    params,
+    exact: parts.every((p) => p.exact),
+    depth: Math.max(...parts.map((p) => p.depth)) + parts.length,
+  };
+}
+
+function placeholders(n: number): string {
+  return n === 1 ? '?' : '?' + ', ?'.repeat(n - 1);
+}
+
 /** The index names for an attribute and its subtypes, or undefined if any is not indexed. */
 function indexedNames(attr: AttributeType, indexed: ReadonlySet<string>): string[] | undefined {
   const names = [attr.lname, ...attr.subtypes.map((s) => s.lname)];
@@ -92,7 +213,7 @@ function indexedNames(attr: AttributeType, indexed: ReadonlySet<string>): string
 }
 
 function attrIn(names: string[]): string {
-  return names.length === 1 ? 'attr = ?' : `attr IN (${names.map(() => '?').join(',')})`;
+  return names.length === 1 ? 'attr = ?' : `attr IN (${placeholders(names.length)})`;
 }
 
 /** Escapes GLOB metacharacters so the piece matches literally. */

@@ -99,6 +99,14 @@ export const RPATH_SEP = '\u0001';
 const RPATH_END = '\u0002';
 
 const STATEMENT_CACHE = 256;
+/** Statements with more parameters than this (large filters) are prepared for one use, not cached. */
+const LARGE_STATEMENT_PARAMS = 64;
+
+/** SQLite's refusal of a statement for its size: expression depth, parameters, parser stack, compound terms. */
+function isLimitError(e: unknown): boolean {
+  return e instanceof Error && (e as { code?: string }).code === 'SQLITE_ERROR' &&
+    /too large|too many|stack overflow|recursion limit/i.test(e.message);
+}
 
 /** The SQLite-backed store. One per process; not shared across threads. */
 export class Store {
@@ -236,23 +244,39 @@ export class Store {
         params = [q.base.rpath, subtreeEnd(q.base.rpath)];
         break;
     }
-    let sql: string;
+    let head: string;
     if (driver) {
       const attrIn = driver.names.length === 1 ? 'a.attr = ?' : `a.attr IN (${driver.names.map(() => '?').join(',')})`;
-      sql = `SELECT e.id, e.dn, e.ndn, e.rpath, e.parent_id, e.attrs FROM attr_index a JOIN entries e ON e.id = a.entry_id
+      head = `SELECT e.id, e.dn, e.ndn, e.rpath, e.parent_id, e.attrs FROM attr_index a JOIN entries e ON e.id = a.entry_id
         WHERE ${attrIn} AND a.norm = ? AND ${scopeSql}`;
       params = [...driver.names, driver.norm, ...params];
     } else {
-      sql = `SELECT e.id, e.dn, e.ndn, e.rpath, e.parent_id, e.attrs FROM entries e WHERE ${scopeSql}`;
+      head = `SELECT e.id, e.dn, e.ndn, e.rpath, e.parent_id, e.attrs FROM entries e WHERE ${scopeSql}`;
     }
-    if (cond.sql !== '1') sql += ` AND (${cond.sql})`;
-    params.push(...cond.params);
-    if (q.afterId !== undefined) {
-      sql += ' AND e.id > ?';
-      params.push(q.afterId);
+    const build = (c: { sql: string; params: string[] }): [string, (string | number)[]] => {
+      let sql = head;
+      const all: (string | number)[] = [...params];
+      if (c.sql !== '1') sql += ` AND (${c.sql})`;
+      for (const v of c.params) all.push(v);
+      if (q.afterId !== undefined) {
+        sql += ' AND e.id > ?';
+        all.push(q.afterId);
+      }
+      return [sql + ' ORDER BY e.id', all];
+    };
+    let [sql, all] = build(cond);
+    let stmt: Statement;
+    try {
+      // A statement for a large filter is used once: it does not take a place in the cache.
+      stmt = all.length > LARGE_STATEMENT_PARAMS ? this.db.prepare(sql) : this.stmt(sql);
+    } catch (e) {
+      // filterToSql keeps within SQLite's limits; should one still be hit, the
+      // scope alone gives the candidates (a superset, the caller evaluates the filter).
+      if (cond.sql === '1' || !isLimitError(e)) throw e;
+      [sql, all] = build({ sql: '1', params: [] });
+      stmt = this.stmt(sql);
     }
-    sql += ' ORDER BY e.id';
-    for (const r of this.stmt(sql).iterate(...params) as IterableIterator<EntryRow>) yield Store.toEntry(r);
+    for (const r of stmt.iterate(...all) as IterableIterator<EntryRow>) yield Store.toEntry(r);
   }
 
   /** Appends a change log row; returns its change number. */

@@ -248,8 +248,15 @@ export function evaluate(f: Filter, e: MatchTarget): boolean | undefined {
       return r;
     }
     case 'or': {
+      let terms = f.filters;
+      if (terms.length > WIDE_OR) {
+        // An equality is TRUE or FALSE, never Undefined: testing them first, as sets, keeps the three-valued result.
+        const w = wideOr(f);
+        for (const [attr, norms] of w.sets) if (anyValue(attr, e, (v) => norms.has(v))) return true;
+        terms = w.rest;
+      }
       let r: boolean | undefined = false;
-      for (const s of f.filters) {
+      for (const s of terms) {
         const v = evaluate(s, e);
         if (v === true) return true;
         if (v === undefined) r = undefined;
@@ -289,6 +296,36 @@ export function evaluate(f: Filter, e: MatchTarget): boolean | undefined {
       return false;
     }
   }
+}
+
+/** An OR with more terms than this has its equalities looked up in sets. */
+const WIDE_OR = 16;
+
+/** A wide OR split into its equalities (normal forms by attribute type) and its other terms. */
+interface WideOr {
+  sets: Map<AttributeType, Set<string>>;
+  rest: Filter[];
+}
+
+const wideOrs = new WeakMap<Filter, WideOr>();
+
+/** The split of a wide OR, made once per compiled filter (a search evaluates it for every candidate). */
+function wideOr(f: Filter & { type: 'or' }): WideOr {
+  let w = wideOrs.get(f);
+  if (!w) {
+    w = { sets: new Map(), rest: [] };
+    for (const s of f.filters) {
+      if (s.type !== 'eq') {
+        w.rest.push(s);
+        continue;
+      }
+      let norms = w.sets.get(s.attr);
+      if (!norms) w.sets.set(s.attr, (norms = new Set()));
+      norms.add(s.norm);
+    }
+    wideOrs.set(f, w);
+  }
+  return w;
 }
 
 function anyValue(attr: AttributeType, e: MatchTarget, test: (v: string) => boolean): boolean {

@@ -18,9 +18,13 @@ import { MailResolver } from './resolver';
 import { Outbound } from './outbound';
 import { Delivery } from './delivery';
 import { Intake } from './intake';
+import { startTmpSweeper } from './maildir';
 import { provisioningPolicy, type PolicyStats } from './policy';
 import type { Provisioner } from '../directory/provision';
 import type { TlsPair } from '../tls';
+
+/** How often the Maildir tmp/ directories are swept after the sweep at start-up. */
+const TMP_SWEEP_EVERY_MS = 6 * 60 * 60 * 1000;
 
 export interface MtaEndpoint {
   port: number;
@@ -64,6 +68,15 @@ export async function startMta(
   // Spool files with no queue row were written by a run that crashed before its commit: never acknowledged, safe to drop.
   const orphans = await spool.sweep(queue.spoolPaths());
   if (orphans) log.info({ orphans }, 'removed unacknowledged spool files');
+  // maildir(5): tmp/ files a crash left behind (killed mid-delivery) go after 36 hours; now, then every 6 hours.
+  const tmpLog = log.child({ part: 'maildir' });
+  const sweeper = startTmpSweeper(path.join(config.dataDir, 'mail'), {
+    everyMs: TMP_SWEEP_EVERY_MS,
+    onResult: (r) => {
+      if (r.removed || r.errors) tmpLog.info({ ...r }, 'swept old files from Maildir tmp/');
+    },
+    onError: (err) => tmpLog.warn({ err }, 'Maildir tmp/ sweep failed'),
+  });
   const resolver = new MailResolver({ upstream: config.upstreamDns, zones });
   const policy = provisioner ? provisioningPolicy(config, provisioner, resolver, log.child({ part: 'policy' })) : undefined;
   const outbound = new Outbound({ hostname: config.hostname, resolver, portOverride: config.mta.relayPort === 25 ? undefined : config.mta.relayPort });
@@ -93,6 +106,7 @@ export async function startMta(
       delivery.stop();
       outbound.close();
       follower.stop();
+      await sweeper.stop();
     },
   };
 }

@@ -10,6 +10,9 @@
  * usual time.pid.host, so that a delivery the queue repeats after a crash
  * (it cannot know whether the rename happened before the power went) is
  * recognised and not written twice.
+ *
+ * A process killed between open and rename leaves its file in tmp/; the
+ * sweep below removes such files after 36 hours, as maildir(5) allows.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -325,4 +328,155 @@ export async function deliverToMaildir(d: LocalDelivery, opts: { hostname: strin
     await spool.close().catch(() => undefined);
     if (tmpPath !== undefined) await fs.promises.unlink(tmpPath).catch(() => undefined);
   }
+}
+
+/**
+ * maildir(5): "A file in tmp may be safely removed if it has not been
+ * accessed in 36 hours" (Dovecot uses the same 36 hours). What a delivery
+ * leaves in tmp/ when the process dies between open and rename.
+ */
+export const TMP_MAX_AGE_MS = 36 * 60 * 60 * 1000;
+
+/** What one sweep of the tmp/ directories did. */
+export interface TmpSweepResult {
+  /** Mailboxes (`<domain>/<local>` directories) looked at. */
+  mailboxes: number;
+  /** Files removed from their tmp/. */
+  removed: number;
+  /** I/O errors other than a file or directory vanishing meanwhile (they are skipped). */
+  errors: number;
+}
+
+export interface TmpSweepOptions {
+  /** Age, by the later of mtime and atime, from which a tmp/ file goes. Default TMP_MAX_AGE_MS. */
+  maxAgeMs?: number;
+  /** The current time in ms (tests). Default Date.now(). */
+  now?: number;
+  /** Mailboxes swept at the same time, each with one file operation in flight. Default 4. */
+  concurrency?: number;
+  /** Stops the sweep after the file at hand. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Removes the files of `<mailRoot>/<domain>/<local>/tmp/` (the layout of
+ * mailboxPath) that were neither modified nor accessed for
+ * `maxAgeMs`, in every mailbox. Directories and symbolic links are never
+ * followed, nor is anything below tmp/ removed but its non-directory
+ * entries. Everything is asynchronous, with at most `concurrency` mailboxes
+ * in progress and directories read in batches, so a large tree does not hold
+ * up the event loop or the thread pool. A missing mail root is an empty
+ * sweep. Never throws for I/O errors: they are counted and skipped.
+ */
+export async function sweepMaildirTmp(mailRoot: string, opts: TmpSweepOptions = {}): Promise<TmpSweepResult> {
+  const cutoff = (opts.now ?? Date.now()) - (opts.maxAgeMs ?? TMP_MAX_AGE_MS);
+  const result: TmpSweepResult = { mailboxes: 0, removed: 0, errors: 0 };
+  const boxes = mailboxDirs(mailRoot, result);
+  const worker = async (): Promise<void> => {
+    while (!opts.signal?.aborted) {
+      const next = await boxes.next(); // calls from several workers are queued by the generator
+      if (next.done) return;
+      result.mailboxes++;
+      await sweepTmpDir(path.join(next.value, 'tmp'), cutoff, result, opts.signal);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 4) }, worker));
+  } finally {
+    await boxes.return(undefined); // closes the directory handles of an aborted sweep
+  }
+  return result;
+}
+
+/** Opens a directory for reading; undefined when it is gone or not a directory (other errors are counted). */
+async function openDirIfAny(dir: string, result: TmpSweepResult): Promise<fs.Dir | undefined> {
+  try {
+    return await fs.promises.opendir(dir, { bufferSize: 64 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') result.errors++;
+    return undefined;
+  }
+}
+
+/** Every `<mailRoot>/<domain>/<local>` directory, read lazily. */
+async function* mailboxDirs(mailRoot: string, result: TmpSweepResult): AsyncGenerator<string> {
+  const domains = await openDirIfAny(mailRoot, result);
+  if (!domains) return;
+  try {
+    for await (const d of domains) {
+      if (!d.isDirectory()) continue;
+      const domainDir = path.join(mailRoot, d.name);
+      const locals = await openDirIfAny(domainDir, result);
+      if (!locals) continue;
+      try {
+        for await (const l of locals) if (l.isDirectory()) yield path.join(domainDir, l.name);
+      } catch {
+        result.errors++; // reading this domain failed: on to the next
+      }
+    }
+  } catch {
+    result.errors++;
+  }
+}
+
+async function sweepTmpDir(tmp: string, cutoff: number, result: TmpSweepResult, signal: AbortSignal | undefined): Promise<void> {
+  const dir = await openDirIfAny(tmp, result);
+  if (!dir) return;
+  try {
+    for await (const e of dir) {
+      if (signal?.aborted) break; // leaving the loop closes the handle
+      if (e.isDirectory()) continue;
+      const file = path.join(tmp, e.name);
+      try {
+        const st = await fs.promises.lstat(file);
+        if (st.isDirectory() || Math.max(st.mtimeMs, st.atimeMs) >= cutoff) continue;
+        await fs.promises.unlink(file);
+        result.removed++;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') result.errors++;
+      }
+    }
+  } catch {
+    result.errors++; // reading tmp/ failed
+  }
+}
+
+/** A running tmp/ sweeper (see startTmpSweeper). */
+export interface TmpSweeper {
+  /** The sweep in progress, if any (the first starts at once). */
+  readonly running: Promise<TmpSweepResult> | undefined;
+  /** Cancels the timer and the sweep in progress, and waits for it to stop. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Sweeps the tmp/ directories under `mailRoot` now, then every `everyMs`
+ * (an unref'd timer: it never keeps the process alive), one sweep at a
+ * time. `onResult` sees each finished sweep, `onError` an unexpected failure.
+ */
+export function startTmpSweeper(
+  mailRoot: string,
+  opts: { everyMs: number; onResult: (r: TmpSweepResult) => void; onError: (err: unknown) => void } & Omit<TmpSweepOptions, 'signal' | 'now'>,
+): TmpSweeper {
+  const abort = new AbortController();
+  let running: Promise<TmpSweepResult> | undefined;
+  const sweep = () => {
+    if (running || abort.signal.aborted) return;
+    running = sweepMaildirTmp(mailRoot, { maxAgeMs: opts.maxAgeMs, concurrency: opts.concurrency, signal: abort.signal });
+    running.then(opts.onResult).catch(opts.onError).finally(() => (running = undefined));
+  };
+  const timer = setInterval(sweep, opts.everyMs);
+  timer.unref();
+  sweep();
+  return {
+    get running() {
+      return running;
+    },
+    async stop() {
+      clearInterval(timer);
+      abort.abort();
+      await running?.catch(() => undefined);
+    },
+  };
 }

@@ -4,7 +4,8 @@
  * Delivered-To followed by the spool bytes unchanged; a repeated delivery
  * (also after a reader moved the file to cur/) writes nothing; failures are
  * temporary results, not exceptions; concurrent deliveries coexist; names
- * and modes are what Dovecot and mutt expect.
+ * and modes are what Dovecot and mutt expect. Files a crash left in tmp/
+ * go once 36 hours old (maildir(5)), at start-up, and nothing else does.
  */
 import { describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -12,9 +13,9 @@ import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { deliverToMaildir, InvalidMailboxError, mailboxPath, maildirName } from '../../server/mta/maildir';
+import { deliverToMaildir, InvalidMailboxError, mailboxPath, maildirName, sweepMaildirTmp, TMP_MAX_AGE_MS } from '../../server/mta/maildir';
 import type { QueuedMessage } from '../../server/mta/types';
-import { tempDirs } from '../helpers';
+import { startTestAppliance, tempDirs } from '../helpers';
 
 const tmp = tempDirs('dcmx-maildir-');
 
@@ -244,5 +245,117 @@ describe('deliverToMaildir', () => {
     assert.equal((await deliverToMaildir(d, { hostname: HOST })).ok, true);
     assert.deepEqual(ls(path.join(box, 'new')), []);
     assert.equal(ls(path.join(box, 'cur')).length, 1);
+  });
+});
+
+const HOUR = 3600 * 1000;
+
+/** Writes `file` and dates its mtime and atime `ageMs` back. */
+function aged(file: string, ageMs: number): string {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, 'partial message');
+  const t = (Date.now() - ageMs) / 1000;
+  fs.utimesSync(file, t, t);
+  return file;
+}
+
+describe('sweepMaildirTmp', () => {
+  test('removes tmp/ files older than 36 hours in every mailbox, and nothing else', async () => {
+    const mail = path.join(tmp(), 'mail');
+    const outside = tmp();
+    const old = [
+      aged(path.join(mail, 'a.org', 'x', 'tmp', '1700000000.Q1_aa.host.1_ab'), 37 * HOUR),
+      aged(path.join(mail, 'a.org', 'y', 'tmp', 'ancient'), 400 * 24 * HOUR),
+      aged(path.join(mail, 'b.org', 'z', 'tmp', 'old'), TMP_MAX_AGE_MS + 60_000),
+    ];
+    const kept = [
+      aged(path.join(mail, 'a.org', 'x', 'tmp', 'fresh'), 0),
+      aged(path.join(mail, 'a.org', 'x', 'tmp', 'nearly'), 35 * HOUR),
+      aged(path.join(mail, 'a.org', 'x', 'new', 'old-but-delivered'), 1000 * HOUR),
+      aged(path.join(mail, 'a.org', 'x', 'cur', 'old-and-read:2,S'), 1000 * HOUR),
+      aged(path.join(mail, 'a.org', 'x', 'tmp', 'subdir', 'old-inside-a-directory'), 1000 * HOUR),
+      aged(path.join(mail, 'a.org', 'stray-file'), 1000 * HOUR),
+      aged(path.join(mail, 'a.org', 'w', 'tmp-not-a-dir', 'x'), 1000 * HOUR),
+      aged(path.join(outside, 'box', 'tmp', 'not-ours'), 1000 * HOUR),
+    ];
+    // An old file read recently (atime) is in use: it stays.
+    const read = aged(path.join(mail, 'b.org', 'z', 'tmp', 'read-lately'), 100 * HOUR);
+    fs.utimesSync(read, Date.now() / 1000, (Date.now() - 100 * HOUR) / 1000);
+    kept.push(read);
+    // Symbolic links are not followed: a domain and a mailbox pointing out of the mail root.
+    fs.symlinkSync(outside, path.join(mail, 'c.org'));
+    fs.symlinkSync(path.join(outside, 'box'), path.join(mail, 'b.org', 'linked'));
+    fs.writeFileSync(path.join(mail, 'a.org', 'v'), 'a file where a mailbox would be');
+
+    const r = await sweepMaildirTmp(mail);
+    assert.deepEqual(r, { mailboxes: 4, removed: 3, errors: 0 }); // a.org/{x,y,w}, b.org/z
+    for (const f of old) assert.ok(!fs.existsSync(f), `${f} was removed`);
+    for (const f of kept) assert.ok(fs.existsSync(f), `${f} is still there`);
+    assert.ok(fs.statSync(path.join(mail, 'a.org', 'x', 'tmp')).isDirectory(), 'tmp/ itself stays');
+  });
+
+  test('a missing mail root is an empty sweep; an aborted one removes nothing', async () => {
+    assert.deepEqual(await sweepMaildirTmp(path.join(tmp(), 'no-mail-yet')), { mailboxes: 0, removed: 0, errors: 0 });
+    const mail = path.join(tmp(), 'mail');
+    const f = aged(path.join(mail, 'a.org', 'x', 'tmp', 'old'), 100 * HOUR);
+    const r = await sweepMaildirTmp(mail, { signal: AbortSignal.abort() });
+    assert.equal(r.removed, 0);
+    assert.ok(fs.existsSync(f));
+  });
+
+  test('a large tree is swept with bounded concurrency while the event loop keeps turning', async () => {
+    const mail = path.join(tmp(), 'mail');
+    const N = 400;
+    for (let i = 0; i < N; i++) {
+      aged(path.join(mail, `d${i % 20}.org`, `u${i}`, 'tmp', 'old'), 40 * HOUR);
+      aged(path.join(mail, `d${i % 20}.org`, `u${i}`, 'tmp', 'new'), HOUR);
+    }
+    // Count the file operations in flight at once (opendir, lstat, unlink all pass through fs.promises).
+    let inFlight = 0;
+    let peak = 0;
+    const p = fs.promises as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+    const originals: Record<string, (...a: unknown[]) => Promise<unknown>> = {};
+    for (const name of ['opendir', 'lstat', 'unlink']) {
+      originals[name] = p[name];
+      p[name] = async (...a: unknown[]) => {
+        peak = Math.max(peak, ++inFlight);
+        try {
+          return await originals[name].apply(fs.promises, a);
+        } finally {
+          inFlight--;
+        }
+      };
+    }
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 1);
+    let r;
+    try {
+      r = await sweepMaildirTmp(mail, { concurrency: 3 });
+    } finally {
+      clearInterval(ticker);
+      Object.assign(p, originals);
+    }
+    assert.deepEqual(r, { mailboxes: N, removed: N, errors: 0 });
+    assert.ok(peak <= 4, `at most 3 mailboxes (plus the walk) at a time, saw ${peak}`);
+    assert.ok(ticks > 0, 'timers ran during the sweep');
+    let left = 0;
+    for (let i = 0; i < N; i++) left += fs.readdirSync(path.join(mail, `d${i % 20}.org`, `u${i}`, 'tmp')).length;
+    assert.equal(left, N, 'every fresh file stays');
+  });
+
+  test('the appliance sweeps at start-up: a crash leftover goes, a fresh file stays', async () => {
+    const dataDir = tmp();
+    const box = mailboxPath(dataDir, 'user@example.org');
+    const leftover = aged(path.join(box, 'tmp', '1700000000.QCRASHED1_0123abcd.mx.dcmx.test.4242_deadbeef'), 37 * HOUR);
+    const fresh = aged(path.join(box, 'tmp', '1700000000.QWRITING1_0123abcd.mx.dcmx.test.4242_cafebabe'), 60_000);
+    const t = await startTestAppliance({}, dataDir);
+    try {
+      const deadline = Date.now() + 10_000;
+      while (fs.existsSync(leftover) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(!fs.existsSync(leftover), 'the 37-hour-old tmp/ file is gone');
+      assert.ok(fs.existsSync(fresh), 'the fresh tmp/ file is still there');
+    } finally {
+      await t.close();
+    }
   });
 });

@@ -4,11 +4,13 @@
  * condition is never claimed exact), GLOB metacharacters in substring pieces
  * match literally, hostile filters and base DNs against a real in-memory
  * directory find nothing and change nothing, and an indexed equality search
- * is answered through the attr_index primary key.
+ * is answered through the attr_index primary key. Filters far larger or
+ * deeper than one SQLite expression may hold (SQLITE_MAX_EXPR_DEPTH,
+ * SQLITE_MAX_VARIABLE_NUMBER) still give exactly the matching entries.
  */
 import { describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { filterToSql, type SqlCondition } from '../../storage/filter-sql';
+import { filterToSql, MAX_SQL_PARAMS, type SqlCondition } from '../../storage/filter-sql';
 import { compileFilter, type Filter, type FilterInput } from '../../server/directory/filter';
 import { loadSchema } from '../../server/directory/open';
 import { DEFAULT_INDEXES, type Directory, type SearchRequest } from '../../server/directory/directory';
@@ -250,5 +252,150 @@ describe('the store and the directory', () => {
     assert.ok(plan.some((d) => /^SEARCH e USING INTEGER PRIMARY KEY/.test(d)), `entries not fetched by id:\n${text}`);
     assert.ok(!plan.some((d) => /^SCAN (e|entries)\b/.test(d)), `entries scanned:\n${text}`);
     assert.ok(!plan.some((d) => /^SEARCH e USING INDEX .*rpath/.test(d)), `entries range-scanned by rpath:\n${text}`);
+  });
+});
+
+/** Nesting depth of parentheses in SQL text (a proxy for SQLite's expression tree depth). */
+function parenDepth(text: string): number {
+  let d = 0;
+  let max = 0;
+  for (const c of text) {
+    if (c === '(') max = Math.max(max, ++d);
+    else if (c === ')') d--;
+  }
+  return max;
+}
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+const or = (...filters: FilterInput[]): FilterInput => ({ type: 'or', filters });
+const and = (...filters: FilterInput[]): FilterInput => ({ type: 'and', filters });
+const not = (filter: FilterInput): FilterInput => ({ type: 'not', filter });
+
+describe('large and deep filters', () => {
+  /** uid=u0..u39 under o=internet; sn is S0, S1 or S2 by i mod 3. */
+  async function users(): Promise<{ dir: Directory; admin: Identity }> {
+    const { dir, admin } = await memoryDirectory();
+    for (let i = 0; i < 40; i++) {
+      await dir.add(admin, `uid=u${i},o=internet`, attrs({
+        objectClass: 'inetOrgPerson', uid: `u${i}`, cn: `User ${i}`, sn: `S${i % 3}`, mail: `u${i}@example.org`,
+      }));
+    }
+    return { dir, admin };
+  }
+  const dns = (ids: number[]) => ids.map((i) => `uid=u${i},o=internet`).sort();
+  const uids = (n: number, from = 0) => range(n).map((i) => eq('uid', `u${from + i}`));
+
+  test('an OR of 2,000 equalities on uid is one index probe, and the search finds exactly its entries', async () => {
+    const { dir, admin } = await users();
+    // u0..u1999 holds all forty users; every other one of them: the even ones.
+    for (const [f, want] of [
+      [or(...uids(2000)), range(40)],
+      [or(...uids(1000)), range(40)], // the audit's case: SQLite refused 1,000 nested ORs
+      [or(...range(2000).map((i) => eq('uid', `u${2 * i}`))), range(40).filter((i) => i % 2 === 0)],
+    ] as [FilterInput, number[]][]) {
+      const c = sql(f);
+      assertNoLiterals(c);
+      assert.equal(c.exact, true);
+      assert.ok(c.params.length <= 3, `a long value list travels as one parameter: ${c.params.length}`);
+      assert.ok(parenDepth(c.sql) <= 4, c.sql);
+      assert.deepEqual(candidates(dir, f), dns(want));
+      assert.deepEqual(collect(dir, admin, { filter: f }), dns(want));
+    }
+    // A short list is `norm IN (?, ?, ...)`; equal values are sent once.
+    const c = sql(or(eq('uid', 'a'), eq('uid', 'b'), eq('UID', 'A'), eq('mail', 'x@y')));
+    assert.match(c.sql, /attr = \? AND norm IN \(\?, \?\)/);
+    assert.deepEqual(c.params, ['uid', 'a', 'b', 'mail', 'x@y']);
+  });
+
+  test('a 2,000-term OR of other kinds is a balanced tree, not 2,000 levels', async () => {
+    const { dir, admin } = await users();
+    // Substrings cannot be grouped: each is its own index probe.
+    const f = or(...range(2000).map((i) => sub('cn', `user ${i}`, [], i % 2 ? undefined : '')));
+    const c = sql(f);
+    assertNoLiterals(c);
+    assert.ok(parenDepth(c.sql) < 40, `depth ${parenDepth(c.sql)}`);
+    assert.deepEqual(collect(dir, admin, { filter: f }), dns(range(40)));
+  });
+
+  test('an AND/OR mix with thousands of terms gives the same entries as the filter read by hand', async () => {
+    const { dir, admin } = await users();
+    // (&(objectClass=inetOrgPerson)
+    //   (|(uid=u0)..(uid=u9) (&(mail=u{i}@example.org)(sn=S{i%3}))*1500 (&(mail=u{i}@example.org)(sn=S{(i+1)%3}))*500 (cn=*er 3*))
+    //   (!(sn=S2)))
+    const f = and(
+      eq('objectClass', 'inetOrgPerson'),
+      or(
+        ...uids(10),
+        ...range(1500).map((i) => and(eq('mail', `u${i}@example.org`), eq('sn', `S${i % 3}`))),
+        ...range(500).map((i) => and(eq('mail', `u${1000 + i}@example.org`), eq('sn', `S${(i + 1) % 3}`))),
+        sub('cn', undefined, ['er 3']),
+      ),
+      not(eq('sn', 'S2')),
+    );
+    // Every user matches the OR (u10..u39 through their own mail and sn); S2 ones are cut by the NOT.
+    const want = range(40).filter((i) => i % 3 !== 2);
+    assert.deepEqual(candidates(dir, f).filter((d) => d.startsWith('uid=')).length >= want.length, true);
+    assert.deepEqual(collect(dir, admin, { filter: f }), dns(want));
+    const c = sql(f);
+    assertNoLiterals(c);
+    assert.ok(c.params.length <= MAX_SQL_PARAMS);
+  });
+
+  test('nesting deeper than SQLite accepts widens to code evaluation with the same answer', async () => {
+    const { dir, admin } = await users();
+    // (|(uid=u{k})(&(sn=*)(|(uid=u{k+1})(&(sn=*)( ... (uid=u0) ... ))))), 990 levels: every user up to u39 is in it.
+    let f: FilterInput = eq('uid', 'u0');
+    for (let i = 0; i < 990; i++) {
+      f = i % 2 ? and({ type: 'present', attr: 'sn' }, f) : or(eq('uid', `u${(i >> 1) % 40}`), f);
+    }
+    assert.deepEqual(collect(dir, admin, { filter: f }), dns(range(40)));
+    // 999 NOTs of (&(mail=*)(...)) around uid=u1: an odd number, so u1 is out; the users without uid=u1 are in, and so
+    // is every entry without mail (the AND is FALSE at each level, its NOT TRUE).
+    let n: FilterInput = eq('uid', 'u1');
+    for (let i = 0; i < 999; i++) n = not(and({ type: 'present', attr: 'mail' }, n));
+    assert.deepEqual(collect(dir, admin, { filter: n }), collect(dir, admin, {}).filter((d) => d !== 'uid=u1,o=internet'));
+    for (const x of [f, n]) {
+      const c = sql(x);
+      assertNoLiterals(c);
+      assert.ok(parenDepth(c.sql) < 400, `depth ${parenDepth(c.sql)}`);
+    }
+  });
+
+  test('the parameter count stays within SQLite\'s limit; what does not fit is left to the code', async () => {
+    const { dir, admin } = await users();
+    // 20,000 substring terms need 40,000 parameters: the OR widens to "any entry".
+    const wide = or(...range(20000).map((i) => sub('cn', `user ${i}`, [])));
+    const c = sql(wide);
+    assert.deepEqual(c, { sql: '1', params: [], exact: false });
+    assert.deepEqual(collect(dir, admin, { filter: wide }), dns(range(40)));
+    // Inside an AND the other terms still narrow the candidates.
+    const f = and(or(eq('uid', 'u1'), eq('uid', 'u4'), eq('uid', 'u7')), wide);
+    const a = sql(f);
+    assert.equal(a.exact, false);
+    assert.deepEqual(a.params, ['uid', 'u1', 'u4', 'u7']);
+    assert.deepEqual(candidates(dir, f), dns([1, 4, 7]));
+    assert.deepEqual(collect(dir, admin, { filter: f }), dns([1, 4, 7]));
+  });
+
+  test('three-valued logic holds for a wide OR, in SQL and in code (RFC 4511 §4.5.1.7)', async () => {
+    const { dir, admin } = await users();
+    // (|(uid=u0)..(uid=u1999)(noSuchAttr=x)) is TRUE for every user; (!...) is FALSE for them and Undefined elsewhere.
+    const withUndef = or(...uids(2000), eq('noSuchAttr', 'x'));
+    assert.deepEqual(collect(dir, admin, { filter: withUndef }), dns(range(40)));
+    assert.deepEqual(collect(dir, admin, { filter: not(withUndef) }), []);
+    // (!(|(uid=u100)..(uid=u2099)(noSuchAttr=x))): Undefined for everyone, so nothing, though no uid is listed.
+    assert.deepEqual(collect(dir, admin, { filter: not(or(...uids(2000, 100), eq('noSuchAttr', 'x'))) }), []);
+    // Without the Undefined item, the NOT of a list naming nobody is everything.
+    assert.ok(collect(dir, admin, { filter: not(or(...uids(2000, 100))) }).length > 40);
+  });
+
+  test('hostile values in a long list are one JSON parameter, found only as literals', async () => {
+    const { dir, admin } = await users();
+    const v = "x') OR 1=1 --";
+    await dir.add(admin, 'cn=hostile,o=internet', attrs({ objectClass: 'inetOrgPerson', uid: v, cn: 'hostile', sn: 'h' }));
+    const f = or(...HOSTILE.map((h) => eq('uid', h)), ...range(400).map((i) => eq('uid', `${v}${i}"]`)), eq('uid', v));
+    const c = sql(f);
+    assertNoLiterals(c);
+    assert.deepEqual(collect(dir, admin, { filter: f }), ['cn=hostile,o=internet']);
   });
 });
