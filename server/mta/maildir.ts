@@ -246,9 +246,9 @@ const COPY_CHUNK = 1 << 20;
  * - Otherwise writes `tmp/<name>.<random>` (O_EXCL, mode 0600) with
  *   `Return-Path: <sender>` (RFC 5321 §4.4: the reverse-path, `<>` for the
  *   null sender) and `Delivered-To: <recipient address>` prepended to the
- *   spool file's bytes, which are streamed in 1 MiB chunks and copied
- *   byte for byte; the two added lines end in CRLF when the spool file's
- *   first line does, LF otherwise. Then fsyncs the file, renames it to
+ *   spool file's bytes, which are streamed in 1 MiB chunks with CRLF line
+ *   ends turned into LF (the Maildir convention: Dovecot, mutt and Postfix's
+ *   own delivery agents write LF; a CR not before LF stays). Then fsyncs the file, renames it to
  *   `new/<name>` and fsyncs `new/` so the rename is durable.
  * - Concurrent deliveries to one mailbox do not interfere (distinct names,
  *   distinct tmp files).
@@ -295,19 +295,21 @@ export async function deliverToMaildir(d: LocalDelivery, opts: { hostname: strin
       const buf = Buffer.allocUnsafe(COPY_CHUNK);
       let { bytesRead } = await spool.read(buf, 0, COPY_CHUNK, 0);
       let position = bytesRead;
-      const firstLf = buf.subarray(0, bytesRead).indexOf(0x0a);
-      const eol = firstLf > 0 && buf[firstLf - 1] === 0x0d ? '\r\n' : '\n';
       const sender = headerSafe(d.message.sender);
-      const prefix = Buffer.from(`Return-Path: <${sender}>${eol}Delivered-To: ${headerSafe(d.recipient)}${eol}`, 'utf8');
+      const prefix = Buffer.from(`Return-Path: <${sender}>\nDelivered-To: ${headerSafe(d.recipient)}\n`, 'utf8');
 
       const out = await fs.promises.open(tmpPath, 'wx', 0o600);
       try {
         await out.write(prefix);
+        const eol = new CrlfToLf();
         while (bytesRead > 0) {
-          await out.write(buf, 0, bytesRead);
+          const lf = eol.push(buf.subarray(0, bytesRead));
+          await out.write(lf, 0, lf.length);
           ({ bytesRead } = await spool.read(buf, 0, COPY_CHUNK, position));
           position += bytesRead;
         }
+        const tail = eol.end();
+        if (tail.length) await out.write(tail);
         await out.sync();
       } finally {
         await out.close();
@@ -480,3 +482,46 @@ export function startTmpSweeper(
     },
   };
 }
+
+/**
+ * Turns CRLF line ends into LF across chunk boundaries: a CR at the end of a
+ * chunk is held until the next chunk shows whether an LF follows. A CR not
+ * followed by LF is kept. `push` returns bytes to write (it may reuse the
+ * chunk's memory: write them before the chunk is refilled).
+ */
+export class CrlfToLf {
+  private heldCr = false;
+
+  push(chunk: Buffer): Buffer {
+    if (chunk.length === 0) return chunk;
+    const parts: Buffer[] = [];
+    let start = 0;
+    if (this.heldCr) {
+      if (chunk[0] !== 0x0a) parts.push(CR);
+      this.heldCr = false;
+    }
+    for (let i = chunk.indexOf(0x0d); i >= 0; i = chunk.indexOf(0x0d, i + 1)) {
+      if (i === chunk.length - 1) {
+        parts.push(chunk.subarray(start, i));
+        this.heldCr = true;
+        start = chunk.length;
+        break;
+      }
+      if (chunk[i + 1] === 0x0a) {
+        parts.push(chunk.subarray(start, i));
+        start = i + 1;
+      }
+    }
+    if (start < chunk.length) parts.push(chunk.subarray(start));
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+  }
+
+  /** What is still held at the end of the input (a final lone CR). */
+  end(): Buffer {
+    const held = this.heldCr;
+    this.heldCr = false;
+    return held ? CR : Buffer.alloc(0);
+  }
+}
+
+const CR = Buffer.from([0x0d]);

@@ -49,12 +49,12 @@ function body(subject: string): { wire: string[]; want: string[] } {
 
 /** The Maildir message with this subject, split after its header block into lines. */
 async function stored(subject: string): Promise<string[]> {
-  const text = await waitFor(`delivery of ${subject}`, () => mailbox(t.dataDir, USER).find((m) => m.includes(`Subject: ${subject}\r\n`)), 15_000);
-  const lines = text.split('\r\n');
+  const text = await waitFor(`delivery of ${subject}`, () => mailbox(t.dataDir, USER).find((m) => m.includes(`Subject: ${subject}\n`)), 15_000);
+  const lines = text.split('\n'); // Maildir files have LF line ends
   // Return-Path, Delivered-To and Received come before the message as sent.
   const start = lines.findIndex((l) => /^\.?X-Dot:/.test(l));
   assert.ok(start > 0, `the first DATA line is missing:\n${text}`);
-  return lines.slice(start, -1); // the file ends with CRLF
+  return lines.slice(start, -1); // the file ends with a line end
 }
 
 test('leading periods are removed from every line that has more on it (one write)', async () => {

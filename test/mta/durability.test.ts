@@ -199,7 +199,7 @@ function maildirIds(): { ids: Map<string, number>; broken: string[] } {
         continue;
       }
       ids.set(m[1], (ids.get(m[1]) ?? 0) + 1);
-      if (!text.includes(`\r\nend of ${m[1]}\r\n`)) broken.push(`${sub}/${f}: body of ${m[1]} is not intact`);
+      if (!text.includes(`\nend of ${m[1]}\n`)) broken.push(`${sub}/${f}: body of ${m[1]} is not intact`);
     }
   }
   return { ids, broken };

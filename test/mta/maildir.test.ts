@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { deliverToMaildir, InvalidMailboxError, mailboxPath, maildirName, sweepMaildirTmp, TMP_MAX_AGE_MS } from '../../server/mta/maildir';
+import { CrlfToLf, deliverToMaildir, InvalidMailboxError, mailboxPath, maildirName, sweepMaildirTmp, TMP_MAX_AGE_MS } from '../../server/mta/maildir';
 import type { QueuedMessage } from '../../server/mta/types';
 import { startTestAppliance, tempDirs } from '../helpers';
 
@@ -74,7 +74,7 @@ describe('mailboxPath', () => {
 });
 
 describe('deliverToMaildir', () => {
-  test('one file in new/, added headers first, spool bytes unchanged, tmp/ empty, modes 0700', async () => {
+  test('one file in new/, added headers first, the spool bytes with LF line ends, tmp/ empty, modes 0700', async () => {
     const dir = tmp();
     const raw = 'Received: from a by b\r\nSubject: hello\r\n\r\nbody line\r\n';
     const m = spool(dir, raw);
@@ -87,7 +87,7 @@ describe('deliverToMaildir', () => {
     assert.equal(files.length, 1);
     assert.equal(files[0], maildirName(m, 'bob@b.org', HOST));
     const got = fs.readFileSync(path.join(box, 'new', files[0]));
-    assert.equal(got.toString(), `Return-Path: <alice@example.org>\r\nDelivered-To: bob@b.org\r\n${raw}`);
+    assert.equal(got.toString(), `Return-Path: <alice@example.org>\nDelivered-To: bob@b.org\n${raw.replace(/\r\n/g, '\n')}`);
     for (const d of [path.join(dir, 'mail'), path.dirname(box), box, ...['tmp', 'new', 'cur'].map((s) => path.join(box, s))]) {
       assert.equal(fs.statSync(d).mode & 0o777, 0o700, d);
     }
@@ -103,20 +103,41 @@ describe('deliverToMaildir', () => {
     assert.equal(fs.readFileSync(path.join(box, 'new', f), 'utf8'), 'Return-Path: <>\nDelivered-To: a@b.org\nSubject: x\n\nbody\n');
   });
 
-  test('a 5 MB body arrives byte-identical', async () => {
+  test('a 5 MB body arrives with exactly its CRLFs turned to LF, across 1 MiB copy chunks', async () => {
     const dir = tmp();
     const head = Buffer.from('Received: from big by test\r\nSubject: big\r\n\r\n');
-    const body = crypto.randomBytes(5 * 1024 * 1024 + 12345);
-    const m = spool(dir, Buffer.concat([head, body]));
+    const raw = Buffer.concat([head, crypto.randomBytes(5 * 1024 * 1024 + 12345)]);
+    const MiB = 1 << 20;
+    raw.write('\r\n', MiB - 1, 'latin1'); // a CRLF split by the first chunk boundary
+    raw.write('\rx', 2 * MiB - 1, 'latin1'); // a lone CR at the second boundary
+    raw.write('\r\r\n', 3 * MiB - 2, 'latin1');
+    const m = spool(dir, raw);
     const box = mailboxPath(dir, 'big@b.org');
     const r = await deliverToMaildir({ message: m, recipient: 'big@b.org', mailbox: box }, { hostname: HOST });
     assert.equal(r.ok, true);
     const [f] = ls(path.join(box, 'new'));
     const got = fs.readFileSync(path.join(box, 'new', f));
-    const prefix = Buffer.from('Return-Path: <alice@example.org>\r\nDelivered-To: big@b.org\r\n');
-    assert.equal(got.length, prefix.length + head.length + body.length);
+    const prefix = Buffer.from('Return-Path: <alice@example.org>\nDelivered-To: big@b.org\n');
     assert.ok(got.subarray(0, prefix.length).equals(prefix));
-    assert.ok(got.subarray(prefix.length).equals(fs.readFileSync(m.spoolPath)));
+    // The reference: every CR immediately followed by LF dropped, nothing else touched.
+    const want = Buffer.alloc(raw.length);
+    let n = 0;
+    for (let i = 0; i < raw.length; i++) if (!(raw[i] === 0x0d && raw[i + 1] === 0x0a)) want[n++] = raw[i];
+    assert.equal(got.length - prefix.length, n);
+    assert.ok(got.subarray(prefix.length).equals(want.subarray(0, n)));
+  });
+
+  test('CrlfToLf: CRLF split anywhere, lone CRs kept, a CR at the very end kept', () => {
+    const input = 'a\r\nb\rc\r\r\nd\r';
+    for (let cut = 0; cut <= input.length; cut++) {
+      for (let cut2 = cut; cut2 <= input.length; cut2++) {
+        const c = new CrlfToLf();
+        const out = Buffer.concat([
+          c.push(Buffer.from(input.slice(0, cut))), c.push(Buffer.from(input.slice(cut, cut2))), c.push(Buffer.from(input.slice(cut2))), c.end(),
+        ]).toString();
+        assert.equal(out, 'a\nb\rc\r\nd\r', `cuts ${cut}, ${cut2}`);
+      }
+    }
   });
 
   test('delivered once: a repeat is a no-op, also after the file moved to cur/ with :2,S', async () => {
@@ -190,7 +211,8 @@ describe('deliverToMaildir', () => {
     for (const m of msgs) {
       const f = maildirName(m, 'busy@b.org', HOST);
       const got = fs.readFileSync(path.join(box, 'new', f));
-      assert.ok(got.subarray(got.length - m.size).equals(fs.readFileSync(m.spoolPath)));
+      const lf = fs.readFileSync(m.spoolPath, 'latin1').replace(/\r\n/g, '\n');
+      assert.equal(got.toString('latin1').slice(-lf.length), lf);
     }
   });
 
