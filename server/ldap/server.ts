@@ -47,6 +47,10 @@ export interface LdapServerOptions {
   maxDepth: number;
   /** Seconds of inactivity before a connection is closed. */
   idleTimeout: number;
+  /** Seconds a client has to complete a PDU once its first byte has arrived; then the connection is closed. */
+  pduTimeout: number;
+  /** Concurrent connections; a new one beyond this gets a Notice of Disconnection (unavailable) and is closed. */
+  maxConnections: number;
   /** Serves the provisioning extended operation when given. */
   provisioner?: Provisioner;
   /** The certificate for StartTLS (RFC 4513 §3); without it StartTLS is unavailable (52). */
@@ -59,6 +63,18 @@ export interface LdapEndpoint {
   port: number;
   /** Stops accepting, closes every connection. */
   close(): Promise<void>;
+  /** Counters for tests and monitoring. */
+  stats(): LdapStats;
+}
+
+/** A snapshot of the endpoint's connections. */
+export interface LdapStats {
+  /** Open connections (refused ones are not counted). */
+  connections: number;
+  /** Connections refused because `maxConnections` were open. */
+  refused: number;
+  /** Connections closed because a PDU was not completed within `pduTimeout`. */
+  pduTimeouts: number;
 }
 
 /**
@@ -116,10 +132,20 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
   const sockets = new Set<net.Socket>();
   const limits = { maxPdu: opts.maxPdu, maxDepth: opts.maxDepth };
   const secureContext = opts.tls ? tls.createSecureContext({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }) : undefined;
+  const counters = { refused: 0, pduTimeouts: 0 };
 
   // eslint-disable-next-line prefer-const
   let server: any; // eslint-disable-line @typescript-eslint/no-explicit-any
   const connectionRouter = (sock: net.Socket & LdapConnection & { parser?: { write(b: Buffer): void } }) => {
+    if (sockets.size >= opts.maxConnections) {
+      // RFC 4511 §4.4.1: unavailable, then close; never handed to ldapjs.
+      counters.refused++;
+      log.warn({ remote: sock.remoteAddress, max: opts.maxConnections }, 'ldap connection refused: too many connections');
+      sock.on('error', () => undefined);
+      sock.end(noticeOfDisconnection(RESULT_CODES.unavailable, 'too many connections'));
+      setTimeout(() => sock.destroy(), 1000).unref();
+      return;
+    }
     sock.setNoDelay(true); // without it every search waits for the peer's delayed ACK (~40 ms)
     sock.setTimeout(opts.idleTimeout * 1000);
     sockets.add(sock);
@@ -140,15 +166,35 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
       if (!sock.destroyed) sock.end(noticeOfDisconnection(RESULT_CODES.protocolError, reason));
       setTimeout(() => sock.destroy(), 1000).unref();
     };
+    // A PDU must be complete within pduTimeout of its first byte, or the
+    // connection is closed: a client may not hold a half-sent request (up to
+    // maxPdu bytes buffered) for the whole idle timeout.
+    let pduTimer: NodeJS.Timeout | undefined;
+    const clearPduTimer = () => {
+      if (pduTimer) clearTimeout(pduTimer);
+      pduTimer = undefined;
+    };
+    const armPduTimer = (completed: boolean) => {
+      if (completed || framer.pending === 0) clearPduTimer(); // a partial PDU now began in this chunk
+      if (framer.pending === 0 || pduTimer) return;
+      pduTimer = setTimeout(() => {
+        counters.pduTimeouts++;
+        session.log.info({ remote: sock.remoteAddress, pending: framer.pending }, 'ldap connection dropped: request not completed in time');
+        sock.destroy();
+      }, opts.pduTimeout * 1000);
+    };
+    sock.once('close', clearPduTimer);
     let secure = false;
     const onData = (chunk: Buffer) => {
       let pdus: Buffer[];
       try {
         pdus = framer.push(chunk);
       } catch (e) {
+        clearPduTimer();
         disconnect(e instanceof FramingError ? e.message : 'framing failure');
         return;
       }
+      armPduTimer(pdus.length > 0);
       for (let i = 0; i < pdus.length; i++) {
         const pdu = pdus[i];
         // The search fast path (search-decode.ts): most traffic, decoded and answered without ldapjs.
@@ -238,6 +284,7 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
 
   return {
     port,
+    stats: () => ({ connections: sockets.size, ...counters }),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
