@@ -9,6 +9,7 @@
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
+import * as dgram from 'node:dgram';
 import { loadConfig } from '../../server/config';
 import { children, integerContent, readInt, readTlv, tlv } from '../../server/ldap/ber';
 import { ADMIN_PASSWORD, startTestAppliance, testEnv, type TestAppliance } from '../helpers';
@@ -215,4 +216,162 @@ test('connections beyond DCMX_LDAP_MAX_CONNECTIONS get a Notice of Disconnection
   again.write(searchPdu(1, '', 0));
   assert.equal((await r.result(1)).code, 0);
   for (const s of [...open, again]) s.destroy();
+});
+
+// ---------------------------------------------------------------- one request per turn
+
+/** Adds `n` entries of about `size` bytes each under a new `ou=<ou>,o=internet`. */
+function fill(t: TestAppliance, ou: string, n: number, size: number): string {
+  const d = t.app.directory;
+  const who = d.systemIdentity();
+  const base = `ou=${ou},o=internet`;
+  d.addSync(who, base, [{ type: 'objectClass', values: ['organizationalUnit'] }, { type: 'ou', values: [ou] }]);
+  for (let i = 0; i < n; i++) {
+    d.addSync(who, `cn=r${i},${base}`, [
+      { type: 'objectClass', values: ['organizationalRole'] }, { type: 'cn', values: [`r${i}`] },
+      { type: 'description', values: ['x'.repeat(size)] },
+    ]);
+  }
+  return base;
+}
+
+/** Counts the directory searches the LDAP endpoint runs (the appliance is in this process). */
+function countSearches(t: TestAppliance): { readonly n: number } {
+  const d = t.app.directory;
+  const inner = d.search.bind(d);
+  const c = { n: 0 };
+  d.search = (...args: Parameters<typeof inner>) => {
+    c.n++;
+    return inner(...args);
+  };
+  return c;
+}
+
+/** One DNS query over UDP; resolves when any answer arrives. */
+function dnsQuery(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const u = dgram.createSocket('udp4');
+    const timer = setTimeout(() => {
+      u.close();
+      reject(new Error('no DNS answer'));
+    }, 30_000);
+    u.on('message', () => {
+      clearTimeout(timer);
+      u.close();
+      resolve();
+    });
+    // id 0xabcd, RD, one question: example.org A IN
+    u.send(Buffer.from('abcd01000001000000000000076578616d706c65036f72670000010001', 'hex'), port, '127.0.0.1');
+  });
+}
+
+let shared: TestAppliance | undefined;
+/** One appliance with a small and a big subtree, for the tests below. */
+async function sharedAppliance(): Promise<{ t: TestAppliance; small: string; big: string }> {
+  if (!shared) {
+    shared = await appliance();
+    fill(shared, 'small', 20, 20);
+    fill(shared, 'big', 1000, 400);
+  }
+  return { t: shared, small: 'ou=small,o=internet', big: 'ou=big,o=internet' };
+}
+
+async function adminConnection(port: number): Promise<{ s: net.Socket; r: Responses }> {
+  const s = await connect(port);
+  const r = new Responses(s);
+  s.write(bindPdu(1, 'cn=admin,o=internet', ADMIN_PASSWORD));
+  assert.equal((await r.result(1)).code, 0, 'admin bind');
+  return { s, r };
+}
+
+test('a search pipelined behind a bind is answered with the bind\'s identity', async () => {
+  const { t, small } = await sharedAppliance();
+  const s = await connect(t.app.ports.ldap);
+  const r = new Responses(s);
+  // Anonymous users cannot see organizationalRole entries: only the admin's search finds it.
+  s.write(Buffer.concat([bindPdu(1, 'cn=admin,o=internet', ADMIN_PASSWORD), searchPdu(2, `cn=r1,${small}`, 0)]));
+  assert.equal((await r.result(1)).code, 0);
+  assert.equal((await r.result(2)).code, 0, 'the search ran after the bind completed');
+  assert.equal(r.all.filter((x) => x.id === 2 && x.tag === 0x64).length, 1);
+  s.destroy();
+});
+
+test('1,000 pipelined searches on one connection do not starve another connection nor DNS', async () => {
+  const { t, small } = await sharedAppliance();
+  const port = t.app.ports.ldap;
+  const searches = countSearches(t);
+  const N = 1000;
+  const { s: a, r: ra } = await adminConnection(port);
+  const resultsOfA = () => ra.all.filter((x) => x.tag === 0x65).length;
+  a.write(Buffer.concat(Array.from({ length: N }, (_, i) => searchPdu(i + 2, small, 2, ['cn', 'description']))));
+  await ra.until(() => resultsOfA() > 0, 'the first of the pipelined results');
+
+  // Meanwhile, another LDAP client and a DNS client are served.
+  const b = await connect(port);
+  const rb = new Responses(b);
+  b.write(searchPdu(7, '', 0));
+  let aDoneWhenBAnswered = -1;
+  let aDoneWhenDnsAnswered = -1;
+  await Promise.all([
+    rb.result(7).then((x) => {
+      assert.equal(x.code, 0);
+      aDoneWhenBAnswered = resultsOfA();
+    }),
+    dnsQuery(t.app.ports.dns).then(() => (aDoneWhenDnsAnswered = resultsOfA())),
+  ]);
+  // Generous: one request per connection per turn makes it a handful.
+  assert.ok(aDoneWhenBAnswered < N / 2, `the other LDAP client waited for ${aDoneWhenBAnswered} of the ${N} pipelined searches`);
+  assert.ok(aDoneWhenDnsAnswered < N / 2, `DNS waited for ${aDoneWhenDnsAnswered} of the ${N} pipelined searches`);
+
+  // Every pipelined search is answered, in order.
+  await ra.result(N + 1);
+  const ids = ra.all.filter((x) => x.tag === 0x65).map((x) => x.id);
+  assert.deepEqual(ids, Array.from({ length: N + 1 }, (_, i) => i + 1).slice(1).map((i) => i));
+  assert.ok(ra.all.filter((x) => x.tag === 0x65).every((x) => x.code === 0));
+
+  // A client that goes away leaves no work behind.
+  const before = searches.n;
+  a.write(Buffer.concat(Array.from({ length: N }, (_, i) => searchPdu(N + i + 2, small, 2, ['cn']))));
+  await ra.until(() => ra.all.some((x) => x.id > N + 1), 'the first of the second batch');
+  a.destroy();
+  await eventually(() => t.app.ldap.stats().queuedRequests === 0 && t.app.ldap.stats().connections === 1, 'the queue to be dropped');
+  await new Promise((res) => setTimeout(res, 200));
+  assert.ok(searches.n - before < N / 2, `${searches.n - before} of ${N} searches ran for a client that had gone`);
+  b.destroy();
+});
+
+// ---------------------------------------------------------------- output backpressure
+
+test('a client that does not read its results is paused; what the server buffers for it stays bounded', async () => {
+  const { t, big } = await sharedAppliance();
+  const searches = countSearches(t);
+  const { s, r } = await adminConnection(t.app.ports.ldap);
+  s.pause(); // read nothing more
+  const N = 100; // each result is ~1,000 entries, ~430 kB: 43 MB in all
+  const before = searches.n;
+  s.write(Buffer.concat(Array.from({ length: N }, (_, i) => searchPdu(i + 2, big, 2, ['*']))));
+  await eventually(() => t.app.ldap.stats().pausedConnections === 1, 'reading to pause');
+  // Let the server do all it is willing to do (the count settles).
+  let last = -1;
+  let stable = 0;
+  await eventually(() => {
+    if (searches.n === last) stable++;
+    else (last = searches.n), (stable = 0);
+    return stable >= 25 && searches.n > before;
+  }, 'the server to stop answering');
+  const st = t.app.ldap.stats();
+  assert.ok(searches.n - before < N / 2, `${searches.n - before} of ${N} searches were answered for a client that reads nothing`);
+  assert.ok(st.bufferedOutput < 4 * 1024 * 1024, `${st.bufferedOutput} bytes buffered for a client that reads nothing`);
+  assert.ok(st.queuedRequests > 0 && st.queuedBytes < 1024 * 1024, `queue: ${st.queuedRequests} requests, ${st.queuedBytes} bytes`);
+  assert.equal(st.pausedConnections, 1);
+
+  // Once it reads, it gets everything, in order.
+  s.resume();
+  await r.result(N + 1);
+  const done = r.all.filter((x) => x.tag === 0x65);
+  assert.deepEqual(done.map((x) => x.id), Array.from({ length: N }, (_, i) => i + 2));
+  assert.ok(done.every((x) => x.code === 0));
+  assert.equal(r.all.filter((x) => x.tag === 0x64).length, N * 1001); // the base and its 1,000 children
+  assert.equal(t.app.ldap.stats().pausedConnections, 0);
+  s.destroy();
 });
