@@ -23,6 +23,7 @@ export interface Appliance {
   directory: Directory;
   zones: Zones;
   ports: { ldap: number; dns: number; smtp: number; http: number };
+  ldap: LdapEndpoint;
   dns: DnsEndpoint;
   mta: MtaEndpoint;
   provisioner: Provisioner;
@@ -75,7 +76,8 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     const tls = await loadTls({ dataDir: config.dataDir, hostname: config.hostname, cert: config.smtp.tlsCert, key: config.smtp.tlsKey });
     const ldap: LdapEndpoint = await startLdapServer(directory, {
       host: config.listen, port: config.ldap.port, maxPdu: config.ldap.maxPdu, maxDepth: config.ldap.maxDepth,
-      idleTimeout: config.ldap.idleTimeout, provisioner, tls,
+      idleTimeout: config.ldap.idleTimeout, pduTimeout: config.ldap.pduTimeout, maxConnections: config.ldap.maxConnections,
+      provisioner, tls,
     }, log.child({ ep: 'ldap' }));
     started.push(ldap);
     const dns = await startDnsServer(zones, {
@@ -91,6 +93,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     return {
       directory,
       zones,
+      ldap,
       dns,
       mta,
       provisioner,

@@ -35,6 +35,10 @@ export interface Config {
     timeLimit: number;
     /** Seconds an idle connection is kept. */
     idleTimeout: number;
+    /** Seconds a client has to complete a request PDU once its first byte has arrived. */
+    pduTimeout: number;
+    /** Concurrent LDAP connections; more are refused with a Notice of Disconnection (unavailable). */
+    maxConnections: number;
     /** Extra attribute names to index besides the built-in set. */
     extraIndexes: string[];
   };
@@ -237,6 +241,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       sizeLimit: int(env, 'DCMX_LDAP_SIZE_LIMIT', 10000, 1, 100_000_000),
       timeLimit: int(env, 'DCMX_LDAP_TIME_LIMIT', 60, 1, 86400),
       idleTimeout: int(env, 'DCMX_LDAP_IDLE_TIMEOUT', 900, 1, 86400),
+      pduTimeout: int(env, 'DCMX_LDAP_PDU_TIMEOUT', 30, 1, 3600),
+      maxConnections: int(env, 'DCMX_LDAP_MAX_CONNECTIONS', 1024, 1, 1_000_000),
       extraIndexes,
     },
     dns: {

@@ -23,7 +23,8 @@ import { criticalControls, screenControls, SUPPORTED_CONTROLS, unsupportedCritic
 import { bindHandler } from './bind';
 import { answerSearch, searchHandler } from './search';
 import { decodeSearchRequest, saslBindId } from './search-decode';
-import { encodeExtendedResponse, encodeLdapResult } from './ber';
+import { encodeExtendedResponse, encodeLdapResult, readInt, readTlv } from './ber';
+import { DEFAULT_FLOW_LIMITS, RequestFlow, type FlowLimits } from './flow';
 import { answerAdd } from './add';
 import { modifyHandler } from './modify';
 import { answerDelete } from './delete';
@@ -47,6 +48,12 @@ export interface LdapServerOptions {
   maxDepth: number;
   /** Seconds of inactivity before a connection is closed. */
   idleTimeout: number;
+  /** Seconds a client has to complete a PDU once its first byte has arrived; then the connection is closed. */
+  pduTimeout: number;
+  /** Concurrent connections; a new one beyond this gets a Notice of Disconnection (unavailable) and is closed. */
+  maxConnections: number;
+  /** Bounds of each connection's request queue (flow.ts); DEFAULT_FLOW_LIMITS otherwise. */
+  flow?: Partial<FlowLimits>;
   /** Serves the provisioning extended operation when given. */
   provisioner?: Provisioner;
   /** The certificate for StartTLS (RFC 4513 §3); without it StartTLS is unavailable (52). */
@@ -59,6 +66,43 @@ export interface LdapEndpoint {
   port: number;
   /** Stops accepting, closes every connection. */
   close(): Promise<void>;
+  /** Counters for tests and monitoring. */
+  stats(): LdapStats;
+}
+
+/** A snapshot of the endpoint's connections. */
+export interface LdapStats {
+  /** Open connections (refused ones are not counted). */
+  connections: number;
+  /** Connections refused because `maxConnections` were open. */
+  refused: number;
+  /** Connections closed because a PDU was not completed within `pduTimeout`. */
+  pduTimeouts: number;
+  /** Requests queued on all connections, not yet being handled. */
+  queuedRequests: number;
+  /** Bytes of those requests. */
+  queuedBytes: number;
+  /** Connections whose reading is paused by their full queue. */
+  pausedConnections: number;
+  /** Response bytes written but not yet taken by the kernel, on all connections. */
+  bufferedOutput: number;
+}
+
+/** messageID and protocolOp tag of a framed (validated) LDAPMessage. */
+function pduHead(pdu: Buffer): { id: number; op: number } {
+  const msg = readTlv(pdu, 0);
+  const id = readTlv(pdu, msg.start, msg.end);
+  return { id: readInt(pdu, id), op: pdu[id.end] };
+}
+
+/** True when `b` is one whole LDAPMessage answering `id` and ending the operation (not an entry, reference or intermediate response). */
+function isFinalResponse(b: Buffer, id: number): boolean {
+  try {
+    const h = pduHead(b);
+    return h.id === id && h.op !== 0x64 && h.op !== 0x73 && h.op !== 0x79;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -116,10 +160,22 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
   const sockets = new Set<net.Socket>();
   const limits = { maxPdu: opts.maxPdu, maxDepth: opts.maxDepth };
   const secureContext = opts.tls ? tls.createSecureContext({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }) : undefined;
+  const counters = { refused: 0, pduTimeouts: 0 };
+  const flows = new Set<RequestFlow>();
+  const flowLimits: FlowLimits = { ...DEFAULT_FLOW_LIMITS, ...opts.flow };
 
   // eslint-disable-next-line prefer-const
   let server: any; // eslint-disable-line @typescript-eslint/no-explicit-any
   const connectionRouter = (sock: net.Socket & LdapConnection & { parser?: { write(b: Buffer): void } }) => {
+    if (sockets.size >= opts.maxConnections) {
+      // RFC 4511 §4.4.1: unavailable, then close; never handed to ldapjs.
+      counters.refused++;
+      log.warn({ remote: sock.remoteAddress, max: opts.maxConnections }, 'ldap connection refused: too many connections');
+      sock.on('error', () => undefined);
+      sock.end(noticeOfDisconnection(RESULT_CODES.unavailable, 'too many connections'));
+      setTimeout(() => sock.destroy(), 1000).unref();
+      return;
+    }
     sock.setNoDelay(true); // without it every search waits for the peer's delayed ACK (~40 ms)
     sock.setTimeout(opts.idleTimeout * 1000);
     sockets.add(sock);
@@ -136,73 +192,153 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
     const framer = new PduFramer(limits);
     const disconnect = (reason: string) => {
       session.log.info({ reason, remote: sock.remoteAddress }, 'ldap connection dropped');
+      flow.close();
       sock.removeAllListeners('data');
       if (!sock.destroyed) sock.end(noticeOfDisconnection(RESULT_CODES.protocolError, reason));
       setTimeout(() => sock.destroy(), 1000).unref();
     };
+    // A PDU must be complete within pduTimeout of its first byte, or the
+    // connection is closed: a client may not hold a half-sent request (up to
+    // maxPdu bytes buffered) for the whole idle timeout.
+    let pduTimer: NodeJS.Timeout | undefined;
+    const clearPduTimer = () => {
+      if (pduTimer) clearTimeout(pduTimer);
+      pduTimer = undefined;
+    };
+    const armPduTimer = (completed: boolean) => {
+      if (completed || framer.pending === 0) clearPduTimer(); // a partial PDU now began in this chunk
+      if (framer.pending === 0 || pduTimer) return;
+      pduTimer = setTimeout(() => {
+        counters.pduTimeouts++;
+        session.log.info({ remote: sock.remoteAddress, pending: framer.pending }, 'ldap connection dropped: request not completed in time');
+        sock.destroy();
+      }, opts.pduTimeout * 1000);
+    };
+    sock.once('close', clearPduTimer);
     let secure = false;
+
+    // Requests handed to ldapjs complete when it writes their final response:
+    // the socket's write is watched for it while one is outstanding.
+    let awaiting: { id: number; done: () => void } | undefined;
+    const watchWrites = () => {
+      const inner = sock.write;
+      sock.write = function (this: net.Socket, ...args: unknown[]) {
+        const ret = (inner as (...a: unknown[]) => boolean).apply(this, args);
+        if (awaiting && Buffer.isBuffer(args[0]) && isFinalResponse(args[0], awaiting.id)) {
+          const done = awaiting.done;
+          awaiting = undefined;
+          done();
+        }
+        return ret;
+      } as typeof sock.write;
+    };
+    watchWrites();
+    const send = (b: Buffer) => {
+      if (!sock.destroyed) sock.write(b);
+    };
+
+    /** Answers one framed request; `done` once its response is written (see flow.ts). */
+    const handle = (pdu: Buffer, done: () => void) => {
+      // The search fast path (search-decode.ts): most traffic, decoded and answered without ldapjs.
+      const call = decodeSearchRequest(pdu);
+      if (call) {
+        answerSearch(ctx, session, call, sock);
+        return done();
+      }
+      // Add, delete, modifyDN and compare: decoded here so that their DNs reach
+      // the directory as sent (request-decode.ts says what ldapjs gets wrong).
+      const update = decodeUpdateRequest(pdu);
+      if (update?.op === 'startTLS') {
+        // RFC 4511 §4.14: answered in the clear, then TLS begins on this socket.
+        const pipelined = flow.queued > 0 || framer.pending > 0;
+        const verdict = startTlsVerdict({ secure, malformed: update.malformed, pipelined, context: secureContext });
+        if (!verdict.ok) {
+          send(encodeExtendedResponse(update.messageId, RESULT_CODES[verdict.code], verdict.message, START_TLS_OID));
+          return done();
+        }
+        // Nothing is queued behind it: read no more in the clear (what arrives
+        // now is the client's TLS handshake, read by TLS) and begin TLS once
+        // the response, and all before it, has gone out.
+        sock.pause();
+        sock.removeListener('data', onData);
+        sock.write(encodeExtendedResponse(update.messageId, RESULT_CODES.success, '', START_TLS_OID), (err) => {
+          if (err || sock.destroyed) return;
+          const tlsSock = upgradeToTls(sock, secureContext!, opts.idleTimeout * 1000, onData, session.log);
+          watchWrites(); // upgradeToTls redirected sock.write to the TLS socket
+          flow.setStreams(tlsSock, tlsSock);
+          secure = true;
+          done();
+        });
+        return;
+      }
+      if (update) {
+        let answered = false;
+        return answerUpdate(ctx, session, update, (b) => {
+          send(b);
+          if (!answered) {
+            answered = true;
+            done();
+          }
+        });
+      }
+      const odd = undecodedUpdate(pdu);
+      if (odd) {
+        send(encodeLdapResult(odd.messageId, OPERATIONS[odd.op].responseTag, RESULT_CODES.protocolError, '', 'malformed request'));
+        return done();
+      }
+      const sasl = saslBindId(pdu);
+      if (sasl !== undefined) {
+        session.identity = ANONYMOUS; // RFC 4511 §4.2.1: a bind, even a failed one, resets the session
+        send(encodeLdapResult(sasl, 0x61, RESULT_CODES.authMethodNotSupported, '', 'SASL is not offered; use a simple bind'));
+        return done();
+      }
+      // Controls ldapjs would choke on, or answer wrongly, are settled first (controls.ts).
+      const screened = screenControls(pdu);
+      if ('reply' in screened) {
+        send(screened.reply);
+        return done();
+      }
+      // Everything else goes to ldapjs. Unbind and Abandon get no response (RFC 4511 §4.3, §4.11).
+      const head = pduHead(screened.pdu);
+      const silent = head.op === 0x42 || head.op === 0x50;
+      if (!silent) awaiting = { id: head.id, done };
+      try {
+        sock.parser!.write(screened.pdu);
+      } catch (e) {
+        awaiting = undefined;
+        session.log.warn({ err: e }, 'ldapjs parser threw');
+        disconnect('malformed request');
+        return;
+      }
+      if (silent) done();
+    };
+
+    const flow = new RequestFlow(sock, sock, flowLimits, handle, (err) => {
+      session.log.error({ err }, 'ldap request handling failed');
+      disconnect('internal error');
+    }, (paused) => {
+      // The client cannot send while we do not read: its PDU deadline waits too.
+      if (paused) clearPduTimer();
+      else armPduTimer(true);
+    });
+    flows.add(flow);
+    sock.once('close', () => {
+      flows.delete(flow);
+      flow.close();
+      awaiting = undefined;
+    });
+
     const onData = (chunk: Buffer) => {
       let pdus: Buffer[];
       try {
         pdus = framer.push(chunk);
       } catch (e) {
+        clearPduTimer();
         disconnect(e instanceof FramingError ? e.message : 'framing failure');
         return;
       }
-      for (let i = 0; i < pdus.length; i++) {
-        const pdu = pdus[i];
-        // The search fast path (search-decode.ts): most traffic, decoded and answered without ldapjs.
-        const call = decodeSearchRequest(pdu);
-        if (call) {
-          answerSearch(ctx, session, call, sock);
-          continue;
-        }
-        // Add, delete, modifyDN and compare: decoded here so that their DNs reach
-        // the directory as sent (request-decode.ts says what ldapjs gets wrong).
-        const update = decodeUpdateRequest(pdu);
-        if (update?.op === 'startTLS') {
-          // RFC 4511 §4.14: answered in the clear, then TLS begins on this socket.
-          const verdict = startTlsVerdict({ secure, malformed: update.malformed, pipelined: i < pdus.length - 1, context: secureContext });
-          if (!verdict.ok) {
-            sock.write(encodeExtendedResponse(update.messageId, RESULT_CODES[verdict.code], verdict.message, START_TLS_OID));
-            continue;
-          }
-          sock.write(encodeExtendedResponse(update.messageId, RESULT_CODES.success, '', START_TLS_OID));
-          upgradeToTls(sock, secureContext!, opts.idleTimeout * 1000, onData, session.log);
-          secure = true;
-          return;
-        }
-        if (update) {
-          answerUpdate(ctx, session, update, (b) => {
-            if (!sock.destroyed) sock.write(b);
-          });
-          continue;
-        }
-        const odd = undecodedUpdate(pdu);
-        if (odd) {
-          sock.write(encodeLdapResult(odd.messageId, OPERATIONS[odd.op].responseTag, RESULT_CODES.protocolError, '', 'malformed request'));
-          continue;
-        }
-        const sasl = saslBindId(pdu);
-        if (sasl !== undefined) {
-          session.identity = ANONYMOUS; // RFC 4511 §4.2.1: a bind, even a failed one, resets the session
-          sock.write(encodeLdapResult(sasl, 0x61, RESULT_CODES.authMethodNotSupported, '', 'SASL is not offered; use a simple bind'));
-          continue;
-        }
-        // Controls ldapjs would choke on, or answer wrongly, are settled first (controls.ts).
-        const screened = screenControls(pdu);
-        if ('reply' in screened) {
-          sock.write(screened.reply);
-          continue;
-        }
-        try {
-          sock.parser!.write(screened.pdu);
-        } catch (e) {
-          session.log.warn({ err: e }, 'ldapjs parser threw');
-          disconnect('malformed request');
-          return;
-        }
-      }
+      armPduTimer(pdus.length > 0);
+      if (pdus.length) flow.push(pdus);
     };
     sock.on('data', onData);
   };
@@ -238,6 +374,16 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
 
   return {
     port,
+    stats: () => {
+      const st: LdapStats = { connections: sockets.size, ...counters, queuedRequests: 0, queuedBytes: 0, pausedConnections: 0, bufferedOutput: 0 };
+      for (const f of flows) {
+        st.queuedRequests += f.queued;
+        st.queuedBytes += f.queuedBytes;
+        st.pausedConnections += f.paused ? 1 : 0;
+        st.bufferedOutput += f.bufferedOutput;
+      }
+      return st;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
