@@ -16,7 +16,7 @@ import type { Zones } from '../directory/zones';
 import type { Logger } from '../log';
 import { Answerer } from './answers';
 import { Notifier } from './notify';
-import { transferMessages } from './transfer';
+import { Transfers } from './transfer';
 import { cidrList } from '../net';
 
 export interface DnsServerOptions {
@@ -49,7 +49,7 @@ export interface DnsEndpoint {
 export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: Logger): Promise<DnsEndpoint> {
   const answerer = new Answerer(zones, log, { cacheEntries: opts.cacheEntries });
   const rrl = opts.rrl ? new ResponseRateLimiter(opts.rrl) : undefined;
-  const allow = cidrList(opts.axfrAllow);
+  const transfers = new Transfers(zones, cidrList(opts.axfrAllow), log);
   const notifier = new Notifier(opts.notify, log);
   zones.onSerialChange((changed) => {
     for (const z of changed) notifier.announce(z.name, z.serial, zones.zoneOf(z.name)?.soa);
@@ -71,7 +71,13 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
       if (out.kind === 'none') return [];
       const req = out.request;
       try {
-        return transferMessages(zones, allow, remote, req, log);
+        const t = transfers.answer(req, remote);
+        // The messages may be shared with other transfers: each goes out as a copy with this request's ID.
+        return t.messages.map((m) => {
+          const b = Buffer.from(m);
+          b.writeUInt16BE(t.id, 0);
+          return b;
+        });
       } catch (err) {
         log.error({ err, zone: req.zone, kind: req.kind, remote }, 'dns zone transfer failed');
         return [answerer.failure(req.query, true)];
