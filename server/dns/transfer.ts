@@ -10,11 +10,12 @@
  * client's SOA never gets here: answers.ts answers it FORMERR (RFC 1995 §3).
  *
  * The whole zone in AXFR form is built and encoded once per version of the
- * store and shared by every transfer of that version (a burst of AXFRs from
+ * zone and shared by every transfer of that version (a burst of AXFRs from
  * secondaries after a NOTIFY, or one client pipelining hundreds of them,
- * costs one zone walk, not hundreds). A version is the pair (SQLite
- * data_version, last change number): any commit, in this process or
- * another, starts a new one; a serial change drops the cache at once.
+ * costs one zone walk, not hundreds). As for the answer cache (answers.ts),
+ * a version is the zone's SOA serial, which every write touching the zone
+ * bumps in its transaction, and SQLite's data_version, which changes when
+ * another process commits; a serial change in this process drops the cache.
  */
 import type { BlockList } from 'node:net';
 import { LRUCache } from 'lru-cache';
@@ -98,10 +99,14 @@ export class Transfers {
     return { id: q.id, messages: [first, ...snap.messages.slice(1)] };
   }
 
-  /** The zone in AXFR form at the store's current version, built when the cache does not hold it. */
+  /** The zone in AXFR form at its current version, built when the cache does not hold it; undefined when it is no zone now. */
   private snapshot(zone: string): Snapshot | undefined {
-    const store = this.zones.directory.store;
-    const version = `${store.dataVersion()}:${store.changeRange().last}`;
+    const apex = this.zones.zoneOf(zone);
+    if (apex?.name !== zone) {
+      this.cache.delete(zone);
+      return undefined;
+    }
+    const version = `${this.zones.directory.store.dataVersion()}:${apex.soa.rdata.serial}`;
     const hit = this.cache.get(zone);
     if (hit?.version === version) return hit;
     const contents = this.zones.zoneContents(zone);

@@ -214,7 +214,7 @@ describe('IXFR edge cases (RFC 1995)', () => {
 });
 
 describe('the AXFR-form cache', () => {
-  test('pipelined and parallel AXFRs of one version walk the zone once; a write starts a new version', async () => {
+  test('pipelined and parallel AXFRs of one version walk the zone once; a write to the zone starts a new version', async () => {
     const real = zones.zoneContents.bind(zones);
     let walks = 0;
     zones.zoneContents = (z) => {
@@ -241,6 +241,11 @@ describe('the AXFR-form cache', () => {
       const [ixfr] = await tcpExchange([query(9, 'example.com', 251, soaRR('example.com', (soaSerial(soa) + 0x80000001) % 0x100000000), 1)], 1);
       assert.equal(ixfr.readUInt16BE(12 + 13), 251, 'question type IXFR');
       assert.equal(walks, 1);
+
+      // A write outside the zone is not a new version of it.
+      dir.addSync(admin, `dc=net,${SUFFIX}`, attrs({ objectClass: 'domain', dc: 'net' }));
+      await tcpExchange([query(10, 'example.com', 252)], one.length);
+      assert.equal(walks, 1, 'a write elsewhere does not walk the zone again');
 
       dir.modifySync(admin, `dc=www,dc=example,dc=com,${SUFFIX}`, [{ op: 'replace', type: 'aRecord', values: ['192.0.2.99'] }]);
       const rrs = records((await dig('example.com', 'AXFR')).stdout);
