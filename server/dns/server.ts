@@ -6,7 +6,10 @@
  * TCP follows RFC 7766: several queries per connection, pipelined and
  * answered in order, messages split across segments (even one byte at a
  * time), an idle timeout, and a bound on how long one message may take to
- * arrive so a slow-drip client cannot hold a connection forever.
+ * arrive so a slow-drip client cannot hold a connection forever. The work
+ * of a connection is spread over turns of the event loop and paced by its
+ * socket (tcp.ts), so a client pipelining transfers or never reading its
+ * answers costs neither the other clients' latency nor unbounded memory.
  */
 import { ResponseRateLimiter, truncatedReply, type RrlOptions } from './rrl';
 import * as dgram from 'node:dgram';
@@ -16,7 +19,8 @@ import type { Zones } from '../directory/zones';
 import type { Logger } from '../log';
 import { Answerer } from './answers';
 import { Notifier } from './notify';
-import { transferMessages } from './transfer';
+import { Transfers } from './transfer';
+import { TCP_DEFAULTS, TcpConnection, TcpScheduler, type TcpReply } from './tcp';
 import { cidrList } from '../net';
 
 export interface DnsServerOptions {
@@ -42,6 +46,8 @@ export interface DnsEndpoint {
   notifier: Notifier;
   /** The UDP response rate limiter, when configured. */
   rrl: ResponseRateLimiter | undefined;
+  /** Open TCP connections, how many are not being read, and what waits in them, summed (tests, diagnostics). */
+  tcpStats(): { connections: number; paused: number; queued: number; queuedBytes: number; partialBytes: number; outputBytes: number };
   close(): Promise<void>;
 }
 
@@ -49,7 +55,7 @@ export interface DnsEndpoint {
 export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: Logger): Promise<DnsEndpoint> {
   const answerer = new Answerer(zones, log, { cacheEntries: opts.cacheEntries });
   const rrl = opts.rrl ? new ResponseRateLimiter(opts.rrl) : undefined;
-  const allow = cidrList(opts.axfrAllow);
+  const transfers = new Transfers(zones, cidrList(opts.axfrAllow), log);
   const notifier = new Notifier(opts.notify, log);
   zones.onSerialChange((changed) => {
     for (const z of changed) notifier.announce(z.name, z.serial, zones.zoneOf(z.name)?.soa);
@@ -59,22 +65,22 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
   const maxConns = opts.maxTcpConnections ?? 256;
 
   /**
-   * The replies to one TCP message. A transfer that cannot be built or
+   * The reply to one TCP message. A transfer that cannot be built or
    * encoded gets SERVFAIL and the connection goes on; anything else thrown
    * (answer() itself never throws) closes this connection only (undefined).
    * Either way it is logged, and no other client notices.
    */
-  const tcpReplies = (msg: Buffer, remote: string): Buffer[] | undefined => {
+  const tcpReply = (msg: Buffer, remote: string): TcpReply | undefined => {
     try {
       const out = answerer.answer(msg, { tcp: true, remote });
-      if (out.kind === 'reply') return [out.bytes];
-      if (out.kind === 'none') return [];
+      if (out.kind === 'reply') return { messages: [out.bytes] };
+      if (out.kind === 'none') return { messages: [] };
       const req = out.request;
       try {
-        return transferMessages(zones, allow, remote, req, log);
+        return { ...transfers.answer(req, remote), long: true };
       } catch (err) {
         log.error({ err, zone: req.zone, kind: req.kind, remote }, 'dns zone transfer failed');
-        return [answerer.failure(req.query, true)];
+        return { messages: [answerer.failure(req.query, true)], long: true };
       }
     } catch (err) {
       log.error({ err, remote }, 'dns tcp message failed; closing the connection');
@@ -82,59 +88,23 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
     }
   };
 
-  // ---- TCP
-  const sockets = new Set<net.Socket>();
-  const tcp = net.createServer((sock) => {
-    if (sockets.size >= maxConns) {
+  // ---- TCP (tcp.ts: in order, one step per connection per turn of the loop, paced by the socket)
+  const scheduler = new TcpScheduler();
+  const connections = new Set<TcpConnection>();
+  // RFC 7766 §6.2.3: under load, idle connections get a much shorter timeout so new clients are not shut out.
+  const idleTimeout = () => (connections.size > maxConns * 0.75 ? Math.min(idleMs, 1000) : idleMs);
+  const limits = { idleMs: idleTimeout, messageMs, maxQueued: TCP_DEFAULTS.maxQueued, maxQueuedBytes: TCP_DEFAULTS.maxQueuedBytes, batch: TCP_DEFAULTS.batch };
+  // allowHalfOpen: a client that sends its queries then FIN still gets every answer (tcp.ts ends our side after them).
+  const tcp = net.createServer({ allowHalfOpen: true }, (sock) => {
+    if (connections.size >= maxConns) {
       sock.destroy();
       return;
     }
-    sockets.add(sock);
     sock.setNoDelay(true);
-    // RFC 7766 §6.2.3: under load, idle connections get a much shorter timeout so new clients are not shut out.
-    const idleTimeout = () => (sockets.size > maxConns * 0.75 ? Math.min(idleMs, 1000) : idleMs);
-    sock.setTimeout(idleTimeout(), () => sock.destroy());
-    sock.on('close', () => sockets.delete(sock));
-    sock.on('error', () => sock.destroy());
     const remote = sock.remoteAddress ?? '';
-    let buf = Buffer.alloc(0);
-    let messageTimer: NodeJS.Timeout | undefined;
-    sock.on('data', (chunk) => {
-      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
-      sock.cork();
-      try {
-        while (buf.length >= 2) {
-          const len = buf.readUInt16BE(0);
-          if (buf.length < 2 + len) break;
-          const msg = buf.subarray(2, 2 + len);
-          buf = buf.subarray(2 + len);
-          if (len === 0) continue;
-          const replies = tcpReplies(msg, remote);
-          if (!replies) {
-            sock.destroy();
-            return;
-          }
-          for (const r of replies) {
-            const prefix = Buffer.allocUnsafe(2);
-            prefix.writeUInt16BE(r.length, 0);
-            sock.write(prefix);
-            sock.write(r);
-          }
-        }
-      } finally {
-        sock.uncork();
-        sock.setTimeout(idleTimeout());
-      }
-      // A partial message must complete in time (slow-drip defence).
-      if (buf.length > 0 && !messageTimer) {
-        messageTimer = setTimeout(() => sock.destroy(), messageMs);
-        messageTimer.unref();
-      } else if (buf.length === 0 && messageTimer) {
-        clearTimeout(messageTimer);
-        messageTimer = undefined;
-      }
-    });
-    sock.on('close', () => messageTimer && clearTimeout(messageTimer));
+    const conn = new TcpConnection(sock, (msg) => tcpReply(msg, remote), limits, scheduler);
+    connections.add(conn);
+    sock.on('close', () => connections.delete(conn));
   });
   tcp.on('error', (err) => log.error({ err }, 'dns tcp server error'));
 
@@ -183,11 +153,23 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
     answerer,
     notifier,
     rrl,
+    tcpStats: () => {
+      const sum = { connections: connections.size, paused: 0, queued: 0, queuedBytes: 0, partialBytes: 0, outputBytes: 0 };
+      for (const c of connections) {
+        const b = c.backlog;
+        if (b.paused) sum.paused++;
+        sum.queued += b.queued;
+        sum.queuedBytes += b.queuedBytes;
+        sum.partialBytes += b.partialBytes;
+        sum.outputBytes += b.outputBytes;
+      }
+      return sum;
+    },
     close: async () => {
       notifier.close();
       await new Promise<void>((resolve) => {
         tcp.close(() => resolve());
-        for (const s of sockets) s.destroy();
+        for (const c of connections) c.destroy();
       });
       await new Promise<void>((resolve) => udp.close(() => resolve()));
     },

@@ -8,8 +8,17 @@
  * the client is up to date or newer (RFC 1995 §2), and otherwise with the
  * whole zone in AXFR form, which RFC 1995 §4 allows. An IXFR without the
  * client's SOA never gets here: answers.ts answers it FORMERR (RFC 1995 §3).
+ *
+ * The whole zone in AXFR form is built and encoded once per version of the
+ * zone and shared by every transfer of that version (a burst of AXFRs from
+ * secondaries after a NOTIFY, or one client pipelining hundreds of them,
+ * costs one zone walk, not hundreds). As for the answer cache (answers.ts),
+ * a version is the zone's SOA serial, which every write touching the zone
+ * bumps in its transaction, and SQLite's data_version, which changes when
+ * another process commits; a serial change in this process drops the cache.
  */
 import type { BlockList } from 'node:net';
+import { LRUCache } from 'lru-cache';
 import { inCidrList } from '../net';
 import { serialGreater, type Zones } from '../directory/zones';
 import type { Logger } from '../log';
@@ -17,37 +26,120 @@ import { parseRRLine, RDataError, type RR } from '../directory/records';
 import { encodeResponse, encodeTransfer } from './wire';
 import { OUR_UDP_SIZE, RCODE, type TransferRequest } from './answers';
 
+const TYPE_AXFR = 252;
+const CLASS_IN = 1;
+
 /**
- * The messages that answer a transfer request (bodies, without TCP length
- * prefixes). Entries whose dc chain is not a DNS name (old data) are left
- * out and logged. Throws if the zone cannot be encoded; the transport
- * answers SERVFAIL then.
+ * The messages that answer one transfer request, without TCP length
+ * prefixes. They may be shared with other transfers and must not be
+ * modified: each goes out with its header ID set to `id` (the request's).
  */
-export function transferMessages(zones: Zones, allow: BlockList, remote: string, req: TransferRequest, log?: Logger): Buffer[] {
-  const q = req.query;
-  const refuse = () => [encodeResponse({
-    id: q.id, opcode: q.opcode, aa: false, rd: q.rd, cd: q.cd, rcode: RCODE.REFUSED, question: q.question,
-    questionWire: q.questionWire, answer: [], authority: [], additional: [], edns: q.edns ? { udpSize: OUR_UDP_SIZE, do: q.edns.do } : undefined,
-  }, 65535)];
-  if (!inCidrList(allow, remote)) return refuse();
-  const contents = zones.zoneContents(req.zone);
-  if (!contents) return refuse();
-  const all = contents.rrs;
-  for (const s of contents.skipped) log?.warn({ zone: req.zone, dn: s.dn, problem: s.problem }, 'dns transfer: entry left out, not a DNS name');
-  const soa = all[0];
-  const current = soa.rdata.type === 6 ? soa.rdata.serial : 0;
-  let rrs: RR[];
-  if (req.kind === 'ixfr' && q.authoritySoaSerial !== undefined) {
-    if (q.authoritySoaSerial === current || serialGreater(q.authoritySoaSerial, current)) {
-      // RFC 1995 §2: a client at the same or a newer version (RFC 1982 order) gets the single current SOA.
-      rrs = [soa];
-    } else {
-      rrs = incremental(zones, req.zone, soa, q.authoritySoaSerial) ?? [...all, soa];
-    }
-  } else {
-    rrs = [...all, soa];
+export interface TransferReply {
+  messages: readonly Buffer[];
+  id: number;
+}
+
+/** One version of a zone in AXFR form: its SOA, and the messages with a canonical question and ID 0. */
+interface Snapshot {
+  version: string;
+  soa: RR;
+  /** The question of the first message: the zone name in lower case, AXFR, IN. */
+  questionWire: Buffer;
+  messages: Buffer[];
+  bytes: number;
+}
+
+/** Answers transfer requests for one store's zones, with the AXFR-form cache described above. */
+export class Transfers {
+  private readonly cache: LRUCache<string, Snapshot>;
+
+  /** `cacheBytes` bounds the encoded zones kept (a larger zone is encoded per request). */
+  constructor(
+    private readonly zones: Zones,
+    private readonly allow: BlockList,
+    private readonly log?: Logger,
+    cacheBytes = 32 * 1024 * 1024,
+  ) {
+    this.cache = new LRUCache({ maxSize: Math.max(1, cacheBytes), sizeCalculation: (s) => Math.max(1, s.bytes) });
+    zones.onSerialChange(() => this.cache.clear());
   }
-  return encodeTransfer(q.id, q.question, q.questionWire, rrs);
+
+  /**
+   * The reply to a transfer request from `remote`. Entries whose dc chain is
+   * not a DNS name (old data) are left out and logged. Throws if the zone
+   * cannot be encoded; the transport answers SERVFAIL then.
+   */
+  answer(req: TransferRequest, remote: string): TransferReply {
+    const q = req.query;
+    const refuse = (): TransferReply => ({
+      id: q.id,
+      messages: [encodeResponse({
+        id: q.id, opcode: q.opcode, aa: false, rd: q.rd, cd: q.cd, rcode: RCODE.REFUSED, question: q.question,
+        questionWire: q.questionWire, answer: [], authority: [], additional: [], edns: q.edns ? { udpSize: OUR_UDP_SIZE, do: q.edns.do } : undefined,
+      }, 65535)],
+    });
+    if (!inCidrList(this.allow, remote)) return refuse();
+    const snap = this.snapshot(req.zone);
+    if (!snap) return refuse();
+    const soa = snap.soa;
+    const current = soa.rdata.type === 6 ? soa.rdata.serial : 0;
+    if (req.kind === 'ixfr' && q.authoritySoaSerial !== undefined) {
+      if (q.authoritySoaSerial === current || serialGreater(q.authoritySoaSerial, current)) {
+        // RFC 1995 §2: a client at the same or a newer version (RFC 1982 order) gets the single current SOA.
+        return { id: q.id, messages: encodeTransfer(q.id, q.question, q.questionWire, [soa]) };
+      }
+      const deltas = incremental(this.zones, req.zone, soa, q.authoritySoaSerial);
+      if (deltas) return { id: q.id, messages: encodeTransfer(q.id, q.question, q.questionWire, deltas) };
+    }
+    // The whole zone: the shared messages, the first one with the client's question (its case, AXFR or IXFR).
+    if (!sameName(q.questionWire, snap.questionWire)) return refuse(); // not the zone's name on the wire
+    const first = Buffer.from(snap.messages[0]);
+    q.questionWire.copy(first, 12);
+    first.writeUInt16BE(q.id, 0);
+    return { id: q.id, messages: [first, ...snap.messages.slice(1)] };
+  }
+
+  /** The zone in AXFR form at its current version, built when the cache does not hold it; undefined when it is no zone now. */
+  private snapshot(zone: string): Snapshot | undefined {
+    const apex = this.zones.zoneOf(zone);
+    if (apex?.name !== zone) {
+      this.cache.delete(zone);
+      return undefined;
+    }
+    const version = `${this.zones.directory.store.dataVersion()}:${apex.soa.rdata.serial}`;
+    const hit = this.cache.get(zone);
+    if (hit?.version === version) return hit;
+    const contents = this.zones.zoneContents(zone);
+    if (!contents) {
+      this.cache.delete(zone);
+      return undefined;
+    }
+    for (const s of contents.skipped) this.log?.warn({ zone, dn: s.dn, problem: s.problem }, 'dns transfer: entry left out, not a DNS name');
+    const soa = contents.rrs[0];
+    const questionWire = canonicalQuestion(zone);
+    const messages = encodeTransfer(0, undefined, questionWire, [...contents.rrs, soa]);
+    const snap: Snapshot = { version, soa, questionWire, messages, bytes: messages.reduce((n, m) => n + m.length, 0) };
+    this.cache.set(zone, snap);
+    return snap;
+  }
+}
+
+/** `<zone> AXFR IN` in wire form, the name in lower case. */
+function canonicalQuestion(zone: string): Buffer {
+  const labels = zone === '' ? [] : zone.toLowerCase().split('.').map((l) => Buffer.from(l, 'latin1'));
+  const tail = Buffer.from([0, TYPE_AXFR >> 8, TYPE_AXFR & 255, CLASS_IN >> 8, CLASS_IN & 255]);
+  return Buffer.concat([...labels.flatMap((l) => [Buffer.from([l.length]), l]), tail]);
+}
+
+/** Do two questions name the same name (ASCII case folded, RFC 4343)? Type and class are not compared. */
+function sameName(a: Buffer, b: Buffer): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length - 4; i++) {
+    const x = a[i] >= 0x41 && a[i] <= 0x5a ? a[i] | 0x20 : a[i];
+    const y = b[i] >= 0x41 && b[i] <= 0x5a ? b[i] | 0x20 : b[i];
+    if (x !== y) return false;
+  }
+  return true;
 }
 
 /** The IXFR answer from the journal, or undefined when the journal does not reach back to `from`. */

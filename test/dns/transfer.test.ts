@@ -212,3 +212,61 @@ describe('IXFR edge cases (RFC 1995)', () => {
     assert.ok(behind.length > 3 && behind.includes('ns1.example.com. 300 IN A 192.0.2.53'), behind.join('\n'));
   });
 });
+
+describe('the AXFR-form cache', () => {
+  test('pipelined and parallel AXFRs of one version walk the zone once; a write to the zone starts a new version', async () => {
+    const real = zones.zoneContents.bind(zones);
+    let walks = 0;
+    zones.zoneContents = (z) => {
+      walks++;
+      return real(z);
+    };
+    try {
+      const wire = (ms: Buffer[]) => Buffer.concat(ms.map((m) => m.subarray(2))); // the bytes after the ID
+      dir.modifySync(admin, `dc=www,dc=example,dc=com,${SUFFIX}`, [{ op: 'replace', type: 'aRecord', values: ['192.0.2.98'] }]);
+      const one = await tcpExchange([query(1, 'example.com', 252)], 1);
+      assert.equal(walks, 1);
+      const ids = Array.from({ length: 20 }, (_, i) => 100 + i);
+      const [piped, other] = await Promise.all([
+        tcpExchange(ids.map((id) => query(id, 'example.com', 252)), 20 * one.length),
+        tcpExchange([query(7, 'EXAMPLE.com', 252)], one.length),
+      ]);
+      assert.equal(walks, 1, 'every AXFR of this version shares the first one\'s encoding');
+      assert.deepEqual(piped.map((m) => m.readUInt16BE(0)), ids.flatMap((id) => Array(one.length).fill(id)), 'each message has its request\'s ID, in order');
+      for (let i = 0; i < 20; i++) assert.ok(wire(piped.slice(i * one.length, (i + 1) * one.length)).equals(wire(one)));
+      assert.equal(other[0].subarray(12, 12 + 13).toString('latin1'), '\u0007EXAMPLE\u0003com\u0000', 'the client\'s question, its case kept');
+
+      // An unknown older serial gets the whole zone over IXFR: the shared messages, with the IXFR question.
+      const soa = (await dig('example.com', 'SOA')).stdout;
+      const [ixfr] = await tcpExchange([query(9, 'example.com', 251, soaRR('example.com', (soaSerial(soa) + 0x80000001) % 0x100000000), 1)], 1);
+      assert.equal(ixfr.readUInt16BE(12 + 13), 251, 'question type IXFR');
+      assert.equal(walks, 1);
+
+      // A write outside the zone is not a new version of it.
+      dir.addSync(admin, `dc=net,${SUFFIX}`, attrs({ objectClass: 'domain', dc: 'net' }));
+      await tcpExchange([query(10, 'example.com', 252)], one.length);
+      assert.equal(walks, 1, 'a write elsewhere does not walk the zone again');
+
+      dir.modifySync(admin, `dc=www,dc=example,dc=com,${SUFFIX}`, [{ op: 'replace', type: 'aRecord', values: ['192.0.2.99'] }]);
+      const rrs = records((await dig('example.com', 'AXFR')).stdout);
+      assert.equal(walks, 2, 'a new version is walked again');
+      assert.ok(rrs.includes('www.example.com. 300 IN A 192.0.2.99'), rrs.join('\n'));
+      assert.equal(soaSerial(rrs[0]), soaSerial(soa) + 1);
+    } finally {
+      zones.zoneContents = real;
+    }
+  });
+});
+
+/** An SOA RR for the authority section of an IXFR query (RFC 1995 §3): owner `zone`, the given serial. */
+function soaRR(zone: string, serial: number): Buffer<ArrayBuffer> {
+  const name = (n: string) => Buffer.concat([...n.split('.').flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]), Buffer.from([0])]);
+  const rdata = Buffer.concat([name(`ns1.${zone}`), name(`hostmaster.${zone}`), Buffer.alloc(20)]);
+  rdata.writeUInt32BE(serial, rdata.length - 20);
+  const head = Buffer.alloc(10);
+  head.writeUInt16BE(6, 0);
+  head.writeUInt16BE(1, 2);
+  head.writeUInt32BE(300, 4);
+  head.writeUInt16BE(rdata.length, 8);
+  return Buffer.concat([name(zone), head, rdata]);
+}
