@@ -37,19 +37,33 @@ export function storePath(dataDir: string): string {
 }
 
 /**
- * The administrator password: DCMX_ADMIN_PASSWORD when set; otherwise the
- * one kept (mode 0600) in the data dir, generated and announced on first boot.
+ * The password for a new administrator entry when DCMX_ADMIN_PASSWORD is
+ * unset: the one kept (mode 0600) in the data dir, or, on first boot, a new
+ * one, written there and announced once. Called only when the entry is being
+ * created (Directory.bootstrap), so a password changed over LDAP or restored
+ * from a backup is never replaced, and no file appears for an existing entry.
  */
-export function resolveAdminPassword(config: Config, announce: (msg: string) => void): string {
-  if (config.adminPassword) return config.adminPassword;
+export function initialAdminPassword(config: Config, announce: (msg: string) => void): string {
   const file = path.join(config.dataDir, 'admin-password');
-  try {
-    return fs.readFileSync(file, 'utf8').trim();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
+  const read = (): string | undefined => {
+    try {
+      return fs.readFileSync(file, 'utf8').trim() || undefined;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      return undefined;
+    }
+  };
+  const kept = read();
+  if (kept) return kept;
   const pw = crypto.randomBytes(18).toString('base64url');
-  fs.writeFileSync(file, pw + '\n', { mode: 0o600, flag: 'wx' });
+  try {
+    fs.writeFileSync(file, pw + '\n', { mode: 0o600, flag: 'wx' });
+  } catch (e) {
+    // Another process (the CLI, the appliance) created it first: use its password.
+    const theirs = (e as NodeJS.ErrnoException).code === 'EEXIST' ? read() : undefined;
+    if (theirs) return theirs;
+    throw e;
+  }
   announce(`dcmx: generated the administrator password for ${config.adminDN}: ${pw} (kept in ${file})`);
   return pw;
 }
@@ -67,7 +81,10 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
   });
   const started: { close(): Promise<void> }[] = [];
   try {
-    await directory.bootstrap(resolveAdminPassword(config, announce));
+    // DCMX_ADMIN_PASSWORD is the operator's configuration: applied at every start.
+    await directory.bootstrap(config.adminPassword
+      ? { kind: 'configured', password: config.adminPassword }
+      : { kind: 'initial', password: () => initialAdminPassword(config, announce) });
     const provisioner = new Provisioner(directory, zones, { hostname: config.hostname, ...config.newDomain });
     const retention = startRetention(directory, config.retention, log.child({ ep: 'retention' }));
     started.push({ close: async () => retention.stop() });

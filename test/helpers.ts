@@ -95,6 +95,19 @@ export function run(cmd: string, args: string[], input?: string, timeoutMs = 20_
   });
 }
 
+/** The built `dcmx` CLI. */
+export const DCMX_CLI = path.resolve(__dirname, '..', 'server', 'admin', 'cli.js');
+
+/** Runs the built `dcmx` CLI with exactly `env` over process.env (pass testEnv(dir) for the usual one). */
+export function runDcmx(env: Record<string, string>, args: string[], timeoutMs = 60_000): Promise<RunResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [DCMX_CLI, ...args], { env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as unknown as { code: number }).code : 1) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+}
+
 /** Admin bind arguments for the OpenLDAP clients. */
 export function adminArgs(t: TestAppliance): string[] {
   return ['-x', '-H', t.ldapUrl, '-D', t.adminDN, '-w', ADMIN_PASSWORD];

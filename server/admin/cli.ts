@@ -16,7 +16,7 @@
 import * as fs from 'node:fs';
 import { ConfigError, loadConfig, type Config } from '../config';
 import { openDirectory, type Services } from '../directory/open';
-import { resolveAdminPassword, storePath } from '../appliance';
+import { initialAdminPassword, storePath } from '../appliance';
 import { exportLdif, importLdif, type ImportProgress } from './ldif-io';
 import { zoneMasterFile } from './zone-file';
 import { MailDirectory } from '../directory/mail';
@@ -154,8 +154,13 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
   if (group === 'domain' && (cmd === 'add' || cmd === 'remove' || cmd === 'list')) {
     const services = openFor(config);
     try {
-      // A fresh data dir gets its suffix and administrator, as on the server's first boot.
-      await services.directory.bootstrap(resolveAdminPassword(config, (m) => console.error(m)));
+      // A fresh data dir gets its suffix and administrator, as on the server's first boot;
+      // an existing administrator's password is the appliance's business, never the CLI's.
+      const configured = config.adminPassword;
+      await services.directory.bootstrap({
+        kind: 'initial',
+        password: () => configured ?? initialAdminPassword(config, (m) => console.error(m)),
+      });
       const p = new Provisioner(services.directory, services.zones, { hostname: config.hostname, ...config.newDomain });
       if (cmd === 'list') {
         if (args.length) throw new UsageError('domain list takes no argument');

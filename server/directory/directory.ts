@@ -117,6 +117,16 @@ export interface WriteOptions {
 
 export { generalizedTimeNow } from './entry';
 
+/**
+ * The administrator's password as bootstrap applies it: `configured` is the
+ * operator's (DCMX_ADMIN_PASSWORD), applied at every appliance start;
+ * `initial` is called only when the administrator entry is being created
+ * (it may generate and keep a password), and never changes an existing one.
+ */
+export type AdminPassword =
+  | { kind: 'configured'; password: string }
+  | { kind: 'initial'; password: () => string };
+
 export class Directory {
   readonly access: AccessPolicy;
   readonly suffix: string;
@@ -186,14 +196,22 @@ export class Directory {
 
   /**
    * First boot: creates the suffix entry and the administrator entry when
-   * missing, and (re)sets the administrator's password when `adminPassword`
-   * does not verify against the stored one.
+   * missing. An existing administrator's password is left alone (it may have
+   * been changed over LDAP, or restored from a backup), unless `admin` is
+   * `configured`: then the operator's password replaces one that does not
+   * verify. An `initial` password is asked for only when the administrator
+   * entry is created.
    */
-  async bootstrap(adminPassword: string): Promise<void> {
-    const admin = this.store.getByNdn(this.adminNdn);
-    let current = false;
-    for (const h of admin?.attrs.userPassword ?? []) if (await verifyPassword(adminPassword, h)) current = true;
-    const hash = current ? undefined : await hashPassword(adminPassword);
+  async bootstrap(admin: AdminPassword): Promise<void> {
+    const existing = this.store.getByNdn(this.adminNdn);
+    let hash: string | undefined;
+    if (!existing) {
+      hash = await hashPassword(admin.kind === 'configured' ? admin.password : admin.password());
+    } else if (admin.kind === 'configured') {
+      let current = false;
+      for (const h of existing.attrs.userPassword ?? []) if (await verifyPassword(admin.password, h)) current = true;
+      if (!current) hash = await hashPassword(admin.password);
+    }
     // The entries of the first boot are the administrator's: creatorsName and modifiersName name it (RFC 4512 §3.4.1).
     const sys = this.systemIdentity();
     this.write(() => {
@@ -208,10 +226,10 @@ export class Directory {
           { type: 'objectClass', values: ['top', 'organizationalRole', 'simpleSecurityObject'] },
           { type: 'cn', values: [rdn[0].value] },
           { type: 'description', values: ['dcmx directory administrator'] },
-          { type: 'userPassword', values: [hash!] },
+          { type: 'userPassword', values: [hash ?? hashPasswordSync(admin.kind === 'configured' ? admin.password : admin.password())] },
         ]);
         this.addTyped(sys, formatDn(adminDn), attrs, { relax: true });
-      } else if (hash) {
+      } else if (hash && admin.kind === 'configured') {
         this.modifyTyped(sys, this.adminDN, [{ op: 'replace', type: 'userPassword', values: [hash] }], {
           relax: true,
         });

@@ -11,7 +11,7 @@ export const ADMIN = 'cn=admin,o=internet';
 
 export async function memoryDirectory(): Promise<{ dir: Directory; admin: Identity; zones: Zones }> {
   const { directory: dir, zones } = openDirectory({ file: ':memory:', suffix: SUFFIX, adminDN: ADMIN });
-  await dir.bootstrap('secret-admin');
+  await dir.bootstrap({ kind: 'configured', password: 'secret-admin' });
   return { dir, admin: dir.systemIdentity(), zones };
 }
 

@@ -79,7 +79,7 @@ describe('first boot', () => {
     const { dir } = await memoryDirectory();
     const admin = dir.getByNdn(dir.adminNdn)!;
     dir.store.updateAttrs(admin.id, { ...admin.attrs, creatorsName: [''], modifiersName: [''] }, []);
-    await dir.bootstrap('secret-admin');
+    await dir.bootstrap({ kind: 'configured', password: 'secret-admin' });
     const fixed = dir.getByNdn(dir.adminNdn)!;
     assert.deepEqual(fixed.attrs.creatorsName, ['cn=admin,o=internet']);
     assert.deepEqual(fixed.attrs.modifiersName, ['cn=admin,o=internet']);
