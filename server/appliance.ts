@@ -3,12 +3,15 @@
  * views of it. Used by main.ts and by tests that run the appliance in-process.
  */
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import type { Config } from './config';
+import { ConfigError, type Config } from './config';
+import { prepareDataDir } from './data-dir';
 import type { Logger } from './log';
 import type { Directory } from './directory/directory';
-import { openDirectory } from './directory/open';
+import { DirectoryError } from './directory/errors';
+import { openDirectory, type Services } from './directory/open';
 import type { Zones } from './directory/zones';
 import { startLdapServer, type LdapEndpoint } from './ldap/server';
 import { startHttpServer, type HttpEndpoint } from './admin/http';
@@ -68,44 +71,88 @@ export function initialAdminPassword(config: Config, announce: (msg: string) => 
   return pw;
 }
 
+/**
+ * Readies the data dir (prepareDataDir) and opens the store in it with the
+ * configured indexes; the appliance and the CLI open it this way. A store
+ * that cannot be opened is a ConfigError naming DCMX_DATA_DIR.
+ */
+export function openStore(config: Config, limits: { sizeLimit?: number; timeLimit?: number } = {}): Services {
+  prepareDataDir(config.dataDir);
+  const file = storePath(config.dataDir);
+  try {
+    return openDirectory({ file, suffix: config.suffix, adminDN: config.adminDN, extraIndexes: config.ldap.extraIndexes, ...limits });
+  } catch (e) {
+    if ((e as Error).name === 'SqliteError') throw new ConfigError('DCMX_DATA_DIR', `cannot open the store ${file}: ${(e as Error).message}`);
+    throw e;
+  }
+}
+
+/**
+ * A listener's bind failure as a ConfigError naming the setting at fault:
+ * `variable` (the endpoint's port) for a port in use or refused, DCMX_LISTEN
+ * for an address this host does not have. Other errors are returned as they are.
+ */
+export function listenError(e: unknown, variable: string, host: string, port: number): unknown {
+  const err = e as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (err?.syscall !== 'listen' && err?.syscall !== 'bind') return e;
+  const h = err.address ?? host;
+  const where = `${net.isIPv6(h) ? `[${h}]` : h}:${err.port ?? port}`;
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return new ConfigError(variable, `${where} is already in use`);
+    case 'EADDRNOTAVAIL':
+      return new ConfigError('DCMX_LISTEN', `${h} is not an address of this host`);
+    case 'EACCES':
+      return new ConfigError(variable, `no permission to listen on ${where} (ports below 1024 need privileges)`);
+    default:
+      return new ConfigError(variable, `cannot listen on ${where} (${err.code ?? err.message})`);
+  }
+}
+
+/** Runs an endpoint's start, converting its bind failure (listenError). */
+async function listening<T>(variable: string, host: string, port: number, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (e) {
+    throw listenError(e, variable, host, port);
+  }
+}
+
 /** Opens the store and starts every endpoint. */
 export async function startAppliance(config: Config, log: Logger, announce: (msg: string) => void = console.log): Promise<Appliance> {
-  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const { directory, zones } = openDirectory({
-    file: storePath(config.dataDir),
-    suffix: config.suffix,
-    adminDN: config.adminDN,
-    extraIndexes: config.ldap.extraIndexes,
-    sizeLimit: config.ldap.sizeLimit,
-    timeLimit: config.ldap.timeLimit,
-  });
+  const { directory, zones } = openStore(config, { sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit });
   const started: { close(): Promise<void> }[] = [];
   try {
     // DCMX_ADMIN_PASSWORD is the operator's configuration: applied at every start.
     await directory.bootstrap(config.adminPassword
       ? { kind: 'configured', password: config.adminPassword }
-      : { kind: 'initial', password: () => initialAdminPassword(config, announce) });
+      : { kind: 'initial', password: () => initialAdminPassword(config, announce) }).catch((e: unknown) => {
+      // The suffix and the administrator are the configuration's (their names were checked by loadConfig).
+      if (e instanceof DirectoryError) throw new ConfigError('DCMX_ADMIN_DN', `cannot create the administrator ${config.adminDN}: ${e.message}`);
+      throw e;
+    });
     const provisioner = new Provisioner(directory, zones, { hostname: config.hostname, ...config.newDomain });
     const retention = startRetention(directory, config.retention, log.child({ ep: 'retention' }));
     started.push({ close: async () => retention.stop() });
     void retention.run(); // a backlog left by an older version or a larger setting
     // One certificate for SMTP STARTTLS and LDAP StartTLS.
     const tls = await loadTls({ dataDir: config.dataDir, hostname: config.hostname, cert: config.smtp.tlsCert, key: config.smtp.tlsKey });
-    const ldap: LdapEndpoint = await startLdapServer(directory, {
-      host: config.listen, port: config.ldap.port, maxPdu: config.ldap.maxPdu, maxDepth: config.ldap.maxDepth,
+    const host = config.listen;
+    const ldap: LdapEndpoint = await listening('DCMX_LDAP_PORT', host, config.ldap.port, () => startLdapServer(directory, {
+      host, port: config.ldap.port, maxPdu: config.ldap.maxPdu, maxDepth: config.ldap.maxDepth,
       idleTimeout: config.ldap.idleTimeout, pduTimeout: config.ldap.pduTimeout, maxConnections: config.ldap.maxConnections,
       provisioner, tls,
-    }, log.child({ ep: 'ldap' }));
+    }, log.child({ ep: 'ldap' })));
     started.push(ldap);
-    const dns = await startDnsServer(zones, {
-      host: config.listen, port: config.dns.port, axfrAllow: config.dns.axfrAllow, notify: config.dns.notify,
+    const dns = await listening('DCMX_DNS_PORT', host, config.dns.port, () => startDnsServer(zones, {
+      host, port: config.dns.port, axfrAllow: config.dns.axfrAllow, notify: config.dns.notify,
       cacheEntries: config.dns.cacheEntries,
       rrl: config.dns.rrlRate > 0 ? { rate: config.dns.rrlRate, slip: config.dns.rrlSlip } : undefined,
-    }, log.child({ ep: 'dns' }));
+    }, log.child({ ep: 'dns' })));
     started.push(dns);
-    const mta = await startMta(directory, zones, config, log.child({ ep: 'smtp' }), tls, provisioner);
+    const mta = await listening('DCMX_SMTP_PORT', host, config.smtp.port, () => startMta(directory, zones, config, log.child({ ep: 'smtp' }), tls, provisioner));
     started.push(mta);
-    const http: HttpEndpoint = await startHttpServer({ directory, zones, mta, dns, retention }, { host: config.listen, port: config.http.port, allow: config.http.allow }, log.child({ ep: 'http' }));
+    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', host, config.http.port, () => startHttpServer({ directory, zones, mta, dns, retention }, { host, port: config.http.port, allow: config.http.allow }, log.child({ ep: 'http' })));
     started.push(http);
     return {
       directory,

@@ -5,18 +5,28 @@
  * every one is optional. A bad value throws a ConfigError naming the variable,
  * and start-up stops with that message.
  */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as net from 'node:net';
+import { DnSyntaxError, parseDn, type Dn } from '../schema/dn';
+import { loadSchema } from './directory/open';
 
 export type { HostPort } from './net';
 import { parseHostPort, type HostPort } from './net';
 
 export type ProvisioningPolicy = 'off' | 'allowlist' | 'mx';
 
+/** pino's levels; `silent` logs nothing. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
 /** The whole validated configuration. Each endpoint receives its slice. */
 export interface Config {
   dataDir: string;
+  /** pino level of the process log (DCMX_LOG_LEVEL). */
+  logLevel: LogLevel;
   listen: string;
   hostname: string;
   suffix: string;
@@ -185,7 +195,51 @@ function cidrs(env: Env, name: string): string[] {
   return l;
 }
 
-const DN_SHAPE = /^[A-Za-z][\w.-]*=[^,]+(,[A-Za-z][\w.-]*=[^,]+)*$/;
+/** Parses an RFC 4514 DN (schema/dn.ts) whose attribute types the schema knows; an empty DN is refused. */
+function dn(name: string, value: string): Dn {
+  let parsed: Dn;
+  try {
+    parsed = parseDn(value);
+    loadSchema().normalizeDn(parsed);
+  } catch (e) {
+    if (e instanceof DnSyntaxError) throw new ConfigError(name, `'${value}' is not a DN (${e.message.replace(/^invalid DN '.*': /s, '')})`);
+    throw e;
+  }
+  if (parsed.length === 0) throw new ConfigError(name, 'is empty; a DN is needed');
+  return parsed;
+}
+
+/** The lower-case canonical name of an RDN's only attribute type; undefined for a multi-valued RDN. */
+function rdnType(dn: Dn): string | undefined {
+  return dn[0].length === 1 ? loadSchema().attr(dn[0][0].type)?.lname : undefined;
+}
+
+/** Naming attributes the suffix entry can be created with (Directory.bootstrap). */
+const SUFFIX_TYPES = ['o', 'dc', 'ou', 'c'];
+
+/**
+ * Reads a PEM file named by `name`: the certificate (`cert`) or the private
+ * key (`key`). Unreadable, not PEM or not parseable is a ConfigError.
+ */
+function pemFile(name: string, file: string, kind: 'cert' | 'key'): crypto.X509Certificate | crypto.KeyObject {
+  let pem: Buffer;
+  try {
+    pem = fs.readFileSync(file);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new ConfigError(name, `cannot read ${file} (${err.code ?? err.message})`);
+  }
+  const label = kind === 'cert' ? /-----BEGIN CERTIFICATE-----/ : /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/;
+  if (!label.test(pem.toString('latin1'))) {
+    throw new ConfigError(name, `${file} is not a PEM ${kind === 'cert' ? 'certificate' : 'private key'}`);
+  }
+  try {
+    return kind === 'cert' ? new crypto.X509Certificate(pem) : crypto.createPrivateKey(pem);
+  } catch (e) {
+    throw new ConfigError(name, `${file} is not a usable PEM ${kind === 'cert' ? 'certificate' : 'private key'} (${(e as Error).message})`);
+  }
+}
+
 const HOST_SHAPE = /^(?=.{1,253}\.?$)([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
 /** Reads and validates the configuration from `env` (default: process.env). */
@@ -197,10 +251,22 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const hostname = str(env, 'DCMX_HOSTNAME', os.hostname()).replace(/\.$/, '').toLowerCase();
   if (!HOST_SHAPE.test(hostname)) throw new ConfigError('DCMX_HOSTNAME', `'${hostname}' is not a host name`);
 
+  const logLevel = str(env, 'DCMX_LOG_LEVEL', 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('DCMX_LOG_LEVEL', `'${logLevel}' is not one of ${LOG_LEVELS.join(', ')}`);
+
+  const schema = loadSchema();
   const suffix = str(env, 'DCMX_SUFFIX', 'o=internet');
-  if (!DN_SHAPE.test(suffix)) throw new ConfigError('DCMX_SUFFIX', `'${suffix}' is not a DN`);
+  const suffixDn = dn('DCMX_SUFFIX', suffix);
+  if (!SUFFIX_TYPES.includes(rdnType(suffixDn) ?? '')) {
+    throw new ConfigError('DCMX_SUFFIX', `'${suffix}' must be named by one of ${SUFFIX_TYPES.join(', ')} (a single-valued first RDN)`);
+  }
   const adminDN = str(env, 'DCMX_ADMIN_DN', `cn=admin,${suffix}`);
-  if (!DN_SHAPE.test(adminDN)) throw new ConfigError('DCMX_ADMIN_DN', `'${adminDN}' is not a DN`);
+  const adminDn = dn('DCMX_ADMIN_DN', adminDN);
+  if (rdnType(adminDn) !== 'cn') throw new ConfigError('DCMX_ADMIN_DN', `'${adminDN}' must be named by cn (cn=...,${suffix})`);
+  const suffixNdn = schema.normalizeDn(suffixDn);
+  if (!schema.normalizeDn(adminDn).endsWith(',' + suffixNdn)) {
+    throw new ConfigError('DCMX_ADMIN_DN', `'${adminDN}' is not below DCMX_SUFFIX '${suffix}'`);
+  }
 
   const adminPassword = env.DCMX_ADMIN_PASSWORD || undefined;
   if (adminPassword !== undefined && adminPassword.length < 8) {
@@ -222,13 +288,22 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const extraIndexes = list(env, 'DCMX_LDAP_INDEXES');
   for (const a of extraIndexes) {
     if (!/^[A-Za-z][A-Za-z0-9-]*$/.test(a)) throw new ConfigError('DCMX_LDAP_INDEXES', `'${a}' is not an attribute name`);
+    if (!schema.attr(a)) throw new ConfigError('DCMX_LDAP_INDEXES', `'${a}' is not an attribute type of the schema`);
   }
 
   if (!!env.DCMX_TLS_CERT !== !!env.DCMX_TLS_KEY) {
     throw new ConfigError(env.DCMX_TLS_CERT ? 'DCMX_TLS_KEY' : 'DCMX_TLS_CERT', 'DCMX_TLS_CERT and DCMX_TLS_KEY are set together');
   }
+  if (env.DCMX_TLS_CERT && env.DCMX_TLS_KEY) {
+    const cert = pemFile('DCMX_TLS_CERT', env.DCMX_TLS_CERT, 'cert') as crypto.X509Certificate;
+    const key = pemFile('DCMX_TLS_KEY', env.DCMX_TLS_KEY, 'key') as crypto.KeyObject;
+    if (!cert.checkPrivateKey(key)) {
+      throw new ConfigError('DCMX_TLS_KEY', `${env.DCMX_TLS_KEY} is not the private key of the certificate in DCMX_TLS_CERT`);
+    }
+  }
   const config: Config = {
     dataDir,
+    logLevel,
     listen,
     hostname,
     suffix,

@@ -7,23 +7,35 @@ import { ConfigError, loadConfig } from './config';
 import { createLogger } from './log';
 import { startAppliance } from './appliance';
 
+/**
+ * Start-up failures are one line on stderr: a bad setting (ConfigError, also
+ * a port in use or a data dir that cannot be written) exits 2 with the
+ * variable's name; anything else exits 1.
+ */
+function fail(err: unknown): never {
+  if (err instanceof ConfigError) {
+    console.error(`dcmx: bad configuration: ${err.message}`);
+    process.exit(2);
+  }
+  console.error('dcmx: failed to start:', err instanceof Error ? err.message : err);
+  process.exit(1);
+}
+
 async function main(): Promise<void> {
   // File I/O (spool, Maildir, fsync) runs on libuv's thread pool; 4 threads
   // queue fsyncs behind each other under concurrent SMTP sessions. The pool
   // is created on first use, which is after this line.
   process.env.UV_THREADPOOL_SIZE ??= '16';
   let config;
+  let app;
+  let log;
   try {
     config = loadConfig();
+    log = createLogger(config.logLevel);
+    app = await startAppliance(config, log);
   } catch (e) {
-    if (e instanceof ConfigError) {
-      console.error(`dcmx: bad configuration: ${e.message}`);
-      process.exit(2);
-    }
-    throw e;
+    fail(e);
   }
-  const log = createLogger();
-  const app = await startAppliance(config, log);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -47,7 +59,4 @@ async function main(): Promise<void> {
   if (process.send) process.send('ready');
 }
 
-main().catch((err) => {
-  console.error('dcmx: failed to start:', err instanceof Error ? err.message : err);
-  process.exit(1);
-});
+main().catch(fail);

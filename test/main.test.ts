@@ -1,29 +1,57 @@
 /**
  * The process as an operator runs it: the ready line, configuration errors
- * that name the variable, the generated admin password, clean shutdown on
+ * that name the variable (also a port in use, a data dir that cannot be
+ * written, TLS files that are not a PEM pair), the generated admin password, clean shutdown on
  * SIGTERM, and durability across kill -9.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as os from 'node:os';
+import * as net from 'node:net';
+import * as dgram from 'node:dgram';
 import { spawn } from 'node:child_process';
-import { readyPorts, run, spawnAppliance, tempDir, testEnv } from './helpers';
+import { ADMIN_PASSWORD, readyPorts, run, spawnAppliance, stopChild, tempDir, testEnv } from './helpers';
+
+const selfsigned = require('selfsigned') as { generate(attrs: { name: string; value: string }[], opts?: object): Promise<{ private: string; cert: string }> };
 
 const MAIN = path.resolve(__dirname, '..', 'server', 'main.js');
 
-function runMain(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+interface MainResult {
+  code: number | null;
+  /** stdout and stderr interleaved. */
+  out: string;
+  stderr: string;
+}
+
+function runMain(env: Record<string, string>, opts: { uid?: number } = {}): Promise<MainResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MAIN], { env: { ...process.env, ...env } });
+    const ids = opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid };
+    const child = spawn(process.execPath, [MAIN], { env: { ...process.env, ...env }, cwd: os.tmpdir(), ...ids });
     let out = '';
+    let stderr = '';
     child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => {
+      out += d;
+      stderr += d;
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
     child.on('exit', (code) => {
       clearTimeout(timer);
-      resolve({ code, out });
+      resolve({ code, out, stderr });
     });
   });
+}
+
+/** Start-up stopped with exit 2 and ONE line naming `name` (log lines aside), without a stack trace. */
+function assertStopped(r: MainResult, name: string, what: string): void {
+  assert.equal(r.code, 2, `${what} should stop start-up (exit 2); got ${r.code}:\n${r.out}`);
+  const lines = r.stderr.split('\n').filter((l) => l && !l.startsWith('{'));
+  assert.equal(lines.length, 1, `one line on stderr for ${what}:\n${r.stderr}`);
+  assert.match(lines[0], new RegExp(`^dcmx: bad configuration: ${name}: `), what);
+  assert.doesNotMatch(r.out, /^\s+at /m, `no stack trace for ${what}`);
+  assert.doesNotMatch(r.out, /dcmx ready/);
 }
 
 test('a bad value stops start-up with a message naming the variable', async () => {
@@ -37,6 +65,107 @@ test('a bad value stops start-up with a message naming the variable', async () =
     assert.match(r.out, new RegExp(name), `the message names ${name}`);
   }
   fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('every setting that stops start-up names its variable, before anything is generated', async () => {
+  const dir = tempDir();
+  const files = tempDir();
+  const pems = await selfsigned.generate([{ name: 'commonName', value: 'mx.dcmx.test' }], { keySize: 2048 });
+  const other = await selfsigned.generate([{ name: 'commonName', value: 'mx.dcmx.test' }], { keySize: 2048 });
+  const cert = path.join(files, 'cert.pem');
+  const key = path.join(files, 'key.pem');
+  const otherKey = path.join(files, 'other-key.pem');
+  const notPem = path.join(files, 'not-pem');
+  fs.writeFileSync(cert, pems.cert);
+  fs.writeFileSync(key, pems.private);
+  fs.writeFileSync(otherKey, other.private);
+  fs.writeFileSync(notPem, 'hello\n');
+  const cases: [string, Record<string, string>][] = [
+    ['DCMX_LOG_LEVEL', { DCMX_LOG_LEVEL: 'verbose' }],
+    ['DCMX_ADMIN_DN', { DCMX_ADMIN_DN: 'cn=admin,o=elsewhere' }],
+    ['DCMX_ADMIN_DN', { DCMX_ADMIN_DN: 'uid=admin,o=internet' }],
+    ['DCMX_ADMIN_DN', { DCMX_ADMIN_DN: 'o=internet' }],
+    ['DCMX_ADMIN_DN', { DCMX_ADMIN_DN: 'cn=admin,ou=nowhere,o=internet' }], // below the suffix, parent missing on first boot
+    ['DCMX_SUFFIX', { DCMX_SUFFIX: 'cn=admins' }],
+    ['DCMX_SUFFIX', { DCMX_SUFFIX: 'frob=x' }],
+    ['DCMX_LDAP_INDEXES', { DCMX_LDAP_INDEXES: 'mail,noSuchAttribute' }],
+    ['DCMX_TLS_CERT', { DCMX_TLS_CERT: path.join(files, 'missing.pem'), DCMX_TLS_KEY: key }],
+    ['DCMX_TLS_CERT', { DCMX_TLS_CERT: notPem, DCMX_TLS_KEY: key }],
+    ['DCMX_TLS_KEY', { DCMX_TLS_CERT: cert, DCMX_TLS_KEY: notPem }],
+    ['DCMX_TLS_KEY', { DCMX_TLS_CERT: cert, DCMX_TLS_KEY: cert }],
+    ['DCMX_TLS_KEY', { DCMX_TLS_CERT: cert, DCMX_TLS_KEY: otherKey }],
+    ['DCMX_TLS_KEY', { DCMX_TLS_CERT: cert }],
+    ['DCMX_TLS_CERT', { DCMX_TLS_KEY: key }],
+    ['DCMX_DATA_DIR', { DCMX_DATA_DIR: '/proc/nope' }], // a recursive mkdir loops forever there
+    ['DCMX_DATA_DIR', { DCMX_DATA_DIR: '/proc' }], // exists, not writable, even for root
+    ['DCMX_DATA_DIR', { DCMX_DATA_DIR: notPem }],
+    ['DCMX_DATA_DIR', { DCMX_DATA_DIR: path.join(notPem, 'data') }],
+    ['DCMX_LISTEN', { DCMX_LISTEN: '192.0.2.1' }], // TEST-NET-1: an address this host does not have (EADDRNOTAVAIL)
+  ];
+  for (const [name, extra] of cases) {
+    const env = { ...testEnv(dir), ...extra };
+    delete (env as Record<string, string | undefined>).DCMX_ADMIN_PASSWORD;
+    const what = JSON.stringify(extra);
+    const r = await runMain(env);
+    assertStopped(r, name, what);
+    if (name !== 'DCMX_LISTEN') {
+      assert.doesNotMatch(r.out, /generated/, `no password generated for ${what}`);
+      assert.ok(!fs.existsSync(path.join(dir, 'admin-password')), `no password written for ${what}`);
+    }
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.rmSync(files, { recursive: true, force: true });
+});
+
+test('an existing data dir that is not writable names DCMX_DATA_DIR', async () => {
+  const dir = tempDir();
+  // Root writes anywhere: then the appliance runs as nobody over a root-owned 0755 dir.
+  const asRoot = process.getuid?.() === 0;
+  fs.chmodSync(dir, asRoot ? 0o755 : 0o500);
+  const env = testEnv(dir);
+  delete (env as Record<string, string | undefined>).DCMX_ADMIN_PASSWORD;
+  const r = await runMain(env, asRoot ? { uid: 65534 } : {});
+  fs.chmodSync(dir, 0o700);
+  assertStopped(r, 'DCMX_DATA_DIR', 'a read-only data dir');
+  assert.match(r.stderr, /is not writable/);
+  assert.deepEqual(fs.readdirSync(dir), [], 'nothing written');
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a port in use names its variable', async () => {
+  const dir = tempDir();
+  const busy = net.createServer();
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+  const port = (busy.address() as net.AddressInfo).port;
+  const udp = dgram.createSocket('udp4');
+  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+  const udpPort = udp.address().port;
+  try {
+    for (const name of ['DCMX_LDAP_PORT', 'DCMX_DNS_PORT', 'DCMX_SMTP_PORT', 'DCMX_HTTP_PORT']) {
+      const r = await runMain({ ...testEnv(dir), [name]: String(port) });
+      assertStopped(r, name, `${name} in use`);
+      assert.match(r.stderr, new RegExp(`^dcmx: bad configuration: ${name}: 127\\.0\\.0\\.1:${port} is already in use$`, 'm'));
+    }
+    // DNS binds TCP and UDP on one port: the UDP half in use counts too.
+    const r = await runMain({ ...testEnv(dir), DCMX_DNS_PORT: String(udpPort) });
+    assertStopped(r, 'DCMX_DNS_PORT', 'DNS UDP port in use');
+  } finally {
+    busy.close();
+    udp.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a suffix with an escaped comma (RFC 4514) is accepted', async () => {
+  const dir = tempDir();
+  const a = await spawnAppliance(testEnv(dir, { DCMX_SUFFIX: 'o=a\\,b' }));
+  try {
+    const who = await run('ldapwhoami', ['-x', '-H', `ldap://127.0.0.1:${readyPorts(a.ready).ldap}`, '-D', 'cn=admin,o=a\\,b', '-w', ADMIN_PASSWORD]);
+    assert.equal(who.code, 0, who.stderr);
+  } finally {
+    assert.equal(await stopChild(a.child), 0);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('first boot generates the admin password once, 0600, and it works; ready line and SIGTERM', async () => {

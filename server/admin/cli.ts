@@ -13,10 +13,9 @@
  *   dcmx domain remove NAME    refuse its mail and withdraw its mail DNS records (MX, SPF, DMARC), keeping mailboxes and the zone
  *   dcmx domain list           hosted mail domains and their status
  */
-import * as fs from 'node:fs';
 import { ConfigError, loadConfig, type Config } from '../config';
-import { openDirectory, type Services } from '../directory/open';
-import { initialAdminPassword, storePath } from '../appliance';
+import type { Services } from '../directory/open';
+import { initialAdminPassword, openStore } from '../appliance';
 import { exportLdif, importLdif, type ImportProgress } from './ldif-io';
 import { zoneMasterFile } from './zone-file';
 import { MailDirectory } from '../directory/mail';
@@ -37,13 +36,7 @@ const USAGE = `usage:
 class UsageError extends Error {}
 
 function openFor(config: Config): Services {
-  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  return openDirectory({
-    file: storePath(config.dataDir),
-    suffix: config.suffix,
-    adminDN: config.adminDN,
-    extraIndexes: config.ldap.extraIndexes,
-  });
+  return openStore(config);
 }
 
 /** A one-line progress bar on stderr when it is a terminal; a final summary line always. */

@@ -206,6 +206,12 @@ export class Directory {
     const existing = this.store.getByNdn(this.adminNdn);
     let hash: string | undefined;
     if (!existing) {
+      // Refuse a DN the entry cannot be created at before asking for (perhaps generating) a password.
+      const adminDn = parseDn(this.adminDN);
+      const parentNdn = this.schema.normalizeDn(adminDn.slice(1));
+      if (adminDn.length < 2 || (parentNdn !== this.suffixNdn && !this.store.getByNdn(parentNdn))) {
+        throw new DirectoryError('noSuchObject', `the parent of ${this.adminDN} does not exist`);
+      }
       hash = await hashPassword(admin.kind === 'configured' ? admin.password : admin.password());
     } else if (admin.kind === 'configured') {
       let current = false;

@@ -106,8 +106,7 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
     connections.add(conn);
     sock.on('close', () => connections.delete(conn));
   });
-  tcp.on('error', (err) => log.error({ err }, 'dns tcp server error'));
-
+  // A bind failure rejects (the caller names the setting); errors after it are logged.
   await new Promise<void>((resolve, reject) => {
     tcp.once('error', reject);
     tcp.listen(opts.port, opts.host, () => {
@@ -115,6 +114,7 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
       resolve();
     });
   });
+  tcp.on('error', (err) => log.error({ err }, 'dns tcp server error'));
   const port = (tcp.address() as net.AddressInfo).port;
 
   // ---- UDP
@@ -132,8 +132,6 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
       log.error({ err, remote: rinfo.address }, 'dns udp message failed');
     }
   });
-  udp.on('error', (err) => log.error({ err }, 'dns udp socket error'));
-
   try {
     await new Promise<void>((resolve, reject) => {
       udp.once('error', reject);
@@ -146,6 +144,7 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
     tcp.close();
     throw e;
   }
+  udp.on('error', (err) => log.error({ err }, 'dns udp socket error'));
   log.info({ port }, 'dns listening');
 
   return {
