@@ -79,11 +79,33 @@ export function initialAdminPassword(config: Config, announce: (msg: string) => 
 export function openStore(config: Config, limits: { sizeLimit?: number; timeLimit?: number } = {}): Services {
   prepareDataDir(config.dataDir);
   const file = storePath(config.dataDir);
+  // Before: SQLite gives a new -wal/-shm the mode of the database file. After: a store just created.
+  restrictStoreFiles(file);
+  let services: Services;
   try {
-    return openDirectory({ file, suffix: config.suffix, adminDN: config.adminDN, extraIndexes: config.ldap.extraIndexes, ...limits });
+    services = openDirectory({ file, suffix: config.suffix, adminDN: config.adminDN, extraIndexes: config.ldap.extraIndexes, ...limits });
   } catch (e) {
     if ((e as Error).name === 'SqliteError') throw new ConfigError('DCMX_DATA_DIR', `cannot open the store ${file}: ${(e as Error).message}`);
     throw e;
+  }
+  restrictStoreFiles(file);
+  return services;
+}
+
+/**
+ * Narrows the store and its -wal/-shm files to 0600 when they are wider
+ * (made by an earlier version, or under a wider umask): they hold password
+ * hashes. A file this user does not own is left as it is.
+ */
+export function restrictStoreFiles(file: string): void {
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      const st = fs.statSync(f);
+      if (st.mode & 0o077) fs.chmodSync(f, 0o600);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'EPERM') throw e;
+    }
   }
 }
 
@@ -121,6 +143,10 @@ async function listening<T>(variable: string, host: string, port: number, start:
 /** Opens the store and starts every endpoint. */
 export async function startAppliance(config: Config, log: Logger, announce: (msg: string) => void = console.log): Promise<Appliance> {
   const { directory, zones } = openStore(config, { sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit });
+  const mode = fs.statSync(config.dataDir).mode & 0o777;
+  if (mode & 0o077) {
+    log.warn({ dataDir: config.dataDir, mode: mode.toString(8) }, 'the data dir is open to other users (mail, keys, password hashes); chmod 700 it');
+  }
   const started: { close(): Promise<void> }[] = [];
   try {
     // DCMX_ADMIN_PASSWORD is the operator's configuration: applied at every start.

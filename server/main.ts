@@ -26,6 +26,9 @@ async function main(): Promise<void> {
   // queue fsyncs behind each other under concurrent SMTP sessions. The pool
   // is created on first use, which is after this line.
   process.env.UV_THREADPOOL_SIZE ??= '16';
+  // The store holds password hashes, the spool and Maildirs mail, data/tls a key:
+  // whatever this process creates is its user's alone.
+  process.umask(0o077);
   let config;
   let app;
   let log;

@@ -195,6 +195,8 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
 }
 
 if (require.main === module) {
+  // As the appliance (main.ts): the store, its WAL and the password file it may create are private.
+  process.umask(0o077);
   runCli(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
