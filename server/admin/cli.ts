@@ -12,6 +12,9 @@
  *   dcmx domain add NAME       provision a mail domain (entries, DNS records, one transaction)
  *   dcmx domain remove NAME    refuse its mail and withdraw its mail DNS records (MX, SPF, DMARC), keeping mailboxes and the zone
  *   dcmx domain list           hosted mail domains and their status
+ *
+ * Exit status: 0 done, 1 failed, 2 bad configuration, 64 usage, 141 when the
+ * reader of stdout went away (EXIT_PIPE).
  */
 import { ConfigError, loadConfig, type Config } from '../config';
 import type { Services } from '../directory/open';
@@ -51,6 +54,26 @@ function progressPrinter(): (p: ImportProgress) => void {
     const rate = Math.round(p.records / Math.max(0.001, (Date.now() - started) / 1000));
     process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}%  ${p.records} records  ${rate}/s${p.failed ? `  ${p.failed} failed` : ''}  `);
   };
+}
+
+/** Resolves once what was written to stdout so far has been handed to the OS (or failed). */
+function stdoutWritten(): Promise<void> {
+  return new Promise((resolve) => process.stdout.write('', () => resolve()));
+}
+
+/**
+ * EXIT_PIPE: the status when the reader of stdout went away (`dcmx ldif
+ * export | head`): 128 + SIGPIPE, as a shell reports `cat` or `yes` killed
+ * by SIGPIPE, so that `set -o pipefail` does not take a cut-short export for
+ * a complete one. Nothing is printed.
+ */
+export const EXIT_PIPE = 141;
+
+/** Ends the process quietly on EPIPE on stdout, with one line for any other stdout error. */
+function onStdoutError(err: NodeJS.ErrnoException): void {
+  if (err.code === 'EPIPE') process.exit(EXIT_PIPE);
+  console.error(`dcmx: cannot write to stdout: ${err.message}`);
+  process.exit(1);
 }
 
 function flag(args: string[], name: string): boolean {
@@ -108,6 +131,7 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
         }
       }, { base, operational });
       process.stdout.write(buf);
+      await stdoutWritten(); // a reader that went away ends the process (141) before the summary
       console.error(`exported ${n} entries`);
       return 0;
     } finally {
@@ -197,6 +221,7 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
 if (require.main === module) {
   // As the appliance (main.ts): the store, its WAL and the password file it may create are private.
   process.umask(0o077);
+  process.stdout.on('error', onStdoutError);
   runCli(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

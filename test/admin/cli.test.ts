@@ -90,6 +90,20 @@ test('export round-trips into a fresh store', async () => {
   fs.rmSync(fresh, { recursive: true, force: true });
 });
 
+test('a reader that stops early (ldif export | head) ends the export quietly with status 141', async () => {
+  // 3,000 entries are far more than a pipe holds: the export writes on after head has gone.
+  const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    const { execFile } = require('node:child_process') as typeof import('node:child_process');
+    const script = 'set -o pipefail; "$0" "$1" ldif export | head -n 1';
+    execFile('bash', ['-c', script, process.execPath, CLI], { env: { ...process.env, ...testEnv(t.dataDir) } }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+  assert.equal(r.stdout, 'version: 1\n');
+  assert.equal(r.stderr, '', 'no stack trace, no summary of an export cut short');
+  assert.equal(r.code, 141, 'the status of a writer killed by SIGPIPE, so pipefail notices');
+});
+
 test('usage errors exit 64', async () => {
   const r = await dcmx(t.dataDir, 'frobnicate');
   assert.equal(r.code, 64);
