@@ -16,6 +16,7 @@
  * Exit status: 0 done, 1 failed, 2 bad configuration, 64 usage, 141 when the
  * reader of stdout went away (EXIT_PIPE).
  */
+import * as os from 'node:os';
 import { ConfigError, loadConfig, type Config } from '../config';
 import type { Services } from '../directory/open';
 import { initialAdminPassword, openStore } from '../appliance';
@@ -48,7 +49,8 @@ function progressPrinter(): (p: ImportProgress) => void {
   const started = Date.now();
   return (p) => {
     if (!tty) return;
-    const frac = p.totalBytes ? Math.min(1, p.bytes / p.totalBytes) : 1;
+    // Records dealt with, not bytes read: the reader runs ahead of the writes.
+    const frac = p.total ? Math.min(1, p.done / p.total) : 1;
     const width = 30;
     const filled = Math.round(frac * width);
     const rate = Math.round(p.records / Math.max(0.001, (Date.now() - started) / 1000));
@@ -221,6 +223,9 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
 if (require.main === module) {
   // As the appliance (main.ts): the store, its WAL and the password file it may create are private.
   process.umask(0o077);
+  // ldif import hashes passwords (PBKDF2) on libuv's thread pool: one thread per core
+  // (4 at least, as libuv's default). The pool is created on first use, after this line.
+  process.env.UV_THREADPOOL_SIZE ??= String(Math.min(16, Math.max(4, os.availableParallelism())));
   process.stdout.on('error', onStdoutError);
   runCli(process.argv.slice(2)).then(
     (code) => {

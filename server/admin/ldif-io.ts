@@ -2,8 +2,9 @@
  * LDIF import and export through the directory's one write path.
  *
  * Import reads RFC 2849 content or change records as a stream, hashes
- * clear-text passwords off the event loop, and commits in batches (one
- * transaction and one fsync per batch, one change log row per record).
+ * clear-text passwords on the thread pool, several records at a time, and
+ * commits in file order in batches (one transaction and one fsync per batch,
+ * one change log row per record).
  * Export writes every entry of a subtree, parents first, with operational
  * attributes, so that an export imports back as it was (like slapcat).
  */
@@ -21,17 +22,46 @@ export interface ImportOptions {
   skipExisting?: boolean;
   /** Records per transaction. */
   batchSize?: number;
-  /** Called with bytes read so far, records done and failures, at most every ~100 ms and at the end. */
+  /**
+   * Records whose clear-text passwords are being hashed at once (default 16).
+   * PBKDF2 runs on libuv's thread pool (UV_THREADPOOL_SIZE threads); the
+   * records are still written in file order.
+   */
+  hashConcurrency?: number;
+  /** Called with the progress at most every ~100 ms and at the end. */
   onProgress?: (p: ImportProgress) => void;
   /** Called for every failed record. */
   onError?: (line: number, dn: string, err: Error) => void;
 }
 
+/** Where an import stands. `done` counts records written, failed or skipped: never ahead of the writes. */
 export interface ImportProgress {
+  /** Bytes of the file read so far (reading runs ahead of writing). */
   bytes: number;
   totalBytes: number;
+  /** Records written. */
   records: number;
   failed: number;
+  skipped: number;
+  /** Records dealt with (written, failed, skipped or ignored, as a root DSE dump is), out of `total`. */
+  done: number;
+  /** Records in the file (its `dn:` lines, counted before the import). */
+  total: number;
+}
+
+/**
+ * The number of records in an LDIF file: lines starting with `dn:`
+ * (case-insensitive; continuation lines start with a space, comments with #).
+ */
+export async function countLdifRecords(file: string): Promise<number> {
+  let n = 0;
+  let carry = '\n';
+  for await (const chunk of fs.createReadStream(file, { encoding: 'latin1', highWaterMark: 1 << 20 }) as AsyncIterable<string>) {
+    const s = carry + chunk;
+    n += s.match(/\ndn:/gi)?.length ?? 0;
+    carry = s.slice(-3); // shorter than a match: none is counted twice
+  }
+  return n;
 }
 
 function toValues(vs: LdifValue[]): string[] {
@@ -95,14 +125,19 @@ export async function importLdif(dir: Directory, file: string, opts: ImportOptio
     }
   })();
   const batchSize = opts.batchSize ?? 500;
+  const hashConcurrency = Math.max(1, opts.hashConcurrency ?? 16);
+  const total = opts.onProgress ? await countLdifRecords(file) : 0;
   let records = 0;
   let failed = 0;
+  let skipped = 0;
+  let ignored = 0;
   let lastReport = 0;
   const report = (force = false) => {
     const now = Date.now();
     if (opts.onProgress && (force || now - lastReport > 100)) {
       lastReport = now;
-      opts.onProgress({ bytes, totalBytes, records, failed });
+      const done = records + failed + skipped + ignored;
+      opts.onProgress({ bytes, totalBytes, records, failed, skipped, done, total: Math.max(total, done) });
     }
   };
   const fail = (rec: LdifRecord, err: unknown) => {
@@ -138,16 +173,27 @@ export async function importLdif(dir: Directory, file: string, opts: ImportOptio
     }
     report();
   };
-  let skipped = 0;
+  // Records being prepared (passwords hashed on the thread pool), in file order.
+  const preparing: Promise<LdifRecord>[] = [];
+  const next = async () => {
+    batch.push(await preparing.shift()!);
+    if (batch.length >= batchSize) flush();
+  };
   for await (const rec of parseLdif(counted)) {
-    if (rec.kind === 'entry' && rec.dn === '') continue; // a root DSE dump is not importable
+    if (rec.kind === 'entry' && rec.dn === '') {
+      ignored++; // a root DSE dump is not importable
+      continue;
+    }
     if (opts.skipExisting && rec.kind === 'entry' && dir.getByNdn(dir.normalize(rec.dn))) {
       skipped++;
       continue;
     }
-    batch.push(await prepare(dir, rec));
-    if (batch.length >= batchSize) flush();
+    const p = prepare(dir, rec);
+    p.catch(() => undefined); // awaited in turn by next(); never an unhandled rejection meanwhile
+    preparing.push(p);
+    if (preparing.length >= hashConcurrency) await next();
   }
+  while (preparing.length) await next();
   flush();
   report(true);
   return { records, failed, skipped };
