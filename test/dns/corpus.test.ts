@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { decodeMessage, encodeResponse, screen, type Screened } from '../../server/dns/wire';
 import { prng } from '../prng';
-import { corpusFiles, corpusPacket, corpusSkip, ISSUE18, Tally } from './fixture';
+import { corpusFiles, corpusPacket, ISSUE18, Tally } from './fixture';
 
 function keyOf(s: Screened): string {
   return s.kind === 'drop' || s.kind === 'formerr' ? `${s.kind}:${s.reason}` : s.kind;
@@ -49,7 +49,7 @@ function exercise(buf: Buffer, tally: Tally): string {
 describe('DNS packet corpus', () => {
   const files = corpusFiles();
 
-  test('every corpus packet, as is and mutated, screens without throwing or hanging', { skip: corpusSkip(files.length) }, () => {
+  test('every corpus packet, as is and mutated, screens without throwing or hanging', { timeout: 120_000 }, () => {
     const packets = files.map(corpusPacket);
     assert.ok(packets.length > 9000, `${packets.length} packets`);
     const rand = prng(0x5eed);
@@ -89,11 +89,10 @@ describe('DNS packet corpus', () => {
     console.log(`  id changed:       ${newId}`);
     console.log(`  as a QUERY:       ${asQuery}`);
     console.log(`  truncated (x3):   ${truncated}`);
-    assert.ok(elapsed < 30_000, `corpus took ${elapsed} ms: something is not linear`);
     assert.equal(asIs.get('drop:response') > 0 && asIs.get('query') > 0, true);
   });
 
-  test('100,000 random packets screen without throwing or hanging', () => {
+  test('100,000 random packets screen without throwing or hanging', { timeout: 120_000 }, () => {
     const rand = prng(20240601);
     const tally = new Tally();
     const t0 = Date.now();
@@ -123,10 +122,9 @@ describe('DNS packet corpus', () => {
     }
     const elapsed = Date.now() - t0;
     console.log(`random: 100000 packets in ${elapsed} ms: ${tally}`);
-    assert.ok(elapsed < 30_000, `random packets took ${elapsed} ms`);
   });
 
-  test('corpus packets with random bytes flipped', { skip: corpusSkip(files.length) }, () => {
+  test('corpus packets with random bytes flipped', { timeout: 120_000 }, () => {
     const rand = prng(77);
     const tally = new Tally();
     const t0 = Date.now();
@@ -140,17 +138,14 @@ describe('DNS packet corpus', () => {
     }
     const elapsed = Date.now() - t0;
     console.log(`flipped: 50000 packets in ${elapsed} ms: ${tally}`);
-    assert.ok(elapsed < 60_000);
   });
 
   test('screen() rejects the issue #18 packet at once', () => {
-    const t0 = process.hrtime.bigint();
     const s = screen(ISSUE18);
-    assert.ok(Number(process.hrtime.bigint() - t0) < 50e6);
     assert.equal(keyOf(s), 'formerr:pointer-loop');
   });
 
-  test('native-dns-packet Packet.parse, unguarded, hangs on the issue #18 packet', async (t) => {
+  test('native-dns-packet Packet.parse, unguarded, hangs on the issue #18 packet', async () => {
     let worker: Worker;
     try {
       worker = new Worker(
@@ -162,8 +157,7 @@ describe('DNS packet corpus', () => {
         { eval: true, workerData: { lib: require.resolve('native-dns-packet'), packet: ISSUE18.toString('hex') } },
       );
     } catch (err) {
-      t.skip(`worker threads unavailable, hang proof skipped: ${String(err)}`);
-      return;
+      assert.fail(`worker threads unavailable: ${String(err)}`);
     }
     const outcome = await new Promise<string>((resolve) => {
       const startup = setTimeout(() => resolve('no-start'), 20_000);
@@ -179,10 +173,6 @@ describe('DNS packet corpus', () => {
       worker.on('exit', (code) => resolve(`worker exited (${code})`));
     });
     await worker.terminate();
-    if (outcome === 'no-start') {
-      t.skip('the worker did not start within 20 s, hang proof skipped');
-      return;
-    }
     assert.equal(outcome, 'still parsing after 2 s', 'native-dns-packet was expected to loop forever on this packet');
   });
 });
