@@ -126,8 +126,7 @@ export class Provisioner {
       }
       // 2) DNS: inside a zone we serve (other than the name itself) the records join it; otherwise a new apex.
       const above = labels.length > 1 ? this.zones.zoneOf(labels.slice(1).join('.')) : undefined;
-      const self = this.opts.hostname.toLowerCase();
-      const pointsHere = (v: string) => v.trim().toLowerCase().replace(/\.$/, '').endsWith(' ' + self) || v.trim().toLowerCase().replace(/\.$/, '') === self;
+      const pointsHere = (v: string) => this.namesUs(v);
       const cut = above ? this.delegationAtOrAbove(name, above.name) : undefined;
       if (cut !== undefined && !(cut === name && has('nSRecord', pointsHere))) {
         // Records below a zone cut are not authoritative here (RFC 1034 §4.2.1): nobody would see them.
@@ -196,9 +195,8 @@ export class Provisioner {
     if (!e || !(e.attrs.objectClass ?? []).some((c) => c.toLowerCase() === 'maildomain')) {
       throw new DirectoryError('noSuchObject', `${name} is not a mail domain here`);
     }
-    const self = this.opts.hostname.toLowerCase();
     dir.write(() => {
-      const mx = (e.attrs.mXRecord ?? []).filter((v) => v.trim().toLowerCase().replace(/\.$/, '').endsWith(' ' + self));
+      const mx = (e.attrs.mXRecord ?? []).filter((v) => this.namesUs(v));
       const spf = (e.attrs.tXTRecord ?? []).filter(isSpf);
       dir.modifySync(this.admin, e.dn, [
         { op: 'replace', type: 'mailDomainStatus', values: ['deleted'] },
@@ -210,6 +208,12 @@ export class Provisioner {
       const policy = (dmarc?.attrs.tXTRecord ?? []).filter(isDmarc);
       if (dmarc && policy.length) dir.modifySync(this.admin, dmarc.dn, [{ op: 'delete', type: 'tXTRecord', values: policy }], { relax: true });
     });
+  }
+
+  /** Whether an MX or NS value (master-file RDATA) names this appliance as its target. */
+  private namesUs(value: string): boolean {
+    const target = value.trim().split(/\s+/).pop() ?? '';
+    return target.toLowerCase().replace(/\.$/, '') === this.opts.hostname.toLowerCase();
   }
 
   /**

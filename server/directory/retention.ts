@@ -37,26 +37,23 @@ const BATCH = 5_000;
 export function startRetention(directory: Directory, opts: RetentionOptions, log: Logger): Retention {
   const store = directory.store;
   const stats = { changelogTrimmed: 0, journalTrimmed: 0, runs: 0 };
-  const every = Math.max(1, Math.floor(Math.min(...[opts.changelogKeep, opts.journalKeep].filter((k) => k > 0), 1_000_000) / 10));
+  const limits = [opts.changelogKeep, opts.journalKeep].filter((k) => k > 0);
+  const every = Math.max(1, Math.floor(Math.min(...limits) / 10));
   let commits = 0;
   let running: Promise<void> | undefined;
   let stopped = false;
 
   const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+  /** Calls `trimBatch` until it deletes less than a batch, one event-loop turn apart; returns the rows deleted. */
+  async function drain(trimBatch: () => number): Promise<number> {
+    let total = 0;
+    for (let n = BATCH; n === BATCH && !stopped; await turn()) total += n = trimBatch();
+    return total;
+  }
   async function trim(): Promise<void> {
     stats.runs++;
-    if (opts.changelogKeep > 0) {
-      for (let n = BATCH; n === BATCH && !stopped; await turn()) {
-        n = store.trimChangelog(opts.changelogKeep, BATCH);
-        stats.changelogTrimmed += n;
-      }
-    }
-    if (opts.journalKeep > 0) {
-      for (let n = BATCH; n === BATCH && !stopped; await turn()) {
-        n = store.trimJournal(opts.journalKeep, BATCH);
-        stats.journalTrimmed += n;
-      }
-    }
+    if (opts.changelogKeep > 0) stats.changelogTrimmed += await drain(() => store.trimChangelog(opts.changelogKeep, BATCH));
+    if (opts.journalKeep > 0) stats.journalTrimmed += await drain(() => store.trimJournal(opts.journalKeep, BATCH));
   }
   const run = (): Promise<void> => {
     running ??= trim()
@@ -64,7 +61,7 @@ export function startRetention(directory: Directory, opts: RetentionOptions, log
       .finally(() => (running = undefined));
     return running;
   };
-  const unsubscribe = opts.changelogKeep > 0 || opts.journalKeep > 0
+  const unsubscribe = limits.length
     ? directory.onChange(() => {
       // After this commit's other listeners (the followers read the new rows first).
       if (++commits % every === 0) setImmediate(() => void run());

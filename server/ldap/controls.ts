@@ -7,6 +7,7 @@ import type { Handler } from './context';
 import { RESULT_CODES } from './results';
 import { children, encodeLdapResult, readTlv, tlv } from './ber';
 import { decodeControls } from './search-decode';
+import { REQUESTS } from './request-decode';
 
 export const PAGED_RESULTS_OID = '1.2.840.113556.1.4.319';
 export const MANAGE_DSA_IT_OID = '2.16.840.1.113730.3.4.2';
@@ -45,19 +46,6 @@ export function unsupportedCritical(operation: string, controls: { type: string;
   return controls.find((c) => c.critical && !known.includes(c.type))?.type;
 }
 
-/** Operations by protocolOp tag: name (as BY_OPERATION knows it) and response tag (none for unbind, abandon). */
-const OPS: Record<number, { name: string; responseTag?: number }> = {
-  0x60: { name: 'BindRequest', responseTag: 0x61 },
-  0x42: { name: 'UnbindRequest' },
-  0x63: { name: 'SearchRequest', responseTag: 0x65 },
-  0x66: { name: 'ModifyRequest', responseTag: 0x67 },
-  0x68: { name: 'AddRequest', responseTag: 0x69 },
-  0x4a: { name: 'DeleteRequest', responseTag: 0x6b },
-  0x6c: { name: 'ModifyDnRequest', responseTag: 0x6d },
-  0x6e: { name: 'CompareRequest', responseTag: 0x6f },
-  0x50: { name: 'AbandonRequest' },
-  0x77: { name: 'ExtendedRequest', responseTag: 0x78 },
-};
 
 /**
  * Screens the controls of a PDU bound for ldapjs (RFC 4511 §4.1.11): an
@@ -74,7 +62,7 @@ export function screenControls(pdu: Buffer): { pdu: Buffer } | { reply: Buffer }
     const [id, op, ctl] = children(pdu, msg);
     if (!ctl || !op || id?.tag !== 0x02) return { pdu };
     const controls = decodeControls(pdu, ctl);
-    const kind = OPS[op.tag];
+    const kind = REQUESTS[op.tag];
     if (!controls || !kind) return { pdu };
     const known = BY_OPERATION[kind.name] ?? [];
     const bad = kind.responseTag === undefined ? undefined : unsupportedCritical(kind.name, controls);

@@ -38,15 +38,30 @@ export type UpdateCall = Common & (
   | { op: 'startTLS'; malformed: boolean }
 );
 
-/** Operation names as controls.ts knows them, and the response tag of each (RFC 4511 §4.2 ff.). */
-export const OPERATIONS: Record<UpdateCall['op'], { name: string; responseTag: number }> = {
-  add: { name: 'AddRequest', responseTag: 0x69 },
-  delete: { name: 'DeleteRequest', responseTag: 0x6b },
-  modifyDN: { name: 'ModifyDnRequest', responseTag: 0x6d },
-  compare: { name: 'CompareRequest', responseTag: 0x6f },
-  passwordModify: { name: 'ExtendedRequest', responseTag: 0x78 },
-  startTLS: { name: 'ExtendedRequest', responseTag: 0x78 },
+/**
+ * Every LDAP request by its protocolOp tag (RFC 4511 §4.2 ff.): its name as
+ * controls.ts knows it, and the tag of its response (none for unbind and abandon).
+ */
+export const REQUESTS: Record<number, { name: string; responseTag?: number }> = {
+  0x60: { name: 'BindRequest', responseTag: 0x61 },
+  0x42: { name: 'UnbindRequest' },
+  0x63: { name: 'SearchRequest', responseTag: 0x65 },
+  0x66: { name: 'ModifyRequest', responseTag: 0x67 },
+  0x68: { name: 'AddRequest', responseTag: 0x69 },
+  0x4a: { name: 'DeleteRequest', responseTag: 0x6b },
+  0x6c: { name: 'ModifyDnRequest', responseTag: 0x6d },
+  0x6e: { name: 'CompareRequest', responseTag: 0x6f },
+  0x50: { name: 'AbandonRequest' },
+  0x77: { name: 'ExtendedRequest', responseTag: 0x78 },
 };
+
+/** The request tag of each operation decoded here. */
+const TAG_OF: Record<UpdateCall['op'], number> = { add: 0x68, delete: 0x4a, modifyDN: 0x6c, compare: 0x6e, passwordModify: 0x77, startTLS: 0x77 };
+
+/** Operation names as controls.ts knows them, and the response tag of each. */
+export const OPERATIONS = Object.fromEntries(
+  Object.entries(TAG_OF).map(([op, tag]) => [op, REQUESTS[tag] as { name: string; responseTag: number }]),
+) as Record<UpdateCall['op'], { name: string; responseTag: number }>;
 
 const utf8 = (buf: Buffer, t: Tlv) => buf.toString('utf8', t.start, t.end);
 const bytes = (buf: Buffer, t: Tlv) => Buffer.from(buf.subarray(t.start, t.end));
@@ -118,7 +133,7 @@ export function decodeUpdateRequest(pdu: Buffer): UpdateCall | undefined {
 }
 
 /** Protocol op tags of the requests above that are never handed to ldapjs (Password Modify shares 0x77 with other extended ops). */
-const OWN_TAGS: Record<number, UpdateCall['op']> = { 0x68: 'add', 0x4a: 'delete', 0x6c: 'modifyDN', 0x6e: 'compare' };
+const OWN_TAGS: Record<number, UpdateCall['op']> = Object.fromEntries((['add', 'delete', 'modifyDN', 'compare'] as const).map((op) => [TAG_OF[op], op]));
 
 /**
  * For a PDU decodeUpdateRequest declined: when it is nevertheless an add,

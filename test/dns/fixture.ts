@@ -144,3 +144,31 @@ export function udpQuery(port: number, packet: Buffer, waitMs = 1000): Promise<B
     s.send(packet, port, '127.0.0.1');
   });
 }
+
+/** Header fields of a test query that differ from a plain one (id 0x1234, no flags, one question). */
+export interface QueryOpts {
+  id?: number;
+  flags?: number;
+  qdcount?: number;
+  nscount?: number;
+  arcount?: number;
+  /** Bytes after the question (authority/additional records, as the counts say). */
+  extra?: Buffer;
+}
+
+/** A query for `name`/`type`, class IN (RFC 1035 §4.1), built byte by byte as a test client would. */
+export function queryPacket(name: string, type: number, o: QueryOpts = {}): Buffer {
+  const header = Buffer.alloc(12);
+  header.writeUInt16BE((o.id ?? 0x1234) & 0xffff, 0);
+  header.writeUInt16BE(o.flags ?? 0, 2);
+  header.writeUInt16BE(o.qdcount ?? 1, 4);
+  header.writeUInt16BE(o.nscount ?? 0, 8);
+  header.writeUInt16BE(o.arcount ?? 0, 10);
+  const labels = name.split('.').flatMap((l) => [Buffer.from([l.length]), Buffer.from(l, 'latin1')]);
+  return Buffer.concat([header, ...labels, Buffer.from([0, type >> 8, type & 255, 0, 1]), o.extra ?? Buffer.alloc(0)]);
+}
+
+/** A DNS message over TCP: two-octet length prefix, then the message (RFC 1035 §4.2.2). */
+export function tcpFrame(b: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 255]), b]);
+}

@@ -29,7 +29,7 @@ import type { ChildProcess } from 'node:child_process';
 import { ldapaddAt, startSpawned, stopChild, tempDir } from '../helpers';
 import { prng } from '../prng';
 import { decodeMessage, screen, type Screened } from '../../server/dns/wire';
-import { corpusFiles, corpusPacket, digRunner, exampleOrgZone, ISSUE18, section, Tally } from './fixture';
+import { corpusFiles, corpusPacket, digRunner, exampleOrgZone, ISSUE18, section, Tally, queryPacket, tcpFrame } from './fixture';
 
 /** The watcher's bound on any one reply, and its query interval. */
 const WATCH_LIMIT_MS = 1000;
@@ -53,22 +53,8 @@ let worstOverall = 0;
 // ---------------------------------------------------------------------------
 // Packets
 
-/** A query with one question (RFC 1035 §4.1). */
-function query(name: string, type: number, id: number, flags = 0): Buffer {
-  const header = Buffer.alloc(12);
-  header.writeUInt16BE(id & 0xffff, 0);
-  header.writeUInt16BE(flags, 2);
-  header.writeUInt16BE(1, 4);
-  const labels = name.split('.').flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]);
-  return Buffer.concat([header, ...labels, Buffer.from([0, type >> 8, type & 255, 0, 1])]);
-}
-
-/** A TCP message: two-octet length prefix, then the message (RFC 1035 §4.2.2). */
-function frame(b: Buffer): Buffer {
-  const p = Buffer.allocUnsafe(2);
-  p.writeUInt16BE(b.length, 0);
-  return Buffer.concat([p, b]);
-}
+const query = (name: string, type: number, id: number, flags = 0): Buffer => queryPacket(name, type, { id, flags });
+const frame = tcpFrame;
 
 const PROBE_QUESTION = query(PROBE_NAME, 16, 0).subarray(12);
 const probe = (id: number): Buffer => query(PROBE_NAME, 16, id);

@@ -7,19 +7,10 @@ import * as assert from 'node:assert/strict';
 import * as dgram from 'node:dgram';
 import { clientNetwork, ResponseRateLimiter, responseBucket, truncatedReply } from '../../server/dns/rrl';
 import { adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
-import { digRunner, exampleOrgZone, section, status } from './fixture';
+import { digRunner, exampleOrgZone, section, status, queryPacket } from './fixture';
 
-/** A query for `name`/`type` (RFC 1035 §4.1), id 0x1234, RD clear. */
-function query(name: string, type = 1, id = 0x1234): Buffer {
-  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')]));
-  const header = Buffer.alloc(12);
-  header.writeUInt16BE(id, 0);
-  header.writeUInt16BE(1, 4);
-  const tail = Buffer.alloc(5);
-  tail.writeUInt16BE(type, 1);
-  tail.writeUInt16BE(1, 3);
-  return Buffer.concat([header, ...labels, tail]);
-}
+/** A query for `name`/`type`, id 0x1234, RD clear. */
+const query = (name: string, type = 1): Buffer => queryPacket(name, type);
 
 /** A reply shape for the bucket tests: the query with QR and an RCODE. */
 function reply(name: string, rcode: number, type = 1): Buffer {

@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { adminArgs, run, startTestAppliance, testEnv, type TestAppliance } from '../helpers';
-import { CAA_ENTRY, digRunner, exampleOrgZone, flags, kdigRunner, section, soaSerial, status, udpQuery } from './fixture';
+import { CAA_ENTRY, digRunner, exampleOrgZone, flags, kdigRunner, section, soaSerial, status, udpQuery, queryPacket } from './fixture';
 
 let t: TestAppliance;
 let port = 0;
@@ -214,16 +214,7 @@ describe('dig against the DNS port', () => {
 });
 
 describe('raw packets', () => {
-  function query(name: string, type: number, opts: { id?: number; flags?: number; qdcount?: number; extra?: Buffer; arcount?: number } = {}): Buffer {
-    const header = Buffer.alloc(12);
-    header.writeUInt16BE(opts.id ?? 0x1234, 0);
-    header.writeUInt16BE(opts.flags ?? 0, 2);
-    header.writeUInt16BE(opts.qdcount ?? 1, 4);
-    header.writeUInt16BE(opts.arcount ?? 0, 10);
-    const labels = name.split('.').flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]);
-    const q = Buffer.concat([...labels, Buffer.from([0]), Buffer.from([type >> 8, type & 255, 0, 1])]);
-    return Buffer.concat([header, q, opts.extra ?? Buffer.alloc(0)]);
-  }
+  const query = queryPacket;
   const OPT = Buffer.from([0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
 
   test('QR=1 gets no reply; QDCOUNT 2 and two OPTs get FORMERR; opcode STATUS gets NOTIMP', async () => {

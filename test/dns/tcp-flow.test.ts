@@ -15,7 +15,7 @@ import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import { startTestAppliance, type TestAppliance } from '../helpers';
 import { attrs, memoryDirectory } from '../directory/fixture';
-import { digRunner, section, status } from './fixture';
+import { digRunner, section, status, queryPacket, tcpFrame } from './fixture';
 import { startDnsServer } from '../../server/dns/server';
 import { silentLogger } from '../../server/log';
 
@@ -47,18 +47,8 @@ after(async () => {
 });
 
 /** A query with one question; `type` 252 is AXFR. */
-function query(id: number, name: string, type: number): Buffer {
-  const h = Buffer.alloc(12);
-  h.writeUInt16BE(id, 0);
-  h.writeUInt16BE(1, 4);
-  const labels = name.split('.').flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]);
-  return Buffer.concat([h, ...labels, Buffer.from([0, type >> 8, type & 255, 0, 1])]);
-}
-
-/** A TCP message: two-octet length, then the message (RFC 1035 §4.2.2). */
-function frame(b: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 255]), b]);
-}
+const query = (id: number, name: string, type: number): Buffer => queryPacket(name, type, { id });
+const frame = tcpFrame;
 
 /** Splits a TCP byte stream into messages as it arrives. */
 function reader(onMessage: (m: Buffer) => void): (d: Buffer) => void {

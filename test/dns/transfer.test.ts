@@ -20,7 +20,7 @@ import type { Identity } from '../../server/directory/access';
 import { startDnsServer, type DnsEndpoint } from '../../server/dns/server';
 import { zoneMasterFile } from '../../server/admin/zone-file';
 import { silentLogger } from '../../server/log';
-import { digRunner, flags, section, soaSerial, status, udpQuery } from './fixture';
+import { digRunner, flags, section, soaSerial, status, udpQuery, queryPacket } from './fixture';
 
 let zones: Zones;
 let dir: Directory;
@@ -55,12 +55,7 @@ const records = (out: string) => out.split('\n').filter((l) => l && !l.startsWit
 
 /** A query in wire form: header, one question, `extra` after it. */
 function query(id: number, name: string, type: number, extra = Buffer.alloc(0), nscount = 0): Buffer {
-  const h = Buffer.alloc(12);
-  h.writeUInt16BE(id, 0);
-  h.writeUInt16BE(1, 4);
-  h.writeUInt16BE(nscount, 8);
-  const labels = name.split('.').flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]);
-  return Buffer.concat([h, ...labels, Buffer.from([0, type >> 8, type & 255, 0, 1]), extra]);
+  return queryPacket(name, type, { id, extra, nscount });
 }
 
 /** Sends framed messages on one TCP connection and collects `n` replies. */
