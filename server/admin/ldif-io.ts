@@ -13,7 +13,7 @@ import type { Directory, Modification } from '../directory/directory';
 import type { Identity } from '../directory/access';
 import { valueFromBytes, valueToBytes, type AttrInput } from '../directory/entry';
 import { DirectoryError } from '../directory/errors';
-import { formatLdifEntry, parseLdif, type LdifRecord, type LdifValue } from './ldif';
+import { formatLdifEntry, parseLdif, type LdifRecord, type LdifValue } from '../../schema/ldif';
 
 export interface ImportOptions {
   /** Keep going after a failed record (like ldapadd -c); failures are reported. */

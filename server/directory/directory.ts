@@ -13,7 +13,7 @@ import type { AttributeType, Schema, TypedAttrs } from '../../schema/registry';
 import { SchemaError } from '../../schema/registry';
 import { DnSyntaxError, formatDn, formatRdn, parseDn, type Dn, type Rdn } from '../../schema/dn';
 import { RPATH_SEP, type ChangeRecord, type Scope, type StoredEntry, type Store } from '../../storage/store';
-import { formatLdifAttributes, formatLdifModifications } from '../admin/ldif';
+import { formatLdifAttributes, formatLdifModifications } from '../../schema/ldif';
 import { AccessPolicy, ANONYMOUS, type Identity } from './access';
 import {
   indexRows, matchTarget, parseSelection, selected, storedFromTyped, typedAttrs, typedFromStored,

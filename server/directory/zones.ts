@@ -17,7 +17,7 @@
 import type { Schema } from '../../schema/registry';
 import { escapeDnValue, parseDn } from '../../schema/dn';
 import type { StoredEntry } from '../../storage/store';
-import { formatLdifModifications } from '../admin/ldif';
+import { formatLdifModifications } from '../../schema/ldif';
 import { generalizedTimeNow, type AppliedChange, type Directory } from './directory';
 import type { DirEntry } from './entry';
 import { indexRows } from './entry';
