@@ -537,4 +537,39 @@ describe('directory cache', { timeout: 60_000 }, () => {
     assert.match(await rcptReply('carol.new@example.org'), /^250/);
     assert.ok(t.app.mta.cache.stats.invalidations > invalidations, 'the change invalidated cached keys');
   });
+
+  // The change feed is data, not LDIF: a `mail` value long enough to be folded in LDIF
+  // (76 columns) must still reach the negative answer cached for it.
+  test('a user with a 74-character address, added with ldapadd after a 550, is accepted on the very next RCPT', async () => {
+    const address = `${'l'.repeat(62)}@example.org`;
+    assert.equal(address.length, 74);
+    assert.match(await rcptReply(address), /^550 5\.1\.1/, 'unknown first: a negative answer is cached');
+    await ldap('ldapadd', user('longaddress', `dc=example,dc=org,${S}`, address));
+    assert.match(await rcptReply(address), /^250/, 'the add reached the cached negative answer');
+  });
+
+  test('the same for a long SMTPUTF8 address with a U-label domain (stored in A-labels)', async () => {
+    const dom = `dc=xn--bcher-kva,dc=org,${S}`;
+    await ldap('ldapadd', `dn: ${dom}\nobjectClass: dNSDomain2\nobjectClass: mailDomain\ndc: xn--bcher-kva\nmXRecord: 10 mx.dcmx.test.\n\n` +
+      `dn: ou=people,${dom}\nobjectClass: organizationalUnit\nou: people\n`);
+    const local = 'b'.repeat(56);
+    const stored = `${local}@xn--bcher-kva.org`;
+    assert.equal(stored.length, 74);
+    const rcpt = async () => {
+      const { client } = await RawSmtp.connect(port);
+      try {
+        assert.equal((await client.cmd('EHLO client.test')).code, 250);
+        assert.equal((await client.cmd('MAIL FROM:<jöhn@client.test> SMTPUTF8')).code, 250);
+        return await client.cmd(`RCPT TO:<${local}@bücher.org>`);
+      } finally {
+        await client.quit();
+      }
+    };
+    const before = await rcpt();
+    assert.equal(before.code, 550, before.raw);
+    assert.match(before.lines[0], /^5\.1\.1 /, before.raw);
+    await ldap('ldapadd', user('umlaut', dom, stored));
+    const after = await rcpt();
+    assert.equal(after.code, 250, after.raw);
+  });
 });
