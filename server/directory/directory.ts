@@ -645,9 +645,9 @@ export class Directory {
       if (!parent) throw new DirectoryError('noSuchObject', `parent of ${dn} does not exist`, this.matchedDN(parsed));
       rpath = parent.rpath + rdnNorm + RPATH_SEP;
     }
-    this.validate(attrs, parsed[0], opts);
+    const typed = this.schema.withRdnValues(attrs, parsed[0]);
+    this.validate(typed, parsed[0], opts);
     const now = generalizedTimeNow();
-    const typed = new Map(attrs);
     const put = (name: string, v: string) => {
       const at = this.schema.attr(name)!;
       if (!typed.has(at)) typed.set(at, [v]);
