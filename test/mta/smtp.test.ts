@@ -12,6 +12,7 @@ import * as assert from 'node:assert/strict';
 import nodemailer from 'nodemailer';
 import { adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
 import { allMail, mailbox, RawSmtp, startNextHop, swaks, waitFor, within, type NextHop } from './fixture';
+import { describeRoute } from '../../server/directory/routing';
 
 let t: TestAppliance;
 let hop: NextHop;
@@ -339,6 +340,19 @@ describe('relay domain over SMTP to the smart host', { timeout: 60_000 }, () => 
     assert.match(got.body, /body of relayed-1/);
     await idle();
     assert.equal(t.app.mta.queue.counts().messages, 0);
+  });
+
+  test('objectClass mailRoutingObject (iPlanet) with mailRoutingSmartHost, added by ldapmodify: the route is relay, mail goes to the smart host', async () => {
+    const dn = `dc=smarthosted,dc=org,${S}`;
+    await ldap('ldapadd', `dn: ${dn}\nobjectClass: dNSDomain2\nobjectClass: mailDomain\ndc: smarthosted\nmXRecord: 10 mx.dcmx.test.\n`);
+    assert.equal(describeRoute(t.app.mta.routing.lookup('smarthosted.org')!), 'local');
+    await ldap('ldapmodify', `dn: ${dn}\nchangetype: modify\nadd: objectClass\nobjectClass: mailRoutingObject\n-\nadd: mailRoutingSmartHost\nmailRoutingSmartHost: 127.0.0.1\n-\n`);
+    const routes = await (await fetch(`http://127.0.0.1:${t.app.ports.http}/routes`)).text();
+    assert.match(routes, /smarthosted\.org/);
+    assert.equal(describeRoute(t.app.mta.routing.lookup('smarthosted.org')!), 'relay:127.0.0.1');
+    await send('anyone@smarthosted.org', 'smarthosted-1', 'alice@example.org');
+    const got = await waitFor('the smart host to receive smarthosted-1', () => hop.received.find((m) => m.body.includes('Subject: smarthosted-1')));
+    assert.deepEqual(got.rcptTo, ['anyone@smarthosted.org']);
   });
 
   test('451 on the first attempt, accepted on the second: delivered after a retry', async () => {
