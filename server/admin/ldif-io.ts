@@ -64,6 +64,17 @@ export async function countLdifRecords(file: string): Promise<number> {
   return n;
 }
 
+/** The first record of an LDIF file, or undefined for a file without records; rejects with the LdifError of a bad start. */
+export async function firstLdifRecord(file: string): Promise<LdifRecord | undefined> {
+  const stream = fs.createReadStream(file, { encoding: 'utf8', highWaterMark: 64 * 1024 });
+  try {
+    for await (const rec of parseLdif(stream as AsyncIterable<string>)) return rec;
+    return undefined;
+  } finally {
+    stream.destroy();
+  }
+}
+
 function toValues(vs: LdifValue[]): string[] {
   return vs.map((v) => (typeof v === 'string' ? v : valueFromBytes(v)));
 }
