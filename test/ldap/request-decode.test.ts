@@ -1,5 +1,5 @@
 /**
- * request-decode.ts: add, delete, modifyDN, compare and Password Modify
+ * request-decode.ts: modify, add, delete, modifyDN, compare and Password Modify
  * requests decode with their DNs exactly as sent (no unescaping), binary
  * values intact, and requests it cannot decode are still recognised so the
  * server answers protocolError instead of handing them to ldapjs.
