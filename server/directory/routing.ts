@@ -9,7 +9,7 @@
  * `hold` / `reject` (from the domain status). A domain not in the table goes
  * out over SMTP to its MX (`smtp`), for clients allowed to relay.
  */
-import type { ChangeRecord } from '../../storage/store';
+import { changedDns, type ChangeRecord } from './changes';
 import type { Directory } from './directory';
 import type { MailDirectory, MailDomain } from './mail';
 
@@ -95,8 +95,7 @@ export class RoutingTable {
   apply(rows: ChangeRecord[]): void {
     const touched = new Set<string>();
     for (const r of rows) {
-      for (const [dn, ndn] of [[r.targetDN, r.targetNdn], [r.newNdn ?? '', r.newNdn ?? '']]) {
-        if (!ndn) continue;
+      for (const { dn, ndn } of changedDns(r)) {
         const name = this.mail.names.fromDn(dn, ndn);
         if (name !== undefined) touched.add(name);
       }
