@@ -99,6 +99,9 @@ export class DirectoryCache {
         for (const key of [...(this.byEntry.get(ndn) ?? [])]) this.drop(key);
         const name = this.mail.names.fromDn(dn, ndn);
         if (name !== undefined) this.drop(`d:${name}`);
+        // A rename moves its subtree under this one row: what was cached below the old
+        // and the new DN (answers, positive or negative) is stale too.
+        if (r.changeType === 'modrdn') this.dropBelow(ndn, name);
       }
       // Values the change introduces: they may be cached as negative answers.
       for (const [type, values] of valuesAdded(r)) {
@@ -107,6 +110,15 @@ export class DirectoryCache {
         else if (ADDRESS_ATTRIBUTES.has(attr)) for (const v of values) this.drop(`r:${normalizeAddress(v)}`);
       }
     }
+  }
+
+  /** Drops the keys cached from entries below `ndn`, and the domains below `name`. */
+  private dropBelow(ndn: string, name: string | undefined): void {
+    const tail = ',' + ndn;
+    for (const [entry, keys] of [...this.byEntry]) if (entry.endsWith(tail)) for (const key of [...keys]) this.drop(key);
+    if (name === undefined) return;
+    const below = '.' + name;
+    for (const key of [...this.lru.keys()]) if (key.startsWith('d:') && key.endsWith(below)) this.drop(key);
   }
 
   /** Forgets everything (a change log gap). */

@@ -586,4 +586,26 @@ describe('directory cache', { timeout: 60_000 }, () => {
     const after = await rcpt();
     assert.equal(after.code, 250, after.raw);
   });
+
+  // modrdn of a non-leaf moves its subtree with one change-log row: the cache and the
+  // routing table must forget what they hold from the entries below it too.
+  test('a domain renamed with ldapmodrdn takes its subdomains along: the old names are refused, the new ones accepted at once', async () => {
+    const sales = `dc=sales,dc=example,dc=org,${S}`;
+    const eu = `dc=eu,${sales}`;
+    await ldap('ldapadd', `dn: ${sales}\nobjectClass: domain\ndc: sales\n\n` +
+      `dn: ${eu}\nobjectClass: dNSDomain2\nobjectClass: mailDomain\ndc: eu\nmXRecord: 10 mx.dcmx.test.\n\n` +
+      `dn: ou=people,${eu}\nobjectClass: organizationalUnit\nou: people\n\n${user('erin', eu, 'erin@eu.sales.example.org', ['erin@eu.west.example.org'])}`);
+    // Warm both: a positive answer for the old name, a negative one for the new.
+    assert.match(await rcptReply('erin@eu.sales.example.org'), /^250/);
+    assert.match(await rcptReply('erin@eu.west.example.org'), /^550/);
+    assert.equal(describeRoute(t.app.mta.routing.lookup('eu.sales.example.org')!), 'local');
+    const r = await run('ldapmodrdn', [...adminArgs(t), '-r', sales, 'dc=west']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(t.app.mta.routing.lookup('eu.sales.example.org'), undefined, 'the old subdomain left the routing table');
+    assert.equal(describeRoute(t.app.mta.routing.lookup('eu.west.example.org')!), 'local');
+    assert.equal(t.app.mta.cache.domain('eu.sales.example.org'), undefined, 'the cached domain was forgotten');
+    assert.equal(t.app.mta.cache.domain('eu.west.example.org')?.dn, `dc=eu,dc=west,dc=example,dc=org,${S}`);
+    assert.match(await rcptReply('erin@eu.sales.example.org'), /^550 5\.7\.1/, 'no longer hosted: relaying refused');
+    assert.match(await rcptReply('erin@eu.west.example.org'), /^250/, 'the moved subdomain is hosted under its new name');
+  });
 });
