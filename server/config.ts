@@ -394,7 +394,7 @@ function hostAddresses(): string[] {
   const out = new Set<string>();
   for (const list of Object.values(os.networkInterfaces())) {
     for (const a of list ?? []) {
-      if (a.internal || (a.family === 'IPv6' && /^fe80:/i.test(a.address))) continue;
+      if (a.internal || /^fe80:/i.test(a.address) || a.address.startsWith('169.254.')) continue;
       out.add(a.address.replace(/%.*$/, ''));
     }
   }
