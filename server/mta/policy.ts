@@ -70,7 +70,7 @@ export function provisioningPolicy(
     const why = limits.refusal(session.remoteAddress);
     if (why === undefined) return;
     stats.limited++;
-    log.warn({ domain: name, remote: session.remoteAddress, why }, 'new domain refused for now: provisioning rate limit');
+    log.info({ domain: name, remote: session.remoteAddress, why }, 'new domain refused for now: provisioning rate limit');
     throw new SmtpReply(450, '4.7.1', `Domain ${name} cannot be set up now: ${why}, try again later`);
   };
 
