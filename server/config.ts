@@ -107,6 +107,18 @@ export interface Config {
   };
   provisioning: ProvisioningPolicy;
   provisionAllow: string[];
+  /**
+   * How many new domains the SMTP door may create (server/mta/policy.ts);
+   * past a limit an RCPT for a new domain gets 450 4.7.1 and nothing is written.
+   */
+  provisionLimits: {
+    /** New domains per client (IPv4 address, IPv6 /64) per minute. */
+    perClientPerMinute: number;
+    /** New domains per minute, all clients together. */
+    perMinute: number;
+    /** New domains per hour, all clients together. */
+    perHour: number;
+  };
   /** What a new domain gets (Mail-in-a-Box style defaults). */
   newDomain: {
     /** Accept any local part into the domain's catch-all mailbox. */
@@ -281,7 +293,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   for (const s of provisionAllow) {
     if (!HOST_SHAPE.test(s)) throw new ConfigError('DCMX_PROVISION_ALLOW', `'${s}' is not a domain name`);
   }
-  const selfAddresses = list(env, 'DCMX_SELF_ADDRESSES');
+  const selfAddresses = env.DCMX_SELF_ADDRESSES ? list(env, 'DCMX_SELF_ADDRESSES') : hostAddresses();
   for (const a of selfAddresses) {
     if (!net.isIP(a)) throw new ConfigError('DCMX_SELF_ADDRESSES', `'${a}' is not an IP address`);
   }
@@ -358,6 +370,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     },
     provisioning,
     provisionAllow,
+    provisionLimits: {
+      perClientPerMinute: int(env, 'DCMX_PROVISION_CLIENT_RATE', 10, 1, 1_000_000),
+      perMinute: int(env, 'DCMX_PROVISION_RATE', 30, 1, 1_000_000),
+      perHour: int(env, 'DCMX_PROVISION_HOURLY', 100, 1, 1_000_000),
+    },
     newDomain: {
       catchall: bool(env, 'DCMX_NEW_DOMAIN_CATCHALL', true),
       spf: env.DCMX_NEW_DOMAIN_SPF ?? 'v=spf1 mx -all',
@@ -367,6 +384,21 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     selfAddresses,
   };
   return deepFreeze(config);
+}
+
+/**
+ * The default of DCMX_SELF_ADDRESSES: this host's interface addresses, loopback
+ * and link-local left out (an MX can name neither usefully).
+ */
+function hostAddresses(): string[] {
+  const out = new Set<string>();
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (a.internal || /^fe80:/i.test(a.address) || a.address.startsWith('169.254.')) continue;
+      out.add(a.address.replace(/%.*$/, ''));
+    }
+  }
+  return [...out];
 }
 
 function deepFreeze<T>(o: T): Readonly<T> {

@@ -29,6 +29,26 @@ export function isLoopback(ip: string): boolean {
   return ip === '::1' || ip.startsWith('127.') || ip.startsWith('::ffff:127.');
 }
 
+/**
+ * The eight 16-bit groups of an IPv6 address as four lower-case hex digits
+ * each (`::` expanded, an embedded IPv4 tail as two groups, a zone index
+ * dropped); undefined when `ip` is not an IPv6 address.
+ */
+export function ipv6Groups(ip: string): string[] | undefined {
+  let addr = ip.replace(/%.*$/, '');
+  if (!isIPv6(addr)) return undefined;
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(addr);
+  if (v4) {
+    const o = v4[1].split('.').map(Number);
+    addr = addr.slice(0, -v4[1].length) + ((o[0] << 8) | o[1]).toString(16) + ':' + ((o[2] << 8) | o[3]).toString(16);
+  }
+  const [head, tail] = addr.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail === undefined ? [] : tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  return groups.map((g) => g.padStart(4, '0').toLowerCase());
+}
+
 /** A host and port. */
 export interface HostPort {
   host: string;

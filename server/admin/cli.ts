@@ -9,7 +9,9 @@
  *   dcmx zone export ZONE      RFC 1035 master file of a zone
  *   dcmx zone list             the zones served, with their serials
  *   dcmx routes                the routing table, with the change number it reflects
- *   dcmx domain add NAME       provision a mail domain (entries, DNS records, one transaction)
+ *   dcmx domain add NAME [--force]
+ *                              provision a mail domain (entries, DNS records, one transaction);
+ *                              --force also takes a public suffix or a new zone above our own names
  *   dcmx domain remove NAME    refuse its mail and withdraw its mail DNS records (MX, SPF, DMARC), keeping mailboxes and the zone
  *   dcmx domain list           hosted mail domains and their status
  *
@@ -31,6 +33,7 @@ import { zoneMasterFile } from './zone-file';
 import { MailDirectory } from '../directory/mail';
 import { describeRoute, RoutingTable } from '../directory/routing';
 import { Provisioner } from '../directory/provision';
+import { ReservedDomainError } from '../directory/errors';
 
 const USAGE = `usage:
   dcmx ldif import FILE [--continue] [--skip-existing]
@@ -38,7 +41,7 @@ const USAGE = `usage:
   dcmx zone export ZONE
   dcmx zone list
   dcmx routes
-  dcmx domain add NAME
+  dcmx domain add NAME [--force]
   dcmx domain remove NAME
   dcmx domain list`;
 
@@ -226,6 +229,7 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
         for (const d of p.listDomains()) console.log(`${d.name}\t${d.status}\tzone ${d.zone || '-'}`);
         return 0;
       }
+      const force = cmd === 'add' && flag(args, '--force');
       const name = args.shift();
       if (!name || args.length) throw new UsageError(`domain ${cmd} takes one NAME`);
       if (cmd === 'remove') {
@@ -233,7 +237,13 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
         console.log(`removed ${name}: mail refused, MX/SPF/DMARC records withdrawn, mailboxes and zone kept`);
         return 0;
       }
-      const r = p.provisionDomain(name);
+      let r;
+      try {
+        r = p.provisionDomain(name, { force });
+      } catch (e) {
+        if (e instanceof ReservedDomainError) throw new Error(`${e.message} (domain add --force provisions it all the same)`);
+        throw e;
+      }
       if (r.existed) console.log(`${r.name} exists already (zone ${r.zone}, serial ${r.serial})`);
       else {
         for (const dn of r.created) console.log(`created ${dn}`);

@@ -88,3 +88,15 @@ export class TimeLimitError extends DirectoryError {
     super('timeLimitExceeded', 'time limit exceeded');
   }
 }
+
+/**
+ * A name that provisioning will not turn into a mail domain: a public suffix,
+ * or a new zone that would cover this appliance's own host name or names
+ * hosted here. `reason` says which, for the SMTP reply and the operator.
+ */
+export class ReservedDomainError extends DirectoryError {
+  constructor(readonly domain: string, readonly reason: string) {
+    super('unwillingToPerform', `${domain} is not provisioned: ${reason}`);
+    this.name = 'ReservedDomainError';
+  }
+}

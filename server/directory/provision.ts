@@ -17,12 +17,27 @@
  *    the same commit, so DNS, the routing table and the transfer unit's cache
  *    follow from it.
  * It is idempotent: a domain that is already a mail domain is returned as it is.
+ *
+ * Some names are never provisioned (`assertProvisionable`), whichever door
+ * asks, unless the operator forces it (`dcmx domain add --force`):
+ * - a public suffix of the Public Suffix List (tldts), its private section
+ *   included: `co.uk`, `github.io`. Under a suffix, names belong to unrelated
+ *   parties; a zone here at the suffix would answer for all of them;
+ * - a name that would become a new zone apex here while it contains this
+ *   appliance's host name (DCMX_HOSTNAME or an ancestor of it) or a zone or
+ *   mail domain hosted here: the new zone would make our DNS authoritative
+ *   for names whose records live elsewhere (our own address first of all:
+ *   NXDOMAIN for our host name), and outbound lookups would see it.
+ * A name that joins a zone already served here creates no new authority and
+ * is not refused for what it contains.
  */
 import { domainToASCII } from 'node:url';
+import { parse as parseDomain } from 'tldts';
 import type { Directory } from './directory';
 import type { Identity } from './access';
-import { DirectoryError } from './errors';
+import { DirectoryError, ReservedDomainError } from './errors';
 import type { Zones } from './zones';
+import type { StoredEntry } from '../../storage/store';
 
 /** A name that cannot be a mail domain. */
 export class InvalidDomainError extends DirectoryError {
@@ -96,17 +111,26 @@ export class Provisioner {
     return this.directory.systemIdentity();
   }
 
-  /** Provisions `input` (see the module comment). Throws InvalidDomainError or DirectoryError. */
-  provisionDomain(input: string): ProvisionResult {
+  /**
+   * Provisions `input` (see the module comment). Throws InvalidDomainError,
+   * ReservedDomainError (unless `force`) or DirectoryError.
+   */
+  provisionDomain(input: string, options: { force?: boolean } = {}): ProvisionResult {
     const name = normalizeDomainName(input);
     const dir = this.directory;
-    const suffix = dir.suffix;
     const created: string[] = [];
     let existed = false;
     dir.write(() => {
       const labels = name.split('.');
+      // A mail domain in any state but 'deleted' is the operator's: hold, disabled and
+      // hand-made records stay as they are. Only a removed domain is brought back.
+      if (this.isServedMailDomain(this.entryOf(name))) {
+        existed = true;
+        return;
+      }
+      if (!options.force) this.assertProvisionable(name);
       // 1) missing components, top-level label first, as plain domain entries
-      let dn = suffix;
+      let dn = dir.suffix;
       for (let i = labels.length - 1; i >= 0; i--) {
         dn = `dc=${labels[i]},${dn}`;
         if (!dir.getByNdn(dir.normalize(dn))) {
@@ -116,18 +140,9 @@ export class Provisioner {
       }
       const leaf = dir.getByNdn(dir.normalize(dn))!;
       const has = (attr: string, pred: (v: string) => boolean) => (leaf.attrs[attr] ?? []).some(pred);
-      const isMailDomain = has('objectClass', (c) => c.toLowerCase() === 'maildomain');
-      const status = (leaf.attrs.mailDomainStatus?.[0] ?? leaf.attrs.inetDomainStatus?.[0] ?? 'active').toLowerCase();
-      // A mail domain in any state but 'deleted' is the operator's: hold, disabled and
-      // hand-made records stay as they are. Only a removed domain is brought back.
-      if (isMailDomain && status !== 'deleted') {
-        existed = true;
-        return;
-      }
       // 2) DNS: inside a zone we serve (other than the name itself) the records join it; otherwise a new apex.
-      const above = labels.length > 1 ? this.zones.zoneOf(labels.slice(1).join('.')) : undefined;
+      const { above, cut } = this.placement(name);
       const pointsHere = (v: string) => this.namesUs(v);
-      const cut = above ? this.delegationAtOrAbove(name, above.name) : undefined;
       if (cut !== undefined && !(cut === name && has('nSRecord', pointsHere))) {
         // Records below a zone cut are not authoritative here (RFC 1034 §4.2.1): nobody would see them.
         throw new DirectoryError('unwillingToPerform', `${name} lies in ${cut}, which ${above!.name} delegates to other name servers`);
@@ -208,6 +223,72 @@ export class Provisioner {
       const policy = (dmarc?.attrs.tXTRecord ?? []).filter(isDmarc);
       if (dmarc && policy.length) dir.modifySync(this.admin, dmarc.dn, [{ op: 'delete', type: 'tXTRecord', values: policy }], { relax: true });
     });
+  }
+
+  /**
+   * Throws ReservedDomainError when `input` must not be provisioned without
+   * force (see the module comment): a public suffix, or a new zone apex that
+   * would contain our host name or a zone or mail domain hosted here. Reads
+   * only; the SMTP door asks before its upstream lookup, and
+   * `provisionDomain` asks again inside its transaction.
+   */
+  assertProvisionable(input: string): void {
+    const name = normalizeDomainName(input);
+    const psl = parseDomain(name, { allowPrivateDomains: true });
+    // For a TLD the list does not know, its default rule "*" makes the TLD itself the suffix.
+    if (psl.domain === null || psl.publicSuffix === name) {
+      throw new ReservedDomainError(name, `it is a public suffix (${psl.isPrivate ? 'private' : 'ICANN'} section of the Public Suffix List)`);
+    }
+    const entry = this.entryOf(name);
+    if (this.isServedMailDomain(entry)) return;
+    const { above, cut } = this.placement(name);
+    const newApex = (!above || cut === name) && !entry?.attrs.sOARecord?.length;
+    if (!newApex) return;
+    const host = this.opts.hostname.toLowerCase();
+    if (host === name || host.endsWith('.' + name)) {
+      throw new ReservedDomainError(name, `a zone ${name} here would contain this appliance's host name ${host}, whose address records are not ours`);
+    }
+    const hosted = entry && this.hostedBelow(entry);
+    if (hosted !== undefined) {
+      throw new ReservedDomainError(name, `a zone ${name} here would contain ${hosted}, which is hosted here`);
+    }
+  }
+
+  /** The entry whose dc chain spells `name`, if any. */
+  private entryOf(name: string): StoredEntry | undefined {
+    const ndn = this.zones.names.toNdn(name);
+    return ndn === undefined ? undefined : this.directory.getByNdn(ndn);
+  }
+
+  /** A mail domain in service (any status but 'deleted'): provisioning leaves it as it is. */
+  private isServedMailDomain(e: StoredEntry | undefined): boolean {
+    if (!e || !(e.attrs.objectClass ?? []).some((c) => c.toLowerCase() === 'maildomain')) return false;
+    return (e.attrs.mailDomainStatus?.[0] ?? e.attrs.inetDomainStatus?.[0] ?? 'active').toLowerCase() !== 'deleted';
+  }
+
+  /** The zone served here above `name` (not at it), and the closest zone cut between them, if any. */
+  private placement(name: string): { above: ReturnType<Zones['zoneOf']>; cut: string | undefined } {
+    const dot = name.indexOf('.');
+    const above = dot > 0 ? this.zones.zoneOf(name.slice(dot + 1)) : undefined;
+    return { above, cut: above ? this.delegationAtOrAbove(name, above.name) : undefined };
+  }
+
+  /** The name of a zone apex or mail domain strictly below entry `e`, if there is one. */
+  private hostedBelow(e: StoredEntry): string | undefined {
+    const s = this.directory.schema;
+    const filter = {
+      type: 'or' as const,
+      filters: [
+        { type: 'eq' as const, attr: s.objectClassType, norm: 'maildomain' },
+        { type: 'present' as const, attr: s.attr('sOARecord')! },
+      ],
+    };
+    for (const d of this.directory.store.candidates({ base: e, scope: 'sub', filter })) {
+      if (d.ndn === e.ndn) continue;
+      const n = this.zones.names.fromDn(d.dn, d.ndn);
+      if (n !== undefined && (d.attrs.sOARecord?.length || (d.attrs.objectClass ?? []).some((c) => c.toLowerCase() === 'maildomain'))) return n;
+    }
+    return undefined;
   }
 
   /** Whether an MX or NS value (master-file RDATA) names this appliance as its target. */

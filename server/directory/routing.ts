@@ -15,7 +15,13 @@ import type { MailDirectory, MailDomain } from './mail';
 
 export type Route =
   | { kind: 'local' }
-  | { kind: 'relay'; hosts: string[] }
+  /**
+   * `ownHosts`: the hosts are the domain's own mail hosts (its MX records or
+   * `mailRoutingHosts`), not a smart host. When one of them turns out to be
+   * this appliance by address (the transfer unit asks, server/mta/self.ts),
+   * the domain is delivered here: it is ours.
+   */
+  | { kind: 'relay'; hosts: string[]; ownHosts?: true }
   | { kind: 'alias'; target: string }
   | { kind: 'hold' }
   | { kind: 'reject' }
@@ -26,14 +32,16 @@ export type Route =
  * host name. The status decides hold/reject; an explicit smart host or
  * routing hosts elsewhere make it `relay`; otherwise the domain's own MX
  * record identifies it: pointing here (or absent) it is `local`, pointing
- * elsewhere it is relayed to those hosts (we are a backup MX).
+ * elsewhere it is relayed to those hosts (we are a backup MX) unless one of
+ * them resolves to our address, which only the transfer unit can tell
+ * (`ownHosts`): the table stays a view of the directory alone.
  */
 export function routeOf(d: MailDomain, self: string): Route {
   if (d.status === 'hold') return { kind: 'hold' };
   if (d.status === 'disabled') return { kind: 'reject' };
   if (d.smartHost && d.smartHost !== self) return { kind: 'relay', hosts: [d.smartHost] };
-  if (d.routingHosts.length && !d.routingHosts.includes(self)) return { kind: 'relay', hosts: d.routingHosts };
-  if (d.routingHosts.length === 0 && d.mx.length && !d.mx.includes(self)) return { kind: 'relay', hosts: d.mx };
+  if (d.routingHosts.length && !d.routingHosts.includes(self)) return { kind: 'relay', hosts: d.routingHosts, ownHosts: true };
+  if (d.routingHosts.length === 0 && d.mx.length && !d.mx.includes(self)) return { kind: 'relay', hosts: d.mx, ownHosts: true };
   return { kind: 'local' };
 }
 

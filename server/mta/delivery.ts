@@ -19,6 +19,7 @@ import type { DeliveryResult, QueuedMessage } from './types';
 import { deliverToMaildir, mailboxPath } from './maildir';
 import { buildDsn, type FailedRecipient } from './dsn';
 import type { Outbound } from './outbound';
+import type { SelfIdentity } from './self';
 
 export interface DeliveryOptions {
   hostname: string;
@@ -41,6 +42,8 @@ export interface DeliveryDeps {
   /** Catches the cache and routing table up with the change log. */
   sync: () => void;
   log: Logger;
+  /** Tells whether a domain's own mail hosts are this appliance (then it is delivered here). */
+  self?: SelfIdentity;
 }
 
 /** Where one recipient goes on this attempt. */
@@ -156,7 +159,7 @@ export class Delivery {
     this.timer.unref();
   }
 
-  private target(rcpt: string): Target {
+  private async target(rcpt: string): Promise<Target> {
     const lower = rcpt.toLowerCase();
     if (lower === 'postmaster') return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, `postmaster@${this.opts.hostname}`) };
     const parts = splitAddress(rcpt);
@@ -170,29 +173,40 @@ export class Delivery {
         return { kind: 'hold', why: `domain ${routed.domain} is on hold` };
       case 'reject':
         return { kind: 'fail', result: { ok: false, permanent: true, status: '5.7.1', diagnostic: `x-local; mail for ${routed.domain} is not accepted` } };
-      case 'relay':
-        return { kind: 'relay', hosts: r.hosts };
+      case 'relay': {
+        // The domain's own MX / routing hosts may be this appliance by address: then it is ours.
+        const holder = r.ownHosts && this.deps.self ? await this.deps.self.holder(r.hosts) : 'other';
+        if (holder === 'unknown') {
+          return { kind: 'fail', result: { ok: false, permanent: false, status: '4.4.3', diagnostic: `x-local; cannot tell now whether ${r.hosts.join(', ')} is this host` } };
+        }
+        if (holder === 'other') return { kind: 'relay', hosts: r.hosts };
+        return this.localTarget(routed.domain, parts.local);
+      }
       case 'smtp':
         return { kind: 'smtp', domain: routed.domain };
       case 'alias':
         return { kind: 'fail', result: { ok: false, permanent: true, status: '5.4.6', diagnostic: 'x-local; alias loop' } };
-      case 'local': {
-        const domain = this.deps.cache.domain(routed.domain);
-        if (!domain) return { kind: 'fail', result: { ok: false, permanent: false, status: '4.3.0', diagnostic: 'x-local; domain lookup failed' } };
-        const address = `${parts.local}@${routed.domain}`;
-        const user = this.deps.cache.recipient(domain, address);
-        if (user) return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, user.address) };
-        if (domain.catchall) {
-          const c = splitAddress(domain.catchall);
-          const cDomain = c && this.deps.cache.domain(c.domain);
-          const cUser = cDomain && this.deps.cache.recipient(cDomain, domain.catchall);
-          return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, cUser ? cUser.address : domain.catchall) };
-        }
-        const lp = parts.local.toLowerCase();
-        if (lp === 'postmaster' || lp === 'abuse') return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, `${lp}@${routed.domain}`) };
-        return { kind: 'fail', result: { ok: false, permanent: true, status: '5.1.1', diagnostic: `x-local; <${address}>: user unknown` } };
-      }
+      case 'local':
+        return this.localTarget(routed.domain, parts.local);
     }
+  }
+
+  /** The Maildir of `local`@`domainName`, a domain delivered here: the user, the catch-all, postmaster/abuse, else 5.1.1. */
+  private localTarget(domainName: string, local: string): Target {
+    const domain = this.deps.cache.domain(domainName);
+    if (!domain) return { kind: 'fail', result: { ok: false, permanent: false, status: '4.3.0', diagnostic: 'x-local; domain lookup failed' } };
+    const address = `${local}@${domainName}`;
+    const user = this.deps.cache.recipient(domain, address);
+    if (user) return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, user.address) };
+    if (domain.catchall) {
+      const c = splitAddress(domain.catchall);
+      const cDomain = c && this.deps.cache.domain(c.domain);
+      const cUser = cDomain && this.deps.cache.recipient(cDomain, domain.catchall);
+      return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, cUser ? cUser.address : domain.catchall) };
+    }
+    const lp = local.toLowerCase();
+    if (lp === 'postmaster' || lp === 'abuse') return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, `${lp}@${domainName}`) };
+    return { kind: 'fail', result: { ok: false, permanent: true, status: '5.1.1', diagnostic: `x-local; <${address}>: user unknown` } };
   }
 
   private async deliverMessage(id: string, rows: QueueRecipientRow[]): Promise<void> {
@@ -208,7 +222,7 @@ export class Delivery {
     const relay = new Map<string, { hosts: string[]; rcpts: string[] }>();
     const local: Promise<void>[] = [];
     for (const r of rows) {
-      const t = this.target(r.rcpt);
+      const t = await this.target(r.rcpt);
       switch (t.kind) {
         case 'local':
           local.push(deliverToMaildir({

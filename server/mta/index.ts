@@ -20,6 +20,7 @@ import { Delivery } from './delivery';
 import { Intake } from './intake';
 import { startTmpSweeper } from './maildir';
 import { provisioningPolicy, type PolicyStats } from './policy';
+import { SelfIdentity } from './self';
 import type { Provisioner } from '../directory/provision';
 import type { TlsPair } from '../tls';
 
@@ -78,12 +79,15 @@ export async function startMta(
     onError: (err) => tmpLog.warn({ err }, 'Maildir tmp/ sweep failed'),
   });
   const resolver = new MailResolver({ upstream: config.upstreamDns, zones });
-  const policy = provisioner ? provisioningPolicy(config, provisioner, resolver, log.child({ part: 'policy' })) : undefined;
-  const outbound = new Outbound({ hostname: config.hostname, resolver, portOverride: config.mta.relayPort === 25 ? undefined : config.mta.relayPort });
+  const self = new SelfIdentity({
+    hostname: config.hostname, selfAddresses: config.selfAddresses, listen: config.listen, smtpPort: config.smtp.port, relayPort: config.mta.relayPort,
+  }, resolver);
+  const policy = provisioner ? provisioningPolicy(config, provisioner, resolver, self, log.child({ part: 'policy' })) : undefined;
+  const outbound = new Outbound({ hostname: config.hostname, resolver, self, portOverride: config.mta.relayPort === 25 ? undefined : config.mta.relayPort });
   const delivery = new Delivery({
     hostname: config.hostname, dataDir: config.dataDir, concurrency: config.mta.concurrency,
     retryBase: config.mta.retryBase, retryMax: config.mta.retryMax, lifetime: config.mta.queueLifetime,
-  }, { queue, spool, routing, cache, outbound, sync, log: log.child({ part: 'delivery' }) });
+  }, { queue, spool, routing, cache, outbound, sync, self, log: log.child({ part: 'delivery' }) });
   routing.onUpdate((touched) => {
     // Domains that left hold: give their messages another go.
     const released = touched
@@ -95,8 +99,9 @@ export async function startMta(
     host: config.listen, port: config.smtp.port, hostname: config.hostname, maxSize: config.smtp.maxSize,
     maxRecipients: config.smtp.maxRecipients, maxClients: config.smtp.maxClients, socketTimeoutMs: config.smtp.socketTimeout * 1000,
     greetingDelayMs: config.smtp.greetingDelay, relayNetworks: config.smtp.relayNetworks, tls,
-  }, { mail, cache, routing, queue, spool, resolver, sync, log: log.child({ part: 'intake' }), onQueued: () => delivery.kick(), unknownDomain: policy });
+  }, { mail, cache, routing, queue, spool, resolver, sync, log: log.child({ part: 'intake' }), onQueued: () => delivery.kick(), unknownDomain: policy, self });
   const port = await intake.listen();
+  self.smtpPort = port;
   delivery.start();
   log.info({ port }, 'smtp listening');
   return {

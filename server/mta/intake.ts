@@ -28,6 +28,7 @@ import { splitAddress } from '../directory/mail';
 import { routeOf, type RoutingTable } from '../directory/routing';
 import type { DirectoryCache } from './cache';
 import type { MailResolver } from './resolver';
+import type { SelfIdentity } from './self';
 import type { TlsPair } from '../tls';
 import { newQueueId, type Spool } from './spool';
 import type { QueueStore } from '../../storage/queue';
@@ -81,6 +82,8 @@ export interface IntakeDeps {
   onQueued: () => void;
   /** Decides domains that are not hosted (default: only relaying clients). */
   unknownDomain?: UnknownDomainHook;
+  /** Tells whether a domain's own mail hosts are this appliance (then its recipients are local). */
+  self?: SelfIdentity;
 }
 
 /** MAIL FROM parameters we support (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8, RFC 4954 §5 AUTH). */
@@ -227,6 +230,8 @@ export class Intake {
       case 'reject':
           throw new SmtpReply(550, '5.7.1', `<${rcpt}>: Mail for ${parts.domain} is not accepted`);
       case 'relay':
+        // Its own mail hosts are us by address: the domain is local (server/mta/self.ts).
+        if (routed.route.ownHosts && (await this.deps.self?.holder(routed.route.hosts)) === 'self') return this.checkLocalRecipient(rcpt, parts.local, routed.domain);
         // The next hop knows the users: the directory need not list a relayed
         // domain's mailboxes (like Postfix relay_domains without relay_recipient_maps).
         return;

@@ -14,6 +14,12 @@
  * convert to 7bit). Such messages go over a connection of their own, whose
  * EHLO reply is read before MAIL FROM; the rest share the pooled ones.
  * Undeclared 8-bit content is passed on as received (as Postfix does).
+ *
+ * A next hop that is this appliance (server/mta/self.ts) is a loop: in an MX
+ * list, we and every less preferred host are left out (RFC 5321 §5.1); a
+ * relay host that is us is skipped. When nothing else is left, the
+ * recipients fail at once with 5.4.6 "mail for <domain> loops back to
+ * myself", as Postfix says, instead of being retried until they expire.
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -24,6 +30,7 @@ import type Mail from 'nodemailer/lib/mailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
 import SMTPConnection = require('nodemailer/lib/smtp-connection');
 import { MailResolveError, type MailResolver } from './resolver';
+import type { SelfIdentity } from './self';
 import type { DeliveryResult, QueuedMessage } from './types';
 
 /** How the channel connects and what it says. */
@@ -39,6 +46,8 @@ export interface OutboundOptions {
   maxMessagesPerConnection?: number;
   /** Port of every next hop that does not name one (default 25; tests point it elsewhere). */
   portOverride?: number;
+  /** Who we are, to refuse next hops that loop back to us (none: no loop detection). */
+  self?: SelfIdentity;
 }
 
 /** One message for recipients that share a route. */
@@ -147,7 +156,12 @@ export class Outbound {
 
     const last = new Map<string, DeliveryResult>();
     const tried = new Set<string>();
+    let loopsVia: string | undefined;
     for await (const hop of this.hops(job)) {
+      if ('self' in hop) {
+        loopsVia ??= hop.self;
+        continue;
+      }
       if ('failure' in hop) {
         for (const r of pending) last.set(r, hop.failure);
         if (hop.failure.ok === false && hop.failure.permanent) break;
@@ -171,22 +185,28 @@ export class Outbound {
       if (!pending.length) break;
     }
     for (const r of pending) {
-      results.set(r, last.get(r) ?? fail(false, '4.4.4', 'X-dcmx; no next hop to try'));
+      const looped = loopsVia === undefined ? undefined : fail(true, '5.4.6', `X-dcmx; mail for ${r.slice(r.lastIndexOf('@') + 1)} loops back to myself (next hop ${loopsVia} is this host)`);
+      results.set(r, last.get(r) ?? looped ?? fail(false, '4.4.4', 'X-dcmx; no next hop to try'));
     }
   }
 
-  /** The next hops of a job, in order; a lookup failure comes as `{failure}` in their place. */
-  private async *hops(job: OutboundJob): AsyncGenerator<Hop | { failure: DeliveryResult }> {
+  /**
+   * The next hops of a job, in order; a lookup failure comes as `{failure}`
+   * in their place, and a relay host that is this appliance as `{self}`.
+   */
+  private async *hops(job: OutboundJob): AsyncGenerator<Hop | { failure: DeliveryResult } | { self: string }> {
     const defaultPort = this.opts.portOverride ?? 25;
+    const self = this.opts.self;
     if (job.route.kind === 'smtp') {
       const domain = job.route.domain;
       const literal = addressLiteral(domain);
       if (literal) {
-        yield { name: `[${literal}]`, address: literal, port: defaultPort };
+        if (self?.isSelfHop(literal, defaultPort)) yield { self: `[${literal}]` };
+        else yield { name: `[${literal}]`, address: literal, port: defaultPort };
         return;
       }
       try {
-        const targets = await this.opts.resolver.resolveMx(domain);
+        const targets = await this.opts.resolver.resolveMx(domain, self);
         for (const t of targets) for (const a of t.addresses) yield { name: t.host, address: a, port: defaultPort };
       } catch (err) {
         yield { failure: resolveFailure(err, domain, 'MX') };
@@ -200,11 +220,18 @@ export class Outbound {
         continue;
       }
       if (net.isIP(hp.host)) {
-        yield { name: net.isIPv6(hp.host) ? `[IPv6:${hp.host}]` : `[${hp.host}]`, address: hp.host, port: hp.port };
+        const name = net.isIPv6(hp.host) ? `[IPv6:${hp.host}]` : `[${hp.host}]`;
+        yield self?.isSelfHop(hp.host, hp.port) ? { self: `${name}:${hp.port}` } : { name, address: hp.host, port: hp.port };
+        continue;
+      }
+      if (self?.isSelfNamedHop(hp.host, hp.port)) {
+        yield { self: `${hp.host}:${hp.port}` };
         continue;
       }
       try {
-        for (const a of await this.opts.resolver.lookupHost(hp.host)) yield { name: hp.host, address: a, port: hp.port };
+        for (const a of await this.opts.resolver.lookupHost(hp.host)) {
+          yield self?.isSelfHop(a, hp.port) ? { self: `${hp.host}[${a}]:${hp.port}` } : { name: hp.host, address: a, port: hp.port };
+        }
       } catch (err) {
         // A relay host is the operator's configuration: a lookup failure defers rather than bounces.
         const f = resolveFailure(err, hp.host, 'A/AAAA');
@@ -632,6 +659,9 @@ function resolveFailure(err: unknown, name: string, type: string): DeliveryResul
       case 'nullmx':
         // RFC 7505 §4.2: 5.1.10 "Recipient address has null MX".
         return fail(true, '5.1.10', `X-dcmx; ${name} does not accept mail (null MX, RFC 7505)`);
+      case 'loop':
+        // Postfix's words for it; RFC 3463 §3.5: X.4.6 "routing loop detected".
+        return fail(true, '5.4.6', `X-dcmx; ${err.message}`);
       case 'nxdomain':
         return fail(true, '5.1.2', `X-dcmx; Host or domain name not found. Name service error for name=${name} type=${type}: ${err.message}`);
       case 'temporary':

@@ -15,30 +15,44 @@
  * lookup, or the address of an MX target when no other target is this
  * appliance — gives 450 4.4.3 so the sender retries. Concurrent RCPTs for
  * one new domain share one check and create the domain once.
+ *
+ * Before any lookup, a name provisioning never takes (a public suffix, a new
+ * zone above our host name or a hosted name: Provisioner.assertProvisionable)
+ * is refused like a failed check, 550 5.1.2 with the reason. A domain is
+ * created only within the rate limits (provision-limits.ts): past one, the
+ * RCPT gets 450 4.7.1 (try later), never 250, and nothing is written. A
+ * client not allowed to relay is held to them before its upstream lookup,
+ * too, so a flood of names costs no lookups once the limit is reached.
  */
 import type { SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config';
 import type { Logger } from '../log';
+import { ReservedDomainError } from '../directory/errors';
 import { InvalidDomainError, normalizeDomainName, type Provisioner } from '../directory/provision';
 import { MailResolveError, type MailResolver } from './resolver';
 import { SmtpReply, type UnknownDomainDecision, type UnknownDomainHook } from './intake';
+import { ProvisionLimits } from './provision-limits';
+import type { SelfIdentity } from './self';
 
 export interface PolicyStats {
   provisioned: number;
   refused: number;
   deferred: number;
+  /** RCPTs answered 450 4.7.1 by a rate limit. */
+  limited: number;
 }
 
-/** Builds the intake hook for the configured policy. `mayRelay` tells whether a session may relay. */
+/** Builds the intake hook for the configured policy; `self` tells which MX targets are this appliance. */
 export function provisioningPolicy(
-  config: Pick<Config, 'provisioning' | 'provisionAllow' | 'hostname' | 'selfAddresses'>,
+  config: Pick<Config, 'provisioning' | 'provisionAllow' | 'provisionLimits'>,
   provisioner: Provisioner,
   resolver: MailResolver,
+  self: SelfIdentity,
   log: Logger,
-  stats: PolicyStats = { provisioned: 0, refused: 0, deferred: 0 },
+  stats: PolicyStats = { provisioned: 0, refused: 0, deferred: 0, limited: 0 },
 ): UnknownDomainHook & { stats: PolicyStats } {
   const inflight = new Map<string, Promise<UnknownDomainDecision>>();
-  const self = new Set([config.hostname.toLowerCase(), ...config.selfAddresses]);
+  const limits = new ProvisionLimits(config.provisionLimits);
 
   /** The check failed: 550 5.1.2 with the reason (relaying clients relay it, and learn from the next hop). */
   const bad = (domain: string, why: string, relaying: boolean): UnknownDomainDecision => {
@@ -51,8 +65,23 @@ export function provisioningPolicy(
     stats.deferred++;
     throw new SmtpReply(450, '4.4.3', `Cannot check the MX of ${name} right now, try again later`);
   };
+  /** 450 4.7.1 when `session`'s client may not create a domain now. */
+  const withinLimits = (name: string, session: SMTPServerSession): void => {
+    const why = limits.refusal(session.remoteAddress);
+    if (why === undefined) return;
+    stats.limited++;
+    log.info({ domain: name, remote: session.remoteAddress, why }, 'new domain refused for now: provisioning rate limit');
+    throw new SmtpReply(450, '4.7.1', `Domain ${name} cannot be set up now: ${why}, try again later`);
+  };
 
   async function check(name: string, session: SMTPServerSession, relaying: boolean): Promise<UnknownDomainDecision> {
+    try {
+      provisioner.assertProvisionable(name);
+    } catch (e) {
+      if (e instanceof ReservedDomainError) return bad(name, e.reason, relaying);
+      throw e;
+    }
+    if (!relaying) withinLimits(name, session);
     if (config.provisioning === 'allowlist') {
       const ok = config.provisionAllow.some((s) => name === s || name.endsWith('.' + s));
       if (!ok) return bad(name, 'not in the provisioning allow-list', relaying);
@@ -65,15 +94,24 @@ export function provisioningPolicy(
         if (e instanceof MailResolveError && e.kind === 'nullmx') return bad(name, 'it does not accept mail (null MX)', relaying);
         return bad(name, e instanceof MailResolveError ? 'no such domain' : 'MX lookup failed', relaying);
       }
-      const here = targets.some((t) => self.has(t.host.toLowerCase()) || t.addresses.some((a) => self.has(a)));
+      const here = targets.some((t) => self.isSelfName(t.host) || t.addresses.some((a) => self.isSelfAddress(a)));
       if (!here) {
         // A target whose address we could not learn may be us: no answer yet, not a "no".
         if (targets.some((t) => t.temporary)) return defer(name, relaying);
         return bad(name, targets.length ? 'its MX does not point to this server' : 'it has no MX record', relaying);
       }
     }
-    const r = provisioner.provisionDomain(name);
+    // Counted again now: other RCPTs may have created domains while this one waited for its lookup.
+    withinLimits(name, session);
+    let r;
+    try {
+      r = provisioner.provisionDomain(name);
+    } catch (e) {
+      if (e instanceof ReservedDomainError) return bad(name, e.reason, relaying);
+      throw e;
+    }
     if (!r.existed) {
+      limits.record(session.remoteAddress);
       stats.provisioned++;
       log.info({ domain: name, created: r.created.length, zone: r.zone, serial: r.serial, remote: session.remoteAddress }, 'domain provisioned at RCPT');
     }

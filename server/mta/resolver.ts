@@ -2,16 +2,25 @@
  * Mail routing lookups (RFC 5321 §5.1): MX targets with their addresses,
  * implicit MX, null MX (RFC 7505), and a reverse lookup for smtp-server.
  *
- * Names inside zones this appliance serves are answered from our own view
- * (the same data the DNS endpoint serves), never asked upstream; everything
- * else goes to DCMX_UPSTREAM_DNS (or the system resolvers when that is empty)
- * through a node:dns Resolver of our own, so a lookup never hangs longer than
- * the configured timeout and tries.
+ * Our own zones answer only for the names we hold. A question (MX, A or
+ * AAAA) about a name inside a zone this appliance serves is answered from our
+ * own view (the data the DNS endpoint serves) when that name, or the
+ * wildcard that covers it (RFC 4592), has records of the asked type there, or
+ * a CNAME (followed, with the same rule for its target). Everything else goes
+ * to DCMX_UPSTREAM_DNS (or the system resolvers when that is empty) through a
+ * node:dns Resolver of our own, so a lookup never hangs longer than the
+ * configured timeout and tries: a name at or below a delegation to other
+ * name servers, a name our zone does not have (it would be NXDOMAIN here),
+ * and a name without records of that type (NODATA here). A zone made here
+ * because a domain's MX points at us may be only a corner of its owner's
+ * DNS, so our silence about a name proves nothing; when we are the real
+ * authority, the upstream answers what we would.
  */
 import { promises as dnsPromises } from 'node:dns';
 import * as net from 'node:net';
 import { domainToASCII } from 'node:url';
 import type { HostPort } from '../config';
+import { ipv6Groups } from '../net';
 import { RRTYPE, type RR } from '../directory/records';
 import type { Zone, ZoneNode } from '../directory/zones';
 
@@ -31,13 +40,14 @@ export interface ZonesLike {
 }
 
 /** Why a mail domain cannot be routed. */
-export type MailResolveErrorKind = 'nxdomain' | 'nullmx' | 'temporary';
+export type MailResolveErrorKind = 'nxdomain' | 'nullmx' | 'loop' | 'temporary';
 
 /**
  * A routing lookup failed. `nxdomain` (the domain, or every MX host, does not
- * exist, or the domain has neither MX nor address) and `nullmx` (RFC 7505)
- * are permanent; `temporary` (timeout, SERVFAIL, refused, unreachable
- * resolver) is worth retrying later.
+ * exist, or the domain has neither MX nor address), `nullmx` (RFC 7505) and
+ * `loop` (this appliance is the best MX: the mail would come back to us) are
+ * permanent; `temporary` (timeout, SERVFAIL, refused, unreachable resolver)
+ * is worth retrying later.
  */
 export class MailResolveError extends Error {
   readonly permanent: boolean;
@@ -46,6 +56,14 @@ export class MailResolveError extends Error {
     this.name = 'MailResolveError';
     this.permanent = kind !== 'temporary';
   }
+}
+
+/** What the resolver needs to know of this appliance to find itself in an MX list (server/mta/self.ts). */
+export interface SelfTest {
+  /** `host` is our host name. */
+  isSelfName(host: string): boolean;
+  /** An MX target with this address is us. */
+  isSelfAddress(ip: string): boolean;
 }
 
 /** Outcome of one question: records (possibly none, NODATA) or NXDOMAIN. */
@@ -72,19 +90,8 @@ function serverString(hp: HostPort): string {
 /** The in-addr.arpa / ip6.arpa name of an address (RFC 1035 §3.5, RFC 3596 §2.5). */
 function reverseName(ip: string): string | undefined {
   if (net.isIPv4(ip)) return ip.split('.').reverse().join('.') + '.in-addr.arpa';
-  let addr = ip.replace(/%.*$/, ''); // a zone index is not part of the address
-  if (!net.isIPv6(addr)) return undefined;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(addr);
-  if (v4) {
-    // Embedded IPv4 (::ffff:192.0.2.1): as two hex groups.
-    const o = v4[1].split('.').map(Number);
-    addr = addr.slice(0, -v4[1].length) + ((o[0] << 8) | o[1]).toString(16) + ':' + ((o[2] << 8) | o[3]).toString(16);
-  }
-  const [head, tail] = addr.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail === undefined ? [] : tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  return groups.map((g) => g.padStart(4, '0')).join('').toLowerCase().split('').reverse().join('.') + '.ip6.arpa';
+  const groups = ipv6Groups(ip);
+  return groups && groups.join('').split('').reverse().join('.') + '.ip6.arpa';
 }
 
 function shuffle<T>(a: T[]): T[] {
@@ -122,20 +129,26 @@ export class MailResolver {
    * MX targets of a domain sorted by preference (ties shuffled, RFC 5321
    * §5.1), each with its A/AAAA addresses (IPv4 first); targets without any
    * address are left out. No MX → the domain itself as implicit MX with
-   * preference 0 (§5.1), if it has an address. Throws MailResolveError:
-   * 'nullmx' for a null MX (RFC 7505), 'nxdomain' for a domain that does not
-   * exist, has neither MX nor address, or whose MX hosts all do not exist;
-   * 'temporary' for timeouts, SERVFAIL and the like.
+   * preference 0 (§5.1), if it has an address. With `self`, this appliance
+   * finds itself in the list (RFC 5321 §5.1): the targets that are us, by
+   * name or by address, and every target as preferred as us or less, are left
+   * out. Throws MailResolveError: 'nullmx' for a null MX (RFC 7505),
+   * 'nxdomain' for a domain that does not exist, has neither MX nor address,
+   * or whose MX hosts all do not exist; 'loop' when `self` is the best MX,
+   * so nothing is left; 'temporary' for timeouts, SERVFAIL and the like.
    */
-  async resolveMx(domain: string): Promise<MxTarget[]> {
+  async resolveMx(domain: string, self?: SelfTest): Promise<MxTarget[]> {
     const name = normalizeDomain(domain);
     const mx = await this.mxRecords(name);
+    const loop = () => new MailResolveError('loop', `mail for ${name} loops back to myself`);
     if (mx.length === 0) {
       // RFC 5321 §5.1: no MX RRs → the domain is its own (implicit) MX, preference 0.
+      if (self?.isSelfName(name)) throw loop();
       const addrs = await this.addresses(name);
       if (addrs.kind === 'nxdomain' || addrs.records.length === 0) {
         throw new MailResolveError('nxdomain', `${name}: no MX and no address records`);
       }
+      if (self && addrs.records.some((a) => self.isSelfAddress(a))) throw loop();
       return [{ host: name, preference: 0, addresses: addrs.records }];
     }
     // Group by preference, shuffle within a group (§5.1: equal preferences are tried in random order).
@@ -145,8 +158,14 @@ export class MailResolver {
       if (g) g.push(r);
       else byPref.set(r.preference, [r]);
     }
-    const ordered = [...byPref.keys()].sort((a, b) => a - b).flatMap((p) => shuffle(byPref.get(p)!));
-    const targets = await this.withAddresses(ordered);
+    let ordered = [...byPref.keys()].sort((a, b) => a - b).flatMap((p) => shuffle(byPref.get(p)!));
+    // RFC 5321 §5.1: "it MUST discard" its own MX records and all with an equal or higher preference value.
+    const mineByName = self && ordered.find((r) => self.isSelfName(r.exchange));
+    if (mineByName) ordered = ordered.filter((r) => r.preference < mineByName.preference);
+    let targets = await this.withAddresses(ordered);
+    const mineByAddress = self && targets.find((t) => t.addresses.some((a) => self.isSelfAddress(a)));
+    if (mineByAddress) targets = targets.filter((t) => t.preference < mineByAddress.preference);
+    if ((mineByName || mineByAddress) && targets.length === 0) throw loop();
     const usable = targets.filter((t) => t.addresses.length > 0);
     if (usable.length) return usable.map(({ host, preference, addresses }) => ({ host, preference, addresses }));
     if (targets.some((t) => t.temporary)) throw new MailResolveError('temporary', `${name}: MX host addresses could not be resolved now`);
@@ -265,8 +284,10 @@ export class MailResolver {
   }
 
   /**
-   * Answers from our own authoritative data, or undefined when `name` is not
-   * in a zone we serve or sits at or below a delegation (then upstream).
+   * Answers from our own authoritative data when we hold the answer (see the
+   * module comment): records of `type` at `name` or at the wildcard covering
+   * it, or a CNAME. undefined sends the question upstream: not in a zone we
+   * serve, at or below a delegation, or nothing of that type here.
    */
   private localLookup(name: string, type: number): Answer<string | { exchange: string; preference: number }> | { kind: 'cname'; target: string } | undefined {
     const zones = this.zones;
@@ -288,11 +309,12 @@ export class MailResolver {
         ce = ce.slice(ce.indexOf('.') + 1);
       } while (ce !== zone.name && ce.includes('.') && !zones.node(ce));
       node = zones.node('*.' + ce);
-      if (!node) return { kind: 'nxdomain' };
+      if (!node) return undefined; // NXDOMAIN here: the owner's own DNS may know the name
     }
     const cname = node.rrsets.get(RRTYPE.CNAME)?.[0];
     if (cname && cname.rdata.type === RRTYPE.CNAME) return { kind: 'cname', target: cname.rdata.target };
     const rrs: RR[] = node.rrsets.get(type) ?? [];
+    if (rrs.length === 0) return undefined; // NODATA here: likewise
     const records: (string | { exchange: string; preference: number })[] = [];
     for (const rr of rrs) {
       const d = rr.rdata;

@@ -11,7 +11,7 @@ import { Provisioner } from '../../server/directory/provision';
 import { escapeDnValue } from '../../schema/dn';
 import type { Directory } from '../../server/directory/directory';
 import type { Identity } from '../../server/directory/access';
-import { DirectoryError } from '../../server/directory/errors';
+import { DirectoryError, ReservedDomainError } from '../../server/directory/errors';
 import { dnsLabelProblem, type Zones } from '../../server/directory/zones';
 import { formatRR } from '../../server/directory/records';
 
@@ -299,7 +299,8 @@ describe('a write to the cut of a child zone bumps the parent too, in the same c
     p.provisionDomain('new.example.net');
     assert.equal(zones.zoneOf('new.example.net')?.name, 'new.example.net');
     const child = zones.zoneOf('new.example.net')!.soa.rdata.serial;
-    p.provisionDomain('example.net');
+    assert.throws(() => p.provisionDomain('example.net'), ReservedDomainError, 'a new zone above a hosted zone needs force');
+    p.provisionDomain('example.net', { force: true });
     assert.equal(zones.zoneOf('new.example.net')!.soa.rdata.serial, child, 'the child is not touched');
     assert.ok(lines(zones, 'example.net').includes('new.example.net. 3600 IN NS mx.dcmx.test.'), lines(zones, 'example.net').join('\n'));
     assert.equal(zones.zoneOf('www.new.example.net')?.name, 'new.example.net', 'queries still go to the closest apex');

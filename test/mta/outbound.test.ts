@@ -16,6 +16,7 @@ import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp
 import { RRTYPE, type RData } from '../../server/directory/records';
 import { MailResolver } from '../../server/mta/resolver';
 import { Outbound, type OutboundJob } from '../../server/mta/outbound';
+import { SelfIdentity } from '../../server/mta/self';
 import type { DeliveryResult, QueuedMessage } from '../../server/mta/types';
 import { StubDns } from './stub-dns';
 
@@ -383,6 +384,26 @@ describe('Outbound', () => {
     assert.equal(s.received.length, 1);
     const none = await o.deliver({ message: spool(MESSAGE), recipients: ['x@far.test'], route: { kind: 'relay', hosts: ['nope.test'] } });
     failed(none.get('x@far.test'), false);
+  });
+
+  test('a relay host that is this appliance is skipped for the next one; when none is left, 5.4.6 at once', async () => {
+    const s = await server();
+    const ourPort = await closedPort();
+    // We listen on 127.0.0.1:ourPort; DCMX_SELF_ADDRESSES is 192.0.2.10 (reached on the relay port, 1 here).
+    const self = new SelfIdentity({ hostname: 'mx.dcmx.test', selfAddresses: ['192.0.2.10'], listen: '127.0.0.1', smtpPort: ourPort, relayPort: 1 }, resolver);
+    const o = outbound(1, { self });
+    // Our own address and port first: skipped; a local address on another port (a content filter) is somebody else.
+    const res = await o.deliver({ message: spool(MESSAGE), recipients: ['x@far.test'], route: { kind: 'relay', hosts: [`127.0.0.1:${ourPort}`, `mx.dcmx.test:1`, `127.0.0.1:${s.port}`] } });
+    okResult(res.get('x@far.test'));
+    assert.equal(s.received.length, 1);
+    for (const hosts of [[`127.0.0.1:${ourPort}`], ['[192.0.2.10]'], ['mx.dcmx.test'], [`mx.dcmx.test:${ourPort}`]]) {
+      const r = failed((await o.deliver({ message: spool(MESSAGE), recipients: ['x@far.test'], route: { kind: 'relay', hosts } })).get('x@far.test'), true);
+      assert.equal(r.status, '5.4.6', `${hosts}: ${JSON.stringify(r)}`);
+      assert.match(r.diagnostic, /mail for far\.test loops back to myself/);
+    }
+    // A loop among hosts that fail for now is not final: those are retried.
+    const dead = await closedPort();
+    failed((await o.deliver({ message: spool(MESSAGE), recipients: ['x@far.test'], route: { kind: 'relay', hosts: [`127.0.0.1:${ourPort}`, `127.0.0.1:${dead}`] } })).get('x@far.test'), false);
   });
 
   test('null MX, NXDOMAIN, SERVFAIL: per the resolver', async () => {

@@ -24,7 +24,8 @@ import { spawn } from 'node:child_process';
 import { ADMIN_PASSWORD, adminArgs, run, startTestAppliance, testEnv, type RunResult, type TestAppliance } from '../helpers';
 import { digRunner, kdigRunner, section } from '../dns/fixture';
 import { freeDualPort, startKnot, type Knot } from '../dns/knot';
-import { mailbox, newDir, RawSmtp, swaks, waitFor, type SmtpReply } from './fixture';
+import { mailbox, newDir, RawSmtp, startNextHop, swaks, waitFor, type NextHop, type SmtpReply } from './fixture';
+import { ConfigError, loadConfig } from '../../server/config';
 import { StubDns } from './stub-dns';
 import { RRTYPE } from '../../server/directory/records';
 
@@ -141,9 +142,9 @@ function soaSerial(lines: string[]): number {
   return -1;
 }
 
-/** One SMTP session up to RCPT: the RCPT reply (then QUIT). */
-async function rcpt(port: number, address: string, timeoutMs = 15_000): Promise<SmtpReply> {
-  const { client, greeting } = await RawSmtp.connect(port);
+/** One SMTP session up to RCPT (from `localAddress`, another loopback address, when given): the RCPT reply (then QUIT). */
+async function rcpt(port: number, address: string, timeoutMs = 15_000, localAddress?: string): Promise<SmtpReply> {
+  const { client, greeting } = await RawSmtp.connect(port, 10_000, localAddress);
   try {
     assert.equal(greeting.code, 220, greeting.raw);
     assert.equal((await client.cmd('EHLO client.test')).code, 250);
@@ -672,5 +673,195 @@ describe('f. a new domain inside a zone reaches a Knot secondary by NOTIFY', () 
     // And the _dmarc TXT came along.
     const dmarc = await dig(knotPort, '_dmarc.sub.example.org', 'TXT', 'kdig');
     assert.equal(dmarc.answer.length, 1, dmarc.raw);
+  });
+});
+
+// ------------------------------------------------------------------ g: rate limits (an attacker's wildcard MX)
+
+/** Lower-case names of the mail domains under `zone`, as the administrator sees them over LDAP. */
+async function mailDomainsUnder(t: TestAppliance, zone: string): Promise<string[]> {
+  const entries = await ldapsearch(t, ['-b', dn(zone), '-s', 'sub', '(objectClass=mailDomain)', '1.1']);
+  return entries.map((e) => e.dn.toLowerCase().replace(/,o=internet$/, '').split(',').map((r) => r.replace(/^dc=/, '')).join('.')).sort();
+}
+
+describe('g. rate limits on new domains at RCPT, with a wildcard MX pointing here', () => {
+  let dns: StubDns;
+  const started: TestAppliance[] = [];
+  const start = async (extra: Record<string, string> = {}): Promise<TestAppliance> => {
+    const t = await startTestAppliance({ DCMX_PROVISIONING: 'mx', DCMX_UPSTREAM_DNS: dns.address, DCMX_HOSTNAME: HOST, DCMX_CHANGE_POLL_MS: '600000', ...extra });
+    started.push(t);
+    return t;
+  };
+
+  before(async () => {
+    dns = await StubDns.start();
+    // The attacker's zones: every name below them has an MX naming this appliance.
+    for (const z of ['flood.test', 'spread.test', 'hourly.test']) dns.mx(`*.${z}`, 10, HOST);
+    dns.a(HOST, '127.0.0.1');
+  });
+  after(async () => {
+    for (const t of started) await t.close();
+    await dns?.close();
+  });
+
+  test('g. the defaults: a burst of 15 new domains from one client gets 250 for 10 of them, then 450 4.7.1; only those 10 exist', async (ctx) => {
+    const t = await start();
+    const smtp = t.app.ports.smtp;
+    const names = Array.from({ length: 15 }, (_, i) => `d${i}.flood.test`);
+    // All at once, as an attacker would: each its own session.
+    const replies = await Promise.all(names.map((n) => rcpt(smtp, `x@${n}`, 30_000)));
+    ctx.diagnostic(replies.map((r, i) => `${names[i]}: ${r.raw}`).join(' | '));
+    const accepted = names.filter((_, i) => replies[i].code === 250);
+    const limited = names.filter((_, i) => replies[i].code === 450);
+    assert.equal(accepted.length, 10, 'DCMX_PROVISION_CLIENT_RATE (10 a minute) new domains');
+    assert.equal(limited.length, 5, 'the rest: 450');
+    for (const r of replies.filter((x) => x.code === 450)) assert.match(r.lines[0], /^4\.7\.1 Domain \S+ cannot be set up now: too many new domains from 127\.0\.0\.1 .*try again later/, r.raw);
+    assert.deepEqual(await mailDomainsUnder(t, 'flood.test'), [...accepted].sort(), 'the directory holds the accepted domains only');
+    for (const n of accepted.slice(0, 2)) assert.equal((await dig(t.app.ports.dns, n, 'MX')).status, 'NOERROR', n);
+    for (const n of limited) assert.equal((await dig(t.app.ports.dns, n, 'MX')).status, 'REFUSED', `${n} is no zone of ours`);
+
+    // Past the limit, nothing is written and nothing is asked upstream.
+    const before = await snapshot(t);
+    const mark = dns.queries.length;
+    const again = await rcpt(smtp, 'x@late.flood.test');
+    assert.equal(again.code, 450, again.raw);
+    assert.match(again.lines[0], /^4\.7\.1 /);
+    assert.deepEqual(await snapshot(t), before, 'nothing written');
+    assert.equal(dns.queries.length, mark, `no upstream lookup once the limit is reached: ${JSON.stringify(dns.queries.slice(mark))}`);
+    // A domain that exists takes mail as before.
+    assert.equal((await rcpt(smtp, `y@${accepted[0]}`)).code, 250);
+    assert.equal(t.app.mta.policy?.limited, 6);
+  });
+
+  test('g. per client and overall: a second client is held to the overall minute limit', async (ctx) => {
+    const t = await start({ DCMX_PROVISION_CLIENT_RATE: '2', DCMX_PROVISION_RATE: '3' });
+    const smtp = t.app.ports.smtp;
+    const a = [];
+    for (const n of ['a1', 'a2', 'a3']) a.push(await rcpt(smtp, `x@${n}.spread.test`, 15_000, '127.0.0.2'));
+    const b = [];
+    for (const n of ['b1', 'b2']) b.push(await rcpt(smtp, `x@${n}.spread.test`, 15_000, '127.0.0.3'));
+    ctx.diagnostic([...a, ...b].map((r) => r.raw).join(' | '));
+    assert.deepEqual(a.map((r) => r.code), [250, 250, 450]);
+    assert.match(a[2].lines[0], /^4\.7\.1 .*too many new domains from 127\.0\.0\.2 \(2 a minute\)/, a[2].raw);
+    assert.deepEqual(b.map((r) => r.code), [250, 450]);
+    assert.match(b[1].lines[0], /^4\.7\.1 .*too many new domains right now \(3 a minute\)/, b[1].raw);
+    assert.deepEqual(await mailDomainsUnder(t, 'spread.test'), ['a1.spread.test', 'a2.spread.test', 'b1.spread.test']);
+  });
+
+  test('g. the hourly cap holds across clients', async (ctx) => {
+    const t = await start({ DCMX_PROVISION_CLIENT_RATE: '2', DCMX_PROVISION_HOURLY: '3' });
+    const smtp = t.app.ports.smtp;
+    const codes: number[] = [];
+    let last: SmtpReply | undefined;
+    for (const [n, from] of [['h1', '127.0.0.2'], ['h2', '127.0.0.2'], ['h3', '127.0.0.3'], ['h4', '127.0.0.3'], ['h5', '127.0.0.4']]) {
+      last = await rcpt(smtp, `x@${n}.hourly.test`, 15_000, from);
+      codes.push(last.code);
+    }
+    ctx.diagnostic(`codes ${codes.join(' ')}; last ${last?.raw}`);
+    assert.deepEqual(codes, [250, 250, 250, 450, 450]);
+    assert.match(last!.lines[0], /^4\.7\.1 .*too many new domains this hour \(3 an hour\)/, last!.raw);
+    assert.deepEqual(await mailDomainsUnder(t, 'hourly.test'), ['h1.hourly.test', 'h2.hourly.test', 'h3.hourly.test']);
+  });
+
+  test('g. the limits are settings: a bad value names its variable', () => {
+    for (const [name, value] of [['DCMX_PROVISION_CLIENT_RATE', '0'], ['DCMX_PROVISION_RATE', 'ten'], ['DCMX_PROVISION_HOURLY', '-1']]) {
+      assert.throws(() => loadConfig(testEnv('/tmp/unused', { [name]: value })), (e: unknown) => e instanceof ConfigError && e.variable === name, `${name}=${value}`);
+    }
+    const c = loadConfig(testEnv('/tmp/unused'));
+    assert.deepEqual(c.provisionLimits, { perClientPerMinute: 10, perMinute: 30, perHour: 100 });
+  });
+});
+
+// ------------------------------------------------------------------ h: names never provisioned
+
+describe('h. public suffixes and our own names are never provisioned', () => {
+  let dns: StubDns;
+  let hop: NextHop;
+  let t: TestAppliance;
+  let smtp = 0;
+  let dnsPort = 0;
+
+  before(async () => {
+    dns = await StubDns.start();
+    hop = await startNextHop();
+    // Every one of these names has an MX naming this appliance: the MX check alone would take them.
+    for (const d of ['co.uk', 'github.io', 'dcmx.test', HOST, 'corp.test', 'sales.corp.test', 'alice.github.io']) dns.mx(d, 10, HOST);
+    // A real shop under co.uk, with its mail elsewhere (the next hop on loopback).
+    dns.mx('shop.co.uk', 10, 'mail.shop.co.uk').a('mail.shop.co.uk', '127.0.0.1');
+    t = await startTestAppliance({
+      DCMX_PROVISIONING: 'mx', DCMX_UPSTREAM_DNS: dns.address, DCMX_HOSTNAME: HOST, DCMX_CHANGE_POLL_MS: '600000',
+      DCMX_RELAY_NETWORKS: '127.0.0.2/32', DCMX_SMTP_RELAY_PORT: String(hop.port),
+    });
+    smtp = t.app.ports.smtp;
+    dnsPort = t.app.ports.dns;
+    // sales.corp.test is hosted here (a zone of its own), before anyone asks for corp.test.
+    assert.equal((await rcpt(smtp, 'x@sales.corp.test')).code, 250);
+  });
+  after(async () => {
+    await t?.close();
+    await hop?.close();
+    await dns?.close();
+  });
+
+  test('h. at RCPT: a public suffix (ICANN or private section), our host name and its parent, a parent of a hosted zone: 550 5.1.2 with the reason, nothing written', async (ctx) => {
+    const before = await snapshot(t);
+    const mark = dns.queries.length;
+    for (const [domain, why] of [
+      ['co.uk', /public suffix \(ICANN section/], ['github.io', /public suffix \(private section/],
+      ['dcmx.test', /contain this appliance's host name mx\.dcmx\.test/], [HOST, /contain this appliance's host name/],
+      ['corp.test', /contain sales\.corp\.test, which is hosted here/],
+    ] as const) {
+      const r = await rcpt(smtp, `someone@${domain}`);
+      ctx.diagnostic(`${domain}: ${r.raw}`);
+      assert.equal(r.code, 550, `${domain}: ${r.raw}`);
+      assert.match(r.lines[0], /^5\.1\.2 Domain \S+ is not served here: /, r.raw);
+      assert.match(r.lines[0], why, r.raw);
+    }
+    assert.deepEqual(await snapshot(t), before, 'nothing written');
+    assert.equal(dns.queries.length, mark, 'refused before any upstream lookup');
+    // Our own name still resolves as before: no zone here claims it (REFUSED, never NXDOMAIN).
+    for (const [name, type] of [[HOST, 'A'], ['co.uk', 'MX'], ['dcmx.test', 'MX']]) {
+      const d = await dig(dnsPort, name, type);
+      assert.equal(d.status, 'REFUSED', `${name} ${type}: ${d.raw}`);
+    }
+    // A name under a private suffix is somebody's own domain: provisioned.
+    assert.equal((await rcpt(smtp, 'someone@alice.github.io')).code, 250);
+  });
+
+  test('h. a local user\'s mail to shop.co.uk goes to its MX upstream', async () => {
+    // From 127.0.0.2, allowed to relay.
+    const sw = await swaks(smtp, { to: 'orders@shop.co.uk', from: 'local@sales.corp.test', subject: 'order', body: 'to the shop', extra: ['--local-interface', '127.0.0.2'] });
+    assert.match(sw.replyTo('RCPT TO') ?? '', /^250 /, sw.out);
+    assert.match(sw.out, /<- {2}250 .*queued as/, sw.out);
+    const got = await waitFor('the message at shop.co.uk\'s MX', () => hop.received.find((m) => m.rcptTo.includes('orders@shop.co.uk')), 15_000);
+    assert.match(got.body, /to the shop/);
+    assert.ok(dns.count('shop.co.uk', RRTYPE.MX) >= 1, 'asked upstream');
+  });
+
+  test('h. the CLI refuses with the reason and --force overrides; the LDAP extended operation refuses (53)', async (ctx) => {
+    const suffix = await dcmx(t, ['domain', 'add', 'co.uk']);
+    ctx.diagnostic(`dcmx domain add co.uk: ${suffix.code} ${suffix.stderr.trim()}`);
+    assert.equal(suffix.code, 1);
+    assert.match(suffix.stderr, /^dcmx: co\.uk is not provisioned: it is a public suffix .*--force/m);
+    const parent = await dcmx(t, ['domain', 'add', 'dcmx.test']);
+    assert.equal(parent.code, 1);
+    assert.match(parent.stderr, /dcmx\.test is not provisioned: a zone dcmx\.test here would contain this appliance's host name/);
+    const above = await dcmx(t, ['domain', 'add', 'corp.test']);
+    assert.equal(above.code, 1);
+    assert.match(above.stderr, /would contain sales\.corp\.test, which is hosted here/);
+    for (const name of ['co.uk', 'corp.test']) {
+      const x = await run('ldapexop', [...adminArgs(t), `${PROVISION_OID}:${name}`]);
+      ctx.diagnostic(`ldapexop ${name}: ${x.code} ${x.stderr.trim()}`);
+      assert.notEqual(x.code, 0);
+      assert.match(x.stderr, /Server is unwilling to perform \(53\)/, x.stderr);
+      assert.match(x.stderr + x.stdout, new RegExp(`${name.replace('.', '\\.')} is not provisioned`), x.stderr);
+    }
+    assert.equal((await dig(dnsPort, 'corp.test', 'SOA')).status, 'REFUSED', 'nothing written');
+    // The operator who means it.
+    const forced = await dcmx(t, ['domain', 'add', '--force', 'corp.test']);
+    assert.equal(forced.code, 0, forced.stderr);
+    const soa = await dig(dnsPort, 'corp.test', 'SOA');
+    assert.equal(soa.status, 'NOERROR', soa.raw);
+    assert.equal(soa.answer.length, 1);
   });
 });

@@ -1,13 +1,15 @@
 /**
  * MailResolver against a loopback stub DNS server (never the machine's own
  * resolver): MX ordering and addresses, implicit MX, null MX, NXDOMAIN,
- * SERVFAIL and silence, and names in our own zones answered without asking.
+ * SERVFAIL and silence, names in our own zones answered without asking when
+ * we hold them (and asked upstream when we do not), and this appliance
+ * finding itself in an MX list (RFC 5321 §5.1).
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { RRTYPE, type RData, type RR } from '../../server/directory/records';
 import type { Zone, ZoneNode } from '../../server/directory/zones';
-import { MailResolveError, MailResolver, type ZonesLike } from '../../server/mta/resolver';
+import { MailResolveError, MailResolver, type SelfTest, type ZonesLike } from '../../server/mta/resolver';
 import { StubDns } from './stub-dns';
 
 const mx = (preference: number, exchange: string): RData => ({ type: RRTYPE.MX, preference, exchange });
@@ -80,6 +82,21 @@ describe('MailResolver', () => {
       .add('1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa', { type: RRTYPE.PTR, target: 'v6.example.test' })
       .add('5.0.0.0.0.a.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa', { type: RRTYPE.PTR, target: 'v6b.example.test' })
       .add('sub.ours.test', mx(10, 'mx2.example.test'))
+      // Names inside our zone ours.test that only the owner's DNS knows, or knows more of.
+      .add('elsewhere.ours.test', mx(10, 'mail.elsewhere.ours.test'))
+      .add('mail.elsewhere.ours.test', a('127.0.0.7'))
+      .add('nomail.ours.test', mx(10, 'mx2.example.test'))
+      .add('wild.ours.test', mx(10, 'mx2.example.test'))
+      // This appliance (me.test, 127.0.0.9) in MX lists.
+      .add('loopy.test', mx(10, 'me.test'))
+      .add('backup.test', mx(20, 'ME.test.'))
+      .add('backup.test', mx(10, 'mx2.example.test'))
+      .add('backup.test', mx(30, 'mx1a.example.test'))
+      .add('byaddr.test', mx(10, 'alias-of-me.test'))
+      .add('byaddr.test', mx(10, 'mx2.example.test'))
+      .add('byaddr.test', mx(20, 'mx1a.example.test'))
+      .add('alias-of-me.test', a('127.0.0.9'))
+      .add('selfimplicit.test', a('127.0.0.9'))
       .exists('noaddr.test');
     dns.servfail.add('broken.test');
     dns.silent.add('silent.test');
@@ -166,7 +183,7 @@ describe('MailResolver', () => {
     await rejectsWith(resolver.lookupHost('nope.test'), 'nxdomain', true);
   });
 
-  test('names in our own zones are answered from our view, never asked upstream', async () => {
+  test('names we hold in our own zones are answered from our view, never asked upstream', async () => {
     const before = dns.queries.length;
     const t = await resolver.resolveMx('ours.test');
     assert.equal(t[0].host, 'mail.ours.test');
@@ -177,12 +194,42 @@ describe('MailResolver', () => {
     assert.ok(upstreamNames.every((n) => n === 'backup.elsewhere.test'), `asked upstream: ${upstreamNames.join(', ')}`);
 
     const mark = dns.queries.length;
-    await rejectsWith(resolver.resolveMx('missing.ours.test'), 'nxdomain', true);
-    assert.deepEqual(await resolver.resolveMx('Alias.Ours.Test'), [{ host: 'alias.ours.test', preference: 0, addresses: ['192.0.2.1', '2001:db8::1'] }]);
-    await rejectsWith(resolver.resolveMx('nomail.ours.test'), 'nxdomain', true);
+    assert.deepEqual(await resolver.lookupHost('Alias.Ours.Test'), ['192.0.2.1', '2001:db8::1']);
     assert.deepEqual((await resolver.resolveMx('x.wild.ours.test')).map((x) => [x.host, x.preference]), [['mail.ours.test', 5]]);
-    assert.deepEqual(await resolver.lookupMx('wild.ours.test'), []);
     assert.equal(dns.queries.length, mark, 'the stub saw no query');
+  });
+
+  test('names our zone does not hold (missing, or without records of the type) are asked upstream', async () => {
+    const mark = dns.queries.length;
+    // Missing from ours.test: the owner's DNS has it, with an MX to a host of its own.
+    assert.deepEqual(await resolver.resolveMx('elsewhere.ours.test'), [{ host: 'mail.elsewhere.ours.test', preference: 10, addresses: ['127.0.0.7'] }]);
+    // Here with a TXT (nomail) or an A (wild) only: their MX comes from upstream.
+    assert.deepEqual((await resolver.resolveMx('nomail.ours.test')).map((x) => x.host), ['mx2.example.test']);
+    assert.deepEqual((await resolver.lookupMx('wild.ours.test')).map((x) => x.host), ['mx2.example.test']);
+    // Nobody has it: NXDOMAIN, from upstream.
+    await rejectsWith(resolver.resolveMx('missing.ours.test'), 'nxdomain', true);
+    const asked = dns.queries.slice(mark).map((q) => `${q.name}/${q.type}`);
+    for (const q of [`elsewhere.ours.test/${RRTYPE.MX}`, `mail.elsewhere.ours.test/${RRTYPE.A}`, `nomail.ours.test/${RRTYPE.MX}`, `wild.ours.test/${RRTYPE.MX}`, `missing.ours.test/${RRTYPE.MX}`]) {
+      assert.ok(asked.includes(q), `${q} asked upstream: ${asked.join(', ')}`);
+    }
+  });
+
+  const me: SelfTest = { isSelfName: (h) => h === 'me.test', isSelfAddress: (ip) => ip === '127.0.0.9' };
+
+  test('RFC 5321 §5.1: this appliance as the best MX, by name or by address, is a loop (permanent)', async () => {
+    await rejectsWith(resolver.resolveMx('loopy.test', me), 'loop', true);
+    await assert.rejects(resolver.resolveMx('loopy.test', me), /mail for loopy\.test loops back to myself/);
+    await rejectsWith(resolver.resolveMx('selfimplicit.test', me), 'loop', true);
+    // byaddr.test: the best preference (10) holds us by address, so even its peer and the worse MX go.
+    await rejectsWith(resolver.resolveMx('byaddr.test', me), 'loop', true);
+    // Without `self` it is no loop: me.test just has no address upstream.
+    await rejectsWith(resolver.resolveMx('loopy.test'), 'nxdomain', true);
+  });
+
+  test('RFC 5321 §5.1: as a backup MX, only the more preferred hosts are left', async () => {
+    const t = await resolver.resolveMx('backup.test', me);
+    assert.deepEqual(t.map((x) => [x.host, x.preference]), [['mx2.example.test', 10]]);
+    assert.equal((await resolver.resolveMx('backup.test')).length, 2, 'without self: mx2 and mx1a (me.test has no address upstream)');
   });
 
   test('a delegation below our zone goes upstream', async () => {

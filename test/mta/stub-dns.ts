@@ -6,6 +6,8 @@
  * encodeResponse() to write answers):
  *
  * - a name with records answers them for their type (NODATA for other types);
+ * - `*.zone` records answer for every name below `zone` that has none of its
+ *   own (RFC 4592, simplified), e.g. an attacker's wildcard MX;
  * - `exists(name)` makes a name that has no records at all (NODATA);
  * - unknown names get NXDOMAIN;
  * - `silent` names are never answered (the client times out), `servfail`
@@ -123,8 +125,9 @@ export class StubDns {
     const name = norm(q.question.name);
     this.queries.push({ name, type: q.question.type, tcp, at: Date.now() });
     if (this.silent.has(name)) return undefined;
-    const rcode = this.servfail.has(name) ? 2 : this.names.has(name) ? 0 : 3;
-    const answer = rcode === 0 ? this.records.get(`${name}|${q.question.type}`) ?? [] : [];
+    const owner = this.owner(name);
+    const rcode = this.servfail.has(name) ? 2 : owner !== undefined ? 0 : 3;
+    const answer = rcode === 0 ? (this.records.get(`${owner}|${q.question.type}`) ?? []).map((rr) => ({ ...rr, name })) : [];
     const limit = tcp ? 65535 : q.edns ? Math.max(512, Math.min(q.edns.udpSize, 1232)) : 512;
     return encodeResponse(
       {
@@ -134,6 +137,16 @@ export class StubDns {
       },
       limit,
     );
+  }
+
+  /** The name whose records answer `name`: itself, or the closest wildcard above it. */
+  private owner(name: string): string | undefined {
+    if (this.names.has(name)) return name;
+    for (let n = name; n.includes('.'); ) {
+      n = n.slice(n.indexOf('.') + 1);
+      if (this.names.has(`*.${n}`)) return `*.${n}`;
+    }
+    return undefined;
   }
 
   private async listen(): Promise<void> {
