@@ -54,6 +54,8 @@ export function testEnv(dataDir: string, extra: Record<string, string> = {}): Re
     // Every outside lookup goes to loopback, never to the machine's resolver:
     // port 9 (discard) has no listener, so lookups fail fast unless a test sets its own stub.
     DCMX_UPSTREAM_DNS: '127.0.0.1:9',
+    // "This appliance" must not depend on the test machine's own addresses (the default).
+    DCMX_SELF_ADDRESSES: '198.51.100.254',
     DCMX_QUEUE_RETRY_BASE: '1',
     // Provisioning at RCPT is tested where a test asks for it (with a stub upstream).
     DCMX_PROVISIONING: 'off',
