@@ -178,7 +178,10 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     started.push(dns);
     const mta = await listening('DCMX_SMTP_PORT', host, config.smtp.port, () => startMta(directory, zones, config, log.child({ ep: 'smtp' }), tls, provisioner));
     started.push(mta);
-    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', host, config.http.port, () => startHttpServer({ directory, zones, mta, dns, retention }, { host, port: config.http.port, allow: config.http.allow }, log.child({ ep: 'http' })));
+    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', host, config.http.port, () => startHttpServer({ directory, zones, mta, dns, retention }, {
+      host, port: config.http.port, allow: config.http.allow,
+      names: { hostname: config.hostname, names: config.http.hosts, addresses: [config.listen, ...config.selfAddresses] },
+    }, log.child({ ep: 'http' })));
     started.push(http);
     return {
       directory,

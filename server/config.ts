@@ -99,6 +99,8 @@ export interface Config {
     port: number;
     /** CIDRs that may read everything but /health (routes, zones, stats). */
     allow: string[];
+    /** Host names besides DCMX_HOSTNAME that requests may name in Host (a reverse proxy's); see admin/http.ts. */
+    hosts: string[];
   };
   /** History kept in the store (server/directory/retention.ts); 0 = everything. */
   retention: {
@@ -285,6 +287,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   for (const a of selfAddresses) {
     if (!net.isIP(a)) throw new ConfigError('DCMX_SELF_ADDRESSES', `'${a}' is not an IP address`);
   }
+  const httpHosts = list(env, 'DCMX_HTTP_HOSTS').map((s) => s.replace(/\.$/, '').toLowerCase());
+  for (const h of httpHosts) {
+    if (!HOST_SHAPE.test(h)) throw new ConfigError('DCMX_HTTP_HOSTS', `'${h}' is not a host name`);
+  }
   const extraIndexes = list(env, 'DCMX_LDAP_INDEXES');
   for (const a of extraIndexes) {
     if (!/^[A-Za-z][A-Za-z0-9-]*$/.test(a)) throw new ConfigError('DCMX_LDAP_INDEXES', `'${a}' is not an attribute name`);
@@ -351,6 +357,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     http: {
       port: port(env, 'DCMX_HTTP_PORT', 8080),
       allow: env.DCMX_HTTP_ALLOW === undefined ? ['127.0.0.0/8', '::1/128'] : cidrs(env, 'DCMX_HTTP_ALLOW'),
+      hosts: httpHosts,
     },
     retention: {
       changelogKeep: int(env, 'DCMX_CHANGELOG_KEEP', 100_000, 0, 1_000_000_000),
