@@ -19,6 +19,8 @@ import type { DeliveryResult, QueuedMessage } from './types';
 import { deliverToMaildir, mailboxPath } from './maildir';
 import { buildDsn, type FailedRecipient } from './dsn';
 import type { Outbound } from './outbound';
+import { isOurPostmaster } from './postmaster';
+import { ownAddressTest } from '../net';
 
 export interface DeliveryOptions {
   hostname: string;
@@ -30,6 +32,8 @@ export interface DeliveryOptions {
   retryMax: number;
   /** Seconds a message may stay queued. */
   lifetime: number;
+  /** Addresses that are ours besides loopback and the host's interfaces (postmaster@[them] is our postmaster). */
+  ownAddresses: readonly string[];
 }
 
 export interface DeliveryDeps {
@@ -64,8 +68,11 @@ export class Delivery {
   readonly stats = { delivered: 0, deferred: 0, bounced: 0, held: 0, attempts: 0 };
   /** Resolves waiters when the queue has nothing due and nothing in flight. */
   private idleWaiters: (() => void)[] = [];
+  private readonly ours: (ip: string) => boolean;
 
-  constructor(private readonly opts: DeliveryOptions, private readonly deps: DeliveryDeps) {}
+  constructor(private readonly opts: DeliveryOptions, private readonly deps: DeliveryDeps) {
+    this.ours = ownAddressTest(opts.ownAddresses);
+  }
 
   /** Starts working the queue (what a previous run left included). */
   start(): void {
@@ -157,8 +164,7 @@ export class Delivery {
   }
 
   private target(rcpt: string): Target {
-    const lower = rcpt.toLowerCase();
-    if (lower === 'postmaster') return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, `postmaster@${this.opts.hostname}`) };
+    if (isOurPostmaster(rcpt, this.ours)) return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, `postmaster@${this.opts.hostname}`) };
     const parts = splitAddress(rcpt);
     if (!parts) return { kind: 'fail', result: { ok: false, permanent: true, status: '5.1.3', diagnostic: 'x-local; bad address syntax' } };
     this.deps.sync();

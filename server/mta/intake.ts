@@ -4,8 +4,8 @@
  * routing table and answer with a reply code and an enhanced status code
  * (STYLE.md). Never writes to the socket itself.
  *
- * RFC 5321 and Postfix behaviour: `<postmaster>` without a domain accepted
- * (§4.5.1); '%', '!' and quoted '@' in local parts refused (no relay
+ * RFC 5321 and Postfix behaviour: `<postmaster>` without a domain, and at an
+ * address literal of ours, accepted (§4.5.1, postmaster.ts); '%', '!' and quoted '@' in local parts refused (no relay
  * tricks); a source route (`@a,@b:user@c`) is stripped by smtp-server and
  * ignored, as §4.1.2 and Appendix C require, so only `user@c` is judged;
  * unknown MAIL/RCPT parameters 555 (§4.1.1.11); relaying to
@@ -19,7 +19,7 @@
  * RFC 6152 §3).
  */
 import type { BlockList } from 'node:net';
-import { cidrList, inCidrList, isLoopback } from '../net';
+import { cidrList, inCidrList, isLoopback, ownAddressTest } from '../net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../log';
@@ -30,6 +30,7 @@ import type { DirectoryCache } from './cache';
 import type { MailResolver } from './resolver';
 import type { TlsPair } from '../tls';
 import { newQueueId, type Spool } from './spool';
+import { isOurPostmaster } from './postmaster';
 import type { QueueStore } from '../../storage/queue';
 
 /** An SMTP reply for a refused command. */
@@ -64,6 +65,8 @@ export interface IntakeOptions {
   socketTimeoutMs: number;
   greetingDelayMs: number;
   relayNetworks: readonly string[];
+  /** Addresses that are ours besides loopback and the host's interfaces (DCMX_LISTEN, DCMX_SELF_ADDRESSES): postmaster@[them] is accepted. */
+  ownAddresses: readonly string[];
   tls: TlsPair;
 }
 
@@ -96,14 +99,18 @@ function rfc5322Date(d: Date): string {
 export class Intake {
   readonly server: SMTPServer;
   private readonly relay: BlockList;
+  private readonly ours: (ip: string, localAddress?: string) => boolean;
   /**
    * Counters for tests and the admin API (GET /stats): recipients accepted
    * and refused at RCPT, messages queued and their bytes.
    */
   readonly stats = { accepted: 0, rejectedRcpt: 0, messages: 0, bytes: 0 };
+  /** RCPT commands seen per transaction (smtp-server gives each transaction a new envelope object). */
+  private readonly rcptCommands = new WeakMap<object, number>();
 
   constructor(private readonly opts: IntakeOptions, private readonly deps: IntakeDeps) {
     this.relay = cidrList(opts.relayNetworks);
+    this.ours = ownAddressTest(opts.ownAddresses);
     this.server = new SMTPServer({
       name: opts.hostname,
       banner: 'dcmx', // smtp-server writes '<name> ESMTP <banner>'
@@ -131,6 +138,7 @@ export class Intake {
       onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
       onMailFrom: (address, session, cb) => this.guard(cb, () => this.onMailFrom(address, session)),
       onRcptTo: (address, session, cb) => this.guard(cb, async () => {
+        this.countRcpt(session);
         try {
           await this.onRcptTo(address, session);
         } catch (err) {
@@ -201,12 +209,24 @@ export class Intake {
     return !!session.user || inCidrList(this.relay, session.remoteAddress);
   }
 
+  /**
+   * RFC 5321 §4.5.3.1.8: past maxRecipients RCPT commands in one transaction,
+   * 452 4.5.3. Every RCPT counts, a repeated address too (smtp-server merges
+   * repeats and counts distinct addresses only), as Postfix's
+   * smtpd_recipient_limit counts every recipient it is given.
+   */
+  private countRcpt(session: SMTPServerSession): void {
+    const n = (this.rcptCommands.get(session.envelope) ?? 0) + 1;
+    this.rcptCommands.set(session.envelope, n);
+    if (n > this.opts.maxRecipients) throw new SmtpReply(452, '4.5.3', 'Too many recipients');
+  }
+
   private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, provisioned = false): Promise<void> {
     this.checkParams(address.args, RCPT_PARAMS);
     const rcpt = address.address;
     if (!provisioned) this.checkUtf8(address, session);
-    // RFC 5321 §4.5.1: "postmaster" without a domain must be accepted.
-    if (rcpt.toLowerCase() === 'postmaster') return;
+    // RFC 5321 §4.5.1: "postmaster" without a domain, or at our address literal, must be accepted.
+    if (isOurPostmaster(rcpt, (ip) => this.ours(ip, session.localAddress))) return;
     const parts = splitAddress(rcpt);
     if (!parts) throw new SmtpReply(501, '5.1.3', 'Bad recipient address syntax');
     // Relay tricks: user%host@us, host!user@us, "user@host"@us, @route:user@host.
