@@ -24,6 +24,15 @@ export class StorageError extends Error {
 }
 
 /**
+ * True when `err` says the storage has no room left: SQLite's SQLITE_FULL
+ * (the disk, or the file's size limit) or the file system's ENOSPC / EDQUOT.
+ */
+export function isStorageFull(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/**
  * Opens (creating if needed) the database at `file` (':memory:' for tests),
  * applies pending migrations and verifies the pragmas. Throws StorageError.
  */

@@ -22,7 +22,7 @@ import type { BlockList } from 'node:net';
 import { cidrList, inCidrList, isLoopback, ownAddressTest } from '../net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
 import type { Readable } from 'node:stream';
-import type { Logger } from '../log';
+import { RepeatLimiter, type Logger } from '../log';
 import type { MailDirectory } from '../directory/mail';
 import { splitAddress } from '../directory/mail';
 import { routeOf, type RoutingTable } from '../directory/routing';
@@ -32,6 +32,7 @@ import type { TlsPair } from '../tls';
 import { newQueueId, type Spool } from './spool';
 import { isOurPostmaster } from './postmaster';
 import type { QueueStore } from '../../storage/queue';
+import { isStorageFull } from '../../storage/db';
 
 /** An SMTP reply for a refused command. */
 export class SmtpReply extends Error {
@@ -105,6 +106,8 @@ export class Intake {
    * and refused at RCPT, messages queued and their bytes.
    */
   readonly stats = { accepted: 0, rejectedRcpt: 0, messages: 0, bytes: 0 };
+  /** A full disk fails every message the same way: logged once a minute. */
+  private readonly storageFullLog = new RepeatLimiter();
   /** RCPT commands seen per transaction (smtp-server gives each transaction a new envelope object). */
   private readonly rcptCommands = new WeakMap<object, number>();
 
@@ -313,12 +316,17 @@ export class Intake {
         this.deps.onQueued();
       },
       (err) => {
-        // Drain what is left so smtp-server can send our reply.
-        stream.resume();
+        // The spool read the stream to its end (spool.ts), so smtp-server sends this reply now.
         if (err instanceof SmtpReply) return cb(err);
         if ((err as { code?: string }).code === 'ECONNECTION' || (err as { code?: string }).code === 'ECONNRESET') {
           this.deps.log.debug({ err: (err as Error).message }, 'client left during DATA');
           return cb(new SmtpReply(451, '4.3.0', 'Message incomplete'));
+        }
+        // RFC 3463 §3.5 X.3.1: mail system full (the spool file or the queue row found no room).
+        if (isStorageFull(err)) {
+          const admitted = this.storageFullLog.admit('full');
+          if (admitted) this.deps.log.error({ err, suppressed: admitted.suppressed }, 'could not queue a message: no room left on the data dir');
+          return cb(new SmtpReply(452, '4.3.1', 'Insufficient system storage, please try again later'));
         }
         this.deps.log.error({ err }, 'could not queue a message');
         cb(new SmtpReply(451, '4.3.0', 'Could not queue the message, please try again'));

@@ -106,3 +106,40 @@ test('delivery on a full disk backs off instead of spinning, logs the failure ra
     await stopChild(a.child);
   }
 });
+
+test('a message sent while the disk is full gets 452 4.3.1 at its final dot, keeps nothing, and the session goes on', { timeout: 120_000 }, async () => {
+  const dir = smallFileSystem(16);
+  const a = await startSpawned(dir);
+  let c: RawSmtp | undefined;
+  try {
+    await addUser(a.ports.ldap);
+    ({ client: c } = await RawSmtp.connect(a.ports.smtp));
+    assert.equal((await c.cmd('EHLO full.test')).code, 250);
+    const filler = fill(dir);
+    const send = async (subject: string, body: string) => {
+      assert.equal((await c!.cmd('MAIL FROM:<sender@elsewhere.test>')).code, 250);
+      assert.equal((await c!.cmd(`RCPT TO:<${USER}>`)).code, 250);
+      assert.equal((await c!.cmd('DATA')).code, 354);
+      // The whole message is on its way before the dot: the reply must come without waiting for a timeout.
+      return c!.cmd(`Subject: ${subject}\r\n\r\n${body}.`, 30_000);
+    };
+    // 2 MB: past the inline size, so the spool file write fails part-way.
+    const big = await send('big on a full disk', `${'b'.repeat(998)}\r\n`.repeat(2100));
+    assert.equal(big.code, 452, big.raw);
+    assert.match(big.raw, /^452 4\.3\.1 /);
+    // A small message fails at the queue row instead, with the same reply.
+    const small = await send('small on a full disk', 'tiny\r\n');
+    assert.equal(small.code, 452, small.raw);
+    assert.match(small.raw, /^452 4\.3\.1 /);
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'spool')), [], 'no partial spool file is left');
+    // Room again: the same session delivers.
+    fs.rmSync(filler);
+    const ok = await send('after the disk had room again', 'fine\r\n');
+    assert.equal(ok.code, 250, ok.raw);
+    await waitFor('the message in the Maildir', () => mailbox(dir, USER).some((m) => m.includes('after the disk had room again')), 15_000);
+    assert.ok(!mailbox(dir, USER).some((m) => m.includes('on a full disk')), 'a refused message was delivered');
+  } finally {
+    await c?.quit();
+    await stopChild(a.child);
+  }
+});

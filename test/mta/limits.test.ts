@@ -69,3 +69,21 @@ test('postmaster at our address literal is accepted and reaches the postmaster; 
     await c.quit();
   }
 });
+
+test('a 5 MiB line without a line break is folded at 998 octets (CRLF SPACE), not stored as one line', { timeout: 60_000 }, async () => {
+  const line = '0123456789abcdef'.repeat(5 * 65536); // 5 MiB
+  const c = await transaction();
+  try {
+    assert.equal((await c.cmd(`RCPT TO:<${USER}>`)).code, 250);
+    assert.equal((await c.cmd('DATA')).code, 354);
+    const r = await c.cmd(`Subject: one long line\r\n\r\n${line}\r\n.`, 30_000);
+    assert.equal(r.code, 250, r.raw);
+  } finally {
+    await c.quit();
+  }
+  const stored = await waitFor('the message in the Maildir', () => mailbox(t.dataDir, USER).find((m) => m.includes('Subject: one long line')), 30_000);
+  const longest = Math.max(...stored.split('\n').map((l) => Buffer.byteLength(l)));
+  assert.ok(longest <= 998, `a stored line of ${longest} octets`);
+  const body = stored.slice(stored.indexOf('\n\n') + 2);
+  assert.equal(body.replace(/\n /g, '').replace(/\n$/, ''), line, 'unfolding gives the line back');
+});
