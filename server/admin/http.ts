@@ -1,6 +1,7 @@
 /**
  * The admin HTTP endpoint: read-only JSON for operators and probes.
- *   GET /health  {"status":"ok","lastChangeNumber":N}
+ *   GET /health  {"status":"ok","lastChangeNumber":N}; 503 with "status":"store removed"
+ *                or "store replaced" when the store's file is no longer the open one
  *   GET /routes  the routing table and the change number it reflects
  *   GET /zones   the zones served and their serials
  *   GET /stats   cache, queue, delivery, DNS and provisioning counters
@@ -109,6 +110,11 @@ export async function startHttpServer(
       if (url !== '/health' && !inCidrList(allowed, req.socket.remoteAddress ?? '')) return send(403, { error: 'forbidden' });
       // RFC 9110 §15.5.20: a Host that is not ours (DNS rebinding) is misdirected.
       if (url !== '/health' && !ourHost(req.headers.host, req.socket.localAddress)) return send(421, { error: 'misdirected request: unknown Host' });
+      if (url === '/health') {
+        // A store whose file was removed or replaced takes no writes: not healthy.
+        const store = views.directory.store.fileState();
+        if (store !== 'ok') return send(503, { status: `store ${store}`, lastChangeNumber: views.directory.changeRange().last });
+      }
       const payload = body(views, url);
       if (payload === undefined) return send(404, { error: 'not found' });
       send(200, payload);

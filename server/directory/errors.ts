@@ -31,6 +31,7 @@ export type ResultName =
   | 'entryAlreadyExists'
   | 'objectClassModsProhibited'
   | 'affectsMultipleDSAs'
+  | 'unavailable'
   | 'other';
 
 /** Base class of every error the directory throws on purpose. */
@@ -86,5 +87,15 @@ export class SizeLimitError extends DirectoryError {
 export class TimeLimitError extends DirectoryError {
   constructor() {
     super('timeLimitExceeded', 'time limit exceeded');
+  }
+}
+
+/**
+ * The store cannot take writes now (its file was removed or replaced under
+ * the running appliance): a temporary refusal, RFC 4511 unavailable (52).
+ */
+export class StoreUnavailableError extends DirectoryError {
+  constructor(message: string) {
+    super('unavailable', message);
   }
 }

@@ -97,7 +97,8 @@ export async function startMta(
     maxRecipients: config.smtp.maxRecipients, maxClients: config.smtp.maxClients, socketTimeoutMs: config.smtp.socketTimeout * 1000,
     greetingDelayMs: config.smtp.greetingDelay, relayNetworks: config.smtp.relayNetworks, tls,
     ownAddresses: [config.listen, ...config.selfAddresses],
-  }, { mail, cache, routing, queue, spool, resolver, sync, log: log.child({ part: 'intake' }), onQueued: () => delivery.kick(), unknownDomain: policy });
+  }, { mail, cache, routing, queue, spool, resolver, sync, log: log.child({ part: 'intake' }), onQueued: () => delivery.kick(), unknownDomain: policy,
+    storeWritable: () => directory.store.fileState() === 'ok' });
   const port = await intake.listen();
   delivery.start();
   log.info({ port }, 'smtp listening');

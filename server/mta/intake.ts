@@ -32,7 +32,7 @@ import type { TlsPair } from '../tls';
 import { newQueueId, type Spool } from './spool';
 import { isOurPostmaster } from './postmaster';
 import type { QueueStore } from '../../storage/queue';
-import { isStorageFull } from '../../storage/db';
+import { isStorageFull, StoreFileError } from '../../storage/db';
 
 /** An SMTP reply for a refused command. */
 export class SmtpReply extends Error {
@@ -85,6 +85,8 @@ export interface IntakeDeps {
   onQueued: () => void;
   /** Decides domains that are not hosted (default: only relaying clients). */
   unknownDomain?: UnknownDomainHook;
+  /** False while the store takes no writes (its file was removed or replaced): recipients get 451 4.3.0. */
+  storeWritable: () => boolean;
 }
 
 /** MAIL FROM parameters we support (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8, RFC 4954 §5 AUTH). */
@@ -226,6 +228,8 @@ export class Intake {
 
   private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, provisioned = false): Promise<void> {
     this.checkParams(address.args, RCPT_PARAMS);
+    // Nothing accepted now could be queued: the store takes no writes (its file is gone, appliance.ts logs it).
+    if (!this.deps.storeWritable()) throw new SmtpReply(451, '4.3.0', 'Temporary local problem: the mail store is unavailable, please try again later');
     const rcpt = address.address;
     if (!provisioned) this.checkUtf8(address, session);
     // RFC 5321 §4.5.1: "postmaster" without a domain, or at our address literal, must be accepted.
@@ -321,6 +325,10 @@ export class Intake {
         if ((err as { code?: string }).code === 'ECONNECTION' || (err as { code?: string }).code === 'ECONNRESET') {
           this.deps.log.debug({ err: (err as Error).message }, 'client left during DATA');
           return cb(new SmtpReply(451, '4.3.0', 'Message incomplete'));
+        }
+        if (err instanceof StoreFileError) {
+          this.deps.log.debug({ err: err.message }, 'could not queue a message: the store takes no writes');
+          return cb(new SmtpReply(451, '4.3.0', 'Temporary local problem: the mail store is unavailable, please try again later'));
         }
         // RFC 3463 §3.5 X.3.1: mail system full (the spool file or the queue row found no room).
         if (isStorageFull(err)) {
