@@ -33,6 +33,7 @@ import { newQueueId, type Spool } from './spool';
 import { isOurPostmaster } from './postmaster';
 import type { QueueStore } from '../../storage/queue';
 import { isStorageFull, StoreFileError } from '../../storage/db';
+import { ConnectionCaps, clientKey } from '../connection-caps';
 
 /** An SMTP reply for a refused command. */
 export class SmtpReply extends Error {
@@ -63,7 +64,11 @@ export interface IntakeOptions {
   maxSize: number;
   maxRecipients: number;
   maxClients: number;
+  /** Connections of one client address (IPv6: /64); relayNetworks are exempt. */
+  clientConnections: number;
   socketTimeoutMs: number;
+  /** Idle timeout while more than 3/4 of maxClients are connected. */
+  busyTimeoutMs: number;
   greetingDelayMs: number;
   relayNetworks: readonly string[];
   /** Addresses that are ours besides loopback and the host's interfaces (DCMX_LISTEN, DCMX_SELF_ADDRESSES): postmaster@[them] is accepted. */
@@ -107,7 +112,14 @@ export class Intake {
    * Counters for tests and the admin API (GET /stats): recipients accepted
    * and refused at RCPT, messages queued and their bytes.
    */
-  readonly stats = { accepted: 0, rejectedRcpt: 0, messages: 0, bytes: 0 };
+  readonly stats = { accepted: 0, rejectedRcpt: 0, messages: 0, bytes: 0, refusedConnections: 0 };
+  /** Open sessions, in all and per client (connection-caps.ts). */
+  private readonly caps: ConnectionCaps;
+  /** Remote address of each admitted session, by session id, released when it closes. */
+  private readonly admitted = new Map<string, string>();
+  /** Connections whose idle timeout was shortened while busy. */
+  private readonly hurried = new WeakSet<object>();
+  private readonly refusalLog = new RepeatLimiter();
   /** A full disk fails every message the same way: logged once a minute. */
   private readonly storageFullLog = new RepeatLimiter();
   /** RCPT commands seen per transaction (smtp-server gives each transaction a new envelope object). */
@@ -116,6 +128,8 @@ export class Intake {
   constructor(private readonly opts: IntakeOptions, private readonly deps: IntakeDeps) {
     this.relay = cidrList(opts.relayNetworks);
     this.ours = ownAddressTest(opts.ownAddresses);
+    // Postfix's smtpd_client_event_limit_exceptions default to $mynetworks: relaying networks are trusted.
+    this.caps = new ConnectionCaps({ max: opts.maxClients, perClient: opts.clientConnections, exempt: this.relay });
     this.server = new SMTPServer({
       name: opts.hostname,
       banner: 'dcmx', // smtp-server writes '<name> ESMTP <banner>'
@@ -140,6 +154,8 @@ export class Intake {
       // @ts-expect-error greetingDelay comes from our smtp-server patch (patches/smtp-server+3.21.6.patch)
       greetingDelay: (ip: string) => (isLoopback(ip) ? 0 : opts.greetingDelayMs),
       maxRecipients: opts.maxRecipients,
+      onConnect: (session, cb) => this.onConnect(session, cb),
+      onClose: (session) => this.onClose(session),
       onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
       onMailFrom: (address, session, cb) => this.guard(cb, () => this.onMailFrom(address, session)),
       onRcptTo: (address, session, cb) => this.guard(cb, async () => {
@@ -169,6 +185,56 @@ export class Intake {
           cb(new SmtpReply(451, '4.3.0', 'Temporary local problem, please try again'));
         },
       );
+  }
+
+  /**
+   * Admits a session within the caps (connection-caps.ts): beyond its
+   * client's share, or all slots, 421 and the connection is closed, as
+   * Postfix answers. While busy, every connection's idle timeout becomes
+   * busyTimeoutMs; smtp-server's own timeout closes it (421, and never while
+   * a hook of ours is still deciding).
+   */
+  private onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    const refused = this.caps.admit(session.remoteAddress);
+    if (refused) {
+      this.stats.refusedConnections++;
+      const key = clientKey(session.remoteAddress);
+      const admitted = this.refusalLog.admit(`${refused}:${refused === 'client' ? key : ''}`);
+      if (admitted) {
+        this.deps.log.warn({ remote: session.remoteAddress, client: key, open: refused === 'client' ? this.caps.of(session.remoteAddress) : this.caps.total, suppressed: admitted.suppressed },
+          refused === 'client' ? 'smtp connection refused: too many connections from this client' : 'smtp connection refused: too many connections');
+      }
+      // smtp-server sends a connection refusal without an enhanced code: it is part of the text (RFC 3463 X.7.0).
+      return cb(new SmtpReply(421, '4.7.0', refused === 'client'
+        ? `4.7.0 ${this.opts.hostname} Error: too many connections from ${session.remoteAddress}`
+        : `4.7.0 ${this.opts.hostname} Error: too many connected clients, try again in a moment`));
+    }
+    this.admitted.set(session.id, session.remoteAddress);
+    if (this.caps.busy) this.hurryIdle();
+    cb();
+  }
+
+  /** Sessions open now (admitted by the caps, not yet closed). */
+  get openSessions(): number {
+    return this.caps.total;
+  }
+
+  private onClose(session: SMTPServerSession): void {
+    const address = this.admitted.get(session.id);
+    if (address === undefined) return;
+    this.admitted.delete(session.id);
+    this.caps.release(address);
+  }
+
+  /** Shortens the idle timeout of every connection not shortened yet (the timer restarts: at most busyTimeoutMs from now). */
+  private hurryIdle(): void {
+    const ms = Math.min(this.opts.busyTimeoutMs, this.opts.socketTimeoutMs);
+    for (const c of this.server.connections) {
+      if (this.hurried.has(c)) continue;
+      this.hurried.add(c);
+      // Only the timer's length changes: its listener stays smtp-server's own (_onTimeout).
+      c._socket.setTimeout(ms);
+    }
   }
 
   private onAuth(auth: SMTPServerAuthentication, _session: SMTPServerSession, cb: (err: Error | null | undefined, res?: { user: unknown }) => void): void {

@@ -119,9 +119,9 @@ export class RawSmtp {
     w?.();
   }
 
-  /** Connects and reads the greeting. */
-  static async connect(port: number, timeoutMs = 10_000): Promise<{ client: RawSmtp; greeting: SmtpReply }> {
-    const sock = net.connect(port, '127.0.0.1');
+  /** Connects (from `localAddress`, e.g. 127.0.0.2 to stand for another client) and reads the greeting. */
+  static async connect(port: number, timeoutMs = 10_000, localAddress?: string): Promise<{ client: RawSmtp; greeting: SmtpReply }> {
+    const sock = net.connect({ port, host: '127.0.0.1', localAddress });
     await new Promise<void>((resolve, reject) => {
       sock.once('connect', resolve);
       sock.once('error', reject);
