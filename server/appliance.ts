@@ -203,6 +203,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     const ldap: LdapEndpoint = await listening('DCMX_LDAP_PORT', host, config.ldap.port, () => startLdapServer(directory, {
       host, port: config.ldap.port, maxPdu: config.ldap.maxPdu, maxDepth: config.ldap.maxDepth,
       idleTimeout: config.ldap.idleTimeout, pduTimeout: config.ldap.pduTimeout, maxConnections: config.ldap.maxConnections,
+      clientConnections: config.ldap.clientConnections, busyIdleTimeout: config.ldap.busyIdleTimeout,
       provisioner, tls,
     }, log.child({ ep: 'ldap' })));
     started.push(ldap);
