@@ -1,8 +1,10 @@
-/** ConnectionCaps (server/connection-caps.ts): the total, per-client shares (IPv6 per /64), exemptions, busy past 3/4. */
+/** ConnectionCaps (server/connection-caps.ts): the total, per-client shares (IPv6 per /64), exemptions, busy past 3/4; the settings of the caps. */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { clientKey, ConnectionCaps } from '../server/connection-caps';
 import { cidrList } from '../server/net';
+import { loadConfig } from '../server/config';
+import { testEnv } from './helpers';
 
 test('clientKey: IPv4 as is, IPv4-mapped as IPv4, IPv6 by its /64 whatever its spelling', () => {
   assert.equal(clientKey('192.0.2.7'), '192.0.2.7');
@@ -30,4 +32,16 @@ test('a client gets its share, the total is shared, releases give slots back; ex
   caps.release('192.0.2.1');
   assert.equal(caps.of('192.0.2.1'), 1);
   assert.equal(caps.admit('192.0.2.1'), undefined);
+});
+
+test('the settings: defaults, and a bad value names its variable', () => {
+  const c = loadConfig(testEnv('/tmp/unused'));
+  assert.deepEqual([c.smtp.clientConnections, c.smtp.busyTimeout, c.ldap.clientConnections, c.ldap.busyIdleTimeout], [20, 10, 64, 10]);
+  assert.deepEqual(c.http.hosts, []);
+  for (const [name, value] of [
+    ['DCMX_SMTP_CLIENT_CONNECTIONS', '0'], ['DCMX_SMTP_BUSY_TIMEOUT', 'soon'], ['DCMX_LDAP_CLIENT_CONNECTIONS', '-1'],
+    ['DCMX_LDAP_BUSY_IDLE_TIMEOUT', '0'], ['DCMX_HTTP_HOSTS', 'admin.example,bad host!'],
+  ]) {
+    assert.throws(() => loadConfig(testEnv('/tmp/unused', { [name]: value })), new RegExp(`^ConfigError: ${name}: `), `${name}=${value}`);
+  }
 });
