@@ -140,6 +140,41 @@ async function listening<T>(variable: string, host: string, port: number, start:
   }
 }
 
+/** How often the store's file is checked when nothing writes (every write checks it too). */
+const STORE_CHECK_MS = 1000;
+
+/**
+ * Checks the store's file every STORE_CHECK_MS and logs each change of its
+ * state loudly: removed or replaced (writes refused, /health failing) at
+ * error level, back in place at warn.
+ */
+function watchStoreFile(directory: Directory, log: Logger): { close(): Promise<void> } {
+  const store = directory.store;
+  const unsubscribe = store.onFileState((state, previous) => {
+    if (state === 'ok') {
+      log.warn({ previous }, 'the store file is in place again: writes are accepted');
+      return;
+    }
+    log.error({ state, file: store.db.name },
+      `the store file was ${state} while the appliance runs: every write is refused (SMTP 451 4.3.0, LDAP unavailable) and /health fails; ` +
+      'what is written now would be lost at the next start. Put the store back, or stop dcmx and restore the data dir from a backup');
+  });
+  const timer = setInterval(() => {
+    try {
+      store.fileState();
+    } catch (err) {
+      log.error({ err }, 'cannot check the store file');
+    }
+  }, STORE_CHECK_MS);
+  timer.unref();
+  return {
+    close: async () => {
+      clearInterval(timer);
+      unsubscribe();
+    },
+  };
+}
+
 /** Opens the store and starts every endpoint. */
 export async function startAppliance(config: Config, log: Logger, announce: (msg: string) => void = console.log): Promise<Appliance> {
   const { directory, zones } = openStore(config, { sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit });
@@ -148,6 +183,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     log.warn({ dataDir: config.dataDir, mode: mode.toString(8) }, 'the data dir is open to other users (mail, keys, password hashes); chmod 700 it');
   }
   const started: { close(): Promise<void> }[] = [];
+  started.push(watchStoreFile(directory, log.child({ part: 'store' })));
   try {
     // DCMX_ADMIN_PASSWORD is the operator's configuration: applied at every start.
     await directory.bootstrap(config.adminPassword
@@ -167,6 +203,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     const ldap: LdapEndpoint = await listening('DCMX_LDAP_PORT', host, config.ldap.port, () => startLdapServer(directory, {
       host, port: config.ldap.port, maxPdu: config.ldap.maxPdu, maxDepth: config.ldap.maxDepth,
       idleTimeout: config.ldap.idleTimeout, pduTimeout: config.ldap.pduTimeout, maxConnections: config.ldap.maxConnections,
+      clientConnections: config.ldap.clientConnections, busyIdleTimeout: config.ldap.busyIdleTimeout,
       provisioner, tls,
     }, log.child({ ep: 'ldap' })));
     started.push(ldap);
@@ -178,7 +215,10 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     started.push(dns);
     const mta = await listening('DCMX_SMTP_PORT', host, config.smtp.port, () => startMta(directory, zones, config, log.child({ ep: 'smtp' }), tls, provisioner));
     started.push(mta);
-    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', host, config.http.port, () => startHttpServer({ directory, zones, mta, dns, retention }, { host, port: config.http.port, allow: config.http.allow }, log.child({ ep: 'http' })));
+    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', host, config.http.port, () => startHttpServer({ directory, zones, mta, dns, retention }, {
+      host, port: config.http.port, allow: config.http.allow,
+      names: { hostname: config.hostname, names: config.http.hosts, addresses: [config.listen, ...config.selfAddresses] },
+    }, log.child({ ep: 'http' })));
     started.push(http);
     return {
       directory,

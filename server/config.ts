@@ -49,6 +49,10 @@ export interface Config {
     pduTimeout: number;
     /** Concurrent LDAP connections; more are refused with a Notice of Disconnection (unavailable). */
     maxConnections: number;
+    /** Concurrent LDAP connections of one client address (IPv6: one /64); more are refused the same way. */
+    clientConnections: number;
+    /** Seconds an idle connection is kept while more than 3/4 of maxConnections are open (never more than idleTimeout). */
+    busyIdleTimeout: number;
     /** Extra attribute names to index besides the built-in set. */
     extraIndexes: string[];
   };
@@ -72,6 +76,10 @@ export interface Config {
     maxRecipients: number;
     /** Concurrent SMTP clients. */
     maxClients: number;
+    /** Concurrent SMTP connections of one client address (IPv6: one /64), as Postfix's smtpd_client_connection_count_limit; DCMX_RELAY_NETWORKS are exempt. */
+    clientConnections: number;
+    /** Idle seconds before a session is closed while more than 3/4 of maxClients are connected (Postfix's stress-mode smtpd_timeout). */
+    busyTimeout: number;
     /** Idle seconds before a session is closed (RFC 5321 §4.5.3.2 suggests 5 min). */
     socketTimeout: number;
     /** Early-talker delay before the greeting, ms, for non-loopback clients (loopback gets none). */
@@ -99,6 +107,8 @@ export interface Config {
     port: number;
     /** CIDRs that may read everything but /health (routes, zones, stats). */
     allow: string[];
+    /** Host names besides DCMX_HOSTNAME that requests may name in Host (a reverse proxy's); see admin/http.ts. */
+    hosts: string[];
   };
   /** History kept in the store (server/directory/retention.ts); 0 = everything. */
   retention: {
@@ -297,6 +307,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   for (const a of selfAddresses) {
     if (!net.isIP(a)) throw new ConfigError('DCMX_SELF_ADDRESSES', `'${a}' is not an IP address`);
   }
+  const httpHosts = list(env, 'DCMX_HTTP_HOSTS').map((s) => s.replace(/\.$/, '').toLowerCase());
+  for (const h of httpHosts) {
+    if (!HOST_SHAPE.test(h)) throw new ConfigError('DCMX_HTTP_HOSTS', `'${h}' is not a host name`);
+  }
   const extraIndexes = list(env, 'DCMX_LDAP_INDEXES');
   for (const a of extraIndexes) {
     if (!/^[A-Za-z][A-Za-z0-9-]*$/.test(a)) throw new ConfigError('DCMX_LDAP_INDEXES', `'${a}' is not an attribute name`);
@@ -330,6 +344,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       idleTimeout: int(env, 'DCMX_LDAP_IDLE_TIMEOUT', 900, 1, 86400),
       pduTimeout: int(env, 'DCMX_LDAP_PDU_TIMEOUT', 30, 1, 3600),
       maxConnections: int(env, 'DCMX_LDAP_MAX_CONNECTIONS', 1024, 1, 1_000_000),
+      clientConnections: int(env, 'DCMX_LDAP_CLIENT_CONNECTIONS', 64, 1, 1_000_000),
+      busyIdleTimeout: int(env, 'DCMX_LDAP_BUSY_IDLE_TIMEOUT', 10, 1, 86400),
       extraIndexes,
     },
     dns: {
@@ -346,6 +362,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       maxSize: int(env, 'DCMX_SMTP_MAX_SIZE', 25 * 1024 * 1024, 1024, 2 * 1024 * 1024 * 1024),
       maxRecipients: int(env, 'DCMX_SMTP_MAX_RECIPIENTS', 100, 1, 100_000),
       maxClients: int(env, 'DCMX_SMTP_MAX_CLIENTS', 200, 1, 100_000),
+      clientConnections: int(env, 'DCMX_SMTP_CLIENT_CONNECTIONS', 20, 1, 100_000),
+      busyTimeout: int(env, 'DCMX_SMTP_BUSY_TIMEOUT', 10, 1, 3600),
       socketTimeout: int(env, 'DCMX_SMTP_TIMEOUT', 300, 1, 3600),
       greetingDelay: int(env, 'DCMX_SMTP_GREETING_DELAY', 100, 0, 60_000),
       tlsCert: env.DCMX_TLS_CERT || undefined,
@@ -363,6 +381,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     http: {
       port: port(env, 'DCMX_HTTP_PORT', 8080),
       allow: env.DCMX_HTTP_ALLOW === undefined ? ['127.0.0.0/8', '::1/128'] : cidrs(env, 'DCMX_HTTP_ALLOW'),
+      hosts: httpHosts,
     },
     retention: {
       changelogKeep: int(env, 'DCMX_CHANGELOG_KEEP', 100_000, 0, 1_000_000_000),

@@ -3,6 +3,7 @@
  * DCMX_RELAY_NETWORKS), loopback detection, and `host:port` parsing.
  */
 import { BlockList, isIP, isIPv6 } from 'node:net';
+import * as os from 'node:os';
 
 /** A BlockList of the given addresses and CIDRs (validated by config). */
 export function cidrList(cidrs: readonly string[]): BlockList {
@@ -47,6 +48,38 @@ export function ipv6Groups(ip: string): string[] | undefined {
   const t = tail === undefined ? [] : tail ? tail.split(':') : [];
   const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
   return groups.map((g) => g.padStart(4, '0').toLowerCase());
+}
+
+/** An address as compared: IPv4-mapped IPv6 as IPv4, IPv6 in its canonical (RFC 5952) form. */
+export function canonicalIp(ip: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (m) return m[1];
+  if (!isIPv6(ip)) return ip;
+  try {
+    return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+  } catch {
+    return ip.toLowerCase();
+  }
+}
+
+/** The addresses of this host's network interfaces (canonical). */
+export function hostAddresses(): string[] {
+  return Object.values(os.networkInterfaces()).flatMap((l) => (l ?? []).map((i) => canonicalIp(i.address.replace(/%.*$/, ''))));
+}
+
+/**
+ * A test of "this is one of our addresses": loopback, the given addresses
+ * (DCMX_LISTEN, DCMX_SELF_ADDRESSES; the wildcards 0.0.0.0 and :: are
+ * skipped), the host's interfaces (read once, here), and the local address
+ * of the connection asking (`localAddress`), which a client reached us on.
+ */
+export function ownAddressTest(addresses: readonly string[]): (ip: string, localAddress?: string) => boolean {
+  const ours = new Set([...addresses.filter((a) => a !== '0.0.0.0' && a !== '::'), ...hostAddresses()].map(canonicalIp));
+  return (ip, localAddress) => {
+    if (!isIP(ip)) return false;
+    const c = canonicalIp(ip);
+    return isLoopback(c) || ours.has(c) || (localAddress !== undefined && c === canonicalIp(localAddress));
+  };
 }
 
 /** A host and port. */

@@ -23,6 +23,81 @@ export class StorageError extends Error {
   }
 }
 
+/** What became of the store's file since it was opened (StoreFileGuard). */
+export type StoreFileState = 'ok' | 'removed' | 'replaced';
+
+/**
+ * Thrown instead of writing when the store's path no longer names the file
+ * that is open: its writes would go to a file nobody will ever open again.
+ */
+export class StoreFileError extends StorageError {
+  constructor(readonly state: Exclude<StoreFileState, 'ok'>, readonly file: string) {
+    super(`the store ${file} was ${state} while open; writes are refused until the appliance is restarted on a store in place`);
+    this.name = 'StoreFileError';
+  }
+}
+
+/**
+ * Watches that the path of an open store still names the file that was
+ * opened: a `dcmx.sqlite` deleted (or replaced by another file) while the
+ * process runs keeps being read and written through the open descriptor,
+ * and everything written is lost at the next start. `check` compares the
+ * device and inode of the path with those seen at open (one stat call) and
+ * tells listeners once per change of state.
+ */
+export class StoreFileGuard {
+  private readonly dev: number;
+  private readonly ino: number;
+  private state: StoreFileState = 'ok';
+  private readonly listeners = new Set<(state: StoreFileState, previous: StoreFileState) => void>();
+
+  /** `file` must be the path just opened. */
+  constructor(readonly file: string) {
+    const st = fs.statSync(file);
+    this.dev = st.dev;
+    this.ino = st.ino;
+  }
+
+  /** The state now. */
+  check(): StoreFileState {
+    let now: StoreFileState;
+    try {
+      const st = fs.statSync(this.file);
+      now = st.dev === this.dev && st.ino === this.ino ? 'ok' : 'replaced';
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && (e as NodeJS.ErrnoException).code !== 'ENOTDIR') throw e;
+      now = 'removed';
+    }
+    if (now !== this.state) {
+      const previous = this.state;
+      this.state = now;
+      for (const l of this.listeners) l(now, previous);
+    }
+    return now;
+  }
+
+  /** Throws StoreFileError unless the state is ok (checked now). */
+  assertWritable(): void {
+    const st = this.check();
+    if (st !== 'ok') throw new StoreFileError(st, this.file);
+  }
+
+  /** Calls `listener` at each change of state; returns the unsubscribe function. */
+  onChange(listener: (state: StoreFileState, previous: StoreFileState) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+/**
+ * True when `err` says the storage has no room left: SQLite's SQLITE_FULL
+ * (the disk, or the file's size limit) or the file system's ENOSPC / EDQUOT.
+ */
+export function isStorageFull(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT';
+}
+
 /**
  * Opens (creating if needed) the database at `file` (':memory:' for tests),
  * applies pending migrations and verifies the pragmas. Throws StorageError.

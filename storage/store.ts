@@ -6,7 +6,7 @@
  * runs inside `transaction`, which the directory's one write path opens.
  */
 import type { Statement } from 'better-sqlite3';
-import { openDatabase, type Db } from './db';
+import { openDatabase, StoreFileGuard, type Db, type StoreFileState } from './db';
 import { filterToSql, indexDriver } from './filter-sql';
 import type { Filter } from '../server/directory/filter';
 
@@ -189,7 +189,7 @@ export class Store {
   private readonly stmts = new Map<string, Statement>();
   private readonly indexed: Set<string>;
 
-  private constructor(readonly db: Db, indexed: Iterable<string>) {
+  private constructor(readonly db: Db, indexed: Iterable<string>, private readonly guard?: StoreFileGuard) {
     this.indexed = new Set([...indexed].map((a) => a.toLowerCase()));
   }
 
@@ -199,7 +199,18 @@ export class Store {
    * set the file was indexed with, the caller must `reindex`.
    */
   static open(file: string, indexed: Iterable<string>): Store {
-    return new Store(openDatabase(file), indexed);
+    const db = openDatabase(file);
+    return new Store(db, indexed, file === ':memory:' ? undefined : new StoreFileGuard(file));
+  }
+
+  /** Whether the store's path still names the open file (StoreFileGuard), checked now; always ok in memory. */
+  fileState(): StoreFileState {
+    return this.guard?.check() ?? 'ok';
+  }
+
+  /** Calls `listener` at each change of fileState (checked by fileState and before every write). */
+  onFileState(listener: (state: StoreFileState, previous: StoreFileState) => void): () => void {
+    return this.guard?.onChange(listener) ?? (() => undefined);
   }
 
   /** The indexed attribute names (lower-case). */
@@ -222,9 +233,14 @@ export class Store {
     return s;
   }
 
-  /** Runs `fn` in one IMMEDIATE transaction (nested calls become savepoints). */
+  /**
+   * Runs `fn` in one IMMEDIATE transaction (nested calls become savepoints).
+   * Throws StoreFileError, writing nothing, when the store's file was removed
+   * or replaced.
+   */
   transaction<T>(fn: () => T): T {
     if (this.db.inTransaction) return this.db.transaction(fn)();
+    this.guard?.assertWritable();
     return this.db.transaction(fn).immediate();
   }
 

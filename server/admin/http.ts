@@ -1,17 +1,20 @@
 /**
  * The admin HTTP endpoint: read-only JSON for operators and probes.
- *   GET /health  {"status":"ok","lastChangeNumber":N}
+ *   GET /health  {"status":"ok","lastChangeNumber":N}; 503 with "status":"store removed"
+ *                or "store replaced" when the store's file is no longer the open one
  *   GET /routes  the routing table and the change number it reflects
  *   GET /zones   the zones served and their serials
  *   GET /stats   cache, queue, delivery, DNS and provisioning counters
  * It changes nothing. /health answers anyone (load balancers, pm2 probes);
  * the rest names relay hosts, hosted domains and traffic figures, so it
  * answers only clients in DCMX_HTTP_ALLOW (default: loopback) and gives
- * everyone else 403.
+ * everyone else 403, and only requests whose Host names this appliance
+ * (hostMatcher): a web page in the operator's browser that rebinds its own
+ * name to our address gets 421 Misdirected Request, not the data.
  */
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { cidrList, inCidrList } from '../net';
+import { isIP, type AddressInfo } from 'node:net';
+import { cidrList, inCidrList, ownAddressTest, parseHostPort } from '../net';
 import type { Directory } from '../directory/directory';
 import type { Zones } from '../directory/zones';
 import { describeRoute } from '../directory/routing';
@@ -60,8 +63,42 @@ function body(v: AdminViews, url: string): unknown {
   }
 }
 
-export async function startHttpServer(views: AdminViews, opts: { host: string; port: number; allow: readonly string[] }, log: Logger): Promise<HttpEndpoint> {
+/** Names and addresses a request's Host header may give (startHttpServer). */
+export interface HostNames {
+  /** DCMX_HOSTNAME. */
+  hostname: string;
+  /** DCMX_HTTP_HOSTS: further names the operator reaches the API by (a reverse proxy's). */
+  names: readonly string[];
+  /** DCMX_LISTEN and DCMX_SELF_ADDRESSES. */
+  addresses: readonly string[];
+}
+
+/**
+ * A test of a request's Host header (RFC 9110 §7.2), against DNS rebinding:
+ * true for our host name, the names of `names`, `localhost` and `*.localhost`
+ * (RFC 6761 §6.3: they never leave the machine), and our addresses
+ * (ownAddressTest: loopback, `addresses`, the host's interfaces, the address
+ * the request came in on); any port. A request without Host (HTTP/1.0) names nothing and
+ * passes: a browser always sends one.
+ */
+export function hostMatcher(names: HostNames): (host: string | undefined, localAddress: string | undefined) => boolean {
+  const ours = new Set([names.hostname, ...names.names].map((n) => n.toLowerCase().replace(/\.$/, '')));
+  const ourAddress = ownAddressTest(names.addresses);
+  return (host, localAddress) => {
+    if (host === undefined) return true;
+    const hp = parseHostPort(host, 0);
+    if (!hp) return false;
+    const name = hp.host.toLowerCase();
+    if (!isIP(name)) return ours.has(name) || name === 'localhost' || name.endsWith('.localhost');
+    return ourAddress(name, localAddress);
+  };
+}
+
+export async function startHttpServer(
+  views: AdminViews, opts: { host: string; port: number; allow: readonly string[]; names: HostNames }, log: Logger,
+): Promise<HttpEndpoint> {
   const allowed = cidrList(opts.allow);
+  const ourHost = hostMatcher(opts.names);
   const server = http.createServer((req, res) => {
     const send = (code: number, payload: unknown) => {
       res.writeHead(code, { 'content-type': 'application/json' });
@@ -71,6 +108,13 @@ export async function startHttpServer(views: AdminViews, opts: { host: string; p
       if (req.method !== 'GET') return send(405, { error: 'method not allowed' });
       const url = (req.url ?? '').split('?')[0];
       if (url !== '/health' && !inCidrList(allowed, req.socket.remoteAddress ?? '')) return send(403, { error: 'forbidden' });
+      // RFC 9110 §15.5.20: a Host that is not ours (DNS rebinding) is misdirected.
+      if (url !== '/health' && !ourHost(req.headers.host, req.socket.localAddress)) return send(421, { error: 'misdirected request: unknown Host' });
+      if (url === '/health') {
+        // A store whose file was removed or replaced takes no writes: not healthy.
+        const store = views.directory.store.fileState();
+        if (store !== 'ok') return send(503, { status: `store ${store}`, lastChangeNumber: views.directory.changeRange().last });
+      }
       const payload = body(views, url);
       if (payload === undefined) return send(404, { error: 'not found' });
       send(200, payload);

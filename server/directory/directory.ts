@@ -13,6 +13,7 @@ import type { AttributeType, Schema, TypedAttrs } from '../../schema/registry';
 import { SchemaError } from '../../schema/registry';
 import { DnSyntaxError, formatDn, formatRdn, parseDn, type Dn, type Rdn } from '../../schema/dn';
 import { RPATH_SEP, type ChangeRecord, type Scope, type StoredEntry, type Store } from '../../storage/store';
+import { StoreFileError } from '../../storage/db';
 import { AccessPolicy, ANONYMOUS, type Identity } from './access';
 import {
   indexRows, matchTarget, parseSelection, selected, storedFromTyped, typedAttrs, typedFromStored,
@@ -21,7 +22,7 @@ import {
 } from './entry';
 import {
   AlreadyExistsError, DirectoryError, InsufficientAccessError, InvalidCredentialsError, NoSuchObjectError,
-  NotAllowedOnNonLeafError, SizeLimitError, TimeLimitError, UnwillingError,
+  NotAllowedOnNonLeafError, SizeLimitError, StoreUnavailableError, TimeLimitError, UnwillingError,
 } from './errors';
 import { compileFilter, FilterError, matches, type Filter, type FilterInput } from './filter';
 import { hashPassword, hashPasswordSync, isHashed, verifyPassword } from './password';
@@ -924,5 +925,6 @@ export class Directory {
 function translate(e: unknown): unknown {
   if (e instanceof SchemaError) return new DirectoryError(e.kind, e.message);
   if (e instanceof DnSyntaxError) return new DirectoryError('invalidDNSyntax', e.message);
+  if (e instanceof StoreFileError) return new StoreUnavailableError(e.message);
   return e;
 }

@@ -31,6 +31,7 @@ export type ResultName =
   | 'entryAlreadyExists'
   | 'objectClassModsProhibited'
   | 'affectsMultipleDSAs'
+  | 'unavailable'
   | 'other';
 
 /** Base class of every error the directory throws on purpose. */
@@ -98,5 +99,15 @@ export class ReservedDomainError extends DirectoryError {
   constructor(readonly domain: string, readonly reason: string) {
     super('unwillingToPerform', `${domain} is not provisioned: ${reason}`);
     this.name = 'ReservedDomainError';
+  }
+}
+
+/**
+ * The store cannot take writes now (its file was removed or replaced under
+ * the running appliance): a temporary refusal, RFC 4511 unavailable (52).
+ */
+export class StoreUnavailableError extends DirectoryError {
+  constructor(message: string) {
+    super('unavailable', message);
   }
 }

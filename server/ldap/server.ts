@@ -41,6 +41,8 @@ import type { TlsPair } from '../tls';
 import { startTlsVerdict, upgradeToTls } from './starttls';
 import * as tls from 'node:tls';
 import { ANONYMOUS } from '../directory/access';
+import { ConnectionCaps, clientKey } from '../connection-caps';
+import { RepeatLimiter } from '../log';
 
 export interface LdapServerOptions {
   host: string;
@@ -53,6 +55,10 @@ export interface LdapServerOptions {
   pduTimeout: number;
   /** Concurrent connections; a new one beyond this gets a Notice of Disconnection (unavailable) and is closed. */
   maxConnections: number;
+  /** Concurrent connections of one client address (IPv6: one /64); beyond, refused the same way. Default: maxConnections. */
+  clientConnections?: number;
+  /** Seconds of inactivity before a connection is closed while more than 3/4 of maxConnections are open. Default: idleTimeout. */
+  busyIdleTimeout?: number;
   /** Bounds of each connection's request queue (flow.ts); DEFAULT_FLOW_LIMITS otherwise. */
   flow?: Partial<FlowLimits>;
   /** Serves the provisioning extended operation when given. */
@@ -77,6 +83,8 @@ export interface LdapStats {
   connections: number;
   /** Connections refused because `maxConnections` were open. */
   refused: number;
+  /** Connections refused because their client had `clientConnections` open. */
+  refusedPerClient: number;
   /** Connections closed because a PDU was not completed within `pduTimeout`. */
   pduTimeouts: number;
   /** Requests queued on all connections, not yet being handled. */
@@ -163,26 +171,55 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
   const sockets = new Set<net.Socket>();
   const limits = { maxPdu: opts.maxPdu, maxDepth: opts.maxDepth };
   const secureContext = opts.tls ? tls.createSecureContext({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }) : undefined;
-  const counters = { refused: 0, pduTimeouts: 0 };
+  const counters = { refused: 0, refusedPerClient: 0, pduTimeouts: 0 };
+  const caps = new ConnectionCaps({ max: opts.maxConnections, perClient: opts.clientConnections ?? opts.maxConnections });
+  const refusalLog = new RepeatLimiter();
+  const idleMs = opts.idleTimeout * 1000;
+  const busyIdleMs = Math.min(opts.busyIdleTimeout ?? opts.idleTimeout, opts.idleTimeout) * 1000;
+  /** How to set each open connection's idle timeout (on the TLS socket after StartTLS). */
+  const idleTimers = new Map<net.Socket, (ms: number) => void>();
+  /** Connections whose idle timeout was shortened while busy. */
+  const hurried = new WeakSet<net.Socket>();
+  /** Busy: every connection's idle timeout becomes busyIdleMs (restarting it: at most that long from now). */
+  const hurryIdle = () => {
+    for (const [s, set] of idleTimers) {
+      if (hurried.has(s)) continue;
+      hurried.add(s);
+      set(busyIdleMs);
+    }
+  };
   const flows = new Set<RequestFlow>();
   const flowLimits: FlowLimits = { ...DEFAULT_FLOW_LIMITS, ...opts.flow };
 
   // eslint-disable-next-line prefer-const
   let server: any; // eslint-disable-line @typescript-eslint/no-explicit-any
   const connectionRouter = (sock: net.Socket & LdapConnection & { parser?: { write(b: Buffer): void } }) => {
-    if (sockets.size >= opts.maxConnections) {
+    const remote = sock.remoteAddress ?? '';
+    const refused = caps.admit(remote);
+    if (refused) {
       // RFC 4511 §4.4.1: unavailable, then close; never handed to ldapjs.
-      counters.refused++;
-      log.warn({ remote: sock.remoteAddress, max: opts.maxConnections }, 'ldap connection refused: too many connections');
+      if (refused === 'total') counters.refused++;
+      else counters.refusedPerClient++;
+      const admitted = refusalLog.admit(refused === 'client' ? `client:${clientKey(remote)}` : 'total');
+      if (admitted) {
+        log.warn({ remote, max: refused === 'client' ? opts.clientConnections : opts.maxConnections, suppressed: admitted.suppressed },
+          refused === 'client' ? 'ldap connection refused: too many connections from this client' : 'ldap connection refused: too many connections');
+      }
       sock.on('error', () => undefined);
-      sock.end(noticeOfDisconnection(RESULT_CODES.unavailable, 'too many connections'));
+      sock.end(noticeOfDisconnection(RESULT_CODES.unavailable, refused === 'client' ? 'too many connections from your address' : 'too many connections'));
       setTimeout(() => sock.destroy(), 1000).unref();
       return;
     }
     sock.setNoDelay(true); // without it every search waits for the peer's delayed ACK (~40 ms)
-    sock.setTimeout(opts.idleTimeout * 1000);
+    sock.setTimeout(idleMs);
     sockets.add(sock);
-    sock.once('close', () => sockets.delete(sock));
+    idleTimers.set(sock, (ms) => sock.setTimeout(ms));
+    sock.once('close', () => {
+      sockets.delete(sock);
+      idleTimers.delete(sock);
+      caps.release(remote);
+    });
+    if (caps.busy) hurryIdle();
     const session = attachSession(sock, log);
     server.newConnection(sock);
     // ldapjs answers an anonymous bind itself, without calling our bind
@@ -266,7 +303,8 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
         sock.removeListener('data', onData);
         sock.write(encodeExtendedResponse(update.messageId, RESULT_CODES.success, '', START_TLS_OID), (err) => {
           if (err || sock.destroyed) return;
-          const tlsSock = upgradeToTls(sock, secureContext!, opts.idleTimeout * 1000, onData, session.log);
+          const tlsSock = upgradeToTls(sock, secureContext!, hurried.has(sock) ? busyIdleMs : idleMs, onData, session.log);
+          idleTimers.set(sock, (ms) => tlsSock.setTimeout(ms));
           watchWrites(); // upgradeToTls redirected sock.write to the TLS socket
           flow.setStreams(tlsSock, tlsSock);
           secure = true;

@@ -6,9 +6,16 @@
  * queue lifetime; permanent failures and expiry bounce with a DSN (RFC 3464)
  * to the sender, never for a bounce. Work resumes after a restart because
  * the queue is the state.
+ *
+ * An attempt whose outcome cannot be recorded (the store refuses the write:
+ * a full disk) leaves its recipients due in the queue; the message then
+ * waits in memory with the same back-off (retryBase doubling to retryMax)
+ * instead of being tried again at once, its next delivery checks the Maildir
+ * for a copy made by the failed attempt, and the error is logged at most
+ * once a minute per kind (RepeatLimiter).
  */
 import { Readable } from 'node:stream';
-import type { Logger } from '../log';
+import { RepeatLimiter, type Logger } from '../log';
 import type { QueueRecipientRow, QueueStore } from '../../storage/queue';
 import type { RoutingTable } from '../directory/routing';
 import { splitAddress } from '../directory/mail';
@@ -20,6 +27,8 @@ import { deliverToMaildir, mailboxPath } from './maildir';
 import { buildDsn, type FailedRecipient } from './dsn';
 import type { Outbound } from './outbound';
 import type { SelfIdentity } from './self';
+import { isOurPostmaster } from './postmaster';
+import { ownAddressTest } from '../net';
 
 export interface DeliveryOptions {
   hostname: string;
@@ -31,6 +40,8 @@ export interface DeliveryOptions {
   retryMax: number;
   /** Seconds a message may stay queued. */
   lifetime: number;
+  /** Addresses that are ours besides loopback and the host's interfaces (postmaster@[them] is our postmaster). */
+  ownAddresses: readonly string[];
 }
 
 export interface DeliveryDeps {
@@ -67,8 +78,14 @@ export class Delivery {
   readonly stats = { delivered: 0, deferred: 0, bounced: 0, held: 0, attempts: 0 };
   /** Resolves waiters when the queue has nothing due and nothing in flight. */
   private idleWaiters: (() => void)[] = [];
+  private readonly ours: (ip: string) => boolean;
+  /** Messages whose last attempt failed before its outcome was recorded: not tried again before `at`. */
+  private readonly failing = new Map<string, { at: number; failures: number }>();
+  private readonly errorLog = new RepeatLimiter();
 
-  constructor(private readonly opts: DeliveryOptions, private readonly deps: DeliveryDeps) {}
+  constructor(private readonly opts: DeliveryOptions, private readonly deps: DeliveryDeps) {
+    this.ours = ownAddressTest(opts.ownAddresses);
+  }
 
   /** Starts working the queue (what a previous run left included). */
   start(): void {
@@ -107,10 +124,12 @@ export class Delivery {
     try {
       do {
         this.again = false;
-        const due = this.deps.queue.due(Date.now(), 1000);
+        const now = Date.now();
+        const due = this.deps.queue.due(now, 1000);
         const byMessage = new Map<string, QueueRecipientRow[]>();
         for (const r of due) {
           if (this.inflight.has(r.messageId)) continue;
+          if ((this.failing.get(r.messageId)?.at ?? 0) > now) continue; // waiting out its back-off
           const l = byMessage.get(r.messageId);
           if (l) l.push(r);
           else byMessage.set(r.messageId, [r]);
@@ -124,7 +143,7 @@ export class Delivery {
               this.inflight.add(id);
               this.active++;
               this.deliverMessage(id, rows)
-                .catch((err) => this.deps.log.error({ err, id }, 'delivery failed unexpectedly'))
+                .then(() => this.failing.delete(id), (err) => this.attemptFailed(id, err))
                 .finally(() => {
                   this.inflight.delete(id);
                   this.active--;
@@ -149,19 +168,38 @@ export class Delivery {
     }
   }
 
-  /** Sets the timer for the next due retry. */
+  /** Puts a message whose attempt threw (its outcome unrecorded) on the back-off, and logs it (rate-limited). */
+  private attemptFailed(id: string, err: unknown): void {
+    const failures = (this.failing.get(id)?.failures ?? 0) + 1;
+    const wait = Math.min(this.opts.retryBase * 2 ** (failures - 1), this.opts.retryMax);
+    this.failing.set(id, { at: Date.now() + wait * 1000, failures });
+    const code = (err as { code?: unknown })?.code;
+    const admitted = this.errorLog.admit(`attempt:${typeof code === 'string' ? code : (err as Error)?.message}`);
+    if (admitted) this.deps.log.error({ err, id, retryIn: wait, suppressed: admitted.suppressed }, 'delivery failed unexpectedly; the message waits before its next attempt');
+  }
+
+  /**
+   * Sets the timer for the next due retry. Recipients still due after a pass
+   * belong to messages waiting out a failed attempt's back-off: the timer is
+   * then set for the first of those, never for now.
+   */
   private schedule(): void {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
-    const t = this.deps.queue.nextDue();
+    let t = this.deps.queue.nextDue();
     if (t === undefined) return;
-    this.timer = setTimeout(() => this.kick(), Math.max(0, Math.min(t - Date.now(), 60_000)));
+    const now = Date.now();
+    if (t <= now && this.failing.size) {
+      let soonest = Infinity;
+      for (const f of this.failing.values()) soonest = Math.min(soonest, f.at);
+      t = Math.max(soonest, now + 100);
+    }
+    this.timer = setTimeout(() => this.kick(), Math.max(0, Math.min(t - now, 60_000)));
     this.timer.unref();
   }
 
   private async target(rcpt: string): Promise<Target> {
-    const lower = rcpt.toLowerCase();
-    if (lower === 'postmaster') return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, `postmaster@${this.opts.hostname}`) };
+    if (isOurPostmaster(rcpt, this.ours)) return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, `postmaster@${this.opts.hostname}`) };
     const parts = splitAddress(rcpt);
     if (!parts) return { kind: 'fail', result: { ok: false, permanent: true, status: '5.1.3', diagnostic: 'x-local; bad address syntax' } };
     this.deps.sync();
@@ -226,7 +264,9 @@ export class Delivery {
       switch (t.kind) {
         case 'local':
           local.push(deliverToMaildir({
-            message, recipient: r.rcpt, mailbox: t.mailbox, checkExisting: r.attempts > 0 || row.receivedAt < this.startedAt,
+            message, recipient: r.rcpt, mailbox: t.mailbox,
+            // A copy may exist from an earlier attempt: a counted one, a previous run's, or one whose outcome the store refused.
+            checkExisting: r.attempts > 0 || row.receivedAt < this.startedAt || this.failing.has(id),
           }, { hostname: this.opts.hostname }).then((res) => {
             results.set(r.rcpt, res);
           }));

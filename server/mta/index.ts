@@ -87,6 +87,7 @@ export async function startMta(
   const delivery = new Delivery({
     hostname: config.hostname, dataDir: config.dataDir, concurrency: config.mta.concurrency,
     retryBase: config.mta.retryBase, retryMax: config.mta.retryMax, lifetime: config.mta.queueLifetime,
+    ownAddresses: [config.listen, ...config.selfAddresses],
   }, { queue, spool, routing, cache, outbound, sync, self, log: log.child({ part: 'delivery' }) });
   routing.onUpdate((touched) => {
     // Domains that left hold: give their messages another go.
@@ -98,8 +99,11 @@ export async function startMta(
   const intake = new Intake({
     host: config.listen, port: config.smtp.port, hostname: config.hostname, maxSize: config.smtp.maxSize,
     maxRecipients: config.smtp.maxRecipients, maxClients: config.smtp.maxClients, socketTimeoutMs: config.smtp.socketTimeout * 1000,
+    clientConnections: config.smtp.clientConnections, busyTimeoutMs: config.smtp.busyTimeout * 1000,
     greetingDelayMs: config.smtp.greetingDelay, relayNetworks: config.smtp.relayNetworks, tls,
-  }, { mail, cache, routing, queue, spool, resolver, sync, log: log.child({ part: 'intake' }), onQueued: () => delivery.kick(), unknownDomain: policy, self });
+    ownAddresses: [config.listen, ...config.selfAddresses],
+  }, { mail, cache, routing, queue, spool, resolver, sync, log: log.child({ part: 'intake' }), onQueued: () => delivery.kick(), unknownDomain: policy, self,
+    storeWritable: () => directory.store.fileState() === 'ok' });
   const port = await intake.listen();
   self.smtpPort = port;
   delivery.start();

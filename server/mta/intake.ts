@@ -4,8 +4,8 @@
  * routing table and answer with a reply code and an enhanced status code
  * (STYLE.md). Never writes to the socket itself.
  *
- * RFC 5321 and Postfix behaviour: `<postmaster>` without a domain accepted
- * (§4.5.1); '%', '!' and quoted '@' in local parts refused (no relay
+ * RFC 5321 and Postfix behaviour: `<postmaster>` without a domain, and at an
+ * address literal of ours, accepted (§4.5.1, postmaster.ts); '%', '!' and quoted '@' in local parts refused (no relay
  * tricks); a source route (`@a,@b:user@c`) is stripped by smtp-server and
  * ignored, as §4.1.2 and Appendix C require, so only `user@c` is judged;
  * unknown MAIL/RCPT parameters 555 (§4.1.1.11); relaying to
@@ -19,10 +19,10 @@
  * RFC 6152 §3).
  */
 import type { BlockList } from 'node:net';
-import { cidrList, inCidrList, isLoopback } from '../net';
+import { cidrList, inCidrList, isLoopback, ownAddressTest } from '../net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
 import type { Readable } from 'node:stream';
-import type { Logger } from '../log';
+import { RepeatLimiter, type Logger } from '../log';
 import type { MailDirectory } from '../directory/mail';
 import { splitAddress } from '../directory/mail';
 import { routeOf, type RoutingTable } from '../directory/routing';
@@ -31,7 +31,10 @@ import type { MailResolver } from './resolver';
 import type { SelfIdentity } from './self';
 import type { TlsPair } from '../tls';
 import { newQueueId, type Spool } from './spool';
+import { isOurPostmaster } from './postmaster';
 import type { QueueStore } from '../../storage/queue';
+import { isStorageFull, StoreFileError } from '../../storage/db';
+import { ConnectionCaps, clientKey } from '../connection-caps';
 
 /** An SMTP reply for a refused command. */
 export class SmtpReply extends Error {
@@ -62,9 +65,15 @@ export interface IntakeOptions {
   maxSize: number;
   maxRecipients: number;
   maxClients: number;
+  /** Connections of one client address (IPv6: /64); relayNetworks are exempt. */
+  clientConnections: number;
   socketTimeoutMs: number;
+  /** Idle timeout while more than 3/4 of maxClients are connected. */
+  busyTimeoutMs: number;
   greetingDelayMs: number;
   relayNetworks: readonly string[];
+  /** Addresses that are ours besides loopback and the host's interfaces (DCMX_LISTEN, DCMX_SELF_ADDRESSES): postmaster@[them] is accepted. */
+  ownAddresses: readonly string[];
   tls: TlsPair;
 }
 
@@ -83,7 +92,9 @@ export interface IntakeDeps {
   /** Decides domains that are not hosted (default: only relaying clients). */
   unknownDomain?: UnknownDomainHook;
   /** Tells whether a domain's own mail hosts are this appliance (then its recipients are local). */
-  self?: SelfIdentity;
+  self: SelfIdentity;
+  /** False while the store takes no writes (its file was removed or replaced): recipients get 451 4.3.0. */
+  storeWritable: () => boolean;
 }
 
 /** MAIL FROM parameters we support (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8, RFC 4954 §5 AUTH). */
@@ -99,14 +110,29 @@ function rfc5322Date(d: Date): string {
 export class Intake {
   readonly server: SMTPServer;
   private readonly relay: BlockList;
+  private readonly ours: (ip: string, localAddress?: string) => boolean;
   /**
    * Counters for tests and the admin API (GET /stats): recipients accepted
    * and refused at RCPT, messages queued and their bytes.
    */
-  readonly stats = { accepted: 0, rejectedRcpt: 0, messages: 0, bytes: 0 };
+  readonly stats = { accepted: 0, rejectedRcpt: 0, messages: 0, bytes: 0, refusedConnections: 0 };
+  /** Open sessions, in all and per client (connection-caps.ts). */
+  private readonly caps: ConnectionCaps;
+  /** Remote address of each admitted session, by session id, released when it closes. */
+  private readonly admitted = new Map<string, string>();
+  /** Connections whose idle timeout was shortened while busy. */
+  private readonly hurried = new WeakSet<object>();
+  private readonly refusalLog = new RepeatLimiter();
+  /** A full disk fails every message the same way: logged once a minute. */
+  private readonly storageFullLog = new RepeatLimiter();
+  /** RCPT commands seen per transaction (smtp-server gives each transaction a new envelope object). */
+  private readonly rcptCommands = new WeakMap<object, number>();
 
   constructor(private readonly opts: IntakeOptions, private readonly deps: IntakeDeps) {
     this.relay = cidrList(opts.relayNetworks);
+    this.ours = ownAddressTest(opts.ownAddresses);
+    // Postfix's smtpd_client_event_limit_exceptions default to $mynetworks: relaying networks are trusted.
+    this.caps = new ConnectionCaps({ max: opts.maxClients, perClient: opts.clientConnections, exempt: this.relay });
     this.server = new SMTPServer({
       name: opts.hostname,
       banner: 'dcmx', // smtp-server writes '<name> ESMTP <banner>'
@@ -131,9 +157,12 @@ export class Intake {
       // @ts-expect-error greetingDelay comes from our smtp-server patch (patches/smtp-server+3.21.6.patch)
       greetingDelay: (ip: string) => (isLoopback(ip) ? 0 : opts.greetingDelayMs),
       maxRecipients: opts.maxRecipients,
+      onConnect: (session, cb) => this.onConnect(session, cb),
+      onClose: (session) => this.onClose(session),
       onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
       onMailFrom: (address, session, cb) => this.guard(cb, () => this.onMailFrom(address, session)),
       onRcptTo: (address, session, cb) => this.guard(cb, async () => {
+        this.countRcpt(session);
         try {
           await this.onRcptTo(address, session);
         } catch (err) {
@@ -159,6 +188,56 @@ export class Intake {
           cb(new SmtpReply(451, '4.3.0', 'Temporary local problem, please try again'));
         },
       );
+  }
+
+  /**
+   * Admits a session within the caps (connection-caps.ts): beyond its
+   * client's share, or all slots, 421 and the connection is closed, as
+   * Postfix answers. While busy, every connection's idle timeout becomes
+   * busyTimeoutMs; smtp-server's own timeout closes it (421, and never while
+   * a hook of ours is still deciding).
+   */
+  private onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    const refused = this.caps.admit(session.remoteAddress);
+    if (refused) {
+      this.stats.refusedConnections++;
+      const key = clientKey(session.remoteAddress);
+      const admitted = this.refusalLog.admit(`${refused}:${refused === 'client' ? key : ''}`);
+      if (admitted) {
+        this.deps.log.warn({ remote: session.remoteAddress, client: key, open: refused === 'client' ? this.caps.of(session.remoteAddress) : this.caps.total, suppressed: admitted.suppressed },
+          refused === 'client' ? 'smtp connection refused: too many connections from this client' : 'smtp connection refused: too many connections');
+      }
+      // smtp-server sends a connection refusal without an enhanced code: it is part of the text (RFC 3463 X.7.0).
+      return cb(new SmtpReply(421, '4.7.0', refused === 'client'
+        ? `4.7.0 ${this.opts.hostname} Error: too many connections from ${session.remoteAddress}`
+        : `4.7.0 ${this.opts.hostname} Error: too many connected clients, try again in a moment`));
+    }
+    this.admitted.set(session.id, session.remoteAddress);
+    if (this.caps.busy) this.hurryIdle();
+    cb();
+  }
+
+  /** Sessions open now (admitted by the caps, not yet closed). */
+  get openSessions(): number {
+    return this.caps.total;
+  }
+
+  private onClose(session: SMTPServerSession): void {
+    const address = this.admitted.get(session.id);
+    if (address === undefined) return;
+    this.admitted.delete(session.id);
+    this.caps.release(address);
+  }
+
+  /** Shortens the idle timeout of every connection not shortened yet (the timer restarts: at most busyTimeoutMs from now). */
+  private hurryIdle(): void {
+    const ms = Math.min(this.opts.busyTimeoutMs, this.opts.socketTimeoutMs);
+    for (const c of this.server.connections) {
+      if (this.hurried.has(c)) continue;
+      this.hurried.add(c);
+      // Only the timer's length changes: its listener stays smtp-server's own (_onTimeout).
+      c._socket.setTimeout(ms);
+    }
   }
 
   private onAuth(auth: SMTPServerAuthentication, _session: SMTPServerSession, cb: (err: Error | null | undefined, res?: { user: unknown }) => void): void {
@@ -204,12 +283,26 @@ export class Intake {
     return !!session.user || inCidrList(this.relay, session.remoteAddress);
   }
 
+  /**
+   * RFC 5321 §4.5.3.1.8: past maxRecipients RCPT commands in one transaction,
+   * 452 4.5.3. Every RCPT counts, a repeated address too (smtp-server merges
+   * repeats and counts distinct addresses only), as Postfix's
+   * smtpd_recipient_limit counts every recipient it is given.
+   */
+  private countRcpt(session: SMTPServerSession): void {
+    const n = (this.rcptCommands.get(session.envelope) ?? 0) + 1;
+    this.rcptCommands.set(session.envelope, n);
+    if (n > this.opts.maxRecipients) throw new SmtpReply(452, '4.5.3', 'Too many recipients');
+  }
+
   private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, provisioned = false): Promise<void> {
     this.checkParams(address.args, RCPT_PARAMS);
+    // Nothing accepted now could be queued: the store takes no writes (its file is gone, appliance.ts logs it).
+    if (!this.deps.storeWritable()) throw new SmtpReply(451, '4.3.0', 'Temporary local problem: the mail store is unavailable, please try again later');
     const rcpt = address.address;
     if (!provisioned) this.checkUtf8(address, session);
-    // RFC 5321 §4.5.1: "postmaster" without a domain must be accepted.
-    if (rcpt.toLowerCase() === 'postmaster') return;
+    // RFC 5321 §4.5.1: "postmaster" without a domain, or at our address literal, must be accepted.
+    if (isOurPostmaster(rcpt, (ip) => this.ours(ip, session.localAddress))) return;
     const parts = splitAddress(rcpt);
     if (!parts) throw new SmtpReply(501, '5.1.3', 'Bad recipient address syntax');
     // Relay tricks: user%host@us, host!user@us, "user@host"@us, @route:user@host.
@@ -231,7 +324,7 @@ export class Intake {
           throw new SmtpReply(550, '5.7.1', `<${rcpt}>: Mail for ${parts.domain} is not accepted`);
       case 'relay':
         // Its own mail hosts are us by address: the domain is local (server/mta/self.ts).
-        if (routed.route.ownHosts && (await this.deps.self?.holder(routed.route.hosts)) === 'self') return this.checkLocalRecipient(rcpt, parts.local, routed.domain);
+        if (routed.route.ownHosts && (await this.deps.self.holder(routed.route.hosts)) === 'self') return this.checkLocalRecipient(rcpt, parts.local, routed.domain);
         // The next hop knows the users: the directory need not list a relayed
         // domain's mailboxes (like Postfix relay_domains without relay_recipient_maps).
         return;
@@ -298,12 +391,21 @@ export class Intake {
         this.deps.onQueued();
       },
       (err) => {
-        // Drain what is left so smtp-server can send our reply.
-        stream.resume();
+        // The spool read the stream to its end (spool.ts), so smtp-server sends this reply now.
         if (err instanceof SmtpReply) return cb(err);
         if ((err as { code?: string }).code === 'ECONNECTION' || (err as { code?: string }).code === 'ECONNRESET') {
           this.deps.log.debug({ err: (err as Error).message }, 'client left during DATA');
           return cb(new SmtpReply(451, '4.3.0', 'Message incomplete'));
+        }
+        if (err instanceof StoreFileError) {
+          this.deps.log.debug({ err: err.message }, 'could not queue a message: the store takes no writes');
+          return cb(new SmtpReply(451, '4.3.0', 'Temporary local problem: the mail store is unavailable, please try again later'));
+        }
+        // RFC 3463 §3.5 X.3.1: mail system full (the spool file or the queue row found no room).
+        if (isStorageFull(err)) {
+          const admitted = this.storageFullLog.admit('full');
+          if (admitted) this.deps.log.error({ err, suppressed: admitted.suppressed }, 'could not queue a message: no room left on the data dir');
+          return cb(new SmtpReply(452, '4.3.1', 'Insufficient system storage, please try again later'));
         }
         this.deps.log.error({ err }, 'could not queue a message');
         cb(new SmtpReply(451, '4.3.0', 'Could not queue the message, please try again'));

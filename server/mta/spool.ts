@@ -1,7 +1,8 @@
 /**
  * Spool files: the bytes of each accepted message, written and fsynced —
  * file and directory entry — before the queue row commits and the client
- * gets its 250 (RFC 5321 §6.1: "it MUST NOT lose the message").
+ * gets its 250 (RFC 5321 §6.1: "it MUST NOT lose the message"). Lines
+ * longer than RFC 5322 allows are folded on the way in (fold.ts).
  */
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -9,9 +10,12 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { QueuedMessage } from './types';
+import { LineFolder } from './fold';
 
 /** Messages up to this size stay in memory and are stored inline in their queue row. */
 export const INLINE_MAX = 256 * 1024;
+/** Bytes gathered before one write to a spool file. */
+const WRITE_BATCH = 256 * 1024;
 
 /** What `receive` produced: the bytes inline, or a spool file. */
 export interface Received {
@@ -65,6 +69,55 @@ export function syncDir(dir: string): Promise<void> {
   return next;
 }
 
+/**
+ * Reads a message body for `Spool.receive`: its chunks with over-long lines
+ * folded; past `maxBytes` (counted as received) it reads on but keeps
+ * nothing. Never stops the stream early (no `return()` on its iterator,
+ * which would destroy it): `drain` reads what is left.
+ */
+class BodyReader {
+  private readonly it: AsyncIterator<Buffer>;
+  private readonly folder = new LineFolder();
+  private seen = 0;
+  /** The stream has ended. */
+  done = false;
+
+  constructor(body: Readable, private readonly maxBytes: number) {
+    this.it = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  }
+
+  /** The body went past maxBytes. */
+  get exceeded(): boolean {
+    return this.seen > this.maxBytes;
+  }
+
+  /** The next bytes to keep; undefined at the end of the body (reached past maxBytes without keeping anything). */
+  async next(): Promise<Buffer | undefined> {
+    while (!this.done) {
+      const n = await this.it.next();
+      if (n.done) {
+        this.done = true;
+        const tail = this.folder.end();
+        return tail.length && !this.exceeded ? tail : undefined;
+      }
+      this.seen += n.value.length;
+      if (this.exceeded) continue;
+      const kept = this.folder.push(n.value);
+      if (kept.length) return kept;
+    }
+    return undefined;
+  }
+
+  /** Reads the rest of the body and drops it; a stream that fails (the client left) ends it too. */
+  async drain(): Promise<void> {
+    try {
+      while (!this.done) if ((await this.it.next()).done) this.done = true;
+    } catch {
+      this.done = true;
+    }
+  }
+}
+
 export class Spool {
   constructor(readonly dir: string) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -75,98 +128,78 @@ export class Spool {
   }
 
   /**
-   * Writes `header` then the stream into a new spool file and fsyncs it and
-   * the directory. Resolves with the byte count; on failure the partial file
-   * is removed and the error rethrown. Past `maxBytes` of body the rest is
-   * read and discarded, so an oversized message never fills the disk.
+   * Receives a message: `header` then the stream, its over-long lines folded
+   * (fold.ts). Small messages are kept in memory (the caller stores them in
+   * the queue row, whose commit makes them durable); one that grows past
+   * INLINE_MAX is written to a spool file, which is fsynced with its
+   * directory before this resolves. Past `maxBytes` of the stream the rest
+   * is read and dropped, nothing is kept and `exceeded` is set. Whatever
+   * happens, the stream is read to its end before this settles: a write that
+   * fails part-way (a full disk) removes its file and rejects only then, so
+   * the client's final dot is answered at once (smtp-server replies when the
+   * stream has ended).
    */
-  async write(id: string, header: string, body: Readable, maxBytes = Infinity): Promise<number> {
-    const file = this.pathOf(id);
-    const h = await fsp.open(file, 'wx', 0o600);
-    let size = 0;
-    let seen = 0;
+  async receive(id: string, header: string, body: Readable, maxBytes: number): Promise<Received> {
+    const reader = new BodyReader(body, maxBytes);
     try {
       const head = Buffer.from(header, 'utf8');
-      await h.write(head);
-      size += head.length;
-      // Batch small chunks into larger writes.
-      let pending: Buffer[] = [];
-      let pendingLen = 0;
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        seen += chunk.length;
-        if (seen > maxBytes) continue; // over the limit: drain, never write (the caller refuses with 552)
-        pending.push(chunk);
-        pendingLen += chunk.length;
-        if (pendingLen >= 256 * 1024) {
-          await h.write(Buffer.concat(pending, pendingLen));
-          size += pendingLen;
-          pending = [];
-          pendingLen = 0;
+      const chunks: Buffer[] = [head];
+      let size = head.length;
+      for (let c = await reader.next(); c; c = await reader.next()) {
+        chunks.push(c);
+        size += c.length;
+        if (size > INLINE_MAX) {
+          // Too big to keep inline: what we have, then the rest, into a spool file.
+          const file = this.pathOf(id);
+          const written = await this.write(file, chunks, reader);
+          if (reader.exceeded) {
+            await this.remove(file);
+            return { size: 0, exceeded: true };
+          }
+          return { size: written, file, exceeded: false };
         }
       }
-      if (pendingLen) {
-        await h.write(Buffer.concat(pending, pendingLen));
+      if (reader.exceeded) return { size: 0, exceeded: true };
+      return { size, inline: Buffer.concat(chunks, size), exceeded: false };
+    } finally {
+      await reader.drain();
+    }
+  }
+
+  /**
+   * Writes `first` then the rest of `reader` into a new spool file `file`,
+   * fsyncs it and the directory; resolves with the byte count. On failure
+   * the partial file is removed and the error rethrown (the caller drains).
+   */
+  private async write(file: string, first: Buffer[], reader: BodyReader): Promise<number> {
+    const h = await fsp.open(file, 'wx', 0o600);
+    let size = 0;
+    try {
+      // Small chunks are batched into larger writes.
+      let pending = first;
+      let pendingLen = first.reduce((n, b) => n + b.length, 0);
+      for (;;) {
+        const c = pendingLen >= WRITE_BATCH ? undefined : await reader.next();
+        if (c) {
+          pending.push(c);
+          pendingLen += c.length;
+          continue;
+        }
+        if (pendingLen) await h.write(Buffer.concat(pending, pendingLen));
         size += pendingLen;
+        pending = [];
+        pendingLen = 0;
+        if (reader.done) break;
       }
-      await h.sync();
+      if (!reader.exceeded) await h.sync();
     } catch (e) {
       await h.close().catch(() => undefined);
       await fsp.rm(file, { force: true });
       throw e;
     }
     await h.close();
-    await syncDir(this.dir);
+    if (!reader.exceeded) await syncDir(this.dir);
     return size;
-  }
-
-  /**
-   * Receives a message: `header` then the stream. Small messages are kept in
-   * memory (the caller stores them in the queue row, whose commit makes them
-   * durable); one that grows past INLINE_MAX is written to a spool file, which
-   * is fsynced with its directory before this resolves. Past `maxBytes` the
-   * rest is drained and nothing is kept.
-   */
-  async receive(id: string, header: string, body: Readable, maxBytes: number): Promise<Received> {
-    const head = Buffer.from(header, 'utf8');
-    const chunks: Buffer[] = [head];
-    let size = head.length;
-    let seen = 0;
-    const it = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-    for (;;) {
-      const { value, done } = await it.next();
-      if (done) break;
-      const chunk = value as Buffer;
-      seen += chunk.length;
-      if (seen > maxBytes) {
-        // Drain and forget.
-        for (;;) if ((await it.next()).done) break;
-        return { size: 0, exceeded: true };
-      }
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size > INLINE_MAX) {
-        // Too big to keep inline: what we have, then the rest, into a spool file.
-        let total = 0;
-        const rest = Readable.from((async function* () {
-          const first = Buffer.concat(chunks.slice(1));
-          total += first.length;
-          yield first;
-          for (;;) {
-            const n = await it.next();
-            if (n.done) return;
-            total += (n.value as Buffer).length;
-            yield n.value as Buffer;
-          }
-        })());
-        const written = await this.write(id, header, rest, maxBytes);
-        if (total > maxBytes) {
-          await this.remove(this.pathOf(id));
-          return { size: 0, exceeded: true };
-        }
-        return { size: written, file: this.pathOf(id), exceeded: false };
-      }
-    }
-    return { size, inline: Buffer.concat(chunks, size), exceeded: false };
   }
 
   /** Removes a spool file (after its last recipient is done). */

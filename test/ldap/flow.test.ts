@@ -110,9 +110,10 @@ class Responses {
   }
 }
 
-function connect(port: number): Promise<net.Socket> {
+/** Connects to 127.0.0.1:port, from `from` when given (127.x.y.z stands for a client of its own). */
+function connect(port: number, from?: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1', () => resolve(s));
+    const s = net.connect({ port, host: '127.0.0.1', localAddress: from }, () => resolve(s));
     s.once('error', reject);
   });
 }
@@ -185,18 +186,18 @@ test('a connection holding a half-sent PDU is closed at the PDU deadline; comple
 
 // ---------------------------------------------------------------- connection cap
 
-test('connections beyond DCMX_LDAP_MAX_CONNECTIONS get a Notice of Disconnection (unavailable) and are closed', async () => {
-  const t = await appliance({ DCMX_LDAP_MAX_CONNECTIONS: '3' });
-  const port = t.app.ports.ldap;
-  const open: net.Socket[] = [];
-  for (let i = 0; i < 3; i++) {
-    const s = await connect(port);
-    const r = new Responses(s);
-    s.write(searchPdu(1, '', 0));
-    assert.equal((await r.result(1)).code, 0, 'connections under the cap are served');
-    open.push(s);
-  }
-  const extra = await connect(port);
+/** A connection (from `from`) that has had a search answered: it is past the connection router. */
+async function served(port: number, from?: string): Promise<net.Socket> {
+  const s = await connect(port, from);
+  const r = new Responses(s);
+  s.write(searchPdu(1, '', 0));
+  assert.equal((await r.result(1)).code, 0, `a connection${from ? ` from ${from}` : ''} is served`);
+  return s;
+}
+
+/** A connection (from `from`) whose search gets nothing but a Notice of Disconnection (unavailable), then the close. */
+async function refusedWithNotice(port: number, from?: string): Promise<void> {
+  const extra = await connect(port, from);
   const got: Buffer[] = [];
   extra.on('data', (d) => got.push(d));
   extra.on('error', () => undefined);
@@ -206,16 +207,47 @@ test('connections beyond DCMX_LDAP_MAX_CONNECTIONS get a Notice of Disconnection
   assert.ok(reply.includes(Buffer.from('1.3.6.1.4.1.1466.20036')), 'a Notice of Disconnection');
   assert.ok(reply.includes(Buffer.from([0x0a, 0x01, 52])), 'resultCode unavailable (52)');
   assert.equal(readTlv(reply, 0).end, reply.length, 'nothing but the notice: the search was not answered');
+}
+
+test('connections beyond DCMX_LDAP_MAX_CONNECTIONS get a Notice of Disconnection (unavailable) and are closed', async () => {
+  const t = await appliance({ DCMX_LDAP_MAX_CONNECTIONS: '3' });
+  const port = t.app.ports.ldap;
+  const open: net.Socket[] = [];
+  for (let i = 0; i < 3; i++) open.push(await served(port));
+  await refusedWithNotice(port);
   assert.equal(t.app.ldap.stats().refused, 1);
 
   // A slot freed is a slot usable.
   open.pop()!.destroy();
   await eventually(() => t.app.ldap.stats().connections < 3, 'the closed connection to be forgotten');
-  const again = await connect(port);
-  const r = new Responses(again);
-  again.write(searchPdu(1, '', 0));
-  assert.equal((await r.result(1)).code, 0);
-  for (const s of [...open, again]) s.destroy();
+  open.push(await served(port));
+  for (const s of open) s.destroy();
+});
+
+test('one client beyond DCMX_LDAP_CLIENT_CONNECTIONS gets a Notice of Disconnection (unavailable); other clients are served', async () => {
+  const t = await appliance({ DCMX_LDAP_CLIENT_CONNECTIONS: '3' });
+  const port = t.app.ports.ldap;
+  const open: net.Socket[] = [];
+  for (let i = 0; i < 3; i++) open.push(await served(port, '127.0.0.2'));
+  await refusedWithNotice(port, '127.0.0.2');
+  assert.deepEqual([t.app.ldap.stats().refusedPerClient, t.app.ldap.stats().refused], [1, 0]);
+  // Another client is served; a slot the first client frees is its own again.
+  open.push(await served(port, '127.0.0.3'));
+  open.shift()!.destroy();
+  await eventually(() => t.app.ldap.stats().connections < 4, 'the closed connection to be forgotten');
+  open.push(await served(port, '127.0.0.2'));
+  for (const s of open) s.destroy();
+});
+
+test('past 3/4 of DCMX_LDAP_MAX_CONNECTIONS, idle connections are closed after DCMX_LDAP_BUSY_IDLE_TIMEOUT', async () => {
+  // The idle timeout stays 900 s: without the busy timeout none of these would close for 15 minutes.
+  const t = await appliance({ DCMX_LDAP_MAX_CONNECTIONS: '8', DCMX_LDAP_BUSY_IDLE_TIMEOUT: '1' });
+  const port = t.app.ports.ldap;
+  const idle: net.Socket[] = [];
+  for (let i = 0; i < 7; i++) idle.push(await served(port, `127.0.0.${10 + i}`)); // 7 of 8: busy
+  await Promise.all(idle.map((s) => closed(s)));
+  await eventually(() => t.app.ldap.stats().connections === 0, 'every connection to be forgotten');
+  (await served(port, '127.0.0.10')).destroy();
 });
 
 // ---------------------------------------------------------------- one request per turn

@@ -35,10 +35,14 @@ function assertNotice(reply: Buffer): void {
   assert.ok(reply.includes(Buffer.from([0x0a, 0x01, 0x02])), 'resultCode protocolError');
 }
 
-/** Sends bytes on a fresh connection; resolves with what came back when the server closes or after `waitMs`. */
-function send(bytes: Buffer | Buffer[], waitMs = 300, closeAfter = false): Promise<Buffer> {
+/**
+ * Sends bytes on a fresh connection (from `from`: 127.x.y.z stands for a
+ * client of its own); resolves with what came back when the server closes or
+ * after `waitMs`.
+ */
+function send(bytes: Buffer | Buffer[], waitMs = 300, closeAfter = false, from?: string): Promise<Buffer> {
   return new Promise((resolve) => {
-    const sock = net.connect(port, '127.0.0.1');
+    const sock = net.connect({ port, host: '127.0.0.1', localAddress: from });
     const got: Buffer[] = [];
     const done = () => {
       sock.destroy();
@@ -151,7 +155,7 @@ test('random bytes on many connections', async () => {
     const b = Buffer.alloc(1 + (rnd() % 200));
     for (let j = 0; j < b.length; j++) b[j] = rnd();
     if (i % 2 === 0) b[0] = 0x30; // half of them look like a SEQUENCE
-    jobs.push(send(b, 100));
+    jobs.push(send(b, 100, false, `127.0.5.${1 + (i % 8)}`)); // 25 per client, within DCMX_LDAP_CLIENT_CONNECTIONS
   }
   await Promise.all(jobs);
   await stillAnswers();

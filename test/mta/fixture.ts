@@ -119,7 +119,7 @@ export class RawSmtp {
     w?.();
   }
 
-  /** Connects (from `localAddress`, e.g. another loopback address, when given) and reads the greeting. */
+  /** Connects (from `localAddress`, e.g. 127.0.0.2 to stand for another client) and reads the greeting. */
   static async connect(port: number, timeoutMs = 10_000, localAddress?: string): Promise<{ client: RawSmtp; greeting: SmtpReply }> {
     const sock = net.connect({ port, host: '127.0.0.1', localAddress });
     await new Promise<void>((resolve, reject) => {

@@ -114,8 +114,9 @@ class Raw {
   private readonly connected: Promise<boolean>;
   private waiters: (() => void)[] = [];
 
-  constructor(opts: { noDelay?: boolean } = {}) {
-    this.sock = net.connect(port, '127.0.0.1');
+  /** `from`: the local address to connect from (127.x.y.z stands for a client of its own). */
+  constructor(opts: { noDelay?: boolean; from?: string } = {}) {
+    this.sock = net.connect({ port, host: '127.0.0.1', localAddress: opts.from });
     this.sock.setNoDelay(opts.noDelay ?? true);
     this.sock.setEncoding('latin1');
     this.sock.on('data', (d: string) => {
@@ -200,9 +201,16 @@ class Raw {
   }
 }
 
+/**
+ * One of `clients` loopback source addresses for the i-th of many
+ * connections: each client stays within DCMX_SMTP_CLIENT_CONNECTIONS (20)
+ * while the connections together test the total.
+ */
+const client = (i: number, clients: number) => `127.0.3.${1 + (i % clients)}`;
+
 /** Opens a session through EHLO. */
-async function session(): Promise<Raw> {
-  const c = new Raw();
+async function session(from?: string): Promise<Raw> {
+  const c = new Raw({ from });
   assert.ok(await c.waitReplies(1), `no greeting: ${c.data} ${c.error ?? ''}`);
   assert.equal(c.replies()[0].code, 220, c.data);
   const r = await c.cmd('EHLO hostile.test');
@@ -215,8 +223,8 @@ function msg(id: string, body = 'hello\r\n'): string {
 }
 
 /** One full transaction on a fresh connection; resolves with the reply to the final dot. */
-async function transaction(id: string): Promise<Reply | undefined> {
-  const c = await session();
+async function transaction(id: string, from?: string): Promise<Reply | undefined> {
+  const c = await session(from);
   try {
     assert.equal((await c.cmd('MAIL FROM:<sender@elsewhere.test>'))?.code, 250, c.data);
     assert.equal((await c.cmd(`RCPT TO:<${RCPT}>`))?.code, 250, c.data);
@@ -387,7 +395,7 @@ test('a TLS ClientHello on the plain port fails fast, STARTTLS still works', asy
 
 test('50 concurrent connections each complete a transaction with 250', async () => {
   const ids = Array.from({ length: 50 }, (_, i) => `concurrent-${i}`);
-  const replies = await Promise.all(ids.map((id) => transaction(id)));
+  const replies = await Promise.all(ids.map((id, i) => transaction(id, client(i, 5))));
   const bad = replies.map((r, i) => [ids[i], r]).filter(([, r]) => (r as Reply | undefined)?.code !== 250);
   assert.deepEqual(bad, [], 'every transaction got 250');
   checks.push(...ids);
@@ -395,7 +403,7 @@ test('50 concurrent connections each complete a transaction with 250', async () 
 });
 
 test(`300 connections at once: at most ${MAX_CLIENTS} served, the rest 421 or refused, and all freed after the drop`, async (t) => {
-  const conns = Array.from({ length: 300 }, () => new Raw());
+  const conns = Array.from({ length: 300 }, (_, i) => new Raw({ from: client(i, 20) }));
   await Promise.all(conns.map((c) => c.waitReplies(1, 5000)));
   const kinds = new Map<string, number>();
   for (const c of conns) {
@@ -412,7 +420,7 @@ test(`300 connections at once: at most ${MAX_CLIENTS} served, the rest 421 or re
   const until = Date.now() + 5000;
   let greeted = 0;
   for (;;) {
-    const again = Array.from({ length: MAX_CLIENTS - 1 }, () => new Raw());
+    const again = Array.from({ length: MAX_CLIENTS - 1 }, (_, i) => new Raw({ from: client(i, 20) }));
     await Promise.all(again.map((c) => c.waitReplies(1, 3000)));
     greeted = again.filter((c) => c.replies()[0]?.code === 220).length;
     for (const c of again) c.destroy();
