@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import * as net from 'node:net';
 import { DnSyntaxError, parseDn, type Dn } from '../schema/dn';
 import { loadSchema } from './directory/open';
+import { COST_CAPS, PASSWORD_SCHEMES, type PasswordOptions, type PasswordScheme } from './directory/passwords';
 
 export type { HostPort } from './net';
 import { parseHostPort, type HostPort } from './net';
@@ -118,6 +119,8 @@ export interface Config {
   };
   upstreamDns: HostPort[];
   selfAddresses: string[];
+  /** How new passwords are hashed, and whether stored ones are rehashed at bind (server/directory/password). */
+  passwords: PasswordOptions;
 }
 
 /** Thrown for a bad configuration value; the message names the variable. */
@@ -242,6 +245,39 @@ function pemFile(name: string, file: string, kind: 'cert' | 'key'): crypto.X509C
 
 const HOST_SHAPE = /^(?=.{1,253}\.?$)([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
+/** DCMX_ARGON2_PARAMS: `m=<KiB>,t=<passes>,p=<lanes>` (any order, each at most once), within COST_CAPS. */
+function argon2Params(env: Env): PasswordOptions['argon2'] {
+  const name = 'DCMX_ARGON2_PARAMS';
+  const v = str(env, name, 'm=19456,t=2,p=1');
+  const got: Record<string, number> = {};
+  for (const kv of v.split(',')) {
+    const m = /^\s*([mtp])=(\d{1,7})\s*$/.exec(kv);
+    if (!m || m[1] in got) throw new ConfigError(name, `'${v}' is not m=<KiB>,t=<passes>,p=<lanes>`);
+    got[m[1]] = Number(m[2]);
+  }
+  const { m = 19456, t = 2, p = 1 } = got;
+  if (m < 8 * p || m > COST_CAPS.argon2Memory) throw new ConfigError(name, `m=${m} is not between ${8 * p} (8 KiB per lane) and ${COST_CAPS.argon2Memory} KiB`);
+  if (t < 1 || t > COST_CAPS.argon2Time) throw new ConfigError(name, `t=${t} is not between 1 and ${COST_CAPS.argon2Time}`);
+  if (p < 1 || p > COST_CAPS.argon2Parallelism) throw new ConfigError(name, `p=${p} is not between 1 and ${COST_CAPS.argon2Parallelism}`);
+  return { memory: m, time: t, parallelism: p };
+}
+
+/** The password settings (DCMX_PASSWORD_SCHEME and the work factors of new hashes). */
+function passwordOptions(env: Env): PasswordOptions {
+  const scheme = str(env, 'DCMX_PASSWORD_SCHEME', 'SHA512-CRYPT').toUpperCase();
+  if (!(PASSWORD_SCHEMES as readonly string[]).includes(scheme)) {
+    throw new ConfigError('DCMX_PASSWORD_SCHEME', `'${env.DCMX_PASSWORD_SCHEME}' is not one of ${PASSWORD_SCHEMES.join(', ')}`);
+  }
+  return {
+    scheme: scheme as PasswordScheme,
+    // crypt(3) uses at least 1000 rounds.
+    shaCryptRounds: int(env, 'DCMX_SHA_CRYPT_ROUNDS', 100_000, 1000, COST_CAPS.shaCryptRounds),
+    pbkdf2Iterations: int(env, 'DCMX_PBKDF2_ITERATIONS', 100_000, 1000, COST_CAPS.pbkdf2Iterations),
+    argon2: argon2Params(env),
+    rehash: bool(env, 'DCMX_PASSWORD_REHASH', true),
+  };
+}
+
 /** Reads and validates the configuration from `env` (default: process.env). */
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const dataDir = path.resolve(str(env, 'DCMX_DATA_DIR', './data'));
@@ -365,6 +401,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     },
     upstreamDns: hostPorts(env, 'DCMX_UPSTREAM_DNS', 53),
     selfAddresses,
+    passwords: passwordOptions(env),
   };
   return deepFreeze(config);
 }

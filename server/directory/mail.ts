@@ -151,28 +151,27 @@ export class MailDirectory {
   }
 
   /**
-   * SMTP AUTH (RFC 4954): the user is found by `mail` or `uid`, then bound
-   * with the password. Resolves with the identity, or undefined when the
-   * user or the password is wrong (one answer for both).
+   * SMTP AUTH (RFC 4954): the user is found by `mail` or `uid`, then its
+   * password checked (Directory.checkPassword). Resolves with the identity,
+   * or undefined when the user or the password is wrong (one answer for
+   * both, after the same work).
    */
   async authenticate(username: string, password: string): Promise<Identity | undefined> {
     if (!username || !password) return undefined;
     const s = this.directory.schema;
     const u = username.trim().toLowerCase();
     const base = this.directory.getByNdn(this.directory.suffixNdn);
-    if (!base) return undefined;
     const filter = { type: 'or' as const, filters: [
       { type: 'eq' as const, attr: s.attr('mail')!, norm: u },
       { type: 'eq' as const, attr: s.attr('uid')!, norm: u },
     ] };
     const matches: StoredEntry[] = [];
-    for (const e of this.directory.store.candidates({ base, scope: 'sub', filter })) {
+    for (const e of base ? this.directory.store.candidates({ base, scope: 'sub', filter }) : []) {
       matches.push(e);
-      if (matches.length > 1) return undefined; // ambiguous login name
+      if (matches.length > 1) break; // ambiguous login name: nobody
     }
-    if (matches.length !== 1) return undefined;
     try {
-      return await this.directory.bind(matches[0].dn, password);
+      return await this.directory.checkPassword(matches.length === 1 ? matches[0] : undefined, password);
     } catch {
       return undefined;
     }
