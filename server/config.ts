@@ -13,6 +13,7 @@ import * as net from 'node:net';
 import { DnSyntaxError, parseDn, type Dn } from '../schema/dn';
 import { loadSchema } from './directory/open';
 import { COST_CAPS, PASSWORD_SCHEMES, type PasswordOptions, type PasswordScheme } from './directory/passwords';
+import type { ThrottleOptions } from './directory/auth-throttle';
 
 export type { HostPort } from './net';
 import { parseHostPort, type HostPort } from './net';
@@ -80,6 +81,8 @@ export interface Config {
     /** PEM certificate and key for STARTTLS; when unset, a self-signed pair is generated once in the data dir. */
     tlsCert: string | undefined;
     tlsKey: string | undefined;
+    /** AUTH failures in one session after which it is closed with 421 (Postfix's smtpd_hard_error_limit, for AUTH). */
+    authFailures: number;
   };
   mta: {
     /** Entries in the transfer unit's directory cache. */
@@ -119,8 +122,10 @@ export interface Config {
   };
   upstreamDns: HostPort[];
   selfAddresses: string[];
-  /** How new passwords are hashed, and whether stored ones are rehashed at bind (server/directory/password). */
+  /** How new passwords are hashed, and whether stored ones are rehashed at bind (server/directory/passwords). */
   passwords: PasswordOptions;
+  /** The guessing throttle of LDAP binds and SMTP AUTH (server/directory/auth-throttle.ts). */
+  throttle: ThrottleOptions;
 }
 
 /** Thrown for a bad configuration value; the message names the variable. */
@@ -278,6 +283,21 @@ function passwordOptions(env: Env): PasswordOptions {
   };
 }
 
+/** The guessing throttle's settings (DCMX_AUTH_*); the delays stay below the window. */
+function throttleOptions(env: Env): ThrottleOptions {
+  const window = int(env, 'DCMX_AUTH_WINDOW', 900, 1, 86400);
+  const delayMs = int(env, 'DCMX_AUTH_DELAY', 500, 0, 60_000);
+  const maxDelayMs = int(env, 'DCMX_AUTH_DELAY_MAX', 8000, 0, 60_000);
+  if (maxDelayMs < delayMs) throw new ConfigError('DCMX_AUTH_DELAY_MAX', `${maxDelayMs} is below DCMX_AUTH_DELAY (${delayMs})`);
+  return {
+    windowMs: window * 1000,
+    accountFailures: int(env, 'DCMX_AUTH_FAILURES', 10, 1, 100_000),
+    clientFailures: int(env, 'DCMX_AUTH_CLIENT_FAILURES', 50, 1, 1_000_000),
+    delayMs,
+    maxDelayMs,
+  };
+}
+
 /** Reads and validates the configuration from `env` (default: process.env). */
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const dataDir = path.resolve(str(env, 'DCMX_DATA_DIR', './data'));
@@ -374,6 +394,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       greetingDelay: int(env, 'DCMX_SMTP_GREETING_DELAY', 100, 0, 60_000),
       tlsCert: env.DCMX_TLS_CERT || undefined,
       tlsKey: env.DCMX_TLS_KEY || undefined,
+      authFailures: int(env, 'DCMX_SMTP_AUTH_FAILURES', 3, 1, 100),
     },
     mta: {
       cacheSize: int(env, 'DCMX_CACHE_SIZE', 10_000, 10, 10_000_000),
@@ -402,6 +423,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     upstreamDns: hostPorts(env, 'DCMX_UPSTREAM_DNS', 53),
     selfAddresses,
     passwords: passwordOptions(env),
+    throttle: throttleOptions(env),
   };
   return deepFreeze(config);
 }

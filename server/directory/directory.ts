@@ -26,6 +26,7 @@ import {
 } from './errors';
 import { compileFilter, FilterError, matches, type Filter, type FilterInput } from './filter';
 import { Passwords, type PasswordOptions } from './passwords';
+import { AuthThrottle, type ThrottleOptions } from './auth-throttle';
 import {
   CHANGELOG_DN, changeEntry, changelogContainer, rootDse, SUBSCHEMA_DN, subschemaEntry, type RootDseFeatures,
 } from './virtual';
@@ -43,6 +44,8 @@ export interface DirectoryOptions {
   timeLimit?: number;
   /** Password policy (DEFAULT_PASSWORD_OPTIONS when absent). */
   passwords?: PasswordOptions;
+  /** The guessing throttle of binds that say where they come from (DEFAULT_THROTTLE when absent). */
+  throttle?: ThrottleOptions;
 }
 
 /** One modification of a modify request (RFC 4511 §4.6, RFC 4525 increment). */
@@ -140,6 +143,8 @@ export class Directory {
   readonly changelogNdn: string;
   /** How passwords are hashed, accepted and checked. */
   readonly passwords: Passwords;
+  /** Failed binds by account and client: delays, then temporary refusals. */
+  readonly throttle: AuthThrottle;
   private readonly suffixDn: Dn;
   private readonly hooks: WriteHook[] = [];
   private readonly commitHooks: CommitHook[] = [];
@@ -164,6 +169,7 @@ export class Directory {
     this.timeLimit = opts.timeLimit ?? 0;
     this.userPassword = schema.attr('userPassword')!;
     this.passwords = new Passwords(opts.passwords);
+    this.throttle = new AuthThrottle(opts.throttle);
     this.computedTypes = ['hasSubordinates', 'entryDN', 'subschemaSubentry', 'structuralObjectClass'].map((n) => schema.attr(n)!);
   }
 
@@ -308,10 +314,10 @@ export class Directory {
 
   /**
    * Simple bind (RFC 4513 §5.1). Unknown DN and wrong password both give
-   * invalidCredentials (49), after the same work: with no stored value to
-   * check, the password is checked against a dummy of the configured scheme.
+   * invalidCredentials (49), after the same work (checkPassword). With
+   * `client` (the address the bind came from), the guessing throttle applies.
    */
-  async bind(dn: string, password: string): Promise<Identity> {
+  async bind(dn: string, password: string, client?: string): Promise<Identity> {
     if (dn === '' && password === '') return ANONYMOUS;
     // RFC 4513 §5.1.2: an unauthenticated bind (name, no password) is refused.
     if (password === '') throw new UnwillingError('unauthenticated bind (DN with no password) disallowed');
@@ -321,26 +327,42 @@ export class Directory {
     } catch {
       ndn = undefined;
     }
-    return this.checkPassword(ndn === undefined ? undefined : this.store.getByNdn(ndn), password);
+    const entry = ndn === undefined ? undefined : this.store.getByNdn(ndn);
+    return this.checkPassword(entry, ndn ?? dn.trim().toLowerCase(), password, client);
   }
 
   /**
    * Checks `password` against the userPassword values of `entry` (undefined:
    * no such entry) and resolves with its identity, or rejects with
-   * invalidCredentials (49) after the work of a check either way. The
-   * doors' bind (LDAP) and login (SMTP AUTH) end here.
+   * invalidCredentials (49). Either way the work is that of a check: with no
+   * stored value, the password is checked against a dummy of the configured
+   * scheme, so the time taken tells nothing of the entry. With `client`,
+   * the guessing throttle counts the attempt against `account` (the entry's
+   * normalised DN, or the name given) and the client (auth-throttle.ts): a
+   * refused attempt rejects with TooManyFailuresError before any check, a
+   * failure is answered after its delay. The doors' bind (LDAP) and login (SMTP AUTH) end here.
    */
-  async checkPassword(entry: StoredEntry | undefined, password: string): Promise<Identity> {
+  async checkPassword(entry: StoredEntry | undefined, account: string, password: string, client?: string): Promise<Identity> {
+    const attempt = client === undefined ? undefined : this.throttle.begin(client, account);
     const values = entry?.attrs.userPassword ?? [];
-    let ok = false;
-    if (values.length === 0) await this.passwords.verifyDummy(password);
-    for (const h of values) {
-      if (await this.passwords.verify(password, h)) {
-        ok = true;
-        break;
+    let matched: string | undefined;
+    try {
+      if (values.length === 0) await this.passwords.verifyDummy(password);
+      for (const h of values) {
+        if (await this.passwords.verify(password, h)) {
+          matched = h;
+          break;
+        }
       }
+    } catch (err) {
+      await attempt?.failed();
+      throw err;
     }
-    if (!entry || !ok) throw new InvalidCredentialsError();
+    if (!entry || matched === undefined) {
+      await attempt?.failed();
+      throw new InvalidCredentialsError();
+    }
+    attempt?.succeeded();
     return { dn: entry.dn, ndn: entry.ndn, anonymous: false, admin: entry.ndn === this.adminNdn };
   }
 

@@ -88,3 +88,10 @@ export class TimeLimitError extends DirectoryError {
     super('timeLimitExceeded', 'time limit exceeded');
   }
 }
+
+/** A door refuses to check any password for an account or client that failed too often of late (auth-throttle.ts). */
+export class TooManyFailuresError extends DirectoryError {
+  constructor() {
+    super('unwillingToPerform', 'too many failed authentication attempts; try again later');
+  }
+}

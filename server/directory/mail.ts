@@ -14,6 +14,7 @@ import type { StoredEntry } from '../../storage/store';
 import type { Directory } from './directory';
 import type { DnsNames } from './zones';
 import type { Identity } from './access';
+import { InvalidCredentialsError } from './errors';
 
 /** Domain status as routing sees it. */
 export type DomainStatus = 'active' | 'hold' | 'disabled';
@@ -152,11 +153,12 @@ export class MailDirectory {
 
   /**
    * SMTP AUTH (RFC 4954): the user is found by `mail` or `uid`, then its
-   * password checked (Directory.checkPassword). Resolves with the identity,
-   * or undefined when the user or the password is wrong (one answer for
-   * both, after the same work).
+   * password checked (Directory.checkPassword, throttled for `client`, the
+   * address the login came from). Resolves with the identity, or undefined
+   * when the user or the password is wrong (one answer for both, after the
+   * same work); rejects with TooManyFailuresError while the throttle refuses.
    */
-  async authenticate(username: string, password: string): Promise<Identity | undefined> {
+  async authenticate(username: string, password: string, client?: string): Promise<Identity | undefined> {
     if (!username || !password) return undefined;
     const s = this.directory.schema;
     const u = username.trim().toLowerCase();
@@ -170,10 +172,12 @@ export class MailDirectory {
       matches.push(e);
       if (matches.length > 1) break; // ambiguous login name: nobody
     }
+    const entry = matches.length === 1 ? matches[0] : undefined;
     try {
-      return await this.directory.checkPassword(matches.length === 1 ? matches[0] : undefined, password);
-    } catch {
-      return undefined;
+      return await this.directory.checkPassword(entry, entry ? entry.ndn : `login ${u}`, password, client);
+    } catch (err) {
+      if (err instanceof InvalidCredentialsError) return undefined;
+      throw err;
     }
   }
 }

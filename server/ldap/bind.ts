@@ -1,4 +1,9 @@
-/** Bind (RFC 4511 §4.2): simple and anonymous; SASL is not offered. */
+/**
+ * Bind (RFC 4511 §4.2): simple and anonymous; SASL is not offered. Simple
+ * binds go through the guessing throttle by the client's address: a failure
+ * is answered after a growing delay, and while the account or the client is
+ * refused the answer is unwillingToPerform (53) without a password check.
+ */
 import type { Handler, LdapContext } from './context';
 import { sessionOf } from './session';
 import { endWithError, RESULT_CODES } from './results';
@@ -18,7 +23,7 @@ export function bindHandler(ctx: LdapContext): Handler {
     // and is answered with protocolError before it gets here.
     const dn = String(req.name ?? req.dn ?? '');
     const password = String(req.credentials ?? '');
-    ctx.directory.bind(dn, password).then(
+    ctx.directory.bind(dn, password, session.remote ?? '').then(
       (identity) => {
         session.identity = identity;
         session.log.debug({ dn: identity.dn }, 'bind');

@@ -58,7 +58,7 @@ export function answerPasswordModify(ctx: LdapContext, session: Session, call: E
     if (!who.admin && ctx.directory.normalize(target) !== who.ndn) {
       throw new InsufficientAccessError('a user may change its own password only');
     }
-    if (call.oldPassword !== undefined) await ctx.directory.bind(target, call.oldPassword.toString('utf8'));
+    if (call.oldPassword !== undefined) await ctx.directory.bind(target, call.oldPassword.toString('utf8'), session.remote ?? '');
     await ctx.directory.setPassword(who, target, newPassword);
   })().then(
     // RFC 3062 §2: PasswdModifyResponseValue ::= SEQUENCE { genPasswd [0] OCTET STRING OPTIONAL }; no responseName.

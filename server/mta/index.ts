@@ -94,7 +94,7 @@ export async function startMta(
   const intake = new Intake({
     host: config.listen, port: config.smtp.port, hostname: config.hostname, maxSize: config.smtp.maxSize,
     maxRecipients: config.smtp.maxRecipients, maxClients: config.smtp.maxClients, socketTimeoutMs: config.smtp.socketTimeout * 1000,
-    greetingDelayMs: config.smtp.greetingDelay, relayNetworks: config.smtp.relayNetworks, tls,
+    greetingDelayMs: config.smtp.greetingDelay, relayNetworks: config.smtp.relayNetworks, tls, authFailureLimit: config.smtp.authFailures,
   }, { mail, cache, routing, queue, spool, resolver, sync, log: log.child({ part: 'intake' }), onQueued: () => delivery.kick(), unknownDomain: policy });
   const port = await intake.listen();
   delivery.start();

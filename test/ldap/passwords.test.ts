@@ -223,3 +223,26 @@ describe('a user gives the password, the server hashes it', () => {
     assert.equal((await whoami(LEE, 'lee-pw')).code, 0);
   });
 });
+
+describe('a wrong bind costs the same whether the DN exists or not', () => {
+  /** Runs `bind` and returns how many checks of each kind the directory computed meanwhile. */
+  async function work(bind: () => Promise<unknown>): Promise<Record<string, number>> {
+    const before = { ...t.app.directory.passwords.stats.verified };
+    await bind();
+    const after = t.app.directory.passwords.stats.verified;
+    return Object.fromEntries(Object.entries(after).filter(([k, n]) => n !== (before[k] ?? 0)).map(([k, n]) => [k, n - (before[k] ?? 0)]));
+  }
+  const oneCheck = { 'sha512-crypt': 1 };
+
+  test('LDAP: an existing user, a DN that does not exist, an entry without a password, a DN of an unknown attribute type', async () => {
+    assert.deepEqual(await work(async () => assert.equal(resultCode(await whoami(LEE, 'wrong')), 49)), oneCheck, 'a user whose hash is in the configured scheme');
+    assert.deepEqual(await work(async () => assert.equal(resultCode(await whoami('uid=nobody,o=internet', 'wrong')), 49)), oneCheck);
+    assert.deepEqual(await work(async () => assert.equal(resultCode(await whoami('o=internet', 'wrong')), 49)), oneCheck);
+    assert.deepEqual(await work(async () => assert.equal(resultCode(await whoami('noSuchType=x,o=internet', 'wrong')), 49)), oneCheck);
+  });
+
+  test('SMTP AUTH: an unknown login name costs a check too', async () => {
+    const mail = t.app.mta.mail;
+    assert.deepEqual(await work(async () => assert.equal(await mail.authenticate('nobody@nowhere.test', 'wrong', '127.0.0.1'), undefined)), oneCheck);
+  });
+});
