@@ -340,7 +340,9 @@ export class Directory {
    * the guessing throttle counts the attempt against `account` (the entry's
    * normalised DN, or the name given) and the client (auth-throttle.ts): a
    * refused attempt rejects with TooManyFailuresError before any check, a
-   * failure is answered after its delay. The doors' bind (LDAP) and login (SMTP AUTH) end here.
+   * failure is answered after its delay. After a success the stored value is
+   * rehashed in the configured scheme when it is in another (DCMX_PASSWORD_REHASH).
+   * The doors' bind (LDAP) and login (SMTP AUTH) end here.
    */
   async checkPassword(entry: StoredEntry | undefined, account: string, password: string, client?: string): Promise<Identity> {
     const attempt = client === undefined ? undefined : this.throttle.begin(client, account);
@@ -363,7 +365,28 @@ export class Directory {
       throw new InvalidCredentialsError();
     }
     attempt?.succeeded();
-    return { dn: entry.dn, ndn: entry.ndn, anonymous: false, admin: entry.ndn === this.adminNdn };
+    const who: Identity = { dn: entry.dn, ndn: entry.ndn, anonymous: false, admin: entry.ndn === this.adminNdn };
+    if (this.passwords.options.rehash && values.length === 1 && this.passwords.needsRehash(matched)) await this.rehash(who, matched, password);
+    return who;
+  }
+
+  /**
+   * Replaces the one stored value `old` of `who`'s entry by a hash of
+   * `password` in the configured scheme, through the write path (a modify by
+   * `who`, in the change log). Nothing happens when the value changed
+   * meanwhile or the password cannot be hashed (too long); a failure is no
+   * failure of the bind.
+   */
+  private async rehash(who: Identity, old: string, password: string): Promise<void> {
+    try {
+      const fresh = await this.passwords.hashClear(password);
+      this.write(() => this.modifyTyped(who, who.dn, [
+        { op: 'delete', type: 'userPassword', values: [old] },
+        { op: 'add', type: 'userPassword', values: [fresh] },
+      ], {}));
+    } catch {
+      // the value changed since it was checked, or the password is not storable: keep what is stored
+    }
   }
 
   /** The entry at `dn` if `who` may read it. */

@@ -8,7 +8,7 @@
  *   {PLAIN-MD5} (hex), and the salted {SSHA} {SSHA256} {SSHA384} {SSHA512}
  *   {SMD5} (digest, then salt, base64).
  * - crypt(3) through libxcrypt: {CRYPT} with `$1$`, `$5$`, `$6$`,
- *   `$2a$`/`$2b$`/`$2y$`, `$y$` or DES; Dovecot's {MD5-CRYPT}, {SHA256-CRYPT},
+ *   `$2a$`/`$2b$`/`$2y$`, `$y$` or DES (and bigcrypt); Dovecot's {MD5-CRYPT}, {SHA256-CRYPT},
  *   {SHA512-CRYPT}, {BLF-CRYPT}, {DES-CRYPT}, and {MD5} holding `$1$`.
  * - Argon2: {ARGON2} (OpenLDAP), {ARGON2I} and {ARGON2ID} (Dovecot), PHC strings.
  * - PBKDF2: {PBKDF2} {PBKDF2-SHA1} {PBKDF2-SHA256} {PBKDF2-SHA512}
@@ -190,7 +190,8 @@ const CRYPT_FORMS: { method: CryptMethod; re: RegExp }[] = [
   { method: 'sha512', re: new RegExp(`^\\$6\\$(?:rounds=(\\d{1,10})\\$)?[^$]{0,16}\\$${B64C}{86}$`) },
   { method: 'bcrypt', re: new RegExp(`^\\$2[aby]\\$(\\d\\d)\\$${B64C}{53}$`) },
   { method: 'yescrypt', re: new RegExp(`^\\$y\\$(${B64C}+)\\$${B64C}+\\$${B64C}{43}$`) },
-  { method: 'des', re: new RegExp(`^${B64C}{13}$`) },
+  // Traditional DES, or bigcrypt (11 more characters per 8 more of the password) as slappasswd writes it for long passwords.
+  { method: 'des', re: new RegExp(`^${B64C}{13}(?:${B64C}{11}){0,7}$`) },
 ];
 
 /** The `$id$` prefixes of CRYPT_FORMS. */
