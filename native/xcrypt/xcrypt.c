@@ -30,6 +30,16 @@
     }                                                                      \
   } while (0)
 
+/* Fetches `n` arguments into argv; throws a TypeError showing `usage` when fewer were given. */
+static bool get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *usage) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n) {
+    napi_throw_type_error(env, NULL, usage);
+    return false;
+  }
+  return true;
+}
+
 /* Copies a JS string argument into a fresh NUL-terminated buffer (caller frees). */
 static char *string_arg(napi_env env, napi_value v, const char *what) {
   size_t len = 0;
@@ -121,13 +131,8 @@ static void crypt_complete(napi_env env, napi_status status, void *arg) {
 }
 
 static napi_value js_crypt(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) {
-    napi_throw_type_error(env, NULL, "xcrypt.crypt(phrase, setting)");
-    return NULL;
-  }
+  if (!get_args(env, info, 2, argv, "xcrypt.crypt(phrase, setting)")) return NULL;
   crypt_job *job = calloc(1, sizeof *job);
   if (!job) {
     napi_throw_error(env, NULL, "xcrypt: out of memory");
@@ -156,13 +161,8 @@ static napi_value js_crypt(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_gensalt(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) {
-    napi_throw_type_error(env, NULL, "xcrypt.gensalt(prefix, count)");
-    return NULL;
-  }
+  if (!get_args(env, info, 2, argv, "xcrypt.gensalt(prefix, count)")) return NULL;
   char *prefix = string_arg(env, argv[0], "xcrypt: the prefix must be a string");
   if (!prefix) return NULL;
   int64_t count = 0;
@@ -185,13 +185,8 @@ static napi_value js_gensalt(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_checksalt(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) {
-    napi_throw_type_error(env, NULL, "xcrypt.checksalt(setting)");
-    return NULL;
-  }
+  if (!get_args(env, info, 1, argv, "xcrypt.checksalt(setting)")) return NULL;
   char *setting = string_arg(env, argv[0], "xcrypt: the setting must be a string");
   if (!setting) return NULL;
   int r = crypt_checksalt(setting);

@@ -335,8 +335,9 @@ export class Directory {
    * Checks `password` against the userPassword values of `entry` (undefined:
    * no such entry) and resolves with its identity, or rejects with
    * invalidCredentials (49). Either way the work is that of a check: with no
-   * stored value, the password is checked against a dummy of the configured
-   * scheme, so the time taken tells nothing of the entry. With `client`,
+   * stored value to compute, the password is checked against a dummy of the
+   * configured scheme (Passwords.match), so the time taken tells nothing of
+   * the entry. With `client`,
    * the guessing throttle counts the attempt against `account` (the entry's
    * normalised DN, or the name given) and the client (auth-throttle.ts): a
    * refused attempt rejects with TooManyFailuresError before any check, a
@@ -349,13 +350,7 @@ export class Directory {
     const values = entry?.attrs.userPassword ?? [];
     let matched: string | undefined;
     try {
-      if (values.length === 0) await this.passwords.verifyDummy(password);
-      for (const h of values) {
-        if (await this.passwords.verify(password, h)) {
-          matched = h;
-          break;
-        }
-      }
+      matched = await this.passwords.match(password, values);
     } catch (err) {
       await attempt?.failed();
       throw err;

@@ -188,6 +188,7 @@ describe('a user gives the password, the server hashes it', () => {
       assert.equal(resultCode(await whoami(LEE, 'lee-pw')), 49);
       assert.equal(dir.passwords.stats.overCap, overCap + 2, 'both values were judged over the cap');
       assert.equal(dir.passwords.stats.verified['pbkdf2-sha512'] ?? 0, before['pbkdf2-sha512'] ?? 0, 'no PBKDF2 was computed');
+      assert.equal(dir.passwords.stats.verified['sha512-crypt'], (before['sha512-crypt'] ?? 0) + 1, 'the failure cost one check of the configured scheme');
     } finally {
       put(e.attrs);
     }

@@ -135,23 +135,34 @@ export class Passwords {
    */
   async verify(clear: string, value: string): Promise<boolean> {
     const p = parseStored(value);
-    if (p === undefined) return false;
-    if (isProblem(p)) {
-      if (p.problem === 'cost') this.stats.overCap++;
-      return false;
-    }
+    if (p === undefined || isProblem(p)) return false;
     return this.run(p, clear);
   }
 
   /**
-   * Spends on `clear` the work of a check against a value of the configured
-   * scheme, and fails: what a bind costs when there is no stored value to
-   * check (no such entry, no userPassword), so its duration tells nothing.
+   * Checks `clear` against the stored values of one entry (none when there
+   * is no such entry) and returns the value it matches, if any. When no value
+   * could be computed (none, or all unknown, malformed or over the caps), it
+   * spends the work of a check against a dummy of the configured scheme
+   * instead, so the time a failure takes tells nothing about the entry.
    */
-  async verifyDummy(clear: string): Promise<false> {
-    this.dummy ??= this.hash(crypto.randomBytes(18).toString('base64')).then((h) => parseStored(h) as StoredPassword);
-    await this.run(await this.dummy, clear);
-    return false;
+  async match(clear: string, values: readonly string[]): Promise<string | undefined> {
+    let computed = false;
+    for (const value of values) {
+      const p = parseStored(value);
+      if (p === undefined) continue;
+      if (isProblem(p)) {
+        if (p.problem === 'cost') this.stats.overCap++;
+        continue;
+      }
+      computed = true;
+      if (await this.run(p, clear)) return value;
+    }
+    if (!computed) {
+      this.dummy ??= this.hash(crypto.randomBytes(18).toString('base64')).then((h) => parseStored(h) as StoredPassword);
+      await this.run(await this.dummy, clear);
+    }
+    return undefined;
   }
 
   private async run(p: StoredPassword, clear: string): Promise<boolean> {
