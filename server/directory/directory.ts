@@ -337,12 +337,12 @@ export class Directory {
    * invalidCredentials (49). Either way the work is that of a check: with no
    * stored value to compute, the password is checked against a dummy of the
    * configured scheme (Passwords.match), so the time taken tells nothing of
-   * the entry. With `client`,
-   * the guessing throttle counts the attempt against `account` (the entry's
-   * normalised DN, or the name given) and the client (auth-throttle.ts): a
-   * refused attempt rejects with TooManyFailuresError before any check, a
-   * failure is answered after its delay. After a success the stored value is
-   * rehashed in the configured scheme when it is in another (DCMX_PASSWORD_REHASH).
+   * the entry. With `client`, the guessing throttle counts the attempt
+   * against `account` (the entry's normalised DN, or the name given) and the
+   * client (auth-throttle.ts): a refused attempt rejects with
+   * TooManyFailuresError before any check, a failure is answered after its
+   * delay. After a success, an entry's one stored value in another scheme or
+   * at another cost is rehashed in the configured one (DCMX_PASSWORD_REHASH).
    * The doors' bind (LDAP) and login (SMTP AUTH) end here.
    */
   async checkPassword(entry: StoredEntry | undefined, account: string, password: string, client?: string): Promise<Identity> {
