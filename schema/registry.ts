@@ -227,6 +227,26 @@ export class Schema {
   }
 
   /**
+   * RFC 4511 §4.7: the entry an add creates is the request's attributes
+   * "along with those from the RDN". Returns `attrs` with every RDN value
+   * they lack (under the attribute's equality rule) added, as slapd does; a
+   * single-valued attribute that holds another value, or an unknown type, is
+   * left as it is, for validate to refuse (namingViolation).
+   */
+  withRdnValues(attrs: TypedAttrs, rdn: Rdn): TypedAttrs {
+    const out = new Map(attrs);
+    for (const ava of rdn) {
+      const at = this.attr(ava.type);
+      const norm = at?.normalize(ava.value);
+      if (!at || norm === undefined) continue;
+      const have = out.get(at) ?? [];
+      if (have.some((v) => at.normalize(v) === norm) || (at.singleValue && have.length)) continue;
+      out.set(at, [...have, ava.value]);
+    }
+    return out;
+  }
+
+  /**
    * Checks a complete entry (RFC 4512 §2.4, §2.3.1). `rdn` is the entry's
    * RDN, whose values must be present. With `relax`, NO-USER-MODIFICATION
    * attributes are allowed (server-internal writes and LDIF import).

@@ -2,8 +2,8 @@
  * The entry store: rows of `entries`, `attr_index`, `changelog` and `meta`.
  *
  * It stores what the directory computed (normalised DN, path, index rows,
- * LDIF change text) and knows nothing of LDAP semantics. Every write runs
- * inside `transaction`, which the directory's one write path opens.
+ * the change feed's rows) and knows nothing of LDAP semantics. Every write
+ * runs inside `transaction`, which the directory's one write path opens.
  */
 import type { Statement } from 'better-sqlite3';
 import { openDatabase, type Db } from './db';
@@ -29,21 +29,71 @@ export interface IndexRow {
   norm: string;
 }
 
-/** A change log row (draft-good-ldap-changelog §3). */
-export interface ChangeRecord {
+/** One modification in the change feed: an RFC 4511 §4.6 operation (increment: RFC 4525) on one attribute. */
+export interface FeedModification {
+  op: 'add' | 'delete' | 'replace' | 'increment';
+  /** The attribute's canonical name (the schema's first name for it). */
+  type: string;
+  /** Values in stored form, as in AttrMap (binary values as server/directory/entry.ts encodes them). */
+  values: string[];
+}
+
+/** What every change carries besides its type and body. */
+export interface ChangeHead {
+  /** Position in the feed: increasing, never reused (draft-good-ldap-changelog §3 changeNumber). */
   changeNumber: number;
+  /** GeneralizedTime of the change. */
   changeTime: string;
+  /** The entry's DN when the change was made (before it, for modrdn), and its normalised form. */
   targetDN: string;
   targetNdn: string;
-  changeType: 'add' | 'delete' | 'modify' | 'modrdn';
-  changes: string | null;
-  newRDN: string | null;
-  deleteOldRDN: boolean | null;
-  newSuperior: string | null;
-  /** For modrdn, the normalised DN after the change. */
-  newNdn: string | null;
+  /**
+   * RFC 4530 entryUUID of the entry changed: for a delete, of the entry
+   * deleted; for modrdn, of the entry renamed (the UUID never changes). Null
+   * only on rows written before the feed carried UUIDs whose entry was gone
+   * when the store was converted (migration 006).
+   */
+  entryUUID: string | null;
+  /** DN of the writer. */
   actor: string | null;
 }
+
+/** The body of a change, by type. */
+export type ChangeBody =
+  /** The entry's user attributes as stored (operational ones — entryUUID, timestamps — are not repeated). */
+  | { changeType: 'add'; attributes: AttrMap }
+  | { changeType: 'delete' }
+  /** The modifications in the order they were applied. */
+  | { changeType: 'modify'; modifications: FeedModification[] }
+  /** draft-good-ldap-changelog's newRDN / deleteOldRDN / newSuperior, and the normalised DN after the change. */
+  | { changeType: 'modrdn'; newRDN: string; deleteOldRDN: boolean; newSuperior: string | null; newNdn: string };
+
+/**
+ * One change of the directory as the change feed delivers it: a change-log
+ * row (draft-good-ldap-changelog §3) with the entry's UUID and its
+ * modifications as data. This, not LDIF, is what views of the directory read
+ * to stay in step (the routing table, the transfer unit's cache, Content
+ * Sync); LDIF is made from it only where a change is shown (the `changes`
+ * attribute of `changeNumber=N,cn=changelog`). Read it with `Store.changes`
+ * or `ChangeFollower` (server/directory/changes.ts).
+ */
+export type ChangeRecord = ChangeHead & ChangeBody;
+
+/** A change to append: a ChangeRecord before it has a number. */
+export type NewChange = Omit<ChangeHead, 'changeNumber'> & ChangeBody;
+
+/** A change-log row written before migration 006, still holding its modifications as LDIF (see convertLegacyChange). */
+export interface LegacyChangeRow {
+  changeNumber: number;
+  changeType: ChangeRecord['changeType'];
+  targetNdn: string;
+  newNdn: string | null;
+  /** The LDIF body: attribute lines for add, mod-specs for modify; empty for delete and modrdn. */
+  ldif: string;
+}
+
+/** The body of an add or modify change, the types whose modifications are data. */
+export type DataBody = Extract<ChangeBody, { changeType: 'add' | 'modify' }>;
 
 /** One zone journal row: the records one serial change removed and added. */
 export interface JournalRow {
@@ -86,12 +136,38 @@ interface ChangeRow {
   target_dn: string;
   target_ndn: string;
   change_type: ChangeRecord['changeType'];
-  changes: string | null;
+  entry_uuid: string | null;
+  data: string | null;
   new_rdn: string | null;
   delete_old_rdn: number | null;
   new_superior: string | null;
   new_ndn: string | null;
   actor: string | null;
+}
+
+/** The `data` column of a change (migration 006). */
+function changeData(c: ChangeBody): string | null {
+  if (c.changeType === 'add') return JSON.stringify({ attributes: c.attributes });
+  if (c.changeType === 'modify') return JSON.stringify({ modifications: c.modifications });
+  return null;
+}
+
+/** The body of a stored change row. */
+function changeBody(r: ChangeRow): ChangeBody {
+  const data = r.data === null ? {} : (JSON.parse(r.data) as { attributes?: AttrMap; modifications?: FeedModification[] });
+  switch (r.change_type) {
+    case 'add':
+      return { changeType: 'add', attributes: data.attributes ?? {} };
+    case 'modify':
+      return { changeType: 'modify', modifications: data.modifications ?? [] };
+    case 'delete':
+      return { changeType: 'delete' };
+    case 'modrdn':
+      return {
+        changeType: 'modrdn', newRDN: r.new_rdn ?? '', deleteOldRDN: r.delete_old_rdn === 1, newSuperior: r.new_superior,
+        newNdn: r.new_ndn ?? r.target_ndn,
+      };
+  }
 }
 
 /** Separator after each RDN in `rpath`; the subtree upper bound uses the next code point. */
@@ -280,13 +356,37 @@ export class Store {
   }
 
   /** Appends a change log row; returns its change number. */
-  appendChange(c: Omit<ChangeRecord, 'changeNumber'>): number {
+  appendChange(c: NewChange): number {
+    const rdn = c.changeType === 'modrdn' ? c : undefined;
     const info = this.stmt(
-      `INSERT INTO changelog (change_time, target_dn, target_ndn, change_type, changes, new_rdn, delete_old_rdn, new_superior, new_ndn, actor)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(c.changeTime, c.targetDN, c.targetNdn, c.changeType, c.changes, c.newRDN,
-      c.deleteOldRDN === null ? null : c.deleteOldRDN ? 1 : 0, c.newSuperior, c.newNdn, c.actor);
+      `INSERT INTO changelog (change_time, target_dn, target_ndn, change_type, entry_uuid, data, new_rdn, delete_old_rdn, new_superior, new_ndn, actor)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(c.changeTime, c.targetDN, c.targetNdn, c.changeType, c.entryUUID, changeData(c), rdn?.newRDN ?? null,
+      rdn ? (rdn.deleteOldRDN ? 1 : 0) : null, rdn?.newSuperior ?? null, rdn?.newNdn ?? null, c.actor);
     return Number(info.lastInsertRowid);
+  }
+
+  /** True when rows written before migration 006 remain to be converted. */
+  hasLegacyChanges(): boolean {
+    return this.stmt('SELECT 1 FROM changelog WHERE changes IS NOT NULL LIMIT 1').get() !== undefined;
+  }
+
+  /** Rows written before migration 006 and not yet converted, newest first. */
+  legacyChanges(): LegacyChangeRow[] {
+    const rows = this.stmt(
+      'SELECT change_number, change_type, target_ndn, new_ndn, changes FROM changelog WHERE changes IS NOT NULL ORDER BY change_number DESC',
+    ).all() as { change_number: number; change_type: ChangeRecord['changeType']; target_ndn: string; new_ndn: string | null; changes: string }[];
+    return rows.map((r) => ({ changeNumber: r.change_number, changeType: r.change_type, targetNdn: r.target_ndn, newNdn: r.new_ndn, ldif: r.changes }));
+  }
+
+  /**
+   * Completes a row written before migration 006: its entry's UUID and, for
+   * an add or modify, its modifications as data (`body`, of the row's own
+   * type); the LDIF it held is dropped.
+   */
+  convertLegacyChange(changeNumber: number, entryUUID: string | null, body?: DataBody): void {
+    this.stmt('UPDATE changelog SET entry_uuid = ?, data = ?, changes = NULL WHERE change_number = ?')
+      .run(entryUUID, body ? changeData(body) : null, changeNumber);
   }
 
   /** First and last change numbers held (0, 0 when the log is empty). */
@@ -298,9 +398,11 @@ export class Store {
     return { first: r.first ?? 0, last: r.last ?? 0 };
   }
 
-  /** Change log rows with `from <= changeNumber <= to`, ascending. */
+  /** The change feed: change log rows with `from <= changeNumber <= to`, ascending. */
   *changes(from: number, to = Number.MAX_SAFE_INTEGER): Generator<ChangeRecord> {
-    const rows = this.stmt('SELECT * FROM changelog WHERE change_number >= ? AND change_number <= ? ORDER BY change_number')
+    const rows = this.stmt(
+      `SELECT change_number, change_time, target_dn, target_ndn, change_type, entry_uuid, data, new_rdn, delete_old_rdn, new_superior, new_ndn, actor
+       FROM changelog WHERE change_number >= ? AND change_number <= ? ORDER BY change_number`)
       .iterate(from, to) as IterableIterator<ChangeRow>;
     for (const r of rows) {
       yield {
@@ -308,13 +410,9 @@ export class Store {
         changeTime: r.change_time,
         targetDN: r.target_dn,
         targetNdn: r.target_ndn,
-        changeType: r.change_type,
-        changes: r.changes,
-        newRDN: r.new_rdn,
-        deleteOldRDN: r.delete_old_rdn === null ? null : r.delete_old_rdn === 1,
-        newSuperior: r.new_superior,
-        newNdn: r.new_ndn,
+        entryUUID: r.entry_uuid,
         actor: r.actor,
+        ...changeBody(r),
       };
     }
   }

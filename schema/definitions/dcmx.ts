@@ -31,6 +31,7 @@
  *   .1.2.1   mailDomain (object class)    (Sun Messaging Server; OID not found;
  *                                          defined in iplanet.ts next to its
  *                                          attributes)
+ *   .1.2.2   mailRoutingObject (object class) (iPlanet; OID not found; in iplanet.ts)
  *   .1.3.x   none yet
  */
 import type { SchemaModule } from '../types';

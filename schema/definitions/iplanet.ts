@@ -1,8 +1,8 @@
 /**
  * Netscape / iPlanet / Sun Java System Messaging Server schema: the mail
- * routing and hosted-domain classes (inetDomain, mailDomain, inetUser,
- * inetMailUser, inetLocalMailRecipient, mailRecipient, mailGroup,
- * inetMailGroup) and the attributes they name.
+ * routing and hosted-domain classes (inetDomain, mailDomain,
+ * mailRoutingObject, inetUser, inetMailUser, inetLocalMailRecipient,
+ * mailRecipient, mailGroup, inetMailGroup) and the attributes they name.
  *
  * Sources: 389 DS 20subscriber.ldif / 50ns-mail.ldif (Netscape Messaging 4.x
  * and subscriber-interoperability schema, 2.16.840.1.113730.3.*), the Sun
@@ -15,6 +15,10 @@
  * NOT VERIFIED — under dcmx's arc 1.3.6.1.4.1.32473.1 (see dcmx.ts):
  *   - object class mailDomain (1.3.6.1.4.1.32473.1.2.1, defined below): the
  *     Sun docs describe it but we found no published OID;
+ *   - object class mailRoutingObject (1.3.6.1.4.1.32473.1.2.2, defined
+ *     below): iPlanet directories carry it next to mailRoutingSmartHost /
+ *     mailRoutingHosts; we found neither a published OID nor its published
+ *     definition, so it is auxiliary and allows exactly those two;
  *   - attribute types mailDomainStatus, mailDomainCatchallAddress,
  *     mailDomainAllowedServiceAccess, mailDomainMsgMaxBlocks,
  *     mailDomainReportAddress, mailEquivalentAddress, mailMsgMaxBlocks,
@@ -190,6 +194,14 @@ export const iplanet: SchemaModule = {
         'mailDomainReportAddress', 'mailDomainWelcomeMessage',
         'mailClientAttachmentQuota', 'mailQuota', 'preferredLanguage',
       ],
+    },
+    {
+      oid: `${DCMX_OC}.2`, // no published OID found; see the file header
+      names: ['mailRoutingObject'],
+      desc: 'mail routing of an entry: its routing hosts and smart host (iPlanet Messaging Server)',
+      sup: ['top'],
+      kind: 'auxiliary',
+      may: ['mailRoutingHosts', 'mailRoutingSmartHost'],
     },
     {
       oid: '2.16.840.1.113730.3.2.130',

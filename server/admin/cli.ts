@@ -13,14 +13,20 @@
  *   dcmx domain remove NAME    refuse its mail and withdraw its mail DNS records (MX, SPF, DMARC), keeping mailboxes and the zone
  *   dcmx domain list           hosted mail domains and their status
  *
+ * Every command first initialises the store as the appliance's first boot
+ * does (the suffix and the administrator, when missing); `ldif import` of a
+ * file that brings the suffix entry itself (a backup) does it after.
+ *
  * Exit status: 0 done, 1 failed, 2 bad configuration, 64 usage, 141 when the
  * reader of stdout went away (EXIT_PIPE).
  */
 import * as os from 'node:os';
 import { ConfigError, loadConfig, type Config } from '../config';
 import type { Services } from '../directory/open';
+import type { Directory } from '../directory/directory';
+import { DirectoryError } from '../directory/errors';
 import { initialAdminPassword, openStore } from '../appliance';
-import { exportLdif, importLdif, type ImportProgress } from './ldif-io';
+import { exportLdif, firstLdifRecord, importLdif, type ImportProgress } from './ldif-io';
 import { zoneMasterFile } from './zone-file';
 import { MailDirectory } from '../directory/mail';
 import { describeRoute, RoutingTable } from '../directory/routing';
@@ -39,8 +45,45 @@ const USAGE = `usage:
 /** Thrown for a usage error: printed with the usage text, exit status 64 (EX_USAGE). */
 class UsageError extends Error {}
 
-function openFor(config: Config): Services {
-  return openStore(config);
+/**
+ * Creates the suffix and the administrator when missing, as the appliance's
+ * first boot does (a generated password is kept and announced once); an
+ * existing administrator's password is the appliance's business, never the CLI's.
+ */
+async function bootstrap(config: Config, directory: Directory): Promise<void> {
+  const configured = config.adminPassword;
+  await directory.bootstrap({
+    kind: 'initial',
+    password: () => configured ?? initialAdminPassword(config, (m) => console.error(m)),
+  }).catch((e: unknown) => {
+    // As at appliance start: the suffix and the administrator are the configuration's.
+    if (e instanceof DirectoryError) throw new ConfigError('DCMX_ADMIN_DN', `cannot create the administrator ${config.adminDN}: ${e.message}`);
+    throw e;
+  });
+}
+
+/** Opens the store, initialised (see bootstrap). */
+async function openFor(config: Config): Promise<Services> {
+  const services = openStore(config);
+  try {
+    await bootstrap(config, services.directory);
+  } catch (e) {
+    services.directory.store.close();
+    throw e;
+  }
+  return services;
+}
+
+/** True when `file` begins with the entry of the suffix (a backup of the whole tree) and the store has none yet. */
+async function bringsSuffix(directory: Directory, file: string): Promise<boolean> {
+  if (directory.getByNdn(directory.suffixNdn)) return false;
+  const first = await firstLdifRecord(file).catch(() => undefined); // a bad file is reported by the import itself
+  if (first?.kind !== 'entry' && first?.kind !== 'add') return false;
+  try {
+    return directory.normalize(first.dn) === directory.suffixNdn;
+  } catch {
+    return false;
+  }
 }
 
 /** A one-line progress bar on stderr when it is a terminal; a final summary line always. */
@@ -103,8 +146,11 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
     const skipExisting = flag(args, '--skip-existing');
     const file = args.shift();
     if (!file || args.length) throw new UsageError('ldif import takes one FILE');
-    const { directory: dir } = openFor(config);
+    const { directory: dir } = openStore(config);
     try {
+      // A backup brings the suffix (and perhaps the administrator, with its password): initialise after it.
+      const after = await bringsSuffix(dir, file);
+      if (!after) await bootstrap(config, dir);
       const r = await importLdif(dir, file, {
         continueOnError,
         skipExisting,
@@ -112,6 +158,7 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
         onError: (line, dn, err) => process.stderr.write(`\nline ${line}: ${dn}: ${err.message}\n`),
       });
       if (process.stderr.isTTY) process.stderr.write('\n');
+      if (after) await bootstrap(config, dir);
       console.error(`imported ${r.records} records${r.skipped ? `, skipped ${r.skipped} existing` : ''}${r.failed ? `, ${r.failed} failed` : ''}`);
       return r.failed ? 1 : 0;
     } finally {
@@ -122,7 +169,7 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
     const base = option(args, '--base');
     const operational = !flag(args, '--no-operational');
     if (args.length) throw new UsageError(`unexpected argument ${args[0]}`);
-    const { directory: dir } = openFor(config);
+    const { directory: dir } = await openFor(config);
     try {
       let buf = '';
       const n = exportLdif(dir, (s) => {
@@ -143,7 +190,7 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
   if (group === 'zone' && cmd === 'export') {
     const zone = args.shift();
     if (!zone || args.length) throw new UsageError('zone export takes one ZONE');
-    const { directory, zones } = openFor(config);
+    const { directory, zones } = await openFor(config);
     try {
       const skipped: string[] = [];
       const text = zoneMasterFile(zones, zone.replace(/\.$/, '').toLowerCase(), skipped);
@@ -159,7 +206,7 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
     }
   }
   if (group === 'zone' && cmd === 'list') {
-    const { directory, zones } = openFor(config);
+    const { directory, zones } = await openFor(config);
     try {
       for (const name of zones.zoneNames()) {
         const z = zones.zoneOf(name);
@@ -171,15 +218,8 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
     }
   }
   if (group === 'domain' && (cmd === 'add' || cmd === 'remove' || cmd === 'list')) {
-    const services = openFor(config);
+    const services = await openFor(config);
     try {
-      // A fresh data dir gets its suffix and administrator, as on the server's first boot;
-      // an existing administrator's password is the appliance's business, never the CLI's.
-      const configured = config.adminPassword;
-      await services.directory.bootstrap({
-        kind: 'initial',
-        password: () => configured ?? initialAdminPassword(config, (m) => console.error(m)),
-      });
       const p = new Provisioner(services.directory, services.zones, { hostname: config.hostname, ...config.newDomain });
       if (cmd === 'list') {
         if (args.length) throw new UsageError('domain list takes no argument');
@@ -205,7 +245,7 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
     }
   }
   if (group === 'routes' && cmd === undefined) {
-    const { directory, zones } = openFor(config);
+    const { directory, zones } = await openFor(config);
     try {
       const table = new RoutingTable(new MailDirectory(directory, zones.names), config.hostname);
       table.build(directory);

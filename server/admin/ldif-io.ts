@@ -13,7 +13,7 @@ import type { Directory, Modification } from '../directory/directory';
 import type { Identity } from '../directory/access';
 import { valueFromBytes, valueToBytes, type AttrInput } from '../directory/entry';
 import { DirectoryError } from '../directory/errors';
-import { formatLdifEntry, parseLdif, type LdifRecord, type LdifValue } from './ldif';
+import { formatLdifEntry, parseLdif, type LdifRecord, type LdifValue } from '../../schema/ldif';
 
 export interface ImportOptions {
   /** Keep going after a failed record (like ldapadd -c); failures are reported. */
@@ -63,6 +63,17 @@ export async function countLdifRecords(file: string): Promise<number> {
     carry = s.slice(-3); // shorter than a match: none is counted twice
   }
   return n;
+}
+
+/** The first record of an LDIF file, or undefined for a file without records; rejects with the LdifError of a bad start. */
+export async function firstLdifRecord(file: string): Promise<LdifRecord | undefined> {
+  const stream = fs.createReadStream(file, { encoding: 'utf8', highWaterMark: 64 * 1024 });
+  try {
+    for await (const rec of parseLdif(stream as AsyncIterable<string>)) return rec;
+    return undefined;
+  } finally {
+    stream.destroy();
+  }
 }
 
 function toValues(vs: LdifValue[]): string[] {

@@ -1,7 +1,8 @@
 /**
- * Following the change log (draft-good-ldap-changelog) from a known change
- * number: what keeps derived views — the routing table, the transfer unit's
- * cache — in step with the directory.
+ * Following the change feed (the change log, draft-good-ldap-changelog, as
+ * data: see ChangeRecord in storage/store.ts) from a known change number:
+ * what keeps derived views — the routing table, the transfer unit's cache —
+ * in step with the directory.
  *
  * In-process writes are delivered at once (the directory's after-commit
  * listener); a periodic check of the last change number catches writes made
@@ -11,6 +12,25 @@
  */
 import type { ChangeRecord } from '../../storage/store';
 import type { Directory } from './directory';
+
+export type { ChangeRecord, FeedModification } from '../../storage/store';
+
+/** The DNs a change concerns: its target and, for modrdn, the entry's new DN (given normalised, as dn and ndn alike). */
+export function changedDns(c: ChangeRecord): { dn: string; ndn: string }[] {
+  const out = [{ dn: c.targetDN, ndn: c.targetNdn }];
+  if (c.changeType === 'modrdn') out.push({ dn: c.newNdn, ndn: c.newNdn });
+  return out;
+}
+
+/**
+ * The values a change puts into its entry, by attribute (canonical name):
+ * every attribute of an add, the values of a modify's add and replace
+ * modifications. What a cache may hold as a negative answer and must forget.
+ */
+export function* valuesAdded(c: ChangeRecord): Generator<[type: string, values: string[]]> {
+  if (c.changeType === 'add') yield* Object.entries(c.attributes);
+  if (c.changeType === 'modify') for (const m of c.modifications) if (m.op === 'add' || m.op === 'replace') yield [m.type, m.values];
+}
 
 export interface ChangeSink {
   /** Rows after the follower's position, in order. */

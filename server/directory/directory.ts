@@ -13,12 +13,11 @@ import type { AttributeType, Schema, TypedAttrs } from '../../schema/registry';
 import { SchemaError } from '../../schema/registry';
 import { DnSyntaxError, formatDn, formatRdn, parseDn, type Dn, type Rdn } from '../../schema/dn';
 import { RPATH_SEP, type ChangeRecord, type Scope, type StoredEntry, type Store } from '../../storage/store';
-import { formatLdifAttributes, formatLdifModifications } from '../admin/ldif';
 import { AccessPolicy, ANONYMOUS, type Identity } from './access';
 import {
   indexRows, matchTarget, parseSelection, selected, storedFromTyped, typedAttrs, typedFromStored,
-  valueToBytes, type AttrInput, type ComputedValues, type AttrSelection, type DirEntry, type ResultAttr,
-  generalizedTimeNow,
+  type AttrInput, type ComputedValues, type AttrSelection, type DirEntry, type ResultAttr,
+  entryUuidOf, generalizedTimeNow,
 } from './entry';
 import {
   AlreadyExistsError, DirectoryError, InsufficientAccessError, InvalidCredentialsError, NoSuchObjectError,
@@ -730,10 +729,10 @@ export class Directory {
       if (!parent) throw new DirectoryError('noSuchObject', `parent of ${dn} does not exist`, this.matchedDN(parsed));
       rpath = parent.rpath + rdnNorm + RPATH_SEP;
     }
-    this.validate(attrs, parsed[0], opts);
-    this.checkPasswords(who, [], attrs.get(this.userPassword) ?? []);
+    const typed = this.schema.withRdnValues(attrs, parsed[0]);
+    this.validate(typed, parsed[0], opts);
+    this.checkPasswords(who, [], typed.get(this.userPassword) ?? []);
     const now = generalizedTimeNow();
-    const typed = new Map(attrs);
     const put = (name: string, v: string) => {
       const at = this.schema.attr(name)!;
       if (!typed.has(at)) typed.set(at, [v]);
@@ -750,9 +749,8 @@ export class Directory {
       indexRows(this.schema, stored, this.store.indexedAttributes),
     );
     const changeNumber = this.store.appendChange({
-      changeTime: now, targetDN: formatted, targetNdn: ndn, changeType: 'add',
-      changes: formatLdifAttributes(this.userAttrs(stored).map(([k, vs]) => [k, vs.map(valueToBytes)])), newRDN: null, deleteOldRDN: null, newSuperior: null,
-      newNdn: null, actor: who.dn,
+      changeTime: now, targetDN: formatted, targetNdn: ndn, entryUUID: entryUuidOf(stored), actor: who.dn,
+      changeType: 'add', attributes: Object.fromEntries(this.userAttrs(stored)),
     });
     this.record({ changeNumber, type: 'add', after: { id, dn: formatted, ndn, attrs: stored } });
     return changeNumber;
@@ -828,9 +826,8 @@ export class Directory {
     const stored = storedFromTyped(attrs);
     this.store.updateAttrs(cur.id, stored, indexRows(this.schema, stored, this.store.indexedAttributes));
     const changeNumber = this.store.appendChange({
-      changeTime: now, targetDN: cur.dn, targetNdn: ndn, changeType: 'modify',
-      changes: formatLdifModifications(mods.map((m, i) => ({ op: m.op, attr: types[i].name, values: m.values.map(valueToBytes) }))),
-      newRDN: null, deleteOldRDN: null, newSuperior: null, newNdn: null, actor: who.dn,
+      changeTime: now, targetDN: cur.dn, targetNdn: ndn, entryUUID: entryUuidOf(stored), actor: who.dn,
+      changeType: 'modify', modifications: mods.map((m, i) => ({ op: m.op, type: types[i].name, values: m.values })),
     });
     this.record({
       changeNumber, type: 'modify', before: cur, after: { id: cur.id, dn: cur.dn, ndn, attrs: stored },
@@ -908,8 +905,8 @@ export class Directory {
       if (ndn === this.adminNdn) throw new UnwillingError('the administrator entry cannot be deleted');
       this.store.delete(cur.id);
       const changeNumber = this.store.appendChange({
-        changeTime: generalizedTimeNow(), targetDN: cur.dn, targetNdn: ndn, changeType: 'delete', changes: null,
-        newRDN: null, deleteOldRDN: null, newSuperior: null, newNdn: null, actor: who.dn,
+        changeTime: generalizedTimeNow(), targetDN: cur.dn, targetNdn: ndn, entryUUID: entryUuidOf(cur.attrs), actor: who.dn,
+        changeType: 'delete',
       });
       this.record({ changeNumber, type: 'delete', before: cur });
       return changeNumber;
@@ -986,9 +983,9 @@ export class Directory {
         moved.push({ before: d, after: { id: d.id, dn: dDn, ndn: dNdn, attrs: d.attrs } });
       }
       const changeNumber = this.store.appendChange({
-        changeTime: now, targetDN: cur.dn, targetNdn: ndn, changeType: 'modrdn', changes: null,
-        newRDN: formatRdn(newRdn), deleteOldRDN: deleteOldRdn, newSuperior: newSuperior === undefined ? null : formatDn(parentDn),
-        newNdn, actor: who.dn,
+        changeTime: now, targetDN: cur.dn, targetNdn: ndn, entryUUID: entryUuidOf(stored), actor: who.dn,
+        changeType: 'modrdn', newRDN: formatRdn(newRdn), deleteOldRDN: deleteOldRdn,
+        newSuperior: newSuperior === undefined ? null : formatDn(parentDn), newNdn,
       });
       this.record({
         changeNumber, type: 'modrdn', before: cur, after: { id: cur.id, dn: newDn, ndn: newNdn, attrs: stored },
@@ -998,7 +995,7 @@ export class Directory {
     });
   }
 
-  /** Change log rows from `from` on (for caches and secondaries). */
+  /** The change feed (ChangeRecord: UUIDs and modifications as data) from change number `from` on. */
   changesSince(from: number): Generator<ChangeRecord> {
     return this.store.changes(from);
   }

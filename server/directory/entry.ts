@@ -210,3 +210,8 @@ export function valueToBytes(v: string): string | Buffer {
 export function generalizedTimeNow(d = new Date()): string {
   return d.toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z');
 }
+
+/** The RFC 4530 entryUUID of an entry's stored attributes (null for an entry without one). */
+export function entryUuidOf(attrs: Record<string, string[]>): string | null {
+  return attrs.entryUUID?.[0] ?? null;
+}

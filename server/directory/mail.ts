@@ -120,11 +120,21 @@ export class MailDirectory {
   }
 
   /** Every hosted mail domain (for building the routing table). */
-  *domains(): Generator<MailDomain> {
-    const base = this.directory.getByNdn(this.directory.suffixNdn);
+  domains(): Generator<MailDomain> {
+    return this.domainsUnder(this.directory.suffixNdn, 'sub');
+  }
+
+  /** The hosted mail domains strictly below the domain named `name` (after a rename of a subtree). */
+  *domainsBelow(name: string): Generator<MailDomain> {
+    const ndn = this.names.toNdn(name);
+    if (ndn !== undefined) yield* this.domainsUnder(ndn, 'children');
+  }
+
+  private *domainsUnder(ndn: string, scope: 'sub' | 'children'): Generator<MailDomain> {
+    const base = this.directory.getByNdn(ndn);
     if (!base) return;
     const oc = this.directory.schema.objectClassType;
-    for (const e of this.directory.store.candidates({ base, scope: 'sub', filter: { type: 'eq', attr: oc, norm: 'maildomain' } })) {
+    for (const e of this.directory.store.candidates({ base, scope, filter: { type: 'eq', attr: oc, norm: 'maildomain' } })) {
       const d = this.domainFromEntry(e);
       if (d) yield d;
     }

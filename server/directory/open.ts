@@ -8,6 +8,7 @@ import { Store } from '../../storage/store';
 import { DEFAULT_INDEXES, Directory, type DirectoryOptions } from './directory';
 import { indexRows } from './entry';
 import { attachZones, type Zones } from './zones';
+import { upgradeLegacyChanges } from './changelog-upgrade';
 
 let schemaSingleton: Schema | undefined;
 
@@ -33,7 +34,8 @@ export interface Services {
 /**
  * Opens the store and returns the directory over it (not yet bootstrapped),
  * with every write-path hook registered, so the CLI and the server apply the
- * same rules.
+ * same rules. Change-log rows of an older store are converted to the feed's
+ * form first (changelog-upgrade.ts).
  */
 export function openDirectory(opts: OpenDirectoryOptions): Services {
   const schema = loadSchema();
@@ -49,6 +51,7 @@ export function openDirectory(opts: OpenDirectoryOptions): Services {
     store.reindex((e) => indexRows(schema, e.attrs, indexed));
     store.setMeta('indexed', key);
   }
+  upgradeLegacyChanges(store);
   const directory = new Directory(store, schema, opts);
   return { directory, zones: attachZones(directory) };
 }

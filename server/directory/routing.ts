@@ -9,7 +9,7 @@
  * `hold` / `reject` (from the domain status). A domain not in the table goes
  * out over SMTP to its MX (`smtp`), for clients allowed to relay.
  */
-import type { ChangeRecord } from '../../storage/store';
+import { changedDns, type ChangeRecord } from './changes';
 import type { Directory } from './directory';
 import type { MailDirectory, MailDomain } from './mail';
 
@@ -91,14 +91,19 @@ export class RoutingTable {
     this.aliasesOf.delete(name);
   }
 
-  /** Re-reads the domains the changes name (target and new DN). */
+  /**
+   * Re-reads the domains the changes name (target and new DN). A rename moves
+   * its subtree under one change-log row: the hosted domains below the old
+   * name are re-read too (gone) and so are those below the new one (arrived).
+   */
   apply(rows: ChangeRecord[]): void {
     const touched = new Set<string>();
     for (const r of rows) {
-      for (const [dn, ndn] of [[r.targetDN, r.targetNdn], [r.newNdn ?? '', r.newNdn ?? '']]) {
-        if (!ndn) continue;
+      for (const { dn, ndn } of changedDns(r)) {
         const name = this.mail.names.fromDn(dn, ndn);
-        if (name !== undefined) touched.add(name);
+        if (name === undefined) continue;
+        touched.add(name);
+        if (r.changeType === 'modrdn') for (const d of this.below(name)) touched.add(d);
       }
       this.version = r.changeNumber;
     }
@@ -109,6 +114,13 @@ export class RoutingTable {
       if (d) this.put(d);
     }
     if (touched.size) for (const l of this.listeners) l([...touched]);
+  }
+
+  /** The hosted domains (not aliases) strictly below `name`: in the table, and in the directory now. */
+  private *below(name: string): Generator<string> {
+    const tail = '.' + name;
+    for (const [d, r] of this.routes) if (r.kind !== 'alias' && d.endsWith(tail)) yield d;
+    for (const d of this.mail.domainsBelow(name)) yield d.name;
   }
 
   /** The route for a domain (aliases not followed). undefined: not hosted here. */

@@ -4,8 +4,9 @@
  * (draft-good-ldap-changelog §3) at `cn=changelog`.
  */
 import type { Schema } from '../../schema/registry';
+import { formatLdifAttributes, formatLdifModifications } from '../../schema/ldif';
 import type { ChangeRecord } from '../../storage/store';
-import { generalizedTimeNow, type DirEntry } from './entry';
+import { generalizedTimeNow, valueToBytes, type DirEntry } from './entry';
 
 export const ROOT_DSE_ID = -1;
 export const SUBSCHEMA_ID = -2;
@@ -80,7 +81,12 @@ export function changelogContainer(ndn: string): DirEntry {
   return { id: CHANGELOG_ID, dn: CHANGELOG_DN, ndn, attrs: { objectClass: ['top', 'extensibleObject'], cn: ['changelog'] } };
 }
 
-/** One change log row as an entry `changeNumber=N,cn=changelog`. Ids are -(1000 + N) so they never meet stored ids. */
+/**
+ * One change of the feed shown as the entry `changeNumber=N,cn=changelog`
+ * (draft-good-ldap-changelog §3): its `changes` attribute is the LDIF
+ * (RFC 2849) of the change's data — the attribute lines of an add, the
+ * mod-specs of a modify. Ids are -(1000 + N) so they never meet stored ids.
+ */
 export function changeEntry(c: ChangeRecord, changelogNdn: string): DirEntry {
   const attrs: Record<string, string[]> = {
     objectClass: ['top', 'changeLogEntry'],
@@ -89,10 +95,19 @@ export function changeEntry(c: ChangeRecord, changelogNdn: string): DirEntry {
     changeType: [c.changeType],
     targetDN: [c.targetDN],
   };
-  if (c.changes !== null) attrs.changes = [c.changes];
-  if (c.newRDN !== null) attrs.newRDN = [c.newRDN];
-  if (c.deleteOldRDN !== null) attrs.deleteOldRDN = [c.deleteOldRDN ? 'TRUE' : 'FALSE'];
-  if (c.newSuperior !== null) attrs.newSuperior = [c.newSuperior];
+  switch (c.changeType) {
+    case 'add':
+      attrs.changes = [formatLdifAttributes(Object.entries(c.attributes).map(([k, vs]) => [k, vs.map(valueToBytes)]))];
+      break;
+    case 'modify':
+      attrs.changes = [formatLdifModifications(c.modifications.map((m) => ({ op: m.op, attr: m.type, values: m.values.map(valueToBytes) })))];
+      break;
+    case 'modrdn':
+      attrs.newRDN = [c.newRDN];
+      attrs.deleteOldRDN = [c.deleteOldRDN ? 'TRUE' : 'FALSE'];
+      if (c.newSuperior !== null) attrs.newSuperior = [c.newSuperior];
+      break;
+  }
   return {
     id: -(1000 + c.changeNumber),
     dn: `changeNumber=${c.changeNumber},${CHANGELOG_DN}`,

@@ -17,10 +17,9 @@
 import type { Schema } from '../../schema/registry';
 import { escapeDnValue, parseDn } from '../../schema/dn';
 import type { StoredEntry } from '../../storage/store';
-import { formatLdifModifications } from '../admin/ldif';
 import { generalizedTimeNow, type AppliedChange, type Directory } from './directory';
 import type { DirEntry } from './entry';
-import { indexRows } from './entry';
+import { entryUuidOf, indexRows } from './entry';
 import { DirectoryError } from './errors';
 import { formatRR, parseRData, RDataError, RECORD_ATTRIBUTES, RRTYPE, type RData, type RR } from './records';
 
@@ -466,9 +465,8 @@ export class Zones implements ZoneView {
         // The serial is directory data like any other: a change-log row of its own, so that a
         // consumer of the log (a replica, a PowerDNS LDAP backend's cache) sees the new SOA.
         store.appendChange({
-          changeTime: now, targetDN: apex.dn, targetNdn: apex.ndn, changeType: 'modify',
-          changes: formatLdifModifications([{ op: 'replace', attr: 'sOARecord', values: attrs.sOARecord }]),
-          newRDN: null, deleteOldRDN: null, newSuperior: null, newNdn: null, actor,
+          changeTime: now, targetDN: apex.dn, targetNdn: apex.ndn, entryUUID: entryUuidOf(apex.attrs), actor,
+          changeType: 'modify', modifications: [{ op: 'replace', type: 'sOARecord', values: attrs.sOARecord }],
         });
       }
       const removed = [...z.removed].filter((l) => !z.added.has(l));

@@ -1,7 +1,7 @@
 /**
- * Decoding the update requests ourselves (RFC 4511 §4.7 Add, §4.8 Delete,
- * §4.9 ModifyDN, §4.10 Compare) and the Password Modify extended operation
- * (RFC 3062), as search-decode.ts does for searches.
+ * Decoding the update requests ourselves (RFC 4511 §4.6 Modify, §4.7 Add,
+ * §4.8 Delete, §4.9 ModifyDN, §4.10 Compare) and the Password Modify
+ * extended operation (RFC 3062), as search-decode.ts does for searches.
  *
  * ldapjs turns every LDAPDN of these requests into its own DN object while
  * parsing: a DN it cannot parse throws inside its parser (the connection
@@ -26,8 +26,19 @@ interface Common {
   controls: RequestControl[];
 }
 
+/** RFC 4511 §4.6 operation, and RFC 4525 §2 increment, by their ENUMERATED values. */
+const MODIFY_OPERATIONS = ['add', 'delete', 'replace', 'increment'] as const;
+
+/** One change of a ModifyRequest: its operation and PartialAttribute, values as bytes. */
+export interface ModifyChange {
+  operation: (typeof MODIFY_OPERATIONS)[number];
+  type: string;
+  values: Buffer[];
+}
+
 /** A decoded request of one of the operations answered without ldapjs. */
 export type UpdateCall = Common & (
+  | { op: 'modify'; entry: string; changes: ModifyChange[] }
   | { op: 'add'; entry: string; attributes: { type: string; values: Buffer[] }[] }
   | { op: 'delete'; entry: string }
   | { op: 'modifyDN'; entry: string; newRdn: string; deleteOldRdn: boolean; newSuperior?: string }
@@ -56,7 +67,7 @@ export const REQUESTS: Record<number, { name: string; responseTag?: number }> = 
 };
 
 /** The request tag of each operation decoded here. */
-const TAG_OF: Record<UpdateCall['op'], number> = { add: 0x68, delete: 0x4a, modifyDN: 0x6c, compare: 0x6e, passwordModify: 0x77, startTLS: 0x77 };
+const TAG_OF: Record<UpdateCall['op'], number> = { modify: 0x66, add: 0x68, delete: 0x4a, modifyDN: 0x6c, compare: 0x6e, passwordModify: 0x77, startTLS: 0x77 };
 
 /** Operation names as controls.ts knows them, and the response tag of each. */
 export const OPERATIONS = Object.fromEntries(
@@ -83,6 +94,23 @@ export function decodeUpdateRequest(pdu: Buffer): UpdateCall | undefined {
     if (n < 1 || n > 4) return undefined;
     const common: Common = { messageId: pdu.readIntBE(id.start, n), controls };
     switch (op.tag) {
+      case 0x66: {
+        // ModifyRequest ::= [APPLICATION 6] SEQUENCE { object LDAPDN, changes SEQUENCE OF change SEQUENCE {
+        //   operation ENUMERATED { add (0), delete (1), replace (2), ..., increment (3) (RFC 4525) }, modification PartialAttribute } }
+        const [object, list, ...rest] = children(pdu, op);
+        if (rest.length) return undefined;
+        const changes = children(pdu, expect(list, 0x30)).map((c): ModifyChange => {
+          const [operation, attr, ...more] = children(pdu, expect(c, 0x30));
+          const e = expect(operation, 0x0a);
+          const n = e.end - e.start;
+          const kind = n === 1 ? MODIFY_OPERATIONS[pdu[e.start]] : undefined;
+          if (!kind || more.length) throw new RangeError('bad change');
+          const [type, vals, ...extra] = children(pdu, expect(attr, 0x30));
+          if (extra.length) throw new RangeError('bad modification');
+          return { operation: kind, type: utf8(pdu, expect(type, 0x04)), values: children(pdu, expect(vals, 0x31)).map((v) => bytes(pdu, expect(v, 0x04))) };
+        });
+        return { ...common, op: 'modify', entry: utf8(pdu, expect(object, 0x04)), changes };
+      }
       case 0x68: {
         // AddRequest ::= [APPLICATION 8] SEQUENCE { entry LDAPDN, attributes AttributeList }
         const [entry, list, ...rest] = children(pdu, op);
@@ -133,12 +161,13 @@ export function decodeUpdateRequest(pdu: Buffer): UpdateCall | undefined {
 }
 
 /** Protocol op tags of the requests above that are never handed to ldapjs (Password Modify shares 0x77 with other extended ops). */
-const OWN_TAGS: Record<number, UpdateCall['op']> = Object.fromEntries((['add', 'delete', 'modifyDN', 'compare'] as const).map((op) => [TAG_OF[op], op]));
+const OWN_TAGS: Record<number, UpdateCall['op']> = Object.fromEntries((['modify', 'add', 'delete', 'modifyDN', 'compare'] as const).map((op) => [TAG_OF[op], op]));
 
 /**
- * For a PDU decodeUpdateRequest declined: when it is nevertheless an add,
- * delete, modifyDN or compare, its message id and operation, to be answered
- * with protocolError (RFC 4511 §4.1.1) rather than by ldapjs.
+ * For a PDU decodeUpdateRequest declined: when it is nevertheless a modify,
+ * add, delete, modifyDN or compare (an unknown modify operation, say), its
+ * message id and operation, to be answered with protocolError (RFC 4511
+ * §4.1.1) rather than by ldapjs.
  */
 export function undecodedUpdate(pdu: Buffer): { messageId: number; op: UpdateCall['op'] } | undefined {
   try {

@@ -6,9 +6,10 @@
  * validation) and only whole, valid LDAPMessages reach its parser. A framing
  * error ends the connection with a Notice of Disconnection (RFC 4511
  * §4.4.1). Searches, most of the traffic, are decoded and answered by our
- * own code (search-decode.ts, search.ts), and so are add, delete, modifyDN,
- * compare and Password Modify (request-decode.ts), whose DNs ldapjs misparses;
- * the other operations go through ldapjs. This folder is the only one that
+ * own code (search-decode.ts, search.ts), and so are modify, add, delete,
+ * modifyDN, compare and Password Modify (request-decode.ts), whose DNs ldapjs
+ * misparses; the other operations (bind, Who am I?, abandon, unbind) go
+ * through ldapjs. This folder is the only one that
  * knows ldapjs exists.
  */
 import * as net from 'node:net';
@@ -26,7 +27,7 @@ import { decodeSearchRequest, saslBindId } from './search-decode';
 import { encodeExtendedResponse, encodeLdapResult, readInt, readTlv } from './ber';
 import { DEFAULT_FLOW_LIMITS, RequestFlow, type FlowLimits } from './flow';
 import { answerAdd } from './add';
-import { modifyHandler } from './modify';
+import { answerModify } from './modify';
 import { answerDelete } from './delete';
 import { answerModifyDn } from './modifydn';
 import { answerCompare } from './compare';
@@ -123,6 +124,8 @@ function answerUpdate(ctx: LdapContext, session: Session, call: UpdateCall, repl
     return;
   }
   switch (call.op) {
+    case 'modify':
+      return answerModify(ctx, session, call, reply);
     case 'add':
       return answerAdd(ctx, session, call, reply);
     case 'delete':
@@ -245,8 +248,8 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
         answerSearch(ctx, session, call, sock);
         return done();
       }
-      // Add, delete, modifyDN and compare: decoded here so that their DNs reach
-      // the directory as sent (request-decode.ts says what ldapjs gets wrong).
+      // Modify, add, delete, modifyDN and compare: decoded here so that their DNs
+      // reach the directory as sent (request-decode.ts says what ldapjs gets wrong).
       const update = decodeUpdateRequest(pdu);
       if (update?.op === 'startTLS') {
         // RFC 4511 §4.14: answered in the clear, then TLS begins on this socket.
@@ -358,7 +361,6 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
   server.use(criticalControls);
   server.bind('', bindHandler(ctx));
   server.search('', searchHandler(ctx));
-  server.modify('', modifyHandler(ctx));
   server.exop(WHOAMI_OID, whoAmIHandler());
   if (opts.provisioner) server.exop(PROVISION_DOMAIN_OID, provisionHandler(opts.provisioner));
 

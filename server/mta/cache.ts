@@ -11,7 +11,7 @@
  * and a gap it cannot read flushes everything.
  */
 import { LRUCache } from 'lru-cache';
-import type { ChangeRecord } from '../../storage/store';
+import { changedDns, valuesAdded, type ChangeRecord } from '../directory/changes';
 import { normalizeAddress, type MailDirectory, type MailDomain, type Recipient } from '../directory/mail';
 
 /** What the cache counts (for tests, the admin API and benchmarks). */
@@ -26,8 +26,9 @@ export interface CacheStats {
 
 type Cached = { value: MailDomain | Recipient | null };
 
-/** Attributes whose values name cache keys (addresses and domain names). */
-const KEY_ATTRIBUTES = /^(mail|mailalternateaddress|associateddomain|maildomaincatchalladdress)::? ?(.*)$/i;
+/** Attributes whose values name cache keys (lower-case canonical names): domain names, and addresses. */
+const DOMAIN_ATTRIBUTES = new Set(['associateddomain']);
+const ADDRESS_ATTRIBUTES = new Set(['mail', 'mailalternateaddress', 'maildomaincatchalladdress']);
 
 export class DirectoryCache {
   private readonly lru: LRUCache<string, Cached>;
@@ -91,29 +92,33 @@ export class DirectoryCache {
     if (this.lru.delete(key)) this.stats.invalidations++;
   }
 
-  /** Invalidates the keys the change log rows affect. */
+  /** Invalidates the keys the changes of the feed affect. */
   invalidate(rows: ChangeRecord[]): void {
     for (const r of rows) {
-      for (const ndn of [r.targetNdn, r.newNdn]) {
-        if (!ndn) continue;
+      for (const { dn, ndn } of changedDns(r)) {
         for (const key of [...(this.byEntry.get(ndn) ?? [])]) this.drop(key);
-      }
-      for (const [dn, ndn] of [[r.targetDN, r.targetNdn], [r.newNdn ?? '', r.newNdn ?? '']]) {
-        if (!ndn) continue;
         const name = this.mail.names.fromDn(dn, ndn);
         if (name !== undefined) this.drop(`d:${name}`);
+        // A rename moves its subtree under this one row: what was cached below the old
+        // and the new DN (answers, positive or negative) is stale too.
+        if (r.changeType === 'modrdn') this.dropBelow(ndn, name);
       }
       // Values the change introduces: they may be cached as negative answers.
-      for (const line of (r.changes ?? '').split('\n')) {
-        const m = KEY_ATTRIBUTES.exec(line);
-        if (!m) continue;
-        let v = m[2].trim();
-        if (line.includes('::')) v = Buffer.from(v, 'base64').toString('utf8');
-        const attr = m[1].toLowerCase();
-        if (attr === 'associateddomain') this.drop(`d:${v.toLowerCase().replace(/\.$/, '')}`);
-        else this.drop(`r:${normalizeAddress(v)}`);
+      for (const [type, values] of valuesAdded(r)) {
+        const attr = type.toLowerCase();
+        if (DOMAIN_ATTRIBUTES.has(attr)) for (const v of values) this.drop(`d:${v.toLowerCase().replace(/\.$/, '')}`);
+        else if (ADDRESS_ATTRIBUTES.has(attr)) for (const v of values) this.drop(`r:${normalizeAddress(v)}`);
       }
     }
+  }
+
+  /** Drops the keys cached from entries below `ndn`, and the domains below `name`. */
+  private dropBelow(ndn: string, name: string | undefined): void {
+    const tail = ',' + ndn;
+    for (const [entry, keys] of [...this.byEntry]) if (entry.endsWith(tail)) for (const key of [...keys]) this.drop(key);
+    if (name === undefined) return;
+    const below = '.' + name;
+    for (const key of [...this.lru.keys()]) if (key.startsWith('d:') && key.endsWith(below)) this.drop(key);
   }
 
   /** Forgets everything (a change log gap). */

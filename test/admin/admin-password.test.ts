@@ -126,3 +126,32 @@ test('the CLI on an empty data dir creates the administrator with a generated pa
   assert.equal(await whoami(readyPorts(a.ready).ldap, pw), 0);
   assert.equal(await stopChild(a.child), 0);
 });
+
+test('ldif import on an empty data dir creates the suffix and the administrator first, then imports below them', async () => {
+  const dir = newDir();
+  const env = generatedEnv(dir);
+  const file = path.join(newDir(), 'tree.ldif');
+  fs.writeFileSync(file, 'dn: dc=com,o=internet\nobjectClass: domain\ndc: com\n\ndn: dc=example,dc=com,o=internet\nobjectClass: domain\ndc: example\n');
+  const imp = await runDcmx(env, ['ldif', 'import', file]);
+  assert.equal(imp.code, 0, imp.stderr);
+  assert.match(imp.stderr, /imported 2 records/);
+  const pw = fs.readFileSync(path.join(dir, 'admin-password'), 'utf8').trim();
+  assert.ok(imp.stderr.includes(pw), 'the generated password is announced, as on first boot');
+  const exp = await runDcmx(env, ['ldif', 'export']);
+  assert.equal(exp.code, 0, exp.stderr);
+  assert.deepEqual([...exp.stdout.matchAll(/^dn: (.*)$/gm)].map((m) => m[1]),
+    ['o=internet', 'cn=admin,o=internet', 'dc=com,o=internet', 'dc=example,dc=com,o=internet']);
+  const a = await spawnAppliance(env);
+  assert.equal(await whoami(readyPorts(a.ready).ldap, pw), 0);
+  assert.equal(await stopChild(a.child), 0);
+});
+
+test('every command on an empty data dir initialises it as first boot does', async () => {
+  for (const args of [['zone', 'list'], ['routes'], ['ldif', 'export']]) {
+    const dir = newDir();
+    const r = await runDcmx(testEnv(dir), args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    const exp = await runDcmx(testEnv(dir), ['ldif', 'export', '--no-operational']);
+    assert.match(exp.stdout, /^dn: cn=admin,o=internet$/m, `${args.join(' ')} created the administrator`);
+  }
+});

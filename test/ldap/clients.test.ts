@@ -71,6 +71,26 @@ cn: a*b (c)\\
     assert.match(sub.stdout, /^uid: alice$/m);
   });
 
+  test('RFC 4511 §4.7: an add takes the values of its RDN; a single-valued attribute holding another is 64', async () => {
+    let r = await ldapadd('dn: cn=from the rdn,o=internet\nobjectClass: person\nsn: only\n');
+    assert.equal(r.code, 0, r.stderr);
+    r = await ldapadd('dn: cn=Multi+sn=Valued,o=internet\nobjectClass: person\ndescription: both from the rdn\n');
+    assert.equal(r.code, 0, r.stderr);
+    r = await ldapadd('dn: cn=Kept,o=internet\nobjectClass: person\ncn: kept\ncn: other\nsn: s\n');
+    assert.equal(r.code, 0, r.stderr);
+    const s = await run('ldapsearch', [...adminArgs(t), '-LLL', '-b', 'o=internet', '-s', 'one', '(objectClass=person)', 'cn', 'sn']);
+    assert.equal(s.code, 0, s.stderr);
+    const entries = new Map(s.stdout.trim().split(/\n\n/).map((rec) => {
+      const [dn, ...values] = rec.split('\n');
+      return [dn, values.sort()];
+    }));
+    assert.deepEqual(entries.get('dn: cn=from the rdn,o=internet'), ['cn: from the rdn', 'sn: only']);
+    assert.deepEqual(entries.get('dn: cn=Multi+sn=Valued,o=internet'), ['cn: Multi', 'sn: Valued']);
+    assert.deepEqual(entries.get('dn: cn=Kept,o=internet'), ['cn: kept', 'cn: other', 'sn: s'], 'a value equal under the matching rule is not added again');
+    r = await ldapadd('dn: dc=other,dc=org,o=internet\nobjectClass: domain\ndc: not-other\n');
+    assert.equal(resultCode(r), 64, r.stderr);
+  });
+
   test('add errors: 68 exists, 65 objectClass violation, 17 undefined type, 32 with matchedDN, 50 anonymous', async () => {
     let r = await ldapadd('dn: dc=org,o=internet\nobjectClass: domain\ndc: org\n');
     assert.equal(resultCode(r), 68);

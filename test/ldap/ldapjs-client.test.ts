@@ -146,6 +146,11 @@ describe('with the ldapjs client', () => {
         userPassword: `${uid}-password`,
       });
     }
+    // RFC 4511 §4.7: the RDN's values are part of the entry (python ldap3 and others rely on it).
+    await call(admin, 'add', `cn=Rdn Only,${PEOPLE}`, { objectClass: ['person'], sn: 'Only' });
+    const [rdnOnly] = await ok(admin, `cn=Rdn Only,${PEOPLE}`, { scope: 'base', attributes: ['cn', 'sn'] });
+    assert.deepEqual(rdnOnly.attrs.cn, ['Rdn Only']);
+    await call(admin, 'del', `cn=Rdn Only,${PEOPLE}`);
     assert.equal(await code(call(admin, 'add', ORG, { objectClass: 'domain', dc: 'org' })), 68);
     assert.equal(await code(call(admin, 'add', `dc=x,dc=nowhere,o=internet`, { objectClass: 'domain', dc: 'x' })), 32);
   });

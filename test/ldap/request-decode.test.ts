@@ -1,5 +1,5 @@
 /**
- * request-decode.ts: add, delete, modifyDN, compare and Password Modify
+ * request-decode.ts: modify, add, delete, modifyDN, compare and Password Modify
  * requests decode with their DNs exactly as sent (no unescaping), binary
  * values intact, and requests it cannot decode are still recognised so the
  * server answers protocolError instead of handing them to ldapjs.
@@ -30,6 +30,26 @@ test('add: the DN as sent, values as bytes, controls', () => {
   assert.deepEqual(call.attributes.map((a) => a.type), ['objectClass', 'jpegPhoto']);
   assert.deepEqual(call.attributes[1].values, [jpeg]);
   assert.deepEqual(call.controls, [{ type: '2.16.840.1.113730.3.4.2', critical: true, value: undefined }]);
+});
+
+test('modify: the DN as sent, every operation (increment too), values as bytes; an unknown operation is ours to refuse', () => {
+  const jpeg = Buffer.from([0xff, 0xd8, 0x00, 0x80]);
+  const change = (op: number, type: string, ...values: Buffer[]) =>
+    seq(tlv(0x0a, Buffer.from([op])), seq(str(0x04, type), tlv(0x31, Buffer.concat(values.map((v) => str(0x04, v))))));
+  const op = (...changes: Buffer[]) => tlv(0x66, Buffer.concat([str(0x04, 'cn=x\\+e,o=internet'), seq(...changes)]));
+  const pdu = message(7, op(change(0, 'jpegPhoto', jpeg), change(1, 'description'), change(2, 'cn', Buffer.from('a'), Buffer.from('b')), change(3, 'mailMsgQuota', Buffer.from('5'))));
+  validateLdapMessage(pdu, 32);
+  assert.deepEqual(decodeUpdateRequest(pdu), {
+    messageId: 7, controls: [], op: 'modify', entry: 'cn=x\\+e,o=internet', changes: [
+      { operation: 'add', type: 'jpegPhoto', values: [jpeg] },
+      { operation: 'delete', type: 'description', values: [] },
+      { operation: 'replace', type: 'cn', values: [Buffer.from('a'), Buffer.from('b')] },
+      { operation: 'increment', type: 'mailMsgQuota', values: [Buffer.from('5')] },
+    ],
+  });
+  const unknown = message(8, op(change(4, 'cn', Buffer.from('a'))));
+  assert.equal(decodeUpdateRequest(unknown), undefined);
+  assert.deepEqual(undecodedUpdate(unknown), { messageId: 8, op: 'modify' });
 });
 
 test('delete, modifyDN and compare keep every DN byte', () => {

@@ -12,6 +12,7 @@ import * as assert from 'node:assert/strict';
 import nodemailer from 'nodemailer';
 import { adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
 import { allMail, mailbox, RawSmtp, startNextHop, swaks, waitFor, within, type NextHop } from './fixture';
+import { describeRoute } from '../../server/directory/routing';
 
 let t: TestAppliance;
 let hop: NextHop;
@@ -341,6 +342,19 @@ describe('relay domain over SMTP to the smart host', { timeout: 60_000 }, () => 
     assert.equal(t.app.mta.queue.counts().messages, 0);
   });
 
+  test('objectClass mailRoutingObject (iPlanet) with mailRoutingSmartHost, added by ldapmodify: the route is relay, mail goes to the smart host', async () => {
+    const dn = `dc=smarthosted,dc=org,${S}`;
+    await ldap('ldapadd', `dn: ${dn}\nobjectClass: dNSDomain2\nobjectClass: mailDomain\ndc: smarthosted\nmXRecord: 10 mx.dcmx.test.\n`);
+    assert.equal(describeRoute(t.app.mta.routing.lookup('smarthosted.org')!), 'local');
+    await ldap('ldapmodify', `dn: ${dn}\nchangetype: modify\nadd: objectClass\nobjectClass: mailRoutingObject\n-\nadd: mailRoutingSmartHost\nmailRoutingSmartHost: 127.0.0.1\n-\n`);
+    const routes = await (await fetch(`http://127.0.0.1:${t.app.ports.http}/routes`)).text();
+    assert.match(routes, /smarthosted\.org/);
+    assert.equal(describeRoute(t.app.mta.routing.lookup('smarthosted.org')!), 'relay:127.0.0.1');
+    await send('anyone@smarthosted.org', 'smarthosted-1', 'alice@example.org');
+    const got = await waitFor('the smart host to receive smarthosted-1', () => hop.received.find((m) => m.body.includes('Subject: smarthosted-1')));
+    assert.deepEqual(got.rcptTo, ['anyone@smarthosted.org']);
+  });
+
   test('451 on the first attempt, accepted on the second: delivered after a retry', async () => {
     const deferred = t.app.mta.delivery.stats.deferred;
     hop.rcpt = (a, n) => (a === 'retry@relayed.org' && n === 1 ? { code: 451, text: 'Try again later' } : undefined);
@@ -536,5 +550,62 @@ describe('directory cache', { timeout: 60_000 }, () => {
     await ldap('ldapmodify', `dn: uid=carol,ou=people,dc=example,dc=org,${S}\nchangetype: modify\nadd: mailAlternateAddress\nmailAlternateAddress: carol.new@example.org\n`);
     assert.match(await rcptReply('carol.new@example.org'), /^250/);
     assert.ok(t.app.mta.cache.stats.invalidations > invalidations, 'the change invalidated cached keys');
+  });
+
+  // The change feed is data, not LDIF: a `mail` value long enough to be folded in LDIF
+  // (76 columns) must still reach the negative answer cached for it.
+  test('a user with a 74-character address, added with ldapadd after a 550, is accepted on the very next RCPT', async () => {
+    const address = `${'l'.repeat(62)}@example.org`;
+    assert.equal(address.length, 74);
+    assert.match(await rcptReply(address), /^550 5\.1\.1/, 'unknown first: a negative answer is cached');
+    await ldap('ldapadd', user('longaddress', `dc=example,dc=org,${S}`, address));
+    assert.match(await rcptReply(address), /^250/, 'the add reached the cached negative answer');
+  });
+
+  test('the same for a long SMTPUTF8 address with a U-label domain (stored in A-labels)', async () => {
+    const dom = `dc=xn--bcher-kva,dc=org,${S}`;
+    await ldap('ldapadd', `dn: ${dom}\nobjectClass: dNSDomain2\nobjectClass: mailDomain\ndc: xn--bcher-kva\nmXRecord: 10 mx.dcmx.test.\n\n` +
+      `dn: ou=people,${dom}\nobjectClass: organizationalUnit\nou: people\n`);
+    const local = 'b'.repeat(56);
+    const stored = `${local}@xn--bcher-kva.org`;
+    assert.equal(stored.length, 74);
+    const rcpt = async () => {
+      const { client } = await RawSmtp.connect(port);
+      try {
+        assert.equal((await client.cmd('EHLO client.test')).code, 250);
+        assert.equal((await client.cmd('MAIL FROM:<jöhn@client.test> SMTPUTF8')).code, 250);
+        return await client.cmd(`RCPT TO:<${local}@bücher.org>`);
+      } finally {
+        await client.quit();
+      }
+    };
+    const before = await rcpt();
+    assert.equal(before.code, 550, before.raw);
+    assert.match(before.lines[0], /^5\.1\.1 /, before.raw);
+    await ldap('ldapadd', user('umlaut', dom, stored));
+    const after = await rcpt();
+    assert.equal(after.code, 250, after.raw);
+  });
+
+  // modrdn of a non-leaf moves its subtree with one change-log row: the cache and the
+  // routing table must forget what they hold from the entries below it too.
+  test('a domain renamed with ldapmodrdn takes its subdomains along: the old names are refused, the new ones accepted at once', async () => {
+    const sales = `dc=sales,dc=example,dc=org,${S}`;
+    const eu = `dc=eu,${sales}`;
+    await ldap('ldapadd', `dn: ${sales}\nobjectClass: domain\ndc: sales\n\n` +
+      `dn: ${eu}\nobjectClass: dNSDomain2\nobjectClass: mailDomain\ndc: eu\nmXRecord: 10 mx.dcmx.test.\n\n` +
+      `dn: ou=people,${eu}\nobjectClass: organizationalUnit\nou: people\n\n${user('erin', eu, 'erin@eu.sales.example.org', ['erin@eu.west.example.org'])}`);
+    // Warm both: a positive answer for the old name, a negative one for the new.
+    assert.match(await rcptReply('erin@eu.sales.example.org'), /^250/);
+    assert.match(await rcptReply('erin@eu.west.example.org'), /^550/);
+    assert.equal(describeRoute(t.app.mta.routing.lookup('eu.sales.example.org')!), 'local');
+    const r = await run('ldapmodrdn', [...adminArgs(t), '-r', sales, 'dc=west']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(t.app.mta.routing.lookup('eu.sales.example.org'), undefined, 'the old subdomain left the routing table');
+    assert.equal(describeRoute(t.app.mta.routing.lookup('eu.west.example.org')!), 'local');
+    assert.equal(t.app.mta.cache.domain('eu.sales.example.org'), undefined, 'the cached domain was forgotten');
+    assert.equal(t.app.mta.cache.domain('eu.west.example.org')?.dn, `dc=eu,dc=west,dc=example,dc=org,${S}`);
+    assert.match(await rcptReply('erin@eu.sales.example.org'), /^550 5\.7\.1/, 'no longer hosted: relaying refused');
+    assert.match(await rcptReply('erin@eu.west.example.org'), /^250/, 'the moved subdomain is hosted under its new name');
   });
 });

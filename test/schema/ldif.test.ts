@@ -13,7 +13,8 @@ import {
   formatLdifEntry,
   formatLdifModifications,
   parseLdif,
-} from '../../server/admin/ldif';
+  parseLdifText,
+} from '../../schema/ldif';
 import { prng } from '../prng';
 
 async function parseAll(
@@ -555,6 +556,13 @@ describe('change records: format and parse back', () => {
       assert.equal(rec.line, line);
       line += formatLdifChange(changes[i]).split('\n').length - 1;
     });
+  });
+
+  test('parseLdifText reads the same records synchronously, and refuses file URLs', async () => {
+    const text = changes.map(formatLdifChange).join('');
+    assert.deepEqual(parseLdifText(text), await parseAll(text));
+    assert.throws(() => parseLdifText('dn: cn=x\njpegPhoto:< file:///etc/hostname\n'), (e: unknown) => e instanceof LdifError && e.line === 2);
+    assert.throws(() => parseLdifText('dn: cn=x\nchangetype: modify\nadd: cn\ncn: y\n'), LdifError);
   });
 
   test('exact text of the pieces the changelog stores', () => {

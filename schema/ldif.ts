@@ -1,10 +1,13 @@
 /**
- * LDIF (RFC 2849) reader and writer.
+ * LDIF (RFC 2849) reader and writer: the text form of entries and changes,
+ * which the directory shows (the change log's `changes` attribute) and the
+ * operator imports and exports (`dcmx ldif`). It knows nothing of the store.
  *
  * The reader streams: it takes text chunks as they come (a file stream with
  * 'utf8' encoding, an array of strings, …), cuts them into lines, unfolds
  * continuation lines, drops comments, and yields one record per blank-line
- * separated block, never holding more than the record being read. Errors are
+ * separated block, never holding more than the record being read
+ * (`parseLdifText` reads a string synchronously). Errors are
  * {@link LdifError}s carrying the 1-based number of the offending line.
  *
  * The writer produces what the reader (and OpenLDAP, and RFC 2849) reads:
@@ -253,7 +256,7 @@ export async function* parseLdif(
 ): AsyncGenerator<LdifRecord> {
   const asm = new BlockAssembler();
   const decoder = new StringDecoder('utf8');
-  const ctx: Ctx = { first: true, fileUrls: options.fileUrls !== false };
+  const ctx: Ctx = { first: true, fileUrls: options.fileUrls !== false, reads: [] };
   for await (const chunk of source as AsyncIterable<string | Buffer> | Iterable<string | Buffer>) {
     asm.feed(typeof chunk === 'string' ? chunk : decoder.write(chunk));
     if (asm.out.length > 0) yield* drain(asm, ctx);
@@ -263,10 +266,39 @@ export async function* parseLdif(
   yield* drain(asm, ctx);
 }
 
+/**
+ * Parses LDIF held in one string, synchronously, with the rules of
+ * {@link parseLdif}; `:<` file URLs are refused (LdifError), since reading
+ * them would not be synchronous. For LDIF the program wrote itself.
+ */
+export function parseLdifText(text: string): LdifRecord[] {
+  const asm = new BlockAssembler();
+  asm.feed(text);
+  asm.end();
+  const ctx: Ctx = { first: true, fileUrls: false, reads: [] };
+  const out: LdifRecord[] = [];
+  for (const block of asm.out) {
+    if (block instanceof LdifError) throw block;
+    const rec = interpret(block, ctx);
+    if (rec) out.push(rec);
+  }
+  return out;
+}
+
 interface Ctx {
   /** True until the first block has been read (the only place `version:` may appear). */
   first: boolean;
   fileUrls: boolean;
+  /** The file URLs of the record being interpreted, read (in order) once its syntax has been checked. */
+  reads: PendingRead[];
+}
+
+/** A `:<` value to read: the file, its line, and where the bytes go. */
+interface PendingRead {
+  path: string;
+  url: string;
+  line: number;
+  put(v: LdifValue): void;
 }
 
 async function* drain(asm: BlockAssembler, ctx: Ctx): AsyncGenerator<LdifRecord> {
@@ -274,7 +306,9 @@ async function* drain(asm: BlockAssembler, ctx: Ctx): AsyncGenerator<LdifRecord>
   asm.out = [];
   for (const block of blocks) {
     if (block instanceof LdifError) throw block;
-    const rec = await interpret(block, ctx);
+    const rec = interpret(block, ctx);
+    const reads = ctx.reads.splice(0);
+    for (const r of reads) r.put(bufferToValue(await readUrl(r)));
     if (rec) yield rec;
   }
 }
@@ -337,7 +371,8 @@ function decodeBase64(text: string, line: number): Buffer {
 
 const bufferToValue = (b: Buffer): LdifValue => (isUtf8(b) ? b.toString('utf8') : b);
 
-async function readUrl(url: string, line: number, ctx: Ctx): Promise<Buffer> {
+/** Checks a `:<` URL and queues its reading; `put` receives the file's contents. */
+function queueRead(url: string, line: number, ctx: Ctx, put: (v: LdifValue) => void): void {
   // RFC 2849 note 6: implementations SHOULD support file:// URLs, MAY support others; we do not.
   if (!/^file:\/\//i.test(url)) throw new LdifError(`unsupported URL "${url}" (only file:// is read)`, line);
   if (!ctx.fileUrls) throw new LdifError(`file URLs are not allowed here ("${url}")`, line);
@@ -347,17 +382,30 @@ async function readUrl(url: string, line: number, ctx: Ctx): Promise<Buffer> {
   } catch (err) {
     throw new LdifError(`bad file URL "${url}": ${(err as Error).message}`, line);
   }
+  ctx.reads.push({ path, url, line, put });
+}
+
+async function readUrl(r: PendingRead): Promise<Buffer> {
   try {
-    return await readFile(path);
+    return await readFile(r.path);
   } catch (err) {
-    throw new LdifError(`cannot read ${url}: ${(err as Error).message}`, line);
+    throw new LdifError(`cannot read ${r.url}: ${(err as Error).message}`, r.line);
   }
 }
 
-async function decodeValue(s: Spec, ctx: Ctx): Promise<LdifValue> {
-  if (s.type === PLAIN) return s.rest;
-  if (s.type === BASE64) return bufferToValue(decodeBase64(s.rest, s.line));
-  return bufferToValue(await readUrl(s.rest.trim(), s.line, ctx));
+/** Decodes the value of `s` and hands it to `put`; a `:<` value once its file has been read. */
+function decodeValue(s: Spec, ctx: Ctx, put: (v: LdifValue) => void): void {
+  if (s.type === PLAIN) put(s.rest);
+  else if (s.type === BASE64) put(bufferToValue(decodeBase64(s.rest, s.line)));
+  else queueRead(s.rest.trim(), s.line, ctx, put);
+}
+
+/** Appends the value of `s` to `list` (see decodeValue). */
+function pushValue(s: Spec, ctx: Ctx, list: LdifValue[]): void {
+  const i = list.push('') - 1;
+  decodeValue(s, ctx, (v) => {
+    list[i] = v;
+  });
 }
 
 /** A DN, RDN or similar that must be a string: plain or base64 of UTF-8 (RFC 2849 note 7). */
@@ -375,7 +423,7 @@ function plainWord(s: Spec): string {
   return s.rest.trim();
 }
 
-async function interpret(lines: Line[], ctx: Ctx): Promise<LdifRecord | null> {
+function interpret(lines: Line[], ctx: Ctx): LdifRecord | null {
   let i = 0;
   const n = lines.length;
   const endLine = lines[n - 1].last + 1;
@@ -402,7 +450,7 @@ async function interpret(lines: Line[], ctx: Ctx): Promise<LdifRecord | null> {
   const controls: LdifControl[] = [];
   let s: Spec | null = i < n ? splitLine(lines[i]) : null;
   while (s && s.key === 'control') {
-    controls.push(await parseControl(s, ctx));
+    controls.push(parseControl(s, ctx));
     i++;
     s = i < n ? splitLine(lines[i]) : null;
   }
@@ -413,7 +461,7 @@ async function interpret(lines: Line[], ctx: Ctx): Promise<LdifRecord | null> {
     }
     // Content record: ldif-attrval-record = dn-spec SEP 1*attrval-spec.
     if (i === n) throw new LdifError('entry has no attributes', line);
-    return { kind: 'entry', dn, attrs: await readAttrs(lines, i, ctx), line };
+    return { kind: 'entry', dn, attrs: readAttrs(lines, i, ctx), line };
   }
 
   const changeSpec = s;
@@ -422,7 +470,7 @@ async function interpret(lines: Line[], ctx: Ctx): Promise<LdifRecord | null> {
   switch (changetype) {
     case 'add': {
       if (i === n) throw new LdifError('add record has no attributes', endLine);
-      return { kind: 'add', dn, attrs: await readAttrs(lines, i, ctx), controls, line };
+      return { kind: 'add', dn, attrs: readAttrs(lines, i, ctx), controls, line };
     }
     case 'delete': {
       if (i < n) throw new LdifError('delete record takes no further lines', lines[i].line);
@@ -470,7 +518,7 @@ async function interpret(lines: Line[], ctx: Ctx): Promise<LdifRecord | null> {
           if (v.key !== attrKey) {
             throw new LdifError(`expected "-" to end the ${op} of ${attr}, found "${v.name}:"`, v.line);
           }
-          values.push(await decodeValue(v, ctx));
+          pushValue(v, ctx, values);
           i++;
         }
         // RFC 4525 §3: an increment carries exactly one value.
@@ -486,7 +534,7 @@ async function interpret(lines: Line[], ctx: Ctx): Promise<LdifRecord | null> {
   }
 }
 
-async function readAttrs(lines: Line[], from: number, ctx: Ctx): Promise<Map<string, LdifValue[]>> {
+function readAttrs(lines: Line[], from: number, ctx: Ctx): Map<string, LdifValue[]> {
   const attrs = new Map<string, LdifValue[]>();
   const keys = new Map<string, LdifValue[]>(); // lower-cased description → list in attrs
   for (let i = from; i < lines.length; i++) {
@@ -494,14 +542,13 @@ async function readAttrs(lines: Line[], from: number, ctx: Ctx): Promise<Map<str
     if (s.key === 'dn') throw new LdifError('unexpected "dn:" (missing blank line between records?)', s.line);
     if (s.key === 'changetype') throw new LdifError('"changetype:" must directly follow the dn (and control) lines', s.line);
     checkAttrDesc(s);
-    const value = await decodeValue(s, ctx);
     let list = keys.get(s.key);
     if (!list) {
       list = [];
       keys.set(s.key, list);
       attrs.set(s.name, list);
     }
-    list.push(value);
+    pushValue(s, ctx, list);
   }
   return attrs;
 }
@@ -509,7 +556,7 @@ async function readAttrs(lines: Line[], from: number, ctx: Ctx): Promise<Map<str
 // control: ldap-oid [1*SPACE ("true" / "false")] [value-spec]   (RFC 2849)
 const CONTROL_RE = /^([0-9]+(?:\.[0-9]+)*)(?: +(true|false))? *(?:(:[:<]?) *(.*))?$/i;
 
-async function parseControl(s: Spec, ctx: Ctx): Promise<LdifControl> {
+function parseControl(s: Spec, ctx: Ctx): LdifControl {
   if (s.type !== PLAIN) throw new LdifError('malformed control line', s.line);
   const m = CONTROL_RE.exec(s.rest);
   if (!m) throw new LdifError(`malformed control "${s.rest}"`, s.line);
@@ -518,7 +565,9 @@ async function parseControl(s: Spec, ctx: Ctx): Promise<LdifControl> {
     const sep = m[3];
     const text = m[4];
     const type = sep === '::' ? BASE64 : sep === ':<' ? URL_REF : PLAIN;
-    control.value = await decodeValue({ ...s, type, rest: text }, ctx);
+    decodeValue({ ...s, type, rest: text }, ctx, (v) => {
+      control.value = v;
+    });
   }
   return control;
 }
