@@ -8,6 +8,7 @@ import type { Handler, LdapContext } from './context';
 import { sessionOf } from './session';
 import { endWithError, RESULT_CODES } from './results';
 import { ANONYMOUS } from '../directory/access';
+import { InvalidCredentialsError, TooManyFailuresError } from '../directory/errors';
 
 export function bindHandler(ctx: LdapContext): Handler {
   return (req, res) => {
@@ -29,7 +30,12 @@ export function bindHandler(ctx: LdapContext): Handler {
         session.log.debug({ dn: identity.dn }, 'bind');
         res.end(RESULT_CODES.success);
       },
-      (err) => endWithError(res, err, session.log),
+      (err) => {
+        // Logged with the client's address, for the operator (and fail2ban) to see guessing.
+        if (err instanceof TooManyFailuresError) session.log.warn({ remote: session.remote, dn }, 'bind refused: too many failed attempts');
+        else if (err instanceof InvalidCredentialsError) session.log.info({ remote: session.remote, dn }, 'bind failed: invalid credentials');
+        endWithError(res, err, session.log);
+      },
     );
   };
 }

@@ -174,6 +174,7 @@ export class Intake {
     const failed = (reply: SmtpReply) => {
       const n = (this.authFailures.get(session) ?? 0) + 1;
       this.authFailures.set(session, n);
+      this.deps.log.info({ remote: session.remoteAddress, user: auth.username, reply: reply.responseCode }, 'AUTH failed');
       cb(n >= this.opts.authFailureLimit ? new SmtpReply(421, '4.7.0', 'Too many failed authentications, closing connection') : reply);
     };
     this.deps.mail.authenticate(auth.username ?? '', auth.password ?? '', session.remoteAddress).then(
