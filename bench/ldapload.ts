@@ -53,7 +53,7 @@ function cpuWindow(serverPid: number | undefined): () => CpuWindow {
 /** Opens `n` connections, each bound as `dn`. */
 export async function connectAll(port: number, n: number, dn: string, password: string): Promise<WireConn[]> {
   const conns = await Promise.all(Array.from({ length: n }, () => WireConn.connect(port)));
-  // Bind one at a time: a server hashing with PBKDF2 answers binds serially anyway.
+  // Bind one at a time: a server hashing passwords answers binds serially anyway.
   for (const c of conns) await c.bind(dn, password);
   return conns;
 }

@@ -284,6 +284,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
     const env = dcmxEnv(dataDir, {
       DCMX_HOSTNAME: HOST,
       DCMX_ADMIN_PASSWORD: 'bench-admin-secret',
+      DCMX_SHA_CRYPT_ROUNDS: '1000',
       DCMX_PBKDF2_ITERATIONS: '1000',
       DCMX_PROVISIONING: 'allowlist',
       DCMX_PROVISION_ALLOW: ZONE,

@@ -83,7 +83,9 @@ export function openStore(config: Config, limits: { sizeLimit?: number; timeLimi
   restrictStoreFiles(file);
   let services: Services;
   try {
-    services = openDirectory({ file, suffix: config.suffix, adminDN: config.adminDN, extraIndexes: config.ldap.extraIndexes, ...limits });
+    services = openDirectory({
+      file, suffix: config.suffix, adminDN: config.adminDN, extraIndexes: config.ldap.extraIndexes, passwords: config.passwords, throttle: config.throttle, ...limits,
+    });
   } catch (e) {
     if ((e as Error).name === 'SqliteError') throw new ConfigError('DCMX_DATA_DIR', `cannot open the store ${file}: ${(e as Error).message}`);
     throw e;

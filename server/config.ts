@@ -12,6 +12,8 @@ import * as path from 'node:path';
 import * as net from 'node:net';
 import { DnSyntaxError, parseDn, type Dn } from '../schema/dn';
 import { loadSchema } from './directory/open';
+import { COST_CAPS, PASSWORD_SCHEMES, type PasswordOptions, type PasswordScheme } from './directory/passwords';
+import type { ThrottleOptions } from './directory/auth-throttle';
 
 export type { HostPort } from './net';
 import { parseHostPort, type HostPort } from './net';
@@ -87,6 +89,8 @@ export interface Config {
     /** PEM certificate and key for STARTTLS; when unset, a self-signed pair is generated once in the data dir. */
     tlsCert: string | undefined;
     tlsKey: string | undefined;
+    /** AUTH failures in one session after which it is closed with 421 (Postfix's smtpd_hard_error_limit, for AUTH). */
+    authFailures: number;
   };
   mta: {
     /** Entries in the transfer unit's directory cache. */
@@ -140,6 +144,10 @@ export interface Config {
   };
   upstreamDns: HostPort[];
   selfAddresses: string[];
+  /** How new passwords are hashed, and whether stored ones are rehashed at bind (server/directory/passwords). */
+  passwords: PasswordOptions;
+  /** The guessing throttle of LDAP binds and SMTP AUTH (server/directory/auth-throttle.ts). */
+  throttle: ThrottleOptions;
 }
 
 /** Thrown for a bad configuration value; the message names the variable. */
@@ -264,6 +272,54 @@ function pemFile(name: string, file: string, kind: 'cert' | 'key'): crypto.X509C
 
 const HOST_SHAPE = /^(?=.{1,253}\.?$)([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
+/** DCMX_ARGON2_PARAMS: `m=<KiB>,t=<passes>,p=<lanes>` (any order, each at most once), within COST_CAPS. */
+function argon2Params(env: Env): PasswordOptions['argon2'] {
+  const name = 'DCMX_ARGON2_PARAMS';
+  const v = str(env, name, 'm=19456,t=2,p=1');
+  const got: Record<string, number> = {};
+  for (const kv of v.split(',')) {
+    const m = /^\s*([mtp])=(\d{1,7})\s*$/.exec(kv);
+    if (!m || m[1] in got) throw new ConfigError(name, `'${v}' is not m=<KiB>,t=<passes>,p=<lanes>`);
+    got[m[1]] = Number(m[2]);
+  }
+  const { m = 19456, t = 2, p = 1 } = got;
+  if (m < 8 * p || m > COST_CAPS.argon2Memory) throw new ConfigError(name, `m=${m} is not between ${8 * p} (8 KiB per lane) and ${COST_CAPS.argon2Memory} KiB`);
+  if (t < 1 || t > COST_CAPS.argon2Time) throw new ConfigError(name, `t=${t} is not between 1 and ${COST_CAPS.argon2Time}`);
+  if (p < 1 || p > COST_CAPS.argon2Parallelism) throw new ConfigError(name, `p=${p} is not between 1 and ${COST_CAPS.argon2Parallelism}`);
+  return { memory: m, time: t, parallelism: p };
+}
+
+/** The password settings (DCMX_PASSWORD_SCHEME and the work factors of new hashes). */
+function passwordOptions(env: Env): PasswordOptions {
+  const scheme = str(env, 'DCMX_PASSWORD_SCHEME', 'SHA512-CRYPT').toUpperCase();
+  if (!(PASSWORD_SCHEMES as readonly string[]).includes(scheme)) {
+    throw new ConfigError('DCMX_PASSWORD_SCHEME', `'${env.DCMX_PASSWORD_SCHEME}' is not one of ${PASSWORD_SCHEMES.join(', ')}`);
+  }
+  return {
+    scheme: scheme as PasswordScheme,
+    // crypt(3) uses at least 1000 rounds.
+    shaCryptRounds: int(env, 'DCMX_SHA_CRYPT_ROUNDS', 100_000, 1000, COST_CAPS.shaCryptRounds),
+    pbkdf2Iterations: int(env, 'DCMX_PBKDF2_ITERATIONS', 100_000, 1000, COST_CAPS.pbkdf2Iterations),
+    argon2: argon2Params(env),
+    rehash: bool(env, 'DCMX_PASSWORD_REHASH', true),
+  };
+}
+
+/** The guessing throttle's settings (DCMX_AUTH_*); the delays stay below the window. */
+function throttleOptions(env: Env): ThrottleOptions {
+  const window = int(env, 'DCMX_AUTH_WINDOW', 900, 1, 86400);
+  const delayMs = int(env, 'DCMX_AUTH_DELAY', 500, 0, 60_000);
+  const maxDelayMs = int(env, 'DCMX_AUTH_DELAY_MAX', 8000, 0, 60_000);
+  if (maxDelayMs < delayMs) throw new ConfigError('DCMX_AUTH_DELAY_MAX', `${maxDelayMs} is below DCMX_AUTH_DELAY (${delayMs})`);
+  return {
+    windowMs: window * 1000,
+    accountFailures: int(env, 'DCMX_AUTH_FAILURES', 10, 1, 100_000),
+    clientFailures: int(env, 'DCMX_AUTH_CLIENT_FAILURES', 50, 1, 1_000_000),
+    delayMs,
+    maxDelayMs,
+  };
+}
+
 /** Reads and validates the configuration from `env` (default: process.env). */
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const dataDir = path.resolve(str(env, 'DCMX_DATA_DIR', './data'));
@@ -368,6 +424,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       greetingDelay: int(env, 'DCMX_SMTP_GREETING_DELAY', 100, 0, 60_000),
       tlsCert: env.DCMX_TLS_CERT || undefined,
       tlsKey: env.DCMX_TLS_KEY || undefined,
+      authFailures: int(env, 'DCMX_SMTP_AUTH_FAILURES', 3, 1, 100),
     },
     mta: {
       cacheSize: int(env, 'DCMX_CACHE_SIZE', 10_000, 10, 10_000_000),
@@ -401,6 +458,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     },
     upstreamDns: hostPorts(env, 'DCMX_UPSTREAM_DNS', 53),
     selfAddresses,
+    passwords: passwordOptions(env),
+    throttle: throttleOptions(env),
   };
   return deepFreeze(config);
 }

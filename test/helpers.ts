@@ -12,8 +12,6 @@ import { silentLogger, type Logger } from '../server/log';
 import { startAppliance, type Appliance } from '../server/appliance';
 import { loopbackEnv } from './env';
 
-// Keep password hashing cheap in tests (production default is 100,000).
-process.env.DCMX_PBKDF2_ITERATIONS ??= '1000';
 
 export const ADMIN_PASSWORD = 'admin-secret-1';
 
@@ -50,7 +48,14 @@ export function testEnv(dataDir: string, extra: Record<string, string> = {}): Re
     ...loopbackEnv(dataDir),
     DCMX_HOSTNAME: 'mx.dcmx.test',
     DCMX_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    // Password hashing as cheap as each scheme allows (production: 100,000 rounds / iterations).
+    DCMX_SHA_CRYPT_ROUNDS: '1000',
     DCMX_PBKDF2_ITERATIONS: '1000',
+    DCMX_ARGON2_PARAMS: 'm=1024,t=1,p=1',
+    // Every test client is 127.0.0.1: failed binds are not delayed, and the client is not refused
+    // (auth-throttle tests set their own). The per-account limit is the production one.
+    DCMX_AUTH_DELAY: '0',
+    DCMX_AUTH_CLIENT_FAILURES: '1000',
     // Every outside lookup goes to loopback, never to the machine's resolver:
     // port 9 (discard) has no listener, so lookups fail fast unless a test sets its own stub.
     DCMX_UPSTREAM_DNS: '127.0.0.1:9',

@@ -273,7 +273,7 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
 if (require.main === module) {
   // As the appliance (main.ts): the store, its WAL and the password file it may create are private.
   process.umask(0o077);
-  // ldif import hashes passwords (PBKDF2) on libuv's thread pool: one thread per core
+  // ldif import hashes passwords on libuv's thread pool: one thread per core
   // (4 at least, as libuv's default). The pool is created on first use, after this line.
   process.env.UV_THREADPOOL_SIZE ??= String(Math.min(16, Math.max(4, os.availableParallelism())));
   process.stdout.on('error', onStdoutError);

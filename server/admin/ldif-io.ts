@@ -24,8 +24,9 @@ export interface ImportOptions {
   batchSize?: number;
   /**
    * Records whose clear-text passwords are being hashed at once (default 16).
-   * PBKDF2 runs on libuv's thread pool (UV_THREADPOOL_SIZE threads); the
-   * records are still written in file order.
+   * Hashing runs on libuv's thread pool (UV_THREADPOOL_SIZE threads); the
+   * records are still written in file order. A pre-hashed value must be in a
+   * known scheme under the work caps, or its record fails.
    */
   hashConcurrency?: number;
   /** Called with the progress at most every ~100 ms and at the end. */
@@ -185,9 +186,19 @@ export async function importLdif(dir: Directory, file: string, opts: ImportOptio
     report();
   };
   // Records being prepared (passwords hashed on the thread pool), in file order.
-  const preparing: Promise<LdifRecord>[] = [];
+  const preparing: { rec: LdifRecord; ready: Promise<LdifRecord> }[] = [];
   const next = async () => {
-    batch.push(await preparing.shift()!);
+    const { rec, ready } = preparing.shift()!;
+    let prepared: LdifRecord;
+    try {
+      prepared = await ready;
+    } catch (err) {
+      // A value refused before the write (an unknown password scheme): the records before it go in first.
+      flush();
+      fail(rec, err);
+      return;
+    }
+    batch.push(prepared);
     if (batch.length >= batchSize) flush();
   };
   for await (const rec of parseLdif(counted)) {
@@ -199,9 +210,9 @@ export async function importLdif(dir: Directory, file: string, opts: ImportOptio
       skipped++;
       continue;
     }
-    const p = prepare(dir, rec);
-    p.catch(() => undefined); // awaited in turn by next(); never an unhandled rejection meanwhile
-    preparing.push(p);
+    const ready = prepare(dir, rec);
+    ready.catch(() => undefined); // awaited in turn by next(); never an unhandled rejection meanwhile
+    preparing.push({ rec, ready });
     if (preparing.length >= hashConcurrency) await next();
   }
   while (preparing.length) await next();

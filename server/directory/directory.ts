@@ -25,7 +25,8 @@ import {
   NotAllowedOnNonLeafError, SizeLimitError, StoreUnavailableError, TimeLimitError, UnwillingError,
 } from './errors';
 import { compileFilter, FilterError, matches, type Filter, type FilterInput } from './filter';
-import { hashPassword, hashPasswordSync, isHashed, verifyPassword } from './password';
+import { Passwords, type PasswordOptions } from './passwords';
+import { AuthThrottle, type ThrottleOptions } from './auth-throttle';
 import {
   CHANGELOG_DN, changeEntry, changelogContainer, rootDse, SUBSCHEMA_DN, subschemaEntry, type RootDseFeatures,
 } from './virtual';
@@ -41,6 +42,10 @@ export interface DirectoryOptions {
   /** Server-side ceilings applied to everyone but the administrator (0 = none). */
   sizeLimit?: number;
   timeLimit?: number;
+  /** Password policy (DEFAULT_PASSWORD_OPTIONS when absent). */
+  passwords?: PasswordOptions;
+  /** The guessing throttle of binds that say where they come from (DEFAULT_THROTTLE when absent). */
+  throttle?: ThrottleOptions;
 }
 
 /** One modification of a modify request (RFC 4511 §4.6, RFC 4525 increment). */
@@ -136,6 +141,10 @@ export class Directory {
   readonly adminDN: string;
   readonly subschemaNdn: string;
   readonly changelogNdn: string;
+  /** How passwords are hashed, accepted and checked. */
+  readonly passwords: Passwords;
+  /** Failed binds by account and client: delays, then temporary refusals. */
+  readonly throttle: AuthThrottle;
   private readonly suffixDn: Dn;
   private readonly hooks: WriteHook[] = [];
   private readonly commitHooks: CommitHook[] = [];
@@ -159,6 +168,8 @@ export class Directory {
     this.sizeLimit = opts.sizeLimit ?? 0;
     this.timeLimit = opts.timeLimit ?? 0;
     this.userPassword = schema.attr('userPassword')!;
+    this.passwords = new Passwords(opts.passwords);
+    this.throttle = new AuthThrottle(opts.throttle);
     this.computedTypes = ['hasSubordinates', 'entryDN', 'subschemaSubentry', 'structuralObjectClass'].map((n) => schema.attr(n)!);
   }
 
@@ -212,11 +223,11 @@ export class Directory {
       if (adminDn.length < 2 || (parentNdn !== this.suffixNdn && !this.store.getByNdn(parentNdn))) {
         throw new DirectoryError('noSuchObject', `the parent of ${this.adminDN} does not exist`);
       }
-      hash = await hashPassword(admin.kind === 'configured' ? admin.password : admin.password());
+      hash = await this.passwords.hash(admin.kind === 'configured' ? admin.password : admin.password());
     } else if (admin.kind === 'configured') {
       let current = false;
-      for (const h of existing.attrs.userPassword ?? []) if (await verifyPassword(admin.password, h)) current = true;
-      if (!current) hash = await hashPassword(admin.password);
+      for (const h of existing.attrs.userPassword ?? []) if (await this.passwords.verify(admin.password, h)) current = true;
+      if (!current) hash = await this.passwords.hash(admin.password);
     }
     // The entries of the first boot are the administrator's: creatorsName and modifiersName name it (RFC 4512 §3.4.1).
     const sys = this.systemIdentity();
@@ -224,6 +235,8 @@ export class Directory {
       if (!this.store.getByNdn(this.suffixNdn)) this.addTyped(sys, this.suffix, this.suffixEntryAttrs(), { relax: true });
       const adminDn = parseDn(this.adminDN);
       if (!this.store.getByNdn(this.adminNdn)) {
+        // Only another process can have removed it since it was looked up (delete refuses it): start again.
+        if (hash === undefined) throw new DirectoryError('other', 'the administrator entry changed during start-up; start again');
         const rdn = adminDn[0];
         if (rdn.length !== 1 || this.schema.attr(rdn[0].type)?.lname !== 'cn') {
           throw new DirectoryError('namingViolation', 'the administrator DN must be named by cn');
@@ -232,7 +245,7 @@ export class Directory {
           { type: 'objectClass', values: ['top', 'organizationalRole', 'simpleSecurityObject'] },
           { type: 'cn', values: [rdn[0].value] },
           { type: 'description', values: ['dcmx directory administrator'] },
-          { type: 'userPassword', values: [hash ?? hashPasswordSync(admin.kind === 'configured' ? admin.password : admin.password())] },
+          { type: 'userPassword', values: [hash] },
         ]);
         this.addTyped(sys, formatDn(adminDn), attrs, { relax: true });
       } else if (hash && admin.kind === 'configured') {
@@ -299,27 +312,76 @@ export class Directory {
     }
   }
 
-  /** Simple bind (RFC 4513 §5.1). Unknown DN and wrong password both give invalidCredentials (49). */
-  async bind(dn: string, password: string): Promise<Identity> {
+  /**
+   * Simple bind (RFC 4513 §5.1). Unknown DN and wrong password both give
+   * invalidCredentials (49), after the same work (checkPassword). With
+   * `client` (the address the bind came from), the guessing throttle applies.
+   */
+  async bind(dn: string, password: string, client?: string): Promise<Identity> {
     if (dn === '' && password === '') return ANONYMOUS;
     // RFC 4513 §5.1.2: an unauthenticated bind (name, no password) is refused.
     if (password === '') throw new UnwillingError('unauthenticated bind (DN with no password) disallowed');
-    let ndn: string;
+    let ndn: string | undefined;
     try {
       ndn = this.schema.normalizeDn(dn);
     } catch {
+      ndn = undefined;
+    }
+    const entry = ndn === undefined ? undefined : this.store.getByNdn(ndn);
+    return this.checkPassword(entry, ndn ?? dn.trim().toLowerCase(), password, client);
+  }
+
+  /**
+   * Checks `password` against the userPassword values of `entry` (undefined:
+   * no such entry) and resolves with its identity, or rejects with
+   * invalidCredentials (49). Either way the work is that of a check: with no
+   * stored value to compute, the password is checked against a dummy of the
+   * configured scheme (Passwords.match), so the time taken tells nothing of
+   * the entry. With `client`, the guessing throttle counts the attempt
+   * against `account` (the entry's normalised DN, or the name given) and the
+   * client (auth-throttle.ts): a refused attempt rejects with
+   * TooManyFailuresError before any check, a failure is answered after its
+   * delay. After a success, an entry's one stored value in another scheme or
+   * at another cost is rehashed in the configured one (DCMX_PASSWORD_REHASH).
+   * The doors' bind (LDAP) and login (SMTP AUTH) end here.
+   */
+  async checkPassword(entry: StoredEntry | undefined, account: string, password: string, client?: string): Promise<Identity> {
+    const attempt = client === undefined ? undefined : this.throttle.begin(client, account);
+    const values = entry?.attrs.userPassword ?? [];
+    let matched: string | undefined;
+    try {
+      matched = await this.passwords.match(password, values);
+    } catch (err) {
+      await attempt?.failed();
+      throw err;
+    }
+    if (!entry || matched === undefined) {
+      await attempt?.failed();
       throw new InvalidCredentialsError();
     }
-    const e = this.store.getByNdn(ndn);
-    let ok = false;
-    for (const h of e?.attrs.userPassword ?? []) {
-      if (await verifyPassword(password, h)) {
-        ok = true;
-        break;
-      }
+    attempt?.succeeded();
+    const who: Identity = { dn: entry.dn, ndn: entry.ndn, anonymous: false, admin: entry.ndn === this.adminNdn };
+    if (this.passwords.options.rehash && values.length === 1 && this.passwords.needsRehash(matched)) await this.rehash(who, matched, password);
+    return who;
+  }
+
+  /**
+   * Replaces the one stored value `old` of `who`'s entry by a hash of
+   * `password` in the configured scheme, through the write path (a modify by
+   * `who`, in the change log). Nothing happens when the value changed
+   * meanwhile or the password cannot be hashed (too long); a failure is no
+   * failure of the bind.
+   */
+  private async rehash(who: Identity, old: string, password: string): Promise<void> {
+    try {
+      const fresh = await this.passwords.hashClear(password);
+      this.write(() => this.modifyTyped(who, who.dn, [
+        { op: 'delete', type: 'userPassword', values: [old] },
+        { op: 'add', type: 'userPassword', values: [fresh] },
+      ], {}));
+    } catch {
+      // the value changed since it was checked, or the password is not storable: keep what is stored
     }
-    if (!e || !ok) throw new InvalidCredentialsError();
-    return { dn: e.dn, ndn, anonymous: false, admin: ndn === this.adminNdn };
   }
 
   /** The entry at `dn` if `who` may read it. */
@@ -599,18 +661,42 @@ export class Directory {
   }
 
   /**
-   * Hashes clear-text userPassword values off the event loop; values that
-   * already carry a scheme pass through. add() and modify() call it; bulk
-   * loaders call it before addSync() in a batch.
+   * Readies userPassword values given by `who` (default: the administrator)
+   * for the store, off the event loop (Passwords.prepare): clear text is
+   * hashed; a pre-hashed value is the administrator's alone, in a known
+   * scheme under the work caps. add() and modify() call it; bulk loaders
+   * call it before addSync() in a batch.
    */
-  async hashPasswords(attrs: AttrInput[]): Promise<AttrInput[]> {
+  async hashPasswords(attrs: AttrInput[], who: Identity = this.systemIdentity()): Promise<AttrInput[]> {
     const out: AttrInput[] = [];
     for (const a of attrs) {
       if (this.schema.attr(a.type) === this.userPassword) {
-        out.push({ type: a.type, values: await Promise.all(a.values.map((v) => (isHashed(v) ? v : hashPassword(v)))) });
+        out.push({ type: a.type, values: await Promise.all(a.values.map((v) => this.passwords.prepare(v, who.admin))) });
       } else out.push(a);
     }
     return out;
+  }
+
+  /**
+   * Sets the password of `dn` to the clear-text `password`, hashed whoever
+   * gives it (RFC 3062 Password Modify: newPasswd is a password, never a hash).
+   */
+  async setPassword(who: Identity, dn: string, password: string): Promise<number> {
+    const hash = await this.passwords.hashClear(password);
+    return this.write(() => this.modifyTyped(who, dn, [{ op: 'replace', type: 'userPassword', values: [hash] }], {}));
+  }
+
+  /**
+   * The write path's last word on passwords: every userPassword value new
+   * in this write must be storable (a hash in a known scheme under the
+   * caps), and only the administrator may leave an entry with more than one.
+   */
+  private checkPasswords(who: Identity, before: readonly string[], after: readonly string[]): void {
+    const had = new Set(before);
+    for (const v of after) if (!had.has(v)) this.passwords.checkStorable(v);
+    if (after.length > 1 && !who.admin && after.length > before.length) {
+      throw new DirectoryError('constraintViolation', 'userPassword: one password per entry (the administrator may set more)');
+    }
   }
 
   /** LDAP-style add (RFC 4511 §4.7). Resolves with the change number. */
@@ -620,12 +706,10 @@ export class Directory {
     return this.write(() => this.addTyped(who, dn, typedAttrs(this.schema, hashed), opts));
   }
 
-  /** Synchronous add for server-internal writes; clear-text passwords are hashed synchronously. */
+  /** Synchronous add for server-internal writes; userPassword values must be ready (hashPasswords). */
   addSync(who: Identity, dn: string, attrs: AttrInput[], opts: WriteOptions = {}): number {
     if (!this.access.canWriteTree(who)) throw new InsufficientAccessError();
-    const hashed = attrs.map((a) =>
-      this.schema.attr(a.type) === this.userPassword ? { type: a.type, values: a.values.map((v) => (isHashed(v) ? v : hashPasswordSync(v))) } : a);
-    return this.write(() => this.addTyped(who, dn, typedAttrs(this.schema, hashed), opts));
+    return this.write(() => this.addTyped(who, dn, typedAttrs(this.schema, attrs), opts));
   }
 
   private addTyped(who: Identity, dn: string, attrs: TypedAttrs, opts: WriteOptions): number {
@@ -648,6 +732,7 @@ export class Directory {
     }
     const typed = this.schema.withRdnValues(attrs, parsed[0]);
     this.validate(typed, parsed[0], opts);
+    this.checkPasswords(who, [], typed.get(this.userPassword) ?? []);
     const now = generalizedTimeNow();
     const put = (name: string, v: string) => {
       const at = this.schema.attr(name)!;
@@ -689,7 +774,7 @@ export class Directory {
     const hashed: Modification[] = [];
     for (const m of mods) {
       if (this.schema.attr(m.type) === this.userPassword && (m.op === 'add' || m.op === 'replace')) {
-        hashed.push({ ...m, values: (await this.hashPasswords([{ type: m.type, values: m.values }]))[0].values });
+        hashed.push({ ...m, values: (await this.hashPasswords([{ type: m.type, values: m.values }], who))[0].values });
       } else hashed.push(m);
     }
     return this.write(() => this.modifyTyped(who, dn, hashed, opts));
@@ -721,6 +806,7 @@ export class Directory {
     if (cur.attrs.userPassword?.length && !attrs.get(this.userPassword)?.length && !this.access.mayRemovePassword(who)) {
       throw new InsufficientAccessError('a user may replace its password but not remove it');
     }
+    if (types.includes(this.userPassword)) this.checkPasswords(who, cur.attrs.userPassword ?? [], attrs.get(this.userPassword) ?? []);
     // RFC 4511 §4.6: the RDN's values cannot be removed by modify.
     for (const ava of parsed[0]) {
       const at = this.schema.attr(ava.type)!;

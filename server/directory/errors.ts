@@ -111,3 +111,10 @@ export class StoreUnavailableError extends DirectoryError {
     super('unavailable', message);
   }
 }
+
+/** A door refuses to check any password for an account or client that failed too often of late (auth-throttle.ts). */
+export class TooManyFailuresError extends DirectoryError {
+  constructor() {
+    super('unwillingToPerform', 'too many failed authentication attempts; try again later');
+  }
+}

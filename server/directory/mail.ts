@@ -14,6 +14,7 @@ import type { StoredEntry } from '../../storage/store';
 import type { Directory } from './directory';
 import type { DnsNames } from './zones';
 import type { Identity } from './access';
+import { InvalidCredentialsError } from './errors';
 
 /** Domain status as routing sees it. */
 export type DomainStatus = 'active' | 'hold' | 'disabled';
@@ -161,30 +162,32 @@ export class MailDirectory {
   }
 
   /**
-   * SMTP AUTH (RFC 4954): the user is found by `mail` or `uid`, then bound
-   * with the password. Resolves with the identity, or undefined when the
-   * user or the password is wrong (one answer for both).
+   * SMTP AUTH (RFC 4954): the user is found by `mail` or `uid`, then its
+   * password checked (Directory.checkPassword, throttled for `client`, the
+   * address the login came from). Resolves with the identity, or undefined
+   * when the user or the password is wrong (one answer for both, after the
+   * same work); rejects with TooManyFailuresError while the throttle refuses.
    */
-  async authenticate(username: string, password: string): Promise<Identity | undefined> {
+  async authenticate(username: string, password: string, client?: string): Promise<Identity | undefined> {
     if (!username || !password) return undefined;
     const s = this.directory.schema;
     const u = username.trim().toLowerCase();
     const base = this.directory.getByNdn(this.directory.suffixNdn);
-    if (!base) return undefined;
     const filter = { type: 'or' as const, filters: [
       { type: 'eq' as const, attr: s.attr('mail')!, norm: u },
       { type: 'eq' as const, attr: s.attr('uid')!, norm: u },
     ] };
     const matches: StoredEntry[] = [];
-    for (const e of this.directory.store.candidates({ base, scope: 'sub', filter })) {
+    for (const e of base ? this.directory.store.candidates({ base, scope: 'sub', filter }) : []) {
       matches.push(e);
-      if (matches.length > 1) return undefined; // ambiguous login name
+      if (matches.length > 1) break; // ambiguous login name: nobody
     }
-    if (matches.length !== 1) return undefined;
+    const entry = matches.length === 1 ? matches[0] : undefined;
     try {
-      return await this.directory.bind(matches[0].dn, password);
-    } catch {
-      return undefined;
+      return await this.directory.checkPassword(entry, entry ? entry.ndn : `login ${u}`, password, client);
+    } catch (err) {
+      if (err instanceof InvalidCredentialsError) return undefined;
+      throw err;
     }
   }
 }

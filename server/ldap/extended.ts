@@ -11,6 +11,7 @@ import { randomInt } from 'node:crypto';
 import { PASSWORD_MODIFY_OID, type UpdateCall } from './request-decode';
 import { DCMX_EXT } from '../../schema/definitions/dcmx';
 import type { Provisioner } from '../directory/provision';
+import { InsufficientAccessError } from '../directory/errors';
 
 export const WHOAMI_OID = '1.3.6.1.4.1.4203.1.11.3';
 export { PASSWORD_MODIFY_OID };
@@ -38,8 +39,11 @@ export function generatePassword(): string {
 
 /**
  * RFC 3062: changes the password of the bound user (or, for the admin, of
- * userIdentity). The old password, when given, must verify. Without
- * newPasswd the server generates one and returns it in genPasswd (§2).
+ * userIdentity). A user names no one else: another userIdentity is refused
+ * (50) before any password is checked, so oldPasswd tests no one else's
+ * password. The old password, when given, must verify. newPasswd is a
+ * password, hashed by the server whatever it looks like; without it the
+ * server generates one and returns it in genPasswd (§2).
  */
 export function answerPasswordModify(ctx: LdapContext, session: Session, call: Extract<UpdateCall, { op: 'passwordModify' }>, reply: Reply): void {
   const done = (code: number, diagnostic = '', value?: Buffer) => reply(encodeExtendedResponse(call.messageId, code, diagnostic, undefined, value));
@@ -51,8 +55,11 @@ export function answerPasswordModify(ctx: LdapContext, session: Session, call: E
   if (newPassword === '') return done(RESULT_CODES.unwillingToPerform, 'newPasswd is empty');
   const target = call.userIdentity ? call.userIdentity.replace(/^dn:/, '') : who.dn;
   (async () => {
-    if (call.oldPassword !== undefined) await ctx.directory.bind(target, call.oldPassword.toString('utf8'));
-    await ctx.directory.modify(who, target, [{ op: 'replace', type: 'userPassword', values: [newPassword] }]);
+    if (!who.admin && ctx.directory.normalize(target) !== who.ndn) {
+      throw new InsufficientAccessError('a user may change its own password only');
+    }
+    if (call.oldPassword !== undefined) await ctx.directory.bind(target, call.oldPassword.toString('utf8'), session.remote ?? '');
+    await ctx.directory.setPassword(who, target, newPassword);
   })().then(
     // RFC 3062 §2: PasswdModifyResponseValue ::= SEQUENCE { genPasswd [0] OCTET STRING OPTIONAL }; no responseName.
     () => done(RESULT_CODES.success, '', generated === undefined ? undefined : tlv(0x30, tlv(0x80, Buffer.from(generated, 'utf8')))),

@@ -11,11 +11,14 @@ export interface Session {
   id: number;
   identity: Identity;
   log: Logger;
+  /** The client's address, set by attachSession (the guessing throttle counts by it). */
+  remote?: string;
 }
 
 /** The socket-like object ldapjs hands to handlers as `req.connection`. */
 export interface LdapConnection {
   dcmx?: Session;
+  remoteAddress?: string;
   write(b: Buffer): boolean;
   end(b?: Buffer): void;
   destroy(): void;
@@ -26,7 +29,7 @@ let nextId = 1;
 /** Attaches a new anonymous session to a connection. */
 export function attachSession(conn: LdapConnection, log: Logger): Session {
   const id = nextId++;
-  const s: Session = { id, identity: ANONYMOUS, log: log.child({ sid: id }) };
+  const s: Session = { id, identity: ANONYMOUS, log: log.child({ sid: id }), remote: conn.remoteAddress ?? '' };
   conn.dcmx = s;
   return s;
 }

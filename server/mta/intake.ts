@@ -25,6 +25,7 @@ import type { Readable } from 'node:stream';
 import { RepeatLimiter, type Logger } from '../log';
 import type { MailDirectory } from '../directory/mail';
 import { splitAddress } from '../directory/mail';
+import { TooManyFailuresError } from '../directory/errors';
 import { routeOf, type RoutingTable } from '../directory/routing';
 import type { DirectoryCache } from './cache';
 import type { MailResolver } from './resolver';
@@ -75,6 +76,8 @@ export interface IntakeOptions {
   /** Addresses that are ours besides loopback and the host's interfaces (DCMX_LISTEN, DCMX_SELF_ADDRESSES): postmaster@[them] is accepted. */
   ownAddresses: readonly string[];
   tls: TlsPair;
+  /** AUTH failures in one session after which it is closed with 421 (as Postfix's smtpd_hard_error_limit). */
+  authFailureLimit: number;
 }
 
 export interface IntakeDeps {
@@ -240,10 +243,27 @@ export class Intake {
     }
   }
 
-  private onAuth(auth: SMTPServerAuthentication, _session: SMTPServerSession, cb: (err: Error | null | undefined, res?: { user: unknown }) => void): void {
-    this.deps.mail.authenticate(auth.username ?? '', auth.password ?? '').then(
-      (id) => (id ? cb(null, { user: id.dn }) : cb(new SmtpReply(535, '5.7.8', 'Authentication credentials invalid'))),
-      () => cb(new SmtpReply(454, '4.7.0', 'Temporary authentication failure')),
+  /** AUTH failures of each session so far. */
+  private readonly authFailures = new WeakMap<SMTPServerSession, number>();
+
+  /**
+   * AUTH (RFC 4954) against the directory, throttled by the client's address
+   * (auth-throttle.ts: 454 4.7.0 while refused). The session's
+   * authFailureLimit-th failure is answered 421 and smtp-server closes the
+   * connection, as Postfix does past smtpd_hard_error_limit.
+   */
+  private onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, res?: { user: unknown }) => void): void {
+    const failed = (reply: SmtpReply) => {
+      const n = (this.authFailures.get(session) ?? 0) + 1;
+      this.authFailures.set(session, n);
+      this.deps.log.info({ remote: session.remoteAddress, user: auth.username, reply: reply.responseCode }, 'AUTH failed');
+      cb(n >= this.opts.authFailureLimit ? new SmtpReply(421, '4.7.0', 'Too many failed authentications, closing connection') : reply);
+    };
+    this.deps.mail.authenticate(auth.username ?? '', auth.password ?? '', session.remoteAddress).then(
+      (id) => (id ? cb(null, { user: id.dn }) : failed(new SmtpReply(535, '5.7.8', 'Authentication credentials invalid'))),
+      (err) => failed(err instanceof TooManyFailuresError
+        ? new SmtpReply(454, '4.7.0', 'Too many failed authentications, try again later')
+        : new SmtpReply(454, '4.7.0', 'Temporary authentication failure')),
     );
   }
 

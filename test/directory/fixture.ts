@@ -3,14 +3,18 @@ import { openDirectory } from '../../server/directory/open';
 import type { Directory } from '../../server/directory/directory';
 import type { Identity } from '../../server/directory/access';
 import type { Zones } from '../../server/directory/zones';
+import { DEFAULT_PASSWORD_OPTIONS, type PasswordOptions } from '../../server/directory/passwords';
 
-process.env.DCMX_PBKDF2_ITERATIONS ??= '1000';
+/** Password hashing as cheap as the schemes allow: tests check behaviour, not cost. */
+export const CHEAP_PASSWORDS: PasswordOptions = {
+  ...DEFAULT_PASSWORD_OPTIONS, shaCryptRounds: 1000, pbkdf2Iterations: 1000, argon2: { memory: 1024, time: 1, parallelism: 1 },
+};
 
 export const SUFFIX = 'o=internet';
 export const ADMIN = 'cn=admin,o=internet';
 
 export async function memoryDirectory(): Promise<{ dir: Directory; admin: Identity; zones: Zones }> {
-  const { directory: dir, zones } = openDirectory({ file: ':memory:', suffix: SUFFIX, adminDN: ADMIN });
+  const { directory: dir, zones } = openDirectory({ file: ':memory:', suffix: SUFFIX, adminDN: ADMIN, passwords: CHEAP_PASSWORDS });
   await dir.bootstrap({ kind: 'configured', password: 'secret-admin' });
   return { dir, admin: dir.systemIdentity(), zones };
 }
