@@ -91,6 +91,8 @@ export interface Config {
     tlsKey: string | undefined;
     /** AUTH failures in one session after which it is closed with 421 (Postfix's smtpd_hard_error_limit, for AUTH). */
     authFailures: number;
+    /** Received: header fields at which a message is refused as a loop (554 5.4.6). */
+    hopLimit: number;
   };
   mta: {
     /** Entries in the transfer unit's directory cache. */
@@ -425,6 +427,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       tlsCert: env.DCMX_TLS_CERT || undefined,
       tlsKey: env.DCMX_TLS_KEY || undefined,
       authFailures: int(env, 'DCMX_SMTP_AUTH_FAILURES', 3, 1, 100),
+      hopLimit: int(env, 'DCMX_SMTP_HOP_LIMIT', 50, 2, 1000),
     },
     mta: {
       cacheSize: int(env, 'DCMX_CACHE_SIZE', 10_000, 10, 10_000_000),

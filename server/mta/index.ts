@@ -100,7 +100,7 @@ export async function startMta(
     host: config.listen, port: config.smtp.port, hostname: config.hostname, maxSize: config.smtp.maxSize,
     maxRecipients: config.smtp.maxRecipients, maxClients: config.smtp.maxClients, socketTimeoutMs: config.smtp.socketTimeout * 1000,
     clientConnections: config.smtp.clientConnections, busyTimeoutMs: config.smtp.busyTimeout * 1000,
-    greetingDelayMs: config.smtp.greetingDelay, relayNetworks: config.smtp.relayNetworks, tls, authFailureLimit: config.smtp.authFailures,
+    greetingDelayMs: config.smtp.greetingDelay, relayNetworks: config.smtp.relayNetworks, tls, authFailureLimit: config.smtp.authFailures, hopLimit: config.smtp.hopLimit,
     ownAddresses: [config.listen, ...config.selfAddresses],
   }, { mail, cache, routing, queue, spool, resolver, sync, log: log.child({ part: 'intake' }), onQueued: () => delivery.kick(), unknownDomain: policy, self,
     storeWritable: () => directory.store.fileState() === 'ok' });

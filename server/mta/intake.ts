@@ -32,6 +32,7 @@ import type { MailResolver } from './resolver';
 import type { SelfIdentity } from './self';
 import type { TlsPair } from '../tls';
 import { newQueueId, type Spool } from './spool';
+import { HopCounter } from './hops';
 import { isOurPostmaster } from './postmaster';
 import type { QueueStore } from '../../storage/queue';
 import { isStorageFull, StoreFileError } from '../../storage/db';
@@ -78,6 +79,8 @@ export interface IntakeOptions {
   tls: TlsPair;
   /** AUTH failures in one session after which it is closed with 421 (as Postfix's smtpd_hard_error_limit). */
   authFailureLimit: number;
+  /** Received: fields at which a message is refused as looping (as Postfix's hopcount_limit). */
+  hopLimit: number;
 }
 
 export interface IntakeDeps {
@@ -389,10 +392,17 @@ export class Intake {
     const now = new Date();
     const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
     (async () => {
-      const got = await this.deps.spool.receive(id, this.receivedHeader(session, id, now), stream, this.opts.maxSize);
+      const hops = new HopCounter();
+      const got = await this.deps.spool.receive(id, this.receivedHeader(session, id, now), stream, this.opts.maxSize, (c) => hops.push(c));
       if (got.exceeded || stream.sizeExceeded) {
         if (got.file) await this.deps.spool.remove(got.file);
         throw new SmtpReply(552, '5.3.4', `Message size exceeds fixed limit of ${this.opts.maxSize} bytes`);
+      }
+      // RFC 5321 §6.3: this many Received: fields is a loop; refused now, so no bounce goes round it.
+      if (hops.count >= this.opts.hopLimit) {
+        if (got.file) await this.deps.spool.remove(got.file);
+        this.deps.log.info({ remote: session.remoteAddress, hops: hops.count, sender }, 'message refused: too many hops');
+        throw new SmtpReply(554, '5.4.6', `Too many hops (${hops.count} Received: header fields): mail forwarding loop`);
       }
       const size = got.size;
       await this.deps.queue.enqueueSoon(

@@ -82,7 +82,7 @@ class BodyReader {
   /** The stream has ended. */
   done = false;
 
-  constructor(body: Readable, private readonly maxBytes: number) {
+  constructor(body: Readable, private readonly maxBytes: number, private readonly observe?: (chunk: Buffer) => void) {
     this.it = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   }
 
@@ -98,12 +98,17 @@ class BodyReader {
       if (n.done) {
         this.done = true;
         const tail = this.folder.end();
-        return tail.length && !this.exceeded ? tail : undefined;
+        if (!tail.length || this.exceeded) return undefined;
+        this.observe?.(tail);
+        return tail;
       }
       this.seen += n.value.length;
       if (this.exceeded) continue;
       const kept = this.folder.push(n.value);
-      if (kept.length) return kept;
+      if (kept.length) {
+        this.observe?.(kept);
+        return kept;
+      }
     }
     return undefined;
   }
@@ -137,10 +142,11 @@ export class Spool {
    * happens, the stream is read to its end before this settles: a write that
    * fails part-way (a full disk) removes its file and rejects only then, so
    * the client's final dot is answered at once (smtp-server replies when the
-   * stream has ended).
+   * stream has ended). `observe`, when given, sees every kept chunk of the
+   * stream in order (not `header`), e.g. to count the message's hops.
    */
-  async receive(id: string, header: string, body: Readable, maxBytes: number): Promise<Received> {
-    const reader = new BodyReader(body, maxBytes);
+  async receive(id: string, header: string, body: Readable, maxBytes: number, observe?: (chunk: Buffer) => void): Promise<Received> {
+    const reader = new BodyReader(body, maxBytes, observe);
     try {
       const head = Buffer.from(header, 'utf8');
       const chunks: Buffer[] = [head];

@@ -2,7 +2,7 @@
  * Intake limits that protect other clients and the store, against the
  * appliance in-process on loopback: RCPT commands per transaction (RFC 5321
  * §4.5.3.1.8), postmaster at our address literal (§4.5.1), line length
- * (RFC 5322 §2.1.1), connections per client and idle connections when busy
+ * (RFC 5322 §2.1.1), hops (RFC 5321 §6.3), connections per client and idle connections when busy
  * (127.x.y.z source addresses stand for distinct clients).
  */
 import { after, before, describe, test } from 'node:test';
@@ -69,6 +69,27 @@ test('postmaster at our address literal is accepted and reaches the postmaster; 
   } finally {
     await c.quit();
   }
+});
+
+test('RFC 5321 §6.3: a message with 50 Received: fields is refused at its final dot with 554 5.4.6; 49, and Received: in the body, pass', async () => {
+  const received = (n: number) => Array.from({ length: n }, (_, i) => `Received: from hop${i}.test by hop${i + 1}.test; Mon, 7 Dec 2026 01:00:00 +0000\r\n`).join('');
+  const send = async (message: string) => {
+    const c = await transaction();
+    try {
+      assert.equal((await c.cmd(`RCPT TO:<${USER}>`)).code, 250);
+      assert.equal((await c.cmd('DATA')).code, 354);
+      return await c.cmd(`${message}\r\n.`);
+    } finally {
+      await c.quit();
+    }
+  };
+  const looping = await send(`${received(50)}Subject: looping\r\n\r\nround and round\r\n`);
+  assert.equal(looping.code, 554, looping.raw);
+  assert.match(looping.raw, /^554 5\.4\.6 .*Too many hops/);
+  const fine = await send(`${received(49)}Subject: far-travelled\r\n\r\n${received(10)}`);
+  assert.equal(fine.code, 250, fine.raw);
+  await waitFor('the far-travelled message in the Maildir', () => mailbox(t.dataDir, USER).some((m) => m.includes('Subject: far-travelled')));
+  assert.ok(!mailbox(t.dataDir, USER).some((m) => m.includes('Subject: looping')), 'the looping message was not delivered');
 });
 
 test('a 5 MiB line without a line break is folded at 998 octets (CRLF SPACE), not stored as one line', { timeout: 60_000 }, async () => {
