@@ -16,7 +16,7 @@ import { COST_CAPS, PASSWORD_SCHEMES, type PasswordOptions, type PasswordScheme 
 import type { ThrottleOptions } from './directory/auth-throttle';
 
 export type { HostPort } from './net';
-import { parseHostPort, type HostPort } from './net';
+import { hostAddresses, parseHostPort, type HostPort } from './net';
 
 export type ProvisioningPolicy = 'off' | 'allowlist' | 'mx';
 
@@ -361,7 +361,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   for (const s of provisionAllow) {
     if (!HOST_SHAPE.test(s)) throw new ConfigError('DCMX_PROVISION_ALLOW', `'${s}' is not a domain name`);
   }
-  const selfAddresses = env.DCMX_SELF_ADDRESSES ? list(env, 'DCMX_SELF_ADDRESSES') : hostAddresses();
+  const selfAddresses = env.DCMX_SELF_ADDRESSES ? list(env, 'DCMX_SELF_ADDRESSES') : hostAddresses({ routable: true });
   for (const a of selfAddresses) {
     if (!net.isIP(a)) throw new ConfigError('DCMX_SELF_ADDRESSES', `'${a}' is not an IP address`);
   }
@@ -465,21 +465,6 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     throttle: throttleOptions(env),
   };
   return deepFreeze(config);
-}
-
-/**
- * The default of DCMX_SELF_ADDRESSES: this host's interface addresses, loopback
- * and link-local left out (an MX can name neither usefully).
- */
-function hostAddresses(): string[] {
-  const out = new Set<string>();
-  for (const list of Object.values(os.networkInterfaces())) {
-    for (const a of list ?? []) {
-      if (a.internal || /^fe80:/i.test(a.address) || a.address.startsWith('169.254.')) continue;
-      out.add(a.address.replace(/%.*$/, ''));
-    }
-  }
-  return [...out];
 }
 
 function deepFreeze<T>(o: T): Readonly<T> {

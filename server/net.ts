@@ -62,9 +62,21 @@ export function canonicalIp(ip: string): string {
   }
 }
 
-/** The addresses of this host's network interfaces (canonical). */
-export function hostAddresses(): string[] {
-  return Object.values(os.networkInterfaces()).flatMap((l) => (l ?? []).map((i) => canonicalIp(i.address.replace(/%.*$/, ''))));
+/**
+ * The addresses of this host's network interfaces (canonical, zone index
+ * dropped, each once). `routable`: loopback and link-local left out, the
+ * addresses another host can reach us by (the default of DCMX_SELF_ADDRESSES:
+ * an MX can usefully name neither of the others).
+ */
+export function hostAddresses(opts: { routable?: boolean } = {}): string[] {
+  const out = new Set<string>();
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (opts.routable && (a.internal || /^fe80:/i.test(a.address) || a.address.startsWith('169.254.'))) continue;
+      out.add(canonicalIp(a.address.replace(/%.*$/, '')));
+    }
+  }
+  return [...out];
 }
 
 /**

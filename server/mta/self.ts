@@ -17,9 +17,8 @@
  */
 import * as net from 'node:net';
 import type { BlockList } from 'node:net';
-import * as os from 'node:os';
 import { LRUCache } from 'lru-cache';
-import { cidrList, inCidrList, isLoopback, parseHostPort } from '../net';
+import { cidrList, hostAddresses, inCidrList, isLoopback, parseHostPort } from '../net';
 import { MailResolveError, type MailResolver, type SelfTest } from './resolver';
 
 export interface SelfOptions {
@@ -53,9 +52,7 @@ export class SelfIdentity implements SelfTest {
     this.hostname = opts.hostname.toLowerCase().replace(/\.$/, '');
     this.selfAddresses = cidrList(opts.selfAddresses);
     this.listenAny = opts.listen === '0.0.0.0' || opts.listen === '::';
-    const local = this.listenAny
-      ? Object.values(os.networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address.replace(/%.*$/, '')))
-      : [opts.listen].filter((a) => net.isIP(a));
+    const local = this.listenAny ? hostAddresses() : [opts.listen].filter((a) => net.isIP(a));
     this.listenAddresses = cidrList(local);
   }
 
