@@ -88,6 +88,11 @@ export interface RunResult {
 export function run(cmd: string, args: string[], input?: string, timeoutMs = 20_000): Promise<RunResult> {
   return new Promise((resolve) => {
     const child = execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if ((err as NodeJS.ErrnoException | null)?.code === 'ENOENT') {
+        // As a shell says it (127), naming what to do: test/preflight.js installs what test/programs.txt lists.
+        resolve({ code: 127, stdout: '', stderr: `${cmd}: not installed (add it to test/programs.txt; npm test installs it)` });
+        return;
+      }
       const code = err ? (typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === 'number' ? (err as unknown as { code: number }).code : 1) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) });
     });

@@ -1,10 +1,15 @@
 #!/usr/bin/env node
 // `npm test` after tsc: runs every compiled *.test.js under dist/test with node:test,
 // two files at a time (the machine has 2 cores). Extra arguments filter by path substring.
+// First, preflight.js checks that the programs the tests drive are installed.
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+const { preflight } = require('./preflight');
+
+const no = process.env.DCMX_TEST_NO_INSTALL;
+if (!preflight({ install: !no || no === '0' })) process.exit(1);
 
 function find(dir) {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((d) => {
