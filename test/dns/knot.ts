@@ -17,6 +17,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { run, tempDir } from '../helpers';
+import { track } from '../fixtures/children';
 
 /** A loopback port free on both TCP and UDP right now. */
 export async function freeDualPort(): Promise<number> {
@@ -112,9 +113,6 @@ export class Knot {
   /** Set once knotd has exited. */
   exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private child: ChildProcess | undefined;
-  private readonly killOnExit = () => {
-    if (this.child && !this.exited) this.child.kill('SIGKILL');
-  };
 
   constructor(
     /** knotd's port on 127.0.0.1. */
@@ -125,7 +123,8 @@ export class Knot {
 
   /** Spawns knotd in the foreground; rejects with a clear message if it cannot run. */
   async spawn(confFile: string): Promise<void> {
-    const child = spawn('knotd', ['-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Tracked: killed should the test process end with knotd still running (fixtures/children.ts).
+    const child = track(spawn('knotd', ['-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'] }));
     this.child = child;
     child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
@@ -138,8 +137,6 @@ export class Knot {
       this.child = undefined;
       throw new Error(`knotd cannot run here: spawning "knotd" failed: ${spawned.message} (is the "knot" package installed?)`);
     }
-    // Last resort if the test process dies with knotd still running.
-    process.once('exit', this.killOnExit);
   }
 
   /**
@@ -168,7 +165,6 @@ export class Knot {
       await exited;
       clearTimeout(timer);
     }
-    process.off('exit', this.killOnExit);
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }

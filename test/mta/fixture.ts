@@ -333,24 +333,5 @@ export function allMail(dataDir: string): { file: string; text: string }[] {
   return out;
 }
 
-/** Polls `check` until it returns a truthy value or the deadline passes (then throws naming `what`). */
-export async function waitFor<T>(what: string, check: () => T | undefined | false | null, timeoutMs = 10_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
-/** Resolves `p`, or rejects after `ms` naming `what` (so a stuck wait fails the test instead of hanging it). */
-export function within<T>(what: string, p: Promise<T>, ms = 15_000): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-    }),
-  ]);
-}
+/** Shared with every test folder (fixtures/wait.ts). */
+export { waitFor, within } from '../fixtures/wait';

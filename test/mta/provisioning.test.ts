@@ -20,8 +20,7 @@
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
-import { ADMIN_PASSWORD, adminArgs, run, startTestAppliance, testEnv, type RunResult, type TestAppliance } from '../helpers';
+import { ADMIN_PASSWORD, adminArgs, run, runDcmx, startTestAppliance, testEnv, type RunResult, type TestAppliance } from '../helpers';
 import { digRunner, kdigRunner, section } from '../dns/fixture';
 import { freeDualPort, startKnot, type Knot } from '../dns/knot';
 import { mailbox, newDir, RawSmtp, swaks, waitFor, type SmtpReply } from './fixture';
@@ -30,7 +29,6 @@ import { RRTYPE } from '../../server/directory/records';
 
 const HOST = 'mx.dcmx.test';
 const SUFFIX = 'o=internet';
-const CLI = path.resolve(__dirname, '..', '..', 'server', 'admin', 'cli.js');
 const PROVISION_OID = '1.3.6.1.4.1.32473.1.3.1';
 
 // ------------------------------------------------------------------ helpers
@@ -103,19 +101,7 @@ async function snapshot(t: TestAppliance): Promise<{ dns: string[]; last: number
 
 /** The dcmx CLI in its own process, with the environment of the appliance `t`. */
 function dcmx(t: TestAppliance, args: string[], extra: Record<string, string> = {}): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const env = { ...process.env, ...testEnv(t.dataDir, extra) };
-    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? 1, stdout, stderr });
-    });
-  });
+  return runDcmx(testEnv(t.dataDir, extra), args, 30_000);
 }
 
 interface Dig {
