@@ -189,3 +189,15 @@ export function queryPacket(name: string, type: number, o: QueryOpts = {}): Buff
 export function tcpFrame(b: Buffer): Buffer {
   return Buffer.concat([Buffer.from([b.length >> 8, b.length & 255]), b]);
 }
+
+/** A 'data' listener for a TCP connection that hands each whole message (prefix removed, RFC 1035 §4.2.2) to `onMessage`. */
+export function tcpMessages(onMessage: (m: Buffer) => void): (d: Buffer) => void {
+  let acc: Buffer = Buffer.alloc(0);
+  return (d) => {
+    acc = acc.length ? Buffer.concat([acc, d]) : d;
+    while (acc.length >= 2 && acc.length >= 2 + acc.readUInt16BE(0)) {
+      onMessage(acc.subarray(2, 2 + acc.readUInt16BE(0)));
+      acc = acc.subarray(2 + acc.readUInt16BE(0));
+    }
+  };
+}

@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { run, tempDir } from '../helpers';
 import { track } from '../fixtures/children';
+import { waitForAsync } from '../fixtures/wait';
 
 /** A loopback port free on both TCP and UDP right now. */
 export async function freeDualPort(): Promise<number> {
@@ -104,8 +105,6 @@ zone:
 `;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 /** A running knotd. */
 export class Knot {
   /** Everything knotd printed (stdout and stderr). */
@@ -144,14 +143,14 @@ export class Knot {
    * knotd exits first or after `timeoutMs`, with `check`'s last complaint and the log.
    */
   async waitReady(timeoutMs: number, check: () => Promise<string | undefined>): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
+    let complaint: string | undefined;
+    await waitForAsync('knotd to be ready', async () => {
       if (this.exited) throw new Error(`knotd cannot run here: it exited (code ${this.exited.code}, signal ${this.exited.signal}) at start-up; its log:\n${this.log}`);
-      const complaint = await check();
-      if (complaint === undefined) return;
-      if (Date.now() > deadline) throw new Error(`knotd not ready within ${timeoutMs / 1000} s: ${complaint}; its log:\n${this.log}`);
-      await sleep(200);
-    }
+      complaint = await check();
+      return complaint === undefined;
+    }, timeoutMs, 200).catch((e: Error) => {
+      throw this.exited ? e : new Error(`knotd not ready within ${timeoutMs / 1000} s: ${complaint}; its log:\n${this.log}`);
+    });
   }
 
   /** SIGTERM (SIGKILL after 5 s), then removes its directory. */

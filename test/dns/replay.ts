@@ -15,7 +15,7 @@ import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import { prng } from '../prng';
 import { decodeMessage, screen, type Screened } from '../../server/dns/wire';
-import { section, Tally, queryPacket, tcpFrame, type DigRunner } from './fixture';
+import { section, Tally, queryPacket, tcpFrame, tcpMessages, type DigRunner } from './fixture';
 
 /** Largest UDP payload over IPv4 (65535 - 20 - 8). */
 export const MAX_UDP = 65507;
@@ -136,7 +136,6 @@ function tcpConnection(port: number, packets: Buffer[], mode: TcpMode, rnd: () =
     const pair = (i: number) => Buffer.concat([frame(packets[i]), frame(probe(i))]);
     const sock = net.connect(port, '127.0.0.1');
     let cur = 0;
-    let acc = Buffer.alloc(0);
     let finished = false;
     const finish = (): void => {
       if (finished) return;
@@ -167,22 +166,17 @@ function tcpConnection(port: number, packets: Buffer[], mode: TcpMode, rnd: () =
         at += n;
       }
     });
-    sock.on('data', (d) => {
-      acc = acc.length ? Buffer.concat([acc, d]) : d;
-      while (acc.length >= 2 && acc.length >= 2 + acc.readUInt16BE(0)) {
-        const m = acc.subarray(2, 2 + acc.readUInt16BE(0));
-        acc = acc.subarray(2 + m.length);
-        if (cur >= packets.length) continue;
-        if (isProbeReply(m, cur & 0xffff)) {
-          results[cur].fate = 'ok';
-          cur++;
-          if (cur === packets.length) return finish();
-          if (mode === 'lockstep') sock.write(pair(cur));
-        } else {
-          results[cur].replies.push(Buffer.from(m));
-        }
+    sock.on('data', tcpMessages((m) => {
+      if (cur >= packets.length) return;
+      if (isProbeReply(m, cur & 0xffff)) {
+        results[cur].fate = 'ok';
+        cur++;
+        if (cur === packets.length) return finish();
+        if (mode === 'lockstep') sock.write(pair(cur));
+      } else {
+        results[cur].replies.push(Buffer.from(m));
       }
-    });
+    }));
   });
 }
 
