@@ -7,7 +7,7 @@ import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
-import { adminArgs, run, startTestAppliance, testEnv, type TestAppliance } from '../helpers';
+import { adminArgs, run, runDcmx, startTestAppliance, testEnv, type TestAppliance } from '../helpers';
 import { CAA_ENTRY, digRunner, exampleOrgZone, flags, kdigRunner, section, soaSerial, status, udpQuery, queryPacket, tcpMessages } from './fixture';
 
 let t: TestAppliance;
@@ -200,11 +200,9 @@ describe('dig against the DNS port', () => {
   });
 
   test('zone export is a master file named-checkzone accepts', async () => {
-    const cli = path.resolve(__dirname, '..', '..', 'server', 'admin', 'cli.js');
-    const out = await new Promise<string>((resolve, reject) => {
-      require('node:child_process').execFile(process.execPath, [cli, 'zone', 'export', 'example.org'], { env: { ...process.env, ...testEnv(t.dataDir) } },
-        (err: Error | null, stdout: string) => (err ? reject(err) : resolve(stdout)));
-    });
+    const exported = await runDcmx(testEnv(t.dataDir), ['zone', 'export', 'example.org']);
+    assert.equal(exported.code, 0, exported.stderr);
+    const out = exported.stdout;
     const file = path.join(t.dataDir, 'example.org.zone');
     fs.writeFileSync(file, out);
     const chk = await run('named-checkzone', ['-i', 'local', 'example.org', file]);
