@@ -11,9 +11,10 @@ import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import * as dgram from 'node:dgram';
 import { loadConfig } from '../../server/config';
-import { children, readInt, readTlv } from '../../server/ldap/ber';
+import { readTlv } from '../../server/ldap/ber';
 import { ADMIN_PASSWORD, startTestAppliance, testEnv, type TestAppliance } from '../helpers';
 import { bindPdu, searchPdu } from '../fixtures/ber';
+import { connect, Responses } from '../fixtures/ldap';
 import { waitFor } from '../fixtures/wait';
 
 const running: TestAppliance[] = [];
@@ -25,80 +26,6 @@ async function appliance(extra: Record<string, string> = {}): Promise<TestApplia
   const t = await startTestAppliance(extra);
   running.push(t);
   return t;
-}
-
-/** A response as seen by the client. */
-interface Response {
-  id: number;
-  tag: number;
-  /** resultCode for results, -1 for entries. */
-  code: number;
-}
-
-/** Parses the responses arriving on `sock` (and counts entries). */
-class Responses {
-  readonly all: Response[] = [];
-  closed = false;
-  private buf: Buffer = Buffer.alloc(0);
-  private waiters: (() => void)[] = [];
-
-  constructor(readonly sock: net.Socket) {
-    sock.on('data', (c: Buffer) => {
-      this.buf = this.buf.length ? Buffer.concat([this.buf, c]) : c;
-      for (;;) {
-        let msg;
-        try {
-          msg = readTlv(this.buf, 0);
-        } catch {
-          break; // incomplete
-        }
-        const [id, op] = children(this.buf, msg);
-        const code = op.tag === 0x64 ? -1 : readInt(this.buf, children(this.buf, op)[0]);
-        this.all.push({ id: readInt(this.buf, id), tag: op.tag, code });
-        this.buf = this.buf.subarray(msg.end);
-      }
-      this.wake();
-    });
-    sock.on('error', () => undefined);
-    sock.on('close', () => {
-      this.closed = true;
-      this.wake();
-    });
-  }
-
-  private wake(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-
-  /** Resolves when `pred` holds (checked on every arrival); rejects after `ms` or when closed first. */
-  until(pred: () => boolean, what: string, ms = 60_000): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
-      const check = () => {
-        if (pred()) {
-          clearTimeout(timer);
-          resolve();
-        } else if (this.closed) {
-          clearTimeout(timer);
-          reject(new Error(`connection closed while waiting for ${what}`));
-        } else this.waiters.push(check);
-      };
-      check();
-    });
-  }
-
-  /** The result for message `id`, once it has arrived. */
-  async result(id: number, ms?: number): Promise<Response> {
-    await this.until(() => this.all.some((r) => r.id === id && r.tag !== 0x64), `the response to ${id}`, ms);
-    return this.all.find((r) => r.id === id && r.tag !== 0x64)!;
-  }
-}
-
-function connect(port: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1', () => resolve(s));
-    s.once('error', reject);
-  });
 }
 
 /** Resolves when the server has closed `sock`; rejects after `ms`. */
@@ -247,12 +174,12 @@ function fill(t: TestAppliance, ou: string, n: number, size: number): string {
   return base;
 }
 
-/** Counts the directory searches the LDAP endpoint runs (the appliance is in this process). */
+/** Counts the directory searches the LDAP endpoint starts (the appliance is in this process). */
 function countSearches(t: TestAppliance): { readonly n: number } {
   const d = t.app.directory;
-  const inner = d.search.bind(d);
+  const inner = d.startSearch.bind(d);
   const c = { n: 0 };
-  d.search = (...args: Parameters<typeof inner>) => {
+  d.startSearch = (...args: Parameters<typeof inner>) => {
     c.n++;
     return inner(...args);
   };
