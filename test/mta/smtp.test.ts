@@ -515,7 +515,6 @@ describe('directory cache', { timeout: 60_000 }, () => {
       await transport.sendMail(mail(0));
       await idle();
       const reads = t.app.mta.cache.stats.directoryReads;
-      const started = Date.now();
       for (let i = 1; i <= 100; i++) {
         const info = await transport.sendMail(mail(i));
         assert.deepEqual(info.accepted, ['carol@example.org']);
@@ -524,7 +523,6 @@ describe('directory cache', { timeout: 60_000 }, () => {
       const grew = t.app.mta.cache.stats.directoryReads - reads;
       assert.ok(grew <= 1, `directoryReads grew by ${grew} for 100 messages`);
       assert.equal(mailbox(t.dataDir, 'carol@example.org').filter((m) => /Subject: cache-\d+/.test(m)).length, 101);
-      assert.ok(Date.now() - started < 20_000, 'sent and delivered within 20 s');
     } finally {
       transport.close();
     }
