@@ -23,23 +23,40 @@ export interface SqlCondition {
 export const MAX_SQL_PARAMS = 30_000;
 
 /**
+ * Index scans a condition may hold: a substring (GLOB) or presence test is a
+ * scan of the attribute's index rows, which SQLite runs to completion in one
+ * call, however long it takes (a filter of 14,000 substring terms over 2,000
+ * entries held the event loop for 25 s). Past this many, the filter is left
+ * to the directory's code, which can yield between candidates. Equalities
+ * are index lookups (one probe per value) and do not count.
+ */
+export const MAX_SQL_SCANS = 8;
+
+/**
  * Nesting a condition may reach, in expression-tree levels. SQLite refuses
  * trees deeper than SQLITE_MAX_EXPR_DEPTH (1000); this keeps well clear of
  * it whatever the estimate below misses.
  */
 export const MAX_SQL_DEPTH = 200;
 
-/** A condition being built, with its estimated expression-tree depth. */
+/** A condition being built, with its estimated expression-tree depth and the index scans it holds. */
 interface Part extends SqlCondition {
   depth: number;
+  scans: number;
 }
 
-const ANY: Part = { sql: '1', params: [], exact: false, depth: 1 };
-const TRUE_SQL: Part = { sql: '1', params: [], exact: true, depth: 1 };
-const FALSE_SQL: Part = { sql: '0', params: [], exact: true, depth: 1 };
+/** What a condition may still use: bound parameters and index scans. */
+interface Budget {
+  params: number;
+  scans: number;
+}
+
+const ANY: Part = { sql: '1', params: [], exact: false, depth: 1, scans: 0 };
+const TRUE_SQL: Part = { sql: '1', params: [], exact: true, depth: 1, scans: 0 };
+const FALSE_SQL: Part = { sql: '0', params: [], exact: true, depth: 1, scans: 0 };
 // SQL's NULL follows the same three-valued logic as RFC 4511 §4.5.1.7
 // (NOT NULL is NULL, NULL AND 0 is 0, NULL OR 1 is 1) and WHERE keeps only true rows.
-const NULL_SQL: Part = { sql: 'NULL', params: [], exact: true, depth: 1 };
+const NULL_SQL: Part = { sql: 'NULL', params: [], exact: true, depth: 1, scans: 0 };
 
 /** Depth of `e.id IN (SELECT entry_id FROM attr_index WHERE attr ... AND norm ...)`. */
 const LEAF_DEPTH = 5;
@@ -53,24 +70,34 @@ const FLAT_JOIN = 8;
 /**
  * Compiles `f` for the given set of indexed attribute names (lower-case).
  * Returns a condition that is true for at least every matching entry, with
- * at most MAX_SQL_PARAMS parameters and a tree SQLite accepts: an OR of
+ * at most MAX_SQL_PARAMS parameters, MAX_SQL_SCANS index scans and a tree
+ * SQLite accepts: an OR of
  * equalities on one attribute becomes one `norm IN (...)` probe, longer
  * AND/OR chains are joined as balanced trees, and what is still too deep or
- * too large widens (to "any entry" inside an OR or NOT, to nothing inside an
- * AND), for the caller to evaluate in code.
+ * too large or too costly widens (to "any entry" inside an OR or NOT, to
+ * nothing inside an AND), for the caller to evaluate in code.
  */
 export function filterToSql(f: Filter, indexed: ReadonlySet<string>): SqlCondition {
-  const { sql, params, exact } = compile(f, indexed, MAX_SQL_PARAMS);
+  const { sql, params, exact } = compile(f, indexed, { params: MAX_SQL_PARAMS, scans: MAX_SQL_SCANS });
   return { sql, params, exact };
 }
 
-/** `filterToSql` for a parameter budget: the result never carries more than `budget` parameters. */
-function compile(f: Filter, indexed: ReadonlySet<string>, budget: number): Part {
-  const p = compileNode(f, indexed, budget);
-  return p.depth > MAX_SQL_DEPTH || p.params.length > budget ? ANY : p;
+/**
+ * `filterToSql` within a budget: the result never carries more parameters or
+ * index scans than `budget` allows. `level` is the nesting of `f` in the
+ * whole filter: below MAX_SQL_DEPTH levels nothing could fit in the tree
+ * SQLite accepts, so the rest is left to the code without being looked at.
+ */
+function compile(f: Filter, indexed: ReadonlySet<string>, budget: Budget, level = 0): Part {
+  if (level > MAX_SQL_DEPTH) return ANY;
+  const p = compileNode(f, indexed, budget, level + 1);
+  return p.depth > MAX_SQL_DEPTH || p.params.length > budget.params || p.scans > budget.scans ? ANY : p;
 }
 
-function compileNode(f: Filter, indexed: ReadonlySet<string>, budget: number): Part {
+/** What is left of `b` once `p` is spent. */
+const spend = (b: Budget, p: Part): Budget => ({ params: b.params - p.params.length, scans: b.scans - p.scans });
+
+function compileNode(f: Filter, indexed: ReadonlySet<string>, budget: Budget, level: number): Part {
   switch (f.type) {
     case 'const':
       return f.value ? TRUE_SQL : FALSE_SQL;
@@ -82,11 +109,11 @@ function compileNode(f: Filter, indexed: ReadonlySet<string>, budget: number): P
       let left = budget;
       const narrowing: Part[] = [];
       for (const s of f.filters) {
-        const p = compile(s, indexed, left);
+        const p = compile(s, indexed, left, level);
         exact &&= p.exact;
         if (p.sql === '1') continue;
         narrowing.push(p);
-        left -= p.params.length;
+        left = spend(left, p);
       }
       if (narrowing.length === 0) return exact ? TRUE_SQL : ANY;
       return { ...join(narrowing, 'AND'), exact };
@@ -115,14 +142,16 @@ function compileNode(f: Filter, indexed: ReadonlySet<string>, budget: number): P
       for (const g of groups.values()) {
         if (!g) continue;
         const p = indexProbe(g.names, [...g.norms]);
-        if (p.params.length > left) return ANY;
-        left -= p.params.length;
+        if (p.params.length > left.params) return ANY;
+        left = spend(left, p);
         terms.push({ p, at: g.at });
       }
       for (const r of rest) {
-        const p = compile(r.f, indexed, left);
+        // Past the budget the whole OR is left to the code: stop before compiling the rest.
+        if (left.scans < 0 || left.params < 0) return ANY;
+        const p = compile(r.f, indexed, left, level);
         if (p.sql === '1') return ANY; // TRUE or widened: the whole OR is
-        left -= p.params.length;
+        left = spend(left, p);
         terms.push({ p, at: r.at });
       }
       terms.sort((a, b) => a.at - b.at); // keep the filter's order
@@ -130,9 +159,9 @@ function compileNode(f: Filter, indexed: ReadonlySet<string>, budget: number): P
       return { ...join(parts, 'OR'), exact: parts.every((p) => p.exact) };
     }
     case 'not': {
-      const inner = compile(f.filter, indexed, budget);
+      const inner = compile(f.filter, indexed, budget, level);
       if (!inner.exact) return ANY;
-      return { sql: `NOT (${inner.sql})`, params: inner.params, exact: true, depth: inner.depth + 1 };
+      return { sql: `NOT (${inner.sql})`, params: inner.params, exact: true, depth: inner.depth + 1, scans: inner.scans };
     }
     case 'eq': {
       const names = indexedNames(f.attr, indexed);
@@ -142,7 +171,7 @@ function compileNode(f: Filter, indexed: ReadonlySet<string>, budget: number): P
     case 'present': {
       const names = indexedNames(f.attr, indexed);
       if (!names) return ANY;
-      return { sql: `e.id IN (SELECT entry_id FROM attr_index WHERE ${attrIn(names)})`, params: names, exact: true, depth: LEAF_DEPTH };
+      return { sql: `e.id IN (SELECT entry_id FROM attr_index WHERE ${attrIn(names)})`, params: names, exact: true, depth: LEAF_DEPTH, scans: 1 };
     }
     case 'sub': {
       const names = indexedNames(f.attr, indexed);
@@ -153,6 +182,7 @@ function compileNode(f: Filter, indexed: ReadonlySet<string>, budget: number): P
         params: [...names, pattern],
         exact: false, // GLOB may match overlapping pieces that substringMatch rejects
         depth: LEAF_DEPTH,
+        scans: 1,
       };
     }
     case 'ge':
@@ -177,6 +207,7 @@ function indexProbe(names: string[], norms: string[]): Part {
     params: long ? [...names, JSON.stringify(norms)] : [...names, ...norms],
     exact: true,
     depth: LEAF_DEPTH,
+    scans: 0,
   };
 }
 
@@ -199,6 +230,7 @@ function join(parts: Part[], op: 'AND' | 'OR'): Part {
     params,
     exact: parts.every((p) => p.exact),
     depth: Math.max(...parts.map((p) => p.depth)) + parts.length,
+    scans: parts.reduce((n, p) => n + p.scans, 0),
   };
 }
 

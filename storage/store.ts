@@ -7,7 +7,7 @@
  */
 import type { Statement } from 'better-sqlite3';
 import { openDatabase, StoreFileGuard, type Db, type StoreFileState } from './db';
-import { filterToSql, indexDriver } from './filter-sql';
+import { filterToSql, indexDriver, type IndexDriver, type SqlCondition } from './filter-sql';
 import type { Filter } from '../server/directory/filter';
 
 /** Attribute values by canonical attribute name, as stored. */
@@ -188,6 +188,7 @@ function isLimitError(e: unknown): boolean {
 export class Store {
   private readonly stmts = new Map<string, Statement>();
   private readonly indexed: Set<string>;
+  private readonly plans = new WeakMap<Filter, { driver: IndexDriver | undefined; cond: SqlCondition }>();
 
   private constructor(readonly db: Db, indexed: Iterable<string>, private readonly guard?: StoreFileGuard) {
     this.indexed = new Set([...indexed].map((a) => a.toLowerCase()));
@@ -314,8 +315,7 @@ export class Store {
    * SQL-compilable part of the filter. The caller evaluates the full filter.
    */
   *candidates(q: EntryQuery): Generator<StoredEntry> {
-    const driver = indexDriver(q.filter, this.indexed);
-    const cond = filterToSql(driver ? driver.rest ?? { type: 'const', value: true } : q.filter, this.indexed);
+    const { driver, cond } = this.plan(q.filter);
     let scopeSql: string;
     let params: (string | number)[];
     switch (q.scope) {
@@ -369,6 +369,17 @@ export class Store {
       stmt = this.stmt(sql);
     }
     for (const r of stmt.iterate(...all) as IterableIterator<EntryRow>) yield Store.toEntry(r);
+  }
+
+  /** How a filter is looked up: made once per compiled filter (a search run in steps asks again at each step). */
+  private plan(filter: Filter): { driver: IndexDriver | undefined; cond: SqlCondition } {
+    let p = this.plans.get(filter);
+    if (!p) {
+      const driver = indexDriver(filter, this.indexed);
+      p = { driver, cond: filterToSql(driver ? driver.rest ?? { type: 'const', value: true } : filter, this.indexed) };
+      this.plans.set(filter, p);
+    }
+    return p;
   }
 
   /** Appends a change log row; returns its change number. */

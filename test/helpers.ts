@@ -11,6 +11,10 @@ import { loadConfig, type Config } from '../server/config';
 import { silentLogger, type Logger } from '../server/log';
 import { startAppliance, type Appliance } from '../server/appliance';
 import { loopbackEnv } from './env';
+import { stopTracked, track } from './fixtures/children';
+
+// After each test file's tests, whatever their outcome: no child process it started is left running.
+after(() => stopTracked());
 
 
 export const ADMIN_PASSWORD = 'admin-secret-1';
@@ -94,10 +98,15 @@ export interface RunResult {
 /** Runs a command without blocking the event loop (the server may be in this process). */
 export function run(cmd: string, args: string[], input?: string, timeoutMs = 20_000): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    const child = track(execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if ((err as NodeJS.ErrnoException | null)?.code === 'ENOENT') {
+        // As a shell says it (127), naming what to do: test/preflight.js installs what test/programs.txt lists.
+        resolve({ code: 127, stdout: '', stderr: `${cmd}: not installed (add it to test/programs.txt; npm test installs it)` });
+        return;
+      }
       const code = err ? (typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === 'number' ? (err as unknown as { code: number }).code : 1) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
+    }));
     if (input !== undefined) child.stdin!.end(input);
   });
 }
@@ -108,10 +117,10 @@ export const DCMX_CLI = path.resolve(__dirname, '..', 'server', 'admin', 'cli.js
 /** Runs the built `dcmx` CLI with exactly `env` over process.env (pass testEnv(dir) for the usual one). */
 export function runDcmx(env: Record<string, string>, args: string[], timeoutMs = 60_000): Promise<RunResult> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [DCMX_CLI, ...args], { env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
+    track(execFile(process.execPath, [DCMX_CLI, ...args], { env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as unknown as { code: number }).code : 1) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
+    }));
   });
 }
 
@@ -120,27 +129,41 @@ export function adminArgs(t: TestAppliance): string[] {
   return ['-x', '-H', t.ldapUrl, '-D', t.adminDN, '-w', ADMIN_PASSWORD];
 }
 
-/** Spawns the built appliance (dist/server/main.js) and resolves when it prints `dcmx ready`. */
+/**
+ * Spawns the built appliance (dist/server/main.js) and resolves when it prints
+ * `dcmx ready`. A child that does not get there (it exits, or 20 s pass) is
+ * killed before the promise rejects; every child is tracked (fixtures/children.ts).
+ */
 export function spawnAppliance(env: Record<string, string>): Promise<{ child: ChildProcess; ready: string; output: () => string }> {
   const main = path.resolve(__dirname, '..', 'server', 'main.js');
-  const child = spawn(process.execPath, [main], { env: { ...process.env, ...env, DCMX_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = track(spawn(process.execPath, [main], { env: { ...process.env, ...env, DCMX_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] }));
   let out = '';
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`appliance did not start:\n${out}`)), 20_000);
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      child.stdout!.off('data', onData);
+      child.off('exit', onExit);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      reject(new Error(`${why}:\n${out}`));
+    };
+    const timer = setTimeout(() => fail('appliance did not start within 20 s'), 20_000);
     const onData = (d: Buffer) => {
       out += d.toString();
       const line = out.split('\n').find((l) => l.includes('dcmx ready'));
       if (line) {
         clearTimeout(timer);
+        child.stdout!.off('data', onData);
+        child.off('exit', onExit);
+        // Keep draining stdout: a full pipe would stall the appliance.
+        child.stdout!.on('data', (more: Buffer) => (out += more.toString()));
         resolve({ child, ready: line, output: () => out });
       }
     };
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) => fail(`appliance exited with ${code ?? signal} before it was ready`);
     child.stdout!.on('data', onData);
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`appliance exited with ${code}:\n${out}`));
-    });
+    child.once('exit', onExit);
+    child.once('error', (e) => fail(`appliance could not be spawned: ${e.message}`));
   });
 }
 

@@ -12,9 +12,13 @@ import * as os from 'node:os';
 import * as net from 'node:net';
 import * as dgram from 'node:dgram';
 import { spawn } from 'node:child_process';
-import { ADMIN_PASSWORD, readyPorts, run, spawnAppliance, stopChild, tempDir, testEnv } from './helpers';
+import { ADMIN_PASSWORD, readyPorts, run, spawnAppliance, stopChild, tempDirs, testEnv } from './helpers';
+import { track } from './fixtures/children';
 
 const selfsigned = require('selfsigned') as { generate(attrs: { name: string; value: string }[], opts?: object): Promise<{ private: string; cert: string }> };
+
+/** Temporary directories, every one removed after this file's tests whatever their outcome. */
+const tempDir = tempDirs('dcmx-main-');
 
 const MAIN = path.resolve(__dirname, '..', 'server', 'main.js');
 
@@ -28,7 +32,7 @@ interface MainResult {
 function runMain(env: Record<string, string>, opts: { uid?: number } = {}): Promise<MainResult> {
   return new Promise((resolve) => {
     const ids = opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid };
-    const child = spawn(process.execPath, [MAIN], { env: { ...process.env, ...env }, cwd: os.tmpdir(), ...ids });
+    const child = track(spawn(process.execPath, [MAIN], { env: { ...process.env, ...env }, cwd: os.tmpdir(), ...ids }));
     let out = '';
     let stderr = '';
     child.stdout.on('data', (d) => (out += d));
@@ -64,7 +68,6 @@ test('a bad value stops start-up with a message naming the variable', async () =
     assert.equal(r.code, 2, `${name}=${value} should stop start-up`);
     assert.match(r.out, new RegExp(name), `the message names ${name}`);
   }
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test('every setting that stops start-up names its variable, before anything is generated', async () => {
@@ -113,8 +116,6 @@ test('every setting that stops start-up names its variable, before anything is g
       assert.ok(!fs.existsSync(path.join(dir, 'admin-password')), `no password written for ${what}`);
     }
   }
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.rmSync(files, { recursive: true, force: true });
 });
 
 test('an existing data dir that is not writable names DCMX_DATA_DIR', async () => {
@@ -129,7 +130,6 @@ test('an existing data dir that is not writable names DCMX_DATA_DIR', async () =
   assertStopped(r, 'DCMX_DATA_DIR', 'a read-only data dir');
   assert.match(r.stderr, /is not writable/);
   assert.deepEqual(fs.readdirSync(dir), [], 'nothing written');
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test('a port in use names its variable', async () => {
@@ -152,7 +152,6 @@ test('a port in use names its variable', async () => {
   } finally {
     busy.close();
     udp.close();
-    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 
@@ -164,7 +163,6 @@ test('a suffix with an escaped comma (RFC 4514) is accepted', async () => {
     assert.equal(who.code, 0, who.stderr);
   } finally {
     assert.equal(await stopChild(a.child), 0);
-    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 
@@ -172,46 +170,47 @@ test('first boot generates the admin password once, 0600, and it works; ready li
   const dir = tempDir();
   const env = testEnv(dir);
   delete (env as Record<string, string | undefined>).DCMX_ADMIN_PASSWORD;
-  const first = await spawnAppliance(env);
-  const file = path.join(dir, 'admin-password');
-  const st = fs.statSync(file);
-  assert.equal(st.mode & 0o777, 0o600);
-  const pw = fs.readFileSync(file, 'utf8').trim();
-  assert.ok(first.output().includes(pw), 'printed once on first boot');
-  const ports = readyPorts(first.ready);
-  assert.ok(ports.ldap > 0 && ports.http > 0, first.ready);
-  const who = await run('ldapwhoami', ['-x', '-H', `ldap://127.0.0.1:${ports.ldap}`, '-D', 'cn=admin,o=internet', '-w', pw]);
-  assert.equal(who.code, 0, who.stderr);
-  const exited = new Promise<number | null>((r) => first.child.once('exit', (c) => r(c)));
-  first.child.kill('SIGTERM');
-  assert.equal(await exited, 0, 'clean shutdown');
+  let first: Awaited<ReturnType<typeof spawnAppliance>> | undefined;
+  let second: Awaited<ReturnType<typeof spawnAppliance>> | undefined;
+  try {
+    first = await spawnAppliance(env);
+    const file = path.join(dir, 'admin-password');
+    const st = fs.statSync(file);
+    assert.equal(st.mode & 0o777, 0o600);
+    const pw = fs.readFileSync(file, 'utf8').trim();
+    assert.ok(first.output().includes(pw), 'printed once on first boot');
+    const ports = readyPorts(first.ready);
+    assert.ok(ports.ldap > 0 && ports.http > 0, first.ready);
+    const who = await run('ldapwhoami', ['-x', '-H', `ldap://127.0.0.1:${ports.ldap}`, '-D', 'cn=admin,o=internet', '-w', pw]);
+    assert.equal(who.code, 0, who.stderr);
+    assert.equal(await stopChild(first.child, 'SIGTERM'), 0, 'clean shutdown');
 
-  const second = await spawnAppliance(env);
-  assert.ok(!second.output().includes(pw), 'not printed again');
-  const ex2 = new Promise<number | null>((r) => second.child.once('exit', (c) => r(c)));
-  second.child.kill('SIGINT');
-  assert.equal(await ex2, 0);
-  fs.rmSync(dir, { recursive: true, force: true });
+    second = await spawnAppliance(env);
+    assert.ok(!second.output().includes(pw), 'not printed again');
+    assert.equal(await stopChild(second.child, 'SIGINT'), 0);
+  } finally {
+    for (const a of [first, second]) if (a) await stopChild(a.child, 'SIGKILL');
+  }
 });
 
 test('data written before kill -9 is there after restart', async () => {
   const dir = tempDir();
   const env = testEnv(dir);
-  const a = await spawnAppliance(env);
-  const url = `ldap://127.0.0.1:${readyPorts(a.ready).ldap}`;
-  const auth = ['-x', '-H', url, '-D', 'cn=admin,o=internet', '-w', env.DCMX_ADMIN_PASSWORD];
-  const entries = Array.from({ length: 50 }, (_, i) => `dn: dc=d${i},o=internet\nobjectClass: domain\ndc: d${i}\n`).join('\n');
-  const add = await run('ldapadd', auth, entries);
-  assert.equal(add.code, 0, add.stderr);
-  const killed = new Promise((r) => a.child.once('exit', r));
-  a.child.kill('SIGKILL');
-  await killed;
-  const b = await spawnAppliance(env);
-  const url2 = `ldap://127.0.0.1:${readyPorts(b.ready).ldap}`;
-  const s = await run('ldapsearch', ['-x', '-H', url2, '-D', 'cn=admin,o=internet', '-w', env.DCMX_ADMIN_PASSWORD, '-LLL', '-b', 'o=internet', '-s', 'one', '(dc=d*)', 'dc']);
-  assert.equal((s.stdout.match(/^dn: /gm) ?? []).length, 50);
-  const done = new Promise((r) => b.child.once('exit', r));
-  b.child.kill('SIGTERM');
-  await done;
-  fs.rmSync(dir, { recursive: true, force: true });
+  let a: Awaited<ReturnType<typeof spawnAppliance>> | undefined;
+  let b: Awaited<ReturnType<typeof spawnAppliance>> | undefined;
+  try {
+    a = await spawnAppliance(env);
+    const url = `ldap://127.0.0.1:${readyPorts(a.ready).ldap}`;
+    const auth = ['-x', '-H', url, '-D', 'cn=admin,o=internet', '-w', env.DCMX_ADMIN_PASSWORD];
+    const entries = Array.from({ length: 50 }, (_, i) => `dn: dc=d${i},o=internet\nobjectClass: domain\ndc: d${i}\n`).join('\n');
+    const add = await run('ldapadd', auth, entries);
+    assert.equal(add.code, 0, add.stderr);
+    await stopChild(a.child, 'SIGKILL');
+    b = await spawnAppliance(env);
+    const url2 = `ldap://127.0.0.1:${readyPorts(b.ready).ldap}`;
+    const s = await run('ldapsearch', ['-x', '-H', url2, '-D', 'cn=admin,o=internet', '-w', env.DCMX_ADMIN_PASSWORD, '-LLL', '-b', 'o=internet', '-s', 'one', '(dc=d*)', 'dc']);
+    assert.equal((s.stdout.match(/^dn: /gm) ?? []).length, 50);
+  } finally {
+    for (const c of [a, b]) if (c) await stopChild(c.child);
+  }
 });

@@ -6,7 +6,9 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { ADMIN_PASSWORD, run, tempDir, testEnv } from './helpers';
+import { atExit, track } from './fixtures/children';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const PM2 = path.join(ROOT, 'node_modules', '.bin', 'pm2');
@@ -16,9 +18,11 @@ test('pm2 boots the appliance and waits for it to be ready', async () => {
   const home = tempDir('dcmx-pm2-');
   const env = { ...process.env, ...testEnv(dataDir), PM2_HOME: home };
   const pm2 = (...args: string[]) => new Promise<{ code: number; out: string }>((resolve) => {
-    require('node:child_process').execFile(PM2, args, { env, cwd: ROOT, timeout: 60_000 }, (err: { code?: number } | null, stdout: string, stderr: string) =>
-      resolve({ code: err ? (err.code ?? 1) : 0, out: stdout + stderr }));
+    track(require('node:child_process').execFile(PM2, args, { env, cwd: ROOT, timeout: 60_000 }, (err: { code?: number } | null, stdout: string, stderr: string) =>
+      resolve({ code: err ? (err.code ?? 1) : 0, out: stdout + stderr })));
   });
+  // pm2's daemon, and the appliance under it, are not our children: should this process end first, stop them.
+  const forget = atExit(() => spawnSync(PM2, ['kill'], { env, cwd: ROOT, timeout: 30_000, stdio: 'ignore' }));
   try {
     const start = await pm2('start', 'ecosystem.config.js', '--update-env');
     assert.equal(start.code, 0, start.out);
@@ -35,6 +39,7 @@ test('pm2 boots the appliance and waits for it to be ready', async () => {
     assert.equal(who.code, 0, who.stderr);
   } finally {
     await pm2('kill');
+    forget();
     fs.rmSync(home, { recursive: true, force: true });
     fs.rmSync(dataDir, { recursive: true, force: true });
   }

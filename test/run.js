@@ -1,10 +1,18 @@
 #!/usr/bin/env node
 // `npm test` after tsc: runs every compiled *.test.js under dist/test with node:test,
 // two files at a time (the machine has 2 cores). Extra arguments filter by path substring.
+// First, preflight.js checks that the programs the tests drive are installed.
+// Stopping it (SIGINT, SIGTERM, SIGHUP, or its parent going away: npm's shell
+// does not pass a SIGTERM on) stops the test run, whose files stop their
+// children (test/fixtures/children.ts).
 'use strict';
-const { spawnSync } = require('node:child_process');
+const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+const { preflight } = require('./preflight');
+
+const no = process.env.DCMX_TEST_NO_INSTALL;
+if (!preflight({ install: !no || no === '0' })) process.exit(1);
 
 function find(dir) {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((d) => {
@@ -18,5 +26,18 @@ if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=300000', ...files], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+const runner = spawn(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=300000', ...files], { stdio: 'inherit' });
+let stopping;
+const stop = (sig) => {
+  if (stopping) return;
+  stopping = sig;
+  // node --test stops its test files on SIGINT and SIGTERM (not on SIGHUP, which would orphan them).
+  if (runner.exitCode === null && runner.signalCode === null) runner.kill(sig === 'SIGINT' ? 'SIGINT' : 'SIGTERM');
+};
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => stop(sig));
+const parent = process.ppid;
+setInterval(() => process.ppid !== parent && stop('SIGTERM'), 500).unref();
+runner.on('exit', (code, signal) => {
+  if (stopping) console.error(`test run stopped (${stopping})`);
+  process.exit(code ?? (signal ? 128 + (require('node:os').constants.signals[signal] ?? 0) : 1));
+});

@@ -114,6 +114,20 @@ export interface SearchOutcome {
   nextCursor?: PageCursor;
 }
 
+/**
+ * A search that runs in steps, so that a caller on the event loop can let
+ * other work run between them: `step(stop)` considers candidates until they
+ * are exhausted (then returns the outcome) or `stop()` says so after one of
+ * them (then returns undefined; call step again to go on). Candidates come in
+ * entry-id order and each step resumes after the last one considered; writes
+ * committed between steps are seen by the candidates not yet considered.
+ * Like `search`, a step throws SizeLimitError / TimeLimitError after the
+ * entries within the limit (the time limit counts from the start).
+ */
+export interface SearchRun {
+  step(stop: () => boolean): SearchOutcome | undefined;
+}
+
 /** Options of the internal write operations. */
 export interface WriteOptions {
   /** Allow NO-USER-MODIFICATION attributes (import, server-internal writes). */
@@ -424,6 +438,19 @@ export class Directory {
    * limit, and noSuchObject when the base does not exist or is not visible.
    */
   search(who: Identity, req: SearchRequest, onEntry: (e: SearchEntry) => void): SearchOutcome {
+    const run = this.startSearch(who, req, onEntry);
+    for (;;) {
+      const done = run.step(() => false);
+      if (done) return done;
+    }
+  }
+
+  /**
+   * `search` in steps (see {@link SearchRun}). The request is checked, and
+   * its filter compiled, at once: errors about the base or the filter are
+   * thrown here; the candidates are considered by the steps.
+   */
+  startSearch(who: Identity, req: SearchRequest, onEntry: (e: SearchEntry) => void): SearchRun {
     const started = Date.now();
     const baseDn = this.parse(req.base);
     const baseNdn = this.normalizeParsed(baseDn);
@@ -458,20 +485,25 @@ export class Directory {
     const checkTime = () => {
       if (timeLimitMs && Date.now() - started > timeLimitMs) throw new TimeLimitError();
     };
+    const once = (f: () => SearchOutcome): SearchRun => ({ step: f });
 
     // Virtual bases.
     if (baseNdn === '' && req.scope === 'base') {
-      const dse = this.virtual('')!;
-      if (consider(dse)) deliver(dse);
-      return { count };
+      return once(() => {
+        const dse = this.virtual('')!;
+        if (consider(dse)) deliver(dse);
+        return { count };
+      });
     }
     if (baseNdn === this.subschemaNdn) {
-      const ss = this.virtual(baseNdn)!;
-      if (req.scope === 'base' && consider(ss)) deliver(ss);
-      return { count };
+      return once(() => {
+        const ss = this.virtual(baseNdn)!;
+        if (req.scope === 'base' && consider(ss)) deliver(ss);
+        return { count };
+      });
     }
     if (baseNdn === this.changelogNdn || baseNdn.endsWith(',' + this.changelogNdn)) {
-      return this.searchChangelog(who, baseNdn, req.scope, consider, deliver, checkTime, baseDn);
+      return once(() => this.searchChangelog(who, baseNdn, req.scope, consider, deliver, checkTime, baseDn));
     }
 
     let base: StoredEntry | undefined;
@@ -479,7 +511,7 @@ export class Directory {
     if (baseNdn === '') {
       // One level under the root DSE is the naming context; a subtree is all of it, and so are its children.
       base = this.store.getByNdn(this.suffixNdn);
-      if (!base) return { count };
+      if (!base) return once(() => ({ count }));
       if (scope === 'one') scope = 'base';
       else if (scope === 'children') scope = 'sub';
     } else {
@@ -488,20 +520,30 @@ export class Directory {
     if (!base || !this.access.canRead(who, base)) {
       throw new NoSuchObjectError(req.base, base ? '' : this.visibleMatchedDN(who, baseDn));
     }
-    const afterId = req.page?.cursor?.afterId;
+    const from = base;
+    // The last candidate considered (steps resume after it) and the last entry delivered (the paging cursor).
+    let scanned = req.page?.cursor?.afterId;
     let rows = 0;
     let lastId = 0;
-    for (const e of this.store.candidates({ base, scope, filter, afterId })) {
-      if ((++rows & 63) === 0) checkTime();
-      if (!consider(e)) continue;
-      // One more entry than the limit allows ends the search with sizeLimitExceeded, even at a page boundary.
-      if (limit && sentBefore + count >= limit) throw new SizeLimitError();
-      if (pageSize && count >= pageSize) return { count, nextCursor: { afterId: lastId, sent: sentBefore + count } };
-      deliver(e);
-      lastId = e.id;
-    }
-    checkTime();
-    return { count };
+    return {
+      step: (stop) => {
+        for (const e of this.store.candidates({ base: from, scope, filter, afterId: scanned })) {
+          scanned = e.id;
+          if ((++rows & 63) === 0) checkTime();
+          if (consider(e)) {
+            // One more entry than the limit allows ends the search with sizeLimitExceeded, even at a page boundary.
+            if (limit && sentBefore + count >= limit) throw new SizeLimitError();
+            if (pageSize && count >= pageSize) return { count, nextCursor: { afterId: lastId, sent: sentBefore + count } };
+            deliver(e);
+            lastId = e.id;
+          }
+          // Leaving the loop closes the candidates' statement: nothing is held open between steps.
+          if (stop()) return undefined;
+        }
+        checkTime();
+        return { count };
+      },
+    };
   }
 
   private visibleMatchedDN(who: Identity, dn: Dn): string {

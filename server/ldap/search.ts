@@ -1,10 +1,13 @@
 /**
  * Search (RFC 4511 §4.5), with simple paged results (RFC 2696).
  *
- * `runSearch` does the work for both ways a search arrives: the fast path
+ * `answerSearch` does the work for both ways a search arrives: the fast path
  * (our own decoder, server.ts) and ldapjs's handler chain (searchHandler,
  * for what the fast path declines). Entries and the SearchResultDone are
- * written with our encoder, in one write per search (cork).
+ * written with our encoder, one write per slice (cork). A search runs in
+ * slices of SEARCH_SLICE_MS (Directory.startSearch), the event loop going on
+ * between two, so that a costly one (a filter of thousands of terms, a large
+ * subtree) delays neither the other connections nor DNS and SMTP.
  */
 import type { Handler, LdapContext } from './context';
 import { sessionOf, type Session } from './session';
@@ -15,8 +18,12 @@ import { PAGED_RESULTS_OID, unsupportedCritical } from './controls';
 import { decodePagedValue, type SearchCall } from './search-decode';
 import { valueToBytes } from '../directory/entry';
 import type { Scope } from '../../storage/store';
-import type { PageCursor } from '../directory/directory';
+import type { PageCursor, SearchRun } from '../directory/directory';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+
+/** How long one slice of a search may run before the event loop goes on (ms). */
+export const SEARCH_SLICE_MS = 10;
 
 /** RFC 4511 §4.5.1.2, and 3: subordinateSubtree (draft-sermersheim-ldap-subordinate-scope, OpenLDAP's "children"). */
 const SCOPES: Record<number, Scope> = { 0: 'base', 1: 'one', 2: 'sub', 3: 'children' };
@@ -59,9 +66,16 @@ export interface SearchOutcomeFields extends ResultFields {
   pagedCookie?: Buffer;
 }
 
-/** Runs a search, handing each encoded SearchResultEntry to `send`. Never throws. */
-export function runSearch(ctx: LdapContext, session: Session, call: SearchCall, send: (b: Buffer) => void): SearchOutcomeFields {
-  const fail = (code: number, diagnostic: string): SearchOutcomeFields => ({ code, matchedDN: '', diagnostic });
+/** A search under way: each step hands the encoded entries it found to `send`; the last returns the result. */
+export interface SearchSteps {
+  /** Considers candidates until `stop()` says so (undefined: more to do) or the search is over (its result). Never throws. */
+  step(stop: () => boolean): SearchOutcomeFields | undefined;
+}
+
+/** Starts a search, handing each encoded SearchResultEntry to `send` as the steps find it. Never throws. */
+export function startSearch(ctx: LdapContext, session: Session, call: SearchCall, send: (b: Buffer) => void): SearchSteps {
+  const now = (r: SearchOutcomeFields): SearchSteps => ({ step: () => r });
+  const fail = (code: number, diagnostic: string): SearchSteps => now({ code, matchedDN: '', diagnostic });
   const bad = unsupportedCritical('SearchRequest', call.controls);
   if (bad) return fail(RESULT_CODES.unavailableCriticalExtension, `critical control ${bad} is not supported`);
   const scope = SCOPES[call.scope];
@@ -74,22 +88,36 @@ export function runSearch(ctx: LdapContext, session: Session, call: SearchCall, 
     const cursor = decodeCookie(session, call, paged.cookie);
     if (cursor === null) return fail(RESULT_CODES.unwillingToPerform, 'invalid paged results cookie');
     // RFC 2696 §3: size 0 abandons the paged search.
-    if (paged.size === 0) return { code: RESULT_CODES.success, matchedDN: '', diagnostic: '', pagedCookie: Buffer.alloc(0) };
+    if (paged.size === 0) return now({ code: RESULT_CODES.success, matchedDN: '', diagnostic: '', pagedCookie: Buffer.alloc(0) });
     page = { size: paged.size, cursor };
   }
-  try {
-    const outcome = ctx.directory.search(session.identity, {
-      base: call.base, scope, filter: call.filter, attributes: call.attributes, typesOnly: call.typesOnly,
-      sizeLimit: call.sizeLimit, timeLimit: call.timeLimit, page,
-    }, (e) => send(encodeSearchEntry(call.messageId, e.dn, e.attrs.map(([n, vs]) => [n, vs.map(valueToBytes)] as const))));
-    const done: SearchOutcomeFields = { code: RESULT_CODES.success, matchedDN: '', diagnostic: '' };
-    if (page) done.pagedCookie = outcome.nextCursor === undefined ? Buffer.alloc(0) : encodeCookie(session, call, outcome.nextCursor);
-    return done;
-  } catch (err) {
+  const failed = (err: unknown): SearchOutcomeFields => {
     const r: SearchOutcomeFields = resultOf(err, session.log);
     if (page) r.pagedCookie = Buffer.alloc(0);
     return r;
+  };
+  let run: SearchRun;
+  try {
+    run = ctx.directory.startSearch(session.identity, {
+      base: call.base, scope, filter: call.filter, attributes: call.attributes, typesOnly: call.typesOnly,
+      sizeLimit: call.sizeLimit, timeLimit: call.timeLimit, page,
+    }, (e) => send(encodeSearchEntry(call.messageId, e.dn, e.attrs.map(([n, vs]) => [n, vs.map(valueToBytes)] as const))));
+  } catch (err) {
+    return now(failed(err));
   }
+  return {
+    step: (stop) => {
+      try {
+        const outcome = run.step(stop);
+        if (!outcome) return undefined;
+        const done: SearchOutcomeFields = { code: RESULT_CODES.success, matchedDN: '', diagnostic: '' };
+        if (page) done.pagedCookie = outcome.nextCursor === undefined ? Buffer.alloc(0) : encodeCookie(session, call, outcome.nextCursor);
+        return done;
+      } catch (err) {
+        return failed(err);
+      }
+    },
+  };
 }
 
 /** Encodes the SearchResultDone for an outcome (with the paged results response control when paging). */
@@ -98,15 +126,37 @@ export function searchDone(messageId: number, r: SearchOutcomeFields): Buffer {
   return encodeLdapResult(messageId, 0x65, r.code, r.matchedDN, r.diagnostic, controls);
 }
 
-/** The search fast path: a decoded request answered without ldapjs. */
-export function answerSearch(ctx: LdapContext, session: Session, call: SearchCall, conn: { cork(): void; uncork(): void; write(b: Buffer): unknown }): void {
-  conn.cork();
-  try {
-    const r = runSearch(ctx, session, call, (b) => conn.write(b));
-    conn.write(searchDone(call.messageId, r));
-  } finally {
-    conn.uncork();
-  }
+/** The connection a search answers on (a net.Socket or tls.TLSSocket). */
+export interface SearchConnection {
+  cork(): void;
+  uncork(): void;
+  write(b: Buffer): unknown;
+  readonly destroyed: boolean;
+}
+
+/**
+ * Answers a search on `conn`: a slice of at most about SEARCH_SLICE_MS now,
+ * the next ones on later turns of the event loop, each written out at its
+ * end; `done` once the SearchResultDone is written, or once the connection
+ * has gone (the rest is not run).
+ */
+export function answerSearch(ctx: LdapContext, session: Session, call: SearchCall, conn: SearchConnection, done: () => void = () => undefined): void {
+  const steps = startSearch(ctx, session, call, (b) => conn.write(b));
+  const slice = (): void => {
+    if (conn.destroyed) return done();
+    const deadline = performance.now() + SEARCH_SLICE_MS;
+    let r: SearchOutcomeFields | undefined;
+    conn.cork();
+    try {
+      r = steps.step(() => performance.now() >= deadline);
+      if (r) conn.write(searchDone(call.messageId, r));
+    } finally {
+      conn.uncork();
+    }
+    if (r) done();
+    else setImmediate(slice);
+  };
+  slice();
 }
 
 /** ldapjs's handler, for searches the fast path declined to decode. */

@@ -281,10 +281,7 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
     const handle = (pdu: Buffer, done: () => void) => {
       // The search fast path (search-decode.ts): most traffic, decoded and answered without ldapjs.
       const call = decodeSearchRequest(pdu);
-      if (call) {
-        answerSearch(ctx, session, call, sock);
-        return done();
-      }
+      if (call) return answerSearch(ctx, session, call, sock, done);
       // Modify, add, delete, modifyDN and compare: decoded here so that their DNs
       // reach the directory as sent (request-decode.ts says what ldapjs gets wrong).
       const update = decodeUpdateRequest(pdu);

@@ -7,7 +7,8 @@ import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { adminArgs, run, startTestAppliance, tempDir, testEnv, type TestAppliance } from '../helpers';
+import { adminArgs, run, runDcmx, startTestAppliance, tempDir, testEnv, type TestAppliance } from '../helpers';
+import { track } from '../fixtures/children';
 
 const CLI = path.resolve(__dirname, '..', '..', 'server', 'admin', 'cli.js');
 let t: TestAppliance;
@@ -22,14 +23,7 @@ after(async () => {
   fs.rmSync(work, { recursive: true, force: true });
 });
 
-function dcmx(dataDir: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const { execFile } = require('node:child_process') as typeof import('node:child_process');
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...testEnv(dataDir) }, maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const dcmx = (dataDir: string, ...args: string[]) => runDcmx(testEnv(dataDir), args, 300_000);
 
 test('import 3,000 entries while the server runs; they are searchable at once', async () => {
   const file = path.join(work, 'big.ldif');
@@ -95,9 +89,9 @@ test('a reader that stops early (ldif export | head) ends the export quietly wit
   const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
     const { execFile } = require('node:child_process') as typeof import('node:child_process');
     const script = 'set -o pipefail; "$0" "$1" ldif export | head -n 1';
-    execFile('bash', ['-c', script, process.execPath, CLI], { env: { ...process.env, ...testEnv(t.dataDir) } }, (err, stdout, stderr) => {
+    track(execFile('bash', ['-c', script, process.execPath, CLI], { env: { ...process.env, ...testEnv(t.dataDir) } }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    }));
   });
   assert.equal(r.stdout, 'version: 1\n');
   assert.equal(r.stderr, '', 'no stack trace, no summary of an export cut short');

@@ -84,11 +84,17 @@ describe('dc values under the suffix are DNS labels', () => {
     assert.throws(() => dir.modifyDN(admin, `dc=old,${ZONE}`, 'dc=old', true, deep), refusedAs('namingViolation'));
     dir.modifyDN(admin, `dc=old,${ZONE}`, 'dc=new', true);
     dir.modifySync(admin, `dc=new,${ZONE}`, [{ op: 'replace', type: 'aRecord', values: ['192.0.2.2'] }]);
+    assert.deepEqual(dir.get(admin, `dc=new,${ZONE}`)?.attrs.aRecord, ['192.0.2.2']);
+    assert.ok(dir.get(admin, `dc=child,dc=new,${ZONE}`), 'the child moved with it');
+    assert.equal(dir.get(admin, `dc=old,${ZONE}`), undefined);
   });
 
   test('outside a dc chain the rule does not apply', () => {
+    assert.ok(dnsLabelProblem('sp ace'), 'not a DNS label');
+    assert.throws(() => addLabel('sp ace'), refusedAs('namingViolation'), 'refused in the dc chain');
     dir.addSync(admin, `ou=people,${ZONE}`, attrs({ objectClass: 'organizationalUnit', ou: 'people' }));
     dir.addSync(admin, `dc=sp ace,ou=people,${ZONE}`, attrs({ objectClass: 'domain', dc: 'sp ace' }));
+    assert.deepEqual(dir.get(admin, `dc=sp ace,ou=people,${ZONE}`)?.attrs.dc, ['sp ace'], 'stored below ou=people');
   });
 });
 

@@ -9,25 +9,17 @@
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { adminArgs, run, startTestAppliance, tempDir, testEnv, type RunResult, type TestAppliance } from '../helpers';
+import { adminArgs, run, runDcmx, startTestAppliance, tempDir, testEnv, type RunResult, type TestAppliance } from '../helpers';
 import { digRunner, flags, section, soaSerial, status } from './fixture';
 
-const CLI = path.resolve(__dirname, '..', '..', 'server', 'admin', 'cli.js');
 let t: TestAppliance;
 let work: string;
 const dig = digRunner(() => t.app.ports.dns);
 
 /** The dcmx command line against the running appliance's data folder. */
-function dcmx(...args: string[]): Promise<RunResult> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...testEnv(t.dataDir) } }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const dcmx = (...args: string[]): Promise<RunResult> => runDcmx(testEnv(t.dataDir), args);
 
 /** The records of a dig AXFR, white space folded. */
 const records = (out: string) => out.split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.replace(/\s+/g, ' ').trim());

@@ -1,7 +1,7 @@
 /**
  * Fixtures for the DNS endpoint tests: the example.org test zone as LDIF,
  * dig/kdig runners against a loopback port, parsers of their output, the
- * Knot DNS fuzzing seed corpus, and a tally of outcomes.
+ * regression packets (packets/), and a tally of outcomes.
  */
 import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
@@ -87,28 +87,45 @@ export function soaSerial(out: string): number {
   return m ? Number(m[1]) : -1;
 }
 
-// ------------------------------------------------------------------ the corpus
+// ------------------------------------------------------------------ packets
 
-/** The Knot DNS fuzzing seed corpus (9,774 packets), one file per packet. */
-/**
- * The Knot DNS fuzzing seed corpus (outside the project): DCMX_DNS_CORPUS, or
- * ../shared/corpus/dns-packets beside the checkout, or the workplace's copy.
- */
-export const CORPUS = [
-  process.env.DCMX_DNS_CORPUS,
-  path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'corpus', 'dns-packets'),
-  '/work/shared/corpus/dns-packets',
-].find((p): p is string => !!p && fs.existsSync(p)) ?? '/work/shared/corpus/dns-packets';
+/** The regression packets kept in the repository (test/dns/packets; test files run from dist/test/dns). */
+export const PACKETS_DIR = path.resolve(__dirname, '..', '..', '..', 'test', 'dns', 'packets');
 
-/** The corpus's file names, sorted. Throws when the corpus is not on this machine: its tests must run, not skip. */
-export function corpusFiles(): string[] {
-  if (!fs.existsSync(CORPUS)) throw new Error(`no DNS corpus at ${CORPUS} (set DCMX_DNS_CORPUS to the dns-packets folder)`);
-  return fs.readdirSync(CORPUS).sort();
+/** One regression packet, with what wire.screen() must make of it (packets/index.txt). */
+export interface RegressionPacket {
+  file: string;
+  packet: Buffer;
+  /** Outcome as is: the kind, and `:reason` for drop and formerr. */
+  asIs: string;
+  /** Outcome once its header is made a plain QUERY (QR=0, opcode 0; see asQuery()). */
+  asQuery: string;
+  why: string;
 }
 
-/** One corpus packet by file name. */
-export function corpusPacket(file: string): Buffer {
-  return fs.readFileSync(path.join(CORPUS, file));
+/** The regression packets, in the order of packets/index.txt; throws when a listed file is missing or a file is not listed. */
+export function regressionPackets(): RegressionPacket[] {
+  const rows = fs.readFileSync(path.join(PACKETS_DIR, 'index.txt'), 'utf8').split('\n').filter((l) => l.trim() && !l.startsWith('#'));
+  const out = rows.map((l) => {
+    const [file, asIs, asQuery, ...why] = l.trim().split(/\s+/);
+    return { file, packet: fs.readFileSync(path.join(PACKETS_DIR, file)), asIs, asQuery, why: why.join(' ') };
+  });
+  const unlisted = packetFiles(PACKETS_DIR).filter((f) => !out.some((p) => p.file === f));
+  if (unlisted.length) throw new Error(`packets not listed in ${PACKETS_DIR}/index.txt: ${unlisted.join(', ')}`);
+  return out;
+}
+
+/** The packet files (*.pkt) of a directory, sorted: the regression packets, or a corpus such as Knot's. */
+export function packetFiles(dir: string): string[] {
+  return fs.readdirSync(dir).filter((f) => f.endsWith('.pkt')).sort();
+}
+
+/** The same bytes as a plain QUERY (QR=0, opcode 0), so that a response goes through the whole walk; shorter than 4 octets: as is. */
+export function asQuery(pkt: Buffer): Buffer {
+  if (pkt.length < 4) return pkt;
+  const m = Buffer.from(pkt);
+  m[2] &= 0x07;
+  return m;
 }
 
 /** The 18-byte packet of native-dns-packet issue #18: the question name is a pointer to itself. */
@@ -171,4 +188,16 @@ export function queryPacket(name: string, type: number, o: QueryOpts = {}): Buff
 /** A DNS message over TCP: two-octet length prefix, then the message (RFC 1035 §4.2.2). */
 export function tcpFrame(b: Buffer): Buffer {
   return Buffer.concat([Buffer.from([b.length >> 8, b.length & 255]), b]);
+}
+
+/** A 'data' listener for a TCP connection that hands each whole message (prefix removed, RFC 1035 §4.2.2) to `onMessage`. */
+export function tcpMessages(onMessage: (m: Buffer) => void): (d: Buffer) => void {
+  let acc: Buffer = Buffer.alloc(0);
+  return (d) => {
+    acc = acc.length ? Buffer.concat([acc, d]) : d;
+    while (acc.length >= 2 && acc.length >= 2 + acc.readUInt16BE(0)) {
+      onMessage(acc.subarray(2, 2 + acc.readUInt16BE(0)));
+      acc = acc.subarray(2 + acc.readUInt16BE(0));
+    }
+  };
 }

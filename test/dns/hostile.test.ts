@@ -7,38 +7,28 @@
  * alive, the watcher must never have waited 1 s or lost a query, and dig must
  * still get correct answers over UDP and TCP.
  *
- * Groups: the Knot DNS fuzzing seed corpus (9,774 packets) over UDP and over
- * TCP; crafted malformed packets (issue #18 of native-dns-packet, a forward
- * pointer, a 64-octet label, a 5-octet header...); 10,000 seeded random
- * packets; a TCP length prefix with no body; a slow-drip client; 300 TCP
- * connections at once (over the limit of 256).
- *
- * Replies are attributed to the packet that caused them with a probe: each
- * packet is followed, on the same socket or connection, by a query for
- * PROBE_NAME with a known id; what arrives before the probe's answer belongs
- * to the packet (the server answers a UDP socket and a TCP connection in
- * order). So a packet that gets no reply costs no timeout.
+ * Groups: the regression packets kept in packets/ (index.txt says why each
+ * is there) over UDP and over TCP; crafted malformed packets (issue #18 of
+ * native-dns-packet, a forward pointer, a 64-octet label, a 5-octet
+ * header...); 10,000 seeded random packets; a TCP length prefix with no
+ * body; a slow-drip client; 300 TCP connections at once (over the limit of
+ * 256). replay.ts sends packets and attributes the replies. The whole Knot
+ * DNS fuzzing corpus is replayed the same way in CI (corpus-replay.ts).
  */
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import * as fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { ChildProcess } from 'node:child_process';
 import { ldapaddAt, startSpawned, stopChild, tempDir } from '../helpers';
-import { prng } from '../prng';
-import { decodeMessage, screen, type Screened } from '../../server/dns/wire';
-import { corpusFiles, corpusPacket, digRunner, exampleOrgZone, ISSUE18, section, Tally, queryPacket, tcpFrame } from './fixture';
+import { digRunner, exampleOrgZone, ISSUE18, regressionPackets, tcpFrame } from './fixture';
+import { digChecks as digChecksOf, judge, MAX_UDP, query, randomPackets, replayTcp, replayUdp } from './replay';
+import { waitForAsync } from '../fixtures/wait';
 
 /** The watcher's bound on any one reply, and its query interval. */
 const WATCH_LIMIT_MS = 1000;
 const WATCH_INTERVAL_MS = 20;
-/** Largest UDP payload over IPv4 (65535 - 20 - 8). */
-const MAX_UDP = 65507;
-/** UDP payloads above this are sent one at a time (see replayUdp). */
-const BIG_DATAGRAM = 8192;
-const PROBE_NAME = 'probe.example.org';
 
 const ZONE = exampleOrgZone({ spf: false });
 
@@ -49,253 +39,6 @@ let port = 0;
 let ldapPort = 0;
 let watcher: Worker;
 let worstOverall = 0;
-
-// ---------------------------------------------------------------------------
-// Packets
-
-const query = (name: string, type: number, id: number, flags = 0): Buffer => queryPacket(name, type, { id, flags });
-const frame = tcpFrame;
-
-const PROBE_QUESTION = query(PROBE_NAME, 16, 0).subarray(12);
-const probe = (id: number): Buffer => query(PROBE_NAME, 16, id);
-
-/** A reply to some probe (QR set, the probe's question); `id` narrows it to one. */
-function isProbeReply(m: Buffer, id?: number): boolean {
-  return m.length >= 12 + PROBE_QUESTION.length && (m[2] & 0x80) !== 0 && m.readUInt16BE(4) === 1 &&
-    m.subarray(12, 12 + PROBE_QUESTION.length).equals(PROBE_QUESTION) && (id === undefined || m.readUInt16BE(0) === id);
-}
-
-/** Random packets: half pure noise, half behind a plausible QUERY header (QR=0, opcode 0, QDCOUNT 1). */
-function randomPackets(count: number, seed: number): Buffer[] {
-  const rnd = prng(seed);
-  const out: Buffer[] = [];
-  for (let i = 0; i < count; i++) {
-    const b = Buffer.alloc(Math.floor(rnd() * 300));
-    for (let j = 0; j < b.length; j++) b[j] = Math.floor(rnd() * 256);
-    if (i % 2 === 0 && b.length >= 12) {
-      b.writeUInt16BE(rnd() < 0.5 ? 0x0100 : 0, 2);
-      b.writeUInt16BE(1, 4);
-      for (const at of [6, 8, 10]) b.writeUInt16BE(Math.floor(rnd() * 3), at);
-    }
-    out.push(b);
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------------------
-// Sending and judging
-
-/** What came back for one packet. */
-interface Result {
-  replies: Buffer[];
-  /** ok: the probe after it was answered; lost: it was not (2 s); closed: the connection ended first. */
-  fate: 'ok' | 'unsendable' | 'lost' | 'closed';
-}
-
-/**
- * Sends each packet over UDP, then a probe, from `inflight` sockets at once,
- * each waiting for its probe's answer (2 s at most) before the next packet.
- */
-async function replayUdp(packets: Buffer[], inflight = 50): Promise<Result[]> {
-  const results: Result[] = new Array(packets.length);
-  let next = 0;
-  let bigGate = Promise.resolve();
-  const slot = async (k: number): Promise<void> => {
-    const sock = dgram.createSocket('udp4');
-    sock.on('error', () => undefined);
-    let collected: Buffer[] = [];
-    let expect = -1;
-    let settle: ((ok: boolean) => void) | undefined;
-    sock.on('message', (m) => {
-      if (isProbeReply(m)) {
-        // Only the current probe settles; a late answer to an earlier one is not a reply to this packet.
-        if (m.readUInt16BE(0) === expect && settle) settle(true);
-        return;
-      }
-      collected.push(m);
-    });
-    let probeId = (k * 1297) & 0xffff;
-    while (next < packets.length) {
-      const i = next++;
-      const p = packets[i];
-      if (p.length > MAX_UDP) {
-        results[i] = { replies: [], fate: 'unsendable' };
-        continue;
-      }
-      // One large datagram in flight at a time: a few 64 KiB datagrams at once would fill the
-      // server's receive buffer (208 KiB by default) and the kernel would drop what follows.
-      const big = p.length > BIG_DATAGRAM;
-      let release = () => undefined as void;
-      if (big) {
-        const previous = bigGate;
-        bigGate = new Promise<void>((r) => (release = r));
-        await previous;
-      }
-      collected = [];
-      probeId = (probeId + 1) & 0xffff;
-      expect = probeId;
-      const ok = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), 2000);
-        settle = (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        };
-        sock.send(p, port, '127.0.0.1');
-        sock.send(probe(probeId), port, '127.0.0.1');
-      });
-      settle = undefined;
-      expect = -1;
-      release();
-      results[i] = { replies: collected, fate: ok ? 'ok' : 'lost' };
-    }
-    await new Promise<void>((r) => sock.close(() => r()));
-  };
-  await Promise.all(Array.from({ length: inflight }, (_, k) => slot(k)));
-  return results;
-}
-
-type TcpMode = 'lockstep' | 'pipelined' | 'chunked';
-
-/**
- * Sends packets on one TCP connection, each framed and followed by a framed
- * probe. lockstep: one packet+probe at a time; pipelined: everything in one
- * write; chunked: everything, cut at random points into separate writes.
- */
-function tcpConnection(packets: Buffer[], mode: TcpMode, rnd: () => number): Promise<Result[]> {
-  return new Promise((resolve) => {
-    const results: Result[] = packets.map(() => ({ replies: [], fate: 'closed' }));
-    const pair = (i: number) => Buffer.concat([frame(packets[i]), frame(probe(i))]);
-    const sock = net.connect(port, '127.0.0.1');
-    let cur = 0;
-    let acc = Buffer.alloc(0);
-    let finished = false;
-    const finish = (): void => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(guard);
-      sock.destroy();
-      resolve(results);
-    };
-    const guard = setTimeout(() => {
-      for (let i = cur; i < packets.length; i++) results[i].fate = 'lost';
-      finish();
-    }, 30_000);
-    sock.on('error', () => undefined);
-    sock.on('close', finish);
-    sock.on('connect', () => {
-      if (mode === 'lockstep') {
-        sock.write(pair(0));
-        return;
-      }
-      const all = Buffer.concat(packets.map((_, i) => pair(i)));
-      if (mode === 'pipelined') {
-        sock.write(all);
-        return;
-      }
-      for (let at = 0; at < all.length;) {
-        const n = 1 + Math.floor(rnd() * 700);
-        sock.write(all.subarray(at, at + n));
-        at += n;
-      }
-    });
-    sock.on('data', (d) => {
-      acc = acc.length ? Buffer.concat([acc, d]) : d;
-      while (acc.length >= 2 && acc.length >= 2 + acc.readUInt16BE(0)) {
-        const m = acc.subarray(2, 2 + acc.readUInt16BE(0));
-        acc = acc.subarray(2 + m.length);
-        if (cur >= packets.length) continue;
-        if (isProbeReply(m, cur & 0xffff)) {
-          results[cur].fate = 'ok';
-          cur++;
-          if (cur === packets.length) return finish();
-          if (mode === 'lockstep') sock.write(pair(cur));
-        } else {
-          results[cur].replies.push(Buffer.from(m));
-        }
-      }
-    });
-  });
-}
-
-/** Replays packets over TCP in connections of `perConn`, `parallel` at a time, the three modes in turn. */
-async function replayTcp(packets: Buffer[], perConn = 40, parallel = 8, seed = 7): Promise<Result[]> {
-  const rnd = prng(seed);
-  const batches: { start: number; mode: TcpMode }[] = [];
-  const modes: TcpMode[] = ['lockstep', 'pipelined', 'chunked'];
-  for (let s = 0, k = 0; s < packets.length; s += perConn, k++) batches.push({ start: s, mode: modes[k % 3] });
-  const results: Result[] = new Array(packets.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < batches.length) {
-      const b = batches[next++];
-      const slice = packets.slice(b.start, b.start + perConn);
-      const r = await tcpConnection(slice, b.mode, rnd);
-      r.forEach((x, j) => (results[b.start + j] = x));
-    }
-  };
-  await Promise.all(Array.from({ length: parallel }, () => worker()));
-  return results;
-}
-
-const RCODE_NAME: Record<number, string> = { 0: 'NOERROR', 1: 'FORMERR', 2: 'SERVFAIL', 3: 'NXDOMAIN', 4: 'NOTIMP', 5: 'REFUSED', 16: 'BADVERS' };
-
-const describeScreen = (s: Screened): string => (s.kind === 'drop' || s.kind === 'formerr' ? `${s.kind}:${s.reason}` : s.kind);
-
-/**
- * Tallies the reply rcode (or 'no reply', 'lost', ...) of each packet and
- * lists what breaks the rules: the server's door (wire.screen) decides the
- * expected class of answer — dropped packets (under 12 octets, QR=1) get no
- * reply; malformed ones and unknown opcodes, when answered, get FORMERR,
- * NOTIMP or REFUSED; EDNS version > 0 gets BADVERS; well-formed queries get
- * an answer, never SERVFAIL. Every reply must have QR set, echo the id, be
- * one message, and decode.
- */
-function judge(label: string, packets: Buffer[], results: Result[]): { tally: Tally; problems: string[] } {
-  const tally = new Tally();
-  const problems: string[] = [];
-  const problem = (i: number, what: string) => {
-    if (problems.length < 20) problems.push(`${label} #${i} (${packets[i].length} octets ${packets[i].subarray(0, 24).toString('hex')}): ${what}`);
-    else problems.length === 20 && problems.push('...');
-  };
-  results.forEach((r, i) => {
-    const p = packets[i];
-    if (r.fate !== 'ok') {
-      tally.add(r.fate);
-      if (r.fate !== 'unsendable') problem(i, `probe after it ${r.fate === 'lost' ? 'not answered in 2 s' : 'never sent: connection closed'}`);
-      return;
-    }
-    const s = screen(p);
-    if (r.replies.length === 0) {
-      tally.add('no reply');
-      if (s.kind !== 'drop') problem(i, `no reply to a packet that screens as ${describeScreen(s)}`);
-      return;
-    }
-    if (r.replies.length > 1) problem(i, `${r.replies.length} replies`);
-    const m = r.replies[0];
-    const d = decodeMessage(m);
-    const rcode = d ? d.rcode : m.length >= 4 ? m[3] & 0x0f : -1;
-    tally.add(RCODE_NAME[rcode] ?? `rcode${rcode}`);
-    if (!d) problem(i, `undecodable reply ${m.toString('hex').slice(0, 80)}`);
-    if (m.length < 12 || (m[2] & 0x80) === 0) problem(i, 'reply without QR');
-    if (p.length >= 2 && m.length >= 2 && m.readUInt16BE(0) !== p.readUInt16BE(0)) problem(i, 'reply id differs');
-    switch (s.kind) {
-      case 'drop':
-        problem(i, `a reply (${RCODE_NAME[rcode]}) to a packet that must be dropped (${s.reason})`);
-        break;
-      case 'formerr':
-      case 'notimp':
-        if (![1, 4, 5].includes(rcode)) problem(i, `${describeScreen(s)} answered ${RCODE_NAME[rcode] ?? rcode}`);
-        break;
-      case 'badvers':
-        if (rcode !== 16) problem(i, `EDNS version > 0 answered ${RCODE_NAME[rcode] ?? rcode}`);
-        break;
-      case 'query':
-        if (rcode === 2) problem(i, 'SERVFAIL (an exception in the server)');
-        break;
-    }
-  });
-  return { tally, problems };
-}
 
 // ---------------------------------------------------------------------------
 // The watcher, dig, and the checkpoint after each group
@@ -319,6 +62,7 @@ const q = Buffer.from(query);
 const sock = dgram.createSocket('udp4');
 const pending = new Map();
 let id = 0;
+let firstAnswered = false;
 const fresh = () => ({ sent: 0, answered: 0, lost: 0, bad: 0, worstMs: 0, sumMs: 0 });
 let st = fresh();
 const now = () => Number(process.hrtime.bigint()) / 1e6;
@@ -333,6 +77,10 @@ sock.on('message', (m) => {
   st.sumMs += ms;
   if (ms > st.worstMs) st.worstMs = ms;
   if (!(m[2] & 0x80) || (m[3] & 15) !== 0 || m.readUInt16BE(6) < 1) st.bad++;
+  if (!firstAnswered) {
+    firstAnswered = true;
+    parentPort.postMessage('first answer');
+  }
 });
 const timer = setInterval(() => {
   const t = now();
@@ -371,20 +119,7 @@ function watcherReport(): Promise<WatchStats> {
 
 const dig = digRunner(() => port, 10_000);
 
-/** Good queries from dig still get correct answers, over UDP and TCP. */
-async function digChecks(label: string, transports: ('udp' | 'tcp')[] = ['udp', 'tcp']): Promise<void> {
-  for (const tr of transports) {
-    const extra = tr === 'tcp' ? ['+tcp'] : [];
-    const mx = await dig(...extra, 'example.org', 'MX');
-    assert.match(mx.stdout, /status: NOERROR/, `${label}: dig ${tr} example.org MX: ${mx.stdout}${mx.stderr}`);
-    assert.deepEqual(section(mx.stdout, 'ANSWER'), ['example.org. 300 IN MX 10 mx.example.org.'], `${label}: dig ${tr}`);
-    assert.ok(section(mx.stdout, 'ADDITIONAL').includes('mx.example.org. 300 IN A 192.0.2.25'), `${label}: dig ${tr} additional`);
-    const www = await dig(...extra, 'www.example.org', 'A');
-    assert.deepEqual(section(www.stdout, 'ANSWER'), ['www.example.org. 300 IN CNAME mx.example.org.', 'mx.example.org. 300 IN A 192.0.2.25'], `${label}: dig ${tr} www`);
-    const nx = await dig(...extra, 'nothere.example.org', 'A');
-    assert.match(nx.stdout, /status: NXDOMAIN/, `${label}: dig ${tr} NXDOMAIN`);
-  }
-}
+const digChecks = (label: string, transports?: ('udp' | 'tcp')[]) => digChecksOf(dig, label, transports);
 
 function assertAlive(label: string): void {
   assert.equal(child.exitCode, null, `${label}: the appliance exited (${child.exitCode}):\n${output().slice(-3000)}`);
@@ -407,8 +142,6 @@ async function checkpoint(label: string): Promise<void> {
   assertAlive(label);
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 // ---------------------------------------------------------------------------
 
 before(async () => {
@@ -428,7 +161,7 @@ before(async () => {
     eval: true,
     workerData: { port, query: query('mx.example.org', 1, 0), intervalMs: WATCH_INTERVAL_MS, lostAfterMs: 3000 },
   });
-  await sleep(200);
+  await new Promise((r) => watcher.once('message', r)); // its first answer
   await checkpoint('baseline');
 });
 
@@ -440,24 +173,24 @@ after(async () => {
   if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-const corpus: Buffer[] = corpusFiles().map(corpusPacket);
+const corpus: Buffer[] = regressionPackets().map((p) => p.packet);
 
-test('the Knot DNS seed corpus over UDP, 50 in flight', async () => {
+test('the regression packets (packets/index.txt) over UDP, 50 in flight', async () => {
   const t0 = Date.now();
-  const results = await replayUdp(corpus, 50);
+  const results = await replayUdp(port, corpus, 50);
   const { tally, problems } = judge('udp corpus', corpus, results);
-  console.log(`UDP corpus: ${corpus.length} packets in ${((Date.now() - t0) / 1000).toFixed(1)} s; replies: ${tally}`);
+  console.log(`UDP regression packets: ${corpus.length} packets in ${((Date.now() - t0) / 1000).toFixed(1)} s; replies: ${tally}`);
   assertAlive('udp corpus');
   assert.equal(tally.get('unsendable'), corpus.filter((p) => p.length > MAX_UDP).length);
   assert.deepEqual(problems, []);
   await checkpoint('udp corpus');
 });
 
-test('the Knot DNS seed corpus over TCP: 40 per connection, lockstep, pipelined and split at random', async () => {
+test('the regression packets over TCP: 4 per connection, lockstep, pipelined and split at random', async () => {
   const t0 = Date.now();
-  const results = await replayTcp(corpus, 40, 8);
+  const results = await replayTcp(port, corpus, 4, 8);
   const { tally, problems } = judge('tcp corpus', corpus, results);
-  console.log(`TCP corpus: ${corpus.length} packets in ${((Date.now() - t0) / 1000).toFixed(1)} s; replies: ${tally}`);
+  console.log(`TCP regression packets: ${corpus.length} packets in ${((Date.now() - t0) / 1000).toFixed(1)} s; replies: ${tally}`);
   assertAlive('tcp corpus');
   assert.deepEqual(problems, []);
   await checkpoint('tcp corpus');
@@ -508,7 +241,7 @@ test('crafted malformed packets over UDP and TCP', async () => {
     { name: 'opcode 15', packet: query('example.org', 1, 0xbeef, 15 << 11), expect: 4 },
   ];
   const packets = cases.map((c) => c.packet);
-  for (const [transport, results] of [['udp', await replayUdp(packets, 4)], ['tcp', await replayTcp(packets, 3, 2)]] as const) {
+  for (const [transport, results] of [['udp', await replayUdp(port, packets, 4)], ['tcp', await replayTcp(port, packets, 3, 2)]] as const) {
     const { tally, problems } = judge(`crafted ${transport}`, packets, results);
     console.log(`crafted over ${transport}: ${tally}`);
     assert.deepEqual(problems, []);
@@ -530,21 +263,21 @@ test('crafted malformed packets over UDP and TCP', async () => {
 test('10,000 seeded random packets over UDP, 2,000 of them also over TCP', async () => {
   const packets = randomPackets(10_000, 20240601);
   let t0 = Date.now();
-  const udp = await replayUdp(packets, 50);
+  const udp = await replayUdp(port, packets, 50);
   let j = judge('random udp', packets, udp);
   console.log(`random over UDP: ${packets.length} in ${((Date.now() - t0) / 1000).toFixed(1)} s; replies: ${j.tally}`);
   assertAlive('random udp');
   assert.deepEqual(j.problems, []);
   const some = packets.slice(0, 2000);
   t0 = Date.now();
-  const tcp = await replayTcp(some, 50, 8, 99);
+  const tcp = await replayTcp(port, some, 50, 8, 99);
   j = judge('random tcp', some, tcp);
   console.log(`random over TCP: ${some.length} in ${((Date.now() - t0) / 1000).toFixed(1)} s; replies: ${j.tally}`);
   assert.deepEqual(j.problems, []);
   await checkpoint('random');
 });
 
-/** Resolves with ms from `t0` to the socket's close, or -1 after `limitMs`. */
+/** Resolves with ms from `t0` to the socket's close, or -1 after `limitMs` (a hang guard). */
 function closedAfter(sock: net.Socket, t0: () => number, limitMs: number): Promise<number> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve(-1), limitMs);
@@ -555,37 +288,47 @@ function closedAfter(sock: net.Socket, t0: () => number, limitMs: number): Promi
   });
 }
 
-test('a TCP length prefix with no body is closed after the message timeout (~5 s); others are served meanwhile', async () => {
+/** Runs dig checks, round after round, until `done()` holds; returns how many rounds ended before it did. */
+async function servedWhile(label: string, done: () => boolean): Promise<number> {
+  let before = 0;
+  do {
+    await digChecks(label);
+    if (!done()) before++;
+  } while (!done());
+  return before;
+}
+
+test('a TCP length prefix with no body is closed by the message timeout; others are served meanwhile', async () => {
   const lone = net.connect(port, '127.0.0.1');
   lone.on('error', () => undefined);
   let got = 0;
   lone.on('data', (d) => (got += d.length));
   await new Promise((r) => lone.once('connect', r));
   const sent = Date.now();
-  const closed = closedAfter(lone, () => sent, 15_000);
+  let isClosed = false;
+  const closed = closedAfter(lone, () => sent, 30_000).then((ms) => ((isClosed = true), ms));
   lone.write(Buffer.from([0x00, 0x40]));
-  for (let i = 0; i < 4; i++) {
-    await digChecks('while a prefix waits');
-    await sleep(500);
-  }
+  const rounds = await servedWhile('while a prefix waits', () => isClosed);
   const ms = await closed;
   if (ms < 0) lone.destroy();
-  console.log(`length prefix without body: closed by the server after ${ms} ms`);
-  assert.ok(ms >= 4000 && ms <= 8000, `expected the server to close it after ~5 s, got ${ms} ms`);
+  console.log(`length prefix without body: closed by the server after ${ms} ms, ${rounds} rounds of dig checks before`);
+  assert.ok(ms >= 0, 'the server closed it');
+  assert.ok(rounds >= 1, 'others were served while it waited');
   assert.equal(got, 0, 'nothing is sent back');
   await checkpoint('prefix without body');
 });
 
-test('a slow-drip client (one byte every 200 ms) is closed after the message timeout; others are served meanwhile', async () => {
+test('a slow-drip client (one byte every 200 ms) is closed by the message timeout; others are served meanwhile', async () => {
   // 12 + 62 + 13 + 4 = 91 octets + prefix: about 19 s at 5 bytes/s, far beyond the 5 s bound.
-  const msg = frame(query(`${'d'.repeat(61)}.example.org`, 1, 0x5151));
+  const msg = tcpFrame(query(`${'d'.repeat(61)}.example.org`, 1, 0x5151));
   const drip = net.connect(port, '127.0.0.1');
   drip.on('error', () => undefined);
   let got = 0;
   drip.on('data', (d) => (got += d.length));
   await new Promise((r) => drip.once('connect', r));
   const first = Date.now();
-  const closed = closedAfter(drip, () => first, 25_000);
+  let isClosed = false;
+  const closed = closedAfter(drip, () => first, 30_000).then((ms) => ((isClosed = true), ms));
   let written = 0;
   const ticker = setInterval(() => {
     if (drip.destroyed || written >= msg.length) return clearInterval(ticker);
@@ -594,15 +337,13 @@ test('a slow-drip client (one byte every 200 ms) is closed after the message tim
   }, 200);
   drip.write(msg.subarray(0, 1));
   written = 1;
-  for (let i = 0; i < 4; i++) {
-    await digChecks('while a client drips');
-    await sleep(500);
-  }
+  const rounds = await servedWhile('while a client drips', () => isClosed);
   const ms = await closed;
   clearInterval(ticker);
   if (ms < 0) drip.destroy();
-  console.log(`slow drip: closed by the server after ${ms} ms, ${written} of ${msg.length} octets sent`);
-  assert.ok(ms >= 4000 && ms <= 8000, `expected the server to close the slow-drip connection after ~5 s, got ${ms} ms`);
+  console.log(`slow drip: closed by the server after ${ms} ms, ${written} of ${msg.length} octets sent, ${rounds} rounds of dig checks before`);
+  assert.ok(ms >= 0, 'the server closed it');
+  assert.ok(rounds >= 1, 'others were served while it dripped');
   assert.ok(written < msg.length, 'the server closed it before the message was complete');
   assert.equal(got, 0, 'no reply to an incomplete message');
   await checkpoint('slow drip');
@@ -617,9 +358,11 @@ test('300 TCP connections at once (limit 256): the excess is closed, UDP is serv
       let connected = false;
       s.on('error', () => undefined);
       s.on('close', () => resolve(connected ? 'closed' : 'refused'));
+      // Held open: the server answers a query on it.
+      s.on('data', () => resolve('open'));
       s.on('connect', () => {
         connected = true;
-        setTimeout(() => resolve('open'), 1000);
+        s.write(tcpFrame(query('example.org', 1, 0x300)));
       });
     })),
   );
@@ -632,6 +375,6 @@ test('300 TCP connections at once (limit 256): the excess is closed, UDP is serv
   const tcpWhileFull = await dig('+tcp', 'example.org', 'A');
   console.log(`dig +tcp while the connection table is full: ${/status: (\w+)/.exec(tcpWhileFull.stdout)?.[1] ?? (tcpWhileFull.stdout + tcpWhileFull.stderr).trim().split('\n').pop()}`);
   for (const s of socks) s.destroy();
-  await sleep(300);
+  await waitForAsync('TCP service once the connections are gone', async () => /status: NOERROR/.test((await dig('+tcp', 'example.org', 'A')).stdout), 30_000);
   await checkpoint('300 connections');
 });

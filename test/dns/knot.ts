@@ -17,6 +17,8 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { run, tempDir } from '../helpers';
+import { track } from '../fixtures/children';
+import { waitForAsync } from '../fixtures/wait';
 
 /** A loopback port free on both TCP and UDP right now. */
 export async function freeDualPort(): Promise<number> {
@@ -103,8 +105,6 @@ zone:
 `;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 /** A running knotd. */
 export class Knot {
   /** Everything knotd printed (stdout and stderr). */
@@ -112,9 +112,6 @@ export class Knot {
   /** Set once knotd has exited. */
   exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private child: ChildProcess | undefined;
-  private readonly killOnExit = () => {
-    if (this.child && !this.exited) this.child.kill('SIGKILL');
-  };
 
   constructor(
     /** knotd's port on 127.0.0.1. */
@@ -125,7 +122,8 @@ export class Knot {
 
   /** Spawns knotd in the foreground; rejects with a clear message if it cannot run. */
   async spawn(confFile: string): Promise<void> {
-    const child = spawn('knotd', ['-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Tracked: killed should the test process end with knotd still running (fixtures/children.ts).
+    const child = track(spawn('knotd', ['-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'] }));
     this.child = child;
     child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
@@ -138,8 +136,6 @@ export class Knot {
       this.child = undefined;
       throw new Error(`knotd cannot run here: spawning "knotd" failed: ${spawned.message} (is the "knot" package installed?)`);
     }
-    // Last resort if the test process dies with knotd still running.
-    process.once('exit', this.killOnExit);
   }
 
   /**
@@ -147,14 +143,14 @@ export class Knot {
    * knotd exits first or after `timeoutMs`, with `check`'s last complaint and the log.
    */
   async waitReady(timeoutMs: number, check: () => Promise<string | undefined>): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
+    let complaint: string | undefined;
+    await waitForAsync('knotd to be ready', async () => {
       if (this.exited) throw new Error(`knotd cannot run here: it exited (code ${this.exited.code}, signal ${this.exited.signal}) at start-up; its log:\n${this.log}`);
-      const complaint = await check();
-      if (complaint === undefined) return;
-      if (Date.now() > deadline) throw new Error(`knotd not ready within ${timeoutMs / 1000} s: ${complaint}; its log:\n${this.log}`);
-      await sleep(200);
-    }
+      complaint = await check();
+      return complaint === undefined;
+    }, timeoutMs, 200).catch((e: Error) => {
+      throw this.exited ? e : new Error(`knotd not ready within ${timeoutMs / 1000} s: ${complaint}; its log:\n${this.log}`);
+    });
   }
 
   /** SIGTERM (SIGKILL after 5 s), then removes its directory. */
@@ -168,7 +164,6 @@ export class Knot {
       await exited;
       clearTimeout(timer);
     }
-    process.off('exit', this.killOnExit);
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }

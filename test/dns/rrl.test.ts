@@ -8,6 +8,7 @@ import * as dgram from 'node:dgram';
 import { clientNetwork, ResponseRateLimiter, responseBucket, truncatedReply } from '../../server/dns/rrl';
 import { adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
 import { digRunner, exampleOrgZone, section, status, queryPacket } from './fixture';
+import { waitFor } from '../fixtures/wait';
 
 /** A query for `name`/`type`, id 0x1234, RD clear. */
 const query = (name: string, type = 1): Buffer => queryPacket(name, type);
@@ -75,14 +76,22 @@ describe('the server with DCMX_DNS_RRL=5', () => {
   });
   after(async () => t.close());
 
-  /** Sends `n` copies of `q` at once and collects what comes back within 1.5 s. */
+  /**
+   * Sends `n` copies of `q` at once; resolves with the replies once the server has judged all
+   * `n` (its query counter) and every reply it did not drop (its RRL counter) has arrived.
+   */
   async function burst(q: Buffer, n: number): Promise<Buffer[]> {
+    const { answerer, rrl } = t.app.dns;
+    const queries = answerer.stats.queries;
+    const dropped = rrl!.stats.dropped;
     const sock = dgram.createSocket('udp4');
     const got: Buffer[] = [];
     sock.on('message', (m) => got.push(m));
     await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
     for (let i = 0; i < n; i++) sock.send(q, t.app.ports.dns, '127.0.0.1');
-    await new Promise((r) => setTimeout(r, 1500));
+    await waitFor('the server to judge every query of the burst', () => answerer.stats.queries - queries >= n);
+    const sent = n - (rrl!.stats.dropped - dropped);
+    await waitFor(`the ${sent} replies the server sent`, () => got.length >= sent);
     sock.close();
     return got;
   }

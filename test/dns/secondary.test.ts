@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import { adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
 import { CAA_ENTRY, exampleOrgZone, kdigRunner, section, soaSerial, status } from './fixture';
 import { freeDualPort, startKnot, type Knot } from './knot';
+import { waitForAsync } from '../fixtures/wait';
 
 const ZONE_NAME = 'example.org';
 
@@ -36,10 +37,6 @@ let knotPort = 0;
 let knot: Knot | undefined;
 /** Everything knotd has logged so far. */
 const knotLog = (): string => knot?.log ?? '';
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 // ------------------------------------------------------------------ queries
 
@@ -72,13 +69,13 @@ async function axfr(port: number): Promise<string[]> {
 async function until(ms: number, check: () => Promise<string | undefined>): Promise<{ failure?: string; elapsed: number }> {
   const start = Date.now();
   let failure: string | undefined;
-  for (;;) {
+  await waitForAsync('knotd to catch up', async () => {
     const exited = knot?.exited;
-    if (exited) return { failure: `knotd exited (code ${exited.code}, signal ${exited.signal})`, elapsed: Date.now() - start };
-    failure = await check();
-    if (failure === undefined || Date.now() - start > ms) return { failure, elapsed: Date.now() - start };
-    await sleep(100);
-  }
+    if (exited) failure = `knotd exited (code ${exited.code}, signal ${exited.signal})`;
+    else failure = await check();
+    return failure === undefined || !!exited;
+  }, ms, 100).catch(() => undefined);
+  return { failure, elapsed: Date.now() - start };
 }
 
 /** Lines of knot's log about our zone, from offset `from`. */

@@ -7,8 +7,8 @@ import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
-import { adminArgs, run, startTestAppliance, testEnv, type TestAppliance } from '../helpers';
-import { CAA_ENTRY, digRunner, exampleOrgZone, flags, kdigRunner, section, soaSerial, status, udpQuery, queryPacket } from './fixture';
+import { adminArgs, run, runDcmx, startTestAppliance, testEnv, type TestAppliance } from '../helpers';
+import { CAA_ENTRY, digRunner, exampleOrgZone, flags, kdigRunner, section, soaSerial, status, udpQuery, queryPacket, tcpMessages } from './fixture';
 
 let t: TestAppliance;
 let port = 0;
@@ -200,11 +200,9 @@ describe('dig against the DNS port', () => {
   });
 
   test('zone export is a master file named-checkzone accepts', async () => {
-    const cli = path.resolve(__dirname, '..', '..', 'server', 'admin', 'cli.js');
-    const out = await new Promise<string>((resolve, reject) => {
-      require('node:child_process').execFile(process.execPath, [cli, 'zone', 'export', 'example.org'], { env: { ...process.env, ...testEnv(t.dataDir) } },
-        (err: Error | null, stdout: string) => (err ? reject(err) : resolve(stdout)));
-    });
+    const exported = await runDcmx(testEnv(t.dataDir), ['zone', 'export', 'example.org']);
+    assert.equal(exported.code, 0, exported.stderr);
+    const out = exported.stdout;
     const file = path.join(t.dataDir, 'example.org.zone');
     fs.writeFileSync(file, out);
     const chk = await run('named-checkzone', ['-i', 'local', 'example.org', file]);
@@ -235,25 +233,22 @@ describe('raw packets', () => {
     const framed = (b: Buffer) => Buffer.concat([Buffer.from([b.length >> 8, b.length & 255]), b]);
     const replies = await new Promise<Buffer[]>((resolve) => {
       const sock = net.connect(port, '127.0.0.1');
-      let acc = Buffer.alloc(0);
       const got: Buffer[] = [];
-      sock.on('data', (d) => {
-        acc = Buffer.concat([acc, d]);
-        while (acc.length >= 2 && acc.length >= 2 + acc.readUInt16BE(0)) {
-          got.push(acc.subarray(2, 2 + acc.readUInt16BE(0)));
-          acc = acc.subarray(2 + acc.readUInt16BE(0));
-        }
+      sock.on('data', tcpMessages((m) => {
+        got.push(m);
         if (got.length === 4) {
           sock.destroy();
           resolve(got);
         }
-      });
+      }));
+      sock.setNoDelay(true);
       sock.on('connect', async () => {
         sock.write(Buffer.concat([framed(query('example.org', 1, { id: 1 })), framed(query('example.org', 15, { id: 2 })), framed(query('example.org', 16, { id: 3 }))]));
+        // One byte a write, each handed to the kernel, and the (in-process) server given a turn of the loop before the next.
         const slow = framed(query('mx.example.org', 1, { id: 4 }));
         for (const b of slow) {
-          sock.write(Buffer.from([b]));
-          await new Promise((r) => setTimeout(r, 2));
+          await new Promise<void>((r) => sock.write(Buffer.from([b]), () => r()));
+          await new Promise((r) => setImmediate(r));
         }
       });
     });

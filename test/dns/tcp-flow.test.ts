@@ -15,9 +15,10 @@ import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import { startTestAppliance, type TestAppliance } from '../helpers';
 import { attrs, memoryDirectory } from '../directory/fixture';
-import { digRunner, section, status, queryPacket, tcpFrame } from './fixture';
+import { digRunner, section, status, queryPacket, tcpFrame, tcpMessages } from './fixture';
 import { startDnsServer } from '../../server/dns/server';
 import { silentLogger } from '../../server/log';
+import { waitFor } from '../fixtures/wait';
 
 let t: TestAppliance;
 let port = 0;
@@ -50,17 +51,7 @@ after(async () => {
 const query = (id: number, name: string, type: number): Buffer => queryPacket(name, type, { id });
 const frame = tcpFrame;
 
-/** Splits a TCP byte stream into messages as it arrives. */
-function reader(onMessage: (m: Buffer) => void): (d: Buffer) => void {
-  let acc: Buffer = Buffer.alloc(0);
-  return (d) => {
-    acc = acc.length ? Buffer.concat([acc, d]) : d;
-    while (acc.length >= 2 && acc.length >= 2 + acc.readUInt16BE(0)) {
-      onMessage(acc.subarray(2, 2 + acc.readUInt16BE(0)));
-      acc = acc.subarray(2 + acc.readUInt16BE(0));
-    }
-  };
-}
+const reader = tcpMessages;
 
 const udpQuestion = query(0x4444, 'h1.example.org', 1);
 
@@ -116,13 +107,12 @@ describe('pipelined transfers', () => {
     sock.once('data', () => sock.destroy()); // the first reply, and gone
     sock.write(Buffer.concat(Array.from({ length: 2000 }, (_, i) => frame(query(i, 'example.org', 252)))));
     await closed;
-    for (let i = 0; i < 100 && t.app.dns.tcpStats().connections > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await waitFor('the server to drop the connection', () => t.app.dns.tcpStats().connections === 0);
     const s = t.app.dns.tcpStats();
     assert.equal(s.connections, 0);
+    // Its queue went with it: nothing is left that could still be answered for it.
     assert.equal(s.queued, 0);
     const taken = stats.queries - base;
-    await new Promise((r) => setTimeout(r, 200));
-    assert.equal(stats.queries - base, taken, 'nothing more is answered for the closed connection');
     assert.ok(taken < 2000, `${taken} of 2000 taken before the close`);
   });
 
@@ -156,24 +146,20 @@ describe('a client that never reads', () => {
     };
     const sampler = setInterval(sample, 5);
     let sent = 0;
-    // Write until 2 MB are sent (60,000 queries: 180 MB of answers) or the server stops reading (no 'drain' in 1 s).
+    // Write until 2 MB are sent (60,000 queries: 180 MB of answers) or the server stops reading this client.
+    const serverPaused = () => t.app.dns.tcpStats().paused > 0;
     while (sent < 2 * 1024 * 1024 && worst < 8 * BOUND) {
       sent += chunk.length;
       if (!sock.write(chunk)) {
-        const drained = await new Promise<boolean>((r) => {
-          const timer = setTimeout(() => r(false), 1000);
-          sock.once('drain', () => {
-            clearTimeout(timer);
-            r(true);
-          });
-        });
+        let drained = false;
+        sock.once('drain', () => (drained = true));
+        await waitFor('drain, or the server to stop reading', () => drained || serverPaused(), 60_000, 5);
         if (!drained) break;
       }
       sample();
     }
-    // The server answers until the client's socket buffers are full, then stops reading (10 s at most, or the assertion says so).
-    for (let i = 0; i < 500 && t.app.dns.tcpStats().paused === 0; i++) await new Promise((r) => setTimeout(r, 20));
-    await new Promise((r) => setTimeout(r, 100));
+    // The server answers until the client's socket buffers are full, then stops reading.
+    await waitFor('the server to stop reading this client', serverPaused);
     sample();
     clearInterval(sampler);
     assert.ok(worst < BOUND, `at most ${worst} bytes waited in the server for this client (bound ${BOUND}); ${sent} bytes of queries sent`);
@@ -182,7 +168,7 @@ describe('a client that never reads', () => {
     assert.equal(status((await dig('h5.example.org', 'MX')).stdout), 'NOERROR');
     assert.deepEqual(section((await dig('+tcp', 'h6.example.org', 'A')).stdout, 'ANSWER'), ['h6.example.org. 300 IN A 192.0.2.6']);
     sock.destroy();
-    for (let i = 0; i < 100 && t.app.dns.tcpStats().connections > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await waitFor('the server to drop the connection', () => t.app.dns.tcpStats().connections === 0);
     const s = t.app.dns.tcpStats();
     assert.deepEqual([s.connections, s.queued, s.outputBytes], [0, 0, 0], 'closing dropped its work');
   });
@@ -198,7 +184,7 @@ describe('a client that never reads', () => {
       const chunk = Buffer.concat(Array.from({ length: 2000 }, (_, i) => frame(query(i, 'nowhere.test', 16))));
       for (let i = 0; i < 200 && sock.write(chunk); i++) await new Promise((r) => setImmediate(r));
       // The server side closes (the paused client would see it only by reading); 10 s is twenty idle timeouts.
-      for (let i = 0; i < 500 && dns.tcpStats().connections > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      await waitFor('the idle timeout to close it', () => dns.tcpStats().connections === 0);
       assert.equal(dns.tcpStats().connections, 0, 'closed by the idle timeout');
       sock.destroy();
     } finally {

@@ -20,7 +20,7 @@ import type { Identity } from '../../server/directory/access';
 import { startDnsServer, type DnsEndpoint } from '../../server/dns/server';
 import { zoneMasterFile } from '../../server/admin/zone-file';
 import { silentLogger } from '../../server/log';
-import { digRunner, flags, section, soaSerial, status, udpQuery, queryPacket } from './fixture';
+import { digRunner, flags, section, soaSerial, status, udpQuery, queryPacket, tcpFrame, tcpMessages } from './fixture';
 
 let zones: Zones;
 let dir: Directory;
@@ -62,27 +62,22 @@ function query(id: number, name: string, type: number, extra = Buffer.alloc(0), 
 function tcpExchange(messages: Buffer[], n: number): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(dns.port, '127.0.0.1');
-    let acc = Buffer.alloc(0);
     const got: Buffer[] = [];
     const timer = setTimeout(() => {
       sock.destroy();
       reject(new Error(`only ${got.length} of ${n} replies`));
-    }, 3000);
-    sock.on('data', (d) => {
-      acc = Buffer.concat([acc, d]);
-      while (acc.length >= 2 && acc.length >= 2 + acc.readUInt16BE(0)) {
-        got.push(acc.subarray(2, 2 + acc.readUInt16BE(0)));
-        acc = acc.subarray(2 + acc.readUInt16BE(0));
-      }
-      if (got.length >= n) {
+    }, 15_000);
+    sock.on('data', tcpMessages((m) => {
+      got.push(m);
+      if (got.length === n) {
         clearTimeout(timer);
         sock.destroy();
         resolve(got);
       }
-    });
+    }));
     sock.on('error', reject);
     sock.on('connect', () => {
-      for (const m of messages) sock.write(Buffer.concat([Buffer.from([m.length >> 8, m.length & 255]), m]));
+      for (const m of messages) sock.write(tcpFrame(m));
     });
   });
 }

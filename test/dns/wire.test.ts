@@ -291,13 +291,10 @@ describe('screen', () => {
 
   for (const c of cases) {
     test(c.name, () => {
-      const t0 = process.hrtime.bigint();
       const s = screen(c.pkt);
-      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       assert.equal(s.kind, c.kind, JSON.stringify(s));
       if (c.reason !== undefined) assert.equal((s as { reason?: string }).reason, c.reason);
       c.check?.(s);
-      assert.ok(ms < 50, `screen took ${ms} ms`);
     });
   }
 

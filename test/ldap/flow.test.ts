@@ -11,8 +11,11 @@ import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import * as dgram from 'node:dgram';
 import { loadConfig } from '../../server/config';
-import { children, integerContent, readInt, readTlv, tlv } from '../../server/ldap/ber';
+import { readTlv } from '../../server/ldap/ber';
 import { ADMIN_PASSWORD, startTestAppliance, testEnv, type TestAppliance } from '../helpers';
+import { bindPdu, searchPdu } from '../fixtures/ber';
+import { connect, Responses } from '../fixtures/ldap';
+import { waitFor } from '../fixtures/wait';
 
 const running: TestAppliance[] = [];
 after(async () => {
@@ -23,99 +26,6 @@ async function appliance(extra: Record<string, string> = {}): Promise<TestApplia
   const t = await startTestAppliance(extra);
   running.push(t);
   return t;
-}
-
-// ---------------------------------------------------------------- PDUs
-
-const octets = (s: string, tag = 0x04) => tlv(tag, Buffer.from(s, 'utf8'));
-const message = (id: number, op: Buffer) => tlv(0x30, Buffer.concat([tlv(0x02, integerContent(id)), op]));
-
-function bindPdu(id: number, dn: string, password: string): Buffer {
-  return message(id, tlv(0x60, Buffer.concat([tlv(0x02, integerContent(3)), octets(dn), octets(password, 0x80)])));
-}
-
-/** SearchRequest (objectClass=*) with the given scope and attributes. */
-function searchPdu(id: number, base: string, scope: number, attrs: string[] = []): Buffer {
-  return message(id, tlv(0x63, Buffer.concat([
-    octets(base), tlv(0x0a, integerContent(scope)), tlv(0x0a, integerContent(0)),
-    tlv(0x02, integerContent(0)), tlv(0x02, integerContent(0)), tlv(0x01, Buffer.from([0])),
-    octets('objectClass', 0x87), tlv(0x30, Buffer.concat(attrs.map((a) => octets(a)))),
-  ])));
-}
-
-/** A response as seen by the client. */
-interface Response {
-  id: number;
-  tag: number;
-  /** resultCode for results, -1 for entries. */
-  code: number;
-}
-
-/** Parses the responses arriving on `sock` (and counts entries). */
-class Responses {
-  readonly all: Response[] = [];
-  closed = false;
-  private buf: Buffer = Buffer.alloc(0);
-  private waiters: (() => void)[] = [];
-
-  constructor(readonly sock: net.Socket) {
-    sock.on('data', (c: Buffer) => {
-      this.buf = this.buf.length ? Buffer.concat([this.buf, c]) : c;
-      for (;;) {
-        let msg;
-        try {
-          msg = readTlv(this.buf, 0);
-        } catch {
-          break; // incomplete
-        }
-        const [id, op] = children(this.buf, msg);
-        const code = op.tag === 0x64 ? -1 : readInt(this.buf, children(this.buf, op)[0]);
-        this.all.push({ id: readInt(this.buf, id), tag: op.tag, code });
-        this.buf = this.buf.subarray(msg.end);
-      }
-      this.wake();
-    });
-    sock.on('error', () => undefined);
-    sock.on('close', () => {
-      this.closed = true;
-      this.wake();
-    });
-  }
-
-  private wake(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-
-  /** Resolves when `pred` holds (checked on every arrival); rejects after `ms` or when closed first. */
-  until(pred: () => boolean, what: string, ms = 60_000): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
-      const check = () => {
-        if (pred()) {
-          clearTimeout(timer);
-          resolve();
-        } else if (this.closed) {
-          clearTimeout(timer);
-          reject(new Error(`connection closed while waiting for ${what}`));
-        } else this.waiters.push(check);
-      };
-      check();
-    });
-  }
-
-  /** The result for message `id`, once it has arrived. */
-  async result(id: number, ms?: number): Promise<Response> {
-    await this.until(() => this.all.some((r) => r.id === id && r.tag !== 0x64), `the response to ${id}`, ms);
-    return this.all.find((r) => r.id === id && r.tag !== 0x64)!;
-  }
-}
-
-/** Connects to 127.0.0.1:port, from `from` when given (127.x.y.z stands for a client of its own). */
-function connect(port: number, from?: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ port, host: '127.0.0.1', localAddress: from }, () => resolve(s));
-    s.once('error', reject);
-  });
 }
 
 /** Resolves when the server has closed `sock`; rejects after `ms`. */
@@ -130,14 +40,8 @@ function closed(sock: net.Socket, ms = 20_000): Promise<void> {
   });
 }
 
-/** Polls `pred` every 20 ms until it holds (rejects after `ms`). */
-async function eventually(pred: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** Waits until `pred` holds (polled; rejects after `ms`). */
+const eventually = (pred: () => boolean, what: string, ms = 30_000): Promise<unknown> => waitFor(what, pred, ms, 20);
 
 // ---------------------------------------------------------------- configuration
 
@@ -165,22 +69,56 @@ test('a connection holding a half-sent PDU is closed at the PDU deadline; comple
   await closed(half); // 20 s for a 1 s deadline
   assert.equal(t.app.ldap.stats().pduTimeouts, 1);
 
-  // A client that idles between whole requests is not affected.
+  // A client that idles between whole requests is not affected: it idles for as long as a
+  // half-sent PDU on another connection takes to be closed (a whole deadline).
   const s = await connect(port);
   const r = new Responses(s);
   s.write(searchPdu(1, '', 0));
   assert.equal((await r.result(1)).code, 0);
-  await new Promise((res) => setTimeout(res, 1500));
+  const clock = await connect(port);
+  clock.on('error', () => undefined);
+  clock.write(Buffer.from([0x30, 0x10]));
+  await closed(clock);
+  assert.equal(t.app.ldap.stats().pduTimeouts, 2);
   s.write(searchPdu(2, '', 0));
   assert.equal((await r.result(2)).code, 0);
-  // So is one whose requests straddle its writes, PDU after PDU.
-  const pdus = Buffer.concat(Array.from({ length: 6 }, (_, i) => searchPdu(10 + i, '', 0)));
-  for (let off = 0; off < pdus.length; off += 25) {
-    s.write(pdus.subarray(off, off + 25));
-    await new Promise((res) => setTimeout(res, 100));
+  // So is one whose requests straddle its writes, PDU after PDU: 25 bytes a write, so that part
+  // of a PDU is always pending, the PDUs each write completes answered before the next write,
+  // for longer than a deadline in all: until a half-sent PDU begun after its first write has
+  // been timed out. (A deadline counted from the first byte, not from each PDU's, closes it first.)
+  let buf = Buffer.alloc(0);
+  let at = 0;
+  let nextId = 10;
+  const ends: number[] = []; // ends[i]: where PDU 10 + i ends in buf
+  let answered = 0;
+  let clockDone: Promise<void> | undefined;
+  let clockClosed = false;
+  for (;;) {
+    if (clockClosed && ends.includes(at)) break;
+    while (buf.length < at + 27) {
+      buf = Buffer.concat([buf, searchPdu(nextId++, '', 0)]);
+      ends.push(buf.length);
+    }
+    // Never up to a PDU's end (a partial one stays pending); once the deadline has passed, finish the PDU under way.
+    const upto = clockClosed ? ends.find((e) => e > at)! : ends.includes(at + 25) ? at + 26 : at + 25;
+    s.write(buf.subarray(at, upto));
+    at = upto;
+    if (!clockDone) {
+      const c = await connect(port);
+      c.on('error', () => undefined);
+      c.write(Buffer.from([0x30, 0x10]));
+      clockDone = closed(c).then(() => {
+        clockClosed = true;
+      });
+    }
+    const complete = ends.filter((e) => e <= at).length;
+    if (complete > answered) {
+      answered = complete;
+      assert.equal((await r.result(9 + answered)).code, 0);
+    }
   }
-  assert.equal((await r.result(15)).code, 0);
-  assert.equal(t.app.ldap.stats().pduTimeouts, 1);
+  assert.ok(answered > 6, `${answered} PDUs`);
+  assert.equal(t.app.ldap.stats().pduTimeouts, 3, 'only the half-sent PDUs were timed out');
   s.destroy();
 });
 
@@ -267,12 +205,12 @@ function fill(t: TestAppliance, ou: string, n: number, size: number): string {
   return base;
 }
 
-/** Counts the directory searches the LDAP endpoint runs (the appliance is in this process). */
+/** Counts the directory searches the LDAP endpoint starts (the appliance is in this process). */
 function countSearches(t: TestAppliance): { readonly n: number } {
   const d = t.app.directory;
-  const inner = d.search.bind(d);
+  const inner = d.startSearch.bind(d);
   const c = { n: 0 };
-  d.search = (...args: Parameters<typeof inner>) => {
+  d.startSearch = (...args: Parameters<typeof inner>) => {
     c.n++;
     return inner(...args);
   };
@@ -366,8 +304,8 @@ test('1,000 pipelined searches on one connection do not starve another connectio
   a.write(Buffer.concat(Array.from({ length: N }, (_, i) => searchPdu(N + i + 2, small, 2, ['cn']))));
   await ra.until(() => ra.all.some((x) => x.id > N + 1), 'the first of the second batch');
   a.destroy();
+  // Once its connection is gone and its queue dropped, nothing more can run for it.
   await eventually(() => t.app.ldap.stats().queuedRequests === 0 && t.app.ldap.stats().connections === 1, 'the queue to be dropped');
-  await new Promise((res) => setTimeout(res, 200));
   assert.ok(searches.n - before < N / 2, `${searches.n - before} of ${N} searches ran for a client that had gone`);
   b.destroy();
 });

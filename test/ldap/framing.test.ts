@@ -11,70 +11,16 @@ import {
   validateLdapMessage,
 } from '../../server/ldap/framing';
 import { prng } from '../prng';
+import {
+  and, berLength, bindRequest, bool, control, enumerated, eq, extensible, ge, int, message, not, octets, or, present, searchRequest, seq, set, str, substr, tlv,
+  unbindRequest,
+} from '../fixtures/ber';
 
 /* eslint-disable @typescript-eslint/no-var-requires */
 const { LdapMessage } = require('@ldapjs/messages');
 const { BerReader } = require('@ldapjs/asn1');
 
 const LIMITS = { maxPdu: 1024 * 1024, maxDepth: 64 };
-
-// ---------------------------------------------------------------------------
-// A tiny hand-rolled BER builder (definite lengths, minimal encodings).
-
-function berLength(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-
-type Part = Buffer | number[];
-function tlv(tag: number, ...parts: Part[]): Buffer {
-  const content = Buffer.concat(parts.map((p) => (Buffer.isBuffer(p) ? p : Buffer.from(p))));
-  return Buffer.concat([Buffer.from([tag]), berLength(content.length), content]);
-}
-const str = (tag: number, s: string | Buffer): Buffer => tlv(tag, Buffer.isBuffer(s) ? s : Buffer.from(s, 'utf8'));
-const octets = (s: string | Buffer): Buffer => str(0x04, s);
-function int(v: number, tag = 0x02): Buffer {
-  const bytes: number[] = [];
-  do {
-    bytes.unshift(v & 0xff);
-    v = Math.floor(v / 256);
-  } while (v > 0);
-  if (bytes[0] & 0x80) bytes.unshift(0);
-  return tlv(tag, bytes);
-}
-const enumerated = (v: number): Buffer => int(v, 0x0a);
-const bool = (b: boolean): Buffer => tlv(0x01, [b ? 0xff : 0x00]);
-const seq = (...parts: Part[]): Buffer => tlv(0x30, ...parts);
-const set = (...parts: Part[]): Buffer => tlv(0x31, ...parts);
-function message(id: number, op: Buffer, controls?: Buffer[]): Buffer {
-  return seq(int(id), op, ...(controls ? [tlv(0xa0, ...controls)] : []));
-}
-
-// Filters (RFC 4511 §4.5.1.7).
-const and = (...f: Buffer[]): Buffer => tlv(0xa0, ...f);
-const or = (...f: Buffer[]): Buffer => tlv(0xa1, ...f);
-const not = (f: Buffer): Buffer => tlv(0xa2, f);
-const eq = (a: string, v: string): Buffer => tlv(0xa3, octets(a), octets(v));
-const present = (a: string): Buffer => str(0x87, a);
-const substr = (a: string, initial?: string, any: string[] = [], final?: string): Buffer =>
-  tlv(
-    0xa4,
-    octets(a),
-    seq(...(initial ? [str(0x80, initial)] : []), ...any.map((x) => str(0x81, x)), ...(final ? [str(0x82, final)] : [])),
-  );
-const ge = (a: string, v: string): Buffer => tlv(0xa5, octets(a), octets(v));
-const extensible = (rule: string, a: string, v: string, dn: boolean): Buffer =>
-  tlv(0xa9, str(0x81, rule), str(0x82, a), str(0x83, v), tlv(0x84, [dn ? 0xff : 0]));
-
-function searchRequest(base: string, filter: Buffer, attrs: string[], scope = 2): Buffer {
-  return tlv(0x63, octets(base), enumerated(scope), enumerated(0), int(0), int(0), bool(false), filter, seq(...attrs.map(octets)));
-}
-const bindRequest = (dn: string, pw: string): Buffer => tlv(0x60, int(3), octets(dn), str(0x80, pw));
-const unbindRequest = (): Buffer => tlv(0x42);
-const control = (oid: string, critical?: boolean, value?: Buffer): Buffer =>
-  seq(octets(oid), ...(critical !== undefined ? [bool(critical)] : []), ...(value ? [octets(value)] : []));
 
 /** The literal bytes of a simple bind: messageID 1, version 3, "cn=admin" / "secret". */
 const BIND_HEX = '301a02010160150201030408636e3d61646d696e8006736563726574';

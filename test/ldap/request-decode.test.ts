@@ -7,12 +7,8 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { decodeUpdateRequest, undecodedUpdate } from '../../server/ldap/request-decode';
-import { integerContent, tlv } from '../../server/ldap/ber';
 import { validateLdapMessage } from '../../server/ldap/framing';
-
-const str = (tag: number, s: string | Buffer) => tlv(tag, Buffer.isBuffer(s) ? s : Buffer.from(s, 'utf8'));
-const seq = (...parts: Buffer[]) => tlv(0x30, Buffer.concat(parts));
-const message = (id: number, op: Buffer, controls?: Buffer) => seq(tlv(0x02, integerContent(id)), op, ...(controls ? [controls] : []));
+import { int, message, seq, str, tlv } from '../fixtures/ber';
 
 test('add: the DN as sent, values as bytes, controls', () => {
   const jpeg = Buffer.from([0xff, 0xd8, 0xff, 0xe0]);
@@ -20,8 +16,8 @@ test('add: the DN as sent, values as bytes, controls', () => {
     str(0x04, 'cn=x\\+e,o=internet'),
     seq(seq(str(0x04, 'objectClass'), tlv(0x31, str(0x04, 'organizationalRole'))), seq(str(0x04, 'jpegPhoto'), tlv(0x31, str(0x04, jpeg)))),
   ]));
-  const ctl = tlv(0xa0, seq(str(0x04, '2.16.840.1.113730.3.4.2'), tlv(0x01, Buffer.from([0xff]))));
-  const pdu = message(5, op, ctl);
+  const ctl = seq(str(0x04, '2.16.840.1.113730.3.4.2'), tlv(0x01, Buffer.from([0xff])));
+  const pdu = message(5, op, [ctl]);
   validateLdapMessage(pdu, 32);
   const call = decodeUpdateRequest(pdu);
   assert.ok(call && call.op === 'add');
@@ -79,7 +75,7 @@ test('Password Modify: absent value, fields, malformed value; other extended ops
 });
 
 test('an add it cannot decode is still recognised (answered with protocolError, not by ldapjs)', () => {
-  const odd = message(7, tlv(0x68, Buffer.concat([str(0x04, 'cn=a,o=internet'), seq(tlv(0x02, integerContent(1)))])));
+  const odd = message(7, tlv(0x68, Buffer.concat([str(0x04, 'cn=a,o=internet'), seq(int(1))])));
   assert.equal(decodeUpdateRequest(odd), undefined);
   assert.deepEqual(undecodedUpdate(odd), { messageId: 7, op: 'add' });
   assert.equal(undecodedUpdate(message(8, tlv(0x42, Buffer.alloc(0)))), undefined, 'unbind is not ours');

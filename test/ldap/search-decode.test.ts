@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { eq, searchPdu } from '../fixtures/ber';
 import { decodeSearchRequest, decodePagedValue } from '../../server/ldap/search-decode';
 import { fromLdapjsFilter } from '../../server/ldap/filter';
 import { validateLdapMessage } from '../../server/ldap/framing';
@@ -52,15 +53,7 @@ for (const f of FILTERS) {
 
 test('assertion values are raw octets (RFC 4511 §4.1.6): no unescaping on the wire', () => {
   // ldapjs's own encoder writes filter escapes literally, so this one is built by hand, as ldapsearch sends it.
-  const value = Buffer.from('a*b (c)\\');
-  const ava = Buffer.concat([Buffer.from([0x04, 2]), Buffer.from('cn'), Buffer.from([0x04, value.length]), value]);
-  const filter = Buffer.concat([Buffer.from([0xa3, ava.length]), ava]);
-  const op = Buffer.concat([
-    Buffer.from([0x04, 0]), Buffer.from([0x0a, 1, 2]), Buffer.from([0x0a, 1, 0]), Buffer.from([0x02, 1, 0]), Buffer.from([0x02, 1, 0]),
-    Buffer.from([0x01, 1, 0]), filter, Buffer.from([0x30, 0]),
-  ]);
-  const body = Buffer.concat([Buffer.from([0x02, 1, 9]), Buffer.from([0x63, op.length]), op]);
-  const pdu = Buffer.concat([Buffer.from([0x30, body.length]), body]);
+  const pdu = searchPdu(9, '', 2, [], eq('cn', 'a*b (c)\\'));
   validateLdapMessage(pdu, 64);
   assert.deepEqual(decodeSearchRequest(pdu)?.filter, { type: 'equal', attr: 'cn', value: 'a*b (c)\\' });
 });

@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { adminArgs, ldapResultCode, run, startTestAppliance, type TestAppliance } from '../helpers';
 import { children, readTlv } from '../../server/ldap/ber';
+import { extendedRequest, message } from '../fixtures/ber';
 
 // The generated certificate names the appliance, not 127.0.0.1: the clients are told not to verify it.
 process.env.LDAPTLS_REQCERT = 'never';
@@ -21,21 +22,10 @@ after(async () => t.close());
 const OID = '1.3.6.1.4.1.1466.20037';
 
 /** An ExtendedRequest PDU for StartTLS (with a request value when `value` is given). */
-function startTlsPdu(id: number, value?: Buffer): Buffer {
-  const name = Buffer.concat([Buffer.from([0x80, OID.length]), Buffer.from(OID)]);
-  const val = value ? Buffer.concat([Buffer.from([0x81, value.length]), value]) : Buffer.alloc(0);
-  const op = Buffer.concat([Buffer.from([0x77, name.length + val.length]), name, val]);
-  const body = Buffer.concat([Buffer.from([0x02, 0x01, id]), op]);
-  return Buffer.concat([Buffer.from([0x30, body.length]), body]);
-}
+const startTlsPdu = (id: number, value?: Buffer): Buffer => message(id, extendedRequest(OID, value));
 
 /** WhoAmI (RFC 4532) as a PDU. */
-function whoAmIPdu(id: number): Buffer {
-  const oid = '1.3.6.1.4.1.4203.1.11.3';
-  const op = Buffer.concat([Buffer.from([0x77, oid.length + 2, 0x80, oid.length]), Buffer.from(oid)]);
-  const body = Buffer.concat([Buffer.from([0x02, 0x01, id]), op]);
-  return Buffer.concat([Buffer.from([0x30, body.length]), body]);
-}
+const whoAmIPdu = (id: number): Buffer => message(id, extendedRequest('1.3.6.1.4.1.4203.1.11.3'));
 
 /** Reads one LDAPMessage from `s`; resolves with [messageId, protocolOp tag, resultCode]. */
 function readResponse(s: net.Socket | tls.TLSSocket): Promise<[number, number, number]> {

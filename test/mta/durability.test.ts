@@ -15,102 +15,13 @@
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { startSpawned, stopChild, tempDir, type SpawnedAppliance } from '../helpers';
-import { addUser, ls, maildir, USER as RCPT } from './fixture';
+import { addUser, ls, maildir, RawSmtp, USER as RCPT, waitFor } from './fixture';
+import { waitForAsync } from '../fixtures/wait';
 
 const MESSAGES = 500;
 const SESSIONS = 4;
-
-// ------------------------------------------------------------------ a minimal SMTP client
-
-interface Reply {
-  code: number;
-  text: string;
-}
-
-/** One SMTP session: line-oriented replies (multi-line aware), commands one at a time. */
-class SmtpSession {
-  private buf = '';
-  private lines: string[] = [];
-  private readonly ready: Reply[] = [];
-  private waiter: { resolve: (r: Reply) => void; reject: (e: Error) => void } | undefined;
-  private dead: Error | undefined;
-
-  private constructor(readonly sock: net.Socket) {
-    sock.setEncoding('latin1');
-    sock.setNoDelay(true);
-    sock.on('data', (d: string) => this.onData(d));
-    sock.on('error', (e) => this.fail(e));
-    sock.on('close', () => this.fail(new Error('connection closed')));
-  }
-
-  static open(port: number): Promise<SmtpSession> {
-    return new Promise((resolve, reject) => {
-      const sock = net.connect(port, '127.0.0.1');
-      const s = new SmtpSession(sock);
-      sock.once('connect', () => {
-        s.reply().then((greeting) => (greeting.code === 220 ? resolve(s) : reject(new Error(`greeting ${greeting.text}`))), reject);
-      });
-      sock.once('error', reject);
-    });
-  }
-
-  private onData(d: string): void {
-    this.buf += d;
-    let i: number;
-    while ((i = this.buf.indexOf('\n')) >= 0) {
-      const line = this.buf.slice(0, i).replace(/\r$/, '');
-      this.buf = this.buf.slice(i + 1);
-      this.lines.push(line);
-      if (/^\d{3}-/.test(line)) continue;
-      const r = { code: Number(line.slice(0, 3)) || 0, text: this.lines.join('\n') };
-      this.lines = [];
-      if (this.waiter) {
-        const w = this.waiter;
-        this.waiter = undefined;
-        w.resolve(r);
-      } else this.ready.push(r);
-    }
-  }
-
-  private fail(e: Error): void {
-    this.dead ??= e;
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = undefined;
-      w.reject(e);
-    }
-  }
-
-  reply(timeoutMs = 15_000): Promise<Reply> {
-    const r = this.ready.shift();
-    if (r) return Promise.resolve(r);
-    if (this.dead) return Promise.reject(this.dead);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiter = undefined;
-        reject(new Error('reply timeout'));
-      }, timeoutMs);
-      this.waiter = {
-        resolve: (x) => (clearTimeout(timer), resolve(x)),
-        reject: (e) => (clearTimeout(timer), reject(e)),
-      };
-    });
-  }
-
-  async cmd(line: string, expect: number): Promise<Reply> {
-    this.sock.write(`${line}\r\n`);
-    const r = await this.reply();
-    if (r.code !== expect) throw new Error(`${line.slice(0, 40)}: expected ${expect}, got ${r.text}`);
-    return r;
-  }
-
-  close(): void {
-    this.sock.destroy();
-  }
-}
 
 /** A message whose Message-ID is `<id@durability.test>` and whose last line names it. */
 function message(id: string): string {
@@ -128,17 +39,18 @@ async function sendAll(port: number, ids: string[], acked: Set<string>, onAck: (
   let next = 0;
   const failures: string[] = [];
   const worker = async () => {
-    let s: SmtpSession | undefined;
+    let s: RawSmtp | undefined;
     try {
-      s = await SmtpSession.open(port);
-      await s.cmd('EHLO durability.test', 250);
+      const opened = await RawSmtp.connect(port, 15_000);
+      s = opened.client;
+      if (opened.greeting.code !== 220) throw new Error(`greeting ${opened.greeting.text}`);
+      await s.expect('EHLO durability.test', 250, 15_000);
       while (next < ids.length) {
         const id = ids[next++];
-        await s.cmd('MAIL FROM:<sender@elsewhere.test>', 250);
-        await s.cmd(`RCPT TO:<${RCPT}>`, 250);
-        await s.cmd('DATA', 354);
-        s.sock.write(`${message(id)}.\r\n`);
-        const r = await s.reply();
+        await s.expect('MAIL FROM:<sender@elsewhere.test>', 250, 15_000);
+        await s.expect(`RCPT TO:<${RCPT}>`, 250, 15_000);
+        await s.expect('DATA', 354, 15_000);
+        const r = await s.cmd(`${message(id)}.`, 15_000);
         if (r.code !== 250) throw new Error(`DATA for ${id}: ${r.text}`);
         acked.add(id);
         onAck();
@@ -146,7 +58,7 @@ async function sendAll(port: number, ids: string[], acked: Set<string>, onAck: (
     } catch (e) {
       failures.push((e as Error).message);
     } finally {
-      s?.close();
+      s?.destroy();
     }
   };
   await Promise.all(Array.from({ length: SESSIONS }, worker));
@@ -209,26 +121,25 @@ function spoolFiles(): string[] {
   return ls(spoolDir).filter((f) => f.endsWith('.eml'));
 }
 
-/** Waits until the queue is drained (no spool file left) and every acked id is in the Maildir, and the count is stable. */
+/** The appliance's queue counts (GET /stats of its admin API). */
+async function queueCounts(r: Running): Promise<{ messages: number }> {
+  const res = await fetch(`http://127.0.0.1:${r.ports.http}/stats`);
+  return ((await res.json()) as { queue: { messages: number } }).queue;
+}
+
+/** Waits until the queue is empty (GET /stats), no spool file is left and every acked id is in the Maildir. */
 async function waitDrained(acked: Set<string>, r: Running, timeoutMs = 90_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  let lastCount = -1;
-  for (;;) {
+  await waitForAsync('the queue to drain', async () => {
     assert.equal(r.child.exitCode, null, `the appliance exited:\n${r.output()}`);
-    const count = maildirCount();
-    if (spoolFiles().length === 0 && count === lastCount && count >= acked.size) {
-      const { ids } = maildirIds();
-      if ([...acked].every((id) => ids.has(id))) return;
-    }
-    lastCount = count;
-    if (Date.now() > until) {
-      const { ids } = maildirIds();
-      const missing = [...acked].filter((id) => !ids.has(id));
-      assert.fail(`queue not drained after ${timeoutMs} ms: ${spoolFiles().length} spool files, ${count} in the Maildir, ` +
-        `${missing.length} acknowledged missing (e.g. ${missing.slice(0, 5).join(', ')})\n${r.output()}`);
-    }
-    await new Promise((res) => setTimeout(res, 250));
-  }
+    if ((await queueCounts(r)).messages > 0 || spoolFiles().length > 0) return false;
+    const { ids } = maildirIds();
+    return [...acked].every((id) => ids.has(id));
+  }, timeoutMs, 250).catch(() => {
+    const { ids } = maildirIds();
+    const missing = [...acked].filter((id) => !ids.has(id));
+    assert.fail(`queue not drained after ${timeoutMs} ms: ${spoolFiles().length} spool files, ${maildirCount()} in the Maildir, ` +
+      `${missing.length} acknowledged missing (e.g. ${missing.slice(0, 5).join(', ')})\n${r.output()}`);
+  });
 }
 
 /** Every acked id exactly once, no id at all twice, every body intact. */
@@ -290,8 +201,7 @@ test('kill -9 during intake and during delivery loses no acknowledged message an
   }, 5);
   const sent2 = await sendAll(app.ports.smtp, round2, acked, () => undefined);
   // Intake may have finished before delivery reached 150: wait for the watcher.
-  const until = Date.now() + 30_000;
-  while (!killed2 && Date.now() < until) await new Promise((res) => setTimeout(res, 10));
+  await waitFor('delivery to reach 150 messages of round 2', () => killed2, 30_000, 10).catch(() => undefined);
   clearInterval(watcher);
   assert.ok(killed2, `delivery never reached 150 messages of round 2 (${maildirCount() - base}); failures: ${sent2.failures.join(' | ')}`);
   await killed2;

@@ -7,10 +7,7 @@
  */
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
-import * as tls from 'node:tls';
-import { StringDecoder } from 'node:string_decoder';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { ldapaddAt, run } from '../helpers';
@@ -60,120 +57,8 @@ export function ls(dir: string): string[] {
   }
 }
 
-/** One SMTP reply: code, and the text of every line (codes stripped). */
-export interface SmtpReply {
-  code: number;
-  lines: string[];
-  /** All lines as received, joined with '\n'. */
-  raw: string;
-}
-
-/** A line-at-a-time SMTP client over a raw socket (no PIPELINING, no parsing of our own commands). */
-export class RawSmtp {
-  private buf = '';
-  private lines: string[] = [];
-  private waiter: (() => void) | undefined;
-  private closed = false;
-
-  private constructor(private sock: net.Socket) {
-    this.attach(sock);
-  }
-
-  private attach(sock: net.Socket): void {
-    const decoder = new StringDecoder('utf8');
-    sock.on('data', (d: Buffer) => {
-      this.buf += decoder.write(d);
-      let i: number;
-      while ((i = this.buf.indexOf('\n')) >= 0) {
-        this.lines.push(this.buf.slice(0, i).replace(/\r$/, ''));
-        this.buf = this.buf.slice(i + 1);
-      }
-      this.wake();
-    });
-    sock.on('close', () => {
-      this.closed = true;
-      this.wake();
-    });
-    sock.on('error', () => undefined);
-  }
-
-  /** STARTTLS (RFC 3207): expects 220, then goes on over TLS (certificate not checked). */
-  async starttls(servername = 'mx.dcmx.test'): Promise<void> {
-    const r = await this.cmd('STARTTLS');
-    if (r.code !== 220) throw new Error(`STARTTLS refused: ${r.raw}`);
-    const plain = this.sock;
-    plain.removeAllListeners('data');
-    plain.removeAllListeners('close');
-    const secure = tls.connect({ socket: plain, rejectUnauthorized: false, servername });
-    await new Promise<void>((resolve, reject) => {
-      secure.once('secureConnect', resolve);
-      secure.once('error', reject);
-    });
-    this.sock = secure;
-    this.attach(secure);
-  }
-
-  private wake(): void {
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.();
-  }
-
-  /** Connects (from `localAddress`, e.g. 127.0.0.2 to stand for another client) and reads the greeting. */
-  static async connect(port: number, timeoutMs = 10_000, localAddress?: string): Promise<{ client: RawSmtp; greeting: SmtpReply }> {
-    const sock = net.connect({ port, host: '127.0.0.1', localAddress });
-    await new Promise<void>((resolve, reject) => {
-      sock.once('connect', resolve);
-      sock.once('error', reject);
-    });
-    const client = new RawSmtp(sock);
-    const greeting = await client.reply(timeoutMs);
-    return { client, greeting };
-  }
-
-  /** Reads one (possibly multi-line) reply. */
-  async reply(timeoutMs = 10_000): Promise<SmtpReply> {
-    const deadline = Date.now() + timeoutMs;
-    const got: string[] = [];
-    for (;;) {
-      while (this.lines.length) {
-        const l = this.lines.shift()!;
-        got.push(l);
-        if (/^\d{3}(?: |$)/.test(l)) {
-          return { code: Number(l.slice(0, 3)), lines: got.map((x) => x.slice(4)), raw: got.join('\n') };
-        }
-      }
-      if (this.closed) throw new Error(`connection closed while waiting for a reply (got ${JSON.stringify(got)})`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no reply within ${timeoutMs} ms (got ${JSON.stringify(got)})`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiter = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-  }
-
-  /** Sends one command line (CRLF added) and reads its reply. */
-  async cmd(line: string, timeoutMs = 10_000): Promise<SmtpReply> {
-    this.sock.write(line + '\r\n');
-    return this.reply(timeoutMs);
-  }
-
-  /** QUIT, then closes the socket. */
-  async quit(): Promise<void> {
-    if (!this.closed) {
-      try {
-        await this.cmd('QUIT', 2000);
-      } catch {
-        // closed already
-      }
-    }
-    this.sock.destroy();
-  }
-}
+/** The raw SMTP client is shared with every test folder (fixtures/smtp.ts). */
+export { RawSmtp, type SmtpReply } from '../fixtures/smtp';
 
 /** What swaks printed, and the reply the server gave to a command. */
 export interface SwaksResult {
@@ -333,24 +218,5 @@ export function allMail(dataDir: string): { file: string; text: string }[] {
   return out;
 }
 
-/** Polls `check` until it returns a truthy value or the deadline passes (then throws naming `what`). */
-export async function waitFor<T>(what: string, check: () => T | undefined | false | null, timeoutMs = 10_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
-/** Resolves `p`, or rejects after `ms` naming `what` (so a stuck wait fails the test instead of hanging it). */
-export function within<T>(what: string, p: Promise<T>, ms = 15_000): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-    }),
-  ]);
-}
+/** Shared with every test folder (fixtures/wait.ts). */
+export { waitFor, within } from '../fixtures/wait';

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import nodemailer from 'nodemailer';
 import { adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
 import { INLINE_MAX } from '../../server/mta/spool';
+import { ls, waitFor } from './fixture';
 
 let t: TestAppliance;
 before(async () => {
@@ -25,9 +26,7 @@ test('a message larger than INLINE_MAX is spooled to a file, delivered intact, a
   await transport.sendMail({ from: 'a@sender.example', to: 'u@big.example', subject: 'big', text: body });
   transport.close();
   const dir = path.join(t.dataDir, 'mail', 'big.example', 'u', 'new');
-  const until = Date.now() + 10_000;
-  while ((!fs.existsSync(dir) || fs.readdirSync(dir).length === 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-  const files = fs.readdirSync(dir);
+  const files = await waitFor('the delivery', () => ls(dir).length > 0 && ls(dir));
   assert.equal(files.length, 1);
   const got = fs.readFileSync(path.join(dir, files[0]), 'utf8');
   assert.ok(got.length > INLINE_MAX, `delivered ${got.length} bytes: ${got.slice(0, 300)}`);

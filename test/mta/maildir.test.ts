@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import { CrlfToLf, deliverToMaildir, InvalidMailboxError, mailboxPath, maildirName, sweepMaildirTmp, TMP_MAX_AGE_MS } from '../../server/mta/maildir';
 import type { QueuedMessage } from '../../server/mta/types';
 import { startTestAppliance, tempDirs } from '../helpers';
+import { waitFor } from '../fixtures/wait';
 
 const tmp = tempDirs('dcmx-maildir-');
 
@@ -368,9 +369,7 @@ describe('sweepMaildirTmp', () => {
     const fresh = aged(path.join(box, 'tmp', '1700000000.QWRITING1_0123abcd.mx.dcmx.test.4242_cafebabe'), 60_000);
     const t = await startTestAppliance({}, dataDir);
     try {
-      const deadline = Date.now() + 10_000;
-      while (fs.existsSync(leftover) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      assert.ok(!fs.existsSync(leftover), 'the 37-hour-old tmp/ file is gone');
+      await waitFor('the 37-hour-old tmp/ file to go', () => !fs.existsSync(leftover));
       assert.ok(fs.existsSync(fresh), 'the fresh tmp/ file is still there');
     } finally {
       await t.close();

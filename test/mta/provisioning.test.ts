@@ -20,27 +20,22 @@
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
-import { ADMIN_PASSWORD, adminArgs, run, startTestAppliance, testEnv, type RunResult, type TestAppliance } from '../helpers';
+import { ADMIN_PASSWORD, adminArgs, run, runDcmx, startTestAppliance, testEnv, type RunResult, type TestAppliance } from '../helpers';
 import { digRunner, kdigRunner, section } from '../dns/fixture';
 import { freeDualPort, startKnot, type Knot } from '../dns/knot';
 import { mailbox, newDir, RawSmtp, startNextHop, swaks, waitFor, type NextHop, type SmtpReply } from './fixture';
 import { ConfigError, loadConfig } from '../../server/config';
 import { StubDns } from './stub-dns';
+import { waitForAsync } from '../fixtures/wait';
 import { RRTYPE } from '../../server/directory/records';
 
 const HOST = 'mx.dcmx.test';
 const SUFFIX = 'o=internet';
-const CLI = path.resolve(__dirname, '..', '..', 'server', 'admin', 'cli.js');
 const PROVISION_OID = '1.3.6.1.4.1.32473.1.3.1';
 
 // ------------------------------------------------------------------ helpers
 
 const dn = (name: string): string => name.split('.').map((l) => `dc=${l}`).join(',') + `,${SUFFIX}`;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 /** Entries of `ldapsearch -LLL -o ldif-wrap=no` output. */
 function parseLdif(out: string): { dn: string; attrs: Record<string, string[]> }[] {
@@ -104,19 +99,7 @@ async function snapshot(t: TestAppliance): Promise<{ dns: string[]; last: number
 
 /** The dcmx CLI in its own process, with the environment of the appliance `t`. */
 function dcmx(t: TestAppliance, args: string[], extra: Record<string, string> = {}): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const env = { ...process.env, ...testEnv(t.dataDir, extra) };
-    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? 1, stdout, stderr });
-    });
-  });
+  return runDcmx(testEnv(t.dataDir, extra), args, 30_000);
 }
 
 interface Dig {
@@ -144,7 +127,7 @@ function soaSerial(lines: string[]): number {
 
 /** One SMTP session up to RCPT (from `localAddress`, another loopback address, when given): the RCPT reply (then QUIT). */
 async function rcpt(port: number, address: string, timeoutMs = 15_000, localAddress?: string): Promise<SmtpReply> {
-  const { client, greeting } = await RawSmtp.connect(port, 10_000, localAddress);
+  const { client, greeting } = await RawSmtp.connect(port, 10_000, { localAddress });
   try {
     assert.equal(greeting.code, 220, greeting.raw);
     assert.equal((await client.cmd('EHLO client.test')).code, 250);
@@ -657,15 +640,17 @@ describe('f. a new domain inside a zone reaches a Knot secondary by NOTIFY', () 
     assert.equal(serialAfter, serialBefore + 1, 'the whole provisioning bumped the zone serial once (one transaction)');
     assert.equal(t.app.zones.zoneOf('sub.example.org')?.name, ZONE, 'the records joined the existing zone');
     let last: Dig | undefined;
-    for (;;) {
+    // Until knotd has taken the transfer our NOTIFY asked for (the assertion below says what it served last).
+    await waitForAsync('knotd to serve sub.example.org MX', async () => {
       if (knot!.exited) throw new Error(`knotd exited:\n${knotLog()}`);
       last = await dig(knotPort, 'sub.example.org', 'MX', 'kdig');
-      if (last.status === 'NOERROR' && last.answer.length) break;
-      if (Date.now() - t0 > 10_000) break;
-      await sleep(100);
-    }
+      return last.status === 'NOERROR' && last.answer.length > 0;
+    }, 10_000, 100).catch((e: Error) => {
+      if (knot!.exited) throw e;
+    });
     const elapsed = Date.now() - t0;
     ctx.diagnostic(`knot served sub.example.org MX ${elapsed} ms after the RCPT; knot log: ${knotLog().slice(logFrom).split('\n').filter((l) => l.includes(ZONE)).map((l) => l.replace(/^\S+\s+/, '')).join(' | ')}`);
+    assert.ok(last);
     assert.deepEqual(last.answer.map((l) => l.replace(/ \d+ IN /, ' IN ')), [`sub.example.org. IN MX 10 ${HOST}.`], `knot after ${elapsed} ms: ${last.raw}\n${knotLog().slice(logFrom)}`);
     assert.ok(/notify, incoming/i.test(knotLog().slice(logFrom)), `knot logged our NOTIFY:\n${knotLog().slice(logFrom)}`);
     const ksoa = await dig(knotPort, ZONE, 'SOA', 'kdig');

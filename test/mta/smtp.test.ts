@@ -386,8 +386,7 @@ describe('relay domain over SMTP to the smart host', { timeout: 60_000 }, () => 
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /MAIL FROM:<>/, 'swaks sent the null sender');
     await waitFor('the failed attempt for the null sender', () => t.app.mta.delivery.stats.bounced > bounced, 15_000);
-    await idle();
-    await new Promise((res) => setTimeout(res, 300));
+    // A bounce would be queued within the failed attempt, and idle means nothing queued is due either.
     await idle();
     const after = allMail(t.dataDir);
     assert.equal(after.length, mailBefore, 'no bounce delivered anywhere');
@@ -530,7 +529,6 @@ describe('directory cache', { timeout: 60_000 }, () => {
       await transport.sendMail(mail(0));
       await idle();
       const reads = t.app.mta.cache.stats.directoryReads;
-      const started = Date.now();
       for (let i = 1; i <= 100; i++) {
         const info = await transport.sendMail(mail(i));
         assert.deepEqual(info.accepted, ['carol@example.org']);
@@ -539,7 +537,6 @@ describe('directory cache', { timeout: 60_000 }, () => {
       const grew = t.app.mta.cache.stats.directoryReads - reads;
       assert.ok(grew <= 1, `directoryReads grew by ${grew} for 100 messages`);
       assert.equal(mailbox(t.dataDir, 'carol@example.org').filter((m) => /Subject: cache-\d+/.test(m)).length, 101);
-      assert.ok(Date.now() - started < 20_000, 'sent and delivered within 20 s');
     } finally {
       transport.close();
     }

@@ -10,7 +10,7 @@
  */
 import { describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { filterToSql, MAX_SQL_PARAMS, type SqlCondition } from '../../storage/filter-sql';
+import { filterToSql, MAX_SQL_PARAMS, MAX_SQL_SCANS, type SqlCondition } from '../../storage/filter-sql';
 import { compileFilter, type Filter, type FilterInput } from '../../server/directory/filter';
 import { loadSchema } from '../../server/directory/open';
 import { DEFAULT_INDEXES, type Directory, type SearchRequest } from '../../server/directory/directory';
@@ -118,6 +118,24 @@ describe('filterToSql', () => {
     const c = sql(sub('cn', undefined, ['[a]']));
     assert.deepEqual(c.params, ['cn', '*[[]a]*']);
     assert.deepEqual(sql(sub('cn', 'a?', [], '*z')).params, ['cn', 'a[?]*[*]z']);
+  });
+
+  test(`at most ${MAX_SQL_SCANS} index scans (substrings, presence) go to SQL; a wider OR is left to the code`, () => {
+    const scans = (c: SqlCondition) => (c.sql.match(/GLOB \?|WHERE attr = \?\)/g) ?? []).length;
+    const subs = (n: number) => Array.from({ length: n }, (_, i) => sub('cn', undefined, [`piece ${i}`]));
+    const fits = sql({ type: 'or', filters: subs(MAX_SQL_SCANS) });
+    assert.equal(scans(fits), MAX_SQL_SCANS);
+    // One more and the OR (of any size: 14,000 such terms once took SQLite 25 s in one call) is "any entry".
+    for (const n of [MAX_SQL_SCANS + 1, 14_000]) assert.deepEqual(sql({ type: 'or', filters: subs(n) }), { sql: '1', params: [], exact: false });
+    assert.deepEqual(sql({ type: 'or', filters: [...subs(MAX_SQL_SCANS), { type: 'present', attr: 'mail' }] }), { sql: '1', params: [], exact: false });
+    // Equalities are index lookups: any number of them, in one probe, beside the scans that fit.
+    const mixed = sql({ type: 'or', filters: [...Array.from({ length: 3000 }, (_, i) => eq('uid', `u${i}`)), ...subs(MAX_SQL_SCANS)] });
+    assert.equal(scans(mixed), MAX_SQL_SCANS);
+    assert.equal(mixed.exact, false);
+    // In an AND the scans past the budget are left out; the rest still narrows.
+    const and = sql({ type: 'and', filters: [eq('uid', 'u1'), ...subs(MAX_SQL_SCANS + 3)] });
+    assert.equal(scans(and), MAX_SQL_SCANS);
+    assert.deepEqual(and.params.slice(0, 2), ['uid', 'u1']);
   });
 });
 
