@@ -74,6 +74,8 @@ export class Delivery {
   private again = false;
   private stopped = false;
   private active = 0;
+  /** The pass under way (or the last one). */
+  private current: Promise<void> | undefined;
   /** Counters for tests, the admin API and benchmarks. */
   readonly stats = { delivered: 0, deferred: 0, bounced: 0, held: 0, attempts: 0 };
   /** Resolves waiters when the queue has nothing due and nothing in flight. */
@@ -102,9 +104,15 @@ export class Delivery {
     setImmediate(() => void this.pass());
   }
 
-  stop(): void {
+  /**
+   * Stops working the queue: no new attempt starts, and the promise resolves
+   * once the attempts under way have ended and recorded their outcome, so
+   * the store may be closed after it.
+   */
+  stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    return this.current ?? Promise.resolve();
   }
 
   /** Resolves once nothing is due or in flight (tests, benchmarks). */
@@ -118,8 +126,14 @@ export class Delivery {
     return t !== undefined && t <= Date.now();
   }
 
-  private async pass(): Promise<void> {
-    if (this.running || this.stopped) return;
+  private pass(): Promise<void> {
+    if (this.running || this.stopped) return Promise.resolve();
+    this.current = this.work();
+    return this.current;
+  }
+
+  /** One pass over the due recipients (again while more came due meanwhile). */
+  private async work(): Promise<void> {
     this.running = true;
     try {
       do {
@@ -138,7 +152,7 @@ export class Delivery {
         await new Promise<void>((resolve) => {
           let next = 0;
           const launch = () => {
-            while (this.active < this.opts.concurrency && next < jobs.length) {
+            while (!this.stopped && this.active < this.opts.concurrency && next < jobs.length) {
               const [id, rows] = jobs[next++];
               this.inflight.add(id);
               this.active++;
@@ -147,11 +161,11 @@ export class Delivery {
                 .finally(() => {
                   this.inflight.delete(id);
                   this.active--;
-                  if (next < jobs.length) launch();
+                  if (next < jobs.length && !this.stopped) launch();
                   else if (this.active === 0) resolve();
                 });
             }
-            if (jobs.length === 0) resolve();
+            if (this.active === 0) resolve(); // nothing to do, or stopped before any began
           };
           launch();
         });
@@ -160,6 +174,7 @@ export class Delivery {
     } finally {
       this.running = false;
     }
+    if (this.stopped) return;
     this.schedule();
     if (this.active === 0 && !this.hasDue()) {
       const w = this.idleWaiters;

@@ -112,8 +112,10 @@ export async function startMta(
     port, cache, routing, queue, delivery, intake, resolver, mail, policy: policy?.stats,
     async close() {
       await intake.close();
-      delivery.stop();
+      // Attempts under way end (outbound connections closing) and record their outcome before the store closes.
+      const stopped = delivery.stop();
       outbound.close();
+      await stopped;
       follower.stop();
       await sweeper.stop();
     },

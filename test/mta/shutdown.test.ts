@@ -1,0 +1,62 @@
+/**
+ * Shutting down while a delivery is under way: the appliance's close waits
+ * for the attempt to end and record its outcome before the store closes, so
+ * the message is neither lost nor sent twice after the restart.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { adminArgs, run, startTestAppliance, tempDirs } from '../helpers';
+import { startNextHop, swaks, waitFor } from './fixture';
+
+const tempDir = tempDirs('dcmx-shutdown-');
+
+test('close during a relay attempt: the attempt ends and is recorded first; the restarted appliance sends nothing again', async () => {
+  let release: () => void = () => undefined;
+  let inData = false;
+  const hop = await startNextHop({
+    // The next hop takes the message but holds its reply until the appliance is closing.
+    onData(stream, _session, cb) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        inData = true;
+        release = () => {
+          hop.received.push({ mailFrom: '', mailArgs: {}, rcptTo: [], body: Buffer.concat(chunks).toString('utf8') });
+          cb(null);
+        };
+      });
+    },
+  });
+  const dir = tempDir();
+  const env = { DCMX_SMTP_RELAY_PORT: String(hop.port) };
+  try {
+    const t = await startTestAppliance(env, dir);
+    let closing: Promise<void> | undefined;
+    try {
+      const ldif = 'dn: dc=org,o=internet\nobjectClass: domain\ndc: org\n\n'
+        + 'dn: dc=relayed,dc=org,o=internet\nobjectClass: domain\nobjectClass: mailDomain\ndc: relayed\nmailRoutingSmartHost: 127.0.0.1\n';
+      const added = await run('ldapadd', adminArgs(t), ldif);
+      assert.equal(added.code, 0, added.stderr);
+      const sent = await swaks(t.app.ports.smtp, { to: 'x@relayed.org', from: 'sender@client.test', subject: 'in flight at shutdown' });
+      assert.match(sent.replyTo('.') ?? sent.out, /^250 /);
+      await waitFor('the message to reach the next hop', () => inData);
+      closing = t.app.close();
+      release();
+      await closing;
+    } finally {
+      if (!closing) await t.app.close();
+    }
+    assert.equal(hop.received.length, 1);
+    // Restarted on the same data dir: the attempt was recorded as delivered, so nothing is due.
+    const again = await startTestAppliance(env, dir);
+    try {
+      await again.app.mta.delivery.whenIdle();
+      assert.equal(again.app.mta.queue.counts().messages, 0, 'the queue is empty');
+      assert.equal(hop.received.length, 1, 'not sent a second time');
+    } finally {
+      await again.close();
+    }
+  } finally {
+    await hop.close();
+  }
+});
