@@ -3,9 +3,11 @@
  * own process (a crash shows as a dead process, not as an exception the test
  * runner swallows) and serves a small zone written over LDAP. Throughout, a
  * watcher in a worker thread queries a good name over UDP every 20 ms and
- * records its worst latency; after each group of abuse the process must be
- * alive, the watcher must never have waited 1 s or lost a query, and dig must
- * still get correct answers over UDP and TCP.
+ * records its latency (printed, never asserted: tests assert behaviour, the
+ * benchmarks measure); after each group of abuse the process must be alive,
+ * every watcher query must have been answered, correctly (one left without a
+ * reply for 10 s counts as lost: a guard against a hang, not a timing), and
+ * dig must still get correct answers over UDP and TCP.
  *
  * Groups: the regression packets kept in packets/ (index.txt says why each
  * is there) over UDP and over TCP; crafted malformed packets (issue #18 of
@@ -26,9 +28,9 @@ import { digRunner, exampleOrgZone, ISSUE18, regressionPackets, tcpFrame } from 
 import { digChecks as digChecksOf, judge, MAX_UDP, query, randomPackets, replayTcp, replayUdp } from './replay';
 import { waitForAsync } from '../fixtures/wait';
 
-/** The watcher's bound on any one reply, and its query interval. */
-const WATCH_LIMIT_MS = 1000;
+/** The watcher's query interval, and how long a query may go unanswered before it counts as lost (a hang guard). */
 const WATCH_INTERVAL_MS = 20;
+const WATCH_LOST_MS = 10_000;
 
 const ZONE = exampleOrgZone({ spf: false });
 
@@ -126,7 +128,7 @@ function assertAlive(label: string): void {
   assert.equal(child.signalCode, null, `${label}: the appliance was killed by ${child.signalCode}:\n${output().slice(-3000)}`);
 }
 
-/** After a group: alive, the watcher never waited WATCH_LIMIT_MS and lost nothing, dig answers. */
+/** After a group: alive, the watcher lost nothing and got only right answers, dig answers. */
 async function checkpoint(label: string): Promise<void> {
   assertAlive(label);
   const w = await watcherReport();
@@ -136,8 +138,7 @@ async function checkpoint(label: string): Promise<void> {
       `mean ${(w.sumMs / Math.max(1, w.answered)).toFixed(2)} ms, worst ${w.worstMs.toFixed(1)} ms`,
   );
   assert.equal(w.bad, 0, `${label}: the watcher got wrong answers`);
-  assert.equal(w.lost, 0, `${label}: the watcher lost ${w.lost} queries (no reply in 3 s)`);
-  assert.ok(w.worstMs < WATCH_LIMIT_MS, `${label}: the watcher waited ${w.worstMs.toFixed(0)} ms for a reply`);
+  assert.equal(w.lost, 0, `${label}: the watcher lost ${w.lost} queries (no reply in ${WATCH_LOST_MS / 1000} s)`);
   await digChecks(label);
   assertAlive(label);
 }
@@ -159,7 +160,7 @@ before(async () => {
   await digChecks('zone loaded');
   watcher = new Worker(WATCHER_SOURCE, {
     eval: true,
-    workerData: { port, query: query('mx.example.org', 1, 0), intervalMs: WATCH_INTERVAL_MS, lostAfterMs: 3000 },
+    workerData: { port, query: query('mx.example.org', 1, 0), intervalMs: WATCH_INTERVAL_MS, lostAfterMs: WATCH_LOST_MS },
   });
   await new Promise((r) => watcher.once('message', r)); // its first answer
   await checkpoint('baseline');

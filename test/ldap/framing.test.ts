@@ -187,23 +187,21 @@ describe('PduFramer: valid PDUs', () => {
     assert.deepEqual(out, pdus);
   });
 
-  test('a large PDU fed one byte at a time is assembled in linear time', () => {
+  // Quadratic copying would take minutes here: the test's timeout is the guard, no duration is asserted.
+  test('a large PDU fed one byte at a time is assembled in linear time', { timeout: 60_000 }, () => {
     const photo = Buffer.alloc(512 * 1024, 0x5a);
     const pdu = message(
       9,
       tlv(0x68, octets('uid=big,dc=example,dc=com'), seq(seq(octets('jpegPhoto'), set(octets(photo))))),
     );
     const framer = new PduFramer(LIMITS);
-    const start = process.hrtime.bigint();
     let out: Buffer[] = [];
     for (let i = 0; i < pdu.length; i++) {
       out = framer.push(pdu.subarray(i, i + 1));
       if (i < pdu.length - 1) assert.equal(out.length, 0);
     }
-    const ms = Number(process.hrtime.bigint() - start) / 1e6;
     assert.equal(out.length, 1);
     assert.ok(out[0].equals(pdu));
-    assert.ok(ms < 10_000, `took ${ms} ms`); // quadratic copying would take minutes
   });
 
   test('a PDU of exactly maxPdu bytes is accepted, one more byte is not', () => {
