@@ -8,27 +8,10 @@
  * of the slots, and idle ones cannot hold the rest for long.
  */
 import type { BlockList } from 'node:net';
-import { canonicalIp, inCidrList } from './net';
-import { isIPv6 } from 'node:net';
+import { clientKey, inCidrList } from './net';
 
 /** Past this share of the total cap an endpoint is busy. */
 export const BUSY_SHARE = 0.75;
-
-/**
- * The key a client's connections are counted under: its address (IPv4, or
- * IPv4-mapped IPv6, as IPv4); for IPv6 its /64, which one host or one LAN
- * holds whole (RFC 4291 §2.5.4), so a client cannot step around the cap by
- * changing addresses within it.
- */
-export function clientKey(address: string): string {
-  const ip = canonicalIp(address);
-  if (!isIPv6(ip)) return ip;
-  const [head, tail] = ip.split('::');
-  const left = head ? head.split(':') : [];
-  const right = tail !== undefined && tail ? tail.split(':') : [];
-  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
-  return `${groups.slice(0, 4).join(':')}::/64`;
-}
 
 /** Why a connection was not admitted: the total cap, or its client's. */
 export type Refusal = 'total' | 'client';

@@ -50,6 +50,19 @@ export function ipv6Groups(ip: string): string[] | undefined {
   return groups.map((g) => g.padStart(4, '0').toLowerCase());
 }
 
+/**
+ * The client an address stands for, as the per-client limits count them
+ * (connections, failed authentications, new domains): an IPv4 address as it
+ * is (also IPv4-mapped), an IPv6 address by its /64, since one host or site
+ * is handed a whole /64 and could otherwise step around a limit.
+ */
+export function clientKey(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1];
+  const groups = ipv6Groups(address);
+  return groups ? `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64` : address;
+}
+
 /** An address as compared: IPv4-mapped IPv6 as IPv4, IPv6 in its canonical (RFC 5952) form. */
 export function canonicalIp(ip: string): string {
   const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);

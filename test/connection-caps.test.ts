@@ -1,7 +1,8 @@
 /** ConnectionCaps (server/connection-caps.ts): the total, per-client shares (IPv6 per /64), exemptions, busy past 3/4; the settings of the caps. */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { clientKey, ConnectionCaps } from '../server/connection-caps';
+import { ConnectionCaps } from '../server/connection-caps';
+import { clientKey } from '../server/net';
 import { cidrList } from '../server/net';
 import { loadConfig } from '../server/config';
 import { testEnv } from './helpers';

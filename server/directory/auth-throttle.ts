@@ -18,7 +18,7 @@
  *   cannot all slip under the limit at once.
  * State is in memory, bounded (least recently used keys are forgotten first).
  */
-import { isIPv6 } from 'node:net';
+import { clientKey } from '../net';
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import { TooManyFailuresError } from './errors';
@@ -65,18 +65,6 @@ interface Counter {
   failures: number[];
   /** Attempts begun and not ended. */
   pending: number;
-}
-
-/** The key of a client address: IPv4 as is (also IPv4-mapped), IPv6 by its /64. */
-export function clientKey(address: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return mapped[1];
-  if (!isIPv6(address)) return address;
-  const [head, tail = ''] = address.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = address.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
-  return groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '').toLowerCase()).join(':') + '::/64';
 }
 
 /** Counts failures and decides delays and refusals (see the module comment). */

@@ -15,7 +15,7 @@
  * - Counting windows are one second; the table holds only the last second's
  *   keys, so memory is bounded by one second of traffic.
  */
-import { isIPv6 } from 'node:net';
+import { ipv6Groups } from '../net';
 
 export type RrlVerdict = 'send' | 'drop' | 'slip';
 
@@ -30,13 +30,9 @@ export interface RrlOptions {
 export function clientNetwork(ip: string): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+)\.\d+$/i.exec(ip);
   if (mapped) return mapped[1];
-  if (!isIPv6(ip)) return ip.slice(0, ip.lastIndexOf('.'));
-  // Expand '::' and keep the first 56 bits: three groups and the high byte of the fourth.
-  const [head, tail = ''] = ip.toLowerCase().split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = ip.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
-  const g = groups.map((x) => x.padStart(4, '0'));
+  const g = ipv6Groups(ip);
+  if (!g) return ip.slice(0, ip.lastIndexOf('.'));
+  // The first 56 bits: three groups and the high byte of the fourth.
   return `${g[0]}:${g[1]}:${g[2]}:${g[3].slice(0, 2)}`;
 }
 

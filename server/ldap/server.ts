@@ -41,7 +41,8 @@ import type { TlsPair } from '../tls';
 import { startTlsVerdict, upgradeToTls } from './starttls';
 import * as tls from 'node:tls';
 import { ANONYMOUS } from '../directory/access';
-import { ConnectionCaps, clientKey } from '../connection-caps';
+import { ConnectionCaps } from '../connection-caps';
+import { clientKey } from '../net';
 import { RepeatLimiter } from '../log';
 
 export interface LdapServerOptions {

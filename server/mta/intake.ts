@@ -19,7 +19,7 @@
  * RFC 6152 §3).
  */
 import type { BlockList } from 'node:net';
-import { cidrList, inCidrList, isLoopback, ownAddressTest } from '../net';
+import { cidrList, clientKey, inCidrList, isLoopback, ownAddressTest } from '../net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
 import type { Readable } from 'node:stream';
 import { RepeatLimiter, type Logger } from '../log';
@@ -36,7 +36,7 @@ import { HopCounter } from './hops';
 import { isOurPostmaster } from './postmaster';
 import type { QueueStore } from '../../storage/queue';
 import { isStorageFull, StoreFileError } from '../../storage/db';
-import { ConnectionCaps, clientKey } from '../connection-caps';
+import { ConnectionCaps } from '../connection-caps';
 
 /** An SMTP reply for a refused command. */
 export class SmtpReply extends Error {

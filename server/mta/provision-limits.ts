@@ -10,7 +10,7 @@
  * The counts live in this process and start from zero at a restart; the
  * hourly cap bounds what a restart could let through.
  */
-import { ipv6Groups } from '../net';
+import { clientKey } from '../net';
 
 export interface ProvisionLimitsOptions {
   perClientPerMinute: number;
@@ -36,14 +36,6 @@ class Window {
   add(now: number): void {
     this.times.push(now);
   }
-}
-
-/** The client a limit is counted for: an IPv4 address, or the /64 of an IPv6 address. */
-export function clientKey(ip: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped) return mapped[1];
-  const groups = ipv6Groups(ip);
-  return groups ? `${groups.slice(0, 4).join(':')}::/64` : ip;
 }
 
 export class ProvisionLimits {
