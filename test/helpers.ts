@@ -133,10 +133,14 @@ export function adminArgs(t: TestAppliance): string[] {
  * Spawns the built appliance (dist/server/main.js) and resolves when it prints
  * `dcmx ready`. A child that does not get there (it exits, or 20 s pass) is
  * killed before the promise rejects; every child is tracked (fixtures/children.ts).
+ * `wrapper` (a command and its arguments) starts the appliance under another
+ * program, which must end by exec'ing the command appended to it (as unshare
+ * does): the child is then the appliance itself, for its pid and signals.
  */
-export function spawnAppliance(env: Record<string, string>): Promise<{ child: ChildProcess; ready: string; output: () => string }> {
+export function spawnAppliance(env: Record<string, string>, wrapper: string[] = []): Promise<{ child: ChildProcess; ready: string; output: () => string }> {
   const main = path.resolve(__dirname, '..', 'server', 'main.js');
-  const child = track(spawn(process.execPath, [main], { env: { ...process.env, ...env, DCMX_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const [cmd, ...args] = [...wrapper, process.execPath, main];
+  const child = track(spawn(cmd, args, { env: { ...process.env, ...env, DCMX_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] }));
   let out = '';
   return new Promise((resolve, reject) => {
     const fail = (why: string) => {
@@ -185,9 +189,9 @@ export interface SpawnedAppliance {
   output: () => string;
 }
 
-/** Spawns the built appliance over `dataDir` with testEnv (plus `extra`). */
-export async function startSpawned(dataDir: string, extra: Record<string, string> = {}): Promise<SpawnedAppliance> {
-  const a = await spawnAppliance(testEnv(dataDir, extra));
+/** Spawns the built appliance over `dataDir` with testEnv (plus `extra`), under `wrapper` if given (see spawnAppliance). */
+export async function startSpawned(dataDir: string, extra: Record<string, string> = {}, wrapper: string[] = []): Promise<SpawnedAppliance> {
+  const a = await spawnAppliance(testEnv(dataDir, extra), wrapper);
   return { child: a.child, ready: a.ready, ports: readyPorts(a.ready), output: a.output };
 }
 

@@ -1,36 +1,75 @@
 /**
  * A full data dir, for real: the appliance runs in its own process on a
- * small tmpfs of its own (mounted here, as root), which the test fills to
- * the last byte. Delivery then fails, and so does every write of the queue;
- * intake fails part-way through a message. Nothing may spin, hang, or be
- * acknowledged without being stored.
+ * small tmpfs of its own, which the test fills to the last byte. Delivery
+ * then fails, and so does every write of the queue; intake fails part-way
+ * through a message. Nothing may spin, hang, or be acknowledged without
+ * being stored.
+ *
+ * Mounting a tmpfs takes root. As root, the test mounts it on a temporary
+ * directory. As an ordinary user, it starts the appliance in a user and mount
+ * namespace of its own (`unshare`, util-linux), where the user is root enough
+ * to mount the tmpfs on that directory before the appliance starts; the mount
+ * is seen by the appliance only, so the test reaches it through
+ * /proc/<appliance pid>/root, and it goes away with the appliance. That needs
+ * unprivileged user namespaces (on by default in Debian 12); where they are
+ * refused, the tests fail saying so before starting anything.
  */
-import { after, test } from 'node:test';
+import { before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { startSpawned, stopChild, tempDir, type SpawnedAppliance } from '../helpers';
+import { atExit } from '../fixtures/children';
 import { addUser, mailbox, RawSmtp, swaks, USER, waitFor } from './fixture';
 
-const mounts: string[] = [];
-after(() => {
-  for (const m of mounts) {
-    spawnSync('umount', ['-l', m]);
-    fs.rmSync(m, { recursive: true, force: true });
+const asRoot = process.getuid?.() === 0;
+
+/** The options of the appliance's tmpfs, `mib` MiB. */
+const tmpfsOptions = (mib: number) => `size=${mib}m,mode=0700`;
+
+/**
+ * A command line that mounts a tmpfs of `mib` MiB on `dir` in a user and mount namespace of its
+ * own, where this user is root, then execs the command appended to it (sh's "$@" after the shift).
+ */
+const inOwnTmpfs = (mib: number, dir: string) => ['unshare', '--user', '--map-root-user', '--mount', '--propagation', 'private',
+  'sh', '-c', 'mount -t tmpfs -o "$1" tmpfs "$2" && shift 2 && exec "$@"', 'sh', tmpfsOptions(mib), dir];
+
+/** A fresh temporary directory, unmounted (as root) and removed when the test process ends, however it ends. */
+function mountPoint(): string {
+  const dir = tempDir('dcmx-full-disk-');
+  atExit(() => {
+    if (asRoot) spawnSync('umount', ['-l', dir]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+before(() => {
+  if (asRoot) return;
+  // The same mount with nothing after it: a refusal gets its own message, not an appliance that failed to start.
+  const [unshare, ...args] = inOwnTmpfs(1, mountPoint());
+  const r = spawnSync(unshare, [...args, 'true'], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    throw new Error(`these tests need a small file system of their own; not being root, they mount it in a user namespace (unshare --user --map-root-user --mount), which this system refuses: ${(r.stderr || String(r.error)).trim()}. `
+      + 'Allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces above 0; in a container, a seccomp and AppArmor profile that permits them), or run the tests as root.');
   }
 });
 
-/** A fresh tmpfs of `mib` MiB on a temporary directory (unmounted after the file's tests). */
-function smallFileSystem(mib: number): string {
-  const dir = tempDir('dcmx-full-disk-');
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${mib}m,mode=0700`, 'tmpfs', dir], { encoding: 'utf8' });
-  if (r.status !== 0) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    throw new Error(`these tests need a small file system of their own and could not mount one (mount -t tmpfs needs root): ${r.stderr || r.error}`);
+/**
+ * Starts the appliance (testEnv plus `extra`) with its data dir on a fresh tmpfs of `mib` MiB
+ * (see the header); returns it and its data dir's path as this process reaches it.
+ */
+async function onSmallFileSystem(mib: number, extra: Record<string, string> = {}): Promise<{ a: SpawnedAppliance; dir: string }> {
+  const dir = mountPoint();
+  if (asRoot) {
+    const r = spawnSync('mount', ['-t', 'tmpfs', '-o', tmpfsOptions(mib), 'tmpfs', dir], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`could not mount a tmpfs for the appliance's data dir: ${r.stderr || r.error}`);
+    return { a: await startSpawned(dir, extra), dir };
   }
-  mounts.push(dir);
-  return dir;
+  // unshare and sh each exec what follows: the child's pid is the appliance's.
+  const a = await startSpawned(dir, extra, inOwnTmpfs(mib, dir));
+  return { a, dir: path.join('/proc', String(a.child.pid), 'root', dir) };
 }
 
 /** Writes zeros into `dir/fill` until the file system is full; returns the file to remove to free it. */
@@ -72,9 +111,8 @@ function logged(a: SpawnedAppliance, msg: string): string[] {
 }
 
 test('delivery on a full disk backs off instead of spinning, logs the failure rarely, and delivers once space is back', { timeout: 120_000 }, async () => {
-  const dir = smallFileSystem(16);
   // Retries at 1 s, then 2 s at most: long enough to see a spin, short enough to see the recovery.
-  const a = await startSpawned(dir, { DCMX_QUEUE_RETRY_BASE: '1', DCMX_QUEUE_RETRY_MAX: '2' });
+  const { a, dir } = await onSmallFileSystem(16, { DCMX_QUEUE_RETRY_BASE: '1', DCMX_QUEUE_RETRY_MAX: '2' });
   try {
     await addUser(a.ports.ldap);
     // The first attempt fails (a file where the domain's Maildir directory goes) and is recorded for a retry.
@@ -108,8 +146,7 @@ test('delivery on a full disk backs off instead of spinning, logs the failure ra
 });
 
 test('a message sent while the disk is full gets 452 4.3.1 at its final dot, keeps nothing, and the session goes on', { timeout: 120_000 }, async () => {
-  const dir = smallFileSystem(16);
-  const a = await startSpawned(dir);
+  const { a, dir } = await onSmallFileSystem(16);
   let c: RawSmtp | undefined;
   try {
     await addUser(a.ports.ldap);
