@@ -7,16 +7,18 @@
  *    SMTP sessions; the appliance gets SIGKILL once ~200 were acknowledged
  *    (kill during intake). After a restart on the same data dir, every
  *    message that got its 250 is in the Maildir exactly once.
- * 2. 500 more; SIGKILL once ~150 of them are in the Maildir while the queue
- *    still holds work (kill during delivery). After a restart, every
- *    acknowledged message of both rounds is in the Maildir exactly once.
+ * 2. 500 more, taken while the domain is on hold (so the queue holds them
+ *    all); the domain is made active and the appliance gets SIGKILL once
+ *    ~150 of them are in the Maildir (kill during delivery). After a
+ *    restart, every acknowledged message of both rounds is in the Maildir
+ *    exactly once.
  * Messages that were never acknowledged may or may not be there, but never twice.
  */
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { startSpawned, stopChild, tempDir, type SpawnedAppliance } from '../helpers';
+import { ADMIN_PASSWORD, run, startSpawned, stopChild, tempDir, type SpawnedAppliance } from '../helpers';
 import { addUser, ls, maildir, RawSmtp, USER as RCPT, waitFor } from './fixture';
 import { waitForAsync } from '../fixtures/wait';
 
@@ -35,6 +37,13 @@ function message(id: string): string {
  * Every id that got a 250 after its DATA goes into `acked` (and `onAck` is called).
  * A session stops at its first failure (the appliance died); ids it did not send are not acked.
  */
+/** Sets example.org's mailDomainStatus over LDAP (hold: mail is accepted and kept queued). */
+async function domainStatus(app: SpawnedAppliance, status: 'hold' | 'active'): Promise<void> {
+  const r = await run('ldapmodify', ['-x', '-H', `ldap://127.0.0.1:${app.ports.ldap}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD],
+    `dn: dc=example,dc=org,o=internet\nchangetype: modify\nreplace: mailDomainStatus\nmailDomainStatus: ${status}\n`);
+  assert.equal(r.code, 0, r.stderr);
+}
+
 async function sendAll(port: number, ids: string[], acked: Set<string>, onAck: () => void): Promise<{ failures: string[] }> {
   let next = 0;
   const failures: string[] = [];
@@ -181,10 +190,15 @@ test('kill -9 during intake and during delivery loses no acknowledged message an
   t.diagnostic(`round 1 after restart: ${r1.present} distinct messages in the Maildir, ${r1.unackedPresent} of them never acknowledged`);
   assert.deepEqual(spoolFiles(), [], 'no spool file left after the queue drained');
 
-  // ---- round 2: kill during delivery, once ~150 of this round are in the Maildir
+  // ---- round 2: kill during delivery, once ~150 of this round are in the Maildir. The round is
+  // taken while the domain is on hold, so the queue holds all of it when delivery begins (a
+  // backlog made, not raced for), then the domain is made active again.
   const round2 = Array.from({ length: MESSAGES }, (_, i) => `r2-${String(i).padStart(3, '0')}`);
   const base = maildirCount();
   const victim2 = app;
+  await domainStatus(app, 'hold');
+  const sent2 = await sendAll(app.ports.smtp, round2, acked, () => undefined);
+  assert.equal(maildirCount(), base, 'nothing of round 2 is delivered while the domain is on hold');
   let killed2: Promise<void> | undefined;
   let spoolAtKill2 = -1;
   let ackedAtKill2 = -1;
@@ -199,9 +213,8 @@ test('kill -9 during intake and during delivery loses no acknowledged message an
       });
     }
   }, 5);
-  const sent2 = await sendAll(app.ports.smtp, round2, acked, () => undefined);
-  // Intake may have finished before delivery reached 150: wait for the watcher.
-  await waitFor('delivery to reach 150 messages of round 2', () => killed2, 30_000, 10).catch(() => undefined);
+  await domainStatus(app, 'active');
+  await waitFor('delivery to reach 150 messages of round 2', () => killed2, 60_000, 10).catch(() => undefined);
   clearInterval(watcher);
   assert.ok(killed2, `delivery never reached 150 messages of round 2 (${maildirCount() - base}); failures: ${sent2.failures.join(' | ')}`);
   await killed2;
