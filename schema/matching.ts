@@ -186,6 +186,8 @@ export const SYNTAXES: Record<SyntaxName, { oid: string; desc: string }> = {
   printableString: { oid: '1.3.6.1.4.1.1466.115.121.1.44', desc: 'Printable String' },
   telephoneNumber: { oid: '1.3.6.1.4.1.1466.115.121.1.50', desc: 'Telephone Number' },
   uuid: { oid: '1.3.6.1.1.16.1', desc: 'UUID' },
+  nisNetgroupTriple: { oid: '1.3.6.1.1.1.0.0', desc: 'RFC2307 NIS Netgroup Triple' },
+  bootParameter: { oid: '1.3.6.1.1.1.0.1', desc: 'RFC2307 Boot Parameter' },
 };
 
 /**
@@ -214,6 +216,12 @@ export function checkSyntax(syntax: SyntaxName, v: string): boolean {
       return /^[0-9 ]+$/.test(v);
     case 'uuid':
       return NORMALIZERS.uuidMatch(v) !== undefined;
+    // RFC 2307 §2.4, read as slapd reads it (every value slapd takes is taken; parts may be empty,
+    // names may hold dots): "(" hostname "," username "," domainname ")" and key "=" server ":" path.
+    case 'nisNetgroupTriple':
+      return /^\( *[^\s,()]* *, *[^\s,()]* *, *[^\s,()]* *\)$/.test(v) && isIA5(v);
+    case 'bootParameter':
+      return /^[^\s=:]*=[^\s=:]*:[\x20-\x7e]*$/.test(v) && isIA5(v);
     case 'dn':
     case 'octetString':
       return true;

@@ -13,6 +13,7 @@
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
+import { parseDescription, tokens } from '../fixtures/rfc4512';
 
 const PEOPLE = 'ou=people,o=internet';
 const USER = `uid=alice,${PEOPLE}`;
@@ -22,7 +23,8 @@ before(async () => {
   t = await startTestAppliance();
   const r = await run('ldapadd', adminArgs(t), [
     `dn: ${PEOPLE}\nobjectClass: organizationalUnit\nou: people\n`,
-    `dn: ${USER}\nobjectClass: inetOrgPerson\nuid: alice\ncn: Alice Liddell\nsn: Liddell\ngivenName: Alice\n` +
+    `dn: ${USER}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\nobjectClass: shadowAccount\nuid: alice\ncn: Alice Liddell\n` +
+      'sn: Liddell\ngivenName: Alice\nuidNumber: 10001\ngidNumber: 10000\nhomeDirectory: /home/alice\ngecos: Alice\nshadowMax: 99999\n' +
       'mail: alice@example.org\ntelephoneNumber: +1 555 0100\ndescription: Down the rabbit hole\nemployeeNumber: 42\n' +
       'preferredLanguage: en\nseeAlso: cn=White Rabbit,o=internet\nx121Address: 1234567\nhomePostalAddress: 1 Wonderland $ Oxford\n' +
       'userPassword: alice-secret-1\n',
@@ -40,16 +42,6 @@ async function subschema(...attrs: string[]): Promise<string> {
   const r = await run('ldapsearch', ['-x', '-H', t.ldapUrl, '-LLL', '-o', 'ldif-wrap=no', '-b', 'cn=Subschema', '-s', 'base', '(objectClass=*)', ...attrs]);
   assert.equal(r.code, 0, r.stderr);
   return r.stdout;
-}
-
-/** The tokens of an RFC 4512 §4.1 description: `(`, `)`, `$`, quoted strings (kept quoted) and bare words. */
-function tokens(s: string): string[] {
-  const out: string[] = [];
-  const re = / *(\(|\)|\$|'(?:[^'\\]|\\[0-9a-fA-F]{2})*'|[^ ()$']+)/gy;
-  let m: RegExpExecArray | null;
-  while (re.lastIndex < s.length && (m = re.exec(s))) out.push(m[1]);
-  assert.equal(re.lastIndex, s.length, `description tokenises: ${s}`);
-  return out;
 }
 
 const NUMERICOID = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+$/;
@@ -121,21 +113,12 @@ interface TypeDesc {
 
 /** The fields of an AttributeTypeDescription (RFC 4512 §4.1.2) this test needs. */
 function parseType(s: string): TypeDesc {
-  const tk = tokens(s);
-  const d: TypeDesc = { oid: tk[1], names: [] };
-  for (let i = 2; i < tk.length; i++) {
-    const k = tk[i];
-    if (k === 'NAME') {
-      if (tk[i + 1] === '(') {
-        for (i += 2; tk[i] !== ')'; i++) d.names.push(tk[i].slice(1, -1));
-      } else d.names.push(tk[++i].slice(1, -1));
-    } else if (k === 'SUP') d.sup = tk[++i];
-    else if (k === 'EQUALITY') d.equality = tk[++i];
-    else if (k === 'ORDERING') d.ordering = tk[++i];
-    else if (k === 'SUBSTR') d.substr = tk[++i];
-    else if (k === 'SYNTAX') d.syntax = tk[++i].replace(/\{\d+\}$/, '');
-  }
-  return d;
+  const { oid, fields } = parseDescription(s);
+  const one = (k: string) => fields.get(k)?.[0];
+  return {
+    oid, names: fields.get('NAME') ?? [], sup: one('SUP'), equality: one('EQUALITY'), ordering: one('ORDERING'), substr: one('SUBSTR'),
+    syntax: one('SYNTAX')?.replace(/\{\d+\}$/, ''),
+  };
 }
 
 const SUBSTRING_ASSERTION = '1.3.6.1.4.1.1466.115.121.1.58';
