@@ -87,44 +87,87 @@ export function normalizerFor(rule: MatchingRuleName): Normalizer {
   return NORMALIZERS[rule];
 }
 
-/** All rules we implement, with their RFC 4517 OIDs, for cn=Subschema. */
-export const MATCHING_RULES: { name: MatchingRuleName; oid: string; syntax: string }[] = [
-  { name: 'objectIdentifierMatch', oid: '2.5.13.0', syntax: '1.3.6.1.4.1.1466.115.121.1.38' },
-  { name: 'distinguishedNameMatch', oid: '2.5.13.1', syntax: '1.3.6.1.4.1.1466.115.121.1.12' },
-  { name: 'caseIgnoreMatch', oid: '2.5.13.2', syntax: '1.3.6.1.4.1.1466.115.121.1.15' },
-  { name: 'caseExactMatch', oid: '2.5.13.5', syntax: '1.3.6.1.4.1.1466.115.121.1.15' },
-  { name: 'numericStringMatch', oid: '2.5.13.8', syntax: '1.3.6.1.4.1.1466.115.121.1.36' },
-  { name: 'booleanMatch', oid: '2.5.13.13', syntax: '1.3.6.1.4.1.1466.115.121.1.7' },
-  { name: 'integerMatch', oid: '2.5.13.14', syntax: '1.3.6.1.4.1.1466.115.121.1.27' },
-  { name: 'octetStringMatch', oid: '2.5.13.17', syntax: '1.3.6.1.4.1.1466.115.121.1.40' },
-  { name: 'telephoneNumberMatch', oid: '2.5.13.20', syntax: '1.3.6.1.4.1.1466.115.121.1.50' },
-  { name: 'generalizedTimeMatch', oid: '2.5.13.27', syntax: '1.3.6.1.4.1.1466.115.121.1.24' },
-  { name: 'uuidMatch', oid: '1.3.6.1.1.16.2', syntax: '1.3.6.1.1.16.1' },
-  { name: 'caseExactIA5Match', oid: '1.3.6.1.4.1.1466.109.114.1', syntax: '1.3.6.1.4.1.1466.115.121.1.26' },
-  { name: 'caseIgnoreIA5Match', oid: '1.3.6.1.4.1.1466.109.114.2', syntax: '1.3.6.1.4.1.1466.115.121.1.26' },
+/** What a matching rule decides (RFC 4517 §4.1): equality, ordering (less than) or substrings. */
+export type RuleUsage = 'equality' | 'ordering' | 'substrings';
+
+/** A matching rule as cn=Subschema describes it and as filters apply it. */
+export interface MatchingRuleInfo {
+  name: string;
+  oid: string;
+  /** Assertion syntax: the SYNTAX of its matchingRules description. */
+  syntax: string;
+  usage: RuleUsage;
+  /** The equality rule whose normal forms it compares (its own name for an equality rule). */
+  equality: MatchingRuleName;
+  /**
+   * Syntax of the attribute values the rule applies to whatever the type
+   * names (RFC 4512 §4.1.4 matchingRuleUse): the assertion syntax for
+   * equality and ordering rules; for substrings rules, whose assertion
+   * syntax is Substring Assertion, the syntax of the strings they cut.
+   */
+  valueSyntax: string;
+}
+
+const S = (n: number) => `1.3.6.1.4.1.1466.115.121.1.${n}`;
+const eq = (name: MatchingRuleName, oid: string, syntax: string): MatchingRuleInfo & { name: MatchingRuleName } =>
+  ({ name, oid, syntax, usage: 'equality', equality: name, valueSyntax: syntax });
+const ord = (name: string, oid: string, equality: MatchingRuleName, syntax: string): MatchingRuleInfo =>
+  ({ name, oid, syntax, usage: 'ordering', equality, valueSyntax: syntax });
+const sub = (name: string, oid: string, equality: MatchingRuleName, valueSyntax: string): MatchingRuleInfo =>
+  ({ name, oid, syntax: S(58), usage: 'substrings', equality, valueSyntax });
+
+/** The equality rules we implement, with their RFC 4517 OIDs (RFC 4530 for uuidMatch). */
+export const MATCHING_RULES: (MatchingRuleInfo & { name: MatchingRuleName })[] = [
+  eq('objectIdentifierMatch', '2.5.13.0', S(38)),
+  eq('distinguishedNameMatch', '2.5.13.1', S(12)),
+  eq('caseIgnoreMatch', '2.5.13.2', S(15)),
+  eq('caseExactMatch', '2.5.13.5', S(15)),
+  eq('numericStringMatch', '2.5.13.8', S(36)),
+  eq('booleanMatch', '2.5.13.13', S(7)),
+  eq('integerMatch', '2.5.13.14', S(27)),
+  eq('octetStringMatch', '2.5.13.17', S(40)),
+  eq('telephoneNumberMatch', '2.5.13.20', S(50)),
+  eq('generalizedTimeMatch', '2.5.13.27', S(24)),
+  eq('uuidMatch', '1.3.6.1.1.16.2', '1.3.6.1.1.16.1'),
+  eq('caseExactIA5Match', '1.3.6.1.4.1.1466.109.114.1', S(26)),
+  eq('caseIgnoreIA5Match', '1.3.6.1.4.1.1466.109.114.2', S(26)),
 ];
 
 /**
  * Ordering and substrings rules that attribute types name (RFC 4517 §4.2,
- * RFC 4530 §3.2): published in cn=Subschema so that every rule an attribute
- * type references is described there (schema browsers check). Substring and
- * ordering comparisons themselves use the attribute's equality normaliser.
+ * RFC 4530 §3.2, and OpenLDAP's caseExactIA5SubstringsMatch, which RFC 2307's
+ * nis schema uses): they compare the normal forms of their equality rule.
+ * caseIgnoreListSubstringsMatch cuts Postal Address values (RFC 4517
+ * §3.3.28), which we store as Directory Strings: it applies to the types
+ * that name it.
  */
-export const DESCRIBED_RULES: { name: string; oid: string; syntax: string }[] = [
-  { name: 'caseIgnoreOrderingMatch', oid: '2.5.13.3', syntax: '1.3.6.1.4.1.1466.115.121.1.15' },
-  { name: 'caseIgnoreSubstringsMatch', oid: '2.5.13.4', syntax: '1.3.6.1.4.1.1466.115.121.1.58' },
-  { name: 'caseExactOrderingMatch', oid: '2.5.13.6', syntax: '1.3.6.1.4.1.1466.115.121.1.15' },
-  { name: 'caseExactSubstringsMatch', oid: '2.5.13.7', syntax: '1.3.6.1.4.1.1466.115.121.1.58' },
-  { name: 'numericStringOrderingMatch', oid: '2.5.13.9', syntax: '1.3.6.1.4.1.1466.115.121.1.36' },
-  { name: 'numericStringSubstringsMatch', oid: '2.5.13.10', syntax: '1.3.6.1.4.1.1466.115.121.1.58' },
-  { name: 'caseIgnoreListSubstringsMatch', oid: '2.5.13.12', syntax: '1.3.6.1.4.1.1466.115.121.1.58' },
-  { name: 'integerOrderingMatch', oid: '2.5.13.15', syntax: '1.3.6.1.4.1.1466.115.121.1.27' },
-  { name: 'octetStringOrderingMatch', oid: '2.5.13.18', syntax: '1.3.6.1.4.1.1466.115.121.1.40' },
-  { name: 'telephoneNumberSubstringsMatch', oid: '2.5.13.21', syntax: '1.3.6.1.4.1.1466.115.121.1.58' },
-  { name: 'generalizedTimeOrderingMatch', oid: '2.5.13.28', syntax: '1.3.6.1.4.1.1466.115.121.1.24' },
-  { name: 'caseIgnoreIA5SubstringsMatch', oid: '1.3.6.1.4.1.1466.109.114.3', syntax: '1.3.6.1.4.1.1466.115.121.1.58' },
-  { name: 'uuidOrderingMatch', oid: '1.3.6.1.1.16.3', syntax: '1.3.6.1.1.16.1' },
+export const DESCRIBED_RULES: MatchingRuleInfo[] = [
+  ord('caseIgnoreOrderingMatch', '2.5.13.3', 'caseIgnoreMatch', S(15)),
+  sub('caseIgnoreSubstringsMatch', '2.5.13.4', 'caseIgnoreMatch', S(15)),
+  ord('caseExactOrderingMatch', '2.5.13.6', 'caseExactMatch', S(15)),
+  sub('caseExactSubstringsMatch', '2.5.13.7', 'caseExactMatch', S(15)),
+  ord('numericStringOrderingMatch', '2.5.13.9', 'numericStringMatch', S(36)),
+  sub('numericStringSubstringsMatch', '2.5.13.10', 'numericStringMatch', S(36)),
+  sub('caseIgnoreListSubstringsMatch', '2.5.13.12', 'caseIgnoreMatch', S(41)),
+  ord('integerOrderingMatch', '2.5.13.15', 'integerMatch', S(27)),
+  ord('octetStringOrderingMatch', '2.5.13.18', 'octetStringMatch', S(40)),
+  sub('telephoneNumberSubstringsMatch', '2.5.13.21', 'telephoneNumberMatch', S(50)),
+  ord('generalizedTimeOrderingMatch', '2.5.13.28', 'generalizedTimeMatch', S(24)),
+  sub('caseIgnoreIA5SubstringsMatch', '1.3.6.1.4.1.1466.109.114.3', 'caseIgnoreIA5Match', S(26)),
+  sub('caseExactIA5SubstringsMatch', '1.3.6.1.4.1.4203.1.2.1', 'caseExactIA5Match', S(26)),
+  ord('uuidOrderingMatch', '1.3.6.1.1.16.3', 'uuidMatch', '1.3.6.1.1.16.1'),
 ];
+
+/** Every rule of cn=Subschema's matchingRules, equality rules first. */
+export const ALL_RULES: readonly MatchingRuleInfo[] = [...MATCHING_RULES, ...DESCRIBED_RULES];
+
+const RULE_KEYS = new Map<string, MatchingRuleInfo>();
+for (const r of ALL_RULES) for (const k of [r.name.toLowerCase(), r.oid]) RULE_KEYS.set(k, r);
+
+/** A rule by name (case-insensitive) or numeric OID, as a filter or a definition names it. */
+export function ruleInfo(nameOrOid: string): MatchingRuleInfo | undefined {
+  return RULE_KEYS.get(nameOrOid.toLowerCase());
+}
 
 /** Syntaxes only matching rules use (assertion syntaxes), for cn=Subschema: RFC 4517 §3.3.30. */
 export const ASSERTION_SYNTAXES = [{ oid: '1.3.6.1.4.1.1466.115.121.1.58', desc: 'Substring Assertion' }];
@@ -143,6 +186,8 @@ export const SYNTAXES: Record<SyntaxName, { oid: string; desc: string }> = {
   printableString: { oid: '1.3.6.1.4.1.1466.115.121.1.44', desc: 'Printable String' },
   telephoneNumber: { oid: '1.3.6.1.4.1.1466.115.121.1.50', desc: 'Telephone Number' },
   uuid: { oid: '1.3.6.1.1.16.1', desc: 'UUID' },
+  nisNetgroupTriple: { oid: '1.3.6.1.1.1.0.0', desc: 'RFC2307 NIS Netgroup Triple' },
+  bootParameter: { oid: '1.3.6.1.1.1.0.1', desc: 'RFC2307 Boot Parameter' },
 };
 
 /**
@@ -171,6 +216,12 @@ export function checkSyntax(syntax: SyntaxName, v: string): boolean {
       return /^[0-9 ]+$/.test(v);
     case 'uuid':
       return NORMALIZERS.uuidMatch(v) !== undefined;
+    // RFC 2307 §2.4, read as slapd reads it (every value slapd takes is taken; parts may be empty,
+    // names may hold dots): "(" hostname "," username "," domainname ")" and key "=" server ":" path.
+    case 'nisNetgroupTriple':
+      return /^\( *[^\s,()]* *, *[^\s,()]* *, *[^\s,()]* *\)$/.test(v) && isIA5(v);
+    case 'bootParameter':
+      return /^[^\s=:]*=[^\s=:]*:[\x20-\x7e]*$/.test(v) && isIA5(v);
     case 'dn':
     case 'octetString':
       return true;

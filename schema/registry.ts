@@ -5,7 +5,7 @@
  * descriptions, §4.1 definitions).
  */
 import type { AttributeTypeDef, MatchingRuleName, ObjectClassDef, SchemaModule, SyntaxName } from './types';
-import { ASSERTION_SYNTAXES, checkSyntax, DESCRIBED_RULES, MATCHING_RULES, normalizerFor, SYNTAXES, type Normalizer } from './matching';
+import { ALL_RULES, ASSERTION_SYNTAXES, checkSyntax, normalizerFor, SYNTAXES, type MatchingRuleInfo, type Normalizer } from './matching';
 import { DnSyntaxError, escapeDnValue, parseDn, type Dn, type Rdn } from './dn';
 
 /** A resolved attribute type. */
@@ -20,6 +20,9 @@ export interface AttributeType {
   readonly sup: AttributeType | undefined;
   /** Effective equality rule (own or inherited); undefined means no equality matching. */
   readonly equality: MatchingRuleName | undefined;
+  /** Effective ordering and substrings rules (own or inherited, RFC 4512 §4.1.2), by name. */
+  readonly ordering: string | undefined;
+  readonly substr: string | undefined;
   readonly syntax: SyntaxName;
   readonly singleValue: boolean;
   readonly noUserModification: boolean;
@@ -103,6 +106,8 @@ export class Schema {
         def: d,
         sup,
         equality,
+        ordering: d.ordering ?? sup?.ordering,
+        substr: d.substr ?? sup?.substr,
         syntax,
         singleValue: !!d.singleValue,
         noUserModification: !!d.noUserModification,
@@ -313,8 +318,28 @@ export class Schema {
     });
   }
 
+  /**
+   * True when an extensible match under `rule` applies to values of `at`
+   * (RFC 4512 §4.1.4): the type names the rule as its EQUALITY, ORDERING or
+   * SUBSTR (own or inherited), or its values have the syntax the rule
+   * compares (MatchingRuleInfo.valueSyntax).
+   */
+  ruleApplies(rule: MatchingRuleInfo, at: AttributeType): boolean {
+    return at.equality === rule.name || at.ordering === rule.name || at.substr === rule.name || SYNTAXES[at.syntax].oid === rule.valueSyntax;
+  }
+
+  /**
+   * The matching rule uses (RFC 4512 §4.1.4): for every rule we describe,
+   * the attribute types it applies to (ruleApplies), in definition order;
+   * rules that apply to none are left out, as APPLIES cannot be empty.
+   */
+  ruleUses(): { rule: MatchingRuleInfo; applies: AttributeType[] }[] {
+    return ALL_RULES.map((rule) => ({ rule, applies: this.attributeTypes.filter((at) => this.ruleApplies(rule, at)) }))
+      .filter((u) => u.applies.length > 0);
+  }
+
   /** RFC 4512 §4.1 descriptions for the cn=Subschema subentry. */
-  descriptions(): { attributeTypes: string[]; objectClasses: string[]; matchingRules: string[]; ldapSyntaxes: string[] } {
+  descriptions(): { attributeTypes: string[]; objectClasses: string[]; matchingRules: string[]; matchingRuleUse: string[]; ldapSyntaxes: string[] } {
     const qd = (s: string) => `'${s.replace(/\\/g, '\\5C').replace(/'/g, '\\27')}'`;
     const qdescrs = (names: string[]) => (names.length === 1 ? qd(names[0]) : `( ${names.map(qd).join(' ')} )`);
     const oids = (xs: string[]) => (xs.length === 1 ? xs[0] : `( ${xs.join(' $ ')} )`);
@@ -344,8 +369,10 @@ export class Schema {
       if (d.may && d.may.length) s += ` MAY ${oids(d.may)}`;
       return s + ' )';
     });
-    const matchingRules = [...MATCHING_RULES, ...DESCRIBED_RULES].map((r) => `( ${r.oid} NAME '${r.name}' SYNTAX ${r.syntax} )`);
+    const matchingRules = ALL_RULES.map((r) => `( ${r.oid} NAME '${r.name}' SYNTAX ${r.syntax} )`);
+    // RFC 4512 §4.1.4: APPLIES names the attribute types, as slapd does, by their first name.
+    const matchingRuleUse = this.ruleUses().map((u) => `( ${u.rule.oid} NAME '${u.rule.name}' APPLIES ${oids(u.applies.map((a) => a.name))} )`);
     const ldapSyntaxes = [...Object.values(SYNTAXES), ...ASSERTION_SYNTAXES].map((s) => `( ${s.oid} DESC '${s.desc}' )`);
-    return { attributeTypes, objectClasses, matchingRules, ldapSyntaxes };
+    return { attributeTypes, objectClasses, matchingRules, matchingRuleUse, ldapSyntaxes };
   }
 }

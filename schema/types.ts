@@ -33,7 +33,9 @@ export type SyntaxName =
   | 'generalizedTime'
   | 'oid'
   | 'numericString'
-  | 'uuid';
+  | 'uuid'
+  | 'nisNetgroupTriple'
+  | 'bootParameter';
 
 /** One attribute type (RFC 4512 §4.1.2). */
 export interface AttributeTypeDef {

@@ -263,9 +263,12 @@ export interface IndexDriver {
 }
 
 /**
- * Picks an indexed equality at the top of the filter (alone, or the first
- * such term of an AND) to drive the query from attr_index: one index probe
- * then the entry by rowid, instead of an IN-subquery over entries.
+ * Picks an indexed equality at the top of the filter (alone, or a term of an
+ * AND) to drive the query from attr_index: one index probe then the entry by
+ * rowid, instead of an IN-subquery over entries. In an AND, a term on
+ * another attribute than objectClass is preferred: an objectClass value is
+ * shared by every entry of its kind (`(&(objectClass=posixAccount)(uidNumber=1000))`,
+ * as NSS clients ask, is driven by uidNumber).
  */
 export function indexDriver(f: Filter, indexed: ReadonlySet<string>): IndexDriver | undefined {
   if (f.type === 'eq') {
@@ -273,13 +276,18 @@ export function indexDriver(f: Filter, indexed: ReadonlySet<string>): IndexDrive
     return names && { names, norm: f.norm, rest: undefined };
   }
   if (f.type === 'and') {
+    let pick: { i: number; names: string[]; norm: string } | undefined;
     for (let i = 0; i < f.filters.length; i++) {
       const c = f.filters[i];
       if (c.type !== 'eq') continue;
       const names = indexedNames(c.attr, indexed);
       if (!names) continue;
-      const others = f.filters.filter((_, j) => j !== i);
-      return { names, norm: c.norm, rest: others.length === 1 ? others[0] : { type: 'and', filters: others } };
+      if (!pick || pick.names[0] === 'objectclass') pick = { i, names, norm: c.norm };
+      if (names[0] !== 'objectclass') break;
+    }
+    if (pick) {
+      const others = f.filters.filter((_, j) => j !== pick.i);
+      return { names: pick.names, norm: pick.norm, rest: others.length === 1 ? others[0] : { type: 'and', filters: others } };
     }
   }
   return undefined;

@@ -11,7 +11,8 @@ import { changelog } from './changelog';
 import { dnsDomain2 } from './dnsdomain2';
 import { dcmx } from './dcmx';
 import { iplanet } from './iplanet';
+import { nis } from './nis';
 
-export { core, cosine, inetOrgPerson, changelog, dnsDomain2, dcmx, iplanet };
+export { core, cosine, inetOrgPerson, changelog, dnsDomain2, dcmx, iplanet, nis };
 
-export const allModules: SchemaModule[] = [core, cosine, inetOrgPerson, changelog, dnsDomain2, dcmx, iplanet];
+export const allModules: SchemaModule[] = [core, cosine, inetOrgPerson, changelog, dnsDomain2, dcmx, iplanet, nis];

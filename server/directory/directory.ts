@@ -34,6 +34,8 @@ import {
 /** Attributes indexed by default (lower-case canonical names). */
 export const DEFAULT_INDEXES = [
   'objectclass', 'dc', 'mail', 'mailalternateaddress', 'uid', 'cn', 'associateddomain', 'member', 'uniquemember',
+  // What NSS clients (sssd, nslcd) look accounts and groups up by (RFC 2307).
+  'uidnumber', 'gidnumber', 'memberuid',
 ];
 
 export interface DirectoryOptions {

@@ -8,7 +8,7 @@
  * `matches` evaluates it in code with the same normal forms.
  */
 import type { AttributeType, Schema } from '../../schema/registry';
-import { approximateKeys, approximateMatch, MATCHING_RULES, normalizerFor, SYNTAXES, type Normalizer } from '../../schema/matching';
+import { approximateKeys, approximateMatch, normalizerFor, ruleInfo, type MatchingRuleInfo, type Normalizer } from '../../schema/matching';
 import type { MatchingRuleName } from '../../schema/types';
 
 /** A filter as a protocol hands it over: attribute names and raw values (RFC 4511 §4.5.1.7). */
@@ -33,11 +33,11 @@ export type Filter =
   | { type: 'sub'; attr: AttributeType; initial?: string; any: string[]; final?: string }
   | { type: 'ge' | 'le'; attr: AttributeType; norm: string }
   /**
-   * Extensible match: stored values are normalised by `normalize` (the
-   * requested rule's, so caseExactMatch sees the case); without `attr`, every
-   * attribute for which `applies` holds is tried (RFC 4511 §4.5.1.7.7).
+   * Extensible match: `test` decides a stored value under the requested rule
+   * (with its normal forms, so caseExactMatch sees the case); without `attr`,
+   * every attribute for which `applies` holds is tried (RFC 4511 §4.5.1.7.7).
    */
-  | { type: 'ext'; attr?: AttributeType; normalize: Normalizer; norm: string; dnAttributes: boolean; applies: (at: AttributeType) => boolean }
+  | { type: 'ext'; attr?: AttributeType; test: (value: string) => boolean; dnAttributes: boolean; applies: (at: AttributeType) => boolean }
   | { type: 'const'; value: boolean }
   /** RFC 4511 §4.5.1.7: an item the server cannot evaluate (unknown attribute, invalid assertion value). */
   | { type: 'undefined' };
@@ -127,7 +127,7 @@ export function compileFilter(schema: Schema, f: FilterInput): Filter {
     case 'substrings': {
       const attr = schema.attr(f.attr);
       if (!attr || !attr.equality) return UNDEFINED;
-      const piece = (s: string | undefined) => (s === undefined ? undefined : substringNormalize(attr, s));
+      const piece = (s: string | undefined) => (s === undefined ? undefined : substringNormalize(attr.equality, s));
       const initial = piece(f.initial);
       const final = piece(f.final);
       const any = f.any.map((a) => piece(a)!).filter((a) => a !== '');
@@ -139,57 +139,82 @@ export function compileFilter(schema: Schema, f: FilterInput): Filter {
         attr = schema.attr(f.attr);
         if (!attr) return UNDEFINED;
       }
-      let normalize: Normalizer;
+      let test: ((v: string) => boolean) | undefined;
       let applies: (at: AttributeType) => boolean;
       if (f.rule) {
-        const rule = ruleByName(f.rule);
+        const rule = ruleInfo(f.rule);
         if (!rule) throw new FilterError(`unknown matching rule '${f.rule}'`);
-        normalize = rule === 'distinguishedNameMatch' ? (v) => schema.normalizeDnValue(v) : normalizerFor(rule);
-        applies = ruleApplies(rule);
+        test = ruleTest(schema, rule, f.value);
+        applies = (at) => schema.ruleApplies(rule, at);
       } else if (attr && attr.equality) {
-        normalize = attr.normalize;
+        const norm = attr.normalize(f.value);
+        const normalize = attr.normalize;
+        test = norm === undefined ? undefined : (v) => normalize(v) === norm;
         applies = (at) => at === attr;
       } else {
         throw new FilterError('extensible match needs a matching rule or an attribute with equality');
       }
-      const norm = normalize(f.value);
-      if (norm === undefined) return UNDEFINED;
-      return { type: 'ext', attr, normalize, norm, dnAttributes: f.dnAttributes, applies };
+      if (!test) return UNDEFINED;
+      return { type: 'ext', attr, test, dnAttributes: f.dnAttributes, applies };
     }
   }
 }
 
-/** Equality rules of the attributes approxMatch treats as text. */
-const APPROX_RULES = new Set<MatchingRuleName>(['caseIgnoreMatch', 'caseExactMatch', 'caseIgnoreIA5Match', 'caseExactIA5Match']);
-
-const RULES: Record<string, MatchingRuleName> = {};
-for (const r of [
-  'caseIgnoreMatch', 'caseExactMatch', 'caseIgnoreIA5Match', 'caseExactIA5Match', 'distinguishedNameMatch',
-  'integerMatch', 'booleanMatch', 'octetStringMatch', 'telephoneNumberMatch', 'generalizedTimeMatch',
-  'objectIdentifierMatch', 'numericStringMatch', 'uuidMatch',
-] as MatchingRuleName[]) RULES[r.toLowerCase()] = r;
-const RULE_OIDS: Record<string, MatchingRuleName> = {
-  '2.5.13.0': 'objectIdentifierMatch', '2.5.13.1': 'distinguishedNameMatch', '2.5.13.2': 'caseIgnoreMatch',
-  '2.5.13.5': 'caseExactMatch', '2.5.13.8': 'numericStringMatch', '2.5.13.13': 'booleanMatch',
-  '2.5.13.14': 'integerMatch', '2.5.13.17': 'octetStringMatch', '2.5.13.20': 'telephoneNumberMatch',
-  '2.5.13.27': 'generalizedTimeMatch', '1.3.6.1.1.16.2': 'uuidMatch',
-  '1.3.6.1.4.1.1466.109.114.1': 'caseExactIA5Match', '1.3.6.1.4.1.1466.109.114.2': 'caseIgnoreIA5Match',
-};
-
-function ruleByName(name: string): MatchingRuleName | undefined {
-  return RULES[name.toLowerCase()] ?? RULE_OIDS[name];
+/**
+ * The test of a stored value under `rule` against the assertion `value`
+ * (RFC 4517 §4.2), undefined when the assertion is not valid for the rule:
+ * an equality rule compares normal forms; an ordering rule is TRUE when the
+ * value is less than the assertion; a substrings rule reads the assertion in
+ * the Substring Assertion syntax (RFC 4517 §3.3.30) and cuts normal forms.
+ */
+function ruleTest(schema: Schema, rule: MatchingRuleInfo, value: string): ((v: string) => boolean) | undefined {
+  const normalize: Normalizer = rule.equality === 'distinguishedNameMatch' ? (v) => schema.normalizeDnValue(v) : normalizerFor(rule.equality);
+  switch (rule.usage) {
+    case 'equality': {
+      const norm = normalize(value);
+      return norm === undefined ? undefined : (v) => normalize(v) === norm;
+    }
+    case 'ordering': {
+      const norm = normalize(value);
+      if (norm === undefined) return undefined;
+      return (v) => {
+        const n = normalize(v);
+        return n !== undefined && compareOrdered(rule.equality, n, norm) < 0;
+      };
+    }
+    case 'substrings': {
+      const pieces = substringAssertion(value);
+      if (!pieces) return undefined;
+      const piece = (p: string | undefined) => (p ? substringNormalize(rule.equality, p) || undefined : undefined);
+      const initial = piece(pieces.initial);
+      const final = piece(pieces.final);
+      const any = pieces.any.map((a) => substringNormalize(rule.equality, a)).filter((a) => a !== '');
+      return (v) => {
+        const n = normalize(v);
+        return n !== undefined && substringMatch(n, initial, any, final);
+      };
+    }
+  }
 }
 
 /**
- * The attribute types a rule can be applied to when an extensible match names
- * no type (RFC 4511 §4.5.1.7.7 "all attributes in an entry that support that
- * matchingRule", RFC 4512 §4.1.4 matchingRuleUse): those whose equality rule
- * it is, and those of the rule's assertion syntax.
+ * RFC 4517 §3.3.30 Substring Assertion: pieces between unescaped `*`, with
+ * `\2A` and `\5C` standing for a literal `*` and `\`; undefined when the
+ * value has no `*` or another escape.
  */
-function ruleApplies(rule: MatchingRuleName): (at: AttributeType) => boolean {
-  const syntaxOid = MATCHING_RULES.find((r) => r.name === rule)?.syntax;
-  return (at) => at.equality === rule || SYNTAXES[at.syntax].oid === syntaxOid;
+function substringAssertion(value: string): { initial?: string; any: string[]; final?: string } | undefined {
+  const parts = value.split('*');
+  if (parts.length < 2) return undefined;
+  const pieces: string[] = [];
+  for (const p of parts) {
+    if (/\\(?![25][aAcC])|\\2[cC]|\\5[aA]/.test(p)) return undefined;
+    pieces.push(p.replace(/\\(2[aA]|5[cC])/g, (_, h: string) => (h.toLowerCase() === '2a' ? '*' : '\\')));
+  }
+  return { initial: pieces[0] || undefined, any: pieces.slice(1, -1), final: pieces[pieces.length - 1] || undefined };
 }
+
+/** Equality rules of the attributes approxMatch treats as text. */
+const APPROX_RULES = new Set<MatchingRuleName>(['caseIgnoreMatch', 'caseExactMatch', 'caseIgnoreIA5Match', 'caseExactIA5Match']);
 
 /** Normal form of an assertion value; objectClass names map to their class (so OIDs and aliases match). */
 function normalizeAssertion(schema: Schema, attr: AttributeType, value: string): string | undefined {
@@ -205,12 +230,12 @@ function normalizeAssertion(schema: Schema, attr: AttributeType, value: string):
  * spaces at a piece's edge are significant inside the value (RFC 4518 §2.6.1
  * handles them specially; we fold case and collapse runs only).
  */
-function substringNormalize(attr: AttributeType, s: string): string {
-  const caseless = attr.equality === 'caseIgnoreMatch' || attr.equality === 'caseIgnoreIA5Match' ||
-    attr.equality === 'distinguishedNameMatch' || attr.equality === 'telephoneNumberMatch';
+function substringNormalize(equality: MatchingRuleName | undefined, s: string): string {
+  const caseless = equality === 'caseIgnoreMatch' || equality === 'caseIgnoreIA5Match' ||
+    equality === 'distinguishedNameMatch' || equality === 'telephoneNumberMatch';
   let v = s.normalize('NFKC').replace(/[\s\u00a0]+/g, ' ');
   if (caseless) v = v.toLowerCase();
-  if (attr.equality === 'telephoneNumberMatch') v = v.replace(/[ -]/g, '');
+  if (equality === 'telephoneNumberMatch') v = v.replace(/[ -]/g, '');
   return v;
 }
 
@@ -274,14 +299,14 @@ export function evaluate(f: Filter, e: MatchTarget): boolean | undefined {
     case 'approx':
       return anyRaw(f.attr, e, (v) => approximateMatch(approximateKeys(v), f.keys));
     case 'ge':
-      return anyValue(f.attr, e, (v) => compareOrdered(f.attr, v, f.norm) >= 0);
+      return anyValue(f.attr, e, (v) => compareOrdered(f.attr.equality, v, f.norm) >= 0);
     case 'le':
-      return anyValue(f.attr, e, (v) => compareOrdered(f.attr, v, f.norm) <= 0);
+      return anyValue(f.attr, e, (v) => compareOrdered(f.attr.equality, v, f.norm) <= 0);
     case 'sub':
       return anyValue(f.attr, e, (v) => substringMatch(v, f.initial, f.any, f.final));
     case 'ext': {
       // RFC 4511 §4.5.1.7.7: the stored values are compared under the requested rule.
-      const test = (v: string) => f.normalize(v) === f.norm;
+      const test = f.test;
       if (f.attr) {
         if (anyRaw(f.attr, e, test)) return true;
       } else {
@@ -346,8 +371,9 @@ function anyRaw(attr: AttributeType, e: MatchTarget, test: (v: string) => boolea
   return false;
 }
 
-function compareOrdered(attr: AttributeType, a: string, b: string): number {
-  if (attr.equality === 'integerMatch') {
+/** Order of two normal forms under an equality rule's values: integers by value, others by code unit. */
+function compareOrdered(equality: MatchingRuleName | undefined, a: string, b: string): number {
+  if (equality === 'integerMatch') {
     const x = BigInt(a);
     const y = BigInt(b);
     return x < y ? -1 : x > y ? 1 : 0;

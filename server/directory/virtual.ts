@@ -69,6 +69,7 @@ export function subschemaEntry(schema: Schema, ndn: string): DirEntry {
       attributeTypes: d.attributeTypes,
       objectClasses: d.objectClasses,
       matchingRules: d.matchingRules,
+      matchingRuleUse: d.matchingRuleUse,
       ldapSyntaxes: d.ldapSyntaxes,
       createTimestamp: [SCHEMA_LOADED],
       modifyTimestamp: [SCHEMA_LOADED],

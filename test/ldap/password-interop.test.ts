@@ -6,8 +6,11 @@
  *   loaded by the administrator with ldapadd, bind with the user's real
  *   password (ldapwhoami) and never with the hash string itself; the first
  *   bind rehashes them in the configured scheme, through the write path;
+ * - the hashes LDAP browsers write ({MD5}, {SMD5}, {SHA384}, {SSHA384},
+ *   {CRYPT}$6$), computed as they compute them and set by the administrator
+ *   with ldapmodify, bind with the intended password;
  * - an unknown scheme is refused, naming it, over LDAP and by `dcmx ldif import`.
- * Needs: whois (mkpasswd), openssl, slapd (slappasswd), dovecot-core (doveadm), perl.
+ * Needs: whois (mkpasswd), openssl, slapd (slappasswd), dovecot-core (doveadm), perl, php-cli.
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -142,6 +145,73 @@ describe('hashes made by other tools, loaded by the administrator, bind with the
     assert.match(r.stdout, /^changes::? /m, 'the rehash is in the change log');
     assert.equal((await whoami(made[0].dn, PW)).code, 0);
   });
+});
+
+/**
+ * The hashes LDAP browsers write when the administrator sets a password:
+ * phpLDAPadmin 1.2.6 (`pla_password_hash`, default `md5`) and LDAP Account
+ * Manager 8 (`pwd_hash`: SMD5, SHA384, SSHA384, CRYPT-SHA512) compute them
+ * in PHP, base64 of the digest followed by the salt; here the same PHP lines
+ * run under php-cli, beside the same schemes made by slappasswd, doveadm and
+ * openssl. The password holds non-ASCII letters: PHP hashes its UTF-8 bytes.
+ */
+describe("the LDAP browsers' hashes, set by the administrator with ldapmodify, bind with the intended password", () => {
+  const BROWSER_PW = 'Grüße 2024!';
+  const php = (code: string) => asIs('php', ['-r', `$pw = $argv[1]; ${code}`, BROWSER_PW]);
+  const browserSlappasswd = (...args: string[]) => asIs('slappasswd', [...args, '-s', BROWSER_PW]);
+  // LAM's generateSalt: characters of [./0-9A-Za-z]; phpLDAPadmin's random_salt(8) through hex2bin: 4 bytes.
+  const lamSalt = "$salt = ''; for ($i = 0; $i < LEN; $i++) $salt .= './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'[random_int(0, 63)];";
+  const plaSalt = '$salt = hex2bin(bin2hex(random_bytes(4)));';
+  const BROWSER: [string, () => Promise<string>][] = [
+    ['{MD5}: phpLDAPadmin md5 (its default)', php("echo sprintf('{MD5}%s', base64_encode(md5($pw, true)));")],
+    ['{MD5}: LAM MD5', php("echo '{MD5}' . base64_encode(hex2bin(md5($pw)));")],
+    ['{MD5}: slappasswd -h {MD5}', browserSlappasswd('-h', '{MD5}')],
+    ['{SMD5}: phpLDAPadmin smd5', php(`${plaSalt} echo sprintf('{SMD5}%s', base64_encode(md5($pw . $salt, true) . $salt));`)],
+    ['{SMD5}: LAM SMD5', php(`${lamSalt.replace('LEN', '4')} echo '{SMD5}' . base64_encode(hex2bin(md5($pw . $salt)) . $salt);`)],
+    ['{SMD5}: slappasswd -h {SMD5}', browserSlappasswd('-h', '{SMD5}')],
+    ['{SMD5}: doveadm pw -s SMD5', asIs('doveadm', ['pw', '-s', 'SMD5', '-p', BROWSER_PW])],
+    ['{SHA384}: phpLDAPadmin sha384', php("echo sprintf('{SHA384}%s', base64_encode(hash('sha384', $pw, true)));")],
+    ['{SHA384}: LAM SHA384', php("echo '{SHA384}' . base64_encode(hash('sha384', $pw, true));")],
+    ['{SHA384}: slappasswd pw-sha2 -h {SHA384}', browserSlappasswd('-o', 'module-load=pw-sha2', '-h', '{SHA384}')],
+    ['{SHA384}: openssl dgst -sha384 -binary | base64', async () => {
+      const r = await run('bash', ['-c', 'printf %s "$1" | openssl dgst -sha384 -binary | openssl base64 -A', 'sha384', BROWSER_PW]);
+      assert.equal(r.code, 0, r.stderr);
+      return `{SHA384}${r.stdout.trim()}`;
+    }],
+    ['{SSHA384}: phpLDAPadmin ssha384', php(`${plaSalt} echo sprintf('{SSHA384}%s', base64_encode(hash('sha384', $pw . $salt, true) . $salt));`)],
+    ['{SSHA384}: LAM SSHA384', php(`${lamSalt.replace('LEN', '4')} echo '{SSHA384}' . base64_encode(hash('sha384', $pw . $salt, true) . $salt);`)],
+    ['{SSHA384}: slappasswd pw-sha2 -h {SSHA384}', browserSlappasswd('-o', 'module-load=pw-sha2', '-h', '{SSHA384}')],
+    ['{CRYPT}$6$: LAM CRYPT-SHA512', php(`${lamSalt.replace('LEN', '16')} echo '{CRYPT}' . crypt($pw, '$6$' . $salt);`)],
+    ['{CRYPT}$6$: phpLDAPadmin sha512crypt', php("echo sprintf('{CRYPT}%s', crypt($pw, '$6$' . bin2hex(random_bytes(4))));")],
+    ['{CRYPT}$6$: openssl passwd -6', async () => `{CRYPT}${await tool('openssl', ['passwd', '-6', BROWSER_PW])}`],
+  ];
+  const made: { dn: string; value: string }[] = [];
+  before(async () => {
+    const ldif = BROWSER.map((_, i) => `dn: uid=browser${i},o=internet\nobjectClass: inetOrgPerson\nuid: browser${i}\ncn: b\nsn: b\nuserPassword: first password ${i}\n`);
+    const r = await run('ldapadd', adminArgs(t), ldif.join('\n'));
+    assert.equal(r.code, 0, r.stderr);
+    for (const [i, [, make]] of BROWSER.entries()) made.push({ dn: `uid=browser${i},o=internet`, value: await make() });
+  });
+
+  for (const [i, [label]] of BROWSER.entries()) {
+    test(label, async () => {
+      const { dn, value } = made[i];
+      const scheme = /^\{[^}]+\}/.exec(label)![0];
+      assert.ok(value.startsWith(scheme) && (scheme !== '{CRYPT}' || value.startsWith('{CRYPT}$6$')), `${label} made ${value}`);
+      // phpLDAPadmin replaces the value; LAM-style clients may delete and add in one modify: both are the administrator's.
+      const change = i % 2 === 0 ? `replace: userPassword\nuserPassword: ${value}\n` : `delete: userPassword\n-\nadd: userPassword\nuserPassword: ${value}\n`;
+      const m = await run('ldapmodify', adminArgs(t), `dn: ${dn}\nchangetype: modify\n${change}`);
+      assert.equal(m.code, 0, m.stderr);
+      const e = t.app.directory.getByNdn(dn)!;
+      assert.deepEqual(e.attrs.userPassword, [value], 'stored as the administrator gave it, not hashed again');
+      assert.equal(resultCode(await whoami(dn, value)), 49, `the hash string ${value} is not the password`);
+      assert.equal(resultCode(await whoami(dn, `first password ${i}`)), 49, 'the old password is gone');
+      const ok = await whoami(dn, BROWSER_PW);
+      assert.equal(ok.code, 0, `${value}: ${ok.stderr}`);
+      assert.match(ok.stdout, new RegExp(`^dn:${dn}$`, 'm'));
+      assert.equal(resultCode(await whoami(dn, 'grüße 2024!')), 49);
+    });
+  }
 });
 
 describe('an unknown scheme is refused, naming it', () => {

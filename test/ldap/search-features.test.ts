@@ -105,6 +105,28 @@ describe('filters (RFC 4511 §4.5.1.7)', () => {
     }
   });
 
+  test('extensible match under ordering and substrings rules (RFC 4517 §4.2, §3.3.30)', async () => {
+    for (const [f, want] of [
+      // An ordering rule is TRUE when the value is less than the assertion.
+      ['(sn:caseIgnoreOrderingMatch:=T)', [USER]],
+      ['(sn:caseIgnoreOrderingMatch:=SMITH)', []],
+      ['(&(sn=*)(!(sn:caseIgnoreOrderingMatch:=SMITH)))', [USER]],
+      ['(sn:2.5.13.6:=smith)', [USER]],
+      // A substrings rule reads its assertion as a Substring Assertion: \2a in the filter string is its `*`.
+      ['(cn:caseIgnoreSubstringsMatch:=\\2aSMITH\\2a)', [USER]],
+      ['(cn:caseExactSubstringsMatch:=\\2aSMITH\\2a)', []],
+      ['(cn:caseExactSubstringsMatch:=Smith\\2aJohn)', [USER]],
+      ['(mail:caseIgnoreIA5SubstringsMatch:=ALICE@\\2a)', [USER]],
+      ['(:caseExactSubstringsMatch:=\\2aJoh\\2a)', [USER]],
+      // No `*`: not a Substring Assertion, so Undefined, and NOT Undefined is Undefined.
+      ['(!(cn:caseIgnoreSubstringsMatch:=Smith, John))', []],
+    ] as [string, string[]][]) {
+      const r = await search(['-b', PEOPLE, f, '1.1']);
+      assert.equal(r.code, 0, r.out);
+      assert.deepEqual(r.dns, want, f);
+    }
+  });
+
   test('approximate match is phonetic, not equality (RFC 4511 §4.5.1.7.6)', async () => {
     for (const [f, want] of [
       ['(cn~=smyth, jon)', [USER]],

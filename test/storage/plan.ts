@@ -1,0 +1,62 @@
+/**
+ * What SQLite does with the store's candidate query: the statement a search
+ * really prepares, captured with the parameters it binds, and its
+ * EXPLAIN QUERY PLAN.
+ */
+import * as assert from 'node:assert/strict';
+import type { Directory } from '../../server/directory/directory';
+
+/** The candidate query a search ran: its SQL, its parameters, and the details of its EXPLAIN QUERY PLAN. */
+export interface CandidateQuery {
+  sql: string;
+  params: unknown[];
+  plan: string[];
+}
+
+/**
+ * Runs `search` (which must search `dir`) and returns the candidate query it
+ * ran (the statement over `entries e`), with SQLite's plan for it.
+ */
+export function candidateQuery(dir: Directory, search: () => void): CandidateQuery {
+  // The store keeps prepared statements: forget them, so the search prepares its own again.
+  (dir.store as unknown as { stmts: Map<string, unknown> }).stmts.clear();
+  const db = dir.store.db as unknown as { prepare(sql: string): unknown };
+  const prepare = db.prepare.bind(db);
+  let captured: { sql: string; params: unknown[] } | undefined;
+  db.prepare = (text: string) => {
+    const stmt = prepare(text) as { iterate(...a: unknown[]): unknown };
+    if (/\bentries e\b/.test(text)) {
+      const iterate = stmt.iterate.bind(stmt);
+      stmt.iterate = (...params: unknown[]) => {
+        captured = { sql: text, params };
+        return iterate(...params);
+      };
+    }
+    return stmt;
+  };
+  try {
+    search();
+  } finally {
+    delete (db as { prepare?: unknown }).prepare; // back to the prototype's method
+  }
+  assert.ok(captured, 'the candidate query was prepared during the search');
+  const plan = (dir.store.db.prepare(`EXPLAIN QUERY PLAN ${captured.sql}`).all(...captured.params) as { detail: string }[]).map((r) => r.detail);
+  return { ...captured, plan };
+}
+
+/**
+ * The attribute whose index drives the candidate query (`FROM attr_index a`
+ * probed by attribute and value), undefined when entries are read by scope.
+ */
+export function drivingAttribute(q: CandidateQuery): unknown {
+  return /\bFROM attr_index a JOIN entries e\b/.test(q.sql) ? q.params[0] : undefined;
+}
+
+/** Asserts that a plan looks the candidates up in attr_index by its primary key and fetches entries by id, scanning none. */
+export function assertIndexLookup(plan: string[]): void {
+  const text = plan.join('\n');
+  assert.ok(plan.some((d) => /^SEARCH (attr_index|a) USING PRIMARY KEY \(attr=\? AND norm=\?\)/.test(d)), `attr_index PK not used:\n${text}`);
+  assert.ok(plan.some((d) => /^SEARCH e USING INTEGER PRIMARY KEY/.test(d)), `entries not fetched by id:\n${text}`);
+  assert.ok(!plan.some((d) => /^SCAN (e|entries)\b/.test(d)), `entries scanned:\n${text}`);
+  assert.ok(!plan.some((d) => /^SEARCH e USING INDEX .*rpath/.test(d)), `entries range-scanned by rpath:\n${text}`);
+}
