@@ -214,3 +214,15 @@ export function readInt(buf: Buffer, t: Tlv): number {
   if (n < 1 || n > 6) throw new RangeError('bad integer');
   return buf.readIntBE(t.start, n);
 }
+
+/**
+ * The messageID and protocolOp of the LDAPMessage at `off` (RFC 4511
+ * §4.1.1), and the offset just past it. For messages framing.ts validated or
+ * our own encoders wrote; throws RangeError on anything else.
+ */
+export function messageHead(buf: Buffer, off = 0): { id: number; op: Tlv; end: number } {
+  const msg = readTlv(buf, off);
+  const id = readTlv(buf, msg.start, msg.end);
+  if (id.tag !== 0x02) throw new RangeError('messageID is not an INTEGER');
+  return { id: readInt(buf, id), op: readTlv(buf, id.end, msg.end), end: msg.end };
+}

@@ -27,7 +27,6 @@ export function bindHandler(ctx: LdapContext): Handler {
     ctx.directory.bind(dn, password, session.remote ?? '').then(
       (identity) => {
         session.identity = identity;
-        session.log.debug({ dn: identity.dn }, 'bind');
         res.end(RESULT_CODES.success);
       },
       (err) => {

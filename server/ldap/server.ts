@@ -10,7 +10,9 @@
  * modifyDN, compare and Password Modify (request-decode.ts), whose DNs ldapjs
  * misparses; the other operations (bind, Who am I?, abandon, unbind) go
  * through ldapjs. This folder is the only one that
- * knows ldapjs exists.
+ * knows ldapjs exists. At debug level the operation log (operation-log.ts)
+ * sees every request as the flow hands it to `handle` and every response as
+ * it is written, whichever of these paths answers it.
  */
 import * as net from 'node:net';
 import ldap from 'ldapjs';
@@ -24,7 +26,7 @@ import { criticalControls, screenControls, SUPPORTED_CONTROLS, unsupportedCritic
 import { bindHandler } from './bind';
 import { answerSearch, searchHandler } from './search';
 import { decodeSearchRequest, saslBindId } from './search-decode';
-import { encodeExtendedResponse, encodeLdapResult, readInt, readTlv } from './ber';
+import { encodeExtendedResponse, encodeLdapResult, messageHead } from './ber';
 import { DEFAULT_FLOW_LIMITS, RequestFlow, type FlowLimits } from './flow';
 import { answerAdd } from './add';
 import { answerModify } from './modify';
@@ -44,6 +46,7 @@ import { ANONYMOUS } from '../directory/access';
 import { ConnectionCaps } from '../connection-caps';
 import { clientKey } from '../net';
 import { RepeatLimiter } from '../log';
+import { OperationLog, passwordAttributes } from './operation-log';
 
 export interface LdapServerOptions {
   host: string;
@@ -98,18 +101,11 @@ export interface LdapStats {
   bufferedOutput: number;
 }
 
-/** messageID and protocolOp tag of a framed (validated) LDAPMessage. */
-function pduHead(pdu: Buffer): { id: number; op: number } {
-  const msg = readTlv(pdu, 0);
-  const id = readTlv(pdu, msg.start, msg.end);
-  return { id: readInt(pdu, id), op: pdu[id.end] };
-}
-
 /** True when `b` is one whole LDAPMessage answering `id` and ending the operation (not an entry, reference or intermediate response). */
 function isFinalResponse(b: Buffer, id: number): boolean {
   try {
-    const h = pduHead(b);
-    return h.id === id && h.op !== 0x64 && h.op !== 0x73 && h.op !== 0x79;
+    const h = messageHead(b);
+    return h.id === id && h.op.tag !== 0x64 && h.op.tag !== 0x73 && h.op.tag !== 0x79;
   } catch {
     return false;
   }
@@ -191,6 +187,7 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
   };
   const flows = new Set<RequestFlow>();
   const flowLimits: FlowLimits = { ...DEFAULT_FLOW_LIMITS, ...opts.flow };
+  const secret = passwordAttributes(directory.schema);
 
   // eslint-disable-next-line prefer-const
   let server: any; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -222,6 +219,8 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
     });
     if (caps.busy) hurryIdle();
     const session = attachSession(sock, log);
+    // The operation log (operation-log.ts) exists only at debug level: otherwise a connection pays nothing for it.
+    const oplog = session.log.isLevelEnabled('debug') ? new OperationLog(session, secret, sock) : undefined;
     server.newConnection(sock);
     // ldapjs answers an anonymous bind itself, without calling our bind
     // handler; every BindRequest must first reset the session (RFC 4511 §4.2.1).
@@ -265,6 +264,7 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
       const inner = sock.write;
       sock.write = function (this: net.Socket, ...args: unknown[]) {
         const ret = (inner as (...a: unknown[]) => boolean).apply(this, args);
+        if (oplog && Buffer.isBuffer(args[0])) oplog.sent(args[0]);
         if (awaiting && Buffer.isBuffer(args[0]) && isFinalResponse(args[0], awaiting.id)) {
           const done = awaiting.done;
           awaiting = undefined;
@@ -338,8 +338,8 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
         return done();
       }
       // Everything else goes to ldapjs. Unbind and Abandon get no response (RFC 4511 §4.3, §4.11).
-      const head = pduHead(screened.pdu);
-      const silent = head.op === 0x42 || head.op === 0x50;
+      const head = messageHead(screened.pdu);
+      const silent = head.op.tag === 0x42 || head.op.tag === 0x50;
       if (!silent) awaiting = { id: head.id, done };
       try {
         sock.parser!.write(screened.pdu);
@@ -352,7 +352,7 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
       if (silent) done();
     };
 
-    const flow = new RequestFlow(sock, sock, flowLimits, handle, (err) => {
+    const flow = new RequestFlow(sock, sock, flowLimits, oplog ? oplog.handler(handle) : handle, (err) => {
       session.log.error({ err }, 'ldap request handling failed');
       disconnect('internal error');
     }, (paused) => {
@@ -365,6 +365,7 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
       flows.delete(flow);
       flow.close();
       awaiting = undefined;
+      oplog?.closed();
     });
 
     const onData = (chunk: Buffer) => {
