@@ -53,7 +53,7 @@ before(async () => {
   chrome = await startChromium();
   page = await chrome.context.newPage();
   // Hang guards, not timing assertions: every wait is for an element or an event.
-  page.setDefaultTimeout(20_000);
+  page.setDefaultTimeout(30_000);
   page.on('dialog', (d) => {
     dialogs.push(d.message());
     void d.dismiss();
@@ -61,9 +61,10 @@ before(async () => {
 });
 
 after(async () => {
-  await chrome?.stop();
-  await pla?.stop();
-  await t?.close();
+  // Each is stopped even if another fails to.
+  const failed: unknown[] = [];
+  for (const stop of [() => chrome?.stop(), () => pla?.stop(), () => t?.close()]) await stop()?.catch((e: unknown) => failed.push(e));
+  if (failed.length) throw failed[0];
 });
 
 /** What phpLDAPadmin says on every login form served over plain HTTP (loopback here), not a problem. */
@@ -126,13 +127,30 @@ async function ajaxClick(selector: string): Promise<void> {
   await page.waitForFunction(`!document.querySelector('#ajBODY img[src$="ajax-progress.gif"]')`);
 }
 
+/**
+ * A step of the browser session, as a test: all but the first need the login the first makes,
+ * and a failing one shoots the page as it was.
+ */
+function step(title: string, fn: (tc: TestContext) => Promise<void>, { first = false } = {}): void {
+  test(title, async (tc) => {
+    if (!first) assert.ok(loggedIn, 'not logged in (see the login test)');
+    try {
+      await fn(tc);
+    } catch (e) {
+      await shoot(tc, 'failed').catch(() => undefined);
+      tc.diagnostic(`the end of PHP's log:\n${pla?.log().split('\n').slice(-15).join('\n')}`);
+      throw e;
+    }
+  });
+}
+
 /** The {MD5} value phpLDAPadmin makes of `password` (OpenLDAP's: base64 of the MD5 digest). */
 const md5Hash = (password: string): string => `{MD5}${crypto.createHash('md5').update(password).digest('base64')}`;
 
 /** ldapwhoami bound as `dn` with `password`. */
 const whoami = (dn: string, password: string) => run('ldapwhoami', ['-x', '-H', t.ldapUrl, '-D', dn, '-w', password]);
 
-test('phpLDAPadmin (our config, pointed at the appliance) logs in as the administrator', async (tc) => {
+step('phpLDAPadmin (our config, pointed at the appliance) logs in as the administrator', async (tc) => {
   await page.goto(`${pla!.url}index.php`);
   await checkPage(tc, 'home');
   assert.match(await page.innerText('#ajTREE'), /dcmx/, 'the tree names the server of our config');
@@ -146,10 +164,9 @@ test('phpLDAPadmin (our config, pointed at the appliance) logs in as the adminis
   await checkPage(tc, 'logged-in');
   assert.match(await page.innerText('#ajBODY'), /Successfully logged into server/);
   loggedIn = true;
-});
+}, { first: true });
 
-test('phpLDAPadmin opens the tree down to a user, and the user', async (tc) => {
-  assert.ok(loggedIn, 'not logged in (see the login test)');
+step('phpLDAPadmin opens the tree down to a user, and the user', async (tc) => {
   const chain = [t.config.suffix, 'dc=org,o=internet', DOMAIN_DN, PEOPLE];
   for (const [i, dn] of chain.entries()) {
     await page.click(`div.treemenudiv:has(> a[title="${dn}"]) > a[onclick^="return opencloseTreeNode"]`);
@@ -164,8 +181,7 @@ test('phpLDAPadmin opens the tree down to a user, and the user', async (tc) => {
   assert.equal(await page.locator('#ajBODY input[value="alice@example.org"]').count(), 1, 'the user page shows her mail');
 });
 
-test('phpLDAPadmin shows every schema page: object classes, attribute types, syntaxes, matching rules', async (tc) => {
-  assert.ok(loggedIn, 'not logged in (see the login test)');
+step('phpLDAPadmin shows every schema page: object classes, attribute types, syntaxes, matching rules', async (tc) => {
   await ajaxClick('#ajTREE a[title="View schema for dcmx"]');
   // Object classes is the first view; then the others through the links at the top of the schema pane.
   const views: { view: string; link?: string; shows: string }[] = [
@@ -184,8 +200,7 @@ test('phpLDAPadmin shows every schema page: object classes, attribute types, syn
   assert.ok(users.includes('mail'), `caseIgnoreIA5Match is used by mail (the page lists: ${users.join(', ')})`);
 });
 
-test('a password set in phpLDAPadmin with its {MD5} hash binds', async (tc) => {
-  assert.ok(loggedIn, 'not logged in (see the login test)');
+step('a password set in phpLDAPadmin with its {MD5} hash binds', async (tc) => {
   const password = 'alice-md5-2';
   await ajaxClick(`a.phplm[title="${ALICE}"]`);
   await page.fill('#new_values_userpassword_0', password);
@@ -204,8 +219,7 @@ test('a password set in phpLDAPadmin with its {MD5} hash binds', async (tc) => {
   assert.equal((await whoami(ALICE, md5Hash(password))).code, 49, 'the {MD5} value itself is not a password');
 });
 
-test('phpLDAPadmin creates a user from its "Generic: User Account" template, with its default hash, and the password binds', async (tc) => {
-  assert.ok(loggedIn, 'not logged in (see the login test)');
+step('phpLDAPadmin creates a user from its "Generic: User Account" template, with its default hash, and the password binds', async (tc) => {
   const missing = RFC2307_CLASSES.filter((c) => removedClasses.has(c));
   assert.deepEqual(missing, [], `phpLDAPadmin removed RFC 2307 classes from its templates: the appliance's schema lacks ${missing.join(', ')}`);
   // The template picks the group from the posixGroup entries (gidNumber): one is made first, as an administrator would.
