@@ -39,6 +39,8 @@ let shotNo = 0;
 const removedClasses = new Set<string>();
 /** JavaScript alerts the pages raised since the last check (phpLDAPadmin alerts when an AJAX request fails). */
 let dialogs: string[] = [];
+/** Requests the browser saw fail (for a failing step's diagnostics: one cut short by a navigation is no problem). */
+const failedRequests: string[] = [];
 /** How much of PHP's log the checks have read. */
 let logSeen = 0;
 
@@ -51,6 +53,9 @@ before(async () => {
   assert.equal(alice.code, 0, alice.stderr);
   pla = await startPhpLdapAdmin({ ldapPort: t.app.ports.ldap, base: t.config.suffix, bindDN: t.adminDN });
   chrome = await startChromium();
+  // Every external script marks itself when it has run, or failed to load (see ajaxClick).
+  await chrome.context.addInitScript(`document.addEventListener('load', (e) => { if (e.target instanceof HTMLScriptElement) e.target.dataset.ran = 'yes'; }, true);
+    document.addEventListener('error', (e) => { if (e.target instanceof HTMLScriptElement) e.target.dataset.ran = 'failed'; }, true);`);
   page = await chrome.context.newPage();
   // Hang guards, not timing assertions: every wait is for an element or an event.
   page.setDefaultTimeout(30_000);
@@ -58,6 +63,7 @@ before(async () => {
     dialogs.push(d.message());
     void d.dismiss();
   });
+  page.on('requestfailed', (r) => failedRequests.push(`${r.method()} ${r.url()}: ${r.failure()?.errorText}`));
 });
 
 after(async () => {
@@ -120,11 +126,19 @@ async function checkPage(tc: TestContext, name: string): Promise<string> {
   return html;
 }
 
-/** Clicks what phpLDAPadmin answers with AJAX into its body pane, and waits until the answer is shown. */
+/**
+ * Clicks what phpLDAPadmin answers with AJAX into its body pane, and waits until the answer is
+ * shown and the scripts it brings have run. Fails, saying why, if the pane is left empty (what
+ * phpLDAPadmin does when its request fails).
+ */
 async function ajaxClick(selector: string): Promise<void> {
   await page.click(selector);
-  // While the request runs, the pane holds phpLDAPadmin's progress image (ajax_functions.js).
-  await page.waitForFunction(`!document.querySelector('#ajBODY img[src$="ajax-progress.gif"]')`);
+  // While the request runs, the pane holds phpLDAPadmin's progress image (ajax_functions.js). The answer's
+  // external scripts (a form's TemplateRender.js...) load after it is in place: each marks itself once run.
+  await page.waitForFunction(`!document.querySelector('#ajBODY img[src$="ajax-progress.gif"]')
+    && [...document.querySelectorAll('#ajBODY script[src]')].every((s) => s.dataset.ran)`);
+  const body = (await page.innerHTML('#ajBODY')).trim();
+  assert.notEqual(body, '', `phpLDAPadmin's request for "${selector}" failed: the pane is empty (alerts: ${JSON.stringify(dialogs)}; failed requests: ${JSON.stringify(failedRequests)})`);
 }
 
 /**
@@ -138,7 +152,9 @@ function step(title: string, fn: (tc: TestContext) => Promise<void>, { first = f
       await fn(tc);
     } catch (e) {
       await shoot(tc, 'failed').catch(() => undefined);
-      tc.diagnostic(`the end of PHP's log:\n${pla?.log().split('\n').slice(-15).join('\n')}`);
+      tc.diagnostic(`alerts: ${JSON.stringify(dialogs)}; failed requests: ${JSON.stringify(failedRequests)}`);
+      tc.diagnostic("the end of PHP's log:");
+      for (const line of pla?.log().trimEnd().split('\n').slice(-15) ?? []) tc.diagnostic(line);
       throw e;
     }
   });
