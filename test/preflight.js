@@ -37,15 +37,18 @@ function findIn(program, dirs) {
 
 const pathDirs = (env) => (env.PATH ?? '').split(path.delimiter).filter(Boolean);
 
-/** The test rows whose program is not on PATH. */
+/** Whether a row's program is there: on PATH, or, given as an absolute path (a package with no program, such as phpldapadmin), that file. */
+const present = (r, env) => (path.isAbsolute(r.program) ? fs.existsSync(r.program) : !!findIn(r.program, pathDirs(env)));
+
+/** The test rows whose program is not there (see `present`). */
 function missing(env = process.env) {
-  return programs().filter((r) => r.use === 'test' && !findIn(r.program, pathDirs(env)));
+  return programs().filter((r) => r.use === 'test' && !present(r, env));
 }
 
 const unique = (xs) => [...new Set(xs)];
 
 /** Where a program left off PATH is installed: system directories a user's PATH often lacks (knotd is in /usr/sbin). */
-const elsewhere = (r) => findIn(r.program, ['/usr/local/sbin', '/usr/sbin', '/sbin']);
+const elsewhere = (r) => (path.isAbsolute(r.program) ? undefined : findIn(r.program, ['/usr/local/sbin', '/usr/sbin', '/sbin']));
 
 /** The packages that would provide `rows` (those installed off PATH need PATH, not a package). */
 const packagesFor = (rows) => unique(rows.filter((r) => !elsewhere(r)).map((r) => r.pkg));

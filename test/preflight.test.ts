@@ -27,11 +27,11 @@ function which(program: string): string {
   throw new Error(`${program} is not on PATH`);
 }
 
-/** A directory for PATH holding every program the tests need, except `without`. */
+/** A directory for PATH holding every program the tests need, except `without` (files named by absolute path stay where they are). */
 function pathWithout(...without: string[]): string {
   const dir = newDir();
   for (const r of programs()) {
-    if (r.use === 'test' && !without.includes(r.program)) fs.symlinkSync(which(r.program), path.join(dir, r.program));
+    if (r.use === 'test' && !path.isAbsolute(r.program) && !without.includes(r.program)) fs.symlinkSync(which(r.program), path.join(dir, r.program));
   }
   return dir;
 }
