@@ -2,6 +2,7 @@
  * `npm run bench`: runs each benchmark module in turn and prints its figures.
  * `node dist/bench/run.js ldap` runs only the named module(s).
  */
+import '../server/runtime'; // first: an older Node.js stops here, before any native addon loads
 import { formatTable, type Benchmark } from './report';
 import { ldapBenchmark } from './ldap';
 import { dnsBenchmark } from './dns';

@@ -3,6 +3,7 @@
  * `dcmx ready` and the bound ports when every listener is up, tells pm2 with
  * process.send('ready'), and shuts down cleanly on SIGINT/SIGTERM.
  */
+import './runtime'; // first: an older Node.js stops here, before any native addon loads
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './log';
 import { startAppliance } from './appliance';

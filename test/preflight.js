@@ -4,7 +4,8 @@
 // with apt-get, installs their Debian packages; otherwise prints the exact
 // command to run and exits 1. `--no-install` (or DCMX_TEST_NO_INSTALL=1)
 // never installs. `--packages` prints every package of the table (tests and
-// benchmarks) on one line, for .ci/run.
+// benchmarks) on one line, for .ci/run, on any Node (it runs before `npm ci`); otherwise
+// it first stops on a Node.js older than 24 (native/runtime.js).
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -105,6 +106,7 @@ if (require.main === module) {
     console.log(unique(programs().map((r) => r.pkg)).join(' '));
     process.exit(0);
   }
+  require('../native/runtime').requireRuntime();
   const no = process.env.DCMX_TEST_NO_INSTALL;
   const forbid = args.includes('--no-install') || (!!no && no !== '0');
   process.exit(preflight({ install: !forbid }) ? 0 : 1);

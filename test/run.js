@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // `npm test` after tsc: runs every compiled *.test.js under dist/test with node:test,
 // two files at a time (the machine has 2 cores). Extra arguments filter by path substring.
-// First, preflight.js checks that the programs the tests drive are installed.
+// First, it stops on a Node.js older than 24 (native/runtime.js: every test and every child
+// the tests spawn runs on process.execPath, this Node), and preflight.js checks that the
+// programs the tests drive are installed.
 // Stopping it (SIGINT, SIGTERM, SIGHUP, or its parent going away: npm's shell
 // does not pass a SIGTERM on) stops the test run, whose files stop their
 // children (test/fixtures/children.ts).
@@ -10,6 +12,8 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { preflight } = require('./preflight');
+
+require('../native/runtime').requireRuntime();
 
 const no = process.env.DCMX_TEST_NO_INSTALL;
 if (!preflight({ install: !no || no === '0' })) process.exit(1);
@@ -26,7 +30,10 @@ if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
-const runner = spawn(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=300000', ...files], { stdio: 'inherit' });
+// Node 24's default reporter is spec everywhere; Node 20 wrote TAP when the output was not a
+// terminal, and logs (CI's too) are read as TAP: say which.
+const reporter = process.stdout.isTTY ? 'spec' : 'tap';
+const runner = spawn(process.execPath, ['--test', `--test-reporter=${reporter}`, '--test-concurrency=2', '--test-timeout=300000', ...files], { stdio: 'inherit' });
 let stopping;
 const stop = (sig) => {
   if (stopping) return;

@@ -22,6 +22,7 @@
  * Exit status: 0 done, 1 failed, 2 bad configuration, 64 usage, 141 when the
  * reader of stdout went away (EXIT_PIPE).
  */
+import '../runtime'; // first: an older Node.js stops here, before any native addon loads
 import * as os from 'node:os';
 import { ConfigError, loadConfig, type Config } from '../config';
 import type { Services } from '../directory/open';
