@@ -37,7 +37,7 @@ export interface Config {
   adminPassword: string | undefined;
   ldap: {
     port: number;
-    /** Largest LDAP PDU accepted, in bytes (our framing in front of ldapjs). */
+    /** Largest LDAP PDU accepted, in bytes (server/ldap/framing.ts). */
     maxPdu: number;
     /** Deepest BER nesting accepted (filters nest; RFC 4511 sets no limit). */
     maxDepth: number;

@@ -3,8 +3,8 @@
  * resolved against the schema (attribute types looked up, assertion values
  * normalised by the matching rule), flattened and with constants folded.
  *
- * Protocol layers build a `FilterInput` (names and raw values, e.g. from an
- * ldapjs filter) and call `compileFilter`; storage/ turns the result into SQL;
+ * Protocol layers build a `FilterInput` (names and raw values, e.g. decoded
+ * from a SearchRequest by server/ldap/search-decode.ts) and call `compileFilter`; storage/ turns the result into SQL;
  * `matches` evaluates it in code with the same normal forms.
  */
 import type { AttributeType, Schema } from '../../schema/registry';

@@ -1,9 +1,12 @@
 /**
- * A small BER encoder for the one message on the search hot path,
- * SearchResultEntry (RFC 4511 §4.5.2). ldapjs builds an Attribute object per
- * attribute, a BerWriter per value and re-copies on every nested sequence;
- * encoding here in two passes (sizes, then one buffer) keeps a search
- * response to one allocation. Definite lengths only (RFC 4511 §5.1).
+ * The endpoint's BER codec (RFC 4511 §5.1: definite lengths only).
+ *
+ * Writing: SearchResultEntry (§4.5.2), the one message on the search hot
+ * path, in two passes (sizes, then one buffer) so that a search response is
+ * one allocation; LDAPResult under any response tag (§4.1.9: BindResponse,
+ * SearchResultDone, ModifyResponse...), ExtendedResponse with responseName
+ * and responseValue (§4.12), controls. Reading: a TLV walker for PDUs that
+ * framing.ts has validated (search-decode.ts and request-decode.ts use it).
  */
 
 type Value = string | Buffer;
@@ -160,8 +163,8 @@ export function encodeLdapResult(messageId: number, opTag: number, code: number,
  * An ExtendedResponse (RFC 4511 §4.12): the LDAPResult components, then
  * responseName [10] and responseValue [11] when given.
  */
-export function encodeExtendedResponse(messageId: number, code: number, diagnostic: string, name?: string, value?: Buffer): Buffer {
-  const parts = [tlv(0x0a, integerContent(code)), octets(TAG_OCTET_STRING, ''), octets(TAG_OCTET_STRING, diagnostic)];
+export function encodeExtendedResponse(messageId: number, result: { code: number; matchedDN?: string; diagnostic?: string }, name?: string, value?: Buffer): Buffer {
+  const parts = [tlv(0x0a, integerContent(result.code)), octets(TAG_OCTET_STRING, result.matchedDN ?? ''), octets(TAG_OCTET_STRING, result.diagnostic ?? '')];
   if (name !== undefined) parts.push(octets(0x8a, name));
   if (value !== undefined) parts.push(octets(0x8b, value));
   return tlv(TAG_SEQUENCE, Buffer.concat([tlv(TAG_INTEGER, integerContent(messageId)), tlv(0x78, Buffer.concat(parts))]));

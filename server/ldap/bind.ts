@@ -4,37 +4,43 @@
  * is answered after a growing delay, and while the account or the client is
  * refused the answer is unwillingToPerform (53) without a password check.
  */
-import type { Handler, LdapContext } from './context';
-import { sessionOf } from './session';
-import { endWithError, RESULT_CODES } from './results';
+import type { OperationHandler } from './context';
+import { replyMalformed, resultOf, RESULT_CODES, type ResultFields } from './results';
+import { encodeLdapResult } from './ber';
+import { decodeBindRequest, REQUESTS } from './request-decode';
 import { ANONYMOUS } from '../directory/access';
 import { InvalidCredentialsError, TooManyFailuresError } from '../directory/errors';
+import { DnSyntaxError, parseDn } from '../../schema/dn';
 
-export function bindHandler(ctx: LdapContext): Handler {
-  return (req, res) => {
-    const session = sessionOf(req);
-    // RFC 4511 §4.2.1: a failed or new bind leaves the session anonymous.
-    session.identity = ANONYMOUS;
-    if (req.version !== 3) {
-      res.diagnosticMessage = 'only LDAP version 3 is supported';
-      res.end(RESULT_CODES.protocolError);
-      return;
-    }
-    // ldapjs parses only simple binds; a SASL BindRequest fails in its parser
-    // and is answered with protocolError before it gets here.
-    const dn = String(req.name ?? req.dn ?? '');
-    const password = String(req.credentials ?? '');
-    ctx.directory.bind(dn, password, session.remote ?? '').then(
-      (identity) => {
-        session.identity = identity;
-        res.end(RESULT_CODES.success);
-      },
-      (err) => {
-        // Logged with the client's address, for the operator (and fail2ban) to see guessing.
-        if (err instanceof TooManyFailuresError) session.log.warn({ remote: session.remote, dn }, 'bind refused: too many failed attempts');
-        else if (err instanceof InvalidCredentialsError) session.log.info({ remote: session.remote, dn }, 'bind failed: invalid credentials');
-        endWithError(res, err, session.log);
-      },
-    );
-  };
-}
+const BIND_RESPONSE = REQUESTS[0x60].responseTag;
+
+/** Answers a BindRequest; the session is anonymous until a bind succeeds. */
+export const answerBind: OperationHandler = (ctx, req) => {
+  const session = req.session;
+  // RFC 4511 §4.2.1: a bind, even a failed one, resets the session; a new or failed bind leaves it anonymous.
+  session.identity = ANONYMOUS;
+  const reply = (r: Partial<ResultFields> & { code: number }) => req.reply(encodeLdapResult(req.messageId, BIND_RESPONSE, r.code, r.matchedDN ?? '', r.diagnostic ?? ''));
+  const call = decodeBindRequest(req.pdu);
+  if (!call) return replyMalformed(req, BIND_RESPONSE);
+  if (call.sasl) return reply({ code: RESULT_CODES.authMethodNotSupported, diagnostic: 'SASL is not offered; use a simple bind' });
+  if (call.version !== 3) return reply({ code: RESULT_CODES.protocolError, diagnostic: 'only LDAP version 3 is supported' });
+  const dn = call.name;
+  try {
+    if (dn !== '') parseDn(dn);
+  } catch (e) {
+    if (!(e instanceof DnSyntaxError)) throw e;
+    return reply({ code: RESULT_CODES.invalidDNSyntax, diagnostic: e.message });
+  }
+  ctx.directory.bind(dn, call.simple.toString('utf8'), session.remote ?? '').then(
+    (identity) => {
+      session.identity = identity;
+      reply({ code: RESULT_CODES.success });
+    },
+    (err) => {
+      // Logged with the client's address, for the operator (and fail2ban) to see guessing.
+      if (err instanceof TooManyFailuresError) session.log.warn({ remote: session.remote, dn }, 'bind refused: too many failed attempts');
+      else if (err instanceof InvalidCredentialsError) session.log.info({ remote: session.remote, dn }, 'bind failed: invalid credentials');
+      reply(resultOf(err, session.log));
+    },
+  );
+};

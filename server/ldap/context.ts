@@ -1,18 +1,57 @@
 /** What every LDAP operation handler is given. */
+import type * as tls from 'node:tls';
 import type { Directory } from '../directory/directory';
+import type { Provisioner } from '../directory/provision';
 import type { Logger } from '../log';
+import type { RequestControl } from './search-decode';
+import type { Session } from './session';
 
+/** The endpoint's services, shared by every connection. */
 export interface LdapContext {
   directory: Directory;
   log: Logger;
+  /** Serves the provisioning extended operation when given. */
+  provisioner?: Provisioner;
+  /** The certificate for StartTLS (RFC 4513 §3); without it StartTLS is unavailable (52). */
+  tls?: tls.SecureContext;
 }
-
-/* eslint-disable @typescript-eslint/no-explicit-any */
-/** ldapjs request and response objects are untyped; handlers see them as this. */
-export type LdapReq = any;
-export type LdapRes = any;
-export type Next = (err?: unknown) => void;
-export type Handler = (req: LdapReq, res: LdapRes, next: Next) => void;
 
 /** Writes one response PDU to the requesting connection (dropped if it has closed). */
 export type Reply = (pdu: Buffer) => void;
+
+/** The connection a request came on, as its handler may use it (connection.ts). */
+export interface RequestConnection {
+  /** Writes one or more whole response messages; dropped once the connection is gone. */
+  write(pdu: Buffer): void;
+  /** Batches the writes until uncork (a search slice goes out in one write). */
+  cork(): void;
+  uncork(): void;
+  /** True once the connection is gone: a long operation stops. */
+  readonly destroyed: boolean;
+  /** True once TLS is established on it (StartTLS). */
+  readonly secure: boolean;
+  /** True when the client has sent more than the request being handled. */
+  readonly pipelined: boolean;
+  /** Writes `response` in the clear, then begins TLS on the connection (RFC 4511 §4.14.2); `done` once TLS is set up. */
+  startTls(response: Buffer, context: tls.SecureContext, done: () => void): void;
+  /** Ends the connection: nothing more is read or answered (RFC 4511 §4.3). */
+  end(): void;
+}
+
+/** One request, as the connection hands it to the handler of its operation. */
+export interface LdapRequest {
+  /** The whole LDAPMessage, validated by framing.ts. */
+  readonly pdu: Buffer;
+  readonly messageId: number;
+  /** Its controls; a critical one the operation does not support has already been refused (controls.ts). */
+  readonly controls: RequestControl[];
+  readonly session: Session;
+  readonly conn: RequestConnection;
+  /** Writes the operation's (last) response and completes the operation. */
+  reply(pdu: Buffer): void;
+  /** Completes the operation once its responses are written, or when none is due; the next request may start. */
+  done(): void;
+}
+
+/** Answers one operation (one per module of this folder: bind.ts, search.ts, ...). Never throws on a client's input. */
+export type OperationHandler = (ctx: LdapContext, req: LdapRequest) => void;

@@ -1,15 +1,16 @@
 /** Delete (RFC 4511 §4.8). */
-import type { LdapContext, Reply } from './context';
-import type { Session } from './session';
-import { replyResult, RESULT_CODES } from './results';
-import type { UpdateCall } from './request-decode';
+import type { OperationHandler } from './context';
+import { replyMalformed, replyResult, RESULT_CODES } from './results';
+import { decodeUpdateRequest, OPERATIONS } from './request-decode';
 
-/** Answers a decoded DelRequest. */
-export function answerDelete(ctx: LdapContext, session: Session, call: Extract<UpdateCall, { op: 'delete' }>, reply: Reply): void {
+/** Answers a DelRequest; the DN is parsed by the directory (34 when invalid). */
+export const answerDelete: OperationHandler = (ctx, req) => {
+  const call = decodeUpdateRequest(req.pdu);
+  if (call?.op !== 'delete') return replyMalformed(req, OPERATIONS.delete.responseTag);
   try {
-    ctx.directory.delete(session.identity, call.entry);
-    replyResult(reply, call, RESULT_CODES.success);
+    ctx.directory.delete(req.session.identity, call.entry);
+    replyResult(req.reply, call, RESULT_CODES.success);
   } catch (err) {
-    replyResult(reply, call, err, session.log);
+    replyResult(req.reply, call, err, req.session.log);
   }
-}
+};

@@ -1,30 +1,48 @@
 /**
- * Extended operations (RFC 4511 §4.12): Who am I? (RFC 4532) and Password
- * Modify (RFC 3062, answered without ldapjs: request-decode.ts). Unknown request names get protocolError (2) from
- * ldapjs's fallback, as §4.12 requires.
+ * Extended operations (RFC 4511 §4.12), by request name: StartTLS (RFC 4511
+ * §4.14, starttls.ts), Password Modify (RFC 3062), Who am I? (RFC 4532) and
+ * dcmx's domain provisioning. An unknown request name gets protocolError
+ * with the LDAPResult fields only, as §4.12 requires.
  */
-import type { Handler, LdapContext, Reply } from './context';
-import { sessionOf, type Session } from './session';
-import { endWithError, resultOf, RESULT_CODES } from './results';
+import type { LdapContext, LdapRequest, OperationHandler } from './context';
+import { replyMalformed, resultOf, RESULT_CODES } from './results';
 import { encodeExtendedResponse, tlv } from './ber';
 import { randomInt } from 'node:crypto';
-import { PASSWORD_MODIFY_OID, type UpdateCall } from './request-decode';
+import { decodeExtendedRequest, decodePasswdModifyValue, PASSWORD_MODIFY_OID, REQUESTS, START_TLS_OID, type ExtendedCall } from './request-decode';
 import { DCMX_EXT } from '../../schema/definitions/dcmx';
 import type { Provisioner } from '../directory/provision';
 import { InsufficientAccessError } from '../directory/errors';
+import { answerStartTls } from './starttls';
 
 export const WHOAMI_OID = '1.3.6.1.4.1.4203.1.11.3';
 export { PASSWORD_MODIFY_OID };
 /** dcmx: provision a mail domain (request value: the domain name, UTF-8). */
 export const PROVISION_DOMAIN_OID = `${DCMX_EXT}.1`;
 
-/** RFC 4532 §2: the authzId, "dn:<DN>" or empty for anonymous. */
-export function whoAmIHandler(): Handler {
-  return (req, res) => {
-    const id = sessionOf(req).identity;
-    res.responseValue = id.anonymous ? '' : `dn:${id.dn}`;
-    res.end(RESULT_CODES.success);
-  };
+/** Answers an ExtendedRequest by its request name. */
+export const answerExtended: OperationHandler = (ctx, req) => {
+  const call = decodeExtendedRequest(req.pdu);
+  if (!call) return replyMalformed(req, REQUESTS[0x77].responseTag);
+  switch (call.name) {
+    case START_TLS_OID:
+      return answerStartTls(ctx, req, call.value !== undefined);
+    case PASSWORD_MODIFY_OID:
+      return answerPasswordModify(ctx, req, call);
+    case WHOAMI_OID:
+      return answerWhoAmI(req);
+    case PROVISION_DOMAIN_OID:
+      if (ctx.provisioner) return answerProvision(ctx.provisioner, req, call);
+      break;
+  }
+  // RFC 4511 §4.12: "If the server does not recognize the request name, it MUST return only the
+  // response fields from LDAPResult, containing the protocolError (2) result code."
+  req.reply(encodeExtendedResponse(req.messageId, { code: RESULT_CODES.protocolError, diagnostic: `${call.name} not supported` }));
+};
+
+/** RFC 4532 §2: the authzId, "dn:<DN>" or empty for anonymous; no responseName. */
+function answerWhoAmI(req: LdapRequest): void {
+  const id = req.session.identity;
+  req.reply(encodeExtendedResponse(req.messageId, { code: RESULT_CODES.success }, undefined, Buffer.from(id.anonymous ? '' : `dn:${id.dn}`, 'utf8')));
 }
 
 /** Characters of generated passwords (no look-alikes: 0/O, 1/l/I). */
@@ -45,20 +63,22 @@ export function generatePassword(): string {
  * password, hashed by the server whatever it looks like; without it the
  * server generates one and returns it in genPasswd (§2).
  */
-export function answerPasswordModify(ctx: LdapContext, session: Session, call: Extract<UpdateCall, { op: 'passwordModify' }>, reply: Reply): void {
-  const done = (code: number, diagnostic = '', value?: Buffer) => reply(encodeExtendedResponse(call.messageId, code, diagnostic, undefined, value));
-  if (call.malformed) return done(RESULT_CODES.protocolError, 'malformed PasswdModifyRequestValue');
+function answerPasswordModify(ctx: LdapContext, req: LdapRequest, call: ExtendedCall): void {
+  const session = req.session;
+  const done = (code: number, diagnostic = '', value?: Buffer) => req.reply(encodeExtendedResponse(req.messageId, { code, diagnostic }, undefined, value));
+  const fields = decodePasswdModifyValue(call.value);
+  if (fields.malformed) return done(RESULT_CODES.protocolError, 'malformed PasswdModifyRequestValue');
   const who = session.identity;
   if (who.anonymous) return done(RESULT_CODES.insufficientAccessRights, 'password modify requires a bound user');
-  const generated = call.newPassword === undefined ? generatePassword() : undefined;
-  const newPassword = generated ?? call.newPassword!.toString('utf8');
+  const generated = fields.newPassword === undefined ? generatePassword() : undefined;
+  const newPassword = generated ?? fields.newPassword!.toString('utf8');
   if (newPassword === '') return done(RESULT_CODES.unwillingToPerform, 'newPasswd is empty');
-  const target = call.userIdentity ? call.userIdentity.replace(/^dn:/, '') : who.dn;
+  const target = fields.userIdentity ? fields.userIdentity.replace(/^dn:/, '') : who.dn;
   (async () => {
     if (!who.admin && ctx.directory.normalize(target) !== who.ndn) {
       throw new InsufficientAccessError('a user may change its own password only');
     }
-    if (call.oldPassword !== undefined) await ctx.directory.bind(target, call.oldPassword.toString('utf8'), session.remote ?? '');
+    if (fields.oldPassword !== undefined) await ctx.directory.bind(target, fields.oldPassword.toString('utf8'), session.remote ?? '');
     await ctx.directory.setPassword(who, target, newPassword);
   })().then(
     // RFC 3062 §2: PasswdModifyResponseValue ::= SEQUENCE { genPasswd [0] OCTET STRING OPTIONAL }; no responseName.
@@ -76,22 +96,17 @@ export function answerPasswordModify(ctx: LdapContext, session: Session, call: E
  * The response value lists the created DNs, one per line (empty when the
  * domain existed), then `zone <name> serial <n>`.
  */
-export function provisionHandler(provisioner: Provisioner): Handler {
-  return (req, res) => {
-    const session = sessionOf(req);
-    if (!session.identity.admin) {
-      res.diagnosticMessage = 'only the administrator may provision domains';
-      res.end(RESULT_CODES.insufficientAccessRights);
-      return;
-    }
-    const name = typeof req.requestValue === 'string' ? req.requestValue : Buffer.isBuffer(req.requestValue) ? req.requestValue.toString('utf8') : '';
-    try {
-      const r = provisioner.provisionDomain(name);
-      res.responseName = PROVISION_DOMAIN_OID;
-      res.responseValue = [...r.created, `zone ${r.zone} serial ${r.serial}${r.existed ? ' (existed)' : ''}`].join('\n');
-      res.end(RESULT_CODES.success);
-    } catch (err) {
-      endWithError(res, err, session.log);
-    }
-  };
+function answerProvision(provisioner: Provisioner, req: LdapRequest, call: ExtendedCall): void {
+  const session = req.session;
+  if (!session.identity.admin) {
+    req.reply(encodeExtendedResponse(req.messageId, { code: RESULT_CODES.insufficientAccessRights, diagnostic: 'only the administrator may provision domains' }));
+    return;
+  }
+  try {
+    const r = provisioner.provisionDomain(call.value?.toString('utf8') ?? '');
+    const value = [...r.created, `zone ${r.zone} serial ${r.serial}${r.existed ? ' (existed)' : ''}`].join('\n');
+    req.reply(encodeExtendedResponse(req.messageId, { code: RESULT_CODES.success }, PROVISION_DOMAIN_OID, Buffer.from(value, 'utf8')));
+  } catch (err) {
+    req.reply(encodeExtendedResponse(req.messageId, resultOf(err, session.log)));
+  }
 }

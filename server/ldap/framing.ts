@@ -1,13 +1,16 @@
 /**
- * LDAP PDU framing in front of ldapjs's parser.
+ * LDAP PDU framing in front of the request decoders (search-decode.ts,
+ * request-decode.ts).
  *
- * ldapjs (and @ldapjs/asn1, @ldapjs/messages under it) trusts its input: a
- * 4-octet length of 0xffffffff reads as -1 and kills the process, an inner
- * length that overruns its parent makes `@ldapjs/messages` spin forever
- * (`readString` returns null without advancing), a deeply nested filter
- * overflows the stack, and a declared 2 GiB PDU is buffered and parsed. So
- * no byte reaches ldapjs unless it belongs to exactly one complete LDAPMessage
- * whose BER structure we have walked and found sound:
+ * No byte reaches a decoder unless it belongs to exactly one complete
+ * LDAPMessage whose BER structure, and RFC 4511 shape at the level of tags,
+ * we have walked and found sound; the decoders are then straight walks that
+ * trust lengths and tags. The hostile cases this was built against came from
+ * ldapjs, which once parsed these PDUs and trusted its input: a 4-octet
+ * length of 0xffffffff read as -1 and killed the process, an inner length
+ * that overran its parent made `@ldapjs/messages` spin forever, a deeply
+ * nested filter overflowed the stack, a declared 2 GiB PDU was buffered and
+ * parsed. The checks:
  *
  *  - {@link PduFramer} cuts the connection's byte stream into PDUs, rejecting
  *    a bad header (wrong tag, indefinite or over-long length, declared size
@@ -16,9 +19,9 @@
  *    per-element allocation, checking that every child exactly fills its
  *    parent and that nesting stays within the depth limit;
  *  - {@link validateLdapMessage} adds the RFC 4511 §4 schema at the level of
- *    tags (envelope, every operation, filters, controls): ldapjs never checks
- *    the constructed bit, so sound BER with a primitive where it expects a
- *    SEQUENCE still sends it into the endless loop.
+ *    tags (envelope, every operation, filters, controls): sound BER with a
+ *    primitive where a SEQUENCE belongs is refused here, before a decoder
+ *    would step into contents never validated.
  *
  * When framing fails the connection is beyond repair (we can no longer tell
  * where the next PDU starts): the caller sends {@link noticeOfDisconnection}
@@ -208,14 +211,13 @@ function berWalk(buf: Buffer, start: number, end: number, maxDepth: number): voi
 /* ------------------------------------------------------------------------ *
  * LDAP schema, at the level of tags.
  *
- * Sound BER is not enough for ldapjs: its readers never check the
- * constructed bit, so a primitive element where it expects a SEQUENCE (say a
- * SearchRequest whose attribute list is `04 02 04 7f`) makes it parse the
- * primitive's unvalidated contents as BER, where an overrunning length sends
- * it into the same endless loop. So every element ldapjs reads is checked to
- * carry the tag RFC 4511 §4 puts there, and components ldapjs would misread
- * (trailing extras inside an operation, a Control with extra fields) are
- * refused. The tables below are the RFC 4511 ASN.1 reduced to tags.
+ * Sound BER is not enough: a decoder that steps into a primitive element
+ * where it expects a SEQUENCE (say a SearchRequest whose attribute list is
+ * `04 02 04 7f`) parses the primitive's unvalidated contents as BER (ldapjs
+ * looped forever on this one). So every element a decoder reads is checked
+ * to carry the tag RFC 4511 §4 puts there, and components a decoder would
+ * misread (trailing extras inside an operation, a Control with extra fields)
+ * are refused. The tables below are the RFC 4511 ASN.1 reduced to tags.
  * ------------------------------------------------------------------------ */
 
 /** Child kind: a primitive leaf, not descended into. */
@@ -317,7 +319,7 @@ const FILTER = [
 define(K_ROOT, item(1, 1, [TAG_SEQUENCE, K_MESSAGE]));
 // §4.1.1 LDAPMessage. Trailing components after the controls are ignored per
 // §4 ("ignore trailing SEQUENCE components whose tags they do not
-// recognize"); ldapjs never reads them.
+// recognize"); the decoders never read them.
 define(
   K_MESSAGE,
   one(TAG_INTEGER), // messageID; range checked separately
@@ -349,7 +351,7 @@ define(
   item(0, 1, [0xa0, K_CONTROLS]),
   { tags: [], kinds: [], min: 0, max: MANY, anyTag: true },
 );
-// §4.1.11 Controls / Control. No extra components: ldapjs would read them as the next Control.
+// §4.1.11 Controls / Control. No extra components (a parser could read them as the next Control).
 define(K_CONTROLS, item(0, MANY, [TAG_SEQUENCE, K_CONTROL]));
 define(K_CONTROL, one(0x04), opt(0x01), opt(0x04));
 // §4.2 BindRequest; AuthenticationChoice simple [0] / sasl [3].
@@ -400,9 +402,9 @@ define(K_COMPARE_REQ, one(0x04), item(1, 1, [TAG_SEQUENCE, K_AVA]));
 define(K_EXT_REQ, one(0x80), opt(0x81));
 define(K_EXT_RES, one(0x0a), one(0x04), one(0x04), item(0, 1, [0xa3, K_REFERRAL]), opt(0x8a), opt(0x8b));
 define(K_INTERMEDIATE, opt(0x80), opt(0x81));
-// requestValues ldapjs decodes itself (recognized-oids.js): RFC 3909 cancel and
-// RFC 3062 password modify. Exact shapes: after reading them ldapjs looks for
-// controls at wherever it stopped, so nothing may follow.
+// requestValues with a BER shape of their own: RFC 3909 cancel and RFC 3062
+// password modify (request-decode.ts reads the latter). Exact shapes: nothing
+// may follow them.
 define(K_VALUE_ROOT_CANCEL, item(1, 1, [TAG_SEQUENCE, K_CANCEL]));
 define(K_CANCEL, one(TAG_INTEGER));
 define(K_VALUE_ROOT_PASSWD, item(1, 1, [TAG_SEQUENCE, K_PASSWD]));
@@ -533,8 +535,8 @@ function checkLeaf(buf: Buffer, tag: number, start: number, end: number): void {
     throw new FramingError('structure', `INTEGER/ENUMERATED of ${n} octets at offset ${start}`);
   }
   // UnbindRequest ::= [APPLICATION 2] NULL, and NULL contents are empty (X.690 §8.8.2).
-  // Not pedantry: ldapjs reads the unbind with readSequence(), stepping into
-  // any contents, and then takes what it finds there for controls.
+  // Not pedantry: ldapjs read the unbind with readSequence(), stepping into
+  // any contents, and then took what it found there for controls.
   if (tag === 0x42 && n !== 0) {
     throw new FramingError('structure', `UnbindRequest with ${n} content octets at offset ${start}`);
   }
@@ -560,13 +562,12 @@ function schemaError(k: Kind, what: string, p: number): FramingError {
  *    Controls (§4.1.11). Components after that are ignored as §4 requires.
  *    BOOLEAN contents are 1 octet, INTEGER/ENUMERATED 1..4, UnbindRequest's
  *    NULL empty. Else 'structure'.
- *  - For the extended operations ldapjs decodes itself (cancel, RFC 3909;
- *    password modify, RFC 3062) the requestValue must be exactly the BER
- *    SEQUENCE those define.
+ *  - For the extended operations whose requestValue is BER (cancel, RFC
+ *    3909; password modify, RFC 3062) it must be exactly the SEQUENCE those
+ *    define.
  *
- * Why this much: ldapjs trusts tags and never checks the constructed bit, so
- * BER-valid input with a primitive where it expects a SEQUENCE still makes it
- * loop forever (see the schema notes above). O(n), iterative, allocation-free.
+ * Why this much: the decoders trust tags, lengths and the constructed bit
+ * (see the schema notes above). O(n), iterative, allocation-free.
  */
 export function validateLdapMessage(buf: Buffer, maxDepth: number): void {
   if (buf.length === 0 || buf[0] !== TAG_SEQUENCE) {

@@ -1,15 +1,16 @@
 /** Modify DN (RFC 4511 §4.9), with newSuperior. */
-import type { LdapContext, Reply } from './context';
-import type { Session } from './session';
-import { replyResult, RESULT_CODES } from './results';
-import type { UpdateCall } from './request-decode';
+import type { OperationHandler } from './context';
+import { replyMalformed, replyResult, RESULT_CODES } from './results';
+import { decodeUpdateRequest, OPERATIONS } from './request-decode';
 
-/** Answers a decoded ModifyDNRequest; entry, newrdn and newSuperior are parsed by the directory. */
-export function answerModifyDn(ctx: LdapContext, session: Session, call: Extract<UpdateCall, { op: 'modifyDN' }>, reply: Reply): void {
+/** Answers a ModifyDNRequest; entry, newrdn and newSuperior are parsed by the directory. */
+export const answerModifyDn: OperationHandler = (ctx, req) => {
+  const call = decodeUpdateRequest(req.pdu);
+  if (call?.op !== 'modifyDN') return replyMalformed(req, OPERATIONS.modifyDN.responseTag);
   try {
-    ctx.directory.modifyDN(session.identity, call.entry, call.newRdn, call.deleteOldRdn, call.newSuperior);
-    replyResult(reply, call, RESULT_CODES.success);
+    ctx.directory.modifyDN(req.session.identity, call.entry, call.newRdn, call.deleteOldRdn, call.newSuperior);
+    replyResult(req.reply, call, RESULT_CODES.success);
   } catch (err) {
-    replyResult(reply, call, err, session.log);
+    replyResult(req.reply, call, err, req.session.log);
   }
-}
+};

@@ -4,10 +4,10 @@
  * connection is accepted and when it closes (with the client's address).
  *
  * Every request of a connection passes through its RequestFlow handler, and
- * every response through the connection's write; server.ts hooks the log on
- * those two points only, so no path (the search fast path, our update
- * decoders, ldapjs) can bypass it. The request is described from its PDU,
- * its result read from the response PDUs written for its message id.
+ * every response through the connection's write; connection.ts hooks the log
+ * on those two points only, so no operation's handler can bypass it. The
+ * request is described from its PDU, its result read from the response PDUs
+ * written for its message id.
  *
  * Never logged: bind credentials, Password Modify values, attribute values
  * of add and modify (types only), the assertion value of a compare, the
@@ -22,8 +22,8 @@ import type { Schema } from '../../schema/registry';
 import type { FilterInput } from '../directory/filter';
 import { children, messageHead, readInt, readTlv, type Tlv } from './ber';
 import type { RequestHandler } from './flow';
-import { decodeControls, decodeSearchRequest } from './search-decode';
-import { decodeUpdateRequest, PASSWORD_MODIFY_OID, START_TLS_OID } from './request-decode';
+import { decodeSearchRequest } from './search-decode';
+import { decodeExtendedRequest, decodePasswdModifyValue, decodeUpdateRequest, envelope, PASSWORD_MODIFY_OID, requestKind, START_TLS_OID } from './request-decode';
 import { PROVISION_DOMAIN_OID, WHOAMI_OID } from './extended';
 import type { Session } from './session';
 
@@ -89,12 +89,6 @@ export function filterString(f: FilterInput, secret: SecretTest): string {
   }
 }
 
-/** Operation names by protocolOp tag (RFC 4511 §4.2 ff.). */
-const OPERATION_NAMES: Record<number, string> = {
-  0x60: 'bind', 0x42: 'unbind', 0x63: 'search', 0x66: 'modify', 0x68: 'add', 0x4a: 'delete',
-  0x6c: 'modDN', 0x6e: 'compare', 0x50: 'abandon', 0x77: 'extended',
-};
-
 /** Names of the extended operations the log recognises, by OID. */
 const EXTENDED_NAMES: Record<string, string> = {
   [START_TLS_OID]: 'startTLS',
@@ -127,11 +121,10 @@ export function describeRequest(pdu: Buffer, secret: SecretTest): RequestDescrip
   } catch {
     return { msgid: -1, fields: { op: 'unknown' } };
   }
-  const fields: Record<string, unknown> = { op: OPERATION_NAMES[head.op.tag] ?? `0x${head.op.tag.toString(16)}`, msgid: head.id };
+  const fields: Record<string, unknown> = { op: requestKind(head.op.tag)?.op ?? `0x${head.op.tag.toString(16)}`, msgid: head.id };
   try {
     describeOperation(pdu, head.op, secret, fields);
-    const [, , ctl] = children(pdu, readTlv(pdu, 0));
-    const controls = ctl && decodeControls(pdu, ctl);
+    const controls = envelope(pdu).controls;
     if (controls && controls.length) fields.controls = controls.map((c) => c.type);
   } catch {
     // A request our decoders do not take is logged with what was read of it.
@@ -172,8 +165,8 @@ function describeOperation(pdu: Buffer, op: Tlv, secret: SecretTest, fields: Rec
       fields.oid = oid;
       if (EXTENDED_NAMES[oid]) fields.ext = EXTENDED_NAMES[oid];
       if (oid !== PASSWORD_MODIFY_OID) return;
-      const call = decodeUpdateRequest(pdu);
-      if (call?.op === 'passwordModify' && call.userIdentity !== undefined) fields.dn = call.userIdentity;
+      const userIdentity = decodePasswdModifyValue(decodeExtendedRequest(pdu)?.value).userIdentity;
+      if (userIdentity !== undefined) fields.dn = userIdentity;
       return;
     }
   }

@@ -1,18 +1,18 @@
 /**
- * Decoding the update requests ourselves (RFC 4511 §4.6 Modify, §4.7 Add,
- * §4.8 Delete, §4.9 ModifyDN, §4.10 Compare) and the Password Modify
- * extended operation (RFC 3062), as search-decode.ts does for searches.
+ * Decoding the requests other than search (search-decode.ts): RFC 4511 §4.2
+ * Bind, §4.6 Modify, §4.7 Add, §4.8 Delete, §4.9 ModifyDN, §4.10 Compare,
+ * §4.12 Extended (with RFC 3062 Password Modify's request value), and the
+ * table of every request by its protocolOp tag, which the connection
+ * (connection.ts) dispatches from.
  *
- * ldapjs turns every LDAPDN of these requests into its own DN object while
- * parsing: a DN it cannot parse throws inside its parser (the connection
- * was dropped instead of answering invalidDNSyntax), and its unescaping
- * reads `\+e` as the hex pair `+e` (`parseInt('+e', 16)` is 14). Here the
- * DNs stay the strings the client sent; the directory parses them with
- * schema/dn.ts (RFC 4514) and answers 34 for a bad one. The PDU has been
- * validated by framing.ts; anything unexpected returns undefined and the PDU
- * goes to ldapjs as before.
+ * The DNs stay the strings the client sent; the directory parses them with
+ * schema/dn.ts (RFC 4514) and answers 34 for a bad one. (ldapjs, which once
+ * decoded these, turned every LDAPDN into its own DN object: `\+e` was read as
+ * the hex pair `+e`, and a DN it could not parse dropped the connection.) The
+ * PDU has been validated by framing.ts; anything unexpected returns undefined
+ * and the operation's handler answers protocolError.
  */
-import { children, readTlv, type Tlv } from './ber';
+import { children, readInt, readTlv, type Tlv } from './ber';
 import { decodeControls, type RequestControl } from './search-decode';
 
 /** RFC 3062 §2. */
@@ -26,6 +26,33 @@ interface Common {
   controls: RequestControl[];
 }
 
+/**
+ * Every LDAP request by its protocolOp tag (RFC 4511 §4.2 ff.): its name as
+ * controls.ts knows it, its name in the operation log, and the tag of its
+ * response (none for unbind and abandon). A protocolOp not in this table is
+ * not a request (RFC 4511 §4.1.1).
+ */
+export const REQUESTS = {
+  0x60: { name: 'BindRequest', op: 'bind', responseTag: 0x61 },
+  0x42: { name: 'UnbindRequest', op: 'unbind', responseTag: undefined },
+  0x63: { name: 'SearchRequest', op: 'search', responseTag: 0x65 },
+  0x66: { name: 'ModifyRequest', op: 'modify', responseTag: 0x67 },
+  0x68: { name: 'AddRequest', op: 'add', responseTag: 0x69 },
+  0x4a: { name: 'DeleteRequest', op: 'delete', responseTag: 0x6b },
+  0x6c: { name: 'ModifyDnRequest', op: 'modDN', responseTag: 0x6d },
+  0x6e: { name: 'CompareRequest', op: 'compare', responseTag: 0x6f },
+  0x50: { name: 'AbandonRequest', op: 'abandon', responseTag: undefined },
+  0x77: { name: 'ExtendedRequest', op: 'extended', responseTag: 0x78 },
+} as const satisfies Record<number, { name: string; op: string; responseTag: number | undefined }>;
+
+/** The protocolOp tag of a request. */
+export type RequestTag = keyof typeof REQUESTS;
+
+/** The table entry of a protocolOp tag; undefined when it is not a request. */
+export function requestKind(tag: number): (typeof REQUESTS)[RequestTag] | undefined {
+  return Object.prototype.hasOwnProperty.call(REQUESTS, tag) ? REQUESTS[tag as RequestTag] : undefined;
+}
+
 /** RFC 4511 §4.6 operation, and RFC 4525 §2 increment, by their ENUMERATED values. */
 const MODIFY_OPERATIONS = ['add', 'delete', 'replace', 'increment'] as const;
 
@@ -36,38 +63,17 @@ export interface ModifyChange {
   values: Buffer[];
 }
 
-/** A decoded request of one of the operations answered without ldapjs. */
+/** A decoded update or compare request. */
 export type UpdateCall = Common & (
   | { op: 'modify'; entry: string; changes: ModifyChange[] }
   | { op: 'add'; entry: string; attributes: { type: string; values: Buffer[] }[] }
   | { op: 'delete'; entry: string }
   | { op: 'modifyDN'; entry: string; newRdn: string; deleteOldRdn: boolean; newSuperior?: string }
   | { op: 'compare'; entry: string; attribute: string; value: Buffer }
-  /** `malformed` is set when the request value is not a PasswdModifyRequestValue (protocolError). */
-  | { op: 'passwordModify'; userIdentity?: string; oldPassword?: Buffer; newPassword?: Buffer; malformed?: boolean }
-  /** The connection layer answers it (it changes the transport); a request value is a protocolError (§4.14.1). */
-  | { op: 'startTLS'; malformed: boolean }
 );
 
-/**
- * Every LDAP request by its protocolOp tag (RFC 4511 §4.2 ff.): its name as
- * controls.ts knows it, and the tag of its response (none for unbind and abandon).
- */
-export const REQUESTS: Record<number, { name: string; responseTag?: number }> = {
-  0x60: { name: 'BindRequest', responseTag: 0x61 },
-  0x42: { name: 'UnbindRequest' },
-  0x63: { name: 'SearchRequest', responseTag: 0x65 },
-  0x66: { name: 'ModifyRequest', responseTag: 0x67 },
-  0x68: { name: 'AddRequest', responseTag: 0x69 },
-  0x4a: { name: 'DeleteRequest', responseTag: 0x6b },
-  0x6c: { name: 'ModifyDnRequest', responseTag: 0x6d },
-  0x6e: { name: 'CompareRequest', responseTag: 0x6f },
-  0x50: { name: 'AbandonRequest' },
-  0x77: { name: 'ExtendedRequest', responseTag: 0x78 },
-};
-
-/** The request tag of each operation decoded here. */
-const TAG_OF: Record<UpdateCall['op'], number> = { modify: 0x66, add: 0x68, delete: 0x4a, modifyDN: 0x6c, compare: 0x6e, passwordModify: 0x77, startTLS: 0x77 };
+/** The request tag of each operation decoded by decodeUpdateRequest. */
+const TAG_OF = { modify: 0x66, add: 0x68, delete: 0x4a, modifyDN: 0x6c, compare: 0x6e } as const satisfies Record<UpdateCall['op'], RequestTag>;
 
 /** Operation names as controls.ts knows them, and the response tag of each. */
 export const OPERATIONS = Object.fromEntries(
@@ -82,17 +88,24 @@ function expect(t: Tlv | undefined, tag: number): Tlv {
   return t;
 }
 
-/** Decodes a validated PDU when it is one of the requests above; undefined otherwise. */
+/**
+ * The messageID, protocolOp and controls of a validated LDAPMessage (RFC 4511
+ * §4.1.1); `controls` is undefined when they are malformed. A component after
+ * the protocolOp that is not Controls [0] is ignored, as are any after the
+ * controls (§4: trailing components whose tags are not recognised).
+ */
+export function envelope(pdu: Buffer): { messageId: number; op: Tlv; controls: RequestControl[] | undefined } {
+  const [id, op, ctl] = children(pdu, readTlv(pdu, 0));
+  if (!id || !op || id.tag !== 0x02) throw new RangeError('not an LDAPMessage');
+  return { messageId: readInt(pdu, id), op, controls: decodeControls(pdu, ctl) };
+}
+
+/** Decodes a validated PDU when it is a modify, add, delete, modifyDN or compare request; undefined otherwise. */
 export function decodeUpdateRequest(pdu: Buffer): UpdateCall | undefined {
   try {
-    const msg = readTlv(pdu, 0);
-    const [id, op, ctl, ...extra] = children(pdu, msg);
-    if (!id || !op || id.tag !== 0x02 || extra.length) return undefined;
-    const controls = decodeControls(pdu, ctl);
+    const { messageId, op, controls } = envelope(pdu);
     if (!controls) return undefined;
-    const n = id.end - id.start;
-    if (n < 1 || n > 4) return undefined;
-    const common: Common = { messageId: pdu.readIntBE(id.start, n), controls };
+    const common: Common = { messageId, controls };
     switch (op.tag) {
       case 0x66: {
         // ModifyRequest ::= [APPLICATION 6] SEQUENCE { object LDAPDN, changes SEQUENCE OF change SEQUENCE {
@@ -143,15 +156,6 @@ export function decodeUpdateRequest(pdu: Buffer): UpdateCall | undefined {
         if (more.length) return undefined;
         return { ...common, op: 'compare', entry: utf8(pdu, expect(entry, 0x04)), attribute: utf8(pdu, expect(desc, 0x04)), value: bytes(pdu, expect(value, 0x04)) };
       }
-      case 0x77: {
-        // ExtendedRequest ::= [APPLICATION 23] SEQUENCE { requestName [0], requestValue [1] OPTIONAL }
-        const [name, value] = children(pdu, op);
-        if (!name || name.tag !== 0x80) return undefined;
-        const oid = utf8(pdu, name);
-        if (oid === START_TLS_OID) return { ...common, op: 'startTLS', malformed: value !== undefined };
-        if (oid !== PASSWORD_MODIFY_OID) return undefined;
-        return { ...common, op: 'passwordModify', ...decodePasswdModifyValue(pdu, value) };
-      }
       default:
         return undefined;
     }
@@ -160,47 +164,79 @@ export function decodeUpdateRequest(pdu: Buffer): UpdateCall | undefined {
   }
 }
 
-/** Protocol op tags of the requests above that are never handed to ldapjs (Password Modify shares 0x77 with other extended ops). */
-const OWN_TAGS: Record<number, UpdateCall['op']> = Object.fromEntries((['modify', 'add', 'delete', 'modifyDN', 'compare'] as const).map((op) => [TAG_OF[op], op]));
+/** A decoded BindRequest (RFC 4511 §4.2): a simple bind's password, or a SASL bind's mechanism (never offered). */
+export type BindCall = Common & { version: number; name: string } & (
+  | { simple: Buffer; sasl?: undefined }
+  | { simple?: undefined; sasl: { mechanism: string } }
+);
 
 /**
- * For a PDU decodeUpdateRequest declined: when it is nevertheless a modify,
- * add, delete, modifyDN or compare (an unknown modify operation, say), its
- * message id and operation, to be answered with protocolError (RFC 4511
- * §4.1.1) rather than by ldapjs.
+ * Decodes a validated PDU when it is a BindRequest: BindRequest ::=
+ * [APPLICATION 0] SEQUENCE { version INTEGER (1..127), name LDAPDN,
+ * authentication AuthenticationChoice { simple [0] OCTET STRING, sasl [3]
+ * SaslCredentials } }. undefined otherwise.
  */
-export function undecodedUpdate(pdu: Buffer): { messageId: number; op: UpdateCall['op'] } | undefined {
+export function decodeBindRequest(pdu: Buffer): BindCall | undefined {
   try {
-    const [id, op] = children(pdu, readTlv(pdu, 0));
-    const kind = op && OWN_TAGS[op.tag];
-    const n = id ? id.end - id.start : 0;
-    if (!kind || id.tag !== 0x02 || n < 1 || n > 4) return undefined;
-    return { messageId: pdu.readIntBE(id.start, n), op: kind };
+    const { messageId, op, controls } = envelope(pdu);
+    if (!controls || op.tag !== 0x60) return undefined;
+    const [version, name, auth, ...rest] = children(pdu, op);
+    if (rest.length || !auth) return undefined;
+    const common = { messageId, controls, version: readInt(pdu, expect(version, 0x02)), name: utf8(pdu, expect(name, 0x04)) };
+    if (auth.tag === 0x80) return { ...common, simple: bytes(pdu, auth) };
+    if (auth.tag === 0xa3) {
+      // SaslCredentials ::= SEQUENCE { mechanism LDAPString, credentials OCTET STRING OPTIONAL }
+      const [mechanism] = children(pdu, auth);
+      return { ...common, sasl: { mechanism: utf8(pdu, expect(mechanism, 0x04)) } };
+    }
+    return undefined;
   } catch {
     return undefined;
   }
 }
+
+/** A decoded ExtendedRequest (RFC 4511 §4.12). */
+export type ExtendedCall = Common & { name: string; value?: Buffer };
+
+/**
+ * Decodes a validated PDU when it is an ExtendedRequest ::= [APPLICATION 23]
+ * SEQUENCE { requestName [0] LDAPOID, requestValue [1] OCTET STRING OPTIONAL };
+ * undefined otherwise.
+ */
+export function decodeExtendedRequest(pdu: Buffer): ExtendedCall | undefined {
+  try {
+    const { messageId, op, controls } = envelope(pdu);
+    if (!controls || op.tag !== 0x77) return undefined;
+    const [name, value, ...rest] = children(pdu, op);
+    if (rest.length || (value && value.tag !== 0x81)) return undefined;
+    return { messageId, controls, name: utf8(pdu, expect(name, 0x80)), value: value ? bytes(pdu, value) : undefined };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The fields of a PasswdModifyRequestValue, or `malformed` when the value is not one. */
+export type PasswdModifyFields = { userIdentity?: string; oldPassword?: Buffer; newPassword?: Buffer; malformed?: true };
 
 /**
  * RFC 3062 §2: PasswdModifyRequestValue ::= SEQUENCE { userIdentity [0]
  * OPTIONAL, oldPasswd [1] OPTIONAL, newPasswd [2] OPTIONAL }; the value
  * itself may be absent (change the bound user's password to a generated one).
  */
-function decodePasswdModifyValue(pdu: Buffer, value: Tlv | undefined): { userIdentity?: string; oldPassword?: Buffer; newPassword?: Buffer; malformed?: boolean } {
+export function decodePasswdModifyValue(value: Buffer | undefined): PasswdModifyFields {
   if (!value) return {};
-  if (value.tag !== 0x81) return { malformed: true };
   try {
-    const seq = readTlv(pdu, value.start, value.end);
-    if (seq.tag !== 0x30 || seq.end !== value.end) return { malformed: true };
-    const out: { userIdentity?: string; oldPassword?: Buffer; newPassword?: Buffer } = {};
+    const seq = readTlv(value, 0);
+    if (seq.tag !== 0x30 || seq.end !== value.length) return { malformed: true };
+    const out: PasswdModifyFields = {};
     let last = -1;
-    for (const c of children(pdu, seq)) {
+    for (const c of children(value, seq)) {
       const k = c.tag - 0x80;
       if (k < 0 || k > 2 || k <= last) return { malformed: true };
       last = k;
-      if (k === 0) out.userIdentity = utf8(pdu, c);
-      else if (k === 1) out.oldPassword = bytes(pdu, c);
-      else out.newPassword = bytes(pdu, c);
+      if (k === 0) out.userIdentity = utf8(value, c);
+      else if (k === 1) out.oldPassword = bytes(value, c);
+      else out.newPassword = bytes(value, c);
     }
     return out;
   } catch {

@@ -7,6 +7,7 @@ import { DirectoryError, type ResultName } from '../directory/errors';
 import type { Logger } from '../log';
 import { encodeLdapResult } from './ber';
 import { OPERATIONS, type UpdateCall } from './request-decode';
+import type { LdapRequest } from './context';
 
 /** RFC 4511 Appendix A.1 result codes. */
 export const RESULT_CODES: Record<ResultName | 'success' | 'compareFalse' | 'compareTrue' | 'unavailable', number> = {
@@ -41,13 +42,6 @@ export const RESULT_CODES: Record<ResultName | 'success' | 'compareFalse' | 'com
   other: 80,
 };
 
-/** What an ldapjs response object needs for an error result. */
-export interface ResultTarget {
-  matchedDN: string;
-  diagnosticMessage: string;
-  end(status?: number): unknown;
-}
-
 /** An LDAP result's three fields. */
 export interface ResultFields {
   code: number;
@@ -62,14 +56,6 @@ export function resultOf(err: unknown, log: Logger): ResultFields {
   return { code: RESULT_CODES.operationsError, matchedDN: '', diagnostic: 'internal error' };
 }
 
-/** Ends `res` with the result for `err`. */
-export function endWithError(res: ResultTarget, err: unknown, log: Logger): void {
-  const r = resultOf(err, log);
-  res.matchedDN = r.matchedDN;
-  res.diagnosticMessage = r.diagnostic;
-  res.end(r.code);
-}
-
 /**
  * Writes the response to a request decoded by request-decode.ts: `outcome`
  * is a result code, or an error converted by resultOf (then `log` is needed).
@@ -77,4 +63,14 @@ export function endWithError(res: ResultTarget, err: unknown, log: Logger): void
 export function replyResult(reply: (pdu: Buffer) => void, call: Pick<UpdateCall, 'messageId' | 'op'>, outcome: unknown, log?: Logger): void {
   const r: ResultFields = typeof outcome === 'number' ? { code: outcome, matchedDN: '', diagnostic: '' } : resultOf(outcome, log!);
   reply(encodeLdapResult(call.messageId, OPERATIONS[call.op].responseTag, r.code, r.matchedDN, r.diagnostic));
+}
+
+/**
+ * Answers a request its handler could not decode (the framing lets through
+ * some shapes the operation does not take) with protocolError, under the
+ * operation's response tag (an ExtendedResponse with neither name nor value
+ * is the bare LDAPResult too); the connection stays up.
+ */
+export function replyMalformed(req: LdapRequest, responseTag: number): void {
+  req.reply(encodeLdapResult(req.messageId, responseTag, RESULT_CODES.protocolError, '', 'malformed request'));
 }

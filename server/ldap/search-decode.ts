@@ -1,15 +1,16 @@
 /**
- * Decoding a SearchRequest ourselves (RFC 4511 §4.5.1), for the search fast
- * path: the PDU has already been validated by framing.ts, so this is a
- * straight walk. Searches are most of an LDAP server's traffic, and going
- * through ldapjs's parser, message objects, filter objects and DN
- * re-escaping cost more than the search itself (bench/ldap.ts profiles).
- * Anything unexpected returns undefined and the PDU goes to ldapjs as before.
+ * Decoding a SearchRequest (RFC 4511 §4.5.1) and the request controls
+ * (§4.1.11): the PDU has already been validated by framing.ts, so this is a
+ * straight walk. Searches are most of an LDAP server's traffic; decoding
+ * them straight into the directory's FilterInput, with no message or filter
+ * objects in between, keeps a search's cost in the search itself (bench/ldap.ts
+ * profiles). Anything unexpected returns undefined and the search is answered
+ * with protocolError.
  */
 import type { FilterInput } from '../directory/filter';
 import { children, readInt, readTlv, type Tlv } from './ber';
 
-/** A search as both paths hand it to runSearch. */
+/** A decoded SearchRequest. */
 export interface SearchCall {
   messageId: number;
   base: string;
@@ -114,11 +115,15 @@ export function decodeSearchRequest(pdu: Buffer): SearchCall | undefined {
 /** A request control (RFC 4511 §4.1.11). */
 export type RequestControl = { type: string; critical: boolean; value?: Buffer };
 
-/** The Controls of an LDAPMessage ([0] after the protocolOp), or undefined when malformed. */
+/**
+ * The Controls of an LDAPMessage, given the component after its protocolOp
+ * (none, or one that is not Controls [0], stands for no controls: RFC 4511 §4
+ * ignores trailing components whose tags are not recognised); undefined when
+ * malformed.
+ */
 export function decodeControls(pdu: Buffer, ctl: Tlv | undefined): RequestControl[] | undefined {
   const controls: RequestControl[] = [];
-  if (!ctl) return controls;
-  if (ctl.tag !== 0xa0) return undefined;
+  if (!ctl || ctl.tag !== 0xa0) return controls;
   for (const c of children(pdu, ctl)) {
     const parts = children(pdu, c);
     if (!parts.length || parts[0].tag !== 0x04) return undefined;
@@ -142,24 +147,6 @@ export function decodePagedValue(v: Buffer | undefined): { size: number; cookie:
     const [size, cookie] = children(v, seq);
     if (!size || !cookie || size.tag !== 0x02 || cookie.tag !== 0x04) return undefined;
     return { size: readInt(v, size), cookie: v.subarray(cookie.start, cookie.end) };
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The message id of a BindRequest that asks for SASL (RFC 4511 §4.2:
- * AuthenticationChoice sasl [3]), which we do not offer: the server answers
- * it with authMethodNotSupported (7) itself, since ldapjs's parser rejects
- * SASL binds as malformed. undefined for anything else.
- */
-export function saslBindId(pdu: Buffer): number | undefined {
-  try {
-    const msg = readTlv(pdu, 0);
-    const [id, op] = children(pdu, msg);
-    if (!id || !op || op.tag !== 0x60 || id.tag !== 0x02) return undefined;
-    const [, , auth] = children(pdu, op);
-    return auth?.tag === 0xa3 ? readInt(pdu, id) : undefined;
   } catch {
     return undefined;
   }

@@ -1,21 +1,20 @@
 /**
  * Search (RFC 4511 §4.5), with simple paged results (RFC 2696).
  *
- * `answerSearch` does the work for both ways a search arrives: the fast path
- * (our own decoder, server.ts) and ldapjs's handler chain (searchHandler,
- * for what the fast path declines). Entries and the SearchResultDone are
- * written with our encoder, one write per slice (cork). A search runs in
- * slices of SEARCH_SLICE_MS (Directory.startSearch), the event loop going on
- * between two, so that a costly one (a filter of thousands of terms, a large
- * subtree) delays neither the other connections nor DNS and SMTP.
+ * The request is decoded by search-decode.ts; entries and the
+ * SearchResultDone are written with our encoder (ber.ts), one write per
+ * slice (cork). A search runs in slices of SEARCH_SLICE_MS
+ * (Directory.startSearch), the event loop going on between two, so that a
+ * costly one (a filter of thousands of terms, a large subtree) delays neither
+ * the other connections nor DNS and SMTP.
  */
-import type { Handler, LdapContext } from './context';
-import { sessionOf, type Session } from './session';
-import { RESULT_CODES, resultOf, type ResultFields } from './results';
+import type { LdapContext, OperationHandler } from './context';
+import type { Session } from './session';
+import { replyMalformed, RESULT_CODES, resultOf, type ResultFields } from './results';
 import { encodeControl, encodeLdapResult, encodePagedValue, encodeSearchEntry } from './ber';
-import { fromLdapjsFilter } from './filter';
-import { PAGED_RESULTS_OID, unsupportedCritical } from './controls';
-import { decodePagedValue, type SearchCall } from './search-decode';
+import { PAGED_RESULTS_OID } from './controls';
+import { decodePagedValue, decodeSearchRequest, type SearchCall } from './search-decode';
+import { REQUESTS } from './request-decode';
 import { valueToBytes } from '../directory/entry';
 import type { Scope } from '../../storage/store';
 import type { PageCursor, SearchRun } from '../directory/directory';
@@ -76,8 +75,6 @@ export interface SearchSteps {
 export function startSearch(ctx: LdapContext, session: Session, call: SearchCall, send: (b: Buffer) => void): SearchSteps {
   const now = (r: SearchOutcomeFields): SearchSteps => ({ step: () => r });
   const fail = (code: number, diagnostic: string): SearchSteps => now({ code, matchedDN: '', diagnostic });
-  const bad = unsupportedCritical('SearchRequest', call.controls);
-  if (bad) return fail(RESULT_CODES.unavailableCriticalExtension, `critical control ${bad} is not supported`);
   const scope = SCOPES[call.scope];
   if (!scope) return fail(RESULT_CODES.protocolError, `bad scope ${call.scope}`);
   let page: { size: number; cursor?: PageCursor } | undefined;
@@ -126,24 +123,19 @@ export function searchDone(messageId: number, r: SearchOutcomeFields): Buffer {
   return encodeLdapResult(messageId, 0x65, r.code, r.matchedDN, r.diagnostic, controls);
 }
 
-/** The connection a search answers on (a net.Socket or tls.TLSSocket). */
-export interface SearchConnection {
-  cork(): void;
-  uncork(): void;
-  write(b: Buffer): unknown;
-  readonly destroyed: boolean;
-}
-
 /**
- * Answers a search on `conn`: a slice of at most about SEARCH_SLICE_MS now,
- * the next ones on later turns of the event loop, each written out at its
- * end; `done` once the SearchResultDone is written, or once the connection
- * has gone (the rest is not run).
+ * Answers a SearchRequest: a slice of at most about SEARCH_SLICE_MS now, the
+ * next ones on later turns of the event loop, each written out at its end;
+ * done once the SearchResultDone is written, or once the connection has gone
+ * (the rest is not run).
  */
-export function answerSearch(ctx: LdapContext, session: Session, call: SearchCall, conn: SearchConnection, done: () => void = () => undefined): void {
-  const steps = startSearch(ctx, session, call, (b) => conn.write(b));
+export const answerSearch: OperationHandler = (ctx, req) => {
+  const call = decodeSearchRequest(req.pdu);
+  if (!call) return replyMalformed(req, REQUESTS[0x63].responseTag);
+  const conn = req.conn;
+  const steps = startSearch(ctx, req.session, call, (b) => conn.write(b));
   const slice = (): void => {
-    if (conn.destroyed) return done();
+    if (conn.destroyed) return req.done();
     const deadline = performance.now() + SEARCH_SLICE_MS;
     let r: SearchOutcomeFields | undefined;
     conn.cork();
@@ -153,33 +145,8 @@ export function answerSearch(ctx: LdapContext, session: Session, call: SearchCal
     } finally {
       conn.uncork();
     }
-    if (r) done();
+    if (r) req.done();
     else setImmediate(slice);
   };
   slice();
-}
-
-/** ldapjs's handler, for searches the fast path declined to decode. */
-export function searchHandler(ctx: LdapContext): Handler {
-  return (req, res) => {
-    const session = sessionOf(req);
-    const conn = req.connection;
-    const controls = ((req.controls ?? []) as { type: string; criticality: boolean; value?: { size?: number; cookie?: Buffer } }[]).map((c) => ({
-      type: c.type,
-      critical: !!c.criticality,
-      value: c.type === PAGED_RESULTS_OID ? encodePagedValue(c.value?.size ?? 0, c.value?.cookie ?? Buffer.alloc(0)) : undefined,
-    }));
-    const call: SearchCall = {
-      messageId: req.messageId,
-      base: String(req.baseObject ?? ''),
-      scope: typeof req.scope === 'number' ? req.scope : ({ base: 0, one: 1, sub: 2, children: 3 } as Record<string, number>)[req.scope] ?? -1,
-      sizeLimit: req.sizeLimit ?? 0,
-      timeLimit: req.timeLimit ?? 0,
-      typesOnly: !!req.typesOnly,
-      filter: fromLdapjsFilter(req.filter),
-      attributes: ((req.attributes ?? []) as string[]).map((a) => a.toLowerCase()),
-      controls,
-    };
-    answerSearch(ctx, session, call, conn);
-  };
-}
+};

@@ -1,14 +1,13 @@
 /**
  * StartTLS (RFC 4511 §4.14, RFC 4513 §3): the connection's transport becomes
  * TLS after a successful StartTLS response, on the same socket.
- *
- * ldapjs and our own answerers write to the connection object ldapjs was
- * given (the raw socket). After the upgrade that object forwards writes,
- * ends and destroys to the TLS socket, whose decrypted data feeds the same
- * framing; the raw socket's handle belongs to TLS from then on.
  */
 import * as net from 'node:net';
 import * as tls from 'node:tls';
+import type { LdapContext, LdapRequest } from './context';
+import { encodeExtendedResponse } from './ber';
+import { RESULT_CODES } from './results';
+import { START_TLS_OID } from './request-decode';
 import type { Logger } from '../log';
 
 /** What a StartTLS request gets (RFC 4511 §4.14.2). */
@@ -31,15 +30,31 @@ export function startTlsVerdict(s: { secure: boolean; malformed: boolean; pipeli
 }
 
 /**
- * Wraps `sock` in server-side TLS and redirects the connection object's
- * write/end/destroy to it. `onData` receives the decrypted bytes.
+ * Answers a StartTLS request (`withValue`: it carried a request value):
+ * refused as startTlsVerdict says, or answered with success in the clear
+ * (RFC 4511 §4.14.2: the response carries the request name), after which
+ * TLS begins on the connection.
+ */
+export function answerStartTls(ctx: LdapContext, req: LdapRequest, withValue: boolean): void {
+  const verdict = startTlsVerdict({ secure: req.conn.secure, malformed: withValue, pipelined: req.conn.pipelined, context: ctx.tls });
+  if (!verdict.ok) {
+    req.reply(encodeExtendedResponse(req.messageId, { code: RESULT_CODES[verdict.code], diagnostic: verdict.message }, START_TLS_OID));
+    return;
+  }
+  req.conn.startTls(encodeExtendedResponse(req.messageId, { code: RESULT_CODES.success }, START_TLS_OID), ctx.tls!, req.done);
+}
+
+/**
+ * Wraps `sock` in server-side TLS with the idle timeout `idleMs` (the raw
+ * socket's is cleared: it no longer sees the traffic). `onData` receives the
+ * decrypted bytes; a TLS error closes the connection. The raw socket's handle
+ * belongs to TLS from then on.
  */
 export function upgradeToTls(
   sock: net.Socket, context: tls.SecureContext, idleMs: number, onData: (chunk: Buffer) => void, log: Logger,
 ): tls.TLSSocket {
   sock.removeAllListeners('data');
-  sock.setTimeout(0); // the TLS socket keeps the idle timer now: the raw one no longer sees the traffic
-  const rawDestroy = sock.destroy.bind(sock);
+  sock.setTimeout(0);
   const secure = new tls.TLSSocket(sock, { isServer: true, secureContext: context });
   secure.setTimeout(idleMs);
   secure.on('timeout', () => secure.destroy());
@@ -48,15 +63,6 @@ export function upgradeToTls(
     log.info({ err: err.message, remote: sock.remoteAddress }, 'ldap tls error');
     secure.destroy();
   });
-  secure.on('close', () => rawDestroy());
-  sock.write = secure.write.bind(secure) as typeof sock.write;
-  sock.end = secure.end.bind(secure) as typeof sock.end;
-  // TLS destroys its parent socket through this same method: end with the real one, or the
-  // handle is never closed and the peer never sees the connection go.
-  sock.destroy = (err?: Error) => {
-    secure.destroy(err);
-    return rawDestroy(err);
-  };
-  Object.defineProperty(sock, 'destroyed', { get: () => secure.destroyed, configurable: true });
+  secure.on('close', () => sock.destroy());
   return secure;
 }

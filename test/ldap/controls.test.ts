@@ -1,7 +1,7 @@
 /**
- * Request controls on the operations ldapjs still parses (bind, modify,
- * extended): unknown non-critical ones are ignored, unknown critical ones get
- * 12 (RFC 4511 §4.1.11) — and none of them costs the connection.
+ * Request controls on bind, modify and extended operations, as OpenLDAP's
+ * clients send them: unknown non-critical ones are ignored, unknown critical
+ * ones get 12 (RFC 4511 §4.1.11) — and none of them costs the connection.
  */
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';

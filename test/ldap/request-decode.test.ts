@@ -1,12 +1,15 @@
 /**
- * request-decode.ts: modify, add, delete, modifyDN, compare and Password Modify
- * requests decode with their DNs exactly as sent (no unescaping), binary
- * values intact, and requests it cannot decode are still recognised so the
- * server answers protocolError instead of handing them to ldapjs.
+ * request-decode.ts: bind, modify, add, delete, modifyDN, compare and
+ * extended requests (Password Modify's value too) decode with their DNs
+ * exactly as sent (no unescaping), binary values intact; what does not
+ * decode is undefined (the operation's handler answers protocolError), and
+ * every request tag is in the table the connection dispatches from.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { decodeUpdateRequest, undecodedUpdate } from '../../server/ldap/request-decode';
+import {
+  decodeBindRequest, decodeExtendedRequest, decodePasswdModifyValue, decodeUpdateRequest, envelope, requestKind,
+} from '../../server/ldap/request-decode';
 import { validateLdapMessage } from '../../server/ldap/framing';
 import { int, message, seq, str, tlv } from '../fixtures/ber';
 
@@ -45,7 +48,8 @@ test('modify: the DN as sent, every operation (increment too), values as bytes; 
   });
   const unknown = message(8, op(change(4, 'cn', Buffer.from('a'))));
   assert.equal(decodeUpdateRequest(unknown), undefined);
-  assert.deepEqual(undecodedUpdate(unknown), { messageId: 8, op: 'modify' });
+  assert.equal(envelope(unknown).messageId, 8);
+  assert.equal(requestKind(envelope(unknown).op.tag)?.responseTag, 0x67, 'answered with a ModifyResponse');
 });
 
 test('delete, modifyDN and compare keep every DN byte', () => {
@@ -61,22 +65,53 @@ test('delete, modifyDN and compare keep every DN byte', () => {
   assert.deepEqual(cmp, { messageId: 3, controls: [], op: 'compare', entry: 'cn=a"b,o=internet', attribute: 'sn', value: Buffer.from('x') });
 });
 
-test('Password Modify: absent value, fields, malformed value; other extended ops are not ours', () => {
+test('Password Modify: absent value, fields, malformed value', () => {
   const exop = (value?: Buffer) => message(9, tlv(0x77, Buffer.concat([str(0x80, '1.3.6.1.4.1.4203.1.11.1'), ...(value ? [tlv(0x81, value)] : [])])));
-  assert.deepEqual(decodeUpdateRequest(exop()), { messageId: 9, controls: [], op: 'passwordModify' });
-  assert.deepEqual(decodeUpdateRequest(exop(seq(str(0x80, 'dn:uid=a,o=internet'), str(0x82, 'new')))), {
-    messageId: 9, controls: [], op: 'passwordModify', userIdentity: 'dn:uid=a,o=internet', newPassword: Buffer.from('new'),
-  });
-  assert.equal((decodeUpdateRequest(exop(str(0x04, 'x'))) as { malformed?: boolean }).malformed, true);
-  assert.equal((decodeUpdateRequest(exop(seq(str(0x82, 'a'), str(0x80, 'b')))) as { malformed?: boolean }).malformed, true, 'fields out of order');
-  const whoami = message(4, tlv(0x77, str(0x80, '1.3.6.1.4.1.4203.1.11.3')));
-  assert.equal(decodeUpdateRequest(whoami), undefined);
-  assert.equal(undecodedUpdate(whoami), undefined);
+  assert.deepEqual(decodeExtendedRequest(exop()), { messageId: 9, controls: [], name: '1.3.6.1.4.1.4203.1.11.1', value: undefined });
+  assert.deepEqual(decodePasswdModifyValue(undefined), {});
+  const value = seq(str(0x80, 'dn:uid=a,o=internet'), str(0x82, 'new'));
+  assert.deepEqual(decodeExtendedRequest(exop(value))?.value, value);
+  assert.deepEqual(decodePasswdModifyValue(value), { userIdentity: 'dn:uid=a,o=internet', newPassword: Buffer.from('new') });
+  assert.equal(decodePasswdModifyValue(str(0x04, 'x')).malformed, true);
+  assert.equal(decodePasswdModifyValue(seq(str(0x82, 'a'), str(0x80, 'b'))).malformed, true, 'fields out of order');
+  assert.equal(decodePasswdModifyValue(Buffer.concat([value, Buffer.from([0])])).malformed, true, 'trailing bytes');
 });
 
-test('an add it cannot decode is still recognised (answered with protocolError, not by ldapjs)', () => {
+test('extended requests: the name, the value as bytes; not an update', () => {
+  const whoami = message(4, tlv(0x77, str(0x80, '1.3.6.1.4.1.4203.1.11.3')));
+  assert.equal(decodeUpdateRequest(whoami), undefined);
+  assert.deepEqual(decodeExtendedRequest(whoami), { messageId: 4, controls: [], name: '1.3.6.1.4.1.4203.1.11.3', value: undefined });
+  const provision = message(5, tlv(0x77, Buffer.concat([str(0x80, '1.3.6.1.4.1.32473.1.3.1'), str(0x81, Buffer.from([0x65, 0xff]))])));
+  assert.deepEqual(decodeExtendedRequest(provision)?.value, Buffer.from([0x65, 0xff]));
+});
+
+test('bind: version, the DN as sent, the simple password as bytes; SASL gives its mechanism only', () => {
+  const simple = message(1, tlv(0x60, Buffer.concat([int(3), str(0x04, 'cn=x\\+e,o=internet'), str(0x80, Buffer.from([0xc3, 0x28]))])));
+  validateLdapMessage(simple, 32);
+  assert.deepEqual(decodeBindRequest(simple), {
+    messageId: 1, controls: [], version: 3, name: 'cn=x\\+e,o=internet', simple: Buffer.from([0xc3, 0x28]),
+  });
+  const v2 = decodeBindRequest(message(2, tlv(0x60, Buffer.concat([int(2), str(0x04, ''), str(0x80, '')]))));
+  assert.equal(v2?.version, 2);
+  const sasl = message(3, tlv(0x60, Buffer.concat([int(3), str(0x04, ''), tlv(0xa3, Buffer.concat([str(0x04, 'PLAIN'), str(0x04, '\0u\0secret')]))])));
+  assert.deepEqual(decodeBindRequest(sasl), { messageId: 3, controls: [], version: 3, name: '', sasl: { mechanism: 'PLAIN' } });
+  assert.equal(decodeBindRequest(message(4, tlv(0x60, Buffer.concat([int(3), str(0x04, ''), str(0x81, 'x')])))), undefined, 'an unknown authentication choice');
+});
+
+test('an add it cannot decode is undefined; the table knows every request tag, and no response tag', () => {
   const odd = message(7, tlv(0x68, Buffer.concat([str(0x04, 'cn=a,o=internet'), seq(int(1))])));
   assert.equal(decodeUpdateRequest(odd), undefined);
-  assert.deepEqual(undecodedUpdate(odd), { messageId: 7, op: 'add' });
-  assert.equal(undecodedUpdate(message(8, tlv(0x42, Buffer.alloc(0)))), undefined, 'unbind is not ours');
+  assert.equal(requestKind(envelope(odd).op.tag)?.name, 'AddRequest');
+  assert.deepEqual([0x60, 0x42, 0x63, 0x66, 0x68, 0x4a, 0x6c, 0x6e, 0x50, 0x77].map((t) => requestKind(t)?.op),
+    ['bind', 'unbind', 'search', 'modify', 'add', 'delete', 'modDN', 'compare', 'abandon', 'extended']);
+  for (const response of [0x61, 0x64, 0x65, 0x67, 0x69, 0x6b, 0x6d, 0x6f, 0x73, 0x78, 0x79]) assert.equal(requestKind(response), undefined);
+});
+
+test('controls: after the protocolOp as [0]; a trailing component of another tag is ignored (RFC 4511 §4)', () => {
+  const del = tlv(0x4a, Buffer.from('cn=a,o=internet'));
+  const ctl = seq(str(0x04, '2.16.840.1.113730.3.4.2'));
+  assert.deepEqual(envelope(message(1, del, [ctl])).controls, [{ type: '2.16.840.1.113730.3.4.2', critical: false, value: undefined }]);
+  const trailing = seq(int(1), del, str(0x85, 'future'));
+  assert.deepEqual(envelope(trailing).controls, []);
+  assert.deepEqual(decodeUpdateRequest(trailing), { messageId: 1, controls: [], op: 'delete', entry: 'cn=a,o=internet' });
 });
