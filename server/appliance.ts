@@ -18,6 +18,7 @@ import { startHttpServer, type HttpEndpoint } from './admin/http';
 import { startDnsServer, type DnsEndpoint } from './dns/server';
 import { startMta, type MtaEndpoint } from './mta';
 import { Provisioner } from './directory/provision';
+import { LocalWriter } from './directory/writes';
 import { startRetention, type Retention } from './directory/retention';
 import { loadTls } from './tls';
 
@@ -30,6 +31,8 @@ export interface Appliance {
   dns: DnsEndpoint;
   mta: MtaEndpoint;
   provisioner: Provisioner;
+  /** The one writer: every door's writes go through it as commands (writes.ts). */
+  writer: LocalWriter;
   retention: Retention;
   close(): Promise<void>;
 }
@@ -196,6 +199,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       throw e;
     });
     const provisioner = new Provisioner(directory, zones, { hostname: config.hostname, ...config.newDomain });
+    const writer = new LocalWriter(directory, provisioner);
     const retention = startRetention(directory, config.retention, log.child({ ep: 'retention' }));
     started.push({ close: async () => retention.stop() });
     void retention.run(); // a backlog left by an older version or a larger setting
@@ -206,7 +210,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       host, port: config.ldap.port, maxPdu: config.ldap.maxPdu, maxDepth: config.ldap.maxDepth,
       idleTimeout: config.ldap.idleTimeout, pduTimeout: config.ldap.pduTimeout, maxConnections: config.ldap.maxConnections,
       clientConnections: config.ldap.clientConnections, busyIdleTimeout: config.ldap.busyIdleTimeout,
-      provisioner, tls,
+      writer, provisioning: true, tls,
     }, log.child({ ep: 'ldap' })));
     started.push(ldap);
     const dns = await listening('DCMX_DNS_PORT', host, config.dns.port, () => startDnsServer(zones, {
@@ -215,7 +219,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       rrl: config.dns.rrlRate > 0 ? { rate: config.dns.rrlRate, slip: config.dns.rrlSlip } : undefined,
     }, log.child({ ep: 'dns' })));
     started.push(dns);
-    const mta = await listening('DCMX_SMTP_PORT', host, config.smtp.port, () => startMta(directory, zones, config, log.child({ ep: 'smtp' }), tls, provisioner));
+    const mta = await listening('DCMX_SMTP_PORT', host, config.smtp.port, () => startMta(directory, zones, config, log.child({ ep: 'smtp' }), tls, { provisioner, writer }));
     started.push(mta);
     const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', host, config.http.port, () => startHttpServer({ directory, zones, mta, dns, retention }, {
       host, port: config.http.port, allow: config.http.allow,
@@ -229,6 +233,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       dns,
       mta,
       provisioner,
+      writer,
       retention,
       ports: { ldap: ldap.port, dns: dns.port, smtp: mta.port, http: http.port },
       async close() {
