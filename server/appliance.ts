@@ -18,7 +18,8 @@ import { startHttpServer, type HttpEndpoint } from './admin/http';
 import { startDnsServer, type DnsEndpoint } from './dns/server';
 import { startMta, type MtaEndpoint } from './mta';
 import { Provisioner } from './directory/provision';
-import { LocalWriter } from './directory/writes';
+import { LocalWriter, watchOtherWriters } from './directory/writes';
+import { ChangeClock } from './directory/change-clock';
 import { startRetention, type Retention } from './directory/retention';
 import { loadTls } from './tls';
 
@@ -33,6 +34,8 @@ export interface Appliance {
   provisioner: Provisioner;
   /** The one writer: every door's writes go through it as commands (writes.ts). */
   writer: LocalWriter;
+  /** The last committed change number, published by the writer for every thread (change-clock.ts). */
+  clock: ChangeClock;
   retention: Retention;
   close(): Promise<void>;
 }
@@ -79,7 +82,7 @@ export function initialAdminPassword(config: Config, announce: (msg: string) => 
  * configured indexes; the appliance and the CLI open it this way. A store
  * that cannot be opened is a ConfigError naming DCMX_DATA_DIR.
  */
-export function openStore(config: Config, limits: { sizeLimit?: number; timeLimit?: number } = {}): Services {
+export function openStore(config: Config, limits: { sizeLimit?: number; timeLimit?: number; clock?: ChangeClock } = {}): Services {
   prepareDataDir(config.dataDir);
   const file = storePath(config.dataDir);
   // Before: SQLite gives a new -wal/-shm the mode of the database file. After: a store just created.
@@ -182,7 +185,8 @@ function watchStoreFile(directory: Directory, log: Logger): { close(): Promise<v
 
 /** Opens the store and starts every endpoint. */
 export async function startAppliance(config: Config, log: Logger, announce: (msg: string) => void = console.log): Promise<Appliance> {
-  const { directory, zones } = openStore(config, { sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit });
+  const clock = new ChangeClock();
+  const { directory, zones } = openStore(config, { sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit, clock });
   const mode = fs.statSync(config.dataDir).mode & 0o777;
   if (mode & 0o077) {
     log.warn({ dataDir: config.dataDir, mode: mode.toString(8) }, 'the data dir is open to other users (mail, keys, password hashes); chmod 700 it');
@@ -200,6 +204,8 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     });
     const provisioner = new Provisioner(directory, zones, { hostname: config.hostname, ...config.newDomain });
     const writer = new LocalWriter(directory, provisioner);
+    const otherWriters = watchOtherWriters(directory);
+    started.push({ close: async () => otherWriters.stop() });
     const retention = startRetention(directory, config.retention, log.child({ ep: 'retention' }));
     started.push({ close: async () => retention.stop() });
     void retention.run(); // a backlog left by an older version or a larger setting
@@ -234,6 +240,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       mta,
       provisioner,
       writer,
+      clock,
       retention,
       ports: { ldap: ldap.port, dns: dns.port, smtp: mta.port, http: http.port },
       async close() {

@@ -28,6 +28,7 @@ import { compileFilter, FilterError, matches, type Filter, type FilterInput } fr
 import { Passwords, type PasswordOptions } from './passwords';
 import { AuthThrottle, type ThrottleOptions } from './auth-throttle';
 import type { DirectoryWriter } from './writes';
+import { ChangeClock } from './change-clock';
 import {
   CHANGELOG_DN, changeEntry, changelogContainer, rootDse, SUBSCHEMA_DN, subschemaEntry, type RootDseFeatures,
 } from './virtual';
@@ -49,6 +50,12 @@ export interface DirectoryOptions {
   passwords?: PasswordOptions;
   /** The guessing throttle of binds that say where they come from (DEFAULT_THROTTLE when absent). */
   throttle?: ThrottleOptions;
+  /**
+   * The change clock this directory publishes to (the writer) or follows (a
+   * reader): share one buffer among the threads of the process. A new clock
+   * of its own when absent.
+   */
+  clock?: ChangeClock;
 }
 
 /** One modification of a modify request (RFC 4511 §4.6, RFC 4525 increment). */
@@ -77,7 +84,7 @@ export type WriteHook = (change: AppliedChange) => void;
  * all of its changes; may write more (e.g. bump zone serials once per zone).
  */
 export type CommitHook = (changes: readonly AppliedChange[]) => void;
-/** Called after commit, once per transaction, with its changes in order. */
+/** Called after commit, once per transaction, with its changes in order (the writer's thread only). */
 export type ChangeListener = (changes: AppliedChange[]) => void;
 
 /** A search (RFC 4511 §4.5.1) in directory terms. */
@@ -174,6 +181,11 @@ export class Directory {
   private readonly computedTypes: AttributeType[];
   /** Where binds send their rehash (useWriter). */
   private writer: DirectoryWriter | undefined;
+  /** The last committed change number, as published by the writer (change-clock.ts). */
+  readonly clock: ChangeClock;
+  /** The clock's value when this thread's views last followed it (sync). */
+  private synced: number;
+  private readonly syncListeners: (() => void)[] = [];
 
   constructor(readonly store: Store, readonly schema: Schema, opts: DirectoryOptions) {
     this.suffixDn = parseDn(opts.suffix);
@@ -190,6 +202,9 @@ export class Directory {
     this.passwords = new Passwords(opts.passwords);
     this.throttle = new AuthThrottle(opts.throttle);
     this.computedTypes = ['hasSubordinates', 'entryDN', 'subschemaSubentry', 'structuralObjectClass'].map((n) => schema.attr(n)!);
+    this.clock = opts.clock ?? new ChangeClock();
+    this.clock.publish(store.changeRange().last);
+    this.synced = this.clock.current();
   }
 
   // ---------------------------------------------------------------- set-up
@@ -215,13 +230,64 @@ export class Directory {
     this.commitHooks.push(h);
   }
 
-  /** Registers a listener called after each committed transaction. Returns an unsubscribe function. */
+  /**
+   * Registers a listener called after each transaction committed on this
+   * directory, with its changes (the writer's thread only: NOTIFY, retention).
+   * Views that every thread keeps follow the change log with onSync instead.
+   * Returns an unsubscribe function.
+   */
   onChange(l: ChangeListener): () => void {
-    this.listeners.push(l);
-    return () => {
-      const i = this.listeners.indexOf(l);
-      if (i >= 0) this.listeners.splice(i, 1);
-    };
+    return addListener(this.listeners, l);
+  }
+
+  /**
+   * Registers a view of this thread that follows the change log (a
+   * ChangeFollower: the routing table and the transfer unit's cache, a DNS
+   * answer cache): `l` is called by `sync` whenever the change clock has moved
+   * since, and must catch up from its position in the log before it returns.
+   * Returns an unsubscribe function.
+   */
+  onSync(l: () => void): () => void {
+    return addListener(this.syncListeners, l);
+  }
+
+  /**
+   * Brings this thread's views up to the change clock before a read is
+   * answered: when the clock shows what they followed last, one atomic load
+   * and nothing else; otherwise the onSync listeners read the change log from
+   * their positions. Every door calls it first (a DNS answer, an LDAP
+   * operation, an SMTP lookup), so that a read issued after a write's reply,
+   * on whatever thread, sees the write. The writer's thread also calls it
+   * after each of its commits.
+   */
+  sync(): void {
+    const now = this.clock.current();
+    if (now === this.synced) return;
+    this.synced = now;
+    for (const l of [...this.syncListeners]) {
+      try {
+        l();
+      } catch (err) {
+        process.emitWarning(`dcmx: a change follower failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+      }
+    }
+  }
+
+  /** The change number this thread's views have followed (sync): at least what every reply sent before the last sync had written. */
+  get applied(): number {
+    return this.synced;
+  }
+
+  /**
+   * Writer side: publishes the last change number committed to the store
+   * (by this directory, or by another process) on the change clock, then
+   * lets this thread's views follow it (sync). The write path calls it after
+   * each commit, before the write returns; the watch of other processes'
+   * commits (writes.ts watchOtherWriters) when the store changed under it.
+   */
+  publishCommitted(): void {
+    this.clock.publish(this.store.changeRange().last);
+    this.sync();
   }
 
   /**
@@ -717,6 +783,8 @@ export class Directory {
       this.pending = [];
       // The commit stands whatever a listener does: a failing view must not turn a durable write into an error.
       if (done.length) {
+        // Published before the write returns (and so before any door replies): every thread's next read sees it.
+        this.publishCommitted();
         for (const l of this.listeners) {
           try {
             l(done);
@@ -1079,6 +1147,15 @@ export class Directory {
   changeRange(): { first: number; last: number } {
     return this.store.changeRange();
   }
+}
+
+/** Adds `l` to `list`; returns the function that removes it. */
+function addListener<L>(list: L[], l: L): () => void {
+  list.push(l);
+  return () => {
+    const i = list.indexOf(l);
+    if (i >= 0) list.splice(i, 1);
+  };
 }
 
 /** Maps schema and syntax errors from below to directory errors. */

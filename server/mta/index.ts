@@ -63,7 +63,8 @@ export async function startMta(
       cache.flush();
     },
   }, { pollMs: config.mta.changePollMs, from: routing.version });
-  const sync = () => follower.catchUp();
+  // Before each lookup: one atomic load, and the follower reads the log only when the change clock moved.
+  const sync = () => directory.sync();
   const queue = new QueueStore(directory.store);
   const spool = new Spool(path.join(config.dataDir, 'spool'));
   // Spool files with no queue row were written by a run that crashed before its commit: never acknowledged, safe to drop.
