@@ -2,11 +2,18 @@
  * The directory: reads with access control, and the ONE write path.
  *
  * Every write (LDAP add/modify/delete/modifyDN, provisioning, CLI, LDIF
- * import) runs `write`, which in one SQLite transaction validates against the
- * schema, stores the entry and its index rows, appends the change log row and
- * runs the write hooks (zone serials); after the commit it notifies the
- * listeners with the change numbers. A read issued after a write's promise
- * resolves sees the write.
+ * import) reaches the writer as a command (writes.ts), whose executor runs
+ * `write`: in one SQLite transaction it validates against the schema,
+ * stores the entry and its index rows, appends the change log row and runs
+ * the write hooks (zone serials); after the commit it publishes the last
+ * change number on the change clock (change-clock.ts), lets this thread's
+ * views follow it (sync) and notifies the listeners with the changes. The
+ * write methods (`write`, `add`, `addSync`, `modify`, `modifySync`, `delete`,
+ * `modifyDN`, `setPassword`, `replacePassword`, `bootstrap`) are the writer
+ * side's: the command executor, provision.ts, start-up. A reader (open.ts
+ * `readOnly`, any thread) has the same read API, follows the clock with
+ * `sync`, and throws ReaderWriteError from every write method. A read issued
+ * after a write's promise resolves sees the write, on every thread.
  */
 import { randomUUID } from 'node:crypto';
 import type { AttributeType, Schema, TypedAttrs } from '../../schema/registry';
@@ -22,7 +29,7 @@ import {
 } from './entry';
 import {
   AlreadyExistsError, DirectoryError, InsufficientAccessError, InvalidCredentialsError, NoSuchObjectError,
-  NotAllowedOnNonLeafError, SizeLimitError, StoreUnavailableError, TimeLimitError, UnwillingError,
+  NotAllowedOnNonLeafError, ReaderWriteError, SizeLimitError, StoreUnavailableError, TimeLimitError, UnwillingError,
 } from './errors';
 import { compileFilter, FilterError, matches, type Filter, type FilterInput } from './filter';
 import { Passwords, type PasswordOptions } from './passwords';
@@ -181,8 +188,14 @@ export class Directory {
   private readonly computedTypes: AttributeType[];
   /** Where binds send their rehash (useWriter). */
   private writer: DirectoryWriter | undefined;
+  private warnedNoWriter = false;
   /** The last committed change number, as published by the writer (change-clock.ts). */
   readonly clock: ChangeClock;
+  /**
+   * True for a reader (open.ts `readOnly`): its write methods throw
+   * ReaderWriteError, writing nothing; writes go to the writer as commands.
+   */
+  readonly readOnly: boolean;
   /** The clock's value when this thread's views last followed it (sync). */
   private synced: number;
   private readonly syncListeners: (() => void)[] = [];
@@ -202,9 +215,15 @@ export class Directory {
     this.passwords = new Passwords(opts.passwords);
     this.throttle = new AuthThrottle(opts.throttle);
     this.computedTypes = ['hasSubordinates', 'entryDN', 'subschemaSubentry', 'structuralObjectClass'].map((n) => schema.attr(n)!);
+    this.readOnly = store.readOnly;
     this.clock = opts.clock ?? new ChangeClock();
-    this.clock.publish(store.changeRange().last);
+    if (!this.readOnly) this.clock.publish(store.changeRange().last);
     this.synced = this.clock.current();
+  }
+
+  /** Throws ReaderWriteError on a reader: `what` is the write method called. */
+  private writable(what: string): void {
+    if (this.readOnly) throw new ReaderWriteError(what);
   }
 
   // ---------------------------------------------------------------- set-up
@@ -286,6 +305,7 @@ export class Directory {
    * commits (writes.ts watchOtherWriters) when the store changed under it.
    */
   publishCommitted(): void {
+    this.writable('publishCommitted');
     this.clock.publish(this.store.changeRange().last);
     this.sync();
   }
@@ -299,6 +319,7 @@ export class Directory {
    * entry is created.
    */
   async bootstrap(admin: AdminPassword): Promise<void> {
+    this.writable('bootstrap');
     const existing = this.store.getByNdn(this.adminNdn);
     let hash: string | undefined;
     if (!existing) {
@@ -427,8 +448,9 @@ export class Directory {
    * client (auth-throttle.ts): a refused attempt rejects with
    * TooManyFailuresError before any check, a failure is answered after its
    * delay. After a success, an entry's one stored value in another scheme or
-   * at another cost is rehashed in the configured one (DCMX_PASSWORD_REHASH).
-   * The doors' bind (LDAP) and login (SMTP AUTH) end here.
+   * at another cost is rehashed in the configured one (DCMX_PASSWORD_REHASH),
+   * by the writer (a `rehash` command, useWriter), before this resolves: the
+   * bind itself is a read. The doors' bind (LDAP) and login (SMTP AUTH) end here.
    */
   async checkPassword(entry: StoredEntry | undefined, account: string, password: string, client?: string): Promise<Identity> {
     const attempt = client === undefined ? undefined : this.throttle.begin(client, account);
@@ -452,17 +474,22 @@ export class Directory {
 
   /**
    * Replaces the one stored value `old` of `who`'s entry by a hash of
-   * `password` in the configured scheme, through the write path (a modify by
-   * `who`, in the change log). Nothing happens when the value changed
-   * meanwhile or the password cannot be hashed (too long); a failure is no
-   * failure of the bind.
+   * `password` in the configured scheme (hashed here, on this thread's pool),
+   * through the writer: a `rehash` command, a modify by `who` in the change
+   * log. Without a writer, a writable directory applies it itself. Nothing
+   * happens when the value changed meanwhile or the password cannot be
+   * hashed (too long); a failure is no failure of the bind.
    */
   private async rehash(who: Identity, old: string, password: string): Promise<void> {
     try {
       const fresh = await this.passwords.hashClear(password);
       const cmd = { kind: 'rehash' as const, who, old, fresh };
       if (this.writer) await this.writer.execute(cmd);
-      else this.replacePassword(who, old, fresh);
+      else if (!this.readOnly) this.replacePassword(who, old, fresh);
+      else if (!this.warnedNoWriter) {
+        this.warnedNoWriter = true;
+        process.emitWarning('dcmx: a directory reader without a writer (Directory.useWriter) does not rehash passwords');
+      }
     } catch {
       // the password is not storable (too long), or the writer failed: keep what is stored
     }
@@ -486,6 +513,7 @@ export class Directory {
    * `fresh` is not storable.
    */
   replacePassword(who: Identity, old: string, fresh: string): number | undefined {
+    this.writable('replacePassword');
     try {
       return this.write(() => this.modifyTyped(who, who.dn, [
         { op: 'delete', type: 'userPassword', values: [old] },
@@ -765,6 +793,7 @@ export class Directory {
    * after the outermost commit. Nested calls join the outer transaction.
    */
   write<T>(fn: () => T): T {
+    this.writable('write');
     const outer = !this.store.db.inTransaction;
     const mark = this.pending.length;
     let result: T;
@@ -824,6 +853,7 @@ export class Directory {
    * gives it (RFC 3062 Password Modify: newPasswd is a password, never a hash).
    */
   async setPassword(who: Identity, dn: string, password: string): Promise<number> {
+    this.writable('setPassword');
     const hash = await this.passwords.hashClear(password);
     return this.write(() => this.modifyTyped(who, dn, [{ op: 'replace', type: 'userPassword', values: [hash] }], {}));
   }
@@ -843,6 +873,7 @@ export class Directory {
 
   /** LDAP-style add (RFC 4511 §4.7). Resolves with the change number. */
   async add(who: Identity, dn: string, attrs: AttrInput[], opts: WriteOptions = {}): Promise<number> {
+    this.writable('add');
     if (!this.access.canWriteTree(who)) throw new InsufficientAccessError();
     const hashed = await this.hashPasswords(attrs);
     return this.write(() => this.addTyped(who, dn, typedAttrs(this.schema, hashed), opts));
@@ -850,6 +881,7 @@ export class Directory {
 
   /** Synchronous add for server-internal writes; userPassword values must be ready (hashPasswords). */
   addSync(who: Identity, dn: string, attrs: AttrInput[], opts: WriteOptions = {}): number {
+    this.writable('addSync');
     if (!this.access.canWriteTree(who)) throw new InsufficientAccessError();
     return this.write(() => this.addTyped(who, dn, typedAttrs(this.schema, attrs), opts));
   }
@@ -913,6 +945,7 @@ export class Directory {
 
   /** LDAP-style modify (RFC 4511 §4.6). Resolves with the change number. */
   async modify(who: Identity, dn: string, mods: Modification[], opts: WriteOptions = {}): Promise<number> {
+    this.writable('modify');
     const hashed: Modification[] = [];
     for (const m of mods) {
       if (this.schema.attr(m.type) === this.userPassword && (m.op === 'add' || m.op === 'replace')) {
@@ -924,6 +957,7 @@ export class Directory {
 
   /** Synchronous modify for server-internal writes (values must already be hashed). */
   modifySync(who: Identity, dn: string, mods: Modification[], opts: WriteOptions = {}): number {
+    this.writable('modifySync');
     return this.write(() => this.modifyTyped(who, dn, mods, opts));
   }
 
@@ -1035,6 +1069,7 @@ export class Directory {
 
   /** Delete (RFC 4511 §4.8). Resolves with the change number. */
   delete(who: Identity, dn: string): number {
+    this.writable('delete');
     if (!this.access.canWriteTree(who)) throw new InsufficientAccessError();
     return this.write(() => {
       const parsed = this.parse(dn);
@@ -1058,6 +1093,7 @@ export class Directory {
 
   /** ModifyDN (RFC 4511 §4.9), moving the subtree. Resolves with the change number. */
   modifyDN(who: Identity, dn: string, newRdnStr: string, deleteOldRdn: boolean, newSuperior?: string): number {
+    this.writable('modifyDN');
     if (!this.access.canWriteTree(who)) throw new InsufficientAccessError();
     return this.write(() => {
       const parsed = this.parse(dn);
