@@ -511,6 +511,9 @@ export class Store {
   /**
    * A counter that changes whenever ANOTHER connection (another process, e.g.
    * the CLI) commits to the file (https://sqlite.org/pragma.html#pragma_data_version).
+   * The writer's watch of other processes' commits reads it
+   * (server/directory/writes.ts watchOtherWriters); readers follow the
+   * change clock instead.
    */
   dataVersion(): number {
     return this.stmt('PRAGMA data_version').pluck().get() as number;
