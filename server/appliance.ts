@@ -18,6 +18,8 @@ import { startHttpServer, type HttpEndpoint } from './admin/http';
 import { startDnsServer, type DnsEndpoint } from './dns/server';
 import { startMta, type MtaEndpoint } from './mta';
 import { Provisioner } from './directory/provision';
+import { LocalWriter, watchOtherWriters } from './directory/writes';
+import { ChangeClock } from './directory/change-clock';
 import { startRetention, type Retention } from './directory/retention';
 import { loadTls } from './tls';
 
@@ -30,6 +32,10 @@ export interface Appliance {
   dns: DnsEndpoint;
   mta: MtaEndpoint;
   provisioner: Provisioner;
+  /** The one writer: every door's writes go through it as commands (writes.ts). */
+  writer: LocalWriter;
+  /** The last committed change number, published by the writer for every thread (change-clock.ts). */
+  clock: ChangeClock;
   retention: Retention;
   close(): Promise<void>;
 }
@@ -76,7 +82,7 @@ export function initialAdminPassword(config: Config, announce: (msg: string) => 
  * configured indexes; the appliance and the CLI open it this way. A store
  * that cannot be opened is a ConfigError naming DCMX_DATA_DIR.
  */
-export function openStore(config: Config, limits: { sizeLimit?: number; timeLimit?: number } = {}): Services {
+export function openStore(config: Config, limits: { sizeLimit?: number; timeLimit?: number; clock?: ChangeClock } = {}): Services {
   prepareDataDir(config.dataDir);
   const file = storePath(config.dataDir);
   // Before: SQLite gives a new -wal/-shm the mode of the database file. After: a store just created.
@@ -179,7 +185,8 @@ function watchStoreFile(directory: Directory, log: Logger): { close(): Promise<v
 
 /** Opens the store and starts every endpoint. */
 export async function startAppliance(config: Config, log: Logger, announce: (msg: string) => void = console.log): Promise<Appliance> {
-  const { directory, zones } = openStore(config, { sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit });
+  const clock = new ChangeClock();
+  const { directory, zones } = openStore(config, { sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit, clock });
   const mode = fs.statSync(config.dataDir).mode & 0o777;
   if (mode & 0o077) {
     log.warn({ dataDir: config.dataDir, mode: mode.toString(8) }, 'the data dir is open to other users (mail, keys, password hashes); chmod 700 it');
@@ -196,6 +203,9 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       throw e;
     });
     const provisioner = new Provisioner(directory, zones, { hostname: config.hostname, ...config.newDomain });
+    const writer = new LocalWriter(directory, provisioner);
+    const otherWriters = watchOtherWriters(directory);
+    started.push({ close: async () => otherWriters.stop() });
     const retention = startRetention(directory, config.retention, log.child({ ep: 'retention' }));
     started.push({ close: async () => retention.stop() });
     void retention.run(); // a backlog left by an older version or a larger setting
@@ -206,7 +216,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       host, port: config.ldap.port, maxPdu: config.ldap.maxPdu, maxDepth: config.ldap.maxDepth,
       idleTimeout: config.ldap.idleTimeout, pduTimeout: config.ldap.pduTimeout, maxConnections: config.ldap.maxConnections,
       clientConnections: config.ldap.clientConnections, busyIdleTimeout: config.ldap.busyIdleTimeout,
-      provisioner, tls,
+      writer, provisioning: true, tls,
     }, log.child({ ep: 'ldap' })));
     started.push(ldap);
     const dns = await listening('DCMX_DNS_PORT', host, config.dns.port, () => startDnsServer(zones, {
@@ -215,7 +225,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       rrl: config.dns.rrlRate > 0 ? { rate: config.dns.rrlRate, slip: config.dns.rrlSlip } : undefined,
     }, log.child({ ep: 'dns' })));
     started.push(dns);
-    const mta = await listening('DCMX_SMTP_PORT', host, config.smtp.port, () => startMta(directory, zones, config, log.child({ ep: 'smtp' }), tls, provisioner));
+    const mta = await listening('DCMX_SMTP_PORT', host, config.smtp.port, () => startMta(directory, zones, config, log.child({ ep: 'smtp' }), tls, { provisioner, writer }));
     started.push(mta);
     const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', host, config.http.port, () => startHttpServer({ directory, zones, mta, dns, retention }, {
       host, port: config.http.port, allow: config.http.allow,
@@ -229,6 +239,8 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       dns,
       mta,
       provisioner,
+      writer,
+      clock,
       retention,
       ports: { ldap: ldap.port, dns: dns.port, smtp: mta.port, http: http.port },
       async close() {

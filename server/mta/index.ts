@@ -19,9 +19,8 @@ import { Outbound } from './outbound';
 import { Delivery } from './delivery';
 import { Intake } from './intake';
 import { startTmpSweeper } from './maildir';
-import { provisioningPolicy, type PolicyStats } from './policy';
+import { provisioningPolicy, type PolicyProvisioning, type PolicyStats } from './policy';
 import { SelfIdentity } from './self';
-import type { Provisioner } from '../directory/provision';
 import type { TlsPair } from '../tls';
 
 /** How often the Maildir tmp/ directories are swept after the sweep at start-up. */
@@ -43,10 +42,11 @@ export interface MtaEndpoint {
 
 /**
  * Starts the transfer unit with the appliance's certificate for STARTTLS; with
- * a provisioner, unknown domains go through the provisioning policy.
+ * `provisioning` (a provisioner for its reads, the writer for its writes),
+ * unknown domains go through the provisioning policy.
  */
 export async function startMta(
-  directory: Directory, zones: Zones, config: Config, log: Logger, tls: TlsPair, provisioner?: Provisioner,
+  directory: Directory, zones: Zones, config: Config, log: Logger, tls: TlsPair, provisioning?: PolicyProvisioning,
 ): Promise<MtaEndpoint> {
   const mail = new MailDirectory(directory, zones.names);
   const routing = new RoutingTable(mail, config.hostname);
@@ -63,7 +63,8 @@ export async function startMta(
       cache.flush();
     },
   }, { pollMs: config.mta.changePollMs, from: routing.version });
-  const sync = () => follower.catchUp();
+  // Before each lookup: one atomic load, and the follower reads the log only when the change clock moved.
+  const sync = () => directory.sync();
   const queue = new QueueStore(directory.store);
   const spool = new Spool(path.join(config.dataDir, 'spool'));
   // Spool files with no queue row were written by a run that crashed before its commit: never acknowledged, safe to drop.
@@ -82,7 +83,7 @@ export async function startMta(
   const self = new SelfIdentity({
     hostname: config.hostname, selfAddresses: config.selfAddresses, listen: config.listen, smtpPort: config.smtp.port, relayPort: config.mta.relayPort,
   }, resolver);
-  const policy = provisioner ? provisioningPolicy(config, provisioner, resolver, self, log.child({ part: 'policy' })) : undefined;
+  const policy = provisioning ? provisioningPolicy(config, provisioning, resolver, self, log.child({ part: 'policy' })) : undefined;
   const outbound = new Outbound({ hostname: config.hostname, resolver, self, portOverride: config.mta.relayPort === 25 ? undefined : config.mta.relayPort });
   const delivery = new Delivery({
     hostname: config.hostname, dataDir: config.dataDir, concurrency: config.mta.concurrency,

@@ -29,6 +29,7 @@ import type { Config } from '../config';
 import type { Logger } from '../log';
 import { ReservedDomainError } from '../directory/errors';
 import { InvalidDomainError, normalizeDomainName, type Provisioner } from '../directory/provision';
+import type { DirectoryWriter } from '../directory/writes';
 import { MailResolveError, type MailResolver } from './resolver';
 import { SmtpReply, type UnknownDomainDecision, type UnknownDomainHook } from './intake';
 import { ProvisionLimits } from './provision-limits';
@@ -42,10 +43,19 @@ export interface PolicyStats {
   limited: number;
 }
 
+/**
+ * What the policy provisions with: the provisioner for its reads (which
+ * names are never provisioned), the writer for the `provisionDomain` command.
+ */
+export interface PolicyProvisioning {
+  provisioner: Provisioner;
+  writer: DirectoryWriter;
+}
+
 /** Builds the intake hook for the configured policy; `self` tells which MX targets are this appliance. */
 export function provisioningPolicy(
   config: Pick<Config, 'provisioning' | 'provisionAllow' | 'provisionLimits'>,
-  provisioner: Provisioner,
+  { provisioner, writer }: PolicyProvisioning,
   resolver: MailResolver,
   self: SelfIdentity,
   log: Logger,
@@ -103,15 +113,19 @@ export function provisioningPolicy(
     }
     // Counted again now: other RCPTs may have created domains while this one waited for its lookup.
     withinLimits(name, session);
+    // Counted before the writer is asked, so that RCPTs meanwhile see it; taken back if nothing was created.
+    const at = Date.now();
+    limits.record(session.remoteAddress, at);
     let r;
     try {
-      r = provisioner.provisionDomain(name);
+      r = await writer.execute({ kind: 'provisionDomain', name });
     } catch (e) {
+      limits.forget(session.remoteAddress, at);
       if (e instanceof ReservedDomainError) return bad(name, e.reason, relaying);
       throw e;
     }
-    if (!r.existed) {
-      limits.record(session.remoteAddress);
+    if (r.existed) limits.forget(session.remoteAddress, at);
+    else {
       stats.provisioned++;
       log.info({ domain: name, created: r.created.length, zone: r.zone, serial: r.serial, remote: session.remoteAddress }, 'domain provisioned at RCPT');
     }

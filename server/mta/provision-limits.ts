@@ -36,6 +36,12 @@ class Window {
   add(now: number): void {
     this.times.push(now);
   }
+
+  /** Takes back one event added at `at`, if it is still counted. */
+  remove(at: number): void {
+    const i = this.times.lastIndexOf(at);
+    if (i >= 0) this.times.splice(i, 1);
+  }
 }
 
 export class ProvisionLimits {
@@ -71,5 +77,16 @@ export class ProvisionLimits {
     w.add(now);
     this.minute.add(now);
     this.hour.add(now);
+  }
+
+  /**
+   * Takes back a domain counted by `record(client, at)` that was not created
+   * after all (it existed, or the write failed): a door records before it
+   * asks the writer, so that RCPTs running meanwhile count it.
+   */
+  forget(client: string, at: number): void {
+    this.clients.get(clientKey(client))?.remove(at);
+    this.minute.remove(at);
+    this.hour.remove(at);
   }
 }
