@@ -16,6 +16,7 @@ import type { Zones } from './directory/zones';
 import { startLdapServer, type LdapEndpoint } from './ldap/server';
 import { startHttpServer, type HttpEndpoint } from './admin/http';
 import { startDnsServer, type DnsEndpoint } from './dns/server';
+import { startNotifier, type Notifier } from './dns/notify';
 import { startMta, type MtaEndpoint } from './mta';
 import { Provisioner } from './directory/provision';
 import { startRetention, type Retention } from './directory/retention';
@@ -31,6 +32,8 @@ export interface Appliance {
   mta: MtaEndpoint;
   provisioner: Provisioner;
   retention: Retention;
+  /** NOTIFY to the secondaries (DCMX_NOTIFY), one per process. */
+  notifier: Notifier;
   close(): Promise<void>;
 }
 
@@ -209,8 +212,10 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       provisioner, tls,
     }, log.child({ ep: 'ldap' })));
     started.push(ldap);
+    const notifier = startNotifier(zones, config.dns.notify, log.child({ ep: 'dns' }));
+    started.push({ close: async () => notifier.close() });
     const dns = await listening('DCMX_DNS_PORT', host, config.dns.port, () => startDnsServer(zones, {
-      host, port: config.dns.port, axfrAllow: config.dns.axfrAllow, notify: config.dns.notify,
+      host, port: config.dns.port, axfrAllow: config.dns.axfrAllow,
       cacheEntries: config.dns.cacheEntries,
       rrl: config.dns.rrlRate > 0 ? { rate: config.dns.rrlRate, slip: config.dns.rrlSlip } : undefined,
     }, log.child({ ep: 'dns' })));
@@ -230,6 +235,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       mta,
       provisioner,
       retention,
+      notifier,
       ports: { ldap: ldap.port, dns: dns.port, smtp: mta.port, http: http.port },
       async close() {
         for (const s of started.reverse()) await s.close();

@@ -1,7 +1,7 @@
 /**
  * The DNS endpoint: UDP and TCP on one port, answers from the directory's
- * zones (answers.ts), transfers over TCP (transfer.ts), NOTIFY to
- * secondaries (notify.ts).
+ * zones (answers.ts), transfers over TCP (transfer.ts). NOTIFY to
+ * secondaries goes out once per process, apart (notify.ts startNotifier).
  *
  * TCP follows RFC 7766: several queries per connection, pipelined and
  * answered in order, messages split across segments (even one byte at a
@@ -14,11 +14,9 @@
 import { ResponseRateLimiter, truncatedReply, type RrlOptions } from './rrl';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
-import type { HostPort } from '../config';
 import type { Zones } from '../directory/zones';
 import type { Logger } from '../log';
 import { Answerer } from './answers';
-import { Notifier } from './notify';
 import { Transfers } from './transfer';
 import { TCP_DEFAULTS, TcpConnection, TcpScheduler, type TcpReply } from './tcp';
 import { cidrList } from '../net';
@@ -27,7 +25,6 @@ export interface DnsServerOptions {
   host: string;
   port: number;
   axfrAllow: readonly string[];
-  notify: readonly HostPort[];
   /** Close a TCP connection idle this long (RFC 7766 §6.2.3 suggests seconds). */
   tcpIdleMs?: number;
   /** Close a TCP connection whose current message is not complete after this long. */
@@ -38,12 +35,17 @@ export interface DnsServerOptions {
   cacheEntries?: number;
   /** UDP response rate limiting (rrl.ts); absent = off. */
   rrl?: RrlOptions;
+  /**
+   * Bind the TCP and UDP sockets with SO_REUSEPORT, so that every serving
+   * thread of the process listens on the port and the kernel spreads
+   * connections and datagrams among them. Default false.
+   */
+  reusePort?: boolean;
 }
 
 export interface DnsEndpoint {
   port: number;
   answerer: Answerer;
-  notifier: Notifier;
   /** The UDP response rate limiter, when configured. */
   rrl: ResponseRateLimiter | undefined;
   /** Open TCP connections, how many are not being read, and what waits in them, summed (tests, diagnostics). */
@@ -56,10 +58,6 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
   const answerer = new Answerer(zones, log, { cacheEntries: opts.cacheEntries });
   const rrl = opts.rrl ? new ResponseRateLimiter(opts.rrl) : undefined;
   const transfers = new Transfers(zones, cidrList(opts.axfrAllow), log);
-  const notifier = new Notifier(opts.notify, log);
-  zones.onSerialChange((changed) => {
-    for (const z of changed) notifier.announce(z.name, z.serial, zones.zoneOf(z.name)?.soa);
-  });
   const idleMs = opts.tcpIdleMs ?? 10_000;
   const messageMs = opts.tcpMessageMs ?? 5_000;
   const maxConns = opts.maxTcpConnections ?? 256;
@@ -109,7 +107,7 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
   // A bind failure rejects (the caller names the setting); errors after it are logged.
   await new Promise<void>((resolve, reject) => {
     tcp.once('error', reject);
-    tcp.listen(opts.port, opts.host, () => {
+    tcp.listen({ port: opts.port, host: opts.host, reusePort: opts.reusePort === true }, () => {
       tcp.off('error', reject);
       resolve();
     });
@@ -119,7 +117,7 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
 
   // ---- UDP
   // A 4 MiB receive buffer absorbs bursts (the 208 KiB default drops good queries behind a few large datagrams).
-  const udp = dgram.createSocket({ type: net.isIPv6(opts.host) ? 'udp6' : 'udp4', reuseAddr: false, recvBufferSize: 4 * 1024 * 1024 });
+  const udp = dgram.createSocket({ type: net.isIPv6(opts.host) ? 'udp6' : 'udp4', reuseAddr: false, reusePort: opts.reusePort === true, recvBufferSize: 4 * 1024 * 1024 });
   udp.on('message', (msg, rinfo) => {
     try {
       const out = answerer.answer(msg, { tcp: false, remote: rinfo.address });
@@ -150,7 +148,6 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
   return {
     port,
     answerer,
-    notifier,
     rrl,
     tcpStats: () => {
       const sum = { connections: connections.size, paused: 0, queued: 0, queuedBytes: 0, partialBytes: 0, outputBytes: 0 };
@@ -165,7 +162,6 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
       return sum;
     },
     close: async () => {
-      notifier.close();
       await new Promise<void>((resolve) => {
         tcp.close(() => resolve());
         for (const c of connections) c.destroy();

@@ -175,7 +175,7 @@ describe('a client that never reads', () => {
 
   test('a paused connection is still closed by the idle timeout', async () => {
     const { zones, dir } = await memoryDirectory();
-    const dns = await startDnsServer(zones, { host: '127.0.0.1', port: 0, axfrAllow: [], notify: [], tcpIdleMs: 500 }, silentLogger());
+    const dns = await startDnsServer(zones, { host: '127.0.0.1', port: 0, axfrAllow: [], tcpIdleMs: 500 }, silentLogger());
     try {
       const sock = net.connect(dns.port, '127.0.0.1');
       sock.pause();
