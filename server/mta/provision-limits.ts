@@ -7,8 +7,10 @@
  * network a site is given (RFC 6177), so one host cannot step around the
  * limit by walking its own prefix.
  *
- * The counts live in this process and start from zero at a restart; the
- * hourly cap bounds what a restart could let through.
+ * The counts live in this process, one set for all its serving threads
+ * (the main thread keeps them, the others ask it: server/threads), and
+ * start from zero at a restart; the hourly cap bounds what a restart could
+ * let through.
  */
 import { clientKey } from '../net';
 
@@ -36,9 +38,36 @@ class Window {
   add(now: number): void {
     this.times.push(now);
   }
+
+  /** Takes back one event counted at `at` (nothing when it has aged out). */
+  remove(at: number): void {
+    const i = this.times.lastIndexOf(at);
+    if (i >= 0) this.times.splice(i, 1);
+  }
 }
 
-export class ProvisionLimits {
+/** A reservation: refused (the sentence), or counted at `at` (give it back with `cancel` if no domain is created). */
+export type Reservation = { refused: string } | { at: number };
+
+/**
+ * The limits as an SMTP door uses them, wherever they are kept: here
+ * (ProvisionLimits) or on the main thread, asked over a channel (hence the
+ * promises).
+ */
+export interface ProvisionLimiter {
+  /** Why `client` may not create a domain now, or undefined when it may (counts nothing). */
+  refusal(client: string): string | undefined | Promise<string | undefined>;
+  /**
+   * Checks and counts at once: refused, or one domain counted for `client`
+   * now, so that creations under way together cannot all slip under a
+   * limit. A creation that does not happen after all is given back (`cancel`).
+   */
+  reserve(client: string): Reservation | Promise<Reservation>;
+  /** Takes back a reservation of `client` whose domain was not created (it existed, or the write failed). */
+  cancel(client: string, at: number): void;
+}
+
+export class ProvisionLimits implements ProvisionLimiter {
   private readonly minute = new Window(MINUTE);
   private readonly hour = new Window(HOUR);
   private readonly clients = new Map<string, Window>();
@@ -56,6 +85,19 @@ export class ProvisionLimits {
     if (this.minute.count(now) >= this.opts.perMinute) return `too many new domains right now (${this.opts.perMinute} a minute)`;
     if (this.hour.count(now) >= this.opts.perHour) return `too many new domains this hour (${this.opts.perHour} an hour)`;
     return undefined;
+  }
+
+  reserve(client: string, now = Date.now()): Reservation {
+    const refused = this.refusal(client, now);
+    if (refused !== undefined) return { refused };
+    this.record(client, now);
+    return { at: now };
+  }
+
+  cancel(client: string, at: number): void {
+    this.clients.get(clientKey(client))?.remove(at);
+    this.minute.remove(at);
+    this.hour.remove(at);
   }
 
   /** Counts one domain created for `client`. */
