@@ -1,7 +1,15 @@
 /**
- * The transfer unit, wired: directory cache and routing table following the
- * change log, the durable queue and spool, SMTP intake, delivery workers
- * and their channels.
+ * The transfer unit, wired, in two parts that may run on different threads:
+ * - the queue side (startQueueSide): the durable queue and spool, delivery
+ *   workers and their channels, the Maildir tmp/ sweep; one per process,
+ *   on the thread that owns the writable store, so a message is never
+ *   delivered twice;
+ * - the intake side (startIntakeSide): SMTP intake, one per serving
+ *   thread, which hands each accepted message to the queue (a MessageQueue:
+ *   the queue itself, or a forwarder to the thread that has it).
+ * Each part reads the directory through its own views (mailViews): the
+ * directory cache and routing table, following the change log.
+ * startMta runs both on one thread (DCMX_THREADS=1).
  */
 import * as path from 'node:path';
 import type { Config } from '../config';
@@ -17,15 +25,160 @@ import { Spool } from './spool';
 import { MailResolver } from './resolver';
 import { Outbound } from './outbound';
 import { Delivery } from './delivery';
-import { Intake } from './intake';
+import { Intake, type MessageQueue, type UnknownDomainHook } from './intake';
 import { startTmpSweeper } from './maildir';
-import { provisioningPolicy, type PolicyStats } from './policy';
+import { provisioningPolicy, type PolicyStats, type ProvisionLimiter } from './policy';
 import { SelfIdentity } from './self';
 import type { Provisioner } from '../directory/provision';
 import type { TlsPair } from '../tls';
 
 /** How often the Maildir tmp/ directories are swept after the sweep at start-up. */
 const TMP_SWEEP_EVERY_MS = 6 * 60 * 60 * 1000;
+
+export type { MessageQueue } from './intake';
+
+/** The directory as the transfer unit reads it, on one thread: kept in step with the change log. */
+export interface MailViews {
+  mail: MailDirectory;
+  routing: RoutingTable;
+  cache: DirectoryCache;
+  resolver: MailResolver;
+  self: SelfIdentity;
+  /** Catches the cache and routing table up with the change log (writes by other threads and processes included). */
+  sync(): void;
+  stop(): void;
+}
+
+/**
+ * The transfer unit's views of `directory`: its routing table and a
+ * directory cache of `cacheSize` entries, both following the change log,
+ * one reader of it for both (each commit is read once).
+ */
+export function mailViews(directory: Directory, zones: Zones, config: Config, cacheSize: number): MailViews {
+  const mail = new MailDirectory(directory, zones.names);
+  const routing = new RoutingTable(mail, config.hostname);
+  routing.build(directory);
+  const cache = new DirectoryCache(mail, { max: cacheSize });
+  const follower = new ChangeFollower(directory, {
+    onChanges: (rows) => {
+      routing.apply(rows);
+      cache.invalidate(rows);
+    },
+    onGap: () => {
+      routing.build(directory);
+      cache.flush();
+    },
+  }, { pollMs: config.mta.changePollMs, from: routing.version });
+  const resolver = new MailResolver({ upstream: config.upstreamDns, zones });
+  const self = new SelfIdentity({
+    hostname: config.hostname, selfAddresses: config.selfAddresses, listen: config.listen, smtpPort: config.smtp.port, relayPort: config.mta.relayPort,
+  }, resolver);
+  return { mail, routing, cache, resolver, self, sync: () => follower.catchUp(), stop: () => follower.stop() };
+}
+
+/** The queue side of the transfer unit (one per process). */
+export interface QueueSide {
+  views: MailViews;
+  queue: QueueStore;
+  delivery: Delivery;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the queue side over the writable `directory`: removes spool files
+ * no queue row names (left by a crash before their commit: never
+ * acknowledged), sweeps Maildir tmp/, and starts delivery. Must run before
+ * any intake accepts mail (the spool sweep would take an intake's file
+ * whose row is not committed yet).
+ */
+export async function startQueueSide(directory: Directory, zones: Zones, config: Config, log: Logger): Promise<QueueSide> {
+  const views = mailViews(directory, zones, config, config.mta.cacheSize);
+  const queue = new QueueStore(directory.store);
+  const spool = new Spool(path.join(config.dataDir, 'spool'));
+  const orphans = await spool.sweep(queue.spoolPaths());
+  if (orphans) log.info({ orphans }, 'removed unacknowledged spool files');
+  // maildir(5): tmp/ files a crash left behind (killed mid-delivery) go after 36 hours; now, then every 6 hours.
+  const tmpLog = log.child({ part: 'maildir' });
+  const sweeper = startTmpSweeper(path.join(config.dataDir, 'mail'), {
+    everyMs: TMP_SWEEP_EVERY_MS,
+    onResult: (r) => {
+      if (r.removed || r.errors) tmpLog.info({ ...r }, 'swept old files from Maildir tmp/');
+    },
+    onError: (err) => tmpLog.warn({ err }, 'Maildir tmp/ sweep failed'),
+  });
+  const { routing, cache, resolver, self, sync } = views;
+  const outbound = new Outbound({ hostname: config.hostname, resolver, self, portOverride: config.mta.relayPort === 25 ? undefined : config.mta.relayPort });
+  const delivery = new Delivery({
+    hostname: config.hostname, dataDir: config.dataDir, concurrency: config.mta.concurrency,
+    retryBase: config.mta.retryBase, retryMax: config.mta.retryMax, lifetime: config.mta.queueLifetime,
+    ownAddresses: [config.listen, ...config.selfAddresses],
+  }, { queue, spool, routing, cache, outbound, sync, self, log: log.child({ part: 'delivery' }) });
+  routing.onUpdate((touched) => {
+    // Domains that left hold: give their messages another go.
+    const released = touched
+      ? queue.releaseHeld(Date.now(), touched.filter((d) => routing.lookup(d)?.kind !== 'hold'))
+      : queue.releaseHeld(Date.now());
+    if (released) delivery.kick();
+  });
+  delivery.start();
+  return {
+    views, queue, delivery,
+    async close() {
+      // Attempts under way end (outbound connections closing) and record their outcome before the store closes.
+      const stopped = delivery.stop();
+      outbound.close();
+      await stopped;
+      views.stop();
+      await sweeper.stop();
+    },
+  };
+}
+
+/** What the intake side needs besides its views. */
+export interface IntakeSideDeps {
+  /** Where accepted messages go. */
+  queue: MessageQueue;
+  /** Called after each message is queued (a kick of delivery). */
+  onQueued: () => void;
+  /** With a provisioner, unknown domains go through the provisioning policy. */
+  provisioner?: Provisioner;
+  /** The process's provisioning rate limits (shared by every thread); a fresh set when absent. */
+  limits?: ProvisionLimiter;
+  /** False while the store takes no writes. */
+  storeWritable: () => boolean;
+  tls: TlsPair;
+  /** Listen with SO_REUSEPORT (serving threads). */
+  reusePort?: boolean;
+}
+
+/** The intake side of the transfer unit (one per serving thread). */
+export interface IntakeSide {
+  port: number;
+  intake: Intake;
+  /** Provisioning policy counters (undefined without a provisioner). */
+  policy: PolicyStats | undefined;
+  close(): Promise<void>;
+}
+
+/** Starts SMTP intake over `views` on the configured port. */
+export async function startIntakeSide(views: MailViews, config: Config, log: Logger, deps: IntakeSideDeps): Promise<IntakeSide> {
+  const { mail, cache, routing, resolver, self, sync } = views;
+  const policy: (UnknownDomainHook & { stats: PolicyStats }) | undefined = deps.provisioner
+    ? provisioningPolicy(config, deps.provisioner, resolver, self, log.child({ part: 'policy' }), { limits: deps.limits })
+    : undefined;
+  const intake = new Intake({
+    host: config.listen, port: config.smtp.port, hostname: config.hostname, maxSize: config.smtp.maxSize,
+    maxRecipients: config.smtp.maxRecipients, maxClients: config.smtp.maxClients, socketTimeoutMs: config.smtp.socketTimeout * 1000,
+    clientConnections: config.smtp.clientConnections, busyTimeoutMs: config.smtp.busyTimeout * 1000,
+    greetingDelayMs: config.smtp.greetingDelay, relayNetworks: config.smtp.relayNetworks, tls: deps.tls, authFailureLimit: config.smtp.authFailures, hopLimit: config.smtp.hopLimit,
+    ownAddresses: [config.listen, ...config.selfAddresses], reusePort: deps.reusePort,
+  }, { mail, cache, routing, queue: deps.queue, spool: new Spool(path.join(config.dataDir, 'spool')), resolver, sync, log: log.child({ part: 'intake' }),
+    onQueued: deps.onQueued, unknownDomain: policy, self, storeWritable: deps.storeWritable });
+  const port = await intake.listen();
+  self.smtpPort = port;
+  log.info({ port }, 'smtp listening');
+  return { port, intake, policy: policy?.stats, close: () => intake.close() };
+}
 
 export interface MtaEndpoint {
   port: number;
@@ -42,82 +195,31 @@ export interface MtaEndpoint {
 }
 
 /**
- * Starts the transfer unit with the appliance's certificate for STARTTLS; with
- * a provisioner, unknown domains go through the provisioning policy.
+ * Starts the whole transfer unit on this thread (DCMX_THREADS=1) with the
+ * appliance's certificate for STARTTLS; with a provisioner, unknown domains
+ * go through the provisioning policy. Intake and delivery share one set of
+ * views.
  */
 export async function startMta(
   directory: Directory, zones: Zones, config: Config, log: Logger, tls: TlsPair, provisioner?: Provisioner,
 ): Promise<MtaEndpoint> {
-  const mail = new MailDirectory(directory, zones.names);
-  const routing = new RoutingTable(mail, config.hostname);
-  routing.build(directory);
-  const cache = new DirectoryCache(mail, { max: config.mta.cacheSize });
-  // One reader of the change log for both views: each commit is read once.
-  const follower = new ChangeFollower(directory, {
-    onChanges: (rows) => {
-      routing.apply(rows);
-      cache.invalidate(rows);
-    },
-    onGap: () => {
-      routing.build(directory);
-      cache.flush();
-    },
-  }, { pollMs: config.mta.changePollMs, from: routing.version });
-  const sync = () => follower.catchUp();
-  const queue = new QueueStore(directory.store);
-  const spool = new Spool(path.join(config.dataDir, 'spool'));
-  // Spool files with no queue row were written by a run that crashed before its commit: never acknowledged, safe to drop.
-  const orphans = await spool.sweep(queue.spoolPaths());
-  if (orphans) log.info({ orphans }, 'removed unacknowledged spool files');
-  // maildir(5): tmp/ files a crash left behind (killed mid-delivery) go after 36 hours; now, then every 6 hours.
-  const tmpLog = log.child({ part: 'maildir' });
-  const sweeper = startTmpSweeper(path.join(config.dataDir, 'mail'), {
-    everyMs: TMP_SWEEP_EVERY_MS,
-    onResult: (r) => {
-      if (r.removed || r.errors) tmpLog.info({ ...r }, 'swept old files from Maildir tmp/');
-    },
-    onError: (err) => tmpLog.warn({ err }, 'Maildir tmp/ sweep failed'),
-  });
-  const resolver = new MailResolver({ upstream: config.upstreamDns, zones });
-  const self = new SelfIdentity({
-    hostname: config.hostname, selfAddresses: config.selfAddresses, listen: config.listen, smtpPort: config.smtp.port, relayPort: config.mta.relayPort,
-  }, resolver);
-  const policy = provisioner ? provisioningPolicy(config, provisioner, resolver, self, log.child({ part: 'policy' })) : undefined;
-  const outbound = new Outbound({ hostname: config.hostname, resolver, self, portOverride: config.mta.relayPort === 25 ? undefined : config.mta.relayPort });
-  const delivery = new Delivery({
-    hostname: config.hostname, dataDir: config.dataDir, concurrency: config.mta.concurrency,
-    retryBase: config.mta.retryBase, retryMax: config.mta.retryMax, lifetime: config.mta.queueLifetime,
-    ownAddresses: [config.listen, ...config.selfAddresses],
-  }, { queue, spool, routing, cache, outbound, sync, self, log: log.child({ part: 'delivery' }) });
-  routing.onUpdate((touched) => {
-    // Domains that left hold: give their messages another go.
-    const released = touched
-      ? queue.releaseHeld(Date.now(), touched.filter((d) => routing.lookup(d)?.kind !== 'hold'))
-      : queue.releaseHeld(Date.now());
-    if (released) delivery.kick();
-  });
-  const intake = new Intake({
-    host: config.listen, port: config.smtp.port, hostname: config.hostname, maxSize: config.smtp.maxSize,
-    maxRecipients: config.smtp.maxRecipients, maxClients: config.smtp.maxClients, socketTimeoutMs: config.smtp.socketTimeout * 1000,
-    clientConnections: config.smtp.clientConnections, busyTimeoutMs: config.smtp.busyTimeout * 1000,
-    greetingDelayMs: config.smtp.greetingDelay, relayNetworks: config.smtp.relayNetworks, tls, authFailureLimit: config.smtp.authFailures, hopLimit: config.smtp.hopLimit,
-    ownAddresses: [config.listen, ...config.selfAddresses],
-  }, { mail, cache, routing, queue, spool, resolver, sync, log: log.child({ part: 'intake' }), onQueued: () => delivery.kick(), unknownDomain: policy, self,
-    storeWritable: () => directory.store.fileState() === 'ok' });
-  const port = await intake.listen();
-  self.smtpPort = port;
-  delivery.start();
-  log.info({ port }, 'smtp listening');
+  const side = await startQueueSide(directory, zones, config, log);
+  const { views, queue, delivery } = side;
+  let smtp: IntakeSide;
+  try {
+    smtp = await startIntakeSide(views, config, log, {
+      queue, onQueued: () => delivery.kick(), provisioner, tls, storeWritable: () => directory.store.fileState() === 'ok',
+    });
+  } catch (e) {
+    await side.close();
+    throw e;
+  }
   return {
-    port, cache, routing, queue, delivery, intake, resolver, mail, policy: policy?.stats,
+    port: smtp.port, cache: views.cache, routing: views.routing, queue, delivery, intake: smtp.intake, resolver: views.resolver, mail: views.mail,
+    policy: smtp.policy,
     async close() {
-      await intake.close();
-      // Attempts under way end (outbound connections closing) and record their outcome before the store closes.
-      const stopped = delivery.stop();
-      outbound.close();
-      await stopped;
-      follower.stop();
-      await sweeper.stop();
+      await smtp.close();
+      await side.close();
     },
   };
 }

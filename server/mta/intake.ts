@@ -81,13 +81,21 @@ export interface IntakeOptions {
   authFailureLimit: number;
   /** Received: fields at which a message is refused as looping (as Postfix's hopcount_limit). */
   hopLimit: number;
+  /** Listen with SO_REUSEPORT (every serving thread of the process on the port). Default false. */
+  reusePort?: boolean;
+}
+
+/** Where intake puts an accepted message: resolves once its row is committed (fsynced); only then is it answered 250. */
+export interface MessageQueue {
+  enqueueSoon: QueueStore['enqueueSoon'];
 }
 
 export interface IntakeDeps {
   mail: MailDirectory;
   cache: DirectoryCache;
   routing: RoutingTable;
-  queue: QueueStore;
+  /** The queue itself, or a forwarder to the thread that has it. */
+  queue: MessageQueue;
   spool: Spool;
   resolver: MailResolver;
   log: Logger;
@@ -447,7 +455,7 @@ export class Intake {
   listen(): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(this.opts.port, this.opts.host, () => {
+      this.server.listen({ port: this.opts.port, host: this.opts.host, reusePort: this.opts.reusePort === true }, () => {
         this.server.off('error', reject);
         this.server.on('error', (err) => this.deps.log.debug({ err: err.message }, 'smtp server error'));
         const addr = this.server.server.address();
