@@ -3,10 +3,10 @@
  * views of it. Used by main.ts and by tests that run the appliance in-process.
  */
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { ConfigError, type Config } from './config';
+import { listening } from './listen';
 import { prepareDataDir } from './data-dir';
 import type { Logger } from './log';
 import type { Directory } from './directory/directory';
@@ -111,37 +111,6 @@ export function restrictStoreFiles(file: string): void {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'EPERM') throw e;
     }
-  }
-}
-
-/**
- * A listener's bind failure as a ConfigError naming the setting at fault:
- * `variable` (the endpoint's port) for a port in use or refused, DCMX_LISTEN
- * for an address this host does not have. Other errors are returned as they are.
- */
-export function listenError(e: unknown, variable: string, host: string, port: number): unknown {
-  const err = e as NodeJS.ErrnoException & { address?: string; port?: number };
-  if (err?.syscall !== 'listen' && err?.syscall !== 'bind') return e;
-  const h = err.address ?? host;
-  const where = `${net.isIPv6(h) ? `[${h}]` : h}:${err.port ?? port}`;
-  switch (err.code) {
-    case 'EADDRINUSE':
-      return new ConfigError(variable, `${where} is already in use`);
-    case 'EADDRNOTAVAIL':
-      return new ConfigError('DCMX_LISTEN', `${h} is not an address of this host`);
-    case 'EACCES':
-      return new ConfigError(variable, `no permission to listen on ${where} (ports below 1024 need privileges)`);
-    default:
-      return new ConfigError(variable, `cannot listen on ${where} (${err.code ?? err.message})`);
-  }
-}
-
-/** Runs an endpoint's start, converting its bind failure (listenError). */
-async function listening<T>(variable: string, host: string, port: number, start: () => Promise<T>): Promise<T> {
-  try {
-    return await start();
-  } catch (e) {
-    throw listenError(e, variable, host, port);
   }
 }
 
