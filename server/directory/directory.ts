@@ -27,6 +27,7 @@ import {
 import { compileFilter, FilterError, matches, type Filter, type FilterInput } from './filter';
 import { Passwords, type PasswordOptions } from './passwords';
 import { AuthThrottle, type ThrottleOptions } from './auth-throttle';
+import type { DirectoryWriter } from './writes';
 import {
   CHANGELOG_DN, changeEntry, changelogContainer, rootDse, SUBSCHEMA_DN, subschemaEntry, type RootDseFeatures,
 } from './virtual';
@@ -171,6 +172,8 @@ export class Directory {
   private readonly timeLimit: number;
   private readonly userPassword: AttributeType;
   private readonly computedTypes: AttributeType[];
+  /** Where binds send their rehash (useWriter). */
+  private writer: DirectoryWriter | undefined;
 
   constructor(readonly store: Store, readonly schema: Schema, opts: DirectoryOptions) {
     this.suffixDn = parseDn(opts.suffix);
@@ -391,12 +394,39 @@ export class Directory {
   private async rehash(who: Identity, old: string, password: string): Promise<void> {
     try {
       const fresh = await this.passwords.hashClear(password);
-      this.write(() => this.modifyTyped(who, who.dn, [
+      const cmd = { kind: 'rehash' as const, who, old, fresh };
+      if (this.writer) await this.writer.execute(cmd);
+      else this.replacePassword(who, old, fresh);
+    } catch {
+      // the password is not storable (too long), or the writer failed: keep what is stored
+    }
+  }
+
+  /**
+   * Sets the writer this directory's binds send their rehash to (a `rehash`
+   * command, writes.ts). Without one, a writable directory applies it
+   * itself; with `ifUnset`, a writer already set is kept.
+   */
+  useWriter(writer: DirectoryWriter, opts: { ifUnset?: boolean } = {}): void {
+    if (opts.ifUnset && this.writer) return;
+    this.writer = writer;
+  }
+
+  /**
+   * Writer side (the `rehash` command): replaces the one stored value `old`
+   * of `who`'s entry by `fresh`, a modify by `who` through the write path
+   * (a change-log row). Resolves with its change number, or undefined when
+   * nothing was replaced: the value changed since it was checked, or
+   * `fresh` is not storable.
+   */
+  replacePassword(who: Identity, old: string, fresh: string): number | undefined {
+    try {
+      return this.write(() => this.modifyTyped(who, who.dn, [
         { op: 'delete', type: 'userPassword', values: [old] },
         { op: 'add', type: 'userPassword', values: [fresh] },
       ], {}));
     } catch {
-      // the value changed since it was checked, or the password is not storable: keep what is stored
+      return undefined;
     }
   }
 

@@ -102,6 +102,14 @@ export class ReservedDomainError extends DirectoryError {
   }
 }
 
+/** A name that cannot be a mail domain (provision.ts normalizeDomainName). */
+export class InvalidDomainError extends DirectoryError {
+  constructor(input: string, why: string) {
+    super('unwillingToPerform', `invalid domain name '${input.length > 100 ? input.slice(0, 100) + '…' : input}': ${why}`);
+    this.name = 'InvalidDomainError';
+  }
+}
+
 /**
  * The store cannot take writes now (its file was removed or replaced under
  * the running appliance): a temporary refusal, RFC 4511 unavailable (52).
@@ -116,5 +124,17 @@ export class StoreUnavailableError extends DirectoryError {
 export class TooManyFailuresError extends DirectoryError {
   constructor() {
     super('unwillingToPerform', 'too many failed authentication attempts; try again later');
+  }
+}
+
+/**
+ * A write method was called on a directory opened as a reader (a read-only
+ * connection, open.ts): a bug of the caller, which must send the write to
+ * the writer as a command (writes.ts). Nothing was written. LDAP `other` (80).
+ */
+export class ReaderWriteError extends DirectoryError {
+  constructor(what: string) {
+    super('other', `internal error: ${what} on a read-only directory reader; writes go to the writer as commands`);
+    this.name = 'ReaderWriteError';
   }
 }

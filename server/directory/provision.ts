@@ -35,17 +35,12 @@ import { domainToASCII } from 'node:url';
 import { parse as parseDomain } from 'tldts';
 import type { Directory } from './directory';
 import type { Identity } from './access';
-import { DirectoryError, ReservedDomainError } from './errors';
+import { DirectoryError, InvalidDomainError, ReservedDomainError } from './errors';
 import type { Zones } from './zones';
 import type { StoredEntry } from '../../storage/store';
 
-/** A name that cannot be a mail domain. */
-export class InvalidDomainError extends DirectoryError {
-  constructor(input: string, why: string) {
-    super('unwillingToPerform', `invalid domain name '${input.length > 100 ? input.slice(0, 100) + '…' : input}': ${why}`);
-    this.name = 'InvalidDomainError';
-  }
-}
+/** Declared with the other errors (errors.ts); exported here too, where it has always been. */
+export { InvalidDomainError };
 
 export interface ProvisionOptions {
   /** This appliance's name: MX target, SOA mname, NS. */
