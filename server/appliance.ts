@@ -6,24 +6,38 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { ConfigError, type Config } from './config';
-import { listening } from './listen';
+import { listening, probePorts, type ServingPorts } from './listen';
 import { prepareDataDir } from './data-dir';
 import type { Logger } from './log';
 import type { Directory } from './directory/directory';
 import { DirectoryError } from './directory/errors';
 import { openDirectory, type Services } from './directory/open';
 import type { Zones } from './directory/zones';
-import { startLdapServer, type LdapEndpoint } from './ldap/server';
+import type { LdapEndpoint } from './ldap/server';
 import { startHttpServer, type HttpEndpoint } from './admin/http';
-import { startDnsServer, type DnsEndpoint } from './dns/server';
+import type { DnsEndpoint } from './dns/server';
 import { startNotifier, type Notifier } from './dns/notify';
-import { startMta, type MtaEndpoint } from './mta';
+import { startQueueSide, type MtaEndpoint } from './mta';
+import { ProvisionLimits } from './mta/provision-limits';
 import { Provisioner } from './directory/provision';
+import { LocalWriter } from './directory/writes';
+import { ChangeClock } from './directory/change-clock';
+import { startEndpoints, type Endpoints } from './endpoints';
+import { startThreads, type ThreadHost } from './threads/host';
+import { processStats, threadFigures, type ThreadFigures } from './threads/stats';
 import { startRetention, type Retention } from './directory/retention';
 import { loadTls } from './tls';
 
-/** A running appliance. */
+/**
+ * A running appliance. With DCMX_THREADS=1, `ldap`, `dns` and `mta` are the
+ * endpoint objects serving on this thread. With more threads each serving
+ * thread has its own endpoints: `ldap`, `dns`, `mta.intake` and
+ * `mta.policy` throw when read, and `stats()` gives the process's figures;
+ * `mta` is then this thread's queue side (queue, delivery, the views it
+ * routes with).
+ */
 export interface Appliance {
+  /** The writable directory (the one writer's). */
   directory: Directory;
   zones: Zones;
   ports: { ldap: number; dns: number; smtp: number; http: number };
@@ -31,9 +45,17 @@ export interface Appliance {
   dns: DnsEndpoint;
   mta: MtaEndpoint;
   provisioner: Provisioner;
+  /** The one writer: every door's writes end here. */
+  writer: LocalWriter;
+  /** The last change number committed, shared with every thread. */
+  clock: ChangeClock;
   retention: Retention;
   /** NOTIFY to the secondaries (DCMX_NOTIFY), one per process. */
   notifier: Notifier;
+  /** The serving threads (DCMX_THREADS >= 2). */
+  threads: ThreadHost | undefined;
+  /** The process's figures, as GET /stats gives them: the threads' summed, and each thread's. */
+  stats(): Promise<Record<string, unknown>>;
   close(): Promise<void>;
 }
 
@@ -149,7 +171,25 @@ function watchStoreFile(directory: Directory, log: Logger): { close(): Promise<v
   };
 }
 
-/** Opens the store and starts every endpoint. */
+/**
+ * The endpoint objects of the one serving thread (DCMX_THREADS=1). With
+ * several threads each has its own: reading one of these throws, naming
+ * the way to the process's figures (Appliance.stats).
+ */
+function perThread<T extends object>(name: string, threads: number): T {
+  return new Proxy({} as T, {
+    get: (_t, key) => {
+      throw new Error(`app.${name}.${String(key)} belongs to one serving thread; with DCMX_THREADS=${threads} read app.stats() (or set DCMX_THREADS=1)`);
+    },
+  });
+}
+
+/**
+ * Opens the store and starts every endpoint: on this thread with
+ * DCMX_THREADS=1, else in that many serving threads (threads/host.ts),
+ * this thread keeping the writer, the queue and delivery, the admin HTTP
+ * endpoint, NOTIFY and retention.
+ */
 export async function startAppliance(config: Config, log: Logger, announce: (msg: string) => void = console.log): Promise<Appliance> {
   const { directory, zones } = openStore(config, { sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit });
   const mode = fs.statSync(config.dataDir).mode & 0o777;
@@ -168,44 +208,81 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       throw e;
     });
     const provisioner = new Provisioner(directory, zones, { hostname: config.hostname, ...config.newDomain });
+    const writer = new LocalWriter(directory, provisioner);
+    const clock = new ChangeClock();
     const retention = startRetention(directory, config.retention, log.child({ ep: 'retention' }));
     started.push({ close: async () => retention.stop() });
     void retention.run(); // a backlog left by an older version or a larger setting
     // One certificate for SMTP STARTTLS and LDAP StartTLS.
     const tls = await loadTls({ dataDir: config.dataDir, hostname: config.hostname, cert: config.smtp.tlsCert, key: config.smtp.tlsKey });
-    const host = config.listen;
-    const ldap: LdapEndpoint = await listening('DCMX_LDAP_PORT', host, config.ldap.port, () => startLdapServer(directory, {
-      host, port: config.ldap.port, maxPdu: config.ldap.maxPdu, maxDepth: config.ldap.maxDepth,
-      idleTimeout: config.ldap.idleTimeout, pduTimeout: config.ldap.pduTimeout, maxConnections: config.ldap.maxConnections,
-      clientConnections: config.ldap.clientConnections, busyIdleTimeout: config.ldap.busyIdleTimeout,
-      provisioner, tls,
-    }, log.child({ ep: 'ldap' })));
-    started.push(ldap);
     const notifier = startNotifier(zones, config.dns.notify, log.child({ ep: 'dns' }));
     started.push({ close: async () => notifier.close() });
-    const dns = await listening('DCMX_DNS_PORT', host, config.dns.port, () => startDnsServer(zones, {
-      host, port: config.dns.port, axfrAllow: config.dns.axfrAllow,
-      cacheEntries: config.dns.cacheEntries,
-      rrl: config.dns.rrlRate > 0 ? { rate: config.dns.rrlRate, slip: config.dns.rrlSlip } : undefined,
-    }, log.child({ ep: 'dns' })));
-    started.push(dns);
-    const mta = await listening('DCMX_SMTP_PORT', host, config.smtp.port, () => startMta(directory, zones, config, log.child({ ep: 'smtp' }), tls, provisioner));
-    started.push(mta);
-    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', host, config.http.port, () => startHttpServer({ directory, zones, mta, dns, retention }, {
-      host, port: config.http.port, allow: config.http.allow,
+    // Before any intake accepts mail: its spool sweep drops files no committed row names.
+    const queueSide = await startQueueSide(directory, zones, config, log.child({ ep: 'smtp' }));
+    started.push(queueSide);
+    const configured = { ldap: config.ldap.port, dns: config.dns.port, smtp: config.smtp.port };
+    let serving: { ports: ServingPorts; figures(): Promise<ThreadFigures[]> };
+    let endpoints: Endpoints | undefined;
+    let threads: ThreadHost | undefined;
+    if (config.threads === 1) {
+      const e = await startEndpoints(directory, zones, config, log, {
+        ports: configured, views: queueSide.views, queue: queueSide.queue, onQueued: () => queueSide.delivery.kick(), provisioner, tls, reusePort: false,
+      });
+      endpoints = e;
+      started.push(e);
+      serving = { ports: e.ports, figures: async () => [threadFigures(0, 0, e)] };
+    } else {
+      await probePorts(config.listen, configured);
+      const host = await startThreads({
+        config, count: config.threads, clock: clock.buffer, tls, log,
+        services: {
+          writer, queue: queueSide.queue, onQueued: () => queueSide.delivery.kick(),
+          throttle: directory.throttle, limits: new ProvisionLimits(config.provisionLimits),
+        },
+      });
+      threads = host;
+      started.push(host);
+      serving = { ports: host.ports, figures: () => host.stats() };
+    }
+    queueSide.views.self.smtpPort = serving.ports.smtp;
+    const stats = async () => processStats(await serving.figures(), {
+      queue: queueSide.queue.counts(),
+      delivery: queueSide.delivery.stats,
+      routingVersion: queueSide.views.routing.version,
+      history: { ...directory.changeRange(), journalRows: directory.store.journalSize(), ...retention.stats },
+    });
+    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({ directory, zones, routing: queueSide.views.routing, stats }, {
+      host: config.listen, port: config.http.port, allow: config.http.allow,
       names: { hostname: config.hostname, names: config.http.hosts, addresses: [config.listen, ...config.selfAddresses] },
     }, log.child({ ep: 'http' })));
     started.push(http);
+    const { views, queue, delivery } = queueSide;
+    const mta: MtaEndpoint = endpoints
+      ? {
+        port: endpoints.smtp.port, cache: views.cache, routing: views.routing, queue, delivery, intake: endpoints.smtp.intake,
+        resolver: views.resolver, mail: views.mail, policy: endpoints.smtp.policy, close: async () => undefined,
+      }
+      : Object.defineProperties({
+        port: serving.ports.smtp, cache: views.cache, routing: views.routing, queue, delivery, resolver: views.resolver, mail: views.mail,
+        close: async () => undefined,
+      }, {
+        intake: { get: () => perThread('mta.intake', config.threads) },
+        policy: { get: () => perThread('mta.policy', config.threads) },
+      }) as MtaEndpoint;
     return {
       directory,
       zones,
-      ldap,
-      dns,
+      ldap: endpoints?.ldap ?? perThread<LdapEndpoint>('ldap', config.threads),
+      dns: endpoints?.dns ?? perThread<DnsEndpoint>('dns', config.threads),
       mta,
       provisioner,
+      writer,
+      clock,
       retention,
       notifier,
-      ports: { ldap: ldap.port, dns: dns.port, smtp: mta.port, http: http.port },
+      threads,
+      stats,
+      ports: { ...serving.ports, http: http.port },
       async close() {
         for (const s of started.reverse()) await s.close();
         directory.store.close();

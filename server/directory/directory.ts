@@ -26,7 +26,7 @@ import {
 } from './errors';
 import { compileFilter, FilterError, matches, type Filter, type FilterInput } from './filter';
 import { Passwords, type PasswordOptions } from './passwords';
-import { AuthThrottle, type ThrottleOptions } from './auth-throttle';
+import { AuthThrottle, type Throttle, type ThrottleOptions } from './auth-throttle';
 import type { DirectoryWriter } from './writes';
 import {
   CHANGELOG_DN, changeEntry, changelogContainer, rootDse, SUBSCHEMA_DN, subschemaEntry, type RootDseFeatures,
@@ -49,6 +49,11 @@ export interface DirectoryOptions {
   passwords?: PasswordOptions;
   /** The guessing throttle of binds that say where they come from (DEFAULT_THROTTLE when absent). */
   throttle?: ThrottleOptions;
+  /**
+   * The process's throttle when another thread keeps it (a serving thread's
+   * RemoteThrottle, server/threads): then `throttle` is not used.
+   */
+  sharedThrottle?: Throttle;
 }
 
 /** One modification of a modify request (RFC 4511 §4.6, RFC 4525 increment). */
@@ -160,8 +165,8 @@ export class Directory {
   readonly changelogNdn: string;
   /** How passwords are hashed, accepted and checked. */
   readonly passwords: Passwords;
-  /** Failed binds by account and client: delays, then temporary refusals. */
-  readonly throttle: AuthThrottle;
+  /** Failed binds by account and client: delays, then temporary refusals (one per process). */
+  readonly throttle: Throttle;
   private readonly suffixDn: Dn;
   private readonly hooks: WriteHook[] = [];
   private readonly commitHooks: CommitHook[] = [];
@@ -188,7 +193,7 @@ export class Directory {
     this.timeLimit = opts.timeLimit ?? 0;
     this.userPassword = schema.attr('userPassword')!;
     this.passwords = new Passwords(opts.passwords);
-    this.throttle = new AuthThrottle(opts.throttle);
+    this.throttle = opts.sharedThrottle ?? new AuthThrottle(opts.throttle);
     this.computedTypes = ['hasSubordinates', 'entryDN', 'subschemaSubentry', 'structuralObjectClass'].map((n) => schema.attr(n)!);
   }
 
@@ -365,7 +370,7 @@ export class Directory {
    * The doors' bind (LDAP) and login (SMTP AUTH) end here.
    */
   async checkPassword(entry: StoredEntry | undefined, account: string, password: string, client?: string): Promise<Identity> {
-    const attempt = client === undefined ? undefined : this.throttle.begin(client, account);
+    const attempt = client === undefined ? undefined : await this.throttle.begin(client, account);
     const values = entry?.attrs.userPassword ?? [];
     let matched: string | undefined;
     try {

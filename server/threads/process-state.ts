@@ -12,7 +12,7 @@
  * failures (releaseAttempts), so a crash never clears a count.
  */
 import { TooManyFailuresError } from '../directory/errors';
-import type { AuthAttempt, AuthThrottle, Throttle } from '../directory/auth-throttle';
+import type { AuthAttempt, Throttle } from '../directory/auth-throttle';
 import type { ProvisionLimiter, ProvisionLimits, Reservation } from '../mta/provision-limits';
 import type { Channel, Methods } from './channel';
 
@@ -35,12 +35,12 @@ export interface StateService {
  * Serves the process's throttle and provisioning limits on `channel` (the
  * main thread's end of one serving thread's channel).
  */
-export function serveProcessState<M extends StateMethods>(channel: Channel<M, Methods>, throttle: AuthThrottle, limits: ProvisionLimits): StateService {
+export function serveProcessState<M extends StateMethods>(channel: Channel<M, Methods>, throttle: Throttle, limits: ProvisionLimits): StateService {
   const attempts = new Map<number, AuthAttempt>();
   let next = 1;
   const ch = channel as unknown as Channel<StateMethods, Methods>;
-  ch.handle('throttle.begin', ({ client, account }) => {
-    const attempt = throttle.begin(client, account); // throws TooManyFailuresError: it crosses typed
+  ch.handle('throttle.begin', async ({ client, account }) => {
+    const attempt = await throttle.begin(client, account); // TooManyFailuresError crosses typed
     const token = next++;
     attempts.set(token, attempt);
     return token;

@@ -74,3 +74,29 @@ export function sumFigures<T>(items: readonly T[]): T {
   }
   return out as T;
 }
+
+/** What the main thread adds to the threads' sums: the queue, delivery and history are the process's. */
+export interface MainFigures {
+  queue: unknown;
+  delivery: unknown;
+  /** The routing table's version as the main thread has it. */
+  routingVersion: number;
+  history: unknown;
+}
+
+/** GET /stats: the threads' figures summed, the main thread's, and the `threads` themselves. */
+export function processStats(threads: readonly ThreadFigures[], main: MainFigures): Record<string, unknown> {
+  const sum = threads.length ? sumFigures(threads) : undefined;
+  return {
+    cache: sum?.cache ?? null,
+    queue: main.queue,
+    delivery: main.delivery,
+    intake: sum?.intake ?? null,
+    routing: sum ? { builds: sum.routing.builds, domainReads: sum.routing.domainReads, version: main.routingVersion } : null,
+    provisioning: sum?.provisioning ?? null,
+    dns: sum?.dns ?? null,
+    ldap: sum?.ldap ?? null,
+    history: main.history,
+    threads,
+  };
+}
