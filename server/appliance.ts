@@ -45,7 +45,7 @@ export interface Appliance {
   dns: DnsEndpoint;
   mta: MtaEndpoint;
   provisioner: Provisioner;
-  /** The one writer: every door's writes end here. */
+  /** The one writer: every door's writes go through it as commands (writes.ts), whichever thread received them. */
   writer: LocalWriter;
   /** The last change number committed, shared with every thread. */
   clock: ChangeClock;
@@ -226,7 +226,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     let threads: ThreadHost | undefined;
     if (config.threads === 1) {
       const e = await startEndpoints(directory, zones, config, log, {
-        ports: configured, views: queueSide.views, queue: queueSide.queue, onQueued: () => queueSide.delivery.kick(), provisioner, tls, reusePort: false,
+        ports: configured, views: queueSide.views, queue: queueSide.queue, onQueued: () => queueSide.delivery.kick(), provisioner, writer, tls, reusePort: false,
       });
       endpoints = e;
       started.push(e);

@@ -9,6 +9,7 @@ import type { Logger } from './log';
 import type { Directory } from './directory/directory';
 import type { Zones } from './directory/zones';
 import type { Provisioner } from './directory/provision';
+import type { DirectoryWriter } from './directory/writes';
 import { listening, type ServingPorts } from './listen';
 import { startLdapServer, type LdapEndpoint } from './ldap/server';
 import { startDnsServer, type DnsEndpoint } from './dns/server';
@@ -25,8 +26,10 @@ export interface EndpointDeps {
   /** Where accepted mail goes, and what to call once it is queued. */
   queue: MessageQueue;
   onQueued: () => void;
-  /** Serves provisioning (LDAP extended operation, SMTP at RCPT under the policy). */
+  /** Serves provisioning (LDAP extended operation, SMTP at RCPT under the policy): the provisioner for its reads. */
   provisioner: Provisioner;
+  /** The one writer (this thread's, or the main thread's over the channel): every write goes to it as a command. */
+  writer: DirectoryWriter;
   /** The process's provisioning rate limits, when another thread keeps them. */
   limits?: ProvisionLimiter;
   tls: TlsPair;
@@ -60,7 +63,7 @@ export async function startEndpoints(directory: Directory, zones: Zones, config:
       host, port: ports.ldap, maxPdu: config.ldap.maxPdu, maxDepth: config.ldap.maxDepth,
       idleTimeout: config.ldap.idleTimeout, pduTimeout: config.ldap.pduTimeout, maxConnections: config.ldap.maxConnections,
       clientConnections: config.ldap.clientConnections, busyIdleTimeout: config.ldap.busyIdleTimeout,
-      provisioner: deps.provisioner, tls, reusePort,
+      writer: deps.writer, provisioning: true, tls, reusePort,
     }, log.child({ ep: 'ldap' })));
     started.push(ldap);
     const dns = await listening('DCMX_DNS_PORT', host, ports.dns, () => startDnsServer(zones, {
@@ -69,7 +72,7 @@ export async function startEndpoints(directory: Directory, zones: Zones, config:
     }, log.child({ ep: 'dns' })));
     started.push(dns);
     const smtp = await listening('DCMX_SMTP_PORT', host, ports.smtp, () => startIntakeSide(deps.views, { ...config, smtp: { ...config.smtp, port: ports.smtp } }, log.child({ ep: 'smtp' }), {
-      queue: deps.queue, onQueued: deps.onQueued, provisioner: deps.provisioner, limits: deps.limits, tls, reusePort,
+      queue: deps.queue, onQueued: deps.onQueued, provisioning: { provisioner: deps.provisioner, writer: deps.writer }, limits: deps.limits, tls, reusePort,
       storeWritable: () => directory.store.fileState() === 'ok',
     }));
     started.push(smtp);

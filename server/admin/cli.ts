@@ -2,7 +2,8 @@
 /**
  * `dcmx`: the operator's command line. It opens the same store as the
  * running appliance (SQLite allows it) and writes through the same write
- * path, so every change is validated, indexed and logged in the change log.
+ * path (its own LocalWriter, writes.ts), so every change is validated,
+ * indexed and logged in the change log.
  *
  *   dcmx ldif import FILE [--continue] [--skip-existing]
  *   dcmx ldif export [--base DN] [--no-operational]
@@ -35,6 +36,7 @@ import { MailDirectory } from '../directory/mail';
 import { describeRoute, RoutingTable } from '../directory/routing';
 import { Provisioner } from '../directory/provision';
 import { ReservedDomainError } from '../directory/errors';
+import { LocalWriter } from '../directory/writes';
 
 const USAGE = `usage:
   dcmx ldif import FILE [--continue] [--skip-existing]
@@ -155,7 +157,7 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
       // A backup brings the suffix (and perhaps the administrator, with its password): initialise after it.
       const after = await bringsSuffix(dir, file);
       if (!after) await bootstrap(config, dir);
-      const r = await importLdif(dir, file, {
+      const r = await importLdif(dir, new LocalWriter(dir), file, {
         continueOnError,
         skipExisting,
         onProgress: progressPrinter(),
@@ -225,6 +227,8 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
     const services = await openFor(config);
     try {
       const p = new Provisioner(services.directory, services.zones, { hostname: config.hostname, ...config.newDomain });
+      // This process is the writer of its own writes: the store's commit serialises them with the appliance's.
+      const writer = new LocalWriter(services.directory, p);
       if (cmd === 'list') {
         if (args.length) throw new UsageError('domain list takes no argument');
         for (const d of p.listDomains()) console.log(`${d.name}\t${d.status}\tzone ${d.zone || '-'}`);
@@ -234,13 +238,13 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
       const name = args.shift();
       if (!name || args.length) throw new UsageError(`domain ${cmd} takes one NAME`);
       if (cmd === 'remove') {
-        p.removeDomain(name);
+        await writer.execute({ kind: 'removeDomain', name });
         console.log(`removed ${name}: mail refused, MX/SPF/DMARC records withdrawn, mailboxes and zone kept`);
         return 0;
       }
       let r;
       try {
-        r = p.provisionDomain(name, { force });
+        r = await writer.execute({ kind: 'provisionDomain', name, force });
       } catch (e) {
         if (e instanceof ReservedDomainError) throw new Error(`${e.message} (domain add --force provisions it all the same)`);
         throw e;

@@ -3,16 +3,17 @@
  *
  * Import reads RFC 2849 content or change records as a stream, hashes
  * clear-text passwords on the thread pool, several records at a time, and
- * commits in file order in batches (one transaction and one fsync per batch,
- * one change log row per record).
+ * hands them in file order to the writer in batches, as data (an `import`
+ * command, writes.ts: one transaction and one fsync per batch, one change
+ * log row per record).
  * Export writes every entry of a subtree, parents first, with operational
  * attributes, so that an export imports back as it was (like slapcat).
  */
 import * as fs from 'node:fs';
-import type { Directory, Modification } from '../directory/directory';
-import type { Identity } from '../directory/access';
+import type { Directory } from '../directory/directory';
 import { valueFromBytes, valueToBytes, type AttrInput } from '../directory/entry';
 import { DirectoryError } from '../directory/errors';
+import { errorFromData, type DirectoryWriter, type ImportRecord } from '../directory/writes';
 import { formatLdifEntry, parseLdif, type LdifRecord, type LdifValue } from '../../schema/ldif';
 
 export interface ImportOptions {
@@ -84,49 +85,38 @@ function attrsOf(m: Map<string, LdifValue[]>): AttrInput[] {
   return [...m].map(([type, vs]) => ({ type, values: toValues(vs) }));
 }
 
-/** Applies one record synchronously (inside the caller's transaction). */
-function apply(dir: Directory, who: Identity, rec: LdifRecord): void {
+/** A record as the writer takes it (values in stored form), its clear-text passwords hashed (async, thread pool). */
+async function prepare(dir: Directory, rec: LdifRecord): Promise<ImportRecord> {
+  const { line, dn } = rec;
   switch (rec.kind) {
     case 'entry':
     case 'add':
-      dir.addSync(who, rec.dn, attrsOf(rec.attrs), { relax: true });
-      return;
+      return { op: 'add', line, dn, attrs: await dir.hashPasswords(attrsOf(rec.attrs)) };
     case 'delete':
-      dir.delete(who, rec.dn);
-      return;
+      return { op: 'delete', line, dn };
     case 'modify':
-      dir.modifySync(who, rec.dn, rec.changes.map((c): Modification => ({ op: c.op, type: c.attr, values: toValues(c.values) })), { relax: true });
-      return;
+      return {
+        op: 'modify', line, dn, mods: await Promise.all(rec.changes.map(async (c) => {
+          const values = toValues(c.values);
+          if (c.op !== 'add' && c.op !== 'replace') return { op: c.op, type: c.attr, values };
+          const [h] = await dir.hashPasswords([{ type: c.attr, values }]);
+          return { op: c.op, type: c.attr, values: h.values };
+        })),
+      };
     case 'modrdn':
-      dir.modifyDN(who, rec.dn, rec.newRdn, rec.deleteOldRdn, rec.newSuperior);
-      return;
+      return { op: 'modifyDN', line, dn, newRdn: rec.newRdn, deleteOldRdn: rec.deleteOldRdn, newSuperior: rec.newSuperior };
   }
-}
-
-/** Pre-hashes clear-text passwords of a record (async, thread pool). */
-async function prepare(dir: Directory, rec: LdifRecord): Promise<LdifRecord> {
-  if (rec.kind === 'entry' || rec.kind === 'add') {
-    const hashed = await dir.hashPasswords(attrsOf(rec.attrs));
-    return { ...rec, attrs: new Map(hashed.map((a) => [a.type, a.values])) };
-  }
-  if (rec.kind === 'modify') {
-    const changes = await Promise.all(rec.changes.map(async (c) => {
-      if (c.op !== 'add' && c.op !== 'replace') return c;
-      const [h] = await dir.hashPasswords([{ type: c.attr, values: toValues(c.values) }]);
-      return { ...c, values: h.values };
-    }));
-    return { ...rec, changes };
-  }
-  return rec;
 }
 
 /**
- * Imports an LDIF file. Resolves with the number of records applied and
+ * Imports an LDIF file: `dir` reads (which entries exist, the password
+ * policy), `writer` writes. Resolves with the number of records applied and
  * failed. Without continueOnError the first failure rejects, after the
  * records before it in its batch were retried one by one and committed.
  */
-export async function importLdif(dir: Directory, file: string, opts: ImportOptions = {}): Promise<{ records: number; failed: number; skipped: number }> {
-  const who = dir.systemIdentity();
+export async function importLdif(
+  dir: Directory, writer: DirectoryWriter, file: string, opts: ImportOptions = {},
+): Promise<{ records: number; failed: number; skipped: number }> {
   const totalBytes = fs.statSync(file).size;
   const stream = fs.createReadStream(file, { encoding: 'utf8', highWaterMark: 256 * 1024 });
   let bytes = 0;
@@ -152,7 +142,7 @@ export async function importLdif(dir: Directory, file: string, opts: ImportOptio
       opts.onProgress({ bytes, totalBytes, records, failed, skipped, done, total: Math.max(total, done) });
     }
   };
-  const fail = (rec: LdifRecord, err: unknown) => {
+  const fail = (rec: { line: number; dn: string }, err: unknown) => {
     failed++;
     const e = err instanceof Error ? err : new Error(String(err));
     opts.onError?.(rec.line, rec.dn, e);
@@ -162,44 +152,32 @@ export async function importLdif(dir: Directory, file: string, opts: ImportOptio
       throw where;
     }
   };
-  let batch: LdifRecord[] = [];
-  const flush = () => {
+  let batch: ImportRecord[] = [];
+  const flush = async () => {
     if (batch.length === 0) return;
     const todo = batch;
     batch = [];
-    try {
-      dir.write(() => {
-        for (const r of todo) apply(dir, who, r);
-      });
-      records += todo.length;
-    } catch {
-      // Some record of the batch failed: apply them one by one to find it.
-      for (const r of todo) {
-        try {
-          dir.write(() => apply(dir, who, r));
-          records++;
-        } catch (err) {
-          fail(r, err);
-        }
-      }
-    }
+    // The writer tries the batch in one transaction, then record by record (writes.ts).
+    const r = await writer.execute({ kind: 'import', records: todo, continueOnError: !!opts.continueOnError });
+    records += r.applied;
+    for (const f of r.failures) fail(todo[f.index], errorFromData(f.error));
     report();
   };
   // Records being prepared (passwords hashed on the thread pool), in file order.
-  const preparing: { rec: LdifRecord; ready: Promise<LdifRecord> }[] = [];
+  const preparing: { rec: LdifRecord; ready: Promise<ImportRecord> }[] = [];
   const next = async () => {
     const { rec, ready } = preparing.shift()!;
-    let prepared: LdifRecord;
+    let prepared: ImportRecord;
     try {
       prepared = await ready;
     } catch (err) {
       // A value refused before the write (an unknown password scheme): the records before it go in first.
-      flush();
+      await flush();
       fail(rec, err);
       return;
     }
     batch.push(prepared);
-    if (batch.length >= batchSize) flush();
+    if (batch.length >= batchSize) await flush();
   };
   for await (const rec of parseLdif(counted)) {
     if (rec.kind === 'entry' && rec.dn === '') {
@@ -216,7 +194,7 @@ export async function importLdif(dir: Directory, file: string, opts: ImportOptio
     if (preparing.length >= hashConcurrency) await next();
   }
   while (preparing.length) await next();
-  flush();
+  await flush();
   report(true);
   return { records, failed, skipped };
 }

@@ -9,7 +9,7 @@ export const answerAdd: OperationHandler = (ctx, req) => {
   const call = decodeUpdateRequest(req.pdu);
   if (call?.op !== 'add') return replyMalformed(req, OPERATIONS.add.responseTag);
   const attrs = call.attributes.map((a) => ({ type: a.type, values: a.values.map(valueFromBytes) }));
-  ctx.directory.add(req.session.identity, call.entry, attrs).then(
+  ctx.writer.execute({ kind: 'add', who: req.session.identity, dn: call.entry, attrs }).then(
     () => replyResult(req.reply, call, RESULT_CODES.success),
     (err) => replyResult(req.reply, call, err, req.session.log),
   );

@@ -1,17 +1,20 @@
 /** What every LDAP operation handler is given. */
 import type * as tls from 'node:tls';
 import type { Directory } from '../directory/directory';
-import type { Provisioner } from '../directory/provision';
+import type { DirectoryWriter } from '../directory/writes';
 import type { Logger } from '../log';
 import type { RequestControl } from './search-decode';
 import type { Session } from './session';
 
 /** The endpoint's services, shared by every connection. */
 export interface LdapContext {
+  /** Reads (search, compare, bind): this thread's directory, a reader or the writer's. */
   directory: Directory;
+  /** Every write goes to the one writer as a command (writes.ts). */
+  writer: DirectoryWriter;
   log: Logger;
-  /** Serves the provisioning extended operation when given. */
-  provisioner?: Provisioner;
+  /** Serves the provisioning extended operation (a `provisionDomain` command) when true. */
+  provisioning?: boolean;
   /** The certificate for StartTLS (RFC 4513 §3); without it StartTLS is unavailable (52). */
   tls?: tls.SecureContext;
 }

@@ -7,10 +7,8 @@ import { decodeUpdateRequest, OPERATIONS } from './request-decode';
 export const answerDelete: OperationHandler = (ctx, req) => {
   const call = decodeUpdateRequest(req.pdu);
   if (call?.op !== 'delete') return replyMalformed(req, OPERATIONS.delete.responseTag);
-  try {
-    ctx.directory.delete(req.session.identity, call.entry);
-    replyResult(req.reply, call, RESULT_CODES.success);
-  } catch (err) {
-    replyResult(req.reply, call, err, req.session.log);
-  }
+  ctx.writer.execute({ kind: 'delete', who: req.session.identity, dn: call.entry }).then(
+    () => replyResult(req.reply, call, RESULT_CODES.success),
+    (err) => replyResult(req.reply, call, err, req.session.log),
+  );
 };

@@ -10,7 +10,6 @@ import { encodeExtendedResponse, tlv } from './ber';
 import { randomInt } from 'node:crypto';
 import { decodeExtendedRequest, decodePasswdModifyValue, PASSWORD_MODIFY_OID, REQUESTS, START_TLS_OID, type ExtendedCall } from './request-decode';
 import { DCMX_EXT } from '../../schema/definitions/dcmx';
-import type { Provisioner } from '../directory/provision';
 import { InsufficientAccessError } from '../directory/errors';
 import { answerStartTls } from './starttls';
 
@@ -31,7 +30,7 @@ export const answerExtended: OperationHandler = (ctx, req) => {
     case WHOAMI_OID:
       return answerWhoAmI(req);
     case PROVISION_DOMAIN_OID:
-      if (ctx.provisioner) return answerProvision(ctx.provisioner, req, call);
+      if (ctx.provisioning) return answerProvision(ctx, req, call);
       break;
   }
   // RFC 4511 §4.12: "If the server does not recognize the request name, it MUST return only the
@@ -79,7 +78,7 @@ function answerPasswordModify(ctx: LdapContext, req: LdapRequest, call: Extended
       throw new InsufficientAccessError('a user may change its own password only');
     }
     if (fields.oldPassword !== undefined) await ctx.directory.bind(target, fields.oldPassword.toString('utf8'), session.remote ?? '');
-    await ctx.directory.setPassword(who, target, newPassword);
+    await ctx.writer.execute({ kind: 'setPassword', who, dn: target, password: newPassword });
   })().then(
     // RFC 3062 §2: PasswdModifyResponseValue ::= SEQUENCE { genPasswd [0] OCTET STRING OPTIONAL }; no responseName.
     () => done(RESULT_CODES.success, '', generated === undefined ? undefined : tlv(0x30, tlv(0x80, Buffer.from(generated, 'utf8')))),
@@ -96,17 +95,17 @@ function answerPasswordModify(ctx: LdapContext, req: LdapRequest, call: Extended
  * The response value lists the created DNs, one per line (empty when the
  * domain existed), then `zone <name> serial <n>`.
  */
-function answerProvision(provisioner: Provisioner, req: LdapRequest, call: ExtendedCall): void {
+function answerProvision(ctx: LdapContext, req: LdapRequest, call: ExtendedCall): void {
   const session = req.session;
   if (!session.identity.admin) {
     req.reply(encodeExtendedResponse(req.messageId, { code: RESULT_CODES.insufficientAccessRights, diagnostic: 'only the administrator may provision domains' }));
     return;
   }
-  try {
-    const r = provisioner.provisionDomain(call.value?.toString('utf8') ?? '');
-    const value = [...r.created, `zone ${r.zone} serial ${r.serial}${r.existed ? ' (existed)' : ''}`].join('\n');
-    req.reply(encodeExtendedResponse(req.messageId, { code: RESULT_CODES.success }, PROVISION_DOMAIN_OID, Buffer.from(value, 'utf8')));
-  } catch (err) {
-    req.reply(encodeExtendedResponse(req.messageId, resultOf(err, session.log)));
-  }
+  ctx.writer.execute({ kind: 'provisionDomain', name: call.value?.toString('utf8') ?? '' }).then(
+    (r) => {
+      const value = [...r.created, `zone ${r.zone} serial ${r.serial}${r.existed ? ' (existed)' : ''}`].join('\n');
+      req.reply(encodeExtendedResponse(req.messageId, { code: RESULT_CODES.success }, PROVISION_DOMAIN_OID, Buffer.from(value, 'utf8')));
+    },
+    (err) => req.reply(encodeExtendedResponse(req.messageId, resultOf(err, session.log))),
+  );
 }

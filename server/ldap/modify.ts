@@ -10,7 +10,7 @@ export const answerModify: OperationHandler = (ctx, req) => {
   const call = decodeUpdateRequest(req.pdu);
   if (call?.op !== 'modify') return replyMalformed(req, OPERATIONS.modify.responseTag);
   const mods: Modification[] = call.changes.map((c) => ({ op: c.operation, type: c.type, values: c.values.map(valueFromBytes) }));
-  ctx.directory.modify(req.session.identity, call.entry, mods).then(
+  ctx.writer.execute({ kind: 'modify', who: req.session.identity, dn: call.entry, mods }).then(
     () => replyResult(req.reply, call, RESULT_CODES.success),
     (err) => replyResult(req.reply, call, err, req.session.log),
   );

@@ -7,10 +7,10 @@ import { decodeUpdateRequest, OPERATIONS } from './request-decode';
 export const answerModifyDn: OperationHandler = (ctx, req) => {
   const call = decodeUpdateRequest(req.pdu);
   if (call?.op !== 'modifyDN') return replyMalformed(req, OPERATIONS.modifyDN.responseTag);
-  try {
-    ctx.directory.modifyDN(req.session.identity, call.entry, call.newRdn, call.deleteOldRdn, call.newSuperior);
-    replyResult(req.reply, call, RESULT_CODES.success);
-  } catch (err) {
-    replyResult(req.reply, call, err, req.session.log);
-  }
+  ctx.writer.execute({
+    kind: 'modifyDN', who: req.session.identity, dn: call.entry, newRdn: call.newRdn, deleteOldRdn: call.deleteOldRdn, newSuperior: call.newSuperior,
+  }).then(
+    () => replyResult(req.reply, call, RESULT_CODES.success),
+    (err) => replyResult(req.reply, call, err, req.session.log),
+  );
 };

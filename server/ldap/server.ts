@@ -15,7 +15,7 @@ import { SUPPORTED_CONTROLS } from './controls';
 import { DEFAULT_FLOW_LIMITS, type FlowLimits } from './flow';
 import { START_TLS_OID } from './request-decode';
 import { PASSWORD_MODIFY_OID, PROVISION_DOMAIN_OID, WHOAMI_OID } from './extended';
-import type { Provisioner } from '../directory/provision';
+import type { DirectoryWriter } from '../directory/writes';
 import { RESULT_CODES } from './results';
 import type { TlsPair } from '../tls';
 import { ConnectionCaps } from '../connection-caps';
@@ -42,8 +42,10 @@ export interface LdapServerOptions {
   busyIdleTimeout?: number;
   /** Bounds of each connection's request queue (flow.ts); DEFAULT_FLOW_LIMITS otherwise. */
   flow?: Partial<FlowLimits>;
-  /** Serves the provisioning extended operation when given. */
-  provisioner?: Provisioner;
+  /** Where every write goes, as a command (writes.ts): the one writer. */
+  writer: DirectoryWriter;
+  /** Serves (and announces) the provisioning extended operation, a `provisionDomain` command. Default false. */
+  provisioning?: boolean;
   /** The certificate for StartTLS (RFC 4513 §3); without it StartTLS is unavailable (52). */
   tls?: TlsPair;
   /**
@@ -98,7 +100,7 @@ export const SUPPORTED_FEATURES = [
 /** Starts the LDAP endpoint on `opts.host:opts.port`. */
 export async function startLdapServer(directory: Directory, opts: LdapServerOptions, log: Logger): Promise<LdapEndpoint> {
   const secureContext = opts.tls ? tls.createSecureContext({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }) : undefined;
-  const ctx: LdapContext = { directory, log, provisioner: opts.provisioner, tls: secureContext };
+  const ctx: LdapContext = { directory, writer: opts.writer, log, provisioning: opts.provisioning, tls: secureContext };
   const connections = new Set<LdapConnection>();
   const counters = { refused: 0, refusedPerClient: 0, pduTimeouts: 0 };
   const caps = new ConnectionCaps({ max: opts.maxConnections, perClient: opts.clientConnections ?? opts.maxConnections });
@@ -155,7 +157,7 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
 
   directory.announce({
     supportedControl: SUPPORTED_CONTROLS,
-    supportedExtension: [WHOAMI_OID, PASSWORD_MODIFY_OID, ...(secureContext ? [START_TLS_OID] : []), ...(opts.provisioner ? [PROVISION_DOMAIN_OID] : [])],
+    supportedExtension: [WHOAMI_OID, PASSWORD_MODIFY_OID, ...(secureContext ? [START_TLS_OID] : []), ...(opts.provisioning ? [PROVISION_DOMAIN_OID] : [])],
     supportedFeatures: SUPPORTED_FEATURES,
   });
 

@@ -8,8 +8,9 @@
  *   thread, which hands each accepted message to the queue (a MessageQueue:
  *   the queue itself, or a forwarder to the thread that has it).
  * Each part reads the directory through its own views (mailViews): the
- * directory cache and routing table, following the change log.
- * startMta runs both on one thread (DCMX_THREADS=1).
+ * directory cache and routing table, following the change log. With
+ * DCMX_THREADS=1 both run on one thread and share one set of views
+ * (server/appliance.ts, server/endpoints.ts).
  */
 import * as path from 'node:path';
 import type { Config } from '../config';
@@ -27,9 +28,8 @@ import { Outbound } from './outbound';
 import { Delivery } from './delivery';
 import { Intake, type MessageQueue, type UnknownDomainHook } from './intake';
 import { startTmpSweeper } from './maildir';
-import { provisioningPolicy, type PolicyStats, type ProvisionLimiter } from './policy';
+import { provisioningPolicy, type PolicyProvisioning, type PolicyStats, type ProvisionLimiter } from './policy';
 import { SelfIdentity } from './self';
-import type { Provisioner } from '../directory/provision';
 import type { TlsPair } from '../tls';
 
 /** How often the Maildir tmp/ directories are swept after the sweep at start-up. */
@@ -140,8 +140,8 @@ export interface IntakeSideDeps {
   queue: MessageQueue;
   /** Called after each message is queued (a kick of delivery). */
   onQueued: () => void;
-  /** With a provisioner, unknown domains go through the provisioning policy. */
-  provisioner?: Provisioner;
+  /** With `provisioning` (a provisioner for its reads, the writer for its writes), unknown domains go through the provisioning policy. */
+  provisioning?: PolicyProvisioning;
   /** The process's provisioning rate limits (shared by every thread); a fresh set when absent. */
   limits?: ProvisionLimiter;
   /** False while the store takes no writes. */
@@ -163,8 +163,8 @@ export interface IntakeSide {
 /** Starts SMTP intake over `views` on the configured port. */
 export async function startIntakeSide(views: MailViews, config: Config, log: Logger, deps: IntakeSideDeps): Promise<IntakeSide> {
   const { mail, cache, routing, resolver, self, sync } = views;
-  const policy: (UnknownDomainHook & { stats: PolicyStats }) | undefined = deps.provisioner
-    ? provisioningPolicy(config, deps.provisioner, resolver, self, log.child({ part: 'policy' }), { limits: deps.limits })
+  const policy: (UnknownDomainHook & { stats: PolicyStats }) | undefined = deps.provisioning
+    ? provisioningPolicy(config, deps.provisioning, resolver, self, log.child({ part: 'policy' }), { limits: deps.limits })
     : undefined;
   const intake = new Intake({
     host: config.listen, port: config.smtp.port, hostname: config.hostname, maxSize: config.smtp.maxSize,
@@ -180,6 +180,7 @@ export async function startIntakeSide(views: MailViews, config: Config, log: Log
   return { port, intake, policy: policy?.stats, close: () => intake.close() };
 }
 
+/** The transfer unit of the appliance, as tests and the admin API see it (server/appliance.ts). */
 export interface MtaEndpoint {
   port: number;
   cache: DirectoryCache;
@@ -192,34 +193,4 @@ export interface MtaEndpoint {
   /** Provisioning policy counters (undefined without a provisioner). */
   policy: PolicyStats | undefined;
   close(): Promise<void>;
-}
-
-/**
- * Starts the whole transfer unit on this thread (DCMX_THREADS=1) with the
- * appliance's certificate for STARTTLS; with a provisioner, unknown domains
- * go through the provisioning policy. Intake and delivery share one set of
- * views.
- */
-export async function startMta(
-  directory: Directory, zones: Zones, config: Config, log: Logger, tls: TlsPair, provisioner?: Provisioner,
-): Promise<MtaEndpoint> {
-  const side = await startQueueSide(directory, zones, config, log);
-  const { views, queue, delivery } = side;
-  let smtp: IntakeSide;
-  try {
-    smtp = await startIntakeSide(views, config, log, {
-      queue, onQueued: () => delivery.kick(), provisioner, tls, storeWritable: () => directory.store.fileState() === 'ok',
-    });
-  } catch (e) {
-    await side.close();
-    throw e;
-  }
-  return {
-    port: smtp.port, cache: views.cache, routing: views.routing, queue, delivery, intake: smtp.intake, resolver: views.resolver, mail: views.mail,
-    policy: smtp.policy,
-    async close() {
-      await smtp.close();
-      await side.close();
-    },
-  };
 }

@@ -29,6 +29,7 @@ import type { Config } from '../config';
 import type { Logger } from '../log';
 import { ReservedDomainError } from '../directory/errors';
 import { InvalidDomainError, normalizeDomainName, type Provisioner } from '../directory/provision';
+import type { DirectoryWriter } from '../directory/writes';
 import { MailResolveError, type MailResolver } from './resolver';
 import { SmtpReply, type UnknownDomainDecision, type UnknownDomainHook } from './intake';
 import { ProvisionLimits, type ProvisionLimiter } from './provision-limits';
@@ -45,13 +46,22 @@ export interface PolicyStats {
 }
 
 /**
+ * What the policy provisions with: the provisioner for its reads (which
+ * names are never provisioned), the writer for the `provisionDomain` command.
+ */
+export interface PolicyProvisioning {
+  provisioner: Provisioner;
+  writer: DirectoryWriter;
+}
+
+/**
  * Builds the intake hook for the configured policy; `self` tells which MX
  * targets are this appliance. `limits` are the process's rate limits when
  * several threads share them (default: a set of this hook's own).
  */
 export function provisioningPolicy(
   config: Pick<Config, 'provisioning' | 'provisionAllow' | 'provisionLimits'>,
-  provisioner: Provisioner,
+  { provisioner, writer }: PolicyProvisioning,
   resolver: MailResolver,
   self: SelfIdentity,
   log: Logger,
@@ -109,19 +119,20 @@ export function provisioningPolicy(
         return bad(name, targets.length ? 'its MX does not point to this server' : 'it has no MX record', relaying);
       }
     }
-    // Counted again now, and the creation with it: other RCPTs may have created domains while this one waited for its lookup.
+    // Counted again now, and the creation with it (before the writer is asked, so RCPTs on any thread meanwhile see it):
+    // other RCPTs may have created domains while this one waited for its lookup. Taken back if nothing was created.
     const client = session.remoteAddress;
     const reservation = await limits.reserve(client);
     if ('refused' in reservation) return limited(name, session, reservation.refused);
     let r;
     try {
-      r = provisioner.provisionDomain(name);
+      r = await writer.execute({ kind: 'provisionDomain', name });
     } catch (e) {
-      limits.cancel(client, reservation.at);
+      limits.forget(client, reservation.at);
       if (e instanceof ReservedDomainError) return bad(name, e.reason, relaying);
       throw e;
     }
-    if (r.existed) limits.cancel(client, reservation.at);
+    if (r.existed) limits.forget(client, reservation.at);
     else {
       stats.provisioned++;
       log.info({ domain: name, created: r.created.length, zone: r.zone, serial: r.serial, remote: session.remoteAddress }, 'domain provisioned at RCPT');

@@ -39,14 +39,14 @@ class Window {
     this.times.push(now);
   }
 
-  /** Takes back one event counted at `at` (nothing when it has aged out). */
+  /** Takes back one event added at `at`, if it is still counted. */
   remove(at: number): void {
     const i = this.times.lastIndexOf(at);
     if (i >= 0) this.times.splice(i, 1);
   }
 }
 
-/** A reservation: refused (the sentence), or counted at `at` (give it back with `cancel` if no domain is created). */
+/** A reservation: refused (the sentence), or counted at `at` (given back with `forget` if no domain is created). */
 export type Reservation = { refused: string } | { at: number };
 
 /**
@@ -60,11 +60,11 @@ export interface ProvisionLimiter {
   /**
    * Checks and counts at once: refused, or one domain counted for `client`
    * now, so that creations under way together cannot all slip under a
-   * limit. A creation that does not happen after all is given back (`cancel`).
+   * limit. A creation that does not happen after all is given back (`forget`).
    */
   reserve(client: string): Reservation | Promise<Reservation>;
   /** Takes back a reservation of `client` whose domain was not created (it existed, or the write failed). */
-  cancel(client: string, at: number): void;
+  forget(client: string, at: number): void;
 }
 
 export class ProvisionLimits implements ProvisionLimiter {
@@ -94,12 +94,6 @@ export class ProvisionLimits implements ProvisionLimiter {
     return { at: now };
   }
 
-  cancel(client: string, at: number): void {
-    this.clients.get(clientKey(client))?.remove(at);
-    this.minute.remove(at);
-    this.hour.remove(at);
-  }
-
   /** Counts one domain created for `client`. */
   record(client: string, now = Date.now()): void {
     const key = clientKey(client);
@@ -113,5 +107,16 @@ export class ProvisionLimits implements ProvisionLimiter {
     w.add(now);
     this.minute.add(now);
     this.hour.add(now);
+  }
+
+  /**
+   * Takes back a domain counted by `reserve` (or `record(client, at)`) that
+   * was not created after all (it existed, or the write failed): a door
+   * counts before it asks the writer, so that RCPTs running meanwhile count it.
+   */
+  forget(client: string, at: number): void {
+    this.clients.get(clientKey(client))?.remove(at);
+    this.minute.remove(at);
+    this.hour.remove(at);
   }
 }

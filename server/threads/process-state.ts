@@ -22,7 +22,7 @@ export type StateMethods = {
   'throttle.end': { args: { token: number; ok: boolean }; result: { delayed: boolean } };
   'limits.refusal': { args: { client: string }; result: string | null };
   'limits.reserve': { args: { client: string }; result: Reservation };
-  'limits.cancel': { args: { client: string; at: number }; result: null };
+  'limits.forget': { args: { client: string; at: number }; result: null };
 };
 
 /** The main thread's side of one serving thread's channel: its attempts under way, to end if it dies. */
@@ -59,8 +59,8 @@ export function serveProcessState<M extends StateMethods>(channel: Channel<M, Me
   });
   ch.handle('limits.refusal', ({ client }) => limits.refusal(client) ?? null);
   ch.handle('limits.reserve', ({ client }) => limits.reserve(client));
-  ch.handle('limits.cancel', ({ client, at }) => {
-    limits.cancel(client, at);
+  ch.handle('limits.forget', ({ client, at }) => {
+    limits.forget(client, at);
     return null;
   });
   return {
@@ -114,7 +114,7 @@ export class RemoteLimits implements ProvisionLimiter {
     return this.channel.request('limits.reserve', { client });
   }
 
-  cancel(client: string, at: number): void {
-    this.channel.notify('limits.cancel', { client, at });
+  forget(client: string, at: number): void {
+    this.channel.notify('limits.forget', { client, at });
   }
 }

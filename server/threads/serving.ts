@@ -60,11 +60,12 @@ async function start(data: ServingData, channel: ToMain, ports: ServingPorts, lo
   });
   let views;
   try {
-    directory.useWriter(new RemoteWriter(channel));
+    const writer = new RemoteWriter(channel);
+    directory.useWriter(writer);
     const provisioner = new Provisioner(directory, zones, { hostname: config.hostname, ...config.newDomain });
     views = mailViews(directory, zones, config, config.mta.cacheSize);
     const endpoints = await startEndpoints(directory, zones, config, log, {
-      ports, views, queue: new RemoteQueue(channel), onQueued: () => undefined, provisioner, limits: new RemoteLimits(channel),
+      ports, views, queue: new RemoteQueue(channel), onQueued: () => undefined, provisioner, writer, limits: new RemoteLimits(channel),
       tls: { cert: Buffer.from(data.tls.cert), key: Buffer.from(data.tls.key) }, reusePort: true,
     });
     const v = views;

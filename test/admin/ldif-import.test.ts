@@ -9,6 +9,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { countLdifRecords, importLdif, type ImportProgress } from '../../server/admin/ldif-io';
+import { LocalWriter } from '../../server/directory/writes';
 import type { AttrInput } from '../../server/directory/entry';
 import { memoryDirectory } from '../directory/fixture';
 import { tempDirs } from '../helpers';
@@ -52,7 +53,7 @@ test('clear-text passwords are hashed several records at a time; records are wri
     }
   };
   const from = dir.store.changeRange().last + 1;
-  const r = await importLdif(dir, file, { batchSize: 25 });
+  const r = await importLdif(dir, new LocalWriter(dir), file, { batchSize: 25 });
   assert.deepEqual(r, { records: order.length, failed: 0, skipped: 0 });
   assert.ok(peak > 1, `hashing ran ${peak} at a time`);
   assert.ok(peak <= 16, `at most 16 at a time, was ${peak}`);
@@ -77,7 +78,7 @@ test('progress counts the records written, never the records read ahead', async 
   fs.writeFileSync(file, text);
   const from = dir.store.changeRange().last;
   const seen: { p: ImportProgress; written: number }[] = [];
-  await importLdif(dir, file, {
+  await importLdif(dir, new LocalWriter(dir), file, {
     batchSize: 10,
     onProgress: (p) => seen.push({ p: { ...p }, written: dir.store.changeRange().last - from }),
   });

@@ -12,6 +12,7 @@ import { startLdapServer, type LdapEndpoint, type LdapServerOptions } from '../.
 import { silentLogger } from '../../server/log';
 import type { Directory } from '../../server/directory/directory';
 import { memoryDirectory } from '../directory/fixture';
+import { LocalWriter } from '../../server/directory/writes';
 import { extendedRequest, message } from '../fixtures/ber';
 import { connect, Responses } from '../fixtures/ldap';
 
@@ -30,7 +31,7 @@ after(async () => {
 });
 
 const options = (port: number, reusePort?: boolean): LdapServerOptions => ({
-  host: '127.0.0.1', port, maxPdu: 65536, maxDepth: 32, idleTimeout: 60, pduTimeout: 30, maxConnections: 256, reusePort,
+  host: '127.0.0.1', port, maxPdu: 65536, maxDepth: 32, idleTimeout: 60, pduTimeout: 30, maxConnections: 256, reusePort, writer: new LocalWriter(dir),
 });
 
 async function start(port: number, reusePort?: boolean): Promise<LdapEndpoint> {
