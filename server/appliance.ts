@@ -24,7 +24,9 @@ import { LocalWriter } from './directory/writes';
 import { ChangeClock } from './directory/change-clock';
 import { startEndpoints, type Endpoints } from './endpoints';
 import { startThreads, type ThreadHost } from './threads/host';
-import { processStats, threadFigures, type ThreadFigures } from './threads/stats';
+import { processStats, threadFigures, type ProcessStats, type ThreadFigures } from './threads/stats';
+import type { QueueStore } from '../storage/queue';
+import type { Delivery } from './mta/delivery';
 import { startRetention, type Retention } from './directory/retention';
 import { loadTls } from './tls';
 
@@ -55,9 +57,13 @@ export interface Appliance {
   /** The serving threads (DCMX_THREADS >= 2). */
   threads: ThreadHost | undefined;
   /** The process's figures, as GET /stats gives them: the threads' summed, and each thread's. */
-  stats(): Promise<Record<string, unknown>>;
+  stats(): Promise<ApplianceStats>;
   close(): Promise<void>;
 }
+
+/** The figures of GET /stats (threads/stats.ts) with the main thread's parts. */
+export type ApplianceStats = ProcessStats<
+  ReturnType<QueueStore['counts']>, Delivery['stats'], ReturnType<Directory['changeRange']> & { journalRows: number } & Retention['stats']>;
 
 /** Path of the SQLite store in the data dir. */
 export function storePath(dataDir: string): string {
@@ -245,7 +251,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       serving = { ports: host.ports, figures: () => host.stats() };
     }
     queueSide.views.self.smtpPort = serving.ports.smtp;
-    const stats = async () => processStats(await serving.figures(), {
+    const stats = async (): Promise<ApplianceStats> => processStats(await serving.figures(), {
       queue: queueSide.queue.counts(),
       delivery: queueSide.delivery.stats,
       routingVersion: queueSide.views.routing.version,

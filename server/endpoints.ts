@@ -16,6 +16,7 @@ import { startDnsServer, type DnsEndpoint } from './dns/server';
 import { startIntakeSide, type IntakeSide, type MailViews, type MessageQueue } from './mta';
 import type { ProvisionLimiter } from './mta/provision-limits';
 import type { TlsPair } from './tls';
+import type { CapsMemory } from './connection-caps';
 
 /** What the endpoints of a thread are given besides its directory. */
 export interface EndpointDeps {
@@ -35,6 +36,8 @@ export interface EndpointDeps {
   tls: TlsPair;
   /** Listen with SO_REUSEPORT: several threads on each port. */
   reusePort: boolean;
+  /** The process's LDAP and SMTP connection counts, when several threads serve (connection-caps.ts). */
+  caps?: { ldap: CapsMemory; smtp: CapsMemory };
 }
 
 /** A thread's running endpoints. */
@@ -63,7 +66,7 @@ export async function startEndpoints(directory: Directory, zones: Zones, config:
       host, port: ports.ldap, maxPdu: config.ldap.maxPdu, maxDepth: config.ldap.maxDepth,
       idleTimeout: config.ldap.idleTimeout, pduTimeout: config.ldap.pduTimeout, maxConnections: config.ldap.maxConnections,
       clientConnections: config.ldap.clientConnections, busyIdleTimeout: config.ldap.busyIdleTimeout,
-      writer: deps.writer, provisioning: true, tls, reusePort,
+      writer: deps.writer, provisioning: true, tls, reusePort, caps: deps.caps?.ldap,
     }, log.child({ ep: 'ldap' })));
     started.push(ldap);
     const dns = await listening('DCMX_DNS_PORT', host, ports.dns, () => startDnsServer(zones, {
@@ -72,7 +75,7 @@ export async function startEndpoints(directory: Directory, zones: Zones, config:
     }, log.child({ ep: 'dns' })));
     started.push(dns);
     const smtp = await listening('DCMX_SMTP_PORT', host, ports.smtp, () => startIntakeSide(deps.views, { ...config, smtp: { ...config.smtp, port: ports.smtp } }, log.child({ ep: 'smtp' }), {
-      queue: deps.queue, onQueued: deps.onQueued, provisioning: { provisioner: deps.provisioner, writer: deps.writer }, limits: deps.limits, tls, reusePort,
+      queue: deps.queue, onQueued: deps.onQueued, provisioning: { provisioner: deps.provisioner, writer: deps.writer }, limits: deps.limits, tls, reusePort, caps: deps.caps?.smtp,
       storeWritable: () => directory.store.fileState() === 'ok',
     }));
     started.push(smtp);

@@ -18,7 +18,7 @@ import { PASSWORD_MODIFY_OID, PROVISION_DOMAIN_OID, WHOAMI_OID } from './extende
 import type { DirectoryWriter } from '../directory/writes';
 import { RESULT_CODES } from './results';
 import type { TlsPair } from '../tls';
-import { ConnectionCaps } from '../connection-caps';
+import { ConnectionCaps, type CapsMemory } from '../connection-caps';
 import { clientKey } from '../net';
 import { RepeatLimiter } from '../log';
 import { passwordAttributes } from './operation-log';
@@ -55,6 +55,8 @@ export interface LdapServerOptions {
    * Linux; an older runtime ignores it). Default false.
    */
   reusePort?: boolean;
+  /** The process's connection counts when several threads serve LDAP (connection-caps.ts). */
+  caps?: CapsMemory;
 }
 
 /** A running LDAP endpoint. */
@@ -103,7 +105,10 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
   const ctx: LdapContext = { directory, writer: opts.writer, log, provisioning: opts.provisioning, tls: secureContext };
   const connections = new Set<LdapConnection>();
   const counters = { refused: 0, refusedPerClient: 0, pduTimeouts: 0 };
-  const caps = new ConnectionCaps({ max: opts.maxConnections, perClient: opts.clientConnections ?? opts.maxConnections });
+  // Busy (more than 3/4 of the slots, in the whole process): every connection's idle timeout becomes busyIdleMs.
+  const caps = new ConnectionCaps({
+    max: opts.maxConnections, perClient: opts.clientConnections ?? opts.maxConnections, shared: opts.caps, onBusy: () => hurryIdle(),
+  });
   const refusalLog = new RepeatLimiter();
   const idleMs = opts.idleTimeout * 1000;
   const busyIdleMs = Math.min(opts.busyIdleTimeout ?? opts.idleTimeout, opts.idleTimeout) * 1000;

@@ -31,6 +31,7 @@ import { startTmpSweeper } from './maildir';
 import { provisioningPolicy, type PolicyProvisioning, type PolicyStats, type ProvisionLimiter } from './policy';
 import { SelfIdentity } from './self';
 import type { TlsPair } from '../tls';
+import type { CapsMemory } from '../connection-caps';
 
 /** How often the Maildir tmp/ directories are swept after the sweep at start-up. */
 const TMP_SWEEP_EVERY_MS = 6 * 60 * 60 * 1000;
@@ -149,6 +150,8 @@ export interface IntakeSideDeps {
   tls: TlsPair;
   /** Listen with SO_REUSEPORT (serving threads). */
   reusePort?: boolean;
+  /** The process's connection counts, when several threads serve SMTP. */
+  caps?: CapsMemory;
 }
 
 /** The intake side of the transfer unit (one per serving thread). */
@@ -171,7 +174,7 @@ export async function startIntakeSide(views: MailViews, config: Config, log: Log
     maxRecipients: config.smtp.maxRecipients, maxClients: config.smtp.maxClients, socketTimeoutMs: config.smtp.socketTimeout * 1000,
     clientConnections: config.smtp.clientConnections, busyTimeoutMs: config.smtp.busyTimeout * 1000,
     greetingDelayMs: config.smtp.greetingDelay, relayNetworks: config.smtp.relayNetworks, tls: deps.tls, authFailureLimit: config.smtp.authFailures, hopLimit: config.smtp.hopLimit,
-    ownAddresses: [config.listen, ...config.selfAddresses], reusePort: deps.reusePort,
+    ownAddresses: [config.listen, ...config.selfAddresses], reusePort: deps.reusePort, caps: deps.caps,
   }, { mail, cache, routing, queue: deps.queue, spool: new Spool(path.join(config.dataDir, 'spool')), resolver, sync, log: log.child({ part: 'intake' }),
     onQueued: deps.onQueued, unknownDomain: policy, self, storeWritable: deps.storeWritable });
   const port = await intake.listen();

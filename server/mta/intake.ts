@@ -36,7 +36,7 @@ import { HopCounter } from './hops';
 import { isOurPostmaster } from './postmaster';
 import type { QueueStore } from '../../storage/queue';
 import { isStorageFull, StoreFileError } from '../../storage/db';
-import { ConnectionCaps } from '../connection-caps';
+import { ConnectionCaps, type CapsMemory } from '../connection-caps';
 
 /** An SMTP reply for a refused command. */
 export class SmtpReply extends Error {
@@ -83,6 +83,8 @@ export interface IntakeOptions {
   hopLimit: number;
   /** Listen with SO_REUSEPORT (every serving thread of the process on the port). Default false. */
   reusePort?: boolean;
+  /** The process's connection counts when several threads serve SMTP (connection-caps.ts). */
+  caps?: CapsMemory;
 }
 
 /** Where intake puts an accepted message: resolves once its row is committed (fsynced); only then is it answered 250. */
@@ -146,7 +148,10 @@ export class Intake {
     this.relay = cidrList(opts.relayNetworks);
     this.ours = ownAddressTest(opts.ownAddresses);
     // Postfix's smtpd_client_event_limit_exceptions default to $mynetworks: relaying networks are trusted.
-    this.caps = new ConnectionCaps({ max: opts.maxClients, perClient: opts.clientConnections, exempt: this.relay });
+    // Busy (more than 3/4 of the slots, in the whole process): every session's idle timeout becomes busyTimeoutMs.
+    this.caps = new ConnectionCaps({
+      max: opts.maxClients, perClient: opts.clientConnections, exempt: this.relay, shared: opts.caps, onBusy: () => this.hurryIdle(),
+    });
     this.server = new SMTPServer({
       name: opts.hostname,
       banner: 'dcmx', // smtp-server writes '<name> ESMTP <banner>'
@@ -231,9 +236,9 @@ export class Intake {
     cb();
   }
 
-  /** Sessions open now (admitted by the caps, not yet closed). */
+  /** Sessions open now on this thread (admitted by the caps, not yet closed). */
   get openSessions(): number {
-    return this.caps.total;
+    return this.caps.here;
   }
 
   private onClose(session: SMTPServerSession): void {

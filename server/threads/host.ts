@@ -14,6 +14,8 @@
  *   replaced on the same ports; the others keep serving. A slot whose
  *   threads keep dying waits longer before each new one (RESTART_DELAYS_MS),
  *   and is counted as fine again once a thread has served STABLE_MS.
+ * - The LDAP and SMTP connection caps count every thread's connections
+ *   (connection-caps.ts: shared memory, a region per slot).
  * - Figures: `stats` asks every thread, each answer awaited at most
  *   `timeoutMs`; a thread that does not answer is left out.
  * - Drain: every thread closes its listeners (no new connections), lets
@@ -23,13 +25,14 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../config';
-import type { Logger } from '../log';
+import { relogLine, type Logger } from '../log';
 import type { Throttle } from '../directory/auth-throttle';
 import type { DirectoryWriter } from '../directory/writes';
 import type { ProvisionLimits } from '../mta/provision-limits';
 import type { MessageQueue } from '../mta';
 import type { ServingPorts } from '../listen';
 import type { TlsPair } from '../tls';
+import { capsBuffer } from '../connection-caps';
 import { Channel } from './channel';
 import { serveProcessState, type StateService } from './process-state';
 import { THREAD_ERRORS, threadConfig, type MainMethods, type ServingData, type ThreadMethods } from './protocol';
@@ -103,12 +106,18 @@ export async function startThreads(opts: ThreadHostOptions): Promise<ThreadHost>
   const slots: Slot[] = Array.from({ length: opts.count }, (_, i) => ({ index: i + 1, listening: false, restarts: 0, failures: 0, since: 0 }));
   let ports: ServingPorts = { ldap: config.ldap.port, dns: config.dns.port, smtp: config.smtp.port };
   let closing = false;
+  const caps = { ldap: capsBuffer(opts.count), smtp: capsBuffer(opts.count) };
 
   /** Starts the thread of `slot` and asks it to listen on `ports`. */
   const spawn = async (slot: Slot): Promise<ServingPorts> => {
-    const data: ServingData = { slot: slot.index, restarts: slot.restarts, config, clock: opts.clock, tls: opts.tls, logLevel };
+    const data: ServingData = { slot: slot.index, restarts: slot.restarts, config, clock: opts.clock, caps, tls: opts.tls, logLevel };
     const worker = new Worker(SERVING, { workerData: data });
     const channel: ToThread = new Channel<MainMethods, ThreadMethods>(worker, THREAD_ERRORS);
+    const threadLog = log.child({ thread: slot.index });
+    channel.handle('log', (line) => {
+      relogLine(threadLog, line);
+      return null;
+    });
     channel.handle('write', (cmd) => services.writer.execute(cmd));
     channel.handle('enqueue', async ({ message, rcpts, now }) => {
       // Structured clone hands a Buffer over as a Uint8Array.

@@ -3,8 +3,8 @@
  * channel (channel.ts), as data:
  * - the main thread serves the one writer (`write`: a WriteCommand, answered
  *   after its commit and the change clock's publication), the queue
- *   (`enqueue`: answered after the row's commit, fsynced) and the
- *   process's counts (process-state.ts);
+ *   (`enqueue`: answered after the row's commit, fsynced), the process's
+ *   counts (process-state.ts) and its log (`log`: the thread's records);
  * - a serving thread serves `listen` (bind the ports, answer the ports
  *   bound), `stats` (its figures) and `drain` (close its listeners, let its
  *   sessions end, close its store).
@@ -24,6 +24,8 @@ import type { ThreadFigures } from './stats';
 export type MainMethods = StateMethods & {
   write: { args: WriteCommand; result: WriteResult };
   enqueue: { args: { message: QueueMessageRow; rcpts: { rcpt: string; held: boolean }[]; now: number }; result: null };
+  /** A log record of the thread (log.ts forwardingLogger), logged by the main thread's logger. */
+  log: { args: string; result: null };
 };
 
 /** The methods of a serving thread. */
@@ -43,6 +45,8 @@ export interface ServingData {
   config: Config;
   /** The change clock's shared memory (change-clock.ts). */
   clock: SharedArrayBuffer;
+  /** The process's LDAP and SMTP connection counts (connection-caps.ts capsBuffer); this thread counts in region slot - 1. */
+  caps: { ldap: SharedArrayBuffer; smtp: SharedArrayBuffer };
   tls: TlsPair;
   /** pino level of the thread's log. */
   logLevel: string;

@@ -12,7 +12,7 @@
  * and provisioning limits are the process's (process-state.ts).
  */
 import { isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { createLogger, type Logger } from '../log';
+import { forwardingLogger, type Logger } from '../log';
 import { openDirectory } from '../directory/open';
 import { Provisioner } from '../directory/provision';
 import type { DirectoryWriter, ResultOf, WriteCommand } from '../directory/writes';
@@ -67,6 +67,7 @@ async function start(data: ServingData, channel: ToMain, ports: ServingPorts, lo
     const endpoints = await startEndpoints(directory, zones, config, log, {
       ports, views, queue: new RemoteQueue(channel), onQueued: () => undefined, provisioner, writer, limits: new RemoteLimits(channel),
       tls: { cert: Buffer.from(data.tls.cert), key: Buffer.from(data.tls.key) }, reusePort: true,
+      caps: { ldap: { buffer: data.caps.ldap, region: data.slot - 1 }, smtp: { buffer: data.caps.smtp, region: data.slot - 1 } },
     });
     const v = views;
     return {
@@ -86,8 +87,8 @@ async function start(data: ServingData, channel: ToMain, ports: ServingPorts, lo
 
 /** Runs this thread: answers the main thread's requests on `port`. */
 function serve(data: ServingData, port: MessagePort): void {
-  const log = createLogger(data.logLevel).child({ thread: data.slot });
   const channel: ToMain = new Channel<ThreadMethods, MainMethods>(port, THREAD_ERRORS);
+  const log = forwardingLogger(data.logLevel, (line) => channel.notify('log', line));
   let running: Running | undefined;
   channel.handle('listen', async (ports) => {
     if (running) return running.endpoints.ports;

@@ -76,27 +76,42 @@ export function sumFigures<T>(items: readonly T[]): T {
 }
 
 /** What the main thread adds to the threads' sums: the queue, delivery and history are the process's. */
-export interface MainFigures {
-  queue: unknown;
-  delivery: unknown;
+export interface MainFigures<Q, D, H> {
+  queue: Q;
+  delivery: D;
   /** The routing table's version as the main thread has it. */
   routingVersion: number;
-  history: unknown;
+  history: H;
 }
 
-/** GET /stats: the threads' figures summed, the main thread's, and the `threads` themselves. */
-export function processStats(threads: readonly ThreadFigures[], main: MainFigures): Record<string, unknown> {
-  const sum = threads.length ? sumFigures(threads) : undefined;
+/** GET /stats: the serving threads' figures summed, the main thread's own, and each thread's (`threads`). */
+export interface ProcessStats<Q = unknown, D = unknown, H = unknown> {
+  cache: ThreadFigures['cache'];
+  queue: Q;
+  delivery: D;
+  intake: ThreadFigures['intake'];
+  routing: ThreadFigures['routing'];
+  provisioning: PolicyStats | null;
+  dns: ThreadFigures['dns'];
+  ldap: LdapStats;
+  history: H;
+  threads: ThreadFigures[];
+}
+
+/** Sums `threads` (at least one: throws when no thread answered) beside the main thread's figures. */
+export function processStats<Q, D, H>(threads: readonly ThreadFigures[], main: MainFigures<Q, D, H>): ProcessStats<Q, D, H> {
+  if (threads.length === 0) throw new Error('no serving thread answered');
+  const sum = sumFigures(threads);
   return {
-    cache: sum?.cache ?? null,
+    cache: sum.cache,
     queue: main.queue,
     delivery: main.delivery,
-    intake: sum?.intake ?? null,
-    routing: sum ? { builds: sum.routing.builds, domainReads: sum.routing.domainReads, version: main.routingVersion } : null,
-    provisioning: sum?.provisioning ?? null,
-    dns: sum?.dns ?? null,
-    ldap: sum?.ldap ?? null,
+    intake: sum.intake,
+    routing: { ...sum.routing, version: main.routingVersion },
+    provisioning: sum.provisioning,
+    dns: sum.dns,
+    ldap: sum.ldap,
     history: main.history,
-    threads,
+    threads: [...threads],
   };
 }

@@ -26,7 +26,8 @@ const NAMES = 1000;
 const dig = digRunner(() => port);
 
 before(async () => {
-  t = await startTestAppliance({ DCMX_AXFR_ALLOW: '127.0.0.1/32' });
+  // One serving thread: these tests read that thread's endpoint (app.dns.tcpStats: paused connections, queued bytes).
+  t = await startTestAppliance({ DCMX_THREADS: '1', DCMX_AXFR_ALLOW: '127.0.0.1/32' });
   port = t.app.ports.dns;
   const dir = t.app.directory;
   const me = dir.systemIdentity();

@@ -368,7 +368,7 @@ describe('provisioning at RCPT under DCMX_PROVISIONING=mx', () => {
     const rows = await changesAfter(t, before);
     const leaf = dn('burst.example.org');
     assertAdds(rows, [leaf, `ou=people,${leaf}`, `dc=_dmarc,${leaf}`], 'burst.example.org');
-    ctx.diagnostic(`${rows.length} change log rows; upstream MX questions for burst.example.org: ${dns.count('burst.example.org', RRTYPE.MX)}; policy stats ${JSON.stringify(t.app.mta.policy)}`);
+    ctx.diagnostic(`${rows.length} change log rows; upstream MX questions for burst.example.org: ${dns.count('burst.example.org', RRTYPE.MX)}; policy stats ${JSON.stringify((await t.app.stats()).provisioning)}`);
     const entries = (await allDns(t)).filter((d) => d.endsWith(leaf));
     assert.deepEqual(entries.sort(), [`dc=_dmarc,${leaf}`, leaf, `ou=people,${leaf}`].sort(), 'one set of entries');
   });
@@ -715,7 +715,7 @@ describe('g. rate limits on new domains at RCPT, with a wildcard MX pointing her
     assert.equal(dns.queries.length, mark, `no upstream lookup once the limit is reached: ${JSON.stringify(dns.queries.slice(mark))}`);
     // A domain that exists takes mail as before.
     assert.equal((await rcpt(smtp, `y@${accepted[0]}`)).code, 250);
-    assert.equal(t.app.mta.policy?.limited, 6);
+    assert.equal((await t.app.stats()).provisioning?.limited, 6);
   });
 
   test('g. per client and overall: a second client is held to the overall minute limit', async (ctx) => {
