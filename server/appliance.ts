@@ -20,7 +20,7 @@ import { startNotifier, type Notifier } from './dns/notify';
 import { startQueueSide, type MtaEndpoint } from './mta';
 import { ProvisionLimits } from './mta/provision-limits';
 import { Provisioner } from './directory/provision';
-import { LocalWriter } from './directory/writes';
+import { LocalWriter, watchOtherWriters } from './directory/writes';
 import { ChangeClock } from './directory/change-clock';
 import { startEndpoints, type Endpoints } from './endpoints';
 import { startThreads, type ThreadHost } from './threads/host';
@@ -49,7 +49,7 @@ export interface Appliance {
   provisioner: Provisioner;
   /** The one writer: every door's writes go through it as commands (writes.ts), whichever thread received them. */
   writer: LocalWriter;
-  /** The last change number committed, shared with every thread. */
+  /** The last committed change number, published by the writer for every thread (change-clock.ts). */
   clock: ChangeClock;
   retention: Retention;
   /** NOTIFY to the secondaries (DCMX_NOTIFY), one per process. */
@@ -107,7 +107,7 @@ export function initialAdminPassword(config: Config, announce: (msg: string) => 
  * configured indexes; the appliance and the CLI open it this way. A store
  * that cannot be opened is a ConfigError naming DCMX_DATA_DIR.
  */
-export function openStore(config: Config, limits: { sizeLimit?: number; timeLimit?: number } = {}): Services {
+export function openStore(config: Config, limits: { sizeLimit?: number; timeLimit?: number; clock?: ChangeClock } = {}): Services {
   prepareDataDir(config.dataDir);
   const file = storePath(config.dataDir);
   // Before: SQLite gives a new -wal/-shm the mode of the database file. After: a store just created.
@@ -197,7 +197,8 @@ function perThread<T extends object>(name: string, threads: number): T {
  * endpoint, NOTIFY and retention.
  */
 export async function startAppliance(config: Config, log: Logger, announce: (msg: string) => void = console.log): Promise<Appliance> {
-  const { directory, zones } = openStore(config, { sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit });
+  const clock = new ChangeClock();
+  const { directory, zones } = openStore(config, { sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit, clock });
   const mode = fs.statSync(config.dataDir).mode & 0o777;
   if (mode & 0o077) {
     log.warn({ dataDir: config.dataDir, mode: mode.toString(8) }, 'the data dir is open to other users (mail, keys, password hashes); chmod 700 it');
@@ -215,7 +216,8 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     });
     const provisioner = new Provisioner(directory, zones, { hostname: config.hostname, ...config.newDomain });
     const writer = new LocalWriter(directory, provisioner);
-    const clock = new ChangeClock();
+    const otherWriters = watchOtherWriters(directory);
+    started.push({ close: async () => otherWriters.stop() });
     const retention = startRetention(directory, config.retention, log.child({ ep: 'retention' }));
     started.push({ close: async () => retention.stop() });
     void retention.run(); // a backlog left by an older version or a larger setting

@@ -124,12 +124,42 @@ export function openDatabase(file: string): Db {
   }
 }
 
-/** Applies every migration whose number is above `user_version`, in order. */
-function migrate(db: Db): void {
-  const files = fs
+/**
+ * Opens the database at `file` read-only, as a reader beside the writer
+ * (another thread's connection): WAL (the writer's `openDatabase` set it),
+ * no migration, nothing written. Each statement reads the latest commit.
+ * Throws StorageError when the file is not in WAL mode or not at this
+ * version's schema (the writer must open it first).
+ */
+export function openReadOnlyDatabase(file: string): Db {
+  if (file === ':memory:') throw new StorageError('a reader needs a store file (an in-memory store has one connection)');
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const mode = String(db.pragma('journal_mode', { simple: true })).toLowerCase();
+    if (mode !== 'wal') throw new StorageError(`journal_mode is ${mode}, expected wal: the writer opens the store first`);
+    const version = db.pragma('user_version', { simple: true }) as number;
+    const latest = Math.max(0, ...migrationFiles().map((f) => Number(f.slice(0, 3))));
+    if (version !== latest) throw new StorageError(`the store is at schema ${version}, this version's is ${latest}: the writer opens the store first`);
+    db.pragma('busy_timeout = 5000');
+    db.pragma('cache_size = -65536'); // 64 MiB page cache
+    return db;
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+}
+
+/** The migration files, in order. */
+function migrationFiles(): string[] {
+  return fs
     .readdirSync(MIGRATIONS_DIR)
     .filter((f) => /^\d{3}-[\w-]+\.sql$/.test(f))
     .sort();
+}
+
+/** Applies every migration whose number is above `user_version`, in order. */
+function migrate(db: Db): void {
+  const files = migrationFiles();
   const current = db.pragma('user_version', { simple: true }) as number;
   for (const f of files) {
     const n = Number(f.slice(0, 3));

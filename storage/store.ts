@@ -6,7 +6,7 @@
  * runs inside `transaction`, which the directory's one write path opens.
  */
 import type { Statement } from 'better-sqlite3';
-import { openDatabase, StoreFileGuard, type Db, type StoreFileState } from './db';
+import { openDatabase, openReadOnlyDatabase, StorageError, StoreFileGuard, type Db, type StoreFileState } from './db';
 import { filterToSql, indexDriver, type IndexDriver, type SqlCondition } from './filter-sql';
 import type { Filter } from '../server/directory/filter';
 
@@ -184,14 +184,28 @@ function isLimitError(e: unknown): boolean {
     /too large|too many|stack overflow|recursion limit/i.test(e.message);
 }
 
-/** The SQLite-backed store. One per process; not shared across threads. */
+/**
+ * The SQLite-backed store: one connection, used by one thread. The writer's
+ * (`open`) migrates and writes; a reader's (`openReader`, any thread) only
+ * reads, beside it.
+ */
 export class Store {
   private readonly stmts = new Map<string, Statement>();
   private readonly indexed: Set<string>;
   private readonly plans = new WeakMap<Filter, { driver: IndexDriver | undefined; cond: SqlCondition }>();
 
-  private constructor(readonly db: Db, indexed: Iterable<string>, private readonly guard?: StoreFileGuard) {
+  private constructor(readonly db: Db, indexed: Iterable<string>, private readonly guard?: StoreFileGuard, readonly readOnly = false) {
     this.indexed = new Set([...indexed].map((a) => a.toLowerCase()));
+  }
+
+  /**
+   * Opens a reader of the store at `file` on a read-only connection of its
+   * own (openReadOnlyDatabase: no migration, no write). `indexed` must be
+   * the set the writer indexed the file with (the `indexed` meta key):
+   * queries are planned by it.
+   */
+  static openReader(file: string, indexed: Iterable<string>): Store {
+    return new Store(openReadOnlyDatabase(file), indexed, undefined, true);
   }
 
   /**
@@ -240,6 +254,7 @@ export class Store {
    * or replaced.
    */
   transaction<T>(fn: () => T): T {
+    if (this.readOnly) throw new StorageError('a write transaction on a read-only store connection');
     if (this.db.inTransaction) return this.db.transaction(fn)();
     this.guard?.assertWritable();
     return this.db.transaction(fn).immediate();
@@ -496,6 +511,9 @@ export class Store {
   /**
    * A counter that changes whenever ANOTHER connection (another process, e.g.
    * the CLI) commits to the file (https://sqlite.org/pragma.html#pragma_data_version).
+   * The writer's watch of other processes' commits reads it
+   * (server/directory/writes.ts watchOtherWriters); readers follow the
+   * change clock instead.
    */
   dataVersion(): number {
     return this.stmt('PRAGMA data_version').pluck().get() as number;

@@ -12,6 +12,7 @@ import { silentLogger, type Logger } from '../server/log';
 import { startAppliance, type Appliance } from '../server/appliance';
 import { loopbackEnv } from './env';
 import { stopTracked, track } from './fixtures/children';
+import { within } from './fixtures/wait';
 
 // After each test file's tests, whatever their outcome: no child process it started is left running.
 after(() => stopTracked());
@@ -87,6 +88,18 @@ export async function startTestAppliance(extra: Record<string, string> = {}, dat
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Resolves once the appliance has published on its change clock every change
+ * in its store, those of a `dcmx` command run meanwhile (another process)
+ * included: the writer's watch of other processes' commits publishes them
+ * within 100 ms (writes.ts watchOtherWriters), and from then on every read
+ * follows them. Waits for the publication itself (ChangeClock.reached), not a time.
+ */
+export async function caughtUp(t: TestAppliance): Promise<void> {
+  const last = t.app.directory.changeRange().last;
+  await within(`the appliance publishes change ${last}`, t.app.clock.reached(last));
 }
 
 export interface RunResult {

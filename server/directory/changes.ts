@@ -4,11 +4,15 @@
  * what keeps derived views — the routing table, the transfer unit's cache —
  * in step with the directory.
  *
- * In-process writes are delivered at once (the directory's after-commit
- * listener); a periodic check of the last change number catches writes made
- * by other processes (the CLI, another appliance process). If the log no
- * longer holds the rows after our position (trimmed), `onGap` is called and
- * the follower jumps to the end: the view must rebuild or flush.
+ * A follower catches up whenever its thread's directory syncs with the
+ * change clock (Directory.sync: at every DNS answer, LDAP operation and SMTP
+ * lookup, and after each commit on the writer's thread), so a write is
+ * followed before any read issued after its reply is answered, whichever
+ * thread made it. Other processes' commits (the CLI) are published on the
+ * clock by the writer's watch (writes.ts watchOtherWriters); the optional
+ * poll also reads the log directly. If the log no longer holds the rows
+ * after our position (trimmed), `onGap` is called and the follower jumps to
+ * the end: the view must rebuild or flush.
  */
 import type { ChangeRecord } from '../../storage/store';
 import type { Directory } from './directory';
@@ -47,7 +51,7 @@ export class ChangeFollower {
 
   constructor(private readonly directory: Directory, private readonly sink: ChangeSink, opts: { pollMs?: number; from?: number } = {}) {
     this.position = opts.from ?? directory.changeRange().last;
-    this.unsubscribe = directory.onChange(() => this.catchUp());
+    this.unsubscribe = directory.onSync(() => this.catchUp());
     if (opts.pollMs) {
       this.timer = setInterval(() => this.catchUp(), opts.pollMs);
       this.timer.unref();

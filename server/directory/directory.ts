@@ -2,11 +2,18 @@
  * The directory: reads with access control, and the ONE write path.
  *
  * Every write (LDAP add/modify/delete/modifyDN, provisioning, CLI, LDIF
- * import) runs `write`, which in one SQLite transaction validates against the
- * schema, stores the entry and its index rows, appends the change log row and
- * runs the write hooks (zone serials); after the commit it notifies the
- * listeners with the change numbers. A read issued after a write's promise
- * resolves sees the write.
+ * import) reaches the writer as a command (writes.ts), whose executor runs
+ * `write`: in one SQLite transaction it validates against the schema,
+ * stores the entry and its index rows, appends the change log row and runs
+ * the write hooks (zone serials); after the commit it publishes the last
+ * change number on the change clock (change-clock.ts), lets this thread's
+ * views follow it (sync) and notifies the listeners with the changes. The
+ * write methods (`write`, `add`, `addSync`, `modify`, `modifySync`, `delete`,
+ * `modifyDN`, `setPassword`, `replacePassword`, `bootstrap`) are the writer
+ * side's: the command executor, provision.ts, start-up. A reader (open.ts
+ * `readOnly`, any thread) has the same read API, follows the clock with
+ * `sync`, and throws ReaderWriteError from every write method. A read issued
+ * after a write's promise resolves sees the write, on every thread.
  */
 import { randomUUID } from 'node:crypto';
 import type { AttributeType, Schema, TypedAttrs } from '../../schema/registry';
@@ -22,12 +29,13 @@ import {
 } from './entry';
 import {
   AlreadyExistsError, DirectoryError, InsufficientAccessError, InvalidCredentialsError, NoSuchObjectError,
-  NotAllowedOnNonLeafError, SizeLimitError, StoreUnavailableError, TimeLimitError, UnwillingError,
+  NotAllowedOnNonLeafError, ReaderWriteError, SizeLimitError, StoreUnavailableError, TimeLimitError, UnwillingError,
 } from './errors';
 import { compileFilter, FilterError, matches, type Filter, type FilterInput } from './filter';
 import { Passwords, type PasswordOptions } from './passwords';
 import { AuthThrottle, type Throttle, type ThrottleOptions } from './auth-throttle';
 import type { DirectoryWriter } from './writes';
+import { ChangeClock } from './change-clock';
 import {
   CHANGELOG_DN, changeEntry, changelogContainer, rootDse, SUBSCHEMA_DN, subschemaEntry, type RootDseFeatures,
 } from './virtual';
@@ -54,6 +62,12 @@ export interface DirectoryOptions {
    * RemoteThrottle, server/threads): then `throttle` is not used.
    */
   sharedThrottle?: Throttle;
+  /**
+   * The change clock this directory publishes to (the writer) or follows (a
+   * reader): share one buffer among the threads of the process. A new clock
+   * of its own when absent.
+   */
+  clock?: ChangeClock;
 }
 
 /** One modification of a modify request (RFC 4511 §4.6, RFC 4525 increment). */
@@ -82,7 +96,7 @@ export type WriteHook = (change: AppliedChange) => void;
  * all of its changes; may write more (e.g. bump zone serials once per zone).
  */
 export type CommitHook = (changes: readonly AppliedChange[]) => void;
-/** Called after commit, once per transaction, with its changes in order. */
+/** Called after commit, once per transaction, with its changes in order (the writer's thread only). */
 export type ChangeListener = (changes: AppliedChange[]) => void;
 
 /** A search (RFC 4511 §4.5.1) in directory terms. */
@@ -179,6 +193,17 @@ export class Directory {
   private readonly computedTypes: AttributeType[];
   /** Where binds send their rehash (useWriter). */
   private writer: DirectoryWriter | undefined;
+  private warnedNoWriter = false;
+  /** The last committed change number, as published by the writer (change-clock.ts). */
+  readonly clock: ChangeClock;
+  /**
+   * True for a reader (open.ts `readOnly`): its write methods throw
+   * ReaderWriteError, writing nothing; writes go to the writer as commands.
+   */
+  readonly readOnly: boolean;
+  /** The clock's value when this thread's views last followed it (sync). */
+  private synced: number;
+  private readonly syncListeners: (() => void)[] = [];
 
   constructor(readonly store: Store, readonly schema: Schema, opts: DirectoryOptions) {
     this.suffixDn = parseDn(opts.suffix);
@@ -195,6 +220,15 @@ export class Directory {
     this.passwords = new Passwords(opts.passwords);
     this.throttle = opts.sharedThrottle ?? new AuthThrottle(opts.throttle);
     this.computedTypes = ['hasSubordinates', 'entryDN', 'subschemaSubentry', 'structuralObjectClass'].map((n) => schema.attr(n)!);
+    this.readOnly = store.readOnly;
+    this.clock = opts.clock ?? new ChangeClock();
+    if (!this.readOnly) this.clock.publish(store.changeRange().last);
+    this.synced = this.clock.current();
+  }
+
+  /** Throws ReaderWriteError on a reader: `what` is the write method called. */
+  private writable(what: string): void {
+    if (this.readOnly) throw new ReaderWriteError(what);
   }
 
   // ---------------------------------------------------------------- set-up
@@ -220,13 +254,65 @@ export class Directory {
     this.commitHooks.push(h);
   }
 
-  /** Registers a listener called after each committed transaction. Returns an unsubscribe function. */
+  /**
+   * Registers a listener called after each transaction committed on this
+   * directory, with its changes (the writer's thread only: NOTIFY, retention).
+   * Views that every thread keeps follow the change log with onSync instead.
+   * Returns an unsubscribe function.
+   */
   onChange(l: ChangeListener): () => void {
-    this.listeners.push(l);
-    return () => {
-      const i = this.listeners.indexOf(l);
-      if (i >= 0) this.listeners.splice(i, 1);
-    };
+    return addListener(this.listeners, l);
+  }
+
+  /**
+   * Registers a view of this thread that follows the change log (a
+   * ChangeFollower: the routing table and the transfer unit's cache, a DNS
+   * answer cache): `l` is called by `sync` whenever the change clock has moved
+   * since, and must catch up from its position in the log before it returns.
+   * Returns an unsubscribe function.
+   */
+  onSync(l: () => void): () => void {
+    return addListener(this.syncListeners, l);
+  }
+
+  /**
+   * Brings this thread's views up to the change clock before a read is
+   * answered: when the clock shows what they followed last, one atomic load
+   * and nothing else; otherwise the onSync listeners read the change log from
+   * their positions. Every door calls it first (a DNS answer, an LDAP
+   * operation, an SMTP lookup), so that a read issued after a write's reply,
+   * on whatever thread, sees the write. The writer's thread also calls it
+   * after each of its commits.
+   */
+  sync(): void {
+    const now = this.clock.current();
+    if (now === this.synced) return;
+    this.synced = now;
+    for (const l of [...this.syncListeners]) {
+      try {
+        l();
+      } catch (err) {
+        process.emitWarning(`dcmx: a change follower failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+      }
+    }
+  }
+
+  /** The change number this thread's views have followed (sync): at least what every reply sent before the last sync had written. */
+  get applied(): number {
+    return this.synced;
+  }
+
+  /**
+   * Writer side: publishes the last change number committed to the store
+   * (by this directory, or by another process) on the change clock, then
+   * lets this thread's views follow it (sync). The write path calls it after
+   * each commit, before the write returns; the watch of other processes'
+   * commits (writes.ts watchOtherWriters) when the store changed under it.
+   */
+  publishCommitted(): void {
+    this.writable('publishCommitted');
+    this.clock.publish(this.store.changeRange().last);
+    this.sync();
   }
 
   /**
@@ -238,6 +324,7 @@ export class Directory {
    * entry is created.
    */
   async bootstrap(admin: AdminPassword): Promise<void> {
+    this.writable('bootstrap');
     const existing = this.store.getByNdn(this.adminNdn);
     let hash: string | undefined;
     if (!existing) {
@@ -366,8 +453,9 @@ export class Directory {
    * client (auth-throttle.ts): a refused attempt rejects with
    * TooManyFailuresError before any check, a failure is answered after its
    * delay. After a success, an entry's one stored value in another scheme or
-   * at another cost is rehashed in the configured one (DCMX_PASSWORD_REHASH).
-   * The doors' bind (LDAP) and login (SMTP AUTH) end here.
+   * at another cost is rehashed in the configured one (DCMX_PASSWORD_REHASH),
+   * by the writer (a `rehash` command, useWriter), before this resolves: the
+   * bind itself is a read. The doors' bind (LDAP) and login (SMTP AUTH) end here.
    */
   async checkPassword(entry: StoredEntry | undefined, account: string, password: string, client?: string): Promise<Identity> {
     const attempt = client === undefined ? undefined : await this.throttle.begin(client, account);
@@ -391,17 +479,22 @@ export class Directory {
 
   /**
    * Replaces the one stored value `old` of `who`'s entry by a hash of
-   * `password` in the configured scheme, through the write path (a modify by
-   * `who`, in the change log). Nothing happens when the value changed
-   * meanwhile or the password cannot be hashed (too long); a failure is no
-   * failure of the bind.
+   * `password` in the configured scheme (hashed here, on this thread's pool),
+   * through the writer: a `rehash` command, a modify by `who` in the change
+   * log. Without a writer, a writable directory applies it itself. Nothing
+   * happens when the value changed meanwhile or the password cannot be
+   * hashed (too long); a failure is no failure of the bind.
    */
   private async rehash(who: Identity, old: string, password: string): Promise<void> {
     try {
       const fresh = await this.passwords.hashClear(password);
       const cmd = { kind: 'rehash' as const, who, old, fresh };
       if (this.writer) await this.writer.execute(cmd);
-      else this.replacePassword(who, old, fresh);
+      else if (!this.readOnly) this.replacePassword(who, old, fresh);
+      else if (!this.warnedNoWriter) {
+        this.warnedNoWriter = true;
+        process.emitWarning('dcmx: a directory reader without a writer (Directory.useWriter) does not rehash passwords');
+      }
     } catch {
       // the password is not storable (too long), or the writer failed: keep what is stored
     }
@@ -425,6 +518,7 @@ export class Directory {
    * `fresh` is not storable.
    */
   replacePassword(who: Identity, old: string, fresh: string): number | undefined {
+    this.writable('replacePassword');
     try {
       return this.write(() => this.modifyTyped(who, who.dn, [
         { op: 'delete', type: 'userPassword', values: [old] },
@@ -704,6 +798,7 @@ export class Directory {
    * after the outermost commit. Nested calls join the outer transaction.
    */
   write<T>(fn: () => T): T {
+    this.writable('write');
     const outer = !this.store.db.inTransaction;
     const mark = this.pending.length;
     let result: T;
@@ -722,6 +817,8 @@ export class Directory {
       this.pending = [];
       // The commit stands whatever a listener does: a failing view must not turn a durable write into an error.
       if (done.length) {
+        // Published before the write returns (and so before any door replies): every thread's next read sees it.
+        this.publishCommitted();
         for (const l of this.listeners) {
           try {
             l(done);
@@ -761,6 +858,7 @@ export class Directory {
    * gives it (RFC 3062 Password Modify: newPasswd is a password, never a hash).
    */
   async setPassword(who: Identity, dn: string, password: string): Promise<number> {
+    this.writable('setPassword');
     const hash = await this.passwords.hashClear(password);
     return this.write(() => this.modifyTyped(who, dn, [{ op: 'replace', type: 'userPassword', values: [hash] }], {}));
   }
@@ -780,6 +878,7 @@ export class Directory {
 
   /** LDAP-style add (RFC 4511 §4.7). Resolves with the change number. */
   async add(who: Identity, dn: string, attrs: AttrInput[], opts: WriteOptions = {}): Promise<number> {
+    this.writable('add');
     if (!this.access.canWriteTree(who)) throw new InsufficientAccessError();
     const hashed = await this.hashPasswords(attrs);
     return this.write(() => this.addTyped(who, dn, typedAttrs(this.schema, hashed), opts));
@@ -787,6 +886,7 @@ export class Directory {
 
   /** Synchronous add for server-internal writes; userPassword values must be ready (hashPasswords). */
   addSync(who: Identity, dn: string, attrs: AttrInput[], opts: WriteOptions = {}): number {
+    this.writable('addSync');
     if (!this.access.canWriteTree(who)) throw new InsufficientAccessError();
     return this.write(() => this.addTyped(who, dn, typedAttrs(this.schema, attrs), opts));
   }
@@ -850,6 +950,7 @@ export class Directory {
 
   /** LDAP-style modify (RFC 4511 §4.6). Resolves with the change number. */
   async modify(who: Identity, dn: string, mods: Modification[], opts: WriteOptions = {}): Promise<number> {
+    this.writable('modify');
     const hashed: Modification[] = [];
     for (const m of mods) {
       if (this.schema.attr(m.type) === this.userPassword && (m.op === 'add' || m.op === 'replace')) {
@@ -861,6 +962,7 @@ export class Directory {
 
   /** Synchronous modify for server-internal writes (values must already be hashed). */
   modifySync(who: Identity, dn: string, mods: Modification[], opts: WriteOptions = {}): number {
+    this.writable('modifySync');
     return this.write(() => this.modifyTyped(who, dn, mods, opts));
   }
 
@@ -972,6 +1074,7 @@ export class Directory {
 
   /** Delete (RFC 4511 §4.8). Resolves with the change number. */
   delete(who: Identity, dn: string): number {
+    this.writable('delete');
     if (!this.access.canWriteTree(who)) throw new InsufficientAccessError();
     return this.write(() => {
       const parsed = this.parse(dn);
@@ -995,6 +1098,7 @@ export class Directory {
 
   /** ModifyDN (RFC 4511 §4.9), moving the subtree. Resolves with the change number. */
   modifyDN(who: Identity, dn: string, newRdnStr: string, deleteOldRdn: boolean, newSuperior?: string): number {
+    this.writable('modifyDN');
     if (!this.access.canWriteTree(who)) throw new InsufficientAccessError();
     return this.write(() => {
       const parsed = this.parse(dn);
@@ -1084,6 +1188,15 @@ export class Directory {
   changeRange(): { first: number; last: number } {
     return this.store.changeRange();
   }
+}
+
+/** Adds `l` to `list`; returns the function that removes it. */
+function addListener<L>(list: L[], l: L): () => void {
+  list.push(l);
+  return () => {
+    const i = list.indexOf(l);
+    if (i >= 0) list.splice(i, 1);
+  };
 }
 
 /** Maps schema and syntax errors from below to directory errors. */

@@ -1,10 +1,19 @@
 /**
  * Opens the directory over a store file: loads the schema, opens SQLite with
  * the configured indexes (rebuilding the index when the set changed).
+ *
+ * Two ways: the writer (one per process, first: migrations, reindex, the
+ * change-log upgrade, then bootstrap, all its own), and readers (`readOnly`,
+ * any number, any thread, each on a read-only connection of its own): the
+ * same read API — get, search, compare, bind, the change feed, the zones —
+ * following the writer's change clock (Directory.sync). A reader's write
+ * methods throw ReaderWriteError; its writes go to the writer as commands
+ * (writes.ts).
  */
 import { Schema } from '../../schema/registry';
 import { allModules } from '../../schema/definitions';
 import { Store } from '../../storage/store';
+import { StorageError } from '../../storage/db';
 import { DEFAULT_INDEXES, Directory, type DirectoryOptions } from './directory';
 import { indexRows } from './entry';
 import { attachZones, type Zones } from './zones';
@@ -23,6 +32,12 @@ export interface OpenDirectoryOptions extends DirectoryOptions {
   file: string;
   /** Attribute names indexed besides DEFAULT_INDEXES. */
   extraIndexes?: readonly string[];
+  /**
+   * A reader: a read-only connection to a store the writer has opened (its
+   * schema, index set and change log as the writer left them), following
+   * `clock` (the writer's: pass its buffer). Default false: the writer.
+   */
+  readOnly?: boolean;
 }
 
 /** The directory and the domain views whose hooks ride on its write path. */
@@ -35,7 +50,9 @@ export interface Services {
  * Opens the store and returns the directory over it (not yet bootstrapped),
  * with every write-path hook registered, so the CLI and the server apply the
  * same rules. Change-log rows of an older store are converted to the feed's
- * form first (changelog-upgrade.ts).
+ * form first (changelog-upgrade.ts). With `readOnly`, a reader instead (see
+ * the module comment): nothing is migrated, reindexed or converted, and a
+ * store the writer has not readied is refused (StorageError).
  */
 export function openDirectory(opts: OpenDirectoryOptions): Services {
   const schema = loadSchema();
@@ -45,8 +62,22 @@ export function openDirectory(opts: OpenDirectoryOptions): Services {
     if (!at) throw new Error(`unknown attribute '${a}' in the index list`);
     indexed.add(at.lname);
   }
-  const store = Store.open(opts.file, indexed);
   const key = [...indexed].sort().join(',');
+  if (opts.readOnly) {
+    const reader = Store.openReader(opts.file, indexed);
+    try {
+      const have = reader.getMeta('indexed');
+      // Queries are planned by the index set: a reader must know the one the writer built.
+      if (have !== key) throw new StorageError(`the store is indexed for ${have ?? 'nothing'}, not ${key}: the writer opens it first, with the same indexes`);
+      if (reader.hasLegacyChanges()) throw new StorageError('the change log is not converted yet: the writer opens the store first');
+    } catch (e) {
+      reader.close();
+      throw e;
+    }
+    const directory = new Directory(reader, schema, opts);
+    return { directory, zones: attachZones(directory) };
+  }
+  const store = Store.open(opts.file, indexed);
   if (store.getMeta('indexed') !== key) {
     store.reindex((e) => indexRows(schema, e.attrs, indexed));
     store.setMeta('indexed', key);

@@ -24,6 +24,9 @@
  *   doors treat it as the internal error it is.
  * - {@link settle} / {@link unsettle} turn an execution into one message
  *   ({@link WriteOutcome}) and back.
+ * - Other processes' commits (the `dcmx` command opens the store and writes
+ *   through a LocalWriter of its own) are published on the writer's clock
+ *   by {@link watchOtherWriters} within OTHER_WRITERS_MS.
  */
 import type { Identity } from './access';
 import type { Directory, Modification } from './directory';
@@ -211,6 +214,34 @@ function applyImport(dir: Directory, records: readonly ImportRecord[], continueO
     }
   }
   return out;
+}
+
+// ------------------------------------------------------------------ other processes
+
+/** How often the writer looks for other processes' commits (watchOtherWriters). */
+export const OTHER_WRITERS_MS = 100;
+
+/**
+ * The writer's watch of commits made by other processes (the `dcmx` CLI):
+ * every `everyMs`, SQLite's `PRAGMA data_version` of the writer's connection
+ * (it changes when another connection commits, Store.dataVersion) is
+ * compared with the last seen, and when it moved the last change number is
+ * published on the clock (Directory.publishCommitted), so every thread's
+ * views follow those writes too, at most `everyMs` later. One cheap query a
+ * tick when nothing happened.
+ */
+export function watchOtherWriters(directory: Directory, everyMs = OTHER_WRITERS_MS): { stop(): void } {
+  const store = directory.store;
+  let seen = store.dataVersion();
+  const timer = setInterval(() => {
+    if (!store.db.open) return;
+    const v = store.dataVersion();
+    if (v === seen) return;
+    seen = v;
+    directory.publishCommitted();
+  }, everyMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }
 
 // ------------------------------------------------------------------ errors as data

@@ -22,6 +22,7 @@ import type { DirEntry } from './entry';
 import { entryUuidOf, indexRows } from './entry';
 import { DirectoryError } from './errors';
 import { formatRR, parseRData, RDataError, RECORD_ATTRIBUTES, RRTYPE, type RData, type RR } from './records';
+import { ChangeFollower, changedDns } from './changes';
 
 /** TTL when neither the entry nor the zone apex sets dNSTTL. */
 export const DEFAULT_TTL = 3600;
@@ -189,10 +190,15 @@ function glueTargets(cut: string, ns: RR[]): string[] {
 export class Zones implements ZoneView {
   readonly names: DnsNames;
   private readonly listeners: ((zones: { name: string; serial: number }[]) => void)[] = [];
+  private readonly dataListeners: (() => void)[] = [];
   private bumped: { name: string; serial: number }[] = [];
+  /** version(): the change number of the last change to DNS data followed. */
+  private dataVersion: number;
 
   constructor(readonly directory: Directory) {
     this.names = new DnsNames(directory.suffixNdn);
+    this.dataVersion = directory.changeRange().last;
+    this.followDnsData();
   }
 
   private get schema(): Schema {
@@ -324,9 +330,62 @@ export class Zones implements ZoneView {
     return out.sort();
   }
 
-  /** Listens for serial changes (after commit). */
+  /**
+   * Listens for serial changes, after each commit of this directory: the
+   * writer's thread only (the NOTIFY sender). A thread's answer caches follow
+   * the change log with onDataChange.
+   */
   onSerialChange(l: (zones: { name: string; serial: number }[]) => void): void {
     this.listeners.push(l);
+  }
+
+  /**
+   * Calls `l` once this thread has followed (Directory.sync) a change that
+   * may alter DNS data: a change-log row of an entry whose DN spells a DNS
+   * name (every record lives in one, and a zone's serial bump is a row of
+   * its apex), or a gap in the log. What an answer cache clears on.
+   * Returns an unsubscribe function.
+   */
+  onDataChange(l: () => void): () => void {
+    this.dataListeners.push(l);
+    return () => {
+      const i = this.dataListeners.indexOf(l);
+      if (i >= 0) this.dataListeners.splice(i, 1);
+    };
+  }
+
+  /** Follows the change log (for as long as the directory lives) for onDataChange and version(). */
+  private followDnsData(): void {
+    new ChangeFollower(this.directory, {
+      onChanges: (rows) => {
+        let last: number | undefined;
+        for (const r of rows) if (changedDns(r).some((d) => this.names.fromDn(d.dn, d.ndn) !== undefined)) last = r.changeNumber;
+        if (last !== undefined) this.dataChanged(last);
+      },
+      onGap: () => this.dataChanged(this.directory.changeRange().last),
+    });
+  }
+
+  private dataChanged(changeNumber: number): void {
+    this.dataVersion = changeNumber;
+    for (const l of [...this.dataListeners]) l();
+  }
+
+  /** Brings this thread's view up to the change clock (Directory.sync): call it before answering a query. */
+  sync(): void {
+    this.directory.sync();
+  }
+
+  /**
+   * The version of this zone view: the change number it reflects, that of
+   * the last change to DNS data this thread has followed (see onDataChange;
+   * the view is the same at every change number from it up to
+   * Directory.applied). After `sync`, a query sees every change up to it.
+   * Together with a zone's SOA serial, it keys what is built once per
+   * version of a zone (transfer.ts).
+   */
+  version(): number {
+    return this.dataVersion;
   }
 
   // ------------------------------------------------------------ write hooks

@@ -3,10 +3,12 @@
  * outcomes at the door (STYLE.md), the lookup, the RCODE/AA mapping, EDNS
  * and the size limit, and a cache of ready wire answers.
  *
- * The cache keeps encoded answers keyed by (name, type, class, EDNS, limit)
- * and is dropped whenever a zone serial changes in this process or another
- * process commits to the store (SQLite data_version), so a query issued after
- * a write's response always sees the write.
+ * The cache keeps encoded answers keyed by (name, type, class, EDNS, limit).
+ * Every query first brings this thread's view up to the change clock
+ * (Zones.sync, one atomic load when nothing changed), and the cache is
+ * dropped when the change log shows a change to DNS data (Zones.onDataChange),
+ * so a query issued after a write's response always sees the write, whichever
+ * thread or process made it.
  */
 import { LRUCache } from 'lru-cache';
 import type { Zone, ZoneNode, ZoneView, Zones } from '../directory/zones';
@@ -66,7 +68,6 @@ export function sizeLimit(q: Pick<Query, 'edns'>, tcp: boolean): number {
 /** Answers packets for one store's zones. */
 export class Answerer {
   private readonly cache: LRUCache<string, Buffer> | undefined;
-  private dataVersion = -1;
   /** Counters for the admin API and benchmarks. */
   readonly stats = { queries: 0, cacheHits: 0, dropped: 0, formerr: 0, servfail: 0 };
 
@@ -77,16 +78,7 @@ export class Answerer {
   ) {
     const max = opts.cacheEntries ?? 20_000;
     this.cache = max > 0 ? new LRUCache({ max }) : undefined; // 0 disables the cache
-    zones.onSerialChange(() => this.cache?.clear());
-  }
-
-  /** Drops the cache if another process committed to the store. */
-  private checkExternalWrites(): void {
-    const v = this.zones.directory.store.dataVersion();
-    if (v !== this.dataVersion) {
-      this.dataVersion = v;
-      this.cache?.clear();
-    }
+    zones.onDataChange(() => this.cache?.clear());
   }
 
   /** Answers one packet. Never throws: anything unexpected becomes SERVFAIL (one try/catch per packet). */
@@ -147,6 +139,7 @@ export class Answerer {
   }
 
   private answerQuery(q: Query, t: Transport): Outcome {
+    this.zones.sync();
     if (q.opcode !== OPCODE.QUERY) {
       // We are a primary: NOTIFY sent to us is not something we act on (RFC 1996 §3.7 concerns secondaries).
       return this.reply(this.base(q, RCODE.NOTIMP, false), 512);
@@ -174,7 +167,6 @@ export class Answerer {
       return { kind: 'transfer', request: { query: q, zone: zone.name, kind: type === TYPE_AXFR ? 'axfr' : 'ixfr' } };
     }
 
-    this.checkExternalWrites();
     const limit = sizeLimit(q, t.tcp);
     const key = `${name}\u0000${type}\u0000${q.question.class}\u0000${q.edns ? 1 : 0}\u0000${q.edns?.do ? 1 : 0}\u0000${limit}`;
     const cached = this.cache?.get(key);

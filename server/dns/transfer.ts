@@ -12,10 +12,11 @@
  * The whole zone in AXFR form is built and encoded once per version of the
  * zone and shared by every transfer of that version (a burst of AXFRs from
  * secondaries after a NOTIFY, or one client pipelining hundreds of them,
- * costs one zone walk, not hundreds). As for the answer cache (answers.ts),
- * a version is the zone's SOA serial, which every write touching the zone
- * bumps in its transaction, and SQLite's data_version, which changes when
- * another process commits; a serial change in this process drops the cache.
+ * costs one zone walk, not hundreds). A version is the zone's SOA serial,
+ * which every write touching the zone bumps in its transaction, and the
+ * change number the zone view reflects (Zones.version); a change to DNS
+ * data followed by this thread drops the cache (Zones.onDataChange), as
+ * for the answer cache (answers.ts).
  */
 import type { BlockList } from 'node:net';
 import { LRUCache } from 'lru-cache';
@@ -61,7 +62,7 @@ export class Transfers {
     cacheBytes = 32 * 1024 * 1024,
   ) {
     this.cache = new LRUCache({ maxSize: Math.max(1, cacheBytes), sizeCalculation: (s) => Math.max(1, s.bytes) });
-    zones.onSerialChange(() => this.cache.clear());
+    zones.onDataChange(() => this.cache.clear());
   }
 
   /**
@@ -106,7 +107,7 @@ export class Transfers {
       this.cache.delete(zone);
       return undefined;
     }
-    const version = `${this.zones.directory.store.dataVersion()}:${apex.soa.rdata.serial}`;
+    const version = `${this.zones.version()}:${apex.soa.rdata.serial}`;
     const hit = this.cache.get(zone);
     if (hit?.version === version) return hit;
     const contents = this.zones.zoneContents(zone);

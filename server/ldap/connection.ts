@@ -206,6 +206,8 @@ export class LdapConnection implements RequestConnection {
         return req.reply(encodeLdapResult(messageId, kind.responseTag, RESULT_CODES.unavailableCriticalExtension, '', `critical control ${bad} is not supported`));
       }
     }
+    // This thread's views follow the change clock before any operation is answered.
+    this.settings.ctx.directory.sync();
     HANDLERS[op.tag as RequestTag](this.settings.ctx, req);
   };
 

@@ -74,7 +74,8 @@ export function mailViews(directory: Directory, zones: Zones, config: Config, ca
   const self = new SelfIdentity({
     hostname: config.hostname, selfAddresses: config.selfAddresses, listen: config.listen, smtpPort: config.smtp.port, relayPort: config.mta.relayPort,
   }, resolver);
-  return { mail, routing, cache, resolver, self, sync: () => follower.catchUp(), stop: () => follower.stop() };
+  // Before each lookup: one atomic load, and the follower reads the log only when the change clock moved.
+  return { mail, routing, cache, resolver, self, sync: () => directory.sync(), stop: () => follower.stop() };
 }
 
 /** The queue side of the transfer unit (one per process). */

@@ -101,7 +101,7 @@ export interface IntakeDeps {
   spool: Spool;
   resolver: MailResolver;
   log: Logger;
-  /** Catches the cache and routing table up with the change log (writes by other processes included). */
+  /** Catches the cache and routing table up with the change clock (Directory.sync: writes by other threads and processes included). */
   sync: () => void;
   /** Called after each message is queued. */
   onQueued: () => void;

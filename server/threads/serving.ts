@@ -15,6 +15,7 @@ import { isMainThread, parentPort, workerData, type MessagePort } from 'node:wor
 import { forwardingLogger, type Logger } from '../log';
 import { openDirectory } from '../directory/open';
 import { Provisioner } from '../directory/provision';
+import { ChangeClock } from '../directory/change-clock';
 import type { DirectoryWriter, ResultOf, WriteCommand } from '../directory/writes';
 import type { QueueMessageRow } from '../../storage/queue';
 import { mailViews, type MessageQueue } from '../mta';
@@ -54,9 +55,11 @@ interface Running {
 
 async function start(data: ServingData, channel: ToMain, ports: ServingPorts, log: Logger): Promise<Running> {
   const config = data.config;
+  // A reader: a read-only connection of its own, following the writer's change clock.
   const { directory, zones } = openDirectory({
-    file: storePath(config.dataDir), suffix: config.suffix, adminDN: config.adminDN, extraIndexes: config.ldap.extraIndexes,
-    passwords: config.passwords, sharedThrottle: new RemoteThrottle(channel), sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit,
+    file: storePath(config.dataDir), suffix: config.suffix, adminDN: config.adminDN, extraIndexes: config.ldap.extraIndexes, readOnly: true,
+    clock: new ChangeClock(data.clock), passwords: config.passwords, sharedThrottle: new RemoteThrottle(channel),
+    sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit,
   });
   let views;
   try {

@@ -4,6 +4,7 @@ import type { Directory } from '../../server/directory/directory';
 import type { Identity } from '../../server/directory/access';
 import type { Zones } from '../../server/directory/zones';
 import { DEFAULT_PASSWORD_OPTIONS, type PasswordOptions } from '../../server/directory/passwords';
+import { settle, unsettle, type DirectoryWriter, type WriteCommand } from '../../server/directory/writes';
 
 /** Password hashing as cheap as the schemes allow: tests check behaviour, not cost. */
 export const CHEAP_PASSWORDS: PasswordOptions = {
@@ -22,4 +23,20 @@ export async function memoryDirectory(): Promise<{ dir: Directory; admin: Identi
 /** Shorthand for attribute inputs: { cn: 'x', objectClass: ['a', 'b'] }. */
 export function attrs(o: Record<string, string | string[]>): { type: string; values: string[] }[] {
   return Object.entries(o).map(([type, v]) => ({ type, values: Array.isArray(v) ? v : [v] }));
+}
+
+/**
+ * A writer as a serving thread sees it: each command, and the outcome the
+ * writer sends back (its result, or its error as data), crosses a
+ * structured clone as a postMessage would. `sent` counts the commands.
+ */
+export function cloningWriter(writer: DirectoryWriter): DirectoryWriter & { sent: WriteCommand['kind'][] } {
+  const sent: WriteCommand['kind'][] = [];
+  return {
+    sent,
+    async execute<C extends WriteCommand>(cmd: C) {
+      sent.push(cmd.kind);
+      return unsettle<C>(structuredClone(await settle(writer, structuredClone(cmd))));
+    },
+  };
 }

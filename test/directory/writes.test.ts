@@ -8,27 +8,17 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { Provisioner } from '../../server/directory/provision';
-import {
-  errorFromData, errorToData, LocalWriter, settle, unsettle, type DirectoryWriter, type WriteCommand,
-} from '../../server/directory/writes';
+import { errorFromData, errorToData, LocalWriter, type WriteCommand } from '../../server/directory/writes';
 import {
   AlreadyExistsError, DirectoryError, InsufficientAccessError, InvalidCredentialsError, InvalidDomainError, NoSuchObjectError,
   NotAllowedOnNonLeafError, ReaderWriteError, ReservedDomainError, SizeLimitError, StoreUnavailableError, TimeLimitError,
   TooManyFailuresError, UnwillingError,
 } from '../../server/directory/errors';
 import type { Directory } from '../../server/directory/directory';
-import { attrs, memoryDirectory, SUFFIX } from './fixture';
+import { attrs, cloningWriter, memoryDirectory, SUFFIX } from './fixture';
 
 const OPTS = { hostname: 'mx.dcmx.test', catchall: true, spf: 'v=spf1 mx -all', dmarc: 'v=DMARC1; p=quarantine' };
 
-/** A writer as a serving thread would see it: the command and its outcome each cross a structured clone. */
-function cloningWriter(local: DirectoryWriter): DirectoryWriter {
-  return {
-    async execute<C extends WriteCommand>(cmd: C) {
-      return unsettle<C>(structuredClone(await settle(local, structuredClone(cmd))));
-    },
-  };
-}
 
 /** The directory's user data: every entry's DN and user attributes, hashes and generated values left out. */
 function contents(dir: Directory): [string, Record<string, string[]>][] {

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { adminArgs, run, runDcmx, startTestAppliance, tempDir, testEnv, type RunResult, type TestAppliance } from '../helpers';
+import { adminArgs, caughtUp, run, runDcmx, startTestAppliance, tempDir, testEnv, type RunResult, type TestAppliance } from '../helpers';
 import { digRunner, flags, section, soaSerial, status } from './fixture';
 
 let t: TestAppliance;
@@ -63,6 +63,7 @@ aRecord: 192.0.2.62
   // A new zone above a zone hosted here is the operator's decision: --force (server/directory/provision.ts).
   r = await dcmx('domain', 'add', '--force', 'example.org');
   assert.equal(r.code, 0, r.stderr);
+  await caughtUp(t); // the CLI is another process: its writes are published within 100 ms
 });
 after(async () => {
   await t?.close();
