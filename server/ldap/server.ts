@@ -73,6 +73,8 @@ export interface LdapEndpoint {
 export interface LdapStats {
   /** Open connections (refused ones are not counted). */
   connections: number;
+  /** Connections accepted since the start (refused ones are not counted). */
+  accepted: number;
   /** Connections refused because `maxConnections` were open. */
   refused: number;
   /** Connections refused because their client had `clientConnections` open. */
@@ -104,7 +106,7 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
   const secureContext = opts.tls ? tls.createSecureContext({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }) : undefined;
   const ctx: LdapContext = { directory, writer: opts.writer, log, provisioning: opts.provisioning, tls: secureContext };
   const connections = new Set<LdapConnection>();
-  const counters = { refused: 0, refusedPerClient: 0, pduTimeouts: 0 };
+  const counters = { accepted: 0, refused: 0, refusedPerClient: 0, pduTimeouts: 0 };
   // Busy (more than 3/4 of the slots, in the whole process): every connection's idle timeout becomes busyIdleMs.
   const caps = new ConnectionCaps({
     max: opts.maxConnections, perClient: opts.clientConnections ?? opts.maxConnections, shared: opts.caps, onBusy: () => hurryIdle(),
@@ -150,6 +152,7 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
       return;
     }
     const conn = new LdapConnection(sock, settings);
+    counters.accepted++;
     connections.add(conn);
     sock.once('close', () => {
       connections.delete(conn);

@@ -94,6 +94,8 @@ export interface ThreadHost {
   stats(timeoutMs?: number): Promise<ThreadFigures[]>;
   /** Threads listening now. */
   listening(): number;
+  /** Ends the thread of `slot` (1..count) at once, as a crash would: it is replaced like any thread that dies (tests). */
+  kill(slot: number): Promise<void>;
   /** Drains and ends every thread (see the module comment); no thread is replaced from then on. */
   close(): Promise<void>;
 }
@@ -206,6 +208,9 @@ export async function startThreads(opts: ThreadHostOptions): Promise<ThreadHost>
   return {
     ports,
     listening: () => slots.filter((s) => s.listening).length,
+    async kill(index) {
+      await slots[index - 1]?.worker?.terminate();
+    },
     async stats(timeoutMs = 2000) {
       const answers = await Promise.all(slots.map((s) => (s.listening && s.channel
         ? s.channel.request('stats', null, { timeoutMs }).catch(() => undefined)
