@@ -63,8 +63,12 @@ export interface LdapServerOptions {
 export interface LdapEndpoint {
   /** The bound port (useful with port 0). */
   port: number;
-  /** Stops accepting, closes every connection. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting; each connection answers the requests it has received,
+   * then gets a Notice of Disconnection and is closed; those still busy
+   * after `graceMs` (default 5 s) are closed at once.
+   */
+  close(graceMs?: number): Promise<void>;
   /** Counters for tests and monitoring. */
   stats(): LdapStats;
 }
@@ -194,10 +198,16 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
       }
       return st;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const c of connections) c.destroy();
-      }),
+    close: async (graceMs = 5000) => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+      const ended = new Set<LdapConnection>();
+      await Promise.race([Promise.all([...connections].map((c) => c.shutdown().then(() => ended.add(c)))), late]);
+      clearTimeout(timer);
+      // Those still busy go now; the others close once the client has read its notice (or soon after: LdapConnection).
+      for (const c of connections) if (!ended.has(c)) c.destroy();
+      await closed;
+    },
   };
 }
