@@ -24,7 +24,7 @@ import { LocalWriter, watchOtherWriters } from './directory/writes';
 import { ChangeClock } from './directory/change-clock';
 import { startEndpoints, type Endpoints } from './endpoints';
 import { startThreads, type ThreadHost } from './threads/host';
-import { processStats, threadFigures, type ProcessStats, type ThreadFigures } from './threads/stats';
+import { passwordFigures, processStats, threadFigures, type ProcessStats, type ThreadFigures } from './threads/stats';
 import type { QueueStore } from '../storage/queue';
 import type { Delivery } from './mta/delivery';
 import { startRetention, type Retention } from './directory/retention';
@@ -258,6 +258,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       delivery: queueSide.delivery.stats,
       routingVersion: queueSide.views.routing.version,
       history: { ...directory.changeRange(), journalRows: directory.store.journalSize(), ...retention.stats },
+      passwords: threads ? passwordFigures(directory) : undefined,
     });
     const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({ directory, zones, routing: queueSide.views.routing, stats }, {
       host: config.listen, port: config.http.port, allow: config.http.allow,

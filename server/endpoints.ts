@@ -36,12 +36,14 @@ export interface EndpointDeps {
   tls: TlsPair;
   /** Listen with SO_REUSEPORT: several threads on each port. */
   reusePort: boolean;
-  /** The process's LDAP and SMTP connection counts, when several threads serve (connection-caps.ts). */
-  caps?: { ldap: CapsMemory; smtp: CapsMemory };
+  /** The process's LDAP, DNS (TCP) and SMTP connection counts, when several threads serve (connection-caps.ts). */
+  caps?: { ldap: CapsMemory; dns: CapsMemory; smtp: CapsMemory };
 }
 
 /** A thread's running endpoints. */
 export interface Endpoints {
+  /** The thread's directory they serve. */
+  directory: Directory;
   ldap: LdapEndpoint;
   dns: DnsEndpoint;
   smtp: IntakeSide;
@@ -71,7 +73,7 @@ export async function startEndpoints(directory: Directory, zones: Zones, config:
     started.push(ldap);
     const dns = await listening('DCMX_DNS_PORT', host, ports.dns, () => startDnsServer(zones, {
       host, port: ports.dns, axfrAllow: config.dns.axfrAllow, cacheEntries: config.dns.cacheEntries,
-      rrl: config.dns.rrlRate > 0 ? { rate: config.dns.rrlRate, slip: config.dns.rrlSlip } : undefined, reusePort,
+      rrl: config.dns.rrlRate > 0 ? { rate: config.dns.rrlRate, slip: config.dns.rrlSlip } : undefined, reusePort, caps: deps.caps?.dns,
     }, log.child({ ep: 'dns' })));
     started.push(dns);
     const smtp = await listening('DCMX_SMTP_PORT', host, ports.smtp, () => startIntakeSide(deps.views, { ...config, smtp: { ...config.smtp, port: ports.smtp } }, log.child({ ep: 'smtp' }), {
@@ -80,7 +82,7 @@ export async function startEndpoints(directory: Directory, zones: Zones, config:
     }));
     started.push(smtp);
     return {
-      ldap, dns, smtp, views: deps.views,
+      directory, ldap, dns, smtp, views: deps.views,
       ports: { ldap: ldap.port, dns: dns.port, smtp: smtp.port },
       async close() {
         // SMTP first: its sessions may still be finishing a message (smtp-server's close waits for them).

@@ -20,6 +20,7 @@ import { Answerer } from './answers';
 import { Transfers } from './transfer';
 import { TCP_DEFAULTS, TcpConnection, TcpScheduler, type TcpReply } from './tcp';
 import { cidrList } from '../net';
+import { ConnectionCaps, type CapsMemory } from '../connection-caps';
 
 export interface DnsServerOptions {
   host: string;
@@ -41,6 +42,8 @@ export interface DnsServerOptions {
    * connections and datagrams among them. Default false.
    */
   reusePort?: boolean;
+  /** The process's TCP connection count when several threads serve DNS (connection-caps.ts). */
+  caps?: CapsMemory;
 }
 
 export interface DnsEndpoint {
@@ -89,20 +92,25 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
   // ---- TCP (tcp.ts: in order, one step per connection per turn of the loop, paced by the socket)
   const scheduler = new TcpScheduler();
   const connections = new Set<TcpConnection>();
+  // Counted in the whole process when several threads serve (no per-client share: perClient is the total).
+  const caps = new ConnectionCaps({ max: maxConns, perClient: maxConns, shared: opts.caps });
   // RFC 7766 §6.2.3: under load, idle connections get a much shorter timeout so new clients are not shut out.
-  const idleTimeout = () => (connections.size > maxConns * 0.75 ? Math.min(idleMs, 1000) : idleMs);
+  const idleTimeout = () => (caps.busy ? Math.min(idleMs, 1000) : idleMs);
   const limits = { idleMs: idleTimeout, messageMs, maxQueued: TCP_DEFAULTS.maxQueued, maxQueuedBytes: TCP_DEFAULTS.maxQueuedBytes, batch: TCP_DEFAULTS.batch };
   // allowHalfOpen: a client that sends its queries then FIN still gets every answer (tcp.ts ends our side after them).
   const tcp = net.createServer({ allowHalfOpen: true }, (sock) => {
-    if (connections.size >= maxConns) {
+    const remote = sock.remoteAddress ?? '';
+    if (caps.admit(remote)) {
       sock.destroy();
       return;
     }
     sock.setNoDelay(true);
-    const remote = sock.remoteAddress ?? '';
     const conn = new TcpConnection(sock, (msg) => tcpReply(msg, remote), limits, scheduler);
     connections.add(conn);
-    sock.on('close', () => connections.delete(conn));
+    sock.on('close', () => {
+      connections.delete(conn);
+      caps.release(remote);
+    });
   });
   // A bind failure rejects (the caller names the setting); errors after it are logged.
   await new Promise<void>((resolve, reject) => {

@@ -14,7 +14,7 @@
  *   replaced on the same ports; the others keep serving. A slot whose
  *   threads keep dying waits longer before each new one (RESTART_DELAYS_MS),
  *   and is counted as fine again once a thread has served STABLE_MS.
- * - The LDAP and SMTP connection caps count every thread's connections
+ * - The LDAP, DNS (TCP) and SMTP connection caps count every thread's connections
  *   (connection-caps.ts: shared memory, a region per slot).
  * - Figures: `stats` asks every thread, each answer awaited at most
  *   `timeoutMs`; a thread that does not answer is left out.
@@ -108,7 +108,7 @@ export async function startThreads(opts: ThreadHostOptions): Promise<ThreadHost>
   const slots: Slot[] = Array.from({ length: opts.count }, (_, i) => ({ index: i + 1, listening: false, restarts: 0, failures: 0, since: 0 }));
   let ports: ServingPorts = { ldap: config.ldap.port, dns: config.dns.port, smtp: config.smtp.port };
   let closing = false;
-  const caps = { ldap: capsBuffer(opts.count), smtp: capsBuffer(opts.count) };
+  const caps = { ldap: capsBuffer(opts.count), dns: capsBuffer(opts.count), smtp: capsBuffer(opts.count) };
 
   /** Starts the thread of `slot` and asks it to listen on `ports`. */
   const spawn = async (slot: Slot): Promise<ServingPorts> => {

@@ -45,8 +45,8 @@ export interface ServingData {
   config: Config;
   /** The change clock's shared memory (change-clock.ts). */
   clock: SharedArrayBuffer;
-  /** The process's LDAP and SMTP connection counts (connection-caps.ts capsBuffer); this thread counts in region slot - 1. */
-  caps: { ldap: SharedArrayBuffer; smtp: SharedArrayBuffer };
+  /** The process's LDAP, DNS (TCP) and SMTP connection counts (connection-caps.ts capsBuffer); this thread counts in region slot - 1. */
+  caps: { ldap: SharedArrayBuffer; dns: SharedArrayBuffer; smtp: SharedArrayBuffer };
   tls: TlsPair;
   /** pino level of the thread's log. */
   logLevel: string;

@@ -70,7 +70,11 @@ async function start(data: ServingData, channel: ToMain, ports: ServingPorts, lo
     const endpoints = await startEndpoints(directory, zones, config, log, {
       ports, views, queue: new RemoteQueue(channel), onQueued: () => undefined, provisioner, writer, limits: new RemoteLimits(channel),
       tls: { cert: Buffer.from(data.tls.cert), key: Buffer.from(data.tls.key) }, reusePort: true,
-      caps: { ldap: { buffer: data.caps.ldap, region: data.slot - 1 }, smtp: { buffer: data.caps.smtp, region: data.slot - 1 } },
+      caps: {
+        ldap: { buffer: data.caps.ldap, region: data.slot - 1 },
+        dns: { buffer: data.caps.dns, region: data.slot - 1 },
+        smtp: { buffer: data.caps.smtp, region: data.slot - 1 },
+      },
     });
     const v = views;
     return {

@@ -9,6 +9,8 @@ import type { DnsEndpoint } from '../dns/server';
 import type { IntakeSide, MailViews } from '../mta';
 import type { CacheStats } from '../mta/cache';
 import type { PolicyStats } from '../mta/policy';
+import type { PasswordStats } from '../directory/passwords';
+import type { Directory } from '../directory/directory';
 
 /** One serving thread's figures (also the one thread's, with DCMX_THREADS=1). */
 export interface ThreadFigures {
@@ -32,10 +34,13 @@ export interface ThreadFigures {
   cache: CacheStats & { size: number };
   routing: { builds: number; domainReads: number; version: number };
   provisioning: PolicyStats | null;
+  /** Password checks computed, by kind of work, and stored values refused over the cost caps. */
+  passwords: PasswordStats;
 }
 
 /** The endpoints a thread runs, as threadFigures reads them. */
 export interface ThreadEndpoints {
+  directory: Directory;
   ldap: LdapEndpoint;
   dns: DnsEndpoint;
   smtp: IntakeSide;
@@ -54,7 +59,14 @@ export function threadFigures(thread: number, restarts: number, e: ThreadEndpoin
     cache: { ...e.views.cache.stats, size: e.views.cache.size },
     routing: { ...e.views.routing.stats, version: e.views.routing.version },
     provisioning: e.smtp.policy ? { ...e.smtp.policy } : null,
+    passwords: passwordFigures(e.directory),
   };
+}
+
+/** A copy of `directory`'s password figures. */
+export function passwordFigures(directory: Directory): PasswordStats {
+  const p = directory.passwords.stats;
+  return { verified: { ...p.verified }, overCap: p.overCap };
 }
 
 /**
@@ -82,6 +94,8 @@ export interface MainFigures<Q, D, H> {
   /** The routing table's version as the main thread has it. */
   routingVersion: number;
   history: H;
+  /** The main thread's own password checks, when it does not serve (it checks some: bootstrap, the tests' direct calls). */
+  passwords?: PasswordStats;
 }
 
 /** GET /stats: the serving threads' figures summed, the main thread's own, and each thread's (`threads`). */
@@ -94,6 +108,7 @@ export interface ProcessStats<Q = unknown, D = unknown, H = unknown> {
   provisioning: PolicyStats | null;
   dns: ThreadFigures['dns'];
   ldap: LdapStats;
+  passwords: PasswordStats;
   history: H;
   threads: ThreadFigures[];
 }
@@ -111,6 +126,7 @@ export function processStats<Q, D, H>(threads: readonly ThreadFigures[], main: M
     provisioning: sum.provisioning,
     dns: sum.dns,
     ldap: sum.ldap,
+    passwords: main.passwords ? sumFigures([sum.passwords, main.passwords]) : sum.passwords,
     history: main.history,
     threads: [...threads],
   };

@@ -18,8 +18,8 @@ import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ADMIN_PASSWORD, run, startSpawned, stopChild, tempDir, type SpawnedAppliance } from '../helpers';
-import { addUser, ls, RawSmtp, USER as RCPT, waitFor } from './fixture';
+import { startSpawned, stopChild, tempDir, type SpawnedAppliance } from '../helpers';
+import { addUser, domainStatus, ls, RawSmtp, USER as RCPT, waitFor } from './fixture';
 import { ledgerMessage, MaildirLedger } from './ledger';
 
 const TAG = 'durability.test';
@@ -31,13 +31,6 @@ const SESSIONS = 4;
  * Every id that got a 250 after its DATA goes into `acked` (and `onAck` is called).
  * A session stops at its first failure (the appliance died); ids it did not send are not acked.
  */
-/** Sets example.org's mailDomainStatus over LDAP (hold: mail is accepted and kept queued). */
-async function domainStatus(app: SpawnedAppliance, status: 'hold' | 'active'): Promise<void> {
-  const r = await run('ldapmodify', ['-x', '-H', `ldap://127.0.0.1:${app.ports.ldap}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD],
-    `dn: dc=example,dc=org,o=internet\nchangetype: modify\nreplace: mailDomainStatus\nmailDomainStatus: ${status}\n`);
-  assert.equal(r.code, 0, r.stderr);
-}
-
 async function sendAll(port: number, ids: string[], acked: Set<string>, onAck: () => void): Promise<{ failures: string[] }> {
   let next = 0;
   const failures: string[] = [];
@@ -134,7 +127,7 @@ test('kill -9 during intake and during delivery loses no acknowledged message an
   const round2 = Array.from({ length: MESSAGES }, (_, i) => `r2-${String(i).padStart(3, '0')}`);
   const base = maildirCount();
   const victim2 = app;
-  await domainStatus(app, 'hold');
+  await domainStatus(app.ports.ldap, 'hold');
   const sent2 = await sendAll(app.ports.smtp, round2, acked, () => undefined);
   assert.equal(maildirCount(), base, 'nothing of round 2 is delivered while the domain is on hold');
   let killed2: Promise<void> | undefined;
@@ -151,7 +144,7 @@ test('kill -9 during intake and during delivery loses no acknowledged message an
       });
     }
   }, 5);
-  await domainStatus(app, 'active');
+  await domainStatus(app.ports.ldap, 'active');
   await waitFor('delivery to reach 150 messages of round 2', () => killed2, 60_000, 10).catch(() => undefined);
   clearInterval(watcher);
   assert.ok(killed2, `delivery never reached 150 messages of round 2 (${maildirCount() - base}); failures: ${sent2.failures.join(' | ')}`);

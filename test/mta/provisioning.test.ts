@@ -24,6 +24,7 @@ import { ADMIN_PASSWORD, adminArgs, caughtUp, run, runDcmx, startTestAppliance, 
 import { digRunner, kdigRunner, section } from '../dns/fixture';
 import { freeDualPort, startKnot, type Knot } from '../dns/knot';
 import { mailbox, newDir, RawSmtp, startNextHop, swaks, waitFor, type NextHop, type SmtpReply } from './fixture';
+import { rcptTo } from '../fixtures/smtp';
 import { ConfigError, loadConfig } from '../../server/config';
 import { StubDns } from './stub-dns';
 import { waitForAsync } from '../fixtures/wait';
@@ -125,17 +126,9 @@ function soaSerial(lines: string[]): number {
   return -1;
 }
 
-/** One SMTP session up to RCPT (from `localAddress`, another loopback address, when given): the RCPT reply (then QUIT). */
-async function rcpt(port: number, address: string, timeoutMs = 15_000, localAddress?: string): Promise<SmtpReply> {
-  const { client, greeting } = await RawSmtp.connect(port, 10_000, { localAddress });
-  try {
-    assert.equal(greeting.code, 220, greeting.raw);
-    assert.equal((await client.cmd('EHLO client.test')).code, 250);
-    assert.equal((await client.cmd('MAIL FROM:<sender@client.test>')).code, 250);
-    return await client.cmd(`RCPT TO:<${address}>`, timeoutMs);
-  } finally {
-    await client.quit();
-  }
+/** RCPT TO:<address> in a new session (fixtures/smtp.ts rcptTo). */
+function rcpt(port: number, address: string, timeoutMs = 15_000, localAddress?: string): Promise<SmtpReply> {
+  return rcptTo(port, address, { timeoutMs, localAddress });
 }
 
 /** Today's initial serial YYYYMMDD01 (UTC), what provisionDomain gives a new zone before the bump. */

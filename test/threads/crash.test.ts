@@ -11,8 +11,8 @@
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { ADMIN_PASSWORD, run, startSpawned, stopChild, tempDir, type SpawnedAppliance } from '../helpers';
-import { addUser, RawSmtp, USER as RCPT } from '../mta/fixture';
+import { startSpawned, stopChild, tempDir, type SpawnedAppliance } from '../helpers';
+import { addUser, domainStatus, RawSmtp, USER as RCPT } from '../mta/fixture';
 import { ledgerMessage, MaildirLedger } from '../mta/ledger';
 import type { ApplianceStats } from '../../server/appliance';
 
@@ -29,13 +29,6 @@ after(async () => {
   if (current) await stopChild(current.child, 'SIGKILL');
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
-
-/** Sets example.org's mailDomainStatus over LDAP (hold: mail is accepted and kept queued). */
-async function domainStatus(app: SpawnedAppliance, status: 'hold' | 'active'): Promise<void> {
-  const r = await run('ldapmodify', ['-x', '-H', `ldap://127.0.0.1:${app.ports.ldap}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD],
-    `dn: dc=example,dc=org,o=internet\nchangetype: modify\nreplace: mailDomainStatus\nmailDomainStatus: ${status}\n`);
-  assert.equal(r.code, 0, r.stderr);
-}
 
 /** One message in its own session; true once it got its 250. */
 async function sendOne(port: number, id: string): Promise<boolean> {
@@ -55,7 +48,7 @@ async function sendOne(port: number, id: string): Promise<boolean> {
 test('kill -9 of the process under SMTP load on both threads loses no acknowledged message and delivers none twice', { timeout: 240_000 }, async (t) => {
   let app = current = await startSpawned(dataDir, EXTRA);
   await addUser(app.ports.ldap);
-  await domainStatus(app, 'hold');
+  await domainStatus(app.ports.ldap, 'hold');
   const ledger = new MaildirLedger(dataDir, RCPT, TAG);
   const acked = new Set<string>();
   const ids = Array.from({ length: MESSAGES }, (_, i) => `m${String(i).padStart(3, '0')}`);
@@ -91,7 +84,7 @@ test('kill -9 of the process under SMTP load on both threads loses no acknowledg
   assert.equal(before.threads.length, 2);
 
   app = current = await startSpawned(dataDir, EXTRA);
-  await domainStatus(app, 'active');
+  await domainStatus(app.ports.ldap, 'active');
   await ledger.waitDrained(acked, app);
   const r = ledger.assertExactlyOnce(acked, 'after kill -9 under load');
   t.diagnostic(`after restart: ${r.present} distinct messages delivered, ${r.unackedPresent} of them never acknowledged`);

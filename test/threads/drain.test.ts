@@ -9,8 +9,8 @@ import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { ADMIN_PASSWORD, run, startSpawned, stopChild, tempDir, type SpawnedAppliance } from '../helpers';
-import { addUser, RawSmtp, USER as RCPT } from '../mta/fixture';
+import { startSpawned, stopChild, tempDir, type SpawnedAppliance } from '../helpers';
+import { addUser, domainStatus, RawSmtp, USER as RCPT } from '../mta/fixture';
 import { ledgerMessage, MaildirLedger } from '../mta/ledger';
 import { connect, Responses } from '../fixtures/ldap';
 import { waitForAsync } from '../fixtures/wait';
@@ -25,12 +25,6 @@ after(async () => {
   if (current) await stopChild(current.child, 'SIGKILL');
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
-
-async function domainStatus(app: SpawnedAppliance, status: 'hold' | 'active'): Promise<void> {
-  const r = await run('ldapmodify', ['-x', '-H', `ldap://127.0.0.1:${app.ports.ldap}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD],
-    `dn: dc=example,dc=org,o=internet\nchangetype: modify\nreplace: mailDomainStatus\nmailDomainStatus: ${status}\n`);
-  assert.equal(r.code, 0, r.stderr);
-}
 
 /** Whether a new TCP connection to `port` is refused. */
 function refused(port: number): Promise<boolean> {
@@ -47,7 +41,7 @@ function refused(port: number): Promise<boolean> {
 test('SIGTERM drains both threads: no new connections, messages under way finish with 250, LDAP clients told, queued mail kept', { timeout: 120_000 }, async () => {
   let app = current = await startSpawned(dataDir, EXTRA);
   await addUser(app.ports.ldap);
-  await domainStatus(app, 'hold');
+  await domainStatus(app.ports.ldap, 'hold');
   // SMTP sessions in the middle of DATA, and idle LDAP connections, spread over both threads.
   const ids = Array.from({ length: SESSIONS }, (_, i) => `s${i}`);
   const sessions = await Promise.all(ids.map(async (id) => {
@@ -79,7 +73,7 @@ test('SIGTERM drains both threads: no new connections, messages under way finish
   app = current = await startSpawned(dataDir, EXTRA);
   const stats = (await (await fetch(`http://127.0.0.1:${app.ports.http}/stats`)).json()) as { queue: { messages: number } };
   assert.equal(stats.queue.messages, SESSIONS, 'the messages taken during the shutdown stayed queued');
-  await domainStatus(app, 'active');
+  await domainStatus(app.ports.ldap, 'active');
   const ledger = new MaildirLedger(dataDir, RCPT, TAG);
   const acked = new Set(ids);
   await ledger.waitDrained(acked, app);

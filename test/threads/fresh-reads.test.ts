@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
 import { digRunner, section, status } from '../dns/fixture';
-import { RawSmtp } from '../fixtures/smtp';
+import { rcptTo } from '../fixtures/smtp';
 
 const ROUNDS = 5;
 /** Readers of each kind started together after each write. */
@@ -83,15 +83,7 @@ async function search(filter: string): Promise<string> {
 
 /** The reply code of RCPT TO:<address> in a new SMTP session. */
 async function rcpt(address: string): Promise<number> {
-  const { client, greeting } = await RawSmtp.connect(t.app.ports.smtp);
-  try {
-    assert.equal(greeting.code, 220, greeting.raw);
-    assert.equal((await client.cmd('EHLO client.test')).code, 250);
-    assert.equal((await client.cmd('MAIL FROM:<sender@client.test>')).code, 250);
-    return (await client.cmd(`RCPT TO:<${address}>`)).code;
-  } finally {
-    await client.quit();
-  }
+  return (await rcptTo(t.app.ports.smtp, address)).code;
 }
 
 /** What every reader must see in round `i`, before (`old`) or after its write. */

@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { adminArgs, caughtUp, run, runDcmx, startTestAppliance, testEnv, type TestAppliance } from '../helpers';
 import { digRunner, section, status } from '../dns/fixture';
-import { RawSmtp } from '../fixtures/smtp';
+import { rcptTo } from '../fixtures/smtp';
 
 /** ldapadd runs at once, each binding as the administrator: below DCMX_AUTH_FAILURES (10), which counts binds under way (auth-throttle.ts). */
 const LDAP_WRITES = 8;
@@ -38,15 +38,7 @@ after(async () => t?.close());
 
 /** RCPT TO:<postmaster@domain> in a new session: a new domain under the allow-list is provisioned first. */
 async function rcpt(domain: string): Promise<string> {
-  const { client, greeting } = await RawSmtp.connect(t.app.ports.smtp);
-  try {
-    assert.equal(greeting.code, 220, greeting.raw);
-    assert.equal((await client.cmd('EHLO client.test')).code, 250);
-    assert.equal((await client.cmd('MAIL FROM:<sender@client.test>')).code, 250);
-    return (await client.cmd(`RCPT TO:<postmaster@${domain}>`)).raw;
-  } finally {
-    await client.quit();
-  }
+  return (await rcptTo(t.app.ports.smtp, `postmaster@${domain}`)).raw;
 }
 
 test('LDAP adds, provisionings at RCPT and the CLI, all at once: every write committed, change numbers dense', { timeout: 180_000 }, async () => {
