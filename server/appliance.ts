@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { ConfigError, type Config } from './config';
 import { listening, probePorts, type ServingPorts } from './listen';
-import { prepareDataDir } from './data-dir';
+import { prepareDataDir, storePath } from './data-dir';
 import type { Logger } from './log';
 import type { Directory } from './directory/directory';
 import { DirectoryError } from './directory/errors';
@@ -17,7 +17,8 @@ import type { LdapEndpoint } from './ldap/server';
 import { startHttpServer, type HttpEndpoint } from './admin/http';
 import type { DnsEndpoint } from './dns/server';
 import { startNotifier, type Notifier } from './dns/notify';
-import { startQueueSide, type MtaEndpoint } from './mta';
+import type { MtaEndpoint } from './mta';
+import { startQueueSide } from './mta/queue-side';
 import { ProvisionLimits } from './mta/provision-limits';
 import { Provisioner } from './directory/provision';
 import { LocalWriter, watchOtherWriters } from './directory/writes';
@@ -65,10 +66,7 @@ export interface Appliance {
 export type ApplianceStats = ProcessStats<
   ReturnType<QueueStore['counts']>, Delivery['stats'], ReturnType<Directory['changeRange']> & { journalRows: number } & Retention['stats']>;
 
-/** Path of the SQLite store in the data dir. */
-export function storePath(dataDir: string): string {
-  return path.join(dataDir, 'dcmx.sqlite');
-}
+export { storePath } from './data-dir';
 
 /**
  * The password for a new administrator entry when DCMX_ADMIN_PASSWORD is

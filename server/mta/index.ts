@@ -1,9 +1,9 @@
 /**
  * The transfer unit, wired, in two parts that may run on different threads:
- * - the queue side (startQueueSide): the durable queue and spool, delivery
- *   workers and their channels, the Maildir tmp/ sweep; one per process,
- *   on the thread that owns the writable store, so a message is never
- *   delivered twice;
+ * - the queue side (queue-side.ts startQueueSide): the durable queue and
+ *   spool, delivery workers and their channels, the Maildir tmp/ sweep; one
+ *   per process, on the thread that owns the writable store, so a message
+ *   is never delivered twice;
  * - the intake side (startIntakeSide): SMTP intake, one per serving
  *   thread, which hands each accepted message to the queue (a MessageQueue:
  *   the queue itself, or a forwarder to the thread that has it).
@@ -20,21 +20,16 @@ import type { Zones } from '../directory/zones';
 import { MailDirectory } from '../directory/mail';
 import { RoutingTable } from '../directory/routing';
 import { ChangeFollower } from '../directory/changes';
-import { QueueStore } from '../../storage/queue';
+import type { QueueStore } from '../../storage/queue';
 import { DirectoryCache } from './cache';
 import { Spool } from './spool';
 import { MailResolver } from './resolver';
-import { Outbound } from './outbound';
-import { Delivery } from './delivery';
+import type { Delivery } from './delivery';
 import { Intake, type MessageQueue, type UnknownDomainHook } from './intake';
-import { startTmpSweeper } from './maildir';
 import { provisioningPolicy, type PolicyProvisioning, type PolicyStats, type ProvisionLimiter } from './policy';
 import { SelfIdentity } from './self';
 import type { TlsPair } from '../tls';
 import type { CapsMemory } from '../connection-caps';
-
-/** How often the Maildir tmp/ directories are swept after the sweep at start-up. */
-const TMP_SWEEP_EVERY_MS = 6 * 60 * 60 * 1000;
 
 export type { MessageQueue } from './intake';
 
@@ -76,64 +71,6 @@ export function mailViews(directory: Directory, zones: Zones, config: Config, ca
   }, resolver);
   // Before each lookup: one atomic load, and the follower reads the log only when the change clock moved.
   return { mail, routing, cache, resolver, self, sync: () => directory.sync(), stop: () => follower.stop() };
-}
-
-/** The queue side of the transfer unit (one per process). */
-export interface QueueSide {
-  views: MailViews;
-  queue: QueueStore;
-  delivery: Delivery;
-  close(): Promise<void>;
-}
-
-/**
- * Starts the queue side over the writable `directory`: removes spool files
- * no queue row names (left by a crash before their commit: never
- * acknowledged), sweeps Maildir tmp/, and starts delivery. Must run before
- * any intake accepts mail (the spool sweep would take an intake's file
- * whose row is not committed yet).
- */
-export async function startQueueSide(directory: Directory, zones: Zones, config: Config, log: Logger): Promise<QueueSide> {
-  const views = mailViews(directory, zones, config, config.mta.cacheSize);
-  const queue = new QueueStore(directory.store);
-  const spool = new Spool(path.join(config.dataDir, 'spool'));
-  const orphans = await spool.sweep(queue.spoolPaths());
-  if (orphans) log.info({ orphans }, 'removed unacknowledged spool files');
-  // maildir(5): tmp/ files a crash left behind (killed mid-delivery) go after 36 hours; now, then every 6 hours.
-  const tmpLog = log.child({ part: 'maildir' });
-  const sweeper = startTmpSweeper(path.join(config.dataDir, 'mail'), {
-    everyMs: TMP_SWEEP_EVERY_MS,
-    onResult: (r) => {
-      if (r.removed || r.errors) tmpLog.info({ ...r }, 'swept old files from Maildir tmp/');
-    },
-    onError: (err) => tmpLog.warn({ err }, 'Maildir tmp/ sweep failed'),
-  });
-  const { routing, cache, resolver, self, sync } = views;
-  const outbound = new Outbound({ hostname: config.hostname, resolver, self, portOverride: config.mta.relayPort === 25 ? undefined : config.mta.relayPort });
-  const delivery = new Delivery({
-    hostname: config.hostname, dataDir: config.dataDir, concurrency: config.mta.concurrency,
-    retryBase: config.mta.retryBase, retryMax: config.mta.retryMax, lifetime: config.mta.queueLifetime,
-    ownAddresses: [config.listen, ...config.selfAddresses],
-  }, { queue, spool, routing, cache, outbound, sync, self, log: log.child({ part: 'delivery' }) });
-  routing.onUpdate((touched) => {
-    // Domains that left hold: give their messages another go.
-    const released = touched
-      ? queue.releaseHeld(Date.now(), touched.filter((d) => routing.lookup(d)?.kind !== 'hold'))
-      : queue.releaseHeld(Date.now());
-    if (released) delivery.kick();
-  });
-  delivery.start();
-  return {
-    views, queue, delivery,
-    async close() {
-      // Attempts under way end (outbound connections closing) and record their outcome before the store closes.
-      const stopped = delivery.stop();
-      outbound.close();
-      await stopped;
-      views.stop();
-      await sweeper.stop();
-    },
-  };
 }
 
 /** What the intake side needs besides its views. */

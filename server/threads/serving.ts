@@ -20,7 +20,7 @@ import type { DirectoryWriter, ResultOf, WriteCommand } from '../directory/write
 import type { QueueMessageRow } from '../../storage/queue';
 import { mailViews, type MessageQueue } from '../mta';
 import { startEndpoints, type Endpoints } from '../endpoints';
-import { storePath } from '../appliance';
+import { storePath } from '../data-dir';
 import type { ServingPorts } from '../listen';
 import { Channel } from './channel';
 import { RemoteLimits, RemoteThrottle } from './process-state';
