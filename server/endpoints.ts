@@ -13,6 +13,7 @@ import type { DirectoryWriter } from './directory/writes';
 import { listening, type ServingPorts } from './listen';
 import { startLdapServer, type LdapEndpoint } from './ldap/server';
 import { startDnsServer, type DnsEndpoint } from './dns/server';
+import { TRANSFER_CACHE_BYTES } from './dns/transfer';
 import { startIntakeSide, type IntakeSide, type MailViews, type MessageQueue } from './mta';
 import type { ProvisionLimiter } from './mta/provision-limits';
 import type { TlsPair } from './tls';
@@ -73,6 +74,8 @@ export async function startEndpoints(directory: Directory, zones: Zones, config:
     started.push(ldap);
     const dns = await listening('DCMX_DNS_PORT', host, ports.dns, () => startDnsServer(zones, {
       host, port: ports.dns, axfrAllow: config.dns.axfrAllow, cacheEntries: config.dns.cacheEntries,
+      // The process's budget, shared among its serving threads (as the answer cache's, threads/protocol.ts threadConfig).
+      transferCacheBytes: Math.floor(TRANSFER_CACHE_BYTES / config.threads),
       rrl: config.dns.rrlRate > 0 ? { rate: config.dns.rrlRate, slip: config.dns.rrlSlip } : undefined, reusePort, caps: deps.caps?.dns,
     }, log.child({ ep: 'dns' })));
     started.push(dns);

@@ -34,6 +34,8 @@ export interface DnsServerOptions {
   maxTcpConnections?: number;
   /** Answer cache size (0 disables it). */
   cacheEntries?: number;
+  /** Bytes of encoded zones kept for transfers (default TRANSFER_CACHE_BYTES). */
+  transferCacheBytes?: number;
   /** UDP response rate limiting (rrl.ts); absent = off. */
   rrl?: RrlOptions;
   /**
@@ -60,7 +62,7 @@ export interface DnsEndpoint {
 export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: Logger): Promise<DnsEndpoint> {
   const answerer = new Answerer(zones, log, { cacheEntries: opts.cacheEntries });
   const rrl = opts.rrl ? new ResponseRateLimiter(opts.rrl) : undefined;
-  const transfers = new Transfers(zones, cidrList(opts.axfrAllow), log);
+  const transfers = new Transfers(zones, cidrList(opts.axfrAllow), log, opts.transferCacheBytes);
   const idleMs = opts.tcpIdleMs ?? 10_000;
   const messageMs = opts.tcpMessageMs ?? 5_000;
   const maxConns = opts.maxTcpConnections ?? 256;
