@@ -13,6 +13,7 @@ import { startSpawned, stopChild, tempDir, type SpawnedAppliance } from '../help
 import { addUser, domainStatus, RawSmtp, USER as RCPT } from '../mta/fixture';
 import { ledgerMessage, MaildirLedger } from '../mta/ledger';
 import { connect, Responses } from '../fixtures/ldap';
+import { searchPdu } from '../fixtures/ber';
 import { waitForAsync } from '../fixtures/wait';
 
 const TAG = 'drain.threads.test';
@@ -56,7 +57,13 @@ test('SIGTERM drains both threads: no new connections, messages under way finish
     client.sock.write(text.slice(0, cut));
     return { client, rest: text.slice(cut) };
   }));
-  const ldap = await Promise.all(Array.from({ length: SESSIONS }, async () => new Responses(await connect(app.ports.ldap))));
+  const ldap = await Promise.all(Array.from({ length: SESSIONS }, async () => {
+    const r = new Responses(await connect(app.ports.ldap));
+    // Answered: the connection was accepted by a thread (not still in the kernel's queue when its listener closes).
+    r.sock.write(searchPdu(1, '', 0));
+    assert.equal((await r.result(1)).code, 0);
+    return r;
+  }));
   const exited = new Promise<number | null>((resolve) => app.child.once('exit', (code) => resolve(code)));
 
   app.child.kill('SIGTERM');
