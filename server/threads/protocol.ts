@@ -23,6 +23,14 @@ import type { ThreadFigures } from './stats';
 /** The methods of the main thread. */
 export type MainMethods = StateMethods & {
   write: { args: WriteCommand; result: WriteResult };
+  /**
+   * A message accepted by a thread, its spool file (if any) already fsynced
+   * there: the main thread commits its queue row (group commit with every
+   * other thread's, one fsync for all) and answers; only then does the
+   * client get its 250. One connection writes the queue, so rows of several
+   * threads never contend for SQLite's write lock, and delivery (main thread
+   * only) is kicked by the commit itself.
+   */
   enqueue: { args: { message: QueueMessageRow; rcpts: { rcpt: string; held: boolean }[]; now: number }; result: null };
   /** A log record of the thread (log.ts forwardingLogger), logged by the main thread's logger. */
   log: { args: string; result: null };
