@@ -267,11 +267,10 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     const mta: MtaEndpoint = endpoints
       ? {
         port: endpoints.smtp.port, cache: views.cache, routing: views.routing, queue, delivery, intake: endpoints.smtp.intake,
-        resolver: views.resolver, mail: views.mail, policy: endpoints.smtp.policy, close: async () => undefined,
+        resolver: views.resolver, mail: views.mail, policy: endpoints.smtp.policy,
       }
       : Object.defineProperties({
         port: serving.ports.smtp, cache: views.cache, routing: views.routing, queue, delivery, resolver: views.resolver, mail: views.mail,
-        close: async () => undefined,
       }, {
         intake: { get: () => perThread('mta.intake', config.threads) },
         policy: { get: () => perThread('mta.policy', config.threads) },

@@ -133,5 +133,4 @@ export interface MtaEndpoint {
   mail: MailDirectory;
   /** Provisioning policy counters (undefined without a provisioner). */
   policy: PolicyStats | undefined;
-  close(): Promise<void>;
 }
