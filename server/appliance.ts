@@ -3,28 +3,44 @@
  * views of it. Used by main.ts and by tests that run the appliance in-process.
  */
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { ConfigError, type Config } from './config';
-import { prepareDataDir } from './data-dir';
+import { listening, probePorts, type ServingPorts } from './listen';
+import { prepareDataDir, storePath } from './data-dir';
 import type { Logger } from './log';
 import type { Directory } from './directory/directory';
 import { DirectoryError } from './directory/errors';
 import { openDirectory, type Services } from './directory/open';
 import type { Zones } from './directory/zones';
-import { startLdapServer, type LdapEndpoint } from './ldap/server';
+import type { LdapEndpoint } from './ldap/server';
 import { startHttpServer, type HttpEndpoint } from './admin/http';
-import { startDnsServer, type DnsEndpoint } from './dns/server';
-import { startMta, type MtaEndpoint } from './mta';
+import type { DnsEndpoint } from './dns/server';
+import { startNotifier, type Notifier } from './dns/notify';
+import type { MtaEndpoint } from './mta';
+import { startQueueSide } from './mta/queue-side';
+import { ProvisionLimits } from './mta/provision-limits';
 import { Provisioner } from './directory/provision';
 import { LocalWriter, watchOtherWriters } from './directory/writes';
 import { ChangeClock } from './directory/change-clock';
+import { startEndpoints, type Endpoints } from './endpoints';
+import { startThreads, type ThreadHost } from './threads/host';
+import { passwordFigures, processStats, threadFigures, type ProcessStats, type ThreadFigures } from './threads/stats';
+import type { QueueStore } from '../storage/queue';
+import type { Delivery } from './mta/delivery';
 import { startRetention, type Retention } from './directory/retention';
 import { loadTls } from './tls';
 
-/** A running appliance. */
+/**
+ * A running appliance. With DCMX_THREADS=1, `ldap`, `dns` and `mta` are the
+ * endpoint objects serving on this thread. With more threads each serving
+ * thread has its own endpoints: `ldap`, `dns`, `mta.intake` and
+ * `mta.policy` throw when read, and `stats()` gives the process's figures;
+ * `mta` is then this thread's queue side (queue, delivery, the views it
+ * routes with).
+ */
 export interface Appliance {
+  /** The writable directory (the one writer's). */
   directory: Directory;
   zones: Zones;
   ports: { ldap: number; dns: number; smtp: number; http: number };
@@ -32,18 +48,25 @@ export interface Appliance {
   dns: DnsEndpoint;
   mta: MtaEndpoint;
   provisioner: Provisioner;
-  /** The one writer: every door's writes go through it as commands (writes.ts). */
+  /** The one writer: every door's writes go through it as commands (writes.ts), whichever thread received them. */
   writer: LocalWriter;
   /** The last committed change number, published by the writer for every thread (change-clock.ts). */
   clock: ChangeClock;
   retention: Retention;
+  /** NOTIFY to the secondaries (DCMX_NOTIFY), one per process. */
+  notifier: Notifier;
+  /** The serving threads (DCMX_THREADS >= 2). */
+  threads: ThreadHost | undefined;
+  /** The process's figures, as GET /stats gives them: the threads' summed, and each thread's. */
+  stats(): Promise<ApplianceStats>;
   close(): Promise<void>;
 }
 
-/** Path of the SQLite store in the data dir. */
-export function storePath(dataDir: string): string {
-  return path.join(dataDir, 'dcmx.sqlite');
-}
+/** The figures of GET /stats (threads/stats.ts) with the main thread's parts. */
+export type ApplianceStats = ProcessStats<
+  ReturnType<QueueStore['counts']>, Delivery['stats'], ReturnType<Directory['changeRange']> & { journalRows: number } & Retention['stats']>;
+
+export { storePath } from './data-dir';
 
 /**
  * The password for a new administrator entry when DCMX_ADMIN_PASSWORD is
@@ -117,37 +140,6 @@ export function restrictStoreFiles(file: string): void {
   }
 }
 
-/**
- * A listener's bind failure as a ConfigError naming the setting at fault:
- * `variable` (the endpoint's port) for a port in use or refused, DCMX_LISTEN
- * for an address this host does not have. Other errors are returned as they are.
- */
-export function listenError(e: unknown, variable: string, host: string, port: number): unknown {
-  const err = e as NodeJS.ErrnoException & { address?: string; port?: number };
-  if (err?.syscall !== 'listen' && err?.syscall !== 'bind') return e;
-  const h = err.address ?? host;
-  const where = `${net.isIPv6(h) ? `[${h}]` : h}:${err.port ?? port}`;
-  switch (err.code) {
-    case 'EADDRINUSE':
-      return new ConfigError(variable, `${where} is already in use`);
-    case 'EADDRNOTAVAIL':
-      return new ConfigError('DCMX_LISTEN', `${h} is not an address of this host`);
-    case 'EACCES':
-      return new ConfigError(variable, `no permission to listen on ${where} (ports below 1024 need privileges)`);
-    default:
-      return new ConfigError(variable, `cannot listen on ${where} (${err.code ?? err.message})`);
-  }
-}
-
-/** Runs an endpoint's start, converting its bind failure (listenError). */
-async function listening<T>(variable: string, host: string, port: number, start: () => Promise<T>): Promise<T> {
-  try {
-    return await start();
-  } catch (e) {
-    throw listenError(e, variable, host, port);
-  }
-}
-
 /** How often the store's file is checked when nothing writes (every write checks it too). */
 const STORE_CHECK_MS = 1000;
 
@@ -183,7 +175,25 @@ function watchStoreFile(directory: Directory, log: Logger): { close(): Promise<v
   };
 }
 
-/** Opens the store and starts every endpoint. */
+/**
+ * The endpoint objects of the one serving thread (DCMX_THREADS=1). With
+ * several threads each has its own: reading one of these throws, naming
+ * the way to the process's figures (Appliance.stats).
+ */
+function perThread<T extends object>(name: string, threads: number): T {
+  return new Proxy({} as T, {
+    get: (_t, key) => {
+      throw new Error(`app.${name}.${String(key)} belongs to one serving thread; with DCMX_THREADS=${threads} read app.stats() (or set DCMX_THREADS=1)`);
+    },
+  });
+}
+
+/**
+ * Opens the store and starts every endpoint: on this thread with
+ * DCMX_THREADS=1, else in that many serving threads (threads/host.ts),
+ * this thread keeping the writer, the queue and delivery, the admin HTTP
+ * endpoint, NOTIFY and retention.
+ */
 export async function startAppliance(config: Config, log: Logger, announce: (msg: string) => void = console.log): Promise<Appliance> {
   const clock = new ChangeClock();
   const { directory, zones } = openStore(config, { sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit, clock });
@@ -211,38 +221,74 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     void retention.run(); // a backlog left by an older version or a larger setting
     // One certificate for SMTP STARTTLS and LDAP StartTLS.
     const tls = await loadTls({ dataDir: config.dataDir, hostname: config.hostname, cert: config.smtp.tlsCert, key: config.smtp.tlsKey });
-    const host = config.listen;
-    const ldap: LdapEndpoint = await listening('DCMX_LDAP_PORT', host, config.ldap.port, () => startLdapServer(directory, {
-      host, port: config.ldap.port, maxPdu: config.ldap.maxPdu, maxDepth: config.ldap.maxDepth,
-      idleTimeout: config.ldap.idleTimeout, pduTimeout: config.ldap.pduTimeout, maxConnections: config.ldap.maxConnections,
-      clientConnections: config.ldap.clientConnections, busyIdleTimeout: config.ldap.busyIdleTimeout,
-      writer, provisioning: true, tls,
-    }, log.child({ ep: 'ldap' })));
-    started.push(ldap);
-    const dns = await listening('DCMX_DNS_PORT', host, config.dns.port, () => startDnsServer(zones, {
-      host, port: config.dns.port, axfrAllow: config.dns.axfrAllow, notify: config.dns.notify,
-      cacheEntries: config.dns.cacheEntries,
-      rrl: config.dns.rrlRate > 0 ? { rate: config.dns.rrlRate, slip: config.dns.rrlSlip } : undefined,
-    }, log.child({ ep: 'dns' })));
-    started.push(dns);
-    const mta = await listening('DCMX_SMTP_PORT', host, config.smtp.port, () => startMta(directory, zones, config, log.child({ ep: 'smtp' }), tls, { provisioner, writer }));
-    started.push(mta);
-    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', host, config.http.port, () => startHttpServer({ directory, zones, mta, dns, retention }, {
-      host, port: config.http.port, allow: config.http.allow,
+    const notifier = startNotifier(zones, config.dns.notify, log.child({ ep: 'dns' }));
+    started.push({ close: async () => notifier.close() });
+    // Before any intake accepts mail: its spool sweep drops files no committed row names.
+    const queueSide = await startQueueSide(directory, zones, config, log.child({ ep: 'smtp' }));
+    started.push(queueSide);
+    const configured = { ldap: config.ldap.port, dns: config.dns.port, smtp: config.smtp.port };
+    let serving: { ports: ServingPorts; figures(): Promise<ThreadFigures[]> };
+    let endpoints: Endpoints | undefined;
+    let threads: ThreadHost | undefined;
+    if (config.threads === 1) {
+      const e = await startEndpoints(directory, zones, config, log, {
+        ports: configured, views: queueSide.views, queue: queueSide.queue, onQueued: () => queueSide.delivery.kick(), provisioner, writer, tls, reusePort: false,
+      });
+      endpoints = e;
+      started.push(e);
+      serving = { ports: e.ports, figures: async () => [threadFigures(0, 0, e)] };
+    } else {
+      await probePorts(config.listen, configured);
+      const host = await startThreads({
+        config, count: config.threads, clock: clock.buffer, tls, log,
+        services: {
+          writer, queue: queueSide.queue, onQueued: () => queueSide.delivery.kick(),
+          throttle: directory.throttle, limits: new ProvisionLimits(config.provisionLimits),
+        },
+      });
+      threads = host;
+      started.push(host);
+      serving = { ports: host.ports, figures: () => host.stats() };
+    }
+    queueSide.views.self.smtpPort = serving.ports.smtp;
+    const stats = async (): Promise<ApplianceStats> => processStats(await serving.figures(), {
+      queue: queueSide.queue.counts(),
+      delivery: queueSide.delivery.stats,
+      routingVersion: queueSide.views.routing.version,
+      history: { ...directory.changeRange(), journalRows: directory.store.journalSize(), ...retention.stats },
+      passwords: threads ? passwordFigures(directory) : undefined,
+    });
+    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({ directory, zones, routing: queueSide.views.routing, stats }, {
+      host: config.listen, port: config.http.port, allow: config.http.allow,
       names: { hostname: config.hostname, names: config.http.hosts, addresses: [config.listen, ...config.selfAddresses] },
     }, log.child({ ep: 'http' })));
     started.push(http);
+    const { views, queue, delivery } = queueSide;
+    const mta: MtaEndpoint = endpoints
+      ? {
+        port: endpoints.smtp.port, cache: views.cache, routing: views.routing, queue, delivery, intake: endpoints.smtp.intake,
+        resolver: views.resolver, mail: views.mail, policy: endpoints.smtp.policy,
+      }
+      : Object.defineProperties({
+        port: serving.ports.smtp, cache: views.cache, routing: views.routing, queue, delivery, resolver: views.resolver, mail: views.mail,
+      }, {
+        intake: { get: () => perThread('mta.intake', config.threads) },
+        policy: { get: () => perThread('mta.policy', config.threads) },
+      }) as MtaEndpoint;
     return {
       directory,
       zones,
-      ldap,
-      dns,
+      ldap: endpoints?.ldap ?? perThread<LdapEndpoint>('ldap', config.threads),
+      dns: endpoints?.dns ?? perThread<DnsEndpoint>('dns', config.threads),
       mta,
       provisioner,
       writer,
       clock,
       retention,
-      ports: { ldap: ldap.port, dns: dns.port, smtp: mta.port, http: http.port },
+      notifier,
+      threads,
+      stats,
+      ports: { ...serving.ports, http: http.port },
       async close() {
         for (const s of started.reverse()) await s.close();
         directory.store.close();

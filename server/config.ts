@@ -29,6 +29,12 @@ export interface Config {
   dataDir: string;
   /** pino level of the process log (DCMX_LOG_LEVEL). */
   logLevel: LogLevel;
+  /**
+   * Serving threads (DCMX_THREADS): 1 serves everything on the main thread;
+   * N >= 2 runs N worker threads, each listening on every port with
+   * reusePort (server/threads/host.ts).
+   */
+  threads: number;
   listen: string;
   hostname: string;
   suffix: string;
@@ -161,6 +167,9 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
+
+/** The most serving threads DCMX_THREADS may ask for. */
+export const MAX_THREADS = 256;
 
 function str(env: Env, name: string, fallback: string): string {
   const v = env[name];
@@ -388,6 +397,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const config: Config = {
     dataDir,
     logLevel,
+    threads: int(env, 'DCMX_THREADS', Math.min(MAX_THREADS, os.availableParallelism()), 1, MAX_THREADS),
     listen,
     hostname,
     suffix,

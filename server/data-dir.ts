@@ -10,6 +10,11 @@ import { ConfigError } from './config';
 
 const VAR = 'DCMX_DATA_DIR';
 
+/** Path of the SQLite store in the data dir. */
+export function storePath(dataDir: string): string {
+  return path.join(dataDir, 'dcmx.sqlite');
+}
+
 function why(e: unknown): string {
   const err = e as NodeJS.ErrnoException;
   return err.code ?? err.message;

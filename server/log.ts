@@ -12,6 +12,38 @@ export function createLogger(level = process.env.DCMX_LOG_LEVEL || 'info'): Logg
   return pino({ level, base: { name: 'dcmx' } }, pino.destination({ fd: 2, sync: false }));
 }
 
+/**
+ * A serving thread's logger: each record, as a JSON line without time or
+ * process fields, goes to `write` (to the main thread, which logs it with
+ * relogLine), so that one logger writes the process's log whatever the
+ * thread. Records below `level` are dropped in the thread.
+ */
+export function forwardingLogger(level: string, write: (line: string) => void): Logger {
+  return pino({ level, base: null, timestamp: false }, { write });
+}
+
+/** Logs a record of forwardingLogger on `log` (a child naming the thread), at its level, time stamped now. */
+export function relogLine(log: Logger, line: string): void {
+  let rec: Record<string, unknown>;
+  try {
+    rec = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return;
+  }
+  const { level, msg, ...rest } = rec;
+  const label = log.levels.labels[Number(level)] as pino.Level | undefined;
+  if (!label) return;
+  const err = rest.err as { type?: string; message?: string; stack?: string } | undefined;
+  if (err && typeof err === 'object') {
+    // Back to an Error, so the serializer keeps its type and stack.
+    const e = Object.assign(new Error(err.message), err);
+    e.name = err.type ?? 'Error';
+    e.stack = err.stack;
+    rest.err = e;
+  }
+  log[label](rest, typeof msg === 'string' ? msg : undefined);
+}
+
 /** A logger that drops everything (tests, CLI). */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });

@@ -202,10 +202,12 @@ export class Store {
    * Opens a reader of the store at `file` on a read-only connection of its
    * own (openReadOnlyDatabase: no migration, no write). `indexed` must be
    * the set the writer indexed the file with (the `indexed` meta key):
-   * queries are planned by it.
+   * queries are planned by it. Its fileState watches the file it opened, as
+   * the writer's does (a serving thread refuses mail while it is removed or
+   * replaced).
    */
   static openReader(file: string, indexed: Iterable<string>): Store {
-    return new Store(openReadOnlyDatabase(file), indexed, undefined, true);
+    return new Store(openReadOnlyDatabase(file), indexed, file === ':memory:' ? undefined : new StoreFileGuard(file), true);
   }
 
   /**

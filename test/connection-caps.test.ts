@@ -1,7 +1,7 @@
 /** ConnectionCaps (server/connection-caps.ts): the total, per-client shares (IPv6 per /64), exemptions, busy past 3/4; the settings of the caps. */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { ConnectionCaps } from '../server/connection-caps';
+import { capsBuffer, ConnectionCaps } from '../server/connection-caps';
 import { clientKey } from '../server/net';
 import { cidrList } from '../server/net';
 import { loadConfig } from '../server/config';
@@ -33,6 +33,37 @@ test('a client gets its share, the total is shared, releases give slots back; ex
   caps.release('192.0.2.1');
   assert.equal(caps.of('192.0.2.1'), 1);
   assert.equal(caps.admit('192.0.2.1'), undefined);
+});
+
+test('shared by serving threads: the caps count every thread\'s connections; a replaced thread\'s are dropped; busy reaches every thread', async () => {
+  const buffer = capsBuffer(2);
+  let busyOnB = 0;
+  let heard!: () => void;
+  const woken = new Promise<void>((resolve) => (heard = resolve));
+  // Thread B hears of a busy admission made by thread A through the shared memory.
+  const b = new ConnectionCaps({ max: 8, perClient: 3, shared: { buffer, region: 1 }, onBusy: () => {
+    busyOnB++;
+    heard();
+  } });
+  const a = new ConnectionCaps({ max: 8, perClient: 3, shared: { buffer, region: 0 } });
+  assert.equal(a.admit('192.0.2.1'), undefined);
+  assert.equal(b.admit('192.0.2.1'), undefined);
+  assert.equal(b.admit('192.0.2.1'), undefined);
+  assert.equal(a.admit('192.0.2.1'), 'client', 'the client\'s 3 are spread over both threads');
+  assert.equal(b.admit('192.0.2.1'), 'client');
+  assert.deepEqual([a.total, b.total, a.here, b.here, a.of('192.0.2.1')], [3, 3, 1, 2, 3]);
+  for (const ip of ['198.51.100.1', '198.51.100.2', '198.51.100.3']) assert.equal(a.admit(ip), undefined);
+  assert.equal(busyOnB, 0);
+  assert.equal(a.admit('198.51.100.4'), undefined, '7 of 8: busy');
+  await woken;
+  assert.equal(busyOnB, 1);
+  assert.equal(b.admit('198.51.100.5'), undefined);
+  assert.equal(b.admit('198.51.100.6'), 'total', '8 open in the process');
+  a.release('192.0.2.1');
+  assert.equal(b.admit('198.51.100.6'), undefined, 'a slot released on A serves B');
+  // A replacement of thread A starts from a clean region: A's connections died with it.
+  const a2 = new ConnectionCaps({ max: 8, perClient: 3, shared: { buffer, region: 0 } });
+  assert.deepEqual([a2.total, a2.of('192.0.2.1')], [b.here, 2]);
 });
 
 test('the settings: defaults, and a bad value names its variable', () => {

@@ -63,6 +63,7 @@ test('a bad value stops start-up with a message naming the variable', async () =
   for (const [name, value] of [
     ['DCMX_LDAP_PORT', '70000'], ['DCMX_LISTEN', 'not-an-ip'], ['DCMX_SUFFIX', 'garbage'], ['DCMX_PROVISIONING', 'open'],
     ['DCMX_AXFR_ALLOW', '10.0.0.0/99'], ['DCMX_UPSTREAM_DNS', '127.0.0.1:abc'], ['DCMX_HOSTNAME', 'bad host!'],
+    ['DCMX_THREADS', '0'], ['DCMX_THREADS', '257'], ['DCMX_THREADS', 'two'],
   ]) {
     const r = await runMain({ ...testEnv(dir), [name]: value });
     assert.equal(r.code, 2, `${name}=${value} should stop start-up`);

@@ -4,7 +4,8 @@
  *                or "store replaced" when the store's file is no longer the open one
  *   GET /routes  the routing table and the change number it reflects
  *   GET /zones   the zones served and their serials
- *   GET /stats   cache, queue, delivery, DNS and provisioning counters
+ *   GET /stats   cache, queue, delivery, DNS, LDAP and provisioning counters of the
+ *                process: the serving threads' summed, and each thread's (`threads`)
  * It changes nothing. /health answers anyone (load balancers, pm2 probes);
  * the rest names relay hosts, hosted domains and traffic figures, so it
  * answers only clients in DCMX_HTTP_ALLOW (default: loopback) and gives
@@ -18,10 +19,8 @@ import { cidrList, inCidrList, ownAddressTest, parseHostPort } from '../net';
 import type { Directory } from '../directory/directory';
 import type { Zones } from '../directory/zones';
 import { describeRoute } from '../directory/routing';
-import type { MtaEndpoint } from '../mta';
-import type { DnsEndpoint } from '../dns/server';
+import type { RoutingTable } from '../directory/routing';
 import type { Logger } from '../log';
-import type { Retention } from '../directory/retention';
 
 export interface HttpEndpoint {
   port: number;
@@ -31,33 +30,25 @@ export interface HttpEndpoint {
 export interface AdminViews {
   directory: Directory;
   zones: Zones;
-  mta: MtaEndpoint;
-  dns: DnsEndpoint;
-  retention: Retention;
+  /** The routing table of the thread that delivers. */
+  routing: RoutingTable;
+  /** The process's figures (the appliance asks every serving thread). */
+  stats: () => Promise<unknown>;
 }
 
-function body(v: AdminViews, url: string): unknown {
+async function body(v: AdminViews, url: string): Promise<unknown> {
   switch (url) {
     case '/health':
       return { status: 'ok', lastChangeNumber: v.directory.changeRange().last };
     case '/routes':
       return {
-        version: v.mta.routing.version,
-        routes: v.mta.routing.entries().map(([domain, route]) => ({ domain, route: describeRoute(route) })),
+        version: v.routing.version,
+        routes: v.routing.entries().map(([domain, route]) => ({ domain, route: describeRoute(route) })),
       };
     case '/zones':
       return v.zones.zoneNames().map((name) => ({ name, serial: v.zones.zoneOf(name)?.soa.rdata.serial }));
     case '/stats':
-      return {
-        cache: { ...v.mta.cache.stats, size: v.mta.cache.size },
-        queue: v.mta.queue.counts(),
-        delivery: v.mta.delivery.stats,
-        intake: v.mta.intake.stats,
-        routing: { ...v.mta.routing.stats, version: v.mta.routing.version },
-        provisioning: v.mta.policy ?? null,
-        dns: { ...v.dns.answerer.stats, rrl: v.dns.rrl?.stats ?? null },
-        history: { ...v.directory.changeRange(), journalRows: v.directory.store.journalSize(), ...v.retention.stats },
-      };
+      return v.stats();
     default:
       return undefined;
   }
@@ -99,7 +90,7 @@ export async function startHttpServer(
 ): Promise<HttpEndpoint> {
   const allowed = cidrList(opts.allow);
   const ourHost = hostMatcher(opts.names);
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(async (req, res) => {
     const send = (code: number, payload: unknown) => {
       res.writeHead(code, { 'content-type': 'application/json' });
       res.end(JSON.stringify(payload) + '\n');
@@ -115,7 +106,7 @@ export async function startHttpServer(
         const store = views.directory.store.fileState();
         if (store !== 'ok') return send(503, { status: `store ${store}`, lastChangeNumber: views.directory.changeRange().last });
       }
-      const payload = body(views, url);
+      const payload = await body(views, url);
       if (payload === undefined) return send(404, { error: 'not found' });
       send(200, payload);
     } catch (err) {

@@ -16,7 +16,8 @@
  *   account must not buy a client more guesses at others);
  * - attempts still being checked count as failures, so parallel connections
  *   cannot all slip under the limit at once.
- * State is in memory, bounded (least recently used keys are forgotten first).
+ * State is in memory, bounded (least recently used keys are forgotten first),
+ * one per process: serving threads ask the main thread's (Throttle).
  */
 import { clientKey } from '../net';
 import { performance } from 'node:perf_hooks';
@@ -60,6 +61,19 @@ export interface AuthAttempt {
   failed(): Promise<void>;
 }
 
+/**
+ * The throttle as the doors use it, wherever its counts are kept: in this
+ * thread (AuthThrottle), or in the main thread for every serving thread of
+ * the process (server/threads/process-state.ts), so that N threads do not
+ * give an attacker N times the guesses; hence `begin` may answer later.
+ */
+export interface Throttle {
+  /** Begins an attempt; rejects (or throws) TooManyFailuresError while the client or the account is refused. */
+  begin(client: string, account: string): AuthAttempt | Promise<AuthAttempt>;
+  /** For tests and monitoring: attempts refused, failures delayed (as this thread saw them). */
+  readonly stats: { refused: number; delayed: number };
+}
+
 interface Counter {
   /** Times of the failures still in the window, oldest first. */
   failures: number[];
@@ -68,7 +82,7 @@ interface Counter {
 }
 
 /** Counts failures and decides delays and refusals (see the module comment). */
-export class AuthThrottle {
+export class AuthThrottle implements Throttle {
   private readonly counters: LRUCache<string, Counter>;
   /** For tests and monitoring: attempts refused, failures delayed. */
   readonly stats = { refused: 0, delayed: 0 };

@@ -33,7 +33,7 @@ import {
 } from './errors';
 import { compileFilter, FilterError, matches, type Filter, type FilterInput } from './filter';
 import { Passwords, type PasswordOptions } from './passwords';
-import { AuthThrottle, type ThrottleOptions } from './auth-throttle';
+import { AuthThrottle, type Throttle, type ThrottleOptions } from './auth-throttle';
 import type { DirectoryWriter } from './writes';
 import { ChangeClock } from './change-clock';
 import {
@@ -57,6 +57,11 @@ export interface DirectoryOptions {
   passwords?: PasswordOptions;
   /** The guessing throttle of binds that say where they come from (DEFAULT_THROTTLE when absent). */
   throttle?: ThrottleOptions;
+  /**
+   * The process's throttle when another thread keeps it (a serving thread's
+   * RemoteThrottle, server/threads): then `throttle` is not used.
+   */
+  sharedThrottle?: Throttle;
   /**
    * The change clock this directory publishes to (the writer) or follows (a
    * reader): share one buffer among the threads of the process. A new clock
@@ -174,8 +179,8 @@ export class Directory {
   readonly changelogNdn: string;
   /** How passwords are hashed, accepted and checked. */
   readonly passwords: Passwords;
-  /** Failed binds by account and client: delays, then temporary refusals. */
-  readonly throttle: AuthThrottle;
+  /** Failed binds by account and client: delays, then temporary refusals (one per process). */
+  readonly throttle: Throttle;
   private readonly suffixDn: Dn;
   private readonly hooks: WriteHook[] = [];
   private readonly commitHooks: CommitHook[] = [];
@@ -213,7 +218,7 @@ export class Directory {
     this.timeLimit = opts.timeLimit ?? 0;
     this.userPassword = schema.attr('userPassword')!;
     this.passwords = new Passwords(opts.passwords);
-    this.throttle = new AuthThrottle(opts.throttle);
+    this.throttle = opts.sharedThrottle ?? new AuthThrottle(opts.throttle);
     this.computedTypes = ['hasSubordinates', 'entryDN', 'subschemaSubentry', 'structuralObjectClass'].map((n) => schema.attr(n)!);
     this.readOnly = store.readOnly;
     this.clock = opts.clock ?? new ChangeClock();
@@ -453,7 +458,7 @@ export class Directory {
    * bind itself is a read. The doors' bind (LDAP) and login (SMTP AUTH) end here.
    */
   async checkPassword(entry: StoredEntry | undefined, account: string, password: string, client?: string): Promise<Identity> {
-    const attempt = client === undefined ? undefined : this.throttle.begin(client, account);
+    const attempt = client === undefined ? undefined : await this.throttle.begin(client, account);
     const values = entry?.attrs.userPassword ?? [];
     let matched: string | undefined;
     try {

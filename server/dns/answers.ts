@@ -111,6 +111,11 @@ export class Answerer {
     }
   }
 
+  /** Ready answers in the cache now (0 when it is disabled). */
+  get cacheSize(): number {
+    return this.cache?.size ?? 0;
+  }
+
   /**
    * SERVFAIL for a screened query whose answer could not be built or
    * encoded (a transfer, say), counted in stats: the one reply for that

@@ -11,6 +11,7 @@ import type { HostPort } from '../config';
 import type { Logger } from '../log';
 import { encodeNotify, parseNotifyReply } from './wire';
 import type { RR } from '../directory/records';
+import type { Zones } from '../directory/zones';
 
 interface Pending {
   zone: string;
@@ -118,4 +119,18 @@ export class Notifier {
     for (const [key, p] of this.pending) this.forget(key, p);
     for (const s of Object.values(this.sockets)) s?.close();
   }
+}
+
+/**
+ * The NOTIFY sender of the process: announces every new serial of the
+ * zones to `targets` (DCMX_NOTIFY). One per process, on the thread that
+ * commits the writes (the serials change there), whatever the number of
+ * serving threads.
+ */
+export function startNotifier(zones: Zones, targets: readonly HostPort[], log: Logger): Notifier {
+  const notifier = new Notifier(targets, log);
+  zones.onSerialChange((changed) => {
+    for (const z of changed) notifier.announce(z.name, z.serial, zones.zoneOf(z.name)?.soa);
+  });
+  return notifier;
 }

@@ -1,7 +1,7 @@
 /**
  * The DNS endpoint: UDP and TCP on one port, answers from the directory's
- * zones (answers.ts), transfers over TCP (transfer.ts), NOTIFY to
- * secondaries (notify.ts).
+ * zones (answers.ts), transfers over TCP (transfer.ts). NOTIFY to
+ * secondaries goes out once per process, apart (notify.ts startNotifier).
  *
  * TCP follows RFC 7766: several queries per connection, pipelined and
  * answered in order, messages split across segments (even one byte at a
@@ -14,20 +14,18 @@
 import { ResponseRateLimiter, truncatedReply, type RrlOptions } from './rrl';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
-import type { HostPort } from '../config';
 import type { Zones } from '../directory/zones';
 import type { Logger } from '../log';
 import { Answerer } from './answers';
-import { Notifier } from './notify';
 import { Transfers } from './transfer';
 import { TCP_DEFAULTS, TcpConnection, TcpScheduler, type TcpReply } from './tcp';
 import { cidrList } from '../net';
+import { ConnectionCaps, type CapsMemory } from '../connection-caps';
 
 export interface DnsServerOptions {
   host: string;
   port: number;
   axfrAllow: readonly string[];
-  notify: readonly HostPort[];
   /** Close a TCP connection idle this long (RFC 7766 §6.2.3 suggests seconds). */
   tcpIdleMs?: number;
   /** Close a TCP connection whose current message is not complete after this long. */
@@ -36,14 +34,23 @@ export interface DnsServerOptions {
   maxTcpConnections?: number;
   /** Answer cache size (0 disables it). */
   cacheEntries?: number;
+  /** Bytes of encoded zones kept for transfers (default TRANSFER_CACHE_BYTES). */
+  transferCacheBytes?: number;
   /** UDP response rate limiting (rrl.ts); absent = off. */
   rrl?: RrlOptions;
+  /**
+   * Bind the TCP and UDP sockets with SO_REUSEPORT, so that every serving
+   * thread of the process listens on the port and the kernel spreads
+   * connections and datagrams among them. Default false.
+   */
+  reusePort?: boolean;
+  /** The process's TCP connection count when several threads serve DNS (connection-caps.ts). */
+  caps?: CapsMemory;
 }
 
 export interface DnsEndpoint {
   port: number;
   answerer: Answerer;
-  notifier: Notifier;
   /** The UDP response rate limiter, when configured. */
   rrl: ResponseRateLimiter | undefined;
   /** Open TCP connections, how many are not being read, and what waits in them, summed (tests, diagnostics). */
@@ -55,11 +62,7 @@ export interface DnsEndpoint {
 export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: Logger): Promise<DnsEndpoint> {
   const answerer = new Answerer(zones, log, { cacheEntries: opts.cacheEntries });
   const rrl = opts.rrl ? new ResponseRateLimiter(opts.rrl) : undefined;
-  const transfers = new Transfers(zones, cidrList(opts.axfrAllow), log);
-  const notifier = new Notifier(opts.notify, log);
-  zones.onSerialChange((changed) => {
-    for (const z of changed) notifier.announce(z.name, z.serial, zones.zoneOf(z.name)?.soa);
-  });
+  const transfers = new Transfers(zones, cidrList(opts.axfrAllow), log, opts.transferCacheBytes);
   const idleMs = opts.tcpIdleMs ?? 10_000;
   const messageMs = opts.tcpMessageMs ?? 5_000;
   const maxConns = opts.maxTcpConnections ?? 256;
@@ -91,25 +94,30 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
   // ---- TCP (tcp.ts: in order, one step per connection per turn of the loop, paced by the socket)
   const scheduler = new TcpScheduler();
   const connections = new Set<TcpConnection>();
+  // Counted in the whole process when several threads serve (no per-client share: perClient is the total).
+  const caps = new ConnectionCaps({ max: maxConns, perClient: maxConns, shared: opts.caps });
   // RFC 7766 §6.2.3: under load, idle connections get a much shorter timeout so new clients are not shut out.
-  const idleTimeout = () => (connections.size > maxConns * 0.75 ? Math.min(idleMs, 1000) : idleMs);
+  const idleTimeout = () => (caps.busy ? Math.min(idleMs, 1000) : idleMs);
   const limits = { idleMs: idleTimeout, messageMs, maxQueued: TCP_DEFAULTS.maxQueued, maxQueuedBytes: TCP_DEFAULTS.maxQueuedBytes, batch: TCP_DEFAULTS.batch };
   // allowHalfOpen: a client that sends its queries then FIN still gets every answer (tcp.ts ends our side after them).
   const tcp = net.createServer({ allowHalfOpen: true }, (sock) => {
-    if (connections.size >= maxConns) {
+    const remote = sock.remoteAddress ?? '';
+    if (caps.admit(remote)) {
       sock.destroy();
       return;
     }
     sock.setNoDelay(true);
-    const remote = sock.remoteAddress ?? '';
     const conn = new TcpConnection(sock, (msg) => tcpReply(msg, remote), limits, scheduler);
     connections.add(conn);
-    sock.on('close', () => connections.delete(conn));
+    sock.on('close', () => {
+      connections.delete(conn);
+      caps.release(remote);
+    });
   });
   // A bind failure rejects (the caller names the setting); errors after it are logged.
   await new Promise<void>((resolve, reject) => {
     tcp.once('error', reject);
-    tcp.listen(opts.port, opts.host, () => {
+    tcp.listen({ port: opts.port, host: opts.host, reusePort: opts.reusePort === true }, () => {
       tcp.off('error', reject);
       resolve();
     });
@@ -119,7 +127,7 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
 
   // ---- UDP
   // A 4 MiB receive buffer absorbs bursts (the 208 KiB default drops good queries behind a few large datagrams).
-  const udp = dgram.createSocket({ type: net.isIPv6(opts.host) ? 'udp6' : 'udp4', reuseAddr: false, recvBufferSize: 4 * 1024 * 1024 });
+  const udp = dgram.createSocket({ type: net.isIPv6(opts.host) ? 'udp6' : 'udp4', reuseAddr: false, reusePort: opts.reusePort === true, recvBufferSize: 4 * 1024 * 1024 });
   udp.on('message', (msg, rinfo) => {
     try {
       const out = answerer.answer(msg, { tcp: false, remote: rinfo.address });
@@ -150,7 +158,6 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
   return {
     port,
     answerer,
-    notifier,
     rrl,
     tcpStats: () => {
       const sum = { connections: connections.size, paused: 0, queued: 0, queuedBytes: 0, partialBytes: 0, outputBytes: 0 };
@@ -165,7 +172,6 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
       return sum;
     },
     close: async () => {
-      notifier.close();
       await new Promise<void>((resolve) => {
         tcp.close(() => resolve());
         for (const c of connections) c.destroy();

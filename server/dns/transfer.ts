@@ -50,6 +50,9 @@ interface Snapshot {
   bytes: number;
 }
 
+/** Bytes of encoded zones a process keeps for transfers (divided among its serving threads). */
+export const TRANSFER_CACHE_BYTES = 32 * 1024 * 1024;
+
 /** Answers transfer requests for one store's zones, with the AXFR-form cache described above. */
 export class Transfers {
   private readonly cache: LRUCache<string, Snapshot>;
@@ -59,7 +62,7 @@ export class Transfers {
     private readonly zones: Zones,
     private readonly allow: BlockList,
     private readonly log?: Logger,
-    cacheBytes = 32 * 1024 * 1024,
+    cacheBytes = TRANSFER_CACHE_BYTES,
   ) {
     this.cache = new LRUCache({ maxSize: Math.max(1, cacheBytes), sizeCalculation: (s) => Math.max(1, s.bytes) });
     zones.onDataChange(() => this.cache.clear());

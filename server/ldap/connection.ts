@@ -181,6 +181,20 @@ export class LdapConnection implements RequestConnection {
     this.stream.destroy();
   }
 
+  /**
+   * Shutdown: reads no more requests, answers those already received, then
+   * sends a Notice of Disconnection (RFC 4511 §4.4.1, unavailable) and closes.
+   * Resolves once the connection is ending.
+   */
+  async shutdown(): Promise<void> {
+    this.stream.removeListener('data', this.onData);
+    this.clearPduTimer();
+    await this.flow.whenIdle();
+    this.flow.close();
+    if (!this.stream.destroyed) this.stream.end(noticeOfDisconnection(RESULT_CODES.unavailable, 'the server is shutting down'));
+    this.destroySoon();
+  }
+
   // ------------------------------------------------------------ inside
 
   /** Answers one framed request; `done` once its response is written (see flow.ts). */

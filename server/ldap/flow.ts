@@ -59,6 +59,8 @@ export class RequestFlow {
   private waitingDrain = false;
   private closed = false;
   private readPaused = false;
+  /** Waiting for every request received to be answered (whenIdle). */
+  private idleWaiters: (() => void)[] = [];
 
   constructor(
     private reader: FlowReader,
@@ -118,6 +120,17 @@ export class RequestFlow {
     this.queue = [];
     this.head = 0;
     this.bytes = 0;
+    this.wakeIdle();
+  }
+
+  /** Resolves once every request queued so far is answered (at once when none is), or the flow is closed. */
+  whenIdle(): Promise<void> {
+    if (this.closed || (!this.busy && this.queued === 0)) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private wakeIdle(): void {
+    for (const w of this.idleWaiters.splice(0)) w();
   }
 
   private schedule(): void {
@@ -156,6 +169,7 @@ export class RequestFlow {
       if (finished) return;
       finished = true;
       this.busy = false;
+      if (this.queued === 0) this.wakeIdle();
       this.schedule();
     };
     try {

@@ -18,7 +18,7 @@ import { PASSWORD_MODIFY_OID, PROVISION_DOMAIN_OID, WHOAMI_OID } from './extende
 import type { DirectoryWriter } from '../directory/writes';
 import { RESULT_CODES } from './results';
 import type { TlsPair } from '../tls';
-import { ConnectionCaps } from '../connection-caps';
+import { ConnectionCaps, type CapsMemory } from '../connection-caps';
 import { clientKey } from '../net';
 import { RepeatLimiter } from '../log';
 import { passwordAttributes } from './operation-log';
@@ -55,14 +55,20 @@ export interface LdapServerOptions {
    * Linux; an older runtime ignores it). Default false.
    */
   reusePort?: boolean;
+  /** The process's connection counts when several threads serve LDAP (connection-caps.ts). */
+  caps?: CapsMemory;
 }
 
 /** A running LDAP endpoint. */
 export interface LdapEndpoint {
   /** The bound port (useful with port 0). */
   port: number;
-  /** Stops accepting, closes every connection. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting; each connection answers the requests it has received,
+   * then gets a Notice of Disconnection and is closed; those still busy
+   * after `graceMs` (default 5 s) are closed at once.
+   */
+  close(graceMs?: number): Promise<void>;
   /** Counters for tests and monitoring. */
   stats(): LdapStats;
 }
@@ -71,6 +77,8 @@ export interface LdapEndpoint {
 export interface LdapStats {
   /** Open connections (refused ones are not counted). */
   connections: number;
+  /** Connections accepted since the start (refused ones are not counted). */
+  accepted: number;
   /** Connections refused because `maxConnections` were open. */
   refused: number;
   /** Connections refused because their client had `clientConnections` open. */
@@ -102,8 +110,11 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
   const secureContext = opts.tls ? tls.createSecureContext({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }) : undefined;
   const ctx: LdapContext = { directory, writer: opts.writer, log, provisioning: opts.provisioning, tls: secureContext };
   const connections = new Set<LdapConnection>();
-  const counters = { refused: 0, refusedPerClient: 0, pduTimeouts: 0 };
-  const caps = new ConnectionCaps({ max: opts.maxConnections, perClient: opts.clientConnections ?? opts.maxConnections });
+  const counters = { accepted: 0, refused: 0, refusedPerClient: 0, pduTimeouts: 0 };
+  // Busy (more than 3/4 of the slots, in the whole process): every connection's idle timeout becomes busyIdleMs.
+  const caps = new ConnectionCaps({
+    max: opts.maxConnections, perClient: opts.clientConnections ?? opts.maxConnections, shared: opts.caps, onBusy: () => hurryIdle(),
+  });
   const refusalLog = new RepeatLimiter();
   const idleMs = opts.idleTimeout * 1000;
   const busyIdleMs = Math.min(opts.busyIdleTimeout ?? opts.idleTimeout, opts.idleTimeout) * 1000;
@@ -145,6 +156,7 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
       return;
     }
     const conn = new LdapConnection(sock, settings);
+    counters.accepted++;
     connections.add(conn);
     sock.once('close', () => {
       connections.delete(conn);
@@ -186,10 +198,16 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
       }
       return st;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const c of connections) c.destroy();
-      }),
+    close: async (graceMs = 5000) => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+      const ended = new Set<LdapConnection>();
+      await Promise.race([Promise.all([...connections].map((c) => c.shutdown().then(() => ended.add(c)))), late]);
+      clearTimeout(timer);
+      // Those still busy go now; the others close once the client has read its notice (or soon after: LdapConnection).
+      for (const c of connections) if (!ended.has(c)) c.destroy();
+      await closed;
+    },
   };
 }

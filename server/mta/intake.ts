@@ -36,7 +36,7 @@ import { HopCounter } from './hops';
 import { isOurPostmaster } from './postmaster';
 import type { QueueStore } from '../../storage/queue';
 import { isStorageFull, StoreFileError } from '../../storage/db';
-import { ConnectionCaps } from '../connection-caps';
+import { ConnectionCaps, type CapsMemory } from '../connection-caps';
 
 /** An SMTP reply for a refused command. */
 export class SmtpReply extends Error {
@@ -81,13 +81,23 @@ export interface IntakeOptions {
   authFailureLimit: number;
   /** Received: fields at which a message is refused as looping (as Postfix's hopcount_limit). */
   hopLimit: number;
+  /** Listen with SO_REUSEPORT (every serving thread of the process on the port). Default false. */
+  reusePort?: boolean;
+  /** The process's connection counts when several threads serve SMTP (connection-caps.ts). */
+  caps?: CapsMemory;
+}
+
+/** Where intake puts an accepted message: resolves once its row is committed (fsynced); only then is it answered 250. */
+export interface MessageQueue {
+  enqueueSoon: QueueStore['enqueueSoon'];
 }
 
 export interface IntakeDeps {
   mail: MailDirectory;
   cache: DirectoryCache;
   routing: RoutingTable;
-  queue: QueueStore;
+  /** The queue itself, or a forwarder to the thread that has it. */
+  queue: MessageQueue;
   spool: Spool;
   resolver: MailResolver;
   log: Logger;
@@ -138,7 +148,10 @@ export class Intake {
     this.relay = cidrList(opts.relayNetworks);
     this.ours = ownAddressTest(opts.ownAddresses);
     // Postfix's smtpd_client_event_limit_exceptions default to $mynetworks: relaying networks are trusted.
-    this.caps = new ConnectionCaps({ max: opts.maxClients, perClient: opts.clientConnections, exempt: this.relay });
+    // Busy (more than 3/4 of the slots, in the whole process): every session's idle timeout becomes busyTimeoutMs.
+    this.caps = new ConnectionCaps({
+      max: opts.maxClients, perClient: opts.clientConnections, exempt: this.relay, shared: opts.caps, onBusy: () => this.hurryIdle(),
+    });
     this.server = new SMTPServer({
       name: opts.hostname,
       banner: 'dcmx', // smtp-server writes '<name> ESMTP <banner>'
@@ -223,9 +236,9 @@ export class Intake {
     cb();
   }
 
-  /** Sessions open now (admitted by the caps, not yet closed). */
+  /** Sessions open now on this thread (admitted by the caps, not yet closed). */
   get openSessions(): number {
-    return this.caps.total;
+    return this.caps.here;
   }
 
   private onClose(session: SMTPServerSession): void {
@@ -447,7 +460,7 @@ export class Intake {
   listen(): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(this.opts.port, this.opts.host, () => {
+      this.server.listen({ port: this.opts.port, host: this.opts.host, reusePort: this.opts.reusePort === true }, () => {
         this.server.off('error', reject);
         this.server.on('error', (err) => this.deps.log.debug({ err: err.message }, 'smtp server error'));
         const addr = this.server.server.address();

@@ -32,7 +32,9 @@ import { InvalidDomainError, normalizeDomainName, type Provisioner } from '../di
 import type { DirectoryWriter } from '../directory/writes';
 import { MailResolveError, type MailResolver } from './resolver';
 import { SmtpReply, type UnknownDomainDecision, type UnknownDomainHook } from './intake';
-import { ProvisionLimits } from './provision-limits';
+import { ProvisionLimits, type ProvisionLimiter } from './provision-limits';
+
+export type { ProvisionLimiter } from './provision-limits';
 import type { SelfIdentity } from './self';
 
 export interface PolicyStats {
@@ -52,17 +54,22 @@ export interface PolicyProvisioning {
   writer: DirectoryWriter;
 }
 
-/** Builds the intake hook for the configured policy; `self` tells which MX targets are this appliance. */
+/**
+ * Builds the intake hook for the configured policy; `self` tells which MX
+ * targets are this appliance. `limits` are the process's rate limits when
+ * several threads share them (default: a set of this hook's own).
+ */
 export function provisioningPolicy(
   config: Pick<Config, 'provisioning' | 'provisionAllow' | 'provisionLimits'>,
   { provisioner, writer }: PolicyProvisioning,
   resolver: MailResolver,
   self: SelfIdentity,
   log: Logger,
-  stats: PolicyStats = { provisioned: 0, refused: 0, deferred: 0, limited: 0 },
+  opts: { limits?: ProvisionLimiter } = {},
 ): UnknownDomainHook & { stats: PolicyStats } {
+  const stats: PolicyStats = { provisioned: 0, refused: 0, deferred: 0, limited: 0 };
   const inflight = new Map<string, Promise<UnknownDomainDecision>>();
-  const limits = new ProvisionLimits(config.provisionLimits);
+  const limits = opts.limits ?? new ProvisionLimits(config.provisionLimits);
 
   /** The check failed: 550 5.1.2 with the reason (relaying clients relay it, and learn from the next hop). */
   const bad = (domain: string, why: string, relaying: boolean): UnknownDomainDecision => {
@@ -75,10 +82,8 @@ export function provisioningPolicy(
     stats.deferred++;
     throw new SmtpReply(450, '4.4.3', `Cannot check the MX of ${name} right now, try again later`);
   };
-  /** 450 4.7.1 when `session`'s client may not create a domain now. */
-  const withinLimits = (name: string, session: SMTPServerSession): void => {
-    const why = limits.refusal(session.remoteAddress);
-    if (why === undefined) return;
+  /** 450 4.7.1: `session`'s client may not create a domain now, `why`. */
+  const limited = (name: string, session: SMTPServerSession, why: string): never => {
     stats.limited++;
     log.info({ domain: name, remote: session.remoteAddress, why }, 'new domain refused for now: provisioning rate limit');
     throw new SmtpReply(450, '4.7.1', `Domain ${name} cannot be set up now: ${why}, try again later`);
@@ -91,7 +96,10 @@ export function provisioningPolicy(
       if (e instanceof ReservedDomainError) return bad(name, e.reason, relaying);
       throw e;
     }
-    if (!relaying) withinLimits(name, session);
+    if (!relaying) {
+      const why = await limits.refusal(session.remoteAddress);
+      if (why !== undefined) limited(name, session, why);
+    }
     if (config.provisioning === 'allowlist') {
       const ok = config.provisionAllow.some((s) => name === s || name.endsWith('.' + s));
       if (!ok) return bad(name, 'not in the provisioning allow-list', relaying);
@@ -111,20 +119,20 @@ export function provisioningPolicy(
         return bad(name, targets.length ? 'its MX does not point to this server' : 'it has no MX record', relaying);
       }
     }
-    // Counted again now: other RCPTs may have created domains while this one waited for its lookup.
-    withinLimits(name, session);
-    // Counted before the writer is asked, so that RCPTs meanwhile see it; taken back if nothing was created.
-    const at = Date.now();
-    limits.record(session.remoteAddress, at);
+    // Counted again now, and the creation with it (before the writer is asked, so RCPTs on any thread meanwhile see it):
+    // other RCPTs may have created domains while this one waited for its lookup. Taken back if nothing was created.
+    const client = session.remoteAddress;
+    const reservation = await limits.reserve(client);
+    if ('refused' in reservation) return limited(name, session, reservation.refused);
     let r;
     try {
       r = await writer.execute({ kind: 'provisionDomain', name });
     } catch (e) {
-      limits.forget(session.remoteAddress, at);
+      limits.forget(client, reservation.at);
       if (e instanceof ReservedDomainError) return bad(name, e.reason, relaying);
       throw e;
     }
-    if (r.existed) limits.forget(session.remoteAddress, at);
+    if (r.existed) limits.forget(client, reservation.at);
     else {
       stats.provisioned++;
       log.info({ domain: name, created: r.created.length, zone: r.zone, serial: r.serial, remote: session.remoteAddress }, 'domain provisioned at RCPT');

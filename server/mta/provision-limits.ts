@@ -7,8 +7,10 @@
  * network a site is given (RFC 6177), so one host cannot step around the
  * limit by walking its own prefix.
  *
- * The counts live in this process and start from zero at a restart; the
- * hourly cap bounds what a restart could let through.
+ * The counts live in this process, one set for all its serving threads
+ * (the main thread keeps them, the others ask it: server/threads), and
+ * start from zero at a restart; the hourly cap bounds what a restart could
+ * let through.
  */
 import { clientKey } from '../net';
 
@@ -44,7 +46,28 @@ class Window {
   }
 }
 
-export class ProvisionLimits {
+/** A reservation: refused (the sentence), or counted at `at` (given back with `forget` if no domain is created). */
+export type Reservation = { refused: string } | { at: number };
+
+/**
+ * The limits as an SMTP door uses them, wherever they are kept: here
+ * (ProvisionLimits) or on the main thread, asked over a channel (hence the
+ * promises).
+ */
+export interface ProvisionLimiter {
+  /** Why `client` may not create a domain now, or undefined when it may (counts nothing). */
+  refusal(client: string): string | undefined | Promise<string | undefined>;
+  /**
+   * Checks and counts at once: refused, or one domain counted for `client`
+   * now, so that creations under way together cannot all slip under a
+   * limit. A creation that does not happen after all is given back (`forget`).
+   */
+  reserve(client: string): Reservation | Promise<Reservation>;
+  /** Takes back a reservation of `client` whose domain was not created (it existed, or the write failed). */
+  forget(client: string, at: number): void;
+}
+
+export class ProvisionLimits implements ProvisionLimiter {
   private readonly minute = new Window(MINUTE);
   private readonly hour = new Window(HOUR);
   private readonly clients = new Map<string, Window>();
@@ -64,6 +87,13 @@ export class ProvisionLimits {
     return undefined;
   }
 
+  reserve(client: string, now = Date.now()): Reservation {
+    const refused = this.refusal(client, now);
+    if (refused !== undefined) return { refused };
+    this.record(client, now);
+    return { at: now };
+  }
+
   /** Counts one domain created for `client`. */
   record(client: string, now = Date.now()): void {
     const key = clientKey(client);
@@ -80,9 +110,9 @@ export class ProvisionLimits {
   }
 
   /**
-   * Takes back a domain counted by `record(client, at)` that was not created
-   * after all (it existed, or the write failed): a door records before it
-   * asks the writer, so that RCPTs running meanwhile count it.
+   * Takes back a domain counted by `reserve` (or `record(client, at)`) that
+   * was not created after all (it existed, or the write failed): a door
+   * counts before it asks the writer, so that RCPTs running meanwhile count it.
    */
   forget(client: string, at: number): void {
     this.clients.get(clientKey(client))?.remove(at);

@@ -64,7 +64,7 @@ before(async () => {
     host: '127.0.0.1', port: 0, maxPdu: c.maxPdu, maxDepth: c.maxDepth, idleTimeout: c.idleTimeout, pduTimeout: c.pduTimeout,
     maxConnections: c.maxConnections, writer: forward, provisioning: true,
   }, silentLogger());
-  dns = await startDnsServer(reader.zones, { host: '127.0.0.1', port: 0, axfrAllow: [], notify: [] }, silentLogger());
+  dns = await startDnsServer(reader.zones, { host: '127.0.0.1', port: 0, axfrAllow: [] }, silentLogger());
 });
 after(async () => {
   await ldap?.close();

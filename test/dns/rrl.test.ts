@@ -8,7 +8,7 @@ import * as dgram from 'node:dgram';
 import { clientNetwork, ResponseRateLimiter, responseBucket, truncatedReply } from '../../server/dns/rrl';
 import { adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
 import { digRunner, exampleOrgZone, section, status, queryPacket } from './fixture';
-import { waitFor } from '../fixtures/wait';
+import { waitFor, waitForAsync } from '../fixtures/wait';
 
 /** A query for `name`/`type`, id 0x1234, RD clear. */
 const query = (name: string, type = 1): Buffer => queryPacket(name, type);
@@ -81,16 +81,16 @@ describe('the server with DCMX_DNS_RRL=5', () => {
    * `n` (its query counter) and every reply it did not drop (its RRL counter) has arrived.
    */
   async function burst(q: Buffer, n: number): Promise<Buffer[]> {
-    const { answerer, rrl } = t.app.dns;
-    const queries = answerer.stats.queries;
-    const dropped = rrl!.stats.dropped;
+    // The process's figures (GET /stats): summed over the serving threads.
+    const figures = async () => (await t.app.stats()).dns;
+    const before = await figures();
     const sock = dgram.createSocket('udp4');
     const got: Buffer[] = [];
     sock.on('message', (m) => got.push(m));
     await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
     for (let i = 0; i < n; i++) sock.send(q, t.app.ports.dns, '127.0.0.1');
-    await waitFor('the server to judge every query of the burst', () => answerer.stats.queries - queries >= n);
-    const sent = n - (rrl!.stats.dropped - dropped);
+    await waitForAsync('the server to judge every query of the burst', async () => (await figures()).queries - before.queries >= n);
+    const sent = n - ((await figures()).rrl!.dropped - before.rrl!.dropped);
     await waitFor(`the ${sent} replies the server sent`, () => got.length >= sent);
     sock.close();
     return got;
@@ -106,7 +106,7 @@ describe('the server with DCMX_DNS_RRL=5', () => {
     assert.ok(truncated.length >= 1, 'limited responses slip out truncated');
     assert.ok(truncated.every((m) => m.readUInt16BE(6) === 0 && m.readUInt16BE(0) === 0x1234));
     assert.ok(got.length < 40, `some responses were dropped (${got.length} of 40 answered)`);
-    const stats = t.app.dns.rrl!.stats;
+    const stats = (await t.app.stats()).dns.rrl!;
     assert.ok(stats.dropped >= 1 && stats.slipped === truncated.length, JSON.stringify(stats));
     // Over TCP the same question is answered every time.
     const dig = digRunner(() => t.app.ports.dns);

@@ -194,8 +194,8 @@ tXTRecord: "added over LDAP"
 
     // The notifier recorded knot's acknowledgement of the final serial.
     const acked = await until(5_000, async () =>
-      t.app.dns.notifier.acked.some((a) => a.zone.replace(/\.$/, '') === ZONE_NAME && a.serial === want && a.target.port === knotPort)
-        ? undefined : `acked: ${JSON.stringify(t.app.dns.notifier.acked)}`);
+      t.app.notifier.acked.some((a) => a.zone.replace(/\.$/, '') === ZONE_NAME && a.serial === want && a.target.port === knotPort)
+        ? undefined : `acked: ${JSON.stringify(t.app.notifier.acked)}`);
     assert.equal(acked.failure, undefined, acked.failure);
   });
 
@@ -255,7 +255,7 @@ tXTRecord: "added over LDAP"
     await sameAnswers([['new.example.org', 'A'], ...hosts.map((h): [string, string] => [`${h}.example.org`, 'A'])]);
 
     const acked = await until(5_000, async () =>
-      t.app.dns.notifier.acked.some((a) => a.zone.replace(/\.$/, '') === ZONE_NAME && a.serial === want) ? undefined : 'final serial not acknowledged');
-    assert.equal(acked.failure, undefined, `${acked.failure}: ${JSON.stringify(t.app.dns.notifier.acked.slice(-5))}`);
+      t.app.notifier.acked.some((a) => a.zone.replace(/\.$/, '') === ZONE_NAME && a.serial === want) ? undefined : 'final serial not acknowledged');
+    assert.equal(acked.failure, undefined, `${acked.failure}: ${JSON.stringify(t.app.notifier.acked.slice(-5))}`);
   });
 });

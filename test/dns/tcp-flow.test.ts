@@ -26,7 +26,8 @@ const NAMES = 1000;
 const dig = digRunner(() => port);
 
 before(async () => {
-  t = await startTestAppliance({ DCMX_AXFR_ALLOW: '127.0.0.1/32' });
+  // One serving thread: these tests read that thread's endpoint (app.dns.tcpStats: paused connections, queued bytes).
+  t = await startTestAppliance({ DCMX_THREADS: '1', DCMX_AXFR_ALLOW: '127.0.0.1/32' });
   port = t.app.ports.dns;
   const dir = t.app.directory;
   const me = dir.systemIdentity();
@@ -175,7 +176,7 @@ describe('a client that never reads', () => {
 
   test('a paused connection is still closed by the idle timeout', async () => {
     const { zones, dir } = await memoryDirectory();
-    const dns = await startDnsServer(zones, { host: '127.0.0.1', port: 0, axfrAllow: [], notify: [], tcpIdleMs: 500 }, silentLogger());
+    const dns = await startDnsServer(zones, { host: '127.0.0.1', port: 0, axfrAllow: [], tcpIdleMs: 500 }, silentLogger());
     try {
       const sock = net.connect(dns.port, '127.0.0.1');
       sock.pause();

@@ -42,7 +42,7 @@ before(async () => {
   });
   add('dc=ns1,dc=example,dc=com', { objectClass: ['dNSDomain2', 'domain'], dc: 'ns1', aRecord: '192.0.2.53' });
   add('dc=www,dc=example,dc=com', { objectClass: ['dNSDomain2', 'domain'], dc: 'www', aRecord: '192.0.2.80' });
-  dns = await startDnsServer(zones, { host: '127.0.0.1', port: 0, axfrAllow: ['127.0.0.1/32'], notify: [] }, silentLogger());
+  dns = await startDnsServer(zones, { host: '127.0.0.1', port: 0, axfrAllow: ['127.0.0.1/32'] }, silentLogger());
 });
 after(async () => {
   await dns.close();

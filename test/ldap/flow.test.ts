@@ -23,7 +23,8 @@ after(async () => {
 });
 
 async function appliance(extra: Record<string, string> = {}): Promise<TestAppliance> {
-  const t = await startTestAppliance(extra);
+  // One serving thread: these tests read that thread's endpoint (app.ldap.stats: paused connections, queued bytes).
+  const t = await startTestAppliance({ DCMX_THREADS: '1', ...extra });
   running.push(t);
   return t;
 }

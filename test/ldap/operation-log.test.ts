@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import { createHash } from 'node:crypto';
 import pino from 'pino';
 import { ADMIN_PASSWORD, adminArgs, ldapResultCode, run, startTestAppliance, type RunResult, type TestAppliance } from '../helpers';
-import { waitFor } from '../fixtures/wait';
+import { waitFor, waitForAsync } from '../fixtures/wait';
 import { filterString, passwordAttributes } from '../../server/ldap/operation-log';
 import type { FilterInput } from '../../server/directory/filter';
 import { int, message, octets, str, tlv, unbindRequest } from '../fixtures/ber';
@@ -277,7 +277,7 @@ test('at info level: no connection or operation lines, and still no password', a
     ok(await run('ldapsearch', [...adminArgs(a), '-LLL', '-b', SUFFIX, '(uid=oplog-a)', 'cn']));
     assert.equal(ldapResultCode(await run('ldapwhoami', ['-x', '-H', a.ldapUrl, '-D', USER_A, '-w', PW.wrong])), 49);
     // Every connection has closed: whatever they would log has been logged.
-    await waitFor('every connection closed', () => a.app.ldap.stats().connections === 0);
+    await waitForAsync('every connection closed', async () => (await a.app.stats()).ldap.connections === 0);
     assert.ok(info.records.some((r) => r.msg === 'bind failed: invalid credentials'), 'the info lines are captured');
     const debug = info.records.filter((r) => (r.level as number) < 30 || /^ldap (operation|connection (accepted|closed))$/.test(String(r.msg)));
     assert.deepEqual(debug, []);

@@ -18,32 +18,19 @@ import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ADMIN_PASSWORD, run, startSpawned, stopChild, tempDir, type SpawnedAppliance } from '../helpers';
-import { addUser, ls, maildir, RawSmtp, USER as RCPT, waitFor } from './fixture';
-import { waitForAsync } from '../fixtures/wait';
+import { startSpawned, stopChild, tempDir, type SpawnedAppliance } from '../helpers';
+import { addUser, domainStatus, ls, RawSmtp, USER as RCPT, waitFor } from './fixture';
+import { ledgerMessage, MaildirLedger } from './ledger';
 
+const TAG = 'durability.test';
 const MESSAGES = 500;
 const SESSIONS = 4;
-
-/** A message whose Message-ID is `<id@durability.test>` and whose last line names it. */
-function message(id: string): string {
-  const filler = Array.from({ length: 14 }, (_, i) => `${id} line ${String(i).padStart(2, '0')} ${'x'.repeat(50)}`).join('\r\n');
-  return `From: <sender@elsewhere.test>\r\nTo: <${RCPT}>\r\nSubject: durability ${id}\r\nMessage-ID: <${id}@durability.test>\r\n` +
-    `Date: ${new Date().toUTCString()}\r\n\r\n${filler}\r\nend of ${id}\r\n`;
-}
 
 /**
  * Sends `ids` over `sessions` parallel sessions (each reusing its connection).
  * Every id that got a 250 after its DATA goes into `acked` (and `onAck` is called).
  * A session stops at its first failure (the appliance died); ids it did not send are not acked.
  */
-/** Sets example.org's mailDomainStatus over LDAP (hold: mail is accepted and kept queued). */
-async function domainStatus(app: SpawnedAppliance, status: 'hold' | 'active'): Promise<void> {
-  const r = await run('ldapmodify', ['-x', '-H', `ldap://127.0.0.1:${app.ports.ldap}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD],
-    `dn: dc=example,dc=org,o=internet\nchangetype: modify\nreplace: mailDomainStatus\nmailDomainStatus: ${status}\n`);
-  assert.equal(r.code, 0, r.stderr);
-}
-
 async function sendAll(port: number, ids: string[], acked: Set<string>, onAck: () => void): Promise<{ failures: string[] }> {
   let next = 0;
   const failures: string[] = [];
@@ -59,7 +46,7 @@ async function sendAll(port: number, ids: string[], acked: Set<string>, onAck: (
         await s.expect('MAIL FROM:<sender@elsewhere.test>', 250, 15_000);
         await s.expect(`RCPT TO:<${RCPT}>`, 250, 15_000);
         await s.expect('DATA', 354, 15_000);
-        const r = await s.cmd(`${message(id)}.`, 15_000);
+        const r = await s.cmd(`${ledgerMessage(id, RCPT, TAG)}.`, 15_000);
         if (r.code !== 250) throw new Error(`DATA for ${id}: ${r.text}`);
         acked.add(id);
         onAck();
@@ -99,68 +86,12 @@ function stop(r: Running): Promise<number | null> {
   return stopChild(r.child);
 }
 
-const mailbox = maildir(dataDir, RCPT);
-const spoolDir = path.join(dataDir, 'spool');
-
-/** How many files new/ and cur/ hold (cheap: no reads). */
-function maildirCount(): number {
-  return ls(path.join(mailbox, 'new')).length + ls(path.join(mailbox, 'cur')).length;
-}
-
-/** Message-ID -> how many Maildir files carry it; and files whose body is not intact. */
-function maildirIds(): { ids: Map<string, number>; broken: string[] } {
-  const ids = new Map<string, number>();
-  const broken: string[] = [];
-  for (const sub of ['new', 'cur']) {
-    for (const f of ls(path.join(mailbox, sub))) {
-      const text = fs.readFileSync(path.join(mailbox, sub, f), 'latin1');
-      const m = /^Message-ID: <([^@>]+)@durability\.test>/im.exec(text);
-      if (!m) {
-        broken.push(`${sub}/${f}: no Message-ID`);
-        continue;
-      }
-      ids.set(m[1], (ids.get(m[1]) ?? 0) + 1);
-      if (!text.includes(`\nend of ${m[1]}\n`)) broken.push(`${sub}/${f}: body of ${m[1]} is not intact`);
-    }
-  }
-  return { ids, broken };
-}
-
-function spoolFiles(): string[] {
-  return ls(spoolDir).filter((f) => f.endsWith('.eml'));
-}
-
-/** The appliance's queue counts (GET /stats of its admin API). */
-async function queueCounts(r: Running): Promise<{ messages: number }> {
-  const res = await fetch(`http://127.0.0.1:${r.ports.http}/stats`);
-  return ((await res.json()) as { queue: { messages: number } }).queue;
-}
-
-/** Waits until the queue is empty (GET /stats), no spool file is left and every acked id is in the Maildir. */
-async function waitDrained(acked: Set<string>, r: Running, timeoutMs = 90_000): Promise<void> {
-  await waitForAsync('the queue to drain', async () => {
-    assert.equal(r.child.exitCode, null, `the appliance exited:\n${r.output()}`);
-    if ((await queueCounts(r)).messages > 0 || spoolFiles().length > 0) return false;
-    const { ids } = maildirIds();
-    return [...acked].every((id) => ids.has(id));
-  }, timeoutMs, 250).catch(() => {
-    const { ids } = maildirIds();
-    const missing = [...acked].filter((id) => !ids.has(id));
-    assert.fail(`queue not drained after ${timeoutMs} ms: ${spoolFiles().length} spool files, ${maildirCount()} in the Maildir, ` +
-      `${missing.length} acknowledged missing (e.g. ${missing.slice(0, 5).join(', ')})\n${r.output()}`);
-  });
-}
-
-/** Every acked id exactly once, no id at all twice, every body intact. */
-function assertExactlyOnce(acked: Set<string>, label: string): { present: number; unackedPresent: number } {
-  const { ids, broken } = maildirIds();
-  assert.deepEqual(broken, [], `${label}: damaged Maildir files`);
-  const missing = [...acked].filter((id) => !ids.has(id));
-  assert.deepEqual(missing, [], `${label}: ${missing.length} acknowledged message(s) lost`);
-  const dups = [...ids].filter(([, n]) => n > 1).map(([id, n]) => `${id} x${n}`);
-  assert.deepEqual(dups, [], `${label}: duplicate deliveries`);
-  return { present: ids.size, unackedPresent: [...ids.keys()].filter((id) => !acked.has(id)).length };
-}
+const ledger = new MaildirLedger(dataDir, RCPT, TAG);
+const mailbox = ledger.mailbox;
+const maildirCount = () => ledger.count();
+const spoolFiles = () => ledger.spoolFiles();
+const waitDrained = (acked: Set<string>, r: Running) => ledger.waitDrained(acked, r);
+const assertExactlyOnce = (acked: Set<string>, label: string) => ledger.assertExactlyOnce(acked, label);
 
 // ------------------------------------------------------------------ the test
 
@@ -196,7 +127,7 @@ test('kill -9 during intake and during delivery loses no acknowledged message an
   const round2 = Array.from({ length: MESSAGES }, (_, i) => `r2-${String(i).padStart(3, '0')}`);
   const base = maildirCount();
   const victim2 = app;
-  await domainStatus(app, 'hold');
+  await domainStatus(app.ports.ldap, 'hold');
   const sent2 = await sendAll(app.ports.smtp, round2, acked, () => undefined);
   assert.equal(maildirCount(), base, 'nothing of round 2 is delivered while the domain is on hold');
   let killed2: Promise<void> | undefined;
@@ -213,7 +144,7 @@ test('kill -9 during intake and during delivery loses no acknowledged message an
       });
     }
   }, 5);
-  await domainStatus(app, 'active');
+  await domainStatus(app.ports.ldap, 'active');
   await waitFor('delivery to reach 150 messages of round 2', () => killed2, 60_000, 10).catch(() => undefined);
   clearInterval(watcher);
   assert.ok(killed2, `delivery never reached 150 messages of round 2 (${maildirCount() - base}); failures: ${sent2.failures.join(' | ')}`);

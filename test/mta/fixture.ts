@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
-import { ldapaddAt, run } from '../helpers';
+import { ADMIN_PASSWORD, ldapaddAt, run } from '../helpers';
 
 // ------------------------------------------------------------------ one mail domain, one user
 
@@ -44,6 +44,13 @@ mail: user@example.org
 /** Adds USER_LDIF as the administrator over the LDAP port of a spawned appliance; ldapadd must succeed. */
 export async function addUser(ldapPort: number): Promise<void> {
   const r = await ldapaddAt(ldapPort, USER_LDIF);
+  assert.equal(r.code, 0, r.stderr);
+}
+
+/** Sets example.org's mailDomainStatus as the administrator over LDAP (hold: mail is accepted and kept queued). */
+export async function domainStatus(ldapPort: number, status: 'hold' | 'active'): Promise<void> {
+  const r = await run('ldapmodify', ['-x', '-H', `ldap://127.0.0.1:${ldapPort}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD],
+    `dn: dc=example,dc=org,o=internet\nchangetype: modify\nreplace: mailDomainStatus\nmailDomainStatus: ${status}\n`);
   assert.equal(r.code, 0, r.stderr);
 }
 

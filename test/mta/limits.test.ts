@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { startTestAppliance, type TestAppliance } from '../helpers';
 import { addUser, mailbox, RawSmtp, USER, waitFor, type SmtpReply } from './fixture';
+import { waitForAsync } from '../fixtures/wait';
 
 let t: TestAppliance;
 let port = 0;
@@ -112,6 +113,8 @@ test('a 5 MiB line without a line break is folded at 998 octets (CRLF SPACE), no
 
 describe('connection caps (DCMX_SMTP_MAX_CLIENTS 20, DCMX_SMTP_CLIENT_CONNECTIONS 5, DCMX_SMTP_BUSY_TIMEOUT 1 s)', () => {
   let capped: TestAppliance;
+  /** SMTP sessions open in the whole process (GET /stats). */
+  const openSessions = async (t: TestAppliance) => (await t.app.stats()).intake.sessions;
   const open: RawSmtp[] = [];
   before(async () => {
     capped = await startTestAppliance({ DCMX_SMTP_MAX_CLIENTS: '20', DCMX_SMTP_CLIENT_CONNECTIONS: '5', DCMX_SMTP_BUSY_TIMEOUT: '1' });
@@ -147,13 +150,13 @@ describe('connection caps (DCMX_SMTP_MAX_CLIENTS 20, DCMX_SMTP_CLIENT_CONNECTION
     assert.equal((await other.client.cmd('MAIL FROM:<sender@elsewhere.test>')).code, 250);
     assert.equal((await other.client.cmd(`RCPT TO:<${USER}>`)).code, 250);
     // A connection of the first client goes: once the server has seen the close, its slot is free again.
-    const sessions = capped.app.mta.intake.openSessions;
+    const sessions = await openSessions(capped);
     await mine[0].quit();
-    await waitFor('the closed session to be counted out', () => capped.app.mta.intake.openSessions < sessions);
+    await waitForAsync('the closed session to be counted out', async () => (await openSessions(capped)) < sessions);
     const again = (await connect('127.0.0.2')).greeting;
     assert.equal(again.code, 220, again.raw);
     for (const c of open.splice(0)) await c.quit();
-    await waitFor('every session closed', () => capped.app.mta.intake.openSessions === 0);
+    await waitForAsync('every session closed', async () => (await openSessions(capped)) === 0);
   });
 
   test('past 3/4 of the slots, idle connections are closed after DCMX_SMTP_BUSY_TIMEOUT with 421', { timeout: 60_000 }, async () => {
@@ -172,7 +175,7 @@ describe('connection caps (DCMX_SMTP_MAX_CLIENTS 20, DCMX_SMTP_CLIENT_CONNECTION
       assert.equal(r.code, 421, `idle connection ${i + 1}: ${r.raw}`);
       assert.match(r.raw, /Timeout/);
     }
-    await waitFor('every session closed', () => capped.app.mta.intake.openSessions === 0);
+    await waitForAsync('every session closed', async () => (await openSessions(capped)) === 0);
   });
 });
 

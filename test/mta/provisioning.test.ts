@@ -24,6 +24,7 @@ import { ADMIN_PASSWORD, adminArgs, caughtUp, run, runDcmx, startTestAppliance, 
 import { digRunner, kdigRunner, section } from '../dns/fixture';
 import { freeDualPort, startKnot, type Knot } from '../dns/knot';
 import { mailbox, newDir, RawSmtp, startNextHop, swaks, waitFor, type NextHop, type SmtpReply } from './fixture';
+import { rcptTo } from '../fixtures/smtp';
 import { ConfigError, loadConfig } from '../../server/config';
 import { StubDns } from './stub-dns';
 import { waitForAsync } from '../fixtures/wait';
@@ -125,17 +126,9 @@ function soaSerial(lines: string[]): number {
   return -1;
 }
 
-/** One SMTP session up to RCPT (from `localAddress`, another loopback address, when given): the RCPT reply (then QUIT). */
-async function rcpt(port: number, address: string, timeoutMs = 15_000, localAddress?: string): Promise<SmtpReply> {
-  const { client, greeting } = await RawSmtp.connect(port, 10_000, { localAddress });
-  try {
-    assert.equal(greeting.code, 220, greeting.raw);
-    assert.equal((await client.cmd('EHLO client.test')).code, 250);
-    assert.equal((await client.cmd('MAIL FROM:<sender@client.test>')).code, 250);
-    return await client.cmd(`RCPT TO:<${address}>`, timeoutMs);
-  } finally {
-    await client.quit();
-  }
+/** RCPT TO:<address> in a new session (fixtures/smtp.ts rcptTo). */
+function rcpt(port: number, address: string, timeoutMs = 15_000, localAddress?: string): Promise<SmtpReply> {
+  return rcptTo(port, address, { timeoutMs, localAddress });
 }
 
 /** Today's initial serial YYYYMMDD01 (UTC), what provisionDomain gives a new zone before the bump. */
@@ -368,7 +361,7 @@ describe('provisioning at RCPT under DCMX_PROVISIONING=mx', () => {
     const rows = await changesAfter(t, before);
     const leaf = dn('burst.example.org');
     assertAdds(rows, [leaf, `ou=people,${leaf}`, `dc=_dmarc,${leaf}`], 'burst.example.org');
-    ctx.diagnostic(`${rows.length} change log rows; upstream MX questions for burst.example.org: ${dns.count('burst.example.org', RRTYPE.MX)}; policy stats ${JSON.stringify(t.app.mta.policy)}`);
+    ctx.diagnostic(`${rows.length} change log rows; upstream MX questions for burst.example.org: ${dns.count('burst.example.org', RRTYPE.MX)}; policy stats ${JSON.stringify((await t.app.stats()).provisioning)}`);
     const entries = (await allDns(t)).filter((d) => d.endsWith(leaf));
     assert.deepEqual(entries.sort(), [`dc=_dmarc,${leaf}`, leaf, `ou=people,${leaf}`].sort(), 'one set of entries');
   });
@@ -719,7 +712,7 @@ describe('g. rate limits on new domains at RCPT, with a wildcard MX pointing her
     assert.equal(dns.queries.length, mark, `no upstream lookup once the limit is reached: ${JSON.stringify(dns.queries.slice(mark))}`);
     // A domain that exists takes mail as before.
     assert.equal((await rcpt(smtp, `y@${accepted[0]}`)).code, 250);
-    assert.equal(t.app.mta.policy?.limited, 6);
+    assert.equal((await t.app.stats()).provisioning?.limited, 6);
   });
 
   test('g. per client and overall: a second client is held to the overall minute limit', async (ctx) => {

@@ -1,0 +1,78 @@
+/**
+ * The queue side of the transfer unit, one per process, on the thread that
+ * owns the writable store: the durable queue and spool, delivery workers
+ * and their channels (nodemailer), the Maildir tmp/ sweep. Serving threads
+ * never load it: their intake hands messages to it (mta/index.ts).
+ */
+import * as path from 'node:path';
+import type { Config } from '../config';
+import type { Logger } from '../log';
+import type { Directory } from '../directory/directory';
+import type { Zones } from '../directory/zones';
+import { QueueStore } from '../../storage/queue';
+import { Spool } from './spool';
+import { Outbound } from './outbound';
+import { Delivery } from './delivery';
+import { startTmpSweeper } from './maildir';
+import { mailViews, type MailViews } from './index';
+
+/** How often the Maildir tmp/ directories are swept after the sweep at start-up. */
+const TMP_SWEEP_EVERY_MS = 6 * 60 * 60 * 1000;
+
+/** The queue side of the transfer unit (one per process). */
+export interface QueueSide {
+  views: MailViews;
+  queue: QueueStore;
+  delivery: Delivery;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the queue side over the writable `directory`: removes spool files
+ * no queue row names (left by a crash before their commit: never
+ * acknowledged), sweeps Maildir tmp/, and starts delivery. Must run before
+ * any intake accepts mail (the spool sweep would take an intake's file
+ * whose row is not committed yet).
+ */
+export async function startQueueSide(directory: Directory, zones: Zones, config: Config, log: Logger): Promise<QueueSide> {
+  const views = mailViews(directory, zones, config, config.mta.cacheSize);
+  const queue = new QueueStore(directory.store);
+  const spool = new Spool(path.join(config.dataDir, 'spool'));
+  const orphans = await spool.sweep(queue.spoolPaths());
+  if (orphans) log.info({ orphans }, 'removed unacknowledged spool files');
+  // maildir(5): tmp/ files a crash left behind (killed mid-delivery) go after 36 hours; now, then every 6 hours.
+  const tmpLog = log.child({ part: 'maildir' });
+  const sweeper = startTmpSweeper(path.join(config.dataDir, 'mail'), {
+    everyMs: TMP_SWEEP_EVERY_MS,
+    onResult: (r) => {
+      if (r.removed || r.errors) tmpLog.info({ ...r }, 'swept old files from Maildir tmp/');
+    },
+    onError: (err) => tmpLog.warn({ err }, 'Maildir tmp/ sweep failed'),
+  });
+  const { routing, cache, resolver, self, sync } = views;
+  const outbound = new Outbound({ hostname: config.hostname, resolver, self, portOverride: config.mta.relayPort === 25 ? undefined : config.mta.relayPort });
+  const delivery = new Delivery({
+    hostname: config.hostname, dataDir: config.dataDir, concurrency: config.mta.concurrency,
+    retryBase: config.mta.retryBase, retryMax: config.mta.retryMax, lifetime: config.mta.queueLifetime,
+    ownAddresses: [config.listen, ...config.selfAddresses],
+  }, { queue, spool, routing, cache, outbound, sync, self, log: log.child({ part: 'delivery' }) });
+  routing.onUpdate((touched) => {
+    // Domains that left hold: give their messages another go.
+    const released = touched
+      ? queue.releaseHeld(Date.now(), touched.filter((d) => routing.lookup(d)?.kind !== 'hold'))
+      : queue.releaseHeld(Date.now());
+    if (released) delivery.kick();
+  });
+  delivery.start();
+  return {
+    views, queue, delivery,
+    async close() {
+      // Attempts under way end (outbound connections closing) and record their outcome before the store closes.
+      const stopped = delivery.stop();
+      outbound.close();
+      await stopped;
+      views.stop();
+      await sweeper.stop();
+    },
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * The figures of GET /stats, per process: each serving thread reports its
+ * own (threadFigures, over the endpoints it runs), and the process sums
+ * them (sumFigures) beside the main thread's own (queue, delivery, history).
+ * With one thread, that thread's figures are the sums.
+ */
+import type { LdapEndpoint, LdapStats } from '../ldap/server';
+import type { DnsEndpoint } from '../dns/server';
+import type { IntakeSide, MailViews } from '../mta';
+import type { CacheStats } from '../mta/cache';
+import type { PolicyStats } from '../mta/policy';
+import type { PasswordStats } from '../directory/passwords';
+import type { Directory } from '../directory/directory';
+
+/** One serving thread's figures (also the one thread's, with DCMX_THREADS=1). */
+export interface ThreadFigures {
+  /** The thread's slot: 1..DCMX_THREADS (0: the main thread, serving alone). */
+  thread: number;
+  /** Times this slot's thread was replaced after it died. */
+  restarts: number;
+  ldap: LdapStats;
+  dns: {
+    queries: number;
+    cacheHits: number;
+    dropped: number;
+    formerr: number;
+    servfail: number;
+    /** Entries in the thread's answer cache. */
+    cacheSize: number;
+    rrl: { dropped: number; slipped: number } | null;
+    tcpConnections: number;
+  };
+  intake: { accepted: number; rejectedRcpt: number; messages: number; bytes: number; refusedConnections: number; sessions: number };
+  cache: CacheStats & { size: number };
+  routing: { builds: number; domainReads: number; version: number };
+  provisioning: PolicyStats | null;
+  /** Password checks computed, by kind of work, and stored values refused over the cost caps. */
+  passwords: PasswordStats;
+}
+
+/** The endpoints a thread runs, as threadFigures reads them. */
+export interface ThreadEndpoints {
+  directory: Directory;
+  ldap: LdapEndpoint;
+  dns: DnsEndpoint;
+  smtp: IntakeSide;
+  views: MailViews;
+}
+
+/** A thread's figures, read from its endpoints now. */
+export function threadFigures(thread: number, restarts: number, e: ThreadEndpoints): ThreadFigures {
+  const a = e.dns.answerer;
+  return {
+    thread,
+    restarts,
+    ldap: e.ldap.stats(),
+    dns: { ...a.stats, cacheSize: a.cacheSize, rrl: e.dns.rrl ? { ...e.dns.rrl.stats } : null, tcpConnections: e.dns.tcpStats().connections },
+    intake: { ...e.smtp.intake.stats, sessions: e.smtp.intake.openSessions },
+    cache: { ...e.views.cache.stats, size: e.views.cache.size },
+    routing: { ...e.views.routing.stats, version: e.views.routing.version },
+    provisioning: e.smtp.policy ? { ...e.smtp.policy } : null,
+    passwords: passwordFigures(e.directory),
+  };
+}
+
+/** A copy of `directory`'s password figures. */
+export function passwordFigures(directory: Directory): PasswordStats {
+  const p = directory.passwords.stats;
+  return { verified: { ...p.verified }, overCap: p.overCap };
+}
+
+/**
+ * The sum of `items`, field by field, for objects of one shape: numbers
+ * are added, nested objects summed alike, null stays null unless some item
+ * has an object there; any other value is the first item's.
+ */
+export function sumFigures<T>(items: readonly T[]): T {
+  const present = items.filter((i) => i !== null && i !== undefined);
+  if (present.length === 0) return items[0];
+  const first = present[0];
+  if (typeof first === 'number') return present.reduce((s, n) => (s as number) + (n as number), 0) as T;
+  if (typeof first !== 'object' || Array.isArray(first)) return first;
+  const out: Record<string, unknown> = {};
+  for (const key of new Set(present.flatMap((i) => Object.keys(i as object)))) {
+    out[key] = sumFigures(present.map((i) => (i as Record<string, unknown>)[key]));
+  }
+  return out as T;
+}
+
+/** What the main thread adds to the threads' sums: the queue, delivery and history are the process's. */
+export interface MainFigures<Q, D, H> {
+  queue: Q;
+  delivery: D;
+  /** The routing table's version as the main thread has it. */
+  routingVersion: number;
+  history: H;
+  /** The main thread's own password checks, when it does not serve (it checks some: bootstrap, the tests' direct calls). */
+  passwords?: PasswordStats;
+}
+
+/** GET /stats: the serving threads' figures summed, the main thread's own, and each thread's (`threads`). */
+export interface ProcessStats<Q = unknown, D = unknown, H = unknown> {
+  cache: ThreadFigures['cache'];
+  queue: Q;
+  delivery: D;
+  intake: ThreadFigures['intake'];
+  routing: ThreadFigures['routing'];
+  provisioning: PolicyStats | null;
+  dns: ThreadFigures['dns'];
+  ldap: LdapStats;
+  passwords: PasswordStats;
+  history: H;
+  threads: ThreadFigures[];
+}
+
+/** Sums `threads` (at least one: throws when no thread answered) beside the main thread's figures. */
+export function processStats<Q, D, H>(threads: readonly ThreadFigures[], main: MainFigures<Q, D, H>): ProcessStats<Q, D, H> {
+  if (threads.length === 0) throw new Error('no serving thread answered');
+  const sum = sumFigures(threads);
+  return {
+    cache: sum.cache,
+    queue: main.queue,
+    delivery: main.delivery,
+    intake: sum.intake,
+    routing: { ...sum.routing, version: main.routingVersion },
+    provisioning: sum.provisioning,
+    dns: sum.dns,
+    ldap: sum.ldap,
+    passwords: main.passwords ? sumFigures([sum.passwords, main.passwords]) : sum.passwords,
+    history: main.history,
+    threads: [...threads],
+  };
+}
