@@ -14,9 +14,10 @@
  * buckets by a hash of the client (clientKey) seeded per process: two
  * clients that fall in one bucket share its cap. A thread that dies leaves
  * its region to its replacement, which clears it (its connections died
- * with it). Two threads admitting at the same instant may pass a cap by one
- * connection each. When an admission finds the process busy, every thread
- * hears of it (`onBusy`, woken through the shared memory), so that each
+ * with it). A connection is counted before the caps are checked, so two
+ * threads admitting at the same instant never pass a cap together (at its
+ * edge, both may refuse). When an admission finds the process busy, every
+ * thread hears of it (`onBusy`, woken through the shared memory), so that each
  * shortens the idle timeouts of its own connections.
  */
 import type { BlockList } from 'node:net';
@@ -141,10 +142,17 @@ export class ConnectionCaps {
    * Each admitted connection must be released once, when it closes.
    */
   admit(address: string): Refusal | undefined {
-    if (this.total >= this.opts.max) return 'total';
     const key = clientKey(address);
-    if (this.of(address) >= this.opts.perClient && !(this.opts.exempt && inCidrList(this.opts.exempt, address))) return 'client';
+    // Counted first, checked after: two threads admitting at the same instant each see the
+    // other's count, so neither passes a cap (at its edge both may refuse).
     this.count(key, 1);
+    let refusal: Refusal | undefined;
+    if (this.total > this.opts.max) refusal = 'total';
+    else if (this.of(address) > this.opts.perClient && !(this.opts.exempt && inCidrList(this.opts.exempt, address))) refusal = 'client';
+    if (refusal) {
+      this.count(key, -1);
+      return refusal;
+    }
     if (this.busy) {
       this.opts.onBusy?.();
       if (this.cells) {
