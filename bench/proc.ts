@@ -1,43 +1,14 @@
 /**
- * Process plumbing for the benchmarks: CPU pinning with taskset, children
- * that are always killed, CPU time from /proc, free loopback ports.
+ * Process plumbing for the benchmarks: children that are always killed, CPU
+ * time and resident memory from /proc, free loopback ports. Nothing is
+ * pinned: servers and load generators share the machine's cores.
  */
+import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-
-/** The core the servers get, and the one the load generator gets. */
-export const SERVER_CORE = 0;
-export const GENERATOR_CORE = 1;
-
-let tasksetChecked: boolean | undefined;
-
-/** True when taskset exists and there are at least two CPUs to split. */
-export function canPin(): boolean {
-  if (tasksetChecked === undefined) {
-    const r = spawnSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
-    tasksetChecked = r.status === 0 && os.availableParallelism() >= 2;
-  }
-  return tasksetChecked;
-}
-
-/** Pins every thread of this process to `core` (no-op without taskset). */
-export function pinSelf(core: number): boolean {
-  if (!canPin()) return false;
-  return spawnSync('taskset', ['-a', '-cp', String(core), String(process.pid)], { stdio: 'ignore' }).status === 0;
-}
-
-/**
- * Pins this process to the generator core; returns the note that says who
- * runs where (`server` on the server core, `generator` on the other).
- */
-export function pinGenerator(server: string, generator: string): string {
-  return pinSelf(GENERATOR_CORE)
-    ? `${server} pinned to core ${SERVER_CORE}, ${generator} to core ${GENERATOR_CORE} (taskset)`
-    : `no pinning (taskset missing or fewer than 2 CPUs: ${canPin()})`;
-}
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 
 /** Whether a command is on the PATH (or an absolute path that exists). */
 export function which(cmd: string): string | undefined {
@@ -80,14 +51,12 @@ export interface Child {
 }
 
 /**
- * Spawns `cmd args` pinned to `core` (when pinning is possible). taskset
- * execs the command, so the pid is the server's own. Output is drained
+ * Spawns `cmd args` (not pinned: it may run on any core). Output is drained
  * (a full pipe would stall the server) and its last 64 KiB kept.
  */
-export function spawnPinned(cmd: string, args: string[], core: number, env?: NodeJS.ProcessEnv, cwd?: string): Child {
+export function spawnChild(cmd: string, args: string[], env?: NodeJS.ProcessEnv, cwd?: string): Child {
   installExitHook();
-  const [c, a] = canPin() ? ['taskset', ['-c', String(core), cmd, ...args]] : [cmd, args];
-  const proc = spawn(c, a, { env: env ?? process.env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(cmd, args, { env: env ?? process.env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(proc);
   let out = '';
   const keep = (d: Buffer) => {
@@ -101,8 +70,14 @@ export function spawnPinned(cmd: string, args: string[], core: number, env?: Nod
       live.delete(proc);
       resolve(code ?? (signal ? -1 : null));
     });
+    proc.once('error', (e) => {
+      // It never ran (ENOENT, EACCES): no 'exit' follows.
+      live.delete(proc);
+      keep(Buffer.from(`spawn ${cmd}: ${e.message}\n`));
+      resolve(-1);
+    });
   });
-  return { proc, pid: proc.pid!, output: () => out, exited };
+  return { proc, pid: proc.pid ?? -1, output: () => out, exited };
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`. Resolves with the exit code. */
@@ -205,36 +180,147 @@ export async function waitForPort(port: number, child: Child, timeoutMs = 30_000
   }
 }
 
-/** A loopback port free right now (for servers that cannot bind port 0 and report it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
+/** Whether `port` can be bound on 127.0.0.1 over UDP right now. */
+function udpFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const u = dgram.createSocket('udp4');
+    u.once('error', () => resolve(false));
+    u.bind(port, '127.0.0.1', () => u.close(() => resolve(true)));
   });
+}
+
+/**
+ * A loopback port free right now (for servers that cannot bind port 0 and
+ * report it); with `udp`, free over both TCP and UDP (a DNS server's).
+ */
+export async function freePort(udp = false): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const s = net.createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    if (!udp || (await udpFree(port))) return port;
+  }
+  throw new Error('no loopback port free over both TCP and UDP after 20 tries');
 }
 
 const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux
 
-/** User+system CPU seconds of a process (all its threads), from /proc/<pid>/stat; NaN if unavailable. */
-export function cpuSeconds(pid: number): number {
+/** The fields of /proc/<pid>/stat after the parenthesised command name (field 3 first); undefined if unreadable. */
+function statFields(pid: number | string): string[] | undefined {
   try {
     const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+    return s.slice(s.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU seconds of a process and every descendant (servers such as NSD and
+ * Postfix work in child processes): user+system of each live one, plus the
+ * time of the children each has reaped (cutime, cstime). A child that exited
+ * unreaped by a live member of the tree is missed. NaN if `pid` is gone.
+ */
+export function treeCpuSeconds(pid: number): number {
+  const parent = new Map<number, number>();
+  const own = new Map<number, number>();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const f = statFields(name);
+    if (!f) continue;
+    parent.set(Number(name), Number(f[1]));
+    // utime, stime, cutime, cstime: fields 14 to 17.
+    own.set(Number(name), (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK);
+  }
+  if (!own.has(pid)) return NaN;
+  const inTree = (p: number): boolean => {
+    for (let q = p, hops = 0; q > 1 && hops < 64; q = parent.get(q) ?? 0, hops++) if (q === pid) return true;
+    return false;
+  };
+  let total = 0;
+  for (const [p, t] of own) if (inTree(p)) total += t;
+  return total;
+}
+
+/** Resident memory (VmRSS) of a process in bytes, from /proc/<pid>/status; NaN if unavailable. */
+export function rssBytes(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : NaN;
   } catch {
     return NaN;
   }
 }
 
 /** This process's CPU seconds (user+system). */
-export function selfCpuSeconds(): number {
+function selfCpuSeconds(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
+}
+
+/**
+ * CPU seconds of this process's children that have exited and been reaped
+ * (cutime + cstime of /proc/self/stat): across the life of a generator
+ * child such as dnsperf or smtp-source, the change is that child's CPU.
+ */
+function childrenCpuSeconds(): number {
+  const f = statFields('self');
+  return f ? (Number(f[13]) + Number(f[14])) / CLK_TCK : NaN;
+}
+
+/** CPU seconds of the whole machine (all cores) from /proc/stat: busy, and of that interrupts + softirqs; NaN if unavailable. */
+function machineCpu(): { busy: number; irq: number } {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal
+    return { busy: (f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0)) / CLK_TCK, irq: (f[5] + f[6]) / CLK_TCK };
+  } catch {
+    return { busy: NaN, irq: NaN };
+  }
+}
+
+/** CPU accounting over a window, in CPU seconds. */
+export interface CpuWindow {
+  wallSeconds: number;
+  /** The load generator's. */
+  genCpu: number;
+  /** The server's, with its descendants (NaN when unknown). */
+  serverCpu: number;
+  /** Interrupts and softirqs on all cores (where loopback packets are processed). */
+  irqCpu: number;
+  /** Every other process on the machine (this one included when it is not the generator). */
+  otherCpu: number;
+}
+
+/**
+ * Starts a CPU window; the function returned closes it. The generator is
+ * this process (`self`), or its children that exit within the window
+ * (`children`: dnsperf, smtp-source).
+ */
+export function cpuWindow(serverPid: number | undefined, generator: 'self' | 'children' = 'self'): () => CpuWindow {
+  const gen = generator === 'self' ? selfCpuSeconds : childrenCpuSeconds;
+  const t0 = performance.now();
+  const g0 = gen();
+  const s0 = serverPid ? treeCpuSeconds(serverPid) : NaN;
+  const m0 = machineCpu();
+  return () => {
+    const genCpu = gen() - g0;
+    const serverCpu = serverPid ? treeCpuSeconds(serverPid) - s0 : NaN;
+    const m = machineCpu();
+    const irqCpu = m.irq - m0.irq;
+    return {
+      wallSeconds: (performance.now() - t0) / 1000,
+      genCpu,
+      serverCpu,
+      irqCpu,
+      otherCpu: Math.max(0, m.busy - m0.busy - irqCpu - genCpu - (Number.isFinite(serverCpu) ? serverCpu : 0)),
+    };
+  };
 }
 
 /** Total size in bytes of the files under `dir`. */
