@@ -225,7 +225,13 @@ async function run(log: (msg: string) => void): Promise<Report> {
     const hitTcp = await dnsperf(pid, port, tcp(port, q.hit, s.seconds));
     measured.push([`${server} TCP`, hitTcp]);
     rows.push(row(server, 'TCP', `A+MX, ${fmt.int(2 * s.names)} pairs`, hitTcp));
-    return { udp: hitUdp.qps, tcp: hitTcp.qps };
+    return { udp: counted(server, 'UDP', hitUdp), tcp: counted(server, 'TCP', hitTcp) };
+  };
+  /** Queries/s of a run over the existing pairs, or NaN (not counted in the ratios) unless every answer was NOERROR. */
+  const counted = (server: string, transport: string, r: PerfResult): number => {
+    if (/^NOERROR \d+/.test(r.rcodes) && !/,/.test(r.rcodes)) return r.qps;
+    notes.push(`${server} ${transport} queries/s not counted in the ratios: the answers were ${r.rcodes}, where every name exists`);
+    return NaN;
   };
   const base = (port: number) => ['-s', '127.0.0.1', '-p', String(port), '-c', String(s.clients), '-t', '2'];
   const udp = (port: number, file: string, seconds: number, extra: string[] = []) =>

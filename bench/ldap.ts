@@ -159,13 +159,19 @@ async function run(log: (msg: string) => void): Promise<Report> {
     notes.push(phaseNote(server, added));
     errorNotes(`${server} add`, added, notes);
   };
-  /** The search load against `server`: its row and notes; returns searches/s. */
+  /**
+   * The search load against `server`: its row and notes; returns searches/s, or NaN (not counted in the
+   * ratios) unless every search succeeded and found its one entry (each address searched exists once).
+   */
   const measureSearch = async (server: string, port: number, pid: number): Promise<number> => {
     const found = await search(port, pid, s);
     rows.push(searchRow(server, found));
     notes.push(genNote(`${server} search`, found));
     errorNotes(`${server} search`, found, notes);
-    return found.searches / found.wallSeconds;
+    if (found.errors.total === 0 && found.entries === found.searches) return found.searches / found.wallSeconds;
+    notes.push(`${server} searches/s not counted in the ratios: ${found.errors.total} errors, ${fmt.int(found.entries)} entries ` +
+      `found by ${fmt.int(found.searches)} searches (each should find exactly one)`);
+    return NaN;
   };
   notes.push(
     'nothing pinned: the servers and the load generator (this process) share the cores; CPU columns are per cent of one core ' +
