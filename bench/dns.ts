@@ -37,7 +37,7 @@ import type { Benchmark, Figure, Memory, Ratio, Report, Table } from './report';
 import { fmt } from './report';
 import { benchTmp, cpuWindow, duBytes, execNode, spawnChild, stop, stopDcmx, which, type CpuWindow } from './proc';
 import { DCMX_CLI, dcmxEnv, envInt, envOn, THREAD_SETTINGS } from './env';
-import { applianceRss, startAppliance, threadsNote, type Appliance } from './appliance';
+import { applianceRss, startAppliance, threadSpread, threadsNote, type Appliance } from './appliance';
 import { ADMIN_DN, ADMIN_PASSWORD, SUFFIX, waitForZone, writeParts, writeZoneLdif, ZONE, type DnsPeer } from './zone';
 import { NSD_SERVERS, nsdUnavailable, startNsd } from './nsd';
 import { KNOT_WORKERS, knotUnavailable, startKnot } from './knot';
@@ -301,6 +301,8 @@ async function run(log: (msg: string) => void): Promise<Report> {
           rows.push(row(app.label, 'UDP', `A/MX/AAAA/TXT cycle of ${fmt.int(q.cycleLength)} (misses)`, cyc));
         }
         memory.push({ bench: 'dns', server: app.label, load: `the runs above (${fmt.int(s.names)}-name zone)`, idleBytes: idle, afterBytes: applianceRss(app) });
+        const spread = await threadSpread(app, 'DNS queries (UDP and TCP)', ['dns', 'queries']);
+        if (spread) notes.push(spread);
       } finally {
         await stopDcmx(app.child, notes, app.label);
       }

@@ -30,7 +30,7 @@ import type { Benchmark, Memory, Ratio, Report, Table } from './report';
 import { fmt } from './report';
 import { benchTmp, duBytes, spawnChild, stop, stopDcmx, waitForLine, type CpuWindow } from './proc';
 import { dcmxEnv, envInt, envOn, THREAD_SETTINGS } from './env';
-import { applianceRss, startAppliance, threadsNote, type Appliance } from './appliance';
+import { applianceRss, startAppliance, threadSpread, threadsNote, type Appliance } from './appliance';
 import { ADMIN_DN, ADMIN_PASSWORD, ditPhases, mailOf, SUFFIX } from './dit';
 import { connectAll, percentile, pipelinedAdds, searchLoad, type AddResult, type SearchResult } from './ldapload';
 import { slapdUnavailable, startSlapd } from './slapd';
@@ -197,6 +197,8 @@ async function run(log: (msg: string) => void): Promise<Report> {
         log(`ldap: ${app.label}: searches for ${s.seconds} s`);
         searchesPerSecond.set(`dcmx${threads}`, { label: app.label, value: await measureSearch(app.label, app.ports.ldap, app.child.pid) });
         memory.push({ bench: 'ldap', server: app.label, load: `${fmt.int(s.domains * 3 + 1)} adds, then searches`, idleBytes: idle, afterBytes: applianceRss(app) });
+        const spread = await threadSpread(app, 'LDAP connections accepted', ['ldap', 'accepted']);
+        if (spread) notes.push(spread);
       } finally {
         await stopDcmx(app.child, notes, app.label);
       }

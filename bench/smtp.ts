@@ -35,7 +35,7 @@ import type { Benchmark, Figure, Memory, Ratio, Report, Table } from './report';
 import { fmt } from './report';
 import { benchTmp, cpuWindow, freePort, spawnChild, stop, stopDcmx, waitForPort, which, type Child, type CpuWindow } from './proc';
 import { dcmxEnv, envInt, envOn, THREAD_SETTINGS } from './env';
-import { applianceRss, startAppliance, threadsNote, type Appliance } from './appliance';
+import { applianceRss, startAppliance, threadSpread, threadsNote, type Appliance } from './appliance';
 import { postfixUnavailable, startPostfix } from './postfix';
 import { addRequestOp, message, OP, resultText, WireConn, type AddEntry } from './wire';
 
@@ -284,6 +284,8 @@ async function run(log: (msg: string) => void): Promise<Report> {
       ]);
       if (!reuse) newConn.set(key, { label: server.label, value: s.messages / r.acceptSeconds });
       if (server.app) {
+        const spread = await threadSpread(server.app, `messages accepted (${reuse ? 'reuse' : 'new connections'})`, ['intake', 'messages']);
+        if (spread) notes.push(spread);
         memory.push({
           bench: 'smtp', server: server.label, load: `${fmt.int(s.messages)} messages, ${reuse ? 'connection reuse' : 'a connection each'}`,
           idleBytes: idle, afterBytes: applianceRss(server.app),
