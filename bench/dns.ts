@@ -142,7 +142,7 @@ function udpDrops(port: number): number {
 
 /**
  * Runs dnsperf (not pinned); CPU of the server and its descendants, of
- * dnsperf, interrupt and softirq time of the machine, and the busy time of
+ * dnsperf, the kernel's own work (interrupts, softirqs, kernel threads), and the busy time of
  * every other process meanwhile (proc.ts's cpuWindow).
  */
 async function dnsperf(serverPid: number, port: number, args: string[]): Promise<PerfResult> {
@@ -156,14 +156,14 @@ async function dnsperf(serverPid: number, port: number, args: string[]): Promise
   return { ...parseDnsperf(out), ...cpu, serverDrops: udpDrops(port) - dropsBefore, raw: out };
 }
 
-const COLUMNS = ['server', 'transport', 'query set', 'queries', 'queries/s', 'avg ms', 'max ms', 'stddev ms', 'lost', 'rcodes', 'server CPU', 'gen CPU', 'softirq', 'other CPU'];
+const COLUMNS = ['server', 'transport', 'query set', 'queries', 'queries/s', 'avg ms', 'max ms', 'stddev ms', 'lost', 'rcodes', 'server CPU', 'gen CPU', 'kernel', 'other CPU'];
 
 function row(server: string, transport: string, set: string, r: PerfResult): string[] {
   return [
     server, transport, set, fmt.int(r.completed), fmt.int(r.qps), fmt.ms(r.avgMs), fmt.ms(r.maxMs), fmt.ms(r.stddevMs), fmt.int(r.lost),
     r.rcodes.replace(/\s*\(100\.00%\)/, '').replace(/\s+/g, ' '),
     fmt.pct((100 * r.serverCpu) / r.runSeconds), fmt.pct((100 * r.genCpu) / r.runSeconds),
-    fmt.pct((100 * r.irqCpu) / r.runSeconds), fmt.pct((100 * r.otherCpu) / r.runSeconds),
+    fmt.pct((100 * r.kernelCpu) / r.runSeconds), fmt.pct((100 * r.otherCpu) / r.runSeconds),
   ];
 }
 
@@ -190,10 +190,10 @@ function writeQueryFiles(tmp: string, s: Settings): QueryFiles {
   return { hit, cycle, cycleLength: cyclePairs.length, distinct, distinctCount };
 }
 
-/** Queries/s over UDP and TCP (cached set) of one server. */
+/** Queries/s over UDP and TCP (the existing pairs) of one server. */
 interface Throughput {
-  udp: number;
-  tcp: number;
+  udp: Figure;
+  tcp: Figure;
 }
 
 async function run(log: (msg: string) => void): Promise<Report> {
@@ -202,7 +202,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
   const notes: string[] = [];
   const memory: Memory[] = [];
   const apps: Appliance[] = [];
-  const figures = new Map<string, Throughput & { label: string }>();
+  const figures = new Map<string, Throughput>();
   const table: Table = { title: 'DNS', columns: COLUMNS, rows, notes };
   if (!which('dnsperf')) {
     notes.push('not measured: dnsperf is not installed (Debian package dnsperf)');
@@ -227,11 +227,12 @@ async function run(log: (msg: string) => void): Promise<Report> {
     rows.push(row(server, 'TCP', `A+MX, ${fmt.int(2 * s.names)} pairs`, hitTcp));
     return { udp: counted(server, 'UDP', hitUdp), tcp: counted(server, 'TCP', hitTcp) };
   };
-  /** Queries/s of a run over the existing pairs, or NaN (not counted in the ratios) unless every answer was NOERROR. */
-  const counted = (server: string, transport: string, r: PerfResult): number => {
-    if (/^NOERROR \d+/.test(r.rcodes) && !/,/.test(r.rcodes)) return r.qps;
+  /** The figure of a run over the existing pairs: queries/s, NaN (not counted in the ratios) unless every answer was NOERROR. */
+  const counted = (server: string, transport: string, r: PerfResult): Figure => {
+    const others = r.otherCpu / r.runSeconds;
+    if (/^NOERROR \d+/.test(r.rcodes) && !/,/.test(r.rcodes)) return { label: server, value: r.qps, others };
     notes.push(`${server} ${transport} queries/s not counted in the ratios: the answers were ${r.rcodes}, where every name exists`);
-    return NaN;
+    return { label: server, value: NaN, others };
   };
   const base = (port: number) => ['-s', '127.0.0.1', '-p', String(port), '-c', String(s.clients), '-t', '2'];
   const udp = (port: number, file: string, seconds: number, extra: string[] = []) =>
@@ -248,7 +249,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
     log(`dns: starting ${label}`);
     const p = await start();
     try {
-      figures.set(key, { label, ...(await cached(label, p.child.pid, p.port, q)) });
+      figures.set(key, await cached(label, p.child.pid, p.port, q));
     } finally {
       const code = await stop(p.child);
       if (code !== 0) notes.push(`${label} exited with ${code}: ${p.child.output().slice(-500)}`);
@@ -286,7 +287,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
         const port = app.ports.dns;
         const pid = app.child.pid;
         await waitForZone(port, app.child);
-        figures.set(`dcmx${threads}`, { label: app.label, ...(await cached(app.label, pid, port, q)) });
+        figures.set(`dcmx${threads}`, await cached(app.label, pid, port, q));
         if (s.miss) {
           // Distinct names first: they fill the LRU with answers never asked again, so the cycle
           // after them starts from a cache holding none of its keys.
@@ -332,7 +333,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
       `dnsperf ${s.seconds} s per run after a ${s.warmup} s warm-up, -c ${s.clients} clients, -q ${s.udpOutstanding} outstanding over UDP and ` +
         `-q ${s.tcpOutstanding} over TCP, -t 2 s timeout, no EDNS (replies <= 512 octets). Latencies are dnsperf's (average, max, stddev); ` +
         'CPU is per cent of one core over the run time, from /proc (a loopback UDP send also charges part of the receive path to the sender); ' +
-        '"softirq" is interrupt and softirq time on both cores (where loopback packets are processed, charged to no process); ' +
+        '"kernel" is interrupts, softirqs (where loopback packets are processed) and kernel threads on both cores, charged to no process; ' +
         '"other CPU" is every other process meanwhile: when it is high, someone else was using the machine and the figures are disturbed',
     );
     for (const [label, r] of measured) {
@@ -348,11 +349,8 @@ async function run(log: (msg: string) => void): Promise<Report> {
 }
 
 /** The summary's ratios: dcmx with 2 threads against 1 thread, NSD and Knot, over UDP and TCP. */
-function ratios(figures: Map<string, Throughput & { label: string }>): Ratio[] {
-  const fig = (key: string, label: string, t: keyof Throughput): Figure => {
-    const f = figures.get(key);
-    return { label: f?.label ?? label, value: f ? f[t] : NaN };
-  };
+function ratios(figures: Map<string, Throughput>): Ratio[] {
+  const fig = (key: string, label: string, t: keyof Throughput): Figure => figures.get(key)?.[t] ?? { label, value: NaN };
   const out: Ratio[] = [];
   for (const t of ['udp', 'tcp'] as const) {
     const T = t.toUpperCase();

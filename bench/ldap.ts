@@ -26,7 +26,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Benchmark, Memory, Ratio, Report, Table } from './report';
+import type { Benchmark, Figure, Memory, Ratio, Report, Table } from './report';
 import { fmt } from './report';
 import { benchTmp, duBytes, spawnChild, stop, stopDcmx, waitForLine, type CpuWindow } from './proc';
 import { dcmxEnv, envInt, envOn, THREAD_SETTINGS } from './env';
@@ -65,11 +65,11 @@ function settings(): Settings {
   };
 }
 
-const COLUMNS = ['server', 'operation', 'ops', 'ops/s', 'p50 ms', 'p99 ms', 'entries/op', 'errors', 'server CPU', 'gen CPU', 'softirq', 'other CPU'];
+const COLUMNS = ['server', 'operation', 'ops', 'ops/s', 'p50 ms', 'p99 ms', 'entries/op', 'errors', 'server CPU', 'gen CPU', 'kernel', 'other CPU'];
 
 /** The CPU columns: per cent of one core over the window. */
 function cpuCells(r: CpuWindow): string[] {
-  return [r.serverCpu, r.genCpu, r.irqCpu, r.otherCpu].map((c) => fmt.pct((100 * c) / r.wallSeconds));
+  return [r.serverCpu, r.genCpu, r.kernelCpu, r.otherCpu].map((c) => fmt.pct((100 * c) / r.wallSeconds));
 }
 
 function addRow(server: string, r: AddResult): string[] {
@@ -150,7 +150,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
   const text: string[] = [];
   const memory: Memory[] = [];
   const apps: Appliance[] = [];
-  const searchesPerSecond = new Map<string, { label: string; value: number }>();
+  const searchesPerSecond = new Map<string, Figure>();
   const users = s.domains;
   /** Loads the DIT into `server`: its row and notes. */
   const measureLoad = async (server: string, port: number, pid: number, withSuffix: boolean): Promise<void> => {
@@ -160,22 +160,23 @@ async function run(log: (msg: string) => void): Promise<Report> {
     errorNotes(`${server} add`, added, notes);
   };
   /**
-   * The search load against `server`: its row and notes; returns searches/s, or NaN (not counted in the
-   * ratios) unless every search succeeded and found its one entry (each address searched exists once).
+   * The search load against `server`: its row and notes; returns its figure: searches/s, NaN (not counted
+   * in the ratios) unless every search succeeded and found its one entry (each address searched exists once).
    */
-  const measureSearch = async (server: string, port: number, pid: number): Promise<number> => {
+  const measureSearch = async (server: string, port: number, pid: number): Promise<Figure> => {
     const found = await search(port, pid, s);
     rows.push(searchRow(server, found));
     notes.push(genNote(`${server} search`, found));
     errorNotes(`${server} search`, found, notes);
-    if (found.errors.total === 0 && found.entries === found.searches) return found.searches / found.wallSeconds;
+    const others = found.otherCpu / found.wallSeconds;
+    if (found.errors.total === 0 && found.entries === found.searches) return { label: server, value: found.searches / found.wallSeconds, others };
     notes.push(`${server} searches/s not counted in the ratios: ${found.errors.total} errors, ${fmt.int(found.entries)} entries ` +
       `found by ${fmt.int(found.searches)} searches (each should find exactly one)`);
-    return NaN;
+    return { label: server, value: NaN, others };
   };
   notes.push(
     'nothing pinned: the servers and the load generator (this process) share the cores; CPU columns are per cent of one core ' +
-      '(server: the server process; softirq: interrupts and softirqs on all cores, where loopback packets are processed; ' +
+      '(server: the server process; kernel: interrupts, softirqs (where loopback packets are processed) and kernel threads on all cores; ' +
       'other: every other process meanwhile: when it is high, someone else was using the machine and the figures are disturbed)',
   );
   notes.push(
@@ -195,7 +196,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
         log(`ldap: ${app.label}: pid ${app.child.pid} on port ${app.ports.ldap}; loading ${fmt.int(s.domains * 3 + 1)} entries`);
         await measureLoad(app.label, app.ports.ldap, app.child.pid, false);
         log(`ldap: ${app.label}: searches for ${s.seconds} s`);
-        searchesPerSecond.set(`dcmx${threads}`, { label: app.label, value: await measureSearch(app.label, app.ports.ldap, app.child.pid) });
+        searchesPerSecond.set(`dcmx${threads}`, await measureSearch(app.label, app.ports.ldap, app.child.pid));
         memory.push({ bench: 'ldap', server: app.label, load: `${fmt.int(s.domains * 3 + 1)} adds, then searches`, idleBytes: idle, afterBytes: applianceRss(app) });
         const spread = await threadSpread(app, 'LDAP connections accepted', ['ldap', 'accepted']);
         if (spread) notes.push(spread);
@@ -260,7 +261,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
         log(`ldap: slapd pid ${slapd.child.pid} on port ${slapd.port}; loading`);
         await measureLoad('slapd', slapd.port, slapd.child.pid, true);
         log(`ldap: slapd searches for ${s.seconds} s`);
-        searchesPerSecond.set('slapd', { label: 'slapd', value: await measureSearch('slapd', slapd.port, slapd.child.pid) });
+        searchesPerSecond.set('slapd', await measureSearch('slapd', slapd.port, slapd.child.pid));
       } finally {
         const code = await stop(slapd.child);
         if (code !== 0) notes.push(`slapd exited with ${code}: ${slapd.child.output().slice(-500)}`);
@@ -274,7 +275,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
   } finally {
     cleanup();
   }
-  const fig = (key: string, label: string) => searchesPerSecond.get(key) ?? { label, value: NaN };
+  const fig = (key: string, label: string): Figure => searchesPerSecond.get(key) ?? { label, value: NaN };
   const two = fig('dcmx2', 'dcmx, 2 threads');
   const ratios: Ratio[] = [
     { measure: 'LDAP searches/s, 2 threads vs 1', of: two, to: fig('dcmx1', 'dcmx, 1 thread'), goal: 1.4 },

@@ -209,6 +209,8 @@ export async function freePort(udp = false): Promise<number> {
 }
 
 const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux
+/** kthreadd: every kernel thread descends from it. */
+const KTHREADD = 2;
 
 /** The fields of /proc/<pid>/stat after the parenthesised command name (field 3 first); undefined if unreadable. */
 function statFields(pid: number | string): string[] | undefined {
@@ -220,6 +222,40 @@ function statFields(pid: number | string): string[] | undefined {
   }
 }
 
+/** Every process's parent and CPU seconds: user+system, plus the children it has reaped (cutime, cstime). */
+interface ProcTimes {
+  parent: Map<number, number>;
+  cpu: Map<number, number>;
+}
+
+function procTimes(): ProcTimes {
+  const parent = new Map<number, number>();
+  const cpu = new Map<number, number>();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const f = statFields(name);
+    if (!f) continue;
+    parent.set(Number(name), Number(f[1]));
+    // utime, stime, cutime, cstime: fields 14 to 17.
+    cpu.set(Number(name), (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK);
+  }
+  return { parent, cpu };
+}
+
+/** Whether `pid` is `root` or descends from it. */
+function under(t: ProcTimes, pid: number, root: number): boolean {
+  for (let q = pid, hops = 0; q > 0 && hops < 64; q = t.parent.get(q) ?? 0, hops++) if (q === root) return true;
+  return false;
+}
+
+/** The CPU seconds of `root` and its descendants in `t`; NaN if `root` is not there. */
+function treeSum(t: ProcTimes, root: number): number {
+  if (!t.cpu.has(root)) return NaN;
+  let total = 0;
+  for (const [p, c] of t.cpu) if (under(t, p, root)) total += c;
+  return total;
+}
+
 /**
  * CPU seconds of a process and every descendant (servers such as NSD and
  * Postfix work in child processes): user+system of each live one, plus the
@@ -227,24 +263,7 @@ function statFields(pid: number | string): string[] | undefined {
  * unreaped by a live member of the tree is missed. NaN if `pid` is gone.
  */
 export function treeCpuSeconds(pid: number): number {
-  const parent = new Map<number, number>();
-  const own = new Map<number, number>();
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const f = statFields(name);
-    if (!f) continue;
-    parent.set(Number(name), Number(f[1]));
-    // utime, stime, cutime, cstime: fields 14 to 17.
-    own.set(Number(name), (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK);
-  }
-  if (!own.has(pid)) return NaN;
-  const inTree = (p: number): boolean => {
-    for (let q = p, hops = 0; q > 1 && hops < 64; q = parent.get(q) ?? 0, hops++) if (q === pid) return true;
-    return false;
-  };
-  let total = 0;
-  for (const [p, t] of own) if (inTree(p)) total += t;
-  return total;
+  return treeSum(procTimes(), pid);
 }
 
 /** Resident memory (VmRSS) of a process in bytes, from /proc/<pid>/status; NaN if unavailable. */
@@ -273,14 +292,14 @@ function childrenCpuSeconds(): number {
   return f ? (Number(f[13]) + Number(f[14])) / CLK_TCK : NaN;
 }
 
-/** CPU seconds of the whole machine (all cores) from /proc/stat: busy, and of that interrupts + softirqs; NaN if unavailable. */
-function machineCpu(): { busy: number; irq: number } {
+/** Interrupt and softirq seconds of the whole machine (all cores), from /proc/stat; NaN if unavailable. */
+function irqSeconds(): number {
   try {
     const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
     // user nice system idle iowait irq softirq steal
-    return { busy: (f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0)) / CLK_TCK, irq: (f[5] + f[6]) / CLK_TCK };
+    return (f[5] + f[6]) / CLK_TCK;
   } catch {
-    return { busy: NaN, irq: NaN };
+    return NaN;
   }
 }
 
@@ -291,34 +310,47 @@ export interface CpuWindow {
   genCpu: number;
   /** The server's, with its descendants (NaN when unknown). */
   serverCpu: number;
-  /** Interrupts and softirqs on all cores (where loopback packets are processed). */
-  irqCpu: number;
-  /** Every other process on the machine (this one included when it is not the generator). */
+  /**
+   * The kernel's own work on all cores: interrupts, softirqs (where loopback
+   * packets are processed) and kernel threads (journal commits, writeback),
+   * charged to no process (a softirq that ksoftirqd runs may count twice).
+   */
+  kernelCpu: number;
+  /**
+   * Every other process on the machine (someone else's work: the figures
+   * are disturbed when it is high); a process started and ended within the
+   * window counts when a live one reaped it.
+   */
   otherCpu: number;
 }
 
 /**
  * Starts a CPU window; the function returned closes it. The generator is
  * this process (`self`), or its children that exit within the window
- * (`children`: dnsperf, smtp-source).
+ * (`children`: dnsperf, smtp-source). "Other" is read process by process:
+ * every process but this one and its descendants (the servers and
+ * generators of the benchmark) and the kernel's threads.
  */
 export function cpuWindow(serverPid: number | undefined, generator: 'self' | 'children' = 'self'): () => CpuWindow {
   const gen = generator === 'self' ? selfCpuSeconds : childrenCpuSeconds;
-  const t0 = performance.now();
+  const start = performance.now();
   const g0 = gen();
-  const s0 = serverPid ? treeCpuSeconds(serverPid) : NaN;
-  const m0 = machineCpu();
+  const i0 = irqSeconds();
+  const t0 = procTimes();
   return () => {
+    const t1 = procTimes();
     const genCpu = gen() - g0;
-    const serverCpu = serverPid ? treeCpuSeconds(serverPid) - s0 : NaN;
-    const m = machineCpu();
-    const irqCpu = m.irq - m0.irq;
+    const delta = (root: number) => treeSum(t1, root) - treeSum(t0, root);
+    let otherCpu = 0;
+    for (const [p, c] of t1.cpu) {
+      if (!under(t1, p, process.pid) && !under(t1, p, KTHREADD)) otherCpu += c - (t0.cpu.get(p) ?? 0);
+    }
     return {
-      wallSeconds: (performance.now() - t0) / 1000,
+      wallSeconds: (performance.now() - start) / 1000,
       genCpu,
-      serverCpu,
-      irqCpu,
-      otherCpu: Math.max(0, m.busy - m0.busy - irqCpu - genCpu - (Number.isFinite(serverCpu) ? serverCpu : 0)),
+      serverCpu: serverPid ? delta(serverPid) : NaN,
+      kernelCpu: irqSeconds() - i0 + (delta(KTHREADD) || 0),
+      otherCpu: Math.max(0, otherCpu),
     };
   };
 }

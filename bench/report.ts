@@ -13,7 +13,12 @@ export interface Figure {
   label: string;
   /** NaN when it was not measured. */
   value: number;
+  /** CPU that other processes used while it was measured, as a share of one core (0.64 = 64%). */
+  others?: number;
 }
+
+/** Above this share of a core used by other processes during a measurement, its ratios are marked disturbed. */
+export const DISTURBED = 0.2;
 
 /**
  * A ratio of two measured figures (`of` / `to`), checked against one of the
@@ -71,22 +76,27 @@ export const fmt = {
   ratio: (r: number): string => (Number.isFinite(r) ? `${r.toFixed(2)}x` : '-'),
 };
 
-/** PASS or MISS against the goal, `info` without one, `not measured` when a figure is missing. */
+/**
+ * PASS or MISS against the goal, `info` without one, `not measured` when a
+ * figure is missing; `, disturbed` added when other processes used more than
+ * {@link DISTURBED} of a core while either figure was measured.
+ */
 export function verdict(r: Ratio): string {
   const x = r.of.value / r.to.value;
   if (!Number.isFinite(x) || r.of.value <= 0 || r.to.value <= 0) return 'not measured';
-  if (r.goal === undefined) return 'info';
-  return x >= r.goal ? 'PASS' : 'MISS';
+  const v = r.goal === undefined ? 'info' : x >= r.goal ? 'PASS' : 'MISS';
+  return Math.max(r.of.others ?? 0, r.to.others ?? 0) > DISTURBED ? `${v}, disturbed` : v;
 }
 
 /** The summary table of the ratios, each computed here from its two figures. */
 export function ratiosTable(ratios: Ratio[], notes: string[]): Table {
   return {
     title: 'Goals (issue 10): ratios of the figures measured above',
-    columns: ['measure', 'dcmx', 'figure', 'against', 'figure', 'ratio', 'goal', 'verdict'],
+    columns: ['measure', 'dcmx', 'figure', 'against', 'figure', 'ratio', 'goal', 'verdict', 'others\' CPU'],
     rows: ratios.map((r) => [
       r.measure, r.of.label, fmt.int(r.of.value), r.to.label, fmt.int(r.to.value), fmt.ratio(r.of.value / r.to.value),
       r.goal === undefined ? '-' : `>= ${r.goal.toFixed(1)}x`, verdict(r),
+      `${fmt.pct(100 * (r.of.others ?? NaN))} / ${fmt.pct(100 * (r.to.others ?? NaN))}`,
     ]),
     notes,
   };

@@ -6,7 +6,7 @@
  */
 import '../server/runtime'; // first: an older Node.js stops here, before any native addon loads
 import * as os from 'node:os';
-import { formatTable, memoryTable, ratiosTable, type Benchmark, type Memory, type Ratio } from './report';
+import { DISTURBED, formatTable, memoryTable, ratiosTable, type Benchmark, type Memory, type Ratio } from './report';
 import { ldapBenchmark } from './ldap';
 import { dnsBenchmark } from './dns';
 import { smtpBenchmark } from './smtp';
@@ -56,6 +56,8 @@ async function main(): Promise<void> {
     const notes = [
       'ratio = the dcmx figure / the figure against it, both measured in this run; verdict PASS when the ratio reaches the goal, ' +
         'MISS when not, info for a comparison the issue sets no goal for',
+      `others' CPU: what every other process on the machine used while each of the two figures was measured, in per cent of one ` +
+        `core; above ${Math.round(100 * DISTURBED)}% the verdict says "disturbed": someone else was using the machine, run it again`,
     ];
     if (missing.length) notes.push(`no figures from ${missing.join(', ')} (it failed: see above)`);
     console.log(`\n${formatTable(ratiosTable(ratios, notes))}`);

@@ -248,7 +248,7 @@ async function sinkCeiling(source: string, sink: string, s: Settings, reuse: boo
   }
 }
 
-const COLUMNS = ['server', 'connections', 'messages', 'accepted msgs/s', 'accept s', 'all in Maildir s', 'server CPU s', 'CPU ms/msg', 'gen CPU s', 'other CPU s'];
+const COLUMNS = ['server', 'connections', 'messages', 'accepted msgs/s', 'accept s', 'all in Maildir s', 'server CPU s', 'CPU ms/msg', 'gen CPU s', 'kernel s', 'other CPU s'];
 
 async function run(log: (msg: string) => void): Promise<Report> {
   const s = settings();
@@ -263,8 +263,9 @@ async function run(log: (msg: string) => void): Promise<Report> {
   const newConn = new Map<string, Figure>();
   notes.push(
     'nothing pinned: the servers and smtp-source share the cores; CPU seconds over the run (until all delivered and smtp-source ' +
-      'done): server = the server process and its descendants, gen = smtp-source, other = every other process and interrupts ' +
-      '(when high, someone else was using the machine and the figures are disturbed)',
+      'done): server = the server process and its descendants, gen = smtp-source, kernel = interrupts, softirqs and kernel threads ' +
+      '(journal commits of the fsyncs), other = every other process but this one (when high, someone else was using the machine ' +
+      'and the figures are disturbed)',
   );
   notes.push(
     `smtp-source -s ${s.sessions} -m ${s.messages} -l ${s.size} to one local user (${USER}); ` +
@@ -280,9 +281,9 @@ async function run(log: (msg: string) => void): Promise<Report> {
       rows.push([
         server.label, reuse ? `reuse (${s.sessions})` : 'one per message', fmt.int(s.messages), fmt.int(s.messages / r.acceptSeconds),
         r.acceptSeconds.toFixed(2), r.deliverSeconds.toFixed(2), r.cpu.serverCpu.toFixed(2), ((1000 * r.cpu.serverCpu) / s.messages).toFixed(2),
-        r.cpu.genCpu.toFixed(2), (r.cpu.otherCpu + r.cpu.irqCpu).toFixed(2),
+        r.cpu.genCpu.toFixed(2), r.cpu.kernelCpu.toFixed(2), r.cpu.otherCpu.toFixed(2),
       ]);
-      if (!reuse) newConn.set(key, { label: server.label, value: s.messages / r.acceptSeconds });
+      if (!reuse) newConn.set(key, { label: server.label, value: s.messages / r.acceptSeconds, others: r.cpu.otherCpu / r.cpu.wallSeconds });
       if (server.app) {
         const spread = await threadSpread(server.app, `messages accepted (${reuse ? 'reuse' : 'new connections'})`, ['intake', 'messages']);
         if (spread) notes.push(spread);
@@ -327,7 +328,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
         const sec = await sinkCeiling(source, sink, s, reuse);
         rows.push([
           'smtp-sink (discards)', reuse ? `reuse (${s.sessions})` : 'one per message', fmt.int(s.messages), fmt.int(s.messages / sec),
-          sec.toFixed(2), '-', '-', '-', '-', '-',
+          sec.toFixed(2), '-', '-', '-', '-', '-', '-',
         ]);
       }
       notes.push('smtp-sink rows: the generator ceiling (smtp-sink accepts and discards)');
