@@ -292,14 +292,14 @@ function childrenCpuSeconds(): number {
   return f ? (Number(f[13]) + Number(f[14])) / CLK_TCK : NaN;
 }
 
-/** Interrupt and softirq seconds of the whole machine (all cores), from /proc/stat; NaN if unavailable. */
-function irqSeconds(): number {
+/** CPU seconds of the whole machine (all cores) from /proc/stat: busy, and of that interrupts and softirqs; NaN if unavailable. */
+function machineCpu(): { busy: number; irq: number } {
   try {
     const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
     // user nice system idle iowait irq softirq steal
-    return (f[5] + f[6]) / CLK_TCK;
+    return { busy: (f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0)) / CLK_TCK, irq: (f[5] + f[6]) / CLK_TCK };
   } catch {
-    return NaN;
+    return { busy: NaN, irq: NaN };
   }
 }
 
@@ -327,30 +327,37 @@ export interface CpuWindow {
 /**
  * Starts a CPU window; the function returned closes it. The generator is
  * this process (`self`), or its children that exit within the window
- * (`children`: dnsperf, smtp-source). "Other" is read process by process:
- * every process but this one and its descendants (the servers and
- * generators of the benchmark) and the kernel's threads.
+ * (`children`: dnsperf, smtp-source). "Other" is the smaller of two
+ * estimates of what neither this process and its descendants (the servers
+ * and generators of the benchmark) nor the kernel used: the processes'
+ * own figures (too high when a process reaps a child that ran long before
+ * the window: its whole time lands at once), and the machine's busy time
+ * less ours (too high when a process ends unaccounted, as Postfix's
+ * short-lived daemons may).
  */
 export function cpuWindow(serverPid: number | undefined, generator: 'self' | 'children' = 'self'): () => CpuWindow {
   const gen = generator === 'self' ? selfCpuSeconds : childrenCpuSeconds;
   const start = performance.now();
   const g0 = gen();
-  const i0 = irqSeconds();
+  const m0 = machineCpu();
   const t0 = procTimes();
   return () => {
     const t1 = procTimes();
+    const m = machineCpu();
     const genCpu = gen() - g0;
     const delta = (root: number) => treeSum(t1, root) - treeSum(t0, root);
-    let otherCpu = 0;
+    const kernelCpu = m.irq - m0.irq + (delta(KTHREADD) || 0);
+    let byProcess = 0;
     for (const [p, c] of t1.cpu) {
-      if (!under(t1, p, process.pid) && !under(t1, p, KTHREADD)) otherCpu += c - (t0.cpu.get(p) ?? 0);
+      if (!under(t1, p, process.pid) && !under(t1, p, KTHREADD)) byProcess += c - (t0.cpu.get(p) ?? 0);
     }
+    const byMachine = m.busy - m0.busy - kernelCpu - delta(process.pid);
     return {
       wallSeconds: (performance.now() - start) / 1000,
       genCpu,
       serverCpu: serverPid ? delta(serverPid) : NaN,
-      kernelCpu: irqSeconds() - i0 + (delta(KTHREADD) || 0),
-      otherCpu: Math.max(0, otherCpu),
+      kernelCpu,
+      otherCpu: Math.max(0, Math.min(byProcess, Number.isFinite(byMachine) ? byMachine : byProcess)),
     };
   };
 }
