@@ -346,7 +346,8 @@ export function cpuWindow(serverPid: number | undefined, generator: 'self' | 'ch
     const m = machineCpu();
     const genCpu = gen() - g0;
     const delta = (root: number) => treeSum(t1, root) - treeSum(t0, root);
-    const kernelCpu = m.irq - m0.irq + (delta(KTHREADD) || 0);
+    // Kernel threads that ended within the window take their time with them: never below zero.
+    const kernelCpu = m.irq - m0.irq + Math.max(0, delta(KTHREADD) || 0);
     let byProcess = 0;
     for (const [p, c] of t1.cpu) {
       if (!under(t1, p, process.pid) && !under(t1, p, KTHREADD)) byProcess += c - (t0.cpu.get(p) ?? 0);
