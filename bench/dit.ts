@@ -39,11 +39,12 @@ export interface Phase {
  * entry first (slapd; dcmx creates it at bootstrap).
  */
 export function ditPhases(domains: number, withSuffix: boolean): Phase[] {
+  // One entry per phase at the top: the adds of a phase run concurrently, and the TLD's parent is the suffix.
   const top: AddEntry[] = [];
   if (withSuffix) top.push({ dn: SUFFIX, attrs: [['objectClass', ['top', 'organization']], ['o', ['internet']]] });
   top.push({ dn: tldDn, attrs: [['objectClass', ['top', 'domain', 'dNSDomain', 'dNSDomain2']], ['dc', [TLD]]] });
   return [
-    { name: 'top', count: top.length, entry: (i) => top[i] },
+    ...top.map((e, i): Phase => ({ name: i === top.length - 1 ? 'top' : 'suffix', count: 1, entry: () => e })),
     {
       name: 'domains',
       count: domains,

@@ -5,10 +5,22 @@
 import * as path from 'node:path';
 import { loopbackEnv } from '../test/env';
 
-/** A whole-number knob: `fallback` when unset or empty, else at least `min` (default 1) or an error. */
-export function envInt(name: string, fallback: number, min = 1): number {
+/**
+ * Whether this is a short run (`npm run bench -- --short`, which run.ts
+ * turns into DCMX_BENCH_SHORT=1): smaller data sets and shorter windows, the
+ * same rows.
+ */
+export function shortRun(): boolean {
+  return process.env.DCMX_BENCH_SHORT === '1';
+}
+
+/**
+ * A whole-number knob: when unset or empty, `fallback` (or `shortFallback`
+ * in a short run); else at least `min` (default 1) or an error.
+ */
+export function envInt(name: string, fallback: number, min = 1, shortFallback = fallback): number {
   const v = process.env[name];
-  if (v === undefined || v === '') return fallback;
+  if (v === undefined || v === '') return shortRun() ? shortFallback : fallback;
   const n = Number(v);
   if (!Number.isInteger(n) || n < min) throw new Error(`${name}: '${v}' is not ${min === 1 ? 'a positive integer' : `an integer >= ${min}`}`);
   return n;
@@ -18,6 +30,9 @@ export function envInt(name: string, fallback: number, min = 1): number {
 export function envOn(name: string): boolean {
   return process.env[name] !== '0';
 }
+
+/** The serving-thread counts (DCMX_THREADS) every dcmx row is measured with. */
+export const THREAD_SETTINGS = [1, 2] as const;
 
 /** The dcmx entry point in this build. */
 export const DCMX_MAIN = path.resolve(__dirname, '..', 'server', 'main.js');

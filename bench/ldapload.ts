@@ -3,7 +3,7 @@
  * over {@link WireConn}s. Measures wall time, this process's CPU time and
  * (given its pid) the server's CPU time over the measured window.
  */
-import { cpuSeconds, selfCpuSeconds } from './proc';
+import { cpuWindow, type CpuWindow } from './proc';
 import { addRequestOp, EqualitySearchEncoder, message, OP, resultText, WireConn } from './wire';
 import type { Phase } from './dit';
 
@@ -28,26 +28,6 @@ export class Errors {
   toString(): string {
     return [...this.byCode].map(([c, n]) => `${n}x rc=${c}`).join(', ');
   }
-}
-
-/** CPU accounting over a window. */
-export interface CpuWindow {
-  wallSeconds: number;
-  /** Load generator (this process) CPU seconds. */
-  genCpu: number;
-  /** Server CPU seconds (NaN when unknown). */
-  serverCpu: number;
-}
-
-function cpuWindow(serverPid: number | undefined): () => CpuWindow {
-  const t0 = performance.now();
-  const g0 = selfCpuSeconds();
-  const s0 = serverPid ? cpuSeconds(serverPid) : NaN;
-  return () => ({
-    wallSeconds: (performance.now() - t0) / 1000,
-    genCpu: selfCpuSeconds() - g0,
-    serverCpu: serverPid ? cpuSeconds(serverPid) - s0 : NaN,
-  });
 }
 
 /** Opens `n` connections, each bound as `dn`. */

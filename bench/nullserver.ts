@@ -2,8 +2,8 @@
  * A null LDAP server for calibrating the load generator: it answers every
  * BindRequest with success and every SearchRequest with one canned
  * SearchResultEntry (about the size of a benchmark user) and a
- * SearchResultDone, doing no other work. Run as a child pinned to the server
- * core, it shows how many searches per second the generator can drive.
+ * SearchResultDone, doing no other work. Run as a child beside the
+ * generator, it shows how many searches per second the generator can drive.
  *
  * `node dist/bench/nullserver.js` prints `null ready port=N`.
  */

@@ -1,43 +1,14 @@
 /**
- * Process plumbing for the benchmarks: CPU pinning with taskset, children
- * that are always killed, CPU time from /proc, free loopback ports.
+ * Process plumbing for the benchmarks: children that are always killed, CPU
+ * time and resident memory from /proc, free loopback ports. Nothing is
+ * pinned: servers and load generators share the machine's cores.
  */
+import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-
-/** The core the servers get, and the one the load generator gets. */
-export const SERVER_CORE = 0;
-export const GENERATOR_CORE = 1;
-
-let tasksetChecked: boolean | undefined;
-
-/** True when taskset exists and there are at least two CPUs to split. */
-export function canPin(): boolean {
-  if (tasksetChecked === undefined) {
-    const r = spawnSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
-    tasksetChecked = r.status === 0 && os.availableParallelism() >= 2;
-  }
-  return tasksetChecked;
-}
-
-/** Pins every thread of this process to `core` (no-op without taskset). */
-export function pinSelf(core: number): boolean {
-  if (!canPin()) return false;
-  return spawnSync('taskset', ['-a', '-cp', String(core), String(process.pid)], { stdio: 'ignore' }).status === 0;
-}
-
-/**
- * Pins this process to the generator core; returns the note that says who
- * runs where (`server` on the server core, `generator` on the other).
- */
-export function pinGenerator(server: string, generator: string): string {
-  return pinSelf(GENERATOR_CORE)
-    ? `${server} pinned to core ${SERVER_CORE}, ${generator} to core ${GENERATOR_CORE} (taskset)`
-    : `no pinning (taskset missing or fewer than 2 CPUs: ${canPin()})`;
-}
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 
 /** Whether a command is on the PATH (or an absolute path that exists). */
 export function which(cmd: string): string | undefined {
@@ -80,14 +51,12 @@ export interface Child {
 }
 
 /**
- * Spawns `cmd args` pinned to `core` (when pinning is possible). taskset
- * execs the command, so the pid is the server's own. Output is drained
+ * Spawns `cmd args` (not pinned: it may run on any core). Output is drained
  * (a full pipe would stall the server) and its last 64 KiB kept.
  */
-export function spawnPinned(cmd: string, args: string[], core: number, env?: NodeJS.ProcessEnv, cwd?: string): Child {
+export function spawnChild(cmd: string, args: string[], env?: NodeJS.ProcessEnv, cwd?: string): Child {
   installExitHook();
-  const [c, a] = canPin() ? ['taskset', ['-c', String(core), cmd, ...args]] : [cmd, args];
-  const proc = spawn(c, a, { env: env ?? process.env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(cmd, args, { env: env ?? process.env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(proc);
   let out = '';
   const keep = (d: Buffer) => {
@@ -101,8 +70,14 @@ export function spawnPinned(cmd: string, args: string[], core: number, env?: Nod
       live.delete(proc);
       resolve(code ?? (signal ? -1 : null));
     });
+    proc.once('error', (e) => {
+      // It never ran (ENOENT, EACCES): no 'exit' follows.
+      live.delete(proc);
+      keep(Buffer.from(`spawn ${cmd}: ${e.message}\n`));
+      resolve(-1);
+    });
   });
-  return { proc, pid: proc.pid!, output: () => out, exited };
+  return { proc, pid: proc.pid ?? -1, output: () => out, exited };
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`. Resolves with the exit code. */
@@ -205,36 +180,187 @@ export async function waitForPort(port: number, child: Child, timeoutMs = 30_000
   }
 }
 
-/** A loopback port free right now (for servers that cannot bind port 0 and report it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
+/** Whether `port` can be bound on 127.0.0.1 over UDP right now. */
+function udpFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const u = dgram.createSocket('udp4');
+    u.once('error', () => resolve(false));
+    u.bind(port, '127.0.0.1', () => u.close(() => resolve(true)));
   });
 }
 
-const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux
+/**
+ * A loopback port free right now (for servers that cannot bind port 0 and
+ * report it); with `udp`, free over both TCP and UDP (a DNS server's).
+ */
+export async function freePort(udp = false): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const s = net.createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    if (!udp || (await udpFree(port))) return port;
+  }
+  throw new Error('no loopback port free over both TCP and UDP after 20 tries');
+}
 
-/** User+system CPU seconds of a process (all its threads), from /proc/<pid>/stat; NaN if unavailable. */
-export function cpuSeconds(pid: number): number {
+const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux
+/** kthreadd: every kernel thread descends from it. */
+const KTHREADD = 2;
+
+/** The fields of /proc/<pid>/stat after the parenthesised command name (field 3 first); undefined if unreadable. */
+function statFields(pid: number | string): string[] | undefined {
   try {
     const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+    return s.slice(s.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every process's parent and CPU seconds: user+system, plus the children it has reaped (cutime, cstime). */
+interface ProcTimes {
+  parent: Map<number, number>;
+  cpu: Map<number, number>;
+}
+
+function procTimes(): ProcTimes {
+  const parent = new Map<number, number>();
+  const cpu = new Map<number, number>();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const f = statFields(name);
+    if (!f) continue;
+    parent.set(Number(name), Number(f[1]));
+    // utime, stime, cutime, cstime: fields 14 to 17.
+    cpu.set(Number(name), (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK);
+  }
+  return { parent, cpu };
+}
+
+/** Whether `pid` is `root` or descends from it. */
+function under(t: ProcTimes, pid: number, root: number): boolean {
+  for (let q = pid, hops = 0; q > 0 && hops < 64; q = t.parent.get(q) ?? 0, hops++) if (q === root) return true;
+  return false;
+}
+
+/** The CPU seconds of `root` and its descendants in `t`; NaN if `root` is not there. */
+function treeSum(t: ProcTimes, root: number): number {
+  if (!t.cpu.has(root)) return NaN;
+  let total = 0;
+  for (const [p, c] of t.cpu) if (under(t, p, root)) total += c;
+  return total;
+}
+
+/**
+ * CPU seconds of a process and every descendant (servers such as NSD and
+ * Postfix work in child processes): user+system of each live one, plus the
+ * time of the children each has reaped (cutime, cstime). A child that exited
+ * unreaped by a live member of the tree is missed. NaN if `pid` is gone.
+ */
+export function treeCpuSeconds(pid: number): number {
+  return treeSum(procTimes(), pid);
+}
+
+/** Resident memory (VmRSS) of a process in bytes, from /proc/<pid>/status; NaN if unavailable. */
+export function rssBytes(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : NaN;
   } catch {
     return NaN;
   }
 }
 
 /** This process's CPU seconds (user+system). */
-export function selfCpuSeconds(): number {
+function selfCpuSeconds(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
+}
+
+/**
+ * CPU seconds of this process's children that have exited and been reaped
+ * (cutime + cstime of /proc/self/stat): across the life of a generator
+ * child such as dnsperf or smtp-source, the change is that child's CPU.
+ */
+function childrenCpuSeconds(): number {
+  const f = statFields('self');
+  return f ? (Number(f[13]) + Number(f[14])) / CLK_TCK : NaN;
+}
+
+/** CPU seconds of the whole machine (all cores) from /proc/stat: busy, and of that interrupts and softirqs; NaN if unavailable. */
+function machineCpu(): { busy: number; irq: number } {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal
+    return { busy: (f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0)) / CLK_TCK, irq: (f[5] + f[6]) / CLK_TCK };
+  } catch {
+    return { busy: NaN, irq: NaN };
+  }
+}
+
+/** CPU accounting over a window, in CPU seconds. */
+export interface CpuWindow {
+  wallSeconds: number;
+  /** The load generator's. */
+  genCpu: number;
+  /** The server's, with its descendants (NaN when unknown). */
+  serverCpu: number;
+  /**
+   * The kernel's own work on all cores: interrupts, softirqs (where loopback
+   * packets are processed) and kernel threads (journal commits, writeback),
+   * charged to no process (a softirq that ksoftirqd runs may count twice).
+   */
+  kernelCpu: number;
+  /**
+   * Every other process on the machine (someone else's work: the figures
+   * are disturbed when it is high); a process started and ended within the
+   * window counts when a live one reaped it.
+   */
+  otherCpu: number;
+}
+
+/**
+ * Starts a CPU window; the function returned closes it. The generator is
+ * this process (`self`), or its children that exit within the window
+ * (`children`: dnsperf, smtp-source). "Other" is the smaller of two
+ * estimates of what neither this process and its descendants (the servers
+ * and generators of the benchmark) nor the kernel used: the processes'
+ * own figures (too high when a process reaps a child that ran long before
+ * the window: its whole time lands at once), and the machine's busy time
+ * less ours (too high when a process ends unaccounted, as Postfix's
+ * short-lived daemons may).
+ */
+export function cpuWindow(serverPid: number | undefined, generator: 'self' | 'children' = 'self'): () => CpuWindow {
+  const gen = generator === 'self' ? selfCpuSeconds : childrenCpuSeconds;
+  const start = performance.now();
+  const g0 = gen();
+  const m0 = machineCpu();
+  const t0 = procTimes();
+  return () => {
+    const t1 = procTimes();
+    const m = machineCpu();
+    const genCpu = gen() - g0;
+    const delta = (root: number) => treeSum(t1, root) - treeSum(t0, root);
+    // Kernel threads that ended within the window take their time with them: never below zero.
+    const kernelCpu = m.irq - m0.irq + Math.max(0, delta(KTHREADD) || 0);
+    let byProcess = 0;
+    for (const [p, c] of t1.cpu) {
+      if (!under(t1, p, process.pid) && !under(t1, p, KTHREADD)) byProcess += c - (t0.cpu.get(p) ?? 0);
+    }
+    const byMachine = m.busy - m0.busy - kernelCpu - delta(process.pid);
+    return {
+      wallSeconds: (performance.now() - start) / 1000,
+      genCpu,
+      serverCpu: serverPid ? delta(serverPid) : NaN,
+      kernelCpu,
+      otherCpu: Math.max(0, Math.min(byProcess, Number.isFinite(byMachine) ? byMachine : byProcess)),
+    };
+  };
 }
 
 /** Total size in bytes of the files under `dir`. */

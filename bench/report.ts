@@ -8,10 +8,44 @@ export interface Table {
   notes: string[];
 }
 
-/** A benchmark's output: tables of figures and free-form text blocks (profiles). */
+/** One measured figure with the label of the row it comes from. */
+export interface Figure {
+  label: string;
+  /** NaN when it was not measured. */
+  value: number;
+  /** CPU that other processes used while it was measured, as a share of one core (0.64 = 64%). */
+  others?: number;
+}
+
+/** Above this share of a core used by other processes during a measurement, its ratios are marked disturbed. */
+export const DISTURBED = 0.2;
+
+/**
+ * A ratio of two measured figures (`of` / `to`), checked against one of the
+ * issue's goals when `goal` is given (the ratio must be at least `goal`).
+ */
+export interface Ratio {
+  measure: string;
+  of: Figure;
+  to: Figure;
+  goal?: number;
+}
+
+/** The resident memory of one dcmx appliance: right after start, and after the benchmark's load. */
+export interface Memory {
+  bench: string;
+  server: string;
+  load: string;
+  idleBytes: number;
+  afterBytes: number;
+}
+
+/** A benchmark's output: tables of figures, free-form text blocks (profiles), ratios and dcmx's memory for the summary. */
 export interface Report {
   tables: Table[];
   text: string[];
+  ratios?: Ratio[];
+  memory?: Memory[];
 }
 
 /** A benchmark module: run.ts runs each in turn. `log` prints progress. */
@@ -24,7 +58,7 @@ export interface Benchmark {
 /** Formats a table with columns padded; numbers right-aligned. */
 export function formatTable(t: Table): string {
   const widths = t.columns.map((c, i) => Math.max(c.length, ...t.rows.map((r) => (r[i] ?? '').length)));
-  const numeric = t.columns.map((_, i) => t.rows.every((r) => /^[-+\d.,%]*$/.test(r[i] ?? '')));
+  const numeric = t.columns.map((_, i) => t.rows.every((r) => /^(-|[-+\d.,%]+( ?(x|MiB))?)?$/.test(r[i] ?? '')));
   const line = (cells: string[]) =>
     cells.map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
   const out = [t.title, line(t.columns), widths.map((w) => '-'.repeat(w)).join('  ')];
@@ -38,5 +72,42 @@ export const fmt = {
   int: (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-'),
   ms: (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '-'),
   pct: (n: number): string => (Number.isFinite(n) ? `${Math.round(n)}%` : '-'),
-  mib: (bytes: number): string => `${(bytes / 1048576).toFixed(1)} MiB`,
+  mib: (bytes: number): string => (Number.isFinite(bytes) ? `${(bytes / 1048576).toFixed(1)} MiB` : '-'),
+  ratio: (r: number): string => (Number.isFinite(r) ? `${r.toFixed(2)}x` : '-'),
 };
+
+/**
+ * PASS or MISS against the goal, `info` without one, `not measured` when a
+ * figure is missing; `, disturbed` added when other processes used more than
+ * {@link DISTURBED} of a core while either figure was measured.
+ */
+export function verdict(r: Ratio): string {
+  const x = r.of.value / r.to.value;
+  if (!Number.isFinite(x) || r.of.value <= 0 || r.to.value <= 0) return 'not measured';
+  const v = r.goal === undefined ? 'info' : x >= r.goal ? 'PASS' : 'MISS';
+  return Math.max(r.of.others ?? 0, r.to.others ?? 0) > DISTURBED ? `${v}, disturbed` : v;
+}
+
+/** The summary table of the ratios, each computed here from its two figures. */
+export function ratiosTable(ratios: Ratio[], notes: string[]): Table {
+  return {
+    title: 'Goals (issue 10): ratios of the figures measured above',
+    columns: ['measure', 'dcmx', 'figure', 'against', 'figure', 'ratio', 'goal', 'verdict', 'others\' CPU'],
+    rows: ratios.map((r) => [
+      r.measure, r.of.label, fmt.int(r.of.value), r.to.label, fmt.int(r.to.value), fmt.ratio(r.of.value / r.to.value),
+      r.goal === undefined ? '-' : `>= ${r.goal.toFixed(1)}x`, verdict(r),
+      `${fmt.pct(100 * (r.of.others ?? NaN))} / ${fmt.pct(100 * (r.to.others ?? NaN))}`,
+    ]),
+    notes,
+  };
+}
+
+/** The summary table of dcmx's resident memory. */
+export function memoryTable(memory: Memory[]): Table {
+  return {
+    title: 'dcmx resident memory (VmRSS of the one process, all its threads, from /proc/<pid>/status)',
+    columns: ['bench', 'server', 'idle after start', 'after the load', 'the load'],
+    rows: memory.map((m) => [m.bench, m.server, fmt.mib(m.idleBytes), fmt.mib(m.afterBytes), m.load]),
+    notes: [],
+  };
+}

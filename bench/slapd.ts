@@ -3,11 +3,11 @@
  * slapd.conf in a temp dir (mdb backend, suffix o=internet, rootdn
  * cn=admin,o=internet, OpenLDAP's core/cosine/inetorgperson schemas plus the
  * few definitions in {@link SLAPD_EXTRA_SCHEMA}, `index mail eq`), on a
- * loopback port, pinned to the server core.
+ * loopback port, with its default number of threads; not pinned.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { freePort, SERVER_CORE, spawnPinned, waitForPort, which, type Child } from './proc';
+import { freePort, spawnChild, waitForPort, which, type Child } from './proc';
 import { ADMIN_DN, ADMIN_PASSWORD, SLAPD_EXTRA_SCHEMA, SUFFIX } from './dit';
 
 const SCHEMA_DIR = '/etc/ldap/schema';
@@ -55,7 +55,7 @@ export async function startSlapd(dir: string): Promise<Slapd> {
   fs.writeFileSync(confFile, conf);
   const port = await freePort();
   // -d 0: stay in the foreground (no detach) with no debug output.
-  const child = spawnPinned(which('slapd')!, ['-f', confFile, '-h', `ldap://127.0.0.1:${port}/`, '-d', '0'], SERVER_CORE);
+  const child = spawnChild(which('slapd')!, ['-f', confFile, '-h', `ldap://127.0.0.1:${port}/`, '-d', '0']);
   await waitForPort(port, child);
   return { child, port, dbDir };
 }

@@ -1,42 +1,43 @@
 /**
- * SMTP benchmark: dcmx as a child process pinned to the server core,
- * Postfix's smtp-source pinned to the other core.
+ * SMTP benchmark: dcmx as a child process with DCMX_THREADS=1, then =2,
+ * then a private Postfix instance (postfix.ts), each fed by Postfix's
+ * smtp-source; nothing pinned, so servers and generator share the cores.
  *
- * Each run gets a fresh data dir and a fresh appliance with one mail domain
- * and one local user (bench.test, user@bench.test, added over LDAP), one
- * warm-up message, then smtp-source sends 2,000 messages of 4 KiB to that
- * user over 16 parallel sessions:
+ * Each run gets a fresh server (a fresh data dir and appliance with one mail
+ * domain and one local user, bench.test and user@bench.test, added over
+ * LDAP; or a fresh Postfix instance delivering user@bench.test to a Maildir
+ * with virtual(8)), one warm-up message, then smtp-source sends 2,000
+ * messages of 4 KiB to that user over 16 parallel sessions:
  *   - "new connection per message": `smtp-source -s 16 -m 2000 -l 4096`
  *     (each session connects, sends one message, QUITs, reconnects);
  *   - "connection reuse": the same with `-d` ("don't disconnect after
  *     sending a message; send the next message over the same connection"),
  *     so 16 connections carry all 2,000 messages.
  * Figures: accepted msgs/s (2,000 / smtp-source's wall time: every message
- * got its 250, which dcmx gives only after spool file and queue row are
- * fsynced), the time from the start of the run until all 2,000 are files
- * in the user's Maildir new/ (polled every 20 ms), and the appliance's CPU
- * seconds (user+system, /proc) over that time. Next to them: the issue's
- * reference for Postfix on one core here (about 405 msgs/s accepted, 2,000
- * delivered in 5.6 s), and smtp-sink on the server core (accepts and
- * discards: the generator's ceiling).
+ * got its 250, which both servers give only after the message is fsynced),
+ * the time from the start of the run until all 2,000 are files in the
+ * user's Maildir new/ (polled every 20 ms), and the server's CPU seconds
+ * (user+system of the process and its descendants, /proc) over that time;
+ * the appliance's VmRSS after start and after the run. Next to them:
+ * smtp-sink (accepts and discards: the generator's ceiling). Ratio for the
+ * summary: new-connection msgs/s of dcmx with 2 threads against Postfix.
  *
- * Knobs (environment): DCMX_BENCH_SMTP_MESSAGES (2000),
+ * Knobs (environment): DCMX_BENCH_SMTP_MESSAGES (2000; 500 in a short run),
  * DCMX_BENCH_SMTP_SESSIONS (16), DCMX_BENCH_SMTP_SIZE (4096),
- * DCMX_BENCH_SMTP_SINK=0 to skip the smtp-sink calibration.
+ * DCMX_BENCH_SMTP_SINK=0 to skip the smtp-sink calibration,
+ * DCMX_BENCH_POSTFIX=0 to skip Postfix, DCMX_BENCH_POSTFIX_LOG=1 to keep
+ * Postfix's log (see postfix.ts).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Benchmark, Report, Table } from './report';
+import type { Benchmark, Figure, Memory, Ratio, Report, Table } from './report';
 import { fmt } from './report';
-import {
-  benchTmp, cpuSeconds, freePort, GENERATOR_CORE, pinGenerator, SERVER_CORE, spawnPinned, stop, stopDcmx, waitForLine, waitForPort, which, type Child,
-} from './proc';
-import { DCMX_MAIN, dcmxEnv, envInt, envOn } from './env';
+import { benchTmp, cpuWindow, freePort, spawnChild, stop, stopDcmx, waitForPort, which, type Child, type CpuWindow } from './proc';
+import { dcmxEnv, envInt, envOn, THREAD_SETTINGS } from './env';
+import { applianceRss, startAppliance, threadSpread, threadsNote, type Appliance } from './appliance';
+import { postfixUnavailable, startPostfix } from './postfix';
 import { addRequestOp, message, OP, resultText, WireConn, type AddEntry } from './wire';
-
-/** The issue's figures for Postfix on one core of this machine. */
-const POSTFIX_REFERENCE = { acceptPerSecond: 405, deliverSeconds: 5.6, messages: 2000 };
 
 const ADMIN_DN = 'cn=admin,o=internet';
 const ADMIN_PASSWORD = 'bench-admin-secret';
@@ -48,14 +49,16 @@ interface Settings {
   sessions: number;
   size: number;
   sink: boolean;
+  postfix: boolean;
 }
 
 function settings(): Settings {
   return {
-    messages: envInt('DCMX_BENCH_SMTP_MESSAGES', 2000),
+    messages: envInt('DCMX_BENCH_SMTP_MESSAGES', 2000, 1, 500),
     sessions: envInt('DCMX_BENCH_SMTP_SESSIONS', 16),
     size: envInt('DCMX_BENCH_SMTP_SIZE', 4096),
     sink: envOn('DCMX_BENCH_SMTP_SINK'),
+    postfix: envOn('DCMX_BENCH_POSTFIX'),
   };
 }
 
@@ -98,44 +101,10 @@ async function provision(ldapPort: number): Promise<void> {
   }
 }
 
-interface Dcmx {
-  child: Child;
-  smtp: number;
-  dataDir: string;
-}
-
-/** Starts dist/server/main.js pinned to the server core over `dataDir`, and provisions the domain. */
-async function startDcmx(dataDir: string): Promise<Dcmx> {
-  const env = dcmxEnv(dataDir, {
-    DCMX_HOSTNAME: 'mx.bench.test',
-    DCMX_ADMIN_DN: ADMIN_DN,
-    DCMX_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    // Nothing here looks outside; a dead loopback port keeps it so.
-    DCMX_UPSTREAM_DNS: '127.0.0.1:9',
-  });
-  const child = spawnPinned(process.execPath, [DCMX_MAIN], SERVER_CORE, env);
-  const m = await waitForLine(child, /dcmx ready .*\bldap=(\d+).*\bsmtp=(\d+)/);
-  await provision(Number(m[1]));
-  return { child, smtp: Number(m[2]), dataDir };
-}
-
-/** Files delivered into the user's Maildir (new/ and cur/). */
-function delivered(dataDir: string): number {
-  let n = 0;
-  for (const sub of ['new', 'cur']) {
-    try {
-      n += fs.readdirSync(path.join(dataDir, 'mail', DOMAIN, 'user', sub)).length;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-  }
-  return n;
-}
-
-/** Runs smtp-source pinned to the generator core; resolves with its wall seconds (rejects on a non-zero exit). */
+/** Runs smtp-source (not pinned); resolves with its wall seconds (rejects on a non-zero exit). */
 async function smtpSource(bin: string, args: string[]): Promise<number> {
   const t0 = performance.now();
-  const c = spawnPinned(bin, args, GENERATOR_CORE);
+  const c = spawnChild(bin, args);
   const code = await c.exited;
   const seconds = (performance.now() - t0) / 1000;
   if (code !== 0) throw new Error(`smtp-source ${args.join(' ')} exited with ${code}: ${c.output().slice(-1000)}`);
@@ -149,60 +118,127 @@ function sourceArgs(s: Settings, reuse: boolean, port: number, messages = s.mess
   ];
 }
 
+/** A mail server under test: where it listens, how much it has delivered, how to stop it. */
+interface MailServer {
+  label: string;
+  child: Child;
+  port: number;
+  /** Files delivered into the user's Maildir so far (new/ and cur/). */
+  delivered(): number;
+  /** Stops it, noting anything worth a note, and removes its files. */
+  stop(notes: string[]): Promise<void>;
+}
+
+/** Files in a Maildir's new/ and cur/ (0 while it does not exist). */
+function maildirCount(maildir: string): number {
+  let n = 0;
+  for (const sub of ['new', 'cur']) {
+    try {
+      n += fs.readdirSync(path.join(maildir, sub)).length;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+  }
+  return n;
+}
+
+/** A fresh appliance with `threads` serving threads over a fresh data dir in `tmp`, provisioned with the domain and user. */
+async function startDcmx(tmp: string, threads: number): Promise<MailServer & { app: Appliance }> {
+  const dataDir = fs.mkdtempSync(path.join(tmp, 'dcmx-'));
+  const env = dcmxEnv(dataDir, {
+    DCMX_HOSTNAME: 'mx.bench.test',
+    DCMX_ADMIN_DN: ADMIN_DN,
+    DCMX_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    // Nothing here looks outside; a dead loopback port keeps it so.
+    DCMX_UPSTREAM_DNS: '127.0.0.1:9',
+  });
+  const app = await startAppliance(env, threads);
+  try {
+    await provision(app.ports.ldap);
+  } catch (e) {
+    await stopDcmx(app.child, []);
+    throw e;
+  }
+  return {
+    app,
+    label: app.label,
+    child: app.child,
+    port: app.ports.smtp,
+    delivered: () => maildirCount(path.join(dataDir, 'mail', DOMAIN, 'user')),
+    async stop(notes) {
+      await stopDcmx(app.child, notes, app.label);
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A fresh Postfix instance in a fresh directory under `tmp`. */
+async function startPostfixServer(tmp: string): Promise<MailServer> {
+  const dir = fs.mkdtempSync(path.join(tmp, 'postfix-'));
+  const pf = await startPostfix(dir, DOMAIN, 'user');
+  return {
+    label: 'Postfix',
+    child: pf.child,
+    port: pf.port,
+    delivered: () => maildirCount(pf.maildir),
+    async stop(notes) {
+      const code = await stop(pf.child);
+      // The master passes SIGTERM on to its daemons and ends by it: -1 (a signal) is its normal stop.
+      if (code !== 0 && code !== -1) notes.push(`Postfix's master exited with ${code}: ${pf.child.output().slice(-500)} ${pf.log()}`);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 interface RunResult {
   acceptSeconds: number;
   deliverSeconds: number;
-  serverCpu: number;
   delivered: number;
+  /** From the start of the run until every message is delivered and smtp-source has exited. */
+  cpu: CpuWindow;
 }
 
-/** One measured run on a fresh appliance. */
-async function measure(bin: string, s: Settings, reuse: boolean, tmp: string, label: string, notes: string[], log: (m: string) => void): Promise<RunResult> {
-  const dataDir = fs.mkdtempSync(path.join(tmp, 'dcmx-'));
-  const d = await startDcmx(dataDir);
-  try {
-    // Warm-up: one message end to end (routing table, cache, Maildir creation).
-    await smtpSource(bin, sourceArgs(s, false, d.smtp, 1, 1));
-    const warmUntil = Date.now() + 30_000;
-    while (delivered(dataDir) < 1) {
-      if (Date.now() > warmUntil) throw new Error(`the warm-up message was not delivered:\n${d.child.output()}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const base = delivered(dataDir);
-    const target = base + s.messages;
-    log(`smtp: ${label}: dcmx pid ${d.child.pid} port ${d.smtp}; ${s.messages} messages`);
-    const cpu0 = cpuSeconds(d.child.pid);
-    const t0 = performance.now();
-    let acceptSeconds = NaN;
-    const source = smtpSource(bin, sourceArgs(s, reuse, d.smtp)).then((sec) => {
-      acceptSeconds = sec;
-    });
-    let failure: unknown;
-    source.catch((e) => {
-      failure = e;
-    });
-    const deadline = Date.now() + 300_000;
-    let n = base;
-    while ((n = delivered(dataDir)) < target) {
-      if (failure) throw failure;
-      if (Date.now() > deadline) throw new Error(`only ${n - base} of ${s.messages} delivered after 300 s`);
-      if (d.child.proc.exitCode !== null) throw new Error(`dcmx exited:\n${d.child.output()}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const deliverSeconds = (performance.now() - t0) / 1000;
-    const serverCpu = cpuSeconds(d.child.pid) - cpu0;
-    await source;
-    return { acceptSeconds, deliverSeconds, serverCpu, delivered: n - base };
-  } finally {
-    await stopDcmx(d.child, notes, label);
-    fs.rmSync(dataDir, { recursive: true, force: true });
+/** Waits until `server` has delivered `target` messages in all; rejects on `failed()`, its exit, or after `limitMs`. */
+async function untilDelivered(server: MailServer, target: number, limitMs: number, failed: () => unknown): Promise<number> {
+  const deadline = Date.now() + limitMs;
+  let n: number;
+  while ((n = server.delivered()) < target) {
+    const f = failed();
+    if (f) throw f;
+    if (Date.now() > deadline) throw new Error(`${server.label}: only ${n} of ${target} messages delivered after ${limitMs / 1000} s`);
+    if (server.child.proc.exitCode !== null) throw new Error(`${server.label} exited:\n${server.child.output()}`);
+    await new Promise((r) => setTimeout(r, 20));
   }
+  return n;
 }
 
-/** smtp-sink on the server core: what the generator reaches against a server that discards everything. */
+/** One measured run on a fresh `server`, which the caller stops. */
+async function measure(bin: string, s: Settings, reuse: boolean, server: MailServer, log: (m: string) => void): Promise<RunResult> {
+  // Warm-up: one message end to end (routing table, cache, Maildir creation, daemons started).
+  await smtpSource(bin, sourceArgs(s, false, server.port, 1, 1));
+  const base = await untilDelivered(server, 1, 30_000, () => undefined);
+  const target = base + s.messages;
+  log(`smtp: ${server.label}, ${reuse ? 'connection reuse' : 'new connection per message'}: pid ${server.child.pid} port ${server.port}; ${s.messages} messages`);
+  const win = cpuWindow(server.child.pid, 'children');
+  const t0 = performance.now();
+  let acceptSeconds = NaN;
+  let failure: unknown;
+  const source = smtpSource(bin, sourceArgs(s, reuse, server.port)).then((sec) => {
+    acceptSeconds = sec;
+  });
+  source.catch((e) => {
+    failure = e;
+  });
+  const n = await untilDelivered(server, target, 300_000, () => failure);
+  const deliverSeconds = (performance.now() - t0) / 1000;
+  await source;
+  return { acceptSeconds, deliverSeconds, delivered: n - base, cpu: win() };
+}
+
+/** smtp-sink: what the generator reaches against a server that discards everything. */
 async function sinkCeiling(source: string, sink: string, s: Settings, reuse: boolean): Promise<number> {
   const port = await freePort();
-  const c = spawnPinned(sink, ['-u', 'nobody', '-4', `127.0.0.1:${port}`, '1024'], SERVER_CORE);
+  const c = spawnChild(sink, ['-u', 'nobody', '-4', `127.0.0.1:${port}`, '1024']);
   try {
     // smtp-sink prints nothing when ready: wait for the port.
     await waitForPort(port, c);
@@ -212,37 +248,77 @@ async function sinkCeiling(source: string, sink: string, s: Settings, reuse: boo
   }
 }
 
-const COLUMNS = ['server', 'connections', 'messages', 'accepted msgs/s', 'accept s', 'all in Maildir s', 'server CPU s', 'CPU ms/msg'];
+const COLUMNS = ['server', 'connections', 'messages', 'accepted msgs/s', 'accept s', 'all in Maildir s', 'server CPU s', 'CPU ms/msg', 'gen CPU s', 'kernel s', 'other CPU s'];
 
 async function run(log: (msg: string) => void): Promise<Report> {
   const s = settings();
   const source = which('smtp-source');
   if (!source) throw new Error('smtp-source not found (Debian package postfix)');
-  const pinNote = pinGenerator('servers', 'smtp-source');
   const { dir: tmp, remove: cleanup } = benchTmp('dcmx-bench-smtp-');
   const rows: string[][] = [];
   const notes: string[] = [];
-  notes.push(pinNote);
+  const memory: Memory[] = [];
+  const apps: Appliance[] = [];
+  /** New-connection accepted msgs/s by server key (dcmx1, dcmx2, postfix). */
+  const newConn = new Map<string, Figure>();
+  notes.push(
+    'nothing pinned: the servers and smtp-source share the cores; CPU seconds over the run (until all delivered and smtp-source ' +
+      'done): server = the server process and its descendants, gen = smtp-source, kernel = interrupts, softirqs and kernel threads ' +
+      '(journal commits of the fsyncs), other = every other process but this one (when high, someone else was using the machine ' +
+      'and the figures are disturbed)',
+  );
   notes.push(
     `smtp-source -s ${s.sessions} -m ${s.messages} -l ${s.size} to one local user (${USER}); ` +
-      `reuse = -d (next message on the same connection); fresh data dir and appliance per run, after one warm-up message; ` +
-      `data dir on ${os.tmpdir()}`,
+      `reuse = -d (next message on the same connection); a fresh server (data dir and appliance, or Postfix instance) per run, ` +
+      `after one warm-up message; files on ${os.tmpdir()}`,
   );
-  try {
-    for (const reuse of [false, true]) {
-      const label = reuse ? 'connection reuse' : 'new connection per message';
-      const r = await measure(source, s, reuse, tmp, label, notes, log);
+  /** One run against a fresh server made by `start`: its row, and the server stopped whatever happens. */
+  const runOn = async (key: string, reuse: boolean, start: () => Promise<MailServer & { app?: Appliance }>): Promise<void> => {
+    const server = await start();
+    try {
+      const idle = server.app ? applianceRss(server.app) : NaN;
+      const r = await measure(source, s, reuse, server, log);
       rows.push([
-        'dcmx', reuse ? `reuse (${s.sessions})` : 'one per message', fmt.int(s.messages), fmt.int(s.messages / r.acceptSeconds),
-        r.acceptSeconds.toFixed(2), r.deliverSeconds.toFixed(2), r.serverCpu.toFixed(2), ((1000 * r.serverCpu) / s.messages).toFixed(2),
+        server.label, reuse ? `reuse (${s.sessions})` : 'one per message', fmt.int(s.messages), fmt.int(s.messages / r.acceptSeconds),
+        r.acceptSeconds.toFixed(2), r.deliverSeconds.toFixed(2), r.cpu.serverCpu.toFixed(2), ((1000 * r.cpu.serverCpu) / s.messages).toFixed(2),
+        r.cpu.genCpu.toFixed(2), r.cpu.kernelCpu.toFixed(2), r.cpu.otherCpu.toFixed(2),
       ]);
-      log(`smtp: ${label}: ${fmt.int(s.messages / r.acceptSeconds)} msgs/s accepted, all delivered after ${r.deliverSeconds.toFixed(2)} s`);
+      if (!reuse) newConn.set(key, { label: server.label, value: s.messages / r.acceptSeconds, others: r.cpu.otherCpu / r.cpu.wallSeconds });
+      if (server.app) {
+        const spread = await threadSpread(server.app, `messages accepted (${reuse ? 'reuse' : 'new connections'})`, ['intake', 'messages']);
+        if (spread) notes.push(spread);
+        memory.push({
+          bench: 'smtp', server: server.label, load: `${fmt.int(s.messages)} messages, ${reuse ? 'connection reuse' : 'a connection each'}`,
+          idleBytes: idle, afterBytes: applianceRss(server.app),
+        });
+      }
+      log(`smtp: ${server.label}: ${fmt.int(s.messages / r.acceptSeconds)} msgs/s accepted, all delivered after ${r.deliverSeconds.toFixed(2)} s`);
+    } finally {
+      await server.stop(notes);
     }
-    rows.push([
-      'Postfix (issue, 1 core)', '-', fmt.int(POSTFIX_REFERENCE.messages), fmt.int(POSTFIX_REFERENCE.acceptPerSecond),
-      (POSTFIX_REFERENCE.messages / POSTFIX_REFERENCE.acceptPerSecond).toFixed(2), POSTFIX_REFERENCE.deliverSeconds.toFixed(2), '-', '-',
-    ]);
-    notes.push('Postfix row: the figures quoted in the issue for Postfix on one core of this machine (not measured here)');
+  };
+  try {
+    for (const threads of THREAD_SETTINGS) {
+      for (const reuse of [false, true]) {
+        await runOn(`dcmx${threads}`, reuse, async () => {
+          const d = await startDcmx(tmp, threads);
+          apps.push(d.app);
+          return d;
+        });
+      }
+    }
+    notes.push(threadsNote(apps));
+    const why = s.postfix ? postfixUnavailable() : 'DCMX_BENCH_POSTFIX=0';
+    if (why) notes.push(`Postfix not measured: ${why}`);
+    else {
+      for (const reuse of [false, true]) await runOn('postfix', reuse, () => startPostfixServer(tmp));
+      notes.push(
+        'Postfix: a private instance (own main.cf/master.cf, queue and data dirs under the temp dir), smtpd on a loopback port, ' +
+          `virtual(8) delivering ${USER} to a Maildir, no chroot, Postfix's defaults otherwise (process limits, in_flow_delay); ` +
+          `its logging goes to syslog${fs.existsSync('/dev/log') ? '' : ', which nothing listens to here (no /dev/log)'}; ` +
+          'dcmx runs at DCMX_LOG_LEVEL=warn',
+      );
+    }
     const sink = which('smtp-sink');
     if (!s.sink) notes.push('smtp-sink calibration skipped (DCMX_BENCH_SMTP_SINK=0)');
     else if (!sink) notes.push('smtp-sink calibration skipped: smtp-sink not found');
@@ -252,21 +328,27 @@ async function run(log: (msg: string) => void): Promise<Report> {
         const sec = await sinkCeiling(source, sink, s, reuse);
         rows.push([
           'smtp-sink (discards)', reuse ? `reuse (${s.sessions})` : 'one per message', fmt.int(s.messages), fmt.int(s.messages / sec),
-          sec.toFixed(2), '-', '-', '-',
+          sec.toFixed(2), '-', '-', '-', '-', '-', '-',
         ]);
       }
-      notes.push('smtp-sink rows: the generator ceiling (smtp-sink accepts and discards, on the server core)');
+      notes.push('smtp-sink rows: the generator ceiling (smtp-sink accepts and discards)');
     }
   } finally {
     cleanup();
   }
+  const fig = (key: string, label: string): Figure => newConn.get(key) ?? { label, value: NaN };
+  const two = fig('dcmx2', 'dcmx, 2 threads');
+  const ratios: Ratio[] = [
+    { measure: 'SMTP new-connection msgs/s, 2 threads vs 1', of: two, to: fig('dcmx1', 'dcmx, 1 thread') },
+    { measure: 'SMTP new-connection msgs/s vs Postfix', of: two, to: fig('postfix', 'Postfix'), goal: 2 },
+  ];
   const table: Table = { title: 'SMTP', columns: COLUMNS, rows, notes };
-  return { tables: [table], text: [] };
+  return { tables: [table], text: [], ratios, memory };
 }
 
 /** The SMTP benchmark module. */
 export const smtpBenchmark: Benchmark = {
   name: 'smtp',
-  description: 'SMTP intake msgs/s and time until all are in the Maildir (dcmx; Postfix reference; smtp-sink ceiling)',
+  description: 'SMTP intake msgs/s and time until all are in the Maildir (dcmx with 1 and 2 threads; Postfix; smtp-sink ceiling)',
   run,
 };

@@ -1,0 +1,61 @@
+/**
+ * NSD as a DNS comparison target: `server-count: 2` (two server processes,
+ * as the issue asks) with `reuseport: yes` (each gets its own sockets, as
+ * dcmx's threads do), serving the benchmark zone from a master file, on a
+ * loopback port, run in the foreground (`nsd -d`) from a generated
+ * configuration in a temporary directory: no chroot, no privilege drop, no
+ * remote control, no database file. Not pinned.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { freePort, spawnChild, which } from './proc';
+import { waitForZone, writeZoneFile, ZONE, type DnsPeer } from './zone';
+
+/** NSD's server processes. */
+export const NSD_SERVERS = 2;
+
+/** Why NSD cannot be used here, or undefined when it can. */
+export function nsdUnavailable(): string | undefined {
+  return which('nsd') ? undefined : 'nsd is not installed (Debian package nsd)';
+}
+
+/** Writes the zone (`names` hosts) and configuration under `dir`, starts NSD, and resolves once it answers. */
+export async function startNsd(dir: string, names: number): Promise<DnsPeer> {
+  fs.mkdirSync(dir, { recursive: true });
+  const zoneFile = path.join(dir, `${ZONE}.zone`);
+  writeZoneFile(zoneFile, names);
+  const port = await freePort(true);
+  const conf = `server:
+    ip-address: 127.0.0.1
+    port: ${port}
+    server-count: ${NSD_SERVERS}
+    reuseport: yes
+    username: ""
+    chroot: ""
+    zonesdir: "${dir}"
+    database: ""
+    zonelistfile: "${dir}/zone.list"
+    xfrdfile: "${dir}/xfrd.state"
+    xfrdir: "${dir}"
+    pidfile: "${dir}/nsd.pid"
+    logfile: "${dir}/nsd.log"
+    verbosity: 0
+remote-control:
+    control-enable: no
+zone:
+    name: ${ZONE}
+    zonefile: "${zoneFile}"
+`;
+  const confFile = path.join(dir, 'nsd.conf');
+  fs.writeFileSync(confFile, conf);
+  const child = spawnChild(which('nsd')!, ['-d', '-c', confFile]);
+  try {
+    await waitForZone(port, child, 60_000);
+  } catch (e) {
+    child.proc.kill('SIGKILL');
+    await child.exited;
+    const log = fs.existsSync(path.join(dir, 'nsd.log')) ? fs.readFileSync(path.join(dir, 'nsd.log'), 'utf8').slice(-2000) : '';
+    throw new Error(`${(e as Error).message}\nnsd.log:\n${log}`);
+  }
+  return { child, port };
+}
