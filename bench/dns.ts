@@ -10,14 +10,15 @@
  *    a master file for NSD and Knot (zone.ts).
  * 2. dnsperf over the N x {A, MX} (name, type) pairs, 1 s warm-up then
  *    10 s measured: over UDP, then over TCP (`-m tcp`). dcmx's answer cache
- *    (20,000 entries) holds every pair, so after the first pass these are
- *    cache hits.
+ *    (4N entries for the process, DCMX_DNS_CACHE_ENTRIES, divided among its
+ *    threads) holds every pair in each thread, so after the first pass these
+ *    are cache hits.
  * 3. dcmx only: cache misses, over UDP (the appliance has no switch to turn
  *    its cache off): (a) names that are all distinct and never repeated
  *    (`-n 1`), below existing names, so every query is an NXDOMAIN lookup
- *    that misses; (b) N x {A, MX, AAAA, TXT} pairs, shuffled, cycled: 4N
- *    distinct keys in a fixed cycle longer than the LRU, so every query
- *    misses (half answers, half NODATA).
+ *    that misses; (b) N x {A, MX, AAAA, TXT, SRV, CAA, NS, HINFO} pairs,
+ *    shuffled, cycled: 8N distinct keys in a fixed cycle longer than the
+ *    LRU, so every query misses (a quarter answers, the rest NODATA).
  * Figures: queries/s, average / max / stddev latency as dnsperf reports
  * them, lost queries, rcodes, server CPU (from /proc, the server process and
  * its descendants) and dnsperf's CPU; the appliance's VmRSS right after
@@ -179,10 +180,11 @@ interface QueryFiles {
 function writeQueryFiles(tmp: string, s: Settings): QueryFiles {
   const hit = path.join(tmp, 'hit.txt');
   writeParts(hit, 2 * s.names, (i) => `h${i >> 1}.${ZONE} ${i & 1 ? 'MX' : 'A'}\n`);
-  const cycleTypes = ['A', 'MX', 'AAAA', 'TXT'];
+  // 8 types: 8N keys, twice the answer cache (CACHE_ENTRIES = 4N) even with one thread.
+  const cycleTypes = ['A', 'MX', 'AAAA', 'TXT', 'SRV', 'CAA', 'NS', 'HINFO'];
   const cyclePairs = shuffle(Array.from({ length: cycleTypes.length * s.names }, (_, i) => i), 1);
   const cycle = path.join(tmp, 'miss-cycle.txt');
-  writeParts(cycle, cyclePairs.length, (k) => `h${cyclePairs[k] >> 2}.${ZONE} ${cycleTypes[cyclePairs[k] & 3]}\n`);
+  writeParts(cycle, cyclePairs.length, (k) => `h${cyclePairs[k] >> 3}.${ZONE} ${cycleTypes[cyclePairs[k] & 7]}\n`);
   // Enough distinct names that the run ends on its time limit long before the file does.
   const distinctCount = Math.max(200_000, 150_000 * s.seconds);
   const distinct = path.join(tmp, 'miss-distinct.txt');
@@ -263,7 +265,10 @@ async function run(log: (msg: string) => void): Promise<Report> {
     const ldif = path.join(tmp, 'zone.ldif');
     writeZoneLdif(ldif, s.names);
     // The environment of both the CLI import and the appliance: same data dir, same suffix.
-    const env = dcmxEnv(dataDir, { DCMX_HOSTNAME: `mx.${ZONE}`, DCMX_ADMIN_DN: ADMIN_DN, DCMX_ADMIN_PASSWORD: ADMIN_PASSWORD, DCMX_SUFFIX: SUFFIX });
+    // The process's answer cache budget is divided among the threads: 4N entries hold the 2N hit pairs in each of 2 threads.
+    const env = dcmxEnv(dataDir, {
+      DCMX_HOSTNAME: `mx.${ZONE}`, DCMX_ADMIN_DN: ADMIN_DN, DCMX_ADMIN_PASSWORD: ADMIN_PASSWORD, DCMX_SUFFIX: SUFFIX, DCMX_DNS_CACHE_ENTRIES: String(4 * s.names),
+    });
     log(`dns: dcmx ldif import of ${fmt.int(s.names + 5)} entries`);
     const t0 = Date.now();
     const imp = await execNode([DCMX_CLI, 'ldif', 'import', ldif], env);
@@ -299,7 +304,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
           log(`dns: ${app.label}: UDP, cache-defeating cycle of ${fmt.int(q.cycleLength)} pairs, ${s.seconds} s`);
           const cyc = await dnsperf(pid, port, udp(port, q.cycle, s.seconds));
           measured.push([`${app.label} UDP cycle`, cyc]);
-          rows.push(row(app.label, 'UDP', `A/MX/AAAA/TXT cycle of ${fmt.int(q.cycleLength)} (misses)`, cyc));
+          rows.push(row(app.label, 'UDP', `8-type cycle of ${fmt.int(q.cycleLength)} (misses)`, cyc));
         }
         memory.push({ bench: 'dns', server: app.label, load: `the runs above (${fmt.int(s.names)}-name zone)`, idleBytes: idle, afterBytes: applianceRss(app) });
         const spread = await threadSpread(app, 'DNS queries (UDP and TCP)', ['dns', 'queries']);
@@ -311,10 +316,10 @@ async function run(log: (msg: string) => void): Promise<Report> {
     notes.push(threadsNote(apps));
     if (s.miss) {
       notes.push(
-        'dcmx cache misses: the answer cache is an LRU of 20,000 encoded answers (DCMX_DNS_CACHE_ENTRIES). "distinct": every name new ' +
+        `dcmx cache misses: the answer cache is an LRU of ${fmt.int(4 * s.names)} encoded answers for the process (DCMX_DNS_CACHE_ENTRIES), divided among its threads. "distinct": every name new ` +
           `(u<i>.h<j>.${ZONE}, dnsperf -n 1), all NXDOMAIN lookups. "cycle": ${fmt.int(q.cycleLength)} (name, type) pairs ` +
           `shuffled once and replayed in the same order, so each key comes back only after ${fmt.int(q.cycleLength - 1)} ` +
-          'others and has been evicted: every query misses; A/MX answer, AAAA/TXT are NODATA. Both still pay for inserting ' +
+          'others and has been evicted: every query misses; A/MX answer, the other six types are NODATA. Both still pay for inserting ' +
           'into the cache',
       );
     }
