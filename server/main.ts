@@ -59,7 +59,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   // Only now announce readiness: a supervisor may signal us the moment it reads the line.
   const p = app.ports;
-  console.log(`dcmx ready ldap=${p.ldap} dns=${p.dns} smtp=${p.smtp} http=${p.http} listen=${config.listen} data=${config.dataDir}`);
+  console.log(`dcmx ready ldap=${p.ldap} dns=${p.dns} smtp=${p.smtp} http=${p.http} threads=${config.threads} listen=${config.listen} data=${config.dataDir}`);
   if (process.send) process.send('ready');
 }
 

@@ -182,6 +182,8 @@ test('first boot generates the admin password once, 0600, and it works; ready li
     assert.ok(first.output().includes(pw), 'printed once on first boot');
     const ports = readyPorts(first.ready);
     assert.ok(ports.ldap > 0 && ports.http > 0, first.ready);
+    // testEnv leaves DCMX_THREADS to its default: the cores this process may use.
+    assert.match(first.ready, new RegExp(`\\bthreads=${os.availableParallelism()}\\b`), 'the serving threads on the ready line');
     const who = await run('ldapwhoami', ['-x', '-H', `ldap://127.0.0.1:${ports.ldap}`, '-D', 'cn=admin,o=internet', '-w', pw]);
     assert.equal(who.code, 0, who.stderr);
     assert.equal(await stopChild(first.child, 'SIGTERM'), 0, 'clean shutdown');
