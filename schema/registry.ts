@@ -73,6 +73,8 @@ export type TypedAttrs = Map<AttributeType, string[]>;
 /** The linked schema. Immutable after construction. */
 export class Schema {
   private readonly attrs = new Map<string, AttributeType>();
+  /** `attr`'s answers for every name and OID as spelled in the schema, and lower-cased: no case folding per lookup. */
+  private readonly attrsBySpelling = new Map<string, AttributeType>();
   private readonly classes = new Map<string, ObjectClass>();
   readonly attributeTypes: AttributeType[] = [];
   readonly objectClasses: ObjectClass[] = [];
@@ -122,6 +124,12 @@ export class Schema {
       return at;
     };
     for (const d of atDefs) resolve(d);
+    for (const at of this.attributeTypes) {
+      for (const k of [at.oid, ...at.names]) {
+        const found = this.attrs.get(k.toLowerCase())!;
+        this.attrsBySpelling.set(k, found).set(k.toLowerCase(), found);
+      }
+    }
     for (const at of this.attributeTypes) {
       for (let s = at.sup; s; s = s.sup) s.subtypes.push(at);
     }
@@ -178,6 +186,8 @@ export class Schema {
    * the description unknown.
    */
   attr(desc: string): AttributeType | undefined {
+    const known = this.attrsBySpelling.get(desc);
+    if (known) return known;
     let k = desc.toLowerCase();
     if (k.startsWith('oid.')) k = k.slice(4);
     const semi = k.indexOf(';');

@@ -263,9 +263,20 @@ export interface IndexDriver {
 }
 
 /**
+ * The driver's condition on `entries e`: the probe as a list of rowids
+ * (`e.id IN (SELECT entry_id ...)`), which SQLite reads from the index then
+ * looks up by rowid. Not a join of attr_index: better-sqlite3's SQLite is
+ * built with STAT4, under which the join form is re-prepared at every run
+ * (its bound values might change the plan); this form is prepared once.
+ */
+export function indexDriverSql(d: IndexDriver): { sql: string; params: string[] } {
+  return { sql: `e.id IN (SELECT entry_id FROM attr_index WHERE ${attrIn(d.names)} AND norm = ?)`, params: [...d.names, d.norm] };
+}
+
+/**
  * Picks an indexed equality at the top of the filter (alone, or a term of an
- * AND) to drive the query from attr_index: one index probe then the entry by
- * rowid, instead of an IN-subquery over entries. In an AND, a term on
+ * AND) to drive the query from attr_index (indexDriverSql): one index probe
+ * then the entries by rowid, before any other condition. In an AND, a term on
  * another attribute than objectClass is preferred: an objectClass value is
  * shared by every entry of its kind (`(&(objectClass=posixAccount)(uidNumber=1000))`,
  * as NSS clients ask, is driven by uidNumber).

@@ -7,7 +7,7 @@
  */
 import type { Statement } from 'better-sqlite3';
 import { openDatabase, openReadOnlyDatabase, StorageError, StoreFileGuard, type Db, type StoreFileState } from './db';
-import { filterToSql, indexDriver, type IndexDriver, type SqlCondition } from './filter-sql';
+import { filterToSql, indexDriver, indexDriverSql, type IndexDriver, type SqlCondition } from './filter-sql';
 import type { Filter } from '../server/directory/filter';
 
 /** Attribute values by canonical attribute name, as stored. */
@@ -353,17 +353,14 @@ export class Store {
         params = [q.base.rpath, subtreeEnd(q.base.rpath)];
         break;
     }
-    let head: string;
+    const head = 'SELECT e.id, e.dn, e.ndn, e.rpath, e.parent_id, e.attrs FROM entries e WHERE ';
     if (driver) {
-      const attrIn = driver.names.length === 1 ? 'a.attr = ?' : `a.attr IN (${driver.names.map(() => '?').join(',')})`;
-      head = `SELECT e.id, e.dn, e.ndn, e.rpath, e.parent_id, e.attrs FROM attr_index a JOIN entries e ON e.id = a.entry_id
-        WHERE ${attrIn} AND a.norm = ? AND ${scopeSql}`;
-      params = [...driver.names, driver.norm, ...params];
-    } else {
-      head = `SELECT e.id, e.dn, e.ndn, e.rpath, e.parent_id, e.attrs FROM entries e WHERE ${scopeSql}`;
+      const probe = indexDriverSql(driver);
+      scopeSql = `${probe.sql} AND ${scopeSql}`;
+      params = [...probe.params, ...params];
     }
     const build = (c: { sql: string; params: string[] }): [string, (string | number)[]] => {
-      let sql = head;
+      let sql = head + scopeSql;
       const all: (string | number)[] = [...params];
       if (c.sql !== '1') sql += ` AND (${c.sql})`;
       for (const v of c.params) all.push(v);

@@ -45,11 +45,12 @@ export function candidateQuery(dir: Directory, search: () => void): CandidateQue
 }
 
 /**
- * The attribute whose index drives the candidate query (`FROM attr_index a`
- * probed by attribute and value), undefined when entries are read by scope.
+ * The attribute whose index drives the candidate query (the probe of
+ * attr_index by attribute and value that opens its WHERE clause, see
+ * indexDriverSql), undefined when entries are read by scope.
  */
 export function drivingAttribute(q: CandidateQuery): unknown {
-  return /\bFROM attr_index a JOIN entries e\b/.test(q.sql) ? q.params[0] : undefined;
+  return /\bFROM entries e WHERE e\.id IN \(SELECT entry_id FROM attr_index WHERE attr (=|IN)/.test(q.sql) ? q.params[0] : undefined;
 }
 
 /** Asserts that a plan looks the candidates up in attr_index by its primary key and fetches entries by id, scanning none. */
