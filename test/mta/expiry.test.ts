@@ -46,6 +46,9 @@ test('a message still deferred after DCMX_QUEUE_LIFETIME bounces with Action: fa
   assert.match(dsn, /^Status: 4\.4\.7$/m);
   assert.match(dsn, /expired after 1 s/);
   assert.match(dsn, /Subject: will-expire/, 'the original headers are returned');
+  // The DSN lands in the Maildir before its own queue row goes and its outcome is logged: wait for both.
+  await waitFor('the queue to drain and the DSN\'s delivery to be logged', () =>
+    t.app.mta.queue.counts().messages === 0 && lines.some((l) => l.to === USER && l.status === 'sent') ? true : undefined, 20_000);
   assert.equal(t.app.mta.queue.counts().messages, 0, 'nothing left queued');
 });
 
