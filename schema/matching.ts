@@ -109,7 +109,7 @@ export interface MatchingRuleInfo {
 }
 
 const S = (n: number) => `1.3.6.1.4.1.1466.115.121.1.${n}`;
-const eq = (name: MatchingRuleName, oid: string, syntax: string): MatchingRuleInfo & { name: MatchingRuleName } =>
+const eq = (name: MatchingRuleName, oid: string, syntax: string): MatchingRuleInfo =>
   ({ name, oid, syntax, usage: 'equality', equality: name, valueSyntax: syntax });
 const ord = (name: string, oid: string, equality: MatchingRuleName, syntax: string): MatchingRuleInfo =>
   ({ name, oid, syntax, usage: 'ordering', equality, valueSyntax: syntax });
@@ -117,7 +117,7 @@ const sub = (name: string, oid: string, equality: MatchingRuleName, valueSyntax:
   ({ name, oid, syntax: S(58), usage: 'substrings', equality, valueSyntax });
 
 /** The equality rules we implement, with their RFC 4517 OIDs (RFC 4530 for uuidMatch). */
-export const MATCHING_RULES: (MatchingRuleInfo & { name: MatchingRuleName })[] = [
+const MATCHING_RULES: MatchingRuleInfo[] = [
   eq('objectIdentifierMatch', '2.5.13.0', S(38)),
   eq('distinguishedNameMatch', '2.5.13.1', S(12)),
   eq('caseIgnoreMatch', '2.5.13.2', S(15)),
@@ -141,7 +141,7 @@ export const MATCHING_RULES: (MatchingRuleInfo & { name: MatchingRuleName })[] =
  * §3.3.28), which we store as Directory Strings: it applies to the types
  * that name it.
  */
-export const DESCRIBED_RULES: MatchingRuleInfo[] = [
+const DESCRIBED_RULES: MatchingRuleInfo[] = [
   ord('caseIgnoreOrderingMatch', '2.5.13.3', 'caseIgnoreMatch', S(15)),
   sub('caseIgnoreSubstringsMatch', '2.5.13.4', 'caseIgnoreMatch', S(15)),
   ord('caseExactOrderingMatch', '2.5.13.6', 'caseExactMatch', S(15)),

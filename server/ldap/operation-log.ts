@@ -102,7 +102,7 @@ const EXTENDED_NAMES: Record<string, string> = {
 const SCOPE_NAMES = ['base', 'one', 'sub', 'children'];
 
 /** A request as logged: its message id and the fields of its line. */
-export interface RequestDescription {
+interface RequestDescription {
   msgid: number;
   fields: Record<string, unknown>;
 }
@@ -114,7 +114,7 @@ export interface RequestDescription {
  * the OIDs of request controls. Never a credential or an attribute value
  * (see the module comment). Never throws: what cannot be read is left out.
  */
-export function describeRequest(pdu: Buffer, secret: SecretTest): RequestDescription {
+function describeRequest(pdu: Buffer, secret: SecretTest): RequestDescription {
   let head: ReturnType<typeof messageHead>;
   try {
     head = messageHead(pdu);
