@@ -18,8 +18,7 @@ import { isIP, type AddressInfo } from 'node:net';
 import { cidrList, inCidrList, ownAddressTest, parseHostPort } from '../net';
 import type { Directory } from '../directory/directory';
 import type { Zones } from '../directory/zones';
-import { describeRoute } from '../directory/routing';
-import type { RoutingTable } from '../directory/routing';
+import { describeRoute, type RoutingTable } from '../directory/routing';
 import type { Logger } from '../log';
 
 export interface HttpEndpoint {

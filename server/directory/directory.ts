@@ -1190,8 +1190,8 @@ export class Directory {
   }
 }
 
-/** Adds `l` to `list`; returns the function that removes it. */
-function addListener<L>(list: L[], l: L): () => void {
+/** Adds `l` to `list`; returns the function that removes it (the onX registrations of the directory and its views). */
+export function addListener<L>(list: L[], l: L): () => void {
   list.push(l);
   return () => {
     const i = list.indexOf(l);

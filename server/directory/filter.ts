@@ -147,9 +147,7 @@ export function compileFilter(schema: Schema, f: FilterInput): Filter {
         test = ruleTest(schema, rule, f.value);
         applies = (at) => schema.ruleApplies(rule, at);
       } else if (attr && attr.equality) {
-        const norm = attr.normalize(f.value);
-        const normalize = attr.normalize;
-        test = norm === undefined ? undefined : (v) => normalize(v) === norm;
+        test = equalityTest(attr.normalize, f.value);
         applies = (at) => at === attr;
       } else {
         throw new FilterError('extensible match needs a matching rule or an attribute with equality');
@@ -170,10 +168,8 @@ export function compileFilter(schema: Schema, f: FilterInput): Filter {
 function ruleTest(schema: Schema, rule: MatchingRuleInfo, value: string): ((v: string) => boolean) | undefined {
   const normalize: Normalizer = rule.equality === 'distinguishedNameMatch' ? (v) => schema.normalizeDnValue(v) : normalizerFor(rule.equality);
   switch (rule.usage) {
-    case 'equality': {
-      const norm = normalize(value);
-      return norm === undefined ? undefined : (v) => normalize(v) === norm;
-    }
+    case 'equality':
+      return equalityTest(normalize, value);
     case 'ordering': {
       const norm = normalize(value);
       if (norm === undefined) return undefined;
@@ -195,6 +191,12 @@ function ruleTest(schema: Schema, rule: MatchingRuleInfo, value: string): ((v: s
       };
     }
   }
+}
+
+/** Equal normal forms under `normalize`; undefined when the assertion `value` has none. */
+function equalityTest(normalize: Normalizer, value: string): ((v: string) => boolean) | undefined {
+  const norm = normalize(value);
+  return norm === undefined ? undefined : (v) => normalize(v) === norm;
 }
 
 /**

@@ -219,7 +219,7 @@ function applyImport(dir: Directory, records: readonly ImportRecord[], continueO
 // ------------------------------------------------------------------ other processes
 
 /** How often the writer looks for other processes' commits (watchOtherWriters). */
-export const OTHER_WRITERS_MS = 100;
+const OTHER_WRITERS_MS = 100;
 
 /**
  * The writer's watch of commits made by other processes (the `dcmx` CLI):

@@ -17,7 +17,7 @@
 import type { Schema } from '../../schema/registry';
 import { escapeDnValue, parseDn } from '../../schema/dn';
 import type { StoredEntry } from '../../storage/store';
-import { generalizedTimeNow, type AppliedChange, type Directory } from './directory';
+import { addListener, generalizedTimeNow, type AppliedChange, type Directory } from './directory';
 import type { DirEntry } from './entry';
 import { entryUuidOf, indexRows } from './entry';
 import { DirectoryError } from './errors';
@@ -347,11 +347,7 @@ export class Zones implements ZoneView {
    * Returns an unsubscribe function.
    */
   onDataChange(l: () => void): () => void {
-    this.dataListeners.push(l);
-    return () => {
-      const i = this.dataListeners.indexOf(l);
-      if (i >= 0) this.dataListeners.splice(i, 1);
-    };
+    return addListener(this.dataListeners, l);
   }
 
   /** Follows the change log (for as long as the directory lives) for onDataChange and version(). */
