@@ -31,7 +31,7 @@ export const BUSY_SHARE = 0.75;
 export type Refusal = 'total' | 'client';
 
 /** Buckets of the per-client counts in shared memory (see the module comment). */
-export const CLIENT_BUCKETS = 4096;
+const CLIENT_BUCKETS = 4096;
 /** Int32 cells of one thread's region: its total, then its per-client buckets. */
 const REGION = 1 + CLIENT_BUCKETS;
 /** Cells before the regions: the hash seed, and the count of busy admissions (threads wait on it). */
