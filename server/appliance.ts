@@ -264,14 +264,10 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     }, log.child({ ep: 'http' })));
     started.push(http);
     const { views, queue, delivery } = queueSide;
+    const queueParts = { port: serving.ports.smtp, cache: views.cache, routing: views.routing, queue, delivery, resolver: views.resolver, mail: views.mail };
     const mta: MtaEndpoint = endpoints
-      ? {
-        port: endpoints.smtp.port, cache: views.cache, routing: views.routing, queue, delivery, intake: endpoints.smtp.intake,
-        resolver: views.resolver, mail: views.mail, policy: endpoints.smtp.policy,
-      }
-      : Object.defineProperties({
-        port: serving.ports.smtp, cache: views.cache, routing: views.routing, queue, delivery, resolver: views.resolver, mail: views.mail,
-      }, {
+      ? { ...queueParts, intake: endpoints.smtp.intake, policy: endpoints.smtp.policy }
+      : Object.defineProperties(queueParts, {
         intake: { get: () => perThread('mta.intake', config.threads) },
         policy: { get: () => perThread('mta.policy', config.threads) },
       }) as MtaEndpoint;

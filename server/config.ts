@@ -169,7 +169,7 @@ export class ConfigError extends Error {
 type Env = Record<string, string | undefined>;
 
 /** The most serving threads DCMX_THREADS may ask for. */
-export const MAX_THREADS = 256;
+const MAX_THREADS = 256;
 
 function str(env: Env, name: string, fallback: string): string {
   const v = env[name];

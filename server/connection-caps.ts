@@ -31,7 +31,7 @@ export const BUSY_SHARE = 0.75;
 export type Refusal = 'total' | 'client';
 
 /** Buckets of the per-client counts in shared memory (see the module comment). */
-export const CLIENT_BUCKETS = 4096;
+const CLIENT_BUCKETS = 4096;
 /** Int32 cells of one thread's region: its total, then its per-client buckets. */
 const REGION = 1 + CLIENT_BUCKETS;
 /** Cells before the regions: the hash seed, and the count of busy admissions (threads wait on it). */
@@ -133,7 +133,11 @@ export class ConnectionCaps {
 
   /** Connections `address`'s client has open now (when shared: its bucket's, in the whole process). */
   of(address: string): number {
-    const key = clientKey(address);
+    return this.ofKey(clientKey(address));
+  }
+
+  /** Connections of the client `key` (clientKey) open now. */
+  private ofKey(key: string): number {
     return this.cells ? this.sum(1 + bucketOf(key, this.seed)) : this.perKey.get(key) ?? 0;
   }
 
@@ -148,7 +152,7 @@ export class ConnectionCaps {
     this.count(key, 1);
     let refusal: Refusal | undefined;
     if (this.total > this.opts.max) refusal = 'total';
-    else if (this.of(address) > this.opts.perClient && !(this.opts.exempt && inCidrList(this.opts.exempt, address))) refusal = 'client';
+    else if (this.ofKey(key) > this.opts.perClient && !(this.opts.exempt && inCidrList(this.opts.exempt, address))) refusal = 'client';
     if (refusal) {
       this.count(key, -1);
       return refusal;

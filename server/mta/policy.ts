@@ -33,8 +33,6 @@ import type { DirectoryWriter } from '../directory/writes';
 import { MailResolveError, type MailResolver } from './resolver';
 import { SmtpReply, type UnknownDomainDecision, type UnknownDomainHook } from './intake';
 import { ProvisionLimits, type ProvisionLimiter } from './provision-limits';
-
-export type { ProvisionLimiter } from './provision-limits';
 import type { SelfIdentity } from './self';
 
 export interface PolicyStats {

@@ -42,7 +42,7 @@ import type { ThreadFigures } from './stats';
 const SERVING = path.join(__dirname, 'serving.js');
 
 /** Wait before the n-th consecutive replacement of a slot's thread (the last one repeats). */
-export const RESTART_DELAYS_MS = [0, 250, 1000, 5000, 30_000];
+const RESTART_DELAYS_MS = [0, 250, 1000, 5000, 30_000];
 /** A thread that served this long resets its slot's count of consecutive deaths. */
 const STABLE_MS = 60_000;
 

@@ -74,7 +74,7 @@ export function passwordFigures(directory: Directory): PasswordStats {
  * are added, nested objects summed alike, null stays null unless some item
  * has an object there; any other value is the first item's.
  */
-export function sumFigures<T>(items: readonly T[]): T {
+function sumFigures<T>(items: readonly T[]): T {
   const present = items.filter((i) => i !== null && i !== undefined);
   if (present.length === 0) return items[0];
   const first = present[0];
