@@ -66,8 +66,6 @@ export interface Appliance {
 export type ApplianceStats = ProcessStats<
   ReturnType<QueueStore['counts']>, Delivery['stats'], ReturnType<Directory['changeRange']> & { journalRows: number } & Retention['stats']>;
 
-export { storePath } from './data-dir';
-
 /**
  * The password for a new administrator entry when DCMX_ADMIN_PASSWORD is
  * unset: the one kept (mode 0600) in the data dir, or, on first boot, a new

@@ -39,9 +39,6 @@ import { DirectoryError, InvalidDomainError, ReservedDomainError } from './error
 import type { Zones } from './zones';
 import type { StoredEntry } from '../../storage/store';
 
-/** Declared with the other errors (errors.ts); exported here too, where it has always been. */
-export { InvalidDomainError };
-
 export interface ProvisionOptions {
   /** This appliance's name: MX target, SOA mname, NS. */
   hostname: string;

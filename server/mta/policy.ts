@@ -27,8 +27,8 @@
 import type { SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config';
 import type { Logger } from '../log';
-import { ReservedDomainError } from '../directory/errors';
-import { InvalidDomainError, normalizeDomainName, type Provisioner } from '../directory/provision';
+import { InvalidDomainError, ReservedDomainError } from '../directory/errors';
+import { normalizeDomainName, type Provisioner } from '../directory/provision';
 import type { DirectoryWriter } from '../directory/writes';
 import { MailResolveError, type MailResolver } from './resolver';
 import { SmtpReply, type UnknownDomainDecision, type UnknownDomainHook } from './intake';

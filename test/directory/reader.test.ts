@@ -14,7 +14,7 @@ import {
   adminArgs, ADMIN_PASSWORD, caughtUp, ldapResultCode, run, runDcmx, startTestAppliance, tempDirs, testEnv, type RunResult, type TestAppliance,
 } from '../helpers';
 import { silentLogger } from '../../server/log';
-import { storePath } from '../../server/appliance';
+import { storePath } from '../../server/data-dir';
 import { openDirectory, type Services } from '../../server/directory/open';
 import { ChangeClock } from '../../server/directory/change-clock';
 import { LocalWriter } from '../../server/directory/writes';
