@@ -9,7 +9,7 @@
  * responses in place, so the generator costs a few microseconds per search.
  */
 import * as net from 'node:net';
-import { integerContent, tlv as berTlv } from '../server/ldap/ber';
+import { integerContent, tlv as berTlv } from '../server/ber';
 
 /** protocolOp tags of the responses we look at (RFC 4511 §4.2-§4.12). */
 export const OP = {

@@ -6,7 +6,7 @@
  */
 import type { OperationHandler } from './context';
 import { replyMalformed, resultOf, RESULT_CODES, type ResultFields } from './results';
-import { encodeLdapResult } from './ber';
+import { encodeLdapResult } from '../ber';
 import { decodeBindRequest, REQUESTS } from './request-decode';
 import { ANONYMOUS } from '../directory/access';
 import { InvalidCredentialsError, TooManyFailuresError } from '../directory/errors';

@@ -25,7 +25,7 @@ import { newSession, type Session } from './session';
 import { OperationLog, type SecretTest } from './operation-log';
 import { envelope, requestKind, type RequestTag } from './request-decode';
 import { unsupportedCritical } from './controls';
-import { encodeLdapResult } from './ber';
+import { encodeLdapResult } from '../ber';
 import { replyMalformed, RESULT_CODES } from './results';
 import { upgradeToTls } from './starttls';
 import { answerBind } from './bind';

@@ -6,7 +6,7 @@
  */
 import type { LdapContext, LdapRequest, OperationHandler } from './context';
 import { replyMalformed, resultOf, RESULT_CODES } from './results';
-import { encodeExtendedResponse, tlv } from './ber';
+import { encodeExtendedResponse, tlv } from '../ber';
 import { randomInt } from 'node:crypto';
 import { decodeExtendedRequest, decodePasswdModifyValue, PASSWORD_MODIFY_OID, REQUESTS, START_TLS_OID, type ExtendedCall } from './request-decode';
 import { DCMX_EXT } from '../../schema/definitions/dcmx';

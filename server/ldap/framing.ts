@@ -28,7 +28,7 @@
  * and closes the socket (RFC 4511 §4.4.1, §5.3).
  */
 
-import { integerContent, tlv } from './ber';
+import { integerContent, tlv } from '../ber';
 
 /** Limits applied by the framer; both come from the `ldap` config section. */
 export interface FramingLimits {

@@ -20,7 +20,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Schema } from '../../schema/registry';
 import type { FilterInput } from '../directory/filter';
-import { children, messageHead, readInt, readTlv, type Tlv } from './ber';
+import { children, messageHead, readInt, readTlv, type Tlv } from '../ber';
 import type { RequestHandler } from './flow';
 import { decodeSearchRequest } from './search-decode';
 import { decodeExtendedRequest, decodePasswdModifyValue, decodeUpdateRequest, envelope, PASSWORD_MODIFY_OID, requestKind, START_TLS_OID } from './request-decode';

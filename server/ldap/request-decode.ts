@@ -12,7 +12,7 @@
  * PDU has been validated by framing.ts; anything unexpected returns undefined
  * and the operation's handler answers protocolError.
  */
-import { children, readInt, readTlv, type Tlv } from './ber';
+import { children, readInt, readTlv, type Tlv } from '../ber';
 import { decodeControls, type RequestControl } from './search-decode';
 
 /** RFC 3062 §2. */

@@ -5,7 +5,7 @@
  */
 import { DirectoryError, type ResultName } from '../directory/errors';
 import type { Logger } from '../log';
-import { encodeLdapResult } from './ber';
+import { encodeLdapResult } from '../ber';
 import { OPERATIONS, type UpdateCall } from './request-decode';
 import type { LdapRequest } from './context';
 

@@ -8,7 +8,7 @@
  * with protocolError.
  */
 import type { FilterInput } from '../directory/filter';
-import { children, readInt, readTlv, type Tlv } from './ber';
+import { children, readInt, readTlv, type Tlv } from '../ber';
 
 /** A decoded SearchRequest. */
 export interface SearchCall {

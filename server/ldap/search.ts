@@ -11,7 +11,7 @@
 import type { LdapContext, OperationHandler } from './context';
 import type { Session } from './session';
 import { replyMalformed, RESULT_CODES, resultOf, type ResultFields } from './results';
-import { encodeControl, encodeLdapResult, encodePagedValue, encodeSearchEntry } from './ber';
+import { encodeControl, encodeLdapResult, encodePagedValue, encodeSearchEntry } from '../ber';
 import { PAGED_RESULTS_OID } from './controls';
 import { decodePagedValue, decodeSearchRequest, type SearchCall } from './search-decode';
 import { REQUESTS } from './request-decode';

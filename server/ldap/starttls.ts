@@ -5,7 +5,7 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { LdapContext, LdapRequest } from './context';
-import { encodeExtendedResponse } from './ber';
+import { encodeExtendedResponse } from '../ber';
 import { RESULT_CODES } from './results';
 import { START_TLS_OID } from './request-decode';
 import type { Logger } from '../log';

@@ -11,7 +11,7 @@ import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import * as dgram from 'node:dgram';
 import { loadConfig } from '../../server/config';
-import { readTlv } from '../../server/ldap/ber';
+import { readTlv } from '../../server/ber';
 import { ADMIN_PASSWORD, startTestAppliance, testEnv, type TestAppliance } from '../helpers';
 import { bindPdu, searchPdu } from '../fixtures/ber';
 import { connect, Responses } from '../fixtures/ldap';

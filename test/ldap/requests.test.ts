@@ -12,7 +12,7 @@ import * as assert from 'node:assert/strict';
 import { ADMIN_PASSWORD, adminArgs, ldapResultCode, run, startTestAppliance, type TestAppliance } from '../helpers';
 import { bindPdu, control, extendedRequest, int, message, octets, searchPdu, seq, str, tlv, unbindRequest } from '../fixtures/ber';
 import { connect, Responses } from '../fixtures/ldap';
-import { children, readTlv } from '../../server/ldap/ber';
+import { children, readTlv } from '../../server/ber';
 
 let t: TestAppliance;
 before(async () => {

@@ -7,7 +7,7 @@ import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { adminArgs, ldapResultCode, run, startTestAppliance, type TestAppliance } from '../helpers';
-import { children, readTlv } from '../../server/ldap/ber';
+import { children, readTlv } from '../../server/ber';
 import { extendedRequest, message } from '../fixtures/ber';
 
 // The generated certificate names the appliance, not 127.0.0.1: the clients are told not to verify it.

@@ -1,5 +1,6 @@
 /**
- * The endpoint's BER codec (RFC 4511 §5.1: definite lengths only).
+ * The LDAP BER codec (RFC 4511 §5.1: definite lengths only), shared by the
+ * LDAP endpoint (server/ldap) and the directory client of remote transfer units.
  *
  * Writing: SearchResultEntry (§4.5.2), the one message on the search hot
  * path, in two passes (sizes, then one buffer) so that a search response is
