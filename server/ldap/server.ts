@@ -14,7 +14,7 @@ import { noticeOfDisconnection } from './framing';
 import { SUPPORTED_CONTROLS } from './controls';
 import { DEFAULT_FLOW_LIMITS, type FlowLimits } from './flow';
 import { START_TLS_OID } from './request-decode';
-import { PASSWORD_MODIFY_OID, PROVISION_DOMAIN_OID, WHOAMI_OID } from './extended';
+import { CANCEL_OID, PASSWORD_MODIFY_OID, PROVISION_DOMAIN_OID, WHOAMI_OID } from './extended';
 import type { DirectoryWriter } from '../directory/writes';
 import { RESULT_CODES } from './results';
 import type { TlsPair } from '../tls';
@@ -169,7 +169,7 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
 
   directory.announce({
     supportedControl: SUPPORTED_CONTROLS,
-    supportedExtension: [WHOAMI_OID, PASSWORD_MODIFY_OID, ...(secureContext ? [START_TLS_OID] : []), ...(opts.provisioning ? [PROVISION_DOMAIN_OID] : [])],
+    supportedExtension: [WHOAMI_OID, PASSWORD_MODIFY_OID, CANCEL_OID, ...(secureContext ? [START_TLS_OID] : []), ...(opts.provisioning ? [PROVISION_DOMAIN_OID] : [])],
     supportedFeatures: SUPPORTED_FEATURES,
   });
 
