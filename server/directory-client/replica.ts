@@ -9,18 +9,10 @@
  */
 import type { SyncEntry, SyncHandler } from './sync';
 
-/** One entry of the copy. */
+/** One entry of the copy: its DN and attributes as the consumer's reports gave them. */
 export interface CopiedEntry {
   dn: string;
-  /** Attribute names lower-cased. */
   attrs: Record<string, string[]>;
-}
-
-/** Attribute names lower-cased (servers spell them as they like: entryUUID, entryuuid). */
-export function lowerAttrs(attrs: Record<string, string[]>): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
-  for (const [k, v] of Object.entries(attrs)) out[k.toLowerCase()] = v;
-  return out;
 }
 
 /**
@@ -47,7 +39,7 @@ export class SyncedCopy implements Pick<SyncHandler, 'refreshBegin' | 'entry' | 
     if (e.state !== 'delete') this.reported?.add(e.uuid);
     if (e.state === 'present') return;
     const before = this.entries.get(e.uuid);
-    const after = e.state === 'delete' ? undefined : { dn: e.dn, attrs: lowerAttrs(e.attrs) };
+    const after = e.state === 'delete' ? undefined : { dn: e.dn, attrs: e.attrs };
     if (after && this.keep(after)) this.entries.set(e.uuid, after);
     else if (before) this.entries.delete(e.uuid);
     else return;

@@ -135,7 +135,7 @@ describe('Content Sync consumer against slapd syncprov', () => {
     ];
     const bobEntry = [...a.copy.entries.values()].find((e) => e.dn === bob);
     assert.deepEqual(bobEntry?.attrs.mail, ['robert@example.org']);
-    assert.match(bobEntry?.attrs.entryuuid?.[0] ?? '', /^[0-9a-f-]{36}$/);
+    assert.match(bobEntry?.attrs.entryUUID?.[0] ?? '', /^[0-9a-f-]{36}$/);
     const rob = `uid=rob,ou=people,${SLAPD_SUFFIX}`;
     lags.push(await lag(rob, () => slapd.ldap('ldapmodify', `dn: ${bob}\nchangetype: modrdn\nnewrdn: uid=rob\ndeleteoldrdn: 1\n`)));
     assert.ok(a.dns().includes(rob) && !a.dns().includes(bob), 'a rename keeps one entry, under its new DN');
