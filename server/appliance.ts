@@ -111,7 +111,8 @@ export function openStore(config: Config, limits: { sizeLimit?: number; timeLimi
   let services: Services;
   try {
     services = openDirectory({
-      file, suffix: config.suffix, adminDN: config.adminDN, extraIndexes: config.ldap.extraIndexes, passwords: config.passwords, throttle: config.throttle, ...limits,
+      file, suffix: config.suffix, adminDN: config.adminDN, replicatorDNs: config.replicatorDNs, extraIndexes: config.ldap.extraIndexes,
+      passwords: config.passwords, throttle: config.throttle, ...limits,
     });
   } catch (e) {
     if ((e as Error).name === 'SqliteError') throw new ConfigError('DCMX_DATA_DIR', `cannot open the store ${file}: ${(e as Error).message}`);

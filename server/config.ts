@@ -39,6 +39,13 @@ export interface Config {
   hostname: string;
   suffix: string;
   adminDN: string;
+  /**
+   * Replication identities (DCMX_REPLICATOR_DNS, separated by `;`): entries
+   * below the suffix that, bound, read every attribute of every entry,
+   * userPassword included, as a Content Sync consumer (an OpenLDAP replica)
+   * needs. The administrator does anyway.
+   */
+  replicatorDNs: string[];
   /** Undefined when the password is to be generated (or read back) from the data dir. */
   adminPassword: string | undefined;
   ldap: {
@@ -63,6 +70,8 @@ export interface Config {
     busyIdleTimeout: number;
     /** Extra attribute names to index besides the built-in set. */
     extraIndexes: string[];
+    /** Bytes a Content Sync persist phase may leave unsent before its consumer is disconnected (server/ldap/sync.ts). */
+    syncBacklog: number;
   };
   dns: {
     port: number;
@@ -357,6 +366,13 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     throw new ConfigError('DCMX_ADMIN_DN', `'${adminDN}' is not below DCMX_SUFFIX '${suffix}'`);
   }
 
+  const replicatorDNs = (env.DCMX_REPLICATOR_DNS ?? '').split(';').map((v) => v.trim()).filter(Boolean);
+  for (const r of replicatorDNs) {
+    if (!schema.normalizeDn(dn('DCMX_REPLICATOR_DNS', r)).endsWith(',' + suffixNdn)) {
+      throw new ConfigError('DCMX_REPLICATOR_DNS', `'${r}' is not below DCMX_SUFFIX '${suffix}'`);
+    }
+  }
+
   const adminPassword = env.DCMX_ADMIN_PASSWORD || undefined;
   if (adminPassword !== undefined && adminPassword.length < 8) {
     throw new ConfigError('DCMX_ADMIN_PASSWORD', 'must be at least 8 characters');
@@ -402,6 +418,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     hostname,
     suffix,
     adminDN,
+    replicatorDNs,
     adminPassword,
     ldap: {
       port: port(env, 'DCMX_LDAP_PORT', 1389),
@@ -415,6 +432,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       clientConnections: int(env, 'DCMX_LDAP_CLIENT_CONNECTIONS', 64, 1, 1_000_000),
       busyIdleTimeout: int(env, 'DCMX_LDAP_BUSY_IDLE_TIMEOUT', 10, 1, 86400),
       extraIndexes,
+      syncBacklog: int(env, 'DCMX_LDAP_SYNC_BACKLOG', 16 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
     },
     dns: {
       port: port(env, 'DCMX_DNS_PORT', 1053),

@@ -51,6 +51,8 @@ export const DEFAULT_INDEXES = [
 export interface DirectoryOptions {
   suffix: string;
   adminDN: string;
+  /** Replication identities: bound, they read userPassword as the administrator does (AccessPolicy). */
+  replicatorDNs?: readonly string[];
   /** Server-side ceilings applied to everyone but the administrator (0 = none). */
   sizeLimit?: number;
   timeLimit?: number;
@@ -229,7 +231,7 @@ export class Directory {
     this.adminNdn = schema.normalizeDn(opts.adminDN);
     this.subschemaNdn = schema.normalizeDn(SUBSCHEMA_DN);
     this.changelogNdn = schema.normalizeDn(CHANGELOG_DN);
-    this.access = new AccessPolicy(schema, this.suffixNdn, this.changelogNdn);
+    this.access = new AccessPolicy(schema, this.suffixNdn, this.changelogNdn, (opts.replicatorDNs ?? []).map((d) => schema.normalizeDn(d)));
     this.sizeLimit = opts.sizeLimit ?? 0;
     this.timeLimit = opts.timeLimit ?? 0;
     this.userPassword = schema.attr('userPassword')!;
@@ -998,8 +1000,9 @@ export class Directory {
     put('modifyTimestamp', now);
     put('creatorsName', who.dn);
     put('modifiersName', who.dn);
+    // An import keeps the entryCSN it gives (as slapadd does), like the timestamps.
     const csn = this.newCsn();
-    typed.set(this.entryCsn, [csn]);
+    put('entryCSN', csn);
     const stored = storedFromTyped(typed);
     const formatted = formatDn(parsed);
     const id = this.store.insert(

@@ -57,6 +57,8 @@ export interface LdapServerOptions {
   reusePort?: boolean;
   /** The process's connection counts when several threads serve LDAP (connection-caps.ts). */
   caps?: CapsMemory;
+  /** Bytes a Content Sync persist phase may leave unsent before its consumer is disconnected (sync.ts DEFAULT_SYNC_BACKLOG otherwise). */
+  syncBacklog?: number;
 }
 
 /** A running LDAP endpoint. */
@@ -108,7 +110,7 @@ export const SUPPORTED_FEATURES = [
 /** Starts the LDAP endpoint on `opts.host:opts.port`. */
 export async function startLdapServer(directory: Directory, opts: LdapServerOptions, log: Logger): Promise<LdapEndpoint> {
   const secureContext = opts.tls ? tls.createSecureContext({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }) : undefined;
-  const ctx: LdapContext = { directory, writer: opts.writer, log, provisioning: opts.provisioning, tls: secureContext };
+  const ctx: LdapContext = { directory, writer: opts.writer, log, provisioning: opts.provisioning, tls: secureContext, syncBacklog: opts.syncBacklog };
   const connections = new Set<LdapConnection>();
   const counters = { accepted: 0, refused: 0, refusedPerClient: 0, pduTimeouts: 0 };
   // Busy (more than 3/4 of the slots, in the whole process): every connection's idle timeout becomes busyIdleMs.
