@@ -40,8 +40,12 @@ export interface SlapdDatabase {
   rootPw: string;
   /** Its files (created when missing). */
   directory: string;
-  /** More slapd.conf lines for the database section (index, syncrepl, limits, ...). */
+  /** More slapd.conf lines for the database section (index, overlay, syncrepl, limits, ...). */
   lines?: string[];
+  /** More lines for the global section (TLS settings, ...). */
+  global?: string[];
+  /** Modules to load besides back_mdb, where slapd loads modules (syncprov, ...). */
+  modules?: string[];
 }
 
 /**
@@ -59,7 +63,8 @@ export function writeSlapdConf(dir: string, db: SlapdDatabase): string {
     `include ${schema}`,
     `pidfile ${path.join(dir, 'slapd.pid')}`,
     `argsfile ${path.join(dir, 'slapd.args')}`,
-    ...(moduleDir ? [`modulepath ${moduleDir}`, 'moduleload back_mdb'] : []),
+    ...(moduleDir ? [`modulepath ${moduleDir}`, ...['back_mdb', ...(db.modules ?? [])].map((m) => `moduleload ${m}`)] : []),
+    ...(db.global ?? []),
     'loglevel 0',
     'database mdb',
     'maxsize 1073741824',

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { adminArgs, run, runDcmx, startTestAppliance, tempDirs, testEnv, type TestAppliance } from '../helpers';
 import { parseDescription, type Description } from '../fixtures/rfc4512';
 import {
-  SLAPD_CONFIG_DN, SLAPD_CONFIG_PW, SLAPD_ROOT_DN, SLAPD_ROOT_PW, startSlapd, treeContents, treeDifferences, type Slapd,
+  SLAPD_CONFIG_DN, SLAPD_CONFIG_PW, startSlapd, treeContents, treeDifferences, type Slapd,
 } from '../fixtures/slapd';
 import { Schema } from '../../schema/registry';
 import { allModules } from '../../schema/definitions';
@@ -25,7 +25,6 @@ const SUFFIX = 'o=internet';
 const DOMAIN = `dc=example,dc=org,${SUFFIX}`;
 const PEOPLE = `ou=people,${DOMAIN}`;
 const tmp = tempDirs('dcmx-schema-export-');
-const slapdAuth = (s: Slapd) => ['-x', '-H', s.url, '-D', SLAPD_ROOT_DN, '-w', SLAPD_ROOT_PW];
 
 /**
  * Entries of many of dcmx's classes, as an operator or a provisioning client
@@ -106,10 +105,10 @@ after(async () => t.close());
 
 /** Loads the export into `slapd` with ldapadd and checks that both hold the same entries. */
 async function loadAndCompare(slapd: Slapd): Promise<void> {
-  const add = await run('ldapadd', [...slapdAuth(slapd), '-f', exported]);
+  const add = await run('ldapadd', [...slapd.adminArgs, '-f', exported]);
   assert.equal(add.code, 0, `ldapadd of dcmx's export into slapd: ${add.stderr}`);
   const ours = await treeContents(adminArgs(t), SUFFIX);
-  const theirs = await treeContents(slapdAuth(slapd), SUFFIX);
+  const theirs = await treeContents(slapd.adminArgs, SUFFIX);
   assert.ok(ours.size >= 10, `${ours.size} entries exported`);
   assert.deepEqual(treeDifferences(ours, theirs, ['dcmx', 'slapd']), []);
   assert.equal(theirs.size, ours.size);
@@ -142,7 +141,7 @@ describe('dcmx schema export', () => {
   });
 
   test("slapd with the export defines every user attribute type and class of dcmx's, as dcmx does", async () => {
-    const slapd = await startSlapd();
+    const slapd = await startSlapd({ suffixEntry: false });
     try {
       const { types, classes } = await slapdSubschema(slapd);
       const schema = new Schema(allModules);
@@ -170,25 +169,25 @@ describe('dcmx schema export', () => {
       for (const d of attributeTypes) same(parseDescription(`( ${attributeTypeClauses(d).join(' ')} )`), types.get(d.oid), d.names[0]);
       for (const d of objectClasses) same(parseDescription(`( ${objectClassClauses(d).join(' ')} )`), classes.get(d.oid), d.names[0]);
     } finally {
-      await slapd.close();
+      await slapd.stop();
     }
   });
 
   test("slapd.conf form: a populated appliance's LDIF export loads with ldapadd and reads back equal", async () => {
-    const slapd = await startSlapd();
+    const slapd = await startSlapd({ suffixEntry: false });
     try {
       await loadAndCompare(slapd);
     } finally {
-      await slapd.close();
+      await slapd.stop();
     }
   });
 
   test('cn=config form: ldapadd of the ldif export to a running slapd, then the same load reads back equal', async () => {
-    const slapd = await startSlapd({ form: 'cn=config', dcmxSchema: false });
+    const slapd = await startSlapd({ form: 'cn=config', dcmxSchema: false, suffixEntry: false });
     try {
       const config = ['-x', '-H', slapd.url, '-D', SLAPD_CONFIG_DN, '-w', SLAPD_CONFIG_PW];
       // Without it, slapd refuses dcmx's entries.
-      const refused = await run('ldapadd', [...slapdAuth(slapd), '-f', exported]);
+      const refused = await run('ldapadd', [...slapd.adminArgs, '-f', exported]);
       assert.notEqual(refused.code, 0, 'slapd without the dcmx schema refuses the export');
       const ldif = path.join(tmp(), 'dcmx.ldif');
       fs.writeFileSync(ldif, (await runDcmx({}, ['schema', 'export', '--format', 'ldif'])).stdout);
@@ -197,20 +196,20 @@ describe('dcmx schema export', () => {
       const named = await run('ldapsearch', [...config, '-LLL', '-b', 'cn=schema,cn=config', '-s', 'one', '(cn=*dcmx)', 'cn']);
       assert.match(named.stdout, /^dn: cn=\{4\}dcmx,cn=schema,cn=config$/m, 'filed after core, cosine, inetorgperson and nis');
       // The entries the refused ldapadd may have added before its first failure are removed first.
-      const del = await run('ldapdelete', [...slapdAuth(slapd), '-r', SUFFIX]);
+      const del = await run('ldapdelete', [...slapd.adminArgs, '-r', SUFFIX]);
       assert.ok(del.code === 0 || del.code === 32, del.stderr);
       await loadAndCompare(slapd);
     } finally {
-      await slapd.close();
+      await slapd.stop();
     }
   });
 
   test('cn=config form: slapadd -n0 of the ldif export builds a configuration slapd runs with', async () => {
-    const slapd = await startSlapd({ form: 'cn=config' });
+    const slapd = await startSlapd({ form: 'cn=config', suffixEntry: false });
     try {
       await loadAndCompare(slapd);
     } finally {
-      await slapd.close();
+      await slapd.stop();
     }
   });
 });
