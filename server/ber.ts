@@ -7,7 +7,7 @@
  * one allocation; LDAPResult under any response tag (§4.1.9: BindResponse,
  * SearchResultDone, ModifyResponse...), ExtendedResponse with responseName
  * and responseValue (§4.12), controls. Reading: a TLV walker for PDUs that
- * framing.ts has validated (search-decode.ts and request-decode.ts use it).
+ * ldap-framing.ts has validated (search-decode.ts and request-decode.ts use it).
  */
 
 type Value = string | Buffer;
@@ -181,7 +181,7 @@ export interface Tlv {
 }
 
 /**
- * Reads the element at `off`. Meant for PDUs that framing.ts already
+ * Reads the element at `off`. Meant for PDUs that ldap-framing.ts already
  * validated (lengths consistent, definite, at most 4 length octets); it still
  * throws RangeError rather than read past `limit`.
  */
@@ -221,7 +221,7 @@ export function readInt(buf: Buffer, t: Tlv): number {
 
 /**
  * The messageID and protocolOp of the LDAPMessage at `off` (RFC 4511
- * §4.1.1), and the offset just past it. For messages framing.ts validated or
+ * §4.1.1), and the offset just past it. For messages ldap-framing.ts validated or
  * our own encoders wrote; throws RangeError on anything else.
  */
 export function messageHead(buf: Buffer, off = 0): { id: number; op: Tlv; end: number } {

@@ -43,7 +43,7 @@ export interface Config {
   adminPassword: string | undefined;
   ldap: {
     port: number;
-    /** Largest LDAP PDU accepted, in bytes (server/ldap/framing.ts). */
+    /** Largest LDAP PDU accepted, in bytes (server/ldap-framing.ts). */
     maxPdu: number;
     /** Deepest BER nesting accepted (filters nest; RFC 4511 sets no limit). */
     maxDepth: number;

@@ -1,7 +1,7 @@
 /**
  * One LDAP connection, from its accepted socket to its close.
  *
- * Bytes are cut into PDUs by the framing (framing.ts: size and nesting
+ * Bytes are cut into PDUs by the framing (ldap-framing.ts: size and nesting
  * limits, the RFC 4511 structure checked at the level of tags), queued and
  * answered in order by the flow (flow.ts), and each request is dispatched by
  * its protocolOp tag (request-decode.ts's REQUESTS) to the handler of its
@@ -19,7 +19,7 @@
 import type * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { LdapContext, LdapRequest, OperationHandler, RequestConnection } from './context';
-import { FramingError, noticeOfDisconnection, PduFramer, type FramingLimits } from './framing';
+import { FramingError, noticeOfDisconnection, PduFramer, type FramingLimits } from '../ldap-framing';
 import { RequestFlow, type FlowLimits } from './flow';
 import { newSession, type Session } from './session';
 import { OperationLog, type SecretTest } from './operation-log';

@@ -43,7 +43,7 @@ export interface RequestConnection {
 
 /** One request, as the connection hands it to the handler of its operation. */
 export interface LdapRequest {
-  /** The whole LDAPMessage, validated by framing.ts. */
+  /** The whole LDAPMessage, validated by ldap-framing.ts. */
   readonly pdu: Buffer;
   readonly messageId: number;
   /** Its controls; a critical one the operation does not support has already been refused (controls.ts). */

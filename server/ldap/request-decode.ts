@@ -9,7 +9,7 @@
  * schema/dn.ts (RFC 4514) and answers 34 for a bad one. (ldapjs, which once
  * decoded these, turned every LDAPDN into its own DN object: `\+e` was read as
  * the hex pair `+e`, and a DN it could not parse dropped the connection.) The
- * PDU has been validated by framing.ts; anything unexpected returns undefined
+ * PDU has been validated by ldap-framing.ts; anything unexpected returns undefined
  * and the operation's handler answers protocolError.
  */
 import { children, readInt, readTlv, type Tlv } from '../ber';

@@ -1,6 +1,6 @@
 /**
  * Decoding a SearchRequest (RFC 4511 §4.5.1) and the request controls
- * (§4.1.11): the PDU has already been validated by framing.ts, so this is a
+ * (§4.1.11): the PDU has already been validated by ldap-framing.ts, so this is a
  * straight walk. Searches are most of an LDAP server's traffic; decoding
  * them straight into the directory's FilterInput, with no message or filter
  * objects in between, keeps a search's cost in the search itself (bench/ldap.ts

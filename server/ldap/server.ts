@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { Directory } from '../directory/directory';
 import type { Logger } from '../log';
-import { noticeOfDisconnection } from './framing';
+import { noticeOfDisconnection } from '../ldap-framing';
 import { SUPPORTED_CONTROLS } from './controls';
 import { DEFAULT_FLOW_LIMITS, type FlowLimits } from './flow';
 import { START_TLS_OID } from './request-decode';

@@ -9,7 +9,7 @@ import {
   noticeOfDisconnection,
   validateBer,
   validateLdapMessage,
-} from '../../server/ldap/framing';
+} from '../../server/ldap-framing';
 import { prng } from '../prng';
 import {
   and, berLength, bindRequest, bool, control, enumerated, eq, extensible, ge, int, message, not, octets, or, present, searchRequest, seq, set, str, substr, tlv,

@@ -10,7 +10,7 @@ import * as assert from 'node:assert/strict';
 import {
   decodeBindRequest, decodeExtendedRequest, decodePasswdModifyValue, decodeUpdateRequest, envelope, requestKind,
 } from '../../server/ldap/request-decode';
-import { validateLdapMessage } from '../../server/ldap/framing';
+import { validateLdapMessage } from '../../server/ldap-framing';
 import { int, message, seq, str, tlv } from '../fixtures/ber';
 
 test('add: the DN as sent, values as bytes, controls', () => {

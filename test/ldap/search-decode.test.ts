@@ -9,7 +9,7 @@ import * as assert from 'node:assert/strict';
 import { eq, searchPdu } from '../fixtures/ber';
 import { decodeSearchRequest, decodePagedValue } from '../../server/ldap/search-decode';
 import { fromLdapjsFilter } from '../fixtures/ldapjs-filter';
-import { validateLdapMessage } from '../../server/ldap/framing';
+import { validateLdapMessage } from '../../server/ldap-framing';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const messages = require('@ldapjs/messages');
 // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -1,6 +1,7 @@
 /**
- * LDAP PDU framing in front of the request decoders (search-decode.ts,
- * request-decode.ts).
+ * LDAP PDU framing, shared by the LDAP endpoint (in front of its request
+ * decoders, server/ldap/search-decode.ts and request-decode.ts) and the
+ * directory client of remote transfer units (server/directory-client).
  *
  * No byte reaches a decoder unless it belongs to exactly one complete
  * LDAPMessage whose BER structure, and RFC 4511 shape at the level of tags,
@@ -28,7 +29,7 @@
  * and closes the socket (RFC 4511 §4.4.1, §5.3).
  */
 
-import { integerContent, tlv } from '../ber';
+import { integerContent, tlv } from './ber';
 
 /** Limits applied by the framer; both come from the `ldap` config section. */
 export interface FramingLimits {
