@@ -7,7 +7,8 @@
  * - refreshAndPersist (§3.4): the refresh ends with a Sync Info message
  *   (refreshPresent or refreshDelete, refreshDone), then every committed
  *   change is sent as it comes (content-sync.ts persist), each with a
- *   cookie, until the client abandons (RFC 4511 §4.11) or cancels (RFC 3909)
+ *   cookie (a Sync Info newcookie when the changes followed at once sent
+ *   nothing that carries the last one's), until the client abandons (RFC 4511 §4.11) or cancels (RFC 3909)
  *   the search, or closes the connection. The request is done once the
  *   refresh is written, so that the connection reads further requests.
  * - The refresh is full without a cookie (a present phase: every entry of
@@ -298,7 +299,17 @@ function persist(ctx: LdapContext, req: LdapRequest, messageId: number, changes:
       if (stopped) return;
       conn.cork();
       try {
-        for (const c of rows) for (const u of changes.persist(c)) conn.write(entryMessage(messageId, u, rid));
+        let carried: string | undefined;
+        for (const c of rows) {
+          for (const u of changes.persist(c)) {
+            conn.write(entryMessage(messageId, u, rid));
+            carried = u.csn ?? carried;
+          }
+        }
+        // Changes this search does not see still move the consumer's state (§2.5 newcookie): its
+        // cookie stays within the change log however rarely its entries change.
+        const last = rows[rows.length - 1].csn;
+        if (carried !== last) conn.write(syncInfo(messageId, { kind: 'newcookie', cookie: formatSyncCookie(rid, last) }));
       } catch (err) {
         const r = resultOf(err, session.log);
         end(r.code, r.diagnostic);

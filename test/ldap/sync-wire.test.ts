@@ -263,6 +263,24 @@ describe('the persist phase over the wire', () => {
     }
   });
 
+  test('changes the search does not see move the cookie on with a Sync Info newcookie', async () => {
+    const { sock, res } = await bound(t);
+    try {
+      sock.write(message(2, searchRequest(PEOPLE, tlv(0xa3, octets('uid'), octets('u1')), ['1.1']), [syncRequest(3)]));
+      await res.until(() => res.all.some((r) => r.id === 2 && r.tag === 0x79), 'the refresh to end');
+      const seen = res.all.length;
+      await churn(1);
+      await res.until(() => res.all.length > seen, 'a message');
+      const [msg] = res.all.slice(seen);
+      assert.equal(msg.tag, 0x79, 'no entry: u0 is not in the search');
+      const info = infoOf(msg);
+      assert.equal(info.tag, 0x80, 'newcookie');
+      assert.equal(info.value.toString('latin1'), `rid=000,csn=${t.app.directory.contextCsn()}`);
+    } finally {
+      sock.destroy();
+    }
+  });
+
   test('a consumer that does not read is disconnected past DCMX_LDAP_SYNC_BACKLOG; the server goes on', async () => {
     const { sock, res } = await bound(t);
     try {
