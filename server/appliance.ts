@@ -262,7 +262,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     }, log.child({ ep: 'http' })));
     started.push(http);
     const { views, queue, delivery } = queueSide;
-    const queueParts = { port: serving.ports.smtp, cache: views.cache, routing: views.routing, queue, delivery, resolver: views.resolver, mail: views.mail };
+    const queueParts = { port: serving.ports.smtp, cache: views.cache, routing: views.routing, queue, delivery, resolver: views.resolver, source: views.source };
     const mta: MtaEndpoint = endpoints
       ? { ...queueParts, intake: endpoints.smtp.intake, policy: endpoints.smtp.policy }
       : Object.defineProperties(queueParts, {

@@ -262,8 +262,8 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
   if (group === 'routes' && cmd === undefined) {
     const { directory, zones } = await openFor(config);
     try {
-      const table = new RoutingTable(new MailDirectory(directory, zones.names), config.hostname);
-      table.build(directory);
+      const table = new RoutingTable(config.hostname);
+      table.build(new MailDirectory(directory, zones.names).domains(), directory.changeRange().last);
       console.log(`# routing table at change ${table.version}`);
       for (const [domain, route] of table.entries()) console.log(`${domain}\t${describeRoute(route)}`);
       console.log('*\tsmtp (MX, relaying clients only)');

@@ -15,6 +15,7 @@ import type { Directory } from './directory';
 import type { DnsNames } from './zones';
 import type { Identity } from './access';
 import { InvalidCredentialsError } from './errors';
+import { entryUuidOf } from './entry';
 
 /** Domain status as routing sees it. */
 export type DomainStatus = 'active' | 'hold' | 'disabled';
@@ -36,6 +37,8 @@ export interface MailDomain {
   mx: string[];
   /** Other names of this domain (associatedDomain). */
   aliases: string[];
+  /** The entry's entryUUID (RFC 4530), when it has one: how a delete sent as a UUID alone is matched. */
+  uuid?: string;
 }
 
 /** A local recipient. */
@@ -46,6 +49,21 @@ export interface Recipient {
   ndn: string;
   /** Every address the entry answers to, lower case. */
   addresses: string[];
+  /** The entry's entryUUID (RFC 4530), when it has one. */
+  uuid?: string;
+  /**
+   * mailHost (Sun messaging schema): the host holding the mailbox, lower
+   * case without trailing dot; absent, the mailbox belongs to the appliance
+   * that holds the directory (server/mta/placement.ts).
+   */
+  mailHost?: string;
+}
+
+/** A directory entry as the mail read side needs it: its DN, normalised DN, and attributes by canonical name. */
+export interface MailEntry {
+  dn: string;
+  ndn: string;
+  attrs: Record<string, string[]>;
 }
 
 /**
@@ -85,31 +103,61 @@ function statusOf(attrs: Record<string, string[]>): DomainStatus {
   return 'disabled'; // inactive, deleted, removed, disabled: mail refused
 }
 
+function isMailDomain(attrs: Record<string, string[]>): boolean {
+  return (attrs.objectClass ?? []).some((c) => c.toLowerCase() === 'maildomain');
+}
+
+/**
+ * The hosted mail domain an entry is: one with the `mailDomain` class whose
+ * DN is a pure dc chain below the suffix (`names`); else undefined. Pure:
+ * the local store and an LDAP client's copy of the entry give the same value.
+ */
+export function mailDomainOf(names: { fromDn(dn: string, ndn: string): string | undefined }, e: MailEntry): MailDomain | undefined {
+  if (!isMailDomain(e.attrs)) return undefined;
+  const name = names.fromDn(e.dn, e.ndn);
+  if (name === undefined) return undefined;
+  const aliases = (e.attrs.associatedDomain ?? []).map((a) => a.toLowerCase().replace(/\.$/, '')).filter((a) => a !== name);
+  const d: MailDomain = {
+    name,
+    dn: e.dn,
+    ndn: e.ndn,
+    status: statusOf(e.attrs),
+    routingHosts: (e.attrs.mailRoutingHosts ?? []).map((h) => h.toLowerCase()),
+    smartHost: e.attrs.mailRoutingSmartHost?.[0]?.toLowerCase(),
+    catchall: e.attrs.mailDomainCatchallAddress?.[0],
+    mx: mxTargets(e.attrs.mXRecord ?? []),
+    aliases: [...new Set(aliases)],
+  };
+  const uuid = entryUuidOf(e.attrs);
+  if (uuid !== null) d.uuid = uuid;
+  return d;
+}
+
+/** Every address an entry answers to (`mail`, `mailAlternateAddress`), normalised. */
+function addressesOf(attrs: Record<string, string[]>): string[] {
+  return [...(attrs.mail ?? []), ...(attrs.mailAlternateAddress ?? [])].map(normalizeAddress);
+}
+
+/**
+ * The recipient an entry is, found under `address` (the primary address is
+ * its first `mail`, else `address`). Pure, as mailDomainOf.
+ */
+export function recipientOf(e: MailEntry, address: string): Recipient {
+  const r: Recipient = { address: normalizeAddress(e.attrs.mail?.[0] ?? address), dn: e.dn, ndn: e.ndn, addresses: addressesOf(e.attrs) };
+  const uuid = entryUuidOf(e.attrs);
+  if (uuid !== null) r.uuid = uuid;
+  const host = e.attrs.mailHost?.[0]?.trim().toLowerCase().replace(/\.$/, '');
+  if (host) r.mailHost = host;
+  return r;
+}
+
 /** Reads mail domains and recipients from the directory (no caching here; see server/mta/cache.ts). */
 export class MailDirectory {
   constructor(readonly directory: Directory, readonly names: DnsNames) {}
 
-  private isMailDomain(e: StoredEntry): boolean {
-    return (e.attrs.objectClass ?? []).some((c) => c.toLowerCase() === 'maildomain');
-  }
-
   /** The mail domain entry for `e`, if it is one. */
   domainFromEntry(e: StoredEntry): MailDomain | undefined {
-    if (!this.isMailDomain(e)) return undefined;
-    const name = this.names.fromDn(e.dn, e.ndn);
-    if (name === undefined) return undefined;
-    const aliases = (e.attrs.associatedDomain ?? []).map((a) => a.toLowerCase().replace(/\.$/, '')).filter((a) => a !== name);
-    return {
-      name,
-      dn: e.dn,
-      ndn: e.ndn,
-      status: statusOf(e.attrs),
-      routingHosts: (e.attrs.mailRoutingHosts ?? []).map((h) => h.toLowerCase()),
-      smartHost: e.attrs.mailRoutingSmartHost?.[0]?.toLowerCase(),
-      catchall: e.attrs.mailDomainCatchallAddress?.[0],
-      mx: mxTargets(e.attrs.mXRecord ?? []),
-      aliases: [...new Set(aliases)],
-    };
+    return mailDomainOf(this.names, e);
   }
 
   /** The hosted mail domain named `name` (not via aliases). */
@@ -154,9 +202,8 @@ export class MailDirectory {
       ],
     };
     for (const e of this.directory.store.candidates({ base, scope: 'sub', filter })) {
-      const addresses = [...(e.attrs.mail ?? []), ...(e.attrs.mailAlternateAddress ?? [])].map(normalizeAddress);
-      if (!addresses.includes(a)) continue;
-      return { address: normalizeAddress(e.attrs.mail?.[0] ?? a), dn: e.dn, ndn: e.ndn, addresses };
+      if (!addressesOf(e.attrs).includes(a)) continue;
+      return recipientOf(e, a);
     }
     return undefined;
   }

@@ -2,7 +2,8 @@
  * The routing table: each hosted mail domain mapped to a route, generated
  * from the directory's mail-domain entries and versioned by the change
  * number it reflects. It is updated from the change log — only the domains a
- * change names are re-read — never rebuilt by a timer.
+ * change names are re-read — or, on a remote transfer unit, from the entry
+ * states LDAP Content Sync delivers; never rebuilt by a timer.
  *
  * Routes: `local` (mailboxes here), `relay` (to the domain's routing hosts /
  * smart host), `alias` (to a canonical domain, from associatedDomain),
@@ -10,8 +11,8 @@
  * out over SMTP to its MX (`smtp`), for clients allowed to relay.
  */
 import { changedDns, type ChangeRecord } from './changes';
-import type { Directory } from './directory';
-import type { MailDirectory, MailDomain } from './mail';
+import type { MailDomain } from './mail';
+import type { DomainNames } from './mail-source';
 
 export type Route =
   | { kind: 'local' }
@@ -57,10 +58,28 @@ export function describeRoute(r: Route): string {
   }
 }
 
+/** What the change-log path re-reads, synchronously: the appliance's own store (MailDirectory is one). */
+export interface DomainReader {
+  readonly names: DomainNames;
+  /** The hosted mail domain named `name` now, or undefined. */
+  domain(name: string): MailDomain | undefined;
+  /** The hosted mail domains strictly below the domain named `name` now. */
+  domainsBelow(name: string): Iterable<MailDomain>;
+}
+
+/**
+ * The table itself holds no reader: it is filled from MailDomain values,
+ * either re-read from the store for change-log rows (`apply`, the
+ * appliance), or handed over whole by a remote unit's Content Sync copy of
+ * the mail-domain entries (`build`, `setDomain`, `removeDomain`).
+ */
 export class RoutingTable {
   private readonly routes = new Map<string, Route>();
   /** Aliases each canonical domain contributed, so a change can withdraw them. */
   private readonly aliasesOf = new Map<string, string[]>();
+  /** entryUUID → name of each hosted domain that has one, and back. */
+  private readonly byUuid = new Map<string, string>();
+  private readonly uuidOf = new Map<string, string>();
   /** The change number the table reflects. */
   version = 0;
   /** Counters: full builds and domains re-read from changes. */
@@ -72,14 +91,17 @@ export class RoutingTable {
     this.listeners.push(l);
   }
 
-  constructor(private readonly mail: MailDirectory, private readonly self: string) {}
+  /** `self`: this unit's host name (DCMX_HOSTNAME), which routeOf compares mail hosts with. */
+  constructor(private readonly self: string) {}
 
-  /** Full build (start-up, or after a change log gap). */
-  build(directory: Directory): void {
+  /** Full build from every hosted mail domain (start-up, a change log gap, a Content Sync full refresh); `version` is the change it reflects. */
+  build(domains: Iterable<MailDomain>, version: number = this.version): void {
     this.routes.clear();
     this.aliasesOf.clear();
-    this.version = directory.changeRange().last;
-    for (const d of this.mail.domains()) this.put(d);
+    this.byUuid.clear();
+    this.uuidOf.clear();
+    this.version = version;
+    for (const d of domains) this.put(d);
     this.stats.builds++;
     for (const l of this.listeners) l(undefined);
   }
@@ -88,6 +110,10 @@ export class RoutingTable {
     this.routes.set(d.name, routeOf(d, this.self));
     for (const a of d.aliases) if (!this.routes.has(a) || this.routes.get(a)!.kind === 'alias') this.routes.set(a, { kind: 'alias', target: d.name });
     this.aliasesOf.set(d.name, d.aliases);
+    if (d.uuid !== undefined) {
+      this.byUuid.set(d.uuid, d.name);
+      this.uuidOf.set(d.name, d.uuid);
+    }
   }
 
   private remove(name: string): void {
@@ -97,38 +123,74 @@ export class RoutingTable {
       if (r?.kind === 'alias' && r.target === name) this.routes.delete(a);
     }
     this.aliasesOf.delete(name);
+    const uuid = this.uuidOf.get(name);
+    if (uuid !== undefined) {
+      this.uuidOf.delete(name);
+      if (this.byUuid.get(uuid) === name) this.byUuid.delete(uuid);
+    }
+  }
+
+  private updated(touched: string[]): void {
+    if (touched.length) for (const l of this.listeners) l(touched);
   }
 
   /**
-   * Re-reads the domains the changes name (target and new DN). A rename moves
-   * its subtree under one change-log row: the hosted domains below the old
-   * name are re-read too (gone) and so are those below the new one (arrived).
+   * Puts (or replaces) one hosted domain's route and its aliases. When the
+   * same entry (entryUUID) was hosted under another name (a rename), that
+   * name leaves the table.
    */
-  apply(rows: ChangeRecord[]): void {
+  setDomain(d: MailDomain): void {
+    const touched = [d.name];
+    const old = d.uuid === undefined ? undefined : this.byUuid.get(d.uuid);
+    if (old !== undefined && old !== d.name) {
+      this.remove(old);
+      touched.push(old);
+    }
+    this.remove(d.name);
+    this.put(d);
+    this.updated(touched);
+  }
+
+  /** Withdraws a hosted domain, named by its name or its entryUUID (a Content Sync delete may carry the UUID alone); unknown: nothing. */
+  removeDomain(nameOrUuid: string): void {
+    const name = this.byUuid.get(nameOrUuid) ?? nameOrUuid.toLowerCase().replace(/\.$/, '');
+    const r = this.routes.get(name);
+    if (!r || r.kind === 'alias') return;
+    this.remove(name);
+    this.updated([name]);
+  }
+
+  /**
+   * Re-reads from `reader` the domains the change-log rows name (target and
+   * new DN). A rename moves its subtree under one row: the hosted domains
+   * below the old name are re-read too (gone) and so are those below the
+   * new one (arrived).
+   */
+  apply(rows: ChangeRecord[], reader: DomainReader): void {
     const touched = new Set<string>();
     for (const r of rows) {
       for (const { dn, ndn } of changedDns(r)) {
-        const name = this.mail.names.fromDn(dn, ndn);
+        const name = reader.names.fromDn(dn, ndn);
         if (name === undefined) continue;
         touched.add(name);
-        if (r.changeType === 'modrdn') for (const d of this.below(name)) touched.add(d);
+        if (r.changeType === 'modrdn') for (const d of this.below(name, reader)) touched.add(d);
       }
       this.version = r.changeNumber;
     }
     for (const name of touched) {
       this.remove(name);
       this.stats.domainReads++;
-      const d = this.mail.domain(name);
+      const d = reader.domain(name);
       if (d) this.put(d);
     }
-    if (touched.size) for (const l of this.listeners) l([...touched]);
+    this.updated([...touched]);
   }
 
   /** The hosted domains (not aliases) strictly below `name`: in the table, and in the directory now. */
-  private *below(name: string): Generator<string> {
+  private *below(name: string, reader: DomainReader): Generator<string> {
     const tail = '.' + name;
     for (const [d, r] of this.routes) if (r.kind !== 'alias' && d.endsWith(tail)) yield d;
-    for (const d of this.mail.domainsBelow(name)) yield d.name;
+    for (const d of reader.domainsBelow(name)) yield d.name;
   }
 
   /** The route for a domain (aliases not followed). undefined: not hosted here. */

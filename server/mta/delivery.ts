@@ -245,16 +245,16 @@ export class Delivery {
   }
 
   /** The Maildir of `local`@`domainName`, a domain delivered here: the user, the catch-all, postmaster/abuse, else 5.1.1. */
-  private localTarget(domainName: string, local: string): Target {
-    const domain = this.deps.cache.domain(domainName);
+  private async localTarget(domainName: string, local: string): Promise<Target> {
+    const domain = await this.deps.cache.domain(domainName);
     if (!domain) return { kind: 'fail', result: { ok: false, permanent: false, status: '4.3.0', diagnostic: 'x-local; domain lookup failed' } };
     const address = `${local}@${domainName}`;
-    const user = this.deps.cache.recipient(domain, address);
+    const user = await this.deps.cache.recipient(domain, address);
     if (user) return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, user.address) };
     if (domain.catchall) {
       const c = splitAddress(domain.catchall);
-      const cDomain = c && this.deps.cache.domain(c.domain);
-      const cUser = cDomain && this.deps.cache.recipient(cDomain, domain.catchall);
+      const cDomain = c && (await this.deps.cache.domain(c.domain));
+      const cUser = cDomain && (await this.deps.cache.recipient(cDomain, domain.catchall));
       return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, cUser ? cUser.address : domain.catchall) };
     }
     const lp = local.toLowerCase();

@@ -18,6 +18,7 @@ import type { Logger } from '../log';
 import type { Directory } from '../directory/directory';
 import type { Zones } from '../directory/zones';
 import { MailDirectory } from '../directory/mail';
+import { LocalMailSource, type MailSource } from '../directory/mail-source';
 import { RoutingTable } from '../directory/routing';
 import { ChangeFollower } from '../directory/changes';
 import type { QueueStore } from '../../storage/queue';
@@ -34,9 +35,13 @@ import type { CapsMemory } from '../connection-caps';
 
 export type { MessageQueue } from './intake';
 
-/** The directory as the transfer unit reads it, on one thread: kept in step with the change log. */
+/**
+ * The directory as the transfer unit reads it, on one thread: its source,
+ * and the cache and routing table kept in step with it (the change log on
+ * the appliance; Content Sync on a remote unit).
+ */
 export interface MailViews {
-  mail: MailDirectory;
+  source: MailSource;
   routing: RoutingTable;
   cache: DirectoryCache;
   resolver: MailResolver;
@@ -52,17 +57,20 @@ export interface MailViews {
  * one reader of it for both (each commit is read once).
  */
 export function mailViews(directory: Directory, zones: Zones, config: Config, cacheSize: number): MailViews {
+  // The routing table re-reads the store synchronously (the follower runs inside directory.sync(),
+  // so a lookup right after it sees the write); the cache reads through the MailSource.
   const mail = new MailDirectory(directory, zones.names);
-  const routing = new RoutingTable(mail, config.hostname);
-  routing.build(directory);
-  const cache = new DirectoryCache(mail, { max: cacheSize });
+  const source = new LocalMailSource(mail);
+  const routing = new RoutingTable(config.hostname);
+  routing.build(mail.domains(), directory.changeRange().last);
+  const cache = new DirectoryCache(source, { max: cacheSize });
   const follower = new ChangeFollower(directory, {
     onChanges: (rows) => {
-      routing.apply(rows);
+      routing.apply(rows, mail);
       cache.invalidate(rows);
     },
     onGap: () => {
-      routing.build(directory);
+      routing.build(mail.domains(), directory.changeRange().last);
       cache.flush();
     },
   }, { pollMs: config.mta.changePollMs, from: routing.version });
@@ -71,7 +79,7 @@ export function mailViews(directory: Directory, zones: Zones, config: Config, ca
     hostname: config.hostname, selfAddresses: config.selfAddresses, listen: config.listen, smtpPort: config.smtp.port, relayPort: config.mta.relayPort,
   }, resolver);
   // Before each lookup: one atomic load, and the follower reads the log only when the change clock moved.
-  return { mail, routing, cache, resolver, self, sync: () => directory.sync(), stop: () => follower.stop() };
+  return { source, routing, cache, resolver, self, sync: () => directory.sync(), stop: () => follower.stop() };
 }
 
 /** What the intake side needs besides its views. */
@@ -104,7 +112,7 @@ export interface IntakeSide {
 
 /** Starts SMTP intake over `views` on the configured port. */
 export async function startIntakeSide(views: MailViews, config: Config, log: Logger, deps: IntakeSideDeps): Promise<IntakeSide> {
-  const { mail, cache, routing, resolver, self, sync } = views;
+  const { source, cache, routing, resolver, self, sync } = views;
   const policy: (UnknownDomainHook & { stats: PolicyStats }) | undefined = deps.provisioning
     ? provisioningPolicy(config, deps.provisioning, resolver, self, log.child({ part: 'policy' }), { limits: deps.limits })
     : undefined;
@@ -114,7 +122,7 @@ export async function startIntakeSide(views: MailViews, config: Config, log: Log
     clientConnections: config.smtp.clientConnections, busyTimeoutMs: config.smtp.busyTimeout * 1000,
     greetingDelayMs: config.smtp.greetingDelay, relayNetworks: config.smtp.relayNetworks, tls: deps.tls, authFailureLimit: config.smtp.authFailures, hopLimit: config.smtp.hopLimit,
     ownAddresses: [config.listen, ...config.selfAddresses], reusePort: deps.reusePort, caps: deps.caps,
-  }, { mail, cache, routing, queue: deps.queue, spool: new Spool(path.join(config.dataDir, 'spool')), resolver, sync, log: log.child({ part: 'intake' }),
+  }, { source, cache, routing, queue: deps.queue, spool: new Spool(path.join(config.dataDir, 'spool')), resolver, sync, log: log.child({ part: 'intake' }),
     onQueued: deps.onQueued, unknownDomain: policy, self, storeWritable: deps.storeWritable });
   const port = await intake.listen();
   self.smtpPort = port;
@@ -131,7 +139,7 @@ export interface MtaEndpoint {
   delivery: Delivery;
   intake: Intake;
   resolver: MailResolver;
-  mail: MailDirectory;
+  source: MailSource;
   /** Provisioning policy counters (undefined without a provisioner). */
   policy: PolicyStats | undefined;
 }

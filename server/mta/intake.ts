@@ -23,8 +23,8 @@ import { cidrList, clientKey, inCidrList, isLoopback, ownAddressTest } from '../
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
 import type { Readable } from 'node:stream';
 import { RepeatLimiter, type Logger } from '../log';
-import type { MailDirectory } from '../directory/mail';
 import { splitAddress } from '../directory/mail';
+import type { MailSource } from '../directory/mail-source';
 import { TooManyFailuresError } from '../directory/errors';
 import { routeOf, type RoutingTable } from '../directory/routing';
 import type { DirectoryCache } from './cache';
@@ -93,7 +93,8 @@ export interface MessageQueue {
 }
 
 export interface IntakeDeps {
-  mail: MailDirectory;
+  /** The directory, for AUTH; domains and recipients are read through `cache`. */
+  source: MailSource;
   cache: DirectoryCache;
   routing: RoutingTable;
   /** The queue itself, or a forwarder to the thread that has it. */
@@ -275,7 +276,7 @@ export class Intake {
       this.deps.log.info({ remote: session.remoteAddress, user: auth.username, reply: reply.responseCode }, 'AUTH failed');
       cb(n >= this.opts.authFailureLimit ? new SmtpReply(421, '4.7.0', 'Too many failed authentications, closing connection') : reply);
     };
-    this.deps.mail.authenticate(auth.username ?? '', auth.password ?? '', session.remoteAddress).then(
+    this.deps.source.authenticate(auth.username ?? '', auth.password ?? '', session.remoteAddress).then(
       (id) => (id ? cb(null, { user: id.dn }) : failed(new SmtpReply(535, '5.7.8', 'Authentication credentials invalid'))),
       (err) => failed(err instanceof TooManyFailuresError
         ? new SmtpReply(454, '4.7.0', 'Too many failed authentications, try again later')
@@ -368,7 +369,7 @@ export class Intake {
         // Held mail is delivered by the route the domain has once released:
         // judge the recipient by that route now, so an unknown user is refused
         // here rather than bounced (backscatter) when the hold ends.
-        const domain = this.deps.cache.domain(routed.domain);
+        const domain = await this.deps.cache.domain(routed.domain);
         if (!domain) throw new SmtpReply(451, '4.3.0', 'Temporary lookup failure');
         if (routeOf({ ...domain, status: 'active' }, this.opts.hostname).kind !== 'local') return;
         return this.checkLocalRecipient(rcpt, parts.local, routed.domain);
@@ -381,10 +382,10 @@ export class Intake {
   }
 
   /** A recipient of a domain delivered here: a directory user, the catch-all, or an RFC 2142 role address; else 550 5.1.1. */
-  private checkLocalRecipient(rcpt: string, local: string, domainName: string): void {
-    const domain = this.deps.cache.domain(domainName);
+  private async checkLocalRecipient(rcpt: string, local: string, domainName: string): Promise<void> {
+    const domain = await this.deps.cache.domain(domainName);
     if (!domain) throw new SmtpReply(451, '4.3.0', 'Temporary lookup failure');
-    if (this.deps.cache.recipient(domain, `${local}@${domainName}`)) return;
+    if (await this.deps.cache.recipient(domain, `${local}@${domainName}`)) return;
     const lp = local.toLowerCase();
     if (domain.catchall || lp === 'postmaster' || lp === 'abuse') return; // RFC 2142 role addresses always reach someone
     throw new SmtpReply(550, '5.1.1', `<${rcpt}>: Recipient address rejected: User unknown`);

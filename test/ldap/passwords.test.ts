@@ -244,7 +244,7 @@ describe('a wrong bind costs the same whether the DN exists or not', () => {
   });
 
   test('SMTP AUTH: an unknown login name costs a check too', async () => {
-    const mail = t.app.mta.mail;
+    const mail = t.app.mta.source;
     assert.deepEqual(await work(async () => assert.equal(await mail.authenticate('nobody@nowhere.test', 'wrong', '127.0.0.1'), undefined)), oneCheck);
   });
 });

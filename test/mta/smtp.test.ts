@@ -601,8 +601,8 @@ describe('directory cache', { timeout: 60_000 }, () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(t.app.mta.routing.lookup('eu.sales.example.org'), undefined, 'the old subdomain left the routing table');
     assert.equal(describeRoute(t.app.mta.routing.lookup('eu.west.example.org')!), 'local');
-    assert.equal(t.app.mta.cache.domain('eu.sales.example.org'), undefined, 'the cached domain was forgotten');
-    assert.equal(t.app.mta.cache.domain('eu.west.example.org')?.dn, `dc=eu,dc=west,dc=example,dc=org,${S}`);
+    assert.equal(await t.app.mta.cache.domain('eu.sales.example.org'), undefined, 'the cached domain was forgotten');
+    assert.equal((await t.app.mta.cache.domain('eu.west.example.org'))?.dn, `dc=eu,dc=west,dc=example,dc=org,${S}`);
     assert.match(await rcptReply('erin@eu.sales.example.org'), /^550 5\.7\.1/, 'no longer hosted: relaying refused');
     assert.match(await rcptReply('erin@eu.west.example.org'), /^250/, 'the moved subdomain is hosted under its new name');
   });
