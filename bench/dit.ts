@@ -81,22 +81,3 @@ export function ditPhases(domains: number, withSuffix: boolean): Phase[] {
     },
   ];
 }
-
-/**
- * Minimal slapd schema for the classes dcmx defines beyond OpenLDAP's core,
- * cosine and inetorgperson: dNSDomain2 (Uninett, as shipped with PowerDNS),
- * mailDomain and mailDomainStatus (dcmx's arc, as in schema/definitions),
- * mailRecipient and inetMailUser (Netscape/Sun OIDs), trimmed to what the
- * benchmark DIT uses.
- */
-export const SLAPD_EXTRA_SCHEMA = `
-attributetype ( 1.3.6.1.4.1.32473.1.1.3 NAME 'mailDomainStatus'
-  EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
-objectclass ( 1.3.6.1.4.1.2428.20.2 NAME 'dNSDomain2' SUP dNSDomain STRUCTURAL )
-objectclass ( 1.3.6.1.4.1.32473.1.2.1 NAME 'mailDomain' SUP top AUXILIARY
-  MAY ( mailDomainStatus ) )
-objectclass ( 2.16.840.1.113730.3.2.3 NAME 'mailRecipient' SUP top AUXILIARY
-  MAY ( cn $ mail $ uid $ userPassword ) )
-objectclass ( 2.16.840.1.113730.3.2.146 NAME 'inetMailUser' SUP mailRecipient AUXILIARY
-  MAY ( cn ) )
-`;

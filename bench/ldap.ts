@@ -268,8 +268,8 @@ async function run(log: (msg: string) => void): Promise<Report> {
       }
       notes.push(`slapd mdb after load: ${fmt.mib(duBytes(slapd.dbDir))}`);
       notes.push(
-        'slapd: generated slapd.conf, mdb, its default thread count (16 worker threads), core/cosine/inetorgperson schemas + ' +
-          'minimal dNSDomain2, mailDomain, mailDomainStatus, mailRecipient, inetMailUser; index objectClass,mail eq; rootdn bind',
+        'slapd: generated slapd.conf, mdb, its default thread count (16 worker threads), core/cosine/inetorgperson/nis schemas + ' +
+          'dcmx schema export; index objectClass,mail eq; rootdn bind',
       );
     }
   } finally {

@@ -1,24 +1,83 @@
 /**
- * OpenLDAP slapd as a comparison target: run unprivileged from a generated
- * slapd.conf in a temp dir (mdb backend, suffix o=internet, rootdn
- * cn=admin,o=internet, OpenLDAP's core/cosine/inetorgperson schemas plus the
- * few definitions in {@link SLAPD_EXTRA_SCHEMA}, `index mail eq`), on a
- * loopback port, with its default number of threads; not pinned.
+ * OpenLDAP slapd, configured the one way dcmx runs it: unprivileged, every
+ * file in one directory, back-mdb, OpenLDAP's standard core, cosine,
+ * inetorgperson and nis schema plus dcmx's own as `dcmx schema export` gives
+ * it (schema/openldap.ts: the one source of dcmx's schema for slapd).
+ * writeSlapdConf writes that configuration (the replica tests add syncrepl to
+ * it, test/fixtures/slapd.ts); startSlapd runs it as the benchmark's
+ * comparison target: suffix o=internet, rootdn cn=admin,o=internet,
+ * `index mail eq`, on a loopback port, with its default number of threads;
+ * not pinned.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { freePort, spawnChild, waitForPort, which, type Child } from './proc';
-import { ADMIN_DN, ADMIN_PASSWORD, SLAPD_EXTRA_SCHEMA, SUFFIX } from './dit';
+import { ADMIN_DN, ADMIN_PASSWORD, SUFFIX } from './dit';
+import { openldapSchemaFile, SLAPD_STANDARD_FILES } from '../schema/openldap';
 
-const SCHEMA_DIR = '/etc/ldap/schema';
-const SCHEMAS = ['core.schema', 'cosine.schema', 'inetorgperson.schema'];
+/** Where Debian's slapd package puts OpenLDAP's schema files (`.schema` and `.ldif`). */
+export const SLAPD_SCHEMA_DIR = '/etc/ldap/schema';
 const MODULE_DIRS = ['/usr/lib/ldap', '/usr/lib/openldap', '/usr/lib64/openldap', '/usr/libexec/openldap'];
 
 /** Why slapd cannot be used here, or undefined when it can. */
 export function slapdUnavailable(): string | undefined {
   if (!which('slapd')) return 'slapd is not installed (DEBIAN_FRONTEND=noninteractive apt-get install -y slapd)';
-  for (const s of SCHEMAS) if (!fs.existsSync(path.join(SCHEMA_DIR, s))) return `${SCHEMA_DIR}/${s} is missing`;
+  for (const s of SLAPD_STANDARD_FILES) {
+    if (!fs.existsSync(path.join(SLAPD_SCHEMA_DIR, `${s}.schema`))) return `${SLAPD_SCHEMA_DIR}/${s}.schema is missing`;
+  }
   return undefined;
+}
+
+/** The directory holding back_mdb.so when slapd loads backends as modules (Debian does), else undefined (built in). */
+export function slapdModuleDir(): string | undefined {
+  return MODULE_DIRS.find((d) => fs.existsSync(path.join(d, 'back_mdb.so')));
+}
+
+/** One mdb database of a generated slapd configuration. */
+export interface SlapdDatabase {
+  suffix: string;
+  rootDn: string;
+  rootPw: string;
+  /** Its files (created when missing). */
+  directory: string;
+  /** More slapd.conf lines for the database section (index, overlay, syncrepl, limits, ...). */
+  lines?: string[];
+  /** More lines for the global section (TLS settings, ...). */
+  global?: string[];
+  /** Modules to load besides back_mdb, where slapd loads modules (syncprov, ...). */
+  modules?: string[];
+}
+
+/**
+ * Writes `dir/dcmx.schema` (dcmx schema export --format openldap) and
+ * `dir/slapd.conf` (global section, then the mdb database); returns the
+ * configuration's path. Its pid and args files are in `dir` too.
+ */
+export function writeSlapdConf(dir: string, db: SlapdDatabase): string {
+  fs.mkdirSync(db.directory, { recursive: true });
+  const schema = path.join(dir, 'dcmx.schema');
+  fs.writeFileSync(schema, openldapSchemaFile());
+  const moduleDir = slapdModuleDir();
+  const conf = [
+    ...SLAPD_STANDARD_FILES.map((s) => `include ${path.join(SLAPD_SCHEMA_DIR, `${s}.schema`)}`),
+    `include ${schema}`,
+    `pidfile ${path.join(dir, 'slapd.pid')}`,
+    `argsfile ${path.join(dir, 'slapd.args')}`,
+    ...(moduleDir ? [`modulepath ${moduleDir}`, ...['back_mdb', ...(db.modules ?? [])].map((m) => `moduleload ${m}`)] : []),
+    ...(db.global ?? []),
+    'loglevel 0',
+    'database mdb',
+    'maxsize 1073741824',
+    `suffix "${db.suffix}"`,
+    `rootdn "${db.rootDn}"`,
+    `rootpw ${db.rootPw}`,
+    `directory ${db.directory}`,
+    ...(db.lines ?? []),
+    '',
+  ].join('\n');
+  const confFile = path.join(dir, 'slapd.conf');
+  fs.writeFileSync(confFile, conf);
+  return confFile;
 }
 
 export interface Slapd {
@@ -27,32 +86,17 @@ export interface Slapd {
   dbDir: string;
 }
 
-/** Writes the configuration under `dir` and starts slapd on a free loopback port. */
+/** Writes the benchmark's configuration under `dir` and starts slapd on a free loopback port. */
 export async function startSlapd(dir: string): Promise<Slapd> {
   fs.mkdirSync(dir, { recursive: true });
   const dbDir = path.join(dir, 'db');
-  fs.mkdirSync(dbDir);
-  fs.writeFileSync(path.join(dir, 'dcmx-bench.schema'), SLAPD_EXTRA_SCHEMA);
-  const moduleDir = MODULE_DIRS.find((d) => fs.existsSync(path.join(d, 'back_mdb.so')));
-  const conf = [
-    ...SCHEMAS.map((s) => `include ${path.join(SCHEMA_DIR, s)}`),
-    `include ${path.join(dir, 'dcmx-bench.schema')}`,
-    `pidfile ${path.join(dir, 'slapd.pid')}`,
-    `argsfile ${path.join(dir, 'slapd.args')}`,
-    ...(moduleDir ? [`modulepath ${moduleDir}`, 'moduleload back_mdb'] : []),
-    'loglevel 0',
-    'database mdb',
-    'maxsize 1073741824',
-    `suffix "${SUFFIX}"`,
-    `rootdn "${ADMIN_DN}"`,
-    `rootpw ${ADMIN_PASSWORD}`,
-    `directory ${dbDir}`,
-    'index objectClass eq',
-    'index mail eq',
-    '',
-  ].join('\n');
-  const confFile = path.join(dir, 'slapd.conf');
-  fs.writeFileSync(confFile, conf);
+  const confFile = writeSlapdConf(dir, {
+    suffix: SUFFIX,
+    rootDn: ADMIN_DN,
+    rootPw: ADMIN_PASSWORD,
+    directory: dbDir,
+    lines: ['index objectClass eq', 'index mail eq'],
+  });
   const port = await freePort();
   // -d 0: stay in the foreground (no detach) with no debug output.
   const child = spawnChild(which('slapd')!, ['-f', confFile, '-h', `ldap://127.0.0.1:${port}/`, '-d', '0']);

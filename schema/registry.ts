@@ -350,39 +350,49 @@ export class Schema {
 
   /** RFC 4512 §4.1 descriptions for the cn=Subschema subentry. */
   descriptions(): { attributeTypes: string[]; objectClasses: string[]; matchingRules: string[]; matchingRuleUse: string[]; ldapSyntaxes: string[] } {
-    const qd = (s: string) => `'${s.replace(/\\/g, '\\5C').replace(/'/g, '\\27')}'`;
-    const qdescrs = (names: string[]) => (names.length === 1 ? qd(names[0]) : `( ${names.map(qd).join(' ')} )`);
-    const oids = (xs: string[]) => (xs.length === 1 ? xs[0] : `( ${xs.join(' $ ')} )`);
-    const attributeTypes = this.attributeTypes.map((a) => {
-      const d = a.def;
-      let s = `( ${d.oid} NAME ${qdescrs(d.names)}`;
-      if (d.desc) s += ` DESC ${qd(d.desc)}`;
-      if (d.obsolete) s += ' OBSOLETE';
-      if (d.sup) s += ` SUP ${d.sup}`;
-      if (d.equality) s += ` EQUALITY ${d.equality}`;
-      if (d.ordering) s += ` ORDERING ${d.ordering}`;
-      if (d.substr) s += ` SUBSTR ${d.substr}`;
-      if (d.syntax) s += ` SYNTAX ${SYNTAXES[d.syntax].oid}${d.syntaxLen ? `{${d.syntaxLen}}` : ''}`;
-      if (d.singleValue) s += ' SINGLE-VALUE';
-      if (d.noUserModification) s += ' NO-USER-MODIFICATION';
-      if (d.usage && d.usage !== 'userApplications') s += ` USAGE ${d.usage}`;
-      return s + ' )';
-    });
-    const objectClasses = this.objectClasses.map((c) => {
-      const d = c.def;
-      let s = `( ${d.oid} NAME ${qdescrs(d.names)}`;
-      if (d.desc) s += ` DESC ${qd(d.desc)}`;
-      if (d.obsolete) s += ' OBSOLETE';
-      if (d.sup && d.sup.length) s += ` SUP ${oids(d.sup)}`;
-      s += ` ${d.kind.toUpperCase()}`;
-      if (d.must && d.must.length) s += ` MUST ${oids(d.must)}`;
-      if (d.may && d.may.length) s += ` MAY ${oids(d.may)}`;
-      return s + ' )';
-    });
+    const attributeTypes = this.attributeTypes.map((a) => `( ${attributeTypeClauses(a.def).join(' ')} )`);
+    const objectClasses = this.objectClasses.map((c) => `( ${objectClassClauses(c.def).join(' ')} )`);
     const matchingRules = ALL_RULES.map((r) => `( ${r.oid} NAME '${r.name}' SYNTAX ${r.syntax} )`);
     // RFC 4512 §4.1.4: APPLIES names the attribute types, as slapd does, by their first name.
-    const matchingRuleUse = this.ruleUses().map((u) => `( ${u.rule.oid} NAME '${u.rule.name}' APPLIES ${oids(u.applies.map((a) => a.name))} )`);
+    const matchingRuleUse = this.ruleUses().map((u) => `( ${u.rule.oid} NAME '${u.rule.name}' APPLIES ${oidlist(u.applies.map((a) => a.name))} )`);
     const ldapSyntaxes = [...Object.values(SYNTAXES), ...ASSERTION_SYNTAXES].map((s) => `( ${s.oid} DESC '${s.desc}' )`);
     return { attributeTypes, objectClasses, matchingRules, matchingRuleUse, ldapSyntaxes };
   }
+}
+
+const qd = (s: string) => `'${s.replace(/\\/g, '\\5C').replace(/'/g, '\\27')}'`;
+const qdescrs = (names: string[]) => (names.length === 1 ? qd(names[0]) : `( ${names.map(qd).join(' ')} )`);
+const oidlist = (xs: string[]) => (xs.length === 1 ? xs[0] : `( ${xs.join(' $ ')} )`);
+
+/**
+ * The clauses of an AttributeTypeDescription (RFC 4512 §4.1.2), in the
+ * order the grammar gives them, without the enclosing parentheses: the OID,
+ * then `NAME ...`, `DESC ...`, ... `USAGE ...` as the definition has them.
+ * `( ${clauses.join(' ')} )` is the description.
+ */
+export function attributeTypeClauses(d: AttributeTypeDef): string[] {
+  const out = [d.oid, `NAME ${qdescrs(d.names)}`];
+  if (d.desc) out.push(`DESC ${qd(d.desc)}`);
+  if (d.obsolete) out.push('OBSOLETE');
+  if (d.sup) out.push(`SUP ${d.sup}`);
+  if (d.equality) out.push(`EQUALITY ${d.equality}`);
+  if (d.ordering) out.push(`ORDERING ${d.ordering}`);
+  if (d.substr) out.push(`SUBSTR ${d.substr}`);
+  if (d.syntax) out.push(`SYNTAX ${SYNTAXES[d.syntax].oid}${d.syntaxLen ? `{${d.syntaxLen}}` : ''}`);
+  if (d.singleValue) out.push('SINGLE-VALUE');
+  if (d.noUserModification) out.push('NO-USER-MODIFICATION');
+  if (d.usage && d.usage !== 'userApplications') out.push(`USAGE ${d.usage}`);
+  return out;
+}
+
+/** The clauses of an ObjectClassDescription (RFC 4512 §4.1.1), as attributeTypeClauses gives them. */
+export function objectClassClauses(d: ObjectClassDef): string[] {
+  const out = [d.oid, `NAME ${qdescrs(d.names)}`];
+  if (d.desc) out.push(`DESC ${qd(d.desc)}`);
+  if (d.obsolete) out.push('OBSOLETE');
+  if (d.sup && d.sup.length) out.push(`SUP ${oidlist(d.sup)}`);
+  out.push(d.kind.toUpperCase());
+  if (d.must && d.must.length) out.push(`MUST ${oidlist(d.must)}`);
+  if (d.may && d.may.length) out.push(`MAY ${oidlist(d.may)}`);
+  return out;
 }

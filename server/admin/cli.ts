@@ -15,6 +15,10 @@
  *                              --force also takes a public suffix or a new zone above our own names
  *   dcmx domain remove NAME    refuse its mail and withdraw its mail DNS records (MX, SPF, DMARC), keeping mailboxes and the zone
  *   dcmx domain list           hosted mail domains and their status
+ *   dcmx schema export [--format openldap|ldif]
+ *                              dcmx's schema for an OpenLDAP slapd replica (schema/openldap.ts): a file
+ *                              to include after slapd's core, cosine, inetorgperson and nis schema
+ *                              (openldap, the default), or the cn=config entry (ldif)
  *
  * Every command first initialises the store as the appliance's first boot
  * does (the suffix and the administrator, when missing); `ldif import` of a
@@ -37,6 +41,7 @@ import { describeRoute, RoutingTable } from '../directory/routing';
 import { Provisioner } from '../directory/provision';
 import { ReservedDomainError } from '../directory/errors';
 import { LocalWriter } from '../directory/writes';
+import { openldapSchemaFile, openldapSchemaLdif } from '../../schema/openldap';
 
 const USAGE = `usage:
   dcmx ldif import FILE [--continue] [--skip-existing]
@@ -46,7 +51,8 @@ const USAGE = `usage:
   dcmx routes
   dcmx domain add NAME [--force]
   dcmx domain remove NAME
-  dcmx domain list`;
+  dcmx domain list
+  dcmx schema export [--format openldap|ldif]`;
 
 /** Thrown for a usage error: printed with the usage text, exit status 64 (EX_USAGE). */
 class UsageError extends Error {}
@@ -147,6 +153,15 @@ function option(args: string[], name: string): string | undefined {
 export async function runCli(argv: string[], config: Config = loadConfig()): Promise<number> {
   const args = [...argv];
   const [group, cmd] = [args.shift(), args.shift()];
+  if (group === 'schema' && cmd === 'export') {
+    // The schema is the software's, not the store's: nothing is opened.
+    const format = option(args, '--format') ?? 'openldap';
+    if (args.length) throw new UsageError(`unexpected argument ${args[0]}`);
+    if (format !== 'openldap' && format !== 'ldif') throw new UsageError(`--format must be openldap or ldif, not '${format}'`);
+    process.stdout.write(format === 'ldif' ? openldapSchemaLdif() : openldapSchemaFile());
+    await stdoutWritten();
+    return 0;
+  }
   if (group === 'ldif' && cmd === 'import') {
     const continueOnError = flag(args, '--continue') || flag(args, '-c');
     const skipExisting = flag(args, '--skip-existing');

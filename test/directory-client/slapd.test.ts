@@ -35,7 +35,7 @@ before(async () => {
   fs.writeFileSync(cert, pems.cert);
   fs.writeFileSync(key, pems.private);
   ca = pems.cert;
-  slapd = await startSlapd({ tls: { cert, key } });
+  slapd = await startSlapd({ tls: { cert, key }, syncprov: {} });
   await slapd.ldap('ldapadd', [
     `dn: ou=people,${SLAPD_SUFFIX}\nobjectClass: organizationalUnit\nou: people\n`,
     `dn: uid=ann,ou=people,${SLAPD_SUFFIX}\nobjectClass: inetOrgPerson\nuid: ann\ncn: Ann\nsn: A\nmail: ann@example.org\n`,
