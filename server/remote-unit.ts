@@ -78,9 +78,9 @@ export async function startRemoteUnit(config: Config, log: Logger): Promise<Remo
   const started: { close(): Promise<void> }[] = [];
   try {
     const source = new RemoteMailSource({ directory: remote, suffix: config.suffix, dataDir: config.dataDir, log: log.child({ ep: 'directory' }) });
-    // Domains are routed as the appliance holding the directory routes them (their MX names it);
-    // which mailbox is whose is placement's business (mailHost), per recipient.
-    const routing = new RoutingTable(remote.host);
+    // "This deployment" is this unit and the appliance holding the directory (the MX of the domains it
+    // provisions): such a domain is local here; placement (mailHost) then says whose each mailbox is.
+    const routing = new RoutingTable([config.hostname, remote.host]);
     const cache = new DirectoryCache(source, { max: config.mta.cacheSize });
     const resolver = new MailResolver({ upstream: config.upstreamDns });
     const self = new SelfIdentity({

@@ -22,6 +22,7 @@
  *   network reject with DirectoryUnavailableError (SMTP 451 4.4.3), while
  *   the copy and the cache keep answering what they hold.
  */
+import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Logger } from '../log';
 import type { RemoteDirectory } from '../config';
@@ -35,7 +36,7 @@ import { DnsNames } from '../directory/zones';
 import type { FilterInput } from '../directory/filter';
 import { DCMX_EXT } from '../../schema/definitions/dcmx';
 import { parseDn } from '../../schema/dn';
-import { LdapClient, type ClientOptions } from './client';
+import { LdapClient, parseDirectoryUrl, type ClientOptions } from './client';
 import { LdapResultError, RESULT } from './protocol';
 import { SyncedCopy, type CopiedEntry } from './replica';
 import { SyncConsumer, type SyncEntry, type SyncHandler } from './sync';
@@ -104,8 +105,11 @@ export class RemoteMailSource implements MailSource {
     this.names = new DnsNames(this.schema.normalizeDn(parseDn(opts.suffix)));
     this.directoryHost = d.host;
     this.timeoutMs = opts.timeoutMs ?? 5000;
+    // The certificate must name the directory's host: the URL's, or DCMX_DIRECTORY_HOST when the URL gives an address.
+    const servername = net.isIP(parseDirectoryUrl(d.url).host) && !net.isIP(d.host) ? d.host : undefined;
     this.clientOptions = {
-      url: d.url, startTls: d.startTls, tls: d.ca ? { ca: d.ca } : undefined, connectTimeoutMs: this.timeoutMs, operationTimeoutMs: this.timeoutMs,
+      url: d.url, startTls: d.startTls, tls: { ...(d.ca ? { ca: d.ca } : {}), ...(servername ? { servername } : {}) },
+      connectTimeoutMs: this.timeoutMs, operationTimeoutMs: this.timeoutMs,
     };
     this.copy = new SyncedCopy((e) => this.domainOf(e) !== undefined, (uuid, before, after) => this.domainChanged(uuid, before, after));
     this.state = new SyncStateFile(path.join(opts.dataDir, 'directory-sync.json'), { url: d.url, base: opts.suffix, filter: JSON.stringify(SYNC_FILTER) }, opts.log);
