@@ -10,14 +10,16 @@
  * its cookie (DCMX_CHANGELOG_KEEP) the full refresh leaves it identical to
  * dcmx, with no ghost entries. "Identical" compares both servers' whole
  * subtrees, user attributes and entryUUID, entryCSN, timestamps and
- * creators/modifiers, read with ldapsearch.
+ * creators/modifiers, read with ldapsearch. The replica is a read replica:
+ * users bind on it with their dcmx passwords, and their writes are referred
+ * to dcmx (updateref).
  * Needs: slapd, ldap-utils.
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { run, runDcmx, startSpawned, stopChild, tempDirs, testEnv, ADMIN_PASSWORD, type SpawnedAppliance } from '../helpers';
+import { ldapResultCode, run, runDcmx, startSpawned, stopChild, tempDirs, testEnv, ADMIN_PASSWORD, type SpawnedAppliance } from '../helpers';
 import { freePort, startSlapd, treeContents, treeDifferences, type Slapd, type TreeContents } from '../fixtures/slapd';
 import { waitForAsync } from '../fixtures/wait';
 
@@ -103,6 +105,7 @@ const syncrepl = () => [
   `  binddn="${REPLICATOR}"`,
   `  credentials=${REPLICATOR_PW}`,
   '  retry="1 +"',
+  `updateref ldap://127.0.0.1:${ldapPort}`,
 ];
 
 /** dcmx's root DSE firstChangeNumber or lastChangeNumber. */
@@ -148,6 +151,13 @@ describe('slapd syncrepl consumer of dcmx (refreshAndPersist)', () => {
     const alice = ours.get(`uid=alice,${PEOPLE}`.toLowerCase());
     assert.ok(alice?.get('userpassword')?.[0]?.startsWith('{'), 'a hashed userPassword is replicated');
     assert.ok(alice?.get('entryuuid')?.length === 1 && alice.get('entrycsn')?.length === 1);
+    // A read replica: alice binds on it with her dcmx password; her writes are referred to dcmx.
+    const alicesArgs = ['-x', '-H', slapd.url, '-D', `uid=alice,${PEOPLE}`, '-w', 'alice-secret-1'];
+    const who = await run('ldapwhoami', alicesArgs);
+    assert.equal(who.code, 0, `alice binds on the replica: ${who.stderr}`);
+    const write = await run('ldapmodify', alicesArgs, `dn: uid=alice,${PEOPLE}\nchangetype: modify\nreplace: sn\nsn: X\n`);
+    assert.equal(ldapResultCode(write), 10, `a write on the replica is referred: ${write.stdout}${write.stderr}`);
+    assert.match(write.stdout + write.stderr, new RegExp(`ldap://127\\.0\\.0\\.1:${ldapPort}`));
   });
 
   test('follows an add, a modify, a rename and a delete within 1 s each', async () => {
