@@ -2,7 +2,7 @@
  * A real OpenLDAP slapd as a read replica of dcmx: slapd's syncrepl
  * (type=refreshAndPersist, back-mdb, dcmx's schema from `dcmx schema
  * export`) against dcmx's Content Sync provider (RFC 4533), bound as a
- * replication identity (DCMX_REPLICATOR_DNS). It replicates the whole DIT;
+ * replication identity (DCMX_REPLICATOR_DNS) over StartTLS. It replicates the whole DIT;
  * it follows adds, modifies, renames and deletes within 1 s; it resumes from
  * its cookie after it restarts (an incremental refresh: a delete phase with
  * only what changed); it catches up after dcmx restarts (changes made
@@ -22,6 +22,7 @@ import * as path from 'node:path';
 import { ldapResultCode, run, runDcmx, startSpawned, stopChild, tempDirs, testEnv, ADMIN_PASSWORD, type SpawnedAppliance } from '../helpers';
 import { freePort, startSlapd, treeContents, treeDifferences, type Slapd, type TreeContents } from '../fixtures/slapd';
 import { waitForAsync } from '../fixtures/wait';
+import selfsigned from 'selfsigned';
 
 const SUFFIX = 'o=internet';
 const ADMIN_DN = `cn=admin,${SUFFIX}`;
@@ -40,7 +41,12 @@ let ldapPort: number;
 let dcmx: SpawnedAppliance;
 let slapd: Slapd;
 
-const env = () => ({ DCMX_LDAP_PORT: String(ldapPort), DCMX_REPLICATOR_DNS: REPLICATOR, DCMX_CHANGELOG_KEEP: String(KEEP) });
+let tls: { cert: string; key: string };
+
+const env = () => ({
+  DCMX_LDAP_PORT: String(ldapPort), DCMX_REPLICATOR_DNS: REPLICATOR, DCMX_CHANGELOG_KEEP: String(KEEP),
+  DCMX_TLS_CERT: tls.cert, DCMX_TLS_KEY: tls.key,
+});
 const dcmxArgs = () => ['-x', '-H', `ldap://127.0.0.1:${ldapPort}`, '-D', ADMIN_DN, '-w', ADMIN_PASSWORD];
 
 /** ldapmodify (or ldapadd) against dcmx as its administrator; fails the test when the tool fails. */
@@ -105,6 +111,8 @@ const syncrepl = () => [
   `  binddn="${REPLICATOR}"`,
   `  credentials=${REPLICATOR_PW}`,
   '  retry="1 +"',
+  // The replication identity's password and the entries cross the network under TLS, the certificate checked.
+  `  starttls=critical tls_cacert=${tls.cert} tls_reqcert=demand`,
   `updateref ldap://127.0.0.1:${ldapPort}`,
 ];
 
@@ -121,6 +129,14 @@ const logSince = (mark: number) => slapd.log.slice(mark);
 
 before(async () => {
   ldapPort = await freePort();
+  // dcmx's certificate, for 127.0.0.1 (the provider URL's host), which the replica checks.
+  const pems = await selfsigned.generate([{ name: 'commonName', value: 'dcmx.test' }], {
+    keySize: 2048, algorithm: 'sha256', extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] }],
+  });
+  const dir = tmp();
+  tls = { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') };
+  fs.writeFileSync(tls.cert, pems.cert);
+  fs.writeFileSync(tls.key, pems.private);
   dcmx = await startSpawned(dataDir, env());
   // The replication identity, a mail domain as dcmx provisions it, people, a group, DNS records.
   await onDcmx([
