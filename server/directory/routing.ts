@@ -29,20 +29,26 @@ export type Route =
   | { kind: 'smtp' };
 
 /**
- * The route a hosted domain's entry calls for; `self` is this appliance's
- * host name. The status decides hold/reject; an explicit smart host or
- * routing hosts elsewhere make it `relay`; otherwise the domain's own MX
- * record identifies it: pointing here (or absent) it is `local`, pointing
- * elsewhere it is relayed to those hosts (we are a backup MX) unless one of
- * them resolves to our address, which only the transfer unit can tell
- * (`ownHosts`): the table stays a view of the directory alone.
+ * The route a hosted domain's entry calls for; `self` is the host name (or
+ * names) that mean this deployment: this unit's DCMX_HOSTNAME and, on a
+ * remote transfer unit, the host of the appliance that holds the directory
+ * (its mail hosts are the deployment's: which unit holds a mailbox is the
+ * recipient's placement, server/mta/placement.ts). Names are compared lower
+ * case without trailing dot. The status decides hold/reject; an explicit
+ * smart host or routing hosts elsewhere make it `relay`; otherwise the
+ * domain's own MX record identifies it: pointing here (or absent) it is
+ * `local`, pointing elsewhere it is relayed to those hosts (we are a backup
+ * MX) unless one of them resolves to our address, which only the transfer
+ * unit can tell (`ownHosts`): the table stays a view of the directory alone.
  */
-export function routeOf(d: MailDomain, self: string): Route {
+export function routeOf(d: MailDomain, self: string | readonly string[]): Route {
+  const ours = typeof self === 'string' ? [self] : self;
+  const isOurs = (h: string) => ours.includes(h);
   if (d.status === 'hold') return { kind: 'hold' };
   if (d.status === 'disabled') return { kind: 'reject' };
-  if (d.smartHost && d.smartHost !== self) return { kind: 'relay', hosts: [d.smartHost] };
-  if (d.routingHosts.length && !d.routingHosts.includes(self)) return { kind: 'relay', hosts: d.routingHosts, ownHosts: true };
-  if (d.routingHosts.length === 0 && d.mx.length && !d.mx.includes(self)) return { kind: 'relay', hosts: d.mx, ownHosts: true };
+  if (d.smartHost && !isOurs(d.smartHost)) return { kind: 'relay', hosts: [d.smartHost] };
+  if (d.routingHosts.length && !d.routingHosts.some(isOurs)) return { kind: 'relay', hosts: d.routingHosts, ownHosts: true };
+  if (d.routingHosts.length === 0 && d.mx.length && !d.mx.some(isOurs)) return { kind: 'relay', hosts: d.mx, ownHosts: true };
   return { kind: 'local' };
 }
 
@@ -91,8 +97,21 @@ export class RoutingTable {
     this.listeners.push(l);
   }
 
-  /** `self`: this unit's host name (DCMX_HOSTNAME), which routeOf compares mail hosts with. */
-  constructor(private readonly self: string) {}
+  /** The names that mean this deployment (routeOf), lower case without trailing dot. */
+  private readonly self: readonly string[];
+
+  /**
+   * `self`: this unit's host name (DCMX_HOSTNAME), and on a remote transfer
+   * unit the directory's host too (MailSource.directoryHost): see routeOf.
+   */
+  constructor(self: string | readonly string[]) {
+    this.self = (typeof self === 'string' ? [self] : self).map((h) => h.toLowerCase().replace(/\.$/, ''));
+  }
+
+  /** The route `d` calls for in this table (routeOf with the table's names for this deployment). */
+  routeFor(d: MailDomain): Route {
+    return routeOf(d, this.self);
+  }
 
   /** Full build from every hosted mail domain (start-up, a change log gap, a Content Sync full refresh); `version` is the change it reflects. */
   build(domains: Iterable<MailDomain>, version: number = this.version): void {
@@ -107,7 +126,7 @@ export class RoutingTable {
   }
 
   private put(d: MailDomain): void {
-    this.routes.set(d.name, routeOf(d, this.self));
+    this.routes.set(d.name, this.routeFor(d));
     for (const a of d.aliases) if (!this.routes.has(a) || this.routes.get(a)!.kind === 'alias') this.routes.set(a, { kind: 'alias', target: d.name });
     this.aliasesOf.set(d.name, d.aliases);
     if (d.uuid !== undefined) {

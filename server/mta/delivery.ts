@@ -28,6 +28,7 @@ import { buildDsn, type FailedRecipient } from './dsn';
 import type { Outbound } from './outbound';
 import type { SelfIdentity } from './self';
 import { isOurPostmaster } from './postmaster';
+import { placeMailbox } from './placement';
 import { ownAddressTest } from '../net';
 
 export interface DeliveryOptions {
@@ -53,8 +54,10 @@ export interface DeliveryDeps {
   /** Catches the cache and routing table up with the change log. */
   sync: () => void;
   log: Logger;
-  /** Tells whether a domain's own mail hosts are this appliance (then it is delivered here). */
-  self?: SelfIdentity;
+  /** Tells whether a domain's own mail hosts, or a mailbox's host, are this unit (then it is delivered here). */
+  self: SelfIdentity;
+  /** The host of the appliance holding the directory, which holds mailboxes without mailHost; undefined: this process (placement.ts). */
+  directoryHost?: string;
 }
 
 /** Where one recipient goes on this attempt. */
@@ -228,7 +231,7 @@ export class Delivery {
         return { kind: 'fail', result: { ok: false, permanent: true, status: '5.7.1', diagnostic: `x-local; mail for ${routed.domain} is not accepted` } };
       case 'relay': {
         // The domain's own MX / routing hosts may be this appliance by address: then it is ours.
-        const holder = r.ownHosts && this.deps.self ? await this.deps.self.holder(r.hosts) : 'other';
+        const holder = r.ownHosts ? await this.deps.self.holder(r.hosts) : 'other';
         if (holder === 'unknown') {
           return { kind: 'fail', result: { ok: false, permanent: false, status: '4.4.3', diagnostic: `x-local; cannot tell now whether ${r.hosts.join(', ')} is this host` } };
         }
@@ -244,22 +247,39 @@ export class Delivery {
     }
   }
 
-  /** The Maildir of `local`@`domainName`, a domain delivered here: the user, the catch-all, postmaster/abuse, else 5.1.1. */
+  /**
+   * Where `local`@`domainName` goes, a domain delivered by this deployment:
+   * the user, the catch-all, postmaster/abuse, else 5.1.1; each to its
+   * mailbox's host (placement.ts): this unit's Maildir, or relayed there.
+   */
   private async localTarget(domainName: string, local: string): Promise<Target> {
     const domain = await this.deps.cache.domain(domainName);
     if (!domain) return { kind: 'fail', result: { ok: false, permanent: false, status: '4.3.0', diagnostic: 'x-local; domain lookup failed' } };
     const address = `${local}@${domainName}`;
     const user = await this.deps.cache.recipient(domain, address);
-    if (user) return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, user.address) };
+    if (user) return this.placed(user.address, user.mailHost);
     if (domain.catchall) {
       const c = splitAddress(domain.catchall);
       const cDomain = c && (await this.deps.cache.domain(c.domain));
       const cUser = cDomain && (await this.deps.cache.recipient(cDomain, domain.catchall));
-      return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, cUser ? cUser.address : domain.catchall) };
+      return cUser ? this.placed(cUser.address, cUser.mailHost) : this.placed(domain.catchall, undefined);
     }
     const lp = local.toLowerCase();
-    if (lp === 'postmaster' || lp === 'abuse') return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, `${lp}@${domainName}`) };
+    if (lp === 'postmaster' || lp === 'abuse') return this.placed(`${lp}@${domainName}`, undefined);
     return { kind: 'fail', result: { ok: false, permanent: true, status: '5.1.1', diagnostic: `x-local; <${address}>: user unknown` } };
+  }
+
+  /** The mailbox `mailbox` (an address), whose entry names `mailHost`: its Maildir here, or relayed to its host. */
+  private async placed(mailbox: string, mailHost: string | undefined): Promise<Target> {
+    const p = await placeMailbox(mailHost, this.deps.directoryHost, (hosts) => this.deps.self.holder(hosts));
+    switch (p.kind) {
+      case 'here':
+        return { kind: 'local', mailbox: mailboxPath(this.opts.dataDir, mailbox) };
+      case 'host':
+        return { kind: 'relay', hosts: [p.host] };
+      case 'unknown':
+        return { kind: 'fail', result: { ok: false, permanent: false, status: '4.4.3', diagnostic: `x-local; cannot tell now whether ${p.host}, the mailbox's host, is this host` } };
+    }
   }
 
   private async deliverMessage(id: string, rows: QueueRecipientRow[]): Promise<void> {

@@ -26,7 +26,7 @@ import { RepeatLimiter, type Logger } from '../log';
 import { splitAddress } from '../directory/mail';
 import type { MailSource } from '../directory/mail-source';
 import { TooManyFailuresError } from '../directory/errors';
-import { routeOf, type RoutingTable } from '../directory/routing';
+import type { RoutingTable } from '../directory/routing';
 import type { DirectoryCache } from './cache';
 import type { MailResolver } from './resolver';
 import type { SelfIdentity } from './self';
@@ -371,7 +371,7 @@ export class Intake {
         // here rather than bounced (backscatter) when the hold ends.
         const domain = await this.deps.cache.domain(routed.domain);
         if (!domain) throw new SmtpReply(451, '4.3.0', 'Temporary lookup failure');
-        if (routeOf({ ...domain, status: 'active' }, this.opts.hostname).kind !== 'local') return;
+        if (this.deps.routing.routeFor({ ...domain, status: 'active' }).kind !== 'local') return;
         return this.checkLocalRecipient(rcpt, parts.local, routed.domain);
       }
       case 'local':

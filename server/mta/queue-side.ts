@@ -55,7 +55,7 @@ export async function startQueueSide(directory: Directory, zones: Zones, config:
     hostname: config.hostname, dataDir: config.dataDir, concurrency: config.mta.concurrency,
     retryBase: config.mta.retryBase, retryMax: config.mta.retryMax, lifetime: config.mta.queueLifetime,
     ownAddresses: [config.listen, ...config.selfAddresses],
-  }, { queue, spool, routing, cache, outbound, sync, self, log: log.child({ part: 'delivery' }) });
+  }, { queue, spool, routing, cache, outbound, sync, self, directoryHost: views.source.directoryHost, log: log.child({ part: 'delivery' }) });
   routing.onUpdate((touched) => {
     // Domains that left hold: give their messages another go.
     const released = touched

@@ -27,6 +27,16 @@ for (const [name, patch, want] of CASES) {
   test(name, () => assert.equal(describeRoute(routeOf({ ...base, ...patch }, SELF)), want));
 }
 
+test('a remote unit: hosts naming the directory\'s appliance are this deployment\'s (local), others are not', () => {
+  const unit = ['unit1.dcmx.test', SELF];
+  assert.equal(describeRoute(routeOf({ ...base, mx: [SELF] }, unit)), 'local', 'provisioned by the appliance: MX its host');
+  assert.equal(describeRoute(routeOf({ ...base, routingHosts: [SELF] }, unit)), 'local');
+  assert.equal(describeRoute(routeOf({ ...base, smartHost: SELF }, unit)), 'local');
+  assert.equal(describeRoute(routeOf({ ...base, mx: ['elsewhere.example'] }, unit)), 'relay:elsewhere.example');
+  const table = new RoutingTable(['Unit1.dcmx.test.', SELF]);
+  assert.equal(table.routeFor({ ...base, mx: ['unit1.dcmx.test'] }).kind, 'local', 'names compared lower case, without trailing dot');
+});
+
 /**
  * The table kept from entry states (a remote unit's Content Sync copy of
  * the mail-domain entries): domains read from real entries in the store.
