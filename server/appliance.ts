@@ -14,10 +14,10 @@ import { DirectoryError } from './directory/errors';
 import { openDirectory, type Services } from './directory/open';
 import type { Zones } from './directory/zones';
 import type { LdapEndpoint } from './ldap/server';
-import { startHttpServer, type HttpEndpoint } from './admin/http';
+import { startHttpServer, storeHealth, type HttpEndpoint } from './admin/http';
 import type { DnsEndpoint } from './dns/server';
 import { startNotifier, type Notifier } from './dns/notify';
-import type { MtaEndpoint } from './mta';
+import { mailViews, type MtaEndpoint } from './mta';
 import { startQueueSide } from './mta/queue-side';
 import { ProvisionLimits } from './mta/provision-limits';
 import { Provisioner } from './directory/provision';
@@ -111,7 +111,8 @@ export function openStore(config: Config, limits: { sizeLimit?: number; timeLimi
   let services: Services;
   try {
     services = openDirectory({
-      file, suffix: config.suffix, adminDN: config.adminDN, extraIndexes: config.ldap.extraIndexes, passwords: config.passwords, throttle: config.throttle, ...limits,
+      file, suffix: config.suffix, adminDN: config.adminDN, replicatorDNs: config.replicatorDNs, extraIndexes: config.ldap.extraIndexes,
+      passwords: config.passwords, throttle: config.throttle, ...limits,
     });
   } catch (e) {
     if ((e as Error).name === 'SqliteError') throw new ConfigError('DCMX_DATA_DIR', `cannot open the store ${file}: ${(e as Error).message}`);
@@ -222,7 +223,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     const notifier = startNotifier(zones, config.dns.notify, log.child({ ep: 'dns' }));
     started.push({ close: async () => notifier.close() });
     // Before any intake accepts mail: its spool sweep drops files no committed row names.
-    const queueSide = await startQueueSide(directory, zones, config, log.child({ ep: 'smtp' }));
+    const queueSide = await startQueueSide(mailViews(directory, zones, config, config.mta.cacheSize), directory.store, config, log.child({ ep: 'smtp' }));
     started.push(queueSide);
     const configured = { ldap: config.ldap.port, dns: config.dns.port, smtp: config.smtp.port };
     let serving: { ports: ServingPorts; figures(): Promise<ThreadFigures[]> };
@@ -256,7 +257,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       history: { ...directory.changeRange(), journalRows: directory.store.journalSize(), ...retention.stats },
       passwords: threads ? passwordFigures(directory) : undefined,
     });
-    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({ directory, zones, routing: queueSide.views.routing, stats }, {
+    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({ health: () => storeHealth(directory), zones, routing: queueSide.views.routing, stats }, {
       host: config.listen, port: config.http.port, allow: config.http.allow,
       names: { hostname: config.hostname, names: config.http.hosts, addresses: [config.listen, ...config.selfAddresses] },
     }, log.child({ ep: 'http' })));

@@ -139,7 +139,7 @@ export function integerContent(n: number): Buffer {
 /** A Control (RFC 4511 §4.1.11) with an optional value. */
 export function encodeControl(type: string, critical: boolean, value?: Buffer): Buffer {
   const parts = [octets(TAG_OCTET_STRING, type)];
-  if (critical) parts.push(Buffer.from([0x01, 0x01, 0xff]));
+  if (critical) parts.push(BOOLEAN_TRUE);
   if (value) parts.push(octets(TAG_OCTET_STRING, value));
   return tlv(TAG_SEQUENCE, Buffer.concat(parts));
 }
@@ -170,6 +170,32 @@ export function encodeExtendedResponse(messageId: number, result: { code: number
   if (value !== undefined) parts.push(octets(0x8b, value));
   return tlv(TAG_SEQUENCE, Buffer.concat([tlv(TAG_INTEGER, integerContent(messageId)), tlv(0x78, Buffer.concat(parts))]));
 }
+
+/**
+ * An IntermediateResponse (RFC 4511 §4.13): [APPLICATION 25] with
+ * responseName [0] and responseValue [1] when given.
+ */
+export function encodeIntermediateResponse(messageId: number, name?: string, value?: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  if (name !== undefined) parts.push(octets(0x80, name));
+  if (value !== undefined) parts.push(octets(0x81, value));
+  return tlv(TAG_SEQUENCE, Buffer.concat([tlv(TAG_INTEGER, integerContent(messageId)), tlv(0x79, Buffer.concat(parts))]));
+}
+
+/** The LDAPMessage `message` (one of ours, without controls) with `controls` (RFC 4511 §4.1.11) appended. */
+export function withControls(message: Buffer, controls: Buffer[]): Buffer {
+  if (!controls.length) return message;
+  const msg = readTlv(message, 0);
+  return tlv(TAG_SEQUENCE, Buffer.concat([message.subarray(msg.start, msg.end), tlv(0xa0, Buffer.concat(controls))]));
+}
+
+/** An OCTET STRING element (or one under an implicit tag). */
+export function encodeOctets(v: Value, tag = TAG_OCTET_STRING): Buffer {
+  return octets(tag, v);
+}
+
+/** A BOOLEAN TRUE element (DER: FALSE is the DEFAULT of the fields we write, and is left out). */
+export const BOOLEAN_TRUE = Buffer.from([0x01, 0x01, 0xff]);
 
 // ---------------------------------------------------------------- reading (validated PDUs only)
 

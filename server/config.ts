@@ -17,8 +17,32 @@ import type { ThrottleOptions } from './directory/auth-throttle';
 
 export type { HostPort } from './net';
 import { hostAddresses, parseHostPort, type HostPort } from './net';
+import { parseDirectoryUrl } from './directory-client/client';
 
 export type ProvisioningPolicy = 'off' | 'allowlist' | 'mx';
+
+/** DCMX_ROLE: the whole appliance, or a transfer unit alone against a remote directory. */
+export type Role = 'appliance' | 'mta';
+
+/** The remote directory of a transfer unit (DCMX_ROLE=mta). */
+export interface RemoteDirectory {
+  /** DCMX_DIRECTORY_URL: ldap:// or ldaps://. */
+  url: string;
+  /**
+   * DCMX_DIRECTORY_HOST (default: the URL's host): the mail host name of the
+   * appliance that holds the directory — the MX target of the domains it
+   * provisions, so the unit routes them as that appliance does, and the
+   * holder of every mailbox without mailHost.
+   */
+  host: string;
+  /** DCMX_DIRECTORY_STARTTLS: upgrade an ldap:// connection with StartTLS (RFC 4511 §4.14). */
+  startTls: boolean;
+  /** DCMX_DIRECTORY_CA: PEM certificates to trust for its TLS (default: the system's CAs). */
+  ca: string | undefined;
+  /** DCMX_DIRECTORY_BIND_DN / DCMX_DIRECTORY_PASSWORD: the identity the unit binds with. */
+  bindDn: string;
+  password: string;
+}
 
 /** pino's levels; `silent` logs nothing. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -26,6 +50,10 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** The whole validated configuration. Each endpoint receives its slice. */
 export interface Config {
+  /** DCMX_ROLE. */
+  role: Role;
+  /** The remote directory (DCMX_ROLE=mta only). */
+  directory: RemoteDirectory | undefined;
   dataDir: string;
   /** pino level of the process log (DCMX_LOG_LEVEL). */
   logLevel: LogLevel;
@@ -39,6 +67,13 @@ export interface Config {
   hostname: string;
   suffix: string;
   adminDN: string;
+  /**
+   * Replication identities (DCMX_REPLICATOR_DNS, separated by `;`): entries
+   * below the suffix that, bound, read every attribute of every entry,
+   * userPassword included, as a Content Sync consumer (an OpenLDAP replica)
+   * needs. The administrator does anyway.
+   */
+  replicatorDNs: string[];
   /** Undefined when the password is to be generated (or read back) from the data dir. */
   adminPassword: string | undefined;
   ldap: {
@@ -63,6 +98,8 @@ export interface Config {
     busyIdleTimeout: number;
     /** Extra attribute names to index besides the built-in set. */
     extraIndexes: string[];
+    /** Bytes a Content Sync persist phase may leave unsent before its consumer is disconnected (server/ldap/sync.ts). */
+    syncBacklog: number;
   };
   dns: {
     port: number;
@@ -331,6 +368,46 @@ function throttleOptions(env: Env): ThrottleOptions {
   };
 }
 
+const DIRECTORY_VARIABLES = ['DCMX_DIRECTORY_URL', 'DCMX_DIRECTORY_BIND_DN', 'DCMX_DIRECTORY_PASSWORD', 'DCMX_DIRECTORY_STARTTLS', 'DCMX_DIRECTORY_CA', 'DCMX_DIRECTORY_HOST'];
+
+/**
+ * DCMX_ROLE and, for `mta`, the remote directory: a URL (required), the
+ * bind identity (a DN and its password, both or neither), StartTLS, a CA
+ * file. The DCMX_DIRECTORY_* variables belong to the `mta` role: set for
+ * the appliance, which is the directory, they are a mistake and stop
+ * start-up.
+ */
+function roleAndDirectory(env: Env): { role: Role; directory: RemoteDirectory | undefined } {
+  const role = str(env, 'DCMX_ROLE', 'appliance');
+  if (role !== 'appliance' && role !== 'mta') throw new ConfigError('DCMX_ROLE', `'${role}' is not one of appliance, mta`);
+  if (role === 'appliance') {
+    const stray = DIRECTORY_VARIABLES.find((v) => env[v]);
+    if (stray) throw new ConfigError(stray, 'is for DCMX_ROLE=mta only (the appliance holds the directory itself)');
+    return { role, directory: undefined };
+  }
+  const url = env.DCMX_DIRECTORY_URL;
+  if (!url) throw new ConfigError('DCMX_DIRECTORY_URL', 'is required with DCMX_ROLE=mta (ldap://host:port or ldaps://host:port of the directory)');
+  let parsed;
+  try {
+    parsed = parseDirectoryUrl(url);
+  } catch (e) {
+    throw new ConfigError('DCMX_DIRECTORY_URL', (e as Error).message);
+  }
+  const bindDn = env.DCMX_DIRECTORY_BIND_DN ?? '';
+  if (bindDn) dn('DCMX_DIRECTORY_BIND_DN', bindDn);
+  const password = env.DCMX_DIRECTORY_PASSWORD ?? '';
+  if (!bindDn !== !password) {
+    throw new ConfigError(bindDn ? 'DCMX_DIRECTORY_PASSWORD' : 'DCMX_DIRECTORY_BIND_DN', 'DCMX_DIRECTORY_BIND_DN and DCMX_DIRECTORY_PASSWORD are set together');
+  }
+  const startTls = bool(env, 'DCMX_DIRECTORY_STARTTLS', false);
+  if (startTls && parsed.secure) throw new ConfigError('DCMX_DIRECTORY_STARTTLS', 'is for ldap:// URLs (ldaps:// is TLS from the start)');
+  const ca = env.DCMX_DIRECTORY_CA || undefined;
+  if (ca) pemFile('DCMX_DIRECTORY_CA', ca, 'cert');
+  const host = str(env, 'DCMX_DIRECTORY_HOST', parsed.host).replace(/\.$/, '').toLowerCase();
+  if (!HOST_SHAPE.test(host) && !net.isIP(host)) throw new ConfigError('DCMX_DIRECTORY_HOST', `'${host}' is not a host name`);
+  return { role, directory: { url, host, startTls, ca: ca && fs.readFileSync(ca, 'utf8'), bindDn, password } };
+}
+
 /** Reads and validates the configuration from `env` (default: process.env). */
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const dataDir = path.resolve(str(env, 'DCMX_DATA_DIR', './data'));
@@ -355,6 +432,13 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const suffixNdn = schema.normalizeDn(suffixDn);
   if (!schema.normalizeDn(adminDn).endsWith(',' + suffixNdn)) {
     throw new ConfigError('DCMX_ADMIN_DN', `'${adminDN}' is not below DCMX_SUFFIX '${suffix}'`);
+  }
+
+  const replicatorDNs = (env.DCMX_REPLICATOR_DNS ?? '').split(';').map((v) => v.trim()).filter(Boolean);
+  for (const r of replicatorDNs) {
+    if (!schema.normalizeDn(dn('DCMX_REPLICATOR_DNS', r)).endsWith(',' + suffixNdn)) {
+      throw new ConfigError('DCMX_REPLICATOR_DNS', `'${r}' is not below DCMX_SUFFIX '${suffix}'`);
+    }
   }
 
   const adminPassword = env.DCMX_ADMIN_PASSWORD || undefined;
@@ -395,6 +479,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     }
   }
   const config: Config = {
+    ...roleAndDirectory(env),
     dataDir,
     logLevel,
     threads: int(env, 'DCMX_THREADS', Math.min(MAX_THREADS, os.availableParallelism()), 1, MAX_THREADS),
@@ -402,6 +487,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     hostname,
     suffix,
     adminDN,
+    replicatorDNs,
     adminPassword,
     ldap: {
       port: port(env, 'DCMX_LDAP_PORT', 1389),
@@ -415,6 +501,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       clientConnections: int(env, 'DCMX_LDAP_CLIENT_CONNECTIONS', 64, 1, 1_000_000),
       busyIdleTimeout: int(env, 'DCMX_LDAP_BUSY_IDLE_TIMEOUT', 10, 1, 86400),
       extraIndexes,
+      syncBacklog: int(env, 'DCMX_LDAP_SYNC_BACKLOG', 16 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
     },
     dns: {
       port: port(env, 'DCMX_DNS_PORT', 1053),

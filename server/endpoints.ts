@@ -69,7 +69,7 @@ export async function startEndpoints(directory: Directory, zones: Zones, config:
       host, port: ports.ldap, maxPdu: config.ldap.maxPdu, maxDepth: config.ldap.maxDepth,
       idleTimeout: config.ldap.idleTimeout, pduTimeout: config.ldap.pduTimeout, maxConnections: config.ldap.maxConnections,
       clientConnections: config.ldap.clientConnections, busyIdleTimeout: config.ldap.busyIdleTimeout,
-      writer: deps.writer, provisioning: true, tls, reusePort, caps: deps.caps?.ldap,
+      writer: deps.writer, provisioning: true, tls, reusePort, caps: deps.caps?.ldap, syncBacklog: config.ldap.syncBacklog,
     }, log.child({ ep: 'ldap' })));
     started.push(ldap);
     const dns = await listening('DCMX_DNS_PORT', host, ports.dns, () => startDnsServer(zones, {

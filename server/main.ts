@@ -1,12 +1,14 @@
 /**
- * `npm start`: runs the appliance in the foreground. Prints one line with
- * `dcmx ready` and the bound ports when every listener is up, tells pm2 with
+ * `npm start`: runs the appliance in the foreground — or, with DCMX_ROLE=mta,
+ * a remote transfer unit (remote-unit.ts). Prints one line with `dcmx ready`
+ * and the bound ports when every listener is up, tells pm2 with
  * process.send('ready'), and shuts down cleanly on SIGINT/SIGTERM.
  */
 import './runtime'; // first: an older Node.js stops here, before any native addon loads
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './log';
 import { startAppliance } from './appliance';
+import { startRemoteUnit } from './remote-unit';
 
 /**
  * Start-up failures are one line on stderr: a bad setting (ConfigError, also
@@ -36,7 +38,7 @@ async function main(): Promise<void> {
   try {
     config = loadConfig();
     log = createLogger(config.logLevel);
-    app = await startAppliance(config, log);
+    app = config.role === 'mta' ? await startRemoteUnit(config, log) : await startAppliance(config, log);
   } catch (e) {
     fail(e);
   }
@@ -59,7 +61,8 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   // Only now announce readiness: a supervisor may signal us the moment it reads the line.
   const p = app.ports;
-  console.log(`dcmx ready ldap=${p.ldap} dns=${p.dns} smtp=${p.smtp} http=${p.http} threads=${config.threads} listen=${config.listen} data=${config.dataDir}`);
+  if ('ldap' in p) console.log(`dcmx ready ldap=${p.ldap} dns=${p.dns} smtp=${p.smtp} http=${p.http} threads=${config.threads} listen=${config.listen} data=${config.dataDir}`);
+  else console.log(`dcmx ready role=mta smtp=${p.smtp} http=${p.http} directory=${config.directory!.url} listen=${config.listen} data=${config.dataDir}`);
   if (process.send) process.send('ready');
 }
 

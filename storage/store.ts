@@ -56,6 +56,11 @@ export interface ChangeHead {
   entryUUID: string | null;
   /** DN of the writer. */
   actor: string | null;
+  /**
+   * The change's CSN (server/directory/csn.ts, migration 007): increases with
+   * changeNumber; what Content Sync cookies and entryCSN carry.
+   */
+  csn: string;
 }
 
 /** The body of a change, by type. */
@@ -143,6 +148,7 @@ interface ChangeRow {
   new_superior: string | null;
   new_ndn: string | null;
   actor: string | null;
+  csn: string;
 }
 
 /** The `data` column of a change (migration 006). */
@@ -269,6 +275,13 @@ export class Store {
   /** The entry with this normalised DN. */
   getByNdn(ndn: string): StoredEntry | undefined {
     const r = this.stmt('SELECT id, dn, ndn, rpath, parent_id, attrs FROM entries WHERE ndn = ?').get(ndn) as EntryRow | undefined;
+    return r && Store.toEntry(r);
+  }
+
+  /** The entry whose RFC 4530 entryUUID is `uuid` (index of migration 007). */
+  getByUuid(uuid: string): StoredEntry | undefined {
+    const r = this.stmt("SELECT id, dn, ndn, rpath, parent_id, attrs FROM entries WHERE json_extract(attrs, '$.entryUUID[0]') = ?")
+      .get(uuid) as EntryRow | undefined;
     return r && Store.toEntry(r);
   }
 
@@ -400,10 +413,10 @@ export class Store {
   appendChange(c: NewChange): number {
     const rdn = c.changeType === 'modrdn' ? c : undefined;
     const info = this.stmt(
-      `INSERT INTO changelog (change_time, target_dn, target_ndn, change_type, entry_uuid, data, new_rdn, delete_old_rdn, new_superior, new_ndn, actor)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO changelog (change_time, target_dn, target_ndn, change_type, entry_uuid, data, new_rdn, delete_old_rdn, new_superior, new_ndn, actor, csn)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(c.changeTime, c.targetDN, c.targetNdn, c.changeType, c.entryUUID, changeData(c), rdn?.newRDN ?? null,
-      rdn ? (rdn.deleteOldRDN ? 1 : 0) : null, rdn?.newSuperior ?? null, rdn?.newNdn ?? null, c.actor);
+      rdn ? (rdn.deleteOldRDN ? 1 : 0) : null, rdn?.newSuperior ?? null, rdn?.newNdn ?? null, c.actor, c.csn);
     return Number(info.lastInsertRowid);
   }
 
@@ -439,10 +452,23 @@ export class Store {
     return { first: r.first ?? 0, last: r.last ?? 0 };
   }
 
+  /** The number and CSN of the newest change held (undefined when the log is empty). */
+  lastChange(): { changeNumber: number; csn: string } | undefined {
+    const r = this.stmt('SELECT change_number, csn FROM changelog ORDER BY change_number DESC LIMIT 1').get() as
+      { change_number: number; csn: string } | undefined;
+    return r && { changeNumber: r.change_number, csn: r.csn };
+  }
+
+  /** The number of the change whose CSN is `csn`, if the log still holds it. */
+  changeNumberOfCsn(csn: string): number | undefined {
+    const r = this.stmt('SELECT change_number FROM changelog WHERE csn = ?').get(csn) as { change_number: number } | undefined;
+    return r?.change_number;
+  }
+
   /** The change feed: change log rows with `from <= changeNumber <= to`, ascending. */
   *changes(from: number, to = Number.MAX_SAFE_INTEGER): Generator<ChangeRecord> {
     const rows = this.stmt(
-      `SELECT change_number, change_time, target_dn, target_ndn, change_type, entry_uuid, data, new_rdn, delete_old_rdn, new_superior, new_ndn, actor
+      `SELECT change_number, change_time, target_dn, target_ndn, change_type, entry_uuid, data, new_rdn, delete_old_rdn, new_superior, new_ndn, actor, csn
        FROM changelog WHERE change_number >= ? AND change_number <= ? ORDER BY change_number`)
       .iterate(from, to) as IterableIterator<ChangeRow>;
     for (const r of rows) {
@@ -453,6 +479,7 @@ export class Store {
         targetNdn: r.target_ndn,
         entryUUID: r.entry_uuid,
         actor: r.actor,
+        csn: r.csn,
         ...changeBody(r),
       };
     }

@@ -104,6 +104,19 @@ test('every setting that stops start-up names its variable, before anything is g
     ['DCMX_DATA_DIR', { DCMX_DATA_DIR: '/proc' }], // exists, not writable, even for root
     ['DCMX_DATA_DIR', { DCMX_DATA_DIR: notPem }],
     ['DCMX_DATA_DIR', { DCMX_DATA_DIR: path.join(notPem, 'data') }],
+    // A remote transfer unit (DCMX_ROLE=mta) and its directory.
+    ['DCMX_ROLE', { DCMX_ROLE: 'relay' }],
+    ['DCMX_DIRECTORY_URL', { DCMX_ROLE: 'mta' }],
+    ['DCMX_DIRECTORY_URL', { DCMX_ROLE: 'mta', DCMX_DIRECTORY_URL: 'http://127.0.0.1:1389' }],
+    ['DCMX_DIRECTORY_URL', { DCMX_ROLE: 'mta', DCMX_DIRECTORY_URL: 'ldap//127.0.0.1' }],
+    ['DCMX_DIRECTORY_URL', { DCMX_DIRECTORY_URL: 'ldap://127.0.0.1:1389' }], // the appliance is the directory
+    ['DCMX_DIRECTORY_BIND_DN', { DCMX_ROLE: 'mta', DCMX_DIRECTORY_URL: 'ldap://127.0.0.1:1389', DCMX_DIRECTORY_BIND_DN: 'not a dn', DCMX_DIRECTORY_PASSWORD: 'x' }],
+    ['DCMX_DIRECTORY_PASSWORD', { DCMX_ROLE: 'mta', DCMX_DIRECTORY_URL: 'ldap://127.0.0.1:1389', DCMX_DIRECTORY_BIND_DN: 'cn=admin,o=internet' }],
+    ['DCMX_DIRECTORY_STARTTLS', { DCMX_ROLE: 'mta', DCMX_DIRECTORY_URL: 'ldap://127.0.0.1:1389', DCMX_DIRECTORY_STARTTLS: 'maybe' }],
+    ['DCMX_DIRECTORY_STARTTLS', { DCMX_ROLE: 'mta', DCMX_DIRECTORY_URL: 'ldaps://127.0.0.1:1636', DCMX_DIRECTORY_STARTTLS: 'on' }],
+    ['DCMX_DIRECTORY_CA', { DCMX_ROLE: 'mta', DCMX_DIRECTORY_URL: 'ldaps://127.0.0.1:1636', DCMX_DIRECTORY_CA: notPem }],
+    ['DCMX_DIRECTORY_HOST', { DCMX_ROLE: 'mta', DCMX_DIRECTORY_URL: 'ldap://127.0.0.1:1389', DCMX_DIRECTORY_HOST: 'bad host!' }],
+    // Last: it gets past the configuration (the admin password is generated) before the listen fails.
     ['DCMX_LISTEN', { DCMX_LISTEN: '192.0.2.1' }], // TEST-NET-1: an address this host does not have (EADDRNOTAVAIL)
   ];
   for (const [name, extra] of cases) {

@@ -5,6 +5,7 @@
  * rest of the schema leans on:
  *
  *   - entryUUID (RFC 4530), entryDN (RFC 5020), hasSubordinates (X.501),
+ *     entryCSN and contextCSN (OpenLDAP's, for Content Sync consumers),
  *     vendorName / vendorVersion (RFC 3045);
  *   - subtreeSpecification and the `subentry` class (RFC 3672), so that the
  *     subschema subentry can carry a structural class;
@@ -158,6 +159,31 @@ export const core: SchemaModule = {
       singleValue: true,
       noUserModification: true,
       usage: 'directoryOperation',
+    },
+    // OpenLDAP's change sequence numbers (server/directory/csn.ts), which a
+    // Content Sync consumer (RFC 4533) reads: OpenLDAP's OIDs; its CSN
+    // syntax and CSNMatch are served as IA5 strings compared exactly (CSNs
+    // of one form sort as strings).
+    {
+      oid: '1.3.6.1.4.1.4203.666.1.7',
+      names: ['entryCSN'],
+      desc: 'change sequence number of the entry content',
+      equality: 'caseExactIA5Match',
+      ordering: 'caseExactOrderingMatch',
+      syntax: 'ia5String',
+      singleValue: true,
+      noUserModification: true,
+      usage: 'directoryOperation',
+    },
+    {
+      oid: '1.3.6.1.4.1.4203.666.1.25',
+      names: ['contextCSN'],
+      desc: 'the largest committed CSN of a context',
+      equality: 'caseExactIA5Match',
+      ordering: 'caseExactOrderingMatch',
+      syntax: 'ia5String',
+      noUserModification: true,
+      usage: 'dSAOperation',
     },
     {
       oid: '1.3.6.1.1.20',

@@ -1,7 +1,9 @@
 /**
  * The admin HTTP endpoint: read-only JSON for operators and probes.
  *   GET /health  {"status":"ok","lastChangeNumber":N}; 503 with "status":"store removed"
- *                or "store replaced" when the store's file is no longer the open one
+ *                or "store replaced" when the store's file is no longer the open one.
+ *                A remote transfer unit (DCMX_ROLE=mta): {"status":"ok","directory":...};
+ *                503 with "status":"degraded" while its directory is unreachable
  *   GET /routes  the routing table and the change number it reflects
  *   GET /zones   the zones served and their serials
  *   GET /stats   cache, queue, delivery, DNS, LDAP and provisioning counters of the
@@ -26,9 +28,23 @@ export interface HttpEndpoint {
   close(): Promise<void>;
 }
 
+/** What GET /health says: `healthy` false answers 503 (a load balancer takes the node out of rotation). */
+export interface Health {
+  healthy: boolean;
+  body: Record<string, unknown>;
+}
+
+/** The appliance's health: its store takes writes. */
+export function storeHealth(directory: Directory): Health {
+  const store = directory.store.fileState();
+  const lastChangeNumber = directory.changeRange().last;
+  return store === 'ok' ? { healthy: true, body: { status: 'ok', lastChangeNumber } } : { healthy: false, body: { status: `store ${store}`, lastChangeNumber } };
+}
+
 export interface AdminViews {
-  directory: Directory;
-  zones: Zones;
+  health: () => Health;
+  /** The zones served (none on a remote transfer unit: /zones is then 404). */
+  zones: Zones | undefined;
   /** The routing table of the thread that delivers. */
   routing: RoutingTable;
   /** The process's figures (the appliance asks every serving thread). */
@@ -37,15 +53,15 @@ export interface AdminViews {
 
 async function body(v: AdminViews, url: string): Promise<unknown> {
   switch (url) {
-    case '/health':
-      return { status: 'ok', lastChangeNumber: v.directory.changeRange().last };
     case '/routes':
       return {
         version: v.routing.version,
         routes: v.routing.entries().map(([domain, route]) => ({ domain, route: describeRoute(route) })),
       };
-    case '/zones':
-      return v.zones.zoneNames().map((name) => ({ name, serial: v.zones.zoneOf(name)?.soa.rdata.serial }));
+    case '/zones': {
+      const zones = v.zones;
+      return zones?.zoneNames().map((name) => ({ name, serial: zones.zoneOf(name)?.soa.rdata.serial }));
+    }
     case '/stats':
       return v.stats();
     default:
@@ -101,9 +117,8 @@ export async function startHttpServer(
       // RFC 9110 §15.5.20: a Host that is not ours (DNS rebinding) is misdirected.
       if (url !== '/health' && !ourHost(req.headers.host, req.socket.localAddress)) return send(421, { error: 'misdirected request: unknown Host' });
       if (url === '/health') {
-        // A store whose file was removed or replaced takes no writes: not healthy.
-        const store = views.directory.store.fileState();
-        if (store !== 'ok') return send(503, { status: `store ${store}`, lastChangeNumber: views.directory.changeRange().last });
+        const h = views.health();
+        return send(h.healthy ? 200 : 503, h.body);
       }
       const payload = await body(views, url);
       if (payload === undefined) return send(404, { error: 'not found' });

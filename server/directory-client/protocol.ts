@@ -35,6 +35,7 @@ export const RESULT = {
   invalidCredentials: 49,
   busy: 51,
   unavailable: 52,
+  unwillingToPerform: 53,
   /** RFC 4533 §2.5: e-syncRefreshRequired. */
   syncRefreshRequired: 4096,
 } as const;

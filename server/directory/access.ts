@@ -5,6 +5,8 @@
  *   DC tree's domain entries, never `userPassword`;
  * - an authenticated user may read the directory (not others' passwords, not
  *   the change log) and change its own password, but not remove it;
+ * - a replication identity (DCMX_REPLICATOR_DNS) reads as a user does, and
+ *   every userPassword too: an OpenLDAP replica must hold what binds check;
  * - anything else is insufficientAccessRights (50).
  */
 import type { AttributeType, Schema } from '../../schema/registry';
@@ -26,12 +28,16 @@ export class AccessPolicy {
   private readonly userPassword: AttributeType;
   private readonly hiddenPassword: ReadonlySet<AttributeType>;
   private readonly domainClasses = new Set(['domain', 'dcobject']);
+  private readonly replicators: ReadonlySet<string>;
 
   constructor(
     private readonly schema: Schema,
     private readonly suffixNdn: string,
     private readonly changelogNdn: string,
+    /** Normalised DNs of the replication identities. */
+    replicatorNdns: readonly string[] = [],
   ) {
+    this.replicators = new Set(replicatorNdns);
     this.userPassword = schema.attr('userPassword')!;
     this.hiddenPassword = new Set([this.userPassword]);
   }
@@ -57,7 +63,7 @@ export class AccessPolicy {
   /** Attributes of a readable entry that `who` may not see (nor test in filters). */
   hiddenAttributes(who: Identity, e: DirEntry): ReadonlySet<AttributeType> | undefined {
     if (who.admin) return undefined;
-    if (!who.anonymous && who.ndn === e.ndn) return undefined;
+    if (!who.anonymous && (who.ndn === e.ndn || this.replicators.has(who.ndn))) return undefined;
     return this.hiddenPassword;
   }
 

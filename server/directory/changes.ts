@@ -78,3 +78,36 @@ export class ChangeFollower {
     if (this.timer) clearInterval(this.timer);
   }
 }
+
+/** How often a thread holding followClock looks at the change clock (one atomic load) when nothing else made it sync. */
+export const CLOCK_FOLLOW_MS = 10;
+
+const clockHolders = new WeakMap<Directory, { holders: number; timer: NodeJS.Timeout }>();
+
+/**
+ * Keeps this thread's views following the change clock although no request
+ * makes the directory sync: a persistent Content Sync search (RFC 4533
+ * refreshAndPersist) on an otherwise idle thread must see each commit of
+ * the writer's promptly. While at least one holder, `directory.sync()` runs
+ * every CLOCK_FOLLOW_MS (nothing but an atomic load when the clock has not
+ * moved). Returns the release; the timer never keeps the process alive.
+ */
+export function followClock(directory: Directory): () => void {
+  let h = clockHolders.get(directory);
+  if (!h) {
+    const timer = setInterval(() => directory.sync(), CLOCK_FOLLOW_MS);
+    timer.unref();
+    h = { holders: 0, timer };
+    clockHolders.set(directory, h);
+  }
+  h.holders++;
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (--h.holders === 0) {
+      clearInterval(h.timer);
+      clockHolders.delete(directory);
+    }
+  };
+}

@@ -36,6 +36,7 @@ import { Passwords, type PasswordOptions } from './passwords';
 import { AuthThrottle, type Throttle, type ThrottleOptions } from './auth-throttle';
 import type { DirectoryWriter } from './writes';
 import { ChangeClock } from './change-clock';
+import { nextCsn, ZERO_CSN } from './csn';
 import {
   CHANGELOG_DN, changeEntry, changelogContainer, rootDse, SUBSCHEMA_DN, subschemaEntry, type RootDseFeatures,
 } from './virtual';
@@ -50,6 +51,8 @@ export const DEFAULT_INDEXES = [
 export interface DirectoryOptions {
   suffix: string;
   adminDN: string;
+  /** Replication identities: bound, they read userPassword as the administrator does (AccessPolicy). */
+  replicatorDNs?: readonly string[];
   /** Server-side ceilings applied to everyone but the administrator (0 = none). */
   sizeLimit?: number;
   timeLimit?: number;
@@ -126,7 +129,21 @@ export interface PageCursor {
 /** An entry as a search returns it. */
 export interface SearchEntry {
   dn: string;
+  /** Its RFC 4530 entryUUID, whether or not `attrs` has it (Content Sync names entries by it). */
+  uuid?: string;
   attrs: ResultAttr[];
+}
+
+/** A Content Sync session's search, entry by entry (Directory.syncMatcher). */
+export interface SyncMatcher {
+  /** The entry's result form when the search returns it; undefined when out of scope, unreadable or not matched. */
+  view(e: StoredEntry): SearchEntry | undefined;
+  /** True when a DN (normalised) is within the search's base and scope. */
+  inScope(ndn: string): boolean;
+  /** The stored entry with this entryUUID, if any. */
+  byUuid(uuid: string): StoredEntry | undefined;
+  /** The entries below `e` (a renamed entry's subtree moved with it). */
+  descendants(e: StoredEntry): StoredEntry[];
 }
 
 /** How a search ended (limits are thrown as errors after the entries were delivered). */
@@ -190,6 +207,7 @@ export class Directory {
   private readonly sizeLimit: number;
   private readonly timeLimit: number;
   private readonly userPassword: AttributeType;
+  private readonly entryCsn: AttributeType;
   private readonly computedTypes: AttributeType[];
   /** Where binds send their rehash (useWriter). */
   private writer: DirectoryWriter | undefined;
@@ -213,10 +231,11 @@ export class Directory {
     this.adminNdn = schema.normalizeDn(opts.adminDN);
     this.subschemaNdn = schema.normalizeDn(SUBSCHEMA_DN);
     this.changelogNdn = schema.normalizeDn(CHANGELOG_DN);
-    this.access = new AccessPolicy(schema, this.suffixNdn, this.changelogNdn);
+    this.access = new AccessPolicy(schema, this.suffixNdn, this.changelogNdn, (opts.replicatorDNs ?? []).map((d) => schema.normalizeDn(d)));
     this.sizeLimit = opts.sizeLimit ?? 0;
     this.timeLimit = opts.timeLimit ?? 0;
     this.userPassword = schema.attr('userPassword')!;
+    this.entryCsn = schema.attr('entryCSN')!;
     this.passwords = new Passwords(opts.passwords);
     this.throttle = opts.sharedThrottle ?? new AuthThrottle(opts.throttle);
     this.computedTypes = ['hasSubordinates', 'entryDN', 'subschemaSubentry', 'structuralObjectClass'].map((n) => schema.attr(n)!);
@@ -543,7 +562,7 @@ export class Directory {
   }
 
   private virtual(ndn: string): DirEntry | undefined {
-    if (ndn === '') return rootDse(this.suffix, this.features, this.store.changeRange());
+    if (ndn === '') return rootDse(this.suffix, this.features, this.store.changeRange(), this.contextCsn());
     if (ndn === this.subschemaNdn) return subschemaEntry(this.schema, ndn);
     if (ndn === this.changelogNdn) return changelogContainer(ndn);
     const m = /^changenumber=(\d+),(.*)$/.exec(ndn);
@@ -585,15 +604,7 @@ export class Directory {
     const started = Date.now();
     const baseDn = this.parse(req.base);
     const baseNdn = this.normalizeParsed(baseDn);
-    let filter: Filter;
-    try {
-      filter = compileFilter(this.schema, req.filter);
-    } catch (e) {
-      if (e instanceof FilterError) throw new DirectoryError('inappropriateMatching', e.message);
-      throw e;
-    }
-    const sel = parseSelection(this.schema, req.attributes);
-    const noAttrs = req.attributes.length > 0 && req.attributes.every((a) => a === '1.1');
+    const { filter, consider, view } = this.prepare(who, req);
     const limit = this.effectiveLimit(who, req.sizeLimit, this.sizeLimit);
     const timeLimitMs = this.effectiveLimit(who, req.timeLimit, this.timeLimit) * 1000;
     let count = 0;
@@ -602,16 +613,10 @@ export class Directory {
     const sentBefore = req.page?.cursor?.sent ?? 0;
     const pageSize = req.page?.size ?? 0;
 
-    const consider = (e: DirEntry): boolean => {
-      if (!this.access.canRead(who, e)) return false;
-      const hidden = this.access.hiddenAttributes(who, e);
-      if (!matches(filter, matchTarget(this.schema, e, hidden, this.computedValues(e)))) return false;
-      return true;
-    };
     const deliver = (e: DirEntry) => {
       if (limit && sentBefore + count >= limit) throw new SizeLimitError();
       count++;
-      onEntry({ dn: e.dn, attrs: noAttrs ? [] : this.select(who, e, sel, req.typesOnly) });
+      onEntry(view(e));
     };
     const checkTime = () => {
       if (timeLimitMs && Date.now() - started > timeLimitMs) throw new TimeLimitError();
@@ -674,6 +679,79 @@ export class Directory {
         checkTime();
         return { count };
       },
+    };
+  }
+
+  /**
+   * What decides whether and how a search returns an entry: the compiled
+   * filter, `consider` (may `who` read it, and does the filter match it)
+   * and `view` (its result form). Throws inappropriateMatching for a filter that does not compile.
+   */
+  private prepare(who: Identity, req: SearchRequest): { filter: Filter; consider(e: DirEntry): boolean; view(e: DirEntry): SearchEntry } {
+    let filter: Filter;
+    try {
+      filter = compileFilter(this.schema, req.filter);
+    } catch (e) {
+      if (e instanceof FilterError) throw new DirectoryError('inappropriateMatching', e.message);
+      throw e;
+    }
+    const sel = parseSelection(this.schema, req.attributes);
+    const noAttrs = req.attributes.length > 0 && req.attributes.every((a) => a === '1.1');
+    return {
+      filter,
+      consider: (e) => {
+        if (!this.access.canRead(who, e)) return false;
+        const hidden = this.access.hiddenAttributes(who, e);
+        return matches(filter, matchTarget(this.schema, e, hidden, this.computedValues(e)));
+      },
+      view: (e) => ({ dn: e.dn, uuid: e.attrs.entryUUID?.[0], attrs: noAttrs ? [] : this.select(who, e, sel, req.typesOnly) }),
+    };
+  }
+
+  /**
+   * The search of a Content Sync session (RFC 4533) judging one stored
+   * entry at a time, as later changes bring them: `view` is the entry's
+   * result form when it is in the search's scope, readable by `who` and
+   * matched by the filter, undefined otherwise; `inScope` tells whether a DN
+   * is within base and scope (for a deleted entry, whose attributes are
+   * gone). The base is looked up at each call (it may be renamed or
+   * deleted meanwhile: then nothing is in scope). Throws, as startSearch
+   * does, for a bad base or filter; a sync of a virtual entry (root DSE,
+   * schema, change log) is unwillingToPerform.
+   */
+  syncMatcher(who: Identity, req: SearchRequest): SyncMatcher {
+    const baseDn = this.parse(req.base);
+    let baseNdn = this.normalizeParsed(baseDn);
+    let scope = req.scope;
+    if (baseNdn === '' && scope !== 'base') {
+      baseNdn = this.suffixNdn;
+      if (scope === 'one') scope = 'base';
+      else if (scope === 'children') scope = 'sub';
+    } else if (baseNdn === '' || baseNdn === this.subschemaNdn || baseNdn === this.changelogNdn || baseNdn.endsWith(',' + this.changelogNdn)) {
+      throw new UnwillingError('Content Sync covers the stored entries only, not the root DSE, the schema or the change log');
+    }
+    const base = this.store.getByNdn(baseNdn);
+    if (!base || !this.access.canRead(who, base)) throw new NoSuchObjectError(req.base, base ? '' : this.visibleMatchedDN(who, baseDn));
+    const { consider, view } = this.prepare(who, req);
+    const depth = baseDn.length || this.suffixDn.length;
+    const inScope = (ndn: string): boolean => {
+      const under = ndn === baseNdn ? 0 : ndn.endsWith(',' + baseNdn) ? 1 : -1;
+      switch (scope) {
+        case 'base':
+          return under === 0;
+        case 'one':
+          return under === 1 && this.parse(ndn).length === depth + 1;
+        case 'children':
+          return under === 1;
+        case 'sub':
+          return under >= 0;
+      }
+    };
+    return {
+      view: (e) => (inScope(e.ndn) && consider(e) ? view(e) : undefined),
+      inScope,
+      byUuid: (uuid) => this.store.getByUuid(uuid),
+      descendants: (e) => this.store.descendants(e.rpath),
     };
   }
 
@@ -922,6 +1000,9 @@ export class Directory {
     put('modifyTimestamp', now);
     put('creatorsName', who.dn);
     put('modifiersName', who.dn);
+    // An import keeps the entryCSN it gives (as slapadd does), like the timestamps.
+    const csn = this.newCsn();
+    put('entryCSN', csn);
     const stored = storedFromTyped(typed);
     const formatted = formatDn(parsed);
     const id = this.store.insert(
@@ -929,7 +1010,7 @@ export class Directory {
       indexRows(this.schema, stored, this.store.indexedAttributes),
     );
     const changeNumber = this.store.appendChange({
-      changeTime: now, targetDN: formatted, targetNdn: ndn, entryUUID: entryUuidOf(stored), actor: who.dn,
+      changeTime: now, targetDN: formatted, targetNdn: ndn, entryUUID: entryUuidOf(stored), actor: who.dn, csn,
       changeType: 'add', attributes: Object.fromEntries(this.userAttrs(stored)),
     });
     this.record({ changeNumber, type: 'add', after: { id, dn: formatted, ndn, attrs: stored } });
@@ -1005,10 +1086,12 @@ export class Directory {
     const now = generalizedTimeNow();
     attrs.set(this.schema.attr('modifyTimestamp')!, [now]);
     attrs.set(this.schema.attr('modifiersName')!, [who.dn]);
+    const csn = this.newCsn();
+    attrs.set(this.entryCsn, [csn]);
     const stored = storedFromTyped(attrs);
     this.store.updateAttrs(cur.id, stored, indexRows(this.schema, stored, this.store.indexedAttributes));
     const changeNumber = this.store.appendChange({
-      changeTime: now, targetDN: cur.dn, targetNdn: ndn, entryUUID: entryUuidOf(stored), actor: who.dn,
+      changeTime: now, targetDN: cur.dn, targetNdn: ndn, entryUUID: entryUuidOf(stored), actor: who.dn, csn,
       changeType: 'modify', modifications: mods.map((m, i) => ({ op: m.op, type: types[i].name, values: m.values })),
     });
     this.record({
@@ -1089,7 +1172,7 @@ export class Directory {
       this.store.delete(cur.id);
       const changeNumber = this.store.appendChange({
         changeTime: generalizedTimeNow(), targetDN: cur.dn, targetNdn: ndn, entryUUID: entryUuidOf(cur.attrs), actor: who.dn,
-        changeType: 'delete',
+        csn: this.newCsn(), changeType: 'delete',
       });
       this.record({ changeNumber, type: 'delete', before: cur });
       return changeNumber;
@@ -1151,6 +1234,8 @@ export class Directory {
       const now = generalizedTimeNow();
       attrs.set(this.schema.attr('modifyTimestamp')!, [now]);
       attrs.set(this.schema.attr('modifiersName')!, [who.dn]);
+      const csn = this.newCsn();
+      attrs.set(this.entryCsn, [csn]);
       const stored = storedFromTyped(attrs);
       const newDn = formatDn(newDnParsed);
       const newRpath = parent.rpath + this.schema.normalizeRdn(newRdn) + RPATH_SEP;
@@ -1167,7 +1252,7 @@ export class Directory {
         moved.push({ before: d, after: { id: d.id, dn: dDn, ndn: dNdn, attrs: d.attrs } });
       }
       const changeNumber = this.store.appendChange({
-        changeTime: now, targetDN: cur.dn, targetNdn: ndn, entryUUID: entryUuidOf(stored), actor: who.dn,
+        changeTime: now, targetDN: cur.dn, targetNdn: ndn, entryUUID: entryUuidOf(stored), actor: who.dn, csn,
         changeType: 'modrdn', newRDN: formatRdn(newRdn), deleteOldRDN: deleteOldRdn,
         newSuperior: newSuperior === undefined ? null : formatDn(parentDn), newNdn,
       });
@@ -1179,9 +1264,27 @@ export class Directory {
     });
   }
 
-  /** The change feed (ChangeRecord: UUIDs and modifications as data) from change number `from` on. */
-  changesSince(from: number): Generator<ChangeRecord> {
-    return this.store.changes(from);
+  /**
+   * The CSN of a change being written (csn.ts): after the last one in the
+   * log. Inside the write transaction, before the change's row is appended.
+   */
+  newCsn(): string {
+    return nextCsn(this.store.lastChange()?.csn);
+  }
+
+  /** The CSN of the last change committed (the root DSE's contextCSN; ZERO_CSN before any). */
+  contextCsn(): string {
+    return this.syncHead().csn;
+  }
+
+  /** The last change committed, number and CSN: a Content Sync provider's state (content-sync.ts). */
+  syncHead(): { changeNumber: number; csn: string } {
+    return this.store.lastChange() ?? { changeNumber: 0, csn: ZERO_CSN };
+  }
+
+  /** The change feed (ChangeRecord: UUIDs and modifications as data) from change number `from` on (to `to`, when given). */
+  changesSince(from: number, to?: number): Generator<ChangeRecord> {
+    return this.store.changes(from, to);
   }
 
   /** First and last change numbers. */

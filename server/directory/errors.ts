@@ -120,6 +120,18 @@ export class StoreUnavailableError extends DirectoryError {
   }
 }
 
+/**
+ * A remote transfer unit cannot reach its directory (DCMX_ROLE=mta: no
+ * connection, a timeout): the answer is not known, so it is a temporary
+ * refusal — SMTP 451 4.4.3 (RFC 3463 "directory server failure"), never a
+ * 5xx; LDAP unavailable (52).
+ */
+export class DirectoryUnavailableError extends DirectoryError {
+  constructor(message: string) {
+    super('unavailable', message);
+  }
+}
+
 /** A door refuses to check any password for an account or client that failed too often of late (auth-throttle.ts). */
 export class TooManyFailuresError extends DirectoryError {
   constructor() {

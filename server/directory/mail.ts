@@ -7,7 +7,10 @@
  * - a recipient is an entry below the domain whose `mail` or
  *   `mailAlternateAddress` equals the address (the domain part compared
  *   case-insensitively; the local part too, as Postfix and Sun do for
- *   directory lookups).
+ *   directory lookups); its `mailHost` names the host holding its mailbox
+ *   (server/mta/placement.ts).
+ * mailDomainOf and recipientOf read these from any copy of an entry (the
+ * local store's, or an LDAP client's); MailDirectory finds them in the store.
  */
 import { domainToASCII } from 'node:url';
 import type { StoredEntry } from '../../storage/store';

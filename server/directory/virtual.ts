@@ -26,8 +26,8 @@ export interface RootDseFeatures {
 export const VENDOR_NAME = 'dcmx';
 export const VENDOR_VERSION = 'dcmx 0.1.0';
 
-/** Builds the root DSE. */
-export function rootDse(suffix: string, features: RootDseFeatures, changes: { first: number; last: number }): DirEntry {
+/** Builds the root DSE; `contextCsn` is the CSN of the last change (the Content Sync provider's state, RFC 4533). */
+export function rootDse(suffix: string, features: RootDseFeatures, changes: { first: number; last: number }, contextCsn: string): DirEntry {
   return {
     id: ROOT_DSE_ID,
     dn: '',
@@ -46,6 +46,7 @@ export function rootDse(suffix: string, features: RootDseFeatures, changes: { fi
       changelog: [CHANGELOG_DN],
       firstChangeNumber: [String(changes.first)],
       lastChangeNumber: [String(changes.last)],
+      contextCSN: [contextCsn],
     },
   };
 }

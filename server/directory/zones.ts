@@ -515,12 +515,15 @@ export class Zones implements ZoneView {
         const value = `${next.mname}. ${next.rname}. ${serial} ${next.refresh} ${next.retry} ${next.expire} ${next.minimum}`;
         const now = generalizedTimeNow();
         const actor = this.directory.systemIdentity().dn;
-        const attrs = { ...apex.attrs, sOARecord: [value, ...apex.attrs.sOARecord.slice(1)], modifyTimestamp: [now], modifiersName: [actor] };
+        const csn = this.directory.newCsn();
+        const attrs = {
+          ...apex.attrs, sOARecord: [value, ...apex.attrs.sOARecord.slice(1)], modifyTimestamp: [now], modifiersName: [actor], entryCSN: [csn],
+        };
         store.updateAttrs(apex.id, attrs, indexRows(this.schema, attrs, store.indexedAttributes));
         // The serial is directory data like any other: a change-log row of its own, so that a
         // consumer of the log (a replica, a PowerDNS LDAP backend's cache) sees the new SOA.
         store.appendChange({
-          changeTime: now, targetDN: apex.dn, targetNdn: apex.ndn, entryUUID: entryUuidOf(apex.attrs), actor,
+          changeTime: now, targetDN: apex.dn, targetNdn: apex.ndn, entryUUID: entryUuidOf(apex.attrs), actor, csn,
           changeType: 'modify', modifications: [{ op: 'replace', type: 'sOARecord', values: attrs.sOARecord }],
         });
       }

@@ -18,7 +18,7 @@
  */
 import type * as net from 'node:net';
 import type * as tls from 'node:tls';
-import type { LdapContext, LdapRequest, OperationHandler, RequestConnection } from './context';
+import type { LdapContext, LdapRequest, LongOperation, OperationHandler, RequestConnection } from './context';
 import { FramingError, noticeOfDisconnection, PduFramer, type FramingLimits } from '../ldap-framing';
 import { RequestFlow, type FlowLimits } from './flow';
 import { newSession, type Session } from './session';
@@ -83,6 +83,9 @@ export class LdapConnection implements RequestConnection {
   private pduTimer: NodeJS.Timeout | undefined;
   private idleMs: number;
   private tlsUp = false;
+  /** Holders of the connection's idle timeout (hold): while any, there is none. */
+  private holds = 0;
+  readonly longOperations = new Map<number, LongOperation>();
 
   constructor(private readonly sock: net.Socket, private readonly settings: ConnectionSettings) {
     this.stream = sock;
@@ -107,6 +110,8 @@ export class LdapConnection implements RequestConnection {
       else this.armPduTimer(true);
     });
     sock.once('close', () => {
+      for (const op of [...this.longOperations.values()]) op.stop('closed');
+      this.longOperations.clear();
       this.clearPduTimer();
       this.flow.close();
       this.oplog?.closed();
@@ -133,6 +138,20 @@ export class LdapConnection implements RequestConnection {
 
   get destroyed(): boolean {
     return this.stream.destroyed;
+  }
+
+  get backlog(): number {
+    return this.stream.writableLength;
+  }
+
+  hold(): () => void {
+    if (this.holds++ === 0) this.stream.setTimeout(0);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.holds === 0 && !this.stream.destroyed) this.stream.setTimeout(this.idleMs);
+    };
   }
 
   get secure(): boolean {
@@ -173,7 +192,7 @@ export class LdapConnection implements RequestConnection {
   /** Sets the idle timeout (on the TLS socket after StartTLS). */
   setIdleTimeout(ms: number): void {
     this.idleMs = ms;
-    this.stream.setTimeout(ms);
+    if (this.holds === 0) this.stream.setTimeout(ms);
   }
 
   /** Closes the connection at once. */

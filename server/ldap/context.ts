@@ -17,6 +17,23 @@ export interface LdapContext {
   provisioning?: boolean;
   /** The certificate for StartTLS (RFC 4513 §3); without it StartTLS is unavailable (52). */
   tls?: tls.SecureContext;
+  /**
+   * Bytes of Content Sync messages (RFC 4533 persist phase) a connection may
+   * have waiting to be sent: a consumer that falls further behind is
+   * disconnected (sync.ts). Default DEFAULT_SYNC_BACKLOG.
+   */
+  syncBacklog?: number;
+}
+
+/**
+ * An operation that goes on after its request is done (a Content Sync
+ * persistent search, RFC 4533 refreshAndPersist), so that the connection
+ * goes on reading requests: Abandon (RFC 4511 §4.11) and Cancel (RFC 3909)
+ * stop it by its message ID, and so does the connection's end.
+ */
+export interface LongOperation {
+  /** Ends it: 'cancel' answers it with canceled (118), 'abandon' and 'closed' with nothing. */
+  stop(how: 'abandon' | 'cancel' | 'closed'): void;
 }
 
 /** Writes one response PDU to the requesting connection (dropped if it has closed). */
@@ -39,6 +56,12 @@ export interface RequestConnection {
   startTls(response: Buffer, context: tls.SecureContext, done: () => void): void;
   /** Ends the connection: nothing more is read or answered (RFC 4511 §4.3). */
   end(): void;
+  /** Bytes written but not yet handed to the kernel (a reader that does not keep up makes it grow). */
+  readonly backlog: number;
+  /** The operations still running after their request was done, by message ID (see LongOperation). */
+  readonly longOperations: Map<number, LongOperation>;
+  /** Suspends the idle timeout while an operation outlives its request (a quiet persistent search is not idle); returns the release. */
+  hold(): () => void;
 }
 
 /** One request, as the connection hands it to the handler of its operation. */

@@ -2,17 +2,20 @@
  * Request controls (RFC 4511 §4.1.11): which we support, and the
  * critical-control check the connection makes before any operation with a
  * response is handled (connection.ts). The simple paged results control
- * (RFC 2696) is read by search.ts.
+ * (RFC 2696) is read by search.ts, the Sync Request control (RFC 4533) by
+ * sync.ts.
  */
 export const PAGED_RESULTS_OID = '1.2.840.113556.1.4.319';
 export const MANAGE_DSA_IT_OID = '2.16.840.1.113730.3.4.2';
+/** RFC 4533 §2.2: the Sync Request control (Content Sync, sync.ts). */
+export const SYNC_REQUEST_OID = '1.3.6.1.4.1.4203.1.9.1.1';
 
 /** Controls we honour, announced in the root DSE. */
-export const SUPPORTED_CONTROLS = [PAGED_RESULTS_OID, MANAGE_DSA_IT_OID];
+export const SUPPORTED_CONTROLS = [PAGED_RESULTS_OID, MANAGE_DSA_IT_OID, SYNC_REQUEST_OID];
 
 /** Controls each operation understands (by its name in request-decode.ts's REQUESTS); any other critical control fails with 12. */
 const BY_OPERATION: Record<string, string[]> = {
-  SearchRequest: [PAGED_RESULTS_OID, MANAGE_DSA_IT_OID],
+  SearchRequest: [PAGED_RESULTS_OID, MANAGE_DSA_IT_OID, SYNC_REQUEST_OID],
   AddRequest: [MANAGE_DSA_IT_OID],
   ModifyRequest: [MANAGE_DSA_IT_OID],
   DeleteRequest: [MANAGE_DSA_IT_OID],

@@ -1,12 +1,13 @@
 /**
  * Extended operations (RFC 4511 §4.12), by request name: StartTLS (RFC 4511
- * §4.14, starttls.ts), Password Modify (RFC 3062), Who am I? (RFC 4532) and
+ * §4.14, starttls.ts), Password Modify (RFC 3062), Who am I? (RFC 4532),
+ * Cancel (RFC 3909, of a persistent search) and
  * dcmx's domain provisioning. An unknown request name gets protocolError
  * with the LDAPResult fields only, as §4.12 requires.
  */
 import type { LdapContext, LdapRequest, OperationHandler } from './context';
 import { replyMalformed, resultOf, RESULT_CODES } from './results';
-import { encodeExtendedResponse, tlv } from '../ber';
+import { children, encodeExtendedResponse, readInt, readTlv, tlv } from '../ber';
 import { randomInt } from 'node:crypto';
 import { decodeExtendedRequest, decodePasswdModifyValue, PASSWORD_MODIFY_OID, REQUESTS, START_TLS_OID, type ExtendedCall } from './request-decode';
 import { DCMX_EXT } from '../../schema/definitions/dcmx';
@@ -14,6 +15,8 @@ import { InsufficientAccessError } from '../directory/errors';
 import { answerStartTls } from './starttls';
 
 export const WHOAMI_OID = '1.3.6.1.4.1.4203.1.11.3';
+/** RFC 3909: Cancel. */
+export const CANCEL_OID = '1.3.6.1.1.8';
 export { PASSWORD_MODIFY_OID };
 /** dcmx: provision a mail domain (request value: the domain name, UTF-8). */
 export const PROVISION_DOMAIN_OID = `${DCMX_EXT}.1`;
@@ -29,6 +32,8 @@ export const answerExtended: OperationHandler = (ctx, req) => {
       return answerPasswordModify(ctx, req, call);
     case WHOAMI_OID:
       return answerWhoAmI(req);
+    case CANCEL_OID:
+      return answerCancel(req, call);
     case PROVISION_DOMAIN_OID:
       if (ctx.provisioning) return answerProvision(ctx, req, call);
       break;
@@ -42,6 +47,35 @@ export const answerExtended: OperationHandler = (ctx, req) => {
 function answerWhoAmI(req: LdapRequest): void {
   const id = req.session.identity;
   req.reply(encodeExtendedResponse(req.messageId, { code: RESULT_CODES.success }, undefined, Buffer.from(id.anonymous ? '' : `dn:${id.dn}`, 'utf8')));
+}
+
+/**
+ * RFC 3909 §2: cancelRequestValue ::= SEQUENCE { cancelID MessageID }. The
+ * only operations still running when a Cancel is handled are those that
+ * outlive their request (a persistent search): that one ends with canceled
+ * (118), then the Cancel succeeds; any other ID gets noSuchOperation (119).
+ */
+function answerCancel(req: LdapRequest, call: ExtendedCall): void {
+  let id: number | undefined;
+  try {
+    const v = call.value!;
+    const seq = readTlv(v, 0);
+    const [cancelId] = children(v, seq);
+    if (seq.tag === 0x30 && cancelId?.tag === 0x02) id = readInt(v, cancelId);
+  } catch {
+    // malformed: protocolError below
+  }
+  if (id === undefined) {
+    req.reply(encodeExtendedResponse(req.messageId, { code: RESULT_CODES.protocolError, diagnostic: 'malformed cancelRequestValue' }));
+    return;
+  }
+  const op = req.conn.longOperations.get(id);
+  if (!op) {
+    req.reply(encodeExtendedResponse(req.messageId, { code: RESULT_CODES.noSuchOperation, diagnostic: `no operation ${id} to cancel` }));
+    return;
+  }
+  op.stop('cancel');
+  req.reply(encodeExtendedResponse(req.messageId, { code: RESULT_CODES.success }));
 }
 
 /** Characters of generated passwords (no look-alikes: 0/O, 1/l/I). */

@@ -9,8 +9,11 @@ import { encodeLdapResult } from '../ber';
 import { OPERATIONS, type UpdateCall } from './request-decode';
 import type { LdapRequest } from './context';
 
-/** RFC 4511 Appendix A.1 result codes. */
-export const RESULT_CODES: Record<ResultName | 'success' | 'compareFalse' | 'compareTrue' | 'unavailable', number> = {
+/** RFC 4511 Appendix A.1 result codes, and those of the extensions we serve. */
+export const RESULT_CODES: Record<
+  ResultName | 'success' | 'compareFalse' | 'compareTrue' | 'unavailable' | 'canceled' | 'noSuchOperation' | 'cannotCancel' | 'syncRefreshRequired',
+  number
+> = {
   success: 0,
   operationsError: 1,
   protocolError: 2,
@@ -40,6 +43,12 @@ export const RESULT_CODES: Record<ResultName | 'success' | 'compareFalse' | 'com
   objectClassModsProhibited: 69,
   affectsMultipleDSAs: 71,
   other: 80,
+  // RFC 3909 §2 (Cancel).
+  canceled: 118,
+  noSuchOperation: 119,
+  cannotCancel: 121,
+  // RFC 4533 §2.7: e-syncRefreshRequired.
+  syncRefreshRequired: 4096,
 };
 
 /** An LDAP result's three fields. */

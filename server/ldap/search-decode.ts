@@ -9,6 +9,10 @@
  */
 import type { FilterInput } from '../directory/filter';
 import { children, readInt, readTlv, type Tlv } from '../ber';
+import type { Scope } from '../../storage/store';
+
+/** RFC 4511 §4.5.1.2, and 3: subordinateSubtree (draft-sermersheim-ldap-subordinate-scope, OpenLDAP's "children"). */
+export const SCOPES: Record<number, Scope> = { 0: 'base', 1: 'one', 2: 'sub', 3: 'children' };
 
 /** A decoded SearchRequest. */
 export interface SearchCall {

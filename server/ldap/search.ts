@@ -3,8 +3,8 @@
  *
  * The request is decoded by search-decode.ts; entries and the
  * SearchResultDone are written with our encoder (ber.ts), one write per
- * slice (cork). A search runs in slices of SEARCH_SLICE_MS
- * (Directory.startSearch), the event loop going on between two, so that a
+ * slice (cork). A search runs in slices of SEARCH_SLICE_MS (slices.ts,
+ * Directory.startSearch), the event loop going on between two, so that a
  * costly one (a filter of thousands of terms, a large subtree) delays neither
  * the other connections nor DNS and SMTP.
  */
@@ -12,20 +12,14 @@ import type { LdapContext, OperationHandler } from './context';
 import type { Session } from './session';
 import { replyMalformed, RESULT_CODES, resultOf, type ResultFields } from './results';
 import { encodeControl, encodeLdapResult, encodePagedValue, encodeSearchEntry } from '../ber';
-import { PAGED_RESULTS_OID } from './controls';
-import { decodePagedValue, decodeSearchRequest, type SearchCall } from './search-decode';
+import { PAGED_RESULTS_OID, SYNC_REQUEST_OID } from './controls';
+import { answerSync } from './sync';
+import { decodePagedValue, decodeSearchRequest, SCOPES, type SearchCall } from './search-decode';
+import { inSlices } from './slices';
 import { REQUESTS } from './request-decode';
 import { valueToBytes } from '../directory/entry';
-import type { Scope } from '../../storage/store';
 import type { PageCursor, SearchRun } from '../directory/directory';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
-
-/** How long one slice of a search may run before the event loop goes on (ms). */
-export const SEARCH_SLICE_MS = 10;
-
-/** RFC 4511 §4.5.1.2, and 3: subordinateSubtree (draft-sermersheim-ldap-subordinate-scope, OpenLDAP's "children"). */
-const SCOPES: Record<number, Scope> = { 0: 'base', 1: 'one', 2: 'sub', 3: 'children' };
 
 /** Per-process key of the paging cookies' MAC: cookies are valid for the life of the process. */
 const COOKIE_KEY = randomBytes(32);
@@ -124,29 +118,19 @@ export function searchDone(messageId: number, r: SearchOutcomeFields): Buffer {
 }
 
 /**
- * Answers a SearchRequest: a slice of at most about SEARCH_SLICE_MS now, the
- * next ones on later turns of the event loop, each written out at its end;
- * done once the SearchResultDone is written, or once the connection has gone
- * (the rest is not run).
+ * Answers a SearchRequest in slices (inSlices); done once the
+ * SearchResultDone is written, or once the connection has gone (the rest is
+ * not run). A Content Sync request (RFC 4533) is sync.ts's.
  */
 export const answerSearch: OperationHandler = (ctx, req) => {
   const call = decodeSearchRequest(req.pdu);
   if (!call) return replyMalformed(req, REQUESTS[0x63].responseTag);
+  if (call.controls.some((c) => c.type === SYNC_REQUEST_OID)) return answerSync(ctx, req, call);
   const conn = req.conn;
   const steps = startSearch(ctx, req.session, call, (b) => conn.write(b));
-  const slice = (): void => {
-    if (conn.destroyed) return req.done();
-    const deadline = performance.now() + SEARCH_SLICE_MS;
-    let r: SearchOutcomeFields | undefined;
-    conn.cork();
-    try {
-      r = steps.step(() => performance.now() >= deadline);
-      if (r) conn.write(searchDone(call.messageId, r));
-    } finally {
-      conn.uncork();
-    }
-    if (r) req.done();
-    else setImmediate(slice);
-  };
-  slice();
+  inSlices(conn, (stop) => {
+    const r = steps.step(stop);
+    if (r) conn.write(searchDone(call.messageId, r));
+    return r !== undefined;
+  }, () => req.done());
 };

@@ -14,7 +14,7 @@ import { noticeOfDisconnection } from '../ldap-framing';
 import { SUPPORTED_CONTROLS } from './controls';
 import { DEFAULT_FLOW_LIMITS, type FlowLimits } from './flow';
 import { START_TLS_OID } from './request-decode';
-import { PASSWORD_MODIFY_OID, PROVISION_DOMAIN_OID, WHOAMI_OID } from './extended';
+import { CANCEL_OID, PASSWORD_MODIFY_OID, PROVISION_DOMAIN_OID, WHOAMI_OID } from './extended';
 import type { DirectoryWriter } from '../directory/writes';
 import { RESULT_CODES } from './results';
 import type { TlsPair } from '../tls';
@@ -57,6 +57,8 @@ export interface LdapServerOptions {
   reusePort?: boolean;
   /** The process's connection counts when several threads serve LDAP (connection-caps.ts). */
   caps?: CapsMemory;
+  /** Bytes a Content Sync persist phase may leave unsent before its consumer is disconnected (sync.ts DEFAULT_SYNC_BACKLOG otherwise). */
+  syncBacklog?: number;
 }
 
 /** A running LDAP endpoint. */
@@ -108,7 +110,7 @@ export const SUPPORTED_FEATURES = [
 /** Starts the LDAP endpoint on `opts.host:opts.port`. */
 export async function startLdapServer(directory: Directory, opts: LdapServerOptions, log: Logger): Promise<LdapEndpoint> {
   const secureContext = opts.tls ? tls.createSecureContext({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }) : undefined;
-  const ctx: LdapContext = { directory, writer: opts.writer, log, provisioning: opts.provisioning, tls: secureContext };
+  const ctx: LdapContext = { directory, writer: opts.writer, log, provisioning: opts.provisioning, tls: secureContext, syncBacklog: opts.syncBacklog };
   const connections = new Set<LdapConnection>();
   const counters = { accepted: 0, refused: 0, refusedPerClient: 0, pduTimeouts: 0 };
   // Busy (more than 3/4 of the slots, in the whole process): every connection's idle timeout becomes busyIdleMs.
@@ -169,7 +171,7 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
 
   directory.announce({
     supportedControl: SUPPORTED_CONTROLS,
-    supportedExtension: [WHOAMI_OID, PASSWORD_MODIFY_OID, ...(secureContext ? [START_TLS_OID] : []), ...(opts.provisioning ? [PROVISION_DOMAIN_OID] : [])],
+    supportedExtension: [WHOAMI_OID, PASSWORD_MODIFY_OID, CANCEL_OID, ...(secureContext ? [START_TLS_OID] : []), ...(opts.provisioning ? [PROVISION_DOMAIN_OID] : [])],
     supportedFeatures: SUPPORTED_FEATURES,
   });
 

@@ -94,6 +94,8 @@ export interface IntakeSideDeps {
   limits?: ProvisionLimiter;
   /** False while the store takes no writes. */
   storeWritable: () => boolean;
+  /** A remote unit's directory reachability (intake.ts IntakeDeps.directoryReachable); absent on the appliance. */
+  directoryReachable?: () => boolean;
   tls: TlsPair;
   /** Listen with SO_REUSEPORT (serving threads). */
   reusePort?: boolean;
@@ -123,7 +125,7 @@ export async function startIntakeSide(views: MailViews, config: Config, log: Log
     greetingDelayMs: config.smtp.greetingDelay, relayNetworks: config.smtp.relayNetworks, tls: deps.tls, authFailureLimit: config.smtp.authFailures, hopLimit: config.smtp.hopLimit,
     ownAddresses: [config.listen, ...config.selfAddresses], reusePort: deps.reusePort, caps: deps.caps,
   }, { source, cache, routing, queue: deps.queue, spool: new Spool(path.join(config.dataDir, 'spool')), resolver, sync, log: log.child({ part: 'intake' }),
-    onQueued: deps.onQueued, unknownDomain: policy, self, storeWritable: deps.storeWritable });
+    onQueued: deps.onQueued, unknownDomain: policy, self, storeWritable: deps.storeWritable, directoryReachable: deps.directoryReachable });
   const port = await intake.listen();
   self.smtpPort = port;
   log.info({ port }, 'smtp listening');

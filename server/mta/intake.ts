@@ -25,7 +25,7 @@ import type { Readable } from 'node:stream';
 import { RepeatLimiter, type Logger } from '../log';
 import { splitAddress } from '../directory/mail';
 import type { MailSource } from '../directory/mail-source';
-import { TooManyFailuresError } from '../directory/errors';
+import { DirectoryUnavailableError, TooManyFailuresError } from '../directory/errors';
 import type { RoutingTable } from '../directory/routing';
 import type { DirectoryCache } from './cache';
 import type { MailResolver } from './resolver';
@@ -112,6 +112,13 @@ export interface IntakeDeps {
   self: SelfIdentity;
   /** False while the store takes no writes (its file was removed or replaced): recipients get 451 4.3.0. */
   storeWritable: () => boolean;
+  /**
+   * A remote unit's view of its directory (DCMX_ROLE=mta): false while it
+   * cannot be reached. Then a recipient or domain the unit cannot confirm
+   * gets 451 4.4.3, never a 5xx (an outage must not bounce mail); what the
+   * cache holds is still accepted. Absent: the directory is this process.
+   */
+  directoryReachable?: () => boolean;
 }
 
 /** MAIL FROM parameters we support (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8, RFC 4954 §5 AUTH). */
@@ -122,6 +129,11 @@ const RCPT_PARAMS = new Set<string>();
 /** RFC 5322 date-time for Received: headers. */
 function rfc5322Date(d: Date): string {
   return d.toUTCString().replace(/GMT$/, '+0000');
+}
+
+/** RFC 3463 X.4.3 "directory server failure": the directory cannot be asked now; the sender retries. */
+function directoryDown(): SmtpReply {
+  return new SmtpReply(451, '4.4.3', 'Directory temporarily unavailable, please try again later');
 }
 
 export class Intake {
@@ -204,6 +216,7 @@ export class Intake {
         () => cb(),
         (err) => {
           if (err instanceof SmtpReply) return cb(err);
+          if (err instanceof DirectoryUnavailableError) return cb(directoryDown());
           this.deps.log.error({ err }, 'smtp hook failed');
           cb(new SmtpReply(451, '4.3.0', 'Temporary local problem, please try again'));
         },
@@ -351,6 +364,8 @@ export class Intake {
     if (!routed) {
       if (provisioned) throw new SmtpReply(451, '4.3.0', 'The new domain is not routable yet, try again');
       const relaying = this.mayRelay(session);
+      // The domain may have been added while the directory is out of reach.
+      if (!relaying && this.directoryDown()) throw directoryDown();
       const decision: UnknownDomainDecision = this.deps.unknownDomain ? await this.deps.unknownDomain(parts.domain, session, relaying) : { kind: 'foreign' };
       if (decision.kind === 'accept') return this.onRcptTo(address, session, true); // now hosted: check the recipient like any other
       if (relaying) return;
@@ -388,7 +403,14 @@ export class Intake {
     if (await this.deps.cache.recipient(domain, `${local}@${domainName}`)) return;
     const lp = local.toLowerCase();
     if (domain.catchall || lp === 'postmaster' || lp === 'abuse') return; // RFC 2142 role addresses always reach someone
+    // A "no" from before the outage (a negative answer cached) may be stale: the user may exist now.
+    if (this.directoryDown()) throw directoryDown();
     throw new SmtpReply(550, '5.1.1', `<${rcpt}>: Recipient address rejected: User unknown`);
+  }
+
+  /** True while a remote unit cannot reach its directory. */
+  private directoryDown(): boolean {
+    return this.deps.directoryReachable !== undefined && !this.deps.directoryReachable();
   }
 
   private receivedHeader(session: SMTPServerSession, id: string, now: Date): string {

@@ -28,8 +28,7 @@ import type { SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config';
 import type { Logger } from '../log';
 import { InvalidDomainError, ReservedDomainError } from '../directory/errors';
-import { normalizeDomainName, type Provisioner } from '../directory/provision';
-import type { DirectoryWriter } from '../directory/writes';
+import { normalizeDomainName, type ProvisionResult, type Provisioner } from '../directory/provision';
 import { MailResolveError, type MailResolver } from './resolver';
 import { SmtpReply, type UnknownDomainDecision, type UnknownDomainHook } from './intake';
 import { ProvisionLimits, type ProvisionLimiter } from './provision-limits';
@@ -46,10 +45,12 @@ export interface PolicyStats {
 /**
  * What the policy provisions with: the provisioner for its reads (which
  * names are never provisioned), the writer for the `provisionDomain` command.
+ * On the appliance, its Provisioner and writer; on a remote transfer unit,
+ * the LDAP extended operation to the directory (server/remote-unit.ts).
  */
 export interface PolicyProvisioning {
-  provisioner: Provisioner;
-  writer: DirectoryWriter;
+  provisioner: Pick<Provisioner, 'assertProvisionable'>;
+  writer: { execute(cmd: { kind: 'provisionDomain'; name: string }): Promise<ProvisionResult> };
 }
 
 /**

@@ -7,14 +7,13 @@
 import * as path from 'node:path';
 import type { Config } from '../config';
 import type { Logger } from '../log';
-import type { Directory } from '../directory/directory';
-import type { Zones } from '../directory/zones';
 import { QueueStore } from '../../storage/queue';
+import type { Store } from '../../storage/store';
 import { Spool } from './spool';
 import { Outbound } from './outbound';
 import { Delivery } from './delivery';
 import { startTmpSweeper } from './maildir';
-import { mailViews, type MailViews } from './index';
+import type { MailViews } from './index';
 
 /** How often the Maildir tmp/ directories are swept after the sweep at start-up. */
 const TMP_SWEEP_EVERY_MS = 6 * 60 * 60 * 1000;
@@ -28,15 +27,16 @@ export interface QueueSide {
 }
 
 /**
- * Starts the queue side over the writable `directory`: removes spool files
+ * Starts the queue side over `views` (the appliance's mailViews, or a
+ * remote unit's), its queue in the writable `store` (the appliance's own,
+ * or a remote unit's queue store): removes spool files
  * no queue row names (left by a crash before their commit: never
  * acknowledged), sweeps Maildir tmp/, and starts delivery. Must run before
  * any intake accepts mail (the spool sweep would take an intake's file
  * whose row is not committed yet).
  */
-export async function startQueueSide(directory: Directory, zones: Zones, config: Config, log: Logger): Promise<QueueSide> {
-  const views = mailViews(directory, zones, config, config.mta.cacheSize);
-  const queue = new QueueStore(directory.store);
+export async function startQueueSide(views: MailViews, store: Store, config: Config, log: Logger): Promise<QueueSide> {
+  const queue = new QueueStore(store);
   const spool = new Spool(path.join(config.dataDir, 'spool'));
   const orphans = await spool.sweep(queue.spoolPaths());
   if (orphans) log.info({ orphans }, 'removed unacknowledged spool files');

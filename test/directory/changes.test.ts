@@ -112,7 +112,8 @@ test('ChangeFollower delivers the feed in order, in process and after a poll', a
  * Turns a store written by this version back into one written before
  * migration 006, as that version wrote it: the changes of adds and modifies
  * as LDIF (formatLdifAttributes / formatLdifModifications, as directory.ts
- * and zones.ts did), no entry UUIDs, no data column, user_version 5.
+ * and zones.ts did), no entry UUIDs, no data column, no CSNs (migration
+ * 007), user_version 5.
  */
 function downgrade(dir: Directory): void {
   const db = dir.store.db;
@@ -127,6 +128,7 @@ function downgrade(dir: Directory): void {
     const put = db.prepare('UPDATE changelog SET changes = ? WHERE change_number = ?');
     for (const [n, text] of ldif) put.run(text, n);
     db.exec('DROP INDEX changelog_legacy; ALTER TABLE changelog DROP COLUMN entry_uuid; ALTER TABLE changelog DROP COLUMN data;');
+    db.exec('DROP INDEX changelog_csn; DROP INDEX entries_uuid; ALTER TABLE changelog DROP COLUMN csn;');
     db.pragma('user_version = 5');
   })();
 }
@@ -171,7 +173,9 @@ test('a store from before migration 006 is converted when opened: data as it was
   dir = open();
   try {
     const after = feed(dir, 0);
-    const expected = before.map((r) => ({ ...r, entryUUID: existing.has(r.entryUUID) ? r.entryUUID : null }));
+    // Migration 007 gives the old rows CSNs of their time and number, in order.
+    const legacyCsn = (r: ChangeRecord) => `${r.changeTime.slice(0, 14)}.000000Z#${r.changeNumber.toString(16).padStart(6, '0')}#000#000000`;
+    const expected = before.map((r) => ({ ...r, entryUUID: existing.has(r.entryUUID) ? r.entryUUID : null, csn: legacyCsn(r) }));
     assert.deepEqual(after, expected);
     assert.ok(after.filter((r) => r.entryUUID === null).length >= 5, 'the rows of deleted entries have no UUID');
     assert.ok(after.filter((r) => r.targetNdn.startsWith('ou=people') && r.entryUUID !== null).length >= 2, 'the renamed entry is followed back');

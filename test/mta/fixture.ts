@@ -84,12 +84,14 @@ export interface SwaksOptions {
   /** swaks --quit-after (e.g. 'RCPT'). */
   quitAfter?: string;
   extra?: string[];
+  /** The server's address (default 127.0.0.1). */
+  server?: string;
 }
 
-/** Runs swaks against 127.0.0.1:port with an explicit EHLO name (so swaks never asks a resolver). */
+/** Runs swaks against 127.0.0.1:port (or o.server) with an explicit EHLO name (so swaks never asks a resolver). */
 export async function swaks(port: number, o: SwaksOptions): Promise<SwaksResult> {
   const args = [
-    '--server', '127.0.0.1', '--port', String(port), '--ehlo', 'client.test', '--timeout', '15',
+    '--server', o.server ?? '127.0.0.1', '--port', String(port), '--ehlo', 'client.test', '--timeout', '15',
     '--to', o.to, '--from', o.from === '' ? '<>' : o.from ?? 'sender@client.test',
   ];
   if (o.quitAfter) args.push('--quit-after', o.quitAfter);

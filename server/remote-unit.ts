@@ -1,0 +1,143 @@
+/**
+ * Wires a remote transfer unit (DCMX_ROLE=mta): the transfer unit alone —
+ * SMTP intake, the queue, delivery — in its own data dir with its own small
+ * SQLite queue store (queue.sqlite: the directory's tables stay empty),
+ * reading a remote directory over LDAP (RemoteMailSource: Content Sync over
+ * one connection), and the admin HTTP endpoint (/health, /routes, /stats).
+ * No LDAP or DNS listener, no directory of its own. One serving thread
+ * (DCMX_THREADS does not apply).
+ *
+ * Directory unreachable (down, or not yet reached at start): the unit runs
+ * degraded — cached recipients and the domain copy saved in the data dir
+ * still answer, unknown recipients get 451 4.4.3, /health answers 503
+ * `degraded` — and it reconnects with back-off, resuming from its cookie.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Config } from './config';
+import type { Logger } from './log';
+import { prepareDataDir } from './data-dir';
+import { restrictStoreFiles } from './appliance';
+import { listening } from './listen';
+import { loadTls } from './tls';
+import { startHttpServer, type Health, type HttpEndpoint } from './admin/http';
+import { RoutingTable } from './directory/routing';
+import { RemoteMailSource } from './directory-client/remote-source';
+import { DirectoryCache } from './mta/cache';
+import { MailResolver } from './mta/resolver';
+import { SelfIdentity } from './mta/self';
+import { startIntakeSide, type IntakeSide, type MailViews } from './mta';
+import { startQueueSide, type QueueSide } from './mta/queue-side';
+import type { PolicyProvisioning } from './mta/policy';
+import { Store } from '../storage/store';
+
+/** How long start-up waits for the first synchronization before it serves degraded. */
+const FIRST_SYNC_WAIT_MS = 5000;
+
+/** A running remote transfer unit. */
+export interface RemoteUnit {
+  ports: { smtp: number; http: number };
+  source: RemoteMailSource;
+  views: MailViews;
+  queueSide: QueueSide;
+  intake: IntakeSide;
+  /** /health's answer. */
+  health(): Health;
+  close(): Promise<void>;
+}
+
+/** The queue store of a unit, in its data dir. */
+export function unitStorePath(dataDir: string): string {
+  return path.join(dataDir, 'queue.sqlite');
+}
+
+/**
+ * What the provisioning policy writes with on a unit: the directory's
+ * extended operation (RemoteMailSource.provision), which refuses the
+ * names the appliance never provisions; the unit answers once the new
+ * domain has come back by Content Sync.
+ */
+function remoteProvisioning(source: RemoteMailSource): PolicyProvisioning {
+  return {
+    provisioner: { assertProvisionable: () => undefined }, // the directory checks, in its write path
+    writer: { execute: (cmd) => source.provision(cmd.name) },
+  };
+}
+
+/** Starts the unit. `config.directory` must be set (loadConfig guarantees it for DCMX_ROLE=mta). */
+export async function startRemoteUnit(config: Config, log: Logger): Promise<RemoteUnit> {
+  const remote = config.directory;
+  if (!remote) throw new Error('startRemoteUnit: DCMX_ROLE=mta without a directory');
+  prepareDataDir(config.dataDir);
+  const mode = fs.statSync(config.dataDir).mode & 0o777;
+  if (mode & 0o077) log.warn({ dataDir: config.dataDir, mode: mode.toString(8) }, 'the data dir is open to other users (mail, keys); chmod 700 it');
+  const file = unitStorePath(config.dataDir);
+  restrictStoreFiles(file);
+  const store = Store.open(file, []);
+  restrictStoreFiles(file);
+  const started: { close(): Promise<void> }[] = [];
+  try {
+    const source = new RemoteMailSource({ directory: remote, suffix: config.suffix, dataDir: config.dataDir, log: log.child({ ep: 'directory' }) });
+    // "This deployment" is this unit and the appliance holding the directory (the MX of the domains it
+    // provisions): such a domain is local here; placement (mailHost) then says whose each mailbox is.
+    const routing = new RoutingTable([config.hostname, remote.host]);
+    const cache = new DirectoryCache(source, { max: config.mta.cacheSize });
+    const resolver = new MailResolver({ upstream: config.upstreamDns });
+    const self = new SelfIdentity({
+      hostname: config.hostname, selfAddresses: config.selfAddresses, listen: config.listen, smtpPort: config.smtp.port, relayPort: config.mta.relayPort,
+    }, resolver);
+    const views: MailViews = { source, routing, cache, resolver, self, sync: () => undefined, stop: () => source.stop() };
+    source.start({ cache, routing });
+    started.push({ close: async () => source.stop() });
+    const first = await Promise.race([source.whenSynced().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), FIRST_SYNC_WAIT_MS).unref())]);
+    if (!first) log.warn({ url: remote.url }, 'the directory is not reachable yet: starting degraded (reconnecting in the background)');
+    // Before intake accepts mail: its spool sweep drops files no committed row names.
+    const queueSide = await startQueueSide(views, store, config, log.child({ ep: 'smtp' }));
+    started.push(queueSide);
+    const tls = await loadTls({ dataDir: config.dataDir, hostname: config.hostname, cert: config.smtp.tlsCert, key: config.smtp.tlsKey });
+    const intake = await listening('DCMX_SMTP_PORT', config.listen, config.smtp.port, () => startIntakeSide(views, config, log.child({ ep: 'smtp' }), {
+      queue: queueSide.queue,
+      onQueued: () => queueSide.delivery.kick(),
+      provisioning: config.provisioning === 'off' ? undefined : remoteProvisioning(source),
+      storeWritable: () => store.fileState() === 'ok',
+      directoryReachable: () => source.reachable,
+      tls,
+    }));
+    started.push(intake);
+    self.smtpPort = intake.port;
+    const health = (): Health => source.reachable
+      ? { healthy: true, body: { status: 'ok', role: 'mta', directory: 'synchronized', domains: source.domainCount } }
+      : { healthy: false, body: { status: 'degraded', role: 'mta', directory: 'unreachable', domains: source.domainCount } };
+    const stats = async () => ({
+      role: 'mta',
+      directory: { reachable: source.reachable, ...source.stats },
+      cache: cache.stats,
+      routingVersion: routing.version,
+      queue: queueSide.queue.counts(),
+      delivery: queueSide.delivery.stats,
+      smtp: intake.intake.stats,
+      policy: intake.policy,
+    });
+    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({ health, zones: undefined, routing, stats }, {
+      host: config.listen, port: config.http.port, allow: config.http.allow,
+      names: { hostname: config.hostname, names: config.http.hosts, addresses: [config.listen, ...config.selfAddresses] },
+    }, log.child({ ep: 'http' })));
+    started.push(http);
+    return {
+      ports: { smtp: intake.port, http: http.port },
+      source,
+      views,
+      queueSide,
+      intake,
+      health,
+      async close() {
+        for (const s of started.reverse()) await s.close();
+        store.close();
+      },
+    };
+  } catch (e) {
+    for (const s of started.reverse()) await s.close().catch(() => undefined);
+    store.close();
+    throw e;
+  }
+}
