@@ -226,22 +226,33 @@ export function answerSync(ctx: LdapContext, req: LdapRequest, call: SearchCall)
   };
 
   if (plan.kind === 'incremental') {
-    let refresh: ReturnType<SyncChanges['refresh']>;
-    try {
-      refresh = changes.refresh(directory.changesSince(plan.after + 1, plan.head.changeNumber));
-    } catch (err) {
-      return failed(err);
-    }
-    conn.cork();
-    try {
-      for (let i = 0; i < refresh.deleted.length; i += ID_SET_CHUNK) {
-        conn.write(syncInfo(call.messageId, { kind: 'syncIdSet', uuids: refresh.deleted.slice(i, i + ID_SET_CHUNK), refreshDeletes: true }));
+    // The changed entries in slices; the deleted UUIDs gathered and sent at the end (§3.3.2: the
+    // delete phase's messages come in any order before its end).
+    const items = changes.refresh(directory.changesSince(plan.after + 1, plan.head.changeNumber));
+    const deleted: string[] = [];
+    let failure: { err: unknown } | undefined;
+    let finished = false;
+    inSlices(conn, (stop) => {
+      try {
+        for (let r = items.next(); !r.done; r = items.next()) {
+          if ('deleted' in r.value) deleted.push(r.value.deleted);
+          else conn.write(entryMessage(call.messageId, r.value.update, cookie.rid));
+          if (stop()) return false;
+        }
+      } catch (err) {
+        failure = { err };
+        return true;
       }
-      for (const u of refresh.updates) conn.write(entryMessage(call.messageId, u, cookie.rid));
+      for (let i = 0; i < deleted.length; i += ID_SET_CHUNK) {
+        conn.write(syncInfo(call.messageId, { kind: 'syncIdSet', uuids: deleted.slice(i, i + ID_SET_CHUNK), refreshDeletes: true }));
+      }
+      finished = true;
       refreshed('delete');
-    } finally {
-      conn.uncork();
-    }
+      return true;
+    }, () => {
+      if (failure) failed(failure.err);
+      else if (!finished) req.done(); // the connection has gone
+    }, ctx.syncBacklog ?? DEFAULT_SYNC_BACKLOG);
     return;
   }
 
