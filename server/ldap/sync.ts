@@ -203,6 +203,7 @@ export function answerSync(ctx: LdapContext, req: LdapRequest, call: SearchCall)
     sizeLimit: call.sizeLimit, timeLimit: call.timeLimit,
   };
   const directory = ctx.directory;
+  const backlog = ctx.syncBacklog ?? DEFAULT_SYNC_BACKLOG;
   const failed = (err: unknown) => {
     const r = resultOf(err, session.log);
     done(r.code, r.diagnostic, [], r.matchedDN);
@@ -252,7 +253,7 @@ export function answerSync(ctx: LdapContext, req: LdapRequest, call: SearchCall)
     }, () => {
       if (failure) failed(failure.err);
       else if (!finished) req.done(); // the connection has gone
-    }, ctx.syncBacklog ?? DEFAULT_SYNC_BACKLOG);
+    }, backlog);
     return;
   }
 
@@ -278,7 +279,7 @@ export function answerSync(ctx: LdapContext, req: LdapRequest, call: SearchCall)
     if (!outcome) return req.done(); // the connection has gone
     if (outcome.failed !== undefined) return failed(outcome.failed);
     refreshed('present');
-  }, ctx.syncBacklog ?? DEFAULT_SYNC_BACKLOG);
+  }, backlog);
 }
 
 /**
