@@ -27,9 +27,10 @@
  * 16 octets (§2.3). The search is a search: base, scope, filter, attributes
  * and access control apply as they do to any other (Directory.syncMatcher).
  *
- * A consumer that does not read what the persist phase sends is
- * disconnected once more than `syncBacklog` bytes wait for it: the
- * provider's memory stays bounded.
+ * A full refresh waits while more than `syncBacklog` bytes wait for the
+ * consumer; a consumer that does not read what the persist phase sends is
+ * disconnected once more than that wait for it: the provider's memory
+ * stays bounded.
  */
 import type { LdapContext, LdapRequest } from './context';
 import type { SearchCall } from './search-decode';
@@ -248,7 +249,7 @@ export function answerSync(ctx: LdapContext, req: LdapRequest, call: SearchCall)
   let outcome: { failed?: unknown } | undefined;
   let run: ReturnType<typeof directory.startSearch>;
   try {
-    run = directory.startSearch(session.identity, search, (e) => {
+    run = directory.startSearch(session.identity, { ...search, parentsFirst: true }, (e) => {
       if (e.uuid) conn.write(entryMessage(call.messageId, { state: 'add', uuid: e.uuid, entry: e }, cookie.rid));
     });
   } catch (err) {
@@ -266,7 +267,7 @@ export function answerSync(ctx: LdapContext, req: LdapRequest, call: SearchCall)
     if (!outcome) return req.done(); // the connection has gone
     if (outcome.failed !== undefined) return failed(outcome.failed);
     refreshed('present');
-  });
+  }, ctx.syncBacklog ?? DEFAULT_SYNC_BACKLOG);
 }
 
 /**
