@@ -203,6 +203,7 @@ export function answerSync(ctx: LdapContext, req: LdapRequest, call: SearchCall)
     sizeLimit: call.sizeLimit, timeLimit: call.timeLimit,
   };
   const directory = ctx.directory;
+  const backlog = ctx.syncBacklog ?? DEFAULT_SYNC_BACKLOG;
   const failed = (err: unknown) => {
     const r = resultOf(err, session.log);
     done(r.code, r.diagnostic, [], r.matchedDN);
@@ -226,22 +227,33 @@ export function answerSync(ctx: LdapContext, req: LdapRequest, call: SearchCall)
   };
 
   if (plan.kind === 'incremental') {
-    let refresh: ReturnType<SyncChanges['refresh']>;
-    try {
-      refresh = changes.refresh(directory.changesSince(plan.after + 1, plan.head.changeNumber));
-    } catch (err) {
-      return failed(err);
-    }
-    conn.cork();
-    try {
-      for (let i = 0; i < refresh.deleted.length; i += ID_SET_CHUNK) {
-        conn.write(syncInfo(call.messageId, { kind: 'syncIdSet', uuids: refresh.deleted.slice(i, i + ID_SET_CHUNK), refreshDeletes: true }));
+    // The changed entries in slices; the deleted UUIDs gathered and sent at the end (§3.3.2: the
+    // delete phase's messages come in any order before its end).
+    const items = changes.refresh(directory.changesSince(plan.after + 1, plan.head.changeNumber));
+    const deleted: string[] = [];
+    let failure: { err: unknown } | undefined;
+    let finished = false;
+    inSlices(conn, (stop) => {
+      try {
+        for (let r = items.next(); !r.done; r = items.next()) {
+          if ('deleted' in r.value) deleted.push(r.value.deleted);
+          else conn.write(entryMessage(call.messageId, r.value.update, cookie.rid));
+          if (stop()) return false;
+        }
+      } catch (err) {
+        failure = { err };
+        return true;
       }
-      for (const u of refresh.updates) conn.write(entryMessage(call.messageId, u, cookie.rid));
+      for (let i = 0; i < deleted.length; i += ID_SET_CHUNK) {
+        conn.write(syncInfo(call.messageId, { kind: 'syncIdSet', uuids: deleted.slice(i, i + ID_SET_CHUNK), refreshDeletes: true }));
+      }
+      finished = true;
       refreshed('delete');
-    } finally {
-      conn.uncork();
-    }
+      return true;
+    }, () => {
+      if (failure) failed(failure.err);
+      else if (!finished) req.done(); // the connection has gone
+    }, backlog);
     return;
   }
 
@@ -267,7 +279,7 @@ export function answerSync(ctx: LdapContext, req: LdapRequest, call: SearchCall)
     if (!outcome) return req.done(); // the connection has gone
     if (outcome.failed !== undefined) return failed(outcome.failed);
     refreshed('present');
-  }, ctx.syncBacklog ?? DEFAULT_SYNC_BACKLOG);
+  }, backlog);
 }
 
 /**

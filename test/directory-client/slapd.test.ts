@@ -6,7 +6,8 @@
  * whose copy follows adds, modifies, renames and deletes within 1 s, resumes
  * from its cookie after the consumer stops (deletes made meanwhile are
  * reported by the present phase: no ghosts), and reconnects by itself after
- * slapd is killed and restarted.
+ * slapd is killed and restarted; with a session log, deletes made while the
+ * consumer was away come as syncIdSet UUIDs.
  * Needs: slapd, ldap-utils.
  */
 import { after, before, describe, test } from 'node:test';
@@ -16,9 +17,7 @@ import * as path from 'node:path';
 import selfsigned from 'selfsigned';
 import { connectClient, LdapClient } from '../../server/directory-client/client';
 import { LdapResultError } from '../../server/directory-client/protocol';
-import { SyncConsumer, type SyncEntry, type SyncHandler } from '../../server/directory-client/sync';
-import { SyncedCopy } from '../../server/directory-client/replica';
-import { silentLogger } from '../../server/log';
+import { recordingConsumer } from './fixture';
 import { tempDirs } from '../helpers';
 import { SLAPD_ADMIN, SLAPD_PASSWORD, SLAPD_SUFFIX, startSlapd, type Slapd } from '../fixtures/slapd';
 import { waitFor } from '../fixtures/wait';
@@ -81,37 +80,8 @@ describe('directory client against slapd', () => {
   });
 });
 
-/** A consumer whose copy holds every entry, with a log of the reports. */
-function consumer(cookie?: string) {
-  const copy = new SyncedCopy(() => true);
-  const events: string[] = [];
-  const state = { up: false, cookie, refreshed: 0, seen: new Map<string, number>() };
-  const handler: SyncHandler = {
-    refreshBegin: (full) => (events.push(`begin ${full ? 'full' : 'from cookie'}`), copy.refreshBegin()),
-    entry: (e: SyncEntry) => {
-      events.push(`${e.state} ${e.dn}`);
-      state.seen.set(e.dn.toLowerCase(), Date.now());
-      copy.entry(e);
-    },
-    ids: (u, d) => copy.ids(u, d),
-    unreportedGone: () => copy.unreportedGone(),
-    refreshed: () => state.refreshed++,
-    cookie: (c) => (state.cookie = c),
-    connection: (up) => (state.up = up),
-  };
-  const sync = new SyncConsumer({
-    client: { url: slapd.url },
-    bindDn: SLAPD_ADMIN,
-    password: SLAPD_PASSWORD,
-    search: { base: SLAPD_SUFFIX, scope: 2, filter: { type: 'present', attr: 'objectClass' }, attributes: ['*', '+'] },
-    cookie,
-    minBackoffMs: 50,
-    maxBackoffMs: 400,
-    log: silentLogger(),
-  }, handler);
-  const dns = () => [...copy.entries.values()].map((e) => e.dn.toLowerCase()).sort();
-  return { sync, copy, events, state, dns };
-}
+/** A recording consumer of slapd's whole DIT. */
+const consumer = (cookie?: string) => recordingConsumer({ url: slapd.url, bindDn: SLAPD_ADMIN, password: SLAPD_PASSWORD, base: SLAPD_SUFFIX, cookie });
 
 describe('Content Sync consumer against slapd syncprov', () => {
   test('refreshAndPersist: the copy follows adds, modifies, renames and deletes within 1 s, and resumes from its cookie', async () => {
@@ -169,5 +139,36 @@ describe('Content Sync consumer against slapd syncprov', () => {
     await slapd.ldap('ldapadd', `dn: ${dee}\nobjectClass: inetOrgPerson\nuid: dee\ncn: Dee\nsn: D\n`);
     await waitFor('persist reports after the reconnect', () => b.dns().includes(dee), 5000);
     b.sync.stop();
+  });
+});
+
+describe('Content Sync consumer against slapd with a session log', () => {
+  test('deletes made while away come as a syncIdSet of entryUUIDs and leave the copy', async () => {
+    const logged = await startSlapd({ syncprov: { sessionlog: 100 } });
+    try {
+      const people = `ou=people,${SLAPD_SUFFIX}`;
+      await logged.ldap('ldapadd', [
+        `dn: ${people}\nobjectClass: organizationalUnit\nou: people\n`,
+        ...['eve', 'fay', 'gil'].map((u) => `dn: uid=${u},${people}\nobjectClass: inetOrgPerson\nuid: ${u}\ncn: ${u}\nsn: ${u}\n`),
+      ].join('\n'));
+      const a = recordingConsumer({ url: logged.url, bindDn: SLAPD_ADMIN, password: SLAPD_PASSWORD, base: SLAPD_SUFFIX });
+      a.sync.start();
+      await waitFor('the initial refresh', () => a.state.refreshed === 1);
+      // A change after the refresh, so the session log covers the cookie.
+      await logged.ldap('ldapmodify', `dn: ${people}\nchangetype: modify\nreplace: description\ndescription: x\n`);
+      await waitFor('the change reported', () => a.events.includes(`modify ${people}`));
+      a.sync.stop();
+      await logged.ldap('ldapdelete', `uid=eve,${people}\nuid=fay,${people}\n`);
+      const b = recordingConsumer({ url: logged.url, bindDn: SLAPD_ADMIN, password: SLAPD_PASSWORD, base: SLAPD_SUFFIX, cookie: a.state.cookie });
+      for (const [k, v] of a.copy.entries) b.copy.entries.set(k, v);
+      b.sync.start();
+      await waitFor('the refresh from the cookie', () => b.state.refreshed === 1);
+      const deleted = b.events.filter((e) => /^deleted \d+ uuids$/.test(e)).reduce((n, e) => n + Number(e.split(' ')[1]), 0);
+      assert.equal(deleted, 2, `both deletes come as syncIdSet UUIDs: ${b.events.join('; ')}`);
+      assert.deepEqual(b.dns(), [SLAPD_SUFFIX, people, `uid=gil,${people}`]);
+      b.sync.stop();
+    } finally {
+      await logged.stop();
+    }
   });
 });
