@@ -6,7 +6,8 @@
  * written with ldapadd/ldapdelete on the appliance, mail is sent with swaks,
  * nodemailer and raw SMTP to the unit:
  * - mail to an LDAP-added user is accepted by the unit and delivered (the
- *   mailbox has no mailHost: the unit relays it to the appliance);
+ *   mailbox has no mailHost: the unit relays it to the appliance; with a
+ *   mailHost naming the unit, into the unit's own Maildir);
  * - SMTP AUTH on the unit is checked by a bind on the directory;
  * - a user deleted on the appliance is refused by the unit within 1 s, and a
  *   user added is accepted within 1 s (the change latency is measured);
@@ -28,7 +29,7 @@ import * as path from 'node:path';
 import nodemailer from 'nodemailer';
 import type { ChildProcess } from 'node:child_process';
 import { ADMIN_PASSWORD, ldapaddAt, run, spawnAppliance, startSpawned, stopChild, tempDirs, testEnv, type SpawnedAppliance } from '../helpers';
-import { addUser, allMail, swaks, USER, waitFor } from './fixture';
+import { addUser, allMail, mailbox, swaks, USER, waitFor } from './fixture';
 import { rcptTo } from '../fixtures/smtp';
 import { waitForAsync } from '../fixtures/wait';
 import { freePort } from '../fixtures/slapd';
@@ -121,6 +122,14 @@ describe('a remote transfer unit (DCMX_ROLE=mta) against the appliance directory
     const got = await waitFor('the message in the appliance Maildir', () => allMail(applianceDir).find((m) => m.text.includes('hello from unit1')), 20_000);
     assert.match(got.text, /Subject: via the unit/);
     assert.match(got.text, /unit1\.dcmx\.test/, 'the unit is in the trace');
+
+    // mailHost naming the unit: the mailbox is the unit's own, delivered into its Maildir.
+    assert.equal((await ldapaddAt(ports.ldap, userLdif('una') + 'mailHost: unit1.dcmx.test\n')).code, 0);
+    await waitForAsync('una known to the unit', async () => (await rcpt('una@example.org')).code === 250, 5000);
+    const r2 = await swaks(unit.smtp, { server: UNIT, to: 'una@example.org', body: 'kept on unit1' });
+    assert.equal(r2.code, 0, r2.out);
+    await waitFor('the message in the unit\'s Maildir', () => mailbox(unit.dir, 'una@example.org').find((m) => m.includes('kept on unit1')), 20_000);
+    assert.equal(allMail(applianceDir).filter((m) => m.text.includes('kept on unit1')).length, 0, 'not relayed to the appliance');
   });
 
   test('SMTP AUTH on the unit checks the password with the directory (a bind as the user)', async () => {
