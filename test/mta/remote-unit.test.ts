@@ -70,7 +70,8 @@ async function startUnit(): Promise<void> {
     // Mailboxes without mailHost are the appliance's: relayed to its SMTP port.
     DCMX_SMTP_RELAY_PORT: String(ports.smtp),
     DCMX_PROVISIONING: 'allowlist',
-    DCMX_PROVISION_ALLOW: 'new.test',
+    // dcmx.test: allowed here, refused by the directory (a new zone holding the appliance's own name).
+    DCMX_PROVISION_ALLOW: 'new.test dcmx.test',
   }));
   const m = /smtp=(\d+) http=(\d+)/.exec(u.ready)!;
   unit = { child: u.child, smtp: Number(m[1]), http: Number(m[2]), dir, output: u.output };
@@ -209,6 +210,9 @@ describe('a remote transfer unit (DCMX_ROLE=mta) against the appliance directory
     assert.ok(routes.routes.some((r) => r.domain === 'shop.new.test'));
     // Outside the allow-list: refused by the unit's policy, nothing written.
     assert.match((await rcpt('x@other.test')).raw, /^550 5\.1\.2/);
+    // Allowed by the unit, refused by the directory's write path: the same 550 5.1.2, with the directory's reason.
+    const refused = await rcpt('x@dcmx.test');
+    assert.match(refused.raw, /^550 5\.1\.2 Domain dcmx\.test is not served here: .*mx\.dcmx\.test/, refused.raw);
   });
 
   test('the unit restarts from its saved cookie and copy, even with the directory down', async () => {
