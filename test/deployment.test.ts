@@ -12,14 +12,19 @@
  * unit; a domain provisioned at RCPT on a unit is answered by the Knot
  * secondary after NOTIFY (and is in the replica); a user deleted on the
  * appliance is refused by both units within 1 s (and leaves the replica);
- * kill -9 of a unit under load loses nothing it acknowledged; at the end
- * the replica is identical to the appliance.
+ * kill -9 of a unit under load loses nothing it acknowledged; a third unit
+ * that reads its directory from the slapd replica (which runs syncprov in
+ * turn: cascaded Content Sync) follows the appliance's changes within 1 s;
+ * at the end the replica is identical to the appliance.
  * Needs: slapd, knot, ldap-utils, swaks, knot-dnsutils.
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import selfsigned from 'selfsigned';
 import { ADMIN_PASSWORD, run, runDcmx, startSpawned, stopChild, tempDirs, testEnv, type SpawnedAppliance } from './helpers';
-import { freePort, replicaCaughtUp, replicaLines, startSlapd, type Slapd } from './fixtures/slapd';
+import { freePort, replicaCaughtUp, replicaLines, SLAPD_ADMIN, SLAPD_PASSWORD, startSlapd, type Slapd } from './fixtures/slapd';
 import { waitForAsync } from './fixtures/wait';
 import { rcptTo } from './fixtures/smtp';
 import { freeDualPort, startKnot, type Knot } from './dns/knot';
@@ -45,6 +50,7 @@ let appliance: SpawnedAppliance;
 let units: Unit[] = [];
 let slapd: Slapd;
 let knot: Knot;
+let replicaTls: { cert: string; key: string };
 
 const adminArgs = () => ['-x', '-H', `ldap://127.0.0.1:${ports.ldap}`, '-D', `cn=admin,${SUFFIX}`, '-w', ADMIN_PASSWORD];
 const applianceEnv = () => ({
@@ -89,7 +95,16 @@ before(async () => {
   await ldap('ldapmodify', `dn: dc=example,dc=org,${SUFFIX}\nchangetype: modify\ndelete: mailDomainCatchallAddress\n`);
   const serial = soaSerial((await kdig(ports.dns, ZONE, 'SOA')).stdout);
   knot = await startKnot({ port: ports.knot, primaryPort: ports.dns, zone: ZONE, dirPrefix: 'dcmx-knot-deploy-' });
-  slapd = await startSlapd({ suffixEntry: false, lines: replicaLines({ ldapPort: ports.ldap, bindDn: REPLICATOR, password: REPLICATOR_PW }) });
+  // The replica is a provider in turn (syncprov, StartTLS with a certificate for mx.dcmx.test): a unit can read from it.
+  const pems = await selfsigned.generate([{ name: 'commonName', value: 'mx.dcmx.test' }], { keySize: 2048, algorithm: 'sha256' });
+  const tlsDir = newDir();
+  replicaTls = { cert: path.join(tlsDir, 'cert.pem'), key: path.join(tlsDir, 'key.pem') };
+  fs.writeFileSync(replicaTls.cert, pems.cert);
+  fs.writeFileSync(replicaTls.key, pems.private);
+  slapd = await startSlapd({
+    suffixEntry: false, syncprov: {}, tls: replicaTls,
+    lines: replicaLines({ ldapPort: ports.ldap, bindDn: REPLICATOR, password: REPLICATOR_PW }),
+  });
   units = await Promise.all(UNITS.map((_, i) => startUnit(i)));
   await knot.waitReady(20_000, async () => {
     const soa = (await kdig(ports.knot, ZONE, 'SOA')).stdout;
@@ -184,6 +199,33 @@ describe('growing past one machine: appliance, two units, a slapd replica, a Kno
     assert.deepEqual(broken, [], 'every delivered message is intact');
     const twice = [...delivered].filter(([, n]) => n > 1).length;
     t.diagnostic(`${delivered.size} distinct messages delivered, ${twice} twice (relayed before the kill, not yet dequeued: RFC 5321 §6.1 allows it)`);
+  });
+
+  test('a third unit reading from the slapd replica (cascaded Content Sync) follows the appliance', async () => {
+    const third = await spawnUnit({
+      dir: newDir(), address: '127.0.0.4', hostname: 'unit3.dcmx.test',
+      appliance: { dir: applianceDir, ldap: ports.ldap, smtp: ports.smtp }, upstreamDns: dns.address, provisionAllow: ZONE,
+      directory: { url: slapd.url, bindDn: SLAPD_ADMIN, password: SLAPD_PASSWORD, ca: replicaTls.cert },
+    });
+    units.push(third);
+    await waitForAsync('unit3 synchronized from the replica', async () => (await unitHealth(third)).status === 200, 20_000);
+    assert.equal((await rcpt(third, `bea@${ZONE}`)).code, 250);
+    const t0 = Date.now();
+    await ldap('ldapadd', userLdif('dee'));
+    await waitForAsync('unit3 accepts dee', async () => (await rcpt(third, `dee@${ZONE}`)).code === 250, 5_000, 10);
+    const added = Date.now() - t0;
+    const t1 = Date.now();
+    await ldap('ldapdelete', `uid=dee,${PEOPLE}\n`);
+    await waitForAsync('unit3 refuses dee', async () => /^550 5\.1\.1/.test((await rcpt(third, `dee@${ZONE}`)).raw), 5_000, 10);
+    const deleted = Date.now() - t1;
+    console.log(`# appliance -> slapd replica -> unit3: an add in ${added} ms, a delete in ${deleted} ms`);
+    for (const ms of [added, deleted]) assert.ok(ms <= 1000, `${ms} ms`);
+    // The replica cannot provision (the extended operation is dcmx's): a new domain is deferred, never refused.
+    assert.match((await rcpt(third, `x@more.${ZONE}`)).raw, /^451 4\.4\.3/);
+    // Its mail goes to the appliance, like the others'.
+    const r = await swaks(third.smtp, { server: third.address, to: `bea@${ZONE}`, body: 'hello through unit3' });
+    assert.equal(r.code, 0, r.out);
+    await waitForAsync('the message via unit3 in the appliance\'s Maildir', async () => allMail(applianceDir).find((m) => m.text.includes('hello through unit3')), 20_000);
   });
 
   test('the replica ends identical to the appliance', async () => {

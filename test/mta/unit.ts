@@ -24,6 +24,11 @@ export interface UnitOptions {
   upstreamDns: string;
   /** DCMX_PROVISION_ALLOW (provisioning is `allowlist`). */
   provisionAllow: string;
+  /**
+   * Another Content Sync provider to read the directory from (a slapd replica with syncprov): its URL,
+   * bind identity and CA certificate. Default: the appliance, as its administrator, its certificate trusted.
+   */
+  directory?: { url: string; bindDn: string; password: string; ca: string };
 }
 
 /** A running unit: its process, ports and output. */
@@ -42,13 +47,14 @@ export async function spawnUnit(o: UnitOptions): Promise<Unit> {
     DCMX_ROLE: 'mta',
     DCMX_LISTEN: o.address,
     DCMX_HOSTNAME: o.hostname,
-    DCMX_DIRECTORY_URL: `ldap://127.0.0.1:${o.appliance.ldap}`,
-    DCMX_DIRECTORY_BIND_DN: 'cn=admin,o=internet',
-    DCMX_DIRECTORY_PASSWORD: ADMIN_PASSWORD,
+    DCMX_DIRECTORY_URL: o.directory?.url ?? `ldap://127.0.0.1:${o.appliance.ldap}`,
+    DCMX_DIRECTORY_BIND_DN: o.directory?.bindDn ?? 'cn=admin,o=internet',
+    DCMX_DIRECTORY_PASSWORD: o.directory?.password ?? ADMIN_PASSWORD,
+    // The appliance's name: the directory's certificate is checked against it, and mailboxes without mailHost are its.
     DCMX_DIRECTORY_HOST: 'mx.dcmx.test',
     // StartTLS, the appliance's own (generated) certificate trusted, its name checked against DCMX_DIRECTORY_HOST.
     DCMX_DIRECTORY_STARTTLS: 'on',
-    DCMX_DIRECTORY_CA: path.join(o.appliance.dir, 'tls', 'smtp-cert.pem'),
+    DCMX_DIRECTORY_CA: o.directory?.ca ?? path.join(o.appliance.dir, 'tls', 'smtp-cert.pem'),
     DCMX_UPSTREAM_DNS: o.upstreamDns,
     // Mailboxes without mailHost are the appliance's: relayed to its SMTP port.
     DCMX_SMTP_RELAY_PORT: String(o.appliance.smtp),
