@@ -9,7 +9,8 @@
  *   certificate checked) by Content Sync;
  * - a real OpenLDAP slapd replica (syncrepl refreshAndPersist of the whole
  *   DIT, dcmx's exported schema, a replication identity, StartTLS);
- * - a real Knot DNS secondary of the zone example.org (AXFR/IXFR, NOTIFY).
+ * - real Knot DNS and NSD secondaries of the zone example.org (AXFR/IXFR,
+ *   NOTIFY).
  * Every host listens for SMTP on the same port, as they would all on 25,
  * and reaches its next hops on it (DCMX_SMTP_RELAY_PORT); host names resolve
  * through a stub upstream DNS (DCMX_UPSTREAM_DNS), nothing leaves loopback.
@@ -17,7 +18,7 @@
  * Proven: mail to users added with ldapadd on the appliance arrives through
  * either unit, into the Maildir of the host its mailHost names (no mailHost:
  * the appliance); a domain provisioned at RCPT on a unit is answered by Knot
- * after NOTIFY and is on the slapd replica; a user deleted with ldapdelete on
+ * and NSD after NOTIFY and is on the slapd replica; a user deleted with ldapdelete on
  * the appliance is refused by both units within 1 s; `kill -9` of a unit
  * under load by concurrent senders loses nothing it acknowledged (every
  * message that got 250 is delivered after the unit restarts); the replica
@@ -32,6 +33,7 @@ import { RawSmtp, rcptTo } from '../fixtures/smtp';
 import { certificateFiles, type CertificateFiles } from '../fixtures/tls';
 import { waitFor, waitForAsync } from '../fixtures/wait';
 import { freeDualPort, startKnot, type Knot } from '../dns/knot';
+import { startNsd, type Nsd } from '../dns/nsd';
 import { kdigRunner, section, soaSerial, status } from '../dns/fixture';
 import { allMail, mailbox, swaks } from '../mta/fixture';
 import { StubDns } from '../mta/stub-dns';
@@ -58,9 +60,15 @@ let tls: CertificateFiles;
 /** Every host's SMTP port, and the port next hops are reached on. */
 let smtpPort = 0;
 let knotPort = 0;
+let nsdPort = 0;
+/** The appliance's LDAP and DNS ports, fixed: its peers are configured with them, and it restarts on them. */
+let ldapPort = 0;
+let dnsPort = 0;
 let appliance: SpawnedAppliance;
 let applianceDir = '';
+let applianceEnv: Record<string, string>;
 let knot: Knot | undefined;
+let nsd: Nsd | undefined;
 let slapd: Slapd | undefined;
 
 /** A remote transfer unit: its host, data dir and environment, and the running process. */
@@ -73,10 +81,11 @@ interface Unit {
 }
 const units: Unit[] = [];
 
-const ldapUrl = () => `ldap://127.0.0.1:${appliance.ports.ldap}`;
+const ldapUrl = () => `ldap://127.0.0.1:${ldapPort}`;
 const adminArgs = () => ['-x', '-H', ldapUrl(), '-D', ADMIN_DN, '-w', ADMIN_PASSWORD];
 const kdigKnot = kdigRunner(() => knotPort);
-const kdigDcmx = kdigRunner(() => appliance.ports.dns);
+const kdigNsd = kdigRunner(() => nsdPort);
+const kdigDcmx = kdigRunner(() => dnsPort);
 
 /** An OpenLDAP tool against the appliance as its administrator; fails the test when the tool fails. */
 async function onAppliance(tool: 'ldapadd' | 'ldapmodify' | 'ldapdelete', input: string): Promise<void> {
@@ -165,10 +174,15 @@ before(async () => {
   for (const h of [HOST, ...UNIT_HOSTS]) dns.a(h.name, h.address);
   smtpPort = await freePort();
   knotPort = await freeDualPort();
+  nsdPort = await freeDualPort();
+  ldapPort = await freePort();
+  dnsPort = await freeDualPort();
   // The appliance's certificate names it as the units (DCMX_DIRECTORY_HOST) and the replica (the provider URL's address) reach it.
   tls = await certificateFiles(tmp(), { dns: [HOST.name], ips: [HOST.address] });
   applianceDir = tmp();
-  appliance = await startSpawned(applianceDir, {
+  applianceEnv = {
+    DCMX_LDAP_PORT: String(ldapPort),
+    DCMX_DNS_PORT: String(dnsPort),
     DCMX_HOSTNAME: HOST.name,
     DCMX_LISTEN: HOST.address,
     DCMX_SELF_ADDRESSES: HOST.address,
@@ -179,11 +193,12 @@ before(async () => {
     DCMX_TLS_KEY: tls.key,
     DCMX_REPLICATOR_DNS: REPLICATOR,
     DCMX_AXFR_ALLOW: '127.0.0.1/32',
-    DCMX_NOTIFY: `127.0.0.1:${knotPort}`,
+    DCMX_NOTIFY: `127.0.0.1:${knotPort},127.0.0.1:${nsdPort}`,
     // New domains without a catch-all: an unknown or deleted user is refused, not taken by catchall@.
     DCMX_NEW_DOMAIN_CATCHALL: 'off',
     DCMX_THREADS: '1',
-  });
+  };
+  appliance = await startSpawned(applianceDir, applianceEnv);
   // The replication identity, the mail domain example.org (provisioned over LDAP: zone, MX, ou=people), its users.
   await onAppliance('ldapadd', [
     `dn: ou=services,${SUFFIX}\nobjectClass: organizationalUnit\nou: services\n`,
@@ -195,8 +210,9 @@ before(async () => {
     user('alice'), user('bob', UNIT_HOSTS[1].name), user('carol', UNIT_HOSTS[0].name), user('dave'),
   ].join('\n'));
 
-  knot = await startKnot({ port: knotPort, primaryPort: appliance.ports.dns, zone: ZONE, dirPrefix: 'dcmx-deploy-knot-' });
+  knot = await startKnot({ port: knotPort, primaryPort: dnsPort, zone: ZONE, dirPrefix: 'dcmx-deploy-knot-' });
   await knot.waitReady(15_000, async () => (/status: \w+/.test((await kdigKnot(ZONE, 'SOA')).stdout) ? undefined : `no answer on 127.0.0.1@${knotPort}`));
+  nsd = await startNsd({ port: nsdPort, primaryPort: dnsPort, zone: ZONE });
   slapd = await startSlapd({ suffixEntry: false, lines: ['index entryUUID,entryCSN eq', ...syncrepl()] });
   for (const h of UNIT_HOSTS) {
     const dataDir = tmp();
@@ -209,12 +225,13 @@ after(async () => {
   for (const u of units) await stopChild(u.process.child);
   await slapd?.stop();
   await knot?.stop();
+  await nsd?.stop();
   if (appliance) await stopChild(appliance.child);
   await dns?.close();
 });
 
-describe('growing past one machine: appliance, two remote units, a slapd replica, a Knot secondary', { timeout: 180_000 }, () => {
-  test('every part is up: the units follow the directory, Knot serves the zone, slapd holds the DIT', async () => {
+describe('growing past one machine: appliance, two remote units, a slapd replica, Knot and NSD secondaries', { timeout: 180_000 }, () => {
+  test('every part is up: the units follow the directory, Knot and NSD serve the zone, slapd holds the DIT', async () => {
     for (const u of units) {
       assert.match(u.process.ready, /role=mta/, u.process.ready);
       await synchronized(u);
@@ -222,6 +239,8 @@ describe('growing past one machine: appliance, two remote units, a slapd replica
     }
     const serial = soaSerial((await kdigDcmx(ZONE, 'SOA')).stdout);
     await waitForAsync(`Knot serving ${ZONE} serial ${serial}`, async () => soaSerial((await kdigKnot(ZONE, 'SOA')).stdout) === serial, 20_000, 100);
+    await waitForAsync(`NSD serving ${ZONE} serial ${serial}`, async () => soaSerial((await kdigNsd(ZONE, 'SOA')).stdout) === serial, 20_000, 100)
+      .catch((e: Error) => assert.fail(`${e.message}; nsd's log:\n${nsd!.log}`));
     await waitForAsync('alice on the slapd replica', async () => {
       const r = await run('ldapsearch', [...slapd!.adminArgs, '-LLL', '-b', PEOPLE, '(uid=alice)', 'mail']);
       return /^mail: alice@example\.org$/m.test(r.stdout);
@@ -251,11 +270,12 @@ describe('growing past one machine: appliance, two remote units, a slapd replica
     }
   });
 
-  test('a domain provisioned at RCPT on a unit: Knot answers it after NOTIFY, the slapd replica holds it', async (ctx) => {
+  test('a domain provisioned at RCPT on a unit: Knot and NSD answer it after NOTIFY, the slapd replica holds it', async (ctx) => {
     const name = `sales.${ZONE}`;
     const logMark = knot!.log.length;
     const before = soaSerial((await kdigDcmx(ZONE, 'SOA')).stdout);
     assert.equal(status((await kdigKnot(name, 'MX')).stdout), 'NXDOMAIN', 'Knot does not know the name yet');
+    assert.equal(status((await kdigNsd(name, 'MX')).stdout), 'NXDOMAIN', 'nor does NSD');
     const t0 = Date.now();
     await send(UNIT_HOSTS[0].address, `postmaster@${name}`, 'to-the-new-domain');
     ctx.diagnostic(`RCPT provisioned ${name} through ${UNIT_HOSTS[0].name} in ${Date.now() - t0} ms`);
@@ -263,12 +283,15 @@ describe('growing past one machine: appliance, two remote units, a slapd replica
     const mx = section((await kdigDcmx(name, 'MX')).stdout, 'ANSWER');
     assert.equal(mx.length, 1, mx.join('\n'));
     assert.match(mx[0], new RegExp(`^${name.replace(/\./g, '\\.')}\\. \\d+ IN MX \\d+ ${HOST.name.replace(/\./g, '\\.')}\\.$`));
-    const knotMx = await waitForAsync(`Knot answering ${name} MX`, async () => {
-      const a = section((await kdigKnot(name, 'MX')).stdout, 'ANSWER');
-      return a.length > 0 && a;
-    }, 15_000, 50);
-    ctx.diagnostic(`Knot answered ${name} MX ${Date.now() - t0} ms after the RCPT (its refresh timer is an hour)`);
-    assert.deepEqual(knotMx, mx, 'Knot answers as the appliance does');
+    // Both secondaries have the name long before their refresh timer (an hour): by NOTIFY.
+    await Promise.all(([['Knot', kdigKnot], ['NSD', kdigNsd]] as const).map(async ([who, kdig]) => {
+      const got = await waitForAsync(`${who} answering ${name} MX`, async () => {
+        const a = section((await kdig(name, 'MX')).stdout, 'ANSWER');
+        return a.length > 0 && a;
+      }, 15_000, 50);
+      ctx.diagnostic(`${who} answered ${name} MX ${Date.now() - t0} ms after the RCPT`);
+      assert.deepEqual(got, mx, `${who} answers as the appliance does`);
+    }));
     assert.match(knot!.log.slice(logMark), /notify, incoming/i, 'Knot logged the NOTIFY');
     await waitForAsync(`${name} on the slapd replica`, async () => {
       const r = await run('ldapsearch', [...slapd!.adminArgs, '-LLL', '-b', `dc=sales,${DOMAIN}`, '-s', 'base', '(objectClass=mailDomain)', 'dn']);
@@ -351,6 +374,34 @@ describe('growing past one machine: appliance, two remote units, a slapd replica
       duplicates += copies - 1;
     }
     ctx.diagnostic(`relayed twice because of the kill: ${duplicates}`);
+  });
+
+  test('the directory unreachable: the units take what they know, 451 4.4.3 for the rest, /health degraded; back in step after', async () => {
+    const alice = `alice@${ZONE}`;
+    for (const u of units) assert.match((await rcptTo(smtpPort, alice, { host: u.address })).raw, /^250 /, `${u.name} takes ${alice} (and caches it)`);
+    await stopChild(appliance.child, 'SIGKILL');
+    for (const u of units) {
+      await waitForAsync(`${u.name} degraded`, async () => (await health(u)).code === 503, 15_000, 50);
+      assert.equal((await health(u)).body.status, 'degraded');
+      assert.match((await rcptTo(smtpPort, alice, { host: u.address })).raw, /^250 /, `${u.name}: a cached recipient is still accepted`);
+      assert.match((await rcptTo(smtpPort, `erin@${ZONE}`, { host: u.address })).raw, /^451 4\.4\.3 /, `${u.name}: an unknown recipient waits, never 550`);
+      assert.match((await rcptTo(smtpPort, `postmaster@east.sales.${ZONE}`, { host: u.address })).raw, /^451 4\.4\.3 /, `${u.name}: no new domain while the directory is away`);
+    }
+    // Mail taken meanwhile for the appliance's mailbox waits in the unit's queue.
+    await send(UNIT_HOSTS[1].address, alice, 'during-the-outage');
+    // The secondaries answer from their copies.
+    assert.equal(section((await kdigKnot(`sales.${ZONE}`, 'MX')).stdout, 'ANSWER').length, 1, 'Knot still answers');
+    assert.equal(section((await kdigNsd(`sales.${ZONE}`, 'MX')).stdout, 'ANSWER').length, 1, 'NSD still answers');
+
+    appliance = await startSpawned(applianceDir, applianceEnv);
+    for (const u of units) await synchronized(u);
+    await waitFor('the message taken during the outage delivered on the appliance', () => holders(alice, 'during-the-outage').length > 0, 30_000);
+    assert.deepEqual(holders(alice, 'during-the-outage'), [HOST.name]);
+    // A user added after the outage reaches both units.
+    await onAppliance('ldapadd', user('erin'));
+    for (const u of units) {
+      await waitForAsync(`${u.name} taking erin`, async () => /^250 /.test((await rcptTo(smtpPort, `erin@${ZONE}`, { host: u.address })).raw), 5_000, 20);
+    }
   });
 
   test('the slapd replica ends identical to the directory', async () => {
