@@ -19,13 +19,18 @@ export type StartTlsVerdict =
  * Whether a connection may start TLS now: not twice (operationsError), not
  * with a request value (protocolError), not with more requests already
  * sent behind it on the clear connection (operationsError: §4.14.1 asks the
- * client to wait for the response), and only when a certificate is loaded.
+ * client to wait for the response), not while an operation is outstanding
+ * (a persistent search, sync.ts: operationsError, §4.14.1), and only when a
+ * certificate is loaded.
  */
-export function startTlsVerdict(s: { secure: boolean; malformed: boolean; pipelined: boolean; context?: tls.SecureContext }): StartTlsVerdict {
+export function startTlsVerdict(s: {
+  secure: boolean; malformed: boolean; pipelined: boolean; outstanding?: boolean; context?: tls.SecureContext;
+}): StartTlsVerdict {
   if (s.malformed) return { ok: false, code: 'protocolError', message: 'StartTLS takes no request value' };
   if (!s.context) return { ok: false, code: 'unavailable', message: 'TLS is not configured' };
   if (s.secure) return { ok: false, code: 'operationsError', message: 'TLS is already established' };
   if (s.pipelined) return { ok: false, code: 'operationsError', message: 'requests were sent behind StartTLS before its response' };
+  if (s.outstanding) return { ok: false, code: 'operationsError', message: 'an operation is outstanding (a persistent search)' };
   return { ok: true };
 }
 
@@ -36,7 +41,9 @@ export function startTlsVerdict(s: { secure: boolean; malformed: boolean; pipeli
  * TLS begins on the connection.
  */
 export function answerStartTls(ctx: LdapContext, req: LdapRequest, withValue: boolean): void {
-  const verdict = startTlsVerdict({ secure: req.conn.secure, malformed: withValue, pipelined: req.conn.pipelined, context: ctx.tls });
+  const verdict = startTlsVerdict({
+    secure: req.conn.secure, malformed: withValue, pipelined: req.conn.pipelined, outstanding: req.conn.longOperations.size > 0, context: ctx.tls,
+  });
   if (!verdict.ok) {
     req.reply(encodeExtendedResponse(req.messageId, { code: RESULT_CODES[verdict.code], diagnostic: verdict.message }, START_TLS_OID));
     return;

@@ -208,13 +208,16 @@ describe('refresh over the wire', () => {
 });
 
 describe('the persist phase over the wire', () => {
-  test('Cancel (RFC 3909) ends it with canceled (118), then succeeds; an unknown ID is noSuchOperation (119)', async () => {
+  test('Cancel (RFC 3909) ends it with canceled (118), then succeeds; an unknown ID is noSuchOperation (119); no StartTLS meanwhile', async () => {
     const { sock, res } = await bound(t);
     try {
       sock.write(message(2, searchRequest(O, present('objectClass'), ['cn']), [syncRequest(3)]));
       await res.until(() => res.all.some((r) => r.id === 2 && r.tag === 0x79), 'the refresh to end');
       const info = infoOf(res.all.find((r) => r.id === 2 && r.tag === 0x79)!);
       assert.equal(info.tag, 0xa2, 'refreshPresent');
+      // RFC 4511 §4.14.1: no StartTLS while an operation is outstanding.
+      sock.write(message(6, extendedRequest('1.3.6.1.4.1.1466.20037')));
+      assert.equal((await res.result(6)).code, 1);
       const cancel = (id: number, target: number) => message(id, extendedRequest('1.3.6.1.1.8', seq(int(target))));
       sock.write(cancel(3, 99));
       assert.equal((await res.result(3)).code, 119);
@@ -225,8 +228,8 @@ describe('the persist phase over the wire', () => {
       assert.ok(res.all.indexOf(ended) < res.all.indexOf(res.all.find((r) => r.id === 4)!), 'the canceled search ends before the Cancel is answered');
       const before = res.all.length;
       await churn(2);
-      sock.write(searchPdu(5, O, 0));
-      await res.result(5);
+      sock.write(searchPdu(7, O, 0));
+      await res.result(7);
       assert.equal(res.all.slice(before).filter((r) => r.id === 2).length, 0, 'nothing more after the cancel');
     } finally {
       sock.destroy();
