@@ -149,12 +149,12 @@ function option(args: string[], name: string): string | undefined {
   return v;
 }
 
-/** Runs one CLI invocation; resolves with the exit status. */
-export async function runCli(argv: string[], config: Config = loadConfig()): Promise<number> {
+/** Runs one CLI invocation (with `given`, or else the environment's configuration); resolves with the exit status. */
+export async function runCli(argv: string[], given?: Config): Promise<number> {
   const args = [...argv];
   const [group, cmd] = [args.shift(), args.shift()];
   if (group === 'schema' && cmd === 'export') {
-    // The schema is the software's, not the store's: nothing is opened.
+    // The schema is the software's, not the store's or the configuration's: nothing is read or opened.
     const format = option(args, '--format') ?? 'openldap';
     if (args.length) throw new UsageError(`unexpected argument ${args[0]}`);
     if (format !== 'openldap' && format !== 'ldif') throw new UsageError(`--format must be openldap or ldif, not '${format}'`);
@@ -162,6 +162,7 @@ export async function runCli(argv: string[], config: Config = loadConfig()): Pro
     await stdoutWritten();
     return 0;
   }
+  const config = given ?? loadConfig();
   if (group === 'ldif' && cmd === 'import') {
     const continueOnError = flag(args, '--continue') || flag(args, '-c');
     const skipExisting = flag(args, '--skip-existing');

@@ -82,6 +82,29 @@ export function parseDirectoryUrl(url: string): DirectoryUrl {
   return { secure, host, port: u.port ? Number(u.port) : secure ? 636 : 389 };
 }
 
+/**
+ * Resolves with `s` once it emits `event` (connected, or the TLS handshake
+ * done); rejects on its error, or after `timeoutMs` (`what` names it), the
+ * socket then destroyed.
+ */
+function established<S extends net.Socket>(s: S, event: 'connect' | 'secureConnect', timeoutMs: number, what: string): Promise<S> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new TimeoutError(`${what} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    s.once(event, () => {
+      clearTimeout(timer);
+      s.removeAllListeners('error');
+      resolve(s);
+    });
+    s.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
+
 /** The connection is gone (closed by either side, or failed). */
 export class ConnectionClosedError extends Error {
   constructor(message: string) {
@@ -147,24 +170,9 @@ export class LdapClient extends EventEmitter {
     const url = parseDirectoryUrl(opts.url);
     const timeoutMs = opts.connectTimeoutMs ?? 5000;
     const tlsOptions = { servername: net.isIP(url.host) ? undefined : url.host, ...opts.tls };
-    const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const s = url.secure
-        ? tls.connect({ host: url.host, port: url.port, ...tlsOptions })
-        : net.connect({ host: url.host, port: url.port });
-      const timer = setTimeout(() => {
-        s.destroy();
-        reject(new TimeoutError(`no connection to ${opts.url} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      s.once(url.secure ? 'secureConnect' : 'connect', () => {
-        clearTimeout(timer);
-        s.removeAllListeners('error');
-        resolve(s);
-      });
-      s.once('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-    });
+    const socket = await established(
+      url.secure ? tls.connect({ host: url.host, port: url.port, ...tlsOptions }) : net.connect({ host: url.host, port: url.port }),
+      url.secure ? 'secureConnect' : 'connect', timeoutMs, `no connection to ${opts.url}`);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
     const client = new LdapClient(socket, opts);
@@ -242,14 +250,20 @@ export class LdapClient extends EventEmitter {
       queueMicrotask(() => stream.error(e));
       return 0;
     }
-    const id = this.nextId;
-    this.nextId = this.nextId >= 0x7fffffff ? 1 : this.nextId + 1;
+    const id = this.messageId();
     const p: Pending = { stream, finalTag };
     if (timeoutMs > 0) {
       p.timer = setTimeout(() => this.destroy(new TimeoutError(`no answer from the directory within ${timeoutMs} ms`)), timeoutMs);
     }
     this.pending.set(id, p);
     this.socket.write(encodeMessage(id, op, controls));
+    return id;
+  }
+
+  /** The next messageID (RFC 4511 §4.1.1.1: 1..2^31-1, 0 is the server's unsolicited notifications). */
+  private messageId(): number {
+    const id = this.nextId;
+    this.nextId = id >= 0x7fffffff ? 1 : id + 1;
     return id;
   }
 
@@ -310,7 +324,7 @@ export class LdapClient extends EventEmitter {
     if (!p || !this.open) return;
     this.pending.delete(id);
     if (p.timer) clearTimeout(p.timer);
-    this.socket.write(encodeMessage(this.nextId++, encodeAbandon(id)));
+    this.socket.write(encodeMessage(this.messageId(), encodeAbandon(id)));
   }
 
   /**
@@ -323,19 +337,7 @@ export class LdapClient extends EventEmitter {
     plain.removeAllListeners('data');
     plain.removeAllListeners('error');
     plain.removeAllListeners('close');
-    const secure = await new Promise<tls.TLSSocket>((resolve, reject) => {
-      const s = tls.connect({ ...options, socket: plain });
-      const timer = setTimeout(() => reject(new TimeoutError(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
-      s.once('secureConnect', () => {
-        clearTimeout(timer);
-        s.removeAllListeners('error');
-        resolve(s);
-      });
-      s.once('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-    }).catch((e: Error) => {
+    const secure = await established(tls.connect({ ...options, socket: plain }), 'secureConnect', timeoutMs, 'no TLS handshake').catch((e: Error) => {
       plain.destroy();
       throw e;
     });
@@ -346,7 +348,7 @@ export class LdapClient extends EventEmitter {
   /** Ends the connection politely (UnbindRequest, RFC 4511 §4.3); pending operations fail. */
   close(): void {
     if (!this.open) return;
-    this.socket.end(encodeMessage(this.nextId++, UNBIND_REQUEST));
+    this.socket.end(encodeMessage(this.messageId(), UNBIND_REQUEST));
     this.destroy(new ConnectionClosedError('the connection was closed'));
   }
 

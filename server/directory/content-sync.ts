@@ -96,12 +96,14 @@ export class SyncChanges {
 
   /**
    * An incremental refresh (RFC 4533 §3.3.2) over `changes` (those after the
-   * cookie, up to the head, in order): the entries to send as `add`, in the
-   * order of their last change, with their current state; and the UUIDs to
+   * cookie, up to the head, in order), one item at a time so that the
+   * caller can send it in slices: the entries to send as `add`, in the
+   * order of their last change, with their current state, and the UUIDs to
    * send as deleted (syncIdSet). An entry added since the cookie and gone
-   * again is not mentioned; nor is one the consumer cannot have had.
+   * again is not mentioned; nor is one the consumer cannot have had. The
+   * change log is read at the first item.
    */
-  refresh(changes: Iterable<ChangeRecord>): { updates: SyncUpdate[]; deleted: string[] } {
+  *refresh(changes: Iterable<ChangeRecord>): Generator<{ update: SyncUpdate } | { deleted: string }> {
     // By UUID, in the order of each entry's last change: was it added in the window, deleted, could it have moved?
     const seen = new Map<string, { added: boolean; deleted: boolean; moved: boolean; ndn: string }>();
     const renamed: string[] = [];
@@ -130,19 +132,16 @@ export class SyncChanges {
         seen.set(du, { added: prev?.added ?? false, deleted: false, moved: true, ndn: d.ndn });
       }
     }
-    const updates: SyncUpdate[] = [];
-    const deleted: string[] = [];
     for (const [uuid, s] of seen) {
       if (s.deleted) {
-        if (!s.added && this.matcher.inScope(s.ndn)) deleted.push(uuid);
+        if (!s.added && this.matcher.inScope(s.ndn)) yield { deleted: uuid };
         continue;
       }
       const e = this.matcher.byUuid(uuid);
       const view = e && this.matcher.view(e);
-      if (view) updates.push({ state: 'add', uuid, entry: view });
-      else if (!s.added && s.moved) deleted.push(uuid);
+      if (view) yield { update: { state: 'add', uuid, entry: view } };
+      else if (!s.added && s.moved) yield { deleted: uuid };
     }
-    return { updates, deleted };
   }
 
   /**

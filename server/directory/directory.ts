@@ -114,6 +114,12 @@ export interface SearchRequest {
   timeLimit: number;
   /** Simple paged results (RFC 2696): at most `size` entries after `cursor`. */
   page?: { size: number; cursor?: PageCursor };
+  /**
+   * Deliver each entry after its parent when both are returned (a Content
+   * Sync refresh: a consumer adds a child under its parent), even when the
+   * parent was made after it and the entry moved below it. Not with paging.
+   */
+  parentsFirst?: boolean;
 }
 
 /**
@@ -657,6 +663,20 @@ export class Directory {
       throw new NoSuchObjectError(req.base, base ? '' : this.visibleMatchedDN(who, baseDn));
     }
     const from = base;
+    // parentsFirst: an entry moved below a parent made after it (candidates come in id order) waits for it.
+    const waiting = new Map<number, StoredEntry[]>();
+    const wait = (e: StoredEntry) => {
+      const list = waiting.get(e.parentId!);
+      if (list) list.push(e);
+      else waiting.set(e.parentId!, [e]);
+    };
+    const release = (e: StoredEntry): void => {
+      deliver(e);
+      const children = waiting.get(e.id);
+      if (!children) return;
+      waiting.delete(e.id);
+      for (const c of children) release(c);
+    };
     // The last candidate considered (steps resume after it) and the last entry delivered (the paging cursor).
     let scanned = req.page?.cursor?.afterId;
     let rows = 0;
@@ -670,13 +690,16 @@ export class Directory {
             // One more entry than the limit allows ends the search with sizeLimitExceeded, even at a page boundary.
             if (limit && sentBefore + count >= limit) throw new SizeLimitError();
             if (pageSize && count >= pageSize) return { count, nextCursor: { afterId: lastId, sent: sentBefore + count } };
-            deliver(e);
+            if (req.parentsFirst && e.parentId !== null && e.parentId > e.id) wait(e);
+            else release(e);
             lastId = e.id;
           }
           // Leaving the loop closes the candidates' statement: nothing is held open between steps.
           if (stop()) return undefined;
         }
         checkTime();
+        // Those whose parent the search does not return.
+        for (const [, children] of waiting) for (const c of children) release(c);
         return { count };
       },
     };
@@ -685,7 +708,8 @@ export class Directory {
   /**
    * What decides whether and how a search returns an entry: the compiled
    * filter, `consider` (may `who` read it, and does the filter match it)
-   * and `view` (its result form). Throws inappropriateMatching for a filter that does not compile.
+   * and `view` (its result form). Throws inappropriateMatching for a
+   * filter that does not compile.
    */
   private prepare(who: Identity, req: SearchRequest): { filter: Filter; consider(e: DirEntry): boolean; view(e: DirEntry): SearchEntry } {
     let filter: Filter;

@@ -27,9 +27,10 @@
  * 16 octets (§2.3). The search is a search: base, scope, filter, attributes
  * and access control apply as they do to any other (Directory.syncMatcher).
  *
- * A consumer that does not read what the persist phase sends is
- * disconnected once more than `syncBacklog` bytes wait for it: the
- * provider's memory stays bounded.
+ * A full refresh waits while more than `syncBacklog` bytes wait for the
+ * consumer; a consumer that does not read what the persist phase sends is
+ * disconnected once more than that wait for it: the provider's memory
+ * stays bounded.
  */
 import type { LdapContext, LdapRequest } from './context';
 import type { SearchCall } from './search-decode';
@@ -202,6 +203,7 @@ export function answerSync(ctx: LdapContext, req: LdapRequest, call: SearchCall)
     sizeLimit: call.sizeLimit, timeLimit: call.timeLimit,
   };
   const directory = ctx.directory;
+  const backlog = ctx.syncBacklog ?? DEFAULT_SYNC_BACKLOG;
   const failed = (err: unknown) => {
     const r = resultOf(err, session.log);
     done(r.code, r.diagnostic, [], r.matchedDN);
@@ -225,22 +227,33 @@ export function answerSync(ctx: LdapContext, req: LdapRequest, call: SearchCall)
   };
 
   if (plan.kind === 'incremental') {
-    let refresh: ReturnType<SyncChanges['refresh']>;
-    try {
-      refresh = changes.refresh(directory.changesSince(plan.after + 1, plan.head.changeNumber));
-    } catch (err) {
-      return failed(err);
-    }
-    conn.cork();
-    try {
-      for (let i = 0; i < refresh.deleted.length; i += ID_SET_CHUNK) {
-        conn.write(syncInfo(call.messageId, { kind: 'syncIdSet', uuids: refresh.deleted.slice(i, i + ID_SET_CHUNK), refreshDeletes: true }));
+    // The changed entries in slices; the deleted UUIDs gathered and sent at the end (§3.3.2: the
+    // delete phase's messages come in any order before its end).
+    const items = changes.refresh(directory.changesSince(plan.after + 1, plan.head.changeNumber));
+    const deleted: string[] = [];
+    let failure: { err: unknown } | undefined;
+    let finished = false;
+    inSlices(conn, (stop) => {
+      try {
+        for (let r = items.next(); !r.done; r = items.next()) {
+          if ('deleted' in r.value) deleted.push(r.value.deleted);
+          else conn.write(entryMessage(call.messageId, r.value.update, cookie.rid));
+          if (stop()) return false;
+        }
+      } catch (err) {
+        failure = { err };
+        return true;
       }
-      for (const u of refresh.updates) conn.write(entryMessage(call.messageId, u, cookie.rid));
+      for (let i = 0; i < deleted.length; i += ID_SET_CHUNK) {
+        conn.write(syncInfo(call.messageId, { kind: 'syncIdSet', uuids: deleted.slice(i, i + ID_SET_CHUNK), refreshDeletes: true }));
+      }
+      finished = true;
       refreshed('delete');
-    } finally {
-      conn.uncork();
-    }
+      return true;
+    }, () => {
+      if (failure) failed(failure.err);
+      else if (!finished) req.done(); // the connection has gone
+    }, backlog);
     return;
   }
 
@@ -248,7 +261,7 @@ export function answerSync(ctx: LdapContext, req: LdapRequest, call: SearchCall)
   let outcome: { failed?: unknown } | undefined;
   let run: ReturnType<typeof directory.startSearch>;
   try {
-    run = directory.startSearch(session.identity, search, (e) => {
+    run = directory.startSearch(session.identity, { ...search, parentsFirst: true }, (e) => {
       if (e.uuid) conn.write(entryMessage(call.messageId, { state: 'add', uuid: e.uuid, entry: e }, cookie.rid));
     });
   } catch (err) {
@@ -266,7 +279,7 @@ export function answerSync(ctx: LdapContext, req: LdapRequest, call: SearchCall)
     if (!outcome) return req.done(); // the connection has gone
     if (outcome.failed !== undefined) return failed(outcome.failed);
     refreshed('present');
-  });
+  }, backlog);
 }
 
 /**

@@ -16,9 +16,7 @@ import * as path from 'node:path';
 import selfsigned from 'selfsigned';
 import { connectClient, LdapClient } from '../../server/directory-client/client';
 import { LdapResultError } from '../../server/directory-client/protocol';
-import { SyncConsumer, type SyncEntry, type SyncHandler } from '../../server/directory-client/sync';
-import { SyncedCopy } from '../../server/directory-client/replica';
-import { silentLogger } from '../../server/log';
+import { recordingConsumer } from './fixture';
 import { tempDirs } from '../helpers';
 import { SLAPD_ADMIN, SLAPD_PASSWORD, SLAPD_SUFFIX, startSlapd, type Slapd } from '../fixtures/slapd';
 import { waitFor } from '../fixtures/wait';
@@ -81,37 +79,8 @@ describe('directory client against slapd', () => {
   });
 });
 
-/** A consumer whose copy holds every entry, with a log of the reports. */
-function consumer(cookie?: string) {
-  const copy = new SyncedCopy(() => true);
-  const events: string[] = [];
-  const state = { up: false, cookie, refreshed: 0, seen: new Map<string, number>() };
-  const handler: SyncHandler = {
-    refreshBegin: (full) => (events.push(`begin ${full ? 'full' : 'from cookie'}`), copy.refreshBegin()),
-    entry: (e: SyncEntry) => {
-      events.push(`${e.state} ${e.dn}`);
-      state.seen.set(e.dn.toLowerCase(), Date.now());
-      copy.entry(e);
-    },
-    ids: (u, d) => copy.ids(u, d),
-    unreportedGone: () => copy.unreportedGone(),
-    refreshed: () => state.refreshed++,
-    cookie: (c) => (state.cookie = c),
-    connection: (up) => (state.up = up),
-  };
-  const sync = new SyncConsumer({
-    client: { url: slapd.url },
-    bindDn: SLAPD_ADMIN,
-    password: SLAPD_PASSWORD,
-    search: { base: SLAPD_SUFFIX, scope: 2, filter: { type: 'present', attr: 'objectClass' }, attributes: ['*', '+'] },
-    cookie,
-    minBackoffMs: 50,
-    maxBackoffMs: 400,
-    log: silentLogger(),
-  }, handler);
-  const dns = () => [...copy.entries.values()].map((e) => e.dn.toLowerCase()).sort();
-  return { sync, copy, events, state, dns };
-}
+/** A recording consumer of slapd's whole DIT. */
+const consumer = (cookie?: string) => recordingConsumer({ url: slapd.url, bindDn: SLAPD_ADMIN, password: SLAPD_PASSWORD, base: SLAPD_SUFFIX, cookie });
 
 describe('Content Sync consumer against slapd syncprov', () => {
   test('refreshAndPersist: the copy follows adds, modifies, renames and deletes within 1 s, and resumes from its cookie', async () => {

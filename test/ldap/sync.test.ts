@@ -138,6 +138,27 @@ describe('refreshOnly (RFC 4533 §3.3)', () => {
     assert.match(first.cookie!, /^rid=007,csn=/);
   });
 
+  test('a full refresh sends a parent before its children, also when an entry moved below a newer parent', async () => {
+    await modify([
+      `dn: cn=mover,${O}\nchangetype: add\nobjectClass: organizationalRole\ncn: mover\n`,
+      `dn: ou=newer,${O}\nchangetype: add\nobjectClass: organizationalUnit\nou: newer\n`,
+      `dn: cn=mover,${O}\nchangetype: modrdn\nnewrdn: cn=mover\ndeleteoldrdn: 1\nnewsuperior: ou=newer,${O}\n`,
+    ].join('\n'));
+    try {
+      const r = await syncRo(undefined, ['(objectClass=*)', '1.1']);
+      const dns = r.entries.map((e) => e.dn);
+      const parent = dns.indexOf(`ou=newer,${O}`);
+      const child = dns.indexOf(`cn=mover,ou=newer,${O}`);
+      assert.ok(parent >= 0 && child > parent, dns.join(' | '));
+      for (const [i, dn] of dns.entries()) {
+        const up = dn.slice(dn.indexOf(',') + 1);
+        if (dn.includes(',') && dns.includes(up)) assert.ok(dns.indexOf(up) < i, `${up} before ${dn}`);
+      }
+    } finally {
+      await modify(`dn: cn=mover,ou=newer,${O}\nchangetype: delete\n\ndn: ou=newer,${O}\nchangetype: delete\n`);
+    }
+  });
+
   test("a user's sync is a user's search: no one else's userPassword; anonymous gets the entries anonymous may read", async () => {
     const asAlice = ['-x', '-H', t.ldapUrl, '-D', ALICE, '-w', 'alice-pw'];
     const r = await syncRo(undefined, ['(objectClass=*)', '*'], asAlice);

@@ -135,6 +135,10 @@ describe('dcmx schema export', () => {
     assert.equal(ldif.code, 0, ldif.stderr);
     assert.equal(ldif.stdout, openldapSchemaLdif());
     assert.match(ldif.stdout, /^dn: cn=dcmx,cn=schema,cn=config$/m);
+    // It needs no configuration: a bad one (or none) is not read.
+    const anyConfig = await runDcmx({ DCMX_THREADS: 'many' }, ['schema', 'export']);
+    assert.equal(anyConfig.code, 0, anyConfig.stderr);
+    assert.equal(anyConfig.stdout, openldapSchemaFile());
     const bad = await runDcmx({}, ['schema', 'export', '--format', 'xml']);
     assert.equal(bad.code, 64);
     assert.match(bad.stderr, /--format must be openldap or ldif/);

@@ -1,0 +1,235 @@
+/**
+ * A remote transfer unit (DCMX_ROLE=mta) as a deployment runs it, with real
+ * processes, sockets and clients: a dcmx appliance on 127.0.0.1 and a unit
+ * on 127.0.0.2 whose directory is the appliance's LDAP (StartTLS, the
+ * appliance's certificate checked; Content Sync, RFC 4533). Users are
+ * written with ldapadd/ldapdelete on the appliance, mail is sent with swaks,
+ * nodemailer and raw SMTP to the unit:
+ * - mail to an LDAP-added user is accepted by the unit and delivered (the
+ *   mailbox has no mailHost: the unit relays it to the appliance);
+ * - SMTP AUTH on the unit is checked by a bind on the directory;
+ * - a user deleted on the appliance is refused by the unit within 1 s, and a
+ *   user added is accepted within 1 s (the change latency is measured);
+ * - at steady state the unit reads the directory at most 0.01 times per
+ *   message (measured from its /stats);
+ * - the appliance killed: cached recipients still accepted, unknown ones 451
+ *   4.4.3 (never 550), /health 503 "degraded", the mail accepted meanwhile
+ *   delivered; back to normal once the appliance is back;
+ * - a new domain at RCPT is provisioned through the unit (the LDAP extended
+ *   operation), and the unit knows it before it answers;
+ * - a restarted unit routes from its saved copy with the directory down, and
+ *   resumes from its cookie; one whose cookie fell out of the directory's
+ *   change log (DCMX_CHANGELOG_KEEP) reloads everything, with no ghost.
+ * Needs: swaks, ldap-utils.
+ */
+import { after, before, describe, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
+import nodemailer from 'nodemailer';
+import type { ChildProcess } from 'node:child_process';
+import { ADMIN_PASSWORD, ldapaddAt, run, spawnAppliance, startSpawned, stopChild, tempDirs, testEnv, type SpawnedAppliance } from '../helpers';
+import { addUser, allMail, swaks, USER, waitFor } from './fixture';
+import { rcptTo } from '../fixtures/smtp';
+import { waitForAsync } from '../fixtures/wait';
+import { freePort } from '../fixtures/slapd';
+import { StubDns } from './stub-dns';
+
+const newDir = tempDirs('dcmx-unit-');
+const UNIT = '127.0.0.2';
+const PEOPLE = 'ou=people,dc=example,dc=org,o=internet';
+
+let dns: StubDns;
+let ports: { ldap: number; smtp: number };
+let applianceDir: string;
+let appliance: SpawnedAppliance;
+let unit: { child: ChildProcess; smtp: number; http: number; dir: string; output: () => string };
+
+function applianceEnv(): Record<string, string> {
+  return {
+    DCMX_LDAP_PORT: String(ports.ldap), DCMX_SMTP_PORT: String(ports.smtp), DCMX_UPSTREAM_DNS: dns.address,
+    // A short change log, so that a unit away for a few changes comes back with a cookie it cannot be served from.
+    DCMX_CHANGELOG_KEEP: '20',
+  };
+}
+
+async function startUnit(): Promise<void> {
+  const dir = unit?.dir ?? newDir();
+  const u = await spawnAppliance(testEnv(dir, {
+    DCMX_ROLE: 'mta',
+    DCMX_LISTEN: UNIT,
+    DCMX_HOSTNAME: 'unit1.dcmx.test',
+    DCMX_DIRECTORY_URL: `ldap://127.0.0.1:${ports.ldap}`,
+    DCMX_DIRECTORY_BIND_DN: 'cn=admin,o=internet',
+    DCMX_DIRECTORY_PASSWORD: ADMIN_PASSWORD,
+    DCMX_DIRECTORY_HOST: 'mx.dcmx.test',
+    // StartTLS, the appliance's own (generated) certificate trusted, its name checked against DCMX_DIRECTORY_HOST.
+    DCMX_DIRECTORY_STARTTLS: 'on',
+    DCMX_DIRECTORY_CA: path.join(applianceDir, 'tls', 'smtp-cert.pem'),
+    DCMX_UPSTREAM_DNS: dns.address,
+    // Mailboxes without mailHost are the appliance's: relayed to its SMTP port.
+    DCMX_SMTP_RELAY_PORT: String(ports.smtp),
+    DCMX_PROVISIONING: 'allowlist',
+    DCMX_PROVISION_ALLOW: 'new.test',
+  }));
+  const m = /smtp=(\d+) http=(\d+)/.exec(u.ready)!;
+  unit = { child: u.child, smtp: Number(m[1]), http: Number(m[2]), dir, output: u.output };
+}
+
+async function health(): Promise<{ status: number; body: { status: string } }> {
+  const r = await fetch(`http://${UNIT}:${unit.http}/health`);
+  return { status: r.status, body: (await r.json()) as { status: string } };
+}
+
+interface UnitStats {
+  directory: { searches: number; reloads: number };
+  cache: { hits: number };
+}
+
+async function unitStats(): Promise<UnitStats> {
+  return (await (await fetch(`http://${UNIT}:${unit.http}/stats`)).json()) as UnitStats;
+}
+
+const rcpt = (address: string) => rcptTo(unit.smtp, address, { host: UNIT });
+
+function userLdif(uid: string): string {
+  return `dn: uid=${uid},${PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: inetMailUser\nuid: ${uid}\ncn: ${uid}\nsn: ${uid}\nmail: ${uid}@example.org\n`;
+}
+
+before(async () => {
+  dns = await StubDns.start();
+  dns.a('mx.dcmx.test', '127.0.0.1');
+  dns.mx('shop.new.test', 10, 'mx.dcmx.test');
+  ports = { ldap: await freePort(), smtp: await freePort() };
+  applianceDir = newDir();
+  appliance = await startSpawned(applianceDir, applianceEnv());
+  await addUser(ports.ldap);
+  await startUnit();
+  await waitForAsync('the unit synchronized', async () => (await health()).status === 200);
+});
+after(async () => {
+  if (unit) await stopChild(unit.child);
+  if (appliance) await stopChild(appliance.child);
+  await dns?.close();
+});
+
+describe('a remote transfer unit (DCMX_ROLE=mta) against the appliance directory', () => {
+  test('mail to an LDAP-added user is accepted by the unit and delivered', async () => {
+    const r = await swaks(unit.smtp, { server: UNIT, to: USER, subject: 'via the unit', body: 'hello from unit1' });
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.replyTo('RCPT TO') ?? '', /^250 /);
+    // No mailHost: the mailbox is the appliance's, where the unit relays it.
+    const got = await waitFor('the message in the appliance Maildir', () => allMail(applianceDir).find((m) => m.text.includes('hello from unit1')), 20_000);
+    assert.match(got.text, /Subject: via the unit/);
+    assert.match(got.text, /unit1\.dcmx\.test/, 'the unit is in the trace');
+  });
+
+  test('SMTP AUTH on the unit checks the password with the directory (a bind as the user)', async () => {
+    assert.equal((await ldapaddAt(ports.ldap, userLdif('pat') + 'userPassword: pat-secret-1\n')).code, 0);
+    // nodemailer: STARTTLS (the unit's own generated certificate), then AUTH PLAIN.
+    const auth = async (pass: string) => {
+      const transport = nodemailer.createTransport({
+        host: UNIT, port: unit.smtp, secure: false, requireTLS: true, name: 'client.test', tls: { rejectUnauthorized: false },
+        auth: { user: 'pat@example.org', pass }, authMethod: 'PLAIN', connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 10_000,
+      });
+      try {
+        return await transport.verify();
+      } finally {
+        transport.close();
+      }
+    };
+    assert.equal(await auth('pat-secret-1'), true);
+    await assert.rejects(auth('wrong-password'), (e: Error & { responseCode?: number }) => e.responseCode === 535);
+  });
+
+  test('directory changes reach the unit within 1 s; steady state reads the directory at most 0.01 times per message', async () => {
+    const lags: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const uid = `lag${i}`;
+      assert.match((await rcpt(`${uid}@example.org`)).raw, /^550 5\.1\.1/, 'unknown first (and cached as such)');
+      const t0 = Date.now();
+      assert.equal((await ldapaddAt(ports.ldap, userLdif(uid))).code, 0);
+      await waitForAsync(`${uid} accepted by the unit`, async () => (await rcpt(`${uid}@example.org`)).code === 250, 5000, 5);
+      const added = Date.now() - t0;
+      const t1 = Date.now();
+      const del = await run('ldapdelete', ['-x', '-H', `ldap://127.0.0.1:${ports.ldap}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD, `uid=${uid},${PEOPLE}`]);
+      assert.equal(del.code, 0, del.stderr);
+      await waitForAsync(`${uid} refused by the unit`, async () => /^550 5\.1\.1/.test((await rcpt(`${uid}@example.org`)).raw), 5000, 5);
+      lags.push(added, Date.now() - t1);
+    }
+    lags.sort((a, b) => a - b);
+    const p50 = lags[Math.floor(lags.length / 2)];
+    const p99 = lags[Math.ceil(lags.length * 0.99) - 1];
+    console.log(`# change -> remote unit (ldapadd/ldapdelete until the RCPT answer changes): p50 ${p50} ms, p99 ${p99} ms, n=${lags.length}`);
+    assert.ok(p99 <= 1000, `p99 ${p99} ms`);
+
+    // Steady state: the same recipients again and again.
+    const N = 200;
+    await rcpt(USER);
+    const before = await unitStats();
+    for (let i = 0; i < N; i++) assert.equal((await rcpt(i % 2 ? USER : 'nobody@example.org')).code, i % 2 ? 250 : 550);
+    const reads = (await unitStats()).directory.searches - before.directory.searches;
+    console.log(`# directory reads per RCPT at steady state: ${reads}/${N}`);
+    assert.ok(reads / N <= 0.01, `${reads} reads for ${N} RCPTs`);
+  });
+
+  test('directory down: cached recipients accepted, unknown 451 4.4.3, /health degraded; back to normal after', async () => {
+    assert.equal((await rcpt(USER)).code, 250, 'USER is cached');
+    await stopChild(appliance.child, 'SIGKILL');
+    await waitForAsync('/health degraded', async () => (await health()).status === 503);
+    assert.equal((await health()).body.status, 'degraded');
+    assert.equal((await rcpt(USER)).code, 250, 'a cached recipient is still accepted');
+    const unknown = await rcpt('stranger@example.org');
+    assert.match(unknown.raw, /^451 4\.4\.3/, 'an unknown recipient is deferred, never refused');
+    assert.match((await rcpt('someone@unknown-domain.test')).raw, /^451 4\.4\.3/, 'an unknown domain too');
+    // Accepted during the outage: queued on the unit, delivered once the appliance is back.
+    const r = await swaks(unit.smtp, { server: UNIT, to: USER, body: 'sent during the outage' });
+    assert.equal(r.code, 0, r.out);
+
+    appliance = await startSpawned(applianceDir, applianceEnv());
+    await waitForAsync('/health ok again', async () => (await health()).status === 200, 20_000);
+    assert.match((await rcpt('stranger@example.org')).raw, /^550 5\.1\.1/);
+    await waitFor('the message accepted during the outage delivered', () => allMail(applianceDir).find((m) => m.text.includes('sent during the outage')), 30_000);
+  });
+
+  test('a new domain at RCPT is provisioned on the directory through the unit', async () => {
+    const reply = await rcpt('anyone@shop.new.test');
+    assert.equal(reply.code, 250, reply.raw);
+    const s = await run('ldapsearch', ['-x', '-LLL', '-H', `ldap://127.0.0.1:${ports.ldap}`, '-b', 'dc=shop,dc=new,dc=test,o=internet', '-s', 'base', 'objectClass']);
+    assert.match(s.stdout, /objectClass: mailDomain/i);
+    const routes = (await (await fetch(`http://${UNIT}:${unit.http}/routes`)).json()) as { routes: { domain: string }[] };
+    assert.ok(routes.routes.some((r) => r.domain === 'shop.new.test'));
+    // Outside the allow-list: refused by the unit's policy, nothing written.
+    assert.match((await rcpt('x@other.test')).raw, /^550 5\.1\.2/);
+  });
+
+  test('the unit restarts from its saved cookie and copy, even with the directory down', async () => {
+    await stopChild(unit.child);
+    await stopChild(appliance.child, 'SIGKILL');
+    await startUnit();
+    assert.equal((await health()).status, 503);
+    // The domain copy came from the data dir: a known domain's unknown user is deferred, not a relay refusal.
+    assert.match((await rcpt('who@example.org')).raw, /^451 4\.4\.3/);
+    appliance = await startSpawned(applianceDir, applianceEnv());
+    await waitForAsync('/health ok again', async () => (await health()).status === 200, 20_000);
+    assert.equal((await rcpt(USER)).code, 250);
+    assert.equal((await rcpt('anyone@shop.new.test')).code, 250, 'the domain provisioned before the restart is known');
+  });
+
+  test('back after the directory trimmed its change log past the unit\'s cookie: a full reload (e-syncRefreshRequired), no ghost', async () => {
+    assert.equal((await ldapaddAt(ports.ldap, userLdif('gone'))).code, 0);
+    await waitForAsync('gone accepted', async () => (await rcpt('gone@example.org')).code === 250, 5000);
+    await stopChild(unit.child);
+    const ldap = ['-x', '-H', `ldap://127.0.0.1:${ports.ldap}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD];
+    assert.equal((await run('ldapdelete', [...ldap, `uid=gone,${PEOPLE}`])).code, 0);
+    // More changes than the change log keeps (DCMX_CHANGELOG_KEEP=20): the cookie falls out of it.
+    for (let i = 0; i < 25; i++) {
+      const r = await run('ldapmodify', ldap, `dn: ${PEOPLE}\nchangetype: modify\nreplace: description\ndescription: change ${i}\n`);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    await startUnit();
+    await waitForAsync('the unit synchronized', async () => (await health()).status === 200, 20_000);
+    assert.match((await rcpt('gone@example.org')).raw, /^550 5\.1\.1/, 'the user deleted while the unit was away is gone');
+    assert.equal((await rcpt(USER)).code, 250);
+    assert.equal((await unitStats()).directory.reloads, 1, 'one full reload, after e-syncRefreshRequired');
+  });
+});
