@@ -9,7 +9,7 @@
  * appliance, which the units know as DCMX_DIRECTORY_HOST: the domain is
  * local on them) with users whose `mailHost` names a unit, so each unit
  * delivers them into its own Maildirs (mailbox placement: nothing is
- * relayed). The units bind as the administrator.
+ * relayed). The units bind as the administrator, over StartTLS.
  *
  * 1. Throughput: smtp-source sends the messages of 4 KiB over new
  *    connections, first all to unit 1 (what one unit takes here), then half
@@ -146,8 +146,13 @@ interface Unit {
   dataDir: string;
 }
 
-/** Starts unit `n` (DCMX_ROLE=mta) on 127.0.0.(n+1) against the appliance's LDAP port; resolves on its ready line. */
-async function startUnit(tmp: string, n: number, ldapPort: number, sessions: number): Promise<Unit> {
+/**
+ * Starts unit `n` (DCMX_ROLE=mta) on 127.0.0.(n+1) against the appliance's
+ * LDAP port over StartTLS (the appliance's generated certificate, in its
+ * data dir `applianceDir`, trusted; its name checked against
+ * DCMX_DIRECTORY_HOST); resolves on its ready line.
+ */
+async function startUnit(tmp: string, n: number, ldapPort: number, applianceDir: string, sessions: number): Promise<Unit> {
   const dataDir = fs.mkdtempSync(path.join(tmp, `unit${n}-`));
   const host = `127.0.0.${n + 1}`;
   const env = dcmxEnv(dataDir, {
@@ -156,6 +161,8 @@ async function startUnit(tmp: string, n: number, ldapPort: number, sessions: num
     DCMX_HOSTNAME: unitHost(n),
     DCMX_DIRECTORY_URL: `ldap://127.0.0.1:${ldapPort}`,
     DCMX_DIRECTORY_HOST: APPLIANCE_HOST,
+    DCMX_DIRECTORY_STARTTLS: 'on',
+    DCMX_DIRECTORY_CA: path.join(applianceDir, 'tls', 'smtp-cert.pem'),
     DCMX_DIRECTORY_BIND_DN: ADMIN_DN,
     DCMX_DIRECTORY_PASSWORD: ADMIN_PASSWORD,
     DCMX_UPSTREAM_DNS: '127.0.0.1:9',
@@ -501,7 +508,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
     const dir = await startDcmx(tmp, 2, s.smtp.sessions, deploymentEntries(s));
     const units: Unit[] = [];
     try {
-      for (const n of [1, 2]) units.push(await startUnit(tmp, n, dir.app.ports.ldap, s.smtp.sessions));
+      for (const n of [1, 2]) units.push(await startUnit(tmp, n, dir.app.ports.ldap, dir.dataDir, s.smtp.sessions));
       const idle = units.map((u) => rssBytes(u.child.pid));
 
       // One unit with every session first (what one unit takes on this machine), then both at once.
