@@ -325,7 +325,8 @@ export interface CpuWindow {
 }
 
 /**
- * Starts a CPU window; the function returned closes it. The generator is
+ * Starts a CPU window; the function returned closes it. The server is one
+ * process or several (their CPU summed), each with its descendants. The generator is
  * this process (`self`), or its children that exit within the window
  * (`children`: dnsperf, smtp-source). "Other" is the smaller of two
  * estimates of what neither this process and its descendants (the servers
@@ -335,7 +336,8 @@ export interface CpuWindow {
  * less ours (too high when a process ends unaccounted, as Postfix's
  * short-lived daemons may).
  */
-export function cpuWindow(serverPid: number | undefined, generator: 'self' | 'children' = 'self'): () => CpuWindow {
+export function cpuWindow(serverPid: number | readonly number[] | undefined, generator: 'self' | 'children' = 'self'): () => CpuWindow {
+  const servers = serverPid === undefined ? [] : typeof serverPid === 'number' ? [serverPid] : serverPid;
   const gen = generator === 'self' ? selfCpuSeconds : childrenCpuSeconds;
   const start = performance.now();
   const g0 = gen();
@@ -356,7 +358,7 @@ export function cpuWindow(serverPid: number | undefined, generator: 'self' | 'ch
     return {
       wallSeconds: (performance.now() - start) / 1000,
       genCpu,
-      serverCpu: serverPid ? delta(serverPid) : NaN,
+      serverCpu: servers.length ? servers.reduce((sum, pid) => sum + delta(pid), 0) : NaN,
       kernelCpu,
       otherCpu: Math.max(0, Math.min(byProcess, Number.isFinite(byMachine) ? byMachine : byProcess)),
     };

@@ -91,7 +91,7 @@ export function verdict(r: Ratio): string {
 /** The summary table of the ratios, each computed here from its two figures. */
 export function ratiosTable(ratios: Ratio[], notes: string[]): Table {
   return {
-    title: 'Goals (issue 10): ratios of the figures measured above',
+    title: 'Goals (issues 10 and 11): ratios of the figures measured above',
     columns: ['measure', 'dcmx', 'figure', 'against', 'figure', 'ratio', 'goal', 'verdict', 'others\' CPU'],
     rows: ratios.map((r) => [
       r.measure, r.of.label, fmt.int(r.of.value), r.to.label, fmt.int(r.to.value), fmt.ratio(r.of.value / r.to.value),

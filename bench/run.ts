@@ -11,10 +11,11 @@ import { ldapBenchmark } from './ldap';
 import { dnsBenchmark } from './dns';
 import { smtpBenchmark } from './smtp';
 import { provisionBenchmark } from './provision';
+import { unitsBenchmark } from './units';
 import { shortRun } from './env';
 
 /** The benchmark modules, in the order they run. */
-const BENCHMARKS: Benchmark[] = [ldapBenchmark, dnsBenchmark, smtpBenchmark, provisionBenchmark];
+const BENCHMARKS: Benchmark[] = [ldapBenchmark, dnsBenchmark, smtpBenchmark, provisionBenchmark, unitsBenchmark];
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);

@@ -37,14 +37,16 @@ import { benchTmp, cpuWindow, freePort, spawnChild, stop, stopDcmx, waitForPort,
 import { dcmxEnv, envInt, envOn, THREAD_SETTINGS } from './env';
 import { applianceRss, startAppliance, threadSpread, threadsNote, type Appliance } from './appliance';
 import { postfixUnavailable, startPostfix } from './postfix';
-import { addRequestOp, message, OP, resultText, WireConn, type AddEntry } from './wire';
+import { addRequestOp, OP, WireConn, type AddEntry } from './wire';
 
-const ADMIN_DN = 'cn=admin,o=internet';
-const ADMIN_PASSWORD = 'bench-admin-secret';
-const DOMAIN = 'bench.test';
-const USER = `user@${DOMAIN}`;
+/** The administrator of the benchmark appliances, and the mail domain and user the load goes to. */
+export const ADMIN_DN = 'cn=admin,o=internet';
+export const ADMIN_PASSWORD = 'bench-admin-secret';
+export const DOMAIN = 'bench.test';
+export const USER = `user@${DOMAIN}`;
 
-interface Settings {
+/** The SMTP load: smtp-source's messages, sessions and message size; whether to calibrate with smtp-sink, and to measure Postfix. */
+export interface Settings {
   messages: number;
   sessions: number;
   size: number;
@@ -63,7 +65,7 @@ function settings(): Settings {
 }
 
 /** The DC-tree entries of the benchmark's mail domain and its one user. */
-const ENTRIES: AddEntry[] = [
+export const ENTRIES: AddEntry[] = [
   { dn: 'dc=test,o=internet', attrs: [['objectClass', ['top', 'domain']], ['dc', ['test']]] },
   {
     dn: 'dc=bench,dc=test,o=internet',
@@ -79,30 +81,19 @@ const ENTRIES: AddEntry[] = [
   },
 ];
 
-/** Adds the entries one at a time over one bound connection. */
-async function provision(ldapPort: number): Promise<void> {
+/** Adds `entries` (default: the domain and its user) one at a time over one connection bound as the administrator. */
+export async function provision(ldapPort: number, entries: AddEntry[] = ENTRIES): Promise<void> {
   const c = await WireConn.connect(ldapPort);
   try {
     await c.bind(ADMIN_DN, ADMIN_PASSWORD);
-    let id = 1;
-    for (const e of ENTRIES) {
-      await new Promise<void>((resolve, reject) => {
-        c.onFailure(reject);
-        c.handler = (_id, op, code, pdu, opOff, end) => {
-          if (op !== OP.addResponse) return reject(new Error(`unexpected response 0x${op.toString(16)} to add`));
-          if (code !== 0) return reject(new Error(`add ${e.dn}: resultCode ${code} ${resultText(pdu, opOff, end)}`));
-          resolve();
-        };
-        c.write(message(++id, addRequestOp(e)));
-      });
-    }
+    for (const e of entries) await c.request(addRequestOp(e), OP.addResponse, `add ${e.dn}`);
   } finally {
     c.close();
   }
 }
 
 /** Runs smtp-source (not pinned); resolves with its wall seconds (rejects on a non-zero exit). */
-async function smtpSource(bin: string, args: string[]): Promise<number> {
+export async function smtpSource(bin: string, args: string[]): Promise<number> {
   const t0 = performance.now();
   const c = spawnChild(bin, args);
   const code = await c.exited;
@@ -111,15 +102,16 @@ async function smtpSource(bin: string, args: string[]): Promise<number> {
   return seconds;
 }
 
-function sourceArgs(s: Settings, reuse: boolean, port: number, messages = s.messages, sessions = s.sessions): string[] {
+/** smtp-source's arguments: `messages` of `s.size` bytes to `to` over `sessions` at host:port (reuse: -d). */
+export function sourceArgs(s: Settings, reuse: boolean, port: number, messages = s.messages, sessions = s.sessions, to = USER, host = '127.0.0.1'): string[] {
   return [
     ...(reuse ? ['-d'] : []), '-s', String(sessions), '-m', String(messages), '-l', String(s.size),
-    '-f', 'sender@source.test', '-t', USER, '-M', 'source.test', `127.0.0.1:${port}`,
+    '-f', 'sender@source.test', '-t', to, '-M', 'source.test', `${host}:${port}`,
   ];
 }
 
 /** A mail server under test: where it listens, how much it has delivered, how to stop it. */
-interface MailServer {
+export interface MailServer {
   label: string;
   child: Child;
   port: number;
@@ -130,7 +122,7 @@ interface MailServer {
 }
 
 /** Files in a Maildir's new/ and cur/ (0 while it does not exist). */
-function maildirCount(maildir: string): number {
+export function maildirCount(maildir: string): number {
   let n = 0;
   for (const sub of ['new', 'cur']) {
     try {
@@ -142,8 +134,14 @@ function maildirCount(maildir: string): number {
   return n;
 }
 
-/** A fresh appliance with `threads` serving threads over a fresh data dir in `tmp`, provisioned with the domain and user, for `sessions` concurrent sessions of one client. */
-async function startDcmx(tmp: string, threads: number, sessions: number): Promise<MailServer & { app: Appliance }> {
+/**
+ * A fresh appliance with `threads` serving threads over a fresh data dir in
+ * `tmp`, provisioned with `entries` (default: the domain and user), for
+ * `sessions` concurrent sessions of one client; `extra` environment on top.
+ */
+export async function startDcmx(
+  tmp: string, threads: number, sessions: number, entries: AddEntry[] = ENTRIES, extra: Record<string, string> = {},
+): Promise<MailServer & { app: Appliance; dataDir: string }> {
   const dataDir = fs.mkdtempSync(path.join(tmp, 'dcmx-'));
   const env = dcmxEnv(dataDir, {
     DCMX_HOSTNAME: 'mx.bench.test',
@@ -156,16 +154,18 @@ async function startDcmx(tmp: string, threads: number, sessions: number): Promis
     // its mynetworks (loopback) from its client connection limit (smtpd_client_event_limit_exceptions);
     // the same headroom here (the default, 20, is for strangers).
     DCMX_SMTP_CLIENT_CONNECTIONS: String(4 * sessions),
+    ...extra,
   });
   const app = await startAppliance(env, threads);
   try {
-    await provision(app.ports.ldap);
+    await provision(app.ports.ldap, entries);
   } catch (e) {
     await stopDcmx(app.child, []);
     throw e;
   }
   return {
     app,
+    dataDir,
     label: app.label,
     child: app.child,
     port: app.ports.smtp,
@@ -178,7 +178,7 @@ async function startDcmx(tmp: string, threads: number, sessions: number): Promis
 }
 
 /** A fresh Postfix instance in a fresh directory under `tmp`. */
-async function startPostfixServer(tmp: string): Promise<MailServer> {
+export async function startPostfixServer(tmp: string): Promise<MailServer> {
   const dir = fs.mkdtempSync(path.join(tmp, 'postfix-'));
   const pf = await startPostfix(dir, DOMAIN, 'user');
   return {
@@ -195,7 +195,8 @@ async function startPostfixServer(tmp: string): Promise<MailServer> {
   };
 }
 
-interface RunResult {
+/** What one measured run gives (measure). */
+export interface RunResult {
   acceptSeconds: number;
   deliverSeconds: number;
   delivered: number;
@@ -204,7 +205,7 @@ interface RunResult {
 }
 
 /** Waits until `server` has delivered `target` messages in all; rejects on `failed()`, its exit, or after `limitMs`. */
-async function untilDelivered(server: MailServer, target: number, limitMs: number, failed: () => unknown): Promise<number> {
+export async function untilDelivered(server: MailServer, target: number, limitMs: number, failed: () => unknown): Promise<number> {
   const deadline = Date.now() + limitMs;
   let n: number;
   while ((n = server.delivered()) < target) {
@@ -218,7 +219,7 @@ async function untilDelivered(server: MailServer, target: number, limitMs: numbe
 }
 
 /** One measured run on a fresh `server`, which the caller stops. */
-async function measure(bin: string, s: Settings, reuse: boolean, server: MailServer, log: (m: string) => void): Promise<RunResult> {
+export async function measure(bin: string, s: Settings, reuse: boolean, server: MailServer, log: (m: string) => void): Promise<RunResult> {
   // Warm-up: one message end to end (routing table, cache, Maildir creation, daemons started).
   await smtpSource(bin, sourceArgs(s, false, server.port, 1, 1));
   const base = await untilDelivered(server, 1, 30_000, () => undefined);

@@ -1,8 +1,8 @@
 /**
  * A lean raw-BER LDAP client for the load generator.
  *
- * It encodes only what the benchmark sends (BindRequest, AddRequest, an
- * equality SearchRequest, UnbindRequest) and parses responses only enough to
+ * It encodes only what the benchmarks send (BindRequest, AddRequest,
+ * ModifyRequest, DelRequest, an equality SearchRequest, UnbindRequest) and parses responses only enough to
  * find each LDAPMessage, its messageID, its protocolOp tag and, for LDAPResult
  * responses, the resultCode (RFC 4511 §4.1.9). Nothing is decoded into
  * objects; the search path writes one small buffer per request and reads
@@ -17,7 +17,9 @@ export const OP = {
   searchResultEntry: 0x64,
   searchResultDone: 0x65,
   searchResultReference: 0x73,
+  modifyResponse: 0x67,
   addResponse: 0x69,
+  delResponse: 0x6b,
   extendedResponse: 0x78,
 } as const;
 
@@ -58,6 +60,28 @@ export interface AddEntry {
 export function addRequestOp(e: AddEntry): Buffer {
   const attrs = e.attrs.map(([t, vs]) => tlv(0x30, octets(t), tlv(0x31, ...vs.map((v) => octets(v)))));
   return tlv(0x68, octets(e.dn), tlv(0x30, ...attrs));
+}
+
+/** One modification of a ModifyRequest (RFC 4511 §4.6): operation, attribute type, values. */
+export interface Modification {
+  op: 'add' | 'delete' | 'replace';
+  type: string;
+  values: string[];
+}
+
+const MOD_OPS = { add: 0, delete: 1, replace: 2 } as const;
+
+/** The ModifyRequest protocolOp (RFC 4511 §4.6); wrap with {@link message}. */
+export function modifyRequestOp(dn: string, changes: Modification[]): Buffer {
+  const items = changes.map((c) =>
+    tlv(0x30, tlv(0x0a, Buffer.from([MOD_OPS[c.op]])), tlv(0x30, octets(c.type), tlv(0x31, ...c.values.map((v) => octets(v))))),
+  );
+  return tlv(0x66, octets(dn), tlv(0x30, ...items));
+}
+
+/** The DelRequest protocolOp (RFC 4511 §4.8): the DN as the primitive [APPLICATION 10]; wrap with {@link message}. */
+export function delRequestOp(dn: string): Buffer {
+  return octets(dn, 0x4a);
 }
 
 /** Writes a definite length at `off`; returns the new offset. */
@@ -171,6 +195,8 @@ export class WireConn {
   private rest: Buffer | null = null;
   private closed = false;
   private failure: ((e: Error) => void) | undefined;
+  /** The last messageID {@link request} used (bind uses 1). */
+  private msgId = 1;
 
   private constructor(readonly sock: net.Socket) {
     sock.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -252,6 +278,24 @@ export class WireConn {
         resolve();
       };
       this.write(bindRequest(1, dn, password));
+    });
+  }
+
+  /**
+   * Sends one request `op` (a protocolOp: addRequestOp, modifyRequestOp,
+   * delRequestOp) and resolves when its `response` (an OP tag) says success;
+   * rejects with `what` and the server's resultCode and diagnostic otherwise.
+   * One request at a time on the connection.
+   */
+  request(op: Buffer, response: number, what: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.onFailure(reject);
+      this.handler = (_id, tag, code, pdu, opOff, end) => {
+        if (tag !== response) return reject(new Error(`${what}: unexpected response 0x${tag.toString(16)}`));
+        if (code !== 0) return reject(new Error(`${what}: resultCode ${code} ${resultText(pdu, opOff, end)}`));
+        resolve();
+      };
+      this.write(message(++this.msgId, op));
     });
   }
 

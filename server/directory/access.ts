@@ -6,7 +6,8 @@
  * - an authenticated user may read the directory (not others' passwords, not
  *   the change log) and change its own password, but not remove it;
  * - a replication identity (DCMX_REPLICATOR_DNS) reads as a user does, and
- *   every userPassword too: an OpenLDAP replica must hold what binds check;
+ *   every userPassword too: an OpenLDAP replica must hold what binds check
+ *   (and the directory holds it to no size or time limit);
  * - anything else is insufficientAccessRights (50).
  */
 import type { AttributeType, Schema } from '../../schema/registry';
@@ -63,7 +64,7 @@ export class AccessPolicy {
   /** Attributes of a readable entry that `who` may not see (nor test in filters). */
   hiddenAttributes(who: Identity, e: DirEntry): ReadonlySet<AttributeType> | undefined {
     if (who.admin) return undefined;
-    if (!who.anonymous && (who.ndn === e.ndn || this.replicators.has(who.ndn))) return undefined;
+    if (!who.anonymous && (who.ndn === e.ndn || this.isReplicator(who))) return undefined;
     return this.hiddenPassword;
   }
 
@@ -85,6 +86,11 @@ export class AccessPolicy {
   /** May `who` leave an entry that had a userPassword without one? Only the administrator. */
   mayRemovePassword(who: Identity): boolean {
     return who.admin;
+  }
+
+  /** Is `who` bound as a replication identity (DCMX_REPLICATOR_DNS)? */
+  isReplicator(who: Identity): boolean {
+    return !who.anonymous && this.replicators.has(who.ndn);
   }
 
   /** May `who` compare this attribute? Passwords are compared by the admin only. */

@@ -738,8 +738,8 @@ export class Directory {
    * result form when it is in the search's scope, readable by `who` and
    * matched by the filter, undefined otherwise; `inScope` tells whether a DN
    * is within base and scope (for a deleted entry, whose attributes are
-   * gone). The base is looked up at each call (it may be renamed or
-   * deleted meanwhile: then nothing is in scope). Throws, as startSearch
+   * gone). The base is the DN the session named: once that entry is
+   * renamed or deleted, nothing is in scope any more. Throws, as startSearch
    * does, for a bad base or filter; a sync of a virtual entry (root DSE,
    * schema, change log) is unwillingToPerform.
    */
@@ -787,7 +787,8 @@ export class Directory {
   }
 
   private effectiveLimit(who: Identity, requested: number, server: number): number {
-    if (who.admin || !server) return requested;
+    // A replica copies the whole directory: its identity is held to no server limit, as the administrator.
+    if (who.admin || this.access.isReplicator(who) || !server) return requested;
     return requested ? Math.min(requested, server) : server;
   }
 

@@ -10,6 +10,11 @@
  * (StartTLS in starttls.ts). Before a handler runs, a critical control the
  * operation does not support is refused (controls.ts).
  *
+ * An operation may outlive its request (a Content Sync persistent search,
+ * sync.ts): it is kept in `longOperations` by message ID, where Abandon and
+ * Cancel find it, it holds the idle timeout off (`hold`), and the
+ * connection's close stops it.
+ *
  * A framing error, or a protocolOp that is not a request, ends the
  * connection with a Notice of Disconnection (RFC 4511 §4.1.1, §4.4.1).
  * Every response goes through `write`, and every request through the

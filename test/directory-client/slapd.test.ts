@@ -6,7 +6,8 @@
  * whose copy follows adds, modifies, renames and deletes within 1 s, resumes
  * from its cookie after the consumer stops (deletes made meanwhile are
  * reported by the present phase: no ghosts), and reconnects by itself after
- * slapd is killed and restarted.
+ * slapd is killed and restarted; with a session log, deletes made while the
+ * consumer was away come as syncIdSet UUIDs.
  * Needs: slapd, ldap-utils.
  */
 import { after, before, describe, test } from 'node:test';
@@ -138,5 +139,36 @@ describe('Content Sync consumer against slapd syncprov', () => {
     await slapd.ldap('ldapadd', `dn: ${dee}\nobjectClass: inetOrgPerson\nuid: dee\ncn: Dee\nsn: D\n`);
     await waitFor('persist reports after the reconnect', () => b.dns().includes(dee), 5000);
     b.sync.stop();
+  });
+});
+
+describe('Content Sync consumer against slapd with a session log', () => {
+  test('deletes made while away come as a syncIdSet of entryUUIDs and leave the copy', async () => {
+    const logged = await startSlapd({ syncprov: { sessionlog: 100 } });
+    try {
+      const people = `ou=people,${SLAPD_SUFFIX}`;
+      await logged.ldap('ldapadd', [
+        `dn: ${people}\nobjectClass: organizationalUnit\nou: people\n`,
+        ...['eve', 'fay', 'gil'].map((u) => `dn: uid=${u},${people}\nobjectClass: inetOrgPerson\nuid: ${u}\ncn: ${u}\nsn: ${u}\n`),
+      ].join('\n'));
+      const a = recordingConsumer({ url: logged.url, bindDn: SLAPD_ADMIN, password: SLAPD_PASSWORD, base: SLAPD_SUFFIX });
+      a.sync.start();
+      await waitFor('the initial refresh', () => a.state.refreshed === 1);
+      // A change after the refresh, so the session log covers the cookie.
+      await logged.ldap('ldapmodify', `dn: ${people}\nchangetype: modify\nreplace: description\ndescription: x\n`);
+      await waitFor('the change reported', () => a.events.includes(`modify ${people}`));
+      a.sync.stop();
+      await logged.ldap('ldapdelete', `uid=eve,${people}\nuid=fay,${people}\n`);
+      const b = recordingConsumer({ url: logged.url, bindDn: SLAPD_ADMIN, password: SLAPD_PASSWORD, base: SLAPD_SUFFIX, cookie: a.state.cookie });
+      for (const [k, v] of a.copy.entries) b.copy.entries.set(k, v);
+      b.sync.start();
+      await waitFor('the refresh from the cookie', () => b.state.refreshed === 1);
+      const deleted = b.events.filter((e) => /^deleted \d+ uuids$/.test(e)).reduce((n, e) => n + Number(e.split(' ')[1]), 0);
+      assert.equal(deleted, 2, `both deletes come as syncIdSet UUIDs: ${b.events.join('; ')}`);
+      assert.deepEqual(b.dns(), [SLAPD_SUFFIX, people, `uid=gil,${people}`]);
+      b.sync.stop();
+    } finally {
+      await logged.stop();
+    }
   });
 });

@@ -20,7 +20,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ldapResultCode, run, runDcmx, startSpawned, stopChild, tempDirs, testEnv, ADMIN_PASSWORD, type SpawnedAppliance } from '../helpers';
-import { freePort, startSlapd, treeContents, treeDifferences, type Slapd, type TreeContents } from '../fixtures/slapd';
+import { freePort, replicaCaughtUp, replicaLines, startSlapd, type Slapd, type TreeContents } from '../fixtures/slapd';
 import { waitForAsync } from '../fixtures/wait';
 import selfsigned from 'selfsigned';
 
@@ -63,27 +63,8 @@ async function dcmxImport(ldif: string): Promise<void> {
   assert.equal(r.code, 0, r.stderr);
 }
 
-const both = async (): Promise<[TreeContents, TreeContents]> =>
-  Promise.all([treeContents(dcmxArgs(), SUFFIX, COMPARED), treeContents(slapd.adminArgs, SUFFIX, COMPARED)]);
-
-/** Resolves once slapd's copy equals dcmx's subtree; fails with the differences after `ms`. */
-async function identical(what: string, ms = 15_000): Promise<TreeContents> {
-  let diff: string[] = [];
-  let ours: TreeContents = new Map();
-  await waitForAsync(what, async () => {
-    try {
-      const [a, b] = await both();
-      ours = a;
-      diff = treeDifferences(a, b, ['dcmx', 'slapd']);
-    } catch (e) {
-      diff = [(e as Error).message]; // the replica has no suffix entry yet (32), or is restarting
-    }
-    return diff.length === 0;
-  }, ms, 100).catch(() => {
-    assert.fail(`${what}: slapd's copy still differs from dcmx after ${ms / 1000} s:\n${diff.join('\n')}\nslapd's log (end):\n${slapd.log.slice(-3000)}`);
-  });
-  return ours;
-}
+/** Resolves once slapd's copy equals dcmx's subtree (COMPARED attributes); fails with the differences after `ms`. */
+const identical = (what: string, ms = 15_000): Promise<TreeContents> => replicaCaughtUp(what, dcmxArgs(), slapd, { attrs: COMPARED, ms });
 
 /** Milliseconds from `change` (run against dcmx) until slapd answers `filter` under `base` with `expect` DNs. */
 async function lag(change: () => Promise<void>, filter: string, expect: string[]): Promise<number> {
@@ -96,25 +77,6 @@ async function lag(change: () => Promise<void>, filter: string, expect: string[]
   }, 5_000, 20);
   return performance.now() - started;
 }
-
-/**
- * The slapd.conf syncrepl stanza of the replica, as the README gives it
- * (slapd.conf(5) / slapd-config(5) olcSyncrepl): retry every second, for ever.
- */
-const syncrepl = () => [
-  'syncrepl rid=001',
-  `  provider=ldap://127.0.0.1:${ldapPort}`,
-  '  type=refreshAndPersist',
-  `  searchbase="${SUFFIX}"`,
-  '  scope=sub',
-  '  bindmethod=simple',
-  `  binddn="${REPLICATOR}"`,
-  `  credentials=${REPLICATOR_PW}`,
-  '  retry="1 +"',
-  // The replication identity's password and the entries cross the network under TLS, the certificate checked.
-  `  starttls=critical tls_cacert=${tls.cert} tls_reqcert=demand`,
-  `updateref ldap://127.0.0.1:${ldapPort}`,
-];
 
 /** dcmx's root DSE firstChangeNumber or lastChangeNumber. */
 async function changeNumber(attr: 'firstChangeNumber' | 'lastChangeNumber'): Promise<number> {
@@ -153,7 +115,11 @@ before(async () => {
       `uniqueMember: uid=alice,${PEOPLE}\nuniqueMember: uid=bob,${PEOPLE}\n`,
     `dn: dc=www,${DOMAIN}\nobjectClass: dNSDomain2\ndc: www\naRecord: 192.0.2.10\naAAARecord: 2001:db8::10\n`,
   ].join('\n'), 'ldapadd');
-  slapd = await startSlapd({ suffixEntry: false, lines: ['index entryUUID,entryCSN eq', ...syncrepl()], debug: 'sync' });
+  slapd = await startSlapd({
+    suffixEntry: false,
+    lines: replicaLines({ ldapPort, bindDn: REPLICATOR, password: REPLICATOR_PW, cacert: tls.cert }),
+    debug: 'sync', // slapd logs the phases and entries it receives
+  });
 });
 after(async () => {
   await slapd?.stop();

@@ -25,6 +25,8 @@ const DONE = '1.3.6.1.4.1.4203.1.9.1.3';
 const INFO = '1.3.6.1.4.1.4203.1.9.1.4';
 const KEEP = 10;
 const BACKLOG = 64 * 1024;
+/** Below the 7 entries of ou=people: a replica is held to no size limit, a user is. */
+const SIZE_LIMIT = 5;
 
 /** syncRequestValue (RFC 4533 §2.2), built by the test's own BER. */
 const syncRequest = (mode: 1 | 3, cookie?: string, reloadHint?: boolean): Buffer =>
@@ -104,7 +106,7 @@ let t: TestAppliance;
 before(async () => {
   t = await startTestAppliance({
     DCMX_THREADS: '1', DCMX_CHANGELOG_KEEP: String(KEEP), DCMX_LDAP_SYNC_BACKLOG: String(BACKLOG),
-    DCMX_REPLICATOR_DNS: REPL, DCMX_LDAP_IDLE_TIMEOUT: '1',
+    DCMX_REPLICATOR_DNS: REPL, DCMX_LDAP_IDLE_TIMEOUT: '1', DCMX_LDAP_SIZE_LIMIT: String(SIZE_LIMIT),
   });
   let ldif = `dn: ${PEOPLE}\nobjectClass: organizationalUnit\nou: people\n\n`;
   ldif += `dn: ${REPL}\nobjectClass: inetOrgPerson\nuid: repl\ncn: R\nsn: R\nuserPassword: repl-pw\n\n`;
@@ -308,19 +310,28 @@ describe('the persist phase over the wire', () => {
   });
 });
 
-test('a replication identity (DCMX_REPLICATOR_DNS) syncs every userPassword; another user only its own', async () => {
-  for (const [who, pw, all] of [[REPL, 'repl-pw', true], [`uid=u1,${PEOPLE}`, 'pw-1', false]] as const) {
-    const { sock, res } = await bound(t, who, pw);
-    try {
-      sock.write(message(2, searchRequest(PEOPLE, present('objectClass'), ['*']), [syncRequest(1)]));
-      assert.equal((await res.result(2)).code, 0);
-      const people = entriesOf(res, 2).filter((e) => dnOf(e).startsWith('uid='));
-      assert.equal(people.length, 6);
-      const withPassword = people.filter((e) => typesOf(e).includes('userpassword')).map(dnOf);
-      assert.deepEqual(withPassword.length, all ? 6 : 1, `${who}: ${withPassword.join(' | ')}`);
-      if (!all) assert.deepEqual(withPassword, [who]);
-    } finally {
-      sock.destroy();
-    }
+test('a replication identity (DCMX_REPLICATOR_DNS) syncs everything, every userPassword, past the size limit; another user its own password, within the limit', async () => {
+  const ALL = 7;
+  const u1 = `uid=u1,${PEOPLE}`;
+  const repl = await bound(t, REPL, 'repl-pw');
+  const user = await bound(t, u1, 'pw-1');
+  try {
+    repl.sock.write(message(2, searchRequest(PEOPLE, present('objectClass'), ['*']), [syncRequest(1)]));
+    assert.equal((await repl.res.result(2)).code, 0);
+    const all = entriesOf(repl.res, 2);
+    assert.equal(all.length, ALL, 'past DCMX_LDAP_SIZE_LIMIT');
+    assert.equal(all.filter((e) => typesOf(e).includes('userpassword')).length, 6, 'every password');
+
+    user.sock.write(message(2, searchRequest(PEOPLE, present('objectClass'), ['*']), [syncRequest(1)]));
+    assert.equal((await user.res.result(2)).code, 4, 'sizeLimitExceeded: a user is held to the limit');
+    const some = tlv(0xa1, tlv(0xa3, octets('uid'), octets('u1')), tlv(0xa3, octets('uid'), octets('u2')), tlv(0xa3, octets('uid'), octets('repl')));
+    user.sock.write(message(3, searchRequest(PEOPLE, some, ['*']), [syncRequest(1)]));
+    assert.equal((await user.res.result(3)).code, 0);
+    const three = entriesOf(user.res, 3);
+    assert.equal(three.length, 3);
+    assert.deepEqual(three.filter((e) => typesOf(e).includes('userpassword')).map(dnOf), [u1], 'its own password only');
+  } finally {
+    repl.sock.destroy();
+    user.sock.destroy();
   }
 });

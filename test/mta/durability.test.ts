@@ -19,47 +19,16 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startSpawned, stopChild, tempDir, type SpawnedAppliance } from '../helpers';
-import { addUser, domainStatus, ls, RawSmtp, USER as RCPT, waitFor } from './fixture';
-import { ledgerMessage, MaildirLedger } from './ledger';
+import { addUser, domainStatus, ls, USER as RCPT, waitFor } from './fixture';
+import { MaildirLedger, sendLedger } from './ledger';
 
 const TAG = 'durability.test';
 const MESSAGES = 500;
 const SESSIONS = 4;
 
-/**
- * Sends `ids` over `sessions` parallel sessions (each reusing its connection).
- * Every id that got a 250 after its DATA goes into `acked` (and `onAck` is called).
- * A session stops at its first failure (the appliance died); ids it did not send are not acked.
- */
-async function sendAll(port: number, ids: string[], acked: Set<string>, onAck: () => void): Promise<{ failures: string[] }> {
-  let next = 0;
-  const failures: string[] = [];
-  const worker = async () => {
-    let s: RawSmtp | undefined;
-    try {
-      const opened = await RawSmtp.connect(port, 15_000);
-      s = opened.client;
-      if (opened.greeting.code !== 220) throw new Error(`greeting ${opened.greeting.text}`);
-      await s.expect('EHLO durability.test', 250, 15_000);
-      while (next < ids.length) {
-        const id = ids[next++];
-        await s.expect('MAIL FROM:<sender@elsewhere.test>', 250, 15_000);
-        await s.expect(`RCPT TO:<${RCPT}>`, 250, 15_000);
-        await s.expect('DATA', 354, 15_000);
-        const r = await s.cmd(`${ledgerMessage(id, RCPT, TAG)}.`, 15_000);
-        if (r.code !== 250) throw new Error(`DATA for ${id}: ${r.text}`);
-        acked.add(id);
-        onAck();
-      }
-    } catch (e) {
-      failures.push((e as Error).message);
-    } finally {
-      s?.destroy();
-    }
-  };
-  await Promise.all(Array.from({ length: SESSIONS }, worker));
-  return { failures };
-}
+/** Sends `ids` to RCPT over SESSIONS sessions (ledger.ts sendLedger). */
+const sendAll = (port: number, ids: string[], acked: Set<string>, onAck: () => void) =>
+  sendLedger({ port, ids, rcpt: RCPT, tag: TAG, sessions: SESSIONS }, acked, onAck);
 
 // ------------------------------------------------------------------ the appliance and its disk
 

@@ -8,7 +8,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { SpawnedAppliance } from '../helpers';
-import { ls, maildir } from './fixture';
+import { ls, maildir, RawSmtp } from './fixture';
 import { waitForAsync } from '../fixtures/wait';
 
 /** A message to `rcpt` whose Message-ID is `<id@tag>` and whose last line names it. */
@@ -16,6 +16,46 @@ export function ledgerMessage(id: string, rcpt: string, tag: string): string {
   const filler = Array.from({ length: 14 }, (_, i) => `${id} line ${String(i).padStart(2, '0')} ${'x'.repeat(50)}`).join('\r\n');
   return `From: <sender@elsewhere.test>\r\nTo: <${rcpt}>\r\nSubject: ${tag} ${id}\r\nMessage-ID: <${id}@${tag}>\r\n` +
     `Date: ${new Date().toUTCString()}\r\n\r\n${filler}\r\nend of ${id}\r\n`;
+}
+
+/**
+ * Sends one ledgerMessage per id in `ids` to `rcpt` over `sessions` parallel
+ * SMTP sessions to `host:port` (each reusing its connection). Every id that
+ * got a 250 after its DATA goes into `acked` (and `onAck` is called). A
+ * session stops at its first failure (the server died); ids it did not send
+ * are not acked.
+ */
+export async function sendLedger(
+  o: { port: number; host?: string; ids: string[]; rcpt: string; tag: string; sessions: number },
+  acked: Set<string>, onAck: () => void,
+): Promise<{ failures: string[] }> {
+  let next = 0;
+  const failures: string[] = [];
+  const worker = async () => {
+    let s: RawSmtp | undefined;
+    try {
+      const opened = await RawSmtp.connect(o.port, 15_000, { host: o.host });
+      s = opened.client;
+      if (opened.greeting.code !== 220) throw new Error(`greeting ${opened.greeting.text}`);
+      await s.expect(`EHLO ${o.tag}`, 250, 15_000);
+      while (next < o.ids.length) {
+        const id = o.ids[next++];
+        await s.expect('MAIL FROM:<sender@elsewhere.test>', 250, 15_000);
+        await s.expect(`RCPT TO:<${o.rcpt}>`, 250, 15_000);
+        await s.expect('DATA', 354, 15_000);
+        const r = await s.cmd(`${ledgerMessage(id, o.rcpt, o.tag)}.`, 15_000);
+        if (r.code !== 250) throw new Error(`DATA for ${id}: ${r.text}`);
+        acked.add(id);
+        onAck();
+      }
+    } catch (e) {
+      failures.push((e as Error).message);
+    } finally {
+      s?.destroy();
+    }
+  };
+  await Promise.all(Array.from({ length: o.sessions }, worker));
+  return { failures };
 }
 
 /** The appliance's queue counts (GET /stats of its admin API). */

@@ -6,7 +6,8 @@
  * written with ldapadd/ldapdelete on the appliance, mail is sent with swaks,
  * nodemailer and raw SMTP to the unit:
  * - mail to an LDAP-added user is accepted by the unit and delivered (the
- *   mailbox has no mailHost: the unit relays it to the appliance);
+ *   mailbox has no mailHost: the unit relays it to the appliance; with a
+ *   mailHost naming the unit, into the unit's own Maildir);
  * - SMTP AUTH on the unit is checked by a bind on the directory;
  * - a user deleted on the appliance is refused by the unit within 1 s, and a
  *   user added is accepted within 1 s (the change latency is measured);
@@ -24,11 +25,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as path from 'node:path';
 import nodemailer from 'nodemailer';
-import type { ChildProcess } from 'node:child_process';
-import { ADMIN_PASSWORD, ldapaddAt, run, spawnAppliance, startSpawned, stopChild, tempDirs, testEnv, type SpawnedAppliance } from '../helpers';
-import { addUser, allMail, swaks, USER, waitFor } from './fixture';
+import { ADMIN_PASSWORD, ldapaddAt, run, startSpawned, stopChild, tempDirs, type SpawnedAppliance } from '../helpers';
+import { spawnUnit, unitHealth, type Unit } from './unit';
+import { addUser, allMail, mailbox, swaks, USER, waitFor } from './fixture';
 import { rcptTo } from '../fixtures/smtp';
 import { waitForAsync } from '../fixtures/wait';
 import { freePort } from '../fixtures/slapd';
@@ -42,7 +42,7 @@ let dns: StubDns;
 let ports: { ldap: number; smtp: number };
 let applianceDir: string;
 let appliance: SpawnedAppliance;
-let unit: { child: ChildProcess; smtp: number; http: number; dir: string; output: () => string };
+let unit: Unit;
 
 function applianceEnv(): Record<string, string> {
   return {
@@ -53,32 +53,15 @@ function applianceEnv(): Record<string, string> {
 }
 
 async function startUnit(): Promise<void> {
-  const dir = unit?.dir ?? newDir();
-  const u = await spawnAppliance(testEnv(dir, {
-    DCMX_ROLE: 'mta',
-    DCMX_LISTEN: UNIT,
-    DCMX_HOSTNAME: 'unit1.dcmx.test',
-    DCMX_DIRECTORY_URL: `ldap://127.0.0.1:${ports.ldap}`,
-    DCMX_DIRECTORY_BIND_DN: 'cn=admin,o=internet',
-    DCMX_DIRECTORY_PASSWORD: ADMIN_PASSWORD,
-    DCMX_DIRECTORY_HOST: 'mx.dcmx.test',
-    // StartTLS, the appliance's own (generated) certificate trusted, its name checked against DCMX_DIRECTORY_HOST.
-    DCMX_DIRECTORY_STARTTLS: 'on',
-    DCMX_DIRECTORY_CA: path.join(applianceDir, 'tls', 'smtp-cert.pem'),
-    DCMX_UPSTREAM_DNS: dns.address,
-    // Mailboxes without mailHost are the appliance's: relayed to its SMTP port.
-    DCMX_SMTP_RELAY_PORT: String(ports.smtp),
-    DCMX_PROVISIONING: 'allowlist',
-    DCMX_PROVISION_ALLOW: 'new.test',
-  }));
-  const m = /smtp=(\d+) http=(\d+)/.exec(u.ready)!;
-  unit = { child: u.child, smtp: Number(m[1]), http: Number(m[2]), dir, output: u.output };
+  unit = await spawnUnit({
+    dir: unit?.dir ?? newDir(), address: UNIT, hostname: 'unit1.dcmx.test',
+    appliance: { dir: applianceDir, ldap: ports.ldap, smtp: ports.smtp }, upstreamDns: dns.address,
+    // dcmx.test: allowed here, refused by the directory (a new zone holding the appliance's own name).
+    provisionAllow: 'new.test dcmx.test',
+  });
 }
 
-async function health(): Promise<{ status: number; body: { status: string } }> {
-  const r = await fetch(`http://${UNIT}:${unit.http}/health`);
-  return { status: r.status, body: (await r.json()) as { status: string } };
-}
+const health = () => unitHealth(unit);
 
 interface UnitStats {
   directory: { searches: number; reloads: number };
@@ -121,6 +104,14 @@ describe('a remote transfer unit (DCMX_ROLE=mta) against the appliance directory
     const got = await waitFor('the message in the appliance Maildir', () => allMail(applianceDir).find((m) => m.text.includes('hello from unit1')), 20_000);
     assert.match(got.text, /Subject: via the unit/);
     assert.match(got.text, /unit1\.dcmx\.test/, 'the unit is in the trace');
+
+    // mailHost naming the unit: the mailbox is the unit's own, delivered into its Maildir.
+    assert.equal((await ldapaddAt(ports.ldap, userLdif('una') + 'mailHost: unit1.dcmx.test\n')).code, 0);
+    await waitForAsync('una known to the unit', async () => (await rcpt('una@example.org')).code === 250, 5000);
+    const r2 = await swaks(unit.smtp, { server: UNIT, to: 'una@example.org', body: 'kept on unit1' });
+    assert.equal(r2.code, 0, r2.out);
+    await waitFor('the message in the unit\'s Maildir', () => mailbox(unit.dir, 'una@example.org').find((m) => m.includes('kept on unit1')), 20_000);
+    assert.equal(allMail(applianceDir).filter((m) => m.text.includes('kept on unit1')).length, 0, 'not relayed to the appliance');
   });
 
   test('SMTP AUTH on the unit checks the password with the directory (a bind as the user)', async () => {
@@ -200,6 +191,9 @@ describe('a remote transfer unit (DCMX_ROLE=mta) against the appliance directory
     assert.ok(routes.routes.some((r) => r.domain === 'shop.new.test'));
     // Outside the allow-list: refused by the unit's policy, nothing written.
     assert.match((await rcpt('x@other.test')).raw, /^550 5\.1\.2/);
+    // Allowed by the unit, refused by the directory's write path: the same 550 5.1.2, with the directory's reason.
+    const refused = await rcpt('x@dcmx.test');
+    assert.match(refused.raw, /^550 5\.1\.2 Domain dcmx\.test is not served here: .*mx\.dcmx\.test/, refused.raw);
   });
 
   test('the unit restarts from its saved cookie and copy, even with the directory down', async () => {

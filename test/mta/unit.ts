@@ -1,0 +1,66 @@
+/**
+ * A remote transfer unit (DCMX_ROLE=mta) as a deployment runs it, for the
+ * tests: its own process and data dir, listening on its own loopback
+ * address, its directory the appliance's LDAP over StartTLS (the
+ * appliance's generated certificate trusted, its name checked against
+ * DCMX_DIRECTORY_HOST), mailboxes without mailHost relayed to the
+ * appliance's SMTP port, new domains at RCPT provisioned under an
+ * allow-list through the LDAP extended operation.
+ */
+import * as path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { ADMIN_PASSWORD, spawnAppliance, testEnv } from '../helpers';
+
+export interface UnitOptions {
+  /** Its data dir (reused across restarts). */
+  dir: string;
+  /** The loopback address it listens on (127.0.0.2, ...). */
+  address: string;
+  /** Its DCMX_HOSTNAME. */
+  hostname: string;
+  /** The appliance: its data dir (for its certificate), LDAP and SMTP ports. */
+  appliance: { dir: string; ldap: number; smtp: number };
+  /** DCMX_UPSTREAM_DNS (a StubDns address). */
+  upstreamDns: string;
+  /** DCMX_PROVISION_ALLOW (provisioning is `allowlist`). */
+  provisionAllow: string;
+}
+
+/** A running unit: its process, ports and output. */
+export interface Unit {
+  child: ChildProcess;
+  smtp: number;
+  http: number;
+  dir: string;
+  address: string;
+  output: () => string;
+}
+
+/** Spawns a unit and resolves once it printed `dcmx ready`. */
+export async function spawnUnit(o: UnitOptions): Promise<Unit> {
+  const u = await spawnAppliance(testEnv(o.dir, {
+    DCMX_ROLE: 'mta',
+    DCMX_LISTEN: o.address,
+    DCMX_HOSTNAME: o.hostname,
+    DCMX_DIRECTORY_URL: `ldap://127.0.0.1:${o.appliance.ldap}`,
+    DCMX_DIRECTORY_BIND_DN: 'cn=admin,o=internet',
+    DCMX_DIRECTORY_PASSWORD: ADMIN_PASSWORD,
+    DCMX_DIRECTORY_HOST: 'mx.dcmx.test',
+    // StartTLS, the appliance's own (generated) certificate trusted, its name checked against DCMX_DIRECTORY_HOST.
+    DCMX_DIRECTORY_STARTTLS: 'on',
+    DCMX_DIRECTORY_CA: path.join(o.appliance.dir, 'tls', 'smtp-cert.pem'),
+    DCMX_UPSTREAM_DNS: o.upstreamDns,
+    // Mailboxes without mailHost are the appliance's: relayed to its SMTP port.
+    DCMX_SMTP_RELAY_PORT: String(o.appliance.smtp),
+    DCMX_PROVISIONING: 'allowlist',
+    DCMX_PROVISION_ALLOW: o.provisionAllow,
+  }));
+  const m = /smtp=(\d+) http=(\d+)/.exec(u.ready)!;
+  return { child: u.child, smtp: Number(m[1]), http: Number(m[2]), dir: o.dir, address: o.address, output: u.output };
+}
+
+/** GET /health of a unit: 200 and `ok` once synchronized, 503 `degraded` without its directory. */
+export async function unitHealth(u: Unit): Promise<{ status: number; body: { status: string } }> {
+  const r = await fetch(`http://${u.address}:${u.http}/health`);
+  return { status: r.status, body: (await r.json()) as { status: string } };
+}
