@@ -17,9 +17,10 @@
  *    accepted msgs/s = all messages / the wall time until the smtp-source
  *    runs ended, and the time until all are in the units' Maildirs. The
  *    units share this machine's cores and disk (each commits and fsyncs
- *    its own queue and Maildirs), where separate hosts would not. In the same run, as in the `smtp` benchmark (its helpers):
- *    a fresh appliance alone (DCMX_THREADS=2, no units) and a private
- *    Postfix instance, each fed by one smtp-source with all the sessions.
+ *    its own queue and Maildirs), where separate hosts would not. In the
+ *    same run, as in the `smtp` benchmark (with its helpers): a fresh
+ *    appliance alone (DCMX_THREADS=2, no units) and a private Postfix
+ *    instance, each fed by one smtp-source with all the sessions.
  * 2. Directory reads per message: the units' own figures before and after
  *    a window (GET /stats of each unit: the cache's `directoryReads`, the
  *    source's LDAP `searches`), over the throughput run (one user per
@@ -36,8 +37,9 @@
  *    each unit is asked again every DCMX_BENCH_UNITS_PROBE_MS until its
  *    answer changes (250 <-> 550). The latency of a unit is that moment
  *    minus the send: it includes the appliance's commit, the Content Sync
- *    message, the unit applying it, and up to one probe interval. p50, p99
- *    and max over every (change, unit); the goal is p99 <= 1 s (target
+ *    message, the unit applying it, and up to one probe interval; it is
+ *    also given from the LDAP response (the commit done) on. p50, p99 and
+ *    max over every (change, unit); the goal is p99 <= 1 s (target
  *    100 ms). Two phases: the units idle but for the probes, then under
  *    mail load (2 more sessions per unit sending to random users of its
  *    own all along). No test-only door is used: the SMTP door is the
@@ -296,7 +298,7 @@ async function sendMessages(u: Unit, size: number, next: () => string | undefine
 
 // ------------------------------------------------------------------ the measures
 
-/** Throughput through both units at once: smtp-source per unit with half the messages and sessions. */
+/** Throughput through `units` at once: an smtp-source per unit, each with its share of the messages and sessions, to that unit's load user. */
 async function unitsThroughput(bin: string, s: SmtpSettings, app: Child, units: Unit[], log: (m: string) => void): Promise<RunResult & { stats: UnitStats }> {
   const servers = units.map(unitServer);
   // Warm-up: one message end to end through each (cache, Maildir creation).
