@@ -22,9 +22,10 @@
  *   - the modules slapd brings (SLAPD_STANDARD_MODULES: dcmx's core, cosine,
  *     inetorgperson and nis modules are those standard files, plus slapd's
  *     built-in system schema; test/schema/openldap.test.ts checks against the
- *     real slapd that each of their definitions is there under the same OID
- *     and names). Their slapd versions are the reference; dcmx's copies map a
- *     few syntaxes onto the ones it checks (see definitions/core.ts);
+ *     real slapd that each of their user attribute types and object classes
+ *     is there under the same OID and names; their operational types are
+ *     slapd's own). Their slapd versions are the reference; dcmx's copies map
+ *     a few syntaxes onto the ones it checks (see definitions/core.ts);
  *   - operational attribute types (firstChangeNumber, lastChangeNumber): slapd
  *     takes operational types only from its own code, and dcmx publishes these
  *     two in its root DSE alone, never in an entry a replica holds.
@@ -40,13 +41,13 @@ import { attributeTypeClauses, objectClassClauses } from './registry';
 import { formatLdifEntry } from './ldif';
 
 /** dcmx's modules that a slapd has from its own standard schema files and built-in schema. */
-export const SLAPD_STANDARD_MODULES: readonly SchemaModule[] = [core, cosine, inetOrgPerson, nis];
+const SLAPD_STANDARD_MODULES: readonly SchemaModule[] = [core, cosine, inetOrgPerson, nis];
 
 /** The standard schema files a slapd must load before dcmx's, in order (under /etc/ldap/schema on Debian). */
 export const SLAPD_STANDARD_FILES = ['core', 'cosine', 'inetorgperson', 'nis'] as const;
 
 /** The name of dcmx's schema in cn=config (`cn={N}dcmx,cn=schema,cn=config`; slapd numbers it). */
-export const SLAPD_SCHEMA_NAME = 'dcmx';
+const SLAPD_SCHEMA_NAME = 'dcmx';
 
 /** The definitions a slapd needs beyond its standard schema, in dependency order (see the file header). */
 export function slapdExtraDefinitions(modules: readonly SchemaModule[] = allModules): { attributeTypes: AttributeTypeDef[]; objectClasses: ObjectClassDef[] } {

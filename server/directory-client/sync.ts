@@ -61,7 +61,7 @@ export interface SyncHandler {
   unreportedGone(): void;
   refreshed(): void;
   cookie(cookie: string): void;
-  /** The connection went up (`up`: bound, sync search sent) or down (with the reason). */
+  /** The connection went up (`up`: bound, sync search sent) or down (with the reason); not called for the close stop() makes. */
   connection(up: boolean, error?: Error): void;
 }
 
@@ -135,8 +135,9 @@ export class SyncConsumer {
     this.current = client;
     client.once('close', (err: Error) => {
       if (this.current === client) this.current = undefined;
+      if (this.stopped) return; // our own stop(): nothing went wrong
       this.handler.connection(false, err);
-      if (!this.stopped) this.retry(err);
+      this.retry(err);
     });
     this.handler.connection(true);
     this.syncSearch(client);

@@ -103,3 +103,11 @@ test('usage errors exit 64', async () => {
   assert.equal(r.code, 64);
   assert.match(r.stderr, /usage:/);
 });
+
+test('on a remote transfer unit\'s data dir (DCMX_ROLE=mta) the dcmx command refuses, naming DCMX_ROLE, and writes nothing', async () => {
+  const dir = fs.mkdtempSync(path.join(work, 'unit-'));
+  const r = await runDcmx(testEnv(dir, { DCMX_ROLE: 'mta', DCMX_DIRECTORY_URL: 'ldap://127.0.0.1:9' }), ['routes']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^dcmx: bad configuration: DCMX_ROLE: mta: .* holds no directory/);
+  assert.deepEqual(fs.readdirSync(dir), []);
+});

@@ -55,7 +55,9 @@ function applianceEnv(): Record<string, string> {
 async function startUnit(): Promise<void> {
   unit = await spawnUnit({
     dir: unit?.dir ?? newDir(), address: UNIT, hostname: 'unit1.dcmx.test',
-    appliance: { dir: applianceDir, ldap: ports.ldap, smtp: ports.smtp }, upstreamDns: dns.address, provisionAllow: 'new.test',
+    appliance: { dir: applianceDir, ldap: ports.ldap, smtp: ports.smtp }, upstreamDns: dns.address,
+    // dcmx.test: allowed here, refused by the directory (a new zone holding the appliance's own name).
+    provisionAllow: 'new.test dcmx.test',
   });
 }
 
@@ -189,6 +191,9 @@ describe('a remote transfer unit (DCMX_ROLE=mta) against the appliance directory
     assert.ok(routes.routes.some((r) => r.domain === 'shop.new.test'));
     // Outside the allow-list: refused by the unit's policy, nothing written.
     assert.match((await rcpt('x@other.test')).raw, /^550 5\.1\.2/);
+    // Allowed by the unit, refused by the directory's write path: the same 550 5.1.2, with the directory's reason.
+    const refused = await rcpt('x@dcmx.test');
+    assert.match(refused.raw, /^550 5\.1\.2 Domain dcmx\.test is not served here: .*mx\.dcmx\.test/, refused.raw);
   });
 
   test('the unit restarts from its saved cookie and copy, even with the directory down', async () => {
