@@ -8,8 +8,9 @@
  *   (refreshPresent or refreshDelete, refreshDone), then every committed
  *   change is sent as it comes (content-sync.ts persist), each with a
  *   cookie (a Sync Info newcookie when the changes followed at once sent
- *   nothing that carries the last one's), until the client abandons (RFC 4511 §4.11) or cancels (RFC 3909)
- *   the search, or closes the connection. The request is done once the
+ *   nothing that carries the last one's), until the client abandons
+ *   (RFC 4511 §4.11) or cancels (RFC 3909) the search, binds again
+ *   (§4.2.1, bind.ts), or closes the connection. The request is done once the
  *   refresh is written, so that the connection reads further requests.
  * - The refresh is full without a cookie (a present phase: every entry of
  *   the search with state add, then refreshDeletes FALSE: what the consumer

@@ -26,6 +26,8 @@ export interface UnitOptions {
   provisionAllow: string;
   /** DCMX_SMTP_PORT (default 0: any). The appliance's port makes every host listen on one port, as all would on 25, so units relay to each other too. */
   smtpPort?: number;
+  /** DCMX_PROVISIONING, when not `allowlist`. */
+  provisioning?: 'mx' | 'off';
 }
 
 /** A running unit: its process, ports and output. */
@@ -54,7 +56,7 @@ export async function spawnUnit(o: UnitOptions): Promise<Unit> {
     DCMX_UPSTREAM_DNS: o.upstreamDns,
     // Mailboxes without mailHost are the appliance's: relayed to its SMTP port.
     DCMX_SMTP_RELAY_PORT: String(o.appliance.smtp),
-    DCMX_PROVISIONING: 'allowlist',
+    DCMX_PROVISIONING: o.provisioning ?? 'allowlist',
     DCMX_PROVISION_ALLOW: o.provisionAllow,
     ...(o.smtpPort === undefined ? {} : { DCMX_SMTP_PORT: String(o.smtpPort) }),
   }));
