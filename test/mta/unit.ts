@@ -24,6 +24,8 @@ export interface UnitOptions {
   upstreamDns: string;
   /** DCMX_PROVISION_ALLOW (provisioning is `allowlist`). */
   provisionAllow: string;
+  /** DCMX_PROVISIONING, when not `allowlist`. */
+  provisioning?: 'mx' | 'off';
 }
 
 /** A running unit: its process, ports and output. */
@@ -52,7 +54,7 @@ export async function spawnUnit(o: UnitOptions): Promise<Unit> {
     DCMX_UPSTREAM_DNS: o.upstreamDns,
     // Mailboxes without mailHost are the appliance's: relayed to its SMTP port.
     DCMX_SMTP_RELAY_PORT: String(o.appliance.smtp),
-    DCMX_PROVISIONING: 'allowlist',
+    DCMX_PROVISIONING: o.provisioning ?? 'allowlist',
     DCMX_PROVISION_ALLOW: o.provisionAllow,
   }));
   const m = /smtp=(\d+) http=(\d+)/.exec(u.ready)!;
