@@ -9,15 +9,18 @@
  * appliance, which the units know as DCMX_DIRECTORY_HOST: the domain is
  * local on them) with users whose `mailHost` names a unit, so each unit
  * delivers them into its own Maildirs (mailbox placement: nothing is
- * relayed). The units bind as the administrator.
+ * relayed). The units bind as the administrator, over StartTLS.
  *
  * 1. Throughput: smtp-source sends the messages of 4 KiB over new
- *    connections, half to each unit at once (each to its own user, half the
- *    sessions each); accepted msgs/s = all messages / the wall time until
- *    both smtp-source runs ended, and the time until all are in the units'
- *    Maildirs. In the same run, as in the `smtp` benchmark (its helpers):
- *    a fresh appliance alone (DCMX_THREADS=2, no units) and a private
- *    Postfix instance, each fed by one smtp-source with all the sessions.
+ *    connections, first all to unit 1 (what one unit takes here), then half
+ *    to each unit at once (each to its own user, half the sessions each);
+ *    accepted msgs/s = all messages / the wall time until the smtp-source
+ *    runs ended, and the time until all are in the units' Maildirs. The
+ *    units share this machine's cores and disk (each commits and fsyncs
+ *    its own queue and Maildirs), where separate hosts would not. In the
+ *    same run, as in the `smtp` benchmark (with its helpers): a fresh
+ *    appliance alone (DCMX_THREADS=2, no units) and a private Postfix
+ *    instance, each fed by one smtp-source with all the sessions.
  * 2. Directory reads per message: the units' own figures before and after
  *    a window (GET /stats of each unit: the cache's `directoryReads`, the
  *    source's LDAP `searches`), over the throughput run (one user per
@@ -34,8 +37,9 @@
  *    each unit is asked again every DCMX_BENCH_UNITS_PROBE_MS until its
  *    answer changes (250 <-> 550). The latency of a unit is that moment
  *    minus the send: it includes the appliance's commit, the Content Sync
- *    message, the unit applying it, and up to one probe interval. p50, p99
- *    and max over every (change, unit); the goal is p99 <= 1 s (target
+ *    message, the unit applying it, and up to one probe interval; it is
+ *    also given from the LDAP response (the commit done) on. p50, p99 and
+ *    max over every (change, unit); the goal is p99 <= 1 s (target
  *    100 ms). Two phases: the units idle but for the probes, then under
  *    mail load (2 more sessions per unit sending to random users of its
  *    own all along). No test-only door is used: the SMTP door is the
@@ -144,8 +148,13 @@ interface Unit {
   dataDir: string;
 }
 
-/** Starts unit `n` (DCMX_ROLE=mta) on 127.0.0.(n+1) against the appliance's LDAP port; resolves on its ready line. */
-async function startUnit(tmp: string, n: number, ldapPort: number, sessions: number): Promise<Unit> {
+/**
+ * Starts unit `n` (DCMX_ROLE=mta) on 127.0.0.(n+1) against the appliance's
+ * LDAP port over StartTLS (the appliance's generated certificate, in its
+ * data dir `applianceDir`, trusted; its name checked against
+ * DCMX_DIRECTORY_HOST); resolves on its ready line.
+ */
+async function startUnit(tmp: string, n: number, ldapPort: number, applianceDir: string, sessions: number): Promise<Unit> {
   const dataDir = fs.mkdtempSync(path.join(tmp, `unit${n}-`));
   const host = `127.0.0.${n + 1}`;
   const env = dcmxEnv(dataDir, {
@@ -154,6 +163,8 @@ async function startUnit(tmp: string, n: number, ldapPort: number, sessions: num
     DCMX_HOSTNAME: unitHost(n),
     DCMX_DIRECTORY_URL: `ldap://127.0.0.1:${ldapPort}`,
     DCMX_DIRECTORY_HOST: APPLIANCE_HOST,
+    DCMX_DIRECTORY_STARTTLS: 'on',
+    DCMX_DIRECTORY_CA: path.join(applianceDir, 'tls', 'smtp-cert.pem'),
     DCMX_DIRECTORY_BIND_DN: ADMIN_DN,
     DCMX_DIRECTORY_PASSWORD: ADMIN_PASSWORD,
     DCMX_UPSTREAM_DNS: '127.0.0.1:9',
@@ -287,12 +298,13 @@ async function sendMessages(u: Unit, size: number, next: () => string | undefine
 
 // ------------------------------------------------------------------ the measures
 
-/** Throughput through both units at once: smtp-source per unit with half the messages and sessions. */
+/** Throughput through `units` at once: an smtp-source per unit, each with its share of the messages and sessions, to that unit's load user. */
 async function unitsThroughput(bin: string, s: SmtpSettings, app: Child, units: Unit[], log: (m: string) => void): Promise<RunResult & { stats: UnitStats }> {
   const servers = units.map(unitServer);
   // Warm-up: one message end to end through each (cache, Maildir creation).
+  const before0 = servers.map((sv) => sv.delivered());
   await Promise.all(units.map((u) => smtpSource(bin, sourceArgs(s, false, u.smtp, 1, 1, `${loadUser(u.n)}@${DOMAIN}`, u.host))));
-  const base = await Promise.all(servers.map((sv) => untilDelivered(sv, 1, 30_000, () => undefined)));
+  const base = await Promise.all(servers.map((sv, i) => untilDelivered(sv, before0[i] + 1, 30_000, () => undefined)));
   const half = Math.floor(s.messages / units.length);
   log(`units: ${units.length} units, ${half} messages each over ${s.sessions / units.length} sessions`);
   const before = await Promise.all(units.map(unitStats));
@@ -360,9 +372,13 @@ function change(k: number): Change {
   }
 }
 
-/** Latencies of the changes: per kind, every (change, unit) in ms (Infinity: not seen within the limit), and the LDAP response times. */
+/**
+ * Latencies of the changes: per kind, every (change, unit) in ms from the
+ * request (Infinity: not seen within the limit), and from its response
+ * (0 when the unit had it first); the LDAP response times.
+ */
 interface Latencies {
-  byKind: Map<string, number[]>;
+  byKind: Map<string, { fromRequest: number[]; fromResponse: number[] }>;
   ldapMs: number[];
   probes: number;
   /** Messages the background load sent meanwhile, and over how many seconds. */
@@ -408,7 +424,7 @@ async function changeLatency(
         if ((await p.accepts(c.address)) !== c.before) throw new Error(`${units[i].label}: ${c.address} is not ${c.before ? 'accepted' : 'refused'} before change ${k} (${c.kind})`);
       }
       const t0 = now();
-      const done = conn.request(c.op, c.response, `change ${k} (${c.kind})`).then(() => out.ldapMs.push(now() - t0));
+      const done = conn.request(c.op, c.response, `change ${k} (${c.kind})`).then(() => now() - t0);
       const seen = await Promise.all(probers.map(async (p) => {
         for (;;) {
           out.probes++;
@@ -417,10 +433,12 @@ async function changeLatency(
           if (s.probeMs) await sleep(s.probeMs);
         }
       }));
-      await done;
-      const list = out.byKind.get(c.kind) ?? [];
-      list.push(...seen);
-      out.byKind.set(c.kind, list);
+      const responded = await done;
+      out.ldapMs.push(responded);
+      const lists = out.byKind.get(c.kind) ?? { fromRequest: [], fromResponse: [] };
+      lists.fromRequest.push(...seen);
+      lists.fromResponse.push(...seen.map((ms) => Math.max(0, ms - responded)));
+      out.byKind.set(c.kind, lists);
       await sleep(5);
     }
   } finally {
@@ -469,9 +487,11 @@ async function run(log: (msg: string) => void): Promise<Report> {
     'nothing pinned: every server and smtp-source share the cores; CPU seconds over the run (until all delivered and smtp-source done): ' +
       'server = the servers\' processes and their descendants (for the units: the appliance holding the directory and both units), ' +
       'gen = smtp-source, kernel = interrupts, softirqs and kernel threads, other = every other process (when high, the figures are disturbed)',
-    `smtp-source -s ${s.smtp.sessions} -m ${s.smtp.messages} -l ${s.smtp.size} over new connections (one per message); through the units: ` +
+    `smtp-source -s ${s.smtp.sessions} -m ${s.smtp.messages} -l ${s.smtp.size} over new connections (one per message); through two units: ` +
       `-s ${s.smtp.sessions / 2} -m ${Math.floor(s.smtp.messages / 2)} at each unit at once, each to a user of that unit (mailHost); ` +
       `after one warm-up message each; files on ${os.tmpdir()}`,
+    'the units run on this machine with the appliance: they share its two cores and its disk (each fsyncs its own queue and Maildirs, ' +
+      'the appliance\'s threads share one queue and group-commit it); on separate hosts each unit would bring its own',
   );
   const throughput = async (key: string, start: () => Promise<MailServer & { app?: Appliance }>): Promise<void> => {
     const server = await start();
@@ -496,20 +516,25 @@ async function run(log: (msg: string) => void): Promise<Report> {
     const dir = await startDcmx(tmp, 2, s.smtp.sessions, deploymentEntries(s));
     const units: Unit[] = [];
     try {
-      for (const n of [1, 2]) units.push(await startUnit(tmp, n, dir.app.ports.ldap, s.smtp.sessions));
+      for (const n of [1, 2]) units.push(await startUnit(tmp, n, dir.app.ports.ldap, dir.dataDir, s.smtp.sessions));
       const idle = units.map((u) => rssBytes(u.child.pid));
 
-      const t = await unitsThroughput(source, s.smtp, dir.app.child, units, log);
-      const label = 'dcmx, two remote units (+ the appliance as directory)';
-      tRows.push(throughputRow(label, s.smtp.messages, t));
-      figures.set('units', { label: 'dcmx, two units', value: s.smtp.messages / t.acceptSeconds, others: t.cpu.otherCpu / t.cpu.wallSeconds });
-      log(`units: ${fmt.int(s.smtp.messages / t.acceptSeconds)} msgs/s accepted through both units, all delivered after ${t.deliverSeconds.toFixed(2)} s`);
-      rRows.push(['smtp-source run: one user per unit', fmt.int(t.stats.messages), fmt.int(t.stats.reads), fmt.int(t.stats.searches), (t.stats.reads / t.stats.messages).toFixed(4)]);
+      // One unit with every session first (what one unit takes on this machine), then both at once.
+      const sent: UnitStats = { reads: 0, searches: 0, messages: 0 };
+      for (const group of [units.slice(0, 1), units]) {
+        const t = await unitsThroughput(source, s.smtp, dir.app.child, group, log);
+        const label = group.length === 1 ? 'dcmx, one remote unit' : 'dcmx, two remote units';
+        tRows.push(throughputRow(`${label} (+ the appliance as directory)`, s.smtp.messages, t));
+        figures.set(`units${group.length}`, { label, value: s.smtp.messages / t.acceptSeconds, others: t.cpu.otherCpu / t.cpu.wallSeconds });
+        log(`units: ${label}: ${fmt.int(s.smtp.messages / t.acceptSeconds)} msgs/s accepted, all delivered after ${t.deliverSeconds.toFixed(2)} s`);
+        for (const k of ['reads', 'searches', 'messages'] as const) sent[k] += t.stats[k];
+      }
+      rRows.push(['smtp-source runs: one user per unit', fmt.int(sent.messages), fmt.int(sent.reads), fmt.int(sent.searches), (sent.reads / sent.messages).toFixed(4)]);
 
       const many = await manyRecipients(s, units, log);
       rRows.push([`first message to each of ${s.usersPerUnit} users per unit`, fmt.int(many.warm.messages), fmt.int(many.warm.reads), fmt.int(many.warm.searches), (many.warm.reads / many.warm.messages).toFixed(4)]);
       rRows.push([`steady state: random users of those, 4 sessions per unit`, fmt.int(many.steady.messages), fmt.int(many.steady.reads), fmt.int(many.steady.searches), (many.steady.reads / many.steady.messages).toFixed(4)]);
-      readsPerMessage = (t.stats.reads + many.steady.reads) / (t.stats.messages + many.steady.messages);
+      readsPerMessage = (sent.reads + many.steady.reads) / (sent.messages + many.steady.messages);
       rNotes.push(
         'the units\' own figures (GET /stats of each, summed): directory reads = the cache\'s loads of a key it does not hold (cache.directoryReads), ' +
           'LDAP searches = the searches the unit sent over its directory connection (directory.searches); Content Sync messages are not reads',
@@ -522,15 +547,21 @@ async function run(log: (msg: string) => void): Promise<Report> {
         const lat = await changeLatency(s, dir.app, units, load ? s.changes : 0, load, log);
         const phase = load ? 'under mail load' : 'idle';
         const all: number[] = [];
-        const row = (kind: string, xs: number[]): string[] => {
+        const allAfter: number[] = [];
+        const row = (kind: string, xs: number[], after: number[]): string[] => {
           const v = sorted(xs);
-          return [all.length ? '' : phase, kind, fmt.int(xs.length / units.length), fmt.int(xs.length), fmt.ms(percentile(v, 50)), fmt.ms(percentile(v, 99)), fmt.ms(v[v.length - 1])];
+          const a = sorted(after);
+          return [
+            all.length ? '' : phase, kind, fmt.int(xs.length / units.length), fmt.int(xs.length), fmt.ms(percentile(v, 50)), fmt.ms(percentile(v, 99)),
+            fmt.ms(v[v.length - 1]), fmt.ms(percentile(a, 50)), fmt.ms(percentile(a, 99)),
+          ];
         };
         for (const [kind, xs] of lat.byKind) {
-          lRows.push(row(kind, xs));
-          all.push(...xs);
+          lRows.push(row(kind, xs.fromRequest, xs.fromResponse));
+          all.push(...xs.fromRequest);
+          allAfter.push(...xs.fromResponse);
         }
-        lRows.push(row('all', all));
+        lRows.push(row('all', all, allAfter));
         p99.set(phase, { label: `p99 ${phase}, ms`, value: percentile(sorted(all), 99), others: lat.others });
         const missed = all.filter((x) => !Number.isFinite(x)).length;
         const ldap = sorted(lat.ldapMs);
@@ -544,6 +575,8 @@ async function run(log: (msg: string) => void): Promise<Report> {
       lNotes.unshift(
         `from the LDAP request sent to the appliance until the unit's RCPT answer changed (250 <-> 550), probed every ${s.probeMs} ms after each answer; ` +
           'each (change, unit) is one observation; goal p99 <= 1,000 ms, target 100 ms',
+        'after response: the same from the moment the LDAP response (the commit done) reached this process, 0 when the unit answered anew first; ' +
+          'what the change took to travel, without the appliance\'s write',
       );
       for (const [i, u] of units.entries()) {
         memory.push({ bench: 'units', server: `remote unit ${u.n}`, load: 'the throughput, reads and change windows', idleBytes: idle[i], afterBytes: rssBytes(u.child.pid) });
@@ -556,8 +589,9 @@ async function run(log: (msg: string) => void): Promise<Report> {
     cleanup();
   }
   const fig = (key: string, label: string): Figure => figures.get(key) ?? { label, value: NaN };
-  const unitsFig = fig('units', 'dcmx, two units');
+  const unitsFig = fig('units2', 'dcmx, two remote units');
   const ratios: Ratio[] = [
+    { measure: 'SMTP msgs/s: two remote units vs one', of: unitsFig, to: fig('units1', 'dcmx, one remote unit') },
     { measure: 'SMTP msgs/s: two remote units vs the appliance alone', of: unitsFig, to: fig('appliance', 'dcmx appliance') },
     { measure: 'SMTP msgs/s: two remote units vs Postfix', of: unitsFig, to: fig('postfix', 'Postfix') },
     // Lower is better for the latency and the reads: the ratio is goal / measured, which must reach 1.
@@ -577,7 +611,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
   const tables: Table[] = [
     { title: 'Remote transfer units: SMTP throughput (new connection per message)', columns: THROUGHPUT_COLUMNS, rows: tRows, notes: tNotes },
     { title: 'Remote transfer units: directory reads per message', columns: ['window', 'messages', 'directory reads', 'LDAP searches', 'reads/msg'], rows: rRows, notes: rNotes },
-    { title: 'Remote transfer units: change on the appliance -> answer of each unit', columns: ['phase', 'change', 'changes', 'observations', 'p50 ms', 'p99 ms', 'max ms'], rows: lRows, notes: lNotes },
+    { title: 'Remote transfer units: change on the appliance -> answer of each unit', columns: ['phase', 'change', 'changes', 'observations', 'p50 ms', 'p99 ms', 'max ms', 'after response p50', 'p99'], rows: lRows, notes: lNotes },
   ];
   return { tables, text: [], ratios, memory };
 }

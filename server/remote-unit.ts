@@ -101,6 +101,7 @@ export async function startRemoteUnit(config: Config, log: Logger): Promise<Remo
       provisioning: config.provisioning === 'off' ? undefined : remoteProvisioning(source),
       storeWritable: () => store.fileState() === 'ok',
       directoryReachable: () => source.reachable,
+      deploymentNames: [remote.host],
       tls,
     }));
     started.push(intake);

@@ -19,6 +19,9 @@ export const answerBind: OperationHandler = (ctx, req) => {
   const session = req.session;
   // RFC 4511 §4.2.1: a bind, even a failed one, resets the session; a new or failed bind leaves it anonymous.
   session.identity = ANONYMOUS;
+  // §4.2.1: "all uncompleted operations MUST either complete or be abandoned" first: a persistent
+  // search (sync.ts) ends, and does not go on with the rights of the identity it began with.
+  for (const op of [...req.conn.longOperations.values()]) op.stop('abandon');
   const reply = (r: Partial<ResultFields> & { code: number }) => req.reply(encodeLdapResult(req.messageId, BIND_RESPONSE, r.code, r.matchedDN ?? '', r.diagnostic ?? ''));
   const call = decodeBindRequest(req.pdu);
   if (!call) return replyMalformed(req, BIND_RESPONSE);

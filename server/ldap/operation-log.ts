@@ -204,6 +204,8 @@ interface Current {
   t0: number;
   entries: number;
   references: number;
+  /** IntermediateResponses sent (Content Sync's Sync Info messages). */
+  intermediates: number;
   result?: number;
 }
 
@@ -226,7 +228,7 @@ export class OperationLog {
   handler(handle: RequestHandler): RequestHandler {
     return (pdu, done) => {
       const { msgid, fields } = describeRequest(pdu, this.secret);
-      const op: Current = { msgid, fields, t0: performance.now(), entries: 0, references: 0 };
+      const op: Current = { msgid, fields, t0: performance.now(), entries: 0, references: 0, intermediates: 0 };
       this.current = op;
       this.operations++;
       handle(pdu, () => {
@@ -247,7 +249,8 @@ export class OperationLog {
         if (h.id !== op.msgid) continue;
         if (h.op.tag === 0x64) op.entries++;
         else if (h.op.tag === 0x73) op.references++;
-        else if (h.op.tag !== 0x79) op.result = readInt(buf, readTlv(buf, h.op.start, h.op.end)); // LDAPResult: resultCode first
+        else if (h.op.tag === 0x79) op.intermediates++;
+        else op.result = readInt(buf, readTlv(buf, h.op.start, h.op.end)); // LDAPResult: resultCode first
       }
     } catch {
       // Not whole LDAPMessages: nothing to count.
@@ -267,8 +270,10 @@ export class OperationLog {
     if (op.result !== undefined) line.result = op.result;
     if (op.fields.op === 'search') line.entries = op.entries;
     if (op.references) line.references = op.references;
+    // A search done without its result, having sent Sync Info: a Content Sync refresh, now persisting (sync.ts).
+    if (op.result === undefined && op.fields.op === 'search' && op.intermediates) line.persist = true;
     // No response where one was due: the connection went first.
-    if (op.result === undefined && op.fields.op !== 'unbind' && op.fields.op !== 'abandon') line.aborted = true;
+    else if (op.result === undefined && op.fields.op !== 'unbind' && op.fields.op !== 'abandon') line.aborted = true;
     line.ms = Math.round((performance.now() - op.t0) * 1000) / 1000;
     this.session.log.debug(line, 'ldap operation');
   }

@@ -96,6 +96,13 @@ export interface IntakeSideDeps {
   storeWritable: () => boolean;
   /** A remote unit's directory reachability (intake.ts IntakeDeps.directoryReachable); absent on the appliance. */
   directoryReachable?: () => boolean;
+  /**
+   * Host names besides DCMX_HOSTNAME that an MX may name for the `mx`
+   * provisioning policy to take the domain: on a remote unit, the appliance
+   * holding the directory (DCMX_DIRECTORY_HOST). Only the policy's check:
+   * for delivery they stay other hosts (the unit relays to them).
+   */
+  deploymentNames?: readonly string[];
   tls: TlsPair;
   /** Listen with SO_REUSEPORT (serving threads). */
   reusePort?: boolean;
@@ -112,11 +119,21 @@ export interface IntakeSide {
   close(): Promise<void>;
 }
 
+/** `self`, for which the host names `names` count as ours too (the provisioning policy's MX check). */
+function deploymentSelf(self: SelfIdentity, names: readonly string[]): Pick<SelfIdentity, 'isSelfName' | 'isSelfAddress'> {
+  if (names.length === 0) return self;
+  const ours = new Set(names.map((n) => n.toLowerCase().replace(/\.$/, '')));
+  return {
+    isSelfName: (host) => self.isSelfName(host) || ours.has(host.toLowerCase().replace(/\.$/, '')),
+    isSelfAddress: (ip) => self.isSelfAddress(ip),
+  };
+}
+
 /** Starts SMTP intake over `views` on the configured port. */
 export async function startIntakeSide(views: MailViews, config: Config, log: Logger, deps: IntakeSideDeps): Promise<IntakeSide> {
   const { source, cache, routing, resolver, self, sync } = views;
   const policy: (UnknownDomainHook & { stats: PolicyStats }) | undefined = deps.provisioning
-    ? provisioningPolicy(config, deps.provisioning, resolver, self, log.child({ part: 'policy' }), { limits: deps.limits })
+    ? provisioningPolicy(config, deps.provisioning, resolver, deploymentSelf(self, deps.deploymentNames ?? []), log.child({ part: 'policy' }), { limits: deps.limits })
     : undefined;
   const intake = new Intake({
     host: config.listen, port: config.smtp.port, hostname: config.hostname, maxSize: config.smtp.maxSize,

@@ -3,7 +3,9 @@
  * - `off`: unknown domains are relayed for relaying clients, refused for others;
  * - `allowlist`: a name under one of DCMX_PROVISION_ALLOW is provisioned;
  * - `mx` (default): the domain's MX, looked up through DCMX_UPSTREAM_DNS, must
- *   name this appliance (DCMX_HOSTNAME, or an address in DCMX_SELF_ADDRESSES).
+ *   name this appliance (DCMX_HOSTNAME, or an address in DCMX_SELF_ADDRESSES);
+ *   on a remote transfer unit, the unit or the appliance holding the
+ *   directory (DCMX_DIRECTORY_HOST): both serve the deployment's mail.
  * When the check fails, a client allowed to relay still relays (its mail is
  * outbound). Anyone else gets 550 5.1.2 (RFC 3463 "bad destination system
  * address", issue 5's reply for a failed check) with the policy's reason in
@@ -62,7 +64,7 @@ export function provisioningPolicy(
   config: Pick<Config, 'provisioning' | 'provisionAllow' | 'provisionLimits'>,
   { provisioner, writer }: PolicyProvisioning,
   resolver: MailResolver,
-  self: SelfIdentity,
+  self: Pick<SelfIdentity, 'isSelfName' | 'isSelfAddress'>,
   log: Logger,
   opts: { limits?: ProvisionLimiter } = {},
 ): UnknownDomainHook & { stats: PolicyStats } {

@@ -14,6 +14,8 @@ import { waitFor, waitForAsync } from '../fixtures/wait';
 import { filterString, passwordAttributes } from '../../server/ldap/operation-log';
 import type { FilterInput } from '../../server/directory/filter';
 import { int, message, octets, str, tlv, unbindRequest } from '../fixtures/ber';
+import { track } from '../fixtures/children';
+import { spawn } from 'node:child_process';
 
 // The generated certificate names the appliance, not 127.0.0.1: the clients are told not to verify it.
 process.env.LDAPTLS_REQCERT = 'never';
@@ -192,6 +194,23 @@ describe('at debug level, one line per operation', () => {
     assert.ok(searches.length >= 2, JSON.stringify(searches));
     for (const s of searches) assertFields(s, { base: SUFFIX, scope: 'one', filter: '(uid=oplog*)', attrs: ['1.1'], controls: [PAGED_RESULTS_OID], result: 0 });
     assert.equal(searches.reduce((n, s) => n + (s.entries as number), 0), 2);
+  });
+
+  test('Content Sync: refreshOnly is a search with its result; a refreshAndPersist is logged at the end of its refresh, persisting', async () => {
+    const SYNC_OID = '1.3.6.1.4.1.4203.1.9.1.1';
+    const ro = await connectionOf(() => run('ldapsearch', [...adminArgs(t), '-LLL', '-E', 'sync=ro', '-b', SUFFIX, '-s', 'one', '(uid=oplog*)', '1.1']));
+    ok(ro.result);
+    assertConnection(ro.lines, 3);
+    assertFields(ro.ops[1], { op: 'search', controls: [SYNC_OID], result: 0, entries: 2 });
+    const rp = await connectionOf(async () => {
+      // stdbuf: ldapsearch's stdout is a pipe here, which C's stdio would buffer until exit.
+      const child = track(spawn('stdbuf', ['-oL', 'ldapsearch', ...adminArgs(t), '-E', 'sync=rp', '-b', SUFFIX, '-s', 'one', '(uid=oplog*)', '1.1']));
+      let out = '';
+      child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+      await waitFor('the refresh to end', () => out.includes('refresh done'), 10_000);
+      child.kill();
+    });
+    assertFields(rp.ops.find((o) => o.op === 'search'), { controls: [SYNC_OID], entries: 2, persist: true, aborted: undefined, result: undefined });
   });
 
   test('ldapcompare: the DN and attribute type, never the value', async () => {

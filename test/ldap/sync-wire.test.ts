@@ -238,7 +238,7 @@ describe('the persist phase over the wire', () => {
     }
   });
 
-  test('Abandon stops it silently; it outlives the idle timeout meanwhile; the connection serves other requests', async () => {
+  test('Abandon stops it silently, and so does a bind; it outlives the idle timeout meanwhile; the connection serves other requests', async () => {
     const { sock, res } = await bound(t);
     try {
       sock.write(message(2, searchRequest(PEOPLE, present('objectClass'), ['description']), [syncRequest(3)]));
@@ -263,6 +263,17 @@ describe('the persist phase over the wire', () => {
       await res.result(5);
       assert.deepEqual(res.all.slice(count).map((r) => r.id), [5, 5], 'nothing more for the abandoned search');
       assert.equal(res.all.some((r) => r.id === 2 && r.tag === 0x65), false, 'Abandon answers nothing');
+
+      // A bind abandons a persistent search (RFC 4511 §4.2.1): it does not go on with the rights it began with.
+      sock.write(message(6, searchRequest(PEOPLE, present('objectClass'), ['userPassword']), [syncRequest(3)]));
+      await res.until(() => res.all.some((r) => r.id === 6 && r.tag === 0x79), 'the second refresh to end');
+      sock.write(message(7, tlv(0x60, int(3), octets(''), tlv(0x80, []))));
+      assert.equal((await res.result(7)).code, 0);
+      const after = res.all.length;
+      await churn(1);
+      sock.write(searchPdu(8, O, 0));
+      await res.result(8);
+      assert.deepEqual(res.all.slice(after).map((r) => r.id), [8, 8], 'nothing more for the search the bind abandoned');
     } finally {
       sock.destroy();
     }

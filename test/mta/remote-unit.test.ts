@@ -196,6 +196,27 @@ describe('a remote transfer unit (DCMX_ROLE=mta) against the appliance directory
     assert.match(refused.raw, /^550 5\.1\.2 Domain dcmx\.test is not served here: .*mx\.dcmx\.test/, refused.raw);
   });
 
+  test('the mx policy on a unit: an MX naming the unit or the appliance holding the directory takes the domain, another is refused', async () => {
+    dns.mx('viaappliance.test', 10, 'mx.dcmx.test');
+    dns.mx('viaunit.test', 10, 'unit2.dcmx.test');
+    dns.mx('elsewhere.test', 10, 'mx.elsewhere.test').a('mx.elsewhere.test', '192.0.2.25');
+    const unit2 = await spawnUnit({
+      dir: newDir(), address: '127.0.0.3', hostname: 'unit2.dcmx.test', provisioning: 'mx', provisionAllow: '',
+      appliance: { dir: applianceDir, ldap: ports.ldap, smtp: ports.smtp }, upstreamDns: dns.address,
+    });
+    try {
+      await waitForAsync('unit2 synchronized', async () => (await unitHealth(unit2)).status === 200);
+      const at2 = (address: string) => rcptTo(unit2.smtp, address, { host: '127.0.0.3' });
+      assert.equal((await at2('a@viaappliance.test')).code, 250);
+      assert.equal((await at2('a@viaunit.test')).code, 250);
+      assert.match((await at2('a@elsewhere.test')).raw, /^550 5\.1\.2 .*MX does not point to this server/);
+      const s = await run('ldapsearch', ['-x', '-LLL', '-H', `ldap://127.0.0.1:${ports.ldap}`, '-b', 'o=internet', '(|(dc=viaappliance)(dc=viaunit)(dc=elsewhere))', 'dc']);
+      assert.deepEqual(s.stdout.match(/^dc: .*$/gm)?.sort(), ['dc: viaappliance', 'dc: viaunit']);
+    } finally {
+      await stopChild(unit2.child);
+    }
+  });
+
   test('the unit restarts from its saved cookie and copy, even with the directory down', async () => {
     await stopChild(unit.child);
     await stopChild(appliance.child, 'SIGKILL');
