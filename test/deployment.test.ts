@@ -101,6 +101,7 @@ before(async () => {
     // Mailboxes kept on the units.
     userLdif('dee', UNIT_NAMES[0]),
     userLdif('eve', UNIT_NAMES[1]),
+    userLdif('dot', UNIT_NAMES[0]),
   ].join('\n'));
   // No catch-all (dcmx domain add gives one): an unknown user of the domain is refused, not caught.
   await ldap('ldapmodify', `dn: dc=example,dc=org,${SUFFIX}\nchangetype: modify\ndelete: mailDomainCatchallAddress\n`);
@@ -208,19 +209,31 @@ describe('growing past one machine: appliance, two units, a slapd replica, Knot 
   });
 
   test('kill -9 of a unit under load loses nothing it acknowledged', { timeout: 180_000 }, async (t) => {
+    // cy's mailbox is the appliance's (relayed), dot's is unit1's own (its Maildir): both paths under load.
     const ids = Array.from({ length: 300 }, (_, i) => `k${String(i).padStart(3, '0')}`);
+    const localIds = Array.from({ length: 200 }, (_, i) => `d${String(i).padStart(3, '0')}`);
     const acked = new Set<string>();
+    const localAcked = new Set<string>();
     const victim = units[0];
     let killed: Promise<number | null> | undefined;
-    const sent = await sendLedger({ port: victim.smtp, host: victim.address, ids, rcpt: `cy@${ZONE}`, tag: TAG, sessions: 4 }, acked, () => {
-      if (!killed && acked.size >= 100) killed = stopChild(victim.child, 'SIGKILL');
-    });
-    assert.ok(killed, `the unit was not killed: ${acked.size} acknowledged, ${sent.failures.join(' | ')}`);
+    const kill = () => {
+      if (!killed && acked.size + localAcked.size >= 100) killed = stopChild(victim.child, 'SIGKILL');
+    };
+    const sent = await Promise.all([
+      sendLedger({ port: victim.smtp, host: victim.address, ids, rcpt: `cy@${ZONE}`, tag: TAG, sessions: 4 }, acked, kill),
+      sendLedger({ port: victim.smtp, host: victim.address, ids: localIds, rcpt: `dot@${ZONE}`, tag: TAG, sessions: 2 }, localAcked, kill),
+    ]);
+    assert.ok(killed, `the unit was not killed: ${acked.size + localAcked.size} acknowledged, ${sent.flatMap((s) => s.failures).join(' | ')}`);
     await killed;
-    assert.ok(acked.size < ids.length, 'killed under load');
-    t.diagnostic(`${acked.size}/${ids.length} acknowledged by unit1 before SIGKILL`);
-    // Restarted on its data dir, it delivers (relays to the appliance) what it had acknowledged.
+    assert.ok(acked.size < ids.length && localAcked.size < localIds.length, 'killed under load');
+    t.diagnostic(`${acked.size}/${ids.length} (relayed) and ${localAcked.size}/${localIds.length} (its own) acknowledged by unit1 before SIGKILL`);
+    // Restarted on its data dir, it delivers what it had acknowledged: into its own Maildir, or relayed to the appliance.
     units[0] = await startUnit(0, victim.dir);
+    const local = new MaildirLedger(victim.dir, `dot@${ZONE}`, TAG);
+    await waitForAsync('every acknowledged message in unit1\'s own Maildir', async () => [...localAcked].every((id) => local.ids().ids.has(id)), 90_000, 250)
+      .catch(() => assert.fail(`acknowledged and lost on unit1: ${[...localAcked].filter((id) => !local.ids().ids.has(id)).slice(0, 5).join(', ')}`));
+    assert.deepEqual(local.ids().broken, [], 'every message in its Maildir is intact');
+    assert.deepEqual([...local.ids().ids].filter(([, n]) => n > 1), [], 'into its own Maildir, each message once (deterministic names)');
     const ledger = new MaildirLedger(applianceDir, `cy@${ZONE}`, TAG);
     await waitForAsync('every acknowledged message in the appliance\'s Maildir', async () => [...acked].every((id) => ledger.ids().ids.has(id)), 90_000, 250)
       .catch(() => {

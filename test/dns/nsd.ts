@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { run, tempDir } from '../helpers';
-import { track } from '../fixtures/children';
+import { started, terminate, track } from '../fixtures/children';
 
 export interface NsdOptions {
   /** nsd's port on 127.0.0.1 (see freeDualPort in knot.ts). */
@@ -82,10 +82,7 @@ export class Nsd {
     const child = track(spawn('nsd', ['-d', '-c', confFile], { stdio: 'ignore' }));
     this.child = child;
     child.once('exit', (code, signal) => (this.exited = { code, signal }));
-    const failed = await new Promise<Error | undefined>((resolve) => {
-      child.once('spawn', () => resolve(undefined));
-      child.once('error', (err) => resolve(err));
-    });
+    const failed = await started(child);
     if (failed) {
       this.child = undefined;
       throw new Error(`nsd cannot run here: spawning "nsd" failed: ${failed.message} (is the "nsd" package installed?)`);
@@ -96,13 +93,7 @@ export class Nsd {
   async stop(): Promise<void> {
     const child = this.child;
     this.child = undefined;
-    if (child && !this.exited) {
-      const exited = new Promise<void>((r) => child.once('exit', () => r()));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    if (child) await terminate(child);
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
