@@ -88,6 +88,14 @@ export class AccessPolicy {
     return who.admin;
   }
 
+  /**
+   * May `who` read every entry of the tree (the change log aside)? The
+   * administrator and bound users may; anonymous may not (canRead).
+   */
+  readsAllEntries(who: Identity): boolean {
+    return who.admin || !who.anonymous;
+  }
+
   /** Is `who` bound as a replication identity (DCMX_REPLICATOR_DNS)? */
   isReplicator(who: Identity): boolean {
     return !who.anonymous && this.replicators.has(who.ndn);

@@ -19,7 +19,8 @@
  * it is taken to have been when the change could have made the difference:
  * a rename, or a modify of an attribute the filter tests or of objectClass
  * (access control looks at objectClass). A delete for an entry the
- * consumer never had is harmless (§3.4: the consumer ignores it).
+ * consumer never had is harmless (§3.4: the consumer ignores it), unless
+ * the identity could not read that entry: then it is not sent (SyncChanges).
  */
 import type { ChangeRecord } from '../../storage/store';
 import type { Directory, SearchEntry, SyncMatcher } from './directory';
@@ -58,9 +59,10 @@ export type RefreshPlan =
  * first: the refresh covers the changes up to it, and the persist phase
  * follows from it.
  */
-export function planRefresh(directory: Directory, csn: string | undefined, reloadHint: boolean): RefreshPlan {
+export function planRefresh(directory: Directory, matcher: SyncMatcher, csn: string | undefined, reloadHint: boolean): RefreshPlan {
   const head = directory.syncHead();
-  if (csn === undefined) return { kind: 'full', head };
+  // An identity that may not read every entry gets no deletes it cannot judge: a present phase.
+  if (csn === undefined || !matcher.readsAll) return { kind: 'full', head };
   if (csn === head.csn) return { kind: 'incremental', after: head.changeNumber, head };
   const n = directory.store.changeNumberOfCsn(csn);
   if (n !== undefined && n <= head.changeNumber) return { kind: 'incremental', after: n, head };
@@ -79,12 +81,31 @@ function relevantTypes(directory: Directory, filter: FilterInput): Set<string> {
   return out;
 }
 
-/** A session's view of changes: the matcher of its search and the types its filter tests. */
+/**
+ * A session's view of changes: the matcher of its search and the types its
+ * filter tests. For an identity that may not read every entry (anonymous),
+ * the UUIDs sent are remembered, and a delete is sent only for one of them:
+ * the DN or UUID of an entry it could not read never reaches it.
+ */
 export class SyncChanges {
   private readonly relevant: Set<string>;
+  /** The entries this session has sent, when it must not hear of others (see above). */
+  private readonly known: Set<string> | undefined;
 
   constructor(private readonly matcher: SyncMatcher, directory: Directory, filter: FilterInput) {
     this.relevant = relevantTypes(directory, filter);
+    this.known = matcher.readsAll ? undefined : new Set();
+  }
+
+  /** Notes an entry sent by a full refresh. */
+  sent(uuid: string): void {
+    this.known?.add(uuid);
+  }
+
+  /** A delete may be sent for `uuid` (and it is forgotten). */
+  private mayDelete(uuid: string): boolean {
+    if (!this.known) return true;
+    return this.known.delete(uuid);
   }
 
   /** Could this change have taken its entry out of the search (or into it)? */
@@ -156,22 +177,30 @@ export class SyncChanges {
     const uuid = c.entryUUID;
     if (!uuid) return [];
     if (c.changeType === 'delete') {
-      return this.matcher.inScope(c.targetNdn) ? [{ state: 'delete', uuid, entry: { dn: c.targetDN, attrs: [] }, csn: c.csn }] : [];
+      return this.matcher.inScope(c.targetNdn) && this.mayDelete(uuid) ? [{ state: 'delete', uuid, entry: { dn: c.targetDN, attrs: [] }, csn: c.csn }] : [];
     }
     const e = this.matcher.byUuid(uuid);
     // Gone since: its delete follows in the log.
     if (!e) return [];
     const out: SyncUpdate[] = [];
     const view = this.matcher.view(e);
-    if (view) out.push({ state: c.changeType === 'add' ? 'add' : 'modify', uuid, entry: view, csn: c.csn });
-    else if (this.couldMove(c)) out.push({ state: 'delete', uuid, entry: { dn: e.dn, attrs: [] }, csn: c.csn });
+    if (view) {
+      this.known?.add(uuid);
+      out.push({ state: c.changeType === 'add' ? 'add' : 'modify', uuid, entry: view, csn: c.csn });
+    } else if (this.couldMove(c) && this.mayDelete(uuid)) {
+      out.push({ state: 'delete', uuid, entry: { dn: e.dn, attrs: [] }, csn: c.csn });
+    }
     if (c.changeType === 'modrdn') {
       for (const d of this.matcher.descendants(e)) {
         const du = d.attrs.entryUUID?.[0];
         if (!du) continue;
         const dv = this.matcher.view(d);
-        if (dv) out.push({ state: 'modify', uuid: du, entry: dv });
-        else out.push({ state: 'delete', uuid: du, entry: { dn: d.dn, attrs: [] } });
+        if (dv) {
+          this.known?.add(du);
+          out.push({ state: 'modify', uuid: du, entry: dv });
+        } else if (this.mayDelete(du)) {
+          out.push({ state: 'delete', uuid: du, entry: { dn: d.dn, attrs: [] } });
+        }
       }
     }
     return out;

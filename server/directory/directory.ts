@@ -150,6 +150,8 @@ export interface SyncMatcher {
   byUuid(uuid: string): StoredEntry | undefined;
   /** The entries below `e` (a renamed entry's subtree moved with it). */
   descendants(e: StoredEntry): StoredEntry[];
+  /** True when the identity may read every entry: then even a deleted entry's DN and UUID are no secret to it. */
+  readonly readsAll: boolean;
 }
 
 /** How a search ended (limits are thrown as errors after the entries were delivered). */
@@ -776,6 +778,7 @@ export class Directory {
       inScope,
       byUuid: (uuid) => this.store.getByUuid(uuid),
       descendants: (e) => this.store.descendants(e.rpath),
+      readsAll: this.access.readsAllEntries(who),
     };
   }
 

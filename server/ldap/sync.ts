@@ -15,7 +15,8 @@
  * - The refresh is full without a cookie (a present phase: every entry of
  *   the search with state add, then refreshDeletes FALSE: what the consumer
  *   has and we did not send is gone), incremental from a cookie the change
- *   log still reaches (a delete phase: the entries changed since with state
+ *   log still reaches (for an identity that may read every entry; anonymous
+ *   always gets a full one, content-sync.ts) (a delete phase: the entries changed since with state
  *   add, the deleted ones as UUIDs in syncIdSet messages, then
  *   refreshDeletes TRUE). A cookie the log no longer reaches gets a full
  *   refresh when the client set reloadHint (slapd's syncrepl does), and
@@ -215,7 +216,7 @@ export function answerSync(ctx: LdapContext, req: LdapRequest, call: SearchCall)
   } catch (err) {
     return failed(err);
   }
-  const plan = planRefresh(directory, cookie.csn, request.reloadHint);
+  const plan = planRefresh(directory, matcher, cookie.csn, request.reloadHint);
   const newCookie = formatSyncCookie(cookie.rid, plan.head.csn);
   if (plan.kind === 'refreshRequired') {
     return done(RESULT_CODES.syncRefreshRequired, 'the change log no longer reaches this cookie: sync again without it');
@@ -263,7 +264,9 @@ export function answerSync(ctx: LdapContext, req: LdapRequest, call: SearchCall)
   let run: ReturnType<typeof directory.startSearch>;
   try {
     run = directory.startSearch(session.identity, { ...search, parentsFirst: true }, (e) => {
-      if (e.uuid) conn.write(entryMessage(call.messageId, { state: 'add', uuid: e.uuid, entry: e }, cookie.rid));
+      if (!e.uuid) return;
+      changes.sent(e.uuid);
+      conn.write(entryMessage(call.messageId, { state: 'add', uuid: e.uuid, entry: e }, cookie.rid));
     });
   } catch (err) {
     return failed(err);

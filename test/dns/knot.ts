@@ -17,7 +17,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { run, tempDir } from '../helpers';
-import { track } from '../fixtures/children';
+import { started, terminate, track } from '../fixtures/children';
 import { waitForAsync } from '../fixtures/wait';
 
 /** A loopback port free on both TCP and UDP right now. */
@@ -128,10 +128,7 @@ export class Knot {
     child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
     child.once('exit', (code, signal) => (this.exited = { code, signal }));
-    const spawned = await new Promise<Error | undefined>((resolve) => {
-      child.once('spawn', () => resolve(undefined));
-      child.once('error', (err) => resolve(err));
-    });
+    const spawned = await started(child);
     if (spawned) {
       this.child = undefined;
       throw new Error(`knotd cannot run here: spawning "knotd" failed: ${spawned.message} (is the "knot" package installed?)`);
@@ -157,13 +154,7 @@ export class Knot {
   async stop(): Promise<void> {
     const child = this.child;
     this.child = undefined;
-    if (child && !this.exited) {
-      const exited = new Promise<void>((r) => child.once('exit', () => r()));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    if (child) await terminate(child);
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -179,9 +179,9 @@ describe('refreshOnly (RFC 4533 §3.3)', () => {
 
 describe('refreshAndPersist (RFC 4533 §3.4)', () => {
   /** ldapsearch -E sync=rp running in the background, its output so far. */
-  function persist(cookie?: string, args: string[] = ['(objectClass=*)', 'cn', 'description']): { child: ChildProcess; out: () => string } {
+  function persist(cookie?: string, args: string[] = ['(objectClass=*)', 'cn', 'description'], auth = adminArgs(t)): { child: ChildProcess; out: () => string } {
     // stdbuf: ldapsearch's stdout is a pipe here, which C's stdio would buffer until exit.
-    const child = track(spawn('stdbuf', ['-oL', 'ldapsearch', ...adminArgs(t), '-o', 'ldif-wrap=no', '-b', O, '-E', cookie ? `sync=rp/${cookie}` : 'sync=rp', ...args]));
+    const child = track(spawn('stdbuf', ['-oL', 'ldapsearch', ...auth, '-o', 'ldif-wrap=no', '-b', O, '-E', cookie ? `sync=rp/${cookie}` : 'sync=rp', ...args]));
     let out = '';
     child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
@@ -217,6 +217,30 @@ describe('refreshAndPersist (RFC 4533 §3.4)', () => {
       assert.equal(cookies.length, N + role.length, p.out());
       for (let i = 1; i < cookies.length; i++) assert.ok(cookies[i] > cookies[i - 1], `${cookies[i]} after ${cookies[i - 1]}`);
       assert.equal(cookies[cookies.length - 1], await contextCsn());
+    } finally {
+      p.child.kill();
+    }
+  });
+
+  test('anonymous hears of no entry it may not read: not its change, not its delete; from a cookie it gets a present phase', async () => {
+    const anon = ['-x', '-H', t.ldapUrl];
+    const start = await syncRo(undefined, ['(objectClass=*)', '1.1'], anon);
+    const again = await syncRo(start.cookie, ['(objectClass=*)', '1.1'], anon);
+    assert.equal(again.result, 0, again.out);
+    assert.match(again.out, /SyncDone control refreshDeletes=0/, 'a present phase, no deletes to judge');
+    assert.deepEqual(again.entries.map((e) => e.dn).sort(), start.entries.map((e) => e.dn).sort());
+    const p = persist(undefined, ['(objectClass=*)', '1.1'], anon);
+    try {
+      await waitFor('the refresh to end', () => /SyncInfo Received: refresh present/.test(p.out()), 10_000);
+      await modify([
+        `dn: uid=secret,${PEOPLE}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: secret\ncn: S\nsn: S\n`,
+        `dn: uid=secret,${PEOPLE}\nchangetype: delete\n`,
+        `dn: dc=gone,${O}\nchangetype: add\nobjectClass: domain\ndc: gone\n`,
+      ].join('\n'));
+      await waitFor('the domain entry added', () => parse(p.out()).entries.some((e) => e.dn === `dc=gone,${O}` && e.state === 'added'), 10_000);
+      await modify(`dn: dc=gone,${O}\nchangetype: delete\n`);
+      await waitFor('the domain entry deleted', () => parse(p.out()).entries.some((e) => e.dn === `dc=gone,${O}` && e.state === 'deleted'), 10_000);
+      assert.doesNotMatch(p.out(), /secret/, p.out());
     } finally {
       p.child.kill();
     }

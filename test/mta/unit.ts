@@ -24,6 +24,8 @@ export interface UnitOptions {
   upstreamDns: string;
   /** DCMX_PROVISION_ALLOW (provisioning is `allowlist`). */
   provisionAllow: string;
+  /** DCMX_SMTP_PORT (default 0: any). The appliance's port makes every host listen on one port, as all would on 25, so units relay to each other too. */
+  smtpPort?: number;
   /** DCMX_PROVISIONING, when not `allowlist`. */
   provisioning?: 'mx' | 'off';
 }
@@ -56,6 +58,7 @@ export async function spawnUnit(o: UnitOptions): Promise<Unit> {
     DCMX_SMTP_RELAY_PORT: String(o.appliance.smtp),
     DCMX_PROVISIONING: o.provisioning ?? 'allowlist',
     DCMX_PROVISION_ALLOW: o.provisionAllow,
+    ...(o.smtpPort === undefined ? {} : { DCMX_SMTP_PORT: String(o.smtpPort) }),
   }));
   const m = /smtp=(\d+) http=(\d+)/.exec(u.ready)!;
   return { child: u.child, smtp: Number(m[1]), http: Number(m[2]), dir: o.dir, address: o.address, output: u.output };

@@ -1,0 +1,116 @@
+/**
+ * NSD as a real secondary of a dcmx appliance, for the interop tests: the
+ * README's `zone:` stanza (request-xfr from the appliance, allow-notify from
+ * it), run in the foreground (`nsd -d`) as whoever runs the tests (no
+ * chroot, no privilege drop, no remote control), on loopback, with every
+ * file it writes (zone file, xfrd state, log, pid) in a temporary directory
+ * that stop() removes. Tracked: killed should the test process end with it
+ * running (fixtures/children.ts).
+ *
+ *   const port = await freeDualPort();                 // before the appliance: DCMX_NOTIFY needs it
+ *   const nsd = await startNsd({ port, primaryPort: dnsPort, zone: 'example.org' });
+ *   ...
+ *   await nsd.stop();
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { run, tempDir } from '../helpers';
+import { started, terminate, track } from '../fixtures/children';
+
+export interface NsdOptions {
+  /** nsd's port on 127.0.0.1 (see freeDualPort in knot.ts). */
+  port: number;
+  /** The primary: dcmx's DNS port on 127.0.0.1. */
+  primaryPort: number;
+  /** The zone nsd is a secondary for. */
+  zone: string;
+}
+
+function nsdConfig(dir: string, o: NsdOptions): string {
+  return `# dcmx interop test: NSD as a secondary of dcmx
+server:
+    ip-address: 127.0.0.1
+    port: ${o.port}
+    server-count: 1
+    username: ""
+    chroot: ""
+    zonesdir: "${dir}"
+    database: ""
+    zonelistfile: "${dir}/zone.list"
+    xfrdfile: "${dir}/xfrd.state"
+    xfrdir: "${dir}"
+    pidfile: "${dir}/nsd.pid"
+    logfile: "${dir}/nsd.log"
+    verbosity: 2
+
+remote-control:
+    control-enable: no
+
+zone:
+    name: ${o.zone}
+    zonefile: "${dir}/${o.zone}.zone"
+    request-xfr: 127.0.0.1@${o.primaryPort} NOKEY
+    allow-notify: 127.0.0.1 NOKEY
+`;
+}
+
+/** A running nsd. */
+export class Nsd {
+  /** Set once nsd has exited. */
+  exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private child: ChildProcess | undefined;
+
+  constructor(
+    /** nsd's port on 127.0.0.1. */
+    readonly port: number,
+    /** The temporary directory holding its configuration and every file it writes. */
+    readonly dir: string,
+  ) {}
+
+  /** What nsd logged so far (its log file). */
+  get log(): string {
+    try {
+      return fs.readFileSync(path.join(this.dir, 'nsd.log'), 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  /** Spawns nsd in the foreground; rejects with a clear message if it cannot run. */
+  async spawn(confFile: string): Promise<void> {
+    const child = track(spawn('nsd', ['-d', '-c', confFile], { stdio: 'ignore' }));
+    this.child = child;
+    child.once('exit', (code, signal) => (this.exited = { code, signal }));
+    const failed = await started(child);
+    if (failed) {
+      this.child = undefined;
+      throw new Error(`nsd cannot run here: spawning "nsd" failed: ${failed.message} (is the "nsd" package installed?)`);
+    }
+  }
+
+  /** SIGTERM (SIGKILL after 5 s), then removes its directory. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (child) await terminate(child);
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Writes nsd's configuration into a fresh temporary directory, checks it with nsd-checkconf, and starts nsd. */
+export async function startNsd(o: NsdOptions): Promise<Nsd> {
+  const dir = tempDir('dcmx-nsd-');
+  const confFile = path.join(dir, 'nsd.conf');
+  fs.writeFileSync(confFile, nsdConfig(dir, o));
+  const nsd = new Nsd(o.port, dir);
+  try {
+    const check = await run('nsd-checkconf', [confFile]);
+    if (check.code !== 0) throw new Error(`nsd cannot run here: "nsd-checkconf ${confFile}" failed (code ${check.code}):\n${check.stdout}${check.stderr}`);
+    await nsd.spawn(confFile);
+  } catch (e) {
+    await nsd.stop();
+    throw e;
+  }
+  return nsd;
+}
