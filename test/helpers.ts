@@ -120,7 +120,12 @@ export function run(cmd: string, args: string[], input?: string, timeoutMs = 20_
       const code = err ? (typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === 'number' ? (err as unknown as { code: number }).code : 1) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) });
     }));
-    if (input !== undefined) child.stdin!.end(input);
+    if (input !== undefined) {
+      // A command that exits (or is killed by the timeout) before reading all its input: its exit
+      // status says so; the EPIPE of the unread input must not surface as an uncaught error instead.
+      child.stdin!.on('error', () => undefined);
+      child.stdin!.end(input);
+    }
   });
 }
 

@@ -70,11 +70,6 @@ export class SyncStateFile {
     fs.renameSync(tmp, this.file);
   }
 
-  /** Removes the saved state (the cookie can no longer be served). */
-  clear(): void {
-    fs.rmSync(this.file, { force: true });
-  }
-
   /** The file's path. */
   get path(): string {
     return path.resolve(this.file);
