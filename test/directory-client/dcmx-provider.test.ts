@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { adminArgs, ADMIN_PASSWORD, run, startTestAppliance, type TestAppliance } from '../helpers';
 import { waitFor } from '../fixtures/wait';
-import { recordingConsumer } from './fixture';
+import { recordingConsumer, stopConsumers } from './fixture';
 
 const PEOPLE = 'ou=people,o=internet';
 let t: TestAppliance;
@@ -23,7 +23,10 @@ before(async () => {
   const r = await run('ldapadd', adminArgs(t), `dn: ${PEOPLE}\nobjectClass: organizationalUnit\nou: people\n\n${person('ann')}`);
   assert.equal(r.code, 0, r.stderr);
 });
-after(() => t?.close());
+after(() => {
+  stopConsumers();
+  return t?.close();
+});
 
 function person(uid: string): string {
   return `dn: uid=${uid},${PEOPLE}\nobjectClass: inetOrgPerson\nuid: ${uid}\ncn: ${uid}\nsn: ${uid}\nmail: ${uid}@example.org\n`;

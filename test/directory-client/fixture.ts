@@ -3,6 +3,10 @@
  * a SyncedCopy of every entry below `base`, a log of its reports ("begin
  * full", "add <dn>"...), when each DN was last reported, its cookie and
  * connection state. Quick to reconnect (50 ms back-off doubling to 400 ms).
+ * Every consumer made is stopped by {@link stopConsumers}, which a test file
+ * runs after its tests: a consumer a failed assertion left running would
+ * otherwise retry forever against the stopped server, its back-off timer
+ * keeping the test process alive (the file hangs instead of failing).
  */
 import { SyncConsumer, type SyncEntry, type SyncHandler } from '../../server/directory-client/sync';
 import { SyncedCopy } from '../../server/directory-client/replica';
@@ -16,6 +20,14 @@ export interface RecordingOptions {
   base: string;
   cookie?: string;
   tls?: ClientOptions['tls'];
+}
+
+const made = new Set<SyncConsumer>();
+
+/** Stops every consumer {@link recordingConsumer} made (stopping one twice is harmless). */
+export function stopConsumers(): void {
+  for (const c of made) c.stop();
+  made.clear();
 }
 
 /** A consumer of everything below `o.base` (attributes `*` and `+`), not started. */
@@ -46,6 +58,7 @@ export function recordingConsumer(o: RecordingOptions) {
     maxBackoffMs: 400,
     log: silentLogger(),
   }, handler);
+  made.add(sync);
   /** The DNs of the copy, lower case, sorted. */
   const dns = () => [...copy.entries.values()].map((e) => e.dn.toLowerCase()).sort();
   return { sync, copy, events, state, dns };

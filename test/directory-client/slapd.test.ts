@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import selfsigned from 'selfsigned';
 import { connectClient, LdapClient } from '../../server/directory-client/client';
 import { LdapResultError } from '../../server/directory-client/protocol';
-import { recordingConsumer } from './fixture';
+import { recordingConsumer, stopConsumers } from './fixture';
 import { tempDirs } from '../helpers';
 import { SLAPD_ADMIN, SLAPD_PASSWORD, SLAPD_SUFFIX, startSlapd, type Slapd } from '../fixtures/slapd';
 import { waitFor } from '../fixtures/wait';
@@ -40,7 +40,10 @@ before(async () => {
     `dn: uid=ann,ou=people,${SLAPD_SUFFIX}\nobjectClass: inetOrgPerson\nuid: ann\ncn: Ann\nsn: A\nmail: ann@example.org\n`,
   ].join('\n'));
 });
-after(() => slapd?.stop());
+after(() => {
+  stopConsumers();
+  return slapd?.stop();
+});
 
 describe('directory client against slapd', () => {
   test('binds, searches, and runs an extended operation; bad credentials are result 49', async () => {
