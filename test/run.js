@@ -7,11 +7,15 @@
 // Stopping it (SIGINT, SIGTERM, SIGHUP, or its parent going away: npm's shell
 // does not pass a SIGTERM on) stops the test run, whose files stop their
 // children (test/fixtures/children.ts).
+// A test file still running after FILE_BOUND_MS (DCMX_TEST_FILE_TIMEOUT_MS) is killed with
+// its process tree and fails the run (test/watchdog.js): a file that never ends cannot
+// hold the run.
 'use strict';
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { preflight } = require('./preflight');
+const { watchTestFiles } = require('./watchdog');
 
 require('../native/runtime').requireRuntime();
 
@@ -34,6 +38,16 @@ if (files.length === 0) {
 // terminal, and logs (CI's too) are read as TAP: say which.
 const reporter = process.stdout.isTTY ? 'spec' : 'tap';
 const runner = spawn(process.execPath, ['--test', `--test-reporter=${reporter}`, '--test-concurrency=2', '--test-timeout=300000', ...files], { stdio: 'inherit' });
+// Far above the slowest file on a loaded machine (about a minute), but below a CI job's limit.
+const FILE_BOUND_MS = Number(process.env.DCMX_TEST_FILE_TIMEOUT_MS) || 10 * 60_000;
+const killed = [];
+const unwatch = watchTestFiles(runner.pid, files, {
+  boundMs: FILE_BOUND_MS,
+  onKill: (file) => {
+    killed.push(file);
+    console.error(`test file ${path.relative(process.cwd(), file)} did not finish within ${FILE_BOUND_MS / 1000} s: killed with its processes`);
+  },
+});
 let stopping;
 const stop = (sig) => {
   if (stopping) return;
@@ -45,6 +59,11 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => stop(si
 const parent = process.ppid;
 setInterval(() => process.ppid !== parent && stop('SIGTERM'), 500).unref();
 runner.on('exit', (code, signal) => {
+  unwatch();
   if (stopping) console.error(`test run stopped (${stopping})`);
+  if (killed.length) {
+    console.error(`killed, not finished: ${killed.map((f) => path.relative(process.cwd(), f)).join(', ')}`);
+    process.exit(code || 1);
+  }
   process.exit(code ?? (signal ? 128 + (require('node:os').constants.signals[signal] ?? 0) : 1));
 });
