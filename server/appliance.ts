@@ -111,7 +111,7 @@ export function openStore(config: Config, limits: { sizeLimit?: number; timeLimi
   let services: Services;
   try {
     services = openDirectory({
-      file, suffix: config.suffix, adminDN: config.adminDN, replicatorDNs: config.replicatorDNs, extraIndexes: config.ldap.extraIndexes,
+      file, suffix: config.suffix, adminDN: config.adminDN, replicatorDNs: config.replicatorDNs, unitDNs: config.unitDNs, extraIndexes: config.ldap.extraIndexes,
       passwords: config.passwords, throttle: config.throttle, ...limits,
     });
   } catch (e) {

@@ -74,6 +74,13 @@ export interface Config {
    * needs. The administrator does anyway.
    */
   replicatorDNs: string[];
+  /**
+   * Transfer unit identities (DCMX_UNIT_DNS, separated by `;`): entries below
+   * the suffix that a remote transfer unit binds as. Bound, they read as a
+   * user does (no one's userPassword), are held to no size or time limit,
+   * and may call the provisioning extended operation.
+   */
+  unitDNs: string[];
   /** Undefined when the password is to be generated (or read back) from the data dir. */
   adminPassword: string | undefined;
   ldap: {
@@ -434,12 +441,16 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     throw new ConfigError('DCMX_ADMIN_DN', `'${adminDN}' is not below DCMX_SUFFIX '${suffix}'`);
   }
 
-  const replicatorDNs = (env.DCMX_REPLICATOR_DNS ?? '').split(';').map((v) => v.trim()).filter(Boolean);
-  for (const r of replicatorDNs) {
-    if (!schema.normalizeDn(dn('DCMX_REPLICATOR_DNS', r)).endsWith(',' + suffixNdn)) {
-      throw new ConfigError('DCMX_REPLICATOR_DNS', `'${r}' is not below DCMX_SUFFIX '${suffix}'`);
+  /** DNs below the suffix, separated by `;` (DNs contain commas). */
+  const dnsBelowSuffix = (name: string): string[] => {
+    const dns = (env[name] ?? '').split(';').map((v) => v.trim()).filter(Boolean);
+    for (const r of dns) {
+      if (!schema.normalizeDn(dn(name, r)).endsWith(',' + suffixNdn)) throw new ConfigError(name, `'${r}' is not below DCMX_SUFFIX '${suffix}'`);
     }
-  }
+    return dns;
+  };
+  const replicatorDNs = dnsBelowSuffix('DCMX_REPLICATOR_DNS');
+  const unitDNs = dnsBelowSuffix('DCMX_UNIT_DNS');
 
   const adminPassword = env.DCMX_ADMIN_PASSWORD || undefined;
   if (adminPassword !== undefined && adminPassword.length < 8) {
@@ -488,6 +499,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     suffix,
     adminDN,
     replicatorDNs,
+    unitDNs,
     adminPassword,
     ldap: {
       port: port(env, 'DCMX_LDAP_PORT', 1389),

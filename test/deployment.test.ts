@@ -4,7 +4,8 @@
  * - a dcmx appliance (127.0.0.1): the directory, the zone example.org, the
  *   mailboxes;
  * - two remote transfer units (DCMX_ROLE=mta, 127.0.0.2 and 127.0.0.3),
- *   their caches kept by LDAP Content Sync over StartTLS;
+ *   their caches kept by LDAP Content Sync over StartTLS, bound as a
+ *   transfer unit identity (DCMX_UNIT_DNS), not the administrator;
  * - an OpenLDAP slapd replica (syncrepl, the exported schema, a replication
  *   identity);
  * - Knot and NSD secondaries of example.org (AXFR/IXFR, NOTIFY).
@@ -38,7 +39,7 @@ import { kdigRunner, section, soaSerial, status } from './dns/fixture';
 import { StubDns } from './mta/stub-dns';
 import { allMail, mailbox, swaks } from './mta/fixture';
 import { MaildirLedger, sendLedger } from './mta/ledger';
-import { spawnUnit, unitHealth, type Unit } from './mta/unit';
+import { spawnUnit, UNIT_IDENTITY, unitHealth, type Unit } from './mta/unit';
 
 const ZONE = 'example.org';
 const SUFFIX = 'o=internet';
@@ -65,6 +66,7 @@ const applianceEnv = () => ({
   DCMX_LDAP_PORT: String(ports.ldap), DCMX_SMTP_PORT: String(ports.smtp), DCMX_DNS_PORT: String(ports.dns),
   DCMX_UPSTREAM_DNS: dns.address, DCMX_AXFR_ALLOW: '127.0.0.1/32', DCMX_NOTIFY: `127.0.0.1:${ports.knot},127.0.0.1:${ports.nsd}`,
   DCMX_REPLICATOR_DNS: REPLICATOR,
+  ...UNIT_IDENTITY.env,
 });
 const kdig = (port: number, name: string, type: string) => kdigRunner(port)(name, type);
 const rcpt = (u: Unit, address: string) => rcptTo(u.smtp, address, { host: u.address });
@@ -78,6 +80,7 @@ function startUnit(i: number, dir = newDir()): Promise<Unit> {
   return spawnUnit({
     dir, address: UNITS[i], hostname: UNIT_NAMES[i], smtpPort: ports.smtp,
     appliance: { dir: applianceDir, ldap: ports.ldap, smtp: ports.smtp }, upstreamDns: dns.address, provisionAllow: ZONE,
+    bind: UNIT_IDENTITY,
   });
 }
 
@@ -97,12 +100,13 @@ before(async () => {
   ports = { ldap: await freePort(), smtp: await freePort(), dns: await freeDualPort(), knot: await freeDualPort(), nsd: await freeDualPort() };
   applianceDir = newDir();
   appliance = await startSpawned(applianceDir, applianceEnv());
-  // The zone, as dcmx provisions a domain; its people; the replica's identity.
+  // The zone, as dcmx provisions a domain; its people; the replica's identity and the units' (DCMX_UNIT_DNS).
   const p = await runDcmx(testEnv(applianceDir, applianceEnv()), ['domain', 'add', ZONE]);
   assert.equal(p.code, 0, p.stderr);
   await ldap('ldapadd', [
     `dn: ou=services,${SUFFIX}\nobjectClass: organizationalUnit\nou: services\n`,
     `dn: ${REPLICATOR}\nobjectClass: account\nobjectClass: simpleSecurityObject\nuid: replica1\nuserPassword: ${REPLICATOR_PW}\n`,
+    UNIT_IDENTITY.ldif,
     userLdif('ann'),
     userLdif('cy'),
     // Mailboxes kept on the units.

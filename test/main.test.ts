@@ -95,6 +95,8 @@ test('every setting that stops start-up names its variable, before anything is g
     ['DCMX_LDAP_INDEXES', { DCMX_LDAP_INDEXES: 'mail,noSuchAttribute' }],
     ['DCMX_REPLICATOR_DNS', { DCMX_REPLICATOR_DNS: 'uid=replica,o=elsewhere' }],
     ['DCMX_REPLICATOR_DNS', { DCMX_REPLICATOR_DNS: 'uid=replica,o=internet;not a dn' }],
+    ['DCMX_UNIT_DNS', { DCMX_UNIT_DNS: 'uid=unit,o=elsewhere' }],
+    ['DCMX_UNIT_DNS', { DCMX_UNIT_DNS: 'uid=unit,ou=services,o=internet;not a dn' }],
     ['DCMX_LDAP_SYNC_BACKLOG', { DCMX_LDAP_SYNC_BACKLOG: '1000' }],
     ['DCMX_TLS_CERT', { DCMX_TLS_CERT: path.join(files, 'missing.pem'), DCMX_TLS_KEY: key }],
     ['DCMX_TLS_CERT', { DCMX_TLS_CERT: notPem, DCMX_TLS_KEY: key }],

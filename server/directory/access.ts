@@ -8,6 +8,10 @@
  * - a replication identity (DCMX_REPLICATOR_DNS) reads as a user does, and
  *   every userPassword too: an OpenLDAP replica must hold what binds check
  *   (and the directory holds it to no size or time limit);
+ * - a transfer unit identity (DCMX_UNIT_DNS) reads as a user does, never
+ *   another's userPassword, is held to no size or time limit (a remote unit
+ *   follows every address by Content Sync), and may call the provisioning
+ *   extended operation; it writes nothing else;
  * - anything else is insufficientAccessRights (50).
  */
 import type { AttributeType, Schema } from '../../schema/registry';
@@ -30,6 +34,7 @@ export class AccessPolicy {
   private readonly hiddenPassword: ReadonlySet<AttributeType>;
   private readonly domainClasses = new Set(['domain', 'dcobject']);
   private readonly replicators: ReadonlySet<string>;
+  private readonly units: ReadonlySet<string>;
 
   constructor(
     private readonly schema: Schema,
@@ -37,8 +42,11 @@ export class AccessPolicy {
     private readonly changelogNdn: string,
     /** Normalised DNs of the replication identities. */
     replicatorNdns: readonly string[] = [],
+    /** Normalised DNs of the transfer unit identities. */
+    unitNdns: readonly string[] = [],
   ) {
     this.replicators = new Set(replicatorNdns);
+    this.units = new Set(unitNdns);
     this.userPassword = schema.attr('userPassword')!;
     this.hiddenPassword = new Set([this.userPassword]);
   }
@@ -99,6 +107,25 @@ export class AccessPolicy {
   /** Is `who` bound as a replication identity (DCMX_REPLICATOR_DNS)? */
   isReplicator(who: Identity): boolean {
     return !who.anonymous && this.replicators.has(who.ndn);
+  }
+
+  /** Is `who` bound as a transfer unit identity (DCMX_UNIT_DNS)? */
+  isUnit(who: Identity): boolean {
+    return !who.anonymous && this.units.has(who.ndn);
+  }
+
+  /**
+   * Is `who` held to no server size or time limit? The administrator, and
+   * those that copy or follow the whole directory: replication and transfer
+   * unit identities.
+   */
+  isUnlimited(who: Identity): boolean {
+    return who.admin || this.isReplicator(who) || this.isUnit(who);
+  }
+
+  /** May `who` provision a mail domain (the provisioning extended operation)? The administrator and the transfer units. */
+  mayProvision(who: Identity): boolean {
+    return who.admin || this.isUnit(who);
   }
 
   /** May `who` compare this attribute? Passwords are compared by the admin only. */

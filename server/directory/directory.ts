@@ -53,6 +53,8 @@ export interface DirectoryOptions {
   adminDN: string;
   /** Replication identities: bound, they read userPassword as the administrator does (AccessPolicy). */
   replicatorDNs?: readonly string[];
+  /** Transfer unit identities: bound, they read as users, unlimited, and may provision domains (AccessPolicy). */
+  unitDNs?: readonly string[];
   /** Server-side ceilings applied to everyone but the administrator (0 = none). */
   sizeLimit?: number;
   timeLimit?: number;
@@ -239,7 +241,8 @@ export class Directory {
     this.adminNdn = schema.normalizeDn(opts.adminDN);
     this.subschemaNdn = schema.normalizeDn(SUBSCHEMA_DN);
     this.changelogNdn = schema.normalizeDn(CHANGELOG_DN);
-    this.access = new AccessPolicy(schema, this.suffixNdn, this.changelogNdn, (opts.replicatorDNs ?? []).map((d) => schema.normalizeDn(d)));
+    const ndns = (dns: readonly string[] = []) => dns.map((d) => schema.normalizeDn(d));
+    this.access = new AccessPolicy(schema, this.suffixNdn, this.changelogNdn, ndns(opts.replicatorDNs), ndns(opts.unitDNs));
     this.sizeLimit = opts.sizeLimit ?? 0;
     this.timeLimit = opts.timeLimit ?? 0;
     this.userPassword = schema.attr('userPassword')!;
@@ -790,8 +793,9 @@ export class Directory {
   }
 
   private effectiveLimit(who: Identity, requested: number, server: number): number {
-    // A replica copies the whole directory: its identity is held to no server limit, as the administrator.
-    if (who.admin || this.access.isReplicator(who) || !server) return requested;
+    // A replica copies the whole directory, a remote unit follows every address: their identities are held to
+    // no server limit, as the administrator.
+    if (this.access.isUnlimited(who) || !server) return requested;
     return requested ? Math.min(requested, server) : server;
   }
 

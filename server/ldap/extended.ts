@@ -124,15 +124,19 @@ function answerPasswordModify(ctx: LdapContext, req: LdapRequest, call: Extended
 }
 
 /**
- * Provision a mail domain over LDAP (ours, OID PROVISION_DOMAIN_OID), admin
- * only: `ldapexop -D <admin> ... '1.3.6.1.4.1.32473.1.3.1:new.example.org'`.
+ * Provision a mail domain over LDAP (ours, OID PROVISION_DOMAIN_OID), for the
+ * administrator and the transfer unit identities (DCMX_UNIT_DNS) only:
+ * `ldapexop -D <admin> ... '1.3.6.1.4.1.32473.1.3.1:new.example.org'`. The
+ * directory refuses what it never provisions (Provisioner.assertProvisionable);
+ * the MX or allow-list policy and the rate limits are the calling unit's
+ * (server/mta/policy.ts).
  * The response value lists the created DNs, one per line (empty when the
  * domain existed), then `zone <name> serial <n>`.
  */
 function answerProvision(ctx: LdapContext, req: LdapRequest, call: ExtendedCall): void {
   const session = req.session;
-  if (!session.identity.admin) {
-    req.reply(encodeExtendedResponse(req.messageId, { code: RESULT_CODES.insufficientAccessRights, diagnostic: 'only the administrator may provision domains' }));
+  if (!ctx.directory.access.mayProvision(session.identity)) {
+    req.reply(encodeExtendedResponse(req.messageId, { code: RESULT_CODES.insufficientAccessRights, diagnostic: 'only the administrator and the transfer units may provision domains' }));
     return;
   }
   ctx.writer.execute({ kind: 'provisionDomain', name: call.value?.toString('utf8') ?? '' }).then(

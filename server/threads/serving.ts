@@ -57,7 +57,7 @@ async function start(data: ServingData, channel: ToMain, ports: ServingPorts, lo
   const config = data.config;
   // A reader: a read-only connection of its own, following the writer's change clock.
   const { directory, zones } = openDirectory({
-    file: storePath(config.dataDir), suffix: config.suffix, adminDN: config.adminDN, replicatorDNs: config.replicatorDNs,
+    file: storePath(config.dataDir), suffix: config.suffix, adminDN: config.adminDN, replicatorDNs: config.replicatorDNs, unitDNs: config.unitDNs,
     extraIndexes: config.ldap.extraIndexes, readOnly: true,
     clock: new ChangeClock(data.clock), passwords: config.passwords, sharedThrottle: new RemoteThrottle(channel),
     sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit,

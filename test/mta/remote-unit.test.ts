@@ -2,7 +2,8 @@
  * A remote transfer unit (DCMX_ROLE=mta) as a deployment runs it, with real
  * processes, sockets and clients: a dcmx appliance on 127.0.0.1 and a unit
  * on 127.0.0.2 whose directory is the appliance's LDAP (StartTLS, the
- * appliance's certificate checked; Content Sync, RFC 4533). Users are
+ * appliance's certificate checked; Content Sync, RFC 4533), bound as a
+ * transfer unit identity (DCMX_UNIT_DNS), not the administrator. Users are
  * written with ldapadd/ldapdelete on the appliance, mail is sent with swaks,
  * nodemailer and raw SMTP to the unit:
  * - mail to an LDAP-added user is accepted by the unit and delivered (the
@@ -18,6 +19,10 @@
  *   delivered; back to normal once the appliance is back;
  * - a new domain at RCPT is provisioned through the unit (the LDAP extended
  *   operation), and the unit knows it before it answers;
+ * - the unit identity, over ldapsearch/ldapmodify/ldapexop: sees no
+ *   userPassword, writes nothing, is held to no size limit (the appliance's
+ *   is 5 here, which the unit's Content Sync goes past), while a plain user
+ *   is held to it and may not call the provisioning extended operation;
  * - a restarted unit routes from its saved copy with the directory down, and
  *   resumes from its cookie; one whose cookie fell out of the directory's
  *   change log (DCMX_CHANGELOG_KEEP) reloads everything, with no ghost.
@@ -26,8 +31,8 @@
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import nodemailer from 'nodemailer';
-import { ADMIN_PASSWORD, ldapaddAt, run, startSpawned, stopChild, tempDirs, type SpawnedAppliance } from '../helpers';
-import { spawnUnit, unitHealth, type Unit } from './unit';
+import { ADMIN_PASSWORD, ldapaddAt, ldapResultCode, run, startSpawned, stopChild, tempDirs, type SpawnedAppliance } from '../helpers';
+import { spawnUnit, UNIT_IDENTITY, unitHealth, type Unit } from './unit';
 import { addUser, allMail, mailbox, swaks, USER, waitFor } from './fixture';
 import { rcptTo } from '../fixtures/smtp';
 import { waitForAsync } from '../fixtures/wait';
@@ -37,6 +42,9 @@ import { StubDns } from './stub-dns';
 const newDir = tempDirs('dcmx-unit-');
 const UNIT = '127.0.0.2';
 const PEOPLE = 'ou=people,dc=example,dc=org,o=internet';
+const PROVISION_OID = '1.3.6.1.4.1.32473.1.3.1';
+/** The appliance's size limit for everyone but the administrator, the replicas and the units: fewer entries than the unit follows. */
+const SIZE_LIMIT = 5;
 
 let dns: StubDns;
 let ports: { ldap: number; smtp: number };
@@ -49,13 +57,15 @@ function applianceEnv(): Record<string, string> {
     DCMX_LDAP_PORT: String(ports.ldap), DCMX_SMTP_PORT: String(ports.smtp), DCMX_UPSTREAM_DNS: dns.address,
     // A short change log, so that a unit away for a few changes comes back with a cookie it cannot be served from.
     DCMX_CHANGELOG_KEEP: '20',
+    DCMX_LDAP_SIZE_LIMIT: String(SIZE_LIMIT),
+    ...UNIT_IDENTITY.env,
   };
 }
 
 async function startUnit(): Promise<void> {
   unit = await spawnUnit({
     dir: unit?.dir ?? newDir(), address: UNIT, hostname: 'unit1.dcmx.test',
-    appliance: { dir: applianceDir, ldap: ports.ldap, smtp: ports.smtp }, upstreamDns: dns.address,
+    appliance: { dir: applianceDir, ldap: ports.ldap, smtp: ports.smtp }, upstreamDns: dns.address, bind: UNIT_IDENTITY,
     // dcmx.test: allowed here, refused by the directory (a new zone holding the appliance's own name).
     provisionAllow: 'new.test dcmx.test',
   });
@@ -86,6 +96,8 @@ before(async () => {
   applianceDir = newDir();
   appliance = await startSpawned(applianceDir, applianceEnv());
   await addUser(ports.ldap);
+  const id = await ldapaddAt(ports.ldap, 'dn: ou=services,o=internet\nobjectClass: organizationalUnit\nou: services\n\n' + UNIT_IDENTITY.ldif);
+  assert.equal(id.code, 0, id.stderr);
   await startUnit();
   await waitForAsync('the unit synchronized', async () => (await health()).status === 200);
 });
@@ -130,6 +142,55 @@ describe('a remote transfer unit (DCMX_ROLE=mta) against the appliance directory
     };
     assert.equal(await auth('pat-secret-1'), true);
     await assert.rejects(auth('wrong-password'), (e: Error & { responseCode?: number }) => e.responseCode === 535);
+  });
+
+  test('the unit identity reads no userPassword, writes nothing, is held to no size limit; a plain user may not provision', async () => {
+    // pat (SMTP AUTH above) has a password; more addresses than the size limit.
+    for (let i = 0; i < SIZE_LIMIT; i++) assert.equal((await ldapaddAt(ports.ldap, userLdif(`many${i}`))).code, 0);
+    const ldap = (who: { dn: string; password: string }) => ['-x', '-H', `ldap://127.0.0.1:${ports.ldap}`, '-D', who.dn, '-w', who.password];
+    const asUnit = ldap(UNIT_IDENTITY);
+    const pat = ldap({ dn: `uid=pat,${PEOPLE}`, password: 'pat-secret-1' });
+
+    const all = await run('ldapsearch', [...asUnit, '-LLL', '-b', 'o=internet', '(|(mail=*)(uid=pat))', 'mail', 'userPassword']);
+    assert.equal(all.code, 0, all.stderr);
+    assert.ok((all.stdout.match(/^dn: /gm) ?? []).length > SIZE_LIMIT, all.stdout);
+    assert.match(all.stdout, /^dn: uid=pat,/m);
+    assert.doesNotMatch(all.stdout, /userPassword/i, 'no userPassword for the unit');
+    const pw = await run('ldapsearch', [...asUnit, '-LLL', '-b', `uid=pat,${PEOPLE}`, '-s', 'base', '(userPassword=*)', '1.1']);
+    assert.equal(pw.stdout.trim(), '', 'nor may it test userPassword in a filter');
+    // A plain user is held to the size limit (4: sizeLimitExceeded).
+    assert.equal(ldapResultCode(await run('ldapsearch', [...pat, '-LLL', '-b', 'o=internet', '(mail=*)', 'mail'])), 4);
+
+    // It writes nothing: not a user's entry, not a domain, not its own password; no add, no delete (50).
+    const writes: [string, string][] = [
+      ['ldapmodify', `dn: uid=pat,${PEOPLE}\nchangetype: modify\nreplace: userPassword\nuserPassword: taken-over-1\n`],
+      ['ldapmodify', 'dn: dc=example,dc=org,o=internet\nchangetype: modify\nreplace: mailDomainStatus\nmailDomainStatus: hold\n'],
+      ['ldapmodify', `dn: uid=many0,${PEOPLE}\nchangetype: modify\nreplace: mailHost\nmailHost: unit1.dcmx.test\n`],
+      ['ldapadd', userLdif('intruder')],
+      ['ldapdelete', `uid=many0,${PEOPLE}`],
+    ];
+    for (const [tool, input] of writes) {
+      const r = tool === 'ldapdelete' ? await run(tool, [...asUnit, input]) : await run(tool, asUnit, input);
+      assert.equal(ldapResultCode(r), 50, `${tool}: ${r.stderr}\n${input}`);
+    }
+    const still = await run('ldapsearch', ['-x', '-LLL', '-H', `ldap://127.0.0.1:${ports.ldap}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD,
+      '-b', PEOPLE, '(|(uid=intruder)(uid=many0))', 'uid', 'mailHost']);
+    assert.match(still.stdout, /^uid: many0$/m);
+    assert.doesNotMatch(still.stdout, /intruder|mailHost/);
+    const patStill = await run('ldapwhoami', pat);
+    assert.equal(patStill.code, 0, 'pat\'s password unchanged');
+
+    // The provisioning extended operation: a plain user is refused, nothing written; the unit identity may.
+    const byPat = await run('ldapexop', [...pat, `${PROVISION_OID}:byuser.new.test`]);
+    assert.equal(ldapResultCode(byPat), 50, byPat.stderr);
+    const none = await run('ldapsearch', [...asUnit, '-LLL', '-b', 'o=internet', '(dc=byuser)', '1.1']);
+    assert.equal(none.stdout.trim(), '');
+    const byUnit = await run('ldapexop', [...asUnit, `${PROVISION_OID}:byunit.new.test`]);
+    assert.equal(byUnit.code, 0, byUnit.stderr);
+    const made = await run('ldapsearch', [...asUnit, '-LLL', '-b', 'dc=byunit,dc=new,dc=test,o=internet', '-s', 'base', 'objectClass']);
+    assert.match(made.stdout, /objectClass: mailDomain/i, made.stderr);
+    // The directory's own refusal still holds for it (a zone above the appliance's own name).
+    assert.equal(ldapResultCode(await run('ldapexop', [...asUnit, `${PROVISION_OID}:dcmx.test`])), 53);
   });
 
   test('directory changes reach the unit within 1 s; steady state reads the directory at most 0.01 times per message', async () => {
@@ -202,7 +263,7 @@ describe('a remote transfer unit (DCMX_ROLE=mta) against the appliance directory
     dns.mx('elsewhere.test', 10, 'mx.elsewhere.test').a('mx.elsewhere.test', '192.0.2.25');
     const unit2 = await spawnUnit({
       dir: newDir(), address: '127.0.0.3', hostname: 'unit2.dcmx.test', provisioning: 'mx', provisionAllow: '',
-      appliance: { dir: applianceDir, ldap: ports.ldap, smtp: ports.smtp }, upstreamDns: dns.address,
+      appliance: { dir: applianceDir, ldap: ports.ldap, smtp: ports.smtp }, upstreamDns: dns.address, bind: UNIT_IDENTITY,
     });
     try {
       await waitForAsync('unit2 synchronized', async () => (await unitHealth(unit2)).status === 200);

@@ -5,11 +5,24 @@
  * appliance's generated certificate trusted, its name checked against
  * DCMX_DIRECTORY_HOST), mailboxes without mailHost relayed to the
  * appliance's SMTP port, new domains at RCPT provisioned under an
- * allow-list through the LDAP extended operation.
+ * allow-list through the LDAP extended operation. It binds as a transfer
+ * unit identity (UNIT_IDENTITY, which the appliance lists in DCMX_UNIT_DNS)
+ * when told so, else as the administrator.
  */
 import * as path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { ADMIN_PASSWORD, spawnAppliance, testEnv } from '../helpers';
+
+/**
+ * A transfer unit identity: its entry (below ou=services, which the test
+ * adds) and, in the appliance's environment, DCMX_UNIT_DNS naming it.
+ */
+export const UNIT_IDENTITY = {
+  dn: 'uid=unit,ou=services,o=internet',
+  password: 'unit-secret-1',
+  ldif: 'dn: uid=unit,ou=services,o=internet\nobjectClass: account\nobjectClass: simpleSecurityObject\nuid: unit\nuserPassword: unit-secret-1\n',
+  env: { DCMX_UNIT_DNS: 'uid=unit,ou=services,o=internet' },
+} as const;
 
 export interface UnitOptions {
   /** Its data dir (reused across restarts). */
@@ -33,6 +46,8 @@ export interface UnitOptions {
    * bind identity and CA certificate. Default: the appliance, as its administrator, its certificate trusted.
    */
   directory?: { url: string; bindDn: string; password: string; ca: string };
+  /** The identity it binds as on the appliance (default: the administrator); UNIT_IDENTITY is the narrow one. */
+  bind?: { dn: string; password: string };
 }
 
 /** A running unit: its process, ports and output. */
@@ -52,8 +67,8 @@ export async function spawnUnit(o: UnitOptions): Promise<Unit> {
     DCMX_LISTEN: o.address,
     DCMX_HOSTNAME: o.hostname,
     DCMX_DIRECTORY_URL: o.directory?.url ?? `ldap://127.0.0.1:${o.appliance.ldap}`,
-    DCMX_DIRECTORY_BIND_DN: o.directory?.bindDn ?? 'cn=admin,o=internet',
-    DCMX_DIRECTORY_PASSWORD: o.directory?.password ?? ADMIN_PASSWORD,
+    DCMX_DIRECTORY_BIND_DN: o.directory?.bindDn ?? o.bind?.dn ?? 'cn=admin,o=internet',
+    DCMX_DIRECTORY_PASSWORD: o.directory?.password ?? o.bind?.password ?? ADMIN_PASSWORD,
     // The appliance's name: the directory's certificate is checked against it, and mailboxes without mailHost are its.
     DCMX_DIRECTORY_HOST: 'mx.dcmx.test',
     // StartTLS, the appliance's own (generated) certificate trusted, its name checked against DCMX_DIRECTORY_HOST.
