@@ -50,12 +50,7 @@ test('the consumer follows dcmx\'s provider: refresh, persist within 1 s, resume
   assert.deepEqual(a.dns(), await directoryDns());
   assert.match(a.state.cookie ?? '', /^rid=\d{3},csn=\d{14}\.\d{6}Z#\d{6}#\d{3}#\d{6}$/);
 
-  const lag = async (dn: string, write: () => Promise<void>) => {
-    const t0 = Date.now();
-    await write();
-    const at = await waitFor(`${dn} reported`, () => ((a.state.seen.get(dn) ?? 0) >= t0 ? a.state.seen.get(dn) : undefined), 5000, 5);
-    return at - t0;
-  };
+  const lag = a.lag;
   const bob = `uid=bob,${PEOPLE}`;
   const rob = `uid=rob,${PEOPLE}`;
   const lags = [

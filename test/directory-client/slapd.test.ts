@@ -92,12 +92,7 @@ describe('Content Sync consumer against slapd syncprov', () => {
     assert.match(a.state.cookie ?? '', /csn=\d{14}\.\d{6}Z#/);
     assert.ok(a.sync.client, 'the connection is up');
 
-    const lag = async (dn: string, write: () => Promise<void>) => {
-      const t0 = Date.now();
-      await write();
-      const at = await waitFor(`the change of ${dn} reported`, () => ((a.state.seen.get(dn) ?? 0) >= t0 ? a.state.seen.get(dn) : undefined), 5000, 5);
-      return at - t0;
-    };
+    const lag = a.lag;
     const bob = `uid=bob,ou=people,${SLAPD_SUFFIX}`;
     const lags = [
       await lag(bob, () => slapd.ldap('ldapadd', `dn: ${bob}\nobjectClass: inetOrgPerson\nuid: bob\ncn: Bob\nsn: B\nmail: bob@example.org\n`)),
