@@ -19,18 +19,19 @@ export function nsdUnavailable(): string | undefined {
   return which('nsd') ? undefined : 'nsd is not installed (Debian package nsd)';
 }
 
-/** Writes the zone (`names` hosts) and configuration under `dir`, starts NSD, and resolves once it answers. */
-export async function startNsd(dir: string, names: number): Promise<DnsPeer> {
-  fs.mkdirSync(dir, { recursive: true });
-  const zoneFile = path.join(dir, `${ZONE}.zone`);
-  writeZoneFile(zoneFile, names);
-  const port = await freePort(true);
-  const conf = `server:
+/**
+ * The `server:` and `remote-control:` clauses of an nsd.conf for an NSD run
+ * in the foreground by whoever runs it, on 127.0.0.1:`port`: no chroot, no
+ * privilege drop, no database file, no remote control; every file it
+ * writes (zone list, xfrd state, pid, log) in `dir`. The benchmark's and
+ * the interop tests' NSD (test/dns/nsd.ts) both start from it.
+ */
+export function nsdServerConfig(dir: string, port: number, o: { servers: number; reusePort?: boolean; verbosity: number }): string {
+  return `server:
     ip-address: 127.0.0.1
     port: ${port}
-    server-count: ${NSD_SERVERS}
-    reuseport: yes
-    username: ""
+    server-count: ${o.servers}
+${o.reusePort ? '    reuseport: yes\n' : ''}    username: ""
     chroot: ""
     zonesdir: "${dir}"
     database: ""
@@ -39,9 +40,20 @@ export async function startNsd(dir: string, names: number): Promise<DnsPeer> {
     xfrdir: "${dir}"
     pidfile: "${dir}/nsd.pid"
     logfile: "${dir}/nsd.log"
-    verbosity: 0
+    verbosity: ${o.verbosity}
+
 remote-control:
     control-enable: no
+`;
+}
+
+/** Writes the zone (`names` hosts) and configuration under `dir`, starts NSD, and resolves once it answers. */
+export async function startNsd(dir: string, names: number): Promise<DnsPeer> {
+  fs.mkdirSync(dir, { recursive: true });
+  const zoneFile = path.join(dir, `${ZONE}.zone`);
+  writeZoneFile(zoneFile, names);
+  const port = await freePort(true);
+  const conf = `${nsdServerConfig(dir, port, { servers: NSD_SERVERS, reusePort: true, verbosity: 0 })}
 zone:
     name: ${ZONE}
     zonefile: "${zoneFile}"

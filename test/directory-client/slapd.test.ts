@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import selfsigned from 'selfsigned';
 import { connectClient, LdapClient } from '../../server/directory-client/client';
 import { LdapResultError } from '../../server/directory-client/protocol';
-import { recordingConsumer, stopConsumers } from './fixture';
+import { recordingConsumer } from './fixture';
 import { tempDirs } from '../helpers';
 import { SLAPD_ADMIN, SLAPD_PASSWORD, SLAPD_SUFFIX, startSlapd, type Slapd } from '../fixtures/slapd';
 import { waitFor } from '../fixtures/wait';
@@ -40,10 +40,7 @@ before(async () => {
     `dn: uid=ann,ou=people,${SLAPD_SUFFIX}\nobjectClass: inetOrgPerson\nuid: ann\ncn: Ann\nsn: A\nmail: ann@example.org\n`,
   ].join('\n'));
 });
-after(() => {
-  stopConsumers();
-  return slapd?.stop();
-});
+after(() => slapd?.stop());
 
 describe('directory client against slapd', () => {
   test('binds, searches, and runs an extended operation; bad credentials are result 49', async () => {
@@ -95,12 +92,7 @@ describe('Content Sync consumer against slapd syncprov', () => {
     assert.match(a.state.cookie ?? '', /csn=\d{14}\.\d{6}Z#/);
     assert.ok(a.sync.client, 'the connection is up');
 
-    const lag = async (dn: string, write: () => Promise<void>) => {
-      const t0 = Date.now();
-      await write();
-      const at = await waitFor(`the change of ${dn} reported`, () => ((a.state.seen.get(dn) ?? 0) >= t0 ? a.state.seen.get(dn) : undefined), 5000, 5);
-      return at - t0;
-    };
+    const lag = a.lag;
     const bob = `uid=bob,ou=people,${SLAPD_SUFFIX}`;
     const lags = [
       await lag(bob, () => slapd.ldap('ldapadd', `dn: ${bob}\nobjectClass: inetOrgPerson\nuid: bob\ncn: Bob\nsn: B\nmail: bob@example.org\n`)),

@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { run, tempDir } from '../helpers';
 import { started, terminate, track } from '../fixtures/children';
+import { nsdServerConfig } from '../../bench/nsd';
 
 export interface NsdOptions {
   /** nsd's port on 127.0.0.1 (see freeDualPort in knot.ts). */
@@ -29,24 +30,7 @@ export interface NsdOptions {
 
 function nsdConfig(dir: string, o: NsdOptions): string {
   return `# dcmx interop test: NSD as a secondary of dcmx
-server:
-    ip-address: 127.0.0.1
-    port: ${o.port}
-    server-count: 1
-    username: ""
-    chroot: ""
-    zonesdir: "${dir}"
-    database: ""
-    zonelistfile: "${dir}/zone.list"
-    xfrdfile: "${dir}/xfrd.state"
-    xfrdir: "${dir}"
-    pidfile: "${dir}/nsd.pid"
-    logfile: "${dir}/nsd.log"
-    verbosity: 2
-
-remote-control:
-    control-enable: no
-
+${nsdServerConfig(dir, o.port, { servers: 1, verbosity: 2 })}
 zone:
     name: ${o.zone}
     zonefile: "${dir}/${o.zone}.zone"
