@@ -85,6 +85,8 @@ export interface SyncOptions {
 export class SyncConsumer {
   private current: LdapClient | undefined;
   private stopped = false;
+  /** Bumped by start() and stop(): a connection attempt of an earlier run, still in flight, gives up. */
+  private run = 0;
   private backoffMs: number;
   private retryTimer: NodeJS.Timeout | undefined;
   private cookieNow: string | undefined;
@@ -101,7 +103,8 @@ export class SyncConsumer {
   /** Starts connecting (returns at once; reports follow). */
   start(): void {
     this.stopped = false;
-    void this.connect();
+    clearTimeout(this.retryTimer);
+    void this.connect(++this.run);
   }
 
   /** The cookie of the last state reported. */
@@ -117,38 +120,39 @@ export class SyncConsumer {
   /** Stops: ends the connection and any retry. */
   stop(): void {
     this.stopped = true;
+    this.run++;
     clearTimeout(this.retryTimer);
     this.current?.close();
     this.current = undefined;
   }
 
-  private async connect(): Promise<void> {
+  private async connect(run: number): Promise<void> {
     let client: LdapClient | undefined;
     try {
       client = await LdapClient.open(this.opts.client);
       if (this.opts.bindDn) await client.bind(this.opts.bindDn, this.opts.password);
     } catch (e) {
       client?.destroy(e as Error);
-      return this.retry(e as Error);
+      return this.retry(e as Error, run);
     }
-    if (this.stopped) return client.close();
+    if (this.stopped || run !== this.run) return client.close(); // stopped (and maybe started again) meanwhile
     this.current = client;
     client.once('close', (err: Error) => {
       if (this.current === client) this.current = undefined;
-      if (this.stopped) return; // our own stop(): nothing went wrong
+      if (this.stopped || run !== this.run) return; // our own stop(): nothing went wrong
       this.handler.connection(false, err);
-      this.retry(err);
+      this.retry(err, run);
     });
     this.handler.connection(true);
     this.syncSearch(client);
   }
 
-  private retry(err: Error): void {
-    if (this.stopped) return;
+  private retry(err: Error, run: number): void {
+    if (this.stopped || run !== this.run) return;
     const delay = Math.round(this.backoffMs * (0.5 + Math.random() / 2));
     this.opts.log.warn({ err: err.message, retryMs: delay }, 'directory sync: connection failed; retrying');
     this.backoffMs = Math.min(this.maxBackoff, this.backoffMs * 2);
-    this.retryTimer = setTimeout(() => void this.connect(), delay);
+    this.retryTimer = setTimeout(() => void this.connect(run), delay);
   }
 
   private setCookie(c: string | undefined): void {

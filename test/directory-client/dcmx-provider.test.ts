@@ -87,3 +87,15 @@ test('the consumer follows dcmx\'s provider: refresh, persist within 1 s, resume
   assert.deepEqual(c.dns(), await directoryDns(), 'after the reload the copy is the directory: uid=cy is gone');
   c.sync.stop();
 });
+
+test('stop() and start() while a connection is being made: the attempt of the stopped run gives up, one sync runs', async () => {
+  const a = consumer();
+  a.sync.start();
+  a.sync.stop();
+  a.sync.start();
+  await waitFor('the refresh', () => a.state.refreshed >= 1);
+  // A second search would begin right behind the first (same directory, same moment): give it time to show.
+  await new Promise((r) => setTimeout(r, 500));
+  assert.deepEqual(a.events.filter((e) => e.startsWith('begin')), ['begin full'], a.events.join('; '));
+  a.sync.stop();
+});
