@@ -841,6 +841,17 @@ export class PduFramer {
 
 /** OID of the Notice of Disconnection unsolicited notification (RFC 4511 §4.4.1). */
 export const NOTICE_OF_DISCONNECTION_OID = '1.3.6.1.4.1.1466.20036';
+/** StartTLS (RFC 4511 §4.14.1). */
+export const START_TLS_OID = '1.3.6.1.4.1.1466.20037';
+/**
+ * RFC 4533 §2.2-2.5: the Sync Request, Sync State and Sync Done controls and
+ * the Sync Info message, named once for the provider (server/ldap/sync.ts)
+ * and the consumer (server/directory-client/sync.ts).
+ */
+export const SYNC_REQUEST_OID = '1.3.6.1.4.1.4203.1.9.1.1';
+export const SYNC_STATE_OID = '1.3.6.1.4.1.4203.1.9.1.2';
+export const SYNC_DONE_OID = '1.3.6.1.4.1.4203.1.9.1.3';
+export const SYNC_INFO_OID = '1.3.6.1.4.1.4203.1.9.1.4';
 
 /**
  * Builds the RFC 4511 §4.4.1 Notice of Disconnection: an ExtendedResponse

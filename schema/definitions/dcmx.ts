@@ -44,6 +44,8 @@ export const DCMX_AT = `${DCMX_ARC}.1`;
 export const DCMX_OC = `${DCMX_ARC}.2`;
 /** Extended operations and controls: `${DCMX_EXT}.n`. */
 export const DCMX_EXT = `${DCMX_ARC}.3`;
+/** dcmx's domain provisioning extended operation (request value: the domain name, UTF-8); served by server/ldap/extended.ts, called by remote transfer units. */
+export const PROVISION_DOMAIN_OID = `${DCMX_EXT}.1`;
 
 export const dcmx: SchemaModule = {
   name: 'dcmx',

@@ -7,8 +7,8 @@
  * values, which framing sees as opaque OCTET STRINGs, are validated here
  * before they are walked. A malformed value is a ProtocolError, never a crash.
  */
-import { children, encodeControl, integerContent, readInt, readTlv, tlv, type Tlv } from '../ber';
-import { validateBer } from '../ldap-framing';
+import { BOOLEAN_TRUE, children, encodeControl, encodeOctets, integerContent, readInt, readTlv, tlv, type Tlv } from '../ber';
+import { NOTICE_OF_DISCONNECTION_OID, START_TLS_OID, SYNC_DONE_OID, SYNC_INFO_OID, SYNC_REQUEST_OID, SYNC_STATE_OID, validateBer } from '../ldap-framing';
 import type { FilterInput } from '../directory/filter';
 
 /** A response that does not have the shape its RFC gives it; the connection is closed. */
@@ -40,19 +40,12 @@ export const RESULT = {
   syncRefreshRequired: 4096,
 } as const;
 
-/** StartTLS (RFC 4511 §4.14.1). */
-export const START_TLS_OID = '1.3.6.1.4.1.1466.20037';
-/** Notice of Disconnection (RFC 4511 §4.4.1). */
-export const NOTICE_OF_DISCONNECTION_OID = '1.3.6.1.4.1.1466.20036';
-/** RFC 4533 §2: Sync Request, Sync State and Sync Done controls, Sync Info message. */
-export const SYNC_REQUEST_OID = '1.3.6.1.4.1.4203.1.9.1.1';
-export const SYNC_STATE_OID = '1.3.6.1.4.1.4203.1.9.1.2';
-export const SYNC_DONE_OID = '1.3.6.1.4.1.4203.1.9.1.3';
-export const SYNC_INFO_OID = '1.3.6.1.4.1.4203.1.9.1.4';
+export { NOTICE_OF_DISCONNECTION_OID, START_TLS_OID, SYNC_DONE_OID, SYNC_INFO_OID, SYNC_REQUEST_OID, SYNC_STATE_OID };
 
-const octets = (tag: number, v: string | Buffer): Buffer => tlv(tag, typeof v === 'string' ? Buffer.from(v, 'utf8') : v);
+const octets = (tag: number, v: string | Buffer): Buffer => encodeOctets(v, tag);
 const int = (n: number, tag = 0x02): Buffer => tlv(tag, integerContent(n));
-const bool = (b: boolean): Buffer => Buffer.from([0x01, 0x01, b ? 0xff : 0x00]);
+/** BOOLEAN FALSE (typesOnly), written out; TRUE is ber.ts's. */
+const BOOLEAN_FALSE = Buffer.from([0x01, 0x01, 0x00]);
 
 /** One LDAPMessage (RFC 4511 §4.1.1): messageID, protocolOp, controls [0] when any. */
 export function encodeMessage(id: number, op: Buffer, controls: Buffer[] = []): Buffer {
@@ -121,7 +114,7 @@ export function encodeSearch(r: SearchRequest): Buffer {
     int(0, 0x0a),
     int(r.sizeLimit ?? 0),
     int(r.timeLimit ?? 0),
-    bool(false),
+    BOOLEAN_FALSE,
     encodeFilter(r.filter),
     tlv(0x30, Buffer.concat(r.attributes.map((a) => octets(0x04, a)))),
   ]));
@@ -131,7 +124,7 @@ export function encodeSearch(r: SearchRequest): Buffer {
 export function encodeSyncRequest(mode: 'refreshOnly' | 'refreshAndPersist', cookie?: string, reloadHint = false): Buffer {
   const parts = [int(mode === 'refreshOnly' ? 1 : 3, 0x0a)];
   if (cookie !== undefined) parts.push(octets(0x04, cookie));
-  if (reloadHint) parts.push(bool(true));
+  if (reloadHint) parts.push(BOOLEAN_TRUE);
   return encodeControl(SYNC_REQUEST_OID, true, tlv(0x30, Buffer.concat(parts)));
 }
 

@@ -34,16 +34,13 @@ import type { EntryChange, MailSource } from '../directory/mail-source';
 import { loadSchema } from '../directory/open';
 import { DnsNames } from '../directory/zones';
 import type { FilterInput } from '../directory/filter';
-import { DCMX_EXT } from '../../schema/definitions/dcmx';
+import { PROVISION_DOMAIN_OID } from '../../schema/definitions/dcmx';
 import { parseDn } from '../../schema/dn';
 import { LdapClient, parseDirectoryUrl, type ClientOptions } from './client';
 import { LdapResultError, RESULT } from './protocol';
 import { SyncedCopy, type CopiedEntry } from './replica';
 import { SyncConsumer, type SyncEntry, type SyncHandler } from './sync';
 import { SyncStateFile } from './sync-state';
-
-/** dcmx's domain provisioning extended operation (server/ldap/extended.ts): request value the domain name. */
-export const PROVISION_DOMAIN_OID = `${DCMX_EXT}.1`;
 
 /** What the sync follows: mail domains and every entry with an address (recipients, catch-alls). */
 const SYNC_FILTER: FilterInput = {

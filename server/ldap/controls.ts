@@ -5,10 +5,12 @@
  * (RFC 2696) is read by search.ts, the Sync Request control (RFC 4533) by
  * sync.ts.
  */
+import { SYNC_REQUEST_OID } from '../ldap-framing';
+
 export const PAGED_RESULTS_OID = '1.2.840.113556.1.4.319';
 export const MANAGE_DSA_IT_OID = '2.16.840.1.113730.3.4.2';
 /** RFC 4533 §2.2: the Sync Request control (Content Sync, sync.ts). */
-export const SYNC_REQUEST_OID = '1.3.6.1.4.1.4203.1.9.1.1';
+export { SYNC_REQUEST_OID };
 
 /** Controls we honour, announced in the root DSE. */
 export const SUPPORTED_CONTROLS = [PAGED_RESULTS_OID, MANAGE_DSA_IT_OID, SYNC_REQUEST_OID];

@@ -10,7 +10,7 @@ import { replyMalformed, resultOf, RESULT_CODES } from './results';
 import { children, encodeExtendedResponse, readInt, readTlv, tlv } from '../ber';
 import { randomInt } from 'node:crypto';
 import { decodeExtendedRequest, decodePasswdModifyValue, PASSWORD_MODIFY_OID, REQUESTS, START_TLS_OID, type ExtendedCall } from './request-decode';
-import { DCMX_EXT } from '../../schema/definitions/dcmx';
+import { PROVISION_DOMAIN_OID } from '../../schema/definitions/dcmx';
 import { InsufficientAccessError } from '../directory/errors';
 import { answerStartTls } from './starttls';
 
@@ -19,7 +19,7 @@ export const WHOAMI_OID = '1.3.6.1.4.1.4203.1.11.3';
 export const CANCEL_OID = '1.3.6.1.1.8';
 export { PASSWORD_MODIFY_OID };
 /** dcmx: provision a mail domain (request value: the domain name, UTF-8). */
-export const PROVISION_DOMAIN_OID = `${DCMX_EXT}.1`;
+export { PROVISION_DOMAIN_OID };
 
 /** Answers an ExtendedRequest by its request name. */
 export const answerExtended: OperationHandler = (ctx, req) => {

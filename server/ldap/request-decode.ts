@@ -19,7 +19,7 @@ import { decodeControls, type RequestControl } from './search-decode';
 export const PASSWORD_MODIFY_OID = '1.3.6.1.4.1.4203.1.11.1';
 
 /** RFC 4511 §4.14.1. */
-export const START_TLS_OID = '1.3.6.1.4.1.1466.20037';
+export { START_TLS_OID } from '../ldap-framing';
 
 interface Common {
   messageId: number;

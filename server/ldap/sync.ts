@@ -49,11 +49,10 @@ import type { SearchRequest, SyncMatcher } from '../directory/directory';
 import { planRefresh, SyncChanges, type SyncState, type SyncUpdate } from '../directory/content-sync';
 import { ChangeFollower, followClock } from '../directory/changes';
 import { CSN_PATTERN, SERVER_ID } from '../directory/csn';
+import { SYNC_DONE_OID, SYNC_INFO_OID, SYNC_STATE_OID } from '../ldap-framing';
 
-/** RFC 4533 §2.3-2.5: the Sync State and Sync Done controls and the Sync Info message. */
-export const SYNC_STATE_OID = '1.3.6.1.4.1.4203.1.9.1.2';
-export const SYNC_DONE_OID = '1.3.6.1.4.1.4203.1.9.1.3';
-export const SYNC_INFO_OID = '1.3.6.1.4.1.4203.1.9.1.4';
+export { SYNC_DONE_OID, SYNC_INFO_OID, SYNC_STATE_OID };
+
 
 /** Bytes a persist phase may leave unsent before its consumer is disconnected (LdapContext.syncBacklog). */
 export const DEFAULT_SYNC_BACKLOG = 16 * 1024 * 1024;
