@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { ConfigError, type Config } from './config';
 import { listening, probePorts, type ServingPorts } from './listen';
-import { prepareDataDir, storePath } from './data-dir';
+import { dataDirTooOpen, prepareDataDir, storePath } from './data-dir';
 import type { Logger } from './log';
 import type { Directory } from './directory/directory';
 import { DirectoryError } from './directory/errors';
@@ -112,7 +112,7 @@ export function openStore(config: Config, limits: { sizeLimit?: number; timeLimi
   try {
     services = openDirectory({
       file, suffix: config.suffix, adminDN: config.adminDN, replicatorDNs: config.replicatorDNs, unitDNs: config.unitDNs, extraIndexes: config.ldap.extraIndexes,
-      passwords: config.passwords, throttle: config.throttle, ...limits,
+      passwords: config.passwords, throttle: config.throttle, dataDir: config.dataDir, ...limits,
     });
   } catch (e) {
     if ((e as Error).name === 'SqliteError') throw new ConfigError('DCMX_DATA_DIR', `cannot open the store ${file}: ${(e as Error).message}`);
@@ -196,8 +196,8 @@ function perThread<T extends object>(name: string, threads: number): T {
 export async function startAppliance(config: Config, log: Logger, announce: (msg: string) => void = console.log): Promise<Appliance> {
   const clock = new ChangeClock();
   const { directory, zones } = openStore(config, { sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit, clock });
-  const mode = fs.statSync(config.dataDir).mode & 0o777;
-  if (mode & 0o077) {
+  const mode = dataDirTooOpen(config.dataDir, config.mta.mailGroup);
+  if (mode !== undefined) {
     log.warn({ dataDir: config.dataDir, mode: mode.toString(8) }, 'the data dir is open to other users (mail, keys, password hashes); chmod 700 it');
   }
   const started: { close(): Promise<void> }[] = [];

@@ -5,6 +5,7 @@
  * every one is optional. A bad value throws a ConfigError naming the variable,
  * and start-up stops with that message.
  */
+import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -158,6 +159,12 @@ export interface Config {
     concurrency: number;
     /** Port of outbound SMTP next hops (25; tests point it at a loopback sink). */
     relayPort: number;
+    /**
+     * DCMX_MAIL_GROUP, as a gid: the group that shares the Maildirs (an IMAP
+     * server's mail user, e.g. Dovecot's vmail, is in it). Undefined: the
+     * Maildirs are this process's user's alone (0700, messages 0600).
+     */
+    mailGroup: number | undefined;
   };
   http: {
     port: number;
@@ -415,6 +422,31 @@ function roleAndDirectory(env: Env): { role: Role; directory: RemoteDirectory | 
   return { role, directory: { url, host, startTls, ca: ca && fs.readFileSync(ca, 'utf8'), bindDn, password } };
 }
 
+/**
+ * DCMX_MAIL_GROUP: a gid (digits), or a group name looked up through the
+ * system's name service (`getent group`, so NSS groups count too). Empty or
+ * unset: undefined.
+ */
+function mailGroup(env: Env): number | undefined {
+  const v = (env.DCMX_MAIL_GROUP ?? '').trim();
+  if (v === '') return undefined;
+  if (/^\d+$/.test(v)) {
+    const gid = Number(v);
+    if (gid > 0xfffffffe) throw new ConfigError('DCMX_MAIL_GROUP', `'${v}' is not a group id`);
+    return gid;
+  }
+  if (!/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(v)) throw new ConfigError('DCMX_MAIL_GROUP', `'${v}' is not a group name or id`);
+  let line: string;
+  try {
+    line = execFileSync('getent', ['group', v], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 });
+  } catch {
+    throw new ConfigError('DCMX_MAIL_GROUP', `no group '${v}' on this system (getent group ${v})`);
+  }
+  const gid = Number(line.split(':')[2]);
+  if (!Number.isInteger(gid)) throw new ConfigError('DCMX_MAIL_GROUP', `getent group ${v} gave no group id`);
+  return gid;
+}
+
 /** Reads and validates the configuration from `env` (default: process.env). */
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const dataDir = path.resolve(str(env, 'DCMX_DATA_DIR', './data'));
@@ -546,6 +578,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       retryMax: int(env, 'DCMX_QUEUE_RETRY_MAX', 4 * 3600, 1, 7 * 86400),
       concurrency: int(env, 'DCMX_DELIVERY_CONCURRENCY', 16, 1, 1000),
       relayPort: port(env, 'DCMX_SMTP_RELAY_PORT', 25),
+      mailGroup: mailGroup(env),
     },
     http: {
       port: port(env, 'DCMX_HTTP_PORT', 8080),

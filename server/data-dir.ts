@@ -64,3 +64,14 @@ export function prepareDataDir(dir: string): void {
   }
   fs.rmSync(probe, { force: true });
 }
+
+/**
+ * The data dir's permission bits when they let other users in (else
+ * undefined): any bit for group or others, but, with a mail group
+ * (DCMX_MAIL_GROUP), the group's search bit, which lets it reach the
+ * Maildirs (server/mta/maildir.ts prepareMailRoot).
+ */
+export function dataDirTooOpen(dir: string, mailGroup: number | undefined): number | undefined {
+  const mode = fs.statSync(dir).mode & 0o777;
+  return mode & (mailGroup === undefined ? 0o077 : 0o067) ? mode : undefined;
+}

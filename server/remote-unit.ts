@@ -12,11 +12,10 @@
  * still answer, unknown recipients get 451 4.4.3, /health answers 503
  * `degraded` — and it reconnects with back-off, resuming from its cookie.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Config } from './config';
 import type { Logger } from './log';
-import { prepareDataDir } from './data-dir';
+import { dataDirTooOpen, prepareDataDir } from './data-dir';
 import { restrictStoreFiles } from './appliance';
 import { listening } from './listen';
 import { loadTls } from './tls';
@@ -69,8 +68,8 @@ export async function startRemoteUnit(config: Config, log: Logger): Promise<Remo
   const remote = config.directory;
   if (!remote) throw new Error('startRemoteUnit: DCMX_ROLE=mta without a directory');
   prepareDataDir(config.dataDir);
-  const mode = fs.statSync(config.dataDir).mode & 0o777;
-  if (mode & 0o077) log.warn({ dataDir: config.dataDir, mode: mode.toString(8) }, 'the data dir is open to other users (mail, keys); chmod 700 it');
+  const mode = dataDirTooOpen(config.dataDir, config.mta.mailGroup);
+  if (mode !== undefined) log.warn({ dataDir: config.dataDir, mode: mode.toString(8) }, 'the data dir is open to other users (mail, keys); chmod 700 it');
   const file = unitStorePath(config.dataDir);
   restrictStoreFiles(file);
   const store = Store.open(file, []);

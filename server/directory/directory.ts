@@ -36,6 +36,8 @@ import { Passwords, type PasswordOptions } from './passwords';
 import { AuthThrottle, type Throttle, type ThrottleOptions } from './auth-throttle';
 import type { DirectoryWriter } from './writes';
 import { ChangeClock } from './change-clock';
+import { mailboxPath } from './mailbox';
+import { normalizeAddress } from './mail';
 import { nextCsn, ZERO_CSN } from './csn';
 import {
   CHANGELOG_DN, changeEntry, changelogContainer, rootDse, SUBSCHEMA_DN, subschemaEntry, type RootDseFeatures,
@@ -67,6 +69,16 @@ export interface DirectoryOptions {
    * RemoteThrottle, server/threads): then `throttle` is not used.
    */
   sharedThrottle?: Throttle;
+  /**
+   * The data dir (DCMX_DATA_DIR) whose `mail/` holds the Maildirs. Given, an
+   * entry with a `mail` value shows `mailMessageStore`: the absolute path of
+   * the Maildir its first `mail` value is delivered into (mailbox.ts, as
+   * delivery computes it), computed on every read and never stored: returned
+   * when a search names it (not for '*'), tested by filters; a write that
+   * gives mailMessageStore is refused (constraintViolation). Absent, the
+   * attribute is an ordinary stored one.
+   */
+  dataDir?: string;
   /**
    * The change clock this directory publishes to (the writer) or follows (a
    * reader): share one buffer among the threads of the process. A new clock
@@ -219,6 +231,9 @@ export class Directory {
   private readonly userPassword: AttributeType;
   private readonly entryCsn: AttributeType;
   private readonly computedTypes: AttributeType[];
+  /** mailMessageStore when computed (DirectoryOptions.dataDir). */
+  private readonly messageStore: AttributeType | undefined;
+  private readonly dataDir: string | undefined;
   /** Where binds send their rehash (useWriter). */
   private writer: DirectoryWriter | undefined;
   private warnedNoWriter = false;
@@ -250,6 +265,11 @@ export class Directory {
     this.passwords = new Passwords(opts.passwords);
     this.throttle = opts.sharedThrottle ?? new AuthThrottle(opts.throttle);
     this.computedTypes = ['hasSubordinates', 'entryDN', 'subschemaSubentry', 'structuralObjectClass'].map((n) => schema.attr(n)!);
+    this.dataDir = opts.dataDir;
+    if (this.dataDir !== undefined) {
+      this.messageStore = schema.attr('mailMessageStore')!;
+      this.computedTypes.push(this.messageStore);
+    }
     this.readOnly = store.readOnly;
     this.clock = opts.clock ?? new ChangeClock();
     if (!this.readOnly) this.clock.publish(store.changeRange().last);
@@ -833,13 +853,18 @@ export class Directory {
     const out: ResultAttr[] = [];
     for (const name of Object.keys(e.attrs)) {
       const at = this.schema.attr(name);
-      if (!at || hidden?.has(at) || !selected(sel, at)) continue;
+      // A mailMessageStore stored before it was computed is shadowed by the computed one.
+      if (!at || hidden?.has(at) || !selected(sel, at) || at === this.messageStore) continue;
       out.push([at.name, typesOnly ? [] : e.attrs[name]]);
     }
     if (e.id > 0) {
       const computed = this.computedValues(e);
       for (const at of this.computedTypes) {
-        if (selected(sel, at)) out.push([at.name, typesOnly ? [] : computed(at)!]);
+        // mailMessageStore only when asked for by name: '*' keeps to what is stored, so a copy
+        // of the tree (a slapd replica, a comparison with one) holds what the directory holds.
+        if (at === this.messageStore ? !sel.types.has(at) : !selected(sel, at)) continue;
+        const values = computed(at);
+        if (values) out.push([at.name, typesOnly ? [] : values]);
       }
     }
     return out;
@@ -848,7 +873,9 @@ export class Directory {
   /**
    * The operational attributes computed for a stored entry, for results and
    * filters alike: hasSubordinates (X.501), entryDN (RFC 5020),
-   * subschemaSubentry (RFC 4512 §4.2) and structuralObjectClass (RFC 4512 §3.4).
+   * subschemaSubentry (RFC 4512 §4.2), structuralObjectClass (RFC 4512 §3.4)
+   * and, with a data dir, mailMessageStore (the entry's Maildir; none for an
+   * entry without `mail`, or whose address names no mailbox).
    */
   private computedValues(e: DirEntry): ComputedValues {
     if (e.id <= 0) return () => undefined;
@@ -862,10 +889,23 @@ export class Directory {
           return [SUBSCHEMA_DN];
         case 'structuralobjectclass':
           return [this.structuralClass(e.attrs.objectClass ?? [])];
+        case 'mailmessagestore':
+          return this.maildirOf(e);
         default:
           return undefined;
       }
     };
+  }
+
+  /** The Maildir an entry's mail is delivered into (server/mta/delivery.ts: its first `mail` value), when it names one. */
+  private maildirOf(e: DirEntry): string[] | undefined {
+    const address = e.attrs.mail?.[0];
+    if (this.dataDir === undefined || address === undefined) return undefined;
+    try {
+      return [mailboxPath(this.dataDir, normalizeAddress(address))];
+    } catch {
+      return undefined; // InvalidMailboxError: no mailbox for such an address
+    }
   }
 
   /** True when structural class `a` is a subclass of `b` (server-internal writes may refine, e.g. domain -> dNSDomain2). */
@@ -1020,6 +1060,7 @@ export class Directory {
       rpath = parent.rpath + rdnNorm + RPATH_SEP;
     }
     const typed = this.schema.withRdnValues(attrs, parsed[0]);
+    if (this.messageStore && typed.has(this.messageStore)) this.refuseComputed(this.messageStore);
     this.validate(typed, parsed[0], opts);
     this.checkPasswords(who, [], typed.get(this.userPassword) ?? []);
     const now = generalizedTimeNow();
@@ -1051,6 +1092,11 @@ export class Directory {
 
   private userAttrs(attrs: Record<string, string[]>): [string, string[]][] {
     return Object.entries(attrs).filter(([k]) => !this.schema.attr(k)?.operational);
+  }
+
+  /** A computed attribute given in a write (mailMessageStore with a data dir): constraintViolation, whoever writes. */
+  private refuseComputed(at: AttributeType): never {
+    throw new DirectoryError('constraintViolation', `${at.name} is computed by dcmx from mail (the Maildir mail is delivered into): it cannot be written`);
   }
 
   private validate(attrs: TypedAttrs, rdn: Rdn, opts: WriteOptions): void {
@@ -1136,6 +1182,8 @@ export class Directory {
     if (at.noUserModification && !opts.relax) {
       throw new DirectoryError('constraintViolation', `${at.name}: no user modification allowed`);
     }
+    // Deleting one stored before it was computed is allowed (clean-up).
+    if (at === this.messageStore && m.op !== 'delete') this.refuseComputed(at);
     const have = attrs.get(at) ?? [];
     // Values compare under the attribute's equality rule; objectClass values by class (an OID or alias names the same class).
     const norm = at === this.schema.objectClassType

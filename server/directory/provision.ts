@@ -8,7 +8,9 @@
  *    and nothing is written;
  * 2. creates every missing component under the suffix (`dc=org`,
  *    `dc=example,dc=org`, ... as plain `domain` entries);
- * 3. gives the leaf the mail-domain classes (active, `ou=people` beneath it)
+ * 3. gives the leaf the mail-domain classes (active, `ou=people` beneath it,
+ *    and the catch-all's entry `uid=catchall` there when it names
+ *    `catchall@<name>` as the catch-all address: DCMX_NEW_DOMAIN_CATCHALL)
  *    and its DNS records: inside a zone we serve, the records go into that
  *    zone; otherwise the leaf becomes a zone apex with SOA (mname
  *    DCMX_HOSTNAME, rname hostmaster) and NS. Either way MX -> this
@@ -87,6 +89,25 @@ export function normalizeDomainName(input: string): string {
   return name;
 }
 
+/** The uid of a new domain's catch-all entry (DCMX_NEW_DOMAIN_CATCHALL). */
+const CATCHALL_UID = 'catchall';
+
+/**
+ * The catch-all mailbox's entry under `ou=people`: `catchall@<name>`, an
+ * inetOrgPerson with inetMailUser, and no userPassword: nobody can bind as
+ * it (or read it over IMAP) until the administrator sets one (ldappasswd).
+ */
+function catchallEntry(name: string): { type: string; values: string[] }[] {
+  return [
+    { type: 'objectClass', values: ['top', 'inetOrgPerson', 'inetMailUser'] },
+    { type: 'uid', values: [CATCHALL_UID] },
+    { type: 'cn', values: ['catchall'] },
+    { type: 'sn', values: ['catchall'] },
+    { type: 'mail', values: [`${CATCHALL_UID}@${name}`] },
+    { type: 'description', values: [`catch-all mailbox of ${name}: mail for its unknown addresses`] },
+  ];
+}
+
 /** Initial serial of a new zone: YYYYMMDD01 (the commit hook then bumps it). */
 function initialSerial(d = new Date()): number {
   return Number(d.toISOString().slice(0, 10).replace(/-/g, '')) * 100 + 1;
@@ -147,9 +168,8 @@ export class Provisioner {
       if (!has('mXRecord', pointsHere)) mods.push({ op: 'add', type: 'mXRecord', values: [`10 ${this.opts.hostname}.`] });
       // One SPF record per name (RFC 7208 §3.2): an existing one is the operator's.
       if (this.opts.spf && !has('tXTRecord', isSpf)) mods.push({ op: 'add', type: 'tXTRecord', values: [quoteTxt(this.opts.spf)] });
-      if (this.opts.catchall && !leaf.attrs.mailDomainCatchallAddress?.length) {
-        mods.push({ op: 'replace', type: 'mailDomainCatchallAddress', values: [`catchall@${name}`] });
-      }
+      const catchall = this.opts.catchall && !leaf.attrs.mailDomainCatchallAddress?.length;
+      if (catchall) mods.push({ op: 'replace', type: 'mailDomainCatchallAddress', values: [`catchall@${name}`] });
       // A new apex, or a cut whose NS already name us. An apex that exists keeps its SOA, so its
       // serial only ever grows (RFC 1982) — also across a remove and a re-add.
       if ((!above || cut === name) && !leaf.attrs.sOARecord?.length) {
@@ -162,6 +182,12 @@ export class Provisioner {
       if (!dir.getByNdn(dir.normalize(people))) {
         dir.addSync(this.admin, people, [{ type: 'objectClass', values: ['top', 'organizationalUnit'] }, { type: 'ou', values: ['people'] }], { relax: true });
         created.push(people);
+      }
+      // The catch-all's own entry, so that it can log in (IMAP) once the operator gives it a password.
+      const catchallDn = `uid=${CATCHALL_UID},${people}`;
+      if (catchall && !dir.getByNdn(dir.normalize(catchallDn))) {
+        dir.addSync(this.admin, catchallDn, catchallEntry(name), { relax: true });
+        created.push(catchallDn);
       }
       if (this.opts.dmarc) {
         const dmarcDn = `dc=_dmarc,${dn}`;

@@ -35,6 +35,8 @@ export interface DeliveryOptions {
   hostname: string;
   /** The data dir; Maildirs live under <dataDir>/mail (see maildir.ts mailboxPath). */
   dataDir: string;
+  /** DCMX_MAIL_GROUP: the gid the Maildirs are shared with (maildir.ts), if any. */
+  mailGroup?: number;
   concurrency: number;
   /** Seconds: first retry delay, doubling up to retryMax. */
   retryBase: number;
@@ -302,7 +304,7 @@ export class Delivery {
             message, recipient: r.rcpt, mailbox: t.mailbox,
             // A copy may exist from an earlier attempt: a counted one, a previous run's, or one whose outcome the store refused.
             checkExisting: r.attempts > 0 || row.receivedAt < this.startedAt || this.failing.has(id),
-          }, { hostname: this.opts.hostname }).then((res) => {
+          }, { hostname: this.opts.hostname, group: this.opts.mailGroup }).then((res) => {
             results.set(r.rcpt, res);
           }));
           break;

@@ -18,72 +18,11 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { domainToASCII } from 'node:url';
 import type { DeliveryResult, QueuedMessage } from './types';
 import { openMessage, syncDir, type MessageBytes } from './spool';
 
-/** Thrown by mailboxPath for an address that cannot name a mailbox. */
-export class InvalidMailboxError extends Error {
-  constructor(readonly address: string, reason: string) {
-    super(`invalid mailbox address ${JSON.stringify(address)}: ${reason}`);
-    this.name = 'InvalidMailboxError';
-  }
-}
-
-/** Bytes kept literally in a path component; everything else (including '%') is %XX of its UTF-8 bytes. */
-const SAFE_BYTE = /^[a-z0-9._+=-]$/;
-/** Longest file name most file systems accept (ext4, xfs, btrfs: 255 bytes). */
-const NAME_MAX = 255;
-
-function encodeComponent(address: string, part: string, what: string): string {
-  if (part === '' || part === '.' || part === '..') {
-    throw new InvalidMailboxError(address, `${what} is ${part === '' ? 'empty' : JSON.stringify(part)}`);
-  }
-  let out = '';
-  for (const byte of Buffer.from(part, 'utf8')) {
-    const ch = String.fromCharCode(byte);
-    out += byte < 0x80 && SAFE_BYTE.test(ch) ? ch : '%' + byte.toString(16).toUpperCase().padStart(2, '0');
-  }
-  if (out.length > NAME_MAX) throw new InvalidMailboxError(address, `${what} is too long`);
-  return out;
-}
-
-/**
- * Where a recipient's mailbox lives: `<root>/mail/<domain>/<localpart>`,
- * where `root` is the data directory (DCMX_DATA_DIR).
- *
- * - The address is split at its last '@'; both parts are folded to lower
- *   case (Unicode NFC, then toLowerCase). A domain in Unicode is converted
- *   to its A-label form (UTS #46, node:url domainToASCII) so `bücher.example`
- *   and `xn--bcher-kva.example` share a mailbox; a trailing dot is dropped.
- * - Every byte outside `[a-z0-9._+=-]` is percent-encoded (`%2F`, `%C3%A9`),
- *   '%' included, so the mapping is injective and no component can contain
- *   a path separator or escape the root.
- * - Throws InvalidMailboxError for an address without '@', an empty part,
- *   a part that is '.' or '..', or a component longer than 255 bytes.
- *
- * The result is always strictly inside `path.resolve(root, 'mail')`.
- */
-export function mailboxPath(root: string, address: string): string {
-  const at = address.lastIndexOf('@');
-  if (at < 0) throw new InvalidMailboxError(address, "no '@'");
-  const local = address.slice(0, at).normalize('NFC').toLowerCase();
-  let domain = address.slice(at + 1).normalize('NFC').toLowerCase();
-  if (domain.endsWith('.') && domain !== '.' && domain !== '..') domain = domain.slice(0, -1);
-  if (domain !== '' && domain !== '.' && domain !== '..' && !domain.startsWith('[')) {
-    // domainToASCII parses like a URL host ('b/c.org' would become 'b'), so
-    // only letters, digits, '-', '_', '.' and non-ASCII go in, and only an
-    // LDH name (A-labels included) may come out.
-    const ascii = /^(?:[a-z0-9._-]|[^\x00-\x7f])+$/.test(domain) ? domainToASCII(domain) : '';
-    if (!/^[a-z0-9._-]+$/.test(ascii)) throw new InvalidMailboxError(address, 'the domain is not a valid host name');
-    domain = ascii;
-  }
-  const base = path.resolve(root, 'mail');
-  const box = path.join(base, encodeComponent(address, domain, 'the domain'), encodeComponent(address, local, 'the local part'));
-  // Belt and braces: the encoding already makes this impossible.
-  if (path.dirname(path.dirname(box)) !== base) throw new InvalidMailboxError(address, 'path escapes the mail root');
-  return box;
-}
+/** Where a mailbox lives is the directory's to say (it publishes it as mailMessageStore). */
+export { InvalidMailboxError, mailboxPath } from '../directory/mailbox';
 
 /** One local delivery: a queued message for one envelope recipient into one mailbox. */
 export interface LocalDelivery {
@@ -165,7 +104,40 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Creates `<box>/{tmp,new,cur}` (0700) when missing; makes new directory entries durable. */
+/**
+ * Modes under a mail group (DCMX_MAIL_GROUP): every directory from the mail
+ * root down is the group's to read and write (an IMAP server moves messages
+ * from new/ to cur/ and keeps its index files there), with the setgid bit so
+ * that whatever it creates inside keeps the group; a message is readable by
+ * the group (Maildir messages are never rewritten, only renamed).
+ */
+export const GROUP_DIR_MODE = 0o2770;
+export const GROUP_FILE_MODE = 0o640;
+
+/** Gives `p` to group `gid` with `mode` (chmod after chown: the process umask does not narrow it). */
+async function shareWithGroup(p: string, gid: number, mode: number): Promise<void> {
+  await fs.promises.chown(p, -1, gid);
+  await fs.promises.chmod(p, mode);
+}
+
+/**
+ * Readies the data dir for a mail group (DCMX_MAIL_GROUP) at start: the data
+ * dir may be crossed by the group (group x only: `0710`, it lists nothing and
+ * reads no file there), and the mail root `<dataDir>/mail` is created when
+ * missing and given GROUP_DIR_MODE. Mailboxes made before the group was set
+ * keep their modes (the README says how to share them).
+ */
+export async function prepareMailRoot(dataDir: string, gid: number): Promise<void> {
+  const st = await fs.promises.stat(dataDir);
+  await fs.promises.chown(dataDir, -1, gid);
+  await fs.promises.chmod(dataDir, (st.mode & 0o700) | 0o010);
+  const root = path.join(dataDir, 'mail');
+  await fs.promises.mkdir(root, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EEXIST') throw e;
+  });
+  await shareWithGroup(root, gid, GROUP_DIR_MODE);
+}
+
 /**
  * Maildirs known to exist with tmp/new/cur, so a busy mailbox does not pay
  * three mkdir calls per message. A mailbox removed behind our back shows up
@@ -173,19 +145,34 @@ async function fsyncDir(dir: string): Promise<void> {
  */
 const knownBoxes = new Set<string>();
 
-async function ensureMaildir(box: string): Promise<void> {
+async function ensureMaildir(box: string, group: number | undefined): Promise<void> {
   if (knownBoxes.has(box)) return;
-  await createMaildir(box);
+  await createMaildir(box, group);
   if (knownBoxes.size > 100_000) knownBoxes.clear();
   knownBoxes.add(box);
 }
 
-async function createMaildir(box: string): Promise<void> {
+/**
+ * Creates `<box>/{tmp,new,cur}` when missing — 0700, or GROUP_DIR_MODE for
+ * `group` (every directory it creates, parents included) — and makes new
+ * directory entries durable.
+ */
+async function createMaildir(box: string, group: number | undefined): Promise<void> {
   const firstCreated = await fs.promises.mkdir(box, { recursive: true, mode: 0o700 });
   let created = firstCreated !== undefined;
+  if (group !== undefined && firstCreated !== undefined) {
+    // The parents mkdir made, outermost first, down to the box.
+    const made: string[] = [];
+    for (let dir = box; ; dir = path.dirname(dir)) {
+      made.unshift(dir);
+      if (dir === path.resolve(firstCreated) || dir === path.dirname(dir)) break;
+    }
+    for (const dir of made) await shareWithGroup(dir, group, GROUP_DIR_MODE);
+  }
   for (const sub of ['tmp', 'new', 'cur']) {
     try {
       await fs.promises.mkdir(path.join(box, sub), { mode: 0o700 });
+      if (group !== undefined) await shareWithGroup(path.join(box, sub), group, GROUP_DIR_MODE);
       created = true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -238,12 +225,14 @@ const COPY_CHUNK = 1 << 20;
 /**
  * Delivers one message into one Maildir, exactly once.
  *
- * - Creates `<mailbox>/{tmp,new,cur}` when missing (directories mode 0700).
+ * - Creates `<mailbox>/{tmp,new,cur}` when missing (directories mode 0700;
+ *   with `opts.group`, GROUP_DIR_MODE and that group, parents included).
  * - The file name is maildirName(message, recipient, hostname). If a file
  *   with that base name is already in new/, or in cur/ with an info suffix
  *   (`<base>:2,<flags>`), the call returns ok without writing: a delivery
  *   repeated after a crash lands once.
- * - Otherwise writes `tmp/<name>.<random>` (O_EXCL, mode 0600) with
+ * - Otherwise writes `tmp/<name>.<random>` (O_EXCL, mode 0600; with
+ *   `opts.group`, GROUP_FILE_MODE and that group) with
  *   `Return-Path: <sender>` (RFC 5321 §4.4: the reverse-path, `<>` for the
  *   null sender) and `Delivered-To: <recipient address>` prepended to the
  *   spool file's bytes, which are streamed in 1 MiB chunks with CRLF line
@@ -260,7 +249,7 @@ const COPY_CHUNK = 1 << 20;
  *   is removed.
  *   Throws TypeError only for a malformed queue id (a caller bug).
  */
-export async function deliverToMaildir(d: LocalDelivery, opts: { hostname: string }): Promise<DeliveryResult> {
+export async function deliverToMaildir(d: LocalDelivery, opts: { hostname: string; group?: number }): Promise<DeliveryResult> {
   const name = maildirName(d.message, d.recipient, opts.hostname);
   const box = d.mailbox;
   const newDir = path.join(box, 'new');
@@ -278,7 +267,7 @@ export async function deliverToMaildir(d: LocalDelivery, opts: { hostname: strin
   let tmpPath: string | undefined;
   try {
     try {
-      await ensureMaildir(box);
+      await ensureMaildir(box, opts.group);
     } catch (err) {
       return ioFailure(err, 'creating the mailbox directories');
     }
@@ -300,6 +289,10 @@ export async function deliverToMaildir(d: LocalDelivery, opts: { hostname: strin
 
       const out = await fs.promises.open(tmpPath, 'wx', 0o600);
       try {
+        if (opts.group !== undefined) {
+          await out.chown(-1, opts.group);
+          await out.chmod(GROUP_FILE_MODE);
+        }
         await out.write(prefix);
         const eol = new CrlfToLf();
         while (bytesRead > 0) {

@@ -12,7 +12,7 @@ import type { Store } from '../../storage/store';
 import { Spool } from './spool';
 import { Outbound } from './outbound';
 import { Delivery } from './delivery';
-import { startTmpSweeper } from './maildir';
+import { prepareMailRoot, startTmpSweeper } from './maildir';
 import type { MailViews } from './index';
 
 /** How often the Maildir tmp/ directories are swept after the sweep at start-up. */
@@ -40,6 +40,7 @@ export async function startQueueSide(views: MailViews, store: Store, config: Con
   const spool = new Spool(path.join(config.dataDir, 'spool'));
   const orphans = await spool.sweep(queue.spoolPaths());
   if (orphans) log.info({ orphans }, 'removed unacknowledged spool files');
+  if (config.mta.mailGroup !== undefined) await prepareMailRoot(config.dataDir, config.mta.mailGroup);
   // maildir(5): tmp/ files a crash left behind (killed mid-delivery) go after 36 hours; now, then every 6 hours.
   const tmpLog = log.child({ part: 'maildir' });
   const sweeper = startTmpSweeper(path.join(config.dataDir, 'mail'), {
@@ -52,7 +53,7 @@ export async function startQueueSide(views: MailViews, store: Store, config: Con
   const { routing, cache, resolver, self, sync } = views;
   const outbound = new Outbound({ hostname: config.hostname, resolver, self, portOverride: config.mta.relayPort === 25 ? undefined : config.mta.relayPort });
   const delivery = new Delivery({
-    hostname: config.hostname, dataDir: config.dataDir, concurrency: config.mta.concurrency,
+    hostname: config.hostname, dataDir: config.dataDir, mailGroup: config.mta.mailGroup, concurrency: config.mta.concurrency,
     retryBase: config.mta.retryBase, retryMax: config.mta.retryMax, lifetime: config.mta.queueLifetime,
     ownAddresses: [config.listen, ...config.selfAddresses],
   }, { queue, spool, routing, cache, outbound, sync, self, directoryHost: views.source.directoryHost, log: log.child({ part: 'delivery' }) });

@@ -60,7 +60,7 @@ async function start(data: ServingData, channel: ToMain, ports: ServingPorts, lo
     file: storePath(config.dataDir), suffix: config.suffix, adminDN: config.adminDN, replicatorDNs: config.replicatorDNs, unitDNs: config.unitDNs,
     extraIndexes: config.ldap.extraIndexes, readOnly: true,
     clock: new ChangeClock(data.clock), passwords: config.passwords, sharedThrottle: new RemoteThrottle(channel),
-    sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit,
+    sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit, dataDir: config.dataDir,
   });
   let views;
   try {
