@@ -100,3 +100,27 @@ test('a delegation whose NS name this appliance becomes a zone apex of its own',
   assert.equal(zones.zoneOf('here.example.org')?.name, 'here.example.org');
   assert.deepEqual(rrs('here.example.org', 2), [{ type: 2, target: HOST }], 'one NS, not a duplicate');
 });
+
+test("the catch-all's entry: made with the domain in its transaction, without a password; not when the domain names another catch-all or none", async () => {
+  const { dir, admin, zones, p, entry } = await setup();
+  const r = p.provisionDomain('catch.example.org');
+  const dn = 'uid=catchall,ou=people,dc=catch,dc=example,dc=org,o=internet';
+  assert.ok(r.created.includes(dn), 'reported among the entries created');
+  const e = entry(dn)!;
+  assert.deepEqual(e.attrs.mail, ['catchall@catch.example.org']);
+  assert.equal(e.attrs.userPassword, undefined, 'no password until the administrator sets one');
+  assert.equal(entry('dc=catch,dc=example,dc=org,o=internet')!.attrs.mailDomainCatchallAddress[0], 'catchall@catch.example.org');
+  // Removed and added again: the entry is there already, nothing more is made.
+  p.removeDomain('catch.example.org');
+  assert.ok(!p.provisionDomain('catch.example.org').created.includes(dn));
+  // A domain that names its own catch-all keeps it and gets no entry.
+  await dir.add(admin, 'dc=own,dc=example,dc=org,o=internet', attrs({
+    objectClass: ['top', 'domain', 'mailDomain'], dc: 'own', mailDomainStatus: 'deleted', mailDomainCatchallAddress: 'postbox@own.example.org',
+  }));
+  p.provisionDomain('own.example.org');
+  assert.equal(entry('uid=catchall,ou=people,dc=own,dc=example,dc=org,o=internet'), undefined);
+  // DCMX_NEW_DOMAIN_CATCHALL off: neither the address nor the entry.
+  new Provisioner(dir, zones, { ...OPTS, catchall: false }).provisionDomain('none.example.org');
+  assert.equal(entry('dc=none,dc=example,dc=org,o=internet')!.attrs.mailDomainCatchallAddress, undefined);
+  assert.equal(entry('uid=catchall,ou=people,dc=none,dc=example,dc=org,o=internet'), undefined);
+});
