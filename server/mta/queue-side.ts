@@ -5,7 +5,7 @@
  * never load it: their intake hands messages to it (mta/index.ts).
  */
 import * as path from 'node:path';
-import type { Config } from '../config';
+import { ConfigError, type Config } from '../config';
 import type { Logger } from '../log';
 import { QueueStore } from '../../storage/queue';
 import type { Store } from '../../storage/store';
@@ -40,7 +40,12 @@ export async function startQueueSide(views: MailViews, store: Store, config: Con
   const spool = new Spool(path.join(config.dataDir, 'spool'));
   const orphans = await spool.sweep(queue.spoolPaths());
   if (orphans) log.info({ orphans }, 'removed unacknowledged spool files');
-  if (config.mta.mailGroup !== undefined) await prepareMailRoot(config.dataDir, config.mta.mailGroup);
+  const group = config.mta.mailGroup;
+  if (group !== undefined) {
+    await prepareMailRoot(config.dataDir, group).catch((e: NodeJS.ErrnoException) => {
+      throw new ConfigError('DCMX_MAIL_GROUP', `cannot share ${path.join(config.dataDir, 'mail')} with group ${group} (${e.code ?? e.message}): run dcmx as root or as a member of the group`);
+    });
+  }
   // maildir(5): tmp/ files a crash left behind (killed mid-delivery) go after 36 hours; now, then every 6 hours.
   const tmpLog = log.child({ part: 'maildir' });
   const sweeper = startTmpSweeper(path.join(config.dataDir, 'mail'), {
