@@ -19,7 +19,8 @@
  * connection with a Notice of Disconnection (RFC 4511 §4.1.1, §4.4.1).
  * Every response goes through `write`, and every request through the
  * flow's handler: the operation log (operation-log.ts, debug level only)
- * hooks on those two points.
+ * hooks on those two points, and the operation counts of GET /metrics
+ * (op-counts.ts) on the dispatch and on each response written.
  */
 import type * as net from 'node:net';
 import { performance } from 'node:perf_hooks';

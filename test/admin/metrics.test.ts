@@ -17,12 +17,15 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import { spawn } from 'node:child_process';
 import {
-  ADMIN_PASSWORD, run, startSpawned, startTestAppliance, stopChild, tempDirs, type SpawnedAppliance,
+  ADMIN_PASSWORD, ldapaddAt, run, startSpawned, startTestAppliance, stopChild, tempDirs, type SpawnedAppliance,
 } from '../helpers';
 import { addUser, RawSmtp, swaks } from '../mta/fixture';
 import { digRunner, status } from '../dns/fixture';
 import { waitFor, waitForAsync } from '../fixtures/wait';
+import { track } from '../fixtures/children';
+import { spawnUnit, UNIT_IDENTITY } from '../mta/unit';
 
 const newDir = tempDirs('dcmx-metrics-');
 /** The filter the README gives for fail2ban. */
@@ -45,8 +48,10 @@ let a: SpawnedAppliance;
 let dataDir: string;
 before(async () => {
   dataDir = newDir();
-  a = await startSpawned(dataDir, { DCMX_THREADS: '2', DCMX_LOG_LEVEL: 'info', DCMX_HTTP_ALLOW: '127.0.0.1/32' });
+  a = await startSpawned(dataDir, { DCMX_THREADS: '2', DCMX_LOG_LEVEL: 'info', DCMX_HTTP_ALLOW: '127.0.0.1/32', ...UNIT_IDENTITY.env });
   await addUser(a.ports.ldap);
+  const id = await ldapaddAt(a.ports.ldap, `dn: ou=services,o=internet\nobjectClass: organizationalUnit\nou: services\n\n${UNIT_IDENTITY.ldif}`);
+  assert.equal(id.code, 0, id.stderr);
   const r = await run('ldapmodify', ['-x', '-H', `ldap://127.0.0.1:${a.ports.ldap}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD], ZONE);
   assert.equal(r.code, 0, r.stderr);
 });
@@ -169,6 +174,36 @@ test('/metrics answers only DCMX_HTTP_ALLOW, and only our Host', async () => {
   assert.equal((await get(a.ports.http, '/metrics', '127.0.0.1')).status, 200);
   // A page whose name was rebound to our address (RFC 9110 §15.5.20).
   assert.equal((await get(a.ports.http, '/metrics', '127.0.0.1', { host: 'evil.example' })).status, 421);
+});
+
+test('the change-log lag of each follower: a remote transfer unit and a Content Sync consumer, by kind', async () => {
+  const unit = await spawnUnit({
+    dir: newDir(), address: '127.0.0.2', hostname: 'unit.dcmx.test', appliance: { dir: dataDir, ldap: a.ports.ldap, smtp: a.ports.smtp },
+    upstreamDns: '127.0.0.1:9', provisionAllow: '', provisioning: 'off', bind: UNIT_IDENTITY,
+  });
+  // ldapsearch as a Content Sync consumer in refreshAndPersist (RFC 4533 §3.4): it runs until killed.
+  const consumer = track(spawn('ldapsearch', ['-x', '-H', `ldap://127.0.0.1:${a.ports.ldap}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD,
+    '-b', 'o=internet', '-E', 'sync=rp', '1.1'], { stdio: 'ignore' }));
+  try {
+    const lags = (s: Map<string, number>, kind: string) => [...s].filter(([k]) => k.startsWith(`dcmx_changelog_follower_lag{kind="${kind}"`));
+    await waitForAsync('the unit and the consumer listed', async () => {
+      const s = await scrape();
+      return lags(s, 'unit').length === 1 && lags(s, 'consumer').length === 1;
+    }, 20_000);
+    const mod = await run('ldapmodify', ['-x', '-H', `ldap://127.0.0.1:${a.ports.ldap}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD],
+      'dn: uid=user,ou=people,dc=example,dc=org,o=internet\nchangetype: modify\nreplace: cn\ncn: Renamed User\n');
+    assert.equal(mod.code, 0, mod.stderr);
+    // Both follow the change at once: their lag is back to 0 (the last change number moved past what they had).
+    const s = await waitForAsync('both followed the change', async () => {
+      const s = await scrape();
+      return [...lags(s, 'unit'), ...lags(s, 'consumer')].every(([, v]) => v === 0) && lags(s, 'unit').length === 1 ? s : undefined;
+    }, 10_000);
+    assert.ok(value(s, 'dcmx_changelog_last_change_number') > 0);
+    assert.ok([...s.keys()].some((k) => /^dcmx_changelog_follower_backlog_bytes\{kind="unit",thread="[12]",ordinal="0"\}$/.test(k)));
+  } finally {
+    consumer.kill();
+    await stopChild(unit.child);
+  }
 });
 
 /** The JSON log records the appliance wrote on stdout. */
