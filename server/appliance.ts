@@ -16,6 +16,7 @@ import type { Zones } from './directory/zones';
 import type { LdapEndpoint } from './ldap/server';
 import { startHttpServer, storeHealth, type HttpEndpoint } from './admin/http';
 import { ApplianceMetrics } from './admin/metrics';
+import { operationsTotal } from './ldap/op-counts';
 import type { DnsEndpoint } from './dns/server';
 import { startNotifier, type Notifier } from './dns/notify';
 import { mailViews, type MtaEndpoint } from './mta';
@@ -31,6 +32,7 @@ import type { QueueStore } from '../storage/queue';
 import type { Delivery } from './mta/delivery';
 import { startRetention, type Retention } from './directory/retention';
 import { loadTls } from './tls';
+import { startConsole } from './admin/console/start';
 
 /**
  * A running appliance. With DCMX_THREADS=1, `ldap`, `dns` and `mta` are the
@@ -115,7 +117,7 @@ export function openStore(config: Config, limits: { sizeLimit?: number; timeLimi
   try {
     services = openDirectory({
       file, suffix: config.suffix, adminDN: config.adminDN, replicatorDNs: config.replicatorDNs, unitDNs: config.unitDNs, extraIndexes: config.ldap.extraIndexes,
-      passwords: config.passwords, throttle: config.throttle, ...limits,
+      passwords: config.passwords, throttle: config.throttle, catalog: config.dns.catalog, ...limits,
     });
   } catch (e) {
     if ((e as Error).name === 'SqliteError') throw new ConfigError('DCMX_DATA_DIR', `cannot open the store ${file}: ${(e as Error).message}`);
@@ -264,7 +266,17 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       threads: () => serving.figures(), queue: queueSide.queue, delivery: queueSide.delivery.stats, lastChange: () => clock.current(),
       mainPasswords: threads ? () => passwordFigures(directory) : undefined,
     });
-    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({ health: () => storeHealth(directory), zones, routing: queueSide.views.routing, stats, metrics }, {
+    // The dashboard plots LDAP operations as one total.
+    const consoleStats = async () => {
+      const s = await stats();
+      return { ...s, ldap: { ...s.ldap, operations: operationsTotal(s.ldap.operations) } };
+    };
+    const webConsole = startConsole({ directory, zones, writer, routing: queueSide.views.routing, stats: consoleStats, endpoints: () => ({ listen: config.listen, ports: serving.ports }) },
+      config.http.console, log.child({ ep: 'console' }));
+    started.push({ close: async () => webConsole.close() });
+    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({
+      health: () => storeHealth(directory), zones, routing: queueSide.views.routing, stats, metrics, console: webConsole,
+    }, {
       host: config.listen, port: config.http.port, allow: config.http.allow,
       names: { hostname: config.hostname, names: config.http.hosts, addresses: [config.listen, ...config.selfAddresses] },
     }, log.child({ ep: 'http' })));

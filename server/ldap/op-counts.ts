@@ -42,6 +42,13 @@ export interface LdapOperationFigures {
   latency: Record<string, HistogramFigures>;
 }
 
+/** Every operation counted in `f`, whatever its kind and result. */
+export function operationsTotal(f: LdapOperationFigures): number {
+  let n = 0;
+  for (const byResult of Object.values(f.results)) for (const v of Object.values(byResult)) n += v;
+  return n;
+}
+
 /** The offset of the contents of the BER TLV at `off` (definite length, RFC 4511 §5.1). */
 function contents(b: Buffer, off: number): number {
   const l = b[off + 1];
