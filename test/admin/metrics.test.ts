@@ -109,6 +109,8 @@ test('real traffic moves the counters of /metrics, and promtool accepts it', asy
   assert.equal(status((await dig('+tcp', 'SOA', 'example.org')).stdout), 'NOERROR');
   assert.equal(status((await dig('A', 'nowhere.example.org')).stdout), 'NXDOMAIN');
   assert.equal(status((await dig('TXT', 'example.net')).stdout), 'REFUSED');
+  // A zone transfer (TCP), refused: DCMX_AXFR_ALLOW is empty.
+  assert.match((await dig('AXFR', 'example.org')).stdout, /Transfer failed/);
   // SMTP: a message to the user, an unknown user, a domain not hosted (relay), a failed AUTH.
   assert.equal((await swaks(a.ports.smtp, { to: 'user@example.org' })).code, 0);
   assert.match((await swaks(a.ports.smtp, { to: 'nobody@example.org', quitAfter: 'RCPT' })).replyTo('RCPT TO') ?? '', /^550 5\.1\.1/);
@@ -146,6 +148,7 @@ test('real traffic moves the counters of /metrics, and promtool accepts it', asy
   moved('dcmx_dns_queries_total', { transport: 'tcp', qtype: 'SOA', rcode: 'NOERROR' });
   moved('dcmx_dns_queries_total', { transport: 'udp', qtype: 'A', rcode: 'NXDOMAIN' });
   moved('dcmx_dns_queries_total', { transport: 'udp', qtype: 'TXT', rcode: 'REFUSED' });
+  moved('dcmx_dns_queries_total', { transport: 'tcp', qtype: 'AXFR', rcode: 'REFUSED' });
   moved('dcmx_smtp_sessions_total', {}, 4);
   moved('dcmx_smtp_recipients_total', { outcome: 'accepted' });
   moved('dcmx_smtp_recipients_total', { outcome: 'rejected' }, 2);
