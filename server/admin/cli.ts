@@ -150,11 +150,12 @@ export async function runCli(argv: string[], given?: Config): Promise<number> {
     return 0;
   }
   const config = given ?? loadConfig();
+  // A remote transfer unit has a queue of its own.
+  if (group === 'queue') return runQueueCommand(cmd, args, config);
   if (config.role === 'mta') {
     // A remote transfer unit holds no directory: the commands would make an empty store in its data dir.
     throw new ConfigError('DCMX_ROLE', `mta: this data dir is a remote transfer unit's, it holds no directory; run dcmx ${group ?? ''} on the appliance (${config.directory!.url}), or read the unit's GET /routes and /stats`);
   }
-  if (group === 'queue') return runQueueCommand(cmd, args, config);
   if (group === 'ldif' && cmd === 'import') {
     const continueOnError = flag(args, '--continue') || flag(args, '-c');
     const skipExisting = flag(args, '--skip-existing');

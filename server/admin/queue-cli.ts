@@ -1,8 +1,10 @@
 /**
  * `dcmx queue ...`: the queue tools (server/mta/queue-admin.ts) on the
  * command line, after Postfix's postqueue -p, postcat and postsuper. It
- * opens the appliance's store (another process: the running appliance
- * notices the commit within queue-side.ts QUEUE_WATCH_MS and acts on it).
+ * opens the appliance's store, or on a remote transfer unit
+ * (DCMX_ROLE=mta) the unit's queue store (another process: the running
+ * appliance or unit notices the commit within queue-side.ts
+ * QUEUE_WATCH_MS and acts on it).
  *
  * Exit status: 0 done; 1 refused (no such message, on hold for retry...);
  * 75 (EX_TEMPFAIL) when the message is being delivered at this moment
@@ -10,6 +12,7 @@
  */
 import type { Config } from '../config';
 import { openStore } from '../appliance';
+import { openUnitStore } from '../remote-unit';
 import { QueueStore } from '../../storage/queue';
 import { Spool, spoolDir } from '../mta/spool';
 import {
@@ -60,8 +63,8 @@ export async function runQueueCommand(cmd: string | undefined, args: string[], c
       throw new UsageError(cmd ? `unknown command 'queue ${cmd}'` : 'queue needs a command');
   }
 
-  const { directory } = openStore(config);
-  const admin = new QueueAdmin({ queue: new QueueStore(directory.store), spool: new Spool(spoolDir(config.dataDir)), hostname: config.hostname });
+  const store = config.role === 'mta' ? openUnitStore(config.dataDir) : openStore(config).directory.store;
+  const admin = new QueueAdmin({ queue: new QueueStore(store), spool: new Spool(spoolDir(config.dataDir)), hostname: config.hostname });
   try {
     switch (cmd) {
       case 'list': {
@@ -111,7 +114,7 @@ export async function runQueueCommand(cmd: string | undefined, args: string[], c
     console.error(`dcmx: ${e.message}`);
     return e instanceof MessageActiveError ? EXIT_TEMPFAIL : 1;
   } finally {
-    directory.store.close();
+    store.close();
   }
 }
 
