@@ -122,9 +122,9 @@ export class QueueStore {
       retryAllNow: db.prepare(`UPDATE queue_recipients SET state = 'queued', next_attempt = ?
         WHERE message_id IN (SELECT id FROM queue_messages WHERE held_at IS NULL)`),
       delRcpts: db.prepare('DELETE FROM queue_recipients WHERE message_id = ?'),
-      all: db.prepare(`SELECT ${MSG_COLUMNS} FROM queue_messages ORDER BY received_at, id`),
+      all: db.prepare(`SELECT ${LIST_COLUMNS} FROM queue_messages ORDER BY received_at, id`),
       allRcpts: db.prepare(`SELECT ${RCPT_COLUMNS} FROM queue_recipients ORDER BY message_id, rcpt`),
-      ofDomain: db.prepare(`SELECT ${MSG_COLUMNS} FROM queue_messages WHERE id IN
+      ofDomain: db.prepare(`SELECT ${LIST_COLUMNS} FROM queue_messages WHERE id IN
         (SELECT message_id FROM queue_recipients WHERE lower(rcpt) LIKE ? ESCAPE '\\') ORDER BY received_at, id`),
     };
   }
@@ -231,6 +231,7 @@ export class QueueStore {
   /**
    * Every message with its recipients, oldest first; with `domain`, only
    * messages with a recipient in that domain (exactly; case-insensitive).
+   * The rows carry no inline bytes (`body` null): `message(id)` reads them.
    */
   entries(domain?: string): QueueEntryRow[] {
     const msgs = (domain === undefined
@@ -299,6 +300,8 @@ export class QueueStore {
 /** The recipient columns every query of recipient rows reads (toRcpt). */
 const RCPT_COLUMNS = 'message_id, rcpt, state, attempts, next_attempt, last_error, last_attempt';
 const MSG_COLUMNS = 'id, received_at, sender, size, spool, body, smtputf8, body_8bitmime, held_at, delivering_since';
+/** The message columns a listing reads: not the inline bytes (up to 256 KiB a message). */
+const LIST_COLUMNS = 'id, received_at, sender, size, spool, NULL AS body, smtputf8, body_8bitmime, held_at, delivering_since';
 /** True in a query over queue_recipients `r` when the operator holds the recipient's message. */
 const HELD = 'SELECT 1 FROM queue_messages m WHERE m.id = r.message_id AND m.held_at IS NOT NULL';
 

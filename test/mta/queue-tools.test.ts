@@ -127,6 +127,22 @@ test('queue show prints the envelope, each recipient\'s attempts and the header 
   assert.ok(m.recipients[0].lastAttempt! >= m.receivedAt);
 });
 
+test('queue show writes a control character of a header field as \\xNN: a message cannot drive the operator\'s terminal', async () => {
+  // An ESC in a header field (swaks passes it as given): the bytes are stored as received.
+  const evil = await swaks(t.app.ports.smtp, { to: 'esc@relayed.org', from: USER, subject: 'queue-esc', body: 'x', extra: ['--add-header', 'X-Evil: \x1b]0;owned\x07\x1b[2Jgone'] });
+  assert.equal(evil.code, 0, evil.out);
+  const evilId = /<- {2}250 .*queued as (\w+)/.exec(evil.out)?.[1];
+  assert.ok(evilId, evil.out);
+  const r = await queue('show', evilId);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^X-Evil: \\x1b\]0;owned\\x07\\x1b\[2Jgone$/m);
+  assert.doesNotMatch(r.stdout, /[\x00-\x08\x0b-\x1f\x7f]/, 'no control character but newlines');
+  const j = JSON.parse((await queue('show', '--json', evilId)).stdout) as QueueMessageDetail;
+  assert.equal(j.headers?.find((h) => h.name === 'X-Evil')?.value, '\x1b]0;owned\x07\x1b[2Jgone', 'JSON carries the value as stored');
+  await deferred(evilId);
+  assert.equal((await queue('delete', evilId)).code, 0);
+});
+
 test('hold: retry does nothing to a held message; release + retry delivers it at once', async () => {
   const h = await queue('hold', first);
   assert.equal(h.code, 0, h.stderr);
