@@ -30,6 +30,7 @@ import type { QueueStore } from '../storage/queue';
 import type { Delivery } from './mta/delivery';
 import { startRetention, type Retention } from './directory/retention';
 import { loadTls } from './tls';
+import { startConsole } from './admin/console/start';
 
 /**
  * A running appliance. With DCMX_THREADS=1, `ldap`, `dns` and `mta` are the
@@ -112,7 +113,7 @@ export function openStore(config: Config, limits: { sizeLimit?: number; timeLimi
   try {
     services = openDirectory({
       file, suffix: config.suffix, adminDN: config.adminDN, replicatorDNs: config.replicatorDNs, unitDNs: config.unitDNs, extraIndexes: config.ldap.extraIndexes,
-      passwords: config.passwords, throttle: config.throttle, ...limits,
+      passwords: config.passwords, throttle: config.throttle, catalog: config.dns.catalog, ...limits,
     });
   } catch (e) {
     if ((e as Error).name === 'SqliteError') throw new ConfigError('DCMX_DATA_DIR', `cannot open the store ${file}: ${(e as Error).message}`);
@@ -257,7 +258,12 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       history: { ...directory.changeRange(), journalRows: directory.store.journalSize(), ...retention.stats },
       passwords: threads ? passwordFigures(directory) : undefined,
     });
-    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({ health: () => storeHealth(directory), zones, routing: queueSide.views.routing, stats }, {
+    const webConsole = startConsole({ directory, zones, writer, routing: queueSide.views.routing, stats, endpoints: () => ({ listen: config.listen, ports: serving.ports }) },
+      config.http.console, log.child({ ep: 'console' }));
+    started.push({ close: async () => webConsole.close() });
+    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({
+      health: () => storeHealth(directory), zones, routing: queueSide.views.routing, stats, console: webConsole,
+    }, {
       host: config.listen, port: config.http.port, allow: config.http.allow,
       names: { hostname: config.hostname, names: config.http.hosts, addresses: [config.listen, ...config.selfAddresses] },
     }, log.child({ ep: 'http' })));
