@@ -66,6 +66,22 @@ type Target =
   | { kind: 'hold'; why: string }
   | { kind: 'fail'; result: Extract<DeliveryResult, { ok: false }> };
 
+/** The channels a recipient is delivered through: a Maildir here, SMTP to its domain's MX, a relay host; `none` when no route could be chosen. */
+export const CHANNELS = ['local', 'smtp', 'relay', 'none'] as const;
+export type Channel = (typeof CHANNELS)[number];
+
+/** Recipients by channel and outcome. */
+export type ChannelStats = Record<Channel, { delivered: number; deferred: number; bounced: number }>;
+
+function newChannelStats(): ChannelStats {
+  return Object.fromEntries(CHANNELS.map((c) => [c, { delivered: 0, deferred: 0, bounced: 0 }])) as ChannelStats;
+}
+
+/** The channel of a target (held recipients are not delivered: no channel). */
+function channelOf(t: Target): Channel {
+  return t.kind === 'local' || t.kind === 'smtp' || t.kind === 'relay' ? t.kind : 'none';
+}
+
 export class Delivery {
   /** Messages received before this instant may have been delivered by a previous run. */
   private readonly startedAt = Date.now();
@@ -77,8 +93,12 @@ export class Delivery {
   private active = 0;
   /** The pass under way (or the last one). */
   private current: Promise<void> | undefined;
-  /** Counters for tests, the admin API and benchmarks. */
-  readonly stats = { delivered: 0, deferred: 0, bounced: 0, held: 0, attempts: 0 };
+  /**
+   * Counters for tests, the admin API and benchmarks: recipients delivered,
+   * deferred, bounced and held, in all and by the channel they went to
+   * (`none`: no route could be chosen); attempts (one per message tried).
+   */
+  readonly stats = { delivered: 0, deferred: 0, bounced: 0, held: 0, attempts: 0, channels: newChannelStats() };
   /** Resolves waiters when the queue has nothing due and nothing in flight. */
   private idleWaiters: (() => void)[] = [];
   private readonly ours: (ip: string) => boolean;
@@ -311,8 +331,10 @@ export class Delivery {
     const smtp = new Map<string, string[]>();
     const relay = new Map<string, { hosts: string[]; rcpts: string[] }>();
     const local: Promise<void>[] = [];
+    const channels = new Map<string, Channel>();
     for (const r of rows) {
       const t = await this.target(r.rcpt);
+      channels.set(r.rcpt, channelOf(t));
       switch (t.kind) {
         case 'local':
           local.push(deliverToMaildir({
@@ -369,9 +391,11 @@ export class Delivery {
     for (const r of rows) {
       const res = results.get(r.rcpt);
       if (!res) continue; // held
+      const channel = this.stats.channels[channels.get(r.rcpt) ?? 'none'];
       if (res.ok) {
         done.push(r.rcpt);
         this.stats.delivered++;
+        channel.delivered++;
         log.info({ id, to: r.rcpt, delay, status: 'sent', detail: res.detail }, 'delivered');
       } else if (res.permanent || expired) {
         log.info({ id, to: r.rcpt, delay, status: 'bounced', dsn: res.permanent ? res.status : '4.4.7', relay: res.remoteMta, reason: res.diagnostic }, 'undeliverable');
@@ -381,10 +405,12 @@ export class Delivery {
           diagnostic: res.permanent ? res.diagnostic : `${res.diagnostic} (message expired after ${this.opts.lifetime} s)`, remoteMta: res.remoteMta,
         });
         this.stats.bounced++;
+        channel.bounced++;
       } else {
         const wait = Math.min(this.opts.retryBase * 2 ** r.attempts, this.opts.retryMax) * 1000;
         retry.push({ rcpt: r.rcpt, at: now + wait, error: `${res.status} ${res.diagnostic}` });
         this.stats.deferred++;
+        channel.deferred++;
         log.info({ id, to: r.rcpt, delay, status: 'deferred', dsn: res.status, relay: res.remoteMta, reason: res.diagnostic, retryIn: wait / 1000 }, 'deferred');
       }
     }
