@@ -281,8 +281,8 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       names: { hostname: config.hostname, names: config.http.hosts, addresses: [config.listen, ...config.selfAddresses] },
     }, log.child({ ep: 'http' })));
     started.push(http);
-    const { views, queue, delivery } = queueSide;
-    const queueParts = { port: serving.ports.smtp, cache: views.cache, routing: views.routing, queue, delivery, resolver: views.resolver, source: views.source };
+    const { views, queue, delivery, admin } = queueSide;
+    const queueParts = { port: serving.ports.smtp, cache: views.cache, routing: views.routing, queue, delivery, admin, resolver: views.resolver, source: views.source };
     const mta: MtaEndpoint = endpoints
       ? { ...queueParts, intake: endpoints.smtp.intake, policy: endpoints.smtp.policy }
       : Object.defineProperties(queueParts, {

@@ -14,17 +14,15 @@
  * for a copy made by the failed attempt, and the error is logged at most
  * once a minute per kind (RepeatLimiter).
  */
-import { Readable } from 'node:stream';
 import { RepeatLimiter, type Logger } from '../log';
 import type { QueueRecipientRow, QueueStore } from '../../storage/queue';
 import type { RoutingTable } from '../directory/routing';
 import { splitAddress } from '../directory/mail';
 import type { DirectoryCache } from './cache';
-import type { Spool } from './spool';
-import { newQueueId } from './spool';
+import { queuedMessage, type Spool } from './spool';
 import type { DeliveryResult, QueuedMessage } from './types';
 import { deliverToMaildir, mailboxPath } from './maildir';
-import { buildDsn, type FailedRecipient } from './dsn';
+import { buildDsn, spoolDsn, type FailedRecipient } from './dsn';
 import type { Outbound } from './outbound';
 import type { SelfIdentity } from './self';
 import { isOurPostmaster } from './postmaster';
@@ -171,7 +169,8 @@ export class Delivery {
           if (l) l.push(r);
           else byMessage.set(r.messageId, [r]);
         }
-        const jobs = [...byMessage];
+        const taken = this.take([...byMessage.keys()], now);
+        const jobs = [...byMessage].filter(([id]) => taken === undefined || taken.has(id));
         await new Promise<void>((resolve) => {
           let next = 0;
           const launch = () => {
@@ -206,8 +205,29 @@ export class Delivery {
     }
   }
 
+  /**
+   * Takes the lease of each message an attempt is about to start on
+   * (QueueStore.claim): the ids still to be tried, or undefined when the
+   * store refused the write (a full disk): the pass then goes on without
+   * leases, as the queue tools cannot write either.
+   */
+  private take(ids: string[], now: number): Set<string> | undefined {
+    try {
+      return this.deps.queue.claim(ids, now);
+    } catch (err) {
+      const admitted = this.errorLog.admit(`claim:${(err as { code?: unknown })?.code ?? (err as Error)?.message}`);
+      if (admitted) this.deps.log.error({ err, suppressed: admitted.suppressed }, 'cannot record the delivery attempts under way; delivering without');
+      return undefined;
+    }
+  }
+
   /** Puts a message whose attempt threw (its outcome unrecorded) on the back-off, and logs it (rate-limited). */
   private attemptFailed(id: string, err: unknown): void {
+    try {
+      this.deps.queue.unclaim(id);
+    } catch {
+      // The store refuses writes: the lease ends with its time (queue-admin.ts ACTIVE_LEASE_MS) or the next run.
+    }
     const failures = (this.failing.get(id)?.failures ?? 0) + 1;
     const wait = Math.min(this.opts.retryBase * 2 ** (failures - 1), this.opts.retryMax);
     this.failing.set(id, { at: Date.now() + wait * 1000, failures });
@@ -305,10 +325,7 @@ export class Delivery {
   private async deliverMessage(id: string, rows: QueueRecipientRow[]): Promise<void> {
     const row = this.deps.queue.message(id);
     if (!row) return;
-    const message: QueuedMessage = {
-      id, sender: row.sender, receivedAt: new Date(row.receivedAt), spoolPath: row.spool, size: row.size, body: row.body ?? undefined,
-      smtpUtf8: row.smtpUtf8 === true, eightBitMime: row.eightBitMime === true,
-    };
+    const message = queuedMessage(row);
     const results = new Map<string, DeliveryResult>();
     const hold: { rcpt: string; why: string }[] = [];
     const smtp = new Map<string, string[]>();
@@ -401,7 +418,7 @@ export class Delivery {
     for (const h of hold) log.info({ id, to: h.rcpt, delay, status: 'held', reason: h.why }, 'held');
     // The bounce is queued before the failed recipients leave the queue, so a crash in between repeats a bounce rather than losing it.
     if (failed.length) await this.bounce(message, failed);
-    const empty = await this.deps.queue.settleSoon(id, { done, retry, hold });
+    const empty = await this.deps.queue.settleSoon(id, { done, retry, hold, attemptedAt: now });
     if (empty && row.spool) await this.deps.spool.remove(row.spool);
   }
 
@@ -412,11 +429,10 @@ export class Delivery {
       this.deps.log.info({ id: message.id, failed: failed.map((f) => f.recipient) }, 'undeliverable, no bounce sent (null sender or auto-reply)');
       return;
     }
-    const id = newQueueId();
     const now = Date.now();
-    const got = await this.deps.spool.receive(id, '', Readable.from([dsn.raw]), Number.MAX_SAFE_INTEGER);
-    this.deps.queue.enqueue({ id, receivedAt: now, sender: '', size: got.size, spool: got.file ?? '', body: got.inline }, dsn.to.map((rcpt) => ({ rcpt, held: false })), now);
-    this.deps.log.info({ id: message.id, dsn: id, to: dsn.to }, 'bounce queued');
+    const { row, rcpts } = await spoolDsn(this.deps.spool, dsn, now);
+    this.deps.queue.enqueue(row, rcpts, now);
+    this.deps.log.info({ id: message.id, dsn: row.id, to: dsn.to }, 'bounce queued');
     this.kick();
   }
 }
