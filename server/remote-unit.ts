@@ -130,7 +130,7 @@ export async function startRemoteUnit(config: Config, log: Logger): Promise<Remo
     });
     const metrics = new ApplianceMetrics({
       threads: async () => [{ thread: 0, restarts: 0, ...mailFigures(intake, views) }],
-      queue: queueSide.queue,
+      queue: queueSide.admin,
       delivery: queueSide.delivery.stats,
       directory: () => ({ reachable: source.reachable, changes: source.stats.changes, reloads: source.stats.reloads, connects: source.stats.connects }),
     });

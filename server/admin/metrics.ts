@@ -22,7 +22,7 @@ import { CounterTotals, sumFigures, type ThreadFigures } from '../threads/stats'
 import type { HistogramFigures } from '../tally';
 import type { PasswordStats } from '../directory/passwords';
 import { CHANNELS, type Delivery } from '../mta/delivery';
-import type { QueueStore } from '../../storage/queue';
+import { MESSAGE_STATUSES, type MessageStatus, type QueueAdmin } from '../mta/queue-admin';
 import { LDAP_LATENCY_BUCKETS } from '../ldap/op-counts';
 
 /**
@@ -46,8 +46,8 @@ export interface UnitDirectoryFigures {
 export interface MetricsSources {
   /** The serving threads' figures (those that answered; threads/host.ts stats), or the one thread's. */
   threads(): Promise<ServingFigures[]>;
-  /** The queue (main thread). */
-  queue: Pick<QueueStore, 'depth'>;
+  /** The queue (main thread), as the operator's queue tools see it. */
+  queue: Pick<QueueAdmin, 'list'>;
   /** Delivery's counters (main thread). */
   delivery: Delivery['stats'];
   /** The last change number committed (the appliance; a unit does not know it). */
@@ -70,11 +70,26 @@ export interface MetricsFigures {
   totals: ServingFigures | undefined;
   live: ServingFigures | undefined;
   threads: ServingFigures[];
-  queue: ReturnType<QueueStore['depth']>;
+  queue: QueueDepth;
   delivery: Delivery['stats'];
   lastChange: number | undefined;
   mainPasswords: PasswordStats | undefined;
   directory: UnitDirectoryFigures | undefined;
+}
+
+/** The queue by message status (queue-admin.ts: `dcmx queue list --status`): messages, their recipients, the oldest's arrival (ms). */
+export type QueueDepth = Record<MessageStatus, { messages: number; recipients: number; oldest: number | undefined }>;
+
+/** The queue's depth by status, from the queue tools' listing. */
+function queueDepth(queue: Pick<QueueAdmin, 'list'>): QueueDepth {
+  const out = Object.fromEntries(MESSAGE_STATUSES.map((s) => [s, { messages: 0, recipients: 0, oldest: undefined }])) as QueueDepth;
+  for (const m of queue.list()) {
+    const d = out[m.status];
+    d.messages++;
+    d.recipients += m.recipients.length;
+    if (d.oldest === undefined || m.receivedAt < d.oldest) d.oldest = m.receivedAt;
+  }
+  return out;
 }
 
 type Labels = Record<string, string>;
@@ -166,7 +181,7 @@ export class ApplianceMetrics {
       totals: this.totals.add(threads),
       live: threads.length ? sumFigures(threads) : undefined,
       threads,
-      queue: this.sources.queue.depth(),
+      queue: queueDepth(this.sources.queue),
       delivery: this.sources.delivery,
       lastChange: this.sources.lastChange?.(),
       mainPasswords: this.sources.mainPasswords?.(),
@@ -263,10 +278,11 @@ export class ApplianceMetrics {
       (f) => CHANNELS.flatMap((channel) => (['delivered', 'deferred', 'bounced'] as const).map((outcome) => [{ channel, outcome }, f.delivery.channels[channel][outcome]] as const)));
     this.counter('dcmx_delivery_held_total', 'Recipients held (their domain on hold) when their delivery was due', [], (f) => one(f.delivery.held));
     this.counter('dcmx_delivery_attempts_total', 'Delivery attempts (one per message tried)', [], (f) => one(f.delivery.attempts));
-    const states = ['queued', 'held'] as const;
-    this.gauge('dcmx_queue_recipients', 'Recipients in the queue, by status', ['status'], (f) => states.map((s) => [{ status: s }, f.queue[s].recipients] as const));
-    this.gauge('dcmx_queue_messages', 'Messages in the queue with a recipient of that status', ['status'], (f) => states.map((s) => [{ status: s }, f.queue[s].messages] as const));
-    this.gauge('dcmx_queue_oldest_message_age_seconds', 'Age of the oldest message with a recipient of that status (0: none)', ['status'],
+    const states = MESSAGE_STATUSES;
+    this.gauge('dcmx_queue_messages', 'Messages in the queue, by status (queued, deferred, active, hold: as dcmx queue list shows them)', ['status'],
+      (f) => states.map((s) => [{ status: s }, f.queue[s].messages] as const));
+    this.gauge('dcmx_queue_recipients', 'Recipients in the queue, by their message\'s status', ['status'], (f) => states.map((s) => [{ status: s }, f.queue[s].recipients] as const));
+    this.gauge('dcmx_queue_oldest_message_age_seconds', 'Age of the oldest message of that status (0: none)', ['status'],
       (f) => states.map((s) => [{ status: s }, f.queue[s].oldest === undefined ? 0 : Math.max(0, (f.at - f.queue[s].oldest!) / 1000)] as const));
 
     // ---- The transfer unit's directory cache

@@ -19,9 +19,9 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import {
-  ADMIN_PASSWORD, ldapaddAt, run, startSpawned, startTestAppliance, stopChild, tempDirs, type SpawnedAppliance,
+  ADMIN_PASSWORD, ldapaddAt, run, runDcmx, startSpawned, startTestAppliance, stopChild, tempDirs, testEnv, type SpawnedAppliance,
 } from '../helpers';
-import { addUser, RawSmtp, swaks } from '../mta/fixture';
+import { addUser, domainStatus, RawSmtp, swaks } from '../mta/fixture';
 import { digRunner, status } from '../dns/fixture';
 import { waitFor, waitForAsync } from '../fixtures/wait';
 import { track } from '../fixtures/children';
@@ -161,8 +161,7 @@ test('real traffic moves the counters of /metrics, and promtool accepts it', asy
   assert.equal(value(after, 'dcmx_serving_threads'), 2);
   assert.ok(value(after, 'dcmx_changelog_last_change_number') >= 4, 'the entries added are in the change log');
   for (const thread of ['1', '2']) assert.ok(after.has(`dcmx_changelog_follower_lag{kind="thread",thread="${thread}",ordinal="0"}`), `thread ${thread}'s lag`);
-  assert.ok(after.has('dcmx_queue_recipients{status="queued"}'));
-  assert.ok(after.has('dcmx_queue_oldest_message_age_seconds{status="held"}'));
+  for (const status of ['queued', 'deferred', 'active', 'hold']) assert.ok(after.has(`dcmx_queue_messages{status="${status}"}`), status);
   assert.ok(after.has('dcmx_process_resident_memory_bytes'), 'the default process metrics');
   // No label names a domain, an address or a DN.
   assert.doesNotMatch([...after.keys()].join('\n'), /example|@|o=internet/);
@@ -268,6 +267,27 @@ test('fail2ban-regex with contrib/fail2ban/dcmx.conf finds each failed authentic
   const expected = lines.filter((l) => l.includes('"event":"auth_failed"')).length;
   assert.ok(expected >= 2);
   assert.deepEqual(ips, Array(expected).fill('127.0.0.1'), r.stdout + r.stderr);
+});
+
+test('the queue by status, as `dcmx queue list` shows it: a message waiting for its domain is deferred, then on hold', async () => {
+  await domainStatus(a.ports.ldap, 'hold');
+  const before = records().filter((r) => r.event === 'message_received').length;
+  assert.equal((await swaks(a.ports.smtp, { to: 'user@example.org' })).code, 0);
+  const rec = await waitFor('the message logged', () => records().filter((r) => r.event === 'message_received')[before]);
+  let s = await waitForAsync('the message deferred (its domain on hold)', async () => {
+    const m = await scrape();
+    return value(m, 'dcmx_queue_messages', { status: 'deferred' }) === 1 ? m : undefined;
+  });
+  assert.equal(value(s, 'dcmx_queue_recipients', { status: 'deferred' }), 1);
+  // The operator holds it with the queue tools (another process): it is counted on hold, its age growing.
+  const held = await runDcmx(testEnv(dataDir), ['queue', 'hold', String(rec.id)]);
+  assert.equal(held.code, 0, held.stderr);
+  await new Promise((r) => setTimeout(r, 1100));
+  s = await scrape();
+  assert.equal(value(s, 'dcmx_queue_messages', { status: 'hold' }), 1);
+  assert.equal(value(s, 'dcmx_queue_messages', { status: 'deferred' }), 0);
+  assert.ok(value(s, 'dcmx_queue_oldest_message_age_seconds', { status: 'hold' }) >= 1);
+  assert.equal(value(s, 'dcmx_queue_oldest_message_age_seconds', { status: 'deferred' }), 0);
 });
 
 test('counters never go back when a serving thread dies and is replaced', async () => {
