@@ -3,7 +3,8 @@
  * SMTP intake, the queue, delivery — in its own data dir with its own small
  * SQLite queue store (queue.sqlite: the directory's tables stay empty),
  * reading a remote directory over LDAP (RemoteMailSource: Content Sync over
- * one connection), and the admin HTTP endpoint (/health, /routes, /stats).
+ * one connection), and the admin HTTP endpoint (/health, /routes, /stats,
+ * /metrics).
  * No LDAP or DNS listener, no directory of its own. One serving thread
  * (DCMX_THREADS does not apply).
  *
@@ -20,6 +21,8 @@ import { restrictStoreFiles } from './appliance';
 import { listening } from './listen';
 import { loadTls } from './tls';
 import { startHttpServer, type Health, type HttpEndpoint } from './admin/http';
+import { ApplianceMetrics } from './admin/metrics';
+import { mailFigures } from './threads/stats';
 import { RoutingTable } from './directory/routing';
 import { RemoteMailSource } from './directory-client/remote-source';
 import { DirectoryCache } from './mta/cache';
@@ -63,17 +66,23 @@ function remoteProvisioning(source: RemoteMailSource): PolicyProvisioning {
   };
 }
 
+/** Readies a unit's data dir and opens its queue store (the unit and `dcmx queue` on it open it this way). */
+export function openUnitStore(dataDir: string): Store {
+  prepareDataDir(dataDir);
+  const file = unitStorePath(dataDir);
+  restrictStoreFiles(file);
+  const store = Store.open(file, []);
+  restrictStoreFiles(file);
+  return store;
+}
+
 /** Starts the unit. `config.directory` must be set (loadConfig guarantees it for DCMX_ROLE=mta). */
 export async function startRemoteUnit(config: Config, log: Logger): Promise<RemoteUnit> {
   const remote = config.directory;
   if (!remote) throw new Error('startRemoteUnit: DCMX_ROLE=mta without a directory');
-  prepareDataDir(config.dataDir);
+  const store = openUnitStore(config.dataDir);
   const mode = dataDirTooOpen(config.dataDir, config.mta.mailGroup);
   if (mode !== undefined) log.warn({ dataDir: config.dataDir, mode: mode.toString(8) }, 'the data dir is open to other users (mail, keys); chmod 700 it');
-  const file = unitStorePath(config.dataDir);
-  restrictStoreFiles(file);
-  const store = Store.open(file, []);
-  restrictStoreFiles(file);
   const started: { close(): Promise<void> }[] = [];
   try {
     const source = new RemoteMailSource({ directory: remote, suffix: config.suffix, dataDir: config.dataDir, log: log.child({ ep: 'directory' }) });
@@ -118,7 +127,13 @@ export async function startRemoteUnit(config: Config, log: Logger): Promise<Remo
       smtp: intake.intake.stats,
       policy: intake.policy,
     });
-    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({ health, zones: undefined, routing, stats }, {
+    const metrics = new ApplianceMetrics({
+      threads: async () => [{ thread: 0, restarts: 0, ...mailFigures(intake, views) }],
+      queue: queueSide.admin,
+      delivery: queueSide.delivery.stats,
+      directory: () => ({ reachable: source.reachable, changes: source.stats.changes, reloads: source.stats.reloads, connects: source.stats.connects }),
+    });
+    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({ health, zones: undefined, routing, stats, metrics }, {
       host: config.listen, port: config.http.port, allow: config.http.allow,
       names: { hostname: config.hostname, names: config.http.hosts, addresses: [config.listen, ...config.selfAddresses] },
     }, log.child({ ep: 'http' })));
