@@ -29,6 +29,7 @@ import { passwordFigures, processStats, threadFigures, type ProcessStats, type T
 import type { QueueStore } from '../storage/queue';
 import type { Delivery } from './mta/delivery';
 import { startRetention, type Retention } from './directory/retention';
+import { claimDataDir, type Ownership } from './succession';
 import { loadTls } from './tls';
 
 /**
@@ -59,6 +60,14 @@ export interface Appliance {
   threads: ThreadHost | undefined;
   /** The process's figures, as GET /stats gives them: the threads' summed, and each thread's. */
   stats(): Promise<ApplianceStats>;
+  /**
+   * The claim on the data dir (succession.ts): `owned` resolves at once,
+   * or, for the successor of a running appliance (a reload), once that one
+   * has ended; it rejects when it does not end (a second appliance started
+   * by mistake): the caller stops this one then.
+   */
+  ownership: Ownership;
+  /** Closes the listeners, lets sessions finish, stops delivery, closes the store, and lets the data dir go. */
   close(): Promise<void>;
 }
 
@@ -187,15 +196,48 @@ function perThread<T extends object>(name: string, threads: number): T {
   });
 }
 
+/** A listener's ConfigError for a port in use (listen.ts listenError). */
+function portInUse(e: unknown): boolean {
+  return e instanceof ConfigError && e.message.endsWith(' is already in use');
+}
+
 /**
  * Opens the store and starts every endpoint: on this thread with
  * DCMX_THREADS=1, else in that many serving threads (threads/host.ts),
  * this thread keeping the writer, the queue and delivery, the admin HTTP
  * endpoint, NOTIFY and retention.
+ *
+ * When another appliance runs on the same data dir (a reload), this one is
+ * its successor (succession.ts): it shares its ports (every listener binds
+ * with reusePort; the probe for ports in use is only made when no appliance
+ * ran), serves at once, and starts delivery, the sweeps and retention once
+ * the other has ended. A predecessor that holds a port without reusePort (a
+ * version before this) is waited for, and the port bound after it.
  */
 export async function startAppliance(config: Config, log: Logger, announce: (msg: string) => void = console.log): Promise<Appliance> {
   const clock = new ChangeClock();
-  const { directory, zones } = openStore(config, { sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit, clock });
+  prepareDataDir(config.dataDir);
+  const ownership = claimDataDir(config.dataDir, log.child({ part: 'succession' }));
+  let services: Services;
+  try {
+    services = openStore(config, { sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit, clock });
+  } catch (e) {
+    ownership.release();
+    throw e;
+  }
+  const { directory, zones } = services;
+  const owned = ownership.first ? undefined : ownership.owned;
+  /** Starts a listener; as a successor, a port the predecessor holds without reusePort is bound once it has ended. */
+  const bind = async <T>(start: () => Promise<T>): Promise<T> => {
+    try {
+      return await start();
+    } catch (e) {
+      if (!owned || ownership.owns() || !portInUse(e)) throw e;
+      log.warn({ err: (e as Error).message }, 'the previous appliance holds this port without SO_REUSEPORT (a version before reloads): binding it once that one has ended');
+      await owned;
+      return start();
+    }
+  };
   const mode = fs.statSync(config.dataDir).mode & 0o777;
   if (mode & 0o077) {
     log.warn({ dataDir: config.dataDir, mode: mode.toString(8) }, 'the data dir is open to other users (mail, keys, password hashes); chmod 700 it');
@@ -215,7 +257,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     const writer = new LocalWriter(directory, provisioner);
     const otherWriters = watchOtherWriters(directory);
     started.push({ close: async () => otherWriters.stop() });
-    const retention = startRetention(directory, config.retention, log.child({ ep: 'retention' }));
+    const retention = startRetention(directory, config.retention, log.child({ ep: 'retention' }), owned);
     started.push({ close: async () => retention.stop() });
     void retention.run(); // a backlog left by an older version or a larger setting
     // One certificate for SMTP STARTTLS and LDAP StartTLS.
@@ -223,28 +265,29 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     const notifier = startNotifier(zones, config.dns.notify, log.child({ ep: 'dns' }));
     started.push({ close: async () => notifier.close() });
     // Before any intake accepts mail: its spool sweep drops files no committed row names.
-    const queueSide = await startQueueSide(mailViews(directory, zones, config, config.mta.cacheSize), directory.store, config, log.child({ ep: 'smtp' }));
+    const queueSide = await startQueueSide(mailViews(directory, zones, config, config.mta.cacheSize), directory.store, config, log.child({ ep: 'smtp' }), owned);
     started.push(queueSide);
     const configured = { ldap: config.ldap.port, dns: config.dns.port, smtp: config.smtp.port };
     let serving: { ports: ServingPorts; figures(): Promise<ThreadFigures[]> };
     let endpoints: Endpoints | undefined;
     let threads: ThreadHost | undefined;
+    // A port another program holds is refused; the previous appliance's are ours to share.
+    if (!owned) await probePorts(config.listen, { ...configured, http: config.http.port });
     if (config.threads === 1) {
-      const e = await startEndpoints(directory, zones, config, log, {
-        ports: configured, views: queueSide.views, queue: queueSide.queue, onQueued: () => queueSide.delivery.kick(), provisioner, writer, tls, reusePort: false,
-      });
+      const e = await bind(() => startEndpoints(directory, zones, config, log, {
+        ports: configured, views: queueSide.views, queue: queueSide.queue, onQueued: () => queueSide.delivery.kick(), provisioner, writer, tls, reusePort: true,
+      }));
       endpoints = e;
       started.push(e);
       serving = { ports: e.ports, figures: async () => [threadFigures(0, 0, e)] };
     } else {
-      await probePorts(config.listen, configured);
-      const host = await startThreads({
+      const host = await bind(() => startThreads({
         config, count: config.threads, clock: clock.buffer, tls, log,
         services: {
           writer, queue: queueSide.queue, onQueued: () => queueSide.delivery.kick(),
           throttle: directory.throttle, limits: new ProvisionLimits(config.provisionLimits),
         },
-      });
+      }));
       threads = host;
       started.push(host);
       serving = { ports: host.ports, figures: () => host.stats() };
@@ -257,10 +300,10 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       history: { ...directory.changeRange(), journalRows: directory.store.journalSize(), ...retention.stats },
       passwords: threads ? passwordFigures(directory) : undefined,
     });
-    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({ health: () => storeHealth(directory), zones, routing: queueSide.views.routing, stats }, {
-      host: config.listen, port: config.http.port, allow: config.http.allow,
+    const http: HttpEndpoint = await bind(() => listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({ health: () => storeHealth(directory), zones, routing: queueSide.views.routing, stats }, {
+      host: config.listen, port: config.http.port, allow: config.http.allow, reusePort: true,
       names: { hostname: config.hostname, names: config.http.hosts, addresses: [config.listen, ...config.selfAddresses] },
-    }, log.child({ ep: 'http' })));
+    }, log.child({ ep: 'http' }))));
     started.push(http);
     const { views, queue, delivery } = queueSide;
     const queueParts = { port: serving.ports.smtp, cache: views.cache, routing: views.routing, queue, delivery, resolver: views.resolver, source: views.source };
@@ -283,15 +326,18 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       notifier,
       threads,
       stats,
+      ownership,
       ports: { ...serving.ports, http: http.port },
       async close() {
         for (const s of started.reverse()) await s.close();
         directory.store.close();
+        ownership.release();
       },
     };
   } catch (e) {
     for (const s of started.reverse()) await s.close().catch(() => undefined);
     directory.store.close();
+    ownership.release();
     throw e;
   }
 }

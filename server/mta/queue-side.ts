@@ -34,15 +34,24 @@ export interface QueueSide {
  * acknowledged), sweeps Maildir tmp/, and starts delivery. Must run before
  * any intake accepts mail (the spool sweep would take an intake's file
  * whose row is not committed yet).
+ *
+ * With `owned` (a successor during a reload, succession.ts), the queue
+ * takes mail at once but the rest waits until `owned` resolves, when the
+ * previous appliance has ended: only then are the sweeps run (the spool's
+ * only over files older than this call, which this process's intake cannot
+ * have made) and delivery started. Resolves without waiting for it.
  */
-export async function startQueueSide(views: MailViews, store: Store, config: Config, log: Logger): Promise<QueueSide> {
+export async function startQueueSide(views: MailViews, store: Store, config: Config, log: Logger, owned?: Promise<void>): Promise<QueueSide> {
+  const since = Date.now();
   const queue = new QueueStore(store);
   const spool = new Spool(path.join(config.dataDir, 'spool'));
-  const orphans = await spool.sweep(queue.spoolPaths());
-  if (orphans) log.info({ orphans }, 'removed unacknowledged spool files');
+  const sweepSpool = async (before?: number) => {
+    const orphans = await spool.sweep(queue.spoolPaths(), before);
+    if (orphans) log.info({ orphans }, 'removed unacknowledged spool files');
+  };
   // maildir(5): tmp/ files a crash left behind (killed mid-delivery) go after 36 hours; now, then every 6 hours.
   const tmpLog = log.child({ part: 'maildir' });
-  const sweeper = startTmpSweeper(path.join(config.dataDir, 'mail'), {
+  const startSweeper = () => startTmpSweeper(path.join(config.dataDir, 'mail'), {
     everyMs: TMP_SWEEP_EVERY_MS,
     onResult: (r) => {
       if (r.removed || r.errors) tmpLog.info({ ...r }, 'swept old files from Maildir tmp/');
@@ -63,16 +72,33 @@ export async function startQueueSide(views: MailViews, store: Store, config: Con
       : queue.releaseHeld(Date.now());
     if (released) delivery.kick();
   });
-  delivery.start();
+  let sweeper: ReturnType<typeof startTmpSweeper> | undefined;
+  let closed = false;
+  const begin = () => {
+    sweeper = startSweeper();
+    delivery.start();
+  };
+  if (owned) {
+    owned.then(async () => {
+      await sweepSpool(since);
+      if (!closed) begin();
+    }).catch((err: unknown) => {
+      if (!closed) log.error({ err }, 'the queue side did not start delivery');
+    });
+  } else {
+    await sweepSpool();
+    begin();
+  }
   return {
     views, queue, delivery,
     async close() {
+      closed = true;
       // Attempts under way end (outbound connections closing) and record their outcome before the store closes.
       const stopped = delivery.stop();
       outbound.close();
       await stopped;
       views.stop();
-      await sweeper.stop();
+      await sweeper?.stop();
     },
   };
 }
