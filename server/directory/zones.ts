@@ -22,7 +22,7 @@ import type { DirEntry } from './entry';
 import { entryUuidOf, indexRows } from './entry';
 import { DirectoryError } from './errors';
 import { formatRR, parseRData, RDataError, RECORD_ATTRIBUTES, RRTYPE, type RData, type RR } from './records';
-import { ChangeFollower, changedDns } from './changes';
+import { ChangeFollower, changedDns, type ChangeRecord } from './changes';
 
 /** TTL when neither the entry nor the zone apex sets dNSTTL. */
 export const DEFAULT_TTL = 3600;
@@ -185,13 +185,11 @@ function glueTargets(cut: string, ns: RR[]): string[] {
 
 /**
  * The zones of a directory: the read view for DNS, the write-path hooks, and
- * serial-change notification for NOTIFY and answer caches.
+ * what changed, for NOTIFY (soaChanges) and answer caches (onDataChange).
  */
 export class Zones implements ZoneView {
   readonly names: DnsNames;
-  private readonly listeners: ((zones: { name: string; serial: number }[]) => void)[] = [];
   private readonly dataListeners: (() => void)[] = [];
-  private bumped: { name: string; serial: number }[] = [];
   /** version(): the change number of the last change to DNS data followed. */
   private dataVersion: number;
 
@@ -331,12 +329,26 @@ export class Zones implements ZoneView {
   }
 
   /**
-   * Listens for serial changes, after each commit of this directory: the
-   * writer's thread only (the NOTIFY sender). A thread's answer caches follow
-   * the change log with onDataChange.
+   * The zones whose SOA the change-log rows `rows` set, each once, as the
+   * store holds it now (zones gone since are left out): an apex added with
+   * its sOARecord, or a modify of it (every transaction's serial bump is
+   * one, see bumpSerials). What a NOTIFY announces (RFC 1996 §3.7), whichever
+   * process made the change: the log holds the CLI's commits too.
    */
-  onSerialChange(l: (zones: { name: string; serial: number }[]) => void): void {
-    this.listeners.push(l);
+  soaChanges(rows: readonly ChangeRecord[]): Zone[] {
+    const names = new Set<string>();
+    for (const r of rows) {
+      const setsSoa = r.changeType === 'add' ? !!r.attributes.sOARecord?.length
+        : r.changeType === 'modify' && r.modifications.some((m) => m.type === 'sOARecord');
+      const name = setsSoa ? this.names.fromDn(r.targetDN, r.targetNdn) : undefined;
+      if (name !== undefined) names.add(name);
+    }
+    const out: Zone[] = [];
+    for (const n of names) {
+      const z = this.zoneOf(n);
+      if (z?.name === n) out.push(z);
+    }
+    return out;
   }
 
   /**
@@ -492,7 +504,6 @@ export class Zones implements ZoneView {
       }
     }
     const store = this.directory.store;
-    this.bumped = [];
     for (const [zoneName, z] of touched) {
       const ndn = this.names.toNdn(zoneName);
       const apex = ndn === undefined ? undefined : store.getByNdn(ndn);
@@ -531,16 +542,7 @@ export class Zones implements ZoneView {
       const added = [...z.added].filter((l) => !z.removed.has(l));
       if (z.rebuilt) store.dropJournal(zoneName);
       else store.appendJournal({ zone: zoneName, serialFrom: from, serialTo: serial, removed, added, changeNumber: lastChange });
-      this.bumped.push({ name: zoneName, serial });
     }
-  };
-
-  /** After commit: tells listeners which zones have a new serial. */
-  notifyCommitted = (): void => {
-    if (!this.bumped.length) return;
-    const done = this.bumped;
-    this.bumped = [];
-    for (const l of this.listeners) l(done);
   };
 
   /**
@@ -599,6 +601,5 @@ export function attachZones(directory: Directory): Zones {
   const zones = new Zones(directory);
   directory.addWriteHook(zones.checkRecords);
   directory.addCommitHook(zones.bumpSerials);
-  directory.onChange(zones.notifyCommitted);
   return zones;
 }

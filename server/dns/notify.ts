@@ -11,7 +11,8 @@ import type { HostPort } from '../config';
 import type { Logger } from '../log';
 import { encodeNotify, parseNotifyReply } from './wire';
 import type { RR } from '../directory/records';
-import type { Zones } from '../directory/zones';
+import type { Zone, Zones } from '../directory/zones';
+import { ChangeFollower } from '../directory/changes';
 
 interface Pending {
   zone: string;
@@ -33,6 +34,7 @@ export class Notifier {
   private readonly pending = new Map<string, Pending>(); // key: zone|host|port
   private readonly byId = new Map<number, Pending>();
   private closed = false;
+  private readonly closers: (() => void)[] = [];
   /** Acknowledged NOTIFYs, for tests and the admin API. */
   readonly acked: { zone: string; serial: number; target: HostPort }[] = [];
 
@@ -113,9 +115,15 @@ export class Notifier {
     this.log.info({ zone: p.zone, serial: p.serial, target: `${p.target.host}:${p.target.port}`, rcode: r.rcode }, 'notify acknowledged');
   }
 
+  /** Calls `f` at close (what feeds the notifier stops then). */
+  onClose(f: () => void): void {
+    this.closers.push(f);
+  }
+
   /** Stops retrying and closes the sockets. */
   close(): void {
     this.closed = true;
+    for (const f of this.closers.splice(0)) f();
     for (const [key, p] of this.pending) this.forget(key, p);
     for (const s of Object.values(this.sockets)) s?.close();
   }
@@ -123,14 +131,24 @@ export class Notifier {
 
 /**
  * The NOTIFY sender of the process: announces every new serial of the
- * zones to `targets` (DCMX_NOTIFY). One per process, on the thread that
- * commits the writes (the serials change there), whatever the number of
- * serving threads.
+ * zones to `targets` (DCMX_NOTIFY). One per process, on the writer's thread,
+ * whatever the number of serving threads. It follows the change log
+ * (Zones.soaChanges), not this process's commits: the writer publishes
+ * other processes' commits too (the `dcmx` command, writes.ts
+ * watchOtherWriters), so their changes are announced like ours, once per
+ * change. Should the log have been trimmed past its position, every zone is
+ * announced.
  */
 export function startNotifier(zones: Zones, targets: readonly HostPort[], log: Logger): Notifier {
   const notifier = new Notifier(targets, log);
-  zones.onSerialChange((changed) => {
-    for (const z of changed) notifier.announce(z.name, z.serial, zones.zoneOf(z.name)?.soa);
+  if (targets.length === 0) return notifier;
+  const announce = (list: Zone[]) => {
+    for (const z of list) notifier.announce(z.name, z.soa.rdata.serial, z.soa);
+  };
+  const follower = new ChangeFollower(zones.directory, {
+    onChanges: (rows) => announce(zones.soaChanges(rows)),
+    onGap: () => announce(zones.zoneNames().map((n) => zones.zoneOf(n)).filter((z) => z !== undefined)),
   });
+  notifier.onClose(() => follower.stop());
   return notifier;
 }

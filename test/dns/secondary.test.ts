@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
+import { adminArgs, run, runDcmx, startTestAppliance, testEnv, type TestAppliance } from '../helpers';
 import { CAA_ENTRY, exampleOrgZone, kdigRunner, section, soaSerial, status } from './fixture';
 import { freeDualPort, startKnot, type Knot } from './knot';
 import { waitForAsync } from '../fixtures/wait';
@@ -257,5 +257,45 @@ tXTRecord: "added over LDAP"
     const acked = await until(5_000, async () =>
       t.app.notifier.acked.some((a) => a.zone.replace(/\.$/, '') === ZONE_NAME && a.serial === want) ? undefined : 'final serial not acknowledged');
     assert.equal(acked.failure, undefined, `${acked.failure}: ${JSON.stringify(t.app.notifier.acked.slice(-5))}`);
+  });
+
+  test('5. changes made by the dcmx command (another process) reach knot by NOTIFY, each once', async (ctx) => {
+    /** Runs `dcmx` against the appliance's store, then waits for knot to serve dcmx's serial with `check` true. */
+    const byCli = async (what: string, args: string[], check: () => Promise<string | undefined>) => {
+      const from = knotLog().length;
+      const before = await serialOf(dnsPort);
+      const ackedBefore = t.app.notifier.acked.length;
+      const r = await runDcmx(testEnv(t.dataDir), args);
+      assert.equal(r.code, 0, `dcmx ${args.join(' ')}: ${r.stderr}`);
+      // The appliance picks the other process's commit up from the store (writes.ts watchOtherWriters) within 100 ms.
+      let want = -1;
+      const served = await until(5_000, async () => ((want = await serialOf(dnsPort)) !== before ? undefined : `dcmx still serves ${before}`));
+      assert.equal(served.failure, undefined, `${what}: ${served.failure}`);
+      const res = await until(10_000, async () => {
+        const got = await serialOf(knotPort);
+        return got !== want ? `knot serves serial ${got}, dcmx ${want}` : await check();
+      });
+      assert.equal(res.failure, undefined, `${what}: ${res.failure}\nknot log since:\n${zoneLog(from).join('\n')}`);
+      ctx.diagnostic(`${what}: knot had serial ${want} ${res.elapsed} ms after the command (SOA refresh is 3600 s)`);
+      assert.ok(zoneLog(from).some((l) => /notify, incoming/i.test(l)), `${what}: knot logged no incoming NOTIFY:\n${zoneLog(from).join('\n')}`);
+      const acked = await until(5_000, async () =>
+        t.app.notifier.acked.slice(ackedBefore).some((a) => a.zone === ZONE_NAME && a.serial === want) ? undefined : 'not acknowledged');
+      assert.equal(acked.failure, undefined, `${what}: NOTIFY of serial ${want}: ${acked.failure}: ${JSON.stringify(t.app.notifier.acked.slice(ackedBefore))}`);
+      // Once per change: one NOTIFY of the zone for the command's one commit, not one per thread or per row.
+      const sent = t.app.notifier.acked.slice(ackedBefore).filter((a) => a.zone === ZONE_NAME);
+      assert.deepEqual(sent.map((a) => a.serial), [want], `${what}: NOTIFYs acknowledged`);
+    };
+
+    const ldif = path.join(t.dataDir, 'change.ldif');
+    fs.writeFileSync(ldif, 'dn: dc=mx,dc=example,dc=org,o=internet\nchangetype: modify\nreplace: aRecord\naRecord: 198.51.100.42\n-\n');
+    await byCli('dcmx ldif import', ['ldif', 'import', ldif], async () => {
+      const mx = section((await kdigKnot('mx.example.org', 'A')).stdout, 'ANSWER').join();
+      return mx === 'mx.example.org. 300 IN A 198.51.100.42' ? undefined : `knot mx.example.org A: ${mx}`;
+    });
+    await byCli('dcmx domain add', ['domain', 'add', 'shop.example.org'], async () => {
+      const mx = section((await kdigKnot('shop.example.org', 'MX')).stdout, 'ANSWER').join();
+      return mx === 'shop.example.org. 300 IN MX 10 mx.dcmx.test.' ? undefined : `knot shop.example.org MX: ${mx}`;
+    });
+    await sameAnswers([['shop.example.org', 'MX'], ['shop.example.org', 'TXT'], ['_dmarc.shop.example.org', 'TXT']]);
   });
 });
