@@ -29,7 +29,7 @@ import { passwordFigures, processStats, threadFigures, type ProcessStats, type T
 import type { QueueStore } from '../storage/queue';
 import type { Delivery } from './mta/delivery';
 import { startRetention, type Retention } from './directory/retention';
-import { claimDataDir, type Ownership } from './succession';
+import { bindBeside, claimDataDir, type Ownership } from './succession';
 import { loadTls } from './tls';
 
 /**
@@ -196,11 +196,6 @@ function perThread<T extends object>(name: string, threads: number): T {
   });
 }
 
-/** A listener's ConfigError for a port in use (listen.ts listenError). */
-function portInUse(e: unknown): boolean {
-  return e instanceof ConfigError && e.message.endsWith(' is already in use');
-}
-
 /**
  * Opens the store and starts every endpoint: on this thread with
  * DCMX_THREADS=1, else in that many serving threads (threads/host.ts),
@@ -227,17 +222,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
   }
   const { directory, zones } = services;
   const owned = ownership.first ? undefined : ownership.owned;
-  /** Starts a listener; as a successor, a port the predecessor holds without reusePort is bound once it has ended. */
-  const bind = async <T>(start: () => Promise<T>): Promise<T> => {
-    try {
-      return await start();
-    } catch (e) {
-      if (!owned || ownership.owns() || !portInUse(e)) throw e;
-      log.warn({ err: (e as Error).message }, 'the previous appliance holds this port without SO_REUSEPORT (a version before reloads): binding it once that one has ended');
-      await owned;
-      return start();
-    }
-  };
+  const bind = <T>(start: () => Promise<T>): Promise<T> => bindBeside(ownership, log, start);
   const mode = fs.statSync(config.dataDir).mode & 0o777;
   if (mode & 0o077) {
     log.warn({ dataDir: config.dataDir, mode: mode.toString(8) }, 'the data dir is open to other users (mail, keys, password hashes); chmod 700 it');
@@ -255,7 +240,9 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     });
     const provisioner = new Provisioner(directory, zones, { hostname: config.hostname, ...config.newDomain });
     const writer = new LocalWriter(directory, provisioner);
-    const otherWriters = watchOtherWriters(directory);
+    // Mail another process queued (the other appliance during a reload) is delivered by the owner without waiting for a kick of its own.
+    let kickDelivery = () => undefined as void;
+    const otherWriters = watchOtherWriters(directory, undefined, () => kickDelivery());
     started.push({ close: async () => otherWriters.stop() });
     const retention = startRetention(directory, config.retention, log.child({ ep: 'retention' }), owned);
     started.push({ close: async () => retention.stop() });
@@ -267,6 +254,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     // Before any intake accepts mail: its spool sweep drops files no committed row names.
     const queueSide = await startQueueSide(mailViews(directory, zones, config, config.mta.cacheSize), directory.store, config, log.child({ ep: 'smtp' }), owned);
     started.push(queueSide);
+    kickDelivery = () => queueSide.delivery.kick();
     const configured = { ldap: config.ldap.port, dns: config.dns.port, smtp: config.smtp.port };
     let serving: { ports: ServingPorts; figures(): Promise<ThreadFigures[]> };
     let endpoints: Endpoints | undefined;

@@ -3,20 +3,19 @@
  * setting at fault (listenError), and the ports serving threads share are
  * probed first (probePorts).
  *
- * Every serving thread binds each port with SO_REUSEPORT, and so could a
- * second dcmx (same user) started on the same ports: the kernel would then
- * quietly share the traffic between the two. So before any thread binds,
- * the main thread binds each configured port once WITHOUT reusePort and
- * lets it go again: a port another program (or another dcmx) holds is
- * refused as it is with one thread. With port 0 (any free port) there is
+ * Every listener of the appliance (LDAP, DNS UDP and TCP, SMTP, admin
+ * HTTP; in each serving thread, whatever DCMX_THREADS) binds with
+ * SO_REUSEPORT, and so could a second dcmx (same user) started on the same
+ * ports: the kernel would then quietly share the traffic between the two.
+ * So before anything binds, the main thread binds each configured port once
+ * WITHOUT reusePort and lets it go again: a port another program (or
+ * another dcmx) holds is refused. With port 0 (any free port) there is
  * nothing to probe: the first thread binds and reports the ports it was
  * given, the others bind those.
  *
  * The one exception is a reload (succession.ts): while the previous
  * appliance on the same data dir still runs, its ports are ours to share,
- * and the probe is skipped. Every listener of the appliance (LDAP, DNS UDP
- * and TCP, SMTP, admin HTTP) binds with reusePort, whatever DCMX_THREADS,
- * so that the next appliance can bind them beside it.
+ * and the probe is skipped: that is what reusePort everywhere is for.
  *
  * Under pm2's cluster mode (ecosystem.config.js) a listener without
  * reusePort would be bound by pm2's daemon, not by this process (Node's

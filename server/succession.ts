@@ -22,6 +22,7 @@
  * running after `timeoutMs` is not being replaced but is a second appliance
  * started by mistake: the successor gives up (`owned` rejects).
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError } from './config';
 import type { Logger } from './log';
@@ -35,6 +36,18 @@ export const HANDOVER_TIMEOUT_MS = 60_000;
 
 /** How often a successor tries the lock. */
 const POLL_MS = 50;
+
+/** Linux 5.14+: a closing listener's queued connections move to another of its SO_REUSEPORT group instead of being reset. */
+const MIGRATE_REQ = '/proc/sys/net/ipv4/tcp_migrate_req';
+
+/** Whether the kernel resets, rather than moves, the connections queued on a listener that closes (tcp_migrate_req 0). */
+function resetsQueuedConnections(): boolean {
+  try {
+    return fs.readFileSync(MIGRATE_REQ, 'utf8').trim() === '0';
+  } catch {
+    return false; // not Linux, or a kernel before 5.14: nothing to advise
+  }
+}
 
 /** This process's claim on its data dir. */
 export interface Ownership {
@@ -65,6 +78,9 @@ export function claimDataDir(dataDir: string, log: Logger, opts: { timeoutMs?: n
     owned = Promise.resolve();
   } else {
     log.info({ dataDir }, 'another dcmx appliance holds the data dir: serving beside it, and taking over its duties (delivery, sweeps, retention) once it has ended');
+    if (resetsQueuedConnections()) {
+      log.info('net.ipv4.tcp_migrate_req is 0: connections waiting in the old appliance\'s accept queue when it closes its listeners are reset; set it to 1 to have them moved here (README, Reloading under pm2)');
+    }
     const timeoutMs = opts.timeoutMs ?? HANDOVER_TIMEOUT_MS;
     const since = Date.now();
     owned = new Promise<void>((resolve, reject) => {
@@ -103,4 +119,26 @@ export function claimDataDir(dataDir: string, log: Logger, opts: { timeoutMs?: n
       giveUp(new ConfigError('DCMX_DATA_DIR', 'stopped before the previous appliance had ended'));
     },
   };
+}
+
+/** A listener's ConfigError for a port in use (listen.ts listenError). */
+function portInUse(e: unknown): boolean {
+  return e instanceof ConfigError && e.message.endsWith(' is already in use');
+}
+
+/**
+ * Starts a listener (`start` binds with reusePort). For a successor whose
+ * predecessor holds the port without reusePort (a version before reloads),
+ * the port is bound again once that one has ended; any other failure is
+ * thrown as it is.
+ */
+export async function bindBeside<T>(ownership: Ownership, log: Logger, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (e) {
+    if (ownership.first || ownership.owns() || !portInUse(e)) throw e;
+    log.warn({ err: (e as Error).message }, 'the previous appliance holds this port without SO_REUSEPORT (a version before reloads): binding it once that one has ended');
+    await ownership.owned;
+    return start();
+  }
 }
