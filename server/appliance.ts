@@ -121,7 +121,7 @@ export function openStore(config: Config, limits: { sizeLimit?: number; timeLimi
   try {
     services = openDirectory({
       file, suffix: config.suffix, adminDN: config.adminDN, replicatorDNs: config.replicatorDNs, unitDNs: config.unitDNs, extraIndexes: config.ldap.extraIndexes,
-      passwords: config.passwords, throttle: config.throttle, ...limits,
+      passwords: config.passwords, throttle: config.throttle, catalog: config.dns.catalog, ...limits,
     });
   } catch (e) {
     if ((e as Error).name === 'SqliteError') throw new ConfigError('DCMX_DATA_DIR', `cannot open the store ${file}: ${(e as Error).message}`);

@@ -118,6 +118,8 @@ export interface Config {
     rrlRate: number;
     /** Every slip-th limited response goes out truncated (0 = drop all). */
     rrlSlip: number;
+    /** The catalog zone served (RFC 9432, directory/catalog.ts), lower case without the trailing dot; none when unset. */
+    catalog: string | undefined;
   };
   smtp: {
     port: number;
@@ -272,6 +274,14 @@ export function isCidr(s: string): boolean {
   if (bits === undefined) return true;
   if (!/^\d+$/.test(bits)) return false;
   return Number(bits) <= (fam === 4 ? 32 : 128);
+}
+
+/** DCMX_DNS_CATALOG: the catalog zone's name (a DNS name, trailing dot optional), or unset. */
+function catalogName(env: Env): string | undefined {
+  const v = str(env, 'DCMX_DNS_CATALOG', '');
+  if (v === '') return undefined;
+  if (v === '.' || !HOST_SHAPE.test(v)) throw new ConfigError('DCMX_DNS_CATALOG', `'${v}' is not a DNS name (e.g. catalog.invalid.)`);
+  return v.toLowerCase().replace(/\.$/, '');
 }
 
 function cidrs(env: Env, name: string): string[] {
@@ -522,6 +532,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       cacheEntries: int(env, 'DCMX_DNS_CACHE_ENTRIES', 20_000, 0, 10_000_000),
       rrlRate: int(env, 'DCMX_DNS_RRL', 0, 0, 1_000_000),
       rrlSlip: int(env, 'DCMX_DNS_RRL_SLIP', 2, 0, 10),
+      catalog: catalogName(env),
     },
     smtp: {
       port: port(env, 'DCMX_SMTP_PORT', 2525),

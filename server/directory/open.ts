@@ -38,6 +38,8 @@ export interface OpenDirectoryOptions extends DirectoryOptions {
    * `clock` (the writer's: pass its buffer). Default false: the writer.
    */
   readOnly?: boolean;
+  /** The catalog zone to serve (RFC 9432, catalog.ts): its name, lower case without the trailing dot. */
+  catalog?: string;
 }
 
 /** The directory and the domain views whose hooks ride on its write path. */
@@ -75,7 +77,7 @@ export function openDirectory(opts: OpenDirectoryOptions): Services {
       throw e;
     }
     const directory = new Directory(reader, schema, opts);
-    return { directory, zones: attachZones(directory) };
+    return { directory, zones: attachZones(directory, opts.catalog) };
   }
   const store = Store.open(opts.file, indexed);
   if (store.getMeta('indexed') !== key) {
@@ -84,5 +86,5 @@ export function openDirectory(opts: OpenDirectoryOptions): Services {
   }
   upgradeLegacyChanges(store);
   const directory = new Directory(store, schema, opts);
-  return { directory, zones: attachZones(directory) };
+  return { directory, zones: attachZones(directory, opts.catalog) };
 }

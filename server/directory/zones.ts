@@ -23,6 +23,7 @@ import { entryUuidOf, indexRows } from './entry';
 import { DirectoryError } from './errors';
 import { formatRR, parseRData, RDataError, RECORD_ATTRIBUTES, RRTYPE, type RData, type RR } from './records';
 import { ChangeFollower, changedDns, type ChangeRecord } from './changes';
+import { bumpZoneSetSerial, catalogContents, zoneSetSerial, type CatalogContents } from './catalog';
 
 /** TTL when neither the entry nor the zone apex sets dNSTTL. */
 export const DEFAULT_TTL = 3600;
@@ -192,8 +193,14 @@ export class Zones implements ZoneView {
   private readonly dataListeners: (() => void)[] = [];
   /** version(): the change number of the last change to DNS data followed. */
   private dataVersion: number;
+  /** The catalog zone as built for one version of this view (catalog.ts). */
+  private catalogBuilt: { version: number; contents: CatalogContents } | undefined;
 
-  constructor(readonly directory: Directory) {
+  /**
+   * `catalog`: the name of the catalog zone to serve (RFC 9432, catalog.ts;
+   * DCMX_DNS_CATALOG), lower case without the trailing dot; none when unset.
+   */
+  constructor(readonly directory: Directory, readonly catalog?: string) {
     this.names = new DnsNames(directory.suffixNdn);
     this.dataVersion = directory.changeRange().last;
     this.followDnsData();
@@ -212,6 +219,7 @@ export class Zones implements ZoneView {
 
   /** The closest apex at or above `name`. */
   zoneOf(name: string): Zone | undefined {
+    if (this.inCatalog(name)) return { name: this.catalog!, soa: this.catalogView().soa };
     let n = name;
     for (;;) {
       const e = this.entryAt(n);
@@ -231,6 +239,10 @@ export class Zones implements ZoneView {
 
   /** The node at `name` with its records (TTL default from its zone). */
   node(name: string): ZoneNode | undefined {
+    if (this.inCatalog(name)) {
+      const rrs = this.catalogView().nodes.get(name);
+      return rrs && { name, rrsets: groupByType(rrs) };
+    }
     const e = this.entryAt(name);
     if (!e) return undefined;
     const zone = this.zoneOf(name);
@@ -258,6 +270,7 @@ export class Zones implements ZoneView {
    * encoder or master file can hold them.
    */
   zoneContents(zoneName: string): { rrs: RR[]; skipped: { dn: string; problem: string }[] } | undefined {
+    if (this.inCatalog(zoneName)) return zoneName === this.catalog ? { rrs: this.catalogView().rrs, skipped: [] } : undefined;
     const apex = this.entryAt(zoneName);
     const zone = apex && this.zoneFromEntry(zoneName, apex);
     if (!apex || !zone) return undefined;
@@ -315,8 +328,34 @@ export class Zones implements ZoneView {
     return { rrs: out, skipped };
   }
 
-  /** Names of all zone apexes, sorted. */
+  /** Names of all zones served: every zone apex of the directory, and the catalog zone if one is served; sorted. */
   zoneNames(): string[] {
+    return this.catalog === undefined ? this.apexNames() : [...this.apexNames(), this.catalog].sort();
+  }
+
+  /** Is `name` the catalog zone's or below it? Its names are the catalog's, whatever the store holds. */
+  private inCatalog(name: string): boolean {
+    const c = this.catalog;
+    return c !== undefined && (name === c || name.endsWith('.' + c));
+  }
+
+  /**
+   * The catalog zone (catalog.ts) as of this view: every zone apex of the
+   * directory, at the zone-set serial. Built once per version() (a zone
+   * added or removed is a change to DNS data, and its serial bump is in the
+   * same transaction).
+   */
+  catalogView(): CatalogContents {
+    const version = this.dataVersion;
+    if (this.catalogBuilt?.version !== version) {
+      const store = this.directory.store;
+      this.catalogBuilt = { version, contents: catalogContents(this.catalog!, zoneSetSerial(store), this.apexNames().filter((n) => !this.inCatalog(n))) };
+    }
+    return this.catalogBuilt.contents;
+  }
+
+  /** Names of the directory's zone apexes, sorted. */
+  private apexNames(): string[] {
     const out: string[] = [];
     const base = this.directory.getByNdn(this.directory.suffixNdn);
     if (!base) return out;
@@ -466,9 +505,14 @@ export class Zones implements ZoneView {
         z[into].add(formatRR(rr));
       }
     };
+    let zoneSetChanged = false;
     for (const c of changes) {
       const apexBefore = !!c.before?.attrs.sOARecord?.length;
       const apexAfter = !!c.after?.attrs.sOARecord?.length;
+      // A zone added, removed or renamed is a new version of the catalog zone (RFC 9432 §4.1, catalog.ts).
+      if (apexBefore !== apexAfter || c.type === 'modrdn' && (apexBefore || c.moved?.some((m) => m.before.attrs.sOARecord?.length))) {
+        zoneSetChanged = true;
+      }
       if (apexBefore !== apexAfter || c.type === 'modrdn' && (apexBefore || c.moved)) {
         // A zone appears, disappears or moves: IXFR history no longer applies.
         for (const e of [c.before, c.after]) {
@@ -504,6 +548,7 @@ export class Zones implements ZoneView {
       }
     }
     const store = this.directory.store;
+    if (zoneSetChanged) bumpZoneSetSerial(store);
     for (const [zoneName, z] of touched) {
       const ndn = this.names.toNdn(zoneName);
       const apex = ndn === undefined ? undefined : store.getByNdn(ndn);
@@ -596,9 +641,9 @@ export class Zones implements ZoneView {
   }
 }
 
-/** Creates the zones of a directory and registers its hooks on the write path. */
-export function attachZones(directory: Directory): Zones {
-  const zones = new Zones(directory);
+/** Creates the zones of a directory (with the catalog zone `catalog`, if named) and registers its hooks on the write path. */
+export function attachZones(directory: Directory, catalog?: string): Zones {
+  const zones = new Zones(directory, catalog);
   directory.addWriteHook(zones.checkRecords);
   directory.addCommitHook(zones.bumpSerials);
   return zones;

@@ -136,8 +136,9 @@ export class Notifier {
  * (Zones.soaChanges), not this process's commits: the writer publishes
  * other processes' commits too (the `dcmx` command, writes.ts
  * watchOtherWriters), so their changes are announced like ours, once per
- * change. Should the log have been trimmed past its position, every zone is
- * announced.
+ * change. The catalog zone, when one is served (Zones.catalogView), is
+ * announced whenever its serial moved (a zone added or removed). Should the
+ * log have been trimmed past its position, every zone is announced.
  */
 export function startNotifier(zones: Zones, targets: readonly HostPort[], log: Logger): Notifier {
   const notifier = new Notifier(targets, log);
@@ -145,8 +146,17 @@ export function startNotifier(zones: Zones, targets: readonly HostPort[], log: L
   const announce = (list: Zone[]) => {
     for (const z of list) notifier.announce(z.name, z.soa.rdata.serial, z.soa);
   };
+  // RFC 9432 §4: the catalog zone is a zone like any other; a new serial of it (a zone added or removed) is announced too.
+  let catalogSerial = zones.catalog === undefined ? undefined : zones.catalogView().soa.rdata.serial;
+  const withCatalog = (list: Zone[]): Zone[] => {
+    if (zones.catalog === undefined) return list;
+    const soa = zones.catalogView().soa;
+    if (soa.rdata.serial === catalogSerial) return list;
+    catalogSerial = soa.rdata.serial;
+    return [...list, { name: zones.catalog, soa }];
+  };
   const follower = new ChangeFollower(zones.directory, {
-    onChanges: (rows) => announce(zones.soaChanges(rows)),
+    onChanges: (rows) => announce(withCatalog(zones.soaChanges(rows))),
     onGap: () => announce(zones.zoneNames().map((n) => zones.zoneOf(n)).filter((z) => z !== undefined)),
   });
   notifier.onClose(() => follower.stop());

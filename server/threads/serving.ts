@@ -58,7 +58,7 @@ async function start(data: ServingData, channel: ToMain, ports: ServingPorts, lo
   // A reader: a read-only connection of its own, following the writer's change clock.
   const { directory, zones } = openDirectory({
     file: storePath(config.dataDir), suffix: config.suffix, adminDN: config.adminDN, replicatorDNs: config.replicatorDNs, unitDNs: config.unitDNs,
-    extraIndexes: config.ldap.extraIndexes, readOnly: true,
+    extraIndexes: config.ldap.extraIndexes, readOnly: true, catalog: config.dns.catalog,
     clock: new ChangeClock(data.clock), passwords: config.passwords, sharedThrottle: new RemoteThrottle(channel),
     sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit,
   });

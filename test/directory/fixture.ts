@@ -14,8 +14,8 @@ export const CHEAP_PASSWORDS: PasswordOptions = {
 export const SUFFIX = 'o=internet';
 export const ADMIN = 'cn=admin,o=internet';
 
-export async function memoryDirectory(): Promise<{ dir: Directory; admin: Identity; zones: Zones }> {
-  const { directory: dir, zones } = openDirectory({ file: ':memory:', suffix: SUFFIX, adminDN: ADMIN, passwords: CHEAP_PASSWORDS });
+export async function memoryDirectory(opts: { catalog?: string } = {}): Promise<{ dir: Directory; admin: Identity; zones: Zones }> {
+  const { directory: dir, zones } = openDirectory({ file: ':memory:', suffix: SUFFIX, adminDN: ADMIN, passwords: CHEAP_PASSWORDS, catalog: opts.catalog });
   await dir.bootstrap({ kind: 'configured', password: 'secret-admin' });
   return { dir, admin: dir.systemIdentity(), zones };
 }

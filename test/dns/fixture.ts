@@ -65,6 +65,12 @@ export function kdigRunner(port: PortOf, timeoutMs?: number): DigRunner {
   return (...args) => run('kdig', ['@127.0.0.1', '-p', portOf(port), '+norec', '+time=2', '+retry=0', ...args], undefined, timeoutMs);
 }
 
+/** A server's answer to name/type as dig or kdig `dig` gives it: its status, then the sorted ANSWER section, one line each. */
+export async function sortedAnswer(dig: DigRunner, name: string, type: string): Promise<string> {
+  const r = await dig(name, type);
+  return `${status(r.stdout)}\n${section(r.stdout, 'ANSWER').sort().join('\n')}`;
+}
+
 /** The RCODE name of dig/kdig output (`status: NOERROR`), or 'none'. */
 export function status(out: string): string {
   return /status: (\w+)/.exec(out)?.[1] ?? 'none';

@@ -52,8 +52,14 @@ export interface KnotOptions {
   port: number;
   /** The primary: dcmx's DNS port on 127.0.0.1. */
   primaryPort: number;
-  /** The zone knotd is a secondary for. */
+  /**
+   * The zone knotd is a secondary for. With `catalog`, a catalog zone
+   * (RFC 9432) that knotd interprets: every member it lists becomes a zone
+   * knotd is a secondary for, of the same primary (`catalog-template`).
+   */
   zone: string;
+  /** Whether `zone` is a catalog zone to interpret. Default false. */
+  catalog?: boolean;
   /** Log level of its stderr log (kept in `log`). Default info. */
   logLevel?: 'info' | 'debug';
   /** Whether 127.0.0.1 may transfer the zone from knotd too (to compare its AXFR). Default false. */
@@ -96,13 +102,17 @@ ${o.allowTransfer ? '  - id: transfer_to_test\n    address: 127.0.0.1\n    actio
 template:
   - id: default
     storage: "${dir}/zones"
-
+${o.catalog ? `  - id: member
+    storage: "${dir}/zones"
+    master: dcmx
+    acl: [ ${acls.join(', ')} ]
+` : ''}
 zone:
   - domain: ${o.zone}
     master: dcmx
     acl: [ ${acls.join(', ')} ]
     file: "${dir}/zones/${o.zone}.zone"
-`;
+${o.catalog ? '    catalog-role: interpret\n    catalog-template: member\n' : ''}`;
 }
 
 /** A running knotd. */

@@ -14,7 +14,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { adminArgs, run, runDcmx, startTestAppliance, testEnv, type TestAppliance } from '../helpers';
-import { CAA_ENTRY, exampleOrgZone, kdigRunner, section, soaSerial, status } from './fixture';
+import { CAA_ENTRY, exampleOrgZone, kdigRunner, section, soaSerial, sortedAnswer, status } from './fixture';
 import { freeDualPort, startKnot, type Knot } from './knot';
 import { waitForAsync } from '../fixtures/wait';
 
@@ -50,10 +50,7 @@ async function serialOf(port: number): Promise<number> {
 }
 
 /** The answer of a server to name/type: status plus the sorted ANSWER section. */
-async function answer(port: number, name: string, type: string): Promise<string> {
-  const r = await kdigAt(port, name, type);
-  return `${status(r.stdout)}\n${section(r.stdout, 'ANSWER').sort().join('\n')}`;
-}
+const answer = (port: number, name: string, type: string): Promise<string> => sortedAnswer(kdigRunner(port), name, type);
 
 /** The whole zone by AXFR, as a sorted list of normalised records (trailing SOA dropped). */
 async function axfr(port: number): Promise<string[]> {
