@@ -15,6 +15,8 @@ import { openDirectory, type Services } from './directory/open';
 import type { Zones } from './directory/zones';
 import type { LdapEndpoint } from './ldap/server';
 import { startHttpServer, storeHealth, type HttpEndpoint } from './admin/http';
+import { ApplianceMetrics } from './admin/metrics';
+import { operationsTotal } from './ldap/op-counts';
 import type { DnsEndpoint } from './dns/server';
 import { startNotifier, type Notifier } from './dns/notify';
 import { mailViews, type MtaEndpoint } from './mta';
@@ -31,6 +33,7 @@ import type { Delivery } from './mta/delivery';
 import { startRetention, type Retention } from './directory/retention';
 import { bindBeside, claimDataDir, type Ownership } from './succession';
 import { loadTls } from './tls';
+import { startConsole } from './admin/console/start';
 
 /**
  * A running appliance. With DCMX_THREADS=1, `ldap`, `dns` and `mta` are the
@@ -67,6 +70,8 @@ export interface Appliance {
    * by mistake): the caller stops this one then.
    */
   ownership: Ownership;
+  /** GET /metrics: the same figures as Prometheus series, counters monotonic across thread restarts (admin/metrics.ts). */
+  metrics: ApplianceMetrics;
   /** Closes the listeners, lets sessions finish, stops delivery, closes the store, and lets the data dir go. */
   close(): Promise<void>;
 }
@@ -240,9 +245,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     });
     const provisioner = new Provisioner(directory, zones, { hostname: config.hostname, ...config.newDomain });
     const writer = new LocalWriter(directory, provisioner);
-    // Mail another process queued (the other appliance during a reload) is delivered by the owner without waiting for a kick of its own.
-    let kickDelivery = () => undefined as void;
-    const otherWriters = watchOtherWriters(directory, undefined, () => kickDelivery());
+    const otherWriters = watchOtherWriters(directory);
     started.push({ close: async () => otherWriters.stop() });
     const retention = startRetention(directory, config.retention, log.child({ ep: 'retention' }), owned);
     started.push({ close: async () => retention.stop() });
@@ -254,7 +257,6 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     // Before any intake accepts mail: its spool sweep drops files no committed row names.
     const queueSide = await startQueueSide(mailViews(directory, zones, config, config.mta.cacheSize), directory.store, config, log.child({ ep: 'smtp' }), owned);
     started.push(queueSide);
-    kickDelivery = () => queueSide.delivery.kick();
     const configured = { ldap: config.ldap.port, dns: config.dns.port, smtp: config.smtp.port };
     let serving: { ports: ServingPorts; figures(): Promise<ThreadFigures[]> };
     let endpoints: Endpoints | undefined;
@@ -288,13 +290,27 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       history: { ...directory.changeRange(), journalRows: directory.store.journalSize(), ...retention.stats },
       passwords: threads ? passwordFigures(directory) : undefined,
     });
-    const http: HttpEndpoint = await bind(() => listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({ health: () => storeHealth(directory), zones, routing: queueSide.views.routing, stats }, {
+    const metrics = new ApplianceMetrics({
+      threads: () => serving.figures(), queue: queueSide.queue, delivery: queueSide.delivery.stats, lastChange: () => clock.current(),
+      mainPasswords: threads ? () => passwordFigures(directory) : undefined,
+    });
+    // The dashboard plots LDAP operations as one total.
+    const consoleStats = async () => {
+      const s = await stats();
+      return { ...s, ldap: { ...s.ldap, operations: operationsTotal(s.ldap.operations) } };
+    };
+    const webConsole = startConsole({ directory, zones, writer, routing: queueSide.views.routing, stats: consoleStats, endpoints: () => ({ listen: config.listen, ports: serving.ports }) },
+      config.http.console, log.child({ ep: 'console' }));
+    started.push({ close: async () => webConsole.close() });
+    const http: HttpEndpoint = await bind(() => listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({
+      health: () => storeHealth(directory), zones, routing: queueSide.views.routing, stats, metrics, console: webConsole,
+    }, {
       host: config.listen, port: config.http.port, allow: config.http.allow, reusePort: true,
       names: { hostname: config.hostname, names: config.http.hosts, addresses: [config.listen, ...config.selfAddresses] },
     }, log.child({ ep: 'http' }))));
     started.push(http);
-    const { views, queue, delivery } = queueSide;
-    const queueParts = { port: serving.ports.smtp, cache: views.cache, routing: views.routing, queue, delivery, resolver: views.resolver, source: views.source };
+    const { views, queue, delivery, admin } = queueSide;
+    const queueParts = { port: serving.ports.smtp, cache: views.cache, routing: views.routing, queue, delivery, admin, resolver: views.resolver, source: views.source };
     const mta: MtaEndpoint = endpoints
       ? { ...queueParts, intake: endpoints.smtp.intake, policy: endpoints.smtp.policy }
       : Object.defineProperties(queueParts, {
@@ -315,6 +331,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       threads,
       stats,
       ownership,
+      metrics,
       ports: { ...serving.ports, http: http.port },
       async close() {
         for (const s of started.reverse()) await s.close();

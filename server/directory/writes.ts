@@ -222,29 +222,16 @@ function applyImport(dir: Directory, records: readonly ImportRecord[], continueO
 const OTHER_WRITERS_MS = 100;
 
 /**
- * The writer's watch of commits made by other processes (the `dcmx` CLI,
- * the other appliance during a reload): every `everyMs`, SQLite's
- * `PRAGMA data_version` of the writer's connection (it changes when another
- * connection commits, Store.dataVersion) is compared with the last seen,
- * and when it moved the last change number is published on the clock
- * (Directory.publishCommitted), so every thread's views follow those writes
- * too, at most `everyMs` later, and `onCommit` is called (the queue's owner
- * looks for mail another process queued). One cheap query a tick when
- * nothing happened.
+ * The writer's watch of commits made by other processes (the `dcmx` CLI):
+ * every `everyMs`, SQLite's `PRAGMA data_version` of the writer's connection
+ * (it changes when another connection commits, Store.dataVersion) is
+ * compared with the last seen, and when it moved the last change number is
+ * published on the clock (Directory.publishCommitted), so every thread's
+ * views follow those writes too, at most `everyMs` later. One cheap query a
+ * tick when nothing happened.
  */
-export function watchOtherWriters(directory: Directory, everyMs = OTHER_WRITERS_MS, onCommit: () => void = () => undefined): { stop(): void } {
-  const store = directory.store;
-  let seen = store.dataVersion();
-  const timer = setInterval(() => {
-    if (!store.db.open) return;
-    const v = store.dataVersion();
-    if (v === seen) return;
-    seen = v;
-    directory.publishCommitted();
-    onCommit();
-  }, everyMs);
-  timer.unref();
-  return { stop: () => clearInterval(timer) };
+export function watchOtherWriters(directory: Directory, everyMs = OTHER_WRITERS_MS): { stop(): void } {
+  return { stop: directory.store.watchOtherCommits(everyMs, () => directory.publishCommitted()) };
 }
 
 // ------------------------------------------------------------------ errors as data

@@ -9,20 +9,26 @@ import type { Config } from '../config';
 import type { Logger } from '../log';
 import { QueueStore } from '../../storage/queue';
 import type { Store } from '../../storage/store';
-import { Spool } from './spool';
+import { Spool, spoolDir } from './spool';
 import { Outbound } from './outbound';
 import { Delivery } from './delivery';
 import { startTmpSweeper } from './maildir';
+import { QueueAdmin } from './queue-admin';
 import type { MailViews } from './index';
 
 /** How often the Maildir tmp/ directories are swept after the sweep at start-up. */
 const TMP_SWEEP_EVERY_MS = 6 * 60 * 60 * 1000;
+
+/** How often the queue side looks for another process's commits (the queue tools of `dcmx queue`). */
+export const QUEUE_WATCH_MS = 100;
 
 /** The queue side of the transfer unit (one per process). */
 export interface QueueSide {
   views: MailViews;
   queue: QueueStore;
   delivery: Delivery;
+  /** The queue tools (queue-admin.ts) over this queue; a change made through it looks for due work at once. */
+  admin: QueueAdmin;
   close(): Promise<void>;
 }
 
@@ -31,23 +37,31 @@ export interface QueueSide {
  * remote unit's), its queue in the writable `store` (the appliance's own,
  * or a remote unit's queue store): removes spool files
  * no queue row names (left by a crash before their commit: never
- * acknowledged), sweeps Maildir tmp/, and starts delivery. Must run before
+ * acknowledged), clears the leases of attempts a previous run left
+ * (none is under way now), sweeps Maildir tmp/, and starts delivery,
+ * which also looks for due work within QUEUE_WATCH_MS of another process's
+ * commit to the store (`dcmx queue retry`, `release`...). Must run before
  * any intake accepts mail (the spool sweep would take an intake's file
  * whose row is not committed yet).
  *
  * With `owned` (a successor during a reload, succession.ts), the queue
- * takes mail at once but the rest waits until `owned` resolves, when the
- * previous appliance has ended: only then are the sweeps run (the spool's
- * only over files older than this call, which this process's intake cannot
- * have made) and delivery started. Resolves without waiting for it.
+ * takes mail at once (and the queue tools work) but the rest waits until
+ * `owned` resolves, when the previous appliance has ended: only then are
+ * the sweeps run (the spool's only over files older than this call, which
+ * this process's intake cannot have made), the leases cleared (before, they
+ * are the previous appliance's attempts under way) and delivery started.
+ * Resolves without waiting for it.
  */
 export async function startQueueSide(views: MailViews, store: Store, config: Config, log: Logger, owned?: Promise<void>): Promise<QueueSide> {
   const since = Date.now();
   const queue = new QueueStore(store);
-  const spool = new Spool(path.join(config.dataDir, 'spool'));
-  const sweepSpool = async (before?: number) => {
+  const spool = new Spool(spoolDir(config.dataDir));
+  /** What only the owner of the data dir may do at start: no other process's intake or attempt is under way then. */
+  const tidy = async (before?: number) => {
     const orphans = await spool.sweep(queue.spoolPaths(), before);
     if (orphans) log.info({ orphans }, 'removed unacknowledged spool files');
+    const leases = queue.clearLeases();
+    if (leases) log.info({ leases }, 'cleared the delivery leases a previous run left');
   };
   // maildir(5): tmp/ files a crash left behind (killed mid-delivery) go after 36 hours; now, then every 6 hours.
   const tmpLog = log.child({ part: 'maildir' });
@@ -80,19 +94,22 @@ export async function startQueueSide(views: MailViews, store: Store, config: Con
   };
   if (owned) {
     owned.then(async () => {
-      await sweepSpool(since);
+      await tidy(since);
       if (!closed) begin();
     }).catch((err: unknown) => {
       if (!closed) log.error({ err }, 'the queue side did not start delivery');
     });
   } else {
-    await sweepSpool();
+    await tidy();
     begin();
   }
+  const stopWatch = store.watchOtherCommits(QUEUE_WATCH_MS, () => delivery.kick());
+  const admin = new QueueAdmin({ queue, spool, hostname: config.hostname, onChange: () => delivery.kick() });
   return {
-    views, queue, delivery,
+    views, queue, delivery, admin,
     async close() {
       closed = true;
+      stopWatch();
       // Attempts under way end (outbound connections closing) and record their outcome before the store closes.
       const stopped = delivery.stop();
       outbound.close();
