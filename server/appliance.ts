@@ -30,6 +30,7 @@ import type { QueueStore } from '../storage/queue';
 import type { Delivery } from './mta/delivery';
 import { startRetention, type Retention } from './directory/retention';
 import { loadTls } from './tls';
+import { startConsole } from './admin/console/start';
 
 /**
  * A running appliance. With DCMX_THREADS=1, `ldap`, `dns` and `mta` are the
@@ -257,7 +258,12 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       history: { ...directory.changeRange(), journalRows: directory.store.journalSize(), ...retention.stats },
       passwords: threads ? passwordFigures(directory) : undefined,
     });
-    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({ health: () => storeHealth(directory), zones, routing: queueSide.views.routing, stats }, {
+    const webConsole = startConsole({ directory, zones, writer, routing: queueSide.views.routing, stats, endpoints: () => ({ listen: config.listen, ports: serving.ports }) },
+      config.http.console, log.child({ ep: 'console' }));
+    started.push({ close: async () => webConsole.close() });
+    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({
+      health: () => storeHealth(directory), zones, routing: queueSide.views.routing, stats, console: webConsole,
+    }, {
       host: config.listen, port: config.http.port, allow: config.http.allow,
       names: { hostname: config.hostname, names: config.http.hosts, addresses: [config.listen, ...config.selfAddresses] },
     }, log.child({ ep: 'http' })));

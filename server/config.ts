@@ -167,6 +167,8 @@ export interface Config {
     allow: string[];
     /** Host names besides DCMX_HOSTNAME that requests may name in Host (a reverse proxy's); see admin/http.ts. */
     hosts: string[];
+    /** The web console's sessions (admin/console/sessions.ts): idle expiry and longest life, ms (DCMX_CONSOLE_IDLE / DCMX_CONSOLE_MAX_AGE, seconds). */
+    console: { idleMs: number; maxAgeMs: number };
   };
   /** History kept in the store (server/directory/retention.ts); 0 = everything. */
   retention: {
@@ -562,6 +564,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       port: port(env, 'DCMX_HTTP_PORT', 8080),
       allow: env.DCMX_HTTP_ALLOW === undefined ? ['127.0.0.0/8', '::1/128'] : cidrs(env, 'DCMX_HTTP_ALLOW'),
       hosts: httpHosts,
+      console: {
+        idleMs: int(env, 'DCMX_CONSOLE_IDLE', 15 * 60, 10, 86400) * 1000,
+        maxAgeMs: int(env, 'DCMX_CONSOLE_MAX_AGE', 8 * 3600, 60, 7 * 86400) * 1000,
+      },
     },
     retention: {
       changelogKeep: int(env, 'DCMX_CHANGELOG_KEEP', 100_000, 0, 1_000_000_000),

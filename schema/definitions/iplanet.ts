@@ -193,6 +193,8 @@ export const iplanet: SchemaModule = {
         'mailDomainAllowedServiceAccess', 'mailDomainMsgMaxBlocks',
         'mailDomainReportAddress', 'mailDomainWelcomeMessage',
         'mailClientAttachmentQuota', 'mailQuota', 'preferredLanguage',
+        // dcmx: the users who manage the domain's mailboxes (server/directory/access.ts).
+        'owner',
       ],
     },
     {

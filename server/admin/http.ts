@@ -8,7 +8,9 @@
  *   GET /zones   the zones served and their serials
  *   GET /stats   cache, queue, delivery, DNS, LDAP and provisioning counters of the
  *                process: the serving threads' summed, and each thread's (`threads`)
- * It changes nothing. /health answers anyone (load balancers, pm2 probes);
+ * and, at `/`, `/login`, `/assets/` and `/api/`, the web console (console/index.ts),
+ * the only part that takes changes (behind a login, with CSRF checks).
+ * The JSON above changes nothing. /health answers anyone (load balancers, pm2 probes);
  * the rest names relay hosts, hosted domains and traffic figures, so it
  * answers only clients in DCMX_HTTP_ALLOW (default: loopback) and gives
  * everyone else 403, and only requests whose Host names this appliance
@@ -49,6 +51,14 @@ export interface AdminViews {
   routing: RoutingTable;
   /** The process's figures (the appliance asks every serving thread). */
   stats: () => Promise<unknown>;
+  /** The web console (the appliance's; none on a remote transfer unit). */
+  console?: ConsoleDoor;
+}
+
+/** The web console as the endpoint dispatches to it (console/index.ts Console). */
+export interface ConsoleDoor {
+  owns(path: string): boolean;
+  handle(req: http.IncomingMessage, res: http.ServerResponse, path: string): Promise<void>;
 }
 
 async function body(v: AdminViews, url: string): Promise<unknown> {
@@ -111,11 +121,12 @@ export async function startHttpServer(
       res.end(JSON.stringify(payload) + '\n');
     };
     try {
-      if (req.method !== 'GET') return send(405, { error: 'method not allowed' });
       const url = (req.url ?? '').split('?')[0];
+      if (req.method !== 'GET' && !views.console?.owns(url)) return send(405, { error: 'method not allowed' });
       if (url !== '/health' && !inCidrList(allowed, req.socket.remoteAddress ?? '')) return send(403, { error: 'forbidden' });
       // RFC 9110 §15.5.20: a Host that is not ours (DNS rebinding) is misdirected.
       if (url !== '/health' && !ourHost(req.headers.host, req.socket.localAddress)) return send(421, { error: 'misdirected request: unknown Host' });
+      if (views.console?.owns(url)) return await views.console.handle(req, res, url);
       if (url === '/health') {
         const h = views.health();
         return send(h.healthy ? 200 : 503, h.body);

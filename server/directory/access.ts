@@ -12,6 +12,13 @@
  *   another's userPassword, is held to no size or time limit (a remote unit
  *   follows every address by Content Sync), and may call the provisioning
  *   extended operation; it writes nothing else;
+ * - a domain manager, a user named by an `owner` value (RFC 4519 §2.21) of
+ *   a mail domain's entry, reads as a user does and also manages the
+ *   domain's mailboxes: adds, modifies and deletes entries below the
+ *   domain's `ou=people`, and sets the domain's catch-all
+ *   (mailDomainCatchallAddress); every address it writes (mail,
+ *   mailAlternateAddress, mailEquivalentAddress, the catch-all) is in that
+ *   domain. It renames nothing, and provisions, holds or removes no domain;
  * - anything else is insufficientAccessRights (50).
  */
 import type { AttributeType, Schema } from '../../schema/registry';
@@ -24,6 +31,23 @@ export interface Identity {
   readonly anonymous: boolean;
   readonly admin: boolean;
 }
+
+/**
+ * The mail domain an entry is at or below, as the policy judges managers:
+ * the nearest entry at or above it with the mailDomain class whose DN is a
+ * dc chain below the suffix (Directory.domainAt).
+ */
+export interface DomainScope {
+  /** The domain entry's normalised DN. */
+  readonly ndn: string;
+  /** The domain's name (lower case, no trailing dot). */
+  readonly name: string;
+  /** Normalised DNs of its `owner` values: the users who manage it. */
+  readonly owners: readonly string[];
+}
+
+/** Attributes whose values are mail addresses: a manager writes only addresses of its own domain. */
+const ADDRESS_ATTRIBUTES = ['mail', 'mailalternateaddress', 'mailequivalentaddress', 'maildomaincatchalladdress'];
 
 /** The anonymous identity. */
 export const ANONYMOUS: Identity = Object.freeze({ dn: '', ndn: '', anonymous: true, admin: false });
@@ -76,19 +100,57 @@ export class AccessPolicy {
     return this.hiddenPassword;
   }
 
-  /** May `who` add, delete or rename entries? */
-  canWriteTree(who: Identity): boolean {
-    return who.admin;
+  /** Does `who` manage the mail domain `domain` (an `owner` of its entry)? */
+  manages(who: Identity, domain: DomainScope | undefined): boolean {
+    return !who.anonymous && domain !== undefined && domain.owners.includes(who.ndn);
+  }
+
+  /** Is `ndn` a mailbox entry of `domain`: below its `ou=people`? */
+  private inPeople(ndn: string, domain: DomainScope): boolean {
+    return ndn.endsWith(`,ou=people,${domain.ndn}`);
   }
 
   /**
-   * May `who` apply a modify with these attribute types to entry `ndn`? Users
-   * may change only their own userPassword.
+   * May `who` add or delete entry `ndn` (in `domain`, the mail domain it is
+   * at or below)? The administrator anywhere; a domain's manager below the
+   * domain's `ou=people`. Without `ndn` (a rename), the administrator only.
    */
-  canModify(who: Identity, ndn: string, types: AttributeType[]): boolean {
+  canWriteTree(who: Identity, ndn?: string, domain?: DomainScope): boolean {
     if (who.admin) return true;
-    if (who.anonymous || who.ndn !== ndn) return false;
+    return ndn !== undefined && domain !== undefined && this.manages(who, domain) && this.inPeople(ndn, domain);
+  }
+
+  /**
+   * May `who` apply a modify with these attribute types to entry `ndn` (in
+   * `domain`)? Users may change only their own userPassword; a domain's
+   * manager any attribute of its mailboxes, and the domain's catch-all.
+   */
+  canModify(who: Identity, ndn: string, types: AttributeType[], domain?: DomainScope): boolean {
+    if (who.admin) return true;
+    if (who.anonymous) return false;
+    if (domain && this.manages(who, domain)) {
+      if (this.inPeople(ndn, domain)) return true;
+      if (ndn === domain.ndn) return types.every((t) => t.lname === 'maildomaincatchalladdress');
+    }
+    if (who.ndn !== ndn) return false;
     return types.every((t) => t === this.userPassword);
+  }
+
+  /**
+   * May `who` leave entry `ndn` (in `domain`) with these address values
+   * (`values` by lower-case attribute name, the addresses of the entry
+   * after the write)? Anyone but a domain's manager may (the write was
+   * allowed on other grounds); a manager only with addresses of its domain.
+   */
+  addressesAllowed(who: Identity, domain: DomainScope | undefined, values: (lname: string) => readonly string[]): boolean {
+    if (who.admin || !domain || !this.manages(who, domain)) return true;
+    for (const a of ADDRESS_ATTRIBUTES) {
+      for (const v of values(a)) {
+        const at = v.lastIndexOf('@');
+        if (at <= 0 || v.slice(at + 1).toLowerCase().replace(/\.$/, '') !== domain.name) return false;
+      }
+    }
+    return true;
   }
 
   /** May `who` leave an entry that had a userPassword without one? Only the administrator. */

@@ -21,7 +21,8 @@ import { SchemaError } from '../../schema/registry';
 import { DnSyntaxError, formatDn, formatRdn, parseDn, type Dn, type Rdn } from '../../schema/dn';
 import { RPATH_SEP, type ChangeRecord, type Scope, type StoredEntry, type Store } from '../../storage/store';
 import { StoreFileError } from '../../storage/db';
-import { AccessPolicy, ANONYMOUS, type Identity } from './access';
+import { AccessPolicy, ANONYMOUS, type DomainScope, type Identity } from './access';
+import { DnsNames } from './zones';
 import {
   indexRows, matchTarget, parseSelection, selected, storedFromTyped, typedAttrs, typedFromStored,
   type AttrInput, type ComputedValues, type AttrSelection, type DirEntry, type ResultAttr,
@@ -209,6 +210,8 @@ export class Directory {
   /** Failed binds by account and client: delays, then temporary refusals (one per process). */
   readonly throttle: Throttle;
   private readonly suffixDn: Dn;
+  /** DNS names of dc-chain entries (domainAt). */
+  private readonly dnsNames: DnsNames;
   private readonly hooks: WriteHook[] = [];
   private readonly commitHooks: CommitHook[] = [];
   private readonly listeners: ChangeListener[] = [];
@@ -237,6 +240,7 @@ export class Directory {
     this.suffixDn = parseDn(opts.suffix);
     this.suffix = formatDn(this.suffixDn);
     this.suffixNdn = schema.normalizeDn(this.suffixDn);
+    this.dnsNames = new DnsNames(this.suffixNdn);
     this.adminDN = formatDn(parseDn(opts.adminDN));
     this.adminNdn = schema.normalizeDn(opts.adminDN);
     this.subschemaNdn = schema.normalizeDn(SUBSCHEMA_DN);
@@ -986,10 +990,49 @@ export class Directory {
     }
   }
 
+  /**
+   * The mail domain `dn` is at or below, as the access policy judges
+   * managers (access.ts DomainScope): the nearest entry at or above it with
+   * the mailDomain class whose DN is a dc chain below the suffix.
+   */
+  domainAt(dn: Dn): DomainScope | undefined {
+    for (let i = 0; i < dn.length - this.suffixDn.length; i++) {
+      const e = this.store.getByNdn(this.normalizeParsed(dn.slice(i)));
+      if (!e || !(e.attrs.objectClass ?? []).some((c) => c.toLowerCase() === 'maildomain')) continue;
+      const name = this.dnsNames.fromDn(e.dn, e.ndn);
+      if (name === undefined) continue;
+      const owners: string[] = [];
+      for (const v of e.attrs.owner ?? []) {
+        try {
+          owners.push(this.normalize(v));
+        } catch {
+          // an owner value that is no DN names nobody
+        }
+      }
+      return { ndn: e.ndn, name, owners };
+    }
+    return undefined;
+  }
+
+  /** The access policy's check of an add or delete of `dn`: the administrator, or the manager of its mail domain (access.ts). */
+  private mayWriteTree(who: Identity, dn: string): boolean {
+    if (who.admin) return true;
+    const parsed = this.parse(dn);
+    return this.access.canWriteTree(who, this.normalizeParsed(parsed), this.domainAt(parsed));
+  }
+
+  /** Refuses an entry that a domain manager would leave with an address outside its domain (AccessPolicy.addressesAllowed). */
+  private checkAddresses(who: Identity, domain: DomainScope | undefined, attrs: TypedAttrs): void {
+    const values = (lname: string) => attrs.get(this.schema.attr(lname)!) ?? [];
+    if (!this.access.addressesAllowed(who, domain, values)) {
+      throw new InsufficientAccessError(`a domain manager writes addresses of ${domain?.name} only`);
+    }
+  }
+
   /** LDAP-style add (RFC 4511 §4.7). Resolves with the change number. */
   async add(who: Identity, dn: string, attrs: AttrInput[], opts: WriteOptions = {}): Promise<number> {
     this.writable('add');
-    if (!this.access.canWriteTree(who)) throw new InsufficientAccessError();
+    if (!this.mayWriteTree(who, dn)) throw new InsufficientAccessError();
     const hashed = await this.hashPasswords(attrs);
     return this.write(() => this.addTyped(who, dn, typedAttrs(this.schema, hashed), opts));
   }
@@ -997,7 +1040,7 @@ export class Directory {
   /** Synchronous add for server-internal writes; userPassword values must be ready (hashPasswords). */
   addSync(who: Identity, dn: string, attrs: AttrInput[], opts: WriteOptions = {}): number {
     this.writable('addSync');
-    if (!this.access.canWriteTree(who)) throw new InsufficientAccessError();
+    if (!this.mayWriteTree(who, dn)) throw new InsufficientAccessError();
     return this.write(() => this.addTyped(who, dn, typedAttrs(this.schema, attrs), opts));
   }
 
@@ -1022,6 +1065,7 @@ export class Directory {
     const typed = this.schema.withRdnValues(attrs, parsed[0]);
     this.validate(typed, parsed[0], opts);
     this.checkPasswords(who, [], typed.get(this.userPassword) ?? []);
+    if (!who.admin) this.checkAddresses(who, this.domainAt(parsed), typed);
     const now = generalizedTimeNow();
     const put = (name: string, v: string) => {
       const at = this.schema.attr(name)!;
@@ -1092,10 +1136,12 @@ export class Directory {
       if (!at) throw new DirectoryError('undefinedAttributeType', `${m.type}: attribute type undefined`);
       return at;
     });
-    if (!this.access.canModify(who, ndn, types)) throw new InsufficientAccessError();
+    const domain = who.admin ? undefined : this.domainAt(parsed);
+    if (!this.access.canModify(who, ndn, types, domain)) throw new InsufficientAccessError();
     const attrs = typedFromStored(this.schema, cur.attrs);
     const ocBefore = this.structuralClass(cur.attrs.objectClass ?? []);
     mods.forEach((m, i) => this.applyMod(attrs, types[i], m, opts));
+    if (!who.admin) this.checkAddresses(who, domain, attrs);
     // Users may change their own password, not remove it and lock themselves out; the admin may.
     if (cur.attrs.userPassword?.length && !attrs.get(this.userPassword)?.length && !this.access.mayRemovePassword(who)) {
       throw new InsufficientAccessError('a user may replace its password but not remove it');
@@ -1190,7 +1236,7 @@ export class Directory {
   /** Delete (RFC 4511 §4.8). Resolves with the change number. */
   delete(who: Identity, dn: string): number {
     this.writable('delete');
-    if (!this.access.canWriteTree(who)) throw new InsufficientAccessError();
+    if (!this.mayWriteTree(who, dn)) throw new InsufficientAccessError();
     return this.write(() => {
       const parsed = this.parse(dn);
       const ndn = this.normalize(dn);

@@ -19,6 +19,7 @@ import type { DnsNames } from './zones';
 import type { Identity } from './access';
 import { InvalidCredentialsError } from './errors';
 import { entryUuidOf } from './entry';
+import { parseDn } from '../../schema/dn';
 
 /** Domain status as routing sees it. */
 export type DomainStatus = 'active' | 'hold' | 'disabled';
@@ -189,6 +190,16 @@ export class MailDirectory {
       const d = this.domainFromEntry(e);
       if (d) yield d;
     }
+  }
+
+  /** Names of the mail domains `who` manages (AccessPolicy.manages: an `owner` of the domain's entry), sorted. */
+  managedBy(who: Identity): string[] {
+    if (who.anonymous) return [];
+    const out: string[] = [];
+    for (const d of this.domains()) {
+      if (this.directory.access.manages(who, this.directory.domainAt(parseDn(d.dn)))) out.push(d.name);
+    }
+    return out.sort();
   }
 
   /** The recipient entry below `domain` answering to `address`, if any. */
