@@ -15,6 +15,8 @@ import { openDirectory, type Services } from './directory/open';
 import type { Zones } from './directory/zones';
 import type { LdapEndpoint } from './ldap/server';
 import { startHttpServer, storeHealth, type HttpEndpoint } from './admin/http';
+import { ApplianceMetrics } from './admin/metrics';
+import { operationsTotal } from './ldap/op-counts';
 import type { DnsEndpoint } from './dns/server';
 import { startNotifier, type Notifier } from './dns/notify';
 import { mailViews, type MtaEndpoint } from './mta';
@@ -60,6 +62,8 @@ export interface Appliance {
   threads: ThreadHost | undefined;
   /** The process's figures, as GET /stats gives them: the threads' summed, and each thread's. */
   stats(): Promise<ApplianceStats>;
+  /** GET /metrics: the same figures as Prometheus series, counters monotonic across thread restarts (admin/metrics.ts). */
+  metrics: ApplianceMetrics;
   close(): Promise<void>;
 }
 
@@ -258,18 +262,27 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       history: { ...directory.changeRange(), journalRows: directory.store.journalSize(), ...retention.stats },
       passwords: threads ? passwordFigures(directory) : undefined,
     });
-    const webConsole = startConsole({ directory, zones, writer, routing: queueSide.views.routing, stats, endpoints: () => ({ listen: config.listen, ports: serving.ports }) },
+    const metrics = new ApplianceMetrics({
+      threads: () => serving.figures(), queue: queueSide.queue, delivery: queueSide.delivery.stats, lastChange: () => clock.current(),
+      mainPasswords: threads ? () => passwordFigures(directory) : undefined,
+    });
+    // The dashboard plots LDAP operations as one total.
+    const consoleStats = async () => {
+      const s = await stats();
+      return { ...s, ldap: { ...s.ldap, operations: operationsTotal(s.ldap.operations) } };
+    };
+    const webConsole = startConsole({ directory, zones, writer, routing: queueSide.views.routing, stats: consoleStats, endpoints: () => ({ listen: config.listen, ports: serving.ports }) },
       config.http.console, log.child({ ep: 'console' }));
     started.push({ close: async () => webConsole.close() });
     const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({
-      health: () => storeHealth(directory), zones, routing: queueSide.views.routing, stats, console: webConsole,
+      health: () => storeHealth(directory), zones, routing: queueSide.views.routing, stats, metrics, console: webConsole,
     }, {
       host: config.listen, port: config.http.port, allow: config.http.allow,
       names: { hostname: config.hostname, names: config.http.hosts, addresses: [config.listen, ...config.selfAddresses] },
     }, log.child({ ep: 'http' })));
     started.push(http);
-    const { views, queue, delivery } = queueSide;
-    const queueParts = { port: serving.ports.smtp, cache: views.cache, routing: views.routing, queue, delivery, resolver: views.resolver, source: views.source };
+    const { views, queue, delivery, admin } = queueSide;
+    const queueParts = { port: serving.ports.smtp, cache: views.cache, routing: views.routing, queue, delivery, admin, resolver: views.resolver, source: views.source };
     const mta: MtaEndpoint = endpoints
       ? { ...queueParts, intake: endpoints.smtp.intake, policy: endpoints.smtp.policy }
       : Object.defineProperties(queueParts, {
@@ -289,6 +302,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       notifier,
       threads,
       stats,
+      metrics,
       ports: { ...serving.ports, http: http.port },
       async close() {
         for (const s of started.reverse()) await s.close();

@@ -7,9 +7,12 @@ import pino from 'pino';
 
 export type Logger = pino.Logger;
 
-/** Creates the root logger writing JSON lines to stderr. */
+/**
+ * Creates the root logger writing JSON lines to stdout: under pm2 they go
+ * to its out log (stderr, its error log, keeps start-up failures: main.ts).
+ */
 export function createLogger(level = process.env.DCMX_LOG_LEVEL || 'info'): Logger {
-  return pino({ level, base: { name: 'dcmx' } }, pino.destination({ fd: 2, sync: false }));
+  return pino({ level, base: { name: 'dcmx' } }, pino.destination({ fd: 1, sync: false }));
 }
 
 /**

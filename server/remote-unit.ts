@@ -64,17 +64,23 @@ function remoteProvisioning(source: RemoteMailSource): PolicyProvisioning {
   };
 }
 
+/** Readies a unit's data dir and opens its queue store (the unit and `dcmx queue` on it open it this way). */
+export function openUnitStore(dataDir: string): Store {
+  prepareDataDir(dataDir);
+  const file = unitStorePath(dataDir);
+  restrictStoreFiles(file);
+  const store = Store.open(file, []);
+  restrictStoreFiles(file);
+  return store;
+}
+
 /** Starts the unit. `config.directory` must be set (loadConfig guarantees it for DCMX_ROLE=mta). */
 export async function startRemoteUnit(config: Config, log: Logger): Promise<RemoteUnit> {
   const remote = config.directory;
   if (!remote) throw new Error('startRemoteUnit: DCMX_ROLE=mta without a directory');
-  prepareDataDir(config.dataDir);
+  const store = openUnitStore(config.dataDir);
   const mode = fs.statSync(config.dataDir).mode & 0o777;
   if (mode & 0o077) log.warn({ dataDir: config.dataDir, mode: mode.toString(8) }, 'the data dir is open to other users (mail, keys); chmod 700 it');
-  const file = unitStorePath(config.dataDir);
-  restrictStoreFiles(file);
-  const store = Store.open(file, []);
-  restrictStoreFiles(file);
   const started: { close(): Promise<void> }[] = [];
   try {
     const source = new RemoteMailSource({ directory: remote, suffix: config.suffix, dataDir: config.dataDir, log: log.child({ ep: 'directory' }) });

@@ -1,5 +1,5 @@
 /**
- * The durable mail queue's rows (migrations 003-005). Delivered and bounced
+ * The durable mail queue's rows (migrations 003-005, 008). Delivered and bounced
  * recipients are removed; a message row goes when its last recipient does.
  * Commits are fsynced (synchronous=FULL), so a message acknowledged with 250
  * after `enqueue` returns survives a crash.
@@ -20,6 +20,16 @@ export interface QueueMessageRow {
   smtpUtf8?: boolean;
   /** MAIL FROM carried BODY=8BITMIME (RFC 6152); absent = false (migration 005). */
   eightBitMime?: boolean;
+  /** When the operator put the message on hold (ms); null or absent = not held (migration 008). */
+  heldAt?: number | null;
+  /** When a delivery attempt took the message (its lease, ms); null or absent = none (migration 008). */
+  deliveringSince?: number | null;
+}
+
+/** A message with its recipients, as the queue tools list it. */
+export interface QueueEntryRow {
+  message: QueueMessageRow;
+  recipients: QueueRecipientRow[];
 }
 
 export interface QueueRecipientRow {
@@ -29,6 +39,8 @@ export interface QueueRecipientRow {
   attempts: number;
   nextAttempt: number;
   lastError: string | null;
+  /** When its last attempt ended (ms); null before the first (migration 008). */
+  lastAttempt: number | null;
 }
 
 /**
@@ -84,14 +96,16 @@ export class QueueStore {
     this.s = {
       insMsg: db.prepare('INSERT INTO queue_messages (id, received_at, sender, size, spool, body, smtputf8, body_8bitmime) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       insRcpt: db.prepare('INSERT INTO queue_recipients (message_id, rcpt, state, attempts, next_attempt) VALUES (?, ?, ?, 0, ?)'),
-      due: db.prepare(`SELECT message_id, rcpt, state, attempts, next_attempt, last_error FROM queue_recipients
-        WHERE state = 'queued' AND next_attempt <= ? ORDER BY next_attempt LIMIT ?`),
-      nextDue: db.prepare(`SELECT min(next_attempt) AS t FROM queue_recipients WHERE state = 'queued'`),
-      msg: db.prepare('SELECT id, received_at, sender, size, spool, body, smtputf8, body_8bitmime FROM queue_messages WHERE id = ?'),
-      rcpts: db.prepare('SELECT message_id, rcpt, state, attempts, next_attempt, last_error FROM queue_recipients WHERE message_id = ?'),
+      // A message the operator holds is never due (NOT EXISTS: one primary-key probe per row the index gives).
+      due: db.prepare(`SELECT ${RCPT_COLUMNS} FROM queue_recipients r
+        WHERE state = 'queued' AND next_attempt <= ? AND NOT EXISTS (${HELD}) ORDER BY next_attempt LIMIT ?`),
+      nextDue: db.prepare(`SELECT next_attempt AS t FROM queue_recipients r
+        WHERE state = 'queued' AND NOT EXISTS (${HELD}) ORDER BY next_attempt LIMIT 1`),
+      msg: db.prepare(`SELECT ${MSG_COLUMNS} FROM queue_messages WHERE id = ?`),
+      rcpts: db.prepare(`SELECT ${RCPT_COLUMNS} FROM queue_recipients WHERE message_id = ?`),
       done: db.prepare('DELETE FROM queue_recipients WHERE message_id = ? AND rcpt = ?'),
-      retry: db.prepare('UPDATE queue_recipients SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE message_id = ? AND rcpt = ?'),
-      hold: db.prepare(`UPDATE queue_recipients SET state = 'held', last_error = ? WHERE message_id = ? AND rcpt = ?`),
+      retry: db.prepare('UPDATE queue_recipients SET attempts = attempts + 1, next_attempt = ?, last_error = ?, last_attempt = ? WHERE message_id = ? AND rcpt = ?'),
+      hold: db.prepare(`UPDATE queue_recipients SET state = 'held', last_error = ?, last_attempt = ? WHERE message_id = ? AND rcpt = ?`),
       release: db.prepare(`UPDATE queue_recipients SET state = 'queued', next_attempt = ? WHERE state = 'held'`),
       releaseDomain: db.prepare(`UPDATE queue_recipients SET state = 'queued', next_attempt = ?
         WHERE state = 'held' AND lower(rcpt) LIKE ? ESCAPE '\\'`),
@@ -99,7 +113,21 @@ export class QueueStore {
       delMsg: db.prepare('DELETE FROM queue_messages WHERE id = ?'),
       counts: db.prepare(`SELECT state, count(*) AS n FROM queue_recipients GROUP BY state`),
       msgCount: db.prepare('SELECT count(*) AS n FROM queue_messages'),
+      depth: db.prepare(`SELECT r.state AS state, count(*) AS rcpts, count(DISTINCT r.message_id) AS messages, min(m.received_at) AS oldest
+        FROM queue_recipients r JOIN queue_messages m ON m.id = r.message_id GROUP BY r.state`),
       spools: db.prepare(`SELECT spool FROM queue_messages WHERE spool != ''`),
+      claim: db.prepare('UPDATE queue_messages SET delivering_since = ? WHERE id = ? AND held_at IS NULL'),
+      unclaim: db.prepare('UPDATE queue_messages SET delivering_since = NULL WHERE id = ?'),
+      unclaimAll: db.prepare('UPDATE queue_messages SET delivering_since = NULL WHERE delivering_since IS NOT NULL'),
+      setHeld: db.prepare('UPDATE queue_messages SET held_at = ? WHERE id = ?'),
+      retryNow: db.prepare(`UPDATE queue_recipients SET state = 'queued', next_attempt = ? WHERE message_id = ?`),
+      retryAllNow: db.prepare(`UPDATE queue_recipients SET state = 'queued', next_attempt = ?
+        WHERE message_id IN (SELECT id FROM queue_messages WHERE held_at IS NULL)`),
+      delRcpts: db.prepare('DELETE FROM queue_recipients WHERE message_id = ?'),
+      all: db.prepare(`SELECT ${LIST_COLUMNS} FROM queue_messages ORDER BY received_at, id`),
+      allRcpts: db.prepare(`SELECT ${RCPT_COLUMNS} FROM queue_recipients ORDER BY message_id, rcpt`),
+      ofDomain: db.prepare(`SELECT ${LIST_COLUMNS} FROM queue_messages WHERE id IN
+        (SELECT message_id FROM queue_recipients WHERE lower(rcpt) LIKE ? ESCAPE '\\') ORDER BY received_at, id`),
     };
   }
 
@@ -131,18 +159,13 @@ export class QueueStore {
 
   /** When the earliest queued recipient is due (ms), or undefined when none is queued. */
   nextDue(): number | undefined {
-    const r = this.s.nextDue.get() as { t: number | null };
-    return r.t ?? undefined;
+    const r = this.s.nextDue.get() as { t: number } | undefined;
+    return r?.t;
   }
 
   message(id: string): QueueMessageRow | undefined {
-    const r = this.s.msg.get(id) as
-      | { id: string; received_at: number; sender: string; size: number; spool: string; body: Buffer | null; smtputf8: number; body_8bitmime: number }
-      | undefined;
-    return r && {
-      id: r.id, receivedAt: r.received_at, sender: r.sender, size: r.size, spool: r.spool, body: r.body,
-      smtpUtf8: r.smtputf8 === 1, eightBitMime: r.body_8bitmime === 1,
-    };
+    const r = this.s.msg.get(id) as MessageSqlRow | undefined;
+    return r && toMessage(r);
   }
 
   recipients(id: string): QueueRecipientRow[] {
@@ -152,24 +175,113 @@ export class QueueStore {
   /**
    * Applies the outcome of one attempt in one transaction: recipients done
    * (delivered or bounced) are removed, the others rescheduled or held.
-   * Returns true when the message has no recipient left (its spool file may go).
+   * `attemptedAt` (default now) is when the attempt ended. Ends the
+   * attempt's lease. Returns true when the message has no recipient left
+   * (its spool file may go). Recipients removed meanwhile (the operator
+   * deleted the message) are left alone.
    */
-  settle(id: string, outcome: { done: string[]; retry: { rcpt: string; at: number; error: string }[]; hold: { rcpt: string; why: string }[] }): boolean {
+  settle(id: string, outcome: {
+    done: string[]; retry: { rcpt: string; at: number; error: string }[]; hold: { rcpt: string; why: string }[]; attemptedAt?: number;
+  }): boolean {
+    const at = outcome.attemptedAt ?? Date.now();
     return this.store.transaction(() => {
       for (const r of outcome.done) this.s.done.run(id, r);
-      for (const r of outcome.retry) this.s.retry.run(r.at, r.error, id, r.rcpt);
-      for (const r of outcome.hold) this.s.hold.run(r.why, id, r.rcpt);
+      for (const r of outcome.retry) this.s.retry.run(r.at, r.error, at, id, r.rcpt);
+      for (const r of outcome.hold) this.s.hold.run(r.why, at, id, r.rcpt);
       const left = (this.s.left.get(id) as { n: number }).n;
       if (left === 0) this.s.delMsg.run(id);
+      else this.s.unclaim.run(id); // the attempt has ended: its lease goes
       return left === 0;
     });
+  }
+
+  /**
+   * Takes the messages `ids` for a delivery attempt starting `now` (their
+   * lease, migration 008), in one transaction; returns those taken. A
+   * message the operator held or removed since it was found due is not
+   * taken: this is the attempt's re-check of the queue's state. The lease
+   * needs no durability (a new run clears every lease, clearLeases), so its
+   * commit is not fsynced (synchronous=NORMAL: in WAL mode it becomes
+   * durable with the next fsynced commit; https://sqlite.org/pragma.html#pragma_synchronous).
+   */
+  claim(ids: readonly string[], now: number): Set<string> {
+    const taken = new Set<string>();
+    if (ids.length === 0) return taken;
+    const db = this.store.db;
+    const nested = db.inTransaction;
+    if (!nested) db.pragma('synchronous = NORMAL');
+    try {
+      this.store.transaction(() => {
+        for (const id of ids) if (this.s.claim.run(now, id).changes) taken.add(id);
+      });
+    } finally {
+      if (!nested) db.pragma('synchronous = FULL');
+    }
+    return taken;
+  }
+
+  /** Ends the lease of an attempt whose outcome could not be recorded (settle failed). */
+  unclaim(id: string): void {
+    this.s.unclaim.run(id);
+  }
+
+  /** Clears every lease: at start-up, when no attempt of this queue can be under way. Returns how many there were. */
+  clearLeases(): number {
+    return this.s.unclaimAll.run().changes;
+  }
+
+  /**
+   * Every message with its recipients, oldest first; with `domain`, only
+   * messages with a recipient in that domain (exactly; case-insensitive).
+   * The rows carry no inline bytes (`body` null): `message(id)` reads them.
+   */
+  entries(domain?: string): QueueEntryRow[] {
+    const msgs = (domain === undefined
+      ? this.s.all.all()
+      : this.s.ofDomain.all(domainPattern(domain))) as MessageSqlRow[];
+    if (msgs.length === 0) return [];
+    const byId = new Map<string, QueueEntryRow>();
+    for (const m of msgs) byId.set(m.id, { message: toMessage(m), recipients: [] });
+    const rcpts = msgs.length === 1 ? this.s.rcpts.all(msgs[0].id) : this.s.allRcpts.all();
+    for (const r of rcpts as Record<string, unknown>[]) byId.get(r.message_id as string)?.recipients.push(toRcpt(r));
+    return [...byId.values()];
+  }
+
+  /**
+   * Sets or clears the operator's hold of a message (`at` null: release);
+   * false when there is no such message.
+   */
+  setHeld(id: string, at: number | null): boolean {
+    return this.s.setHeld.run(at, id).changes > 0;
+  }
+
+  /**
+   * Makes every recipient of `id` due at `now` (those waiting for their
+   * domain to leave hold too: delivery looks at the domain again), or of
+   * every message not on hold when `id` is undefined. Returns the count.
+   */
+  retryNow(id: string | undefined, now: number): number {
+    return (id === undefined ? this.s.retryAllNow.run(now) : this.s.retryNow.run(now, id)).changes;
+  }
+
+  /** Removes a message and its recipients (in the caller's transaction, or one of its own). */
+  remove(id: string): void {
+    this.store.transaction(() => {
+      this.s.delRcpts.run(id);
+      this.s.delMsg.run(id);
+    });
+  }
+
+  /** Runs `fn` in one IMMEDIATE transaction of the queue's store (the queue tools' check-then-change). */
+  atomically<T>(fn: () => T): T {
+    return this.store.transaction(fn);
   }
 
   /** Puts held recipients back in the queue: all of them, or those of the given domains (after they leave hold). */
   releaseHeld(now: number, domains?: readonly string[]): number {
     if (!domains) return this.s.release.run(now).changes;
     let n = 0;
-    for (const d of domains) n += this.s.releaseDomain.run(now, '%@' + d.toLowerCase().replace(/[\\%_]/g, (c) => '\\' + c)).changes;
+    for (const d of domains) n += this.s.releaseDomain.run(now, domainPattern(d)).changes;
     return n;
   }
 
@@ -180,10 +292,48 @@ export class QueueStore {
     return out;
   }
 
+  /**
+   * The queue by recipient state: recipients, the messages they belong to,
+   * and when the oldest of those was received (ms; undefined when none).
+   */
+  depth(): Record<'queued' | 'held', { recipients: number; messages: number; oldest: number | undefined }> {
+    const out = { queued: { recipients: 0, messages: 0, oldest: undefined as number | undefined }, held: { recipients: 0, messages: 0, oldest: undefined as number | undefined } };
+    for (const r of this.s.depth.all() as { state: 'queued' | 'held'; rcpts: number; messages: number; oldest: number }[]) {
+      out[r.state] = { recipients: r.rcpts, messages: r.messages, oldest: r.oldest };
+    }
+    return out;
+  }
+
   /** Spool paths of every queued message (for start-up clean-up of orphan files). */
   spoolPaths(): Set<string> {
     return new Set((this.s.spools.all() as { spool: string }[]).map((r) => r.spool));
   }
+}
+
+/** The message columns every query of a message row reads. */
+/** The recipient columns every query of recipient rows reads (toRcpt). */
+const RCPT_COLUMNS = 'message_id, rcpt, state, attempts, next_attempt, last_error, last_attempt';
+const MSG_COLUMNS = 'id, received_at, sender, size, spool, body, smtputf8, body_8bitmime, held_at, delivering_since';
+/** The message columns a listing reads: not the inline bytes (up to 256 KiB a message). */
+const LIST_COLUMNS = 'id, received_at, sender, size, spool, NULL AS body, smtputf8, body_8bitmime, held_at, delivering_since';
+/** True in a query over queue_recipients `r` when the operator holds the recipient's message. */
+const HELD = 'SELECT 1 FROM queue_messages m WHERE m.id = r.message_id AND m.held_at IS NOT NULL';
+
+/** A LIKE pattern (ESCAPE '\\') matching the addresses of `domain`, lower-cased. */
+function domainPattern(domain: string): string {
+  return '%@' + domain.toLowerCase().replace(/[\\%_]/g, (c) => '\\' + c);
+}
+
+interface MessageSqlRow {
+  id: string; received_at: number; sender: string; size: number; spool: string; body: Buffer | null;
+  smtputf8: number; body_8bitmime: number; held_at: number | null; delivering_since: number | null;
+}
+
+function toMessage(r: MessageSqlRow): QueueMessageRow {
+  return {
+    id: r.id, receivedAt: r.received_at, sender: r.sender, size: r.size, spool: r.spool, body: r.body,
+    smtpUtf8: r.smtputf8 === 1, eightBitMime: r.body_8bitmime === 1, heldAt: r.held_at, deliveringSince: r.delivering_since,
+  };
 }
 
 function toRcpt(r: Record<string, unknown>): QueueRecipientRow {
@@ -194,5 +344,6 @@ function toRcpt(r: Record<string, unknown>): QueueRecipientRow {
     attempts: r.attempts as number,
     nextAttempt: r.next_attempt as number,
     lastError: (r.last_error as string | null) ?? null,
+    lastAttempt: (r.last_attempt as number | null) ?? null,
   };
 }

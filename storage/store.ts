@@ -545,6 +545,25 @@ export class Store {
     return this.stmt('PRAGMA data_version').pluck().get() as number;
   }
 
+  /**
+   * Calls `onCommit` within `everyMs` of each commit another connection
+   * (another process: the `dcmx` CLI) makes to the file, by comparing
+   * dataVersion every `everyMs` (one cheap query a tick when nothing
+   * happened; nothing once the store is closed). Returns the stop.
+   */
+  watchOtherCommits(everyMs: number, onCommit: () => void): () => void {
+    let seen = this.dataVersion();
+    const timer = setInterval(() => {
+      if (!this.db.open) return;
+      const v = this.dataVersion();
+      if (v === seen) return;
+      seen = v;
+      onCommit();
+    }, everyMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
   getMeta(key: string): string | undefined {
     return (this.stmt('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
   }

@@ -149,17 +149,18 @@ export function adminArgs(t: TestAppliance): string[] {
 
 /**
  * Spawns the built appliance (dist/server/main.js) and resolves when it prints
- * `dcmx ready`. A child that does not get there (it exits, or 20 s pass) is
+ * `dcmx ready`. It logs at warn unless `env` sets DCMX_LOG_LEVEL. A child that does not get there (it exits, or 20 s pass) is
  * killed before the promise rejects; every child is tracked (fixtures/children.ts).
  * `wrapper` (a command and its arguments) starts the appliance under another
  * program, which must end by exec'ing the command appended to it (as unshare
  * does): the child is then the appliance itself, for its pid and signals.
  */
-export function spawnAppliance(env: Record<string, string>, wrapper: string[] = []): Promise<{ child: ChildProcess; ready: string; output: () => string }> {
+export function spawnAppliance(env: Record<string, string>, wrapper: string[] = []): Promise<{ child: ChildProcess; ready: string; output: () => string; errors: () => string }> {
   const main = path.resolve(__dirname, '..', 'server', 'main.js');
   const [cmd, ...args] = [...wrapper, process.execPath, main];
-  const child = track(spawn(cmd, args, { env: { ...process.env, ...env, DCMX_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = track(spawn(cmd, args, { env: { ...process.env, DCMX_LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
   let out = '';
+  let errors = '';
   return new Promise((resolve, reject) => {
     const fail = (why: string) => {
       clearTimeout(timer);
@@ -178,12 +179,15 @@ export function spawnAppliance(env: Record<string, string>, wrapper: string[] = 
         child.off('exit', onExit);
         // Keep draining stdout: a full pipe would stall the appliance.
         child.stdout!.on('data', (more: Buffer) => (out += more.toString()));
-        resolve({ child, ready: line, output: () => out });
+        resolve({ child, ready: line, output: () => out, errors: () => errors });
       }
     };
     const onExit = (code: number | null, signal: NodeJS.Signals | null) => fail(`appliance exited with ${code ?? signal} before it was ready`);
     child.stdout!.on('data', onData);
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => {
+      out += d.toString();
+      errors += d.toString();
+    });
     child.once('exit', onExit);
     child.once('error', (e) => fail(`appliance could not be spawned: ${e.message}`));
   });
@@ -203,14 +207,16 @@ export interface SpawnedAppliance {
   ready: string;
   /** Its ports by name (ldap, dns, smtp, http). */
   ports: Record<string, number>;
-  /** Everything it printed so far. */
+  /** Everything it printed so far (stdout and stderr). */
   output: () => string;
+  /** What it printed on stderr so far. */
+  errors: () => string;
 }
 
 /** Spawns the built appliance over `dataDir` with testEnv (plus `extra`), under `wrapper` if given (see spawnAppliance). */
 export async function startSpawned(dataDir: string, extra: Record<string, string> = {}, wrapper: string[] = []): Promise<SpawnedAppliance> {
   const a = await spawnAppliance(testEnv(dataDir, extra), wrapper);
-  return { child: a.child, ready: a.ready, ports: readyPorts(a.ready), output: a.output };
+  return { child: a.child, ready: a.ready, ports: readyPorts(a.ready), output: a.output, errors: a.errors };
 }
 
 /** Sends `signal` to a child process unless it has exited already; resolves with its exit code. */

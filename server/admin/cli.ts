@@ -19,6 +19,8 @@
  *                              dcmx's schema for an OpenLDAP slapd replica (schema/openldap.ts): a file
  *                              to include after slapd's core, cosine, inetorgperson and nis schema
  *                              (openldap, the default), or the cn=config entry (ldif)
+ *   dcmx queue list|show|retry|hold|release|delete|bounce ...
+ *                              the mail queue, as Postfix's postqueue/postsuper/postcat (queue-cli.ts)
  *
  * Every command first initialises the store as the appliance's first boot
  * does (the suffix and the administrator, when missing); `ldif import` of a
@@ -42,6 +44,8 @@ import { Provisioner } from '../directory/provision';
 import { ReservedDomainError } from '../directory/errors';
 import { LocalWriter } from '../directory/writes';
 import { openldapSchemaFile, openldapSchemaLdif } from '../../schema/openldap';
+import { flag, option, UsageError } from './cli-args';
+import { QUEUE_USAGE, runQueueCommand } from './queue-cli';
 
 const USAGE = `usage:
   dcmx ldif import FILE [--continue] [--skip-existing]
@@ -52,10 +56,9 @@ const USAGE = `usage:
   dcmx domain add NAME [--force]
   dcmx domain remove NAME
   dcmx domain list
-  dcmx schema export [--format openldap|ldif]`;
+  dcmx schema export [--format openldap|ldif]
+${QUEUE_USAGE}`;
 
-/** Thrown for a usage error: printed with the usage text, exit status 64 (EX_USAGE). */
-class UsageError extends Error {}
 
 /**
  * Creates the suffix and the administrator when missing, as the appliance's
@@ -133,22 +136,6 @@ function onStdoutError(err: NodeJS.ErrnoException): void {
   process.exit(1);
 }
 
-function flag(args: string[], name: string): boolean {
-  const i = args.indexOf(name);
-  if (i < 0) return false;
-  args.splice(i, 1);
-  return true;
-}
-
-function option(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const v = args[i + 1];
-  if (v === undefined) throw new UsageError(`${name} needs a value`);
-  args.splice(i, 2);
-  return v;
-}
-
 /** Runs one CLI invocation (with `given`, or else the environment's configuration); resolves with the exit status. */
 export async function runCli(argv: string[], given?: Config): Promise<number> {
   const args = [...argv];
@@ -163,6 +150,8 @@ export async function runCli(argv: string[], given?: Config): Promise<number> {
     return 0;
   }
   const config = given ?? loadConfig();
+  // A remote transfer unit has a queue of its own.
+  if (group === 'queue') return runQueueCommand(cmd, args, config);
   if (config.role === 'mta') {
     // A remote transfer unit holds no directory: the commands would make an empty store in its data dir.
     throw new ConfigError('DCMX_ROLE', `mta: this data dir is a remote transfer unit's, it holds no directory; run dcmx ${group ?? ''} on the appliance (${config.directory!.url}), or read the unit's GET /routes and /stats`);

@@ -8,6 +8,7 @@
  *   GET /zones   the zones served and their serials
  *   GET /stats   cache, queue, delivery, DNS, LDAP and provisioning counters of the
  *                process: the serving threads' summed, and each thread's (`threads`)
+ *   GET /metrics the same figures in the Prometheus text format (metrics.ts)
  * and, at `/`, `/login`, `/assets/` and `/api/`, the web console (console/index.ts),
  * the only part that takes changes (behind a login, with CSRF checks).
  * The JSON above changes nothing. /health answers anyone (load balancers, pm2 probes);
@@ -24,6 +25,7 @@ import type { Directory } from '../directory/directory';
 import type { Zones } from '../directory/zones';
 import { describeRoute, type RoutingTable } from '../directory/routing';
 import type { Logger } from '../log';
+import type { ApplianceMetrics } from './metrics';
 
 export interface HttpEndpoint {
   port: number;
@@ -51,6 +53,8 @@ export interface AdminViews {
   routing: RoutingTable;
   /** The process's figures (the appliance asks every serving thread). */
   stats: () => Promise<unknown>;
+  /** GET /metrics (absent: 404). */
+  metrics?: ApplianceMetrics;
   /** The web console (the appliance's; none on a remote transfer unit). */
   console?: ConsoleDoor;
 }
@@ -130,6 +134,11 @@ export async function startHttpServer(
       if (url === '/health') {
         const h = views.health();
         return send(h.healthy ? 200 : 503, h.body);
+      }
+      if (url === '/metrics' && views.metrics) {
+        const m = await views.metrics.render();
+        res.writeHead(200, { 'content-type': m.contentType });
+        return res.end(m.body);
       }
       const payload = await body(views, url);
       if (payload === undefined) return send(404, { error: 'not found' });

@@ -231,17 +231,7 @@ const OTHER_WRITERS_MS = 100;
  * tick when nothing happened.
  */
 export function watchOtherWriters(directory: Directory, everyMs = OTHER_WRITERS_MS): { stop(): void } {
-  const store = directory.store;
-  let seen = store.dataVersion();
-  const timer = setInterval(() => {
-    if (!store.db.open) return;
-    const v = store.dataVersion();
-    if (v === seen) return;
-    seen = v;
-    directory.publishCommitted();
-  }, everyMs);
-  timer.unref();
-  return { stop: () => clearInterval(timer) };
+  return { stop: directory.store.watchOtherCommits(everyMs, () => directory.publishCommitted()) };
 }
 
 // ------------------------------------------------------------------ errors as data

@@ -15,6 +15,7 @@ import type { Zone, ZoneNode, ZoneView, Zones } from '../directory/zones';
 import { lookup, type Answer } from './lookup';
 import { encodeResponse, screen, type Query, type Response } from './wire';
 import type { Logger } from '../log';
+import { DnsQueryCounts } from './query-counts';
 
 /** DNS RCODEs (RFC 1035 §4.1.1, RFC 6891 §9). */
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5, BADVERS: 16 } as const;
@@ -70,6 +71,8 @@ export class Answerer {
   private readonly cache: LRUCache<string, Buffer> | undefined;
   /** Counters for the admin API and benchmarks. */
   readonly stats = { queries: 0, cacheHits: 0, dropped: 0, formerr: 0, servfail: 0 };
+  /** Queries answered by transport, type and RCODE (zone transfers: counted by the transport that sends them, countTransfer). */
+  readonly counts = new DnsQueryCounts();
 
   constructor(
     private readonly zones: Zones,
@@ -85,6 +88,20 @@ export class Answerer {
   answer(buf: Buffer, t: Transport): Outcome {
     this.stats.queries++;
     const s = screen(buf);
+    const out = this.outcome(s, t);
+    if (out.kind === 'reply' && s.kind !== 'drop') {
+      // The RCODE's low four bits are in the header (RFC 1035 §4.1.1); BADVERS's high bits in the OPT (RFC 6891 §6.1.3).
+      this.counts.answered(t.tcp, s.kind === 'query' ? s.query.question.type : s.question?.type, s.kind === 'badvers' ? RCODE.BADVERS : out.bytes[3] & 0x0f);
+    }
+    return out;
+  }
+
+  /** Counts a zone transfer's reply by its first message's RCODE (a refusal, a failure or the transfer). */
+  countTransfer(q: Query, first: Buffer | undefined): void {
+    if (first && first.length > 3) this.counts.answered(true, q.question.type, first[3] & 0x0f);
+  }
+
+  private outcome(s: ReturnType<typeof screen>, t: Transport): Outcome {
     switch (s.kind) {
       case 'drop':
         this.stats.dropped++;

@@ -79,12 +79,15 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
       if (out.kind === 'reply') return { messages: [out.bytes] };
       if (out.kind === 'none') return { messages: [] };
       const req = out.request;
+      let reply: TcpReply;
       try {
-        return { ...transfers.answer(req, remote), long: true };
+        reply = { ...transfers.answer(req, remote), long: true };
       } catch (err) {
         log.error({ err, zone: req.zone, kind: req.kind, remote }, 'dns zone transfer failed');
-        return { messages: [answerer.failure(req.query, true)], long: true };
+        reply = { messages: [answerer.failure(req.query, true)], long: true };
       }
+      answerer.countTransfer(req.query, reply.messages[0]);
+      return reply;
     } catch (err) {
       log.error({ err, remote }, 'dns tcp message failed; closing the connection');
       return undefined;

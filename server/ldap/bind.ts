@@ -40,9 +40,9 @@ export const answerBind: OperationHandler = (ctx, req) => {
       reply({ code: RESULT_CODES.success });
     },
     (err) => {
-      // Logged with the client's address, for the operator (and fail2ban) to see guessing.
-      if (err instanceof TooManyFailuresError) session.log.warn({ remote: session.remote, dn }, 'bind refused: too many failed attempts');
-      else if (err instanceof InvalidCredentialsError) session.log.info({ remote: session.remote, dn }, 'bind failed: invalid credentials');
+      // Logged with the client's address, for the operator and fail2ban (the README's filter matches `auth_failed`); never the password.
+      if (err instanceof TooManyFailuresError) session.log.warn({ event: 'auth_failed', proto: 'ldap', remote: session.remote, dn, reason: 'throttled' }, 'ldap bind refused: too many failed attempts');
+      else if (err instanceof InvalidCredentialsError) session.log.info({ event: 'auth_failed', proto: 'ldap', remote: session.remote, dn, reason: 'invalid credentials' }, 'ldap bind failed: invalid credentials');
       reply(resultOf(err, session.log));
     },
   );

@@ -19,15 +19,18 @@
  * connection with a Notice of Disconnection (RFC 4511 §4.1.1, §4.4.1).
  * Every response goes through `write`, and every request through the
  * flow's handler: the operation log (operation-log.ts, debug level only)
- * hooks on those two points.
+ * hooks on those two points, and the operation counts of GET /metrics
+ * (op-counts.ts) on the dispatch and on each response written.
  */
 import type * as net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type * as tls from 'node:tls';
 import type { LdapContext, LdapRequest, LongOperation, OperationHandler, RequestConnection } from './context';
 import { FramingError, noticeOfDisconnection, PduFramer, type FramingLimits } from '../ldap-framing';
 import { RequestFlow, type FlowLimits } from './flow';
 import { newSession, type Session } from './session';
 import { OperationLog, type SecretTest } from './operation-log';
+import type { LdapOperationCounts } from './op-counts';
 import { envelope, requestKind, type RequestTag } from './request-decode';
 import { unsupportedCritical } from './controls';
 import { encodeLdapResult } from '../ber';
@@ -71,6 +74,8 @@ export interface ConnectionSettings {
   secret: SecretTest;
   /** Told when the connection is closed for a PDU not completed in time. */
   onPduTimeout(): void;
+  /** The endpoint's operation counts (op-counts.ts): every response written is shown to it. */
+  counts: LdapOperationCounts;
 }
 
 /** How long a connection being closed may take to flush its last words before it is destroyed. */
@@ -90,6 +95,9 @@ export class LdapConnection implements RequestConnection {
   private tlsUp = false;
   /** Holders of the connection's idle timeout (hold): while any, there is none. */
   private holds = 0;
+  /** The message ID of the request being timed (-1: none) and when it was dispatched (op-counts.ts). */
+  private timedId = -1;
+  private timedSince = 0;
   readonly longOperations = new Map<number, LongOperation>();
 
   constructor(private readonly sock: net.Socket, private readonly settings: ConnectionSettings) {
@@ -130,7 +138,13 @@ export class LdapConnection implements RequestConnection {
     const s = this.stream;
     if (s.destroyed || !s.writable) return;
     s.write(pdu);
+    this.counted(pdu);
     this.oplog?.sent(pdu);
+  }
+
+  /** Shows a response to the endpoint's operation counts. */
+  private counted(pdu: Buffer): void {
+    if (!this.settings.counts.response(pdu, this.timedId, this.timedSince)) this.timedId = -1;
   }
 
   cork(): void {
@@ -182,6 +196,7 @@ export class LdapConnection implements RequestConnection {
       this.flow.setStreams(secure, secure);
       done();
     });
+    this.counted(response);
     this.oplog?.sent(response);
   }
 
@@ -230,6 +245,9 @@ export class LdapConnection implements RequestConnection {
       this.disconnect(`protocolOp 0x${op.tag.toString(16)} is not a request`);
       return;
     }
+    if (kind.responseTag === undefined) this.settings.counts.unanswered(op.tag);
+    this.timedId = messageId;
+    this.timedSince = performance.now();
     const req: LdapRequest = {
       pdu, messageId, controls: controls ?? [], session: this.session, conn: this, done,
       reply: (b) => {

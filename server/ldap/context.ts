@@ -23,6 +23,20 @@ export interface LdapContext {
    * disconnected (sync.ts). Default DEFAULT_SYNC_BACKLOG.
    */
   syncBacklog?: number;
+  /** The Content Sync consumers in their persist phase on this endpoint (sync.ts), for their lag (GET /metrics). */
+  followers: Set<SyncFollower>;
+}
+
+/** A Content Sync consumer in its persist phase (RFC 4533 §3.4). */
+export interface SyncFollower {
+  /** Who it is bound as: a transfer unit identity (DCMX_UNIT_DNS), a replication identity (DCMX_REPLICATOR_DNS), or another. */
+  readonly kind: 'unit' | 'replica' | 'consumer';
+  /** When it began (ms since the epoch). */
+  readonly since: number;
+  /** The last change number sent to it. */
+  position(): number;
+  /** Bytes sent to it that it has not taken yet. */
+  backlog(): number;
 }
 
 /**

@@ -23,7 +23,8 @@ import { clientKey } from '../net';
 import { RepeatLimiter } from '../log';
 import { passwordAttributes } from './operation-log';
 import { LdapConnection } from './connection';
-import type { LdapContext } from './context';
+import { LdapOperationCounts, type LdapOperationFigures } from './op-counts';
+import type { LdapContext, SyncFollower } from './context';
 
 export interface LdapServerOptions {
   host: string;
@@ -73,6 +74,18 @@ export interface LdapEndpoint {
   close(graceMs?: number): Promise<void>;
   /** Counters for tests and monitoring. */
   stats(): LdapStats;
+  /** The Content Sync consumers in their persist phase now, oldest first. */
+  followers(): FollowerFigures[];
+}
+
+/** A Content Sync consumer in its persist phase, as figures. */
+export interface FollowerFigures {
+  kind: SyncFollower['kind'];
+  /** The last change number sent to it. */
+  position: number;
+  /** Bytes sent to it that it has not taken yet. */
+  backlog: number;
+  since: number;
 }
 
 /** A snapshot of the endpoint's connections. */
@@ -95,6 +108,8 @@ export interface LdapStats {
   pausedConnections: number;
   /** Response bytes written but not yet taken by the kernel, on all connections. */
   bufferedOutput: number;
+  /** Operations answered, by kind and result, and their latency (op-counts.ts). */
+  operations: LdapOperationFigures;
 }
 
 /**
@@ -110,7 +125,7 @@ export const SUPPORTED_FEATURES = [
 /** Starts the LDAP endpoint on `opts.host:opts.port`. */
 export async function startLdapServer(directory: Directory, opts: LdapServerOptions, log: Logger): Promise<LdapEndpoint> {
   const secureContext = opts.tls ? tls.createSecureContext({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }) : undefined;
-  const ctx: LdapContext = { directory, writer: opts.writer, log, provisioning: opts.provisioning, tls: secureContext, syncBacklog: opts.syncBacklog };
+  const ctx: LdapContext = { directory, writer: opts.writer, log, provisioning: opts.provisioning, tls: secureContext, syncBacklog: opts.syncBacklog, followers: new Set() };
   const connections = new Set<LdapConnection>();
   const counters = { accepted: 0, refused: 0, refusedPerClient: 0, pduTimeouts: 0 };
   // Busy (more than 3/4 of the slots, in the whole process): every connection's idle timeout becomes busyIdleMs.
@@ -138,6 +153,7 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
     idleMs,
     secret: passwordAttributes(directory.schema),
     onPduTimeout: () => counters.pduTimeouts++,
+    counts: new LdapOperationCounts(),
   };
 
   const accept = (sock: net.Socket) => {
@@ -190,8 +206,11 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
 
   return {
     port,
+    followers: () => [...ctx.followers].map((f) => ({ kind: f.kind, position: f.position(), backlog: f.backlog(), since: f.since })),
     stats: () => {
-      const st: LdapStats = { connections: connections.size, ...counters, queuedRequests: 0, queuedBytes: 0, pausedConnections: 0, bufferedOutput: 0 };
+      const st: LdapStats = { connections: connections.size, ...counters, queuedRequests: 0, queuedBytes: 0, pausedConnections: 0, bufferedOutput: 0,
+        operations: settings.counts.figures(),
+      };
       for (const c of connections) {
         st.queuedRequests += c.flow.queued;
         st.queuedBytes += c.flow.queuedBytes;

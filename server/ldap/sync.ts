@@ -34,7 +34,7 @@
  * disconnected once more than that wait for it: the provider's memory
  * stays bounded.
  */
-import type { LdapContext, LdapRequest } from './context';
+import type { LdapContext, LdapRequest, SyncFollower } from './context';
 import type { SearchCall } from './search-decode';
 import { SCOPES } from './search-decode';
 import { PAGED_RESULTS_OID, SYNC_REQUEST_OID } from './controls';
@@ -298,9 +298,17 @@ function persist(ctx: LdapContext, req: LdapRequest, messageId: number, changes:
   const release = conn.hold();
   const unfollow = followClock(ctx.directory);
   let stopped = false;
+  const access = ctx.directory.access;
+  const watched: SyncFollower = {
+    kind: access.isUnit(session.identity) ? 'unit' : access.isReplicator(session.identity) ? 'replica' : 'consumer',
+    since: Date.now(),
+    position: () => follower.position,
+    backlog: () => conn.backlog,
+  };
   const stop = () => {
     if (stopped) return;
     stopped = true;
+    ctx.followers.delete(watched);
     follower.stop();
     unfollow();
     release();
@@ -348,6 +356,7 @@ function persist(ctx: LdapContext, req: LdapRequest, messageId: number, changes:
       else stop();
     },
   });
+  ctx.followers.add(watched);
   req.done();
   // What was committed while the refresh was being written.
   follower.catchUp();

@@ -14,17 +14,15 @@
  * for a copy made by the failed attempt, and the error is logged at most
  * once a minute per kind (RepeatLimiter).
  */
-import { Readable } from 'node:stream';
 import { RepeatLimiter, type Logger } from '../log';
 import type { QueueRecipientRow, QueueStore } from '../../storage/queue';
 import type { RoutingTable } from '../directory/routing';
 import { splitAddress } from '../directory/mail';
 import type { DirectoryCache } from './cache';
-import type { Spool } from './spool';
-import { newQueueId } from './spool';
+import { queuedMessage, type Spool } from './spool';
 import type { DeliveryResult, QueuedMessage } from './types';
 import { deliverToMaildir, mailboxPath } from './maildir';
-import { buildDsn, type FailedRecipient } from './dsn';
+import { buildDsn, spoolDsn, type FailedRecipient } from './dsn';
 import type { Outbound } from './outbound';
 import type { SelfIdentity } from './self';
 import { isOurPostmaster } from './postmaster';
@@ -68,6 +66,22 @@ type Target =
   | { kind: 'hold'; why: string }
   | { kind: 'fail'; result: Extract<DeliveryResult, { ok: false }> };
 
+/** The channels a recipient is delivered through: a Maildir here, SMTP to its domain's MX, a relay host; `none` when no route could be chosen. */
+export const CHANNELS = ['local', 'smtp', 'relay', 'none'] as const;
+export type Channel = (typeof CHANNELS)[number];
+
+/** Recipients by channel and outcome. */
+export type ChannelStats = Record<Channel, { delivered: number; deferred: number; bounced: number }>;
+
+function newChannelStats(): ChannelStats {
+  return Object.fromEntries(CHANNELS.map((c) => [c, { delivered: 0, deferred: 0, bounced: 0 }])) as ChannelStats;
+}
+
+/** The channel of a target (held recipients are not delivered: no channel). */
+function channelOf(t: Target): Channel {
+  return t.kind === 'local' || t.kind === 'smtp' || t.kind === 'relay' ? t.kind : 'none';
+}
+
 export class Delivery {
   /** Messages received before this instant may have been delivered by a previous run. */
   private readonly startedAt = Date.now();
@@ -79,8 +93,12 @@ export class Delivery {
   private active = 0;
   /** The pass under way (or the last one). */
   private current: Promise<void> | undefined;
-  /** Counters for tests, the admin API and benchmarks. */
-  readonly stats = { delivered: 0, deferred: 0, bounced: 0, held: 0, attempts: 0 };
+  /**
+   * Counters for tests, the admin API and benchmarks: recipients delivered,
+   * deferred, bounced and held, in all and by the channel they went to
+   * (`none`: no route could be chosen); attempts (one per message tried).
+   */
+  readonly stats = { delivered: 0, deferred: 0, bounced: 0, held: 0, attempts: 0, channels: newChannelStats() };
   /** Resolves waiters when the queue has nothing due and nothing in flight. */
   private idleWaiters: (() => void)[] = [];
   private readonly ours: (ip: string) => boolean;
@@ -151,7 +169,8 @@ export class Delivery {
           if (l) l.push(r);
           else byMessage.set(r.messageId, [r]);
         }
-        const jobs = [...byMessage];
+        const taken = this.take([...byMessage.keys()], now);
+        const jobs = [...byMessage].filter(([id]) => taken === undefined || taken.has(id));
         await new Promise<void>((resolve) => {
           let next = 0;
           const launch = () => {
@@ -186,8 +205,29 @@ export class Delivery {
     }
   }
 
+  /**
+   * Takes the lease of each message an attempt is about to start on
+   * (QueueStore.claim): the ids still to be tried, or undefined when the
+   * store refused the write (a full disk): the pass then goes on without
+   * leases, as the queue tools cannot write either.
+   */
+  private take(ids: string[], now: number): Set<string> | undefined {
+    try {
+      return this.deps.queue.claim(ids, now);
+    } catch (err) {
+      const admitted = this.errorLog.admit(`claim:${(err as { code?: unknown })?.code ?? (err as Error)?.message}`);
+      if (admitted) this.deps.log.error({ err, suppressed: admitted.suppressed }, 'cannot record the delivery attempts under way; delivering without');
+      return undefined;
+    }
+  }
+
   /** Puts a message whose attempt threw (its outcome unrecorded) on the back-off, and logs it (rate-limited). */
   private attemptFailed(id: string, err: unknown): void {
+    try {
+      this.deps.queue.unclaim(id);
+    } catch {
+      // The store refuses writes: the lease ends with its time (queue-admin.ts ACTIVE_LEASE_MS) or the next run.
+    }
     const failures = (this.failing.get(id)?.failures ?? 0) + 1;
     const wait = Math.min(this.opts.retryBase * 2 ** (failures - 1), this.opts.retryMax);
     this.failing.set(id, { at: Date.now() + wait * 1000, failures });
@@ -285,17 +325,16 @@ export class Delivery {
   private async deliverMessage(id: string, rows: QueueRecipientRow[]): Promise<void> {
     const row = this.deps.queue.message(id);
     if (!row) return;
-    const message: QueuedMessage = {
-      id, sender: row.sender, receivedAt: new Date(row.receivedAt), spoolPath: row.spool, size: row.size, body: row.body ?? undefined,
-      smtpUtf8: row.smtpUtf8 === true, eightBitMime: row.eightBitMime === true,
-    };
+    const message = queuedMessage(row);
     const results = new Map<string, DeliveryResult>();
     const hold: { rcpt: string; why: string }[] = [];
     const smtp = new Map<string, string[]>();
     const relay = new Map<string, { hosts: string[]; rcpts: string[] }>();
     const local: Promise<void>[] = [];
+    const channels = new Map<string, Channel>();
     for (const r of rows) {
       const t = await this.target(r.rcpt);
+      channels.set(r.rcpt, channelOf(t));
       switch (t.kind) {
         case 'local':
           local.push(deliverToMaildir({
@@ -352,9 +391,11 @@ export class Delivery {
     for (const r of rows) {
       const res = results.get(r.rcpt);
       if (!res) continue; // held
+      const channel = this.stats.channels[channels.get(r.rcpt) ?? 'none'];
       if (res.ok) {
         done.push(r.rcpt);
         this.stats.delivered++;
+        channel.delivered++;
         log.info({ id, to: r.rcpt, delay, status: 'sent', detail: res.detail }, 'delivered');
       } else if (res.permanent || expired) {
         log.info({ id, to: r.rcpt, delay, status: 'bounced', dsn: res.permanent ? res.status : '4.4.7', relay: res.remoteMta, reason: res.diagnostic }, 'undeliverable');
@@ -364,10 +405,12 @@ export class Delivery {
           diagnostic: res.permanent ? res.diagnostic : `${res.diagnostic} (message expired after ${this.opts.lifetime} s)`, remoteMta: res.remoteMta,
         });
         this.stats.bounced++;
+        channel.bounced++;
       } else {
         const wait = Math.min(this.opts.retryBase * 2 ** r.attempts, this.opts.retryMax) * 1000;
         retry.push({ rcpt: r.rcpt, at: now + wait, error: `${res.status} ${res.diagnostic}` });
         this.stats.deferred++;
+        channel.deferred++;
         log.info({ id, to: r.rcpt, delay, status: 'deferred', dsn: res.status, relay: res.remoteMta, reason: res.diagnostic, retryIn: wait / 1000 }, 'deferred');
       }
     }
@@ -375,7 +418,7 @@ export class Delivery {
     for (const h of hold) log.info({ id, to: h.rcpt, delay, status: 'held', reason: h.why }, 'held');
     // The bounce is queued before the failed recipients leave the queue, so a crash in between repeats a bounce rather than losing it.
     if (failed.length) await this.bounce(message, failed);
-    const empty = await this.deps.queue.settleSoon(id, { done, retry, hold });
+    const empty = await this.deps.queue.settleSoon(id, { done, retry, hold, attemptedAt: now });
     if (empty && row.spool) await this.deps.spool.remove(row.spool);
   }
 
@@ -386,11 +429,10 @@ export class Delivery {
       this.deps.log.info({ id: message.id, failed: failed.map((f) => f.recipient) }, 'undeliverable, no bounce sent (null sender or auto-reply)');
       return;
     }
-    const id = newQueueId();
     const now = Date.now();
-    const got = await this.deps.spool.receive(id, '', Readable.from([dsn.raw]), Number.MAX_SAFE_INTEGER);
-    this.deps.queue.enqueue({ id, receivedAt: now, sender: '', size: got.size, spool: got.file ?? '', body: got.inline }, dsn.to.map((rcpt) => ({ rcpt, held: false })), now);
-    this.deps.log.info({ id: message.id, dsn: id, to: dsn.to }, 'bounce queued');
+    const { row, rcpts } = await spoolDsn(this.deps.spool, dsn, now);
+    this.deps.queue.enqueue(row, rcpts, now);
+    this.deps.log.info({ id: message.id, dsn: row.id, to: dsn.to }, 'bounce queued');
     this.kick();
   }
 }

@@ -25,8 +25,11 @@
  */
 import * as crypto from 'node:crypto';
 import MimeNode = require('nodemailer/lib/mime-node');
+import { Readable } from 'node:stream';
 import type { QueuedMessage } from './types';
-import { openMessage } from './spool';
+import { parseFields, readHeaderSection } from './headers';
+import { newQueueId, type Spool } from './spool';
+import type { QueueMessageRow } from '../../storage/queue';
 
 /** One recipient a DSN reports on. */
 export interface FailedRecipient {
@@ -55,81 +58,21 @@ interface OriginalHeaders {
   autoSubmitted: boolean;
 }
 
-/** Reads the header section of a spool file (up to the first empty line), capped at MAX_RETURNED_HEADERS. */
+/** Reads the original's header section (headers.ts) and what it says about itself. */
 async function readOriginalHeaders(message: QueuedMessage): Promise<OriginalHeaders> {
-  let data: Buffer;
-  try {
-    const fh = await openMessage(message);
-    try {
-      const buf = Buffer.alloc(MAX_RETURNED_HEADERS + 4);
-      let filled = 0;
-      while (filled < buf.length) {
-        const { bytesRead } = await fh.read(buf, filled, buf.length - filled, filled);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
-      }
-      data = buf.subarray(0, filled);
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    return { isDsn: false, autoSubmitted: false };
-  }
-
-  let section: Buffer;
-  if (data[0] === 0x0a || (data[0] === 0x0d && data[1] === 0x0a)) {
-    section = Buffer.alloc(0); // no header section at all
-  } else {
-    const crlf = data.indexOf('\r\n\r\n');
-    const lf = data.indexOf('\n\n');
-    const ends = [crlf >= 0 ? crlf + 2 : -1, lf >= 0 ? lf + 1 : -1].filter((n) => n >= 0);
-    const end = ends.length > 0 ? Math.min(...ends) : -1;
-    if (end >= 0 && end <= MAX_RETURNED_HEADERS) {
-      section = data.subarray(0, end);
-    } else {
-      // Over the cap (or no body): keep whole fields only — cut before the
-      // last field that starts within the cap, so no field is half there.
-      const head = data.subarray(0, Math.min(data.length, MAX_RETURNED_HEADERS));
-      if (data.length <= MAX_RETURNED_HEADERS) {
-        section = head; // a message that is all header
-      } else {
-        let cut = head.lastIndexOf(0x0a);
-        while (cut > 0 && (head[cut + 1] === 0x20 || head[cut + 1] === 0x09 || cut + 1 >= head.length)) {
-          cut = head.lastIndexOf(0x0a, cut - 1);
-        }
-        section = cut > 0 ? head.subarray(0, cut + 1) : Buffer.alloc(0);
-      }
-    }
-  }
-  // Line ends on the wire are CRLF (RFC 5322 §2.1); a spool in LF form is converted.
-  const text = section.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n');
-  const raw = Buffer.from(text, 'latin1');
-  const fields = parseFields(text);
-  const contentType = fields.find((f) => f.name === 'content-type')?.value ?? '';
+  const raw = await readHeaderSection(message, MAX_RETURNED_HEADERS);
+  if (raw === undefined) return { isDsn: false, autoSubmitted: false };
+  const fields = parseFields(raw.toString('latin1'));
+  const valueOf = (name: string) => fields.find((f) => f.name.toLowerCase() === name)?.value;
+  const contentType = valueOf('content-type') ?? '';
   const isDsn =
     /^\s*multipart\s*\/\s*report\s*(;|$)/i.test(contentType) &&
     /;\s*report-type\s*=\s*"?\s*delivery-status\s*"?\s*(;|$)/i.test(contentType);
   // RFC 3834 §5: "no" is the only value that means a human sent it; comments may follow.
   const autoSubmitted = fields.some(
-    (f) => f.name === 'auto-submitted' && f.value.replace(/\([^)]*\)/g, ' ').trim().split(/[\s;]/)[0].toLowerCase() !== 'no',
+    (f) => f.name.toLowerCase() === 'auto-submitted' && f.value.replace(/\([^)]*\)/g, ' ').trim().split(/[\s;]/)[0].toLowerCase() !== 'no',
   );
   return { raw, isDsn, autoSubmitted };
-}
-
-/** Unfolds a header section into (lower-case name, value) pairs (RFC 5322 §2.2.3). */
-function parseFields(section: string): { name: string; value: string }[] {
-  const out: { name: string; value: string }[] = [];
-  for (const line of section.split('\r\n')) {
-    if (line === '') continue;
-    if ((line[0] === ' ' || line[0] === '\t') && out.length > 0) {
-      out[out.length - 1].value += ' ' + line.trim();
-      continue;
-    }
-    const colon = line.indexOf(':');
-    if (colon <= 0) continue;
-    out.push({ name: line.slice(0, colon).trim().toLowerCase(), value: line.slice(colon + 1).trim() });
-  }
-  return out;
 }
 
 /** RFC 5322 §3.3 date-time, always in UTC: 'Tue, 05 Mar 2024 12:00:00 +0000'. */
@@ -348,4 +291,20 @@ export async function buildDsn(
   }
   const raw = await root.build();
   return { from: '', to: [message.sender], raw };
+}
+
+/**
+ * Spools a DSN made by buildDsn as a new message from the null sender
+ * (RFC 5321 §4.5.5): resolves with its queue row and recipients, for
+ * QueueStore.enqueue (its bytes are inline or in an fsynced spool file).
+ */
+export async function spoolDsn(
+  spool: Spool, dsn: { to: string[]; raw: Buffer }, now: number,
+): Promise<{ row: QueueMessageRow; rcpts: { rcpt: string; held: boolean }[] }> {
+  const id = newQueueId();
+  const got = await spool.receive(id, '', Readable.from([dsn.raw]), Number.MAX_SAFE_INTEGER);
+  return {
+    row: { id, receivedAt: now, sender: '', size: got.size, spool: got.file ?? '', body: got.inline },
+    rcpts: dsn.to.map((rcpt) => ({ rcpt, held: false })),
+  };
 }

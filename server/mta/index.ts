@@ -12,7 +12,6 @@
  * DCMX_THREADS=1 both run on one thread and share one set of views
  * (server/appliance.ts, server/endpoints.ts).
  */
-import * as path from 'node:path';
 import type { Config } from '../config';
 import type { Logger } from '../log';
 import type { Directory } from '../directory/directory';
@@ -23,9 +22,10 @@ import { RoutingTable } from '../directory/routing';
 import { ChangeFollower } from '../directory/changes';
 import type { QueueStore } from '../../storage/queue';
 import { DirectoryCache } from './cache';
-import { Spool } from './spool';
+import { Spool, spoolDir } from './spool';
 import { MailResolver } from './resolver';
 import type { Delivery } from './delivery';
+import type { QueueAdmin } from './queue-admin';
 import { Intake, type MessageQueue, type UnknownDomainHook } from './intake';
 import { provisioningPolicy, type PolicyProvisioning, type PolicyStats } from './policy';
 import type { ProvisionLimiter } from './provision-limits';
@@ -141,7 +141,7 @@ export async function startIntakeSide(views: MailViews, config: Config, log: Log
     clientConnections: config.smtp.clientConnections, busyTimeoutMs: config.smtp.busyTimeout * 1000,
     greetingDelayMs: config.smtp.greetingDelay, relayNetworks: config.smtp.relayNetworks, tls: deps.tls, authFailureLimit: config.smtp.authFailures, hopLimit: config.smtp.hopLimit,
     ownAddresses: [config.listen, ...config.selfAddresses], reusePort: deps.reusePort, caps: deps.caps,
-  }, { source, cache, routing, queue: deps.queue, spool: new Spool(path.join(config.dataDir, 'spool')), resolver, sync, log: log.child({ part: 'intake' }),
+  }, { source, cache, routing, queue: deps.queue, spool: new Spool(spoolDir(config.dataDir)), resolver, sync, log: log.child({ part: 'intake' }),
     onQueued: deps.onQueued, unknownDomain: policy, self, storeWritable: deps.storeWritable, directoryReachable: deps.directoryReachable });
   const port = await intake.listen();
   self.smtpPort = port;
@@ -156,6 +156,8 @@ export interface MtaEndpoint {
   routing: RoutingTable;
   queue: QueueStore;
   delivery: Delivery;
+  /** The queue tools (queue-admin.ts): what `dcmx queue` and the console's Queue page do. */
+  admin: QueueAdmin;
   intake: Intake;
   resolver: MailResolver;
   source: MailSource;

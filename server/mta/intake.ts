@@ -45,6 +45,13 @@ export class SmtpReply extends Error {
   }
 }
 
+/** 550 5.7.1 for a recipient this client may not relay to (logged as a relay denial). */
+class RelayDenied extends SmtpReply {
+  constructor(rcpt: string) {
+    super(550, '5.7.1', `<${rcpt}>: Relay access denied`);
+  }
+}
+
 /**
  * What the provisioning policy says about a domain that is not hosted here:
  * `accept` once it is hosted (provisioned), `foreign` when it is served
@@ -141,10 +148,15 @@ export class Intake {
   private readonly relay: BlockList;
   private readonly ours: (ip: string, localAddress?: string) => boolean;
   /**
-   * Counters for tests and the admin API (GET /stats): recipients accepted
-   * and refused at RCPT, messages queued and their bytes.
+   * Counters for tests and the admin API (GET /stats, /metrics): recipients
+   * accepted, refused (5xx; `relayDenied` of them for relaying) and deferred
+   * (4xx) at RCPT; messages queued and their bytes, messages refused at
+   * DATA; sessions admitted and refused; failed AUTH.
    */
-  readonly stats = { accepted: 0, rejectedRcpt: 0, messages: 0, bytes: 0, refusedConnections: 0 };
+  readonly stats = {
+    accepted: 0, rejectedRcpt: 0, deferredRcpt: 0, relayDenied: 0, messages: 0, bytes: 0, refusedMessages: 0,
+    sessionsAccepted: 0, refusedConnections: 0, authFailures: 0,
+  };
   /** Open sessions, in all and per client (connection-caps.ts). */
   private readonly caps: ConnectionCaps;
   /** Remote address of each admitted session, by session id, released when it closes. */
@@ -194,11 +206,11 @@ export class Intake {
       onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
       onMailFrom: (address, session, cb) => this.guard(cb, () => this.onMailFrom(address, session)),
       onRcptTo: (address, session, cb) => this.guard(cb, async () => {
-        this.countRcpt(session);
         try {
+          this.countRcpt(session);
           await this.onRcptTo(address, session);
         } catch (err) {
-          if (err instanceof SmtpReply && err.responseCode >= 500) this.stats.rejectedRcpt++;
+          this.refused(address, session, err);
           throw err;
         }
         this.stats.accepted++;
@@ -206,6 +218,24 @@ export class Intake {
       onData: (stream, session, cb) => this.onData(stream, session, cb),
     });
     this.server.on('error', (err) => deps.log.debug({ err: err.message }, 'smtp session error'));
+  }
+
+  /**
+   * Counts and logs a refused recipient: one line with the client, the
+   * envelope and the reply (`relay denied` for relaying, else `recipient
+   * refused`), for the operator and for tools that watch the log.
+   */
+  private refused(address: SMTPServerAddress, session: SMTPServerSession, err: unknown): void {
+    const reply = err instanceof SmtpReply ? err : err instanceof DirectoryUnavailableError ? directoryDown() : undefined;
+    const code = reply?.responseCode ?? 451;
+    if (code >= 500) this.stats.rejectedRcpt++;
+    else this.stats.deferredRcpt++;
+    const relay = err instanceof RelayDenied;
+    if (relay) this.stats.relayDenied++;
+    this.deps.log.info({
+      event: relay ? 'relay_denied' : 'recipient_refused', remote: session.remoteAddress, from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+      to: address.address, code, status: reply?.enhancedCode ?? '4.3.0', reply: reply?.message ?? 'Temporary local problem, please try again',
+    }, relay ? 'relay denied' : 'recipient refused');
   }
 
   /** Runs a hook body, turning SmtpReply/unexpected errors into smtp-server callbacks (451 4.3.0 for the unexpected). */
@@ -246,6 +276,7 @@ export class Intake {
         : `4.7.0 ${this.opts.hostname} Error: too many connected clients, try again in a moment`));
     }
     this.admitted.set(session.id, session.remoteAddress);
+    this.stats.sessionsAccepted++;
     if (this.caps.busy) this.hurryIdle();
     cb();
   }
@@ -283,17 +314,24 @@ export class Intake {
    * connection, as Postfix does past smtpd_hard_error_limit.
    */
   private onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, res?: { user: unknown }) => void): void {
-    const failed = (reply: SmtpReply) => {
+    /** A failed AUTH: `guess` when the client's credentials were refused (logged as `auth_failed`, see the README's fail2ban filter), not our failure. */
+    const failed = (reply: SmtpReply, guess: boolean) => {
       const n = (this.authFailures.get(session) ?? 0) + 1;
       this.authFailures.set(session, n);
-      this.deps.log.info({ remote: session.remoteAddress, user: auth.username, reply: reply.responseCode }, 'AUTH failed');
+      if (guess) {
+        this.stats.authFailures++;
+        // Never the password: the name it was tried for, and who tried.
+        this.deps.log.info({ event: 'auth_failed', proto: 'smtp', remote: session.remoteAddress, user: auth.username, code: reply.responseCode }, 'smtp AUTH failed');
+      } else {
+        this.deps.log.warn({ remote: session.remoteAddress, user: auth.username, code: reply.responseCode }, 'smtp AUTH could not be checked');
+      }
       cb(n >= this.opts.authFailureLimit ? new SmtpReply(421, '4.7.0', 'Too many failed authentications, closing connection') : reply);
     };
     this.deps.source.authenticate(auth.username ?? '', auth.password ?? '', session.remoteAddress).then(
-      (id) => (id ? cb(null, { user: id.dn }) : failed(new SmtpReply(535, '5.7.8', 'Authentication credentials invalid'))),
-      (err) => failed(err instanceof TooManyFailuresError
-        ? new SmtpReply(454, '4.7.0', 'Too many failed authentications, try again later')
-        : new SmtpReply(454, '4.7.0', 'Temporary authentication failure')),
+      (id) => (id ? cb(null, { user: id.dn }) : failed(new SmtpReply(535, '5.7.8', 'Authentication credentials invalid'), true)),
+      (err) => (err instanceof TooManyFailuresError
+        ? failed(new SmtpReply(454, '4.7.0', 'Too many failed authentications, try again later'), true)
+        : failed(new SmtpReply(454, '4.7.0', 'Temporary authentication failure'), false)),
     );
   }
 
@@ -357,7 +395,7 @@ export class Intake {
     if (!parts) throw new SmtpReply(501, '5.1.3', 'Bad recipient address syntax');
     // Relay tricks: user%host@us, host!user@us, "user@host"@us, @route:user@host.
     if (/[%!@:,]/.test(parts.local)) {
-      throw new SmtpReply(550, '5.7.1', `<${rcpt}>: Relay access denied`);
+      throw new RelayDenied(rcpt);
     }
     this.deps.sync();
     const routed = this.deps.routing.resolve(parts.domain);
@@ -369,7 +407,7 @@ export class Intake {
       const decision: UnknownDomainDecision = this.deps.unknownDomain ? await this.deps.unknownDomain(parts.domain, session, relaying) : { kind: 'foreign' };
       if (decision.kind === 'accept') return this.onRcptTo(address, session, true); // now hosted: check the recipient like any other
       if (relaying) return;
-      throw new SmtpReply(550, '5.7.1', `<${rcpt}>: Relay access denied`);
+      throw new RelayDenied(rcpt);
     }
     switch (routed.route.kind) {
       case 'reject':
@@ -441,22 +479,26 @@ export class Intake {
         throw new SmtpReply(554, '5.4.6', `Too many hops (${hops.count} Received: header fields): mail forwarding loop`);
       }
       const size = got.size;
+      const rcpts = session.envelope.rcptTo;
       await this.deps.queue.enqueueSoon(
         {
           id, receivedAt: now.getTime(), sender, size, spool: got.file ?? '', body: got.inline,
           smtpUtf8: session.envelope.smtpUtf8 === true, eightBitMime: session.envelope.bodyType === '8bitmime',
         },
-        session.envelope.rcptTo.map((r) => ({ rcpt: r.address, held: false })),
+        rcpts.map((r) => ({ rcpt: r.address, held: false })),
         now.getTime(),
       );
       this.stats.messages++;
       this.stats.bytes += size;
+      // One line per message queued, as Postfix's qmgr "from=<...>, size=..., nrcpt=..." line.
+      this.deps.log.info({ event: 'message_received', id, from: sender, size, nrcpt: rcpts.length, remote: session.remoteAddress, user: session.user ? String(session.user) : undefined }, 'message received');
     })().then(
       () => {
         cb(null, `Ok: queued as ${id}`);
         this.deps.onQueued();
       },
       (err) => {
+        this.stats.refusedMessages++;
         // The spool read the stream to its end (spool.ts), so smtp-server sends this reply now.
         if (err instanceof SmtpReply) return cb(err);
         if ((err as { code?: string }).code === 'ECONNECTION' || (err as { code?: string }).code === 'ECONNRESET') {

@@ -9,20 +9,26 @@ import type { Config } from '../config';
 import type { Logger } from '../log';
 import { QueueStore } from '../../storage/queue';
 import type { Store } from '../../storage/store';
-import { Spool } from './spool';
+import { Spool, spoolDir } from './spool';
 import { Outbound } from './outbound';
 import { Delivery } from './delivery';
 import { startTmpSweeper } from './maildir';
+import { QueueAdmin } from './queue-admin';
 import type { MailViews } from './index';
 
 /** How often the Maildir tmp/ directories are swept after the sweep at start-up. */
 const TMP_SWEEP_EVERY_MS = 6 * 60 * 60 * 1000;
+
+/** How often the queue side looks for another process's commits (the queue tools of `dcmx queue`). */
+export const QUEUE_WATCH_MS = 100;
 
 /** The queue side of the transfer unit (one per process). */
 export interface QueueSide {
   views: MailViews;
   queue: QueueStore;
   delivery: Delivery;
+  /** The queue tools (queue-admin.ts) over this queue; a change made through it looks for due work at once. */
+  admin: QueueAdmin;
   close(): Promise<void>;
 }
 
@@ -31,15 +37,20 @@ export interface QueueSide {
  * remote unit's), its queue in the writable `store` (the appliance's own,
  * or a remote unit's queue store): removes spool files
  * no queue row names (left by a crash before their commit: never
- * acknowledged), sweeps Maildir tmp/, and starts delivery. Must run before
+ * acknowledged), clears the leases of attempts a previous run left
+ * (none is under way now), sweeps Maildir tmp/, and starts delivery,
+ * which also looks for due work within QUEUE_WATCH_MS of another process's
+ * commit to the store (`dcmx queue retry`, `release`...). Must run before
  * any intake accepts mail (the spool sweep would take an intake's file
  * whose row is not committed yet).
  */
 export async function startQueueSide(views: MailViews, store: Store, config: Config, log: Logger): Promise<QueueSide> {
   const queue = new QueueStore(store);
-  const spool = new Spool(path.join(config.dataDir, 'spool'));
+  const spool = new Spool(spoolDir(config.dataDir));
   const orphans = await spool.sweep(queue.spoolPaths());
   if (orphans) log.info({ orphans }, 'removed unacknowledged spool files');
+  const leases = queue.clearLeases();
+  if (leases) log.info({ leases }, 'cleared the delivery leases a previous run left');
   // maildir(5): tmp/ files a crash left behind (killed mid-delivery) go after 36 hours; now, then every 6 hours.
   const tmpLog = log.child({ part: 'maildir' });
   const sweeper = startTmpSweeper(path.join(config.dataDir, 'mail'), {
@@ -64,9 +75,12 @@ export async function startQueueSide(views: MailViews, store: Store, config: Con
     if (released) delivery.kick();
   });
   delivery.start();
+  const stopWatch = store.watchOtherCommits(QUEUE_WATCH_MS, () => delivery.kick());
+  const admin = new QueueAdmin({ queue, spool, hostname: config.hostname, onChange: () => delivery.kick() });
   return {
-    views, queue, delivery,
+    views, queue, delivery, admin,
     async close() {
+      stopWatch();
       // Attempts under way end (outbound connections closing) and record their outcome before the store closes.
       const stopped = delivery.stop();
       outbound.close();

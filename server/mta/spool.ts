@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { QueuedMessage } from './types';
+import type { QueueMessageRow } from '../../storage/queue';
 import { LineFolder } from './fold';
 
 /** Messages up to this size stay in memory and are stored inline in their queue row. */
@@ -121,6 +122,11 @@ class BodyReader {
       this.done = true;
     }
   }
+}
+
+/** The spool directory of a data dir. */
+export function spoolDir(dataDir: string): string {
+  return path.join(dataDir, 'spool');
 }
 
 export class Spool {
@@ -250,5 +256,13 @@ export async function openMessage(m: QueuedMessage): Promise<MessageBytes> {
     size,
     read: (buf, offset, length, position) => h.read(buf, offset, length, position),
     close: () => h.close(),
+  };
+}
+
+/** A queue row as the channels see the message. */
+export function queuedMessage(row: QueueMessageRow): QueuedMessage {
+  return {
+    id: row.id, sender: row.sender, receivedAt: new Date(row.receivedAt), spoolPath: row.spool, size: row.size, body: row.body ?? undefined,
+    smtpUtf8: row.smtpUtf8 === true, eightBitMime: row.eightBitMime === true,
   };
 }

@@ -4,7 +4,8 @@
  * them (sumFigures) beside the main thread's own (queue, delivery, history).
  * With one thread, that thread's figures are the sums.
  */
-import type { LdapEndpoint, LdapStats } from '../ldap/server';
+import type { FollowerFigures, LdapEndpoint, LdapStats } from '../ldap/server';
+import type { DnsQueryFigures } from '../dns/query-counts';
 import type { DnsEndpoint } from '../dns/server';
 import type { IntakeSide, MailViews } from '../mta';
 import type { CacheStats } from '../mta/cache';
@@ -20,7 +21,10 @@ export interface ThreadFigures {
   restarts: number;
   ldap: LdapStats;
   dns: {
+    /** Packets received. */
     queries: number;
+    /** Queries answered, by transport, question type and RCODE (query-counts.ts). */
+    answered: DnsQueryFigures;
     cacheHits: number;
     dropped: number;
     formerr: number;
@@ -30,12 +34,17 @@ export interface ThreadFigures {
     rrl: { dropped: number; slipped: number } | null;
     tcpConnections: number;
   };
-  intake: { accepted: number; rejectedRcpt: number; messages: number; bytes: number; refusedConnections: number; sessions: number };
+  /** Intake's counters (Intake.stats), and `sessions` open now. */
+  intake: IntakeSide['intake']['stats'] & { sessions: number };
   cache: CacheStats & { size: number };
   routing: { builds: number; domainReads: number; version: number };
   provisioning: PolicyStats | null;
   /** Password checks computed, by kind of work, and stored values refused over the cost caps. */
   passwords: PasswordStats;
+  /** The change number the thread's views have followed (Directory.applied). */
+  applied: number;
+  /** The Content Sync consumers in their persist phase on the thread's LDAP endpoint. */
+  followers: FollowerFigures[];
 }
 
 /** The endpoints a thread runs, as threadFigures reads them. */
@@ -54,12 +63,14 @@ export function threadFigures(thread: number, restarts: number, e: ThreadEndpoin
     thread,
     restarts,
     ldap: e.ldap.stats(),
-    dns: { ...a.stats, cacheSize: a.cacheSize, rrl: e.dns.rrl ? { ...e.dns.rrl.stats } : null, tcpConnections: e.dns.tcpStats().connections },
+    dns: { ...a.stats, answered: a.counts.figures(), cacheSize: a.cacheSize, rrl: e.dns.rrl ? { ...e.dns.rrl.stats } : null, tcpConnections: e.dns.tcpStats().connections },
     intake: { ...e.smtp.intake.stats, sessions: e.smtp.intake.openSessions },
     cache: { ...e.views.cache.stats, size: e.views.cache.size },
     routing: { ...e.views.routing.stats, version: e.views.routing.version },
     provisioning: e.smtp.policy ? { ...e.smtp.policy } : null,
     passwords: passwordFigures(e.directory),
+    applied: e.directory.applied,
+    followers: e.ldap.followers(),
   };
 }
 
@@ -74,7 +85,7 @@ export function passwordFigures(directory: Directory): PasswordStats {
  * are added, nested objects summed alike, null stays null unless some item
  * has an object there; any other value is the first item's.
  */
-function sumFigures<T>(items: readonly T[]): T {
+export function sumFigures<T>(items: readonly T[]): T {
   const present = items.filter((i) => i !== null && i !== undefined);
   if (present.length === 0) return items[0];
   const first = present[0];
@@ -85,6 +96,38 @@ function sumFigures<T>(items: readonly T[]): T {
     out[key] = sumFigures(present.map((i) => (i as Record<string, unknown>)[key]));
   }
   return out as T;
+}
+
+/**
+ * The serving threads' counters, summed so that they never go back when a
+ * thread dies (GET /metrics: a Prometheus counter only grows). A thread
+ * counts from 0; the figures last seen of each slot's earlier threads stay
+ * in the sum (`restarts` tells a new thread in the slot), and a slot that
+ * did not answer keeps its last figures. What a dead thread counted after
+ * it was last asked is lost, never counted twice. Only counter fields of
+ * the sum mean anything: the gauges (open connections, cache sizes) are
+ * those of the live figures.
+ */
+export class CounterTotals {
+  private readonly slots = new Map<number, { restarts: number; gone: ThreadFigures[]; last: ThreadFigures }>();
+
+  /** Takes the figures of the threads that answered now; returns every counter's process total (undefined before any thread answered). */
+  add(threads: readonly ThreadFigures[]): ThreadFigures | undefined {
+    for (const f of threads) {
+      const s = this.slots.get(f.thread);
+      if (!s) {
+        this.slots.set(f.thread, { restarts: f.restarts, gone: [], last: f });
+        continue;
+      }
+      if (f.restarts !== s.restarts) {
+        // A new thread in the slot: its predecessor's last figures become part of the slot's base.
+        s.gone = [s.gone.length ? sumFigures([...s.gone, s.last]) : s.last];
+        s.restarts = f.restarts;
+      }
+      s.last = f;
+    }
+    return sumFigures([...this.slots.values()].flatMap((s) => [...s.gone, s.last]));
+  }
 }
 
 /** What the main thread adds to the threads' sums: the queue, delivery and history are the process's. */

@@ -297,7 +297,7 @@ test('at info level: no connection or operation lines, and still no password', a
     assert.equal(ldapResultCode(await run('ldapwhoami', ['-x', '-H', a.ldapUrl, '-D', USER_A, '-w', PW.wrong])), 49);
     // Every connection has closed: whatever they would log has been logged.
     await waitForAsync('every connection closed', async () => (await a.app.stats()).ldap.connections === 0);
-    assert.ok(info.records.some((r) => r.msg === 'bind failed: invalid credentials'), 'the info lines are captured');
+    assert.ok(info.records.some((r) => r.msg === 'ldap bind failed: invalid credentials'), 'the info lines are captured');
     const debug = info.records.filter((r) => (r.level as number) < 30 || /^ldap (operation|connection (accepted|closed))$/.test(String(r.msg)));
     assert.deepEqual(debug, []);
     const text = info.raw.join('');

@@ -126,14 +126,17 @@ export interface HopMessage {
   body: string;
 }
 
+/** A next hop's reply to RCPT TO: undefined accepts. */
+export type HopReply = { code: number; text: string } | undefined;
+
 /** A next-hop SMTP server on 127.0.0.1 that records envelopes and bodies. */
 export interface NextHop {
   port: number;
   received: HopMessage[];
   /** RCPT TO attempts per address (lower case). */
   rcptAttempts: Map<string, number>;
-  /** Decides a recipient's reply: undefined accepts; `attempt` counts from 1. */
-  rcpt: (address: string, attempt: number) => { code: number; text: string } | undefined;
+  /** Decides a recipient's reply: undefined accepts; `attempt` counts from 1. A promise keeps the client waiting until it settles. */
+  rcpt: (address: string, attempt: number) => HopReply | Promise<HopReply>;
   close(): Promise<void>;
 }
 
@@ -154,11 +157,12 @@ export async function startNextHop(options: Partial<SMTPServerOptions> = {}): Pr
       const a = address.address.toLowerCase();
       const n = (hop.rcptAttempts.get(a) ?? 0) + 1;
       hop.rcptAttempts.set(a, n);
-      const r = hop.rcpt(a, n);
-      if (!r) return cb();
-      const e = new Error(r.text) as Error & { responseCode: number };
-      e.responseCode = r.code;
-      cb(e);
+      void Promise.resolve(hop.rcpt(a, n)).then((r) => {
+        if (!r) return cb();
+        const e = new Error(r.text) as Error & { responseCode: number };
+        e.responseCode = r.code;
+        cb(e);
+      });
     },
     onData(stream, session: SMTPServerSession, cb) {
       const chunks: Buffer[] = [];

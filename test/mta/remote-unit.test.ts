@@ -31,8 +31,9 @@
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import nodemailer from 'nodemailer';
-import { ADMIN_PASSWORD, ldapaddAt, ldapResultCode, run, startSpawned, stopChild, tempDirs, type SpawnedAppliance } from '../helpers';
-import { spawnUnit, UNIT_IDENTITY, unitHealth, type Unit } from './unit';
+import { ADMIN_PASSWORD, ldapaddAt, ldapResultCode, run, runDcmx, startSpawned, stopChild, tempDirs, type RunResult, type SpawnedAppliance } from '../helpers';
+import { spawnUnit, UNIT_IDENTITY, unitEnv, unitHealth, type Unit, type UnitOptions } from './unit';
+import type { QueueMessageView } from '../../server/mta/queue-admin';
 import { addUser, allMail, mailbox, swaks, USER, waitFor } from './fixture';
 import { rcptTo } from '../fixtures/smtp';
 import { waitForAsync } from '../fixtures/wait';
@@ -62,13 +63,22 @@ function applianceEnv(): Record<string, string> {
   };
 }
 
-async function startUnit(): Promise<void> {
-  unit = await spawnUnit({
+function unitOptions(): UnitOptions {
+  return {
     dir: unit?.dir ?? newDir(), address: UNIT, hostname: 'unit1.dcmx.test',
     appliance: { dir: applianceDir, ldap: ports.ldap, smtp: ports.smtp }, upstreamDns: dns.address, bind: UNIT_IDENTITY,
     // dcmx.test: allowed here, refused by the directory (a new zone holding the appliance's own name).
     provisionAllow: 'new.test dcmx.test',
-  });
+  };
+}
+
+async function startUnit(): Promise<void> {
+  unit = await spawnUnit(unitOptions());
+}
+
+/** `dcmx queue ARGS...` on the unit's data dir, with its environment: the unit's own queue. */
+function unitQueue(...args: string[]): Promise<RunResult> {
+  return runDcmx(unitEnv(unitOptions()), ['queue', ...args]);
 }
 
 const health = () => unitHealth(unit);
@@ -236,10 +246,23 @@ describe('a remote transfer unit (DCMX_ROLE=mta) against the appliance directory
     // Accepted during the outage: queued on the unit, delivered once the appliance is back.
     const r = await swaks(unit.smtp, { server: UNIT, to: USER, body: 'sent during the outage' });
     assert.equal(r.code, 0, r.out);
+    const id = /<- {2}250 .*queued as (\w+)/.exec(r.out)?.[1];
+    assert.ok(id, r.out);
+    // `dcmx queue` on the unit's data dir reads and changes the unit's own queue: deferred (the appliance is down), then held.
+    const listed = await waitForAsync('the message deferred on the unit', async () => {
+      const l = await unitQueue('list', '--json');
+      assert.equal(l.code, 0, l.stderr);
+      return (JSON.parse(l.stdout) as QueueMessageView[]).find((m) => m.id === id && m.recipients[0].attempts > 0);
+    }, 20_000);
+    assert.equal(listed.recipients[0].address, USER);
+    assert.equal((await unitQueue('hold', id)).code, 0);
 
     appliance = await startSpawned(applianceDir, applianceEnv());
     await waitForAsync('/health ok again', async () => (await health()).status === 200, 20_000);
     assert.match((await rcpt('stranger@example.org')).raw, /^550 5\.1\.1/);
+    assert.match((await unitQueue('show', id)).stdout, /^status: hold$/m, 'still held with the appliance back');
+    // Released, it is due (its retry time has passed): the unit tries it at once.
+    assert.equal((await unitQueue('release', id)).code, 0);
     await waitFor('the message accepted during the outage delivered', () => allMail(applianceDir).find((m) => m.text.includes('sent during the outage')), 30_000);
   });
 

@@ -62,7 +62,14 @@ export interface Unit {
 
 /** Spawns a unit and resolves once it printed `dcmx ready`. */
 export async function spawnUnit(o: UnitOptions): Promise<Unit> {
-  const u = await spawnAppliance(testEnv(o.dir, {
+  const u = await spawnAppliance(unitEnv(o));
+  const m = /smtp=(\d+) http=(\d+)/.exec(u.ready)!;
+  return { child: u.child, smtp: Number(m[1]), http: Number(m[2]), dir: o.dir, address: o.address, output: u.output };
+}
+
+/** The environment a unit runs with (a `dcmx` command on its data dir too). */
+export function unitEnv(o: UnitOptions): Record<string, string> {
+  return testEnv(o.dir, {
     DCMX_ROLE: 'mta',
     DCMX_LISTEN: o.address,
     DCMX_HOSTNAME: o.hostname,
@@ -80,9 +87,7 @@ export async function spawnUnit(o: UnitOptions): Promise<Unit> {
     DCMX_PROVISIONING: o.provisioning ?? 'allowlist',
     DCMX_PROVISION_ALLOW: o.provisionAllow,
     ...(o.smtpPort === undefined ? {} : { DCMX_SMTP_PORT: String(o.smtpPort) }),
-  }));
-  const m = /smtp=(\d+) http=(\d+)/.exec(u.ready)!;
-  return { child: u.child, smtp: Number(m[1]), http: Number(m[2]), dir: o.dir, address: o.address, output: u.output };
+  });
 }
 
 /** GET /health of a unit: 200 and `ok` once synchronized, 503 `degraded` without its directory. */
