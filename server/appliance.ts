@@ -291,7 +291,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       passwords: threads ? passwordFigures(directory) : undefined,
     });
     const metrics = new ApplianceMetrics({
-      threads: () => serving.figures(), queue: queueSide.queue, delivery: queueSide.delivery.stats, lastChange: () => clock.current(),
+      threads: () => serving.figures(), queue: queueSide.admin, delivery: queueSide.delivery.stats, lastChange: () => clock.current(),
       mainPasswords: threads ? () => passwordFigures(directory) : undefined,
     });
     // The dashboard plots LDAP operations as one total.

@@ -3,7 +3,8 @@
  * SMTP intake, the queue, delivery — in its own data dir with its own small
  * SQLite queue store (queue.sqlite: the directory's tables stay empty),
  * reading a remote directory over LDAP (RemoteMailSource: Content Sync over
- * one connection), and the admin HTTP endpoint (/health, /routes, /stats).
+ * one connection), and the admin HTTP endpoint (/health, /routes, /stats,
+ * /metrics).
  * No LDAP or DNS listener, no directory of its own. One serving thread
  * (DCMX_THREADS does not apply).
  *
@@ -22,6 +23,8 @@ import { listening, probePorts } from './listen';
 import { bindBeside, claimDataDir, type Ownership } from './succession';
 import { loadTls } from './tls';
 import { startHttpServer, type Health, type HttpEndpoint } from './admin/http';
+import { ApplianceMetrics } from './admin/metrics';
+import { mailFigures } from './threads/stats';
 import { RoutingTable } from './directory/routing';
 import { RemoteMailSource } from './directory-client/remote-source';
 import { DirectoryCache } from './mta/cache';
@@ -138,7 +141,13 @@ export async function startRemoteUnit(config: Config, log: Logger): Promise<Remo
       smtp: intake.intake.stats,
       policy: intake.policy,
     });
-    const http: HttpEndpoint = await bindBeside(ownership, log, () => listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({ health, zones: undefined, routing, stats }, {
+    const metrics = new ApplianceMetrics({
+      threads: async () => [{ thread: 0, restarts: 0, ...mailFigures(intake, views) }],
+      queue: queueSide.admin,
+      delivery: queueSide.delivery.stats,
+      directory: () => ({ reachable: source.reachable, changes: source.stats.changes, reloads: source.stats.reloads, connects: source.stats.connects }),
+    });
+    const http: HttpEndpoint = await bindBeside(ownership, log, () => listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({ health, zones: undefined, routing, stats, metrics }, {
       host: config.listen, port: config.http.port, allow: config.http.allow, reusePort: true,
       names: { hostname: config.hostname, names: config.http.hosts, addresses: [config.listen, ...config.selfAddresses] },
     }, log.child({ ep: 'http' }))));

@@ -113,8 +113,6 @@ export class QueueStore {
       delMsg: db.prepare('DELETE FROM queue_messages WHERE id = ?'),
       counts: db.prepare(`SELECT state, count(*) AS n FROM queue_recipients GROUP BY state`),
       msgCount: db.prepare('SELECT count(*) AS n FROM queue_messages'),
-      depth: db.prepare(`SELECT r.state AS state, count(*) AS rcpts, count(DISTINCT r.message_id) AS messages, min(m.received_at) AS oldest
-        FROM queue_recipients r JOIN queue_messages m ON m.id = r.message_id GROUP BY r.state`),
       spools: db.prepare(`SELECT spool FROM queue_messages WHERE spool != ''`),
       claim: db.prepare('UPDATE queue_messages SET delivering_since = ? WHERE id = ? AND held_at IS NULL'),
       unclaim: db.prepare('UPDATE queue_messages SET delivering_since = NULL WHERE id = ?'),
@@ -289,18 +287,6 @@ export class QueueStore {
   counts(): { queued: number; held: number; messages: number } {
     const out = { queued: 0, held: 0, messages: (this.s.msgCount.get() as { n: number }).n };
     for (const r of this.s.counts.all() as { state: 'queued' | 'held'; n: number }[]) out[r.state] = r.n;
-    return out;
-  }
-
-  /**
-   * The queue by recipient state: recipients, the messages they belong to,
-   * and when the oldest of those was received (ms; undefined when none).
-   */
-  depth(): Record<'queued' | 'held', { recipients: number; messages: number; oldest: number | undefined }> {
-    const out = { queued: { recipients: 0, messages: 0, oldest: undefined as number | undefined }, held: { recipients: 0, messages: 0, oldest: undefined as number | undefined } };
-    for (const r of this.s.depth.all() as { state: 'queued' | 'held'; rcpts: number; messages: number; oldest: number }[]) {
-      out[r.state] = { recipients: r.rcpts, messages: r.messages, oldest: r.oldest };
-    }
     return out;
   }
 

@@ -5,7 +5,9 @@
  *
  * The figures are those of GET /stats, gathered the same way: each serving
  * thread reports its own (threads/stats.ts threadFigures), the main thread
- * adds the queue, delivery and change log. Counters come from CounterTotals,
+ * adds the queue, delivery and change log. A remote transfer unit
+ * (remote-unit.ts) gives the part of them it has: intake, cache, queue and
+ * delivery, and its directory's synchronization. Counters come from CounterTotals,
  * so they never go back when a serving thread dies and is replaced; gauges
  * are read from the threads that answered now. Scrapes are taken one at a
  * time (a scrape's figures are never older than the previous one's).
@@ -20,21 +22,40 @@ import { CounterTotals, sumFigures, type ThreadFigures } from '../threads/stats'
 import type { HistogramFigures } from '../tally';
 import type { PasswordStats } from '../directory/passwords';
 import { CHANNELS, type Delivery } from '../mta/delivery';
-import type { QueueStore } from '../../storage/queue';
+import { MESSAGE_STATUSES, type MessageStatus, type QueueAdmin } from '../mta/queue-admin';
 import { LDAP_LATENCY_BUCKETS } from '../ldap/op-counts';
+
+/**
+ * A serving thread's figures as the metrics read them: a thread of the
+ * appliance gives all of ThreadFigures; a remote transfer unit has no LDAP
+ * or DNS endpoint, checks no password itself and follows no change clock.
+ */
+export type ServingFigures = Pick<ThreadFigures, 'thread' | 'restarts' | 'intake' | 'cache' | 'provisioning'>
+  & Partial<Pick<ThreadFigures, 'ldap' | 'dns' | 'passwords' | 'applied' | 'followers'>>;
+
+/** A remote transfer unit's view of its directory (directory-client/remote-source.ts). */
+export interface UnitDirectoryFigures {
+  reachable: boolean;
+  /** Changes applied from the Content Sync feed, full reloads, connections made. */
+  changes: number;
+  reloads: number;
+  connects: number;
+}
 
 /** What the metrics are read from. */
 export interface MetricsSources {
   /** The serving threads' figures (those that answered; threads/host.ts stats), or the one thread's. */
-  threads(): Promise<ThreadFigures[]>;
-  /** The queue (main thread). */
-  queue: Pick<QueueStore, 'depth'>;
+  threads(): Promise<ServingFigures[]>;
+  /** The queue (main thread), as the operator's queue tools see it. */
+  queue: Pick<QueueAdmin, 'list'>;
   /** Delivery's counters (main thread). */
   delivery: Delivery['stats'];
-  /** The last change number committed. */
-  lastChange(): number;
+  /** The last change number committed (the appliance; a unit does not know it). */
+  lastChange?: () => number;
   /** The main thread's own password checks, when it does not serve. */
   mainPasswords?: () => PasswordStats;
+  /** A remote transfer unit's directory. */
+  directory?: () => UnitDirectoryFigures;
 }
 
 /**
@@ -46,17 +67,39 @@ export interface MetricsSources {
 export interface MetricsFigures {
   /** When they were gathered (ms since the epoch). */
   at: number;
-  totals: ThreadFigures | undefined;
-  live: ThreadFigures | undefined;
-  threads: ThreadFigures[];
-  queue: ReturnType<QueueStore['depth']>;
+  totals: ServingFigures | undefined;
+  live: ServingFigures | undefined;
+  threads: ServingFigures[];
+  queue: QueueDepth;
   delivery: Delivery['stats'];
-  lastChange: number;
+  lastChange: number | undefined;
   mainPasswords: PasswordStats | undefined;
+  directory: UnitDirectoryFigures | undefined;
+}
+
+/** The queue by message status (queue-admin.ts: `dcmx queue list --status`): messages, their recipients, the oldest's arrival (ms). */
+export type QueueDepth = Record<MessageStatus, { messages: number; recipients: number; oldest: number | undefined }>;
+
+/** The queue's depth by status, from the queue tools' listing. */
+function queueDepth(queue: Pick<QueueAdmin, 'list'>): QueueDepth {
+  const out = Object.fromEntries(MESSAGE_STATUSES.map((s) => [s, { messages: 0, recipients: 0, oldest: undefined }])) as QueueDepth;
+  for (const m of queue.list()) {
+    const d = out[m.status];
+    d.messages++;
+    d.recipients += m.recipients.length;
+    if (d.oldest === undefined || m.receivedAt < d.oldest) d.oldest = m.receivedAt;
+  }
+  return out;
 }
 
 type Labels = Record<string, string>;
 type Sample = readonly [Labels, number];
+
+/** The threads' counters of a scrape (monotonic). */
+const t = (f: MetricsFigures) => f.totals;
+
+/** One sample without labels, none when the figure is absent. */
+const one = (v: number | undefined): Sample[] => (v === undefined ? [] : [[{}, v]]);
 
 /** Entries of a nested record two levels deep as samples labelled by `a` and `b`. */
 function nested2(rec: Record<string, Record<string, number>> | undefined, a: string, b: string): Sample[] {
@@ -96,7 +139,7 @@ class FiguresHistogram {
 /** The appliance's metrics registry (one per appliance; see the module comment). */
 export class ApplianceMetrics {
   readonly registry = new Registry();
-  private readonly totals = new CounterTotals();
+  private readonly totals = new CounterTotals<ServingFigures>();
   /** The figures the collectors read: set just before the registry is read, in the same turn. */
   private current: MetricsFigures | undefined;
   /** The scrape under way: the next waits for it. */
@@ -138,10 +181,11 @@ export class ApplianceMetrics {
       totals: this.totals.add(threads),
       live: threads.length ? sumFigures(threads) : undefined,
       threads,
-      queue: this.sources.queue.depth(),
+      queue: queueDepth(this.sources.queue),
       delivery: this.sources.delivery,
-      lastChange: this.sources.lastChange(),
+      lastChange: this.sources.lastChange?.(),
       mainPasswords: this.sources.mainPasswords?.(),
+      directory: this.sources.directory?.(),
     };
   }
 
@@ -171,31 +215,52 @@ export class ApplianceMetrics {
     });
   }
 
+  /**
+   * The series: the transfer unit's everywhere (intake, delivery, queue,
+   * directory cache, provisioning); the appliance's LDAP, DNS, password
+   * checks, change log and serving threads where there are (`lastChange`
+   * given); a remote unit's directory where there is one (`directory`).
+   */
   private define(): void {
-    const t = (f: MetricsFigures) => f.totals;
-    const one = (v: number | undefined): Sample[] => (v === undefined ? [] : [[{}, v]]);
+    const appliance = this.sources.lastChange !== undefined;
+    if (appliance) this.defineEndpoints();
+    this.defineMail();
+    if (appliance) this.defineDirectory();
+    if (this.sources.directory) this.defineUnit();
+  }
 
+  /** LDAP and DNS. */
+  private defineEndpoints(): void {
     // ---- LDAP
     this.counter('dcmx_ldap_operations_total', 'LDAP operations answered, by operation and result code (none: unbind, abandon)', ['op', 'result'],
-      (f) => nested2(t(f)?.ldap.operations?.results, 'op', 'result'));
+      (f) => nested2(t(f)?.ldap?.operations?.results, 'op', 'result'));
     this.registry.registerMetric(new FiguresHistogram('dcmx_ldap_operation_duration_seconds', 'Time from an LDAP request to its result, by operation',
-      'op', LDAP_LATENCY_BUCKETS, () => this.current?.totals?.ldap.operations?.latency ?? {}) as unknown as Metric);
-    this.counter('dcmx_ldap_connections_total', 'LDAP connections accepted', [], (f) => one(t(f)?.ldap.accepted));
+      'op', LDAP_LATENCY_BUCKETS, () => this.current?.totals?.ldap?.operations?.latency ?? {}) as unknown as Metric);
+    this.counter('dcmx_ldap_connections_total', 'LDAP connections accepted', [], (f) => one(t(f)?.ldap?.accepted));
     this.counter('dcmx_ldap_connections_refused_total', 'LDAP connections refused: too many in all (limit) or from one client (client)', ['reason'],
-      (f) => (t(f) ? [[{ reason: 'limit' }, t(f)!.ldap.refused], [{ reason: 'client' }, t(f)!.ldap.refusedPerClient]] : []));
-    this.gauge('dcmx_ldap_connections', 'LDAP connections open', [], (f) => one(f.live?.ldap.connections));
+      (f) => {
+        const l = t(f)?.ldap;
+        return l ? [[{ reason: 'limit' }, l.refused], [{ reason: 'client' }, l.refusedPerClient]] : [];
+      });
+    this.gauge('dcmx_ldap_connections', 'LDAP connections open', [], (f) => one(f.live?.ldap?.connections));
 
     // ---- DNS
     this.counter('dcmx_dns_queries_total', 'DNS queries answered, by transport, question type and RCODE', ['transport', 'qtype', 'rcode'],
-      (f) => Object.entries(t(f)?.dns.answered ?? {}).flatMap(([transport, byType]) =>
+      (f) => Object.entries(t(f)?.dns?.answered ?? {}).flatMap(([transport, byType]) =>
         Object.entries(byType).flatMap(([qtype, byRcode]) => Object.entries(byRcode).map(([rcode, n]) => [{ transport, qtype, rcode }, n] as const))));
-    this.counter('dcmx_dns_packets_dropped_total', 'DNS packets dropped unanswered (too short, or a response)', [], (f) => one(t(f)?.dns.dropped));
-    this.counter('dcmx_dns_answer_cache_hits_total', 'DNS answers taken from the answer cache', [], (f) => one(t(f)?.dns.cacheHits));
+    this.counter('dcmx_dns_packets_dropped_total', 'DNS packets dropped unanswered (too short, or a response)', [], (f) => one(t(f)?.dns?.dropped));
+    this.counter('dcmx_dns_answer_cache_hits_total', 'DNS answers taken from the answer cache', [], (f) => one(t(f)?.dns?.cacheHits));
     this.counter('dcmx_dns_rrl_total', 'UDP responses held back by response rate limiting: dropped, or slipped (truncated)', ['action'],
-      (f) => (t(f)?.dns.rrl ? [[{ action: 'dropped' }, t(f)!.dns.rrl!.dropped], [{ action: 'slipped' }, t(f)!.dns.rrl!.slipped]] : []));
-    this.gauge('dcmx_dns_tcp_connections', 'DNS TCP connections open', [], (f) => one(f.live?.dns.tcpConnections));
-    this.gauge('dcmx_dns_answer_cache_entries', 'Answers in the DNS answer caches', [], (f) => one(f.live?.dns.cacheSize));
+      (f) => {
+        const rrl = t(f)?.dns?.rrl;
+        return rrl ? [[{ action: 'dropped' }, rrl.dropped], [{ action: 'slipped' }, rrl.slipped]] : [];
+      });
+    this.gauge('dcmx_dns_tcp_connections', 'DNS TCP connections open', [], (f) => one(f.live?.dns?.tcpConnections));
+    this.gauge('dcmx_dns_answer_cache_entries', 'Answers in the DNS answer caches', [], (f) => one(f.live?.dns?.cacheSize));
+  }
 
+  /** SMTP intake, delivery and the queue, the directory cache, provisioning at RCPT. */
+  private defineMail(): void {
     // ---- SMTP intake
     this.counter('dcmx_smtp_sessions_total', 'SMTP sessions admitted', [], (f) => one(t(f)?.intake.sessionsAccepted));
     this.counter('dcmx_smtp_sessions_refused_total', 'SMTP connections refused (too many, in all or from one client)', [], (f) => one(t(f)?.intake.refusedConnections));
@@ -213,10 +278,11 @@ export class ApplianceMetrics {
       (f) => CHANNELS.flatMap((channel) => (['delivered', 'deferred', 'bounced'] as const).map((outcome) => [{ channel, outcome }, f.delivery.channels[channel][outcome]] as const)));
     this.counter('dcmx_delivery_held_total', 'Recipients held (their domain on hold) when their delivery was due', [], (f) => one(f.delivery.held));
     this.counter('dcmx_delivery_attempts_total', 'Delivery attempts (one per message tried)', [], (f) => one(f.delivery.attempts));
-    const states = ['queued', 'held'] as const;
-    this.gauge('dcmx_queue_recipients', 'Recipients in the queue, by status', ['status'], (f) => states.map((s) => [{ status: s }, f.queue[s].recipients] as const));
-    this.gauge('dcmx_queue_messages', 'Messages in the queue with a recipient of that status', ['status'], (f) => states.map((s) => [{ status: s }, f.queue[s].messages] as const));
-    this.gauge('dcmx_queue_oldest_message_age_seconds', 'Age of the oldest message with a recipient of that status (0: none)', ['status'],
+    const states = MESSAGE_STATUSES;
+    this.gauge('dcmx_queue_messages', 'Messages in the queue, by status (queued, deferred, active, hold: as dcmx queue list shows them)', ['status'],
+      (f) => states.map((s) => [{ status: s }, f.queue[s].messages] as const));
+    this.gauge('dcmx_queue_recipients', 'Recipients in the queue, by their message\'s status', ['status'], (f) => states.map((s) => [{ status: s }, f.queue[s].recipients] as const));
+    this.gauge('dcmx_queue_oldest_message_age_seconds', 'Age of the oldest message of that status (0: none)', ['status'],
       (f) => states.map((s) => [{ status: s }, f.queue[s].oldest === undefined ? 0 : Math.max(0, (f.at - f.queue[s].oldest!) / 1000)] as const));
 
     // ---- The transfer unit's directory cache
@@ -230,7 +296,10 @@ export class ApplianceMetrics {
     // ---- Provisioning at RCPT
     this.counter('dcmx_provisioning_total', 'New domains at RCPT by outcome: provisioned, refused, deferred (4xx), limited (rate limit)', ['outcome'],
       (f) => Object.entries(t(f)?.provisioning ?? {}).map(([outcome, n]) => [{ outcome }, n as number] as const));
+  }
 
+  /** Password checks, the change log and its followers, the serving threads. */
+  private defineDirectory(): void {
     // ---- Password checks
     this.counter('dcmx_password_checks_total', 'Password checks computed, by scheme (failed binds\' dummy checks included)', ['scheme'], (f) => {
       const sum: Record<string, number> = {};
@@ -252,16 +321,27 @@ export class ApplianceMetrics {
       (f) => f.threads.map((x) => [{ thread: String(x.thread) }, x.restarts] as const));
   }
 
+  /** A remote transfer unit's directory. */
+  private defineUnit(): void {
+    this.gauge('dcmx_unit_directory_reachable', 'A remote transfer unit: 1 while its directory is connected and synchronized', [],
+      (f) => one(f.directory && (f.directory.reachable ? 1 : 0)));
+    this.counter('dcmx_unit_directory_sync_total', 'A remote transfer unit\'s Content Sync with its directory: changes applied, full reloads, connections made', ['event'],
+      (f) => (f.directory ? [[{ event: 'change' }, f.directory.changes], [{ event: 'reload' }, f.directory.reloads], [{ event: 'connect' }, f.directory.connects]] : []));
+  }
+
   /** Every follower of the change log, labelled by kind, thread slot and ordinal, with `value` of it. */
   private followers(f: MetricsFigures, value: (x: { lag: number; backlog: number }) => number): Sample[] {
     const out: Sample[] = [];
+    const last = f.lastChange;
+    if (last === undefined) return out;
     for (const th of f.threads) {
+      if (th.applied === undefined) continue;
       const thread = String(th.thread);
-      out.push([{ kind: 'thread', thread, ordinal: '0' }, value({ lag: Math.max(0, f.lastChange - th.applied), backlog: 0 })]);
+      out.push([{ kind: 'thread', thread, ordinal: '0' }, value({ lag: Math.max(0, last - th.applied), backlog: 0 })]);
       const ordinals: Record<string, number> = {};
-      for (const c of [...th.followers].sort((a, b) => a.since - b.since)) {
+      for (const c of [...(th.followers ?? [])].sort((a, b) => a.since - b.since)) {
         const ordinal = String(ordinals[c.kind] = (ordinals[c.kind] ?? -1) + 1);
-        out.push([{ kind: c.kind, thread, ordinal }, value({ lag: Math.max(0, f.lastChange - c.position), backlog: c.backlog })]);
+        out.push([{ kind: c.kind, thread, ordinal }, value({ lag: Math.max(0, last - c.position), backlog: c.backlog })]);
       }
     }
     return out;

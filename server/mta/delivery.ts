@@ -172,23 +172,28 @@ export class Delivery {
           if (l) l.push(r);
           else byMessage.set(r.messageId, [r]);
         }
-        const taken = this.take([...byMessage.keys()], now);
-        const jobs = [...byMessage].filter(([id]) => taken === undefined || taken.has(id));
+        const jobs = [...byMessage];
         await new Promise<void>((resolve) => {
           let next = 0;
           const launch = () => {
             while (!this.stopped && this.active < this.opts.concurrency && next < jobs.length) {
-              const [id, rows] = jobs[next++];
-              this.inflight.add(id);
-              this.active++;
-              this.deliverMessage(id, rows)
-                .then(() => this.failing.delete(id), (err) => this.attemptFailed(id, err))
-                .finally(() => {
-                  this.inflight.delete(id);
-                  this.active--;
-                  if (next < jobs.length && !this.stopped) launch();
-                  else if (this.active === 0) resolve();
-                });
+              // The leases of the attempts about to begin, in one transaction: a message held or removed since it was found due is skipped.
+              const batch = jobs.slice(next, next + this.opts.concurrency - this.active);
+              next += batch.length;
+              const taken = this.take(batch.map(([id]) => id), Date.now());
+              for (const [id, rows] of batch) {
+                if (taken && !taken.has(id)) continue;
+                this.inflight.add(id);
+                this.active++;
+                this.deliverMessage(id, rows)
+                  .then(() => this.failing.delete(id), (err) => this.attemptFailed(id, err))
+                  .finally(() => {
+                    this.inflight.delete(id);
+                    this.active--;
+                    if (next < jobs.length && !this.stopped) launch();
+                    else if (this.active === 0) resolve();
+                  });
+              }
             }
             if (this.active === 0) resolve(); // nothing to do, or stopped before any began
           };

@@ -64,13 +64,20 @@ export function threadFigures(thread: number, restarts: number, e: ThreadEndpoin
     restarts,
     ldap: e.ldap.stats(),
     dns: { ...a.stats, answered: a.counts.figures(), cacheSize: a.cacheSize, rrl: e.dns.rrl ? { ...e.dns.rrl.stats } : null, tcpConnections: e.dns.tcpStats().connections },
-    intake: { ...e.smtp.intake.stats, sessions: e.smtp.intake.openSessions },
-    cache: { ...e.views.cache.stats, size: e.views.cache.size },
+    ...mailFigures(e.smtp, e.views),
     routing: { ...e.views.routing.stats, version: e.views.routing.version },
-    provisioning: e.smtp.policy ? { ...e.smtp.policy } : null,
     passwords: passwordFigures(e.directory),
     applied: e.directory.applied,
     followers: e.ldap.followers(),
+  };
+}
+
+/** The transfer unit's figures of a thread (or of a remote unit): its intake, its directory cache, its provisioning policy. */
+export function mailFigures(smtp: IntakeSide, views: Pick<MailViews, 'cache'>): Pick<ThreadFigures, 'intake' | 'cache' | 'provisioning'> {
+  return {
+    intake: { ...smtp.intake.stats, sessions: smtp.intake.openSessions },
+    cache: { ...views.cache.stats, size: views.cache.size },
+    provisioning: smtp.policy ? { ...smtp.policy } : null,
   };
 }
 
@@ -108,11 +115,11 @@ export function sumFigures<T>(items: readonly T[]): T {
  * the sum mean anything: the gauges (open connections, cache sizes) are
  * those of the live figures.
  */
-export class CounterTotals {
-  private readonly slots = new Map<number, { restarts: number; gone: ThreadFigures[]; last: ThreadFigures }>();
+export class CounterTotals<T extends { thread: number; restarts: number } = ThreadFigures> {
+  private readonly slots = new Map<number, { restarts: number; gone: T[]; last: T }>();
 
   /** Takes the figures of the threads that answered now; returns every counter's process total (undefined before any thread answered). */
-  add(threads: readonly ThreadFigures[]): ThreadFigures | undefined {
+  add(threads: readonly T[]): T | undefined {
     for (const f of threads) {
       const s = this.slots.get(f.thread);
       if (!s) {

@@ -19,13 +19,14 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import {
-  ADMIN_PASSWORD, ldapaddAt, run, startSpawned, startTestAppliance, stopChild, tempDirs, type SpawnedAppliance,
+  ADMIN_PASSWORD, ldapaddAt, run, runDcmx, startSpawned, startTestAppliance, stopChild, tempDirs, testEnv, type SpawnedAppliance,
 } from '../helpers';
-import { addUser, RawSmtp, swaks } from '../mta/fixture';
+import { addUser, domainStatus, RawSmtp, swaks } from '../mta/fixture';
 import { digRunner, status } from '../dns/fixture';
 import { waitFor, waitForAsync } from '../fixtures/wait';
 import { track } from '../fixtures/children';
 import { spawnUnit, UNIT_IDENTITY } from '../mta/unit';
+import { StubDns } from '../mta/stub-dns';
 
 const newDir = tempDirs('dcmx-metrics-');
 /** The filter the README gives for fail2ban. */
@@ -59,10 +60,10 @@ after(async () => {
   if (a) await stopChild(a.child);
 });
 
-/** GET `p` on the admin port from `localAddress`: status, content type, body. */
-function get(port: number, p: string, localAddress = '127.0.0.1', headers: Record<string, string> = {}): Promise<{ status: number; type: string; body: string }> {
+/** GET `p` on the admin port of 127.0.0.1 (or `o.host`) from `o.localAddress`: status, content type, body. */
+function get(port: number, p: string, o: { localAddress?: string; headers?: Record<string, string>; host?: string } = {}): Promise<{ status: number; type: string; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: p, localAddress, headers }, (res) => {
+    const req = http.get({ host: o.host ?? '127.0.0.1', port, path: p, localAddress: o.localAddress, headers: o.headers }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));
@@ -89,8 +90,8 @@ function value(s: Map<string, number>, name: string, labels: Record<string, stri
   return s.get(l ? `${name}{${l}}` : name) ?? 0;
 }
 
-async function scrape(port = a.ports.http): Promise<Map<string, number>> {
-  const r = await get(port, '/metrics');
+async function scrape(port = a.ports.http, host?: string): Promise<Map<string, number>> {
+  const r = await get(port, '/metrics', { host });
   assert.equal(r.status, 200, r.body);
   return samples(r.body);
 }
@@ -160,8 +161,7 @@ test('real traffic moves the counters of /metrics, and promtool accepts it', asy
   assert.equal(value(after, 'dcmx_serving_threads'), 2);
   assert.ok(value(after, 'dcmx_changelog_last_change_number') >= 4, 'the entries added are in the change log');
   for (const thread of ['1', '2']) assert.ok(after.has(`dcmx_changelog_follower_lag{kind="thread",thread="${thread}",ordinal="0"}`), `thread ${thread}'s lag`);
-  assert.ok(after.has('dcmx_queue_recipients{status="queued"}'));
-  assert.ok(after.has('dcmx_queue_oldest_message_age_seconds{status="held"}'));
+  for (const status of ['queued', 'deferred', 'active', 'hold']) assert.ok(after.has(`dcmx_queue_messages{status="${status}"}`), status);
   assert.ok(after.has('dcmx_process_resident_memory_bytes'), 'the default process metrics');
   // No label names a domain, an address or a DN.
   assert.doesNotMatch([...after.keys()].join('\n'), /example|@|o=internet/);
@@ -173,16 +173,19 @@ test('real traffic moves the counters of /metrics, and promtool accepts it', asy
 });
 
 test('/metrics answers only DCMX_HTTP_ALLOW, and only our Host', async () => {
-  assert.equal((await get(a.ports.http, '/metrics', '127.0.0.2')).status, 403);
-  assert.equal((await get(a.ports.http, '/metrics', '127.0.0.1')).status, 200);
+  assert.equal((await get(a.ports.http, '/metrics', { localAddress: '127.0.0.2' })).status, 403);
+  assert.equal((await get(a.ports.http, '/metrics', { localAddress: '127.0.0.1' })).status, 200);
   // A page whose name was rebound to our address (RFC 9110 §15.5.20).
-  assert.equal((await get(a.ports.http, '/metrics', '127.0.0.1', { host: 'evil.example' })).status, 421);
+  assert.equal((await get(a.ports.http, '/metrics', { headers: { host: 'evil.example' } })).status, 421);
 });
 
-test('the change-log lag of each follower: a remote transfer unit and a Content Sync consumer, by kind', async () => {
+test('the change-log lag of each follower, a remote transfer unit\'s and a Content Sync consumer\'s; the unit\'s own /metrics', async () => {
+  // The unit relays the appliance's mailboxes to mx.dcmx.test (DCMX_DIRECTORY_HOST): its address, from a stub resolver.
+  const dns = await StubDns.start();
+  dns.a('mx.dcmx.test', '127.0.0.1');
   const unit = await spawnUnit({
     dir: newDir(), address: '127.0.0.2', hostname: 'unit.dcmx.test', appliance: { dir: dataDir, ldap: a.ports.ldap, smtp: a.ports.smtp },
-    upstreamDns: '127.0.0.1:9', provisionAllow: '', provisioning: 'off', bind: UNIT_IDENTITY,
+    upstreamDns: dns.address, provisionAllow: '', provisioning: 'off', bind: UNIT_IDENTITY,
   });
   // ldapsearch as a Content Sync consumer in refreshAndPersist (RFC 4533 §3.4): it runs until killed.
   const consumer = track(spawn('ldapsearch', ['-x', '-H', `ldap://127.0.0.1:${a.ports.ldap}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD,
@@ -203,9 +206,24 @@ test('the change-log lag of each follower: a remote transfer unit and a Content 
     }, 10_000);
     assert.ok(value(s, 'dcmx_changelog_last_change_number') > 0);
     assert.ok([...s.keys()].some((k) => /^dcmx_changelog_follower_backlog_bytes\{kind="unit",thread="[12]",ordinal="0"\}$/.test(k)));
+
+    // The unit's own /metrics: a message for the appliance's user goes through its relay channel.
+    assert.equal((await swaks(unit.smtp, { to: 'user@example.org', server: unit.address })).code, 0);
+    const u = await waitForAsync('the unit relayed the message', async () => {
+      const m = await scrape(unit.http, unit.address);
+      return value(m, 'dcmx_deliveries_total', { channel: 'relay', outcome: 'delivered' }) === 1 ? m : undefined;
+    }, 20_000);
+    assert.equal(value(u, 'dcmx_smtp_messages_total', { outcome: 'accepted' }), 1);
+    assert.equal(value(u, 'dcmx_unit_directory_reachable'), 1);
+    assert.ok(value(u, 'dcmx_unit_directory_sync_total', { event: 'connect' }) >= 1);
+    assert.ok(!u.has('dcmx_ldap_connections') && !u.has('dcmx_changelog_last_change_number'), 'a unit has no LDAP endpoint, no change clock');
+    const body = await get(unit.http, '/metrics', { host: unit.address });
+    const check = await run('promtool', ['check', 'metrics'], body.body);
+    assert.equal(check.code, 0, `promtool check metrics (unit):\n${check.stdout}${check.stderr}`);
   } finally {
     consumer.kill();
     await stopChild(unit.child);
+    await dns.close();
   }
 });
 
@@ -249,6 +267,27 @@ test('fail2ban-regex with contrib/fail2ban/dcmx.conf finds each failed authentic
   const expected = lines.filter((l) => l.includes('"event":"auth_failed"')).length;
   assert.ok(expected >= 2);
   assert.deepEqual(ips, Array(expected).fill('127.0.0.1'), r.stdout + r.stderr);
+});
+
+test('the queue by status, as `dcmx queue list` shows it: a message waiting for its domain is deferred, then on hold', async () => {
+  await domainStatus(a.ports.ldap, 'hold');
+  const before = records().filter((r) => r.event === 'message_received').length;
+  assert.equal((await swaks(a.ports.smtp, { to: 'user@example.org' })).code, 0);
+  const rec = await waitFor('the message logged', () => records().filter((r) => r.event === 'message_received')[before]);
+  let s = await waitForAsync('the message deferred (its domain on hold)', async () => {
+    const m = await scrape();
+    return value(m, 'dcmx_queue_messages', { status: 'deferred' }) === 1 ? m : undefined;
+  });
+  assert.equal(value(s, 'dcmx_queue_recipients', { status: 'deferred' }), 1);
+  // The operator holds it with the queue tools (another process): it is counted on hold, its age growing.
+  const held = await runDcmx(testEnv(dataDir), ['queue', 'hold', String(rec.id)]);
+  assert.equal(held.code, 0, held.stderr);
+  await new Promise((r) => setTimeout(r, 1100));
+  s = await scrape();
+  assert.equal(value(s, 'dcmx_queue_messages', { status: 'hold' }), 1);
+  assert.equal(value(s, 'dcmx_queue_messages', { status: 'deferred' }), 0);
+  assert.ok(value(s, 'dcmx_queue_oldest_message_age_seconds', { status: 'hold' }) >= 1);
+  assert.equal(value(s, 'dcmx_queue_oldest_message_age_seconds', { status: 'deferred' }), 0);
 });
 
 test('counters never go back when a serving thread dies and is replaced', async () => {
