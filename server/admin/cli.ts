@@ -26,8 +26,9 @@
  * does (the suffix and the administrator, when missing); `ldif import` of a
  * file that brings the suffix entry itself (a backup) does it after.
  *
- * Exit status: 0 done, 1 failed, 2 bad configuration, 64 usage, 141 when the
- * reader of stdout went away (EXIT_PIPE).
+ * Exit status: 0 done, 1 failed, 2 bad configuration, 64 usage, 75 when a
+ * queue command must wait for a delivery attempt under way (queue-cli.ts
+ * EXIT_TEMPFAIL), 141 when the reader of stdout went away (EXIT_PIPE).
  */
 import '../runtime'; // first: an older Node.js stops here, before any native addon loads
 import * as os from 'node:os';

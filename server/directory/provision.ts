@@ -10,8 +10,10 @@
  *    `dc=example,dc=org`, ... as plain `domain` entries);
  * 3. gives the leaf the mail-domain classes (active, `ou=people` beneath it,
  *    and the catch-all's entry `uid=catchall` there when it names
- *    `catchall@<name>` as the catch-all address: DCMX_NEW_DOMAIN_CATCHALL)
- *    and its DNS records: inside a zone we serve, the records go into that
+ *    `catchall@<name>` as the catch-all address: DCMX_NEW_DOMAIN_CATCHALL),
+ *    `associatedDomain: <its own name>` (as the `_dmarc` entry gets its own:
+ *    PowerDNS's LDAP backend in tree mode answers a name only from the entry
+ *    at its DN that also carries it there) and its DNS records: inside a zone we serve, the records go into that
  *    zone; otherwise the leaf becomes a zone apex with SOA (mname
  *    DCMX_HOSTNAME, rname hostmaster) and NS. Either way MX -> this
  *    appliance, SPF TXT and a `_dmarc` TXT (configurable);
@@ -161,8 +163,9 @@ export class Provisioner {
         throw new DirectoryError('unwillingToPerform', `${name} lies in ${cut}, which ${above!.name} delegates to other name servers`);
       }
       const mods: { op: 'add' | 'replace'; type: string; values: string[] }[] = [];
-      const missingClasses = ['dNSDomain2', 'mailDomain', 'inetDomain'].filter((c) => !has('objectClass', (x) => x.toLowerCase() === c.toLowerCase()));
+      const missingClasses = ['dNSDomain2', 'mailDomain', 'inetDomain', 'domainRelatedObject'].filter((c) => !has('objectClass', (x) => x.toLowerCase() === c.toLowerCase()));
       if (missingClasses.length) mods.push({ op: 'add', type: 'objectClass', values: missingClasses });
+      if (!has('associatedDomain', (v) => sameName(v, name))) mods.push({ op: 'add', type: 'associatedDomain', values: [name] });
       mods.push({ op: 'replace', type: 'mailDomainStatus', values: ['active'] }, { op: 'replace', type: 'inetDomainStatus', values: ['active'] });
       // Records already there (a site-verification TXT, a backup MX) stay; ours are added beside them.
       if (!has('mXRecord', pointsHere)) mods.push({ op: 'add', type: 'mXRecord', values: [`10 ${this.opts.hostname}.`] });
@@ -194,14 +197,18 @@ export class Provisioner {
         const dmarc = dir.getByNdn(dir.normalize(dmarcDn));
         if (!dmarc) {
           dir.addSync(this.admin, dmarcDn, [
-            { type: 'objectClass', values: ['top', 'dNSDomain2'] }, { type: 'dc', values: ['_dmarc'] }, { type: 'tXTRecord', values: [quoteTxt(this.opts.dmarc)] },
+            { type: 'objectClass', values: ['top', 'dNSDomain2', 'domainRelatedObject'] }, { type: 'dc', values: ['_dmarc'] },
+            { type: 'associatedDomain', values: [`_dmarc.${name}`] }, { type: 'tXTRecord', values: [quoteTxt(this.opts.dmarc)] },
           ], { relax: true });
           created.push(dmarcDn);
         } else if (!(dmarc.attrs.tXTRecord ?? []).some(isDmarc)) {
           // Left by an earlier removal (its record withdrawn): the policy comes back with the domain.
           const classes = (dmarc.attrs.objectClass ?? []).some((c) => /^(dnsdomain2|dnsdomain)$/i.test(c)) ? [] : ['dNSDomain2'];
+          if (!(dmarc.attrs.objectClass ?? []).some((c) => c.toLowerCase() === 'domainrelatedobject')) classes.push('domainRelatedObject');
+          const own = (dmarc.attrs.associatedDomain ?? []).some((v) => sameName(v, `_dmarc.${name}`));
           dir.modifySync(this.admin, dmarc.dn, [
             ...(classes.length ? [{ op: 'add' as const, type: 'objectClass', values: classes }] : []),
+            ...(own ? [] : [{ op: 'add' as const, type: 'associatedDomain', values: [`_dmarc.${name}`] }]),
             { op: 'add', type: 'tXTRecord', values: [quoteTxt(this.opts.dmarc)] },
           ], { relax: true });
         }
@@ -354,6 +361,11 @@ function isDmarc(v: string): boolean {
 }
 
 /** A TXT value in master-file form, quoted (records.ts splits it into 255-byte strings). */
+/** Do two domain names name the same (ASCII case folded, RFC 4343; a trailing dot ignored)? */
+function sameName(a: string, b: string): boolean {
+  return a.replace(/\.$/, '').toLowerCase() === b.replace(/\.$/, '').toLowerCase();
+}
+
 function quoteTxt(v: string): string {
   return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }

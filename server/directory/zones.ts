@@ -354,6 +354,11 @@ export class Zones implements ZoneView {
     return this.catalogBuilt.contents;
   }
 
+  /** The catalog zone's serial, the store's zone-set serial (catalog.ts): one read, without building the catalog. */
+  catalogSerial(): number {
+    return zoneSetSerial(this.directory.store);
+  }
+
   /** Names of the directory's zone apexes, sorted. */
   private apexNames(): string[] {
     const out: string[] = [];

@@ -147,13 +147,14 @@ export function startNotifier(zones: Zones, targets: readonly HostPort[], log: L
     for (const z of list) notifier.announce(z.name, z.soa.rdata.serial, z.soa);
   };
   // RFC 9432 §4: the catalog zone is a zone like any other; a new serial of it (a zone added or removed) is announced too.
-  let catalogSerial = zones.catalog === undefined ? undefined : zones.catalogView().soa.rdata.serial;
+  // One meta read per batch of changes; the catalog itself (a walk of every zone apex) is built only when it moved.
+  let catalogSerial = zones.catalog === undefined ? undefined : zones.catalogSerial();
   const withCatalog = (list: Zone[]): Zone[] => {
     if (zones.catalog === undefined) return list;
-    const soa = zones.catalogView().soa;
-    if (soa.rdata.serial === catalogSerial) return list;
-    catalogSerial = soa.rdata.serial;
-    return [...list, { name: zones.catalog, soa }];
+    const serial = zones.catalogSerial();
+    if (serial === catalogSerial) return list;
+    catalogSerial = serial;
+    return [...list, { name: zones.catalog, soa: zones.catalogView().soa }];
   };
   const follower = new ChangeFollower(zones.directory, {
     onChanges: (rows) => announce(withCatalog(zones.soaChanges(rows))),

@@ -85,8 +85,9 @@ function channelOf(t: Target): Channel {
 }
 
 export class Delivery {
-  /** Messages received before this instant may have been delivered by a previous run. */
-  private readonly startedAt = Date.now();
+  /** Messages received before this instant may have been delivered by a previous run (or by the previous appliance, succession.ts). */
+  private startedAt = Date.now();
+  private started = false;
   private readonly inflight = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private running = false;
@@ -112,14 +113,16 @@ export class Delivery {
     this.ours = ownAddressTest(opts.ownAddresses);
   }
 
-  /** Starts working the queue (what a previous run left included). */
+  /** Starts working the queue (what a previous run left included). Until then a kick does nothing. */
   start(): void {
+    this.startedAt = Date.now();
+    this.started = true;
     this.kick();
   }
 
-  /** Looks for due work now (after intake queued a message). */
+  /** Looks for due work now (after intake queued a message); nothing before `start`. */
   kick(): void {
-    if (this.stopped) return;
+    if (this.stopped || !this.started) return;
     if (this.running) {
       this.again = true;
       return;
@@ -171,23 +174,28 @@ export class Delivery {
           if (l) l.push(r);
           else byMessage.set(r.messageId, [r]);
         }
-        const taken = this.take([...byMessage.keys()], now);
-        const jobs = [...byMessage].filter(([id]) => taken === undefined || taken.has(id));
+        const jobs = [...byMessage];
         await new Promise<void>((resolve) => {
           let next = 0;
           const launch = () => {
             while (!this.stopped && this.active < this.opts.concurrency && next < jobs.length) {
-              const [id, rows] = jobs[next++];
-              this.inflight.add(id);
-              this.active++;
-              this.deliverMessage(id, rows)
-                .then(() => this.failing.delete(id), (err) => this.attemptFailed(id, err))
-                .finally(() => {
-                  this.inflight.delete(id);
-                  this.active--;
-                  if (next < jobs.length && !this.stopped) launch();
-                  else if (this.active === 0) resolve();
-                });
+              // The leases of the attempts about to begin, in one transaction: a message held or removed since it was found due is skipped.
+              const batch = jobs.slice(next, next + this.opts.concurrency - this.active);
+              next += batch.length;
+              const taken = this.take(batch.map(([id]) => id), Date.now());
+              for (const [id, rows] of batch) {
+                if (taken && !taken.has(id)) continue;
+                this.inflight.add(id);
+                this.active++;
+                this.deliverMessage(id, rows)
+                  .then(() => this.failing.delete(id), (err) => this.attemptFailed(id, err))
+                  .finally(() => {
+                    this.inflight.delete(id);
+                    this.active--;
+                    if (next < jobs.length && !this.stopped) launch();
+                    else if (this.active === 0) resolve();
+                  });
+              }
             }
             if (this.active === 0) resolve(); // nothing to do, or stopped before any began
           };

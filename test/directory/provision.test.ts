@@ -8,6 +8,7 @@ import * as assert from 'node:assert/strict';
 import { Provisioner } from '../../server/directory/provision';
 import { serialGreater } from '../../server/directory/zones';
 import { attrs, memoryDirectory } from './fixture';
+import { mailDomainOf } from '../../server/directory/mail';
 
 const HOST = 'mx.dcmx.test';
 const OPTS = { hostname: HOST, catchall: true, spf: 'v=spf1 mx -all', dmarc: 'v=DMARC1; p=quarantine' };
@@ -123,4 +124,27 @@ test("the catch-all's entry: made with the domain in its transaction, without a 
   new Provisioner(dir, zones, { ...OPTS, catchall: false }).provisionDomain('none.example.org');
   assert.equal(entry('dc=none,dc=example,dc=org,o=internet')!.attrs.mailDomainCatchallAddress, undefined);
   assert.equal(entry('uid=catchall,ou=people,dc=none,dc=example,dc=org,o=internet'), undefined);
+});
+
+test('provisioned names carry their own name in associatedDomain (PowerDNS tree mode), which makes no alias', async () => {
+  const { dir, admin, p, entry, zones } = await setup();
+  p.provisionDomain('Example.COM');
+  p.provisionDomain('shop.example.com'); // inside the zone: no apex of its own
+  for (const [dn, name] of [
+    ['dc=example,dc=com,o=internet', 'example.com'], ['dc=_dmarc,dc=example,dc=com,o=internet', '_dmarc.example.com'],
+    ['dc=shop,dc=example,dc=com,o=internet', 'shop.example.com'], ['dc=_dmarc,dc=shop,dc=example,dc=com,o=internet', '_dmarc.shop.example.com'],
+  ]) {
+    const e = entry(dn)!;
+    assert.deepEqual(e.attrs.associatedDomain, [name], dn);
+    assert.ok(e.attrs.objectClass.includes('domainRelatedObject'), `${dn}: ${e.attrs.objectClass}`);
+  }
+  // A name the operator gave already (any case, a trailing dot) is not added twice; aliases stay aliases.
+  await dir.add(admin, 'dc=net,o=internet', attrs({ objectClass: ['top', 'domain'], dc: 'net' }));
+  await dir.add(admin, 'dc=alias,dc=net,o=internet', attrs({
+    objectClass: ['top', 'domain', 'domainRelatedObject'], dc: 'alias', associatedDomain: ['ALIAS.net.', 'other.example'],
+  }));
+  p.provisionDomain('alias.net');
+  assert.deepEqual(entry('dc=alias,dc=net,o=internet')!.attrs.associatedDomain, ['ALIAS.net.', 'other.example']);
+  assert.deepEqual(mailDomainOf(zones.names, entry('dc=example,dc=com,o=internet')!)?.aliases, [], 'its own name is no alias');
+  assert.deepEqual(mailDomainOf(zones.names, entry('dc=alias,dc=net,o=internet')!)?.aliases, ['other.example']);
 });

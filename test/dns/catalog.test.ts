@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runDcmx, startTestAppliance, testEnv, type TestAppliance } from '../helpers';
+import { run, runDcmx, startTestAppliance, testEnv, type TestAppliance } from '../helpers';
 import { kdigRunner, section, soaSerial, sortedAnswer, status } from './fixture';
 import { freeDualPort, startKnot, type Knot } from './knot';
 import { waitForAsync } from '../fixtures/wait';
@@ -92,6 +92,9 @@ describe('the catalog zone (RFC 9432) with Knot as its consumer', () => {
     // An IXFR is answered (with the whole catalog: it has no journal; RFC 1995 §4).
     const ixfr = await kdigDcmx('+tcp', CATALOG, 'IXFR=1');
     assert.match(ixfr.stdout, /PTR\s+example\.org\./, `IXFR of the catalog:\n${ixfr.stdout}${ixfr.stderr}`);
+    // The transfer ACL of every zone (DCMX_AXFR_ALLOW is 127.0.0.1/32 here).
+    const denied = await run('dig', ['@127.0.0.1', '-b', '127.0.0.2', '-p', String(t.app.ports.dns), '+time=2', '+tries=1', CATALOG, 'AXFR']);
+    assert.match(denied.stdout + denied.stderr, /Transfer failed|REFUSED/);
   });
 
   test('Knot serves the member zone it learnt from the catalog, with our answers', async () => {
