@@ -31,6 +31,7 @@ import { passwordFigures, processStats, threadFigures, type ProcessStats, type T
 import type { QueueStore } from '../storage/queue';
 import type { Delivery } from './mta/delivery';
 import { startRetention, type Retention } from './directory/retention';
+import { bindBeside, claimDataDir, type Ownership } from './succession';
 import { loadTls } from './tls';
 import { startConsole } from './admin/console/start';
 
@@ -62,8 +63,16 @@ export interface Appliance {
   threads: ThreadHost | undefined;
   /** The process's figures, as GET /stats gives them: the threads' summed, and each thread's. */
   stats(): Promise<ApplianceStats>;
+  /**
+   * The claim on the data dir (succession.ts): `owned` resolves at once,
+   * or, for the successor of a running appliance (a reload), once that one
+   * has ended; it rejects when it does not end (a second appliance started
+   * by mistake): the caller stops this one then.
+   */
+  ownership: Ownership;
   /** GET /metrics: the same figures as Prometheus series, counters monotonic across thread restarts (admin/metrics.ts). */
   metrics: ApplianceMetrics;
+  /** Closes the listeners, lets sessions finish, stops delivery, closes the store, and lets the data dir go. */
   close(): Promise<void>;
 }
 
@@ -197,10 +206,28 @@ function perThread<T extends object>(name: string, threads: number): T {
  * DCMX_THREADS=1, else in that many serving threads (threads/host.ts),
  * this thread keeping the writer, the queue and delivery, the admin HTTP
  * endpoint, NOTIFY and retention.
+ *
+ * When another appliance runs on the same data dir (a reload), this one is
+ * its successor (succession.ts): it shares its ports (every listener binds
+ * with reusePort; the probe for ports in use is only made when no appliance
+ * ran), serves at once, and starts delivery, the sweeps and retention once
+ * the other has ended. A predecessor that holds a port without reusePort (a
+ * version before this) is waited for, and the port bound after it.
  */
 export async function startAppliance(config: Config, log: Logger, announce: (msg: string) => void = console.log): Promise<Appliance> {
   const clock = new ChangeClock();
-  const { directory, zones } = openStore(config, { sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit, clock });
+  prepareDataDir(config.dataDir);
+  const ownership = claimDataDir(config.dataDir, log.child({ part: 'succession' }));
+  let services: Services;
+  try {
+    services = openStore(config, { sizeLimit: config.ldap.sizeLimit, timeLimit: config.ldap.timeLimit, clock });
+  } catch (e) {
+    ownership.release();
+    throw e;
+  }
+  const { directory, zones } = services;
+  const owned = ownership.first ? undefined : ownership.owned;
+  const bind = <T>(start: () => Promise<T>): Promise<T> => bindBeside(ownership, log, start);
   const mode = fs.statSync(config.dataDir).mode & 0o777;
   if (mode & 0o077) {
     log.warn({ dataDir: config.dataDir, mode: mode.toString(8) }, 'the data dir is open to other users (mail, keys, password hashes); chmod 700 it');
@@ -220,7 +247,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     const writer = new LocalWriter(directory, provisioner);
     const otherWriters = watchOtherWriters(directory);
     started.push({ close: async () => otherWriters.stop() });
-    const retention = startRetention(directory, config.retention, log.child({ ep: 'retention' }));
+    const retention = startRetention(directory, config.retention, log.child({ ep: 'retention' }), owned);
     started.push({ close: async () => retention.stop() });
     void retention.run(); // a backlog left by an older version or a larger setting
     // One certificate for SMTP STARTTLS and LDAP StartTLS.
@@ -228,28 +255,29 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     const notifier = startNotifier(zones, config.dns.notify, log.child({ ep: 'dns' }));
     started.push({ close: async () => notifier.close() });
     // Before any intake accepts mail: its spool sweep drops files no committed row names.
-    const queueSide = await startQueueSide(mailViews(directory, zones, config, config.mta.cacheSize), directory.store, config, log.child({ ep: 'smtp' }));
+    const queueSide = await startQueueSide(mailViews(directory, zones, config, config.mta.cacheSize), directory.store, config, log.child({ ep: 'smtp' }), owned);
     started.push(queueSide);
     const configured = { ldap: config.ldap.port, dns: config.dns.port, smtp: config.smtp.port };
     let serving: { ports: ServingPorts; figures(): Promise<ThreadFigures[]> };
     let endpoints: Endpoints | undefined;
     let threads: ThreadHost | undefined;
+    // A port another program holds is refused; the previous appliance's are ours to share.
+    if (!owned) await probePorts(config.listen, { ...configured, http: config.http.port });
     if (config.threads === 1) {
-      const e = await startEndpoints(directory, zones, config, log, {
-        ports: configured, views: queueSide.views, queue: queueSide.queue, onQueued: () => queueSide.delivery.kick(), provisioner, writer, tls, reusePort: false,
-      });
+      const e = await bind(() => startEndpoints(directory, zones, config, log, {
+        ports: configured, views: queueSide.views, queue: queueSide.queue, onQueued: () => queueSide.delivery.kick(), provisioner, writer, tls, reusePort: true,
+      }));
       endpoints = e;
       started.push(e);
       serving = { ports: e.ports, figures: async () => [threadFigures(0, 0, e)] };
     } else {
-      await probePorts(config.listen, configured);
-      const host = await startThreads({
+      const host = await bind(() => startThreads({
         config, count: config.threads, clock: clock.buffer, tls, log,
         services: {
           writer, queue: queueSide.queue, onQueued: () => queueSide.delivery.kick(),
           throttle: directory.throttle, limits: new ProvisionLimits(config.provisionLimits),
         },
-      });
+      }));
       threads = host;
       started.push(host);
       serving = { ports: host.ports, figures: () => host.stats() };
@@ -276,12 +304,12 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     },
       config.http.console, log.child({ ep: 'console' }));
     started.push({ close: async () => webConsole.close() });
-    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({
+    const http: HttpEndpoint = await bind(() => listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({
       health: () => storeHealth(directory), zones, routing: queueSide.views.routing, stats, metrics, console: webConsole,
     }, {
-      host: config.listen, port: config.http.port, allow: config.http.allow,
+      host: config.listen, port: config.http.port, allow: config.http.allow, reusePort: true,
       names: { hostname: config.hostname, names: config.http.hosts, addresses: [config.listen, ...config.selfAddresses] },
-    }, log.child({ ep: 'http' })));
+    }, log.child({ ep: 'http' }))));
     started.push(http);
     const { views, queue, delivery, admin } = queueSide;
     const queueParts = { port: serving.ports.smtp, cache: views.cache, routing: views.routing, queue, delivery, admin, resolver: views.resolver, source: views.source };
@@ -304,16 +332,19 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       notifier,
       threads,
       stats,
+      ownership,
       metrics,
       ports: { ...serving.ports, http: http.port },
       async close() {
         for (const s of started.reverse()) await s.close();
         directory.store.close();
+        ownership.release();
       },
     };
   } catch (e) {
     for (const s of started.reverse()) await s.close().catch(() => undefined);
     directory.store.close();
+    ownership.release();
     throw e;
   }
 }

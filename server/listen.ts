@@ -3,14 +3,24 @@
  * setting at fault (listenError), and the ports serving threads share are
  * probed first (probePorts).
  *
- * Every serving thread binds each port with SO_REUSEPORT, and so could a
- * second dcmx (same user) started on the same ports: the kernel would then
- * quietly share the traffic between the two. So before any thread binds,
- * the main thread binds each configured port once WITHOUT reusePort and
- * lets it go again: a port another program (or another dcmx) holds is
- * refused as it is with one thread. With port 0 (any free port) there is
+ * Every listener of the appliance (LDAP, DNS UDP and TCP, SMTP, admin
+ * HTTP; in each serving thread, whatever DCMX_THREADS) binds with
+ * SO_REUSEPORT, and so could a second dcmx (same user) started on the same
+ * ports: the kernel would then quietly share the traffic between the two.
+ * So before anything binds, the main thread binds each configured port once
+ * WITHOUT reusePort and lets it go again: a port another program (or
+ * another dcmx) holds is refused. With port 0 (any free port) there is
  * nothing to probe: the first thread binds and reports the ports it was
  * given, the others bind those.
+ *
+ * The one exception is a reload (succession.ts): while the previous
+ * appliance on the same data dir still runs, its ports are ours to share,
+ * and the probe is skipped: that is what reusePort everywhere is for.
+ *
+ * Under pm2's cluster mode (ecosystem.config.js) a listener without
+ * reusePort would be bound by pm2's daemon, not by this process (Node's
+ * cluster module); the probes bind `exclusive` so that they test the port
+ * here and now.
  */
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
@@ -54,12 +64,17 @@ export interface ServingPorts {
   smtp: number;
 }
 
+/** The ports probed: the serving ports and the admin HTTP port. */
+export interface ProbedPorts extends ServingPorts {
+  http: number;
+}
+
 /** Binds a TCP listener on host:port without reusePort, then closes it. */
 function probeTcp(host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);
-    server.listen({ host, port }, () => server.close(() => resolve()));
+    server.listen({ host, port, exclusive: true }, () => server.close(() => resolve()));
   });
 }
 
@@ -71,22 +86,23 @@ function probeUdp(host: string, port: number): Promise<void> {
       sock.close();
       reject(e);
     });
-    sock.bind({ address: host, port }, () => sock.close(() => resolve()));
+    sock.bind({ address: host, port, exclusive: true }, () => sock.close(() => resolve()));
   });
 }
 
 /**
- * Refuses ports in use before the threads bind them with reusePort: each
+ * Refuses ports in use before the listeners bind them with reusePort: each
  * configured port (0 is skipped) is bound once without it (TCP; DNS also
  * UDP) and released. Throws the ConfigError of listenError naming the
  * port's variable.
  */
-export async function probePorts(host: string, ports: ServingPorts): Promise<void> {
+export async function probePorts(host: string, ports: ProbedPorts): Promise<void> {
   const checks: [string, number, (h: string, p: number) => Promise<void>][] = [
     ['DCMX_LDAP_PORT', ports.ldap, probeTcp],
     ['DCMX_DNS_PORT', ports.dns, probeTcp],
     ['DCMX_DNS_PORT', ports.dns, probeUdp],
     ['DCMX_SMTP_PORT', ports.smtp, probeTcp],
+    ['DCMX_HTTP_PORT', ports.http, probeTcp],
   ];
   for (const [variable, port, probe] of checks) {
     if (port === 0) continue;

@@ -2,7 +2,11 @@
  * `npm start`: runs the appliance in the foreground — or, with DCMX_ROLE=mta,
  * a remote transfer unit (remote-unit.ts). Prints one line with `dcmx ready`
  * and the bound ports when every listener is up, tells pm2 with
- * process.send('ready'), and shuts down cleanly on SIGINT/SIGTERM.
+ * process.send('ready'), and shuts down cleanly on SIGINT/SIGTERM (or pm2's
+ * `shutdown` message, shutdown_with_message): listeners closed first, open
+ * sessions finished (SMTP and LDAP each within a few seconds), delivery
+ * stopped, the store closed, the data dir let go for the next appliance
+ * (succession.ts).
  */
 import './runtime'; // first: an older Node.js stops here, before any native addon loads
 import { ConfigError, loadConfig } from './config';
@@ -43,14 +47,14 @@ async function main(): Promise<void> {
     fail(e);
   }
   let stopping = false;
-  const stop = (signal: string) => {
+  const stop = (signal: string, code = 0) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
     app.close().then(
-      () => process.exit(0),
+      () => process.exit(code),
       (err) => {
         log.error({ err }, 'shutdown failed');
         process.exit(1);
@@ -59,6 +63,17 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('message', (msg) => {
+    if (msg === 'shutdown') stop('shutdown message');
+  });
+  // A successor whose predecessor never ends is a second appliance on the data dir: it goes (succession.ts).
+  if ('ownership' in app) {
+    app.ownership.owned.catch((err: unknown) => {
+      if (stopping) return;
+      console.error(`dcmx: bad configuration: ${err instanceof Error ? err.message : String(err)}`);
+      stop('data dir held by another appliance', 2);
+    });
+  }
   // Only now announce readiness: a supervisor may signal us the moment it reads the line.
   const p = app.ports;
   if ('ldap' in p) console.log(`dcmx ready ldap=${p.ldap} dns=${p.dns} smtp=${p.smtp} http=${p.http} threads=${config.threads} listen=${config.listen} data=${config.dataDir}`);

@@ -19,7 +19,8 @@ import type { Config } from './config';
 import type { Logger } from './log';
 import { prepareDataDir } from './data-dir';
 import { restrictStoreFiles } from './appliance';
-import { listening } from './listen';
+import { listening, probePorts } from './listen';
+import { bindBeside, claimDataDir, type Ownership } from './succession';
 import { loadTls } from './tls';
 import { startHttpServer, type Health, type HttpEndpoint } from './admin/http';
 import { ApplianceMetrics } from './admin/metrics';
@@ -40,6 +41,8 @@ const FIRST_SYNC_WAIT_MS = 5000;
 /** A running remote transfer unit. */
 export interface RemoteUnit {
   ports: { smtp: number; http: number };
+  /** The claim on the data dir, as the appliance's (Appliance.ownership): a reload hands the queue over the same way. */
+  ownership: Ownership;
   source: RemoteMailSource;
   views: MailViews;
   queueSide: QueueSide;
@@ -84,6 +87,14 @@ export async function startRemoteUnit(config: Config, log: Logger): Promise<Remo
   const store = openUnitStore(config.dataDir);
   const mode = fs.statSync(config.dataDir).mode & 0o777;
   if (mode & 0o077) log.warn({ dataDir: config.dataDir, mode: mode.toString(8) }, 'the data dir is open to other users (mail, keys); chmod 700 it');
+  let ownership: Ownership;
+  try {
+    ownership = claimDataDir(config.dataDir, log.child({ part: 'succession' }));
+  } catch (e) {
+    store.close();
+    throw e;
+  }
+  const owned = ownership.first ? undefined : ownership.owned;
   const started: { close(): Promise<void> }[] = [];
   try {
     const source = new RemoteMailSource({ directory: remote, suffix: config.suffix, dataDir: config.dataDir, log: log.child({ ep: 'directory' }) });
@@ -101,18 +112,20 @@ export async function startRemoteUnit(config: Config, log: Logger): Promise<Remo
     const first = await Promise.race([source.whenSynced().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), FIRST_SYNC_WAIT_MS).unref())]);
     if (!first) log.warn({ url: remote.url }, 'the directory is not reachable yet: starting degraded (reconnecting in the background)');
     // Before intake accepts mail: its spool sweep drops files no committed row names.
-    const queueSide = await startQueueSide(views, store, config, log.child({ ep: 'smtp' }));
+    const queueSide = await startQueueSide(views, store, config, log.child({ ep: 'smtp' }), owned);
     started.push(queueSide);
     const tls = await loadTls({ dataDir: config.dataDir, hostname: config.hostname, cert: config.smtp.tlsCert, key: config.smtp.tlsKey });
-    const intake = await listening('DCMX_SMTP_PORT', config.listen, config.smtp.port, () => startIntakeSide(views, config, log.child({ ep: 'smtp' }), {
+    // As the appliance's: reusePort everywhere, ports in use refused unless a predecessor on this data dir holds them (succession.ts).
+    if (!owned) await probePorts(config.listen, { ldap: 0, dns: 0, smtp: config.smtp.port, http: config.http.port });
+    const intake = await bindBeside(ownership, log, () => listening('DCMX_SMTP_PORT', config.listen, config.smtp.port, () => startIntakeSide(views, config, log.child({ ep: 'smtp' }), {
       queue: queueSide.queue,
       onQueued: () => queueSide.delivery.kick(),
       provisioning: config.provisioning === 'off' ? undefined : remoteProvisioning(source),
       storeWritable: () => store.fileState() === 'ok',
       directoryReachable: () => source.reachable,
       deploymentNames: [remote.host],
-      tls,
-    }));
+      tls, reusePort: true,
+    })));
     started.push(intake);
     self.smtpPort = intake.port;
     const health = (): Health => source.reachable
@@ -134,10 +147,10 @@ export async function startRemoteUnit(config: Config, log: Logger): Promise<Remo
       delivery: queueSide.delivery.stats,
       directory: () => ({ reachable: source.reachable, changes: source.stats.changes, reloads: source.stats.reloads, connects: source.stats.connects }),
     });
-    const http: HttpEndpoint = await listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({ health, zones: undefined, routing, stats, metrics }, {
-      host: config.listen, port: config.http.port, allow: config.http.allow,
+    const http: HttpEndpoint = await bindBeside(ownership, log, () => listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({ health, zones: undefined, routing, stats, metrics }, {
+      host: config.listen, port: config.http.port, allow: config.http.allow, reusePort: true,
       names: { hostname: config.hostname, names: config.http.hosts, addresses: [config.listen, ...config.selfAddresses] },
-    }, log.child({ ep: 'http' })));
+    }, log.child({ ep: 'http' }))));
     started.push(http);
     return {
       ports: { smtp: intake.port, http: http.port },
@@ -146,14 +159,17 @@ export async function startRemoteUnit(config: Config, log: Logger): Promise<Remo
       queueSide,
       intake,
       health,
+      ownership,
       async close() {
         for (const s of started.reverse()) await s.close();
         store.close();
+        ownership.release();
       },
     };
   } catch (e) {
     for (const s of started.reverse()) await s.close().catch(() => undefined);
     store.close();
+    ownership.release();
     throw e;
   }
 }

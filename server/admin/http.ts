@@ -115,7 +115,7 @@ export function hostMatcher(names: HostNames): (host: string | undefined, localA
 }
 
 export async function startHttpServer(
-  views: AdminViews, opts: { host: string; port: number; allow: readonly string[]; names: HostNames }, log: Logger,
+  views: AdminViews, opts: { host: string; port: number; allow: readonly string[]; names: HostNames; reusePort?: boolean }, log: Logger,
 ): Promise<HttpEndpoint> {
   const allowed = cidrList(opts.allow);
   const ourHost = hostMatcher(opts.names);
@@ -152,7 +152,7 @@ export async function startHttpServer(
   server.headersTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port, opts.host, () => resolve());
+    server.listen({ port: opts.port, host: opts.host, reusePort: opts.reusePort === true }, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
   return {

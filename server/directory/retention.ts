@@ -13,6 +13,10 @@
  * Trimming runs after commits, once every `keep / 10` of them, in batches
  * of short transactions spread over event-loop turns, so a large backlog
  * (a store upgraded from a version without retention) never stalls a client.
+ *
+ * Only the process that owns the data dir trims (server/succession.ts):
+ * during a reload the previous appliance's followers must not find their
+ * rows gone under them.
  */
 import type { Directory } from './directory';
 import type { Logger } from '../log';
@@ -27,14 +31,19 @@ export interface RetentionOptions {
 export interface Retention {
   /** Rows deleted so far: change log and journal. */
   readonly stats: { changelogTrimmed: number; journalTrimmed: number; runs: number };
-  /** Trims now; resolves when the backlog is gone. */
+  /** Trims now; resolves when the backlog is gone (at once, trimming nothing, before `owned`). */
   run(): Promise<void>;
   stop(): void;
 }
 
 const BATCH = 5_000;
 
-export function startRetention(directory: Directory, opts: RetentionOptions, log: Logger): Retention {
+/**
+ * Starts trimming after commits (see the module comment). With `owned`, no
+ * trim before it resolves; then one runs at once (the backlog of the
+ * commits meanwhile).
+ */
+export function startRetention(directory: Directory, opts: RetentionOptions, log: Logger, owned?: Promise<void>): Retention {
   const store = directory.store;
   const stats = { changelogTrimmed: 0, journalTrimmed: 0, runs: 0 };
   const limits = [opts.changelogKeep, opts.journalKeep].filter((k) => k > 0);
@@ -42,6 +51,7 @@ export function startRetention(directory: Directory, opts: RetentionOptions, log
   let commits = 0;
   let running: Promise<void> | undefined;
   let stopped = false;
+  let allowed = owned === undefined;
 
   const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
   /** Calls `trimBatch` until it deletes less than a batch, one event-loop turn apart; returns the rows deleted. */
@@ -56,6 +66,7 @@ export function startRetention(directory: Directory, opts: RetentionOptions, log
     if (opts.journalKeep > 0) stats.journalTrimmed += await drain(() => store.trimJournal(opts.journalKeep, BATCH));
   }
   const run = (): Promise<void> => {
+    if (!allowed) return Promise.resolve();
     running ??= trim()
       .catch((err) => log.error({ err }, 'trimming the change log failed'))
       .finally(() => (running = undefined));
@@ -67,6 +78,10 @@ export function startRetention(directory: Directory, opts: RetentionOptions, log
       if (++commits % every === 0) setImmediate(() => void run());
     })
     : () => undefined;
+  owned?.then(() => {
+    allowed = true;
+    if (!stopped && limits.length) void run();
+  }, () => undefined);
   return {
     stats,
     run,

@@ -95,6 +95,8 @@ export class LdapConnection implements RequestConnection {
   private tlsUp = false;
   /** Holders of the connection's idle timeout (hold): while any, there is none. */
   private holds = 0;
+  /** Chunks received so far: drain's measure of a quiet client. */
+  private received = 0;
   /** The message ID of the request being timed (-1: none) and when it was dispatched (op-counts.ts). */
   private timedId = -1;
   private timedSince = 0;
@@ -221,6 +223,27 @@ export class LdapConnection implements RequestConnection {
   }
 
   /**
+   * Drain (a stop or a reload, when the listener no longer accepts): keeps
+   * serving the client until it closes, or until it has sent nothing for
+   * `quietMs` with no request in progress, and only then shuts down. So a
+   * client that has just connected, or is between the bind and the search
+   * of its exchange, is answered rather than cut off. A connection holding
+   * a long operation (a Content Sync persistent search) shuts down at once:
+   * it never goes quiet. The caller bounds the whole (LdapEndpoint.close).
+   */
+  async drain(quietMs: number): Promise<void> {
+    const stream = this.stream;
+    const closed = new Promise<void>((resolve) => stream.once('close', () => resolve()));
+    while (!this.stream.destroyed && this.holds === 0) {
+      await this.flow.whenIdle();
+      const seen = this.received;
+      await Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, quietMs).unref())]);
+      if (this.received === seen && !this.pipelined) break;
+    }
+    if (!this.stream.destroyed) await this.shutdown();
+  }
+
+  /**
    * Shutdown: reads no more requests, answers those already received, then
    * sends a Notice of Disconnection (RFC 4511 §4.4.1, unavailable) and closes.
    * Resolves once the connection is ending.
@@ -268,6 +291,7 @@ export class LdapConnection implements RequestConnection {
   };
 
   private readonly onData = (chunk: Buffer): void => {
+    this.received++;
     let pdus: Buffer[];
     try {
       pdus = this.framer.push(chunk);

@@ -26,6 +26,14 @@ import { LdapConnection } from './connection';
 import { LdapOperationCounts, type LdapOperationFigures } from './op-counts';
 import type { LdapContext, SyncFollower } from './context';
 
+/**
+ * At close, a connection whose client has sent nothing for this long (and
+ * waits for no answer) is told goodbye: long enough for the next request of
+ * an exchange under way (bind, then search, then unbind), short enough that
+ * the clients that keep a connection open are let go at once.
+ */
+const DRAIN_QUIET_MS = 200;
+
 export interface LdapServerOptions {
   host: string;
   port: number;
@@ -67,9 +75,10 @@ export interface LdapEndpoint {
   /** The bound port (useful with port 0). */
   port: number;
   /**
-   * Stops accepting; each connection answers the requests it has received,
-   * then gets a Notice of Disconnection and is closed; those still busy
-   * after `graceMs` (default 5 s) are closed at once.
+   * Stops accepting; each connection is served until its client closes it
+   * or has been quiet for DRAIN_QUIET_MS (LdapConnection.drain), then gets a
+   * Notice of Disconnection and is closed; those still open after `graceMs`
+   * (default 5 s) are closed at once.
    */
   close(graceMs?: number): Promise<void>;
   /** Counters for tests and monitoring. */
@@ -224,7 +233,7 @@ export async function startLdapServer(directory: Directory, opts: LdapServerOpti
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
       const ended = new Set<LdapConnection>();
-      await Promise.race([Promise.all([...connections].map((c) => c.shutdown().then(() => ended.add(c)))), late]);
+      await Promise.race([Promise.all([...connections].map((c) => c.drain(DRAIN_QUIET_MS).then(() => ended.add(c)))), late]);
       clearTimeout(timer);
       // Those still busy go now; the others close once the client has read its notice (or soon after: LdapConnection).
       for (const c of connections) if (!ended.has(c)) c.destroy();

@@ -83,8 +83,9 @@ function channelOf(t: Target): Channel {
 }
 
 export class Delivery {
-  /** Messages received before this instant may have been delivered by a previous run. */
-  private readonly startedAt = Date.now();
+  /** Messages received before this instant may have been delivered by a previous run (or by the previous appliance, succession.ts). */
+  private startedAt = Date.now();
+  private started = false;
   private readonly inflight = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private running = false;
@@ -110,14 +111,16 @@ export class Delivery {
     this.ours = ownAddressTest(opts.ownAddresses);
   }
 
-  /** Starts working the queue (what a previous run left included). */
+  /** Starts working the queue (what a previous run left included). Until then a kick does nothing. */
   start(): void {
+    this.startedAt = Date.now();
+    this.started = true;
     this.kick();
   }
 
-  /** Looks for due work now (after intake queued a message). */
+  /** Looks for due work now (after intake queued a message); nothing before `start`. */
   kick(): void {
-    if (this.stopped) return;
+    if (this.stopped || !this.started) return;
     if (this.running) {
       this.again = true;
       return;

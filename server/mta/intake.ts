@@ -129,6 +129,9 @@ export interface IntakeDeps {
 }
 
 /** MAIL FROM parameters we support (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8, RFC 4954 §5 AUTH). */
+/** How long a close lets the sessions open finish by themselves before 421 (the appliance exits within 10 s). */
+const DRAIN_MS = 5000;
+
 const MAIL_PARAMS = new Set(['SIZE', 'BODY', 'SMTPUTF8', 'AUTH']);
 /** RCPT TO parameters we support: none (DSN is not offered). */
 const RCPT_PARAMS = new Set<string>();
@@ -534,7 +537,27 @@ export class Intake {
     });
   }
 
-  close(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
+  /**
+   * Stops accepting, lets the sessions open now run to their end (QUIT) for
+   * up to `drainMs`, and then closes those left, as smtp-server's close
+   * does: 421 (RFC 5321 §3.8). smtp-server's own close answers every command
+   * after it with 421, which would fail a session that had just begun.
+   */
+  close(drainMs = DRAIN_MS): Promise<void> {
+    const server = this.server as SMTPServer & { connections: Set<{ send(code: number, text: string): void; close(): void }> };
+    return new Promise((resolve) => {
+      // Resolves once every connection has ended (net.Server's close).
+      server.server.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      const timer = setTimeout(() => {
+        for (const c of server.connections) {
+          c.send(421, 'Server shutting down');
+          c.close();
+        }
+      }, drainMs);
+      timer.unref();
+    });
   }
 }

@@ -43,17 +43,29 @@ export interface QueueSide {
  * commit to the store (`dcmx queue retry`, `release`...). Must run before
  * any intake accepts mail (the spool sweep would take an intake's file
  * whose row is not committed yet).
+ *
+ * With `owned` (a successor during a reload, succession.ts), the queue
+ * takes mail at once (and the queue tools work) but the rest waits until
+ * `owned` resolves, when the previous appliance has ended: only then are
+ * the sweeps run (the spool's only over files older than this call, which
+ * this process's intake cannot have made), the leases cleared (before, they
+ * are the previous appliance's attempts under way) and delivery started.
+ * Resolves without waiting for it.
  */
-export async function startQueueSide(views: MailViews, store: Store, config: Config, log: Logger): Promise<QueueSide> {
+export async function startQueueSide(views: MailViews, store: Store, config: Config, log: Logger, owned?: Promise<void>): Promise<QueueSide> {
+  const since = Date.now();
   const queue = new QueueStore(store);
   const spool = new Spool(spoolDir(config.dataDir));
-  const orphans = await spool.sweep(queue.spoolPaths());
-  if (orphans) log.info({ orphans }, 'removed unacknowledged spool files');
-  const leases = queue.clearLeases();
-  if (leases) log.info({ leases }, 'cleared the delivery leases a previous run left');
+  /** What only the owner of the data dir may do at start: no other process's intake or attempt is under way then. */
+  const tidy = async (before?: number) => {
+    const orphans = await spool.sweep(queue.spoolPaths(), before);
+    if (orphans) log.info({ orphans }, 'removed unacknowledged spool files');
+    const leases = queue.clearLeases();
+    if (leases) log.info({ leases }, 'cleared the delivery leases a previous run left');
+  };
   // maildir(5): tmp/ files a crash left behind (killed mid-delivery) go after 36 hours; now, then every 6 hours.
   const tmpLog = log.child({ part: 'maildir' });
-  const sweeper = startTmpSweeper(path.join(config.dataDir, 'mail'), {
+  const startSweeper = () => startTmpSweeper(path.join(config.dataDir, 'mail'), {
     everyMs: TMP_SWEEP_EVERY_MS,
     onResult: (r) => {
       if (r.removed || r.errors) tmpLog.info({ ...r }, 'swept old files from Maildir tmp/');
@@ -74,19 +86,36 @@ export async function startQueueSide(views: MailViews, store: Store, config: Con
       : queue.releaseHeld(Date.now());
     if (released) delivery.kick();
   });
-  delivery.start();
+  let sweeper: ReturnType<typeof startTmpSweeper> | undefined;
+  let closed = false;
+  const begin = () => {
+    sweeper = startSweeper();
+    delivery.start();
+  };
+  if (owned) {
+    owned.then(async () => {
+      await tidy(since);
+      if (!closed) begin();
+    }).catch((err: unknown) => {
+      if (!closed) log.error({ err }, 'the queue side did not start delivery');
+    });
+  } else {
+    await tidy();
+    begin();
+  }
   const stopWatch = store.watchOtherCommits(QUEUE_WATCH_MS, () => delivery.kick());
   const admin = new QueueAdmin({ queue, spool, hostname: config.hostname, onChange: () => delivery.kick() });
   return {
     views, queue, delivery, admin,
     async close() {
+      closed = true;
       stopWatch();
       // Attempts under way end (outbound connections closing) and record their outcome before the store closes.
       const stopped = delivery.stop();
       outbound.close();
       await stopped;
       views.stop();
-      await sweeper.stop();
+      await sweeper?.stop();
     },
   };
 }

@@ -219,15 +219,22 @@ export class Spool {
     await fsp.rm(p, { force: true });
   }
 
-  /** Removes spool files no queue row refers to (left by a crash before commit). */
-  async sweep(known: Set<string>): Promise<number> {
+  /**
+   * Removes spool files no queue row refers to (left by a crash before
+   * commit). With `before`, only those last modified before that instant
+   * (ms): younger ones may belong to a message an intake is still receiving.
+   */
+  async sweep(known: Set<string>, before = Infinity): Promise<number> {
     let n = 0;
     for (const f of await fsp.readdir(this.dir)) {
       const p = path.join(this.dir, f);
-      if (!known.has(p) && f.endsWith('.eml')) {
-        await fsp.rm(p, { force: true });
-        n++;
+      if (known.has(p) || !f.endsWith('.eml')) continue;
+      if (before !== Infinity) {
+        const st = await fsp.stat(p).catch(() => undefined);
+        if (!st || st.mtimeMs >= before) continue;
       }
+      await fsp.rm(p, { force: true });
+      n++;
     }
     return n;
   }
