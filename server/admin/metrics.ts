@@ -136,7 +136,7 @@ class FiguresHistogram {
   }
 }
 
-/** The appliance's metrics registry (one per appliance; see the module comment). */
+/** A process's metrics registry: the appliance's, or a remote transfer unit's (see the module comment). */
 export class ApplianceMetrics {
   readonly registry = new Registry();
   private readonly totals = new CounterTotals<ServingFigures>();
