@@ -225,5 +225,3 @@ export class Console {
     return this.opts.mail.managedBy(who);
   }
 }
-
-export { HttpError } from './http-io';
