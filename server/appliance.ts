@@ -299,7 +299,9 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       const s = await stats();
       return { ...s, ldap: { ...s.ldap, operations: operationsTotal(s.ldap.operations) } };
     };
-    const webConsole = startConsole({ directory, zones, writer, routing: queueSide.views.routing, stats: consoleStats, endpoints: () => ({ listen: config.listen, ports: serving.ports }) },
+    const webConsole = startConsole({
+      directory, zones, writer, routing: queueSide.views.routing, queue: queueSide.admin, stats: consoleStats, endpoints: () => ({ listen: config.listen, ports: serving.ports }),
+    },
       config.http.console, log.child({ ep: 'console' }));
     started.push({ close: async () => webConsole.close() });
     const http: HttpEndpoint = await bind(() => listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({

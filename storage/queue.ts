@@ -124,6 +124,17 @@ export class QueueStore {
       delRcpts: db.prepare('DELETE FROM queue_recipients WHERE message_id = ?'),
       all: db.prepare(`SELECT ${LIST_COLUMNS} FROM queue_messages ORDER BY received_at, id`),
       allRcpts: db.prepare(`SELECT ${RCPT_COLUMNS} FROM queue_recipients ORDER BY message_id, rcpt`),
+      // One row per message status (QueueAdmin's statusOf, in SQL): a scrape's queue depth without
+      // reading every row into JavaScript. Parameters: @now, @lease (the lease's length, ms).
+      depth: db.prepare(`SELECT status, count(*) AS messages, sum(n) AS recipients, min(received_at) AS oldest FROM (
+        SELECT m.received_at, ifnull(r.n, 0) AS n,
+          CASE WHEN m.held_at IS NOT NULL THEN 'hold'
+               WHEN m.delivering_since IS NOT NULL AND @now - m.delivering_since < @lease THEN 'active'
+               WHEN r.tried > 0 THEN 'deferred'
+               ELSE 'queued' END AS status
+        FROM queue_messages m LEFT JOIN (
+          SELECT message_id, count(*) AS n, sum(attempts > 0 OR state = 'held') AS tried FROM queue_recipients GROUP BY message_id
+        ) r ON r.message_id = m.id) GROUP BY status`),
       ofDomain: db.prepare(`SELECT ${LIST_COLUMNS} FROM queue_messages WHERE id IN
         (SELECT message_id FROM queue_recipients WHERE lower(rcpt) LIKE ? ESCAPE '\\') ORDER BY received_at, id`),
     };
@@ -288,6 +299,17 @@ export class QueueStore {
     const out = { queued: 0, held: 0, messages: (this.s.msgCount.get() as { n: number }).n };
     for (const r of this.s.counts.all() as { state: 'queued' | 'held'; n: number }[]) out[r.state] = r.n;
     return out;
+  }
+
+  /**
+   * Messages, their recipients and the oldest arrival (ms), by message status
+   * as the queue tools name it (server/mta/queue-admin.ts statusOf: hold,
+   * active while a lease younger than `leaseMs` holds, deferred once a
+   * recipient was tried or waits for its domain, queued otherwise), counted
+   * by SQLite in one statement. Statuses without messages are absent.
+   */
+  depth(now: number, leaseMs: number): { status: string; messages: number; recipients: number; oldest: number }[] {
+    return this.s.depth.all({ now, lease: leaseMs }) as { status: string; messages: number; recipients: number; oldest: number }[];
   }
 
   /** Spool paths of every queued message (for start-up clean-up of orphan files). */

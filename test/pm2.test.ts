@@ -42,10 +42,24 @@ async function withPm2(env: Record<string, string>, body: (pm2: (...args: string
   try {
     await body(pm2, home);
   } finally {
+    // pm2 kill returns before its daemon has written its last log line: wait for the daemon to be gone, or
+    // that line would make PM2_HOME again after it was removed.
+    const daemon = fs.existsSync(path.join(home, 'pm2.pid')) ? Number(fs.readFileSync(path.join(home, 'pm2.pid'), 'utf8')) : 0;
     await pm2('kill');
     forget();
+    if (daemon) await waitFor('pm2\'s daemon to end', () => !alive(daemon), 30_000);
     fs.rmSync(home, { recursive: true, force: true });
     fs.rmSync(env.DCMX_DATA_DIR, { recursive: true, force: true });
+  }
+}
+
+/** Whether process `pid` still runs. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -22,7 +22,7 @@ import { CounterTotals, sumFigures, type ThreadFigures } from '../threads/stats'
 import type { HistogramFigures } from '../tally';
 import type { PasswordStats } from '../directory/passwords';
 import { CHANNELS, type Delivery } from '../mta/delivery';
-import { MESSAGE_STATUSES, type MessageStatus, type QueueAdmin } from '../mta/queue-admin';
+import { MESSAGE_STATUSES, type QueueAdmin, type QueueDepth } from '../mta/queue-admin';
 import { LDAP_LATENCY_BUCKETS } from '../ldap/op-counts';
 
 /**
@@ -47,7 +47,7 @@ export interface MetricsSources {
   /** The serving threads' figures (those that answered; threads/host.ts stats), or the one thread's. */
   threads(): Promise<ServingFigures[]>;
   /** The queue (main thread), as the operator's queue tools see it. */
-  queue: Pick<QueueAdmin, 'list'>;
+  queue: Pick<QueueAdmin, 'depth'>;
   /** Delivery's counters (main thread). */
   delivery: Delivery['stats'];
   /** The last change number committed (the appliance; a unit does not know it). */
@@ -75,21 +75,6 @@ export interface MetricsFigures {
   lastChange: number | undefined;
   mainPasswords: PasswordStats | undefined;
   directory: UnitDirectoryFigures | undefined;
-}
-
-/** The queue by message status (queue-admin.ts: `dcmx queue list --status`): messages, their recipients, the oldest's arrival (ms). */
-export type QueueDepth = Record<MessageStatus, { messages: number; recipients: number; oldest: number | undefined }>;
-
-/** The queue's depth by status, from the queue tools' listing. */
-function queueDepth(queue: Pick<QueueAdmin, 'list'>): QueueDepth {
-  const out = Object.fromEntries(MESSAGE_STATUSES.map((s) => [s, { messages: 0, recipients: 0, oldest: undefined }])) as QueueDepth;
-  for (const m of queue.list()) {
-    const d = out[m.status];
-    d.messages++;
-    d.recipients += m.recipients.length;
-    if (d.oldest === undefined || m.receivedAt < d.oldest) d.oldest = m.receivedAt;
-  }
-  return out;
 }
 
 type Labels = Record<string, string>;
@@ -181,7 +166,7 @@ export class ApplianceMetrics {
       totals: this.totals.add(threads),
       live: threads.length ? sumFigures(threads) : undefined,
       threads,
-      queue: queueDepth(this.sources.queue),
+      queue: this.sources.queue.depth(),
       delivery: this.sources.delivery,
       lastChange: this.sources.lastChange?.(),
       mainPasswords: this.sources.mainPasswords?.(),

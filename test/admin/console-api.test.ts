@@ -4,12 +4,15 @@
  * by the session's identity — the administrator, and a domain manager (an `owner` of the domain's
  * entry, set over LDAP with ldapmodify) who sees and changes its own domain only. The same policy
  * holds on the LDAP door: the manager's ldapadd below its domain's ou=people succeeds, elsewhere
- * it gets insufficientAccessRights (50).
+ * it gets insufficientAccessRights (50). The queue's routes over the queue tools: a held domain's
+ * message listed, shown, held, released and deleted by the administrator; 403 for a manager.
  */
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { ADMIN_PASSWORD, adminArgs, ldapaddAt, ldapResultCode, run, startTestAppliance, type TestAppliance } from '../helpers';
 import { Sessions } from '../../server/admin/console/sessions';
+import { waitForAsync } from '../fixtures/wait';
+import { swaks } from '../mta/fixture';
 
 let t: TestAppliance;
 let base: string;
@@ -165,6 +168,9 @@ test('a domain manager sees and changes its own domain only, through the directo
   assert.equal((await call('POST', '/api/domains', { cookie: m.cookie, csrf: m.csrf, body: { name: 'mine.test' } })).status, 403);
   assert.equal((await call('POST', '/api/domains/x.test/hold', { cookie: m.cookie, csrf: m.csrf })).status, 403);
   assert.equal((await call('DELETE', '/api/domains/x.test', { cookie: m.cookie, csrf: m.csrf })).status, 403);
+  // The queue is the administrator's.
+  assert.equal((await call('GET', '/api/queue', { cookie: m.cookie })).status, 403);
+  assert.equal((await call('POST', '/api/queue/retry', { cookie: m.cookie, csrf: m.csrf })).status, 403);
   // X: a mailbox, its password, aliases of X only, the catch-all.
   const add = await call('POST', '/api/domains/x.test/users', { cookie: m.cookie, csrf: m.csrf, body: { uid: 'carol', password: 'carol-secret-1' } });
   assert.equal(add.status, 200, JSON.stringify(add.body));
@@ -206,6 +212,12 @@ test('the same policy on the LDAP door: a manager adds below its own ou=people o
   assert.equal(ldapResultCode(mx), 50, mx.stderr);
   const owners = await run('ldapmodify', as, 'dn: dc=y,dc=test,o=internet\nchangetype: modify\nadd: owner\nowner: ' + MANAGER_DN + '\n');
   assert.equal(ldapResultCode(owners), 50, owners.stderr);
+  // A manager whose entry is deleted has no session left.
+  const m = await login('boss@x.test', MANAGER_PASSWORD);
+  assert.equal((await call('GET', '/api/session', { cookie: m.cookie })).status, 200);
+  const del = await run('ldapdelete', [...adminArgs(t), MANAGER_DN]);
+  assert.equal(del.code, 0, del.stderr);
+  assert.equal((await call('GET', '/api/session', { cookie: m.cookie })).status, 401);
 });
 
 test('sessions end when idle and at their longest life', () => {
@@ -227,4 +239,37 @@ test('sessions end when idle and at their longest life', () => {
   }
   assert.equal(s.get(b.id), undefined, 'older than maxAge, however busy');
   assert.equal(s.get(undefined), undefined);
+});
+
+test('the queue through the API: a held domain\'s message listed, shown, held, released, deleted', async () => {
+  const a = await login(t.adminDN, ADMIN_PASSWORD);
+  const as = { cookie: a.cookie, csrf: a.csrf };
+  assert.equal((await call('POST', '/api/domains', { ...as, body: { name: 'held.test' } })).status, 200);
+  assert.equal((await call('POST', '/api/domains/held.test/users', { ...as, body: { uid: 'u', password: 'u-secret-1' } })).status, 200);
+  assert.equal((await call('POST', '/api/domains/held.test/hold', as)).status, 200);
+  assert.equal((await call('GET', '/api/domains/held.test', as)).body.status, 'hold');
+  const sw = await swaks(t.app.ports.smtp, { to: 'u@held.test', subject: 'kept for later', body: 'held' });
+  assert.equal(sw.code, 0, sw.out);
+  const listed = await waitForAsync('the message in the queue', async () => {
+    const r = await call('GET', '/api/queue?domain=held.test', as);
+    return (r.body as unknown as { id: string; status: string; recipients: { address: string; state: string }[] }[])[0];
+  });
+  assert.equal(listed.recipients[0].address, 'u@held.test');
+  assert.equal(listed.recipients[0].state, 'domain-hold');
+  assert.equal((await call('GET', '/api/queue?domain=other.test', as)).body.length, 0);
+  assert.equal((await call('GET', '/api/queue?status=bogus', as)).status, 400);
+  const shown = await call('GET', `/api/queue/${listed.id}`, as);
+  assert.equal(shown.status, 200);
+  assert.ok((shown.body.headers as { name: string; value: string }[]).some((f) => /^subject$/i.test(f.name) && f.value === 'kept for later'));
+  assert.equal((await call('GET', '/api/queue/NOSUCHID', as)).status, 404);
+  assert.equal((await call('GET', '/api/queue/bad%20id', as)).status, 400);
+  // Changes need the token here too.
+  assert.equal((await call('POST', `/api/queue/${listed.id}/hold`, { cookie: a.cookie })).status, 403);
+  assert.equal((await call('POST', `/api/queue/${listed.id}/hold`, as)).status, 200);
+  assert.equal((await call('GET', '/api/queue?status=hold', as)).body.length, 1);
+  assert.equal((await call('POST', `/api/queue/${listed.id}/retry`, as)).status, 409, 'a held message is released before a retry');
+  assert.equal((await call('POST', `/api/queue/${listed.id}/release`, as)).status, 200);
+  assert.equal((await call('DELETE', `/api/queue/${listed.id}`, as)).status, 200);
+  assert.equal((await call('GET', `/api/queue/${listed.id}`, as)).status, 404);
+  assert.equal(t.app.mta.queue.counts().messages, 0);
 });

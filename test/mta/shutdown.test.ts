@@ -1,12 +1,14 @@
 /**
  * Shutting down while a delivery is under way: the appliance's close waits
  * for the attempt to end and record its outcome before the store closes, so
- * the message is neither lost nor sent twice after the restart.
+ * the message is neither lost nor sent twice after the restart. And a
+ * session that had only just begun when the close began is let run to its
+ * end (a reload's old process finishes its sessions), not answered 421.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { adminArgs, run, startTestAppliance, tempDirs } from '../helpers';
-import { startNextHop, swaks, waitFor } from './fixture';
+import { RawSmtp, USER, addUser, mailbox, startNextHop, swaks, waitFor } from './fixture';
 
 const tempDir = tempDirs('dcmx-shutdown-');
 
@@ -58,5 +60,36 @@ test('close during a relay attempt: the attempt ends and is recorded first; the 
     }
   } finally {
     await hop.close();
+  }
+});
+
+test('a session greeted before the close began runs a whole transaction after it, then QUIT; new connections are refused', async () => {
+  const t = await startTestAppliance({}, tempDir());
+  let closing: Promise<void> | undefined;
+  try {
+    await addUser(t.app.ports.ldap);
+    const { client, greeting } = await RawSmtp.connect(t.app.ports.smtp);
+    assert.equal(greeting.code, 220);
+    closing = t.app.close();
+    // smtp-server's own close would answer this EHLO 421.
+    await client.expect('EHLO late.test', 250);
+    await client.expect('MAIL FROM:<sender@elsewhere.test>', 250);
+    await client.expect(`RCPT TO:<${USER}>`, 250);
+    await client.expect('DATA', 354);
+    const r = await client.cmd('Subject: begun before the close\r\n\r\nbody\r\n.');
+    assert.equal(r.code, 250, r.raw);
+    await client.expect('QUIT', 221);
+    const late = await RawSmtp.connect(t.app.ports.smtp, 2000).then(() => 'accepted', (e: Error) => e.message);
+    assert.notEqual(late, 'accepted', 'no new session once the close began');
+    await closing;
+  } finally {
+    if (!closing) await t.app.close();
+  }
+  // Accepted with 250: queued durably, delivered by the next start.
+  const again = await startTestAppliance({}, t.dataDir);
+  try {
+    await waitFor('delivered after the restart', () => mailbox(t.dataDir, USER).some((m) => m.includes('Subject: begun before the close')), 20_000);
+  } finally {
+    await again.close();
   }
 });

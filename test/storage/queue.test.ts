@@ -10,6 +10,8 @@ import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { Store } from '../../storage/store';
 import { QueueStore } from '../../storage/queue';
+import { ACTIVE_LEASE_MS, MESSAGE_STATUSES, QueueAdmin } from '../../server/mta/queue-admin';
+import { Spool } from '../../server/mta/spool';
 import { tempDirs } from '../helpers';
 
 const dir = tempDirs('dcmx-queue-store-');
@@ -77,4 +79,41 @@ test('entries: oldest first, without the bytes; a domain filter is exact and tak
   assert.deepEqual(queue.entries('one.test').map((e) => e.message.id), [], 'not the subdomains');
   assert.deepEqual(queue.entries('%').map((e) => e.message.id), []);
   assert.deepEqual(queue.entries('two.test').map((e) => e.message.id), ['A']);
+});
+
+test("the queue's depth counted in SQL agrees with the queue tools' listing, status by status", () => {
+  const fresh = Store.open(path.join(dir(), 'depth.sqlite'), []);
+  try {
+    const q = new QueueStore(fresh);
+    const put = (id: string, at: number, rcpts: string[]) =>
+      q.enqueue({ id, receivedAt: at, sender: '', size: 1, spool: '', body: Buffer.from('x\r\n') }, rcpts.map((rcpt) => ({ rcpt, held: false })), at);
+    put('Q1', T0 + 1, ['a@x.test', 'b@x.test']); // queued: never tried
+    put('Q2', T0 + 2, ['c@x.test']);
+    put('D1', T0 + 3, ['d@x.test', 'e@x.test']); // deferred: one recipient tried
+    q.settle('D1', { done: [], retry: [{ rcpt: 'd@x.test', at: T0 + 9000, error: '4.4.1' }], hold: [], attemptedAt: T0 + 4 });
+    put('D2', T0 + 4, ['f@y.test']); // deferred: waiting for its domain
+    q.settle('D2', { done: [], retry: [], hold: [{ rcpt: 'f@y.test', why: 'domain on hold' }], attemptedAt: T0 + 5 });
+    put('H1', T0 + 5, ['g@x.test']); // hold
+    q.setHeld('H1', T0 + 6);
+    put('A1', T0 + 6, ['h@x.test', 'i@x.test', 'j@x.test']); // active: a lease younger than the lease time
+    q.claim(['A1'], T0 + 7);
+    put('A2', T0 + 7, ['k@x.test']); // an expired lease: not active
+    q.claim(['A2'], T0 - ACTIVE_LEASE_MS);
+
+    const now = T0 + 10;
+    const admin = new QueueAdmin({ queue: q, spool: new Spool(dir()), hostname: 'mx.test', now: () => now });
+    const fromList = Object.fromEntries(MESSAGE_STATUSES.map((s) => {
+      const ms = admin.list({ status: s });
+      return [s, { messages: ms.length, recipients: ms.reduce((n, m) => n + m.recipients.length, 0), oldest: ms[0]?.receivedAt }];
+    }));
+    assert.deepEqual(admin.depth(), fromList);
+    assert.deepEqual(admin.depth(), {
+      queued: { messages: 3, recipients: 4, oldest: T0 + 1 },
+      deferred: { messages: 2, recipients: 3, oldest: T0 + 3 },
+      hold: { messages: 1, recipients: 1, oldest: T0 + 5 },
+      active: { messages: 1, recipients: 3, oldest: T0 + 6 },
+    });
+  } finally {
+    fresh.close();
+  }
 });

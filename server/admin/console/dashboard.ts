@@ -24,7 +24,8 @@ export interface DashboardFigures {
   intake: { messages: number };
   delivery: { delivered: number; deferred: number; bounced: number };
   dns: { queries: number };
-  ldap: { accepted: number; operations?: number };
+  /** `operations`: LDAP operations of every type and result, in all. */
+  ldap: { operations: number };
   queue: { queued: number; held: number };
 }
 
@@ -57,9 +58,8 @@ export interface Sample {
   deferred: number;
   bounced: number;
   dnsQueries: number;
-  /** LDAP operations, or connections accepted when the figures do not count operations (`ldapCounts`). */
+  /** LDAP operations. */
   ldap: number;
-  ldapCounts: 'operations' | 'connections';
   /** Messages in the queue, held ones included. */
   queue: number;
   queueHeld: number;
@@ -76,9 +76,7 @@ export function dashboardRoutes(o: DashboardOptions): ApiRoutes & { close(): voi
       deferred: s.delivery.deferred,
       bounced: s.delivery.bounced,
       dnsQueries: s.dns.queries,
-      // LDAP operations when the figures count them; else connections accepted.
-      ldap: s.ldap.operations ?? s.ldap.accepted,
-      ldapCounts: s.ldap.operations === undefined ? 'connections' as const : 'operations' as const,
+      ldap: s.ldap.operations,
       queue: s.queue.queued + s.queue.held,
       queueHeld: s.queue.held,
     };

@@ -112,7 +112,12 @@ export class Console {
   /** Answers a request for one of the console's paths (owns). Never rejects. */
   async handle(req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
     try {
-      const session = this.sessions.get(sessionIdOf(req.headers.cookie));
+      let session = this.sessions.get(sessionIdOf(req.headers.cookie));
+      // A user deleted meanwhile has no session left.
+      if (session && !session.identity.admin && !this.opts.directory.getByNdn(session.identity.ndn)) {
+        this.sessions.end(session.id);
+        session = undefined;
+      }
       if (url === '/api' || url.startsWith('/api/')) return await this.api(req, res, url, session);
       if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' });
       if (PAGES.has(url)) {
@@ -220,5 +225,3 @@ export class Console {
     return this.opts.mail.managedBy(who);
   }
 }
-
-export { HttpError } from './http-io';

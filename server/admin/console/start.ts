@@ -1,6 +1,7 @@
 /**
  * Assembles the appliance's web console (index.ts) from its route groups:
- * the dashboard's (dashboard.ts) and the domains' and mailboxes' (domains.ts).
+ * the dashboard's (dashboard.ts), the domains' and mailboxes' (domains.ts)
+ * and the queue's (queue.ts).
  */
 import type { Directory } from '../../directory/directory';
 import { MailDirectory } from '../../directory/mail';
@@ -11,6 +12,8 @@ import type { Logger } from '../../log';
 import { storeHealth } from '../http';
 import { dashboardRoutes, type DashboardFigures } from './dashboard';
 import { domainRoutes } from './domains';
+import { queueRoutes } from './queue';
+import type { QueueAdmin } from '../../mta/queue-admin';
 import { Console } from './index';
 import type { SessionLimits } from './sessions';
 
@@ -23,6 +26,8 @@ export interface ConsoleParts {
   writer: DirectoryWriter;
   /** The routing table of the thread that delivers. */
   routing: RoutingTable;
+  /** The queue tools over the appliance's queue (server/mta/queue-admin.ts). */
+  queue: QueueAdmin;
   /** The process's figures (GET /stats). */
   stats: () => Promise<DashboardFigures>;
   /** The serving endpoints' address and ports. */
@@ -39,6 +44,7 @@ export function startConsole(p: ConsoleParts, sessions: SessionLimits, log: Logg
     routes: [
       dashboardRoutes({ directory: p.directory, mail, stats: p.stats, health: () => storeHealth(p.directory), endpoints: p.endpoints }),
       domainRoutes({ directory: p.directory, mail, zones: p.zones, routing: p.routing, writer: p.writer }),
+      queueRoutes(p.queue),
     ],
   }, log);
 }

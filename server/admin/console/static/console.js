@@ -59,7 +59,7 @@ async function act(what, fn, after) {
 /** A small form: fields [{name, label, type?, placeholder?}], submitted as an object. */
 function form(id, fields, submit, onSubmit) {
   const f = h('form', { class: 'inline', id },
-    fields.map((x) => h('label', {}, x.label, h('input', { name: x.name, type: x.type || 'text', placeholder: x.placeholder, required: x.required !== false }))),
+    fields.map((x) => h('label', {}, x.label, h('input', { name: x.name, type: x.type || 'text', placeholder: x.placeholder, value: x.value, required: x.required !== false }))),
     h('button', { type: 'submit' }, submit));
   f.addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -85,7 +85,19 @@ function chart(el, title, series) {
   const opts = {
     title, width: Math.max(480, el.clientWidth - 20), height: 200,
     // At least the last two minutes on the time axis, however few the points so far.
-    scales: { x: { time: true, range: (u, min, max) => [Math.min(min, max - 120), max] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+    // (from the data itself: with one point uPlot would widen the range by a day of seconds-as-ms).
+    scales: {
+      x: {
+        time: true,
+        range: (u, min, max) => {
+          const xs = u.data[0];
+          if (!xs || xs.length === 0) return [min, max];
+          const last = xs[xs.length - 1];
+          return [Math.min(xs[0], last - 120), last + 1];
+        },
+      },
+      y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] },
+    },
     series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, points: { show: true, size: 4 } }))],
     axes: [{}, { size: 60 }],
   };
@@ -106,7 +118,7 @@ function dashboard(main) {
 
   const mail = chart(mailBox, 'Mail (per second)', SERIES);
   const dns = chart(dnsBox, 'DNS queries (per second)', [{ label: 'queries', color: '#1d3557' }]);
-  const ldap = chart(ldapBox, 'LDAP (per second)', [{ label: 'ldap', color: '#6639ba' }]);
+  const ldap = chart(ldapBox, 'LDAP operations (per second)', [{ label: 'operations', color: '#6639ba' }]);
   const queue = chart(queueBox, 'Queue depth', [{ label: 'messages', color: '#9a6700' }, { label: 'held', color: '#b42318' }]);
   const data = { t: [], mail: SERIES.map(() => []), dns: [], ldap: [], queue: [], held: [] };
   let last;
@@ -145,7 +157,7 @@ function dashboard(main) {
     tiles.replaceChildren(
       ...SERIES.map((x) => tile(`total-${x.key}`, s[x.key], x.label)),
       tile('total-dns', s.dnsQueries, 'DNS queries'),
-      tile('total-ldap', s.ldap, `LDAP ${s.ldapCounts}`),
+      tile('total-ldap', s.ldap, 'LDAP operations'),
       tile('total-queue', s.queue, 'in the queue'),
     );
     add(s);
@@ -206,7 +218,7 @@ async function domains(main) {
       h('td', {},
         form(`password-${u.uid}`, [{ name: 'password', label: 'New password', type: 'password' }], 'Set password',
           (v) => act(`password of ${u.mail}`, () => api('POST', `${path}/users/${encodeURIComponent(u.uid)}/password`, { password: v.password }))),
-        form(`aliases-${u.uid}`, [{ name: 'aliases', label: 'Aliases (comma separated)', required: false, placeholder: `info@${d.name}` }], 'Set aliases',
+        form(`aliases-${u.uid}`, [{ name: 'aliases', label: 'Aliases (comma separated)', required: false, placeholder: `info@${d.name}`, value: u.aliases.join(', ') }], 'Set aliases',
           (v) => act(`aliases of ${u.mail}`, () => api('POST', `${path}/users/${encodeURIComponent(u.uid)}/aliases`, { aliases: v.aliases.split(',') }), reload)),
         h('button', { class: 'danger', type: 'button', onclick: () => confirm(`Delete ${u.mail}?`) && act(`delete ${u.mail}`, () => api('DELETE', `${path}/users/${encodeURIComponent(u.uid)}`), reload) }, 'Delete'))));
     detail.replaceChildren(h('section', { id: 'domain', 'data-domain': d.name },
@@ -222,7 +234,7 @@ async function domains(main) {
           : h('button', { type: 'button', class: 'secondary', id: 'hold', onclick: () => act(`hold ${d.name}`, () => api('POST', `${path}/hold`), reload) }, 'Hold mail'),
         ' ',
         h('button', { type: 'button', class: 'danger', id: 'remove', onclick: () => confirm(`Remove ${d.name}? Mail is refused and its mail DNS records withdrawn; mailboxes and the zone are kept.`) && act(`remove ${d.name}`, () => api('DELETE', path), reload) }, 'Remove')) : null,
-      form('catchall', [{ name: 'address', label: 'Catch-all address', required: false, placeholder: `catchall@${d.name}` }], 'Set catch-all',
+      form('catchall', [{ name: 'address', label: 'Catch-all address', required: false, placeholder: `catchall@${d.name}`, value: d.catchall }], 'Set catch-all',
         (v) => act(`catch-all of ${d.name}`, () => api('POST', `${path}/catchall`, { address: v.address }), reload)),
       h('h3', {}, 'DNS records as served'), h('pre', { id: 'records' }, d.records.join('\n')),
       h('h3', {}, 'Mailboxes'),
@@ -237,10 +249,96 @@ async function domains(main) {
 
 // ------------------------------------------------------------------ queue
 
+const STATUSES = ['active', 'hold', 'deferred', 'queued'];
+
+/** A time (ms since the epoch) for a table cell. */
+function when(ms) {
+  return ms ? new Date(ms).toLocaleString() : '';
+}
+
 async function queuePage(main) {
-  main.append(h('h1', {}, 'Queue'));
-  if (typeof window.dcmxQueue === 'function') return window.dcmxQueue(main, { api, h, act, form, say });
-  main.append(h('p', {}, 'The queue page is not available in this version.'));
+  if (!session.admin) {
+    main.append(h('h1', {}, 'Queue'), h('p', {}, 'The queue is the administrator\'s.'));
+    return;
+  }
+  const wanted = new URLSearchParams(location.search);
+  const filter = h('form', { class: 'inline', id: 'queue-filter' },
+    h('label', {}, 'Domain', h('input', { name: 'domain', placeholder: 'example.org', value: wanted.get('domain') || '' })),
+    h('label', {}, 'Status', h('select', { name: 'status' }, h('option', { value: '' }, 'any'),
+      STATUSES.map((x) => h('option', { value: x, selected: wanted.get('status') === x }, x)))),
+    h('button', { type: 'submit' }, 'Show'),
+    h('button', { type: 'button', class: 'secondary', id: 'retry-all', onclick: () => act('retry all', () => api('POST', 'queue/retry'), show) }, 'Retry all'));
+  const list = h('section', { id: 'queue-list' });
+  const detail = h('div', { id: 'queue-detail' });
+  main.append(h('h1', {}, 'Queue'), filter, list, detail);
+  filter.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const q = new URLSearchParams([...new FormData(filter).entries()].filter(([, v]) => v !== ''));
+    history.replaceState({}, '', `/queue${q.size ? '?' + q : ''}`);
+    void show();
+  });
+  const query = () => new URLSearchParams([...new FormData(filter).entries()].filter(([, v]) => v !== '')).toString();
+  const actions = (m) => {
+    const path = `queue/${encodeURIComponent(m.id)}`;
+    const after = async () => { await show(); if (detail.dataset.id === m.id) await one(m.id); };
+    return h('td', { class: 'actions' },
+      m.status === 'hold'
+        ? h('button', { type: 'button', class: 'release', onclick: () => act(`release ${m.id}`, () => api('POST', `${path}/release`), after) }, 'Release')
+        : h('button', { type: 'button', class: 'retry', onclick: () => act(`retry ${m.id}`, () => api('POST', `${path}/retry`), after) }, 'Retry now'),
+      ' ',
+      m.status === 'hold' ? null : h('button', { type: 'button', class: 'secondary hold', onclick: () => act(`hold ${m.id}`, () => api('POST', `${path}/hold`), after) }, 'Hold'),
+      ' ',
+      h('button', { type: 'button', class: 'secondary bounce', onclick: () => confirm(`Return ${m.id} to its sender?`) && act(`bounce ${m.id}`, () => api('POST', `${path}/bounce`), after) }, 'Bounce'),
+      ' ',
+      h('button', { type: 'button', class: 'danger delete', onclick: () => confirm(`Delete ${m.id} without notice?`) && act(`delete ${m.id}`, () => api('DELETE', path), after) }, 'Delete'));
+  };
+  async function show() {
+    let ms;
+    try {
+      ms = await api('GET', `queue${query() ? '?' + query() : ''}`);
+    } catch (e) {
+      say(e.message, false);
+      return;
+    }
+    list.replaceChildren(h('p', {}, `${ms.length} message${ms.length === 1 ? '' : 's'}`),
+      h('table', {}, h('tr', {}, ['id', 'status', 'sender', 'received', 'size', 'recipients', ''].map((x) => h('th', {}, x))),
+        ms.map((m) => h('tr', { 'data-id': m.id, 'data-status': m.status },
+          h('td', { class: 'mono' }, h('a', { href: '#', onclick: (ev) => { ev.preventDefault(); void one(m.id); } }, m.id)),
+          h('td', { class: `status-${m.status}` }, m.status),
+          h('td', { class: 'mono' }, m.sender || '<>'),
+          h('td', {}, when(m.receivedAt)),
+          h('td', {}, m.size),
+          h('td', { class: 'mono' }, m.recipients.map((r) => h('div', {}, `${r.address} (${r.attempts} attempt${r.attempts === 1 ? '' : 's'})`,
+            r.lastError ? h('div', { class: 't' }, r.lastError) : null))),
+          actions(m)))));
+  }
+  async function one(id) {
+    let m;
+    try {
+      m = await api('GET', `queue/${encodeURIComponent(id)}`);
+    } catch (e) {
+      say(e.message, false);
+      return;
+    }
+    detail.dataset.id = m.id;
+    detail.replaceChildren(h('section', { id: 'message', 'data-id': m.id },
+      h('h2', {}, `Message ${m.id}`),
+      h('table', {},
+        h('tr', {}, h('th', {}, 'status'), h('td', { class: `status-${m.status}` }, m.status)),
+        h('tr', {}, h('th', {}, 'sender'), h('td', { class: 'mono' }, m.sender || '<>')),
+        h('tr', {}, h('th', {}, 'received'), h('td', {}, when(m.receivedAt))),
+        h('tr', {}, h('th', {}, 'size'), h('td', {}, `${m.size} bytes${m.smtpUtf8 ? ', SMTPUTF8' : ''}${m.eightBitMime ? ', 8BITMIME' : ''}`)),
+        m.heldAt ? h('tr', {}, h('th', {}, 'held since'), h('td', {}, when(m.heldAt))) : null),
+      h('h3', {}, 'Recipients'),
+      h('table', { id: 'message-recipients' }, h('tr', {}, ['address', 'state', 'attempts', 'last attempt', 'last answer', 'next attempt'].map((x) => h('th', {}, x))),
+        m.recipients.map((r) => h('tr', {}, h('td', { class: 'mono' }, r.address), h('td', {}, r.state), h('td', {}, r.attempts),
+          h('td', {}, when(r.lastAttempt)), h('td', { class: 'mono' }, r.lastError || ''), h('td', {}, when(r.nextAttempt))))),
+      h('h3', {}, 'Header'),
+      m.headers === null ? h('p', {}, '(the message\'s bytes cannot be read)')
+        : h('table', { id: 'message-headers' }, m.headers.map((f) => h('tr', {}, h('th', { class: 'mono' }, f.name), h('td', { class: 'mono' }, f.value))))));
+  }
+  await show();
+  timers.push(setInterval(() => void show(), 5000));
 }
 
 // ------------------------------------------------------------------ shell
