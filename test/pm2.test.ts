@@ -6,6 +6,11 @@
  * - Reload: `pm2 reload dcmx` under continuous SMTP and LDAP load refuses no
  *   connection and fails no session, every message answered 250 is
  *   delivered exactly once, and the new process owns the data dir after.
+ *   It runs in a network namespace of its own (inNetns) with
+ *   net.ipv4.tcp_migrate_req set to 1, as README's "Reloading under pm2" asks
+ *   of the host: with it at 0 (the kernel's default) the connections queued
+ *   on the old process's listeners when it closes them are reset, which a
+ *   reload under this load does hit now and then.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -100,7 +105,27 @@ test('pm2 boots the appliance and waits for it to be ready', async () => {
 const USER_DN = 'uid=user,ou=people,dc=example,dc=org,o=internet';
 const USER_PASSWORD = 'user-secret-1';
 
-test('pm2 reload under SMTP and LDAP load refuses nothing and loses or doubles no message', { timeout: 240_000 }, async () => {
+const RELOAD_TEST = 'pm2 reload under SMTP and LDAP load refuses nothing and loses or doubles no message';
+
+/** Set in the run of this file that inNetns starts. */
+const IN_NETNS = process.env.DCMX_PM2_NETNS === '1';
+
+/**
+ * Runs the test named `name` of this file in a new user and network
+ * namespace (`unshare`, util-linux; root or not), on its own loopback
+ * (`ip`, iproute2) with net.ipv4.tcp_migrate_req 1 — a setting of that
+ * namespace only, the host's is left as it is. Asserts it passed.
+ */
+async function inNetns(name: string, timeoutMs: number): Promise<void> {
+  const setup = 'ip link set lo up && echo 1 > /proc/sys/net/ipv4/tcp_migrate_req && DCMX_PM2_NETNS=1 exec env -u NODE_TEST_CONTEXT "$0" --test-reporter=tap --test-name-pattern="$1" "$2"';
+  const r = await run('unshare', ['--user', '--map-root-user', '--net', '--', 'sh', '-c', setup, process.execPath, `^${name}$`, __filename], undefined, timeoutMs);
+  const tap = r.stdout + r.stderr;
+  assert.equal(r.code, 0, tap);
+  assert.match(tap, /^# pass 1$/m, `the test ran and passed in its namespace:\n${tap}`);
+}
+
+test(RELOAD_TEST, { timeout: 300_000 }, async () => {
+  if (!IN_NETNS) return inNetns(RELOAD_TEST, 290_000);
   const dataDir = tempDir();
   // A reload keeps the ports: fixed ones. Two serving threads, as on a real machine.
   const [ldap, dns, smtp, http] = [await freeDualPort(), await freeDualPort(), await freeDualPort(), await freeDualPort()];
