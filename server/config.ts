@@ -15,6 +15,7 @@ import { DnSyntaxError, parseDn, type Dn } from '../schema/dn';
 import { loadSchema } from './directory/open';
 import { COST_CAPS, PASSWORD_SCHEMES, type PasswordOptions, type PasswordScheme } from './directory/passwords';
 import type { ThrottleOptions } from './directory/auth-throttle';
+import { parseDkimAlgorithms, type DkimAlgorithm } from './directory/dkim';
 
 export type { HostPort } from './net';
 import { hostAddresses, parseHostPort, type HostPort } from './net';
@@ -204,6 +205,8 @@ export interface Config {
     spf: string;
     /** DMARC TXT at _dmarc.<domain> ('' for none). */
     dmarc: string;
+    /** DKIM keys a new domain gets (server/directory/dkim.ts); empty: none. */
+    dkim: DkimAlgorithm[];
   };
   upstreamDns: HostPort[];
   selfAddresses: string[];
@@ -256,6 +259,15 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   if (/^(1|true|on|yes)$/i.test(v)) return true;
   if (/^(0|false|off|no)$/i.test(v)) return false;
   throw new ConfigError(name, `'${v}' is not on or off`);
+}
+
+/** DCMX_NEW_DOMAIN_DKIM: `rsa` (default), `ed25519`, `rsa,ed25519`, or `off`. */
+function dkimAlgorithms(env: Env): DkimAlgorithm[] {
+  try {
+    return parseDkimAlgorithms(env.DCMX_NEW_DOMAIN_DKIM ?? 'rsa');
+  } catch (err) {
+    throw new ConfigError('DCMX_NEW_DOMAIN_DKIM', (err as Error).message);
+  }
 }
 
 function list(env: Env, name: string): string[] {
@@ -617,6 +629,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       catchall: bool(env, 'DCMX_NEW_DOMAIN_CATCHALL', true),
       spf: env.DCMX_NEW_DOMAIN_SPF ?? 'v=spf1 mx -all',
       dmarc: env.DCMX_NEW_DOMAIN_DMARC ?? 'v=DMARC1; p=quarantine',
+      dkim: dkimAlgorithms(env),
     },
     upstreamDns: hostPorts(env, 'DCMX_UPSTREAM_DNS', 53),
     selfAddresses,

@@ -28,10 +28,13 @@
  *   .1.1.8   mailEquivalentAddress        (Sun docs: OID "Unknown")
  *   .1.1.9   mailMsgMaxBlocks             (Sun docs: OID "Unknown")
  *   .1.1.10  mailAllowedServiceAccess     (OID not found)
+ *   .1.1.11  dkimPrivateKey               (dcmx: a DKIM signing key, RFC 6376)
  *   .1.2.1   mailDomain (object class)    (Sun Messaging Server; OID not found;
  *                                          defined in iplanet.ts next to its
  *                                          attributes)
  *   .1.2.2   mailRoutingObject (object class) (iPlanet; OID not found; in iplanet.ts)
+ *   .1.2.3   dkimKey (object class)       (dcmx: holds dkimPrivateKey on a
+ *                                          `<selector>._domainkey` entry)
  *   .1.3.x   none yet
  */
 import type { SchemaModule } from '../types';
@@ -139,6 +142,23 @@ export const dcmx: SchemaModule = {
       syntax: 'directoryString',
       singleValue: true,
     },
+    {
+      oid: `${DCMX_AT}.11`,
+      names: ['dkimPrivateKey'],
+      desc: 'DKIM signing key of the selector this entry publishes (PKCS#8 PEM); readable by the administrator only (server/directory/access.ts)',
+      equality: 'caseExactIA5Match',
+      syntax: 'ia5String',
+      singleValue: true,
+    },
   ],
-  objectClasses: [],
+  objectClasses: [
+    {
+      oid: `${DCMX_OC}.3`,
+      names: ['dkimKey'],
+      desc: 'a DKIM selector entry (<selector>._domainkey.<domain>) that holds its private key (RFC 6376 §3.6.2.1)',
+      sup: ['top'],
+      kind: 'auxiliary',
+      may: ['dkimPrivateKey'],
+    },
+  ],
 };

@@ -2,7 +2,7 @@
  * Access control, one policy for every door:
  * - the administrator may do everything;
  * - anonymous may read the root DSE, the schema, the suffix entry and the
- *   DC tree's domain entries, never `userPassword`;
+ *   DC tree's domain entries, never `userPassword` nor `dkimPrivateKey`;
  * - an authenticated user may read the directory (not others' passwords, not
  *   the change log) and change its own password, but not remove it;
  * - a replication identity (DCMX_REPLICATOR_DNS) reads as a user does, and
@@ -19,6 +19,9 @@
  *   (mailDomainCatchallAddress); every address it writes (mail,
  *   mailAlternateAddress, mailEquivalentAddress, the catch-all) is in that
  *   domain. It renames nothing, and provisions, holds or removes no domain;
+ * - a DKIM private key (`dkimPrivateKey`, server/directory/dkim.ts) is the
+ *   administrator's alone: hidden from every other identity, replication
+ *   and transfer unit identities included;
  * - anything else is insufficientAccessRights (50).
  */
 import type { AttributeType, Schema } from '../../schema/registry';
@@ -56,6 +59,8 @@ export const ANONYMOUS: Identity = Object.freeze({ dn: '', ndn: '', anonymous: t
 export class AccessPolicy {
   private readonly userPassword: AttributeType;
   private readonly hiddenPassword: ReadonlySet<AttributeType>;
+  /** Hidden from all but the administrator. */
+  private readonly hiddenSecrets: ReadonlySet<AttributeType>;
   private readonly domainClasses = new Set(['domain', 'dcobject']);
   private readonly replicators: ReadonlySet<string>;
   private readonly units: ReadonlySet<string>;
@@ -72,7 +77,9 @@ export class AccessPolicy {
     this.replicators = new Set(replicatorNdns);
     this.units = new Set(unitNdns);
     this.userPassword = schema.attr('userPassword')!;
-    this.hiddenPassword = new Set([this.userPassword]);
+    const dkimPrivateKey = schema.attr('dkimPrivateKey')!;
+    this.hiddenPassword = new Set([this.userPassword, dkimPrivateKey]);
+    this.hiddenSecrets = new Set([dkimPrivateKey]);
   }
 
   /** May `who` see this entry at all? */
@@ -96,7 +103,7 @@ export class AccessPolicy {
   /** Attributes of a readable entry that `who` may not see (nor test in filters). */
   hiddenAttributes(who: Identity, e: DirEntry): ReadonlySet<AttributeType> | undefined {
     if (who.admin) return undefined;
-    if (!who.anonymous && (who.ndn === e.ndn || this.isReplicator(who))) return undefined;
+    if (!who.anonymous && (who.ndn === e.ndn || this.isReplicator(who))) return this.hiddenSecrets;
     return this.hiddenPassword;
   }
 

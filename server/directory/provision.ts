@@ -16,7 +16,10 @@
  *    at its DN that also carries it there) and its DNS records: inside a zone we serve, the records go into that
  *    zone; otherwise the leaf becomes a zone apex with SOA (mname
  *    DCMX_HOSTNAME, rname hostmaster) and NS. Either way MX -> this
- *    appliance, SPF TXT and a `_dmarc` TXT (configurable);
+ *    appliance, SPF TXT and a `_dmarc` TXT (configurable), and a DKIM
+ *    signing key per configured algorithm (DCMX_NEW_DOMAIN_DKIM): its
+ *    private key and its `<selector>._domainkey` TXT in one entry
+ *    (server/directory/dkim.ts);
  * 4. the zone hooks bump the serial and the change log gets the rows, all in
  *    the same commit, so DNS, the routing table and the transfer unit's cache
  *    follow from it.
@@ -40,6 +43,7 @@ import { parse as parseDomain } from 'tldts';
 import type { Directory } from './directory';
 import type { Identity } from './access';
 import { DirectoryError, InvalidDomainError, ReservedDomainError } from './errors';
+import { dkimKeyRecord, dkimSelectorEntry, generateDkimKey, isDkimKeyRecord, quoteTxt, storedKeyAlgorithm, type DkimAlgorithm } from './dkim';
 import type { Zones } from './zones';
 import type { StoredEntry } from '../../storage/store';
 
@@ -52,6 +56,8 @@ export interface ProvisionOptions {
   spf: string;
   /** DMARC TXT value at _dmarc ('' for none). */
   dmarc: string;
+  /** Algorithms of the DKIM keys a new domain gets (absent or empty: no key). */
+  dkim?: readonly DkimAlgorithm[];
 }
 
 export interface ProvisionResult {
@@ -213,16 +219,60 @@ export class Provisioner {
           ], { relax: true });
         }
       }
+      this.provisionDkim(name, dn, created);
     });
     const zone = this.zones.zoneOf(name);
     return { name, created, existed, zone: zone?.name ?? '', serial: zone?.soa.rdata.serial ?? 0 };
   }
 
   /**
+   * Inside provisionDomain's transaction: gives the domain at `dn` a DKIM key
+   * for each configured algorithm it has none of, under `dc=_domainkey`. A
+   * key it already has is kept, and its TXT comes back if an earlier removal
+   * withdrew it.
+   */
+  private provisionDkim(name: string, dn: string, created: string[]): void {
+    if (!this.opts.dkim?.length) return;
+    const dir = this.directory;
+    const base = `dc=_domainkey,${dn}`;
+    if (!dir.getByNdn(dir.normalize(base))) {
+      dir.addSync(this.admin, base, [{ type: 'objectClass', values: ['top', 'domain'] }, { type: 'dc', values: ['_domainkey'] }], { relax: true });
+      created.push(base);
+    }
+    const have = new Set<DkimAlgorithm>();
+    for (const e of this.dkimEntries(dn)) {
+      const alg = storedKeyAlgorithm(e);
+      if (!alg) continue;
+      have.add(alg);
+      if (!(e.attrs.tXTRecord ?? []).some(isDkimKeyRecord)) {
+        dir.modifySync(this.admin, e.dn, [{ op: 'add', type: 'tXTRecord', values: [quoteTxt(dkimKeyRecord(e.attrs.dkimPrivateKey![0]))] }], { relax: true });
+      }
+    }
+    for (const alg of this.opts.dkim!) {
+      if (have.has(alg)) continue;
+      const key = generateDkimKey(alg);
+      const keyDn = `dc=${key.selector},${base}`;
+      if (dir.getByNdn(dir.normalize(keyDn))) {
+        throw new DirectoryError('entryAlreadyExists', `${key.selector}._domainkey.${name} exists and holds no ${alg} key`);
+      }
+      dir.addSync(this.admin, keyDn, dkimSelectorEntry(name, key), { relax: true });
+      created.push(keyDn);
+    }
+  }
+
+  /** The selector entries (class dkimKey) below `dc=_domainkey,<dn>`. */
+  private dkimEntries(dn: string): StoredEntry[] {
+    const base = this.directory.getByNdn(this.directory.normalize(`dc=_domainkey,${dn}`));
+    if (!base) return [];
+    const filter = { type: 'eq' as const, attr: this.directory.schema.objectClassType, norm: 'dkimkey' };
+    return [...this.directory.store.candidates({ base, scope: 'one', filter })].filter((e) => e.ndn !== base.ndn);
+  }
+
+  /**
    * Removes a domain from service: its status becomes 'deleted' (mail is
    * refused at RCPT) and its mail records are withdrawn: the MX that point
-   * here, the SPF TXT and the `_dmarc` policy. Entries, mailbox data and any
-   * other record stay; so does the SOA/NS of a zone apex, because other names
+   * here, the SPF TXT, the `_dmarc` policy and the DKIM key records (the
+   * keys stay). Entries, mailbox data and any other record stay; so does the SOA/NS of a zone apex, because other names
    * may live in the zone and its serial must never go back (RFC 1982) — delete
    * the entry over LDAP to drop a zone. Throws noSuchObject when it is not a
    * mail domain.
@@ -247,6 +297,11 @@ export class Provisioner {
       const dmarc = dir.getByNdn(dir.normalize(`dc=_dmarc,${e.dn}`));
       const policy = (dmarc?.attrs.tXTRecord ?? []).filter(isDmarc);
       if (dmarc && policy.length) dir.modifySync(this.admin, dmarc.dn, [{ op: 'delete', type: 'tXTRecord', values: policy }], { relax: true });
+      // The DKIM key records go too; the keys stay, so that a re-added domain signs with them again.
+      for (const k of this.dkimEntries(e.dn)) {
+        const records = (k.attrs.tXTRecord ?? []).filter(isDkimKeyRecord);
+        if (records.length) dir.modifySync(this.admin, k.dn, [{ op: 'delete', type: 'tXTRecord', values: records }], { relax: true });
+      }
     });
   }
 
@@ -360,12 +415,8 @@ function isDmarc(v: string): boolean {
   return /^"?v=DMARC1\s*(;|"|$)/i.test(v.trim());
 }
 
-/** A TXT value in master-file form, quoted (records.ts splits it into 255-byte strings). */
 /** Do two domain names name the same (ASCII case folded, RFC 4343; a trailing dot ignored)? */
 function sameName(a: string, b: string): boolean {
   return a.replace(/\.$/, '').toLowerCase() === b.replace(/\.$/, '').toLowerCase();
 }
 
-function quoteTxt(v: string): string {
-  return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-}

@@ -1,0 +1,103 @@
+/**
+ * DKIM signing keys of hosted domains (RFC 6376, RFC 8463), as they live in
+ * the directory: one entry per selector, `dc=<selector>,dc=_domainkey,<domain>`,
+ * a dNSDomain2 whose tXTRecord is the key record (RFC 6376 §3.6.1) and whose
+ * `dkimPrivateKey` (class dkimKey) is the private key in PKCS#8 PEM. The
+ * access policy shows that attribute to the administrator only
+ * (server/directory/access.ts). Provisioning writes these entries in the
+ * domain's own transaction (server/directory/provision.ts).
+ */
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import type { StoredEntry } from '../../storage/store';
+
+/** Key algorithms a new domain may get: RSA 2048 (RFC 6376 §3.3.1) and Ed25519 (RFC 8463). */
+export type DkimAlgorithm = 'rsa' | 'ed25519';
+
+/** A key pair made for a selector. */
+export interface DkimKey {
+  algorithm: DkimAlgorithm;
+  /** The selector's label, e.g. `d20261207-rsa`. */
+  selector: string;
+  /** PKCS#8 PEM. */
+  privateKey: string;
+}
+
+/**
+ * The dated selector of a key made on `day` (UTC): `d<YYYYMMDD>-<algorithm>`,
+ * so that a rotation later gets a new name and the two algorithms never share one.
+ */
+export function dkimSelector(algorithm: DkimAlgorithm, day = new Date()): string {
+  return `d${day.toISOString().slice(0, 10).replace(/-/g, '')}-${algorithm}`;
+}
+
+/** Makes a new key for `algorithm` (RSA 2048 bits, or Ed25519) with today's selector. */
+export function generateDkimKey(algorithm: DkimAlgorithm, day = new Date()): DkimKey {
+  const { privateKey } = algorithm === 'rsa'
+    ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+    : generateKeyPairSync('ed25519');
+  return { algorithm, selector: dkimSelector(algorithm, day), privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
+}
+
+/**
+ * The key record published for a private key (RFC 6376 §3.6.1):
+ * `v=DKIM1; k=rsa; p=<base64 SubjectPublicKeyInfo>` for RSA, and for
+ * Ed25519 `k=ed25519` with the bare 32-byte public key (RFC 8463 §4.2).
+ * Throws on a value that is no private key.
+ */
+export function dkimKeyRecord(privateKeyPem: string): string {
+  const pub = createPublicKey(privateKeyPem);
+  if (pub.asymmetricKeyType === 'ed25519') {
+    const raw = Buffer.from(pub.export({ format: 'jwk' }).x!, 'base64url');
+    return `v=DKIM1; k=ed25519; p=${raw.toString('base64')}`;
+  }
+  if (pub.asymmetricKeyType !== 'rsa') throw new Error(`not a DKIM key type: ${pub.asymmetricKeyType}`);
+  return `v=DKIM1; k=rsa; p=${(pub.export({ type: 'spki', format: 'der' }) as Buffer).toString('base64')}`;
+}
+
+/** Is this TXT value (master-file form) a DKIM key record? */
+export function isDkimKeyRecord(v: string): boolean {
+  return /^"?v=DKIM1\s*(;|"|$)/i.test(v.trim());
+}
+
+/**
+ * Parses a DCMX_NEW_DOMAIN_DKIM value: a comma-separated list of `rsa` and
+ * `ed25519`, or `off` (also empty) for none. Throws on anything else.
+ */
+export function parseDkimAlgorithms(value: string): DkimAlgorithm[] {
+  const v = value.trim().toLowerCase();
+  if (v === '' || v === 'off') return [];
+  const out: DkimAlgorithm[] = [];
+  for (const part of v.split(',').map((s) => s.trim())) {
+    if (part !== 'rsa' && part !== 'ed25519') throw new Error(`'${part}' is not a DKIM key algorithm (rsa, ed25519, or off)`);
+    if (!out.includes(part)) out.push(part);
+  }
+  return out;
+}
+
+/** The selector entry's attributes for `key` at `<selector>._domainkey.<domain>`. */
+export function dkimSelectorEntry(domain: string, key: DkimKey): { type: string; values: string[] }[] {
+  return [
+    { type: 'objectClass', values: ['top', 'dNSDomain2', 'domainRelatedObject', 'dkimKey'] },
+    { type: 'dc', values: [key.selector] },
+    { type: 'associatedDomain', values: [`${key.selector}._domainkey.${domain}`] },
+    { type: 'tXTRecord', values: [quoteTxt(dkimKeyRecord(key.privateKey))] },
+    { type: 'dkimPrivateKey', values: [key.privateKey] },
+  ];
+}
+
+/** The algorithm of a stored selector entry's private key, if it holds a usable one. */
+export function storedKeyAlgorithm(e: StoredEntry): DkimAlgorithm | undefined {
+  const pem = e.attrs.dkimPrivateKey?.[0];
+  if (!pem) return undefined;
+  try {
+    const t = createPublicKey(pem).asymmetricKeyType;
+    return t === 'rsa' || t === 'ed25519' ? t : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A TXT value in master-file form, quoted (records.ts splits it into 255-byte strings). */
+export function quoteTxt(v: string): string {
+  return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
