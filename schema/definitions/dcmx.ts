@@ -155,7 +155,7 @@ export const dcmx: SchemaModule = {
     {
       oid: `${DCMX_OC}.3`,
       names: ['dkimKey'],
-      desc: 'a DKIM selector entry (<selector>._domainkey.<domain>) that holds its private key (RFC 6376 §3.6.2.1)',
+      desc: 'a DKIM selector entry, selector._domainkey.domain, that holds its private key (RFC 6376 section 3.6.2.1)',
       sup: ['top'],
       kind: 'auxiliary',
       may: ['dkimPrivateKey'],

@@ -6,7 +6,7 @@
  * - an authenticated user may read the directory (not others' passwords, not
  *   the change log) and change its own password, but not remove it;
  * - a replication identity (DCMX_REPLICATOR_DNS) reads as a user does, and
- *   every userPassword too: an OpenLDAP replica must hold what binds check
+ *   every userPassword and dkimPrivateKey too: an OpenLDAP replica must hold what binds check
  *   (and the directory holds it to no size or time limit);
  * - a transfer unit identity (DCMX_UNIT_DNS) reads as a user does, never
  *   another's userPassword, is held to no size or time limit (a remote unit
@@ -19,9 +19,10 @@
  *   (mailDomainCatchallAddress); every address it writes (mail,
  *   mailAlternateAddress, mailEquivalentAddress, the catch-all) is in that
  *   domain. It renames nothing, and provisions, holds or removes no domain;
- * - a DKIM private key (`dkimPrivateKey`, server/directory/dkim.ts) is the
- *   administrator's alone: hidden from every other identity, replication
- *   and transfer unit identities included;
+ * - a DKIM private key (`dkimPrivateKey`, server/directory/dkim.ts) is read
+ *   by the administrator and the replication identities (a replica is a full
+ *   copy, as for userPassword) only: anonymous, users, domain managers and
+ *   transfer unit identities never see it;
  * - anything else is insufficientAccessRights (50).
  */
 import type { AttributeType, Schema } from '../../schema/registry';
@@ -103,7 +104,8 @@ export class AccessPolicy {
   /** Attributes of a readable entry that `who` may not see (nor test in filters). */
   hiddenAttributes(who: Identity, e: DirEntry): ReadonlySet<AttributeType> | undefined {
     if (who.admin) return undefined;
-    if (!who.anonymous && (who.ndn === e.ndn || this.isReplicator(who))) return this.hiddenSecrets;
+    if (this.isReplicator(who)) return undefined;
+    if (!who.anonymous && who.ndn === e.ndn) return this.hiddenSecrets;
     return this.hiddenPassword;
   }
 
