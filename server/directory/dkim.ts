@@ -9,6 +9,7 @@
  */
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import type { StoredEntry } from '../../storage/store';
+import type { Directory } from './directory';
 
 /** Key algorithms a new domain may get: RSA 2048 (RFC 6376 §3.3.1) and Ed25519 (RFC 8463). */
 export type DkimAlgorithm = 'rsa' | 'ed25519';
@@ -83,6 +84,38 @@ export function dkimSelectorEntry(domain: string, key: DkimKey): { type: string;
     { type: 'tXTRecord', values: [quoteTxt(dkimKeyRecord(key.privateKey))] },
     { type: 'dkimPrivateKey', values: [key.privateKey] },
   ];
+}
+
+/** The selector entries (class dkimKey) below `dc=_domainkey,<domain entry>`, by the domain entry's normalised DN. */
+export function dkimKeyEntries(directory: Directory, domainNdn: string): StoredEntry[] {
+  const base = directory.getByNdn(`dc=_domainkey,${domainNdn}`);
+  if (!base) return [];
+  const filter = { type: 'eq' as const, attr: directory.schema.objectClassType, norm: 'dkimkey' };
+  return [...directory.store.candidates({ base, scope: 'one', filter })].filter((e) => e.ndn !== base.ndn);
+}
+
+/** A key to sign a domain's mail with. */
+export interface DkimSigningKey {
+  domain: string;
+  selector: string;
+  privateKey: string;
+}
+
+/**
+ * The key mail from `domain` (the domain entry's normalised DN `domainNdn`) is
+ * signed with: its RSA key of the latest dated selector whose key record is
+ * published (a withdrawn one would not verify). RSA only: the signer
+ * (nodemailer's DKIM) writes `a=rsa-sha256`; an Ed25519 key is published
+ * but not used yet.
+ */
+export function signingKey(directory: Directory, domain: string, domainNdn: string): DkimSigningKey | undefined {
+  let best: DkimSigningKey | undefined;
+  for (const e of dkimKeyEntries(directory, domainNdn)) {
+    const selector = e.attrs.dc?.[0];
+    if (!selector || storedKeyAlgorithm(e) !== 'rsa' || !(e.attrs.tXTRecord ?? []).some(isDkimKeyRecord)) continue;
+    if (!best || selector > best.selector) best = { domain, selector, privateKey: e.attrs.dkimPrivateKey![0] };
+  }
+  return best;
 }
 
 /** The algorithm of a stored selector entry's private key, if it holds a usable one. */

@@ -17,6 +17,7 @@
  */
 import type { Identity } from './access';
 import type { MailDirectory, MailDomain, Recipient } from './mail';
+import { signingKey, type DkimSigningKey } from './dkim';
 
 /** DC-tree names <-> DNs below the suffix (RFC 2247): a pure function of the suffix (zones.ts DnsNames is one). */
 export interface DomainNames {
@@ -47,6 +48,12 @@ export interface MailSource {
    * rejects with TooManyFailuresError while `client` is throttled.
    */
   authenticate(username: string, password: string, client?: string): Promise<Identity | undefined>;
+  /**
+   * The DKIM key to sign mail from hosted domain `name` with (server/directory/dkim.ts
+   * signingKey), or undefined. Only a source that reads the store has it: the
+   * private keys are the administrator's, which a remote unit is not.
+   */
+  dkimKey?(name: string): DkimSigningKey | undefined;
 }
 
 /**
@@ -78,6 +85,11 @@ export class LocalMailSource implements MailSource {
 
   get names(): DomainNames {
     return this.mail.names;
+  }
+
+  dkimKey(name: string): DkimSigningKey | undefined {
+    const ndn = this.mail.names.toNdn(name);
+    return ndn === undefined ? undefined : signingKey(this.mail.directory, name, ndn);
   }
 
   // async: a store error becomes a rejection, as a remote source's would.

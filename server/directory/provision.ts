@@ -43,7 +43,7 @@ import { parse as parseDomain } from 'tldts';
 import type { Directory } from './directory';
 import type { Identity } from './access';
 import { DirectoryError, InvalidDomainError, ReservedDomainError } from './errors';
-import { dkimKeyRecord, dkimSelectorEntry, generateDkimKey, isDkimKeyRecord, quoteTxt, storedKeyAlgorithm, type DkimAlgorithm } from './dkim';
+import { dkimKeyEntries, dkimKeyRecord, dkimSelectorEntry, generateDkimKey, isDkimKeyRecord, quoteTxt, storedKeyAlgorithm, type DkimAlgorithm } from './dkim';
 import type { Zones } from './zones';
 import type { StoredEntry } from '../../storage/store';
 
@@ -262,10 +262,7 @@ export class Provisioner {
 
   /** The selector entries (class dkimKey) below `dc=_domainkey,<dn>`. */
   private dkimEntries(dn: string): StoredEntry[] {
-    const base = this.directory.getByNdn(this.directory.normalize(`dc=_domainkey,${dn}`));
-    if (!base) return [];
-    const filter = { type: 'eq' as const, attr: this.directory.schema.objectClassType, norm: 'dkimkey' };
-    return [...this.directory.store.candidates({ base, scope: 'one', filter })].filter((e) => e.ndn !== base.ndn);
+    return dkimKeyEntries(this.directory, this.directory.normalize(dn));
   }
 
   /**

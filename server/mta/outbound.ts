@@ -20,6 +20,11 @@
  * relay host that is us is skipped. When nothing else is left, the
  * recipients fail at once with 5.4.6 "mail for <domain> loops back to
  * myself", as Postfix says, instead of being retried until they expire.
+ *
+ * Mail whose envelope sender is in a hosted domain with a DKIM key
+ * (server/directory/dkim.ts) is signed on its way out, relaxed/relaxed with
+ * rsa-sha256 (RFC 6376 §3.4, §3.3), by nodemailer's DKIM signer: the SMTP
+ * client is nodemailer's already, and its signer streams the message.
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -29,6 +34,9 @@ import nodemailer from 'nodemailer';
 import type Mail from 'nodemailer/lib/mailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
 import SMTPConnection = require('nodemailer/lib/smtp-connection');
+import DKIM = require('nodemailer/lib/dkim');
+import type { Readable } from 'node:stream';
+import type { DkimSigningKey } from '../directory/dkim';
 import { MailResolveError, type MailResolver } from './resolver';
 import type { SelfIdentity } from './self';
 import type { DeliveryResult, QueuedMessage } from './types';
@@ -48,6 +56,8 @@ export interface OutboundOptions {
   portOverride?: number;
   /** Who we are, to refuse next hops that loop back to us (none: no loop detection). */
   self?: SelfIdentity;
+  /** The DKIM key of a hosted sender domain (none: nothing is signed). */
+  dkimKey?: (domain: string) => DkimSigningKey | undefined;
 }
 
 /** One message for recipients that share a route. */
@@ -314,16 +324,19 @@ export class Outbound {
       const need = extensionNeeded(sender === '' ? '' : clientForm(sender), addr, body);
       if (need) needs.set(addr, need);
     }
-    if (needs.size) return this.ownConnection(hop, tls, body, [...sent.keys()], needs, { envelope, record, recordError, setFor, results, remoteMta, where });
+    if (needs.size) return this.ownConnection(hop, tls, body, this.signer(sender), [...sent.keys()], needs, { envelope, record, recordError, setFor, results, remoteMta, where });
 
     const pool = this.acquire(hop, tls);
+    // Unsigned, `raw` with a path: the spool file is streamed as is (nodemailer only dot-stuffs and ends it with CRLF).
+    const signed = this.signer(sender);
+    const raw = signed ? signed.sign(body.inline ?? fs.createReadStream(body.spoolPath)) : body.inline ?? { path: body.spoolPath };
     try {
-      // `raw` with a path: the spool file is streamed as is (nodemailer only dot-stuffs and ends it with CRLF).
-      const info = await pool.transport.sendMail({ envelope: envelope([...sent.keys()]) as unknown as Mail.Envelope, raw: body.inline ?? { path: body.spoolPath } });
+      const info = await pool.transport.sendMail({ envelope: envelope([...sent.keys()]) as unknown as Mail.Envelope, raw });
       return record(info);
     } catch (e) {
       return recordError(e);
     } finally {
+      if (signed) (raw as Readable).destroy(); // a send that failed early leaves the file open otherwise
       this.release(hop, tls);
     }
   }
@@ -339,6 +352,7 @@ export class Outbound {
     hop: Hop,
     tls: boolean,
     body: SpoolInfo,
+    signer: DKIM | undefined,
     to: string[],
     needs: Map<string, 'SMTPUTF8' | '8BITMIME'>,
     h: {
@@ -377,7 +391,8 @@ export class Outbound {
         }
       }
       if (!go.length) return { results: h.results, tlsFailed: false };
-      const message = body.inline ?? fs.createReadStream(body.spoolPath);
+      const spooled = body.inline ?? fs.createReadStream(body.spoolPath);
+      const message = signer ? signer.sign(spooled) : spooled;
       const info = await Promise.race([
         new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) =>
           conn.send(h.envelope(go) as unknown as SMTPConnection.Envelope, message, (err, got) => (err ? reject(err) : resolve(got)))),
@@ -394,6 +409,19 @@ export class Outbound {
         conn.close();
       }
     }
+  }
+
+  /**
+   * The DKIM signer for mail from `sender` (RFC 6376 §5): the key of the
+   * sender's hosted domain, or undefined (the null sender, a domain without
+   * a key). nodemailer's signer signs its default header list (RFC 6376
+   * §5.4.1: From, Subject, Date, To, Message-ID, the MIME and List headers...),
+   * relaxed/relaxed.
+   */
+  private signer(sender: string): DKIM | undefined {
+    const at = sender.lastIndexOf('@');
+    const key = at > 0 ? this.opts.dkimKey?.(sender.slice(at + 1).toLowerCase()) : undefined;
+    return key && new DKIM({ domainName: key.domain, keySelector: key.selector, privateKey: key.privateKey });
   }
 
   // ---------------------------------------------------------------- pools

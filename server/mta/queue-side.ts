@@ -79,7 +79,8 @@ export async function startQueueSide(views: MailViews, store: Store, config: Con
     onError: (err) => tmpLog.warn({ err }, 'Maildir tmp/ sweep failed'),
   });
   const { routing, cache, resolver, self, sync } = views;
-  const outbound = new Outbound({ hostname: config.hostname, resolver, self, portOverride: config.mta.relayPort === 25 ? undefined : config.mta.relayPort });
+  const dkimKey = views.source.dkimKey?.bind(views.source);
+  const outbound = new Outbound({ hostname: config.hostname, resolver, self, dkimKey, portOverride: config.mta.relayPort === 25 ? undefined : config.mta.relayPort });
   const delivery = new Delivery({
     hostname: config.hostname, dataDir: config.dataDir, mailGroup: config.mta.mailGroup, concurrency: config.mta.concurrency,
     retryBase: config.mta.retryBase, retryMax: config.mta.retryMax, lifetime: config.mta.queueLifetime,

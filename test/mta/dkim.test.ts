@@ -3,13 +3,26 @@
  * real clients: `dcmx domain add` in its own process creates the domain's
  * keys in the domain's transaction; dig sees the key records on our DNS
  * port; ldapsearch shows the private key to the administrator only (not
- * anonymously, not to a user, not in a filter).
+ * anonymously, not to a user, not in a filter). Mail from the domain that
+ * leaves through a next hop is signed, and dkimpy (Debian python3-dkim,
+ * through test/mta/dkim-verify.py, resolving on our DNS port) verifies it;
+ * the same message altered after signing fails.
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { createPublicKey } from 'node:crypto';
 import { adminArgs, caughtUp, run, runDcmx, startTestAppliance, testEnv, type TestAppliance } from '../helpers';
 import { digRunner, section } from '../dns/fixture';
+import { startNextHop, swaks, waitFor, type NextHop } from './fixture';
+import * as path from 'node:path';
+
+/** dkimpy's verdict on `message`, resolving key records on our DNS port. */
+async function dkimVerify(port: number, message: string): Promise<{ code: number; out: string }> {
+  // The Python script lives beside this test's source, which tsc does not copy to dist.
+  const script = path.join(__dirname, '..', '..', '..', 'test', 'mta', 'dkim-verify.py');
+  const r = await run('/usr/bin/python3', [script, String(port)], message);
+  return { code: r.code, out: `${r.stdout}${r.stderr}`.trim() };
+}
 
 const SUFFIX = 'o=internet';
 const DOMAIN = 'signed.example.org';
@@ -32,13 +45,24 @@ function values(out: string, attr: string): string[] {
 
 describe('DKIM keys born with the domain', () => {
   let t: TestAppliance;
+  let hop: NextHop;
   const USER_PW = 'user-secret-1';
   const userDn = `uid=alice,ou=people,${dn(DOMAIN)}`;
 
   before(async () => {
-    t = await startTestAppliance({ DCMX_NEW_DOMAIN_DKIM: 'rsa,ed25519' });
+    hop = await startNextHop();
+    t = await startTestAppliance({ DCMX_NEW_DOMAIN_DKIM: 'rsa,ed25519', DCMX_SMTP_RELAY_PORT: String(hop.port) });
+    // A hosted domain whose mail goes to the next hop: mail to it leaves through the relay channel.
+    const r = await run('ldapadd', adminArgs(t), [
+      `dn: dc=org,${SUFFIX}`, 'objectClass: domain', 'dc: org', '',
+      `dn: dc=relayed,dc=org,${SUFFIX}`, 'objectClass: domain', 'objectClass: mailDomain', 'dc: relayed', 'mailRoutingSmartHost: 127.0.0.1', '',
+    ].join('\n'));
+    assert.equal(r.code, 0, r.stderr);
   });
-  after(async () => t?.close());
+  after(async () => {
+    await t?.close();
+    await hop?.close();
+  });
 
   let selectors: string[] = [];
   test('dcmx domain add publishes an RSA and an Ed25519 key record at dated selectors', async () => {
@@ -94,5 +118,26 @@ describe('DKIM keys born with the domain', () => {
     assert.equal((await runDcmx(env, ['domain', 'add', DOMAIN], 30_000)).code, 0);
     await caughtUp(t);
     assert.deepEqual((await txt(t.app.ports.dns, `${selectors[1]}._domainkey.${DOMAIN}`)).records, before.records);
+  });
+
+  test('mail from the domain leaves signed relaxed/relaxed; dkimpy verifies it through our DNS, and fails it once altered', { timeout: 60_000 }, async () => {
+    const sw = await swaks(t.app.ports.smtp, { to: 'x@relayed.org', from: `alice@${DOMAIN}`, subject: 'signed on its way out', body: 'a body to hash' });
+    assert.equal(sw.code, 0, sw.out);
+    const msg = (await waitFor('the next hop receives the message', () => hop.received.find((m) => m.mailFrom === `alice@${DOMAIN}`), 30_000)).body;
+    const sig = /^DKIM-Signature:(.*(?:\r?\n[ \t].*)*)/im.exec(msg)?.[1].replace(/\s+/g, '') ?? '';
+    assert.match(sig, /(^|;)c=relaxed\/relaxed(;|$)/, msg.slice(0, 2000));
+    assert.match(sig, new RegExp(`(^|;)d=${DOMAIN.replace(/\./g, '\\.')}(;|$)`));
+    assert.match(sig, new RegExp(`(^|;)s=${selectors.find((x) => x.endsWith('-rsa'))}(;|$)`));
+    const good = await dkimVerify(t.app.ports.dns, msg);
+    assert.equal(good.out, 'pass', `dkimpy verifies the message as sent: ${good.out}`);
+    assert.equal(good.code, 0);
+    const altered = msg.replace('a body to hash', 'a body to hash, altered');
+    assert.notEqual(altered, msg);
+    const bad = await dkimVerify(t.app.ports.dns, altered);
+    assert.equal(bad.out.split('\n').pop(), 'fail', `dkimpy fails the altered message: ${bad.out}`);
+    assert.equal(bad.code, 1);
+    const resubject = msg.replace('Subject: signed on its way out', 'Subject: changed on the way');
+    assert.notEqual(resubject, msg);
+    assert.equal((await dkimVerify(t.app.ports.dns, resubject)).code, 1, 'a signed header changed: fails');
   });
 });
