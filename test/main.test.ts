@@ -86,6 +86,7 @@ test('every setting that stops start-up names its variable, before anything is g
   fs.writeFileSync(notPem, 'hello\n');
   const cases: [string, Record<string, string>][] = [
     ['DCMX_LOG_LEVEL', { DCMX_LOG_LEVEL: 'verbose' }],
+    ['DCMX_HTTPS_PORT', { DCMX_HTTPS_PORT: '70000' }],
     ['DCMX_ADMIN_DN', { DCMX_ADMIN_DN: 'cn=admin,o=elsewhere' }],
     ['DCMX_ADMIN_DN', { DCMX_ADMIN_DN: 'uid=admin,o=internet' }],
     ['DCMX_ADMIN_DN', { DCMX_ADMIN_DN: 'o=internet' }],
