@@ -14,7 +14,7 @@ import { DirectoryError } from './directory/errors';
 import { openDirectory, type Services } from './directory/open';
 import type { Zones } from './directory/zones';
 import type { LdapEndpoint } from './ldap/server';
-import { startHttpServer, storeHealth, type HttpEndpoint } from './admin/http';
+import { adminListen, startHttpServer, storeHealth, type HttpEndpoint } from './admin/http';
 import { ApplianceMetrics } from './admin/metrics';
 import { operationsTotal } from './ldap/op-counts';
 import type { DnsEndpoint } from './dns/server';
@@ -47,7 +47,8 @@ export interface Appliance {
   /** The writable directory (the one writer's). */
   directory: Directory;
   zones: Zones;
-  ports: { ldap: number; dns: number; smtp: number; http: number };
+  /** `https`: the admin endpoint's HTTPS port, undefined when DCMX_HTTPS_PORT is unset. */
+  ports: { ldap: number; dns: number; smtp: number; http: number; https: number | undefined };
   ldap: LdapEndpoint;
   dns: DnsEndpoint;
   mta: MtaEndpoint;
@@ -250,7 +251,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     const retention = startRetention(directory, config.retention, log.child({ ep: 'retention' }), owned);
     started.push({ close: async () => retention.stop() });
     void retention.run(); // a backlog left by an older version or a larger setting
-    // One certificate for SMTP STARTTLS and LDAP StartTLS.
+    // One certificate for SMTP STARTTLS, LDAP StartTLS and the admin HTTPS port.
     const tls = await loadTls({ dataDir: config.dataDir, hostname: config.hostname, cert: config.smtp.tlsCert, key: config.smtp.tlsKey });
     const notifier = startNotifier(zones, config.dns.notify, log.child({ ep: 'dns' }));
     started.push({ close: async () => notifier.close() });
@@ -262,7 +263,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     let endpoints: Endpoints | undefined;
     let threads: ThreadHost | undefined;
     // A port another program holds is refused; the previous appliance's are ours to share.
-    if (!owned) await probePorts(config.listen, { ...configured, http: config.http.port });
+    if (!owned) await probePorts(config.listen, { ...configured, http: config.http.port, https: config.http.httpsPort });
     if (config.threads === 1) {
       const e = await bind(() => startEndpoints(directory, zones, config, log, {
         ports: configured, views: queueSide.views, queue: queueSide.queue, onQueued: () => queueSide.delivery.kick(), provisioner, writer, tls, reusePort: true,
@@ -304,12 +305,9 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     },
       config.http.console, log.child({ ep: 'console' }));
     started.push({ close: async () => webConsole.close() });
-    const http: HttpEndpoint = await bind(() => listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({
+    const http: HttpEndpoint = await startHttpServer({
       health: () => storeHealth(directory), zones, routing: queueSide.views.routing, stats, metrics, console: webConsole,
-    }, {
-      host: config.listen, port: config.http.port, allow: config.http.allow, reusePort: true,
-      names: { hostname: config.hostname, names: config.http.hosts, addresses: [config.listen, ...config.selfAddresses] },
-    }, log.child({ ep: 'http' }))));
+    }, adminListen(config, tls, bind), log.child({ ep: 'http' }));
     started.push(http);
     const { views, queue, delivery, admin } = queueSide;
     const queueParts = { port: serving.ports.smtp, cache: views.cache, routing: views.routing, queue, delivery, admin, resolver: views.resolver, source: views.source };
@@ -334,7 +332,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       stats,
       ownership,
       metrics,
-      ports: { ...serving.ports, http: http.port },
+      ports: { ...serving.ports, http: http.port, https: http.httpsPort },
       async close() {
         for (const s of started.reverse()) await s.close();
         directory.store.close();

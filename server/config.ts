@@ -171,6 +171,8 @@ export interface Config {
   };
   http: {
     port: number;
+    /** DCMX_HTTPS_PORT: the same endpoint over TLS with the appliance's certificate (admin/http.ts); undefined: off. 0: any free port. */
+    httpsPort: number | undefined;
     /** CIDRs that may read everything but /health (routes, zones, stats). */
     allow: string[];
     /** Host names besides DCMX_HOSTNAME that requests may name in Host (a reverse proxy's); see admin/http.ts. */
@@ -607,6 +609,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     },
     http: {
       port: port(env, 'DCMX_HTTP_PORT', 8080),
+      httpsPort: env.DCMX_HTTPS_PORT === undefined || env.DCMX_HTTPS_PORT === '' ? undefined : port(env, 'DCMX_HTTPS_PORT', 0),
       allow: env.DCMX_HTTP_ALLOW === undefined ? ['127.0.0.0/8', '::1/128'] : cidrs(env, 'DCMX_HTTP_ALLOW'),
       hosts: httpHosts,
       console: {

@@ -4,7 +4,7 @@
  * probed first (probePorts).
  *
  * Every listener of the appliance (LDAP, DNS UDP and TCP, SMTP, admin
- * HTTP; in each serving thread, whatever DCMX_THREADS) binds with
+ * HTTP and HTTPS; in each serving thread, whatever DCMX_THREADS) binds with
  * SO_REUSEPORT, and so could a second dcmx (same user) started on the same
  * ports: the kernel would then quietly share the traffic between the two.
  * So before anything binds, the main thread binds each configured port once
@@ -64,9 +64,11 @@ export interface ServingPorts {
   smtp: number;
 }
 
-/** The ports probed: the serving ports and the admin HTTP port. */
+/** The ports probed: the serving ports and the admin HTTP and HTTPS ports. */
 export interface ProbedPorts extends ServingPorts {
   http: number;
+  /** DCMX_HTTPS_PORT; undefined (off) is not probed. */
+  https: number | undefined;
 }
 
 /** Binds a TCP listener on host:port without reusePort, then closes it. */
@@ -103,6 +105,7 @@ export async function probePorts(host: string, ports: ProbedPorts): Promise<void
     ['DCMX_DNS_PORT', ports.dns, probeUdp],
     ['DCMX_SMTP_PORT', ports.smtp, probeTcp],
     ['DCMX_HTTP_PORT', ports.http, probeTcp],
+    ['DCMX_HTTPS_PORT', ports.https ?? 0, probeTcp],
   ];
   for (const [variable, port, probe] of checks) {
     if (port === 0) continue;

@@ -76,8 +76,9 @@ async function main(): Promise<void> {
   }
   // Only now announce readiness: a supervisor may signal us the moment it reads the line.
   const p = app.ports;
-  if ('ldap' in p) console.log(`dcmx ready ldap=${p.ldap} dns=${p.dns} smtp=${p.smtp} http=${p.http} threads=${config.threads} listen=${config.listen} data=${config.dataDir}`);
-  else console.log(`dcmx ready role=mta smtp=${p.smtp} http=${p.http} directory=${config.directory!.url} listen=${config.listen} data=${config.dataDir}`);
+  const https = p.https === undefined ? '' : ` https=${p.https}`;
+  if ('ldap' in p) console.log(`dcmx ready ldap=${p.ldap} dns=${p.dns} smtp=${p.smtp} http=${p.http}${https} threads=${config.threads} listen=${config.listen} data=${config.dataDir}`);
+  else console.log(`dcmx ready role=mta smtp=${p.smtp} http=${p.http}${https} directory=${config.directory!.url} listen=${config.listen} data=${config.dataDir}`);
   if (process.send) process.send('ready');
 }
 

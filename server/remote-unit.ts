@@ -21,7 +21,7 @@ import { restrictStoreFiles } from './appliance';
 import { listening, probePorts } from './listen';
 import { bindBeside, claimDataDir, type Ownership } from './succession';
 import { loadTls } from './tls';
-import { startHttpServer, type Health, type HttpEndpoint } from './admin/http';
+import { adminListen, startHttpServer, type Health, type HttpEndpoint } from './admin/http';
 import { ApplianceMetrics } from './admin/metrics';
 import { mailFigures } from './threads/stats';
 import { RoutingTable } from './directory/routing';
@@ -39,7 +39,7 @@ const FIRST_SYNC_WAIT_MS = 5000;
 
 /** A running remote transfer unit. */
 export interface RemoteUnit {
-  ports: { smtp: number; http: number };
+  ports: { smtp: number; http: number; https: number | undefined };
   /** The claim on the data dir, as the appliance's (Appliance.ownership): a reload hands the queue over the same way. */
   ownership: Ownership;
   source: RemoteMailSource;
@@ -115,7 +115,7 @@ export async function startRemoteUnit(config: Config, log: Logger): Promise<Remo
     started.push(queueSide);
     const tls = await loadTls({ dataDir: config.dataDir, hostname: config.hostname, cert: config.smtp.tlsCert, key: config.smtp.tlsKey });
     // As the appliance's: reusePort everywhere, ports in use refused unless a predecessor on this data dir holds them (succession.ts).
-    if (!owned) await probePorts(config.listen, { ldap: 0, dns: 0, smtp: config.smtp.port, http: config.http.port });
+    if (!owned) await probePorts(config.listen, { ldap: 0, dns: 0, smtp: config.smtp.port, http: config.http.port, https: config.http.httpsPort });
     const intake = await bindBeside(ownership, log, () => listening('DCMX_SMTP_PORT', config.listen, config.smtp.port, () => startIntakeSide(views, config, log.child({ ep: 'smtp' }), {
       queue: queueSide.queue,
       onQueued: () => queueSide.delivery.kick(),
@@ -146,13 +146,11 @@ export async function startRemoteUnit(config: Config, log: Logger): Promise<Remo
       delivery: queueSide.delivery.stats,
       directory: () => ({ reachable: source.reachable, changes: source.stats.changes, reloads: source.stats.reloads, connects: source.stats.connects }),
     });
-    const http: HttpEndpoint = await bindBeside(ownership, log, () => listening('DCMX_HTTP_PORT', config.listen, config.http.port, () => startHttpServer({ health, zones: undefined, routing, stats, metrics }, {
-      host: config.listen, port: config.http.port, allow: config.http.allow, reusePort: true,
-      names: { hostname: config.hostname, names: config.http.hosts, addresses: [config.listen, ...config.selfAddresses] },
-    }, log.child({ ep: 'http' }))));
+    const http: HttpEndpoint = await startHttpServer({ health, zones: undefined, routing, stats, metrics },
+      adminListen(config, tls, (start) => bindBeside(ownership, log, start)), log.child({ ep: 'http' }));
     started.push(http);
     return {
-      ports: { smtp: intake.port, http: http.port },
+      ports: { smtp: intake.port, http: http.port, https: http.httpsPort },
       source,
       views,
       queueSide,

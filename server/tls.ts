@@ -1,6 +1,6 @@
 /**
- * The appliance's certificate, for SMTP STARTTLS (RFC 3207) and LDAP StartTLS
- * (RFC 4513 §3): the configured PEM pair (DCMX_TLS_CERT/DCMX_TLS_KEY), or a
+ * The appliance's certificate, for SMTP STARTTLS (RFC 3207), LDAP StartTLS
+ * (RFC 4513 §3) and the admin HTTPS port (admin/http.ts, DCMX_HTTPS_PORT): the configured PEM pair (DCMX_TLS_CERT/DCMX_TLS_KEY), or a
  * self-signed one generated once on first boot into the data dir (key mode
  * 0600; the file names say smtp- for the data dirs that already hold one).
  * Never smtp-server's built-in key, whose private half is public.

@@ -86,6 +86,7 @@ test('every setting that stops start-up names its variable, before anything is g
   fs.writeFileSync(notPem, 'hello\n');
   const cases: [string, Record<string, string>][] = [
     ['DCMX_LOG_LEVEL', { DCMX_LOG_LEVEL: 'verbose' }],
+    ['DCMX_HTTPS_PORT', { DCMX_HTTPS_PORT: '70000' }],
     ['DCMX_ADMIN_DN', { DCMX_ADMIN_DN: 'cn=admin,o=elsewhere' }],
     ['DCMX_ADMIN_DN', { DCMX_ADMIN_DN: 'uid=admin,o=internet' }],
     ['DCMX_ADMIN_DN', { DCMX_ADMIN_DN: 'o=internet' }],
@@ -163,7 +164,7 @@ test('a port in use names its variable', async () => {
   await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
   const udpPort = udp.address().port;
   try {
-    for (const name of ['DCMX_LDAP_PORT', 'DCMX_DNS_PORT', 'DCMX_SMTP_PORT', 'DCMX_HTTP_PORT']) {
+    for (const name of ['DCMX_LDAP_PORT', 'DCMX_DNS_PORT', 'DCMX_SMTP_PORT', 'DCMX_HTTP_PORT', 'DCMX_HTTPS_PORT']) {
       const r = await runMain({ ...testEnv(dir), [name]: String(port) });
       assertStopped(r, name, `${name} in use`);
       assert.match(r.stderr, new RegExp(`^dcmx: bad configuration: ${name}: 127\\.0\\.0\\.1:${port} is already in use$`, 'm'));

@@ -7,6 +7,9 @@
  */
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as https from 'node:https';
+import * as path from 'node:path';
 import { claimDataDir } from '../server/succession';
 import { ConfigError } from '../server/config';
 import { silentLogger } from '../server/log';
@@ -26,8 +29,24 @@ after(async () => {
 async function fixedPorts(): Promise<Record<string, string>> {
   return {
     DCMX_LDAP_PORT: String(await freeDualPort()), DCMX_DNS_PORT: String(await freeDualPort()),
-    DCMX_SMTP_PORT: String(await freeDualPort()), DCMX_HTTP_PORT: String(await freeDualPort()), DCMX_THREADS: '1',
+    DCMX_SMTP_PORT: String(await freeDualPort()), DCMX_HTTP_PORT: String(await freeDualPort()),
+    DCMX_HTTPS_PORT: String(await freeDualPort()), DCMX_THREADS: '1',
   };
+}
+
+/**
+ * GET /health over the admin HTTPS port, trusting the certificate both appliances serve
+ * (the one generated in their shared data dir; its name is the host name, not 127.0.0.1).
+ */
+function healthOverTls(port: number, dataDir: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ca = fs.readFileSync(path.join(dataDir, 'tls', 'smtp-cert.pem'));
+    const req = https.get({ host: '127.0.0.1', port, path: '/health', ca, checkServerIdentity: () => undefined, agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+  });
 }
 
 const subjects = (dataDir: string) => allMail(dataDir).map((m) => /^Subject: (.*)$/m.exec(m.text)?.[1] ?? '?').sort();
@@ -44,6 +63,9 @@ test('a successor shares the running appliance\'s ports, delivers nothing before
   assert.equal(app.ownership.first, false, 'a successor');
   assert.equal(app.ownership.owns(), false);
   assert.equal(app.ports.smtp, smtp);
+  // The admin HTTPS listener too: shared, both answer (each connection reaches one of them).
+  assert.equal(app.ports.https, first.ports.https);
+  for (let i = 0; i < 8; i++) assert.equal(await healthOverTls(app.ports.https!, dataDir), 200);
 
   // Both take mail (the kernel spreads the connections); only the first delivers it.
   const sent: string[] = [];
@@ -76,6 +98,7 @@ test('a successor shares the running appliance\'s ports, delivers nothing before
   first = undefined;
   await app.ownership.owned;
   assert.equal(app.ownership.owns(), true, 'the successor owns the data dir once the first has ended');
+  assert.equal(await healthOverTls(app.ports.https!, dataDir), 200, 'the successor alone serves the HTTPS port');
   const left = app.mta.queue.counts();
   // More held than the successor took: the first's held mail is left to it.
   assert.ok(left.held > takenHere, `mail held when the first ended: ${JSON.stringify(left)}, ${takenHere} of it taken by the successor`);

@@ -17,8 +17,15 @@
  * everyone else 403, and only requests whose Host names this appliance
  * (hostMatcher): a web page in the operator's browser that rebinds its own
  * name to our address gets 421 Misdirected Request, not the data.
+ *
+ * The same handler may also be served over HTTPS (DCMX_HTTPS_PORT, off unless
+ * set; RFC 9110 §4.2.2) with the appliance's certificate (tls.ts): the
+ * console's Secure session cookie then works from another machine without a
+ * tunnel or a TLS proxy. Both listeners share one handler, hence the same
+ * DCMX_HTTP_ALLOW and Host checks.
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
 import { isIP, type AddressInfo } from 'node:net';
 import { cidrList, inCidrList, ownAddressTest, parseHostPort } from '../net';
 import type { Directory } from '../directory/directory';
@@ -26,9 +33,15 @@ import type { Zones } from '../directory/zones';
 import { describeRoute, type RoutingTable } from '../directory/routing';
 import type { Logger } from '../log';
 import type { ApplianceMetrics } from './metrics';
+import type { TlsPair } from '../tls';
+import { listening } from '../listen';
+import type { Config } from '../config';
 
+/** The admin listeners: plain HTTP on `port`, and HTTPS on `httpsPort` when one was asked for. */
 export interface HttpEndpoint {
   port: number;
+  /** The HTTPS listener's port; undefined when DCMX_HTTPS_PORT is unset. */
+  httpsPort: number | undefined;
   close(): Promise<void>;
 }
 
@@ -114,12 +127,40 @@ export function hostMatcher(names: HostNames): (host: string | undefined, localA
   };
 }
 
-export async function startHttpServer(
-  views: AdminViews, opts: { host: string; port: number; allow: readonly string[]; names: HostNames; reusePort?: boolean }, log: Logger,
-): Promise<HttpEndpoint> {
+/** Where and how startHttpServer listens. */
+export interface HttpListenOptions {
+  host: string;
+  /** DCMX_HTTP_PORT (0: any free port). */
+  port: number;
+  /** CIDRs that may read beyond /health (DCMX_HTTP_ALLOW). */
+  allow: readonly string[];
+  names: HostNames;
+  reusePort?: boolean;
+  /** DCMX_HTTPS_PORT (0: any free port) and the certificate served there; absent: no HTTPS. */
+  https?: { port: number; tls: TlsPair };
+  /** Wraps each bind (succession.ts bindBeside during a reload); default: binds at once. */
+  bind?: <T>(start: () => Promise<T>) => Promise<T>;
+}
+
+/**
+ * The listen options of the configuration: DCMX_LISTEN, DCMX_HTTP_PORT,
+ * DCMX_HTTPS_PORT with `tls` (the certificate of SMTP and LDAP), DCMX_HTTP_ALLOW,
+ * the Host names (DCMX_HOSTNAME, DCMX_HTTP_HOSTS, our addresses); reusePort as every listener.
+ */
+export function adminListen(config: Config, tls: TlsPair, bind: HttpListenOptions['bind']): HttpListenOptions {
+  return {
+    host: config.listen, port: config.http.port, allow: config.http.allow, reusePort: true,
+    names: { hostname: config.hostname, names: config.http.hosts, addresses: [config.listen, ...config.selfAddresses] },
+    https: config.http.httpsPort === undefined ? undefined : { port: config.http.httpsPort, tls },
+    bind,
+  };
+}
+
+/** The one request handler of both listeners: access checks, then the routes above. */
+function adminHandler(views: AdminViews, opts: HttpListenOptions, log: Logger): http.RequestListener {
   const allowed = cidrList(opts.allow);
   const ourHost = hostMatcher(opts.names);
-  const server = http.createServer(async (req, res) => {
+  return async (req, res) => {
     const send = (code: number, payload: unknown) => {
       res.writeHead(code, { 'content-type': 'application/json' });
       res.end(JSON.stringify(payload) + '\n');
@@ -147,19 +188,52 @@ export async function startHttpServer(
       log.error({ err }, 'http request failed');
       send(500, { error: 'internal error' });
     }
-  });
+  };
+}
+
+/** Binds `server` on host:port (reusePort: listen.ts); resolves with the port bound and its closer. */
+async function serve(server: http.Server, host: string, port: number, reusePort: boolean): Promise<{ port: number; close(): Promise<void> }> {
   server.requestTimeout = 10_000;
   server.headersTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ port: opts.port, host: opts.host, reusePort: opts.reusePort === true }, () => resolve());
+    server.listen({ port, host, reusePort }, () => resolve());
   });
-  const port = (server.address() as AddressInfo).port;
   return {
-    port,
+    port: (server.address() as AddressInfo).port,
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
     }),
+  };
+}
+
+/**
+ * Starts the admin endpoint: the HTTP listener and, with `opts.https`, the
+ * HTTPS one, both serving one handler. A bind failure is the ConfigError
+ * naming DCMX_HTTP_PORT or DCMX_HTTPS_PORT (listen.ts listening); when the
+ * HTTPS bind fails the HTTP listener is closed again.
+ */
+export async function startHttpServer(views: AdminViews, opts: HttpListenOptions, log: Logger): Promise<HttpEndpoint> {
+  const handler = adminHandler(views, opts, log);
+  const bind = opts.bind ?? ((start) => start());
+  const reusePort = opts.reusePort === true;
+  const plain = await bind(() => listening('DCMX_HTTP_PORT', opts.host, opts.port, () => serve(http.createServer(handler), opts.host, opts.port, reusePort)));
+  let secure: { port: number; close(): Promise<void> } | undefined;
+  if (opts.https) {
+    const { port, tls } = opts.https;
+    try {
+      secure = await bind(() => listening('DCMX_HTTPS_PORT', opts.host, port, () => serve(https.createServer({ cert: tls.cert, key: tls.key }, handler), opts.host, port, reusePort)));
+    } catch (e) {
+      await plain.close();
+      throw e;
+    }
+  }
+  return {
+    port: plain.port,
+    httpsPort: secure?.port,
+    async close() {
+      await Promise.all([plain.close(), secure?.close()]);
+    },
   };
 }

@@ -30,6 +30,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
 import nodemailer from 'nodemailer';
 import { ADMIN_PASSWORD, ldapaddAt, ldapResultCode, run, runDcmx, startSpawned, stopChild, tempDirs, type RunResult, type SpawnedAppliance } from '../helpers';
 import { spawnUnit, UNIT_IDENTITY, unitEnv, unitHealth, type Unit, type UnitOptions } from './unit';
@@ -69,6 +70,7 @@ function unitOptions(): UnitOptions {
     appliance: { dir: applianceDir, ldap: ports.ldap, smtp: ports.smtp }, upstreamDns: dns.address, bind: UNIT_IDENTITY,
     // dcmx.test: allowed here, refused by the directory (a new zone holding the appliance's own name).
     provisionAllow: 'new.test dcmx.test',
+    httpsPort: 0,
   };
 }
 
@@ -118,6 +120,17 @@ after(async () => {
 });
 
 describe('a remote transfer unit (DCMX_ROLE=mta) against the appliance directory', () => {
+  test('its admin endpoint is served over HTTPS too (DCMX_HTTPS_PORT), with the unit\'s own certificate', async () => {
+    assert.ok(unit.https !== undefined && unit.https > 0);
+    // Its generated certificate names its DCMX_HOSTNAME: curl checks it against that name.
+    const r = await run('curl', ['-sS', '--cacert', path.join(unit.dir, 'tls', 'smtp-cert.pem'),
+      '--resolve', `unit1.dcmx.test:${unit.https}:${UNIT}`, `https://unit1.dcmx.test:${unit.https}/health`]);
+    assert.equal(r.code, 0, r.stderr);
+    const body = JSON.parse(r.stdout) as { status: string; role: string };
+    assert.equal(body.status, 'ok');
+    assert.equal(body.role, 'mta');
+  });
+
   test('mail to an LDAP-added user is accepted by the unit and delivered', async () => {
     const r = await swaks(unit.smtp, { server: UNIT, to: USER, subject: 'via the unit', body: 'hello from unit1' });
     assert.equal(r.code, 0, r.out);

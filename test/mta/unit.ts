@@ -39,6 +39,8 @@ export interface UnitOptions {
   provisionAllow: string;
   /** DCMX_SMTP_PORT (default 0: any). The appliance's port makes every host listen on one port, as all would on 25, so units relay to each other too. */
   smtpPort?: number;
+  /** DCMX_HTTPS_PORT (default: unset, no admin HTTPS listener; 0: any free port). */
+  httpsPort?: number;
   /** DCMX_PROVISIONING, when not `allowlist`. */
   provisioning?: 'mx' | 'off';
   /**
@@ -55,6 +57,8 @@ export interface Unit {
   child: ChildProcess;
   smtp: number;
   http: number;
+  /** The admin HTTPS port (httpsPort set). */
+  https: number | undefined;
   dir: string;
   address: string;
   output: () => string;
@@ -64,7 +68,8 @@ export interface Unit {
 export async function spawnUnit(o: UnitOptions): Promise<Unit> {
   const u = await spawnAppliance(unitEnv(o));
   const m = /smtp=(\d+) http=(\d+)/.exec(u.ready)!;
-  return { child: u.child, smtp: Number(m[1]), http: Number(m[2]), dir: o.dir, address: o.address, output: u.output };
+  const https = /https=(\d+)/.exec(u.ready);
+  return { child: u.child, smtp: Number(m[1]), http: Number(m[2]), https: https ? Number(https[1]) : undefined, dir: o.dir, address: o.address, output: u.output };
 }
 
 /** The environment a unit runs with (a `dcmx` command on its data dir too). */
@@ -87,6 +92,7 @@ export function unitEnv(o: UnitOptions): Record<string, string> {
     DCMX_PROVISIONING: o.provisioning ?? 'allowlist',
     DCMX_PROVISION_ALLOW: o.provisionAllow,
     ...(o.smtpPort === undefined ? {} : { DCMX_SMTP_PORT: String(o.smtpPort) }),
+    ...(o.httpsPort === undefined ? {} : { DCMX_HTTPS_PORT: String(o.httpsPort) }),
   });
 }
 
