@@ -24,6 +24,7 @@ import { startQueueSide } from './mta/queue-side';
 import { ProvisionLimits } from './mta/provision-limits';
 import { Provisioner } from './directory/provision';
 import { LocalWriter, watchOtherWriters } from './directory/writes';
+import { DkimKeyPool } from './directory/dkim';
 import { ChangeClock } from './directory/change-clock';
 import { startEndpoints, type Endpoints } from './endpoints';
 import { startThreads, type ThreadHost } from './threads/host';
@@ -34,6 +35,9 @@ import { startRetention, type Retention } from './directory/retention';
 import { bindBeside, claimDataDir, type Ownership } from './succession';
 import { loadTls } from './tls';
 import { startConsole } from './admin/console/start';
+
+/** How long after start the DKIM key pool begins to fill (ms). */
+const KEY_POOL_DELAY_MS = 10_000;
 
 /**
  * A running appliance. With DCMX_THREADS=1, `ldap`, `dns` and `mta` are the
@@ -244,7 +248,13 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       if (e instanceof DirectoryError) throw new ConfigError('DCMX_ADMIN_DN', `cannot create the administrator ${config.adminDN}: ${e.message}`);
       throw e;
     });
-    const provisioner = new Provisioner(directory, zones, { hostname: config.hostname, ...config.newDomain });
+    // New domains' DKIM keys, made ahead of time off the writer's event loop (dkim.ts DkimKeyPool): the
+    // pool fills a little after start (not at once: a start should not spend its first second on keys)
+    // and after each domain takes a key.
+    const keyPool = config.newDomain.dkim.length > 0 ? new DkimKeyPool(config.newDomain.dkim) : undefined;
+    const warmKeys = keyPool && setTimeout(() => void keyPool.fill(), KEY_POOL_DELAY_MS).unref();
+    started.push({ close: async () => { clearTimeout(warmKeys); keyPool?.close(); } });
+    const provisioner = new Provisioner(directory, zones, { hostname: config.hostname, ...config.newDomain, keyPool });
     const writer = new LocalWriter(directory, provisioner);
     const otherWriters = watchOtherWriters(directory);
     started.push({ close: async () => otherWriters.stop() });

@@ -7,7 +7,7 @@
  * (server/directory/access.ts). Provisioning writes these entries in the
  * domain's own transaction (server/directory/provision.ts).
  */
-import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPair, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { StoredEntry } from '../../storage/store';
 import type { Directory } from './directory';
 
@@ -37,6 +37,80 @@ export function generateDkimKey(algorithm: DkimAlgorithm, day = new Date()): Dki
     ? generateKeyPairSync('rsa', { modulusLength: 2048 })
     : generateKeyPairSync('ed25519');
   return { algorithm, selector: dkimSelector(algorithm, day), privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
+}
+
+/**
+ * New keys made ahead of time, off the event loop: generating an RSA 2048
+ * key takes a fifth of a second or more, and provisioning runs in the one
+ * writer's transaction, where every other write would wait for it. The pool
+ * keeps up to `size` keys per algorithm, made by node:crypto's asynchronous
+ * generateKeyPair (libuv's thread pool); `take` hands one out at once and
+ * starts making its replacement, and makes one synchronously only when the
+ * pool is empty (the first domains after start, or a burst).
+ */
+export class DkimKeyPool {
+  private readonly keys = new Map<DkimAlgorithm, string[]>();
+  /** The filling under way for an algorithm: one key at a time until the pool is full. */
+  private readonly filling = new Map<DkimAlgorithm, Promise<void>>();
+  private closed = false;
+
+  constructor(private readonly algorithms: readonly DkimAlgorithm[], private readonly size = 2) {
+    for (const a of algorithms) this.keys.set(a, []);
+  }
+
+  /** Fills the pool; resolves when every algorithm has `size` keys (or the pool was closed, or making a key failed). */
+  fill(): Promise<void> {
+    return Promise.all(this.algorithms.map((a) => this.refill(a))).then(() => undefined);
+  }
+
+  /** Keys ready for `algorithm`. */
+  ready(algorithm: DkimAlgorithm): number {
+    return this.keys.get(algorithm)?.length ?? 0;
+  }
+
+  /** A new key for `algorithm` with the selector of `day`: a pooled one, or one made now when none is ready. */
+  take(algorithm: DkimAlgorithm, day = new Date()): DkimKey {
+    const pooled = this.keys.get(algorithm)?.shift();
+    void this.refill(algorithm);
+    return pooled === undefined ? generateDkimKey(algorithm, day) : { algorithm, selector: dkimSelector(algorithm, day), privateKey: pooled };
+  }
+
+  /** Stops making keys (one under way is dropped when it ends). */
+  close(): void {
+    this.closed = true;
+  }
+
+  private refill(algorithm: DkimAlgorithm): Promise<void> {
+    const keys = this.keys.get(algorithm);
+    if (!keys) return Promise.resolve();
+    let run = this.filling.get(algorithm);
+    if (!run) {
+      // Begun on the next microtask, so that it is in `filling` before its end removes it.
+      run = Promise.resolve().then(async () => {
+        try {
+          while (!this.closed && keys.length < this.size) {
+            const key = await makeKey(algorithm);
+            if (!this.closed) keys.push(key.export({ type: 'pkcs8', format: 'pem' }) as string);
+          }
+        } catch {
+          // take() makes its key synchronously instead
+        } finally {
+          this.filling.delete(algorithm);
+        }
+      });
+      this.filling.set(algorithm, run);
+    }
+    return run;
+  }
+}
+
+/** A private key of `algorithm`, made on libuv's thread pool. */
+function makeKey(algorithm: DkimAlgorithm): Promise<KeyObject> {
+  return new Promise((resolve, reject) => {
+    const done = (err: Error | null, _pub: KeyObject, priv: KeyObject) => (err ? reject(err) : resolve(priv));
+    if (algorithm === 'rsa') generateKeyPair('rsa', { modulusLength: 2048 }, done);
+    else generateKeyPair('ed25519', undefined, done);
+  });
 }
 
 /**

@@ -43,7 +43,7 @@ import { parse as parseDomain } from 'tldts';
 import type { Directory } from './directory';
 import type { Identity } from './access';
 import { DirectoryError, InvalidDomainError, ReservedDomainError } from './errors';
-import { dkimKeyEntries, dkimKeyRecord, dkimSelectorEntry, generateDkimKey, isDkimKeyRecord, quoteTxt, storedKeyAlgorithm, type DkimAlgorithm } from './dkim';
+import { dkimKeyEntries, dkimKeyRecord, dkimSelectorEntry, generateDkimKey, type DkimKeyPool, isDkimKeyRecord, quoteTxt, storedKeyAlgorithm, type DkimAlgorithm } from './dkim';
 import type { Zones } from './zones';
 import type { StoredEntry } from '../../storage/store';
 
@@ -58,6 +58,8 @@ export interface ProvisionOptions {
   dmarc: string;
   /** Algorithms of the DKIM keys a new domain gets (absent or empty: no key). */
   dkim?: readonly DkimAlgorithm[];
+  /** Keys made ahead of time (the appliance's writer); absent: each key is made when a domain needs it. */
+  keyPool?: DkimKeyPool;
 }
 
 export interface ProvisionResult {
@@ -250,7 +252,7 @@ export class Provisioner {
     }
     for (const alg of this.opts.dkim!) {
       if (have.has(alg)) continue;
-      const key = generateDkimKey(alg);
+      const key = this.opts.keyPool?.take(alg) ?? generateDkimKey(alg);
       const keyDn = `dc=${key.selector},${base}`;
       if (dir.getByNdn(dir.normalize(keyDn))) {
         throw new DirectoryError('entryAlreadyExists', `${key.selector}._domainkey.${name} exists and holds no ${alg} key`);
