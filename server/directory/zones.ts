@@ -409,9 +409,10 @@ export class Zones implements ZoneView {
         continue;
       }
       if (e.attrs.nSRecord?.length) {
-        // A delegation: its NS, and addresses at the cut (glue when the cut names itself as server).
+        // A delegation: its NS, its DS (RFC 4035 §2.4: the parent's side of the cut), and addresses at the cut (glue
+        // when the cut names itself as server).
         delegations.push(name);
-        out.push(...rrs.filter((r) => r.rdata.type === RRTYPE.NS), ...addresses);
+        out.push(...rrs.filter((r) => r.rdata.type === RRTYPE.NS || r.rdata.type === RRTYPE.DS), ...addresses);
         continue;
       }
       out.push(...rrs);
