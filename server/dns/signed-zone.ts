@@ -11,9 +11,6 @@
  */
 import { RRTYPE, type RR } from '../directory/records';
 
-const NSEC = 47;
-const RRSIG = 46;
-
 /** Lower-cases ASCII letters only (RFC 4034 §6.1: case is folded as US-ASCII; other octets are compared as they are). */
 function lowerAscii(c: number): number {
   return c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
@@ -109,7 +106,7 @@ export function zoneNames(rrs: readonly RR[], zone: string): ZoneNames {
  * BIND's dnssec-verify and Knot expect; glue addresses at the cut are left out.
  */
 function nsecTypes(sets: Map<number, RR[]>, cut: boolean): number[] {
-  const types = new Set<number>([NSEC, RRSIG]);
+  const types = new Set<number>([RRTYPE.NSEC, RRTYPE.RRSIG]);
   for (const t of sets.keys()) if (!cut || t === RRTYPE.NS || t === RRTYPE.DS) types.add(t);
   return [...types].sort((a, b) => a - b);
 }
@@ -135,9 +132,10 @@ export function nsecChain(rrs: readonly RR[], zone: string): RR[] {
   const { owners, cuts, occluded } = zoneNames(rrs, zone);
   const names = sortCanonical([...owners.keys()].filter((n) => atOrBelow(n, zone) && !occluded.has(n)));
   const ttl = nsecTtl(soa);
-  return names.map((name, i) => ({
+  return names.map((name, i): RR => ({
     name,
     ttl,
-    rdata: { type: NSEC, next: names[(i + 1) % names.length], types: nsecTypes(owners.get(name)!, cuts.has(name)) },
-  }) as unknown as RR);
+    rdata: { type: RRTYPE.NSEC, next: names[(i + 1) % names.length], types: nsecTypes(owners.get(name)!, cuts.has(name)) },
+  }));
 }
+
