@@ -32,6 +32,7 @@ const ZONE = exampleOrgZone({
     entry('wild', []),
     entry('*,dc=wild', ['aRecord: 192.0.2.99', 'tXTRecord: "wild"']),
     entry('empty', []),
+    entry('dangling', ['cNAMERecord: nothere.example.org.']),
     entry('host,dc=empty', ['aRecord: 192.0.2.9']),
     // An unsigned delegation, with glue.
     entry('sub', ['nSRecord: ns.sub.example.org.']),
@@ -63,6 +64,8 @@ describe('signed answers, validated by delv', () => {
     ['example.org', 'SOA', /example\.org\.\s+\d+\s+IN\s+SOA\s+ns1\.example\.org\./],
     ['example.org', 'MX', /IN\s+MX\s+10 mx\.example\.org\./],
     ['example.org', 'DNSKEY', /IN\s+DNSKEY\s+257 3 13 /],
+    ['example.org', 'CDS', /IN\s+CDS\s+\d+ 13 2 /],
+    ['example.org', 'CDNSKEY', /IN\s+CDNSKEY\s+257 3 13 /],
     ['mx.example.org', 'A', /mx\.example\.org\.\s+\d+\s+IN\s+A\s+192\.0\.2\.25/],
     ['www.example.org', 'A', /www\.example\.org\.\s+\d+\s+IN\s+CNAME\s+mx\.example\.org\./],
     ['x.wild.example.org', 'TXT', /x\.wild\.example\.org\.\s+\d+\s+IN\s+TXT\s+"wild"/],
@@ -101,6 +104,15 @@ describe('signed answers, validated by delv', () => {
     assert.ok(v.validated && v.negative, v.output);
     const auth = section((await dig('+dnssec', 'mx.example.org', 'TXT')).stdout, 'AUTHORITY');
     assert.ok(auth.includes('mx.example.org. 60 IN NSEC \\000.mx.example.org. A RRSIG NSEC'), auth.join('\n'));
+  });
+
+  test('a CNAME into a name that does not exist: the signed CNAME, then the denial of its target, validated', async () => {
+    const r = await dig('+dnssec', 'dangling.example.org', 'A');
+    assert.equal(status(r.stdout), 'NOERROR', r.stdout);
+    assert.ok(section(r.stdout, 'ANSWER').some((l) => /^dangling\.example\.org\. \d+ IN RRSIG CNAME 13 3 /.test(l)), r.stdout);
+    assert.ok(section(r.stdout, 'AUTHORITY').some((l) => /^nothere\.example\.org\. \d+ IN NSEC \\000\.nothere\.example\.org\. RRSIG NSEC TYPE128$/.test(l)), r.stdout);
+    const v = await delv(port(), anchor, 'dangling.example.org', 'A');
+    assert.ok(v.validated, v.output);
   });
 
   test('an empty non-terminal and a wildcard\'s missing type: NODATA, validated', async () => {
