@@ -31,6 +31,8 @@ import { Outbound } from '../../server/mta/outbound';
 import { mxMatches, parsePolicy, StsPolicies, stsRecordId } from '../../server/mta/mta-sts';
 import type { DeliveryResult, QueuedMessage } from '../../server/mta/types';
 import { StubDns } from './stub-dns';
+import { runDcmx, startTestAppliance, testEnv } from '../helpers';
+import { swaks, waitFor } from './fixture';
 
 /** A random loopback address of its own, away from 127.0.0.1 (tests run in parallel; port 443 is shared). */
 function loopback(): string {
@@ -96,6 +98,7 @@ describe('MTA-STS honoured outbound', () => {
   const policies = new Map<string, { status: number; type: string; body: string; location?: string }>();
   const requests: string[] = [];
   const policyAddress = loopback();
+  const caFile = path.join(tmp, 'ca.pem');
 
   before(async () => {
     const ca = await selfsigned.generate([{ name: 'commonName', value: 'dcmx test CA' }], {
@@ -158,7 +161,6 @@ describe('MTA-STS honoured outbound', () => {
     policies.set('mta-sts.moved.test', { status: 301, type: 'text/plain', body: '', location: 'https://mta-sts.sts.test/.well-known/mta-sts.txt' });
     policies.set('mta-sts.html.test', { status: 200, type: 'text/html', body: 'version: STSv1\nmode: enforce\nmx: nowhere.test\nmax_age: 86400\n' });
 
-    const caFile = path.join(tmp, 'ca.pem');
     fs.writeFileSync(caFile, ca.cert);
     const resolver = new MailResolver({ upstream: [{ host: '127.0.0.1', port: dns.port }], timeoutMs: 1000 });
     sts = new StsPolicies({ resolver, ca: fs.readFileSync(caFile, 'utf8') });
@@ -233,6 +235,8 @@ describe('MTA-STS honoured outbound', () => {
       deferred(await send('six@sts.test'), /matches none of its mx patterns/);
       assert.equal(fetches(), before + 1, 'no fetch without a new id');
     } finally {
+      dns.servfail.delete('_mta-sts.sts.test');
+      dns.remove('_mta-sts.sts.test').add('_mta-sts.sts.test', { type: RRTYPE.TXT, strings: [Buffer.from('v=STSv1; id=second')] });
       dns.remove('sts.test', RRTYPE.MX).mx('sts.test', 10, 'mx.sts.test');
     }
   });
@@ -245,6 +249,38 @@ describe('MTA-STS honoured outbound', () => {
     assert.equal(requests.filter((r) => r === 'mta-sts.moved.test/.well-known/mta-sts.txt').length, 1, 'asked once, the redirect not followed');
     assert.ok(logged.some((l) => /moved\.test.*HTTP 301 \(redirect not followed\)/.test(l.msg)), JSON.stringify(logged));
     assert.ok(logged.some((l) => /html\.test.*Content-Type text\/html, not text\/plain/.test(l.msg)), JSON.stringify(logged));
+  });
+
+  test('through the appliance (DCMX_MTA_STS_CA): mail relayed to an enforce domain whose MX does not verify waits in the queue with the reason; queue list shows it', async () => {
+    const t = await startTestAppliance({
+      DCMX_UPSTREAM_DNS: dns.address, DCMX_RELAY_NETWORKS: '127.0.0.1/32', DCMX_SMTP_RELAY_PORT: String(good.port), DCMX_MTA_STS_CA: caFile,
+    });
+    try {
+      const before = bad.received.length;
+      const sent = await swaks(t.app.ports.smtp, { to: 'queued@bad.test', from: 'someone@client.test', subject: 'mta-sts e2e' });
+      assert.equal(sent.code, 0, sent.out);
+      const id = /<- {2}250 .*queued as (\w+)/.exec(sent.out)?.[1];
+      assert.ok(id, sent.out);
+      const [rcpt] = await waitFor('the first attempt recorded', () => {
+        const rs = t.app.mta.queue.recipients(id).filter((r) => r.attempts > 0);
+        return rs.length ? rs : undefined;
+      });
+      assert.match(rcpt.lastError ?? '', /4\.7\.5 .*MTA-STS policy of bad\.test \(enforce, id 1\).*did not verify/, rcpt.lastError ?? '');
+      assert.equal(bad.received.length, before, 'nothing sent to the MX');
+      const list = await runDcmx(testEnv(t.dataDir), ['queue', 'list']);
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(list.stdout, new RegExp(`^${id} +deferred `, 'm'));
+      assert.match(list.stdout, /MTA-STS policy of bad\.test/);
+      // And an enforce domain whose MX verifies gets its mail from the appliance, over TLS, its policy fetched.
+      const fetched = requests.filter((r) => r.startsWith('mta-sts.sts.test')).length;
+      const ok = await swaks(t.app.ports.smtp, { to: 'fine@sts.test', from: 'someone@client.test', subject: 'mta-sts e2e ok' });
+      assert.equal(ok.code, 0, ok.out);
+      const got = await waitFor('delivery to sts.test', () => good.received.find((m) => m.rcpt.includes('fine@sts.test')));
+      assert.equal(got.secure, true);
+      assert.equal(requests.filter((r) => r.startsWith('mta-sts.sts.test')).length, fetched + 1, 'the appliance fetched the policy');
+    } finally {
+      await t.close();
+    }
   });
 
   test('the _mta-sts record and the policy text are read as RFC 8461 §3.1 and §3.2 say', () => {
