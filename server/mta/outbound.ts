@@ -383,7 +383,8 @@ export class Outbound {
     };
     const recordError = (e: unknown): TransactionOutcome => {
       const err = e as SmtpError;
-      if (tls !== 'none' && isTlsFailure(err, tls === 'verify')) return { results, tlsFailed: true, tlsError: oneLine(err.message) };
+      // Node's advice to its own users ("try running Node.js with --use-system-ca") is no reason for the queue.
+      if (tls !== 'none' && isTlsFailure(err, tls === 'verify')) return { results, tlsFailed: true, tlsError: oneLine(err.message).replace(/; if the root CA is installed locally.*$/, '') };
       if (err.rejectedErrors?.length) {
         // All recipients refused at RCPT (nodemailer fails the whole send): each gets its own reply.
         for (const r of err.rejectedErrors) if (r.recipient !== undefined) setFor(r.recipient, replyFailure(r, remoteMta, where));

@@ -33,6 +33,7 @@ import type { DeliveryResult, QueuedMessage } from '../../server/mta/types';
 import { StubDns } from './stub-dns';
 import { runDcmx, startTestAppliance, testEnv } from '../helpers';
 import { swaks, waitFor } from './fixture';
+import { waitForAsync } from '../fixtures/wait';
 
 /** A random loopback address of its own, away from 127.0.0.1 (tests run in parallel; port 443 is shared). */
 function loopback(): string {
@@ -267,10 +268,13 @@ describe('MTA-STS honoured outbound', () => {
       });
       assert.match(rcpt.lastError ?? '', /4\.7\.5 .*MTA-STS policy of bad\.test \(enforce, id 1\).*did not verify/, rcpt.lastError ?? '');
       assert.equal(bad.received.length, before, 'nothing sent to the MX');
-      const list = await runDcmx(testEnv(t.dataDir), ['queue', 'list']);
-      assert.equal(list.code, 0, list.stderr);
-      assert.match(list.stdout, new RegExp(`^${id} +deferred `, 'm'));
-      assert.match(list.stdout, /MTA-STS policy of bad\.test/);
+      // Once the attempt's lease is released, the message is deferred, with the reason.
+      const list = await waitForAsync('queue list to show the message deferred', async () => {
+        const r = await runDcmx(testEnv(t.dataDir), ['queue', 'list']);
+        assert.equal(r.code, 0, r.stderr);
+        return new RegExp(`^${id} +deferred `, 'm').test(r.stdout) ? r.stdout : undefined;
+      }, 20_000, 200);
+      assert.match(list, /\(4\.7\.5 X-dcmx; MTA-STS policy of bad\.test \(enforce, id 1\): TLS with mx\.bad\.test\[[\d.]+\]:\d+ did not verify: self-signed certificate \(RFC 8461 §4\.2\)\)/);
       // And an enforce domain whose MX verifies gets its mail from the appliance, over TLS, its policy fetched.
       const fetched = requests.filter((r) => r.startsWith('mta-sts.sts.test')).length;
       const ok = await swaks(t.app.ports.smtp, { to: 'fine@sts.test', from: 'someone@client.test', subject: 'mta-sts e2e ok' });
