@@ -19,6 +19,8 @@
  *                              dcmx's schema for an OpenLDAP slapd replica (schema/openldap.ts): a file
  *                              to include after slapd's core, cosine, inetorgperson and nis schema
  *                              (openldap, the default), or the cn=config entry (ldif)
+ *   dcmx dnssec [status] [ZONE] each zone's DNSSEC state: signed, withdrawing, unsigned, key tags
+ *   dcmx dnssec ds ZONE        the zone's DS record for the registrar (dnssec-cli.ts)
  *   dcmx queue list|show|retry|hold|release|delete|bounce ...
  *                              the mail queue, as Postfix's postqueue/postsuper/postcat (queue-cli.ts)
  *
@@ -47,6 +49,7 @@ import { LocalWriter } from '../directory/writes';
 import { openldapSchemaFile, openldapSchemaLdif } from '../../schema/openldap';
 import { flag, option, UsageError } from './cli-args';
 import { QUEUE_USAGE, runQueueCommand } from './queue-cli';
+import { DNSSEC_USAGE, runDnssecCommand } from './dnssec-cli';
 
 const USAGE = `usage:
   dcmx ldif import FILE [--continue] [--skip-existing]
@@ -58,6 +61,7 @@ const USAGE = `usage:
   dcmx domain remove NAME
   dcmx domain list
   dcmx schema export [--format openldap|ldif]
+${DNSSEC_USAGE}
 ${QUEUE_USAGE}`;
 
 
@@ -265,6 +269,14 @@ export async function runCli(argv: string[], given?: Config): Promise<number> {
         console.log(`${r.name} provisioned in zone ${r.zone}, serial ${r.serial}`);
       }
       return 0;
+    } finally {
+      services.directory.store.close();
+    }
+  }
+  if (group === 'dnssec') {
+    const services = await openFor(config);
+    try {
+      return runDnssecCommand(cmd, args, services, config);
     } finally {
       services.directory.store.close();
     }
