@@ -11,6 +11,7 @@ import { QueueStore } from '../../storage/queue';
 import type { Store } from '../../storage/store';
 import { Spool, spoolDir } from './spool';
 import { Outbound } from './outbound';
+import { StsPolicies } from './mta-sts';
 import { Delivery } from './delivery';
 import { prepareMailRoot, startTmpSweeper } from './maildir';
 import { QueueAdmin } from './queue-admin';
@@ -80,7 +81,12 @@ export async function startQueueSide(views: MailViews, store: Store, config: Con
   });
   const { routing, cache, resolver, self, sync } = views;
   const dkimKey = views.source.dkimKey?.bind(views.source);
-  const outbound = new Outbound({ hostname: config.hostname, resolver, self, dkimKey, portOverride: config.mta.relayPort === 25 ? undefined : config.mta.relayPort });
+  // MTA-STS policies of recipient domains (RFC 8461), cached for this process's deliveries.
+  const sts = new StsPolicies({ resolver, ca: config.mtaStsCa });
+  const outbound = new Outbound({
+    hostname: config.hostname, resolver, self, dkimKey, sts, log: log.child({ part: 'outbound' }),
+    portOverride: config.mta.relayPort === 25 ? undefined : config.mta.relayPort,
+  });
   const delivery = new Delivery({
     hostname: config.hostname, dataDir: config.dataDir, mailGroup: config.mta.mailGroup, concurrency: config.mta.concurrency,
     retryBase: config.mta.retryBase, retryMax: config.mta.retryMax, lifetime: config.mta.queueLifetime,
