@@ -80,7 +80,8 @@ function typesAt(node: ZoneNode, zone: string): number[] {
 
 /** The NSEC (and its RRSIGs) that denies `types`' complement at `name`, with the negative TTL (RFC 9077 §3.3). */
 function denial(name: string, types: number[], zone: Zone, s: AnswerSigner): RR[] {
-  const nsec: RR = { name, ttl: Math.min(zone.soa.ttl, zone.soa.rdata.minimum), rdata: { type: 47, next: successor(name), types } };
+  const ttl = Math.min(zone.soa.ttl, zone.soa.rdata.minimum);
+  const nsec: RR = { name, ttl, rdata: { type: 47, next: successor(name), types: types.sort((a, b) => a - b) } };
   return [nsec, ...signatures([nsec], zone.name, s)];
 }
 
