@@ -16,6 +16,12 @@
  *   TTL to run out in resolvers) the key is removed and the zone is served
  *   unsigned.
  *
+ * - Either way, a zone that signs (signed or withdrawing) and whose SOA
+ *   serial has not moved for SERIAL_REFRESH_MS gets a new serial, and so a
+ *   NOTIFY: a secondary re-transfers only on a new serial, and the
+ *   signatures of its copy (made at transfer, valid 14 days) must be
+ *   renewed before they expire.
+ *
  * Each step is an ordinary write on the one write path: the serial goes up,
  * NOTIFY goes out, caches drop, and the zone's IXFR journal is dropped
  * (zones.ts bumpSerials), so the next IXFR gets the whole zone.
@@ -91,13 +97,26 @@ export function signedStateOf(e: StoredEntry): { state: SignedState; since?: num
   return w === undefined ? { state: 'signed' } : { state: 'withdrawing', since: timeOf(w) };
 }
 
-/** What one reconcile pass did, by zone name; `nextDueMs`: when the next withdrawal ends, if one is under way. */
+/**
+ * A signing zone whose serial is this old gets a new one: half the validity
+ * of a signature (14 days, server/dns/dnssec-sign.ts), so a secondary's
+ * copy is re-transferred, with fresh signatures, a week before they expire.
+ */
+export const SERIAL_REFRESH_MS = 7 * 86_400_000;
+
+/**
+ * What one reconcile pass did, by zone name (`refreshed`: a new serial for
+ * the secondaries); `nextDueMs`: when the next withdrawal ends or serial is
+ * due, if any.
+ */
 export interface ReconcileResult {
   signed: string[];
   withdrawn: string[];
   unsigned: string[];
+  refreshed: string[];
   nextDueMs?: number;
 }
+
 
 /**
  * Brings every zone's signed state to what `opts` asks, each zone in its
@@ -106,13 +125,26 @@ export interface ReconcileResult {
  * whose grace has passed lose their key. Writer side only.
  */
 export function reconcile(directory: Directory, zones: Zones, opts: DnssecOptions, now = Date.now()): ReconcileResult {
-  const out: ReconcileResult = { signed: [], withdrawn: [], unsigned: [] };
+  const out: ReconcileResult = { signed: [], withdrawn: [], unsigned: [], refreshed: [] };
+  const due = (ms: number) => (out.nextDueMs = Math.min(out.nextDueMs ?? Infinity, ms));
   const sys = directory.systemIdentity();
   for (const name of zones.apexNames()) {
     const ndn = zones.names.toNdn(name);
     const e = ndn === undefined ? undefined : directory.getByNdn(ndn);
     if (!e?.attrs.sOARecord?.length) continue;
     const { state, since } = signedStateOf(e);
+    if (opts.enabled ? state === 'signed' : state === 'withdrawing') {
+      // Every serial bump sets the apex's modifyTimestamp (zones.ts bumpSerials).
+      const changed = timeOf(e.attrs.modifyTimestamp?.[0]) ?? now;
+      if (changed + SERIAL_REFRESH_MS <= now) {
+        // A write to the apex is a new version of the zone: bumpSerials gives it the next serial (RFC 1982).
+        directory.write(() => directory.modifySync(sys, e.dn, [{ op: 'replace', type: 'sOARecord', values: e.attrs.sOARecord }], { relax: true }));
+        out.refreshed.push(name);
+        due(now + SERIAL_REFRESH_MS);
+      } else {
+        due(changed + SERIAL_REFRESH_MS);
+      }
+    }
     if (opts.enabled) {
       if (state === 'signed') continue;
       directory.write(() => directory.modifySync(sys, e.dn, newKeyMods(e), { relax: true }));
@@ -120,12 +152,12 @@ export function reconcile(directory: Directory, zones: Zones, opts: DnssecOption
     } else if (state === 'signed') {
       directory.write(() => directory.modifySync(sys, e.dn, [{ op: 'replace', type: WITHDRAWAL_ATTRIBUTE, values: [generalizedTimeNow(new Date(now))] }], { relax: true }));
       out.withdrawn.push(name);
-      out.nextDueMs = Math.min(out.nextDueMs ?? Infinity, now + opts.withdrawGraceMs);
+      due(now + opts.withdrawGraceMs);
     } else if (state === 'withdrawing') {
       // A withdrawal with an unreadable start is taken to start now.
-      const due = (since ?? now) + opts.withdrawGraceMs;
-      if (due > now) {
-        out.nextDueMs = Math.min(out.nextDueMs ?? Infinity, due);
+      const end = (since ?? now) + opts.withdrawGraceMs;
+      if (end > now) {
+        due(end);
         continue;
       }
       const mods: Modification[] = [
@@ -153,8 +185,8 @@ export interface DnssecDuty {
 
 /**
  * Starts the duty: a pass once the data dir is `owned` (at once without
- * it), then one when the earliest withdrawal under way is due, and at least
- * every hour.
+ * it), then one when the earliest withdrawal or serial refresh is due, and
+ * at least every hour.
  */
 export function startDnssecDuty(directory: Directory, zones: Zones, opts: DnssecOptions, log: Logger, owned?: Promise<void>): DnssecDuty {
   let allowed = owned === undefined;
@@ -167,7 +199,10 @@ export function startDnssecDuty(directory: Directory, zones: Zones, opts: Dnssec
     let r: ReconcileResult | undefined;
     try {
       r = reconcile(directory, zones, opts);
-      for (const [what, names] of [['signed with a new key', r.signed], ['DNSSEC withdrawal begun (CDS delete published)', r.withdrawn], ['unsigned: key removed after the withdrawal grace', r.unsigned]] as const) {
+      for (const [what, names] of [
+        ['signed with a new key', r.signed], ['DNSSEC withdrawal begun (CDS delete published)', r.withdrawn],
+        ['unsigned: key removed after the withdrawal grace', r.unsigned], ['new serial, so that secondaries renew their signatures', r.refreshed],
+      ] as const) {
         if (names.length) log.info({ zones: names }, `dnssec: ${what}`);
       }
     } catch (err) {

@@ -13,7 +13,7 @@ import { run } from '../helpers';
 import {
   CDNSKEY_DELETE, CDS_DELETE, dnskeyOf, dsOf, generateZoneKey, keyTag, signingKeyOf, type DnskeyRData,
 } from '../../server/directory/dnssec-keys';
-import { reconcile } from '../../server/directory/dnssec-state';
+import { reconcile, SERIAL_REFRESH_MS } from '../../server/directory/dnssec-state';
 import { formatRData, formatRR, RRTYPE, type RR } from '../../server/directory/records';
 import type { Directory } from '../../server/directory/directory';
 import type { Identity } from '../../server/directory/access';
@@ -169,7 +169,7 @@ describe('zone keys in the directory (DCMX_DNSSEC on)', () => {
     assert.notEqual(serial('child.parent.org'), childSerial);
     assert.notEqual(serial('parent.org'), parentSerial);
     // Before the grace has passed: nothing more.
-    assert.deepEqual(reconcile(dir, zones, { enabled: false, withdrawGraceMs: grace }, t0 + grace - 5000), { signed: [], withdrawn: [], unsigned: [], nextDueMs: t0 + grace });
+    assert.deepEqual(reconcile(dir, zones, { enabled: false, withdrawGraceMs: grace }, t0 + grace - 5000), { signed: [], withdrawn: [], unsigned: [], refreshed: [], nextDueMs: t0 + grace });
     const done = reconcile(dir, zones, { enabled: false, withdrawGraceMs: grace }, t0 + grace + 1000);
     assert.deepEqual(done.unsigned.sort(), ['child.parent.org', 'imported.org', 'parent.org']);
     assert.equal(zones.signingOf('child.parent.org'), undefined);
@@ -184,7 +184,19 @@ describe('zone keys in the directory (DCMX_DNSSEC on)', () => {
     const r = reconcile(dir, zones, { enabled: true, withdrawGraceMs: 1000 });
     assert.deepEqual(r.signed.sort(), ['child.parent.org', 'imported.org', 'parent.org']);
     assert.ok(zones.node('child.parent.org')!.rrsets.has(RRTYPE.DS));
-    assert.deepEqual(reconcile(dir, zones, { enabled: true, withdrawGraceMs: 1000 }), { signed: [], withdrawn: [], unsigned: [] });
+    const again = reconcile(dir, zones, { enabled: true, withdrawGraceMs: 1000 });
+    assert.deepEqual({ ...again, nextDueMs: undefined }, { signed: [], withdrawn: [], unsigned: [], refreshed: [], nextDueMs: undefined });
+    assert.ok(again.nextDueMs! > Date.now() + SERIAL_REFRESH_MS - 60_000, 'the next pass is when a serial gets a week old');
+  });
+
+  test('a signed zone whose serial has not moved for a week gets a new one (secondaries renew their signatures)', () => {
+    const before = serial('parent.org');
+    const later = Date.now() + SERIAL_REFRESH_MS + 60_000;
+    const r = reconcile(dir, zones, { enabled: true, withdrawGraceMs: 1000 }, later);
+    assert.deepEqual(r.refreshed.sort(), ['child.parent.org', 'imported.org', 'parent.org']);
+    assert.equal(serial('parent.org'), before + 1);
+    assert.ok(zones.signingOf('parent.org'), 'same key, still signed');
+    assert.deepEqual(reconcile(dir, zones, { enabled: true, withdrawGraceMs: 1000 }).refreshed, [], 'a serial moved just now is not due');
   });
 });
 

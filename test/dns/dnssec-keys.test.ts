@@ -17,7 +17,7 @@ import { adminArgs, caughtUp, run, runDcmx, startTestAppliance, tempDir, testEnv
 import { kdigRunner, section, status } from './fixture';
 import { swaks } from '../mta/fixture';
 import { waitForAsync } from '../fixtures/wait';
-import { dnskeyOf } from '../../server/directory/dnssec-keys';
+import { dnskeyOf, generateZoneKey } from '../../server/directory/dnssec-keys';
 import { formatRData } from '../../server/directory/records';
 import * as fs from 'node:fs';
 
@@ -107,6 +107,22 @@ describe('DNSSEC keys born with the zone, through every door', () => {
       const line = lines.find((l) => l.startsWith(`${zone}.\t`));
       assert.match(line ?? '', /^\S+\tsigned\tkey \d+ alg ECDSAP256SHA256$/, list.stdout);
     }
+  });
+
+  test('a new key written over LDAP is served by the next query: the zone\'s serial moves, caches drop', async () => {
+    const port = t.app.ports.dns;
+    const [old] = await rdata(port, 'plain.org', 'DNSKEY');
+    const [soa] = await rdata(port, 'plain.org', 'SOA');
+    const pem = generateZoneKey();
+    const r = await run('ldapmodify', adminArgs(t), `dn: ${dn('plain.org')}\nchangetype: modify\nreplace: dnssecPrivateKey\ndnssecPrivateKey:: ${Buffer.from(pem).toString('base64')}\n`);
+    assert.equal(r.code, 0, r.stderr);
+    const [now] = await rdata(port, 'plain.org', 'DNSKEY');
+    assert.notEqual(now, old);
+    assert.equal(now, formatRData(dnskeyOf(createPublicKey(pem))));
+    const serialOf = (soaRdata: string) => Number(soaRdata.split(' ')[2]);
+    assert.ok(serialOf((await rdata(port, 'plain.org', 'SOA'))[0]) > serialOf(soa), 'a new version of the zone');
+    const bad = await run('ldapmodify', adminArgs(t), `dn: ${dn('plain.org')}\nchangetype: modify\nreplace: dnssecPrivateKey\ndnssecPrivateKey: not a key\n`);
+    assert.match(bad.stderr, /Invalid syntax \(21\)/, 'a value that is no P-256 key is refused');
   });
 
   test('the private key: the administrator reads it; anonymous and the domain\'s manager neither read it nor test it', async () => {
