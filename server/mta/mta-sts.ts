@@ -16,8 +16,9 @@
  * cached unexpired policy stays in force when discovery or the fetch fails
  * (a record that vanishes does not switch the policy off, §10.2).
  *
- * The cache is in memory: a restart fetches again. Lookups run per delivery
- * on the queue side, never at RCPT.
+ * The cache is kept in the queue side's store (`persist`, storage/sts-cache.ts),
+ * so a policy stays in force across a restart, with a copy in memory.
+ * Lookups run per delivery on the queue side, never at RCPT.
  */
 import * as https from 'node:https';
 import { rootCertificates } from 'node:tls';
@@ -115,9 +116,18 @@ export function stsRecordId(records: readonly string[]): string | undefined {
   return id !== undefined && /^[A-Za-z0-9]{1,32}$/.test(id) ? id : undefined;
 }
 
+/** A store of fetched policies, by domain (storage/sts-cache.ts StsPolicyStore). */
+export interface StsPolicyCache {
+  load(domain: string): (StsPolicy & { expires: number }) | undefined;
+  save(domain: string, policy: StsPolicy & { expires: number }): void;
+  delete(domain: string): void;
+}
+
 /** How policies are looked up. */
 export interface StsOptions {
   resolver: Pick<MailResolver, 'lookupTxt' | 'lookupHost'>;
+  /** Where fetched policies are kept across restarts (none: in memory only). */
+  persist?: StsPolicyCache;
   /** PEM certificates trusted besides the system's (DCMX_MTA_STS_CA). */
   ca?: string;
   now?: () => number;
@@ -166,9 +176,12 @@ export class StsPolicies {
   }
 
   private async discover(domain: string): Promise<StsLookup> {
-    const hit = this.cache.get(domain);
+    const hit = this.cache.get(domain) ?? this.loadKept(domain);
     const cached = hit && hit.expires > this.now() ? hit.policy : undefined;
-    if (hit && !cached) this.cache.delete(domain);
+    if (hit && !cached) {
+      this.cache.delete(domain);
+      this.opts.persist?.delete(domain);
+    }
     let id: string | undefined;
     try {
       id = stsRecordId(await this.opts.resolver.lookupTxt(`_mta-sts.${domain}`));
@@ -180,11 +193,22 @@ export class StsPolicies {
     try {
       const policy = await this.fetch(domain, id);
       this.fetched++;
-      this.cache.set(domain, { policy, expires: this.now() + policy.maxAge * 1000 });
+      const expires = this.now() + policy.maxAge * 1000;
+      this.cache.set(domain, { policy, expires });
+      this.opts.persist?.save(domain, { ...policy, expires });
       return { policy };
     } catch (err) {
       return { policy: cached, problem: `policy of ${domain} (id ${id}) not fetched: ${(err as Error).message}` };
     }
+  }
+
+  /** The policy kept for `domain` in `persist` (a previous run's), put in memory too. */
+  private loadKept(domain: string): { policy: StsPolicy; expires: number } | undefined {
+    const kept = this.opts.persist?.load(domain);
+    if (!kept) return undefined;
+    const { expires, ...policy } = kept;
+    this.cache.set(domain, { policy, expires });
+    return { policy, expires };
   }
 
   /** Fetches and parses the policy of `domain` (RFC 8461 §3.3); throws StsFetchError or the lookup's error. */
