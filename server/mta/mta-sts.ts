@@ -14,7 +14,9 @@
  * Cache (§5.1): a fetched policy is kept until its max_age runs out, keyed
  * by domain with its id; it is fetched again when the TXT id differs, and a
  * cached unexpired policy stays in force when discovery or the fetch fails
- * (a record that vanishes does not switch the policy off, §10.2).
+ * (a record that vanishes does not switch the policy off, §10.2). A cached
+ * policy past half its max_age is fetched again in the background when the
+ * domain is mailed, so that it does not lapse (§5.1 "Policy Refresh").
  *
  * The cache is kept in the queue side's store (`persist`, storage/sts-cache.ts),
  * so a policy stays in force across a restart, with a copy in memory.
@@ -143,6 +145,8 @@ export class StsPolicies {
   private readonly cache = new Map<string, { policy: StsPolicy; expires: number }>();
   /** Lookups under way, so that concurrent deliveries to a domain share one. */
   private readonly pending = new Map<string, Promise<StsLookup>>();
+  /** Domains whose cached policy is being fetched again in the background. */
+  private readonly refreshing = new Set<string>();
   private readonly ca: string[] | undefined;
   /** Policies fetched (successful HTTPS fetches), for the figures and the tests. */
   fetched = 0;
@@ -189,17 +193,30 @@ export class StsPolicies {
       return { policy: cached, problem: `_mta-sts.${domain} TXT lookup failed: ${(err as Error).message}` };
     }
     // No record: a cached policy stays in force until it expires (§5.1, §10.2).
-    if (id === undefined || cached?.id === id) return { policy: cached };
+    if (id === undefined) return { policy: cached };
+    if (cached?.id === id) {
+      // §5.1: refreshed before it expires, so that a domain that is mailed keeps its policy; in the background.
+      if (hit!.expires - this.now() < (cached.maxAge * 1000) / 2 && !this.refreshing.has(domain)) {
+        this.refreshing.add(domain);
+        void this.fetchAndKeep(domain, id).catch(() => undefined).finally(() => this.refreshing.delete(domain));
+      }
+      return { policy: cached };
+    }
     try {
-      const policy = await this.fetch(domain, id);
-      this.fetched++;
-      const expires = this.now() + policy.maxAge * 1000;
-      this.cache.set(domain, { policy, expires });
-      this.opts.persist?.save(domain, { ...policy, expires });
-      return { policy };
+      return { policy: await this.fetchAndKeep(domain, id) };
     } catch (err) {
       return { policy: cached, problem: `policy of ${domain} (id ${id}) not fetched: ${(err as Error).message}` };
     }
+  }
+
+  /** Fetches the policy of `domain` under `id` and caches it for its max_age (memory and `persist`). */
+  private async fetchAndKeep(domain: string, id: string): Promise<StsPolicy> {
+    const policy = await this.fetch(domain, id);
+    this.fetched++;
+    const expires = this.now() + policy.maxAge * 1000;
+    this.cache.set(domain, { policy, expires });
+    this.opts.persist?.save(domain, { ...policy, expires });
+    return policy;
   }
 
   /** The policy kept for `domain` in `persist` (a previous run's), put in memory too. */

@@ -271,6 +271,24 @@ describe('MTA-STS honoured outbound', () => {
     }
   });
 
+  test('a cached policy past half its max_age is fetched again in the background; the mail does not wait for it', async () => {
+    let clock = Date.now();
+    const resolver = new MailResolver({ upstream: [{ host: '127.0.0.1', port: dns.port }], timeoutMs: 1000 });
+    const p = new StsPolicies({ resolver, ca: fs.readFileSync(caFile, 'utf8'), now: () => clock });
+    assert.equal((await p.lookup('bad.test')).policy?.mode, 'enforce');
+    assert.equal(p.fetched, 1);
+    clock += 40_000_000; // under half of max_age (86400 s): nothing to do
+    await p.lookup('bad.test');
+    assert.equal(p.fetched, 1);
+    clock += 10_000_000; // past half
+    assert.equal((await p.lookup('bad.test')).policy?.mode, 'enforce', 'the cached policy applies meanwhile');
+    await waitFor('the background refresh', () => p.fetched === 2 || undefined);
+    clock += 40_000_000; // 90,000 s after the first fetch: expired, but the refresh renewed it
+    const renewed = await p.lookup('bad.test');
+    assert.equal(renewed.policy?.mode, 'enforce');
+    assert.equal(p.fetched, 2, 'the renewed policy is not refetched');
+  });
+
   test('a policy behind a redirect, or not text/plain, is no policy: the mail goes', async () => {
     for (const d of ['moved.test', 'html.test']) {
       const r = await send(`y@${d}`);
