@@ -16,10 +16,11 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { adminArgs, run, runDcmx, startTestAppliance, tempDir, testEnv, type TestAppliance } from '../helpers';
-import { exampleOrgZone, kdigRunner, queryPacket, section, soaSerial, status, tcpFrame, tcpMessages } from './fixture';
+import { exampleOrgZone, flags, kdigRunner, queryPacket, section, soaSerial, status, tcpFrame, tcpMessages } from './fixture';
 import { decodeMessage } from '../../server/dns/wire';
 import { freeDualPort, startKnot, type Knot } from './knot';
 import { delv, dnssecVerify, kzonecheck, trustAnchor, type TrustAnchor } from './dnssec-tools';
+import { startUnbound } from './unbound';
 import { waitForAsync } from '../fixtures/wait';
 
 const ZONE = 'example.org';
@@ -266,6 +267,20 @@ describe('Knot as a validating secondary of the signed zone', () => {
     assert.ok(ds.validated && !ds.negative && ds.records.some((r) => / IN DS \d+ 13 2 /.test(r)), `the hosted signed child's DS:\n${ds.output}`);
     const noDs = await delv(knotPort, anchor, 'sub.example.org', 'DS');
     assert.equal(noDs.validated && noDs.negative, 'NXRRSET', `no DS at the unsigned delegation:\n${noDs.output}`);
+  });
+
+  test('Unbound, validating with our DNSKEY and asking knot alone, sets AD on its positive, NXDOMAIN and NODATA answers', async () => {
+    const dnskeys = (await kdigDcmx('+short', ZONE, 'DNSKEY')).stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('257 '));
+    const u = await startUnbound({ zone: ZONE, dnskeys, authority: knotPort });
+    try {
+      for (const [name, type, rcode] of [['ns1.example.org', 'A', 'NOERROR'], ['nothere.example.org', 'A', 'NXDOMAIN'], ['ns1.example.org', 'MX', 'NOERROR']]) {
+        const r = await u.dig(name, type);
+        assert.equal(status(r.stdout), rcode, `${name} ${type}:\n${r.stdout}\n${u.log}`);
+        assert.ok(flags(r.stdout).includes('ad'), `${name} ${type} not validated (no AD):\n${r.stdout}\n${u.log}`);
+      }
+    } finally {
+      await u.stop();
+    }
   });
 
   test('after a write, NOTIFY brings the new signed version to knot and delv validates the changed names', async (ctx) => {
