@@ -14,10 +14,13 @@
  * Cache (§5.1): a fetched policy is kept until its max_age runs out, keyed
  * by domain with its id; it is fetched again when the TXT id differs, and a
  * cached unexpired policy stays in force when discovery or the fetch fails
- * (a record that vanishes does not switch the policy off, §10.2).
+ * (a record that vanishes does not switch the policy off, §10.2). A cached
+ * policy past half its max_age is fetched again in the background when the
+ * domain is mailed, so that it does not lapse (§5.1 "Policy Refresh").
  *
- * The cache is in memory: a restart fetches again. Lookups run per delivery
- * on the queue side, never at RCPT.
+ * The cache is kept in the queue side's store (`persist`, storage/sts-cache.ts),
+ * so a policy stays in force across a restart, with a copy in memory.
+ * Lookups run per delivery on the queue side, never at RCPT.
  */
 import * as https from 'node:https';
 import { rootCertificates } from 'node:tls';
@@ -115,9 +118,18 @@ export function stsRecordId(records: readonly string[]): string | undefined {
   return id !== undefined && /^[A-Za-z0-9]{1,32}$/.test(id) ? id : undefined;
 }
 
+/** A store of fetched policies, by domain (storage/sts-cache.ts StsPolicyStore). */
+export interface StsPolicyCache {
+  load(domain: string): (StsPolicy & { expires: number }) | undefined;
+  save(domain: string, policy: StsPolicy & { expires: number }): void;
+  delete(domain: string): void;
+}
+
 /** How policies are looked up. */
 export interface StsOptions {
   resolver: Pick<MailResolver, 'lookupTxt' | 'lookupHost'>;
+  /** Where fetched policies are kept across restarts (none: in memory only). */
+  persist?: StsPolicyCache;
   /** PEM certificates trusted besides the system's (DCMX_MTA_STS_CA). */
   ca?: string;
   now?: () => number;
@@ -133,6 +145,8 @@ export class StsPolicies {
   private readonly cache = new Map<string, { policy: StsPolicy; expires: number }>();
   /** Lookups under way, so that concurrent deliveries to a domain share one. */
   private readonly pending = new Map<string, Promise<StsLookup>>();
+  /** Domains whose cached policy is being fetched again in the background. */
+  private readonly refreshing = new Set<string>();
   private readonly ca: string[] | undefined;
   /** Policies fetched (successful HTTPS fetches), for the figures and the tests. */
   fetched = 0;
@@ -166,9 +180,12 @@ export class StsPolicies {
   }
 
   private async discover(domain: string): Promise<StsLookup> {
-    const hit = this.cache.get(domain);
+    const hit = this.cache.get(domain) ?? this.loadKept(domain);
     const cached = hit && hit.expires > this.now() ? hit.policy : undefined;
-    if (hit && !cached) this.cache.delete(domain);
+    if (hit && !cached) {
+      this.cache.delete(domain);
+      this.opts.persist?.delete(domain);
+    }
     let id: string | undefined;
     try {
       id = stsRecordId(await this.opts.resolver.lookupTxt(`_mta-sts.${domain}`));
@@ -176,15 +193,39 @@ export class StsPolicies {
       return { policy: cached, problem: `_mta-sts.${domain} TXT lookup failed: ${(err as Error).message}` };
     }
     // No record: a cached policy stays in force until it expires (§5.1, §10.2).
-    if (id === undefined || cached?.id === id) return { policy: cached };
+    if (id === undefined) return { policy: cached };
+    if (cached?.id === id) {
+      // §5.1: refreshed before it expires, so that a domain that is mailed keeps its policy; in the background.
+      if (hit!.expires - this.now() < (cached.maxAge * 1000) / 2 && !this.refreshing.has(domain)) {
+        this.refreshing.add(domain);
+        void this.fetchAndKeep(domain, id).catch(() => undefined).finally(() => this.refreshing.delete(domain));
+      }
+      return { policy: cached };
+    }
     try {
-      const policy = await this.fetch(domain, id);
-      this.fetched++;
-      this.cache.set(domain, { policy, expires: this.now() + policy.maxAge * 1000 });
-      return { policy };
+      return { policy: await this.fetchAndKeep(domain, id) };
     } catch (err) {
       return { policy: cached, problem: `policy of ${domain} (id ${id}) not fetched: ${(err as Error).message}` };
     }
+  }
+
+  /** Fetches the policy of `domain` under `id` and caches it for its max_age (memory and `persist`). */
+  private async fetchAndKeep(domain: string, id: string): Promise<StsPolicy> {
+    const policy = await this.fetch(domain, id);
+    this.fetched++;
+    const expires = this.now() + policy.maxAge * 1000;
+    this.cache.set(domain, { policy, expires });
+    this.opts.persist?.save(domain, { ...policy, expires });
+    return policy;
+  }
+
+  /** The policy kept for `domain` in `persist` (a previous run's), put in memory too. */
+  private loadKept(domain: string): { policy: StsPolicy; expires: number } | undefined {
+    const kept = this.opts.persist?.load(domain);
+    if (!kept) return undefined;
+    const { expires, ...policy } = kept;
+    this.cache.set(domain, { policy, expires });
+    return { policy, expires };
   }
 
   /** Fetches and parses the policy of `domain` (RFC 8461 §3.3); throws StsFetchError or the lookup's error. */

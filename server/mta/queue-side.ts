@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { ConfigError, type Config } from '../config';
 import type { Logger } from '../log';
 import { QueueStore } from '../../storage/queue';
+import { StsPolicyStore } from '../../storage/sts-cache';
 import type { Store } from '../../storage/store';
 import { Spool, spoolDir } from './spool';
 import { Outbound } from './outbound';
@@ -81,8 +82,8 @@ export async function startQueueSide(views: MailViews, store: Store, config: Con
   });
   const { routing, cache, resolver, self, sync } = views;
   const dkimKey = views.source.dkimKey?.bind(views.source);
-  // MTA-STS policies of recipient domains (RFC 8461), cached for this process's deliveries.
-  const sts = new StsPolicies({ resolver, ca: config.mtaStsCa });
+  // MTA-STS policies of recipient domains (RFC 8461), cached in the queue's store (across restarts).
+  const sts = new StsPolicies({ resolver, ca: config.mtaStsCa, persist: new StsPolicyStore(store) });
   const outbound = new Outbound({
     hostname: config.hostname, resolver, self, dkimKey, sts, log: log.child({ part: 'outbound' }),
     portOverride: config.mta.relayPort === 25 ? undefined : config.mta.relayPort,

@@ -31,6 +31,8 @@ import { Outbound } from '../../server/mta/outbound';
 import { mxMatches, parsePolicy, StsPolicies, stsRecordId } from '../../server/mta/mta-sts';
 import type { DeliveryResult, QueuedMessage } from '../../server/mta/types';
 import { StubDns } from './stub-dns';
+import { Store } from '../../storage/store';
+import { StsPolicyStore } from '../../storage/sts-cache';
 import { runDcmx, startTestAppliance, testEnv } from '../helpers';
 import { swaks, waitFor } from './fixture';
 import { waitForAsync } from '../fixtures/wait';
@@ -240,6 +242,51 @@ describe('MTA-STS honoured outbound', () => {
       dns.remove('_mta-sts.sts.test').add('_mta-sts.sts.test', { type: RRTYPE.TXT, strings: [Buffer.from('v=STSv1; id=second')] });
       dns.remove('sts.test', RRTYPE.MX).mx('sts.test', 10, 'mx.sts.test');
     }
+  });
+
+  test('the cache is kept in the queue store: after a restart the policy is in force without a fetch, even with the record gone', async () => {
+    const store = Store.open(path.join(tmp, 'queue.sqlite'), []);
+    try {
+      const resolver = new MailResolver({ upstream: [{ host: '127.0.0.1', port: dns.port }], timeoutMs: 1000 });
+      const first = new StsPolicies({ resolver, persist: new StsPolicyStore(store), ca: fs.readFileSync(caFile, 'utf8') });
+      const fetched = await first.lookup('bad.test');
+      assert.equal(fetched.policy?.mode, 'enforce', JSON.stringify(fetched));
+      assert.equal(first.fetched, 1);
+      // A new process: its cache starts from the store. The record is stripped (as an attacker would).
+      dns.remove('_mta-sts.bad.test');
+      try {
+        const again = new StsPolicies({ resolver, persist: new StsPolicyStore(store) });
+        const kept = await again.lookup('bad.test');
+        assert.deepEqual(kept.policy, fetched.policy);
+        assert.equal(again.fetched, 0, 'no fetch');
+        // An expired policy is dropped (from the store too).
+        const later = new StsPolicies({ resolver, persist: new StsPolicyStore(store), now: () => Date.now() + 86_401_000 });
+        assert.equal((await later.lookup('bad.test')).policy, undefined);
+        assert.equal(new StsPolicyStore(store).load('bad.test'), undefined);
+      } finally {
+        dns.add('_mta-sts.bad.test', { type: RRTYPE.TXT, strings: [Buffer.from('v=STSv1; id=1')] });
+      }
+    } finally {
+      store.close();
+    }
+  });
+
+  test('a cached policy past half its max_age is fetched again in the background; the mail does not wait for it', async () => {
+    let clock = Date.now();
+    const resolver = new MailResolver({ upstream: [{ host: '127.0.0.1', port: dns.port }], timeoutMs: 1000 });
+    const p = new StsPolicies({ resolver, ca: fs.readFileSync(caFile, 'utf8'), now: () => clock });
+    assert.equal((await p.lookup('bad.test')).policy?.mode, 'enforce');
+    assert.equal(p.fetched, 1);
+    clock += 40_000_000; // under half of max_age (86400 s): nothing to do
+    await p.lookup('bad.test');
+    assert.equal(p.fetched, 1);
+    clock += 10_000_000; // past half
+    assert.equal((await p.lookup('bad.test')).policy?.mode, 'enforce', 'the cached policy applies meanwhile');
+    await waitFor('the background refresh', () => p.fetched === 2 || undefined);
+    clock += 40_000_000; // 90,000 s after the first fetch: expired, but the refresh renewed it
+    const renewed = await p.lookup('bad.test');
+    assert.equal(renewed.policy?.mode, 'enforce');
+    assert.equal(p.fetched, 2, 'the renewed policy is not refetched');
   });
 
   test('a policy behind a redirect, or not text/plain, is no policy: the mail goes', async () => {
