@@ -11,7 +11,8 @@ import * as net from 'node:net';
 /** RR type codes (RFC 1035 §3.2.2 and later RFCs). */
 export const RRTYPE = {
   A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, HINFO: 13, MX: 15, TXT: 16, AAAA: 28, SRV: 33, NAPTR: 35,
-  OPT: 41, DS: 43, SSHFP: 44, TLSA: 52, SPF: 99, IXFR: 251, AXFR: 252, ANY: 255, CAA: 257,
+  OPT: 41, DS: 43, SSHFP: 44, RRSIG: 46, NSEC: 47, DNSKEY: 48, TLSA: 52, CDS: 59, CDNSKEY: 60, SPF: 99,
+  NXNAME: 128, IXFR: 251, AXFR: 252, ANY: 255, CAA: 257,
 } as const;
 
 /** Type names by code, for presentation. */
@@ -28,7 +29,18 @@ export type RData =
   | { type: 6; mname: string; rname: string; serial: number; refresh: number; retry: number; expire: number; minimum: number }
   | { type: 13; cpu: Buffer; os: Buffer }
   | { type: 44; algorithm: number; fptype: number; fingerprint: Buffer }
-  | { type: 52; usage: number; selector: number; matching: number; data: Buffer };
+  | { type: 52; usage: number; selector: number; matching: number; data: Buffer }
+  /** DS and CDS (RFC 4034 §5.1, RFC 7344 §3.1). */
+  | { type: 43 | 59; keyTag: number; algorithm: number; digestType: number; digest: Buffer }
+  /** DNSKEY and CDNSKEY (RFC 4034 §2.1, RFC 7344 §3.2). */
+  | { type: 48 | 60; flags: number; protocol: number; algorithm: number; publicKey: Buffer }
+  /** RRSIG (RFC 4034 §3.1); expiration and inception in seconds since the epoch, serial-number arithmetic (§3.1.5). */
+  | {
+    type: 46; typeCovered: number; algorithm: number; labels: number; originalTtl: number;
+    expiration: number; inception: number; keyTag: number; signer: string; signature: Buffer;
+  }
+  /** NSEC (RFC 4034 §4.1): the next owner name and the types present at the owner. */
+  | { type: 47; next: string; types: number[] };
 
 /** A resource record. Names are lower case, without the trailing dot ('' is the root). */
 export interface RR {
@@ -52,6 +64,9 @@ export const RECORD_ATTRIBUTES: Record<string, number> = {
   sshfprecord: RRTYPE.SSHFP,
   tlsarecord: RRTYPE.TLSA,
   caarecord: RRTYPE.CAA,
+  // DS at a delegation to a signed child hosted elsewhere, written by the operator (RFC 4035 §2.4). DNSKEY, RRSIG,
+  // NSEC, CDS and CDNSKEY are not record attributes: dcmx makes them from the zone's key as it answers.
+  dsrecord: RRTYPE.DS,
 };
 
 /** Thrown for an RDATA value that does not parse; the message says why. */
@@ -198,9 +213,83 @@ export function parseRData(type: number, value: string): RData {
       need(4);
       if (!/^[0-9a-fA-F]+$/.test(t[3]) || t[3].length % 2) throw new RDataError('bad TLSA data');
       return { type: 52, usage: u8(t[0], 'usage'), selector: u8(t[1], 'selector'), matching: u8(t[2], 'matching type'), data: Buffer.from(t[3], 'hex') };
+    case RRTYPE.DS:
+    case RRTYPE.CDS: {
+      if (f.length < 4) throw new RDataError(`${RRTYPE_NAME[type]} needs key tag, algorithm, digest type and digest: '${value}'`);
+      const algorithm = u8(t[1], 'algorithm');
+      const hex = t.slice(3).join('');
+      // RFC 8078 §4 (erratum 5049): the delete CDS is `0 0 0 00`; `0 0 0 0` is accepted for it too.
+      const digest = algorithm === 0 && /^0{1,2}$/.test(hex) ? Buffer.alloc(1) : hexField(hex, 'digest');
+      return { type, keyTag: u16(t[0], 'key tag'), algorithm, digestType: u8(t[2], 'digest type'), digest };
+    }
+    case RRTYPE.DNSKEY:
+    case RRTYPE.CDNSKEY: {
+      if (f.length < 4) throw new RDataError(`${RRTYPE_NAME[type]} needs flags, protocol, algorithm and key: '${value}'`);
+      const algorithm = u8(t[2], 'algorithm');
+      const b64 = t.slice(3).join('');
+      // RFC 8078 §4 (erratum 5049): the delete CDNSKEY is `0 3 0 AA==`; `0 3 0 0` is accepted for it too.
+      const publicKey = algorithm === 0 && b64 === '0' ? Buffer.alloc(1) : base64Field(b64, 'public key');
+      return { type, flags: u16(t[0], 'flags'), protocol: u8(t[1], 'protocol'), algorithm, publicKey };
+    }
+    case RRTYPE.RRSIG: {
+      if (f.length < 9) throw new RDataError(`RRSIG needs 9 fields, got ${f.length}: '${value}'`);
+      const typeCovered = typeCode(t[0]);
+      if (typeCovered === undefined) throw new RDataError(`unknown type covered: ${t[0]}`);
+      return {
+        type: 46, typeCovered, algorithm: u8(t[1], 'algorithm'), labels: u8(t[2], 'labels'), originalTtl: u32(t[3], 'original TTL'),
+        expiration: sigTime(t[4]), inception: sigTime(t[5]), keyTag: u16(t[6], 'key tag'), signer: normalizeName(t[7]),
+        signature: base64Field(t.slice(8).join(''), 'signature'),
+      };
+    }
+    case RRTYPE.NSEC: {
+      if (f.length < 1) throw new RDataError('NSEC needs a next name');
+      const types: number[] = [];
+      for (const m of t.slice(1)) {
+        const c = typeCode(m);
+        if (c === undefined) throw new RDataError(`unknown type in NSEC bitmap: ${m}`);
+        if (!types.includes(c)) types.push(c);
+      }
+      return { type: 47, next: normalizeNsecNext(t[0]), types: types.sort((a, b) => a - b) };
+    }
     default:
       throw new RDataError(`unsupported type ${type}`);
   }
+}
+
+function hexField(s: string, what: string): Buffer {
+  if (!/^[0-9a-fA-F]+$/.test(s) || s.length % 2) throw new RDataError(`bad ${what}: not hexadecimal`);
+  return Buffer.from(s, 'hex');
+}
+
+function base64Field(s: string, what: string): Buffer {
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(s) || s.length % 4) throw new RDataError(`bad ${what}: not base64`);
+  return Buffer.from(s, 'base64');
+}
+
+/** RFC 4034 §3.2: YYYYMMDDHHmmSS (UTC), or seconds since the epoch as a decimal number. */
+function sigTime(s: string): number {
+  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/.exec(s);
+  if (m) {
+    const ms = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
+    if (Number.isNaN(ms)) throw new RDataError(`bad signature time: ${s}`);
+    return (ms / 1000) % 0x100000000;
+  }
+  return u32(s, 'signature time');
+}
+
+/** YYYYMMDDHHmmSS of a signature time (RFC 4034 §3.2). */
+function sigTimeText(t: number): string {
+  return new Date(t * 1000).toISOString().replace(/[-:T]/g, '').slice(0, 14);
+}
+
+/**
+ * The NSEC next name. Compact denial (RFC 9824 §3.1) uses the owner with a
+ * first label of one zero octet, which no directory name has; it is kept in
+ * presentation form, `\\000.<owner>` (RFC 1035 §5.1), as the wire encoder reads it.
+ */
+function normalizeNsecNext(s: string): string {
+  // splitFields has already turned the \\000 escape into the character U+0000.
+  return s.startsWith('\u0000.') ? '\\000.' + normalizeName(s.slice(2)) : normalizeName(s);
 }
 
 function quote(b: Buffer): string {
@@ -244,17 +333,36 @@ export function formatRData(r: RData): string {
       return `${r.algorithm} ${r.fptype} ${r.fingerprint.toString('hex').toUpperCase()}`;
     case 52:
       return `${r.usage} ${r.selector} ${r.matching} ${r.data.toString('hex').toUpperCase()}`;
+    case 43:
+    case 59:
+      return `${r.keyTag} ${r.algorithm} ${r.digestType} ${r.digest.toString('hex').toUpperCase()}`;
+    case 48:
+    case 60:
+      return `${r.flags} ${r.protocol} ${r.algorithm} ${r.publicKey.toString('base64')}`;
+    case 46:
+      return `${typeName(r.typeCovered)} ${r.algorithm} ${r.labels} ${r.originalTtl} ${sigTimeText(r.expiration)} ${sigTimeText(r.inception)} ` +
+        `${r.keyTag} ${fqdn(r.signer)} ${r.signature.toString('base64')}`;
+    case 47:
+      return [fqdn(r.next), ...r.types.map(typeName)].join(' ');
   }
+}
+
+/** The mnemonic of a type, or TYPEnnn (RFC 3597 §5). */
+export function typeName(code: number): string {
+  return RRTYPE_NAME[code] ?? `TYPE${code}`;
 }
 
 /** One line of a master file: `name. ttl IN TYPE rdata`. */
 export function formatRR(rr: RR): string {
-  return `${fqdn(rr.name)}\t${rr.ttl}\tIN\t${RRTYPE_NAME[rr.rdata.type]}\t${formatRData(rr.rdata)}`;
+  return `${fqdn(rr.name)}\t${rr.ttl}\tIN\t${typeName(rr.rdata.type)}\t${formatRData(rr.rdata)}`;
 }
 
 /** Type code for a presentation name ('MX' → 15), or undefined. */
 export function typeCode(name: string): number | undefined {
-  return (RRTYPE as Record<string, number>)[name.toUpperCase()];
+  const u = name.toUpperCase();
+  const generic = /^TYPE(\d{1,5})$/.exec(u);
+  if (generic && Number(generic[1]) <= 65535) return Number(generic[1]);
+  return (RRTYPE as Record<string, number>)[u];
 }
 
 /** Parses a line produced by formatRR back into an RR. Throws RDataError. */

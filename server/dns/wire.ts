@@ -903,6 +903,44 @@ class Writer {
         this.u8(d.matching);
         this.bytes(d.data);
         return;
+      case 43:
+      case 59:
+        // RFC 4034 §5.1; CDS has the same RDATA (RFC 7344 §3.1).
+        limit(4 + d.digest.length, 'DS');
+        this.u16(d.keyTag);
+        this.u8(d.algorithm);
+        this.u8(d.digestType);
+        this.bytes(d.digest);
+        return;
+      case 48:
+      case 60:
+        // RFC 4034 §2.1; CDNSKEY has the same RDATA (RFC 7344 §3.2).
+        limit(4 + d.publicKey.length, 'DNSKEY');
+        this.u16(d.flags);
+        this.u8(d.protocol);
+        this.u8(d.algorithm);
+        this.bytes(d.publicKey);
+        return;
+      case 46:
+        // RFC 4034 §3.1; the signer's name is not compressed (§3.1.7).
+        limit(18 + 255 + d.signature.length, 'RRSIG');
+        this.u16(d.typeCovered);
+        this.u8(d.algorithm);
+        this.u8(d.labels);
+        this.u32(d.originalTtl);
+        this.u32(d.expiration);
+        this.u32(d.inception);
+        this.u16(d.keyTag);
+        this.name(d.signer, NameMode.Uncompressed);
+        this.bytes(d.signature);
+        return;
+      case 47: {
+        // RFC 4034 §4.1: the next name, not compressed (§4.1.1), then the type bitmap (§4.1.2).
+        this.name(d.next, NameMode.Uncompressed);
+        const bitmap = typeBitmap(d.types);
+        this.bytes(bitmap);
+        return;
+      }
       default:
         bad(`unsupported RDATA type ${(d as { type: number }).type}`);
     }
@@ -1150,6 +1188,49 @@ function ipv6Text(buf: Buffer, p: number): string {
   return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
 }
 
+/**
+ * The NSEC type bitmap (RFC 4034 §4.1.2): for each 256-type window in use,
+ * in increasing order, the window number, the bitmap length (1–32 octets,
+ * trailing zero octets left off) and the bitmap, most significant bit first.
+ */
+export function typeBitmap(types: readonly number[]): Buffer {
+  const sorted = [...new Set(types)].sort((a, b) => a - b);
+  const out: number[] = [];
+  let i = 0;
+  while (i < sorted.length) {
+    const window = sorted[i] >>> 8;
+    const bits = new Array<number>(32).fill(0);
+    let last = 0;
+    for (; i < sorted.length && sorted[i] >>> 8 === window; i++) {
+      const low = sorted[i] & 0xff;
+      bits[low >>> 3] |= 0x80 >>> (low & 7);
+      last = low >>> 3;
+    }
+    out.push(window, last + 1, ...bits.slice(0, last + 1));
+  }
+  return Buffer.from(out);
+}
+
+/** The types of an NSEC type bitmap [s, e), strictly (RFC 4034 §4.1.2); undefined when malformed. */
+function bitmapTypes(buf: Buffer, s: number, e: number): number[] | undefined {
+  const types: number[] = [];
+  let p = s;
+  let prev = -1;
+  while (p < e) {
+    if (p + 2 > e) return undefined;
+    const window = buf[p];
+    const len = buf[p + 1];
+    if (window <= prev || len < 1 || len > 32 || p + 2 + len > e) return undefined;
+    for (let o = 0; o < len; o++) {
+      const b = buf[p + 2 + o];
+      for (let bit = 0; bit < 8; bit++) if (b & (0x80 >>> bit)) types.push(window * 256 + o * 8 + bit);
+    }
+    prev = window;
+    p += 2 + len;
+  }
+  return types;
+}
+
 let rdNameEnd = 0;
 /** A name inside RDATA [p, end): its text, with rdNameEnd set after it; undefined if malformed. */
 function rdName(buf: Buffer, p: number, end: number): string | undefined {
@@ -1229,6 +1310,27 @@ function decodeRData(buf: Buffer, type: number, s: number, e: number): RData | u
       return len >= 2 ? { type: 44, algorithm: buf[s], fptype: buf[s + 1], fingerprint: copyOf(buf, s + 2, e) } : undefined;
     case 52:
       return len >= 3 ? { type: 52, usage: buf[s], selector: buf[s + 1], matching: buf[s + 2], data: copyOf(buf, s + 3, e) } : undefined;
+    case 43:
+    case 59:
+      return len >= 4 ? { type, keyTag: u16(buf, s), algorithm: buf[s + 2], digestType: buf[s + 3], digest: copyOf(buf, s + 4, e) } : undefined;
+    case 48:
+    case 60:
+      return len >= 4 ? { type, flags: u16(buf, s), protocol: buf[s + 2], algorithm: buf[s + 3], publicKey: copyOf(buf, s + 4, e) } : undefined;
+    case 46: {
+      if (len < 19) return undefined;
+      const signer = rdName(buf, s + 18, e);
+      if (signer === undefined) return undefined;
+      return {
+        type: 46, typeCovered: u16(buf, s), algorithm: buf[s + 2], labels: buf[s + 3], originalTtl: u32(buf, s + 4),
+        expiration: u32(buf, s + 8), inception: u32(buf, s + 12), keyTag: u16(buf, s + 16), signer, signature: copyOf(buf, rdNameEnd, e),
+      };
+    }
+    case 47: {
+      const next = rdName(buf, s, e);
+      if (next === undefined) return undefined;
+      const types = bitmapTypes(buf, rdNameEnd, e);
+      return types ? { type: 47, next, types } : undefined;
+    }
     default:
       return undefined;
   }
