@@ -25,6 +25,7 @@ import { ProvisionLimits } from './mta/provision-limits';
 import { Provisioner } from './directory/provision';
 import { LocalWriter, watchOtherWriters } from './directory/writes';
 import { DkimKeyPool } from './directory/dkim';
+import { startDkimRetirement } from './directory/dkim-rotation';
 import { ChangeClock } from './directory/change-clock';
 import { startEndpoints, type Endpoints } from './endpoints';
 import { startThreads, type ThreadHost } from './threads/host';
@@ -261,6 +262,9 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     const retention = startRetention(directory, config.retention, log.child({ ep: 'retention' }), owned);
     started.push({ close: async () => retention.stop() });
     void retention.run(); // a backlog left by an older version or a larger setting
+    // Rotated-out DKIM selectors go after their grace period: a duty of the data dir's owner, as retention is.
+    const dkimRetirement = startDkimRetirement(directory, config.dkim.retireAfter * 1000, log.child({ part: 'dkim' }), owned);
+    started.push({ close: async () => dkimRetirement.stop() });
     // One certificate for SMTP STARTTLS, LDAP StartTLS and the admin HTTPS port.
     const tls = await loadTls({ dataDir: config.dataDir, hostname: config.hostname, cert: config.smtp.tlsCert, key: config.smtp.tlsKey });
     const notifier = startNotifier(zones, config.dns.notify, log.child({ ep: 'dns' }));

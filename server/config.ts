@@ -210,6 +210,11 @@ export interface Config {
     /** DKIM keys a new domain gets (server/directory/dkim.ts); empty: none. */
     dkim: DkimAlgorithm[];
   };
+  /** DKIM key rotation (server/directory/dkim-rotation.ts). */
+  dkim: {
+    /** DCMX_DKIM_RETIRE_AFTER: seconds a rotated-out selector stays published before its entry (key record and key) goes. */
+    retireAfter: number;
+  };
   upstreamDns: HostPort[];
   selfAddresses: string[];
   /** How new passwords are hashed, and whether stored ones are rehashed at bind (server/directory/passwords). */
@@ -633,6 +638,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       spf: env.DCMX_NEW_DOMAIN_SPF ?? 'v=spf1 mx -all',
       dmarc: env.DCMX_NEW_DOMAIN_DMARC ?? 'v=DMARC1; p=quarantine',
       dkim: dkimAlgorithms(env),
+    },
+    dkim: {
+      retireAfter: int(env, 'DCMX_DKIM_RETIRE_AFTER', 7 * 86400, 1, 365 * 86400),
     },
     upstreamDns: hostPorts(env, 'DCMX_UPSTREAM_DNS', 53),
     selfAddresses,

@@ -19,6 +19,9 @@
  *                              dcmx's schema for an OpenLDAP slapd replica (schema/openldap.ts): a file
  *                              to include after slapd's core, cosine, inetorgperson and nis schema
  *                              (openldap, the default), or the cn=config entry (ldif)
+ *   dcmx dkim list|rotate DOMAIN
+ *                              a domain's DKIM selectors; a new key at a new dated selector, the old
+ *                              ones retired after DCMX_DKIM_RETIRE_AFTER (dkim-cli.ts)
  *   dcmx queue list|show|retry|hold|release|delete|bounce ...
  *                              the mail queue, as Postfix's postqueue/postsuper/postcat (queue-cli.ts)
  *
@@ -47,6 +50,7 @@ import { LocalWriter } from '../directory/writes';
 import { openldapSchemaFile, openldapSchemaLdif } from '../../schema/openldap';
 import { flag, option, UsageError } from './cli-args';
 import { QUEUE_USAGE, runQueueCommand } from './queue-cli';
+import { DKIM_USAGE, runDkimCommand } from './dkim-cli';
 
 const USAGE = `usage:
   dcmx ldif import FILE [--continue] [--skip-existing]
@@ -58,6 +62,7 @@ const USAGE = `usage:
   dcmx domain remove NAME
   dcmx domain list
   dcmx schema export [--format openldap|ldif]
+${DKIM_USAGE}
 ${QUEUE_USAGE}`;
 
 
@@ -265,6 +270,14 @@ export async function runCli(argv: string[], given?: Config): Promise<number> {
         console.log(`${r.name} provisioned in zone ${r.zone}, serial ${r.serial}`);
       }
       return 0;
+    } finally {
+      services.directory.store.close();
+    }
+  }
+  if (group === 'dkim') {
+    const services = await openFor(config);
+    try {
+      return await runDkimCommand(cmd, args, config, services);
     } finally {
       services.directory.store.close();
     }

@@ -2,7 +2,8 @@
  * What dcmx DKIM-signs (RFC 6376 §5, RFC 8463), end to end over real
  * sockets, each message checked by dkimpy resolving keys on our DNS port:
  * mail of our users leaving through a next hop carries an rsa-sha256 and an
- * ed25519-sha256 signature, each verifying; the Maildir copy of mail to
+ * ed25519-sha256 signature, each verifying, also by OpenDKIM's
+ * opendkim-testmsg (each algorithm alone too); the Maildir copy of mail to
  * another local domain is signed; the key is chosen by the From: domain when
  * we host it, else by the envelope sender's; a DSN we generate is signed
  * with the key of its From: domain (the hosted parent of DCMX_HOSTNAME);
@@ -10,13 +11,22 @@
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { adminArgs, caughtUp, run, startTestAppliance, type TestAppliance } from '../helpers';
+import { startTestAppliance, type TestAppliance } from '../helpers';
 import { mailbox, startNextHop, swaks, waitFor, type NextHop } from './fixture';
-import { crlf, dkimVerify, signatures } from './dkim-fixture';
+import { adminAdd, crlf, dkimVerify, opendkimVerify, RELAYED_ORG, signatures } from './dkim-fixture';
 
 const SUFFIX = 'o=internet';
 const ALICE = 'alice@signed.example.org';
 const CAROL = 'carol@second.example.net';
+
+/** `message` (CRLF) without the DKIM-Signature fields for which `drop` holds (given the whole field, folded). */
+function withoutSignatures(message: string, drop: (field: string) => boolean): string {
+  const end = message.indexOf('\r\n\r\n');
+  const fields = message.slice(0, end + 2).split(/\r\n(?![ \t])/).filter((f) => f !== '');
+  const kept = fields.filter((f) => !(/^DKIM-Signature:/i.test(f) && drop(f)));
+  return kept.map((f) => `${f}\r\n`).join('') + message.slice(end + 2);
+}
+
 const dn = (name: string): string => name.split('.').map((l) => `dc=${l}`).join(',') + `,${SUFFIX}`;
 
 describe('DKIM signing of our users\' mail', () => {
@@ -36,24 +46,21 @@ describe('DKIM signing of our users\' mail', () => {
       return [`dn: uid=${uid},ou=people,${dn(domain)}`, 'objectClass: inetOrgPerson', `uid: ${uid}`, `cn: ${uid}`, `sn: ${uid}`, `mail: ${address}`, ''];
     };
     // A hosted domain whose mail goes to the next hop: mail to it leaves through the relay channel.
-    const r = await run('ldapadd', adminArgs(t), [
-      ...user(ALICE), ...user(CAROL),
-      `dn: dc=relayed,dc=org,${SUFFIX}`, 'objectClass: domain', 'objectClass: mailDomain', 'dc: relayed', 'mailRoutingSmartHost: 127.0.0.1', '',
-    ].join('\n'));
-    assert.equal(r.code, 0, r.stderr);
-    await caughtUp(t);
+    await adminAdd(t, [...user(ALICE), ...user(CAROL), ...RELAYED_ORG]);
   });
   after(async () => {
     await t?.close();
     await hop?.close();
   });
 
+  /** The dual-signed message of the first test, as the next hop received it. */
+  let dual = '';
   const received = (subject: string) => waitFor(`the next hop receives "${subject}"`, () => hop.received.find((m) => m.body.includes(`Subject: ${subject}`)), 30_000);
 
   test('relayed mail carries an rsa-sha256 and an ed25519-sha256 signature (RFC 8463 §4), each verified by dkimpy', { timeout: 60_000 }, async () => {
     const sw = await swaks(t.app.ports.smtp, { to: 'x@relayed.org', from: ALICE, subject: 'dual signed', body: 'a body to hash' });
     assert.equal(sw.code, 0, sw.out);
-    const msg = (await received('dual signed')).body;
+    const msg = dual = (await received('dual signed')).body;
     const sigs = signatures(msg);
     assert.deepEqual(sigs.map((s) => s.a).sort(), ['ed25519-sha256', 'rsa-sha256'], msg.slice(0, 3000));
     for (const s of sigs) {
@@ -72,6 +79,28 @@ describe('DKIM signing of our users\' mail', () => {
     assert.equal(altered.code, 1, altered.out);
     assert.match(altered.out, /^rsa-sha256 \S+ \S+ fail$/m);
     assert.match(altered.out, /^ed25519-sha256 \S+ \S+ fail$/m);
+  });
+
+  test('OpenDKIM (opendkim-testmsg) verifies the message as sent, resolving our DNS port, and fails it once altered', { timeout: 60_000 }, async () => {
+    assert.ok(dual, 'the message of the test before');
+    const good = await opendkimVerify(t.app.ports.dns, dual);
+    assert.equal(good.code, 0, good.out);
+    assert.equal(good.out, '', 'opendkim-testmsg prints nothing for a message that verifies');
+    const body = await opendkimVerify(t.app.ports.dns, dual.replace('a body to hash', 'a body to hash, altered'));
+    assert.notEqual(body.code, 0, body.out);
+    assert.match(body.out, /Bad signature/);
+    const header = await opendkimVerify(t.app.ports.dns, dual.replace('Subject: dual signed', 'Subject: not what was signed'));
+    assert.notEqual(header.code, 0, header.out);
+    assert.match(header.out, /Bad signature/);
+    // Each algorithm alone: the message with only its own signature field.
+    for (const drop of ['rsa-sha256', 'ed25519-sha256']) {
+      const other = withoutSignatures(dual, (f) => f.replace(/\s+/g, '').includes(`a=${drop};`));
+      assert.equal(signatures(other).length, 1, `the ${drop} signature field is dropped`);
+      const v = await opendkimVerify(t.app.ports.dns, other);
+      assert.equal(v.code, 0, `opendkim verifies the ${signatures(other)[0].a} signature alone: ${v.out}`);
+    }
+    const unsigned = await opendkimVerify(t.app.ports.dns, withoutSignatures(dual, () => true));
+    assert.match(unsigned.out, /No signature/, 'without the fields there is nothing to verify');
   });
 
   test('mail to another local domain: the Maildir copy carries the signatures, and they verify', { timeout: 60_000 }, async () => {
