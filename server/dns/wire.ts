@@ -83,6 +83,8 @@ export interface Edns {
   version: number;
   /** The DNSSEC OK bit (RFC 3225 §3); responses must echo it. */
   do: boolean;
+  /** The Compact Answers OK bit (RFC 9824 §4), present only when set: the client wants NXDOMAIN for compact denial. */
+  co?: true;
   // Options are checked for structure only; unknown ones are ignored (RFC 6891 §6.1.2).
 }
 
@@ -181,9 +183,9 @@ export interface Response {
   /**
    * When present, an OPT RR (version 0, our payload size e.g. 1232) is
    * appended to the additional section; `do` echoes the query's DO bit
-   * (RFC 3225 §3).
+   * (RFC 3225 §3), `co` sets the Compact Answers OK bit (RFC 9824 §4).
    */
-  edns?: { udpSize: number; do?: boolean };
+  edns?: { udpSize: number; do?: boolean; co?: boolean };
 }
 
 // ---------------------------------------------------------------------------
@@ -416,7 +418,9 @@ function nameText(buf: Buffer, p: number): string {
 function readEdns(buf: Buffer, at: number): Edns {
   const ttl = u32(buf, at + 4);
   // RFC 6891 §6.2.5: values below 512 are treated as 512.
-  return { udpSize: Math.max(512, u16(buf, at + 2)), version: (ttl >>> 16) & 0xff, do: (ttl & 0x8000) !== 0 };
+  const edns: Edns = { udpSize: Math.max(512, u16(buf, at + 2)), version: (ttl >>> 16) & 0xff, do: (ttl & 0x8000) !== 0 };
+  if (ttl & 0x4000) edns.co = true; // RFC 9824 §4: CO, the bit after DO
+  return edns;
 }
 
 function readQuestion(buf: Buffer): Question {
@@ -651,12 +655,20 @@ const enum NameMode {
  * journal of added keys lets a partly written RR set be rolled back.
  */
 class Writer {
-  readonly buf = Buffer.allocUnsafe(SCRATCH_SIZE);
+  readonly buf: Buffer;
   pos = HEADER;
   private readonly owners = new Map<string, number>();
   private readonly rdataNames = new Map<string, number>();
   private readonly journalKeys: string[] = [];
   private readonly journalRData: boolean[] = [];
+
+  /**
+   * `canonical`: a writer for RFC 4034 §6.2 canonical forms (DNSSEC
+   * signing input), not messages: every name uncompressed and in lower case.
+   */
+  constructor(private readonly canonical = false, size = SCRATCH_SIZE) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
 
   reset(): void {
     this.pos = HEADER;
@@ -725,8 +737,12 @@ class Writer {
     this.bytes(b);
   }
 
-  /** Writes a name, compressed as `mode` allows. */
+  /** Writes a name, compressed as `mode` allows; in canonical mode never compressed and in lower case. */
   name(name: string, mode: NameMode): void {
+    if (this.canonical) {
+      this.canonicalName(name);
+      return;
+    }
     if (!isPlain(name)) {
       this.slowName(name, mode);
       return;
@@ -777,6 +793,52 @@ class Writer {
       this.bytes(labels[j]);
     }
     this.u8(0);
+  }
+
+  /**
+   * RFC 4034 §6.2 items 2–3: the name's labels uncompressed, US-ASCII upper
+   * case letters made lower case. Length octets are at most 63, below 'A'
+   * (0x41), so only label octets can change.
+   */
+  private canonicalName(name: string): void {
+    const start = this.pos;
+    if (isPlain(name)) {
+      if (name.length > 0 && name.charCodeAt(name.length - 1) === 0x2e) name = name.slice(0, -1);
+      if (name.length > MAX_NAME - 2) bad(`name over 255 octets: '${name}'`);
+      if (name !== '') {
+        for (let i = 0; ; ) {
+          const dot = name.indexOf('.', i);
+          const end = dot < 0 ? name.length : dot;
+          if (end === i) bad(`empty label in name '${name}'`);
+          if (end - i > 63) bad(`label over 63 octets in name '${name}'`);
+          this.u8(end - i);
+          for (let k = i; k < end; k++) this.buf[this.pos++] = name.charCodeAt(k);
+          if (dot < 0) break;
+          i = dot + 1;
+        }
+      }
+    } else {
+      for (const l of nameLabels(name)) {
+        this.u8(l.length);
+        this.bytes(l);
+      }
+    }
+    this.u8(0);
+    for (let i = start; i < this.pos; i++) if (this.buf[i] >= 0x41 && this.buf[i] <= 0x5a) this.buf[i] |= 0x20;
+  }
+
+  /** In canonical mode: an RR's RDATA alone (RFC 4034 §6.2), a copy. */
+  rdataOnly(d: RData, owner: string): Buffer {
+    this.pos = 0;
+    this.rdata(d, owner);
+    return copyOf(this.buf, 0, this.pos);
+  }
+
+  /** In canonical mode: a name alone (RFC 4034 §6.2), a copy. */
+  nameOnly(name: string): Buffer {
+    this.pos = 0;
+    this.canonicalName(name);
+    return copyOf(this.buf, 0, this.pos);
   }
 
   /** Copies an uncompressed question section and makes its name a compression target. */
@@ -947,11 +1009,11 @@ class Writer {
   }
 
   /** The OPT pseudo-RR (RFC 6891 §6.1.2–6.1.3): version 0, extended rcode in the TTL's top byte. */
-  opt(udpSize: number, extRcode: number, dnssecOk: boolean): void {
+  opt(udpSize: number, extRcode: number, dnssecOk: boolean, compactOk = false): void {
     this.u8(0);
     this.u16(TYPE_OPT);
     this.u16(Math.min(MAX_MESSAGE, Math.max(512, udpSize | 0)));
-    this.u32(((extRcode & 0xff) << 24) | (dnssecOk ? 0x8000 : 0));
+    this.u32(((extRcode & 0xff) << 24) | (dnssecOk ? 0x8000 : 0) | (compactOk ? 0x4000 : 0));
     this.u16(0);
   }
 
@@ -984,6 +1046,26 @@ function suffixKeys(labels: Buffer[]): string[] {
 }
 
 const writer = new Writer();
+/** One RDATA is at most 65535 octets (RFC 1035 §3.2.1); a little more room for the overrun check. */
+const canonicalWriter = new Writer(true, 65535 + 1024);
+
+/**
+ * A name in canonical wire form (RFC 4034 §6.2): uncompressed labels, lower
+ * case, the root label last. Throws TypeError for a bad name.
+ */
+export function canonicalName(name: string): Buffer {
+  return canonicalWriter.nameOnly(name);
+}
+
+/**
+ * An RR's RDATA in canonical wire form (RFC 4034 §6.2 items 2–3): names
+ * uncompressed and in lower case (for every type; the names dcmx signs are
+ * lower case already, so RFC 6840 §5.1's NSEC exception changes nothing),
+ * the rest as on the wire. Throws as {@link encodeResponse} does for bad RDATA.
+ */
+export function canonicalRData(d: RData, owner: string): Buffer {
+  return canonicalWriter.rdataOnly(d, owner);
+}
 
 /** Writes the question (wire preferred) and returns QDCOUNT. */
 function writeQuestion(w: Writer, question: Question | undefined, questionWire: Buffer | undefined): number {
@@ -1081,7 +1163,7 @@ export function encodeResponse(r: Response, limit: number): Buffer {
     }
   }
   if (r.edns) {
-    w.opt(r.edns.udpSize, rcode >>> 4, r.edns.do === true);
+    w.opt(r.edns.udpSize, rcode >>> 4, r.edns.do === true, r.edns.co === true);
     ar++;
   }
   const flags = QR | ((r.opcode & 0xf) << 11) | (r.aa ? AA : 0) | (tc ? TC : 0) | (r.rd ? RD : 0) | (r.cd ? CD : 0) | (rcode & 0xf);

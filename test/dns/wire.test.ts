@@ -2,6 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Packet from 'native-dns-packet';
 import {
+  canonicalName,
+  canonicalRData,
   decodeMessage,
   encodeNotify,
   encodeResponse,
@@ -50,8 +52,8 @@ function header(o: HeaderOpts = {}): Buffer {
 const question = (name: string, type = 1, cls = 1): Buffer => Buffer.concat([wname(name), u16(type), u16(cls)]);
 const rrWire = (owner: Buffer, type: number, cls: number, ttl: number, rdata: Buffer): Buffer =>
   Buffer.concat([owner, u16(type), u16(cls), u32(ttl), u16(rdata.length), rdata]);
-function optRR(o: { udp?: number; version?: number; dnssecOk?: boolean; options?: Buffer; owner?: Buffer } = {}): Buffer {
-  const ttl = ((o.version ?? 0) << 16) | (o.dnssecOk ? 0x8000 : 0);
+function optRR(o: { udp?: number; version?: number; dnssecOk?: boolean; compactOk?: boolean; options?: Buffer; owner?: Buffer } = {}): Buffer {
+  const ttl = ((o.version ?? 0) << 16) | (o.dnssecOk ? 0x8000 : 0) | (o.compactOk ? 0x4000 : 0);
   return rrWire(o.owner ?? Buffer.from([0]), 41, o.udp ?? 1232, ttl, o.options ?? Buffer.alloc(0));
 }
 const soaRdata = (serial: number): Buffer =>
@@ -110,6 +112,12 @@ describe('screen', () => {
         assert.deepEqual(q.edns, { udpSize: 4096, version: 0, do: true });
         assert.equal(q.cd, true);
       },
+    },
+    {
+      name: 'query with EDNS: DO and CO (RFC 9824 §4)',
+      pkt: query('example.org', 15, { additional: [optRR({ dnssecOk: true, compactOk: true })] }),
+      kind: 'query',
+      check: (s) => assert.deepEqual(mustQuery(s).edns, { udpSize: 1232, version: 0, do: true, co: true }),
     },
     {
       name: 'EDNS payload below 512 reads as 512 (RFC 6891 §6.2.5)',
@@ -504,6 +512,17 @@ describe('encodeResponse', () => {
   test('DO bit is echoed in the OPT (RFC 3225 §3)', () => {
     const buf = encodeResponse(response({ question: Q, edns: { udpSize: 1232, do: true } }), 512);
     assert.equal(buf.readUInt32BE(buf.length - 6), 0x8000);
+    const co = encodeResponse(response({ question: Q, edns: { udpSize: 1232, do: true, co: true } }), 512);
+    assert.equal(co.readUInt32BE(co.length - 6), 0xc000); // RFC 9824 §4: CO, the bit after DO
+  });
+
+  test('canonical RDATA and names (RFC 4034 §6.2): uncompressed, lower case', () => {
+    assert.deepEqual(canonicalName('WWW.Example.org'), wname('www.example.org'));
+    assert.deepEqual(canonicalName(''), hex('00'));
+    assert.deepEqual(canonicalRData(parseRData(RRTYPE.MX, '10 MX.Example.ORG.'), 'example.org'), Buffer.concat([u16(10), wname('mx.example.org')]));
+    const soa = canonicalRData(parseRData(RRTYPE.SOA, 'ns1.example.org. hostmaster.example.org. 7 3600 900 604800 60'), 'example.org');
+    assert.deepEqual(soa, Buffer.concat([wname('ns1.example.org'), wname('hostmaster.example.org'), u32(7), u32(3600), u32(900), u32(604800), u32(60)]));
+    assert.deepEqual(canonicalName('\\000.X.org'), hex('0100 0178 036f7267 00')); // RFC 9824's next name: a label of one zero octet
   });
 
   test('question case preserved from questionWire; answers point at it', () => {
