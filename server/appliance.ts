@@ -33,6 +33,7 @@ import { passwordFigures, processStats, threadFigures, type ProcessStats, type T
 import type { QueueStore } from '../storage/queue';
 import type { Delivery } from './mta/delivery';
 import { startRetention, type Retention } from './directory/retention';
+import { startDnssecDuty } from './directory/dnssec-state';
 import { bindBeside, claimDataDir, type Ownership } from './succession';
 import { loadTls } from './tls';
 import { startConsole } from './admin/console/start';
@@ -132,7 +133,8 @@ export function openStore(config: Config, limits: { sizeLimit?: number; timeLimi
   try {
     services = openDirectory({
       file, suffix: config.suffix, adminDN: config.adminDN, replicatorDNs: config.replicatorDNs, unitDNs: config.unitDNs, extraIndexes: config.ldap.extraIndexes,
-      passwords: config.passwords, throttle: config.throttle, catalog: config.dns.catalog, dataDir: config.dataDir, ...limits,
+      passwords: config.passwords, throttle: config.throttle, catalog: config.dns.catalog, dataDir: config.dataDir, dnssec: config.dns.dnssec.enabled,
+      ...limits,
     });
   } catch (e) {
     if ((e as Error).name === 'SqliteError') throw new ConfigError('DCMX_DATA_DIR', `cannot open the store ${file}: ${(e as Error).message}`);
@@ -265,6 +267,9 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     // Rotated-out DKIM selectors go after their grace period: a duty of the data dir's owner, as retention is.
     const dkimRetirement = startDkimRetirement(directory, config.dkim.retireAfter * 1000, log.child({ part: 'dkim' }), owned);
     started.push({ close: async () => dkimRetirement.stop() });
+    // Zones signed, withdrawn or unsigned as DCMX_DNSSEC says, by the owner (dnssec-state.ts).
+    const dnssecDuty = startDnssecDuty(directory, zones, config.dns.dnssec, log.child({ part: 'dnssec' }), owned);
+    started.push({ close: async () => dnssecDuty.stop() });
     // One certificate for SMTP STARTTLS, LDAP StartTLS and the admin HTTPS port.
     const tls = await loadTls({ dataDir: config.dataDir, hostname: config.hostname, cert: config.smtp.tlsCert, key: config.smtp.tlsKey });
     const notifier = startNotifier(zones, config.dns.notify, log.child({ ep: 'dns' }));

@@ -16,6 +16,7 @@ import { loadSchema } from './directory/open';
 import { COST_CAPS, PASSWORD_SCHEMES, type PasswordOptions, type PasswordScheme } from './directory/passwords';
 import type { ThrottleOptions } from './directory/auth-throttle';
 import { parseDkimAlgorithms, type DkimAlgorithm } from './directory/dkim';
+import type { DnssecOptions } from './directory/dnssec-state';
 
 export type { HostPort } from './net';
 import { hostAddresses, parseHostPort, type HostPort } from './net';
@@ -122,6 +123,8 @@ export interface Config {
     rrlSlip: number;
     /** The catalog zone served (RFC 9432, directory/catalog.ts), lower case without the trailing dot; none when unset. */
     catalog: string | undefined;
+    /** DCMX_DNSSEC and DCMX_DNSSEC_WITHDRAW_GRACE (seconds, kept here in ms): directory/dnssec-state.ts. */
+    dnssec: DnssecOptions;
   };
   smtp: {
     port: number;
@@ -586,6 +589,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       rrlRate: int(env, 'DCMX_DNS_RRL', 0, 0, 1_000_000),
       rrlSlip: int(env, 'DCMX_DNS_RRL_SLIP', 2, 0, 10),
       catalog: catalogName(env),
+      dnssec: {
+        enabled: bool(env, 'DCMX_DNSSEC', true),
+        withdrawGraceMs: int(env, 'DCMX_DNSSEC_WITHDRAW_GRACE', 7 * 86400, 1, 366 * 86400) * 1000,
+      },
     },
     smtp: {
       port: port(env, 'DCMX_SMTP_PORT', 2525),

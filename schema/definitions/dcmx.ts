@@ -29,12 +29,16 @@
  *   .1.1.9   mailMsgMaxBlocks             (Sun docs: OID "Unknown")
  *   .1.1.10  mailAllowedServiceAccess     (OID not found)
  *   .1.1.11  dkimPrivateKey               (dcmx: a DKIM signing key, RFC 6376)
+ *   .1.1.12  dnssecPrivateKey             (dcmx: a zone's DNSSEC signing key, RFC 6605)
+ *   .1.1.13  dnssecWithdrawal             (dcmx: when a zone's DNSSEC withdrawal began, RFC 8078 §4)
  *   .1.2.1   mailDomain (object class)    (Sun Messaging Server; OID not found;
  *                                          defined in iplanet.ts next to its
  *                                          attributes)
  *   .1.2.2   mailRoutingObject (object class) (iPlanet; OID not found; in iplanet.ts)
  *   .1.2.3   dkimKey (object class)       (dcmx: holds dkimPrivateKey on a
  *                                          `<selector>._domainkey` entry)
+ *   .1.2.4   dnssecZone (object class)    (dcmx: a signed zone's apex, holding
+ *                                          its keys; server/directory/dnssec-keys.ts)
  *   .1.3.x   none yet
  */
 import type { SchemaModule } from '../types';
@@ -150,6 +154,22 @@ export const dcmx: SchemaModule = {
       syntax: 'ia5String',
       singleValue: true,
     },
+    {
+      oid: `${DCMX_AT}.12`,
+      names: ['dnssecPrivateKey'],
+      desc: 'DNSSEC signing key of the zone whose apex this is (ECDSA P-256, PKCS#8 PEM); readable by the administrator and replicators only',
+      equality: 'caseExactIA5Match',
+      syntax: 'ia5String',
+    },
+    {
+      oid: `${DCMX_AT}.13`,
+      names: ['dnssecWithdrawal'],
+      desc: 'when the withdrawal of the DNSSEC signing of this zone began (RFC 8078 section 4 delete CDS published); the key goes after a grace period',
+      equality: 'generalizedTimeMatch',
+      ordering: 'generalizedTimeOrderingMatch',
+      syntax: 'generalizedTime',
+      singleValue: true,
+    },
   ],
   objectClasses: [
     {
@@ -159,6 +179,14 @@ export const dcmx: SchemaModule = {
       sup: ['top'],
       kind: 'auxiliary',
       may: ['dkimPrivateKey'],
+    },
+    {
+      oid: `${DCMX_OC}.4`,
+      names: ['dnssecZone'],
+      desc: 'the apex of a zone signed here: its DNSSEC keys and signing state (server/directory/dnssec-keys.ts)',
+      sup: ['top'],
+      kind: 'auxiliary',
+      may: ['dnssecPrivateKey', 'dnssecWithdrawal'],
     },
   ],
 };

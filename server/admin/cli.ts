@@ -22,6 +22,8 @@
  *   dcmx dkim list|rotate DOMAIN
  *                              a domain's DKIM selectors; a new key at a new dated selector, the old
  *                              ones retired after DCMX_DKIM_RETIRE_AFTER (dkim-cli.ts)
+ *   dcmx dnssec [status] [ZONE] each zone's DNSSEC state: signed, withdrawing, unsigned, key tags
+ *   dcmx dnssec ds ZONE        the zone's DS record for the registrar (dnssec-cli.ts)
  *   dcmx queue list|show|retry|hold|release|delete|bounce ...
  *                              the mail queue, as Postfix's postqueue/postsuper/postcat (queue-cli.ts)
  *
@@ -51,6 +53,7 @@ import { openldapSchemaFile, openldapSchemaLdif } from '../../schema/openldap';
 import { flag, option, UsageError } from './cli-args';
 import { QUEUE_USAGE, runQueueCommand } from './queue-cli';
 import { DKIM_USAGE, runDkimCommand } from './dkim-cli';
+import { DNSSEC_USAGE, runDnssecCommand } from './dnssec-cli';
 
 const USAGE = `usage:
   dcmx ldif import FILE [--continue] [--skip-existing]
@@ -63,6 +66,7 @@ const USAGE = `usage:
   dcmx domain list
   dcmx schema export [--format openldap|ldif]
 ${DKIM_USAGE}
+${DNSSEC_USAGE}
 ${QUEUE_USAGE}`;
 
 
@@ -278,6 +282,14 @@ export async function runCli(argv: string[], given?: Config): Promise<number> {
     const services = await openFor(config);
     try {
       return await runDkimCommand(cmd, args, config, services);
+    } finally {
+      services.directory.store.close();
+    }
+  }
+  if (group === 'dnssec') {
+    const services = await openFor(config);
+    try {
+      return runDnssecCommand(cmd, args, services, config);
     } finally {
       services.directory.store.close();
     }

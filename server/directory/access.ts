@@ -2,11 +2,12 @@
  * Access control, one policy for every door:
  * - the administrator may do everything;
  * - anonymous may read the root DSE, the schema, the suffix entry and the
- *   DC tree's domain entries, never `userPassword` nor `dkimPrivateKey`;
+ *   DC tree's domain entries, never `userPassword`, `dkimPrivateKey` nor
+ *   `dnssecPrivateKey`;
  * - an authenticated user may read the directory (not others' passwords, not
  *   the change log) and change its own password, but not remove it;
  * - a replication identity (DCMX_REPLICATOR_DNS) reads as a user does, and
- *   every userPassword and dkimPrivateKey too: an OpenLDAP replica must hold what binds check
+ *   every userPassword and private key too: an OpenLDAP replica must hold what binds check
  *   (and the directory holds it to no size or time limit);
  * - a transfer unit identity (DCMX_UNIT_DNS) reads as a user does, never
  *   another's userPassword, is held to no size or time limit (a remote unit
@@ -19,7 +20,8 @@
  *   (mailDomainCatchallAddress); every address it writes (mail,
  *   mailAlternateAddress, mailEquivalentAddress, the catch-all) is in that
  *   domain. It renames nothing, and provisions, holds or removes no domain;
- * - a DKIM private key (`dkimPrivateKey`, server/directory/dkim.ts) is read
+ * - a DKIM private key (`dkimPrivateKey`, server/directory/dkim.ts) and a
+ *   zone's DNSSEC key (`dnssecPrivateKey`, dnssec-keys.ts) are read
  *   by the administrator and the replication identities (a replica is a full
  *   copy, as for userPassword) only: anonymous, users, domain managers and
  *   transfer unit identities never see it;
@@ -78,9 +80,9 @@ export class AccessPolicy {
     this.replicators = new Set(replicatorNdns);
     this.units = new Set(unitNdns);
     this.userPassword = schema.attr('userPassword')!;
-    const dkimPrivateKey = schema.attr('dkimPrivateKey')!;
-    this.hiddenPassword = new Set([this.userPassword, dkimPrivateKey]);
-    this.hiddenSecrets = new Set([dkimPrivateKey]);
+    const secrets = [schema.attr('dkimPrivateKey')!, schema.attr('dnssecPrivateKey')!];
+    this.hiddenPassword = new Set([this.userPassword, ...secrets]);
+    this.hiddenSecrets = new Set(secrets);
   }
 
   /** May `who` see this entry at all? */

@@ -40,6 +40,8 @@ export interface OpenDirectoryOptions extends DirectoryOptions {
   readOnly?: boolean;
   /** The catalog zone to serve (RFC 9432, catalog.ts): its name, lower case without the trailing dot. */
   catalog?: string;
+  /** DCMX_DNSSEC: a zone born in a write gets its DNSSEC key in it (dnssec-state.ts). Default false (as in unit tests). */
+  dnssec?: boolean;
 }
 
 /** The directory and the domain views whose hooks ride on its write path. */
@@ -86,5 +88,5 @@ export function openDirectory(opts: OpenDirectoryOptions): Services {
   }
   upgradeLegacyChanges(store);
   const directory = new Directory(store, schema, opts);
-  return { directory, zones: attachZones(directory, opts.catalog) };
+  return { directory, zones: attachZones(directory, opts.catalog, { dnssec: opts.dnssec }) };
 }

@@ -13,6 +13,12 @@
  *   records removed and added, for IXFR (RFC 1995). A zone above a child
  *   zone hosted here is touched when its copy of the cut (the child's NS,
  *   their glue) changes; its journal is dropped then.
+ * - with DNSSEC on (DCMX_DNSSEC), a zone born in a transaction gets its
+ *   signing key in it (dnssec-state.ts keyBirth).
+ *
+ * A signed zone (dnssec-keys.ts) shows, computed from its key as it is read:
+ * DNSKEY, CDS and CDNSKEY at its apex, and, when its parent zone is served
+ * here too and holds the cut, the DS at the cut for that parent.
  */
 import type { Schema } from '../../schema/registry';
 import { escapeDnValue, parseDn } from '../../schema/dn';
@@ -24,6 +30,10 @@ import { DirectoryError } from './errors';
 import { formatRR, parseRData, RDataError, RECORD_ATTRIBUTES, RRTYPE, type RData, type RR } from './records';
 import { ChangeFollower, changedDns, type ChangeRecord } from './changes';
 import { bumpZoneSetSerial, catalogContents, zoneSetSerial, type CatalogContents } from './catalog';
+import {
+  apexKeyRecords, childDsRecords, KEY_ATTRIBUTE, signingKeyOf, WITHDRAWAL_ATTRIBUTE, zoneSigningOf, type SigningKey, type ZoneSigning,
+} from './dnssec-keys';
+import { keyBirth } from './dnssec-state';
 
 /** TTL when neither the entry nor the zone apex sets dNSTTL. */
 export const DEFAULT_TTL = 3600;
@@ -184,6 +194,25 @@ function glueTargets(cut: string, ns: RR[]): string[] {
   return out;
 }
 
+/** A signed apex as one version of the view sees it: its signing state and the records made from it. */
+interface ApexSigning {
+  signing: ZoneSigning;
+  /** DNSKEY, CDS, CDNSKEY at the apex (dnssec-keys.ts apexKeyRecords). */
+  keyRecords: RR[];
+  /** The DS its parent zone serves at the cut, when that parent is served here and holds the cut; else empty. */
+  ds: RR[];
+}
+
+/** Parsed keys kept at most (by PEM): far more than the zones of one appliance re-keyed at once. */
+const MAX_PARSED_KEYS = 100_000;
+
+/** Do two images of an apex differ in their signing state (keys or withdrawal)? */
+function signingChanged(b: DirEntry | undefined, a: DirEntry | undefined): boolean {
+  const state = (e: DirEntry | undefined) =>
+    e?.attrs.sOARecord?.length ? `${(e.attrs[KEY_ATTRIBUTE] ?? []).join('\n')}\t${e.attrs[WITHDRAWAL_ATTRIBUTE]?.[0] ?? ''}` : '';
+  return state(b) !== state(a);
+}
+
 /**
  * The zones of a directory: the read view for DNS, the write-path hooks, and
  * what changed, for NOTIFY (soaChanges) and answer caches (onDataChange).
@@ -195,6 +224,10 @@ export class Zones implements ZoneView {
   private dataVersion: number;
   /** The catalog zone as built for one version of this view (catalog.ts). */
   private catalogBuilt: { version: number; contents: CatalogContents } | undefined;
+  /** Keys parsed from their PEM (null: not a usable key), kept across versions: a PEM parse per query would cost. */
+  private readonly parsedKeys = new Map<string, SigningKey | null>();
+  /** The signing state of the apexes read in one version of this view (null: unsigned). */
+  private signingBuilt: { version: number; byApex: Map<string, ApexSigning | null> } = { version: -1, byApex: new Map() };
 
   /**
    * `catalog`: the name of the catalog zone to serve (RFC 9432, catalog.ts;
@@ -247,8 +280,67 @@ export class Zones implements ZoneView {
     if (!e) return undefined;
     const zone = this.zoneOf(name);
     const ttl = zone ? zoneTtl(this.entryAt(zone.name)!.attrs) : DEFAULT_TTL;
-    return { name, rrsets: groupByType(recordsOf(name, e.attrs, ttl)) };
+    const rrsets = groupByType(recordsOf(name, e.attrs, ttl));
+    const signed = e.attrs[KEY_ATTRIBUTE]?.length ? this.apexSigning(name, e) : undefined;
+    if (signed) {
+      for (const rr of signed.keyRecords) {
+        const l = rrsets.get(rr.rdata.type);
+        if (l) l.push(rr);
+        else rrsets.set(rr.rdata.type, [rr]);
+      }
+      // RFC 4035 §2.4: the parent's DS for this child (lookup's dsZone sends DS questions at a child apex to the parent).
+      if (signed.ds.length) rrsets.set(RRTYPE.DS, signed.ds);
+    }
+    return { name, rrsets };
   }
+
+  /**
+   * The signing state of zone `zone` (its apex name): its keys, parsed, and
+   * whether the signing is being withdrawn (DCMX_DNSSEC=off, RFC 8078 §4);
+   * undefined for a zone that is not signed (or no zone). Built once per
+   * version() of the view: no PEM is parsed per query.
+   */
+  signingOf(zone: string): ZoneSigning | undefined {
+    return this.apexSigning(zone)?.signing;
+  }
+
+  /** {@link signingOf} with the records made from it, cached per version (read afresh inside a write transaction). */
+  private apexSigning(name: string, e?: StoredEntry): ApexSigning | undefined {
+    if (this.directory.store.db.inTransaction) return this.buildApexSigning(name, e ?? this.entryAt(name));
+    if (this.signingBuilt.version !== this.dataVersion) this.signingBuilt = { version: this.dataVersion, byApex: new Map() };
+    const byApex = this.signingBuilt.byApex;
+    let s = byApex.get(name);
+    if (s === undefined) {
+      s = this.buildApexSigning(name, e ?? this.entryAt(name)) ?? null;
+      byApex.set(name, s);
+    }
+    return s ?? undefined;
+  }
+
+  private buildApexSigning(name: string, e: StoredEntry | undefined): ApexSigning | undefined {
+    if (!e?.attrs.sOARecord?.length) return undefined;
+    const signing = zoneSigningOf(e.attrs, this.parseKey);
+    if (!signing) return undefined;
+    const ttl = zoneTtl(e.attrs);
+    // The DS goes with the cut: only where the parent holds one (an NS RRset, no delegation in between).
+    const cut = e.attrs.nSRecord?.length && this.cutParent(name) !== undefined;
+    return { signing, keyRecords: apexKeyRecords(name, signing, ttl), ds: cut ? childDsRecords(name, signing, ttl) : [] };
+  }
+
+  /** A stored key, parsed once (null when it is not a usable key). */
+  private readonly parseKey = (pem: string): SigningKey | undefined => {
+    let k = this.parsedKeys.get(pem);
+    if (k === undefined) {
+      try {
+        k = signingKeyOf(pem);
+      } catch {
+        k = null;
+      }
+      if (this.parsedKeys.size >= MAX_PARSED_KEYS) this.parsedKeys.clear();
+      this.parsedKeys.set(pem, k);
+    }
+    return k ?? undefined;
+  };
 
   /**
    * Every RR of a zone, apex SOA first (for AXFR and export). Below a
@@ -279,6 +371,8 @@ export class Zones implements ZoneView {
     const skipped: { dn: string; problem: string }[] = [];
     const apexRRs = recordsOf(zoneName, apex.attrs, ttl).filter((r) => r.rdata.type !== RRTYPE.SOA);
     out.push(...apexRRs);
+    // A signed zone's DNSKEY, CDS and CDNSKEY (RFC 4034 §2, RFC 7344 §4), made from its key.
+    out.push(...(this.apexSigning(zoneName, apex)?.keyRecords ?? []));
     const childZones: string[] = []; // apexes of zones below this one: their data is theirs to transfer
     const delegations: string[] = []; // cuts in this zone (nSRecord below the apex)
     const glue = new Set<string>(); // name servers of child zones at or below their cut
@@ -300,6 +394,8 @@ export class Zones implements ZoneView {
         // is served here too; a secondary of the parent alone must be able to refer to the child.
         const ns = cutNs(name, e.attrs);
         out.push(...ns);
+        // RFC 4035 §2.4: with the NS at the cut, the DS of a signed child (none while its signing is withdrawn).
+        out.push(...(this.apexSigning(name, e)?.ds ?? []));
         for (const t of glueTargets(name, ns)) glue.add(t);
         continue;
       }
@@ -313,9 +409,10 @@ export class Zones implements ZoneView {
         continue;
       }
       if (e.attrs.nSRecord?.length) {
-        // A delegation: its NS, and addresses at the cut (glue when the cut names itself as server).
+        // A delegation: its NS, its DS (RFC 4035 §2.4: the parent's side of the cut), and addresses at the cut (glue
+        // when the cut names itself as server).
         delegations.push(name);
-        out.push(...rrs.filter((r) => r.rdata.type === RRTYPE.NS), ...addresses);
+        out.push(...rrs.filter((r) => r.rdata.type === RRTYPE.NS || r.rdata.type === RRTYPE.DS), ...addresses);
         continue;
       }
       out.push(...rrs);
@@ -359,8 +456,8 @@ export class Zones implements ZoneView {
     return zoneSetSerial(this.directory.store);
   }
 
-  /** Names of the directory's zone apexes, sorted. */
-  private apexNames(): string[] {
+  /** Names of the directory's zone apexes (the catalog zone is none), sorted. */
+  apexNames(): string[] {
     const out: string[] = [];
     const base = this.directory.getByNdn(this.directory.suffixNdn);
     if (!base) return out;
@@ -476,6 +573,9 @@ export class Zones implements ZoneView {
         }
       }
     }
+    for (const v of e.attrs[KEY_ATTRIBUTE] ?? []) {
+      if (!this.parseKey(v)) throw new DirectoryError('invalidAttributeSyntax', `${KEY_ATTRIBUTE}: not an ECDSA P-256 private key in PKCS#8 PEM (RFC 6605)`);
+    }
     if (hasCname && e.attrs.cNAMERecord.length > 1) throw new DirectoryError('constraintViolation', 'cNAMERecord: a name has at most one CNAME');
     if (hasCname && other) throw new DirectoryError('constraintViolation', 'cNAMERecord: a CNAME cannot coexist with other records (RFC 1034 §3.6.2)');
   };
@@ -544,6 +644,13 @@ export class Zones implements ZoneView {
         const is = this.parentSide(a);
         for (const k of [...[...was].filter((x) => !is.has(x)), ...[...is].filter((x) => !was.has(x))]) {
           zoneState(k.slice(0, k.indexOf('\t'))).rebuilt = true;
+        }
+        if (signingChanged(b, a)) {
+          // A zone signed, re-keyed, withdrawn or unsigned: its DNSKEY/CDS/CDNSKEY (and every signature) change, which
+          // no journal of record values holds. Its next IXFR gets the whole zone (RFC 1995 §4).
+          const n = a ?? b!;
+          const z = this.names.fromDn(n.dn, n.ndn);
+          if (z !== undefined) zoneState(z).rebuilt = true;
         }
         if (b?.attrs.sOARecord?.length && a?.attrs.sOARecord?.length && b.attrs.dNSTTL?.[0] !== a.attrs.dNSTTL?.[0]) {
           // The apex's dNSTTL is the default TTL of every record of the zone (and of glue taken from it above a cut):
@@ -623,7 +730,11 @@ export class Zones implements ZoneView {
     if (name === undefined || dnsNameProblem(this.names.labelsOf(e.dn, e.ndn) ?? [])) return out;
     if (isApex) {
       const p = this.cutParent(name);
-      if (p !== undefined) for (const rr of cutNs(name, e.attrs)) out.add(`${p}\t${formatRR(rr)}`);
+      const ns = p === undefined ? [] : cutNs(name, e.attrs);
+      for (const rr of ns) out.add(`${p}\t${formatRR(rr)}`);
+      // The DS of a signed child, at the cut the parent holds (RFC 4035 §2.4).
+      const signing = ns.length ? zoneSigningOf(e.attrs, this.parseKey) : undefined;
+      if (signing) for (const rr of childDsRecords(name, signing, zoneTtl(e.attrs))) out.add(`${p}\t${formatRR(rr)}`);
     }
     if (!hasAddress) return out;
     const zone = isApex ? name : this.zoneAbove(name);
@@ -646,10 +757,22 @@ export class Zones implements ZoneView {
   }
 }
 
-/** Creates the zones of a directory (with the catalog zone `catalog`, if named) and registers its hooks on the write path. */
-export function attachZones(directory: Directory, catalog?: string): Zones {
+/** What the zone hooks do besides the records and serials. */
+export interface ZoneHookOptions {
+  /** DCMX_DNSSEC: a zone born in a transaction gets its DNSSEC signing key in it (dnssec-state.ts keyBirth). */
+  dnssec?: boolean;
+}
+
+/**
+ * Creates the zones of a directory (with the catalog zone `catalog`, if
+ * named) and registers its hooks on the write path: record checks, key
+ * birth (with `opts.dnssec`), then serials.
+ */
+export function attachZones(directory: Directory, catalog?: string, opts: ZoneHookOptions = {}): Zones {
   const zones = new Zones(directory, catalog);
   directory.addWriteHook(zones.checkRecords);
+  // Before bumpSerials: the key is part of the transaction whose serial bump and journal decision it shares.
+  if (opts.dnssec) directory.addCommitHook(keyBirth(directory, zones.names));
   directory.addCommitHook(zones.bumpSerials);
   return zones;
 }

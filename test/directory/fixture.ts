@@ -14,8 +14,11 @@ export const CHEAP_PASSWORDS: PasswordOptions = {
 export const SUFFIX = 'o=internet';
 export const ADMIN = 'cn=admin,o=internet';
 
-export async function memoryDirectory(opts: { catalog?: string } = {}): Promise<{ dir: Directory; admin: Identity; zones: Zones }> {
-  const { directory: dir, zones } = openDirectory({ file: ':memory:', suffix: SUFFIX, adminDN: ADMIN, passwords: CHEAP_PASSWORDS, catalog: opts.catalog });
+/** `dnssec`: zones born get their DNSSEC key (DCMX_DNSSEC=on; off by default here, as in openDirectory). */
+export async function memoryDirectory(opts: { catalog?: string; dnssec?: boolean } = {}): Promise<{ dir: Directory; admin: Identity; zones: Zones }> {
+  const { directory: dir, zones } = openDirectory({
+    file: ':memory:', suffix: SUFFIX, adminDN: ADMIN, passwords: CHEAP_PASSWORDS, catalog: opts.catalog, dnssec: opts.dnssec,
+  });
   await dir.bootstrap({ kind: 'configured', password: 'secret-admin' });
   return { dir, admin: dir.systemIdentity(), zones };
 }

@@ -111,12 +111,18 @@ describe('a parent zone provisioned after its child holds the cut', () => {
     const soa = await dig('nothere.new.example.org', 'A');
     assert.equal(status(soa.stdout), 'NXDOMAIN');
     assert.match(section(soa.stdout, 'AUTHORITY')[0], /^new\.example\.org\. \d+ IN SOA /, 'the child\'s SOA (RFC 2308 §3)');
-    // RFC 4035 §3.1.4.1: DS is parent-side data; serving both zones, dcmx answers it from the parent, as its secondaries do.
+    // RFC 4035 §3.1.4.1: DS is parent-side data; serving both zones, dcmx answers it from the parent, as its secondaries do:
+    // the DS of the child's key (DCMX_DNSSEC is on by default: the child was born with one), which the child does not hold.
     const ds = await dig('new.example.org', 'DS');
     assert.equal(status(ds.stdout), 'NOERROR', ds.stdout);
     assert.ok(flags(ds.stdout).includes('aa'), ds.stdout);
-    assert.deepEqual(section(ds.stdout, 'ANSWER'), []);
-    assert.match(section(ds.stdout, 'AUTHORITY')[0], /^example\.org\. \d+ IN SOA /, ds.stdout);
+    const dnskey = section((await dig('new.example.org', 'DNSKEY')).stdout, 'ANSWER');
+    assert.equal(dnskey.length, 1, dnskey.join('\n'));
+    const fromKey = await run('dnssec-dsfromkey', ['-a', 'SHA-256', '-T', '3600', '-f', '-', 'new.example.org'], dnskey[0] + '\n');
+    assert.equal(fromKey.code, 0, fromKey.stderr);
+    const norm = (l: string) => l.replace(/\s+/g, ' ').replace(/ ([0-9A-F]{8,}) ([0-9A-F]{8,})$/, ' $1$2');
+    assert.deepEqual(section(ds.stdout, 'ANSWER').map(norm), [norm(fromKey.stdout.trim())]);
+    assert.ok(!records((await dig('new.example.org', 'AXFR')).stdout).some((l) => / IN DS /.test(l)), 'the child zone holds no DS');
   });
 
   test('a change of the child NS bumps the parent serial too and shows in its AXFR', async () => {

@@ -64,6 +64,12 @@ export interface KnotOptions {
   logLevel?: 'info' | 'debug';
   /** Whether 127.0.0.1 may transfer the zone from knotd too (to compare its AXFR). Default false. */
   allowTransfer?: boolean;
+  /**
+   * Whether knotd checks every version of the zone it loads or transfers for
+   * a complete, valid DNSSEC signature and NSEC chain (`dnssec-validation`),
+   * and refuses a version that fails. Default false.
+   */
+  dnssecValidation?: boolean;
   /** Prefix of the temporary directory. */
   dirPrefix?: string;
 }
@@ -112,7 +118,7 @@ zone:
     master: dcmx
     acl: [ ${acls.join(', ')} ]
     file: "${dir}/zones/${o.zone}.zone"
-${o.catalog ? '    catalog-role: interpret\n    catalog-template: member\n' : ''}`;
+${o.dnssecValidation ? '    dnssec-validation: on\n' : ''}${o.catalog ? '    catalog-role: interpret\n    catalog-template: member\n' : ''}`;
 }
 
 /** A running knotd. */
