@@ -19,6 +19,10 @@
  *    that misses; (b) N x {A, MX, AAAA, TXT, SRV, CAA, NS, HINFO} pairs,
  *    shuffled, cycled: 8N distinct keys in a fixed cycle longer than the
  *    LRU, so every query misses (a quarter answers, the rest NODATA).
+ * 4. Signed against unsigned, one thread: DO=1 queries (dnsperf -D) over
+ *    UDP for the zone signed (the store above, DCMX_DNSSEC on) and for the
+ *    same zone unsigned (a second store, DCMX_DNSSEC=off): the cached pairs,
+ *    and with the misses on, the distinct names and the cycle.
  * Figures: queries/s, average / max / stddev latency as dnsperf reports
  * them, lost queries, rcodes, server CPU (from /proc, the server process and
  * its descendants) and dnsperf's CPU; the appliance's VmRSS right after
@@ -30,7 +34,7 @@
  * DCMX_BENCH_DNS_UDP_OUTSTANDING (dnsperf -q over UDP, 100),
  * DCMX_BENCH_DNS_TCP_OUTSTANDING (-q over TCP, 200), DCMX_BENCH_DNS_MISS=0
  * to skip the cache-miss runs, DCMX_BENCH_NSD=0 / DCMX_BENCH_KNOT=0 to skip
- * NSD / Knot.
+ * NSD / Knot, DCMX_BENCH_DNS_SIGNED=0 to skip signed against unsigned.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -39,7 +43,7 @@ import { fmt } from './report';
 import { benchTmp, cpuWindow, duBytes, execNode, spawnChild, stop, stopDcmx, which, type CpuWindow } from './proc';
 import { DCMX_CLI, dcmxEnv, envInt, envOn, THREAD_SETTINGS } from './env';
 import { applianceRss, startAppliance, threadSpread, threadsNote, type Appliance } from './appliance';
-import { ADMIN_DN, ADMIN_PASSWORD, SUFFIX, waitForZone, writeParts, writeZoneLdif, ZONE, type DnsPeer } from './zone';
+import { ADMIN_DN, ADMIN_PASSWORD, SUFFIX, udpAsk, waitForZone, writeParts, writeZoneLdif, ZONE, type DnsPeer } from './zone';
 import { NSD_SERVERS, nsdUnavailable, startNsd } from './nsd';
 import { KNOT_WORKERS, knotUnavailable, startKnot } from './knot';
 import { prng } from '../test/prng';
@@ -54,6 +58,7 @@ interface Settings {
   miss: boolean;
   nsd: boolean;
   knot: boolean;
+  signed: boolean;
 }
 
 function settings(): Settings {
@@ -67,6 +72,7 @@ function settings(): Settings {
     miss: envOn('DCMX_BENCH_DNS_MISS'),
     nsd: envOn('DCMX_BENCH_NSD'),
     knot: envOn('DCMX_BENCH_KNOT'),
+    signed: envOn('DCMX_BENCH_DNS_SIGNED'),
   };
 }
 
@@ -205,6 +211,8 @@ async function run(log: (msg: string) => void): Promise<Report> {
   const memory: Memory[] = [];
   const apps: Appliance[] = [];
   const figures = new Map<string, Throughput>();
+  /** DO=1 queries/s over UDP, one thread, by signed (true) and unsigned (false) zone. */
+  const signedFigures = new Map<boolean, { hit: number; cycle: number; distinct: number }>();
   const table: Table = { title: 'DNS', columns: COLUMNS, rows, notes };
   if (!which('dnsperf')) {
     notes.push('not measured: dnsperf is not installed (Debian package dnsperf)');
@@ -239,6 +247,8 @@ async function run(log: (msg: string) => void): Promise<Report> {
   const base = (port: number) => ['-s', '127.0.0.1', '-p', String(port), '-c', String(s.clients), '-t', '2'];
   const udp = (port: number, file: string, seconds: number, extra: string[] = []) =>
     [...base(port), '-d', file, '-l', String(seconds), '-q', String(s.udpOutstanding), ...extra];
+  /** dnsperf -D: EDNS with the DO bit (RFC 3225) on every query. */
+  const udpDo = (port: number, file: string, seconds: number, extra: string[] = []) => [...udp(port, file, seconds, extra), '-D'];
   const tcp = (port: number, file: string, seconds: number) =>
     [...base(port), '-m', 'tcp', '-d', file, '-l', String(seconds), '-q', String(s.tcpOutstanding)];
 
@@ -324,6 +334,60 @@ async function run(log: (msg: string) => void): Promise<Report> {
       );
     }
 
+    // ---------------------------------------------------------------- signed against unsigned, one thread
+    if (s.signed) {
+      // The store above was loaded with DCMX_DNSSEC on (the default): its zone has a key. A second store, loaded and
+      // served with DCMX_DNSSEC=off, holds the same zone unsigned.
+      const unsignedDir = path.join(tmp, 'data-unsigned');
+      fs.mkdirSync(unsignedDir, { mode: 0o700 });
+      const unsignedEnv = { ...env, DCMX_DATA_DIR: unsignedDir, DCMX_DNSSEC: 'off' };
+      log('dns: dcmx ldif import of the same zone, DCMX_DNSSEC=off');
+      const imp2 = await execNode([DCMX_CLI, 'ldif', 'import', ldif], unsignedEnv);
+      if (imp2.code !== 0) throw new Error(`dcmx ldif import (DCMX_DNSSEC=off) failed (${imp2.code}):\n${imp2.stderr.slice(-2000)}`);
+      for (const [zoneLabel, zoneEnv, signed] of [['signed zone', env, true], ['unsigned zone', unsignedEnv, false]] as const) {
+        const app = await startAppliance(zoneEnv, 1);
+        try {
+          const port = app.ports.dns;
+          const pid = app.child.pid;
+          await waitForZone(port, app.child);
+          // Each answer to a DO query for h1 A: A and, in a signed zone, its RRSIG (RFC 4035 §3.1.1).
+          const reply = await udpAsk(port, `h1.${ZONE}`, 1, 2000, true);
+          const answers = reply ? reply.readUInt16BE(6) : 0;
+          if (answers !== (signed ? 2 : 1)) throw new Error(`${zoneLabel}: a DO query for h1.${ZONE} A got ${answers} answer RRs`);
+          const label = `${app.label}, ${zoneLabel}`;
+          log(`dns: ${label}: DO=1, warm-up ${s.warmup} s, then ${s.seconds} s of cached pairs`);
+          await dnsperf(pid, port, udpDo(port, q.hit, s.warmup));
+          const hit = await dnsperf(pid, port, udpDo(port, q.hit, s.seconds));
+          measured.push([`${label} UDP DO=1`, hit]);
+          rows.push(row(label, 'UDP', `DO=1, A+MX, ${fmt.int(2 * s.names)} pairs`, hit));
+          const fig = signedFigures.get(signed) ?? { hit: NaN, cycle: NaN, distinct: NaN };
+          fig.hit = hit.qps;
+          if (s.miss) {
+            log(`dns: ${label}: DO=1, distinct names (NXDOMAIN: compact denial signed per query), ${s.seconds} s`);
+            const dis = await dnsperf(pid, port, udpDo(port, q.distinct, s.seconds, ['-n', '1']));
+            measured.push([`${label} UDP DO=1 distinct`, dis]);
+            rows.push(row(label, 'UDP', `DO=1, distinct names (misses, ${signed ? 'an NSEC signed each' : 'NXDOMAIN'})`, dis));
+            fig.distinct = dis.qps;
+            log(`dns: ${label}: DO=1, cache-defeating cycle, ${s.seconds} s`);
+            const cyc = await dnsperf(pid, port, udpDo(port, q.cycle, s.seconds));
+            measured.push([`${label} UDP DO=1 cycle`, cyc]);
+            rows.push(row(label, 'UDP', `DO=1, 8-type cycle of ${fmt.int(q.cycleLength)} (answer misses)`, cyc));
+            fig.cycle = cyc.qps;
+          }
+          signedFigures.set(signed, fig);
+        } finally {
+          await stopDcmx(app.child, notes, `${app.label}, ${zoneLabel}`);
+        }
+      }
+      notes.push(
+        'signed vs unsigned: one thread (DCMX_THREADS=1), every query with EDNS and DO (dnsperf -D), the same zone signed ' +
+          '(DCMX_DNSSEC on: ECDSA P-256 online signing, one RRSIG per RRset, compact denial) and unsigned (a second store ' +
+          'loaded and served with DCMX_DNSSEC=off). Cached pairs come from the answer cache (no signing); in the cycle the ' +
+          'answers miss but the signatures are cached per RRset (dnssec-sign.ts SignCache), so the NSEC of a name serves all ' +
+          'its missing types; distinct names sign one NSEC each (the worst case: one ECDSA signature per query)',
+      );
+    }
+
     // ---------------------------------------------------------------- NSD, Knot
     await peer('nsd', `NSD, server-count ${NSD_SERVERS}`, s.nsd ? nsdUnavailable() : 'DCMX_BENCH_NSD=0', () => startNsd(path.join(tmp, 'nsd'), s.names), q);
     await peer('knot', `Knot, ${KNOT_WORKERS} UDP + ${KNOT_WORKERS} TCP workers`, s.knot ? knotUnavailable() : 'DCMX_BENCH_KNOT=0',
@@ -350,7 +414,20 @@ async function run(log: (msg: string) => void): Promise<Report> {
   } finally {
     cleanup();
   }
-  return { tables: [table], text: [], ratios: ratios(figures), memory };
+  return { tables: [table], text: [], ratios: [...ratios(figures), ...signedRatios(signedFigures)], memory };
+}
+
+/** The summary's signed-against-unsigned ratios (DO=1, UDP, one thread): cached pairs, answer-cache misses, distinct names. */
+function signedRatios(f: Map<boolean, { hit: number; cycle: number; distinct: number }>): Ratio[] {
+  const fig = (signed: boolean, k: 'hit' | 'cycle' | 'distinct'): Figure => ({
+    label: `dcmx, 1 thread, ${signed ? 'signed' : 'unsigned'} zone`, value: f.get(signed)?.[k] ?? NaN,
+  });
+  if (f.size === 0) return [];
+  return [
+    { measure: 'DNS UDP DO=1 queries/s, signed vs unsigned zone, cached answers', of: fig(true, 'hit'), to: fig(false, 'hit') },
+    { measure: 'DNS UDP DO=1 queries/s, signed vs unsigned zone, answer-cache misses (8-type cycle)', of: fig(true, 'cycle'), to: fig(false, 'cycle') },
+    { measure: 'DNS UDP DO=1 queries/s, signed vs unsigned zone, distinct names (NXDOMAIN / compact denial)', of: fig(true, 'distinct'), to: fig(false, 'distinct') },
+  ];
 }
 
 /** The summary's ratios: dcmx with 2 threads against 1 thread, NSD and Knot, over UDP and TCP. */

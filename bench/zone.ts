@@ -75,12 +75,14 @@ export interface DnsPeer {
   port: number;
 }
 
-/** One UDP query; resolves with the reply, or undefined after `timeoutMs`. */
-export function udpAsk(port: number, name: string, type: number, timeoutMs = 2000): Promise<Buffer | undefined> {
+/** One UDP query (with an OPT RR setting DO when `dnssecOk`, RFC 3225); resolves with the reply, or undefined after `timeoutMs`. */
+export function udpAsk(port: number, name: string, type: number, timeoutMs = 2000, dnssecOk = false): Promise<Buffer | undefined> {
   const h = Buffer.alloc(12);
   h.writeUInt16BE(0x4242, 0);
   h.writeUInt16BE(1, 4);
-  const q = Buffer.concat([h, ...name.split('.').flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]), Buffer.from([0, 0, type, 0, 1])]);
+  h.writeUInt16BE(dnssecOk ? 1 : 0, 10);
+  const opt = dnssecOk ? Buffer.from('00 0029 0fa0 00008000 0000'.replace(/ /g, ''), 'hex') : Buffer.alloc(0); // root, OPT, 4000 octets, DO, no options
+  const q = Buffer.concat([h, ...name.split('.').flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]), Buffer.from([0, 0, type, 0, 1]), opt]);
   return new Promise((resolve) => {
     const s = dgram.createSocket('udp4');
     const timer = setTimeout(() => {

@@ -26,6 +26,7 @@ import { Provisioner } from './directory/provision';
 import { LocalWriter, watchOtherWriters } from './directory/writes';
 import { DkimKeyPool } from './directory/dkim';
 import { startDkimRetirement } from './directory/dkim-rotation';
+import { attachMtaSts, policyOf, refreshMtaStsIds } from './directory/mta-sts';
 import { ChangeClock } from './directory/change-clock';
 import { startEndpoints, type Endpoints } from './endpoints';
 import { startThreads, type ThreadHost } from './threads/host';
@@ -141,6 +142,8 @@ export function openStore(config: Config, limits: { sizeLimit?: number; timeLimi
     throw e;
   }
   restrictStoreFiles(file);
+  // A write that changes a domain's MX changes its MTA-STS policy: its id follows in the same transaction.
+  attachMtaSts(services.directory, services.zones.names, config.newDomain.mtaSts);
   return services;
 }
 
@@ -257,6 +260,8 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     const keyPool = config.newDomain.dkim.length > 0 ? new DkimKeyPool(config.newDomain.dkim) : undefined;
     const warmKeys = keyPool && setTimeout(() => void keyPool.fill(), KEY_POOL_DELAY_MS).unref();
     started.push({ close: async () => { clearTimeout(warmKeys); keyPool?.close(); } });
+    // Policies served with another mode or max_age than at the last start get new ids (RFC 8461 §3.1).
+    refreshMtaStsIds(directory, zones.names, config.newDomain.mtaSts);
     const provisioner = new Provisioner(directory, zones, { hostname: config.hostname, ...config.newDomain, keyPool });
     const writer = new LocalWriter(directory, provisioner);
     const otherWriters = watchOtherWriters(directory);
@@ -326,6 +331,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     started.push({ close: async () => webConsole.close() });
     const http: HttpEndpoint = await startHttpServer({
       health: () => storeHealth(directory), zones, routing: queueSide.views.routing, stats, metrics, console: webConsole,
+      mtaStsPolicy: (host) => policyOf(zones, config.newDomain.mtaSts, host),
     }, adminListen(config, tls, bind), log.child({ ep: 'http' }));
     started.push(http);
     const { views, queue, delivery, admin } = queueSide;

@@ -16,6 +16,7 @@ import { loadSchema } from './directory/open';
 import { COST_CAPS, PASSWORD_SCHEMES, type PasswordOptions, type PasswordScheme } from './directory/passwords';
 import type { ThrottleOptions } from './directory/auth-throttle';
 import { parseDkimAlgorithms, type DkimAlgorithm } from './directory/dkim';
+import { MAX_POLICY_AGE, parseRua, type MtaStsOptions } from './directory/mta-sts';
 import type { DnssecOptions } from './directory/dnssec-state';
 
 export type { HostPort } from './net';
@@ -212,12 +213,20 @@ export interface Config {
     dmarc: string;
     /** DKIM keys a new domain gets (server/directory/dkim.ts); empty: none. */
     dkim: DkimAlgorithm[];
+    /** MTA-STS policy and TLSRPT record a new domain publishes (server/directory/mta-sts.ts). */
+    mtaSts: MtaStsOptions;
   };
   /** DKIM key rotation (server/directory/dkim-rotation.ts). */
   dkim: {
     /** DCMX_DKIM_RETIRE_AFTER: seconds a rotated-out selector stays published before its entry (key record and key) goes. */
     retireAfter: number;
   };
+  /**
+   * DCMX_MTA_STS_CA: PEM certificates trusted besides the system's CAs when
+   * outbound delivery checks a recipient domain's MTA-STS policy host and MX
+   * hosts (server/mta/mta-sts.ts); undefined: the system's only.
+   */
+  mtaStsCa: string | undefined;
   upstreamDns: HostPort[];
   selfAddresses: string[];
   /** How new passwords are hashed, and whether stored ones are rehashed at bind (server/directory/passwords). */
@@ -269,6 +278,27 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   if (/^(1|true|on|yes)$/i.test(v)) return true;
   if (/^(0|false|off|no)$/i.test(v)) return false;
   throw new ConfigError(name, `'${v}' is not on or off`);
+}
+
+/**
+ * DCMX_MTA_STS (`testing`, the default; `enforce`; `off`), DCMX_MTA_STS_MAX_AGE
+ * and DCMX_TLSRPT_RUA. `enforce` tells senders to refuse mail they cannot
+ * deliver over TLS that verifies: only for a certificate of the operator's
+ * (DCMX_TLS_CERT), never the self-signed one made in the data dir.
+ */
+function mtaStsOptions(env: Env): MtaStsOptions {
+  const mode = str(env, 'DCMX_MTA_STS', 'testing').toLowerCase();
+  if (mode !== 'testing' && mode !== 'enforce' && mode !== 'off') throw new ConfigError('DCMX_MTA_STS', `'${mode}' is not one of testing, enforce, off`);
+  if (mode === 'enforce' && !env.DCMX_TLS_CERT) {
+    throw new ConfigError('DCMX_MTA_STS', 'enforce needs a real certificate for the policy host and the MX (DCMX_TLS_CERT): senders would refuse the self-signed one made in the data dir');
+  }
+  let rua: string;
+  try {
+    rua = parseRua(env.DCMX_TLSRPT_RUA ?? 'mailto:postmaster@{domain}');
+  } catch (err) {
+    throw new ConfigError('DCMX_TLSRPT_RUA', (err as Error).message);
+  }
+  return { mode, maxAge: int(env, 'DCMX_MTA_STS_MAX_AGE', 604800, 86400, MAX_POLICY_AGE), rua };
 }
 
 /** DCMX_NEW_DOMAIN_DKIM: `rsa` (default), `ed25519`, `rsa,ed25519`, or `off`. */
@@ -645,10 +675,12 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       spf: env.DCMX_NEW_DOMAIN_SPF ?? 'v=spf1 mx -all',
       dmarc: env.DCMX_NEW_DOMAIN_DMARC ?? 'v=DMARC1; p=quarantine',
       dkim: dkimAlgorithms(env),
+      mtaSts: mtaStsOptions(env),
     },
     dkim: {
       retireAfter: int(env, 'DCMX_DKIM_RETIRE_AFTER', 7 * 86400, 1, 365 * 86400),
     },
+    mtaStsCa: env.DCMX_MTA_STS_CA ? (pemFile('DCMX_MTA_STS_CA', env.DCMX_MTA_STS_CA, 'cert'), fs.readFileSync(env.DCMX_MTA_STS_CA, 'utf8')) : undefined,
     upstreamDns: hostPorts(env, 'DCMX_UPSTREAM_DNS', 53),
     selfAddresses,
     passwords: passwordOptions(env),

@@ -1,5 +1,5 @@
 /**
- * The durable mail queue's rows (migrations 003-005, 008, 009). Delivered and bounced
+ * The durable mail queue's rows (migrations 003-005, 008, 010). Delivered and bounced
  * recipients are removed; a message row goes when its last recipient does.
  * Commits are fsynced (synchronous=FULL), so a message acknowledged with 250
  * after `enqueue` returns survives a crash.
@@ -20,7 +20,7 @@ export interface QueueMessageRow {
   smtpUtf8?: boolean;
   /** MAIL FROM carried BODY=8BITMIME (RFC 6152); absent = false (migration 005). */
   eightBitMime?: boolean;
-  /** Mail of our own users: from a client that may relay, or made here (a DSN); absent = false (migration 009). */
+  /** Mail of our own users: from a client that may relay, or made here (a DSN); absent = false (migration 010). */
   submitted?: boolean;
   /** When the operator put the message on hold (ms); null or absent = not held (migration 008). */
   heldAt?: number | null;

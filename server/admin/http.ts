@@ -23,10 +23,17 @@
  * console's Secure session cookie then works from another machine without a
  * tunnel or a TLS proxy. Both listeners share one handler, hence the same
  * DCMX_HTTP_ALLOW and Host checks.
+ *
+ * One path is for everyone, over HTTPS only: `/.well-known/mta-sts.txt` at
+ * `mta-sts.<domain>` (the Host header), the MTA-STS policy of a hosted
+ * domain (RFC 8461 §3.3; server/directory/mta-sts.ts), text/plain; 404 for
+ * a domain that publishes none. Any other path at such a Host goes through
+ * the checks above (and is misdirected: 421).
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { isIP, type AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { cidrList, inCidrList, ownAddressTest, parseHostPort } from '../net';
 import type { Directory } from '../directory/directory';
 import type { Zones } from '../directory/zones';
@@ -70,7 +77,12 @@ export interface AdminViews {
   metrics?: ApplianceMetrics;
   /** The web console (the appliance's; none on a remote transfer unit). */
   console?: ConsoleDoor;
+  /** The MTA-STS policy served for a request's Host, or undefined (404); absent: no policy is served. */
+  mtaStsPolicy?: (host: string) => string | undefined;
 }
+
+/** RFC 8461 §3.3: where a Policy Host serves its policy. */
+const MTA_STS_PATH = '/.well-known/mta-sts.txt';
 
 /** The web console as the endpoint dispatches to it (console/index.ts Console). */
 export interface ConsoleDoor {
@@ -167,6 +179,15 @@ function adminHandler(views: AdminViews, opts: HttpListenOptions, log: Logger): 
     };
     try {
       const url = (req.url ?? '').split('?')[0];
+      const host = req.headers.host?.toLowerCase();
+      // RFC 8461 §3.3: the policy over HTTPS, to any sender, at the name mta-sts.<domain>.
+      if (url === MTA_STS_PATH && views.mtaStsPolicy && (req.socket as TLSSocket).encrypted && host?.startsWith('mta-sts.')) {
+        if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, { error: 'method not allowed' });
+        const policy = views.mtaStsPolicy(host);
+        if (policy === undefined) return send(404, { error: 'not found' });
+        res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-cache' });
+        return res.end(policy);
+      }
       if (req.method !== 'GET' && !views.console?.owns(url)) return send(405, { error: 'method not allowed' });
       if (url !== '/health' && !inCidrList(allowed, req.socket.remoteAddress ?? '')) return send(403, { error: 'forbidden' });
       // RFC 9110 §15.5.20: a Host that is not ours (DNS rebinding) is misdirected.

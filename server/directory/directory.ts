@@ -303,9 +303,14 @@ export class Directory {
     this.hooks.push(h);
   }
 
-  /** Registers a hook run once per transaction just before commit. */
-  addCommitHook(h: CommitHook): void {
-    this.commitHooks.push(h);
+  /**
+   * Registers a hook run once per transaction just before commit; with
+   * `first`, before the hooks registered so far (one whose writes they must
+   * see, as the zone serials and journal must).
+   */
+  addCommitHook(h: CommitHook, first = false): void {
+    if (first) this.commitHooks.unshift(h);
+    else this.commitHooks.push(h);
   }
 
   /**

@@ -19,7 +19,8 @@
  *    appliance, SPF TXT and a `_dmarc` TXT (configurable), and a DKIM
  *    signing key per configured algorithm (DCMX_NEW_DOMAIN_DKIM): its
  *    private key and its `<selector>._domainkey` TXT in one entry
- *    (server/directory/dkim.ts);
+ *    (server/directory/dkim.ts); and, unless DCMX_MTA_STS is off, its
+ *    MTA-STS policy record, policy host and TLSRPT record (mta-sts.ts);
  * 4. the zone hooks bump the serial and the change log gets the rows, all in
  *    the same commit, so DNS, the routing table and the transfer unit's cache
  *    follow from it.
@@ -45,6 +46,7 @@ import type { Identity } from './access';
 import { DirectoryError, InvalidDomainError, ReservedDomainError } from './errors';
 import { dkimKeyEntries, dkimKeyRecord, dkimSelectorEntry, generateDkimKey, type DkimKeyPool, isDkimKeyRecord, quoteTxt, storedKeyAlgorithm, type DkimAlgorithm } from './dkim';
 import type { Zones } from './zones';
+import { publishMtaSts, withdrawMtaSts, type MtaStsOptions } from './mta-sts';
 import type { StoredEntry } from '../../storage/store';
 
 export interface ProvisionOptions {
@@ -60,6 +62,8 @@ export interface ProvisionOptions {
   dkim?: readonly DkimAlgorithm[];
   /** Keys made ahead of time (the appliance's writer); absent: each key is made when a domain needs it. */
   keyPool?: DkimKeyPool;
+  /** MTA-STS and TLSRPT records a new domain gets (server/directory/mta-sts.ts); absent: none. */
+  mtaSts?: MtaStsOptions;
 }
 
 export interface ProvisionResult {
@@ -228,6 +232,7 @@ export class Provisioner {
         }
       }
       this.provisionDkim(name, dn, created);
+      if (this.opts.mtaSts) publishMtaSts(dir, this.admin, name, dn, this.opts.hostname, this.opts.mtaSts, created);
     });
     const zone = this.zones.zoneOf(name);
     return { name, created, existed, zone: zone?.name ?? '', serial: zone?.soa.rdata.serial ?? 0 };
@@ -276,8 +281,8 @@ export class Provisioner {
   /**
    * Removes a domain from service: its status becomes 'deleted' (mail is
    * refused at RCPT) and its mail records are withdrawn: the MX that point
-   * here, the SPF TXT, the `_dmarc` policy and the DKIM key records (the
-   * keys stay). Entries, mailbox data and any other record stay; so does the SOA/NS of a zone apex, because other names
+   * here, the SPF TXT, the `_dmarc` policy, the DKIM key records (the
+   * keys stay) and the MTA-STS and TLSRPT records. Entries, mailbox data and any other record stay; so does the SOA/NS of a zone apex, because other names
    * may live in the zone and its serial must never go back (RFC 1982) — delete
    * the entry over LDAP to drop a zone. Throws noSuchObject when it is not a
    * mail domain.
@@ -307,6 +312,7 @@ export class Provisioner {
         const records = (k.attrs.tXTRecord ?? []).filter(isDkimKeyRecord);
         if (records.length) dir.modifySync(this.admin, k.dn, [{ op: 'delete', type: 'tXTRecord', values: records }], { relax: true });
       }
+      withdrawMtaSts(dir, this.admin, e.dn);
     });
   }
 

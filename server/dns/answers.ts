@@ -13,6 +13,8 @@
 import { LRUCache } from 'lru-cache';
 import type { Zone, ZoneNode, ZoneView, Zones } from '../directory/zones';
 import { lookup, type Answer } from './lookup';
+import { signAnswer } from './dnssec-answer';
+import { RESIGN_AFTER, SignCache, type SignerKey } from './dnssec-sign';
 import { encodeResponse, screen, type Query, type Response } from './wire';
 import type { Logger } from '../log';
 import { DnsQueryCounts } from './query-counts';
@@ -28,6 +30,14 @@ export const OUR_UDP_SIZE = 1232;
 
 const TYPE_AXFR = 252;
 const TYPE_IXFR = 251;
+/** RFC 9824 §3.5: a meta-type; an explicit query for it is answered FORMERR. */
+const TYPE_NXNAME = 128;
+
+/** A cached signed answer, with the time (ms) after which its signatures are too old to serve again (dnssec-sign.ts RESIGN_AFTER). */
+interface SignedEntry {
+  bytes: Buffer;
+  until: number;
+}
 
 /** Where a query came from and over what. */
 export interface Transport {
@@ -68,7 +78,9 @@ export function sizeLimit(q: Pick<Query, 'edns'>, tcp: boolean): number {
 
 /** Answers packets for one store's zones. */
 export class Answerer {
-  private readonly cache: LRUCache<string, Buffer> | undefined;
+  private readonly cache: LRUCache<string, Buffer | SignedEntry> | undefined;
+  /** Signatures of RRsets, kept across data changes while the RRset stays the same (dnssec-sign.ts). */
+  readonly signatures = new SignCache();
   /** Counters for the admin API and benchmarks. */
   readonly stats = { queries: 0, cacheHits: 0, dropped: 0, formerr: 0, servfail: 0 };
   /** Queries answered by transport, type and RCODE (zone transfers: counted by the transport that sends them, countTransfer). */
@@ -185,19 +197,47 @@ export class Answerer {
     }
 
     const limit = sizeLimit(q, t.tcp);
-    const key = `${name}\u0000${type}\u0000${q.question.class}\u0000${q.edns ? 1 : 0}\u0000${q.edns?.do ? 1 : 0}\u0000${limit}`;
+    const edns = q.edns ? (q.edns.do ? (q.edns.co ? 3 : 2) : 1) : 0; // CO matters only with DO (RFC 9824 §4)
+    const key = `${name}\u0000${type}\u0000${q.question.class}\u0000${edns}\u0000${limit}`;
     const cached = this.cache?.get(key);
     if (cached) {
-      this.stats.cacheHits++;
-      return { kind: 'reply', bytes: personalize(cached, q) };
+      const bytes = 'until' in cached ? (cached.until > Date.now() ? cached.bytes : undefined) : cached;
+      if (bytes) {
+        this.stats.cacheHits++;
+        return { kind: 'reply', bytes: personalize(bytes, q) };
+      }
     }
     const a = lookup(memoView(this.zones), { name, type, class: q.question.class });
+    const signing = q.edns?.do && a.zone !== undefined ? this.zones.signingOf(a.zone) : undefined;
+    if (signing) return this.signedReply(q, a, signing.keys, key, limit);
     const r = this.base(q, rcodeOf(a), a.aa);
     r.answer = a.answer;
     r.authority = a.authority;
     r.additional = a.additional;
     const bytes = encodeResponse(r, limit);
     this.cache?.set(key, Buffer.from(bytes));
+    return { kind: 'reply', bytes };
+  }
+
+  /**
+   * The reply to a DO query answered by a signed zone (dnssec-answer.ts),
+   * cached for at most {@link RESIGN_AFTER}, so that no cached answer carries
+   * signatures much older than the sign cache allows.
+   */
+  private signedReply(q: Query, a: Answer, keys: readonly SignerKey[], key: string, limit: number): Outcome {
+    if (q.question.type === TYPE_NXNAME) return this.reply(this.base(q, RCODE.FORMERR, false), limit);
+    const now = Date.now();
+    const zone = this.zones.zoneOf(a.zone!)!;
+    const compactOk = q.edns?.co === true;
+    const s = signAnswer(a, zone, { keys, cache: this.signatures, now: now / 1000 }, compactOk);
+    // RFC 9824 §3.2: a name that does not exist is NOERROR (it "exists" with no data), NXDOMAIN again with CO (§4).
+    const r = this.base(q, s.nxdomain ? RCODE.NXDOMAIN : a.result === 'nxdomain' ? RCODE.NOERROR : rcodeOf(a), a.aa);
+    r.answer = s.answer;
+    r.authority = s.authority;
+    r.additional = s.additional;
+    if (compactOk) r.edns!.co = true; // RFC 9824 §4: the CO flag is echoed
+    const bytes = encodeResponse(r, limit);
+    this.cache?.set(key, { bytes: Buffer.from(bytes), until: now + RESIGN_AFTER * 1000 });
     return { kind: 'reply', bytes };
   }
 }

@@ -17,10 +17,8 @@
 import { sign as ecdsaSign, type KeyObject } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { RData, RR } from '../directory/records';
+import { ALGORITHM_ECDSAP256SHA256 } from '../directory/dnssec-keys';
 import { canonicalName, canonicalRData } from './wire';
-
-/** ECDSA Curve P-256 with SHA-256 (RFC 6605 §2), the only algorithm dcmx signs with. */
-export const ALGORITHM_ECDSAP256SHA256 = 13;
 
 /** RRSIG RDATA (RFC 4034 §3.1). */
 export type RrsigData = Extract<RData, { type: 46 }>;

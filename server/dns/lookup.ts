@@ -19,6 +19,16 @@ export interface Answer {
   additional: RR[];
   /** The zone that answered, when there is one. */
   zone?: string;
+  /**
+   * What a negative answer denies, for its signed form (RFC 4035 §3.1.3,
+   * RFC 9824 §3): set whenever the authority section holds the negative
+   * SOA. `name` is the name with no data (the last of a CNAME chain);
+   * `node` its node when the name exists (NODATA; the wildcard's node for
+   * a synthesized name), absent for a name that does not exist.
+   */
+  denied?: { name: string; node?: ZoneNode };
+  /** A referral's cut (the node with the NS): a signed referral carries its DS or the proof that it has none (RFC 4035 §3.1.4). */
+  cut?: ZoneNode;
 }
 
 /** A question in lookup terms: a lower-case name without trailing dot, a type, a class. */
@@ -153,7 +163,7 @@ export function lookup(view: ZoneView, q: LookupQuestion): Answer {
       if (ns && !(name === qname && q.type === RRTYPE.DS)) {
         // After a CNAME (RFC 1034 §4.3.2 step 3a, then 3b) the chain stays in the answer ahead of the referral,
         // and AA stays set: it speaks for the question name, which is ours (RFC 1035 §4.1.1).
-        return { result: 'delegation', aa: hop > 0, answer, authority: ns, additional: glueFor(view, zone, name, ns), zone: zone.name };
+        return { result: 'delegation', aa: hop > 0, answer, authority: ns, additional: glueFor(view, zone, name, ns), zone: zone.name, cut: n };
       }
     }
 
@@ -165,11 +175,9 @@ export function lookup(view: ZoneView, q: LookupQuestion): Answer {
       if (wild) {
         node = wild;
         synthesized = true;
-      } else if (hop > 0) {
-        // A CNAME into a name that does not exist: the chain so far, with NXDOMAIN (RFC 6604).
-        return { result: 'nxdomain', aa: true, answer, authority: [negativeSoa(zone)], additional: [], zone: zone.name };
       } else {
-        return { result: 'nxdomain', aa: true, answer: [], authority: [negativeSoa(zone)], additional: [], zone: zone.name };
+        // After a CNAME into a name that does not exist: the chain so far, with NXDOMAIN (RFC 6604).
+        return { result: 'nxdomain', aa: true, answer, authority: [negativeSoa(zone)], additional: [], zone: zone.name, denied: { name: qname } };
       }
     }
 
@@ -190,13 +198,13 @@ export function lookup(view: ZoneView, q: LookupQuestion): Answer {
     if (q.type === RRTYPE.ANY) {
       // RFC 8482 §4.1: answer ANY with one RRset rather than all of them.
       const first = node.rrsets.values().next().value as RR[] | undefined;
-      if (!first) return nodata(zone, answer);
+      if (!first) return nodata(zone, answer, qname, node);
       answer.push(...own(first));
       return { result: 'success', aa: true, answer, authority: [], additional: [], zone: zone.name };
     }
 
     const rrs = node.rrsets.get(q.type);
-    if (!rrs || rrs.length === 0) return nodata(zone, answer);
+    if (!rrs || rrs.length === 0) return nodata(zone, answer, qname, node);
     answer.push(...own(rrs));
     const additional = addressesFor(view, zone, targetsOf(rrs), seenTargets);
     return { result: 'success', aa: true, answer, authority: [], additional, zone: zone.name };
@@ -205,7 +213,10 @@ export function lookup(view: ZoneView, q: LookupQuestion): Answer {
   return { result: 'success', aa: true, answer, authority: [], additional: [], zone: zone.name };
 }
 
-function nodata(zone: Zone, answer: RR[]): Answer {
+function nodata(zone: Zone, answer: RR[], name: string, node: ZoneNode): Answer {
   // RFC 2308 §2.2: NODATA is NOERROR with the SOA in authority; after a CNAME the chain stays in the answer.
-  return { result: answer.length ? 'success' : 'nodata', aa: true, answer, authority: [negativeSoa(zone)], additional: [], zone: zone.name };
+  return {
+    result: answer.length ? 'success' : 'nodata', aa: true, answer, authority: [negativeSoa(zone)], additional: [], zone: zone.name,
+    denied: { name, node },
+  };
 }

@@ -10,6 +10,10 @@
  * zone.
  */
 import { RRTYPE, type RR } from '../directory/records';
+import { signRRset, type SignerKey } from './dnssec-sign';
+
+/** Makes the RRSIG over one RRset: signRRset (dnssec-sign.ts), or a SignCache's sign to reuse the signatures of unchanged RRsets. */
+export type RRsetSigner = (rrs: readonly RR[], key: SignerKey, zone: string, now: number) => RR;
 
 /** Lower-cases ASCII letters only (RFC 4034 §6.1: case is folded as US-ASCII; other octets are compared as they are). */
 function lowerAscii(c: number): number {
@@ -65,17 +69,19 @@ function atOrBelow(name: string, ancestor: string): boolean {
 }
 
 /** The records of a zone grouped by owner, each owner's RRsets by type, with what the zone is authoritative for. */
-export interface ZoneNames {
+interface ZoneNames {
   /** Every owner name with its RRsets by type, in the order the records came. */
   owners: Map<string, Map<number, RR[]>>;
   /** Delegation points: names other than the apex that hold NS (RFC 1034 §4.2.1). */
   cuts: Set<string>;
-  /** Owners below a cut: glue and occluded data, which the zone is not authoritative for (RFC 4035 §2.3). */
-  occluded: Set<string>;
+  /** The names of the NSEC chain in canonical order: the apex, authoritative names and cuts (not glue nor data below a cut, RFC 4035 §2.3). */
+  chain: string[];
+  /** Owners outside the chain, in canonical order: glue and occluded data below a cut. */
+  occluded: string[];
 }
 
 /** Groups `rrs` (a zone's records, apex `zone`) by owner and type and classifies the owners. */
-export function zoneNames(rrs: readonly RR[], zone: string): ZoneNames {
+function zoneNames(rrs: readonly RR[], zone: string): ZoneNames {
   const owners = new Map<string, Map<number, RR[]>>();
   for (const rr of rrs) {
     let sets = owners.get(rr.name);
@@ -86,17 +92,18 @@ export function zoneNames(rrs: readonly RR[], zone: string): ZoneNames {
   }
   const cuts = new Set<string>();
   for (const [name, sets] of owners) if (name !== zone && sets.has(RRTYPE.NS)) cuts.add(name);
-  const occluded = new Set<string>();
-  for (const name of owners.keys()) {
+  const below = (name: string): boolean => {
+    if (!atOrBelow(name, zone)) return true; // not this zone's (zoneContents gives none)
     for (let n = name; n !== zone && n.includes('.');) {
       n = n.slice(n.indexOf('.') + 1);
-      if (cuts.has(n)) {
-        occluded.add(name);
-        break;
-      }
+      if (cuts.has(n)) return true;
     }
-  }
-  return { owners, cuts, occluded };
+    return false;
+  };
+  const chain: string[] = [];
+  const occluded: string[] = [];
+  for (const name of sortCanonical(owners.keys())) (below(name) ? occluded : chain).push(name);
+  return { owners, cuts, chain, occluded };
 }
 
 /**
@@ -127,15 +134,49 @@ export function nsecTtl(soa: RR): number {
  * apex. `rrs` are the zone's records with the apex SOA among them.
  */
 export function nsecChain(rrs: readonly RR[], zone: string): RR[] {
-  const soa = rrs.find((r) => r.name === zone && r.rdata.type === RRTYPE.SOA);
+  return chainOf(zoneNames(rrs, zone), zone);
+}
+
+function chainOf(z: ZoneNames, zone: string): RR[] {
+  const soa = z.owners.get(zone)?.get(RRTYPE.SOA)?.[0];
   if (!soa) throw new Error(`nsecChain: no SOA at the apex of ${zone || '.'}`);
-  const { owners, cuts, occluded } = zoneNames(rrs, zone);
-  const names = sortCanonical([...owners.keys()].filter((n) => atOrBelow(n, zone) && !occluded.has(n)));
   const ttl = nsecTtl(soa);
+  const names = z.chain;
   return names.map((name, i): RR => ({
     name,
     ttl,
-    rdata: { type: RRTYPE.NSEC, next: names[(i + 1) % names.length], types: nsecTypes(owners.get(name)!, cuts.has(name)) },
+    rdata: { type: RRTYPE.NSEC, next: names[(i + 1) % names.length], types: nsecTypes(z.owners.get(name)!, z.cuts.has(name)) },
   }));
 }
 
+/**
+ * The signed form of a zone: `rrs` (its records, apex SOA among them, as
+ * Zones.zoneContents gives them), its NSEC chain, and an RRSIG by each of
+ * `keys` at `now` (seconds since the epoch) over every RRset the zone is
+ * authoritative for (RFC 4035 §2.2): every RRset at the apex and at names
+ * inside the zone, NSEC included; at a delegation point only DS and NSEC
+ * (the NS there is the child's, RFC 4035 §2.2); nothing at glue. The SOA
+ * comes first, then the names of the chain in canonical order, each RRset
+ * followed by its signatures and the name's NSEC last, then glue.
+ * `sign` makes each signature (signRRset unless told otherwise).
+ */
+export function signedZone(rrs: readonly RR[], zone: string, keys: readonly SignerKey[], now: number, sign: RRsetSigner = signRRset): RR[] {
+  const z = zoneNames(rrs, zone);
+  const chain = chainOf(z, zone);
+  const out: RR[] = [];
+  const emit = (set: RR[], signed: boolean) => {
+    out.push(...set);
+    if (signed) for (const key of keys) out.push(sign(set, key, zone, now));
+  };
+  emit(z.owners.get(zone)!.get(RRTYPE.SOA)!, true);
+  z.chain.forEach((name, i) => {
+    const cut = z.cuts.has(name);
+    for (const [type, set] of z.owners.get(name)!) {
+      if (name === zone && type === RRTYPE.SOA) continue;
+      emit(set, !cut || type === RRTYPE.DS);
+    }
+    emit([chain[i]], true);
+  });
+  for (const name of z.occluded) for (const set of z.owners.get(name)!.values()) emit(set, false);
+  return out;
+}

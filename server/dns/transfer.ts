@@ -17,6 +17,21 @@
  * change number the zone view reflects (Zones.version); a change to DNS
  * data followed by this thread drops the cache (Zones.onDataChange), as
  * for the answer cache (answers.ts).
+ *
+ * A signed zone (Zones.signingOf) goes out signed, with its classic NSEC
+ * chain and RRSIGs (signed-zone.ts), so that a secondary serves it as it
+ * is: signed once per version and kept like any snapshot, and signed again
+ * once the snapshot is RESIGN_AFTER old (dnssec-sign.ts), so that a
+ * transfer never carries signatures near their expiry. Signatures come
+ * through a sign cache of the transfers' own (SignCache: by RRset, kept
+ * while the RRset is the same and for RESIGN_AFTER): a new version of a big
+ * zone re-signs only the RRsets and NSEC records that changed, and a
+ * transferred signature is at most 2 × RESIGN_AFTER old. It is not the
+ * answerer's, so that signing a big zone does not evict the signatures
+ * that online answers reuse. An IXFR for a signed
+ * zone gets the whole zone (RFC 1995 §4): the journal holds the unsigned
+ * deltas, and the signatures and NSEC records a delta would touch are not
+ * journaled.
  */
 import type { BlockList } from 'node:net';
 import { LRUCache } from 'lru-cache';
@@ -25,6 +40,8 @@ import { serialGreater, type Zones } from '../directory/zones';
 import type { Logger } from '../log';
 import { parseRRLine, RDataError, type RR } from '../directory/records';
 import { encodeResponse, encodeTransfer } from './wire';
+import { RESIGN_AFTER, SignCache } from './dnssec-sign';
+import { signedZone } from './signed-zone';
 import { OUR_UDP_SIZE, RCODE, type TransferRequest } from './answers';
 
 const TYPE_AXFR = 252;
@@ -48,6 +65,8 @@ interface Snapshot {
   questionWire: Buffer;
   messages: Buffer[];
   bytes: number;
+  /** For a signed zone: when its signatures were made (seconds since the epoch). */
+  signedAt?: number;
 }
 
 /** Bytes of encoded zones a process keeps for transfers (divided among its serving threads). */
@@ -56,6 +75,9 @@ export const TRANSFER_CACHE_BYTES = 32 * 1024 * 1024;
 /** Answers transfer requests for one store's zones, with the AXFR-form cache described above. */
 export class Transfers {
   private readonly cache: LRUCache<string, Snapshot>;
+
+  /** Signatures of signed zones' RRsets, reused across versions. */
+  private readonly signatures = new SignCache();
 
   /** `cacheBytes` bounds the encoded zones kept (a larger zone is encoded per request). */
   constructor(
@@ -92,7 +114,7 @@ export class Transfers {
         // RFC 1995 §2: a client at the same or a newer version (RFC 1982 order) gets the single current SOA.
         return { id: q.id, messages: encodeTransfer(q.id, q.question, q.questionWire, [soa]) };
       }
-      const deltas = incremental(this.zones, req.zone, soa, q.authoritySoaSerial);
+      const deltas = snap.signedAt === undefined ? incremental(this.zones, req.zone, soa, q.authoritySoaSerial) : undefined;
       if (deltas) return { id: q.id, messages: encodeTransfer(q.id, q.question, q.questionWire, deltas) };
     }
     // The whole zone: the shared messages, the first one with the client's question (its case, AXFR or IXFR).
@@ -111,8 +133,9 @@ export class Transfers {
       return undefined;
     }
     const version = `${this.zones.version()}:${apex.soa.rdata.serial}`;
+    const now = Date.now() / 1000;
     const hit = this.cache.get(zone);
-    if (hit?.version === version) return hit;
+    if (hit?.version === version && (hit.signedAt === undefined || (now >= hit.signedAt && now - hit.signedAt < RESIGN_AFTER))) return hit;
     const contents = this.zones.zoneContents(zone);
     if (!contents) {
       this.cache.delete(zone);
@@ -120,9 +143,11 @@ export class Transfers {
     }
     for (const s of contents.skipped) this.log?.warn({ zone, dn: s.dn, problem: s.problem }, 'dns transfer: entry left out, not a DNS name');
     const soa = contents.rrs[0];
+    const signing = this.zones.signingOf(zone);
+    const rrs = signing ? signedZone(contents.rrs, zone, signing.keys, now, (set, key, z, at) => this.signatures.sign(set, key, z, at)) : contents.rrs;
     const questionWire = canonicalQuestion(zone);
-    const messages = encodeTransfer(0, undefined, questionWire, [...contents.rrs, soa]);
-    const snap: Snapshot = { version, soa, questionWire, messages, bytes: messages.reduce((n, m) => n + m.length, 0) };
+    const messages = encodeTransfer(0, undefined, questionWire, [...rrs, soa]);
+    const snap: Snapshot = { version, soa, questionWire, messages, bytes: messages.reduce((n, m) => n + m.length, 0), signedAt: signing ? now : undefined };
     this.cache.set(zone, snap);
     return snap;
   }

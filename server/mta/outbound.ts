@@ -21,6 +21,16 @@
  * recipients fail at once with 5.4.6 "mail for <domain> loops back to
  * myself", as Postfix says, instead of being retried until they expire.
  *
+ * MTA-STS (RFC 8461, mta-sts.ts): before mail goes to a domain's MX hosts,
+ * its policy is looked up (beside the MX lookup). Under `enforce`, only MX
+ * hosts that match the policy's mx patterns are tried, and only over
+ * STARTTLS whose certificate verifies (chain to the system's CAs or
+ * DCMX_MTA_STS_CA, name = the MX host); otherwise the recipients are
+ * deferred (4.7.5, the reason in the Diagnostic-Code the queue keeps), never
+ * sent in clear. Under `testing`, the same checks are made and a failure is
+ * logged, and the mail goes as it would without a policy. Relay hosts are
+ * the operator's choice and get no policy.
+ *
  * A job may carry DKIM-Signature fields (made once per attempt by
  * dkim-sign.ts): they are sent in front of the message.
  */
@@ -33,6 +43,8 @@ import type Mail from 'nodemailer/lib/mailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
 import SMTPConnection = require('nodemailer/lib/smtp-connection');
 import { Readable } from 'node:stream';
+import type { Logger } from '../log';
+import { mxMatches, type StsLookup, type StsPolicies, type StsPolicy } from './mta-sts';
 import { MailResolveError, type MailResolver } from './resolver';
 import type { SelfIdentity } from './self';
 import type { DeliveryResult, QueuedMessage } from './types';
@@ -52,6 +64,26 @@ export interface OutboundOptions {
   portOverride?: number;
   /** Who we are, to refuse next hops that loop back to us (none: no loop detection). */
   self?: SelfIdentity;
+  /** MTA-STS policies of recipient domains (none: no policy is looked up). */
+  sts?: StsPolicies;
+  /** Where MTA-STS failures under `testing`, and failed policy lookups, are logged. */
+  log?: Logger;
+}
+
+/** How a connection uses STARTTLS: not at all, opportunistically (RFC 7435), or required with a verified certificate (RFC 8461 §4.2). */
+type TlsUse = 'none' | 'opportunistic' | 'verify';
+
+/** The MTA-STS policy a delivery is under, for one domain. */
+interface StsApplied {
+  domain: string;
+  policy: StsPolicy;
+}
+
+/** The outcome of one SMTP transaction: per recipient, and whether (why) the TLS handshake failed. */
+interface TransactionOutcome {
+  results: Map<string, DeliveryResult>;
+  tlsFailed: boolean;
+  tlsError?: string;
 }
 
 /** One message for recipients that share a route. */
@@ -152,6 +184,8 @@ export class Outbound {
       return;
     }
 
+    // Looked up beside the spool and MX lookups; awaited at the first hop.
+    const sts = this.stsLookup(job);
     let body: SpoolInfo;
     try {
       body = await inspectSpool(job.message, job.signature);
@@ -173,11 +207,20 @@ export class Outbound {
         if (hop.failure.ok === false && hop.failure.permanent) break;
         continue;
       }
+      const applied = await this.stsFor(sts, job);
+      if (applied && !mxMatches(applied.policy, hop.name)) {
+        const why = `MTA-STS policy of ${applied.domain} (${applied.policy.mode}, id ${applied.policy.id}): MX host ${hop.name} matches none of its mx patterns (RFC 8461 §4.1)`;
+        if (applied.policy.mode === 'enforce') {
+          for (const r of pending) last.set(r, fail(false, '4.7.5', `X-dcmx; ${why}`));
+          continue;
+        }
+        this.opts.log?.warn({ domain: applied.domain, mx: hop.name, policy: applied.policy.id }, `${why}; delivering as without a policy`);
+      }
       const key = `${hop.address}|${hop.port}`;
       if (tried.has(key)) continue;
       if (tried.size >= MAX_ADDRESSES) break;
       tried.add(key);
-      const got = await this.attempt(hop, sender, pending, body);
+      const got = await this.attempt(hop, sender, pending, body, applied && mxMatches(applied.policy, hop.name) ? applied : undefined);
       const still: string[] = [];
       for (const r of pending) {
         const res = got.get(r)!;
@@ -194,6 +237,21 @@ export class Outbound {
       const looped = loopsVia === undefined ? undefined : fail(true, '5.4.6', `X-dcmx; mail for ${r.slice(r.lastIndexOf('@') + 1)} loops back to myself (next hop ${loopsVia} is this host)`);
       results.set(r, last.get(r) ?? looped ?? fail(false, '4.4.4', 'X-dcmx; no next hop to try'));
     }
+  }
+
+  /** The MTA-STS lookup of an MX route's domain (none for relay routes, address literals, or without `sts`). */
+  private stsLookup(job: OutboundJob): Promise<StsLookup> | undefined {
+    if (!this.opts.sts || job.route.kind !== 'smtp' || addressLiteral(job.route.domain)) return undefined;
+    return this.opts.sts.lookup(job.route.domain);
+  }
+
+  /** The policy that applies (enforce or testing), once the lookup is done; a lookup problem is logged. */
+  private async stsFor(lookup: Promise<StsLookup> | undefined, job: OutboundJob): Promise<StsApplied | undefined> {
+    if (!lookup || job.route.kind !== 'smtp') return undefined;
+    const got = await lookup;
+    const domain = job.route.domain;
+    if (got.problem) this.opts.log?.info({ domain, cached: got.policy?.id }, `MTA-STS: ${got.problem}`);
+    return got.policy && got.policy.mode !== 'none' ? { domain, policy: got.policy } : undefined;
   }
 
   /**
@@ -246,17 +304,32 @@ export class Outbound {
     }
   }
 
-  /** One SMTP transaction with one next hop; a result for every recipient given. */
-  private async attempt(hop: Hop, sender: string, recipients: string[], body: SpoolInfo): Promise<Map<string, DeliveryResult>> {
+  /**
+   * One SMTP transaction with one next hop; a result for every recipient
+   * given. Under an MTA-STS policy (`sts`), over TLS that verifies first: when
+   * it does not, `enforce` defers every recipient (RFC 8461 §5) and `testing`
+   * logs it and goes on as without a policy.
+   */
+  private async attempt(hop: Hop, sender: string, recipients: string[], body: SpoolInfo, sts?: StsApplied): Promise<Map<string, DeliveryResult>> {
+    if (sts) {
+      const verified = await this.transaction(hop, sender, recipients, body, 'verify');
+      if (!verified.tlsFailed) return verified.results;
+      const why = `MTA-STS policy of ${sts.domain} (${sts.policy.mode}, id ${sts.policy.id}): TLS with ${hop.name}[${hop.address}]:${hop.port} did not verify: ${verified.tlsError}`;
+      if (sts.policy.mode === 'enforce') {
+        const deferred = fail(false, '4.7.5', `X-dcmx; ${why} (RFC 8461 §4.2)`, `dns; ${hop.name}`);
+        return new Map(recipients.map((r) => [r, deferred]));
+      }
+      this.opts.log?.warn({ domain: sts.domain, mx: hop.name, policy: sts.policy.id }, `${why}; delivering as without a policy`);
+    }
     const tlsKey = `${hop.address}|${hop.port}`;
     const until = this.noTls.get(tlsKey);
     const useTls = until === undefined || until < Date.now();
     if (until !== undefined && useTls) this.noTls.delete(tlsKey);
-    let out = await this.transaction(hop, sender, recipients, body, useTls);
+    let out = await this.transaction(hop, sender, recipients, body, useTls ? 'opportunistic' : 'none');
     if (out.tlsFailed && useTls) {
       // RFC 7435: opportunistic security falls back to cleartext when the handshake fails.
       this.noTls.set(tlsKey, Date.now() + NO_TLS_MS);
-      out = await this.transaction(hop, sender, recipients, body, false);
+      out = await this.transaction(hop, sender, recipients, body, 'none');
     }
     return out.results;
   }
@@ -266,8 +339,8 @@ export class Outbound {
     sender: string,
     recipients: string[],
     body: SpoolInfo,
-    tls: boolean,
-  ): Promise<{ results: Map<string, DeliveryResult>; tlsFailed: boolean }> {
+    tls: TlsUse,
+  ): Promise<TransactionOutcome> {
     // nodemailer lower-cases and punycodes the domain of each address; send that form and map back.
     const sent = new Map<string, string[]>();
     for (const r of recipients) {
@@ -304,9 +377,10 @@ export class Outbound {
       setAll(fail(false, '4.0.0', `X-dcmx; ${where}: no reply reported for this recipient`, remoteMta));
       return { results, tlsFailed: false };
     };
-    const recordError = (e: unknown) => {
+    const recordError = (e: unknown): TransactionOutcome => {
       const err = e as SmtpError;
-      if (tls && isTlsFailure(err)) return { results, tlsFailed: true };
+      // Node's advice to its own users ("try running Node.js with --use-system-ca") is no reason for the queue.
+      if (tls !== 'none' && isTlsFailure(err, tls === 'verify')) return { results, tlsFailed: true, tlsError: oneLine(err.message).replace(/; if the root CA is installed locally.*$/, '') };
       if (err.rejectedErrors?.length) {
         // All recipients refused at RCPT (nodemailer fails the whole send): each gets its own reply.
         for (const r of err.rejectedErrors) if (r.recipient !== undefined) setFor(r.recipient, replyFailure(r, remoteMta, where));
@@ -345,20 +419,20 @@ export class Outbound {
    */
   private async ownConnection(
     hop: Hop,
-    tls: boolean,
+    tls: TlsUse,
     body: SpoolInfo,
     to: string[],
     needs: Map<string, 'SMTPUTF8' | '8BITMIME'>,
     h: {
       envelope: (to: string[]) => object;
-      record: (info: SMTPConnection.SentMessageInfo) => { results: Map<string, DeliveryResult>; tlsFailed: boolean };
-      recordError: (e: unknown) => { results: Map<string, DeliveryResult>; tlsFailed: boolean };
+      record: (info: SMTPConnection.SentMessageInfo) => TransactionOutcome;
+      recordError: (e: unknown) => TransactionOutcome;
       setFor: (addr: string, res: DeliveryResult) => void;
       results: Map<string, DeliveryResult>;
       remoteMta: string;
       where: string;
     },
-  ): Promise<{ results: Map<string, DeliveryResult>; tlsFailed: boolean }> {
+  ): Promise<TransactionOutcome> {
     const conn = new SMTPConnection(this.connectionOptions(hop, tls));
     // nodemailer reports socket errors, timeouts and an early close as 'error' events, not through callbacks.
     const broken = new Promise<never>((_, reject) => {
@@ -406,22 +480,28 @@ export class Outbound {
 
   // ---------------------------------------------------------------- pools
 
-  private poolKey(hop: Hop, tls: boolean): string {
-    return `${tls ? 'tls' : 'plain'}|${hop.name}|${hop.address}|${hop.port}`;
+  private poolKey(hop: Hop, tls: TlsUse): string {
+    return `${tls}|${hop.name}|${hop.address}|${hop.port}`;
   }
 
-  /** How every connection to `hop` is made: opportunistic STARTTLS unless `tls` is off, RFC 5321 §4.5.3.2 timeouts. */
-  private connectionOptions(hop: Hop, tls: boolean): SMTPConnection.Options {
+  /**
+   * How every connection to `hop` is made, RFC 5321 §4.5.3.2 timeouts, and
+   * STARTTLS as `tls` says: none; opportunistic, certificate unchecked; or
+   * required, with a certificate that verifies for the MX host's name
+   * (RFC 8461 §4.2: no cleartext fallback, TLS 1.2 at least).
+   */
+  private connectionOptions(hop: Hop, tls: TlsUse): SMTPConnection.Options {
     return {
       host: hop.address,
       port: hop.port,
       secure: false,
       name: this.opts.hostname,
-      ignoreTLS: !tls,
-      opportunisticTLS: true,
+      ignoreTLS: tls === 'none',
+      requireTLS: tls === 'verify',
+      opportunisticTLS: tls === 'opportunistic',
       ...(net.isIP(hop.name.replace(/^\[(?:IPv6:)?|\]$/g, '')) ? {} : { servername: hop.name }),
-      // RFC 7435: MX certificates are not checked; any TLS beats none.
-      tls: { rejectUnauthorized: false },
+      // RFC 7435: otherwise MX certificates are not checked; any TLS beats none.
+      tls: tls === 'verify' ? { rejectUnauthorized: true, ca: this.opts.sts?.trust, minVersion: 'TLSv1.2' } : { rejectUnauthorized: false },
       connectionTimeout: this.opts.connectTimeoutMs ?? 30_000,
       greetingTimeout: GREETING_TIMEOUT_MS,
       socketTimeout: SOCKET_TIMEOUT_MS,
@@ -430,7 +510,7 @@ export class Outbound {
     };
   }
 
-  private acquire(hop: Hop, tls: boolean): PoolEntry {
+  private acquire(hop: Hop, tls: TlsUse): PoolEntry {
     const key = this.poolKey(hop, tls);
     let p = this.pools.get(key);
     if (!p) {
@@ -454,7 +534,7 @@ export class Outbound {
     return p;
   }
 
-  private release(hop: Hop, tls: boolean): void {
+  private release(hop: Hop, tls: TlsUse): void {
     const key = this.poolKey(hop, tls);
     const p = this.pools.get(key);
     if (!p) return;
@@ -667,11 +747,14 @@ function errorResult(err: SmtpError, remoteMta: string, where: string): Delivery
 /**
  * A failed STARTTLS handshake. nodemailer says ETLS when it sees the failure
  * itself, but an alert from the peer arrives as a socket error (code
- * overwritten to ESOCKET): OpenSSL errors carry `library`/`reason`.
+ * overwritten to ESOCKET): OpenSSL errors carry `library`/`reason`. When
+ * `verifying`, a certificate that does not verify counts too.
  */
-function isTlsFailure(err: SmtpError & { library?: unknown; reason?: unknown }): boolean {
+function isTlsFailure(err: SmtpError & { library?: unknown; reason?: unknown }, verifying: boolean): boolean {
   if (err.code === 'ETLS') return true;
   if (err.response) return false;
+  // A certificate that does not verify (chain or name) is a socket error too, without an OpenSSL library.
+  if (verifying && /certificate|altnames|self[- ]signed|issuer/i.test(err.message ?? '')) return true;
   return typeof err.library === 'string' || /\b(?:SSL|TLS)\b|ssl3?_|tlsv1/i.test(err.message ?? '');
 }
 

@@ -8,10 +8,12 @@ import * as path from 'node:path';
 import { ConfigError, type Config } from '../config';
 import type { Logger } from '../log';
 import { QueueStore } from '../../storage/queue';
+import { StsPolicyStore } from '../../storage/sts-cache';
 import type { Store } from '../../storage/store';
 import { Spool, spoolDir } from './spool';
 import { Outbound } from './outbound';
 import { MessageSigner } from './dkim-sign';
+import { StsPolicies } from './mta-sts';
 import { Delivery } from './delivery';
 import { prepareMailRoot, startTmpSweeper } from './maildir';
 import { QueueAdmin } from './queue-admin';
@@ -82,7 +84,12 @@ export async function startQueueSide(views: MailViews, store: Store, config: Con
   const { routing, cache, resolver, self, sync } = views;
   const dkimKeys = views.source.dkimKeys?.bind(views.source);
   const signer = dkimKeys && new MessageSigner(dkimKeys);
-  const outbound = new Outbound({ hostname: config.hostname, resolver, self, portOverride: config.mta.relayPort === 25 ? undefined : config.mta.relayPort });
+  // MTA-STS policies of recipient domains (RFC 8461), cached in the queue's store (across restarts).
+  const sts = new StsPolicies({ resolver, ca: config.mtaStsCa, persist: new StsPolicyStore(store) });
+  const outbound = new Outbound({
+    hostname: config.hostname, resolver, self, sts, log: log.child({ part: 'outbound' }),
+    portOverride: config.mta.relayPort === 25 ? undefined : config.mta.relayPort,
+  });
   const delivery = new Delivery({
     hostname: config.hostname, dataDir: config.dataDir, mailGroup: config.mta.mailGroup, concurrency: config.mta.concurrency,
     retryBase: config.mta.retryBase, retryMax: config.mta.retryMax, lifetime: config.mta.queueLifetime,

@@ -69,6 +69,9 @@ export interface SelfTest {
 /** Outcome of one question: records (possibly none, NODATA) or NXDOMAIN. */
 type Answer<T> = { kind: 'records'; records: T[] } | { kind: 'nxdomain' };
 
+/** The record types the resolver asks: A, AAAA, MX, TXT. */
+type QueryType = 1 | 28 | 15 | 16;
+
 /** Longest CNAME chain we follow inside our own zones. */
 const MAX_CNAME = 8;
 
@@ -201,6 +204,16 @@ export class MailResolver {
   }
 
   /**
+   * The TXT records of `name` (RFC 1035 §3.3.14), each record's strings
+   * joined into one text, from our zones or upstream: [] when there are none
+   * (NODATA) or the name does not exist. Throws MailResolveError 'temporary'.
+   */
+  async lookupTxt(name: string): Promise<string[]> {
+    const r = await this.query(normalizeDomain(name), RRTYPE.TXT);
+    return r.kind === 'nxdomain' ? [] : (r.records as string[]);
+  }
+
+  /**
    * A reverse lookup for smtp-server's `resolver` option (callback style like
    * dns.reverse), through the upstream only, with the timeout.
    */
@@ -272,7 +285,7 @@ export class MailResolver {
   }
 
   /** One question, from our own zones when `name` is in one we serve, else upstream. */
-  private async query(name: string, type: 1 | 28 | 15): Promise<Answer<string | { exchange: string; preference: number }>> {
+  private async query(name: string, type: QueryType): Promise<Answer<string | { exchange: string; preference: number }>> {
     let qname = name;
     for (let hops = 0; hops <= MAX_CNAME; hops++) {
       const local = this.localLookup(qname, type);
@@ -320,15 +333,17 @@ export class MailResolver {
       const d = rr.rdata;
       if (d.type === RRTYPE.A || d.type === RRTYPE.AAAA) records.push(d.address);
       else if (d.type === RRTYPE.MX) records.push({ exchange: d.exchange, preference: d.preference });
+      else if (d.type === RRTYPE.TXT) records.push(Buffer.concat(d.strings).toString('utf8'));
     }
     return { kind: 'records', records };
   }
 
   /** One upstream question, with c-ares error codes mapped to our outcomes. */
-  private async upstreamQuery(name: string, type: 1 | 28 | 15): Promise<Answer<string | { exchange: string; preference: number }>> {
+  private async upstreamQuery(name: string, type: QueryType): Promise<Answer<string | { exchange: string; preference: number }>> {
     try {
       if (type === RRTYPE.MX) return { kind: 'records', records: (await this.upstream.resolveMx(name)).map((r) => ({ exchange: r.exchange, preference: r.priority })) };
       if (type === RRTYPE.A) return { kind: 'records', records: await this.upstream.resolve4(name) };
+      if (type === RRTYPE.TXT) return { kind: 'records', records: (await this.upstream.resolveTxt(name)).map((strings) => strings.join('')) };
       return { kind: 'records', records: await this.upstream.resolve6(name) };
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
@@ -337,7 +352,7 @@ export class MailResolver {
       // ENOTFOUND: NXDOMAIN (rcode 3).
       if (code === 'ENOTFOUND') return { kind: 'nxdomain' };
       // ESERVFAIL, ETIMEOUT, ECONNREFUSED, EREFUSED, EBADRESP, ... : try again later.
-      const what = type === RRTYPE.MX ? 'MX' : type === RRTYPE.A ? 'A' : 'AAAA';
+      const what = type === RRTYPE.MX ? 'MX' : type === RRTYPE.A ? 'A' : type === RRTYPE.TXT ? 'TXT' : 'AAAA';
       throw new MailResolveError('temporary', `${name} ${what}: ${code ?? (err as Error).message}`);
     }
   }

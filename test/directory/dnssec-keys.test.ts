@@ -137,6 +137,12 @@ describe('zone keys in the directory (DCMX_DNSSEC on)', () => {
       objectClass: ['dNSDomain2', 'domain', 'dnssecZone'], dc: 'imported', sOARecord: soa('imported.org'), dnssecPrivateKey: pem,
     }));
     assert.deepEqual(dir.getByNdn(dn('imported.org'))!.attrs.dnssecPrivateKey, [pem]);
+    // A zone withdrawn by deleting its SOA and given one again signs with the same key (a DS at its parent still holds).
+    dir.modifySync(admin, dn('imported.org'), [{ op: 'delete', type: 'sOARecord', values: [] }]);
+    assert.equal(zones.signingOf('imported.org'), undefined);
+    dir.modifySync(admin, dn('imported.org'), [{ op: 'add', type: 'sOARecord', values: [soa('imported.org')] }]);
+    assert.deepEqual(dir.getByNdn(dn('imported.org'))!.attrs.dnssecPrivateKey, [pem]);
+    assert.equal(zones.signingOf('imported.org')?.keys[0].keyTag, signingKeyOf(pem).keyTag);
     assert.throws(() => dir.modifySync(admin, dn('imported.org'), [{ op: 'replace', type: 'dnssecPrivateKey', values: ['-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----'] }]),
       (e: unknown) => e instanceof DirectoryError && e.result === 'invalidAttributeSyntax');
   });

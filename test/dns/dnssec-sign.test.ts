@@ -7,24 +7,17 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { canonicalRRset, labelCount, RESIGN_AFTER, SignCache, signRRset, validity, type SignerKey } from '../../server/dns/dnssec-sign';
-import { formatRR, parseRData, RRTYPE, RRTYPE_NAME, type RData, type RR } from '../../server/directory/records';
+import { canonicalRRset, labelCount, RESIGN_AFTER, SignCache, signRRset, validity } from '../../server/dns/dnssec-sign';
+import { generateZoneKey, signingKeyOf, type SigningKey } from '../../server/directory/dnssec-keys';
+import { formatRR, parseRData, RRTYPE, RRTYPE_NAME, type RR } from '../../server/directory/records';
 import { run } from '../helpers';
 
 /** test/dns/dnssec-validate.py (tests run from dist/test/dns). */
 const VALIDATE = path.resolve(__dirname, '..', '..', '..', 'test', 'dns', 'dnssec-validate.py');
 
-/** A P-256 key as a DNSKEY (RFC 6605 §4: the point x | y) with its key tag (RFC 4034 Appendix B), made here for the test. */
-function testKey(): SignerKey & { dnskey: RData; publicKey: KeyObject } {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const jwk = publicKey.export({ format: 'jwk' });
-  const point = Buffer.concat([Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')]);
-  const rdata = Buffer.concat([Buffer.from([1, 1, 3, 13]), point]); // flags 257, protocol 3, algorithm 13
-  let acc = 0;
-  for (let i = 0; i < rdata.length; i++) acc += i & 1 ? rdata[i] : rdata[i] << 8;
-  acc += (acc >>> 16) & 0xffff;
-  return { privateKey, publicKey, keyTag: acc & 0xffff, dnskey: { type: 48, flags: 257, protocol: 3, algorithm: 13, publicKey: point } };
+/** A fresh zone key as the directory makes it (dnssec-keys.ts): private key, DNSKEY and key tag. */
+function testKey(): SigningKey {
+  return signingKeyOf(generateZoneKey());
 }
 
 const rr = (name: string, ttl: number, type: number, text: string): RR => ({ name, ttl, rdata: parseRData(type, text) });

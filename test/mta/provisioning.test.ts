@@ -150,6 +150,11 @@ function dkimDns(leaf: string): string[] {
   return [`dc=_domainkey,${leaf}`, `dc=d${new Date().toISOString().slice(0, 10).replace(/-/g, '')}-rsa,dc=_domainkey,${leaf}`];
 }
 
+/** The entries of a new domain's MTA-STS policy record, policy host and TLSRPT record (DCMX_MTA_STS's default, testing), born with it. */
+function mtaStsDns(leaf: string): string[] {
+  return [`dc=_mta-sts,${leaf}`, `dc=mta-sts,${leaf}`, `dc=_tls,${leaf}`, `dc=_smtp,dc=_tls,${leaf}`];
+}
+
 /** Asserts that exactly the DNs `want` got one `add` row each among `rows`, and no other DN did. */
 function assertAdds(rows: ChangeRow[], want: string[], what: string): void {
   const adds = rows.filter((r) => r.changeType === 'add').map((r) => r.targetDN.toLowerCase());
@@ -254,7 +259,7 @@ describe('provisioning at RCPT under DCMX_PROVISIONING=mx', () => {
     // The change log: one add row per created DN, all in one provisioning.
     const rows = await changesAfter(t, before);
     ctx.diagnostic(`change log rows: ${rows.map((r) => `${r.changeNumber} ${r.changeType} ${r.targetDN}`).join(' | ')}`);
-    assertAdds(rows, ['dc=org,o=internet', dn('example.org'), leaf, `ou=people,${leaf}`, `uid=catchall,ou=people,${leaf}`, `dc=_dmarc,${leaf}`, ...dkimDns(leaf)], 'new.example.org');
+    assertAdds(rows, ['dc=org,o=internet', dn('example.org'), leaf, `ou=people,${leaf}`, `uid=catchall,ou=people,${leaf}`, `dc=_dmarc,${leaf}`, ...dkimDns(leaf), ...mtaStsDns(leaf)], 'new.example.org');
     assert.equal(await lastChange(t), rows[rows.length - 1].changeNumber);
   });
 
@@ -266,7 +271,7 @@ describe('provisioning at RCPT under DCMX_PROVISIONING=mx', () => {
     const reply = await rcpt(smtp, 'someone@new.example.net');
     assert.equal(reply.code, 250, reply.raw);
     const rows = await changesAfter(t, before);
-    assertAdds(rows, [dn('example.net'), dn('new.example.net'), `ou=people,${dn('new.example.net')}`, `uid=catchall,ou=people,${dn('new.example.net')}`, `dc=_dmarc,${dn('new.example.net')}`, ...dkimDns(dn('new.example.net'))], 'new.example.net');
+    assertAdds(rows, [dn('example.net'), dn('new.example.net'), `ou=people,${dn('new.example.net')}`, `uid=catchall,ou=people,${dn('new.example.net')}`, `dc=_dmarc,${dn('new.example.net')}`, ...dkimDns(dn('new.example.net')), ...mtaStsDns(dn('new.example.net'))], 'new.example.net');
     assert.ok(!rows.some((x) => x.targetDN.toLowerCase() === `dc=net,${SUFFIX}`), 'dc=net itself untouched');
     const [net1] = await ldapsearch(t, ['-b', `dc=net,${SUFFIX}`, '-s', 'base', '(objectClass=*)', 'createTimestamp']);
     assert.deepEqual(net1.attrs.createTimestamp, net0.attrs.createTimestamp, 'dc=net kept its createTimestamp');
@@ -276,7 +281,7 @@ describe('provisioning at RCPT under DCMX_PROVISIONING=mx', () => {
     const value = exopValue(x.stdout);
     ctx.diagnostic(`ldapexop response: ${JSON.stringify(value)}`);
     const lines = value.split('\n');
-    assert.deepEqual(lines.slice(0, -1).map((l) => l.toLowerCase()), [dn('more.example.net'), `ou=people,${dn('more.example.net')}`, `uid=catchall,ou=people,${dn('more.example.net')}`, `dc=_dmarc,${dn('more.example.net')}`, ...dkimDns(dn('more.example.net'))],
+    assert.deepEqual(lines.slice(0, -1).map((l) => l.toLowerCase()), [dn('more.example.net'), `ou=people,${dn('more.example.net')}`, `uid=catchall,ou=people,${dn('more.example.net')}`, `dc=_dmarc,${dn('more.example.net')}`, ...dkimDns(dn('more.example.net')), ...mtaStsDns(dn('more.example.net'))],
       'only the missing leaf (and its ou=people, catch-all entry, _dmarc, DKIM key) created below the existing chain');
     assert.match(lines[lines.length - 1], /^zone more\.example\.net serial \d+$/);
     // And again: the domain exists, nothing is created.
@@ -366,10 +371,10 @@ describe('provisioning at RCPT under DCMX_PROVISIONING=mx', () => {
     for (const r of replies) assert.equal(r.code, 250, r.raw);
     const rows = await changesAfter(t, before);
     const leaf = dn('burst.example.org');
-    assertAdds(rows, [leaf, `ou=people,${leaf}`, `uid=catchall,ou=people,${leaf}`, `dc=_dmarc,${leaf}`, ...dkimDns(leaf)], 'burst.example.org');
+    assertAdds(rows, [leaf, `ou=people,${leaf}`, `uid=catchall,ou=people,${leaf}`, `dc=_dmarc,${leaf}`, ...dkimDns(leaf), ...mtaStsDns(leaf)], 'burst.example.org');
     ctx.diagnostic(`${rows.length} change log rows; upstream MX questions for burst.example.org: ${dns.count('burst.example.org', RRTYPE.MX)}; policy stats ${JSON.stringify((await t.app.stats()).provisioning)}`);
     const entries = (await allDns(t)).filter((d) => d.endsWith(leaf));
-    assert.deepEqual(entries.sort(), [`dc=_dmarc,${leaf}`, leaf, `ou=people,${leaf}`, `uid=catchall,ou=people,${leaf}`, ...dkimDns(leaf)].sort(), 'one set of entries');
+    assert.deepEqual(entries.sort(), [`dc=_dmarc,${leaf}`, leaf, `ou=people,${leaf}`, `uid=catchall,ou=people,${leaf}`, ...dkimDns(leaf), ...mtaStsDns(leaf)].sort(), 'one set of entries');
   });
 
   test('d. postmaster@ and abuse@ of a new domain are accepted (and create it)', async () => {
@@ -528,7 +533,7 @@ describe('provisioning under DCMX_PROVISIONING=allowlist', () => {
     assert.equal(r.code, 250, r.raw);
     assert.equal(dns.queries.length, 0, `no upstream question: ${JSON.stringify(dns.queries)}`);
     const leaf = dn('shop.allowed.test');
-    assertAdds(await changesAfter(t, before), [dn('test'), dn('allowed.test'), leaf, `ou=people,${leaf}`, `uid=catchall,ou=people,${leaf}`, `dc=_dmarc,${leaf}`, ...dkimDns(leaf)], 'shop.allowed.test');
+    assertAdds(await changesAfter(t, before), [dn('test'), dn('allowed.test'), leaf, `ou=people,${leaf}`, `uid=catchall,ou=people,${leaf}`, `dc=_dmarc,${leaf}`, ...dkimDns(leaf), ...mtaStsDns(leaf)], 'shop.allowed.test');
     const mx = await dig(t.app.ports.dns, 'shop.allowed.test', 'MX');
     assert.deepEqual(mx.answer.map((l) => l.replace(/ \d+ IN /, ' IN ')), [`shop.allowed.test. IN MX 10 ${HOST}.`]);
   });
