@@ -29,10 +29,13 @@ import type { QueuedMessage } from './types';
 /**
  * The header fields signed (RFC 6376 §5.4.1: those that carry the message's
  * meaning; Received and the like change in transit). mailauth lists each
- * field present, every instance of it.
+ * field present, every instance of it. From is listed twice: oversigned
+ * (RFC 6376 §5.4.2, §8.15), h= names it once more than the message has it,
+ * so a From: field added after signing breaks the signature (mailauth does
+ * this with dcmx's patch, patches/mailauth+7.1.0.patch).
  */
 export const SIGNED_HEADERS = [
-  'From', 'Sender', 'Reply-To', 'To', 'Cc', 'Subject', 'Date', 'Message-ID', 'In-Reply-To', 'References',
+  'From', 'From', 'Sender', 'Reply-To', 'To', 'Cc', 'Subject', 'Date', 'Message-ID', 'In-Reply-To', 'References',
   'MIME-Version', 'Content-Type', 'Content-Transfer-Encoding', 'Content-ID', 'Content-Description',
   'Auto-Submitted',
 ];

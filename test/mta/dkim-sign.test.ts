@@ -69,6 +69,7 @@ describe('DKIM signing of our users\' mail', () => {
       assert.ok(s.s.endsWith(s.a.split('-')[0]), `the ${s.a} signature names its key's selector: ${s.s}`);
       const h = s.h.toLowerCase().split(':');
       for (const f of ['from', 'to', 'subject', 'date', 'message-id']) assert.ok(h.includes(f), `h= covers ${f}: ${s.h}`);
+      assert.equal(h.filter((f) => f === 'from').length, 2, `From is oversigned (RFC 6376 §5.4.2): ${s.h}`);
       assert.ok(!h.includes('received'), 'Received changes in transit: not signed');
     }
     const good = await dkimVerify(t.app.ports.dns, msg);
@@ -79,6 +80,10 @@ describe('DKIM signing of our users\' mail', () => {
     assert.equal(altered.code, 1, altered.out);
     assert.match(altered.out, /^rsa-sha256 \S+ \S+ fail$/m);
     assert.match(altered.out, /^ed25519-sha256 \S+ \S+ fail$/m);
+    // Oversigned: a second From: put in front after signing fails both signatures.
+    const added = await dkimVerify(t.app.ports.dns, msg.replace(/^From:/m, 'From: <ceo@elsewhere.example>\r\nFrom:'));
+    assert.equal(added.code, 1, added.out);
+    assert.doesNotMatch(added.out, / pass$/m);
   });
 
   test('OpenDKIM (opendkim-testmsg) verifies the message as sent, resolving our DNS port, and fails it once altered', { timeout: 60_000 }, async () => {
@@ -92,6 +97,8 @@ describe('DKIM signing of our users\' mail', () => {
     const header = await opendkimVerify(t.app.ports.dns, dual.replace('Subject: dual signed', 'Subject: not what was signed'));
     assert.notEqual(header.code, 0, header.out);
     assert.match(header.out, /Bad signature/);
+    const added = await opendkimVerify(t.app.ports.dns, dual.replace(/^From:/m, 'From: <ceo@elsewhere.example>\r\nFrom:'));
+    assert.notEqual(added.code, 0, `a From: added after signing: ${added.out}`);
     // Each algorithm alone: the message with only its own signature field.
     for (const drop of ['rsa-sha256', 'ed25519-sha256']) {
       const other = withoutSignatures(dual, (f) => f.replace(/\s+/g, '').includes(`a=${drop};`));
