@@ -20,7 +20,7 @@
  */
 import { RRTYPE, type RR } from '../directory/records';
 import type { Zone, ZoneNode } from '../directory/zones';
-import type { SignCache, SignerKey } from './dnssec-sign';
+import { signRRset, type SignCache, type SignerKey } from './dnssec-sign';
 import type { Answer } from './lookup';
 
 /** An answer's sections in signed form, and whether its RCODE is NXDOMAIN. */
@@ -78,10 +78,16 @@ function typesAt(node: ZoneNode, zone: string): number[] {
   return types;
 }
 
-/** The NSEC (and its RRSIGs) that denies `types`' complement at `name`, with the negative TTL (RFC 9077 §3.3). */
-function denial(name: string, types: number[], zone: Zone, s: AnswerSigner): RR[] {
-  const nsec: RR = { name, ttl: Math.min(zone.soa.ttl, zone.soa.rdata.minimum), rdata: { type: 47, next: successor(name), types } };
-  return [nsec, ...signatures([nsec], zone.name, s)];
+/**
+ * The NSEC (and its RRSIGs) that denies `types`' complement at `name`, with
+ * the negative TTL (RFC 9077 §3.3). `cached`: whether its signatures go
+ * through the sign cache; not for names that do not exist, which are as many
+ * as clients care to invent and would evict the signatures of real RRsets.
+ */
+function denial(name: string, types: number[], zone: Zone, s: AnswerSigner, cached = true): RR[] {
+  const ttl = Math.min(zone.soa.ttl, zone.soa.rdata.minimum);
+  const nsec: RR = { name, ttl, rdata: { type: 47, next: successor(name), types: types.sort((a, b) => a - b) } };
+  return [nsec, ...(cached ? signatures([nsec], zone.name, s) : s.keys.map((k) => signRRset([nsec], k, zone.name, s.now)))];
 }
 
 /**
@@ -100,7 +106,9 @@ export function signAnswer(a: Answer, zone: Zone, s: AnswerSigner, compactOk: bo
   const authority = withSignatures(a.authority, zone, s);
   if (a.denied) {
     const node = a.denied.node;
-    authority.push(...denial(a.denied.name, node ? typesAt(node, zone.name) : [RRTYPE.RRSIG, RRTYPE.NSEC, RRTYPE.NXNAME], zone, s));
+    authority.push(...(node
+      ? denial(a.denied.name, typesAt(node, zone.name), zone, s)
+      : denial(a.denied.name, [RRTYPE.RRSIG, RRTYPE.NSEC, RRTYPE.NXNAME], zone, s, false)));
   }
   return { answer, authority, additional: withSignatures(a.additional, zone, s), nxdomain: a.result === 'nxdomain' && compactOk };
 }

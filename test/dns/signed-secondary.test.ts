@@ -6,7 +6,9 @@
  * checks every version it transfers (`dnssec-validation: on`) serves it, and
  * delv, with our DNSKEY as its only trust anchor, validates Knot's positive,
  * wildcard, NXDOMAIN and NODATA answers, before and after a write that
- * reaches Knot by NOTIFY.
+ * reaches Knot by NOTIFY. A zone whose signing is being withdrawn
+ * (DCMX_DNSSEC=off, RFC 8078 §4) still leaves signed, with the delete CDS
+ * and CDNSKEY, and the checkers accept that too.
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -14,10 +16,11 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { adminArgs, run, runDcmx, startTestAppliance, tempDir, testEnv, type TestAppliance } from '../helpers';
-import { exampleOrgZone, kdigRunner, queryPacket, section, soaSerial, status, tcpFrame, tcpMessages } from './fixture';
+import { exampleOrgZone, flags, kdigRunner, queryPacket, section, soaSerial, status, tcpFrame, tcpMessages } from './fixture';
 import { decodeMessage } from '../../server/dns/wire';
 import { freeDualPort, startKnot, type Knot } from './knot';
 import { delv, dnssecVerify, kzonecheck, trustAnchor, type TrustAnchor } from './dnssec-tools';
+import { startUnbound } from './unbound';
 import { waitForAsync } from '../fixtures/wait';
 
 const ZONE = 'example.org';
@@ -266,6 +269,20 @@ describe('Knot as a validating secondary of the signed zone', () => {
     assert.equal(noDs.validated && noDs.negative, 'NXRRSET', `no DS at the unsigned delegation:\n${noDs.output}`);
   });
 
+  test('Unbound, validating with our DNSKEY and asking knot alone, sets AD on its positive, NXDOMAIN and NODATA answers', async () => {
+    const dnskeys = (await kdigDcmx('+short', ZONE, 'DNSKEY')).stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('257 '));
+    const u = await startUnbound({ zone: ZONE, dnskeys, authority: knotPort });
+    try {
+      for (const [name, type, rcode] of [['ns1.example.org', 'A', 'NOERROR'], ['nothere.example.org', 'A', 'NXDOMAIN'], ['ns1.example.org', 'MX', 'NOERROR']]) {
+        const r = await u.dig(name, type);
+        assert.equal(status(r.stdout), rcode, `${name} ${type}:\n${r.stdout}\n${u.log}`);
+        assert.ok(flags(r.stdout).includes('ad'), `${name} ${type} not validated (no AD):\n${r.stdout}\n${u.log}`);
+      }
+    } finally {
+      await u.stop();
+    }
+  });
+
   test('after a write, NOTIFY brings the new signed version to knot and delv validates the changed names', async (ctx) => {
     const from = knot!.log.length;
     const r = await run('ldapmodify', adminArgs(t), `dn: dc=ns1,dc=example,dc=org,o=internet
@@ -293,5 +310,36 @@ aRecord: 192.0.2.99
     for (const l of transfers) ctx.diagnostic(`knot: ${l.replace(/^\S+\s+/, '')}`);
     assert.ok(transfers.some((l) => /AXFR-style IXFR/i.test(l)), `knot took no AXFR-style IXFR:\n${knotZoneLog(from).join('\n')}`);
     assert.ok(!knotZoneLog(from).some((l) => /\berror:/.test(l)), knotZoneLog(from).join('\n'));
+  });
+});
+
+describe('a zone whose signing is being withdrawn (DCMX_DNSSEC=off) is still exported and transferred signed', () => {
+  const dataDir = tempDir('dcmx-withdraw-');
+  let w: TestAppliance | undefined;
+  after(async () => {
+    await w?.app.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('with the delete CDS and CDNSKEY (RFC 8078 §4) among the signed RRsets; dnssec-verify and kzonecheck accept it', async () => {
+    w = await startTestAppliance({ DCMX_AXFR_ALLOW: '127.0.0.1/32' }, dataDir);
+    const r = await run('ldapadd', adminArgs(w), exampleOrgZone());
+    assert.equal(r.code, 0, r.stderr);
+    await w.app.close(); // the data dir stays for the next start
+    // A grace far longer than the test: the zone stays in its withdrawing state throughout.
+    const env = { DCMX_AXFR_ALLOW: '127.0.0.1/32', DCMX_DNSSEC: 'off', DCMX_DNSSEC_WITHDRAW_GRACE: '3600' };
+    w = await startTestAppliance(env, dataDir);
+    const lines = (await kdigRunner(w.app.ports.dns)('+tcp', ZONE, 'AXFR')).stdout.split('\n').map((l) => l.replace(/\s+/g, ' ').trim());
+    assert.ok(lines.includes('example.org. 300 IN CDS 0 0 0 00') && lines.includes('example.org. 300 IN CDNSKEY 0 3 0 AA=='), lines.join('\n'));
+    assert.ok(lines.some((l) => / IN RRSIG CDS 13 2 /.test(l)), lines.join('\n'));
+    const exported = await runDcmx(testEnv(dataDir, env), ['zone', 'export', ZONE]);
+    assert.equal(exported.code, 0, exported.stderr);
+    const f = path.join(dataDir, 'withdrawing.zone');
+    fs.writeFileSync(f, exported.stdout);
+    assert.match(exported.stdout, /\tCDS\t0 0 0 00$/m);
+    const v = await dnssecVerify(ZONE, f);
+    assert.ok(v.ok, v.output);
+    const k = await kzonecheck(ZONE, f);
+    assert.ok(k.ok, k.output);
   });
 });
