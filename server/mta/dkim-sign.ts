@@ -54,8 +54,9 @@ export class MessageSigner {
    * The DKIM-Signature header fields to put in front of `message` (CRLF
    * line ends, ready to prepend), or undefined when it is not to be signed:
    * not submitted by our users, no hosted domain with a key, or the signer
-   * refused (no From: field, RFC 6376 §5.4). Rejects only when the message's
-   * bytes cannot be read.
+   * refused (no From: field, RFC 6376 §5.4). Rejects when the message's
+   * bytes cannot be read, or when no signature could be made with the keys
+   * found (a stored key that is no key), naming each selector and why.
    */
   async signatures(message: QueuedMessage): Promise<Buffer | undefined> {
     if (!message.submitted) return undefined;
@@ -70,7 +71,11 @@ export class MessageSigner {
       headerList: SIGNED_HEADERS,
       signatureData: keys.map((k) => ({ signingDomain: k.domain, selector: k.selector, privateKey: k.privateKey })),
     });
-    return signed.signatures ? Buffer.from(signed.signatures) : undefined;
+    if (signed.signatures) return Buffer.from(signed.signatures);
+    // RFC 6376 §5.4: no From: field, nothing to sign; anything else (a key that is no key) is an error to report.
+    const errors = (signed.errors ?? []).filter((e) => e.err?.code !== 'ENOFROM');
+    if (errors.length) throw new Error(`DKIM signing failed for ${keys[0].domain}: ${errors.map((e) => `${e.selector}: ${e.err?.message}`).join('; ')}`);
+    return undefined;
   }
 
   /** The keys of `domain` or of its nearest hosted parent that has keys; undefined when none. */
