@@ -25,6 +25,7 @@ import { ProvisionLimits } from './mta/provision-limits';
 import { Provisioner } from './directory/provision';
 import { LocalWriter, watchOtherWriters } from './directory/writes';
 import { DkimKeyPool } from './directory/dkim';
+import { startDkimRetirement } from './directory/dkim-rotation';
 import { attachMtaSts, policyOf, refreshMtaStsIds } from './directory/mta-sts';
 import { ChangeClock } from './directory/change-clock';
 import { startEndpoints, type Endpoints } from './endpoints';
@@ -268,6 +269,9 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     const retention = startRetention(directory, config.retention, log.child({ ep: 'retention' }), owned);
     started.push({ close: async () => retention.stop() });
     void retention.run(); // a backlog left by an older version or a larger setting
+    // Rotated-out DKIM selectors go after their grace period: a duty of the data dir's owner, as retention is.
+    const dkimRetirement = startDkimRetirement(directory, config.dkim.retireAfter * 1000, log.child({ part: 'dkim' }), owned);
+    started.push({ close: async () => dkimRetirement.stop() });
     // Zones signed, withdrawn or unsigned as DCMX_DNSSEC says, by the owner (dnssec-state.ts).
     const dnssecDuty = startDnssecDuty(directory, zones, config.dns.dnssec, log.child({ part: 'dnssec' }), owned);
     started.push({ close: async () => dnssecDuty.stop() });

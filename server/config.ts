@@ -216,6 +216,11 @@ export interface Config {
     /** MTA-STS policy and TLSRPT record a new domain publishes (server/directory/mta-sts.ts). */
     mtaSts: MtaStsOptions;
   };
+  /** DKIM key rotation (server/directory/dkim-rotation.ts). */
+  dkim: {
+    /** DCMX_DKIM_RETIRE_AFTER: seconds a rotated-out selector stays published before its entry (key record and key) goes. */
+    retireAfter: number;
+  };
   /**
    * DCMX_MTA_STS_CA: PEM certificates trusted besides the system's CAs when
    * outbound delivery checks a recipient domain's MTA-STS policy host and MX
@@ -671,6 +676,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       dmarc: env.DCMX_NEW_DOMAIN_DMARC ?? 'v=DMARC1; p=quarantine',
       dkim: dkimAlgorithms(env),
       mtaSts: mtaStsOptions(env),
+    },
+    dkim: {
+      retireAfter: int(env, 'DCMX_DKIM_RETIRE_AFTER', 7 * 86400, 1, 365 * 86400),
     },
     mtaStsCa: env.DCMX_MTA_STS_CA ? (pemFile('DCMX_MTA_STS_CA', env.DCMX_MTA_STS_CA, 'cert'), fs.readFileSync(env.DCMX_MTA_STS_CA, 'utf8')) : undefined,
     upstreamDns: hostPorts(env, 'DCMX_UPSTREAM_DNS', 53),

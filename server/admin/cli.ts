@@ -19,6 +19,9 @@
  *                              dcmx's schema for an OpenLDAP slapd replica (schema/openldap.ts): a file
  *                              to include after slapd's core, cosine, inetorgperson and nis schema
  *                              (openldap, the default), or the cn=config entry (ldif)
+ *   dcmx dkim list|rotate DOMAIN
+ *                              a domain's DKIM selectors; a new key at a new dated selector, the old
+ *                              ones retired after DCMX_DKIM_RETIRE_AFTER (dkim-cli.ts)
  *   dcmx dnssec [status] [ZONE] each zone's DNSSEC state: signed, withdrawing, unsigned, key tags
  *   dcmx dnssec ds ZONE        the zone's DS record for the registrar (dnssec-cli.ts)
  *   dcmx queue list|show|retry|hold|release|delete|bounce ...
@@ -49,6 +52,7 @@ import { LocalWriter } from '../directory/writes';
 import { openldapSchemaFile, openldapSchemaLdif } from '../../schema/openldap';
 import { flag, option, UsageError } from './cli-args';
 import { QUEUE_USAGE, runQueueCommand } from './queue-cli';
+import { DKIM_USAGE, runDkimCommand } from './dkim-cli';
 import { DNSSEC_USAGE, runDnssecCommand } from './dnssec-cli';
 
 const USAGE = `usage:
@@ -61,6 +65,7 @@ const USAGE = `usage:
   dcmx domain remove NAME
   dcmx domain list
   dcmx schema export [--format openldap|ldif]
+${DKIM_USAGE}
 ${DNSSEC_USAGE}
 ${QUEUE_USAGE}`;
 
@@ -269,6 +274,14 @@ export async function runCli(argv: string[], given?: Config): Promise<number> {
         console.log(`${r.name} provisioned in zone ${r.zone}, serial ${r.serial}`);
       }
       return 0;
+    } finally {
+      services.directory.store.close();
+    }
+  }
+  if (group === 'dkim') {
+    const services = await openFor(config);
+    try {
+      return await runDkimCommand(cmd, args, config, services);
     } finally {
       services.directory.store.close();
     }

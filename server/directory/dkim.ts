@@ -176,20 +176,22 @@ export interface DkimSigningKey {
 }
 
 /**
- * The key mail from `domain` (the domain entry's normalised DN `domainNdn`) is
- * signed with: its RSA key of the latest dated selector whose key record is
- * published (a withdrawn one would not verify). RSA only: the signer
- * (nodemailer's DKIM) writes `a=rsa-sha256`; an Ed25519 key is published
- * but not used yet.
+ * The keys mail from `domain` (the domain entry's normalised DN `domainNdn`)
+ * is signed with: per algorithm, the key of the latest dated selector whose
+ * key record is published (a withdrawn one would not verify), RSA first. A
+ * domain with both an RSA and an Ed25519 key gets both signatures (RFC 8463
+ * §4: a signer may sign with both, for verifiers that know only RSA).
  */
-export function signingKey(directory: Directory, domain: string, domainNdn: string): DkimSigningKey | undefined {
-  let best: DkimSigningKey | undefined;
+export function signingKeys(directory: Directory, domain: string, domainNdn: string): DkimSigningKey[] {
+  const best = new Map<DkimAlgorithm, DkimSigningKey>();
   for (const e of dkimKeyEntries(directory, domainNdn)) {
     const selector = e.attrs.dc?.[0];
-    if (!selector || storedKeyAlgorithm(e) !== 'rsa' || !(e.attrs.tXTRecord ?? []).some(isDkimKeyRecord)) continue;
-    if (!best || selector > best.selector) best = { domain, selector, privateKey: e.attrs.dkimPrivateKey![0] };
+    const algorithm = storedKeyAlgorithm(e);
+    if (!selector || !algorithm || !(e.attrs.tXTRecord ?? []).some(isDkimKeyRecord)) continue;
+    const had = best.get(algorithm);
+    if (!had || selector > had.selector) best.set(algorithm, { domain, selector, privateKey: e.attrs.dkimPrivateKey![0] });
   }
-  return best;
+  return (['rsa', 'ed25519'] as const).flatMap((a) => best.get(a) ?? []);
 }
 
 /** The algorithm of a stored selector entry's private key, if it holds a usable one. */

@@ -17,7 +17,7 @@
  */
 import type { Identity } from './access';
 import type { MailDirectory, MailDomain, Recipient } from './mail';
-import { signingKey, type DkimSigningKey } from './dkim';
+import { signingKeys, type DkimSigningKey } from './dkim';
 
 /** DC-tree names <-> DNs below the suffix (RFC 2247): a pure function of the suffix (zones.ts DnsNames is one). */
 export interface DomainNames {
@@ -49,11 +49,12 @@ export interface MailSource {
    */
   authenticate(username: string, password: string, client?: string): Promise<Identity | undefined>;
   /**
-   * The DKIM key to sign mail from hosted domain `name` with (server/directory/dkim.ts
-   * signingKey), or undefined. Only a source that reads the store has it: the
-   * private keys are the administrator's, which a remote unit is not.
+   * The DKIM keys to sign mail from hosted domain `name` with (server/directory/dkim.ts
+   * signingKeys; none when it is not hosted or has no published key). Only a
+   * source that reads the store has it: the private keys are the
+   * administrator's, which a remote unit is not.
    */
-  dkimKey?(name: string): DkimSigningKey | undefined;
+  dkimKeys?(name: string): DkimSigningKey[];
 }
 
 /**
@@ -87,9 +88,9 @@ export class LocalMailSource implements MailSource {
     return this.mail.names;
   }
 
-  dkimKey(name: string): DkimSigningKey | undefined {
+  dkimKeys(name: string): DkimSigningKey[] {
     const ndn = this.mail.names.toNdn(name);
-    return ndn === undefined ? undefined : signingKey(this.mail.directory, name, ndn);
+    return ndn === undefined ? [] : signingKeys(this.mail.directory, name, ndn);
   }
 
   // async: a store error becomes a rejection, as a remote source's would.

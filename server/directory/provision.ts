@@ -127,6 +127,12 @@ function initialSerial(d = new Date()): number {
   return Number(d.toISOString().slice(0, 10).replace(/-/g, '')) * 100 + 1;
 }
 
+/** A mail domain in service (any status but 'deleted'): provisioning leaves it as it is; its DKIM keys may rotate. */
+export function isServedMailDomain(e: StoredEntry | undefined): boolean {
+  if (!e || !(e.attrs.objectClass ?? []).some((c) => c.toLowerCase() === 'maildomain')) return false;
+  return (e.attrs.mailDomainStatus?.[0] ?? e.attrs.inetDomainStatus?.[0] ?? 'active').toLowerCase() !== 'deleted';
+}
+
 export class Provisioner {
   constructor(
     private readonly directory: Directory,
@@ -151,7 +157,7 @@ export class Provisioner {
       const labels = name.split('.');
       // A mail domain in any state but 'deleted' is the operator's: hold, disabled and
       // hand-made records stay as they are. Only a removed domain is brought back.
-      if (this.isServedMailDomain(this.entryOf(name))) {
+      if (isServedMailDomain(this.entryOf(name))) {
         existed = true;
         return;
       }
@@ -325,7 +331,7 @@ export class Provisioner {
       throw new ReservedDomainError(name, `it is a public suffix (${psl.isPrivate ? 'private' : 'ICANN'} section of the Public Suffix List)`);
     }
     const entry = this.entryOf(name);
-    if (this.isServedMailDomain(entry)) return;
+    if (isServedMailDomain(entry)) return;
     const { above, cut } = this.placement(name);
     const newApex = (!above || cut === name) && !entry?.attrs.sOARecord?.length;
     if (!newApex) return;
@@ -343,12 +349,6 @@ export class Provisioner {
   private entryOf(name: string): StoredEntry | undefined {
     const ndn = this.zones.names.toNdn(name);
     return ndn === undefined ? undefined : this.directory.getByNdn(ndn);
-  }
-
-  /** A mail domain in service (any status but 'deleted'): provisioning leaves it as it is. */
-  private isServedMailDomain(e: StoredEntry | undefined): boolean {
-    if (!e || !(e.attrs.objectClass ?? []).some((c) => c.toLowerCase() === 'maildomain')) return false;
-    return (e.attrs.mailDomainStatus?.[0] ?? e.attrs.inetDomainStatus?.[0] ?? 'active').toLowerCase() !== 'deleted';
   }
 
   /** The zone served here above `name` (not at it), and the closest zone cut between them, if any. */

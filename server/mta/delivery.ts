@@ -24,6 +24,7 @@ import type { DeliveryResult, QueuedMessage } from './types';
 import { deliverToMaildir, mailboxPath } from './maildir';
 import { buildDsn, spoolDsn, type FailedRecipient } from './dsn';
 import type { Outbound } from './outbound';
+import type { MessageSigner } from './dkim-sign';
 import type { SelfIdentity } from './self';
 import { isOurPostmaster } from './postmaster';
 import { placeMailbox } from './placement';
@@ -53,6 +54,8 @@ export interface DeliveryDeps {
   outbound: Outbound;
   /** Catches the cache and routing table up with the change log. */
   sync: () => void;
+  /** DKIM-signs our users' mail before any channel takes it (none: nothing is signed). */
+  signer?: MessageSigner;
   log: Logger;
   /** Tells whether a domain's own mail hosts, or a mailbox's host, are this unit (then it is delivered here). */
   self: SelfIdentity;
@@ -336,6 +339,8 @@ export class Delivery {
     const row = this.deps.queue.message(id);
     if (!row) return;
     const message = queuedMessage(row);
+    // Signed once for every channel of this attempt: the Maildir copy of mail to another local domain carries it too.
+    const signature = await this.sign(message);
     const results = new Map<string, DeliveryResult>();
     const hold: { rcpt: string; why: string }[] = [];
     const smtp = new Map<string, string[]>();
@@ -350,7 +355,7 @@ export class Delivery {
           local.push(deliverToMaildir({
             message, recipient: r.rcpt, mailbox: t.mailbox,
             // A copy may exist from an earlier attempt: a counted one, a previous run's, or one whose outcome the store refused.
-            checkExisting: r.attempts > 0 || row.receivedAt < this.startedAt || this.failing.has(id),
+            checkExisting: r.attempts > 0 || row.receivedAt < this.startedAt || this.failing.has(id), signature,
           }, { hostname: this.opts.hostname, group: this.opts.mailGroup }).then((res) => {
             results.set(r.rcpt, res);
           }));
@@ -378,12 +383,12 @@ export class Delivery {
     }
     const remote: Promise<void>[] = [];
     for (const [domain, rcpts] of smtp) {
-      remote.push(this.deps.outbound.deliver({ message, recipients: rcpts, route: { kind: 'smtp', domain } }).then((m) => {
+      remote.push(this.deps.outbound.deliver({ message, recipients: rcpts, route: { kind: 'smtp', domain }, signature }).then((m) => {
         for (const [k, v] of m) results.set(k, v);
       }));
     }
     for (const g of relay.values()) {
-      remote.push(this.deps.outbound.deliver({ message, recipients: g.rcpts, route: { kind: 'relay', hosts: g.hosts } }).then((m) => {
+      remote.push(this.deps.outbound.deliver({ message, recipients: g.rcpts, route: { kind: 'relay', hosts: g.hosts }, signature }).then((m) => {
         for (const [k, v] of m) results.set(k, v);
       }));
     }
@@ -430,6 +435,22 @@ export class Delivery {
     if (failed.length) await this.bounce(message, failed);
     const empty = await this.deps.queue.settleSoon(id, { done, retry, hold, attemptedAt: now });
     if (empty && row.spool) await this.deps.spool.remove(row.spool);
+  }
+
+  /**
+   * The DKIM signature fields for `message` (dkim-sign.ts), or undefined. A
+   * signing failure is logged and the message goes unsigned (as a signature
+   * a verifier could not check would): delivery never waits on it.
+   */
+  private async sign(message: QueuedMessage): Promise<Buffer | undefined> {
+    if (!this.deps.signer) return undefined;
+    try {
+      return await this.deps.signer.signatures(message);
+    } catch (err) {
+      const admitted = this.errorLog.admit(`dkim:${(err as Error)?.message}`);
+      if (admitted) this.deps.log.warn({ err, id: message.id, suppressed: admitted.suppressed }, 'could not DKIM-sign a message; it goes unsigned');
+      return undefined;
+    }
   }
 
   /** Queues a DSN to the sender (buildDsn declines for null senders and auto-replies). */

@@ -304,7 +304,7 @@ export async function spoolDsn(
   const id = newQueueId();
   const got = await spool.receive(id, '', Readable.from([dsn.raw]), Number.MAX_SAFE_INTEGER);
   return {
-    row: { id, receivedAt: now, sender: '', size: got.size, spool: got.file ?? '', body: got.inline },
+    row: { id, receivedAt: now, sender: '', size: got.size, spool: got.file ?? '', body: got.inline, submitted: true },
     rcpts: dsn.to.map((rcpt) => ({ rcpt, held: false })),
   };
 }

@@ -487,6 +487,7 @@ export class Intake {
         {
           id, receivedAt: now.getTime(), sender, size, spool: got.file ?? '', body: got.inline,
           smtpUtf8: session.envelope.smtpUtf8 === true, eightBitMime: session.envelope.bodyType === '8bitmime',
+          submitted: this.mayRelay(session),
         },
         rcpts.map((r) => ({ rcpt: r.address, held: false })),
         now.getTime(),

@@ -39,6 +39,8 @@ export interface LocalDelivery {
    * otherwise grow with the mailbox. Default true.
    */
   checkExisting?: boolean;
+  /** DKIM-Signature header fields (CRLF line ends) written in front of the message (dkim-sign.ts). */
+  signature?: Buffer;
 }
 
 /** Maildir file name characters that would break readers: '/' is the path separator, ':' starts the info part. */
@@ -234,7 +236,8 @@ const COPY_CHUNK = 1 << 20;
  * - Otherwise writes `tmp/<name>.<random>` (O_EXCL, mode 0600; with
  *   `opts.group`, GROUP_FILE_MODE and that group) with
  *   `Return-Path: <sender>` (RFC 5321 §4.4: the reverse-path, `<>` for the
- *   null sender) and `Delivered-To: <recipient address>` prepended to the
+ *   null sender), `Delivered-To: <recipient address>` and the DKIM
+ *   signature fields (`d.signature`, if any) prepended to the
  *   spool file's bytes, which are streamed in 1 MiB chunks with CRLF line
  *   ends turned into LF (the Maildir convention: Dovecot, mutt and Postfix's
  *   own delivery agents write LF; a CR not before LF stays). Then fsyncs the file, renames it to
@@ -295,6 +298,7 @@ export async function deliverToMaildir(d: LocalDelivery, opts: { hostname: strin
         }
         await out.write(prefix);
         const eol = new CrlfToLf();
+        if (d.signature) await out.write(eol.push(d.signature));
         while (bytesRead > 0) {
           const lf = eol.push(buf.subarray(0, bytesRead));
           await out.write(lf, 0, lf.length);

@@ -148,7 +148,7 @@ export class StsPolicies {
   /** Domains whose cached policy is being fetched again in the background. */
   private readonly refreshing = new Set<string>();
   private readonly ca: string[] | undefined;
-  /** Policies fetched (successful HTTPS fetches), for the figures and the tests. */
+  /** How many policies this cache fetched (successful HTTPS fetches, refreshes included). */
   fetched = 0;
 
   constructor(private readonly opts: StsOptions) {

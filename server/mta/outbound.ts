@@ -31,10 +31,8 @@
  * logged, and the mail goes as it would without a policy. Relay hosts are
  * the operator's choice and get no policy.
  *
- * Mail whose envelope sender is in a hosted domain with a DKIM key
- * (server/directory/dkim.ts) is signed on its way out, relaxed/relaxed with
- * rsa-sha256 (RFC 6376 §3.4, §3.3), by nodemailer's DKIM signer: the SMTP
- * client is nodemailer's already, and its signer streams the message.
+ * A job may carry DKIM-Signature fields (made once per attempt by
+ * dkim-sign.ts): they are sent in front of the message.
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -44,9 +42,7 @@ import nodemailer from 'nodemailer';
 import type Mail from 'nodemailer/lib/mailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
 import SMTPConnection = require('nodemailer/lib/smtp-connection');
-import DKIM = require('nodemailer/lib/dkim');
-import type { Readable } from 'node:stream';
-import type { DkimSigningKey } from '../directory/dkim';
+import { Readable } from 'node:stream';
 import type { Logger } from '../log';
 import { mxMatches, type StsLookup, type StsPolicies, type StsPolicy } from './mta-sts';
 import { MailResolveError, type MailResolver } from './resolver';
@@ -68,8 +64,6 @@ export interface OutboundOptions {
   portOverride?: number;
   /** Who we are, to refuse next hops that loop back to us (none: no loop detection). */
   self?: SelfIdentity;
-  /** The DKIM key of a hosted sender domain (none: nothing is signed). */
-  dkimKey?: (domain: string) => DkimSigningKey | undefined;
   /** MTA-STS policies of recipient domains (none: no policy is looked up). */
   sts?: StsPolicies;
   /** Where MTA-STS failures under `testing`, and failed policy lookups, are logged. */
@@ -101,6 +95,8 @@ export interface OutboundJob {
     | { kind: 'smtp'; domain: string }
     /** Tried in order; `host`, `host:port`, `[host]`, `[host]:port`, IP literals. Names are looked up as hosts (A/AAAA), not as mail domains. */
     | { kind: 'relay'; hosts: string[] };
+  /** DKIM-Signature header fields (CRLF line ends) sent in front of the message (dkim-sign.ts); none: sent as spooled. */
+  signature?: Buffer;
 }
 
 /** A next hop: the name we know it by (Remote-MTA, TLS SNI) and where to connect. */
@@ -192,7 +188,7 @@ export class Outbound {
     const sts = this.stsLookup(job);
     let body: SpoolInfo;
     try {
-      body = await inspectSpool(job.message);
+      body = await inspectSpool(job.message, job.signature);
     } catch (err) {
       for (const r of pending) results.set(r, fail(false, '4.3.0', `X-dcmx; cannot read spool file: ${(err as Error).message}`));
       return;
@@ -398,19 +394,18 @@ export class Outbound {
       const need = extensionNeeded(sender === '' ? '' : clientForm(sender), addr, body);
       if (need) needs.set(addr, need);
     }
-    if (needs.size) return this.ownConnection(hop, tls, body, this.signer(sender), [...sent.keys()], needs, { envelope, record, recordError, setFor, results, remoteMta, where });
+    if (needs.size) return this.ownConnection(hop, tls, body, [...sent.keys()], needs, { envelope, record, recordError, setFor, results, remoteMta, where });
 
     const pool = this.acquire(hop, tls);
     // Unsigned, `raw` with a path: the spool file is streamed as is (nodemailer only dot-stuffs and ends it with CRLF).
-    const signed = this.signer(sender);
-    const raw = signed ? signed.sign(body.inline ?? fs.createReadStream(body.spoolPath)) : body.inline ?? { path: body.spoolPath };
+    const raw = body.signature && !body.inline ? messageStream(body) : body.inline ?? { path: body.spoolPath };
     try {
       const info = await pool.transport.sendMail({ envelope: envelope([...sent.keys()]) as unknown as Mail.Envelope, raw });
       return record(info);
     } catch (e) {
       return recordError(e);
     } finally {
-      if (signed) (raw as Readable).destroy(); // a send that failed early leaves the file open otherwise
+      if (raw instanceof Readable) raw.destroy(); // a send that failed early leaves the file open otherwise
       this.release(hop, tls);
     }
   }
@@ -426,7 +421,6 @@ export class Outbound {
     hop: Hop,
     tls: TlsUse,
     body: SpoolInfo,
-    signer: DKIM | undefined,
     to: string[],
     needs: Map<string, 'SMTPUTF8' | '8BITMIME'>,
     h: {
@@ -465,8 +459,7 @@ export class Outbound {
         }
       }
       if (!go.length) return { results: h.results, tlsFailed: false };
-      const spooled = body.inline ?? fs.createReadStream(body.spoolPath);
-      const message = signer ? signer.sign(spooled) : spooled;
+      const message = body.inline ?? messageStream(body);
       const info = await Promise.race([
         new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) =>
           conn.send(h.envelope(go) as unknown as SMTPConnection.Envelope, message, (err, got) => (err ? reject(err) : resolve(got)))),
@@ -483,19 +476,6 @@ export class Outbound {
         conn.close();
       }
     }
-  }
-
-  /**
-   * The DKIM signer for mail from `sender` (RFC 6376 §5): the key of the
-   * sender's hosted domain, or undefined (the null sender, a domain without
-   * a key). nodemailer's signer signs its default header list (RFC 6376
-   * §5.4.1: From, Subject, Date, To, Message-ID, the MIME and List headers...),
-   * relaxed/relaxed.
-   */
-  private signer(sender: string): DKIM | undefined {
-    const at = sender.lastIndexOf('@');
-    const key = at > 0 ? this.opts.dkimKey?.(sender.slice(at + 1).toLowerCase()) : undefined;
-    return key && new DKIM({ domainName: key.domain, keySelector: key.selector, privateKey: key.privateKey });
   }
 
   // ---------------------------------------------------------------- pools
@@ -575,8 +555,10 @@ export class Outbound {
 /** The message as the channel sends it. */
 interface SpoolInfo {
   spoolPath: string;
-  /** The bytes, when the message is inline in its queue row. */
+  /** The bytes, when the message is inline in its queue row (with the signature in front, if any). */
   inline?: Buffer;
+  /** DKIM-Signature fields sent in front of the spool file's bytes. */
+  signature?: Buffer;
   size: number;
   /** Any octet over 127 (RFC 6152: needs BODY=8BITMIME). */
   eightBit: boolean;
@@ -617,17 +599,21 @@ class EightBitScan {
   }
 }
 
-/** Size and 8-bit content of a spool file (read once; stops as soon as the answer is known). */
-async function inspectSpool(message: QueuedMessage): Promise<SpoolInfo> {
+/**
+ * Size and 8-bit content of a message as sent: `signature` (ASCII fields)
+ * then its spool file or inline bytes (read once; stops as soon as the
+ * answer is known).
+ */
+async function inspectSpool(message: QueuedMessage, signature: Buffer | undefined): Promise<SpoolInfo> {
   const spoolPath = message.spoolPath;
-  const flags = { smtpUtf8: message.smtpUtf8 === true, eightBitMime: message.eightBitMime === true };
+  const flags = { smtpUtf8: message.smtpUtf8 === true, eightBitMime: message.eightBitMime === true, signature };
   const scan = new EightBitScan();
   if (message.body) {
-    const b = message.body;
+    const b = signature ? Buffer.concat([signature, message.body]) : message.body;
     scan.feed(b);
     return { spoolPath, inline: b, size: b.length, eightBit: scan.eightBit, eightBitHeaders: scan.eightBitHeaders, ...flags };
   }
-  const { size } = await fs.promises.stat(spoolPath);
+  const size = (await fs.promises.stat(spoolPath)).size + (signature?.length ?? 0);
   const stream = fs.createReadStream(spoolPath);
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
@@ -637,6 +623,21 @@ async function inspectSpool(message: QueuedMessage): Promise<SpoolInfo> {
     stream.destroy();
   }
   return { spoolPath, size, eightBit: scan.eightBit, eightBitHeaders: scan.eightBitHeaders, ...flags };
+}
+
+/** The spool file's bytes as a stream, the signature fields in front. */
+function messageStream(body: SpoolInfo): Readable {
+  const file = fs.createReadStream(body.spoolPath);
+  if (!body.signature) return file;
+  const signature = body.signature;
+  return Readable.from((async function* () {
+    yield signature;
+    try {
+      yield* file;
+    } finally {
+      file.destroy();
+    }
+  })());
 }
 
 /**

@@ -12,6 +12,7 @@ import { StsPolicyStore } from '../../storage/sts-cache';
 import type { Store } from '../../storage/store';
 import { Spool, spoolDir } from './spool';
 import { Outbound } from './outbound';
+import { MessageSigner } from './dkim-sign';
 import { StsPolicies } from './mta-sts';
 import { Delivery } from './delivery';
 import { prepareMailRoot, startTmpSweeper } from './maildir';
@@ -81,18 +82,19 @@ export async function startQueueSide(views: MailViews, store: Store, config: Con
     onError: (err) => tmpLog.warn({ err }, 'Maildir tmp/ sweep failed'),
   });
   const { routing, cache, resolver, self, sync } = views;
-  const dkimKey = views.source.dkimKey?.bind(views.source);
+  const dkimKeys = views.source.dkimKeys?.bind(views.source);
+  const signer = dkimKeys && new MessageSigner(dkimKeys);
   // MTA-STS policies of recipient domains (RFC 8461), cached in the queue's store (across restarts).
   const sts = new StsPolicies({ resolver, ca: config.mtaStsCa, persist: new StsPolicyStore(store) });
   const outbound = new Outbound({
-    hostname: config.hostname, resolver, self, dkimKey, sts, log: log.child({ part: 'outbound' }),
+    hostname: config.hostname, resolver, self, sts, log: log.child({ part: 'outbound' }),
     portOverride: config.mta.relayPort === 25 ? undefined : config.mta.relayPort,
   });
   const delivery = new Delivery({
     hostname: config.hostname, dataDir: config.dataDir, mailGroup: config.mta.mailGroup, concurrency: config.mta.concurrency,
     retryBase: config.mta.retryBase, retryMax: config.mta.retryMax, lifetime: config.mta.queueLifetime,
     ownAddresses: [config.listen, ...config.selfAddresses],
-  }, { queue, spool, routing, cache, outbound, sync, self, directoryHost: views.source.directoryHost, log: log.child({ part: 'delivery' }) });
+  }, { queue, spool, routing, cache, outbound, sync, signer, self, directoryHost: views.source.directoryHost, log: log.child({ part: 'delivery' }) });
   routing.onUpdate((touched) => {
     // Domains that left hold: give their messages another go.
     const released = touched

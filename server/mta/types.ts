@@ -19,6 +19,8 @@ export interface QueuedMessage {
   smtpUtf8?: boolean;
   /** Sent with BODY=8BITMIME (RFC 6152): 8-bit content may go only to a next hop that offers 8BITMIME. */
   eightBitMime?: boolean;
+  /** Mail of our own users (sent by a client that may relay, or a DSN made here): DKIM signs it at delivery (dkim-sign.ts). */
+  submitted?: boolean;
 }
 
 /** Outcome of one attempt for one recipient (RFC 3463 enhanced status codes). */

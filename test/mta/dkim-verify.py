@@ -1,10 +1,13 @@
-"""Verifies the DKIM signatures of the message on stdin with dkimpy (Debian
-python3-dkim), resolving key records through dnspython at 127.0.0.1:PORT
-(our DNS port), never the machine's resolver. Prints "pass" and exits 0 when
-the signature verifies, prints "fail" and exits 1 otherwise.
+"""Verifies every DKIM signature of the message on stdin with dkimpy (Debian
+python3-dkim; Ed25519, RFC 8463, through python3-nacl), resolving key
+records through dnspython at 127.0.0.1:PORT (our DNS port), never the
+machine's resolver. Prints one line per signature, `<a=> <d=> <s=> pass` or
+`... fail`, then `pass` and exits 0 when there is a signature and every one
+verifies; else the last line is `fail` and it exits 1.
 
 Usage: /usr/bin/python3 dkim-verify.py PORT < message
 """
+import re
 import sys
 
 import dkim
@@ -28,6 +31,19 @@ def txt(name, timeout=5):
     return None
 
 
-ok = dkim.verify(sys.stdin.buffer.read(), dnsfunc=txt)
+message = sys.stdin.buffer.read()
+d = dkim.DKIM(message)
+signatures = [v for (k, v) in d.headers if k.lower() == b'dkim-signature']
+verdicts = []
+for i, sig in enumerate(signatures):
+    tags = dict(re.findall(rb'([a-z]+)\s*=\s*([^;]*)', re.sub(rb'\s+', b'', sig)))
+    try:
+        ok = dkim.DKIM(message).verify(idx=i, dnsfunc=txt)
+    except dkim.DKIMException as e:
+        ok = False
+        print(f'error: {e}', file=sys.stderr)
+    verdicts.append(ok)
+    print(' '.join(tags.get(t, b'-').decode() for t in (b'a', b'd', b's')), 'pass' if ok else 'fail')
+ok = len(verdicts) > 0 and all(verdicts)
 print('pass' if ok else 'fail')
 sys.exit(0 if ok else 1)
