@@ -1,5 +1,5 @@
 /**
- * The durable mail queue's rows (migrations 003-005, 008, 010). Delivered and bounced
+ * The durable mail queue's rows (migrations 003-005, 008, 010, 011). Delivered and bounced
  * recipients are removed; a message row goes when its last recipient does.
  * Commits are fsynced (synchronous=FULL), so a message acknowledged with 250
  * after `enqueue` returns survives a crash.
@@ -22,6 +22,8 @@ export interface QueueMessageRow {
   eightBitMime?: boolean;
   /** Mail of our own users: from a client that may relay, or made here (a DSN); absent = false (migration 010). */
   submitted?: boolean;
+  /** The DN an SMTP AUTH client of a submitted message authenticated as; null or absent = none (migration 011). */
+  submitter?: string | null;
   /** When the operator put the message on hold (ms); null or absent = not held (migration 008). */
   heldAt?: number | null;
   /** When a delivery attempt took the message (its lease, ms); null or absent = none (migration 008). */
@@ -96,7 +98,7 @@ export class QueueStore {
     this.group = new GroupCommit(store);
     const db = store.db;
     this.s = {
-      insMsg: db.prepare('INSERT INTO queue_messages (id, received_at, sender, size, spool, body, smtputf8, body_8bitmime, submitted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      insMsg: db.prepare('INSERT INTO queue_messages (id, received_at, sender, size, spool, body, smtputf8, body_8bitmime, submitted, submitter) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       insRcpt: db.prepare('INSERT INTO queue_recipients (message_id, rcpt, state, attempts, next_attempt) VALUES (?, ?, ?, 0, ?)'),
       // A message the operator holds is never due (NOT EXISTS: one primary-key probe per row the index gives).
       due: db.prepare(`SELECT ${RCPT_COLUMNS} FROM queue_recipients r
@@ -145,7 +147,7 @@ export class QueueStore {
   /** Records an accepted message and its recipients in one fsynced transaction. */
   enqueue(m: QueueMessageRow, rcpts: { rcpt: string; held: boolean }[], now: number): void {
     this.store.transaction(() => {
-      this.s.insMsg.run(m.id, m.receivedAt, m.sender, m.size, m.spool, m.body ?? null, m.smtpUtf8 ? 1 : 0, m.eightBitMime ? 1 : 0, m.submitted ? 1 : 0);
+      this.s.insMsg.run(m.id, m.receivedAt, m.sender, m.size, m.spool, m.body ?? null, m.smtpUtf8 ? 1 : 0, m.eightBitMime ? 1 : 0, m.submitted ? 1 : 0, m.submitter ?? null);
       for (const r of rcpts) this.s.insRcpt.run(m.id, r.rcpt, r.held ? 'held' : 'queued', now);
     });
   }
@@ -323,9 +325,9 @@ export class QueueStore {
 /** The message columns every query of a message row reads. */
 /** The recipient columns every query of recipient rows reads (toRcpt). */
 const RCPT_COLUMNS = 'message_id, rcpt, state, attempts, next_attempt, last_error, last_attempt';
-const MSG_COLUMNS = 'id, received_at, sender, size, spool, body, smtputf8, body_8bitmime, held_at, delivering_since, submitted';
+const MSG_COLUMNS = 'id, received_at, sender, size, spool, body, smtputf8, body_8bitmime, held_at, delivering_since, submitted, submitter';
 /** The message columns a listing reads: not the inline bytes (up to 256 KiB a message). */
-const LIST_COLUMNS = 'id, received_at, sender, size, spool, NULL AS body, smtputf8, body_8bitmime, held_at, delivering_since, submitted';
+const LIST_COLUMNS = 'id, received_at, sender, size, spool, NULL AS body, smtputf8, body_8bitmime, held_at, delivering_since, submitted, submitter';
 /** True in a query over queue_recipients `r` when the operator holds the recipient's message. */
 const HELD = 'SELECT 1 FROM queue_messages m WHERE m.id = r.message_id AND m.held_at IS NOT NULL';
 
@@ -336,14 +338,14 @@ function domainPattern(domain: string): string {
 
 interface MessageSqlRow {
   id: string; received_at: number; sender: string; size: number; spool: string; body: Buffer | null;
-  smtputf8: number; body_8bitmime: number; held_at: number | null; delivering_since: number | null; submitted: number;
+  smtputf8: number; body_8bitmime: number; held_at: number | null; delivering_since: number | null; submitted: number; submitter: string | null;
 }
 
 function toMessage(r: MessageSqlRow): QueueMessageRow {
   return {
     id: r.id, receivedAt: r.received_at, sender: r.sender, size: r.size, spool: r.spool, body: r.body,
     smtpUtf8: r.smtputf8 === 1, eightBitMime: r.body_8bitmime === 1, heldAt: r.held_at, deliveringSince: r.delivering_since,
-    submitted: r.submitted === 1,
+    submitted: r.submitted === 1, submitter: r.submitter,
   };
 }
 

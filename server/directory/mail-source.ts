@@ -55,6 +55,11 @@ export interface MailSource {
    * administrator's, which a remote unit is not.
    */
   dkimKeys?(name: string): DkimSigningKey[];
+  /**
+   * May the SMTP AUTH identity `dn` send as hosted domain `name`, its DKIM
+   * key signing its mail (MailDirectory.maySendAs)? Given with dkimKeys.
+   */
+  maySendAs?(dn: string, name: string): boolean;
 }
 
 /**
@@ -91,6 +96,10 @@ export class LocalMailSource implements MailSource {
   dkimKeys(name: string): DkimSigningKey[] {
     const ndn = this.mail.names.toNdn(name);
     return ndn === undefined ? [] : signingKeys(this.mail.directory, name, ndn);
+  }
+
+  maySendAs(dn: string, name: string): boolean {
+    return this.mail.maySendAs(dn, name);
   }
 
   // async: a store error becomes a rejection, as a remote source's would.

@@ -202,6 +202,31 @@ export class MailDirectory {
     return out.sort();
   }
 
+  /**
+   * May the user `dn` (an SMTP AUTH identity, MailSource.authenticate) send
+   * mail as hosted domain `name`, so that the domain's DKIM key signs it
+   * (server/mta/dkim-sign.ts)? The administrator may send as any; a user as
+   * the mail domain its entry lives under (Directory.domainAt) and as the
+   * domains it manages (AccessPolicy.manages: an `owner` of the domain's
+   * entry). False for a DN that is no DN or names no entry.
+   */
+  maySendAs(dn: string, name: string): boolean {
+    let ndn: string;
+    try {
+      ndn = this.directory.normalize(dn);
+    } catch {
+      return false;
+    }
+    if (ndn === this.directory.adminNdn) return true;
+    const user = this.directory.getByNdn(ndn);
+    if (!user) return false;
+    if (this.directory.domainAt(parseDn(user.dn))?.name === name) return true;
+    const domainNdn = this.names.toNdn(name);
+    const domain = domainNdn === undefined ? undefined : this.directory.getByNdn(domainNdn);
+    const who: Identity = { dn: user.dn, ndn, anonymous: false, admin: false };
+    return domain !== undefined && this.directory.access.manages(who, this.directory.domainAt(parseDn(domain.dn)));
+  }
+
   /** The recipient entry below `domain` answering to `address`, if any. */
   recipient(domain: MailDomain, address: string): Recipient | undefined {
     const base = this.directory.getByNdn(domain.ndn);

@@ -15,6 +15,15 @@
  * its nearest hosted parent); never a domain we do not host. Every key the
  * chosen domain has signs (RSA and Ed25519: RFC 8463 §4 dual signing).
  *
+ * Whose domain (RFC 6376 §1.1: the signer takes responsibility for the
+ * message): mail an SMTP AUTH user submitted (`submitter`) is signed only
+ * with the key of a domain that identity may send as (MailSource.maySendAs:
+ * the domain its entry lives under, a domain it manages, any for the
+ * administrator). A From: domain it may not send as is passed over for the
+ * envelope sender's domain, under the same rule; failing both the message
+ * goes unsigned and the reason is logged. Clients of DCMX_RELAY_NETWORKS and
+ * DSNs made here have no submitter: they are trusted with any hosted domain.
+ *
  * The signer is mailauth's (postalsys): it signs rsa-sha256 and
  * ed25519-sha256 alike, several signatures in one pass over the message.
  */
@@ -46,9 +55,23 @@ const HEADER_CAP = 64 * 1024;
 /** The DKIM keys of a hosted domain (MailSource.dkimKeys): none when it is not hosted or has none published. */
 export type DkimKeyLookup = (domain: string) => DkimSigningKey[];
 
+/** May the SMTP AUTH identity `dn` send as hosted domain `domain` (MailSource.maySendAs)? */
+export type SendAsCheck = (dn: string, domain: string) => boolean;
+
+/** Where the signer says why a submitted message goes unsigned. */
+export type SignerLog = (fields: Record<string, unknown>, msg: string) => void;
+
 /** Signs messages of our own users with the keys of their hosted domain. */
 export class MessageSigner {
-  constructor(private readonly keysOf: DkimKeyLookup) {}
+  /**
+   * Without `maySendAs`, no mail of an SMTP AUTH user is signed (nothing
+   * says which domains are its); `log` hears why a message goes unsigned.
+   */
+  constructor(
+    private readonly keysOf: DkimKeyLookup,
+    private readonly maySendAs?: SendAsCheck,
+    private readonly log?: SignerLog,
+  ) {}
 
   /**
    * The DKIM-Signature header fields to put in front of `message` (CRLF
@@ -62,7 +85,8 @@ export class MessageSigner {
     if (!message.submitted) return undefined;
     const header = await readHeaderSection(message, HEADER_CAP);
     if (header === undefined) throw new Error(`cannot read message ${message.id} to sign it`);
-    const keys = this.keysFor(fromDomain(header.toString('utf8'))) ?? this.keysFor(domainOf(message.sender));
+    const keys = this.permitted(message, this.keysFor(fromDomain(header.toString('utf8'))), 'From:')
+      ?? this.permitted(message, this.keysFor(domainOf(message.sender)), 'envelope sender');
     if (!keys) return undefined;
     const input = message.body ?? fs.createReadStream(message.spoolPath);
     const signed = await dkimSign(input, {
@@ -75,6 +99,18 @@ export class MessageSigner {
     // RFC 6376 §5.4: no From: field, nothing to sign; anything else (a key that is no key) is an error to report.
     const errors = (signed.errors ?? []).filter((e) => e.err?.code !== 'ENOFROM');
     if (errors.length) throw new Error(`DKIM signing failed for ${keys[0].domain}: ${errors.map((e) => `${e.selector}: ${e.err?.message}`).join('; ')}`);
+    return undefined;
+  }
+
+  /**
+   * `keys` when the message's submitter may send as their domain (or it has
+   * no submitter: a relay network client, a DSN); else undefined, logged.
+   */
+  private permitted(message: QueuedMessage, keys: DkimSigningKey[] | undefined, role: string): DkimSigningKey[] | undefined {
+    if (!keys || message.submitter === undefined) return keys;
+    const domain = keys[0].domain;
+    if (this.maySendAs?.(message.submitter, domain)) return keys;
+    this.log?.({ id: message.id, user: message.submitter, domain, role }, `not signed with ${domain}'s key: the authenticated user may not send as ${domain}`);
     return undefined;
   }
 

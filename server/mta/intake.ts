@@ -487,7 +487,7 @@ export class Intake {
         {
           id, receivedAt: now.getTime(), sender, size, spool: got.file ?? '', body: got.inline,
           smtpUtf8: session.envelope.smtpUtf8 === true, eightBitMime: session.envelope.bodyType === '8bitmime',
-          submitted: this.mayRelay(session),
+          submitted: this.mayRelay(session), submitter: session.user ? String(session.user) : undefined,
         },
         rcpts.map((r) => ({ rcpt: r.address, held: false })),
         now.getTime(),

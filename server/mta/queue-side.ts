@@ -83,7 +83,9 @@ export async function startQueueSide(views: MailViews, store: Store, config: Con
   });
   const { routing, cache, resolver, self, sync } = views;
   const dkimKeys = views.source.dkimKeys?.bind(views.source);
-  const signer = dkimKeys && new MessageSigner(dkimKeys);
+  const maySendAs = views.source.maySendAs?.bind(views.source);
+  const signLog = log.child({ part: 'dkim' });
+  const signer = dkimKeys && new MessageSigner(dkimKeys, maySendAs, (fields, msg) => signLog.info(fields, msg));
   // MTA-STS policies of recipient domains (RFC 8461), cached in the queue's store (across restarts).
   const sts = new StsPolicies({ resolver, ca: config.mtaStsCa, persist: new StsPolicyStore(store) });
   const outbound = new Outbound({

@@ -271,5 +271,6 @@ export function queuedMessage(row: QueueMessageRow): QueuedMessage {
   return {
     id: row.id, sender: row.sender, receivedAt: new Date(row.receivedAt), spoolPath: row.spool, size: row.size, body: row.body ?? undefined,
     smtpUtf8: row.smtpUtf8 === true, eightBitMime: row.eightBitMime === true, submitted: row.submitted === true,
+    submitter: row.submitter ?? undefined,
   };
 }

@@ -21,6 +21,12 @@ export interface QueuedMessage {
   eightBitMime?: boolean;
   /** Mail of our own users (sent by a client that may relay, or a DSN made here): DKIM signs it at delivery (dkim-sign.ts). */
   submitted?: boolean;
+  /**
+   * The DN the SMTP AUTH client that submitted it authenticated as (RFC 4954);
+   * absent for mail from DCMX_RELAY_NETWORKS and DSNs. DKIM signs such mail
+   * only for a domain this identity may send as (dkim-sign.ts).
+   */
+  submitter?: string;
 }
 
 /** Outcome of one attempt for one recipient (RFC 3463 enhanced status codes). */
