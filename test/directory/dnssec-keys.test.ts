@@ -13,7 +13,8 @@ import { run } from '../helpers';
 import {
   CDNSKEY_DELETE, CDS_DELETE, dnskeyOf, dsOf, generateZoneKey, keyTag, signingKeyOf, type DnskeyRData,
 } from '../../server/directory/dnssec-keys';
-import { reconcile, SERIAL_REFRESH_MS } from '../../server/directory/dnssec-state';
+import { reconcile, SERIAL_REFRESH_MS, startDnssecDuty } from '../../server/directory/dnssec-state';
+import { silentLogger } from '../../server/log';
 import { formatRData, formatRR, RRTYPE, type RR } from '../../server/directory/records';
 import type { Directory } from '../../server/directory/directory';
 import type { Identity } from '../../server/directory/access';
@@ -203,6 +204,26 @@ describe('zone keys in the directory (DCMX_DNSSEC on)', () => {
     assert.equal(serial('parent.org'), before + 1);
     assert.ok(zones.signingOf('parent.org'), 'same key, still signed');
     assert.deepEqual(reconcile(dir, zones, { enabled: true, withdrawGraceMs: 1000 }).refreshed, [], 'a serial moved just now is not due');
+  });
+});
+
+describe('the DNSSEC duty belongs to the owner of the data dir', () => {
+  test('nothing before the data dir is owned; then a pass at once', async () => {
+    const { dir, admin, zones } = await memoryDirectory();
+    dir.addSync(admin, dn('org'), attrs({ objectClass: ['dNSDomain2', 'domain'], dc: 'org', sOARecord: soa('org') }));
+    let own!: () => void;
+    const owned = new Promise<void>((resolve) => (own = resolve));
+    const duty = startDnssecDuty(dir, zones, { enabled: true, withdrawGraceMs: 1000 }, silentLogger(), owned);
+    try {
+      assert.equal(duty.run(), undefined, 'a successor does nothing yet');
+      assert.equal(zones.signingOf('org'), undefined);
+      own();
+      await owned;
+      await new Promise((r) => setImmediate(r));
+      assert.ok(zones.signingOf('org'), 'signed once owned');
+    } finally {
+      duty.stop();
+    }
   });
 });
 
