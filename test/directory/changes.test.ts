@@ -113,7 +113,7 @@ test('ChangeFollower delivers the feed in order, in process and after a poll', a
  * migration 006, as that version wrote it: the changes of adds and modifies
  * as LDIF (formatLdifAttributes / formatLdifModifications, as directory.ts
  * and zones.ts did), no entry UUIDs, no data column, no CSNs (migration
- * 007), none of the queue columns of migrations 008 and 010, no MTA-STS
+ * 007), none of the queue columns of migrations 008, 010 and 011, no MTA-STS
  * policy table (009), user_version 5.
  */
 function downgrade(dir: Directory): void {
@@ -131,7 +131,7 @@ function downgrade(dir: Directory): void {
     db.exec('DROP INDEX changelog_legacy; ALTER TABLE changelog DROP COLUMN entry_uuid; ALTER TABLE changelog DROP COLUMN data;');
     db.exec('DROP INDEX changelog_csn; DROP INDEX entries_uuid; ALTER TABLE changelog DROP COLUMN csn;');
     db.exec('ALTER TABLE queue_messages DROP COLUMN held_at; ALTER TABLE queue_messages DROP COLUMN delivering_since; ALTER TABLE queue_recipients DROP COLUMN last_attempt;');
-    db.exec('ALTER TABLE queue_messages DROP COLUMN submitted;');
+    db.exec('ALTER TABLE queue_messages DROP COLUMN submitted; ALTER TABLE queue_messages DROP COLUMN submitter;');
     db.exec('DROP TABLE mta_sts_policies;');
     db.pragma('user_version = 5');
   })();
