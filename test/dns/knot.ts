@@ -17,7 +17,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { run, tempDir } from '../helpers';
-import { started, terminate, track } from '../fixtures/children';
+import { DirServer, started, track } from '../fixtures/children';
 import { waitForAsync } from '../fixtures/wait';
 
 /** A loopback port free on both TCP and UDP right now. */
@@ -122,19 +122,20 @@ ${o.dnssecValidation ? '    dnssec-validation: on\n' : ''}${o.catalog ? '    cat
 }
 
 /** A running knotd. */
-export class Knot {
+export class Knot extends DirServer {
   /** Everything knotd printed (stdout and stderr). */
   log = '';
   /** Set once knotd has exited. */
   exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  private child: ChildProcess | undefined;
 
   constructor(
     /** knotd's port on 127.0.0.1. */
     readonly port: number,
     /** The temporary directory holding its configuration and every file it writes. */
-    readonly dir: string,
-  ) {}
+    dir: string,
+  ) {
+    super(dir);
+  }
 
   /** Spawns knotd in the foreground; rejects with a clear message if it cannot run. */
   async spawn(confFile: string): Promise<void> {
@@ -164,14 +165,6 @@ export class Knot {
     }, timeoutMs, 200).catch((e: Error) => {
       throw this.exited ? e : new Error(`knotd not ready within ${timeoutMs / 1000} s: ${complaint}; its log:\n${this.log}`);
     });
-  }
-
-  /** SIGTERM (SIGKILL after 5 s), then removes its directory. */
-  async stop(): Promise<void> {
-    const child = this.child;
-    this.child = undefined;
-    if (child) await terminate(child);
-    fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

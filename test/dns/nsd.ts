@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { run, tempDir } from '../helpers';
-import { started, terminate, track } from '../fixtures/children';
+import { DirServer, started, track } from '../fixtures/children';
 import { nsdServerConfig } from '../../bench/nsd';
 
 export interface NsdOptions {
@@ -40,17 +40,18 @@ zone:
 }
 
 /** A running nsd. */
-export class Nsd {
+export class Nsd extends DirServer {
   /** Set once nsd has exited. */
   exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  private child: ChildProcess | undefined;
 
   constructor(
     /** nsd's port on 127.0.0.1. */
     readonly port: number,
     /** The temporary directory holding its configuration and every file it writes. */
-    readonly dir: string,
-  ) {}
+    dir: string,
+  ) {
+    super(dir);
+  }
 
   /** What nsd logged so far (its log file). */
   get log(): string {
@@ -71,14 +72,6 @@ export class Nsd {
       this.child = undefined;
       throw new Error(`nsd cannot run here: spawning "nsd" failed: ${failed.message} (is the "nsd" package installed?)`);
     }
-  }
-
-  /** SIGTERM (SIGKILL after 5 s), then removes its directory. */
-  async stop(): Promise<void> {
-    const child = this.child;
-    this.child = undefined;
-    if (child) await terminate(child);
-    fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

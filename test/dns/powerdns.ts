@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { tempDir } from '../helpers';
-import { started, terminate, track } from '../fixtures/children';
+import { DirServer, started, track } from '../fixtures/children';
 
 export interface PowerDnsOptions {
   /** pdns_server's port on 127.0.0.1 (see freeDualPort in knot.ts). */
@@ -49,14 +49,15 @@ loglevel=6
 }
 
 /** A running pdns_server. */
-export class PowerDns {
+export class PowerDns extends DirServer {
   /** Everything it printed. */
   log = '';
   /** Set once it has exited. */
   exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  private child: ChildProcess | undefined;
 
-  constructor(readonly port: number, readonly dir: string) {}
+  constructor(readonly port: number, dir: string) {
+    super(dir);
+  }
 
   /** Spawns pdns_server in the foreground; rejects with a clear message if it cannot run. */
   async spawn(): Promise<void> {
@@ -70,14 +71,6 @@ export class PowerDns {
       this.child = undefined;
       throw new Error(`pdns_server cannot run here: ${failed.message} (are the "pdns-server" and "pdns-backend-ldap" packages installed?)`);
     }
-  }
-
-  /** SIGTERM (SIGKILL after 5 s), then removes its directory. */
-  async stop(): Promise<void> {
-    const child = this.child;
-    this.child = undefined;
-    if (child) await terminate(child);
-    fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

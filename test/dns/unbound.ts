@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { run, tempDir, type RunResult } from '../helpers';
-import { started, terminate, track } from '../fixtures/children';
+import { DirServer, started, track } from '../fixtures/children';
 import { freePort } from '../../bench/proc';
 
 export interface UnboundOptions {
@@ -58,12 +58,13 @@ stub-zone:
 }
 
 /** A running unbound. */
-export class Unbound {
+export class Unbound extends DirServer {
   /** Everything it printed. */
   log = '';
-  private child: ChildProcess | undefined;
 
-  constructor(readonly port: number, readonly dir: string) {}
+  constructor(readonly port: number, dir: string) {
+    super(dir);
+  }
 
   /** Spawns unbound in the foreground and waits until it answers; rejects with a clear message if it cannot run. */
   async spawn(): Promise<void> {
@@ -86,14 +87,6 @@ export class Unbound {
   /** `dig @127.0.0.1 -p <port> +dnssec <name> <type>` with recursion desired, as a stub resolver asks. */
   dig(name: string, type: string): Promise<RunResult> {
     return run('dig', ['@127.0.0.1', '-p', String(this.port), '+dnssec', '+time=5', '+tries=1', name, type]);
-  }
-
-  /** SIGTERM (SIGKILL after 5 s), then removes its directory. */
-  async stop(): Promise<void> {
-    const child = this.child;
-    this.child = undefined;
-    if (child) await terminate(child);
-    fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
