@@ -110,7 +110,8 @@ export function mxMatches(policy: StsPolicy, host: string): boolean {
 
 /** The id of the one `v=STSv1` record among a name's TXT records (RFC 8461 §3.1), or undefined for none, several, or one without an id. */
 export function stsRecordId(records: readonly string[]): string | undefined {
-  const sts = records.filter((r) => /^v=STSv1;/.test(r));
+  // RFC 8461 §3.1 ABNF: sts-field-delim = *WSP ";" *WSP, so `v=STSv1 ; id=...` is a record too.
+  const sts = records.filter((r) => /^v=STSv1[ \t]*;/.test(r));
   if (sts.length !== 1) return undefined;
   const fields = new Map(sts[0].split(';').map((f) => f.trim()).filter(Boolean).map((f) => {
     const eq = f.indexOf('=');

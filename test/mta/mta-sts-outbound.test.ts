@@ -340,6 +340,9 @@ describe('MTA-STS honoured outbound', () => {
     assert.equal(stsRecordId(['v=STSv1; id=a', 'v=STSv1; id=b']), undefined, 'two records: none');
     assert.equal(stsRecordId(['v=STSv1;']), undefined, 'no id');
     assert.equal(stsRecordId(['v=STSv1; id=has-dash']), undefined);
+    assert.equal(stsRecordId(['v=STSv1 ; id=wsp']), 'wsp', '§3.1: WSP may come before the ";"');
+    assert.equal(stsRecordId(['v=STSv1 ; id=a', 'v=STSv1; id=b']), undefined, 'two records, one with WSP: none');
+    assert.equal(stsRecordId(['v=STSv10; id=a']), undefined);
     assert.throws(() => parsePolicy('version: STSv1\nmode: enforce\nmax_age: 10\n', 'x'), /no mx/);
     assert.throws(() => parsePolicy('version: STSv2\nmode: enforce\nmx: a.b\nmax_age: 10\n', 'x'), /version/);
     assert.throws(() => parsePolicy('version: STSv1\nmode: strict\nmx: a.b\nmax_age: 10\n', 'x'), /mode/);
