@@ -6,8 +6,11 @@
  *   (provisioning at RCPT, the CLI, the LDAP extended operation, a plain
  *   LDAP add or modify that gives an entry its sOARecord, an LDIF import),
  *   gets its key in that transaction (keyBirth, a commit hook). A zone
- *   unsigned or being withdrawn when the appliance starts with DNSSEC on is
- *   signed (again) with a new key by the owner's duty (reconcile).
+ *   unsigned when the appliance starts with DNSSEC on is signed with a new
+ *   key by the owner's duty (reconcile); a zone still being withdrawn keeps
+ *   its key and only loses the withdrawal mark: its parent may still hold
+ *   the DS of that key, and resolvers its DNSKEY (a new key at once would
+ *   make the zone bogus, RFC 6781 §4.1: keys change by rollover only).
  * - Off: new zones get no key, and each signed zone is withdrawn (RFC 8078
  *   §4): `dnssecWithdrawal` is set, so the zone publishes the delete CDS
  *   `0 0 0 00` and CDNSKEY `0 3 0 AA==` and keeps signing, and a parent zone
@@ -106,11 +109,12 @@ export const SERIAL_REFRESH_MS = 7 * 86_400_000;
 
 /**
  * What one reconcile pass did, by zone name (`refreshed`: a new serial for
- * the secondaries); `nextDueMs`: when the next withdrawal ends or serial is
- * due, if any.
+ * the secondaries; `resumed`: a withdrawal called off, the key kept);
+ * `nextDueMs`: when the next withdrawal ends or serial is due, if any.
  */
 export interface ReconcileResult {
   signed: string[];
+  resumed: string[];
   withdrawn: string[];
   unsigned: string[];
   refreshed: string[];
@@ -120,12 +124,12 @@ export interface ReconcileResult {
 
 /**
  * Brings every zone's signed state to what `opts` asks, each zone in its
- * own transaction (see the module comment): on, unsigned and withdrawing
- * zones get a new key; off, signed zones start their withdrawal and those
+ * own transaction (see the module comment): on, unsigned zones get a new
+ * key and withdrawing ones keep theirs, withdrawal called off; off, signed zones start their withdrawal and those
  * whose grace has passed lose their key. Writer side only.
  */
 export function reconcile(directory: Directory, zones: Zones, opts: DnssecOptions, now = Date.now()): ReconcileResult {
-  const out: ReconcileResult = { signed: [], withdrawn: [], unsigned: [], refreshed: [] };
+  const out: ReconcileResult = { signed: [], resumed: [], withdrawn: [], unsigned: [], refreshed: [] };
   const due = (ms: number) => (out.nextDueMs = Math.min(out.nextDueMs ?? Infinity, ms));
   const sys = directory.systemIdentity();
   for (const name of zones.apexNames()) {
@@ -147,6 +151,12 @@ export function reconcile(directory: Directory, zones: Zones, opts: DnssecOption
     }
     if (opts.enabled) {
       if (state === 'signed') continue;
+      if (state === 'withdrawing') {
+        // The parent may not have acted on the delete CDS yet (RFC 8078 §4): its DS still names this key.
+        directory.write(() => directory.modifySync(sys, e.dn, [{ op: 'replace', type: WITHDRAWAL_ATTRIBUTE, values: [] }], { relax: true }));
+        out.resumed.push(name);
+        continue;
+      }
       directory.write(() => directory.modifySync(sys, e.dn, newKeyMods(e), { relax: true }));
       out.signed.push(name);
     } else if (state === 'signed') {
@@ -200,7 +210,7 @@ export function startDnssecDuty(directory: Directory, zones: Zones, opts: Dnssec
     try {
       r = reconcile(directory, zones, opts);
       for (const [what, names] of [
-        ['signed with a new key', r.signed], ['DNSSEC withdrawal begun (CDS delete published)', r.withdrawn],
+        ['signed with a new key', r.signed], ['DNSSEC withdrawal called off (the key is kept)', r.resumed], ['DNSSEC withdrawal begun (CDS delete published)', r.withdrawn],
         ['unsigned: key removed after the withdrawal grace', r.unsigned], ['new serial, so that secondaries renew their signatures', r.refreshed],
       ] as const) {
         if (names.length) log.info({ zones: names }, `dnssec: ${what}`);

@@ -154,6 +154,16 @@ function signCanonical(rrs: readonly RR[], covered: Buffer, key: SignerKey, sign
   return { name: rrs[0].name, ttl: rrs[0].ttl, rdata: { ...fields, signature } };
 }
 
+/** A number per private key object, for sign cache keys (a KeyObject is kept per PEM by the zone view). */
+const keyIds = new WeakMap<KeyObject, number>();
+let nextKeyId = 0;
+
+function keyId(k: KeyObject): number {
+  let id = keyIds.get(k);
+  if (id === undefined) keyIds.set(k, (id = nextKeyId++));
+  return id;
+}
+
 interface CachedSignature {
   /** The canonical RRset the signature covers (with its original TTL): a changed RRset never finds an old signature. */
   covered: Buffer;
@@ -163,8 +173,9 @@ interface CachedSignature {
 }
 
 /**
- * Signatures by (zone, owner, type, key tag), each kept while the RRset it
- * covers is the same, byte for byte in canonical form, and for at most
+ * Signatures by (zone, owner, type, key: the key itself, not just its tag,
+ * RFC 4034 Appendix B), each kept while the RRset it covers is the same,
+ * byte for byte in canonical form, and for at most
  * {@link RESIGN_AFTER} seconds. Comparing the covered data rather than
  * trusting a zone serial keeps "a query after a write's reply sees the
  * write" true for signatures whatever changed the data (a child's DS, a
@@ -187,7 +198,9 @@ export class SignCache {
   sign(rrs: readonly RR[], key: SignerKey, signer: string, now = Date.now() / 1000, originalTtl?: number): RrsigRR {
     const ttl = rrs[0].ttl;
     const orig = originalTtl ?? ttl;
-    const k = `${signer}\u0000${rrs[0].name}\u0000${rrs[0].rdata.type}\u0000${key.keyTag}`;
+    // By the key itself, not only its tag: key tags collide (RFC 4034 Appendix B), and a new key with an old
+    // key's tag must never be served the old key's signatures.
+    const k = `${signer}\u0000${rrs[0].name}\u0000${rrs[0].rdata.type}\u0000${key.keyTag}\u0000${keyId(key.privateKey)}`;
     const covered = canonicalRRset(rrs, orig);
     const hit = this.cache.get(k);
     if (hit && now - hit.made < RESIGN_AFTER && now >= hit.made && hit.covered.equals(covered)) {

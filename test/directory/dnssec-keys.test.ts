@@ -176,7 +176,7 @@ describe('zone keys in the directory (DCMX_DNSSEC on)', () => {
     assert.notEqual(serial('child.parent.org'), childSerial);
     assert.notEqual(serial('parent.org'), parentSerial);
     // Before the grace has passed: nothing more.
-    assert.deepEqual(reconcile(dir, zones, { enabled: false, withdrawGraceMs: grace }, t0 + grace - 5000), { signed: [], withdrawn: [], unsigned: [], refreshed: [], nextDueMs: t0 + grace });
+    assert.deepEqual(reconcile(dir, zones, { enabled: false, withdrawGraceMs: grace }, t0 + grace - 5000), { signed: [], resumed: [], withdrawn: [], unsigned: [], refreshed: [], nextDueMs: t0 + grace });
     const done = reconcile(dir, zones, { enabled: false, withdrawGraceMs: grace }, t0 + grace + 1000);
     assert.deepEqual(done.unsigned.sort(), ['child.parent.org', 'imported.org', 'parent.org']);
     assert.equal(zones.signingOf('child.parent.org'), undefined);
@@ -192,8 +192,26 @@ describe('zone keys in the directory (DCMX_DNSSEC on)', () => {
     assert.deepEqual(r.signed.sort(), ['child.parent.org', 'imported.org', 'parent.org']);
     assert.ok(zones.node('child.parent.org')!.rrsets.has(RRTYPE.DS));
     const again = reconcile(dir, zones, { enabled: true, withdrawGraceMs: 1000 });
-    assert.deepEqual({ ...again, nextDueMs: undefined }, { signed: [], withdrawn: [], unsigned: [], refreshed: [], nextDueMs: undefined });
+    assert.deepEqual({ ...again, nextDueMs: undefined }, { signed: [], resumed: [], withdrawn: [], unsigned: [], refreshed: [], nextDueMs: undefined });
     assert.ok(again.nextDueMs! > Date.now() + SERIAL_REFRESH_MS - 60_000, 'the next pass is when a serial gets a week old');
+  });
+
+  test('DCMX_DNSSEC on again during a withdrawal: the zone keeps its key (a DS at the parent may still name it)', () => {
+    const pem = dir.getByNdn(dn('child.parent.org'))!.attrs.dnssecPrivateKey;
+    const t0 = Math.floor(Date.now() / 1000) * 1000;
+    assert.ok(reconcile(dir, zones, { enabled: false, withdrawGraceMs: 60_000 }, t0).withdrawn.includes('child.parent.org'));
+    assert.ok(zones.signingOf('child.parent.org')!.withdrawing);
+    const r = reconcile(dir, zones, { enabled: true, withdrawGraceMs: 60_000 }, t0 + 1000);
+    assert.deepEqual(r.signed, []);
+    assert.deepEqual(r.resumed.sort(), ['child.parent.org', 'imported.org', 'parent.org']);
+    const e = dir.getByNdn(dn('child.parent.org'))!;
+    assert.deepEqual(e.attrs.dnssecPrivateKey, pem, 'the same key');
+    assert.equal(e.attrs.dnssecWithdrawal, undefined);
+    const s = zones.signingOf('child.parent.org')!;
+    assert.ok(!s.withdrawing);
+    assert.deepEqual(zones.node('child.parent.org')!.rrsets.get(RRTYPE.DS)!.map((x) => x.rdata), [dsOf('child.parent.org', s.keys[0].dnskey)],
+      'the hosted parent serves the DS of that key again');
+    assert.deepEqual(zones.node('child.parent.org')!.rrsets.get(RRTYPE.CDS)!.map((x) => x.rdata), [{ ...dsOf('child.parent.org', s.keys[0].dnskey), type: RRTYPE.CDS }]);
   });
 
   test('a signed zone whose serial has not moved for a week gets a new one (secondaries renew their signatures)', () => {

@@ -7,8 +7,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
+import { generateKeyPairSync } from 'node:crypto';
 import { canonicalRRset, labelCount, RESIGN_AFTER, SignCache, signRRset, validity } from '../../server/dns/dnssec-sign';
-import { generateZoneKey, signingKeyOf, type SigningKey } from '../../server/directory/dnssec-keys';
+import { dnskeyOf, generateZoneKey, keyTag, signingKeyOf, type SigningKey } from '../../server/directory/dnssec-keys';
 import { formatRR, parseRData, RRTYPE, RRTYPE_NAME, type RR } from '../../server/directory/records';
 import { run } from '../helpers';
 
@@ -123,5 +124,29 @@ describe('dnssec-sign', () => {
     assert.equal(sig.rdata.type === RRTYPE.RRSIG && sig.rdata.originalTtl, 3600);
     const dnskey: RR = { name: 'example.org', ttl: 3600, rdata: key.dnskey };
     assert.deepEqual(await validate([dnskey, soa, sig], now), ['ok example.org. SOA']);
+  });
+
+  test('the sign cache tells keys apart, not key tags: a key whose tag collides with an old one gets its own signature', async () => {
+    // RFC 4034 Appendix B: a key tag is 16 bits; among 2000 keys two share one (birthday bound, p > 1 - 1e-13).
+    const byTag = new Map<number, SigningKey>();
+    let pair: [SigningKey, SigningKey] | undefined;
+    for (let i = 0; i < 2000 && !pair; i++) {
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const dnskey = dnskeyOf(privateKey);
+      const k: SigningKey = { privateKey, dnskey, keyTag: keyTag(dnskey) };
+      const old = byTag.get(k.keyTag);
+      if (old) pair = [old, k];
+      else byTag.set(k.keyTag, k);
+    }
+    assert.ok(pair, 'two keys with one tag');
+    const [oldKey, newKey] = pair;
+    const cache = new SignCache(100);
+    const now = 1_800_000_000;
+    const a = [rr('www.example.org', 300, RRTYPE.A, '192.0.2.80')];
+    cache.sign(a, oldKey, 'example.org', now);
+    const sig = cache.sign(a, newKey, 'example.org', now + 60);
+    const dnskey: RR = { name: 'example.org', ttl: 3600, rdata: newKey.dnskey };
+    assert.deepEqual(await validate([dnskey, ...a, sig], now + 60), ['ok www.example.org. A']);
+    assert.equal(cache.stats.signed, 2);
   });
 });
