@@ -37,14 +37,18 @@ import type { QueuedMessage } from './types';
 
 /**
  * The header fields signed (RFC 6376 §5.4.1: those that carry the message's
- * meaning; Received and the like change in transit). mailauth lists each
- * field present, every instance of it. From is listed twice: oversigned
- * (RFC 6376 §5.4.2, §8.15), h= names it once more than the message has it,
- * so a From: field added after signing breaks the signature (mailauth does
- * this with dcmx's patch, patches/mailauth+7.1.0.patch).
+ * meaning, its list of them Resent-* and List-* included; Received and the
+ * like change in transit). mailauth lists each field present, every instance
+ * of it. From is listed twice: oversigned (RFC 6376 §5.4.2, §8.15), h= names
+ * it once more than the message has it, so a From: field added after signing
+ * breaks the signature (mailauth does this with dcmx's patch,
+ * patches/mailauth+7.1.0.patch). RFC 8058 §4: one-click unsubscribe counts
+ * only when List-Unsubscribe and List-Unsubscribe-Post are signed.
  */
 export const SIGNED_HEADERS = [
   'From', 'From', 'Sender', 'Reply-To', 'To', 'Cc', 'Subject', 'Date', 'Message-ID', 'In-Reply-To', 'References',
+  'Resent-Date', 'Resent-From', 'Resent-Sender', 'Resent-To', 'Resent-Cc', 'Resent-Message-ID',
+  'List-Id', 'List-Help', 'List-Unsubscribe', 'List-Unsubscribe-Post', 'List-Subscribe', 'List-Post', 'List-Owner', 'List-Archive',
   'MIME-Version', 'Content-Type', 'Content-Transfer-Encoding', 'Content-ID', 'Content-Description',
   'Auto-Submitted',
 ];

@@ -60,14 +60,16 @@ export class StsFetchError extends Error {
 /**
  * Parses a policy text (RFC 8461 §3.2): `key: value` lines ended by LF or
  * CRLF; `version: STSv1`, a mode, max_age (0 to 31557600) and, unless the
- * mode is none, at least one mx pattern; unknown keys are ignored. Throws
+ * mode is none, at least one mx pattern; unknown keys (any name the
+ * grammar allows, `-` and `.` included) are ignored. Throws
  * StsFetchError naming what is wrong.
  */
 export function parsePolicy(text: string, id: string): StsPolicy {
   const fields = new Map<string, string[]>();
   for (const line of text.split(/\r?\n/)) {
     if (line === '') continue;
-    const m = /^([A-Za-z0-9_]+):[ \t]*(.*?)[ \t]*$/.exec(line);
+    // RFC 8461 §3.2: a field name is (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / "."), so an extension such as `x-foo` is ignored, not an error.
+    const m = /^([A-Za-z0-9][A-Za-z0-9_.-]{0,31}):[ \t]*(.*?)[ \t]*$/.exec(line);
     if (!m) throw new StsFetchError(`policy line is not 'key: value': ${JSON.stringify(line.slice(0, 80))}`);
     const k = m[1].toLowerCase();
     fields.set(k, [...(fields.get(k) ?? []), m[2]]);
@@ -108,7 +110,8 @@ export function mxMatches(policy: StsPolicy, host: string): boolean {
 
 /** The id of the one `v=STSv1` record among a name's TXT records (RFC 8461 §3.1), or undefined for none, several, or one without an id. */
 export function stsRecordId(records: readonly string[]): string | undefined {
-  const sts = records.filter((r) => /^v=STSv1;/.test(r));
+  // RFC 8461 §3.1 ABNF: sts-field-delim = *WSP ";" *WSP, so `v=STSv1 ; id=...` is a record too.
+  const sts = records.filter((r) => /^v=STSv1[ \t]*;/.test(r));
   if (sts.length !== 1) return undefined;
   const fields = new Map(sts[0].split(';').map((f) => f.trim()).filter(Boolean).map((f) => {
     const eq = f.indexOf('=');

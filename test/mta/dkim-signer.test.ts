@@ -63,3 +63,17 @@ test('MessageSigner: which mail, which domain\'s keys, and a clear error for a k
   assert.equal(await signer.signatures(message('', 'a@example.org')), undefined, 'no From: field (RFC 6376 §5.4): unsigned');
   await assert.rejects(signer.signatures(message('From: a@broken.example\r\n', '')), /DKIM signing failed for broken\.example: bad: /);
 });
+
+test('MessageSigner: the list and resent fields RFC 6376 §5.4.1 names are signed (RFC 8058 §4: List-Unsubscribe and List-Unsubscribe-Post)', async () => {
+  const key = { domain: 'example.org', selector: 'd1-ed25519', privateKey: pem('ed25519') };
+  const signer = new MessageSigner((d) => (d === 'example.org' ? [key] : []));
+  const fields = ['List-Id: <news.example.org>', 'List-Unsubscribe: <https://example.org/u/1>', 'List-Unsubscribe-Post: List-Unsubscribe=One-Click',
+    'Resent-From: b@example.org', 'X-Mailer: unsigned'];
+  const got = await signer.signatures({
+    id: 'T2', sender: 'a@example.org', receivedAt: new Date(), spoolPath: '', size: 0, submitted: true,
+    body: Buffer.from(`From: a@example.org\r\nTo: x@y.example\r\n${fields.join('\r\n')}\r\nSubject: s\r\n\r\nbody\r\n`),
+  });
+  const h = /\bh=([^;]+);/.exec((got?.toString() ?? '').replace(/\r\n[ \t]+/g, ''))?.[1].split(':').map((f) => f.trim().toLowerCase()) ?? [];
+  for (const f of ['list-id', 'list-unsubscribe', 'list-unsubscribe-post', 'resent-from']) assert.ok(h.includes(f), `h= covers ${f}: ${h.join(':')}`);
+  assert.ok(!h.includes('x-mailer'), `h= leaves out fields not listed: ${h.join(':')}`);
+});

@@ -340,10 +340,17 @@ describe('MTA-STS honoured outbound', () => {
     assert.equal(stsRecordId(['v=STSv1; id=a', 'v=STSv1; id=b']), undefined, 'two records: none');
     assert.equal(stsRecordId(['v=STSv1;']), undefined, 'no id');
     assert.equal(stsRecordId(['v=STSv1; id=has-dash']), undefined);
+    assert.equal(stsRecordId(['v=STSv1 ; id=wsp']), 'wsp', '§3.1: WSP may come before the ";"');
+    assert.equal(stsRecordId(['v=STSv1 ; id=a', 'v=STSv1; id=b']), undefined, 'two records, one with WSP: none');
+    assert.equal(stsRecordId(['v=STSv10; id=a']), undefined);
     assert.throws(() => parsePolicy('version: STSv1\nmode: enforce\nmax_age: 10\n', 'x'), /no mx/);
     assert.throws(() => parsePolicy('version: STSv2\nmode: enforce\nmx: a.b\nmax_age: 10\n', 'x'), /version/);
     assert.throws(() => parsePolicy('version: STSv1\nmode: strict\nmx: a.b\nmax_age: 10\n', 'x'), /mode/);
     assert.throws(() => parsePolicy('version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 99999999999\n', 'x'), /max_age/);
     assert.deepEqual(parsePolicy('version: STSv1\nmode: none\nmax_age: 0\nfuture_key: ignored\n', 'x'), { id: 'x', mode: 'none', mx: [], maxAge: 0 });
+    // §3.2 sts-policy-ext-name admits '-' and '.': such an extension is ignored, the policy stands.
+    assert.deepEqual(parsePolicy('version: STSv1\r\nmode: enforce\r\nx-vendor.note: hi\r\nmx: mx.a.b\r\nmax_age: 60\r\n', 'x'), { id: 'x', mode: 'enforce', mx: ['mx.a.b'], maxAge: 60 });
+    assert.throws(() => parsePolicy('version: STSv1\nmode: enforce\n-bad: x\nmx: a.b\nmax_age: 10\n', 'x'), /not 'key: value'/);
+    assert.throws(() => parsePolicy(`version: STSv1\nmode: enforce\n${'k'.repeat(33)}: x\nmx: a.b\nmax_age: 10\n`, 'x'), /not 'key: value'/);
   });
 });
