@@ -11,7 +11,8 @@
  *
  * Never logged: bind credentials, Password Modify values, attribute values
  * of add and modify (types only), the assertion value of a compare, the
- * assertion values of filter items on a password attribute, and any value
+ * assertion values of filter items on a password attribute or a private
+ * key (DKIM, DNSSEC), and any value
  * of a result (only its code and how many entries a search returned).
  *
  * A connection gets an OperationLog only when its logger has debug enabled;
@@ -32,13 +33,14 @@ export type SecretTest = (description: string) => boolean;
 
 /**
  * The password attributes of `schema`: userPassword by any of its names or
- * its OID, with any options; and, as a safety net, any description that
- * says "password" or "secret" (authPassword, sambaNTPassword...).
+ * its OID, with any options; the private keys (dkimPrivateKey,
+ * dnssecPrivateKey); and, as a safety net, any description that says
+ * "password", "secret" or "privatekey" (authPassword, sambaNTPassword...).
  */
 export function passwordAttributes(schema: Schema): SecretTest {
   const userPassword = schema.attr('userPassword');
   return (desc) => {
-    if (/password|secret/i.test(desc)) return true;
+    if (/password|secret|privatekey/i.test(desc)) return true;
     const semi = desc.indexOf(';');
     return userPassword !== undefined && schema.attr(semi >= 0 ? desc.slice(0, semi) : desc) === userPassword;
   };

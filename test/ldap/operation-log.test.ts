@@ -129,6 +129,8 @@ test('filters in RFC 4515 form: values escaped (§3), every item type, password 
     [{ type: 'substrings', attr: 'userPassword', initial: 'p', any: ['w'], final: undefined }, '(userPassword=<hidden>)'],
     [{ type: 'extensible', attr: 'authPassword', dnAttributes: false, value: 'pw' }, '(authPassword:=<hidden>)'],
     [{ type: 'present', attr: 'userPassword' }, '(userPassword=*)'],
+    [{ type: 'equal', attr: 'dnssecPrivateKey', value: '-----BEGIN PRIVATE KEY-----' }, '(dnssecPrivateKey=<hidden>)'],
+    [{ type: 'substrings', attr: 'DKIMPRIVATEKEY', initial: '-----BEGIN', any: [], final: undefined }, '(DKIMPRIVATEKEY=<hidden>)'],
   ];
   for (const [f, want] of cases) assert.equal(filterString(f, secret), want, JSON.stringify(f));
 });
@@ -175,14 +177,14 @@ describe('at debug level, one line per operation', () => {
   });
 
   test('ldapsearch: base, scope, filter as RFC 4515 (password assertions hidden), attributes, entries', async () => {
-    const filter = `(&(uid=oplog*)(!(cn=a\\2ab))(|(objectClass=inetOrgPerson)(userPassword=${PW.passwd})(userPassword=*${PW.passwd}*)))`;
+    const filter = `(&(uid=oplog*)(!(cn=a\\2ab))(|(objectClass=inetOrgPerson)(userPassword=${PW.passwd})(userPassword=*${PW.passwd}*)(dnssecPrivateKey=MIGHAgEA*)))`;
     const { result, lines, ops } = await connectionOf(() => run('ldapsearch', [...adminArgs(t), '-LLL', '-b', SUFFIX, '-s', 'one', filter, 'cn', 'mail']));
     ok(result);
     assert.equal(result.stdout.match(/^dn: /gm)?.length, 2, result.stdout);
     assertConnection(lines, 3);
     assertFields(ops[1], {
       op: 'search', base: SUFFIX, scope: 'one', attrs: ['cn', 'mail'], who: t.adminDN, result: 0, entries: 2,
-      filter: '(&(uid=oplog*)(!(cn=a\\2ab))(|(objectClass=inetOrgPerson)(userPassword=<hidden>)(userPassword=<hidden>)))',
+      filter: '(&(uid=oplog*)(!(cn=a\\2ab))(|(objectClass=inetOrgPerson)(userPassword=<hidden>)(userPassword=<hidden>)(dnssecPrivateKey=<hidden>)))',
     });
   });
 
