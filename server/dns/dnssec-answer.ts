@@ -43,13 +43,22 @@ function successor(name: string): string {
   return name === '' ? '\\000' : `\\000.${name}`;
 }
 
-/** The RRSIGs over one RRset, one per key; `originalTtl` when the RRs' TTL is not the zone's (a negative SOA). */
-function signatures(rrs: RR[], zone: string, s: AnswerSigner, originalTtl?: number): RR[] {
-  return s.keys.map((k) => s.cache.sign(rrs, k, zone, s.now, originalTtl));
+/**
+ * The RRSIGs over one RRset, one per key; `originalTtl` when the RRs' TTL is
+ * not the zone's (a negative SOA). `cached`: whether they go through the sign
+ * cache; not for names a client may invent (a name that does not exist, one
+ * a wildcard synthesizes), which would evict the signatures of real RRsets.
+ */
+function signatures(rrs: RR[], zone: string, s: AnswerSigner, originalTtl?: number, cached = true): RR[] {
+  return s.keys.map((k) => (cached ? s.cache.sign(rrs, k, zone, s.now, originalTtl) : signRRset(rrs, k, zone, s.now, originalTtl)));
 }
 
-/** A section with each RRset (a run of RRs with one owner and type) followed by its RRSIGs. */
-function withSignatures(section: RR[], zone: Zone, s: AnswerSigner): RR[] {
+/**
+ * A section with each RRset (a run of RRs with one owner and type) followed
+ * by its RRSIGs; those of RRsets owned by a name in `synthesized` (RFC 4592
+ * §3.3.1) are not cached.
+ */
+function withSignatures(section: RR[], zone: Zone, s: AnswerSigner, synthesized?: readonly string[]): RR[] {
   if (section.length === 0) return section;
   const out: RR[] = [];
   for (let i = 0; i < section.length; ) {
@@ -59,7 +68,7 @@ function withSignatures(section: RR[], zone: Zone, s: AnswerSigner): RR[] {
     out.push(...rrs);
     // RFC 2308 §5: the negative SOA's TTL is lowered; the signature covers the SOA as the zone holds it.
     const soa = rrs[0].rdata.type === RRTYPE.SOA && rrs[0].ttl !== zone.soa.ttl ? zone.soa.ttl : undefined;
-    out.push(...signatures(rrs, zone.name, s, soa));
+    out.push(...signatures(rrs, zone.name, s, soa, !synthesized?.includes(rrs[0].name)));
     i = j;
   }
   return out;
@@ -81,13 +90,12 @@ function typesAt(node: ZoneNode, zone: string): number[] {
 /**
  * The NSEC (and its RRSIGs) that denies `types`' complement at `name`, with
  * the negative TTL (RFC 9077 §3.3). `cached`: whether its signatures go
- * through the sign cache; not for names that do not exist, which are as many
- * as clients care to invent and would evict the signatures of real RRsets.
+ * through the sign cache (see signatures).
  */
 function denial(name: string, types: number[], zone: Zone, s: AnswerSigner, cached = true): RR[] {
   const ttl = Math.min(zone.soa.ttl, zone.soa.rdata.minimum);
   const nsec: RR = { name, ttl, rdata: { type: 47, next: successor(name), types: types.sort((a, b) => a - b) } };
-  return [nsec, ...(cached ? signatures([nsec], zone.name, s) : s.keys.map((k) => signRRset([nsec], k, zone.name, s.now)))];
+  return [nsec, ...signatures([nsec], zone.name, s, undefined, cached)];
 }
 
 /**
@@ -96,7 +104,7 @@ function denial(name: string, types: number[], zone: Zone, s: AnswerSigner, cach
  * key that is not P-256, an RRset the encoder cannot write).
  */
 export function signAnswer(a: Answer, zone: Zone, s: AnswerSigner, compactOk: boolean): SignedSections {
-  const answer = withSignatures(a.answer, zone, s);
+  const answer = withSignatures(a.answer, zone, s, a.synthesized);
   if (a.result === 'delegation') {
     const cut = a.cut!;
     const ds = cut.rrsets.get(RRTYPE.DS);
@@ -107,7 +115,7 @@ export function signAnswer(a: Answer, zone: Zone, s: AnswerSigner, compactOk: bo
   if (a.denied) {
     const node = a.denied.node;
     authority.push(...(node
-      ? denial(a.denied.name, typesAt(node, zone.name), zone, s)
+      ? denial(a.denied.name, typesAt(node, zone.name), zone, s, !a.synthesized?.includes(a.denied.name))
       : denial(a.denied.name, [RRTYPE.RRSIG, RRTYPE.NSEC, RRTYPE.NXNAME], zone, s, false)));
   }
   return { answer, authority, additional: withSignatures(a.additional, zone, s), nxdomain: a.result === 'nxdomain' && compactOk };

@@ -29,6 +29,12 @@ export interface Answer {
   denied?: { name: string; node?: ZoneNode };
   /** A referral's cut (the node with the NS): a signed referral carries its DS or the proof that it has none (RFC 4035 §3.1.4). */
   cut?: ZoneNode;
+  /**
+   * Names this answer synthesized from a wildcard (RFC 4592 §3.3.1), as
+   * many as clients care to invent: their signatures are made per answer,
+   * not kept (dnssec-answer.ts).
+   */
+  synthesized?: string[];
 }
 
 /** A question in lookup terms: a lower-case name without trailing dot, a type, a class. */
@@ -153,6 +159,8 @@ export function lookup(view: ZoneView, q: LookupQuestion): Answer {
   const answer: RR[] = [];
   const seenTargets = new Set<string>();
   let qname = q.name;
+  let synthesizedNames: string[] | undefined;
+  const done = (a: Answer): Answer => (synthesizedNames ? { ...a, synthesized: synthesizedNames } : a);
 
   for (let hop = 0; hop <= MAX_CNAME_CHAIN; hop++) {
     // Delegations: an NS set strictly below the apex, at or above the name (RFC 1034 §4.3.2 step 3b).
@@ -163,7 +171,7 @@ export function lookup(view: ZoneView, q: LookupQuestion): Answer {
       if (ns && !(name === qname && q.type === RRTYPE.DS)) {
         // After a CNAME (RFC 1034 §4.3.2 step 3a, then 3b) the chain stays in the answer ahead of the referral,
         // and AA stays set: it speaks for the question name, which is ours (RFC 1035 §4.1.1).
-        return { result: 'delegation', aa: hop > 0, answer, authority: ns, additional: glueFor(view, zone, name, ns), zone: zone.name, cut: n };
+        return done({ result: 'delegation', aa: hop > 0, answer, authority: ns, additional: glueFor(view, zone, name, ns), zone: zone.name, cut: n });
       }
     }
 
@@ -175,9 +183,10 @@ export function lookup(view: ZoneView, q: LookupQuestion): Answer {
       if (wild) {
         node = wild;
         synthesized = true;
+        (synthesizedNames ??= []).push(qname);
       } else {
         // After a CNAME into a name that does not exist: the chain so far, with NXDOMAIN (RFC 6604).
-        return { result: 'nxdomain', aa: true, answer, authority: [negativeSoa(zone)], additional: [], zone: zone.name, denied: { name: qname } };
+        return done({ result: 'nxdomain', aa: true, answer, authority: [negativeSoa(zone)], additional: [], zone: zone.name, denied: { name: qname } });
       }
     }
 
@@ -188,7 +197,7 @@ export function lookup(view: ZoneView, q: LookupQuestion): Answer {
       const target = cname[0].rdata.type === RRTYPE.CNAME ? cname[0].rdata.target : '';
       // Follow the chain only inside this zone (RFC 1034 §4.3.2 step 3a).
       if (target !== zone.name && !target.endsWith('.' + zone.name)) {
-        return { result: 'success', aa: true, answer, authority: [], additional: [], zone: zone.name };
+        return done({ result: 'success', aa: true, answer, authority: [], additional: [], zone: zone.name });
       }
       if (answer.some((rr, i) => i < answer.length - 1 && rr.name === target)) break; // loop
       qname = target;
@@ -198,19 +207,19 @@ export function lookup(view: ZoneView, q: LookupQuestion): Answer {
     if (q.type === RRTYPE.ANY) {
       // RFC 8482 §4.1: answer ANY with one RRset rather than all of them.
       const first = node.rrsets.values().next().value as RR[] | undefined;
-      if (!first) return nodata(zone, answer, qname, node);
+      if (!first) return done(nodata(zone, answer, qname, node));
       answer.push(...own(first));
-      return { result: 'success', aa: true, answer, authority: [], additional: [], zone: zone.name };
+      return done({ result: 'success', aa: true, answer, authority: [], additional: [], zone: zone.name });
     }
 
     const rrs = node.rrsets.get(q.type);
-    if (!rrs || rrs.length === 0) return nodata(zone, answer, qname, node);
+    if (!rrs || rrs.length === 0) return done(nodata(zone, answer, qname, node));
     answer.push(...own(rrs));
     const additional = addressesFor(view, zone, targetsOf(rrs), seenTargets);
-    return { result: 'success', aa: true, answer, authority: [], additional, zone: zone.name };
+    return done({ result: 'success', aa: true, answer, authority: [], additional, zone: zone.name });
   }
   // CNAME chain too long or looping: what we have, as a success (RFC 1034 §3.6.2 leaves it to the resolver).
-  return { result: 'success', aa: true, answer, authority: [], additional: [], zone: zone.name };
+  return done({ result: 'success', aa: true, answer, authority: [], additional: [], zone: zone.name });
 }
 
 function nodata(zone: Zone, answer: RR[], name: string, node: ZoneNode): Answer {

@@ -34,6 +34,8 @@ before(async () => {
   add('dc=org', { objectClass: 'domain', dc: 'org' });
   apex('dc=example,dc=org', 'ns1.example.org. hostmaster.example.org. 1 3600 900 604800 60', true, { nSRecord: 'ns1.example.org.', aRecord: '192.0.2.1' });
   add('dc=ns1,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'ns1', aRecord: '192.0.2.53' });
+  add('dc=wild,dc=example,dc=org', { objectClass: ['domain'], dc: 'wild' });
+  add('dc=*,dc=wild,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: '*', aRecord: '192.0.2.99' });
   apex('dc=signed,dc=example,dc=org', 'ns1.example.org. hostmaster.example.org. 1 3600 900 604800 60', true, { nSRecord: 'ns1.example.org.', mXRecord: '10 ns1.example.org.' });
   apex('dc=plain,dc=example,dc=org', 'ns1.example.org. hostmaster.example.org. 1 3600 900 604800 60', false, { nSRecord: 'ns1.example.org.' });
 });
@@ -109,5 +111,26 @@ describe('signAnswer', () => {
     const apex = signed('example.org', RRTYPE.NS)!;
     assert.deepEqual(sigs(apex.additional), ['ns1.example.org 1 example.org']);
     assert.deepEqual(await validate([...apex.answer, ...apex.additional]), ['ok example.org. NS', 'ok ns1.example.org. A']);
+  });
+
+  test('names a wildcard synthesizes (as many as clients invent) are signed per answer, never kept in the sign cache', async () => {
+    const own = new SignCache();
+    const ask = (name: string, type: number) => {
+      const a = lookup(zones, { name, type, class: 1 });
+      return signAnswer(a, zones.zoneOf(a.zone!)!, { keys: zones.signingOf(a.zone!)!.keys, cache: own, now: NOW }, false);
+    };
+    ask('ns1.example.org', RRTYPE.MX); // the zone's SOA and a real name's NSEC enter the cache
+    const made = own.stats.signed;
+    for (let i = 0; i < 50; i++) {
+      ask(`r${i}.wild.example.org`, RRTYPE.A);
+      ask(`r${i}.wild.example.org`, RRTYPE.MX);
+    }
+    assert.deepEqual(own.stats, { signed: made, hits: 50 }, 'only the negative SOA came from the cache');
+    const s = ask('r1.wild.example.org', RRTYPE.A);
+    assert.deepEqual(sigs(s.answer), ['r1.wild.example.org 1 example.org']);
+    assert.deepEqual(await validate(s.answer), ['ok r1.wild.example.org. A']);
+    const n = ask('r1.wild.example.org', RRTYPE.MX);
+    assert.equal(texts(n.authority)[1], 'r1.wild.example.org. 60 IN NSEC \\000.r1.wild.example.org. A RRSIG NSEC');
+    assert.deepEqual(await validate(n.authority), ['ok example.org. SOA', 'ok r1.wild.example.org. NSEC']);
   });
 });
