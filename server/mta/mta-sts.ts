@@ -46,7 +46,7 @@ export interface StsLookup {
 
 /** RFC 8461 §3.3 leaves the limits to the sender; 64 KiB is ample for any policy (Postfix's resolver uses the same). */
 export const MAX_POLICY_BYTES = 64 * 1024;
-/** The whole fetch, connect to last byte. */
+/** The whole fetch, connect to last byte, every address of the policy host tried within it. */
 export const FETCH_TIMEOUT_MS = 10_000;
 
 /** Why a policy could not be had. */
@@ -231,14 +231,21 @@ export class StsPolicies {
     return { policy, expires };
   }
 
-  /** Fetches and parses the policy of `domain` (RFC 8461 §3.3); throws StsFetchError or the lookup's error. */
+  /**
+   * Fetches and parses the policy of `domain` (RFC 8461 §3.3), all of it
+   * within FETCH_TIMEOUT_MS (RFC 8461 §3.3 leaves the limit to the sender;
+   * one deadline for every address, so that a host of unanswering addresses
+   * holds delivery no longer); throws StsFetchError or the lookup's error.
+   */
   private async fetch(domain: string, id: string): Promise<StsPolicy> {
     const host = `mta-sts.${domain}`;
     const addresses = await this.opts.resolver.lookupHost(host);
+    const deadline = AbortSignal.timeout(FETCH_TIMEOUT_MS);
     let last: Error | undefined;
     for (const address of addresses.slice(0, 4)) {
+      if (deadline.aborted) break;
       try {
-        return parsePolicy(await this.get(host, address), id);
+        return parsePolicy(await this.get(host, address, deadline), id);
       } catch (err) {
         last = err as Error;
         // A reply that came (a status, a bad body) is the host's answer; only a connection failure tries the next address.
@@ -248,13 +255,13 @@ export class StsPolicies {
     throw new StsFetchError(`https://${host}: ${last?.message ?? 'no address'}`);
   }
 
-  /** One HTTPS GET of the policy at `address`, verified for `host`; resolves with the body text. */
-  private get(host: string, address: string): Promise<string> {
+  /** One HTTPS GET of the policy at `address`, verified for `host`, given up when `signal` aborts; resolves with the body text. */
+  private get(host: string, address: string, signal: AbortSignal): Promise<string> {
     return new Promise((resolve, reject) => {
       const req = https.request({
         host: address, port: 443, path: '/.well-known/mta-sts.txt', method: 'GET',
         servername: host, headers: { host, accept: 'text/plain' }, agent: false,
-        ca: this.ca, rejectUnauthorized: true, signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+        ca: this.ca, rejectUnauthorized: true, signal,
       }, (res) => {
         const fail = (why: string) => {
           res.destroy();

@@ -21,6 +21,7 @@ import * as fs from 'node:fs';
 import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import selfsigned from 'selfsigned';
@@ -28,7 +29,7 @@ import { SMTPServer } from 'smtp-server';
 import { RRTYPE } from '../../server/directory/records';
 import { MailResolver } from '../../server/mta/resolver';
 import { Outbound } from '../../server/mta/outbound';
-import { mxMatches, parsePolicy, StsPolicies, stsRecordId } from '../../server/mta/mta-sts';
+import { FETCH_TIMEOUT_MS, mxMatches, parsePolicy, StsPolicies, stsRecordId } from '../../server/mta/mta-sts';
 import type { DeliveryResult, QueuedMessage } from '../../server/mta/types';
 import { StubDns } from './stub-dns';
 import { Store } from '../../storage/store';
@@ -331,6 +332,34 @@ describe('MTA-STS honoured outbound', () => {
       assert.equal(requests.filter((r) => r.startsWith('mta-sts.sts.test')).length, fetched + 1, 'the appliance fetched the policy');
     } finally {
       await t.close();
+    }
+  });
+
+  test('a policy host whose addresses never answer: the fetch gives up within FETCH_TIMEOUT_MS for all of them, as no policy', async () => {
+    const silent: net.Server[] = [];
+    const sockets: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const server = net.createServer((c) => sockets.push(c)); // accepts, never speaks TLS
+        const address = loopback();
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(443, address, resolve);
+        });
+        silent.push(server);
+        dns.a('mta-sts.slow.test', address);
+      }
+      dns.add('_mta-sts.slow.test', { type: RRTYPE.TXT, strings: [Buffer.from('v=STSv1; id=slow')] });
+      const t0 = Date.now();
+      const got = await sts.lookup('slow.test');
+      const took = Date.now() - t0;
+      assert.equal(got.policy, undefined);
+      assert.match(got.problem ?? '', /policy of slow\.test \(id slow\) not fetched/);
+      // Two addresses, one deadline: not 2 x FETCH_TIMEOUT_MS.
+      assert.ok(took < FETCH_TIMEOUT_MS + 4000, `took ${took} ms`);
+    } finally {
+      for (const c of sockets) c.destroy();
+      await Promise.all(silent.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     }
   });
 
