@@ -82,9 +82,27 @@ function wildcardFor(view: ZoneView, zone: Zone, name: string): ZoneNode | undef
 }
 
 /**
- * A/AAAA of `targets` that lie in `zone`, for the additional section; a
- * target with no node of its own gets the addresses a wildcard synthesizes
- * for it (RFC 4592 §3.3.1), owned by the target.
+ * Is `name` (in `zone`, below its apex) at or below a zone cut: a name of
+ * the path down to it holding NS (a delegation) or SOA (the apex of a child
+ * zone hosted here)? Its addresses are then glue or another zone's data,
+ * not this zone's authoritative data (RFC 1034 §4.2.1, RFC 4035 §2.2).
+ */
+function atOrBelowCut(view: ZoneView, zone: Zone, name: string): boolean {
+  for (const n of pathBelow(zone.name, name)) {
+    const node = view.node(n);
+    if (!node) return false;
+    if (node.rrsets.has(RRTYPE.NS) || node.rrsets.has(RRTYPE.SOA)) return true;
+  }
+  return false;
+}
+
+/**
+ * A/AAAA of `targets` that are authoritative data of `zone`, for the
+ * additional section of an answer; a target with no node of its own gets
+ * the addresses a wildcard synthesizes for it (RFC 4592 §3.3.1), owned by
+ * the target. Targets at or below a cut are left out, as NSD leaves glue out
+ * of an MX answer: the section is the zone's to vouch for (and to sign,
+ * RFC 4035 §3.1.1); referrals carry their glue through glueFor.
  */
 function addressesFor(view: ZoneView, zone: Zone, targets: string[], seen: Set<string>): RR[] {
   const out: RR[] = [];
@@ -92,6 +110,7 @@ function addressesFor(view: ZoneView, zone: Zone, targets: string[], seen: Set<s
     if (seen.has(t)) continue;
     seen.add(t);
     if (t !== zone.name && !t.endsWith('.' + zone.name)) continue;
+    if (atOrBelowCut(view, zone, t)) continue;
     const own = view.node(t);
     const n = own ?? wildcardFor(view, zone, t);
     if (!n) continue;

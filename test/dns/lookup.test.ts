@@ -43,6 +43,7 @@ before(async () => {
   add('dc=srv,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'srv', sRVRecord: '10 5 5060 mx.example.org.', cAARecord: '0 issue "letsencrypt.org"' });
   add('dc=tosub,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'tosub', cNAMERecord: 'www.sub.example.org.' });
   add('dc=mxwild,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'mxwild', mXRecord: '10 host.wild.example.org.', sRVRecord: '0 0 25 smtp.wild.example.org.' });
+  add('dc=mxsub,dc=example,dc=org', { objectClass: ['dNSDomain2', 'domain'], dc: 'mxsub', mXRecord: ['10 ns.sub.example.org.', '20 mx.example.org.'] });
   add('dc=net', { objectClass: 'domain', dc: 'net' }); // no SOA: not ours
 });
 
@@ -69,7 +70,7 @@ const CASES: Case[] = [
   { name: 'TXT', q: ['example.org', 'TXT'], result: 'success', answer: ['example.org. 300 IN TXT "v=spf1 mx -all"'] },
   { name: 'SOA', q: ['example.org', 'SOA'], result: 'success' },
   // 19 writes in the zone (the apex and 18 names) each bumped the serial once: 2024010101 + 19.
-  { name: 'NODATA carries SOA with negative TTL min(300, 60)', q: ['example.org', 'AAAA'], result: 'nodata', answer: [], authority: ['example.org. 60 IN SOA ns1.example.org. hostmaster.example.org. 2024010120 3600 900 604800 60'] },
+  { name: 'NODATA carries SOA with negative TTL min(300, 60)', q: ['example.org', 'AAAA'], result: 'nodata', answer: [], authority: ['example.org. 60 IN SOA ns1.example.org. hostmaster.example.org. 2024010121 3600 900 604800 60'] },
   { name: 'NXDOMAIN carries SOA', q: ['nope.example.org', 'A'], result: 'nxdomain', answer: [] },
   { name: 'CNAME followed in zone', q: ['www.example.org', 'A'], result: 'success', answer: ['www.example.org. 300 IN CNAME web.example.org.', 'web.example.org. 300 IN A 192.0.2.80', 'web.example.org. 300 IN A 192.0.2.81'] },
   { name: 'CNAME asked for itself', q: ['www.example.org', 'CNAME'], result: 'success', answer: ['www.example.org. 300 IN CNAME web.example.org.'] },
@@ -98,6 +99,12 @@ const CASES: Case[] = [
   {
     name: 'SRV target covered by a wildcard: synthesized address in additional', q: ['mxwild.example.org', 'SRV'], result: 'success',
     answer: ['mxwild.example.org. 300 IN SRV 0 0 25 smtp.wild.example.org.'], additional: ['smtp.wild.example.org. 300 IN A 192.0.2.99'],
+  },
+  {
+    name: 'MX targets: the address of one below a cut (glue, the child\'s data) is left out of additional, the in-zone one is in',
+    q: ['mxsub.example.org', 'MX'], result: 'success',
+    answer: ['mxsub.example.org. 300 IN MX 10 ns.sub.example.org.', 'mxsub.example.org. 300 IN MX 20 mx.example.org.'],
+    additional: ['mx.example.org. 300 IN A 192.0.2.25', 'mx.example.org. 300 IN AAAA 2001:db8::25'],
   },
   { name: 'SRV with target address', q: ['srv.example.org', 'SRV'], result: 'success', answer: ['srv.example.org. 300 IN SRV 10 5 5060 mx.example.org.'], additional: ['mx.example.org. 300 IN A 192.0.2.25', 'mx.example.org. 300 IN AAAA 2001:db8::25'] },
   { name: 'CAA', q: ['srv.example.org', 'CAA'], result: 'success', answer: ['srv.example.org. 300 IN CAA 0 issue "letsencrypt.org"'] },
