@@ -207,9 +207,11 @@ export class Answerer {
         return { kind: 'reply', bytes: personalize(bytes, q) };
       }
     }
-    const a = lookup(memoView(this.zones), { name, type, class: q.question.class });
+    const view = memoView(this.zones);
+    const a = lookup(view, { name, type, class: q.question.class });
     const signing = q.edns?.do && a.zone !== undefined ? this.zones.signingOf(a.zone) : undefined;
-    if (signing) return this.signedReply(q, a, signing.keys, key, limit);
+    // The lookup read the zone already: the memo view gives it again without a store read.
+    if (signing) return this.signedReply(q, a, view.zoneOf(a.zone!)!, signing.keys, key, limit);
     const r = this.base(q, rcodeOf(a), a.aa);
     r.answer = a.answer;
     r.authority = a.authority;
@@ -220,14 +222,13 @@ export class Answerer {
   }
 
   /**
-   * The reply to a DO query answered by a signed zone (dnssec-answer.ts),
+   * The reply to a DO query answered by `zone`, a signed zone (dnssec-answer.ts),
    * cached for at most {@link RESIGN_AFTER}, so that no cached answer carries
    * signatures much older than the sign cache allows.
    */
-  private signedReply(q: Query, a: Answer, keys: readonly SignerKey[], key: string, limit: number): Outcome {
+  private signedReply(q: Query, a: Answer, zone: Zone, keys: readonly SignerKey[], key: string, limit: number): Outcome {
     if (q.question.type === TYPE_NXNAME) return this.reply(this.base(q, RCODE.FORMERR, false), limit);
     const now = Date.now();
-    const zone = this.zones.zoneOf(a.zone!)!;
     const compactOk = q.edns?.co === true;
     const s = signAnswer(a, zone, { keys, cache: this.signatures, now: now / 1000 }, compactOk);
     // RFC 9824 §3.2: a name that does not exist is NOERROR (it "exists" with no data), NXDOMAIN again with CO (§4).

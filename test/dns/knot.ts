@@ -15,9 +15,8 @@ import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { run, tempDir } from '../helpers';
-import { DirServer, started, track } from '../fixtures/children';
+import { DirServer, startOrStop } from '../fixtures/children';
 import { waitForAsync } from '../fixtures/wait';
 
 /** A loopback port free on both TCP and UDP right now. */
@@ -123,11 +122,6 @@ ${o.dnssecValidation ? '    dnssec-validation: on\n' : ''}${o.catalog ? '    cat
 
 /** A running knotd. */
 export class Knot extends DirServer {
-  /** Everything knotd printed (stdout and stderr). */
-  log = '';
-  /** Set once knotd has exited. */
-  exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-
   constructor(
     /** knotd's port on 127.0.0.1. */
     readonly port: number,
@@ -139,18 +133,9 @@ export class Knot extends DirServer {
 
   /** Spawns knotd in the foreground; rejects with a clear message if it cannot run. */
   async spawn(confFile: string): Promise<void> {
-    // Tracked: killed should the test process end with knotd still running (fixtures/children.ts).
-    const child = track(spawn('knotd', ['-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'] }));
-    this.child = child;
-    child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
-    child.once('exit', (code, signal) => (this.exited = { code, signal }));
-    const spawned = await started(child);
-    if (spawned) {
-      this.child = undefined;
-      throw new Error(`knotd cannot run here: spawning "knotd" failed: ${spawned.message} (is the "knot" package installed?)`);
-    }
+    await this.launch('knotd', ['-c', confFile], 'is the "knot" package installed?');
   }
+
 
   /**
    * Polls `check` every 200 ms until it returns undefined (ready); throws if
@@ -174,16 +159,11 @@ export async function startKnot(o: KnotOptions): Promise<Knot> {
   for (const d of ['run', 'db', 'zones']) fs.mkdirSync(path.join(dir, d), { recursive: true });
   const confFile = path.join(dir, 'knot.conf');
   fs.writeFileSync(confFile, knotConfig(dir, o));
-  const knot = new Knot(o.port, dir);
-  try {
+  return startOrStop(new Knot(o.port, dir), async (knot) => {
     const check = await run('knotc', ['-c', confFile, 'conf-check']);
     if (check.code !== 0) {
       throw new Error(`knotd cannot run here: "knotc -c ${confFile} conf-check" failed (code ${check.code}; are knotc/knotd of the "knot" package in PATH?):\n${check.stdout}${check.stderr}\nconfig:\n${fs.readFileSync(confFile, 'utf8')}`);
     }
     await knot.spawn(confFile);
-  } catch (e) {
-    await knot.stop();
-    throw e;
-  }
-  return knot;
+  });
 }

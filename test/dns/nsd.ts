@@ -14,9 +14,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { run, tempDir } from '../helpers';
-import { DirServer, started, track } from '../fixtures/children';
+import { DirServer, startOrStop } from '../fixtures/children';
 import { nsdServerConfig } from '../../bench/nsd';
 
 export interface NsdOptions {
@@ -41,9 +40,6 @@ zone:
 
 /** A running nsd. */
 export class Nsd extends DirServer {
-  /** Set once nsd has exited. */
-  exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-
   constructor(
     /** nsd's port on 127.0.0.1. */
     readonly port: number,
@@ -54,7 +50,7 @@ export class Nsd extends DirServer {
   }
 
   /** What nsd logged so far (its log file). */
-  get log(): string {
+  override get log(): string {
     try {
       return fs.readFileSync(path.join(this.dir, 'nsd.log'), 'utf8');
     } catch {
@@ -64,15 +60,9 @@ export class Nsd extends DirServer {
 
   /** Spawns nsd in the foreground; rejects with a clear message if it cannot run. */
   async spawn(confFile: string): Promise<void> {
-    const child = track(spawn('nsd', ['-d', '-c', confFile], { stdio: 'ignore' }));
-    this.child = child;
-    child.once('exit', (code, signal) => (this.exited = { code, signal }));
-    const failed = await started(child);
-    if (failed) {
-      this.child = undefined;
-      throw new Error(`nsd cannot run here: spawning "nsd" failed: ${failed.message} (is the "nsd" package installed?)`);
-    }
+    await this.launch('nsd', ['-d', '-c', confFile], 'is the "nsd" package installed?');
   }
+
 }
 
 /** Writes nsd's configuration into a fresh temporary directory, checks it with nsd-checkconf, and starts nsd. */
@@ -80,14 +70,9 @@ export async function startNsd(o: NsdOptions): Promise<Nsd> {
   const dir = tempDir('dcmx-nsd-');
   const confFile = path.join(dir, 'nsd.conf');
   fs.writeFileSync(confFile, nsdConfig(dir, o));
-  const nsd = new Nsd(o.port, dir);
-  try {
+  return startOrStop(new Nsd(o.port, dir), async (nsd) => {
     const check = await run('nsd-checkconf', [confFile]);
     if (check.code !== 0) throw new Error(`nsd cannot run here: "nsd-checkconf ${confFile}" failed (code ${check.code}):\n${check.stdout}${check.stderr}`);
     await nsd.spawn(confFile);
-  } catch (e) {
-    await nsd.stop();
-    throw e;
-  }
-  return nsd;
+  });
 }

@@ -12,9 +12,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { tempDir } from '../helpers';
-import { DirServer, started, track } from '../fixtures/children';
+import { DirServer, startOrStop } from '../fixtures/children';
 
 export interface PowerDnsOptions {
   /** pdns_server's port on 127.0.0.1 (see freeDualPort in knot.ts). */
@@ -50,40 +49,20 @@ loglevel=6
 
 /** A running pdns_server. */
 export class PowerDns extends DirServer {
-  /** Everything it printed. */
-  log = '';
-  /** Set once it has exited. */
-  exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-
   constructor(readonly port: number, dir: string) {
     super(dir);
   }
 
   /** Spawns pdns_server in the foreground; rejects with a clear message if it cannot run. */
   async spawn(): Promise<void> {
-    const child = track(spawn('pdns_server', [`--config-dir=${this.dir}`], { stdio: ['ignore', 'pipe', 'pipe'] }));
-    this.child = child;
-    child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
-    child.once('exit', (code, signal) => (this.exited = { code, signal }));
-    const failed = await started(child);
-    if (failed) {
-      this.child = undefined;
-      throw new Error(`pdns_server cannot run here: ${failed.message} (are the "pdns-server" and "pdns-backend-ldap" packages installed?)`);
-    }
+    await this.launch('pdns_server', [`--config-dir=${this.dir}`], 'are the "pdns-server" and "pdns-backend-ldap" packages installed?');
   }
+
 }
 
 /** Writes pdns.conf into a fresh temporary directory and starts pdns_server on it. */
 export async function startPowerDns(o: PowerDnsOptions): Promise<PowerDns> {
   const dir = tempDir('dcmx-pdns-');
   fs.writeFileSync(path.join(dir, 'pdns.conf'), powerDnsConfig(dir, o));
-  const pdns = new PowerDns(o.port, dir);
-  try {
-    await pdns.spawn();
-  } catch (e) {
-    await pdns.stop();
-    throw e;
-  }
-  return pdns;
+  return startOrStop(new PowerDns(o.port, dir), (pdns) => pdns.spawn());
 }

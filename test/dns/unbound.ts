@@ -15,9 +15,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { run, tempDir, type RunResult } from '../helpers';
-import { DirServer, started, track } from '../fixtures/children';
+import { DirServer, startOrStop } from '../fixtures/children';
 import { freePort } from '../../bench/proc';
 
 export interface UnboundOptions {
@@ -59,30 +58,20 @@ stub-zone:
 
 /** A running unbound. */
 export class Unbound extends DirServer {
-  /** Everything it printed. */
-  log = '';
-
   constructor(readonly port: number, dir: string) {
     super(dir);
   }
 
   /** Spawns unbound in the foreground and waits until it answers; rejects with a clear message if it cannot run. */
   async spawn(): Promise<void> {
-    const child = track(spawn('unbound', ['-d', '-c', path.join(this.dir, 'unbound.conf')], { stdio: ['ignore', 'pipe', 'pipe'] }));
-    this.child = child;
-    child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
-    const failed = await started(child);
-    if (failed) {
-      this.child = undefined;
-      throw new Error(`unbound cannot run here: ${failed.message} (is the "unbound" package installed?)`);
-    }
+    const child = await this.launch('unbound', ['-d', '-c', path.join(this.dir, 'unbound.conf')], 'is the "unbound" package installed?');
     for (let i = 0; i < 100 && !/start of service/.test(this.log); i++) {
       if (child.exitCode !== null) throw new Error(`unbound exited at start:\n${this.log}`);
       await new Promise((r) => setTimeout(r, 50));
     }
     if (!/start of service/.test(this.log)) throw new Error(`unbound did not start:\n${this.log}`);
   }
+
 
   /** `dig @127.0.0.1 -p <port> +dnssec <name> <type>` with recursion desired, as a stub resolver asks. */
   dig(name: string, type: string): Promise<RunResult> {
@@ -95,12 +84,5 @@ export async function startUnbound(o: UnboundOptions): Promise<Unbound> {
   const dir = tempDir('dcmx-unbound-');
   const port = await freePort(true);
   fs.writeFileSync(path.join(dir, 'unbound.conf'), unboundConfig(dir, port, o));
-  const u = new Unbound(port, dir);
-  try {
-    await u.spawn();
-  } catch (e) {
-    await u.stop();
-    throw e;
-  }
-  return u;
+  return startOrStop(new Unbound(port, dir), (u) => u.spawn());
 }

@@ -38,6 +38,16 @@ async function api(method, path, body) {
   return payload;
 }
 
+/** GETs `path` from the API; resolves with the body, or with undefined once the error is said. */
+async function load(path) {
+  try {
+    return await api('GET', path);
+  } catch (e) {
+    say(e.message, false);
+    return undefined;
+  }
+}
+
 /** Shows a message above the page (ok or error). */
 function say(text, ok = true) {
   const m = document.getElementById('message');
@@ -204,13 +214,8 @@ async function domains(main) {
     );
   };
   const one = async (name) => {
-    let d;
-    try {
-      d = await api('GET', `domains/${encodeURIComponent(name)}`);
-    } catch (e) {
-      say(e.message, false);
-      return;
-    }
+    const d = await load(`domains/${encodeURIComponent(name)}`);
+    if (!d) return;
     const path = `domains/${encodeURIComponent(d.name)}`;
     const reload = async () => { await show(); await one(d.name); };
     const userRows = d.users.map((u) => h('tr', { 'data-user': u.uid },
@@ -293,13 +298,8 @@ async function queuePage(main) {
       h('button', { type: 'button', class: 'danger delete', onclick: () => confirm(`Delete ${m.id} without notice?`) && act(`delete ${m.id}`, () => api('DELETE', path), after) }, 'Delete'));
   };
   async function show() {
-    let ms;
-    try {
-      ms = await api('GET', `queue${query() ? '?' + query() : ''}`);
-    } catch (e) {
-      say(e.message, false);
-      return;
-    }
+    const ms = await load(`queue${query() ? '?' + query() : ''}`);
+    if (!ms) return;
     list.replaceChildren(h('p', {}, `${ms.length} message${ms.length === 1 ? '' : 's'}`),
       h('table', {}, h('tr', {}, ['id', 'status', 'sender', 'received', 'size', 'recipients', ''].map((x) => h('th', {}, x))),
         ms.map((m) => h('tr', { 'data-id': m.id, 'data-status': m.status },
@@ -313,13 +313,8 @@ async function queuePage(main) {
           actions(m)))));
   }
   async function one(id) {
-    let m;
-    try {
-      m = await api('GET', `queue/${encodeURIComponent(id)}`);
-    } catch (e) {
-      say(e.message, false);
-      return;
-    }
+    const m = await load(`queue/${encodeURIComponent(id)}`);
+    if (!m) return;
     detail.dataset.id = m.id;
     detail.replaceChildren(h('section', { id: 'message', 'data-id': m.id },
       h('h2', {}, `Message ${m.id}`),
