@@ -28,7 +28,8 @@ import type { DirEntry } from './entry';
 import { entryUuidOf, indexRows } from './entry';
 import { DirectoryError } from './errors';
 import { formatRR, parseRData, RDataError, RECORD_ATTRIBUTES, RRTYPE, type RData, type RR } from './records';
-import { ChangeFollower, changedDns, type ChangeRecord } from './changes';
+import { ChangeFollower, type ChangeRecord } from './changes';
+import { ALL_DNS_CHANGED, dnsChangeOf, type DnsChange } from './dns-change';
 import { bumpZoneSetSerial, catalogContents, zoneSetSerial, type CatalogContents } from './catalog';
 import {
   apexKeyRecords, childDsRecords, KEY_ATTRIBUTE, signingKeyOf, WITHDRAWAL_ATTRIBUTE, zoneSigningOf, type SigningKey, type ZoneSigning,
@@ -220,6 +221,7 @@ function signingChanged(b: DirEntry | undefined, a: DirEntry | undefined): boole
 export class Zones implements ZoneView {
   readonly names: DnsNames;
   private readonly dataListeners: (() => void)[] = [];
+  private readonly changeListeners: ((c: DnsChange) => void)[] = [];
   /** version(): the change number of the last change to DNS data followed. */
   private dataVersion: number;
   /** The catalog zone as built for one version of this view (catalog.ts). */
@@ -494,29 +496,39 @@ export class Zones implements ZoneView {
 
   /**
    * Calls `l` once this thread has followed (Directory.sync) a change that
-   * may alter DNS data: a change-log row of an entry whose DN spells a DNS
-   * name (every record lives in one, and a zone's serial bump is a row of
-   * its apex), or a gap in the log. What an answer cache clears on.
-   * Returns an unsubscribe function.
+   * may alter DNS data (dns-change.ts: an entry whose DN spells a DNS name
+   * added, deleted, renamed, or modified in what DNS reads of it), or a gap
+   * in the log. Returns an unsubscribe function.
    */
   onDataChange(l: () => void): () => void {
     return addListener(this.dataListeners, l);
   }
 
-  /** Follows the change log (for as long as the directory lives) for onDataChange and version(). */
+  /**
+   * Calls `l` with each change to DNS data this thread follows (see
+   * DnsChange), from Directory.sync, before any query of this thread
+   * proceeds; listeners run in registration order, before those of
+   * onDataChange. What an answer cache drops entries on. Returns an
+   * unsubscribe function.
+   */
+  onDnsChange(l: (c: DnsChange) => void): () => void {
+    return addListener(this.changeListeners, l);
+  }
+
+  /** Follows the change log (for as long as the directory lives) for onDnsChange, onDataChange and version(). */
   private followDnsData(): void {
     new ChangeFollower(this.directory, {
       onChanges: (rows) => {
-        let last: number | undefined;
-        for (const r of rows) if (changedDns(r).some((d) => this.names.fromDn(d.dn, d.ndn) !== undefined)) last = r.changeNumber;
-        if (last !== undefined) this.dataChanged(last);
+        const c = dnsChangeOf(rows, this.names);
+        if (c) this.dataChanged(c.last, c.change);
       },
-      onGap: () => this.dataChanged(this.directory.changeRange().last),
+      onGap: () => this.dataChanged(this.directory.changeRange().last, ALL_DNS_CHANGED),
     });
   }
 
-  private dataChanged(changeNumber: number): void {
+  private dataChanged(changeNumber: number, c: DnsChange): void {
     this.dataVersion = changeNumber;
+    for (const l of [...this.changeListeners]) l(c);
     for (const l of [...this.dataListeners]) l();
   }
 

@@ -3,15 +3,16 @@
  * outcomes at the door (STYLE.md), the lookup, the RCODE/AA mapping, EDNS
  * and the size limit, and a cache of ready wire answers.
  *
- * The cache keeps encoded answers keyed by (name, type, class, EDNS, limit).
- * Every query first brings this thread's view up to the change clock
- * (Zones.sync, one atomic load when nothing changed), and the cache is
- * dropped when the change log shows a change to DNS data (Zones.onDataChange),
- * so a query issued after a write's response always sees the write, whichever
- * thread or process made it.
+ * The cache keeps encoded answers keyed by (name, type, class, EDNS, limit),
+ * each with what it was built from (answer-cache.ts). Every query first
+ * brings this thread's view up to the change clock (Zones.sync, one atomic
+ * load when nothing changed), and each change to DNS data the change log
+ * shows drops the answers it can change (Zones.onDnsChange), so a query
+ * issued after a write's response always sees the write, whichever thread or
+ * process made it.
  */
-import { LRUCache } from 'lru-cache';
-import type { Zone, ZoneNode, ZoneView, Zones } from '../directory/zones';
+import type { Zone, Zones } from '../directory/zones';
+import { AnswerCache, AnswerDeps, recordingView } from './answer-cache';
 import { lookup, type Answer } from './lookup';
 import { signAnswer } from './dnssec-answer';
 import { RESIGN_AFTER, SignCache, type SignerKey } from './dnssec-sign';
@@ -32,12 +33,6 @@ const TYPE_AXFR = 252;
 const TYPE_IXFR = 251;
 /** RFC 9824 §3.5: a meta-type; an explicit query for it is answered FORMERR. */
 const TYPE_NXNAME = 128;
-
-/** A cached signed answer, with the time (ms) after which its signatures are too old to serve again (dnssec-sign.ts RESIGN_AFTER). */
-interface SignedEntry {
-  bytes: Buffer;
-  until: number;
-}
 
 /** Where a query came from and over what. */
 export interface Transport {
@@ -78,7 +73,8 @@ export function sizeLimit(q: Pick<Query, 'edns'>, tcp: boolean): number {
 
 /** Answers packets for one store's zones. */
 export class Answerer {
-  private readonly cache: LRUCache<string, Buffer | SignedEntry> | undefined;
+  /** Ready answers (undefined when disabled); public for the admin API and tests. */
+  readonly cache: AnswerCache | undefined;
   /** Signatures of RRsets, kept across data changes while the RRset stays the same (dnssec-sign.ts). */
   readonly signatures = new SignCache();
   /** Counters for the admin API and benchmarks. */
@@ -92,8 +88,8 @@ export class Answerer {
     opts: { cacheEntries?: number } = {},
   ) {
     const max = opts.cacheEntries ?? 20_000;
-    this.cache = max > 0 ? new LRUCache({ max }) : undefined; // 0 disables the cache
-    zones.onDataChange(() => this.cache?.clear());
+    this.cache = max > 0 ? new AnswerCache(max, zones.catalog) : undefined; // 0 disables the cache
+    zones.onDnsChange((c) => this.cache?.invalidate(c));
   }
 
   /** Answers one packet. Never throws: anything unexpected becomes SERVFAIL (one try/catch per packet). */
@@ -201,23 +197,23 @@ export class Answerer {
     const key = `${name}\u0000${type}\u0000${q.question.class}\u0000${edns}\u0000${limit}`;
     const cached = this.cache?.get(key);
     if (cached) {
-      const bytes = 'until' in cached ? (cached.until > Date.now() ? cached.bytes : undefined) : cached;
-      if (bytes) {
-        this.stats.cacheHits++;
-        return { kind: 'reply', bytes: personalize(bytes, q) };
-      }
+      this.stats.cacheHits++;
+      return { kind: 'reply', bytes: personalize(cached, q) };
     }
-    const view = memoView(this.zones);
+    const deps = new AnswerDeps();
+    const view = recordingView(this.zones, deps);
     const a = lookup(view, { name, type, class: q.question.class });
+    // RFC 2308 §2.1, §2.2: a negative answer carries the zone's SOA.
+    if (a.denied && a.zone !== undefined) deps.soa(a.zone);
     const signing = q.edns?.do && a.zone !== undefined ? this.zones.signingOf(a.zone) : undefined;
-    // The lookup read the zone already: the memo view gives it again without a store read.
-    if (signing) return this.signedReply(q, a, view.zoneOf(a.zone!)!, signing.keys, key, limit);
+    // The lookup read the zone already: the recording view gives it again without a store read.
+    if (signing) return this.signedReply(q, a, view.zoneOf(a.zone!)!, signing.keys, key, limit, deps);
     const r = this.base(q, rcodeOf(a), a.aa);
     r.answer = a.answer;
     r.authority = a.authority;
     r.additional = a.additional;
     const bytes = encodeResponse(r, limit);
-    this.cache?.set(key, Buffer.from(bytes));
+    this.cache?.set(key, bytes, deps);
     return { kind: 'reply', bytes };
   }
 
@@ -226,7 +222,7 @@ export class Answerer {
    * cached for at most {@link RESIGN_AFTER}, so that no cached answer carries
    * signatures much older than the sign cache allows.
    */
-  private signedReply(q: Query, a: Answer, zone: Zone, keys: readonly SignerKey[], key: string, limit: number): Outcome {
+  private signedReply(q: Query, a: Answer, zone: Zone, keys: readonly SignerKey[], key: string, limit: number, deps: AnswerDeps): Outcome {
     if (q.question.type === TYPE_NXNAME) return this.reply(this.base(q, RCODE.FORMERR, false), limit);
     const now = Date.now();
     const compactOk = q.edns?.co === true;
@@ -238,7 +234,9 @@ export class Answerer {
     r.additional = s.additional;
     if (compactOk) r.edns!.co = true; // RFC 9824 §4: the CO flag is echoed
     const bytes = encodeResponse(r, limit);
-    this.cache?.set(key, { bytes: Buffer.from(bytes), until: now + RESIGN_AFTER * 1000 });
+    // A signed referral's proof of no DS is an NSEC with the SOA's negative TTL (RFC 4035 §2.3, dnssec-answer.ts denial).
+    if (a.cut) deps.soa(zone.name);
+    this.cache?.set(key, bytes, deps, now + RESIGN_AFTER * 1000);
     return { kind: 'reply', bytes };
   }
 }
@@ -255,24 +253,4 @@ function personalize(cached: Buffer, q: Query): Buffer {
   b[3] = (b[3] & ~0x10) | (q.cd ? 0x10 : 0);
   q.questionWire.copy(b, 12);
   return b;
-}
-
-/**
- * The zone view for one lookup, remembering what it read: a lookup asks for
- * the same apex and nodes several times (delegation walk, wildcard search,
- * additional section), each a store read and RDATA parse otherwise.
- */
-function memoView(view: ZoneView): ZoneView {
-  const zones = new Map<string, Zone | undefined>();
-  const nodes = new Map<string, ZoneNode | undefined>();
-  return {
-    zoneOf(name) {
-      if (!zones.has(name)) zones.set(name, view.zoneOf(name));
-      return zones.get(name);
-    },
-    node(name) {
-      if (!nodes.has(name)) nodes.set(name, view.node(name));
-      return nodes.get(name);
-    },
-  };
 }
