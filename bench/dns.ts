@@ -43,7 +43,10 @@
  * DCMX_BENCH_NSD=0 / DCMX_BENCH_KNOT=0 to skip NSD / Knot,
  * DCMX_BENCH_TWO_THREADS=0 to skip the two-thread window,
  * DCMX_BENCH_DNS_SIGNED=0 to skip signed against unsigned, DCMX_BENCH_PIN=0
- * to pin nothing (proc.ts).
+ * to pin nothing (proc.ts), DCMX_BENCH_PROFILE=dns (or 1) to run a
+ * one-thread dcmx under `node --cpu-prof` for one window of each of the
+ * cached pairs, the NXDOMAIN flood and the miss path, each profile
+ * summarised (profile.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -56,6 +59,7 @@ import { alternate, pairedRatio, windowsFigure, type Window } from './alternate'
 import { ADMIN_DN, ADMIN_PASSWORD, SUFFIX, udpAsk, waitForZone, writeParts, writeZoneLdif, ZONE, type DnsPeer } from './zone';
 import { NSD_SERVERS, nsdUnavailable, startNsd } from './nsd';
 import { KNOT_WORKERS, knotUnavailable, startKnot } from './knot';
+import { profileWanted, summariseDir } from './profile';
 import { prng } from '../test/prng';
 
 interface Settings {
@@ -73,6 +77,7 @@ interface Settings {
   knot: boolean;
   twoThreads: boolean;
   signed: boolean;
+  profile: boolean;
 }
 
 function settings(): Settings {
@@ -91,6 +96,7 @@ function settings(): Settings {
     knot: envOn('DCMX_BENCH_KNOT'),
     twoThreads: twoThreads(),
     signed: envOn('DCMX_BENCH_DNS_SIGNED'),
+    profile: profileWanted('dns'),
   };
 }
 
@@ -251,10 +257,11 @@ async function run(log: (msg: string) => void): Promise<Report> {
   const notes: string[] = [];
   const memory: Memory[] = [];
   const ratios: Ratio[] = [];
+  const text: string[] = [];
   const table: Table = { title: 'DNS', columns: COLUMNS, rows, notes };
   if (!which('dnsperf')) {
     notes.push('not measured: dnsperf is not installed (Debian package dnsperf)');
-    return { tables: [table], text: [], ratios };
+    return { tables: [table], text, ratios };
   }
   notes.push(`${pin.note}; CPU columns are per cent of one core, CPU µs/q the server's CPU per completed query`);
   const measured: [string, PerfResult][] = [];
@@ -464,6 +471,29 @@ async function run(log: (msg: string) => void): Promise<Report> {
       }
     }
 
+    // ---------------------------------------------------------------- profiles (one thread, one load each)
+    if (s.profile) {
+      const profiled: [string, Record<string, string>, Load][] = [
+        ['cached names over UDP', {}, hitUdp],
+        [`NXDOMAIN flood (${fmt.int(s.nxNames)} random names, cache on)`, {}, nxUdp],
+        ...(s.miss ? [['the miss path (DCMX_DNS_CACHE_ENTRIES=0), the pairs over UDP', { DCMX_DNS_CACHE_ENTRIES: '0' }, hitUdp] as [string, Record<string, string>, Load]] : []),
+      ];
+      for (const [i, [what, extra, load]] of profiled.entries()) {
+        const profileDir = path.join(tmp, `prof-${i}`);
+        log(`dns: dcmx (1 thread) under --cpu-prof: ${what}`);
+        const appP = await startAppliance({ ...env, ...extra }, 1, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`], pin.server);
+        try {
+          const dcmx = serverOf(appP, `${appP.label} --cpu-prof`);
+          await waitForZone(dcmx.port, appP.child);
+          await warm(dcmx, q);
+          await window(dcmx, load);
+        } finally {
+          await stopDcmx(appP.child, notes, `${appP.label} --cpu-prof`);
+        }
+        text.push(`dcmx CPU profile, DNS ${what} (node --cpu-prof; includes start-up and a ${s.warmup} s warm-up over UDP and TCP):\n${summariseDir(profileDir)}`);
+      }
+    }
+
     // ---------------------------------------------------------------- signed against unsigned, one thread
     if (s.signed) {
       // The store above is unsigned (DCMX_DNSSEC=off). A second store, loaded and served with DCMX_DNSSEC on, holds the
@@ -555,7 +585,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
   } finally {
     cleanup();
   }
-  return { tables: [table], text: [], ratios, memory };
+  return { tables: [table], text, ratios, memory };
 }
 
 /** The DNS benchmark module. */

@@ -21,9 +21,9 @@
  * ceiling). Ratios for the summary: searches/s against slapd (goal at least
  * 0.8x) and single-client p99 against slapd's (goal at most 1.5x), pair by
  * pair and their median; 2 threads against 1 as information.
- * With DCMX_BENCH_PROFILE set (1|search, load, all), a one-thread dcmx is
- * also run under `node --cpu-prof` for that phase, and the profile is
- * summarised.
+ * With DCMX_BENCH_PROFILE set (search, load, or 1 for both; profile.ts), a
+ * one-thread dcmx is also run under `node --cpu-prof` for that phase, and
+ * the profile is summarised.
  *
  * Knobs (environment): DCMX_BENCH_DOMAINS (10000; 2000 in a short run),
  * DCMX_BENCH_SECONDS (window length, 5; 2), DCMX_BENCH_ROUNDS (pairs of
@@ -44,7 +44,7 @@ import { alternate, pairedRatio, windowsFigure, type Window } from './alternate'
 import { ADMIN_DN, ADMIN_PASSWORD, ditPhases, mailOf, SUFFIX } from './dit';
 import { connectAll, percentile, pipelinedAdds, searchLoad, type AddResult, type SearchResult } from './ldapload';
 import { slapdUnavailable, startSlapd } from './slapd';
-import { summariseFile } from './profile';
+import { profileWanted, summariseDir } from './profile';
 import type { WireConn } from './wire';
 
 interface Settings {
@@ -61,10 +61,9 @@ interface Settings {
 }
 
 function settings(): Settings {
-  const p = (process.env.DCMX_BENCH_PROFILE ?? '').toLowerCase();
   const profile = new Set<'load' | 'search'>();
-  if (p === '1' || p === 'search' || p === 'all' || p === 'true') profile.add('search');
-  if (p === 'load' || p === 'all') profile.add('load');
+  if (profileWanted('search')) profile.add('search');
+  if (profileWanted('load')) profile.add('load');
   return {
     domains: envInt('DCMX_BENCH_DOMAINS', 10_000, 1, 2_000),
     seconds: windowSeconds(),
@@ -161,11 +160,6 @@ function genNote(label: string, r: SearchResult): string {
     `${(r.serverCpu * 1e6 / Math.max(1, r.searches)).toFixed(1)} µs CPU/search`;
 }
 
-function findProfile(dir: string): string {
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
-  if (files.length !== 1) throw new Error(`expected one .cpuprofile in ${dir}, found ${files.length}`);
-  return path.join(dir, files[0]);
-}
 
 async function run(log: (msg: string) => void): Promise<Report> {
   const s = settings();
@@ -295,7 +289,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
       } finally {
         await stopDcmx(prof.child, notes, 'dcmx profiled');
       }
-      text.push(`dcmx CPU profile, load phase (node --cpu-prof):\n${summariseFile(findProfile(profileDir))}`);
+      text.push(`dcmx CPU profile, load phase (node --cpu-prof):\n${summariseDir(profileDir)}`);
     }
     if (s.profile.has('search')) {
       const profileDir = path.join(tmp, 'prof-search');
@@ -310,7 +304,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
       }
       text.push(
         `dcmx CPU profile, search phase (node --cpu-prof; includes start-up, binds and warm-up):\n` +
-          summariseFile(findProfile(profileDir)),
+          summariseDir(profileDir),
       );
     }
 

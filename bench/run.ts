@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   // The in-process load generators (LDAP searches, provisioning) run on the generator's core.
   pinSelf();
   console.log(
-    `dcmx benchmarks${shortRun() ? ' (short run)' : ''}: ${os.availableParallelism()} CPUs (${os.cpus()[0]?.model ?? 'unknown'}), ` +
+    `dcmx benchmarks${shortRun() ? ' (short run)' : ''}: ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? 'unknown'}), ` +
       `Node ${process.version}; ${pinning().note}; load average at start ` +
       os.loadavg().map((l) => l.toFixed(2)).join(' '),
   );

@@ -33,7 +33,9 @@
  * the smtp-sink calibration, DCMX_BENCH_POSTFIX=0 to skip Postfix,
  * DCMX_BENCH_POSTFIX_LOG=1 to keep Postfix's log (see postfix.ts),
  * DCMX_BENCH_TWO_THREADS=0 to skip the two-thread run, DCMX_BENCH_PIN=0 to
- * pin nothing (proc.ts).
+ * pin nothing (proc.ts), DCMX_BENCH_PROFILE=smtp (or 1) to run one more
+ * new-connection run with a one-thread dcmx under `node --cpu-prof`, its
+ * profile summarised (profile.ts).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -44,6 +46,7 @@ import { benchTmp, cpuWindow, freePort, pinning, spawnChild, stop, stopDcmx, wai
 import { dcmxEnv, envInt, envOn, rounds, twoThreads } from './env';
 import { applianceRss, startAppliance, threadSpread, type Appliance } from './appliance';
 import { alternate, pairedRatio, windowsFigure, type Window } from './alternate';
+import { profileWanted, summariseDir } from './profile';
 import { postfixUnavailable, startPostfix } from './postfix';
 import { addRequestOp, OP, WireConn, type AddEntry } from './wire';
 
@@ -146,10 +149,12 @@ export function maildirCount(maildir: string): number {
  * A fresh appliance with `threads` serving threads over a fresh data dir in
  * `tmp`, provisioned with `entries` (default: the domain and user), for
  * `sessions` concurrent sessions of one client; `extra` environment on top;
- * on the CPUs `cpus` (a taskset list) when given.
+ * on the CPUs `cpus` (a taskset list) when given; `nodeArgs` before the
+ * script (--cpu-prof).
  */
 export async function startDcmx(
   tmp: string, threads: number, sessions: number, entries: AddEntry[] = ENTRIES, extra: Record<string, string> = {}, cpus?: string,
+  nodeArgs: string[] = [],
 ): Promise<MailServer & { app: Appliance; dataDir: string }> {
   const dataDir = fs.mkdtempSync(path.join(tmp, 'dcmx-'));
   const env = dcmxEnv(dataDir, {
@@ -165,7 +170,7 @@ export async function startDcmx(
     DCMX_SMTP_CLIENT_CONNECTIONS: String(4 * sessions),
     ...extra,
   });
-  const app = await startAppliance(env, threads, [], cpus);
+  const app = await startAppliance(env, threads, nodeArgs, cpus);
   try {
     await provision(app.ports.ldap, entries);
   } catch (e) {
@@ -321,7 +326,9 @@ async function run(log: (msg: string) => void): Promise<Report> {
       await server.stop(notes);
     }
   };
-  const dcmx = (threads: number, cpus: string | undefined) => () => startDcmx(tmp, threads, s.sessions, ENTRIES, {}, cpus);
+  const dcmx = (threads: number, cpus: string | undefined, nodeArgs: string[] = []) => () =>
+    startDcmx(tmp, threads, s.sessions, ENTRIES, {}, cpus, nodeArgs);
+  const text: string[] = [];
   const postfix = () => startPostfixServer(tmp, pin.server);
   try {
     const why = s.postfix ? postfixUnavailable() : 'DCMX_BENCH_POSTFIX=0';
@@ -357,6 +364,11 @@ async function run(log: (msg: string) => void): Promise<Report> {
         to: windowsFigure(label, w.a.map((x) => x.rate)),
       });
     }
+    if (profileWanted('smtp')) {
+      const profileDir = path.join(tmp, 'prof');
+      await runOn(false, dcmx(1, pin.server, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]), ' --cpu-prof');
+      text.push(`dcmx CPU profile, SMTP new connection per message (node --cpu-prof; includes start-up, provisioning and the warm-up message):\n${summariseDir(profileDir)}`);
+    }
     const sink = which('smtp-sink');
     if (!s.sink) notes.push('smtp-sink calibration skipped (DCMX_BENCH_SMTP_SINK=0)');
     else if (!sink) notes.push('smtp-sink calibration skipped: smtp-sink not found');
@@ -375,7 +387,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
     cleanup();
   }
   const table: Table = { title: 'SMTP', columns: COLUMNS, rows, notes };
-  return { tables: [table], text: [], ratios, memory };
+  return { tables: [table], text, ratios, memory };
 }
 
 /** The SMTP benchmark module. */
