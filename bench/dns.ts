@@ -15,7 +15,9 @@
  *    (cache hits), the same over TCP, and an NXDOMAIN flood: 400,000 random
  *    names directly below the zone, cycled (more than the cache holds).
  *    Then dcmx's VmRSS (goal: at most 100 MiB) beside NSD's (Pss of its
- *    processes).
+ *    processes). Then the cached pairs over UDP again, alternating a quiet
+ *    window with one while new domains are provisioned over LDAP (10 a
+ *    second, each a zone of its own: zone.ts newDomainEntry).
  * 3. The miss path: a dcmx started with DCMX_DNS_CACHE_ENTRIES=0 (no answer
  *    cache) against NSD, alternating, on the pairs over UDP.
  * 4. Warm-up: a dcmx started afresh, one-second dnsperf runs back to back,
@@ -38,7 +40,8 @@
  * windows, 3; 2), DCMX_BENCH_DNS_CLIENTS (dnsperf -c, 4),
  * DCMX_BENCH_DNS_UDP_OUTSTANDING (dnsperf -q over UDP, 100),
  * DCMX_BENCH_DNS_TCP_OUTSTANDING (-q over TCP, 200),
- * DCMX_BENCH_DNS_NXDOMAIN_NAMES (400000), DCMX_BENCH_DNS_WARM_SECONDS
+ * DCMX_BENCH_DNS_NXDOMAIN_NAMES (400000), DCMX_BENCH_DNS_PROVISION_RATE
+ * (new domains a second during the provisioning windows, 10; 0 skips them), DCMX_BENCH_DNS_WARM_SECONDS
  * (one-second runs after a start, 5; 3), DCMX_BENCH_DNS_MISS=0 to skip the miss path,
  * DCMX_BENCH_NSD=0 / DCMX_BENCH_KNOT=0 to skip NSD / Knot,
  * DCMX_BENCH_TWO_THREADS=0 to skip the two-thread window,
@@ -56,7 +59,8 @@ import { benchTmp, cpuWindow, duBytes, execNode, pinning, spawnChild, stop, stop
 import { DCMX_CLI, dcmxEnv, envInt, envOn, rounds, twoThreads, windowSeconds } from './env';
 import { applianceRss, startAppliance, threadSpread, type Appliance } from './appliance';
 import { alternate, pairedRatio, windowsFigure, type Window } from './alternate';
-import { ADMIN_DN, ADMIN_PASSWORD, SUFFIX, udpAsk, waitForZone, writeParts, writeZoneLdif, ZONE, type DnsPeer } from './zone';
+import { ADMIN_DN, ADMIN_PASSWORD, newDomainEntry, SUFFIX, udpAsk, waitForZone, writeParts, writeZoneLdif, ZONE, type DnsPeer } from './zone';
+import { addRequestOp, OP, WireConn } from './wire';
 import { NSD_SERVERS, nsdUnavailable, startNsd } from './nsd';
 import { KNOT_WORKERS, knotUnavailable, startKnot } from './knot';
 import { profileWanted, summariseDir } from './profile';
@@ -78,6 +82,7 @@ interface Settings {
   twoThreads: boolean;
   signed: boolean;
   profile: boolean;
+  provisionRate: number;
 }
 
 function settings(): Settings {
@@ -97,6 +102,7 @@ function settings(): Settings {
     twoThreads: twoThreads(),
     signed: envOn('DCMX_BENCH_DNS_SIGNED'),
     profile: profileWanted('dns'),
+    provisionRate: envInt('DCMX_BENCH_DNS_PROVISION_RATE', 10, 0),
   };
 }
 
@@ -232,6 +238,55 @@ function writeQueryFiles(tmp: string, s: Settings): QueryFiles {
   const distinct = path.join(tmp, 'miss-distinct.txt');
   writeParts(distinct, distinctCount, (i) => `u${i}.h${i % s.names}.${ZONE} ${i & 1 ? 'MX' : 'A'}\n`);
   return { hit, nx, cycle, cycleLength: cyclePairs.length, distinct, distinctCount };
+}
+
+/** What {@link provisionWhile} did beside the load. */
+interface Provisioned {
+  added: number;
+  /** Ticks at which the previous add had not been answered yet (so none was sent). */
+  behind: number;
+  maxMs: number;
+  errors: string[];
+}
+
+/**
+ * Runs `during` while adding a new domain (zone.ts newDomainEntry, numbered
+ * from `next.i`) every 1/`perSecond` s over one LDAP connection to `ldapPort`
+ * bound as the administrator, one add at a time; resolves with `during`'s
+ * result and what was added once the last add is answered.
+ */
+async function provisionWhile<T>(ldapPort: number, perSecond: number, next: { i: number }, during: () => Promise<T>): Promise<[T, Provisioned]> {
+  const conn = await WireConn.connect(ldapPort);
+  const p: Provisioned = { added: 0, behind: 0, maxMs: 0, errors: [] };
+  try {
+    await conn.bind(ADMIN_DN, ADMIN_PASSWORD);
+    let inFlight: Promise<void> | undefined;
+    const tick = () => {
+      if (inFlight) {
+        p.behind++;
+        return;
+      }
+      const e = newDomainEntry(next.i++);
+      const t0 = performance.now();
+      inFlight = conn.request(addRequestOp(e), OP.addResponse, `add ${e.dn}`).then(
+        () => {
+          p.added++;
+          p.maxMs = Math.max(p.maxMs, performance.now() - t0);
+        },
+        (err: Error) => void p.errors.push(err.message),
+      ).finally(() => (inFlight = undefined));
+    };
+    const timer = setInterval(tick, 1000 / perSecond);
+    tick();
+    try {
+      return [await during(), p];
+    } finally {
+      clearInterval(timer);
+      await inFlight;
+    }
+  } finally {
+    conn.close();
+  }
 }
 
 /** A DNS server under test: its label, main process and port. */
@@ -376,6 +431,32 @@ async function run(log: (msg: string) => void): Promise<Report> {
           ratios.push({ measure: 'DNS memory (MiB) vs NSD (Pss of its processes)', of: { label: app.label, value: mib(rss) }, to: { label: 'NSD', value: mib(nsdPss) } });
           notes.push(`memory after the load: ${app.label} VmRSS ${fmt.mib(rss)}; NSD ${fmt.mib(nsdPss)} (Pss of its processes: shared pages split among them)`);
         }
+        if (s.provisionRate) {
+          // The same cached load, alternating: a window with the store quiet, then one while new domains arrive.
+          log(`dns: UDP cached names, ${s.rounds} x (quiet, while provisioning ${s.provisionRate} domains/s), ${s.seconds} s windows`);
+          const next = { i: 0 };
+          const prov: Provisioned[] = [];
+          const w = await alternate(
+            s.rounds,
+            (i) => window(dcmx, hitUdp, ` #${i + 1}, quiet`),
+            async (i) => {
+              const [win, p] = await provisionWhile(app.ports.ldap, s.provisionRate, next, () => window(dcmx, hitUdp, ` #${i + 1}, provisioning`));
+              prov.push(p);
+              return win;
+            },
+          );
+          ratios.push(pairedRatio(
+            `DNS UDP queries/s, cached names, while provisioning ${s.provisionRate} new domains/s vs quiet`, `${app.label}, provisioning`, w.b,
+            `${app.label}, quiet`, w.a,
+          ));
+          notes.push(
+            `provisioning: one LDAP connection bound as the administrator adds a new domain (p<i>.test: a zone of its own with SOA, ` +
+              `NS and MX, objectClass mailDomain) every ${(1000 / s.provisionRate).toFixed(0)} ms, one add at a time, while dnsperf runs the ` +
+              `cached pairs; per window: ${prov.map((p) => `${p.added} added (slowest ${fmt.ms(p.maxMs)} ms${p.behind ? `, ${p.behind} ticks skipped, the previous add unanswered` : ''})`).join('; ')}; ` +
+              'the server\'s CPU per query includes the adds',
+          );
+          for (const p of prov) if (p.errors.length) notes.push(`provisioning: ${p.errors.length} adds failed, first: ${p.errors[0]}`);
+        } else notes.push('provisioning run skipped (DCMX_BENCH_DNS_PROVISION_RATE=0)');
       } finally {
         await stopDcmx(app.child, notes, app.label);
       }
