@@ -35,6 +35,9 @@
  * DCMX_BENCH_DNS_TCP_OUTSTANDING (-q over TCP, 200), DCMX_BENCH_DNS_MISS=0
  * to skip the cache-miss runs, DCMX_BENCH_NSD=0 / DCMX_BENCH_KNOT=0 to skip
  * NSD / Knot, DCMX_BENCH_DNS_SIGNED=0 to skip signed against unsigned.
+ * DCMX_BENCH_PROFILE=1: the one-thread dcmx runs under `node --cpu-prof`
+ * (its runs above are then profiled ones), and the profile of each of its
+ * threads that took samples is summarised (bench/profile.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -47,6 +50,7 @@ import { ADMIN_DN, ADMIN_PASSWORD, SUFFIX, udpAsk, waitForZone, writeParts, writ
 import { NSD_SERVERS, nsdUnavailable, startNsd } from './nsd';
 import { KNOT_WORKERS, knotUnavailable, startKnot } from './knot';
 import { prng } from '../test/prng';
+import { summariseFile } from './profile';
 
 interface Settings {
   names: number;
@@ -59,6 +63,7 @@ interface Settings {
   nsd: boolean;
   knot: boolean;
   signed: boolean;
+  profile: boolean;
 }
 
 function settings(): Settings {
@@ -73,6 +78,7 @@ function settings(): Settings {
     nsd: envOn('DCMX_BENCH_NSD'),
     knot: envOn('DCMX_BENCH_KNOT'),
     signed: envOn('DCMX_BENCH_DNS_SIGNED'),
+    profile: !['', '0', 'false'].includes((process.env.DCMX_BENCH_PROFILE ?? '').toLowerCase()),
   };
 }
 
@@ -209,6 +215,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
   const rows: string[][] = [];
   const notes: string[] = [];
   const memory: Memory[] = [];
+  const text: string[] = [];
   const apps: Appliance[] = [];
   const figures = new Map<string, Throughput>();
   /** DO=1 queries/s over UDP, one thread, by signed (true) and unsigned (false) zone. */
@@ -295,7 +302,8 @@ async function run(log: (msg: string) => void): Promise<Report> {
     // ---------------------------------------------------------------- dcmx, 1 then 2 threads
     for (const threads of THREAD_SETTINGS) {
       log(`dns: starting dcmx with DCMX_THREADS=${threads}`);
-      const app = await startAppliance(env, threads);
+      const profileDir = s.profile && threads === 1 ? path.join(tmp, 'prof') : undefined;
+      const app = await startAppliance(env, threads, profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
       apps.push(app);
       try {
         const idle = applianceRss(app);
@@ -321,6 +329,11 @@ async function run(log: (msg: string) => void): Promise<Report> {
         if (spread) notes.push(spread);
       } finally {
         await stopDcmx(app.child, notes, app.label);
+      }
+      // One .cpuprofile per thread (main and serving): the largest holds the queries.
+      for (const f of profileDir && fs.existsSync(profileDir) ? fs.readdirSync(profileDir).filter((n) => n.endsWith('.cpuprofile')) : []) {
+        const file = path.join(profileDir!, f);
+        if (fs.statSync(file).size > 1_000_000) text.push(`dcmx CPU profile, ${app.label} (node --cpu-prof, ${f}; start-up included):\n${summariseFile(file)}`);
       }
     }
     notes.push(threadsNote(apps));
@@ -417,7 +430,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
   } finally {
     cleanup();
   }
-  return { tables: [table], text: [], ratios: [...ratios(figures), ...signedRatios(signedFigures)], memory };
+  return { tables: [table], text, ratios: [...ratios(figures), ...signedRatios(signedFigures)], memory };
 }
 
 /** The summary's signed-against-unsigned ratios (DO=1, UDP, one thread): cached pairs, answer-cache misses, distinct names. */
