@@ -30,11 +30,19 @@ import { LRUCache } from 'lru-cache';
 import type { DnsChange } from '../directory/dns-change';
 import type { Zone, ZoneNode, ZoneView } from '../directory/zones';
 
+/** The cache keys of the answers that depend on one dependency (`dep`), shared by them all. */
+class Dependents extends Set<string> {
+  constructor(readonly dep: string) {
+    super();
+  }
+}
+
 interface Cached {
   bytes: Buffer;
   /** Time (ms) after which the answer is not served (a signed answer's signatures age); Infinity for none. */
   until: number;
-  deps: readonly string[];
+  /** The index's sets this answer is in: shared, so an answer holds no dependency strings of its own. */
+  deps: Dependents[];
 }
 
 /** What one answer read, as dependency keys (see the module comment). */
@@ -104,7 +112,7 @@ export interface AnswerCacheStats {
 export class AnswerCache {
   private readonly lru: LRUCache<string, Cached>;
   /** Dependency key → the cache keys of the answers that depend on it. */
-  private readonly index = new Map<string, Set<string>>();
+  private readonly index = new Map<string, Dependents>();
   readonly stats: AnswerCacheStats = { invalidated: 0, flushes: 0 };
 
   /** `max`: answers kept at most. `catalog`: the catalog zone's name (its contents are the set of apexes), if one is served. */
@@ -139,13 +147,14 @@ export class AnswerCache {
   set(key: string, bytes: Buffer, deps: AnswerDeps, until = Infinity): void {
     const copy = Buffer.allocUnsafeSlow(bytes.length);
     bytes.copy(copy);
-    const list = [...deps.keys];
-    this.lru.set(key, { bytes: copy, until, deps: list }); // disposes (unindexes) an entry it replaces
-    for (const d of list) {
+    this.lru.delete(key); // unindexes an entry it replaces, before this one is indexed
+    const sets = Array.from(deps.keys, (d) => {
       let s = this.index.get(d);
-      if (!s) this.index.set(d, (s = new Set()));
+      if (!s) this.index.set(d, (s = new Dependents(d)));
       s.add(key);
-    }
+      return s;
+    });
+    this.lru.set(key, { bytes: copy, until, deps: sets });
   }
 
   /** Drops every answer `c` can change (see the module comment). */
@@ -184,12 +193,10 @@ export class AnswerCache {
     }
   }
 
-  private unindex(key: string, deps: readonly string[]): void {
-    for (const d of deps) {
-      const s = this.index.get(d);
-      if (!s) continue;
+  private unindex(key: string, deps: readonly Dependents[]): void {
+    for (const s of deps) {
       s.delete(key);
-      if (s.size === 0) this.index.delete(d);
+      if (s.size === 0 && this.index.get(s.dep) === s) this.index.delete(s.dep);
     }
   }
 }
