@@ -308,8 +308,7 @@ export class Zones implements ZoneView {
    * lower case; the store path keeps such a caller's owner names as given).
    */
   private index(): ZoneIndex | undefined {
-    // A read-only connection (a serving thread's) is never in a write transaction: no native call per read to ask.
-    if (!this.directory.store.readOnly && this.directory.store.db.inTransaction) return undefined;
+    if (this.directory.store.inTransaction) return undefined;
     return (this.compiled ??= this.compile());
   }
 
@@ -416,7 +415,7 @@ export class Zones implements ZoneView {
 
   /** {@link signingOf} with the records made from it, cached per version (read afresh inside a write transaction). */
   private apexSigning(name: string, e?: StoredEntry): ApexSigning | undefined {
-    if (this.directory.store.db.inTransaction) return this.buildApexSigning(name, e ?? this.entryAt(name));
+    if (this.directory.store.inTransaction) return this.buildApexSigning(name, e ?? this.entryAt(name));
     if (this.signingBuilt.version !== this.dataVersion) this.signingBuilt = { version: this.dataVersion, byApex: new Map() };
     const byApex = this.signingBuilt.byApex;
     let s = byApex.get(name);
