@@ -4,98 +4,120 @@
  *
  * While an answer is built, a recording zone view (recordingView) notes
  * what the lookup read:
- * - `node:` every name whose node it asked for, found or not: a name that
+ * - `node` every name whose node it asked for, found or not: a name that
  *   did not exist is how a negative answer (and a wildcard probe `*.p`)
  *   learns that a name added there turns it positive;
- * - `zone:` every zone apex zoneOf gave it: the zone's default TTL, signing
+ * - `zone` every zone apex zoneOf gave it: the zone's default TTL, signing
  *   state, cuts and apex set reach every answer of the zone;
- * - `none:` every name from a name zoneOf found no zone for up to the root:
+ * - `none` every name from a name zoneOf found no zone for up to the root:
  *   an apex added there gives it one;
- * - `soa:` the zone whose SOA the answer carries (negative answers, signed
- *   denials and referrals).
- * A change (dns-change.ts) then drops: `node:` of each name it touches;
- * for an SOA replaced (a serial bump) `soa:` of the apex, `none:` of it and
- * `zone:` of the zones above it (the entry may just have become an apex,
+ * - `soa` the zone whose SOA the answer carries (negative answers, signed
+ *   denials and referrals). Every write to a zone bumps its serial in the
+ *   same transaction (zones.ts bumpSerials), so an NXDOMAIN without a CNAME
+ *   chain needs no `node` dependencies: all it read is the path down to the
+ *   name and the wildcard probes, names of its zone (the closest apex) whose
+ *   every change moves the SOA. An NXDOMAIN flood of random names then adds
+ *   no index entry per name.
+ * A change (dns-change.ts) then drops: `node` of each name it touches;
+ * for an SOA replaced (a serial bump) `soa` of the apex, `none` of it and
+ * `zone` of the zones above it (the entry may just have become an apex,
  * carving a child zone out of its parent); for a change that reaches its
  * whole zone (an apex or cut added or removed, the default TTL, the signing
- * state), `zone:` of it and every zone above (every answer carrying a
- * zone's SOA read the zone), and `none:` of it. A
- * serial bump thus keeps the zone's positive answers, but for those of the
- * apex node itself.
+ * state), `zone` of it and every zone above (every answer carrying a
+ * zone's SOA read the zone), and `none` of it. A serial bump thus keeps
+ * the zone's positive answers, but for those of the apex node itself.
  *
  * The index from dependencies to cache keys is bounded with the LRU: an
  * entry that leaves the cache (evicted, dropped, replaced) leaves the index.
  */
 import { LRUCache } from 'lru-cache';
 import type { DnsChange } from '../directory/dns-change';
-import type { Zone, ZoneNode, ZoneView } from '../directory/zones';
+import type { ZoneView } from '../directory/zones';
 
-/** The cache keys of the answers that depend on one dependency (`dep`), shared by them all. */
-class Dependents extends Set<string> {
-  constructor(readonly dep: string) {
-    super();
-  }
+/**
+ * The answers that depend on one dependency (`dep`): a doubly linked list
+ * of links, one per answer. A link leaves it in O(1) without hashing: a
+ * dependency most answers share (their zone) would otherwise be one huge
+ * Set churned by every insertion and eviction, which V8 keeps rehashing.
+ */
+class Dependents {
+  head: Link | undefined;
+  size = 0;
+  /** `name` in `map`: where the index keeps this list. */
+  constructor(readonly map: Map<string, Dependents>, readonly name: string) {}
+}
+
+/** One answer (`key`) in one dependency's list. */
+interface Link {
+  list: Dependents;
+  key: string;
+  prev: Link | undefined;
+  next: Link | undefined;
 }
 
 interface Cached {
   bytes: Buffer;
   /** Time (ms) after which the answer is not served (a signed answer's signatures age); Infinity for none. */
   until: number;
-  /** The index's sets this answer is in: shared, so an answer holds no dependency strings of its own. */
-  deps: Dependents[];
+  /** This answer's links, one per dependency. */
+  links: Link[];
 }
 
-/** What one answer read, as dependency keys (see the module comment). */
+/** The kinds of dependency (see the module comment), each indexed by name. */
+type Kind = 'node' | 'zone' | 'soa' | 'none';
+
+/** What one answer read (see the module comment): names, by kind. */
 export class AnswerDeps {
-  readonly keys = new Set<string>();
+  readonly nodes: string[] = [];
+  readonly zones: string[] = [];
+  /** Names zoneOf found no zone for. */
+  readonly unzoned: string[] = [];
+  /** The zone whose SOA the answer carries, if any. */
+  soaOf: string | undefined;
+  /** Every node read is a name of zone `soaOf` (see soa). */
+  soaCovers = false;
 
   /** The answer read the node at `name` (it may not exist). */
   node(name: string): void {
-    this.keys.add('node:' + name);
+    if (!this.nodes.includes(name)) this.nodes.push(name);
   }
 
   /** The answer read zone `apex` (its apex, default TTL, signing, cuts). */
   zone(apex: string): void {
-    this.keys.add('zone:' + apex);
+    if (!this.zones.includes(apex)) this.zones.push(apex);
   }
 
-  /** The answer carries the SOA of zone `apex`. */
-  soa(apex: string): void {
-    this.keys.add('soa:' + apex);
+  /**
+   * The answer carries the SOA of zone `apex`; `covers`: every node it read
+   * is a name of that zone, whose changes all move the SOA (an NXDOMAIN
+   * without a CNAME chain), so its `node` dependencies need no index.
+   */
+  soa(apex: string, covers = false): void {
+    this.soaOf = apex;
+    this.soaCovers = covers;
   }
 
   /** No zone holds `name`: an apex at it or any name above would. */
   noZone(name: string): void {
-    for (let n = name; ; n = n.slice(n.indexOf('.') + 1)) {
-      this.keys.add('none:' + n);
-      if (n.indexOf('.') < 0) break;
-    }
+    this.unzoned.push(name);
   }
 }
 
 /**
- * A view over `view` for one answer: reads each zone and node once (a
- * lookup asks for the same apex and nodes several times: delegation walk,
- * wildcard search, additional section) and records them in `deps`.
+ * A view over `view` for one answer that records in `deps` what the lookup
+ * reads (the compiled zones, zones.ts, make each read a map lookup).
  */
 export function recordingView(view: ZoneView, deps: AnswerDeps): ZoneView {
-  const zones = new Map<string, Zone | undefined>();
-  const nodes = new Map<string, ZoneNode | undefined>();
   return {
     zoneOf(name) {
-      if (zones.has(name)) return zones.get(name);
       const z = view.zoneOf(name);
-      zones.set(name, z);
       if (z) deps.zone(z.name);
       else deps.noZone(name);
       return z;
     },
     node(name) {
-      if (nodes.has(name)) return nodes.get(name);
-      const n = view.node(name);
-      nodes.set(name, n);
       deps.node(name);
-      return n;
+      return view.node(name);
     },
   };
 }
@@ -111,13 +133,13 @@ export interface AnswerCacheStats {
 /** The dependency-tracked answer cache (see the module comment). */
 export class AnswerCache {
   private readonly lru: LRUCache<string, Cached>;
-  /** Dependency key → the cache keys of the answers that depend on it. */
-  private readonly index = new Map<string, Dependents>();
+  /** By kind, name → the answers that depend on it. */
+  private readonly index: Record<Kind, Map<string, Dependents>> = { node: new Map(), zone: new Map(), soa: new Map(), none: new Map() };
   readonly stats: AnswerCacheStats = { invalidated: 0, flushes: 0 };
 
   /** `max`: answers kept at most. `catalog`: the catalog zone's name (its contents are the set of apexes), if one is served. */
   constructor(max: number, private readonly catalog?: string) {
-    this.lru = new LRUCache<string, Cached>({ max, dispose: (v, k) => this.unindex(k, v.deps) });
+    this.lru = new LRUCache<string, Cached>({ max, dispose: (v) => unlink(v.links) });
   }
 
   /** Answers kept now. */
@@ -125,9 +147,9 @@ export class AnswerCache {
     return this.lru.size;
   }
 
-  /** Dependency keys indexed now (for tests: bounded with the cache). */
+  /** Dependencies indexed now (for tests: bounded with the cache). */
   get indexSize(): number {
-    return this.index.size;
+    return this.index.node.size + this.index.zone.size + this.index.soa.size + this.index.none.size;
   }
 
   /** The answer kept under `key`, if it is still fresh. */
@@ -148,13 +170,24 @@ export class AnswerCache {
     const copy = Buffer.allocUnsafeSlow(bytes.length);
     bytes.copy(copy);
     this.lru.delete(key); // unindexes an entry it replaces, before this one is indexed
-    const sets = Array.from(deps.keys, (d) => {
-      let s = this.index.get(d);
-      if (!s) this.index.set(d, (s = new Dependents(d)));
-      s.add(key);
-      return s;
-    });
-    this.lru.set(key, { bytes: copy, until, deps: sets });
+    const links: Link[] = [];
+    const add = (map: Map<string, Dependents>, name: string) => {
+      let list = map.get(name);
+      if (!list) map.set(name, (list = new Dependents(map, name)));
+      const link: Link = { list, key, prev: undefined, next: list.head };
+      if (list.head) list.head.prev = link;
+      list.head = link;
+      list.size++;
+      links.push(link);
+    };
+    const ix = this.index;
+    if (deps.soaOf !== undefined) add(ix.soa, deps.soaOf);
+    if (!deps.soaCovers) for (const n of deps.nodes) add(ix.node, n);
+    for (const z of deps.zones) add(ix.zone, z);
+    for (const name of deps.unzoned) {
+      for (let n: string | undefined = name; n !== undefined; n = parentOf(n)) add(ix.none, n);
+    }
+    this.lru.set(key, { bytes: copy, until, links });
   }
 
   /** Drops every answer `c` can change (see the module comment). */
@@ -164,40 +197,46 @@ export class AnswerCache {
       this.clear();
       return;
     }
-    for (const n of c.names) this.drop('node:' + n);
+    for (const n of c.names) this.drop('node', n);
     for (const n of c.soa) {
-      this.drop('soa:' + n);
-      this.drop('none:' + n);
-      for (let a = parentOf(n); a !== undefined; a = parentOf(a)) this.drop('zone:' + a);
+      this.drop('soa', n);
+      this.drop('none', n);
+      for (let a = parentOf(n); a !== undefined; a = parentOf(a)) this.drop('zone', a);
     }
     for (const n of c.zoneWide) {
-      this.drop('none:' + n);
-      for (let a: string | undefined = n; a !== undefined; a = parentOf(a)) this.drop('zone:' + a);
+      this.drop('none', n);
+      for (let a: string | undefined = n; a !== undefined; a = parentOf(a)) this.drop('zone', a);
     }
     // RFC 9432 §4.1: the catalog lists the apexes; an SOA set or removed may add or remove one.
-    if (this.catalog !== undefined && (c.soa.size || c.zoneWide.size)) this.drop('zone:' + this.catalog);
+    if (this.catalog !== undefined && (c.soa.size || c.zoneWide.size)) this.drop('zone', this.catalog);
   }
 
   /** Drops everything. */
   clear(): void {
     this.stats.flushes++;
-    this.index.clear();
+    for (const m of Object.values(this.index)) m.clear();
     this.lru.clear();
   }
 
-  private drop(dep: string): void {
-    const keys = this.index.get(dep);
-    if (!keys) return;
-    for (const k of [...keys]) {
-      if (this.lru.delete(k)) this.stats.invalidated++;
+  private drop(kind: Kind, name: string): void {
+    const list = this.index[kind].get(name);
+    if (!list) return;
+    const keys: string[] = [];
+    for (let l = list.head; l; l = l.next) keys.push(l.key);
+    for (const k of keys) {
+      if (this.lru.delete(k)) this.stats.invalidated++; // disposes: unlinks it from every list
     }
   }
+}
 
-  private unindex(key: string, deps: readonly Dependents[]): void {
-    for (const s of deps) {
-      s.delete(key);
-      if (s.size === 0 && this.index.get(s.dep) === s) this.index.delete(s.dep);
-    }
+/** Takes an answer's `links` out of their lists, and a list left empty out of the index. */
+function unlink(links: readonly Link[]): void {
+  for (const l of links) {
+    const list = l.list;
+    if (l.prev) l.prev.next = l.next;
+    else list.head = l.next;
+    if (l.next) l.next.prev = l.prev;
+    if (--list.size === 0 && list.map.get(list.name) === list) list.map.delete(list.name);
   }
 }
 

@@ -241,8 +241,8 @@ export class Answerer {
     const deps = new AnswerDeps();
     const view = recordingView(this.zones, deps);
     const a = lookup(view, { name, type, class: q.question.class });
-    // RFC 2308 §2.1, §2.2: a negative answer carries the zone's SOA.
-    if (a.denied && a.zone !== undefined) deps.soa(a.zone);
+    // RFC 2308 §2.1, §2.2: a negative answer carries the zone's SOA; an NXDOMAIN without a CNAME chain read names of that zone only.
+    if (a.denied && a.zone !== undefined) deps.soa(a.zone, a.result === 'nxdomain' && a.answer.length === 0);
     const signing = q.edns?.do && a.zone !== undefined ? this.zones.signingOf(a.zone) : undefined;
     // The lookup read the zone already: the recording view gives it again.
     if (signing) return this.signedReply(q, a, view.zoneOf(a.zone!)!, signing.keys, keys, limit, deps);
