@@ -5,16 +5,16 @@
  *
  * The cache keeps encoded answers keyed by (name, type, class, EDNS, limit)
  * (wire.ts answerKey), the limit left out for a small complete answer, the
- * same over UDP and TCP (keyFor); a plain query whose answer is cached is answered from
- * its octets, without decoding (cachedReply).
- * Every query first brings this thread's view up to the change clock
- * (Zones.sync, one atomic load when nothing changed), and the cache is
- * dropped when the change log shows a change to DNS data (Zones.onDataChange),
- * so a query issued after a write's response always sees the write, whichever
- * thread or process made it.
+ * same over UDP and TCP (keyFor), each with what it was built from
+ * (answer-cache.ts); a plain query whose answer is cached is answered from
+ * its octets, without decoding (cachedReply). Every query first brings this
+ * thread's view up to the change clock (Zones.sync, one atomic load when
+ * nothing changed), and each change to DNS data the change log shows drops
+ * the answers it can change (Zones.onDnsChange), so a query issued after a
+ * write's response always sees the write, whichever thread or process made it.
  */
-import { LRUCache } from 'lru-cache';
-import type { Zone, ZoneNode, ZoneView, Zones } from '../directory/zones';
+import type { Zone, Zones } from '../directory/zones';
+import { AnswerCache, AnswerDeps, recordingView } from './answer-cache';
 import { lookup, type Answer } from './lookup';
 import { signAnswer } from './dnssec-answer';
 import { RESIGN_AFTER, SignCache, type SignerKey } from './dnssec-sign';
@@ -41,12 +41,6 @@ const TYPE_AXFR = 252;
 const TYPE_IXFR = 251;
 /** RFC 9824 §3.5: a meta-type; an explicit query for it is answered FORMERR. */
 const TYPE_NXNAME = 128;
-
-/** A cached signed answer, with the time (ms) after which its signatures are too old to serve again (dnssec-sign.ts RESIGN_AFTER). */
-interface SignedEntry {
-  bytes: Buffer;
-  until: number;
-}
 
 /** Where a query came from and over what. */
 export interface Transport {
@@ -90,7 +84,8 @@ function ednsLimit(udpSize: number): number {
 
 /** Answers packets for one store's zones. */
 export class Answerer {
-  private readonly cache: LRUCache<string, Buffer | SignedEntry> | undefined;
+  /** Ready answers (undefined when disabled); public for the admin API and tests. */
+  readonly cache: AnswerCache | undefined;
   /** Signatures of RRsets, kept across data changes while the RRset stays the same (dnssec-sign.ts). */
   readonly signatures = new SignCache();
   /** Counters for the admin API and benchmarks. */
@@ -104,8 +99,8 @@ export class Answerer {
     opts: { cacheEntries?: number } = {},
   ) {
     const max = opts.cacheEntries ?? 20_000;
-    this.cache = max > 0 ? new LRUCache({ max }) : undefined; // 0 disables the cache
-    zones.onDataChange(() => this.cache?.clear());
+    this.cache = max > 0 ? new AnswerCache(max, zones.catalog) : undefined; // 0 disables the cache
+    zones.onDnsChange((c) => this.cache?.invalidate(c));
   }
 
   /** Answers one packet. Never throws: anything unexpected becomes SERVFAIL (one try/catch per packet). */
@@ -142,10 +137,9 @@ export class Answerer {
     return { kind: 'reply', bytes: personalize(bytes, (buf[0] << 8) | buf[1], (buf[2] & 0x01) !== 0, (buf[3] & 0x10) !== 0, buf, QUESTION, p.questionEnd) };
   }
 
-  /** The cached answer under `key`, unless it is a signed one whose signatures have grown too old. */
+  /** The cached answer under `key`, unless it is a signed one whose signatures have grown too old (AnswerCache.get). */
   private cached(key: string): Buffer | undefined {
-    const c = this.cache?.get(key);
-    return c === undefined || !('until' in c) ? c : c.until > Date.now() ? c.bytes : undefined;
+    return this.cache?.get(key);
   }
 
   /** Counts a zone transfer's reply by its first message's RCODE (a refusal, a failure or the transfer). */
@@ -244,17 +238,20 @@ export class Answerer {
       this.stats.cacheHits++;
       return { kind: 'reply', bytes: personalize(cached, q.id, q.rd, q.cd, q.questionWire, 0, q.questionWire.length) };
     }
-    const view = memoView(this.zones);
+    const deps = new AnswerDeps();
+    const view = recordingView(this.zones, deps);
     const a = lookup(view, { name, type, class: q.question.class });
+    // RFC 2308 §2.1, §2.2: a negative answer carries the zone's SOA.
+    if (a.denied && a.zone !== undefined) deps.soa(a.zone);
     const signing = q.edns?.do && a.zone !== undefined ? this.zones.signingOf(a.zone) : undefined;
-    // The lookup read the zone already: the memo view gives it again without a store read.
-    if (signing) return this.signedReply(q, a, view.zoneOf(a.zone!)!, signing.keys, keys, limit);
+    // The lookup read the zone already: the recording view gives it again.
+    if (signing) return this.signedReply(q, a, view.zoneOf(a.zone!)!, signing.keys, keys, limit, deps);
     const r = this.base(q, rcodeOf(a), a.aa);
     r.answer = a.answer;
     r.authority = a.authority;
     r.additional = a.additional;
     const bytes = encodeResponse(r, limit);
-    this.cache?.set(keyFor(bytes, r, keys), Buffer.from(bytes));
+    this.cache?.set(keyFor(bytes, r, keys), bytes, deps);
     return { kind: 'reply', bytes };
   }
 
@@ -263,7 +260,7 @@ export class Answerer {
    * cached for at most {@link RESIGN_AFTER}, so that no cached answer carries
    * signatures much older than the sign cache allows.
    */
-  private signedReply(q: Query, a: Answer, zone: Zone, signers: readonly SignerKey[], keys: CacheKeys, limit: number): Outcome {
+  private signedReply(q: Query, a: Answer, zone: Zone, signers: readonly SignerKey[], keys: CacheKeys, limit: number, deps: AnswerDeps): Outcome {
     if (q.question.type === TYPE_NXNAME) return this.reply(this.base(q, RCODE.FORMERR, false), limit);
     const now = Date.now();
     const compactOk = q.edns?.co === true;
@@ -275,7 +272,9 @@ export class Answerer {
     r.additional = s.additional;
     if (compactOk) r.edns!.co = true; // RFC 9824 §4: the CO flag is echoed
     const bytes = encodeResponse(r, limit);
-    this.cache?.set(keyFor(bytes, r, keys), { bytes: Buffer.from(bytes), until: now + RESIGN_AFTER * 1000 });
+    // A signed referral's proof of no DS is an NSEC with the SOA's negative TTL (RFC 4035 §2.3, dnssec-answer.ts denial).
+    if (a.cut) deps.soa(zone.name);
+    this.cache?.set(keyFor(bytes, r, keys), bytes, deps, now + RESIGN_AFTER * 1000);
     return { kind: 'reply', bytes };
   }
 }
@@ -320,24 +319,4 @@ function personalize(cached: Buffer, id: number, rd: boolean, cd: boolean, wire:
   b[3] = (b[3] & ~0x10) | (cd ? 0x10 : 0);
   for (let i = start, o = QUESTION; i < end; i++, o++) b[o] = wire[i]; // a short run: a loop beats Buffer.copy's call
   return b;
-}
-
-/**
- * The zone view for one lookup, remembering what it read: a lookup asks for
- * the same apex and nodes several times (delegation walk, wildcard search,
- * additional section), each a store read and RDATA parse otherwise.
- */
-function memoView(view: ZoneView): ZoneView {
-  const zones = new Map<string, Zone | undefined>();
-  const nodes = new Map<string, ZoneNode | undefined>();
-  return {
-    zoneOf(name) {
-      if (!zones.has(name)) zones.set(name, view.zoneOf(name));
-      return zones.get(name);
-    },
-    node(name) {
-      if (!nodes.has(name)) nodes.set(name, view.node(name));
-      return nodes.get(name);
-    },
-  };
 }
