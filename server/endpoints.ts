@@ -72,8 +72,7 @@ export async function startEndpoints(directory: Directory, zones: Zones, config:
       writer: deps.writer, provisioning: true, tls, reusePort, caps: deps.caps?.ldap, syncBacklog: config.ldap.syncBacklog,
     }, log.child({ ep: 'ldap' })));
     started.push(ldap);
-    // The zones compiled in memory now, before the port opens: built by the first query otherwise, which would
-    // hold every query of the first second behind one scan of the DC tree ("ready" means ready to answer).
+    // The zones compiled before the DNS port opens (zone-index.ts): the first queries do not wait for the scan.
     zones.compile();
     const dns = await listening('DCMX_DNS_PORT', host, ports.dns, () => startDnsServer(zones, {
       host, port: ports.dns, axfrAllow: config.dns.axfrAllow, cacheEntries: config.dns.cacheEntries,

@@ -85,6 +85,26 @@ export class DnsNames {
     return out + this.suffixNdn;
   }
 
+  /**
+   * The name whose entry (toNdn) is the one with normalised DN `ndn`, if
+   * any: what a view keyed by name holds that entry under. `dn` is read only
+   * when `ndn` has escapes (a plain `dc=a,dc=b,<suffix>` is read as is).
+   */
+  nameOfEntry(dn: string, ndn: string): string | undefined {
+    if (!ndn.startsWith('dc=') || !ndn.endsWith(',' + this.suffixNdn)) return undefined;
+    const head = ndn.slice(0, ndn.length - this.suffixNdn.length - 1);
+    let name: string | undefined;
+    if (!head.includes('\\') && !head.includes('+') && !head.includes('"')) {
+      // No escape and no multi-valued RDN: every ',' separates RDNs, and each must be dc= (a ',' left is another type).
+      name = head.slice(3).split(',dc=').join('.');
+      if (name.includes(',')) name = undefined;
+    } else {
+      name = this.fromDn(dn, ndn);
+    }
+    // Only the entry toNdn finds for the name (a dc value holding a '.' spells another name's DN).
+    return name !== undefined && this.toNdn(name) === ndn ? name : undefined;
+  }
+
   /** The name an entry spells, when its DN below the suffix is a pure dc chain. */
   fromDn(dn: string, ndn: string): string | undefined {
     return this.labelsOf(dn, ndn)?.map((l) => l.toLowerCase()).join('.');
@@ -291,12 +311,13 @@ export class Zones implements ZoneView {
   /**
    * The compiled zones, or undefined where the store must be read instead:
    * inside a write transaction (the write hooks see the store as the
-   * transaction leaves it, not as the change log had it), and for a name
-   * with upper-case letters (the index is keyed in lower case; the store
-   * path keeps such a caller's owner names as given).
+   * transaction leaves it, not as the change log had it). A name with
+   * upper-case letters is read from the store too (the index is keyed in
+   * lower case; the store path keeps such a caller's owner names as given).
    */
-  private index(name: string): ZoneIndex | undefined {
-    if (this.directory.store.db.inTransaction || !isLower(name)) return undefined;
+  private index(): ZoneIndex | undefined {
+    // A read-only connection (a serving thread's) is never in a write transaction: no native call per read to ask.
+    if (!this.directory.store.readOnly && this.directory.store.db.inTransaction) return undefined;
     return (this.compiled ??= this.compile());
   }
 
@@ -317,12 +338,7 @@ export class Zones implements ZoneView {
       },
       below: (e) => directory.store.descendants(e.rpath),
       entryAt: (name) => this.entryAt(name),
-      nameOf: (e) => {
-        if (!e.ndn.startsWith('dc=')) return undefined;
-        const name = names.fromDn(e.dn, e.ndn);
-        // Only the entry entryAt finds for the name (a dc value holding a '.' spells another name's DN).
-        return name !== undefined && names.toNdn(name) === e.ndn ? name : undefined;
-      },
+      nameOf: (e) => names.nameOfEntry(e.dn, e.ndn),
       compile: (name, e, ttl) => this.compileNode(name, e, ttl),
     }));
   }
@@ -341,7 +357,7 @@ export class Zones implements ZoneView {
   /** The closest apex at or above `name`. */
   zoneOf(name: string): Zone | undefined {
     if (this.inCatalog(name)) return { name: this.catalog!, soa: this.catalogView().soa };
-    const index = this.index(name);
+    const index = isLower(name) ? this.index() : undefined;
     return index ? index.zoneOf(name) : this.storeZoneOf(name);
   }
 
@@ -374,10 +390,12 @@ export class Zones implements ZoneView {
       const rrs = this.catalogView().nodes.get(name);
       return rrs && { name, rrsets: groupByType(rrs) };
     }
-    const index = this.index(name);
+    const index = this.index();
     if (!index) return this.storeNode(name);
     const n = index.node(name);
-    if (!n?.apex?.signed) return n;
+    // Names are held in lower case: only a miss needs to ask whether the name has upper case.
+    if (!n) return isLower(name) ? undefined : this.storeNode(name);
+    if (!n.apex?.signed) return n;
     const signed = this.apexSigning(name);
     if (!signed) return n;
     return (signed.node ??= withSigning(n, signed));
