@@ -183,6 +183,8 @@ const RPATH_END = '\u0002';
 const STATEMENT_CACHE = 256;
 /** Statements with more parameters than this (large filters) are prepared for one use, not cached. */
 const LARGE_STATEMENT_PARAMS = 64;
+/** Candidates of an index-driven search read at once before the rest are iterated (Store.candidates). */
+const FIRST_BATCH = 32;
 
 /** SQLite's refusal of a statement for its size: expression depth, parameters, parser stack, compound terms. */
 function isLimitError(e: unknown): boolean {
@@ -372,29 +374,40 @@ export class Store {
       scopeSql = `${probe.sql} AND ${scopeSql}`;
       params = [...probe.params, ...params];
     }
-    const build = (c: { sql: string; params: string[] }): [string, (string | number)[]] => {
+    let c: { sql: string; params: string[] } = cond;
+    /** The statement for the candidates above `afterId`, at most `batch` of them (all without). */
+    const prepared = (afterId: number | undefined, batch?: number): [Statement, (string | number)[]] => {
       let sql = head + scopeSql;
       const all: (string | number)[] = [...params];
       if (c.sql !== '1') sql += ` AND (${c.sql})`;
       for (const v of c.params) all.push(v);
-      if (q.afterId !== undefined) {
+      if (afterId !== undefined) {
         sql += ' AND e.id > ?';
-        all.push(q.afterId);
+        all.push(afterId);
       }
-      return [sql + ' ORDER BY e.id', all];
+      sql += batch ? ` ORDER BY e.id LIMIT ${batch}` : ' ORDER BY e.id';
+      try {
+        // A statement for a large filter is used once: it does not take a place in the cache.
+        return [all.length > LARGE_STATEMENT_PARAMS ? this.db.prepare(sql) : this.stmt(sql), all];
+      } catch (e) {
+        // filterToSql keeps within SQLite's limits; should one still be hit, the
+        // scope alone gives the candidates (a superset, the caller evaluates the filter).
+        if (c.sql === '1' || !isLimitError(e)) throw e;
+        c = { sql: '1', params: [] };
+        return prepared(afterId, batch);
+      }
     };
-    let [sql, all] = build(cond);
-    let stmt: Statement;
-    try {
-      // A statement for a large filter is used once: it does not take a place in the cache.
-      stmt = all.length > LARGE_STATEMENT_PARAMS ? this.db.prepare(sql) : this.stmt(sql);
-    } catch (e) {
-      // filterToSql keeps within SQLite's limits; should one still be hit, the
-      // scope alone gives the candidates (a superset, the caller evaluates the filter).
-      if (cond.sql === '1' || !isLimitError(e)) throw e;
-      [sql, all] = build({ sql: '1', params: [] });
-      stmt = this.stmt(sql);
+    let afterId = q.afterId;
+    if (driver) {
+      // An indexed equality finds few entries, as a rule: the first FIRST_BATCH are read in one call, which
+      // costs less than an iterator (its set-up is a third of such a search's query); the rest, if any, follow.
+      const [stmt, all] = prepared(afterId, FIRST_BATCH);
+      const rows = stmt.all(...all) as EntryRow[];
+      for (const r of rows) yield Store.toEntry(r);
+      if (rows.length < FIRST_BATCH) return;
+      afterId = rows[rows.length - 1].id;
     }
+    const [stmt, all] = prepared(afterId);
     for (const r of stmt.iterate(...all) as IterableIterator<EntryRow>) yield Store.toEntry(r);
   }
 

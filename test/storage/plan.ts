@@ -15,7 +15,7 @@ export interface CandidateQuery {
 
 /**
  * Runs `search` (which must search `dir`) and returns the candidate query it
- * ran (the statement over `entries e`), with SQLite's plan for it.
+ * ran first (the statement over `entries e`), with SQLite's plan for it.
  */
 export function candidateQuery(dir: Directory, search: () => void): CandidateQuery {
   // The store keeps prepared statements: forget them, so the search prepares its own again.
@@ -24,13 +24,16 @@ export function candidateQuery(dir: Directory, search: () => void): CandidateQue
   const prepare = db.prepare.bind(db);
   let captured: { sql: string; params: unknown[] } | undefined;
   db.prepare = (text: string) => {
-    const stmt = prepare(text) as { iterate(...a: unknown[]): unknown };
+    const stmt = prepare(text) as Record<'iterate' | 'all', (...a: unknown[]) => unknown>;
     if (/\bentries e\b/.test(text)) {
-      const iterate = stmt.iterate.bind(stmt);
-      stmt.iterate = (...params: unknown[]) => {
-        captured = { sql: text, params };
-        return iterate(...params);
-      };
+      // An index-driven search reads its first candidates with all(), the rest (if any) with iterate().
+      for (const run of ['iterate', 'all'] as const) {
+        const original = stmt[run].bind(stmt);
+        stmt[run] = (...params: unknown[]) => {
+          captured ??= { sql: text, params };
+          return original(...params);
+        };
+      }
     }
     return stmt;
   };
