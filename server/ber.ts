@@ -16,6 +16,7 @@ const TAG_SEQUENCE = 0x30;
 const TAG_SET = 0x31;
 const TAG_OCTET_STRING = 0x04;
 const TAG_INTEGER = 0x02;
+const TAG_ENUMERATED = 0x0a;
 const TAG_SEARCH_RESULT_ENTRY = 0x64; // [APPLICATION 4] constructed
 
 function lenOfLen(n: number): number {
@@ -61,9 +62,9 @@ class Writer {
     this.off += len;
   }
 
-  integer(n: number): void {
+  integer(n: number, tag = TAG_INTEGER): void {
     const len = intContentLen(n);
-    this.header(TAG_INTEGER, len);
+    this.header(tag, len);
     for (let i = len - 1; i >= 0; i--) this.buf[this.off++] = i >= 4 ? 0 : (n >>> (8 * i)) & 0xff;
   }
 }
@@ -154,10 +155,28 @@ export function encodePagedValue(size: number, cookie: Buffer): Buffer {
  * tag `opTag` (0x65 SearchResultDone, ...), with response controls.
  */
 export function encodeLdapResult(messageId: number, opTag: number, code: number, matchedDN: string, diagnostic: string, controls: Buffer[] = []): Buffer {
-  const result = tlv(opTag, Buffer.concat([tlv(0x0a, integerContent(code)), octets(TAG_OCTET_STRING, matchedDN), octets(TAG_OCTET_STRING, diagnostic)]));
-  const parts = [tlv(TAG_INTEGER, integerContent(messageId)), result];
-  if (controls.length) parts.push(tlv(0xa0, Buffer.concat(controls)));
-  return tlv(TAG_SEQUENCE, Buffer.concat(parts));
+  // In two passes, as encodeSearchEntry: every search ends with one.
+  const matchedLen = byteLen(matchedDN);
+  const diagnosticLen = byteLen(diagnostic);
+  const resultContent = tlvSize(intContentLen(code)) + tlvSize(matchedLen) + tlvSize(diagnosticLen);
+  let controlsLen = 0;
+  for (const c of controls) controlsLen += c.length;
+  const msgContent = tlvSize(intContentLen(messageId)) + tlvSize(resultContent) + (controls.length ? tlvSize(controlsLen) : 0);
+  const w = new Writer(Buffer.allocUnsafe(tlvSize(msgContent)));
+  w.header(TAG_SEQUENCE, msgContent);
+  w.integer(messageId);
+  w.header(opTag, resultContent);
+  w.integer(code, TAG_ENUMERATED);
+  w.octets(matchedDN, matchedLen);
+  w.octets(diagnostic, diagnosticLen);
+  if (controls.length) {
+    w.header(0xa0, controlsLen);
+    for (const c of controls) {
+      c.copy(w.buf, w.off);
+      w.off += c.length;
+    }
+  }
+  return w.buf;
 }
 
 /**
