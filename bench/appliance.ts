@@ -44,12 +44,13 @@ export function threadsNote(apps: Appliance[]): string {
 
 /**
  * Starts dist/server/main.js with `env` (see dcmxEnv) and, when `threads` is
- * given, DCMX_THREADS=threads; `nodeArgs` go before the script (--cpu-prof).
+ * given, DCMX_THREADS=threads; `nodeArgs` go before the script (--cpu-prof);
+ * on the CPUs `cpus` (a taskset list, see proc.ts pinning) when given.
  * Resolves once it printed its ready line.
  */
-export async function startAppliance(env: NodeJS.ProcessEnv, threads?: number, nodeArgs: string[] = []): Promise<Appliance> {
+export async function startAppliance(env: NodeJS.ProcessEnv, threads?: number, nodeArgs: string[] = [], cpus?: string): Promise<Appliance> {
   const childEnv = threads === undefined ? env : { ...env, DCMX_THREADS: String(threads) };
-  const child = spawnChild(process.execPath, [...nodeArgs, DCMX_MAIN], childEnv);
+  const child = spawnChild(process.execPath, [...nodeArgs, DCMX_MAIN], childEnv, undefined, cpus);
   try {
     const m = await waitForLine(child, /dcmx ready .*/);
     const port = (name: string): number => {

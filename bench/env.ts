@@ -31,8 +31,20 @@ export function envOn(name: string): boolean {
   return process.env[name] !== '0';
 }
 
-/** The serving-thread counts (DCMX_THREADS) every dcmx row is measured with. */
-export const THREAD_SETTINGS = [1, 2] as const;
+/** The length of a measured window in seconds: DCMX_BENCH_SECONDS (5; 2 in a short run). */
+export function windowSeconds(): number {
+  return envInt('DCMX_BENCH_SECONDS', 5, 1, 2);
+}
+
+/** The pairs of alternating windows (alternate.ts) of each comparison: DCMX_BENCH_ROUNDS (3; 2 in a short run). */
+export function rounds(): number {
+  return envInt('DCMX_BENCH_ROUNDS', 3, 1, 2);
+}
+
+/** Whether to measure dcmx with two threads on every core as well (information): DCMX_BENCH_TWO_THREADS=0 skips it. */
+export function twoThreads(): boolean {
+  return envOn('DCMX_BENCH_TWO_THREADS');
+}
 
 /** The dcmx entry point in this build. */
 export const DCMX_MAIN = path.resolve(__dirname, '..', 'server', 'main.js');

@@ -1,10 +1,10 @@
 /**
- * Knot DNS as a DNS comparison target: 2 UDP and 2 TCP workers
- * (`server: udp-workers: 2, tcp-workers: 2`, Knot 3.x), serving the
+ * Knot DNS as a DNS comparison target: 1 UDP and 1 TCP worker
+ * (`server: udp-workers: 1, tcp-workers: 1`, Knot 3.x), serving the
  * benchmark zone from a master file, on a loopback port, in the foreground
  * as whoever runs the benchmark (no `user:`), every file it writes in a
  * temporary directory. No journal and no zone-file flush: the zone is only
- * read. Not pinned.
+ * read. On the CPUs given (the benchmark's server core).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -13,15 +13,15 @@ import { freePort, spawnChild, which } from './proc';
 import { waitForZone, writeZoneFile, ZONE, type DnsPeer } from './zone';
 
 /** Knot's worker threads per transport. */
-export const KNOT_WORKERS = 2;
+export const KNOT_WORKERS = 1;
 
 /** Why Knot cannot be used here, or undefined when it can. */
 export function knotUnavailable(): string | undefined {
   return which('knotd') && which('knotc') ? undefined : 'knotd/knotc are not installed (Debian package knot)';
 }
 
-/** Writes the zone (`names` hosts) and configuration under `dir`, checks it with knotc, starts knotd, and resolves once it answers. */
-export async function startKnot(dir: string, names: number): Promise<DnsPeer> {
+/** Writes the zone (`names` hosts) and configuration under `dir`, checks it with knotc, starts knotd (on `cpus` when given), and resolves once it answers. */
+export async function startKnot(dir: string, names: number, cpus?: string): Promise<DnsPeer> {
   for (const d of ['run', 'db']) fs.mkdirSync(path.join(dir, d), { recursive: true });
   const zoneFile = path.join(dir, `${ZONE}.zone`);
   writeZoneFile(zoneFile, names);
@@ -53,7 +53,7 @@ zone:
     const err = e as { stdout?: Buffer; stderr?: Buffer };
     throw new Error(`knotc conf-check failed:\n${err.stdout ?? ''}${err.stderr ?? ''}\n${conf}`);
   }
-  const child = spawnChild(which('knotd')!, ['-c', confFile]);
+  const child = spawnChild(which('knotd')!, ['-c', confFile], undefined, undefined, cpus);
   try {
     await waitForZone(port, child, 60_000);
   } catch (e) {

@@ -1,10 +1,12 @@
 /**
- * NSD as a DNS comparison target: `server-count: 2` (two server processes,
- * as the issue asks) with `reuseport: yes` (each gets its own sockets, as
- * dcmx's threads do), serving the benchmark zone from a master file, on a
- * loopback port, run in the foreground (`nsd -d`) from a generated
- * configuration in a temporary directory: no chroot, no privilege drop, no
- * remote control, no database file. Not pinned.
+ * NSD as a DNS comparison target: `server-count: 1` (one server process:
+ * issue 14 compares one core each), serving the benchmark zone from a
+ * master file, on a loopback port, run in the foreground (`nsd -d`) from a
+ * generated configuration in a temporary directory: no chroot, no privilege
+ * drop, no remote control, no database file, no response rate limiting
+ * (`rrl-ratelimit: 0`: NSD's default, 200 a second per source and response
+ * kind, would throttle the NXDOMAIN flood to a trickle). Its whole process tree (main,
+ * xfrd, server) on the CPUs given (the benchmark's server core).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,7 +14,7 @@ import { freePort, spawnChild, which } from './proc';
 import { waitForZone, writeZoneFile, ZONE, type DnsPeer } from './zone';
 
 /** NSD's server processes. */
-export const NSD_SERVERS = 2;
+export const NSD_SERVERS = 1;
 
 /** Why NSD cannot be used here, or undefined when it can. */
 export function nsdUnavailable(): string | undefined {
@@ -26,7 +28,7 @@ export function nsdUnavailable(): string | undefined {
  * writes (zone list, xfrd state, pid, log) in `dir`. The benchmark's and
  * the interop tests' NSD (test/dns/nsd.ts) both start from it.
  */
-export function nsdServerConfig(dir: string, port: number, o: { servers: number; reusePort?: boolean; verbosity: number }): string {
+export function nsdServerConfig(dir: string, port: number, o: { servers: number; reusePort?: boolean; verbosity: number; noRateLimit?: boolean }): string {
   return `server:
     ip-address: 127.0.0.1
     port: ${port}
@@ -41,26 +43,26 @@ ${o.reusePort ? '    reuseport: yes\n' : ''}    username: ""
     pidfile: "${dir}/nsd.pid"
     logfile: "${dir}/nsd.log"
     verbosity: ${o.verbosity}
-
+${o.noRateLimit ? '    rrl-ratelimit: 0\n' : ''}
 remote-control:
     control-enable: no
 `;
 }
 
-/** Writes the zone (`names` hosts) and configuration under `dir`, starts NSD, and resolves once it answers. */
-export async function startNsd(dir: string, names: number): Promise<DnsPeer> {
+/** Writes the zone (`names` hosts) and configuration under `dir`, starts NSD (on `cpus`, a taskset list, when given), and resolves once it answers. */
+export async function startNsd(dir: string, names: number, cpus?: string): Promise<DnsPeer> {
   fs.mkdirSync(dir, { recursive: true });
   const zoneFile = path.join(dir, `${ZONE}.zone`);
   writeZoneFile(zoneFile, names);
   const port = await freePort(true);
-  const conf = `${nsdServerConfig(dir, port, { servers: NSD_SERVERS, reusePort: true, verbosity: 0 })}
+  const conf = `${nsdServerConfig(dir, port, { servers: NSD_SERVERS, reusePort: NSD_SERVERS > 1, verbosity: 0, noRateLimit: true })}
 zone:
     name: ${ZONE}
     zonefile: "${zoneFile}"
 `;
   const confFile = path.join(dir, 'nsd.conf');
   fs.writeFileSync(confFile, conf);
-  const child = spawnChild(which('nsd')!, ['-d', '-c', confFile]);
+  const child = spawnChild(which('nsd')!, ['-d', '-c', confFile], undefined, undefined, cpus);
   try {
     await waitForZone(port, child, 60_000);
   } catch (e) {

@@ -6,7 +6,8 @@
  * the mail of one user into a Maildir, as dcmx does. Postfix's defaults
  * otherwise (process limits, in_flow_delay, fsync before 250). The master
  * runs in the foreground as a child of the benchmark, so it and its daemons
- * stop with it. Not pinned.
+ * stop with it. Its whole process tree on the CPUs given (the benchmark's
+ * server core), as the master's daemons inherit its affinity.
  *
  * Postfix's master must start as root (it runs its daemons as mail_owner
  * `postfix`); without root, or without the package, the comparison is not
@@ -105,10 +106,11 @@ function masterCf(port: number): string {
 
 /**
  * Creates the instance under `dir` (removed by the caller), starts its
- * master on a free loopback port, and resolves once smtpd's port accepts.
+ * master on a free loopback port (on `cpus`, a taskset list, when given),
+ * and resolves once smtpd's port accepts.
  * `domain` is its one virtual mailbox domain, `user@domain` its one mailbox.
  */
-export async function startPostfix(dir: string, domain: string, user: string): Promise<Postfix> {
+export async function startPostfix(dir: string, domain: string, user: string, cpus?: string): Promise<Postfix> {
   const etc = path.join(dir, 'etc');
   const queue = path.join(dir, 'queue');
   const data = path.join(dir, 'data');
@@ -155,7 +157,7 @@ export async function startPostfix(dir: string, domain: string, user: string): P
     const err = e as { status?: number; stderr?: Buffer };
     throw new Error(`postfix -c ${etc} check failed (${err.status}): ${err.stderr ?? ''} ${log()}`);
   }
-  const child = spawnChild(path.join(daemonDirectory()!, 'master'), ['-c', etc]);
+  const child = spawnChild(path.join(daemonDirectory()!, 'master'), ['-c', etc], undefined, undefined, cpus);
   try {
     await waitForPort(port, child);
   } catch (e) {

@@ -1,14 +1,21 @@
 /**
- * Process plumbing for the benchmarks: children that are always killed, CPU
- * time and resident memory from /proc, free loopback ports. Nothing is
- * pinned: servers and load generators share the machine's cores.
+ * Process plumbing for the benchmarks: children that are always killed and
+ * may be pinned to cores (taskset), CPU time and resident memory from /proc,
+ * free loopback ports.
+ *
+ * Pinning (issue 14: one core each): the server under test runs on one core
+ * (`pinning().server`, CPU 1 of this process's allowed CPUs on a two-core
+ * machine), the load generator on another (`pinning().generator`, CPU 0);
+ * children inherit their affinity, so a server's whole process tree (NSD's
+ * forks, Postfix's daemons, slapd's threads) stays on its core.
+ * DCMX_BENCH_PIN=0 turns it off.
  */
 import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 
 /** Whether a command is on the PATH (or an absolute path that exists). */
 export function which(cmd: string): string | undefined {
@@ -50,13 +57,83 @@ export interface Child {
   exited: Promise<number | null>;
 }
 
+/** The CPUs this process may run on (Cpus_allowed_list of /proc/self/status), else 0..n-1. */
+function allowedCpus(): number[] {
+  try {
+    const m = /^Cpus_allowed_list:\s*(\S+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    if (m) {
+      const cpus: number[] = [];
+      for (const part of m[1].split(',')) {
+        const [a, b] = part.split('-').map(Number);
+        for (let c = a; c <= (b ?? a); c++) cpus.push(c);
+      }
+      if (cpus.length) return cpus;
+    }
+  } catch {
+    /* not Linux */
+  }
+  return Array.from({ length: os.availableParallelism() }, (_, i) => i);
+}
+
 /**
- * Spawns `cmd args` (not pinned: it may run on any core). Output is drained
+ * Where the benchmark's processes run, as taskset CPU lists: `server` for
+ * the server under test (one core), `generator` for the load generator
+ * (another core; this process too, see {@link pinSelf}), `all` for a run
+ * that is meant to use every core (dcmx with two threads). Undefined where
+ * nothing is pinned; `note` says which.
+ */
+export interface Pinning {
+  server?: string;
+  generator?: string;
+  all?: string;
+  note: string;
+}
+
+let pinningMemo: Pinning | undefined;
+/** Whether pinSelf pinned this process: then a child spawned without CPUs of its own is given every allowed CPU back. */
+let selfPinned = false;
+
+/** The benchmark's CPU placement (see {@link Pinning}); computed once. */
+export function pinning(): Pinning {
+  if (pinningMemo) return pinningMemo;
+  const cpus = allowedCpus();
+  const all = cpus.join(',');
+  if (process.env.DCMX_BENCH_PIN === '0') pinningMemo = { note: 'nothing pinned (DCMX_BENCH_PIN=0): servers and load generators share the cores' };
+  else if (!which('taskset')) pinningMemo = { note: 'nothing pinned: taskset (util-linux) is not installed' };
+  else if (cpus.length < 2) {
+    pinningMemo = { server: all, generator: all, all, note: `one CPU (${all}): the server and the load generator share it` };
+  } else {
+    pinningMemo = {
+      server: String(cpus[1]), generator: String(cpus[0]), all,
+      note: `pinned with taskset: each server under test (its whole process tree) on CPU ${cpus[1]}, the load generator on CPU ${cpus[0]}`,
+    };
+  }
+  return pinningMemo;
+}
+
+/**
+ * Pins this process (every thread: the in-process load generators run here)
+ * to the generator's CPU; children it spawns inherit that unless spawned
+ * with their own CPUs.
+ */
+export function pinSelf(): void {
+  const cpus = pinning().generator;
+  if (!cpus) return;
+  execFileSync(which('taskset')!, ['-a', '-p', '-c', cpus, String(process.pid)], { stdio: 'ignore' });
+  selfPinned = true;
+}
+
+/**
+ * Spawns `cmd args`, on the CPUs `cpus` (a taskset list such as '1') when
+ * given, else on any CPU this process was allowed before {@link pinSelf}.
+ * taskset execs the command, so the pid is the command's. Output is drained
  * (a full pipe would stall the server) and its last 64 KiB kept.
  */
-export function spawnChild(cmd: string, args: string[], env?: NodeJS.ProcessEnv, cwd?: string): Child {
+export function spawnChild(cmd: string, args: string[], env?: NodeJS.ProcessEnv, cwd?: string, cpus?: string): Child {
   installExitHook();
-  const proc = spawn(cmd, args, { env: env ?? process.env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const placed = cpus ?? (selfPinned ? pinning().all : undefined);
+  const [file, argv] = placed === undefined ? [cmd, args] : [which('taskset') ?? 'taskset', ['-c', placed, cmd, ...args]];
+  const proc = spawn(file, argv, { env: env ?? process.env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(proc);
   let out = '';
   const keep = (d: Buffer) => {
@@ -274,6 +351,27 @@ export function rssBytes(pid: number): number {
   } catch {
     return NaN;
   }
+}
+
+/**
+ * Proportional memory (Pss of /proc/<pid>/smaps_rollup: shared pages split
+ * among the processes sharing them) of `pid` and its descendants, in bytes;
+ * NaN if unavailable. For servers of several processes (NSD).
+ */
+export function treePssBytes(pid: number): number {
+  const t = procTimes();
+  if (!t.cpu.has(pid)) return NaN;
+  let total = 0;
+  for (const p of t.cpu.keys()) {
+    if (!under(t, p, pid)) continue;
+    try {
+      const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'));
+      if (m) total += Number(m[1]) * 1024;
+    } catch {
+      /* gone, or not readable */
+    }
+  }
+  return total;
 }
 
 /** This process's CPU seconds (user+system). */

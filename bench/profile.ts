@@ -155,6 +155,23 @@ export function formatSummary(s: ProfileSummary, n = 25): string {
   return lines.join('\n');
 }
 
+/**
+ * The profiles wanted (DCMX_BENCH_PROFILE, a comma-separated list): `1`,
+ * `true` or `all` ask every module for its profiles; else the named ones
+ * (`search`, `load` for ldap; `dns`; `smtp`). Whether `names` (any of them) is asked for.
+ */
+export function profileWanted(...names: string[]): boolean {
+  const words = (process.env.DCMX_BENCH_PROFILE ?? '').toLowerCase().split(',').map((w) => w.trim());
+  return words.some((w) => w === '1' || w === 'true' || w === 'all' || names.includes(w));
+}
+
+/** The summary of the one .cpuprofile that `node --cpu-prof --cpu-prof-dir=dir` wrote (an error if there is not exactly one). */
+export function summariseDir(dir: string, n = 25): string {
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+  if (files.length !== 1) throw new Error(`expected one .cpuprofile in ${dir}, found ${files.length}`);
+  return summariseFile(path.join(dir, files[0]), n);
+}
+
 /** Reads and summarises a .cpuprofile file. */
 export function summariseFile(file: string, n = 25): string {
   return formatSummary(summarise(JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile), n);

@@ -15,6 +15,8 @@ export interface Figure {
   value: number;
   /** CPU that other processes used while it was measured, as a share of one core (0.64 = 64%). */
   others?: number;
+  /** The server's CPU per operation meanwhile, in microseconds (its process and descendants, from /proc). */
+  cpuPerOp?: number;
 }
 
 /** Above this share of a core used by other processes during a measurement, its ratios are marked disturbed. */
@@ -22,13 +24,18 @@ export const DISTURBED = 0.2;
 
 /**
  * A ratio of two measured figures (`of` / `to`), checked against one of the
- * issue's goals when `goal` is given (the ratio must be at least `goal`).
+ * issue's goals when `goal` is given: the ratio must be at least `goal`, or
+ * at most `goal` with `atMost` (latencies, times, memory). With `pairs`
+ * (the ratios of alternating windows, see alternate.ts) the ratio is their
+ * median, and the figures are the medians of each side's windows.
  */
 export interface Ratio {
   measure: string;
   of: Figure;
   to: Figure;
   goal?: number;
+  atMost?: boolean;
+  pairs?: number[];
 }
 
 /** The resident memory of one dcmx appliance: right after start, and after the benchmark's load. */
@@ -74,7 +81,23 @@ export const fmt = {
   pct: (n: number): string => (Number.isFinite(n) ? `${Math.round(n)}%` : '-'),
   mib: (bytes: number): string => (Number.isFinite(bytes) ? `${(bytes / 1048576).toFixed(1)} MiB` : '-'),
   ratio: (r: number): string => (Number.isFinite(r) ? `${r.toFixed(2)}x` : '-'),
+  /** A figure of any size: whole numbers from 100 up, three significant digits below. */
+  num: (n: number): string => (!Number.isFinite(n) ? '-' : Math.abs(n) >= 100 ? Math.round(n).toLocaleString('en-US') : n.toPrecision(3)),
 };
+
+/** The median of `xs` (NaN when empty); NaN values are left out. */
+export function median(xs: number[]): number {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return NaN;
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+/** The ratio a Ratio stands for: the median of its pairs when it has them, else of / to; NaN when a figure is missing. */
+export function ratioValue(r: Ratio): number {
+  if (!(r.of.value > 0) || !(r.to.value > 0)) return NaN;
+  return r.pairs?.length ? median(r.pairs) : r.of.value / r.to.value;
+}
 
 /**
  * PASS or MISS against the goal, `info` without one, `not measured` when a
@@ -82,20 +105,22 @@ export const fmt = {
  * {@link DISTURBED} of a core while either figure was measured.
  */
 export function verdict(r: Ratio): string {
-  const x = r.of.value / r.to.value;
-  if (!Number.isFinite(x) || r.of.value <= 0 || r.to.value <= 0) return 'not measured';
-  const v = r.goal === undefined ? 'info' : x >= r.goal ? 'PASS' : 'MISS';
+  const x = ratioValue(r);
+  if (!Number.isFinite(x)) return 'not measured';
+  const v = r.goal === undefined ? 'info' : (r.atMost ? x <= r.goal : x >= r.goal) ? 'PASS' : 'MISS';
   return Math.max(r.of.others ?? 0, r.to.others ?? 0) > DISTURBED ? `${v}, disturbed` : v;
 }
 
 /** The summary table of the ratios, each computed here from its two figures. */
 export function ratiosTable(ratios: Ratio[], notes: string[]): Table {
+  const cpu = (f: Figure) => (f.cpuPerOp === undefined ? '-' : fmt.num(f.cpuPerOp));
   return {
-    title: 'Goals (issues 10 and 11): ratios of the figures measured above',
-    columns: ['measure', 'dcmx', 'figure', 'against', 'figure', 'ratio', 'goal', 'verdict', 'others\' CPU'],
+    title: 'Goals (issue 14, one core each): ratios of the figures measured above',
+    columns: ['measure', 'dcmx', 'figure', 'CPU µs/op', 'against', 'figure', 'CPU µs/op', 'ratio', 'per pair', 'goal', 'verdict', 'others\' CPU'],
     rows: ratios.map((r) => [
-      r.measure, r.of.label, fmt.int(r.of.value), r.to.label, fmt.int(r.to.value), fmt.ratio(r.of.value / r.to.value),
-      r.goal === undefined ? '-' : `>= ${r.goal.toFixed(1)}x`, verdict(r),
+      r.measure, r.of.label, fmt.num(r.of.value), cpu(r.of), r.to.label, fmt.num(r.to.value), cpu(r.to), fmt.ratio(ratioValue(r)),
+      r.pairs?.length ? r.pairs.map((p) => (Number.isFinite(p) ? p.toFixed(2) : '-')).join(' ') : '-',
+      r.goal === undefined ? '-' : `${r.atMost ? '<=' : '>='} ${r.goal.toFixed(2)}x`, verdict(r),
       `${fmt.pct(100 * (r.of.others ?? NaN))} / ${fmt.pct(100 * (r.to.others ?? NaN))}`,
     ]),
     notes,

@@ -13,6 +13,7 @@ import { smtpBenchmark } from './smtp';
 import { provisionBenchmark } from './provision';
 import { unitsBenchmark } from './units';
 import { shortRun } from './env';
+import { pinning, pinSelf } from './proc';
 
 /** The benchmark modules, in the order they run. */
 const BENCHMARKS: Benchmark[] = [ldapBenchmark, dnsBenchmark, smtpBenchmark, provisionBenchmark, unitsBenchmark];
@@ -28,9 +29,11 @@ async function main(): Promise<void> {
   }
   const selected = wanted.length ? BENCHMARKS.filter((b) => wanted.includes(b.name)) : BENCHMARKS;
   const started = Date.now();
+  // The in-process load generators (LDAP searches, provisioning) run on the generator's core.
+  pinSelf();
   console.log(
-    `dcmx benchmarks${shortRun() ? ' (short run)' : ''}: ${os.availableParallelism()} CPUs (${os.cpus()[0]?.model ?? 'unknown'}), ` +
-      `Node ${process.version}; nothing pinned: servers and load generators share the cores; load average at start ` +
+    `dcmx benchmarks${shortRun() ? ' (short run)' : ''}: ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? 'unknown'}), ` +
+      `Node ${process.version}; ${pinning().note}; load average at start ` +
       os.loadavg().map((l) => l.toFixed(2)).join(' '),
   );
   let failed = false;
@@ -55,8 +58,10 @@ async function main(): Promise<void> {
   }
   if (ratios.length || missing.length) {
     const notes = [
-      'ratio = the dcmx figure / the figure against it, both measured in this run; verdict PASS when the ratio reaches the goal, ' +
-        'MISS when not, info for a comparison the issue sets no goal for',
+      'ratio = the dcmx figure / the figure against it, both measured in this run; where the two were measured in alternating ' +
+        'windows (dcmx, peer, dcmx, peer...), "per pair" lists the ratio of each pair and the ratio is their median, the figures the ' +
+        'medians of each side\'s windows; verdict PASS when the ratio reaches the goal (at least, or at most for times, latencies and ' +
+        'memory), MISS when not, info for a comparison the issue sets no goal for; CPU µs/op: the server\'s CPU per operation',
       `others' CPU: what every other process on the machine used while each of the two figures was measured, in per cent of one ` +
         `core; above ${Math.round(100 * DISTURBED)}% the verdict says "disturbed": someone else was using the machine, run it again`,
     ];

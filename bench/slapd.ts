@@ -6,8 +6,8 @@
  * writeSlapdConf writes that configuration (the replica tests add syncrepl to
  * it, test/fixtures/slapd.ts); startSlapd runs it as the benchmark's
  * comparison target: suffix o=internet, rootdn cn=admin,o=internet,
- * `index mail eq`, on a loopback port, with its default number of threads;
- * not pinned.
+ * `index mail eq`, on a loopback port, with its default number of threads,
+ * on the CPUs given (the benchmark's server core).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -86,8 +86,8 @@ export interface Slapd {
   dbDir: string;
 }
 
-/** Writes the benchmark's configuration under `dir` and starts slapd on a free loopback port. */
-export async function startSlapd(dir: string): Promise<Slapd> {
+/** Writes the benchmark's configuration under `dir` and starts slapd on a free loopback port (on `cpus`, a taskset list, when given). */
+export async function startSlapd(dir: string, cpus?: string): Promise<Slapd> {
   fs.mkdirSync(dir, { recursive: true });
   const dbDir = path.join(dir, 'db');
   const confFile = writeSlapdConf(dir, {
@@ -99,7 +99,7 @@ export async function startSlapd(dir: string): Promise<Slapd> {
   });
   const port = await freePort();
   // -d 0: stay in the foreground (no detach) with no debug output.
-  const child = spawnChild(which('slapd')!, ['-f', confFile, '-h', `ldap://127.0.0.1:${port}/`, '-d', '0']);
+  const child = spawnChild(which('slapd')!, ['-f', confFile, '-h', `ldap://127.0.0.1:${port}/`, '-d', '0'], undefined, undefined, cpus);
   await waitForPort(port, child);
   return { child, port, dbDir };
 }

@@ -61,6 +61,20 @@ export function writeZoneLdif(file: string, names: number): void {
   );
 }
 
+/**
+ * A new mail domain p<i>.test, a zone of its own (SOA, NS, MX), as an LDAP
+ * entry under dc=test (which the LDIF above creates): what provisioning adds.
+ */
+export function newDomainEntry(i: number): { dn: string; attrs: [string, string[]][] } {
+  return {
+    dn: `dc=p${i},dc=test,${SUFFIX}`,
+    attrs: [
+      ['objectClass', ['top', 'domain', 'dNSDomain', 'dNSDomain2', 'mailDomain']], ['dc', [`p${i}`]], ['dNSTTL', [String(TTL)]],
+      ['sOARecord', [`ns1.${ZONE}. hostmaster.p${i}.test. 1 3600 900 604800 60`]], ['nSRecord', [NS]], ['mXRecord', [MX]],
+    ],
+  };
+}
+
 /** The same zone as a master file (RFC 1035 §5), for NSD and Knot. */
 export function writeZoneFile(file: string, names: number): void {
   const head = [`$ORIGIN ${ZONE}.\n$TTL ${TTL}\n@ IN SOA ${SOA}\n@ IN NS ${NS}\n`, ...FIXED_HOSTS.map(([h, ip]) => `${h} IN A ${ip}\n`)];
