@@ -70,30 +70,40 @@ class Writer {
 }
 
 /**
+ * Scratch for encodeSearchEntry's first pass: per attribute its type's,
+ * value set's and PartialAttribute's content lengths, and each value's
+ * length. The encoder runs to its end without yielding, so one is enough.
+ */
+let attrLens = new Int32Array(3 * 64);
+let valueLens = new Int32Array(256);
+
+/**
  * Encodes one SearchResultEntry LDAPMessage. `attrs` are (type, values)
  * pairs; an empty value list is a typesOnly attribute.
  */
 export function encodeSearchEntry(messageId: number, dn: string, attrs: readonly (readonly [string, readonly Value[]])[]): Buffer {
   const dnLen = byteLen(dn);
   // pass 1: sizes
-  const typeLens: number[] = new Array(attrs.length);
-  const valueLens: number[][] = new Array(attrs.length);
-  const setLens: number[] = new Array(attrs.length);
-  const partialLens: number[] = new Array(attrs.length);
+  let valueCount = 0;
+  for (let i = 0; i < attrs.length; i++) valueCount += attrs[i][1].length;
+  if (attrLens.length < 3 * attrs.length) attrLens = new Int32Array(6 * attrs.length);
+  if (valueLens.length < valueCount) valueLens = new Int32Array(2 * valueCount);
+  const a = attrLens;
+  const v = valueLens;
   let attrsContent = 0;
-  for (let i = 0; i < attrs.length; i++) {
+  for (let i = 0, k = 0; i < attrs.length; i++) {
     const [type, values] = attrs[i];
-    typeLens[i] = byteLen(type);
-    const vl: number[] = new Array(values.length);
+    const typeLen = byteLen(type);
     let set = 0;
-    for (let j = 0; j < values.length; j++) {
-      vl[j] = byteLen(values[j]);
-      set += tlvSize(vl[j]);
+    for (let j = 0; j < values.length; j++, k++) {
+      v[k] = byteLen(values[j]);
+      set += tlvSize(v[k]);
     }
-    valueLens[i] = vl;
-    setLens[i] = set;
-    partialLens[i] = tlvSize(typeLens[i]) + tlvSize(set);
-    attrsContent += tlvSize(partialLens[i]);
+    const partial = tlvSize(typeLen) + tlvSize(set);
+    a[3 * i] = typeLen;
+    a[3 * i + 1] = set;
+    a[3 * i + 2] = partial;
+    attrsContent += tlvSize(partial);
   }
   const opContent = tlvSize(dnLen) + tlvSize(attrsContent);
   const msgContent = tlvSize(intContentLen(messageId)) + tlvSize(opContent);
@@ -104,12 +114,12 @@ export function encodeSearchEntry(messageId: number, dn: string, attrs: readonly
   w.header(TAG_SEARCH_RESULT_ENTRY, opContent);
   w.octets(dn, dnLen);
   w.header(TAG_SEQUENCE, attrsContent);
-  for (let i = 0; i < attrs.length; i++) {
+  for (let i = 0, k = 0; i < attrs.length; i++) {
     const [type, values] = attrs[i];
-    w.header(TAG_SEQUENCE, partialLens[i]);
-    w.octets(type, typeLens[i]);
-    w.header(TAG_SET, setLens[i]);
-    for (let j = 0; j < values.length; j++) w.octets(values[j], valueLens[i][j]);
+    w.header(TAG_SEQUENCE, a[3 * i + 2]);
+    w.octets(type, a[3 * i]);
+    w.header(TAG_SET, a[3 * i + 1]);
+    for (let j = 0; j < values.length; j++, k++) w.octets(values[j], v[k]);
   }
   return w.buf;
 }
