@@ -50,7 +50,7 @@ export function candidateQuery(dir: Directory, search: () => void): CandidateQue
 /**
  * The attribute whose index drives the candidate query (the probe of
  * attr_index by attribute and value that opens its WHERE clause, see
- * indexDriverSql), undefined when entries are read by scope.
+ * indexDriverText), undefined when entries are read by scope.
  */
 export function drivingAttribute(q: CandidateQuery): unknown {
   return /\bFROM entries e WHERE e\.id IN \(SELECT entry_id FROM attr_index WHERE attr (=|IN)/.test(q.sql) ? q.params[0] : undefined;
