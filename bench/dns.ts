@@ -10,14 +10,16 @@
  *    (DCMX_DNSSEC=off) like the peers'; the same records as a master file
  *    for NSD and Knot (zone.ts).
  * 2. dcmx (answer cache on: 4N entries, DCMX_DNS_CACHE_ENTRIES) and NSD both
- *    running; after a warm-up of each, alternating windows of dnsperf
+ *    running; after a warm-up of each (one whole pass over the pairs over
+ *    UDP, dnsperf -n 1, then one over TCP), alternating windows of dnsperf
  *    (-c 4 -q 100 over UDP): the N x {A, MX} (name, type) pairs over UDP
  *    (cache hits), the same over TCP, and an NXDOMAIN flood: 400,000 random
  *    names directly below the zone, cycled (more than the cache holds).
  *    Then dcmx's VmRSS (goal: at most 100 MiB) beside NSD's (Pss of its
  *    processes). Then the cached pairs over UDP again, alternating a quiet
  *    window with one while new domains are provisioned over LDAP (10 a
- *    second, each a zone of its own: zone.ts newDomainEntry).
+ *    second, each a zone of its own: zone.ts newDomainEntry), each window
+ *    after a whole pass over the pairs.
  * 3. The miss path: a dcmx started with DCMX_DNS_CACHE_ENTRIES=0 (no answer
  *    cache) against NSD, alternating, on the pairs over UDP.
  * 4. Warm-up: a dcmx started afresh, one-second dnsperf runs back to back,
@@ -57,7 +59,7 @@ import type { Benchmark, Figure, Memory, Ratio, Report, Table } from './report';
 import { fmt, median } from './report';
 import { benchTmp, cpuWindow, duBytes, execNode, pinning, spawnChild, stop, stopDcmx, treePssBytes, which, type CpuWindow } from './proc';
 import { DCMX_CLI, dcmxEnv, envInt, envOn, rounds, twoThreads, windowSeconds } from './env';
-import { applianceRss, startAppliance, threadSpread, type Appliance } from './appliance';
+import { applianceMemory, applianceRss, startAppliance, threadSpread, type Appliance } from './appliance';
 import { alternate, pairedRatio, windowsFigure, type Window } from './alternate';
 import { ADMIN_DN, ADMIN_PASSWORD, newDomainEntry, SUFFIX, udpAsk, waitForZone, writeParts, writeZoneLdif, ZONE, type DnsPeer } from './zone';
 import { addRequestOp, OP, WireConn } from './wire';
@@ -70,7 +72,6 @@ interface Settings {
   names: number;
   seconds: number;
   rounds: number;
-  warmup: number;
   clients: number;
   udpOutstanding: number;
   tcpOutstanding: number;
@@ -90,7 +91,6 @@ function settings(): Settings {
     names: envInt('DCMX_BENCH_DNS_NAMES', 10_000, 1, 2_000),
     seconds: windowSeconds(),
     rounds: rounds(),
-    warmup: 1,
     clients: envInt('DCMX_BENCH_DNS_CLIENTS', 4),
     udpOutstanding: envInt('DCMX_BENCH_DNS_UDP_OUTSTANDING', 100),
     tcpOutstanding: envInt('DCMX_BENCH_DNS_TCP_OUTSTANDING', 200),
@@ -355,11 +355,18 @@ async function run(log: (msg: string) => void): Promise<Report> {
     ratios.push(ratio);
     return { ratio, dcmx: w.a };
   };
-  /** Warm-up: 1 s of UDP and of TCP over the pairs. */
+  /** One whole pass over the pairs over UDP (dnsperf -n 1, at most 120 s): after it, every answer dcmx can cache for UDP is cached. */
+  const prime = (server: Server, q: QueryFiles): Promise<PerfResult> => dnsperf(server.pid, server.port, udp(server.port, q.hit, 120, ['-n', '1']));
+  /**
+   * Warm-up: one whole pass over the pairs over UDP, then one over TCP
+   * (dcmx caches an answer per size limit: 512 octets over UDP without
+   * EDNS, 65535 over TCP, so each transport fills its own entries); a first
+   * window would otherwise measure the cache filling.
+   */
   const warm = async (server: Server, q: QueryFiles): Promise<void> => {
-    log(`dns: ${server.label}: warm-up ${s.warmup} s (UDP, then TCP)`);
-    await dnsperf(server.pid, server.port, udp(server.port, q.hit, s.warmup));
-    await dnsperf(server.pid, server.port, tcp(server.port, q.hit, s.warmup));
+    log(`dns: ${server.label}: warm-up: one pass over the pairs over UDP, one over TCP`);
+    await prime(server, q);
+    await dnsperf(server.pid, server.port, [...tcp(server.port, q.hit, 120), '-n', '1']);
   };
   const serverOf = (app: Appliance, label = app.label): Server => ({ label, pid: app.child.pid, port: app.ports.dns });
 
@@ -400,6 +407,9 @@ async function run(log: (msg: string) => void): Promise<Report> {
       log('dns: starting NSD');
       nsd = await startNsd(path.join(tmp, 'nsd'), s.names, pin.server);
     }
+    /** dcmx's cached figures (one thread, the median of its windows), for the comparisons that follow. */
+    let dcmxUdp: Figure = { label: 'dcmx, 1 thread', value: NaN };
+    let dcmxTcp: Figure = dcmxUdp;
     const nsdServer: Server | undefined = nsd && { label: `NSD, server-count ${NSD_SERVERS}`, pid: nsd.child.pid, port: nsd.port };
     try {
       if (nsdServer) await warm(nsdServer, q);
@@ -415,12 +425,16 @@ async function run(log: (msg: string) => void): Promise<Report> {
         await waitForZone(dcmx.port, app.child);
         await warm(dcmx, q);
         const u = await compare('DNS UDP queries/s, cached names, vs NSD', hitUdp, dcmx, nsdServer, 0.7);
+        dcmxUdp = u.ratio.of;
         steady = median(u.dcmx.map((w) => w.value));
         steadyCpu = median(u.dcmx.map((w) => w.cpuPerOp));
-        await compare('DNS TCP queries/s, cached names, vs NSD', hitTcp, dcmx, nsdServer, 0.8);
+        dcmxTcp = (await compare('DNS TCP queries/s, cached names, vs NSD', hitTcp, dcmx, nsdServer, 0.8)).ratio.of;
         await compare(`DNS UDP queries/s, NXDOMAIN flood (${fmt.int(s.nxNames)} random names, cache on), vs NSD`, nxUdp, dcmx, nsdServer, 0.3);
-        const rss = applianceRss(app);
-        memory.push({ bench: 'dns', server: app.label, load: `the cached and NXDOMAIN runs above (${fmt.int(s.names)}-name zone)`, idleBytes: idle, afterBytes: rss });
+        const { rss, anon, file } = applianceMemory(app);
+        memory.push({
+          bench: 'dns', server: app.label, load: `the cached and NXDOMAIN runs above (${fmt.int(s.names)}-name zone)`, idleBytes: idle,
+          afterBytes: rss, afterParts: { anon, file },
+        });
         const mib = (b: number) => b / 1048576;
         ratios.push({
           measure: 'DNS memory: dcmx VmRSS after the load (MiB), 1 thread, vs the goal', of: { label: app.label, value: mib(rss) },
@@ -429,17 +443,22 @@ async function run(log: (msg: string) => void): Promise<Report> {
         if (nsd) {
           const nsdPss = treePssBytes(nsd.child.pid);
           ratios.push({ measure: 'DNS memory (MiB) vs NSD (Pss of its processes)', of: { label: app.label, value: mib(rss) }, to: { label: 'NSD', value: mib(nsdPss) } });
-          notes.push(`memory after the load: ${app.label} VmRSS ${fmt.mib(rss)}; NSD ${fmt.mib(nsdPss)} (Pss of its processes: shared pages split among them)`);
+          notes.push(`memory after the load: ${app.label} VmRSS ${fmt.mib(rss)} (RssAnon ${fmt.mib(anon)}, RssFile ${fmt.mib(file)}); NSD ${fmt.mib(nsdPss)} (Pss of its processes: shared pages split among them)`);
         }
         if (s.provisionRate) {
-          // The same cached load, alternating: a window with the store quiet, then one while new domains arrive.
+          // The same cached load, alternating: a window with the store quiet, then one while new domains arrive; each
+          // after a whole pass over the pairs (the NXDOMAIN flood, or the provisioning, left the cache without them).
           log(`dns: UDP cached names, ${s.rounds} x (quiet, while provisioning ${s.provisionRate} domains/s), ${s.seconds} s windows`);
           const next = { i: 0 };
           const prov: Provisioned[] = [];
           const w = await alternate(
             s.rounds,
-            (i) => window(dcmx, hitUdp, ` #${i + 1}, quiet`),
             async (i) => {
+              await prime(dcmx, q);
+              return window(dcmx, hitUdp, ` #${i + 1}, quiet`);
+            },
+            async (i) => {
+              await prime(dcmx, q);
               const [win, p] = await provisionWhile(app.ports.ldap, s.provisionRate, next, () => window(dcmx, hitUdp, ` #${i + 1}, provisioning`));
               prov.push(p);
               return win;
@@ -452,7 +471,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
           notes.push(
             `provisioning: one LDAP connection bound as the administrator adds a new domain (p<i>.test: a zone of its own with SOA, ` +
               `NS and MX, objectClass mailDomain) every ${(1000 / s.provisionRate).toFixed(0)} ms, one add at a time, while dnsperf runs the ` +
-              `cached pairs; per window: ${prov.map((p) => `${p.added} added (slowest ${fmt.ms(p.maxMs)} ms${p.behind ? `, ${p.behind} ticks skipped, the previous add unanswered` : ''})`).join('; ')}; ` +
+              `cached pairs; each window after a whole pass over the pairs; per window: ${prov.map((p) => `${p.added} added (slowest ${fmt.ms(p.maxMs)} ms${p.behind ? `, ${p.behind} ticks skipped, the previous add unanswered` : ''})`).join('; ')}; ` +
               'the server\'s CPU per query includes the adds',
           );
           for (const p of prov) if (p.errors.length) notes.push(`provisioning: ${p.errors.length} adds failed, first: ${p.errors[0]}`);
@@ -512,8 +531,6 @@ async function run(log: (msg: string) => void): Promise<Report> {
         if (code !== 0) notes.push(`NSD exited with ${code}: ${nsd.child.output().slice(-500)}`);
       }
     }
-    const dcmxUdp = ratios[0].of;
-    const dcmxTcp = ratios[1].of;
 
     // ---------------------------------------------------------------- Knot (information)
     const knotWhy = s.knot ? knotUnavailable() : 'DCMX_BENCH_KNOT=0';
@@ -571,7 +588,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
         } finally {
           await stopDcmx(appP.child, notes, `${appP.label} --cpu-prof`);
         }
-        text.push(`dcmx CPU profile, DNS ${what} (node --cpu-prof; includes start-up and a ${s.warmup} s warm-up over UDP and TCP):\n${summariseDir(profileDir)}`);
+        text.push(`dcmx CPU profile, DNS ${what} (node --cpu-prof; includes start-up and the warm-up: a pass over the pairs over UDP, one over TCP):\n${summariseDir(profileDir)}`);
       }
     }
 
@@ -651,7 +668,8 @@ async function run(log: (msg: string) => void): Promise<Report> {
     notes.push(
       `windows: ${s.rounds} pairs of ${s.seconds} s, dcmx then its peer, both running throughout; the ratio is the median of the ` +
         `pairs' ratios. dnsperf -c ${s.clients} clients, -q ${s.udpOutstanding} outstanding over UDP and -q ${s.tcpOutstanding} ` +
-        `over TCP, -t 2 s timeout, no EDNS (replies <= 512 octets), after a ${s.warmup} s warm-up of each server. Latencies are ` +
+        `over TCP, -t 2 s timeout, no EDNS (replies <= 512 octets), after a warm-up of each server (one whole pass over the ` +
+        'pairs over UDP, dnsperf -n 1, then one over TCP). Latencies are ' +
         'dnsperf\'s (average, max, stddev); CPU is per cent of one core over the run time, from /proc (a loopback UDP send also ' +
         'charges part of the receive path to the sender); "kernel" is interrupts, softirqs (where loopback packets are processed) and ' +
         'kernel threads on all cores, charged to no process; "other CPU" is every other process meanwhile: when it is high, someone ' +

@@ -39,7 +39,7 @@ import type { Benchmark, Figure, Memory, Ratio, Report, Table } from './report';
 import { fmt } from './report';
 import { benchTmp, duBytes, pinning, spawnChild, stop, stopDcmx, waitForLine, type CpuWindow } from './proc';
 import { dcmxEnv, envInt, envOn, rounds, twoThreads, windowSeconds } from './env';
-import { applianceRss, startAppliance, threadSpread, type Appliance } from './appliance';
+import { applianceMemory, applianceRss, startAppliance, threadSpread, type Appliance } from './appliance';
 import { alternate, pairedRatio, windowsFigure, type Window } from './alternate';
 import { ADMIN_DN, ADMIN_PASSWORD, ditPhases, mailOf, SUFFIX } from './dit';
 import { connectAll, percentile, pipelinedAdds, searchLoad, type AddResult, type SearchResult } from './ldapload';
@@ -215,7 +215,8 @@ async function run(log: (msg: string) => void): Promise<Report> {
     const dataDir = path.join(tmp, 'dcmx');
     log('ldap: starting dcmx with DCMX_THREADS=1');
     const app = await startDcmx(dataDir, 1);
-    let one: Window[] = [];
+    /** The one-thread searches/s windows (16 clients), for the two-thread comparison. */
+    let oneThread: Window[] = [];
     try {
       const idle = applianceRss(app);
       log(`ldap: ${app.label}: pid ${app.child.pid} on port ${app.ports.ldap}; loading ${fmt.int(s.domains * 3 + 1)} entries`);
@@ -244,8 +245,8 @@ async function run(log: (msg: string) => void): Promise<Report> {
           if (clients === 1) {
             ratios.push(pairedRatio('LDAP single-client p99 latency (ms) vs slapd', app.label, w.a.map((x) => x.p99), 'slapd', peer.map((x) => x.p99), { goal: 1.5, atMost: true }));
           } else {
-            one = w.a.map((x) => x.rate);
-            ratios.push(pairedRatio(`LDAP searches/s, ${clients} clients, vs slapd`, app.label, one, 'slapd', peer.map((x) => x.rate), { goal: 0.8 }));
+            oneThread = w.a.map((x) => x.rate);
+            ratios.push(pairedRatio(`LDAP searches/s, ${clients} clients, vs slapd`, app.label, oneThread, 'slapd', peer.map((x) => x.rate), { goal: 0.8 }));
           }
         }
       } finally {
@@ -258,7 +259,8 @@ async function run(log: (msg: string) => void): Promise<Report> {
           );
         }
       }
-      memory.push({ bench: 'ldap', server: app.label, load: `${fmt.int(s.domains * 3 + 1)} adds, then searches`, idleBytes: idle, afterBytes: applianceRss(app) });
+      const { rss, anon, file } = applianceMemory(app);
+      memory.push({ bench: 'ldap', server: app.label, load: `${fmt.int(s.domains * 3 + 1)} adds, then searches`, idleBytes: idle, afterBytes: rss, afterParts: { anon, file } });
     } finally {
       await stopDcmx(app.child, notes, app.label);
     }
@@ -270,7 +272,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
       try {
         const label = `${app2.label}, every core`;
         const w = await measureSearch(label, app2.ports.ldap, app2.child.pid, s.clients, 0);
-        ratios.push({ measure: `LDAP searches/s, ${s.clients} clients, 2 threads on every core vs 1 thread on one`, of: windowsFigure(label, [w.rate]), to: windowsFigure(app.label, one) });
+        ratios.push({ measure: `LDAP searches/s, ${s.clients} clients, 2 threads on every core vs 1 thread on one`, of: windowsFigure(label, [w.rate]), to: windowsFigure(app.label, oneThread) });
         const spread = await threadSpread(app2, 'LDAP connections accepted', ['ldap', 'accepted']);
         if (spread) notes.push(spread);
         notes.push(`${label}: the generator stays on its own CPU, which the second thread shares`);

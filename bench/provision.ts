@@ -5,7 +5,8 @@
  * DCMX_PROVISIONING=allowlist and DCMX_PROVISION_ALLOW=bench.test (no
  * upstream DNS is involved; DCMX_UPSTREAM_DNS points at a dead loopback port
  * so nothing could ever reach the machine's resolver). This process is the
- * generator; nothing is pinned. For each new domain d<i>.bench.test:
+ * generator, on the generator's core (run.ts pins it); dcmx may run on any.
+ * For each new domain d<i>.bench.test:
  *
  *   1. open an SMTP session (EHLO, MAIL FROM), then send
  *      RCPT TO:<x@d<i>.bench.test> at t0 and wait for its 250 (t1): the RCPT
@@ -277,7 +278,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
   const concurrency = envInt('DCMX_BENCH_PROVISION_CONCURRENCY', 16, 0);
   const notes: string[] = [];
   const table: Table = { title: 'Provisioning at RCPT (new domain -> DNS and routing)', columns: COLUMNS, rows: [], notes };
-  notes.push('nothing pinned: dcmx and the generator (this process) share the cores; CPU is per cent of one core');
+  notes.push('dcmx may run on any core, the generator (this process) on the generator\'s (proc.ts pinning); CPU is per cent of one core');
   const { dir: tmp, remove: cleanup } = benchTmp('dcmx-bench-prov-');
   let app: Appliance | undefined;
   try {

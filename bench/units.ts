@@ -2,8 +2,9 @@
  * Remote transfer units benchmark (issue 11, section 3): a dcmx appliance
  * holding the directory on 127.0.0.1 and two remote transfer units
  * (DCMX_ROLE=mta, each its own process and data dir) on 127.0.0.2 and
- * 127.0.0.3, following it over LDAP Content Sync; nothing pinned, so the
- * three processes and the generators share the cores.
+ * 127.0.0.3, following it over LDAP Content Sync; the three processes may
+ * run on any core, smtp-source (smtp.ts smtpSource) and this process on the
+ * generator's (proc.ts pinning).
  *
  * The directory: the mail domain bench.test (MX mx.bench.test, the
  * appliance, which the units know as DCMX_DIRECTORY_HOST: the domain is
@@ -484,7 +485,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
   let readsPerMessage = NaN;
   const p99 = new Map<string, Figure>();
   tNotes.push(
-    'nothing pinned: every server and smtp-source share the cores; CPU seconds over the run (until all delivered and smtp-source done): ' +
+    'the servers may run on any core, smtp-source and this process on the generator\'s (proc.ts pinning); CPU seconds over the run (until all delivered and smtp-source done): ' +
       'server = the servers\' processes and their descendants (for the units: the appliance holding the directory and both units), ' +
       'gen = smtp-source, kernel = interrupts, softirqs and kernel threads, other = every other process (when high, the figures are disturbed)',
     `smtp-source -s ${s.smtp.sessions} -m ${s.smtp.messages} -l ${s.smtp.size} over new connections (one per message); through two units: ` +

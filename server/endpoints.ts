@@ -72,6 +72,8 @@ export async function startEndpoints(directory: Directory, zones: Zones, config:
       writer: deps.writer, provisioning: true, tls, reusePort, caps: deps.caps?.ldap, syncBacklog: config.ldap.syncBacklog,
     }, log.child({ ep: 'ldap' })));
     started.push(ldap);
+    // The zones compiled before the DNS port opens (zone-index.ts): the first queries do not wait for the scan.
+    zones.compile();
     const dns = await listening('DCMX_DNS_PORT', host, ports.dns, () => startDnsServer(zones, {
       host, port: ports.dns, axfrAllow: config.dns.axfrAllow, cacheEntries: config.dns.cacheEntries,
       // The process's budget, shared among its serving threads (as the answer cache's, threads/protocol.ts threadConfig).

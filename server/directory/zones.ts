@@ -34,6 +34,7 @@ import {
   apexKeyRecords, childDsRecords, KEY_ATTRIBUTE, signingKeyOf, WITHDRAWAL_ATTRIBUTE, zoneSigningOf, type SigningKey, type ZoneSigning,
 } from './dnssec-keys';
 import { keyBirth } from './dnssec-state';
+import { ZoneIndex, type IndexedNode } from './zone-index';
 
 /** TTL when neither the entry nor the zone apex sets dNSTTL. */
 export const DEFAULT_TTL = 3600;
@@ -82,6 +83,26 @@ export class DnsNames {
       out += 'dc=' + escapeDnValue(label.toLowerCase()) + ',';
     }
     return out + this.suffixNdn;
+  }
+
+  /**
+   * The name whose entry (toNdn) is the one with normalised DN `ndn`, if
+   * any: what a view keyed by name holds that entry under. `dn` is read only
+   * when `ndn` has escapes (a plain `dc=a,dc=b,<suffix>` is read as is).
+   */
+  nameOfEntry(dn: string, ndn: string): string | undefined {
+    if (!ndn.startsWith('dc=') || !ndn.endsWith(',' + this.suffixNdn)) return undefined;
+    const head = ndn.slice(0, ndn.length - this.suffixNdn.length - 1);
+    let name: string | undefined;
+    if (!head.includes('\\') && !head.includes('+') && !head.includes('"')) {
+      // No escape and no multi-valued RDN: every ',' separates RDNs, and each must be dc= (a ',' left is another type).
+      name = head.slice(3).split(',dc=').join('.');
+      if (name.includes(',')) name = undefined;
+    } else {
+      name = this.fromDn(dn, ndn);
+    }
+    // Only the entry toNdn finds for the name (a dc value holding a '.' spells another name's DN).
+    return name !== undefined && this.toNdn(name) === ndn ? name : undefined;
   }
 
   /** The name an entry spells, when its DN below the suffix is a pure dc chain. */
@@ -201,6 +222,40 @@ interface ApexSigning {
   keyRecords: RR[];
   /** The DS its parent zone serves at the cut, when that parent is served here and holds the cut; else empty. */
   ds: RR[];
+  /** The apex node with these records, once built from the compiled node (see Zones.node). */
+  node?: ZoneNode;
+}
+
+/** A change to DNS data followed from the change log (onDnsChange). */
+export interface DnsChange {
+  /**
+   * Lower-case DNS names (no trailing dot) of entries added, modified,
+   * deleted, or renamed (old and new names) in the followed rows, whose DN
+   * spells a DNS name.
+   */
+  names: ReadonlySet<string>;
+  /** true when the log had a gap (or anything the follower cannot attribute to names): drop everything. */
+  all: boolean;
+}
+
+/** The records of a node with no record attributes: one shared, empty map (never mutated). */
+const NO_RRSETS: Map<number, RR[]> = new Map();
+
+/** `n` with the records of its signed apex: DNSKEY, CDS, CDNSKEY, and the DS its parent holds at the cut. */
+function withSigning(n: ZoneNode, signed: ApexSigning): ZoneNode {
+  const rrsets = new Map(n.rrsets);
+  for (const rr of signed.keyRecords) {
+    const l = rrsets.get(rr.rdata.type);
+    rrsets.set(rr.rdata.type, l ? [...l, rr] : [rr]);
+  }
+  // RFC 4035 §2.4: the parent's DS for this child (lookup's dsZone sends DS questions at a child apex to the parent).
+  if (signed.ds.length) rrsets.set(RRTYPE.DS, signed.ds);
+  return { name: n.name, rrsets };
+}
+
+/** Is `name` free of upper-case letters (the form the compiled index is keyed by)? */
+function isLower(name: string): boolean {
+  return name.toLowerCase() === name;
 }
 
 /** Parsed keys kept at most (by PEM): far more than the zones of one appliance re-keyed at once. */
@@ -220,6 +275,9 @@ function signingChanged(b: DirEntry | undefined, a: DirEntry | undefined): boole
 export class Zones implements ZoneView {
   readonly names: DnsNames;
   private readonly dataListeners: (() => void)[] = [];
+  private readonly changeListeners: ((c: DnsChange) => void)[] = [];
+  /** The zones compiled in memory (zone-index.ts): built at the first read outside a write transaction, then followed. */
+  private compiled: ZoneIndex | undefined;
   /** version(): the change number of the last change to DNS data followed. */
   private dataVersion: number;
   /** The catalog zone as built for one version of this view (catalog.ts). */
@@ -250,9 +308,61 @@ export class Zones implements ZoneView {
     return ndn === undefined ? undefined : this.directory.getByNdn(ndn);
   }
 
+  /**
+   * The compiled zones, or undefined where the store must be read instead:
+   * inside a write transaction (the write hooks see the store as the
+   * transaction leaves it, not as the change log had it). A name with
+   * upper-case letters is read from the store too (the index is keyed in
+   * lower case; the store path keeps such a caller's owner names as given).
+   */
+  private index(): ZoneIndex | undefined {
+    // A read-only connection (a serving thread's) is never in a write transaction: no native call per read to ask.
+    if (!this.directory.store.readOnly && this.directory.store.db.inTransaction) return undefined;
+    return (this.compiled ??= this.compile());
+  }
+
+  /**
+   * Compiles every zone from one scan of the DC tree (zone-index.ts). Called
+   * by the first read that needs it; a serving thread may call it at start so
+   * that its first queries find it built.
+   */
+  compile(): ZoneIndex {
+    if (this.compiled) return this.compiled;
+    const names = this.names;
+    const directory = this.directory;
+    return (this.compiled = new ZoneIndex({
+      defaultTtl: DEFAULT_TTL,
+      all: () => {
+        const base = directory.getByNdn(directory.suffixNdn);
+        return base ? directory.store.descendants(base.rpath) : [];
+      },
+      below: (e) => directory.store.descendants(e.rpath),
+      entryAt: (name) => this.entryAt(name),
+      nameOf: (e) => names.nameOfEntry(e.dn, e.ndn),
+      compile: (name, e, ttl) => this.compileNode(name, e, ttl),
+    }));
+  }
+
+  /** The compiled node of entry `e` at `name`: its RRsets with `ttl` as default (an apex: its own), and its zone at an apex. */
+  private compileNode(name: string, e: StoredEntry, ttl: number): IndexedNode {
+    if (e.attrs.sOARecord?.length) {
+      const zone = this.zoneFromEntry(name, e);
+      const own = zone ? zoneTtl(e.attrs) : DEFAULT_TTL;
+      return { name, rrsets: groupByType(recordsOf(name, e.attrs, own)), apex: { zone, ttl: own, signed: !!e.attrs[KEY_ATTRIBUTE]?.length } };
+    }
+    const rrs = recordsOf(name, e.attrs, ttl);
+    return { name, rrsets: rrs.length ? groupByType(rrs) : NO_RRSETS };
+  }
+
   /** The closest apex at or above `name`. */
   zoneOf(name: string): Zone | undefined {
     if (this.inCatalog(name)) return { name: this.catalog!, soa: this.catalogView().soa };
+    const index = isLower(name) ? this.index() : undefined;
+    return index ? index.zoneOf(name) : this.storeZoneOf(name);
+  }
+
+  /** {@link zoneOf} read from the store (inside a write transaction). */
+  private storeZoneOf(name: string): Zone | undefined {
     let n = name;
     for (;;) {
       const e = this.entryAt(n);
@@ -270,28 +380,36 @@ export class Zones implements ZoneView {
     return soa ? { name, soa: soa as Zone['soa'] } : undefined;
   }
 
-  /** The node at `name` with its records (TTL default from its zone). */
+  /**
+   * The node at `name` with its records (TTL default from its zone); at a
+   * signed apex, with the records made from its key (and the DS its parent
+   * holds for it). The node is shared: callers never mutate it.
+   */
   node(name: string): ZoneNode | undefined {
     if (this.inCatalog(name)) {
       const rrs = this.catalogView().nodes.get(name);
       return rrs && { name, rrsets: groupByType(rrs) };
     }
+    const index = this.index();
+    if (!index) return this.storeNode(name);
+    const n = index.node(name);
+    // Names are held in lower case: only a miss needs to ask whether the name has upper case.
+    if (!n) return isLower(name) ? undefined : this.storeNode(name);
+    if (!n.apex?.signed) return n;
+    const signed = this.apexSigning(name);
+    if (!signed) return n;
+    return (signed.node ??= withSigning(n, signed));
+  }
+
+  /** {@link node} read from the store (inside a write transaction). */
+  private storeNode(name: string): ZoneNode | undefined {
     const e = this.entryAt(name);
     if (!e) return undefined;
-    const zone = this.zoneOf(name);
+    const zone = this.storeZoneOf(name);
     const ttl = zone ? zoneTtl(this.entryAt(zone.name)!.attrs) : DEFAULT_TTL;
-    const rrsets = groupByType(recordsOf(name, e.attrs, ttl));
+    const node = { name, rrsets: groupByType(recordsOf(name, e.attrs, ttl)) };
     const signed = e.attrs[KEY_ATTRIBUTE]?.length ? this.apexSigning(name, e) : undefined;
-    if (signed) {
-      for (const rr of signed.keyRecords) {
-        const l = rrsets.get(rr.rdata.type);
-        if (l) l.push(rr);
-        else rrsets.set(rr.rdata.type, [rr]);
-      }
-      // RFC 4035 §2.4: the parent's DS for this child (lookup's dsZone sends DS questions at a child apex to the parent).
-      if (signed.ds.length) rrsets.set(RRTYPE.DS, signed.ds);
-    }
-    return { name, rrsets };
+    return signed ? withSigning(node, signed) : node;
   }
 
   /**
@@ -486,7 +604,8 @@ export class Zones implements ZoneView {
     }
     const out: Zone[] = [];
     for (const n of names) {
-      const z = this.zoneOf(n);
+      // Read from the store: a few names per batch, and no compiled zones built for them on a thread that answers no query.
+      const z = this.storeZoneOf(n);
       if (z?.name === n) out.push(z);
     }
     return out;
@@ -503,20 +622,46 @@ export class Zones implements ZoneView {
     return addListener(this.dataListeners, l);
   }
 
-  /** Follows the change log (for as long as the directory lives) for onDataChange and version(). */
+  /**
+   * Calls `l` with the names each followed change touched (see DnsChange),
+   * from Directory.sync, before any query of this thread proceeds; the
+   * compiled zones are up to date with the change when `l` runs. Listeners
+   * run in registration order. Returns an unsubscribe function.
+   */
+  onDnsChange(l: (c: DnsChange) => void): () => void {
+    return addListener(this.changeListeners, l);
+  }
+
+  /** Follows the change log (for as long as the directory lives): the compiled zones, onDnsChange, onDataChange and version(). */
   private followDnsData(): void {
     new ChangeFollower(this.directory, {
       onChanges: (rows) => {
         let last: number | undefined;
-        for (const r of rows) if (changedDns(r).some((d) => this.names.fromDn(d.dn, d.ndn) !== undefined)) last = r.changeNumber;
-        if (last !== undefined) this.dataChanged(last);
+        const names = new Set<string>();
+        const renamed = new Set<string>();
+        for (const r of rows) {
+          for (const d of changedDns(r)) {
+            const n = this.names.fromDn(d.dn, d.ndn);
+            if (n === undefined) continue;
+            last = r.changeNumber;
+            names.add(n);
+            if (r.changeType === 'modrdn') renamed.add(n);
+          }
+        }
+        if (last === undefined) return;
+        this.compiled?.apply({ names, subtrees: renamed });
+        this.dataChanged(last, { names, all: false });
       },
-      onGap: () => this.dataChanged(this.directory.changeRange().last),
+      onGap: () => {
+        this.compiled?.rebuild();
+        this.dataChanged(this.directory.changeRange().last, { names: new Set(), all: true });
+      },
     });
   }
 
-  private dataChanged(changeNumber: number): void {
+  private dataChanged(changeNumber: number, c: DnsChange): void {
     this.dataVersion = changeNumber;
+    for (const l of [...this.changeListeners]) l(c);
     for (const l of [...this.dataListeners]) l();
   }
 

@@ -3,7 +3,9 @@
  * outcomes at the door (STYLE.md), the lookup, the RCODE/AA mapping, EDNS
  * and the size limit, and a cache of ready wire answers.
  *
- * The cache keeps encoded answers keyed by (name, type, class, EDNS, limit).
+ * The cache keeps encoded answers keyed by (name, type, class, EDNS, limit)
+ * (wire.ts answerKey); a plain query whose answer is cached is answered from
+ * its octets, without decoding (cachedReply).
  * Every query first brings this thread's view up to the change clock
  * (Zones.sync, one atomic load when nothing changed), and the cache is
  * dropped when the change log shows a change to DNS data (Zones.onDataChange),
@@ -15,7 +17,7 @@ import type { Zone, ZoneNode, ZoneView, Zones } from '../directory/zones';
 import { lookup, type Answer } from './lookup';
 import { signAnswer } from './dnssec-answer';
 import { RESIGN_AFTER, SignCache, type SignerKey } from './dnssec-sign';
-import { encodeResponse, screen, type Query, type Response } from './wire';
+import { answerKey, encodeResponse, plainQuery, screen, type Query, type Response } from './wire';
 import type { Logger } from '../log';
 import { DnsQueryCounts } from './query-counts';
 
@@ -24,6 +26,9 @@ export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP:
 
 /** Opcodes (RFC 1035 §4.1.1, RFC 1996). */
 export const OPCODE = { QUERY: 0, NOTIFY: 4 } as const;
+
+/** Where the question starts: after the 12-octet header (RFC 1035 §4.1.1). */
+const QUESTION = 12;
 
 /** The UDP payload size we advertise and use at most (DNS flag day 2020: no fragmentation). */
 export const OUR_UDP_SIZE = 1232;
@@ -71,9 +76,12 @@ function rcodeOf(a: Answer): number {
 
 /** The reply size limit: RFC 1035 §4.2.1 512 bytes over UDP without EDNS; the client's EDNS size (RFC 6891 §6.2.5) capped at ours; 65535 over TCP. */
 export function sizeLimit(q: Pick<Query, 'edns'>, tcp: boolean): number {
-  if (tcp) return 65535;
-  if (!q.edns) return 512;
-  return Math.max(512, Math.min(q.edns.udpSize, OUR_UDP_SIZE));
+  return tcp ? 65535 : q.edns ? ednsLimit(q.edns.udpSize) : 512;
+}
+
+/** The UDP reply size limit for an EDNS payload size: at least 512 (RFC 6891 §6.2.5), at most ours. */
+function ednsLimit(udpSize: number): number {
+  return Math.max(512, Math.min(udpSize, OUR_UDP_SIZE));
 }
 
 /** Answers packets for one store's zones. */
@@ -99,6 +107,8 @@ export class Answerer {
   /** Answers one packet. Never throws: anything unexpected becomes SERVFAIL (one try/catch per packet). */
   answer(buf: Buffer, t: Transport): Outcome {
     this.stats.queries++;
+    const hit = this.cache ? this.cachedReply(buf, t.tcp) : undefined;
+    if (hit) return hit;
     const s = screen(buf);
     const out = this.outcome(s, t);
     if (out.kind === 'reply' && s.kind !== 'drop') {
@@ -106,6 +116,32 @@ export class Answerer {
       this.counts.answered(t.tcp, s.kind === 'query' ? s.query.question.type : s.question?.type, s.kind === 'badvers' ? RCODE.BADVERS : out.bytes[3] & 0x0f);
     }
     return out;
+  }
+
+  /**
+   * The fast path: the reply to a plain query (wire.ts plainQuery) whose
+   * answer is cached, made from the packet's octets without screening or
+   * decoding it. It is the reply the full path gives: the same sync first,
+   * the same key (the question, the EDNS state, the size limit: all a cached
+   * answer depends on), the same personalization. Undefined otherwise: the
+   * full path answers.
+   */
+  private cachedReply(buf: Buffer, tcp: boolean): Outcome | undefined {
+    const p = plainQuery(buf);
+    if (!p) return undefined;
+    this.zones.sync();
+    const limit = tcp ? 65535 : p.edns ? ednsLimit(p.udpSize) : 512;
+    const bytes = this.cached(answerKey(buf, QUESTION, p.questionEnd, p.edns, limit));
+    if (!bytes) return undefined;
+    this.stats.cacheHits++;
+    this.counts.answered(tcp, (buf[p.questionEnd - 4] << 8) | buf[p.questionEnd - 3], bytes[3] & 0x0f);
+    return { kind: 'reply', bytes: personalize(bytes, (buf[0] << 8) | buf[1], (buf[2] & 0x01) !== 0, (buf[3] & 0x10) !== 0, buf, QUESTION, p.questionEnd) };
+  }
+
+  /** The cached answer under `key`, unless it is a signed one whose signatures have grown too old. */
+  private cached(key: string): Buffer | undefined {
+    const c = this.cache?.get(key);
+    return c === undefined || !('until' in c) ? c : c.until > Date.now() ? c.bytes : undefined;
   }
 
   /** Counts a zone transfer's reply by its first message's RCODE (a refusal, a failure or the transfer). */
@@ -198,14 +234,11 @@ export class Answerer {
 
     const limit = sizeLimit(q, t.tcp);
     const edns = q.edns ? (q.edns.do ? (q.edns.co ? 3 : 2) : 1) : 0; // CO matters only with DO (RFC 9824 §4)
-    const key = `${name}\u0000${type}\u0000${q.question.class}\u0000${edns}\u0000${limit}`;
-    const cached = this.cache?.get(key);
+    const key = answerKey(q.questionWire, 0, q.questionWire.length, edns, limit);
+    const cached = this.cached(key);
     if (cached) {
-      const bytes = 'until' in cached ? (cached.until > Date.now() ? cached.bytes : undefined) : cached;
-      if (bytes) {
-        this.stats.cacheHits++;
-        return { kind: 'reply', bytes: personalize(bytes, q) };
-      }
+      this.stats.cacheHits++;
+      return { kind: 'reply', bytes: personalize(cached, q.id, q.rd, q.cd, q.questionWire, 0, q.questionWire.length) };
     }
     const view = memoView(this.zones);
     const a = lookup(view, { name, type, class: q.question.class });
@@ -245,15 +278,17 @@ export class Answerer {
 
 /**
  * A cached answer for another query of the same key: copy, then set the
- * message id, the RD and CD bits and the question bytes (same length, case
- * as the client sent it, RFC 4343 §4.1).
+ * message id, the RD and CD bits and the question bytes `wire[start, end)`
+ * (same length, case as the client sent it, RFC 4343 §4.1).
  */
-function personalize(cached: Buffer, q: Query): Buffer {
-  const b = Buffer.from(cached);
-  b.writeUInt16BE(q.id, 0);
-  b[2] = (b[2] & ~0x01) | (q.rd ? 0x01 : 0);
-  b[3] = (b[3] & ~0x10) | (q.cd ? 0x10 : 0);
-  q.questionWire.copy(b, 12);
+function personalize(cached: Buffer, id: number, rd: boolean, cd: boolean, wire: Buffer, start: number, end: number): Buffer {
+  const b = Buffer.allocUnsafe(cached.length);
+  b.set(cached);
+  b[0] = id >>> 8;
+  b[1] = id & 0xff;
+  b[2] = (b[2] & ~0x01) | (rd ? 0x01 : 0);
+  b[3] = (b[3] & ~0x10) | (cd ? 0x10 : 0);
+  for (let i = start, o = QUESTION; i < end; i++, o++) b[o] = wire[i]; // a short run: a loop beats Buffer.copy's call
   return b;
 }
 

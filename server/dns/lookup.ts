@@ -53,13 +53,10 @@ const REFUSED: Answer = { result: 'refused', aa: false, answer: [], authority: [
 /** The labels of `name` strictly below `zone`, from the zone down: a.b.example.org in example.org → [b.example.org, a.b.example.org]. */
 function pathBelow(zone: string, name: string): string[] {
   if (name === zone) return [];
-  const below = name.slice(0, name.length - zone.length - 1).split('.');
+  // Suffixes of `name` (slices, not new concatenations: the view's lookups hash them as they are).
   const out: string[] = [];
-  let cur = zone;
-  for (let i = below.length - 1; i >= 0; i--) {
-    cur = `${below[i]}.${cur}`;
-    out.push(cur);
-  }
+  for (let i = name.length - zone.length - 2; i >= 0; i--) if (name.charCodeAt(i) === 46) out.push(name.slice(i + 1));
+  out.push(name);
   return out;
 }
 

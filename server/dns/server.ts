@@ -58,6 +58,18 @@ export interface DnsEndpoint {
   close(): Promise<void>;
 }
 
+/**
+ * The lookup of a UDP socket of `family` (4 or 6). Every address the socket
+ * is handed is a literal of its family: the bind address (DCMX_LISTEN must be
+ * an IP address) and each reply's destination, the source of a datagram.
+ * dgram's default lookup tests the literal with a regular expression and
+ * defers the send to the next tick (a closure and a tick per reply); this
+ * one answers at once, so a reply goes to the kernel within send().
+ */
+function literalLookup(family: 4 | 6): NonNullable<dgram.SocketOptions['lookup']> {
+  return (address, _options, callback) => callback(null, address, family);
+}
+
 /** Starts UDP and TCP listeners on the same port (the TCP port is chosen first when 0). */
 export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: Logger): Promise<DnsEndpoint> {
   const answerer = new Answerer(zones, log, { cacheEntries: opts.cacheEntries });
@@ -130,7 +142,10 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
 
   // ---- UDP
   // A 4 MiB receive buffer absorbs bursts (the 208 KiB default drops good queries behind a few large datagrams).
-  const udp = dgram.createSocket({ type: net.isIPv6(opts.host) ? 'udp6' : 'udp4', reuseAddr: false, reusePort: opts.reusePort === true, recvBufferSize: 4 * 1024 * 1024 });
+  const family = net.isIPv6(opts.host) ? 6 : 4;
+  const udp = dgram.createSocket({
+    type: family === 6 ? 'udp6' : 'udp4', reuseAddr: false, reusePort: opts.reusePort === true, recvBufferSize: 4 * 1024 * 1024, lookup: literalLookup(family),
+  });
   udp.on('message', (msg, rinfo) => {
     try {
       const out = answerer.answer(msg, { tcp: false, remote: rinfo.address });

@@ -502,6 +502,93 @@ export function screen(buf: Buffer): Screened {
 }
 
 // ---------------------------------------------------------------------------
+// Plain queries (the answer cache's fast path)
+
+/** What {@link plainQuery} found in a packet; one shared object, valid until its next call. */
+export interface PlainQuery {
+  /** Offset just after the question (name, type, class), which starts at 12. */
+  questionEnd: number;
+  /** No OPT RR: 0; OPT without DO: 1; DO: 2; DO and CO (RFC 9824 §4): 3. */
+  edns: 0 | 1 | 2 | 3;
+  /** The OPT's UDP payload size as sent (0 without OPT). */
+  udpSize: number;
+}
+
+const plain: PlainQuery = { questionEnd: 0, edns: 0, udpSize: 0 };
+
+/**
+ * Recognizes, without decoding anything, the packet an ordinary client sends
+ * and that {@link screen} would pass as a query unchanged: QR=0, opcode
+ * QUERY, QDCOUNT=1, ANCOUNT=NSCOUNT=0, a question whose name is plain labels
+ * (no pointer, each under 64 octets, 255 octets in all), and either nothing
+ * after it or exactly one OPT RR (root owner, EDNS version 0, well-formed
+ * options, RFC 6891 §6.1.2) ending the packet. Returns the shared
+ * {@link PlainQuery}, or undefined for anything else (a response, another
+ * opcode, more RRs, a pointer, trailing octets, a malformed packet...), which
+ * the caller hands to {@link screen}. Allocates nothing.
+ */
+export function plainQuery(buf: Buffer): PlainQuery | undefined {
+  const n = buf.length;
+  // QR=0, opcode 0 (the other header bits are echoed or ignored); QDCOUNT=1, ANCOUNT=0, NSCOUNT=0, ARCOUNT ≤ 1.
+  if (n < HEADER + 5 || (buf[2] & 0xf8) !== 0 || buf[4] !== 0 || buf[5] !== 1 || buf[6] !== 0 || buf[7] !== 0 || buf[8] !== 0 || buf[9] !== 0 || buf[10] !== 0 || buf[11] > 1) return undefined;
+  let p = HEADER;
+  for (;;) {
+    const len = buf[p];
+    if (len === 0) break;
+    if (len >= 0x40) return undefined; // a pointer or a bad length: screen() says what it is
+    p += len + 1;
+    if (p - HEADER > MAX_NAME - 1 || p >= n) return undefined;
+  }
+  const end = p + 5;
+  if (end > n) return undefined;
+  plain.questionEnd = end;
+  if (buf[11] === 0) {
+    if (end !== n) return undefined;
+    plain.edns = 0;
+    plain.udpSize = 0;
+    return plain;
+  }
+  // The OPT RR: root owner (one zero octet), TYPE 41, CLASS = payload size, TTL = extended RCODE, version, flags; RDLENGTH.
+  if (end + OPT_RR_SIZE > n || buf[end] !== 0 || u16(buf, end + 1) !== TYPE_OPT || buf[end + 6] !== 0) return undefined;
+  const rdEnd = end + OPT_RR_SIZE + u16(buf, end + 9);
+  if (rdEnd !== n) return undefined;
+  let o = end + OPT_RR_SIZE;
+  while (o < rdEnd) {
+    if (o + 4 > rdEnd) return undefined;
+    o += 4 + u16(buf, o + 2);
+  }
+  if (o !== rdEnd) return undefined;
+  const flags = buf[end + 7];
+  plain.edns = flags & 0x80 ? (flags & 0x40 ? 3 : 2) : 1; // DO, then CO, the bit after it (RFC 3225 §3, RFC 9824 §4)
+  plain.udpSize = u16(buf, end + 3);
+  return plain;
+}
+
+const keyScratch = Buffer.allocUnsafe(MAX_NAME + 4 + 3);
+
+/**
+ * The answer cache's key for the question `wire[start, end)` (name, type,
+ * class; the name plain labels, as {@link plainQuery} or {@link screen}
+ * leave it), the EDNS state (see {@link PlainQuery.edns}) and the reply size
+ * limit: the question's octets with the name's ASCII letters in lower case
+ * (RFC 4343 §3: names compare case-insensitively, octets outside A–Z
+ * exactly), then the state and the limit, as a latin1 string.
+ */
+export function answerKey(wire: Buffer, start: number, end: number, edns: number, limit: number): string {
+  const nameEnd = end - 4;
+  let k = 0;
+  for (let i = start; i < nameEnd; i++) {
+    const c = wire[i];
+    keyScratch[k++] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c; // length octets are < 0x40: never folded
+  }
+  for (let i = nameEnd; i < end; i++) keyScratch[k++] = wire[i];
+  keyScratch[k++] = edns;
+  keyScratch[k++] = limit >>> 8;
+  keyScratch[k++] = limit & 0xff;
+  return keyScratch.toString('latin1', 0, k);
+}
+
+// ---------------------------------------------------------------------------
 // Encoding
 
 /** A programming error in what was handed to the encoder. */
