@@ -238,6 +238,9 @@ export class Store {
   private readonly plans = new WeakMap<Filter, { driver: IndexDriver | undefined; cond: SqlCondition }>();
   private readonly candidateSqls = new Map<string, string>();
 
+  /** Calls of `transaction` under way (nested ones included). */
+  private transactions = 0;
+
   private constructor(readonly db: Db, indexed: Iterable<string>, private readonly guard?: StoreFileGuard, readonly readOnly = false) {
     this.indexed = new Set([...indexed].map((a) => a.toLowerCase()));
   }
@@ -301,9 +304,23 @@ export class Store {
    */
   transaction<T>(fn: () => T): T {
     if (this.readOnly) throw new StorageError('a write transaction on a read-only store connection');
-    if (this.db.inTransaction) return this.db.transaction(fn)();
-    this.guard?.assertWritable();
-    return this.db.transaction(fn).immediate();
+    this.transactions++;
+    try {
+      if (this.db.inTransaction) return this.db.transaction(fn)();
+      this.guard?.assertWritable();
+      return this.db.transaction(fn).immediate();
+    } finally {
+      this.transactions--;
+    }
+  }
+
+  /**
+   * Whether a transaction of this connection (`transaction`) is under way:
+   * counted here, so that a reader that asks on every DNS query (zones.ts)
+   * makes no call into SQLite.
+   */
+  get inTransaction(): boolean {
+    return this.transactions > 0;
   }
 
   private static toEntry(r: EntryRow): StoredEntry {
