@@ -7,7 +7,7 @@
  * reports none, the setting it was given).
  */
 import * as http from 'node:http';
-import { spawnChild, rssBytes, waitForLine, type Child } from './proc';
+import { spawnChild, rssBytes, rssParts, waitForLine, type Child } from './proc';
 import { DCMX_MAIN } from './env';
 
 /** A running appliance. */
@@ -72,6 +72,11 @@ export async function startAppliance(env: NodeJS.ProcessEnv, threads?: number, n
 /** The appliance's resident memory: one process, all its threads (VmRSS). */
 export function applianceRss(app: Appliance): number {
   return rssBytes(app.child.pid);
+}
+
+/** The appliance's resident memory, VmRSS with its anonymous and file-backed parts (proc.ts rssParts). */
+export function applianceMemory(app: Appliance): { rss: number; anon: number; file: number } {
+  return rssParts(app.child.pid);
 }
 
 /** GET /stats of the admin endpoint on `port`, parsed; undefined when it cannot be had. */

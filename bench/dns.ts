@@ -59,7 +59,7 @@ import type { Benchmark, Figure, Memory, Ratio, Report, Table } from './report';
 import { fmt, median } from './report';
 import { benchTmp, cpuWindow, duBytes, execNode, pinning, spawnChild, stop, stopDcmx, treePssBytes, which, type CpuWindow } from './proc';
 import { DCMX_CLI, dcmxEnv, envInt, envOn, rounds, twoThreads, windowSeconds } from './env';
-import { applianceRss, startAppliance, threadSpread, type Appliance } from './appliance';
+import { applianceMemory, applianceRss, startAppliance, threadSpread, type Appliance } from './appliance';
 import { alternate, pairedRatio, windowsFigure, type Window } from './alternate';
 import { ADMIN_DN, ADMIN_PASSWORD, newDomainEntry, SUFFIX, udpAsk, waitForZone, writeParts, writeZoneLdif, ZONE, type DnsPeer } from './zone';
 import { addRequestOp, OP, WireConn } from './wire';
@@ -430,8 +430,11 @@ async function run(log: (msg: string) => void): Promise<Report> {
         steadyCpu = median(u.dcmx.map((w) => w.cpuPerOp));
         dcmxTcp = (await compare('DNS TCP queries/s, cached names, vs NSD', hitTcp, dcmx, nsdServer, 0.8)).ratio.of;
         await compare(`DNS UDP queries/s, NXDOMAIN flood (${fmt.int(s.nxNames)} random names, cache on), vs NSD`, nxUdp, dcmx, nsdServer, 0.3);
-        const rss = applianceRss(app);
-        memory.push({ bench: 'dns', server: app.label, load: `the cached and NXDOMAIN runs above (${fmt.int(s.names)}-name zone)`, idleBytes: idle, afterBytes: rss });
+        const { rss, anon, file } = applianceMemory(app);
+        memory.push({
+          bench: 'dns', server: app.label, load: `the cached and NXDOMAIN runs above (${fmt.int(s.names)}-name zone)`, idleBytes: idle,
+          afterBytes: rss, afterParts: { anon, file },
+        });
         const mib = (b: number) => b / 1048576;
         ratios.push({
           measure: 'DNS memory: dcmx VmRSS after the load (MiB), 1 thread, vs the goal', of: { label: app.label, value: mib(rss) },
@@ -440,7 +443,7 @@ async function run(log: (msg: string) => void): Promise<Report> {
         if (nsd) {
           const nsdPss = treePssBytes(nsd.child.pid);
           ratios.push({ measure: 'DNS memory (MiB) vs NSD (Pss of its processes)', of: { label: app.label, value: mib(rss) }, to: { label: 'NSD', value: mib(nsdPss) } });
-          notes.push(`memory after the load: ${app.label} VmRSS ${fmt.mib(rss)}; NSD ${fmt.mib(nsdPss)} (Pss of its processes: shared pages split among them)`);
+          notes.push(`memory after the load: ${app.label} VmRSS ${fmt.mib(rss)} (RssAnon ${fmt.mib(anon)}, RssFile ${fmt.mib(file)}); NSD ${fmt.mib(nsdPss)} (Pss of its processes: shared pages split among them)`);
         }
         if (s.provisionRate) {
           // The same cached load, alternating: a window with the store quiet, then one while new domains arrive; each

@@ -39,7 +39,7 @@ import type { Benchmark, Figure, Memory, Ratio, Report, Table } from './report';
 import { fmt } from './report';
 import { benchTmp, duBytes, pinning, spawnChild, stop, stopDcmx, waitForLine, type CpuWindow } from './proc';
 import { dcmxEnv, envInt, envOn, rounds, twoThreads, windowSeconds } from './env';
-import { applianceRss, startAppliance, threadSpread, type Appliance } from './appliance';
+import { applianceMemory, applianceRss, startAppliance, threadSpread, type Appliance } from './appliance';
 import { alternate, pairedRatio, windowsFigure, type Window } from './alternate';
 import { ADMIN_DN, ADMIN_PASSWORD, ditPhases, mailOf, SUFFIX } from './dit';
 import { connectAll, percentile, pipelinedAdds, searchLoad, type AddResult, type SearchResult } from './ldapload';
@@ -259,7 +259,8 @@ async function run(log: (msg: string) => void): Promise<Report> {
           );
         }
       }
-      memory.push({ bench: 'ldap', server: app.label, load: `${fmt.int(s.domains * 3 + 1)} adds, then searches`, idleBytes: idle, afterBytes: applianceRss(app) });
+      const { rss, anon, file } = applianceMemory(app);
+      memory.push({ bench: 'ldap', server: app.label, load: `${fmt.int(s.domains * 3 + 1)} adds, then searches`, idleBytes: idle, afterBytes: rss, afterParts: { anon, file } });
     } finally {
       await stopDcmx(app.child, notes, app.label);
     }

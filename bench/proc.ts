@@ -345,12 +345,27 @@ export function treeCpuSeconds(pid: number): number {
 
 /** Resident memory (VmRSS) of a process in bytes, from /proc/<pid>/status; NaN if unavailable. */
 export function rssBytes(pid: number): number {
+  return rssParts(pid).rss;
+}
+
+/**
+ * Resident memory of a process in bytes, from /proc/<pid>/status: VmRSS, and
+ * of it RssAnon (heap, stacks: what code changes move) and RssFile (mapped
+ * files: the executable's and libraries' touched pages, a floor); NaN where
+ * unavailable.
+ */
+export function rssParts(pid: number): { rss: number; anon: number; file: number } {
+  let status = '';
   try {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : NaN;
+    status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   } catch {
-    return NaN;
+    /* gone */
   }
+  const kb = (field: string): number => {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
+    return m ? Number(m[1]) * 1024 : NaN;
+  };
+  return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') };
 }
 
 /**

@@ -45,6 +45,8 @@ export interface Memory {
   load: string;
   idleBytes: number;
   afterBytes: number;
+  /** Of afterBytes, when known: anonymous memory (heap, stacks) and mapped files (RssAnon, RssFile). */
+  afterParts?: { anon: number; file: number };
 }
 
 /** A benchmark's output: tables of figures, free-form text blocks (profiles), ratios and dcmx's memory for the summary. */
@@ -131,8 +133,11 @@ export function ratiosTable(ratios: Ratio[], notes: string[]): Table {
 export function memoryTable(memory: Memory[]): Table {
   return {
     title: 'dcmx resident memory (VmRSS of the one process, all its threads, from /proc/<pid>/status)',
-    columns: ['bench', 'server', 'idle after start', 'after the load', 'the load'],
-    rows: memory.map((m) => [m.bench, m.server, fmt.mib(m.idleBytes), fmt.mib(m.afterBytes), m.load]),
-    notes: [],
+    columns: ['bench', 'server', 'idle after start', 'after the load', 'anon', 'file', 'the load'],
+    rows: memory.map((m) => [
+      m.bench, m.server, fmt.mib(m.idleBytes), fmt.mib(m.afterBytes), fmt.mib(m.afterParts?.anon ?? NaN), fmt.mib(m.afterParts?.file ?? NaN), m.load,
+    ]),
+    notes: ['anon, file: of the memory after the load, RssAnon (heap, stacks: what code changes move) and RssFile (mapped files: ' +
+      'the node binary\'s and addons\' touched pages, a floor)'],
   };
 }

@@ -44,7 +44,7 @@ import type { Benchmark, Figure, Memory, Ratio, Report, Table } from './report';
 import { fmt } from './report';
 import { benchTmp, cpuWindow, freePort, pinning, spawnChild, stop, stopDcmx, waitForPort, which, type Child, type CpuWindow } from './proc';
 import { dcmxEnv, envInt, envOn, rounds, twoThreads } from './env';
-import { applianceRss, startAppliance, threadSpread, type Appliance } from './appliance';
+import { applianceMemory, applianceRss, startAppliance, threadSpread, type Appliance } from './appliance';
 import { alternate, pairedRatio, windowsFigure, type Window } from './alternate';
 import { profileWanted, summariseDir } from './profile';
 import { postfixUnavailable, startPostfix } from './postfix';
@@ -313,9 +313,10 @@ async function run(log: (msg: string) => void): Promise<Report> {
       if (server.app) {
         const spread = await threadSpread(server.app, `messages accepted (${reuse ? 'reuse' : 'new connections'})`, ['intake', 'messages']);
         if (spread) notes.push(spread);
+        const { rss, anon, file } = applianceMemory(server.app);
         memory.push({
           bench: 'smtp', server: server.label + tag, load: `${fmt.int(s.messages)} messages, ${reuse ? 'connection reuse' : 'a connection each'}`,
-          idleBytes: idle, afterBytes: applianceRss(server.app),
+          idleBytes: idle, afterBytes: rss, afterParts: { anon, file },
         });
       }
       log(`smtp: ${server.label}: ${fmt.int(s.messages / r.acceptSeconds)} msgs/s accepted, all delivered after ${r.deliverSeconds.toFixed(2)} s`);

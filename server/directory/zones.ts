@@ -28,7 +28,8 @@ import type { DirEntry } from './entry';
 import { entryUuidOf, indexRows } from './entry';
 import { DirectoryError } from './errors';
 import { formatRR, parseRData, RDataError, RECORD_ATTRIBUTES, RRTYPE, type RData, type RR } from './records';
-import { ChangeFollower, changedDns, type ChangeRecord } from './changes';
+import { ChangeFollower, type ChangeRecord } from './changes';
+import { ALL_DNS_CHANGED, dnsChangeOf, type DnsChange } from './dns-change';
 import { bumpZoneSetSerial, catalogContents, zoneSetSerial, type CatalogContents } from './catalog';
 import {
   apexKeyRecords, childDsRecords, KEY_ATTRIBUTE, signingKeyOf, WITHDRAWAL_ATTRIBUTE, zoneSigningOf, type SigningKey, type ZoneSigning,
@@ -226,17 +227,8 @@ interface ApexSigning {
   node?: ZoneNode;
 }
 
-/** A change to DNS data followed from the change log (onDnsChange). */
-export interface DnsChange {
-  /**
-   * Lower-case DNS names (no trailing dot) of entries added, modified,
-   * deleted, or renamed (old and new names) in the followed rows, whose DN
-   * spells a DNS name.
-   */
-  names: ReadonlySet<string>;
-  /** true when the log had a gap (or anything the follower cannot attribute to names): drop everything. */
-  all: boolean;
-}
+/** A change to DNS data followed from the change log (onDnsChange): dns-change.ts. */
+export type { DnsChange } from './dns-change';
 
 /** The records of a node with no record attributes: one shared, empty map (never mutated). */
 const NO_RRSETS: Map<number, RR[]> = new Map();
@@ -316,8 +308,7 @@ export class Zones implements ZoneView {
    * lower case; the store path keeps such a caller's owner names as given).
    */
   private index(): ZoneIndex | undefined {
-    // A read-only connection (a serving thread's) is never in a write transaction: no native call per read to ask.
-    if (!this.directory.store.readOnly && this.directory.store.db.inTransaction) return undefined;
+    if (this.directory.store.inTransaction) return undefined;
     return (this.compiled ??= this.compile());
   }
 
@@ -424,7 +415,7 @@ export class Zones implements ZoneView {
 
   /** {@link signingOf} with the records made from it, cached per version (read afresh inside a write transaction). */
   private apexSigning(name: string, e?: StoredEntry): ApexSigning | undefined {
-    if (this.directory.store.db.inTransaction) return this.buildApexSigning(name, e ?? this.entryAt(name));
+    if (this.directory.store.inTransaction) return this.buildApexSigning(name, e ?? this.entryAt(name));
     if (this.signingBuilt.version !== this.dataVersion) this.signingBuilt = { version: this.dataVersion, byApex: new Map() };
     const byApex = this.signingBuilt.byApex;
     let s = byApex.get(name);
@@ -613,20 +604,21 @@ export class Zones implements ZoneView {
 
   /**
    * Calls `l` once this thread has followed (Directory.sync) a change that
-   * may alter DNS data: a change-log row of an entry whose DN spells a DNS
-   * name (every record lives in one, and a zone's serial bump is a row of
-   * its apex), or a gap in the log. What an answer cache clears on.
-   * Returns an unsubscribe function.
+   * may alter DNS data (dns-change.ts: an entry whose DN spells a DNS name
+   * added, deleted, renamed, or modified in what DNS reads of it), or a gap
+   * in the log. Returns an unsubscribe function.
    */
   onDataChange(l: () => void): () => void {
     return addListener(this.dataListeners, l);
   }
 
   /**
-   * Calls `l` with the names each followed change touched (see DnsChange),
-   * from Directory.sync, before any query of this thread proceeds; the
-   * compiled zones are up to date with the change when `l` runs. Listeners
-   * run in registration order. Returns an unsubscribe function.
+   * Calls `l` with each change to DNS data this thread follows (see
+   * DnsChange), from Directory.sync, before any query of this thread
+   * proceeds; the compiled zones are up to date with the change when `l`
+   * runs. Listeners run in registration order, before those of
+   * onDataChange. What an answer cache drops entries on. Returns an
+   * unsubscribe function.
    */
   onDnsChange(l: (c: DnsChange) => void): () => void {
     return addListener(this.changeListeners, l);
@@ -636,25 +628,15 @@ export class Zones implements ZoneView {
   private followDnsData(): void {
     new ChangeFollower(this.directory, {
       onChanges: (rows) => {
-        let last: number | undefined;
-        const names = new Set<string>();
-        const renamed = new Set<string>();
-        for (const r of rows) {
-          for (const d of changedDns(r)) {
-            const n = this.names.fromDn(d.dn, d.ndn);
-            if (n === undefined) continue;
-            last = r.changeNumber;
-            names.add(n);
-            if (r.changeType === 'modrdn') renamed.add(n);
-          }
-        }
-        if (last === undefined) return;
-        this.compiled?.apply({ names, subtrees: renamed });
-        this.dataChanged(last, { names, all: false });
+        const c = dnsChangeOf(rows, this.names);
+        if (!c) return;
+        // The compiled zones first: the listeners (an answer cache) may read them.
+        this.compiled?.apply({ names: c.change.names, subtrees: c.change.renamed });
+        this.dataChanged(c.last, c.change);
       },
       onGap: () => {
         this.compiled?.rebuild();
-        this.dataChanged(this.directory.changeRange().last, { names: new Set(), all: true });
+        this.dataChanged(this.directory.changeRange().last, ALL_DNS_CHANGED);
       },
     });
   }

@@ -4,16 +4,17 @@
  * and the size limit, and a cache of ready wire answers.
  *
  * The cache keeps encoded answers keyed by (name, type, class, EDNS, limit)
- * (wire.ts answerKey); a plain query whose answer is cached is answered from
- * its octets, without decoding (cachedReply).
- * Every query first brings this thread's view up to the change clock
- * (Zones.sync, one atomic load when nothing changed), and the cache is
- * dropped when the change log shows a change to DNS data (Zones.onDataChange),
- * so a query issued after a write's response always sees the write, whichever
- * thread or process made it.
+ * (wire.ts answerKey), the limit left out for a small complete answer, the
+ * same over UDP and TCP (keyFor), each with what it was built from
+ * (answer-cache.ts); a plain query whose answer is cached is answered from
+ * its octets, without decoding (cachedReply). Every query first brings this
+ * thread's view up to the change clock (Zones.sync, one atomic load when
+ * nothing changed), and each change to DNS data the change log shows drops
+ * the answers it can change (Zones.onDnsChange), so a query issued after a
+ * write's response always sees the write, whichever thread or process made it.
  */
-import { LRUCache } from 'lru-cache';
-import type { Zone, ZoneNode, ZoneView, Zones } from '../directory/zones';
+import type { Zone, Zones } from '../directory/zones';
+import { AnswerCache, AnswerDeps, recordingView } from './answer-cache';
 import { lookup, type Answer } from './lookup';
 import { signAnswer } from './dnssec-answer';
 import { RESIGN_AFTER, SignCache, type SignerKey } from './dnssec-sign';
@@ -30,6 +31,9 @@ export const OPCODE = { QUERY: 0, NOTIFY: 4 } as const;
 /** Where the question starts: after the 12-octet header (RFC 1035 §4.1.1). */
 const QUESTION = 12;
 
+/** The size limit in the key of an answer that is the same at every limit (keyFor). */
+const ANY_LIMIT = 0;
+
 /** The UDP payload size we advertise and use at most (DNS flag day 2020: no fragmentation). */
 export const OUR_UDP_SIZE = 1232;
 
@@ -37,12 +41,6 @@ const TYPE_AXFR = 252;
 const TYPE_IXFR = 251;
 /** RFC 9824 §3.5: a meta-type; an explicit query for it is answered FORMERR. */
 const TYPE_NXNAME = 128;
-
-/** A cached signed answer, with the time (ms) after which its signatures are too old to serve again (dnssec-sign.ts RESIGN_AFTER). */
-interface SignedEntry {
-  bytes: Buffer;
-  until: number;
-}
 
 /** Where a query came from and over what. */
 export interface Transport {
@@ -86,7 +84,8 @@ function ednsLimit(udpSize: number): number {
 
 /** Answers packets for one store's zones. */
 export class Answerer {
-  private readonly cache: LRUCache<string, Buffer | SignedEntry> | undefined;
+  /** Ready answers (undefined when disabled); public for the admin API and tests. */
+  readonly cache: AnswerCache | undefined;
   /** Signatures of RRsets, kept across data changes while the RRset stays the same (dnssec-sign.ts). */
   readonly signatures = new SignCache();
   /** Counters for the admin API and benchmarks. */
@@ -100,8 +99,8 @@ export class Answerer {
     opts: { cacheEntries?: number } = {},
   ) {
     const max = opts.cacheEntries ?? 20_000;
-    this.cache = max > 0 ? new LRUCache({ max }) : undefined; // 0 disables the cache
-    zones.onDataChange(() => this.cache?.clear());
+    this.cache = max > 0 ? new AnswerCache(max, zones.catalog) : undefined; // 0 disables the cache
+    zones.onDnsChange((c) => this.cache?.invalidate(c));
   }
 
   /** Answers one packet. Never throws: anything unexpected becomes SERVFAIL (one try/catch per packet). */
@@ -131,17 +130,16 @@ export class Answerer {
     if (!p) return undefined;
     this.zones.sync();
     const limit = tcp ? 65535 : p.edns ? ednsLimit(p.udpSize) : 512;
-    const bytes = this.cached(answerKey(buf, QUESTION, p.questionEnd, p.edns, limit));
+    const bytes = this.cached(answerKey(buf, QUESTION, p.questionEnd, p.edns, ANY_LIMIT)) ?? this.cached(answerKey(buf, QUESTION, p.questionEnd, p.edns, limit));
     if (!bytes) return undefined;
     this.stats.cacheHits++;
     this.counts.answered(tcp, (buf[p.questionEnd - 4] << 8) | buf[p.questionEnd - 3], bytes[3] & 0x0f);
     return { kind: 'reply', bytes: personalize(bytes, (buf[0] << 8) | buf[1], (buf[2] & 0x01) !== 0, (buf[3] & 0x10) !== 0, buf, QUESTION, p.questionEnd) };
   }
 
-  /** The cached answer under `key`, unless it is a signed one whose signatures have grown too old. */
+  /** The cached answer under `key`, unless it is a signed one whose signatures have grown too old (AnswerCache.get). */
   private cached(key: string): Buffer | undefined {
-    const c = this.cache?.get(key);
-    return c === undefined || !('until' in c) ? c : c.until > Date.now() ? c.bytes : undefined;
+    return this.cache?.get(key);
   }
 
   /** Counts a zone transfer's reply by its first message's RCODE (a refusal, a failure or the transfer). */
@@ -234,23 +232,26 @@ export class Answerer {
 
     const limit = sizeLimit(q, t.tcp);
     const edns = q.edns ? (q.edns.do ? (q.edns.co ? 3 : 2) : 1) : 0; // CO matters only with DO (RFC 9824 §4)
-    const key = answerKey(q.questionWire, 0, q.questionWire.length, edns, limit);
-    const cached = this.cached(key);
+    const keys = { any: answerKey(q.questionWire, 0, q.questionWire.length, edns, ANY_LIMIT), own: answerKey(q.questionWire, 0, q.questionWire.length, edns, limit) };
+    const cached = this.cached(keys.any) ?? this.cached(keys.own);
     if (cached) {
       this.stats.cacheHits++;
       return { kind: 'reply', bytes: personalize(cached, q.id, q.rd, q.cd, q.questionWire, 0, q.questionWire.length) };
     }
-    const view = memoView(this.zones);
+    const deps = new AnswerDeps();
+    const view = recordingView(this.zones, deps);
     const a = lookup(view, { name, type, class: q.question.class });
+    // RFC 2308 §2.1, §2.2: a negative answer carries the zone's SOA.
+    if (a.denied && a.zone !== undefined) deps.soa(a.zone);
     const signing = q.edns?.do && a.zone !== undefined ? this.zones.signingOf(a.zone) : undefined;
-    // The lookup read the zone already: the memo view gives it again without a store read.
-    if (signing) return this.signedReply(q, a, view.zoneOf(a.zone!)!, signing.keys, key, limit);
+    // The lookup read the zone already: the recording view gives it again.
+    if (signing) return this.signedReply(q, a, view.zoneOf(a.zone!)!, signing.keys, keys, limit, deps);
     const r = this.base(q, rcodeOf(a), a.aa);
     r.answer = a.answer;
     r.authority = a.authority;
     r.additional = a.additional;
     const bytes = encodeResponse(r, limit);
-    this.cache?.set(key, Buffer.from(bytes));
+    this.cache?.set(keyFor(bytes, r, keys), bytes, deps);
     return { kind: 'reply', bytes };
   }
 
@@ -259,11 +260,11 @@ export class Answerer {
    * cached for at most {@link RESIGN_AFTER}, so that no cached answer carries
    * signatures much older than the sign cache allows.
    */
-  private signedReply(q: Query, a: Answer, zone: Zone, keys: readonly SignerKey[], key: string, limit: number): Outcome {
+  private signedReply(q: Query, a: Answer, zone: Zone, signers: readonly SignerKey[], keys: CacheKeys, limit: number, deps: AnswerDeps): Outcome {
     if (q.question.type === TYPE_NXNAME) return this.reply(this.base(q, RCODE.FORMERR, false), limit);
     const now = Date.now();
     const compactOk = q.edns?.co === true;
-    const s = signAnswer(a, zone, { keys, cache: this.signatures, now: now / 1000 }, compactOk);
+    const s = signAnswer(a, zone, { keys: signers, cache: this.signatures, now: now / 1000 }, compactOk);
     // RFC 9824 §3.2: a name that does not exist is NOERROR (it "exists" with no data), NXDOMAIN again with CO (§4).
     const r = this.base(q, s.nxdomain ? RCODE.NXDOMAIN : a.result === 'nxdomain' ? RCODE.NOERROR : rcodeOf(a), a.aa);
     r.answer = s.answer;
@@ -271,9 +272,37 @@ export class Answerer {
     r.additional = s.additional;
     if (compactOk) r.edns!.co = true; // RFC 9824 §4: the CO flag is echoed
     const bytes = encodeResponse(r, limit);
-    this.cache?.set(key, { bytes: Buffer.from(bytes), until: now + RESIGN_AFTER * 1000 });
+    // A signed referral's proof of no DS is an NSEC with the SOA's negative TTL (RFC 4035 §2.3, dnssec-answer.ts denial).
+    if (a.cut) deps.soa(zone.name);
+    this.cache?.set(keyFor(bytes, r, keys), bytes, deps, now + RESIGN_AFTER * 1000);
     return { kind: 'reply', bytes };
   }
+}
+
+/**
+ * The keys a query's answer may be cached under: `any`, the limit-free one
+ * (ANY_LIMIT), and `own`, with the query's size limit. Hits look under `any`
+ * first.
+ */
+interface CacheKeys {
+  any: string;
+  own: string;
+}
+
+/**
+ * The key to keep `bytes`, the encoding of `r`, under: the limit-free one
+ * when the reply is complete (no TC, no additional RR left out, RFC 2181 §9)
+ * and within 512 octets, the least limit there is (RFC 1035 §4.2.1): the
+ * encoder then writes the same octets whatever the limit, so UDP queries
+ * with any EDNS payload size and TCP queries share it. Otherwise the key of
+ * the reply's own limit.
+ */
+function keyFor(bytes: Buffer, r: Response, keys: CacheKeys): string {
+  const complete = (bytes[2] & 0x02) === 0 && // TC
+    ((bytes[6] << 8) | bytes[7]) === r.answer.length &&
+    ((bytes[8] << 8) | bytes[9]) === r.authority.length &&
+    ((bytes[10] << 8) | bytes[11]) === r.additional.length + (r.edns ? 1 : 0);
+  return complete && bytes.length <= 512 ? keys.any : keys.own;
 }
 
 /**
@@ -290,24 +319,4 @@ function personalize(cached: Buffer, id: number, rd: boolean, cd: boolean, wire:
   b[3] = (b[3] & ~0x10) | (cd ? 0x10 : 0);
   for (let i = start, o = QUESTION; i < end; i++, o++) b[o] = wire[i]; // a short run: a loop beats Buffer.copy's call
   return b;
-}
-
-/**
- * The zone view for one lookup, remembering what it read: a lookup asks for
- * the same apex and nodes several times (delegation walk, wildcard search,
- * additional section), each a store read and RDATA parse otherwise.
- */
-function memoView(view: ZoneView): ZoneView {
-  const zones = new Map<string, Zone | undefined>();
-  const nodes = new Map<string, ZoneNode | undefined>();
-  return {
-    zoneOf(name) {
-      if (!zones.has(name)) zones.set(name, view.zoneOf(name));
-      return zones.get(name);
-    },
-    node(name) {
-      if (!nodes.has(name)) nodes.set(name, view.node(name));
-      return nodes.get(name);
-    },
-  };
 }

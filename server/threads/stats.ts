@@ -31,6 +31,10 @@ export interface ThreadFigures {
     servfail: number;
     /** Entries in the thread's answer cache. */
     cacheSize: number;
+    /** Cached answers dropped because a write could change them (answer-cache.ts). */
+    cacheDropped: number;
+    /** Whole answer-cache drops (a gap in the change log, a rename). */
+    cacheFlushes: number;
     rrl: { dropped: number; slipped: number } | null;
     tcpConnections: number;
   };
@@ -63,7 +67,8 @@ export function threadFigures(thread: number, restarts: number, e: ThreadEndpoin
     thread,
     restarts,
     ldap: e.ldap.stats(),
-    dns: { ...a.stats, answered: a.counts.figures(), cacheSize: a.cacheSize, rrl: e.dns.rrl ? { ...e.dns.rrl.stats } : null, tcpConnections: e.dns.tcpStats().connections },
+    dns: { ...a.stats, answered: a.counts.figures(), cacheSize: a.cacheSize,
+      cacheDropped: a.cache?.stats.invalidated ?? 0, cacheFlushes: a.cache?.stats.flushes ?? 0, rrl: e.dns.rrl ? { ...e.dns.rrl.stats } : null, tcpConnections: e.dns.tcpStats().connections },
     ...mailFigures(e.smtp, e.views),
     routing: { ...e.views.routing.stats, version: e.views.routing.version },
     passwords: passwordFigures(e.directory),

@@ -158,6 +158,27 @@ describe('cached replies are the replies the full path builds', () => {
     }
   });
 
+  test('a small complete answer is kept once for every size limit: TCP and other EDNS sizes after UDP are hits; a truncated one is not shared', async () => {
+    const port = cached.app.ports.dns;
+    const hits = () => cached.app.dns.answerer.stats.cacheHits;
+    const udp = (await udpQuery(port, queryPacket('ns1.example.org', TYPE.MX, { id: 200 })))!; // NODATA: small, complete
+    let before = hits();
+    const tcp = await tcpQuery(port, queryPacket('ns1.example.org', TYPE.MX, { id: 200 }));
+    assert.equal(hits(), before + 1, 'TCP after UDP: from the cache');
+    assert.equal(tcp.toString('hex'), udp.toString('hex'));
+    await udpQuery(port, ednsQuery('ns1.example.org', TYPE.MX, { id: 201, size: 1232 }));
+    before = hits();
+    await udpQuery(port, ednsQuery('ns1.example.org', TYPE.MX, { id: 201, size: 4000 }));
+    await udpQuery(port, ednsQuery('ns1.example.org', TYPE.MX, { id: 201, size: 700 }));
+    assert.equal(hits(), before + 2, 'other EDNS sizes: from the cache');
+    // big.example.org TXT: TC over UDP without EDNS (RFC 2181 §9); over TCP the whole RRset, never the truncated reply.
+    const tc = (await udpQuery(port, queryPacket('big.example.org', TYPE.TXT, { id: 202 })))!;
+    assert.equal(tc[2] & 0x02, 0x02);
+    const whole = await tcpQuery(port, queryPacket('big.example.org', TYPE.TXT, { id: 202 }));
+    assert.equal(whole[2] & 0x02, 0, 'no TC over TCP');
+    assert.equal(whole.readUInt16BE(6), 30);
+  });
+
   test('a response (QR set) gets no reply from either', async () => {
     const pkt = queryPacket('mx.example.org', TYPE.A, { id: 47, flags: QR });
     assert.equal(await udpQuery(cached.app.ports.dns, pkt, 300), undefined);
