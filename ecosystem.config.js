@@ -20,6 +20,9 @@ module.exports = {
       cwd: __dirname,
       exec_mode: 'cluster',
       instances: 1,
+      // V8's young generation capped at 2 x 8 MiB, as `npm start` does (README, "Memory"): left to V8 it grows
+      // to 2 x 64 MiB under load, ~100 MB of RSS more, for no measurable gain in CPU per query.
+      node_args: ['--max-semi-space-size=8'],
       // Start and reload: the new process is ready once every listener is up.
       wait_ready: true,
       listen_timeout: 20000,

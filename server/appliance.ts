@@ -290,7 +290,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
     if (!owned) await probePorts(config.listen, { ...configured, http: config.http.port, https: config.http.httpsPort });
     if (config.threads === 1) {
       const e = await bind(() => startEndpoints(directory, zones, config, log, {
-        ports: configured, views: queueSide.views, queue: queueSide.queue, onQueued: () => queueSide.delivery.kick(), provisioner, writer, tls, reusePort: true,
+        ports: configured, views: queueSide.views, queue: queueSide.delivery, provisioner, writer, tls, reusePort: true,
       }));
       endpoints = e;
       started.push(e);
@@ -299,7 +299,7 @@ export async function startAppliance(config: Config, log: Logger, announce: (msg
       const host = await bind(() => startThreads({
         config, count: config.threads, clock: clock.buffer, tls, log,
         services: {
-          writer, queue: queueSide.queue, onQueued: () => queueSide.delivery.kick(),
+          writer, queue: queueSide.delivery,
           throttle: directory.throttle, limits: new ProvisionLimits(config.provisionLimits),
         },
       }));

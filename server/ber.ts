@@ -16,6 +16,7 @@ const TAG_SEQUENCE = 0x30;
 const TAG_SET = 0x31;
 const TAG_OCTET_STRING = 0x04;
 const TAG_INTEGER = 0x02;
+const TAG_ENUMERATED = 0x0a;
 const TAG_SEARCH_RESULT_ENTRY = 0x64; // [APPLICATION 4] constructed
 
 function lenOfLen(n: number): number {
@@ -61,12 +62,20 @@ class Writer {
     this.off += len;
   }
 
-  integer(n: number): void {
+  integer(n: number, tag = TAG_INTEGER): void {
     const len = intContentLen(n);
-    this.header(TAG_INTEGER, len);
+    this.header(tag, len);
     for (let i = len - 1; i >= 0; i--) this.buf[this.off++] = i >= 4 ? 0 : (n >>> (8 * i)) & 0xff;
   }
 }
+
+/**
+ * Scratch for encodeSearchEntry's first pass: per attribute its type's,
+ * value set's and PartialAttribute's content lengths, and each value's
+ * length. The encoder runs to its end without yielding, so one is enough.
+ */
+let attrLens = new Int32Array(3 * 64);
+let valueLens = new Int32Array(256);
 
 /**
  * Encodes one SearchResultEntry LDAPMessage. `attrs` are (type, values)
@@ -75,24 +84,26 @@ class Writer {
 export function encodeSearchEntry(messageId: number, dn: string, attrs: readonly (readonly [string, readonly Value[]])[]): Buffer {
   const dnLen = byteLen(dn);
   // pass 1: sizes
-  const typeLens: number[] = new Array(attrs.length);
-  const valueLens: number[][] = new Array(attrs.length);
-  const setLens: number[] = new Array(attrs.length);
-  const partialLens: number[] = new Array(attrs.length);
+  let valueCount = 0;
+  for (let i = 0; i < attrs.length; i++) valueCount += attrs[i][1].length;
+  if (attrLens.length < 3 * attrs.length) attrLens = new Int32Array(6 * attrs.length);
+  if (valueLens.length < valueCount) valueLens = new Int32Array(2 * valueCount);
+  const a = attrLens;
+  const v = valueLens;
   let attrsContent = 0;
-  for (let i = 0; i < attrs.length; i++) {
+  for (let i = 0, k = 0; i < attrs.length; i++) {
     const [type, values] = attrs[i];
-    typeLens[i] = byteLen(type);
-    const vl: number[] = new Array(values.length);
+    const typeLen = byteLen(type);
     let set = 0;
-    for (let j = 0; j < values.length; j++) {
-      vl[j] = byteLen(values[j]);
-      set += tlvSize(vl[j]);
+    for (let j = 0; j < values.length; j++, k++) {
+      v[k] = byteLen(values[j]);
+      set += tlvSize(v[k]);
     }
-    valueLens[i] = vl;
-    setLens[i] = set;
-    partialLens[i] = tlvSize(typeLens[i]) + tlvSize(set);
-    attrsContent += tlvSize(partialLens[i]);
+    const partial = tlvSize(typeLen) + tlvSize(set);
+    a[3 * i] = typeLen;
+    a[3 * i + 1] = set;
+    a[3 * i + 2] = partial;
+    attrsContent += tlvSize(partial);
   }
   const opContent = tlvSize(dnLen) + tlvSize(attrsContent);
   const msgContent = tlvSize(intContentLen(messageId)) + tlvSize(opContent);
@@ -103,12 +114,12 @@ export function encodeSearchEntry(messageId: number, dn: string, attrs: readonly
   w.header(TAG_SEARCH_RESULT_ENTRY, opContent);
   w.octets(dn, dnLen);
   w.header(TAG_SEQUENCE, attrsContent);
-  for (let i = 0; i < attrs.length; i++) {
+  for (let i = 0, k = 0; i < attrs.length; i++) {
     const [type, values] = attrs[i];
-    w.header(TAG_SEQUENCE, partialLens[i]);
-    w.octets(type, typeLens[i]);
-    w.header(TAG_SET, setLens[i]);
-    for (let j = 0; j < values.length; j++) w.octets(values[j], valueLens[i][j]);
+    w.header(TAG_SEQUENCE, a[3 * i + 2]);
+    w.octets(type, a[3 * i]);
+    w.header(TAG_SET, a[3 * i + 1]);
+    for (let j = 0; j < values.length; j++, k++) w.octets(values[j], v[k]);
   }
   return w.buf;
 }
@@ -154,10 +165,28 @@ export function encodePagedValue(size: number, cookie: Buffer): Buffer {
  * tag `opTag` (0x65 SearchResultDone, ...), with response controls.
  */
 export function encodeLdapResult(messageId: number, opTag: number, code: number, matchedDN: string, diagnostic: string, controls: Buffer[] = []): Buffer {
-  const result = tlv(opTag, Buffer.concat([tlv(0x0a, integerContent(code)), octets(TAG_OCTET_STRING, matchedDN), octets(TAG_OCTET_STRING, diagnostic)]));
-  const parts = [tlv(TAG_INTEGER, integerContent(messageId)), result];
-  if (controls.length) parts.push(tlv(0xa0, Buffer.concat(controls)));
-  return tlv(TAG_SEQUENCE, Buffer.concat(parts));
+  // In two passes, as encodeSearchEntry: every search ends with one.
+  const matchedLen = byteLen(matchedDN);
+  const diagnosticLen = byteLen(diagnostic);
+  const resultContent = tlvSize(intContentLen(code)) + tlvSize(matchedLen) + tlvSize(diagnosticLen);
+  let controlsLen = 0;
+  for (const c of controls) controlsLen += c.length;
+  const msgContent = tlvSize(intContentLen(messageId)) + tlvSize(resultContent) + (controls.length ? tlvSize(controlsLen) : 0);
+  const w = new Writer(Buffer.allocUnsafe(tlvSize(msgContent)));
+  w.header(TAG_SEQUENCE, msgContent);
+  w.integer(messageId);
+  w.header(opTag, resultContent);
+  w.integer(code, TAG_ENUMERATED);
+  w.octets(matchedDN, matchedLen);
+  w.octets(diagnostic, diagnosticLen);
+  if (controls.length) {
+    w.header(0xa0, controlsLen);
+    for (const c of controls) {
+      c.copy(w.buf, w.off);
+      w.off += c.length;
+    }
+  }
+  return w.buf;
 }
 
 /**

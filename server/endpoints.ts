@@ -25,9 +25,8 @@ export interface EndpointDeps {
   ports: ServingPorts;
   /** The transfer unit's views of this thread's directory. */
   views: MailViews;
-  /** Where accepted mail goes, and what to call once it is queued. */
+  /** Where accepted mail goes. */
   queue: MessageQueue;
-  onQueued: () => void;
   /** Serves provisioning (LDAP extended operation, SMTP at RCPT under the policy): the provisioner for its reads. */
   provisioner: Provisioner;
   /** The one writer (this thread's, or the main thread's over the channel): every write goes to it as a command. */
@@ -82,7 +81,7 @@ export async function startEndpoints(directory: Directory, zones: Zones, config:
     }, log.child({ ep: 'dns' })));
     started.push(dns);
     const smtp = await listening('DCMX_SMTP_PORT', host, ports.smtp, () => startIntakeSide(deps.views, { ...config, smtp: { ...config.smtp, port: ports.smtp } }, log.child({ ep: 'smtp' }), {
-      queue: deps.queue, onQueued: deps.onQueued, provisioning: { provisioner: deps.provisioner, writer: deps.writer }, limits: deps.limits, tls, reusePort, caps: deps.caps?.smtp,
+      queue: deps.queue, provisioning: { provisioner: deps.provisioner, writer: deps.writer }, limits: deps.limits, tls, reusePort, caps: deps.caps?.smtp,
       storeWritable: () => directory.store.fileState() === 'ok',
     }));
     started.push(smtp);

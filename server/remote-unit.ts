@@ -117,8 +117,7 @@ export async function startRemoteUnit(config: Config, log: Logger): Promise<Remo
     // As the appliance's: reusePort everywhere, ports in use refused unless a predecessor on this data dir holds them (succession.ts).
     if (!owned) await probePorts(config.listen, { ldap: 0, dns: 0, smtp: config.smtp.port, http: config.http.port, https: config.http.httpsPort });
     const intake = await bindBeside(ownership, log, () => listening('DCMX_SMTP_PORT', config.listen, config.smtp.port, () => startIntakeSide(views, config, log.child({ ep: 'smtp' }), {
-      queue: queueSide.queue,
-      onQueued: () => queueSide.delivery.kick(),
+      queue: queueSide.delivery,
       provisioning: config.provisioning === 'off' ? undefined : remoteProvisioning(source),
       storeWritable: () => store.fileState() === 'ok',
       directoryReachable: () => source.reachable,

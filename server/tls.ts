@@ -7,7 +7,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import selfsigned from 'selfsigned';
+import { lazily } from './lazy';
+
+/** Needed on first boot only (lazy.ts). */
+const selfsigned = lazily(() => require('selfsigned') as typeof import('selfsigned')); // eslint-disable-line @typescript-eslint/no-require-imports
 
 export interface TlsPair {
   cert: Buffer;
@@ -23,7 +26,7 @@ export async function loadTls(opts: { dataDir: string; hostname: string; cert?: 
   if (fs.existsSync(certFile) && fs.existsSync(keyFile)) return { cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) };
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const now = new Date();
-  const pems = await selfsigned.generate([{ name: 'commonName', value: opts.hostname }], {
+  const pems = await selfsigned().generate([{ name: 'commonName', value: opts.hostname }], {
     notBeforeDate: now,
     notAfterDate: new Date(now.getTime() + 10 * 365 * 86400_000),
     keySize: 2048,

@@ -171,14 +171,14 @@ function compileNode(f: Filter, indexed: ReadonlySet<string>, budget: Budget, le
     case 'present': {
       const names = indexedNames(f.attr, indexed);
       if (!names) return ANY;
-      return { sql: `e.id IN (SELECT entry_id FROM attr_index WHERE ${attrIn(names)})`, params: names, exact: true, depth: LEAF_DEPTH, scans: 1 };
+      return { sql: `e.id IN (SELECT entry_id FROM attr_index WHERE ${attrIn(names.length)})`, params: names, exact: true, depth: LEAF_DEPTH, scans: 1 };
     }
     case 'sub': {
       const names = indexedNames(f.attr, indexed);
       if (!names) return ANY;
       const pattern = globEscape(f.initial ?? '') + '*' + f.any.map((a) => globEscape(a) + '*').join('') + globEscape(f.final ?? '');
       return {
-        sql: `e.id IN (SELECT entry_id FROM attr_index WHERE ${attrIn(names)} AND norm GLOB ?)`,
+        sql: `e.id IN (SELECT entry_id FROM attr_index WHERE ${attrIn(names.length)} AND norm GLOB ?)`,
         params: [...names, pattern],
         exact: false, // GLOB may match overlapping pieces that substringMatch rejects
         depth: LEAF_DEPTH,
@@ -203,7 +203,7 @@ function indexProbe(names: string[], norms: string[]): Part {
   const normIn = norms.length === 1 ? 'norm = ?'
     : long ? 'norm IN (SELECT value FROM json_each(?))' : `norm IN (${placeholders(norms.length)})`;
   return {
-    sql: `e.id IN (SELECT entry_id FROM attr_index WHERE ${attrIn(names)} AND ${normIn})`,
+    sql: `e.id IN (SELECT entry_id FROM attr_index WHERE ${attrIn(names.length)} AND ${normIn})`,
     params: long ? [...names, JSON.stringify(norms)] : [...names, ...norms],
     exact: true,
     depth: LEAF_DEPTH,
@@ -244,8 +244,9 @@ function indexedNames(attr: AttributeType, indexed: ReadonlySet<string>): string
   return names.every((n) => indexed.has(n)) ? names : undefined;
 }
 
-function attrIn(names: string[]): string {
-  return names.length === 1 ? 'attr = ?' : `attr IN (${placeholders(names.length)})`;
+/** The condition on attr_index.attr for `names` index names (an attribute and its subtypes), as parameters. */
+function attrIn(names: number): string {
+  return names === 1 ? 'attr = ?' : `attr IN (${placeholders(names)})`;
 }
 
 /** Escapes GLOB metacharacters so the piece matches literally. */
@@ -263,19 +264,20 @@ export interface IndexDriver {
 }
 
 /**
- * The driver's condition on `entries e`: the probe as a list of rowids
- * (`e.id IN (SELECT entry_id ...)`), which SQLite reads from the index then
- * looks up by rowid. Not a join of attr_index: better-sqlite3's SQLite is
- * built with STAT4, under which the join form is re-prepared at every run
- * (its bound values might change the plan); this form is prepared once.
+ * The driver's condition on `entries e`, for a driver of `names` index names
+ * (the parameters are the names, then the value): the probe as a list of
+ * rowids (`e.id IN (SELECT entry_id ...)`), which SQLite reads from the
+ * index then looks up by rowid. Not a join of attr_index: better-sqlite3's
+ * SQLite is built with STAT4, under which the join form is re-prepared at
+ * every run (its bound values might change the plan); this form is prepared once.
  */
-export function indexDriverSql(d: IndexDriver): { sql: string; params: string[] } {
-  return { sql: `e.id IN (SELECT entry_id FROM attr_index WHERE ${attrIn(d.names)} AND norm = ?)`, params: [...d.names, d.norm] };
+export function indexDriverText(names: number): string {
+  return `e.id IN (SELECT entry_id FROM attr_index WHERE ${attrIn(names)} AND norm = ?)`;
 }
 
 /**
  * Picks an indexed equality at the top of the filter (alone, or a term of an
- * AND) to drive the query from attr_index (indexDriverSql): one index probe
+ * AND) to drive the query from attr_index (indexDriverText): one index probe
  * then the entries by rowid, before any other condition. In an AND, a term on
  * another attribute than objectClass is preferred: an objectClass value is
  * shared by every entry of its kind (`(&(objectClass=posixAccount)(uidNumber=1000))`,

@@ -7,7 +7,7 @@
  */
 import type { Statement } from 'better-sqlite3';
 import { openDatabase, openReadOnlyDatabase, StorageError, StoreFileGuard, type Db, type StoreFileState } from './db';
-import { filterToSql, indexDriver, indexDriverSql, type IndexDriver, type SqlCondition } from './filter-sql';
+import { filterToSql, indexDriver, indexDriverText, type IndexDriver, type SqlCondition } from './filter-sql';
 import type { Filter } from '../server/directory/filter';
 
 /** Attribute values by canonical attribute name, as stored. */
@@ -183,12 +183,49 @@ const RPATH_END = '\u0002';
 const STATEMENT_CACHE = 256;
 /** Statements with more parameters than this (large filters) are prepared for one use, not cached. */
 const LARGE_STATEMENT_PARAMS = 64;
+/** Candidates of an index-driven search read at once before the rest are iterated (Store.candidates). */
+const FIRST_BATCH = 32;
 
 /** SQLite's refusal of a statement for its size: expression depth, parameters, parser stack, compound terms. */
 function isLimitError(e: unknown): boolean {
   return e instanceof Error && (e as { code?: string }).code === 'SQLITE_ERROR' &&
     /too large|too many|stack overflow|recursion limit/i.test(e.message);
 }
+
+/** What the text of a candidate query depends on (its values are all bound parameters). */
+interface CandidateShape {
+  scope: Scope;
+  /** Index names of the driving equality (indexDriverText); 0: no driver. */
+  probeNames: number;
+  /** The SQL of the rest of the filter ('1': none). */
+  cond: string;
+  /** With a lower bound on the id (a step resuming, a page after the first). */
+  after: boolean;
+  /** At most this many rows; 0: all. */
+  batch: number;
+}
+
+/**
+ * The candidate query of a shape. Its parameters, in order: the driver's
+ * names and value (see indexDriverText), the scope's (the base's id, or its rpath and
+ * subtreeEnd), the condition's, then the id to resume after.
+ */
+function candidateSql(s: CandidateShape): string {
+  let sql = 'SELECT e.id, e.dn, e.ndn, e.rpath, e.parent_id, e.attrs FROM entries e WHERE ';
+  if (s.probeNames) sql += `${indexDriverText(s.probeNames)} AND `;
+  sql += SCOPE_SQL[s.scope];
+  if (s.cond !== '1') sql += ` AND (${s.cond})`;
+  if (s.after) sql += ' AND e.id > ?';
+  return sql + (s.batch ? ` ORDER BY e.id LIMIT ${s.batch}` : ' ORDER BY e.id');
+}
+
+/** The condition of each scope on `entries e`. */
+const SCOPE_SQL: Record<Scope, string> = {
+  base: 'e.id = ?',
+  one: 'e.parent_id = ?',
+  sub: 'e.rpath >= ? AND e.rpath < ?',
+  children: 'e.rpath > ? AND e.rpath < ?',
+};
 
 /**
  * The SQLite-backed store: one connection, used by one thread. The writer's
@@ -199,6 +236,7 @@ export class Store {
   private readonly stmts = new Map<string, Statement>();
   private readonly indexed: Set<string>;
   private readonly plans = new WeakMap<Filter, { driver: IndexDriver | undefined; cond: SqlCondition }>();
+  private readonly candidateSqls = new Map<string, string>();
 
   /** Calls of `transaction` under way (nested ones included). */
   private transactions = 0;
@@ -363,55 +401,38 @@ export class Store {
    */
   *candidates(q: EntryQuery): Generator<StoredEntry> {
     const { driver, cond } = this.plan(q.filter);
-    let scopeSql: string;
-    let params: (string | number)[];
-    switch (q.scope) {
-      case 'base':
-        scopeSql = 'e.id = ?';
-        params = [q.base.id];
-        break;
-      case 'one':
-        scopeSql = 'e.parent_id = ?';
-        params = [q.base.id];
-        break;
-      case 'sub':
-        scopeSql = 'e.rpath >= ? AND e.rpath < ?';
-        params = [q.base.rpath, subtreeEnd(q.base.rpath)];
-        break;
-      case 'children':
-        scopeSql = 'e.rpath > ? AND e.rpath < ?';
-        params = [q.base.rpath, subtreeEnd(q.base.rpath)];
-        break;
-    }
-    const head = 'SELECT e.id, e.dn, e.ndn, e.rpath, e.parent_id, e.attrs FROM entries e WHERE ';
-    if (driver) {
-      const probe = indexDriverSql(driver);
-      scopeSql = `${probe.sql} AND ${scopeSql}`;
-      params = [...probe.params, ...params];
-    }
-    const build = (c: { sql: string; params: string[] }): [string, (string | number)[]] => {
-      let sql = head + scopeSql;
-      const all: (string | number)[] = [...params];
-      if (c.sql !== '1') sql += ` AND (${c.sql})`;
+    const params: (string | number)[] = driver ? [...driver.names, driver.norm] : [];
+    if (q.scope === 'base' || q.scope === 'one') params.push(q.base.id);
+    else params.push(q.base.rpath, subtreeEnd(q.base.rpath));
+    let c: { sql: string; params: string[] } = cond;
+    /** The statement for the candidates above `afterId`, at most `batch` of them (all without). */
+    const prepared = (afterId: number | undefined, batch?: number): [Statement, (string | number)[]] => {
+      const all = [...params];
       for (const v of c.params) all.push(v);
-      if (q.afterId !== undefined) {
-        sql += ' AND e.id > ?';
-        all.push(q.afterId);
+      if (afterId !== undefined) all.push(afterId);
+      const shape: CandidateShape = { scope: q.scope, probeNames: driver?.names.length ?? 0, cond: c.sql, after: afterId !== undefined, batch: batch ?? 0 };
+      try {
+        // A statement for a large filter is used once: it does not take a place in the cache.
+        return [all.length > LARGE_STATEMENT_PARAMS ? this.db.prepare(candidateSql(shape)) : this.stmt(this.candidateSql(shape)), all];
+      } catch (e) {
+        // filterToSql keeps within SQLite's limits; should one still be hit, the
+        // scope alone gives the candidates (a superset, the caller evaluates the filter).
+        if (c.sql === '1' || !isLimitError(e)) throw e;
+        c = { sql: '1', params: [] };
+        return prepared(afterId, batch);
       }
-      return [sql + ' ORDER BY e.id', all];
     };
-    let [sql, all] = build(cond);
-    let stmt: Statement;
-    try {
-      // A statement for a large filter is used once: it does not take a place in the cache.
-      stmt = all.length > LARGE_STATEMENT_PARAMS ? this.db.prepare(sql) : this.stmt(sql);
-    } catch (e) {
-      // filterToSql keeps within SQLite's limits; should one still be hit, the
-      // scope alone gives the candidates (a superset, the caller evaluates the filter).
-      if (cond.sql === '1' || !isLimitError(e)) throw e;
-      [sql, all] = build({ sql: '1', params: [] });
-      stmt = this.stmt(sql);
+    let afterId = q.afterId;
+    if (driver) {
+      // An indexed equality finds few entries, as a rule: the first FIRST_BATCH are read in one call, which
+      // costs less than an iterator (its set-up is a third of such a search's query); the rest, if any, follow.
+      const [stmt, all] = prepared(afterId, FIRST_BATCH);
+      const rows = stmt.all(...all) as EntryRow[];
+      for (const r of rows) yield Store.toEntry(r);
+      if (rows.length < FIRST_BATCH) return;
+      afterId = rows[rows.length - 1].id;
     }
+    const [stmt, all] = prepared(afterId);
     for (const r of stmt.iterate(...all) as IterableIterator<EntryRow>) yield Store.toEntry(r);
   }
 
@@ -424,6 +445,22 @@ export class Store {
       this.plans.set(filter, p);
     }
     return p;
+  }
+
+  /**
+   * candidateSql(shape), kept by shape: each search builds its own plan, but
+   * the text of its query is one of a few, and the string kept finds its
+   * statement (stmt) without being built and hashed again.
+   */
+  private candidateSql(shape: CandidateShape): string {
+    const key = `${shape.scope} ${shape.probeNames} ${shape.after ? 1 : 0} ${shape.batch} ${shape.cond}`;
+    let sql = this.candidateSqls.get(key);
+    if (sql === undefined) {
+      sql = candidateSql(shape);
+      if (this.candidateSqls.size >= STATEMENT_CACHE) this.candidateSqls.clear();
+      this.candidateSqls.set(key, sql);
+    }
+    return sql;
   }
 
   /** Appends a change log row; returns its change number. */

@@ -31,7 +31,7 @@ const PM2 = path.join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 interface Pm2App {
   name: string;
   pid: number;
-  pm2_env: { status: string; restart_time: number };
+  pm2_env: { status: string; restart_time: number; node_args?: string[] };
 }
 
 /** A pm2 of its own (PM2_HOME in a temp dir) for `env`; `pm2 kill` and the dirs removed after `body`, whatever happens. */
@@ -92,6 +92,9 @@ test('pm2 boots the appliance and waits for it to be ready', async () => {
     const exe = fs.realpathSync(`/proc/${app!.pid}/exe`);
     const version = spawnSync(exe, ['-p', 'process.versions.node'], { encoding: 'utf8' }).stdout.trim();
     assert.ok(Number(version.split('.')[0]) >= 24, `the appliance runs on Node.js ${version}`);
+    // ecosystem.config.js's node_args, V8's young generation capped (README, "Memory"), are the ones pm2 starts the
+    // appliance with (its cluster mode passes them as execArgv; the process's title hides them from /proc/PID/cmdline).
+    assert.deepEqual(app?.pm2_env.node_args, ['--max-semi-space-size=8']);
     // pm2 waited for process.send('ready'): the ready line is already in its log, with the bound ports.
     const ready = readyLines(home)[0];
     assert.ok(ready, 'ready line logged');

@@ -17,13 +17,18 @@
  * follower ordinals; never a domain, an address or a DN (the README lists
  * every series).
  */
-import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
+import type * as PromClient from 'prom-client';
+import type { Counter, Gauge, Metric, Registry } from 'prom-client';
 import { CounterTotals, sumFigures, type ThreadFigures } from '../threads/stats';
 import type { HistogramFigures } from '../tally';
 import type { PasswordStats } from '../directory/passwords';
 import { CHANNELS, type Delivery } from '../mta/delivery';
 import { MESSAGE_STATUSES, type QueueAdmin, type QueueDepth } from '../mta/queue-admin';
 import { LDAP_LATENCY_BUCKETS } from '../ldap/op-counts';
+import { lazily } from '../lazy';
+
+/** prom-client (with @opentelemetry/api, ~15 MB of RSS), loaded at the first scrape (lazy.ts). */
+const promClient = lazily(() => require('prom-client') as typeof PromClient); // eslint-disable-line @typescript-eslint/no-require-imports
 
 /**
  * A serving thread's figures as the metrics read them: a thread of the
@@ -123,19 +128,30 @@ class FiguresHistogram {
 
 /** A process's metrics registry: the appliance's, or a remote transfer unit's (see the module comment). */
 export class ApplianceMetrics {
-  readonly registry = new Registry();
+  private made: Registry | undefined;
   private readonly totals = new CounterTotals<ServingFigures>();
   /** The figures the collectors read: set just before the registry is read, in the same turn. */
   private current: MetricsFigures | undefined;
   /** The scrape under way: the next waits for it. */
   private last: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly sources: MetricsSources) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'dcmx_' });
+  constructor(private readonly sources: MetricsSources) {}
+
+  /**
+   * prom-client's registry of every series, made at the first scrape, not
+   * at start (prom-client is lazy): the default process metrics that count
+   * events (GC durations, event loop lag) count from then.
+   */
+  get registry(): Registry {
+    if (this.made) return this.made;
+    const prom = promClient();
+    this.made = new prom.Registry();
+    prom.collectDefaultMetrics({ register: this.made, prefix: 'dcmx_' });
     // Three of prom-client's gauges end in _total, which `promtool check metrics` refuses for a gauge;
     // each is the sum of its by-type gauge beside it (dcmx_nodejs_active_handles{type}...).
-    for (const name of ['handles', 'requests', 'resources']) this.registry.removeSingleMetric(`dcmx_nodejs_active_${name}_total`);
+    for (const name of ['handles', 'requests', 'resources']) this.made.removeSingleMetric(`dcmx_nodejs_active_${name}_total`);
     this.define();
+    return this.made;
   }
 
   /** The exposition: content type and body. */
@@ -176,16 +192,18 @@ export class ApplianceMetrics {
 
   /** A counter whose samples are read from the current figures at each scrape. */
   private counter(name: string, help: string, labelNames: string[], read: (f: MetricsFigures) => Sample[]): void {
-    this.series(Counter, name, help, labelNames, read);
+    this.series('counter', name, help, labelNames, read);
   }
 
   /** A gauge whose samples are read from the current figures at each scrape. */
   private gauge(name: string, help: string, labelNames: string[], read: (f: MetricsFigures) => Sample[]): void {
-    this.series(Gauge, name, help, labelNames, read);
+    this.series('gauge', name, help, labelNames, read);
   }
 
-  private series(kind: typeof Counter | typeof Gauge, name: string, help: string, labelNames: string[], read: (f: MetricsFigures) => Sample[]): void {
+  private series(type: 'counter' | 'gauge', name: string, help: string, labelNames: string[], read: (f: MetricsFigures) => Sample[]): void {
     const self = this;
+    const { Counter, Gauge } = promClient();
+    const kind: typeof Counter | typeof Gauge = type === 'counter' ? Counter : Gauge;
     new kind({
       name, help, labelNames, registers: [this.registry],
       collect(this: Counter | Gauge) {

@@ -44,6 +44,9 @@ import {
   CHANGELOG_DN, changeEntry, changelogContainer, rootDse, SUBSCHEMA_DN, subschemaEntry, type RootDseFeatures,
 } from './virtual';
 
+/** Search bases kept parsed, and stored bases kept read (Directory.searchBase, storedBase): a handful are searched from, as a rule. */
+const SEARCH_BASES_KEPT = 64;
+
 /** Attributes indexed by default (lower-case canonical names). */
 export const DEFAULT_INDEXES = [
   'objectclass', 'dc', 'mail', 'mailalternateaddress', 'uid', 'cn', 'associateddomain', 'member', 'uniquemember',
@@ -250,6 +253,11 @@ export class Directory {
   /** The clock's value when this thread's views last followed it (sync). */
   private synced: number;
   private readonly syncListeners: (() => void)[] = [];
+  /** Search bases as parsed and normalised, by the string a request gave (searchBase). */
+  private readonly searchBases = new Map<string, { dn: Dn; ndn: string }>();
+  /** Stored search bases by normalised DN (storedBase), as of the change number `baseEntriesAt`. */
+  private readonly baseEntries = new Map<string, StoredEntry>();
+  private baseEntriesAt = -1;
 
   constructor(readonly store: Store, readonly schema: Schema, opts: DirectoryOptions) {
     this.suffixDn = parseDn(opts.suffix);
@@ -642,8 +650,7 @@ export class Directory {
    */
   startSearch(who: Identity, req: SearchRequest, onEntry: (e: SearchEntry) => void): SearchRun {
     const started = Date.now();
-    const baseDn = this.parse(req.base);
-    const baseNdn = this.normalizeParsed(baseDn);
+    const { dn: baseDn, ndn: baseNdn } = this.searchBase(req.base);
     const { filter, consider, view } = this.prepare(who, req);
     const limit = this.effectiveLimit(who, req.sizeLimit, this.sizeLimit);
     const timeLimitMs = this.effectiveLimit(who, req.timeLimit, this.timeLimit) * 1000;
@@ -686,12 +693,12 @@ export class Directory {
     let scope = req.scope;
     if (baseNdn === '') {
       // One level under the root DSE is the naming context; a subtree is all of it, and so are its children.
-      base = this.store.getByNdn(this.suffixNdn);
+      base = this.storedBase(this.suffixNdn);
       if (!base) return once(() => ({ count }));
       if (scope === 'one') scope = 'base';
       else if (scope === 'children') scope = 'sub';
     } else {
-      base = this.store.getByNdn(baseNdn);
+      base = this.storedBase(baseNdn);
     }
     if (!base || !this.access.canRead(who, base)) {
       throw new NoSuchObjectError(req.base, base ? '' : this.visibleMatchedDN(who, baseDn));
@@ -737,6 +744,46 @@ export class Directory {
         return { count };
       },
     };
+  }
+
+  /**
+   * A search's base DN, parsed and normalised (invalidDNSyntax as parse
+   * throws it); the last few are kept, since most searches name one of a
+   * few bases: the schema never changes, so neither does the answer.
+   */
+  private searchBase(base: string): { dn: Dn; ndn: string } {
+    let b = this.searchBases.get(base);
+    if (!b) {
+      const dn = this.parse(base);
+      b = { dn, ndn: this.normalizeParsed(dn) };
+      if (this.searchBases.size >= SEARCH_BASES_KEPT) this.searchBases.clear();
+      this.searchBases.set(base, b);
+    }
+    return b;
+  }
+
+  /**
+   * The stored entry a search starts from. The last few found are kept
+   * until the change clock moves: every write moves it (after its commit,
+   * before its reply), so a search after a write's reply reads the entry again.
+   */
+  private storedBase(ndn: string): StoredEntry | undefined {
+    const now = this.clock.current();
+    if (now !== this.baseEntriesAt) {
+      this.baseEntries.clear();
+      this.baseEntriesAt = now;
+    }
+    let e = this.baseEntries.get(ndn);
+    if (!e) {
+      e = this.store.getByNdn(ndn);
+      if (!e) return undefined;
+      // Shared by the searches that follow: no one may change it.
+      Object.freeze(e.attrs);
+      Object.freeze(e);
+      if (this.baseEntries.size >= SEARCH_BASES_KEPT) this.baseEntries.clear();
+      this.baseEntries.set(ndn, e);
+    }
+    return e;
   }
 
   /**

@@ -206,6 +206,18 @@ export function valueToBytes(v: string): string | Buffer {
   return v.startsWith(BINARY_PREFIX) ? Buffer.from(v.slice(BINARY_PREFIX.length), 'base64') : v;
 }
 
+/**
+ * Wire form of result attributes: `attrs` itself when no value is binary
+ * (most entries: nothing to copy), else a copy with each value through
+ * valueToBytes.
+ */
+export function wireAttributes(attrs: readonly ResultAttr[]): readonly (readonly [string, readonly (string | Buffer)[]])[] {
+  for (const [, values] of attrs) {
+    for (const v of values) if (v.startsWith(BINARY_PREFIX)) return attrs.map(([n, vs]) => [n, vs.map(valueToBytes)] as const);
+  }
+  return attrs;
+}
+
 /** Current time as GeneralizedTime (RFC 4517 §3.3.13), seconds precision. */
 export function generalizedTimeNow(d = new Date()): string {
   return d.toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z');

@@ -40,7 +40,7 @@
  * is not refused for what it contains.
  */
 import { domainToASCII } from 'node:url';
-import { parse as parseDomain } from 'tldts';
+import { lazily } from '../lazy';
 import type { Directory } from './directory';
 import type { Identity } from './access';
 import { DirectoryError, InvalidDomainError, ReservedDomainError } from './errors';
@@ -48,6 +48,9 @@ import { dkimKeyEntries, dkimKeyRecord, dkimSelectorEntry, generateDkimKey, type
 import type { Zones } from './zones';
 import { publishMtaSts, withdrawMtaSts, type MtaStsOptions } from './mta-sts';
 import type { StoredEntry } from '../../storage/store';
+
+/** The public suffix list (tldts), loaded at the first domain provisioned (lazy.ts). */
+const tldts = lazily(() => require('tldts') as typeof import('tldts')); // eslint-disable-line @typescript-eslint/no-require-imports
 
 export interface ProvisionOptions {
   /** This appliance's name: MX target, SOA mname, NS. */
@@ -325,7 +328,7 @@ export class Provisioner {
    */
   assertProvisionable(input: string): void {
     const name = normalizeDomainName(input);
-    const psl = parseDomain(name, { allowPrivateDomains: true });
+    const psl = tldts().parse(name, { allowPrivateDomains: true });
     // For a TLD the list does not know, its default rule "*" makes the TLD itself the suffix.
     if (psl.domain === null || psl.publicSuffix === name) {
       throw new ReservedDomainError(name, `it is a public suffix (${psl.isPrivate ? 'private' : 'ICANN'} section of the Public Suffix List)`);

@@ -277,7 +277,13 @@ export class Zones implements ZoneView {
   /** Keys parsed from their PEM (null: not a usable key), kept across versions: a PEM parse per query would cost. */
   private readonly parsedKeys = new Map<string, SigningKey | null>();
   /** The signing state of the apexes read in one version of this view (null: unsigned). */
-  private signingBuilt: { version: number; byApex: Map<string, ApexSigning | null> } = { version: -1, byApex: new Map() };
+  /**
+   * The signing state of the apexes read (null: unsigned), kept until a
+   * followed change touches the apex or a name above it (forgetSigning):
+   * all it is made from is there (the apex's key and NS, the delegations
+   * between it and its parent zone, that parent's apex).
+   */
+  private readonly signingByApex = new Map<string, ApexSigning | null>();
 
   /**
    * `catalog`: the name of the catalog zone to serve (RFC 9432, catalog.ts;
@@ -399,31 +405,44 @@ export class Zones implements ZoneView {
     const zone = this.storeZoneOf(name);
     const ttl = zone ? zoneTtl(this.entryAt(zone.name)!.attrs) : DEFAULT_TTL;
     const node = { name, rrsets: groupByType(recordsOf(name, e.attrs, ttl)) };
-    const signed = e.attrs[KEY_ATTRIBUTE]?.length ? this.apexSigning(name, e) : undefined;
+    const signed = e.attrs[KEY_ATTRIBUTE]?.length ? this.buildApexSigning(name, e) : undefined;
     return signed ? withSigning(node, signed) : node;
   }
 
   /**
    * The signing state of zone `zone` (its apex name): its keys, parsed, and
    * whether the signing is being withdrawn (DCMX_DNSSEC=off, RFC 8078 §4);
-   * undefined for a zone that is not signed (or no zone). Built once per
-   * version() of the view: no PEM is parsed per query.
+   * undefined for a zone that is not signed (or no zone). Built once, then
+   * again only after a change at or above the apex: no PEM is parsed per
+   * query.
    */
   signingOf(zone: string): ZoneSigning | undefined {
     return this.apexSigning(zone)?.signing;
   }
 
-  /** {@link signingOf} with the records made from it, cached per version (read afresh inside a write transaction). */
+  /** {@link signingOf} with the records made from it, cached (signingByApex; read afresh inside a write transaction). */
   private apexSigning(name: string, e?: StoredEntry): ApexSigning | undefined {
     if (this.directory.store.inTransaction) return this.buildApexSigning(name, e ?? this.entryAt(name));
-    if (this.signingBuilt.version !== this.dataVersion) this.signingBuilt = { version: this.dataVersion, byApex: new Map() };
-    const byApex = this.signingBuilt.byApex;
-    let s = byApex.get(name);
+    let s = this.signingByApex.get(name);
     if (s === undefined) {
       s = this.buildApexSigning(name, e ?? this.entryAt(name)) ?? null;
-      byApex.set(name, s);
+      this.signingByApex.set(name, s);
     }
     return s ?? undefined;
+  }
+
+  /** Forgets the signing state of every apex at or below a name of `c` (see signingByApex). */
+  private forgetSigning(c: DnsChange): void {
+    if (c.all) return this.signingByApex.clear();
+    for (const apex of this.signingByApex.keys()) {
+      for (let n = apex; ; n = n.slice(n.indexOf('.') + 1)) {
+        if (c.names.has(n)) {
+          this.signingByApex.delete(apex);
+          break;
+        }
+        if (n.indexOf('.') < 0) break;
+      }
+    }
   }
 
   private buildApexSigning(name: string, e: StoredEntry | undefined): ApexSigning | undefined {
@@ -632,10 +651,12 @@ export class Zones implements ZoneView {
         if (!c) return;
         // The compiled zones first: the listeners (an answer cache) may read them.
         this.compiled?.apply({ names: c.change.names, subtrees: c.change.renamed });
+        this.forgetSigning(c.change);
         this.dataChanged(c.last, c.change);
       },
       onGap: () => {
         this.compiled?.rebuild();
+        this.forgetSigning(ALL_DNS_CHANGED);
         this.dataChanged(this.directory.changeRange().last, ALL_DNS_CHANGED);
       },
     });

@@ -17,7 +17,7 @@ import { answerSync } from './sync';
 import { decodePagedValue, decodeSearchRequest, SCOPES, type SearchCall } from './search-decode';
 import { inSlices } from './slices';
 import { REQUESTS } from './request-decode';
-import { valueToBytes } from '../directory/entry';
+import { wireAttributes } from '../directory/entry';
 import type { PageCursor, SearchRun } from '../directory/directory';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
@@ -92,7 +92,7 @@ export function startSearch(ctx: LdapContext, session: Session, call: SearchCall
     run = ctx.directory.startSearch(session.identity, {
       base: call.base, scope, filter: call.filter, attributes: call.attributes, typesOnly: call.typesOnly,
       sizeLimit: call.sizeLimit, timeLimit: call.timeLimit, page,
-    }, (e) => send(encodeSearchEntry(call.messageId, e.dn, e.attrs.map(([n, vs]) => [n, vs.map(valueToBytes)] as const))));
+    }, (e) => send(encodeSearchEntry(call.messageId, e.dn, wireAttributes(e.attrs))));
   } catch (err) {
     return now(failed(err));
   }

@@ -44,7 +44,7 @@ import {
   BOOLEAN_TRUE, children, encodeControl, encodeIntermediateResponse, encodeLdapResult, encodeOctets, encodeSearchEntry,
   integerContent, readInt, readTlv, tlv, withControls,
 } from '../ber';
-import { valueToBytes } from '../directory/entry';
+import { wireAttributes } from '../directory/entry';
 import type { SearchRequest, SyncMatcher } from '../directory/directory';
 import { planRefresh, SyncChanges, type SyncState, type SyncUpdate } from '../directory/content-sync';
 import { ChangeFollower, followClock } from '../directory/changes';
@@ -177,7 +177,7 @@ export function syncInfo(messageId: number, info:
 
 /** A SearchResultEntry with its Sync State control. */
 function entryMessage(messageId: number, u: SyncUpdate, rid: string | undefined): Buffer {
-  const entry = encodeSearchEntry(messageId, u.entry.dn, u.entry.attrs.map(([n, vs]) => [n, vs.map(valueToBytes)] as const));
+  const entry = encodeSearchEntry(messageId, u.entry.dn, wireAttributes(u.entry.attrs));
   return withControls(entry, [syncStateControl(u.state, u.uuid, u.csn === undefined ? undefined : formatSyncCookie(rid, u.csn))]);
 }
 

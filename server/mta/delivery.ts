@@ -7,6 +7,15 @@
  * to the sender, never for a bounce. Work resumes after a restart because
  * the queue is the state.
  *
+ * A message just received is first offered to `accept` (intake hands it
+ * over before its 250): each recipient whose mailbox is a Maildir here gets
+ * its copy at once — written, fsynced, renamed into new/ and new/ fsynced,
+ * so it is on disk before the 250 as a queue row would be — and only the
+ * others (other channels, held domains, a Maildir write that failed) are
+ * queued. Mail of our own users that is DKIM-signed goes through the queue
+ * whole (signing stays off the intake path), as does everything before
+ * `start` (a predecessor may still be delivering, succession.ts).
+ *
  * An attempt whose outcome cannot be recorded (the store refuses the write:
  * a full disk) leaves its recipients due in the queue; the message then
  * waits in memory with the same back-off (retryBase doubling to retryMax)
@@ -15,7 +24,7 @@
  * once a minute per kind (RepeatLimiter).
  */
 import { RepeatLimiter, type Logger } from '../log';
-import type { QueueRecipientRow, QueueStore } from '../../storage/queue';
+import type { QueueMessageRow, QueueRecipientRow, QueueStore } from '../../storage/queue';
 import type { RoutingTable } from '../directory/routing';
 import { splitAddress } from '../directory/mail';
 import type { DirectoryCache } from './cache';
@@ -29,6 +38,7 @@ import type { SelfIdentity } from './self';
 import { isOurPostmaster } from './postmaster';
 import { placeMailbox } from './placement';
 import { ownAddressTest } from '../net';
+import type { MessageQueue } from './intake';
 
 export interface DeliveryOptions {
   hostname: string;
@@ -87,7 +97,7 @@ function channelOf(t: Target): Channel {
   return t.kind === 'local' || t.kind === 'smtp' || t.kind === 'relay' ? t.kind : 'none';
 }
 
-export class Delivery {
+export class Delivery implements MessageQueue {
   /** Messages received before this instant may have been delivered by a previous run (or by the previous appliance, succession.ts). */
   private startedAt = Date.now();
   private started = false;
@@ -99,6 +109,8 @@ export class Delivery {
   private active = 0;
   /** The pass under way (or the last one). */
   private current: Promise<void> | undefined;
+  /** Messages being delivered at once (accept), waited for by `stop`. */
+  private readonly accepting = new Set<Promise<unknown>>();
   /**
    * Counters for tests, the admin API and benchmarks: recipients delivered,
    * deferred, bounced and held, in all and by the channel they went to
@@ -141,7 +153,65 @@ export class Delivery {
   stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    return this.current ?? Promise.resolve();
+    return Promise.all([this.current, ...[...this.accepting].map((p) => p.catch(() => undefined))]).then(() => undefined);
+  }
+
+  /**
+   * Takes a message intake has just received (MessageQueue): delivers it at
+   * once to every recipient whose mailbox is a Maildir here (see the module
+   * comment), queues the recipients left in one group commit
+   * (QueueStore.enqueueSoon) and looks for due work; resolves once every
+   * recipient's copy is on disk, in its Maildir or in the queue (then, and
+   * only then, intake answers 250). Rejects when what is left could not be
+   * queued (the caller answers 4xx).
+   */
+  async accept(m: QueueMessageRow, rcpts: { rcpt: string; held: boolean }[], now: number): Promise<void> {
+    let left = rcpts;
+    if (this.started && !this.stopped && !(m.submitted && this.deps.signer)) {
+      const p = this.deliverAtOnce(m, rcpts);
+      this.accepting.add(p);
+      try {
+        left = await p;
+      } finally {
+        this.accepting.delete(p);
+      }
+    }
+    if (left.length === 0) {
+      // Every copy is in its Maildir; a file the removal leaves goes with the spool sweep at the next start.
+      if (m.spool) await this.deps.spool.remove(m.spool).catch((err) => this.deps.log.warn({ err, id: m.id }, 'could not remove a delivered message\'s spool file'));
+      return;
+    }
+    await this.deps.queue.enqueueSoon(m, left, now);
+    this.kick();
+  }
+
+  /**
+   * The first attempt of a message just received, for the recipients whose
+   * target is a Maildir here: delivered, counted and logged as an attempt of
+   * the queue would be. Returns the recipients left for the queue.
+   */
+  private async deliverAtOnce(row: QueueMessageRow, rcpts: { rcpt: string; held: boolean }[]): Promise<{ rcpt: string; held: boolean }[]> {
+    const local: { rcpt: string; mailbox: string }[] = [];
+    for (const r of rcpts) {
+      const t = r.held ? undefined : await this.target(r.rcpt);
+      if (t?.kind === 'local') local.push({ rcpt: r.rcpt, mailbox: t.mailbox });
+    }
+    if (local.length === 0) return rcpts;
+    const message = queuedMessage(row);
+    const results = await Promise.all(local.map((l) => deliverToMaildir({ message, recipient: l.rcpt, mailbox: l.mailbox, checkExisting: false },
+      { hostname: this.opts.hostname, group: this.opts.mailGroup })));
+    this.stats.attempts++;
+    const delay = (Date.now() - row.receivedAt) / 1000;
+    const delivered = new Set<string>();
+    local.forEach((l, i) => {
+      const res = results[i];
+      if (!res.ok) return; // the queue's attempt will tell
+      delivered.add(l.rcpt);
+      this.stats.delivered++;
+      this.stats.channels.local.delivered++;
+      this.deps.log.info({ id: row.id, to: l.rcpt, delay, status: 'sent', detail: res.detail }, 'delivered');
+    });
+    return rcpts.filter((r) => !delivered.has(r.rcpt));
   }
 
   /** Resolves once nothing is due or in flight (tests, benchmarks). */

@@ -29,11 +29,14 @@
  */
 import * as fs from 'node:fs';
 import { domainToASCII } from 'node:url';
-import { dkimSign } from 'mailauth/lib/dkim/sign';
 import addressparser = require('nodemailer/lib/addressparser');
 import type { DkimSigningKey } from '../directory/dkim';
 import { parseFields, readHeaderSection } from './headers';
 import type { QueuedMessage } from './types';
+import { lazily } from '../lazy';
+
+/** mailauth's signer (and its dependencies: joi, libmime, tldts), loaded at the first message signed (lazy.ts). */
+const mailauthSign = lazily(() => require('mailauth/lib/dkim/sign') as typeof import('mailauth/lib/dkim/sign')); // eslint-disable-line @typescript-eslint/no-require-imports
 
 /**
  * The header fields signed (RFC 6376 §5.4.1: those that carry the message's
@@ -93,7 +96,7 @@ export class MessageSigner {
       ?? this.permitted(message, this.keysFor(domainOf(message.sender)), 'envelope sender');
     if (!keys) return undefined;
     const input = message.body ?? fs.createReadStream(message.spoolPath);
-    const signed = await dkimSign(input, {
+    const signed = await mailauthSign().dkimSign(input, {
       signingDomain: keys[0].domain, selector: keys[0].selector, privateKey: keys[0].privateKey,
       canonicalization: 'relaxed/relaxed',
       headerList: SIGNED_HEADERS,

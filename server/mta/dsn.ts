@@ -24,7 +24,11 @@
  * header syntax), so it travels 7bit as RFC 2046 §5.2 requires of message/*.
  */
 import * as crypto from 'node:crypto';
-import MimeNode = require('nodemailer/lib/mime-node');
+import type MimeNodeClass = require('nodemailer/lib/mime-node');
+import { lazily } from '../lazy';
+
+/** nodemailer's MIME writer, loaded at the first DSN made (lazy.ts). */
+const mimeNode = lazily(() => require('nodemailer/lib/mime-node') as typeof MimeNodeClass); // eslint-disable-line @typescript-eslint/no-require-imports
 import { Readable } from 'node:stream';
 import type { QueuedMessage } from './types';
 import { parseFields, readHeaderSection } from './headers';
@@ -266,7 +270,7 @@ export async function buildDsn(
     base = crypto.randomBytes(12).toString('hex');
   } while (text.includes(base) || status.includes(base) || (headers !== undefined && headers.includes(base)));
 
-  const root = new MimeNode('multipart/report; report-type=delivery-status', { baseBoundary: base, hostname });
+  const root = new (mimeNode())('multipart/report; report-type=delivery-status', { baseBoundary: base, hostname });
   root.setHeader('From', `"Mail Delivery System" <MAILER-DAEMON@${hostname}>`);
   root.setHeader('To', message.sender);
   root.setHeader('Subject', anyFailed ? 'Undelivered Mail Returned to Sender' : 'Delayed Mail (still being retried)');
@@ -281,7 +285,7 @@ export async function buildDsn(
     const ascii = !headers.some((b) => b >= 0x80 || b === 0);
     if (ascii && longestLine(headers) <= 998) {
       // Passed through untouched; RFC 5322 §2.1.1 allows lines up to 998 octets.
-      const part = new MimeNode('text/rfc822-headers');
+      const part = new (mimeNode())('text/rfc822-headers');
       part.setRaw(Buffer.concat([Buffer.from('Content-Type: text/rfc822-headers\r\nContent-Transfer-Encoding: 7bit\r\n\r\n'), headers]));
       root.appendChild(part);
     } else {

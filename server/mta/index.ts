@@ -5,8 +5,8 @@
  *   per process, on the thread that owns the writable store, so a message
  *   is never delivered twice;
  * - the intake side (startIntakeSide): SMTP intake, one per serving
- *   thread, which hands each accepted message to the queue (a MessageQueue:
- *   the queue itself, or a forwarder to the thread that has it).
+ *   thread, which hands each accepted message to the queue side (a
+ *   MessageQueue: its Delivery, or a forwarder to the thread that has it).
  * Each part reads the directory through its own views (mailViews): the
  * directory cache and routing table, following the change log. With
  * DCMX_THREADS=1 both run on one thread and share one set of views
@@ -86,8 +86,6 @@ export function mailViews(directory: Directory, zones: Zones, config: Config, ca
 export interface IntakeSideDeps {
   /** Where accepted messages go. */
   queue: MessageQueue;
-  /** Called after each message is queued (a kick of delivery). */
-  onQueued: () => void;
   /** With `provisioning` (a provisioner for its reads, the writer for its writes), unknown domains go through the provisioning policy. */
   provisioning?: PolicyProvisioning;
   /** The process's provisioning rate limits (shared by every thread); a fresh set when absent. */
@@ -142,7 +140,7 @@ export async function startIntakeSide(views: MailViews, config: Config, log: Log
     greetingDelayMs: config.smtp.greetingDelay, relayNetworks: config.smtp.relayNetworks, tls: deps.tls, authFailureLimit: config.smtp.authFailures, hopLimit: config.smtp.hopLimit,
     ownAddresses: [config.listen, ...config.selfAddresses], reusePort: deps.reusePort, caps: deps.caps,
   }, { source, cache, routing, queue: deps.queue, spool: new Spool(spoolDir(config.dataDir)), resolver, sync, log: log.child({ part: 'intake' }),
-    onQueued: deps.onQueued, unknownDomain: policy, self, storeWritable: deps.storeWritable, directoryReachable: deps.directoryReachable });
+    unknownDomain: policy, self, storeWritable: deps.storeWritable, directoryReachable: deps.directoryReachable });
   const port = await intake.listen();
   self.smtpPort = port;
   log.info({ port }, 'smtp listening');

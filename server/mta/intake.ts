@@ -14,9 +14,9 @@
  * RCPT, for `local` domains and for `hold` domains whose mail will be local
  * once released (no backscatter later); a non-ASCII mailbox without the
  * SMTPUTF8 parameter 553 5.6.7 (RFC 6531 §3.4). A message gets its 250 only
- * after spool file and queue row are on disk, with the SMTPUTF8 flag and the
- * BODY type it was sent with (the smtp channel needs both, RFC 6531 §3.2,
- * RFC 6152 §3).
+ * once it is on disk (MessageQueue: in the Maildirs here, or spool file and
+ * queue row), with the SMTPUTF8 flag and the BODY type it was sent with (the
+ * smtp channel needs both, RFC 6531 §3.2, RFC 6152 §3).
  */
 import type { BlockList } from 'node:net';
 import { cidrList, clientKey, inCidrList, isLoopback, ownAddressTest } from '../net';
@@ -34,7 +34,7 @@ import type { TlsPair } from '../tls';
 import { newQueueId, type Spool } from './spool';
 import { HopCounter } from './hops';
 import { isOurPostmaster } from './postmaster';
-import type { QueueStore } from '../../storage/queue';
+import type { QueueMessageRow } from '../../storage/queue';
 import { isStorageFull, StoreFileError } from '../../storage/db';
 import { ConnectionCaps, type CapsMemory } from '../connection-caps';
 
@@ -94,9 +94,15 @@ export interface IntakeOptions {
   caps?: CapsMemory;
 }
 
-/** Where intake puts an accepted message: resolves once its row is committed (fsynced); only then is it answered 250. */
+/**
+ * Where intake puts an accepted message: the queue side's Delivery (which
+ * delivers into the Maildirs here at once and queues the rest), or a
+ * forwarder to the thread that has it. Resolves once every recipient's copy
+ * is on disk (fsynced), in its Maildir or in the queue; only then is the
+ * message answered 250.
+ */
 export interface MessageQueue {
-  enqueueSoon: QueueStore['enqueueSoon'];
+  accept(message: QueueMessageRow, rcpts: { rcpt: string; held: boolean }[], now: number): Promise<void>;
 }
 
 export interface IntakeDeps {
@@ -104,15 +110,13 @@ export interface IntakeDeps {
   source: MailSource;
   cache: DirectoryCache;
   routing: RoutingTable;
-  /** The queue itself, or a forwarder to the thread that has it. */
+  /** The queue side, or a forwarder to the thread that has it. */
   queue: MessageQueue;
   spool: Spool;
   resolver: MailResolver;
   log: Logger;
   /** Catches the cache and routing table up with the change clock (Directory.sync: writes by other threads and processes included). */
   sync: () => void;
-  /** Called after each message is queued. */
-  onQueued: () => void;
   /** Decides domains that are not hosted (default: only relaying clients). */
   unknownDomain?: UnknownDomainHook;
   /** Tells whether a domain's own mail hosts are this appliance (then its recipients are local). */
@@ -483,7 +487,7 @@ export class Intake {
       }
       const size = got.size;
       const rcpts = session.envelope.rcptTo;
-      await this.deps.queue.enqueueSoon(
+      await this.deps.queue.accept(
         {
           id, receivedAt: now.getTime(), sender, size, spool: got.file ?? '', body: got.inline,
           smtpUtf8: session.envelope.smtpUtf8 === true, eightBitMime: session.envelope.bodyType === '8bitmime',
@@ -497,10 +501,7 @@ export class Intake {
       // One line per message queued, as Postfix's qmgr "from=<...>, size=..., nrcpt=..." line.
       this.deps.log.info({ event: 'message_received', id, from: sender, size, nrcpt: rcpts.length, remote: session.remoteAddress, user: session.user ? String(session.user) : undefined }, 'message received');
     })().then(
-      () => {
-        cb(null, `Ok: queued as ${id}`);
-        this.deps.onQueued();
-      },
+      () => cb(null, `Ok: queued as ${id}`),
       (err) => {
         this.stats.refusedMessages++;
         // The spool read the stream to its end (spool.ts), so smtp-server sends this reply now.

@@ -18,6 +18,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import type { DeliveryResult, QueuedMessage } from './types';
 import { openMessage, syncDir, type MessageBytes } from './spool';
 
@@ -222,7 +223,67 @@ function ioFailure(err: unknown, doing: string): DeliveryResult {
   return { ok: false, permanent: false, status: '4.3.0', diagnostic: `x-local; error while ${doing} (${headerSafe(reason)})` };
 }
 
+/**
+ * The largest read of a message being copied. The copy buffer is no larger
+ * than the message: a fresh 1 MiB buffer per delivery of a 4 KiB message
+ * kept the garbage collector marking the whole heap every few deliveries
+ * (external memory).
+ */
 const COPY_CHUNK = 1 << 20;
+
+/** fsync(2) of a file descriptor, in the thread pool (it waits for the disk). */
+const fsyncFd = promisify(fs.fsync);
+
+/**
+ * Writes `bytes` (a message kept in memory, its lines already LF) into the
+ * new file `file` (O_EXCL, 0600; with `group`, GROUP_FILE_MODE and that
+ * group) and fsyncs it. Open, write and close are synchronous: page-cache
+ * work, where a round trip to the thread pool for each (a futex wake-up
+ * either way) costs more CPU than the call itself; the fsync, which waits
+ * for the disk, goes to the thread pool.
+ */
+async function writeSmallFile(file: string, bytes: Buffer, group: number | undefined): Promise<void> {
+  const fd = fs.openSync(file, 'wx', 0o600);
+  try {
+    if (group !== undefined) {
+      fs.fchownSync(fd, -1, group);
+      fs.fchmodSync(fd, GROUP_FILE_MODE);
+    }
+    for (let off = 0; off < bytes.length;) off += fs.writeSync(fd, bytes, off);
+    await fsyncFd(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Writes `head` then the spool file's bytes, CRLF turned into LF by `eol`
+ * (in COPY_CHUNK reads), into the new file `file` (modes as writeSmallFile)
+ * and fsyncs it.
+ */
+async function copyIntoFile(file: string, head: Buffer[], spool: MessageBytes, eol: CrlfToLf, group: number | undefined): Promise<void> {
+  const buf = Buffer.allocUnsafe(Math.max(1, Math.min(COPY_CHUNK, spool.size)));
+  const out = await fs.promises.open(file, 'wx', 0o600);
+  try {
+    if (group !== undefined) {
+      await out.chown(-1, group);
+      await out.chmod(GROUP_FILE_MODE);
+    }
+    for (const h of head) await out.write(h);
+    for (let position = 0; ;) {
+      const { bytesRead } = await spool.read(buf, 0, buf.length, position);
+      if (bytesRead === 0) break;
+      position += bytesRead;
+      const lf = eol.push(buf.subarray(0, bytesRead));
+      await out.write(lf, 0, lf.length);
+    }
+    const tail = eol.end();
+    if (tail.length) await out.write(tail);
+    await out.sync();
+  } finally {
+    await out.close();
+  }
+}
 
 /**
  * Delivers one message into one Maildir, exactly once.
@@ -238,7 +299,8 @@ const COPY_CHUNK = 1 << 20;
  *   `Return-Path: <sender>` (RFC 5321 §4.4: the reverse-path, `<>` for the
  *   null sender), `Delivered-To: <recipient address>` and the DKIM
  *   signature fields (`d.signature`, if any) prepended to the
- *   spool file's bytes, which are streamed in 1 MiB chunks with CRLF line
+ *   message's bytes (in one write when they are in memory, else streamed
+ *   from the spool file in chunks of up to 1 MiB) with CRLF line
  *   ends turned into LF (the Maildir convention: Dovecot, mutt and Postfix's
  *   own delivery agents write LF; a CR not before LF stays). Then fsyncs the file, renames it to
  *   `new/<name>` and fsyncs `new/` so the rename is durable.
@@ -284,39 +346,19 @@ export async function deliverToMaildir(d: LocalDelivery, opts: { hostname: strin
 
     tmpPath = path.join(box, 'tmp', `${name}.${process.pid}_${crypto.randomBytes(4).toString('hex')}`);
     try {
-      const buf = Buffer.allocUnsafe(COPY_CHUNK);
-      let { bytesRead } = await spool.read(buf, 0, COPY_CHUNK, 0);
-      let position = bytesRead;
       const sender = headerSafe(d.message.sender);
       const prefix = Buffer.from(`Return-Path: <${sender}>\nDelivered-To: ${headerSafe(d.recipient)}\n`, 'utf8');
-
-      const out = await fs.promises.open(tmpPath, 'wx', 0o600);
-      try {
-        if (opts.group !== undefined) {
-          await out.chown(-1, opts.group);
-          await out.chmod(GROUP_FILE_MODE);
-        }
-        await out.write(prefix);
-        const eol = new CrlfToLf();
-        if (d.signature) await out.write(eol.push(d.signature));
-        while (bytesRead > 0) {
-          const lf = eol.push(buf.subarray(0, bytesRead));
-          await out.write(lf, 0, lf.length);
-          ({ bytesRead } = await spool.read(buf, 0, COPY_CHUNK, position));
-          position += bytesRead;
-        }
-        const tail = eol.end();
-        if (tail.length) await out.write(tail);
-        await out.sync();
-      } finally {
-        await out.close();
-      }
+      const eol = new CrlfToLf();
+      const head = d.signature ? [prefix, eol.push(d.signature)] : [prefix];
+      if (d.message.body) await writeSmallFile(tmpPath, Buffer.concat([...head, eol.push(d.message.body), eol.end()]), opts.group);
+      else await copyIntoFile(tmpPath, head, spool, eol, opts.group);
     } catch (err) {
       return ioFailure(err, 'writing the message into the mailbox');
     }
 
     try {
-      await fs.promises.rename(tmpPath, path.join(newDir, name));
+      // A rename within one directory: no data to wait for, a thread-pool round trip would cost more than the call.
+      fs.renameSync(tmpPath, path.join(newDir, name));
       tmpPath = undefined;
       await syncDir(newDir);
     } catch (err) {

@@ -38,16 +38,21 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { domainToASCII } from 'node:url';
 import { parseHostPort } from '../net';
-import nodemailer from 'nodemailer';
+import type * as Nodemailer from 'nodemailer';
 import type Mail from 'nodemailer/lib/mailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
-import SMTPConnection = require('nodemailer/lib/smtp-connection');
+import type SMTPConnection = require('nodemailer/lib/smtp-connection');
 import { Readable } from 'node:stream';
 import type { Logger } from '../log';
 import { mxMatches, type StsLookup, type StsPolicies, type StsPolicy } from './mta-sts';
 import { MailResolveError, type MailResolver } from './resolver';
 import type { SelfIdentity } from './self';
 import type { DeliveryResult, QueuedMessage } from './types';
+import { lazily } from '../lazy';
+
+/** nodemailer's SMTP client and pool, loaded at the first delivery over SMTP (lazy.ts). */
+const nodemailer = lazily(() => require('nodemailer') as typeof Nodemailer); // eslint-disable-line @typescript-eslint/no-require-imports
+const smtpConnection = lazily(() => require('nodemailer/lib/smtp-connection') as typeof SMTPConnection); // eslint-disable-line @typescript-eslint/no-require-imports
 
 /** How the channel connects and what it says. */
 export interface OutboundOptions {
@@ -433,7 +438,7 @@ export class Outbound {
       where: string;
     },
   ): Promise<TransactionOutcome> {
-    const conn = new SMTPConnection(this.connectionOptions(hop, tls));
+    const conn = new (smtpConnection())(this.connectionOptions(hop, tls));
     // nodemailer reports socket errors, timeouts and an early close as 'error' events, not through callbacks.
     const broken = new Promise<never>((_, reject) => {
       conn.on('error', reject);
@@ -523,7 +528,7 @@ export class Outbound {
         maxRequeues: 1,
         disableUrlAccess: true,
       };
-      const transport = nodemailer.createTransport(options);
+      const transport = nodemailer().createTransport(options);
       transport.on('error', () => undefined);
       p = { transport, busy: 0 };
       this.pools.set(key, p);

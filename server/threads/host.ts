@@ -50,9 +50,8 @@ const STABLE_MS = 60_000;
 export interface HostServices {
   /** The one writer (LocalWriter over the writable store). */
   writer: DirectoryWriter;
-  /** The one queue; `onQueued` kicks delivery after a message is committed. */
+  /** The one queue side (its Delivery): takes each message a thread received. */
   queue: MessageQueue;
-  onQueued: () => void;
   /** The process's guessing throttle and provisioning limits. */
   throttle: Throttle;
   limits: ProvisionLimits;
@@ -124,8 +123,7 @@ export async function startThreads(opts: ThreadHostOptions): Promise<ThreadHost>
     channel.handle('enqueue', async ({ message, rcpts, now }) => {
       // Structured clone hands a Buffer over as a Uint8Array.
       const body = message.body ? Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength) : message.body;
-      await services.queue.enqueueSoon({ ...message, body }, rcpts, now);
-      services.onQueued();
+      await services.queue.accept({ ...message, body }, rcpts, now);
       return null;
     });
     slot.worker = worker;

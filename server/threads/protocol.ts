@@ -3,7 +3,7 @@
  * channel (channel.ts), as data:
  * - the main thread serves the one writer (`write`: a WriteCommand, answered
  *   after its commit and the change clock's publication), the queue
- *   (`enqueue`: answered after the row's commit, fsynced), the process's
+ *   (`enqueue`: answered once the message is on disk), the process's
  *   counts (process-state.ts) and its log (`log`: the thread's records);
  * - a serving thread serves `listen` (bind the ports, answer the ports
  *   bound), `stats` (its figures) and `drain` (close its listeners, let its
@@ -25,11 +25,12 @@ export type MainMethods = StateMethods & {
   write: { args: WriteCommand; result: WriteResult };
   /**
    * A message accepted by a thread, its spool file (if any) already fsynced
-   * there: the main thread commits its queue row (group commit with every
-   * other thread's, one fsync for all) and answers; only then does the
-   * client get its 250. One connection writes the queue, so rows of several
-   * threads never contend for SQLite's write lock, and delivery (main thread
-   * only) is kicked by the commit itself.
+   * there: the main thread's Delivery takes it (MessageQueue.accept: into
+   * the Maildirs here at once, the rest as queue rows in a group commit
+   * with every other thread's, one fsync for all) and answers; only then
+   * does the client get its 250. One connection writes the queue, so rows
+   * of several threads never contend for SQLite's write lock, and a message
+   * is delivered by the main thread only.
    */
   enqueue: { args: { message: QueueMessageRow; rcpts: { rcpt: string; held: boolean }[]; now: number }; result: null };
   /** A log record of the thread (log.ts forwardingLogger), logged by the main thread's logger. */

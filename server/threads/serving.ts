@@ -38,11 +38,11 @@ export class RemoteWriter implements DirectoryWriter {
   }
 }
 
-/** The queue, on the main thread: resolves once the row is committed (fsynced) there. */
+/** The queue side, on the main thread: resolves once the message is on disk there (MessageQueue). */
 export class RemoteQueue implements MessageQueue {
   constructor(private readonly channel: ToMain) {}
 
-  async enqueueSoon(message: QueueMessageRow, rcpts: { rcpt: string; held: boolean }[], now: number): Promise<void> {
+  async accept(message: QueueMessageRow, rcpts: { rcpt: string; held: boolean }[], now: number): Promise<void> {
     await this.channel.request('enqueue', { message, rcpts, now });
   }
 }
@@ -69,7 +69,7 @@ async function start(data: ServingData, channel: ToMain, ports: ServingPorts, lo
     const provisioner = new Provisioner(directory, zones, { hostname: config.hostname, ...config.newDomain });
     views = mailViews(directory, zones, config, config.mta.cacheSize);
     const endpoints = await startEndpoints(directory, zones, config, log, {
-      ports, views, queue: new RemoteQueue(channel), onQueued: () => undefined, provisioner, writer, limits: new RemoteLimits(channel),
+      ports, views, queue: new RemoteQueue(channel), provisioner, writer, limits: new RemoteLimits(channel),
       tls: { cert: Buffer.from(data.tls.cert), key: Buffer.from(data.tls.key) }, reusePort: true,
       caps: {
         ldap: { buffer: data.caps.ldap, region: data.slot - 1 },

@@ -356,6 +356,25 @@ describe('relay domain over SMTP to the smart host', { timeout: 60_000 }, () => 
     assert.deepEqual(got.rcptTo, ['anyone@smarthosted.org']);
   });
 
+  test('one message to a local and a relayed recipient: the local copy is in the Maildir at the 250, only the relayed one is queued', async () => {
+    const local = t.app.mta.delivery.stats.channels.local.delivered;
+    hop.rcpt = (a) => (a === 'later@relayed.org' ? { code: 451, text: 'Not now' } : undefined);
+    const r = await swaks(port, { to: 'bob@example.org,later@relayed.org', subject: 'split-at-intake', body: 'one copy now, one later' });
+    assert.equal(r.code, 0, r.out);
+    const id = /^250 .*queued as ([A-Z0-9]+)/.exec(r.replyTo('.') ?? '')?.[1];
+    assert.ok(id, `no queue id in the reply to the final dot:\n${r.out}`);
+    // No waiting: the 250 came after bob's copy was in new/ (fsynced).
+    assert.ok(mailbox(t.dataDir, 'bob@example.org').some((m) => m.includes('Subject: split-at-intake')), 'bob\'s copy is delivered before the 250');
+    assert.equal(t.app.mta.delivery.stats.channels.local.delivered, local + 1, 'counted as a local delivery');
+    assert.deepEqual(t.app.mta.queue.recipients(id).map((q) => q.rcpt), ['later@relayed.org'], 'only the relayed recipient is queued');
+    hop.rcpt = () => undefined;
+    const got = await waitFor('the relayed copy', () => hop.received.find((m) => m.body.includes('Subject: split-at-intake')), 15_000);
+    assert.deepEqual(got.rcptTo, ['later@relayed.org']);
+    await idle();
+    assert.equal(t.app.mta.queue.counts().messages, 0);
+    assert.equal(mailbox(t.dataDir, 'bob@example.org').filter((m) => m.includes('Subject: split-at-intake')).length, 1, 'bob got one copy');
+  });
+
   test('451 on the first attempt, accepted on the second: delivered after a retry', async () => {
     const deferred = t.app.mta.delivery.stats.deferred;
     hop.rcpt = (a, n) => (a === 'retry@relayed.org' && n === 1 ? { code: 451, text: 'Try again later' } : undefined);

@@ -282,6 +282,32 @@ describe('large and deep filters', () => {
   const dns = (ids: number[]) => ids.map((i) => `uid=u${i},o=internet`).sort();
   const uids = (n: number, from = 0) => range(n).map((i) => eq('uid', `u${from + i}`));
 
+  test('an index-driven search finding more than its first batch gives every entry once, in id order, when stopped after each one', async () => {
+    const { dir, admin } = await users();
+    const f = and(eq('objectClass', 'inetOrgPerson'), not(eq('sn', 'S1')));
+    const want = range(40).filter((i) => i % 3 !== 1).map((i) => `uid=u${i},o=internet`);
+    const inOrder = (stopEach: boolean, after?: number): string[] => {
+      const base = dir.getByNdn('o=internet')!;
+      const out: string[] = [];
+      let afterId = after;
+      for (;;) {
+        let more = false;
+        for (const e of dir.store.candidates({ base, scope: 'sub', filter: compile(f), afterId })) {
+          if (e.attrs.sn?.[0] !== 'S1' && e.attrs.uid) out.push(e.dn.toLowerCase());
+          afterId = e.id;
+          more = stopEach;
+          if (stopEach) break; // as a search step does when its slice is over: the next one resumes after afterId
+        }
+        if (!more) return out;
+      }
+    };
+    assert.deepEqual(inOrder(false), want);
+    assert.deepEqual(inOrder(true), want);
+    const tenth = dir.getByNdn('uid=u9,o=internet')!.id;
+    assert.deepEqual(inOrder(false, tenth), want.slice(want.indexOf('uid=u9,o=internet') + 1));
+    assert.deepEqual(collect(dir, admin, { filter: f }), [...want].sort());
+  });
+
   test('an OR of 2,000 equalities on uid is one index probe, and the search finds exactly its entries', async () => {
     const { dir, admin } = await users();
     // u0..u1999 holds all forty users; every other one of them: the even ones.

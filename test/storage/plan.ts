@@ -15,7 +15,7 @@ export interface CandidateQuery {
 
 /**
  * Runs `search` (which must search `dir`) and returns the candidate query it
- * ran (the statement over `entries e`), with SQLite's plan for it.
+ * ran first (the statement over `entries e`), with SQLite's plan for it.
  */
 export function candidateQuery(dir: Directory, search: () => void): CandidateQuery {
   // The store keeps prepared statements: forget them, so the search prepares its own again.
@@ -24,13 +24,16 @@ export function candidateQuery(dir: Directory, search: () => void): CandidateQue
   const prepare = db.prepare.bind(db);
   let captured: { sql: string; params: unknown[] } | undefined;
   db.prepare = (text: string) => {
-    const stmt = prepare(text) as { iterate(...a: unknown[]): unknown };
+    const stmt = prepare(text) as Record<'iterate' | 'all', (...a: unknown[]) => unknown>;
     if (/\bentries e\b/.test(text)) {
-      const iterate = stmt.iterate.bind(stmt);
-      stmt.iterate = (...params: unknown[]) => {
-        captured = { sql: text, params };
-        return iterate(...params);
-      };
+      // An index-driven search reads its first candidates with all(), the rest (if any) with iterate().
+      for (const run of ['iterate', 'all'] as const) {
+        const original = stmt[run].bind(stmt);
+        stmt[run] = (...params: unknown[]) => {
+          captured ??= { sql: text, params };
+          return original(...params);
+        };
+      }
     }
     return stmt;
   };
@@ -47,7 +50,7 @@ export function candidateQuery(dir: Directory, search: () => void): CandidateQue
 /**
  * The attribute whose index drives the candidate query (the probe of
  * attr_index by attribute and value that opens its WHERE clause, see
- * indexDriverSql), undefined when entries are read by scope.
+ * indexDriverText), undefined when entries are read by scope.
  */
 export function drivingAttribute(q: CandidateQuery): unknown {
   return /\bFROM entries e WHERE e\.id IN \(SELECT entry_id FROM attr_index WHERE attr (=|IN)/.test(q.sql) ? q.params[0] : undefined;
