@@ -122,6 +122,8 @@ export interface Config {
     rrlRate: number;
     /** Every slip-th limited response goes out truncated (0 = drop all). */
     rrlSlip: number;
+    /** DCMX_DNS_UDP_BATCH: serve UDP through native/udpbatch (recvmmsg/sendmmsg) where it is available. */
+    udpBatch: boolean;
     /** The catalog zone served (RFC 9432, directory/catalog.ts), lower case without the trailing dot; none when unset. */
     catalog: string | undefined;
     /** DCMX_DNSSEC and DCMX_DNSSEC_WITHDRAW_GRACE (seconds, kept here in ms): directory/dnssec-state.ts. */
@@ -618,6 +620,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       cacheEntries: int(env, 'DCMX_DNS_CACHE_ENTRIES', 20_000, 0, 10_000_000),
       rrlRate: int(env, 'DCMX_DNS_RRL', 0, 0, 1_000_000),
       rrlSlip: int(env, 'DCMX_DNS_RRL_SLIP', 2, 0, 10),
+      udpBatch: bool(env, 'DCMX_DNS_UDP_BATCH', true),
       catalog: catalogName(env),
       dnssec: {
         enabled: bool(env, 'DCMX_DNSSEC', true),

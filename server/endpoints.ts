@@ -78,6 +78,7 @@ export async function startEndpoints(directory: Directory, zones: Zones, config:
       // The process's budget, shared among its serving threads (as the answer cache's, threads/protocol.ts threadConfig).
       transferCacheBytes: Math.floor(TRANSFER_CACHE_BYTES / config.threads),
       rrl: config.dns.rrlRate > 0 ? { rate: config.dns.rrlRate, slip: config.dns.rrlSlip } : undefined, reusePort, caps: deps.caps?.dns,
+      udpBatch: config.dns.udpBatch,
     }, log.child({ ep: 'dns' })));
     started.push(dns);
     const smtp = await listening('DCMX_SMTP_PORT', host, ports.smtp, () => startIntakeSide(deps.views, { ...config, smtp: { ...config.smtp, port: ports.smtp } }, log.child({ ep: 'smtp' }), {

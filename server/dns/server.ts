@@ -12,7 +12,6 @@
  * answers costs neither the other clients' latency nor unbounded memory.
  */
 import { ResponseRateLimiter, truncatedReply, type RrlOptions } from './rrl';
-import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import type { Zones } from '../directory/zones';
 import type { Logger } from '../log';
@@ -21,6 +20,7 @@ import { Transfers } from './transfer';
 import { TCP_DEFAULTS, TcpConnection, TcpScheduler, type TcpReply } from './tcp';
 import { cidrList } from '../net';
 import { ConnectionCaps, type CapsMemory } from '../connection-caps';
+import { bindUdp, type UdpStats } from './udp-batch';
 
 export interface DnsServerOptions {
   host: string;
@@ -46,6 +46,8 @@ export interface DnsServerOptions {
   reusePort?: boolean;
   /** The process's TCP connection count when several threads serve DNS (connection-caps.ts). */
   caps?: CapsMemory;
+  /** Serve UDP through the native batch path (udp-batch.ts) where it is available. Default true. */
+  udpBatch?: boolean;
 }
 
 export interface DnsEndpoint {
@@ -54,20 +56,10 @@ export interface DnsEndpoint {
   /** The UDP response rate limiter, when configured. */
   rrl: ResponseRateLimiter | undefined;
   /** Open TCP connections, how many are not being read, and what waits in them, summed (tests, diagnostics). */
+  /** The UDP socket's counters, and whether the native batch path serves it. */
+  udpStats(): UdpStats;
   tcpStats(): { connections: number; paused: number; queued: number; queuedBytes: number; partialBytes: number; outputBytes: number };
   close(): Promise<void>;
-}
-
-/**
- * The lookup of a UDP socket of `family` (4 or 6). Every address the socket
- * is handed is a literal of its family: the bind address (DCMX_LISTEN must be
- * an IP address) and each reply's destination, the source of a datagram.
- * dgram's default lookup tests the literal with a regular expression and
- * defers the send to the next tick (a closure and a tick per reply); this
- * one answers at once, so a reply goes to the kernel within send().
- */
-function literalLookup(family: 4 | 6): NonNullable<dgram.SocketOptions['lookup']> {
-  return (address, _options, callback) => callback(null, address, family);
 }
 
 /** Starts UDP and TCP listeners on the same port (the TCP port is chosen first when 0). */
@@ -140,43 +132,35 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
   tcp.on('error', (err) => log.error({ err }, 'dns tcp server error'));
   const port = (tcp.address() as net.AddressInfo).port;
 
-  // ---- UDP
-  // A 4 MiB receive buffer absorbs bursts (the 208 KiB default drops good queries behind a few large datagrams).
-  const family = net.isIPv6(opts.host) ? 6 : 4;
-  const udp = dgram.createSocket({
-    type: family === 6 ? 'udp6' : 'udp4', reuseAddr: false, reusePort: opts.reusePort === true, recvBufferSize: 4 * 1024 * 1024, lookup: literalLookup(family),
-  });
-  udp.on('message', (msg, rinfo) => {
+  // ---- UDP (udp-batch.ts: native batches where available, else dgram)
+  const udpAnswer = (msg: Buffer, remote: string): Uint8Array | undefined => {
     try {
-      const out = answerer.answer(msg, { tcp: false, remote: rinfo.address });
-      if (out.kind !== 'reply') return;
-      const verdict = rrl ? rrl.check(rinfo.address, out.bytes) : 'send';
-      if (verdict === 'send') udp.send(out.bytes, rinfo.port, rinfo.address);
-      else if (verdict === 'slip') udp.send(truncatedReply(out.bytes), rinfo.port, rinfo.address);
+      const out = answerer.answer(msg, { tcp: false, remote });
+      if (out.kind !== 'reply') return undefined;
+      const verdict = rrl ? rrl.check(remote, out.bytes) : 'send';
+      if (verdict === 'send') return out.bytes;
+      return verdict === 'slip' ? truncatedReply(out.bytes) : undefined;
     } catch (err) {
       // answer() never throws; should it, this datagram goes unanswered and the socket keeps serving.
-      log.error({ err, remote: rinfo.address }, 'dns udp message failed');
+      log.error({ err, remote }, 'dns udp message failed');
+      return undefined;
     }
-  });
+  };
+  let udp;
   try {
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', reject);
-      udp.bind(port, opts.host, () => {
-        udp.off('error', reject);
-        resolve();
-      });
-    });
+    udp = await bindUdp({ host: opts.host, port, reusePort: opts.reusePort === true, batch: opts.udpBatch },
+      udpAnswer, (err) => log.error({ err }, 'dns udp socket error'));
   } catch (e) {
     tcp.close();
     throw e;
   }
-  udp.on('error', (err) => log.error({ err }, 'dns udp socket error'));
   log.info({ port }, 'dns listening');
 
   return {
     port,
     answerer,
     rrl,
+    udpStats: () => udp.stats(),
     tcpStats: () => {
       const sum = { connections: connections.size, paused: 0, queued: 0, queuedBytes: 0, partialBytes: 0, outputBytes: 0 };
       for (const c of connections) {
@@ -194,7 +178,7 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
         tcp.close(() => resolve());
         for (const c of connections) c.destroy();
       });
-      await new Promise<void>((resolve) => udp.close(() => resolve()));
+      await udp.close();
     },
   };
 }

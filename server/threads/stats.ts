@@ -37,6 +37,12 @@ export interface ThreadFigures {
     cacheFlushes: number;
     rrl: { dropped: number; slipped: number } | null;
     tcpConnections: number;
+    /**
+     * The UDP socket (udp-batch.ts): nativeSockets is 1 where native/udpbatch serves it, 0 on
+     * dgram (summed: the threads served natively); batches counts recvmmsg batches; sendDropped
+     * the replies the kernel would not take (send buffer full).
+     */
+    udp: { nativeSockets: number; datagrams: number; batches: number; replies: number; sendDropped: number; sendErrors: number };
   };
   /** Intake's counters (Intake.stats), and `sessions` open now. */
   intake: IntakeSide['intake']['stats'] & { sessions: number };
@@ -68,13 +74,20 @@ export function threadFigures(thread: number, restarts: number, e: ThreadEndpoin
     restarts,
     ldap: e.ldap.stats(),
     dns: { ...a.stats, answered: a.counts.figures(), cacheSize: a.cacheSize,
-      cacheDropped: a.cache?.stats.invalidated ?? 0, cacheFlushes: a.cache?.stats.flushes ?? 0, rrl: e.dns.rrl ? { ...e.dns.rrl.stats } : null, tcpConnections: e.dns.tcpStats().connections },
+      cacheDropped: a.cache?.stats.invalidated ?? 0, cacheFlushes: a.cache?.stats.flushes ?? 0, rrl: e.dns.rrl ? { ...e.dns.rrl.stats } : null,
+      tcpConnections: e.dns.tcpStats().connections, udp: udpFigures(e.dns) },
     ...mailFigures(e.smtp, e.views),
     routing: { ...e.views.routing.stats, version: e.views.routing.version },
     passwords: passwordFigures(e.directory),
     applied: e.directory.applied,
     followers: e.ldap.followers(),
   };
+}
+
+/** The DNS endpoint's UDP counters as ThreadFigures has them. */
+function udpFigures(dns: DnsEndpoint): ThreadFigures['dns']['udp'] {
+  const { native, ...counts } = dns.udpStats();
+  return { nativeSockets: native ? 1 : 0, ...counts };
 }
 
 /** The transfer unit's figures of a thread (or of a remote unit): its intake, its directory cache, its provisioning policy. */
