@@ -43,14 +43,21 @@ export function threadsNote(apps: Appliance[]): string {
 }
 
 /**
+ * The Node options the appliance is started with in production: `npm start`
+ * and ecosystem.config.js (`node_args`) give the same (README, Memory). The
+ * benchmark measures the appliance as operators run it.
+ */
+export const SERVER_NODE_ARGS: readonly string[] = ['--max-semi-space-size=8'];
+
+/**
  * Starts dist/server/main.js with `env` (see dcmxEnv) and, when `threads` is
- * given, DCMX_THREADS=threads; `nodeArgs` go before the script (--cpu-prof);
+ * given, DCMX_THREADS=threads; SERVER_NODE_ARGS, then `nodeArgs`, go before the script (--cpu-prof);
  * on the CPUs `cpus` (a taskset list, see proc.ts pinning) when given.
  * Resolves once it printed its ready line.
  */
 export async function startAppliance(env: NodeJS.ProcessEnv, threads?: number, nodeArgs: string[] = [], cpus?: string): Promise<Appliance> {
   const childEnv = threads === undefined ? env : { ...env, DCMX_THREADS: String(threads) };
-  const child = spawnChild(process.execPath, [...nodeArgs, DCMX_MAIN], childEnv, undefined, cpus);
+  const child = spawnChild(process.execPath, [...SERVER_NODE_ARGS, ...nodeArgs, DCMX_MAIN], childEnv, undefined, cpus);
   try {
     const m = await waitForLine(child, /dcmx ready .*/);
     const port = (name: string): number => {

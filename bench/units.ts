@@ -63,7 +63,7 @@ import { benchTmp, cpuWindow, rssBytes, spawnChild, stopDcmx, waitForLine, which
 import { DCMX_MAIN, dcmxEnv, envInt, envOn } from './env';
 import { percentile } from './ldapload';
 import { postfixUnavailable } from './postfix';
-import type { Appliance } from './appliance';
+import { SERVER_NODE_ARGS, type Appliance } from './appliance';
 import {
   ADMIN_DN, ADMIN_PASSWORD, DOMAIN, ENTRIES, maildirCount, measure, smtpSource, sourceArgs, startDcmx, startPostfixServer, untilDelivered,
   type MailServer, type RunResult, type Settings as SmtpSettings,
@@ -172,7 +172,7 @@ async function startUnit(tmp: string, n: number, ldapPort: number, applianceDir:
     DCMX_SMTP_CLIENT_CONNECTIONS: String(4 * sessions),
   });
   for (const k of ['DCMX_LDAP_PORT', 'DCMX_DNS_PORT', 'DCMX_THREADS']) delete env[k];
-  const child = spawnChild(process.execPath, [DCMX_MAIN], env);
+  const child = spawnChild(process.execPath, [...SERVER_NODE_ARGS, DCMX_MAIN], env);
   try {
     const m = await waitForLine(child, /dcmx ready role=mta smtp=(\d+) http=(\d+)/);
     return { n, label: `unit ${n}`, child, host, smtp: Number(m[1]), http: Number(m[2]), dataDir };
