@@ -29,6 +29,14 @@
  *
  * The index from dependencies to cache keys is bounded with the LRU: an
  * entry that leaves the cache (evicted, dropped, replaced) leaves the index.
+ *
+ * Admission: while the cache has room every answer goes in; once it is
+ * full, an answer goes in on the second miss of its key that the admission
+ * filter remembers (a doorkeeper, as in TinyLFU: one 32-bit hash per slot
+ * of a fixed table, so a key seen once is forgotten when another key takes
+ * its slot). A flood of names asked once (random NXDOMAIN names) then costs
+ * a lookup each, not an insertion, an eviction of an answer that is asked
+ * again, and garbage: the working set stays cached.
  */
 import { LRUCache } from 'lru-cache';
 import type { DnsChange } from '../directory/dns-change';
@@ -128,6 +136,18 @@ export interface AnswerCacheStats {
   invalidated: number;
   /** Whole-cache drops (a gap in the change log, an entry renamed). */
   flushes: number;
+  /** Answers not kept: the cache was full and their key was a first miss (see Admission in the module comment). */
+  notAdmitted: number;
+}
+
+/** Slots of the admission filter (a power of two; 256 KiB). */
+const DOOR_SLOTS = 1 << 16;
+
+/** FNV-1a over the key's UTF-16 code units (the keys are Latin-1 text), never 0. */
+function keyHash(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return (h | 1) >>> 0;
 }
 
 /** The dependency-tracked answer cache (see the module comment). */
@@ -135,10 +155,12 @@ export class AnswerCache {
   private readonly lru: LRUCache<string, Cached>;
   /** By kind, name → the answers that depend on it. */
   private readonly index: Record<Kind, Map<string, Dependents>> = { node: new Map(), zone: new Map(), soa: new Map(), none: new Map() };
-  readonly stats: AnswerCacheStats = { invalidated: 0, flushes: 0 };
+  readonly stats: AnswerCacheStats = { invalidated: 0, flushes: 0, notAdmitted: 0 };
+  /** The admission filter: the hash of a key that missed once while the cache was full, by slot. */
+  private readonly door = new Uint32Array(DOOR_SLOTS);
 
   /** `max`: answers kept at most. `catalog`: the catalog zone's name (its contents are the set of apexes), if one is served. */
-  constructor(max: number, private readonly catalog?: string) {
+  constructor(private readonly max: number, private readonly catalog?: string) {
     this.lru = new LRUCache<string, Cached>({ max, dispose: (v) => unlink(v.links) });
   }
 
@@ -162,11 +184,16 @@ export class AnswerCache {
 
   /**
    * Keeps a copy of `bytes` under `key`, built from `deps`, served until
-   * `until` (ms) if given. The copy is unpooled: a slice of Node's shared
-   * 8 KiB buffer pool would keep its whole slab (short-lived replies and all)
-   * alive for as long as the answer is cached.
+   * `until` (ms) if given, when it is admitted (a full cache keeps a new
+   * key at its second miss, see the module comment). The copy is unpooled:
+   * a slice of Node's shared 8 KiB buffer pool would keep its whole slab
+   * (short-lived replies and all) alive for as long as the answer is cached.
    */
   set(key: string, bytes: Buffer, deps: AnswerDeps, until = Infinity): void {
+    if (this.lru.size >= this.max && !this.lru.has(key) && !this.admit(key)) {
+      this.stats.notAdmitted++;
+      return;
+    }
     const copy = Buffer.allocUnsafeSlow(bytes.length);
     bytes.copy(copy);
     this.lru.delete(key); // unindexes an entry it replaces, before this one is indexed
@@ -188,6 +215,18 @@ export class AnswerCache {
       for (let n: string | undefined = name; n !== undefined; n = parentOf(n)) add(ix.none, n);
     }
     this.lru.set(key, { bytes: copy, until, links });
+  }
+
+  /** Is `key` seen missing for the second time by the admission filter? Else it is remembered (its slot taken). */
+  private admit(key: string): boolean {
+    const h = keyHash(key);
+    const slot = h & (DOOR_SLOTS - 1);
+    if (this.door[slot] === h) {
+      this.door[slot] = 0;
+      return true;
+    }
+    this.door[slot] = h;
+    return false;
   }
 
   /** Drops every answer `c` can change (see the module comment). */

@@ -35,6 +35,8 @@ export interface ThreadFigures {
     cacheDropped: number;
     /** Whole answer-cache drops (a gap in the change log, a rename). */
     cacheFlushes: number;
+    /** Answers not cached: the cache was full and their key missed for the first time (answer-cache.ts, Admission). */
+    cacheNotAdmitted: number;
     rrl: { dropped: number; slipped: number } | null;
     tcpConnections: number;
     /**
@@ -74,7 +76,8 @@ export function threadFigures(thread: number, restarts: number, e: ThreadEndpoin
     restarts,
     ldap: e.ldap.stats(),
     dns: { ...a.stats, answered: a.counts.figures(), cacheSize: a.cacheSize,
-      cacheDropped: a.cache?.stats.invalidated ?? 0, cacheFlushes: a.cache?.stats.flushes ?? 0, rrl: e.dns.rrl ? { ...e.dns.rrl.stats } : null,
+      cacheDropped: a.cache?.stats.invalidated ?? 0, cacheFlushes: a.cache?.stats.flushes ?? 0,
+      cacheNotAdmitted: a.cache?.stats.notAdmitted ?? 0, rrl: e.dns.rrl ? { ...e.dns.rrl.stats } : null,
       tcpConnections: e.dns.tcpStats().connections, udp: udpFigures(e.dns) },
     ...mailFigures(e.smtp, e.views),
     routing: { ...e.views.routing.stats, version: e.views.routing.version },

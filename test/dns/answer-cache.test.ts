@@ -252,9 +252,12 @@ describe('the cache index', () => {
       const d = new AnswerDeps();
       d.node(`n${i}.example.org`);
       d.zone('example.org');
+      // Twice: once the cache is full, a key is admitted at its second miss.
+      c.set(`k${i}`, Buffer.from([i & 0xff]), d);
       c.set(`k${i}`, Buffer.from([i & 0xff]), d);
     }
     assert.equal(c.size, 10);
+    assert.equal(c.stats.notAdmitted, 990);
     assert.equal(c.indexSize, 11, 'ten node keys and the zone');
     c.invalidate({ names: new Set(['n995.example.org']), soa: new Set(), zoneWide: new Set(), renamed: new Set(), all: false });
     assert.equal(c.size, 9);
@@ -265,5 +268,36 @@ describe('the cache index', () => {
     c.invalidate({ names: new Set(['www.example.org']), soa: new Set(), zoneWide: new Set(['www.example.org']), renamed: new Set(), all: false });
     assert.equal(c.size, 0, 'a change that reaches the zone drops it all');
     assert.equal(c.indexSize, 0);
+  });
+});
+
+describe('admission once the cache is full', () => {
+  let t: TestAppliance;
+  const dig = digRunner(() => t.app.ports.dns);
+  const a = () => t.app.dns.answerer;
+
+  before(async () => {
+    t = await startTestAppliance({ DCMX_THREADS: '1', DCMX_DNSSEC: 'off', DCMX_DNS_CACHE_ENTRIES: '3' });
+    const r = await run('ldapadd', adminArgs(t), DATA);
+    assert.equal(r.code, 0, r.stderr);
+  });
+  after(async () => t?.close());
+
+  test('a name asked once does not evict the answers asked again; asked twice, it is kept', async () => {
+    for (const n of ['host', 'keep', 'www']) await dig(`${n}.example.org`, 'A');
+    assert.equal(a().cacheSize, 3);
+    const hits = a().stats.cacheHits;
+    const refused = a().cache!.stats.notAdmitted;
+    // A flood of names asked once: answered right, not kept, the three answers stay.
+    for (let i = 0; i < 20; i++) assert.equal(status((await dig(`flood${i}.example.org`, 'A')).stdout), 'NXDOMAIN');
+    assert.equal(a().cache!.stats.notAdmitted, refused + 20);
+    for (const n of ['host', 'keep', 'www']) await dig(`${n}.example.org`, 'A');
+    assert.equal(a().stats.cacheHits, hits + 3, 'the answers asked again are still cached');
+    // The second miss of a question admits it (evicting the least recently used); the third is a hit.
+    await dig('flood0.example.org', 'A');
+    assert.equal(a().cache!.stats.notAdmitted, refused + 20);
+    const h = a().stats.cacheHits;
+    assert.equal(status((await dig('flood0.example.org', 'A')).stdout), 'NXDOMAIN');
+    assert.equal(a().stats.cacheHits, h + 1);
   });
 });
