@@ -744,8 +744,8 @@ const enum NameMode {
 class Writer {
   readonly buf: Buffer;
   pos = HEADER;
-  private readonly owners = new Map<string, number>();
-  private readonly rdataNames = new Map<string, number>();
+  private owners = new Map<string, number>();
+  private rdataNames = new Map<string, number>();
   private readonly journalKeys: string[] = [];
   private readonly journalRData: boolean[] = [];
 
@@ -759,8 +759,12 @@ class Writer {
 
   reset(): void {
     this.pos = HEADER;
-    this.owners.clear();
-    this.rdataNames.clear();
+    // New tables, not clear(): V8 allocates the tables of a Map that has reached the old generation (this
+    // writer lives as long as the process) in the old generation too, at every clear() and growth, keys
+    // kept alive with them: per message, garbage only a full GC frees, which grew the heap by hundreds of
+    // MiB under an NXDOMAIN flood (issue 14, memory). A fresh Map per message dies young.
+    this.owners = new Map();
+    this.rdataNames = new Map();
     this.journalKeys.length = 0;
     this.journalRData.length = 0;
   }
