@@ -133,12 +133,12 @@ export class Answerer {
     const bytes = this.cached(answerKey(buf, QUESTION, p.questionEnd, p.edns, ANY_LIMIT)) ?? this.cached(answerKey(buf, QUESTION, p.questionEnd, p.edns, limit));
     if (!bytes) return undefined;
     this.stats.cacheHits++;
-    this.counts.answered(tcp, (buf[p.questionEnd - 4] << 8) | buf[p.questionEnd - 3], bytes[3] & 0x0f);
+    this.counts.answered(tcp, (buf[p.questionEnd - 4] << 8) | buf[p.questionEnd - 3], bytes.charCodeAt(3) & 0x0f);
     return { kind: 'reply', bytes: personalize(bytes, (buf[0] << 8) | buf[1], (buf[2] & 0x01) !== 0, (buf[3] & 0x10) !== 0, buf, QUESTION, p.questionEnd) };
   }
 
   /** The cached answer under `key`, unless it is a signed one whose signatures have grown too old (AnswerCache.get). */
-  private cached(key: string): Buffer | undefined {
+  private cached(key: string): string | undefined {
     return this.cache?.get(key);
   }
 
@@ -306,13 +306,13 @@ function keyFor(bytes: Buffer, r: Response, keys: CacheKeys): string {
 }
 
 /**
- * A cached answer for another query of the same key: copy, then set the
- * message id, the RD and CD bits and the question bytes `wire[start, end)`
- * (same length, case as the client sent it, RFC 4343 §4.1).
+ * A cached answer (its octets, AnswerCache.get) for another query of the
+ * same key: copy, then set the message id, the RD and CD bits and the
+ * question bytes `wire[start, end)` (same length, case as the client sent
+ * it, RFC 4343 §4.1).
  */
-function personalize(cached: Buffer, id: number, rd: boolean, cd: boolean, wire: Buffer, start: number, end: number): Buffer {
-  const b = Buffer.allocUnsafe(cached.length);
-  b.set(cached);
+function personalize(cached: string, id: number, rd: boolean, cd: boolean, wire: Buffer, start: number, end: number): Buffer {
+  const b = Buffer.from(cached, 'latin1');
   b[0] = id >>> 8;
   b[1] = id & 0xff;
   b[2] = (b[2] & ~0x01) | (rd ? 0x01 : 0);

@@ -262,7 +262,7 @@ describe('the cache index', () => {
     c.invalidate({ names: new Set(['n995.example.org']), soa: new Set(), zoneWide: new Set(), renamed: new Set(), all: false });
     assert.equal(c.size, 9);
     assert.equal(c.get('k995'), undefined);
-    assert.deepEqual(c.get('k996'), Buffer.from([996 & 0xff]));
+    assert.deepEqual(Buffer.from(c.get('k996') ?? '', 'latin1'), Buffer.from([996 & 0xff]));
     c.invalidate({ names: new Set(['example.org']), soa: new Set(['example.org']), zoneWide: new Set(), renamed: new Set(), all: false });
     assert.equal(c.size, 9, 'a serial bump keeps answers that read no SOA');
     c.invalidate({ names: new Set(['www.example.org']), soa: new Set(), zoneWide: new Set(['www.example.org']), renamed: new Set(), all: false });
