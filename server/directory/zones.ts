@@ -247,7 +247,13 @@ function withSigning(n: ZoneNode, signed: ApexSigning): ZoneNode {
 
 /** Is `name` free of upper-case letters (the form the compiled index is keyed by)? */
 function isLower(name: string): boolean {
-  return name.toLowerCase() === name;
+  // A loop, not toLowerCase() === name: that allocates a string per call, and a query asks for a few names.
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) return false;
+    if (c > 0x7f) return name.toLowerCase() === name;
+  }
+  return true;
 }
 
 /** Parsed keys kept at most (by PEM): far more than the zones of one appliance re-keyed at once. */

@@ -106,10 +106,10 @@ export class Answerer {
   /** Answers one packet. Never throws: anything unexpected becomes SERVFAIL (one try/catch per packet). */
   answer(buf: Buffer, t: Transport): Outcome {
     this.stats.queries++;
-    const hit = this.cache ? this.cachedReply(buf, t.tcp) : undefined;
-    if (hit) return hit;
+    const fast = this.cache ? this.cachedReply(buf, t.tcp) : undefined;
+    if (fast?.kind === 'reply') return fast;
     const s = screen(buf);
-    const out = this.outcome(s, t);
+    const out = this.outcome(s, t, fast?.keys);
     if (out.kind === 'reply' && s.kind !== 'drop') {
       // The RCODE's low four bits are in the header (RFC 1035 §4.1.1); BADVERS's high bits in the OPT (RFC 6891 §6.1.3).
       this.counts.answered(t.tcp, s.kind === 'query' ? s.query.question.type : s.question?.type, s.kind === 'badvers' ? RCODE.BADVERS : out.bytes[3] & 0x0f);
@@ -122,16 +122,24 @@ export class Answerer {
    * answer is cached, made from the packet's octets without screening or
    * decoding it. It is the reply the full path gives: the same sync first,
    * the same key (the question, the EDNS state, the size limit: all a cached
-   * answer depends on), the same personalization. Undefined otherwise: the
-   * full path answers.
+   * answer depends on), the same personalization. Otherwise the full path
+   * answers: undefined for a packet that is not a plain query; for one
+   * whose answer is not cached, the keys it was looked up under, which are
+   * those the full path would build (answerQuery: the same octets, EDNS
+   * state and limit), so that it neither builds nor looks them up again.
    */
-  private cachedReply(buf: Buffer, tcp: boolean): Outcome | undefined {
+  private cachedReply(buf: Buffer, tcp: boolean): { kind: 'reply'; bytes: Buffer } | Missed | undefined {
     const p = plainQuery(buf);
     if (!p) return undefined;
     this.zones.sync();
     const limit = tcp ? 65535 : p.edns ? ednsLimit(p.udpSize) : 512;
-    const bytes = this.cached(answerKey(buf, QUESTION, p.questionEnd, p.edns, ANY_LIMIT)) ?? this.cached(answerKey(buf, QUESTION, p.questionEnd, p.edns, limit));
-    if (!bytes) return undefined;
+    const any = answerKey(buf, QUESTION, p.questionEnd, p.edns, ANY_LIMIT);
+    let bytes = this.cached(any);
+    if (!bytes) {
+      const own = answerKey(buf, QUESTION, p.questionEnd, p.edns, limit);
+      bytes = this.cached(own);
+      if (!bytes) return { kind: 'missed', keys: { any, own } };
+    }
     this.stats.cacheHits++;
     this.counts.answered(tcp, (buf[p.questionEnd - 4] << 8) | buf[p.questionEnd - 3], bytes.charCodeAt(3) & 0x0f);
     return { kind: 'reply', bytes: personalize(bytes, (buf[0] << 8) | buf[1], (buf[2] & 0x01) !== 0, (buf[3] & 0x10) !== 0, buf, QUESTION, p.questionEnd) };
@@ -147,7 +155,8 @@ export class Answerer {
     if (first && first.length > 3) this.counts.answered(true, q.question.type, first[3] & 0x0f);
   }
 
-  private outcome(s: ReturnType<typeof screen>, t: Transport): Outcome {
+  /** `looked`: the keys cachedReply looked the answer up under, in vain (the cache is not asked again). */
+  private outcome(s: ReturnType<typeof screen>, t: Transport, looked?: CacheKeys): Outcome {
     switch (s.kind) {
       case 'drop':
         this.stats.dropped++;
@@ -166,7 +175,7 @@ export class Answerer {
     }
     const q = s.query;
     try {
-      return this.answerQuery(q, t);
+      return this.answerQuery(q, t, looked);
     } catch (err) {
       this.stats.servfail++;
       this.log.error({ err, qname: q.question.name, qtype: q.question.type }, 'dns query failed');
@@ -201,7 +210,7 @@ export class Answerer {
     return { kind: 'reply', bytes: encodeResponse(r, limit) };
   }
 
-  private answerQuery(q: Query, t: Transport): Outcome {
+  private answerQuery(q: Query, t: Transport, looked?: CacheKeys): Outcome {
     this.zones.sync();
     if (q.opcode !== OPCODE.QUERY) {
       // We are a primary: NOTIFY sent to us is not something we act on (RFC 1996 §3.7 concerns secondaries).
@@ -232,11 +241,14 @@ export class Answerer {
 
     const limit = sizeLimit(q, t.tcp);
     const edns = q.edns ? (q.edns.do ? (q.edns.co ? 3 : 2) : 1) : 0; // CO matters only with DO (RFC 9824 §4)
-    const keys = { any: answerKey(q.questionWire, 0, q.questionWire.length, edns, ANY_LIMIT), own: answerKey(q.questionWire, 0, q.questionWire.length, edns, limit) };
-    const cached = this.cached(keys.any) ?? this.cached(keys.own);
-    if (cached) {
-      this.stats.cacheHits++;
-      return { kind: 'reply', bytes: personalize(cached, q.id, q.rd, q.cd, q.questionWire, 0, q.questionWire.length) };
+    let keys = looked;
+    if (!keys) {
+      keys = { any: answerKey(q.questionWire, 0, q.questionWire.length, edns, ANY_LIMIT), own: answerKey(q.questionWire, 0, q.questionWire.length, edns, limit) };
+      const cached = this.cached(keys.any) ?? this.cached(keys.own);
+      if (cached) {
+        this.stats.cacheHits++;
+        return { kind: 'reply', bytes: personalize(cached, q.id, q.rd, q.cd, q.questionWire, 0, q.questionWire.length) };
+      }
     }
     const deps = new AnswerDeps();
     const view = recordingView(this.zones, deps);
@@ -287,6 +299,12 @@ export class Answerer {
 interface CacheKeys {
   any: string;
   own: string;
+}
+
+/** A plain query whose answer is not cached, with the keys it was looked up under (Answerer.cachedReply). */
+interface Missed {
+  kind: 'missed';
+  keys: CacheKeys;
 }
 
 /**

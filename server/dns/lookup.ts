@@ -101,8 +101,10 @@ function atOrBelowCut(view: ZoneView, zone: Zone, name: string): boolean {
  * of an MX answer: the section is the zone's to vouch for (and to sign,
  * RFC 4035 §3.1.1); referrals carry their glue through glueFor.
  */
-function addressesFor(view: ZoneView, zone: Zone, targets: string[], seen: Set<string>): RR[] {
+function addressesFor(view: ZoneView, zone: Zone, targets: string[]): RR[] {
   const out: RR[] = [];
+  if (targets.length === 0) return out;
+  const seen = new Set<string>();
   for (const t of targets) {
     if (seen.has(t)) continue;
     seen.add(t);
@@ -160,6 +162,11 @@ function dsZone(view: ZoneView, closest: Zone, name: string): Zone {
   return between.some((n) => view.node(n)?.rrsets.has(RRTYPE.NS)) ? closest : parent;
 }
 
+/** `a`, with the names it synthesized from a wildcard, if any. */
+function done(a: Answer, synthesized: string[] | undefined): Answer {
+  return synthesized ? { ...a, synthesized } : a;
+}
+
 /**
  * Answers one question from the zone view. Never throws for a view that
  * behaves; the server wraps it in one try/catch that answers SERVFAIL.
@@ -173,10 +180,8 @@ export function lookup(view: ZoneView, q: LookupQuestion): Answer {
   if (!closest) return REFUSED;
   const zone = q.type === RRTYPE.DS ? dsZone(view, closest, q.name) : closest;
   const answer: RR[] = [];
-  const seenTargets = new Set<string>();
   let qname = q.name;
   let synthesizedNames: string[] | undefined;
-  const done = (a: Answer): Answer => (synthesizedNames ? { ...a, synthesized: synthesizedNames } : a);
 
   for (let hop = 0; hop <= MAX_CNAME_CHAIN; hop++) {
     // Delegations: an NS set strictly below the apex, at or above the name (RFC 1034 §4.3.2 step 3b).
@@ -187,7 +192,7 @@ export function lookup(view: ZoneView, q: LookupQuestion): Answer {
       if (ns && !(name === qname && q.type === RRTYPE.DS)) {
         // After a CNAME (RFC 1034 §4.3.2 step 3a, then 3b) the chain stays in the answer ahead of the referral,
         // and AA stays set: it speaks for the question name, which is ours (RFC 1035 §4.1.1).
-        return done({ result: 'delegation', aa: hop > 0, answer, authority: ns, additional: glueFor(view, zone, name, ns), zone: zone.name, cut: n });
+        return done({ result: 'delegation', aa: hop > 0, answer, authority: ns, additional: glueFor(view, zone, name, ns), zone: zone.name, cut: n }, synthesizedNames);
       }
     }
 
@@ -202,7 +207,7 @@ export function lookup(view: ZoneView, q: LookupQuestion): Answer {
         (synthesizedNames ??= []).push(qname);
       } else {
         // After a CNAME into a name that does not exist: the chain so far, with NXDOMAIN (RFC 6604).
-        return done({ result: 'nxdomain', aa: true, answer, authority: [negativeSoa(zone)], additional: [], zone: zone.name, denied: { name: qname } });
+        return done({ result: 'nxdomain', aa: true, answer, authority: [negativeSoa(zone)], additional: [], zone: zone.name, denied: { name: qname } }, synthesizedNames);
       }
     }
 
@@ -213,7 +218,7 @@ export function lookup(view: ZoneView, q: LookupQuestion): Answer {
       const target = cname[0].rdata.type === RRTYPE.CNAME ? cname[0].rdata.target : '';
       // Follow the chain only inside this zone (RFC 1034 §4.3.2 step 3a).
       if (target !== zone.name && !target.endsWith('.' + zone.name)) {
-        return done({ result: 'success', aa: true, answer, authority: [], additional: [], zone: zone.name });
+        return done({ result: 'success', aa: true, answer, authority: [], additional: [], zone: zone.name }, synthesizedNames);
       }
       if (answer.some((rr, i) => i < answer.length - 1 && rr.name === target)) break; // loop
       qname = target;
@@ -223,19 +228,19 @@ export function lookup(view: ZoneView, q: LookupQuestion): Answer {
     if (q.type === RRTYPE.ANY) {
       // RFC 8482 §4.1: answer ANY with one RRset rather than all of them.
       const first = node.rrsets.values().next().value as RR[] | undefined;
-      if (!first) return done(nodata(zone, answer, qname, node));
+      if (!first) return done(nodata(zone, answer, qname, node), synthesizedNames);
       answer.push(...own(first));
-      return done({ result: 'success', aa: true, answer, authority: [], additional: [], zone: zone.name });
+      return done({ result: 'success', aa: true, answer, authority: [], additional: [], zone: zone.name }, synthesizedNames);
     }
 
     const rrs = node.rrsets.get(q.type);
-    if (!rrs || rrs.length === 0) return done(nodata(zone, answer, qname, node));
+    if (!rrs || rrs.length === 0) return done(nodata(zone, answer, qname, node), synthesizedNames);
     answer.push(...own(rrs));
-    const additional = addressesFor(view, zone, targetsOf(rrs), seenTargets);
-    return done({ result: 'success', aa: true, answer, authority: [], additional, zone: zone.name });
+    const additional = addressesFor(view, zone, targetsOf(rrs));
+    return done({ result: 'success', aa: true, answer, authority: [], additional, zone: zone.name }, synthesizedNames);
   }
   // CNAME chain too long or looping: what we have, as a success (RFC 1034 §3.6.2 leaves it to the resolver).
-  return done({ result: 'success', aa: true, answer, authority: [], additional: [], zone: zone.name });
+  return done({ result: 'success', aa: true, answer, authority: [], additional: [], zone: zone.name }, synthesizedNames);
 }
 
 function nodata(zone: Zone, answer: RR[], name: string, node: ZoneNode): Answer {

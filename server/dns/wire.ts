@@ -395,8 +395,34 @@ function labelText(buf: Buffer, s: number, e: number): string {
   return out;
 }
 
+const textScratch = Buffer.allocUnsafe(MAX_NAME);
+
+/**
+ * The presentation form of the uncompressed name at `buf[p]` (validated,
+ * at most 255 octets), in lower case when `lower`, if every label octet
+ * prints as itself (LABEL_CHAR 1: no escapes); undefined otherwise. One
+ * string, built in a scratch buffer: no string per label.
+ */
+function plainText(buf: Buffer, p: number, lower: boolean): string | undefined {
+  let k = 0;
+  for (;;) {
+    const len = buf[p];
+    if (len === 0) return textScratch.toString('latin1', 0, k);
+    if (len >= 0x40) return undefined; // a pointer: nameText follows it
+    if (k > 0) textScratch[k++] = 0x2e;
+    for (let i = p + 1, e = p + 1 + len; i < e; i++) {
+      const c = buf[i];
+      if (LABEL_CHAR[c] !== 1) return undefined;
+      textScratch[k++] = lower && c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
+    }
+    p += len + 1;
+  }
+}
+
 /** A validated name in presentation form, case preserved, '' for the root. */
 function nameText(buf: Buffer, p: number): string {
+  const plain = plainText(buf, p, false);
+  if (plain !== undefined) return plain;
   let s = '';
   let first = true;
   for (;;) {
@@ -934,22 +960,28 @@ class Writer {
 
   /** Copies an uncompressed question section and makes its name a compression target. */
   questionWire(q: Buffer): void {
-    const labels: Buffer[] = [];
     let p = 0;
     for (;;) {
       if (p >= q.length) bad('questionWire ends inside the name');
       const len = q[p];
       if (len === 0) break;
       if (len > 63) bad('questionWire holds a compressed or malformed name');
-      labels.push(q.subarray(p + 1, p + 1 + len));
       p += len + 1;
     }
     if (p + 5 !== q.length || p + 1 > MAX_NAME) bad('questionWire is not one question');
-    const keys = suffixKeys(labels);
-    let at = this.pos;
-    for (let j = 0; j < labels.length; j++) {
-      this.remember(keys[j], at, NameMode.Question);
-      at += labels[j].length + 1;
+    const text = plainText(q, 0, true);
+    if (text !== undefined) {
+      // The key of the suffix whose length octet is at q[o] starts at text[o] (each length octet became a dot before its label).
+      for (let o = 0; o < p; o += q[o] + 1) this.remember(o === 0 ? text : text.slice(o), this.pos + o, NameMode.Question);
+    } else {
+      const labels: Buffer[] = [];
+      for (let o = 0; o < p; o += q[o] + 1) labels.push(q.subarray(o + 1, o + 1 + q[o]));
+      const keys = suffixKeys(labels);
+      let at = this.pos;
+      for (let j = 0; j < labels.length; j++) {
+        this.remember(keys[j], at, NameMode.Question);
+        at += labels[j].length + 1;
+      }
     }
     this.bytes(q);
   }
