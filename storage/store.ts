@@ -180,6 +180,9 @@ function changeBody(r: ChangeRow): ChangeBody {
 export const RPATH_SEP = '\u0001';
 const RPATH_END = '\u0002';
 
+/** The entries strictly below an rpath, parents before children (descendants, eachDescendant). */
+const DESCENDANTS_SQL = 'SELECT id, dn, ndn, rpath, parent_id, attrs FROM entries WHERE rpath > ? AND rpath < ? ORDER BY rpath';
+
 const STATEMENT_CACHE = 256;
 /** Statements with more parameters than this (large filters) are prepared for one use, not cached. */
 const LARGE_STATEMENT_PARAMS = 64;
@@ -378,10 +381,21 @@ export class Store {
 
   /** Descendants of an entry (not the entry itself), parents before children. */
   descendants(rpath: string): StoredEntry[] {
-    const rows = this.stmt(
-      'SELECT id, dn, ndn, rpath, parent_id, attrs FROM entries WHERE rpath > ? AND rpath < ? ORDER BY rpath',
-    ).all(rpath, subtreeEnd(rpath)) as EntryRow[];
+    const rows = this.stmt(DESCENDANTS_SQL).all(rpath, subtreeEnd(rpath)) as EntryRow[];
     return rows.map(Store.toEntry);
+  }
+
+  /**
+   * The entries below `rpath`, as {@link descendants}, read one at a time:
+   * for a caller that keeps little of each (the compiled zones read the
+   * whole DC tree at start), no array of every row and entry lives through
+   * the young generation's collections into the old one, to be garbage
+   * there. A statement of its own (a scan is rare; its preparation costs
+   * nothing beside it), so that the caller may read the store meanwhile,
+   * descendants included; it must not write until the iteration ends.
+   */
+  *eachDescendant(rpath: string): Generator<StoredEntry> {
+    for (const r of this.db.prepare(DESCENDANTS_SQL).iterate(rpath, subtreeEnd(rpath)) as IterableIterator<EntryRow>) yield Store.toEntry(r);
   }
 
   /** Deletes an entry and its index rows. */

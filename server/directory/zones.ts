@@ -338,7 +338,7 @@ export class Zones implements ZoneView {
       defaultTtl: DEFAULT_TTL,
       all: () => {
         const base = directory.getByNdn(directory.suffixNdn);
-        return base ? directory.store.descendants(base.rpath) : [];
+        return base ? directory.store.eachDescendant(base.rpath) : [];
       },
       below: (e) => directory.store.descendants(e.rpath),
       entryAt: (name) => this.entryAt(name),
