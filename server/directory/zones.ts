@@ -268,8 +268,8 @@ function signingChanged(b: DirEntry | undefined, a: DirEntry | undefined): boole
 
 /**
  * The zones of a directory: the read view for DNS, the write-path hooks, and
- * what changed, for NOTIFY (soaChanges), the answer cache (onDnsChange: what each change touched) and
- * the transfer cache (onDataChange: that something changed).
+ * what changed, for NOTIFY (soaChanges), and for the answer and transfer caches (onDnsChange: what
+ * each change touched).
  */
 export class Zones implements ZoneView {
   readonly names: DnsNames;

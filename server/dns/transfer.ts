@@ -13,10 +13,15 @@
  * zone and shared by every transfer of that version (a burst of AXFRs from
  * secondaries after a NOTIFY, or one client pipelining hundreds of them,
  * costs one zone walk, not hundreds). A version is the zone's SOA serial,
- * which every write touching the zone bumps in its transaction, and the
- * change number the zone view reflects (Zones.version); a change to DNS
- * data followed by this thread drops the cache (Zones.onDataChange), as
- * for the answer cache (answers.ts).
+ * which every write touching the zone bumps in its transaction. Each change
+ * to DNS data this thread follows (Zones.onDnsChange, as for the answer
+ * cache, answer-cache.ts) drops the versions it can change, and those
+ * only: of each zone at or above a name it touches (the zone that holds the
+ * name; above it, a parent whose cut, glue or DS a new, changed or removed
+ * apex below it alters), of the catalog zone when an apex may have come or
+ * gone (RFC 9432 §4.1), of every zone after a rename or a gap in the change
+ * log. A write to one zone thus leaves the others' encodings to their
+ * secondaries.
  *
  * A signed zone (Zones.signingOf) goes out signed, with its classic NSEC
  * chain and RRSIGs (signed-zone.ts), so that a secondary serves it as it
@@ -36,7 +41,7 @@
 import type { BlockList } from 'node:net';
 import { LRUCache } from 'lru-cache';
 import { inCidrList } from '../net';
-import { serialGreater, type Zones } from '../directory/zones';
+import { serialGreater, type DnsChange, type Zones } from '../directory/zones';
 import type { Logger } from '../log';
 import { parseRRLine, RDataError, type RR } from '../directory/records';
 import { encodeResponse, encodeTransfer } from './wire';
@@ -87,7 +92,20 @@ export class Transfers {
     cacheBytes = TRANSFER_CACHE_BYTES,
   ) {
     this.cache = new LRUCache({ maxSize: Math.max(1, cacheBytes), sizeCalculation: (s) => Math.max(1, s.bytes) });
-    zones.onDataChange(() => this.cache.clear());
+    zones.onDnsChange((c) => this.forget(c));
+  }
+
+  /** Drops the versions `c` can change (see the module comment). */
+  private forget(c: DnsChange): void {
+    if (c.all || c.renamed.size) {
+      this.cache.clear(); // a rename moves a whole subtree, zones and all
+      return;
+    }
+    for (const name of c.names) {
+      for (let z: string | undefined = name; z !== undefined; z = parentOf(z)) this.cache.delete(z);
+    }
+    const catalog = this.zones.catalog;
+    if (catalog !== undefined && (c.soa.size || c.zoneWide.size)) this.cache.delete(catalog);
   }
 
   /**
@@ -132,7 +150,7 @@ export class Transfers {
       this.cache.delete(zone);
       return undefined;
     }
-    const version = `${this.zones.version()}:${apex.soa.rdata.serial}`;
+    const version = String(apex.soa.rdata.serial);
     const now = Date.now() / 1000;
     const hit = this.cache.get(zone);
     if (hit?.version === version && (hit.signedAt === undefined || (now >= hit.signedAt && now - hit.signedAt < RESIGN_AFTER))) return hit;
@@ -151,6 +169,12 @@ export class Transfers {
     this.cache.set(zone, snap);
     return snap;
   }
+}
+
+/** The name one label up, or undefined at a top-level name. */
+function parentOf(name: string): string | undefined {
+  const dot = name.indexOf('.');
+  return dot < 0 ? undefined : name.slice(dot + 1);
 }
 
 /** `<zone> AXFR IN` in wire form, the name in lower case. */

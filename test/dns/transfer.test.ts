@@ -246,6 +246,48 @@ describe('the AXFR-form cache', () => {
       zones.zoneContents = real;
     }
   });
+
+  test('a write to one zone leaves the encodings of the others; a child apex added below a zone is a new version of it', async () => {
+    const real = zones.zoneContents.bind(zones);
+    const walked: string[] = [];
+    zones.zoneContents = (z) => {
+      walked.push(z);
+      return real(z);
+    };
+    const add = (dn: string, a: Record<string, string | string[]>) => dir.addSync(admin, `${dn},${SUFFIX}`, attrs(a));
+    try {
+      add('dc=net', { objectClass: 'domain', dc: 'net' });
+      add('dc=example,dc=net', {
+        objectClass: ['dNSDomain2', 'domain'], dc: 'example', sOARecord: 'ns1.example.com. hostmaster.example.net. 1 3600 900 604800 60',
+        nSRecord: 'ns1.example.com.',
+      });
+      await dig('example.com', 'AXFR');
+      await dig('example.net', 'AXFR');
+      walked.length = 0;
+      dir.modifySync(admin, `dc=example,dc=net,${SUFFIX}`, [{ op: 'replace', type: 'aRecord', values: ['192.0.2.7'] }]);
+      const com = records((await dig('example.com', 'AXFR')).stdout);
+      const net = records((await dig('example.net', 'AXFR')).stdout);
+      assert.deepEqual(walked, ['example.net'], 'only the zone written to is walked again');
+      assert.ok(net.includes('example.net. 3600 IN A 192.0.2.7'), net.join('\n'));
+
+      // A child zone below example.com: its cut (NS and glue) is in example.com's AXFR now.
+      walked.length = 0;
+      add('dc=sub,dc=example,dc=com', {
+        objectClass: ['dNSDomain2', 'domain'], dc: 'sub', sOARecord: 'ns.sub.example.com. hostmaster.example.com. 1 3600 900 604800 60',
+        nSRecord: 'ns.sub.example.com.',
+      });
+      add('dc=ns,dc=sub,dc=example,dc=com', { objectClass: ['dNSDomain2', 'domain'], dc: 'ns', aRecord: '192.0.2.54' });
+      const after = records((await dig('example.com', 'AXFR')).stdout);
+      assert.deepEqual(walked, ['example.com']);
+      assert.ok(after.includes('sub.example.com. 3600 IN NS ns.sub.example.com.'), after.join('\n'));
+      assert.ok(after.includes('ns.sub.example.com. 3600 IN A 192.0.2.54'), after.join('\n'));
+      assert.notDeepEqual(after, com);
+      await dig('example.net', 'AXFR');
+      assert.deepEqual(walked, ['example.com'], 'example.net was not touched');
+    } finally {
+      zones.zoneContents = real;
+    }
+  });
 });
 
 /** An SOA RR for the authority section of an IXFR query (RFC 1995 §3): owner `zone`, the given serial. */
