@@ -18,9 +18,8 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import type { DeliveryResult, QueuedMessage } from './types';
-import { openMessage, syncDir, type MessageBytes } from './spool';
+import { fsyncDirNow, fsyncFd, openMessage, syncDir, type MessageBytes } from './spool';
 
 /** Where a mailbox lives is the directory's to say (it publishes it as mailMessageStore). */
 export { InvalidMailboxError, mailboxPath } from '../directory/mailbox';
@@ -96,15 +95,6 @@ async function dirHasBase(dir: string, base: string): Promise<boolean> {
     }
   }
   return false;
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fs.promises.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 /**
@@ -191,13 +181,13 @@ async function createMaildir(box: string, group: number | undefined): Promise<vo
   if (!created) return;
   // A new directory is only durable once its parent's entry is: fsync the
   // box (holding tmp/new/cur) and every parent up to the first one created.
-  await fsyncDir(box);
+  await fsyncDirNow(box);
   if (firstCreated !== undefined) {
     let dir = box;
     const stop = path.dirname(path.resolve(firstCreated));
     while (dir !== stop && dir !== path.dirname(dir)) {
       dir = path.dirname(dir);
-      await fsyncDir(dir);
+      await fsyncDirNow(dir);
     }
   }
 }
@@ -230,9 +220,6 @@ function ioFailure(err: unknown, doing: string): DeliveryResult {
  * (external memory).
  */
 const COPY_CHUNK = 1 << 20;
-
-/** fsync(2) of a file descriptor, in the thread pool (it waits for the disk). */
-const fsyncFd = promisify(fs.fsync);
 
 /**
  * Writes `bytes` (a message kept in memory, its lines already LF) into the
