@@ -43,6 +43,8 @@ export class LineFolder {
     const out: Buffer[] = [];
     let i = 0;
     const n = chunk.length;
+    /** Where the chunk's octets not yet in `out` (nor held) begin: they go out in one piece, so a chunk without a fold is returned whole. */
+    let run = 0;
     while (i < n) {
       if (this.held.length === 0) {
         // Fast path: up to the next LF, or up to SAFE octets of this line.
@@ -51,21 +53,22 @@ export class LineFolder {
         const room = SAFE - this.col;
         if (end - i <= room) {
           const stop = lf < 0 ? n : lf + 1;
-          out.push(chunk.subarray(i, stop));
           this.col = lf < 0 ? this.col + (n - i) : 0;
           i = stop;
           continue;
         }
-        out.push(chunk.subarray(i, i + room));
         this.col += room;
         i += room;
+        if (i > run) out.push(chunk.subarray(run, i));
       }
       // The line is at SAFE: one octet at a time until it ends or must be folded.
       const b = chunk[i++];
+      run = i;
       if (b === LF) {
-        out.push(Buffer.from(this.held), chunk.subarray(i - 1, i));
+        out.push(Buffer.from(this.held));
         this.held = [];
         this.col = 0;
+        run = i - 1; // the LF begins the next piece
         continue;
       }
       this.held.push(b);
@@ -81,6 +84,8 @@ export class LineFolder {
       this.held = [];
       this.col = 1 + rest.length;
     }
+    if (run === 0 && out.length === 0) return chunk; // nothing folded or held: the chunk as it came
+    if (run < n) out.push(chunk.subarray(run));
     if (out.length === 0) return EMPTY;
     return out.length === 1 ? out[0] : Buffer.concat(out);
   }
