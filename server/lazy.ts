@@ -7,7 +7,7 @@
  * and time at start. The first user pays the load (tens of milliseconds), once.
  */
 
-/** `load` (a `require`), called at the first call of the returned function; its result is kept for the next ones. */
+/** `load` (a `require`, or anything else costly to make and maybe never needed), called at the first call of the returned function; its result is kept for the next ones. */
 export function lazily<T>(load: () => T): () => T {
   let loaded: { value: T } | undefined;
   return () => (loaded ??= { value: load() }).value;

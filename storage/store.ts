@@ -285,6 +285,17 @@ export class Store {
     return this.indexed;
   }
 
+  /**
+   * Frees what this connection's page cache holds (PRAGMA shrink_memory,
+   * https://sqlite.org/pragma.html#pragma_shrink_memory): after a scan that
+   * read the whole store once (the compiled zones' build), whose pages the
+   * next reads need not find cached (the file system cache still has them).
+   * Nothing is written; later reads fill the cache again as they need.
+   */
+  releaseCache(): void {
+    this.db.pragma('shrink_memory');
+  }
+
   close(): void {
     this.stmts.clear();
     if (this.db.open) this.db.close();

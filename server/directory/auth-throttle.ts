@@ -23,6 +23,7 @@ import { clientKey } from '../net';
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import { TooManyFailuresError } from './errors';
+import { lazily } from '../lazy';
 
 /** The throttle's settings (DCMX_AUTH_*). */
 export interface ThrottleOptions {
@@ -83,27 +84,31 @@ interface Counter {
 
 /** Counts failures and decides delays and refusals (see the module comment). */
 export class AuthThrottle implements Throttle {
-  private readonly counters: LRUCache<string, Counter>;
+  /**
+   * Counters by key, made at the first attempt: an LRUCache allocates its
+   * slots for MAX_KEYS up front (~3 MiB), which an appliance nobody binds
+   * to (DNS only) need not hold.
+   */
+  private readonly counters = lazily(() => new LRUCache<string, Counter>({ max: MAX_KEYS }));
   /** For tests and monitoring: attempts refused, failures delayed. */
   readonly stats = { refused: 0, delayed: 0 };
 
   constructor(readonly options: Readonly<ThrottleOptions> = DEFAULT_THROTTLE) {
-    this.counters = new LRUCache<string, Counter>({ max: MAX_KEYS });
   }
 
   /** Failures of `key` still in the window, plus its attempts under way. */
   private count(key: string, now: number): number {
-    const c = this.counters.get(key);
+    const c = this.counters().get(key);
     if (!c) return 0;
     while (c.failures.length && c.failures[0] <= now - this.options.windowMs) c.failures.shift();
     return c.failures.length + c.pending;
   }
 
   private counter(key: string): Counter {
-    let c = this.counters.get(key);
+    let c = this.counters().get(key);
     if (!c) {
       c = { failures: [], pending: 0 };
-      this.counters.set(key, c);
+      this.counters().set(key, c);
     }
     return c;
   }
@@ -139,7 +144,7 @@ export class AuthThrottle implements Throttle {
         const at = performance.now();
         for (const c of [byClient, byAccount]) c.failures.push(at);
         // Counters forgotten meanwhile are counted again from here.
-        for (let i = 0; i < keys.length; i++) if (!this.counters.has(keys[i])) this.counters.set(keys[i], [byClient, byAccount][i]);
+        for (let i = 0; i < keys.length; i++) if (!this.counters().has(keys[i])) this.counters().set(keys[i], [byClient, byAccount][i]);
         const n = Math.max(this.count(keys[0], at), this.count(keys[1], at));
         const wait = this.delay(n);
         if (wait > 0) {

@@ -19,6 +19,7 @@ import { LRUCache } from 'lru-cache';
 import type { RData, RR } from '../directory/records';
 import { ALGORITHM_ECDSAP256SHA256 } from '../directory/dnssec-keys';
 import { canonicalName, canonicalRData } from './wire';
+import { lazily } from '../lazy';
 
 /** RRSIG RDATA (RFC 4034 §3.1). */
 export type RrsigData = Extract<RData, { type: 46 }>;
@@ -183,12 +184,13 @@ interface CachedSignature {
  * Bounded (LRU); one per thread.
  */
 export class SignCache {
-  private readonly cache: LRUCache<string, CachedSignature>;
+  /** Made at the first signature: an LRUCache allocates its slots up front (~1.5 MiB), which unsigned zones need not hold. */
+  private readonly cache: () => LRUCache<string, CachedSignature>;
   /** Signatures made and found, for benchmarks and the admin API. */
   readonly stats = { signed: 0, hits: 0 };
 
   constructor(max = 50_000) {
-    this.cache = new LRUCache({ max });
+    this.cache = lazily(() => new LRUCache<string, CachedSignature>({ max }));
   }
 
   /**
@@ -202,19 +204,19 @@ export class SignCache {
     // key's tag must never be served the old key's signatures.
     const k = `${signer}\u0000${rrs[0].name}\u0000${rrs[0].rdata.type}\u0000${key.keyTag}\u0000${keyId(key.privateKey)}`;
     const covered = canonicalRRset(rrs, orig);
-    const hit = this.cache.get(k);
+    const hit = this.cache().get(k);
     if (hit && now - hit.made < RESIGN_AFTER && now >= hit.made && hit.covered.equals(covered)) {
       this.stats.hits++;
       return hit.rrsig.ttl === ttl ? hit.rrsig : { ...hit.rrsig, ttl };
     }
     const rrsig = signCanonical(rrs, covered, key, signer, now, orig);
     this.stats.signed++;
-    this.cache.set(k, { covered, made: now, rrsig });
+    this.cache().set(k, { covered, made: now, rrsig });
     return rrsig;
   }
 
   /** Forgets every signature (a key withdrawn: nothing signed with it may be served again). */
   clear(): void {
-    this.cache.clear();
+    this.cache().clear();
   }
 }
