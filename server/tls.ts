@@ -7,10 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { lazily } from './lazy';
-
-/** Needed on first boot only (lazy.ts). */
-const selfsigned = lazily(() => require('selfsigned') as typeof import('selfsigned')); // eslint-disable-line @typescript-eslint/no-require-imports
+import { Worker } from 'node:worker_threads';
 
 export interface TlsPair {
   cert: Buffer;
@@ -25,14 +22,21 @@ export async function loadTls(opts: { dataDir: string; hostname: string; cert?: 
   const keyFile = path.join(dir, 'smtp-key.pem');
   if (fs.existsSync(certFile) && fs.existsSync(keyFile)) return { cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) };
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const now = new Date();
-  const pems = await selfsigned().generate([{ name: 'commonName', value: opts.hostname }], {
-    notBeforeDate: now,
-    notAfterDate: new Date(now.getTime() + 10 * 365 * 86400_000),
-    keySize: 2048,
-    algorithm: 'sha256',
-  });
+  const pems = await makeCertificate(opts.hostname);
   fs.writeFileSync(keyFile, pems.private, { mode: 0o600 });
   fs.writeFileSync(certFile, pems.cert, { mode: 0o644 });
   return { cert: Buffer.from(pems.cert), key: Buffer.from(pems.private) };
+}
+
+/**
+ * A self-signed certificate for `hostname` (cert-maker.ts), made in a
+ * worker thread so that its libraries leave the process with it.
+ */
+function makeCertificate(hostname: string): Promise<{ cert: string; private: string }> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(path.join(__dirname, 'cert-maker.js'), { workerData: { hostname } });
+    worker.once('message', resolve);
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`the certificate maker stopped (exit code ${code}) before it answered`)));
+  });
 }
