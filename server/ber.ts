@@ -77,13 +77,16 @@ class Writer {
 let attrLens = new Int32Array(3 * 64);
 let valueLens = new Int32Array(256);
 
-/**
- * Encodes one SearchResultEntry LDAPMessage. `attrs` are (type, values)
- * pairs; an empty value list is a typesOnly attribute.
- */
-export function encodeSearchEntry(messageId: number, dn: string, attrs: readonly (readonly [string, readonly Value[]])[]): Buffer {
+/** The sizes of a SearchResultEntry's parts (the per-attribute ones in attrLens and valueLens). */
+interface EntrySizes {
+  dnLen: number;
+  attrsContent: number;
+  opContent: number;
+}
+
+/** encodeSearchEntry's first pass: the sizes of the protocolOp, and of each attribute and value into the scratch arrays. */
+function entrySizes(dn: string, attrs: readonly (readonly [string, readonly Value[]])[]): EntrySizes {
   const dnLen = byteLen(dn);
-  // pass 1: sizes
   let valueCount = 0;
   for (let i = 0; i < attrs.length; i++) valueCount += attrs[i][1].length;
   if (attrLens.length < 3 * attrs.length) attrLens = new Int32Array(6 * attrs.length);
@@ -105,15 +108,16 @@ export function encodeSearchEntry(messageId: number, dn: string, attrs: readonly
     a[3 * i + 2] = partial;
     attrsContent += tlvSize(partial);
   }
-  const opContent = tlvSize(dnLen) + tlvSize(attrsContent);
-  const msgContent = tlvSize(intContentLen(messageId)) + tlvSize(opContent);
-  const w = new Writer(Buffer.allocUnsafe(tlvSize(msgContent)));
-  // pass 2: bytes
-  w.header(TAG_SEQUENCE, msgContent);
-  w.integer(messageId);
-  w.header(TAG_SEARCH_RESULT_ENTRY, opContent);
-  w.octets(dn, dnLen);
-  w.header(TAG_SEQUENCE, attrsContent);
+  return { dnLen, attrsContent, opContent: tlvSize(dnLen) + tlvSize(attrsContent) };
+}
+
+/** encodeSearchEntry's second pass: the protocolOp's bytes, sized by entrySizes just before. */
+function writeEntryOp(w: Writer, dn: string, attrs: readonly (readonly [string, readonly Value[]])[], sizes: EntrySizes): void {
+  const a = attrLens;
+  const v = valueLens;
+  w.header(TAG_SEARCH_RESULT_ENTRY, sizes.opContent);
+  w.octets(dn, sizes.dnLen);
+  w.header(TAG_SEQUENCE, sizes.attrsContent);
   for (let i = 0, k = 0; i < attrs.length; i++) {
     const [type, values] = attrs[i];
     w.header(TAG_SEQUENCE, a[3 * i + 2]);
@@ -121,6 +125,41 @@ export function encodeSearchEntry(messageId: number, dn: string, attrs: readonly
     w.header(TAG_SET, a[3 * i + 1]);
     for (let j = 0; j < values.length; j++, k++) w.octets(values[j], v[k]);
   }
+}
+
+/**
+ * Encodes one SearchResultEntry LDAPMessage. `attrs` are (type, values)
+ * pairs; an empty value list is a typesOnly attribute.
+ */
+export function encodeSearchEntry(messageId: number, dn: string, attrs: readonly (readonly [string, readonly Value[]])[]): Buffer {
+  const sizes = entrySizes(dn, attrs);
+  const msgContent = tlvSize(intContentLen(messageId)) + tlvSize(sizes.opContent);
+  const w = new Writer(Buffer.allocUnsafe(tlvSize(msgContent)));
+  w.header(TAG_SEQUENCE, msgContent);
+  w.integer(messageId);
+  writeEntryOp(w, dn, attrs, sizes);
+  return w.buf;
+}
+
+/**
+ * The protocolOp of encodeSearchEntry alone (the SearchResultEntry, RFC
+ * 4511 §4.5.2), to be sent under any message ID with encodeMessage: the
+ * same bytes for every search that returns the entry so.
+ */
+export function encodeSearchEntryOp(dn: string, attrs: readonly (readonly [string, readonly Value[]])[]): Buffer {
+  const sizes = entrySizes(dn, attrs);
+  const w = new Writer(Buffer.allocUnsafe(tlvSize(sizes.opContent)));
+  writeEntryOp(w, dn, attrs, sizes);
+  return w.buf;
+}
+
+/** An LDAPMessage (RFC 4511 §4.2) of `messageId` around an encoded protocolOp (and no controls). */
+export function encodeMessage(messageId: number, op: Buffer): Buffer {
+  const msgContent = tlvSize(intContentLen(messageId)) + op.length;
+  const w = new Writer(Buffer.allocUnsafe(tlvSize(msgContent)));
+  w.header(TAG_SEQUENCE, msgContent);
+  w.integer(messageId);
+  op.copy(w.buf, w.off);
   return w.buf;
 }
 

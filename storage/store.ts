@@ -461,6 +461,26 @@ export class Store {
     for (const r of stmt.iterate(...all) as IterableIterator<EntryRow>) yield Store.toEntry(r);
   }
 
+  /**
+   * The indexed equality that would drive a search of `filter` from the
+   * index (indexDriver: `mail=x` alone or a term of an AND), if any.
+   */
+  indexDriverOf(filter: Filter): IndexDriver | undefined {
+    return this.plans.get(filter)?.driver ?? indexDriver(filter, this.indexed);
+  }
+
+  /**
+   * Ids of the entries with an index row of one of `names` (an attribute and
+   * its subtypes, as IndexDriver.names) holding the normalised value `norm`,
+   * ascending, at most `limit` of them.
+   */
+  equalityIds(names: readonly string[], norm: string, limit: number): number[] {
+    const sql = names.length === 1
+      ? `SELECT entry_id FROM attr_index WHERE attr = ? AND norm = ? ORDER BY entry_id LIMIT ${limit}`
+      : `SELECT DISTINCT entry_id FROM attr_index WHERE attr IN (${names.map(() => '?').join(', ')}) AND norm = ? ORDER BY entry_id LIMIT ${limit}`;
+    return this.stmt(sql).pluck().all(...names, norm) as number[];
+  }
+
   /** How a filter is looked up: made once per compiled filter (a search run in steps asks again at each step). */
   private plan(filter: Filter): { driver: IndexDriver | undefined; cond: SqlCondition } {
     let p = this.plans.get(filter);

@@ -19,7 +19,8 @@ import { randomUUID } from 'node:crypto';
 import type { AttributeType, Schema, TypedAttrs } from '../../schema/registry';
 import { SchemaError } from '../../schema/registry';
 import { DnSyntaxError, formatDn, formatRdn, parseDn, type Dn, type Rdn } from '../../schema/dn';
-import { RPATH_SEP, type ChangeRecord, type Scope, type StoredEntry, type Store } from '../../storage/store';
+import { RPATH_SEP, type ChangeRecord, type EntryQuery, type Scope, type StoredEntry, type Store } from '../../storage/store';
+import { SearchCache } from './search-cache';
 import { StoreFileError } from '../../storage/db';
 import { AccessPolicy, ANONYMOUS, type DomainScope, type Identity } from './access';
 import { DnsNames } from './zones';
@@ -156,6 +157,12 @@ export interface SearchEntry {
   /** Its RFC 4530 entryUUID, whether or not `attrs` has it (Content Sync names entries by it). */
   uuid?: string;
   attrs: ResultAttr[];
+  /**
+   * Set on a view the directory keeps and hands out again to the searches
+   * that return the entry so (SearchCache.view): frozen, and what a caller
+   * derives from it (its encoding) may be kept with it.
+   */
+  kept?: boolean;
 }
 
 /** A Content Sync session's search, entry by entry (Directory.syncMatcher). */
@@ -258,6 +265,8 @@ export class Directory {
   /** Stored search bases by normalised DN (storedBase), as of the change number `baseEntriesAt`. */
   private readonly baseEntries = new Map<string, StoredEntry>();
   private baseEntriesAt = -1;
+  /** The entries index-driven searches found (candidates). */
+  private readonly searchCache: SearchCache;
 
   constructor(readonly store: Store, readonly schema: Schema, opts: DirectoryOptions) {
     this.suffixDn = parseDn(opts.suffix);
@@ -286,6 +295,7 @@ export class Directory {
     this.clock = opts.clock ?? new ChangeClock();
     if (!this.readOnly) this.clock.publish(store.changeRange().last);
     this.synced = this.clock.current();
+    this.searchCache = new SearchCache(store, this);
   }
 
   /** Throws ReaderWriteError on a reader: `what` is the write method called. */
@@ -724,7 +734,7 @@ export class Directory {
     let lastId = 0;
     return {
       step: (stop) => {
-        for (const e of this.store.candidates({ base: from, scope, filter, afterId: scanned })) {
+        for (const e of this.candidates({ base: from, scope, filter, afterId: scanned })) {
           scanned = e.id;
           if ((++rows & 63) === 0) checkTime();
           if (consider(e)) {
@@ -744,6 +754,20 @@ export class Directory {
         return { count };
       },
     };
+  }
+
+  /**
+   * A search's candidates (Store.candidates): an index-driven query that
+   * finds few entries from the search cache, when this thread's views are
+   * in step with the change clock and no write transaction is open (whose
+   * own writes the cache does not follow); otherwise from the store.
+   */
+  private candidates(q: EntryQuery): Iterable<StoredEntry> {
+    if (!this.store.inTransaction && this.synced === this.clock.current()) {
+      const found = this.searchCache.driven(q);
+      if (found) return found;
+    }
+    return this.store.candidates(q);
   }
 
   /**
@@ -802,6 +826,10 @@ export class Directory {
     }
     const sel = parseSelection(this.schema, req.attributes);
     const noAttrs = req.attributes.length > 0 && req.attributes.every((a) => a === '1.1');
+    const make = (e: DirEntry): SearchEntry => ({ dn: e.dn, uuid: e.attrs.entryUUID?.[0], attrs: noAttrs ? [] : this.select(who, e, sel, req.typesOnly) });
+    // hasSubordinates changes with the entry's children, which a change of the entry does not tell: not kept.
+    const keep = noAttrs || !selected(sel, this.computedTypes[0]);
+    const viewKey = `${req.typesOnly ? 1 : 0}${req.attributes.join('\u0000')}`;
     return {
       filter,
       consider: (e) => {
@@ -809,7 +837,8 @@ export class Directory {
         const hidden = this.access.hiddenAttributes(who, e);
         return matches(filter, matchTarget(this.schema, e, hidden, this.computedValues(e)));
       },
-      view: (e) => ({ dn: e.dn, uuid: e.attrs.entryUUID?.[0], attrs: noAttrs ? [] : this.select(who, e, sel, req.typesOnly) }),
+      // The view depends on `who` only through the attributes hidden from it (select), which key the kept views.
+      view: (e) => (keep ? this.searchCache.view(e, this.access.hiddenAttributes(who, e), viewKey, make) : make(e)),
     };
   }
 

@@ -11,15 +11,29 @@
 import type { LdapContext, OperationHandler } from './context';
 import type { Session } from './session';
 import { replyMalformed, RESULT_CODES, resultOf, type ResultFields } from './results';
-import { encodeControl, encodeLdapResult, encodePagedValue, encodeSearchEntry } from '../ber';
+import { encodeControl, encodeLdapResult, encodeMessage, encodePagedValue, encodeSearchEntry, encodeSearchEntryOp } from '../ber';
 import { PAGED_RESULTS_OID, SYNC_REQUEST_OID } from './controls';
 import { answerSync } from './sync';
 import { decodePagedValue, decodeSearchRequest, SCOPES, type SearchCall } from './search-decode';
 import { inSlices } from './slices';
 import { REQUESTS } from './request-decode';
 import { wireAttributes } from '../directory/entry';
-import type { PageCursor, SearchRun } from '../directory/directory';
+import type { PageCursor, SearchEntry, SearchRun } from '../directory/directory';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** The SearchResultEntry of each view the directory keeps (SearchEntry.kept), encoded once for every search that returns it. */
+const keptOps = new WeakMap<SearchEntry, Buffer>();
+
+/** The SearchResultEntry message of `e` (RFC 4511 §4.5.2) for message `messageId`. */
+export function encodeEntry(messageId: number, e: SearchEntry): Buffer {
+  if (!e.kept) return encodeSearchEntry(messageId, e.dn, wireAttributes(e.attrs));
+  let op = keptOps.get(e);
+  if (!op) {
+    op = encodeSearchEntryOp(e.dn, wireAttributes(e.attrs));
+    keptOps.set(e, op);
+  }
+  return encodeMessage(messageId, op);
+}
 
 /** Per-process key of the paging cookies' MAC: cookies are valid for the life of the process. */
 const COOKIE_KEY = randomBytes(32);
@@ -92,7 +106,7 @@ export function startSearch(ctx: LdapContext, session: Session, call: SearchCall
     run = ctx.directory.startSearch(session.identity, {
       base: call.base, scope, filter: call.filter, attributes: call.attributes, typesOnly: call.typesOnly,
       sizeLimit: call.sizeLimit, timeLimit: call.timeLimit, page,
-    }, (e) => send(encodeSearchEntry(call.messageId, e.dn, wireAttributes(e.attrs))));
+    }, (e) => send(encodeEntry(call.messageId, e)));
   } catch (err) {
     return now(failed(err));
   }

@@ -155,6 +155,37 @@ describe('filters (RFC 4511 §4.5.1.7)', () => {
   });
 });
 
+describe('the search cache (server/directory/search-cache.ts) over the wire', () => {
+  test('an entry the administrator had encoded and kept is sent to others as their rights allow, and as written after a write', async () => {
+    const BOB = `uid=bob,${PEOPLE}`;
+    const add = await run('ldapadd', adminArgs(t), `dn: ${BOB}\nobjectClass: inetOrgPerson\nuid: bob\ncn: Bob\nsn: B\nmail: bob@example.org\nuserPassword: bob-pw\n\n`);
+    assert.equal(add.code, 0, add.stderr);
+    const bob = async (auth: string[], filter = '(mail=bob@example.org)') => {
+      const r = await search(['-b', 'o=internet', filter], auth);
+      assert.equal(r.code, 0, r.out);
+      return r.out;
+    };
+    for (let round = 0; round < 2; round++) {
+      assert.match(await bob(adminArgs(t)), /^userPassword:/m);
+      const asAlice = await bob(userArgs());
+      assert.match(asAlice, /^dn: uid=bob,/m);
+      assert.doesNotMatch(asAlice, /userPassword/);
+      assert.doesNotMatch(await bob(userArgs(), '(&(mail=bob@example.org)(userPassword=*))'), /^dn:/m);
+      assert.doesNotMatch(await bob(['-x', '-H', t.ldapUrl]), /^dn:/m);
+      assert.match(await bob(['-x', '-H', t.ldapUrl, '-D', BOB, '-w', 'bob-pw']), /^userPassword:/m);
+    }
+    const mod = await run('ldapmodify', adminArgs(t), `dn: ${BOB}\nchangetype: modify\nreplace: mail\nmail: robert@example.org\n-\nreplace: cn\ncn: Robert\n\n`);
+    assert.equal(mod.code, 0, mod.stderr);
+    assert.doesNotMatch(await bob(adminArgs(t)), /^dn:/m);
+    const after = await bob(userArgs(), '(mail=robert@example.org)');
+    assert.match(after, /^cn: Robert$/m);
+    assert.doesNotMatch(after, /userPassword/);
+    const del = await run('ldapdelete', [...adminArgs(t), BOB]);
+    assert.equal(del.code, 0, del.stderr);
+    assert.doesNotMatch(await bob(adminArgs(t), '(mail=robert@example.org)'), /^dn:/m);
+  });
+});
+
 describe('subordinate ("children") scope', () => {
   test('-s children returns the subtree without its base, and is announced in the root DSE', async () => {
     let r = await search(['-b', PEOPLE, '-s', 'children', '(objectClass=*)', '1.1']);
