@@ -8,11 +8,16 @@
  *   open(host: string, port: number, ipv6: boolean, reusePort: boolean, rcvbuf: number): Socket
  *       a UDP socket bound to host:port, non-blocking; throws Error(code) (EADDRINUSE...).
  *   start(sock, input: Buffer, lengths: Int32Array, replies: Buffer, meta: Int32Array,
- *         onBatch: (count: number, sources: string[]) => number): void
+ *         onBatch: (count: number, sources: string[] | undefined) => number, lazySources?: boolean): void
  *       watches the socket; for each batch the datagrams are in input at i*SLOT_BYTES
- *       (lengths[i] octets, -1 when the kernel truncated it), sources[i] its source address;
+ *       (lengths[i] octets, -1 when the kernel truncated it), sources[i] its source address
+ *       (with lazySources: no array, undefined; source(sock, i) makes one when asked);
  *       onBatch returns k and has written k replies: meta[3j] the datagram it answers,
  *       meta[3j+1] its offset in replies, meta[3j+2] its length.
+ *   source(sock, i: number): string
+ *       during onBatch, the source address of datagram i of the batch ('' otherwise).
+ *       A string per datagram costs N-API calls and a string whether or not it is used;
+ *       the answer path wants it only for rate limiting and logs.
  *   stats(sock): number[]  [datagrams, batches, replies sent, replies dropped (EAGAIN), send errors, truncated]
  *   close(sock): void
  *   SLOTS, SLOT_BYTES: the batch geometry the buffers must have.
@@ -44,6 +49,8 @@ typedef struct {
   int fd;
   int closed;
   int in_batch;
+  int lazy_sources;
+  int batch_count;
   uv_poll_t poll;
   napi_env env;
   napi_ref on_batch, input_ref, lengths_ref, replies_ref, meta_ref, self_ref;
@@ -208,6 +215,13 @@ static void send_replies(sock_t *s, int k) {
   }
 }
 
+/* The address of `a` as text (inet_ntop), '' for another family. */
+static void source_text(const struct sockaddr_storage *a, char text[INET6_ADDRSTRLEN]) {
+  text[0] = 0;
+  if (a->ss_family == AF_INET6) inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, text, INET6_ADDRSTRLEN);
+  else if (a->ss_family == AF_INET) inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, text, INET6_ADDRSTRLEN);
+}
+
 static void on_readable(uv_poll_t *h, int status, int events) {
   (void)events;
   sock_t *s = h->data;
@@ -230,15 +244,16 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     if (n <= 0) break;
     s->stats[0] += n;
     s->stats[1]++;
+    s->batch_count = n;
     napi_value sources, fn, recv, args[2], result;
-    napi_create_array_with_length(env, (size_t)n, &sources);
+    if (s->lazy_sources) napi_get_undefined(env, &sources);
+    else napi_create_array_with_length(env, (size_t)n, &sources);
     for (int i = 0; i < n; i++) {
-      char text[INET6_ADDRSTRLEN] = "";
-      struct sockaddr_storage *a = &s->src[i];
-      if (a->ss_family == AF_INET6) inet_ntop(AF_INET6, &((struct sockaddr_in6 *)a)->sin6_addr, text, sizeof text);
-      else if (a->ss_family == AF_INET) inet_ntop(AF_INET, &((struct sockaddr_in *)a)->sin_addr, text, sizeof text);
       s->lengths[i] = (s->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)s->msgs[i].msg_len;
       if (s->lengths[i] < 0) s->stats[5]++;
+      if (s->lazy_sources) continue;
+      char text[INET6_ADDRSTRLEN];
+      source_text(&s->src[i], text);
       napi_value str;
       napi_create_string_latin1(env, text, NAPI_AUTO_LENGTH, &str);
       napi_set_element(env, sources, (uint32_t)i, str);
@@ -261,6 +276,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     if (n < SLOTS) break;
   }
   s->in_batch = 0;
+  s->batch_count = 0;
   napi_close_handle_scope(env, scope);
   if (s->closed) uv_close((uv_handle_t *)&s->poll, close_cb);
 }
@@ -284,8 +300,8 @@ static bool int32_arg(napi_env env, napi_value v, size_t need, int32_t **data) {
 }
 
 static napi_value js_start(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6], self_unused;
+  size_t argc = 7;
+  napi_value argv[7], self_unused;
   (void)self_unused;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 6) { napi_throw_type_error(env, NULL, "start(sock, input, lengths, replies, meta, onBatch)"); return NULL; }
@@ -303,6 +319,9 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   }
   s->input = input;
   s->replies = replies;
+  bool lazy = false;
+  if (argc >= 7 && napi_get_value_bool(env, argv[6], &lazy) != napi_ok) lazy = false;
+  s->lazy_sources = lazy ? 1 : 0;
   uv_loop_t *loop;
   CHECK(env, napi_get_uv_event_loop(env, &loop));
   napi_value name;
@@ -320,6 +339,22 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   uv_poll_start(&s->poll, UV_READABLE, on_readable);
   CHECK(env, napi_add_async_cleanup_hook(env, teardown, s, &s->cleanup));
   return NULL;
+}
+
+static napi_value js_source(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], str;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char text[INET6_ADDRSTRLEN] = "";
+  box_t *box = NULL;
+  int32_t i = -1;
+  /* Never throws for a socket closed meanwhile or an index out of the batch: '' (callers log it). */
+  if (argc >= 2 && napi_unwrap(env, argv[0], (void **)&box) == napi_ok && box && box->s && napi_get_value_int32(env, argv[1], &i) == napi_ok) {
+    sock_t *s = box->s;
+    if (s->in_batch && i >= 0 && i < s->batch_count) source_text(&s->src[i], text);
+  }
+  CHECK(env, napi_create_string_latin1(env, text, NAPI_AUTO_LENGTH, &str));
+  return str;
 }
 
 static napi_value js_stats(napi_env env, napi_callback_info info) {
@@ -372,6 +407,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL },
     { "start", NULL, js_start, NULL, NULL, NULL, napi_default, NULL },
     { "stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL },
+    { "source", NULL, js_source, NULL, NULL, NULL, napi_default, NULL },
     { "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

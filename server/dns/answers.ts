@@ -45,7 +45,8 @@ const TYPE_NXNAME = 128;
 /** Where a query came from and over what. */
 export interface Transport {
   tcp: boolean;
-  remote: string;
+  /** The client's address, when the transport has it at hand (the answer does not depend on it). */
+  remote?: string;
 }
 
 /** A zone transfer request, handed to the transfer module by the TCP transport. */

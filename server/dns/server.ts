@@ -20,7 +20,10 @@ import { Transfers } from './transfer';
 import { TCP_DEFAULTS, TcpConnection, TcpScheduler, type TcpReply } from './tcp';
 import { cidrList } from '../net';
 import { ConnectionCaps, type CapsMemory } from '../connection-caps';
-import { bindUdp, type UdpStats } from './udp-batch';
+import { bindUdp, type UdpSource, type UdpStats } from './udp-batch';
+
+/** A UDP query's transport: the answer does not depend on the client's address (RRL, after it, does). */
+const UDP = { tcp: false } as const;
 
 export interface DnsServerOptions {
   host: string;
@@ -133,16 +136,16 @@ export async function startDnsServer(zones: Zones, opts: DnsServerOptions, log: 
   const port = (tcp.address() as net.AddressInfo).port;
 
   // ---- UDP (udp-batch.ts: native batches where available, else dgram)
-  const udpAnswer = (msg: Buffer, remote: string): Uint8Array | undefined => {
+  const udpAnswer = (msg: Buffer, source: UdpSource): Uint8Array | undefined => {
     try {
-      const out = answerer.answer(msg, { tcp: false, remote });
+      const out = answerer.answer(msg, UDP);
       if (out.kind !== 'reply') return undefined;
-      const verdict = rrl ? rrl.check(remote, out.bytes) : 'send';
+      const verdict = rrl ? rrl.check(source.address(), out.bytes) : 'send';
       if (verdict === 'send') return out.bytes;
       return verdict === 'slip' ? truncatedReply(out.bytes) : undefined;
     } catch (err) {
       // answer() never throws; should it, this datagram goes unanswered and the socket keeps serving.
-      log.error({ err, remote }, 'dns udp message failed');
+      log.error({ err, remote: source.address() }, 'dns udp message failed');
       return undefined;
     }
   };

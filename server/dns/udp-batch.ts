@@ -16,7 +16,12 @@ interface UdpBatchAddon {
   SLOTS: number;
   SLOT_BYTES: number;
   open(host: string, port: number, ipv6: boolean, reusePort: boolean, rcvbuf: number): object;
-  start(sock: object, input: Buffer, lengths: Int32Array, replies: Buffer, meta: Int32Array, onBatch: (count: number, sources: string[]) => number): void;
+  start(
+    sock: object, input: Buffer, lengths: Int32Array, replies: Buffer, meta: Int32Array, onBatch: (count: number, sources: string[] | undefined) => number,
+    lazySources?: boolean,
+  ): void;
+  /** Absent from an addon built before it: that one always hands start's onBatch the sources. */
+  source?(sock: object, i: number): string;
   stats(sock: object): number[];
   close(sock: object): void;
 }
@@ -44,10 +49,19 @@ function loadAddon(): UdpBatchAddon | null {
 }
 
 /**
+ * Where a datagram came from. Its address is made into a string only when
+ * asked for (rate limiting, a log line): most answers never need it. Valid
+ * during the call it is given to only.
+ */
+export interface UdpSource {
+  address(): string;
+}
+
+/**
  * What to do with one datagram: return the reply's octets, or undefined for
  * none (answer() said none, RRL dropped it). Never throws.
  */
-export type UdpAnswer = (msg: Buffer, remote: string) => Uint8Array | undefined;
+export type UdpAnswer = (msg: Buffer, source: UdpSource) => Uint8Array | undefined;
 
 /** Counters of a UDP socket (tests, diagnostics). */
 export interface UdpStats {
@@ -93,12 +107,19 @@ function bindNative(a: UdpBatchAddon, opts: UdpOptions, ipv6: boolean, answer: U
   const replies = Buffer.allocUnsafeSlow(a.SLOTS * a.SLOT_BYTES);
   const meta = new Int32Array(3 * a.SLOTS);
   const slot = a.SLOT_BYTES;
+  // The datagram being answered: its address from the batch's list (an addon built before source()) or made when asked.
+  let at = 0;
+  let listed: string[] | undefined;
+  const lazy = a.source?.bind(a);
+  const source: UdpSource = { address: () => (listed ? listed[at] : lazy ? lazy(sock, at) : '') };
   a.start(sock, input, lengths, replies, meta, (count, sources) => {
+    listed = sources;
     let k = 0;
     for (let i = 0; i < count; i++) {
       const len = lengths[i];
       if (len < 0) continue; // truncated by the kernel (cannot happen with 64 KiB slots): dropped
-      const out = answer(input.subarray(i * slot, i * slot + len), sources[i]);
+      at = i;
+      const out = answer(input.subarray(i * slot, i * slot + len), source);
       if (!out || out.length > slot) continue;
       replies.set(out, k * slot);
       meta[3 * k] = i;
@@ -107,7 +128,7 @@ function bindNative(a: UdpBatchAddon, opts: UdpOptions, ipv6: boolean, answer: U
       k++;
     }
     return k;
-  });
+  }, lazy !== undefined);
   const read = (): UdpStats => {
     const s = a.stats(sock);
     return { native: true, datagrams: s[0], batches: s[1], replies: s[2], sendDropped: s[3], sendErrors: s[4] };
@@ -142,9 +163,12 @@ async function bindDgram(opts: UdpOptions, ipv6: boolean, answer: UdpAnswer, onE
   });
   // A failed send is an 'error' event (onError logs it), as before.
   const counts = { datagrams: 0, replies: 0 };
+  let from = '';
+  const source: UdpSource = { address: () => from };
   udp.on('message', (msg, rinfo) => {
     counts.datagrams++;
-    const out = answer(msg, rinfo.address);
+    from = rinfo.address;
+    const out = answer(msg, source);
     if (!out) return;
     counts.replies++;
     udp.send(out, rinfo.port, rinfo.address);

@@ -13,7 +13,7 @@ import * as assert from 'node:assert/strict';
 import * as dgram from 'node:dgram';
 import { adminArgs, run, startTestAppliance, type TestAppliance } from '../helpers';
 import { asQuery, exampleOrgZone, queryPacket, regressionPackets, udpQuery } from './fixture';
-import { bindUdp } from '../../server/dns/udp-batch';
+import { bindUdp, type UdpSource } from '../../server/dns/udp-batch';
 
 let native: TestAppliance;
 let fallback: TestAppliance;
@@ -102,8 +102,8 @@ describe('UDP through native/udpbatch', () => {
 describe('the socket layer (udp-batch.ts) on ::1', () => {
   test('an IPv6 source gets its reply; close() frees the port; the figures stay readable', async () => {
     const sources: string[] = [];
-    const answer = (m: Buffer, remote: string) => {
-      sources.push(remote);
+    const answer = (m: Buffer, source: UdpSource) => {
+      sources.push(source.address());
       return m.length === 1 ? undefined : Buffer.concat([Buffer.from('re:'), m]);
     };
     // A free port (the appliance binds UDP on the port its TCP listener got).
