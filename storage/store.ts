@@ -470,15 +470,14 @@ export class Store {
   }
 
   /**
-   * Ids of the entries with an index row of one of `names` (an attribute and
-   * its subtypes, as IndexDriver.names) holding the normalised value `norm`,
-   * ascending, at most `limit` of them.
+   * The entries with an index row of one of `names` (an attribute and its
+   * subtypes, as IndexDriver.names) holding the normalised value `norm`, in
+   * id order, at most `limit` of them: one statement, the index probe then
+   * the rows by id (indexDriverText).
    */
-  equalityIds(names: readonly string[], norm: string, limit: number): number[] {
-    const sql = names.length === 1
-      ? `SELECT entry_id FROM attr_index WHERE attr = ? AND norm = ? ORDER BY entry_id LIMIT ${limit}`
-      : `SELECT DISTINCT entry_id FROM attr_index WHERE attr IN (${names.map(() => '?').join(', ')}) AND norm = ? ORDER BY entry_id LIMIT ${limit}`;
-    return this.stmt(sql).pluck().all(...names, norm) as number[];
+  equalityEntries(names: readonly string[], norm: string, limit: number): StoredEntry[] {
+    const sql = `SELECT e.id, e.dn, e.ndn, e.rpath, e.parent_id, e.attrs FROM entries e WHERE ${indexDriverText(names.length)} ORDER BY e.id LIMIT ${limit}`;
+    return (this.stmt(sql).all(...names, norm) as EntryRow[]).map(Store.toEntry);
   }
 
   /** How a filter is looked up: made once per compiled filter (a search run in steps asks again at each step). */

@@ -52,6 +52,8 @@ export class SearchCache {
   private readonly idOfNdn = new Map<string, number>();
   /** Ids of the entries with an index row at a value (idKey), ascending, or MANY. */
   private readonly idLists = new Map<string, readonly number[]>();
+  /** The id lists searched once since the doorkeeper was last cleared (driven). */
+  private readonly seen = new Set<string>();
   /** The index names of the drivers of more than one name (an attribute and its subtypes) whose lists are kept, by their idKey prefix. */
   private readonly multiNames = new Map<string, readonly string[]>();
   /** Whether equalities on these index names are kept (user attributes only), by names joined. */
@@ -70,7 +72,8 @@ export class SearchCache {
    * DRIVEN_MAX entries: the entries in the query's scope, and above its
    * `afterId`, whose index rows hold the driving value. The rest of the
    * filter is the caller's to evaluate, as for Store.candidates. Undefined
-   * when the query has no index driver or finds more: read them with
+   * when the query has no index driver or finds more, and at the first
+   * search for a value (it is kept from the second on): read them with
    * Store.candidates.
    */
   driven(q: EntryQuery): StoredEntry[] | undefined {
@@ -81,9 +84,17 @@ export class SearchCache {
     const key = idKey(prefix, driver.norm);
     const keep = this.keeps(prefix, driver.names);
     let ids = keep ? this.idLists.get(key) : undefined;
+    if (!ids && keep && !this.seen.has(key)) {
+      // A doorkeeper (as in TinyLFU): a value is kept at its second search, so that values searched
+      // once (more of them than the cache holds) do not pay for keeping what is not asked again.
+      if (this.seen.size >= 2 * this.max) this.seen.clear();
+      this.seen.add(key);
+      return undefined;
+    }
     if (!ids) {
-      const read = this.store.equalityIds(driver.names, driver.norm, DRIVEN_MAX + 1);
-      ids = read.length > DRIVEN_MAX ? MANY : Object.freeze(read);
+      // One statement gives the ids and the entries (those kept already are kept as they are: they follow the log).
+      const read = this.store.equalityEntries(driver.names, driver.norm, DRIVEN_MAX + 1);
+      ids = read.length > DRIVEN_MAX ? MANY : Object.freeze(read.map((e) => this.keep(e).id));
       if (keep) {
         if (this.idLists.size >= this.max) this.idLists.delete(this.idLists.keys().next().value!);
         this.idLists.set(key, ids);
@@ -152,16 +163,22 @@ export class SearchCache {
 
   /** The entry with this id, kept or read from the store (and then kept). Shared: frozen. */
   private entry(id: number): StoredEntry | undefined {
-    let e = this.entries.get(id);
+    const e = this.entries.get(id);
     if (e) return e;
-    e = this.store.getById(id);
-    if (!e) return undefined;
+    const read = this.store.getById(id);
+    return read && this.keep(read);
+  }
+
+  /** The entry kept for `e`'s id: the one kept already, else `e` (then frozen and kept). */
+  private keep(e: StoredEntry): StoredEntry {
+    const had = this.entries.get(e.id);
+    if (had) return had;
     for (const k of Object.keys(e.attrs)) Object.freeze(e.attrs[k]);
     Object.freeze(e.attrs);
     Object.freeze(e);
     if (this.entries.size >= this.max) this.evictOldest();
-    this.entries.set(id, e);
-    this.idOfNdn.set(e.ndn, id);
+    this.entries.set(e.id, e);
+    this.idOfNdn.set(e.ndn, e.id);
     return e;
   }
 

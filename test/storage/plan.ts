@@ -13,13 +13,10 @@ export interface CandidateQuery {
   plan: string[];
 }
 
-/** The search cache's probe of the index for an equality's entry ids (Store.equalityIds). */
-const EQUALITY_IDS = /^SELECT (DISTINCT )?entry_id FROM attr_index WHERE attr (=|IN)/;
-
 /**
  * Runs `search` (which must search `dir`) and returns the candidate query it
- * ran first (the statement over `entries e`, or the search cache's probe of
- * attr_index for an indexed equality), with SQLite's plan for it.
+ * ran first (the statement over `entries e`: the store's, or the search
+ * cache's for an indexed equality, Store.equalityEntries), with SQLite's plan for it.
  */
 export function candidateQuery(dir: Directory, search: () => void): CandidateQuery {
   // The store keeps prepared statements: forget them, so the search prepares its own again; and the
@@ -31,7 +28,7 @@ export function candidateQuery(dir: Directory, search: () => void): CandidateQue
   let captured: { sql: string; params: unknown[] } | undefined;
   db.prepare = (text: string) => {
     const stmt = prepare(text) as Record<'iterate' | 'all', (...a: unknown[]) => unknown>;
-    if (/\bentries e\b/.test(text) || EQUALITY_IDS.test(text)) {
+    if (/\bentries e\b/.test(text)) {
       // An index-driven search reads its first candidates with all(), the rest (if any) with iterate().
       for (const run of ['iterate', 'all'] as const) {
         const original = stmt[run].bind(stmt);
@@ -59,21 +56,14 @@ export function candidateQuery(dir: Directory, search: () => void): CandidateQue
  * indexDriverText), undefined when entries are read by scope.
  */
 export function drivingAttribute(q: CandidateQuery): unknown {
-  return /\bFROM entries e WHERE e\.id IN \(SELECT entry_id FROM attr_index WHERE attr (=|IN)/.test(q.sql) || EQUALITY_IDS.test(q.sql)
-    ? q.params[0]
-    : undefined;
+  return /\bFROM entries e WHERE e\.id IN \(SELECT entry_id FROM attr_index WHERE attr (=|IN)/.test(q.sql) ? q.params[0] : undefined;
 }
 
-/**
- * Asserts that a plan looks the candidates up in attr_index by its primary
- * key and fetches entries by id (the search cache fetches them by id apart:
- * Store.getById), scanning none.
- */
+/** Asserts that a plan looks the candidates up in attr_index by its primary key and fetches entries by id, scanning none. */
 export function assertIndexLookup(plan: string[]): void {
   const text = plan.join('\n');
-  assert.ok(plan.some((d) => /^SEARCH (attr_index|a) USING (COVERING INDEX sqlite_autoindex_attr_index_1|PRIMARY KEY) \(attr=\? AND norm=\?\)/.test(d)), `attr_index PK not used:\n${text}`);
-  const idsOnly = !plan.some((d) => /\b(e|entries)\b/.test(d));
-  assert.ok(idsOnly || plan.some((d) => /^SEARCH e USING INTEGER PRIMARY KEY/.test(d)), `entries not fetched by id:\n${text}`);
+  assert.ok(plan.some((d) => /^SEARCH (attr_index|a) USING PRIMARY KEY \(attr=\? AND norm=\?\)/.test(d)), `attr_index PK not used:\n${text}`);
+  assert.ok(plan.some((d) => /^SEARCH e USING INTEGER PRIMARY KEY/.test(d)), `entries not fetched by id:\n${text}`);
   assert.ok(!plan.some((d) => /^SCAN (e|entries)\b/.test(d)), `entries scanned:\n${text}`);
   assert.ok(!plan.some((d) => /^SEARCH e USING INDEX .*rpath/.test(d)), `entries range-scanned by rpath:\n${text}`);
 }
