@@ -72,9 +72,9 @@ export class SearchCache {
    * DRIVEN_MAX entries: the entries in the query's scope, and above its
    * `afterId`, whose index rows hold the driving value. The rest of the
    * filter is the caller's to evaluate, as for Store.candidates. Undefined
-   * when the query has no index driver or finds more, and at the first
-   * search for a value (it is kept from the second on): read them with
-   * Store.candidates.
+   * when the query has no index driver or finds more, and, once the cache
+   * is full, at the first search for a value (it is kept from the second
+   * on): read them with Store.candidates.
    */
   driven(q: EntryQuery): StoredEntry[] | undefined {
     const driver = this.store.indexDriverOf(q.filter);
@@ -84,9 +84,9 @@ export class SearchCache {
     const key = idKey(prefix, driver.norm);
     const keep = this.keeps(prefix, driver.names);
     let ids = keep ? this.idLists.get(key) : undefined;
-    if (!ids && keep && !this.seen.has(key)) {
-      // A doorkeeper (as in TinyLFU): a value is kept at its second search, so that values searched
-      // once (more of them than the cache holds) do not pay for keeping what is not asked again.
+    if (!ids && keep && this.idLists.size >= this.max && !this.seen.has(key)) {
+      // Once full, a doorkeeper (as in TinyLFU): a value is kept at its second search, so that values
+      // searched once (more of them than the cache holds) do not pay for keeping what is not asked again.
       if (this.seen.size >= 2 * this.max) this.seen.clear();
       this.seen.add(key);
       return undefined;

@@ -13,7 +13,8 @@ import { ChangeClock } from '../../server/directory/change-clock';
 import type { Directory, SearchRequest } from '../../server/directory/directory';
 import type { Identity } from '../../server/directory/access';
 import { ANONYMOUS } from '../../server/directory/access';
-import type { FilterInput } from '../../server/directory/filter';
+import { compileFilter, type FilterInput } from '../../server/directory/filter';
+import { SearchCache } from '../../server/directory/search-cache';
 import { tempDirs } from '../helpers';
 import { prng } from '../prng';
 import { ADMIN, attrs, CHEAP_PASSWORDS, SUFFIX } from './fixture';
@@ -150,4 +151,25 @@ test('what one identity had the cache keep is judged afresh for another: rights,
     // And the administrator again, after the others: still the whole entry.
     assert.deepEqual(found(dir, admin, eq('mail', 'acl1@x.test')), byAdmin);
   }
+});
+
+test('once full, the cache keeps a value at its second search, and reads the store at the first', () => {
+  const w = writer.directory;
+  for (const u of ['door1', 'door2', 'door3']) {
+    w.addSync(admin, `uid=${u},${PEOPLE}`, attrs({ objectClass: 'inetOrgPerson', uid: u, cn: u, sn: 'D', mail: `${u}@x.test` }));
+  }
+  w.sync();
+  const cache = new SearchCache(w.store, w, 2);
+  const suffix = w.getByNdn(SUFFIX)!;
+  const q = (u: string) => ({ base: suffix, scope: 'sub' as const, filter: compileFilter(w.schema, eq('uid', u)) });
+  const dns = (r: ReturnType<SearchCache['driven']>) => r?.map((e) => e.dn);
+  // Not full: kept at the first search.
+  assert.deepEqual(dns(cache.driven(q('door1'))), [`uid=door1,${PEOPLE}`]);
+  assert.deepEqual(dns(cache.driven(q('door2'))), [`uid=door2,${PEOPLE}`]);
+  assert.equal(cache.size.idLists, 2);
+  // Full: the first search of another value is the store's, the second is kept (the oldest list goes).
+  assert.equal(cache.driven(q('door3')), undefined);
+  assert.deepEqual(dns(cache.driven(q('door3'))), [`uid=door3,${PEOPLE}`]);
+  assert.equal(cache.size.idLists, 2);
+  assert.deepEqual(dns(cache.driven(q('door3'))), [`uid=door3,${PEOPLE}`]);
 });
