@@ -19,7 +19,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { DeliveryResult, QueuedMessage } from './types';
-import { fsyncDirNow, fsyncFd, openMessage, syncDir, type MessageBytes } from './spool';
+import { fsyncDirNow, fsyncFd, openMessage, randomHex12, syncDir, type MessageBytes } from './spool';
 
 /** Where a mailbox lives is the directory's to say (it publishes it as mailMessageStore). */
 export { InvalidMailboxError, mailboxPath } from '../directory/mailbox';
@@ -337,7 +337,7 @@ export async function deliverToMaildir(d: LocalDelivery, opts: { hostname: strin
       return ioFailure(err, 'reading the mailbox');
     }
 
-    tmpPath = path.join(box, 'tmp', `${name}.${process.pid}_${crypto.randomBytes(4).toString('hex')}`);
+    tmpPath = path.join(box, 'tmp', `${name}.${process.pid}_${randomHex12().slice(0, 8)}`);
     try {
       const sender = headerSafe(d.message.sender);
       const prefix = Buffer.from(`Return-Path: <${sender}>\nDelivered-To: ${headerSafe(d.recipient)}\n`, 'utf8');

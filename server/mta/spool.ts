@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Readable } from 'node:stream';
 import type { QueuedMessage } from './types';
@@ -30,9 +30,20 @@ export interface Received {
   exceeded: boolean;
 }
 
-/** A fresh queue id: time then randomness, letters and digits only. */
+/**
+ * 48 random bits as 12 hex digits: the first 12 of a version 4 UUID's (before
+ * its version digit). randomUUID draws from a buffer of CSPRNG octets filled
+ * for many calls at once, where randomBytes asks OpenSSL every time (a few
+ * microseconds and a getpid(2) per call, per message).
+ */
+export function randomHex12(): string {
+  const u = randomUUID();
+  return u.slice(0, 8) + u.slice(9, 13);
+}
+
+/** A fresh queue id: time then 48 random bits, letters and digits only. */
 export function newQueueId(): string {
-  return Date.now().toString(36).toUpperCase().padStart(9, '0') + randomBytes(6).toString('hex').toUpperCase();
+  return Date.now().toString(36).toUpperCase().padStart(9, '0') + randomHex12().toUpperCase();
 }
 
 /** fsync(2) of a file descriptor, in the thread pool (it waits for the disk). */
