@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm test` after tsc: runs every compiled *.test.js under dist/test with node:test,
-// two files at a time (the machine has 2 cores). Extra arguments filter by path substring.
+// two files at a time (the machine has 2 cores). Extra arguments filter by a substring of the path below dist/test.
 // First, it stops on a Node.js older than 24 (native/runtime.js: every test and every child
 // the tests spawn runs on process.execPath, this Node), and preflight.js checks that the
 // programs the tests drive are installed.
@@ -29,7 +29,11 @@ function find(dir) {
   });
 }
 const filters = process.argv.slice(2);
-const files = find(path.join(__dirname, '..', 'dist', 'test')).filter((f) => filters.length === 0 || filters.some((s) => f.includes(s))).sort();
+const testRoot = path.join(__dirname, '..', 'dist', 'test');
+// The filters match the path below dist/test, never the checkout's own path (a clone in /work/wt-smtp matched "smtp" everywhere).
+const files = find(testRoot)
+  .filter((f) => filters.length === 0 || filters.some((s) => path.relative(testRoot, f).includes(s)))
+  .sort();
 if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
