@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Builds the native addons (each folder's binding.gyp) with node-gyp: native/xcrypt (libxcrypt's
-// crypt(3)) and, on Linux, native/udpbatch (the DNS port's UDP socket in batches). Run by `npm ci`
+// crypt(3)) and, on Linux, native/udpbatch (the DNS port's UDP socket in batches) and
+// native/mallocopt (glibc's malloc arenas capped at run time, README Memory). Run by `npm ci`
 // (package.json postinstall), by `npm start`/`npm test`/`npm run build` when one is missing (a
 // checkout updated without npm ci), or by hand: `node native/build.js` (native/xcrypt/build.js
 // is this script). N-API needs only node_api.h: when the running Node's own headers are installed
@@ -12,13 +13,17 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 /**
- * The addons. A required one that fails to build fails the install; native/udpbatch is optional
- * (the DNS server falls back to Node's dgram without it), so its failure is only reported.
+ * The addons. A required one that fails to build fails the install; native/udpbatch and
+ * native/mallocopt are optional (the DNS server falls back to Node's dgram, malloc keeps glibc's
+ * defaults), so their failure is only reported.
  */
 const ADDONS = [
   { name: 'xcrypt', required: true, hint: 'It needs a C compiler, make, python3 and the libxcrypt headers:'
     + ' on Debian `apt-get install -y build-essential python3 libcrypt-dev`.' },
-  ...(process.platform === 'linux' ? [{ name: 'udpbatch', required: false, hint: 'The DNS server uses Node\'s dgram instead.' }] : []),
+  ...(process.platform === 'linux' ? [
+    { name: 'udpbatch', required: false, hint: 'The DNS server uses Node\'s dgram instead.' },
+    { name: 'mallocopt', required: false, hint: 'malloc keeps glibc\'s default arenas (set MALLOC_ARENA_MAX instead).' },
+  ] : []),
 ];
 
 const prefix = path.resolve(path.dirname(process.execPath), '..');

@@ -30,10 +30,10 @@ const ADDONS = [
   { name: 'better-sqlite3', dir: path.join(MODULES, 'better-sqlite3'), load: "new (require(DIR))(':memory:').prepare('select 1').get()" },
   { name: 'argon2', dir: path.join(MODULES, 'argon2'), load: 'require(DIR)' },
   { name: 'native/xcrypt', dir: path.join(__dirname, 'xcrypt'), load: "require(require('path').join(DIR, 'build', 'Release', 'xcrypt.node'))" },
-  // Optional (native/build.js): checked where it was built; without it DNS serves UDP through dgram.
-  ...(fs.existsSync(path.join(__dirname, 'udpbatch', 'build', 'Release', 'udpbatch.node'))
-    ? [{ name: 'native/udpbatch', dir: path.join(__dirname, 'udpbatch'), load: "require(require('path').join(DIR, 'build', 'Release', 'udpbatch.node'))" }]
-    : []),
+  // Optional (native/build.js): checked where they were built; without udpbatch DNS serves UDP
+  // through dgram, without mallocopt malloc keeps glibc's default arenas.
+  ...['udpbatch', 'mallocopt'].filter((name) => fs.existsSync(path.join(__dirname, name, 'build', 'Release', `${name}.node`)))
+    .map((name) => ({ name: `native/${name}`, dir: path.join(__dirname, name), load: `require(require('path').join(DIR, 'build', 'Release', '${name}.node'))` })),
 ];
 
 /**

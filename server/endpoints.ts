@@ -11,6 +11,7 @@ import type { Zones } from './directory/zones';
 import type { Provisioner } from './directory/provision';
 import type { DirectoryWriter } from './directory/writes';
 import { listening, type ServingPorts } from './listen';
+import { trimMalloc } from './malloc';
 import { startLdapServer, type LdapEndpoint } from './ldap/server';
 import { startDnsServer, type DnsEndpoint } from './dns/server';
 import { TRANSFER_CACHE_BYTES } from './dns/transfer';
@@ -73,6 +74,9 @@ export async function startEndpoints(directory: Directory, zones: Zones, config:
     started.push(ldap);
     // The zones compiled before the DNS port opens (zone-index.ts): the first queries do not wait for the scan.
     zones.compile();
+    // What the scan freed (the store's page cache, Store.releaseCache) handed back to the kernel
+    // (malloc.ts): ~5 MiB less at ready for a 10,000-name zone.
+    trimMalloc();
     const dns = await listening('DCMX_DNS_PORT', host, ports.dns, () => startDnsServer(zones, {
       host, port: ports.dns, axfrAllow: config.dns.axfrAllow, cacheEntries: config.dns.cacheEntries,
       // The process's budget, shared among its serving threads (as the answer cache's, threads/protocol.ts threadConfig).
