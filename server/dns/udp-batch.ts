@@ -16,12 +16,8 @@ interface UdpBatchAddon {
   SLOTS: number;
   SLOT_BYTES: number;
   open(host: string, port: number, ipv6: boolean, reusePort: boolean, rcvbuf: number): object;
-  start(
-    sock: object, input: Buffer, lengths: Int32Array, replies: Buffer, meta: Int32Array, onBatch: (count: number, sources: string[] | undefined) => number,
-    lazySources?: boolean,
-  ): void;
-  /** Absent from an addon built before it: that one always hands start's onBatch the sources. */
-  source?(sock: object, i: number): string;
+  start(sock: object, input: Buffer, lengths: Int32Array, replies: Buffer, meta: Int32Array, onBatch: (count: number) => number): void;
+  source(sock: object, i: number): string;
   stats(sock: object): number[];
   close(sock: object): void;
 }
@@ -107,13 +103,10 @@ function bindNative(a: UdpBatchAddon, opts: UdpOptions, ipv6: boolean, answer: U
   const replies = Buffer.allocUnsafeSlow(a.SLOTS * a.SLOT_BYTES);
   const meta = new Int32Array(3 * a.SLOTS);
   const slot = a.SLOT_BYTES;
-  // The datagram being answered: its address from the batch's list (an addon built before source()) or made when asked.
+  // The datagram being answered: its address made only when asked (rate limiting, a log line).
   let at = 0;
-  let listed: string[] | undefined;
-  const lazy = a.source?.bind(a);
-  const source: UdpSource = { address: () => (listed ? listed[at] : lazy ? lazy(sock, at) : '') };
-  a.start(sock, input, lengths, replies, meta, (count, sources) => {
-    listed = sources;
+  const source: UdpSource = { address: () => a.source(sock, at) };
+  a.start(sock, input, lengths, replies, meta, (count) => {
     let k = 0;
     for (let i = 0; i < count; i++) {
       const len = lengths[i];
@@ -128,7 +121,7 @@ function bindNative(a: UdpBatchAddon, opts: UdpOptions, ipv6: boolean, answer: U
       k++;
     }
     return k;
-  }, lazy !== undefined);
+  });
   const read = (): UdpStats => {
     const s = a.stats(sock);
     return { native: true, datagrams: s[0], batches: s[1], replies: s[2], sendDropped: s[3], sendErrors: s[4] };

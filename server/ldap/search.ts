@@ -25,7 +25,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 const keptOps = new WeakMap<SearchEntry, Buffer>();
 
 /** The SearchResultEntry message of `e` (RFC 4511 §4.5.2) for message `messageId`. */
-export function encodeEntry(messageId: number, e: SearchEntry): Buffer {
+function encodeEntry(messageId: number, e: SearchEntry): Buffer {
   if (!e.kept) return encodeSearchEntry(messageId, e.dn, wireAttributes(e.attrs));
   let op = keptOps.get(e);
   if (!op) {
