@@ -247,7 +247,7 @@ export async function writeManifest(root: string, manifest: Manifest): Promise<v
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
-const MODE_RE = /^0[0-7]{3}$/;
+const MODE_RE = /^[0-7]{4}$/; // modeString: setgid Maildirs under a mail group are 2770
 const SHA256_RE = /^[0-9a-f]{64}$/;
 
 /**

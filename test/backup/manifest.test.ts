@@ -32,7 +32,7 @@ async function backupTree(): Promise<{ dest: string; manifest: Manifest }> {
   fs.writeFileSync(path.join(src, 'admin-password'), 'pw\n');
   fs.chmodSync(path.join(src, 'admin-password'), 0o640);
   const dest = fresh();
-  const dirs = [{ path: 'mail', mode: '0700' }, { path: 'mail/a', mode: '0750' }, { path: 'mail/a/new', mode: '0700' }];
+  const dirs = [{ path: 'mail', mode: '0700' }, { path: 'mail/a', mode: '2750' }, { path: 'mail/a/new', mode: '0700' }];
   for (const d of dirs) await makeDir(path.join(dest, d.path), parseInt(d.mode, 8));
   const files = [];
   for (const e of await walkTree(src)) {
@@ -55,7 +55,7 @@ test('a copied tree matches the manifest written last; modes and hashes are kept
   assert.equal(fs.statSync(path.join(dest, MANIFEST_FILE)).mode & 0o777, 0o600);
   assert.deepEqual(manifest.files.map((f) => f.path), ['admin-password', 'dcmx.sqlite', 'mail/a/new/1.x'], 'sorted by path');
   assert.equal(manifest.files[0].mode, '0640', 'the mode is copied exactly, umask notwithstanding');
-  assert.equal(fs.statSync(path.join(dest, 'mail/a')).mode & 0o777, 0o750);
+  assert.equal(fs.statSync(path.join(dest, 'mail/a')).mode & 0o7777, 0o2750);
   const big = manifest.files[2];
   assert.equal(big.size, 3 << 20);
   assert.equal(big.sha256, createHash('sha256').update(Buffer.alloc(3 << 20, 7)).digest('hex'));
