@@ -32,9 +32,13 @@ export function zoneSetSerial(store: Store): number {
   return Number.isSafeInteger(v) && v > 0 ? v : 1;
 }
 
-/** Moves the zone-set serial on (RFC 1982 §3.1 addition, skipping 0). Inside the write's transaction. */
-export function bumpZoneSetSerial(store: Store): void {
-  store.setMeta(ZONE_SET_SERIAL_KEY, String((zoneSetSerial(store) + 1) % 0x100000000 || 1));
+/**
+ * Moves the zone-set serial on by `by` (RFC 1982 §3.1 addition, 1 ≤ by <
+ * 2^31 - 1, skipping 0): by one for a change of the set of zones, by more
+ * after a restore (server/backup/restore.ts). Inside the write's transaction.
+ */
+export function bumpZoneSetSerial(store: Store, by = 1): void {
+  store.setMeta(ZONE_SET_SERIAL_KEY, String((zoneSetSerial(store) + by) % 0x100000000 || 1));
 }
 
 /** The member label of `zone` under `zones.<catalog>` (RFC 9432 §4.1): lower-case hex, 32 digits. */
