@@ -138,7 +138,7 @@ export function openReadOnlyDatabase(file: string): Db {
     const mode = String(db.pragma('journal_mode', { simple: true })).toLowerCase();
     if (mode !== 'wal') throw new StorageError(`journal_mode is ${mode}, expected wal: the writer opens the store first`);
     const version = db.pragma('user_version', { simple: true }) as number;
-    const latest = Math.max(0, ...migrationFiles().map((f) => Number(f.slice(0, 3))));
+    const latest = schemaVersion();
     if (version !== latest) throw new StorageError(`the store is at schema ${version}, this version's is ${latest}: the writer opens the store first`);
     db.pragma('busy_timeout = 5000');
     db.pragma('cache_size = -65536'); // 64 MiB page cache
@@ -147,6 +147,11 @@ export function openReadOnlyDatabase(file: string): Db {
     db.close();
     throw e;
   }
+}
+
+/** This version's schema: the number of its last migration (the `user_version` of a store it has opened). */
+export function schemaVersion(): number {
+  return Math.max(0, ...migrationFiles().map((f) => Number(f.slice(0, 3))));
 }
 
 /** The migration files, in order. */

@@ -26,12 +26,14 @@
  *   dcmx dnssec ds ZONE        the zone's DS record for the registrar (dnssec-cli.ts)
  *   dcmx queue list|show|retry|hold|release|delete|bounce ...
  *                              the mail queue, as Postfix's postqueue/postsuper/postcat (queue-cli.ts)
+ *   dcmx verify [PATH]         check a data dir or a backup: SQLite integrity, queue against spool,
+ *                              Maildirs, a backup's manifest; one line per problem (verify-cli.ts)
  *
  * Every command first initialises the store as the appliance's first boot
  * does (the suffix and the administrator, when missing); `ldif import` of a
  * file that brings the suffix entry itself (a backup) does it after.
  *
- * Exit status: 0 done, 1 failed, 2 bad configuration, 64 usage, 75 when a
+ * Exit status: 0 done, 1 failed (verify: a problem found), 2 bad configuration, 64 usage, 75 when a
  * queue command must wait for a delivery attempt under way (queue-cli.ts
  * EXIT_TEMPFAIL), 141 when the reader of stdout went away (EXIT_PIPE).
  */
@@ -54,6 +56,7 @@ import { flag, option, UsageError } from './cli-args';
 import { QUEUE_USAGE, runQueueCommand } from './queue-cli';
 import { DKIM_USAGE, runDkimCommand } from './dkim-cli';
 import { DNSSEC_USAGE, runDnssecCommand } from './dnssec-cli';
+import { runVerifyCommand, VERIFY_USAGE } from './verify-cli';
 
 const USAGE = `usage:
   dcmx ldif import FILE [--continue] [--skip-existing]
@@ -67,7 +70,8 @@ const USAGE = `usage:
   dcmx schema export [--format openldap|ldif]
 ${DKIM_USAGE}
 ${DNSSEC_USAGE}
-${QUEUE_USAGE}`;
+${QUEUE_USAGE}
+${VERIFY_USAGE}`;
 
 
 /**
@@ -162,6 +166,8 @@ export async function runCli(argv: string[], given?: Config): Promise<number> {
   const config = given ?? loadConfig();
   // A remote transfer unit has a queue of its own.
   if (group === 'queue') return runQueueCommand(cmd, args, config);
+  // Any data dir (a remote transfer unit's too) or backup; read-only, the store is not initialised.
+  if (group === 'verify') return runVerifyCommand(cmd === undefined ? args : [cmd, ...args], config);
   if (config.role === 'mta') {
     // A remote transfer unit holds no directory: the commands would make an empty store in its data dir.
     throw new ConfigError('DCMX_ROLE', `mta: this data dir is a remote transfer unit's, it holds no directory; run dcmx ${group ?? ''} on the appliance (${config.directory!.url}), or read the unit's GET /routes and /stats`);

@@ -1,0 +1,118 @@
+/**
+ * `dcmx verify` on real data dirs, whole and damaged: one made by an
+ * appliance (a delivered message in a Maildir, a held message in a spool
+ * file), copied afresh for each damage. Each damage is one problem line
+ * and exit status 1; the whole dir is exit status 0.
+ */
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import nodemailer from 'nodemailer';
+import { adminArgs, run, runDcmx, startTestAppliance, tempDirs, testEnv } from '../helpers';
+import { INLINE_MAX } from '../../server/mta/spool';
+import { ls, waitFor } from '../mta/fixture';
+
+const temp = tempDirs('dcmx-verify-');
+/** The appliance's data dir: damaged by each test, from a fresh copy of `pristine` (queue rows name their spool files by absolute path). */
+let dataDir: string;
+/** The data dir as the appliance left it (stopped). */
+let pristine: string;
+
+before(async () => {
+  const t = await startTestAppliance({}, temp());
+  t.app.provisioner.provisionDomain('big.example');
+  t.app.provisioner.provisionDomain('held.example');
+  const add = await run('ldapadd', adminArgs(t), [
+    'dn: uid=u,ou=people,dc=big,dc=example,o=internet\nobjectClass: inetOrgPerson\nobjectClass: inetMailUser\nuid: u\ncn: u\nsn: u\nmail: u@big.example\n',
+    'dn: uid=h,ou=people,dc=held,dc=example,o=internet\nobjectClass: inetOrgPerson\nobjectClass: inetMailUser\nuid: h\ncn: h\nsn: h\nmail: h@held.example\n',
+    'dn: dc=held,dc=example,o=internet\nchangetype: modify\nreplace: mailDomainStatus\nmailDomainStatus: hold\n',
+  ].join('\n'));
+  assert.equal(add.code, 0, add.stderr);
+  const transport = nodemailer.createTransport({ host: '127.0.0.1', port: t.app.ports.smtp, secure: false, ignoreTLS: true });
+  await transport.sendMail({ from: 'a@sender.example', to: 'u@big.example', subject: 'small', text: 'hello' });
+  // Held: it stays queued, its bytes in a spool file (above INLINE_MAX).
+  await transport.sendMail({ from: 'a@sender.example', to: 'h@held.example', subject: 'big', text: 'x'.repeat(70).concat('\r\n').repeat(Math.ceil(INLINE_MAX / 70) + 10) });
+  transport.close();
+  await waitFor('the delivery', () => ls(path.join(t.dataDir, 'mail', 'big.example', 'u', 'new')).length > 0);
+  await t.app.close();
+  dataDir = t.dataDir;
+  assert.equal(ls(path.join(dataDir, 'spool')).length, 1, 'the held message has a spool file');
+  pristine = temp();
+  fs.cpSync(dataDir, pristine, { recursive: true });
+});
+
+/** The data dir, made whole again. */
+function copy(): string {
+  fs.rmSync(dataDir, { recursive: true });
+  fs.cpSync(pristine, dataDir, { recursive: true });
+  return dataDir;
+}
+
+const verify = (dataDir: string, ...args: string[]) => runDcmx(testEnv(dataDir), ['verify', ...args]);
+
+function spoolFile(dir: string): string {
+  return path.join(dir, 'spool', ls(path.join(dir, 'spool'))[0]);
+}
+
+test('a whole data dir: exit 0 and a summary', async () => {
+  const r = await verify(copy());
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /^ok: data dir .*dcmx\.sqlite integrity ok.*1 queued message with spool files, 1 mailbox with 1 message$/m);
+});
+
+test('a corrupted SQLite page', async () => {
+  const dir = copy();
+  const file = path.join(dir, 'dcmx.sqlite');
+  const pages = fs.statSync(file).size / 4096;
+  const fd = fs.openSync(file, 'r+');
+  // Page 2 on: b-tree pages (page 1 holds the header and the schema table).
+  fs.writeSync(fd, Buffer.alloc(64, 0xa5), 0, 64, Math.floor(pages / 2) * 4096);
+  fs.closeSync(fd);
+  const r = await verify(dir);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, /^dcmx\.sqlite: integrity: /m);
+});
+
+test('a queue row whose spool file is missing', async () => {
+  const dir = copy();
+  const f = spoolFile(dir);
+  fs.rmSync(f);
+  const r = await verify(dir);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.equal(r.stdout, `spool/${path.basename(f)}: missing (queue message ${path.basename(f, '.eml')}, ${fs.statSync(spoolFile(pristine)).size} bytes)\n`);
+});
+
+test('a spool file no queue row names (an orphan)', async () => {
+  const dir = copy();
+  const orphan = path.join(dir, 'spool', '0ORPHAN0000000000000.eml');
+  fs.writeFileSync(orphan, 'Subject: never acknowledged\r\n\r\n');
+  const r1 = await verify(dir);
+  assert.equal(r1.code, 0, `a young one may be a message being received: ${r1.stdout}`);
+  const old = new Date(Date.now() - 3600_000);
+  fs.utimesSync(orphan, old, old);
+  const r = await verify(dir);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, /^spool\/0ORPHAN0000000000000\.eml: orphan: no queue row names it/m);
+});
+
+test('a Maildir without new/', async () => {
+  const dir = copy();
+  fs.rmSync(path.join(dir, 'mail', 'big.example', 'u', 'new'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'mail', 'big.example', 'stray.txt'), 'x');
+  const r = await verify(dir);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.equal(r.stdout, 'mail/big.example/stray.txt: stray file (a domain\'s directory holds one Maildir per mailbox)\nmail/big.example/u: no new/ (not a Maildir)\n');
+});
+
+test('beside a running appliance: exit 0, and the appliance goes on writing', async () => {
+  const t = await startTestAppliance({}, copy());
+  try {
+    const r = await verify(t.dataDir);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^ok: data dir /);
+    assert.equal(t.app.provisioner.provisionDomain('after.example').existed, false);
+  } finally {
+    await t.close();
+  }
+});
