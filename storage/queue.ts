@@ -320,6 +320,16 @@ export class QueueStore {
   spoolPaths(): Set<string> {
     return new Set((this.s.spools.all() as { spool: string }[]).map((r) => r.spool));
   }
+
+  /** Every message with a spool file: its id and spool path (a backup and a restore rewrite them). */
+  spoolRows(): { id: string; spool: string }[] {
+    return this.store.db.prepare(`SELECT id, spool FROM queue_messages WHERE spool != ''`).all() as { id: string; spool: string }[];
+  }
+
+  /** Sets the spool path of message `id`. */
+  setSpool(id: string, spool: string): void {
+    this.store.db.prepare('UPDATE queue_messages SET spool = ? WHERE id = ?').run(spool, id);
+  }
 }
 
 /** The message columns every query of a message row reads. */

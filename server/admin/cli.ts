@@ -28,6 +28,7 @@
  *                              the mail queue, as Postfix's postqueue/postsuper/postcat (queue-cli.ts)
  *   dcmx verify [PATH]         check a data dir or a backup: SQLite integrity, queue against spool,
  *                              Maildirs, a backup's manifest; one line per problem (verify-cli.ts)
+ *   dcmx restore SRC           the data dir rebuilt from a backup (backup-cli.ts)
  *
  * Every command first initialises the store as the appliance's first boot
  * does (the suffix and the administrator, when missing); `ldif import` of a
@@ -57,6 +58,7 @@ import { QUEUE_USAGE, runQueueCommand } from './queue-cli';
 import { DKIM_USAGE, runDkimCommand } from './dkim-cli';
 import { DNSSEC_USAGE, runDnssecCommand } from './dnssec-cli';
 import { runVerifyCommand, VERIFY_USAGE } from './verify-cli';
+import { RESTORE_USAGE, runRestoreCommand } from './backup-cli';
 
 const USAGE = `usage:
   dcmx ldif import FILE [--continue] [--skip-existing]
@@ -71,7 +73,8 @@ const USAGE = `usage:
 ${DKIM_USAGE}
 ${DNSSEC_USAGE}
 ${QUEUE_USAGE}
-${VERIFY_USAGE}`;
+${VERIFY_USAGE}
+${RESTORE_USAGE}`;
 
 
 /**
@@ -164,6 +167,8 @@ export async function runCli(argv: string[], given?: Config): Promise<number> {
     return 0;
   }
   const config = given ?? loadConfig();
+  // Before anything opens (and so creates) a store in the data dir, for either role.
+  if (group === 'restore') return runRestoreCommand([cmd, ...args].filter((a) => a !== undefined), config);
   // A remote transfer unit has a queue of its own.
   if (group === 'queue') return runQueueCommand(cmd, args, config);
   // Any data dir (a remote transfer unit's too) or backup; read-only, the store is not initialised.

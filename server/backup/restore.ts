@@ -1,6 +1,18 @@
 /**
- * `dcmx restore SRC`: a data dir rebuilt from a backup (server/backup/),
- * and what a restored store must do before it serves again.
+ * `dcmx restore SRC`: the data dir (DCMX_DATA_DIR) rebuilt from a backup
+ * tree (`dcmx backup`, manifest.ts), and what a restored store must do
+ * before it serves again.
+ *
+ * The restore refuses, before it writes anything: a tree without a valid
+ * manifest (an incomplete backup); a data dir an appliance runs on (it holds
+ * the succession lock, succession.ts) or one that is not empty; a tree whose
+ * files do not match the manifest (size, SHA-256, mode: checkTree). It then
+ * writes the tree into a new directory beside the data dir (or inside an
+ * existing empty one), each file with the manifest's mode and fsynced,
+ * rewrites what names the data dir's path (the queue's spool paths: a
+ * backup holds them relative), moves the zone serials on (below), and only
+ * then renames it into place: a restore that fails or is killed leaves no
+ * half-restored data dir an appliance would start on.
  *
  * Zone serials after a restore (RFC 1982). The secondaries may hold serials
  * the appliance issued after the backup was taken; a restored zone at its
@@ -19,9 +31,22 @@
  * (IXFR, RFC 1995; a secondary holding a serial the restored journal does not
  * know gets the whole zone, §4).
  */
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Config } from '../config';
+import { ConfigError } from '../config';
+import { openStore } from '../appliance';
+import { openUnitStore } from '../remote-unit';
+import { LOCK_FILE } from '../succession';
+import { tryLock } from '../../storage/owner-lock';
+import { QueueStore } from '../../storage/queue';
+import type { Store } from '../../storage/store';
+import { fsyncDirNow } from '../mta/spool';
 import { bumpZoneSetSerial, zoneSetSerial } from '../directory/catalog';
 import type { Services } from '../directory/open';
 import { formatRData, parseRData, RRTYPE, type RData } from '../directory/records';
+import { checkTree, copyFileDurably, makeDir, parseMode, readManifest, resolveIn, type Manifest } from './manifest';
 
 /** RFC 1982 §3.1: the largest addition that keeps the result greater (2^31 - 1), less one so that skipping 0 stays inside it. */
 const MAX_STEP = 0x7fffffff - 1;
@@ -83,4 +108,181 @@ export function advanceSerials(services: Services, step: number): { zones: Seria
     catalog = { from, to: zoneSetSerial(store) };
   });
   return { zones: moved, catalog };
+}
+
+/** A restore refused or failed; nothing is left in the data dir (the message says why). */
+export class RestoreError extends Error {
+  constructor(message: string, readonly problems: readonly string[] = []) {
+    super(message);
+    this.name = 'RestoreError';
+  }
+}
+
+/** What a restore did. */
+export interface RestoreSummary {
+  dataDir: string;
+  manifest: Manifest;
+  files: number;
+  bytes: number;
+  /** The queue rows whose spool path now names the data dir. */
+  spoolRows: number;
+  /** The serials moved on (none for a remote transfer unit's data dir, which holds no zone). */
+  serials: ReturnType<typeof advanceSerials> | undefined;
+  step: number;
+  seconds: number;
+}
+
+/** Options of {@link restoreBackup}. */
+export interface RestoreOptions {
+  /** Called after each file checked or copied: the phase, bytes so far, bytes in all. */
+  onProgress?: (phase: 'check' | 'copy', bytes: number, total: number) => void;
+  /** The time of the restore (ms since the epoch), for the serial step; default now. */
+  now?: number;
+}
+
+/** The store files of a backup: the directory's, and a remote transfer unit's queue. */
+const STORE_FILE = 'dcmx.sqlite';
+const UNIT_STORE_FILE = 'queue.sqlite';
+
+/**
+ * Why `dataDir` may not be restored into, or undefined when it may: it is
+ * missing or an empty directory, and no appliance holds its lock.
+ */
+function targetProblem(dataDir: string): string | undefined {
+  let names: string[];
+  try {
+    const st = fs.statSync(dataDir);
+    if (!st.isDirectory()) return `${dataDir} is not a directory`;
+    names = fs.readdirSync(dataDir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    return `cannot read ${dataDir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+  }
+  if (names.includes(LOCK_FILE)) {
+    const lock = tryLock(path.join(dataDir, LOCK_FILE));
+    if (!lock) return `an appliance is running on ${dataDir} (it holds ${LOCK_FILE}): stop it, and restore into an empty data dir`;
+    lock.release();
+  }
+  if (names.length) {
+    const shown = names.sort().slice(0, 5).join(', ');
+    return `${dataDir} is not empty (${shown}${names.length > 5 ? `, and ${names.length - 5} more` : ''}): restore only into a missing or empty data dir`;
+  }
+  return undefined;
+}
+
+/** The parent directories of `dir` that do not exist, outermost first. */
+function missingAncestors(dir: string): string[] {
+  const out: string[] = [];
+  for (let p = path.dirname(dir); !fs.existsSync(p) && path.dirname(p) !== p; p = path.dirname(p)) out.unshift(p);
+  return out;
+}
+
+/**
+ * Rewrites the queue's spool paths to name `dataDir`: the backup holds them
+ * relative to its tree (`spool/<id>.eml`), the appliance opens them as
+ * they are, and its spool sweep at start removes every file no row names.
+ * Inline messages ('' spool) are left alone. Returns the rows rewritten.
+ */
+export function rebaseSpoolPaths(store: Store, dataDir: string): number {
+  const queue = new QueueStore(store);
+  let n = 0;
+  store.transaction(() => {
+    for (const { id, spool } of queue.spoolRows()) {
+      if (!spool) continue;
+      const rel = path.isAbsolute(spool) ? `spool/${path.basename(spool)}` : spool;
+      queue.setSpool(id, resolveIn(dataDir, rel));
+      n++;
+    }
+  });
+  return n;
+}
+
+/** Gives the Maildirs under `root`/mail to the mail group (the backup keeps modes, not owners: manifest.ts). */
+async function shareMail(root: string, manifest: Manifest, group: number): Promise<void> {
+  for (const e of [...manifest.dirs, ...manifest.files]) {
+    if (e.path === 'mail' || e.path.startsWith('mail/')) await fsp.chown(resolveIn(root, e.path), -1, group);
+  }
+}
+
+/**
+ * Restores the backup tree at `src` into `config.dataDir` (see the module
+ * comment). Throws RestoreError (with the list of problems, when the tree
+ * does not match its manifest) and writes nothing when it refuses; on a
+ * failure after it began writing, removes what it wrote and throws.
+ */
+export async function restoreBackup(src: string, config: Config, opts: RestoreOptions = {}): Promise<RestoreSummary> {
+  const started = Date.now();
+  const dataDir = config.dataDir;
+  const manifest = await readManifest(src).catch((e: Error) => {
+    throw new RestoreError(e.message);
+  });
+  const has = (p: string) => manifest.files.some((f) => f.path === p);
+  if (config.role === 'mta' ? !has(UNIT_STORE_FILE) && has(STORE_FILE) : !has(STORE_FILE)) {
+    throw new RestoreError(config.role === 'mta'
+      ? `${src} is an appliance's backup (${STORE_FILE}), and this is a remote transfer unit's configuration (DCMX_ROLE=mta)`
+      : `${src} holds no ${STORE_FILE}: a remote transfer unit's backup is restored with its configuration (DCMX_ROLE=mta)`);
+  }
+  const problem = targetProblem(dataDir);
+  if (problem) throw new RestoreError(problem);
+  const group = config.mta.mailGroup;
+  if (group !== undefined && manifest.mail && process.getuid?.() !== 0 && !process.getgroups?.().includes(group)) {
+    throw new ConfigError('DCMX_MAIL_GROUP', `cannot give the restored Maildirs to group ${group}: run dcmx restore as root or as a member of the group`);
+  }
+  const problems = await checkTree(src, manifest, { onProgress: (b, t) => opts.onProgress?.('check', b, t) });
+  if (problems.length) throw new RestoreError(`${src} does not match its manifest: nothing restored`, problems);
+
+  // Beside the data dir when it is missing (then one rename); inside it when it exists (empty: it may be a mount point).
+  const exists = fs.existsSync(dataDir);
+  const made = exists ? [] : missingAncestors(dataDir);
+  for (const d of made) await makeDir(d, 0o700);
+  const work = exists ? path.join(dataDir, `.dcmx-restoring-${process.pid}`) : path.join(path.dirname(dataDir), `.${path.basename(dataDir)}.dcmx-restoring-${process.pid}`);
+  try {
+    await makeDir(work, 0o700);
+    for (const d of manifest.dirs) await makeDir(resolveIn(work, d.path), parseMode(d.mode));
+    let bytes = 0;
+    for (const f of manifest.files) {
+      const copied = await copyFileDurably(resolveIn(src, f.path), resolveIn(work, f.path), parseMode(f.mode), f.path);
+      if (copied.sha256 !== f.sha256) throw new RestoreError(`${f.path} changed in ${src} while it was restored: nothing restored`);
+      bytes += copied.size;
+      opts.onProgress?.('copy', bytes, manifest.totals.bytes);
+    }
+    if (group !== undefined && manifest.mail) await shareMail(work, manifest, group);
+
+    let spoolRows = 0;
+    let serials: RestoreSummary['serials'];
+    const step = serialStep(Date.parse(manifest.created), opts.now ?? Date.now());
+    if (has(STORE_FILE)) {
+      // The appliance's own way to open its store (migrations of an older version's backup included).
+      const services = openStore({ ...config, dataDir: work });
+      try {
+        spoolRows = rebaseSpoolPaths(services.directory.store, dataDir);
+        serials = advanceSerials(services, step);
+      } finally {
+        services.directory.store.close();
+      }
+    }
+    if (has(UNIT_STORE_FILE)) {
+      const store = openUnitStore(work);
+      try {
+        spoolRows += rebaseSpoolPaths(store, dataDir);
+      } finally {
+        store.close();
+      }
+    }
+    await fsyncDirNow(work);
+
+    if (exists) {
+      for (const name of fs.readdirSync(work)) fs.renameSync(path.join(work, name), path.join(dataDir, name));
+      fs.rmdirSync(work);
+      await fsyncDirNow(dataDir);
+    } else {
+      fs.renameSync(work, dataDir);
+      await fsyncDirNow(path.dirname(dataDir));
+    }
+    return { dataDir, manifest, files: manifest.files.length, bytes, spoolRows, serials, step, seconds: (Date.now() - started) / 1000 };
+  } catch (e) {
+    await fsp.rm(work, { recursive: true, force: true }).catch(() => undefined);
+    for (const d of made.reverse()) await fsp.rmdir(d).catch(() => undefined);
+    throw e;
+  }
 }

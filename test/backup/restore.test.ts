@@ -1,0 +1,146 @@
+/**
+ * `dcmx restore SRC` end to end: a data dir rebuilt from a backup tree
+ * (test/backup/fixture.ts coldBackup, the backup's layout and manifest) on
+ * which the appliance starts and serves over real sockets: the same entries
+ * (ldapsearch), the zones with serials moved forward (dig), the queued
+ * message delivered from its restored spool file. And the refusals, each
+ * with nothing written: no manifest, a corrupted file, a data dir that is
+ * not empty, one an appliance runs on.
+ * Needs: ldap-utils, dig, swaks.
+ */
+import { before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ADMIN_PASSWORD, run, runDcmx, startSpawned, stopChild, tempDirs, testEnv } from '../helpers';
+import { addUser, domainStatus, mailbox, swaks, USER, waitFor } from '../mta/fixture';
+import { digRunner, soaSerial } from '../dns/fixture';
+import { coldBackup } from './fixture';
+
+const newDir = tempDirs('dcmx-restore-');
+/** The backup tree made in before(), and the serial of example.net in it. */
+let tree = '';
+let backedUpSerial = 0;
+let parent = '';
+/** A body over INLINE_MAX (256 KiB): the message gets a spool file. */
+const BIG_LINES = 4000;
+const BIG = `${'x'.repeat(76)}\n`.repeat(BIG_LINES);
+
+before(async () => {
+  const src = newDir();
+  const a = await startSpawned(src, { DCMX_RELAY_NETWORKS: '127.0.0.1/32' });
+  await addUser(a.ports.ldap);
+  const made = await runDcmx(testEnv(src), ['domain', 'add', 'example.net']);
+  assert.equal(made.code, 0, made.stderr);
+  // One message delivered before the backup, one held in the queue (its domain on hold) with a spool file.
+  assert.equal((await swaks(a.ports.smtp, { to: USER, subject: 'delivered before' })).code, 0);
+  await waitFor('the first message delivered', () => mailbox(src, USER).length === 1);
+  await domainStatus(a.ports.ldap, 'hold');
+  const body = path.join(src, 'big-body.txt');
+  fs.writeFileSync(body, BIG);
+  assert.equal((await swaks(a.ports.smtp, { to: USER, subject: 'queued at backup', body })).code, 0);
+  fs.rmSync(body);
+  assert.equal(fs.readdirSync(path.join(src, 'spool')).length, 1, 'the queued message has its spool file');
+  backedUpSerial = soaSerial((await digRunner(a.ports.dns)('example.net', 'SOA')).stdout);
+  assert.ok(backedUpSerial > 0);
+  await stopChild(a.child);
+  parent = newDir();
+  tree = path.join(parent, 'backup');
+  await coldBackup(src, tree, new Date(Date.now() - 60_000));
+  // The data dir destroyed: a spool path still naming it would find nothing.
+  fs.rmSync(src, { recursive: true });
+});
+
+/** Runs `dcmx restore` with the configuration of data dir `dataDir`. */
+const restore = (dataDir: string, src = tree) => runDcmx(testEnv(dataDir), ['restore', src]);
+/** The names in `dir` (none when it does not exist). */
+const names = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir).sort() : []);
+
+test('restore into a missing data dir, then the appliance serves the backup: entries, zones with serials forward, the queued message delivered', async () => {
+  const dst = path.join(newDir(), 'data');
+  const r = await restore(dst);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, /^restored \d+ files, \d+ bytes from .* into .*data in [\d.]+ s$/m);
+  assert.match(r.stdout, /zone serials moved forward by \d+/);
+  const line = new RegExp(`^  example\\.net\\.\\t${backedUpSerial} -> (\\d+)$`, 'm').exec(r.stdout);
+  assert.ok(line, r.stdout);
+  const restoredSerial = Number(line[1]);
+  assert.ok(restoredSerial - backedUpSerial >= 60_000, 'moved by the ms since the backup (a minute at least)');
+  assert.deepEqual(names(path.dirname(dst)), ['data'], 'the work dir beside it was renamed into place: nothing else left');
+  assert.equal(fs.statSync(path.join(dst, 'dcmx.sqlite')).mode & 0o777, 0o600, 'modes from the manifest');
+  assert.equal(fs.statSync(path.join(dst, 'spool')).mode & 0o777, 0o700);
+  assert.ok(!names(dst).includes('manifest.json'), 'the manifest is the backup\'s, not the data dir\'s');
+
+  const b = await startSpawned(dst);
+  try {
+    const dig = digRunner(b.ports.dns);
+    assert.equal(soaSerial((await dig('example.net', 'SOA')).stdout), restoredSerial, 'dig: the serial moved forward');
+    assert.match((await dig('example.net', 'MX')).stdout, /status: NOERROR/);
+    const s = await run('ldapsearch', ['-x', '-H', `ldap://127.0.0.1:${b.ports.ldap}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD,
+      '-LLL', '-b', 'o=internet', `(mail=${USER})`, 'mail']);
+    assert.equal(s.code, 0, s.stderr);
+    assert.match(s.stdout, /^dn: uid=user,ou=people,dc=example,dc=org,o=internet$/m, 'ldapsearch: the user is back');
+    assert.equal(mailbox(dst, USER).length, 1, 'the Maildir came back with its message');
+    // The queued message: its domain released, it is delivered from the restored spool file (the path rewritten).
+    await domainStatus(b.ports.ldap, 'active');
+    await waitFor('the queued message delivered', () => mailbox(dst, USER).length === 2, 15_000);
+    const queued = mailbox(dst, USER).find((m) => m.includes('queued at backup'));
+    assert.equal(queued?.split('x'.repeat(76)).length, BIG_LINES + 1, 'the whole message, from its spool file');
+  } finally {
+    await stopChild(b.child);
+  }
+});
+
+test('restore into an existing empty data dir (a mount point, say): the tree goes inside it', async () => {
+  const dst = newDir();
+  const r = await restore(dst);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(names(dst).includes('dcmx.sqlite'));
+  assert.ok(!names(dst).some((n) => n.startsWith('.dcmx-restoring')), names(dst).join(' '));
+});
+
+test('refused with nothing written: no manifest, a corrupted file, a data dir not empty or live', async () => {
+  // A corrupted file (same size, one byte changed): every checksum is checked before anything is written.
+  const bad = path.join(parent, 'corrupted');
+  fs.cpSync(tree, bad, { recursive: true, preserveTimestamps: true });
+  const file = path.join(bad, 'dcmx.sqlite');
+  const bytes = fs.readFileSync(file);
+  bytes[bytes.length >> 1] ^= 0xff;
+  fs.writeFileSync(file, bytes);
+  const home = newDir();
+  const dst = path.join(home, 'data');
+  let r = await restore(dst, bad);
+  assert.equal(r.code, 1, r.stdout);
+  assert.match(r.stderr, /does not match its manifest: nothing restored/);
+  assert.match(r.stderr, /^ {2}dcmx\.sqlite: sha256 [0-9a-f]{64}, expected [0-9a-f]{64}$/m);
+  assert.deepEqual(names(home), [], 'nothing written: no data dir, no work dir');
+
+  // No manifest: an incomplete backup.
+  fs.rmSync(path.join(bad, 'manifest.json'));
+  r = await restore(dst, bad);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /has no manifest\.json: not a backup, or an incomplete one/);
+  assert.deepEqual(names(home), []);
+
+  // A data dir that is not empty.
+  fs.mkdirSync(dst);
+  fs.writeFileSync(path.join(dst, 'notes.txt'), 'mine\n');
+  r = await restore(dst);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /is not empty \(notes\.txt\)/);
+  assert.deepEqual(names(dst), ['notes.txt'], 'left as it was');
+
+  // A data dir an appliance runs on.
+  const live = newDir();
+  const a = await startSpawned(live);
+  try {
+    const before = names(live);
+    r = await restore(live);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /an appliance is running on .* \(it holds dcmx\.lock\)/);
+    assert.deepEqual(names(live), before);
+  } finally {
+    await stopChild(a.child);
+  }
+});
+
