@@ -10,7 +10,7 @@ import { restoreBackup, RestoreError, type RestoreSummary } from '../backup/rest
 import { UsageError } from './cli-args';
 
 /** The restore command's line of the usage text. */
-export const RESTORE_USAGE = '  dcmx restore SRC           rebuild the data dir (missing or empty, no appliance on it) from a backup';
+export const RESTORE_USAGE = '  dcmx restore SRC';
 
 /** What a restore did, as the lines it prints. */
 export function restoreReport(src: string, r: RestoreSummary): string[] {

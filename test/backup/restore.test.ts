@@ -70,6 +70,8 @@ test('restore into a missing data dir, then the appliance serves the backup: ent
   assert.equal(fs.statSync(path.join(dst, 'dcmx.sqlite')).mode & 0o777, 0o600, 'modes from the manifest');
   assert.equal(fs.statSync(path.join(dst, 'spool')).mode & 0o777, 0o700);
   assert.ok(!names(dst).includes('manifest.json'), 'the manifest is the backup\'s, not the data dir\'s');
+  const v = await runDcmx(testEnv(dst), ['verify']);
+  assert.equal(v.code, 0, `dcmx verify of the restored data dir: ${v.stdout}${v.stderr}`);
 
   const b = await startSpawned(dst);
   try {
