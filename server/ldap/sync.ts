@@ -218,7 +218,8 @@ export function answerSync(ctx: LdapContext, req: LdapRequest, call: SearchCall)
   const plan = planRefresh(directory, matcher, cookie.csn, request.reloadHint);
   const newCookie = formatSyncCookie(cookie.rid, plan.head.csn);
   if (plan.kind === 'refreshRequired') {
-    return done(RESULT_CODES.syncRefreshRequired, 'the change log no longer reaches this cookie: sync again without it');
+    // Trimmed from the log (DCMX_CHANGELOG_KEEP), or never in it: a cookie from ahead of a restored backup.
+    return done(RESULT_CODES.syncRefreshRequired, 'the change log does not hold this cookie\'s state (trimmed, or from before a restore): sync again without it');
   }
   const changes = new SyncChanges(matcher, directory, call.filter);
   const refreshed = (phase: 'present' | 'delete') => {
