@@ -118,6 +118,8 @@ export class QueueStore {
       counts: db.prepare(`SELECT state, count(*) AS n FROM queue_recipients GROUP BY state`),
       msgCount: db.prepare('SELECT count(*) AS n FROM queue_messages'),
       spools: db.prepare(`SELECT spool FROM queue_messages WHERE spool != ''`),
+      spoolRows: db.prepare(`SELECT id, spool, size FROM queue_messages WHERE spool != '' ORDER BY id`),
+      setSpool: db.prepare('UPDATE queue_messages SET spool = ? WHERE id = ?'),
       claim: db.prepare('UPDATE queue_messages SET delivering_since = ? WHERE id = ? AND held_at IS NULL'),
       unclaim: db.prepare('UPDATE queue_messages SET delivering_since = NULL WHERE id = ?'),
       unclaimAll: db.prepare('UPDATE queue_messages SET delivering_since = NULL WHERE delivering_since IS NOT NULL'),
@@ -316,19 +318,23 @@ export class QueueStore {
     return this.s.depth.all({ now, lease: leaseMs }) as { status: string; messages: number; recipients: number; oldest: number }[];
   }
 
+  /** Every message with a spool file (not inline): its id, the `spool` column as stored, and its size. */
+  spoolRows(): { id: string; spool: string; size: number }[] {
+    return this.s.spoolRows.all() as { id: string; spool: string; size: number }[];
+  }
+
+  /**
+   * Sets a message's `spool` column (a backup makes it relative to the tree,
+   * `spool/ID.eml`; a restore absolute again in its data dir); false when
+   * there is no such message.
+   */
+  setSpool(id: string, spool: string): boolean {
+    return this.s.setSpool.run(spool, id).changes > 0;
+  }
+
   /** Spool paths of every queued message (for start-up clean-up of orphan files). */
   spoolPaths(): Set<string> {
     return new Set((this.s.spools.all() as { spool: string }[]).map((r) => r.spool));
-  }
-
-  /** Every message with a spool file: its id and spool path (a backup and a restore rewrite them). */
-  spoolRows(): { id: string; spool: string }[] {
-    return this.store.db.prepare(`SELECT id, spool FROM queue_messages WHERE spool != ''`).all() as { id: string; spool: string }[];
-  }
-
-  /** Sets the spool path of message `id`. */
-  setSpool(id: string, spool: string): void {
-    this.store.db.prepare('UPDATE queue_messages SET spool = ? WHERE id = ?').run(spool, id);
   }
 }
 

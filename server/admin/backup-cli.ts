@@ -1,13 +1,28 @@
 /**
- * `dcmx restore SRC`: the command line of server/backup/. It never opens or
+ * The command line of server/backup/: `dcmx backup DEST [--no-mail]` and
+ * `dcmx restore SRC`.
+ *
+ * `dcmx backup` copies the data dir while the appliance (or a remote
+ * transfer unit) runs (server/backup/snapshot.ts): a progress line on
+ * stderr when it is a terminal, always a final line with the files, the
+ * size, the time taken and the change number. Exit status: 0 done (a
+ * manifest was written); 1 refused (DEST not empty, inside the data dir, no
+ * store) or failed (what was written is removed); 64 usage (cli.ts);
+ * 128 + the signal's number when SIGINT or SIGTERM stopped it (what was
+ * written is removed).
+ *
+ * `dcmx restore` never opens or
  * creates a store in the data dir before it has checked the backup and
  * the data dir (restore.ts restoreBackup): the data dir is the
  * configuration's (DCMX_DATA_DIR), missing or empty, and no appliance runs
  * on it.
  */
+import * as os from 'node:os';
 import type { Config } from '../config';
 import { restoreBackup, RestoreError, type RestoreSummary } from '../backup/restore';
-import { UsageError } from './cli-args';
+import { backupDataDir, BackupRefusedError } from '../backup/snapshot';
+import { flag, UsageError } from './cli-args';
+import { progressPrinter } from './progress';
 
 /** The restore command's line of the usage text. */
 export const RESTORE_USAGE = '  dcmx restore SRC';
@@ -47,5 +62,63 @@ export async function runRestoreCommand(args: string[], config: Config): Promise
     console.error(`dcmx: restore refused: ${e.message}`);
     for (const p of e.problems) console.error(`  ${p}`);
     return 1;
+  }
+}
+
+/** The backup command's line of the usage text. */
+export const BACKUP_USAGE = '  dcmx backup DEST [--no-mail]';
+
+/** Bytes as the final line shows them (1 decimal, binary units). */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  for (; n >= 1024 && i < units.length - 1; i++) n /= 1024;
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+}
+
+/** Runs `dcmx backup ARGS...` with `config`; resolves with the exit status. Throws UsageError for bad usage. */
+export async function runBackupCommand(args: string[], config: Config): Promise<number> {
+  const mail = !flag(args, '--no-mail');
+  const unexpected = args.find((a) => a.startsWith('-'));
+  if (unexpected) throw new UsageError(`unknown option ${unexpected}`);
+  if (args.length !== 1) throw new UsageError('backup takes one DEST');
+  const print = progressPrinter('files');
+  // Interrupted (Ctrl-C, a service stop): the backup stops between two files and removes what it wrote.
+  const stop = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => stop.abort(new BackupInterruptedError(sig));
+  process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+  try {
+    const { manifest: m, seconds } = await backupDataDir(config, args[0], {
+      mail,
+      signal: stop.signal,
+      onProgress: (p) => print({ done: p.bytes, total: p.totalBytes, count: p.files }),
+      onWarning: (w) => process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}dcmx: warning: ${w}\n`),
+    });
+    if (process.stderr.isTTY) process.stderr.write('\n');
+    const finished = m.queue.finishedDuringBackup ? `, ${m.queue.finishedDuringBackup} messages finished during the backup left out` : '';
+    console.error(`backed up ${config.dataDir} to ${args[0]}: ${m.totals.files} files, ${formatBytes(m.totals.bytes)}, ${seconds.toFixed(1)} s, change ${m.changeNumber}`
+      + `, ${m.queue.messages} queued messages${finished}${mail ? '' : ', without the Maildirs'}`);
+    return 0;
+  } catch (e) {
+    if (process.stderr.isTTY) process.stderr.write('\n');
+    if (e instanceof BackupRefusedError) {
+      console.error(`dcmx: backup refused: ${e.message}`);
+      return 1;
+    }
+    if (e instanceof BackupInterruptedError) {
+      console.error(`dcmx: backup interrupted by ${e.signal}: what it wrote is removed`);
+      return 128 + os.constants.signals[e.signal];
+    }
+    throw e;
+  } finally {
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+  }
+}
+
+/** The backup was stopped by a signal. */
+class BackupInterruptedError extends Error {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`interrupted by ${signal}`);
+    this.name = 'BackupInterruptedError';
   }
 }

@@ -29,6 +29,9 @@
  *   dcmx verify [PATH]         check a data dir or a backup: SQLite integrity, queue against spool,
  *                              Maildirs, a backup's manifest; one line per problem (verify-cli.ts)
  *   dcmx restore SRC           the data dir rebuilt from a backup (backup-cli.ts)
+ *   dcmx backup DEST [--no-mail]
+ *                              a consistent backup of the data dir while the appliance runs, into a new
+ *                              or empty DEST, manifest last (backup-cli.ts, server/backup/snapshot.ts)
  *
  * Every command first initialises the store as the appliance's first boot
  * does (the suffix and the administrator, when missing); `ldif import` of a
@@ -45,7 +48,8 @@ import type { Services } from '../directory/open';
 import type { Directory } from '../directory/directory';
 import { DirectoryError } from '../directory/errors';
 import { initialAdminPassword, openStore } from '../appliance';
-import { exportLdif, firstLdifRecord, importLdif, type ImportProgress } from './ldif-io';
+import { exportLdif, firstLdifRecord, importLdif } from './ldif-io';
+import { progressPrinter } from './progress';
 import { zoneMasterFile } from './zone-file';
 import { MailDirectory } from '../directory/mail';
 import { describeRoute, RoutingTable } from '../directory/routing';
@@ -58,7 +62,7 @@ import { QUEUE_USAGE, runQueueCommand } from './queue-cli';
 import { DKIM_USAGE, runDkimCommand } from './dkim-cli';
 import { DNSSEC_USAGE, runDnssecCommand } from './dnssec-cli';
 import { runVerifyCommand, VERIFY_USAGE } from './verify-cli';
-import { RESTORE_USAGE, runRestoreCommand } from './backup-cli';
+import { BACKUP_USAGE, RESTORE_USAGE, runBackupCommand, runRestoreCommand } from './backup-cli';
 
 const USAGE = `usage:
   dcmx ldif import FILE [--continue] [--skip-existing]
@@ -73,8 +77,9 @@ const USAGE = `usage:
 ${DKIM_USAGE}
 ${DNSSEC_USAGE}
 ${QUEUE_USAGE}
-${VERIFY_USAGE}
-${RESTORE_USAGE}`;
+${BACKUP_USAGE}
+${RESTORE_USAGE}
+${VERIFY_USAGE}`;
 
 
 /**
@@ -118,21 +123,6 @@ async function bringsSuffix(directory: Directory, file: string): Promise<boolean
   }
 }
 
-/** A one-line progress bar on stderr when it is a terminal; a final summary line always. */
-function progressPrinter(): (p: ImportProgress) => void {
-  const tty = process.stderr.isTTY;
-  const started = Date.now();
-  return (p) => {
-    if (!tty) return;
-    // Records dealt with, not bytes read: the reader runs ahead of the writes.
-    const frac = p.total ? Math.min(1, p.done / p.total) : 1;
-    const width = 30;
-    const filled = Math.round(frac * width);
-    const rate = Math.round(p.records / Math.max(0.001, (Date.now() - started) / 1000));
-    process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}%  ${p.records} records  ${rate}/s${p.failed ? `  ${p.failed} failed` : ''}  `);
-  };
-}
-
 /** Resolves once what was written to stdout so far has been handed to the OS (or failed). */
 function stdoutWritten(): Promise<void> {
   return new Promise((resolve) => process.stdout.write('', () => resolve()));
@@ -173,6 +163,8 @@ export async function runCli(argv: string[], given?: Config): Promise<number> {
   if (group === 'queue') return runQueueCommand(cmd, args, config);
   // Any data dir (a remote transfer unit's too) or backup; read-only, the store is not initialised.
   if (group === 'verify') return runVerifyCommand(cmd === undefined ? args : [cmd, ...args], config);
+  // Either role's data dir; the store is only read, never initialised.
+  if (group === 'backup') return runBackupCommand(cmd === undefined ? args : [cmd, ...args], config);
   if (config.role === 'mta') {
     // A remote transfer unit holds no directory: the commands would make an empty store in its data dir.
     throw new ConfigError('DCMX_ROLE', `mta: this data dir is a remote transfer unit's, it holds no directory; run dcmx ${group ?? ''} on the appliance (${config.directory!.url}), or read the unit's GET /routes and /stats`);
@@ -186,11 +178,13 @@ export async function runCli(argv: string[], given?: Config): Promise<number> {
     try {
       // A backup brings the suffix (and perhaps the administrator, with its password): initialise after it.
       const after = await bringsSuffix(dir, file);
+      const print = progressPrinter('records');
       if (!after) await bootstrap(config, dir);
       const r = await importLdif(dir, new LocalWriter(dir), file, {
         continueOnError,
         skipExisting,
-        onProgress: progressPrinter(),
+        // Records dealt with, not bytes read: the reader runs ahead of the writes.
+        onProgress: (p) => print({ done: p.done, total: p.total, count: p.records, failed: p.failed }),
         onError: (line, dn, err) => process.stderr.write(`\nline ${line}: ${dn}: ${err.message}\n`),
       });
       if (process.stderr.isTTY) process.stderr.write('\n');

@@ -1,0 +1,388 @@
+/**
+ * `dcmx backup DEST`: a consistent copy of a data dir while the appliance
+ * (or a remote transfer unit) serves, into a new backup tree (manifest.ts).
+ *
+ * Order, which makes it consistent:
+ * 1. the store, as of one instant (storage/snapshot.ts: SQLite's online
+ *    backup from a read-only connection; the appliance's writes go on);
+ *    everything acknowledged before (an SMTP 250, an LDAP write result) is in it;
+ * 2. the spool files that the snapshot's queue rows name. A row whose file
+ *    is gone by then is of a message finished after the snapshot (its file
+ *    goes with its last recipient): the row is deleted from the backup's
+ *    copy (never from the live store) and counted. The copy's `spool`
+ *    column is made relative to the tree (`spool/ID.eml`): the restore
+ *    makes it absolute in its data dir;
+ * 3. the small files (tls/, admin-password, directory-sync.json);
+ * 4. the Maildirs (not with `mail: false`). A local delivery between 1 and 4
+ *    is in the copied Maildir and still queued in the snapshot: its Maildir
+ *    name is deterministic (server/mta/maildir.ts), so the restored appliance
+ *    does not deliver it twice;
+ * 5. manifest.json, last (writeManifest). A backup that stops before has no
+ *    manifest, and restore and verify refuse it.
+ * The store's copy is one file in rollback-journal mode (no -wal/-shm:
+ * makeSelfContained); a restored appliance's first open puts it in WAL.
+ * Files are 0600 and directories 0700 as in the data dir (a Maildir shared
+ * with a mail group keeps its modes). Left out: the lock (succession.ts),
+ * -wal/-shm files, write probes, Maildir tmp/ contents.
+ */
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Config } from '../config';
+import { storePath } from '../data-dir';
+import { unitStorePath } from '../remote-unit';
+import { openDirectory } from '../directory/open';
+import { Store } from '../../storage/store';
+import { QueueStore } from '../../storage/queue';
+import { makeSelfContained, snapshotStore, storeVersions } from '../../storage/snapshot';
+import { spoolDir } from '../mta/spool';
+import {
+  copyFileDurably, hashFile, makeDir, MANIFEST_FORMAT, MANIFEST_VERSION, modeString, resolveIn, walkTree, writeManifest,
+  type Manifest, type ManifestDir, type ManifestFile,
+} from './manifest';
+
+/** The small files of a data dir that go into a backup when present (tls/ with everything in it). */
+export const SMALL_FILES = ['admin-password', 'directory-sync.json', 'tls'] as const;
+
+/** A backup refused before anything was written (DEST not empty, inside the data dir, no store). */
+export class BackupRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BackupRefusedError';
+  }
+}
+
+/** Where a backup stands, for a progress line: bytes copied of those planned, files copied. */
+export interface BackupProgress {
+  phase: 'store' | 'files';
+  bytes: number;
+  totalBytes: number;
+  files: number;
+}
+
+export interface BackupOptions {
+  /** Copy the Maildirs (default true; `--no-mail` is false). */
+  mail?: boolean;
+  /** Called at each step, at most every ~100 ms and at the end of each phase. */
+  onProgress?: (p: BackupProgress) => void;
+  /** Called with each warning (a queued message whose spool file the data dir lacks). */
+  onWarning?: (message: string) => void;
+  /** Stops the backup between two files (SIGINT): it fails, and what it wrote is removed. */
+  signal?: AbortSignal;
+}
+
+/** What a finished backup holds. */
+export interface BackupResult {
+  manifest: Manifest;
+  seconds: number;
+}
+
+/** The package's version (package.json beside dist/). */
+function dcmxVersion(): string {
+  const file = path.resolve(__dirname, '..', '..', '..', 'package.json');
+  return (JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string }).version;
+}
+
+/** A path below `root`, '/'-separated, when `p` is inside it (not root itself). */
+function inside(root: string, p: string): string | undefined {
+  const rel = path.relative(root, p);
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel.split(path.sep).join('/') : undefined;
+}
+
+/**
+ * Readies DEST: a new directory (parents made as needed), or an existing
+ * empty one; 0700 either way. Returns whether it was made here (a failed
+ * backup removes it then, else only what it put in it).
+ */
+async function prepareDest(dest: string, dataDir: string): Promise<boolean> {
+  const real = (p: string): string => {
+    try {
+      return fs.realpathSync(p);
+    } catch {
+      return path.resolve(p);
+    }
+  };
+  const d = real(dest);
+  const data = real(dataDir);
+  if (d === data || inside(data, d) !== undefined) throw new BackupRefusedError(`${dest} is inside the data dir ${dataDir}`);
+  if (inside(d, data) !== undefined) throw new BackupRefusedError(`${dest} holds the data dir ${dataDir}`);
+  let made = false;
+  try {
+    const entries = await fsp.readdir(dest);
+    if (entries.length) throw new BackupRefusedError(`${dest} is not empty: a backup goes into a new or empty directory`);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw new BackupRefusedError(`${dest} is not a directory`);
+    if (code !== 'ENOENT') throw e;
+    await fsp.mkdir(path.dirname(path.resolve(dest)), { recursive: true, mode: 0o700 });
+    await fsp.mkdir(dest, { mode: 0o700 });
+    made = true;
+  }
+  await fsp.chmod(dest, 0o700);
+  return made;
+}
+
+/** Removes what a failed backup wrote: DEST itself when it made it, else everything in it. Best effort. */
+async function undo(dest: string, made: boolean): Promise<void> {
+  if (made) {
+    await fsp.rm(dest, { recursive: true, force: true }).catch(() => undefined);
+    return;
+  }
+  for (const name of await fsp.readdir(dest).catch(() => [] as string[])) {
+    await fsp.rm(path.join(dest, name), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** The SOA serial of every zone the store at `file` serves (as `dcmx zone list`), by name with its final dot. */
+function zoneSerials(file: string, config: Config): Record<string, number> {
+  const { directory, zones } = openDirectory({
+    file, readOnly: true, suffix: config.suffix, adminDN: config.adminDN, extraIndexes: config.ldap.extraIndexes, catalog: config.dns.catalog,
+  });
+  try {
+    const out: Record<string, number> = {};
+    for (const name of zones.zoneNames()) {
+      const serial = zones.zoneOf(name)?.soa.rdata.serial;
+      if (serial !== undefined) out[`${name}.`] = serial;
+    }
+    return out;
+  } finally {
+    directory.store.close();
+  }
+}
+
+/** One file to copy into the tree. */
+interface Planned {
+  src: string;
+  rel: string;
+  size: number;
+  mode: number;
+}
+
+/**
+ * Directories and files below `dataDir`/`top` (a file or a directory), as
+ * planned copies; with `maildir`, files in a Maildir's tmp/ are left out
+ * (deliveries under way; the tmp/ directory itself is kept).
+ */
+async function planTree(dataDir: string, top: string, maildir: boolean): Promise<{ dirs: ManifestDir[]; files: Planned[] }> {
+  const dirs: ManifestDir[] = [];
+  const files: Planned[] = [];
+  let st: fs.Stats;
+  try {
+    st = await fsp.lstat(path.join(dataDir, top));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { dirs, files };
+    throw e;
+  }
+  if (st.isFile()) {
+    files.push({ src: path.join(dataDir, top), rel: top, size: st.size, mode: st.mode });
+    return { dirs, files };
+  }
+  if (!st.isDirectory()) return { dirs, files };
+  dirs.push({ path: top, mode: modeString(st.mode) });
+  const root = path.join(dataDir, top);
+  const skip = maildir ? (rel: string) => /(^|\/)tmp\/[^/]+$/.test(rel) && isMaildir(root, rel) : undefined;
+  for (const e of await walkTree(root, skip)) {
+    const rel = `${top}/${e.path}`;
+    if (e.kind === 'dir') dirs.push({ path: rel, mode: modeString(e.stat.mode) });
+    else if (e.kind === 'file') files.push({ src: resolveIn(root, e.path), rel, size: e.stat.size, mode: e.stat.mode });
+  }
+  return { dirs, files };
+}
+
+/** Whether `rel` (…/tmp/NAME below `root`) is in a Maildir's tmp/: its box has new/ and cur/ beside it. */
+function isMaildir(root: string, rel: string): boolean {
+  const box = resolveIn(root, rel.split('/').slice(0, -2).join('/') || '.');
+  return fs.existsSync(path.join(box, 'new')) && fs.existsSync(path.join(box, 'cur'));
+}
+
+/**
+ * Where a Maildir message that left new/ during the backup went: an IMAP
+ * server renames `new/NAME` to `cur/NAME:2,FLAGS` (Maildir's info suffix).
+ * Returns the planned copy from cur/, or undefined.
+ */
+async function movedToCur(p: Planned): Promise<Planned | undefined> {
+  const m = /^(.*)\/new\/([^/]+)$/.exec(p.rel);
+  if (!m) return undefined;
+  const curDir = path.join(path.dirname(path.dirname(p.src)), 'cur');
+  const name = (await fsp.readdir(curDir).catch(() => [] as string[])).find((n) => n.startsWith(`${m[2]}:`));
+  if (!name) return undefined;
+  const st = await fsp.stat(path.join(curDir, name)).catch(() => undefined);
+  return st && { src: path.join(curDir, name), rel: `${m[1]}/cur/${name}`, size: st.size, mode: st.mode };
+}
+
+/**
+ * Backs up the data dir of `config` into `dest` (see the module comment).
+ * Throws BackupRefusedError before writing anything when `dest` is neither
+ * new nor empty, or is inside the data dir, or the data dir has no store;
+ * on any other failure removes what it wrote (best effort) and rethrows.
+ */
+export async function backupDataDir(config: Config, dest: string, opts: BackupOptions = {}): Promise<BackupResult> {
+  const started = Date.now();
+  const dataDir = config.dataDir;
+  const unit = config.role === 'mta';
+  const storeFile = unit ? unitStorePath(dataDir) : storePath(dataDir);
+  const storeName = path.basename(storeFile);
+  if (!fs.existsSync(storeFile)) throw new BackupRefusedError(`${dataDir} has no store (${storeName}): nothing to back up`);
+  const made = await prepareDest(dest, dataDir);
+  try {
+    opts.signal?.throwIfAborted();
+    return await backupInto(config, dest, storeFile, storeName, unit, started, opts);
+  } catch (e) {
+    await undo(dest, made);
+    throw e;
+  }
+}
+
+async function backupInto(
+  config: Config, dest: string, storeFile: string, storeName: string, unit: boolean, started: number, opts: BackupOptions,
+): Promise<BackupResult> {
+  const dataDir = config.dataDir;
+  const warn = opts.onWarning ?? (() => undefined);
+  const storeSize = fs.statSync(storeFile).size;
+  opts.onProgress?.({ phase: 'store', bytes: 0, totalBytes: storeSize, files: 0 });
+  // 1. The store, as of `created` or a little after: everything acknowledged before is in it.
+  const created = new Date();
+  const copy = path.join(dest, storeName);
+  await snapshotStore(storeFile, copy);
+  await fsp.chmod(copy, 0o600);
+  opts.onProgress?.({ phase: 'store', bytes: storeSize, totalBytes: storeSize, files: 1 });
+
+  const dirs: ManifestDir[] = [];
+  const files: ManifestFile[] = [];
+  const store = Store.open(copy, []);
+  let finished = 0;
+  let queue: { messages: number; recipients: number };
+  let versions: { sqlite: string; schema: number };
+  let last: { changeNumber: number; csn: string } | undefined;
+  let zones: Record<string, number>;
+  try {
+    const q = new QueueStore(store);
+    const rows = q.spoolRows();
+    const plan: Planned[] = [];
+    const byRel = new Map<string, string>();
+    for (const r of rows) {
+      const src = path.resolve(dataDir, r.spool);
+      const rel = `spool/${path.basename(src)}`;
+      plan.push({ src, rel, size: 0, mode: 0o600 });
+      byRel.set(rel, r.id);
+    }
+    const spoolMode = await fsp.stat(spoolDir(dataDir)).then((s) => s.mode, () => 0o700);
+    const others: { dirs: ManifestDir[]; files: Planned[] } = { dirs: [], files: [] };
+    for (const top of SMALL_FILES) {
+      const t = await planTree(dataDir, top, false);
+      others.dirs.push(...t.dirs);
+      others.files.push(...t.files);
+    }
+    if (opts.mail !== false) {
+      const t = await planTree(dataDir, 'mail', true);
+      others.dirs.push(...t.dirs);
+      others.files.push(...t.files);
+    }
+    const totalBytes = storeSize + rows.reduce((n, r) => n + r.size, 0) + others.files.reduce((n, f) => n + f.size, 0);
+    let bytes = storeSize;
+    let count = 1;
+    let shown = 0;
+    const progressed = (size: number, force = false): void => {
+      opts.signal?.throwIfAborted();
+      bytes += size;
+      count++;
+      if (opts.onProgress && (force || Date.now() - shown >= 100)) {
+        shown = Date.now();
+        opts.onProgress({ phase: 'files', bytes, totalBytes, files: count });
+      }
+    };
+
+    // 2. The spool files the snapshot's rows name, before anything else can finish them.
+    if (plan.length || fs.existsSync(spoolDir(dataDir))) {
+      await makeDir(path.join(dest, 'spool'), spoolMode);
+      dirs.push({ path: 'spool', mode: modeString(spoolMode) });
+    }
+    const gone: string[] = [];
+    for (const p of plan) {
+      try {
+        const f = await copyFileDurably(p.src, resolveIn(dest, p.rel), 0o600, p.rel);
+        files.push(f);
+        progressed(f.size);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        gone.push(byRel.get(p.rel)!);
+      }
+    }
+    if (gone.length) {
+      // Finished after the snapshot, unless the live store still holds the message (its file is missing there).
+      const live = Store.openReader(storeFile, []);
+      try {
+        const lq = new QueueStore(live);
+        for (const id of gone) {
+          if (lq.message(id)) warn(`queued message ${id} has no spool file in ${spoolDir(dataDir)}: left out of the backup (dcmx verify)`);
+          else finished++;
+        }
+      } finally {
+        live.close();
+      }
+    }
+    store.transaction(() => {
+      for (const id of gone) q.remove(id);
+      for (const f of files) q.setSpool(byRel.get(f.path)!, f.path);
+    });
+    const c = q.counts();
+    queue = { messages: c.messages, recipients: c.queued + c.held };
+    versions = storeVersions(store);
+    last = unit ? undefined : store.lastChange();
+
+    // 3, 4. The small files, then the Maildirs.
+    for (const d of others.dirs) {
+      await makeDir(resolveIn(dest, d.path), parseInt(d.mode, 8));
+      dirs.push(d);
+    }
+    for (const p of others.files) {
+      let from: Planned | undefined = p;
+      while (from) {
+        try {
+          const f = await copyFileDurably(from.src, resolveIn(dest, from.rel), from.mode, from.rel);
+          files.push(f);
+          progressed(f.size);
+          break;
+        } catch (e) {
+          // Gone meanwhile: a message an IMAP server moved from new/ to cur/ (copy it from there), or deleted.
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+          from = await movedToCur(from);
+        }
+      }
+    }
+    progressed(0, true);
+    zones = unit ? {} : zoneSerials(copy, config);
+    makeSelfContained(store);
+  } finally {
+    store.close();
+  }
+  for (const f of [`${copy}-wal`, `${copy}-shm`]) {
+    if (fs.existsSync(f)) throw new Error(`${f} is left after closing the copy: the copy is not self-contained`);
+  }
+  const st = await fsp.stat(copy);
+  const { size, sha256 } = await hashFile(copy);
+  files.push({ path: storeName, size, sha256, mode: modeString(st.mode) });
+
+  const byPath = (a: { path: string }, b: { path: string }) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+  files.sort(byPath);
+  dirs.sort(byPath);
+  const manifest: Manifest = {
+    format: MANIFEST_FORMAT,
+    formatVersion: MANIFEST_VERSION,
+    created: created.toISOString(),
+    host: os.hostname(),
+    versions: { dcmx: dcmxVersion(), node: process.version, ...versions },
+    changeNumber: last?.changeNumber ?? 0,
+    csn: last?.csn ?? '',
+    zones,
+    mail: opts.mail !== false,
+    queue: { ...queue, finishedDuringBackup: finished },
+    files,
+    dirs,
+    totals: { files: files.length, bytes: files.reduce((n, f) => n + f.size, 0) },
+  };
+  opts.signal?.throwIfAborted();
+  await writeManifest(dest, manifest);
+  return { manifest, seconds: (Date.now() - started) / 1000 };
+}
