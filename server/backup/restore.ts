@@ -29,7 +29,8 @@
  * transaction: each zone gets a change-log row (a consumer of the log sees
  * the new SOA) and a journal row from the backup's serial to the new one
  * (IXFR, RFC 1995; a secondary holding a serial the restored journal does not
- * know gets the whole zone, §4).
+ * know gets the whole zone, §4); and the appliance's first start after the
+ * restore NOTIFYs every zone (RFC 1996, dns/notify.ts announceAtStart).
  */
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -46,6 +47,7 @@ import { fsyncDirNow } from '../mta/spool';
 import { bumpZoneSetSerial, zoneSetSerial } from '../directory/catalog';
 import type { Services } from '../directory/open';
 import { formatRData, parseRData, RRTYPE, type RData } from '../directory/records';
+import { announceAtStart } from '../dns/notify';
 import { checkTree, copyFileDurably, makeDir, parseMode, readManifest, resolveIn, type Manifest } from './manifest';
 
 /** RFC 1982 §3.1: the largest addition that keeps the result greater (2^31 - 1), less one so that skipping 0 stays inside it. */
@@ -106,6 +108,8 @@ export function advanceSerials(services: Services, step: number): { zones: Seria
     const from = zoneSetSerial(store);
     bumpZoneSetSerial(store, step);
     catalog = { from, to: zoneSetSerial(store) };
+    // No appliance runs to follow these changes: the next one to start NOTIFYs every zone (RFC 1996).
+    announceAtStart(store);
   });
   return { zones: moved, catalog };
 }

@@ -13,6 +13,19 @@ import { encodeNotify, parseNotifyReply } from './wire';
 import type { RR } from '../directory/records';
 import type { Zone, Zones } from '../directory/zones';
 import { ChangeFollower } from '../directory/changes';
+import type { Store } from '../../storage/store';
+
+/** The store's meta key that asks the next start to announce every zone (set by a restore, cleared once announced). */
+export const ANNOUNCE_AT_START_KEY = 'announceAtStart';
+
+/**
+ * Asks the next appliance started over `store` to NOTIFY every zone once:
+ * for serials moved while no appliance ran (server/backup/restore.ts),
+ * which no running notifier followed. Inside the write's transaction.
+ */
+export function announceAtStart(store: Store): void {
+  store.setMeta(ANNOUNCE_AT_START_KEY, new Date().toISOString());
+}
 
 interface Pending {
   zone: string;
@@ -138,7 +151,8 @@ export class Notifier {
  * watchOtherWriters), so their changes are announced like ours, once per
  * change. The catalog zone, when one is served (Zones.catalogView), is
  * announced whenever its serial moved (a zone added or removed). Should the
- * log have been trimmed past its position, every zone is announced.
+ * log have been trimmed past its position, every zone is announced; and
+ * at start, when a restore asked for it (announceAtStart), once.
  */
 export function startNotifier(zones: Zones, targets: readonly HostPort[], log: Logger): Notifier {
   const notifier = new Notifier(targets, log);
@@ -146,6 +160,13 @@ export function startNotifier(zones: Zones, targets: readonly HostPort[], log: L
   const announce = (list: Zone[]) => {
     for (const z of list) notifier.announce(z.name, z.soa.rdata.serial, z.soa);
   };
+  const announceAll = () => announce(zones.zoneNames().map((n) => zones.zoneOf(n)).filter((z) => z !== undefined));
+  const store = zones.directory.store;
+  if (store.getMeta(ANNOUNCE_AT_START_KEY)) {
+    // RFC 1996 §3.1: the serials a restore moved on are changes the secondaries must hear of.
+    announceAll();
+    store.setMeta(ANNOUNCE_AT_START_KEY, '');
+  }
   // RFC 9432 §4: the catalog zone is a zone like any other; a new serial of it (a zone added or removed) is announced too.
   // One meta read per batch of changes; the catalog itself (a walk of every zone apex) is built only when it moved.
   let catalogSerial = zones.catalog === undefined ? undefined : zones.catalogSerial();
@@ -158,7 +179,7 @@ export function startNotifier(zones: Zones, targets: readonly HostPort[], log: L
   };
   const follower = new ChangeFollower(zones.directory, {
     onChanges: (rows) => announce(withCatalog(zones.soaChanges(rows))),
-    onGap: () => announce(zones.zoneNames().map((n) => zones.zoneOf(n)).filter((z) => z !== undefined)),
+    onGap: announceAll,
   });
   notifier.onClose(() => follower.stop());
   return notifier;

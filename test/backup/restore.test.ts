@@ -10,8 +10,10 @@
  */
 import { before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { AddressInfo } from 'node:net';
 import { ADMIN_PASSWORD, run, runDcmx, startSpawned, stopChild, tempDirs, testEnv } from '../helpers';
 import { addUser, domainStatus, mailbox, swaks, USER, waitFor } from '../mta/fixture';
 import { digRunner, soaSerial } from '../dns/fixture';
@@ -51,6 +53,26 @@ before(async () => {
   fs.rmSync(src, { recursive: true });
 });
 
+/**
+ * A secondary's NOTIFY port (RFC 1996) on loopback: records the zone of each
+ * NOTIFY (opcode 4) and acknowledges it (the same header with QR set).
+ */
+async function notifyListener(): Promise<{ port: number; zones: string[]; close(): void }> {
+  const sock = dgram.createSocket('udp4');
+  const zones: string[] = [];
+  sock.on('message', (msg, from) => {
+    if (((msg[2] >> 3) & 0x0f) !== 4) return;
+    const labels: string[] = [];
+    for (let i = 12; msg[i]; i += msg[i] + 1) labels.push(msg.toString('latin1', i + 1, i + 1 + msg[i]));
+    zones.push(labels.join('.'));
+    const ack = Buffer.from(msg);
+    ack[2] |= 0x80;
+    sock.send(ack, from.port, from.address);
+  });
+  await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
+  return { port: (sock.address() as AddressInfo).port, zones, close: () => sock.close() };
+}
+
 /** Runs `dcmx restore` with the configuration of data dir `dataDir`. */
 const restore = (dataDir: string, src = tree) => runDcmx(testEnv(dataDir), ['restore', src]);
 /** The names in `dir` (none when it does not exist). */
@@ -73,8 +95,11 @@ test('restore into a missing data dir, then the appliance serves the backup: ent
   const v = await runDcmx(testEnv(dst), ['verify']);
   assert.equal(v.code, 0, `dcmx verify of the restored data dir: ${v.stdout}${v.stderr}`);
 
-  const b = await startSpawned(dst);
+  // The first start after the restore NOTIFYs every zone: no appliance ran to follow the serials' move.
+  const secondary = await notifyListener();
+  const b = await startSpawned(dst, { DCMX_NOTIFY: `127.0.0.1:${secondary.port}` });
   try {
+    await waitFor('a NOTIFY for example.net', () => secondary.zones.includes('example.net'));
     const dig = digRunner(b.ports.dns);
     assert.equal(soaSerial((await dig('example.net', 'SOA')).stdout), restoredSerial, 'dig: the serial moved forward');
     assert.match((await dig('example.net', 'MX')).stdout, /status: NOERROR/);
@@ -89,6 +114,7 @@ test('restore into a missing data dir, then the appliance serves the backup: ent
     const queued = mailbox(dst, USER).find((m) => m.includes('queued at backup'));
     assert.equal(queued?.split('x'.repeat(76)).length, BIG_LINES + 1, 'the whole message, from its spool file');
   } finally {
+    secondary.close();
     await stopChild(b.child);
   }
 });
