@@ -53,11 +53,25 @@ export function restoreReport(src: string, r: RestoreSummary): string[] {
 export async function runRestoreCommand(args: string[], config: Config): Promise<number> {
   if (args.length !== 1 || args[0].startsWith('-')) throw new UsageError('restore takes one SRC (a backup made by dcmx backup)');
   const src = args[0];
+  const printers = { check: progressPrinter('files checked'), copy: progressPrinter('files restored') };
+  let phase: 'check' | 'copy' | undefined;
+  let shown = 0;
   try {
-    const r = await restoreBackup(src, config);
+    const r = await restoreBackup(src, config, {
+      onProgress: (now, p) => {
+        // A line per phase, redrawn at most every 100 ms, and at its end.
+        if (now === phase && p.bytes < p.totalBytes && Date.now() - shown < 100) return;
+        if (phase !== now && phase && process.stderr.isTTY) process.stderr.write('\n');
+        phase = now;
+        shown = Date.now();
+        printers[now]({ done: p.bytes, total: p.totalBytes, count: p.files });
+      },
+    });
+    if (phase && process.stderr.isTTY) process.stderr.write('\n');
     for (const l of restoreReport(src, r)) console.log(l);
     return 0;
   } catch (e) {
+    if (phase && process.stderr.isTTY) process.stderr.write('\n');
     if (!(e instanceof RestoreError)) throw e;
     console.error(`dcmx: restore refused: ${e.message}`);
     for (const p of e.problems) console.error(`  ${p}`);

@@ -138,8 +138,8 @@ export interface RestoreSummary {
 
 /** Options of {@link restoreBackup}. */
 export interface RestoreOptions {
-  /** Called after each file checked or copied: the phase, bytes so far, bytes in all. */
-  onProgress?: (phase: 'check' | 'copy', bytes: number, total: number) => void;
+  /** Called after each file checked (all first), then after each copied: the phase, files and bytes so far, bytes in all. */
+  onProgress?: (phase: 'check' | 'copy', p: { files: number; bytes: number; totalBytes: number }) => void;
   /** The time of the restore (ms since the epoch), for the serial step; default now. */
   now?: number;
 }
@@ -232,7 +232,8 @@ export async function restoreBackup(src: string, config: Config, opts: RestoreOp
   if (group !== undefined && manifest.mail && process.getuid?.() !== 0 && !process.getgroups?.().includes(group)) {
     throw new ConfigError('DCMX_MAIL_GROUP', `cannot give the restored Maildirs to group ${group}: run dcmx restore as root or as a member of the group`);
   }
-  const problems = await checkTree(src, manifest, { onProgress: (b, t) => opts.onProgress?.('check', b, t) });
+  let checked = 0;
+  const problems = await checkTree(src, manifest, { onProgress: (b, t) => opts.onProgress?.('check', { files: ++checked, bytes: b, totalBytes: t }) });
   if (problems.length) throw new RestoreError(`${src} does not match its manifest: nothing restored`, problems);
 
   // Beside the data dir when it is missing (then one rename); inside it when it exists (empty: it may be a mount point).
@@ -244,11 +245,12 @@ export async function restoreBackup(src: string, config: Config, opts: RestoreOp
     await makeDir(work, 0o700);
     for (const d of manifest.dirs) await makeDir(resolveIn(work, d.path), parseMode(d.mode));
     let bytes = 0;
+    let files = 0;
     for (const f of manifest.files) {
       const copied = await copyFileDurably(resolveIn(src, f.path), resolveIn(work, f.path), parseMode(f.mode), f.path);
       if (copied.sha256 !== f.sha256) throw new RestoreError(`${f.path} changed in ${src} while it was restored: nothing restored`);
       bytes += copied.size;
-      opts.onProgress?.('copy', bytes, manifest.totals.bytes);
+      opts.onProgress?.('copy', { files: ++files, bytes, totalBytes: manifest.totals.bytes });
     }
     if (group !== undefined && manifest.mail) await shareMail(work, manifest, group);
 

@@ -26,7 +26,6 @@ import { silentLogger } from '../../server/log';
 import { recordingConsumer } from '../directory-client/fixture';
 import { addUser, USER } from '../mta/fixture';
 import { waitFor, waitForAsync } from '../fixtures/wait';
-import { coldBackup } from './fixture';
 
 const newDir = tempDirs('dcmx-restore-sync-');
 const PEOPLE = 'ou=people,dc=example,dc=org,o=internet';
@@ -67,12 +66,11 @@ test('consumers ahead of the backup get a refresh after the restore, and end wit
   const ldapPort = String(a.ports.ldap);
   await addUser(a.ports.ldap);
   await ldap(a, 'ldapadd', person('carl'));
-  // The backup: example.org with user and carl.
-  await stopChild(a.child);
-  const tree = path.join(newDir(), 'backup');
-  await coldBackup(data, tree);
-  a = await startSpawned(data, { DCMX_LDAP_PORT: ldapPort });
   const url = `ldap://127.0.0.1:${ldapPort}`;
+  // The backup, taken while the appliance serves: example.org with user and carl.
+  const tree = path.join(newDir(), 'backup');
+  const b = await runDcmx(testEnv(data), ['backup', tree]);
+  assert.equal(b.code, 0, b.stderr);
   const backedUp = await directoryDns(a);
 
   // Consumers follow the appliance past the backup: bob and example.com added, carl deleted.

@@ -1,9 +1,10 @@
 /**
  * `dcmx restore SRC` end to end: a data dir rebuilt from a backup tree
- * (test/backup/fixture.ts coldBackup, the backup's layout and manifest) on
- * which the appliance starts and serves over real sockets: the same entries
- * (ldapsearch), the zones with serials moved forward (dig), the queued
- * message delivered from its restored spool file. And the refusals, each
+ * (`dcmx backup`, taken while the appliance serves) on which the appliance
+ * starts and serves over real sockets: the same entries (ldapsearch), the
+ * zones with serials moved forward past those served after the backup
+ * (dig), a NOTIFY of each, the queued message delivered from its restored
+ * spool file, the old data dir destroyed. And the refusals, each
  * with nothing written: no manifest, a corrupted file, a data dir that is
  * not empty, one an appliance runs on.
  * Needs: ldap-utils, dig, swaks.
@@ -17,12 +18,15 @@ import type { AddressInfo } from 'node:net';
 import { ADMIN_PASSWORD, run, runDcmx, startSpawned, stopChild, tempDirs, testEnv } from '../helpers';
 import { addUser, domainStatus, mailbox, swaks, USER, waitFor } from '../mta/fixture';
 import { digRunner, soaSerial } from '../dns/fixture';
-import { coldBackup } from './fixture';
+import { serialGreater } from '../../server/directory/zones';
 
 const newDir = tempDirs('dcmx-restore-');
 /** The backup tree made in before(), and the serial of example.net in it. */
 let tree = '';
 let backedUpSerial = 0;
+/** The serial of example.net when the old appliance stopped (writes after the backup), and when the backup began. */
+let lostSerial = 0;
+let backupStarted = 0;
 let parent = '';
 /** A body over INLINE_MAX (256 KiB): the message gets a spool file. */
 const BIG_LINES = 4000;
@@ -38,17 +42,28 @@ before(async () => {
   assert.equal((await swaks(a.ports.smtp, { to: USER, subject: 'delivered before' })).code, 0);
   await waitFor('the first message delivered', () => mailbox(src, USER).length === 1);
   await domainStatus(a.ports.ldap, 'hold');
-  const body = path.join(src, 'big-body.txt');
+  const body = path.join(newDir(), 'big-body.txt');
   fs.writeFileSync(body, BIG);
   assert.equal((await swaks(a.ports.smtp, { to: USER, subject: 'queued at backup', body })).code, 0);
-  fs.rmSync(body);
   assert.equal(fs.readdirSync(path.join(src, 'spool')).length, 1, 'the queued message has its spool file');
-  backedUpSerial = soaSerial((await digRunner(a.ports.dns)('example.net', 'SOA')).stdout);
+  const dig = digRunner(a.ports.dns);
+  backedUpSerial = soaSerial((await dig('example.net', 'SOA')).stdout);
   assert.ok(backedUpSerial > 0);
-  await stopChild(a.child);
+  // The backup, taken while the appliance serves.
   parent = newDir();
   tree = path.join(parent, 'backup');
-  await coldBackup(src, tree, new Date(Date.now() - 60_000));
+  backupStarted = Date.now();
+  const b = await runDcmx(testEnv(src), ['backup', tree]);
+  assert.equal(b.code, 0, b.stderr);
+  // Zone changes after the backup, lost with the data dir: the serials a secondary may hold.
+  for (let i = 0; i < 5; i++) {
+    const r = await run('ldapmodify', ['-x', '-H', `ldap://127.0.0.1:${a.ports.ldap}`, '-D', 'cn=admin,o=internet', '-w', ADMIN_PASSWORD],
+      `dn: dc=example,dc=net,o=internet\nchangetype: modify\nadd: tXTRecord\ntXTRecord: "after the backup ${i}"\n`);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  lostSerial = soaSerial((await dig('example.net', 'SOA')).stdout);
+  assert.ok(lostSerial >= backedUpSerial + 5, `${lostSerial} after ${backedUpSerial}`);
+  await stopChild(a.child);
   // The data dir destroyed: a spool path still naming it would find nothing.
   fs.rmSync(src, { recursive: true });
 });
@@ -80,14 +95,21 @@ const names = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir).sort() 
 
 test('restore into a missing data dir, then the appliance serves the backup: entries, zones with serials forward, the queued message delivered', async () => {
   const dst = path.join(newDir(), 'data');
+  const restoreStarted = Date.now();
   const r = await restore(dst);
   assert.equal(r.code, 0, r.stderr + r.stdout);
+  const restoreEnded = Date.now();
   assert.match(r.stdout, /^restored \d+ files, \d+ bytes from .* into .*data in [\d.]+ s$/m);
   assert.match(r.stdout, /zone serials moved forward by \d+/);
   const line = new RegExp(`^  example\\.net\\.\\t${backedUpSerial} -> (\\d+)$`, 'm').exec(r.stdout);
   assert.ok(line, r.stdout);
   const restoredSerial = Number(line[1]);
-  assert.ok(restoredSerial - backedUpSerial >= 60_000, 'moved by the ms since the backup (a minute at least)');
+  const step = Number(/moved forward by (\d+)/.exec(r.stdout)![1]);
+  assert.equal(restoredSerial, backedUpSerial + step);
+  const created = Date.parse((JSON.parse(fs.readFileSync(path.join(tree, 'manifest.json'), 'utf8')) as { created: string }).created);
+  assert.ok(created >= backupStarted && step >= restoreStarted - created && step <= restoreEnded - created,
+    `the step (${step}) is the ms from the backup's snapshot to the restore`);
+  assert.ok(serialGreater(restoredSerial, lostSerial), `past the serial served after the backup (${restoredSerial} > ${lostSerial}, RFC 1982)`);
   assert.deepEqual(names(path.dirname(dst)), ['data'], 'the work dir beside it was renamed into place: nothing else left');
   assert.equal(fs.statSync(path.join(dst, 'dcmx.sqlite')).mode & 0o777, 0o600, 'modes from the manifest');
   assert.equal(fs.statSync(path.join(dst, 'spool')).mode & 0o777, 0o700);
