@@ -129,7 +129,7 @@ function openStores(root: string, backup: boolean, manifest: Manifest | undefine
       problems.push(`${name}: ${(e as Error).message}`);
     }
     if (version !== undefined && version > schemaVersion()) problems.push(`${name}: schema ${version} is newer than this version's (${schemaVersion()}): a newer dcmx wrote it`);
-    if (version !== undefined && manifest && name === STORES[0] && version !== manifest.versions.schema) {
+    if (version !== undefined && manifest && name === present[0] && version !== manifest.versions.schema) {
       problems.push(`${name}: schema ${version}, the manifest says ${manifest.versions.schema}`);
     }
     if (!integrity.length) checked.push(`${name} integrity ok (schema ${version ?? '?'})`);
