@@ -5,7 +5,8 @@
  * opened for writing and no lock is taken: it runs beside a serving
  * appliance.
  *
- * Prints one line per problem on stdout (a path relative to PATH, what is
+ * A progress line on stderr while a backup's files are hashed, when it is a
+ * terminal. Prints one line per problem on stdout (a path relative to PATH, what is
  * wrong) and a count on stderr, exit status 1; or one summary line on
  * stdout, exit status 0.
  */
@@ -13,6 +14,7 @@ import * as path from 'node:path';
 import type { Config } from '../config';
 import { isBackupTree, verifyTree } from '../backup/verify';
 import { UsageError } from './cli-args';
+import { progressPrinter } from './progress';
 
 /** The verify command's line of the usage text. */
 export const VERIFY_USAGE = '  dcmx verify [PATH]';
@@ -22,10 +24,19 @@ export async function runVerifyCommand(args: string[], config: Config): Promise<
   if (args.length > 1 || args.some((a) => a.startsWith('-'))) throw new UsageError('verify takes at most one PATH');
   const root = path.resolve(args[0] ?? config.dataDir);
   const backup = isBackupTree(root, config.dataDir);
-  const report = await verifyTree(root, backup);
+  const print = progressPrinter('files');
+  let files = 0;
+  let shown = 0;
+  const report = await verifyTree(root, backup, (bytes, total) => {
+    files++;
+    if (Date.now() - shown < 100 && bytes < total) return;
+    shown = Date.now();
+    print({ done: bytes, total, count: files });
+  });
+  if (files && process.stderr.isTTY) process.stderr.write('\n');
   if (report.problems.length) {
     for (const p of report.problems) console.log(p);
-    console.error(`dcmx verify: ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'} in ${report.kind} ${root}`);
+    console.error(`dcmx verify: ${report.problems.length === 1 ? '1 problem' : `${report.problems.length} problems`} in ${report.kind} ${root}`);
     return 1;
   }
   console.log(`ok: ${report.kind} ${root}: ${report.checked}`);

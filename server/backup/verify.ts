@@ -93,7 +93,7 @@ export async function verifyTree(root: string, backup: boolean, onProgress?: (by
     if (manifest) {
       const found = await checkTree(root, manifest, { onProgress });
       problems.push(...found);
-      checked.push(`${manifest.totals.files} files (${manifest.totals.bytes} bytes) against the manifest of ${manifest.created}`);
+      checked.push(`${count(manifest.totals.files, 'file')} (${count(manifest.totals.bytes, 'byte')}) against the manifest of ${manifest.created}`);
     }
   }
   const stores = openStores(root, backup, manifest, problems, checked);
@@ -208,7 +208,7 @@ async function checkSpool(root: string, backup: boolean, stores: StoreInspection
   } else {
     problems.push(...suspects.map((s) => s.line));
   }
-  return `${rows.length} queued message${rows.length === 1 ? '' : 's'} with spool files`;
+  return `${count(rows.length, 'queued message')} with spool files`;
 }
 
 /** Counts of a Maildir walk. */
@@ -247,7 +247,7 @@ async function checkMaildirs(root: string, backup: boolean, problems: string[]):
       if (!st) problems.push(`${l.rel}: no ${sub}/ (not a Maildir)`);
     }
   }
-  return `${counts.mailboxes} mailbox${counts.mailboxes === 1 ? '' : 'es'} with ${counts.messages} message${counts.messages === 1 ? '' : 's'}`;
+  return `${count(counts.mailboxes, 'mailbox', 'mailboxes')} with ${count(counts.messages, 'message')}`;
 }
 
 /**
@@ -294,6 +294,11 @@ async function entries(dir: string, rel: string, problems: string[]): Promise<fs
     if (code !== 'ENOENT') problems.push(`${rel}: cannot be read: ${code ?? (e as Error).message}`);
     return [];
   }
+}
+
+/** `n` and the noun, in the plural unless n is 1. */
+function count(n: number, noun: string, plural = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : plural}`;
 }
 
 /** What a directory entry is, in a problem line. */

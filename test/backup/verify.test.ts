@@ -44,7 +44,7 @@ before(async () => {
 
 /** The data dir, made whole again. */
 function copy(): string {
-  fs.rmSync(dataDir, { recursive: true });
+  fs.rmSync(dataDir, { recursive: true, force: true });
   fs.cpSync(pristine, dataDir, { recursive: true });
   return dataDir;
 }
@@ -115,4 +115,37 @@ test('beside a running appliance: exit 0, and the appliance goes on writing', as
   } finally {
     await t.close();
   }
+});
+
+/** A backup of the whole data dir (`dcmx backup`), in a new directory. */
+async function backup(): Promise<string> {
+  const dest = path.join(temp(), 'backup');
+  const r = await runDcmx(testEnv(copy()), ['backup', dest]);
+  assert.equal(r.code, 0, r.stderr);
+  return dest;
+}
+
+test('a backup with a flipped byte', async () => {
+  const dest = await backup();
+  const whole = await verify(dataDir, dest);
+  assert.equal(whole.code, 0, whole.stdout + whole.stderr);
+  assert.match(whole.stdout, /^ok: backup .*files \(\d+ bytes\) against the manifest of .*dcmx\.sqlite integrity ok.*1 queued message with spool files, 1 mailbox with 1 message$/m);
+  assert.deepEqual(ls(dest).filter((f) => f.includes('-wal') || f.includes('-shm')), [], 'no SQLite side file left in the tree');
+  const box = path.join(dest, 'mail', 'big.example', 'u', 'new');
+  const msg = path.join(box, ls(box)[0]);
+  const bytes = fs.readFileSync(msg);
+  bytes[10] ^= 0x20;
+  fs.writeFileSync(msg, bytes);
+  const r = await verify(dataDir, dest);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, new RegExp(`^mail/big\\.example/u/new/${ls(box)[0].replace(/\./g, '\\.')}: sha256 [0-9a-f]{64}, expected [0-9a-f]{64}\\n$`));
+});
+
+test('a backup without its manifest (killed before its end)', async () => {
+  const dest = await backup();
+  fs.rmSync(path.join(dest, 'manifest.json'));
+  const r = await verify(dataDir, dest);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, /^manifest\.json: missing: an incomplete backup/);
+  assert.match(r.stderr, /1 problem in backup /);
 });
