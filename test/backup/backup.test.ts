@@ -103,10 +103,16 @@ test('a backup taken while LDAP writes go on matches its manifest; private modes
   assert.deepEqual(paths.filter((p) => p.startsWith(`${box}/new/`)), live);
   for (const sub of ['tmp', 'new', 'cur']) assert.ok(m.dirs.some((d) => d.path === `${box}/${sub}`), sub);
   // The queue in the copy: spool paths relative to the tree, the file there with the row's size.
+  // One self-contained file (rollback journal): nothing beside it.
+  assert.deepEqual(fs.readdirSync(dest).filter((n) => n.startsWith('dcmx.sqlite')), ['dcmx.sqlite']);
   const scratch = dirs();
   fs.copyFileSync(path.join(dest, 'dcmx.sqlite'), path.join(scratch, 'dcmx.sqlite'));
   const store = Store.open(path.join(scratch, 'dcmx.sqlite'), []);
   try {
+    // The keys live in entries: the domain's DKIM private key is in the copy.
+    const keys = (s: Store) => (s.db.prepare(`SELECT count(*) AS n FROM entries WHERE attrs LIKE '%dkimPrivateKey%'`).get() as { n: number }).n;
+    assert.ok(keys(store) >= 1);
+    assert.equal(keys(store), keys(t.app.directory.store));
     const q = new QueueStore(store);
     assert.deepEqual(q.entries().map((e) => e.message.id).sort(), [...queued].sort());
     const rows = q.spoolRows();
