@@ -15,7 +15,9 @@
  * creates a store in the data dir before it has checked the backup and
  * the data dir (restore.ts restoreBackup): the data dir is the
  * configuration's (DCMX_DATA_DIR), missing or empty, and no appliance runs
- * on it.
+ * on it. Exit status: 0 done; 1 refused (nothing written); 2 bad
+ * configuration; 64 usage; 128 + the signal's number when SIGINT or SIGTERM
+ * stopped it before the data dir was put in place (what it wrote is removed).
  */
 import * as os from 'node:os';
 import type { Config } from '../config';
@@ -57,7 +59,8 @@ export async function runRestoreCommand(args: string[], config: Config): Promise
   let phase: 'check' | 'copy' | undefined;
   let shown = 0;
   try {
-    const r = await restoreBackup(src, config, {
+    const r = await interruptible((signal) => restoreBackup(src, config, {
+      signal,
       onProgress: (now, p) => {
         // A line per phase, redrawn at most every 100 ms, and at its end.
         if (now === phase && p.bytes < p.totalBytes && Date.now() - shown < 100) return;
@@ -66,12 +69,16 @@ export async function runRestoreCommand(args: string[], config: Config): Promise
         shown = Date.now();
         printers[now]({ done: p.bytes, total: p.totalBytes, count: p.files });
       },
-    });
+    }));
     if (phase && process.stderr.isTTY) process.stderr.write('\n');
     for (const l of restoreReport(src, r)) console.log(l);
     return 0;
   } catch (e) {
     if (phase && process.stderr.isTTY) process.stderr.write('\n');
+    if (e instanceof InterruptedError) {
+      console.error(`dcmx: restore interrupted by ${e.signal}: nothing restored`);
+      return e.status;
+    }
     if (!(e instanceof RestoreError)) throw e;
     console.error(`dcmx: restore refused: ${e.message}`);
     for (const p of e.problems) console.error(`  ${p}`);
@@ -97,17 +104,13 @@ export async function runBackupCommand(args: string[], config: Config): Promise<
   if (unexpected) throw new UsageError(`unknown option ${unexpected}`);
   if (args.length !== 1) throw new UsageError('backup takes one DEST');
   const print = progressPrinter('files');
-  // Interrupted (Ctrl-C, a service stop): the backup stops between two files and removes what it wrote.
-  const stop = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => stop.abort(new BackupInterruptedError(sig));
-  process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
   try {
-    const { manifest: m, seconds } = await backupDataDir(config, args[0], {
+    const { manifest: m, seconds } = await interruptible((signal) => backupDataDir(config, args[0], {
       mail,
-      signal: stop.signal,
+      signal,
       onProgress: (p) => print({ done: p.bytes, total: p.totalBytes, count: p.files }),
       onWarning: (w) => process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}dcmx: warning: ${w}\n`),
-    });
+    }));
     if (process.stderr.isTTY) process.stderr.write('\n');
     const finished = m.queue.finishedDuringBackup ? `, ${m.queue.finishedDuringBackup} messages finished during the backup left out` : '';
     console.error(`backed up ${config.dataDir} to ${args[0]}: ${m.totals.files} files, ${formatBytes(m.totals.bytes)}, ${seconds.toFixed(1)} s, change ${m.changeNumber}`
@@ -119,20 +122,39 @@ export async function runBackupCommand(args: string[], config: Config): Promise<
       console.error(`dcmx: backup refused: ${e.message}`);
       return 1;
     }
-    if (e instanceof BackupInterruptedError) {
+    if (e instanceof InterruptedError) {
       console.error(`dcmx: backup interrupted by ${e.signal}: what it wrote is removed`);
-      return 128 + os.constants.signals[e.signal];
+      return e.status;
     }
     throw e;
-  } finally {
-    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
   }
 }
 
-/** The backup was stopped by a signal. */
-class BackupInterruptedError extends Error {
+/** A command stopped by a signal. */
+class InterruptedError extends Error {
   constructor(readonly signal: NodeJS.Signals) {
     super(`interrupted by ${signal}`);
-    this.name = 'BackupInterruptedError';
+    this.name = 'InterruptedError';
+  }
+
+  /** The exit status, as a shell reports a process the signal ended: 128 + its number. */
+  get status(): number {
+    return 128 + os.constants.signals[this.signal];
+  }
+}
+
+/**
+ * Runs `work` with an AbortSignal that SIGINT or SIGTERM (Ctrl-C, a
+ * service stop) aborts with an InterruptedError, instead of ending the
+ * process: the command stops between two files and removes what it wrote.
+ */
+async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const stop = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => stop.abort(new InterruptedError(sig));
+  process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+  try {
+    return await work(stop.signal);
+  } finally {
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
   }
 }

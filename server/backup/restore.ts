@@ -142,6 +142,8 @@ export interface RestoreOptions {
   onProgress?: (phase: 'check' | 'copy', p: { files: number; bytes: number; totalBytes: number }) => void;
   /** The time of the restore (ms since the epoch), for the serial step; default now. */
   now?: number;
+  /** Aborted: the restore stops before the next file (or before it puts the data dir in place), removes what it wrote and rejects with the reason. */
+  signal?: AbortSignal;
 }
 
 /** The store files of a backup: the directory's, and a remote transfer unit's queue. */
@@ -235,6 +237,7 @@ export async function restoreBackup(src: string, config: Config, opts: RestoreOp
   let checked = 0;
   const problems = await checkTree(src, manifest, { onProgress: (b, t) => opts.onProgress?.('check', { files: ++checked, bytes: b, totalBytes: t }) });
   if (problems.length) throw new RestoreError(`${src} does not match its manifest: nothing restored`, problems);
+  opts.signal?.throwIfAborted();
 
   // Beside the data dir when it is missing (then one rename); inside it when it exists (empty: it may be a mount point).
   const exists = fs.existsSync(dataDir);
@@ -247,6 +250,7 @@ export async function restoreBackup(src: string, config: Config, opts: RestoreOp
     let bytes = 0;
     let files = 0;
     for (const f of manifest.files) {
+      opts.signal?.throwIfAborted();
       const copied = await copyFileDurably(resolveIn(src, f.path), resolveIn(work, f.path), parseMode(f.mode), f.path);
       if (copied.sha256 !== f.sha256) throw new RestoreError(`${f.path} changed in ${src} while it was restored: nothing restored`);
       bytes += copied.size;
@@ -276,7 +280,8 @@ export async function restoreBackup(src: string, config: Config, opts: RestoreOp
       }
     }
     await fsyncDirNow(work);
-
+    // The last moment to stop: from here on the data dir is put in place.
+    opts.signal?.throwIfAborted();
     if (exists) {
       for (const name of fs.readdirSync(work)) fs.renameSync(path.join(work, name), path.join(dataDir, name));
       fs.rmdirSync(work);

@@ -19,6 +19,8 @@ import { ADMIN_PASSWORD, run, runDcmx, startSpawned, stopChild, tempDirs, testEn
 import { addUser, domainStatus, mailbox, swaks, USER, waitFor } from '../mta/fixture';
 import { digRunner, soaSerial } from '../dns/fixture';
 import { serialGreater } from '../../server/directory/zones';
+import { restoreBackup } from '../../server/backup/restore';
+import { loadConfig } from '../../server/config';
 
 const newDir = tempDirs('dcmx-restore-');
 /** The backup tree made in before(), and the serial of example.net in it. */
@@ -194,3 +196,18 @@ test('refused with nothing written: no manifest, a corrupted file, a data dir no
   }
 });
 
+test('a restore stopped (SIGINT, SIGTERM: its abort signal) after it began writing removes what it wrote', async () => {
+  const home = newDir();
+  const dst = path.join(home, 'data');
+  const stop = new AbortController();
+  const reason = new Error('stopped by the test');
+  let copied = 0;
+  await assert.rejects(restoreBackup(tree, loadConfig(testEnv(dst)), {
+    signal: stop.signal,
+    onProgress: (phase) => {
+      if (phase === 'copy' && ++copied === 1) stop.abort(reason);
+    },
+  }), (e) => e === reason);
+  assert.equal(copied, 1, 'it stopped before the next file');
+  assert.deepEqual(names(home), [], 'no data dir, no work dir left beside it');
+});
