@@ -12,8 +12,8 @@
  *    to the next hop, mixed; LDAP: names added to a zone, one name's A record
  *    rewritten) runs while `dcmx backup DEST` runs, each acknowledgement timed.
  *    Then the appliance is killed -9, its data dir removed, `dcmx restore DEST`
- *    rebuilds it and it starts again; the held domain is made active and the
- *    next hop accepts. Asserted:
+ *    rebuilds it at another path (another machine) and it starts there; the
+ *    held domain is made active and the next hop accepts. Asserted:
  *    - every LDAP write acknowledged before the backup started has a change
  *      number at most the manifest's; every write at most that number is there
  *      (ldapsearch, dig), none after it: the restore is the snapshot's prefix;
@@ -100,15 +100,22 @@ function backup(dataDir: string, dest: string): BackupRun {
 }
 
 /** GET /stats of a spawned appliance's admin API. */
-async function stats(a: SpawnedAppliance): Promise<{ queue: { messages: number; queued: number; held: number } }> {
-  const res = await fetch(`http://127.0.0.1:${a.ports.http}/stats`);
-  return (await res.json()) as { queue: { messages: number; queued: number; held: number } };
+/** The queue's counts in GET /stats: messages, and recipients by state. */
+interface QueueCounts {
+  messages: number;
+  queued: number;
+  held: number;
 }
 
-/** Resolves once the appliance's queue is empty; else fails with what `dcmx queue list` shows. */
-async function drained(a: SpawnedAppliance, dataDir: string): Promise<void> {
+async function stats(a: SpawnedAppliance): Promise<{ queue: QueueCounts }> {
+  const res = await fetch(`http://127.0.0.1:${a.ports.http}/stats`);
+  return (await res.json()) as { queue: QueueCounts };
+}
+
+/** Resolves once `done` holds of the appliance's queue counts (GET /stats); else fails with what `dcmx queue list` shows. */
+async function queueWait(a: SpawnedAppliance, dataDir: string, what: string, done: (q: QueueCounts) => boolean): Promise<void> {
   try {
-    await waitForAsync('the restored queue to drain', async () => (await stats(a)).queue.messages === 0, 30_000, 250);
+    await waitForAsync(what, async () => done((await stats(a)).queue), 30_000, 250);
   } catch (e) {
     const q = await dcmx(dataDir, ['queue', 'list']);
     throw new Error(`${(e as Error).message}; dcmx queue list:\n${q.stdout}${q.stderr}\nnext hop: ${hop!.received.length} received`);
@@ -246,20 +253,21 @@ test('under SMTP and LDAP load, backup, destroy, restore, restart: everything ac
   const rows = await changeLog(app.ports.ldap, setupChange);
   for (const z of ZONES) assert.ok(manifest.zones[z] !== undefined && manifest.zones[z] <= highest.get(z)!, `${z}: manifest serial ${manifest.zones[z]}, served ${highest.get(z)}`);
 
-  // ---- destroy, restore, restart
+  // ---- destroy, restore on "another machine" (another path: nothing may point into the old one), restart
   await kill9(app);
   fs.rmSync(dataDir, { recursive: true, force: true });
-  const restored = await dcmx(dataDir, ['restore', dest]);
+  const moved = path.join(tempDir(), 'data');
+  const restored = await dcmx(moved, ['restore', dest]);
   assert.equal(restored.code, 0, `dcmx restore failed:\n${restored.stdout}\n${restored.stderr}`);
   deferring = false;
-  app = await start(dataDir);
+  app = await start(moved);
   // HELD leaves hold once every other recipient is settled: a release that lands while an attempt that
   // found the domain held is still under way leaves that recipient held for good (delivery.ts: the
   // hold is decided before the attempt's awaits and recorded after them; a race of its own, reported
   // to the lead, that this proof does not want to measure).
-  await waitForAsync('every recipient but the held ones delivered', async () => (await stats(app)).queue.queued === 0, 30_000, 250);
+  await queueWait(app, moved, 'every recipient but the held ones settled', (q) => q.queued === 0);
   await release(app);
-  await drained(app, dataDir);
+  await queueWait(app, moved, 'the restored queue to drain', (q) => q.messages === 0);
 
   // ---- the directory: exactly the snapshot's prefix of the writes
   const cn = changeNumbers(writes.writes, rows);
@@ -289,7 +297,7 @@ test('under SMTP and LDAP load, backup, destroy, restore, restart: everything ac
   assert.deepEqual(await dnskeys(app), keysBefore, 'the zones are signed with the same keys');
 
   // ---- the mail: once each, to every recipient
-  const files = mailFiles(dataDir);
+  const files = mailFiles(moved);
   const perMailbox = new Map<string, number>();
   for (const f of files) perMailbox.set(`${f.messageId} ${f.mailbox}`, (perMailbox.get(`${f.messageId} ${f.mailbox}`) ?? 0) + 1);
   const hopped = hopCounts(hop!);
