@@ -57,6 +57,9 @@ export function setupLdif(): string {
   ].join('\n');
 }
 
+/** A failed request is followed by a pause: a loop whose server is gone does not spin. */
+const pause = () => new Promise((r) => setTimeout(r, 100));
+
 // ------------------------------------------------------------------ SMTP
 
 /**
@@ -147,16 +150,21 @@ export class SmtpLoad {
         } catch (e) {
           this.failures.push(`${messageId}: ${(e as Error).message}`);
           if (o.stopOnFailure) return;
+          await pause();
         }
       }
     });
   }
 
-  /** Stops the loops once their message in flight is answered (or failed); closes the connections. */
-  async stop(): Promise<void> {
+  private stopped: Promise<void> | undefined;
+
+  /** Stops the loops once their message in flight is answered (or failed); closes the connections. The same promise every call. */
+  stop(): Promise<void> {
     this.stopping = true;
-    await Promise.all(this.loops);
-    for (const t of this.transports) t.close();
+    this.stopped ??= Promise.all(this.loops).then(() => {
+      for (const t of this.transports) t.close();
+    });
+    return this.stopped;
   }
 }
 
@@ -220,6 +228,7 @@ export class LdapLoad {
         } catch (e) {
           this.failures.push(`${o.tag} write ${i}: ${(e as Error).message}`);
           if (o.stopOnFailure) return;
+          await pause();
         }
       }
     };
@@ -240,11 +249,15 @@ export class LdapLoad {
     ];
   }
 
-  /** Stops the writers once their write in flight is answered (or failed); closes the connections. */
-  async stop(): Promise<void> {
+  private stopped: Promise<void> | undefined;
+
+  /** Stops the writers once their write in flight is answered (or failed); closes the connections. The same promise every call. */
+  stop(): Promise<void> {
     this.stopping = true;
-    await Promise.all(this.loops);
-    for (const c of this.clients) c.destroy();
+    this.stopped ??= Promise.all(this.loops).then(() => {
+      for (const c of this.clients) c.destroy();
+    });
+    return this.stopped;
   }
 }
 

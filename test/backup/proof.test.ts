@@ -50,10 +50,14 @@ import {
 
 const tempDir = tempDirs('dcmx-proof-');
 const running = new Set<SpawnedAppliance>();
+/** The loads started: a test that fails half-way leaves them to the after hook, which stops them first. */
+const loads = new Set<{ stop(): Promise<void> }>();
 let dns: StubDns | undefined;
 let hop: NextHop | undefined;
 after(async () => {
+  for (const l of loads) l.stop().catch(() => undefined);
   for (const a of running) await stopChild(a.child, 'SIGKILL');
+  await Promise.all([...loads].map((l) => l.stop()));
   await hop?.close();
   await dns?.close();
 });
@@ -209,6 +213,12 @@ function hopCounts(h: NextHop): Map<string, number> {
   return out;
 }
 
+/** `load`, remembered for the after hook. */
+function tracked<T extends { stop(): Promise<void> }>(load: T): T {
+  loads.add(load);
+  return load;
+}
+
 /** Starts the stub upstream and the next hop once; far.test's MX is the next hop on 127.0.0.1. The hop defers while `deferring` is set. */
 let deferring = true;
 async function outside(): Promise<void> {
@@ -230,8 +240,8 @@ test('under SMTP and LDAP load, backup, destroy, restore, restart: everything ac
   const setupChange = await lastChange(app);
 
   // ---- load, and the backup in the middle of it
-  const smtp = new SmtpLoad(app.ports.smtp, { sessions: 3, relayFrom: '127.0.0.2', tag: 'p' });
-  const writes = new LdapLoad(app.ports.ldap, { tag: 'p' });
+  const smtp = tracked(new SmtpLoad(app.ports.smtp, { sessions: 3, relayFrom: '127.0.0.2', tag: 'p' }));
+  const writes = tracked(new LdapLoad(app.ports.ldap, { tag: 'p' }));
   await waitFor('the load under way', () => smtp.sent.length >= 30 && writes.writes.length >= 30, 30_000);
   const b = backup(dataDir, dest);
   const ended = await b.done;
@@ -333,8 +343,8 @@ test('a backup while the appliance is killed -9 is complete or refused; a backup
   assert.equal(setup.code, 0, setup.stderr);
 
   // ---- the appliance killed -9 once the backup has begun, under load
-  const smtp = new SmtpLoad(app.ports.smtp, { sessions: 2, relayFrom: '127.0.0.2', tag: 'k', stopOnFailure: true });
-  const writes = new LdapLoad(app.ports.ldap, { tag: 'k', stopOnFailure: true });
+  const smtp = tracked(new SmtpLoad(app.ports.smtp, { sessions: 2, relayFrom: '127.0.0.2', tag: 'k', stopOnFailure: true }));
+  const writes = tracked(new LdapLoad(app.ports.ldap, { tag: 'k', stopOnFailure: true }));
   await waitFor('the load under way', () => smtp.sent.length >= 10 && writes.writes.length >= 20, 30_000);
   const dest = path.join(tempDir(), 'backup');
   const b = backup(dataDir, dest);
@@ -362,7 +372,7 @@ test('a backup while the appliance is killed -9 is complete or refused; a backup
     assert.equal(manifest, undefined, `a failed backup (${ended.code ?? ended.signal}) left a manifest`);
     const r = await dcmx(target, ['restore', dest]);
     assert.notEqual(r.code, 0, `dcmx restore accepted a backup without a manifest:\n${r.stdout}`);
-    assert.deepEqual(entries(target), [], 'the refused restore wrote nothing');
+    assert.deepEqual(entries(path.dirname(target)), [], 'the refused restore wrote nothing (nor a work dir beside the data dir)');
     t.diagnostic(`appliance killed -9 during the backup: the backup was refused (exit ${ended.code}: ${ended.stderr.trim().split('\n').pop()})`);
   }
 
@@ -380,7 +390,7 @@ test('a backup while the appliance is killed -9 is complete or refused; a backup
   const target2 = path.join(tempDir(), 'restored');
   const r2 = await dcmx(target2, ['restore', dest2]);
   assert.notEqual(r2.code, 0, `dcmx restore accepted a killed backup:\n${r2.stdout}`);
-  assert.deepEqual(entries(target2), [], 'the refused restore wrote nothing');
+  assert.deepEqual(entries(path.dirname(target2)), [], 'the refused restore wrote nothing (nor a work dir beside the data dir)');
   const v2 = await runDcmx(testEnv(tempDir(), settings()), ['verify', dest2]);
   assert.notEqual(v2.code, 0, `dcmx verify accepted a killed backup:\n${v2.stdout}`);
   t.diagnostic(`backup killed -9 with ${entries(dest2).join(', ')} written: restore exit ${r2.code}, verify exit ${v2.code}`);
