@@ -60,6 +60,52 @@ export function setupLdif(): string {
 /** A failed request is followed by a pause: a loop whose server is gone does not spin. */
 const pause = () => new Promise((r) => setTimeout(r, 100));
 
+/**
+ * Request loops that run until stop(), one request at a time each. A request
+ * that fails is recorded in `failures`; its loop ends when `stopOnFailure`,
+ * else it pauses and goes on.
+ */
+abstract class Loops {
+  readonly failures: string[] = [];
+  private stopping = false;
+  private readonly running: Promise<void>[] = [];
+  private stopped: Promise<void> | undefined;
+
+  constructor(private readonly stopOnFailure = false) {}
+
+  /** Starts a loop: `open` its connection (a failure ends the loop), then `turn(connection, i)` for i = 0, 1, ... until stop(). */
+  protected loop<C>(open: () => Promise<C>, turn: (c: C, i: number) => Promise<void>): void {
+    this.running.push((async () => {
+      let c: C;
+      try {
+        c = await open();
+      } catch (e) {
+        this.failures.push(`connect: ${(e as Error).message}`);
+        return;
+      }
+      for (let i = 0; !this.stopping; i++) {
+        try {
+          await turn(c, i);
+        } catch (e) {
+          this.failures.push((e as Error).message);
+          if (this.stopOnFailure) return;
+          await pause();
+        }
+      }
+    })());
+  }
+
+  /** Closes the connections, once every loop has ended. */
+  protected abstract close(): void;
+
+  /** Stops the loops once their request in flight is answered (or failed), then closes the connections. The same promise every call. */
+  stop(): Promise<void> {
+    this.stopping = true;
+    this.stopped ??= Promise.all(this.running).then(() => this.close());
+    return this.stopped;
+  }
+}
+
 // ------------------------------------------------------------------ SMTP
 
 /**
@@ -109,19 +155,16 @@ function envelope(kind: Kind, n: number): { local: string[]; far: string[] } {
  * SMTP senders against 127.0.0.1:port until stop(): `sessions` loops, each
  * sending the kinds in turn (every 7th message above the inline size); a
  * relaying client (every kind but `inbound`) connects from `relayFrom`. A
- * message is recorded in `sent` once its 250 arrives; a failure is recorded
- * in `failures` and ends its loop when `stopOnFailure`, else it is retried
- * with the next message.
+ * message is recorded in `sent` once its 250 arrives; a failure as Loops
+ * says.
  */
-export class SmtpLoad {
+export class SmtpLoad extends Loops {
   readonly sent: SentMessage[] = [];
-  readonly failures: string[] = [];
   private n = 0;
-  private stopping = false;
-  private readonly loops: Promise<void>[];
   private readonly transports: nodemailer.Transporter[] = [];
 
   constructor(port: number, o: { sessions: number; relayFrom: string; tag: string; stopOnFailure?: boolean }) {
+    super(o.stopOnFailure);
     const make = (localAddress?: string) => {
       const t = nodemailer.createTransport({
         host: '127.0.0.1', port, secure: false, ignoreTLS: true, localAddress, name: 'client.test',
@@ -130,10 +173,8 @@ export class SmtpLoad {
       this.transports.push(t);
       return t;
     };
-    this.loops = Array.from({ length: o.sessions }, async () => {
-      const outside = make();
-      const relaying = make(o.relayFrom);
-      while (!this.stopping) {
+    for (let s = 0; s < o.sessions; s++) {
+      this.loop(async () => ({ outside: make(), relaying: make(o.relayFrom) }), async ({ outside, relaying }) => {
         const n = this.n++;
         const kind = KINDS[n % KINDS.length];
         const env = envelope(kind, n);
@@ -148,23 +189,14 @@ export class SmtpLoad {
           const queueId = /queued as (\w+)/.exec(String(info.response))?.[1] ?? '';
           this.sent.push({ messageId, kind, ...env, ackAt, queueId, bytes: text.length });
         } catch (e) {
-          this.failures.push(`${messageId}: ${(e as Error).message}`);
-          if (o.stopOnFailure) return;
-          await pause();
+          throw new Error(`${messageId}: ${(e as Error).message}`);
         }
-      }
-    });
+      });
+    }
   }
 
-  private stopped: Promise<void> | undefined;
-
-  /** Stops the loops once their message in flight is answered (or failed); closes the connections. The same promise every call. */
-  stop(): Promise<void> {
-    this.stopping = true;
-    this.stopped ??= Promise.all(this.loops).then(() => {
-      for (const t of this.transports) t.close();
-    });
-    return this.stopped;
+  protected close(): void {
+    for (const t of this.transports) t.close();
   }
 }
 
@@ -204,60 +236,42 @@ export async function ldapAdmin(port: number): Promise<LdapClient> {
  * MOD_NAME's A record with the next address. Each acknowledged write is
  * recorded in `writes`, in the order of its acknowledgement.
  */
-export class LdapLoad {
+export class LdapLoad extends Loops {
   readonly writes: LdapWrite[] = [];
-  readonly failures: string[] = [];
-  private stopping = false;
   private readonly clients: LdapClient[] = [];
-  private readonly loops: Promise<void>[];
 
   constructor(port: number, o: { tag: string; stopOnFailure?: boolean }) {
-    const loop = async (write: (c: LdapClient, i: number) => Promise<Omit<LdapWrite, 'ackAt'>>) => {
-      let c: LdapClient;
-      try {
-        c = await ldapAdmin(port);
-      } catch (e) {
-        this.failures.push(`bind: ${(e as Error).message}`);
-        return;
-      }
-      this.clients.push(c);
-      for (let i = 0; !this.stopping; i++) {
+    super(o.stopOnFailure);
+    const writer = (write: (c: LdapClient, i: number) => Promise<Omit<LdapWrite, 'ackAt'>>) =>
+      this.loop(async () => {
+        const c = await ldapAdmin(port);
+        this.clients.push(c);
+        return c;
+      }, async (c, i) => {
         try {
           const w = await write(c, i);
           this.writes.push({ ...w, ackAt: performance.now() });
         } catch (e) {
-          this.failures.push(`${o.tag} write ${i}: ${(e as Error).message}`);
-          if (o.stopOnFailure) return;
-          await pause();
+          throw new Error(`${o.tag} write ${i}: ${(e as Error).message}`);
         }
-      }
-    };
+      });
     const address = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
-    this.loops = [
-      loop(async (c, i) => {
-        const label = `${o.tag}h${i}`;
-        const dn = `dc=${label},dc=proof,dc=test,o=internet`;
-        const a = address(i);
-        await call(c, 'add', dn, { objectClass: 'dNSDomain2', dc: label, aRecord: a });
-        return { kind: 'add', dn, name: `${label}.${ZONE}`, address: a };
-      }),
-      loop(async (c, i) => {
-        const a = `10.200.${(i >> 8) & 255}.${i & 255}`;
-        await call(c, 'modify', MOD_DN, new ldap.Change({ operation: 'replace', modification: new ldap.Attribute({ type: 'aRecord', values: [a] }) }));
-        return { kind: 'modify', dn: MOD_DN, name: MOD_NAME, address: a };
-      }),
-    ];
+    writer(async (c, i) => {
+      const label = `${o.tag}h${i}`;
+      const dn = `dc=${label},dc=proof,dc=test,o=internet`;
+      const a = address(i);
+      await call(c, 'add', dn, { objectClass: 'dNSDomain2', dc: label, aRecord: a });
+      return { kind: 'add', dn, name: `${label}.${ZONE}`, address: a };
+    });
+    writer(async (c, i) => {
+      const a = `10.200.${(i >> 8) & 255}.${i & 255}`;
+      await call(c, 'modify', MOD_DN, new ldap.Change({ operation: 'replace', modification: new ldap.Attribute({ type: 'aRecord', values: [a] }) }));
+      return { kind: 'modify', dn: MOD_DN, name: MOD_NAME, address: a };
+    });
   }
 
-  private stopped: Promise<void> | undefined;
-
-  /** Stops the writers once their write in flight is answered (or failed); closes the connections. The same promise every call. */
-  stop(): Promise<void> {
-    this.stopping = true;
-    this.stopped ??= Promise.all(this.loops).then(() => {
-      for (const c of this.clients) c.destroy();
-    });
-    return this.stopped;
+  protected close(): void {
+    for (const c of this.clients) c.destroy();
   }
 }
 
