@@ -275,6 +275,14 @@ test('under SMTP and LDAP load, backup, destroy, restore, restart: everything ac
   const moved = path.join(tempDir(), 'data');
   const restored = await dcmx(moved, ['restore', dest]);
   assert.equal(restored.code, 0, `dcmx restore failed:\n${restored.stdout}\n${restored.stderr}`);
+  // The snapshot's queue, read from the restored data dir before the appliance starts: each of its
+  // recipients must be delivered exactly once. And the Maildirs as restored: a local delivery made
+  // between the snapshot and the Maildir copy is there AND still queued (the appliance must see it).
+  const listed = await dcmx(moved, ['queue', 'list', '--json']);
+  assert.equal(listed.code, 0, listed.stderr);
+  const snapshotQueue = JSON.parse(listed.stdout) as { id: string; recipients: { address: string }[] }[];
+  assert.equal(snapshotQueue.length, manifest.queue?.messages, 'the restored queue holds the messages the manifest counts');
+  const restoredMail = new Set(mailFiles(moved).map((f) => `${f.messageId} ${f.mailbox}`));
   deferring = false;
   app = await start(moved);
   // HELD leaves hold once every other recipient is settled: a release that lands while an attempt that
@@ -328,6 +336,15 @@ test('under SMTP and LDAP load, backup, destroy, restore, restart: everything ac
   const beforeBackup = smtp.sent.filter((m) => m.ackAt < snapshotAt);
   const notOnce = beforeBackup.filter((m) => count(m).some((n) => n !== 1));
   assert.deepEqual(notOnce.map((m) => `${m.messageId} ${m.kind} ${count(m).join(',')}`), [], 'every message acknowledged before the snapshot is delivered once to each recipient');
+  const byQueueId = new Map(smtp.sent.map((m) => [m.queueId, m]));
+  const strangers = snapshotQueue.filter((q) => !byQueueId.has(q.id)).map((q) => q.id);
+  assert.deepEqual(strangers, [], 'every message of the restored queue is one the load sent');
+  const queued = snapshotQueue.flatMap((q) => q.recipients.map((r) => ({ m: byQueueId.get(q.id)!, rcpt: r.address.toLowerCase() })));
+  const timesDelivered = ({ m, rcpt }: { m: SentMessage; rcpt: string }) =>
+    m.far.includes(rcpt) ? hopped.get(`${m.messageId} ${rcpt}`) ?? 0 : perMailbox.get(`${m.messageId} ${rcpt}`) ?? 0;
+  const queuedNotOnce = queued.filter((q) => timesDelivered(q) !== 1);
+  assert.deepEqual(queuedNotOnce.map((q) => `${q.m.messageId} ${q.rcpt} x${timesDelivered(q)}`), [], 'every recipient queued in the snapshot is delivered exactly once');
+  const windowCases = queued.filter((q) => restoredMail.has(`${q.m.messageId} ${q.rcpt}`)).length;
   const afterBackup = smtp.sent.filter((m) => m.ackAt > ended.endedAt);
   const back = afterBackup.filter((m) => count(m).some((n) => n !== 0));
   assert.deepEqual(back.map((m) => `${m.messageId} ${m.kind}`), [], 'nothing acknowledged after the backup ended comes back');
@@ -335,6 +352,8 @@ test('under SMTP and LDAP load, backup, destroy, restore, restart: everything ac
   const kinds = (ms: SentMessage[]) => Object.entries(Object.groupBy(ms, (m) => m.kind)).map(([k, v]) => `${k} ${v!.length}`).join(', ');
   t.diagnostic(`SMTP: ${beforeBackup.length} acknowledged before the snapshot (${kinds(beforeBackup)}), ${during.length} between it and the backup's end ` +
     `(${during.filter((m) => count(m).every((n) => n === 1)).length} restored), ${afterBackup.length} after its end`);
+  t.diagnostic(`queue in the snapshot: ${snapshotQueue.length} messages, ${queued.length} recipients, ${windowCases} of them delivered to a Maildir ` +
+    `between the snapshot and the Maildir copy (in both, delivered once)`);
   t.diagnostic(`LDAP: ${writes.writes.length} writes, ${writes.writes.filter(inSnapshot).length} at or below ${M}; ` +
     `serials ${ZONES.map((z) => `${z} ${manifest.zones[z]} (backup) ${highest.get(z)} (destroy) ${after.get(z)} (restored)`).join('; ')}`);
   await kill9(app);
