@@ -154,15 +154,26 @@ function spoolRows(stores: StoreInspection[], problems?: string[]): SpoolRow[] |
 
 /**
  * Where a row's spool file must be: in a data dir, the absolute path the
- * appliance opens, which must be `<root>/spool/<name>`; in a backup, the
- * relative `spool/<name>` (snapshot.ts rewrites them, restore.ts back).
- * Returns the file's name in spool/, and the problem with the column if any.
+ * appliance opens, which must be `<root>/spool/<name>` (through symbolic
+ * links or not); in a backup, the relative `spool/<name>` (snapshot.ts
+ * rewrites them, restore.ts back). Returns the file's name in spool/, and
+ * the problem with the column if any.
  */
 function spoolName(root: string, backup: boolean, row: SpoolRow): { name: string; wrong?: string } {
   const name = path.basename(row.spool);
   if (backup) return { name, wrong: row.spool === `spool/${name}` ? undefined : `the queue row names ${JSON.stringify(row.spool)}, expected spool/${name} in a backup` };
   const expected = path.join(path.resolve(root), 'spool', name);
-  return { name, wrong: row.spool === expected ? undefined : `the queue row names ${row.spool}, not this data dir's ${expected}: delivery would not find it` };
+  const same = row.spool === expected || (path.isAbsolute(row.spool) && realDir(path.dirname(row.spool)) === realDir(path.dirname(expected)));
+  return { name, wrong: same ? undefined : `the queue row names ${row.spool}, not this data dir's ${expected}: delivery would not find it` };
+}
+
+/** `dir` with its symbolic links resolved; `dir` itself when it does not exist. */
+function realDir(dir: string): string {
+  try {
+    return fs.realpathSync(dir);
+  } catch {
+    return dir;
+  }
 }
 
 /** Checks the queue rows against spool/: each named file there with the row's size, no file that no row names. */

@@ -59,6 +59,11 @@ test('a whole data dir: exit 0 and a summary', async () => {
   const r = await verify(copy());
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /^ok: data dir .*dcmx\.sqlite integrity ok.*1 queued message with spool files, 1 mailbox with 1 message$/m);
+  // The queue rows name the data dir's path; another path to the same directory is the same data dir.
+  const link = path.join(temp(), 'link');
+  fs.symlinkSync(dataDir, link);
+  const viaLink = await verify(dataDir, link);
+  assert.equal(viaLink.code, 0, viaLink.stdout + viaLink.stderr);
 });
 
 test('a corrupted SQLite page', async () => {
