@@ -134,10 +134,15 @@ async function undo(dest: string, made: boolean): Promise<void> {
   }
 }
 
-/** The SOA serial of every zone the store at `file` serves (as `dcmx zone list`), by name with its final dot. */
-function zoneSerials(file: string, config: Config): Record<string, number> {
+/**
+ * The SOA serial of every zone the store at `file` serves (as `dcmx zone
+ * list`), by name with its final dot. `indexed` is the store's own index
+ * set (its `indexed` meta key), so a DCMX_LDAP_INDEXES that differs from
+ * the appliance's does not fail the backup.
+ */
+function zoneSerials(file: string, config: Config, indexed: string[]): Record<string, number> {
   const { directory, zones } = openDirectory({
-    file, readOnly: true, suffix: config.suffix, adminDN: config.adminDN, extraIndexes: config.ldap.extraIndexes, catalog: config.dns.catalog,
+    file, readOnly: true, suffix: config.suffix, adminDN: config.adminDN, extraIndexes: indexed, catalog: config.dns.catalog,
   });
   try {
     const out: Record<string, number> = {};
@@ -381,7 +386,7 @@ async function backupInto(
       }
     });
     progressed(0, true);
-    zones = unit ? {} : zoneSerials(copy, config);
+    zones = unit ? {} : zoneSerials(copy, config, store.getMeta('indexed')?.split(',') ?? []);
     makeSelfContained(store);
   } finally {
     store.close();
