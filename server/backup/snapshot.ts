@@ -302,18 +302,8 @@ async function backupInto(
       byRel.set(rel, r.id);
     }
     const spoolMode = await fsp.stat(spoolDir(dataDir)).then((s) => s.mode, () => 0o700);
-    const others: { dirs: ManifestDir[]; files: Planned[] } = { dirs: [], files: [] };
-    for (const top of SMALL_FILES) {
-      const t = await planTree(dataDir, top, false);
-      others.dirs.push(...t.dirs);
-      others.files.push(...t.files);
-    }
-    if (opts.mail !== false) {
-      const t = await planTree(dataDir, 'mail', true);
-      others.dirs.push(...t.dirs);
-      others.files.push(...t.files);
-    }
-    const totalBytes = storeSize + rows.reduce((n, r) => n + r.size, 0) + others.files.reduce((n, f) => n + f.size, 0);
+    // The Maildirs' bytes join the total once they are listed, after the spool is copied.
+    let totalBytes = storeSize + rows.reduce((n, r) => n + r.size, 0);
     let bytes = storeSize;
     let count = 1;
     let shown = 0;
@@ -366,6 +356,13 @@ async function backupInto(
     last = unit ? undefined : store.lastChange();
 
     // 3, 4. The small files, then the Maildirs.
+    const others: { dirs: ManifestDir[]; files: Planned[] } = { dirs: [], files: [] };
+    for (const top of [...SMALL_FILES, ...(opts.mail === false ? [] : ['mail'])]) {
+      const t = await planTree(dataDir, top, top === 'mail');
+      others.dirs.push(...t.dirs);
+      others.files.push(...t.files);
+    }
+    totalBytes += others.files.reduce((n, f) => n + f.size, 0);
     for (const d of others.dirs) {
       await makeDir(resolveIn(dest, d.path), parseInt(d.mode, 8));
       dirs.push(d);
