@@ -141,6 +141,17 @@ test('--no-mail leaves the Maildirs out', async () => {
   assert.deepEqual(await checkTree(dest, m), []);
 });
 
+test('on a terminal, a progress line; the final line always', async () => {
+  const dest = path.join(dirs(), 'b6');
+  // script(1) gives the CLI a terminal (its stderr is a TTY) and copies what it writes to stdout.
+  const env = Object.entries(testEnv(t.dataDir)).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
+  const r = await run('script', ['-qec', `env ${env} ${JSON.stringify(process.execPath)} ${JSON.stringify(DCMX_CLI)} backup ${JSON.stringify(dest)}`, '/dev/null'], undefined, 120_000);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /\r\[#{30}\] 100% {2}\d+ files {2}\d+\/s/);
+  assert.match(r.stdout, /backed up .*, change \d+/);
+  assert.deepEqual(await checkTree(dest, await readManifest(dest)), []);
+});
+
 test('a DEST that is not empty, or inside the data dir, is refused and left as it was', async () => {
   const dest = dirs();
   fs.writeFileSync(path.join(dest, 'keep'), 'mine');
