@@ -111,6 +111,7 @@ export class QueueStore {
       retry: db.prepare('UPDATE queue_recipients SET attempts = attempts + 1, next_attempt = ?, last_error = ?, last_attempt = ? WHERE message_id = ? AND rcpt = ?'),
       hold: db.prepare(`UPDATE queue_recipients SET state = 'held', last_error = ?, last_attempt = ? WHERE message_id = ? AND rcpt = ?`),
       release: db.prepare(`UPDATE queue_recipients SET state = 'queued', next_attempt = ? WHERE state = 'held'`),
+      requeue: db.prepare(`UPDATE queue_recipients SET state = 'queued', next_attempt = ? WHERE message_id = ? AND rcpt = ?`),
       releaseDomain: db.prepare(`UPDATE queue_recipients SET state = 'queued', next_attempt = ?
         WHERE state = 'held' AND lower(rcpt) LIKE ? ESCAPE '\\'`),
       left: db.prepare('SELECT count(*) AS n FROM queue_recipients WHERE message_id = ?'),
@@ -193,16 +194,24 @@ export class QueueStore {
    * `attemptedAt` (default now) is when the attempt ended. Ends the
    * attempt's lease. Returns true when the message has no recipient left
    * (its spool file may go). Recipients removed meanwhile (the operator
-   * deleted the message) are left alone.
+   * deleted the message) are left alone. `stillHeld`, when given, is asked
+   * inside the transaction for each recipient to hold: false queues it due
+   * now instead, since its domain left hold while the attempt ran (the
+   * release, releaseHeld, found it still 'queued' and left it).
    */
   settle(id: string, outcome: {
     done: string[]; retry: { rcpt: string; at: number; error: string }[]; hold: { rcpt: string; why: string }[]; attemptedAt?: number;
+    stillHeld?: (rcpt: string) => boolean;
   }): boolean {
     const at = outcome.attemptedAt ?? Date.now();
     return this.store.transaction(() => {
       for (const r of outcome.done) this.s.done.run(id, r);
       for (const r of outcome.retry) this.s.retry.run(r.at, r.error, at, id, r.rcpt);
-      for (const r of outcome.hold) this.s.hold.run(r.why, at, id, r.rcpt);
+      for (const r of outcome.hold) {
+        // Judged here, in the transaction: a release that came during the attempt has found nothing held to release.
+        if (outcome.stillHeld && !outcome.stillHeld(r.rcpt)) this.s.requeue.run(Date.now(), id, r.rcpt);
+        else this.s.hold.run(r.why, at, id, r.rcpt);
+      }
       const left = (this.s.left.get(id) as { n: number }).n;
       if (left === 0) this.s.delMsg.run(id);
       else this.s.unclaim.run(id); // the attempt has ended: its lease goes

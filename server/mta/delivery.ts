@@ -503,8 +503,16 @@ export class Delivery implements MessageQueue {
     for (const h of hold) log.info({ id, to: h.rcpt, delay, status: 'held', reason: h.why }, 'held');
     // The bounce is queued before the failed recipients leave the queue, so a crash in between repeats a bounce rather than losing it.
     if (failed.length) await this.bounce(message, failed);
-    const empty = await this.deps.queue.settleSoon(id, { done, retry, hold, attemptedAt: now });
+    const empty = await this.deps.queue.settleSoon(id, { done, retry, hold, attemptedAt: now, stillHeld: (rcpt) => this.onHold(rcpt) });
     if (empty && row.spool) await this.deps.spool.remove(row.spool);
+    // A recipient whose domain left hold during the attempt is due now (QueueStore.settle).
+    if (hold.length) this.kick();
+  }
+
+  /** Whether the routing table holds `rcpt`'s domain now (target's 'hold'), read without waiting: for settle's transaction. */
+  private onHold(rcpt: string): boolean {
+    const parts = splitAddress(rcpt);
+    return parts !== undefined && this.deps.routing.resolve(parts.domain)?.route.kind === 'hold';
   }
 
   /**

@@ -493,6 +493,39 @@ describe('domain status', { timeout: 60_000 }, () => {
   });
 });
 
+describe('a hold that ends while an attempt is under way', { timeout: 60_000 }, () => {
+  test('the recipient judged held by the attempt is delivered, not left held', async () => {
+    const dn = `dc=pausedrelay,dc=org,${S}`;
+    await ldap('ldapadd', `dn: ${dn}\nobjectClass: domain\nobjectClass: mailDomain\ndc: pausedrelay\nmailRoutingSmartHost: 127.0.0.1:${hop.port}\n`);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    // Attempt 1 defers both; attempt 2 of slow@ waits at the next hop until the hold is over.
+    hop.rcpt = (a, n) => {
+      if (a === 'x@pausedrelay.org' && n === 1) return { code: 451, text: 'Not yet' };
+      if (a === 'slow@relayed.org') return n === 1 ? { code: 451, text: 'Not yet' } : gate.then(() => undefined);
+      return undefined;
+    };
+    try {
+      const r = await swaks(port, { to: 'x@pausedrelay.org,slow@relayed.org', from: 'sender@client.test', subject: 'hold-race', body: 'hold-race' });
+      assert.equal(r.code, 0, r.out);
+      await waitFor('the first attempt deferred', () => hop.rcptAttempts.get('x@pausedrelay.org') === 1 && hop.rcptAttempts.get('slow@relayed.org') === 1, 15_000);
+      await ldap('ldapmodify', `dn: ${dn}\nchangetype: modify\nadd: mailDomainStatus\nmailDomainStatus: hold\n`);
+      // The retry (DCMX_QUEUE_RETRY_BASE=1 s) judges x@ held and waits on slow@ at the next hop.
+      await waitFor('the second attempt at the next hop', () => hop.rcptAttempts.get('slow@relayed.org') === 2, 15_000);
+      assert.equal(hop.rcptAttempts.get('x@pausedrelay.org'), 1, 'x@ was not offered while its domain was on hold');
+      await ldap('ldapmodify', `dn: ${dn}\nchangetype: modify\ndelete: mailDomainStatus\n`);
+      assert.equal(t.app.mta.routing.resolve('pausedrelay.org')?.route.kind, 'relay');
+      open();
+      await waitFor('x@pausedrelay.org delivered after the hold ended', () => hop.received.find((m) => m.body.includes('hold-race') && m.rcptTo.includes('x@pausedrelay.org')), 15_000);
+      await idle();
+      assert.equal(t.app.mta.queue.counts().held, 0, 'nothing left held');
+    } finally {
+      open();
+      hop.rcpt = () => undefined;
+    }
+  });
+});
+
 describe('relay domain on hold', { timeout: 60_000 }, () => {
   test('a held relay domain still takes any local part: its users live at the next hop', async () => {
     const dn = `dc=relayed,dc=org,${S}`;
