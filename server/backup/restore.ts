@@ -48,7 +48,8 @@ import { bumpZoneSetSerial, zoneSetSerial } from '../directory/catalog';
 import type { Services } from '../directory/open';
 import { formatRData, parseRData, RRTYPE, type RData } from '../directory/records';
 import { announceAtStart } from '../dns/notify';
-import { checkTree, copyFileDurably, makeDir, parseMode, readManifest, resolveIn, type Manifest } from './manifest';
+import { schemaVersion } from '../../storage/db';
+import { checkTree, copyFileDurably, fsyncDirs, makeDir, parseMode, readManifest, resolveIn, type Manifest } from './manifest';
 
 /** RFC 1982 §3.1: the largest addition that keeps the result greater (2^31 - 1), less one so that skipping 0 stays inside it. */
 const MAX_STEP = 0x7fffffff - 1;
@@ -203,10 +204,16 @@ export function rebaseSpoolPaths(store: Store, dataDir: string): number {
   return n;
 }
 
-/** Gives the Maildirs under `root`/mail to the mail group (the backup keeps modes, not owners: manifest.ts). */
+/**
+ * Gives the Maildirs under `root`/mail to the mail group (the backup keeps
+ * modes, not owners: manifest.ts), their modes set again after (a chown may
+ * clear the setgid bit).
+ */
 async function shareMail(root: string, manifest: Manifest, group: number): Promise<void> {
   for (const e of [...manifest.dirs, ...manifest.files]) {
-    if (e.path === 'mail' || e.path.startsWith('mail/')) await fsp.chown(resolveIn(root, e.path), -1, group);
+    if (e.path !== 'mail' && !e.path.startsWith('mail/')) continue;
+    await fsp.chown(resolveIn(root, e.path), -1, group);
+    await fsp.chmod(resolveIn(root, e.path), parseMode(e.mode));
   }
 }
 
@@ -227,6 +234,9 @@ export async function restoreBackup(src: string, config: Config, opts: RestoreOp
     throw new RestoreError(config.role === 'mta'
       ? `${src} is an appliance's backup (${STORE_FILE}), and this is a remote transfer unit's configuration (DCMX_ROLE=mta)`
       : `${src} holds no ${STORE_FILE}: a remote transfer unit's backup is restored with its configuration (DCMX_ROLE=mta)`);
+  }
+  if (manifest.versions.schema > schemaVersion()) {
+    throw new RestoreError(`${src} was made by a newer dcmx (${manifest.versions.dcmx}, store schema ${manifest.versions.schema}; this version's is ${schemaVersion()}): restore it with that version or a later one`);
   }
   const problem = targetProblem(dataDir);
   if (problem) throw new RestoreError(problem);
@@ -279,7 +289,8 @@ export async function restoreBackup(src: string, config: Config, opts: RestoreOp
         store.close();
       }
     }
-    await fsyncDirNow(work);
+    // Every name made durable (copyFileDurably fsynced the files) before the tree is put in place.
+    await fsyncDirs(work, manifest.dirs.map((d) => d.path));
     // The last moment to stop: from here on the data dir is put in place.
     opts.signal?.throwIfAborted();
     if (exists) {

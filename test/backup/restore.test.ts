@@ -151,7 +151,7 @@ test('restore into an existing empty data dir (a mount point, say): the tree goe
   assert.ok(!names(dst).some((n) => n.startsWith('.dcmx-restoring')), names(dst).join(' '));
 });
 
-test('refused with nothing written: no manifest, a corrupted file, a data dir not empty or live', async () => {
+test('refused with nothing written: no manifest, a corrupted file, a newer version\'s backup, a data dir not empty or live', async () => {
   // A corrupted file (same size, one byte changed): every checksum is checked before anything is written.
   const bad = path.join(parent, 'corrupted');
   fs.cpSync(tree, bad, { recursive: true, preserveTimestamps: true });
@@ -166,6 +166,17 @@ test('refused with nothing written: no manifest, a corrupted file, a data dir no
   assert.match(r.stderr, /does not match its manifest: nothing restored/);
   assert.match(r.stderr, /^ {2}dcmx\.sqlite: sha256 [0-9a-f]{64}, expected [0-9a-f]{64}$/m);
   assert.deepEqual(names(home), [], 'nothing written: no data dir, no work dir');
+
+  // Made by a newer version: its store's schema is not one this version knows.
+  const newer = path.join(parent, 'newer');
+  fs.cpSync(tree, newer, { recursive: true, preserveTimestamps: true });
+  const m = JSON.parse(fs.readFileSync(path.join(newer, 'manifest.json'), 'utf8')) as { versions: { schema: number } };
+  m.versions.schema = 999;
+  fs.writeFileSync(path.join(newer, 'manifest.json'), JSON.stringify(m));
+  r = await restore(dst, newer);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /was made by a newer dcmx \(.*store schema 999; this version's is \d+\)/);
+  assert.deepEqual(names(home), []);
 
   // No manifest: an incomplete backup.
   fs.rmSync(path.join(bad, 'manifest.json'));
