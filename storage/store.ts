@@ -385,6 +385,14 @@ export class Store {
     this.writeIndex(id, index);
   }
 
+  /**
+   * Sets the entryCSN of every entry to `csn` (one statement; the index is
+   * the caller's business when entryCSN is indexed). Returns the entries.
+   */
+  setEveryEntryCsn(csn: string): number {
+    return this.stmt(`UPDATE entries SET attrs = json_set(attrs, '$.entryCSN', json_array(?))`).run(csn).changes;
+  }
+
   /** Moves or renames one entry (its descendants are moved with `moveSubtree`). */
   rename(id: number, dn: string, ndn: string, rpath: string, parentId: number | null): void {
     this.stmt('UPDATE entries SET dn = ?, ndn = ?, rpath = ?, parent_id = ? WHERE id = ?').run(dn, ndn, rpath, parentId, id);

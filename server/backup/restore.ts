@@ -46,6 +46,7 @@ import type { Store } from '../../storage/store';
 import { fsyncDirNow } from '../mta/spool';
 import { bumpZoneSetSerial, zoneSetSerial } from '../directory/catalog';
 import type { Services } from '../directory/open';
+import { indexRows } from '../directory/entry';
 import { formatRData, parseRData, RRTYPE, type RData } from '../directory/records';
 import { announceAtStart } from '../dns/notify';
 import { schemaVersion } from '../../storage/db';
@@ -66,6 +67,30 @@ export function serialStep(createdMs: number, nowMs: number): number {
 /** RFC 1982 §3.1 addition (SERIAL_BITS = 32) of `step` (≤ 2^31 - 2), skipping 0 as the write path does. */
 function serialAdd(s: number, step: number): number {
   return (s + step) % 0x100000000 || 1;
+}
+
+/**
+ * Gives every entry a new entryCSN, newer than any CSN issued before the
+ * restore, in one transaction of the restored store. A Content Sync
+ * consumer ahead of the backup holds a contextCSN newer than the backup's
+ * entries; in the full refresh it gets (RFC 4533 §3.3.1) an OpenLDAP slapd
+ * consumer ignores every entry whose entryCSN is not newer than its
+ * contextCSN ("not new enough"), so an entry deleted after the backup and
+ * back with the restore would stay missing from it: silent divergence. With
+ * the new CSN it takes every entry. The change log is left as it is (the
+ * content did not change; a consumer at or behind the backup resumes from
+ * its cookie); the serial moves that follow (advanceSerials) are newer still.
+ * Returns the CSN.
+ */
+export function renewEntryCsns(services: Services): string {
+  const { directory } = services;
+  const store = directory.store;
+  const csn = directory.newCsn();
+  store.transaction(() => {
+    store.setEveryEntryCsn(csn);
+    if (store.indexedAttributes.has('entrycsn')) store.reindex((e) => indexRows(directory.schema, e.attrs, store.indexedAttributes));
+  });
+  return csn;
 }
 
 /** One serial a restore moved on. */
@@ -276,6 +301,7 @@ export async function restoreBackup(src: string, config: Config, opts: RestoreOp
       const services = openStore({ ...config, dataDir: work });
       try {
         spoolRows = rebaseSpoolPaths(services.directory.store, dataDir);
+        renewEntryCsns(services);
         serials = advanceSerials(services, step);
       } finally {
         services.directory.store.close();

@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { attrs, memoryDirectory, SUFFIX } from '../directory/fixture';
-import { advanceSerials, serialStep } from '../../server/backup/restore';
+import { advanceSerials, renewEntryCsns, serialStep } from '../../server/backup/restore';
 import { serialGreater } from '../../server/directory/zones';
 
 const CATALOG = 'catalog.invalid';
@@ -81,4 +81,19 @@ test('advanceSerials on a store without zones moves the zone-set serial alone', 
   const r = advanceSerials({ directory: d.dir, zones: d.zones }, 5);
   assert.deepEqual(r, { zones: [], catalog: { from, to: from + 5 } });
   assert.equal(d.dir.changeRange().last, head, 'no change-log row');
+});
+
+test('renewEntryCsns gives every entry one new entryCSN, after every CSN issued, and leaves the change log alone', async () => {
+  const d = await twoZones();
+  const head = d.dir.syncHead();
+  const csn = renewEntryCsns(d.services);
+  assert.ok(csn > head.csn, `${csn} after ${head.csn}`);
+  const suffix = d.dir.store.getByNdn(SUFFIX)!;
+  const all = [suffix, ...d.dir.store.descendants(suffix.rpath)];
+  assert.equal(all.length, d.dir.store.count());
+  assert.deepEqual([...new Set(all.map((e) => e.attrs.entryCSN?.join()))], [csn], 'every entry, one CSN');
+  assert.deepEqual(d.dir.syncHead(), head, 'no change-log row');
+  // The serial moves after it are newer still: the provider's contextCSN is not behind an entry's.
+  advanceSerials(d.services, 1);
+  assert.ok(d.dir.syncHead().csn > csn);
 });
