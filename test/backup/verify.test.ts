@@ -110,14 +110,46 @@ test('a Maildir without new/', async () => {
   assert.equal(r.stdout, 'mail/big.example/stray.txt: stray file (a domain\'s directory holds one Maildir per mailbox)\nmail/big.example/u: no new/ (not a Maildir)\n');
 });
 
-test('beside a running appliance: exit 0, and the appliance goes on writing', async () => {
+test('Maildir names: flags in cur/ and IMAP servers\' files are whole; a hidden file in new/ and a Maildir++ folder without tmp/ are not', async () => {
+  const dir = copy();
+  const box = path.join(dir, 'mail', 'big.example', 'u');
+  const [msg] = ls(path.join(box, 'new'));
+  fs.renameSync(path.join(box, 'new', msg), path.join(box, 'cur', `${msg}:2,RS`));
+  fs.writeFileSync(path.join(box, 'dovecot-uidlist'), '3 V1 N2\n');
+  fs.writeFileSync(path.join(box, 'new', '.hidden'), '');
+  for (const sub of ['new', 'cur']) fs.mkdirSync(path.join(box, '.Sent', sub), { recursive: true });
+  const r = await verify(dir);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.equal(r.stdout, 'mail/big.example/u/.Sent: no tmp/ (not a Maildir)\nmail/big.example/u/new/.hidden: not a Maildir message name\n');
+});
+
+test('beside a running appliance taking and delivering large messages: exit 0 each time, and the appliance goes on writing', async () => {
   const t = await startTestAppliance({}, copy());
+  const transport = nodemailer.createTransport({ host: '127.0.0.1', port: t.app.ports.smtp, secure: false, ignoreTLS: true, pool: true, maxConnections: 3 });
+  let sending = true;
+  let sent = 0;
+  // Three senders: spool files written before their rows commit, and removed with their rows once delivered, while verify reads.
+  const text = 'y'.repeat(70).concat('\r\n').repeat(Math.ceil((4 * INLINE_MAX) / 70));
+  const load = Promise.all([0, 1, 2].map(async () => {
+    while (sending) {
+      await transport.sendMail({ from: 'a@sender.example', to: 'u@big.example', subject: `load ${sent}`, text });
+      sent++;
+    }
+  }));
   try {
-    const r = await verify(t.dataDir);
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /^ok: data dir /);
+    for (let i = 0; i < 4; i++) {
+      const r = await verify(t.dataDir);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /^ok: data dir /);
+    }
+    sending = false;
+    await load;
+    assert.ok(sent >= 4, `${sent} messages sent meanwhile`);
     assert.equal(t.app.provisioner.provisionDomain('after.example').existed, false);
   } finally {
+    sending = false;
+    await load.catch(() => undefined);
+    transport.close();
     await t.close();
   }
 });

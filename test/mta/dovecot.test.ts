@@ -18,7 +18,7 @@ import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ADMIN_PASSWORD, ldapaddAt, ldapResultCode, run, startSpawned, stopChild, tempDirs, type SpawnedAppliance } from '../helpers';
+import { ADMIN_PASSWORD, ldapaddAt, ldapResultCode, run, runDcmx, startSpawned, stopChild, tempDirs, testEnv, type SpawnedAppliance } from '../helpers';
 import { PROVISION_DOMAIN_OID } from '../../schema/definitions/dcmx';
 import { mailboxPath } from '../../server/directory/mailbox';
 import { GROUP_DIR_MODE, GROUP_FILE_MODE } from '../../server/mta/maildir';
@@ -239,6 +239,14 @@ describe('Dovecot on the Maildirs of dcmx running as root (DCMX_MAIL_GROUP=mail)
       const wrong = await imapFetchAll(port, USERS[0].mail, 'not-the-password');
       assert.match(wrong.login, /^NO/, 'a wrong password is refused');
     }, ctx);
+  });
+
+  test('dcmx verify: the Maildirs Dovecot has read, its index files beside tmp/new/cur, are whole', async () => {
+    const box = mailboxPath(dataDir, USERS[0].mail);
+    assert.ok(fs.readdirSync(box).some((f) => f.startsWith('dovecot')), `Dovecot's files in ${box}: ${fs.readdirSync(box).join(' ')}`);
+    const r = await runDcmx(testEnv(dataDir, { DCMX_MAIL_GROUP: MAIL_USER }), ['verify']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^ok: data dir .* 3 mailboxes with \d+ messages$/m);
   });
 });
 
