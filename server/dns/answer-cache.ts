@@ -42,45 +42,9 @@ import { LRUCache } from 'lru-cache';
 import type { DnsChange } from '../directory/dns-change';
 import type { ZoneView } from '../directory/zones';
 
-/**
- * The answers that depend on one dependency (`dep`): a doubly linked list
- * of links, one per answer. A link leaves it in O(1) without hashing: a
- * dependency most answers share (their zone) would otherwise be one huge
- * Set churned by every insertion and eviction, which V8 keeps rehashing.
- */
-class Dependents {
-  head: Link | undefined;
-  size = 0;
-  /** `name` in `map`: where the index keeps this list. */
-  constructor(readonly map: Map<string, Dependents>, readonly name: string) {}
-}
-
-/** One answer (`key`) in one dependency's list. */
-interface Link {
-  list: Dependents;
-  key: string;
-  prev: Link | undefined;
-  next: Link | undefined;
-}
-
-/**
- * One kept answer. Compact, since the cache holds tens of thousands: the
- * octets as a Latin-1 string (one V8 object, where a Buffer costs a
- * typed array, an ArrayBuffer and a native allocation: ~400 bytes more),
- * no float field (V8 boxes each in a heap number of its own), the links
- * array at its exact length.
- */
-interface Cached {
-  /** The answer's octets, one char (0-255) each. */
-  octets: string;
-  /** Time (ms) after which the answer is not served (a signed answer's signatures age); 0 for none. */
-  until: number;
-  /** This answer's links, one per dependency. */
-  links: Link[];
-}
-
-/** The kinds of dependency (see the module comment), each indexed by name. */
-type Kind = 'node' | 'zone' | 'soa' | 'none';
+/** The kinds of dependency (see the module comment), each indexed by name: an index into AnswerCache's maps. */
+const NODE = 0, ZONE = 1, SOA = 2, NONE = 3;
+type Kind = typeof NODE | typeof ZONE | typeof SOA | typeof NONE;
 
 /** What one answer read (see the module comment): names, by kind. */
 export class AnswerDeps {
@@ -158,18 +122,81 @@ function keyHash(key: string): number {
   return (h | 1) >>> 0;
 }
 
-/** The dependency-tracked answer cache (see the module comment). */
+/** No link, list or slot: the end of a chain. */
+const NIL = -1;
+
+/** A link record's fields, `LINK` int32s per record (see AnswerCache). */
+const ANSWER = 0, LIST = 1, PREV = 2, NEXT = 3, SIB = 4, LINK = 5;
+
+/** The capacity a record array grows to when `used` fills it (by half: at most a third of it unused). */
+function grown(used: number): number {
+  return Math.max(64, Math.ceil(used * 1.5));
+}
+
+/**
+ * The dependency-tracked answer cache (see the module comment).
+ *
+ * Laid out for tens of thousands of answers: some 150 bytes each beside
+ * its key and octets, where objects per answer and per link (a header and
+ * tagged fields each, an array of links) cost some 310. Each kept answer
+ * has a slot, a small integer: lru-cache maps its key to the slot (the LRU
+ * order is lru-cache's), and arrays indexed by slot hold its key, its
+ * octets (a Latin-1 string: one V8 object, where a Buffer costs a typed
+ * array, an ArrayBuffer and a native allocation), its `until` and its
+ * first link. Each dependency name is a list (an integer, in a map per
+ * kind); each answer is on the list of every dependency it has, through a
+ * link record of five int32s in one array: the answer's slot, the list,
+ * the previous and next links of the list (doubly linked: an answer leaves
+ * every list in O(1), without hashing, though the list of a zone holds
+ * most answers), and the answer's next link. Links, lists and slots freed
+ * are reused.
+ */
 export class AnswerCache {
-  private readonly lru: LRUCache<string, Cached>;
-  /** By kind, name → the answers that depend on it. */
-  private readonly index: Record<Kind, Map<string, Dependents>> = { node: new Map(), zone: new Map(), soa: new Map(), none: new Map() };
+  /** Key → slot, in the order of use; evicting or deleting a key releases its slot (dispose). */
+  private readonly lru: LRUCache<string, number>;
+  /** By kind, dependency name → its list. */
+  private readonly index: readonly Map<string, number>[] = [new Map(), new Map(), new Map(), new Map()];
   readonly stats: AnswerCacheStats = { invalidated: 0, flushes: 0, notAdmitted: 0 };
   /** The admission filter: the hash of a key that missed once while the cache was full, by slot. */
   private readonly door = new Uint32Array(DOOR_SLOTS);
 
+  // By answer slot: max + 1 of them, since an answer is given its slot before lru-cache evicts another.
+  private readonly keys: (string | undefined)[];
+  /** The answer's octets, one char (0-255) each. */
+  private readonly octets: (string | undefined)[];
+  /** Time (ms) after which the answer is not served (a signed answer's signatures age); 0 for none. */
+  private readonly until: Float64Array;
+  /** The answer's first link (then SIB). */
+  private readonly firstLink: Int32Array;
+  /** The slots not in use, a stack of `freeSlotCount`. */
+  private readonly freeSlots: Int32Array;
+  private freeSlotCount: number;
+
+  // By list: its first link (NIL for a list free) and its kind, and its name.
+  private listHead = new Int32Array(64);
+  private listKind = new Uint8Array(64);
+  private readonly listName: (string | undefined)[] = [];
+  /** Lists freed (emptied), to reuse. */
+  private readonly freeLists: number[] = [];
+
+  /** The link records, `LINK` int32s each (ANSWER, LIST, PREV, NEXT, SIB); `linkCount` ever used. */
+  private links: Int32Array;
+  private linkCount = 0;
+  /** The links freed, chained by SIB. */
+  private freeLink = NIL;
+
   /** `max`: answers kept at most. `catalog`: the catalog zone's name (its contents are the set of apexes), if one is served. */
   constructor(private readonly max: number, private readonly catalog?: string) {
-    this.lru = new LRUCache<string, Cached>({ max, dispose: (v) => unlink(v.links) });
+    this.lru = new LRUCache<string, number>({ max, dispose: (slot) => this.release(slot) });
+    const slots = max + 1;
+    this.keys = new Array<string | undefined>(slots).fill(undefined);
+    this.octets = new Array<string | undefined>(slots).fill(undefined);
+    this.until = new Float64Array(slots);
+    this.firstLink = new Int32Array(slots).fill(NIL);
+    this.freeSlots = new Int32Array(slots);
+    for (let i = 0; i < slots; i++) this.freeSlots[i] = slots - 1 - i;
+    this.freeSlotCount = slots;
+    this.links = new Int32Array(Math.min(grown(0), slots) * LINK);
   }
 
   /** Answers kept now. */
@@ -179,23 +206,25 @@ export class AnswerCache {
 
   /** Dependencies indexed now (for tests: bounded with the cache). */
   get indexSize(): number {
-    return this.index.node.size + this.index.zone.size + this.index.soa.size + this.index.none.size;
+    return this.index[NODE].size + this.index[ZONE].size + this.index[SOA].size + this.index[NONE].size;
   }
 
   /** The octets of the answer kept under `key` (one char each, as Buffer's 'latin1'), if it is still fresh. */
   get(key: string): string | undefined {
-    const c = this.lru.get(key);
-    if (c === undefined) return undefined;
-    if (c.until !== 0 && c.until <= Date.now()) return undefined;
-    return c.octets;
+    const slot = this.lru.get(key);
+    if (slot === undefined) return undefined;
+    const until = this.until[slot];
+    if (until !== 0 && until <= Date.now()) return undefined;
+    return this.octets[slot];
   }
 
   /**
    * Keeps a copy of `bytes` under `key`, built from `deps`, served until
    * `until` (ms) if given, when it is admitted (a full cache keeps a new
    * key at its second miss, see the module comment). The copy is a string
-   * (see Cached), which shares nothing with `bytes`: a slice of Node's 8 KiB
-   * buffer pool would keep its whole slab alive for as long as it is cached.
+   * (see the class comment), which shares nothing with `bytes`: a slice of
+   * Node's 8 KiB buffer pool would keep its whole slab alive for as long as
+   * it is cached.
    */
   set(key: string, bytes: Buffer, deps: AnswerDeps, until = 0): void {
     if (this.lru.size >= this.max && !this.lru.has(key) && !this.admit(key)) {
@@ -204,24 +233,90 @@ export class AnswerCache {
     }
     const octets = bytes.toString('latin1');
     this.lru.delete(key); // unindexes an entry it replaces, before this one is indexed
-    const links: Link[] = [];
-    const add = (map: Map<string, Dependents>, name: string) => {
-      let list = map.get(name);
-      if (!list) map.set(name, (list = new Dependents(map, name)));
-      const link: Link = { list, key, prev: undefined, next: list.head };
-      if (list.head) list.head.prev = link;
-      list.head = link;
-      list.size++;
-      links.push(link);
-    };
-    const ix = this.index;
-    if (deps.soaOf !== undefined) add(ix.soa, deps.soaOf);
-    if (!deps.soaCovers) for (const n of deps.nodes) add(ix.node, n);
-    for (const z of deps.zones) add(ix.zone, z);
+    const slot = this.freeSlots[--this.freeSlotCount];
+    this.keys[slot] = key;
+    this.octets[slot] = octets;
+    this.until[slot] = until;
+    if (deps.soaOf !== undefined) this.link(slot, SOA, deps.soaOf);
+    if (!deps.soaCovers) for (const n of deps.nodes) this.link(slot, NODE, n);
+    for (const z of deps.zones) this.link(slot, ZONE, z);
     for (const name of deps.unzoned) {
-      for (let n: string | undefined = name; n !== undefined; n = parentOf(n)) add(ix.none, n);
+      for (let n: string | undefined = name; n !== undefined; n = parentOf(n)) this.link(slot, NONE, n);
     }
-    this.lru.set(key, { octets, until, links: links.slice() });
+    this.lru.set(key, slot); // evicts the least recently used answer when full, releasing its slot
+  }
+
+  /** Puts the answer at `slot` first on the list of dependency `name` of `kind`. */
+  private link(slot: number, kind: Kind, name: string): void {
+    const map = this.index[kind];
+    let list = map.get(name);
+    if (list === undefined) map.set(name, (list = this.newList(kind, name)));
+    let l = this.freeLink;
+    if (l !== NIL) this.freeLink = this.links[l * LINK + SIB];
+    else {
+      l = this.linkCount++;
+      if (l * LINK === this.links.length) {
+        const links = new Int32Array(grown(l) * LINK);
+        links.set(this.links);
+        this.links = links;
+      }
+    }
+    const L = this.links;
+    const head = this.listHead[list];
+    const at = l * LINK;
+    L[at + ANSWER] = slot;
+    L[at + LIST] = list;
+    L[at + PREV] = NIL;
+    L[at + NEXT] = head;
+    L[at + SIB] = this.firstLink[slot];
+    if (head !== NIL) L[head * LINK + PREV] = l;
+    this.listHead[list] = l;
+    this.firstLink[slot] = l;
+  }
+
+  /** A new, empty list for dependency `name` of `kind`. */
+  private newList(kind: Kind, name: string): number {
+    let list = this.freeLists.pop();
+    if (list === undefined) {
+      list = this.listName.length;
+      if (list === this.listHead.length) {
+        const head = new Int32Array(grown(list));
+        head.set(this.listHead);
+        this.listHead = head;
+        const kinds = new Uint8Array(head.length);
+        kinds.set(this.listKind);
+        this.listKind = kinds;
+      }
+      this.listName.push(name);
+    } else this.listName[list] = name;
+    this.listHead[list] = NIL;
+    this.listKind[list] = kind;
+    return list;
+  }
+
+  /** Takes the answer at `slot` (gone from the LRU) out of every list, a list left empty out of the index, and frees the slot. */
+  private release(slot: number): void {
+    const L = this.links;
+    for (let l = this.firstLink[slot]; l !== NIL; ) {
+      const at = l * LINK;
+      const list = L[at + LIST], prev = L[at + PREV], next = L[at + NEXT], sib = L[at + SIB];
+      if (prev !== NIL) L[prev * LINK + NEXT] = next;
+      else if (next !== NIL) this.listHead[list] = next;
+      else {
+        this.listHead[list] = NIL;
+        this.index[this.listKind[list]].delete(this.listName[list]!);
+        this.listName[list] = undefined;
+        this.freeLists.push(list);
+      }
+      if (next !== NIL) L[next * LINK + PREV] = prev;
+      L[at + SIB] = this.freeLink;
+      this.freeLink = l;
+      l = sib;
+    }
+    this.firstLink[slot] = NIL;
+    this.keys[slot] = undefined;
+    this.octets[slot] = undefined;
+    this.freeSlots[this.freeSlotCount++] = slot;
   }
 
   /** Is `key` seen missing for the second time by the admission filter? Else it is remembered (its slot taken). */
@@ -243,46 +338,36 @@ export class AnswerCache {
       this.clear();
       return;
     }
-    for (const n of c.names) this.drop('node', n);
+    for (const n of c.names) this.drop(NODE, n);
     for (const n of c.soa) {
-      this.drop('soa', n);
-      this.drop('none', n);
-      for (let a = parentOf(n); a !== undefined; a = parentOf(a)) this.drop('zone', a);
+      this.drop(SOA, n);
+      this.drop(NONE, n);
+      for (let a = parentOf(n); a !== undefined; a = parentOf(a)) this.drop(ZONE, a);
     }
     for (const n of c.zoneWide) {
-      this.drop('none', n);
-      for (let a: string | undefined = n; a !== undefined; a = parentOf(a)) this.drop('zone', a);
+      this.drop(NONE, n);
+      for (let a: string | undefined = n; a !== undefined; a = parentOf(a)) this.drop(ZONE, a);
     }
     // RFC 9432 §4.1: the catalog lists the apexes; an SOA set or removed may add or remove one.
-    if (this.catalog !== undefined && (c.soa.size || c.zoneWide.size)) this.drop('zone', this.catalog);
+    if (this.catalog !== undefined && (c.soa.size || c.zoneWide.size)) this.drop(ZONE, this.catalog);
   }
 
   /** Drops everything. */
   clear(): void {
     this.stats.flushes++;
-    for (const m of Object.values(this.index)) m.clear();
-    this.lru.clear();
+    this.lru.clear(); // releases every slot
   }
 
+  /** Drops every answer on the list of `name` of `kind`. */
   private drop(kind: Kind, name: string): void {
     const list = this.index[kind].get(name);
-    if (!list) return;
-    const keys: string[] = [];
-    for (let l = list.head; l; l = l.next) keys.push(l.key);
-    for (const k of keys) {
-      if (this.lru.delete(k)) this.stats.invalidated++; // disposes: unlinks it from every list
+    if (list === undefined) return;
+    // Each answer dropped leaves the list (release), the last one frees it: its head is then NIL.
+    for (let l = this.listHead[list]; l !== NIL; l = this.listHead[list]) {
+      const key = this.keys[this.links[l * LINK + ANSWER]]!;
+      if (!this.lru.delete(key)) throw new Error(`answer cache: the answer ${JSON.stringify(key)} is indexed but not kept`);
+      this.stats.invalidated++;
     }
-  }
-}
-
-/** Takes an answer's `links` out of their lists, and a list left empty out of the index. */
-function unlink(links: readonly Link[]): void {
-  for (const l of links) {
-    const list = l.list;
-    if (l.prev) l.prev.next = l.next;
-    else list.head = l.next;
-    if (l.next) l.next.prev = l.prev;
-    if (--list.size === 0 && list.map.get(list.name) === list) list.map.delete(list.name);
   }
 }
 

@@ -271,6 +271,167 @@ describe('the cache index', () => {
   });
 });
 
+/** A change to `names` only (no SOA, nothing zone-wide). */
+const changed = (...names: string[]) => ({ names: new Set(names), soa: new Set<string>(), zoneWide: new Set<string>(), renamed: new Set<string>(), all: false });
+
+/** Deps reading the nodes `nodes` of zone example.org. */
+function depsOf(...nodes: string[]): AnswerDeps {
+  const d = new AnswerDeps();
+  for (const n of nodes) d.node(n);
+  d.zone('example.org');
+  return d;
+}
+
+/** The answer kept under `key`, as text. */
+const text = (c: AnswerCache, key: string) => {
+  const o = c.get(key);
+  return o === undefined ? undefined : Buffer.from(o, 'latin1').toString();
+};
+
+describe('the cache layout: slots, lists and links reused', () => {
+  test('a slot freed by an eviction serves the next answer, indexed under its own dependencies only', () => {
+    const c = new AnswerCache(3);
+    for (const k of ['a', 'b', 'c']) c.set(k, Buffer.from(`answer ${k}`), depsOf(`${k}.example.org`));
+    assert.equal(text(c, 'a'), 'answer a'); // b is now the least recently used
+    c.set('d', Buffer.from('answer d'), depsOf('d.example.org')); // full: a first miss is not kept
+    assert.equal(c.stats.notAdmitted, 1);
+    c.set('d', Buffer.from('answer d'), depsOf('d.example.org')); // kept, b evicted
+    assert.deepEqual(['a', 'b', 'c', 'd'].map((k) => text(c, k)), ['answer a', undefined, 'answer c', 'answer d']);
+    assert.equal(c.indexSize, 4, 'three nodes and the zone: b left the index');
+    c.invalidate(changed('b.example.org'));
+    assert.equal(c.stats.invalidated, 0, "b's dependency went with it, and did not pass to d");
+    c.invalidate(changed('d.example.org'));
+    assert.equal(c.stats.invalidated, 1);
+    assert.deepEqual(['a', 'c', 'd'].map((k) => text(c, k)), ['answer a', 'answer c', undefined]);
+    // Round after round of evictions through the same three slots.
+    for (let i = 0; i < 100; i++) {
+      c.set(`r${i}`, Buffer.from(`round ${i}`), depsOf(`r${i}.example.org`, 'shared.example.org'));
+      c.set(`r${i}`, Buffer.from(`round ${i}`), depsOf(`r${i}.example.org`, 'shared.example.org'));
+    }
+    assert.equal(c.size, 3);
+    assert.deepEqual(['r97', 'r98', 'r99'].map((k) => text(c, k)), ['round 97', 'round 98', 'round 99']);
+    assert.equal(c.indexSize, 5, 'three nodes, the shared one and the zone');
+    c.invalidate(changed('shared.example.org'));
+    assert.equal(c.size, 0);
+    assert.equal(c.indexSize, 0);
+  });
+
+  test('an answer in many lists (twice in some) leaves all of them at once, counted once', () => {
+    const c = new AnswerCache(10);
+    const many = depsOf(...Array.from({ length: 20 }, (_, i) => `n${i}.example.org`));
+    // No zone for x.y.z nor y.z: the unzoned walk indexes y.z and z twice.
+    many.noZone('x.y.z');
+    many.noZone('y.z');
+    many.soa('example.org');
+    c.set('many', Buffer.from('many'), many);
+    c.set('other', Buffer.from('other'), depsOf('n3.example.org'));
+    assert.equal(c.indexSize, 20 + 1 + 3 + 1, 'the nodes, the zone, x.y.z y.z z, the SOA');
+    c.invalidate(changed('n17.example.org'));
+    assert.equal(c.stats.invalidated, 1);
+    assert.equal(text(c, 'many'), undefined);
+    assert.equal(text(c, 'other'), 'other');
+    assert.equal(c.indexSize, 2, "other's node and the zone");
+    for (const name of ['z', 'y.z', 'x.y.z']) {
+      c.set('many', Buffer.from('many again'), many);
+      const was: number = c.stats.invalidated;
+      // An apex made at `name`: an SOA set there, a change that reaches its zone.
+      c.invalidate({ names: new Set([name]), soa: new Set([name]), zoneWide: new Set([name]), renamed: new Set(), all: false });
+      assert.equal(c.stats.invalidated, was + 1, `an apex at ${name}`);
+      assert.equal(text(c, 'many'), undefined);
+    }
+    assert.equal(text(c, 'other'), 'other');
+  });
+
+  test('a key set again is indexed under its new dependencies, not its old ones', () => {
+    const c = new AnswerCache(4);
+    c.set('k', Buffer.from('old'), depsOf('old.example.org'));
+    c.set('k', Buffer.from('new'), depsOf('new.example.org'));
+    assert.equal(c.size, 1);
+    assert.equal(c.indexSize, 2);
+    c.invalidate(changed('old.example.org'));
+    assert.equal(text(c, 'k'), 'new');
+    c.invalidate(changed('new.example.org'));
+    assert.equal(text(c, 'k'), undefined);
+    assert.equal(c.indexSize, 0);
+  });
+
+  test('invalidated while full: the room made is filled without admission or eviction', () => {
+    const c = new AnswerCache(4);
+    for (const k of ['a', 'b', 'c', 'd']) c.set(k, Buffer.from(k), depsOf(`${k}.example.org`, k < 'c' ? 'ab.example.org' : 'cd.example.org'));
+    c.invalidate(changed('ab.example.org'));
+    assert.equal(c.size, 2);
+    assert.equal(c.stats.invalidated, 2);
+    c.set('e', Buffer.from('e'), depsOf('e.example.org'));
+    c.set('f', Buffer.from('f'), depsOf('f.example.org'));
+    assert.equal(c.stats.notAdmitted, 0);
+    assert.deepEqual(['a', 'b', 'c', 'd', 'e', 'f'].map((k) => text(c, k)), [undefined, undefined, 'c', 'd', 'e', 'f']);
+    c.set('g', Buffer.from('g'), depsOf('g.example.org'));
+    assert.equal(c.stats.notAdmitted, 1, 'full again');
+    // Every answer of the zone dropped at once, from a list that empties as it goes.
+    c.invalidate({ names: new Set(['example.org']), soa: new Set(), zoneWide: new Set(['example.org']), renamed: new Set(), all: false });
+    assert.equal(c.size, 0);
+    assert.equal(c.indexSize, 0);
+    assert.equal(c.stats.invalidated, 6);
+  });
+
+  test('clear (a rename) drops everything, and the cache fills again', () => {
+    const c = new AnswerCache(5);
+    for (let i = 0; i < 5; i++) c.set(`k${i}`, Buffer.from(`v${i}`), depsOf(`n${i}.example.org`));
+    c.invalidate({ names: new Set(['a.example.org']), soa: new Set(), zoneWide: new Set(), renamed: new Set(['a.example.org']), all: false });
+    assert.equal(c.stats.flushes, 1);
+    assert.equal(c.size, 0);
+    assert.equal(c.indexSize, 0);
+    assert.equal(text(c, 'k0'), undefined);
+    for (let i = 0; i < 5; i++) c.set(`j${i}`, Buffer.from(`w${i}`), depsOf(`n${i}.example.org`));
+    assert.equal(c.stats.notAdmitted, 0);
+    assert.deepEqual([0, 1, 2, 3, 4].map((i) => text(c, `j${i}`)), ['w0', 'w1', 'w2', 'w3', 'w4']);
+    c.invalidate(changed('n2.example.org'));
+    assert.deepEqual([0, 1, 2, 3, 4].map((i) => text(c, `j${i}`)), ['w0', 'w1', undefined, 'w3', 'w4']);
+    c.clear();
+    assert.equal(c.indexSize, 0);
+  });
+
+  test('an answer with an end is not served after it', () => {
+    const c = new AnswerCache(2);
+    c.set('fresh', Buffer.from('fresh'), depsOf(), Date.now() + 60_000);
+    c.set('stale', Buffer.from('stale'), depsOf(), Date.now() - 1);
+    assert.equal(text(c, 'fresh'), 'fresh');
+    assert.equal(text(c, 'stale'), undefined);
+  });
+
+  test('many random operations: every answer served is the last one set under its key, every change drops its readers', () => {
+    let seed = 12345;
+    const rand = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    const c = new AnswerCache(50);
+    const last = new Map<string, string>();
+    const reads = (i: number) => [`n${i % 37}.example.org`, `m${i % 11}.example.org`, `o${i % 5}.example.org`];
+    for (let op = 0; op < 20_000; op++) {
+      const i = rand(200);
+      const key = `k${i}`;
+      const r = rand(10);
+      if (r < 6) {
+        const v = `${key} #${op}`;
+        c.set(key, Buffer.from(v), depsOf(...reads(i)));
+        if (c.get(key) !== undefined) last.set(key, v);
+      } else if (r < 9) {
+        const got = text(c, key);
+        if (got !== undefined) assert.equal(got, last.get(key));
+      } else {
+        const name = reads(rand(200))[rand(3)];
+        c.invalidate(changed(name));
+        for (let k = 0; k < 200; k++) if (reads(k).includes(name)) assert.equal(c.get(`k${k}`), undefined, `k${k} read ${name}`);
+      }
+      assert.ok(c.size <= 50);
+    }
+    c.invalidate({ names: new Set(['example.org']), soa: new Set(), zoneWide: new Set(['example.org']), renamed: new Set(), all: false });
+    assert.equal(c.size, 0);
+    assert.equal(c.indexSize, 0);
+  });
+});
+
 describe('admission once the cache is full', () => {
   let t: TestAppliance;
   const dig = digRunner(() => t.app.ports.dns);
