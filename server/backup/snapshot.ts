@@ -11,7 +11,8 @@
  *    goes with its last recipient): the row is deleted from the backup's
  *    copy (never from the live store) and counted. The copy's `spool`
  *    column is made relative to the tree (`spool/ID.eml`): the restore
- *    makes it absolute in its data dir;
+ *    makes it absolute in its data dir. The copy is then closed, one file
+ *    (no -wal/-shm: makeSelfContained), before anything else is copied;
  * 3. the small files (tls/, admin-password, directory-sync.json);
  * 4. the Maildirs (not with `mail: false`). A local delivery between 1 and 4
  *    is in the copied Maildir and still queued in the snapshot: its Maildir
@@ -19,8 +20,8 @@
  *    does not deliver it twice;
  * 5. manifest.json, last (writeManifest). A backup that stops before has no
  *    manifest, and restore and verify refuse it.
- * The store's copy is one file in rollback-journal mode (no -wal/-shm:
- * makeSelfContained); a restored appliance's first open puts it in WAL.
+ * The store's copy is in rollback-journal mode; a restored appliance's
+ * first open puts it in WAL.
  * Files are 0600 and directories 0700 as in the data dir (a Maildir shared
  * with a mail group keeps its modes). Left out: the lock (succession.ts),
  * -wal/-shm files, write probes, Maildir tmp/ contents.
@@ -268,71 +269,74 @@ export async function backupDataDir(config: Config, dest: string, opts: BackupOp
   }
 }
 
-async function backupInto(
-  config: Config, dest: string, storeFile: string, storeName: string, unit: boolean, started: number, opts: BackupOptions,
-): Promise<BackupResult> {
-  const dataDir = config.dataDir;
-  const warn = opts.onWarning ?? (() => undefined);
-  const storeSize = fs.statSync(storeFile).size;
-  opts.onProgress?.({ phase: 'store', bytes: 0, totalBytes: storeSize, files: 0 });
-  // 1. The store, as of `created` or a little after: everything acknowledged before is in it.
-  const created = new Date();
-  const copy = path.join(dest, storeName);
-  await snapshotStore(storeFile, copy);
-  await fsp.chmod(copy, 0o600);
-  opts.onProgress?.({ phase: 'store', bytes: storeSize, totalBytes: storeSize, files: 1 });
+/** Counts what is copied and reports it through BackupOptions.onProgress, at most every 100 ms. */
+class Tally {
+  bytes = 0;
+  files = 0;
+  private shown = 0;
 
-  const dirs: ManifestDir[] = [];
-  const files: ManifestFile[] = [];
+  constructor(public totalBytes: number, private readonly opts: BackupOptions) {}
+
+  /** One file of `size` bytes copied; stops the backup here when it was asked to stop. */
+  copied(size: number): void {
+    this.opts.signal?.throwIfAborted();
+    this.bytes += size;
+    this.files++;
+    this.show(false);
+  }
+
+  show(force: boolean): void {
+    if (this.opts.onProgress && (force || Date.now() - this.shown >= 100)) {
+      this.shown = Date.now();
+      this.opts.onProgress({ phase: 'files', bytes: this.bytes, totalBytes: this.totalBytes, files: this.files });
+    }
+  }
+}
+
+/** What the store's copy says of itself, for the manifest. */
+interface CopyFacts {
+  versions: { sqlite: string; schema: number };
+  last: { changeNumber: number; csn: string } | undefined;
+  zones: Record<string, number>;
+  queue: Manifest['queue'];
+}
+
+/**
+ * Step 2 and the end of the store's copy: copies the spool files the copy's
+ * queue rows name into `dest`/spool (pushing their entries on `files` and
+ * `dirs`), removes the rows whose file went meanwhile from the copy, makes
+ * the others' `spool` relative, reads the copy's facts, and leaves it one
+ * closed, self-contained file (no -wal/-shm in DEST from here on).
+ */
+async function copySpool(
+  config: Config, dest: string, storeFile: string, copy: string, unit: boolean, tally: Tally, files: ManifestFile[], dirs: ManifestDir[], warn: (m: string) => void,
+): Promise<CopyFacts> {
+  const dataDir = config.dataDir;
   const store = Store.open(copy, []);
-  let finished = 0;
-  let queue: { messages: number; recipients: number };
-  let versions: { sqlite: string; schema: number };
-  let last: { changeNumber: number; csn: string } | undefined;
-  let zones: Record<string, number>;
   try {
     const q = new QueueStore(store);
     const rows = q.spoolRows();
-    const plan: Planned[] = [];
-    const byRel = new Map<string, string>();
-    for (const r of rows) {
-      const src = path.resolve(dataDir, r.spool);
-      const rel = `spool/${path.basename(src)}`;
-      plan.push({ src, rel, size: 0, mode: 0o600 });
-      byRel.set(rel, r.id);
-    }
-    const spoolMode = await fsp.stat(spoolDir(dataDir)).then((s) => s.mode, () => 0o700);
-    // The Maildirs' bytes join the total once they are listed, after the spool is copied.
-    let totalBytes = storeSize + rows.reduce((n, r) => n + r.size, 0);
-    let bytes = storeSize;
-    let count = 1;
-    let shown = 0;
-    const progressed = (size: number, force = false): void => {
-      opts.signal?.throwIfAborted();
-      bytes += size;
-      count++;
-      if (opts.onProgress && (force || Date.now() - shown >= 100)) {
-        shown = Date.now();
-        opts.onProgress({ phase: 'files', bytes, totalBytes, files: count });
-      }
-    };
-
-    // 2. The spool files the snapshot's rows name, before anything else can finish them.
-    if (plan.length || fs.existsSync(spoolDir(dataDir))) {
+    tally.totalBytes += rows.reduce((n, r) => n + r.size, 0);
+    const spoolMode = await fsp.stat(spoolDir(dataDir)).then((st) => st.mode, () => 0o700);
+    if (rows.length || fs.existsSync(spoolDir(dataDir))) {
       await makeDir(path.join(dest, 'spool'), spoolMode);
       dirs.push({ path: 'spool', mode: modeString(spoolMode) });
     }
     const gone: string[] = [];
-    for (const p of plan) {
+    const kept: { id: string; rel: string }[] = [];
+    for (const r of rows) {
+      const rel = `spool/${path.basename(r.spool)}`;
       try {
-        const f = await copyFileDurably(p.src, resolveIn(dest, p.rel), 0o600, p.rel);
+        const f = await copyFileDurably(path.resolve(dataDir, r.spool), resolveIn(dest, rel), 0o600, rel);
         files.push(f);
-        progressed(f.size);
+        kept.push({ id: r.id, rel });
+        tally.copied(f.size);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-        gone.push(byRel.get(p.rel)!);
+        gone.push(r.id);
       }
     }
+    let finished = 0;
     if (gone.length) {
       // Finished after the snapshot, unless the live store still holds the message (its file is missing there).
       const live = Store.openReader(storeFile, []);
@@ -348,52 +352,79 @@ async function backupInto(
     }
     store.transaction(() => {
       for (const id of gone) q.remove(id);
-      for (const f of files) q.setSpool(byRel.get(f.path)!, f.path);
+      for (const k of kept) q.setSpool(k.id, k.rel);
     });
     const c = q.counts();
-    queue = { messages: c.messages, recipients: c.queued + c.held };
-    versions = storeVersions(store);
-    last = unit ? undefined : store.lastChange();
-
-    // 3, 4. The small files, then the Maildirs.
-    const others: { dirs: ManifestDir[]; files: Planned[] } = { dirs: [], files: [] };
-    for (const top of [...SMALL_FILES, ...(opts.mail === false ? [] : ['mail'])]) {
-      const t = await planTree(dataDir, top, top === 'mail');
-      others.dirs.push(...t.dirs);
-      others.files.push(...t.files);
-    }
-    totalBytes += others.files.reduce((n, f) => n + f.size, 0);
-    for (const d of others.dirs) {
-      await makeDir(resolveIn(dest, d.path), parseInt(d.mode, 8));
-      dirs.push(d);
-    }
-    await eachConcurrently(others.files, COPY_WIDTH, async (p) => {
-      let from: Planned | undefined = p;
-      while (from) {
-        try {
-          const f = await copyFileDurably(from.src, resolveIn(dest, from.rel), from.mode, from.rel);
-          files.push(f);
-          progressed(f.size);
-          break;
-        } catch (e) {
-          // Gone meanwhile: a message an IMAP server moved from new/ to cur/ (copy it from there), or deleted.
-          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-          from = await movedToCur(from);
-        }
-      }
-    });
-    progressed(0, true);
-    zones = unit ? {} : zoneSerials(copy, config, store.getMeta('indexed')?.split(',') ?? []);
+    const facts: CopyFacts = {
+      versions: storeVersions(store),
+      last: unit ? undefined : store.lastChange(),
+      zones: unit ? {} : zoneSerials(copy, config, store.getMeta('indexed')?.split(',') ?? []),
+      queue: { messages: c.messages, recipients: c.queued + c.held, finishedDuringBackup: finished },
+    };
     makeSelfContained(store);
+    return facts;
   } finally {
     store.close();
   }
+}
+
+/**
+ * Steps 3 and 4: the small files, then (with `mail`) the Maildirs, listed
+ * now, copied COPY_WIDTH at a time with their modes.
+ */
+async function copyFiles(dataDir: string, dest: string, mail: boolean, tally: Tally, files: ManifestFile[], dirs: ManifestDir[]): Promise<void> {
+  const planned: Planned[] = [];
+  for (const top of [...SMALL_FILES, ...(mail ? ['mail'] : [])]) {
+    const t = await planTree(dataDir, top, top === 'mail');
+    for (const d of t.dirs) {
+      await makeDir(resolveIn(dest, d.path), parseInt(d.mode, 8));
+      dirs.push(d);
+    }
+    planned.push(...t.files);
+  }
+  tally.totalBytes += planned.reduce((n, f) => n + f.size, 0);
+  await eachConcurrently(planned, COPY_WIDTH, async (p) => {
+    let from: Planned | undefined = p;
+    while (from) {
+      try {
+        const f = await copyFileDurably(from.src, resolveIn(dest, from.rel), from.mode, from.rel);
+        files.push(f);
+        tally.copied(f.size);
+        break;
+      } catch (e) {
+        // Gone meanwhile: a message an IMAP server moved from new/ to cur/ (copy it from there), or deleted.
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        from = await movedToCur(from);
+      }
+    }
+  });
+}
+
+async function backupInto(
+  config: Config, dest: string, storeFile: string, storeName: string, unit: boolean, started: number, opts: BackupOptions,
+): Promise<BackupResult> {
+  const storeSize = fs.statSync(storeFile).size;
+  opts.onProgress?.({ phase: 'store', bytes: 0, totalBytes: storeSize, files: 0 });
+  // 1. The store, as of `created` or a little after: everything acknowledged before is in it.
+  const created = new Date();
+  const copy = path.join(dest, storeName);
+  await snapshotStore(storeFile, copy);
+  await fsp.chmod(copy, 0o600);
+  opts.onProgress?.({ phase: 'store', bytes: storeSize, totalBytes: storeSize, files: 1 });
+
+  const tally = new Tally(storeSize, opts);
+  tally.copied(storeSize);
+  const dirs: ManifestDir[] = [];
+  const files: ManifestFile[] = [];
+  const facts = await copySpool(config, dest, storeFile, copy, unit, tally, files, dirs, opts.onWarning ?? (() => undefined));
   for (const f of [`${copy}-wal`, `${copy}-shm`]) {
     if (fs.existsSync(f)) throw new Error(`${f} is left after closing the copy: the copy is not self-contained`);
   }
   const st = await fsp.stat(copy);
   const { size, sha256 } = await hashFile(copy);
   files.push({ path: storeName, size, sha256, mode: modeString(st.mode) });
+  await copyFiles(config.dataDir, dest, opts.mail !== false, tally, files, dirs);
+  tally.show(true);
 
   const byPath = (a: { path: string }, b: { path: string }) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
   files.sort(byPath);
@@ -403,12 +434,12 @@ async function backupInto(
     formatVersion: MANIFEST_VERSION,
     created: created.toISOString(),
     host: os.hostname(),
-    versions: { dcmx: dcmxVersion(), node: process.version, ...versions },
-    changeNumber: last?.changeNumber ?? 0,
-    csn: last?.csn ?? '',
-    zones,
+    versions: { dcmx: dcmxVersion(), node: process.version, ...facts.versions },
+    changeNumber: facts.last?.changeNumber ?? 0,
+    csn: facts.last?.csn ?? '',
+    zones: facts.zones,
     mail: opts.mail !== false,
-    queue: { ...queue, finishedDuringBackup: finished },
+    queue: facts.queue,
     files,
     dirs,
     totals: { files: files.length, bytes: files.reduce((n, f) => n + f.size, 0) },

@@ -208,6 +208,7 @@ test('a backup killed with SIGKILL half-way leaves no manifest: it is refused', 
   child.kill('SIGKILL');
   assert.deepEqual(await exited, { code: null, signal: 'SIGKILL' }, 'the backup was still running');
   assert.ok(fs.existsSync(path.join(dest, 'dcmx.sqlite')));
+  assert.deepEqual(fs.readdirSync(dest).filter((n) => n.startsWith('dcmx.sqlite-')), [], 'the copy was closed before the Maildirs');
   assert.ok(!fs.existsSync(path.join(dest, MANIFEST_FILE)));
   await assert.rejects(readManifest(dest), (e: Error) => e instanceof ManifestError && /incomplete/.test(e.message));
   const again = await backup(dest);
