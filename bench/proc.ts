@@ -119,7 +119,15 @@ export function pinning(): Pinning {
 export function pinSelf(): void {
   const cpus = pinning().generator;
   if (!cpus) return;
-  execFileSync(which('taskset')!, ['-a', '-p', '-c', cpus, String(process.pid)], { stdio: 'ignore' });
+  // taskset -a walks /proc/PID/task: a thread that ends during the walk (a worker, a pool thread) fails it. Try again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      execFileSync(which('taskset')!, ['-a', '-p', '-c', cpus, String(process.pid)], { stdio: 'ignore' });
+      break;
+    } catch (e) {
+      if (attempt === 5) throw e;
+    }
+  }
   selfPinned = true;
 }
 
