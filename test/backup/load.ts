@@ -204,7 +204,7 @@ export class SmtpLoad extends Loops {
 
 /** An LDAP write the appliance acknowledged (result code 0). */
 export interface LdapWrite {
-  kind: 'add' | 'modify';
+  kind: 'add' | 'modify' | 'delete';
   dn: string;
   /** The DNS name the write gives an A record, and that record. */
   name: string;
@@ -233,16 +233,19 @@ export async function ldapAdmin(port: number): Promise<LdapClient> {
  * LDAP writers against 127.0.0.1:port until stop(), each on its own
  * connection, one write at a time: the adder adds `h<i>.<ZONE>` with an A
  * record (a new name in the zone, its serial bumped), the modifier replaces
- * MOD_NAME's A record with the next address. Each acknowledged write is
- * recorded in `writes`, in the order of its acknowledgement.
+ * MOD_NAME's A record with the next address, the deleter deletes every third
+ * name the adder added (once its add is acknowledged). Each acknowledged write
+ * is recorded in `writes`, in the order of its acknowledgement.
  */
 export class LdapLoad extends Loops {
   readonly writes: LdapWrite[] = [];
+  /** The DNs the deleter has tried to delete, acknowledged or not. */
+  readonly deleting = new Set<string>();
   private readonly clients: LdapClient[] = [];
 
   constructor(port: number, o: { tag: string; stopOnFailure?: boolean }) {
     super(o.stopOnFailure);
-    const writer = (write: (c: LdapClient, i: number) => Promise<Omit<LdapWrite, 'ackAt'>>) =>
+    const writer = (write: (c: LdapClient, i: number) => Promise<Omit<LdapWrite, 'ackAt'> | undefined>) =>
       this.loop(async () => {
         const c = await ldapAdmin(port);
         this.clients.push(c);
@@ -250,7 +253,7 @@ export class LdapLoad extends Loops {
       }, async (c, i) => {
         try {
           const w = await write(c, i);
-          this.writes.push({ ...w, ackAt: performance.now() });
+          if (w) this.writes.push({ ...w, ackAt: performance.now() });
         } catch (e) {
           throw new Error(`${o.tag} write ${i}: ${(e as Error).message}`);
         }
@@ -262,6 +265,20 @@ export class LdapLoad extends Loops {
       const a = address(i);
       await call(c, 'add', dn, { objectClass: 'dNSDomain2', dc: label, aRecord: a });
       return { kind: 'add', dn, name: `${label}.${ZONE}`, address: a };
+    });
+    let deleted = 0;
+    writer(async (c) => {
+      // The next third name whose add is acknowledged; none yet: a short wait, no write.
+      const added = this.writes.filter((w) => w.kind === 'add');
+      const victim = added[deleted * 3];
+      if (!victim) {
+        await new Promise((r) => setTimeout(r, 10));
+        return undefined;
+      }
+      deleted++;
+      this.deleting.add(victim.dn);
+      await call(c, 'del', victim.dn);
+      return { kind: 'delete', dn: victim.dn, name: victim.name, address: victim.address };
     });
     writer(async (c, i) => {
       const a = `10.200.${(i >> 8) & 255}.${i & 255}`;
@@ -308,21 +325,23 @@ export async function changeLog(port: number, after: number): Promise<ChangeRow[
 
 /**
  * The change number of each acknowledged write, from the change log of the
- * appliance that acknowledged it: an add by its target DN, a modify by the
- * address it wrote (each modify writes a new one). Undefined where the log
+ * appliance that acknowledged it: an add or a delete by its target DN, a
+ * modify by the address it wrote (each modify writes a new one). Undefined where the log
  * has no such row (the test fails on it).
  */
 export function changeNumbers(writes: LdapWrite[], rows: ChangeRow[]): Map<LdapWrite, number | undefined> {
   const adds = new Map<string, number>();
+  const deletes = new Map<string, number>();
   const mods = new Map<string, number>();
   for (const r of rows) {
     if (r.changeType === 'add') adds.set(r.targetDN.toLowerCase(), r.changeNumber);
+    else if (r.changeType === 'delete') deletes.set(r.targetDN.toLowerCase(), r.changeNumber);
     else if (r.changeType === 'modify' && r.targetDN.toLowerCase() === MOD_DN) {
       const m = /^aRecord: (.*)$/im.exec(r.changes);
       if (m) mods.set(m[1].trim(), r.changeNumber);
     }
   }
-  return new Map(writes.map((w) => [w, w.kind === 'add' ? adds.get(w.dn.toLowerCase()) : mods.get(w.address)]));
+  return new Map(writes.map((w) => [w, w.kind === 'modify' ? mods.get(w.address) : (w.kind === 'add' ? adds : deletes).get(w.dn.toLowerCase())]));
 }
 
 // ------------------------------------------------------------------ Maildirs
