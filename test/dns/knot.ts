@@ -19,31 +19,56 @@ import { run, tempDir } from '../helpers';
 import { DirServer, startOrStop } from '../fixtures/children';
 import { waitForAsync } from '../fixtures/wait';
 
-/** A loopback port free on both TCP and UDP right now. */
-export async function freeDualPort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const srv = net.createServer();
-    const port = await new Promise<number>((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => resolve((srv.address() as net.AddressInfo).port));
-    });
-    const udp = dgram.createSocket('udp4');
-    const udpOk = await new Promise<boolean>((resolve) => {
-      udp.once('error', () => resolve(false));
-      udp.bind(port, '127.0.0.1', () => resolve(true));
-    });
-    await new Promise<void>((r) => srv.close(() => r()));
-    if (udpOk) {
-      await new Promise<void>((r) => udp.close(() => r()));
-      return port;
-    }
+/**
+ * The ports this function draws from: below the kernel's ephemeral range
+ * (net.ipv4.ip_local_port_range), so that no outgoing connection, and no
+ * other test's listen(0), takes the port between this check and the bind
+ * of the program it is for (knotd, slapd, ...); [10000, 32768) when the
+ * range cannot be read or leaves too little room below it.
+ */
+function portsBelowEphemeral(): [number, number] {
+  try {
+    const low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(low) && low >= 12000) return [10000, low];
+  } catch {
+    /* not Linux */
+  }
+  return [10000, 32768];
+}
+
+/** Binds TCP and UDP on 127.0.0.1 `port` and lets both go; true when both binds succeeded. */
+async function dualFree(port: number): Promise<boolean> {
+  const srv = net.createServer();
+  const tcpOk = await new Promise<boolean>((resolve) => {
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => resolve(true));
+  });
+  if (!tcpOk) return false;
+  const udp = dgram.createSocket('udp4');
+  const udpOk = await new Promise<boolean>((resolve) => {
+    udp.once('error', () => resolve(false));
+    udp.bind(port, '127.0.0.1', () => resolve(true));
+  });
+  await new Promise<void>((r) => srv.close(() => r()));
+  if (udpOk) await new Promise<void>((r) => udp.close(() => r()));
+  else {
     try {
       udp.close();
     } catch {
-      /* not bound */
+      /* never bound */
     }
   }
-  throw new Error('no free loopback port for knotd');
+  return udpOk;
+}
+
+/** A loopback port free on both TCP and UDP right now, drawn at random below the ephemeral range (portsBelowEphemeral). */
+export async function freeDualPort(): Promise<number> {
+  const [low, high] = portsBelowEphemeral();
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if (await dualFree(port)) return port;
+  }
+  throw new Error(`no free loopback port for a test program in [${low}, ${high})`);
 }
 
 export interface KnotOptions {
