@@ -16,31 +16,37 @@ const RUNTIME = path.join(ROOT, 'dist', 'server', 'runtime.js');
 const MALLOC = path.join(ROOT, 'dist', 'server', 'malloc.js');
 
 /**
- * A Node process that (with `cap`) loads runtime.js as the entry points do, with `envSet` put
- * into process.env first (as pm2 hands a worker its app's environment: after glibc started),
- * then runs 8 worker threads that allocate; prints the arenas before the threads (`start`: with
- * the cap, once it is applied) and at the end.
+ * A Node process that (with `cap`) loads runtime.js as the entry points do, then runs 8 worker
+ * threads that allocate; prints the arenas before the threads (`start`: with the cap, once it is
+ * applied) and at the end. With `arenasMore`, MALLOC_ARENA_MAX is put into process.env first, at
+ * that many arenas above those the process has (as pm2 hands a worker its app's environment:
+ * after glibc started), and printed as `limit`.
  */
-function arenasWithThreads(cap: boolean, envSet: Record<string, string> = {}): Promise<{ start: number; end: number }> {
+function arenasWithThreads(cap: boolean, arenasMore?: number): Promise<{ start: number; end: number; limit?: number }> {
   const script = `
-    Object.assign(process.env, ${JSON.stringify(envSet)});
     const m = require(${JSON.stringify(MALLOC)});
+    // The operator's limit, a few arenas above those the process has made by now (how many varies with the machine's load).
+    const limit = ${arenasMore ?? 0} ? m.mallocArenas() + ${arenasMore ?? 0} : undefined;
+    if (limit) process.env.MALLOC_ARENA_MAX = String(limit);
     if (${cap}) require(${JSON.stringify(RUNTIME)});
     const start = m.mallocArenas();
     const { Worker } = require('node:worker_threads');
-    const code = "const a = []; for (let i = 0; i < 2000; i++) a.push(Buffer.allocUnsafeSlow(4096 + i)); require('node:worker_threads').parentPort.postMessage(a.length)";
+    // Each worker waits, its memory held, until all 8 have allocated: on a busy machine one that
+    // ended first would hand its arena to the next (glibc's free list) and the premise would not hold.
+    const code = "const { parentPort, workerData } = require('node:worker_threads'); const n = new Int32Array(workerData); const a = []; for (let i = 0; i < 2000; i++) a.push(Buffer.allocUnsafeSlow(4096 + i)); Atomics.add(n, 0, 1); Atomics.notify(n, 0); for (let v; (v = Atomics.load(n, 0)) < 8;) Atomics.wait(n, 0, v, 1000); parentPort.postMessage(a.length)";
+    const together = new SharedArrayBuffer(4);
     Promise.all(Array.from({ length: 8 }, () => new Promise((resolve, reject) => {
-      const w = new Worker(code, { eval: true });
+      const w = new Worker(code, { eval: true, workerData: together });
       w.once('message', () => { resolve(); });
       w.once('error', reject);
-    }))).then(() => { console.log(JSON.stringify({ start, end: m.mallocArenas() })); process.exit(0); });`;
+    }))).then(() => { console.log(JSON.stringify({ start, end: m.mallocArenas(), limit })); process.exit(0); });`;
   const env = { ...process.env };
   delete env.MALLOC_ARENA_MAX;
   delete env.GLIBC_TUNABLES;
   return new Promise((resolve, reject) => {
     track(execFile(process.execPath, ['-e', script], { env, timeout: 60_000 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${err.message}\n${stderr}`));
-      else resolve(JSON.parse(stdout) as { start: number; end: number });
+      else resolve(JSON.parse(stdout) as { start: number; end: number; limit?: number });
     }));
   });
 }
@@ -73,8 +79,8 @@ test('threads started after runtime.js make no arena beyond the cap; without it 
 });
 
 test('an operator\'s MALLOC_ARENA_MAX that arrives after the start (pm2) is the cap applied, not 2', async () => {
-  const probe = await arenasWithThreads(false);
-  const limit = probe.start + 3;
-  const r = await arenasWithThreads(true, { MALLOC_ARENA_MAX: String(limit) });
+  const r = await arenasWithThreads(true, 3);
+  const limit = r.limit!;
+  assert.ok(limit > DEFAULT_ARENA_MAX, JSON.stringify(r));
   assert.ok(r.end > Math.max(r.start, DEFAULT_ARENA_MAX) && r.end <= limit, `MALLOC_ARENA_MAX=${limit}: ${JSON.stringify(r)}`);
 });
