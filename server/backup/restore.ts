@@ -50,7 +50,7 @@ import { indexRows } from '../directory/entry';
 import { formatRData, parseRData, RRTYPE, type RData } from '../directory/records';
 import { announceAtStart } from '../dns/notify';
 import { schemaVersion } from '../../storage/db';
-import { checkTree, copyFileDurably, fsyncDirs, makeDir, parseMode, readManifest, resolveIn, type Manifest } from './manifest';
+import { checkTree, copyFileDurably, fsyncDirs, isSafeRelativePath, makeDir, parseMode, readManifest, resolveIn, type Manifest } from './manifest';
 
 /** RFC 1982 §3.1: the largest addition that keeps the result greater (2^31 - 1), less one so that skipping 0 stays inside it. */
 const MAX_STEP = 0x7fffffff - 1;
@@ -214,6 +214,9 @@ function missingAncestors(dir: string): string[] {
  * relative to its tree (`spool/<id>.eml`), the appliance opens them as
  * they are, and its spool sweep at start removes every file no row names.
  * Inline messages ('' spool) are left alone. Returns the rows rewritten.
+ * Throws RestoreError for a relative path that is not `spool/NAME` (one
+ * that climbs out, `spool/../../x`, would have the appliance read, and
+ * remove once delivered, a file outside the data dir).
  */
 export function rebaseSpoolPaths(store: Store, dataDir: string): number {
   const queue = new QueueStore(store);
@@ -222,6 +225,9 @@ export function rebaseSpoolPaths(store: Store, dataDir: string): number {
     for (const { id, spool } of queue.spoolRows()) {
       if (!spool) continue;
       const rel = path.isAbsolute(spool) ? `spool/${path.basename(spool)}` : spool;
+      if (!isSafeRelativePath(rel) || !/^spool\/[^/]+$/.test(rel)) {
+        throw new RestoreError(`queue message ${id} names the spool file ${JSON.stringify(spool)}, not one in spool/: nothing restored`);
+      }
       queue.setSpool(id, resolveIn(dataDir, rel));
       n++;
     }

@@ -1,0 +1,59 @@
+/**
+ * `dcmx backup`, `dcmx restore` and `dcmx verify` given hostile or odd
+ * trees and paths, over the real commands (the CLI in a process of its own):
+ * a backup tree whose store names a spool file outside the data dir; a DEST reached through a symbolic
+ * link into the data dir, below /proc, or on a file system that fills up
+ * (a tmpfs of 2 MiB: root mounts it, as test/mta/full-disk.test.ts does).
+ * Each must end with a clear refusal or failure (exit 1, the reason named)
+ * and leave nothing behind, never read or write outside its trees.
+ */
+import { before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { runDcmx, tempDirs, testEnv } from '../helpers';
+import { hashFile, MANIFEST_FILE, readManifest } from '../../server/backup/manifest';
+
+const newDir = tempDirs('dcmx-hostile-');
+/** A data dir made by the CLI (store bootstrapped, one mail domain), no appliance running. */
+let data = '';
+
+const dcmx = (dataDir: string, ...args: string[]) => runDcmx(testEnv(dataDir), args);
+
+before(async () => {
+  data = path.join(newDir(), 'data');
+  const r = await dcmx(data, 'domain', 'add', 'hostile.example');
+  assert.equal(r.code, 0, r.stderr);
+});
+
+/** Rewrites the manifest of `tree` after its dcmx.sqlite was changed: nothing else authenticates a backup tree. */
+async function rehash(tree: string): Promise<void> {
+  const file = path.join(tree, MANIFEST_FILE);
+  const m = JSON.parse(fs.readFileSync(file, 'utf8')) as { files: { path: string; size: number; sha256: string }[]; totals: { bytes: number } };
+  for (const f of m.files) Object.assign(f, await hashFile(path.join(tree, f.path)));
+  m.totals.bytes = m.files.reduce((n, f) => n + f.size, 0);
+  fs.writeFileSync(file, JSON.stringify(m));
+  await readManifest(tree); // still a valid manifest
+}
+
+test('restore refuses a backup whose queue row names a spool file outside the data dir', async () => {
+  const tree = path.join(newDir(), 'b');
+  const b = await dcmx(data, 'backup', tree);
+  assert.equal(b.code, 0, b.stderr);
+  const outside = path.join(newDir(), 'victim');
+  fs.writeFileSync(outside, 'not a message\n');
+  const db = new Database(path.join(tree, 'dcmx.sqlite'));
+  const rel = path.relative(path.join(path.dirname(tree), 'restored'), outside).split(path.sep).join('/');
+  db.prepare("INSERT INTO queue_messages (id, received_at, sender, size, spool) VALUES ('EVIL1', 0, 'a@b.example', 14, ?)").run(`spool/${rel}`);
+  db.prepare("INSERT INTO queue_recipients (message_id, rcpt, state, next_attempt) VALUES ('EVIL1', 'x@hostile.example', 'held', 0)").run();
+  db.close();
+  await rehash(tree);
+  const target = path.join(path.dirname(tree), 'restored');
+  const r = await dcmx(target, 'restore', tree);
+  assert.equal(r.code, 1, `restored: ${r.stdout}${r.stderr}`);
+  assert.match(r.stderr, /EVIL1/, 'the refusal names the queue row');
+  assert.ok(!fs.existsSync(target), 'nothing restored');
+  assert.deepEqual(fs.readdirSync(path.dirname(tree)).sort(), ['b'], 'no work dir left beside it');
+  assert.equal(fs.readFileSync(outside, 'utf8'), 'not a message\n');
+});
