@@ -126,7 +126,9 @@ export async function runBackupCommand(args: string[], config: Config): Promise<
       console.error(`dcmx: backup interrupted by ${e.signal}: what it wrote is removed`);
       return e.status;
     }
-    throw e;
+    // A failure part-way (ENOSPC, EIO, a store that cannot be read): backupDataDir removed what it wrote.
+    console.error(`dcmx: backup failed: ${e instanceof Error ? e.message : String(e)}; what it wrote is removed`);
+    return 1;
   }
 }
 

@@ -92,42 +92,74 @@ function inside(root: string, p: string): string | undefined {
 }
 
 /**
- * Readies DEST: a new directory (parents made as needed), or an existing
- * empty one; 0700 either way. Returns whether it was made here (a failed
- * backup removes it then, else only what it put in it).
+ * `p` as an absolute path with every symbolic link resolved, also when its
+ * last components do not exist yet: the nearest existing ancestor's real
+ * path with the missing components after it (returned too, outermost
+ * first). Throws BackupRefusedError when an ancestor is not a directory or
+ * cannot be read.
  */
-async function prepareDest(dest: string, dataDir: string): Promise<boolean> {
-  const real = (p: string): string => {
+function realTarget(p: string): { real: string; missing: string[] } {
+  const missing: string[] = [];
+  for (let q = path.resolve(p); ; q = path.dirname(q)) {
     try {
-      return fs.realpathSync(p);
-    } catch {
-      return path.resolve(p);
+      const real = fs.realpathSync(q);
+      if (missing.length && !fs.statSync(real).isDirectory()) throw new BackupRefusedError(`${p} is not a directory: ${q} is a file`);
+      return { real: path.join(real, ...missing.map((m) => path.basename(m))), missing };
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (e instanceof BackupRefusedError) throw e;
+      if (code === 'ENOTDIR') throw new BackupRefusedError(`${p} is not a directory`);
+      if (code !== 'ENOENT' || path.dirname(q) === q) throw new BackupRefusedError(`cannot use ${p}: ${q} (${code ?? (e as Error).message})`);
+      missing.unshift(q);
     }
-  };
-  const d = real(dest);
-  const data = real(dataDir);
+  }
+}
+
+/**
+ * Readies DEST: a new directory (its missing parents made one at a time,
+ * never with a recursive mkdir, which loops forever below /proc), or an
+ * existing empty one; 0700 either way. DEST and the data dir are compared
+ * with their symbolic links resolved, DEST's missing components included.
+ * Returns the directories it made, outermost first (a failed backup
+ * removes them, else only what it put in DEST).
+ */
+async function prepareDest(dest: string, dataDir: string): Promise<string[]> {
+  const { real: d, missing } = realTarget(dest);
+  const data = fs.realpathSync(dataDir);
   if (d === data || inside(data, d) !== undefined) throw new BackupRefusedError(`${dest} is inside the data dir ${dataDir}`);
   if (inside(d, data) !== undefined) throw new BackupRefusedError(`${dest} holds the data dir ${dataDir}`);
-  let made = false;
-  try {
-    const entries = await fsp.readdir(dest);
+  if (!missing.length) {
+    let entries: string[];
+    try {
+      entries = await fsp.readdir(dest);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw new BackupRefusedError(`${dest} is not a directory`);
+      throw new BackupRefusedError(`cannot read ${dest} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
     if (entries.length) throw new BackupRefusedError(`${dest} is not empty: a backup goes into a new or empty directory`);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOTDIR') throw new BackupRefusedError(`${dest} is not a directory`);
-    if (code !== 'ENOENT') throw e;
-    await fsp.mkdir(path.dirname(path.resolve(dest)), { recursive: true, mode: 0o700 });
-    await fsp.mkdir(dest, { mode: 0o700 });
-    made = true;
+  }
+  const made: string[] = [];
+  for (const m of missing) {
+    try {
+      await fsp.mkdir(m, { mode: 0o700 });
+    } catch (e) {
+      await undo(dest, made);
+      throw new BackupRefusedError(`cannot create ${m} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    made.push(m);
   }
   await fsp.chmod(dest, 0o700);
   return made;
 }
 
-/** Removes what a failed backup wrote: DEST itself when it made it, else everything in it. Best effort. */
-async function undo(dest: string, made: boolean): Promise<void> {
-  if (made) {
-    await fsp.rm(dest, { recursive: true, force: true }).catch(() => undefined);
+/**
+ * Removes what a failed backup wrote: the directories it made (`made`,
+ * outermost first: DEST last) with all in them, else everything in DEST.
+ * Best effort.
+ */
+async function undo(dest: string, made: readonly string[]): Promise<void> {
+  if (made.length) {
+    await fsp.rm(made[0], { recursive: true, force: true }).catch(() => undefined);
     return;
   }
   for (const name of await fsp.readdir(dest).catch(() => [] as string[])) {

@@ -11,8 +11,10 @@ import { before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
-import { runDcmx, tempDirs, testEnv } from '../helpers';
+import { DCMX_CLI, runDcmx, tempDirs, testEnv } from '../helpers';
+import { atExit } from '../fixtures/children';
 import { hashFile, MANIFEST_FILE, readManifest } from '../../server/backup/manifest';
 
 const newDir = tempDirs('dcmx-hostile-');
@@ -56,4 +58,50 @@ test('restore refuses a backup whose queue row names a spool file outside the da
   assert.ok(!fs.existsSync(target), 'nothing restored');
   assert.deepEqual(fs.readdirSync(path.dirname(tree)).sort(), ['b'], 'no work dir left beside it');
   assert.equal(fs.readFileSync(outside, 'utf8'), 'not a message\n');
+});
+
+test('a DEST reached through a symbolic link into the data dir is refused, and nothing is written there', async () => {
+  const link = path.join(newDir(), 'link');
+  fs.symlinkSync(data, link);
+  const before = fs.readdirSync(data).sort();
+  const r = await dcmx(data, 'backup', path.join(link, 'sub', 'b'));
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /backup refused: .* inside the data dir/);
+  assert.deepEqual(fs.readdirSync(data).filter((n) => !/-(wal|shm)$/.test(n)).sort(), before.filter((n) => !/-(wal|shm)$/.test(n)));
+});
+
+test('a DEST that cannot be made (below /proc) fails at once with the reason, exit 1', async () => {
+  // Killed (SIGKILL: a hung backup ignores SIGTERM while it waits) when it takes more than 20 s.
+  const r = spawnSync(process.execPath, [DCMX_CLI, 'backup', '/proc/dcmx-no-such/b'], {
+    env: { ...process.env, ...testEnv(data) }, encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL',
+  });
+  assert.equal(r.signal, null, 'it did not hang');
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /\/proc\/dcmx-no-such/);
+});
+
+test('a backup that fills its file system (ENOSPC) fails, exit 1, the reason named, nothing left of it, the data dir intact', async (t) => {
+  assert.equal(process.getuid?.(), 0, 'this test mounts a tmpfs: it runs as root (as CI does)');
+  // A store larger than the file system: 3 MiB of entries' worth in a table of its own.
+  const dir = path.join(newDir(), 'data');
+  assert.equal((await dcmx(dir, 'domain', 'add', 'hostile.example')).code, 0);
+  const db = new Database(path.join(dir, 'dcmx.sqlite'));
+  db.exec('CREATE TABLE ballast (b BLOB)');
+  const ins = db.prepare('INSERT INTO ballast VALUES (randomblob(65536))');
+  for (let i = 0; i < 48; i++) ins.run();
+  db.close();
+  const storeBefore = await hashFile(path.join(dir, 'dcmx.sqlite'));
+  const mnt = newDir();
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m,mode=0755', 'tmpfs', mnt], { encoding: 'utf8' });
+  assert.equal(m.status, 0, `mount: ${m.stderr}`);
+  atExit(() => spawnSync('umount', ['-l', mnt]));
+  t.after(() => spawnSync('umount', ['-l', mnt]));
+  const r = await dcmx(dir, 'backup', path.join(mnt, 'p1', 'p2', 'dest'));
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /full|ENOSPC|no space/i);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
+  assert.deepEqual(fs.readdirSync(mnt), [], 'nothing left on the full file system, the parents it made included');
+  assert.deepEqual(await hashFile(path.join(dir, 'dcmx.sqlite')), storeBefore, 'the data dir untouched');
+  const v = await dcmx(dir, 'verify');
+  assert.equal(v.code, 0, v.stdout + v.stderr);
 });
