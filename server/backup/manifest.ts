@@ -313,17 +313,35 @@ export function parseManifest(text: string): Manifest {
   return m as Manifest;
 }
 
+/** The largest manifest read (a million files take ~200 MB of JSON; a string can hold ~512 MiB). */
+const MANIFEST_MAX_BYTES = 256 * 1024 * 1024;
+
 /**
  * Reads and validates `root`/manifest.json (parseManifest). Throws
- * ManifestError when it is missing (an incomplete backup) or refused.
+ * ManifestError when it is missing (an incomplete backup) or refused: also
+ * when it is not a regular file (a symbolic link, a FIFO that would block
+ * the read forever, /dev/zero) or larger than MANIFEST_MAX_BYTES.
  */
 export async function readManifest(root: string): Promise<Manifest> {
+  const file = path.join(root, MANIFEST_FILE);
   let text: string;
   try {
-    text = await fsp.readFile(path.join(root, MANIFEST_FILE), 'utf8');
+    // O_NOFOLLOW: a link is refused (ELOOP); O_NONBLOCK: opening a FIFO does not wait for a writer.
+    const h = await fsp.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    try {
+      const st = await h.stat();
+      if (!st.isFile()) throw new ManifestError(`${file} is not a regular file`);
+      if (st.size > MANIFEST_MAX_BYTES) throw new ManifestError(`${file} is ${st.size} bytes, more than a manifest can be (${MANIFEST_MAX_BYTES})`);
+      text = await h.readFile('utf8');
+    } finally {
+      await h.close();
+    }
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ManifestError(`${root} has no ${MANIFEST_FILE}: not a backup, or an incomplete one`);
-    throw new ManifestError(`cannot read ${path.join(root, MANIFEST_FILE)}: ${(e as Error).message}`);
+    if (e instanceof ManifestError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new ManifestError(`${root} has no ${MANIFEST_FILE}: not a backup, or an incomplete one`);
+    if (code === 'ELOOP') throw new ManifestError(`${file} is a symbolic link, not a regular file`);
+    throw new ManifestError(`cannot read ${file}: ${(e as Error).message}`);
   }
   try {
     return parseManifest(text);

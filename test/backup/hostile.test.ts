@@ -105,3 +105,23 @@ test('a backup that fills its file system (ENOSPC) fails, exit 1, the reason nam
   const v = await dcmx(dir, 'verify');
   assert.equal(v.code, 0, v.stdout + v.stderr);
 });
+
+test('verify and restore refuse a manifest.json that is a FIFO or a link to /dev/zero, at once, with the reason', async () => {
+  const tree = path.join(newDir(), 'b');
+  const b = await dcmx(data, 'backup', tree);
+  assert.equal(b.code, 0, b.stderr);
+  const manifest = path.join(tree, MANIFEST_FILE);
+  for (const [what, make] of [['a FIFO', () => spawnSync('mkfifo', [manifest])], ['a link to /dev/zero', () => fs.symlinkSync('/dev/zero', manifest)]] as const) {
+    fs.rmSync(manifest, { force: true });
+    make();
+    const target = path.join(path.dirname(tree), 'restored');
+    for (const args of [['verify', tree], ['restore', tree]]) {
+      // Killed (SIGKILL) when it blocks more than 20 s on the FIFO.
+      const r = spawnSync(process.execPath, [DCMX_CLI, ...args], { env: { ...process.env, ...testEnv(target) }, encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL' });
+      assert.equal(r.signal, null, `${args[0]} of ${what}: it did not hang`);
+      assert.equal(r.status, 1, `${args[0]} of ${what}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stdout + r.stderr, /manifest\.json.* (is not a regular file|is a symbolic link)/, `${args[0]} of ${what}`);
+    }
+    assert.ok(!fs.existsSync(target), 'nothing restored');
+  }
+});
