@@ -24,7 +24,8 @@
  * first open puts it in WAL.
  * Files are 0600 and directories 0700 as in the data dir (a Maildir shared
  * with a mail group keeps its modes). Left out: the lock (succession.ts),
- * -wal/-shm files, write probes, Maildir tmp/ contents.
+ * -wal/-shm files, write probes, Maildir tmp/ contents. mail/ or tls/ may
+ * be a symbolic link (followed); a link below them is left out with a warning.
  */
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -67,7 +68,7 @@ export interface BackupOptions {
   mail?: boolean;
   /** Called at each step, at most every ~100 ms and at the end of each phase. */
   onProgress?: (p: BackupProgress) => void;
-  /** Called with each warning (a queued message whose spool file the data dir lacks). */
+  /** Called with each warning (a queued message whose spool file the data dir lacks; a symbolic link below mail/ or tls/, not copied). */
   onWarning?: (message: string) => void;
   /** Stops the backup between two files (SIGINT): it fails, and what it wrote is removed. */
   signal?: AbortSignal;
@@ -229,23 +230,27 @@ interface Planned {
 /**
  * Directories and files below `dataDir`/`top` (a file or a directory), as
  * planned copies; with `maildir`, files in a Maildir's tmp/ are left out
- * (deliveries under way; the tmp/ directory itself is kept).
+ * (deliveries under way; the tmp/ directory itself is kept). `top` itself
+ * may be a symbolic link (mail/ on another disk): it is followed, as the
+ * appliance follows it; what is not a file or directory below it (a link,
+ * a socket) is not copied and is returned in `others`, for a warning.
  */
-async function planTree(dataDir: string, top: string, maildir: boolean): Promise<{ dirs: ManifestDir[]; files: Planned[] }> {
+async function planTree(dataDir: string, top: string, maildir: boolean): Promise<{ dirs: ManifestDir[]; files: Planned[]; others: string[] }> {
   const dirs: ManifestDir[] = [];
   const files: Planned[] = [];
+  const others: string[] = [];
   let st: fs.Stats;
   try {
-    st = await fsp.lstat(path.join(dataDir, top));
+    st = await fsp.stat(path.join(dataDir, top));
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { dirs, files };
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { dirs, files, others };
     throw e;
   }
   if (st.isFile()) {
     files.push({ src: path.join(dataDir, top), rel: top, size: st.size, mode: st.mode });
-    return { dirs, files };
+    return { dirs, files, others };
   }
-  if (!st.isDirectory()) return { dirs, files };
+  if (!st.isDirectory()) return { dirs, files, others: [top] };
   dirs.push({ path: top, mode: modeString(st.mode) });
   const root = path.join(dataDir, top);
   const skip = maildir ? (rel: string) => /(^|\/)tmp\/[^/]+$/.test(rel) && isMaildir(root, rel) : undefined;
@@ -253,8 +258,9 @@ async function planTree(dataDir: string, top: string, maildir: boolean): Promise
     const rel = `${top}/${e.path}`;
     if (e.kind === 'dir') dirs.push({ path: rel, mode: modeString(e.stat.mode) });
     else if (e.kind === 'file') files.push({ src: resolveIn(root, e.path), rel, size: e.stat.size, mode: e.stat.mode });
+    else others.push(rel);
   }
-  return { dirs, files };
+  return { dirs, files, others };
 }
 
 /** Whether `rel` (…/tmp/NAME below `root`) is in a Maildir's tmp/: its box has new/ and cur/ beside it. */
@@ -404,10 +410,13 @@ async function copySpool(
  * Steps 3 and 4: the small files, then (with `mail`) the Maildirs, listed
  * now, copied COPY_WIDTH at a time with their modes.
  */
-async function copyFiles(dataDir: string, dest: string, mail: boolean, tally: Tally, files: ManifestFile[], dirs: ManifestDir[]): Promise<void> {
+async function copyFiles(
+  dataDir: string, dest: string, mail: boolean, tally: Tally, files: ManifestFile[], dirs: ManifestDir[], warn: (m: string) => void,
+): Promise<void> {
   const planned: Planned[] = [];
   for (const top of [...SMALL_FILES, ...(mail ? ['mail'] : [])]) {
     const t = await planTree(dataDir, top, top === 'mail');
+    for (const o of t.others) warn(`${path.join(dataDir, ...o.split('/'))} is neither a file nor a directory (a symbolic link?): left out of the backup`);
     for (const d of t.dirs) {
       await makeDir(resolveIn(dest, d.path), parseInt(d.mode, 8));
       dirs.push(d);
@@ -455,7 +464,7 @@ async function backupInto(
   const st = await fsp.stat(copy);
   const { size, sha256 } = await hashFile(copy);
   files.push({ path: storeName, size, sha256, mode: modeString(st.mode) });
-  await copyFiles(config.dataDir, dest, opts.mail !== false, tally, files, dirs);
+  await copyFiles(config.dataDir, dest, opts.mail !== false, tally, files, dirs, opts.onWarning ?? (() => undefined));
   tally.show(true);
 
   const byPath = (a: { path: string }, b: { path: string }) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);

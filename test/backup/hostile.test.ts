@@ -1,7 +1,8 @@
 /**
  * `dcmx backup`, `dcmx restore` and `dcmx verify` given hostile or odd
  * trees and paths, over the real commands (the CLI in a process of its own):
- * a backup tree whose store names a spool file outside the data dir; a DEST reached through a symbolic
+ * a backup tree whose store names a spool file outside the data dir; a data
+ * dir whose Maildirs are a symbolic link; a DEST reached through a symbolic
  * link into the data dir, below /proc, or on a file system that fills up
  * (a tmpfs of 2 MiB: root mounts it, as test/mta/full-disk.test.ts does).
  * Each must end with a clear refusal or failure (exit 1, the reason named)
@@ -58,6 +59,30 @@ test('restore refuses a backup whose queue row names a spool file outside the da
   assert.ok(!fs.existsSync(target), 'nothing restored');
   assert.deepEqual(fs.readdirSync(path.dirname(tree)).sort(), ['b'], 'no work dir left beside it');
   assert.equal(fs.readFileSync(outside, 'utf8'), 'not a message\n');
+});
+
+test('a data dir whose mail/ is a symbolic link to a directory elsewhere: the Maildirs are in the backup', async () => {
+  const dir = path.join(newDir(), 'data');
+  assert.equal((await dcmx(dir, 'domain', 'add', 'hostile.example')).code, 0);
+  const elsewhere = newDir();
+  const box = path.join(elsewhere, 'hostile.example', 'u');
+  for (const sub of ['new', 'cur', 'tmp']) fs.mkdirSync(path.join(box, sub), { recursive: true, mode: 0o700 });
+  fs.writeFileSync(path.join(box, 'new', '1.dcmx'), 'Subject: kept\r\n\r\nbody\r\n', { mode: 0o600 });
+  fs.symlinkSync(elsewhere, path.join(dir, 'mail'));
+  const tree = path.join(newDir(), 'b');
+  const b = await dcmx(dir, 'backup', tree);
+  assert.equal(b.code, 0, b.stderr);
+  const m = await readManifest(tree);
+  assert.equal(m.mail, true);
+  assert.ok(m.files.some((f) => f.path === 'mail/hostile.example/u/new/1.dcmx'), `the Maildir message is not in the backup: ${m.files.map((f) => f.path).join(' ')}`);
+  assert.ok(m.dirs.some((d) => d.path === 'mail' && d.mode === '0700'), 'mail/ a directory in the backup');
+  // A Maildir below it that is itself a link: not followed (it may point anywhere), and not silently left out either.
+  fs.symlinkSync(box, path.join(elsewhere, 'hostile.example', 'linked'));
+  const tree2 = path.join(newDir(), 'b');
+  const b2 = await dcmx(dir, 'backup', tree2);
+  assert.equal(b2.code, 0, b2.stderr);
+  assert.match(b2.stderr, /warning: .*mail\/hostile\.example\/linked is neither a file nor a directory .*left out of the backup/);
+  assert.ok(!(await readManifest(tree2)).files.some((f) => f.path.startsWith('mail/hostile.example/linked')));
 });
 
 test('a DEST reached through a symbolic link into the data dir is refused, and nothing is written there', async () => {
