@@ -150,3 +150,75 @@ test('verify and restore refuse a manifest.json that is a FIFO or a link to /dev
     assert.ok(!fs.existsSync(target), 'nothing restored');
   }
 });
+
+test('restore and verify refuse a manifest that is truncated, mistyped, lists a path twice, a huge size, or a path that climbs out', async () => {
+  const tree = path.join(newDir(), 'b');
+  const b = await dcmx(data, 'backup', tree);
+  assert.equal(b.code, 0, b.stderr);
+  const file = path.join(tree, MANIFEST_FILE);
+  const good = fs.readFileSync(file, 'utf8');
+  type M = { files: { path: string; size: number }[]; totals: { files: number; bytes: number }; changeNumber: unknown };
+  const edit = (f: (m: M) => void) => {
+    const m = JSON.parse(good) as M;
+    f(m);
+    return JSON.stringify(m);
+  };
+  const cases: [string, string, RegExp][] = [
+    ['truncated', good.slice(0, good.length >> 1), /not JSON/],
+    ['a path twice', edit((m) => {
+      m.files.push({ ...m.files[0] });
+      m.totals.files++;
+      m.totals.bytes += m.files[0].size;
+    }), /listed twice/],
+    ['a size past 2^53', edit((m) => {
+      m.files[0].size = 2 ** 60;
+      m.totals.bytes = 2 ** 60;
+    }), /malformed/],
+    ['a string change number', edit((m) => {
+      m.changeNumber = '12';
+    }), /changeNumber/],
+    ['files not a list', edit((m) => {
+      (m as unknown as { files: string }).files = 'dcmx.sqlite';
+    }), /files or dirs/],
+    ['a path with ..', edit((m) => {
+      m.files[0].path = '../../etc/passwd';
+    }), /unsafe path/],
+    ['an absolute path', edit((m) => {
+      m.files[0].path = '/etc/passwd';
+    }), /unsafe path/],
+  ];
+  const target = path.join(path.dirname(tree), 'restored');
+  for (const [what, text, why] of cases) {
+    fs.writeFileSync(file, text);
+    const r = await dcmx(target, 'restore', tree);
+    assert.equal(r.code, 1, `restore, ${what}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, why, `restore, ${what}`);
+    assert.ok(!fs.existsSync(target), `restore, ${what}: nothing restored`);
+    const v = await dcmx(target, 'verify', tree);
+    assert.equal(v.code, 1, `verify, ${what}: ${v.stdout}${v.stderr}`);
+    assert.match(v.stdout + v.stderr, why, `verify, ${what}`);
+  }
+  assert.deepEqual(fs.readdirSync(path.dirname(tree)), ['b'], 'nothing beside the tree either');
+});
+
+test('restore and verify refuse a tree whose listed directory is a symbolic link (to a copy of itself elsewhere), and read nothing through it', async () => {
+  const dir = path.join(newDir(), 'data');
+  assert.equal((await dcmx(dir, 'domain', 'add', 'hostile.example')).code, 0);
+  const box = path.join(dir, 'mail', 'hostile.example', 'u');
+  for (const sub of ['new', 'cur', 'tmp']) fs.mkdirSync(path.join(box, sub), { recursive: true, mode: 0o700 });
+  fs.writeFileSync(path.join(box, 'new', '1.dcmx'), 'Subject: x\r\n\r\nbody\r\n', { mode: 0o600 });
+  const tree = path.join(newDir(), 'b');
+  assert.equal((await dcmx(dir, 'backup', tree)).code, 0);
+  // The same files, same modes and checksums, but mail/ is now a link to them outside the tree.
+  const elsewhere = path.join(newDir(), 'mail');
+  fs.renameSync(path.join(tree, 'mail'), elsewhere);
+  fs.symlinkSync(elsewhere, path.join(tree, 'mail'));
+  const target = path.join(newDir(), 'restored');
+  const r = await dcmx(target, 'restore', tree);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stderr, /^ {2}mail: not a directory$/m);
+  assert.ok(!fs.existsSync(target));
+  const v = await dcmx(target, 'verify', tree);
+  assert.equal(v.code, 1, v.stdout + v.stderr);
+  assert.match(v.stdout + v.stderr, /mail: not a directory/);
+});
