@@ -6,9 +6,10 @@
  * The restore refuses, before it writes anything: a tree without a valid
  * manifest (an incomplete backup); a data dir an appliance runs on (it holds
  * the succession lock, succession.ts) or one that is not empty; a tree whose
- * files do not match the manifest (size, SHA-256, mode: checkTree). It then
+ * files do not match the manifest (size, SHA-256, mode: checkTree); modes
+ * no data dir has (setuid, sticky, setgid on a file, writable by others). It then
  * writes the tree into a new directory beside the data dir (or inside an
- * existing empty one), each file with the manifest's mode and fsynced,
+ * existing empty one, narrowed to 0700), each file with the manifest's mode and fsynced,
  * rewrites what names the data dir's path (the queue's spool paths: a
  * backup holds them relative), moves the zone serials on (below), and only
  * then renames it into place: a restore that fails or is killed leaves no
@@ -202,6 +203,25 @@ function targetProblem(dataDir: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The manifest's modes a restore refuses to create, one line each: setuid
+ * and sticky bits, setgid on a file (a Maildir shared with a mail group is
+ * setgid: 2770, server/mta/maildir.ts), write for others. The appliance
+ * makes none of them; a tree that holds them was not made by dcmx backup
+ * from a sound data dir, and, restored as root, would put a setuid root
+ * file, or a directory anyone can plant a link in, under the data dir.
+ */
+function unsafeModes(manifest: Manifest): string[] {
+  const out: string[] = [];
+  for (const [entries, isDir] of [[manifest.dirs, true], [manifest.files, false]] as const) {
+    for (const e of entries) {
+      const mode = parseMode(e.mode);
+      if (mode & 0o5002 || (!isDir && mode & 0o2000)) out.push(`${e.path}: mode ${e.mode} (setuid, sticky, setgid on a file, or writable by others): not restored`);
+    }
+  }
+  return out;
+}
+
 /** The parent directories of `dir` that do not exist, outermost first. */
 function missingAncestors(dir: string): string[] {
   const out: string[] = [];
@@ -269,6 +289,8 @@ export async function restoreBackup(src: string, config: Config, opts: RestoreOp
   if (manifest.versions.schema > schemaVersion()) {
     throw new RestoreError(`${src} was made by a newer dcmx (${manifest.versions.dcmx}, store schema ${manifest.versions.schema}; this version's is ${schemaVersion()}): restore it with that version or a later one`);
   }
+  const unsafe = unsafeModes(manifest);
+  if (unsafe.length) throw new RestoreError(`${src} asks for modes a data dir never has: nothing restored`, unsafe);
   const problem = targetProblem(dataDir);
   if (problem) throw new RestoreError(problem);
   const group = config.mta.mailGroup;
@@ -285,6 +307,9 @@ export async function restoreBackup(src: string, config: Config, opts: RestoreOp
   const made = exists ? [] : missingAncestors(dataDir);
   for (const d of made) await makeDir(d, 0o700);
   const work = exists ? path.join(dataDir, `.dcmx-restoring-${process.pid}`) : path.join(path.dirname(dataDir), `.${path.basename(dataDir)}.dcmx-restoring-${process.pid}`);
+  // An existing empty data dir (a mount point) closed to others before anything goes in, as a new one is (0700; the
+  // appliance adds the mail group's search bit itself, maildir.ts prepareMailRoot).
+  if (exists) await fsp.chmod(dataDir, 0o700);
   try {
     await makeDir(work, 0o700);
     for (const d of manifest.dirs) await makeDir(resolveIn(work, d.path), parseMode(d.mode));

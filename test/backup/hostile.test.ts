@@ -222,3 +222,56 @@ test('restore and verify refuse a tree whose listed directory is a symbolic link
   assert.equal(v.code, 1, v.stdout + v.stderr);
   assert.match(v.stdout + v.stderr, /mail: not a directory/);
 });
+
+/** Every path below `dir` (itself included) with its permission bits. */
+function modesBelow(dir: string): [string, number, boolean][] {
+  const out: [string, number, boolean][] = [];
+  const visit = (p: string) => {
+    const st = fs.lstatSync(p);
+    out.push([p, st.mode & 0o7777, st.isDirectory()]);
+    if (st.isDirectory()) for (const n of fs.readdirSync(p)) visit(path.join(p, n));
+  };
+  visit(dir);
+  return out;
+}
+
+test('restore never makes a setuid, setgid (file), sticky or world-writable file or directory, whatever the tree and its manifest say', async () => {
+  const dir = path.join(newDir(), 'data');
+  assert.equal((await dcmx(dir, 'domain', 'add', 'hostile.example')).code, 0);
+  const box = path.join(dir, 'mail', 'hostile.example', 'u');
+  for (const sub of ['new', 'cur', 'tmp']) fs.mkdirSync(path.join(box, sub), { recursive: true, mode: 0o700 });
+  fs.writeFileSync(path.join(box, 'new', '1.dcmx'), '#!/bin/sh\nid\n', { mode: 0o600 });
+  const tree = path.join(newDir(), 'b');
+  assert.equal((await dcmx(dir, 'backup', tree)).code, 0);
+  // The tree and its manifest agree (checkTree passes): a setuid, setgid world-writable file in world-writable dirs.
+  const file = path.join(tree, MANIFEST_FILE);
+  const m = JSON.parse(fs.readFileSync(file, 'utf8')) as { files: { path: string; mode: string }[]; dirs: { path: string; mode: string }[] };
+  for (const f of m.files) if (f.path.endsWith('/1.dcmx')) f.mode = '6777';
+  for (const d of m.dirs) if (d.path === 'mail' || d.path === 'mail/hostile.example') d.mode = '1777';
+  fs.writeFileSync(file, JSON.stringify(m));
+  fs.chmodSync(path.join(tree, 'mail', 'hostile.example', 'u', 'new', '1.dcmx'), 0o6777);
+  fs.chmodSync(path.join(tree, 'mail'), 0o1777);
+  fs.chmodSync(path.join(tree, 'mail', 'hostile.example'), 0o1777);
+  const target = path.join(newDir(), 'restored');
+  const r = await dcmx(target, 'restore', tree);
+  if (r.code !== 0) {
+    // Refused: with the reason, and nothing written.
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /mail\/hostile\.example.* mode/);
+    assert.ok(!fs.existsSync(target));
+    return;
+  }
+  const open = modesBelow(target).filter(([, mode, isDir]) => mode & 0o5002 || (!isDir && mode & 0o2000));
+  assert.deepEqual(open.map(([p, mode]) => `${path.relative(target, p)} ${mode.toString(8)}`), []);
+});
+
+test('restore into an existing empty data dir that is open to others (0755): the data dir ends closed (0700), as the appliance wants it', async () => {
+  const tree = path.join(newDir(), 'b');
+  assert.equal((await dcmx(data, 'backup', tree)).code, 0);
+  const target = path.join(newDir(), 'mnt');
+  fs.mkdirSync(target, { mode: 0o755 });
+  fs.chmodSync(target, 0o755);
+  const r = await dcmx(target, 'restore', tree);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.equal((fs.statSync(target).mode & 0o777).toString(8), '700');
+});
