@@ -105,9 +105,8 @@ test('a DEST that cannot be made (below /proc) fails at once with the reason, ex
   assert.match(r.stderr, /\/proc\/dcmx-no-such/);
 });
 
-test('a backup that fills its file system (ENOSPC) fails, exit 1, the reason named, nothing left of it, the data dir intact', async (t) => {
-  assert.equal(process.getuid?.(), 0, 'this test mounts a tmpfs: it runs as root (as CI does)');
-  // A store larger than the file system: 3 MiB of entries' worth in a table of its own.
+/** A data dir whose store is larger (3 MiB: a table of ballast) than the 2 MiB file systems of the ENOSPC tests. */
+async function bigDataDir(): Promise<string> {
   const dir = path.join(newDir(), 'data');
   assert.equal((await dcmx(dir, 'domain', 'add', 'hostile.example')).code, 0);
   const db = new Database(path.join(dir, 'dcmx.sqlite'));
@@ -115,12 +114,24 @@ test('a backup that fills its file system (ENOSPC) fails, exit 1, the reason nam
   const ins = db.prepare('INSERT INTO ballast VALUES (randomblob(65536))');
   for (let i = 0; i < 48; i++) ins.run();
   db.close();
-  const storeBefore = await hashFile(path.join(dir, 'dcmx.sqlite'));
+  return dir;
+}
+
+/** A fresh tmpfs of 2 MiB (root mounts it, as test/mta/full-disk.test.ts does), unmounted after the test. */
+function smallFileSystem(t: { after(fn: () => void): void }): string {
+  assert.equal(process.getuid?.(), 0, 'this test mounts a tmpfs: it runs as root (as CI does)');
   const mnt = newDir();
   const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m,mode=0755', 'tmpfs', mnt], { encoding: 'utf8' });
   assert.equal(m.status, 0, `mount: ${m.stderr}`);
   atExit(() => spawnSync('umount', ['-l', mnt]));
   t.after(() => spawnSync('umount', ['-l', mnt]));
+  return mnt;
+}
+
+test('a backup that fills its file system (ENOSPC) fails, exit 1, the reason named, nothing left of it, the data dir intact', async (t) => {
+  const dir = await bigDataDir();
+  const storeBefore = await hashFile(path.join(dir, 'dcmx.sqlite'));
+  const mnt = smallFileSystem(t);
   const r = await dcmx(dir, 'backup', path.join(mnt, 'p1', 'p2', 'dest'));
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /full|ENOSPC|no space/i);
@@ -274,4 +285,18 @@ test('restore into an existing empty data dir that is open to others (0755): the
   const r = await dcmx(target, 'restore', tree);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.equal((fs.statSync(target).mode & 0o777).toString(8), '700');
+});
+
+test('a restore that fills its file system (ENOSPC) fails, exit 1, the reason named, nothing left of it, the backup intact', async (t) => {
+  const tree = path.join(newDir(), 'b');
+  assert.equal((await dcmx(await bigDataDir(), 'backup', tree)).code, 0);
+  const mnt = smallFileSystem(t);
+  const target = path.join(mnt, 'p1', 'data');
+  const r = await dcmx(target, 'restore', tree);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stderr, /full|ENOSPC|no space/i);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
+  assert.deepEqual(fs.readdirSync(mnt), [], 'nothing left on the full file system, the parents it made included');
+  const v = await dcmx(target, 'verify', tree);
+  assert.equal(v.code, 0, v.stdout + v.stderr);
 });
