@@ -99,6 +99,36 @@ export function resolveIn(root: string, rel: string): string {
   return path.join(root, ...rel.split('/'));
 }
 
+/** `p` relative to `root`, '/'-separated, when `p` is below `root` (not `root` itself); undefined otherwise. */
+export function inside(root: string, p: string): string | undefined {
+  const rel = path.relative(root, p);
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel.split(path.sep).join('/') : undefined;
+}
+
+/**
+ * `p` as an absolute path with every symbolic link resolved, also when its
+ * last components do not exist yet: the nearest existing ancestor's real
+ * path with the missing components after it (`missing`: those paths as
+ * given, outermost first), so that two paths can be compared before one is
+ * made. Throws like fs.realpathSync but for ENOENT; ENOTDIR when the
+ * nearest existing ancestor is not a directory.
+ */
+export function realTarget(p: string): { real: string; missing: string[] } {
+  const missing: string[] = [];
+  for (let q = path.resolve(p); ; q = path.dirname(q)) {
+    let real: string;
+    try {
+      real = fs.realpathSync(q);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || path.dirname(q) === q) throw e;
+      missing.unshift(q);
+      continue;
+    }
+    if (missing.length && !fs.statSync(real).isDirectory()) throw Object.assign(new Error(`${q} is not a directory`), { code: 'ENOTDIR' });
+    return { real: path.join(real, ...missing.map((m) => path.basename(m))), missing };
+  }
+}
+
 /** One entry found by `walkTree`. */
 export interface TreeEntry {
   /** Relative to the root, '/'-separated. */

@@ -5,7 +5,8 @@
  *
  * The restore refuses, before it writes anything: a tree without a valid
  * manifest (an incomplete backup); a data dir an appliance runs on (it holds
- * the succession lock, succession.ts) or one that is not empty; a tree whose
+ * the succession lock, succession.ts), one that is not empty or is inside the
+ * tree (it would spoil the backup); a tree whose
  * files do not match the manifest (size, SHA-256, mode: checkTree); modes
  * no data dir has (setuid, sticky, setgid on a file, writable by others). It then
  * writes the tree into a new directory beside the data dir (or inside an
@@ -51,7 +52,9 @@ import { indexRows } from '../directory/entry';
 import { formatRData, parseRData, RRTYPE, type RData } from '../directory/records';
 import { announceAtStart } from '../dns/notify';
 import { schemaVersion } from '../../storage/db';
-import { checkTree, copyFileDurably, fsyncDirs, isSafeRelativePath, makeDir, parseMode, readManifest, resolveIn, type Manifest } from './manifest';
+import {
+  checkTree, copyFileDurably, fsyncDirs, inside, isSafeRelativePath, makeDir, parseMode, readManifest, realTarget, resolveIn, type Manifest,
+} from './manifest';
 
 /** RFC 1982 §3.1: the largest addition that keeps the result greater (2^31 - 1), less one so that skipping 0 stays inside it. */
 const MAX_STEP = 0x7fffffff - 1;
@@ -293,6 +296,16 @@ export async function restoreBackup(src: string, config: Config, opts: RestoreOp
   if (unsafe.length) throw new RestoreError(`${src} asks for modes a data dir never has: nothing restored`, unsafe);
   const problem = targetProblem(dataDir);
   if (problem) throw new RestoreError(problem);
+  // A data dir inside the tree would be written into the backup itself, which then matches its manifest no more.
+  const target = (() => {
+    try {
+      return realTarget(dataDir).real;
+    } catch (e) {
+      throw new RestoreError(`cannot use ${dataDir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  })();
+  const tree = fs.realpathSync(src);
+  if (target === tree || inside(tree, target) !== undefined) throw new RestoreError(`${dataDir} is inside the backup ${src}: restore it elsewhere`);
   const group = config.mta.mailGroup;
   if (group !== undefined && manifest.mail && process.getuid?.() !== 0 && !process.getgroups?.().includes(group)) {
     throw new ConfigError('DCMX_MAIL_GROUP', `cannot give the restored Maildirs to group ${group}: run dcmx restore as root or as a member of the group`);

@@ -40,7 +40,7 @@ import { QueueStore } from '../../storage/queue';
 import { makeSelfContained, snapshotStore, storeVersions } from '../../storage/snapshot';
 import { spoolDir } from '../mta/spool';
 import {
-  copyFileDurably, hashFile, makeDir, MANIFEST_FORMAT, MANIFEST_VERSION, modeString, resolveIn, walkTree, writeManifest,
+  copyFileDurably, hashFile, inside, makeDir, realTarget, MANIFEST_FORMAT, MANIFEST_VERSION, modeString, resolveIn, walkTree, writeManifest,
   type Manifest, type ManifestDir, type ManifestFile,
 } from './manifest';
 
@@ -86,33 +86,17 @@ function dcmxVersion(): string {
   return (JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string }).version;
 }
 
-/** A path below `root`, '/'-separated, when `p` is inside it (not root itself). */
-function inside(root: string, p: string): string | undefined {
-  const rel = path.relative(root, p);
-  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel.split(path.sep).join('/') : undefined;
-}
-
 /**
- * `p` as an absolute path with every symbolic link resolved, also when its
- * last components do not exist yet: the nearest existing ancestor's real
- * path with the missing components after it (returned too, outermost
- * first). Throws BackupRefusedError when an ancestor is not a directory or
- * cannot be read.
+ * `p` resolved (manifest.ts realTarget), as a refusal when it cannot be:
+ * an ancestor that is a file, or that cannot be read.
  */
-function realTarget(p: string): { real: string; missing: string[] } {
-  const missing: string[] = [];
-  for (let q = path.resolve(p); ; q = path.dirname(q)) {
-    try {
-      const real = fs.realpathSync(q);
-      if (missing.length && !fs.statSync(real).isDirectory()) throw new BackupRefusedError(`${p} is not a directory: ${q} is a file`);
-      return { real: path.join(real, ...missing.map((m) => path.basename(m))), missing };
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (e instanceof BackupRefusedError) throw e;
-      if (code === 'ENOTDIR') throw new BackupRefusedError(`${p} is not a directory`);
-      if (code !== 'ENOENT' || path.dirname(q) === q) throw new BackupRefusedError(`cannot use ${p}: ${q} (${code ?? (e as Error).message})`);
-      missing.unshift(q);
-    }
+function destTarget(p: string): { real: string; missing: string[] } {
+  try {
+    return realTarget(p);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw new BackupRefusedError(`${p} is not a directory`);
+    throw new BackupRefusedError(`cannot use ${p} (${code ?? (e as Error).message})`);
   }
 }
 
@@ -125,7 +109,7 @@ function realTarget(p: string): { real: string; missing: string[] } {
  * removes them, else only what it put in DEST).
  */
 async function prepareDest(dest: string, dataDir: string): Promise<string[]> {
-  const { real: d, missing } = realTarget(dest);
+  const { real: d, missing } = destTarget(dest);
   const data = fs.realpathSync(dataDir);
   if (d === data || inside(data, d) !== undefined) throw new BackupRefusedError(`${dest} is inside the data dir ${dataDir}`);
   if (inside(d, data) !== undefined) throw new BackupRefusedError(`${dest} holds the data dir ${dataDir}`);

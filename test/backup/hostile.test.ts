@@ -212,14 +212,20 @@ test('restore and verify refuse a manifest that is truncated, mistyped, lists a 
   assert.deepEqual(fs.readdirSync(path.dirname(tree)), ['b'], 'nothing beside the tree either');
 });
 
-test('restore and verify refuse a tree whose listed directory is a symbolic link (to a copy of itself elsewhere), and read nothing through it', async () => {
+/** A backup of a new data dir with one Maildir, its new/1.dcmx holding `message`; returns the tree. */
+async function backupWithMail(message: string): Promise<string> {
   const dir = path.join(newDir(), 'data');
   assert.equal((await dcmx(dir, 'domain', 'add', 'hostile.example')).code, 0);
   const box = path.join(dir, 'mail', 'hostile.example', 'u');
   for (const sub of ['new', 'cur', 'tmp']) fs.mkdirSync(path.join(box, sub), { recursive: true, mode: 0o700 });
-  fs.writeFileSync(path.join(box, 'new', '1.dcmx'), 'Subject: x\r\n\r\nbody\r\n', { mode: 0o600 });
+  fs.writeFileSync(path.join(box, 'new', '1.dcmx'), message, { mode: 0o600 });
   const tree = path.join(newDir(), 'b');
   assert.equal((await dcmx(dir, 'backup', tree)).code, 0);
+  return tree;
+}
+
+test('restore and verify refuse a tree whose listed directory is a symbolic link (to a copy of itself elsewhere), and read nothing through it', async () => {
+  const tree = await backupWithMail('Subject: x\r\n\r\nbody\r\n');
   // The same files, same modes and checksums, but mail/ is now a link to them outside the tree.
   const elsewhere = path.join(newDir(), 'mail');
   fs.renameSync(path.join(tree, 'mail'), elsewhere);
@@ -247,13 +253,7 @@ function modesBelow(dir: string): [string, number, boolean][] {
 }
 
 test('restore never makes a setuid, setgid (file), sticky or world-writable file or directory, whatever the tree and its manifest say', async () => {
-  const dir = path.join(newDir(), 'data');
-  assert.equal((await dcmx(dir, 'domain', 'add', 'hostile.example')).code, 0);
-  const box = path.join(dir, 'mail', 'hostile.example', 'u');
-  for (const sub of ['new', 'cur', 'tmp']) fs.mkdirSync(path.join(box, sub), { recursive: true, mode: 0o700 });
-  fs.writeFileSync(path.join(box, 'new', '1.dcmx'), '#!/bin/sh\nid\n', { mode: 0o600 });
-  const tree = path.join(newDir(), 'b');
-  assert.equal((await dcmx(dir, 'backup', tree)).code, 0);
+  const tree = await backupWithMail('#!/bin/sh\nid\n');
   // The tree and its manifest agree (checkTree passes): a setuid, setgid world-writable file in world-writable dirs.
   const file = path.join(tree, MANIFEST_FILE);
   const m = JSON.parse(fs.readFileSync(file, 'utf8')) as { files: { path: string; mode: string }[]; dirs: { path: string; mode: string }[] };
@@ -299,4 +299,18 @@ test('a restore that fills its file system (ENOSPC) fails, exit 1, the reason na
   assert.deepEqual(fs.readdirSync(mnt), [], 'nothing left on the full file system, the parents it made included');
   const v = await dcmx(target, 'verify', tree);
   assert.equal(v.code, 0, v.stdout + v.stderr);
+});
+
+test('restore refuses a data dir inside the backup tree (through a link too): the backup is not spoilt', async () => {
+  const tree = path.join(newDir(), 'b');
+  assert.equal((await dcmx(data, 'backup', tree)).code, 0);
+  const link = path.join(newDir(), 'link');
+  fs.symlinkSync(tree, link);
+  for (const target of [path.join(tree, 'inside'), path.join(link, 'spool', 'x', 'data')]) {
+    const r = await dcmx(target, 'restore', tree);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /inside the backup/);
+    const v = await dcmx(data, 'verify', tree);
+    assert.equal(v.code, 0, `the backup after a restore into ${target}: ${v.stdout}${v.stderr}`);
+  }
 });
