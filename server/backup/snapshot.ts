@@ -103,7 +103,7 @@ function destTarget(p: string): { real: string; missing: string[] } {
 /**
  * Readies DEST: a new directory (its missing parents made one at a time,
  * never with a recursive mkdir, which loops forever below /proc), or an
- * existing empty one; 0700 either way. DEST and the data dir are compared
+ * existing empty one of this user's; 0700 either way. DEST and the data dir are compared
  * with their symbolic links resolved, DEST's missing components included.
  * Returns the directories it made, outermost first (a failed backup
  * removes them, else only what it put in DEST).
@@ -122,6 +122,10 @@ async function prepareDest(dest: string, dataDir: string): Promise<string[]> {
       throw new BackupRefusedError(`cannot read ${dest} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
     if (entries.length) throw new BackupRefusedError(`${dest} is not empty: a backup goes into a new or empty directory`);
+    // Its owner could open it again (chmod) and read the store's password hashes and keys, or swap what is written in it.
+    const uid = process.getuid?.();
+    const owner = fs.statSync(dest).uid;
+    if (uid !== undefined && owner !== uid) throw new BackupRefusedError(`${dest} belongs to another user (uid ${owner}): a backup goes into a directory of its own user`);
   }
   const made: string[] = [];
   for (const m of missing) {

@@ -314,3 +314,16 @@ test('restore refuses a data dir inside the backup tree (through a link too): th
     assert.equal(v.code, 0, `the backup after a restore into ${target}: ${v.stdout}${v.stderr}`);
   }
 });
+
+test('an existing empty DEST that belongs to another user is refused: its owner could open it and read the store', async () => {
+  assert.equal(process.getuid?.(), 0, 'this test gives a directory to another user: it runs as root (as CI does)');
+  const dest = path.join(newDir(), 'theirs');
+  fs.mkdirSync(dest, { mode: 0o777 });
+  fs.chmodSync(dest, 0o777);
+  fs.chownSync(dest, 65534, 65534);
+  const r = await dcmx(data, 'backup', dest);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /backup refused: .*theirs belongs to another user \(uid 65534\)/);
+  assert.deepEqual(fs.readdirSync(dest), []);
+  assert.equal(fs.statSync(dest).mode & 0o777, 0o777, 'left as it was');
+});
