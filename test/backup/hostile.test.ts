@@ -327,3 +327,20 @@ test('an existing empty DEST that belongs to another user is refused: its owner 
   assert.deepEqual(fs.readdirSync(dest), []);
   assert.equal(fs.statSync(dest).mode & 0o777, 0o777, 'left as it was');
 });
+
+test('under a umask of 0, into an existing DEST of 0755: every file of the backup 0600, every directory 0700', async () => {
+  const dir = path.join(newDir(), 'data');
+  assert.equal((await dcmx(dir, 'domain', 'add', 'hostile.example')).code, 0);
+  fs.writeFileSync(path.join(dir, 'admin-password'), 'x\n', { mode: 0o600 });
+  const box = path.join(dir, 'mail', 'hostile.example', 'u');
+  for (const sub of ['new', 'cur', 'tmp']) fs.mkdirSync(path.join(box, sub), { recursive: true, mode: 0o700 });
+  fs.writeFileSync(path.join(box, 'new', '1.dcmx'), 'Subject: x\r\n\r\n', { mode: 0o600 });
+  const dest = path.join(newDir(), 'b');
+  fs.mkdirSync(dest);
+  fs.chmodSync(dest, 0o755);
+  const r = spawnSync('sh', ['-c', 'umask 0 && exec "$@"', 'sh', process.execPath, DCMX_CLI, 'backup', dest], { env: { ...process.env, ...testEnv(dir) }, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const wide = modesBelow(dest).filter(([, mode, isDir]) => mode !== (isDir ? 0o700 : 0o600));
+  assert.deepEqual(wide.map(([p, mode]) => `${path.relative(dest, p) || '.'} ${mode.toString(8)}`), []);
+  assert.ok(fs.existsSync(path.join(dest, 'admin-password')));
+});
