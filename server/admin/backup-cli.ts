@@ -20,7 +20,7 @@
  * stopped it before the data dir was put in place (what it wrote is removed).
  */
 import * as os from 'node:os';
-import type { Config } from '../config';
+import { ConfigError, type Config } from '../config';
 import { restoreBackup, RestoreError, type RestoreSummary } from '../backup/restore';
 import { backupDataDir, BackupRefusedError } from '../backup/snapshot';
 import { flag, UsageError } from './cli-args';
@@ -79,7 +79,12 @@ export async function runRestoreCommand(args: string[], config: Config): Promise
       console.error(`dcmx: restore interrupted by ${e.signal}: nothing restored`);
       return e.status;
     }
-    if (!(e instanceof RestoreError)) throw e;
+    if (!(e instanceof RestoreError)) {
+      if (e instanceof ConfigError) throw e;
+      // A failure part-way (ENOSPC, EIO, a data dir's parent that cannot be made): restoreBackup removed what it wrote.
+      console.error(`dcmx: restore failed: ${e instanceof Error ? e.message : String(e)}; nothing restored`);
+      return 1;
+    }
     console.error(`dcmx: restore refused: ${e.message}`);
     for (const p of e.problems) console.error(`  ${p}`);
     return 1;

@@ -37,9 +37,11 @@
  * does (the suffix and the administrator, when missing); `ldif import` of a
  * file that brings the suffix entry itself (a backup) does it after.
  *
- * Exit status: 0 done, 1 failed (verify: a problem found), 2 bad configuration, 64 usage, 75 when a
+ * Exit status: 0 done, 1 failed (verify: a problem found; backup, restore: refused or failed, the
+ * reason on stderr), 2 bad configuration, 64 usage, 75 when a
  * queue command must wait for a delivery attempt under way (queue-cli.ts
- * EXIT_TEMPFAIL), 141 when the reader of stdout went away (EXIT_PIPE).
+ * EXIT_TEMPFAIL), 141 when the reader of stdout went away (EXIT_PIPE), 130/143 when SIGINT/SIGTERM
+ * stopped a backup or a restore (what it wrote is removed; backup-cli.ts).
  */
 import '../runtime'; // first: an older Node.js stops here, before any native addon loads
 import * as os from 'node:os';
