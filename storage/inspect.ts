@@ -65,6 +65,20 @@ export class StoreInspection {
     }
   }
 
+  /**
+   * The triggers and views of the store, as `trigger NAME` / `view NAME`
+   * lines (dcmx's schema, storage/migrations, has none: one is foreign, and
+   * would run in every write of an appliance opening the store).
+   */
+  triggersAndViews(): string[] {
+    try {
+      const rows = this.db.prepare("SELECT type, name FROM sqlite_schema WHERE type IN ('trigger', 'view') ORDER BY name").all() as { type: string; name: string }[];
+      return rows.map((r) => `${r.type} ${r.name}`);
+    } catch (e) {
+      return [(e as Error).message];
+    }
+  }
+
   /** The store's schema version (`user_version`, storage/db.ts migrations). */
   userVersion(): number {
     return this.db.pragma('user_version', { simple: true }) as number;

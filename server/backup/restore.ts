@@ -6,7 +6,8 @@
  * The restore refuses, before it writes anything: a tree without a valid
  * manifest (an incomplete backup); a data dir an appliance runs on (it holds
  * the succession lock, succession.ts), one that is not empty or is inside the
- * tree (it would spoil the backup); a tree whose
+ * tree (it would spoil the backup); a store with a trigger or a view (dcmx
+ * makes none: they would run in the restored appliance's writes); a tree whose
  * files do not match the manifest (size, SHA-256, mode: checkTree); modes
  * no data dir has (setuid, sticky, setgid on a file, writable by others). It then
  * writes the tree into a new directory beside the data dir (or inside an
@@ -44,6 +45,7 @@ import { openUnitStore } from '../remote-unit';
 import { LOCK_FILE } from '../succession';
 import { tryLock } from '../../storage/owner-lock';
 import { QueueStore } from '../../storage/queue';
+import { StoreInspection } from '../../storage/inspect';
 import type { Store } from '../../storage/store';
 import { fsyncDirNow } from '../mta/spool';
 import { bumpZoneSetSerial, zoneSetSerial } from '../directory/catalog';
@@ -225,6 +227,26 @@ function unsafeModes(manifest: Manifest): string[] {
   return out;
 }
 
+/**
+ * The triggers and views of the store `file` (StoreInspection). A backup's
+ * store with a trigger would run it in the restore's own writes (one that
+ * puts back a spool path outside the data dir after rebaseSpoolPaths
+ * checked it) and in every write of the restored appliance.
+ */
+function foreignSchema(file: string): string[] {
+  let s: StoreInspection;
+  try {
+    s = StoreInspection.open(file, { tidy: true });
+  } catch (e) {
+    return [`cannot be opened (${(e as Error).message})`];
+  }
+  try {
+    return s.triggersAndViews();
+  } finally {
+    s.close();
+  }
+}
+
 /** The parent directories of `dir` that do not exist, outermost first. */
 function missingAncestors(dir: string): string[] {
   const out: string[] = [];
@@ -313,6 +335,8 @@ export async function restoreBackup(src: string, config: Config, opts: RestoreOp
   let checked = 0;
   const problems = await checkTree(src, manifest, { onProgress: (b, t) => opts.onProgress?.('check', { files: ++checked, bytes: b, totalBytes: t }) });
   if (problems.length) throw new RestoreError(`${src} does not match its manifest: nothing restored`, problems);
+  const foreign = [STORE_FILE, UNIT_STORE_FILE].filter(has).flatMap((f) => foreignSchema(resolveIn(src, f)).map((o) => `${f}: ${o}`));
+  if (foreign.length) throw new RestoreError(`${src} holds SQL that dcmx never creates: nothing restored`, foreign);
   opts.signal?.throwIfAborted();
 
   // Beside the data dir when it is missing (then one rename); inside it when it exists (empty: it may be a mount point).

@@ -122,6 +122,7 @@ function openStores(root: string, backup: boolean, manifest: Manifest | undefine
     const integrity = s.integrity();
     for (const m of integrity) problems.push(`${name}: integrity: ${m}`);
     for (const m of s.foreignKeys()) problems.push(`${name}: foreign key: ${m}`);
+    for (const o of s.triggersAndViews()) problems.push(`${name}: ${o}: dcmx makes no trigger or view (restore refuses it)`);
     let version: number | undefined;
     try {
       version = s.userVersion();

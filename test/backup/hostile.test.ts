@@ -344,3 +344,30 @@ test('under a umask of 0, into an existing DEST of 0755: every file of the backu
   assert.deepEqual(wide.map(([p, mode]) => `${path.relative(dest, p) || '.'} ${mode.toString(8)}`), []);
   assert.ok(fs.existsSync(path.join(dest, 'admin-password')));
 });
+
+test('restore refuses, and verify reports, a backup whose store carries a trigger (one that puts a spool path outside back after the restore checked it)', async () => {
+  const tree = path.join(newDir(), 'b');
+  assert.equal((await dcmx(data, 'backup', tree)).code, 0);
+  const db = new Database(path.join(tree, 'dcmx.sqlite'));
+  db.prepare("INSERT INTO queue_messages (id, received_at, sender, size, spool) VALUES ('EVIL2', 0, 'a@b.example', 14, 'spool/EVIL2.eml')").run();
+  db.prepare("INSERT INTO queue_recipients (message_id, rcpt, state, next_attempt) VALUES ('EVIL2', 'x@hostile.example', 'held', 0)").run();
+  db.exec("CREATE TRIGGER evil AFTER UPDATE OF spool ON queue_messages BEGIN UPDATE queue_messages SET spool = '/etc/shadow' WHERE id = NEW.id AND spool != '/etc/shadow'; END");
+  db.close();
+  fs.mkdirSync(path.join(tree, 'spool'), { mode: 0o700 });
+  fs.writeFileSync(path.join(tree, 'spool', 'EVIL2.eml'), 'Subject: x\r\n\r\nbody\r\n', { mode: 0o600 });
+  const m = JSON.parse(fs.readFileSync(path.join(tree, MANIFEST_FILE), 'utf8')) as { files: { path: string; size: number; sha256: string; mode: string }[]; dirs: { path: string; mode: string }[]; totals: { files: number } };
+  if (!m.dirs.some((d) => d.path === 'spool')) m.dirs.push({ path: 'spool', mode: '0700' });
+  m.files.push({ path: 'spool/EVIL2.eml', size: 0, sha256: '', mode: '0600' });
+  m.files.sort((x, y) => (x.path < y.path ? -1 : 1));
+  m.totals.files = m.files.length;
+  fs.writeFileSync(path.join(tree, MANIFEST_FILE), JSON.stringify(m));
+  await rehash(tree);
+  const target = path.join(newDir(), 'restored');
+  const r = await dcmx(target, 'restore', tree);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stderr, /dcmx\.sqlite: trigger evil/);
+  assert.ok(!fs.existsSync(target));
+  const v = await dcmx(data, 'verify', tree);
+  assert.equal(v.code, 1, v.stdout + v.stderr);
+  assert.match(v.stdout + v.stderr, /dcmx\.sqlite: trigger evil/);
+});
