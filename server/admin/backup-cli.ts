@@ -41,6 +41,10 @@ export function restoreReport(src: string, r: RestoreSummary): string[] {
     lines.push(`zone serials moved forward by ${r.step} (ms since the backup, RFC 1982), so that secondaries follow:`);
     for (const z of r.serials.zones) lines.push(`  ${z.zone}.\t${z.from} -> ${z.to}`);
     lines.push(`  zone set (catalog)\t${r.serials.catalog.from} -> ${r.serials.catalog.to}`);
+    if (r.clockBehindMs > 0) {
+      lines.push(`warning: this machine's clock is ${(r.clockBehindMs / 1000).toFixed(1)} s behind the backup's time: the serials moved by 1 only, and secondaries ` +
+        'that took more than one serial after the backup keep their copy; set the clock right (NTP) and raise the serials (a change to each zone) before they transfer');
+    }
   }
   lines.push('start the appliance on it; Content Sync consumers ahead of the backup get a full refresh');
   return lines;

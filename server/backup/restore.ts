@@ -165,6 +165,8 @@ export interface RestoreSummary {
   /** The serials moved on (none for a remote transfer unit's data dir, which holds no zone). */
   serials: ReturnType<typeof advanceSerials> | undefined;
   step: number;
+  /** How far this machine's clock is behind the backup's `created` (ms; 0 when not): the serial step was 1 however old the backup. */
+  clockBehindMs: number;
   seconds: number;
 }
 
@@ -182,16 +184,21 @@ export interface RestoreOptions {
 const STORE_FILE = 'dcmx.sqlite';
 const UNIT_STORE_FILE = 'queue.sqlite';
 
+/** What mke2fs makes at the top of a new file system (fsck's), left where it is in a data dir on a mount point. */
+const LOST_FOUND = 'lost+found';
+
 /**
  * Why `dataDir` may not be restored into, or undefined when it may: it is
- * missing or an empty directory, and no appliance holds its lock.
+ * missing or an empty directory (but for lost+found, and `work` when given),
+ * and no appliance holds its lock.
  */
-function targetProblem(dataDir: string): string | undefined {
+function targetProblem(dataDir: string, work?: string): string | undefined {
   let names: string[];
   try {
     const st = fs.statSync(dataDir);
     if (!st.isDirectory()) return `${dataDir} is not a directory`;
-    names = fs.readdirSync(dataDir);
+    // A new ext2/3/4 file system's lost+found (a mount point) is no data: it stays. Our own work dir neither.
+    names = fs.readdirSync(dataDir).filter((n) => n !== LOST_FOUND && n !== (work && path.basename(work)));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     return `cannot read ${dataDir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
@@ -294,6 +301,43 @@ async function shareMail(root: string, manifest: Manifest, group: number): Promi
 }
 
 /**
+ * Moves the restored tree's entries from `work` into the existing data dir
+ * `dataDir`, never over a name there: the store file first, by link(2),
+ * which fails when the name exists (an appliance started on the data dir
+ * during the restore has made a store of its own: RestoreError, nothing
+ * placed); then each other entry, a file by link(2), a directory by
+ * rename(2) once its name is seen free (rename would replace an empty
+ * directory made in between: one the appliance would have made empty).
+ * A name taken after the store was placed is reported (RestoreError): the
+ * appliance then runs on the restored store, without that entry.
+ */
+function placeInto(work: string, dataDir: string): void {
+  const stores = new Set([STORE_FILE, UNIT_STORE_FILE]);
+  const names = fs.readdirSync(work).sort((a, b) => Number(stores.has(b)) - Number(stores.has(a)));
+  const placed: string[] = [];
+  for (const name of names) {
+    const from = path.join(work, name);
+    const to = path.join(dataDir, name);
+    const taken = () => new RestoreError(placed.length
+      ? `${to} was made while the restore put the data dir in place (an appliance started on it?): ${placed.join(', ')} restored, ${name} and what follows not; stop the appliance and restore again into an empty data dir`
+      : `${to} was made during the restore (an appliance started on ${dataDir}?): nothing restored`);
+    if (fs.lstatSync(from).isDirectory()) {
+      if (fs.existsSync(to)) throw taken();
+      fs.renameSync(from, to);
+    } else {
+      try {
+        fs.linkSync(from, to);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw taken();
+        throw e;
+      }
+      fs.unlinkSync(from);
+    }
+    placed.push(name);
+  }
+}
+
+/**
  * Restores the backup tree at `src` into `config.dataDir` (see the module
  * comment). Throws RestoreError (with the list of problems, when the tree
  * does not match its manifest) and writes nothing when it refuses; on a
@@ -388,14 +432,17 @@ export async function restoreBackup(src: string, config: Config, opts: RestoreOp
     // The last moment to stop: from here on the data dir is put in place.
     opts.signal?.throwIfAborted();
     if (exists) {
-      for (const name of fs.readdirSync(work)) fs.renameSync(path.join(work, name), path.join(dataDir, name));
+      const late = targetProblem(dataDir, work);
+      if (late) throw new RestoreError(`${late} (since the restore began): nothing restored`);
+      placeInto(work, dataDir);
       fs.rmdirSync(work);
       await fsyncDirNow(dataDir);
     } else {
       fs.renameSync(work, dataDir);
       await fsyncDirNow(path.dirname(dataDir));
     }
-    return { dataDir, manifest, files: manifest.files.length, bytes, spoolRows, serials, step, seconds: (Date.now() - started) / 1000 };
+    const clockBehindMs = Math.max(0, Date.parse(manifest.created) - (opts.now ?? started));
+    return { dataDir, manifest, files: manifest.files.length, bytes, spoolRows, serials, step, clockBehindMs, seconds: (Date.now() - started) / 1000 };
   } catch (e) {
     await fsp.rm(work, { recursive: true, force: true }).catch(() => undefined);
     for (const d of made.reverse()) await fsp.rmdir(d).catch(() => undefined);

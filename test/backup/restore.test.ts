@@ -20,6 +20,7 @@ import { addUser, domainStatus, mailbox, swaks, USER, waitFor } from '../mta/fix
 import { digRunner, soaSerial } from '../dns/fixture';
 import { serialGreater } from '../../server/directory/zones';
 import { restoreBackup } from '../../server/backup/restore';
+import { restoreReport } from '../../server/admin/backup-cli';
 import { loadConfig } from '../../server/config';
 
 const newDir = tempDirs('dcmx-restore-');
@@ -221,4 +222,40 @@ test('a restore stopped (SIGINT, SIGTERM: its abort signal) after it began writi
   }), (e) => e === reason);
   assert.equal(copied, 1, 'it stopped before the next file');
   assert.deepEqual(names(home), [], 'no data dir, no work dir left beside it');
+});
+
+test('an existing data dir with a new file system\'s lost+found only: restored, lost+found left as it was', async () => {
+  const dst = newDir();
+  fs.mkdirSync(path.join(dst, 'lost+found'), { mode: 0o700 });
+  const r = await restore(dst);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(names(dst).includes('dcmx.sqlite'));
+  assert.ok(names(dst).includes('lost+found'));
+});
+
+test('a store made in the data dir while the restore copies (an appliance started on it): refused, that store left alone, nothing placed', async () => {
+  const dst = newDir();
+  const theirs = Buffer.from('an appliance\'s own store\n');
+  let made = false;
+  await assert.rejects(restoreBackup(tree, loadConfig(testEnv(dst)), {
+    onProgress: (phase) => {
+      if (phase === 'copy' && !made) {
+        made = true;
+        fs.writeFileSync(path.join(dst, 'dcmx.sqlite'), theirs);
+      }
+    },
+  }), /dcmx\.sqlite.*(was made during the restore|is not empty)|is not empty \(dcmx\.sqlite\)/);
+  assert.ok(made);
+  assert.deepEqual(fs.readFileSync(path.join(dst, 'dcmx.sqlite')), theirs, 'not replaced');
+  assert.deepEqual(names(dst), ['dcmx.sqlite'], 'nothing of the backup placed beside it, no work dir left');
+});
+
+test('a clock behind the backup\'s: serials moved by 1, and a warning says why', async () => {
+  const dst = path.join(newDir(), 'data');
+  const created = Date.parse((JSON.parse(fs.readFileSync(path.join(tree, 'manifest.json'), 'utf8')) as { created: string }).created);
+  const r = await restoreBackup(tree, loadConfig(testEnv(dst)), { now: created - 5000 });
+  assert.equal(r.step, 1);
+  assert.equal(r.clockBehindMs, 5000);
+  const lines = restoreReport(tree, r).join('\n');
+  assert.match(lines, /warning: this machine's clock is 5\.0 s behind the backup's time: the serials moved by 1 only/);
 });
