@@ -23,6 +23,7 @@ import * as os from 'node:os';
 import { ConfigError, type Config } from '../config';
 import { restoreBackup, RestoreError, type RestoreSummary } from '../backup/restore';
 import { backupDataDir, BackupRefusedError } from '../backup/snapshot';
+import { count } from '../backup/verify';
 import { flag, UsageError } from './cli-args';
 import { progressPrinter } from './progress';
 
@@ -33,9 +34,9 @@ export const RESTORE_USAGE = '  dcmx restore SRC';
 export function restoreReport(src: string, r: RestoreSummary): string[] {
   const m = r.manifest;
   const lines = [
-    `restored ${r.files} files, ${r.bytes} bytes from ${src} into ${r.dataDir} in ${r.seconds.toFixed(1)} s`,
+    `restored ${count(r.files, 'file')}, ${r.bytes} bytes from ${src} into ${r.dataDir} in ${r.seconds.toFixed(1)} s`,
     `backup of ${m.host} taken ${m.created} at change ${m.changeNumber}${m.mail ? '' : ' (without the Maildirs: --no-mail)'}`,
-    `queue: ${m.queue.messages} messages, ${m.queue.recipients} recipients (${r.spoolRows} spool files now under ${r.dataDir})`,
+    `queue: ${count(m.queue.messages, 'message')}, ${count(m.queue.recipients, 'recipient')} (${count(r.spoolRows, 'spool file')} now under ${r.dataDir})`,
   ];
   if (r.serials) {
     lines.push(`zone serials moved forward by ${r.step} (ms since the backup, RFC 1982), so that secondaries follow:`);
@@ -121,9 +122,9 @@ export async function runBackupCommand(args: string[], config: Config): Promise<
       onWarning: (w) => process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}dcmx: warning: ${w}\n`),
     }));
     if (process.stderr.isTTY) process.stderr.write('\n');
-    const finished = m.queue.finishedDuringBackup ? `, ${m.queue.finishedDuringBackup} messages finished during the backup left out` : '';
-    console.error(`backed up ${config.dataDir} to ${args[0]}: ${m.totals.files} files, ${formatBytes(m.totals.bytes)}, ${seconds.toFixed(1)} s, change ${m.changeNumber}`
-      + `, ${m.queue.messages} queued messages${finished}${mail ? '' : ', without the Maildirs'}`);
+    const finished = m.queue.finishedDuringBackup ? `, ${count(m.queue.finishedDuringBackup, 'message')} finished during the backup left out` : '';
+    console.error(`backed up ${config.dataDir} to ${args[0]}: ${count(m.totals.files, 'file')}, ${formatBytes(m.totals.bytes)}, ${seconds.toFixed(1)} s, change ${m.changeNumber}`
+      + `, ${count(m.queue.messages, 'queued message')}${finished}${mail ? '' : ', without the Maildirs'}`);
     return 0;
   } catch (e) {
     if (process.stderr.isTTY) process.stderr.write('\n');

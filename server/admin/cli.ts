@@ -159,14 +159,16 @@ export async function runCli(argv: string[], given?: Config): Promise<number> {
     return 0;
   }
   const config = given ?? loadConfig();
+  /** The words after a one-word command (backup, restore, verify): `cmd` is its first argument. */
+  const operands = cmd === undefined ? args : [cmd, ...args];
   // Before anything opens (and so creates) a store in the data dir, for either role.
-  if (group === 'restore') return runRestoreCommand([cmd, ...args].filter((a) => a !== undefined), config);
+  if (group === 'restore') return runRestoreCommand(operands, config);
   // A remote transfer unit has a queue of its own.
   if (group === 'queue') return runQueueCommand(cmd, args, config);
   // Any data dir (a remote transfer unit's too) or backup; read-only, the store is not initialised.
-  if (group === 'verify') return runVerifyCommand(cmd === undefined ? args : [cmd, ...args], config);
+  if (group === 'verify') return runVerifyCommand(operands, config);
   // Either role's data dir; the store is only read, never initialised.
-  if (group === 'backup') return runBackupCommand(cmd === undefined ? args : [cmd, ...args], config);
+  if (group === 'backup') return runBackupCommand(operands, config);
   if (config.role === 'mta') {
     // A remote transfer unit holds no directory: the commands would make an empty store in its data dir.
     throw new ConfigError('DCMX_ROLE', `mta: this data dir is a remote transfer unit's, it holds no directory; run dcmx ${group ?? ''} on the appliance (${config.directory!.url}), or read the unit's GET /routes and /stats`);

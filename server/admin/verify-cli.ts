@@ -12,7 +12,7 @@
  */
 import * as path from 'node:path';
 import type { Config } from '../config';
-import { isBackupTree, verifyTree } from '../backup/verify';
+import { count, isBackupTree, verifyTree } from '../backup/verify';
 import { UsageError } from './cli-args';
 import { progressPrinter } from './progress';
 
@@ -36,7 +36,7 @@ export async function runVerifyCommand(args: string[], config: Config): Promise<
   if (files && process.stderr.isTTY) process.stderr.write('\n');
   if (report.problems.length) {
     for (const p of report.problems) console.log(p);
-    console.error(`dcmx verify: ${report.problems.length === 1 ? '1 problem' : `${report.problems.length} problems`} in ${report.kind} ${root}`);
+    console.error(`dcmx verify: ${count(report.problems.length, 'problem')} in ${report.kind} ${root}`);
     return 1;
   }
   console.log(`ok: ${report.kind} ${root}: ${report.checked}`);

@@ -308,8 +308,8 @@ async function entries(dir: string, rel: string, problems: string[]): Promise<fs
   }
 }
 
-/** `n` and the noun, in the plural unless n is 1. */
-function count(n: number, noun: string, plural = `${noun}s`): string {
+/** `n` and the noun, in the plural unless n is 1 (the summary lines of verify, backup and restore). */
+export function count(n: number, noun: string, plural = `${noun}s`): string {
   return `${n} ${n === 1 ? noun : plural}`;
 }
 

@@ -78,7 +78,7 @@ test('a remote transfer unit restored: its queued message is delivered from the 
 
   r = await runDcmx(unitEnv(unitOptions(dir)), ['restore', tree]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^queue: 1 messages, 1 recipients \(1 spool files now under /m);
+  assert.match(r.stdout, /^queue: 1 message, 1 recipient \(1 spool file now under /m);
   assert.doesNotMatch(r.stdout, /zone serials/, 'a unit holds no zone');
   assert.ok(fs.existsSync(path.join(dir, 'directory-sync.json')), 'the unit\'s saved directory state came back');
   const v = await runDcmx(unitEnv(unitOptions(dir)), ['verify']);
