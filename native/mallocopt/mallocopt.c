@@ -36,9 +36,16 @@
     }                                                                      \
   } while (0)
 
+/* `b` as a JavaScript boolean; NULL with an exception pending when N-API fails. */
+static napi_value boolean(napi_env env, int b) {
+  napi_value v;
+  CHECK(env, napi_get_boolean(env, b, &v));
+  return v;
+}
+
 static napi_value js_arena_max(napi_env env, napi_callback_info info) {
   size_t argc = 1;
-  napi_value argv[1], result;
+  napi_value argv[1];
   int32_t n = 0;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1 || napi_get_value_int32(env, argv[0], &n) != napi_ok || n < 1) {
@@ -49,8 +56,7 @@ static napi_value js_arena_max(napi_env env, napi_callback_info info) {
 #ifdef __GLIBC__
   ok = mallopt(M_ARENA_MAX, n) == 1;
 #endif
-  CHECK(env, napi_get_boolean(env, ok, &result));
-  return result;
+  return boolean(env, ok);
 }
 
 static napi_value js_arenas(napi_env env, napi_callback_info info) {
@@ -77,13 +83,11 @@ static napi_value js_arenas(napi_env env, napi_callback_info info) {
 
 static napi_value js_trim(napi_env env, napi_callback_info info) {
   (void)info;
-  napi_value result;
   int released = 0;
 #ifdef __GLIBC__
   released = malloc_trim(0);
 #endif
-  CHECK(env, napi_get_boolean(env, released, &result));
-  return result;
+  return boolean(env, released);
 }
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -93,12 +97,12 @@ static napi_value init(napi_env env, napi_value exports) {
     { "trim", NULL, js_trim, NULL, NULL, NULL, napi_default, NULL },
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
-  napi_value v;
 #ifdef __GLIBC__
-  CHECK(env, napi_get_boolean(env, 1, &v));
+  napi_value v = boolean(env, 1);
 #else
-  CHECK(env, napi_get_boolean(env, 0, &v));
+  napi_value v = boolean(env, 0);
 #endif
+  if (!v) return NULL;
   CHECK(env, napi_set_named_property(env, exports, "glibc", v));
   return exports;
 }

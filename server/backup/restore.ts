@@ -254,13 +254,6 @@ function foreignSchema(file: string): string[] {
   }
 }
 
-/** The parent directories of `dir` that do not exist, outermost first. */
-function missingAncestors(dir: string): string[] {
-  const out: string[] = [];
-  for (let p = path.dirname(dir); !fs.existsSync(p) && path.dirname(p) !== p; p = path.dirname(p)) out.unshift(p);
-  return out;
-}
-
 /**
  * Rewrites the queue's spool paths to name `dataDir`: the backup holds them
  * relative to its tree (`spool/<id>.eml`), the appliance opens them as
@@ -363,9 +356,9 @@ export async function restoreBackup(src: string, config: Config, opts: RestoreOp
   const problem = targetProblem(dataDir);
   if (problem) throw new RestoreError(problem);
   // A data dir inside the tree would be written into the backup itself, which then matches its manifest no more.
-  const target = (() => {
+  const { real: target, missing } = (() => {
     try {
-      return realTarget(dataDir).real;
+      return realTarget(dataDir);
     } catch (e) {
       throw new RestoreError(`cannot use ${dataDir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
@@ -384,8 +377,9 @@ export async function restoreBackup(src: string, config: Config, opts: RestoreOp
   opts.signal?.throwIfAborted();
 
   // Beside the data dir when it is missing (then one rename); inside it when it exists (empty: it may be a mount point).
-  const exists = fs.existsSync(dataDir);
-  const made = exists ? [] : missingAncestors(dataDir);
+  const exists = missing.length === 0;
+  // A missing data dir is made by the last rename; its missing parents now.
+  const made = missing.slice(0, -1);
   for (const d of made) await makeDir(d, 0o700);
   const work = exists ? path.join(dataDir, `.dcmx-restoring-${process.pid}`) : path.join(path.dirname(dataDir), `.${path.basename(dataDir)}.dcmx-restoring-${process.pid}`);
   // An existing empty data dir (a mount point) closed to others before anything goes in, as a new one is (0700; the
